@@ -1,0 +1,43 @@
+import { defineConfig } from "vitest/config";
+import { fileURLToPath } from "node:url";
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+// Tests import workspace packages from source, so `npm test` needs no build first.
+const alias = {
+  "@flotilla/core": here("./libs/core/src/index.ts"),
+  "@flotilla/drivers": here("./libs/drivers/src/index.ts"),
+  "@flotilla/provision": here("./libs/provision/src/index.ts"),
+  "@flotilla/engine-client": here("./libs/engine-client/src/index.ts"),
+};
+
+// Vite 8 transforms TS with Oxc, which honours experimentalDecorators + emitDecoratorMetadata,
+// so NestJS dependency injection works in tests without SWC.
+export default defineConfig({
+  resolve: { alias },
+  test: {
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "unit",
+          include: ["libs/*/test/**/*.spec.ts", "apps/*/test/**/*.spec.ts", "agent/test/**/*.spec.ts"],
+          exclude: ["**/*.int.spec.ts", "**/node_modules/**"],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "integration",
+          include: ["**/*.int.spec.ts"],
+          exclude: ["**/node_modules/**"],
+          globalSetup: ["test/support/global-setup.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          // 2 cores: suites share Postgres/Redis and the kernel; keep contention predictable.
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
