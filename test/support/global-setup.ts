@@ -1,0 +1,28 @@
+// Integration tests run against a real Postgres and Redis. This starts them when they are not
+// running (the same script as the embedded default, on its own ports and data dir) and builds a
+// migrated template database that every suite clones.
+import type { TestProject } from "vitest/node";
+import pg from "pg";
+import { adminUrl, redisUrl, stack, TEMPLATE_DB } from "./stack";
+import { deployMigrations } from "./migrations";
+
+export default async function setup(project: TestProject) {
+  stack("up");
+  const admin = new pg.Client({ connectionString: adminUrl() });
+  await admin.connect();
+  try {
+    // Rebuilt each run so a new migration is always in the template.
+    await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DB} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${TEMPLATE_DB}`);
+  } finally {
+    await admin.end();
+  }
+  await deployMigrations(adminUrl(TEMPLATE_DB));
+  project.provide("redisUrl", redisUrl());
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    redisUrl: string;
+  }
+}
