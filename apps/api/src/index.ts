@@ -1,1 +1,2 @@
-export {};
+export { loadConfig, type AppConfig } from "./config/config";
+export { start } from "./bootstrap";

@@ -1,0 +1,42 @@
+import "reflect-metadata";
+import { ConsoleLogger, type INestApplicationContext, type LogLevel } from "@nestjs/common";
+import { NestFactory } from "@nestjs/core";
+import { FastifyAdapter, type NestFastifyApplication } from "@nestjs/platform-fastify";
+import { appModule } from "./app.module";
+import type { AppConfig } from "./config/config";
+import { setupOpenApi } from "./openapi";
+import { TokensService } from "./tokens/tokens.service";
+
+const LEVELS: LogLevel[] = ["fatal", "error", "warn", "log", "debug", "verbose"];
+
+export function jsonLogger(level: AppConfig["logLevel"]): ConsoleLogger {
+  return new ConsoleLogger({ json: true, colors: false, logLevels: LEVELS.slice(0, LEVELS.indexOf(level) + 1) });
+}
+
+export interface Running {
+  app: INestApplicationContext;
+  /** The base URL of the HTTP API, when this role serves one. */
+  url?: string;
+  close(): Promise<void>;
+}
+
+/** Starts the control plane in the configured role. */
+export async function start(config: AppConfig, opts: { logger?: ConsoleLogger | false } = {}): Promise<Running> {
+  const logger = opts.logger ?? jsonLogger(config.logLevel);
+  const module = appModule(config);
+  if (config.role === "worker") {
+    const app = await NestFactory.createApplicationContext(module, { logger, abortOnError: false });
+    app.enableShutdownHooks();
+    return { app, close: () => app.close() };
+  }
+  const adapter = new FastifyAdapter({ bodyLimit: 1024 * 1024, forceCloseConnections: "idle" });
+  const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger, abortOnError: false });
+  app.enableShutdownHooks();
+  setupOpenApi(app);
+  await app.listen(config.port, config.host);
+  const address = app.getHttpServer().address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  await app.get(TokensService).bootstrapAdmin(url);
+  return { app, url, close: () => app.close() };
+}

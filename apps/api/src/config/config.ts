@@ -1,0 +1,74 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { z } from "zod";
+
+export type Role = "api" | "worker" | "all";
+
+const url = (protocols: string[]) =>
+  z.string().refine((v) => {
+    try {
+      return protocols.includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a ${protocols.map((p) => p.replace(":", "://")).join(" or ")} URL`);
+
+const schema = z.object({
+  DATABASE_URL: url(["postgresql:", "postgres:"]),
+  REDIS_URL: url(["redis:", "rediss:"]),
+  FLOTILLA_HOST: z.string().min(1).default("127.0.0.1"),
+  FLOTILLA_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  FLOTILLA_ROLE: z.enum(["api", "worker", "all"]).default("all"),
+  FLOTILLA_LOG_LEVEL: z.enum(["error", "warn", "log", "debug", "verbose"]).default("log"),
+  FLOTILLA_CONFIG_DIR: z.string().min(1).optional(),
+  FLOTILLA_SWEEP_INTERVAL_MS: z.coerce.number().int().min(1000).default(30_000),
+  FLOTILLA_QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]+$/i, "letters, digits, - and _ only").default("flotilla"),
+});
+
+export interface AppConfig {
+  databaseUrl: string;
+  redisUrl: string;
+  host: string;
+  port: number;
+  role: Role;
+  logLevel: "error" | "warn" | "log" | "debug" | "verbose";
+  /** Where the first start writes the admin token for `ctl` (mode 0600). */
+  configDir: string;
+  sweepIntervalMs: number;
+  queuePrefix: string;
+}
+
+export class ConfigError extends Error {}
+
+/** The user config dir `ctl` reads too: $FLOTILLA_CONFIG_DIR, else $XDG_CONFIG_HOME/flotilla. */
+export function defaultConfigDir(env: NodeJS.ProcessEnv): string {
+  return env.FLOTILLA_CONFIG_DIR || join(env.XDG_CONFIG_HOME || join(env.HOME || homedir(), ".config"), "flotilla");
+}
+
+/** Validates the environment once at start-up; every problem is named in one message. */
+export function loadConfig(env: NodeJS.ProcessEnv, roleOverride?: string): AppConfig {
+  const parsed = schema.safeParse({ ...env, ...(roleOverride ? { FLOTILLA_ROLE: roleOverride } : {}) });
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => {
+      const key = i.path.join(".");
+      const given = (env as Record<string, string | undefined>)[key];
+      const what = given === undefined || given === "" ? "is required" : i.message;
+      return `${key === "FLOTILLA_ROLE" && roleOverride ? "role argument" : key} ${what}`;
+    });
+    throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+  }
+  const c = parsed.data;
+  return {
+    databaseUrl: c.DATABASE_URL,
+    redisUrl: c.REDIS_URL,
+    host: c.FLOTILLA_HOST,
+    port: c.FLOTILLA_PORT,
+    role: c.FLOTILLA_ROLE,
+    logLevel: c.FLOTILLA_LOG_LEVEL,
+    configDir: c.FLOTILLA_CONFIG_DIR ?? defaultConfigDir(env),
+    sweepIntervalMs: c.FLOTILLA_SWEEP_INTERVAL_MS,
+    queuePrefix: c.FLOTILLA_QUEUE_PREFIX,
+  };
+}
+
+export const APP_CONFIG = Symbol("APP_CONFIG");

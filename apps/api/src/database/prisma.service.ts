@@ -1,0 +1,26 @@
+import { Inject, Injectable, OnModuleDestroy } from "@nestjs/common";
+import { PrismaPg } from "@prisma/adapter-pg";
+import { PrismaClient } from "../generated/prisma/client";
+import { APP_CONFIG, type AppConfig } from "../config/config";
+
+/** The Prisma client over node-postgres (Prisma 7's wasm query compiler: no engine binary). */
+@Injectable()
+export class PrismaService extends PrismaClient implements OnModuleDestroy {
+  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+    super({ adapter: new PrismaPg({ connectionString: config.databaseUrl, max: 10, connectionTimeoutMillis: 5_000 }) });
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.$disconnect();
+  }
+
+  /** True when a trivial query answers; the health check must not throw. */
+  async ping(): Promise<{ ok: boolean; error?: string }> {
+    try {
+      await this.$queryRawUnsafe("SELECT 1");
+      return { ok: true };
+    } catch (e) {
+      return { ok: false, error: (e as Error).message.split("\n")[0] };
+    }
+  }
+}

@@ -1,0 +1,41 @@
+import { Inject, Injectable, OnModuleDestroy } from "@nestjs/common";
+import IORedis, { type Redis, type RedisOptions } from "ioredis";
+import { APP_CONFIG, type AppConfig } from "../config/config";
+
+/**
+ * Redis connections. BullMQ needs `maxRetriesPerRequest: null` on its blocking connections;
+ * subscribers need a connection of their own. Everything opened here is closed on shutdown.
+ */
+@Injectable()
+export class RedisConnections implements OnModuleDestroy {
+  private readonly opened: Redis[] = [];
+  readonly client: Redis;
+
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+    this.client = this.open();
+  }
+
+  open(extra: RedisOptions = {}): Redis {
+    const conn = new IORedis(this.config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false, ...extra });
+    // Errors surface through health and failing commands; an unhandled 'error' event would crash.
+    conn.on("error", () => undefined);
+    this.opened.push(conn);
+    return conn;
+  }
+
+  async ping(): Promise<{ ok: boolean; error?: string }> {
+    try {
+      const pong = await Promise.race([
+        this.client.ping(),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no answer within 2s")), 2_000)),
+      ]);
+      return { ok: pong === "PONG" };
+    } catch (e) {
+      return { ok: false, error: (e as Error).message };
+    }
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await Promise.all(this.opened.map((c) => c.quit().catch(() => c.disconnect())));
+  }
+}

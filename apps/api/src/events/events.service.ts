@@ -1,0 +1,96 @@
+import { Injectable, Logger, OnModuleDestroy } from "@nestjs/common";
+import { Observable, Subject } from "rxjs";
+import { PrismaService } from "../database/prisma.service";
+import { RedisConnections } from "../database/redis";
+import type { Prisma } from "../generated/prisma/client";
+
+export interface FlotillaEvent {
+  id: string;
+  at: string;
+  kind: string;
+  subjectId: string | null;
+  action: string;
+  data: Record<string, unknown>;
+}
+
+export interface EventInput {
+  kind: string;
+  subjectId?: string | null;
+  action: string;
+  data?: Record<string, unknown>;
+}
+
+const CHANNEL = "flotilla:events";
+type Tx = Prisma.TransactionClient;
+
+/**
+ * Every state change is an Event row, written in the same transaction as the change, then
+ * published on Redis so every API replica can stream it, whichever process made the change.
+ */
+@Injectable()
+export class EventsService implements OnModuleDestroy {
+  private readonly logger = new Logger("events");
+  private readonly live = new Subject<FlotillaEvent>();
+  private subscribed = false;
+
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly redis: RedisConnections,
+  ) {}
+
+  /** Writes events inside `tx`; call `publish()` with the result after the commit. */
+  async record(tx: Tx, inputs: EventInput[]): Promise<FlotillaEvent[]> {
+    const rows = await Promise.all(
+      inputs.map((e) =>
+        tx.event.create({ data: { kind: e.kind, subjectId: e.subjectId ?? null, action: e.action, data: (e.data ?? {}) as Prisma.InputJsonValue } }),
+      ),
+    );
+    return rows.map(toEvent);
+  }
+
+  async publish(events: FlotillaEvent[]): Promise<void> {
+    for (const e of events) {
+      await this.redis.client.publish(CHANNEL, JSON.stringify(e)).catch((err: Error) => this.logger.warn(`publish failed: ${err.message}`));
+    }
+  }
+
+  /** Records and publishes events that are not part of a larger transaction. */
+  async emit(...inputs: EventInput[]): Promise<FlotillaEvent[]> {
+    const events = await this.prisma.$transaction((tx) => this.record(tx, inputs));
+    await this.publish(events);
+    return events;
+  }
+
+  async since(afterId: bigint, kinds: string[] | undefined, limit = 500): Promise<FlotillaEvent[]> {
+    const rows = await this.prisma.event.findMany({
+      where: { id: { gt: afterId }, ...(kinds?.length ? { kind: { in: kinds } } : {}) },
+      orderBy: { id: "asc" },
+      take: limit,
+    });
+    return rows.map(toEvent);
+  }
+
+  async latestId(): Promise<bigint> {
+    const last = await this.prisma.event.findFirst({ orderBy: { id: "desc" }, select: { id: true } });
+    return last?.id ?? 0n;
+  }
+
+  /** The live stream of events published by any process of this control plane. */
+  stream(): Observable<FlotillaEvent> {
+    if (!this.subscribed) {
+      this.subscribed = true;
+      const sub = this.redis.open();
+      void sub.subscribe(CHANNEL);
+      sub.on("message", (_channel: string, message: string) => this.live.next(JSON.parse(message) as FlotillaEvent));
+    }
+    return this.live.asObservable();
+  }
+
+  onModuleDestroy(): void {
+    this.live.complete();
+  }
+}
+
+function toEvent(r: { id: bigint; at: Date; kind: string; subjectId: string | null; action: string; data: unknown }): FlotillaEvent {
+  return { id: r.id.toString(), at: r.at.toISOString(), kind: r.kind, subjectId: r.subjectId, action: r.action, data: (r.data ?? {}) as Record<string, unknown> };
+}

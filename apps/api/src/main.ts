@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// flotilla-api [api|worker|all]: the control plane; the role defaults to $FLOTILLA_ROLE or `all`.
+import { ConfigError, loadConfig } from "./config/config";
+import { start } from "./bootstrap";
+
+async function main(): Promise<void> {
+  const arg = process.argv[2];
+  if (arg === "--help" || arg === "-h") {
+    process.stdout.write(
+      "usage: flotilla-api [api|worker|all]\n\n" +
+        "Runs the Flotilla control plane. Roles: api (HTTP API), worker (queue consumers), all (both).\n" +
+        "Environment: DATABASE_URL, REDIS_URL (required); FLOTILLA_HOST (127.0.0.1), FLOTILLA_PORT (8080),\n" +
+        "FLOTILLA_ROLE (all), FLOTILLA_LOG_LEVEL (log), FLOTILLA_CONFIG_DIR (~/.config/flotilla),\n" +
+        "FLOTILLA_SWEEP_INTERVAL_MS (30000), FLOTILLA_QUEUE_PREFIX (flotilla).\n",
+    );
+    return;
+  }
+  let config;
+  try {
+    config = loadConfig(process.env, arg);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`flotilla-api: ${e.message}\n`);
+      process.exit(1);
+    }
+    throw e;
+  }
+  const running = await start(config);
+  if (running.url) process.stderr.write(`flotilla-api: ${config.role} listening on ${running.url}\n`);
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`flotilla-api: failed to start: ${e.message}\n`);
+  process.exit(1);
+});

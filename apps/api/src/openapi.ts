@@ -1,0 +1,21 @@
+import type { NestFastifyApplication } from "@nestjs/platform-fastify";
+import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from "@nestjs/swagger";
+import { VERSION } from "./version";
+
+export function buildOpenApi(app: NestFastifyApplication): OpenAPIObject {
+  const config = new DocumentBuilder()
+    .setTitle("Flotilla API")
+    .setDescription(
+      "Control plane of Flotilla: machines, nodes, services and tasks. Every endpoint except health needs " +
+        "`Authorization: Bearer <token>`. Errors are `{ error, message, details }` with 400/401/404/409/501/503.",
+    )
+    .setVersion(VERSION)
+    .addBearerAuth()
+    .build();
+  return SwaggerModule.createDocument(app, config);
+}
+
+/** The document at /api/docs (UI) and /api/docs-json. */
+export function setupOpenApi(app: NestFastifyApplication): void {
+  SwaggerModule.setup("api/docs", app, () => buildOpenApi(app), { jsonDocumentUrl: "api/docs-json" });
+}

@@ -1,0 +1,99 @@
+import { Inject, Injectable, Logger } from "@nestjs/common";
+import { ConflictError, NotFoundError } from "@flotilla/core";
+import { chmodSync, mkdirSync, writeFileSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import { APP_CONFIG, type AppConfig } from "../config/config";
+import { PrismaService } from "../database/prisma.service";
+import { EventsService } from "../events/events.service";
+import { hashToken, newTokenSecret } from "../auth/tokens";
+
+export interface TokenView {
+  id: string;
+  name: string;
+  role: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+}
+
+// Writing lastUsedAt on every request would turn each read into a write; once a minute is plenty.
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+@Injectable()
+export class TokensService {
+  private readonly logger = new Logger("tokens");
+
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly events: EventsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async verify(secret: string): Promise<TokenView | null> {
+    const row = await this.prisma.apiToken.findUnique({ where: { hash: hashToken(secret) } });
+    if (!row) return null;
+    if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+      await this.prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } }).catch(() => undefined);
+    }
+    return view(row);
+  }
+
+  /** Creates a token; the secret is returned once and never stored. */
+  async create(name: string): Promise<TokenView & { token: string }> {
+    const secret = newTokenSecret();
+    const row = await this.prisma.$transaction(async (tx) => {
+      if (await tx.apiToken.findUnique({ where: { name } })) throw new ConflictError(`a token named "${name}" already exists`, { field: "name" });
+      const created = await tx.apiToken.create({ data: { name, hash: hashToken(secret) } });
+      const evs = await this.events.record(tx, [{ kind: "token", subjectId: created.id, action: "create", data: { name } }]);
+      return { created, evs };
+    });
+    await this.events.publish(row.evs);
+    return { ...view(row.created), token: secret };
+  }
+
+  async list(): Promise<TokenView[]> {
+    return (await this.prisma.apiToken.findMany({ orderBy: { createdAt: "asc" } })).map(view);
+  }
+
+  async revoke(name: string): Promise<void> {
+    const evs = await this.prisma.$transaction(async (tx) => {
+      const row = await tx.apiToken.findUnique({ where: { name } });
+      if (!row) throw new NotFoundError("token", name);
+      await tx.apiToken.delete({ where: { id: row.id } });
+      return this.events.record(tx, [{ kind: "token", subjectId: row.id, action: "revoke", data: { name } }]);
+    });
+    await this.events.publish(evs);
+  }
+
+  /**
+   * On the very first start (no tokens at all) creates the `admin` token and writes it, with
+   * the API's URL, where `ctl` looks (mode 0600). Replicas racing here: one insert wins.
+   */
+  async bootstrapAdmin(apiUrl: string): Promise<string | null> {
+    if ((await this.prisma.apiToken.count()) > 0) return null;
+    let secret: string;
+    try {
+      secret = (await this.create("admin")).token;
+    } catch (e) {
+      if (e instanceof ConflictError || (e as { code?: string }).code === "P2002") return null;
+      throw e;
+    }
+    const file = writeCtlConfig(this.config.configDir, { url: apiUrl, token: secret });
+    this.logger.log(`first start: created the admin API token and wrote it to ${file}`);
+    return file;
+  }
+}
+
+/** Writes `config.json` for ctl atomically, readable by its owner only. */
+export function writeCtlConfig(dir: string, content: { url: string; token: string }): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, "config.json");
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(content, null, 2) + "\n", { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, file);
+  return file;
+}
+
+function view(r: { id: string; name: string; role: string; createdAt: Date; lastUsedAt: Date | null }): TokenView {
+  return { id: r.id, name: r.name, role: r.role, createdAt: r.createdAt.toISOString(), lastUsedAt: r.lastUsedAt?.toISOString() ?? null };
+}
