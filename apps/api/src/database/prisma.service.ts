@@ -20,7 +20,9 @@ export class PrismaService extends PrismaClient implements OnModuleDestroy {
       await this.$queryRawUnsafe("SELECT 1");
       return { ok: true };
     } catch (e) {
-      return { ok: false, error: (e as Error).message.split("\n")[0] };
+      // Prisma messages start with blank lines and a call-site excerpt; the last line is the cause.
+      const lines = (e as Error).message.split("\n").map((l) => l.trim()).filter(Boolean);
+      return { ok: false, error: lines.at(-1) ?? "query failed" };
     }
   }
 }

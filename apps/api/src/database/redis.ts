@@ -12,7 +12,9 @@ export class RedisConnections implements OnModuleDestroy {
   readonly client: Redis;
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
-    this.client = this.open();
+    // Requests on this shared connection must fail fast when Redis is down (health, publish);
+    // only BullMQ's blocking worker connections need to wait forever.
+    this.client = this.open({ maxRetriesPerRequest: 1, connectTimeout: 2_000 });
   }
 
   open(extra: RedisOptions = {}): Redis {

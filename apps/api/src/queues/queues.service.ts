@@ -19,7 +19,7 @@ export class QueuesService implements OnModuleDestroy {
   queue(name: QueueName): Queue {
     let q = this.queues.get(name);
     if (!q) {
-      q = new Queue(name, { connection: this.redis.client, prefix: this.config.queuePrefix });
+      q = new Queue(name, { connection: this.redis.open({ maxRetriesPerRequest: 1 }), prefix: this.config.queuePrefix });
       this.queues.set(name, q);
     }
     return q;
