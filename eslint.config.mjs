@@ -9,7 +9,7 @@ const restrict = (patterns, message) => ({
 });
 
 export default tseslint.config(
-  { ignores: ["**/dist/**", "**/node_modules/**", "apps/api/src/generated/**", "apps/console/dist/**", "**/*.mjs", "**/*.cjs", "agent/shim/**"] },
+  { ignores: ["**/dist/**", "**/node_modules/**", "apps/api/src/generated/**", "apps/console/dist/**", "**/*.mjs", "**/*.cjs", "**/bin/*.js", "test/standins/**", "agent/shim/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// Built by `npm run build`; the set-up command puts this file on the PATH as `ctl`.
+require("../dist/main.js");

@@ -1,0 +1,72 @@
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+/** Where ctl finds the API: env first, then the config the API wrote on its first start. */
+export interface CtlConfig {
+  url: string;
+  token?: string;
+  source: string;
+}
+
+export function configDir(env = process.env): string {
+  return env.FLOTILLA_CONFIG_DIR || join(env.XDG_CONFIG_HOME || join(env.HOME || homedir(), ".config"), "flotilla");
+}
+
+export function loadCtlConfig(env = process.env): CtlConfig {
+  const file = join(configDir(env), "config.json");
+  let fromFile: Partial<CtlConfig> = {};
+  if (existsSync(file)) {
+    try {
+      fromFile = JSON.parse(readFileSync(file, "utf8")) as Partial<CtlConfig>;
+    } catch (e) {
+      throw new CtlError(`cannot read ${file}: ${(e as Error).message}`);
+    }
+  }
+  const url = env.FLOTILLA_URL || fromFile.url || "http://127.0.0.1:8080";
+  const token = env.FLOTILLA_TOKEN || fromFile.token;
+  return { url: url.replace(/\/+$/, ""), token, source: env.FLOTILLA_TOKEN ? "FLOTILLA_TOKEN" : existsSync(file) ? file : "defaults" };
+}
+
+/** An error whose message is for the user as is; exit code 1. */
+export class CtlError extends Error {}
+
+export interface ApiErrorBody {
+  error: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** A thin REST client: the API's error message becomes the CLI's error message. */
+export class ApiClient {
+  constructor(private readonly config: CtlConfig) {}
+
+  /** `accept` lists error statuses whose body is an answer, not a failure (health's 503). */
+  async request<T>(method: string, path: string, body?: unknown, opts: { acceptStatus?: number[] } = {}): Promise<T> {
+    const res = await this.raw(method, path, body, "application/json", opts.acceptStatus);
+    if (res.status === 204) return undefined as T;
+    return (await res.json()) as T;
+  }
+
+  async raw(method: string, path: string, body?: unknown, accept = "application/json", acceptStatus: number[] = []): Promise<Response> {
+    const headers: Record<string, string> = { accept };
+    if (this.config.token) headers.authorization = `Bearer ${this.config.token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let res: Response;
+    try {
+      res = await fetch(this.config.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw new CtlError(`cannot reach the Flotilla API at ${this.config.url}: ${cause?.code ?? cause?.message ?? (e as Error).message} (is it running? \`npm start\` starts the local stack)`);
+    }
+    if (res.ok || acceptStatus.includes(res.status)) return res;
+    let parsed: ApiErrorBody | undefined;
+    try {
+      parsed = (await res.json()) as ApiErrorBody;
+    } catch {
+      // not our error shape; fall through
+    }
+    if (res.status === 401 && !this.config.token) throw new CtlError(`no API token: set FLOTILLA_TOKEN or log in with \`ctl login --token TOKEN\``);
+    throw new CtlError(parsed?.message ?? `${method} ${path}: HTTP ${res.status}`);
+  }
+}

@@ -1,0 +1,71 @@
+import type { Command } from "commander";
+import { writeFileSync, mkdirSync, chmodSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import { ApiClient, configDir, loadCtlConfig } from "../client";
+import { json, out, table } from "../output";
+
+interface Health {
+  status: string;
+  version: string;
+  role: string;
+  postgres: { ok: boolean; error?: string };
+  redis: { ok: boolean; error?: string };
+}
+
+export function registerSystem(program: Command): void {
+  program
+    .command("status")
+    .description("show whether the control plane, Postgres and Redis answer")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }) => {
+      const config = loadCtlConfig();
+      const health = await new ApiClient(config).request<Health>("GET", "/api/v1/health", undefined, { acceptStatus: [503] });
+      if (opts.json) return void json({ url: config.url, ...health });
+      out(`API:      ${config.url} (${health.status}, version ${health.version}, role ${health.role})`);
+      out(`Postgres: ${health.postgres.ok ? "ok" : `down: ${health.postgres.error ?? "no answer"}`}`);
+      out(`Redis:    ${health.redis.ok ? "ok" : `down: ${health.redis.error ?? "no answer"}`}`);
+      if (health.status !== "ok") process.exitCode = 1;
+    });
+
+  program
+    .command("login")
+    .description("save the API URL and token ctl uses (in the user config dir, mode 0600)")
+    .requiredOption("--token <token>", "API token")
+    .option("--url <url>", "API base URL", loadCtlConfig().url)
+    .action(async (opts: { token: string; url: string }) => {
+      const client = new ApiClient({ url: opts.url.replace(/\/+$/, ""), token: opts.token, source: "login" });
+      await client.request("GET", "/api/v1/tokens");
+      const dir = configDir();
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const file = join(dir, "config.json");
+      writeFileSync(`${file}.tmp`, JSON.stringify({ url: opts.url, token: opts.token }, null, 2) + "\n", { mode: 0o600 });
+      chmodSync(`${file}.tmp`, 0o600);
+      renameSync(`${file}.tmp`, file);
+      process.stderr.write(`logged in to ${opts.url}; saved to ${file}\n`);
+    });
+
+  const token = program.command("token").description("manage API tokens");
+  token
+    .command("ls")
+    .description("list API tokens")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }) => {
+      const rows = await new ApiClient(loadCtlConfig()).request<Record<string, unknown>[]>("GET", "/api/v1/tokens");
+      if (opts.json) return void json(rows);
+      out(table(rows, [["NAME", "name"], ["ROLE", "role"], ["CREATED", "createdAt"], ["LAST USED", "lastUsedAt"]]));
+    });
+  token
+    .command("create <name>")
+    .description("create an API token and print its secret (shown once)")
+    .action(async (name: string) => {
+      const created = await new ApiClient(loadCtlConfig()).request<{ token: string }>("POST", "/api/v1/tokens", { name });
+      out(created.token);
+    });
+  token
+    .command("rm <name>")
+    .description("revoke an API token")
+    .action(async (name: string) => {
+      await new ApiClient(loadCtlConfig()).request("DELETE", `/api/v1/tokens/${encodeURIComponent(name)}`);
+      process.stderr.write(`revoked ${name}\n`);
+    });
+}

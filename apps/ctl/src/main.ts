@@ -1,0 +1,39 @@
+import { Command, CommanderError } from "commander";
+import { CtlError } from "./client";
+import { registerEvents } from "./commands/events";
+import { registerSystem } from "./commands/system";
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { version } = require("../package.json") as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command("ctl")
+    .description(
+      "Flotilla: create machines, point docker at them, and keep services running across them.\n" +
+        "Reads the API URL and token from $FLOTILLA_URL/$FLOTILLA_TOKEN or ~/.config/flotilla/config.json.",
+    )
+    .version(version)
+    .showHelpAfterError();
+  registerSystem(program);
+  registerEvents(program);
+  return program;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const program = buildProgram().exitOverride();
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    if (e instanceof CtlError) {
+      process.stderr.write(`ctl: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+if (require.main === module || process.argv[1]?.endsWith("ctl.js")) {
+  run(process.argv.slice(2)).then((code) => process.exit(code));
+}

@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { createServer } from "node:net";
+import { startTestApi, type TestApi } from "../../api/test/support";
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function ctl(args: string[], env: Record<string, string>): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", join(__dirname, "../src/main.ts"), ...args],
+      { env: { PATH: process.env.PATH, HOME: "/nonexistent", TSX_TSCONFIG_PATH: join(__dirname, "../tsconfig.json"), ...env }, encoding: "utf8" },
+      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe("ctl against the real API", () => {
+  let api: TestApi;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    api = await startTestApi({ FLOTILLA_ROLE: "api" });
+    // The API's first start wrote url + token where ctl looks: use exactly that.
+    env = { FLOTILLA_CONFIG_DIR: api.config.configDir };
+  });
+  afterAll(() => api?.stop());
+
+  it("finds the API and token the first start wrote, and reports status", async () => {
+    const r = await ctl(["status"], env);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`API:      ${api.url} (ok`);
+    expect(r.stdout).toMatch(/Postgres: ok\nRedis: {4}ok/);
+  });
+
+  it("creates, lists and revokes tokens; data on stdout, messages on stderr", async () => {
+    const created = await ctl(["token", "create", "deploy-bot"], env);
+    expect(created.code).toBe(0);
+    expect(created.stdout.trim()).toMatch(/^flt_/);
+    const ls = await ctl(["token", "ls", "--json"], env);
+    expect(JSON.parse(ls.stdout).map((t: { name: string }) => t.name)).toEqual(["admin", "deploy-bot"]);
+    const rm = await ctl(["token", "rm", "deploy-bot"], env);
+    expect(rm).toMatchObject({ code: 0, stdout: "", stderr: "revoked deploy-bot\n" });
+  });
+
+  it("exits non-zero with the API's message", async () => {
+    const dup = await ctl(["token", "create", "admin"], env);
+    expect(dup).toMatchObject({ code: 1, stderr: 'ctl: a token named "admin" already exists\n' });
+    const bad = await ctl(["token", "ls"], { ...env, FLOTILLA_TOKEN: "flt_nope" });
+    expect(bad).toMatchObject({ code: 1, stderr: "ctl: invalid API token: it is unknown or was revoked\n" });
+  });
+
+  it("says clearly when the API cannot be reached", async () => {
+    // A port that was just free: nothing listens there (fetch refuses "bad" ports like 1).
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, "127.0.0.1", () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const r = await ctl(["status"], { FLOTILLA_URL: `http://127.0.0.1:${port}`, FLOTILLA_TOKEN: "x" });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`ctl: cannot reach the Flotilla API at http://127.0.0.1:${port}: ECONNREFUSED`);
+  });
+
+  it("follows the event stream", async () => {
+    const child = execFile(process.execPath, ["--import", "tsx", join(__dirname, "../src/main.ts"), "events", "--kind", "token"], {
+      env: { PATH: process.env.PATH, TSX_TSCONFIG_PATH: join(__dirname, "../tsconfig.json"), ...env },
+      encoding: "utf8",
+    });
+    let output = "";
+    child.stdout!.on("data", (d: string) => (output += d));
+    await new Promise((r) => setTimeout(r, 1500));
+    await api.fetch("/api/v1/tokens", { method: "POST", body: JSON.stringify({ name: "watched" }) });
+    const end = Date.now() + 10_000;
+    while (!output.includes("watched") && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    child.kill();
+    expect(output).toMatch(/token create \S+ \(name=watched\)/);
+  });
+});

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Every test: lint and types, the shim's C tests (with AddressSanitizer), then vitest's unit and
+# integration projects (which start their own Postgres, Redis, registry and sshd as needed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+npm run -s build
+npx eslint .
+if [ -f agent/shim/Makefile ]; then
+  make -C agent/shim -s test
+  make -C agent/shim -s asan
+fi
+report=$(mktemp)
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+# One closing line in the plain form CI reads: 'N passed, N failed, N skipped'.
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  console.log(`vitest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' "$report" || true
+rm -f "$report"
+exit $status
