@@ -21,6 +21,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: "unit",
+          sequence: { groupOrder: 0 },
           include: ["libs/*/test/**/*.spec.ts", "apps/*/test/**/*.spec.ts", "agent/test/**/*.spec.ts"],
           exclude: ["**/*.int.spec.ts", "**/node_modules/**"],
         },
@@ -29,6 +30,8 @@ export default defineConfig({
         extends: true,
         test: {
           name: "integration",
+          // Runs after the unit project, with fewer workers (see maxWorkers).
+          sequence: { groupOrder: 1 },
           include: ["**/*.int.spec.ts"],
           exclude: ["**/node_modules/**"],
           globalSetup: ["test/support/global-setup.ts"],
