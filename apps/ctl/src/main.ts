@@ -34,6 +34,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module || process.argv[1]?.endsWith("ctl.js")) {
+// Run directly (tsx src/main.ts in tests); bin/ctl.js calls run() itself.
+if (require.main === module) {
   run(process.argv.slice(2)).then((code) => process.exit(code));
 }
