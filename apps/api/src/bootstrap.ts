@@ -5,6 +5,7 @@ import { FastifyAdapter, type NestFastifyApplication } from "@nestjs/platform-fa
 import { appModule } from "./app.module";
 import type { AppConfig } from "./config/config";
 import { setupOpenApi } from "./openapi";
+import { EventsService } from "./events/events.service";
 import { TokensService } from "./tokens/tokens.service";
 
 const LEVELS: LogLevel[] = ["fatal", "error", "warn", "log", "debug", "verbose"];
@@ -26,17 +27,23 @@ export async function start(config: AppConfig, opts: { logger?: ConsoleLogger | 
   const module = appModule(config);
   if (config.role === "worker") {
     const app = await NestFactory.createApplicationContext(module, { logger, abortOnError: false });
-    app.enableShutdownHooks();
     return { app, close: () => app.close() };
   }
   const adapter = new FastifyAdapter({ bodyLimit: 1024 * 1024, forceCloseConnections: "idle" });
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger, abortOnError: false });
-  app.enableShutdownHooks();
   setupOpenApi(app);
   await app.listen(config.port, config.host);
   const address = app.getHttpServer().address();
   const port = typeof address === "object" && address ? address.port : config.port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   await app.get(TokensService).bootstrapAdmin(url);
-  return { app, url, close: () => app.close() };
+  // Order matters: Nest alone would close Postgres and Redis before draining HTTP. End the event
+  // streams (they never finish by themselves), let in-flight requests finish, then stop workers
+  // (BullMQ waits for running jobs) and close Postgres and Redis.
+  const close = async () => {
+    app.get(EventsService).endStreams();
+    await app.getHttpAdapter().getInstance().close();
+    await app.close();
+  };
+  return { app, url, close };
 }

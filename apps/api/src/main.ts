@@ -27,6 +27,21 @@ async function main(): Promise<void> {
   }
   const running = await start(config);
   if (running.url) process.stderr.write(`flotilla-api: ${config.role} listening on ${running.url}\n`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`flotilla-api: ${signal}: draining and shutting down\n`);
+    running.close().then(
+      () => process.exit(0),
+      (e: Error) => {
+        process.stderr.write(`flotilla-api: shutdown failed: ${e.message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
 }
 
 main().catch((e: Error) => {

@@ -25,10 +25,13 @@ export class EventsController {
       // Listen before reading the backlog so nothing falls between the two; hold live events
       // until the backlog is out, then drop those the backlog already sent.
       let held: FlotillaEvent[] | null = [];
-      const live = this.events.stream().subscribe((e) => {
-        if (!keep(e)) return;
-        if (held) held.push(e);
-        else send(e);
+      const live = this.events.stream().subscribe({
+        next: (e) => {
+          if (!keep(e)) return;
+          if (held) held.push(e);
+          else send(e);
+        },
+        complete: () => subscriber.complete(),
       });
       (async () => {
         if (since !== undefined) {

@@ -86,6 +86,11 @@ export class EventsService implements OnModuleDestroy {
     return this.live.asObservable();
   }
 
+  /** Ends every open event stream, so HTTP can drain on shutdown. */
+  endStreams(): void {
+    this.live.complete();
+  }
+
   onModuleDestroy(): void {
     this.live.complete();
   }
