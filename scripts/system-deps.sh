@@ -4,7 +4,7 @@
 set -euo pipefail
 
 stack=(postgresql redis-server)
-test=(openssh-server docker-registry skopeo umoci busybox-static crun runc iproute2 iptables curl psmisc attr)
+test=(openssh-server docker-registry skopeo umoci busybox-static crun runc iproute2 iptables curl psmisc attr openssl)
 
 want=()
 case "${1:-all}" in

@@ -1,0 +1,73 @@
+/**
+ * One HTTP(S) request with node:http, no redirects followed: the registry client decides about
+ * redirects itself (credentials must not travel to another host). Bodies stream.
+ */
+import http from "node:http";
+import https from "node:https";
+import { rootCertificates } from "node:tls";
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+
+export interface HttpRequestOptions {
+  method?: "GET" | "HEAD";
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Extra CA certificates trusted for https (added to Node's bundled roots). */
+  ca?: string | Buffer | ReadonlyArray<string | Buffer>;
+  /** Socket idle timeout; a stalled registry fails instead of hanging a pull forever. */
+  timeoutMs?: number;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: IncomingMessage;
+  url: URL;
+}
+
+/** Sends the request and resolves once the response headers are in. */
+export function httpRequest(url: URL, opts: HttpRequestOptions = {}): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    const secure = url.protocol === "https:";
+    let ca: Array<string | Buffer> | undefined;
+    if (secure && opts.ca !== undefined) {
+      // Passing `ca` replaces Node's roots; keep them so public registries still verify.
+      ca = [...rootCertificates, ...(Array.isArray(opts.ca) ? opts.ca : [opts.ca as string | Buffer])];
+    }
+    const req = (secure ? https : http).request(url, {
+      method: opts.method ?? "GET",
+      headers: opts.headers,
+      signal: opts.signal,
+      ...(ca ? { ca } : {}),
+    });
+    const timeoutMs = opts.timeoutMs ?? 60_000;
+    req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no data for ${timeoutMs} ms`), { code: "ETIMEDOUT" })));
+    req.once("error", reject);
+    req.once("response", (body) => resolve({ status: body.statusCode ?? 0, headers: body.headers, body, url }));
+    req.end();
+  });
+}
+
+/** Reads a whole (small) body, refusing more than `limit` bytes. */
+export async function readBody(res: HttpResponse, limit: number): Promise<Buffer> {
+  const declared = Number(res.headers["content-length"] ?? NaN);
+  if (declared > limit) {
+    res.body.destroy();
+    throw new Error(`response of ${declared} bytes exceeds the ${limit}-byte limit`);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limit) {
+      res.body.destroy();
+      throw new Error(`response exceeds the ${limit}-byte limit`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Drains and discards a body so the keep-alive socket can be reused. */
+export function discard(res: HttpResponse): void {
+  res.body.resume();
+}

@@ -1,0 +1,263 @@
+/**
+ * The agent's image store: pull from registries, list, inspect, tag, remove, and resolve an
+ * image to the lowerdirs of its overlay rootfs. See README.md in this folder for the layout on
+ * disk and the flow of a pull.
+ */
+import { join } from "node:path";
+import { InvalidError, NotFoundError } from "@flotilla/core";
+import { toImageInspect, toImageSummary, type ImageInspect, type ImageSummary } from "./docker-shapes";
+import { ImageConflictError, ImageNotFoundError } from "./errors";
+import { findImage, ImageIndex, tagsOf, type ImageRecord, type IndexState } from "./image-index";
+import { LayerStore } from "./layer-store";
+import type { ContainerDefaults, ImageConfigJson } from "./media-types";
+import { hostPlatform, normalizePlatform, type Platform } from "./platform";
+import { shortId } from "./progress";
+import { pull, Serial, type PullDeps, type PullOptions, type PullResult } from "./pull";
+import { canonicalReference, familiarize, parseReference } from "./reference";
+import { RegistryClient, type RegistryClientOptions } from "./registry-client";
+import type { XattrTool } from "./special-files";
+
+/** Answers whether a container uses the image (so it must not be deleted). */
+export type InUsePredicate = (imageId: string) => boolean | Promise<boolean>;
+
+export interface ImageStoreOptions extends RegistryClientOptions {
+  /** Directory owned by the store: blobs/, layers/, tmp/, images.json. */
+  root: string;
+  /** Platform to pull for; the host's by default. */
+  platform?: Platform;
+  /** Default in-use check for remove(); the agent wires its container list in here. */
+  isInUse?: InUsePredicate;
+  /** Layer downloads in parallel per pull (Docker's default: 3). */
+  concurrentDownloads?: number;
+  /** Force the xattr helper (tests); detected otherwise. */
+  xattrTool?: XattrTool;
+}
+
+export interface RemoveOptions {
+  /** Docker's `rmi -f`: delete despite several names; untag (but keep) an image in use. */
+  force?: boolean;
+  /** Overrides the store's isInUse for this call. */
+  isInUse?: InUsePredicate;
+}
+
+/** One line of DELETE /images/{name}'s answer. */
+export type RemoveResult = { Untagged: string } | { Deleted: string };
+
+/** What the container runtime needs to start a container from an image. */
+export interface ResolvedImage {
+  id: string;
+  /** The image's run defaults (Cmd, Entrypoint, Env, WorkingDir, User, ExposedPorts, Labels…). */
+  config: ContainerDefaults;
+  os: string;
+  architecture: string;
+  /** Unpacked layer directories, topmost first: `lowerdir=${lowerDirs.join(":")}`. */
+  lowerDirs: string[];
+  /** Familiar tags, e.g. `busybox:latest`. */
+  repoTags: string[];
+}
+
+export class ImageStore {
+  private readonly configs = new Map<string, ImageConfigJson>();
+
+  private constructor(
+    private readonly opts: ImageStoreOptions,
+    private readonly layers: LayerStore,
+    private readonly index: ImageIndex,
+    private readonly deps: PullDeps,
+  ) {}
+
+  /** Opens (creating if needed) the store under `options.root`. */
+  static async open(options: ImageStoreOptions): Promise<ImageStore> {
+    const layers = new LayerStore(options.root, options.xattrTool);
+    await layers.init();
+    const index = await ImageIndex.load(join(options.root, "images.json"));
+    const deps: PullDeps = {
+      client: new RegistryClient(options),
+      layers,
+      index,
+      platform: normalizePlatform(options.platform ?? hostPlatform()),
+      concurrency: Math.max(1, options.concurrentDownloads ?? 3),
+      pins: new Map(),
+      inflight: new Map(),
+      deleting: new Map(),
+      commits: new Serial(),
+    };
+    return new ImageStore(options, layers, index, deps);
+  }
+
+  /**
+   * Pulls `reference` (`busybox`, `127.0.0.1:5000/busybox:latest`, `repo@sha256:…`), calling
+   * `onProgress` with Docker's progress messages. Errors: InvalidError (bad reference),
+   * NotFoundError (manifest unknown, pull access denied, no manifest for our platform),
+   * UnavailableError (registry unreachable, https refused), DigestMismatchError (corrupt data).
+   */
+  pull(reference: string, options: PullOptions = {}): Promise<PullResult> {
+    return pull(this.deps, reference, options);
+  }
+
+  /** GET /images/json: every image, newest first. */
+  async list(): Promise<ImageSummary[]> {
+    const state = this.index.current;
+    const out: ImageSummary[] = [];
+    for (const record of Object.values(state.images)) {
+      out.push(toImageSummary(record, await this.config(record), tagsOf(state, record.id)));
+    }
+    return out.sort((a, b) => b.Created - a.Created || a.Id.localeCompare(b.Id));
+  }
+
+  /** GET /images/{name}/json. ImageNotFoundError when nothing matches. */
+  async inspect(nameOrId: string): Promise<ImageInspect> {
+    const record = this.find(nameOrId).record;
+    const state = this.index.current;
+    return toImageInspect(record, await this.config(record), tagsOf(state, record.id), this.lowerDirs(record));
+  }
+
+  /**
+   * The image's ID, run defaults and overlay lowerdirs, checked to be on disk. A layer that
+   * appears twice in the chain is given once (its topmost place), as overlayfs rejects repeats.
+   */
+  async resolve(nameOrId: string): Promise<ResolvedImage> {
+    const record = this.find(nameOrId).record;
+    const config = await this.config(record);
+    for (const layer of record.layers) {
+      if (!(await this.layers.hasLayer(layer.diffId))) {
+        throw new NotFoundError("layer", layer.diffId, { image: record.id });
+      }
+    }
+    return {
+      id: record.id,
+      config: config.config ?? {},
+      os: config.os,
+      architecture: config.architecture,
+      lowerDirs: this.lowerDirs(record),
+      repoTags: tagsOf(this.index.current, record.id).map(familiarize),
+    };
+  }
+
+  /** POST /images/{name}/tag: points `target` (a tag reference) at the image `source` names. */
+  async tag(source: string, target: string): Promise<void> {
+    const record = this.find(source).record;
+    const ref = parseReference(target);
+    if (ref.digest) throw new InvalidError(`refusing to create a tag with a digest reference: ${target}`, { field: "tag" });
+    const name = canonicalReference(ref);
+    await this.index.update((s) => {
+      if (!s.images[record.id]) throw new ImageNotFoundError(source);
+      s.tags[name] = record.id;
+      s.images[record.id]!.lastTagTime = new Date().toISOString();
+    });
+  }
+
+  /**
+   * DELETE /images/{name}, Docker's rules: removing one of several tags only untags; removing the
+   * last name (or by ID) deletes the image and then every layer no image uses any more. An image
+   * used by a container is a ConflictError, unless forced: then its names go and the image stays
+   * for its containers. By ID, tags in several repositories need force too.
+   */
+  async remove(nameOrId: string, options: RemoveOptions = {}): Promise<RemoveResult[]> {
+    const match = this.find(nameOrId);
+    const { record } = match;
+    const id = record.id;
+    const state = this.index.current;
+    const tags = tagsOf(state, id);
+
+    if (match.via === "tag" && tags.length > 1) return this.untag(match.name!);
+    if (match.via === "digest" && tags.length + record.repoDigests.length > 1) return this.untag(match.name!);
+    if (match.via === "id" && !options.force && new Set(tags.map((t) => t.slice(0, t.lastIndexOf(":")))).size > 1) {
+      throw new ImageConflictError(`conflict: unable to delete ${shortId(id)} (must be forced) - image is referenced in multiple repositories`, { image: id });
+    }
+
+    const isInUse = options.isInUse ?? this.opts.isInUse;
+    const inUse = isInUse ? await isInUse(id) : false;
+    if (inUse && !options.force) {
+      throw new ImageConflictError(
+        match.via === "id"
+          ? `conflict: unable to delete ${shortId(id)} (must be forced) - image is being used by a container`
+          : `conflict: unable to remove repository reference "${familiarize(match.name!)}" (must force) - image ${shortId(id)} is being used by a container`,
+        { image: id },
+      );
+    }
+    const names = [...tags, ...record.repoDigests];
+    const untagged: RemoveResult[] = names.map((n) => ({ Untagged: familiarize(n) }));
+    if (inUse) {
+      await this.index.update((s) => {
+        for (const t of tagsOf(s, id)) delete s.tags[t];
+        if (s.images[id]) s.images[id]!.repoDigests = [];
+      });
+      return untagged;
+    }
+
+    const deletedLayers = await this.deps.commits.run(() => this.deleteImage(record));
+    return [...untagged, { Deleted: id }, ...deletedLayers.map((d) => ({ Deleted: d }))];
+  }
+
+  /**
+   * Drops the image from the index, then the layers and metadata blobs nothing uses any more.
+   * Runs under the commit lock, so no pull records an image between our check and our delete.
+   */
+  private async deleteImage(record: ImageRecord): Promise<string[]> {
+    let finished!: () => void;
+    const deletion = new Promise<void>((resolve) => (finished = resolve));
+    let doomed: string[] = [];
+    let blobs = record.blobs;
+    try {
+      await this.index.update((s) => {
+        blobs = s.images[record.id]?.blobs ?? blobs; // a pull may have added some since
+        for (const t of tagsOf(s, record.id)) delete s.tags[t];
+        delete s.images[record.id];
+        doomed = this.collectLayers(s);
+        // Marked in the same synchronous step that decides, so no pull can see them as present.
+        for (const d of doomed) this.deps.deleting.set(d, deletion);
+      });
+      for (const diffId of doomed) await this.layers.removeLayer(diffId);
+    } finally {
+      for (const d of doomed) this.deps.deleting.delete(d);
+      finished();
+    }
+    const stillUsed = new Set(Object.values(this.index.current.images).flatMap((r) => r.blobs));
+    for (const blob of blobs) if (!stillUsed.has(blob)) await this.layers.removeBlob(blob);
+    this.configs.delete(record.id);
+    return doomed;
+  }
+
+  /** Drops layers no image uses and no pull in progress relies on; returns their diffIDs. */
+  private collectLayers(s: IndexState): string[] {
+    const used = new Set(Object.values(s.images).flatMap((r) => r.layers.map((l) => l.diffId)));
+    const doomed = Object.keys(s.layers).filter((d) => !used.has(d) && !this.deps.pins.has(d));
+    for (const d of doomed) delete s.layers[d];
+    return doomed;
+  }
+
+  private async untag(name: string): Promise<RemoveResult[]> {
+    await this.index.update((s) => {
+      delete s.tags[name];
+      for (const r of Object.values(s.images)) r.repoDigests = r.repoDigests.filter((d) => d !== name);
+    });
+    return [{ Untagged: familiarize(name) }];
+  }
+
+  private find(nameOrId: string) {
+    const match = findImage(this.index.current, nameOrId);
+    if (!match) throw new ImageNotFoundError(nameOrId);
+    return match;
+  }
+
+  private lowerDirs(record: ImageRecord): string[] {
+    const seen = new Set<string>();
+    const out: string[] = [];
+    for (const layer of [...record.layers].reverse()) {
+      if (seen.has(layer.diffId)) continue;
+      seen.add(layer.diffId);
+      out.push(this.layers.layerPath(layer.diffId));
+    }
+    return out;
+  }
+
+  private async config(record: ImageRecord): Promise<ImageConfigJson> {
+    let config = this.configs.get(record.id);
+    if (!config) {
+      config = JSON.parse((await this.layers.readBlob(record.id)).toString("utf8")) as ImageConfigJson;
+      this.configs.set(record.id, config);
+    }
+    return config;
+  }
+}

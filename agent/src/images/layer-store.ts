@@ -1,0 +1,195 @@
+/**
+ * Content-addressed storage under the store root:
+ *
+ *   blobs/sha256/<hex>     manifests, indexes, configs, and layer blobs while they are unpacked
+ *   layers/sha256/<hex>    one unpacked layer per diffID (sha256 of the uncompressed tar), the
+ *                          directory handed to overlayfs as a lowerdir; shared by every image
+ *   tmp/                   downloads and unpacking in progress; emptied at start
+ *
+ * Everything lands by rename from tmp/, so a reader never sees half a blob or half a layer, and a
+ * crash leaves only litter in tmp/.
+ */
+import { createHash, type Hash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import * as fs from "node:fs/promises";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import type { Transform } from "node:stream";
+import zlib from "node:zlib";
+import { NotSupportedError } from "@flotilla/core";
+import { digestHex, sha256Of } from "./digest";
+import { DigestMismatchError } from "./errors";
+import { applyLayer, type ApplyLayerResult } from "./layer-apply";
+import type { XattrTool } from "./special-files";
+
+export type ByteProgress = (current: number, total: number) => void;
+
+/** Picks the decompressor from the first bytes; the media type can lie, magic numbers cannot. */
+export function decompressorFor(magic: Buffer, what: string): Transform | undefined {
+  if (magic[0] === 0x1f && magic[1] === 0x8b) return zlib.createGunzip();
+  if (magic.readUInt32LE(0) === 0xfd2fb528) {
+    // zlib.createZstdDecompress arrived in Node 22.15 / 23.8; Node 20, our floor, has none.
+    const zstd = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
+    if (!zstd) throw new NotSupportedError(`${what} is zstd-compressed, and this Node (${process.version}) has no zstd in zlib`);
+    return zstd();
+  }
+  if (magic.subarray(0, 3).toString("latin1") === "BZh" || magic.subarray(0, 4).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58]))) {
+    throw new NotSupportedError(`${what} is bzip2- or xz-compressed; only gzip, zstd and plain tar layers are supported`);
+  }
+  return undefined; // A plain tar.
+}
+
+async function* counted(source: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncGenerator<Buffer> {
+  let n = 0;
+  for await (const chunk of source) {
+    n += chunk.length;
+    onBytes(n);
+    yield chunk;
+  }
+}
+
+async function* hashed(source: AsyncIterable<Buffer>, hash: Hash): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    hash.update(chunk);
+    yield chunk;
+  }
+}
+
+export class LayerStore {
+  readonly blobsDir: string;
+  readonly layersDir: string;
+  readonly tmpDir: string;
+
+  constructor(
+    readonly root: string,
+    private readonly xattrTool?: XattrTool,
+  ) {
+    this.blobsDir = join(root, "blobs", "sha256");
+    this.layersDir = join(root, "layers", "sha256");
+    this.tmpDir = join(root, "tmp");
+  }
+
+  /** Creates the directories and throws away what a previous run left half done. */
+  async init(): Promise<void> {
+    await fs.rm(this.tmpDir, { recursive: true, force: true });
+    for (const dir of [this.blobsDir, this.layersDir, this.tmpDir]) await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  }
+
+  blobPath(digest: string): string {
+    return join(this.blobsDir, digestHex(digest));
+  }
+
+  /** The lowerdir for a layer. */
+  layerPath(diffId: string): string {
+    return join(this.layersDir, digestHex(diffId));
+  }
+
+  async hasBlob(digest: string): Promise<boolean> {
+    return exists(this.blobPath(digest));
+  }
+
+  async hasLayer(diffId: string): Promise<boolean> {
+    return exists(this.layerPath(diffId));
+  }
+
+  /** Stores a small verified blob (manifest, config). */
+  async writeBlob(digest: string, bytes: Buffer): Promise<void> {
+    const actual = sha256Of(bytes);
+    if (actual !== digest) throw new DigestMismatchError(`blob ${digest}`, digest, actual);
+    const tmp = join(this.tmpDir, `blob-${digestHex(digest)}-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    await fs.writeFile(tmp, bytes, { mode: 0o600 });
+    await fs.rename(tmp, this.blobPath(digest));
+  }
+
+  /** Reads a stored blob and checks it, so a damaged store is noticed, not believed. */
+  async readBlob(digest: string): Promise<Buffer> {
+    const bytes = await fs.readFile(this.blobPath(digest));
+    const actual = sha256Of(bytes);
+    if (actual !== digest) throw new DigestMismatchError(`stored blob ${digest}`, digest, actual);
+    return bytes;
+  }
+
+  /**
+   * Writes a streamed blob to blobs/ once `source` completes. `source` must verify itself (the
+   * registry client's streams do): if it throws, the partial file is removed and nothing lands.
+   */
+  async ingest(digest: string, source: AsyncIterable<Buffer>, onBytes?: (n: number) => void): Promise<void> {
+    const tmp = join(this.tmpDir, `dl-${digestHex(digest)}-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    try {
+      await pipeline(counted(source, onBytes ?? (() => {})), createWriteStream(tmp, { mode: 0o600 }));
+      await fs.rename(tmp, this.blobPath(digest));
+    } catch (e) {
+      await fs.rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  /**
+   * Unpacks the stored blob `digest` into layers/<diffId>, checking that the uncompressed
+   * stream hashes to `diffId` (the config's rootfs.diff_ids entry). Extraction happens in tmp/
+   * and is renamed into place, so a layer directory is either complete or absent.
+   */
+  async unpack(digest: string, diffId: string, onBytes?: ByteProgress): Promise<ApplyLayerResult> {
+    const blob = this.blobPath(digest);
+    const total = (await fs.stat(blob)).size;
+    const magic = Buffer.alloc(4);
+    const fh = await fs.open(blob);
+    try {
+      await fh.read(magic, 0, 4, 0);
+    } finally {
+      await fh.close();
+    }
+    const decompress = decompressorFor(magic, `layer ${digest}`);
+    const tmp = await fs.mkdtemp(join(this.tmpDir, "layer-"));
+    // mkdtemp makes 0700; the layer root is the container's `/` unless the tar says otherwise.
+    await fs.chmod(tmp, 0o755);
+    const hash = createHash("sha256");
+    let result: ApplyLayerResult | undefined;
+    const sink = async (source: AsyncIterable<Buffer>) => {
+      result = await applyLayer(hashed(source, hash), tmp, { layer: digest, xattrTool: this.xattrTool });
+    };
+    const progress = (n: number) => onBytes?.(n, total);
+    try {
+      if (decompress) await pipeline(createReadStream(blob), (s: AsyncIterable<Buffer>) => counted(s, progress), decompress, sink);
+      else await pipeline(createReadStream(blob), (s: AsyncIterable<Buffer>) => counted(s, progress), sink);
+      const actual = `sha256:${hash.digest("hex")}`;
+      if (actual !== diffId) throw new DigestMismatchError(`uncompressed layer ${digest}`, diffId, actual);
+      try {
+        await fs.rename(tmp, this.layerPath(diffId));
+      } catch (e) {
+        // Another process unpacked the same layer first; its copy is as good as ours.
+        if (!["ENOTEMPTY", "EEXIST"].includes((e as NodeJS.ErrnoException).code ?? "")) throw e;
+        await fs.rm(tmp, { recursive: true, force: true });
+      }
+      return result!;
+    } catch (e) {
+      await fs.rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  async removeBlob(digest: string): Promise<void> {
+    await fs.rm(this.blobPath(digest), { force: true });
+  }
+
+  /** Deletes a layer directory: renamed away first, so it vanishes from layers/ at once. */
+  async removeLayer(diffId: string): Promise<void> {
+    const doomed = join(this.tmpDir, `rm-${digestHex(diffId)}-${Math.random().toString(36).slice(2)}`);
+    try {
+      await fs.rename(this.layerPath(diffId), doomed);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw e;
+    }
+    await fs.rm(doomed, { recursive: true, force: true });
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await fs.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
