@@ -1,2 +1,32 @@
 // The pure domain of Flotilla: decisions, no I/O. Everything that touches the world lives elsewhere.
 export * from "./errors";
+export * from "./types";
+export * from "./task-state";
+export * from "./parsers";
+export * from "./constraints";
+export * from "./spec-validation";
+export * from "./plan";
+export * from "./restart-policy";
+export { orchestrate, nodeProblem, type OrchestrateOptions } from "./orchestrator";
+export {
+  FILTERS,
+  runFilters,
+  availabilityFilter,
+  constraintsFilter,
+  cpuFilter,
+  explain,
+  maxReplicasFilter,
+  memoryFilter,
+  portKey,
+  portsFilter,
+  type FilterReason,
+  type FilterResult,
+  type NodeState,
+  type ReasonCounts,
+  type SchedulerFilter,
+  type TaskDemand,
+} from "./scheduler-filters";
+export * from "./scheduler";
+export * from "./update-planner";
+export * from "./reconcile";
+export * from "./spec-diff";

@@ -1,0 +1,202 @@
+// Domain types shared by every decision in libs/core. Plain data: adapters load them from the
+// database (Prisma BigInt columns become numbers, which hold any realistic byte or nano-CPU count
+// exactly) and the pure functions never mutate them.
+
+/** 1 CPU = 1e9 nano-CPUs, the unit of the Docker Engine API. */
+export const NANO_CPUS_PER_CPU = 1_000_000_000;
+
+/** Replicated services run `replicas` tasks in numbered slots; global services one task per eligible node. */
+export type ServiceMode =
+  | { readonly kind: "replicated"; readonly replicas: number }
+  | { readonly kind: "global" };
+
+/** An amount of CPU and memory: what a task reserves or a node offers. */
+export interface ResourceAmounts {
+  /** CPU in billionths of a CPU (0.5 CPU = 500_000_000). */
+  readonly nanoCpus: number;
+  /** Memory in bytes. */
+  readonly memoryBytes: number;
+}
+
+/** Hard limits applied to the container's cgroup. 0 means "no limit". */
+export interface ResourceLimits extends ResourceAmounts {
+  /** Maximum number of processes in the container; absent or 0 means no limit. */
+  readonly pids?: number;
+}
+
+/** Reservations are what the scheduler accounts for; limits are enforced by the shim. */
+export interface ServiceResources {
+  readonly reservations: ResourceAmounts;
+  readonly limits: ResourceLimits;
+}
+
+export type PortProtocol = "tcp" | "udp";
+
+/** A port published on the host the task runs on ("host mode"): `published` on the node → `target` in the container. */
+export interface PortConfig {
+  readonly published: number;
+  readonly target: number;
+  readonly protocol: PortProtocol;
+}
+
+/** Spread tasks evenly over the values of a node attribute, e.g. `{ spread: "node.labels.zone" }`. */
+export interface PlacementPreference {
+  readonly spread: string;
+}
+
+/** Where tasks may run. */
+export interface Placement {
+  /** Constraint expressions such as `node.labels.zone==a`, all of which must hold. */
+  readonly constraints: readonly string[];
+  /** Applied in order: the first spreads over its values, the next within each value, and so on. */
+  readonly preferences: readonly PlacementPreference[];
+  /** At most this many tasks of the service per node; absent or 0 means no limit. Replicated mode only. */
+  readonly maxReplicasPerNode?: number;
+}
+
+export type RestartCondition = "none" | "on-failure" | "any";
+
+/** What happens when a task's container exits on its own. */
+export interface RestartPolicy {
+  readonly condition: RestartCondition;
+  /** Wait this long after the exit before starting a replacement. */
+  readonly delayMs: number;
+  /** Give up after this many restarts (within `windowMs` if set); 0 means unlimited. */
+  readonly maxAttempts: number;
+  /** Window in which restarts are counted; 0 means since the service's spec version was created. */
+  readonly windowMs: number;
+}
+
+export type FailureAction = "pause" | "continue" | "rollback";
+export type UpdateOrder = "stop-first" | "start-first";
+
+/** How a rolling update (or a rollback) replaces tasks. */
+export interface UpdateConfig {
+  /** Tasks replaced per batch; 0 means all at once. */
+  readonly parallelism: number;
+  /** Pause between one batch running and the next batch starting. */
+  readonly delayMs: number;
+  /** After a new task starts, a failure within this period counts against the update. */
+  readonly monitorMs: number;
+  /** What to do once the failure ratio exceeds `maxFailureRatio`. `rollback` is not valid in a rollback config. */
+  readonly failureAction: FailureAction;
+  /** Fraction (0..1) of the service's tasks allowed to fail during the update. */
+  readonly maxFailureRatio: number;
+  /** stop-first: stop the old task, then start the new one; start-first: overlap them briefly. */
+  readonly order: UpdateOrder;
+}
+
+/**
+ * A service as the user wants it: the desired state, written only by users (through the API).
+ * Every field is present; build one from user input with `normalizeServiceSpec`.
+ */
+export interface ServiceSpec {
+  readonly name: string;
+  readonly image: string;
+  /** Overrides the image's entrypoint when non-empty. */
+  readonly command: readonly string[];
+  /** Overrides the image's command when non-empty. */
+  readonly args: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly mode: ServiceMode;
+  readonly resources: ServiceResources;
+  readonly ports: readonly PortConfig[];
+  readonly placement: Placement;
+  readonly restartPolicy: RestartPolicy;
+  readonly updateConfig: UpdateConfig;
+  readonly rollbackConfig: UpdateConfig;
+  /** Time between SIGTERM and SIGKILL when a task is stopped. */
+  readonly stopGracePeriodMs: number;
+}
+
+/** User input for a service: name and image are required, everything else has a default. */
+export interface ServiceSpecInput {
+  readonly name: string;
+  readonly image: string;
+  readonly command?: readonly string[];
+  readonly args?: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly mode?: ServiceMode;
+  readonly resources?: {
+    readonly reservations?: Partial<ResourceAmounts>;
+    readonly limits?: Partial<ResourceLimits>;
+  };
+  readonly ports?: readonly PortConfig[];
+  readonly placement?: Partial<Placement>;
+  readonly restartPolicy?: Partial<RestartPolicy>;
+  readonly updateConfig?: Partial<UpdateConfig>;
+  readonly rollbackConfig?: Partial<UpdateConfig>;
+  readonly stopGracePeriodMs?: number;
+}
+
+export type NodeRole = "worker" | "manager";
+/** Observed by heartbeats: `unknown` until the first one, `down` after missed ones. */
+export type NodeStatus = "ready" | "down" | "unknown";
+/** Chosen by the operator: `pause` keeps running tasks but takes no new ones, `drain` moves tasks away. */
+export type NodeAvailability = "active" | "pause" | "drain";
+
+/** A host whose agent joined the cluster. */
+export interface NodeInfo {
+  readonly id: string;
+  readonly hostname: string;
+  readonly role: NodeRole;
+  readonly status: NodeStatus;
+  readonly availability: NodeAvailability;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Total capacity the node offers to tasks. */
+  readonly resources: ResourceAmounts;
+  /** Where the control plane reaches the agent (host or host:port). */
+  readonly address?: string;
+}
+
+/**
+ * Observed task states in swarmkit's order. The order is the point: a task only moves forward,
+ * so a late or repeated report can never undo a newer one.
+ */
+export const TASK_STATES = [
+  "NEW",
+  "PENDING",
+  "ASSIGNED",
+  "ACCEPTED",
+  "PREPARING",
+  "STARTING",
+  "RUNNING",
+  "COMPLETE",
+  "SHUTDOWN",
+  "FAILED",
+  "REJECTED",
+  "ORPHANED",
+] as const;
+
+export type TaskState = (typeof TASK_STATES)[number];
+
+/** What the orchestrator wants of a task; the observed `state` follows it. */
+export type DesiredState = "running" | "shutdown";
+
+/** One replica of a service at one spec version. */
+export interface Task {
+  readonly id: string;
+  readonly serviceId: string;
+  /** Replicated mode: the replica's slot number (1-based); absent in global mode. */
+  readonly slot?: number;
+  /** The node the task runs on: set by the scheduler, or at creation in global mode. */
+  readonly nodeId?: string;
+  /** The service version whose spec this task runs. */
+  readonly specVersion: number;
+  readonly state: TaskState;
+  readonly desiredState: DesiredState;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+  /** Epoch milliseconds of the last state change. */
+  readonly updatedAt: number;
+  /** Epoch milliseconds at which the task was first seen RUNNING. */
+  readonly startedAt?: number;
+  /** Epoch milliseconds at which the task reached a terminal state. */
+  readonly finishedAt?: number;
+  readonly exitCode?: number;
+  readonly error?: string;
+  /** Human explanation of the current state ("no suitable node (...)"). */
+  readonly message?: string;
+}
