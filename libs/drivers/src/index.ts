@@ -1,1 +1,32 @@
-export {};
+// Machine drivers behind one Driver interface (see README.md).
+export * from "./driver";
+export * from "./options";
+export * from "./command-runner";
+export * from "./ssh";
+export * from "./registry";
+export { withHostLock, type HostLockOptions } from "./lock";
+export { pollUntil, sleep, type PollOptions } from "./poll";
+export { probeTcp, findFreePort, parseCidr, hostPort, formatDuration, type Cidr, type TcpProbe } from "./net";
+export { boot2dockerUserdata, FORMAT_ME_MAGIC } from "./userdata";
+export { GUEST_SSH_USER, KEY_FILE, IMAGE_FILE, defaultCacheDir, locateImage } from "./machine-files";
+export {
+  VirtualBoxDriver,
+  virtualboxDriver,
+  virtualboxOptionSpecs,
+  parseVirtualBoxOptions,
+  dhcpPlan,
+  VBOX_CREATE_LOCK,
+  type VirtualBoxOptions,
+  type VBoxNicType,
+  type VBoxPromiscMode,
+} from "./virtualbox.driver";
+export {
+  parseMachineReadable,
+  parseHostOnlyIfs,
+  parseDhcpServers,
+  parseGuestProperty,
+  parseVBoxVersion,
+  vboxState,
+} from "./virtualbox-output";
+export { HyperVDriver, hypervDriver, hypervOptionSpecs, parseHyperVOptions, psQuote, hypervState, type HyperVOptions } from "./hyperv.driver";
+export { GenericDriver, genericDriver, genericOptionSpecs, parseGenericOptions, type GenericOptions } from "./generic.driver";

@@ -1,0 +1,186 @@
+// The generic driver: any existing host reachable over SSH. It creates nothing; `create` proves
+// that SSH with the given key works and keeps a copy of the key in the machine store.
+// It does not own the host, so it will not power it on, off, or reboot it.
+import { isIP } from "node:net";
+import { access, copyFile, chmod, mkdir } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { InvalidError, NotSupportedError } from "@flotilla/core";
+import {
+  engineUrl,
+  MachineState,
+  timingOf,
+  validateMachineName,
+  type Driver,
+  type DriverContext,
+  type DriverFactory,
+  type DriverTiming,
+  type SshEndpoint,
+} from "./driver";
+import { removeFiles, reporter } from "./machine-files";
+import { hostPort, probeTcp } from "./net";
+import { OptionReader, type OptionSpec, type RawOptions } from "./options";
+import { readPrivateKey, sshError, sshRun } from "./ssh";
+
+export interface GenericOptions {
+  ipAddress: string;
+  sshUser: string;
+  /** undefined: the first of ~/.ssh/id_ed25519, ~/.ssh/id_rsa, ~/.ssh/id_ecdsa that exists. */
+  sshKey?: string;
+  sshPort: number;
+}
+
+/** The copy of the key kept in the machine store (the original may move or be rotated). */
+const STORED_KEY = "id_ssh";
+const DEFAULT_KEYS = ["id_ed25519", "id_rsa", "id_ecdsa"];
+
+export const genericOptionSpecs: readonly OptionSpec[] = [
+  { name: "generic-ip-address", type: "string", required: true, help: "IP address or host name of the host" },
+  { name: "generic-ssh-user", type: "string", default: "root", help: "SSH user (root, or a user with password-less sudo)" },
+  {
+    name: "generic-ssh-key",
+    type: "path",
+    help: "Private key for SSH (unencrypted). Default: the first of ~/.ssh/id_ed25519, ~/.ssh/id_rsa, ~/.ssh/id_ecdsa",
+  },
+  { name: "generic-ssh-port", type: "int", default: 22, min: 1, max: 65535, help: "SSH port" },
+];
+
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+export function parseGenericOptions(raw: RawOptions): GenericOptions {
+  const r = new OptionReader("generic", genericOptionSpecs, raw);
+  const options: GenericOptions = {
+    ipAddress: r.string("generic-ip-address")!,
+    sshUser: r.string("generic-ssh-user")!,
+    sshKey: r.path("generic-ssh-key"),
+    sshPort: r.int("generic-ssh-port"),
+  };
+  r.done();
+  if (isIP(options.ipAddress) === 0 && !HOST_NAME.test(options.ipAddress)) {
+    throw new InvalidError(`--generic-ip-address must be an IP address or host name, got ${JSON.stringify(options.ipAddress)}`, {
+      field: "generic-ip-address",
+    });
+  }
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(options.sshUser)) {
+    throw new InvalidError(`--generic-ssh-user must be a user name, got ${JSON.stringify(options.sshUser)}`, { field: "generic-ssh-user" });
+  }
+  return options;
+}
+
+export class GenericDriver implements Driver {
+  readonly driverName = "generic";
+  readonly machineName: string;
+  private readonly timing: DriverTiming;
+  private readonly report: (step: string, message: string) => void;
+
+  constructor(
+    private readonly ctx: DriverContext,
+    readonly options: GenericOptions,
+  ) {
+    validateMachineName(ctx.machineName);
+    this.machineName = ctx.machineName;
+    this.timing = timingOf(ctx);
+    this.report = reporter(ctx, "generic");
+  }
+
+  private get endpoint(): string {
+    return hostPort(this.options.ipAddress, this.options.sshPort);
+  }
+  private get storedKey(): string {
+    return join(this.ctx.storeDir, STORED_KEY);
+  }
+
+  /** The key the user pointed at, or the first default key that exists. */
+  private async sourceKey(): Promise<string> {
+    if (this.options.sshKey !== undefined) return this.options.sshKey;
+    const candidates = DEFAULT_KEYS.map((k) => join(homedir(), ".ssh", k));
+    for (const c of candidates) {
+      if (await exists(c)) return c;
+    }
+    throw new InvalidError(`--generic-ssh-key not given and none of ${candidates.join(", ")} exists`, { field: "generic-ssh-key" });
+  }
+
+  async preCreateCheck(): Promise<void> {
+    await readPrivateKey(await this.sourceKey(), "generic-ssh-key");
+  }
+
+  async create(signal?: AbortSignal): Promise<void> {
+    const source = await this.sourceKey();
+    const privateKey = await readPrivateKey(source, "generic-ssh-key");
+    this.report("ssh", `checking SSH to ${this.options.sshUser}@${this.endpoint}`);
+    const res = await sshRun(
+      { host: this.options.ipAddress, port: this.options.sshPort, user: this.options.sshUser, privateKey, signal, timeoutMs: this.timing.sshTimeoutMs },
+      "true",
+      { timeoutMs: this.timing.sshTimeoutMs },
+    );
+    if (res.code !== 0) {
+      throw sshError(this.endpoint, "exec", `\`true\` exited with ${res.code ?? `signal ${res.signal}`}${res.stderr.trim() ? `: ${res.stderr.trim()}` : ""}`);
+    }
+    await mkdir(this.ctx.storeDir, { recursive: true });
+    await copyFile(source, this.storedKey);
+    await chmod(this.storedKey, 0o600);
+    this.report("ready", `reachable at ${this.endpoint}`);
+  }
+
+  private refuse(what: string, hint: string): never {
+    throw new NotSupportedError(`generic driver cannot ${what} a host it does not own; ${hint}`, { driver: "generic", operation: what });
+  }
+
+  async start(): Promise<void> {
+    this.refuse("start", "power it on yourself");
+  }
+  async stop(): Promise<void> {
+    this.refuse("stop", "shut it down yourself");
+  }
+  /**
+   * Refused, unlike docker-machine's generic driver, which reboots over SSH: a reboot is a stop
+   * plus a start, and a host shared with other work must not be rebooted by a machine command.
+   */
+  async restart(): Promise<void> {
+    this.refuse("restart", `reboot it yourself (ssh ${this.options.sshUser}@${this.options.ipAddress} sudo reboot)`);
+  }
+  async kill(): Promise<void> {
+    this.refuse("kill", "power it off yourself");
+  }
+
+  /** Forgets the host: deletes the stored key copy; the host itself is left alone. */
+  async remove(): Promise<void> {
+    await removeFiles([this.storedKey]);
+  }
+
+  /** Running when the SSH port accepts a TCP connection; otherwise Unreachable (never Stopped: we cannot know). */
+  async getState(signal?: AbortSignal): Promise<MachineState> {
+    const probe = await probeTcp(this.options.ipAddress, this.options.sshPort, this.timing.sshTimeoutMs, signal);
+    return probe.ok ? MachineState.Running : MachineState.Unreachable;
+  }
+
+  async getIP(): Promise<string> {
+    return this.options.ipAddress;
+  }
+
+  async getSSH(): Promise<SshEndpoint> {
+    const keyPath = (await exists(this.storedKey)) ? this.storedKey : await this.sourceKey();
+    return { host: this.options.ipAddress, port: this.options.sshPort, user: this.options.sshUser, keyPath };
+  }
+
+  async getURL(): Promise<string> {
+    return engineUrl(this.options.ipAddress);
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const genericDriver: DriverFactory<GenericOptions> = {
+  name: "generic",
+  description: "An existing host reachable over SSH (nothing is created; the host is not powered on or off)",
+  options: genericOptionSpecs,
+  parseOptions: parseGenericOptions,
+  bind: (ctx, options) => new GenericDriver(ctx, options),
+};

@@ -1,0 +1,425 @@
+// The hyperv driver: a boot2docker-style VM driven through the Hyper-V PowerShell module.
+// Every step is one `powershell.exe -NoProfile -NonInteractive <command>`; values are passed as
+// single-quoted PowerShell literals (see psQuote), so names and paths are never interpreted.
+//
+// create: key → copy image → small fixed VHD + userdata written into it → convert to dynamic →
+//   resize → New-VM → memory, CPUs, DVD, disk → Start-VM → wait for the first adapter's IP
+import { open } from "node:fs/promises";
+import { join } from "node:path";
+import { ConflictError, InvalidError, NotFoundError, UnavailableError } from "@flotilla/core";
+import { commandFailed, type CommandResult } from "./command-runner";
+import {
+  engineUrl,
+  MachineState,
+  timingOf,
+  validateMachineName,
+  type Driver,
+  type DriverContext,
+  type DriverFactory,
+  type DriverTiming,
+  type SshEndpoint,
+} from "./driver";
+import { copyImage, defaultCacheDir, GUEST_SSH_USER, IMAGE_FILE, KEY_FILE, locateImage, removeFiles, reporter, writeMachineKey } from "./machine-files";
+import { OptionReader, type OptionSpec, type RawOptions } from "./options";
+import { pollUntil } from "./poll";
+import { boot2dockerUserdata } from "./userdata";
+
+export interface HyperVOptions {
+  /** Switch name; undefined: the first external switch. */
+  virtualSwitch?: string;
+  memoryMB: number;
+  cpuCount: number;
+  diskSizeMB: number;
+  /** Local path or cached URL of the OS image; undefined: `<cacheDir>/boot2docker.iso`. */
+  imageUrl?: string;
+}
+
+const POWERSHELL = "powershell.exe";
+const FIXED_VHD = "fixed.vhd";
+const DISK_VHD = "disk.vhd";
+/** Only needs to hold the userdata tar; it becomes the full-size dynamic disk afterwards. */
+const FIXED_VHD_MB = 10;
+/** SID of the built-in "Hyper-V Administrators" group, whose members may manage VMs without being admins. */
+const HYPERV_ADMINS_SID = "S-1-5-32-578";
+
+export const hypervOptionSpecs: readonly OptionSpec[] = [
+  { name: "hyperv-virtual-switch", type: "string", help: "Virtual switch for the VM's network adapter. Default: the first external switch" },
+  { name: "hyperv-memory", type: "int", unit: "MB", default: 1024, min: 128, help: "Memory of the VM in MB (a multiple of 2)" },
+  { name: "hyperv-cpu-count", type: "int", default: 1, min: 1, max: 64, help: "Number of virtual CPUs" },
+  { name: "hyperv-disk-size", type: "int", unit: "MB", default: 20000, min: 1024, help: "Size of the data disk in MB" },
+  {
+    name: "hyperv-boot2docker-url",
+    type: "string",
+    help: "OS image (boot2docker-style ISO): a local path, or a URL already placed in the image cache under its file name. Default: <cache>/boot2docker.iso. Nothing is downloaded.",
+  },
+];
+
+export function parseHyperVOptions(raw: RawOptions): HyperVOptions {
+  const r = new OptionReader("hyperv", hypervOptionSpecs, raw);
+  const options: HyperVOptions = {
+    virtualSwitch: r.string("hyperv-virtual-switch"),
+    memoryMB: r.int("hyperv-memory"),
+    cpuCount: r.int("hyperv-cpu-count"),
+    diskSizeMB: r.int("hyperv-disk-size"),
+    imageUrl: r.path("hyperv-boot2docker-url"),
+  };
+  r.done();
+  if (options.memoryMB % 2 !== 0) {
+    throw new InvalidError(`--hyperv-memory must be a multiple of 2 MB (Hyper-V's rule), got ${options.memoryMB}`, { field: "hyperv-memory" });
+  }
+  return options;
+}
+
+/**
+ * A PowerShell single-quoted literal: nothing inside is expanded. PowerShell also treats the
+ * typographic quotes ‘ ’ ‚ ‛ as single quotes, so those are doubled too.
+ */
+export function psQuote(value: string): string {
+  return `'${value.replace(/['\u2018\u2019\u201a\u201b]/g, (q) => q + q)}'`;
+}
+
+/** Hyper-V's VM states (Get-VM .State) → ours. */
+export function hypervState(state: string): MachineState {
+  switch (state.trim()) {
+    case "Running":
+      return MachineState.Running;
+    case "Off":
+      return MachineState.Stopped;
+    case "Starting":
+    case "Resuming":
+    case "Reset":
+      return MachineState.Starting;
+    case "Stopping":
+    case "Saving":
+    case "Pausing":
+      return MachineState.Stopping;
+    case "Paused":
+      return MachineState.Paused;
+    case "Saved":
+      return MachineState.Saved;
+    default:
+      // The *Critical states (storage lost), Other, or something unknown.
+      return MachineState.Error;
+  }
+}
+
+const IS_ADMIN =
+  "@([Security.Principal.WindowsPrincipal][Security.Principal.WindowsIdentity]::GetCurrent()).IsInRole([Security.Principal.WindowsBuiltInRole] 'Administrator')";
+const IS_HYPERV_ADMIN = `@([Security.Principal.WindowsPrincipal][Security.Principal.WindowsIdentity]::GetCurrent()).IsInRole([Security.Principal.SecurityIdentifier]::new('${HYPERV_ADMINS_SID}'))`;
+const HAS_MODULE = "@(Get-Module -ListAvailable hyper-v).Name | Get-Unique";
+const LIST_SWITCHES = "Hyper-V\\Get-VMSwitch | ForEach-Object { $_.Name + [char]9 + $_.SwitchType }";
+
+export class HyperVDriver implements Driver {
+  readonly driverName = "hyperv";
+  readonly machineName: string;
+  private readonly timing: DriverTiming;
+  private readonly report: (step: string, message: string) => void;
+
+  constructor(
+    private readonly ctx: DriverContext,
+    readonly options: HyperVOptions,
+  ) {
+    validateMachineName(ctx.machineName);
+    this.machineName = ctx.machineName;
+    this.timing = timingOf(ctx);
+    this.report = reporter(ctx, "hyperv");
+  }
+
+  private get q(): string {
+    return psQuote(this.machineName);
+  }
+  private get keyPath(): string {
+    return join(this.ctx.storeDir, KEY_FILE);
+  }
+  private get isoPath(): string {
+    return join(this.ctx.storeDir, IMAGE_FILE);
+  }
+  private get fixedPath(): string {
+    return join(this.ctx.storeDir, FIXED_VHD);
+  }
+  private get diskPath(): string {
+    return join(this.ctx.storeDir, DISK_VHD);
+  }
+  /** New-VM -Path puts the VM's configuration in a folder named after the VM. */
+  private get vmDir(): string {
+    return join(this.ctx.storeDir, this.machineName);
+  }
+
+  /** Runs one PowerShell command; a non-zero exit throws an error naming the cmdlet unless `allowFail`. */
+  private async ps(command: string, signal: AbortSignal | undefined, allowFail = false): Promise<CommandResult> {
+    const result = await this.ctx.runner.run(POWERSHELL, ["-NoProfile", "-NonInteractive", command], { signal, timeoutMs: this.timing.commandTimeoutMs });
+    if (result.exitCode !== 0 && !allowFail) throw commandFailed(`${POWERSHELL} ${stepName(command)}`, result);
+    return result;
+  }
+
+  async preCreateCheck(signal?: AbortSignal): Promise<void> {
+    let mod: CommandResult;
+    try {
+      mod = await this.ps(HAS_MODULE, signal);
+    } catch (e) {
+      if ((e as UnavailableError).details?.reason === "not-found") {
+        throw new UnavailableError(`hyperv: ${POWERSHELL} not found on PATH: the hyperv driver runs on Windows with Hyper-V`, { check: "powershell" });
+      }
+      throw e;
+    }
+    if (!/^Hyper-V$/im.test(mod.stdout)) {
+      throw new UnavailableError("hyperv: the Hyper-V PowerShell module is not installed: enable Hyper-V (with its management tools) in Windows features", {
+        check: "module",
+      });
+    }
+
+    const admin = await this.ps(IS_ADMIN, signal);
+    if (!isTrue(admin.stdout)) {
+      const member = await this.ps(IS_HYPERV_ADMIN, signal);
+      if (!isTrue(member.stdout)) {
+        throw new UnavailableError(
+          'hyperv: managing Hyper-V needs administrator rights: run as Administrator or join the "Hyper-V Administrators" group',
+          { check: "admin" },
+        );
+      }
+    }
+
+    await this.resolveSwitch(signal);
+    await locateImage("hyperv-boot2docker-url", this.options.imageUrl, this.ctx.cacheDir ?? defaultCacheDir());
+
+    if ((await this.getState(signal)) !== MachineState.NotFound) {
+      throw new ConflictError(`hyperv: a VM named ${this.machineName} already exists`, { check: "name" });
+    }
+  }
+
+  /** The switch named by the option, or the first external one. */
+  private async resolveSwitch(signal?: AbortSignal): Promise<string> {
+    const out = (await this.ps(LIST_SWITCHES, signal)).stdout;
+    const switches = out
+      .split(/\r?\n/)
+      .filter((l) => l.trim())
+      .map((l) => {
+        const [name, type = ""] = l.split("\t");
+        return { name: name.trim(), type: type.trim() };
+      });
+    const have = switches.length > 0 ? switches.map((s) => `${s.name} (${s.type})`).join(", ") : "none";
+    const wanted = this.options.virtualSwitch;
+    if (wanted !== undefined) {
+      const found = switches.find((s) => s.name === wanted);
+      if (!found) {
+        throw new InvalidError(`--hyperv-virtual-switch ${JSON.stringify(wanted)}: no such virtual switch (have: ${have})`, {
+          field: "hyperv-virtual-switch",
+        });
+      }
+      return found.name;
+    }
+    const external = switches.find((s) => s.type === "External");
+    if (!external) {
+      throw new UnavailableError(
+        `hyperv: no external virtual switch: create one in Hyper-V Manager or name a switch with --hyperv-virtual-switch (have: ${have})`,
+        { check: "switch" },
+      );
+    }
+    return external.name;
+  }
+
+  async create(signal?: AbortSignal): Promise<void> {
+    const name = this.q;
+    const o = this.options;
+    const made = { vm: false, started: false };
+    const files = [this.keyPath, `${this.keyPath}.pub`, this.isoPath, this.fixedPath, this.diskPath, this.vmDir];
+    try {
+      const switchName = await this.resolveSwitch(signal);
+      this.report("key", "generating SSH key");
+      const { publicKey } = await writeMachineKey(this.ctx.storeDir, this.machineName);
+      const image = await locateImage("hyperv-boot2docker-url", o.imageUrl, this.ctx.cacheDir ?? defaultCacheDir());
+      this.report("image", `copying ${image}`);
+      await copyImage(image, this.ctx.storeDir);
+
+      // A fixed VHD is raw data followed by a footer, so the userdata tar written at offset 0 is
+      // the disk's first sector as the guest sees it. Converting to dynamic keeps the data.
+      this.report("disk", `creating ${o.diskSizeMB} MB disk`);
+      await this.ps(`Hyper-V\\New-VHD -Path ${psQuote(this.fixedPath)} -SizeBytes ${FIXED_VHD_MB}MB -Fixed`, signal);
+      await writeAtStart(this.fixedPath, boot2dockerUserdata(publicKey));
+      await this.ps(
+        `Hyper-V\\Convert-VHD -Path ${psQuote(this.fixedPath)} -DestinationPath ${psQuote(this.diskPath)} -VHDType Dynamic -DeleteSource`,
+        signal,
+      );
+      await this.ps(`Hyper-V\\Resize-VHD -Path ${psQuote(this.diskPath)} -SizeBytes ${o.diskSizeMB}MB`, signal);
+
+      this.report("vm", "creating VM");
+      await this.ps(
+        `Hyper-V\\New-VM -Name ${name} -Path ${psQuote(this.ctx.storeDir)} -SwitchName ${psQuote(switchName)} -MemoryStartupBytes ${o.memoryMB}MB`,
+        signal,
+      );
+      made.vm = true;
+      // Dynamic memory lets Hyper-V shrink the guest under the containers' feet; the scheduler
+      // counts on the memory it was told.
+      await this.ps(`Hyper-V\\Set-VMMemory -VMName ${name} -DynamicMemoryEnabled $false`, signal);
+      await this.ps(`Hyper-V\\Set-VMProcessor -VMName ${name} -Count ${o.cpuCount}`, signal);
+      await this.ps(`Hyper-V\\Set-VMDvdDrive -VMName ${name} -Path ${psQuote(this.isoPath)}`, signal);
+      await this.ps(`Hyper-V\\Add-VMHardDiskDrive -VMName ${name} -Path ${psQuote(this.diskPath)}`, signal);
+
+      this.report("start", "starting VM");
+      await this.ps(`Hyper-V\\Start-VM -Name ${name}`, signal);
+      made.started = true;
+      this.report("ip", "waiting for the guest to report its IP");
+      const ip = await this.waitForIP(signal);
+      this.report("ready", `running at ${ip}`);
+    } catch (e) {
+      this.report("cleanup", `create failed (${(e as Error)?.message ?? String(e)}); removing what was made`);
+      // Without the caller's signal: it may be why we are here.
+      if (made.started) await this.ps(`Hyper-V\\Stop-VM -Name ${name} -TurnOff`, undefined, true).catch(() => undefined);
+      if (made.vm) await this.ps(`Hyper-V\\Remove-VM -Name ${name} -Force`, undefined, true).catch(() => undefined);
+      await removeFiles(files);
+      throw e;
+    }
+  }
+
+  private async waitForIP(signal?: AbortSignal): Promise<string> {
+    return pollUntil(() => this.adapterIP(signal), {
+      intervalMs: this.timing.pollIntervalMs,
+      timeoutMs: this.timing.ipTimeoutMs,
+      signal,
+      what: `hyperv ${this.machineName}: waiting for the guest to report its IP`,
+      hint: () => "the image needs Hyper-V integration services (KVP) and an address on the switch's network",
+    });
+  }
+
+  private async adapterIP(signal?: AbortSignal): Promise<string | undefined> {
+    const res = await this.ps(`((Hyper-V\\Get-VM -Name ${this.q}).networkadapters[0]).ipaddresses[0]`, signal);
+    const ip = res.stdout.trim();
+    return ip ? ip : undefined;
+  }
+
+  async getState(signal?: AbortSignal): Promise<MachineState> {
+    const res = await this.ps(`(Hyper-V\\Get-VM -Name ${this.q}).state`, signal, true);
+    if (res.exitCode === 0) return hypervState(res.stdout);
+    if (/unable to find a virtual machine/i.test(res.stderr)) return MachineState.NotFound;
+    throw commandFailed(`${POWERSHELL} Get-VM`, res);
+  }
+
+  private notFound(): NotFoundError {
+    return new NotFoundError("machine", this.machineName, { driver: "hyperv" });
+  }
+
+  async start(signal?: AbortSignal): Promise<void> {
+    const state = await this.getState(signal);
+    switch (state) {
+      case MachineState.NotFound:
+        throw this.notFound();
+      case MachineState.Stopping:
+        throw new ConflictError(`hyperv ${this.machineName}: is stopping; start it once it has stopped`);
+      case MachineState.Paused:
+        this.report("start", "resuming VM");
+        await this.ps(`Hyper-V\\Resume-VM -Name ${this.q}`, signal);
+        break;
+      case MachineState.Stopped:
+      case MachineState.Saved:
+      case MachineState.Error:
+        this.report("start", "starting VM");
+        await this.ps(`Hyper-V\\Start-VM -Name ${this.q}`, signal);
+        break;
+      default:
+        break;
+    }
+    this.report("ip", "waiting for the guest to report its IP");
+    await this.waitForIP(signal);
+  }
+
+  async stop(signal?: AbortSignal): Promise<void> {
+    const state = await this.getState(signal);
+    if (state === MachineState.NotFound) throw this.notFound();
+    if (state !== MachineState.Running && state !== MachineState.Starting && state !== MachineState.Paused) return;
+    this.report("stop", "shutting the guest down");
+    // Stop-VM asks the guest's shutdown integration service and returns when it is off, or fails.
+    await this.ps(`Hyper-V\\Stop-VM -Name ${this.q}`, signal);
+    let last: MachineState = state;
+    await pollUntil(
+      async () => {
+        last = await this.getState(signal);
+        return last === MachineState.Stopped ? true : undefined;
+      },
+      {
+        intervalMs: this.timing.pollIntervalMs,
+        timeoutMs: this.timing.stopTimeoutMs,
+        signal,
+        what: `hyperv ${this.machineName}: waiting for the guest to power off`,
+        hint: () => `still ${last}; use kill to turn it off`,
+      },
+    );
+  }
+
+  async restart(signal?: AbortSignal): Promise<void> {
+    const state = await this.getState(signal);
+    if (state === MachineState.Running) {
+      this.report("restart", "restarting VM");
+      await this.ps(`Hyper-V\\Restart-VM -Name ${this.q} -Force`, signal);
+      await this.waitForIP(signal);
+      return;
+    }
+    await this.start(signal);
+  }
+
+  async kill(signal?: AbortSignal): Promise<void> {
+    const state = await this.getState(signal);
+    if (state === MachineState.NotFound) throw this.notFound();
+    if (state === MachineState.Stopped || state === MachineState.Saved) return;
+    this.report("kill", "turning off");
+    await this.ps(`Hyper-V\\Stop-VM -Name ${this.q} -TurnOff`, signal);
+  }
+
+  async remove(signal?: AbortSignal): Promise<void> {
+    const state = await this.getState(signal);
+    if (state !== MachineState.NotFound) {
+      if (state !== MachineState.Stopped && state !== MachineState.Saved) {
+        this.report("remove", "turning off");
+        await this.ps(`Hyper-V\\Stop-VM -Name ${this.q} -TurnOff`, signal);
+      }
+      this.report("remove", "removing VM");
+      await this.ps(`Hyper-V\\Remove-VM -Name ${this.q} -Force`, signal);
+    } else {
+      this.report("remove", "no VM registered; removing files only");
+    }
+    // Remove-VM leaves disks and the configuration folder behind.
+    await removeFiles([this.keyPath, `${this.keyPath}.pub`, this.isoPath, this.fixedPath, this.diskPath, this.vmDir]);
+  }
+
+  async getIP(signal?: AbortSignal): Promise<string> {
+    const state = await this.getState(signal);
+    if (state === MachineState.NotFound) throw this.notFound();
+    if (state !== MachineState.Running) throw new UnavailableError(`hyperv ${this.machineName}: no IP while the machine is ${state}`, { state });
+    const ip = await this.adapterIP(signal);
+    if (!ip) throw new UnavailableError(`hyperv ${this.machineName}: the guest has not reported an IP yet`);
+    return ip;
+  }
+
+  async getSSH(signal?: AbortSignal): Promise<SshEndpoint> {
+    return { host: await this.getIP(signal), port: 22, user: GUEST_SSH_USER, keyPath: this.keyPath };
+  }
+
+  async getURL(signal?: AbortSignal): Promise<string> {
+    return engineUrl(await this.getIP(signal));
+  }
+}
+
+function isTrue(out: string): boolean {
+  return /^\s*True\s*$/i.test(out);
+}
+
+/** "Hyper-V\New-VM -Name ..." → "New-VM"; "(Hyper-V\Get-VM ...).state" → "Get-VM". */
+function stepName(command: string): string {
+  return /(?:Hyper-V\\)?([A-Z][a-z]+-[A-Za-z]+)/.exec(command)?.[1] ?? command.slice(0, 40);
+}
+
+async function writeAtStart(path: string, data: Buffer): Promise<void> {
+  const fh = await open(path, "r+");
+  try {
+    await fh.write(data, 0, data.length, 0);
+  } finally {
+    await fh.close();
+  }
+}
+
+export const hypervDriver: DriverFactory<HyperVOptions> = {
+  name: "hyperv",
+  description: "Hyper-V VM on this Windows host (PowerShell Hyper-V module), booted from a boot2docker-style ISO",
+  options: hypervOptionSpecs,
+  parseOptions: parseHyperVOptions,
+  bind: (ctx, options) => new HyperVDriver(ctx, options),
+};

@@ -1,0 +1,246 @@
+// A small SSH client layer over ssh2, shared by the generic driver and the provisioner:
+// connect with an AbortSignal and a time limit, exec returning stdout/stderr/exit code, and
+// errors that name the endpoint and the cause ("ssh 198.18.0.3:22: connection refused").
+import { readFile } from "node:fs/promises";
+import { Client, utils, type ClientChannel, type ConnectConfig } from "ssh2";
+import { InvalidError, UnavailableError, type DomainError } from "@flotilla/core";
+import { formatDuration, hostPort } from "./net";
+
+export type SshFailure = "auth" | "refused" | "timeout" | "unreachable" | "dns" | "closed" | "handshake" | "exec";
+
+export interface SshConnectOptions {
+  host: string;
+  port: number;
+  user: string;
+  /** Private key contents (OpenSSH or PEM format, unencrypted). */
+  privateKey: string | Buffer;
+  signal?: AbortSignal;
+  /** Limit for TCP connect + handshake + authentication. Default 10s. */
+  timeoutMs?: number;
+  /**
+   * Host key check. Without one any host key is accepted, as docker-machine does for machines it
+   * just created: their keys are new by definition. Pin a key (e.g. from the machine store) when
+   * reconnecting matters.
+   */
+  hostVerifier?: (key: Buffer) => boolean;
+}
+
+export interface SshExecOptions {
+  signal?: AbortSignal;
+  /** Limit for the remote command; default none. */
+  timeoutMs?: number;
+  /** Written to the command's stdin, which is then closed. */
+  input?: string | Buffer;
+}
+
+export interface SshExecResult {
+  stdout: string;
+  stderr: string;
+  /** Exit status; null when the command was killed by a signal or the connection dropped. */
+  code: number | null;
+  signal: string | null;
+}
+
+/**
+ * The error for an SSH failure: InvalidError for causes the user fixes (key, user), otherwise
+ * UnavailableError (worth retrying). `details.reason` says which.
+ */
+export function sshError(endpoint: string, reason: SshFailure, message: string): DomainError {
+  const text = `ssh ${endpoint}: ${message}`;
+  const details = { step: "ssh", endpoint, reason };
+  return reason === "auth" ? new InvalidError(text, details) : new UnavailableError(text, details);
+}
+
+function classify(err: Error & { code?: string; level?: string }, host: string, user: string): [SshFailure, string] {
+  if (err.level === "client-authentication") return ["auth", `authentication failed for ${user}`];
+  switch (err.code) {
+    case "ECONNREFUSED":
+      return ["refused", "connection refused"];
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return ["unreachable", "host unreachable"];
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return ["dns", `cannot resolve ${host}`];
+    case "ECONNRESET":
+    case "EPIPE":
+      return ["closed", "connection reset during the handshake"];
+  }
+  return ["handshake", `handshake failed: ${err.message}`];
+}
+
+/** An open SSH connection. Close it when done. */
+export class SshConnection {
+  constructor(
+    readonly client: Client,
+    /** "198.18.0.3:22", for messages. */
+    readonly endpoint: string,
+  ) {}
+
+  /** Runs one command. A non-zero exit is a result, not an error; transport failures throw. */
+  exec(command: string, options: SshExecOptions = {}): Promise<SshExecResult> {
+    const { signal, timeoutMs, input } = options;
+    signal?.throwIfAborted();
+    return new Promise((resolve, reject) => {
+      let channel: ClientChannel | undefined;
+      let settled = false;
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let code: number | null = null;
+      let exitSignal: string | null = null;
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        if (timer) clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        fn();
+      };
+      const stop = () => {
+        channel?.close();
+      };
+      const onAbort = () => {
+        stop();
+        settle(() => reject(signal!.reason));
+      };
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              stop();
+              settle(() => reject(sshError(this.endpoint, "timeout", `\`${command}\` timed out after ${formatDuration(timeoutMs)}`)));
+            }, timeoutMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.client.exec(command, (e, stream) => {
+        if (e) {
+          settle(() => reject(sshError(this.endpoint, "exec", `exec \`${command}\`: ${e.message}`)));
+          return;
+        }
+        channel = stream;
+        if (settled) {
+          stream.close();
+          return;
+        }
+        stream.on("data", (b: Buffer) => out.push(b));
+        stream.stderr.on("data", (b: Buffer) => err.push(b));
+        stream.on("exit", (c: number | null, s?: string) => {
+          code = typeof c === "number" ? c : null;
+          exitSignal = s ?? null;
+        });
+        stream.on("close", () =>
+          settle(() =>
+            resolve({
+              stdout: Buffer.concat(out).toString("utf8"),
+              stderr: Buffer.concat(err).toString("utf8"),
+              code,
+              signal: exitSignal,
+            }),
+          ),
+        );
+        if (input !== undefined) stream.end(input);
+        else stream.end();
+      });
+    });
+  }
+
+  close(): void {
+    this.client.end();
+  }
+}
+
+/** Connects and authenticates with a private key. Rejects with sshError(...) or the signal's reason. */
+export function sshConnect(options: SshConnectOptions): Promise<SshConnection> {
+  const { host, port, user, signal } = options;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const endpoint = hostPort(host, port);
+  signal?.throwIfAborted();
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let settled = false;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      fn();
+    };
+    const fail = (e: unknown) => {
+      client.destroy();
+      settle(() => reject(e));
+    };
+    const onAbort = () => fail(signal!.reason);
+    // Our own timer rather than ssh2's readyTimeout, so the message and the limit are the same
+    // whether the TCP connect, the key exchange or the authentication is what hangs.
+    const timer = setTimeout(() => fail(sshError(endpoint, "timeout", `timed out after ${formatDuration(timeoutMs)}`)), timeoutMs);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    client.once("ready", () => settle(() => resolve(new SshConnection(client, endpoint))));
+    client.on("error", (e: Error & { code?: string; level?: string }) => {
+      const [reason, message] = classify(e, host, user);
+      fail(sshError(endpoint, reason, message));
+    });
+    client.once("close", () => fail(sshError(endpoint, "closed", "connection closed by the server before login")));
+    const config: ConnectConfig = {
+      host,
+      port,
+      username: user,
+      privateKey: options.privateKey,
+      readyTimeout: timeoutMs + 1000,
+      // Offer only the key: no password prompts, no agent, no keyboard-interactive.
+      authHandler: ["publickey"],
+      hostVerifier: options.hostVerifier ?? (() => true),
+    };
+    try {
+      client.connect(config);
+    } catch (e) {
+      // ssh2 throws synchronously for a key it cannot parse.
+      fail(new InvalidError(`ssh ${endpoint}: unusable private key: ${(e as Error).message}`, { step: "ssh", endpoint, reason: "auth" }));
+    }
+  });
+}
+
+/** Connect, run one command, close. */
+export async function sshRun(options: SshConnectOptions, command: string, exec: SshExecOptions = {}): Promise<SshExecResult> {
+  const conn = await sshConnect(options);
+  try {
+    return await conn.exec(command, { signal: options.signal, ...exec });
+  } finally {
+    conn.close();
+  }
+}
+
+/**
+ * Reads a private key file and checks ssh2 can use it. `flag` names the option it came from, so
+ * the error says which flag to fix. Encrypted keys are refused: there is nobody to type a passphrase.
+ */
+export async function readPrivateKey(path: string, flag?: string): Promise<Buffer> {
+  const where = flag ? `--${flag} ${path}` : path;
+  const field = flag ? { field: flag } : {};
+  let data: Buffer;
+  try {
+    data = await readFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new InvalidError(`${where}: ${code === "ENOENT" ? "no such file" : `cannot read: ${(e as Error).message}`}`, field);
+  }
+  const parsed = utils.parseKey(data);
+  if (parsed instanceof Error) {
+    const encrypted = /encrypted|passphrase/i.test(parsed.message) || /ENCRYPTED|bcrypt/.test(data.toString("latin1"));
+    throw new InvalidError(
+      `${where}: ${encrypted ? "the key is encrypted; use a key without a passphrase" : `not a usable private key (${parsed.message})`}`,
+      field,
+    );
+  }
+  return data;
+}
+
+export interface SshKeyPair {
+  /** OpenSSH private key ("-----BEGIN OPENSSH PRIVATE KEY-----"), unencrypted. */
+  privateKey: string;
+  /** authorized_keys line: "ssh-ed25519 AAAA... comment". */
+  publicKey: string;
+}
+
+/** A new ed25519 key pair in the formats sshd and ssh2 read. */
+export function generateSshKeyPair(comment: string): SshKeyPair {
+  const pair = utils.generateKeyPairSync("ed25519", { comment });
+  return { privateKey: pair.private, publicKey: pair.public.trim() };
+}
