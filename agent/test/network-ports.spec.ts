@@ -1,0 +1,93 @@
+// Published-port validation and clash rules (agent/src/network/ports.ts). resolvePorts binds
+// sockets briefly on 127.0.0.1 only.
+import { createServer, type Server } from "node:net";
+import { InvalidError, NotSupportedError } from "@flotilla/core";
+import { afterAll, describe, expect, it } from "vitest";
+import { PortAllocatedError, portsClash, resolvePorts, validatePorts, type PortRequest, type PublishedPort } from "../src/network/ports";
+
+describe("validatePorts", () => {
+  it("normalizes: any address is 0.0.0.0, protocol defaults to tcp", () => {
+    expect(validatePorts([{ hostPort: 8000, containerPort: 80 }, { hostIp: "127.0.0.1", hostPort: 0, containerPort: 53, protocol: "udp" }])).toEqual([
+      { hostIp: "0.0.0.0", hostPort: 8000, containerPort: 80, protocol: "tcp" },
+      { hostIp: "127.0.0.1", hostPort: 0, containerPort: 53, protocol: "udp" },
+    ]);
+    expect(validatePorts([{ hostIp: "", hostPort: 1, containerPort: 65535 }])[0].hostIp).toBe("0.0.0.0");
+  });
+
+  it.each([
+    [{ hostPort: 65536, containerPort: 80 }, "ports[0].hostPort", /invalid host port 65536/],
+    [{ hostPort: -1, containerPort: 80 }, "ports[0].hostPort", /invalid host port -1/],
+    [{ hostPort: 1.5, containerPort: 80 }, "ports[0].hostPort", /invalid host port 1.5/],
+    [{ hostPort: 80, containerPort: 0 }, "ports[0].containerPort", /invalid container port 0/],
+    [{ hostPort: 80, containerPort: 70000 }, "ports[0].containerPort", /invalid container port 70000/],
+    [{ hostPort: 80, containerPort: 80, protocol: "sctp" }, "ports[0].protocol", /invalid protocol "sctp"/],
+    [{ hostPort: 80, containerPort: 80, hostIp: "example.com" }, "ports[0].hostIp", /invalid host IP/],
+  ])("refuses %j", (p, field, message) => {
+    const err = (() => {
+      try {
+        validatePorts([p as PortRequest]);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(InvalidError);
+    expect((err as InvalidError).details.field).toBe(field);
+    expect((err as Error).message).toMatch(message);
+  });
+
+  it("says IPv6 host addresses are not supported", () => {
+    expect(() => validatePorts([{ hostIp: "::", hostPort: 80, containerPort: 80 }])).toThrow(NotSupportedError);
+  });
+});
+
+describe("portsClash", () => {
+  const p = (hostIp: string, hostPort: number, protocol: "tcp" | "udp" = "tcp") => ({ hostIp, hostPort, protocol });
+  it.each([
+    [p("0.0.0.0", 80), p("0.0.0.0", 80), true],
+    [p("0.0.0.0", 80), p("127.0.0.1", 80), true],
+    [p("127.0.0.1", 80), p("0.0.0.0", 80), true],
+    [p("127.0.0.1", 80), p("127.0.0.1", 80), true],
+    [p("127.0.0.1", 80), p("127.0.0.2", 80), false],
+    [p("0.0.0.0", 80), p("0.0.0.0", 81), false],
+    [p("0.0.0.0", 80, "tcp"), p("0.0.0.0", 80, "udp"), false],
+  ])("%j vs %j → %s", (a, b, clash) => {
+    expect(portsClash(a, b)).toBe(clash);
+  });
+});
+
+describe("resolvePorts", () => {
+  const servers: Server[] = [];
+  afterAll(() => servers.forEach((s) => s.close()));
+  const req = (hostPort: number, hostIp = "127.0.0.1", protocol: "tcp" | "udp" = "tcp"): PublishedPort => ({ hostIp, hostPort, containerPort: 80, protocol });
+
+  it("refuses a port another container published, with Docker's message", async () => {
+    const taken = [req(18_999, "0.0.0.0")];
+    await expect(resolvePorts([req(18_999)], taken)).rejects.toThrow(new PortAllocatedError("127.0.0.1", 18_999, "tcp"));
+    await expect(resolvePorts([req(18_999)], taken)).rejects.toThrow("Bind for 127.0.0.1:18999 failed: port is already allocated");
+  });
+
+  it("refuses the same port twice in one request", async () => {
+    const free = (await resolvePorts([req(0)], []))[0].hostPort;
+    await expect(resolvePorts([req(free), req(free)], [])).rejects.toThrow(PortAllocatedError);
+  });
+
+  it("refuses a port a host socket holds", async () => {
+    const s = createServer();
+    servers.push(s);
+    await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+    const port = (s.address() as { port: number }).port;
+    await expect(resolvePorts([req(port)], [])).rejects.toThrow(`Bind for 127.0.0.1:${port} failed: port is already allocated`);
+    // UDP on the same number is another port.
+    await expect(resolvePorts([req(port, "127.0.0.1", "udp")], [])).resolves.toHaveLength(1);
+  });
+
+  it("picks distinct free ports for hostPort 0, avoiding published ones", async () => {
+    const out = await resolvePorts([req(0), req(0), req(0, "127.0.0.1", "udp")], []);
+    expect(new Set(out.slice(0, 2).map((p) => p.hostPort)).size).toBe(2);
+    for (const p of out) expect(p.hostPort).toBeGreaterThan(0);
+  });
+
+  it("refuses an address this host does not have", async () => {
+    await expect(resolvePorts([req(18_998, "198.18.255.254")], [])).rejects.toThrow(InvalidError);
+  });
+});
