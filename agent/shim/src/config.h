@@ -1,5 +1,5 @@
 /* The command line of flotilla-shim, parsed into one immutable configuration.
- * Parsing is pure (no syscalls) so it is unit tested in test/unit.c. */
+ * Parsing is pure (no syscalls) so it is unit tested in test/args_test.c. */
 #ifndef FLOTILLA_SHIM_CONFIG_H
 #define FLOTILLA_SHIM_CONFIG_H
 

@@ -3,6 +3,7 @@
 // could have left behind on the host (mounts, cgroups, processes, network namespaces).
 import { execFileSync, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import * as fs from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export const SHIM_DIR = join(__dirname, "..", "..", "shim");
@@ -30,9 +31,15 @@ export interface LogRecord {
   readonly time: string;
 }
 
-/** Builds the shim with its Makefile (a no-op when up to date) and returns the binary path. */
+/**
+ * Builds the shim with its Makefile (a no-op when up to date) and returns the binary path. Under
+ * a lock: the shim-*.int.spec.ts files run in parallel workers, and two makes relinking the
+ * binary at once could hand a test a half-written file.
+ */
 export function buildShim(): string {
-  if (!process.env.FLOTILLA_SHIM_BIN) execFileSync("make", ["-C", SHIM_DIR, "-s"], { stdio: "inherit" });
+  if (!process.env.FLOTILLA_SHIM_BIN) {
+    execFileSync("flock", [join(tmpdir(), "flotilla-shim-make.lock"), "make", "-C", SHIM_DIR, "-s"], { stdio: "inherit" });
+  }
   return SHIM_BIN;
 }
 
@@ -153,4 +160,11 @@ export function leftovers(box: Box, opts: { parent?: string; cgroupRoot?: string
   if (fs.existsSync(join(box.stateDir, "control"))) found.push("control fifo");
   if (fs.existsSync(join(box.stateDir, "rootfs"))) found.push("rootfs mount point");
   return found;
+}
+
+/** The session id of a process. */
+export function sessionOf(pid: number): number {
+  // /proc/PID/stat: pid (comm) state ppid pgrp session ...
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]);
 }

@@ -6,18 +6,9 @@ import { access, copyFile, chmod, mkdir } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { InvalidError, NotSupportedError } from "@flotilla/core";
-import {
-  engineUrl,
-  MachineState,
-  timingOf,
-  validateMachineName,
-  type Driver,
-  type DriverContext,
-  type DriverFactory,
-  type DriverTiming,
-  type SshEndpoint,
-} from "./driver";
-import { removeFiles, reporter } from "./machine-files";
+import { BaseDriver } from "./base.driver";
+import { MachineState, type DriverContext, type DriverFactory, type SshEndpoint } from "./driver";
+import { removeFiles } from "./machine-files";
 import { hostPort, probeTcp } from "./net";
 import { OptionReader, type OptionSpec, type RawOptions } from "./options";
 import { readPrivateKey, sshError, sshRun } from "./ssh";
@@ -67,20 +58,9 @@ export function parseGenericOptions(raw: RawOptions): GenericOptions {
   return options;
 }
 
-export class GenericDriver implements Driver {
-  readonly driverName = "generic";
-  readonly machineName: string;
-  private readonly timing: DriverTiming;
-  private readonly report: (step: string, message: string) => void;
-
-  constructor(
-    private readonly ctx: DriverContext,
-    readonly options: GenericOptions,
-  ) {
-    validateMachineName(ctx.machineName);
-    this.machineName = ctx.machineName;
-    this.timing = timingOf(ctx);
-    this.report = reporter(ctx, "generic");
+export class GenericDriver extends BaseDriver<GenericOptions> {
+  constructor(ctx: DriverContext, options: GenericOptions) {
+    super("generic", ctx, options);
   }
 
   private get endpoint(): string {
@@ -161,10 +141,6 @@ export class GenericDriver implements Driver {
   async getSSH(): Promise<SshEndpoint> {
     const keyPath = (await exists(this.storedKey)) ? this.storedKey : await this.sourceKey();
     return { host: this.options.ipAddress, port: this.options.sshPort, user: this.options.sshUser, keyPath };
-  }
-
-  async getURL(): Promise<string> {
-    return engineUrl(this.options.ipAddress);
   }
 }
 

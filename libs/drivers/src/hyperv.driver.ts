@@ -6,22 +6,12 @@
 //   resize → New-VM → memory, CPUs, DVD, disk → Start-VM → wait for the first adapter's IP
 import { open } from "node:fs/promises";
 import { join } from "node:path";
-import { ConflictError, InvalidError, NotFoundError, UnavailableError } from "@flotilla/core";
+import { InvalidError, UnavailableError } from "@flotilla/core";
+import { VmDriver } from "./base.driver";
 import { commandFailed, type CommandResult } from "./command-runner";
-import {
-  engineUrl,
-  MachineState,
-  timingOf,
-  validateMachineName,
-  type Driver,
-  type DriverContext,
-  type DriverFactory,
-  type DriverTiming,
-  type SshEndpoint,
-} from "./driver";
-import { copyImage, defaultCacheDir, GUEST_SSH_USER, IMAGE_FILE, KEY_FILE, locateImage, removeFiles, reporter, writeMachineKey } from "./machine-files";
+import { MachineState, type DriverContext, type DriverFactory, type SshEndpoint } from "./driver";
+import { copyImage, GUEST_SSH_USER, removeFiles, writeMachineKey } from "./machine-files";
 import { OptionReader, type OptionSpec, type RawOptions } from "./options";
-import { pollUntil } from "./poll";
 import { boot2dockerUserdata } from "./userdata";
 
 export interface HyperVOptions {
@@ -109,30 +99,17 @@ const IS_HYPERV_ADMIN = `@([Security.Principal.WindowsPrincipal][Security.Princi
 const HAS_MODULE = "@(Get-Module -ListAvailable hyper-v).Name | Get-Unique";
 const LIST_SWITCHES = "Hyper-V\\Get-VMSwitch | ForEach-Object { $_.Name + [char]9 + $_.SwitchType }";
 
-export class HyperVDriver implements Driver {
-  readonly driverName = "hyperv";
-  readonly machineName: string;
-  private readonly timing: DriverTiming;
-  private readonly report: (step: string, message: string) => void;
+export class HyperVDriver extends VmDriver<HyperVOptions> {
+  protected readonly ipSource = "";
+  protected readonly ipHint = "the image needs Hyper-V integration services (KVP) and an address on the switch's network";
+  protected readonly stopHint = "use kill to turn it off";
 
-  constructor(
-    private readonly ctx: DriverContext,
-    readonly options: HyperVOptions,
-  ) {
-    validateMachineName(ctx.machineName);
-    this.machineName = ctx.machineName;
-    this.timing = timingOf(ctx);
-    this.report = reporter(ctx, "hyperv");
+  constructor(ctx: DriverContext, options: HyperVOptions) {
+    super("hyperv", ctx, options);
   }
 
   private get q(): string {
     return psQuote(this.machineName);
-  }
-  private get keyPath(): string {
-    return join(this.ctx.storeDir, KEY_FILE);
-  }
-  private get isoPath(): string {
-    return join(this.ctx.storeDir, IMAGE_FILE);
   }
   private get fixedPath(): string {
     return join(this.ctx.storeDir, FIXED_VHD);
@@ -144,6 +121,10 @@ export class HyperVDriver implements Driver {
   private get vmDir(): string {
     return join(this.ctx.storeDir, this.machineName);
   }
+  /** Remove-VM leaves disks and the configuration folder behind: these go by hand. */
+  protected get ownFiles(): string[] {
+    return [this.keyPath, `${this.keyPath}.pub`, this.isoPath, this.fixedPath, this.diskPath, this.vmDir];
+  }
 
   /** Runs one PowerShell command; a non-zero exit throws an error naming the cmdlet unless `allowFail`. */
   private async ps(command: string, signal: AbortSignal | undefined, allowFail = false): Promise<CommandResult> {
@@ -153,15 +134,11 @@ export class HyperVDriver implements Driver {
   }
 
   async preCreateCheck(signal?: AbortSignal): Promise<void> {
-    let mod: CommandResult;
-    try {
-      mod = await this.ps(HAS_MODULE, signal);
-    } catch (e) {
-      if ((e as UnavailableError).details?.reason === "not-found") {
-        throw new UnavailableError(`hyperv: ${POWERSHELL} not found on PATH: the hyperv driver runs on Windows with Hyper-V`, { check: "powershell" });
-      }
-      throw e;
-    }
+    const mod = await this.needTool(
+      () => this.ps(HAS_MODULE, signal),
+      `hyperv: ${POWERSHELL} not found on PATH: the hyperv driver runs on Windows with Hyper-V`,
+      "powershell",
+    );
     if (!/^Hyper-V$/im.test(mod.stdout)) {
       throw new UnavailableError("hyperv: the Hyper-V PowerShell module is not installed: enable Hyper-V (with its management tools) in Windows features", {
         check: "module",
@@ -180,11 +157,8 @@ export class HyperVDriver implements Driver {
     }
 
     await this.resolveSwitch(signal);
-    await locateImage("hyperv-boot2docker-url", this.options.imageUrl, this.ctx.cacheDir ?? defaultCacheDir());
-
-    if ((await this.getState(signal)) !== MachineState.NotFound) {
-      throw new ConflictError(`hyperv: a VM named ${this.machineName} already exists`, { check: "name" });
-    }
+    await this.findImage();
+    await this.refuseExistingName(signal);
   }
 
   /** The switch named by the option, or the first external one. */
@@ -222,12 +196,11 @@ export class HyperVDriver implements Driver {
     const name = this.q;
     const o = this.options;
     const made = { vm: false, started: false };
-    const files = [this.keyPath, `${this.keyPath}.pub`, this.isoPath, this.fixedPath, this.diskPath, this.vmDir];
     try {
       const switchName = await this.resolveSwitch(signal);
       this.report("key", "generating SSH key");
       const { publicKey } = await writeMachineKey(this.ctx.storeDir, this.machineName);
-      const image = await locateImage("hyperv-boot2docker-url", o.imageUrl, this.ctx.cacheDir ?? defaultCacheDir());
+      const image = await this.findImage();
       this.report("image", `copying ${image}`);
       await copyImage(image, this.ctx.storeDir);
 
@@ -262,26 +235,16 @@ export class HyperVDriver implements Driver {
       const ip = await this.waitForIP(signal);
       this.report("ready", `running at ${ip}`);
     } catch (e) {
-      this.report("cleanup", `create failed (${(e as Error)?.message ?? String(e)}); removing what was made`);
+      this.reportCleanup(e);
       // Without the caller's signal: it may be why we are here.
       if (made.started) await this.ps(`Hyper-V\\Stop-VM -Name ${name} -TurnOff`, undefined, true).catch(() => undefined);
       if (made.vm) await this.ps(`Hyper-V\\Remove-VM -Name ${name} -Force`, undefined, true).catch(() => undefined);
-      await removeFiles(files);
+      await removeFiles(this.ownFiles);
       throw e;
     }
   }
 
-  private async waitForIP(signal?: AbortSignal): Promise<string> {
-    return pollUntil(() => this.adapterIP(signal), {
-      intervalMs: this.timing.pollIntervalMs,
-      timeoutMs: this.timing.ipTimeoutMs,
-      signal,
-      what: `hyperv ${this.machineName}: waiting for the guest to report its IP`,
-      hint: () => "the image needs Hyper-V integration services (KVP) and an address on the switch's network",
-    });
-  }
-
-  private async adapterIP(signal?: AbortSignal): Promise<string | undefined> {
+  protected async guestIP(signal?: AbortSignal): Promise<string | undefined> {
     const res = await this.ps(`((Hyper-V\\Get-VM -Name ${this.q}).networkadapters[0]).ipaddresses[0]`, signal);
     const ip = res.stdout.trim();
     return ip ? ip : undefined;
@@ -294,57 +257,19 @@ export class HyperVDriver implements Driver {
     throw commandFailed(`${POWERSHELL} Get-VM`, res);
   }
 
-  private notFound(): NotFoundError {
-    return new NotFoundError("machine", this.machineName, { driver: "hyperv" });
+  protected async resume(signal?: AbortSignal): Promise<void> {
+    await this.ps(`Hyper-V\\Resume-VM -Name ${this.q}`, signal);
   }
-
-  async start(signal?: AbortSignal): Promise<void> {
-    const state = await this.getState(signal);
-    switch (state) {
-      case MachineState.NotFound:
-        throw this.notFound();
-      case MachineState.Stopping:
-        throw new ConflictError(`hyperv ${this.machineName}: is stopping; start it once it has stopped`);
-      case MachineState.Paused:
-        this.report("start", "resuming VM");
-        await this.ps(`Hyper-V\\Resume-VM -Name ${this.q}`, signal);
-        break;
-      case MachineState.Stopped:
-      case MachineState.Saved:
-      case MachineState.Error:
-        this.report("start", "starting VM");
-        await this.ps(`Hyper-V\\Start-VM -Name ${this.q}`, signal);
-        break;
-      default:
-        break;
-    }
-    this.report("ip", "waiting for the guest to report its IP");
-    await this.waitForIP(signal);
+  protected async boot(signal?: AbortSignal): Promise<void> {
+    await this.ps(`Hyper-V\\Start-VM -Name ${this.q}`, signal);
   }
-
-  async stop(signal?: AbortSignal): Promise<void> {
-    const state = await this.getState(signal);
-    if (state === MachineState.NotFound) throw this.notFound();
-    if (state !== MachineState.Running && state !== MachineState.Starting && state !== MachineState.Paused) return;
+  protected async shutDown(_state: MachineState, signal?: AbortSignal): Promise<void> {
     this.report("stop", "shutting the guest down");
     // Stop-VM asks the guest's shutdown integration service and returns when it is off, or fails.
     await this.ps(`Hyper-V\\Stop-VM -Name ${this.q}`, signal);
-    let last: MachineState = state;
-    await pollUntil(
-      async () => {
-        last = await this.getState(signal);
-        return last === MachineState.Stopped ? true : undefined;
-      },
-      {
-        intervalMs: this.timing.pollIntervalMs,
-        timeoutMs: this.timing.stopTimeoutMs,
-        signal,
-        what: `hyperv ${this.machineName}: waiting for the guest to power off`,
-        hint: () => `still ${last}; use kill to turn it off`,
-      },
-    );
   }
 
+  /** Restart-VM when running (one reboot, not a stop and a start); otherwise a start. */
   async restart(signal?: AbortSignal): Promise<void> {
     const state = await this.getState(signal);
     if (state === MachineState.Running) {
@@ -357,44 +282,23 @@ export class HyperVDriver implements Driver {
   }
 
   async kill(signal?: AbortSignal): Promise<void> {
-    const state = await this.getState(signal);
-    if (state === MachineState.NotFound) throw this.notFound();
+    const state = await this.existingState(signal);
     if (state === MachineState.Stopped || state === MachineState.Saved) return;
     this.report("kill", "turning off");
     await this.ps(`Hyper-V\\Stop-VM -Name ${this.q} -TurnOff`, signal);
   }
 
-  async remove(signal?: AbortSignal): Promise<void> {
-    const state = await this.getState(signal);
-    if (state !== MachineState.NotFound) {
-      if (state !== MachineState.Stopped && state !== MachineState.Saved) {
-        this.report("remove", "turning off");
-        await this.ps(`Hyper-V\\Stop-VM -Name ${this.q} -TurnOff`, signal);
-      }
-      this.report("remove", "removing VM");
-      await this.ps(`Hyper-V\\Remove-VM -Name ${this.q} -Force`, signal);
-    } else {
-      this.report("remove", "no VM registered; removing files only");
+  protected async removeVM(state: MachineState, signal?: AbortSignal): Promise<void> {
+    if (state !== MachineState.Stopped && state !== MachineState.Saved) {
+      this.report("remove", "turning off");
+      await this.ps(`Hyper-V\\Stop-VM -Name ${this.q} -TurnOff`, signal);
     }
-    // Remove-VM leaves disks and the configuration folder behind.
-    await removeFiles([this.keyPath, `${this.keyPath}.pub`, this.isoPath, this.fixedPath, this.diskPath, this.vmDir]);
-  }
-
-  async getIP(signal?: AbortSignal): Promise<string> {
-    const state = await this.getState(signal);
-    if (state === MachineState.NotFound) throw this.notFound();
-    if (state !== MachineState.Running) throw new UnavailableError(`hyperv ${this.machineName}: no IP while the machine is ${state}`, { state });
-    const ip = await this.adapterIP(signal);
-    if (!ip) throw new UnavailableError(`hyperv ${this.machineName}: the guest has not reported an IP yet`);
-    return ip;
+    this.report("remove", "removing VM");
+    await this.ps(`Hyper-V\\Remove-VM -Name ${this.q} -Force`, signal);
   }
 
   async getSSH(signal?: AbortSignal): Promise<SshEndpoint> {
     return { host: await this.getIP(signal), port: 22, user: GUEST_SSH_USER, keyPath: this.keyPath };
-  }
-
-  async getURL(signal?: AbortSignal): Promise<string> {
-    return engineUrl(await this.getIP(signal));
   }
 }
 

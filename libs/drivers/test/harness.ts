@@ -3,6 +3,8 @@
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from "vitest";
+import { UnavailableError } from "@flotilla/core";
 import { createExecRunner, type CommandRunner, type DriverContext, type DriverEvent, type DriverTiming } from "@flotilla/drivers";
 
 export const standinsDir = join(__dirname, "..", "..", "..", "test", "standins");
@@ -121,6 +123,33 @@ export function makeHarness(): Harness {
   return h;
 }
 
+/** A new harness (fresh stand-in state) for every test of the enclosing describe; `set` receives it. */
+export function freshHarnessPerTest(set: (h: Harness) => void): void {
+  let h: Harness;
+  beforeEach(() => {
+    h = makeHarness();
+    set(h);
+  });
+  afterEach(() => h.cleanup());
+}
+
+/**
+ * One harness for the enclosing describe: `create` makes one machine before all its tests, and
+ * the stand-ins' state and the store are restored before each, so every test starts from that
+ * machine without paying for a create.
+ */
+export function createdOncePerGroup(set: (h: Harness) => void, create: () => Promise<void>): void {
+  let h: Harness;
+  beforeAll(async () => {
+    h = makeHarness();
+    set(h);
+    await create();
+    h.snapshot();
+  }, 60_000);
+  beforeEach(() => h.restore());
+  afterAll(() => h.cleanup());
+}
+
 /** The PowerShell command of each powershell.exe call (argv is -NoProfile -NonInteractive <command>). */
 export function psCommands(calls: string[][]): string[] {
   return calls.map((argv) => {
@@ -150,4 +179,11 @@ export async function expectRejects(p: Promise<unknown>): Promise<Error & { kind
     return e as Error & { kind?: string };
   }
   throw new Error("expected the promise to reject");
+}
+
+/** A driver bound with `bareRunner` fails its preCreateCheck with an UnavailableError saying its tool is missing. */
+export async function expectToolMissing(d: { preCreateCheck(): Promise<void> }, message: string): Promise<void> {
+  const err = await expectRejects(d.preCreateCheck());
+  expect(err).toBeInstanceOf(UnavailableError);
+  expect(err.message).toBe(message);
 }

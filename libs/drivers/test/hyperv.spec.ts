@@ -1,18 +1,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ConflictError, InvalidError, NotFoundError, UnavailableError } from "@flotilla/core";
 import { FORMAT_ME_MAGIC, HyperVDriver, hypervState, MachineState, parseHyperVOptions, psQuote, type RawOptions } from "@flotilla/drivers";
-import { expectRejects, makeHarness, psCommands, type Harness } from "./harness";
+import { createdOncePerGroup, expectRejects, expectToolMissing, freshHarnessPerTest as perTest, psCommands, type Harness } from "./harness";
 
 let h: Harness;
 
-function freshHarnessPerTest() {
-  beforeEach(() => {
-    h = makeHarness();
-  });
-  afterEach(() => h.cleanup());
-}
+const freshHarnessPerTest = () => perTest((x) => (h = x));
 
 function driver(name = "devdays", env: Record<string, string> = {}, raw: RawOptions = {}): HyperVDriver {
   return new HyperVDriver(h.ctx(name, env), parseHyperVOptions({ "hyperv-boot2docker-url": h.iso, ...raw }));
@@ -55,9 +50,7 @@ describe("hyperv preCreateCheck", { timeout: 60_000 }, () => {
 
   it("fails clearly when powershell.exe is not on PATH", async () => {
     const d = new HyperVDriver({ ...h.ctx("devdays"), runner: h.bareRunner() }, parseHyperVOptions({ "hyperv-boot2docker-url": h.iso }));
-    const err = await expectRejects(d.preCreateCheck());
-    expect(err).toBeInstanceOf(UnavailableError);
-    expect(err.message).toBe("hyperv: powershell.exe not found on PATH: the hyperv driver runs on Windows with Hyper-V");
+    await expectToolMissing(d, "hyperv: powershell.exe not found on PATH: the hyperv driver runs on Windows with Hyper-V");
   });
 
   it("fails without the Hyper-V module", async () => {
@@ -171,13 +164,7 @@ describe("hyperv create", { timeout: 60_000 }, () => {
 });
 
 describe("hyperv lifecycle", { timeout: 60_000 }, () => {
-  beforeAll(async () => {
-    h = makeHarness();
-    await driver().create();
-    h.snapshot();
-  }, 60_000);
-  beforeEach(() => h.restore());
-  afterAll(() => h.cleanup());
+  createdOncePerGroup((x) => (h = x), () => driver().create());
 
   it("preCreateCheck refuses an existing VM name", async () => {
     const err = await expectRejects(driver().preCreateCheck());

@@ -1,20 +1,9 @@
 // Shared by the virtualbox specs: a driver bound to a harness, and the expected call sequences.
 import { join } from "node:path";
-import { afterEach, beforeEach } from "vitest";
 import { parseVirtualBoxOptions, VirtualBoxDriver, type RawOptions } from "@flotilla/drivers";
-import { makeHarness, type Harness } from "./harness";
+import type { Harness } from "./harness";
 
 export const IP_PROP = "/VirtualBox/GuestInfo/Net/1/V4/IP";
-
-/** A new harness (fresh stand-in state) for every test of the enclosing describe. */
-export function freshHarnessPerTest(set: (h: Harness) => void): void {
-  let h: Harness;
-  beforeEach(() => {
-    h = makeHarness();
-    set(h);
-  });
-  afterEach(() => h.cleanup());
-}
 
 /** A virtualbox driver on the stand-ins, with the harness's ISO and no shared folder unless asked. */
 export function vboxDriver(h: Harness, name = "devdays", env: Record<string, string> = {}, raw: RawOptions = {}): VirtualBoxDriver {

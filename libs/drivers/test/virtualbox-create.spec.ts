@@ -3,8 +3,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { UnavailableError } from "@flotilla/core";
 import { FORMAT_ME_MAGIC, MachineState, parseVirtualBoxOptions, VirtualBoxDriver, type RawOptions } from "@flotilla/drivers";
-import { expectRejects, normalizePort, type Harness } from "./harness";
-import { freshCreateSequence, freshHarnessPerTest as perTest, info, IP_PROP, ipPoll, machineSequence, vboxDriver } from "./vbox-fixtures";
+import { expectRejects, freshHarnessPerTest as perTest, normalizePort, type Harness } from "./harness";
+import { freshCreateSequence, info, IP_PROP, ipPoll, machineSequence, vboxDriver } from "./vbox-fixtures";
 
 let h: Harness;
 const freshHarnessPerTest = () => perTest((x) => (h = x));

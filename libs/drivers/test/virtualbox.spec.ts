@@ -1,10 +1,10 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ConflictError, InvalidError, NotFoundError, NotSupportedError, UnavailableError } from "@flotilla/core";
 import { MachineState, parseVirtualBoxOptions, VirtualBoxDriver, virtualboxDriver, type RawOptions } from "@flotilla/drivers";
-import { expectRejects, makeHarness, type Harness } from "./harness";
-import { freshHarnessPerTest as perTest, info, ipPoll, vboxDriver } from "./vbox-fixtures";
+import { createdOncePerGroup, expectRejects, expectToolMissing, freshHarnessPerTest as perTest, makeHarness, type Harness } from "./harness";
+import { info, ipPoll, vboxDriver } from "./vbox-fixtures";
 
 let h: Harness;
 const freshHarnessPerTest = () => perTest((x) => (h = x));
@@ -19,9 +19,7 @@ describe("virtualbox preCreateCheck", { timeout: 60_000 }, () => {
 
   it("fails clearly when VBoxManage is not on PATH", async () => {
     const d = new VirtualBoxDriver({ ...h.ctx("devdays"), runner: h.bareRunner() }, parseVirtualBoxOptions({ "virtualbox-boot2docker-url": h.iso }));
-    const err = await expectRejects(d.preCreateCheck());
-    expect(err).toBeInstanceOf(UnavailableError);
-    expect(err.message).toBe("virtualbox: VBoxManage not found on PATH: install VirtualBox 5 or later");
+    await expectToolMissing(d, "virtualbox: VBoxManage not found on PATH: install VirtualBox 5 or later");
   });
 
   it("refuses VirtualBox older than 5", async () => {
@@ -78,13 +76,7 @@ describe("virtualbox preCreateCheck", { timeout: 60_000 }, () => {
 describe("virtualbox lifecycle", { timeout: 60_000 }, () => {
   // One real create (through the stand-in), restored before each test: the tests start from a
   // running machine without paying for a create each.
-  beforeAll(async () => {
-    h = makeHarness();
-    await driver().create();
-    h.snapshot();
-  }, 60_000);
-  beforeEach(() => h.restore());
-  afterAll(() => h.cleanup());
+  createdOncePerGroup((x) => (h = x), () => driver().create());
 
   async function created(env: Record<string, string> = {}): Promise<VirtualBoxDriver> {
     return driver("devdays", env);
