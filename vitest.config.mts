@@ -22,7 +22,7 @@ export default defineConfig({
         test: {
           name: "unit",
           sequence: { groupOrder: 0 },
-          include: ["libs/*/test/**/*.spec.ts", "apps/*/test/**/*.spec.ts", "agent/test/**/*.spec.ts"],
+          include: ["libs/*/test/**/*.spec.ts", "apps/*/test/**/*.spec.ts", "agent/test/**/*.spec.ts", "test/**/*.spec.ts"],
           exclude: ["**/*.int.spec.ts", "**/node_modules/**"],
         },
       },
