@@ -1,0 +1,128 @@
+/**
+ * The agent's configuration: command-line flags with environment fallbacks, checked before
+ * anything is started so a typo fails fast with a message instead of half a daemon.
+ */
+import { isAbsolute, join, resolve } from "node:path";
+import { InvalidError } from "@flotilla/core";
+
+/** Where and how the agent runs; what startAgent() takes. */
+export interface AgentOptions {
+  /** Directory owned by the agent: images/, containers/, volumes/, network/. */
+  root: string;
+  /** Unix socket path; null for none (TLS only). */
+  socket: string | null;
+  /** TCP listener with mutual TLS; null for none. */
+  tls: TlsOptions | null;
+  /** Registries reached over plain http (`host:port`, `host`, or an IPv4 CIDR). */
+  insecureRegistries: string[];
+  /** Subnet of the bridge network (passed to the network module). */
+  subnet?: string;
+  /** Name of the host bridge (passed to the network module). */
+  bridge?: string;
+  /** Prefix of the network module's iptables chains (several agents on one host need their own). */
+  chainPrefix?: string;
+  /** The flotilla-shim binary. */
+  shimPath: string;
+}
+
+export interface TlsOptions {
+  host: string;
+  port: number;
+  /** PEM file paths. The CA signs the client certificates we accept. */
+  caCert: string;
+  cert: string;
+  key: string;
+}
+
+export const DEFAULT_ROOT = "/var/lib/flotilla-agent";
+export const DEFAULT_SOCKET = "/run/flotilla-agent.sock";
+export const DEFAULT_TLS_PORT = 2376;
+/** Beside the sources and the build alike: agent/shim/build/flotilla-shim. */
+export const DEFAULT_SHIM = join(__dirname, "..", "shim", "build", "flotilla-shim");
+
+export const HELP = `Usage: flotilla-agent [options]
+
+Runs the Flotilla host agent: a Docker Engine API (v1.41 subset) on a unix socket and, with
+certificates, on TCP with mutual TLS.
+
+Options (environment variable in brackets):
+  --root DIR                 state directory [FLOTILLA_AGENT_ROOT] (default ${DEFAULT_ROOT})
+  --socket PATH              unix socket, mode 0660 [FLOTILLA_AGENT_SOCKET] (default ${DEFAULT_SOCKET});
+                             "none" to disable
+  --tls-listen HOST:PORT     TCP listener with mutual TLS [FLOTILLA_AGENT_TLS_LISTEN]
+                             (default 0.0.0.0:${DEFAULT_TLS_PORT} when certificates are given)
+  --tlscacert FILE           CA that signs client certificates [FLOTILLA_AGENT_TLSCACERT]
+  --tlscert FILE             server certificate [FLOTILLA_AGENT_TLSCERT]
+  --tlskey FILE              server key [FLOTILLA_AGENT_TLSKEY]
+  --insecure-registry HOST   registry reached over http; repeatable
+                             [FLOTILLA_AGENT_INSECURE_REGISTRIES, comma-separated]
+  --subnet CIDR              bridge network subnet [FLOTILLA_AGENT_SUBNET]
+  --bridge NAME              bridge interface name [FLOTILLA_AGENT_BRIDGE]
+  --chain-prefix NAME        iptables chain prefix, default FLOTILLA [FLOTILLA_AGENT_CHAIN_PREFIX]
+  --shim PATH                flotilla-shim binary [FLOTILLA_SHIM_BIN]
+  -h, --help                 this text
+`;
+
+const FLAGS: Record<string, string> = {
+  "--root": "FLOTILLA_AGENT_ROOT",
+  "--socket": "FLOTILLA_AGENT_SOCKET",
+  "--tls-listen": "FLOTILLA_AGENT_TLS_LISTEN",
+  "--tlscacert": "FLOTILLA_AGENT_TLSCACERT",
+  "--tlscert": "FLOTILLA_AGENT_TLSCERT",
+  "--tlskey": "FLOTILLA_AGENT_TLSKEY",
+  "--insecure-registry": "FLOTILLA_AGENT_INSECURE_REGISTRIES",
+  "--subnet": "FLOTILLA_AGENT_SUBNET",
+  "--bridge": "FLOTILLA_AGENT_BRIDGE",
+  "--chain-prefix": "FLOTILLA_AGENT_CHAIN_PREFIX",
+  "--shim": "FLOTILLA_SHIM_BIN",
+};
+
+/** `HOST:PORT`, `[v6]:PORT`, `:PORT` or `PORT`. */
+export function parseListen(value: string, field = "--tls-listen"): { host: string; port: number } {
+  const v = value.trim();
+  let host = "0.0.0.0";
+  let portText = v;
+  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(v);
+  if (v6) [host, portText] = [v6[1]!, v6[2]!];
+  else if (v.includes(":")) [host, portText] = [v.slice(0, v.lastIndexOf(":")) || host, v.slice(v.lastIndexOf(":") + 1)];
+  const port = /^\d+$/.test(portText) ? Number(portText) : NaN;
+  if (!(port >= 0 && port <= 65535)) throw new InvalidError(`${field}: expected HOST:PORT, got "${value}"`, { field });
+  return { host, port };
+}
+
+/** Parses argv (without node and script) and env. Returns null when --help was asked. */
+export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): AgentOptions | null {
+  const given = new Map<string, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "-h" || arg === "--help") return null;
+    const eq = arg.indexOf("=");
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    if (!(flag in FLAGS)) throw new InvalidError(`unknown option ${arg} (see --help)`, { field: arg });
+    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined) throw new InvalidError(`${flag} needs a value`, { field: flag });
+    given.set(flag, [...(given.get(flag) ?? []), value]);
+  }
+  const get = (flag: string): string | undefined => given.get(flag)?.at(-1) ?? (env[FLAGS[flag]!] || undefined);
+
+  const root = resolve(get("--root") ?? DEFAULT_ROOT);
+  const socketArg = get("--socket") ?? DEFAULT_SOCKET;
+  const socket = socketArg === "none" || socketArg === "" ? null : resolve(socketArg);
+  const insecureRegistries =
+    given.get("--insecure-registry") ?? (env.FLOTILLA_AGENT_INSECURE_REGISTRIES ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+
+  const [caCert, cert, key] = [get("--tlscacert"), get("--tlscert"), get("--tlskey")];
+  const listen = get("--tls-listen");
+  let tls: TlsOptions | null = null;
+  if (caCert || cert || key || listen) {
+    if (!caCert || !cert || !key) {
+      throw new InvalidError("TLS needs all of --tlscacert, --tlscert and --tlskey (clients must present a certificate)", { field: "--tlscacert" });
+    }
+    tls = { ...parseListen(listen ?? `0.0.0.0:${DEFAULT_TLS_PORT}`), caCert, cert, key };
+  }
+  if (!socket && !tls) throw new InvalidError("nothing to listen on: give --socket or TLS certificates", { field: "--socket" });
+
+  const shimPath = get("--shim") ?? DEFAULT_SHIM;
+  if (!isAbsolute(shimPath)) throw new InvalidError(`--shim must be an absolute path: ${shimPath}`, { field: "--shim" });
+  return { root, socket, tls, insecureRegistries, subnet: get("--subnet"), bridge: get("--bridge"), chainPrefix: get("--chain-prefix"), shimPath };
+}

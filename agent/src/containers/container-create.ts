@@ -1,0 +1,79 @@
+/**
+ * POST /containers/create: the request validated and merged with the image's defaults
+ * (create-request.ts), the name claimed, volumes made, the container's directory and record
+ * written. Anything refused on the way undoes what was made before it.
+ */
+import * as fs from "node:fs/promises";
+import { hostname as hostHostname } from "node:os";
+import { InvalidError } from "@flotilla/core";
+import type { EventBus } from "../events/event-bus";
+import type { ImageStore } from "../images";
+import { ANONYMOUS_LABEL, type VolumeStore } from "../volumes/volume-store";
+import type { ContainerStore } from "./container-store";
+import type { ContainerRecord } from "./container-types";
+import { parseCreateRequest, validateName, type CreateBody } from "./create-request";
+
+export interface CreateDeps {
+  store: ContainerStore;
+  images: ImageStore;
+  volumes: VolumeStore;
+  events: EventBus;
+  /** Event attributes of a container (name, image, labels). */
+  attributes: (c: ContainerRecord) => Record<string, string>;
+}
+
+/** POST /containers/create. Validation first: a refused request leaves nothing behind. */
+export async function createContainer(deps: CreateDeps, body: CreateBody, nameParam: string | null): Promise<{ Id: string; Warnings: string[] }> {
+  const name = nameParam ? validateName(nameParam) : deps.store.newName();
+  if (!body || typeof body.Image !== "string" || !body.Image) throw new InvalidError("config error: Image is required", { field: "Image" });
+  const image = await deps.images.resolve(body.Image);
+  const spec = parseCreateRequest(body, image.config);
+  const id = deps.store.newId();
+  deps.store.claimName(name, id);
+  const paths = deps.store.paths(id);
+  const madeVolumes: string[] = [];
+  try {
+    for (const m of spec.mounts) {
+      if (m.type === "bind" && !m.createSource) {
+        await fs.stat(m.source).catch(() => {
+          throw new InvalidError(`invalid mount config for type "bind": bind source path does not exist: ${m.source}`, { field: "Mounts" });
+        });
+      }
+      if (m.type !== "volume") continue;
+      const { volume, created } = await deps.volumes.create({ Name: m.name || undefined, Labels: m.anonymous ? { [ANONYMOUS_LABEL]: "" } : {} });
+      m.name = volume.Name;
+      if (created) {
+        madeVolumes.push(volume.Name);
+        deps.events.emit("volume", "create", volume.Name, { driver: "local" });
+      }
+    }
+    for (const d of [paths.upper, paths.work, paths.etc]) await fs.mkdir(d, { recursive: true, mode: 0o700 });
+    const hostname = spec.config.Hostname || (spec.networkMode === "host" ? hostHostname() : id.slice(0, 12));
+    const record: ContainerRecord = {
+      id,
+      name,
+      created: new Date().toISOString(),
+      image: body.Image,
+      imageId: image.id,
+      path: spec.path,
+      args: spec.args,
+      config: { ...spec.config, Hostname: hostname },
+      hostConfig: spec.hostConfig,
+      networkMode: spec.networkMode,
+      ports: spec.ports,
+      mounts: spec.mounts,
+      state: { status: "created", pid: 0, shimPid: 0, exitCode: 0, oomKilled: false, error: "", startedAt: null, finishedAt: null },
+      restartCount: 0,
+      manualStop: false,
+      network: null,
+    };
+    await deps.store.save(record);
+    deps.events.emit("container", "create", id, deps.attributes(record));
+    return { Id: id, Warnings: [] };
+  } catch (err) {
+    deps.store.releaseName(name, id);
+    await fs.rm(paths.dir, { recursive: true, force: true });
+    for (const v of madeVolumes) await deps.volumes.remove(v, [], true).catch(() => {});
+    throw err;
+  }
+}

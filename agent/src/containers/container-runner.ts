@@ -1,0 +1,104 @@
+/**
+ * Starts one container: resolves its image layers, user and mounts, attaches its network,
+ * writes its /etc files and runs the shim. Undoes the network attachment when the shim fails,
+ * so a failed start leaves nothing behind (the shim cleans up its own cgroup and mounts).
+ */
+import * as fs from "node:fs/promises";
+import { InvalidError, NotSupportedError } from "@flotilla/core";
+import { HttpError } from "../api/http-util";
+import type { ImageStore } from "../images";
+import type { VolumeStore } from "../volumes/volume-store";
+import type { ContainerStore } from "./container-store";
+import type { ContainerRecord, NetworkInfo } from "./container-types";
+import { fromPortMappings, toPortMappings, type NetworkPort } from "./network-port";
+import { resolveUser, writeEtcFiles } from "./rootfs-files";
+import { shimRunArgs, type ResolvedMount } from "./shim-args";
+import { ShimRunError, shimRun, type ShimState } from "./shim-client";
+
+export interface RunnerDeps {
+  store: ContainerStore;
+  images: ImageStore;
+  volumes: VolumeStore;
+  network: NetworkPort | null;
+  shimPath: string;
+}
+
+export interface Started {
+  state: ShimState;
+  network: NetworkInfo | null;
+}
+
+/**
+ * A shim failure in the words the docker CLI looks for: it exits 127 when the message says
+ * "executable file not found" or "no such file or directory", 126 on "permission denied".
+ */
+export function startError(err: ShimRunError, command: string): HttpError {
+  const detail = err.message;
+  // The shim already words these as runc does; add the command only when it did not.
+  if ((err.exitCode === 126 || err.exitCode === 127) && /executable file not found|no such file or directory|permission denied/i.test(detail)) {
+    return Object.assign(new HttpError(400, `failed to create task for container: ${detail}`), { exitCode: err.exitCode });
+  }
+  if (err.exitCode === 127) {
+    return Object.assign(new HttpError(400, `failed to create task for container: exec: "${command}": executable file not found in $PATH: ${detail}`), { exitCode: 127 });
+  }
+  if (err.exitCode === 126) {
+    return Object.assign(new HttpError(400, `failed to create task for container: exec: "${command}": permission denied: ${detail}`), { exitCode: 126 });
+  }
+  return Object.assign(new HttpError(500, `failed to create task for container: ${detail}`), { exitCode: 125 });
+}
+
+export class ContainerRunner {
+  constructor(private readonly deps: RunnerDeps) {}
+
+  private async mounts(c: ContainerRecord): Promise<ResolvedMount[]> {
+    const out: ResolvedMount[] = [];
+    for (const m of c.mounts) {
+      if (m.type === "tmpfs") out.push(m);
+      else if (m.type === "bind") {
+        if (m.createSource) await fs.mkdir(m.source, { recursive: true });
+        else await fs.stat(m.source).catch(() => {
+          throw new InvalidError(`invalid mount config for type "bind": bind source path does not exist: ${m.source}`, { field: "Mounts" });
+        });
+        out.push({ type: "bind", source: m.source, target: m.target, readOnly: m.readOnly });
+      } else {
+        // Created on demand: a volume removed while the container was stopped comes back empty.
+        const { volume } = await this.deps.volumes.create({ Name: m.name });
+        out.push({ type: "bind", source: volume.Mountpoint, target: m.target, readOnly: m.readOnly });
+      }
+    }
+    return out;
+  }
+
+  private async attach(c: ContainerRecord): Promise<{ netns: string; info: NetworkInfo | null }> {
+    if (c.networkMode === "host") return { netns: "host", info: null };
+    if (c.networkMode === "none") return { netns: "new", info: null };
+    const network = this.deps.network;
+    if (!network) {
+      if (c.ports.length) throw new NotSupportedError("publishing ports needs bridge networking, which this agent does not have (network module not loaded)", { field: "PortBindings" });
+      return { netns: "new", info: null };
+    }
+    const a = await network.attach(c.id, { mode: "bridge", ports: toPortMappings(c.ports) });
+    const info: NetworkInfo = { mode: "bridge", ipAddress: a.ipAddress, gateway: a.gateway, macAddress: a.macAddress, prefixLen: a.prefixLen, ports: fromPortMappings(a.ports) };
+    return { netns: a.netnsPath ?? "new", info };
+  }
+
+  /** Runs the container; throws an HTTP-mapped error (with exitCode) when it cannot start. */
+  async run(c: ContainerRecord): Promise<Started> {
+    const paths = this.deps.store.paths(c.id);
+    const image = await this.deps.images.resolve(c.imageId);
+    const user = await resolveUser(c.config.User, [paths.upper, ...image.lowerDirs]);
+    const mounts = await this.mounts(c);
+    for (const d of [paths.upper, paths.work, paths.etc]) await fs.mkdir(d, { recursive: true, mode: 0o700 });
+    const net = await this.attach(c);
+    try {
+      const etcFiles = await writeEtcFiles(paths.etc, c.config.Hostname, net.info?.ipAddress ?? "", c.networkMode !== "host");
+      const args = shimRunArgs({ record: c, paths, lowerDirs: image.lowerDirs, hostname: c.config.Hostname, netns: net.netns, user, mounts, etcFiles });
+      const state = await shimRun(this.deps.shimPath, args);
+      return { state, network: net.info };
+    } catch (err) {
+      if (net.info) await this.deps.network?.detach(c.id).catch(() => {});
+      if (err instanceof ShimRunError) throw startError(err, c.path);
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,384 @@
+/**
+ * The container lifecycle behind the Engine API: create, start, stop, kill, restart, wait and
+ * remove, run through flotilla-shim; exits noticed by ExitMonitor and acted on (restart policy,
+ * AutoRemove, waiters, events). Creating is in container-create.ts, starting in
+ * container-runner.ts; records persist in ContainerStore, so a restarted agent re-adopts what its shims still run.
+ */
+import { ConflictError } from "@flotilla/core";
+import { HttpError, NotModifiedError } from "../api/http-util";
+import type { EventBus } from "../events/event-bus";
+import type { ImageStore } from "../images";
+import type { VolumeStore } from "../volumes/volume-store";
+import type { ContainerRecord, ContainerState } from "./container-types";
+import { ContainerStore } from "./container-store";
+import { createContainer } from "./container-create";
+import type { CreateBody } from "./create-request";
+import { ExitMonitor } from "./exit-monitor";
+import { Waiters, type WaitCondition, type WaitResult } from "./waiters";
+import type { NetworkPort } from "./network-port";
+import { restartDelayMs, shouldRestart } from "./restart-policy";
+import { ContainerRunner } from "./container-runner";
+import { readShimState, shimAlive, shimSignal, signalNumber, type ShimState } from "./shim-client";
+
+export interface ContainerServiceDeps {
+  root: string;
+  images: ImageStore;
+  volumes: VolumeStore;
+  events: EventBus;
+  /** The bridge network module, or null (bridge containers get loopback only). */
+  network: NetworkPort | null;
+  shimPath: string;
+  log?: (msg: string) => void;
+}
+
+const STOP_GRACE_DEFAULT_S = 10;
+/** How long to wait for the exit after SIGKILL before declaring the container wedged. */
+const KILL_WAIT_MS = 15_000;
+
+function stateAfterExit(prev: ContainerState, s: ShimState | null, fallbackError: string): ContainerState {
+  return {
+    status: "exited",
+    pid: 0,
+    shimPid: 0,
+    exitCode: s?.exitCode ?? 255,
+    oomKilled: !!s?.oomKilled,
+    error: s ? (s.error ?? "") : fallbackError,
+    startedAt: prev.startedAt,
+    finishedAt: s?.finishedAt ?? new Date().toISOString(),
+  };
+}
+
+export class ContainerService {
+  readonly store: ContainerStore;
+  private readonly runner: ContainerRunner;
+  private readonly monitor: ExitMonitor;
+  private readonly waiters = new Waiters();
+  private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  /** Containers whose start is in progress: a second start is a 304, an exit check waits. */
+  private readonly starting = new Map<string, Promise<void>>();
+  private readonly exiting = new Set<string>();
+  private closed = false;
+
+  constructor(private readonly deps: ContainerServiceDeps) {
+    this.store = new ContainerStore(deps.root);
+    this.runner = new ContainerRunner({ ...deps, store: this.store });
+    this.monitor = new ExitMonitor((id, fromPoll) => this.checkExit(id, fromPoll));
+  }
+
+  private log(msg: string): void {
+    this.deps.log?.(msg);
+  }
+
+  /** Event attributes Docker sends for containers: name, image and the labels. */
+  attributes(c: ContainerRecord, extra: Record<string, string> = {}): Record<string, string> {
+    return { ...c.config.Labels, image: c.image, name: c.name.slice(1), ...extra };
+  }
+
+  /**
+   * Loads the records and re-adopts: containers whose shim still runs are watched again, the
+   * network module keeps their addresses and ports, the rest are marked exited; then restart
+   * policies and AutoRemove apply to what stopped while the agent was away.
+   */
+  async init(): Promise<void> {
+    const records = await this.store.load();
+    const live: string[] = [];
+    for (const c of records) {
+      if (c.state.status === "removing") {
+        await this.store.delete(c);
+        continue;
+      }
+      if (c.state.status !== "running" && c.state.status !== "restarting") continue;
+      const { stateDir } = this.store.paths(c.id);
+      const s = readShimState(stateDir);
+      const same = s && s.shimPid === c.state.shimPid;
+      if (c.state.status === "running" && same && s.status === "running" && shimAlive(stateDir)) {
+        live.push(c.id);
+        this.monitor.watch(c.id, stateDir);
+        continue;
+      }
+      c.state = stateAfterExit(c.state, same && s.status === "exited" ? s : null, "the container's shim was gone when the agent started");
+      await this.store.save(c);
+      this.deps.events.emit("container", "die", c.id, this.attributes(c, { exitCode: String(c.state.exitCode) }));
+    }
+    const restored = await this.deps.network?.restore(live);
+    for (const lost of restored?.lost ?? []) {
+      // Running without its network: kill it so its restart policy brings it back attached.
+      this.log(`container ${lost.containerId} lost its network (${lost.reason}); killing it`);
+      shimSignal(this.store.paths(lost.containerId).stateDir, 9);
+    }
+    for (const c of this.store.all()) {
+      if (c.state.status !== "exited") continue;
+      if (shouldRestart(c, "agent-start")) this.scheduleRestart(c, 0);
+      else if (c.hostConfig.AutoRemove) await this.remove(c.id, { force: true, volumes: true }).catch((e) => this.log(`auto-remove ${c.id}: ${(e as Error).message}`));
+    }
+  }
+
+  /** Stops watching; running containers keep running under their shims. */
+  close(): void {
+    this.closed = true;
+    this.monitor.close();
+    for (const t of this.restartTimers.values()) clearTimeout(t);
+    this.restartTimers.clear();
+  }
+
+  get(ref: string): ContainerRecord {
+    return this.store.get(ref);
+  }
+
+  all(): ContainerRecord[] {
+    return this.store.all();
+  }
+
+  /** POST /containers/create. Validation first: a refused request leaves nothing behind. */
+  create(body: CreateBody, nameParam: string | null): Promise<{ Id: string; Warnings: string[] }> {
+    return createContainer({ ...this.deps, store: this.store, attributes: (c) => this.attributes(c) }, body, nameParam);
+  }
+
+  /** POST /containers/{id}/start. 304 when already running. */
+  async start(ref: string): Promise<void> {
+    const c = this.store.get(ref);
+    if (c.state.status === "running" || this.starting.has(c.id)) throw new NotModifiedError();
+    if (c.state.status === "removing") throw new ConflictError(`container ${c.id} is marked for removal and cannot be started`);
+    this.cancelRestart(c);
+    c.manualStop = false;
+    await this.launch(c, false);
+  }
+
+  /** Runs the container's shim; on failure records the error and wakes attach/wait callers. */
+  private async launch(c: ContainerRecord, isRestart: boolean): Promise<void> {
+    let done!: () => void;
+    this.starting.set(c.id, new Promise<void>((r) => (done = r)));
+    let failure: unknown;
+    try {
+      const started = await this.runner.run(c);
+      c.state = { status: "running", pid: started.state.pid, shimPid: started.state.shimPid, exitCode: 0, oomKilled: false, error: "", startedAt: started.state.startedAt, finishedAt: c.state.finishedAt };
+      c.network = started.network;
+      if (isRestart) c.restartCount++;
+      await this.store.save(c);
+      this.monitor.watch(c.id, this.store.paths(c.id).stateDir);
+      this.deps.events.emit("container", "start", c.id, this.attributes(c));
+    } catch (err) {
+      const exitCode = (err as { exitCode?: number }).exitCode ?? 125;
+      c.state = { ...c.state, status: c.state.startedAt ? "exited" : "created", pid: 0, shimPid: 0, exitCode, error: (err as Error).message };
+      await this.store.save(c).catch(() => {});
+      this.waiters.settle(c.id, "exit", { StatusCode: exitCode, Error: { Message: (err as Error).message } });
+      failure = err;
+    } finally {
+      this.starting.delete(c.id);
+      done();
+    }
+    if (failure) {
+      // Outside the start guard: remove() waits for a start in progress.
+      if (c.hostConfig.AutoRemove) await this.remove(c.id, { force: true, volumes: true }).catch(() => {});
+      throw failure;
+    }
+    // It may have exited before the watch began.
+    this.checkExit(c.id, false);
+  }
+
+  /** Reads the shim state of a running container and handles an exit once. */
+  private checkExit(id: string, fromPoll: boolean): void {
+    const c = this.store.find(id);
+    if (!c || c.state.status !== "running" || this.exiting.has(id) || this.starting.has(id)) return;
+    const { stateDir } = this.store.paths(id);
+    const s = readShimState(stateDir);
+    const mine = s && s.shimPid === c.state.shimPid;
+    if (mine && s.status === "exited") return void this.onExit(c, s);
+    // A shim that died without recording the exit (SIGKILLed) leaves no reader on the FIFO.
+    if (fromPoll && !shimAlive(stateDir)) {
+      const again = readShimState(stateDir);
+      void this.onExit(c, again && again.shimPid === c.state.shimPid && again.status === "exited" ? again : null);
+    }
+  }
+
+  private async onExit(c: ContainerRecord, s: ShimState | null): Promise<void> {
+    this.exiting.add(c.id);
+    let autoRemove = false;
+    try {
+      this.monitor.unwatch(c.id);
+      const ranForMs = Date.now() - Date.parse(c.state.startedAt ?? new Date().toISOString());
+      c.state = stateAfterExit(c.state, s, "the container's shim died without recording the exit");
+      if (c.networkMode === "bridge" && this.deps.network) {
+        await this.deps.network.detach(c.id).catch((e) => this.log(`network detach ${c.id}: ${(e as Error).message}`));
+      }
+      c.network = null;
+      const restart = !this.closed && shouldRestart(c, "exit");
+      if (restart) c.state.status = "restarting";
+      await this.store.save(c);
+      if (c.state.oomKilled) this.deps.events.emit("container", "oom", c.id, this.attributes(c));
+      this.deps.events.emit("container", "die", c.id, this.attributes(c, { exitCode: String(c.state.exitCode) }));
+      this.waiters.settle(c.id, "exit", { StatusCode: c.state.exitCode, Error: null });
+      if (restart) this.scheduleRestart(c, restartDelayMs(c.restartCount, ranForMs));
+      else autoRemove = c.hostConfig.AutoRemove;
+    } finally {
+      this.exiting.delete(c.id);
+    }
+    // After `exiting` is cleared: remove() waits for exit processing to finish. Like `docker run
+    // --rm`, AutoRemove takes the container's anonymous volumes with it.
+    if (autoRemove) await this.remove(c.id, { force: true, volumes: true }).catch((e) => this.log(`auto-remove ${c.id}: ${(e as Error).message}`));
+  }
+
+  private scheduleRestart(c: ContainerRecord, delayMs: number): void {
+    this.cancelRestart(c);
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(c.id);
+      if (this.closed || this.store.find(c.id) !== c) return;
+      this.launch(c, true).catch((e) => this.log(`restart ${c.id}: ${(e as Error).message}`));
+    }, delayMs);
+    this.restartTimers.set(c.id, timer);
+  }
+
+  private cancelRestart(c: ContainerRecord): boolean {
+    const t = this.restartTimers.get(c.id);
+    if (!t) return false;
+    clearTimeout(t);
+    this.restartTimers.delete(c.id);
+    return true;
+  }
+
+  /** Resolves at the container's next exit (or failed start). */
+  nextExit(ref: string): Promise<WaitResult> {
+    return this.waiters.waitFor(this.store.get(ref).id, "exit");
+  }
+
+  /** Resolves when the container is no longer running (at once if it is not). */
+  untilStopped(ref: string): Promise<unknown> {
+    const c = this.store.get(ref);
+    if (c.state.status !== "running" && !this.starting.has(c.id)) return Promise.resolve();
+    return this.waiters.waitFor(c.id, "exit");
+  }
+
+  /**
+   * POST /containers/{id}/wait. `not-running` answers at once for a stopped container;
+   * `next-exit` waits for the next exit; `removed` for the removal (with the last exit code).
+   */
+  wait(ref: string, condition: WaitCondition = "not-running"): Promise<WaitResult> {
+    const c = this.store.get(ref);
+    if (condition === "removed") return this.waiters.waitFor(c.id, "removed");
+    if (condition === "not-running" && c.state.status !== "running" && c.state.status !== "restarting" && !this.starting.has(c.id)) {
+      return Promise.resolve({ StatusCode: c.state.exitCode, Error: null });
+    }
+    return this.waiters.waitFor(c.id, "exit");
+  }
+
+  /** Sends a signal (number) through the shim; if no shim listens, the exit is collected now. */
+  private signal(c: ContainerRecord, sig: number): void {
+    if (!shimSignal(this.store.paths(c.id).stateDir, sig)) this.checkExit(c.id, true);
+  }
+
+  private async awaitExit(exit: Promise<WaitResult>, ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+    try {
+      return await Promise.race([exit.then(() => true as const), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * POST /containers/{id}/stop: the stop signal (TERM unless the image says otherwise), then
+   * KILL after `timeoutS` (the container's StopTimeout, else 10 s; -1 waits forever).
+   */
+  async stop(ref: string, timeoutS?: number): Promise<void> {
+    const c = this.store.get(ref);
+    if (c.state.status === "restarting" && this.cancelRestart(c)) {
+      c.manualStop = true;
+      c.state.status = "exited";
+      await this.store.save(c);
+      return;
+    }
+    await this.starting.get(c.id);
+    if (c.state.status !== "running") throw new NotModifiedError();
+    c.manualStop = true;
+    await this.store.save(c);
+    const exit = this.waiters.waitFor(c.id, "exit");
+    const grace = timeoutS ?? c.config.StopTimeout ?? STOP_GRACE_DEFAULT_S;
+    this.signal(c, signalNumber(c.config.StopSignal ?? "TERM"));
+    if (grace < 0) await exit;
+    else if (!(await this.awaitExit(exit, grace * 1000))) {
+      this.deps.events.emit("container", "kill", c.id, this.attributes(c, { signal: "9" }));
+      this.signal(c, 9);
+      if (!(await this.awaitExit(exit, KILL_WAIT_MS))) throw new HttpError(500, `container ${c.id} did not exit after SIGKILL`);
+    }
+    this.deps.events.emit("container", "stop", c.id, this.attributes(c));
+  }
+
+  /** POST /containers/{id}/kill. 409 when not running. KILL (and the stop signal) count as a manual stop. */
+  async kill(ref: string, signal = "KILL"): Promise<void> {
+    const c = this.store.get(ref);
+    const sig = signalNumber(signal);
+    await this.starting.get(c.id);
+    if (c.state.status !== "running") throw new ConflictError(`Cannot kill container: ${ref}: Container ${c.id} is not running`);
+    const stopSig = signalNumber(c.config.StopSignal ?? "TERM");
+    if (sig === 9 || sig === stopSig) {
+      c.manualStop = true;
+      await this.store.save(c);
+    }
+    const exit = this.waiters.waitFor(c.id, "exit");
+    this.deps.events.emit("container", "kill", c.id, this.attributes(c, { signal: String(sig) }));
+    this.signal(c, sig);
+    // Like dockerd, answer a KILL once the container is gone, so `kill; ps` agree.
+    if (sig === 9) await this.awaitExit(exit, KILL_WAIT_MS);
+  }
+
+  /** POST /containers/{id}/restart. */
+  async restart(ref: string, timeoutS?: number): Promise<void> {
+    try {
+      await this.stop(ref, timeoutS);
+    } catch (err) {
+      if (!(err instanceof NotModifiedError)) throw err;
+    }
+    const c = this.store.get(ref);
+    if (c.state.status === "running" || this.starting.has(c.id)) return;
+    c.manualStop = false;
+    await this.launch(c, false);
+    this.deps.events.emit("container", "restart", c.id, this.attributes(c));
+  }
+
+  /** DELETE /containers/{id}. Running: 409 unless force (then KILL first). `volumes` drops anonymous volumes. */
+  async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+    const c = this.store.get(ref);
+    if (c.state.status === "removing") return;
+    await this.starting.get(c.id);
+    if (c.state.status === "running" || c.state.status === "restarting") {
+      if (!opts.force) {
+        throw new ConflictError(`You cannot remove a ${c.state.status} container ${c.id}. Stop the container before attempting removal or force remove`);
+      }
+      if (!this.cancelRestart(c) && c.state.status === "running") {
+        c.manualStop = true;
+        const exit = this.waiters.waitFor(c.id, "exit");
+        this.signal(c, 9);
+        if (!(await this.awaitExit(exit, KILL_WAIT_MS))) throw new HttpError(500, `could not kill running container ${c.id}, cannot remove`);
+      }
+    }
+    // An exit being processed (network detach, events) finishes before the files go.
+    while (this.exiting.has(c.id) && this.store.find(c.id) === c) await new Promise((r) => setTimeout(r, 10));
+    if (this.store.find(c.id) !== c) return; // removed meanwhile (AutoRemove)
+    c.state.status = "removing";
+    await this.store.save(c);
+    await this.store.delete(c);
+    if (opts.volumes) {
+      for (const m of c.mounts) {
+        if (m.type !== "volume" || !m.anonymous || this.volumeUsers(m.name).length) continue;
+        if (await this.deps.volumes.remove(m.name, [], true).catch(() => false)) this.deps.events.emit("volume", "destroy", m.name, { driver: "local" });
+      }
+    }
+    this.deps.events.emit("container", "destroy", c.id, this.attributes(c));
+    this.waiters.settle(c.id, "exit", { StatusCode: c.state.exitCode, Error: null });
+    this.waiters.settle(c.id, "removed", { StatusCode: c.state.exitCode, Error: null });
+  }
+
+  /** Names of containers that mount the volume (for DELETE /volumes/{name}). */
+  volumeUsers(name: string): string[] {
+    return this.store
+      .all()
+      .filter((c) => c.mounts.some((m) => m.type === "volume" && m.name === name))
+      .map((c) => c.id);
+  }
+
+  /** Whether any container uses the image (its removal then needs force). */
+  usesImage(imageId: string): boolean {
+    return this.store.all().some((c) => c.imageId === imageId);
+  }
+}

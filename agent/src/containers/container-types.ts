@@ -1,0 +1,122 @@
+/**
+ * What the agent keeps about a container (`containers/<id>/config.json`) and the validated,
+ * normalized pieces of a create request. Docker-shaped where Docker's shape is what we return.
+ */
+
+export type NetworkModeName = "bridge" | "host" | "none";
+export type PortProtocol = "tcp" | "udp";
+
+/** One published port: HostConfig.PortBindings after validation. hostPort 0 = any free port. */
+export interface PortBinding {
+  containerPort: number;
+  protocol: PortProtocol;
+  hostIp: string;
+  hostPort: number;
+}
+
+/** A mount of the container, as the shim will be asked for it. */
+export type MountSpec =
+  | { type: "bind"; source: string; target: string; readOnly: boolean; /** Binds create a missing source; Mounts refuse. */ createSource: boolean }
+  | { type: "volume"; name: string; target: string; readOnly: boolean; anonymous: boolean }
+  | { type: "tmpfs"; target: string; sizeBytes?: number };
+
+export type RestartPolicyName = "no" | "always" | "unless-stopped" | "on-failure";
+
+export interface RestartPolicy {
+  Name: RestartPolicyName | "";
+  MaximumRetryCount: number;
+}
+
+/** The `Config` object of container inspect. */
+export interface ContainerConfig {
+  Hostname: string;
+  Domainname: string;
+  User: string;
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  ExposedPorts?: Record<string, object>;
+  Tty: boolean;
+  OpenStdin: boolean;
+  StdinOnce: boolean;
+  Env: string[];
+  Cmd: string[] | null;
+  Image: string;
+  Volumes: Record<string, object> | null;
+  WorkingDir: string;
+  Entrypoint: string[] | null;
+  OnBuild: string[] | null;
+  Labels: Record<string, string>;
+  StopSignal?: string;
+  StopTimeout?: number;
+}
+
+/** The `HostConfig` of container inspect: the subset we honour, normalized. */
+export interface HostConfig {
+  Binds: string[] | null;
+  NetworkMode: string;
+  PortBindings: Record<string, Array<{ HostIp: string; HostPort: string }>>;
+  RestartPolicy: RestartPolicy;
+  AutoRemove: boolean;
+  Mounts?: unknown[];
+  Memory: number;
+  MemorySwap: number;
+  NanoCpus: number;
+  CpuShares: number;
+  CpuPeriod: number;
+  CpuQuota: number;
+  PidsLimit: number | null;
+  ReadonlyRootfs: boolean;
+  Tmpfs?: Record<string, string>;
+  Privileged: false;
+  PublishAllPorts: boolean;
+  LogConfig: { Type: "json-file"; Config: Record<string, string> };
+}
+
+export type ContainerStatus = "created" | "running" | "restarting" | "removing" | "exited" | "dead";
+
+/** Observed state; what `State` in inspect is made from. */
+export interface ContainerState {
+  status: ContainerStatus;
+  pid: number;
+  shimPid: number;
+  exitCode: number;
+  oomKilled: boolean;
+  error: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** What the network module handed out on attach (bridge), or null. */
+export interface NetworkInfo {
+  mode: NetworkModeName;
+  ipAddress: string;
+  gateway: string;
+  macAddress: string;
+  prefixLen: number;
+  ports: PortBinding[];
+}
+
+/** Everything persisted per container. */
+export interface ContainerRecord {
+  id: string;
+  /** With the leading slash, as Docker shows it. */
+  name: string;
+  created: string;
+  /** The image as the user named it. */
+  image: string;
+  imageId: string;
+  /** The argv: Path + Args. */
+  path: string;
+  args: string[];
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+  networkMode: NetworkModeName;
+  ports: PortBinding[];
+  mounts: MountSpec[];
+  state: ContainerState;
+  restartCount: number;
+  /** Stopped by the user: restart policies (but "always" on agent start) leave it alone. */
+  manualStop: boolean;
+  network: NetworkInfo | null;
+}

@@ -1,0 +1,178 @@
+/**
+ * Heartbeats from the agent to the control plane: `POST <apiUrl>/api/v1/nodes/heartbeat` with the
+ * node's identity, resources and containers. The first beat registers the node; the reply's
+ * nodeId is sent with every later beat, and its heartbeatMs sets the pace. A failed beat is
+ * retried with exponential backoff (never faster than the interval, at most 60s apart); beats
+ * never overlap. A container list that cannot be read skips the beat rather than report none,
+ * which the control plane would take as every container gone.
+ */
+import { hostname as osHostname } from "node:os";
+
+export interface HeartbeatContainer {
+  id: string;
+  labels: Record<string, string>;
+  state: "created" | "running" | "exited";
+  exitCode?: number;
+  oomKilled?: boolean;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+export interface HeartbeatResources {
+  nanoCpus: number;
+  memoryBytes: number;
+}
+
+export interface HeartbeatOptions {
+  /** Control plane base URL: http://127.0.0.1:8080. */
+  apiUrl: string;
+  /** Bearer API token. */
+  token: string;
+  /** Where the control plane reaches this agent: https://IP:2376. */
+  engineUrl: string;
+  /** Default: the host name (a netns machine's own, from its UTS namespace). */
+  hostname?: string;
+  labels?: Record<string, string>;
+  /** Until the control plane says otherwise. Default 5000. */
+  intervalMs?: number;
+  listContainers: () => Promise<HeartbeatContainer[]>;
+  resources: HeartbeatResources | (() => HeartbeatResources | Promise<HeartbeatResources>);
+  /** Remembered node id (e.g. from a previous run), sent with the first beat. */
+  nodeId?: string;
+  /** Called with each new node id, to persist it. */
+  onNodeId?: (nodeId: string) => void;
+  log?: (message: string) => void;
+  /** Per-request limit. Default 10s. */
+  requestTimeoutMs?: number;
+  /** Upper bound of the retry backoff. Default 60s. */
+  maxBackoffMs?: number;
+}
+
+export interface BeatResult {
+  ok: boolean;
+  status?: number;
+  error?: string;
+}
+
+export interface Heartbeats {
+  /** The node id the control plane assigned, once known. */
+  readonly nodeId: string | undefined;
+  /** Current pace (the control plane's heartbeatMs once it answered). */
+  readonly intervalMs: number;
+  /** Beats at once (waits for a beat in flight first). */
+  beatNow(): Promise<BeatResult>;
+  /** Stops beating; aborts a beat in flight. */
+  stop(): Promise<void>;
+}
+
+export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
+  const url = `${options.apiUrl.replace(/\/+$/, "")}/api/v1/nodes/heartbeat`;
+  const log = options.log ?? (() => {});
+  const maxBackoff = options.maxBackoffMs ?? 60_000;
+  let interval = options.intervalMs ?? 5000;
+  let nodeId = options.nodeId;
+  let failures = 0;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let inFlight: Promise<BeatResult> | undefined;
+  const controller = new AbortController();
+
+  async function send(): Promise<BeatResult> {
+    let containers: HeartbeatContainer[];
+    let resources: HeartbeatResources;
+    try {
+      containers = await options.listContainers();
+      resources = typeof options.resources === "function" ? await options.resources() : options.resources;
+    } catch (e) {
+      return { ok: false, error: `cannot list containers: ${(e as Error).message}` };
+    }
+    const body = {
+      ...(nodeId ? { nodeId } : {}),
+      hostname: options.hostname ?? osHostname(),
+      engineUrl: options.engineUrl,
+      resources,
+      labels: options.labels ?? {},
+      containers,
+    };
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method: "POST",
+        headers: { authorization: `Bearer ${options.token}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+        signal: AbortSignal.any([controller.signal, AbortSignal.timeout(options.requestTimeoutMs ?? 10_000)]),
+      });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string } }).cause?.code;
+      return { ok: false, error: `${url}: ${cause ?? (e as Error).message}` };
+    }
+    const text = await res.text().catch(() => "");
+    if (!res.ok) {
+      // A node id the control plane no longer knows: register afresh next time.
+      if (res.status === 404 && nodeId) nodeId = undefined;
+      let message = text;
+      try {
+        message = (JSON.parse(text) as { message?: string }).message ?? text;
+      } catch {
+        // not JSON
+      }
+      return { ok: false, status: res.status, error: `HTTP ${res.status}: ${message.slice(0, 200)}` };
+    }
+    try {
+      const reply = JSON.parse(text) as { nodeId?: string; heartbeatMs?: number };
+      if (reply.nodeId && reply.nodeId !== nodeId) {
+        nodeId = reply.nodeId;
+        options.onNodeId?.(reply.nodeId);
+        log(`heartbeat: registered as node ${reply.nodeId}`);
+      }
+      if (typeof reply.heartbeatMs === "number" && reply.heartbeatMs > 0) interval = reply.heartbeatMs;
+    } catch {
+      return { ok: false, status: res.status, error: "reply is not JSON" };
+    }
+    return { ok: true, status: res.status };
+  }
+
+  function beat(): Promise<BeatResult> {
+    if (inFlight) return inFlight;
+    inFlight = send().finally(() => (inFlight = undefined));
+    return inFlight;
+  }
+
+  function schedule(delay: number): void {
+    if (stopped) return;
+    timer = setTimeout(() => void tick(), delay);
+    timer.unref?.();
+  }
+
+  async function tick(): Promise<void> {
+    const r = await beat();
+    if (stopped) return;
+    if (r.ok) {
+      if (failures > 0) log(`heartbeat: control plane answers again after ${failures} failed beat(s)`);
+      failures = 0;
+      schedule(interval);
+    } else {
+      failures++;
+      if (failures === 1 || failures % 10 === 0) log(`heartbeat failed (${failures}x): ${r.error}`);
+      schedule(Math.min(maxBackoff, Math.max(interval, interval * 2 ** Math.min(failures - 1, 16))));
+    }
+  }
+
+  schedule(0);
+
+  return {
+    get nodeId() {
+      return nodeId;
+    },
+    get intervalMs() {
+      return interval;
+    },
+    beatNow: () => (inFlight ?? Promise.resolve()).then(() => beat()),
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      controller.abort(new Error("heartbeats stopped"));
+      await inFlight?.catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { heartbeatsFromEnv, parseNodeLabels, toHeartbeatContainer } from "../src/heartbeat";
+import type { ContainerRecord } from "../src/containers/container-types";
+
+const record = (status: ContainerRecord["state"]["status"], extra: Partial<ContainerRecord["state"]> = {}) =>
+  ({
+    id: "c".repeat(64),
+    config: { Labels: { "flotilla.task.id": "t1" } },
+    state: { status, pid: 0, shimPid: 0, exitCode: 0, oomKilled: false, error: "", startedAt: "2026-01-01T00:00:00Z", finishedAt: null, ...extra },
+  }) as unknown as ContainerRecord;
+
+describe("heartbeats from the provisioner's env", () => {
+  it("stays off when nothing is configured", () => {
+    expect(heartbeatsFromEnv({}, { all: () => [] }, () => {})).toBeNull();
+  });
+
+  it("names what is missing when only part is configured", () => {
+    expect(() => heartbeatsFromEnv({ FLOTILLA_API_URL: "http://127.0.0.1:8080" }, { all: () => [] }, () => {})).toThrow(
+      /missing FLOTILLA_API_TOKEN, FLOTILLA_ENGINE_URL/,
+    );
+  });
+
+  it.each([
+    ["running", "running"],
+    ["restarting", "running"],
+    ["created", "created"],
+    ["exited", "exited"],
+    ["dead", "exited"],
+  ] as const)("reports a %s container as %s", (status, state) => {
+    expect(toHeartbeatContainer(record(status)).state).toBe(state);
+  });
+
+  it("carries exit code and OOM only for exited containers", () => {
+    expect(toHeartbeatContainer(record("exited", { exitCode: 137, oomKilled: true, finishedAt: "2026-01-01T00:01:00Z" }))).toMatchObject({
+      state: "exited",
+      exitCode: 137,
+      oomKilled: true,
+      labels: { "flotilla.task.id": "t1" },
+      finishedAt: "2026-01-01T00:01:00Z",
+    });
+    expect(toHeartbeatContainer(record("running"))).not.toHaveProperty("exitCode");
+  });
+
+  it("parses node labels and rejects malformed ones", () => {
+    expect(parseNodeLabels("zone=a, disk=ssd")).toEqual({ zone: "a", disk: "ssd" });
+    expect(parseNodeLabels(undefined)).toEqual({});
+    expect(() => parseNodeLabels("zone")).toThrow(/"zone" is not KEY=VALUE/);
+  });
+});

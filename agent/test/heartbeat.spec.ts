@@ -1,0 +1,140 @@
+// The heartbeat loop against a tiny HTTP server on loopback standing in for the control plane.
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { startHeartbeats, type HeartbeatContainer, type Heartbeats } from "../src/heartbeat";
+
+interface Received {
+  auth: string | undefined;
+  body: { nodeId?: string; hostname: string; engineUrl: string; resources: unknown; labels: unknown; containers: HeartbeatContainer[] };
+}
+
+async function controlPlane(answer: (n: number, req: IncomingMessage) => { status: number; body: unknown }) {
+  const received: Received[] = [];
+  const server: Server = createServer((req, res) => {
+    let data = "";
+    req.on("data", (c: Buffer) => (data += c.toString()));
+    req.on("end", () => {
+      if (req.url !== "/api/v1/nodes/heartbeat" || req.method !== "POST") {
+        res.writeHead(404).end();
+        return;
+      }
+      received.push({ auth: req.headers.authorization, body: JSON.parse(data) as Received["body"] });
+      const a = answer(received.length, req);
+      res.writeHead(a.status, { "content-type": "application/json" }).end(JSON.stringify(a.body));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url, received, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe("agent heartbeats", () => {
+  let hb: Heartbeats | undefined;
+  let close: (() => Promise<void>) | undefined;
+  afterEach(async () => {
+    await hb?.stop();
+    await close?.();
+    hb = undefined;
+  });
+
+  const containers: HeartbeatContainer[] = [{ id: "c1", labels: { "flotilla.task": "t1" }, state: "running", startedAt: "2026-01-01T00:00:00Z" }];
+
+  it("registers, then sends the node id, at the pace the control plane sets", async () => {
+    const cp = await controlPlane(() => ({ status: 200, body: { nodeId: "11111111-1111-4111-8111-111111111111", heartbeatMs: 50 } }));
+    close = cp.close;
+    const ids: string[] = [];
+    hb = startHeartbeats({
+      apiUrl: cp.url + "/",
+      token: "flt_secret",
+      engineUrl: "https://198.18.0.2:2376",
+      hostname: "devdays",
+      labels: { zone: "a" },
+      intervalMs: 10_000,
+      listContainers: async () => containers,
+      resources: () => ({ nanoCpus: 2e9, memoryBytes: 1024 }),
+      onNodeId: (id) => ids.push(id),
+    });
+    await until(() => cp.received.length >= 3);
+    const [first, second] = cp.received;
+    expect(first.auth).toBe("Bearer flt_secret");
+    expect(first.body).toEqual({
+      hostname: "devdays",
+      engineUrl: "https://198.18.0.2:2376",
+      resources: { nanoCpus: 2e9, memoryBytes: 1024 },
+      labels: { zone: "a" },
+      containers,
+    });
+    expect(second.body.nodeId).toBe("11111111-1111-4111-8111-111111111111");
+    expect(ids).toEqual(["11111111-1111-4111-8111-111111111111"]);
+    expect(hb.intervalMs).toBe(50);
+  });
+
+  it("backs off while the control plane fails, recovers, and re-registers after a 404", async () => {
+    const cp = await controlPlane((n) =>
+      n <= 2 ? { status: 503, body: { message: "database down" } } : n === 4 ? { status: 404, body: { message: "node not found" } } : { status: 200, body: { nodeId: `node-${n}`, heartbeatMs: 30 } },
+    );
+    close = cp.close;
+    const logs: string[] = [];
+    hb = startHeartbeats({
+      apiUrl: cp.url,
+      token: "t",
+      engineUrl: "https://198.18.0.2:2376",
+      intervalMs: 20,
+      listContainers: async () => [],
+      resources: { nanoCpus: 1, memoryBytes: 1 },
+      log: (m) => logs.push(m),
+    });
+    await until(() => cp.received.length >= 6);
+    expect(logs[0]).toBe("heartbeat failed (1x): HTTP 503: database down");
+    expect(cp.received[3].body.nodeId).toBe("node-3");
+    // After the 404 the node id is dropped: the next beat registers again.
+    expect(cp.received[4].body.nodeId).toBeUndefined();
+    expect(logs).toContain("heartbeat: control plane answers again after 2 failed beat(s)");
+  });
+
+  it("skips a beat whose container list fails instead of reporting no containers", async () => {
+    const cp = await controlPlane(() => ({ status: 200, body: { nodeId: "n", heartbeatMs: 20 } }));
+    close = cp.close;
+    let calls = 0;
+    hb = startHeartbeats({
+      apiUrl: cp.url,
+      token: "t",
+      engineUrl: "https://198.18.0.2:2376",
+      intervalMs: 20,
+      listContainers: async () => {
+        calls++;
+        if (calls === 1) throw new Error("shim state unreadable");
+        return containers;
+      },
+      resources: { nanoCpus: 1, memoryBytes: 1 },
+    });
+    await until(() => cp.received.length >= 1);
+    expect(cp.received.every((r) => r.body.containers.length === 1)).toBe(true);
+  });
+
+  it("stops: no beat after stop(), and beatNow reports connection failures", async () => {
+    const cp = await controlPlane(() => ({ status: 200, body: { nodeId: "n", heartbeatMs: 20 } }));
+    close = cp.close;
+    hb = startHeartbeats({ apiUrl: cp.url, token: "t", engineUrl: "https://x:2376", intervalMs: 20, listContainers: async () => [], resources: { nanoCpus: 1, memoryBytes: 1 } });
+    await until(() => cp.received.length >= 2);
+    await hb.stop();
+    const count = cp.received.length;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(cp.received.length).toBe(count);
+    await cp.close();
+    close = undefined;
+    const dead = startHeartbeats({ apiUrl: cp.url, token: "t", engineUrl: "https://x:2376", intervalMs: 60_000, listContainers: async () => [], resources: { nanoCpus: 1, memoryBytes: 1 } });
+    const r = await dead.beatNow();
+    await dead.stop();
+    expect(r).toMatchObject({ ok: false, error: expect.stringContaining(`${cp.url}/api/v1/nodes/heartbeat: `) });
+  });
+});
