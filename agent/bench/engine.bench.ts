@@ -61,6 +61,15 @@ export function commandRow(name: string, argv: (i: number) => readonly string[],
 
 const quantile = (sorted: readonly number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 
+/** "row/crun" median ratios for shim, runc and (when measured) agent: the figures with goals. */
+export function engineRatios(stats: readonly RowStats[]): Record<string, number | null> {
+  const byName = Object.fromEntries(stats.map((s) => [s.name, s]));
+  const ratio = (a?: RowStats, b?: RowStats) => (a && b ? Number((a.medianMs / b.medianMs).toFixed(3)) : null);
+  const ratios: Record<string, number | null> = { "shim/crun": ratio(byName.shim, byName.crun), "runc/crun": ratio(byName.runc, byName.crun) };
+  if (byName.agent) ratios["agent/crun"] = ratio(byName.agent, byName.crun);
+  return ratios;
+}
+
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -200,8 +209,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
       const ratio = crun ? `${(s.medianMs / crun).toFixed(2)}×` : "";
       console.log(`${s.name.padEnd(16)} ${fmt(s.medianMs)} ${fmt(s.p10Ms)} ${fmt(s.p90Ms)}   ${ratio}`);
     }
-    const ratio = (a?: RowStats, b?: RowStats) => (a && b ? Number((a.medianMs / b.medianMs).toFixed(3)) : null);
-    const ratios = { "shim/crun": ratio(byName.shim, byName.crun), "runc/crun": ratio(byName.runc, byName.crun) };
+    const ratios = engineRatios(stats);
     const goal = ratios["shim/crun"];
     console.log(`ms per start+exit, median of ${runs}; shim/crun ${goal ?? "n/a"} (goal ≤ 0.5), runc/crun ${ratios["runc/crun"] ?? "n/a"}`);
     if (options.json) {
