@@ -10,8 +10,9 @@ const record = (status: ContainerRecord["state"]["status"], extra: Partial<Conta
   }) as unknown as ContainerRecord;
 
 describe("heartbeats from the provisioner's env", () => {
-  it("stays off when nothing is configured", () => {
+  it("stays off without an API URL and token, even with the engine URL the provisioner always writes", () => {
     expect(heartbeatsFromEnv({}, { all: () => [] }, () => {})).toBeNull();
+    expect(heartbeatsFromEnv({ FLOTILLA_ENGINE_URL: "https://198.18.0.2:2376", FLOTILLA_MACHINE_NAME: "m" }, { all: () => [] }, () => {})).toBeNull();
   });
 
   it("names what is missing when only part is configured", () => {

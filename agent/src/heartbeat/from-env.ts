@@ -8,7 +8,9 @@ import type { ContainerRecord } from "../containers/container-types";
 import { hostFacts } from "../system/host-info";
 import { startHeartbeats, type HeartbeatContainer, type Heartbeats } from "./heartbeat";
 
-const REQUIRED = ["FLOTILLA_API_URL", "FLOTILLA_API_TOKEN", "FLOTILLA_ENGINE_URL"] as const;
+// The API URL and token switch heartbeats on; the provisioner writes the engine URL either way.
+const SWITCH = ["FLOTILLA_API_URL", "FLOTILLA_API_TOKEN"] as const;
+const REQUIRED = [...SWITCH, "FLOTILLA_ENGINE_URL"] as const;
 
 /** Docker's container statuses folded to the three a heartbeat reports. */
 export function toHeartbeatContainer(c: ContainerRecord): HeartbeatContainer {
@@ -39,9 +41,8 @@ export function heartbeatsFromEnv(
   containers: { all(): ContainerRecord[] },
   log: (message: string) => void,
 ): Heartbeats | null {
-  const given = REQUIRED.filter((k) => env[k]);
-  if (given.length === 0) return null;
-  if (given.length < REQUIRED.length) {
+  if (SWITCH.every((k) => !env[k])) return null;
+  if (REQUIRED.some((k) => !env[k])) {
     const missing = REQUIRED.filter((k) => !env[k]);
     throw new InvalidError(`heartbeats need ${REQUIRED.join(", ")} together; missing ${missing.join(", ")}`, { field: missing[0] });
   }

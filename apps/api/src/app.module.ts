@@ -13,6 +13,29 @@ import { QueuesService } from "./queues/queues.service";
 import { WorkersService } from "./queues/workers.service";
 import { TokensController } from "./tokens/tokens.controller";
 import { TokensService } from "./tokens/tokens.service";
+import { DispatchService } from "./dispatch/dispatch.service";
+import { EngineClients } from "./dispatch/engine-clients";
+import { HEARTBEAT_CONFIG, heartbeatConfig } from "./heartbeats/heartbeat-config";
+import { HeartbeatsController } from "./heartbeats/heartbeats.controller";
+import { HeartbeatsService } from "./heartbeats/heartbeats.service";
+import { NodeMonitorService } from "./heartbeats/node-monitor.service";
+import { NodesController } from "./nodes/nodes.controller";
+import { NodesRepository } from "./nodes/nodes.repository";
+import { NodesService } from "./nodes/nodes.service";
+import { LogsService } from "./services/logs.service";
+import { ReconcileRepository } from "./services/reconcile.repository";
+import { ReconcileService } from "./services/reconcile.service";
+import { ServicesController } from "./services/services.controller";
+import { ServicesRepository } from "./services/services.repository";
+import { ServicesService } from "./services/services.service";
+import { TasksController } from "./tasks/tasks.controller";
+import { TasksService } from "./tasks/tasks.service";
+import { MachineHost } from "./machines/machine-host";
+import { MachineJobsService } from "./machines/machine-jobs.service";
+import { MACHINES_CONFIG, loadMachinesConfig } from "./machines/machines-config";
+import { MachinesController } from "./machines/machines.controller";
+import { MachinesRepository } from "./machines/machines.repository";
+import { MachinesService } from "./machines/machines.service";
 
 /** Shared infrastructure every role needs: config, Postgres, Redis, events, queues. */
 @Global()
@@ -27,6 +50,23 @@ export class CoreModule {
       QueuesService,
       JobHandlers,
       TokensService,
+      // Services, nodes, tasks, dispatch: shared by the HTTP API and the workers.
+      { provide: HEARTBEAT_CONFIG, useValue: heartbeatConfig(config) },
+      EngineClients,
+      DispatchService,
+      ServicesRepository,
+      ServicesService,
+      NodesRepository,
+      NodesService,
+      TasksService,
+      LogsService,
+      HeartbeatsService,
+      ReconcileRepository,
+      // Machines: drivers, provisioning, certificates (FLOTILLA_DATA_DIR is checked here, at start-up).
+      { provide: MACHINES_CONFIG, useFactory: () => loadMachinesConfig(config.configDir) },
+      MachineHost,
+      MachinesRepository,
+      MachinesService,
     ];
     return { module: CoreModule, providers, exports: providers };
   }
@@ -34,7 +74,7 @@ export class CoreModule {
 
 /** The HTTP API: controllers, auth, error mapping. */
 @Module({
-  controllers: [HealthController, EventsController, TokensController],
+  controllers: [HealthController, EventsController, TokensController, ServicesController, TasksController, HeartbeatsController, NodesController, MachinesController],
   providers: [
     { provide: APP_GUARD, useClass: BearerAuthGuard },
     { provide: APP_FILTER, useClass: DomainExceptionFilter },
@@ -43,7 +83,7 @@ export class CoreModule {
 export class HttpModule {}
 
 /** Queue consumers. */
-@Module({ providers: [WorkersService] })
+@Module({ providers: [WorkersService, ReconcileService, NodeMonitorService, MachineJobsService] })
 export class WorkerModule {}
 
 /** Same image, three roles: `api`, `worker`, or both (`all`), so each scales out on its own. */

@@ -8,7 +8,7 @@ const valid = { DATABASE_URL: "postgresql://u@127.0.0.1:5432/db", REDIS_URL: "re
 describe("loadConfig", () => {
   it("applies defaults", () => {
     const c = loadConfig(valid);
-    expect(c).toMatchObject({ host: "127.0.0.1", port: 8080, role: "all", logLevel: "log", sweepIntervalMs: 30_000, configDir: "/home/u/.config/flotilla" });
+    expect(c).toMatchObject({ host: "127.0.0.1", port: 8080, role: "all", logLevel: "log", sweepIntervalMs: 30_000, configDir: "/home/u/.config/flotilla", heartbeatMs: 5_000, dbPoolSize: 10 });
   });
 
   it("honours XDG_CONFIG_HOME and FLOTILLA_CONFIG_DIR", () => {
@@ -22,6 +22,8 @@ describe("loadConfig", () => {
     [{ REDIS_URL: "nonsense" }, /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/],
     [{ FLOTILLA_PORT: "70000" }, /FLOTILLA_PORT/],
     [{ FLOTILLA_ROLE: "boss" }, /FLOTILLA_ROLE/],
+    [{ FLOTILLA_HEARTBEAT_MS: "10" }, /FLOTILLA_HEARTBEAT_MS/],
+    [{ FLOTILLA_DB_POOL_SIZE: "0" }, /FLOTILLA_DB_POOL_SIZE/],
   ])("rejects %o", (override, message) => {
     expect(() => loadConfig({ ...valid, ...override })).toThrow(ConfigError);
     expect(() => loadConfig({ ...valid, ...override })).toThrow(message);

@@ -49,7 +49,8 @@ describe("workers", () => {
 
   beforeAll(async () => {
     api = await startTestApi({ FLOTILLA_ROLE: "all", FLOTILLA_SWEEP_INTERVAL_MS: "1000" });
-    api.running.app.get(JobHandlers).register(QUEUE.reconcile, async (job: Job) => {
+    // The services module handles reconcile; this suite tests the queue machinery itself.
+    api.running.app.get(JobHandlers).replace(QUEUE.reconcile, async (job: Job) => {
       seen.push(`${job.data.serviceId}:${job.data.reason}`);
       if (job.data.reason === "slow") await gate;
     });

@@ -1,7 +1,10 @@
 import { Command, CommanderError } from "commander";
 import { CtlError } from "./client";
 import { registerEvents } from "./commands/events";
+import { registerMachine } from "./commands/machine";
 import { registerSystem } from "./commands/system";
+import { registerService } from "./commands/service";
+import { registerNode } from "./commands/node";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require("../package.json") as { version: string };
@@ -16,6 +19,9 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerSystem(program);
   registerEvents(program);
+  registerMachine(program);
+  registerService(program);
+  registerNode(program);
   return program;
 }
 

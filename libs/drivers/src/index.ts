@@ -30,3 +30,4 @@ export {
 } from "./virtualbox-output";
 export { HyperVDriver, hypervDriver, hypervOptionSpecs, parseHyperVOptions, psQuote, hypervState, type HyperVOptions } from "./hyperv.driver";
 export { GenericDriver, genericDriver, genericOptionSpecs, parseGenericOptions, type GenericOptions } from "./generic.driver";
+export { NetnsDriver, netnsDriver, netnsOptionSpecs, parseNetnsOptions, NETNS_DATA_MOUNT, NETNS_HOST_MARKER, type NetnsOptions } from "./netns.driver";

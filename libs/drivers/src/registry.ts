@@ -3,6 +3,7 @@ import { InvalidError } from "@flotilla/core";
 import type { Driver, DriverContext, DriverFactory } from "./driver";
 import { genericDriver } from "./generic.driver";
 import { hypervDriver } from "./hyperv.driver";
+import { netnsDriver } from "./netns.driver";
 import type { RawOptions } from "./options";
 import { virtualboxDriver } from "./virtualbox.driver";
 
@@ -10,6 +11,7 @@ export const drivers: Readonly<Record<string, DriverFactory>> = {
   virtualbox: virtualboxDriver,
   hyperv: hypervDriver,
   generic: genericDriver,
+  netns: netnsDriver,
 };
 
 /** Names of the registered drivers, sorted, for help texts and error messages. */

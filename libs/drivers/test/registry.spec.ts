@@ -4,13 +4,13 @@ import { driverNames, drivers, getDriver, openDriver, createExecRunner } from "@
 
 describe("driver registry", () => {
   it("knows virtualbox, hyperv and generic", () => {
-    expect(driverNames()).toEqual(["generic", "hyperv", "virtualbox"]);
+    expect(driverNames()).toEqual(["generic", "hyperv", "netns", "virtualbox"]);
     expect(getDriver("virtualbox")).toBe(drivers.virtualbox);
   });
 
   it("names the known drivers when asked for an unknown one", () => {
     expect(() => getDriver("vmware")).toThrow(InvalidError);
-    expect(() => getDriver("vmware")).toThrow('unknown driver "vmware"; known drivers: generic, hyperv, virtualbox');
+    expect(() => getDriver("vmware")).toThrow('unknown driver "vmware"; known drivers: generic, hyperv, netns, virtualbox');
     // Not fooled by Object.prototype.
     expect(() => getDriver("toString")).toThrow(InvalidError);
   });

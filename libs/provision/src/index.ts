@@ -1,1 +1,4 @@
 export * from "./certs";
+export * from "./client-certs";
+export * from "./layout";
+export * from "./provision";

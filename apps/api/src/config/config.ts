@@ -23,6 +23,8 @@ const schema = z.object({
   FLOTILLA_CONFIG_DIR: z.string().min(1).optional(),
   FLOTILLA_SWEEP_INTERVAL_MS: z.coerce.number().int().min(1000).default(30_000),
   FLOTILLA_QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]+$/i, "letters, digits, - and _ only").default("flotilla"),
+  FLOTILLA_HEARTBEAT_MS: z.coerce.number().int().min(50).max(600_000).default(5_000),
+  FLOTILLA_DB_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10),
 });
 
 export interface AppConfig {
@@ -35,7 +37,12 @@ export interface AppConfig {
   /** Where the first start writes the admin token for `ctl` (mode 0600). */
   configDir: string;
   sweepIntervalMs: number;
+  /** Redis prefix of the queues and of the event channel: one control plane per prefix. */
   queuePrefix: string;
+  /** How often agents beat; a node that misses 3 in a row is marked down. */
+  heartbeatMs: number;
+  /** Postgres connections per process. */
+  dbPoolSize: number;
 }
 
 export class ConfigError extends Error {}
@@ -68,6 +75,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, roleOverride?: string): AppCo
     configDir: c.FLOTILLA_CONFIG_DIR ?? defaultConfigDir(env),
     sweepIntervalMs: c.FLOTILLA_SWEEP_INTERVAL_MS,
     queuePrefix: c.FLOTILLA_QUEUE_PREFIX,
+    heartbeatMs: c.FLOTILLA_HEARTBEAT_MS,
+    dbPoolSize: c.FLOTILLA_DB_POOL_SIZE,
   };
 }
 

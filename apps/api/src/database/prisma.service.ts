@@ -7,7 +7,7 @@ import { APP_CONFIG, type AppConfig } from "../config/config";
 @Injectable()
 export class PrismaService extends PrismaClient implements OnModuleDestroy {
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    super({ adapter: new PrismaPg({ connectionString: config.databaseUrl, max: 10, connectionTimeoutMillis: 5_000 }) });
+    super({ adapter: new PrismaPg({ connectionString: config.databaseUrl, max: config.dbPoolSize, connectionTimeoutMillis: 5_000 }) });
   }
 
   async onModuleDestroy(): Promise<void> {

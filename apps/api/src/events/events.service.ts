@@ -1,4 +1,5 @@
-import { Injectable, Logger, OnModuleDestroy } from "@nestjs/common";
+import { Inject, Injectable, Logger, OnModuleDestroy } from "@nestjs/common";
+import { APP_CONFIG, type AppConfig } from "../config/config";
 import { Observable, Subject } from "rxjs";
 import { PrismaService } from "../database/prisma.service";
 import { RedisConnections } from "../database/redis";
@@ -20,7 +21,6 @@ export interface EventInput {
   data?: Record<string, unknown>;
 }
 
-const CHANNEL = "flotilla:events";
 type Tx = Prisma.TransactionClient;
 
 /**
@@ -33,10 +33,16 @@ export class EventsService implements OnModuleDestroy {
   private readonly live = new Subject<FlotillaEvent>();
   private subscribed = false;
 
+  /** One channel per control plane (its queue prefix), so planes sharing a Redis stay apart. */
+  private readonly channel: string;
+
   constructor(
     private readonly prisma: PrismaService,
     private readonly redis: RedisConnections,
-  ) {}
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.channel = `${config.queuePrefix}:events`;
+  }
 
   /** Writes events inside `tx`; call `publish()` with the result after the commit. */
   async record(tx: Tx, inputs: EventInput[]): Promise<FlotillaEvent[]> {
@@ -50,7 +56,7 @@ export class EventsService implements OnModuleDestroy {
 
   async publish(events: FlotillaEvent[]): Promise<void> {
     for (const e of events) {
-      await this.redis.client.publish(CHANNEL, JSON.stringify(e)).catch((err: Error) => this.logger.warn(`publish failed: ${err.message}`));
+      await this.redis.client.publish(this.channel, JSON.stringify(e)).catch((err: Error) => this.logger.warn(`publish failed: ${err.message}`));
     }
   }
 
@@ -80,7 +86,7 @@ export class EventsService implements OnModuleDestroy {
     if (!this.subscribed) {
       this.subscribed = true;
       const sub = this.redis.open();
-      void sub.subscribe(CHANNEL);
+      void sub.subscribe(this.channel);
       sub.on("message", (_channel: string, message: string) => this.live.next(JSON.parse(message) as FlotillaEvent));
     }
     return this.live.asObservable();

@@ -17,6 +17,16 @@ export class JobHandlers {
     this.handlers.set(queue, handler);
   }
 
+  /**
+   * Swaps the handler of a queue, returning the one it replaces: for tests of the queue
+   * machinery itself, and for embedding a control plane with a different behaviour.
+   */
+  replace(queue: QueueName, handler: JobHandler): JobHandler | undefined {
+    const previous = this.handlers.get(queue);
+    this.handlers.set(queue, handler);
+    return previous;
+  }
+
   get(queue: QueueName): JobHandler | undefined {
     return this.handlers.get(queue);
   }

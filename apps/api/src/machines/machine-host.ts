@@ -1,0 +1,97 @@
+// The side effects of machines on the control plane's host: drivers (bound from the stored row),
+// the certificate authority, client certificates and the users' cert dirs. One place, so the
+// service and the worker stay about decisions.
+import { Inject, Injectable } from "@nestjs/common";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { InvalidError } from "@flotilla/core";
+import { createExecRunner, getDriver, type Driver, type DriverEvent, type OptionValue, type RawOptions } from "@flotilla/drivers";
+import {
+  CertificateAuthority,
+  CONTROL_PLANE_CLIENT,
+  ensureClientCert,
+  removeClientCertDir,
+  USER_CLIENT,
+  writeClientCertDir,
+  type EngineOptions,
+  type KeyPair,
+} from "@flotilla/provision";
+import { MACHINES_CONFIG, type MachinesConfig } from "./machines-config";
+import type { MachineRow } from "./machines.repository";
+
+/** Engine flags accepted by `machine create` beside the driver's (as docker-machine's --engine-*). */
+export const ENGINE_OPTIONS = [{ name: "engine-insecure-registry", type: "string", help: "Registry (host:port) the agent reaches over plain http; comma-separated for several" }] as const;
+
+/** The API token name of a machine's agent (token names are at most 63 characters). */
+export function agentTokenName(machine: string): string {
+  const name = `agent-${machine}`;
+  return name.length <= 63 ? name : `agent-${machine.slice(0, 46)}-${createHash("sha256").update(machine).digest("hex").slice(0, 10)}`;
+}
+
+/** Splits raw flags into the driver's and the engine's. */
+export function splitOptions(raw: Record<string, OptionValue>): { driver: RawOptions; engine: EngineOptions } {
+  const driver: Record<string, OptionValue> = {};
+  const engine: EngineOptions = {};
+  for (const [k, v] of Object.entries(raw)) {
+    const key = k.replace(/^--/, "");
+    if (key === "engine-insecure-registry") {
+      const list = String(v).split(",").map((s) => s.trim()).filter(Boolean);
+      for (const r of list) {
+        if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(r)) throw new InvalidError(`--engine-insecure-registry must be host or host:port, got ${JSON.stringify(r)}`, { field: key });
+      }
+      engine.insecureRegistries = [...(engine.insecureRegistries ?? []), ...list];
+    } else if (key.startsWith("engine-")) {
+      throw new InvalidError(`unknown option --${key} (engine options: --engine-insecure-registry)`, { field: key });
+    } else {
+      driver[key] = v;
+    }
+  }
+  return { driver, engine };
+}
+
+@Injectable()
+export class MachineHost {
+  private ca?: Promise<CertificateAuthority>;
+
+  constructor(@Inject(MACHINES_CONFIG) readonly config: MachinesConfig) {}
+
+  storeDir(name: string): string {
+    return join(this.config.dataDir, "machines", name);
+  }
+
+  userCertDir(name: string): string {
+    return join(this.config.userMachinesDir, name);
+  }
+
+  /** Binds the machine's driver from its stored options (drivers are stateless). */
+  driver(machine: Pick<MachineRow, "name" | "driver" | "options">, progress?: (e: DriverEvent) => void): Driver {
+    const factory = getDriver(machine.driver);
+    const { driver } = splitOptions((machine.options ?? {}) as Record<string, OptionValue>);
+    return factory.bind({ machineName: machine.name, storeDir: this.storeDir(machine.name), runner: createExecRunner(), progress }, factory.parseOptions(driver));
+  }
+
+  engineOptions(machine: Pick<MachineRow, "options">): EngineOptions {
+    return splitOptions((machine.options ?? {}) as Record<string, OptionValue>).engine;
+  }
+
+  authority(): Promise<CertificateAuthority> {
+    this.ca ??= CertificateAuthority.open(join(this.config.dataDir, "certs"));
+    return this.ca;
+  }
+
+  async controlPlaneClient(): Promise<KeyPair> {
+    return ensureClientCert(await this.authority(), CONTROL_PLANE_CLIENT);
+  }
+
+  /** Writes `<configDir>/machines/<name>/{ca,cert,key}.pem` for `ctl machine env`. */
+  async writeUserCerts(name: string): Promise<string> {
+    const ca = await this.authority();
+    const dir = this.userCertDir(name);
+    await writeClientCertDir(dir, ca, await ensureClientCert(ca, USER_CLIENT));
+    return dir;
+  }
+
+  async removeUserCerts(name: string): Promise<void> {
+    await removeClientCertDir(this.userCertDir(name));
+  }
+}

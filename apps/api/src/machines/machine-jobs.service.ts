@@ -1,0 +1,268 @@
+// The provision worker: runs one machine operation per job (create, start, stop, restart, kill,
+// rm, provision, regenerate-certs, upgrade). Each step is a "machine progress" event and a BullMQ
+// progress update; a failed create leaves an ERROR row naming the step and nothing running.
+import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from "@nestjs/common";
+import type { Subscription } from "rxjs";
+import { EventsService } from "../events/events.service";
+import type { Job } from "bullmq";
+import { NotSupportedError } from "@flotilla/core";
+import type { Driver, DriverEvent, SshEndpoint } from "@flotilla/drivers";
+import { provision, regenerateCerts, restartAgent, upgradeAgent, type AgentTarget } from "@flotilla/provision";
+import { rm } from "node:fs/promises";
+import type { MachineState } from "../generated/prisma/client";
+import { JobHandlers } from "../queues/job-handlers";
+import { TokensService } from "../tokens/tokens.service";
+import { QUEUE, type ProvisionJob } from "../queues/queue-names";
+import { agentTokenName, MachineHost } from "./machine-host";
+import { MachinesRepository, type MachineRow } from "./machines.repository";
+import type { Operation } from "./machines.service";
+
+const JOB_TIMEOUT_MS = 20 * 60_000;
+
+class StepError extends Error {
+  constructor(
+    readonly step: string,
+    readonly original: unknown,
+  ) {
+    const msg = original instanceof Error ? original.message : String(original);
+    // Provisioner errors already read "provision NAME: step: cause".
+    super(/^(provision|regenerate certs|restart agent|stop agent|upgrade) /.test(msg) ? msg : `${step}: ${msg}`);
+  }
+}
+
+@Injectable()
+export class MachineJobsService implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger("machines");
+  private nodes?: Subscription;
+
+  constructor(
+    private readonly repo: MachinesRepository,
+    private readonly host: MachineHost,
+    private readonly handlers: JobHandlers,
+    private readonly tokens: TokensService,
+    private readonly events: EventsService,
+  ) {}
+
+  onModuleInit(): void {
+    this.handlers.register(QUEUE.provision, (job: Job) => this.handle(job));
+    // An agent's node registers by host name (the machine's name) after the machine is READY:
+    // link it to its machine as soon as it does. Idempotent, so every worker replica may try.
+    this.nodes = this.events.stream().subscribe((e) => {
+      if (e.kind !== "node" || (e.action !== "register" && e.action !== "ready")) return;
+      const hostname = typeof e.data.hostname === "string" ? e.data.hostname : undefined;
+      if (!hostname) return;
+      this.repo.linkNodeByHostname(hostname).catch((err: Error) => this.logger.warn(`linking node ${hostname}: ${err.message}`));
+    });
+  }
+
+  onModuleDestroy(): void {
+    this.nodes?.unsubscribe();
+  }
+
+  private async handle(job: Job): Promise<unknown> {
+    const data = job.data as ProvisionJob;
+    const operation = data.operation as Operation;
+    const machine = await this.repo.findById(data.machineId);
+    if (!machine) return { outcome: "gone" };
+    const signal = AbortSignal.timeout(JOB_TIMEOUT_MS);
+    // Progress events are written in order, without making the driver wait for the database.
+    let chain = Promise.resolve();
+    const progress = (step: string, message: string, percent: number) => {
+      const p = Math.max(0, Math.min(100, Math.round(percent)));
+      chain = chain
+        .then(() => job.updateProgress({ step, message, percent: p }))
+        .then(() => this.repo.progress(machine.id, { step, message, percent: p, operation }))
+        .catch((e: Error) => this.logger.warn(`progress event for ${machine.name}: ${e.message}`));
+    };
+    let driverPercent = 5;
+    const onDriver = (e: DriverEvent) => {
+      driverPercent = Math.min(35, driverPercent + 5);
+      progress(e.step, e.message, driverPercent);
+    };
+    const params = data.params ?? {};
+    try {
+      let driver: Driver;
+      try {
+        driver = this.host.driver(machine, onDriver);
+      } catch (e) {
+        // Stored options a driver no longer accepts must not make a machine impossible to remove
+        // with --force: every driver call fails with the reason, which rm --force ignores.
+        if (operation !== "rm") throw e;
+        driver = new Proxy({} as Driver, { get: () => () => Promise.reject(e) });
+      }
+      const run = new Run(this.repo, this.host, this.tokens, machine, driver, progress, signal);
+      const result = await run.execute(operation, params);
+      await chain;
+      return result;
+    } catch (e) {
+      await chain;
+      const err = e instanceof StepError ? e : new StepError(operation, e);
+      this.logger.warn(`machine ${machine.name}: ${operation} failed: ${err.message}`);
+      const previous = params.previousState as MachineState | undefined;
+      const cause = err.original;
+      if (operation === "create") {
+        await this.repo.setState(machine.id, "ERROR", { reason: err.message, action: "failed", data: { operation, step: err.step } });
+      } else if (cause instanceof NotSupportedError && previous) {
+        await this.repo.setState(machine.id, previous, { reason: err.message, action: "failed", data: { operation, step: err.step } });
+      } else if (operation !== "rm" || (await this.repo.findById(machine.id))) {
+        await this.repo.setState(machine.id, "ERROR", { reason: err.message, action: "failed", data: { operation, step: err.step } });
+      }
+      throw new Error(err.message, { cause: e });
+    }
+  }
+}
+
+/** One operation on one machine. */
+class Run {
+  constructor(
+    private readonly repo: MachinesRepository,
+    private readonly host: MachineHost,
+    private readonly tokens: TokensService,
+    private machine: MachineRow,
+    private readonly driver: Driver,
+    private readonly progress: (step: string, message: string, percent: number) => void,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  private async step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw e instanceof StepError ? e : new StepError(name, e);
+    }
+  }
+
+  async execute(op: Operation, params: Record<string, unknown>): Promise<unknown> {
+    switch (op) {
+      case "create":
+        return this.create();
+      case "start":
+        await this.step("start", () => this.driver.start(this.signal));
+        return this.afterBoot();
+      case "restart":
+        await this.step("restart", () => this.driver.restart(this.signal));
+        return this.afterBoot();
+      case "stop":
+        await this.step("stop", () => this.driver.stop(this.signal));
+        await this.repo.setState(this.machine.id, "STOPPED");
+        return { state: "STOPPED" };
+      case "kill":
+        await this.step("kill", () => this.driver.kill(this.signal));
+        await this.repo.setState(this.machine.id, "STOPPED");
+        return { state: "STOPPED" };
+      case "rm":
+        return this.remove(params.force === true);
+      case "provision":
+        await this.provision(await this.endpoint());
+        return { state: "READY" };
+      case "regenerate-certs": {
+        const { ip } = await this.endpoint();
+        const reissued = await this.step("regenerate certs", async () =>
+          regenerateCerts({ ...(await this.target(ip)), force: params.force !== false }),
+        );
+        await this.ready();
+        return { reissued };
+      }
+      case "upgrade": {
+        const { ip } = await this.endpoint();
+        const version = await this.step("upgrade", async () => upgradeAgent({ ...(await this.target(ip)), agentBundle: { path: this.host.config.agentBundle } }));
+        await this.ready(version);
+        return { agentVersion: version };
+      }
+    }
+    throw new Error(`unknown operation ${String(op)}`);
+  }
+
+  private async create(): Promise<unknown> {
+    this.progress("preCreateCheck", `checking the ${this.driver.driverName} driver's prerequisites`, 2);
+    await this.step("preCreateCheck", () => this.driver.preCreateCheck(this.signal));
+    try {
+      this.progress("create", `creating the ${this.driver.driverName} machine`, 5);
+      await this.step("create", () => this.driver.create(this.signal));
+      await this.provision(await this.endpoint());
+      return { state: "READY" };
+    } catch (e) {
+      // Nothing half-created stays running: the driver undoes what it made.
+      this.progress("cleanup", "removing what was created", 100);
+      await this.driver.remove().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** The machine's IP and SSH endpoint, stored on the row. */
+  private async endpoint(): Promise<{ ip: string; ssh: SshEndpoint }> {
+    const ip = await this.step("ip", () => this.driver.getIP(this.signal));
+    const ssh = await this.step("ssh", () => this.driver.getSSH(this.signal));
+    if (ip !== this.machine.ip || ssh.user !== this.machine.sshUser || ssh.port !== this.machine.sshPort) {
+      const { machine } = await this.repo.setState(this.machine.id, this.machine.state, { ip, sshUser: ssh.user, sshPort: ssh.port, reason: this.machine.stateReason });
+      this.machine = machine;
+    }
+    return { ip, ssh };
+  }
+
+  private async target(ip: string): Promise<AgentTarget> {
+    const ssh = await this.driver.getSSH(this.signal);
+    return {
+      ssh,
+      machineName: this.machine.name,
+      ip,
+      ca: await this.host.authority(),
+      client: await this.host.controlPlaneClient(),
+      signal: this.signal,
+      agentTimeoutMs: this.host.config.agentTimeoutMs,
+      progress: (p) => this.progress(p.step, p.message, 40 + p.percent * 0.6),
+    };
+  }
+
+  private async provision({ ip }: { ip: string }): Promise<void> {
+    const { machine } = await this.repo.setState(this.machine.id, "PROVISIONING", { ip });
+    this.machine = machine;
+    const result = await provision({
+      ...(await this.target(ip)),
+      controlPlane: await this.agentToken(),
+      agentBundle: { path: this.host.config.agentBundle },
+      engine: this.host.engineOptions(this.machine),
+    });
+    await this.ready(result.agentVersion);
+  }
+
+  /** A fresh API token for the agent's heartbeats (the previous one is revoked), when configured. */
+  private async agentToken(): Promise<{ url: string; token: string } | undefined> {
+    const url = this.host.config.agentApiUrl;
+    if (!url) return undefined;
+    const name = agentTokenName(this.machine.name);
+    await this.tokens.revoke(name).catch(() => undefined);
+    return { url, token: (await this.tokens.create(name)).token };
+  }
+
+  /** After the host booted: new IP → new certificate; in any case (re)start the agent and wait. */
+  private async afterBoot(): Promise<unknown> {
+    const { ip } = await this.endpoint();
+    const target = await this.target(ip);
+    const reissued = await this.step("regenerate certs", () => regenerateCerts(target));
+    if (!reissued) await this.step("start agent", () => restartAgent(target));
+    await this.ready();
+    return { state: "READY", reissued };
+  }
+
+  private async ready(agentVersion?: string): Promise<void> {
+    await this.host.writeUserCerts(this.machine.name);
+    const { machine } = await this.repo.setState(this.machine.id, "READY", agentVersion ? { agentVersion } : {});
+    this.machine = machine;
+    await this.repo.linkNode(machine);
+  }
+
+  private async remove(force: boolean): Promise<unknown> {
+    try {
+      await this.step("remove", () => this.driver.remove(this.signal));
+    } catch (e) {
+      if (!force) throw e;
+      this.progress("remove", `ignoring (--force): ${(e as Error).message}`, 50);
+    }
+    await this.host.removeUserCerts(this.machine.name);
+    await this.tokens.revoke(agentTokenName(this.machine.name)).catch(() => undefined);
+    await rm(this.host.storeDir(this.machine.name), { recursive: true, force: true });
+    await this.repo.delete(this.machine.id, this.machine.name);
+    return { removed: true };
+  }
+}

@@ -1,0 +1,55 @@
+import { accessSync, constants, existsSync, mkdirSync } from "node:fs";
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+
+/** Where machines live on the control plane's host, checked at start-up. */
+export interface MachinesConfig {
+  /** FLOTILLA_DATA_DIR: machine stores (`machines/<name>`), the CA (`certs/`), the agent bundle. */
+  dataDir: string;
+  /** The agent bundle uploaded to machines (scripts/build-agent-bundle.mjs). */
+  agentBundle: string;
+  /** Where the users' per-machine cert dirs go (`<configDir>/machines/<name>`), for `ctl machine env`. */
+  userMachinesDir: string;
+  /** How long to wait for a provisioned agent to answer mutual TLS. */
+  agentTimeoutMs: number;
+  /**
+   * FLOTILLA_AGENT_API_URL: the control plane's URL as machines reach it (for heartbeats). When
+   * set, provisioning gives each agent its own API token and writes both into its environment.
+   */
+  agentApiUrl?: string;
+}
+
+export const MACHINES_CONFIG = Symbol("MACHINES_CONFIG");
+
+/** ~/.local/share/flotilla, or /var/lib/flotilla/data for root. */
+export function defaultDataDir(env: NodeJS.ProcessEnv): string {
+  if (process.getuid?.() === 0) return "/var/lib/flotilla/data";
+  return join(env.XDG_DATA_HOME || join(env.HOME || homedir(), ".local", "share"), "flotilla");
+}
+
+/**
+ * FLOTILLA_DATA_DIR (absolute, created if missing, must be writable), FLOTILLA_AGENT_BUNDLE
+ * (default: `<dataDir>/agent/flotilla-agent.tar.gz` when present, else the repository's
+ * `agent/dist/flotilla-agent.tar.gz`), FLOTILLA_AGENT_TIMEOUT_MS (default 60000).
+ * Read here rather than in AppConfig, as heartbeat-config does (config.ts is the foundation's).
+ */
+export function loadMachinesConfig(configDir: string, env: NodeJS.ProcessEnv = process.env): MachinesConfig {
+  const dataDir = env.FLOTILLA_DATA_DIR || defaultDataDir(env);
+  if (!isAbsolute(dataDir)) throw new Error(`invalid configuration: FLOTILLA_DATA_DIR must be an absolute path, got "${dataDir}"`);
+  try {
+    mkdirSync(join(dataDir, "machines"), { recursive: true, mode: 0o700 });
+    accessSync(dataDir, constants.W_OK);
+  } catch (e) {
+    throw new Error(`invalid configuration: FLOTILLA_DATA_DIR ${dataDir} is not a writable directory (${(e as Error).message})`, { cause: e });
+  }
+  const inData = join(dataDir, "agent", "flotilla-agent.tar.gz");
+  const inRepo = resolve(__dirname, "..", "..", "..", "..", "agent", "dist", "flotilla-agent.tar.gz");
+  const agentBundle = env.FLOTILLA_AGENT_BUNDLE || (existsSync(inData) ? inData : inRepo);
+  const timeout = Number(env.FLOTILLA_AGENT_TIMEOUT_MS || 60_000);
+  if (!Number.isInteger(timeout) || timeout < 1000) throw new Error("invalid configuration: FLOTILLA_AGENT_TIMEOUT_MS must be an integer of at least 1000");
+  const agentApiUrl = env.FLOTILLA_AGENT_API_URL || undefined;
+  if (agentApiUrl !== undefined && !/^https?:\/\/[^\s/]+/.test(agentApiUrl)) {
+    throw new Error(`invalid configuration: FLOTILLA_AGENT_API_URL must be an http:// or https:// URL, got "${agentApiUrl}"`);
+  }
+  return { dataDir, agentBundle, userMachinesDir: join(configDir, "machines"), agentTimeoutMs: timeout, agentApiUrl };
+}

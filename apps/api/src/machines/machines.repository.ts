@@ -1,0 +1,99 @@
+import { Injectable } from "@nestjs/common";
+import { ConflictError, NotFoundError } from "@flotilla/core";
+import { PrismaService } from "../database/prisma.service";
+import { EventsService, type FlotillaEvent } from "../events/events.service";
+import type { Machine as MachineRow, MachineState, Prisma } from "../generated/prisma/client";
+
+export type { MachineRow };
+
+/** Database side of machines: every state change is written with its event in one transaction. */
+@Injectable()
+export class MachinesRepository {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly events: EventsService,
+  ) {}
+
+  async find(name: string): Promise<MachineRow> {
+    const row = await this.prisma.machine.findUnique({ where: { name } });
+    if (!row) throw new NotFoundError("machine", name);
+    return row;
+  }
+
+  findById(id: string): Promise<MachineRow | null> {
+    return this.prisma.machine.findUnique({ where: { id } });
+  }
+
+  list(): Promise<MachineRow[]> {
+    return this.prisma.machine.findMany({ orderBy: { name: "asc" } });
+  }
+
+  /** Inserts the machine (CREATING) and its "created" event; 409 when the name is taken. */
+  async create(data: { name: string; driver: string; options: Record<string, unknown> }): Promise<{ machine: MachineRow; event: FlotillaEvent }> {
+    try {
+      const [machine, events] = await this.prisma.$transaction(async (tx) => {
+        const m = await tx.machine.create({ data: { name: data.name, driver: data.driver, options: data.options as Prisma.InputJsonValue, state: "CREATING" } });
+        const ev = await this.events.record(tx, [{ kind: "machine", subjectId: m.id, action: "created", data: { name: m.name, driver: m.driver } }]);
+        return [m, ev] as const;
+      });
+      await this.events.publish(events);
+      return { machine, event: events[0] };
+    } catch (e) {
+      if ((e as { code?: string }).code === "P2002") throw new ConflictError(`machine "${data.name}" already exists`, { name: data.name });
+      throw e;
+    }
+  }
+
+  /** Moves a machine to `state` with an event; `expect` guards against racing transitions. */
+  async setState(
+    id: string,
+    state: MachineState,
+    extra: { reason?: string | null; ip?: string | null; sshUser?: string; sshPort?: number; agentVersion?: string; action?: string; data?: Record<string, unknown> } = {},
+  ): Promise<{ machine: MachineRow; event: FlotillaEvent }> {
+    const [machine, events] = await this.prisma.$transaction(async (tx) => {
+      const m = await tx.machine.update({
+        where: { id },
+        data: {
+          state,
+          stateReason: extra.reason === undefined ? null : extra.reason,
+          ...(extra.ip !== undefined ? { ip: extra.ip } : {}),
+          ...(extra.sshUser !== undefined ? { sshUser: extra.sshUser } : {}),
+          ...(extra.sshPort !== undefined ? { sshPort: extra.sshPort } : {}),
+          ...(extra.agentVersion !== undefined ? { agentVersion: extra.agentVersion } : {}),
+        },
+      });
+      const ev = await this.events.record(tx, [
+        { kind: "machine", subjectId: id, action: extra.action ?? "state", data: { name: m.name, state, ...(extra.reason ? { reason: extra.reason } : {}), ...(extra.data ?? {}) } },
+      ]);
+      return [m, ev] as const;
+    });
+    await this.events.publish(events);
+    return { machine, event: events[0] };
+  }
+
+  /** Deletes the row with a "removed" event; the node row (if any) keeps living, unlinked. */
+  async delete(id: string, name: string): Promise<void> {
+    const events = await this.prisma.$transaction(async (tx) => {
+      await tx.machine.deleteMany({ where: { id } });
+      return this.events.record(tx, [{ kind: "machine", subjectId: id, action: "removed", data: { name } }]);
+    });
+    await this.events.publish(events);
+  }
+
+  /** Links the node its agent registered (by hostname = machine name) to the machine. */
+  async linkNode(machine: MachineRow): Promise<void> {
+    await this.prisma.node.updateMany({ where: { hostname: machine.name, machineId: null }, data: { machineId: machine.id } });
+  }
+
+  /** Links a node that registered under a machine's name (its agent's host name) to that machine. */
+  async linkNodeByHostname(hostname: string): Promise<boolean> {
+    const machine = await this.prisma.machine.findUnique({ where: { name: hostname } });
+    if (!machine) return false;
+    const { count } = await this.prisma.node.updateMany({ where: { hostname, machineId: null }, data: { machineId: machine.id } });
+    return count > 0;
+  }
+
+  async progress(id: string, data: { step: string; message: string; percent: number; operation: string }): Promise<void> {
+    await this.events.emit({ kind: "machine", subjectId: id, action: "progress", data });
+  }
+}

@@ -1,0 +1,176 @@
+import { Injectable } from "@nestjs/common";
+import { ConflictError, InvalidError } from "@flotilla/core";
+import { drivers, driverNames, engineUrl, getDriver, validateMachineName, type OptionSpec, type OptionValue } from "@flotilla/drivers";
+import type { FlotillaEvent } from "../events/events.service";
+import { QueuesService } from "../queues/queues.service";
+import type { MachineState } from "../generated/prisma/client";
+import { ENGINE_OPTIONS, MachineHost, splitOptions } from "./machine-host";
+import { MachinesRepository, type MachineRow } from "./machines.repository";
+
+/** Operations run by the provision worker, and the state a machine shows while one runs. */
+export const OPERATIONS = {
+  create: "CREATING",
+  start: "STARTING",
+  stop: "STOPPING",
+  restart: "STARTING",
+  kill: "STOPPING",
+  rm: "REMOVING",
+  provision: "PROVISIONING",
+  "regenerate-certs": "PROVISIONING",
+  upgrade: "PROVISIONING",
+} as const satisfies Record<string, MachineState>;
+export type Operation = keyof typeof OPERATIONS;
+
+export interface MachineView {
+  id: string;
+  name: string;
+  driver: string;
+  state: MachineState;
+  stateReason: string | null;
+  ip: string | null;
+  url: string | null;
+  sshUser: string | null;
+  sshPort: number | null;
+  agentVersion: string | null;
+  options: Record<string, unknown>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface OperationAccepted {
+  machine: MachineView;
+  jobId: string;
+  /** The event recorded with the request: follow `GET /api/v1/events?kind=machine&since=<id>`. */
+  eventId: string;
+}
+
+export function toView(m: MachineRow): MachineView {
+  return {
+    id: m.id,
+    name: m.name,
+    driver: m.driver,
+    state: m.state,
+    stateReason: m.stateReason,
+    ip: m.ip,
+    url: m.ip ? engineUrl(m.ip) : null,
+    sshUser: m.sshUser,
+    sshPort: m.sshPort,
+    agentVersion: m.agentVersion,
+    options: (m.options ?? {}) as Record<string, unknown>,
+    createdAt: m.createdAt.toISOString(),
+    updatedAt: m.updatedAt.toISOString(),
+  };
+}
+
+const BUSY: MachineState[] = ["CREATING", "REMOVING"];
+
+@Injectable()
+export class MachinesService {
+  constructor(
+    private readonly repo: MachinesRepository,
+    private readonly queues: QueuesService,
+    private readonly host: MachineHost,
+  ) {}
+
+  /** Validates everything that can be checked without touching the world, stores, enqueues. */
+  async create(body: { name: string; driver: string; options?: Record<string, OptionValue> }): Promise<OperationAccepted> {
+    validateMachineName(body.name);
+    const factory = getDriver(body.driver);
+    const raw = body.options ?? {};
+    const { driver } = splitOptions(raw);
+    factory.parseOptions(driver);
+    const options = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k.replace(/^--/, ""), v]));
+    const { machine, event } = await this.repo.create({ name: body.name, driver: body.driver, options });
+    const jobId = await this.queues.enqueueProvision({ machineId: machine.id, operation: "create", params: {} });
+    return { machine: toView(machine), jobId, eventId: event.id };
+  }
+
+  async list(): Promise<MachineView[]> {
+    return (await this.repo.list()).map(toView);
+  }
+
+  async get(name: string): Promise<MachineView> {
+    return toView(await this.repo.find(name));
+  }
+
+  /** Moves the machine to the operation's transitional state and enqueues the work. */
+  async operate(name: string, operation: Exclude<Operation, "create">, params: Record<string, unknown> = {}): Promise<OperationAccepted> {
+    const m = await this.repo.find(name);
+    const force = params.force === true;
+    if (BUSY.includes(m.state) && !(operation === "rm" && force)) {
+      throw new ConflictError(`machine "${name}" is ${m.state.toLowerCase()}; wait for it to finish${operation === "rm" ? " or use --force" : ""}`, { state: m.state });
+    }
+    if (operation !== "rm" && !m.ip && m.state === "ERROR" && ["provision", "regenerate-certs", "upgrade"].includes(operation)) {
+      throw new ConflictError(`machine "${name}" has no IP (its create failed: ${m.stateReason ?? "unknown"}); remove it and create it again`);
+    }
+    const { machine, event } = await this.repo.setState(m.id, OPERATIONS[operation], { action: "state", data: { operation } });
+    const jobId = await this.queues.enqueueProvision({ machineId: m.id, operation, params: { ...params, previousState: m.state } });
+    return { machine: toView(machine), jobId, eventId: event.id };
+  }
+
+  private requireIp(m: MachineRow): string {
+    if (!m.ip) throw new ConflictError(`machine "${m.name}" has no IP yet (state ${m.state})`, { state: m.state });
+    return m.ip;
+  }
+
+  /** What `eval $(ctl machine env NAME)` sets; ctl renders it for the user's shell. */
+  async env(name: string): Promise<Record<string, string> & { certPath: string }> {
+    const m = await this.repo.find(name);
+    const ip = this.requireIp(m);
+    const certPath = await this.host.writeUserCerts(m.name);
+    return {
+      DOCKER_TLS_VERIFY: "1",
+      DOCKER_HOST: engineUrl(ip),
+      DOCKER_CERT_PATH: certPath,
+      DOCKER_MACHINE_NAME: m.name,
+      certPath,
+    };
+  }
+
+  async ip(name: string): Promise<{ ip: string }> {
+    return { ip: this.requireIp(await this.repo.find(name)) };
+  }
+
+  async url(name: string): Promise<{ url: string }> {
+    return { url: engineUrl(this.requireIp(await this.repo.find(name))) };
+  }
+
+  /** The driver's live view (Running, Stopped, Unreachable, NotFound, ...) beside the stored state. */
+  async status(name: string): Promise<{ name: string; status: string; state: MachineState }> {
+    const m = await this.repo.find(name);
+    const status = await this.host.driver(m).getState(AbortSignal.timeout(15_000));
+    return { name: m.name, status, state: m.state };
+  }
+
+  /** The docker CLI flags for this machine, as `docker-machine config` prints them. */
+  async config(name: string): Promise<{ host: string; certPath: string; flags: string[] }> {
+    const env = await this.env(name);
+    const dir = env.certPath;
+    return {
+      host: env.DOCKER_HOST,
+      certPath: dir,
+      flags: ["--tlsverify", `--tlscacert=${dir}/ca.pem`, `--tlscert=${dir}/cert.pem`, `--tlskey=${dir}/key.pem`, `-H=${env.DOCKER_HOST}`],
+    };
+  }
+
+  /** How to SSH into the machine (the key is in the machine store on the control plane's host). */
+  async ssh(name: string): Promise<{ host: string; port: number; user: string; keyPath: string }> {
+    const m = await this.repo.find(name);
+    this.requireIp(m);
+    return this.host.driver(m).getSSH(AbortSignal.timeout(15_000));
+  }
+
+  /** Self-described drivers and their options, for `ctl machine create --help` and the console. */
+  drivers(): { drivers: { name: string; description: string; options: readonly OptionSpec[] }[]; engineOptions: readonly OptionSpec[] } {
+    return {
+      drivers: driverNames().map((n) => ({ name: n, description: drivers[n].description, options: drivers[n].options })),
+      engineOptions: ENGINE_OPTIONS as unknown as OptionSpec[],
+    };
+  }
+
+  static badOperation(op: string): InvalidError {
+    return new InvalidError(`unknown machine operation "${op}"`, { field: "operation" });
+  }
+}
+
+export type { FlotillaEvent };

@@ -1,0 +1,92 @@
+// Operator changes to nodes: availability (active, pause, drain), labels, removal. Each is one
+// transaction with its event; then the services the change can move are reconciled.
+import { Injectable } from "@nestjs/common";
+import { ConflictError } from "@flotilla/core";
+import { PrismaService } from "../database/prisma.service";
+import { EventsService } from "../events/events.service";
+import type { Prisma } from "../generated/prisma/client";
+import { QueuesService } from "../queues/queues.service";
+import { ACTIVE_STATES, nodeView, TX_OPTIONS, type NodeView } from "../services/mapping";
+import { ServicesRepository } from "../services/services.repository";
+import { NodesRepository } from "./nodes.repository";
+
+/** A node change: availability and label edits. */
+export interface NodeUpdate {
+  availability?: "active" | "pause" | "drain";
+  labelAdd?: Record<string, string>;
+  labelRm?: string[];
+}
+
+@Injectable()
+export class NodesService {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly repo: NodesRepository,
+    private readonly services: ServicesRepository,
+    private readonly events: EventsService,
+    private readonly queues: QueuesService,
+  ) {}
+
+  async list(): Promise<NodeView[]> {
+    return (await this.repo.list()).map(({ node, tasks }) => nodeView(node, tasks));
+  }
+
+  async get(ref: string): Promise<NodeView> {
+    const node = await this.repo.find(ref);
+    return nodeView(node, await this.repo.taskCount(node.id));
+  }
+
+  async update(ref: string, u: NodeUpdate): Promise<NodeView> {
+    const { node, evs } = await this.prisma.$transaction(async (tx) => {
+      const row = await this.repo.find(ref, tx);
+      await tx.$queryRaw`SELECT id FROM "Node" WHERE id = ${row.id}::uuid FOR UPDATE`;
+      const current = ((await tx.node.findUnique({ where: { id: row.id } }))!.labels ?? {}) as Record<string, string>;
+      const labels = { ...current, ...u.labelAdd };
+      for (const k of u.labelRm ?? []) delete labels[k];
+      const data: Prisma.NodeUpdateInput = { labels };
+      if (u.availability) data.availability = u.availability.toUpperCase() as "ACTIVE" | "PAUSE" | "DRAIN";
+      const node = await tx.node.update({ where: { id: row.id }, data });
+      const evs = await this.events.record(tx, [
+        { kind: "node", subjectId: node.id, action: "update", data: { hostname: node.hostname, availability: node.availability.toLowerCase(), labels } },
+      ]);
+      return { node, evs };
+    }, TX_OPTIONS);
+    await this.events.publish(evs);
+    await this.reconcileAround([node.id]);
+    return this.get(node.id);
+  }
+
+  /**
+   * Removes a node. Refused while it is up unless forced: its tasks would be replaced while
+   * they still run. Its unfinished tasks are recorded ORPHANED (no agent will report them) and
+   * their services reconciled onto the other nodes.
+   */
+  async remove(ref: string, force: boolean): Promise<void> {
+    const { evs, services } = await this.prisma.$transaction(async (tx) => {
+      const node = await this.repo.find(ref, tx);
+      if (node.status !== "DOWN" && !force) {
+        throw new ConflictError(`node ${node.hostname} is ${node.status.toLowerCase()}: drain it and stop its agent first, or remove it with --force`, { status: node.status.toLowerCase() });
+      }
+      const tasks = await tx.task.findMany({ where: { nodeId: node.id, state: { in: [...ACTIVE_STATES] } }, select: { id: true, serviceId: true } });
+      const at = new Date();
+      await tx.task.updateMany({
+        where: { id: { in: tasks.map((t) => t.id) }, state: { in: [...ACTIVE_STATES] } },
+        data: { state: "ORPHANED", desiredState: "SHUTDOWN", finishedAt: at, message: `node ${node.hostname} was removed` },
+      });
+      await tx.node.delete({ where: { id: node.id } });
+      const evs = await this.events.record(tx, [
+        { kind: "node", subjectId: node.id, action: "remove", data: { hostname: node.hostname, force, orphaned: tasks.length } },
+        ...tasks.map((t) => ({ kind: "task", subjectId: t.id, action: "state", data: { serviceId: t.serviceId, state: "ORPHANED", reason: "node-gone" } })),
+      ]);
+      return { evs, services: [...new Set(tasks.map((t) => t.serviceId))] };
+    }, TX_OPTIONS);
+    await this.events.publish(evs);
+    for (const s of new Set([...services, ...(await this.services.servicesWaitingForCapacity())])) await this.queues.enqueueReconcile(s, "node removed");
+  }
+
+  /** Reconciles services with tasks on these nodes and those waiting for capacity. */
+  async reconcileAround(nodeIds: string[]): Promise<void> {
+    const ids = new Set([...(await this.services.servicesOnNodes(nodeIds)), ...(await this.services.servicesWaitingForCapacity())]);
+    for (const id of ids) await this.queues.enqueueReconcile(id, "node changed");
+  }
+}

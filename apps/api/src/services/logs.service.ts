@@ -1,0 +1,66 @@
+// `GET /services/{id}/logs`: the logs of every task container of a service, read from the agents
+// (demultiplexed by engine-client), merged as they arrive, each line prefixed by its task.
+import { Injectable, Logger } from "@nestjs/common";
+import { PassThrough, type Readable } from "node:stream";
+import { EngineClients } from "../dispatch/engine-clients";
+import { PrismaService } from "../database/prisma.service";
+import { taskName } from "./mapping";
+import { ServicesRepository } from "./services.repository";
+
+/** Options of a service log read. */
+export interface ServiceLogOptions {
+  follow: boolean;
+  tail?: number;
+  /** Aborted when the client goes away: every agent stream is closed then. */
+  signal: AbortSignal;
+}
+
+@Injectable()
+export class LogsService {
+  private readonly logger = new Logger("logs");
+
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly repo: ServicesRepository,
+    private readonly engines: EngineClients,
+  ) {}
+
+  async stream(ref: string, opts: ServiceLogOptions): Promise<Readable> {
+    const service = await this.repo.find(ref);
+    const tasks = await this.prisma.task.findMany({
+      where: {
+        serviceId: service.id,
+        containerId: { not: null },
+        // Stopped tasks' containers are removed by dispatch: only wanted tasks have logs to read.
+        desiredState: "RUNNING",
+        node: { engineUrl: { not: null }, status: "READY" },
+        // Following only makes sense for containers that can still write.
+        ...(opts.follow ? { state: { in: ["STARTING", "RUNNING"] } } : {}),
+      },
+      include: { node: true },
+      orderBy: [{ slot: "asc" }, { createdAt: "asc" }],
+    });
+    const out = new PassThrough();
+    const readers = tasks.map(async (t) => {
+      const prefix = `${taskName(service.name, t)}@${t.node!.hostname} | `;
+      const partial = { stdout: "", stderr: "" };
+      try {
+        const engine = this.engines.forNode(t.node!);
+        for await (const chunk of engine.logs(t.containerId!, { follow: opts.follow, ...(opts.tail !== undefined ? { tail: opts.tail } : {}), signal: opts.signal })) {
+          const text = partial[chunk.stream] + chunk.data.toString("utf8");
+          const lines = text.split("\n");
+          partial[chunk.stream] = lines.pop() ?? "";
+          for (const line of lines) out.write(prefix + line + "\n");
+        }
+        for (const rest of Object.values(partial)) if (rest) out.write(prefix + rest + "\n");
+      } catch (e) {
+        if (!opts.signal.aborted) {
+          this.logger.warn(`logs of ${t.id}: ${(e as Error).message}`);
+          out.write(`${prefix}(logs unavailable: ${(e as Error).message})\n`);
+        }
+      }
+    });
+    void Promise.allSettled(readers).then(() => out.end());
+    return out;
+  }
+}

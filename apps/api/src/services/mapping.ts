@@ -1,0 +1,134 @@
+// Between Prisma rows and libs/core's plain types. Prisma enums are upper case, core's lower case
+// (except task states, which are the same words); BigInt resources become numbers (core's
+// contract: every realistic byte or nano-CPU count is far below 2^53).
+import type { NodeInfo, ServiceSpec, Task, TaskState, UpdateState } from "@flotilla/core";
+import type { Node as NodeRow, Service as ServiceRow, Task as TaskRow } from "../generated/prisma/client";
+
+export function toCoreTask(t: TaskRow): Task {
+  return {
+    id: t.id,
+    serviceId: t.serviceId,
+    ...(t.slot !== null ? { slot: t.slot } : {}),
+    ...(t.nodeId !== null ? { nodeId: t.nodeId } : {}),
+    specVersion: t.specVersion,
+    state: t.state as TaskState,
+    desiredState: t.desiredState === "RUNNING" ? "running" : "shutdown",
+    createdAt: t.createdAt.getTime(),
+    updatedAt: t.updatedAt.getTime(),
+    ...(t.startedAt ? { startedAt: t.startedAt.getTime() } : {}),
+    ...(t.finishedAt ? { finishedAt: t.finishedAt.getTime() } : {}),
+    ...(t.exitCode !== null ? { exitCode: t.exitCode } : {}),
+    ...(t.error !== null ? { error: t.error } : {}),
+    ...(t.message !== null ? { message: t.message } : {}),
+  };
+}
+
+export function toCoreNode(n: NodeRow): NodeInfo {
+  return {
+    id: n.id,
+    hostname: n.hostname,
+    role: n.role === "MANAGER" ? "manager" : "worker",
+    status: n.status.toLowerCase() as NodeInfo["status"],
+    availability: n.availability.toLowerCase() as NodeInfo["availability"],
+    labels: (n.labels ?? {}) as Record<string, string>,
+    resources: { nanoCpus: Number(n.cpuNanos), memoryBytes: Number(n.memoryBytes) },
+    ...(n.address ? { address: n.address } : {}),
+  };
+}
+
+export const specOf = (s: Pick<ServiceRow, "spec">): ServiceSpec => s.spec as unknown as ServiceSpec;
+export const previousSpecOf = (s: Pick<ServiceRow, "previousSpec">): ServiceSpec | undefined =>
+  (s.previousSpec ?? undefined) as unknown as ServiceSpec | undefined;
+export const updateStateOf = (s: Pick<ServiceRow, "updateState">): UpdateState | undefined =>
+  (s.updateState ?? undefined) as unknown as UpdateState | undefined;
+
+/** A task's display name, as docker prints it: `web.1` (replicated) or `web.<node>` (global). */
+export function taskName(serviceName: string, t: Pick<TaskRow, "slot" | "nodeId" | "id">): string {
+  return `${serviceName}.${t.slot ?? (t.nodeId ?? t.id).slice(0, 8)}`;
+}
+
+/** What the REST API returns for a task. */
+export interface TaskView {
+  id: string;
+  name: string;
+  serviceId: string;
+  serviceName: string;
+  slot: number | null;
+  nodeId: string | null;
+  nodeHostname: string | null;
+  specVersion: number;
+  state: string;
+  desiredState: string;
+  message: string | null;
+  error: string | null;
+  containerId: string | null;
+  exitCode: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function taskView(t: TaskRow, serviceName: string, nodeHostname: string | null): TaskView {
+  return {
+    id: t.id,
+    name: taskName(serviceName, t),
+    serviceId: t.serviceId,
+    serviceName,
+    slot: t.slot,
+    nodeId: t.nodeId,
+    nodeHostname,
+    specVersion: t.specVersion,
+    state: t.state,
+    desiredState: t.desiredState.toLowerCase(),
+    message: t.message,
+    error: t.error,
+    containerId: t.containerId,
+    exitCode: t.exitCode,
+    startedAt: t.startedAt?.toISOString() ?? null,
+    finishedAt: t.finishedAt?.toISOString() ?? null,
+    createdAt: t.createdAt.toISOString(),
+    updatedAt: t.updatedAt.toISOString(),
+  };
+}
+
+/** What the REST API returns for a node (never its TLS material). */
+export interface NodeView {
+  id: string;
+  hostname: string;
+  role: string;
+  status: string;
+  availability: string;
+  labels: Record<string, string>;
+  engineUrl: string | null;
+  resources: { nanoCpus: number; memoryBytes: number };
+  lastHeartbeatAt: string | null;
+  createdAt: string;
+  tasks?: number;
+}
+
+export function nodeView(n: NodeRow, tasks?: number): NodeView {
+  return {
+    id: n.id,
+    hostname: n.hostname,
+    role: n.role.toLowerCase(),
+    status: n.status.toLowerCase(),
+    availability: n.availability.toLowerCase(),
+    labels: (n.labels ?? {}) as Record<string, string>,
+    engineUrl: n.engineUrl,
+    resources: { nanoCpus: Number(n.cpuNanos), memoryBytes: Number(n.memoryBytes) },
+    lastHeartbeatAt: n.lastHeartbeatAt?.toISOString() ?? null,
+    createdAt: n.createdAt.toISOString(),
+    ...(tasks !== undefined ? { tasks } : {}),
+  };
+}
+
+/** Task states in which a task holds (or may hold) a container on its node. */
+export const ACTIVE_STATES = ["NEW", "PENDING", "ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"] as const;
+
+/**
+ * Options of every transaction here: under load (a thousand agents beating, a scale to
+ * thousands) the pool is busy, and waiting for a connection is better than failing the
+ * request or the heartbeat after Prisma's default 2 s.
+ */
+export const TX_OPTIONS = { maxWait: 10_000, timeout: 30_000 } as const;

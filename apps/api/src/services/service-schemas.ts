@@ -1,0 +1,114 @@
+// Request shapes of /api/v1/services. zod checks the JSON types (naming the field); libs/core's
+// normalizeServiceSpec/validateServiceSpec then check the meaning (ranges, constraints, ports),
+// so a rule is written once, for the CLI and the API alike.
+import type { SchemaObject } from "@nestjs/swagger/dist/interfaces/open-api-spec.interface";
+import { z } from "zod";
+
+const amounts = z.object({ nanoCpus: z.number().int().min(0), memoryBytes: z.number().int().min(0) }).partial().strict();
+const updateConfig = z
+  .object({
+    parallelism: z.number().int().min(0),
+    delayMs: z.number().int().min(0),
+    monitorMs: z.number().int().min(0),
+    failureAction: z.enum(["pause", "continue", "rollback"]),
+    maxFailureRatio: z.number().min(0).max(1),
+    order: z.enum(["stop-first", "start-first"]),
+  })
+  .partial()
+  .strict();
+const stringMap = z.record(z.string(), z.string());
+
+/** The spec fields a create or an update may set, all optional (name and image are added for create). */
+const specFields = {
+  command: z.array(z.string()).optional(),
+  args: z.array(z.string()).optional(),
+  env: stringMap.optional(),
+  labels: stringMap.optional(),
+  mode: z
+    .discriminatedUnion("kind", [
+      z.object({ kind: z.literal("replicated"), replicas: z.number().int().min(0) }).strict(),
+      z.object({ kind: z.literal("global") }).strict(),
+    ])
+    .optional(),
+  replicas: z.number().int().min(0).optional(),
+  resources: z.object({ reservations: amounts, limits: amounts.extend({ pids: z.number().int().min(0) }).partial() }).partial().strict().optional(),
+  ports: z.array(z.object({ published: z.number().int(), target: z.number().int(), protocol: z.enum(["tcp", "udp"]).default("tcp") }).strict()).optional(),
+  placement: z
+    .object({
+      constraints: z.array(z.string()),
+      preferences: z.array(z.object({ spread: z.string() }).strict()),
+      maxReplicasPerNode: z.number().int().min(0),
+    })
+    .partial()
+    .strict()
+    .optional(),
+  restartPolicy: z
+    .object({
+      condition: z.enum(["none", "on-failure", "any"]),
+      delayMs: z.number().int().min(0),
+      maxAttempts: z.number().int().min(0),
+      windowMs: z.number().int().min(0),
+    })
+    .partial()
+    .strict()
+    .optional(),
+  updateConfig: updateConfig.optional(),
+  rollbackConfig: updateConfig.optional(),
+  stopGracePeriodMs: z.number().int().min(0).optional(),
+};
+
+export const CreateServiceBody = z.object({ name: z.string().min(1), image: z.string().min(1), ...specFields }).strict();
+export type CreateServiceBody = z.infer<typeof CreateServiceBody>;
+
+/** PATCH: any spec field; `replicas` is shorthand for `mode: {kind: replicated, replicas}`. */
+export const UpdateServiceBody = z.object({ image: z.string().min(1).optional(), ...specFields }).strict();
+export type UpdateServiceBody = z.infer<typeof UpdateServiceBody>;
+
+export const ScaleBody = z.object({ replicas: z.number().int().min(0) }).strict();
+
+export const TaskQuery = z
+  .object({
+    service: z.string().optional(),
+    node: z.string().optional(),
+    "desired-state": z.enum(["running", "shutdown"]).optional(),
+  })
+  .strict();
+
+/** OpenAPI description of a service body (the zod schema is the source of truth). */
+export const SERVICE_BODY_SCHEMA: SchemaObject = {
+  type: "object",
+  required: ["name", "image"],
+  properties: {
+    name: { type: "string", example: "web" },
+    image: { type: "string", example: "nginx:1.27" },
+    replicas: { type: "integer", example: 3, description: "shorthand for mode {kind: replicated, replicas}" },
+    command: { type: "array", items: { type: "string" } },
+    args: { type: "array", items: { type: "string" } },
+    env: { type: "object", additionalProperties: { type: "string" } },
+    labels: { type: "object", additionalProperties: { type: "string" } },
+    mode: { type: "object", properties: { kind: { enum: ["replicated", "global"] }, replicas: { type: "integer" } } },
+    resources: {
+      type: "object",
+      properties: {
+        reservations: { type: "object", properties: { nanoCpus: { type: "integer" }, memoryBytes: { type: "integer" } } },
+        limits: { type: "object", properties: { nanoCpus: { type: "integer" }, memoryBytes: { type: "integer" }, pids: { type: "integer" } } },
+      },
+    },
+    ports: {
+      type: "array",
+      items: { type: "object", properties: { published: { type: "integer" }, target: { type: "integer" }, protocol: { enum: ["tcp", "udp"] } } },
+    },
+    placement: {
+      type: "object",
+      properties: {
+        constraints: { type: "array", items: { type: "string", example: "node.labels.zone==a" } },
+        preferences: { type: "array", items: { type: "object", properties: { spread: { type: "string", example: "node.labels.zone" } } } },
+        maxReplicasPerNode: { type: "integer" },
+      },
+    },
+    restartPolicy: { type: "object", description: "condition none|on-failure|any, delayMs, maxAttempts, windowMs" },
+    updateConfig: { type: "object", description: "parallelism, delayMs, monitorMs, failureAction, maxFailureRatio, order" },
+    rollbackConfig: { type: "object" },
+    stopGracePeriodMs: { type: "integer" },
+  },
+};

@@ -1,0 +1,89 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Req, StreamableFile } from "@nestjs/common";
+import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiTags } from "@nestjs/swagger";
+import { InvalidError } from "@flotilla/core";
+import type { FastifyRequest } from "fastify";
+import { z } from "zod";
+import { ZodValidationPipe } from "../common/zod-validation.pipe";
+import { LogsService } from "./logs.service";
+import { CreateServiceBody, ScaleBody, SERVICE_BODY_SCHEMA, UpdateServiceBody } from "./service-schemas";
+import { ServicesService, type ServiceView } from "./services.service";
+
+const REF = { name: "id", description: "service id or name" };
+
+@ApiTags("services")
+@ApiBearerAuth()
+@Controller("api/v1/services")
+export class ServicesController {
+  constructor(
+    private readonly services: ServicesService,
+    private readonly logs: LogsService,
+  ) {}
+
+  @Post()
+  @ApiOperation({ summary: "Create a service; its tasks are scheduled by the reconcile worker" })
+  @ApiBody({ schema: SERVICE_BODY_SCHEMA })
+  @ApiCreatedResponse({ description: "the service, version 1" })
+  create(@Body(new ZodValidationPipe(CreateServiceBody)) body: CreateServiceBody): Promise<ServiceView> {
+    return this.services.create(body);
+  }
+
+  @Get()
+  @ApiOperation({ summary: "List services with running/desired task counts" })
+  list(): Promise<ServiceView[]> {
+    return this.services.list();
+  }
+
+  @Get(":id")
+  @ApiParam(REF)
+  @ApiOperation({ summary: "Inspect a service: spec, versions, update state, counts" })
+  get(@Param("id") id: string): Promise<ServiceView> {
+    return this.services.get(id);
+  }
+
+  @Patch(":id")
+  @ApiParam(REF)
+  @ApiOperation({ summary: "Change spec fields; a change that reaches the containers starts a rolling update, `replicas` alone scales" })
+  @ApiBody({ schema: { ...SERVICE_BODY_SCHEMA, required: [] } })
+  update(@Param("id") id: string, @Body(new ZodValidationPipe(UpdateServiceBody)) body: UpdateServiceBody): Promise<ServiceView> {
+    return this.services.update(id, body, body.replicas !== undefined && Object.keys(body).length === 1 ? "scale" : "update");
+  }
+
+  @Post(":id/scale")
+  @HttpCode(200)
+  @ApiParam(REF)
+  @ApiOperation({ summary: "Set the number of replicas (replicated services)" })
+  @ApiBody({ schema: { type: "object", required: ["replicas"], properties: { replicas: { type: "integer", example: 5 } } } })
+  scale(@Param("id") id: string, @Body(new ZodValidationPipe(ScaleBody)) body: z.infer<typeof ScaleBody>): Promise<ServiceView> {
+    return this.services.scale(id, body.replicas);
+  }
+
+  @Post(":id/rollback")
+  @HttpCode(200)
+  @ApiParam(REF)
+  @ApiOperation({ summary: "Return to the previous spec (as a new version), with the rollback config" })
+  rollback(@Param("id") id: string): Promise<ServiceView> {
+    return this.services.rollback(id);
+  }
+
+  @Delete(":id")
+  @HttpCode(204)
+  @ApiParam(REF)
+  @ApiOperation({ summary: "Remove a service; its containers are stopped and removed" })
+  async remove(@Param("id") id: string): Promise<void> {
+    await this.services.remove(id);
+  }
+
+  @Get(":id/logs")
+  @ApiParam(REF)
+  @ApiQuery({ name: "follow", required: false, description: "1/true: keep streaming until the client disconnects" })
+  @ApiQuery({ name: "tail", required: false, description: "last N lines per task" })
+  @ApiOkResponse({ description: "text/plain, one line per log line, prefixed `web.1@node | `" })
+  @ApiOperation({ summary: "Logs of every task of the service, merged from the agents" })
+  async logsOf(@Param("id") id: string, @Req() req: FastifyRequest, @Query("follow") follow?: string, @Query("tail") tail?: string): Promise<StreamableFile> {
+    if (tail !== undefined && !/^\d+$/.test(tail)) throw new InvalidError("invalid tail: must be a whole number of lines", { field: "tail" });
+    const ac = new AbortController();
+    req.raw.on("close", () => ac.abort());
+    const stream = await this.logs.stream(id, { follow: follow === "1" || follow === "true", ...(tail !== undefined ? { tail: Number(tail) } : {}), signal: ac.signal });
+    return new StreamableFile(stream, { type: "text/plain; charset=utf-8" });
+  }
+}

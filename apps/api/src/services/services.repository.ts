@@ -1,0 +1,81 @@
+// Database access for services and their tasks: lookups by id or name, counts for listings, the
+// row lock a spec change takes. Services call these; nothing here decides anything.
+import { Injectable } from "@nestjs/common";
+import { NotFoundError } from "@flotilla/core";
+import { PrismaService } from "../database/prisma.service";
+import type { Prisma, Service as ServiceRow } from "../generated/prisma/client";
+import { ACTIVE_STATES } from "./mapping";
+
+type Tx = Prisma.TransactionClient;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Task counts of one service, for `ctl service ls`. */
+export interface TaskCounts {
+  /** Tasks observed RUNNING that should be. */
+  running: number;
+  /** Tasks the orchestrator wants running (not finished). */
+  live: number;
+}
+
+@Injectable()
+export class ServicesRepository {
+  constructor(private readonly prisma: PrismaService) {}
+
+  /** A service by id or by name; NotFoundError otherwise. */
+  async find(ref: string, tx: Tx = this.prisma): Promise<ServiceRow> {
+    const row = UUID.test(ref)
+      ? ((await tx.service.findUnique({ where: { id: ref } })) ?? (await tx.service.findUnique({ where: { name: ref } })))
+      : await tx.service.findUnique({ where: { name: ref } });
+    if (!row) throw new NotFoundError("service", ref);
+    return row;
+  }
+
+  /**
+   * The same, with the row locked until the transaction ends: spec changes serialize on it, so
+   * two PATCHes never both compute version+1 from the same version.
+   */
+  async findForUpdate(tx: Tx, ref: string): Promise<ServiceRow> {
+    const row = await this.find(ref, tx);
+    await tx.$queryRaw`SELECT id FROM "Service" WHERE id = ${row.id}::uuid FOR UPDATE`;
+    return (await tx.service.findUnique({ where: { id: row.id } }))!;
+  }
+
+  async list(): Promise<ServiceRow[]> {
+    return this.prisma.service.findMany({ orderBy: { name: "asc" } });
+  }
+
+  /** Running and live task counts per service id. */
+  async counts(serviceIds: string[]): Promise<Map<string, TaskCounts>> {
+    const out = new Map<string, TaskCounts>(serviceIds.map((id) => [id, { running: 0, live: 0 }]));
+    const rows = await this.prisma.task.groupBy({
+      by: ["serviceId", "state"],
+      where: { serviceId: { in: serviceIds }, desiredState: "RUNNING", state: { in: [...ACTIVE_STATES] } },
+      _count: { _all: true },
+    });
+    for (const r of rows) {
+      const c = out.get(r.serviceId)!;
+      c.live += r._count._all;
+      if (r.state === "RUNNING") c.running += r._count._all;
+    }
+    return out;
+  }
+
+  /** Ids of services a new or returning node could help: pending tasks, or global mode. */
+  async servicesWaitingForCapacity(): Promise<string[]> {
+    const [pending, global] = await Promise.all([
+      this.prisma.task.findMany({ where: { state: "PENDING", desiredState: "RUNNING" }, select: { serviceId: true }, distinct: ["serviceId"] }),
+      this.prisma.service.findMany({ where: { mode: "GLOBAL" }, select: { id: true } }),
+    ]);
+    return [...new Set([...pending.map((t) => t.serviceId), ...global.map((s) => s.id)])];
+  }
+
+  /** Ids of services with unfinished tasks on these nodes (they must move when the nodes go). */
+  async servicesOnNodes(nodeIds: string[]): Promise<string[]> {
+    const rows = await this.prisma.task.findMany({
+      where: { nodeId: { in: nodeIds }, state: { in: [...ACTIVE_STATES] } },
+      select: { serviceId: true },
+      distinct: ["serviceId"],
+    });
+    return rows.map((r) => r.serviceId);
+  }
+}

@@ -1,0 +1,221 @@
+// Desired state of services: every change is one transaction (spec, version, events), then a
+// reconcile is enqueued. The reconcile worker, not this file, decides what tasks exist.
+import { Injectable } from "@nestjs/common";
+import {
+  affectsTasks,
+  ConflictError,
+  InvalidError,
+  normalizeServiceSpec,
+  startUpdate,
+  validateServiceName,
+  type ServiceSpec,
+  type ServiceSpecInput,
+} from "@flotilla/core";
+import { PrismaService } from "../database/prisma.service";
+import { EventsService } from "../events/events.service";
+import type { Prisma, Service as ServiceRow } from "../generated/prisma/client";
+import { QueuesService } from "../queues/queues.service";
+import { DispatchService } from "../dispatch/dispatch.service";
+import { previousSpecOf, specOf, TX_OPTIONS, updateStateOf } from "./mapping";
+import type { CreateServiceBody, UpdateServiceBody } from "./service-schemas";
+import { ServicesRepository, type TaskCounts } from "./services.repository";
+
+/** What the REST API returns for a service. */
+export interface ServiceView {
+  id: string;
+  name: string;
+  mode: "replicated" | "global";
+  /** Replicated: the replicas asked for; global: the tasks the orchestrator wants (one per eligible node). */
+  desired: number;
+  running: number;
+  version: number;
+  taskVersion: number;
+  spec: ServiceSpec;
+  previousSpec: ServiceSpec | null;
+  updateState: unknown;
+  createdAt: string;
+  updatedAt: string;
+}
+
+function view(row: ServiceRow, counts: TaskCounts = { running: 0, live: 0 }): ServiceView {
+  const spec = specOf(row);
+  return {
+    id: row.id,
+    name: row.name,
+    mode: spec.mode.kind,
+    desired: spec.mode.kind === "replicated" ? spec.mode.replicas : counts.live,
+    running: counts.running,
+    version: row.version,
+    taskVersion: row.taskVersion,
+    spec,
+    previousSpec: previousSpecOf(row) ?? null,
+    updateState: updateStateOf(row) ?? null,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+/** Request fields → core's spec input; `replicas` is shorthand for replicated mode. */
+function toInput(body: Omit<UpdateServiceBody, "replicas"> & { replicas?: number; name: string; image: string }): ServiceSpecInput {
+  const { replicas, mode, ...rest } = body;
+  if (replicas !== undefined && mode?.kind === "global") throw new InvalidError("replicas cannot be set for a global service", { field: "replicas" });
+  return { ...rest, ...(replicas !== undefined ? { mode: { kind: "replicated", replicas } } : mode ? { mode } : {}) } as ServiceSpecInput;
+}
+
+/** A spec with a patch applied: objects merge one level deep, lists and maps are replaced. */
+function merge(spec: ServiceSpec, patch: UpdateServiceBody): ServiceSpecInput {
+  const { replicas, ...p } = patch;
+  if (replicas !== undefined && (p.mode?.kind ?? spec.mode.kind) === "global") {
+    throw new InvalidError("replicas cannot be set for a global service", { field: "replicas" });
+  }
+  return {
+    ...spec,
+    ...p,
+    mode: replicas !== undefined ? { kind: "replicated", replicas } : (p.mode ?? spec.mode),
+    resources: {
+      reservations: { ...spec.resources.reservations, ...p.resources?.reservations },
+      limits: { ...spec.resources.limits, ...p.resources?.limits },
+    },
+    placement: { ...spec.placement, ...p.placement },
+    restartPolicy: { ...spec.restartPolicy, ...p.restartPolicy },
+    updateConfig: { ...spec.updateConfig, ...p.updateConfig },
+    rollbackConfig: { ...spec.rollbackConfig, ...p.rollbackConfig },
+  };
+}
+
+const json = (v: unknown) => v as Prisma.InputJsonValue;
+
+// JSONB does not keep key order, so compare specs with keys sorted.
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v !== null && typeof v === "object") {
+    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
+  }
+  return v;
+}
+const sameSpec = (a: ServiceSpec, b: ServiceSpec) => JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+
+@Injectable()
+export class ServicesService {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly repo: ServicesRepository,
+    private readonly events: EventsService,
+    private readonly queues: QueuesService,
+    private readonly dispatch: DispatchService,
+  ) {}
+
+  async create(body: CreateServiceBody): Promise<ServiceView> {
+    validateServiceName(body.name);
+    const spec = normalizeServiceSpec(toInput(body));
+    const { row, evs } = await this.prisma
+      .$transaction(async (tx) => {
+        if (await tx.service.findUnique({ where: { name: spec.name } })) throw new ConflictError(`a service named "${spec.name}" already exists`, { field: "name" });
+        const row = await tx.service.create({ data: { name: spec.name, mode: spec.mode.kind === "global" ? "GLOBAL" : "REPLICATED", spec: json(spec) } });
+        const evs = await this.events.record(tx, [{ kind: "service", subjectId: row.id, action: "create", data: { name: row.name, version: 1 } }]);
+        return { row, evs };
+      }, TX_OPTIONS)
+      .catch((e: unknown) => {
+        // Two creates racing past the check: the unique index decides.
+        if ((e as { code?: string }).code === "P2002") throw new ConflictError(`a service named "${spec.name}" already exists`, { field: "name" });
+        throw e;
+      });
+    await this.events.publish(evs);
+    await this.queues.enqueueReconcile(row.id, "create");
+    return view(row);
+  }
+
+  async list(): Promise<ServiceView[]> {
+    const rows = await this.repo.list();
+    const counts = await this.repo.counts(rows.map((r) => r.id));
+    return rows.map((r) => view(r, counts.get(r.id)));
+  }
+
+  async get(ref: string): Promise<ServiceView> {
+    const row = await this.repo.find(ref);
+    return view(row, (await this.repo.counts([row.id])).get(row.id));
+  }
+
+  /**
+   * Applies a patch. `version` always moves; `taskVersion` only when the change reaches the
+   * containers (libs/core affectsTasks), so a scale never restarts replicas.
+   */
+  async update(ref: string, patch: UpdateServiceBody, action = "update"): Promise<ServiceView> {
+    const result = await this.prisma.$transaction(async (tx) => {
+      const row = await this.repo.findForUpdate(tx, ref);
+      const current = specOf(row);
+      const next = normalizeServiceSpec({ ...merge(current, patch), name: row.name });
+      if (sameSpec(next, current)) return { row, evs: [] };
+      if (next.mode.kind !== current.mode.kind) throw new InvalidError("the mode of a service cannot change: remove and create it again", { field: "mode" });
+      const bump = affectsTasks(current, next);
+      const updated = await tx.service.update({
+        where: { id: row.id },
+        data: {
+          spec: json(next),
+          previousSpec: json(current),
+          version: row.version + 1,
+          ...(bump ? { taskVersion: row.taskVersion + 1 } : {}),
+        },
+      });
+      const evs = await this.events.record(tx, [
+        { kind: "service", subjectId: row.id, action, data: { name: row.name, version: updated.version, taskVersion: updated.taskVersion, ...(next.mode.kind === "replicated" ? { replicas: next.mode.replicas } : {}) } },
+      ]);
+      return { row: updated, evs };
+    }, TX_OPTIONS);
+    if (result.evs.length) {
+      await this.events.publish(result.evs);
+      await this.queues.enqueueReconcile(result.row.id, action);
+    }
+    return this.get(result.row.id);
+  }
+
+  async scale(ref: string, replicas: number): Promise<ServiceView> {
+    const row = await this.repo.find(ref);
+    if (specOf(row).mode.kind === "global") throw new InvalidError(`service ${row.name} is global: it cannot be scaled`, { field: "replicas" });
+    return this.update(row.id, { replicas }, "scale");
+  }
+
+  /** Returns to the previous spec, as a new version, replacing tasks with the rollback config. */
+  async rollback(ref: string): Promise<ServiceView> {
+    const now = Date.now();
+    const { row, evs } = await this.prisma.$transaction(async (tx) => {
+      const row = await this.repo.findForUpdate(tx, ref);
+      const current = specOf(row);
+      const previous = previousSpecOf(row);
+      if (!previous) throw new ConflictError(`service ${row.name} has no previous spec to roll back to`);
+      const bump = affectsTasks(current, previous);
+      const taskVersion = row.taskVersion + (bump ? 1 : 0);
+      // The previous spec's tasks ran at the task version before this one; they are up to date
+      // again and must not be replaced (the rollback only replaces what changed).
+      const update = bump ? startUpdate(taskVersion, now, { rollback: true, equivalentVersions: [row.taskVersion - 1] }) : undefined;
+      const updated = await tx.service.update({
+        where: { id: row.id },
+        data: { spec: json(previous), previousSpec: json(current), version: row.version + 1, taskVersion, ...(update ? { updateState: json(update) } : {}) },
+      });
+      const evs = await this.events.record(tx, [{ kind: "service", subjectId: row.id, action: "rollback", data: { name: row.name, version: updated.version, taskVersion } }]);
+      return { row: updated, evs };
+    }, TX_OPTIONS);
+    await this.events.publish(evs);
+    await this.queues.enqueueReconcile(row.id, "rollback");
+    return this.get(row.id);
+  }
+
+  /**
+   * Removes the service and its tasks. Their containers are stopped right after the commit;
+   * anything missed (an agent that was unreachable) is a stray the next heartbeat removes.
+   */
+  async remove(ref: string): Promise<void> {
+    const { evs, running, grace } = await this.prisma.$transaction(async (tx) => {
+      const row = await this.repo.findForUpdate(tx, ref);
+      const running = await tx.task.findMany({ where: { serviceId: row.id, containerId: { not: null }, state: { in: ["ACCEPTED", "PREPARING", "STARTING", "RUNNING"] } }, include: { node: true } });
+      await tx.service.delete({ where: { id: row.id } });
+      const evs = await this.events.record(tx, [{ kind: "service", subjectId: row.id, action: "remove", data: { name: row.name, tasks: running.length } }]);
+      return { evs, running, grace: specOf(row).stopGracePeriodMs };
+    }, TX_OPTIONS);
+    await this.events.publish(evs);
+    void this.dispatch.stopContainers(
+      running.filter((t) => t.node?.engineUrl).map((t) => ({ node: t.node!, containerId: t.containerId! })),
+      grace,
+    );
+  }
+}

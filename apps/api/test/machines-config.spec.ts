@@ -1,0 +1,51 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { agentTokenName, splitOptions } from "../src/machines/machine-host";
+import { loadMachinesConfig } from "../src/machines/machines-config";
+
+describe("machines configuration", () => {
+  const dir = mkdtempSync(join(tmpdir(), "flotilla-machines-config-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("creates the data dir and finds the bundle in it first", () => {
+    const data = join(dir, "data");
+    let c = loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: data });
+    expect(c.dataDir).toBe(data);
+    expect(c.userMachinesDir).toBe("/cfg/machines");
+    expect(c.agentBundle).toMatch(/agent\/dist\/flotilla-agent\.tar\.gz$/);
+    expect(c.agentTimeoutMs).toBe(60_000);
+    expect(c.agentApiUrl).toBeUndefined();
+    rmSync(join(data, "agent"), { recursive: true, force: true });
+    mkdirSync(join(data, "agent"));
+    writeFileSync(join(data, "agent", "flotilla-agent.tar.gz"), "");
+    c = loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: data, FLOTILLA_AGENT_API_URL: "http://198.18.0.1:8080" });
+    expect(c.agentBundle).toBe(join(data, "agent", "flotilla-agent.tar.gz"));
+    expect(c.agentApiUrl).toBe("http://198.18.0.1:8080");
+  });
+
+  it("refuses bad values with one clear line", () => {
+    expect(() => loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: "relative/dir" })).toThrow("FLOTILLA_DATA_DIR must be an absolute path");
+    writeFileSync(join(dir, "file"), "");
+    expect(() => loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: join(dir, "file") })).toThrow("is not a writable directory");
+    expect(() => loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: dir, FLOTILLA_AGENT_TIMEOUT_MS: "10" })).toThrow("FLOTILLA_AGENT_TIMEOUT_MS");
+    expect(() => loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: dir, FLOTILLA_AGENT_API_URL: "ftp://x" })).toThrow("FLOTILLA_AGENT_API_URL");
+  });
+
+  it("splits engine options from the driver's", () => {
+    expect(splitOptions({ "netns-cidr": "198.18.0.1/16", "--engine-insecure-registry": "198.18.0.1:5000, reg.local" })).toEqual({
+      driver: { "netns-cidr": "198.18.0.1/16" },
+      engine: { insecureRegistries: ["198.18.0.1:5000", "reg.local"] },
+    });
+    expect(() => splitOptions({ "engine-storage-driver": "overlay" })).toThrow("unknown option --engine-storage-driver");
+    expect(() => splitOptions({ "engine-insecure-registry": "http://x" })).toThrow("--engine-insecure-registry must be host or host:port");
+  });
+
+  it("names agent tokens within the 63-character limit", () => {
+    expect(agentTokenName("devdays")).toBe("agent-devdays");
+    const long = agentTokenName("a".repeat(63));
+    expect(long.length).toBeLessThanOrEqual(63);
+    expect(long).not.toBe(agentTokenName(`${"a".repeat(62)}b`));
+  });
+});

@@ -1,0 +1,227 @@
+// Machines API + provision worker against a real database, Redis, kernel (netns driver) and agent.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PrismaService } from "../src/database/prisma.service";
+import { startTestApi, type TestApi } from "./support";
+
+const repo = resolve(__dirname, "../../..");
+const root = process.getuid?.() === 0;
+const tag = process.pid.toString(36);
+const NETNS = { "netns-cidr": "198.19.79.1/24", "netns-bridge": `flma${tag}`.slice(0, 15) };
+
+interface View {
+  id: string;
+  name: string;
+  state: string;
+  stateReason: string | null;
+  ip: string | null;
+  agentVersion: string | null;
+}
+
+describe.skipIf(!root)("machines API", () => {
+  const base = mkdtempSync(join(tmpdir(), "flotilla-machines-api-"));
+  let api: TestApi;
+
+  async function json<T>(path: string, init?: RequestInit): Promise<{ status: number; body: T }> {
+    const res = await api.fetch(path, init);
+    return { status: res.status, body: (res.status === 204 ? undefined : await res.json()) as T };
+  }
+
+  async function waitFor(name: string, states: string[], timeoutMs = 90_000): Promise<View> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { status, body } = await json<View>(`/api/v1/machines/${name}`);
+      if (status === 200 && states.includes(body.state)) return body;
+      if (Date.now() > deadline) throw new Error(`machine ${name} never reached ${states.join("|")}: ${JSON.stringify(body)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  async function waitGone(name: string, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((await api.fetch(`/api/v1/machines/${name}`)).status !== 404) {
+      if (Date.now() > deadline) throw new Error(`machine ${name} was never removed`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  beforeAll(async () => {
+    const bundle = join(base, "flotilla-agent.tar.gz");
+    execFileSync("node", [join(repo, "scripts/build-agent-bundle.mjs"), "--out", bundle], { stdio: "ignore" });
+    process.env.FLOTILLA_DATA_DIR = join(base, "data");
+    process.env.FLOTILLA_AGENT_BUNDLE = bundle;
+    process.env.FLOTILLA_AGENT_TIMEOUT_MS = "30000";
+    process.env.FLOTILLA_AGENT_API_URL = "http://198.19.79.1:8080";
+    api = await startTestApi();
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const name of [`ma-${tag}`, `mb-${tag}`, `mg-${tag}`]) {
+      await api?.fetch(`/api/v1/machines/${name}?force=true`, { method: "DELETE" }).catch(() => undefined);
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    await api?.stop();
+    for (const name of [`ma-${tag}`, `mb-${tag}`]) {
+      try {
+        execFileSync("ip", ["netns", "del", `flt-${name}`], { stdio: "ignore" });
+      } catch {
+        // gone, as it should be
+      }
+    }
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it("describes the drivers and their options", async () => {
+    const { status, body } = await json<{ drivers: { name: string; options: { name: string }[] }[]; engineOptions: { name: string }[] }>("/api/v1/machines/drivers");
+    expect(status).toBe(200);
+    expect(body.drivers.map((d) => d.name)).toEqual(["generic", "hyperv", "netns", "virtualbox"]);
+    expect(body.drivers.find((d) => d.name === "netns")!.options.map((o) => o.name)).toContain("netns-cidr");
+    expect(body.engineOptions.map((o) => o.name)).toEqual(["engine-insecure-registry"]);
+  });
+
+  it("rejects bad input: unknown driver, bad options, bad name, duplicates", async () => {
+    const post = (b: unknown) => json<{ error: string; message: string; details: { field?: string } }>("/api/v1/machines", { method: "POST", body: JSON.stringify(b) });
+    let r = await post({ name: "x1", driver: "vmware" });
+    expect(r.status).toBe(400);
+    expect(r.body.message).toBe('unknown driver "vmware"; known drivers: generic, hyperv, netns, virtualbox');
+    r = await post({ name: "x1", driver: "netns", options: { "netns-cidr": "10.1.0.1/24" } });
+    expect([r.status, r.body.details.field]).toEqual([400, "netns-cidr"]);
+    r = await post({ name: "x1", driver: "virtualbox", options: { "virtualbox-memory": "lots" } });
+    expect([r.status, r.body.details.field]).toEqual([400, "virtualbox-memory"]);
+    expect(r.body.message).toContain("--virtualbox-memory must be");
+    r = await post({ name: "x1", driver: "netns", options: { "engine-insecure-registry": "not a host" } });
+    expect([r.status, r.body.details.field]).toEqual([400, "engine-insecure-registry"]);
+    r = await post({ name: "-bad", driver: "netns" });
+    expect([r.status, r.body.details.field]).toEqual([400, "name"]);
+    r = await post({ name: "x1", driver: "generic" });
+    expect(r.body.message).toBe("--generic-ip-address is required for the generic driver");
+    expect((await json("/api/v1/machines/nope")).status).toBe(404);
+    expect((await json("/api/v1/machines/nope/start", { method: "POST" })).status).toBe(404);
+  });
+
+  it("creates a netns machine up to READY, with progress events, env, status, stop/start, certs, rm", async () => {
+    const name = `ma-${tag}`;
+    const created = await json<{ machine: View; jobId: string; eventId: string }>("/api/v1/machines", {
+      method: "POST",
+      body: JSON.stringify({ name, driver: "netns", options: { ...NETNS, "engine-insecure-registry": "198.19.79.1:5000" } }),
+    });
+    expect(created.status).toBe(202);
+    expect(created.body.machine.state).toBe("CREATING");
+    expect(created.body.jobId).toBe(`provision-create-${created.body.machine.id}`);
+    const dup = await json<{ message: string }>("/api/v1/machines", { method: "POST", body: JSON.stringify({ name, driver: "netns", options: NETNS }) });
+    expect([dup.status, dup.body.message]).toEqual([409, `machine "${name}" already exists`]);
+
+    const ready = await waitFor(name, ["READY", "ERROR"]);
+    expect(ready.stateReason).toBeNull();
+    expect(ready.state).toBe("READY");
+    expect(ready.ip).toMatch(/^198\.19\.79\.\d+$/);
+    expect(ready.agentVersion).toBe("0.1.0");
+
+    const prisma = api.running.app.get(PrismaService);
+    const events = await prisma.event.findMany({ where: { subjectId: ready.id }, orderBy: { id: "asc" } });
+    const steps = events.filter((e) => e.action === "progress").map((e) => (e.data as { step: string }).step);
+    expect(steps).toEqual(expect.arrayContaining(["preCreateCheck", "create", "network", "upload agent", "certificates", "wait for agent", "ready"]));
+    const percents = events.filter((e) => e.action === "progress").map((e) => (e.data as { percent: number }).percent);
+    expect(percents.at(-1)).toBe(100);
+
+    // The agent got its own API token and the control plane's URL for heartbeats.
+    const agentEnv = readFileSync(join(base, "data", "machines", name, "root", "flotilla", "etc", "agent.env"), "utf8");
+    expect(agentEnv).toContain("FLOTILLA_API_URL=http://198.19.79.1:8080\n");
+    expect(agentEnv).toMatch(/FLOTILLA_API_TOKEN=flt_/);
+    const tokenNames = async () => (await json<{ name: string }[]>("/api/v1/tokens")).body.map((t) => t.name);
+    expect(await tokenNames()).toContain(`agent-${name}`);
+
+    // Once its agent's node registers (by host name = machine name), it is linked to the machine.
+    const beat = await json<{ nodeId: string }>("/api/v1/nodes/heartbeat", {
+      method: "POST",
+      body: JSON.stringify({ hostname: name, engineUrl: `https://${ready.ip}:2376`, resources: { nanoCpus: 1e9, memoryBytes: 1 << 30 }, labels: {}, containers: [] }),
+    });
+    expect(beat.status).toBe(200);
+    const deadline = Date.now() + 10_000;
+    while ((await prisma.node.findUnique({ where: { id: beat.body.nodeId } }))?.machineId !== ready.id) {
+      if (Date.now() > deadline) throw new Error("node never linked to its machine");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+
+    const env = await json<Record<string, string>>(`/api/v1/machines/${name}/env`);
+    expect(env.body).toMatchObject({ DOCKER_TLS_VERIFY: "1", DOCKER_HOST: `tcp://${ready.ip}:2376`, DOCKER_MACHINE_NAME: name });
+    expect(env.body.DOCKER_CERT_PATH).toBe(join(api.config.configDir, "machines", name));
+    expect(statSync(join(env.body.DOCKER_CERT_PATH, "key.pem")).mode & 0o777).toBe(0o600);
+    expect((await json<{ ip: string }>(`/api/v1/machines/${name}/ip`)).body.ip).toBe(ready.ip);
+    expect((await json<{ url: string }>(`/api/v1/machines/${name}/url`)).body.url).toBe(`tcp://${ready.ip}:2376`);
+    expect((await json<{ status: string }>(`/api/v1/machines/${name}/status`)).body.status).toBe("Running");
+    expect((await json<{ flags: string[] }>(`/api/v1/machines/${name}/config`)).body.flags).toContain(`-H=tcp://${ready.ip}:2376`);
+    // The agent answers the docker CLI's mutual TLS with the user's certificates.
+    const ping = execFileSync("curl", ["-s", "--cacert", `${env.body.DOCKER_CERT_PATH}/ca.pem`, "--cert", `${env.body.DOCKER_CERT_PATH}/cert.pem`, "--key", `${env.body.DOCKER_CERT_PATH}/key.pem`, `https://${ready.ip}:2376/_ping`], { encoding: "utf8" });
+    expect(ping).toBe("OK");
+
+    expect((await json(`/api/v1/machines/${name}/stop`, { method: "POST" })).status).toBe(202);
+    expect((await waitFor(name, ["STOPPED", "ERROR"])).state).toBe("STOPPED");
+    expect((await json<{ status: string }>(`/api/v1/machines/${name}/status`)).body.status).toBe("Stopped");
+    expect((await json(`/api/v1/machines/${name}/start`, { method: "POST" })).status).toBe(202);
+    expect((await waitFor(name, ["READY", "ERROR"])).state).toBe("READY");
+    expect((await json(`/api/v1/machines/${name}/regenerate-certs`, { method: "POST", body: JSON.stringify({}) })).status).toBe(202);
+    expect((await waitFor(name, ["READY", "ERROR"])).state).toBe("READY");
+
+    for (const op of ["restart", "upgrade", "provision"]) {
+      expect((await json(`/api/v1/machines/${name}/${op}`, { method: "POST" })).status).toBe(202);
+      const after = await waitFor(name, ["READY", "ERROR"]);
+      expect([op, after.state, after.stateReason]).toEqual([op, "READY", null]);
+    }
+    expect(execFileSync("curl", ["-s", "--cacert", `${env.body.DOCKER_CERT_PATH}/ca.pem`, "--cert", `${env.body.DOCKER_CERT_PATH}/cert.pem`, "--key", `${env.body.DOCKER_CERT_PATH}/key.pem`, `https://${ready.ip}:2376/_ping`], { encoding: "utf8" })).toBe("OK");
+    expect((await json(`/api/v1/machines/${name}/kill`, { method: "POST" })).status).toBe(202);
+    expect((await waitFor(name, ["STOPPED", "ERROR"])).state).toBe("STOPPED");
+
+    const list = await json<View[]>("/api/v1/machines");
+    expect(list.body.map((m) => m.name)).toContain(name);
+
+    expect((await json(`/api/v1/machines/${name}`, { method: "DELETE" })).status).toBe(202);
+    await waitGone(name);
+    expect(execFileSync("ip", ["netns", "list"], { encoding: "utf8" })).not.toContain(`flt-${name}`);
+    expect(existsSync(join(base, "data", "machines", name))).toBe(false);
+    expect(existsSync(env.body.DOCKER_CERT_PATH)).toBe(false);
+    expect(await tokenNames()).not.toContain(`agent-${name}`);
+    const removed = await prisma.event.findFirst({ where: { subjectId: ready.id, action: "removed" } });
+    expect(removed).not.toBeNull();
+  });
+
+  it("removes with --force a machine whose stored options its driver no longer accepts", async () => {
+    const prisma = api.running.app.get(PrismaService);
+    await prisma.machine.create({ data: { name: `mo-${tag}`, driver: "netns", options: { "netns-colour": "red" }, state: "READY" } });
+    expect((await json(`/api/v1/machines/mo-${tag}`, { method: "DELETE" })).status).toBe(202);
+    const failed = await waitFor(`mo-${tag}`, ["ERROR"]);
+    expect(failed.stateReason).toContain("unknown option --netns-colour");
+    expect((await json(`/api/v1/machines/mo-${tag}?force=true`, { method: "DELETE" })).status).toBe(202);
+    await waitGone(`mo-${tag}`);
+  });
+
+  it("fails a create with a wrong SSH key: ERROR naming the step, nothing left running", async () => {
+    // A netns host to aim the generic driver at.
+    const hostName = `mb-${tag}`;
+    await json("/api/v1/machines", { method: "POST", body: JSON.stringify({ name: hostName, driver: "netns", options: NETNS }) });
+    // Only the host is needed, not its agent; READY or not, its sshd runs once the IP is known.
+    const host = await waitFor(hostName, ["PROVISIONING", "READY", "ERROR"]);
+    expect(host.ip).toBeTruthy();
+    const wrongKey = join(base, "wrong-key");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", wrongKey]);
+    const name = `mg-${tag}`;
+    const r = await json("/api/v1/machines", {
+      method: "POST",
+      body: JSON.stringify({ name, driver: "generic", options: { "generic-ip-address": host.ip!, "generic-ssh-key": wrongKey } }),
+    });
+    expect(r.status).toBe(202);
+    const failed = await waitFor(name, ["ERROR", "READY"]);
+    expect(failed.state).toBe("ERROR");
+    expect(failed.stateReason).toBe(`create: ssh ${host.ip}:22: authentication failed for root`);
+    expect(existsSync(join(base, "data", "machines", name, "id_ssh"))).toBe(false);
+    // A failed machine can still be removed.
+    expect((await json(`/api/v1/machines/${name}`, { method: "DELETE" })).status).toBe(202);
+    await waitGone(name);
+    await waitFor(hostName, ["READY", "ERROR"]);
+    await json(`/api/v1/machines/${hostName}?force=true`, { method: "DELETE" });
+    await waitGone(hostName);
+  });
+});

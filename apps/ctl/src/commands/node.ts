@@ -1,0 +1,91 @@
+import type { Command } from "commander";
+import { Option } from "commander";
+import { ApiClient, CtlError, loadCtlConfig } from "../client";
+import { json, note, out, table } from "../output";
+
+interface NodeJson {
+  id: string;
+  hostname: string;
+  status: string;
+  availability: string;
+  labels: Record<string, string>;
+  engineUrl: string | null;
+  resources: { nanoCpus: number; memoryBytes: number };
+  tasks?: number;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const client = () => new ApiClient(loadCtlConfig());
+const enc = encodeURIComponent;
+
+function gib(bytes: number): string {
+  return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+}
+
+export function registerNode(program: Command): void {
+  const node = program.command("node").description("manage the nodes services run on");
+
+  node
+    .command("ls")
+    .description("list nodes")
+    .option("--json", "print JSON")
+    .option("-q, --quiet", "print ids only")
+    .action(async (o: { json?: boolean; quiet?: boolean }) => {
+      const rows = await client().request<NodeJson[]>("GET", "/api/v1/nodes");
+      if (o.json) return void json(rows);
+      if (o.quiet) return void (rows.length && out(rows.map((r) => r.id).join("\n")));
+      out(
+        table(
+          rows.map((r) => ({
+            id: r.id.slice(0, 12),
+            hostname: r.hostname,
+            status: r.status,
+            availability: r.availability,
+            tasks: r.tasks ?? 0,
+            resources: `${r.resources.nanoCpus / 1e9} CPU, ${gib(r.resources.memoryBytes)}`,
+            labels: Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(","),
+          })),
+          [["ID", "id"], ["HOSTNAME", "hostname"], ["STATUS", "status"], ["AVAILABILITY", "availability"], ["TASKS", "tasks"], ["RESOURCES", "resources"], ["LABELS", "labels"]],
+        ),
+      );
+    });
+
+  node
+    .command("inspect <node...>")
+    .description("show nodes as JSON")
+    .action(async (refs: string[]) => {
+      const c = client();
+      json(await Promise.all(refs.map((r) => c.request<NodeJson>("GET", `/api/v1/nodes/${enc(r)}`))));
+    });
+
+  node
+    .command("update <node>")
+    .description("set a node's availability and labels")
+    .addOption(new Option("--availability <a>", "active, pause (no new tasks) or drain (move tasks away)").choices(["active", "pause", "drain"]))
+    .option("--label-add <K=V>", "add or change a label (repeatable)", collect)
+    .option("--label-rm <K>", "remove a label (repeatable)", collect)
+    .action(async (ref: string, o: { availability?: string; labelAdd?: string[]; labelRm?: string[] }) => {
+      const labelAdd: Record<string, string> = {};
+      for (const l of o.labelAdd ?? []) {
+        const at = l.indexOf("=");
+        if (at <= 0) throw new CtlError(`--label-add: expected KEY=VALUE, got ${JSON.stringify(l)}`);
+        labelAdd[l.slice(0, at)] = l.slice(at + 1);
+      }
+      if (!o.availability && !o.labelAdd && !o.labelRm) throw new CtlError("nothing to update: give --availability, --label-add or --label-rm");
+      const body = { ...(o.availability ? { availability: o.availability } : {}), ...(o.labelAdd ? { labelAdd } : {}), ...(o.labelRm ? { labelRm: o.labelRm } : {}) };
+      const n = await client().request<NodeJson>("PATCH", `/api/v1/nodes/${enc(ref)}`, body);
+      note(`${n.hostname}: ${n.availability}`);
+    });
+
+  node
+    .command("rm <node...>")
+    .description("remove nodes (only down ones unless --force); their tasks are replaced elsewhere")
+    .option("-f, --force", "remove even if the node is up")
+    .action(async (refs: string[], o: { force?: boolean }) => {
+      const c = client();
+      for (const r of refs) {
+        await c.request("DELETE", `/api/v1/nodes/${enc(r)}${o.force ? "?force=1" : ""}`);
+        out(r);
+      }
+    });
+}

@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import type { TestApi } from "../../api/test/support";
+import { runningContainers, simNodes, startFastApi, until } from "../../api/test/services-support";
+import type { SimAgent } from "../../../test/support/sim-agent";
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function ctl(args: string[], env: Record<string, string>): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", join(__dirname, "../src/main.ts"), ...args],
+      { env: { PATH: process.env.PATH, HOME: "/nonexistent", TSX_TSCONFIG_PATH: join(__dirname, "../tsconfig.json"), ...env }, encoding: "utf8", timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe("ctl service and ctl node against sim agents", () => {
+  let api: TestApi;
+  let agents: SimAgent[];
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    api = await startFastApi();
+    agents = await simNodes(api, 3, { labelsOf: (i) => ({ zone: i === 1 ? "a" : "b" }) });
+    env = { FLOTILLA_CONFIG_DIR: api.config.configDir };
+  });
+  afterAll(async () => {
+    await Promise.all((agents ?? []).map((a) => a.stop()));
+    await api?.stop();
+  });
+
+  it("creates a service and follows it until it converges", async () => {
+    const r = await ctl(
+      ["service", "create", "--name", "web", "--replicas", "3", "--publish", "8080:80", "--env", "K=V", "--placement-pref", "spread=node.labels.zone",
+        "--reserve-memory", "64m", "--limit-memory", "128m", "--limit-cpu", "0.5", "--restart-condition", "on-failure", "--update-parallelism", "2", "--update-delay", "5s", "busybox", "sleep", "1000"],
+      env,
+    );
+    expect(r.stderr).toContain("web: 3/3 tasks running");
+    expect(r.stderr).toContain("web: converged");
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^[0-9a-f-]{36}$/);
+    const inspect = JSON.parse((await ctl(["service", "inspect", "web"], env)).stdout)[0];
+    expect(inspect.spec).toMatchObject({
+      args: ["sleep", "1000"],
+      env: { K: "V" },
+      ports: [{ published: 8080, target: 80, protocol: "tcp" }],
+      placement: { preferences: [{ spread: "node.labels.zone" }] },
+      resources: { reservations: { memoryBytes: 64 * 1024 ** 2 }, limits: { memoryBytes: 128 * 1024 ** 2, nanoCpus: 500_000_000 } },
+      restartPolicy: { condition: "on-failure" },
+      updateConfig: { parallelism: 2, delayMs: 5000 },
+    });
+    // A host port: one task per node.
+    expect(new Set(runningContainers(agents).map((c) => c.agent)).size).toBe(3);
+  });
+
+  it("lists services with running/desired, as a table, JSON and ids", async () => {
+    const ls = await ctl(["service", "ls"], env);
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toMatch(/^ID\s+NAME\s+MODE\s+REPLICAS\s+IMAGE\n[0-9a-f-]{12}\s+web\s+replicated\s+3\/3\s+busybox\n$/);
+    const asJson = JSON.parse((await ctl(["service", "ls", "--json"], env)).stdout);
+    expect(asJson[0]).toMatchObject({ name: "web", running: 3, desired: 3 });
+    expect((await ctl(["service", "ls", "-q"], env)).stdout.trim()).toBe(asJson[0].id);
+  });
+
+  it("scales and shows the tasks with ps", async () => {
+    // Port 8080 on three nodes: a fourth replica cannot be placed, so scale to 2 first.
+    const down = await ctl(["service", "scale", "web=2"], env);
+    expect(down.code).toBe(0);
+    expect(down.stderr).toContain("web: converged");
+    const ps = await ctl(["service", "ps", "web"], env);
+    expect(ps.stdout.split("\n")[0]).toMatch(/^ID\s+NAME\s+NODE\s+DESIRED STATE\s+CURRENT STATE\s+ERROR$/);
+    expect(ps.stdout).toMatch(/web\.1\s+sim-\d\s+running\s+RUNNING/);
+    expect(ps.stdout).toMatch(/web\.3\s+sim-\d\s+shutdown\s+SHUTDOWN/);
+  });
+
+  it("exits 1 with the reason when a task cannot be placed, and ps shows it", async () => {
+    const r = await ctl(["service", "scale", "web=4"], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("ctl: web: 1 task(s) cannot be placed: no suitable node (host port already in use on 3 nodes)");
+    const ps = await ctl(["service", "ps", "web"], env);
+    expect(ps.stdout).toMatch(/web\.4\s+running\s+PENDING .*no suitable node \(host port already in use on 3 nodes\)/);
+    expect((await ctl(["service", "scale", "web=3", "--detach"], env)).code).toBe(0);
+
+    const huge = await ctl(["service", "create", "--name", "huge", "--reserve-memory", "100g", "busybox"], env);
+    expect(huge.code).toBe(1);
+    expect(huge.stderr).toContain("huge.1: no suitable node (insufficient memory on 3 nodes)");
+  });
+
+  it("updates, shows logs, and removes services", async () => {
+    const up = await ctl(["service", "update", "web", "--env-add", "X=1", "--update-delay", "0s"], env);
+    expect(up.code).toBe(0);
+    expect(up.stderr).toContain("web: converged");
+    const logs = await ctl(["service", "logs", "web"], env);
+    expect(logs.stdout).toMatch(/^web\.\d@sim-\d \| hello from web/m);
+    const rm = await ctl(["service", "rm", "web", "huge"], env);
+    expect(rm).toMatchObject({ code: 0, stdout: "web\nhuge\n" });
+    await until("no containers left", async () => runningContainers(agents).length === 0);
+    expect((await ctl(["service", "ls", "-q"], env)).stdout).toBe("");
+  });
+
+  it("validates flags with the core parsers", async () => {
+    const r = await ctl(["service", "create", "--name", "x", "--reserve-memory", "lots", "busybox"], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^ctl: --reserve-memory: invalid memory size "lots"/);
+  });
+
+  it("lists, updates and removes nodes", async () => {
+    const ls = await ctl(["node", "ls"], env);
+    expect(ls.stdout).toMatch(/sim-1\s+ready\s+active/);
+    const up = await ctl(["node", "update", "sim-1", "--availability", "drain", "--label-add", "disk=ssd"], env);
+    expect(up.code).toBe(0);
+    const [n] = JSON.parse((await ctl(["node", "inspect", "sim-1"], env)).stdout);
+    expect(n).toMatchObject({ availability: "drain", labels: { zone: "a", disk: "ssd" } });
+    const rm = await ctl(["node", "rm", "sim-1"], env);
+    expect(rm.code).toBe(1);
+    expect(rm.stderr).toContain("ctl: node sim-1 is ready");
+    expect((await ctl(["node", "rm", "-f", "sim-1"], env)).code).toBe(0);
+  });
+});

@@ -1,0 +1,216 @@
+// A typed client for the agent's Engine API (a Docker Engine API subset): over HTTP, HTTPS with
+// mutual TLS, or a unix socket. Only node: modules, so it runs anywhere the control plane does.
+import http from "node:http";
+import https from "node:https";
+import { LogDemuxer } from "./demux";
+import { EngineConflictError, EngineNotFoundError, EngineUnreachableError, engineError } from "./errors";
+import type { ContainerCreateBody, ContainerInspect, ContainerSummary, EngineClientOptions, LogChunk } from "./types";
+
+interface Target {
+  readonly transport: typeof http | typeof https;
+  readonly base: http.RequestOptions;
+}
+
+function target(opts: EngineClientOptions): Target {
+  const u = new URL(opts.url);
+  if (u.protocol === "unix:") {
+    return { transport: http, base: { socketPath: u.pathname, agent: new http.Agent({ keepAlive: true }) } };
+  }
+  if (u.protocol === "https:") {
+    const agent = new https.Agent({ keepAlive: true, ...(opts.tls ? { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key } : {}) });
+    return { transport: https, base: { host: u.hostname, port: u.port || 2376, agent } };
+  }
+  if (u.protocol === "http:") {
+    return { transport: http, base: { host: u.hostname, port: u.port || 2375, agent: new http.Agent({ keepAlive: true, maxSockets: 16 }) } };
+  }
+  throw new Error(`unsupported engine URL ${opts.url}: use http://, https:// or unix://`);
+}
+
+/** Options of a log read. */
+export interface LogOptions {
+  readonly follow?: boolean;
+  /** Number of last lines, or "all" (default). */
+  readonly tail?: number | "all";
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * One agent's Engine API. Every method names its operation in errors: 404 → EngineNotFoundError,
+ * 409 → EngineConflictError, other statuses → EngineError, no answer → EngineUnreachableError.
+ */
+export class EngineClient {
+  private readonly target: Target;
+  private readonly timeoutMs: number;
+
+  constructor(readonly options: EngineClientOptions) {
+    this.target = target(options);
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  /** Closes pooled keep-alive connections. */
+  close(): void {
+    (this.target.base.agent as http.Agent | undefined)?.destroy();
+  }
+
+  /** `GET /_ping`: true when the agent answers OK. */
+  async ping(): Promise<boolean> {
+    const r = await this.call("ping", "GET", "/_ping");
+    return r.status === 200;
+  }
+
+  /** Pulls an image (`POST /images/create`), waiting until the pull finished. */
+  async pullImage(image: string): Promise<void> {
+    const at = image.lastIndexOf(":");
+    const hasTag = at > image.lastIndexOf("/");
+    const q = new URLSearchParams({ fromImage: hasTag ? image.slice(0, at) : image, tag: hasTag ? image.slice(at + 1) : "latest" });
+    const r = await this.call(`pull ${image}`, "POST", `/images/create?${q}`);
+    // Docker reports pull failures inside a 200 stream as {"error": ...} lines.
+    const failed = r.body
+      .toString("utf8")
+      .split("\n")
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .map((l) => { try { return JSON.parse(l) as { error?: string }; } catch { return {}; } })
+      .find((m) => m.error);
+    if (failed?.error) throw engineError(`pull ${image}`, 500, failed.error);
+  }
+
+  /** Creates a container; pulls the image once if the agent does not have it (404). */
+  async createContainer(name: string, body: ContainerCreateBody): Promise<string> {
+    const op = `create container ${name}`;
+    const send = () => this.json<{ Id: string }>(op, "POST", `/containers/create?name=${encodeURIComponent(name)}`, body);
+    try {
+      return (await send()).Id;
+    } catch (e) {
+      if (!(e instanceof EngineNotFoundError)) throw e;
+      await this.pullImage(body.Image);
+      return (await send()).Id;
+    }
+  }
+
+  /** Starts a container; starting a running one is not an error (304). */
+  async startContainer(id: string): Promise<void> {
+    await this.call(`start container ${id}`, "POST", `/containers/${encodeURIComponent(id)}/start`);
+  }
+
+  /**
+   * Stops a container: SIGTERM, then SIGKILL after `timeoutSec` (the agent's job). If the stop
+   * call itself fails for another reason than "gone", kills outright, so a stop always ends it.
+   */
+  async stopContainer(id: string, timeoutSec: number): Promise<void> {
+    const op = `stop container ${id}`;
+    try {
+      // The agent waits up to timeoutSec before killing: allow for that in the request timeout.
+      await this.call(op, "POST", `/containers/${encodeURIComponent(id)}/stop?t=${Math.max(0, Math.round(timeoutSec))}`, undefined, (timeoutSec + 10) * 1000);
+    } catch (e) {
+      if (e instanceof EngineNotFoundError) throw e;
+      await this.killContainer(id);
+    }
+  }
+
+  /** `POST /containers/{id}/kill` (SIGKILL). A container that is not running is not an error. */
+  async killContainer(id: string, signal = "SIGKILL"): Promise<void> {
+    try {
+      await this.call(`kill container ${id}`, "POST", `/containers/${encodeURIComponent(id)}/kill?signal=${signal}`);
+    } catch (e) {
+      if (!(e instanceof EngineConflictError)) throw e;
+    }
+  }
+
+  /** Removes a container (`force` kills it first). */
+  async removeContainer(id: string, force = false): Promise<void> {
+    await this.call(`remove container ${id}`, "DELETE", `/containers/${encodeURIComponent(id)}?force=${force ? 1 : 0}`);
+  }
+
+  /** Lists containers, all states, optionally only those carrying every label given. */
+  async listContainers(labels: Readonly<Record<string, string | true>> = {}): Promise<ContainerSummary[]> {
+    const label = Object.entries(labels).map(([k, v]) => (v === true ? k : `${k}=${v}`));
+    const q = new URLSearchParams({ all: "1" });
+    if (label.length) q.set("filters", JSON.stringify({ label }));
+    return this.json<ContainerSummary[]>("list containers", "GET", `/containers/json?${q}`);
+  }
+
+  /** `GET /containers/{id}/json`. */
+  async inspectContainer(id: string): Promise<ContainerInspect> {
+    return this.json<ContainerInspect>(`inspect container ${id}`, "GET", `/containers/${encodeURIComponent(id)}/json`);
+  }
+
+  /**
+   * A container's logs, demultiplexed, as they arrive. With `follow` the iteration ends when the
+   * container stops or `signal` aborts.
+   */
+  async *logs(id: string, opts: LogOptions = {}): AsyncGenerator<LogChunk> {
+    const q = new URLSearchParams({ stdout: "1", stderr: "1", follow: opts.follow ? "1" : "0", tail: String(opts.tail ?? "all") });
+    const op = `logs of container ${id}`;
+    const res = await this.open(op, "GET", `/containers/${encodeURIComponent(id)}/logs?${q}`, undefined, opts.signal);
+    if ((res.statusCode ?? 0) >= 400) {
+      const body = await readAll(res);
+      throw engineError(op, res.statusCode ?? 0, messageOf(body));
+    }
+    const demux = new LogDemuxer();
+    try {
+      for await (const chunk of res as AsyncIterable<Buffer>) yield* demux.push(chunk);
+    } catch (e) {
+      if (!opts.signal?.aborted) throw e;
+    } finally {
+      res.destroy();
+    }
+  }
+
+  private async json<T>(op: string, method: string, path: string, body?: unknown): Promise<T> {
+    const r = await this.call(op, method, path, body);
+    return JSON.parse(r.body.toString("utf8")) as T;
+  }
+
+  private async call(op: string, method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<{ status: number; body: Buffer }> {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    try {
+      const res = await this.open(op, method, path, body, ac.signal);
+      const data = await readAll(res).catch((e: unknown) => {
+        throw new EngineUnreachableError(op, this.options.url, e);
+      });
+      const status = res.statusCode ?? 0;
+      if (status >= 400) throw engineError(op, status, messageOf(data));
+      return { status, body: data };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private open(op: string, method: string, path: string, body: unknown, signal?: AbortSignal): Promise<http.IncomingMessage> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    return new Promise((resolve, reject) => {
+      const req = this.target.transport.request(
+        {
+          ...this.target.base,
+          method,
+          path,
+          signal,
+          headers: { host: "docker", ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}) },
+        },
+        resolve,
+      );
+      req.on("error", (e) => reject(new EngineUnreachableError(op, this.options.url, signal?.aborted ? (signal.reason ?? e) : e)));
+      req.end(payload);
+    });
+  }
+}
+
+function readAll(res: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on("data", (c: Buffer) => chunks.push(c));
+    res.on("end", () => resolve(Buffer.concat(chunks)));
+    res.on("error", reject);
+  });
+}
+
+function messageOf(body: Buffer): string {
+  const text = body.toString("utf8");
+  try {
+    return (JSON.parse(text) as { message?: string }).message ?? text;
+  } catch {
+    return text.trim() || "no message";
+  }
+}

@@ -1,0 +1,75 @@
+// The subset of the Docker Engine API's shapes that Flotilla uses, with Docker's field names so
+// the same agent serves the real `docker` CLI.
+
+/** Labels Flotilla puts on every task container; heartbeats are matched to tasks by them. */
+export const TASK_LABELS = {
+  serviceId: "flotilla.service.id",
+  taskId: "flotilla.task.id",
+  slot: "flotilla.slot",
+} as const;
+
+/** Mutual TLS material for an agent's TCP endpoint (PEM). */
+export interface EngineTls {
+  readonly ca: string | Buffer;
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+}
+
+/** Where and how to reach one agent. */
+export interface EngineClientOptions {
+  /** `http://host:port`, `https://host:port` (use `tls`), or `unix:///path/to/socket`. */
+  readonly url: string;
+  readonly tls?: EngineTls;
+  /** Per-request timeout for non-streaming calls (default 30 s). */
+  readonly timeoutMs?: number;
+}
+
+/** `POST /containers/create` body (the fields Flotilla sets). */
+export interface ContainerCreateBody {
+  Image: string;
+  Cmd?: string[];
+  Entrypoint?: string[];
+  Env?: string[];
+  Labels?: Record<string, string>;
+  ExposedPorts?: Record<string, Record<string, never>>;
+  HostConfig?: {
+    Memory?: number;
+    NanoCpus?: number;
+    PidsLimit?: number;
+    PortBindings?: Record<string, { HostIp?: string; HostPort: string }[]>;
+  };
+  StopTimeout?: number;
+}
+
+/** One entry of `GET /containers/json`. */
+export interface ContainerSummary {
+  Id: string;
+  Names: string[];
+  Image: string;
+  Labels: Record<string, string>;
+  /** created | running | paused | restarting | removing | exited | dead */
+  State: string;
+  Status: string;
+  Created: number;
+}
+
+/** `GET /containers/{id}/json` (the fields Flotilla reads). */
+export interface ContainerInspect {
+  Id: string;
+  Name: string;
+  Config: { Image: string; Labels: Record<string, string> };
+  State: {
+    Status: string;
+    Running: boolean;
+    ExitCode: number;
+    OOMKilled: boolean;
+    StartedAt: string;
+    FinishedAt: string;
+  };
+}
+
+/** One chunk of a container's log, demultiplexed. */
+export interface LogChunk {
+  readonly stream: "stdout" | "stderr";
+  readonly data: Buffer;
+}

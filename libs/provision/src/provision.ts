@@ -1,0 +1,387 @@
+// Provisioning over SSH: put the agent on a host, give it TLS material, run it as a service, and
+// wait until it answers mutual TLS on port 2376. Every step is reported, and a failure names the
+// step and keeps the cause: "provision devdays: upload agent: sftp: Permission denied".
+import { randomBytes } from "node:crypto";
+import { stat } from "node:fs/promises";
+import { connect as tlsConnect } from "node:tls";
+import { DomainError, UnavailableError } from "@flotilla/core";
+import { readPrivateKey, sleep, sshConnect, type SshConnection, type SshEndpoint } from "@flotilla/drivers";
+import { type CertificateAuthority, type KeyPair, needsReissue } from "./certs";
+import { detectLayout, renderRunScript, renderSupervisor, renderUnit, type AgentLayout } from "./layout";
+
+export const AGENT_PORT = 2376;
+
+export interface ProvisionProgress {
+  step: string;
+  message: string;
+  /** 0-100, rising. */
+  percent: number;
+}
+
+export interface EngineOptions {
+  /** Registries the agent may reach over plain http (`--insecure-registry`). */
+  insecureRegistries?: string[];
+}
+
+export interface AgentTarget {
+  ssh: SshEndpoint;
+  machineName: string;
+  /** The address the control plane and users reach the agent on; a SAN of its certificate. */
+  ip: string;
+  ca: CertificateAuthority;
+  /** The control plane's client certificate, used to check the agent answers mutual TLS. */
+  client: KeyPair;
+  signal?: AbortSignal;
+  progress?: (p: ProvisionProgress) => void;
+  /** How long to wait for the agent's TLS port after (re)starting it. Default 60s. */
+  agentTimeoutMs?: number;
+  sshTimeoutMs?: number;
+}
+
+export interface ProvisionOptions extends AgentTarget {
+  /** Where agents send heartbeats; written to the agent's environment file. */
+  controlPlane?: { url: string; token: string };
+  agentBundle: { path: string };
+  engine?: EngineOptions;
+}
+
+export interface ProvisionResult {
+  os: { id: string; versionId: string; pretty: string };
+  nodeVersion: string;
+  service: "systemd" | "supervisor";
+  agentVersion: string;
+  layout: AgentLayout;
+}
+
+/** Runs `fn` as step `step`, turning any failure into "provision <name>: <step>: <cause>". */
+async function step<T>(what: string, machine: string, name: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if ((e as Error)?.name === "AbortError" || (e as { code?: string })?.code === "ABORT_ERR") throw e;
+    const cause = e instanceof Error ? e.message : String(e);
+    const message = `${what} ${machine}: ${name}: ${cause}`;
+    const details = { ...(e instanceof DomainError ? e.details : {}), step: name };
+    const wrapped = e instanceof DomainError ? new DomainError(e.kind, message, details) : new UnavailableError(message, details);
+    wrapped.cause = e;
+    throw wrapped;
+  }
+}
+
+/** A connection that runs commands as root (through `sudo -n` for other users). */
+export class RootShell {
+  constructor(
+    readonly conn: SshConnection,
+    private readonly user: string,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  /** Runs a shell command as root; non-zero exit throws with the command's stderr. */
+  async run(script: string, input?: string | Buffer): Promise<string> {
+    const quoted = `'${script.replace(/'/g, `'\\''`)}'`;
+    const command = this.user === "root" ? `sh -c ${quoted}` : `sudo -n sh -c ${quoted}`;
+    const res = await this.conn.exec(command, { signal: this.signal, input });
+    if (res.code !== 0) {
+      const why = (res.stderr.trim() || res.stdout.trim()).split("\n").slice(-3).join(" | ") || `exit ${res.code ?? res.signal}`;
+      throw new UnavailableError(why, { exitCode: res.code, stderr: res.stderr });
+    }
+    return res.stdout;
+  }
+
+  /** Runs a command; resolves with its exit code instead of throwing. */
+  async test(script: string): Promise<number | null> {
+    const quoted = `'${script.replace(/'/g, `'\\''`)}'`;
+    const res = await this.conn.exec(this.user === "root" ? `sh -c ${quoted}` : `sudo -n sh -c ${quoted}`, { signal: this.signal });
+    return res.code;
+  }
+
+  /** Writes a file as root with `mode`, via stdin (no temp file readable by others). */
+  async writeFile(path: string, content: string | Buffer, mode: number): Promise<void> {
+    const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+    const m = mode.toString(8);
+    await this.run(`umask 077 && mkdir -p '${dir}' && cat > '${path}.tmp' && chmod ${m} '${path}.tmp' && mv -f '${path}.tmp' '${path}'`, content);
+  }
+
+  close(): void {
+    this.conn.close();
+  }
+}
+
+export async function openShell(target: Pick<AgentTarget, "ssh" | "signal" | "sshTimeoutMs">): Promise<RootShell> {
+  const { ssh, signal } = target;
+  const privateKey = await readPrivateKey(ssh.keyPath);
+  const conn = await sshConnect({ host: ssh.host, port: ssh.port, user: ssh.user, privateKey, signal, timeoutMs: target.sshTimeoutMs });
+  return new RootShell(conn, ssh.user, signal);
+}
+
+function sftpPut(conn: SshConnection, local: string, remote: string, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    signal?.throwIfAborted();
+    conn.client.sftp((err, sftp) => {
+      if (err) return reject(new UnavailableError(`sftp: ${err.message}`));
+      sftp.fastPut(local, remote, (e) => {
+        sftp.end();
+        if (e) reject(new UnavailableError(`sftp: ${e.message}`));
+        else resolve();
+      });
+    });
+  });
+}
+
+/** Parses /etc/os-release. */
+export function parseOsRelease(text: string): { id: string; idLike: string[]; versionId: string; pretty: string } {
+  const kv = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+    if (m) kv.set(m[1], m[2].replace(/^"(.*)"$/, "$1"));
+  }
+  return { id: kv.get("ID") ?? "unknown", idLike: (kv.get("ID_LIKE") ?? "").split(/\s+/).filter(Boolean), versionId: kv.get("VERSION_ID") ?? "", pretty: kv.get("PRETTY_NAME") ?? kv.get("ID") ?? "unknown" };
+}
+
+/**
+ * Provisions a host: OS → Node → agent bundle → TLS files → service → start → mutual TLS answers.
+ * Idempotent: running it again upgrades the bundle, re-issues the certificate and restarts.
+ */
+export async function provision(options: ProvisionOptions): Promise<ProvisionResult> {
+  const { machineName: name } = options;
+  const report = (s: string, message: string, percent: number) => options.progress?.({ step: s, message, percent });
+  const P = <T>(s: string, fn: () => Promise<T>) => step("provision", name, s, fn);
+
+  report("ssh", `connecting to ${options.ssh.user}@${options.ssh.host}:${options.ssh.port}`, 5);
+  const shell = await P("ssh", () => openShell(options));
+  try {
+    report("detect os", "reading /etc/os-release", 10);
+    const os = await P("detect os", async () => parseOsRelease(await shell.run("cat /etc/os-release")));
+    const layout = await P("detect os", () => detectLayout(shell));
+
+    report("node", "checking for Node.js", 20);
+    const nodeVersion = await P("install node", async () => {
+      if ((await shell.test("command -v node >/dev/null")) !== 0) {
+        const debian = os.id === "debian" || os.id === "ubuntu" || os.idLike.includes("debian");
+        if (!debian) throw new UnavailableError(`node is not installed and ${os.pretty} is not supported for installing it; install Node.js 18+`);
+        report("node", "installing Node.js (apt-get install -y nodejs)", 22);
+        await shell.run("DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs");
+      }
+      const v = (await shell.run("node --version")).trim();
+      const major = Number(/^v(\d+)/.exec(v)?.[1] ?? 0);
+      if (major < 18) throw new UnavailableError(`node ${v} is too old; the agent needs Node.js 18 or newer`);
+      return v;
+    });
+
+    const agentVersion = await uploadBundle(shell, options, layout, report);
+
+    report("certificates", `issuing the server certificate for ${options.ip}`, 55);
+    await P("certificates", () => installServerCert(shell, options, layout));
+
+    report("service", "writing the agent's service", 65);
+    const service = await P("service", () => installService(shell, options, layout));
+
+    report("start agent", `starting the agent (${service})`, 75);
+    await P("start agent", () => restartService(shell, layout, service));
+
+    report("wait for agent", `waiting for mutual TLS on ${options.ip}:${AGENT_PORT}`, 85);
+    await P("wait for agent", () => waitForAgentOrLog(shell, options, layout));
+    report("ready", `agent ${agentVersion} answers on ${options.ip}:${AGENT_PORT}`, 100);
+    return { os, nodeVersion, service, agentVersion, layout };
+  } finally {
+    shell.close();
+  }
+}
+
+async function uploadBundle(
+  shell: RootShell,
+  options: ProvisionOptions,
+  layout: AgentLayout,
+  report: (s: string, m: string, p: number) => void,
+): Promise<string> {
+  const name = options.machineName;
+  report("upload agent", `uploading ${options.agentBundle.path}`, 30);
+  return step("provision", name, "upload agent", async () => {
+    const st = await stat(options.agentBundle.path).catch(() => undefined);
+    if (!st?.isFile()) throw new UnavailableError(`agent bundle ${options.agentBundle.path} is missing (node scripts/build-agent-bundle.mjs)`);
+    const remote = `/tmp/flotilla-agent-${randomBytes(6).toString("hex")}.tar.gz`;
+    await sftpPut(shell.conn, options.agentBundle.path, remote, options.signal);
+    const dir = layout.installDir;
+    await shell.run(
+      `set -e; rm -rf '${dir}.new'; mkdir -p '${dir}.new'; tar -xzf '${remote}' -C '${dir}.new'; rm -f '${remote}'; rm -rf '${dir}.old'; ` +
+        `if [ -d '${dir}' ]; then mv '${dir}' '${dir}.old'; fi; mv '${dir}.new' '${dir}'; rm -rf '${dir}.old'`,
+    );
+    return (await shell.run(`head -n1 '${dir}/VERSION'`)).trim();
+  });
+}
+
+async function installServerCert(shell: RootShell, target: AgentTarget, layout: AgentLayout): Promise<void> {
+  const pair = await target.ca.issueServer({ commonName: target.machineName, ips: [target.ip] });
+  await shell.writeFile(layout.caPath, target.ca.certPem, 0o644);
+  await shell.writeFile(layout.certPath, pair.cert, 0o644);
+  await shell.writeFile(layout.keyPath, pair.key, 0o600);
+}
+
+async function installService(shell: RootShell, options: ProvisionOptions, layout: AgentLayout): Promise<"systemd" | "supervisor"> {
+  const env = [`FLOTILLA_MACHINE_NAME=${options.machineName}`, `FLOTILLA_ENGINE_URL=https://${options.ip}:${AGENT_PORT}`];
+  if (options.controlPlane) env.push(`FLOTILLA_API_URL=${options.controlPlane.url}`, `FLOTILLA_API_TOKEN=${options.controlPlane.token}`);
+  await shell.writeFile(layout.envPath, env.join("\n") + "\n", 0o600);
+  await shell.writeFile(layout.runScript, renderRunScript(layout, options.engine ?? {}), 0o755);
+  const systemd = !layout.netns && (await shell.test("[ -d /run/systemd/system ]")) === 0;
+  if (systemd) {
+    await shell.writeFile("/etc/systemd/system/flotilla-agent.service", renderUnit(layout), 0o644);
+    await shell.run("systemctl daemon-reload && systemctl enable flotilla-agent.service >/dev/null 2>&1");
+    return "systemd";
+  }
+  await shell.writeFile(layout.supervisor, renderSupervisor(layout), 0o755);
+  return "supervisor";
+}
+
+async function serviceKind(shell: RootShell, layout: AgentLayout): Promise<"systemd" | "supervisor"> {
+  if (layout.netns) return "supervisor";
+  return (await shell.test("[ -f /etc/systemd/system/flotilla-agent.service ] && [ -d /run/systemd/system ]")) === 0 ? "systemd" : "supervisor";
+}
+
+/** Stops the agent's service (and the supervisor loop); no error when it is not running. */
+async function stopService(shell: RootShell, layout: AgentLayout, kind: "systemd" | "supervisor"): Promise<void> {
+  if (kind === "systemd") {
+    await shell.run("systemctl stop flotilla-agent.service || true");
+    return;
+  }
+  // TERM the supervisor (its trap stops the agent), wait, then make sure both are gone.
+  await shell.run(
+    `for f in '${layout.runDir}/supervisor.pid' '${layout.runDir}/agent.pid'; do ` +
+      `[ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done; ` +
+      `i=0; while [ $i -lt 50 ]; do alive=0; for f in '${layout.runDir}/supervisor.pid' '${layout.runDir}/agent.pid'; do ` +
+      `[ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && alive=1; done; [ $alive = 0 ] && break; sleep 0.2; i=$((i+1)); done; ` +
+      `for f in '${layout.runDir}/supervisor.pid' '${layout.runDir}/agent.pid'; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null; rm -f "$f"; done; true`,
+  );
+}
+
+async function restartService(shell: RootShell, layout: AgentLayout, kind: "systemd" | "supervisor"): Promise<void> {
+  if (kind === "systemd") {
+    await shell.run("systemctl restart flotilla-agent.service");
+    return;
+  }
+  await stopService(shell, layout, kind);
+  // setsid + nohup: the supervisor outlives this SSH session; stdio closed so the session ends.
+  await shell.run(`mkdir -p '${layout.runDir}' && setsid nohup '${layout.supervisor}' </dev/null >/dev/null 2>&1 &`);
+}
+
+/**
+ * Checks once that the agent answers over mutual TLS: handshake, then `GET /_ping`. The request
+ * matters: with TLS 1.3 a server rejects a client certificate only after the client thinks the
+ * handshake is done.
+ */
+export function agentHandshake(ip: string, ca: string, client: KeyPair, timeoutMs = 3000): Promise<true | string> {
+  return new Promise((resolve) => {
+    let answered = "";
+    let settled = false;
+    const sock = tlsConnect({ host: ip, port: AGENT_PORT, ca, cert: client.cert, key: client.key, servername: undefined, timeout: timeoutMs });
+    // Agents' certificates carry the machine's IP as a SAN; Node checks it against `host`.
+    const done = (r: true | string) => {
+      if (settled) return;
+      settled = true;
+      sock.destroy();
+      resolve(r);
+    };
+    sock.once("secureConnect", () => {
+      if (!sock.authorized) return done(`certificate not trusted: ${String(sock.authorizationError)}`);
+      sock.write(`GET /_ping HTTP/1.1\r\nHost: ${ip}:${AGENT_PORT}\r\nConnection: close\r\n\r\n`);
+    });
+    sock.on("data", (b: Buffer) => {
+      answered += b.toString("latin1");
+      if (/^HTTP\/1\.[01] \d{3}/.test(answered)) done(true);
+    });
+    sock.once("end", () => done(answered ? `unexpected answer: ${answered.slice(0, 80)}` : "closed by the agent (client certificate refused?)"));
+    sock.once("timeout", () => done("timed out"));
+    sock.once("error", (e: NodeJS.ErrnoException) => done(e.code === "ECONNREFUSED" ? "connection refused" : e.message));
+  });
+}
+
+/** Polls the agent's TLS port until the handshake works; UnavailableError with the last failure. */
+export async function waitForAgent(target: Pick<AgentTarget, "ip" | "ca" | "client" | "signal" | "agentTimeoutMs">): Promise<void> {
+  const deadline = Date.now() + (target.agentTimeoutMs ?? 60_000);
+  for (;;) {
+    target.signal?.throwIfAborted();
+    const r = await agentHandshake(target.ip, target.ca.certPem, target.client);
+    if (r === true) return;
+    if (Date.now() > deadline) throw new UnavailableError(`no answer over mutual TLS on ${target.ip}:${AGENT_PORT} after ${Math.round((target.agentTimeoutMs ?? 60_000) / 1000)}s: ${r}`);
+    await sleep(250, target.signal);
+  }
+}
+
+async function waitForAgentOrLog(shell: RootShell, target: AgentTarget, layout: AgentLayout): Promise<void> {
+  try {
+    await waitForAgent(target);
+  } catch (e) {
+    if (!(e instanceof UnavailableError)) throw e;
+    const log = await shell.run(`tail -n 5 '${layout.logPath}' 2>/dev/null || true`).catch(() => "");
+    throw new UnavailableError(`${e.message}${log.trim() ? ` (agent log: ${log.trim().split("\n").join(" | ")})` : ""}`, e.details);
+  }
+}
+
+/** Restarts the agent (after new certificates or a new bundle) and waits for mutual TLS. */
+export async function restartAgent(target: AgentTarget): Promise<void> {
+  const shell = await step("restart agent", target.machineName, "ssh", () => openShell(target));
+  try {
+    const layout = await detectLayout(shell);
+    const kind = await serviceKind(shell, layout);
+    await step("restart agent", target.machineName, "start agent", () => restartService(shell, layout, kind));
+    await step("restart agent", target.machineName, "wait for agent", () => waitForAgentOrLog(shell, target, layout));
+  } finally {
+    shell.close();
+  }
+}
+
+/** Stops the agent's service over SSH (before a machine stop on hosts that keep running). */
+export async function stopAgent(target: Pick<AgentTarget, "ssh" | "signal" | "machineName" | "sshTimeoutMs">): Promise<void> {
+  const shell = await step("stop agent", target.machineName, "ssh", () => openShell(target));
+  try {
+    const layout = await detectLayout(shell);
+    await step("stop agent", target.machineName, "stop agent", async () => stopService(shell, layout, await serviceKind(shell, layout)));
+  } finally {
+    shell.close();
+  }
+}
+
+/**
+ * Re-issues the server certificate when `force` or when its IPs no longer include `ip` (or it
+ * expires soon), then restarts the agent. Returns whether it re-issued.
+ */
+export async function regenerateCerts(target: AgentTarget & { force?: boolean }): Promise<boolean> {
+  const name = target.machineName;
+  const shell = await step("regenerate certs", name, "ssh", () => openShell(target));
+  try {
+    const layout = await detectLayout(shell);
+    const current = await shell.run(`cat '${layout.certPath}' 2>/dev/null || true`);
+    let reissue = target.force === true || !current.includes("BEGIN CERTIFICATE");
+    if (!reissue) {
+      try {
+        reissue = needsReissue(current, [target.ip]);
+      } catch {
+        reissue = true;
+      }
+    }
+    if (!reissue) return false;
+    target.progress?.({ step: "certificates", message: `re-issuing the server certificate for ${target.ip}`, percent: 30 });
+    await step("regenerate certs", name, "certificates", () => installServerCert(shell, target, layout));
+    target.progress?.({ step: "start agent", message: "restarting the agent", percent: 60 });
+    const kind = await serviceKind(shell, layout);
+    await step("regenerate certs", name, "start agent", () => restartService(shell, layout, kind));
+    await step("regenerate certs", name, "wait for agent", () => waitForAgentOrLog(shell, target, layout));
+    return true;
+  } finally {
+    shell.close();
+  }
+}
+
+/** Uploads a new bundle and restarts the agent; returns the new agent version. */
+export async function upgradeAgent(target: AgentTarget & { agentBundle: { path: string } }): Promise<string> {
+  const shell = await step("upgrade", target.machineName, "ssh", () => openShell(target));
+  try {
+    const layout = await detectLayout(shell);
+    const version = await uploadBundle(shell, { ...target }, layout, (s, m, p) => target.progress?.({ step: s, message: m, percent: p }));
+    const kind = await serviceKind(shell, layout);
+    await step("upgrade", target.machineName, "start agent", () => restartService(shell, layout, kind));
+    await step("upgrade", target.machineName, "wait for agent", () => waitForAgentOrLog(shell, target, layout));
+    return version;
+  } finally {
+    shell.close();
+  }
+}

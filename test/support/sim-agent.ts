@@ -1,0 +1,239 @@
+// A simulated agent: an in-process HTTP server speaking the Engine API surface engine-client
+// uses (ping, images/create, containers create/start/stop/kill/delete/json/inspect/logs), which
+// only records containers — nothing runs — plus the heartbeat loop a real agent runs. Many of
+// them fit in one test process, so tests and the control-plane bench can run many nodes.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { randomBytes } from "node:crypto";
+import { muxFrame } from "@flotilla/engine-client";
+
+/** A container as the simulated engine records it. */
+export interface SimContainer {
+  id: string;
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  state: "created" | "running" | "exited";
+  exitCode: number;
+  oomKilled: boolean;
+  startedAt?: string;
+  finishedAt?: string;
+  env: string[];
+  memory: number;
+}
+
+export interface SimAgentOptions {
+  hostname: string;
+  /** Control plane URL and token for heartbeats; without them no heartbeats are sent. */
+  apiUrl?: string;
+  token?: string;
+  heartbeatMs?: number;
+  labels?: Record<string, string>;
+  nanoCpus?: number;
+  memoryBytes?: number;
+  /** Images the engine already has; others answer 404 on create until pulled. */
+  images?: string[];
+}
+
+/** One simulated node: its engine and its heartbeat loop. */
+export class SimAgent {
+  readonly containers = new Map<string, SimContainer>();
+  readonly images: Set<string>;
+  /** Engine API calls received, for assertions ("POST /containers/create"). */
+  readonly calls: string[] = [];
+  private server?: Server;
+  private timer?: NodeJS.Timeout;
+  private paused = false;
+  url = "";
+  lastHeartbeatStatus?: number;
+  nodeId?: string;
+
+  constructor(readonly opts: SimAgentOptions) {
+    this.images = new Set(opts.images ?? []);
+  }
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((e: Error) => send(res, 500, { message: e.message }));
+    });
+    this.server.keepAliveTimeout = 60_000;
+    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
+    const addr = this.server.address() as { port: number };
+    this.url = `http://127.0.0.1:${addr.port}`;
+    if (this.opts.apiUrl) {
+      await this.heartbeat();
+      this.timer = setInterval(() => void this.heartbeat(), this.opts.heartbeatMs ?? 5_000);
+    }
+    return this;
+  }
+
+  /** Stops heartbeats (the node looks dead to the control plane) but keeps the engine up. */
+  pauseHeartbeats(): void {
+    this.paused = true;
+  }
+
+  resumeHeartbeats(): void {
+    this.paused = false;
+  }
+
+  /** Makes a task's container exit by itself, as a crash would. */
+  exit(taskId: string, exitCode: number, oom = false): void {
+    for (const c of this.containers.values()) {
+      if (c.labels["flotilla.task.id"] === taskId && c.state === "running") {
+        Object.assign(c, { state: "exited", exitCode, oomKilled: oom, finishedAt: new Date().toISOString() });
+      }
+    }
+  }
+
+  running(): SimContainer[] {
+    return [...this.containers.values()].filter((c) => c.state === "running");
+  }
+
+  async heartbeat(): Promise<void> {
+    if (this.paused || !this.opts.apiUrl) return;
+    const body = {
+      hostname: this.opts.hostname,
+      engineUrl: this.url,
+      resources: { nanoCpus: this.opts.nanoCpus ?? 4_000_000_000, memoryBytes: this.opts.memoryBytes ?? 8 * 1024 ** 3 },
+      labels: this.opts.labels ?? {},
+      containers: [...this.containers.values()].map((c) => ({
+        id: c.id,
+        labels: c.labels,
+        state: c.state === "exited" ? "exited" : c.state === "running" ? "running" : "created",
+        exitCode: c.exitCode,
+        oomKilled: c.oomKilled,
+        ...(c.startedAt ? { startedAt: c.startedAt } : {}),
+        ...(c.finishedAt ? { finishedAt: c.finishedAt } : {}),
+      })),
+    };
+    try {
+      const res = await fetch(`${this.opts.apiUrl}/api/v1/nodes/heartbeat`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${this.opts.token}` },
+        body: JSON.stringify(body),
+      });
+      this.lastHeartbeatStatus = res.status;
+      if (res.ok) this.nodeId = ((await res.json()) as { nodeId: string }).nodeId;
+      else await res.body?.cancel();
+    } catch {
+      // The API may be restarting; the next beat tries again.
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.server) {
+      this.server.closeAllConnections();
+      await new Promise<void>((r) => this.server!.close(() => r()));
+    }
+  }
+
+  private find(ref: string): SimContainer | undefined {
+    return this.containers.get(ref) ?? [...this.containers.values()].find((c) => c.name === ref || c.id.startsWith(ref));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const u = new URL(req.url ?? "/", "http://sim");
+    const path = u.pathname.replace(/^\/v\d+\.\d+/, "");
+    this.calls.push(`${req.method} ${path.replace(/\/containers\/(?!create$|json$)[^/]+/, "/containers/{id}")}`);
+    const body = req.method === "POST" ? await readJson(req) : undefined;
+    if (path === "/_ping") return void res.end("OK");
+    if (req.method === "POST" && path === "/images/create") {
+      const image = `${u.searchParams.get("fromImage")}:${u.searchParams.get("tag") ?? "latest"}`;
+      this.images.add(image);
+      res.writeHead(200, { "content-type": "application/json" });
+      return void res.end(JSON.stringify({ status: `Downloaded ${image}` }) + "\n");
+    }
+    if (req.method === "POST" && path === "/containers/create") {
+      const b = body as { Image: string; Labels?: Record<string, string>; Env?: string[]; HostConfig?: { Memory?: number } };
+      const image = b.Image.includes(":") ? b.Image : `${b.Image}:latest`;
+      if (!this.images.has(image)) return send(res, 404, { message: `No such image: ${image}` });
+      const name = u.searchParams.get("name") ?? randomBytes(6).toString("hex");
+      if (this.find(name)) return send(res, 409, { message: `Conflict. The container name "/${name}" is already in use` });
+      const id = randomBytes(32).toString("hex");
+      const c: SimContainer = { id, name, image, labels: b.Labels ?? {}, state: "created", exitCode: 0, oomKilled: false, env: b.Env ?? [], memory: b.HostConfig?.Memory ?? 0 };
+      this.containers.set(id, c);
+      return send(res, 201, { Id: id, Warnings: [] });
+    }
+    if (req.method === "GET" && path === "/containers/json") {
+      const filters = JSON.parse(u.searchParams.get("filters") ?? "{}") as { label?: string[] };
+      const list = [...this.containers.values()].filter((c) =>
+        (filters.label ?? []).every((l) => {
+          const [k, v] = l.split("=", 2);
+          return v === undefined ? k in c.labels : c.labels[k] === v;
+        }),
+      );
+      return send(res, 200, list.map((c) => ({ Id: c.id, Names: [`/${c.name}`], Image: c.image, Labels: c.labels, State: c.state, Status: c.state, Created: 0 })));
+    }
+    const m = /^\/containers\/([^/]+)(?:\/(\w+))?$/.exec(path);
+    const c = m ? this.find(decodeURIComponent(m[1])) : undefined;
+    if (!m) return send(res, 404, { message: `page not found: ${path}` });
+    if (!c) return send(res, 404, { message: `No such container: ${m[1]}` });
+    const action = `${req.method} ${m[2] ?? ""}`;
+    const now = new Date().toISOString();
+    switch (action) {
+      case "POST start":
+        if (c.state === "running") return void res.writeHead(304).end();
+        Object.assign(c, { state: "running", startedAt: now, finishedAt: undefined });
+        return void res.writeHead(204).end();
+      case "POST stop":
+        if (c.state !== "running") return void res.writeHead(304).end();
+        Object.assign(c, { state: "exited", exitCode: 143, finishedAt: now });
+        return void res.writeHead(204).end();
+      case "POST kill":
+        if (c.state !== "running") return send(res, 409, { message: `Container ${c.id} is not running` });
+        Object.assign(c, { state: "exited", exitCode: 137, finishedAt: now });
+        return void res.writeHead(204).end();
+      case "DELETE ":
+        if (c.state === "running" && u.searchParams.get("force") !== "1") {
+          return send(res, 409, { message: `cannot remove a running container ${c.id}: stop it first` });
+        }
+        this.containers.delete(c.id);
+        return void res.writeHead(204).end();
+      case "GET json":
+        return send(res, 200, {
+          Id: c.id,
+          Name: `/${c.name}`,
+          Config: { Image: c.image, Labels: c.labels },
+          State: { Status: c.state, Running: c.state === "running", ExitCode: c.exitCode, OOMKilled: c.oomKilled, StartedAt: c.startedAt ?? "", FinishedAt: c.finishedAt ?? "" },
+        });
+      case "GET logs": {
+        res.writeHead(200, { "content-type": "application/vnd.docker.multiplexed-stream" });
+        res.write(muxFrame("stdout", `hello from ${c.name}\n`));
+        res.write(muxFrame("stderr", `${c.image} started\n`));
+        if (u.searchParams.get("follow") !== "1" || c.state !== "running") return void res.end();
+        // Follow: a line a while until the container stops or the reader goes away.
+        const tick = setInterval(() => {
+          if (c.state !== "running" || !this.containers.has(c.id)) {
+            clearInterval(tick);
+            res.end();
+          } else res.write(muxFrame("stdout", `tick ${new Date().toISOString()}\n`));
+        }, 200);
+        res.on("close", () => clearInterval(tick));
+        return;
+      }
+    }
+    send(res, 404, { message: `not implemented by the simulated agent: ${req.method} ${path}` });
+  }
+}
+
+/** Starts `count` simulated agents named `${prefix}-1..count`, heartbeating to the API. */
+export async function startSimAgents(count: number, opts: Omit<SimAgentOptions, "hostname"> & { prefix?: string; labelsOf?: (i: number) => Record<string, string> }): Promise<SimAgent[]> {
+  const agents: SimAgent[] = [];
+  for (let i = 1; i <= count; i++) {
+    agents.push(await new SimAgent({ ...opts, hostname: `${opts.prefix ?? "sim"}-${i}`, labels: opts.labelsOf?.(i) ?? opts.labels ?? {} }).start());
+  }
+  return agents;
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  const text = Buffer.concat(chunks).toString("utf8");
+  return text ? JSON.parse(text) : undefined;
+}
