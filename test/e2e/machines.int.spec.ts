@@ -2,14 +2,15 @@
 // `ctl machine create -d netns`, `eval $(ctl machine env)`, and the real docker CLI against the
 // agent over mutual TLS, pulling from a real registry. Everything stays on loopback and in
 // 198.19.80.0/24 on a bridge this test's machines create.
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, connect, type Server } from "node:net";
+import type { Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApi, type TestApi } from "../../apps/api/test/support";
 import { startRegistry, type TestRegistry } from "../support/registry";
+import { forward, parseExports, run } from "./support";
 
 const repo = resolve(__dirname, "../..");
 const root = process.getuid?.() === 0;
@@ -24,43 +25,6 @@ const haveDocker = (() => {
 const tag = process.pid.toString(36);
 const BRIDGE = `fle2${tag}`.slice(0, 15);
 const GATEWAY = "198.19.80.1";
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], env: Record<string, string | undefined>, timeoutMs = 120_000): Promise<Result> {
-  const t0 = Date.now();
-  return new Promise((resolvePromise) => {
-    execFile(cmd, args, { env: env as NodeJS.ProcessEnv, encoding: "utf8", timeout: timeoutMs }, (err, stdout, stderr) => {
-      if (process.env.E2E_DEBUG) process.stderr.write(`[${Date.now() - t0}ms] ${cmd} ${args.slice(-4).join(" ")} → ${err ? "ERR " : ""}${stdout.slice(0, 200)} ${stderr.slice(-2500)}\n`);
-      resolvePromise({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-/** Forwards GATEWAY:port to the registry on loopback, so agents in their namespaces can pull. */
-function forward(port: number, target: number): Promise<Server> {
-  return new Promise((res, rej) => {
-    const server = createServer((sock) => {
-      const up = connect(target, "127.0.0.1");
-      sock.pipe(up).pipe(sock);
-      up.on("error", () => sock.destroy());
-      sock.on("error", () => up.destroy());
-    });
-    server.once("error", rej);
-    server.listen(port, GATEWAY, () => res(server));
-  });
-}
-
-/** `eval $(ctl machine env NAME)`: the export lines, parsed. */
-function parseExports(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const m of text.matchAll(/^export (\w+)="(.*)"$/gm)) env[m[1]] = m[2];
-  return env;
-}
 
 describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent + docker CLI", () => {
   const base = mkdtempSync(join(tmpdir(), "flotilla-e2e-machines-"));
@@ -154,7 +118,7 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
     expect(version.code, version.stderr).toBe(0);
     expect(version.stdout.trim()).not.toBe("");
 
-    forwarder = await forward(regPort, Number(registry.host.split(":")[1]));
+    forwarder = await forward(GATEWAY, regPort, Number(registry.host.split(":")[1]));
     // Pull + create + start + wait over mutual TLS; the container's output read back with logs.
     const image = `${GATEWAY}:${regPort}/busybox:latest`;
     const hello = await run("docker", ["run", "--name", "hello", image, "echo", "hello", "world"], dockerEnv);

@@ -16,7 +16,9 @@ export function buildProgram(): Command {
         "Reads the API URL and token from $FLOTILLA_URL/$FLOTILLA_TOKEN or ~/.config/flotilla/config.json.",
     )
     .version(version)
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Lets `ctl service create ... IMAGE CMD -f -p 80` pass CMD's flags through, as docker does.
+    .enablePositionalOptions();
   registerSystem(program);
   registerEvents(program);
   registerMachine(program);

@@ -39,7 +39,7 @@ describe("ctl service and ctl node against sim agents", () => {
   it("creates a service and follows it until it converges", async () => {
     const r = await ctl(
       ["service", "create", "--name", "web", "--replicas", "3", "--publish", "8080:80", "--env", "K=V", "--placement-pref", "spread=node.labels.zone",
-        "--reserve-memory", "64m", "--limit-memory", "128m", "--limit-cpu", "0.5", "--restart-condition", "on-failure", "--update-parallelism", "2", "--update-delay", "5s", "busybox", "sleep", "1000"],
+        "--reserve-memory", "64m", "--limit-memory", "128m", "--limit-cpu", "0.5", "--restart-condition", "on-failure", "--update-parallelism", "2", "--update-delay", "5s", "busybox", "httpd", "-f", "-p", "80"],
       env,
     );
     expect(r.stderr).toContain("web: 3/3 tasks running");
@@ -48,7 +48,8 @@ describe("ctl service and ctl node against sim agents", () => {
     expect(r.stdout.trim()).toMatch(/^[0-9a-f-]{36}$/);
     const inspect = JSON.parse((await ctl(["service", "inspect", "web"], env)).stdout)[0];
     expect(inspect.spec).toMatchObject({
-      args: ["sleep", "1000"],
+      // Flags after IMAGE belong to the command, as with docker.
+      args: ["httpd", "-f", "-p", "80"],
       env: { K: "V" },
       ports: [{ published: 8080, target: 80, protocol: "tcp" }],
       placement: { preferences: [{ spread: "node.labels.zone" }] },

@@ -242,14 +242,17 @@ export class NetnsDriver implements Driver {
    * Starts sshd in the machine's namespaces. Ordering: nsenter joins the network namespace
    * (not `ip netns exec`, which remounts /sys and would hide the host's cgroup mounts the shim
    * needs); unshare makes the private mount + UTS namespaces; the bind mount and host name are
-   * set before sshd starts, so every session (and the agent it starts) inherits them.
+   * set before sshd starts, so every session (and the agent it starts) inherits them. The
+   * machine gets a private /run/netns too: the network namespaces its agent names for its
+   * containers then live and die with the machine, even when it is removed with containers running.
    */
   private async startSshd(ip: string, signal?: AbortSignal): Promise<void> {
     await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
     await mkdir(NETNS_DATA_MOUNT, { recursive: true });
     await this.writeSshdConfig(ip);
     await rm(this.file(SSHD_PID), { force: true });
-    const script = 'hostname "$1" && mount --bind "$2" "$3" && exec "$4" -f "$5" -E "$6"';
+    const script =
+      'hostname "$1" && mount --bind "$2" "$3" && mkdir -p /run/netns && mount -t tmpfs -o mode=0755 flotilla-netns /run/netns && exec "$4" -f "$5" -E "$6"';
     const res = await this.ctx.runner.run(
       "nsenter",
       [

@@ -14,7 +14,9 @@ interface Target {
 function target(opts: EngineClientOptions): Target {
   const u = new URL(opts.url);
   if (u.protocol === "unix:") {
-    return { transport: http, base: { socketPath: u.pathname, agent: new http.Agent({ keepAlive: true }) } };
+    // Docker's clients name the host "docker" on a socket; over TCP the real host must stay in
+    // Host, because https derives the certificate's expected name (SNI, SAN check) from it.
+    return { transport: http, base: { socketPath: u.pathname, agent: new http.Agent({ keepAlive: true }), headers: { host: "docker" } } };
   }
   if (u.protocol === "https:") {
     const agent = new https.Agent({ keepAlive: true, ...(opts.tls ? { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key } : {}) });
@@ -187,7 +189,7 @@ export class EngineClient {
           method,
           path,
           signal,
-          headers: { host: "docker", ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}) },
+          headers: { ...this.target.base.headers, ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}) },
         },
         resolve,
       );

@@ -166,7 +166,7 @@ export class DispatchService {
 
   /** Creates (idempotently: the name is the task's) and starts one task's container. */
   private async launch(service: ServiceRow, spec: ServiceSpec, task: TaskRow, node: NodeRow): Promise<string> {
-    const engine = this.engines.forNode(node);
+    const engine = await this.engines.forNode(node);
     const name = `${taskName(service.name, task)}.${task.id}`;
     let containerId: string;
     try {
@@ -189,7 +189,7 @@ export class DispatchService {
     }
     let exitCode: number | undefined;
     try {
-      const engine = this.engines.forNode(node);
+      const engine = await this.engines.forNode(node);
       await engine.stopContainer(task.containerId, graceMs / 1000);
       exitCode = (await engine.inspectContainer(task.containerId)).State.ExitCode;
       await engine.removeContainer(task.containerId, true);
@@ -209,7 +209,7 @@ export class DispatchService {
       async ({ node, containerId }) => {
         this.removing.add(containerId);
         try {
-          const engine = this.engines.forNode(node);
+          const engine = await this.engines.forNode(node);
           await engine.stopContainer(containerId, graceMs / 1000).catch((e: unknown) => {
             if (!(e instanceof EngineNotFoundError)) throw e;
           });

@@ -3,28 +3,42 @@
 import { Injectable, OnModuleDestroy } from "@nestjs/common";
 import { EngineClient } from "@flotilla/engine-client";
 import type { Node as NodeRow } from "../generated/prisma/client";
+import { MachineHost } from "../machines/machine-host";
 
 @Injectable()
 export class EngineClients implements OnModuleDestroy {
-  private readonly clients = new Map<string, EngineClient>();
+  // Promises, so concurrent first calls for one agent share one client.
+  private readonly clients = new Map<string, Promise<EngineClient>>();
+
+  constructor(private readonly machines: MachineHost) {}
 
   /**
-   * The client for a node's agent. TLS: `engineTlsRef` names the node's client certificate;
-   * the machines issue will resolve it to {ca, cert, key} — until then agents are reached over
-   * plain HTTP or a unix socket.
+   * The client for a node's agent. `https://` agents (provisioned machines) are reached with
+   * mutual TLS: the control plane's client certificate, signed by the CA that signed theirs.
    */
-  forNode(node: Pick<NodeRow, "engineUrl" | "hostname">): EngineClient {
-    if (!node.engineUrl) throw new Error(`node ${node.hostname} has no engine URL yet (no heartbeat received)`);
-    let c = this.clients.get(node.engineUrl);
-    if (!c) {
-      c = new EngineClient({ url: node.engineUrl, timeoutMs: 15_000 });
-      this.clients.set(node.engineUrl, c);
+  forNode(node: Pick<NodeRow, "engineUrl" | "hostname">): Promise<EngineClient> {
+    const url = node.engineUrl;
+    if (!url) return Promise.reject(new Error(`node ${node.hostname} has no engine URL yet (no heartbeat received)`));
+    let client = this.clients.get(url);
+    if (!client) {
+      client = this.connect(url);
+      this.clients.set(url, client);
+      // A failed set-up (no CA yet) must not be cached.
+      client.catch(() => this.clients.delete(url));
     }
-    return c;
+    return client;
   }
 
-  onModuleDestroy(): void {
-    for (const c of this.clients.values()) c.close();
+  private async connect(url: string): Promise<EngineClient> {
+    if (!url.startsWith("https:")) return new EngineClient({ url, timeoutMs: 15_000 });
+    const ca = await this.machines.authority();
+    const pair = await this.machines.controlPlaneClient();
+    return new EngineClient({ url, timeoutMs: 15_000, tls: { ca: ca.certPem, cert: pair.cert, key: pair.key } });
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    const all = await Promise.allSettled(this.clients.values());
+    for (const c of all) if (c.status === "fulfilled") c.value.close();
     this.clients.clear();
   }
 }

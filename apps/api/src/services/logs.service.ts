@@ -45,7 +45,7 @@ export class LogsService {
       const prefix = `${taskName(service.name, t)}@${t.node!.hostname} | `;
       const partial = { stdout: "", stderr: "" };
       try {
-        const engine = this.engines.forNode(t.node!);
+        const engine = await this.engines.forNode(t.node!);
         for await (const chunk of engine.logs(t.containerId!, { follow: opts.follow, ...(opts.tail !== undefined ? { tail: opts.tail } : {}), signal: opts.signal })) {
           const text = partial[chunk.stream] + chunk.data.toString("utf8");
           const lines = text.split("\n");

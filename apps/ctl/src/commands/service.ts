@@ -206,12 +206,14 @@ function age(iso: string): string {
 }
 
 export function registerService(program: Command): void {
-  const service = program.command("service").description("manage services: desired state kept running across nodes");
+  // As with docker: everything after IMAGE belongs to the container's command, flags included.
+  const service = program.command("service").description("manage services: desired state kept running across nodes").enablePositionalOptions();
 
   specOptions(
     service
       .command("create <image> [cmd...]")
-      .description("create a service and follow it until its tasks run")
+      .description("create a service and follow it until its tasks run (options go before IMAGE)")
+      .passThroughOptions()
       .requiredOption("--name <name>", "service name")
       .addOption(new Option("--mode <mode>", "replicated or global").choices(["replicated", "global"]).default("replicated")),
   ).action(async (image: string, cmd: string[], o: SpecFlags & { name: string; mode: string; detach?: boolean; timeout: string }) => {
