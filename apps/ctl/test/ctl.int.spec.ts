@@ -1,25 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFile } from "node:child_process";
-import { join } from "node:path";
 import { createServer } from "node:net";
 import { startTestApi, type TestApi } from "../../api/test/support";
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function ctl(args: string[], env: Record<string, string>): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", join(__dirname, "../src/main.ts"), ...args],
-      { env: { PATH: process.env.PATH, HOME: "/nonexistent", TSX_TSCONFIG_PATH: join(__dirname, "../tsconfig.json"), ...env }, encoding: "utf8" },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+import { ctl, ctlArgv, ctlEnv } from "./run-ctl";
 
 describe("ctl against the real API", () => {
   let api: TestApi;
@@ -70,10 +53,7 @@ describe("ctl against the real API", () => {
   });
 
   it("follows the event stream", async () => {
-    const child = execFile(process.execPath, ["--import", "tsx", join(__dirname, "../src/main.ts"), "events", "--kind", "token"], {
-      env: { PATH: process.env.PATH, TSX_TSCONFIG_PATH: join(__dirname, "../tsconfig.json"), ...env },
-      encoding: "utf8",
-    });
+    const child = execFile(process.execPath, ctlArgv(["events", "--kind", "token"]), { env: ctlEnv(env), encoding: "utf8" });
     let output = "";
     child.stdout!.on("data", (d: string) => (output += d));
     await new Promise((r) => setTimeout(r, 1500));

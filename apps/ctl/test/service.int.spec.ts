@@ -1,26 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFile } from "node:child_process";
-import { join } from "node:path";
 import type { TestApi } from "../../api/test/support";
 import { runningContainers, simNodes, startFastApi, until } from "../../api/test/services-support";
 import type { SimAgent } from "../../../test/support/sim-agent";
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function ctl(args: string[], env: Record<string, string>): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", join(__dirname, "../src/main.ts"), ...args],
-      { env: { PATH: process.env.PATH, HOME: "/nonexistent", TSX_TSCONFIG_PATH: join(__dirname, "../tsconfig.json"), ...env }, encoding: "utf8", timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+import { ctl } from "./run-ctl";
 
 describe("ctl service and ctl node against sim agents", () => {
   let api: TestApi;
