@@ -125,8 +125,16 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
     expect(hello.code, hello.stderr).toBe(0);
     expect((await run("docker", ["logs", "hello"], dockerEnv)).stdout).toBe("hello world\n");
     expect((await run("docker", ["rm", "hello"], dockerEnv)).code).toBe(0);
-    // `docker run --rm` in the foreground: exit status comes back. (Its output over the TLS
-    // listener depends on the agent's attach surviving the CLI's TLS half-close; see report.)
+    // As in the docker-machine tutorial: `docker run --rm` in the foreground prints the output.
+    const foreground = await run("docker", ["run", "--rm", image, "echo", "hello", "world"], dockerEnv);
+    expect(foreground, foreground.stderr).toMatchObject({ code: 0, stdout: "hello world\n" });
+    // A published port answers at the machine's IP.
+    const web = await run("docker", ["run", "-d", "--name", "web", "-p", "8000:80", image, "httpd", "-f", "-p", "80"], dockerEnv);
+    expect(web.code, web.stderr).toBe(0);
+    const res = await fetch(`http://${ip}:8000/`, { signal: AbortSignal.timeout(10_000) });
+    expect([200, 404]).toContain(res.status); // busybox httpd without an index page: 404 is its answer
+    expect((await run("docker", ["rm", "-f", "web"], dockerEnv)).code).toBe(0);
+    // ...and a foreground run's exit status comes back.
     const rmRun = await run("docker", ["run", "--rm", image, "sh", "-c", "exit 3"], dockerEnv);
     expect(rmRun.code).toBe(3);
     expect((await run("docker", ["ps", "-a", "-q"], dockerEnv)).stdout).toBe("");
