@@ -8,12 +8,11 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import https from "node:https";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "../../test/support/registry";
 import { HostNetwork } from "../src/network";
-import { docker, dockerOk, freeSubnet, HAS_BRIDGE_TOOLS, HAS_DOCKER_CLI, IS_ROOT, leftovers, waitFor } from "./docker-helpers";
+import { docker, dockerOk, freePort, freeSubnet, HAS_BRIDGE_TOOLS, HAS_DOCKER_CLI, IS_ROOT, leftovers, waitFor } from "./docker-helpers";
 import { pidAlive } from "./support/shim";
 
 const AGENT_DIR = join(__dirname, "..");
@@ -26,17 +25,6 @@ let dir: string;
 const children: ChildProcess[] = [];
 /** Every agent here gets a bridge, subnet and chains of its own; torn down at the end. */
 const networks: HostNetwork[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
 
 /** Starts bin/flotilla-agent.js; resolves once it says it listens. */
 async function spawnAgent(args: string[]): Promise<{ child: ChildProcess; startMs: number; log: () => string }> {

@@ -4,12 +4,11 @@
 // real registry on loopback. Bridge networking uses a bridge, subnet (198.18.0.0/15) and iptables
 // chains of this file's own.
 import * as fs from "node:fs";
-import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "../../test/support/registry";
 import { BUSYBOX_CONFIG, FIXTURE_TAGS, layoutImage } from "../../test/support/busybox-image";
 import type { HostNetwork } from "../src/network";
-import { docker, dockerOk, freeSubnet, HAS_BRIDGE_TOOLS, HAS_DOCKER_CLI, IS_ROOT, knownIds, leftovers, rawRequest, startTestAgent, testNetwork, waitFor, type TestAgent } from "./docker-helpers";
+import { docker, dockerOk, freePort, freeSubnet, HAS_BRIDGE_TOOLS, HAS_DOCKER_CLI, IS_ROOT, knownIds, leftovers, rawRequest, startTestAgent, testNetwork, waitFor, type TestAgent } from "./docker-helpers";
 
 const BRIDGE = "fltdcli0";
 let registry: TestRegistry;
@@ -18,17 +17,6 @@ let network: HostNetwork | null = null;
 let image: string;
 let env: NodeJS.ProcessEnv;
 const everSeen = new Set<string>();
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- inspect output is checked field by field
 async function inspect(name: string): Promise<Record<string, any>> {

@@ -5,6 +5,7 @@
 import { execFile, execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import http from "node:http";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startAgent, type AgentHandle, type StartAgentOptions } from "../src";
@@ -139,4 +140,16 @@ export function leftovers(root: string, ids: readonly string[], bridge?: string)
 /** Container ids of everything the agent knows, for leftovers(). */
 export function knownIds(agent: AgentHandle): string[] {
   return agent.containers.all().map((c) => c.id);
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
 }
