@@ -33,12 +33,25 @@ export default defineConfig({
           // Runs after the unit project, with fewer workers (see maxWorkers).
           sequence: { groupOrder: 1 },
           include: ["**/*.int.spec.ts"],
-          exclude: ["**/node_modules/**"],
+          exclude: ["**/node_modules/**", "test/e2e/**"],
           globalSetup: ["test/support/global-setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000,
           // 2 cores: suites share Postgres/Redis and the kernel; keep contention predictable.
           maxWorkers: 2,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.int.spec.ts"],
+          globalSetup: ["test/support/global-setup.ts"],
+          testTimeout: 300_000,
+          hookTimeout: 180_000,
+          // Each file builds real machines (namespaces, sshd, agents): one at a time.
+          fileParallelism: false,
+          sequence: { groupOrder: 2 },
         },
       },
     ],

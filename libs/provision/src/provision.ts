@@ -107,11 +107,25 @@ export class RootShell {
   }
 }
 
+// A freshly booted host's sshd can accept TCP and still drop or refuse the first sessions; wait
+// out those, never an authentication failure (the key is wrong: say so at once).
+const SSH_TRANSIENT = new Set(["refused", "closed", "handshake"]);
+const SSH_WAIT_MS = 30_000;
+
 export async function openShell(target: Pick<AgentTarget, "ssh" | "signal" | "sshTimeoutMs">): Promise<RootShell> {
   const { ssh, signal } = target;
   const privateKey = await readPrivateKey(ssh.keyPath);
-  const conn = await sshConnect({ host: ssh.host, port: ssh.port, user: ssh.user, privateKey, signal, timeoutMs: target.sshTimeoutMs });
-  return new RootShell(conn, ssh.user, signal);
+  const deadline = Date.now() + SSH_WAIT_MS;
+  for (let delay = 250; ; delay = Math.min(delay * 2, 2_000)) {
+    try {
+      const conn = await sshConnect({ host: ssh.host, port: ssh.port, user: ssh.user, privateKey, signal, timeoutMs: target.sshTimeoutMs });
+      return new RootShell(conn, ssh.user, signal);
+    } catch (e) {
+      const reason = (e as { details?: { reason?: string } }).details?.reason;
+      if (!reason || !SSH_TRANSIENT.has(reason) || Date.now() + delay > deadline) throw e;
+      await sleep(delay, signal);
+    }
+  }
 }
 
 function sftpPut(conn: SshConnection, local: string, remote: string, signal?: AbortSignal): Promise<void> {
