@@ -97,15 +97,8 @@ export interface NetworkInfo {
   ports: PortBinding[];
 }
 
-/** Everything persisted per container. */
-export interface ContainerRecord {
-  id: string;
-  /** With the leading slash, as Docker shows it. */
-  name: string;
-  created: string;
-  /** The image as the user named it. */
-  image: string;
-  imageId: string;
+/** The validated create request: Docker shapes for inspect plus what the runtime needs. */
+export interface ContainerSpec {
   /** The argv: Path + Args. */
   path: string;
   args: string[];
@@ -113,7 +106,19 @@ export interface ContainerRecord {
   hostConfig: HostConfig;
   networkMode: NetworkModeName;
   ports: PortBinding[];
+  /** Volume mounts name null where the volume is anonymous (named at create). */
   mounts: MountSpec[];
+}
+
+/** Everything persisted per container: its spec, identity and state. */
+export interface ContainerRecord extends ContainerSpec {
+  id: string;
+  /** With the leading slash, as Docker shows it. */
+  name: string;
+  created: string;
+  /** The image as the user named it. */
+  image: string;
+  imageId: string;
   state: ContainerState;
   restartCount: number;
   /** Stopped by the user: restart policies (but "always" on agent start) leave it alone. */

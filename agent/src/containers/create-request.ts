@@ -6,7 +6,9 @@
 import { posix } from "node:path";
 import { InvalidError, NotSupportedError } from "@flotilla/core";
 import type { ContainerDefaults } from "../images";
-import type { ContainerConfig, HostConfig, MountSpec, NetworkModeName, PortBinding, PortProtocol, RestartPolicyName } from "./container-types";
+import type { ContainerConfig, ContainerSpec, HostConfig, MountSpec, NetworkModeName, PortBinding, PortProtocol, RestartPolicyName } from "./container-types";
+
+export type { ContainerSpec } from "./container-types";
 
 /** The parts of a create request body we read (Docker's ContainerConfig + HostConfig). */
 export interface CreateBody {
@@ -55,17 +57,6 @@ export interface HostConfigBody {
   LogConfig?: { Type?: string } | null;
 }
 
-/** The validated create request: Docker shapes for inspect plus what the runtime needs. */
-export interface ContainerSpec {
-  path: string;
-  args: string[];
-  config: ContainerConfig;
-  hostConfig: HostConfig;
-  networkMode: NetworkModeName;
-  ports: PortBinding[];
-  /** Volume mounts name null where the volume is anonymous (named at create). */
-  mounts: MountSpec[];
-}
 
 const NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 
