@@ -19,6 +19,14 @@ export interface SimContainer {
   finishedAt?: string;
   env: string[];
   memory: number;
+  /** Port bindings as inspect reports them: `"80/tcp"` → host port (dynamic ones picked here). */
+  ports: Record<string, { HostIp: string; HostPort: string }[]>;
+}
+
+/** The routing mesh's table as the control plane last sent it. */
+export interface SimIngressTable {
+  version: string;
+  ports: { port: number; protocol: string; serviceId: string; serviceName: string; backends: { host: string; port: number }[] }[];
 }
 
 export interface SimAgentOptions {
@@ -34,6 +42,10 @@ export interface SimAgentOptions {
   images?: string[];
 }
 
+// Simulated nodes all live at 127.0.0.1: dynamic host ports are unique per process, as they
+// would be per node, so every task's endpoint differs.
+let nextDynamicPort = 32768;
+
 /** One simulated node: its engine and its heartbeat loop. */
 export class SimAgent {
   readonly containers = new Map<string, SimContainer>();
@@ -46,6 +58,7 @@ export class SimAgent {
   url = "";
   lastHeartbeatStatus?: number;
   nodeId?: string;
+  ingress?: SimIngressTable;
 
   constructor(readonly opts: SimAgentOptions) {
     this.images = new Set(opts.images ?? []);
@@ -95,6 +108,7 @@ export class SimAgent {
       engineUrl: this.url,
       resources: { nanoCpus: this.opts.nanoCpus ?? 4_000_000_000, memoryBytes: this.opts.memoryBytes ?? 8 * 1024 ** 3 },
       labels: this.opts.labels ?? {},
+      ...(this.ingress ? { ingressVersion: this.ingress.version } : {}),
       containers: [...this.containers.values()].map((c) => ({
         id: c.id,
         labels: c.labels,
@@ -112,8 +126,11 @@ export class SimAgent {
         body: JSON.stringify(body),
       });
       this.lastHeartbeatStatus = res.status;
-      if (res.ok) this.nodeId = ((await res.json()) as { nodeId: string }).nodeId;
-      else await res.body?.cancel();
+      if (res.ok) {
+        const reply = (await res.json()) as { nodeId: string; ingress?: SimIngressTable };
+        this.nodeId = reply.nodeId;
+        if (reply.ingress) this.ingress = reply.ingress;
+      } else await res.body?.cancel();
     } catch {
       // The API may be restarting; the next beat tries again.
     }
@@ -145,13 +162,16 @@ export class SimAgent {
       return void res.end(JSON.stringify({ status: `Downloaded ${image}` }) + "\n");
     }
     if (req.method === "POST" && path === "/containers/create") {
-      const b = body as { Image: string; Labels?: Record<string, string>; Env?: string[]; HostConfig?: { Memory?: number } };
+      const b = body as { Image: string; Labels?: Record<string, string>; Env?: string[]; HostConfig?: { Memory?: number; PortBindings?: Record<string, { HostPort?: string }[]> } };
+      const ports = Object.fromEntries(
+        Object.entries(b.HostConfig?.PortBindings ?? {}).map(([key, [binding]]) => [key, [{ HostIp: "0.0.0.0", HostPort: binding?.HostPort || String(nextDynamicPort++) }]]),
+      );
       const image = b.Image.includes(":") ? b.Image : `${b.Image}:latest`;
       if (!this.images.has(image)) return send(res, 404, { message: `No such image: ${image}` });
       const name = u.searchParams.get("name") ?? randomBytes(6).toString("hex");
       if (this.find(name)) return send(res, 409, { message: `Conflict. The container name "/${name}" is already in use` });
       const id = randomBytes(32).toString("hex");
-      const c: SimContainer = { id, name, image, labels: b.Labels ?? {}, state: "created", exitCode: 0, oomKilled: false, env: b.Env ?? [], memory: b.HostConfig?.Memory ?? 0 };
+      const c: SimContainer = { id, name, image, labels: b.Labels ?? {}, state: "created", exitCode: 0, oomKilled: false, env: b.Env ?? [], memory: b.HostConfig?.Memory ?? 0, ports };
       this.containers.set(id, c);
       return send(res, 201, { Id: id, Warnings: [] });
     }
@@ -196,6 +216,7 @@ export class SimAgent {
           Name: `/${c.name}`,
           Config: { Image: c.image, Labels: c.labels },
           State: { Status: c.state, Running: c.state === "running", ExitCode: c.exitCode, OOMKilled: c.oomKilled, StartedAt: c.startedAt ?? "", FinishedAt: c.finishedAt ?? "" },
+          NetworkSettings: { Ports: c.ports },
         });
       case "GET logs": {
         res.writeHead(200, { "content-type": "application/vnd.docker.multiplexed-stream" });

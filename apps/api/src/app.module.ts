@@ -19,6 +19,7 @@ import { HEARTBEAT_CONFIG, heartbeatConfig } from "./heartbeats/heartbeat-config
 import { HeartbeatsController } from "./heartbeats/heartbeats.controller";
 import { HeartbeatsService } from "./heartbeats/heartbeats.service";
 import { NodeMonitorService } from "./heartbeats/node-monitor.service";
+import { IngressService } from "./ingress/ingress.service";
 import { NodesController } from "./nodes/nodes.controller";
 import { NodesRepository } from "./nodes/nodes.repository";
 import { NodesService } from "./nodes/nodes.service";
@@ -61,6 +62,7 @@ export class CoreModule {
       TasksService,
       LogsService,
       HeartbeatsService,
+      IngressService,
       ReconcileRepository,
       // Machines: drivers, provisioning, certificates (FLOTILLA_DATA_DIR is checked here, at start-up).
       { provide: MACHINES_CONFIG, useFactory: () => loadMachinesConfig(config.configDir) },

@@ -164,6 +164,24 @@ describe("services API", () => {
     expect(text).toMatch(/^web\.2@sim-\d \| busybox:latest started$/m);
   });
 
+  it("gives a published port to one service only, even when two race for it", async () => {
+    const bodies = ["a", "b", "c", "d"].map((n) => ({ name: `race-${n}`, image: "busybox", ports: [{ published: 7070, target: 80 }] }));
+    const results = await Promise.all(bodies.map((b) => send(api, "POST", "/api/v1/services", b)));
+    expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409]);
+    const winner = bodies[results.findIndex((r) => r.status === 201)].name;
+    const loser = await results.find((r) => r.status === 409)!.json();
+    expect(loser).toMatchObject({ error: "conflict", details: { field: "ports[0].published", service: winner } });
+    expect(loser.message).toBe(`port 7070/tcp is already published by service "${winner}" on every node (ingress mode)`);
+
+    // An update onto a taken port changes nothing; the service's own port is no clash.
+    const other = await (await send(api, "POST", "/api/v1/services", { name: "other", image: "busybox", ports: [{ published: 7071, target: 80, mode: "host" }] })).json();
+    const up = await send(api, "PATCH", "/api/v1/services/other", { ports: [{ published: 7070, target: 80, mode: "host" }] });
+    expect(up.status).toBe(409);
+    expect(await getJson(api, "/api/v1/services/other")).toMatchObject({ version: other.version, spec: { ports: [{ published: 7071, mode: "host" }] } });
+    expect((await send(api, "PATCH", "/api/v1/services/other", { ports: [{ published: 7071, target: 81, mode: "host" }] })).status).toBe(200);
+    for (const name of [winner, "other"]) expect((await send(api, "DELETE", `/api/v1/services/${name}`)).status).toBe(204);
+  });
+
   it("removes a service and stops its containers", async () => {
     const svc = await getJson<{ id: string }>(api, "/api/v1/services/web");
     expect((await send(api, "DELETE", "/api/v1/services/web")).status).toBe(204);

@@ -20,7 +20,7 @@ describe("ctl service and ctl node against sim agents", () => {
 
   it("creates a service and follows it until it converges", async () => {
     const r = await ctl(
-      ["service", "create", "--name", "web", "--replicas", "3", "--publish", "8080:80", "--env", "K=V", "--placement-pref", "spread=node.labels.zone",
+      ["service", "create", "--name", "web", "--replicas", "3", "--publish", "published=8080,target=80,mode=host", "--env", "K=V", "--placement-pref", "spread=node.labels.zone",
         "--reserve-memory", "64m", "--limit-memory", "128m", "--limit-cpu", "0.5", "--restart-condition", "on-failure", "--update-parallelism", "2", "--update-delay", "5s", "busybox", "httpd", "-f", "-p", "80"],
       env,
     );
@@ -33,7 +33,7 @@ describe("ctl service and ctl node against sim agents", () => {
       // Flags after IMAGE belong to the command, as with docker.
       args: ["httpd", "-f", "-p", "80"],
       env: { K: "V" },
-      ports: [{ published: 8080, target: 80, protocol: "tcp" }],
+      ports: [{ published: 8080, target: 80, protocol: "tcp", mode: "host" }],
       placement: { preferences: [{ spread: "node.labels.zone" }] },
       resources: { reservations: { memoryBytes: 64 * 1024 ** 2 }, limits: { memoryBytes: 128 * 1024 ** 2, nanoCpus: 500_000_000 } },
       restartPolicy: { condition: "on-failure" },
@@ -46,7 +46,7 @@ describe("ctl service and ctl node against sim agents", () => {
   it("lists services with running/desired, as a table, JSON and ids", async () => {
     const ls = await ctl(["service", "ls"], env);
     expect(ls.code).toBe(0);
-    expect(ls.stdout).toMatch(/^ID\s+NAME\s+MODE\s+REPLICAS\s+IMAGE\n[0-9a-f-]{12}\s+web\s+replicated\s+3\/3\s+busybox\n$/);
+    expect(ls.stdout).toMatch(/^ID\s+NAME\s+MODE\s+REPLICAS\s+IMAGE\s+PORTS\n[0-9a-f-]{12}\s+web\s+replicated\s+3\/3\s+busybox\s+host:8080->80\/tcp\n$/);
     const asJson = JSON.parse((await ctl(["service", "ls", "--json"], env)).stdout);
     expect(asJson[0]).toMatchObject({ name: "web", running: 3, desired: 3 });
     expect((await ctl(["service", "ls", "-q"], env)).stdout.trim()).toBe(asJson[0].id);
@@ -86,6 +86,31 @@ describe("ctl service and ctl node against sim agents", () => {
     expect(rm).toMatchObject({ code: 0, stdout: "web\nhuge\n" });
     await until("no containers left", async () => runningContainers(agents).length === 0);
     expect((await ctl(["service", "ls", "-q"], env)).stdout).toBe("");
+  });
+
+  it("publishes through the ingress mesh: more replicas than nodes, one port for the cluster", async () => {
+    const r = await ctl(["service", "create", "--name", "mesh", "--replicas", "5", "-p", "9090:80", "busybox", "httpd", "-f", "-p", "80"], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("mesh: converged");
+    expect((await ctl(["service", "ls"], env)).stdout).toMatch(/mesh\s+replicated\s+5\/5\s+busybox\s+\*:9090->80\/tcp/);
+    // Every agent learns the same table from its heartbeats: port 9090 → the five tasks' host ports.
+    const table = await until("every agent to hold the mesh's five backends", async () => {
+      const tables = agents.map((a) => a.ingress?.ports.find((p) => p.port === 9090));
+      return tables.every((t) => t?.backends.length === 5) && tables[0];
+    });
+    expect(table).toMatchObject({ protocol: "tcp", serviceName: "mesh" });
+    expect(new Set(table.backends.map((b) => `${b.host}:${b.port}`)).size).toBe(5);
+
+    const clash = await ctl(["service", "create", "--name", "clash", "-p", "published=9090,target=80,mode=host", "busybox"], env);
+    expect(clash.code).toBe(1);
+    expect(clash.stderr).toContain('ctl: port 9090/tcp is already published by service "mesh" on every node (ingress mode)');
+    const udp = await ctl(["service", "create", "--name", "dns", "-p", "53:53/udp", "busybox"], env);
+    expect(udp.code).toBe(1);
+    expect(udp.stderr).toContain("udp port 53 can only be published in host mode (mode=host)");
+    expect((await ctl(["service", "ls", "-q"], env)).stdout.trim().split("\n")).toHaveLength(1);
+
+    expect((await ctl(["service", "rm", "mesh"], env)).code).toBe(0);
+    await until("the mesh port to leave every agent's table", async () => agents.every((a) => !a.ingress?.ports.some((p) => p.port === 9090)));
   });
 
   it("validates flags with the core parsers", async () => {

@@ -30,3 +30,4 @@ export * from "./scheduler";
 export * from "./update-planner";
 export * from "./reconcile";
 export * from "./spec-diff";
+export * from "./ingress";

@@ -96,31 +96,59 @@ export function parsePort(input: string | number, field?: string): number {
   return n;
 }
 
+const PUBLISH_HELP = "use published:target[/tcp|udp] (e.g. 8080:80) or published=8080,target=80[,protocol=tcp|udp][,mode=ingress|host]";
+
+function parseProtocol(text: string, input: string, field?: string): PortProtocol {
+  const protocol = text.toLowerCase();
+  if (protocol !== "tcp" && protocol !== "udp") {
+    throw invalid(`invalid protocol ${JSON.stringify(text)} in ${JSON.stringify(input)}: use tcp or udp`, input, field);
+  }
+  return protocol;
+}
+
+/** Docker's long syntax: `published=8080,target=80,protocol=tcp,mode=host`. */
+function parsePublishLong(input: string, field?: string): PortConfig {
+  const fields = new Map<string, string>();
+  for (const part of input.split(",").map((x) => x.trim())) {
+    const at = part.indexOf("=");
+    const key = at > 0 ? part.slice(0, at).toLowerCase() : "";
+    if (!["published", "target", "protocol", "mode"].includes(key) || fields.has(key)) {
+      throw invalid(`invalid published port ${JSON.stringify(input)}: ${JSON.stringify(part)} is not one of published=, target=, protocol=, mode= (each once)`, input, field);
+    }
+    fields.set(key, part.slice(at + 1));
+  }
+  if (!fields.has("published") || !fields.has("target")) {
+    throw invalid(`invalid published port ${JSON.stringify(input)}: published= and target= are both required`, input, field);
+  }
+  const mode = (fields.get("mode") ?? "ingress").toLowerCase();
+  if (mode !== "ingress" && mode !== "host") {
+    throw invalid(`invalid publish mode ${JSON.stringify(fields.get("mode"))} in ${JSON.stringify(input)}: use ingress or host`, input, field);
+  }
+  return {
+    published: parsePort(fields.get("published")!, field),
+    target: parsePort(fields.get("target")!, field),
+    protocol: parseProtocol(fields.get("protocol") ?? "tcp", input, field),
+    mode,
+  };
+}
+
 /**
- * Parses `-p`/`--publish` short syntax: `published:target[/tcp|udp]` (`8080:80`, `53:53/udp`).
- * Ports are published on the node that runs the task (host mode), so two tasks publishing the
- * same port and protocol cannot share a node — the scheduler enforces that.
+ * Parses `-p`/`--publish`: the short syntax `published:target[/tcp|udp]` (`8080:80`) in ingress
+ * mode — every node answers on the published port — or the long syntax with `mode=host` to
+ * publish on the task's node only (`published=53,target=53,protocol=udp,mode=host`).
  */
 export function parsePublish(input: string, field?: string): PortConfig {
   const text = input.trim();
+  if (text.includes("=")) return parsePublishLong(text, field);
   if (/^[\d-]+:[\d-]+(\/\w+)?$/.test(text) && text.includes("-")) {
     throw invalid(`invalid published port ${JSON.stringify(input)}: port ranges are not supported`, input, field);
   }
   const m = /^(\d+):(\d+)(?:\/(\w+))?$/.exec(text);
-  if (!m) {
-    throw invalid(
-      `invalid published port ${JSON.stringify(input)}: use published:target[/tcp|udp], e.g. 8080:80`,
-      input,
-      field,
-    );
-  }
-  const protocol = (m[3] ?? "tcp").toLowerCase();
-  if (protocol !== "tcp" && protocol !== "udp") {
-    throw invalid(`invalid protocol ${JSON.stringify(m[3])} in ${JSON.stringify(input)}: use tcp or udp`, input, field);
-  }
+  if (!m) throw invalid(`invalid published port ${JSON.stringify(input)}: ${PUBLISH_HELP}`, input, field);
   return {
     published: parsePort(m[1], field),
     target: parsePort(m[2], field),
-    protocol: protocol as PortProtocol,
+    protocol: parseProtocol(m[3] ?? "tcp", input, field),
+    mode: "ingress",
   };
 }

@@ -2,6 +2,7 @@
 // one node for one task; the pipeline's order decides which reason a rejected node is counted
 // under, so every node appears exactly once in an explanation.
 import { matchesConstraints, type Constraint } from "./constraints";
+import { isHostPort } from "./ingress";
 import { isFailure, isLive } from "./task-state";
 import type { NodeInfo, PortConfig, ServiceSpec, Task } from "./types";
 
@@ -149,7 +150,7 @@ export function demandOf(serviceId: string, spec: ServiceSpec, constraints: read
     serviceId,
     nanoCpus: spec.resources.reservations.nanoCpus,
     memoryBytes: spec.resources.reservations.memoryBytes,
-    portKeys: spec.ports.map(portKey),
+    portKeys: spec.ports.filter(isHostPort).map(portKey),
     constraints,
     maxReplicasPerNode: spec.placement.maxReplicasPerNode ?? 0,
   };

@@ -3,6 +3,7 @@
 // InvalidError naming the field, not as a crash deep inside the scheduler.
 import { parseConstraint, spreadLabel } from "./constraints";
 import { InvalidError } from "./errors";
+import { isHostPort } from "./ingress";
 import type {
   PortConfig,
   RestartPolicy,
@@ -93,6 +94,11 @@ function validatePorts(ports: unknown): void {
       }
     }
     oneOf(`${at}.protocol`, p.protocol, ["tcp", "udp"], "protocol");
+    oneOf(`${at}.mode`, p.mode, ["ingress", "host"], "publish mode");
+    // The mesh forwards TCP connections; UDP has no connection to forward.
+    if (p.mode === "ingress" && p.protocol === "udp") {
+      fail(`${at}.mode`, `udp port ${p.published} can only be published in host mode (mode=host)`, p.mode);
+    }
     const key = `${p.published}/${p.protocol}`;
     if (seen.has(key)) fail(`${at}.published`, `port ${key} is published twice`, p.published);
     seen.add(key);
@@ -183,10 +189,11 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
   validateUpdateConfig("updateConfig", spec.updateConfig, false);
   validateUpdateConfig("rollbackConfig", spec.rollbackConfig, true);
   // A global task's replacement must land on the same node, where the old task still holds its
-  // host ports during a start-first overlap: the update could never make progress.
+  // host ports during a start-first overlap: the update could never make progress. Ingress
+  // ports hold nothing on the node (each task gets a dynamic host port).
   for (const field of ["updateConfig", "rollbackConfig"] as const) {
-    if (spec.mode.kind === "global" && spec[field].order === "start-first" && spec.ports.length > 0) {
-      fail(`${field}.order`, "start-first cannot be used by a global service that publishes ports: use stop-first");
+    if (spec.mode.kind === "global" && spec[field].order === "start-first" && spec.ports.some(isHostPort)) {
+      fail(`${field}.order`, "start-first cannot be used by a global service that publishes host-mode ports: use stop-first");
     }
   }
   wholeNumber("stopGracePeriodMs", spec.stopGracePeriodMs, "stop grace period");
@@ -207,7 +214,7 @@ export function normalizeServiceSpec(input: ServiceSpecInput): ServiceSpec {
       reservations: { nanoCpus: 0, memoryBytes: 0, ...input.resources?.reservations },
       limits: { nanoCpus: 0, memoryBytes: 0, ...input.resources?.limits },
     },
-    ports: input.ports ?? [],
+    ports: (input.ports ?? []).map((p) => ({ ...p, protocol: p.protocol ?? "tcp", mode: p.mode ?? "ingress" })),
     placement: {
       constraints: input.placement?.constraints ?? [],
       preferences: input.placement?.preferences ?? [],

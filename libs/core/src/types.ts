@@ -32,11 +32,35 @@ export interface ServiceResources {
 
 export type PortProtocol = "tcp" | "udp";
 
-/** A port published on the host the task runs on ("host mode"): `published` on the node → `target` in the container. */
+/**
+ * How a port is published, as in swarm. `ingress` (the default): every node answers on
+ * `published` and forwards to any of the service's tasks, wherever it runs (the routing mesh), so
+ * a node can run several tasks and a published port is the whole cluster's. `host`: only a node
+ * running a task answers, on `published` itself, so one task per node.
+ */
+export type PublishMode = "ingress" | "host";
+
+/** A published port: `published` (on the nodes) → `target` in the container. */
 export interface PortConfig {
   readonly published: number;
   readonly target: number;
   readonly protocol: PortProtocol;
+  readonly mode: PublishMode;
+}
+
+/** A published port as users write it: protocol tcp and mode ingress unless given. */
+export interface PortConfigInput {
+  readonly published: number;
+  readonly target: number;
+  readonly protocol?: PortProtocol;
+  readonly mode?: PublishMode;
+}
+
+/** Where a task's published port answers on its node (a dynamic host port for ingress ports). */
+export interface TaskEndpoint {
+  readonly target: number;
+  readonly protocol: PortProtocol;
+  readonly hostPort: number;
 }
 
 /** Spread tasks evenly over the values of a node attribute, e.g. `{ spread: "node.labels.zone" }`. */
@@ -123,7 +147,7 @@ export interface ServiceSpecInput {
     readonly reservations?: Partial<ResourceAmounts>;
     readonly limits?: Partial<ResourceLimits>;
   };
-  readonly ports?: readonly PortConfig[];
+  readonly ports?: readonly PortConfigInput[];
   readonly placement?: Partial<Placement>;
   readonly restartPolicy?: Partial<RestartPolicy>;
   readonly updateConfig?: Partial<UpdateConfig>;

@@ -120,16 +120,24 @@ describe("parseDuration", () => {
 
 describe("parsePublish", () => {
   it.each([
-    ["8080:80", { published: 8080, target: 80, protocol: "tcp" }],
-    ["53:53/udp", { published: 53, target: 53, protocol: "udp" }],
-    ["443:8443/TCP", { published: 443, target: 8443, protocol: "tcp" }],
-    ["65535:1", { published: 65535, target: 1, protocol: "tcp" }],
+    ["8080:80", { published: 8080, target: 80, protocol: "tcp", mode: "ingress" }],
+    ["53:53/udp", { published: 53, target: 53, protocol: "udp", mode: "ingress" }],
+    ["443:8443/TCP", { published: 443, target: 8443, protocol: "tcp", mode: "ingress" }],
+    ["65535:1", { published: 65535, target: 1, protocol: "tcp", mode: "ingress" }],
+    ["published=8080,target=80", { published: 8080, target: 80, protocol: "tcp", mode: "ingress" }],
+    ["published=53,target=53,protocol=udp,mode=host", { published: 53, target: 53, protocol: "udp", mode: "host" }],
+    ["mode=HOST, target=80, published=8000", { published: 8000, target: 80, protocol: "tcp", mode: "host" }],
   ])("%s", (input, port) => {
     expect(parsePublish(input)).toEqual(port);
   });
 
   it.each([
     ["80", /use published:target/],
+    ["published=8080", /published= and target= are both required/],
+    ["published=8080,target=80,mode=vip", /invalid publish mode "vip".*ingress or host/],
+    ["published=8080,target=80,published=9090", /each once/],
+    ["published=8080,target=80,host_ip=1.2.3.4", /"host_ip=1.2.3.4" is not one of/],
+    ["published=8080,target=80,protocol=sctp", /invalid protocol "sctp"/],
     ["8080:80/sctp", /invalid protocol "sctp".*use tcp or udp/],
     ["0:80", /invalid port "0"/],
     ["8080:70000", /invalid port "70000"/],

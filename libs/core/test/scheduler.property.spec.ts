@@ -58,7 +58,7 @@ const specArb = (name: string): fc.Arbitrary<ServiceSpec> =>
       replicated(1, {
         name,
         resources: { reservations: { nanoCpus: (r.cpuQuarters * CPU) / 4, memoryBytes: (r.memQuarters * GiB) / 4 } },
-        ports: r.port === undefined ? [] : [{ published: r.port, target: 8080, protocol: r.udp ? "udp" : "tcp" }],
+        ports: r.port === undefined ? [] : [{ published: r.port, target: 8080, protocol: r.udp ? "udp" : "tcp", mode: "host" }],
         placement: {
           constraints: r.constraints,
           preferences: r.spread ? [{ spread: "node.labels.zone" }] : [],

@@ -104,8 +104,8 @@ describe("schedule: filters", () => {
   });
 
   it("refuses a host port twice on a node, tcp and udp apart", () => {
-    const tcp = replicated(3, { ports: [{ published: 80, target: 80, protocol: "tcp" }] });
-    const udp = replicated(1, { name: "dns", ports: [{ published: 80, target: 53, protocol: "udp" }] });
+    const tcp = replicated(3, { ports: [{ published: 80, target: 80, protocol: "tcp", mode: "host" }] });
+    const udp = replicated(1, { name: "dns", ports: [{ published: 80, target: 53, protocol: "udp", mode: "host" }] });
     const existing = [running("e1", "n1", "tcp")];
     const r = schedule([...pending(3, "tcp"), ...pending(1, "udp", "u")], makeNodes(3), existing, { tcp, udp });
     expect(r.assignments).toEqual([
@@ -114,6 +114,13 @@ describe("schedule: filters", () => {
       { taskId: "u1", nodeId: "n1" },
     ]);
     expect(r.unassigned).toEqual([{ taskId: "p3", reason: "no suitable node (host port already in use on 3 nodes)", counts: { "port-conflict": 3 } }]);
+  });
+
+  it("places many tasks of an ingress-published service on one node: the mesh port is not the node's", () => {
+    const web = replicated(3, { ports: [{ published: 8080, target: 80 }] });
+    const r = schedule(pending(3), makeNodes(1), [running("e1", "n1")], { svc: web });
+    expect(r.assignments).toHaveLength(3);
+    expect(r.unassigned).toEqual([]);
   });
 
   it("honours max replicas per node", () => {

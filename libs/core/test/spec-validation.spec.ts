@@ -88,11 +88,13 @@ describe("validateServiceSpec", () => {
       /memory reservation \(2048\) exceeds the limit \(1024\)/,
     ],
     ["bad pids", (s) => ({ ...s, resources: { ...s.resources, limits: { ...s.resources.limits, pids: -5 } } }), "resources.limits.pids", /pids/],
-    ["port 0", (s) => ({ ...s, ports: [{ published: 0, target: 80, protocol: "tcp" }] }), "ports[0].published", /1 to 65535/],
-    ["port protocol", (s) => ({ ...s, ports: [{ published: 80, target: 80, protocol: "sctp" }] }), "ports[0].protocol", /tcp, udp/],
+    ["port 0", (s) => ({ ...s, ports: [{ published: 0, target: 80, protocol: "tcp", mode: "ingress" }] }), "ports[0].published", /1 to 65535/],
+    ["port protocol", (s) => ({ ...s, ports: [{ published: 80, target: 80, protocol: "sctp", mode: "ingress" }] }), "ports[0].protocol", /tcp, udp/],
+    ["publish mode", (s) => ({ ...s, ports: [{ published: 80, target: 80, protocol: "tcp", mode: "vip" }] }), "ports[0].mode", /ingress, host/],
+    ["udp through the mesh", (s) => ({ ...s, ports: [{ published: 53, target: 53, protocol: "udp", mode: "ingress" }] }), "ports[0].mode", /udp port 53 can only be published in host mode/],
     [
       "port published twice",
-      (s) => ({ ...s, ports: [{ published: 80, target: 80, protocol: "tcp" }, { published: 80, target: 81, protocol: "tcp" }] }),
+      (s) => ({ ...s, ports: [{ published: 80, target: 80, protocol: "tcp", mode: "ingress" }, { published: 80, target: 81, protocol: "tcp", mode: "host" }] }),
       "ports[1].published",
       /port 80\/tcp is published twice/,
     ],
@@ -111,8 +113,8 @@ describe("validateServiceSpec", () => {
     ["update order", (s) => ({ ...s, updateConfig: { ...s.updateConfig, order: "random" } }), "updateConfig.order", /stop-first, start-first/],
     ["rollback of a rollback", (s) => ({ ...s, rollbackConfig: { ...s.rollbackConfig, failureAction: "rollback" } }), "rollbackConfig.failureAction", /pause, continue/],
     [
-      "global start-first with ports",
-      (s) => ({ ...s, mode: { kind: "global" }, ports: [{ published: 80, target: 80, protocol: "tcp" }], updateConfig: { ...s.updateConfig, order: "start-first" } }),
+      "global start-first with host ports",
+      (s) => ({ ...s, mode: { kind: "global" }, ports: [{ published: 80, target: 80, protocol: "tcp", mode: "host" }], updateConfig: { ...s.updateConfig, order: "start-first" } }),
       "updateConfig.order",
       /use stop-first/,
     ],
@@ -134,13 +136,19 @@ describe("validateServiceSpec", () => {
       mode: { kind: "replicated", replicas: 5 },
       resources: { reservations: { nanoCpus: 500_000_000, memoryBytes: 1024 }, limits: { nanoCpus: 1_000_000_000, memoryBytes: 2048, pids: 10 } },
       ports: [
-        { published: 80, target: 80, protocol: "tcp" },
-        { published: 80, target: 80, protocol: "udp" },
+        { published: 80, target: 80 },
+        { published: 80, target: 80, protocol: "udp", mode: "host" },
       ],
       placement: { constraints: ["node.labels.zone!=c"], preferences: [{ spread: "node.labels.zone" }], maxReplicasPerNode: 2 },
       restartPolicy: { condition: "on-failure", delayMs: 100, maxAttempts: 3, windowMs: 60_000 },
       updateConfig: { parallelism: 2, order: "start-first", failureAction: "rollback", maxFailureRatio: 0.2 },
     });
+    expect(validateServiceSpec(s)).toBe(s);
+    expect(s.ports[0]).toEqual({ published: 80, target: 80, protocol: "tcp", mode: "ingress" });
+  });
+
+  it("lets a global service with ingress ports update start-first: they hold nothing on the node", () => {
+    const s = makeSpec({ mode: { kind: "global" }, ports: [{ published: 80, target: 80 }], updateConfig: { order: "start-first" } });
     expect(validateServiceSpec(s)).toBe(s);
   });
 });
@@ -156,7 +164,7 @@ describe("affectsTasks", () => {
     ["env value", { env: { A: "1", B: "3" } }, true],
     ["memory limit", { resources: { ...s.resources, limits: { ...s.resources.limits, memoryBytes: 1 } } }, true],
     ["constraints", { placement: { ...s.placement, constraints: ["node.role==worker"] } }, true],
-    ["ports", { ports: [{ published: 80, target: 80, protocol: "tcp" as const }] }, true],
+    ["ports", { ports: [{ published: 80, target: 80, protocol: "tcp" as const, mode: "ingress" as const }] }, true],
   ] as const)("%s → %s", (_name, change, expected) => {
     expect(affectsTasks(s, { ...s, ...change } as ServiceSpec)).toBe(expected);
   });

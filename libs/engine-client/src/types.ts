@@ -66,6 +66,8 @@ export interface ContainerInspect {
     StartedAt: string;
     FinishedAt: string;
   };
+  /** Published ports: `"80/tcp"` → where it is bound on the host (null when not published). */
+  NetworkSettings?: { Ports?: Record<string, { HostIp?: string; HostPort: string }[] | null> };
 }
 
 /** One chunk of a container's log, demultiplexed. */

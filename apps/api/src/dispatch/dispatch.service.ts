@@ -4,7 +4,7 @@
 // were replaced) are removed. Every state move is conditional on the state read, so a late
 // write never moves a task backwards and two dispatchers never both start one task.
 import { Injectable, Logger } from "@nestjs/common";
-import { isTerminal, isUpdateActive, type ServiceSpec, type TaskState, type UpdateState } from "@flotilla/core";
+import { isHostPort, isIngressPort, isTerminal, isUpdateActive, type ServiceSpec, type TaskEndpoint, type TaskState, type UpdateState } from "@flotilla/core";
 import { EngineConflictError, EngineNotFoundError, TASK_LABELS, type ContainerCreateBody } from "@flotilla/engine-client";
 import { PrismaService } from "../database/prisma.service";
 import { EventsService, type EventInput } from "../events/events.service";
@@ -30,7 +30,9 @@ export interface ContainerRef {
 
 /** The Engine API create body for a task of `service`. */
 export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec, task: Pick<TaskRow, "id" | "slot">): ContainerCreateBody {
-  const ports = spec.ports.map((p) => [`${p.target}/${p.protocol}`, p.published] as const);
+  // Ingress ports take a dynamic host port: the mesh on every node forwards the published port
+  // to it. Host ports are the published port itself.
+  const ports = spec.ports.map((p) => [`${p.target}/${p.protocol}`, isHostPort(p) ? String(p.published) : ""] as const);
   const limits = spec.resources.limits;
   return {
     Image: spec.image,
@@ -43,10 +45,20 @@ export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec
       ...(limits.memoryBytes ? { Memory: limits.memoryBytes } : {}),
       ...(limits.nanoCpus ? { NanoCpus: limits.nanoCpus } : {}),
       ...(limits.pids ? { PidsLimit: limits.pids } : {}),
-      ...(ports.length ? { PortBindings: Object.fromEntries(ports.map(([k, published]) => [k, [{ HostPort: String(published) }]])) } : {}),
+      ...(ports.length ? { PortBindings: Object.fromEntries(ports.map(([k, hostPort]) => [k, [{ HostPort: hostPort }]])) } : {}),
     },
     StopTimeout: Math.ceil(spec.stopGracePeriodMs / 1000),
   };
+}
+
+/** Where the container's ingress ports answer on its node, from an inspect's NetworkSettings.Ports. */
+export function ingressEndpoints(spec: ServiceSpec, ports: Record<string, { HostIp?: string; HostPort: string }[] | null> | undefined): TaskEndpoint[] {
+  const out: TaskEndpoint[] = [];
+  for (const p of spec.ports.filter(isIngressPort)) {
+    const hostPort = Number(ports?.[`${p.target}/${p.protocol}`]?.[0]?.HostPort);
+    if (Number.isInteger(hostPort) && hostPort > 0) out.push({ target: p.target, protocol: p.protocol, hostPort });
+  }
+  return out;
 }
 
 /** Runs `fn` over items with at most `parallel` in flight. */
@@ -117,13 +129,13 @@ export class DispatchService {
         AND (state = 'ASSIGNED'::"TaskState" OR (state = 'ACCEPTED'::"TaskState" AND "containerId" IS NULL AND "updatedAt" < ${cutoff}))
       RETURNING id::text AS id`;
     const mine = new Set(claimed.map((c) => c.id));
-    const outcomes: { task: TaskRow; node: NodeRow; containerId?: string; error?: string }[] = [];
+    const outcomes: { task: TaskRow; node: NodeRow; containerId?: string; endpoints?: TaskEndpoint[]; error?: string }[] = [];
     await inBatches(
       tasks.filter((t) => mine.has(t.id)),
       async (task) => {
         const node = task.node!;
         try {
-          outcomes.push({ task, node, containerId: await this.launch(service, spec, task, node) });
+          outcomes.push({ task, node, ...(await this.launch(service, spec, task, node)) });
         } catch (e) {
           this.logger.warn(`task ${task.id} on ${node.hostname}: ${(e as Error).message}`);
           outcomes.push({ task, node, error: (e as Error).message });
@@ -141,8 +153,8 @@ export class DispatchService {
     const evs = await this.prisma.$transaction(async (tx) => {
       const ran = ok.length
         ? await tx.$queryRaw<{ id: string }[]>`
-            UPDATE "Task" t SET state = 'RUNNING'::"TaskState", "containerId" = v.cid, "startedAt" = ${at}, "updatedAt" = ${at}
-            FROM unnest(${ok.map((o) => o.task.id)}::uuid[], ${ok.map((o) => o.containerId!)}::text[]) AS v(id, cid)
+            UPDATE "Task" t SET state = 'RUNNING'::"TaskState", "containerId" = v.cid, endpoints = v.ep::jsonb, "startedAt" = ${at}, "updatedAt" = ${at}
+            FROM unnest(${ok.map((o) => o.task.id)}::uuid[], ${ok.map((o) => o.containerId!)}::text[], ${ok.map((o) => (o.endpoints ? JSON.stringify(o.endpoints) : null))}::text[]) AS v(id, cid, ep)
             WHERE t.id = v.id AND t.state = 'ACCEPTED'::"TaskState"
             RETURNING t.id::text AS id`
         : [];
@@ -164,8 +176,11 @@ export class DispatchService {
     return running;
   }
 
-  /** Creates (idempotently: the name is the task's) and starts one task's container. */
-  private async launch(service: ServiceRow, spec: ServiceSpec, task: TaskRow, node: NodeRow): Promise<string> {
+  /**
+   * Creates (idempotently: the name is the task's) and starts one task's container; for a
+   * service with ingress ports, also reads back the dynamic host ports the mesh routes to.
+   */
+  private async launch(service: ServiceRow, spec: ServiceSpec, task: TaskRow, node: NodeRow): Promise<{ containerId: string; endpoints?: TaskEndpoint[] }> {
     const engine = await this.engines.forNode(node);
     const name = `${taskName(service.name, task)}.${task.id}`;
     let containerId: string;
@@ -177,7 +192,8 @@ export class DispatchService {
       containerId = (await engine.inspectContainer(name)).Id;
     }
     await engine.startContainer(containerId);
-    return containerId;
+    if (!spec.ports.some(isIngressPort)) return { containerId };
+    return { containerId, endpoints: ingressEndpoints(spec, (await engine.inspectContainer(containerId)).NetworkSettings?.Ports) };
   }
 
   /** Stops (grace, then kill) and removes a task's container, then records SHUTDOWN. */

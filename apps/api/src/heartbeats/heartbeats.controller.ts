@@ -1,5 +1,5 @@
 import { Body, Controller, HttpCode, Post } from "@nestjs/common";
-import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from "@nestjs/swagger";
+import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiTags } from "@nestjs/swagger";
 import { ZodValidationPipe } from "../common/zod-validation.pipe";
 import { HeartbeatBody, HeartbeatsService, type HeartbeatReply } from "./heartbeats.service";
 
@@ -24,6 +24,7 @@ export class HeartbeatsController {
         engineUrl: { type: "string", example: "https://198.18.0.3:2376" },
         resources: { type: "object", properties: { nanoCpus: { type: "integer" }, memoryBytes: { type: "integer" } } },
         labels: { type: "object", additionalProperties: { type: "string" } },
+        ingressVersion: { type: "string", description: "version of the ingress table the agent applied last; the reply has `ingress` only when it changed" },
         containers: {
           type: "array",
           items: {
@@ -36,6 +37,36 @@ export class HeartbeatsController {
               oomKilled: { type: "boolean" },
               startedAt: { type: "string" },
               finishedAt: { type: "string" },
+            },
+          },
+        },
+      },
+    },
+  })
+  @ApiOkResponse({
+    description: "The node's id, the heartbeat period, and the routing mesh's table when the agent's is out of date",
+    schema: {
+      type: "object",
+      required: ["nodeId", "heartbeatMs"],
+      properties: {
+        nodeId: { type: "string", format: "uuid" },
+        heartbeatMs: { type: "integer" },
+        ingress: {
+          type: "object",
+          properties: {
+            version: { type: "string" },
+            ports: {
+              type: "array",
+              items: {
+                type: "object",
+                properties: {
+                  port: { type: "integer", example: 8080 },
+                  protocol: { enum: ["tcp"] },
+                  serviceId: { type: "string", format: "uuid" },
+                  serviceName: { type: "string" },
+                  backends: { type: "array", items: { type: "object", properties: { host: { type: "string" }, port: { type: "integer" } } } },
+                },
+              },
             },
           },
         },

@@ -12,6 +12,7 @@ import type { Node as NodeRow, Task as TaskRow } from "../generated/prisma/clien
 import { QueuesService } from "../queues/queues.service";
 import { ACTIVE_STATES, toCoreTask, TX_OPTIONS } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
+import { IngressService, type IngressTable } from "../ingress/ingress.service";
 import { HEARTBEAT_CONFIG, type HeartbeatConfig } from "./heartbeat-config";
 
 export const HeartbeatBody = z.object({
@@ -20,6 +21,8 @@ export const HeartbeatBody = z.object({
   engineUrl: z.string().regex(/^(https?|unix):\/\//, "must be an http://, https:// or unix:// URL"),
   resources: z.object({ nanoCpus: z.number().int().min(0), memoryBytes: z.number().int().min(0) }),
   labels: z.record(z.string(), z.string()).default({}),
+  /** The ingress table the agent applied last: the reply carries a table only when it changed. */
+  ingressVersion: z.string().max(200).optional(),
   containers: z
     .array(
       z.object({
@@ -40,6 +43,8 @@ export type HeartbeatBody = z.infer<typeof HeartbeatBody>;
 export interface HeartbeatReply {
   nodeId: string;
   heartbeatMs: number;
+  /** The routing mesh's table, when the agent's is out of date. */
+  ingress?: IngressTable;
 }
 
 type Reported = HeartbeatBody["containers"][number];
@@ -65,13 +70,15 @@ export class HeartbeatsService {
     private readonly queues: QueuesService,
     private readonly services: ServicesRepository,
     private readonly dispatch: DispatchService,
+    private readonly ingress: IngressService,
     @Inject(HEARTBEAT_CONFIG) private readonly config: HeartbeatConfig,
   ) {}
 
   async beat(hb: HeartbeatBody): Promise<HeartbeatReply> {
     const node = await this.touch(hb);
     await this.fold(node, hb.containers);
-    return { nodeId: node.id, heartbeatMs: this.config.periodMs };
+    const ingress = await this.ingress.tableFor(hb.ingressVersion);
+    return { nodeId: node.id, heartbeatMs: this.config.periodMs, ...(ingress ? { ingress } : {}) };
   }
 
   /** Marks the node alive; registers it on first contact. One UPDATE when nothing changed. */

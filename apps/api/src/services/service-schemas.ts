@@ -32,7 +32,18 @@ const specFields = {
     .optional(),
   replicas: z.number().int().min(0).optional(),
   resources: z.object({ reservations: amounts, limits: amounts.extend({ pids: z.number().int().min(0) }).partial() }).partial().strict().optional(),
-  ports: z.array(z.object({ published: z.number().int(), target: z.number().int(), protocol: z.enum(["tcp", "udp"]).default("tcp") }).strict()).optional(),
+  ports: z
+    .array(
+      z
+        .object({
+          published: z.number().int(),
+          target: z.number().int(),
+          protocol: z.enum(["tcp", "udp"]).default("tcp"),
+          mode: z.enum(["ingress", "host"]).default("ingress"),
+        })
+        .strict(),
+    )
+    .optional(),
   placement: z
     .object({
       constraints: z.array(z.string()),
@@ -96,7 +107,20 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
     },
     ports: {
       type: "array",
-      items: { type: "object", properties: { published: { type: "integer" }, target: { type: "integer" }, protocol: { enum: ["tcp", "udp"] } } },
+      items: {
+        type: "object",
+        required: ["published", "target"],
+        properties: {
+          published: { type: "integer" },
+          target: { type: "integer" },
+          protocol: { enum: ["tcp", "udp"], default: "tcp" },
+          mode: {
+            enum: ["ingress", "host"],
+            default: "ingress",
+            description: "ingress: every node answers on the published port and forwards to any task (tcp only); host: only nodes running a task, one task per node",
+          },
+        },
+      },
     },
     placement: {
       type: "object",

@@ -1,7 +1,7 @@
 // Database access for services and their tasks: lookups by id or name, counts for listings, the
 // row lock a spec change takes. Services call these; nothing here decides anything.
 import { Injectable } from "@nestjs/common";
-import { NotFoundError } from "@flotilla/core";
+import { checkPublishedPorts, NotFoundError, type PortConfig, type ServiceSpec } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
 import type { Prisma, Service as ServiceRow } from "../generated/prisma/client";
 import { ACTIVE_STATES } from "./mapping";
@@ -38,6 +38,19 @@ export class ServicesRepository {
     const row = await this.find(ref, tx);
     await tx.$queryRaw`SELECT id FROM "Service" WHERE id = ${row.id}::uuid FOR UPDATE`;
     return (await tx.service.findUnique({ where: { id: row.id } }))!;
+  }
+
+  /**
+   * Refuses (ConflictError) ports another service already publishes (libs/core
+   * checkPublishedPorts). Specs with ports serialize on one advisory lock until the transaction
+   * ends, so two services racing for a port cannot both pass the check.
+   */
+  async assertPortsFree(tx: Tx, spec: Pick<ServiceSpec, "name" | "ports">): Promise<void> {
+    if (spec.ports.length === 0) return;
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('flotilla:published-ports'))`;
+    const others = await tx.$queryRaw<{ name: string; ports: PortConfig[] }[]>`
+      SELECT name, spec->'ports' AS ports FROM "Service" WHERE name <> ${spec.name} AND jsonb_array_length(spec->'ports') > 0`;
+    checkPublishedPorts(spec, others);
   }
 
   async list(): Promise<ServiceRow[]> {

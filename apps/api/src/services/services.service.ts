@@ -111,6 +111,7 @@ export class ServicesService {
     const { row, evs } = await this.prisma
       .$transaction(async (tx) => {
         if (await tx.service.findUnique({ where: { name: spec.name } })) throw new ConflictError(`a service named "${spec.name}" already exists`, { field: "name" });
+        await this.repo.assertPortsFree(tx, spec);
         const row = await tx.service.create({ data: { name: spec.name, mode: spec.mode.kind === "global" ? "GLOBAL" : "REPLICATED", spec: json(spec) } });
         const evs = await this.events.record(tx, [{ kind: "service", subjectId: row.id, action: "create", data: { name: row.name, version: 1 } }]);
         return { row, evs };
@@ -147,6 +148,7 @@ export class ServicesService {
       const next = normalizeServiceSpec({ ...merge(current, patch), name: row.name });
       if (sameSpec(next, current)) return { row, evs: [] };
       if (next.mode.kind !== current.mode.kind) throw new InvalidError("the mode of a service cannot change: remove and create it again", { field: "mode" });
+      await this.repo.assertPortsFree(tx, next);
       const bump = affectsTasks(current, next);
       const updated = await tx.service.update({
         where: { id: row.id },
@@ -183,6 +185,7 @@ export class ServicesService {
       const current = specOf(row);
       const previous = previousSpecOf(row);
       if (!previous) throw new ConflictError(`service ${row.name} has no previous spec to roll back to`);
+      await this.repo.assertPortsFree(tx, previous);
       const bump = affectsTasks(current, previous);
       const taskVersion = row.taskVersion + (bump ? 1 : 0);
       // The previous spec's tasks ran at the task version before this one; they are up to date

@@ -20,7 +20,7 @@ interface ServiceJson {
   running: number;
   version: number;
   taskVersion: number;
-  spec: { image: string; env: Record<string, string> };
+  spec: { image: string; env: Record<string, string>; ports: { published: number; target: number; protocol: string; mode?: "ingress" | "host" }[] };
   updateState: { status: string; message: string } | null;
 }
 
@@ -173,7 +173,11 @@ function specOptions(cmd: Command): Command {
     .option("--replicas <n>", "number of tasks (replicated mode)")
     .option("-e, --env <K=V>", "environment variable (repeatable)", collect)
     .option("-l, --label <K=V>", "service label (repeatable)", collect)
-    .option("-p, --publish <published:target[/proto]>", "publish a port on the task's node (repeatable)", collect)
+    .option(
+      "-p, --publish <port>",
+      "publish a port: published:target[/tcp|udp] answers on every node (ingress mesh); published=P,target=T[,protocol=udp],mode=host only on the task's node (repeatable)",
+      collect,
+    )
     .option("--constraint <expr>", "placement constraint, e.g. node.labels.zone==a (repeatable)", collect)
     .option("--placement-pref <pref>", "placement preference, e.g. spread=node.labels.zone (repeatable)", collect)
     .option("--reserve-memory <size>", "memory reserved per task (64m, 1g)")
@@ -237,7 +241,14 @@ export function registerService(program: Command): void {
       const rows = await client().request<ServiceJson[]>("GET", "/api/v1/services");
       if (o.json) return void json(rows);
       if (o.quiet) return void (rows.length && out(rows.map((r) => r.id).join("\n")));
-      out(table(rows.map((r) => ({ id: r.id.slice(0, 12), name: r.name, mode: r.mode, replicas: `${r.running}/${r.desired}`, image: r.spec.image })), [["ID", "id"], ["NAME", "name"], ["MODE", "mode"], ["REPLICAS", "replicas"], ["IMAGE", "image"]]));
+      // As docker prints them: `*:8080->80/tcp` is answered by every node (ingress mode).
+      const ports = (r: (typeof rows)[number]) => r.spec.ports.map((p) => `${p.mode === "host" ? "host" : "*"}:${p.published}->${p.target}/${p.protocol}`).join(", ");
+      out(
+        table(
+          rows.map((r) => ({ id: r.id.slice(0, 12), name: r.name, mode: r.mode, replicas: `${r.running}/${r.desired}`, image: r.spec.image, ports: ports(r) })),
+          [["ID", "id"], ["NAME", "name"], ["MODE", "mode"], ["REPLICAS", "replicas"], ["IMAGE", "image"], ["PORTS", "ports"]],
+        ),
+      );
     });
 
   service
