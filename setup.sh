@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The two set-up commands of the README, for a fresh machine and a clean clone:
-#   ./setup.sh start   install everything, start the whole local stack, put `ctl` on the PATH
+#   ./setup.sh start   install everything, start the whole local stack, put `ctl` on the PATH,
+#                      and create the first machine (`local`, netns) unless it exists
 #   ./setup.sh test    install everything, run every test
-# Also: ./setup.sh stop (stop the local stack), ./setup.sh install (install only).
+# Also: ./setup.sh stop (stop the local stack; machines keep running, as with docker-machine),
+# ./setup.sh install (install only).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -31,6 +33,7 @@ case "${1:-}" in
     bash deploy/local/control-plane.sh up
     link_ctl
     ctl status
+    bash deploy/local/control-plane.sh first-machine
     ;;
   stop)
     bash deploy/local/control-plane.sh down

@@ -7,7 +7,9 @@ import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "../../test/support/registry";
 import { BUSYBOX_CONFIG, FIXTURE_TAGS, layoutImage } from "../../test/support/busybox-image";
+import { IngressProxy } from "../src/ingress";
 import type { HostNetwork } from "../src/network";
+import { sh, shQuiet } from "./support/network-helpers";
 import { docker, dockerOk, freePort, freeSubnet, HAS_BRIDGE_TOOLS, HAS_DOCKER_CLI, IS_ROOT, knownIds, leftovers, rawRequest, startTestAgent, testNetwork, waitFor, type TestAgent } from "./docker-helpers";
 
 const BRIDGE = "fltdcli0";
@@ -153,6 +155,51 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker CLI against the agent", () 
     await expect(fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(500) })).rejects.toThrow();
     expect(await dockerOk(env, ["rm", "web"])).toBe("web");
     expect((await docker(env, ["inspect", "web"])).code).not.toBe(0);
+  });
+
+  it.skipIf(!HAS_BRIDGE_TOOLS)('HostPort "" gets a dynamic port, reachable on a host address from the agent\'s namespace, also through the ingress proxy', async () => {
+    // The node's own address, as the control plane lists it in ingress backends: a 198.18 address
+    // on a veth of the host (not loopback, not the bridge). The proxy's connection to it is
+    // locally generated, so only the OUTPUT-chain DNAT can deliver it to the container.
+    const link = "fltdclin0";
+    const nodeIp = freeSubnet(180).replace(/\.0\/24$/, ".1");
+    shQuiet("ip", "link", "del", link);
+    sh("ip", "link", "add", link, "type", "veth", "peer", "name", `${link}p`);
+    sh("ip", "addr", "add", `${nodeIp}/32`, "dev", link);
+    sh("ip", "link", "set", link, "up");
+    const proxy = new IngressProxy({ host: "127.0.0.1" });
+    let id = "";
+    try {
+      const created = await rawRequest(agent.socket, "POST", "/containers/create", JSON.stringify({ Image: image, Cmd: ["httpd", "-f", "-p", "80", "-h", "/etc"], HostConfig: { PortBindings: { "80/tcp": [{ HostPort: "" }] } } }));
+      expect(created.status, created.body).toBe(201);
+      id = JSON.parse(created.body).Id;
+      everSeen.add(id);
+      expect((await rawRequest(agent.socket, "POST", `/containers/${id}/start`)).status).toBe(204);
+      const c = await inspect(id);
+      expect(c.HostConfig.PortBindings).toEqual({ "80/tcp": [{ HostIp: "", HostPort: "" }] });
+      const [binding] = c.NetworkSettings.Ports["80/tcp"];
+      expect(binding.HostIp).toBe("0.0.0.0");
+      const hostPort = Number(binding.HostPort);
+      expect(hostPort).toBeGreaterThan(0);
+      const get = (url: string) => async () => {
+        try {
+          const res = await fetch(url, { headers: { connection: "close" }, signal: AbortSignal.timeout(1000) });
+          return res.ok ? (await res.text()).trim() : null;
+        } catch {
+          return null;
+        }
+      };
+      expect(await waitFor("the container on the node address", get(`http://${nodeIp}:${hostPort}/hostname`))).toBe(id.slice(0, 12));
+
+      const ingressPort = await freePort();
+      const applied = await proxy.apply({ version: "1", ports: [{ port: ingressPort, protocol: "tcp", serviceId: "s", serviceName: "web", backends: [{ host: nodeIp, port: hostPort }] }] });
+      expect(applied).toEqual({ errors: [] });
+      expect(await waitFor("the container through the proxy", get(`http://127.0.0.1:${ingressPort}/hostname`))).toBe(id.slice(0, 12));
+    } finally {
+      await proxy.close();
+      if (id) await dockerOk(env, ["rm", "-f", id]);
+      shQuiet("ip", "link", "del", link);
+    }
   });
 
   it("stops a container that handles TERM at once, with its own exit code", async () => {

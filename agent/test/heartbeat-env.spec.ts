@@ -17,7 +17,7 @@ describe("heartbeats from the provisioner's env", () => {
 
   it("names what is missing when only part is configured", () => {
     expect(() => heartbeatsFromEnv({ FLOTILLA_API_URL: "http://127.0.0.1:8080" }, { all: () => [] }, () => {})).toThrow(
-      /missing FLOTILLA_API_TOKEN, FLOTILLA_ENGINE_URL/,
+      /missing FLOTILLA_JOIN_TOKEN \(or FLOTILLA_API_TOKEN\), FLOTILLA_ENGINE_URL/,
     );
   });
 

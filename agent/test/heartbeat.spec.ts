@@ -2,11 +2,12 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { startHeartbeats, type HeartbeatContainer, type Heartbeats } from "../src/heartbeat";
+import { heartbeatsFromEnv, startHeartbeats, type HeartbeatContainer, type Heartbeats } from "../src/heartbeat";
+import type { IngressTable } from "../src/ingress";
 
 interface Received {
   auth: string | undefined;
-  body: { nodeId?: string; hostname: string; engineUrl: string; resources: unknown; labels: unknown; containers: HeartbeatContainer[] };
+  body: { nodeId?: string; hostname: string; engineUrl: string; resources: unknown; labels: unknown; containers: HeartbeatContainer[]; ingressVersion?: string };
 }
 
 async function controlPlane(answer: (n: number, req: IncomingMessage) => { status: number; body: unknown }) {
@@ -119,6 +120,69 @@ describe("agent heartbeats", () => {
     });
     await until(() => cp.received.length >= 1);
     expect(cp.received.every((r) => r.body.containers.length === 1)).toBe(true);
+  });
+
+  it("sends the ingress version in force and hands a reply's ingress table to onIngress", async () => {
+    const table = (version: string): IngressTable => ({
+      version,
+      ports: [{ port: 8080, protocol: "tcp", serviceId: "s1", serviceName: "web", backends: [{ host: "198.18.0.2", port: 32768 }] }],
+    });
+    // The control plane's side of the contract: a table only when the agent's version differs.
+    let current = "v1";
+    const cp = await controlPlane(() => {
+      const sent = cp.received.at(-1)!.body.ingressVersion;
+      return { status: 200, body: { nodeId: "n", heartbeatMs: 20, ...(sent === current ? {} : { ingress: table(current) }) } };
+    });
+    close = cp.close;
+    let applied: string | undefined;
+    const delivered: IngressTable[] = [];
+    const logs: string[] = [];
+    hb = startHeartbeats({
+      apiUrl: cp.url,
+      token: "t",
+      engineUrl: "https://198.18.0.2:2376",
+      intervalMs: 20,
+      listContainers: async () => [],
+      resources: { nanoCpus: 1, memoryBytes: 1 },
+      log: (m) => logs.push(m),
+      ingressVersion: () => applied,
+      onIngress: async (t) => {
+        delivered.push(t);
+        if (t.version === "v3") throw new Error("port 8080: EACCES");
+        await new Promise((r) => setTimeout(r, 10));
+        applied = t.version;
+      },
+    });
+    await until(() => cp.received.length >= 3);
+    expect(cp.received[0].body).not.toHaveProperty("ingressVersion");
+    expect(cp.received[1].body.ingressVersion).toBe("v1");
+    expect(delivered).toEqual([table("v1")]);
+
+    current = "v2";
+    await until(() => applied === "v2");
+    await until(() => cp.received.at(-1)!.body.ingressVersion === "v2");
+    expect(delivered.map((t) => t.version)).toEqual(["v1", "v2"]);
+
+    // A table that fails to apply is logged, the beat still counts, and the next reply resends it.
+    current = "v3";
+    await until(() => delivered.filter((t) => t.version === "v3").length >= 2);
+    expect(logs).toContain("heartbeat: ingress table v3 not applied: port 8080: EACCES");
+    expect(logs.some((l) => l.startsWith("heartbeat failed"))).toBe(false);
+  });
+
+  it("heartbeatsFromEnv feeds the agent's ingress proxy and reports the version it applied", async () => {
+    // An empty table: the wiring is what is tested here (binding is ingress-proxy.spec's job,
+    // and the agent's proxy listens on 0.0.0.0, which tests do not use).
+    const cp = await controlPlane(() => ({
+      status: 200,
+      body: { nodeId: "n", heartbeatMs: 20, ...(cp.received.at(-1)!.body.ingressVersion === "v1" ? {} : { ingress: { version: "v1", ports: [] } }) },
+    }));
+    close = cp.close;
+    hb = heartbeatsFromEnv({ FLOTILLA_API_URL: cp.url, FLOTILLA_API_TOKEN: "t", FLOTILLA_ENGINE_URL: "https://198.18.0.2:2376" }, { all: () => [] }, () => {})!;
+    await until(() => cp.received.length >= 3);
+    expect(cp.received[0].body).not.toHaveProperty("ingressVersion");
+    expect(cp.received.slice(1).map((r) => r.body.ingressVersion)).toEqual(cp.received.slice(1).map(() => "v1"));
+    await hb.stop();
   });
 
   it("stops: no beat after stop(), and beatNow reports connection failures", async () => {

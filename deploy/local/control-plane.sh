@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Runs the control plane (API + worker in one process, role `all`) in the background against the
 # local stack, with its log and pid file in the state dir. Idempotent.
-#   control-plane.sh up|down|status|logs
+#   control-plane.sh up|down|status|logs|first-machine
+# Netns machines (root only) live on a bridge whose gateway is the first address of
+# FLOTILLA_MACHINE_CIDR (default 198.18.0.1/16, bridge FLOTILLA_MACHINE_BRIDGE, default flmach0).
+# The API stays on loopback; their agents reach it at the gateway, which the API relays to itself
+# (FLOTILLA_AGENT_LISTEN, bound once the first machine creates the bridge). `first-machine`
+# creates the netns machine FLOTILLA_FIRST_MACHINE (default `local`; empty: none) unless it exists.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,6 +17,15 @@ pid_file=$run_dir/api.pid
 log_file=$run_dir/api.log
 port=${FLOTILLA_PORT:-8080}
 export FLOTILLA_PORT=$port
+machine_cidr=${FLOTILLA_MACHINE_CIDR:-198.18.0.1/16}
+machine_bridge=${FLOTILLA_MACHINE_BRIDGE:-flmach0}
+gateway=${machine_cidr%/*}
+if [ "$(id -u)" -eq 0 ]; then
+  # Set to "" to turn either off.
+  export FLOTILLA_AGENT_LISTEN=${FLOTILLA_AGENT_LISTEN-$gateway:$port}
+  export FLOTILLA_AGENT_API_URL=${FLOTILLA_AGENT_API_URL-http://$gateway:$port}
+fi
+ctl() { node "$root/apps/ctl/bin/ctl.js" "$@"; }
 
 running() { [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; }
 
@@ -36,6 +50,9 @@ case "${1:-status}" in
     ;;
   down)
     if running; then
+      # Like docker-machine, stopping the control plane leaves machines as they are.
+      machines=$(timeout 10 node "$root/apps/ctl/bin/ctl.js" machine ls --filter state=ready -q 2>/dev/null | tr '\n' ' ' || true)
+      [ -n "${machines// /}" ] && echo "control plane: machines keep running: ${machines% } (ctl machine stop NAME stops one)" >&2
       kill -TERM "$(cat "$pid_file")"
       for _ in $(seq 100); do running || break; sleep 0.1; done
       echo "control plane: stopped" >&2
@@ -46,5 +63,29 @@ case "${1:-status}" in
     if running; then echo "control plane: running (pid $(cat "$pid_file")) on http://127.0.0.1:$port"; else echo "control plane: stopped"; exit 3; fi
     ;;
   logs) tail -n 100 -f "$log_file" ;;
-  *) echo "usage: $0 up|down|status|logs" >&2; exit 2 ;;
+  first-machine)
+    # Never fails the caller: the control plane is useful without it; the reason is printed.
+    name=${FLOTILLA_FIRST_MACHINE-local}
+    [ -n "$name" ] || exit 0
+    skip() { echo "first machine: $*" >&2; exit 0; }
+    [ "$(id -u)" -eq 0 ] || skip "skipped: netns machines need root (as root: ctl machine create -d netns $name)"
+    running || skip "skipped: the control plane is not running"
+    missing=()
+    for tool in ip nsenter unshare ssh-keygen; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+    [ -x /usr/sbin/sshd ] || missing+=(sshd)
+    [ ${#missing[@]} -eq 0 ] || skip "skipped: ${missing[*]} missing (apt-get install openssh-server iproute2, or ./setup.sh install)"
+    if ! state=$(ctl machine inspect --format '{{.State}}' "$name" 2>/dev/null); then
+      echo "first machine: creating the netns machine $name on $machine_bridge ($machine_cidr)" >&2
+      ctl machine create -d netns --netns-cidr "$machine_cidr" --netns-bridge "$machine_bridge" "$name" ||
+        skip "could not create $name (above); the control plane runs without it. Retry: ctl machine rm -f -y $name; ./setup.sh start"
+    elif [ "$state" != READY ]; then
+      skip "$name exists and is $state (ctl machine inspect $name; ctl machine start $name)"
+    elif [ "$(ctl machine status "$name" 2>/dev/null)" = Stopped ]; then
+      # The host rebooted: the namespace is gone, the machine's store is not.
+      echo "first machine: starting $name again" >&2
+      ctl machine start "$name" || skip "could not start $name (above); see ctl machine inspect $name"
+    fi
+    echo "first machine: $name is ready; point docker at it with: eval \$(ctl machine env $name)" >&2
+    ;;
+  *) echo "usage: $0 up|down|status|logs|first-machine" >&2; exit 2 ;;
 esac

@@ -1,7 +1,8 @@
 // End to end, as a user would: the control plane (API + worker) on a test database,
 // `ctl machine create -d netns`, `eval $(ctl machine env)`, and the real docker CLI against the
-// agent over mutual TLS, pulling from a real registry. Everything stays on loopback and in
-// 198.19.80.0/24 on a bridge this test's machines create.
+// agent over mutual TLS, pulling from a real registry; three machines at once, whose agents join
+// the control plane (one-time join tokens, through the API's relay on the bridge's gateway).
+// Everything stays on loopback and in 198.19.80.0/24 on a bridge this test's machines create.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Server } from "node:net";
@@ -33,7 +34,9 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
   let forwarder: Server | undefined;
   let env: Record<string, string | undefined>;
   const regPort = 40000 + (process.pid % 20000);
+  const apiPort = regPort + 1;
   const name = `devdays-${tag}`;
+  const trio = [1, 2, 3].map((i) => `trio${i}-${tag}`);
 
   const ctl = (args: string[], extra: Record<string, string | undefined> = {}) =>
     run(process.execPath, ["--import", "tsx", join(repo, "apps/ctl/src/main.ts"), ...args], { ...env, ...extra });
@@ -43,7 +46,10 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
     execFileSync("node", [join(repo, "scripts/build-agent-bundle.mjs"), "--out", bundle], { stdio: "ignore" });
     process.env.FLOTILLA_DATA_DIR = join(base, "data");
     process.env.FLOTILLA_AGENT_BUNDLE = bundle;
-    api = await startTestApi();
+    // Agents reach the API at the bridge's gateway: the API relays from there to its loopback
+    // listener, binding as soon as the first machine creates the bridge.
+    process.env.FLOTILLA_AGENT_API_URL = `http://${GATEWAY}:${apiPort}`;
+    api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `${GATEWAY}:${apiPort}`, FLOTILLA_HEARTBEAT_MS: "1000" });
     registry = await startRegistry();
     await registry.pushBusybox("busybox:latest");
     env = {
@@ -60,13 +66,17 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
     if (api) {
       await ctl(["machine", "rm", "-f", "-y", name]).catch(() => undefined);
       await ctl(["machine", "rm", "-f", "-y", `bad-${tag}`]).catch(() => undefined);
+      await ctl(["machine", "rm", "-f", "-y", ...trio]).catch(() => undefined);
       await api.stop();
     }
+    delete process.env.FLOTILLA_AGENT_API_URL;
     await registry?.stop();
-    try {
-      execFileSync("ip", ["netns", "del", `flt-${name}`], { stdio: "ignore" });
-    } catch {
-      // already gone
+    for (const m of [name, ...trio]) {
+      try {
+        execFileSync("ip", ["netns", "del", `flt-${m}`], { stdio: "ignore" });
+      } catch {
+        // already gone
+      }
     }
     rmSync(base, { recursive: true, force: true });
   });
@@ -160,6 +170,52 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
     expect(execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })).not.toContain(join(base, "data", "machines"));
     expect(existsSync(join(base, "data", "machines", name))).toBe(false);
     expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(join(base, "data"));
+  });
+
+  it("runs three machines at once: each agent answers the docker CLI over mTLS and joins as a node; rm of all leaves nothing", { timeout: 240_000 }, async () => {
+    const creates = await Promise.all(
+      trio.map((m) => ctl(["machine", "create", "-d", "netns", "--netns-cidr", `${GATEWAY}/24`, "--netns-bridge", BRIDGE, "--engine-insecure-registry", `${GATEWAY}:${regPort}`, m])),
+    );
+    for (const c of creates) expect(c.code, c.stderr).toBe(0);
+    const ls = await ctl(["machine", "ls", "--format", "{{.Name}} {{.State}}"]);
+    expect(ls.stdout).toBe(trio.map((m) => `${m} READY\n`).join(""));
+
+    const envs = await Promise.all(trio.map(async (m) => ({ ...env, ...parseExports((await ctl(["machine", "env", m])).stdout) })));
+    expect(new Set(envs.map((e) => e.DOCKER_HOST)).size).toBe(3);
+    const answers = await Promise.all(
+      envs.map(async (e) => [await run("docker", ["version", "--format", "{{.Server.Version}}"], e), await run("docker", ["ps", "-q"], e)] as const),
+    );
+    for (const [version, ps] of answers) {
+      expect(version.code, version.stderr).toBe(0);
+      expect(version.stdout.trim()).not.toBe("");
+      expect(ps, ps.stderr).toMatchObject({ code: 0, stdout: "" });
+    }
+    // Each agent joined with its one-time token (the join is a step of its progress) and reports
+    // as a ready node linked to its machine, as `ctl machine inspect` shows.
+    for (const m of trio) {
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const view = JSON.parse((await ctl(["machine", "inspect", m])).stdout) as { agentJoinedAt: string | null; node: { hostname: string; status: string } | null };
+        if (view.agentJoinedAt && view.node?.status === "ready") {
+          expect(view.node.hostname).toBe(m);
+          break;
+        }
+        if (Date.now() > deadline) throw new Error(`the agent of ${m} never joined: ${JSON.stringify(view)}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+
+    const rm = await ctl(["machine", "rm", "-y", ...trio]);
+    expect(rm.code, rm.stderr).toBe(0);
+    expect((await ctl(["machine", "ls", "-q"])).stdout).toBe("");
+    const namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+    for (const m of trio) expect(namespaces).not.toContain(`flt-${m}`);
+    expect(execFileSync("ip", ["-o", "link"], { encoding: "utf8" })).not.toContain(BRIDGE);
+    expect(execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })).not.toContain(join(base, "data", "machines"));
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(join(base, "data"));
+    for (const m of trio) expect(existsSync(join(base, "data", "machines", m))).toBe(false);
+    const tokens = (await (await api.fetch("/api/v1/tokens")).json()) as { name: string }[];
+    expect(tokens.map((t) => t.name).filter((n) => n.startsWith("agent-"))).toEqual([]);
   });
 
   it("reports a failed create with the step and exits 1, leaving nothing running", async () => {

@@ -1,16 +1,16 @@
 /**
  * Starts heartbeats when the provisioner configured them: it writes FLOTILLA_API_URL,
- * FLOTILLA_API_TOKEN, FLOTILLA_ENGINE_URL and FLOTILLA_MACHINE_NAME into the agent's env file.
- * An agent started by hand without them serves the Engine API alone, as dockerd would.
+ * FLOTILLA_JOIN_TOKEN (traded once for the agent's own token, see join.ts), FLOTILLA_ENGINE_URL
+ * and FLOTILLA_MACHINE_NAME into the agent's env file; FLOTILLA_API_TOKEN works instead of the
+ * join token for an agent configured by hand. An agent started without them serves the Engine
+ * API alone, as dockerd would.
  */
 import { InvalidError } from "@flotilla/core";
 import type { ContainerRecord } from "../containers/container-types";
+import { IngressProxy } from "../ingress/ingress-proxy";
 import { hostFacts } from "../system/host-info";
-import { startHeartbeats, type HeartbeatContainer, type Heartbeats } from "./heartbeat";
-
-// The API URL and token switch heartbeats on; the provisioner writes the engine URL either way.
-const SWITCH = ["FLOTILLA_API_URL", "FLOTILLA_API_TOKEN"] as const;
-const REQUIRED = [...SWITCH, "FLOTILLA_ENGINE_URL"] as const;
+import type { HeartbeatContainer, Heartbeats } from "./heartbeat";
+import { credentialFromEnv, startJoinedHeartbeats } from "./join";
 
 /** Docker's container statuses folded to the three a heartbeat reports. */
 export function toHeartbeatContainer(c: ContainerRecord): HeartbeatContainer {
@@ -40,21 +40,33 @@ export function heartbeatsFromEnv(
   env: NodeJS.ProcessEnv,
   containers: { all(): ContainerRecord[] },
   log: (message: string) => void,
+  /** The agent's state dir (--root), where the token from the join is kept. */
+  stateDir?: string,
 ): Heartbeats | null {
-  if (SWITCH.every((k) => !env[k])) return null;
-  if (REQUIRED.some((k) => !env[k])) {
-    const missing = REQUIRED.filter((k) => !env[k]);
-    throw new InvalidError(`heartbeats need ${REQUIRED.join(", ")} together; missing ${missing.join(", ")}`, { field: missing[0] });
-  }
+  const credential = credentialFromEnv(env);
+  if (!credential) return null;
   const facts = hostFacts();
-  return startHeartbeats({
+  // The ingress mesh is fed by heartbeat replies, so it exists exactly when heartbeats do.
+  const ingress = new IngressProxy({ log });
+  const heartbeats = startJoinedHeartbeats(credential, stateDir, {
     apiUrl: env.FLOTILLA_API_URL!,
-    token: env.FLOTILLA_API_TOKEN!,
     engineUrl: env.FLOTILLA_ENGINE_URL!,
     hostname: env.FLOTILLA_MACHINE_NAME || undefined,
     labels: parseNodeLabels(env.FLOTILLA_NODE_LABELS),
     listContainers: async () => containers.all().map(toHeartbeatContainer),
     resources: { nanoCpus: facts.ncpu * 1_000_000_000, memoryBytes: facts.memTotal },
     log,
+    ingressVersion: () => ingress.version,
+    onIngress: async (table) => {
+      await ingress.apply(table);
+    },
   });
+  // Stopping the heartbeats (agent shutdown) closes the mesh's listeners too; beats first, so
+  // no reply can apply a table to a closing proxy.
+  const stopBeats = heartbeats.stop.bind(heartbeats);
+  heartbeats.stop = async () => {
+    await stopBeats();
+    await ingress.close();
+  };
+  return heartbeats;
 }

@@ -4,9 +4,12 @@
  * nodeId is sent with every later beat, and its heartbeatMs sets the pace. A failed beat is
  * retried with exponential backoff (never faster than the interval, at most 60s apart); beats
  * never overlap. A container list that cannot be read skips the beat rather than report none,
- * which the control plane would take as every container gone.
+ * which the control plane would take as every container gone. Each beat also carries the version
+ * of the ingress table the agent serves; a reply with a different table delivers it (the beat
+ * waits for it to be applied, so the next one reports the new version).
  */
 import { hostname as osHostname } from "node:os";
+import type { IngressTable } from "../ingress/ingress-types";
 
 export interface HeartbeatContainer {
   id: string;
@@ -46,6 +49,10 @@ export interface HeartbeatOptions {
   requestTimeoutMs?: number;
   /** Upper bound of the retry backoff. Default 60s. */
   maxBackoffMs?: number;
+  /** Version of the ingress table in force, sent as `ingressVersion`; undefined: none yet. */
+  ingressVersion?: () => string | undefined;
+  /** Called with the ingress table of a reply that has one; a failure is logged, the beat still counts. */
+  onIngress?: (table: IngressTable) => void | Promise<void>;
 }
 
 export interface BeatResult {
@@ -86,6 +93,7 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
     } catch (e) {
       return { ok: false, error: `cannot list containers: ${(e as Error).message}` };
     }
+    const ingressVersion = options.ingressVersion?.();
     const body = {
       ...(nodeId ? { nodeId } : {}),
       hostname: options.hostname ?? osHostname(),
@@ -93,6 +101,7 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
       resources,
       labels: options.labels ?? {},
       containers,
+      ...(ingressVersion !== undefined ? { ingressVersion } : {}),
     };
     let res: Response;
     try {
@@ -118,16 +127,27 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
       }
       return { ok: false, status: res.status, error: `HTTP ${res.status}: ${message.slice(0, 200)}` };
     }
+    let ingress: IngressTable | undefined;
     try {
-      const reply = JSON.parse(text) as { nodeId?: string; heartbeatMs?: number };
+      const reply = JSON.parse(text) as { nodeId?: string; heartbeatMs?: number; ingress?: IngressTable };
       if (reply.nodeId && reply.nodeId !== nodeId) {
         nodeId = reply.nodeId;
         options.onNodeId?.(reply.nodeId);
         log(`heartbeat: registered as node ${reply.nodeId}`);
       }
       if (typeof reply.heartbeatMs === "number" && reply.heartbeatMs > 0) interval = reply.heartbeatMs;
+      if (typeof reply.ingress === "object" && reply.ingress !== null) ingress = reply.ingress;
     } catch {
       return { ok: false, status: res.status, error: "reply is not JSON" };
+    }
+    if (ingress && options.onIngress) {
+      // Not a failed beat: the control plane heard us. The version stays the old one, so the
+      // next reply carries the table again.
+      try {
+        await options.onIngress(ingress);
+      } catch (e) {
+        log(`heartbeat: ingress table ${String(ingress.version)} not applied: ${(e as Error).message}`);
+      }
     }
     return { ok: true, status: res.status };
   }

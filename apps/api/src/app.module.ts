@@ -37,6 +37,8 @@ import { MACHINES_CONFIG, loadMachinesConfig } from "./machines/machines-config"
 import { MachinesController } from "./machines/machines.controller";
 import { MachinesRepository } from "./machines/machines.repository";
 import { MachinesService } from "./machines/machines.service";
+import { JoinController } from "./join/join.controller";
+import { JoinService } from "./join/join.service";
 
 /** Shared infrastructure every role needs: config, Postgres, Redis, events, queues. */
 @Global()
@@ -69,6 +71,7 @@ export class CoreModule {
       MachineHost,
       MachinesRepository,
       MachinesService,
+      JoinService,
     ];
     return { module: CoreModule, providers, exports: providers };
   }
@@ -76,7 +79,7 @@ export class CoreModule {
 
 /** The HTTP API: controllers, auth, error mapping. */
 @Module({
-  controllers: [HealthController, EventsController, TokensController, ServicesController, TasksController, HeartbeatsController, NodesController, MachinesController],
+  controllers: [HealthController, EventsController, TokensController, ServicesController, TasksController, HeartbeatsController, NodesController, MachinesController, JoinController],
   providers: [
     { provide: APP_GUARD, useClass: BearerAuthGuard },
     { provide: APP_FILTER, useClass: DomainExceptionFilter },

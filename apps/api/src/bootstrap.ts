@@ -7,6 +7,7 @@ import type { AppConfig } from "./config/config";
 import { setupOpenApi } from "./openapi";
 import { EventsService } from "./events/events.service";
 import { TokensService } from "./tokens/tokens.service";
+import { relayTarget, startAgentListeners } from "./agent-listener/agent-listener";
 
 const LEVELS: LogLevel[] = ["fatal", "error", "warn", "log", "debug", "verbose"];
 
@@ -37,10 +38,12 @@ export async function start(config: AppConfig, opts: { logger?: ConsoleLogger | 
   const port = typeof address === "object" && address ? address.port : config.port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   await app.get(TokensService).bootstrapAdmin(url);
-  // Order matters: Nest alone would close Postgres and Redis before draining HTTP. End the event
-  // streams (they never finish by themselves), let in-flight requests finish, then stop workers
-  // (BullMQ waits for running jobs) and close Postgres and Redis.
+  const agentListeners = config.agentListen.length ? startAgentListeners(config.agentListen, relayTarget(config.host, port)) : undefined;
+  // Order matters: Nest alone would close Postgres and Redis before draining HTTP. Stop relaying
+  // agents' connections, end the event streams (they never finish by themselves), let in-flight
+  // requests finish, then stop workers (BullMQ waits for running jobs) and close Postgres and Redis.
   const close = async () => {
+    await agentListeners?.close();
     app.get(EventsService).endStreams();
     await app.getHttpAdapter().getInstance().close();
     await app.close();

@@ -11,6 +11,8 @@ const repo = resolve(__dirname, "../../..");
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
 const NETNS = { "netns-cidr": "198.19.79.1/24", "netns-bridge": `flma${tag}`.slice(0, 15) };
+// Agents reach the API through its relay on the bridge's gateway (FLOTILLA_AGENT_LISTEN).
+const AGENT_PORT = 40000 + (process.pid % 20000);
 
 interface View {
   id: string;
@@ -40,6 +42,17 @@ describe.skipIf(!root)("machines API", () => {
     }
   }
 
+  /** Until the machine's agent joined (after `after`) and its node is linked and ready. */
+  async function waitForAgent(name: string, after = "", timeoutMs = 30_000): Promise<View & { agentJoinedAt: string | null; node: { hostname: string; status: string } | null }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { body } = await json<View & { agentJoinedAt: string | null; node: { hostname: string; status: string } | null }>(`/api/v1/machines/${name}`);
+      if (body.agentJoinedAt && body.agentJoinedAt > after && body.node?.status === "ready") return body;
+      if (Date.now() > deadline) throw new Error(`the agent of ${name} never joined: ${JSON.stringify(body)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
   async function waitGone(name: string, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while ((await api.fetch(`/api/v1/machines/${name}`)).status !== 404) {
@@ -54,8 +67,8 @@ describe.skipIf(!root)("machines API", () => {
     process.env.FLOTILLA_DATA_DIR = join(base, "data");
     process.env.FLOTILLA_AGENT_BUNDLE = bundle;
     process.env.FLOTILLA_AGENT_TIMEOUT_MS = "30000";
-    process.env.FLOTILLA_AGENT_API_URL = "http://198.19.79.1:8080";
-    api = await startTestApi();
+    process.env.FLOTILLA_AGENT_API_URL = `http://198.19.79.1:${AGENT_PORT}`;
+    api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `198.19.79.1:${AGENT_PORT}`, FLOTILLA_HEARTBEAT_MS: "1000" });
   }, 120_000);
 
   afterAll(async () => {
@@ -127,24 +140,24 @@ describe.skipIf(!root)("machines API", () => {
     const percents = events.filter((e) => e.action === "progress").map((e) => (e.data as { percent: number }).percent);
     expect(percents.at(-1)).toBe(100);
 
-    // The agent got its own API token and the control plane's URL for heartbeats.
-    const agentEnv = readFileSync(join(base, "data", "machines", name, "root", "flotilla", "etc", "agent.env"), "utf8");
-    expect(agentEnv).toContain("FLOTILLA_API_URL=http://198.19.79.1:8080\n");
-    expect(agentEnv).toMatch(/FLOTILLA_API_TOKEN=flt_/);
-    const tokenNames = async () => (await json<{ name: string }[]>("/api/v1/tokens")).body.map((t) => t.name);
-    expect(await tokenNames()).toContain(`agent-${name}`);
-
-    // Once its agent's node registers (by host name = machine name), it is linked to the machine.
-    const beat = await json<{ nodeId: string }>("/api/v1/nodes/heartbeat", {
-      method: "POST",
-      body: JSON.stringify({ hostname: name, engineUrl: `https://${ready.ip}:2376`, resources: { nanoCpus: 1e9, memoryBytes: 1 << 30 }, labels: {}, containers: [] }),
-    });
-    expect(beat.status).toBe(200);
-    const deadline = Date.now() + 10_000;
-    while ((await prisma.node.findUnique({ where: { id: beat.body.nodeId } }))?.machineId !== ready.id) {
-      if (Date.now() > deadline) throw new Error("node never linked to its machine");
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    // The agent got a one-time join token and the control plane's URL, never a long-lived token.
+    const agentEnvPath = join(base, "data", "machines", name, "root", "flotilla", "etc", "agent.env");
+    const agentEnv = readFileSync(agentEnvPath, "utf8");
+    expect(statSync(agentEnvPath).mode & 0o777).toBe(0o600);
+    expect(agentEnv).toContain(`FLOTILLA_API_URL=http://198.19.79.1:${AGENT_PORT}\n`);
+    expect(agentEnv).toMatch(/FLOTILLA_JOIN_TOKEN=flj_[A-Za-z0-9_-]{43}\n/);
+    expect(agentEnv).not.toContain("FLOTILLA_API_TOKEN");
+    // It trades it (through the relay) for its own agent token, saved 0600, and heartbeats: its
+    // node (host name = machine name) is linked to the machine, and the machine says it joined.
+    const tokens = async () => (await json<{ name: string; role: string }[]>("/api/v1/tokens")).body;
+    const tokenNames = async () => (await tokens()).map((t) => t.name);
+    const joined = await waitForAgent(name);
+    expect(joined.node).toMatchObject({ hostname: name, status: "ready" });
+    expect((await tokens()).find((t) => t.name === `agent-${name}`)).toMatchObject({ role: "agent" });
+    expect(statSync(join(base, "data", "machines", name, "root", "control-plane-token.json")).mode & 0o777).toBe(0o600);
+    expect(steps).toContain("join token");
+    const joinedSteps = await prisma.event.findMany({ where: { subjectId: ready.id, action: "progress" } });
+    expect(joinedSteps.map((e) => (e.data as { step: string }).step)).toContain("agent joined");
 
     const env = await json<Record<string, string>>(`/api/v1/machines/${name}/env`);
     expect(env.body).toMatchObject({ DOCKER_TLS_VERIFY: "1", DOCKER_HOST: `tcp://${ready.ip}:2376`, DOCKER_MACHINE_NAME: name });
@@ -171,6 +184,8 @@ describe.skipIf(!root)("machines API", () => {
       const after = await waitFor(name, ["READY", "ERROR"]);
       expect([op, after.state, after.stateReason]).toEqual([op, "READY", null]);
     }
+    // The re-provisioning gave the agent a new join token: it joined again (a new agent token).
+    await waitForAgent(name, joined.agentJoinedAt!);
     expect(execFileSync("curl", ["-s", "--cacert", `${env.body.DOCKER_CERT_PATH}/ca.pem`, "--cert", `${env.body.DOCKER_CERT_PATH}/cert.pem`, "--key", `${env.body.DOCKER_CERT_PATH}/key.pem`, `https://${ready.ip}:2376/_ping`], { encoding: "utf8" })).toBe("OK");
     expect((await json(`/api/v1/machines/${name}/kill`, { method: "POST" })).status).toBe(202);
     expect((await waitFor(name, ["STOPPED", "ERROR"])).state).toBe("STOPPED");
@@ -184,6 +199,7 @@ describe.skipIf(!root)("machines API", () => {
     expect(existsSync(join(base, "data", "machines", name))).toBe(false);
     expect(existsSync(env.body.DOCKER_CERT_PATH)).toBe(false);
     expect(await tokenNames()).not.toContain(`agent-${name}`);
+    expect(await prisma.joinToken.count({ where: { machineName: name } })).toBe(0);
     const removed = await prisma.event.findFirst({ where: { subjectId: ready.id, action: "removed" } });
     expect(removed).not.toBeNull();
   });

@@ -1,4 +1,5 @@
 export * from "./certs";
 export * from "./client-certs";
+export * from "./host-os";
 export * from "./layout";
 export * from "./provision";

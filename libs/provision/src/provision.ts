@@ -7,6 +7,7 @@ import { connect as tlsConnect } from "node:tls";
 import { DomainError, UnavailableError } from "@flotilla/core";
 import { readPrivateKey, sleep, sshConnect, type SshConnection, type SshEndpoint } from "@flotilla/drivers";
 import { type CertificateAuthority, type KeyPair, needsReissue } from "./certs";
+import { nodeInstallCommand, parseOsRelease } from "./host-os";
 import { detectLayout, renderRunScript, renderSupervisor, renderUnit, type AgentLayout } from "./layout";
 
 export const AGENT_PORT = 2376;
@@ -39,8 +40,11 @@ export interface AgentTarget {
 }
 
 export interface ProvisionOptions extends AgentTarget {
-  /** Where agents send heartbeats; written to the agent's environment file. */
-  controlPlane?: { url: string; token: string };
+  /**
+   * Where agents send heartbeats, and the one-time token the agent trades for its own API token
+   * (`POST /api/v1/nodes/join`); both written to the agent's environment file (mode 0600).
+   */
+  controlPlane?: { url: string; joinToken: string };
   agentBundle: { path: string };
   engine?: EngineOptions;
 }
@@ -142,16 +146,6 @@ function sftpPut(conn: SshConnection, local: string, remote: string, signal?: Ab
   });
 }
 
-/** Parses /etc/os-release. */
-export function parseOsRelease(text: string): { id: string; idLike: string[]; versionId: string; pretty: string } {
-  const kv = new Map<string, string>();
-  for (const line of text.split("\n")) {
-    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-    if (m) kv.set(m[1], m[2].replace(/^"(.*)"$/, "$1"));
-  }
-  return { id: kv.get("ID") ?? "unknown", idLike: (kv.get("ID_LIKE") ?? "").split(/\s+/).filter(Boolean), versionId: kv.get("VERSION_ID") ?? "", pretty: kv.get("PRETTY_NAME") ?? kv.get("ID") ?? "unknown" };
-}
-
 /**
  * Provisions a host: OS → Node → agent bundle → TLS files → service → start → mutual TLS answers.
  * Idempotent: running it again upgrades the bundle, re-issues the certificate and restarts.
@@ -171,10 +165,10 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
     report("node", "checking for Node.js", 20);
     const nodeVersion = await P("install node", async () => {
       if ((await shell.test("command -v node >/dev/null")) !== 0) {
-        const debian = os.id === "debian" || os.id === "ubuntu" || os.idLike.includes("debian");
-        if (!debian) throw new UnavailableError(`node is not installed and ${os.pretty} is not supported for installing it; install Node.js 18+`);
-        report("node", "installing Node.js (apt-get install -y nodejs)", 22);
-        await shell.run("DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs");
+        const install = nodeInstallCommand(os);
+        if (!install) throw new UnavailableError(`node is not installed and ${os.pretty} is not supported for installing it; install Node.js 18+`);
+        report("node", `installing Node.js from the OS packages (${install.summary})`, 22);
+        await shell.run(install.script);
       }
       const v = (await shell.run("node --version")).trim();
       const major = Number(/^v(\d+)/.exec(v)?.[1] ?? 0);
@@ -233,7 +227,7 @@ async function installServerCert(shell: RootShell, target: AgentTarget, layout: 
 
 async function installService(shell: RootShell, options: ProvisionOptions, layout: AgentLayout): Promise<"systemd" | "supervisor"> {
   const env = [`FLOTILLA_MACHINE_NAME=${options.machineName}`, `FLOTILLA_ENGINE_URL=https://${options.ip}:${AGENT_PORT}`];
-  if (options.controlPlane) env.push(`FLOTILLA_API_URL=${options.controlPlane.url}`, `FLOTILLA_API_TOKEN=${options.controlPlane.token}`);
+  if (options.controlPlane) env.push(`FLOTILLA_API_URL=${options.controlPlane.url}`, `FLOTILLA_JOIN_TOKEN=${options.controlPlane.joinToken}`);
   await shell.writeFile(layout.envPath, env.join("\n") + "\n", 0o600);
   await shell.writeFile(layout.runScript, renderRunScript(layout, options.engine ?? {}), 0o755);
   const systemd = !layout.netns && (await shell.test("[ -d /run/systemd/system ]")) === 0;

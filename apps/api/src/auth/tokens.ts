@@ -9,3 +9,8 @@ export function newTokenSecret(): string {
 export function hashToken(secret: string): string {
   return createHash("sha256").update(secret).digest("hex");
 }
+
+/** One-time join tokens look like `flj_...`: told apart from API tokens at a glance and in logs. */
+export function newJoinSecret(): string {
+  return `flj_${randomBytes(32).toString("base64url")}`;
+}

@@ -13,6 +13,24 @@ const url = (protocols: string[]) =>
     }
   }, `must be a ${protocols.map((p) => p.replace(":", "://")).join(" or ")} URL`);
 
+/** `host:port` or `[v6]:port`, comma-separated; empty means none. */
+const listenList = z
+  .string()
+  .default("")
+  .transform((v, ctx) => {
+    const out: { host: string; port: number }[] = [];
+    for (const item of v.split(",").map((s) => s.trim()).filter(Boolean)) {
+      const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(item);
+      const port = Number(m?.[3]);
+      if (!m || port < 1 || port > 65535) {
+        ctx.addIssue({ code: "custom", message: `must be host:port entries separated by commas, got "${item}"` });
+        return z.NEVER;
+      }
+      out.push({ host: m[1] ?? m[2], port });
+    }
+    return out;
+  });
+
 const schema = z.object({
   DATABASE_URL: url(["postgresql:", "postgres:"]),
   REDIS_URL: url(["redis:", "rediss:"]),
@@ -25,6 +43,7 @@ const schema = z.object({
   FLOTILLA_QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]+$/i, "letters, digits, - and _ only").default("flotilla"),
   FLOTILLA_HEARTBEAT_MS: z.coerce.number().int().min(50).max(600_000).default(5_000),
   FLOTILLA_DB_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10),
+  FLOTILLA_AGENT_LISTEN: listenList,
 });
 
 export interface AppConfig {
@@ -43,6 +62,11 @@ export interface AppConfig {
   heartbeatMs: number;
   /** Postgres connections per process. */
   dbPoolSize: number;
+  /**
+   * Extra addresses where machines' agents reach the API (e.g. the netns bridge's gateway),
+   * relayed to the API's own listener; bound as soon as each address exists on this host.
+   */
+  agentListen: { host: string; port: number }[];
 }
 
 export class ConfigError extends Error {}
@@ -77,6 +101,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, roleOverride?: string): AppCo
     queuePrefix: c.FLOTILLA_QUEUE_PREFIX,
     heartbeatMs: c.FLOTILLA_HEARTBEAT_MS,
     dbPoolSize: c.FLOTILLA_DB_POOL_SIZE,
+    agentListen: c.FLOTILLA_AGENT_LISTEN,
   };
 }
 

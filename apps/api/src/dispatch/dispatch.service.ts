@@ -153,11 +153,20 @@ export class DispatchService {
     const evs = await this.prisma.$transaction(async (tx) => {
       const ran = ok.length
         ? await tx.$queryRaw<{ id: string }[]>`
-            UPDATE "Task" t SET state = 'RUNNING'::"TaskState", "containerId" = v.cid, endpoints = v.ep::jsonb, "startedAt" = ${at}, "updatedAt" = ${at}
-            FROM unnest(${ok.map((o) => o.task.id)}::uuid[], ${ok.map((o) => o.containerId!)}::text[], ${ok.map((o) => (o.endpoints ? JSON.stringify(o.endpoints) : null))}::text[]) AS v(id, cid, ep)
+            UPDATE "Task" t SET state = 'RUNNING'::"TaskState", "containerId" = v.cid, "startedAt" = ${at}, "updatedAt" = ${at}
+            FROM unnest(${ok.map((o) => o.task.id)}::uuid[], ${ok.map((o) => o.containerId!)}::text[]) AS v(id, cid)
             WHERE t.id = v.id AND t.state = 'ACCEPTED'::"TaskState"
             RETURNING t.id::text AS id`
         : [];
+      // The mesh's backends, whatever state the task reached meanwhile (a heartbeat may have
+      // moved it to RUNNING first), as long as it is still this container.
+      const meshed = ok.filter((o) => o.endpoints);
+      if (meshed.length) {
+        await tx.$executeRaw`
+          UPDATE "Task" t SET endpoints = v.ep::jsonb
+          FROM unnest(${meshed.map((o) => o.task.id)}::uuid[], ${meshed.map((o) => o.containerId!)}::text[], ${meshed.map((o) => JSON.stringify(o.endpoints))}::text[]) AS v(id, cid, ep)
+          WHERE t.id = v.id AND t."containerId" = v.cid`;
+      }
       const events: EventInput[] = [];
       const ranIds = new Set(ran.map((r) => r.id));
       for (const o of ok) {

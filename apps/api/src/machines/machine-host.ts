@@ -2,7 +2,6 @@
 // the certificate authority, client certificates and the users' cert dirs. One place, so the
 // service and the worker stay about decisions.
 import { Inject, Injectable } from "@nestjs/common";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { InvalidError } from "@flotilla/core";
 import { createExecRunner, getDriver, type Driver, type DriverEvent, type OptionValue, type RawOptions } from "@flotilla/drivers";
@@ -22,11 +21,7 @@ import type { MachineRow } from "./machines.repository";
 /** Engine flags accepted by `machine create` beside the driver's (as docker-machine's --engine-*). */
 export const ENGINE_OPTIONS = [{ name: "engine-insecure-registry", type: "string", help: "Registry (host:port) the agent reaches over plain http; comma-separated for several" }] as const;
 
-/** The API token name of a machine's agent (token names are at most 63 characters). */
-export function agentTokenName(machine: string): string {
-  const name = `agent-${machine}`;
-  return name.length <= 63 ? name : `agent-${machine.slice(0, 46)}-${createHash("sha256").update(machine).digest("hex").slice(0, 10)}`;
-}
+export { agentTokenName } from "../auth/roles";
 
 /** Splits raw flags into the driver's and the engine's. */
 export function splitOptions(raw: Record<string, OptionValue>): { driver: RawOptions; engine: EngineOptions } {

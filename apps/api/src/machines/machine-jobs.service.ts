@@ -12,6 +12,7 @@ import { rm } from "node:fs/promises";
 import type { MachineState } from "../generated/prisma/client";
 import { JobHandlers } from "../queues/job-handlers";
 import { TokensService } from "../tokens/tokens.service";
+import { JoinService } from "../join/join.service";
 import { QUEUE, type ProvisionJob } from "../queues/queue-names";
 import { agentTokenName, MachineHost } from "./machine-host";
 import { MachinesRepository, type MachineRow } from "./machines.repository";
@@ -40,6 +41,7 @@ export class MachineJobsService implements OnModuleInit, OnModuleDestroy {
     private readonly host: MachineHost,
     private readonly handlers: JobHandlers,
     private readonly tokens: TokensService,
+    private readonly joins: JoinService,
     private readonly events: EventsService,
   ) {}
 
@@ -90,7 +92,7 @@ export class MachineJobsService implements OnModuleInit, OnModuleDestroy {
         if (operation !== "rm") throw e;
         driver = new Proxy({} as Driver, { get: () => () => Promise.reject(e) });
       }
-      const run = new Run(this.repo, this.host, this.tokens, machine, driver, progress, signal);
+      const run = new Run(this.repo, this.host, this.tokens, this.joins, machine, driver, progress, signal);
       const result = await run.execute(operation, params);
       await chain;
       return result;
@@ -118,6 +120,7 @@ class Run {
     private readonly repo: MachinesRepository,
     private readonly host: MachineHost,
     private readonly tokens: TokensService,
+    private readonly joins: JoinService,
     private machine: MachineRow,
     private readonly driver: Driver,
     private readonly progress: (step: string, message: string, percent: number) => void,
@@ -219,20 +222,24 @@ class Run {
     this.machine = machine;
     const result = await provision({
       ...(await this.target(ip)),
-      controlPlane: await this.agentToken(),
+      controlPlane: await this.joinToken(),
       agentBundle: { path: this.host.config.agentBundle },
       engine: this.host.engineOptions(this.machine),
     });
     await this.ready(result.agentVersion);
   }
 
-  /** A fresh API token for the agent's heartbeats (the previous one is revoked), when configured. */
-  private async agentToken(): Promise<{ url: string; token: string } | undefined> {
+  /**
+   * A one-time join token for the agent (older unused ones stop working), when agents are to
+   * report. The agent's current API token keeps working until the agent trades the new join
+   * token, which replaces it: a re-provisioning whose agent never comes back loses nothing.
+   */
+  private async joinToken(): Promise<{ url: string; joinToken: string } | undefined> {
     const url = this.host.config.agentApiUrl;
     if (!url) return undefined;
-    const name = agentTokenName(this.machine.name);
-    await this.tokens.revoke(name).catch(() => undefined);
-    return { url, token: (await this.tokens.create(name)).token };
+    const { token, expiresAt } = await this.joins.issue(this.machine.name);
+    this.progress("join token", `issued a one-time join token for the agent (valid until ${expiresAt.toISOString()})`, 38);
+    return { url, joinToken: token };
   }
 
   /** After the host booted: new IP → new certificate; in any case (re)start the agent and wait. */
@@ -261,6 +268,7 @@ class Run {
     }
     await this.host.removeUserCerts(this.machine.name);
     await this.tokens.revoke(agentTokenName(this.machine.name)).catch(() => undefined);
+    await this.joins.forget(this.machine.name);
     await rm(this.host.storeDir(this.machine.name), { recursive: true, force: true });
     await this.repo.delete(this.machine.id, this.machine.name);
     return { removed: true };

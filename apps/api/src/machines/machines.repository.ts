@@ -6,6 +6,11 @@ import type { Machine as MachineRow, MachineState, Prisma } from "../generated/p
 
 export type { MachineRow };
 
+export interface AgentInfo {
+  joinedAt: Date | null;
+  node: { id: string; hostname: string; status: string; lastHeartbeatAt: Date | null } | null;
+}
+
 /** Database side of machines: every state change is written with its event in one transaction. */
 @Injectable()
 export class MachinesRepository {
@@ -91,6 +96,26 @@ export class MachinesRepository {
     if (!machine) return false;
     const { count } = await this.prisma.node.updateMany({ where: { hostname, machineId: null }, data: { machineId: machine.id } });
     return count > 0;
+  }
+
+  /** Per machine: its linked node, and when its agent last traded a join token. */
+  async agentInfo(machines: Pick<MachineRow, "id" | "name">[]): Promise<Map<string, AgentInfo>> {
+    const ids = machines.map((m) => m.id);
+    const names = machines.map((m) => m.name);
+    const [nodes, joins] = await Promise.all([
+      this.prisma.node.findMany({ where: { machineId: { in: ids } }, select: { id: true, hostname: true, status: true, machineId: true, lastHeartbeatAt: true } }),
+      this.prisma.joinToken.groupBy({ by: ["machineName"], where: { machineName: { in: names }, usedAt: { not: null } }, _max: { usedAt: true } }),
+    ]);
+    const joined = new Map(joins.map((j) => [j.machineName, j._max.usedAt]));
+    const info = new Map<string, AgentInfo>();
+    for (const m of machines) {
+      const n = nodes.find((x) => x.machineId === m.id);
+      info.set(m.id, {
+        joinedAt: joined.get(m.name) ?? null,
+        node: n ? { id: n.id, hostname: n.hostname, status: n.status, lastHeartbeatAt: n.lastHeartbeatAt } : null,
+      });
+    }
+    return info;
   }
 
   async progress(id: string, data: { step: string; message: string; percent: number; operation: string }): Promise<void> {

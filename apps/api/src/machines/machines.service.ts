@@ -5,7 +5,7 @@ import type { FlotillaEvent } from "../events/events.service";
 import { QueuesService } from "../queues/queues.service";
 import type { MachineState } from "../generated/prisma/client";
 import { ENGINE_OPTIONS, MachineHost, splitOptions } from "./machine-host";
-import { MachinesRepository, type MachineRow } from "./machines.repository";
+import { MachinesRepository, type AgentInfo, type MachineRow } from "./machines.repository";
 
 /** Operations run by the provision worker, and the state a machine shows while one runs. */
 export const OPERATIONS = {
@@ -32,6 +32,10 @@ export interface MachineView {
   sshUser: string | null;
   sshPort: number | null;
   agentVersion: string | null;
+  /** When the agent last traded its one-time join token for its API token; null: never. */
+  agentJoinedAt?: string | null;
+  /** The node the agent registered as, once it reported (list and inspect). */
+  node?: { id: string; hostname: string; status: string; lastHeartbeatAt: string | null } | null;
   options: Record<string, unknown>;
   createdAt: string;
   updatedAt: string;
@@ -44,7 +48,7 @@ export interface OperationAccepted {
   eventId: string;
 }
 
-export function toView(m: MachineRow): MachineView {
+export function toView(m: MachineRow, agent?: AgentInfo): MachineView {
   return {
     id: m.id,
     name: m.name,
@@ -56,6 +60,12 @@ export function toView(m: MachineRow): MachineView {
     sshUser: m.sshUser,
     sshPort: m.sshPort,
     agentVersion: m.agentVersion,
+    ...(agent
+      ? {
+          agentJoinedAt: agent.joinedAt?.toISOString() ?? null,
+          node: agent.node ? { ...agent.node, status: agent.node.status.toLowerCase(), lastHeartbeatAt: agent.node.lastHeartbeatAt?.toISOString() ?? null } : null,
+        }
+      : {}),
     options: (m.options ?? {}) as Record<string, unknown>,
     createdAt: m.createdAt.toISOString(),
     updatedAt: m.updatedAt.toISOString(),
@@ -86,11 +96,14 @@ export class MachinesService {
   }
 
   async list(): Promise<MachineView[]> {
-    return (await this.repo.list()).map(toView);
+    const rows = await this.repo.list();
+    const agents = await this.repo.agentInfo(rows);
+    return rows.map((m) => toView(m, agents.get(m.id)));
   }
 
   async get(name: string): Promise<MachineView> {
-    return toView(await this.repo.find(name));
+    const m = await this.repo.find(name);
+    return toView(m, (await this.repo.agentInfo([m])).get(m.id));
   }
 
   /** Moves the machine to the operation's transitional state and enqueues the work. */
