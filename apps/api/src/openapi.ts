@@ -6,8 +6,10 @@ export function buildOpenApi(app: NestFastifyApplication): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle("Flotilla API")
     .setDescription(
-      "Control plane of Flotilla: machines, nodes, services and tasks. Every endpoint except health needs " +
-        "`Authorization: Bearer <token>`. Errors are `{ error, message, details }` with 400/401/404/409/501/503.",
+      "Control plane of Flotilla: machines, nodes, services and tasks. Every endpoint except health and " +
+        "POST /api/v1/nodes/join (which takes a one-time join token) needs `Authorization: Bearer <token>`; " +
+        "agent-role tokens may only send their own node's heartbeats. " +
+        "Errors are `{ error, message, details }` with 400/401/403/404/409/501/503.",
     )
     .setVersion(VERSION)
     .addBearerAuth()

@@ -3,8 +3,8 @@ import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiTags } from "@n
 import { ZodValidationPipe } from "../common/zod-validation.pipe";
 import { HeartbeatBody, HeartbeatsService, type HeartbeatReply } from "./heartbeats.service";
 
-// Authentication: the bearer API token for now. The machines issue adds per-node join tokens
-// (issued at provisioning, one per agent, revocable with the node) and mTLS client identity.
+// Authentication: a bearer token. Provisioned agents use the `agent`-role token they got by
+// trading their one-time join token (POST /api/v1/nodes/join), valid for their own hostname only.
 @ApiTags("nodes")
 @ApiBearerAuth()
 @Controller("api/v1/nodes")
