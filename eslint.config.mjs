@@ -41,7 +41,12 @@ export default tseslint.config(
     rules: restrict(infra, "ctl talks REST, no server-side libraries.", otherApps("api", "console")),
   },
   {
+    files: ["libs/api-types/src/**/*.ts"],
+    rules: restrict([...nodeBuiltins, ...infra, "@flotilla/*"], "libs/api-types is the REST API's shapes as types only: it imports nothing."),
+  },
+  {
     files: ["apps/console/src/**/*.{ts,tsx}"],
-    rules: restrict(infra, "the console talks REST, no server-side libraries.", otherApps("api", "ctl")),
+    // A browser app: nothing of Node's, and of ours only the REST types (@flotilla/api-types).
+    rules: restrict([...infra, ...nodeBuiltins, "@flotilla/*", "!@flotilla/api-types"], "the console talks REST: browser code and @flotilla/api-types only.", otherApps("api", "ctl")),
   },
 );

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Flotilla needs, only those missing. Idempotent; needs root
-# (or sudo) the first time. Groups: stack (control plane), test (everything the tests drive).
+# (or sudo) the first time. Groups: stack (control plane, plus what the first local netns machine
+# of `./setup.sh start` needs), test (everything the tests drive).
 set -euo pipefail
 
-stack=(postgresql redis-server)
-test=(openssh-server docker-registry skopeo umoci busybox-static crun runc iproute2 iptables curl psmisc attr openssl)
+stack=(postgresql redis-server openssh-server iproute2 iptables)
+test=(openssh-server docker-registry skopeo umoci busybox-static crun runc iproute2 iptables curl psmisc attr openssl chromium)
 
 want=()
 case "${1:-all}" in

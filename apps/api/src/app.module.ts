@@ -37,6 +37,7 @@ import { MACHINES_CONFIG, loadMachinesConfig } from "./machines/machines-config"
 import { MachinesController } from "./machines/machines.controller";
 import { MachinesRepository } from "./machines/machines.repository";
 import { MachinesService } from "./machines/machines.service";
+import { ConsoleModule } from "./console/console.module";
 import { JoinController } from "./join/join.controller";
 import { JoinService } from "./join/join.service";
 
@@ -77,8 +78,9 @@ export class CoreModule {
   }
 }
 
-/** The HTTP API: controllers, auth, error mapping. */
+/** The HTTP API: controllers, auth, error mapping; the web console at `/`. */
 @Module({
+  imports: [ConsoleModule],
   controllers: [HealthController, EventsController, TokensController, ServicesController, TasksController, HeartbeatsController, NodesController, MachinesController, JoinController],
   providers: [
     { provide: APP_GUARD, useClass: BearerAuthGuard },

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import type { ApiErrorBody } from "@flotilla/api-types";
 
 /** Where ctl finds the API: env first, then the config the API wrote on its first start. */
 export interface CtlConfig {
@@ -31,11 +32,7 @@ export function loadCtlConfig(env = process.env): CtlConfig {
 /** An error whose message is for the user as is; exit code 1. */
 export class CtlError extends Error {}
 
-export interface ApiErrorBody {
-  error: string;
-  message: string;
-  details?: Record<string, unknown>;
-}
+export type { ApiErrorBody };
 
 /** A thin REST client: the API's error message becomes the CLI's error message. */
 export class ApiClient {

@@ -1,15 +1,7 @@
 import type { Command } from "commander";
+import type { ApiEvent as StreamEvent } from "@flotilla/api-types";
 import { ApiClient, loadCtlConfig } from "../client";
 import { out } from "../output";
-
-interface StreamEvent {
-  id: string;
-  at: string;
-  kind: string;
-  subjectId: string | null;
-  action: string;
-  data: Record<string, unknown>;
-}
 
 /** Reads a text/event-stream body and yields each event's JSON data. */
 export async function* readSse<T>(body: ReadableStream<Uint8Array>): AsyncGenerator<T> {

@@ -3,54 +3,10 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
+import type { ApiEvent as MachineEvent, DriverOption as OptionSpec, DriversInfo, MachineView, OperationAccepted as Accepted } from "@flotilla/api-types";
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
 import { readSse } from "./events";
-
-interface MachineView {
-  id: string;
-  name: string;
-  driver: string;
-  state: string;
-  stateReason: string | null;
-  ip: string | null;
-  url: string | null;
-  sshUser: string | null;
-  sshPort: number | null;
-  agentVersion: string | null;
-  options: Record<string, unknown>;
-  createdAt: string;
-  updatedAt: string;
-}
-
-interface Accepted {
-  machine: MachineView;
-  jobId: string;
-  eventId: string;
-}
-
-interface OptionSpec {
-  name: string;
-  type: string;
-  default?: string | number | boolean;
-  help: string;
-  required?: boolean;
-  unit?: string;
-  choices?: string[];
-}
-
-interface DriversInfo {
-  drivers: { name: string; description: string; options: OptionSpec[] }[];
-  engineOptions: OptionSpec[];
-}
-
-interface MachineEvent {
-  id: string;
-  kind: string;
-  subjectId: string | null;
-  action: string;
-  data: Record<string, unknown>;
-}
 
 const api = () => new ApiClient(loadCtlConfig());
 const path = (name: string, rest = "") => `/api/v1/machines/${encodeURIComponent(name)}${rest}`;

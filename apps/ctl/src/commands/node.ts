@@ -1,18 +1,8 @@
 import type { Command } from "commander";
+import type { NodeView as NodeJson } from "@flotilla/api-types";
 import { Option } from "commander";
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
-
-interface NodeJson {
-  id: string;
-  hostname: string;
-  status: string;
-  availability: string;
-  labels: Record<string, string>;
-  engineUrl: string | null;
-  resources: { nanoCpus: number; memoryBytes: number };
-  tasks?: number;
-}
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const client = () => new ApiClient(loadCtlConfig());

@@ -8,34 +8,9 @@ import {
   parsePlacementPref,
   parsePublish,
 } from "@flotilla/core";
+import type { ServiceView as ServiceJson, TaskView as TaskJson } from "@flotilla/api-types";
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
-
-/** A service as the API returns it (the fields ctl reads). */
-interface ServiceJson {
-  id: string;
-  name: string;
-  mode: "replicated" | "global";
-  desired: number;
-  running: number;
-  version: number;
-  taskVersion: number;
-  spec: { image: string; env: Record<string, string>; ports: { published: number; target: number; protocol: string; mode?: "ingress" | "host" }[] };
-  updateState: { status: string; message: string } | null;
-}
-
-/** A task as the API returns it. */
-interface TaskJson {
-  id: string;
-  name: string;
-  nodeHostname: string | null;
-  specVersion: number;
-  state: string;
-  desiredState: string;
-  message: string | null;
-  error: string | null;
-  updatedAt: string;
-}
 
 const ACTIVE = new Set(["NEW", "PENDING", "ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"]);
 // Every non-running task pending with a reason for this long means nothing will change by

@@ -1,16 +1,9 @@
 import type { Command } from "commander";
+import type { HealthView as Health } from "@flotilla/api-types";
 import { writeFileSync, mkdirSync, chmodSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { ApiClient, configDir, loadCtlConfig } from "../client";
 import { json, out, table } from "../output";
-
-interface Health {
-  status: string;
-  version: string;
-  role: string;
-  postgres: { ok: boolean; error?: string };
-  redis: { ok: boolean; error?: string };
-}
 
 export function registerSystem(program: Command): void {
   program

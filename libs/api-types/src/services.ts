@@ -1,0 +1,101 @@
+export type ServiceMode = { kind: "replicated"; replicas: number } | { kind: "global" };
+export type PortProtocol = "tcp" | "udp";
+/** ingress: every node answers on the published port (routing mesh); host: only nodes running a task. */
+export type PublishMode = "ingress" | "host";
+
+export interface PortConfig {
+  published: number;
+  target: number;
+  protocol: PortProtocol;
+  /** Absent in specs written before publish modes existed: ingress. */
+  mode?: PublishMode;
+}
+
+export interface ResourceAmounts {
+  /** 1 CPU = 1e9. */
+  nanoCpus: number;
+  memoryBytes: number;
+}
+
+export interface UpdateConfig {
+  parallelism: number;
+  delayMs: number;
+  monitorMs: number;
+  failureAction: "pause" | "continue" | "rollback";
+  maxFailureRatio: number;
+  order: "stop-first" | "start-first";
+}
+
+export interface RestartPolicy {
+  condition: "none" | "on-failure" | "any";
+  delayMs: number;
+  maxAttempts: number;
+  windowMs: number;
+}
+
+export interface Placement {
+  constraints: string[];
+  preferences: { spread: string }[];
+  maxReplicasPerNode?: number;
+}
+
+/** A service's desired state, every field filled in by the API. */
+export interface ServiceSpec {
+  name: string;
+  image: string;
+  command: string[];
+  args: string[];
+  env: Record<string, string>;
+  labels: Record<string, string>;
+  mode: ServiceMode;
+  resources: { reservations: ResourceAmounts; limits: ResourceAmounts & { pids?: number } };
+  ports: PortConfig[];
+  placement: Placement;
+  restartPolicy: RestartPolicy;
+  updateConfig: UpdateConfig;
+  rollbackConfig: UpdateConfig;
+  stopGracePeriodMs: number;
+}
+
+export type UpdateStatus = "updating" | "paused" | "completed" | "rollback-started" | "rollback-paused" | "rollback-completed";
+
+/** Progress of a rolling update or rollback. */
+export interface UpdateState {
+  status: UpdateStatus | (string & {});
+  targetVersion: number;
+  startedAt: number;
+  completedAt?: number;
+  /** For people: "updating: 3/10 tasks". */
+  message: string;
+}
+
+/** `GET /api/v1/services`, `GET /api/v1/services/{id}`, and the answer of every change. */
+export interface ServiceView {
+  id: string;
+  name: string;
+  mode: "replicated" | "global";
+  /** Replicated: the replicas asked for; global: the tasks wanted (one per eligible node). */
+  desired: number;
+  running: number;
+  version: number;
+  /** The version whose spec the tasks should run (changes that only scale keep it). */
+  taskVersion: number;
+  spec: ServiceSpec;
+  previousSpec: ServiceSpec | null;
+  updateState: UpdateState | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+/** `PATCH /api/v1/services/{id}`: any spec field; `replicas` alone scales. */
+export type ServiceUpdateRequest = Omit<DeepPartial<ServiceSpec>, "name" | "ports" | "mode"> & {
+  ports?: { published: number; target: number; protocol?: PortProtocol; mode?: PublishMode }[];
+  mode?: ServiceMode;
+  /** Shorthand for mode {kind: replicated, replicas}. */
+  replicas?: number;
+};
+
+/** `POST /api/v1/services`. */
+export type ServiceCreateRequest = ServiceUpdateRequest & { name: string; image: string };

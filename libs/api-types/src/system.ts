@@ -1,0 +1,33 @@
+/** One record of `GET /api/v1/events` (Server-Sent Events; the SSE `event` is `kind`, its `id` is `id`). */
+export interface ApiEvent<D = Record<string, unknown>> {
+  /** A whole number as a string; `?since=<id>` replays what came after it. */
+  id: string;
+  at: string;
+  kind: "machine" | "node" | "service" | "task" | "token" | (string & {});
+  subjectId: string | null;
+  action: string;
+  data: D;
+}
+
+/** `GET /api/v1/health` (no token needed; 503 with the same body when degraded). */
+export interface HealthView {
+  status: "ok" | "degraded";
+  version: string;
+  role: string;
+  postgres: { ok: boolean; error?: string };
+  redis: { ok: boolean; error?: string };
+}
+
+/** `GET /api/v1/tokens` (secrets are never returned). */
+export interface TokenView {
+  id: string;
+  name: string;
+  role: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+}
+
+/** `POST /api/v1/tokens`: the only answer that carries the secret. */
+export interface CreatedToken extends TokenView {
+  token: string;
+}
