@@ -1,5 +1,6 @@
 // One event stream per signed-in console, shared by every view: views subscribe to event kinds
-// and re-fetch their lists when one arrives (debounced, so a burst of task events is one request).
+// and re-fetch their lists when one arrives (throttled, so a burst of task events is one request
+// per interval).
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
 import type { ApiEvent, MachineProgress } from "@flotilla/api-types";
 import { Api } from "./client";
@@ -60,8 +61,13 @@ export function useLive(): LiveContext {
 
 export const useApi = (): Api => useLive().api;
 
-/** Calls `fn` (debounced) whenever an event of one of `kinds` arrives, and after a reconnect. */
-export function useOnEvents(kinds: readonly string[], fn: () => void, debounceMs = 250): void {
+/**
+ * Calls `fn` at most once per `intervalMs` after events of one of `kinds` arrive, and after a
+ * reconnect. A throttle, not a debounce: a debounce restarted by every event would not re-fetch
+ * at all while a machine's provisioning steps stream in, so the new machine would only appear
+ * once its creation had paused.
+ */
+export function useOnEvents(kinds: readonly string[], fn: () => void, intervalMs = 250): void {
   const { subscribe } = useLive();
   const latest = useRef(fn);
   latest.current = fn;
@@ -71,14 +77,17 @@ export function useOnEvents(kinds: readonly string[], fn: () => void, debounceMs
     let timer: ReturnType<typeof setTimeout> | undefined;
     const unsubscribe = subscribe((e) => {
       if (e !== "resync" && !wanted.has(e.kind)) return;
-      clearTimeout(timer);
-      timer = setTimeout(() => latest.current(), debounceMs);
+      // Events that arrive while one is pending are covered by it: it fetches after them.
+      timer ??= setTimeout(() => {
+        timer = undefined;
+        latest.current();
+      }, intervalMs);
     });
     return () => {
       clearTimeout(timer);
       unsubscribe();
     };
-  }, [key, subscribe, debounceMs]);
+  }, [key, subscribe, intervalMs]);
 }
 
 export interface Resource<T> {
