@@ -57,6 +57,9 @@ export class SimAgent {
   private paused = false;
   url = "";
   lastHeartbeatStatus?: number;
+  /** Round trips of the heartbeats sent (ms), and how many got no answer or an error. */
+  readonly heartbeatMs: number[] = [];
+  heartbeatFailures = 0;
   nodeId?: string;
   ingress?: SimIngressTable;
 
@@ -119,6 +122,7 @@ export class SimAgent {
         ...(c.finishedAt ? { finishedAt: c.finishedAt } : {}),
       })),
     };
+    const sent = Date.now();
     try {
       const res = await fetch(`${this.opts.apiUrl}/api/v1/nodes/heartbeat`, {
         method: "POST",
@@ -126,6 +130,8 @@ export class SimAgent {
         body: JSON.stringify(body),
       });
       this.lastHeartbeatStatus = res.status;
+      this.heartbeatMs.push(Date.now() - sent);
+      if (!res.ok) this.heartbeatFailures++;
       if (res.ok) {
         const reply = (await res.json()) as { nodeId: string; ingress?: SimIngressTable };
         this.nodeId = reply.nodeId;
@@ -133,6 +139,7 @@ export class SimAgent {
       } else await res.body?.cancel();
     } catch {
       // The API may be restarting; the next beat tries again.
+      this.heartbeatFailures++;
     }
   }
 

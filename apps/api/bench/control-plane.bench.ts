@@ -1,13 +1,15 @@
 // Control-plane bench: BENCH_NODES simulated agents (default 1,000) heartbeating every
 // FLOTILLA_HEARTBEAT_MS, then BENCH_REPLICAS replicas (default 30,000, in BENCH_SERVICES
-// services). Reports the time until every task is RUNNING and the API's latency (p50/p99) for
-// listing requests made during it. Goal: all running in < 60 s.
+// services). Reports the time until every task is RUNNING (and its ratio to the goal), the API's
+// latency (p50/p99) for listing requests made during it, the agents' heartbeat round trips, and
+// the API process's CPU time. Goal: all running in < 60 s.
 //
 // Runs the *built* API (`node apps/api/dist/main.js`): tsx does not emit the decorator metadata
 // NestJS needs. Postgres and Redis are the integration tests' stack (started if needed).
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -21,6 +23,8 @@ const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 30_000);
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 30);
 const HEARTBEAT_MS = Number(process.env.FLOTILLA_HEARTBEAT_MS ?? 5000);
 const GOAL_MS = 60_000;
+// Extra node options for the spawned API, e.g. BENCH_API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+const API_NODE_ARGS = (process.env.BENCH_API_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -29,6 +33,16 @@ const freePort = () =>
       s.close(() => resolve(p));
     });
   });
+
+/** CPU seconds a process has used (Linux /proc), or NaN where that cannot be read. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
 
 function percentile(xs: number[], p: number): number {
   if (!xs.length) return NaN;
@@ -47,7 +61,7 @@ async function main(): Promise<void> {
   const port = await freePort();
   const configDir = mkdtempSync(join(tmpdir(), "flotilla-bench-"));
   const url = `http://127.0.0.1:${port}`;
-  const api: ChildProcess = spawn(process.execPath, [join(repoRoot, "apps/api/dist/main.js"), "all"], {
+  const api: ChildProcess = spawn(process.execPath, [...API_NODE_ARGS, join(repoRoot, "apps/api/dist/main.js"), "all"], {
     env: {
       ...process.env,
       DATABASE_URL: adminUrl(db),
@@ -95,6 +109,13 @@ async function main(): Promise<void> {
     })();
 
     t0 = Date.now();
+    const cpu0 = cpuSeconds(api.pid);
+    const beatsBefore = new Map(agents.map((a) => [a, a.heartbeatMs.length]));
+    // The simulated agents live in this process: its own event-loop delay is part of every
+    // latency measured here, and tells the API's share from the load generator's.
+    const lag = monitorEventLoopDelay({ resolution: 20 });
+    lag.enable();
+    const failedBefore = agents.reduce((n, a) => n + a.heartbeatFailures, 0);
     const per = Math.ceil(REPLICAS / SERVICES);
     for (let i = 1; i <= SERVICES; i++) {
       await call("POST", "/api/v1/services", { name: `svc-${i}`, image: "busybox", replicas: Math.min(per, REPLICAS - per * (i - 1)), placement: { preferences: [{ spread: "node.labels.zone" }] }, resources: { reservations: { memoryBytes: 16 * 1024 ** 2 } } });
@@ -111,9 +132,12 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 1000));
     }
     const elapsed = Date.now() - t0;
+    const apiCpuS = Math.round((cpuSeconds(api.pid) - cpu0) * 10) / 10;
     probing = false;
     await probe;
     const containers = agents.reduce((n, a) => n + a.running().length, 0);
+    // Heartbeats sent from the first service on: what the agents felt while the plane worked.
+    const beats = agents.flatMap((a) => a.heartbeatMs.slice(beatsBefore.get(a) ?? 0));
     console.log(
       JSON.stringify({
         nodes: NODES,
@@ -122,16 +146,26 @@ async function main(): Promise<void> {
         allRunningMs: elapsed,
         goalMs: GOAL_MS,
         goalMet: elapsed < GOAL_MS,
+        ratioToGoal: Math.round((elapsed / GOAL_MS) * 100) / 100,
         containersRunning: containers,
+        // The API process's CPU time while it converged: near allRunningMs means it was CPU-bound.
+        apiCpuS,
         apiFailures: failures.length,
         firstFailure: failures[0],
         apiLatencyMs: { requests: latencies.length, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.max(...latencies) },
+        benchLoopDelayMs: { p99: Math.round(lag.percentile(99) / 1e6), max: Math.round(lag.max / 1e6) },
+        heartbeatMs: { beats: beats.length, failed: agents.reduce((n, a) => n + a.heartbeatFailures, 0) - failedBefore, p50: percentile(beats, 50), p99: percentile(beats, 99), max: Math.max(...beats) },
       }),
     );
   } finally {
+    // The API first: agents gone before it would look like a cluster-wide outage to it, and it
+    // would spend its shutdown orphaning and rescheduling every task.
+    if (api.exitCode === null && api.signalCode === null) {
+      const exited = new Promise((r) => api.once("exit", r));
+      api.kill("SIGTERM");
+      await exited;
+    }
     await Promise.all(agents.map((a) => a.stop()));
-    api.kill("SIGTERM");
-    await new Promise((r) => api.once("exit", r));
     await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
     await admin.end();
   }

@@ -8,7 +8,7 @@ const valid = { DATABASE_URL: "postgresql://u@127.0.0.1:5432/db", REDIS_URL: "re
 describe("loadConfig", () => {
   it("applies defaults", () => {
     const c = loadConfig(valid);
-    expect(c).toMatchObject({ host: "127.0.0.1", port: 8080, role: "all", logLevel: "log", sweepIntervalMs: 30_000, configDir: "/home/u/.config/flotilla", heartbeatMs: 5_000, dbPoolSize: 10 });
+    expect(c).toMatchObject({ host: "127.0.0.1", port: 8080, role: "all", logLevel: "log", sweepIntervalMs: 30_000, configDir: "/home/u/.config/flotilla", heartbeatMs: 5_000, dbPoolSize: 20 });
   });
 
   it("honours XDG_CONFIG_HOME and FLOTILLA_CONFIG_DIR", () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestApi } from "./support";
 import type { SimAgent } from "../../../test/support/sim-agent";
-import { converged, getJson, live, runningContainers, send, simNodes, startFastApi, tasksOf, until } from "./services-support";
+import { converged, getJson, HEARTBEAT_MS, live, runningContainers, send, simNodes, startFastApi, tasksOf, until } from "./services-support";
 
 describe("heartbeats and node failure", () => {
   let api: TestApi;
@@ -40,6 +40,30 @@ describe("heartbeats and node failure", () => {
     });
     expect((await getJson<{ state: string }>(api, `/api/v1/tasks/${task.id}`)).state).toBe("FAILED");
     const [replacement] = await converged(api, "crashy", 1);
+    expect(replacement.id).not.toBe(task.id);
+    expect(replacement.slot).toBe(1);
+  });
+
+  it("fails a task whose container vanished from its node, but not on one report that predates it", async () => {
+    await send(api, "POST", "/api/v1/services", { name: "vanish", image: "busybox", replicas: 1, restartPolicy: { delayMs: 0 } });
+    const [task] = await converged(api, "vanish", 1);
+    const agent = agents.find((a) => a.opts.hostname === task.nodeHostname)!;
+    // Running for longer than the window in which a report may lag behind the dispatcher.
+    await new Promise((r) => setTimeout(r, 4 * HEARTBEAT_MS));
+    // A late report, built before the container existed: the agent's next ones list it again.
+    const late = await send(api, "POST", "/api/v1/nodes/heartbeat", { hostname: agent.opts.hostname, engineUrl: agent.url, resources: { nanoCpus: 4_000_000_000, memoryBytes: 8 * 1024 ** 3 }, containers: [] });
+    expect(late.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 4 * HEARTBEAT_MS));
+    expect((await getJson<{ state: string }>(api, `/api/v1/tasks/${task.id}`)).state).toBe("RUNNING");
+    // Gone for good: missing from report after report.
+    const container = [...agent.containers.values()].find((c) => c.labels["flotilla.task.id"] === task.id)!;
+    agent.containers.delete(container.id);
+    const failed = await until("the task to fail", async () => {
+      const t = await getJson<{ state: string; error: string }>(api, `/api/v1/tasks/${task.id}`);
+      return t.state === "FAILED" ? t : undefined;
+    });
+    expect(failed.error).toBe("task: container removed while it should be running");
+    const [replacement] = await converged(api, "vanish", 1);
     expect(replacement.id).not.toBe(task.id);
     expect(replacement.slot).toBe(1);
   });

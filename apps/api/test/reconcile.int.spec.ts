@@ -50,6 +50,31 @@ describe("reconcile worker", () => {
     expect(runningContainers(agents).filter((c) => c.serviceId === id).length).toBe(7);
   });
 
+  it("an update whose tasks fail rolls back by itself, installing the previous spec with the plan", async () => {
+    const res = await send(api, "POST", "/api/v1/services", {
+      name: "roll",
+      image: "busybox",
+      replicas: 2,
+      env: { V: "1" },
+      updateConfig: { parallelism: 1, delayMs: 0, monitorMs: 5000, failureAction: "rollback", maxFailureRatio: 0 },
+    });
+    const { id } = (await res.json()) as { id: string };
+    await converged(api, "roll", 2);
+    expect((await send(api, "PATCH", "/api/v1/services/roll", { env: { V: "2" } })).status).toBe(200);
+    // The first task of the new spec starts, then crashes within the monitor period.
+    const bad = await until("a task of the new spec running", async () => (await tasksOf(api, "roll")).find((t) => t.specVersion === 2 && t.state === "RUNNING"));
+    agents.find((a) => a.opts.hostname === bad.nodeHostname)!.exit(bad.id, 1);
+    const rolled = await until("the rollback to finish", async () => {
+      const s = await getJson<{ taskVersion: number; spec: { env: Record<string, string> }; previousSpec: { env: Record<string, string> } }>(api, "/api/v1/services/roll");
+      const l = live(await tasksOf(api, "roll"));
+      return s.taskVersion === 3 && l.length === 2 && l.every((t) => t.state === "RUNNING" && t.specVersion === 3) && s;
+    }, 40_000);
+    expect(rolled.spec.env).toEqual({ V: "1" });
+    expect(rolled.previousSpec.env).toEqual({ V: "2" });
+    noSlotTwice(await tasksOf(api, "roll"));
+    expect(runningContainers(agents).filter((c) => c.serviceId === id).length).toBe(2);
+  });
+
   it("a restart of the API and worker in the middle of a scale converges once, without duplicates", async () => {
     const res = await send(api, "POST", "/api/v1/services", { name: "big", image: "busybox", replicas: 2 });
     const { id } = (await res.json()) as { id: string };

@@ -111,6 +111,17 @@ describe("services API", () => {
     expect(same.version).toBe(5);
   });
 
+  it("a rolling update with a monitor period completes on its own", async () => {
+    const res = await send(api, "PATCH", "/api/v1/services/web", { env: { A: "2" }, updateConfig: { parallelism: 1, monitorMs: 3000 } });
+    expect(res.status).toBe(200);
+    const done = await until("the update to complete", async () => {
+      const s = await getJson<{ taskVersion: number; updateState: { status: string; message: string } | null }>(api, "/api/v1/services/web");
+      return s.updateState?.status === "completed" && s;
+    }, 40_000);
+    const l = live(await tasksOf(api, "web"));
+    expect(l.every((t) => t.specVersion === done.taskVersion && t.state === "RUNNING")).toBe(true);
+  });
+
   it("global mode runs one task per eligible node", async () => {
     const res = await send(api, "POST", "/api/v1/services", { name: "agent", image: "busybox", mode: { kind: "global" }, placement: { constraints: ["node.labels.zone==a"] } });
     expect(res.status).toBe(201);

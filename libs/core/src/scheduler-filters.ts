@@ -156,13 +156,32 @@ export function demandOf(serviceId: string, spec: ServiceSpec, constraints: read
   };
 }
 
-/** Books `task` on `node`: the accounting every later filter check sees. */
-export function reserve(task: TaskDemand, node: NodeState): void {
-  node.freeNanoCpus -= task.nanoCpus;
-  node.freeMemoryBytes -= task.memoryBytes;
+/** Books `count` tasks like `task` on `node`: the accounting every later filter check sees. */
+export function reserve(task: TaskDemand, node: NodeState, count = 1): void {
+  node.freeNanoCpus -= task.nanoCpus * count;
+  node.freeMemoryBytes -= task.memoryBytes * count;
   for (const k of task.portKeys) node.usedPorts.add(k);
-  node.taskCount++;
-  node.serviceCounts.set(task.serviceId, (node.serviceCounts.get(task.serviceId) ?? 0) + 1);
+  node.taskCount += count;
+  node.serviceCounts.set(task.serviceId, (node.serviceCounts.get(task.serviceId) ?? 0) + count);
+}
+
+/**
+ * Live tasks counted per node id, then per service id, rather than listed: what an adapter
+ * reads in one aggregate query when the cluster holds tens of thousands of tasks. For the
+ * accounting, a count here is exactly the same as that many live tasks in a list.
+ */
+export type LiveCounts = ReadonlyMap<string, ReadonlyMap<string, number>>;
+
+/** The live tasks of `tasks` (desired running, not finished, on a node) as LiveCounts. */
+export function countLive(tasks: readonly Task[]): Map<string, Map<string, number>> {
+  const out = new Map<string, Map<string, number>>();
+  for (const t of tasks) {
+    if (t.nodeId === undefined || !isLive(t)) continue;
+    let perService = out.get(t.nodeId);
+    if (!perService) out.set(t.nodeId, (perService = new Map()));
+    perService.set(t.serviceId, (perService.get(t.serviceId) ?? 0) + 1);
+  }
+  return out;
 }
 
 /** How far back a failure counts as recent, and from how many a node ranks last for a service. */
@@ -176,7 +195,8 @@ export interface FailureWindow {
  * Builds the accounting from the tasks already placed. Live tasks (desired running, not
  * terminal) hold their service's reservations and host ports: tasks we asked to stop release
  * theirs at once, as in swarmkit, so a stop-first update can reuse the node. Reservations come
- * from the service's spec in `specOf`; a service missing there holds nothing.
+ * from the service's spec in `specOf`; a service missing there holds nothing. `counts` adds
+ * live tasks that were counted instead of listed (none of them may also be in `existing`).
  */
 export function buildNodeStates(
   nodes: readonly NodeInfo[],
@@ -184,6 +204,7 @@ export function buildNodeStates(
   skip: ReadonlySet<string>,
   specOf: (serviceId: string) => ServiceSpec | undefined,
   failures: FailureWindow,
+  counts?: LiveCounts,
 ): { states: NodeState[]; byId: Map<string, NodeState> } {
   const states = nodes.map(
     (node, index): NodeState => ({
@@ -199,21 +220,27 @@ export function buildNodeStates(
   );
   const byId = new Map(states.map((s) => [s.node.id, s]));
   const demands = new Map<string, TaskDemand>();
+  const held = (serviceId: string): TaskDemand => {
+    let demand = demands.get(serviceId);
+    if (!demand) {
+      const spec = specOf(serviceId);
+      demand = spec ? demandOf(serviceId, spec, []) : { serviceId, nanoCpus: 0, memoryBytes: 0, portKeys: [], constraints: [], maxReplicasPerNode: 0 };
+      demands.set(serviceId, demand);
+    }
+    return demand;
+  };
+  for (const [nodeId, perService] of counts ?? []) {
+    const state = byId.get(nodeId);
+    if (!state) continue;
+    for (const [serviceId, n] of perService) if (n > 0) reserve(held(serviceId), state, n);
+  }
   const since = failures.now === undefined ? -Infinity : failures.now - failures.windowMs;
   for (const t of existing) {
     if (t.nodeId === undefined || skip.has(t.id)) continue;
     const state = byId.get(t.nodeId);
     if (!state) continue;
     if (isLive(t)) {
-      let demand = demands.get(t.serviceId);
-      if (!demand) {
-        const spec = specOf(t.serviceId);
-        demand = spec
-          ? demandOf(t.serviceId, spec, [])
-          : { serviceId: t.serviceId, nanoCpus: 0, memoryBytes: 0, portKeys: [], constraints: [], maxReplicasPerNode: 0 };
-        demands.set(t.serviceId, demand);
-      }
-      reserve(demand, state);
+      reserve(held(t.serviceId), state);
     } else if (isFailure(t.state) && (t.finishedAt ?? t.updatedAt) >= since) {
       state.recentFailures.set(t.serviceId, (state.recentFailures.get(t.serviceId) ?? 0) + 1);
     }

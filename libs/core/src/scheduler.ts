@@ -20,6 +20,7 @@ import {
   STATIC_FILTERS,
   reserve,
   type FilterReason,
+  type LiveCounts,
   type NodeState,
   type ReasonCounts,
   type TaskDemand,
@@ -66,6 +67,11 @@ export interface ScheduleOptions {
   readonly failureWindowMs?: number;
   /** Failures of a service within the window that rank a node last for it (default 1). */
   readonly failureThreshold?: number;
+  /**
+   * Live tasks on nodes counted per node and service instead of listed in `existingTasks`
+   * (typically other services' tasks, read as one aggregate); a task must not be in both.
+   */
+  readonly liveCounts?: LiveCounts;
 }
 
 export const DEFAULT_FAILURE_WINDOW_MS = 5 * 60_000;
@@ -235,10 +241,11 @@ export function schedule(
 ): ScheduleResult {
   const specOf = lookup(specsByService);
   const pendingIds = new Set(pendingTasks.map((t) => t.id));
-  const { states, byId } = buildNodeStates(nodes, existingTasks, pendingIds, specOf, {
+  const window = {
     ...(options.now !== undefined ? { now: options.now } : {}),
     windowMs: options.failureWindowMs ?? DEFAULT_FAILURE_WINDOW_MS,
-  });
+  };
+  const { states, byId } = buildNodeStates(nodes, existingTasks, pendingIds, specOf, window, options.liveCounts);
   const threshold = Math.max(1, options.failureThreshold ?? 1);
   const assignments: Assignment[] = [];
   const unassigned: UnassignedTask[] = [];

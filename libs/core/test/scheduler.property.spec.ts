@@ -2,7 +2,7 @@
 // of the library's filters.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { isLive, schedule, type NodeInfo, type SchedulableTask, type ServiceSpec, type Task } from "../src";
+import { countLive, isLive, schedule, type NodeInfo, type SchedulableTask, type ServiceSpec, type Task } from "../src";
 import { CPU, GiB, makeTask, NOW, replicated } from "./fixtures";
 
 const CONSTRAINTS = ["node.labels.zone==a", "node.labels.zone!=b", "node.role==worker", "node.role==manager", "node.hostname!=h1"] as const;
@@ -213,6 +213,21 @@ describe("schedule: safety", () => {
         expect(new Map(r.assignments.map((a) => [a.taskId, a.nodeId]))).toEqual(reference(w));
       }),
       { numRuns: 400 },
+    );
+  });
+
+  it("decides the same whether live tasks are listed or counted (liveCounts)", () => {
+    fc.assert(
+      fc.property(worldArb(3, 20), fc.func(fc.boolean()), (w, counted) => {
+        // Any split: the adapter counts other services' live tasks and lists the rest.
+        const split = w.existing.map((t) => isLive(t) && counted(t.id));
+        const listed = w.existing.filter((_, i) => !split[i]);
+        const liveCounts = countLive(w.existing.filter((_, i) => split[i]));
+        const a = schedule(w.pending, w.nodes, w.existing, w.specs, { now: NOW });
+        const b = schedule(w.pending, w.nodes, listed, w.specs, { now: NOW, liveCounts });
+        expect(b).toEqual(a);
+      }),
+      { numRuns: 300 },
     );
   });
 

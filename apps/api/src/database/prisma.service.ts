@@ -1,17 +1,32 @@
-import { Inject, Injectable, OnModuleDestroy } from "@nestjs/common";
+import { Inject, Injectable, Logger, OnModuleDestroy } from "@nestjs/common";
 import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
 import { PrismaClient } from "../generated/prisma/client";
 import { APP_CONFIG, type AppConfig } from "../config/config";
+import { Sql } from "./sql";
 
-/** The Prisma client over node-postgres (Prisma 7's wasm query compiler: no engine binary). */
+/**
+ * The Prisma client over node-postgres (Prisma 7's wasm query compiler: no engine binary), and
+ * `sql`, plain SQL on the same pool for the hot paths (see sql.ts).
+ */
 @Injectable()
 export class PrismaService extends PrismaClient implements OnModuleDestroy {
+  readonly sql: Sql;
+  private readonly pool: pg.Pool;
+
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    super({ adapter: new PrismaPg({ connectionString: config.databaseUrl, max: config.dbPoolSize, connectionTimeoutMillis: 5_000 }) });
+    const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.dbPoolSize, connectionTimeoutMillis: 5_000 });
+    // An idle connection that breaks (Postgres restarted) must not crash the process; the next
+    // query opens a new one.
+    pool.on("error", (e) => new Logger("database").warn(`idle connection failed: ${e.message}`));
+    super({ adapter: new PrismaPg(pool) });
+    this.pool = pool;
+    this.sql = new Sql(pool);
   }
 
   async onModuleDestroy(): Promise<void> {
     await this.$disconnect();
+    await this.pool.end();
   }
 
   /** True when a trivial query answers; the health check must not throw. */

@@ -7,25 +7,43 @@ import { Injectable, Logger } from "@nestjs/common";
 import { isHostPort, isIngressPort, isTerminal, isUpdateActive, type ServiceSpec, type TaskEndpoint, type TaskState, type UpdateState } from "@flotilla/core";
 import { EngineConflictError, EngineNotFoundError, TASK_LABELS, type ContainerCreateBody } from "@flotilla/engine-client";
 import { PrismaService } from "../database/prisma.service";
-import { EventsService, type EventInput } from "../events/events.service";
-import { publishAll, recordEvents } from "../services/record-events";
-import type { Node as NodeRow, Prisma, Service as ServiceRow, Task as TaskRow } from "../generated/prisma/client";
+import { utc } from "../database/sql";
+import { TASK_COLUMNS } from "../database/task-rows";
+import { EVENT_RETURNING, eventsFrom, type EventRow } from "../events/event-rows";
+import { EventsService } from "../events/events.service";
+import type { Node as NodeRow, Service as ServiceRow, Task as TaskRow } from "../generated/prisma/client";
 import { QueuesService } from "../queues/queues.service";
-import { specOf, taskName, TX_OPTIONS } from "../services/mapping";
+import { specOf, taskName } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
 import { EngineClients } from "./engine-clients";
 
 // A claim older than this with no container means the dispatcher that took it died mid-way;
 // creation is idempotent (the container name is the task's), so another may take over.
-const STALE_CLAIM_MS = 30_000;
+export const STALE_CLAIM_MS = 30_000;
 const PARALLEL = 16;
 // Container starts go to many agents at once; each agent sees a few of them.
 const LAUNCH_PARALLEL = 64;
+// Launch outcomes recorded per statement.
+const RECORD_CHUNK = 128;
+
+/** What dispatch needs of a node: where its agent answers. */
+export type AgentRef = Pick<NodeRow, "hostname" | "engineUrl">;
 
 /** A container to stop and remove, wherever it came from. */
 export interface ContainerRef {
-  node: Pick<NodeRow, "hostname" | "engineUrl">;
+  node: AgentRef;
   containerId: string;
+}
+
+/** A task to act on, with its node's agent. */
+type TaskOnNode = TaskRow & { node: AgentRef };
+
+/** How one launch ended: a started container, or the agent's error. */
+interface Outcome {
+  task: TaskOnNode;
+  containerId?: string;
+  endpoints?: TaskEndpoint[];
+  error?: string;
 }
 
 /** The Engine API create body for a task of `service`. */
@@ -87,24 +105,22 @@ export class DispatchService {
   async syncService(serviceId: string): Promise<void> {
     const service = await this.prisma.service.findUnique({ where: { id: serviceId } });
     if (!service) return;
-    const tasks = await this.prisma.task.findMany({
-      where: {
-        serviceId,
-        node: { status: "READY" },
-        OR: [
-          { desiredState: "RUNNING", state: "ASSIGNED" },
-          { desiredState: "RUNNING", state: "ACCEPTED", containerId: null, updatedAt: { lt: new Date(Date.now() - STALE_CLAIM_MS) } },
-          { desiredState: "SHUTDOWN", state: { in: ["ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"] } },
-        ],
-      },
-      include: { node: true },
-    });
+    const rows = await this.prisma.sql.query<TaskRow & { nodeHostname: string; nodeEngineUrl: string | null }>(
+      `SELECT ${TASK_COLUMNS}, n.hostname AS "nodeHostname", n."engineUrl" AS "nodeEngineUrl"
+       FROM "Task" t JOIN "Node" n ON n.id = t."nodeId"
+       WHERE t."serviceId" = $1::uuid AND n.status = 'READY'::"NodeStatus" AND (
+         (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = 'ASSIGNED'::"TaskState")
+         OR (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = 'ACCEPTED'::"TaskState" AND t."containerId" IS NULL AND t."updatedAt" < $2::timestamp(3))
+         OR (t."desiredState" = 'SHUTDOWN'::"DesiredTaskState" AND t.state IN ('ASSIGNED', 'ACCEPTED', 'PREPARING', 'STARTING', 'RUNNING')))`,
+      [serviceId, utc(Date.now() - STALE_CLAIM_MS)],
+    );
+    const tasks: TaskOnNode[] = rows.map(({ nodeHostname, nodeEngineUrl, ...t }) => ({ ...t, node: { hostname: nodeHostname, engineUrl: nodeEngineUrl } }));
     const spec = specOf(service);
     const stops = tasks.filter((t) => t.desiredState !== "RUNNING");
     const started = await this.startAll(service, spec, tasks.filter((t) => t.desiredState === "RUNNING"));
     let stopped = 0;
     await inBatches(stops, async (t) => {
-      if (await this.stopTask(t, t.node!, spec.stopGracePeriodMs)) stopped++;
+      if (await this.stopTask(t, t.node, spec.stopGracePeriodMs)) stopped++;
     });
     // Tasks running is what a rolling update waits for before its next batch; a stopped task
     // frees memory and host ports that pending tasks (of any service) may be waiting for.
@@ -116,80 +132,109 @@ export class DispatchService {
 
   /**
    * Starts tasks on their agents: claims them all in one statement (ASSIGNED → ACCEPTED; only
-   * one dispatcher wins a task), creates and starts the containers in parallel, then records
-   * the outcomes in one transaction — RUNNING with the container id, or REJECTED with the
-   * agent's error (the orchestrator replaces those). Returns how many run.
+   * one dispatcher wins a task), creates and starts the containers in parallel, and records the
+   * outcomes as they come (see record; REJECTED ones the orchestrator replaces). Returns how
+   * many run.
    */
-  private async startAll(service: ServiceRow, spec: ServiceSpec, tasks: (TaskRow & { node: NodeRow | null })[]): Promise<number> {
+  private async startAll(service: ServiceRow, spec: ServiceSpec, tasks: TaskOnNode[]): Promise<number> {
     if (tasks.length === 0) return 0;
-    const cutoff = new Date(Date.now() - STALE_CLAIM_MS);
-    const claimed = await this.prisma.$queryRaw<{ id: string }[]>`
-      UPDATE "Task" SET state = 'ACCEPTED'::"TaskState", "updatedAt" = now()
-      WHERE id = ANY(${tasks.map((t) => t.id)}::uuid[]) AND "desiredState" = 'RUNNING'::"DesiredTaskState"
-        AND (state = 'ASSIGNED'::"TaskState" OR (state = 'ACCEPTED'::"TaskState" AND "containerId" IS NULL AND "updatedAt" < ${cutoff}))
-      RETURNING id::text AS id`;
+    const now = Date.now();
+    const claimed = await this.prisma.sql.query<{ id: string }>(
+      `UPDATE "Task" SET state = 'ACCEPTED'::"TaskState", "updatedAt" = $2::timestamp(3)
+       WHERE id = ANY($1::uuid[]) AND "desiredState" = 'RUNNING'::"DesiredTaskState"
+         AND (state = 'ASSIGNED'::"TaskState" OR (state = 'ACCEPTED'::"TaskState" AND "containerId" IS NULL AND "updatedAt" < $3::timestamp(3)))
+       RETURNING id::text AS id`,
+      [tasks.map((t) => t.id), utc(now), utc(now - STALE_CLAIM_MS)],
+    );
     const mine = new Set(claimed.map((c) => c.id));
-    const outcomes: { task: TaskRow; node: NodeRow; containerId?: string; endpoints?: TaskEndpoint[]; error?: string }[] = [];
+    // Outcomes are recorded as they come, a chunk at a time, rather than once every launch of a
+    // thousand is done: tasks count as running sooner, and heartbeats that arrive meanwhile find
+    // them RUNNING already instead of each writing the same move themselves.
+    let chunk: Outcome[] = [];
+    let recorded: Promise<unknown> = Promise.resolve();
+    let failure: unknown;
+    let running = 0;
+    let rejected = 0;
+    const flush = () => {
+      const batch = chunk;
+      chunk = [];
+      // A chunk that cannot be written stays ACCEPTED (a heartbeat or a later pass takes it
+      // over); the others are still written, and the error surfaces once all are done.
+      recorded = recorded.then(() => this.record(service, batch).catch((e: unknown) => (failure ??= e)));
+    };
     await inBatches(
       tasks.filter((t) => mine.has(t.id)),
       async (task) => {
-        const node = task.node!;
+        let outcome: Outcome;
         try {
-          outcomes.push({ task, node, ...(await this.launch(service, spec, task, node)) });
+          outcome = { task, ...(await this.launch(service, spec, task, task.node)) };
+          running++;
         } catch (e) {
-          this.logger.warn(`task ${task.id} on ${node.hostname}: ${(e as Error).message}`);
-          outcomes.push({ task, node, error: (e as Error).message });
+          this.logger.warn(`task ${task.id} on ${task.node.hostname}: ${(e as Error).message}`);
+          outcome = { task, error: (e as Error).message };
+          rejected++;
         }
+        // Into the chunk being filled now: it may have been flushed while this launch ran.
+        chunk.push(outcome);
+        if (chunk.length >= RECORD_CHUNK) flush();
       },
       LAUNCH_PARALLEL,
     );
-    const at = new Date();
-    const ok = outcomes.filter((o) => o.containerId);
-    const failed = outcomes.filter((o) => !o.containerId);
-    // Two statements for the whole batch, not one per task: a connection held for a thousand
-    // round trips starves the heartbeats. The agent said the containers started: RUNNING now
-    // rather than a heartbeat later (the heartbeat confirms it or reports the exit; states only
-    // move forward). Only tasks still ACCEPTED move — a heartbeat may have been faster.
-    const evs = await this.prisma.$transaction(async (tx) => {
-      const ran = ok.length
-        ? await tx.$queryRaw<{ id: string }[]>`
-            UPDATE "Task" t SET state = 'RUNNING'::"TaskState", "containerId" = v.cid, "startedAt" = ${at}, "updatedAt" = ${at}
-            FROM unnest(${ok.map((o) => o.task.id)}::uuid[], ${ok.map((o) => o.containerId!)}::text[]) AS v(id, cid)
-            WHERE t.id = v.id AND t.state = 'ACCEPTED'::"TaskState"
-            RETURNING t.id::text AS id`
-        : [];
-      // The mesh's backends, whatever state the task reached meanwhile (a heartbeat may have
-      // moved it to RUNNING first), as long as it is still this container.
-      const meshed = ok.filter((o) => o.endpoints);
-      if (meshed.length) {
-        await tx.$executeRaw`
-          UPDATE "Task" t SET endpoints = v.ep::jsonb
-          FROM unnest(${meshed.map((o) => o.task.id)}::uuid[], ${meshed.map((o) => o.containerId!)}::text[], ${meshed.map((o) => JSON.stringify(o.endpoints))}::text[]) AS v(id, cid, ep)
-          WHERE t.id = v.id AND t."containerId" = v.cid`;
-      }
-      const events: EventInput[] = [];
-      const ranIds = new Set(ran.map((r) => r.id));
-      for (const o of ok) {
-        if (ranIds.has(o.task.id)) events.push({ kind: "task", subjectId: o.task.id, action: "state", data: { serviceId: service.id, slot: o.task.slot, state: "RUNNING", node: o.node.hostname } });
-      }
-      for (const o of failed) {
-        const n = await tx.task.updateMany({ where: { id: o.task.id, state: "ACCEPTED" }, data: { state: "REJECTED", error: o.error ?? "rejected", finishedAt: at } });
-        if (n.count) events.push({ kind: "task", subjectId: o.task.id, action: "state", data: { serviceId: service.id, slot: o.task.slot, state: "REJECTED", node: o.node.hostname, error: o.error } });
-      }
-      return events.length ? recordEvents(tx, events) : [];
-    }, TX_OPTIONS);
-    const running = ok.length;
-    const rejected = failed.length;
-    await publishAll(this.events, evs);
+    if (chunk.length) flush();
+    await recorded;
+    if (failure) throw failure;
     if (rejected > 0) await this.queues.enqueueReconcile(service.id, "task rejected");
     return running;
+  }
+
+  /**
+   * Records launch outcomes — RUNNING with the container id (the agent said it started; the
+   * heartbeat confirms it or reports the exit), or REJECTED with the agent's error — and their
+   * events, in one statement. Only tasks still ACCEPTED move: a heartbeat may have been faster
+   * (a claim abandoned for STALE_CLAIM_MS), in which case only the endpoints are recorded.
+   */
+  private async record(service: ServiceRow, outcomes: Outcome[]): Promise<void> {
+    const at = utc(Date.now());
+    const rows = await this.prisma.sql.query<EventRow>(
+      `WITH v AS (
+         SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[]) WITH ORDINALITY AS v(id, next, cid, ep, err, ev, n)),
+       moved AS (
+         UPDATE "Task" t SET state = v.next::"TaskState", "containerId" = coalesce(v.cid, t."containerId"),
+           endpoints = CASE WHEN v.next = 'RUNNING' THEN v.ep::jsonb ELSE t.endpoints END,
+           error = CASE WHEN v.next = 'REJECTED' THEN v.err ELSE t.error END,
+           "startedAt" = CASE WHEN v.next = 'RUNNING' THEN $1::timestamp(3) ELSE t."startedAt" END,
+           "finishedAt" = CASE WHEN v.next = 'REJECTED' THEN $1::timestamp(3) ELSE t."finishedAt" END,
+           "updatedAt" = $1::timestamp(3)
+         FROM v WHERE t.id = v.id AND t.state = 'ACCEPTED'::"TaskState"
+         RETURNING t.id, v.ev, v.n),
+       -- The mesh's backends even where a heartbeat moved the task first, as long as it is still
+       -- this container (disjoint from the rows above: those were ACCEPTED in this snapshot).
+       meshed AS (
+         UPDATE "Task" t SET endpoints = v.ep::jsonb
+         FROM v WHERE t.id = v.id AND v.ep IS NOT NULL AND t.state <> 'ACCEPTED'::"TaskState" AND t."containerId" = v.cid)
+       INSERT INTO "Event" (at, kind, "subjectId", action, data)
+       SELECT $1::timestamp(3), 'task', m.id::text, 'state', m.ev FROM moved m ORDER BY m.n
+       ${EVENT_RETURNING}`,
+      [
+        at,
+        outcomes.map((o) => o.task.id),
+        outcomes.map((o) => (o.containerId ? "RUNNING" : "REJECTED")),
+        outcomes.map((o) => o.containerId ?? null),
+        outcomes.map((o) => (o.endpoints ? JSON.stringify(o.endpoints) : null)),
+        outcomes.map((o) => (o.containerId ? null : (o.error ?? "rejected"))),
+        outcomes.map((o) =>
+          JSON.stringify({ serviceId: service.id, slot: o.task.slot, state: o.containerId ? "RUNNING" : "REJECTED", node: o.task.node.hostname, ...(o.containerId ? {} : { error: o.error }) }),
+        ),
+      ],
+    );
+    await this.events.publish(eventsFrom(rows));
   }
 
   /**
    * Creates (idempotently: the name is the task's) and starts one task's container; for a
    * service with ingress ports, also reads back the dynamic host ports the mesh routes to.
    */
-  private async launch(service: ServiceRow, spec: ServiceSpec, task: TaskRow, node: NodeRow): Promise<{ containerId: string; endpoints?: TaskEndpoint[] }> {
+  private async launch(service: ServiceRow, spec: ServiceSpec, task: TaskRow, node: AgentRef): Promise<{ containerId: string; endpoints?: TaskEndpoint[] }> {
     const engine = await this.engines.forNode(node);
     const name = `${taskName(service.name, task)}.${task.id}`;
     let containerId: string;
@@ -206,11 +251,11 @@ export class DispatchService {
   }
 
   /** Stops (grace, then kill) and removes a task's container, then records SHUTDOWN. */
-  async stopTask(task: TaskRow, node: NodeRow, graceMs: number): Promise<boolean> {
+  async stopTask(task: TaskRow, node: AgentRef, graceMs: number): Promise<boolean> {
     if (!task.containerId) {
       // Never reached an agent: nothing to stop. (ACCEPTED without a container is a create in
       // flight; leave it to that dispatcher, whose start will be stopped on the next pass.)
-      return task.state === "ASSIGNED" && this.move(task, ["ASSIGNED"], { state: "SHUTDOWN", finishedAt: new Date() }, {});
+      return task.state === "ASSIGNED" && this.move(task, ["ASSIGNED"], { state: "SHUTDOWN", finishedAt: new Date() });
     }
     let exitCode: number | undefined;
     try {
@@ -224,7 +269,7 @@ export class DispatchService {
         return false;
       }
     }
-    return this.move(task, ["ACCEPTED", "PREPARING", "STARTING", "RUNNING"], { state: "SHUTDOWN", finishedAt: new Date(), ...(exitCode !== undefined ? { exitCode } : {}) }, {});
+    return this.move(task, ["ACCEPTED", "PREPARING", "STARTING", "RUNNING"], { state: "SHUTDOWN", finishedAt: new Date(), ...(exitCode !== undefined ? { exitCode } : {}) });
   }
 
   /** Stops and removes containers that no task wants (removed services, strays). Best effort. */
@@ -252,17 +297,21 @@ export class DispatchService {
    * Moves a task if it is still in one of `from` states; records a task event in the same
    * transaction. Returns whether it moved.
    */
-  private async move(task: TaskRow, from: TaskState[], data: Prisma.TaskUncheckedUpdateManyInput, detail: Record<string, unknown>): Promise<boolean> {
-    const evs = await this.prisma.$transaction(async (tx) => {
-      const n = await tx.task.updateMany({ where: { id: task.id, state: { in: from } }, data });
-      if (n.count === 0) return null;
-      return this.events.record(tx, [{ kind: "task", subjectId: task.id, action: "state", data: { serviceId: task.serviceId, slot: task.slot, state: data.state, ...detail } }]);
-    }, TX_OPTIONS);
-    if (!evs) return false;
-    await this.events.publish(evs);
-    if (typeof data.state === "string" && isTerminal(data.state as TaskState) && data.state !== "SHUTDOWN") {
-      await this.queues.enqueueReconcile(task.serviceId, `task ${String(data.state).toLowerCase()}`);
-    }
+  private async move(task: TaskRow, from: TaskState[], to: { state: TaskState; finishedAt: Date; exitCode?: number }): Promise<boolean> {
+    const at = utc(Date.now());
+    // One statement, so the move and its event are one transaction without a held connection.
+    const rows = await this.prisma.sql.query<EventRow>(
+      `WITH moved AS (
+         UPDATE "Task" SET state = $2::"TaskState", "finishedAt" = $3::timestamp(3), "exitCode" = coalesce($4, "exitCode"), "updatedAt" = $5::timestamp(3)
+         WHERE id = $1::uuid AND state = ANY($6::"TaskState"[]) RETURNING id)
+       INSERT INTO "Event" (at, kind, "subjectId", action, data)
+       SELECT $5::timestamp(3), 'task', moved.id::text, 'state', $7::jsonb FROM moved
+       ${EVENT_RETURNING}`,
+      [task.id, to.state, utc(to.finishedAt), to.exitCode ?? null, at, from, JSON.stringify({ serviceId: task.serviceId, slot: task.slot, state: to.state })],
+    );
+    if (rows.length === 0) return false;
+    await this.events.publish(eventsFrom(rows));
+    if (isTerminal(to.state) && to.state !== "SHUTDOWN") await this.queues.enqueueReconcile(task.serviceId, `task ${to.state.toLowerCase()}`);
     return true;
   }
 }

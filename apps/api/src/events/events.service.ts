@@ -23,6 +23,10 @@ export interface EventInput {
 
 type Tx = Prisma.TransactionClient;
 
+// Events per published message: large enough that a scale to thousands is a handful of
+// messages, small enough that no message grows past a few hundred kilobytes.
+const PUBLISH_BATCH = 500;
+
 /**
  * Every state change is an Event row, written in the same transaction as the change, then
  * published on Redis so every API replica can stream it, whichever process made the change.
@@ -54,9 +58,16 @@ export class EventsService implements OnModuleDestroy {
     return rows.map(toEvent);
   }
 
-  async publish(events: FlotillaEvent[]): Promise<void> {
-    for (const e of events) {
-      await this.redis.client.publish(this.channel, JSON.stringify(e)).catch((err: Error) => this.logger.warn(`publish failed: ${err.message}`));
+  /**
+   * Publishes events in order. A batch (a scale writes thousands) goes as a few messages, each a
+   * JSON array, rather than one message per event: every process of the plane receives and
+   * parses every message.
+   */
+  async publish(events: readonly FlotillaEvent[]): Promise<void> {
+    for (let i = 0; i < events.length; i += PUBLISH_BATCH) {
+      const chunk = events.slice(i, i + PUBLISH_BATCH);
+      const message = JSON.stringify(chunk.length === 1 ? chunk[0] : chunk);
+      await this.redis.client.publish(this.channel, message).catch((err: Error) => this.logger.warn(`publish failed: ${err.message}`));
     }
   }
 
@@ -87,7 +98,10 @@ export class EventsService implements OnModuleDestroy {
       this.subscribed = true;
       const sub = this.redis.open();
       void sub.subscribe(this.channel);
-      sub.on("message", (_channel: string, message: string) => this.live.next(JSON.parse(message) as FlotillaEvent));
+      sub.on("message", (_channel: string, message: string) => {
+        const parsed = JSON.parse(message) as FlotillaEvent | FlotillaEvent[];
+        for (const e of Array.isArray(parsed) ? parsed : [parsed]) this.live.next(e);
+      });
     }
     return this.live.asObservable();
   }

@@ -20,7 +20,6 @@ import { QUEUE, type ReconcileJob } from "../queues/queue-names";
 import { QueuesService } from "../queues/queues.service";
 import { previousSpecOf, specOf, toCoreNode, toCoreTask, updateStateOf } from "./mapping";
 import { ReconcileRepository, StalePlanError, type RollbackWrite } from "./reconcile.repository";
-import { publishAll, recordEvents } from "./record-events";
 
 /** How one reconcile ended, for logs and tests. */
 export interface ReconcileOutcome {
@@ -91,9 +90,9 @@ export class ReconcileService implements OnModuleInit {
       : schedule(
           pending.map((t) => ({ id: t.id, serviceId, ...(t.nodeId ? { nodeId: t.nodeId } : {}) })),
           nodes,
-          [...r.tasks, ...view.others],
+          r.tasks,
           view.specs,
-          { now },
+          { now, liveCounts: view.others },
         );
 
     // Nothing decided (the common case for sweeps and "tasks started"): no write, no version bump.
@@ -106,6 +105,11 @@ export class ReconcileService implements OnModuleInit {
       placed.unassigned.every((u) => byId.get(u.taskId)?.message === u.reason) &&
       JSON.stringify(r.update ?? null) === JSON.stringify(update ?? null);
     if (unchanged) {
+      // A wait still under way (monitor period, delays) may have moved: a task's start time is
+      // the agent's once a heartbeat confirms it. Its follow-up must stand even when nothing
+      // else changed, or the update would sit "monitoring" until the next sweep.
+      const next = nextFollowUp(r.plan);
+      if (next) await this.followUp(serviceId, next.atMs, next.reason);
       await this.dispatch.syncService(serviceId);
       return { outcome: "unchanged", created: 0, stopped: 0, pending: placed.unassigned.length };
     }
@@ -113,13 +117,13 @@ export class ReconcileService implements OnModuleInit {
     const planned = Date.now();
     let events: FlotillaEvent[];
     try {
-      events = await this.repo.write(view, r, placed, now, rollback, recordEvents);
+      events = await this.repo.write(view, r, placed, now, rollback);
     } catch (e) {
       if (e instanceof StalePlanError) return { outcome: "stale", created: 0, stopped: 0, pending: 0 };
       throw e;
     }
     const written = Date.now();
-    await publishAll(this.events, events);
+    await this.events.publish(events);
     await this.repo.prune(view, (rollback?.update ?? r.update)?.failedTaskIds ?? []);
 
     if (rollback) await this.queues.enqueueReconcile(serviceId, "automatic rollback");

@@ -57,19 +57,20 @@ export class ServicesRepository {
     return this.prisma.service.findMany({ orderBy: { name: "asc" } });
   }
 
-  /** Running and live task counts per service id. */
+  /**
+   * Running and live task counts per service id. Plain SQL (see database/sql.ts): listings are
+   * what ctl and the console poll while a large change runs.
+   */
   async counts(serviceIds: string[]): Promise<Map<string, TaskCounts>> {
     const out = new Map<string, TaskCounts>(serviceIds.map((id) => [id, { running: 0, live: 0 }]));
-    const rows = await this.prisma.task.groupBy({
-      by: ["serviceId", "state"],
-      where: { serviceId: { in: serviceIds }, desiredState: "RUNNING", state: { in: [...ACTIVE_STATES] } },
-      _count: { _all: true },
-    });
-    for (const r of rows) {
-      const c = out.get(r.serviceId)!;
-      c.live += r._count._all;
-      if (r.state === "RUNNING") c.running += r._count._all;
-    }
+    if (serviceIds.length === 0) return out;
+    const rows = await this.prisma.sql.query<{ serviceId: string; live: number; running: number }>(
+      `SELECT "serviceId"::text AS "serviceId", count(*)::int AS live, (count(*) FILTER (WHERE state = 'RUNNING'::"TaskState"))::int AS running
+       FROM "Task" WHERE "serviceId" = ANY($1::uuid[]) AND "desiredState" = 'RUNNING'::"DesiredTaskState" AND state = ANY($2::"TaskState"[])
+       GROUP BY 1`,
+      [serviceIds, [...ACTIVE_STATES]],
+    );
+    for (const r of rows) out.set(r.serviceId, { live: r.live, running: r.running });
     return out;
   }
 

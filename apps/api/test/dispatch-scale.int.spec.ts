@@ -1,0 +1,59 @@
+// The batched paths at a size where batching happens: many agents beating at once (their touches
+// share statements), and a service wider than one dispatch chunk (outcomes recorded chunk by
+// chunk while launches continue).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PrismaService } from "../src/database/prisma.service";
+import type { TestApi } from "./support";
+import type { SimAgent } from "../../../test/support/sim-agent";
+import { converged, getJson, runningContainers, send, simNodes, startFastApi, until } from "./services-support";
+
+describe("dispatch and heartbeats at scale", () => {
+  let api: TestApi;
+  let agents: SimAgent[];
+  beforeAll(async () => {
+    api = await startFastApi();
+    agents = await simNodes(api, 24, { prefix: "wide" });
+  });
+  afterAll(async () => {
+    await Promise.all((agents ?? []).map((a) => a.stop()));
+    await api?.stop();
+  });
+
+  it("runs a service wider than a dispatch chunk through the dispatcher, one RUNNING event per task", async () => {
+    const res = await send(api, "POST", "/api/v1/services", { name: "wide", image: "busybox", replicas: 600 });
+    const { id } = (await res.json()) as { id: string };
+    // Well within the 30 s after which a claim counts as abandoned and a heartbeat folds it:
+    // every outcome was recorded by the dispatcher that launched it.
+    const tasks = await converged(api, "wide", 600, 25_000);
+    expect(new Set(tasks.map((t) => t.slot)).size).toBe(600);
+    const containers = runningContainers(agents).filter((c) => c.serviceId === id);
+    expect(containers.length).toBe(600);
+    expect(new Set(containers.map((c) => c.taskId)).size).toBe(600);
+
+    const prisma = api.running.app.get(PrismaService);
+    const events = await prisma.sql.query<{ subjectId: string; n: number }>(
+      `SELECT "subjectId", count(*)::int AS n FROM "Event"
+       WHERE kind = 'task' AND action = 'state' AND data->>'state' = 'RUNNING' AND data->>'serviceId' = $1
+       GROUP BY 1`,
+      [id],
+    );
+    expect(events.length).toBe(600);
+    expect(events.every((e) => e.n === 1)).toBe(true);
+
+    // Every agent's beats went through the shared statements and kept its node ready.
+    const nodes = await getJson<{ hostname: string; status: string }[]>(api, "/api/v1/nodes");
+    expect(nodes.filter((n) => n.hostname.startsWith("wide-")).every((n) => n.status === "ready")).toBe(true);
+  });
+
+  it("records the mesh endpoints of the tasks it starts; every agent gets them in its heartbeat reply", async () => {
+    expect((await send(api, "POST", "/api/v1/services", { name: "mesh", image: "busybox", replicas: 3, ports: [{ published: 18080, target: 80 }] })).status).toBe(201);
+    const tasks = await converged(api, "mesh", 3);
+    const backends = (a: SimAgent) => a.ingress?.ports.find((p) => p.port === 18080)?.backends ?? [];
+    await until("every agent to route 18080 to the three tasks", async () => agents.every((a) => backends(a).length === 3));
+    const published = agents
+      .flatMap((a) => a.running())
+      .filter((c) => tasks.some((t) => t.id === c.labels["flotilla.task.id"]))
+      .map((c) => Number(c.ports["80/tcp"][0].HostPort));
+    expect(backends(agents[0]).map((b) => b.port).sort()).toEqual(published.sort());
+  });
+});
