@@ -2,13 +2,6 @@
 export type TaskState = "NEW" | "PENDING" | "ASSIGNED" | "ACCEPTED" | "PREPARING" | "STARTING" | "RUNNING" | "COMPLETE" | "SHUTDOWN" | "FAILED" | "REJECTED" | "ORPHANED";
 export type DesiredState = "running" | "shutdown";
 
-/** Where a task's published port answers on its node. */
-export interface TaskEndpoint {
-  target: number;
-  protocol: "tcp" | "udp";
-  hostPort: number;
-}
-
 /** `GET /api/v1/tasks` (filters service, node, desired-state), `GET /api/v1/tasks/{id}`. */
 export interface TaskView {
   id: string;
@@ -27,7 +20,6 @@ export interface TaskView {
   error: string | null;
   containerId: string | null;
   exitCode: number | null;
-  endpoints?: TaskEndpoint[] | null;
   startedAt: string | null;
   finishedAt: string | null;
   createdAt: string;

@@ -2,7 +2,8 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from "@ne
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiQuery, ApiTags } from "@nestjs/swagger";
 import { z } from "zod";
 import { ZodValidationPipe } from "../common/zod-validation.pipe";
-import { MachinesService, type MachineView, type OperationAccepted } from "./machines.service";
+import type { MachineView, OperationAccepted } from "@flotilla/api-types";
+import { MachinesService } from "./machines.service";
 
 const CreateMachine = z.object({
   name: z.string().min(1),

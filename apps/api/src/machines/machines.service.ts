@@ -1,4 +1,5 @@
 import { Injectable } from "@nestjs/common";
+import type { MachineView, OperationAccepted } from "@flotilla/api-types";
 import { ConflictError, InvalidError } from "@flotilla/core";
 import { drivers, driverNames, engineUrl, getDriver, validateMachineName, type OptionSpec, type OptionValue } from "@flotilla/drivers";
 import type { FlotillaEvent } from "../events/events.service";
@@ -21,33 +22,7 @@ export const OPERATIONS = {
 } as const satisfies Record<string, MachineState>;
 export type Operation = keyof typeof OPERATIONS;
 
-export interface MachineView {
-  id: string;
-  name: string;
-  driver: string;
-  state: MachineState;
-  stateReason: string | null;
-  ip: string | null;
-  url: string | null;
-  sshUser: string | null;
-  sshPort: number | null;
-  agentVersion: string | null;
-  /** When the agent last traded its one-time join token for its API token; null: never. */
-  agentJoinedAt?: string | null;
-  /** The node the agent registered as, once it reported (list and inspect). */
-  node?: { id: string; hostname: string; status: string; lastHeartbeatAt: string | null } | null;
-  options: Record<string, unknown>;
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface OperationAccepted {
-  machine: MachineView;
-  jobId: string;
-  /** The event recorded with the request: follow `GET /api/v1/events?kind=machine&since=<id>`. */
-  eventId: string;
-}
-
+/** What the REST API returns for a machine. */
 export function toView(m: MachineRow, agent?: AgentInfo): MachineView {
   return {
     id: m.id,

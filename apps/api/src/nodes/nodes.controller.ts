@@ -2,7 +2,7 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Query } from "@n
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiQuery, ApiTags } from "@nestjs/swagger";
 import { z } from "zod";
 import { ZodValidationPipe } from "../common/zod-validation.pipe";
-import type { NodeView } from "../services/mapping";
+import type { NodeView } from "@flotilla/api-types";
 import { NodesService } from "./nodes.service";
 
 const UpdateNodeBody = z

@@ -6,7 +6,8 @@ import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
 import type { Prisma } from "../generated/prisma/client";
 import { QueuesService } from "../queues/queues.service";
-import { ACTIVE_STATES, nodeView, TX_OPTIONS, type NodeView } from "../services/mapping";
+import type { NodeView } from "@flotilla/api-types";
+import { ACTIVE_STATES, nodeView, TX_OPTIONS } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
 import { NodesRepository } from "./nodes.repository";
 

@@ -1,6 +1,7 @@
 // Between Prisma rows and libs/core's plain types. Prisma enums are upper case, core's lower case
 // (except task states, which are the same words); BigInt resources become numbers (core's
 // contract: every realistic byte or nano-CPU count is far below 2^53).
+import type { DesiredState, NodeAvailability, NodeRole, NodeStatus, NodeView, TaskView } from "@flotilla/api-types";
 import type { NodeInfo, ServiceSpec, Task, TaskState, UpdateState } from "@flotilla/core";
 import type { Node as NodeRow, Service as ServiceRow, Task as TaskRow } from "../generated/prisma/client";
 
@@ -48,27 +49,6 @@ export function taskName(serviceName: string, t: Pick<TaskRow, "slot" | "nodeId"
 }
 
 /** What the REST API returns for a task. */
-export interface TaskView {
-  id: string;
-  name: string;
-  serviceId: string;
-  serviceName: string;
-  slot: number | null;
-  nodeId: string | null;
-  nodeHostname: string | null;
-  specVersion: number;
-  state: string;
-  desiredState: string;
-  message: string | null;
-  error: string | null;
-  containerId: string | null;
-  exitCode: number | null;
-  startedAt: string | null;
-  finishedAt: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
-
 export function taskView(t: TaskRow, serviceName: string, nodeHostname: string | null): TaskView {
   return {
     id: t.id,
@@ -80,7 +60,7 @@ export function taskView(t: TaskRow, serviceName: string, nodeHostname: string |
     nodeHostname,
     specVersion: t.specVersion,
     state: t.state,
-    desiredState: t.desiredState.toLowerCase(),
+    desiredState: t.desiredState.toLowerCase() as DesiredState,
     message: t.message,
     error: t.error,
     containerId: t.containerId,
@@ -93,27 +73,13 @@ export function taskView(t: TaskRow, serviceName: string, nodeHostname: string |
 }
 
 /** What the REST API returns for a node (never its TLS material). */
-export interface NodeView {
-  id: string;
-  hostname: string;
-  role: string;
-  status: string;
-  availability: string;
-  labels: Record<string, string>;
-  engineUrl: string | null;
-  resources: { nanoCpus: number; memoryBytes: number };
-  lastHeartbeatAt: string | null;
-  createdAt: string;
-  tasks?: number;
-}
-
 export function nodeView(n: NodeRow, tasks?: number): NodeView {
   return {
     id: n.id,
     hostname: n.hostname,
-    role: n.role.toLowerCase(),
-    status: n.status.toLowerCase(),
-    availability: n.availability.toLowerCase(),
+    role: n.role.toLowerCase() as NodeRole,
+    status: n.status.toLowerCase() as NodeStatus,
+    availability: n.availability.toLowerCase() as NodeAvailability,
     labels: (n.labels ?? {}) as Record<string, string>,
     engineUrl: n.engineUrl,
     resources: { nanoCpus: Number(n.cpuNanos), memoryBytes: Number(n.memoryBytes) },

@@ -6,7 +6,8 @@ import { z } from "zod";
 import { ZodValidationPipe } from "../common/zod-validation.pipe";
 import { LogsService } from "./logs.service";
 import { CreateServiceBody, ScaleBody, SERVICE_BODY_SCHEMA, UpdateServiceBody } from "./service-schemas";
-import { ServicesService, type ServiceView } from "./services.service";
+import type { ServiceView } from "@flotilla/api-types";
+import { ServicesService } from "./services.service";
 
 const REF = { name: "id", description: "service id or name" };
 

@@ -1,6 +1,7 @@
 // Desired state of services: every change is one transaction (spec, version, events), then a
 // reconcile is enqueued. The reconcile worker, not this file, decides what tasks exist.
 import { Injectable } from "@nestjs/common";
+import type { ServiceView } from "@flotilla/api-types";
 import {
   affectsTasks,
   ConflictError,
@@ -20,25 +21,13 @@ import { previousSpecOf, specOf, TX_OPTIONS, updateStateOf } from "./mapping";
 import type { CreateServiceBody, UpdateServiceBody } from "./service-schemas";
 import { ServicesRepository, type TaskCounts } from "./services.repository";
 
-/** What the REST API returns for a service. */
-export interface ServiceView {
-  id: string;
-  name: string;
-  mode: "replicated" | "global";
-  /** Replicated: the replicas asked for; global: the tasks the orchestrator wants (one per eligible node). */
-  desired: number;
-  running: number;
-  version: number;
-  taskVersion: number;
-  spec: ServiceSpec;
-  previousSpec: ServiceSpec | null;
-  updateState: unknown;
-  createdAt: string;
-  updatedAt: string;
-}
+// The same shape: core's spec is deeply readonly, the REST type's lists are plain arrays.
+const restSpec = (s: ServiceSpec): ServiceView["spec"] => s as ServiceView["spec"];
 
+/** What the REST API returns for a service. */
 function view(row: ServiceRow, counts: TaskCounts = { running: 0, live: 0 }): ServiceView {
   const spec = specOf(row);
+  const previous = previousSpecOf(row);
   return {
     id: row.id,
     name: row.name,
@@ -47,8 +36,8 @@ function view(row: ServiceRow, counts: TaskCounts = { running: 0, live: 0 }): Se
     running: counts.running,
     version: row.version,
     taskVersion: row.taskVersion,
-    spec,
-    previousSpec: previousSpecOf(row) ?? null,
+    spec: restSpec(spec),
+    previousSpec: previous ? restSpec(previous) : null,
     updateState: updateStateOf(row) ?? null,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),

@@ -2,7 +2,7 @@ import { Controller, Get, Param, Query } from "@nestjs/common";
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from "@nestjs/swagger";
 import { z } from "zod";
 import { ZodValidationPipe } from "../common/zod-validation.pipe";
-import type { TaskView } from "../services/mapping";
+import type { TaskView } from "@flotilla/api-types";
 import { TaskQuery } from "../services/service-schemas";
 import { TasksService } from "./tasks.service";
 

@@ -3,7 +3,8 @@ import { NotFoundError } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
 import type { Prisma } from "../generated/prisma/client";
 import { NodesRepository } from "../nodes/nodes.repository";
-import { taskView, type TaskView } from "../services/mapping";
+import type { TaskView } from "@flotilla/api-types";
+import { taskView } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
 
 /** Filters of a task listing. */
