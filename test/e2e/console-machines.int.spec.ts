@@ -4,7 +4,6 @@
 // Traffic stays on loopback and on a bridge in 198.19.82.0/24 that this test creates.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import type { Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Page } from "playwright-core";
@@ -12,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../../apps/api/test/services-support";
 import { startTestApi, type TestApi } from "../../apps/api/test/support";
 import { openBrowser, type TestBrowser } from "../console/browser";
-import { forward, parseExports, run } from "./support";
+import { addBridge, parseExports, removeLeftovers, run, useMachinesEnv } from "./support";
 
 const repo = resolve(__dirname, "../..");
 const ARTIFACTS = join(repo, "test-results", "console");
@@ -64,9 +63,8 @@ const seen = (page: Page) => page.evaluate(() => (window as unknown as { machine
 describe.skipIf(!root)("the console's machine flow, on a real netns machine", () => {
   let base = "";
   const apiPort = 42000 + (process.pid % 8000);
-  const saved = { ...process.env };
+  let restoreEnv: (() => void) | undefined;
   let api: TestApi;
-  let forwarder: Server | undefined;
   let b: TestBrowser;
   let page: Page;
   let ip = "";
@@ -89,18 +87,10 @@ describe.skipIf(!root)("the console's machine flow, on a real netns machine", ()
       throw new Error("the console is not built: run `npx vite build --config apps/console/vite.config.ts` (part of `npm run build`)");
     }
     base = mkdtempSync(join(tmpdir(), "flotilla-e2e-console-"));
-    // The bridge exists before the machine so the API's forwarder can listen on its gateway from
-    // the start; the netns driver adopts a bridge that has its gateway address.
-    execFileSync("ip", ["link", "add", BRIDGE, "type", "bridge"]);
-    execFileSync("ip", ["addr", "add", `${GATEWAY}/24`, "dev", BRIDGE]);
-    execFileSync("ip", ["link", "set", BRIDGE, "up"]);
-    const bundle = join(base, "flotilla-agent.tar.gz");
-    execFileSync("node", [join(repo, "scripts/build-agent-bundle.mjs"), "--out", bundle], { stdio: "ignore" });
-    process.env.FLOTILLA_DATA_DIR = join(base, "data");
-    process.env.FLOTILLA_AGENT_BUNDLE = bundle;
-    process.env.FLOTILLA_AGENT_API_URL = `http://${GATEWAY}:${apiPort}`;
-    api = await startTestApi({ FLOTILLA_HEARTBEAT_MS: "1000" });
-    forwarder = await forward(GATEWAY, apiPort, Number(new URL(api.url).port));
+    addBridge(BRIDGE, GATEWAY);
+    restoreEnv = useMachinesEnv(base, `http://${GATEWAY}:${apiPort}`);
+    // The agent reaches the API through its own relay on the gateway, as with `./setup.sh start`.
+    api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `${GATEWAY}:${apiPort}`, FLOTILLA_HEARTBEAT_MS: "1000" });
     mkdirSync(ARTIFACTS, { recursive: true });
     b = await openBrowser();
     page = b.page;
@@ -108,27 +98,14 @@ describe.skipIf(!root)("the console's machine flow, on a real netns machine", ()
 
   afterAll(async () => {
     await b?.close();
-    forwarder?.close();
     if (api) {
       // The test removes the machine itself; this only cleans up after a failure.
       await api.fetch(`/api/v1/machines/${NAME}?force=true`, { method: "DELETE" }).catch(() => undefined);
       await until("the machine to be gone", async () => (await api.fetch(`/api/v1/machines/${NAME}`)).status === 404, 30_000).catch(() => undefined);
       await api.stop();
     }
-    for (const [cmd, args] of [
-      ["ip", ["netns", "del", `flt-${NAME}`]],
-      ["ip", ["link", "del", BRIDGE]],
-    ] as const) {
-      try {
-        execFileSync(cmd, args, { stdio: "ignore" });
-      } catch {
-        // already gone
-      }
-    }
-    for (const k of ["FLOTILLA_DATA_DIR", "FLOTILLA_AGENT_BUNDLE", "FLOTILLA_AGENT_API_URL"]) {
-      if (saved[k] === undefined) delete process.env[k];
-      else process.env[k] = saved[k];
-    }
+    removeLeftovers([NAME], BRIDGE);
+    restoreEnv?.();
     if (base) rmSync(base, { recursive: true, force: true });
   });
 

@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApi, type TestApi } from "../../apps/api/test/support";
 import { startRegistry, type TestRegistry } from "../support/registry";
-import { forward, parseExports, run } from "./support";
+import { forward, parseExports, removeLeftovers, run, useMachinesEnv } from "./support";
 
 const repo = resolve(__dirname, "../..");
 const root = process.getuid?.() === 0;
@@ -33,6 +33,7 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
   let registry: TestRegistry;
   let forwarder: Server | undefined;
   let env: Record<string, string | undefined>;
+  let restoreEnv: (() => void) | undefined;
   const regPort = 40000 + (process.pid % 20000);
   const apiPort = regPort + 1;
   const name = `devdays-${tag}`;
@@ -42,13 +43,9 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
     run(process.execPath, ["--import", "tsx", join(repo, "apps/ctl/src/main.ts"), ...args], { ...env, ...extra });
 
   beforeAll(async () => {
-    const bundle = join(base, "flotilla-agent.tar.gz");
-    execFileSync("node", [join(repo, "scripts/build-agent-bundle.mjs"), "--out", bundle], { stdio: "ignore" });
-    process.env.FLOTILLA_DATA_DIR = join(base, "data");
-    process.env.FLOTILLA_AGENT_BUNDLE = bundle;
     // Agents reach the API at the bridge's gateway: the API relays from there to its loopback
     // listener, binding as soon as the first machine creates the bridge.
-    process.env.FLOTILLA_AGENT_API_URL = `http://${GATEWAY}:${apiPort}`;
+    restoreEnv = useMachinesEnv(base, `http://${GATEWAY}:${apiPort}`);
     api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `${GATEWAY}:${apiPort}`, FLOTILLA_HEARTBEAT_MS: "1000" });
     registry = await startRegistry();
     await registry.pushBusybox("busybox:latest");
@@ -69,15 +66,9 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
       await ctl(["machine", "rm", "-f", "-y", ...trio]).catch(() => undefined);
       await api.stop();
     }
-    delete process.env.FLOTILLA_AGENT_API_URL;
+    restoreEnv?.();
     await registry?.stop();
-    for (const m of [name, ...trio]) {
-      try {
-        execFileSync("ip", ["netns", "del", `flt-${m}`], { stdio: "ignore" });
-      } catch {
-        // already gone
-      }
-    }
+    removeLeftovers([name, ...trio]);
     rmSync(base, { recursive: true, force: true });
   });
 

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { start, type Running } from "../../apps/api/src/bootstrap";
 import { startTestApi, type TestApi } from "../../apps/api/test/support";
 import { startRegistry, type TestRegistry } from "../support/registry";
-import { forward, parseExports, run } from "./support";
+import { addBridge, forward, parseExports, removeLeftovers, run, useMachinesEnv } from "./support";
 
 const repo = resolve(__dirname, "../..");
 const root = process.getuid?.() === 0;
@@ -40,7 +40,8 @@ describe.skipIf(!root)("the spine: services across three netns machines, through
   const base = mkdtempSync(join(tmpdir(), "flotilla-e2e-services-"));
   const regPort = 41000 + (process.pid % 9000);
   const apiPort = regPort + 1;
-  const forwarders: Server[] = [];
+  let registryForward: Server | undefined;
+  let restoreEnv: (() => void) | undefined;
   const ips: Record<string, string> = {};
   let api: TestApi;
   let restarted: Running | undefined;
@@ -87,22 +88,14 @@ describe.skipIf(!root)("the spine: services across three netns machines, through
   };
 
   beforeAll(async () => {
-    // The machines' bridge exists before the first machine, so the API and registry forwarders can
-    // listen on its gateway from the start (the netns driver adopts a bridge with its gateway).
-    execFileSync("ip", ["link", "add", BRIDGE, "type", "bridge"]);
-    execFileSync("ip", ["addr", "add", `${GATEWAY}/24`, "dev", BRIDGE]);
-    execFileSync("ip", ["link", "set", BRIDGE, "up"]);
-    const bundle = join(base, "flotilla-agent.tar.gz");
-    execFileSync("node", [join(repo, "scripts/build-agent-bundle.mjs"), "--out", bundle], { stdio: "ignore" });
-    process.env.FLOTILLA_DATA_DIR = join(base, "data");
-    process.env.FLOTILLA_AGENT_BUNDLE = bundle;
-    process.env.FLOTILLA_AGENT_API_URL = `http://${GATEWAY}:${apiPort}`;
-    api = await startTestApi({ FLOTILLA_HEARTBEAT_MS: "1000" });
+    addBridge(BRIDGE, GATEWAY);
+    restoreEnv = useMachinesEnv(base, `http://${GATEWAY}:${apiPort}`);
+    // Agents reach the API through its own relay on the gateway, as with `./setup.sh start`.
+    api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `${GATEWAY}:${apiPort}`, FLOTILLA_HEARTBEAT_MS: "1000" });
     registry = await startRegistry();
     await registry.pushBusybox("busybox:latest");
     image = `${GATEWAY}:${regPort}/busybox:latest`;
-    forwarders.push(await forward(GATEWAY, regPort, Number(registry.host.split(":")[1])));
-    forwarders.push(await forward(GATEWAY, apiPort, Number(new URL(api.url).port)));
+    registryForward = await forward(GATEWAY, regPort, Number(registry.host.split(":")[1]));
     env = {
       PATH: process.env.PATH,
       HOME: join(base, "home"),
@@ -112,7 +105,7 @@ describe.skipIf(!root)("the spine: services across three netns machines, through
   }, 180_000);
 
   afterAll(async () => {
-    for (const f of forwarders) f.close();
+    registryForward?.close();
     if (api) {
       for (const m of MACHINES) await ctl(["machine", "rm", "-f", "-y", m]).catch(() => undefined);
       if (restarted) {
@@ -121,19 +114,8 @@ describe.skipIf(!root)("the spine: services across three netns machines, through
       } else await api.stop();
     }
     await registry?.stop();
-    delete process.env.FLOTILLA_AGENT_API_URL;
-    for (const m of MACHINES) {
-      try {
-        execFileSync("ip", ["netns", "del", `flt-${m}`], { stdio: "ignore" });
-      } catch {
-        // already gone
-      }
-    }
-    try {
-      execFileSync("ip", ["link", "del", BRIDGE], { stdio: "ignore" });
-    } catch {
-      // already gone
-    }
+    restoreEnv?.();
+    removeLeftovers(MACHINES, BRIDGE);
     rmSync(base, { recursive: true, force: true });
   });
 

@@ -1,7 +1,10 @@
-// Helpers of the end-to-end tests: run a command, forward a port from a machines' bridge to a
-// loopback service, parse `ctl machine env` output.
-import { execFile } from "node:child_process";
+// Helpers of the end-to-end tests: run a command, set up and clean up the machines' bridge and
+// the control plane's machine settings, forward a port from the bridge to a loopback service,
+// parse `ctl machine env` output.
+import { execFile, execFileSync } from "node:child_process";
 import { createServer, connect, type Server } from "node:net";
+import { join } from "node:path";
+import { repoRoot } from "../support/stack";
 
 export interface Result {
   code: number;
@@ -40,3 +43,46 @@ export function parseExports(text: string): Record<string, string> {
   return env;
 }
 
+
+/**
+ * Makes the machines' bridge with its gateway before the first machine, so listeners on the
+ * gateway can bind from the start (the netns driver adopts a bridge that has its gateway).
+ */
+export function addBridge(name: string, gateway: string, prefixLength = 24): void {
+  execFileSync("ip", ["link", "add", name, "type", "bridge"]);
+  execFileSync("ip", ["addr", "add", `${gateway}/${prefixLength}`, "dev", name]);
+  execFileSync("ip", ["link", "set", name, "up"]);
+}
+
+const MACHINE_ENV = ["FLOTILLA_DATA_DIR", "FLOTILLA_AGENT_BUNDLE", "FLOTILLA_AGENT_API_URL"] as const;
+
+/**
+ * Builds the agent bundle into `dir` and points the control plane's machines at it (data under
+ * `dir/data`, agents reporting to `agentApiUrl`). Returns what puts the environment back.
+ */
+export function useMachinesEnv(dir: string, agentApiUrl: string): () => void {
+  const saved = Object.fromEntries(MACHINE_ENV.map((k) => [k, process.env[k]]));
+  const bundle = join(dir, "flotilla-agent.tar.gz");
+  execFileSync("node", [join(repoRoot, "scripts/build-agent-bundle.mjs"), "--out", bundle], { stdio: "ignore" });
+  process.env.FLOTILLA_DATA_DIR = join(dir, "data");
+  process.env.FLOTILLA_AGENT_BUNDLE = bundle;
+  process.env.FLOTILLA_AGENT_API_URL = agentApiUrl;
+  return () => {
+    for (const k of MACHINE_ENV) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  };
+}
+
+/** Deletes what a failed run may leave behind: machines' namespaces and the bridge, each maybe gone already. */
+export function removeLeftovers(machines: readonly string[], bridge?: string): void {
+  const commands = [...machines.map((m) => ["netns", "del", `flt-${m}`]), ...(bridge ? [["link", "del", bridge]] : [])];
+  for (const args of commands) {
+    try {
+      execFileSync("ip", args, { stdio: "ignore" });
+    } catch {
+      // already gone
+    }
+  }
+}
