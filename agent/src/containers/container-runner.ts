@@ -8,6 +8,7 @@ import { InvalidError, NotSupportedError } from "@flotilla/core";
 import { HttpError } from "../api/http-util";
 import type { ImageStore } from "../images";
 import type { VolumeStore } from "../volumes/volume-store";
+import { checkBindSource } from "./bind-policy";
 import type { ContainerStore } from "./container-store";
 import type { ContainerRecord, NetworkInfo } from "./container-types";
 import { fromPortMappings, toPortMappings, type NetworkPort } from "./network-port";
@@ -21,6 +22,7 @@ export interface RunnerDeps {
   volumes: VolumeStore;
   network: NetworkPort | null;
   shimPath: string;
+  denyBinds?: readonly string[];
 }
 
 export interface Started {
@@ -55,11 +57,15 @@ export class ContainerRunner {
     for (const m of c.mounts) {
       if (m.type === "tmpfs") out.push(m);
       else if (m.type === "bind") {
+        const denied = this.deps.denyBinds ?? [];
+        // Checked again at every start: the source may have become a symlink since create.
+        if (denied.length) await checkBindSource(m.source, denied);
         if (m.createSource) await fs.mkdir(m.source, { recursive: true });
         else await fs.stat(m.source).catch(() => {
           throw new InvalidError(`invalid mount config for type "bind": bind source path does not exist: ${m.source}`, { field: "Mounts" });
         });
-        out.push({ type: "bind", source: m.source, target: m.target, readOnly: m.readOnly });
+        const source = denied.length ? await checkBindSource(m.source, denied) : m.source;
+        out.push({ type: "bind", source, target: m.target, readOnly: m.readOnly });
       } else {
         // Created on demand: a volume removed while the container was stopped comes back empty.
         const { volume } = await this.deps.volumes.create({ Name: m.name });
