@@ -5,6 +5,7 @@ import { FastifyAdapter, type NestFastifyApplication } from "@nestjs/platform-fa
 import { appModule } from "./app.module";
 import type { AppConfig } from "./config/config";
 import { setupOpenApi } from "./openapi";
+import { installAuditLog } from "./auth/audit";
 import { EventsService } from "./events/events.service";
 import { TokensService } from "./tokens/tokens.service";
 import { relayTarget, startAgentListeners } from "./agent-listener/agent-listener";
@@ -33,6 +34,7 @@ export async function start(config: AppConfig, opts: { logger?: ConsoleLogger | 
   const adapter = new FastifyAdapter({ bodyLimit: 1024 * 1024, forceCloseConnections: "idle" });
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger, abortOnError: false });
   setupOpenApi(app);
+  installAuditLog(adapter.getInstance(), app.get(EventsService));
   await app.listen(config.port, config.host);
   const address = app.getHttpServer().address();
   const port = typeof address === "object" && address ? address.port : config.port;

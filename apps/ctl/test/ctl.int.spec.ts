@@ -61,6 +61,6 @@ describe("ctl against the real API", () => {
     const end = Date.now() + 10_000;
     while (!output.includes("watched") && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     child.kill();
-    expect(output).toMatch(/token create \S+ \(name=watched\)/);
+    expect(output).toMatch(/token create \S+ \(name=watched\b.*role=admin/);
   });
 });

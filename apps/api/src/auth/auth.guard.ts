@@ -18,16 +18,18 @@ export class BearerAuthGuard implements CanActivate {
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC, [ctx.getHandler(), ctx.getClass()])) return true;
-    const req = ctx.switchToHttp().getRequest<FastifyRequest & { tokenName?: string }>();
+    const req = ctx.switchToHttp().getRequest<FastifyRequest & { tokenName?: string; tokenRole?: string }>();
     const header = req.headers.authorization;
     if (!header) throw new UnauthorizedException("missing API token: send 'Authorization: Bearer <token>' (ctl reads it from its config)");
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) throw new UnauthorizedException("malformed Authorization header: expected 'Bearer <token>'");
     const token = await this.tokens.verify(match[1]);
     if (!token) throw new UnauthorizedException("invalid API token: it is unknown or was revoked");
+    // Known before the role check, so a refused call is audited under the token that made it.
+    req.tokenName = token.name;
+    req.tokenRole = token.role;
     const refused = refusal(token, req.method, req.routeOptions?.url, req.body);
     if (refused) throw new ForbiddenException(refused);
-    req.tokenName = token.name;
     return true;
   }
 }

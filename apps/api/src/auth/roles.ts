@@ -1,10 +1,49 @@
-// What each kind of API token may call. Admin tokens (ctl, the console, CI) may call everything;
-// an agent token, which a machine's agent gets by trading its one-time join token, may only
-// report for its own machine. Anything else is refused, so a token leaked from a machine cannot
-// drive the control plane.
+// What each kind of API token may call. Admin tokens may call everything; an operator runs the
+// fleet (services, nodes, machines' lifecycle) but manages no tokens and creates no machine that
+// reaches into the control plane's host; a viewer only reads (the console works read-only); an
+// agent token, which a machine's agent gets by trading its one-time join token, may only report
+// for its own machine. Anything else is refused, so a token leaked from a machine cannot drive
+// the control plane.
 import { createHash } from "node:crypto";
 
-export type TokenRole = "admin" | "agent";
+export type TokenRole = "admin" | "operator" | "viewer" | "agent";
+/** The roles a person can give a token (`ctl token create --role`); agent tokens come from joins. */
+export const USER_ROLES = ["admin", "operator", "viewer"] as const;
+
+const READS = new Set(["GET", "HEAD"]);
+
+/**
+ * Machine options that name a path or folder on the control plane's host (a key, an image, a
+ * shared folder, a binary): only an admin may point a machine at the host's files.
+ */
+export const HOST_PATH_OPTIONS: ReadonlySet<string> = new Set([
+  "generic-ssh-key",
+  "netns-sshd-path",
+  "virtualbox-boot2docker-url",
+  "virtualbox-share-folder",
+  "hyperv-boot2docker-url",
+]);
+/** Drivers whose machines share the control plane's host and filesystem: admin only. */
+export const HOST_SHARING_DRIVERS: ReadonlySet<string> = new Set(["netns"]);
+
+function operatorRefusal(method: string, route: string, body: unknown): string | null {
+  if (route.startsWith("/api/v1/tokens")) return "an operator token may not list, create or revoke tokens (admin only)";
+  if (method === "POST" && route === "/api/v1/machines") {
+    const b = (body ?? {}) as { driver?: unknown; options?: unknown };
+    if (typeof b.driver === "string" && HOST_SHARING_DRIVERS.has(b.driver)) {
+      return `an operator token may not create ${b.driver} machines: they share the control plane's host (admin only)`;
+    }
+    const options = b.options && typeof b.options === "object" ? Object.keys(b.options as object).map((k) => k.replace(/^--/, "")) : [];
+    const hostPath = options.filter((k) => HOST_PATH_OPTIONS.has(k));
+    if (hostPath.length) return `an operator token may not create a machine with host-path options (${hostPath.map((k) => `--${k}`).join(", ")}; admin only)`;
+    const opts = (b.options ?? {}) as Record<string, unknown>;
+    const noShare = opts["virtualbox-no-share"] ?? opts["--virtualbox-no-share"];
+    if (b.driver === "virtualbox" && noShare !== true && noShare !== "true") {
+      return "an operator token may create a virtualbox machine only with --virtualbox-no-share (by default it shares the host's users directory; admin only)";
+    }
+  }
+  return null;
+}
 
 /**
  * The routes (method + Fastify route pattern) an agent token may call. The join endpoint itself
@@ -24,8 +63,15 @@ export function agentTokenName(machine: string): string {
  */
 export function refusal(token: { name: string; role: string }, method: string, route: string | undefined, body: unknown): string | null {
   if (token.role === "admin") return null;
+  const m = method.toUpperCase();
+  const call = `${m} ${route ?? "?"}`;
+  if (token.role === "viewer") {
+    if (!READS.has(m)) return `a viewer token may only read; ${call} changes state`;
+    if ((route ?? "").startsWith("/api/v1/tokens")) return "a viewer token may not list tokens (admin only)";
+    return null;
+  }
+  if (token.role === "operator") return operatorRefusal(m, route ?? "?", body);
   if (token.role !== "agent") return `token "${token.name}" has the unknown role "${token.role}"`;
-  const call = `${method.toUpperCase()} ${route ?? "?"}`;
   if (!AGENT_ROUTES.has(call)) return `an agent token may not call ${call}; agents may only send heartbeats`;
   const hostname = (body as { hostname?: unknown } | undefined)?.hostname;
   if (typeof hostname === "string" && agentTokenName(hostname) !== token.name) {

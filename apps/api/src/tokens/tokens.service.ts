@@ -38,12 +38,12 @@ export class TokensService {
   }
 
   /** Creates a token; the secret is returned once and never stored. */
-  async create(name: string): Promise<TokenView & { token: string }> {
+  async create(name: string, role: "admin" | "operator" | "viewer" = "admin"): Promise<TokenView & { token: string }> {
     const secret = newTokenSecret();
     const row = await this.prisma.$transaction(async (tx) => {
       if (await tx.apiToken.findUnique({ where: { name } })) throw new ConflictError(`a token named "${name}" already exists`, { field: "name" });
-      const created = await tx.apiToken.create({ data: { name, hash: hashToken(secret) } });
-      const evs = await this.events.record(tx, [{ kind: "token", subjectId: created.id, action: "create", data: { name } }]);
+      const created = await tx.apiToken.create({ data: { name, role, hash: hashToken(secret) } });
+      const evs = await this.events.record(tx, [{ kind: "token", subjectId: created.id, action: "create", data: { name, role } }]);
       return { created, evs };
     });
     await this.events.publish(row.evs);

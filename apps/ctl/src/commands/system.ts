@@ -27,7 +27,8 @@ export function registerSystem(program: Command): void {
     .option("--url <url>", "API base URL", loadCtlConfig().url)
     .action(async (opts: { token: string; url: string }) => {
       const client = new ApiClient({ url: opts.url.replace(/\/+$/, ""), token: opts.token, source: "login" });
-      await client.request("GET", "/api/v1/tokens");
+      // Any person's token (admin, operator, viewer) may read services: checks it is one.
+      await client.request("GET", "/api/v1/services");
       const dir = configDir();
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const file = join(dir, "config.json");
@@ -50,8 +51,9 @@ export function registerSystem(program: Command): void {
   token
     .command("create <name>")
     .description("create an API token and print its secret (shown once)")
-    .action(async (name: string) => {
-      const created = await new ApiClient(loadCtlConfig()).request<{ token: string }>("POST", "/api/v1/tokens", { name });
+    .option("--role <role>", "admin (everything), operator (services, nodes, machines; no tokens, no host paths) or viewer (read only)", "admin")
+    .action(async (name: string, opts: { role: string }) => {
+      const created = await new ApiClient(loadCtlConfig()).request<{ token: string }>("POST", "/api/v1/tokens", { name, role: opts.role });
       out(created.token);
     });
   token
