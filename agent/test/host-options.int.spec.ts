@@ -78,6 +78,24 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("HostConfig options through the doc
     }
   });
 
+  it("--log-opt max-size/max-file rotate the json-file log; --tail 1 reads its end (finding 5)", async () => {
+    const id = await dockerOk(env, ["run", "-d", "--log-opt", "max-size=64k", "--log-opt", "max-file=2", image, "sh", "-c", "seq 1 50000; echo last"]);
+    expect(await dockerOk(env, ["wait", id])).toBe("0");
+    const log = agent.handle.containers.store.paths(id).log;
+    expect(fs.statSync(log).size).toBeLessThanOrEqual(64 * 1024);
+    expect(fs.statSync(`${log}.1`).size).toBeLessThanOrEqual(64 * 1024);
+    expect(fs.existsSync(`${log}.2`)).toBe(false);
+    expect(await dockerOk(env, ["logs", "--tail", "1", id])).toBe("last");
+    const all = (await dockerOk(env, ["logs", id])).split("\n");
+    expect(all.at(-1)).toBe("last");
+    expect(all.length).toBeLessThan(50_000); // the oldest output was rotated away
+    const inspect = JSON.parse(await dockerOk(env, ["inspect", id]))[0];
+    expect(inspect.HostConfig.LogConfig).toEqual({ Type: "json-file", Config: { "max-size": "64k", "max-file": "2" } });
+    const bad = await docker(env, ["create", "--log-opt", "compress=true", image, "true"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("--log-opt compress is not supported by this agent");
+  });
+
   it("refuses --init, --ulimit, --shm-size and the like with a 501 naming the option, creating nothing", async () => {
     const before = agent.handle.containers.all().length;
     for (const [args, message] of [

@@ -26,6 +26,7 @@ const char shim_usage[] =
 	"  --memory BYTES[k|m|g]    --cpu-quota US  --cpu-period US  --cpu-shares N  --pids N\n"
 	"  --mount bind:SRC:DST[:ro] | tmpfs:DST[:SIZE] (repeatable)\n"
 	"  --readonly-rootfs        --netns new|host|PATH   --log FILE\n"
+	"  --log-max-size SIZE      --log-max-files N (rotate FILE into FILE.1..FILE.N-1)\n"
 	"  --cgroup-parent NAME (default flotilla)   --cgroup-root DIR (default /sys/fs/cgroup)\n"
 	"  --seccomp default|unconfined             --foreground (alias --wait)\n"
 	"  --caps MASK              capabilities kept, a subset of docker's default set (hex)\n"
@@ -216,6 +217,18 @@ static int parse_run_option(struct shim_config *cfg, int argc, char **argv, int 
 		cfg->log_path = v;
 		return 0;
 	}
+	OPT("--log-max-size") {
+		if (parse_size(v, &cfg->log_max_size) < 0)
+			return shim_fail(err, 0, "--log-max-size: invalid size \"%s\"", v);
+		return 0;
+	}
+	OPT("--log-max-files") {
+		long long n;
+		if (parse_u64(v, 1, LOG_MAX_FILES, &n) < 0)
+			return shim_fail(err, 0, "--log-max-files: \"%s\" must be 1..%d", v, LOG_MAX_FILES);
+		cfg->log_max_files = (int)n;
+		return 0;
+	}
 	OPT("--cgroup-parent") {
 		if (!valid_rel_path(v))
 			return shim_fail(err, 0, "--cgroup-parent: \"%s\" must be a relative path without ..", v);
@@ -283,6 +296,8 @@ int config_parse(struct shim_config *cfg, int argc, char **argv, struct shim_err
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->memory = cfg->cpu_quota = cfg->cpu_period = cfg->cpu_shares = cfg->pids = -1;
+	cfg->log_max_size = -1;
+	cfg->log_max_files = 1;
 	cfg->netns = SHIM_NETNS_NEW;
 	cfg->cgroup_parent = "flotilla";
 	cfg->cgroup_root = "/sys/fs/cgroup";

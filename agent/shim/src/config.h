@@ -72,6 +72,8 @@ struct shim_config {
 	const char *netns_path;
 
 	const char *log_path;
+	long long log_max_size;  /* bytes; -1: the log grows without bound */
+	int log_max_files;       /* the log plus rotated FILE.1 .. FILE.(n-1) */
 	const char *cgroup_parent; /* relative to each hierarchy root, default "flotilla" */
 	const char *cgroup_root;   /* default /sys/fs/cgroup */
 	bool foreground;
@@ -87,6 +89,8 @@ struct shim_config {
 	char **owned;            /* strings copied out of argv to be split in place */
 	size_t n_owned;
 };
+
+#define LOG_MAX_FILES 100
 
 /* Parses argv (argv[0] is the program). On failure err names the option. */
 int config_parse(struct shim_config *cfg, int argc, char **argv, struct shim_err *err);

@@ -2,6 +2,7 @@
  * control FIFO and the output pipes, until the container init is reaped and
  * its output drained. See proto.h for how the start is decided. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -139,12 +140,37 @@ static void on_fifo(struct run *r)
 	}
 }
 
+static void rotate_log(struct run *r)
+{
+	const struct shim_config *cfg = r->cfg;
+	/* a failed rotation keeps writing to the open file: output is not dropped */
+	if (log_rotate_files(cfg->log_path, cfg->log_max_files) < 0)
+		return;
+	int fd = open(cfg->log_path, O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return;
+	/* same descriptor number: nothing else needs to learn about it */
+	dup3(fd, r->log_fd, O_CLOEXEC);
+	close(fd);
+	r->log_size = 0;
+}
+
 void write_log(struct run *r)
 {
-	if (r->logbuf.len == 0)
-		return;
-	/* one write per batch of records: O_APPEND keeps each batch whole */
-	write_all(r->log_fd, r->logbuf.buf, r->logbuf.len);
+	const char *p = r->logbuf.buf;
+	size_t left = r->logbuf.len;
+	long long max = r->cfg->log_max_size;
+	while (left > 0) {
+		if (log_needs_rotation(r->log_size, left, max) && r->log_size > 0)
+			rotate_log(r);
+		/* whole records only, as many as fit (at least one, however long) */
+		size_t take = log_fitting_records(p, left, max > 0 ? max - r->log_size : -1);
+		/* one write per piece: O_APPEND keeps each piece whole */
+		write_all(r->log_fd, p, take);
+		r->log_size += (long long)take;
+		p += take;
+		left -= take;
+	}
 	sb_reset(&r->logbuf);
 }
 

@@ -1,4 +1,7 @@
 /* See logio.h. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "logio.h"
@@ -48,4 +51,35 @@ void log_flush(struct log_pending *p, enum log_stream s, const char *time, struc
 		return;
 	log_format_record(out, p->buf, p->len, s, time);
 	p->len = 0;
+}
+
+int log_rotate_files(const char *path, int max_files)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	for (int i = max_files - 1; i >= 2; i--) {
+		snprintf(from, sizeof(from), "%s.%d", path, i - 1);
+		snprintf(to, sizeof(to), "%s.%d", path, i);
+		if (rename(from, to) < 0 && errno != ENOENT)
+			return -1;
+	}
+	if (max_files >= 2) {
+		snprintf(to, sizeof(to), "%s.1", path);
+		if (rename(path, to) < 0 && errno != ENOENT)
+			return -1;
+	}
+	return 0;
+}
+
+size_t log_fitting_records(const char *buf, size_t len, long long room)
+{
+	if (room < 0 || (long long)len <= room)
+		return len;
+	size_t fit = 0;
+	for (size_t i = 0; i < len && (long long)(i + 1) <= room; i++)
+		if (buf[i] == '\n')
+			fit = i + 1;
+	if (fit > 0)
+		return fit;
+	const char *nl = memchr(buf, '\n', len);
+	return nl ? (size_t)(nl - buf) + 1 : len;
 }

@@ -9,6 +9,7 @@
 #ifndef FLOTILLA_SHIM_LOGIO_H
 #define FLOTILLA_SHIM_LOGIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util.h"
@@ -26,6 +27,21 @@ void log_format_record(struct strbuf *out, const char *data, size_t n, enum log_
 /* Appends records for every complete line in pending + data; keeps the rest. */
 void log_feed(struct log_pending *p, const char *data, size_t n, enum log_stream s, const char *time,
 	      struct strbuf *out);
+/* Moves FILE.(n-2) .. FILE.1 one up and FILE to FILE.1 (FILE.(n-1) is replaced),
+ * as docker's json-file driver rotates; with max_files 1 there is nothing to move.
+ * The caller then reopens FILE (truncating it). Returns 0 or -1 (errno set). */
+int log_rotate_files(const char *path, int max_files);
+/* Whether a write of `next` bytes to a log of `size` bytes must rotate first:
+ * never for an empty log (a single oversized batch goes in whole). */
+static inline bool log_needs_rotation(long long size, size_t next, long long max_size)
+{
+	return max_size > 0 && size > 0 && size + (long long)next > max_size;
+}
+
+/* How many bytes of `buf` (whole newline-terminated records) go into a log with
+ * `room` bytes left (room < 0: no limit): all that fit, else the first record. */
+size_t log_fitting_records(const char *buf, size_t len, long long room);
+
 /* Emits the pending partial line, if any. */
 void log_flush(struct log_pending *p, enum log_stream s, const char *time, struct strbuf *out);
 

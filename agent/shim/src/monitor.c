@@ -85,6 +85,8 @@ static int prepare(struct run *r)
 		r->log_fd = open(cfg->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 		if (r->log_fd < 0)
 			return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, errno, "log: open %s", cfg->log_path), &err));
+		struct stat lst;
+		r->log_size = fstat(r->log_fd, &lst) == 0 ? (long long)lst.st_size : 0;
 		for (int s = 0; s < 2; s++)
 			if (pipe2(r->out[s], O_CLOEXEC) < 0)
 				return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, errno, "log: pipe"), &err));

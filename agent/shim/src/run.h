@@ -45,6 +45,7 @@ struct run {
 
 	struct log_pending pend[2];
 	struct strbuf logbuf;
+	long long log_size;     /* bytes in the current log file */
 };
 
 void now_rfc3339(char out[SHIM_TIME_MAX]);

@@ -1,5 +1,6 @@
 /* Unit tests of the output formats: JSON string escaping, RFC 3339 timestamps, the
  * container log lines and the state file. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,8 +142,68 @@ static void test_state_format(void)
 	sb_free(&sb);
 }
 
+static void put(const char *dir, const char *name, const char *content)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	CHECK(f != NULL);
+	if (f != NULL) {
+		fputs(content, f);
+		fclose(f);
+	}
+}
+
+static const char *get(const char *dir, const char *name)
+{
+	static char buf[64];
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *f = fopen(p, "r");
+	if (f == NULL)
+		return "(missing)";
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void test_log_rotation(void)
+{
+	CHECK(!log_needs_rotation(0, 1 << 20, 100));       /* an empty log takes any batch */
+	CHECK(!log_needs_rotation(50, 50, 100));
+	CHECK(log_needs_rotation(51, 50, 100));
+	CHECK(!log_needs_rotation(1LL << 40, 10, -1));      /* no limit */
+	CHECK_INT(log_fitting_records("ab\ncd\nef\n", 9, -1), 9);
+	CHECK_INT(log_fitting_records("ab\ncd\nef\n", 9, 9), 9);
+	CHECK_INT(log_fitting_records("ab\ncd\nef\n", 9, 7), 6);
+	CHECK_INT(log_fitting_records("ab\ncd\nef\n", 9, 2), 3); /* one record even if too long */
+	CHECK_INT(log_fitting_records("ab\ncd\nef\n", 9, 0), 3);
+
+	char dir[] = "/tmp/flotilla-shim-logrot-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char path[512];
+	snprintf(path, sizeof(path), "%s/c.log", dir);
+	put(dir, "c.log", "now");
+	put(dir, "c.log.1", "one");
+	put(dir, "c.log.2", "two");
+	CHECK(log_rotate_files(path, 3) == 0);
+	CHECK_STR(get(dir, "c.log"), "(missing)");
+	CHECK_STR(get(dir, "c.log.1"), "now");
+	CHECK_STR(get(dir, "c.log.2"), "one"); /* the oldest ("two") is gone */
+	CHECK_STR(get(dir, "c.log.3"), "(missing)");
+	/* max 1: nothing moves (the caller truncates) */
+	put(dir, "c.log", "again");
+	CHECK(log_rotate_files(path, 1) == 0);
+	CHECK_STR(get(dir, "c.log"), "again");
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0);
+}
+
 void run_log_tests(void)
 {
+	test_log_rotation();
 	test_json_escape();
 	test_rfc3339();
 	test_log_lines();

@@ -60,7 +60,8 @@ async function streamLogs(ctx: RequestContext, deps: ContainerRouteDeps, res: Se
   const path = deps.containers.store.paths(c.id).log;
   // Ask for the stop before reading, so an exit between the read and the follow is not missed.
   const stopped = deps.containers.untilStopped(c.id);
-  const first = await readLog(path);
+  // --tail reads only the end of the log, however large it is.
+  const first = await readLog(path, 0, q.tail);
   let records = parseRecords(first.lines);
   if (q.tail !== undefined) records = q.tail === 0 ? [] : records.slice(-q.tail);
   res.writeHead(200, { "Content-Type": MULTIPLEXED });

@@ -70,8 +70,8 @@ export function renderRecords(records: readonly LogRecord[], q: LogQuery): Buffe
   return out;
 }
 
-/** Reads the whole log: its complete lines and the offset after the last one. */
-export async function readLog(path: string, from = 0): Promise<{ lines: string[]; offset: number }> {
+/** The log's complete lines from `from` on, and the offset after the last one. */
+async function readFrom(path: string, from: number): Promise<{ lines: string[]; offset: number }> {
   let buf: Buffer;
   try {
     const fh = await fs.open(path, "r");
@@ -88,6 +88,91 @@ export async function readLog(path: string, from = 0): Promise<{ lines: string[]
   // Only complete lines count; a line still being written is picked up on the next read.
   const end = buf.lastIndexOf(0x0a) + 1;
   return { lines: buf.subarray(0, end).toString("utf8").split("\n"), offset: from + end };
+}
+
+/** The shim rotates the log into `<log>.1` (newest) .. `<log>.N`; oldest first. */
+async function rotatedFiles(path: string): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 1; i <= 100; i++) {
+    const p = `${path}.${i}`;
+    if (!(await fs.stat(p).then(() => true, () => false))) break;
+    out.unshift(p);
+  }
+  return out;
+}
+
+/**
+ * Reads the log, its rotated files first: the complete lines (every one, or the last `tail`
+ * lines, read backwards from the end so a large log is not read whole) and the offset in the
+ * current file after the last one.
+ */
+export async function readLog(path: string, from = 0, tail?: number): Promise<{ lines: string[]; offset: number }> {
+  if (tail === undefined) {
+    const older: string[] = [];
+    if (from === 0) for (const p of await rotatedFiles(path)) older.push(...(await readFrom(p, 0)).lines.filter(Boolean));
+    const cur = await readFrom(path, from);
+    return { lines: [...older, ...cur.lines], offset: cur.offset };
+  }
+  const offset = await completeEnd(path);
+  const lines: string[] = [];
+  for (const [p, end] of [[path, offset] as const, ...(await rotatedFiles(path)).reverse().map((f) => [f, Infinity] as const)]) {
+    if (lines.length >= tail) break;
+    lines.unshift(...(await lastLines(p, tail - lines.length, end)));
+  }
+  return { lines, offset };
+}
+
+/** The offset after the current file's last complete line. */
+async function completeEnd(path: string): Promise<number> {
+  try {
+    const fh = await fs.open(path, "r");
+    try {
+      let pos = (await fh.stat()).size;
+      const buf = Buffer.alloc(64 * 1024);
+      while (pos > 0) {
+        const start = Math.max(0, pos - buf.length);
+        const { bytesRead } = await fh.read(buf, 0, pos - start, start);
+        const nl = buf.subarray(0, bytesRead).lastIndexOf(0x0a);
+        if (nl >= 0) return start + nl + 1;
+        pos = start;
+      }
+      return 0;
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return 0;
+  }
+}
+
+/** Up to `n` complete lines before `end`, read backwards in chunks. */
+async function lastLines(path: string, n: number, end: number): Promise<string[]> {
+  if (n <= 0) return [];
+  let fh;
+  try {
+    fh = await fs.open(path, "r");
+  } catch {
+    return [];
+  }
+  try {
+    let pos = Math.min(end, (await fh.stat()).size);
+    // A rotated file may end without a newline (a partial line flushed at exit): keep it.
+    const chunks: Buffer[] = [];
+    let newlines = 0;
+    const chunk = 64 * 1024;
+    while (pos > 0 && newlines <= n) {
+      const start = Math.max(0, pos - chunk);
+      const buf = Buffer.alloc(pos - start);
+      await fh.read(buf, 0, buf.length, start);
+      chunks.unshift(buf);
+      for (const b of buf) if (b === 0x0a) newlines++;
+      pos = start;
+    }
+    const lines = Buffer.concat(chunks).toString("utf8").split("\n").filter(Boolean);
+    return lines.slice(-n);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The size of the log now: where a follower that wants only new output starts. */
@@ -126,10 +211,22 @@ export async function followLog(path: string, offset: number, send: (records: Lo
   }
   opts.signal.addEventListener("abort", poke);
   void opts.done.then(poke);
+  let ino = await fs.stat(path).then((st) => st.ino, () => 0);
   try {
     for (;;) {
       const wasFinished = finished;
-      const next = await readLog(path, offset);
+      const now = await fs.stat(path).then((st) => st, () => undefined);
+      if (now && ino && now.ino !== ino) {
+        // Rotated since the last read: finish the old file (now <log>.1), then start the new one.
+        const old = await fs.stat(`${path}.1`).then((st) => st, () => undefined);
+        if (old?.ino === ino) {
+          const rest = parseRecords((await readFrom(`${path}.1`, offset)).lines);
+          if (rest.length && !opts.signal.aborted) send(rest);
+        }
+        offset = 0;
+      }
+      if (now) ino = now.ino;
+      const next = await readFrom(path, offset);
       offset = next.offset;
       const records = parseRecords(next.lines);
       if (records.length && !opts.signal.aborted) send(records);

@@ -4,6 +4,7 @@
  */
 import type { ContainerRecord } from "./container-types";
 import { capabilityMask, DEFAULT_CAP_MASK } from "./host-options";
+import { logLimits } from "./log-options";
 import type { ContainerPaths } from "./container-store";
 
 /** A mount resolved to host paths (volumes turned into their data directories). */
@@ -40,6 +41,8 @@ export function shimRunArgs(input: ShimRunInput): string[] {
     "--hostname", input.hostname,
     "--netns", input.netns,
   ];
+  const log = logLimits(hc.LogConfig?.Config);
+  if (log.maxSize > 0) args.push("--log-max-size", String(log.maxSize), "--log-max-files", String(log.maxFiles));
   for (const e of c.config.Env) args.push("--env", e);
   if (c.config.WorkingDir) args.push("--cwd", c.config.WorkingDir);
   if (input.user) args.push("--user", input.user);

@@ -4,6 +4,7 @@ import { Injectable, Logger } from "@nestjs/common";
 import { PassThrough, type Readable } from "node:stream";
 import { EngineClients } from "../dispatch/engine-clients";
 import { PrismaService } from "../database/prisma.service";
+import { splitLines } from "./log-lines";
 import { taskName } from "./mapping";
 import { ServicesRepository } from "./services.repository";
 
@@ -13,6 +14,20 @@ export interface ServiceLogOptions {
   tail?: number;
   /** Aborted when the client goes away: every agent stream is closed then. */
   signal: AbortSignal;
+}
+
+function waitForDrain(out: PassThrough, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      out.off("drain", done);
+      out.off("close", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    out.once("drain", done);
+    out.once("close", done);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 @Injectable()
@@ -47,10 +62,12 @@ export class LogsService {
       try {
         const engine = await this.engines.forNode(t.node!);
         for await (const chunk of engine.logs(t.containerId!, { follow: opts.follow, ...(opts.tail !== undefined ? { tail: opts.tail } : {}), signal: opts.signal })) {
-          const text = partial[chunk.stream] + chunk.data.toString("utf8");
-          const lines = text.split("\n");
-          partial[chunk.stream] = lines.pop() ?? "";
-          for (const line of lines) out.write(prefix + line + "\n");
+          const split = splitLines(partial[chunk.stream], chunk.data.toString("utf8"));
+          partial[chunk.stream] = split.partial;
+          let full = false;
+          for (const line of split.lines) full = !out.write(prefix + line + "\n") || full;
+          // Back-pressure: a slow client pauses the agents' streams instead of filling memory.
+          if (full && !opts.signal.aborted) await waitForDrain(out, opts.signal);
         }
         for (const rest of Object.values(partial)) if (rest) out.write(prefix + rest + "\n");
       } catch (e) {
