@@ -25,7 +25,9 @@ describe("create request", () => {
     expect(s.args).toEqual([]);
     expect(s.config).toMatchObject({ Cmd: ["sh"], Entrypoint: null, Env: ["PATH=/bin", "A=image"], WorkingDir: "/tmp", Labels: { from: "image", x: "image" }, ExposedPorts: { "8080/tcp": {} } });
     expect(s.networkMode).toBe("bridge");
-    expect(s.hostConfig).toMatchObject({ NetworkMode: "default", RestartPolicy: { Name: "", MaximumRetryCount: 0 }, AutoRemove: false, Memory: 0, PidsLimit: null });
+    expect(s.hostConfig).toMatchObject({ NetworkMode: "default", RestartPolicy: { Name: "", MaximumRetryCount: 0 }, AutoRemove: false, Memory: 0, PidsLimit: 1024 });
+    expect(spec({ HostConfig: { PidsLimit: -1 } }).hostConfig.PidsLimit).toBeNull();
+    expect(spec({ HostConfig: { PidsLimit: 50 } }).hostConfig.PidsLimit).toBe(50);
   });
 
   it("follows Docker's Entrypoint/Cmd rules", () => {

@@ -6,6 +6,7 @@
 import { posix } from "node:path";
 import { InvalidError, NotSupportedError } from "@flotilla/core";
 import type { ContainerDefaults } from "../images";
+import { logLimits } from "./log-options";
 import { capabilityMask, checkSecurityOpt, parseNameSettings, refuseUnsupportedHostConfig } from "./host-options";
 import type { ContainerConfig, ContainerSpec, HostConfig, MountSpec, NetworkModeName, PortBinding, PortProtocol, RestartPolicyName } from "./container-types";
 
@@ -76,6 +77,8 @@ export function validateName(name: string): string {
 }
 
 const MIN_MEMORY = 6 * 1024 * 1024;
+/** Processes (threads) a container may have unless it asks otherwise. */
+export const DEFAULT_PIDS_LIMIT = 1024;
 
 function stringList(value: unknown, field: string): string[] | null {
   if (value === undefined || value === null) return null;
@@ -220,7 +223,8 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
   if (hc.Privileged) throw new NotSupportedError("privileged containers are not supported", { field: "Privileged" });
   if (hc.Devices?.length) throw new NotSupportedError("devices are not supported", { field: "Devices" });
   if (hc.LogConfig?.Type && hc.LogConfig.Type !== "json-file") throw new NotSupportedError(`log driver ${hc.LogConfig.Type} is not supported; only json-file`, { field: "LogConfig" });
-  for (const key of Object.keys(hc.LogConfig?.Config ?? {})) throw new NotSupportedError(`--log-opt ${key} is not supported by this agent`, { field: "LogConfig" });
+  const logConfig = { ...(hc.LogConfig?.Config ?? {}) };
+  logLimits(logConfig);
   refuseUnsupportedHostConfig(hc);
   checkSecurityOpt(hc.SecurityOpt);
 
@@ -244,7 +248,9 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
   if (cpuPeriod && (cpuPeriod < 1000 || cpuPeriod > 1_000_000)) throw new InvalidError("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)", { field: "CpuPeriod" });
   if (cpuQuota && cpuQuota < 1000) throw new InvalidError("CPU cfs quota can not be less than 1ms (i.e. 1000)", { field: "CpuQuota" });
   const cpuShares = nonNegative(hc.CpuShares, "CpuShares");
-  const pidsLimit = hc.PidsLimit === undefined || hc.PidsLimit === null || hc.PidsLimit <= 0 ? null : nonNegative(hc.PidsLimit, "PidsLimit");
+  // A default limit, unlike Docker: a fork bomb in one container must not starve the agent and
+  // the node. --pids-limit -1 asks for none.
+  const pidsLimit = hc.PidsLimit === undefined || hc.PidsLimit === null || hc.PidsLimit === 0 ? DEFAULT_PIDS_LIMIT : hc.PidsLimit < 0 ? null : nonNegative(hc.PidsLimit, "PidsLimit");
 
   const autoRemove = !!hc.AutoRemove;
   const networkMode = parseNetworkMode(hc.NetworkMode);
@@ -319,7 +325,7 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
     DnsOptions: names.dnsOptions,
     ExtraHosts: names.extraHosts.length ? names.extraHosts : null,
     SecurityOpt: hc.SecurityOpt?.length ? hc.SecurityOpt : null,
-    LogConfig: { Type: "json-file", Config: {} },
+    LogConfig: { Type: "json-file", Config: logConfig },
   };
   return { path: argv[0]!, args: argv.slice(1), config, hostConfig, networkMode, ports, mounts };
 }
