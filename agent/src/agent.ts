@@ -10,7 +10,7 @@ import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Duplex } from "node:stream";
 import { upgradeHandler } from "./api/attach";
 import { registerContainerRoutes } from "./api/containers.routes";
@@ -38,6 +38,8 @@ export interface StartAgentOptions {
   bridge?: string;
   chainPrefix?: string;
   shimPath?: string;
+  /** Host paths containers may not bind-mount (see --deny-bind). */
+  denyBinds?: readonly string[];
   /**
    * Bridge networking: a NetworkPort, null for none, or "auto" (default) to load
    * agent/src/network when it is there.
@@ -116,7 +118,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     network = options.network;
     await network?.init();
   }
-  const containers = new ContainerService({ root, images, volumes, events, network, shimPath: options.shimPath ?? DEFAULT_SHIM, log });
+  // On a machine that shares the control plane's host, the agent's own keys are off limits too.
+  const denyBinds = options.denyBinds?.length ? [...options.denyBinds, ...(options.tls ? [options.tls.key, options.tls.cert, options.tls.caCert].map((f) => dirname(resolve(f))) : [])] : [];
+  const containers = new ContainerService({ root, images, volumes, events, network, shimPath: options.shimPath ?? DEFAULT_SHIM, denyBinds, log });
   late.containers = containers;
   await containers.init();
 

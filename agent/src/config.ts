@@ -23,6 +23,8 @@ export interface AgentOptions {
   chainPrefix?: string;
   /** The flotilla-shim binary. */
   shimPath: string;
+  /** Host paths containers may not bind-mount, nor any path inside or above them. */
+  denyBinds: string[];
 }
 
 export interface TlsOptions {
@@ -60,6 +62,9 @@ Options (environment variable in brackets):
   --bridge NAME              bridge interface name [FLOTILLA_AGENT_BRIDGE]
   --chain-prefix NAME        iptables chain prefix, default FLOTILLA [FLOTILLA_AGENT_CHAIN_PREFIX]
   --shim PATH                flotilla-shim binary [FLOTILLA_SHIM_BIN]
+  --deny-bind PATH           refuse bind mounts of PATH, inside it or above it (a machine that
+                             shares the control plane's host); repeatable
+                             [FLOTILLA_AGENT_DENY_BINDS, colon-separated]
   -h, --help                 this text
 `;
 
@@ -75,6 +80,7 @@ const FLAGS: Record<string, string> = {
   "--bridge": "FLOTILLA_AGENT_BRIDGE",
   "--chain-prefix": "FLOTILLA_AGENT_CHAIN_PREFIX",
   "--shim": "FLOTILLA_SHIM_BIN",
+  "--deny-bind": "FLOTILLA_AGENT_DENY_BINDS",
 };
 
 /** `HOST:PORT`, `[v6]:PORT`, `:PORT` or `PORT`. */
@@ -124,5 +130,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
 
   const shimPath = get("--shim") ?? DEFAULT_SHIM;
   if (!isAbsolute(shimPath)) throw new InvalidError(`--shim must be an absolute path: ${shimPath}`, { field: "--shim" });
-  return { root, socket, tls, insecureRegistries, subnet: get("--subnet"), bridge: get("--bridge"), chainPrefix: get("--chain-prefix"), shimPath };
+  const denyBinds = given.get("--deny-bind") ?? (env.FLOTILLA_AGENT_DENY_BINDS ?? "").split(":").filter(Boolean);
+  for (const p of denyBinds) if (!isAbsolute(p)) throw new InvalidError(`--deny-bind must be an absolute path: ${p}`, { field: "--deny-bind" });
+  return { root, socket, tls, insecureRegistries, subnet: get("--subnet"), bridge: get("--bridge"), chainPrefix: get("--chain-prefix"), shimPath, denyBinds };
 }
