@@ -44,5 +44,5 @@ export async function run(argv: string[]): Promise<number> {
 
 // Run directly (tsx src/main.ts in tests); bin/ctl.js calls run() itself.
 if (require.main === module) {
-  run(process.argv.slice(2)).then((code) => process.exit(code));
+  void run(process.argv.slice(2)).then((code) => process.exit(code));
 }
