@@ -150,12 +150,14 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     return server;
   };
 
+  // router.handle answers every failure itself (sendError), so its promise never rejects.
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => void router.handle(req, res);
   let socketPath: string | null = null;
   let tlsPort: number | null = null;
   try {
     if (options.socket) {
       await claimSocket(options.socket);
-      const server = setup(http.createServer(router.handle));
+      const server = setup(http.createServer(onRequest));
       await listen(server, options.socket);
       fs.chmodSync(options.socket, 0o660);
       socketPath = options.socket;
@@ -165,7 +167,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
       const server = setup(
         https.createServer(
           { ca: fs.readFileSync(t.caCert), cert: fs.readFileSync(t.cert), key: fs.readFileSync(t.key), requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.2" },
-          router.handle,
+          onRequest,
         ),
       );
       await listen(server, t.port, t.host);

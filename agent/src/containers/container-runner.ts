@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs/promises";
 import { InvalidError, NotSupportedError } from "@flotilla/core";
-import { HttpError } from "../api/http-util";
+import { HttpError } from "../engine-errors";
 import type { ImageStore } from "../images";
 import type { VolumeStore } from "../volumes/volume-store";
 import { checkBindSource } from "./bind-policy";

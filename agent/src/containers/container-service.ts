@@ -5,7 +5,7 @@
  * container-runner.ts; records persist in ContainerStore, so a restarted agent re-adopts what its shims still run.
  */
 import { ConflictError } from "@flotilla/core";
-import { HttpError, NotModifiedError } from "../api/http-util";
+import { HttpError, NotModifiedError } from "../engine-errors";
 import type { EventBus } from "../events/event-bus";
 import type { ImageStore } from "../images";
 import type { VolumeStore } from "../volumes/volume-store";

@@ -7,6 +7,7 @@ import { connect as tlsConnect } from "node:tls";
 import { DomainError, UnavailableError } from "@flotilla/core";
 import { readPrivateKey, sleep, sshConnect, type SshConnection, type SshEndpoint } from "@flotilla/drivers";
 import { type CertificateAuthority, type KeyPair, needsReissue } from "./certs";
+import type { EngineOptions } from "./engine-options";
 import { nodeInstallCommand, parseOsRelease } from "./host-os";
 import { detectLayout, renderAgentEnv, renderRunScript, renderSupervisor, renderUnit, type AgentLayout } from "./layout";
 
@@ -17,16 +18,6 @@ export interface ProvisionProgress {
   message: string;
   /** 0-100, rising. */
   percent: number;
-}
-
-export interface EngineOptions {
-  /** Registries the agent may reach over plain http (`--insecure-registry`). */
-  insecureRegistries?: string[];
-  /**
-   * Host paths the machine's containers may not bind-mount (`--deny-bind`): the control plane's
-   * config, data and state, for machines that share its host's filesystem (netns).
-   */
-  denyBinds?: string[];
 }
 
 export interface AgentTarget {
