@@ -13,13 +13,16 @@ import type { AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import type { Duplex } from "node:stream";
 import { upgradeHandler } from "./api/attach";
+import { registerBuildRoutes } from "./api/build.routes";
 import { registerContainerRoutes } from "./api/containers.routes";
+import { registerImageTransferRoutes } from "./api/image-transfer.routes";
 import { HttpError } from "./api/http-util";
 import { registerImageRoutes } from "./api/images.routes";
 import { Router } from "./api/router";
 import { registerSystemRoutes } from "./api/system.routes";
 import { registerVolumeRoutes } from "./api/volumes.routes";
-import { DEFAULT_SHIM, type TlsOptions } from "./config";
+import { Builder } from "./build/builder";
+import { DEFAULT_BUILD_CONTEXT_LIMIT, DEFAULT_SHIM, type TlsOptions } from "./config";
 import { ContainerService } from "./containers/container-service";
 import { loadBridgeNetwork, type NetworkPort } from "./containers/network-port";
 import { EventBus } from "./events/event-bus";
@@ -40,6 +43,8 @@ export interface StartAgentOptions {
   shimPath?: string;
   /** Host paths containers may not bind-mount (see --deny-bind). */
   denyBinds?: readonly string[];
+  /** Largest `docker build` context accepted, in bytes (default 1 GiB). */
+  buildContextLimit?: number;
   /**
    * Bridge networking: a NetworkPort, null for none, or "auto" (default) to load
    * agent/src/network when it is there.
@@ -130,6 +135,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   registerImageRoutes(router, { images, containers, events });
   registerContainerRoutes(router, { containers, images, volumes });
   registerVolumeRoutes(router, { volumes, containers, events });
+  const builder = new Builder({ images, shimPath: options.shimPath ?? DEFAULT_SHIM, contextLimit: options.buildContextLimit ?? DEFAULT_BUILD_CONTEXT_LIMIT });
+  registerBuildRoutes(router, { builder, events });
+  registerImageTransferRoutes(router, { images, containers, events });
   router.add("POST", "/containers/:id/exec", () => {
     throw new HttpError(501, "exec is not supported by this agent");
   });

@@ -273,7 +273,7 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
   const config: ContainerConfig = {
     Hostname: body.Hostname ?? "",
     Domainname: body.Domainname ?? "",
-    User: body.User ?? image.User ?? "",
+    User: body.User || image.User || "",
     AttachStdin: false,
     AttachStdout: !!body.AttachStdout,
     AttachStderr: !!body.AttachStderr,
