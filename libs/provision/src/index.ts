@@ -3,3 +3,4 @@ export * from "./client-certs";
 export * from "./host-os";
 export * from "./layout";
 export * from "./provision";
+export * from "./service";
