@@ -41,6 +41,8 @@ export class QueuesService implements OnModuleDestroy {
       // Fail fast while Redis is down (no offline queue): the caller answers 503 at once, and
       // what it wrote to Postgres is picked up by the sweep when Redis returns.
       q = new Queue(name, { connection: this.redis.open({ maxRetriesPerRequest: 1, enableOfflineQueue: false }), prefix: this.config.queuePrefix });
+      // Redis going away is reported by the health probe and by the calls that fail.
+      q.on("error", () => undefined);
       this.queues.set(name, q);
     }
     return q;
