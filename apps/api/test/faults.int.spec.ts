@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { startTestApiOn, type TestApi } from "./support";
 import type { SimAgent } from "../../../test/support/sim-agent";
-import { converged, getJson, HEARTBEAT_MS, send, simNodes, tasksOf, until } from "./services-support";
+import { converged, getJson, HEARTBEAT_MS, send, simNodes, until } from "./services-support";
 import { startFaultStack, type FaultStack } from "./fault-stack";
 import { QueuesService } from "../src/queues/queues.service";
 import { ctl } from "../../ctl/test/run-ctl";
