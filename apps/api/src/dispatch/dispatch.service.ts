@@ -178,7 +178,11 @@ export class DispatchService implements OnModuleInit {
     for (const id of again) await this.queues.enqueueReconcile(id, stopped.has(id) ? "tasks stopped" : "tasks started");
   }
 
-  /** Stops and removes containers that no task wants (a removed service's, strays). */
+  /**
+   * Stops and removes containers that no task wants (a removed service's, strays). Throws if
+   * some are left, so the job is retried (and, once given up, a stray is found again by the
+   * node's next full heartbeat fold).
+   */
   async removeContainers(job: RemoveContainersJob): Promise<number> {
     const [node] = (await this.prisma.sql.query<Parameters<typeof nodeRow>[0]>(`SELECT ${NODE_COLUMNS} FROM "Node" n WHERE n.id = $1::uuid`, [job.nodeId])).map(nodeRow);
     if (!node) return 0;
@@ -191,6 +195,7 @@ export class DispatchService implements OnModuleInit {
       },
       PER_AGENT,
     );
+    if (removed < job.containers.length) throw new Error(`${job.containers.length - removed} of ${job.containers.length} containers on ${node.hostname} not removed`);
     return removed;
   }
 
