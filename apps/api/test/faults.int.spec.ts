@@ -100,6 +100,9 @@ describe("faults", () => {
     const since = await lastEventId(stack);
     const queues = api.running.app.get(QueuesService);
     expect(await queues.hasSweep()).toBe(true);
+    // A live event stream opened before the fault (its Redis subscription must come back).
+    const stream = await api.fetch("/api/v1/events?kind=token");
+    const reader = stream.body!.getReader();
 
     stack.killRedis();
     // Nodes keep reporting to Postgres while Redis is away.
@@ -123,5 +126,15 @@ describe("faults", () => {
     // The scale ctl asked for while Redis was down rolled out too.
     await converged(api, "steady", 7, 30_000);
     expect(await damage(stack, since)).toEqual({ down: 0, orphaned: 0 });
+    // Events published after the restart reach the stream opened before it.
+    await send(api, "POST", "/api/v1/tokens", { name: "after-redis" });
+    let text = "";
+    while (!text.includes("after-redis")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    await reader.cancel();
+    expect(text).toContain('"action":"create"');
   });
 });
