@@ -52,7 +52,9 @@ describe("faults", () => {
       FLOTILLA_ROLE: "all",
       FLOTILLA_LOG_LEVEL: "error",
       FLOTILLA_HEARTBEAT_MS: String(HEARTBEAT_MS),
-      FLOTILLA_AGENT_MAX_BACKOFF_MS: String(HEARTBEAT_MS),
+      // Agents may wait this long between retries after failures (the simulated ones do not, but
+      // one of them imitates it below): no node may go down for it after an outage.
+      FLOTILLA_AGENT_MAX_BACKOFF_MS: "20000",
       FLOTILLA_SWEEP_INTERVAL_MS: "2000",
     });
     agents = await simNodes(api, 3);
@@ -81,8 +83,13 @@ describe("faults", () => {
     // Heartbeats fail for many down windows (3 beats each).
     const failures = agents.map((a) => a.heartbeatFailures);
     await until("heartbeats to fail for four down windows", async () => agents.every((a, i) => a.heartbeatFailures >= failures[i] + 12), 60_000);
+    // One agent is still waiting out its retry back-off when Postgres returns: it reports only
+    // once the others have been heard for two down windows.
+    agents[0].pauseHeartbeats();
     stack.startPostgres();
-    // Past the recovery grace and several windows more, every agent beating again.
+    await beatsOk(agents.slice(1), 6, "the other agents to be heard for two down windows");
+    agents[0].resumeHeartbeats();
+    // Then every agent beating again for several windows.
     await beatsOk(agents, 12, "heartbeats to be taken again for several windows");
 
     expect(await damage(stack, since)).toEqual({ down: 0, orphaned: 0 });
