@@ -3,6 +3,7 @@
  * error shape `{"message": …}` and the status each typed error maps to.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
 import { DomainError, InvalidError } from "@flotilla/core";
 
 /** 304 for start of a running or stop of a stopped container, as dockerd answers. */
@@ -129,4 +130,16 @@ export function labelMatches(labels: Record<string, string> | null | undefined, 
   const key = eq >= 0 ? filter.slice(0, eq) : filter;
   if (!labels || !(key in labels)) return false;
   return eq < 0 || labels[key] === filter.slice(eq + 1);
+}
+
+/**
+ * Who sent a request, for log lines about what it did: method and path, the client certificate's
+ * subject (TLS) or the local socket, and the client's User-Agent.
+ */
+export function requester(req: IncomingMessage): string {
+  const socket = req.socket as Partial<TLSSocket>;
+  const cn = socket.getPeerCertificate?.()?.subject?.CN;
+  const peer = cn ? `client certificate "${cn}" at ${req.socket.remoteAddress}` : req.socket.remoteAddress ? `${req.socket.remoteAddress}` : "the local socket";
+  const agent = req.headers["user-agent"];
+  return `${req.method} ${(req.url ?? "").split("?")[0]} from ${peer}${agent ? ` (${agent})` : ""}`;
 }
