@@ -21,9 +21,11 @@ import {
 } from "./driver";
 import { KEY_FILE, reporter, writeMachineKey } from "./machine-files";
 import { withHostLock } from "./lock";
+import { defaultLockDir, ensurePrivateDir } from "./private-dir";
 import { hostPort, probeTcp, type Cidr } from "./net";
 import {
   allocateIp,
+  adoptLegacyAllocations,
   allocatedIp,
   ensureBridge,
   ipRun,
@@ -116,7 +118,7 @@ export class NetnsDriver implements Driver {
     this.machineName = ctx.machineName;
     this.timing = { ...timingOf(ctx), ipTimeoutMs: ctx.timing?.ipTimeoutMs ?? 15_000, stopTimeoutMs: ctx.timing?.stopTimeoutMs ?? 10_000 };
     this.report = reporter(ctx, "netns");
-    this.lockDir = ctx.lockDir ?? join(tmpdir(), "flotilla-locks");
+    this.lockDir = ctx.lockDir ?? defaultLockDir();
   }
 
   get netns(): string {
@@ -138,6 +140,12 @@ export class NetnsDriver implements Driver {
   /** Host-wide, per bridge: every store on the host draws addresses from the same file. */
   private get allocationFile(): string {
     return join(this.lockDir, `netns-${this.options.bridge}-ips.json`);
+  }
+  /** The allocation file, with what an older version kept in /tmp/flotilla-locks taken over. */
+  private async ipFile(): Promise<string> {
+    await ensurePrivateDir(this.lockDir);
+    await adoptLegacyAllocations(this.allocationFile, join(tmpdir(), "flotilla-locks", `netns-${this.options.bridge}-ips.json`));
+    return this.allocationFile;
   }
   private lock<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     return withHostLock(this.lockDir, `netns-${this.options.bridge}`, fn, { signal, purpose: `netns ${this.machineName}` });
@@ -186,7 +194,7 @@ export class NetnsDriver implements Driver {
 
       const ip = await this.lock(async () => {
         await ensureBridge(this.ctx.runner, this.options.bridge, this.options.cidr, signal);
-        return allocateIp(this.allocationFile, this.machineName, this.options.cidr);
+        return allocateIp(await this.ipFile(), this.machineName, this.options.cidr);
       }, signal);
       await this.writeState({ ip, gateway: this.options.cidr.address, prefixLength: this.options.cidr.prefixLength, bridge: this.options.bridge });
       this.report("network", `namespace ${this.netns} with ${ip}/${this.options.cidr.prefixLength} on ${this.options.bridge}`);
@@ -330,7 +338,7 @@ export class NetnsDriver implements Driver {
     if (!(await netnsExists(this.netns)) || !(await linkExists(this.veth))) {
       this.report("network", `re-creating namespace ${this.netns}`);
       await ipRun(this.ctx.runner, `ip netns del ${this.netns}`, ["netns", "del", this.netns], signal).catch(() => undefined);
-      await this.lock(() => allocateIp(this.allocationFile, this.machineName, this.options.cidr), signal);
+      await this.lock(async () => allocateIp(await this.ipFile(), this.machineName, this.options.cidr), signal);
       await this.plumb(state.ip, signal);
     }
     // Leftovers of an unclean stop would hold the address or the mount.
@@ -369,7 +377,7 @@ export class NetnsDriver implements Driver {
     });
     if (await netnsExists(this.netns)) await ipRun(this.ctx.runner, `ip netns del ${this.netns}`, ["netns", "del", this.netns]);
     await this.lock(async () => {
-      await releaseIp(this.allocationFile, this.machineName);
+      await releaseIp(await this.ipFile(), this.machineName);
       await removeBridgeIfUnused(this.ctx.runner, this.options.bridge);
     });
     await rm(this.ctx.storeDir, { recursive: true, force: true });
@@ -390,7 +398,7 @@ export class NetnsDriver implements Driver {
 
   async getIP(): Promise<string> {
     const state = await this.readState();
-    const ip = state?.ip ?? (await allocatedIp(this.allocationFile, this.machineName));
+    const ip = state?.ip ?? (await allocatedIp(await this.ipFile(), this.machineName));
     if (!ip) throw new UnavailableError(`netns ${this.machineName}: no IP allocated (was it created?)`, { step: "ip" });
     return ip;
   }
