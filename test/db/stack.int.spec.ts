@@ -31,7 +31,10 @@ describe("stack.sh up after faults", () => {
         resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }),
       ),
     );
-  const asPg = (cmd: string, args: string[]) => (root ? execFileSync("runuser", ["-u", "postgres", "--", cmd, ...args], { encoding: "utf8" }) : execFileSync(cmd, args, { encoding: "utf8" }));
+  const asPg = (cmd: string, args: string[]) =>
+    root
+      ? execFileSync("runuser", ["-u", "postgres", "--", cmd, ...args], { encoding: "utf8" })
+      : execFileSync(cmd, args, { encoding: "utf8" });
   const sql = (q: string) => asPg(`${PG_BIN}/psql`, ["-h", "127.0.0.1", "-p", String(pgPort), "-d", "postgres", "-tAc", q]).trim();
   const redis = (...args: string[]) => execFileSync("redis-cli", ["-p", String(redisPort), ...args], { encoding: "utf8" }).trim();
   const until = async (what: string, probe: () => boolean, ms = 30_000) => {
@@ -60,9 +63,25 @@ describe("stack.sh up after faults", () => {
     sql("DROP DATABASE flotilla");
     // A backend killed -9 makes the postmaster end every session and replay its WAL; until it is
     // done, connections get "the database system is in recovery mode".
-    const session = spawn(root ? "runuser" : `${PG_BIN}/psql`, [...(root ? ["-u", "postgres", "--", `${PG_BIN}/psql`] : []), "-h", "127.0.0.1", "-p", String(pgPort), "-d", "postgres", "-c", "SELECT pg_sleep(600)"], { stdio: "ignore" });
+    const session = spawn(
+      root ? "runuser" : `${PG_BIN}/psql`,
+      [
+        ...(root ? ["-u", "postgres", "--", `${PG_BIN}/psql`] : []),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(pgPort),
+        "-d",
+        "postgres",
+        "-c",
+        "SELECT pg_sleep(600)",
+      ],
+      { stdio: "ignore" },
+    );
     let backend = "";
-    await until("the sleeping session's backend", () => Boolean((backend = sql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(600)%'"))));
+    await until("the sleeping session's backend", () =>
+      Boolean((backend = sql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(600)%'"))),
+    );
     process.kill(Number(backend), "SIGKILL");
     const up = await stack("up");
     session.kill();
@@ -76,7 +95,12 @@ describe("stack.sh up after faults", () => {
     expect(redis("CONFIG", "GET", "appendfsync")).toBe("appendfsync\neverysec");
     redis("SET", "flotilla-stack-test", "kept");
     const aofDir = join(state, "redis", "appendonlydir");
-    await until("the write to reach the append-only file", () => existsSync(aofDir) && readdirSync(aofDir).some((f) => f.endsWith(".incr.aof") && readFileSync(join(aofDir, f), "utf8").includes("flotilla-stack-test")));
+    await until(
+      "the write to reach the append-only file",
+      () =>
+        existsSync(aofDir) &&
+        readdirSync(aofDir).some((f) => f.endsWith(".incr.aof") && readFileSync(join(aofDir, f), "utf8").includes("flotilla-stack-test")),
+    );
     process.kill(Number(readFileSync(join(state, "redis", "redis.pid"), "utf8")), "SIGKILL");
     await until("Redis to be gone", () => {
       try {

@@ -43,7 +43,21 @@ export async function settled(lab: FaultLab, service: string, n: number, t: Timi
 }
 
 export async function createService(lab: FaultLab, service: string, replicas: number, t: Timing): Promise<void> {
-  const r = await lab.ctl(["service", "create", "--detach", "--name", service, "--replicas", String(replicas), "--publish", "8080:80", lab.image, "sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"]);
+  const r = await lab.ctl([
+    "service",
+    "create",
+    "--detach",
+    "--name",
+    service,
+    "--replicas",
+    String(replicas),
+    "--publish",
+    "8080:80",
+    lab.image,
+    "sh",
+    "-c",
+    "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www",
+  ]);
   if (r.code !== 0) throw new Error(`ctl service create: ${r.stderr}`);
   if (!(await settled(lab, service, replicas, t))) throw new Error(`${service} did not converge at ${replicas}`);
   // Every machine's mesh answers before a case starts measuring it.
@@ -104,7 +118,8 @@ export async function agentKill(lab: FaultLab, service: string, n: number, machi
   return {
     name: "agent-kill",
     containersRestarted: changed.length,
-    reAdopted: back !== undefined && recoveredAt !== undefined && mine.every((c) => after.some((a) => a.id === c.id && a.startedAt === c.startedAt)),
+    reAdopted:
+      back !== undefined && recoveredAt !== undefined && mine.every((c) => after.some((a) => a.id === c.id && a.startedAt === c.startedAt)),
     agentBackS: backS,
   };
 }
@@ -132,7 +147,14 @@ export async function apiKill(lab: FaultLab, service: string, from: number, to: 
 }
 
 /** A host killed while a scale-down is in flight: its tasks must be replaced within 20 s. */
-export async function hostKillInFlight(lab: FaultLab, service: string, from: number, to: number, machine: string, t: Timing): Promise<CaseResult> {
+export async function hostKillInFlight(
+  lab: FaultLab,
+  service: string,
+  from: number,
+  to: number,
+  machine: string,
+  t: Timing,
+): Promise<CaseResult> {
   const r = await lab.ctl(["service", "scale", "--detach", `${service}=${to}`]);
   if (r.code !== 0) throw new Error(`ctl service scale: ${r.stderr}`);
   // In flight: the scale-down has begun (fewer running), not finished.

@@ -17,10 +17,24 @@ const json = process.argv.includes("--json");
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("bench:faults needs root (network namespaces, the shim)");
-  const settings = { outageS: OUTAGE_S, replicas: REPLICAS, scaleTo: SCALE_TO, heartbeatMs: HEARTBEAT_MS, sweepMs: SWEEP_MS, downAfterMs: 3 * HEARTBEAT_MS };
+  const settings = {
+    outageS: OUTAGE_S,
+    replicas: REPLICAS,
+    scaleTo: SCALE_TO,
+    heartbeatMs: HEARTBEAT_MS,
+    sweepMs: SWEEP_MS,
+    downAfterMs: 3 * HEARTBEAT_MS,
+  };
   process.stderr.write(`bench:faults settings: ${JSON.stringify(settings)}\n`);
   const t: Timing = { settleMs: 2 * 3 * HEARTBEAT_MS + 2 * SWEEP_MS, limitMs: 180_000 };
-  const lab = new FaultLab({ tag: process.pid.toString(36), subnet: 84, heartbeatMs: HEARTBEAT_MS, sweepMs: SWEEP_MS, machines: 3, log: (l) => process.stderr.write(`${l}\n`) });
+  const lab = new FaultLab({
+    tag: process.pid.toString(36),
+    subnet: 84,
+    heartbeatMs: HEARTBEAT_MS,
+    sweepMs: SWEEP_MS,
+    machines: 3,
+    log: (l) => process.stderr.write(`${l}\n`),
+  });
   const cases: CaseResult[] = [];
   const note = (r: CaseResult) => {
     cases.push(r);
@@ -42,7 +56,15 @@ async function main(): Promise<void> {
   } finally {
     await lab.down();
   }
-  const table = cases.map((r) => `${r.name}: ${Object.entries(r).filter(([k]) => k !== "name").map(([k, v]) => `${k}=${v}`).join(" ")}`).join("\n");
+  const table = cases
+    .map(
+      (r) =>
+        `${r.name}: ${Object.entries(r)
+          .filter(([k]) => k !== "name")
+          .map(([k, v]) => `${k}=${v}`)
+          .join(" ")}`,
+    )
+    .join("\n");
   process.stdout.write(`${table}\n`);
   if (json) process.stdout.write(JSON.stringify({ settings, cases }) + "\n");
 }

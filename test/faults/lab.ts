@@ -110,7 +110,13 @@ export class FaultLab {
   }
 
   private get stackEnv(): NodeJS.ProcessEnv {
-    return { ...process.env, FLOTILLA_STATE_DIR: join(this.dir, "stack"), FLOTILLA_PG_PORT: String(this.pgPort), FLOTILLA_REDIS_PORT: String(this.redisPort), FLOTILLA_PG_FSYNC: "off" };
+    return {
+      ...process.env,
+      FLOTILLA_STATE_DIR: join(this.dir, "stack"),
+      FLOTILLA_PG_PORT: String(this.pgPort),
+      FLOTILLA_REDIS_PORT: String(this.redisPort),
+      FLOTILLA_PG_FSYNC: "off",
+    };
   }
   get databaseUrl(): string {
     return `postgresql://postgres@127.0.0.1:${this.pgPort}/flotilla`;
@@ -142,7 +148,22 @@ export class FaultLab {
     this.image = `${this.gateway}:${regPort}/busybox:latest`;
     await this.startApi();
     for (const m of this.machines) {
-      const r = await this.ctl(["machine", "create", "-d", "netns", "--netns-cidr", `${this.gateway}/24`, "--netns-bridge", this.bridge, "--engine-insecure-registry", `${this.gateway}:${regPort}`, m], 300_000);
+      const r = await this.ctl(
+        [
+          "machine",
+          "create",
+          "-d",
+          "netns",
+          "--netns-cidr",
+          `${this.gateway}/24`,
+          "--netns-bridge",
+          this.bridge,
+          "--engine-insecure-registry",
+          `${this.gateway}:${regPort}`,
+          m,
+        ],
+        300_000,
+      );
       if (r.code !== 0) throw new Error(`ctl machine create ${m}: ${r.stderr}`);
       this.ips[m] = (await this.ctl(["machine", "ip", m])).stdout.trim();
     }
@@ -218,7 +239,10 @@ export class FaultLab {
   }
 
   async json<T>(path: string): Promise<T> {
-    const res = await fetch(this.apiUrl + path, { headers: { authorization: `Bearer ${this.token}` }, signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(this.apiUrl + path, {
+      headers: { authorization: `Bearer ${this.token}` },
+      signal: AbortSignal.timeout(10_000),
+    });
     if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
     return (await res.json()) as T;
   }
@@ -254,7 +278,11 @@ export class FaultLab {
       if (ps.code !== 0) throw new Error(`docker ps on ${m}: ${ps.stderr}`);
       const ids = ps.stdout.split("\n").filter(Boolean);
       if (!ids.length) continue;
-      const inspect = await run("docker", ["inspect", "--format", '{{.Id}} {{.State.StartedAt}} {{index .Config.Labels "flotilla.slot"}}', ...ids], env);
+      const inspect = await run(
+        "docker",
+        ["inspect", "--format", '{{.Id}} {{.State.StartedAt}} {{index .Config.Labels "flotilla.slot"}}', ...ids],
+        env,
+      );
       for (const line of inspect.stdout.split("\n").filter(Boolean)) {
         const [id, startedAt, slot] = line.split(" ");
         all.push({ id, machine: m, startedAt, slot });
@@ -316,7 +344,11 @@ export class FaultLab {
  * Polls every machine's published port every `everyMs` until stopped: how many requests were
  * made and how many failed, with the first failure.
  */
-export function pollIngress(lab: FaultLab, machines: string[], everyMs = 250): { stop(): Promise<{ requests: number; failures: number; firstFailure?: string }> } {
+export function pollIngress(
+  lab: FaultLab,
+  machines: string[],
+  everyMs = 250,
+): { stop(): Promise<{ requests: number; failures: number; firstFailure?: string }> } {
   let stopped = false;
   let requests = 0;
   let failures = 0;
