@@ -3,7 +3,8 @@
 // report them. Needs root; run it under the kernel lock on a shared box:
 //   flock /run/flotilla-kernel.lock npm run bench:faults -- --json
 // Settings (env): BENCH_OUTAGE_S (60), BENCH_REPLICAS (9), BENCH_SCALE_TO (30),
-// FLOTILLA_HEARTBEAT_MS (1000), FLOTILLA_SWEEP_INTERVAL_MS (5000). The last line with --json is
+// FLOTILLA_HEARTBEAT_MS (1000), FLOTILLA_SWEEP_INTERVAL_MS (5000), FLOTILLA_AGENT_MAX_BACKOFF_MS
+// (2000). The last line with --json is
 // {"settings":{…},"cases":[{"name":…,…},…]}.
 import { FaultLab } from "./lab";
 import { agentKill, apiKill, createService, hostKillInFlight, postgresOutage, redisRestart, type CaseResult, type Timing } from "./cases";
@@ -13,6 +14,7 @@ const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 9);
 const SCALE_TO = Number(process.env.BENCH_SCALE_TO ?? 30);
 const HEARTBEAT_MS = Number(process.env.FLOTILLA_HEARTBEAT_MS ?? 1000);
 const SWEEP_MS = Number(process.env.FLOTILLA_SWEEP_INTERVAL_MS ?? 5000);
+const BACKOFF_MS = Number(process.env.FLOTILLA_AGENT_MAX_BACKOFF_MS ?? 2000);
 const json = process.argv.includes("--json");
 
 async function main(): Promise<void> {
@@ -26,12 +28,13 @@ async function main(): Promise<void> {
     downAfterMs: 3 * HEARTBEAT_MS,
   };
   process.stderr.write(`bench:faults settings: ${JSON.stringify(settings)}\n`);
-  const t: Timing = { settleMs: 2 * 3 * HEARTBEAT_MS + 2 * SWEEP_MS, limitMs: 180_000 };
+  const t: Timing = { settleMs: 2 * 3 * HEARTBEAT_MS + 2 * SWEEP_MS + BACKOFF_MS, limitMs: 180_000 };
   const lab = new FaultLab({
     tag: process.pid.toString(36),
     subnet: 84,
     heartbeatMs: HEARTBEAT_MS,
     sweepMs: SWEEP_MS,
+    agentMaxBackoffMs: BACKOFF_MS,
     machines: 3,
     log: (l) => process.stderr.write(`${l}\n`),
   });

@@ -20,6 +20,8 @@ export interface LabSettings {
   subnet: number;
   heartbeatMs: number;
   sweepMs: number;
+  /** The agents' heartbeat back-off cap, which the control plane waits out after an outage. */
+  agentMaxBackoffMs: number;
   machines: number;
   log?: (line: string) => void;
 }
@@ -186,6 +188,7 @@ export class FaultLab {
       FLOTILLA_AGENT_BUNDLE: join(this.dir, "agent.tar.gz"),
       FLOTILLA_HEARTBEAT_MS: String(this.settings.heartbeatMs),
       FLOTILLA_SWEEP_INTERVAL_MS: String(this.settings.sweepMs),
+      FLOTILLA_AGENT_MAX_BACKOFF_MS: String(this.settings.agentMaxBackoffMs),
       FLOTILLA_LOG_LEVEL: "log",
     };
     const child = spawn(process.execPath, [join(repoRoot, "apps/api/dist/main.js"), "all"], { env, stdio: ["ignore", "pipe", "pipe"] });
