@@ -86,6 +86,7 @@ export class FaultLab {
   readonly bridge: string;
   readonly ips: Record<string, string> = {};
   readonly dead = new Set<string>();
+  private readonly dockerEnvs = new Map<string, NodeJS.ProcessEnv>();
   private readonly dir: string;
   private api?: ChildProcess;
   private apiLog = "";
@@ -263,10 +264,15 @@ export class FaultLab {
     return this.machines.filter((m) => !this.dead.has(m));
   }
 
+  /** `eval $(ctl machine env m)`, once per machine: its address and certificates do not change. */
   private async dockerEnv(m: string): Promise<NodeJS.ProcessEnv> {
+    const known = this.dockerEnvs.get(m);
+    if (known) return known;
     const r = await this.ctl(["machine", "env", m]);
     if (r.code !== 0) throw new Error(`ctl machine env ${m}: ${r.stderr}`);
-    return { PATH: process.env.PATH, HOME: join(this.dir, "home"), DOCKER_CONFIG: join(this.dir, "docker"), ...parseExports(r.stdout) };
+    const env = { PATH: process.env.PATH, HOME: join(this.dir, "home"), DOCKER_CONFIG: join(this.dir, "docker"), ...parseExports(r.stdout) };
+    this.dockerEnvs.set(m, env);
+    return env;
   }
 
   /**
