@@ -59,6 +59,8 @@ export class ContainerService {
   /** Containers whose start is in progress: a second start is a 304, an exit check waits. */
   private readonly starting = new Map<string, Promise<void>>();
   private readonly exiting = new Set<string>();
+  /** Containers this agent has signalled since they started: any other signalled exit came from outside. */
+  private readonly signalled = new Set<string>();
   private closed = false;
 
   constructor(private readonly deps: ContainerServiceDeps) {
@@ -105,8 +107,8 @@ export class ContainerService {
     const restored = await this.deps.network?.restore(live);
     for (const lost of restored?.lost ?? []) {
       // Running without its network: kill it so its restart policy brings it back attached.
-      this.log(`container ${lost.containerId} lost its network (${lost.reason}); killing it`);
-      shimSignal(this.store.paths(lost.containerId).stateDir, 9);
+      const c = this.store.find(lost.containerId);
+      if (c) this.signal(c, 9, `it lost its network (${lost.reason}) while the agent was away; its restart policy brings it back attached`);
     }
     for (const c of this.store.all()) {
       if (c.state.status !== "exited") continue;
@@ -200,6 +202,9 @@ export class ContainerService {
       this.monitor.unwatch(c.id);
       const ranForMs = Date.now() - Date.parse(c.state.startedAt ?? new Date().toISOString());
       c.state = stateAfterExit(c.state, s, "the container's shim died without recording the exit");
+      const byAgent = this.signalled.delete(c.id);
+      const outside = !byAgent && (c.state.exitCode > 128 || !s) ? ` (not signalled by this agent: ${s ? `signal ${c.state.exitCode - 128} came from outside` : c.state.error})` : "";
+      this.log(`container ${c.id.slice(0, 12)} (${c.name.slice(1)}) exited with code ${c.state.exitCode}${outside}`);
       if (c.networkMode === "bridge" && this.deps.network) {
         await this.deps.network.detach(c.id).catch((e) => this.log(`network detach ${c.id}: ${(e as Error).message}`));
       }
@@ -263,8 +268,13 @@ export class ContainerService {
     return this.waiters.waitFor(c.id, "exit");
   }
 
-  /** Sends a signal (number) through the shim; if no shim listens, the exit is collected now. */
-  private signal(c: ContainerRecord, sig: number): void {
+  /**
+   * Sends a signal (number) through the shim, saying who asked and why in the log; if no shim
+   * listens, the exit is collected now.
+   */
+  private signal(c: ContainerRecord, sig: number, why: string): void {
+    this.signalled.add(c.id);
+    this.log(`container ${c.id.slice(0, 12)} (${c.name.slice(1)}): sending signal ${sig}: ${why}`);
     if (!shimSignal(this.store.paths(c.id).stateDir, sig)) this.checkExit(c.id, true);
   }
 
@@ -282,7 +292,7 @@ export class ContainerService {
    * POST /containers/{id}/stop: the stop signal (TERM unless the image says otherwise), then
    * KILL after `timeoutS` (the container's StopTimeout, else 10 s; -1 waits forever).
    */
-  async stop(ref: string, timeoutS?: number): Promise<void> {
+  async stop(ref: string, timeoutS?: number, origin = "a stop"): Promise<void> {
     const c = this.store.get(ref);
     if (c.state.status === "restarting" && this.cancelRestart(c)) {
       c.manualStop = true;
@@ -296,18 +306,18 @@ export class ContainerService {
     await this.store.save(c);
     const exit = this.waiters.waitFor(c.id, "exit");
     const grace = timeoutS ?? c.config.StopTimeout ?? STOP_GRACE_DEFAULT_S;
-    this.signal(c, signalNumber(c.config.StopSignal ?? "TERM"));
+    this.signal(c, signalNumber(c.config.StopSignal ?? "TERM"), `stop requested by ${origin}`);
     if (grace < 0) await exit;
     else if (!(await this.awaitExit(exit, grace * 1000))) {
       this.deps.events.emit("container", "kill", c.id, this.attributes(c, { signal: "9" }));
-      this.signal(c, 9);
+      this.signal(c, 9, `still running ${grace} s after the stop signal (stop requested by ${origin})`);
       if (!(await this.awaitExit(exit, KILL_WAIT_MS))) throw new HttpError(500, `container ${c.id} did not exit after SIGKILL`);
     }
     this.deps.events.emit("container", "stop", c.id, this.attributes(c));
   }
 
   /** POST /containers/{id}/kill. 409 when not running. KILL (and the stop signal) count as a manual stop. */
-  async kill(ref: string, signal = "KILL"): Promise<void> {
+  async kill(ref: string, signal = "KILL", origin = "a kill"): Promise<void> {
     const c = this.store.get(ref);
     const sig = signalNumber(signal);
     await this.starting.get(c.id);
@@ -319,15 +329,15 @@ export class ContainerService {
     }
     const exit = this.waiters.waitFor(c.id, "exit");
     this.deps.events.emit("container", "kill", c.id, this.attributes(c, { signal: String(sig) }));
-    this.signal(c, sig);
+    this.signal(c, sig, `kill requested by ${origin}`);
     // Like dockerd, answer a KILL once the container is gone, so `kill; ps` agree.
     if (sig === 9) await this.awaitExit(exit, KILL_WAIT_MS);
   }
 
   /** POST /containers/{id}/restart. */
-  async restart(ref: string, timeoutS?: number): Promise<void> {
+  async restart(ref: string, timeoutS?: number, origin = "a restart"): Promise<void> {
     try {
-      await this.stop(ref, timeoutS);
+      await this.stop(ref, timeoutS, origin);
     } catch (err) {
       if (!(err instanceof NotModifiedError)) throw err;
     }
@@ -339,7 +349,7 @@ export class ContainerService {
   }
 
   /** DELETE /containers/{id}. Running: 409 unless force (then KILL first). `volumes` drops anonymous volumes. */
-  async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+  async remove(ref: string, opts: { force?: boolean; volumes?: boolean; origin?: string } = {}): Promise<void> {
     const c = this.store.get(ref);
     if (c.state.status === "removing") return;
     await this.starting.get(c.id);
@@ -350,7 +360,7 @@ export class ContainerService {
       if (!this.cancelRestart(c) && c.state.status === "running") {
         c.manualStop = true;
         const exit = this.waiters.waitFor(c.id, "exit");
-        this.signal(c, 9);
+        this.signal(c, 9, `forced removal requested by ${opts.origin ?? "a removal"}`);
         if (!(await this.awaitExit(exit, KILL_WAIT_MS))) throw new HttpError(500, `could not kill running container ${c.id}, cannot remove`);
       }
     }
