@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
 import {
+  ACTIVE_TASK_STATES,
   DomainError,
   parseConstraint,
   parseCpus,
@@ -8,11 +9,18 @@ import {
   parsePlacementPref,
   parsePublish,
 } from "@flotilla/core";
-import type { ServiceView as ServiceJson, TaskView as TaskJson } from "@flotilla/api-types";
+import type {
+  RestartPolicy,
+  ServiceCreateRequest,
+  ServiceUpdateRequest,
+  ServiceView as ServiceJson,
+  TaskView as TaskJson,
+  UpdateConfig,
+} from "@flotilla/api-types";
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
 
-const ACTIVE = new Set(["NEW", "PENDING", "ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"]);
+const ACTIVE: ReadonlySet<string> = new Set(ACTIVE_TASK_STATES);
 // Every non-running task pending with a reason for this long means nothing will change by
 // itself (a short blip is normal: a stop-first update frees capacity a moment later).
 const STUCK_MS = 2_000;
@@ -93,20 +101,20 @@ interface SpecFlags {
   reserveCpu?: string;
   limitMemory?: string;
   limitCpu?: string;
-  restartCondition?: string;
+  restartCondition?: RestartPolicy["condition"];
   restartDelay?: string;
   restartMaxAttempts?: string;
   updateParallelism?: string;
   updateDelay?: string;
-  updateOrder?: string;
-  updateFailureAction?: string;
+  updateOrder?: UpdateConfig["order"];
+  updateFailureAction?: UpdateConfig["failureAction"];
   stopGracePeriod?: string;
   replicas?: string;
 }
 
 /** Flags shared by `create` and `update`, as the API's body fields (only those given). */
-function specBody(o: SpecFlags): Record<string, unknown> {
-  const body: Record<string, unknown> = {};
+function specBody(o: SpecFlags): ServiceUpdateRequest {
+  const body: ServiceUpdateRequest = {};
   if (o.env) body.env = keyValues("--env", o.env);
   if (o.label) body.labels = keyValues("--label", o.label);
   if (o.publish) body.ports = o.publish.map((p) => parse("--publish", () => parsePublish(p)));
@@ -196,7 +204,7 @@ export function registerService(program: Command): void {
       .requiredOption("--name <name>", "service name")
       .addOption(new Option("--mode <mode>", "replicated or global").choices(["replicated", "global"]).default("replicated")),
   ).action(async (image: string, cmd: string[], o: SpecFlags & { name: string; mode: string; detach?: boolean; timeout: string }) => {
-    const body: Record<string, unknown> = { name: o.name, image, ...specBody(o), ...(cmd.length ? { args: cmd } : {}) };
+    const body: ServiceCreateRequest = { name: o.name, image, ...specBody(o), ...(cmd.length ? { args: cmd } : {}) };
     if (o.mode === "global") {
       if (o.replicas !== undefined) throw new CtlError("--replicas cannot be used with --mode global");
       body.mode = { kind: "global" };
@@ -293,7 +301,7 @@ export function registerService(program: Command): void {
     if (o.args) body.args = o.args;
     if (o.envAdd || o.envRm) {
       const current = await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`);
-      const env = { ...current.spec.env, ...(body.env as Record<string, string> | undefined), ...keyValues("--env-add", o.envAdd) };
+      const env = { ...current.spec.env, ...body.env, ...keyValues("--env-add", o.envAdd) };
       for (const k of o.envRm ?? []) delete env[k];
       body.env = env;
     }
