@@ -14,7 +14,7 @@ export default defineConfig({
   plugins: [react()],
   // The few runtime values of our browser-safe packages come from their TypeScript sources (their
   // dist is CommonJS for Node); type-checking still reads their declarations.
-  resolve: { alias: { "@flotilla/api-types": lib("api-types") } },
+  resolve: { alias: { "@flotilla/api-types": lib("api-types"), "@flotilla/sse": lib("sse") } },
   build: {
     outDir: "dist",
     emptyOutDir: true,
