@@ -10,16 +10,19 @@ import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Duplex } from "node:stream";
 import { upgradeHandler } from "./api/attach";
+import { registerBuildRoutes } from "./api/build.routes";
 import { registerContainerRoutes } from "./api/containers.routes";
+import { registerImageTransferRoutes } from "./api/image-transfer.routes";
 import { HttpError } from "./api/http-util";
 import { registerImageRoutes } from "./api/images.routes";
 import { Router } from "./api/router";
 import { registerSystemRoutes } from "./api/system.routes";
 import { registerVolumeRoutes } from "./api/volumes.routes";
-import { DEFAULT_SHIM, type TlsOptions } from "./config";
+import { Builder } from "./build/builder";
+import { DEFAULT_BUILD_CONTEXT_LIMIT, DEFAULT_SHIM, type TlsOptions } from "./config";
 import { ContainerService } from "./containers/container-service";
 import { loadBridgeNetwork, type NetworkPort } from "./containers/network-port";
 import { EventBus } from "./events/event-bus";
@@ -38,6 +41,10 @@ export interface StartAgentOptions {
   bridge?: string;
   chainPrefix?: string;
   shimPath?: string;
+  /** Host paths containers may not bind-mount (see --deny-bind). */
+  denyBinds?: readonly string[];
+  /** Largest `docker build` context accepted, in bytes (default 1 GiB). */
+  buildContextLimit?: number;
   /**
    * Bridge networking: a NetworkPort, null for none, or "auto" (default) to load
    * agent/src/network when it is there.
@@ -116,7 +123,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     network = options.network;
     await network?.init();
   }
-  const containers = new ContainerService({ root, images, volumes, events, network, shimPath: options.shimPath ?? DEFAULT_SHIM, log });
+  // On a machine that shares the control plane's host, the agent's own keys are off limits too.
+  const denyBinds = options.denyBinds?.length ? [...options.denyBinds, ...(options.tls ? [options.tls.key, options.tls.cert, options.tls.caCert].map((f) => dirname(resolve(f))) : [])] : [];
+  const containers = new ContainerService({ root, images, volumes, events, network, shimPath: options.shimPath ?? DEFAULT_SHIM, denyBinds, log });
   late.containers = containers;
   await containers.init();
 
@@ -126,6 +135,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   registerImageRoutes(router, { images, containers, events });
   registerContainerRoutes(router, { containers, images, volumes });
   registerVolumeRoutes(router, { volumes, containers, events });
+  const builder = new Builder({ images, shimPath: options.shimPath ?? DEFAULT_SHIM, contextLimit: options.buildContextLimit ?? DEFAULT_BUILD_CONTEXT_LIMIT });
+  registerBuildRoutes(router, { builder, events });
+  registerImageTransferRoutes(router, { images, containers, events });
   router.add("POST", "/containers/:id/exec", () => {
     throw new HttpError(501, "exec is not supported by this agent");
   });

@@ -23,7 +23,14 @@ export interface AgentOptions {
   chainPrefix?: string;
   /** The flotilla-shim binary. */
   shimPath: string;
+  /** Host paths containers may not bind-mount, nor any path inside or above them. */
+  denyBinds: string[];
+  /** Largest `docker build` context accepted, in bytes. */
+  buildContextLimit?: number;
 }
+
+/** Default --build-context-limit: 1 GiB. */
+export const DEFAULT_BUILD_CONTEXT_LIMIT = 1 << 30;
 
 export interface TlsOptions {
   host: string;
@@ -60,6 +67,11 @@ Options (environment variable in brackets):
   --bridge NAME              bridge interface name [FLOTILLA_AGENT_BRIDGE]
   --chain-prefix NAME        iptables chain prefix, default FLOTILLA [FLOTILLA_AGENT_CHAIN_PREFIX]
   --shim PATH                flotilla-shim binary [FLOTILLA_SHIM_BIN]
+  --deny-bind PATH           refuse bind mounts of PATH, inside it or above it (a machine that
+                             shares the control plane's host); repeatable
+                             [FLOTILLA_AGENT_DENY_BINDS, colon-separated]
+  --build-context-limit SIZE largest docker build context, bytes or with k/m/g (binary)
+                             [FLOTILLA_AGENT_BUILD_CONTEXT_LIMIT] (default 1g)
   -h, --help                 this text
 `;
 
@@ -75,7 +87,16 @@ const FLAGS: Record<string, string> = {
   "--bridge": "FLOTILLA_AGENT_BRIDGE",
   "--chain-prefix": "FLOTILLA_AGENT_CHAIN_PREFIX",
   "--shim": "FLOTILLA_SHIM_BIN",
+  "--deny-bind": "FLOTILLA_AGENT_DENY_BINDS",
+  "--build-context-limit": "FLOTILLA_AGENT_BUILD_CONTEXT_LIMIT",
 };
+
+/** `512m`, `2g`, `1048576` → bytes (binary units, as docker's --memory). */
+export function parseSize(value: string, field: string): number {
+  const m = /^(\d+)([kmgt]?)b?$/i.exec(value.trim());
+  if (!m) throw new InvalidError(`${field}: expected a size such as 512m or 2g, got "${value}"`, { field });
+  return Number(m[1]) * 1024 ** " kmgt".indexOf((m[2] || " ").toLowerCase());
+}
 
 /** `HOST:PORT`, `[v6]:PORT`, `:PORT` or `PORT`. */
 export function parseListen(value: string, field = "--tls-listen"): { host: string; port: number } {
@@ -124,5 +145,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
 
   const shimPath = get("--shim") ?? DEFAULT_SHIM;
   if (!isAbsolute(shimPath)) throw new InvalidError(`--shim must be an absolute path: ${shimPath}`, { field: "--shim" });
-  return { root, socket, tls, insecureRegistries, subnet: get("--subnet"), bridge: get("--bridge"), chainPrefix: get("--chain-prefix"), shimPath };
+  const denyBinds = given.get("--deny-bind") ?? (env.FLOTILLA_AGENT_DENY_BINDS ?? "").split(":").filter(Boolean);
+  for (const p of denyBinds) if (!isAbsolute(p)) throw new InvalidError(`--deny-bind must be an absolute path: ${p}`, { field: "--deny-bind" });
+  const limit = get("--build-context-limit");
+  const buildContextLimit = limit === undefined ? DEFAULT_BUILD_CONTEXT_LIMIT : parseSize(limit, "--build-context-limit");
+  return { root, socket, tls, insecureRegistries, subnet: get("--subnet"), bridge: get("--bridge"), chainPrefix: get("--chain-prefix"), shimPath, denyBinds, buildContextLimit };
 }

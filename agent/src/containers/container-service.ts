@@ -28,6 +28,8 @@ export interface ContainerServiceDeps {
   /** The bridge network module, or null (bridge containers get loopback only). */
   network: NetworkPort | null;
   shimPath: string;
+  /** Bind sources refused (a machine sharing the control plane's host); empty: none. */
+  denyBinds?: readonly string[];
   log?: (msg: string) => void;
 }
 

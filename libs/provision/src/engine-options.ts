@@ -2,4 +2,9 @@
 export interface EngineOptions {
   /** Registries the agent may reach over plain http (`--insecure-registry`). */
   insecureRegistries?: string[];
+  /**
+   * Host paths the machine's containers may not bind-mount (`--deny-bind`): the control plane's
+   * config, data and state, for machines that share its host's filesystem (netns).
+   */
+  denyBinds?: string[];
 }
