@@ -14,13 +14,14 @@ import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import { upgradeHandler } from "./api/attach";
 import { registerContainerRoutes } from "./api/containers.routes";
-import { HttpError } from "./api/http-util";
+import { registerExecRoutes } from "./api/exec.routes";
 import { registerImageRoutes } from "./api/images.routes";
 import { Router } from "./api/router";
 import { registerSystemRoutes } from "./api/system.routes";
 import { registerVolumeRoutes } from "./api/volumes.routes";
 import { DEFAULT_SHIM, type TlsOptions } from "./config";
 import { ContainerService } from "./containers/container-service";
+import { ExecService } from "./exec/exec-service";
 import { loadBridgeNetwork, type NetworkPort } from "./containers/network-port";
 import { EventBus } from "./events/event-bus";
 import { ImageStore } from "./images";
@@ -126,12 +127,11 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   registerImageRoutes(router, { images, containers, events });
   registerContainerRoutes(router, { containers, images, volumes });
   registerVolumeRoutes(router, { volumes, containers, events });
-  router.add("POST", "/containers/:id/exec", () => {
-    throw new HttpError(501, "exec is not supported by this agent");
-  });
+  const execs = new ExecService({ containers, images, events, shimPath: options.shimPath ?? DEFAULT_SHIM });
+  registerExecRoutes(router, { containers, execs });
 
   const hijacked = new Set<Duplex>();
-  const onUpgrade = upgradeHandler(containers);
+  const onUpgrade = upgradeHandler(containers, execs);
   const servers: http.Server[] = [];
   const setup = (server: http.Server) => {
     server.on("upgrade", (req, socket: Duplex, head: Buffer) => {
@@ -174,6 +174,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   }
 
   const close = async () => {
+    execs.close();
     containers.close();
     for (const s of streams) s.end();
     for (const s of hijacked) s.destroy();

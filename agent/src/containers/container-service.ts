@@ -57,6 +57,9 @@ export class ContainerService {
   /** Containers whose start is in progress: a second start is a 304, an exit check waits. */
   private readonly starting = new Map<string, Promise<void>>();
   private readonly exiting = new Set<string>();
+  /** Attach calls waiting for a start (see untilStarted, holdOutputForAttach). */
+  private readonly startListeners = new Map<string, Array<(ok: boolean) => void>>();
+  private readonly attachHolds = new Map<string, number>();
   private closed = false;
 
   constructor(private readonly deps: ContainerServiceDeps) {
@@ -150,14 +153,16 @@ export class ContainerService {
     this.starting.set(c.id, new Promise<void>((r) => (done = r)));
     let failure: unknown;
     try {
-      const started = await this.runner.run(c);
+      const started = await this.runner.run(c, { attachWait: (this.attachHolds.get(c.id) ?? 0) > 0 });
       c.state = { status: "running", pid: started.state.pid, shimPid: started.state.shimPid, exitCode: 0, oomKilled: false, error: "", startedAt: started.state.startedAt, finishedAt: c.state.finishedAt };
       c.network = started.network;
       if (isRestart) c.restartCount++;
       await this.store.save(c);
       this.monitor.watch(c.id, this.store.paths(c.id).stateDir);
       this.deps.events.emit("container", "start", c.id, this.attributes(c));
+      this.notifyStarted(c.id, true);
     } catch (err) {
+      this.notifyStarted(c.id, false);
       const exitCode = (err as { exitCode?: number }).exitCode ?? 125;
       c.state = { ...c.state, status: c.state.startedAt ? "exited" : "created", pid: 0, shimPid: 0, exitCode, error: (err as Error).message };
       await this.store.save(c).catch(() => {});
@@ -234,6 +239,43 @@ export class ContainerService {
     clearTimeout(t);
     this.restartTimers.delete(c.id);
     return true;
+  }
+
+  private notifyStarted(id: string, ok: boolean): void {
+    const list = this.startListeners.get(id) ?? [];
+    this.startListeners.delete(id);
+    for (const l of list) l(ok);
+  }
+
+  /** True while a start of the container is in progress. */
+  isStarting(id: string): boolean {
+    return this.starting.has(id);
+  }
+
+  /** Resolves at the container's next start: true once it runs, false when the start failed. */
+  untilStarted(id: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const list = this.startListeners.get(id) ?? [];
+      list.push(resolve);
+      this.startListeners.set(id, list);
+    });
+  }
+
+  /**
+   * An attach waiting for the start (docker run -i/-t attaches first): the next start asks the
+   * shim to hold the output until a client connects, so the first prompt is not lost. Returns
+   * the release.
+   */
+  holdOutputForAttach(id: string): () => void {
+    this.attachHolds.set(id, (this.attachHolds.get(id) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.attachHolds.get(id) ?? 1) - 1;
+      if (n > 0) this.attachHolds.set(id, n);
+      else this.attachHolds.delete(id);
+    };
   }
 
   /** Resolves at the container's next exit (or failed start). */
