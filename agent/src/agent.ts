@@ -14,6 +14,7 @@ import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import { upgradeHandler } from "./api/attach";
 import { registerContainerRoutes } from "./api/containers.routes";
+import { registerContainerOpsRoutes } from "./api/container-ops.routes";
 import { registerExecRoutes } from "./api/exec.routes";
 import { registerImageRoutes } from "./api/images.routes";
 import { Router } from "./api/router";
@@ -129,6 +130,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   registerVolumeRoutes(router, { volumes, containers, events });
   const execs = new ExecService({ containers, images, events, shimPath: options.shimPath ?? DEFAULT_SHIM });
   registerExecRoutes(router, { containers, execs });
+  registerContainerOpsRoutes(router, { containers });
 
   const hijacked = new Set<Duplex>();
   const onUpgrade = upgradeHandler(containers, execs);
