@@ -16,6 +16,7 @@ import { upgradeHandler } from "./api/attach";
 import { registerContainerRoutes } from "./api/containers.routes";
 import { HttpError } from "./api/http-util";
 import { registerImageRoutes } from "./api/images.routes";
+import { registerNetworkRoutes } from "./api/networks.routes";
 import { Router } from "./api/router";
 import { registerSystemRoutes } from "./api/system.routes";
 import { registerVolumeRoutes } from "./api/volumes.routes";
@@ -37,6 +38,8 @@ export interface StartAgentOptions {
   subnet?: string;
   bridge?: string;
   chainPrefix?: string;
+  /** Subnets for user networks made without one. */
+  addressPools?: Array<{ base: string; size: number }>;
   shimPath?: string;
   /**
    * Bridge networking: a NetworkPort, null for none, or "auto" (default) to load
@@ -111,7 +114,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     isInUse: (id) => late.containers?.usesImage(id) ?? false,
   });
   let network: NetworkPort | null;
-  if (options.network === undefined || options.network === "auto") network = await loadBridgeNetwork({ root, subnet: options.subnet, bridge: options.bridge, chainPrefix: options.chainPrefix }, log);
+  if (options.network === undefined || options.network === "auto") network = await loadBridgeNetwork({ root, subnet: options.subnet, bridge: options.bridge, chainPrefix: options.chainPrefix, addressPools: options.addressPools }, log);
   else {
     network = options.network;
     await network?.init();
@@ -126,6 +129,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   registerImageRoutes(router, { images, containers, events });
   registerContainerRoutes(router, { containers, images, volumes });
   registerVolumeRoutes(router, { volumes, containers, events });
+  registerNetworkRoutes(router, { network, containers, events, started: new Date().toISOString() });
   router.add("POST", "/containers/:id/exec", () => {
     throw new HttpError(501, "exec is not supported by this agent");
   });

@@ -131,7 +131,7 @@ export class ContainerService {
 
   /** POST /containers/create. Validation first: a refused request leaves nothing behind. */
   create(body: CreateBody, nameParam: string | null): Promise<{ Id: string; Warnings: string[] }> {
-    return createContainer({ ...this.deps, store: this.store, attributes: (c) => this.attributes(c) }, body, nameParam);
+    return createContainer({ ...this.deps, store: this.store, userNetworks: this.deps.network?.user ?? null, attributes: (c) => this.attributes(c) }, body, nameParam);
   }
 
   /** POST /containers/{id}/start. 304 when already running. */
@@ -198,8 +198,9 @@ export class ContainerService {
       this.monitor.unwatch(c.id);
       const ranForMs = Date.now() - Date.parse(c.state.startedAt ?? new Date().toISOString());
       c.state = stateAfterExit(c.state, s, "the container's shim died without recording the exit");
-      if (c.networkMode === "bridge" && this.deps.network) {
+      if ((c.networkMode === "bridge" || c.networkMode === "user") && this.deps.network) {
         await this.deps.network.detach(c.id).catch((e) => this.log(`network detach ${c.id}: ${(e as Error).message}`));
+        if (c.networks?.length) await this.deps.network.user?.release(c.id).catch((e) => this.log(`network release ${c.id}: ${(e as Error).message}`));
       }
       c.network = null;
       const restart = !this.closed && shouldRestart(c, "exit");
