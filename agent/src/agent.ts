@@ -191,6 +191,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
       ),
     );
     if (socketPath) fs.rmSync(socketPath, { force: true });
+    await network?.close?.();
   };
   return { close, socketPath, tlsPort, network, containers, events };
 }

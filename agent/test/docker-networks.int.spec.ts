@@ -64,6 +64,19 @@ function compose(args: string[], cwd: string) {
   });
 }
 
+let bridgeSubnet: string;
+
+function newNetwork(root: string): HostNetwork {
+  return new HostNetwork({
+    stateDir: join(root, "network"),
+    bridgeName: BRIDGE,
+    subnet: bridgeSubnet,
+    chainPrefix: PREFIX,
+    addressPools: [{ base: "198.18.180.0/22", size: 24 }],
+    dnsUpstreams: [{ host: "127.0.0.1", port: (upstream.address() as { port: number }).port }],
+  });
+}
+
 function rememberBridges(): void {
   for (const n of network.user.list()) bridgesSeen.add(n.bridge);
 }
@@ -75,14 +88,8 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_BRIDGE_TOOLS)("user-defined 
     image = await registry.pushBusybox();
     const dir = fs.mkdtempSync("/tmp/flotilla-dnet-");
     userSubnet = freeSubnet(160);
-    network = new HostNetwork({
-      stateDir: join(dir, "root", "network"),
-      bridgeName: BRIDGE,
-      subnet: freeSubnet(140),
-      chainPrefix: PREFIX,
-      addressPools: [{ base: "198.18.180.0/22", size: 24 }],
-      dnsUpstreams: [{ host: "127.0.0.1", port: (upstream.address() as { port: number }).port }],
-    });
+    bridgeSubnet = freeSubnet(140);
+    network = newNetwork(join(dir, "root"));
     agent = await startTestAgent({ dir, insecureRegistries: [registry.host], network });
     env = agent.env;
     await dockerOk(env, ["pull", image]);
@@ -182,6 +189,18 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_BRIDGE_TOOLS)("user-defined 
     const missing = await runOn("nowhere", "true");
     expect(missing.code).toBe(125);
     expect(missing.stderr).toContain("network nowhere not found");
+  });
+
+  it("an agent restart keeps the networks, the running containers' interfaces and their names", async () => {
+    const before = network.user.list().map((n) => n.bridge);
+    await agent.handle.close();
+    network = newNetwork(agent.root);
+    agent = await startTestAgent({ dir: agent.dir, insecureRegistries: [registry.host], network });
+    env = agent.env;
+    expect(network.user.list().map((n) => n.bridge)).toEqual(before);
+    expect(JSON.parse(await dockerOk(env, ["inspect", "a1"]))[0].State.Running).toBe(true);
+    const r = await runOn("front", "ping -c 1 -W 5 a1 && ping -c 1 -W 5 alpha");
+    expect(r.code, r.stderr + r.stdout).toBe(0);
   });
 
   it("connect and disconnect a running container; rm refuses a network in use", async () => {

@@ -57,6 +57,8 @@ export interface NetworkPort {
   restore(liveIds: readonly string[]): Promise<{ lost?: ReadonlyArray<{ containerId: string; reason: string }> } | void>;
   /** Removes the bridge and rules (containers must be gone). */
   teardown(): Promise<void>;
+  /** Stops in-process servers (DNS) at agent shutdown; the kernel state stays. */
+  close?(): Promise<void>;
 }
 
 export interface BridgeNetworkOptions {

@@ -336,6 +336,11 @@ export class HostNetwork {
     return e && toNetworkSettings(e, this.networkId, exposedPorts);
   }
 
+  /** Stops what runs in the agent's process (the user networks' DNS); the kernel state stays. */
+  close(): Promise<void> {
+    return this.user.close();
+  }
+
   /**
    * Removes everything this network made: every container's namespace and veth, our chains and
    * jumps, the bridge and the state file. For tests and `agent --cleanup`; works without init().

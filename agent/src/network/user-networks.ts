@@ -260,6 +260,11 @@ export class UserNetworks {
     });
   }
 
+  /** Stops the DNS listeners (agent shutdown); bridges, rules and interfaces stay for the next start. */
+  close(): Promise<void> {
+    return this.dns.closeAll();
+  }
+
   /** Removes every bridge, interface and DNS listener and the state; the chains go with HostNetwork's. */
   teardown(): Promise<void> {
     return this.serial(async () => {
