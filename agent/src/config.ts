@@ -23,9 +23,19 @@ export interface AgentOptions {
   chainPrefix?: string;
   /** The flotilla-shim binary. */
   shimPath: string;
+<<<<<<< HEAD
   /** Where user networks created without --subnet take theirs (default Docker's pools). */
   addressPools?: Array<{ base: string; size: number }>;
+=======
+  /** Host paths containers may not bind-mount, nor any path inside or above them. */
+  denyBinds: string[];
+  /** Largest `docker build` context accepted, in bytes. */
+  buildContextLimit?: number;
+>>>>>>> main
 }
+
+/** Default --build-context-limit: 1 GiB. */
+export const DEFAULT_BUILD_CONTEXT_LIMIT = 1 << 30;
 
 export interface TlsOptions {
   host: string;
@@ -66,6 +76,11 @@ Options (environment variable in brackets):
                              [FLOTILLA_AGENT_ADDRESS_POOLS, ';'-separated]
                              (default 172.17.0.0/12 in /16s, then 192.168.0.0/16 in /20s)
   --shim PATH                flotilla-shim binary [FLOTILLA_SHIM_BIN]
+  --deny-bind PATH           refuse bind mounts of PATH, inside it or above it (a machine that
+                             shares the control plane's host); repeatable
+                             [FLOTILLA_AGENT_DENY_BINDS, colon-separated]
+  --build-context-limit SIZE largest docker build context, bytes or with k/m/g (binary)
+                             [FLOTILLA_AGENT_BUILD_CONTEXT_LIMIT] (default 1g)
   -h, --help                 this text
 `;
 
@@ -82,7 +97,16 @@ const FLAGS: Record<string, string> = {
   "--chain-prefix": "FLOTILLA_AGENT_CHAIN_PREFIX",
   "--address-pool": "FLOTILLA_AGENT_ADDRESS_POOLS",
   "--shim": "FLOTILLA_SHIM_BIN",
+  "--deny-bind": "FLOTILLA_AGENT_DENY_BINDS",
+  "--build-context-limit": "FLOTILLA_AGENT_BUILD_CONTEXT_LIMIT",
 };
+
+/** `512m`, `2g`, `1048576` → bytes (binary units, as docker's --memory). */
+export function parseSize(value: string, field: string): number {
+  const m = /^(\d+)([kmgt]?)b?$/i.exec(value.trim());
+  if (!m) throw new InvalidError(`${field}: expected a size such as 512m or 2g, got "${value}"`, { field });
+  return Number(m[1]) * 1024 ** " kmgt".indexOf((m[2] || " ").toLowerCase());
+}
 
 /** `HOST:PORT`, `[v6]:PORT`, `:PORT` or `PORT`. */
 export function parseListen(value: string, field = "--tls-listen"): { host: string; port: number } {
@@ -142,6 +166,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
 
   const shimPath = get("--shim") ?? DEFAULT_SHIM;
   if (!isAbsolute(shimPath)) throw new InvalidError(`--shim must be an absolute path: ${shimPath}`, { field: "--shim" });
+<<<<<<< HEAD
   const pools = (given.get("--address-pool") ?? (env.FLOTILLA_AGENT_ADDRESS_POOLS ?? "").split(";").map((s) => s.trim()).filter(Boolean)).map(parseAddressPool);
   return {
     root,
@@ -154,4 +179,11 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
     shimPath,
     ...(pools.length ? { addressPools: pools } : {}),
   };
+=======
+  const denyBinds = given.get("--deny-bind") ?? (env.FLOTILLA_AGENT_DENY_BINDS ?? "").split(":").filter(Boolean);
+  for (const p of denyBinds) if (!isAbsolute(p)) throw new InvalidError(`--deny-bind must be an absolute path: ${p}`, { field: "--deny-bind" });
+  const limit = get("--build-context-limit");
+  const buildContextLimit = limit === undefined ? DEFAULT_BUILD_CONTEXT_LIMIT : parseSize(limit, "--build-context-limit");
+  return { root, socket, tls, insecureRegistries, subnet: get("--subnet"), bridge: get("--bridge"), chainPrefix: get("--chain-prefix"), shimPath, denyBinds, buildContextLimit };
+>>>>>>> main
 }

@@ -4,19 +4,10 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { DomainError, InvalidError } from "@flotilla/core";
+import { HttpError, NotModifiedError } from "../engine-errors";
 
-/** 304 for start of a running or stop of a stopped container, as dockerd answers. */
-export class NotModifiedError extends Error {}
-
-/** An HTTP status with Docker's message, for cases no domain error covers. */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { HttpError, NotModifiedError } from "../engine-errors";
+export { labelMatches } from "../labels";
 
 const STATUS_BY_KIND: Record<string, number> = {
   not_found: 404,
@@ -121,12 +112,4 @@ export function parseFilters(q: URLSearchParams): Map<string, string[]> {
 /** Checks every filter key is one we know (Docker: 400 "invalid filter 'x'"). */
 export function checkFilterKeys(filters: Map<string, string[]>, allowed: readonly string[]): void {
   for (const key of filters.keys()) if (!allowed.includes(key)) throw new InvalidError(`invalid filter '${key}'`, { field: "filters" });
-}
-
-/** `k` or `k=v` against a label set. */
-export function labelMatches(labels: Record<string, string> | null | undefined, filter: string): boolean {
-  const eq = filter.indexOf("=");
-  const key = eq >= 0 ? filter.slice(0, eq) : filter;
-  if (!labels || !(key in labels)) return false;
-  return eq < 0 || labels[key] === filter.slice(eq + 1);
 }

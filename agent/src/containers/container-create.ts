@@ -9,6 +9,7 @@ import { InvalidError } from "@flotilla/core";
 import type { EventBus } from "../events/event-bus";
 import type { ImageStore } from "../images";
 import { ANONYMOUS_LABEL, type VolumeStore } from "../volumes/volume-store";
+import { checkBindSource } from "./bind-policy";
 import type { ContainerStore } from "./container-store";
 import type { UserNetworksPort } from "./network-port";
 import { DomainError, NotSupportedError } from "@flotilla/core";
@@ -20,8 +21,13 @@ export interface CreateDeps {
   images: ImageStore;
   volumes: VolumeStore;
   events: EventBus;
+<<<<<<< HEAD
   /** User-defined networks, or null when the agent has no bridge networking. */
   userNetworks: UserNetworksPort | null;
+=======
+  /** Bind sources refused on this machine. */
+  denyBinds?: readonly string[];
+>>>>>>> main
   /** Event attributes of a container (name, image, labels). */
   attributes: (c: ContainerRecord) => Record<string, string>;
 }
@@ -44,6 +50,7 @@ export async function createContainer(deps: CreateDeps, body: CreateBody, namePa
   const madeVolumes: string[] = [];
   try {
     for (const m of spec.mounts) {
+      if (m.type === "bind" && deps.denyBinds?.length) await checkBindSource(m.source, deps.denyBinds);
       if (m.type === "bind" && !m.createSource) {
         await fs.stat(m.source).catch(() => {
           throw new InvalidError(`invalid mount config for type "bind": bind source path does not exist: ${m.source}`, { field: "Mounts" });

@@ -3,7 +3,7 @@
  * values of one filter key OR-ed, keys AND-ed. Pure.
  */
 import { InvalidError } from "@flotilla/core";
-import { labelMatches } from "../api/http-util";
+import { labelMatches } from "../labels";
 import type { ContainerRecord, ContainerStatus } from "./container-types";
 
 export const CONTAINER_FILTER_KEYS = ["id", "name", "label", "status", "ancestor", "exited", "network", "volume", "expose", "publish"] as const;

@@ -5,9 +5,10 @@
  */
 import * as fs from "node:fs/promises";
 import { InvalidError, NotSupportedError } from "@flotilla/core";
-import { HttpError } from "../api/http-util";
+import { HttpError } from "../engine-errors";
 import type { ImageStore } from "../images";
 import type { VolumeStore } from "../volumes/volume-store";
+import { checkBindSource } from "./bind-policy";
 import type { ContainerStore } from "./container-store";
 import type { ContainerRecord, NetworkInfo } from "./container-types";
 import { fromPortMappings, toPortMappings, type NetworkPort } from "./network-port";
@@ -21,6 +22,7 @@ export interface RunnerDeps {
   volumes: VolumeStore;
   network: NetworkPort | null;
   shimPath: string;
+  denyBinds?: readonly string[];
 }
 
 export interface Started {
@@ -55,11 +57,15 @@ export class ContainerRunner {
     for (const m of c.mounts) {
       if (m.type === "tmpfs") out.push(m);
       else if (m.type === "bind") {
+        const denied = this.deps.denyBinds ?? [];
+        // Checked again at every start: the source may have become a symlink since create.
+        if (denied.length) await checkBindSource(m.source, denied);
         if (m.createSource) await fs.mkdir(m.source, { recursive: true });
         else await fs.stat(m.source).catch(() => {
           throw new InvalidError(`invalid mount config for type "bind": bind source path does not exist: ${m.source}`, { field: "Mounts" });
         });
-        out.push({ type: "bind", source: m.source, target: m.target, readOnly: m.readOnly });
+        const source = denied.length ? await checkBindSource(m.source, denied) : m.source;
+        out.push({ type: "bind", source, target: m.target, readOnly: m.readOnly });
       } else {
         // Created on demand: a volume removed while the container was stopped comes back empty.
         const { volume } = await this.deps.volumes.create({ Name: m.name });
@@ -111,7 +117,13 @@ export class ContainerRunner {
     for (const d of [paths.upper, paths.work, paths.etc]) await fs.mkdir(d, { recursive: true, mode: 0o700 });
     const net = await this.attach(c);
     try {
+<<<<<<< HEAD
       const etcFiles = await writeEtcFiles(paths.etc, c.config.Hostname, net.info?.ipAddress ?? "", c.networkMode !== "host", net.info?.mode === "user");
+=======
+      const hc = c.hostConfig;
+      const names = { dns: hc.Dns ?? [], dnsSearch: hc.DnsSearch ?? [], dnsOptions: hc.DnsOptions ?? [], extraHosts: hc.ExtraHosts ?? [] };
+      const etcFiles = await writeEtcFiles(paths.etc, c.config.Hostname, net.info?.ipAddress ?? "", c.networkMode !== "host", names);
+>>>>>>> main
       const args = shimRunArgs({ record: c, paths, lowerDirs: image.lowerDirs, hostname: c.config.Hostname, netns: net.netns, user, mounts, etcFiles });
       const state = await shimRun(this.deps.shimPath, args);
       return { state, network: net.info };

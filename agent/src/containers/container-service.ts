@@ -5,7 +5,7 @@
  * container-runner.ts; records persist in ContainerStore, so a restarted agent re-adopts what its shims still run.
  */
 import { ConflictError } from "@flotilla/core";
-import { HttpError, NotModifiedError } from "../api/http-util";
+import { HttpError, NotModifiedError } from "../engine-errors";
 import type { EventBus } from "../events/event-bus";
 import type { ImageStore } from "../images";
 import type { VolumeStore } from "../volumes/volume-store";
@@ -28,6 +28,8 @@ export interface ContainerServiceDeps {
   /** The bridge network module, or null (bridge containers get loopback only). */
   network: NetworkPort | null;
   shimPath: string;
+  /** Bind sources refused (a machine sharing the control plane's host); empty: none. */
+  denyBinds?: readonly string[];
   log?: (msg: string) => void;
 }
 

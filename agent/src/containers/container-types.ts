@@ -92,6 +92,14 @@ export interface HostConfig {
   Tmpfs?: Record<string, string>;
   Privileged: false;
   PublishAllPorts: boolean;
+  /** Absent on containers created before these were honoured. */
+  CapAdd?: string[] | null;
+  CapDrop?: string[] | null;
+  Dns?: string[];
+  DnsSearch?: string[];
+  DnsOptions?: string[];
+  ExtraHosts?: string[] | null;
+  SecurityOpt?: string[] | null;
   LogConfig: { Type: "json-file"; Config: Record<string, string> };
 }
 

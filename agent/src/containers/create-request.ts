@@ -6,6 +6,7 @@
 import { posix } from "node:path";
 import { InvalidError, NotSupportedError } from "@flotilla/core";
 import type { ContainerDefaults } from "../images";
+import { capabilityMask, checkSecurityOpt, parseNameSettings, refuseUnsupportedHostConfig } from "./host-options";
 import type { ContainerConfig, ContainerSpec, HostConfig, MountSpec, NetworkModeName, PortBinding, PortProtocol, RestartPolicyName } from "./container-types";
 
 export type { ContainerSpec } from "./container-types";
@@ -54,8 +55,16 @@ export interface HostConfigBody {
   AutoRemove?: boolean;
   Privileged?: boolean;
   CapAdd?: string[] | null;
+  CapDrop?: string[] | null;
+  Dns?: string[] | null;
+  DnsSearch?: string[] | null;
+  DnsOptions?: string[] | null;
+  ExtraHosts?: string[] | null;
+  SecurityOpt?: string[] | null;
   Devices?: unknown[] | null;
-  LogConfig?: { Type?: string } | null;
+  LogConfig?: { Type?: string; Config?: Record<string, string> | null } | null;
+  /** Anything else Docker sends; refused unless at its zero value (host-options.ts). */
+  [other: string]: unknown;
 }
 
 /** NetworkingConfig of a create request: per network, its aliases and a fixed address. */
@@ -259,9 +268,11 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
   if (body.OpenStdin || body.AttachStdin) throw new NotSupportedError("stdin is not supported by this agent (use docker run without -i)", { field: "OpenStdin" });
   const hc = body.HostConfig ?? {};
   if (hc.Privileged) throw new NotSupportedError("privileged containers are not supported", { field: "Privileged" });
-  if (hc.CapAdd?.length) throw new NotSupportedError("adding capabilities is not supported", { field: "CapAdd" });
   if (hc.Devices?.length) throw new NotSupportedError("devices are not supported", { field: "Devices" });
   if (hc.LogConfig?.Type && hc.LogConfig.Type !== "json-file") throw new NotSupportedError(`log driver ${hc.LogConfig.Type} is not supported; only json-file`, { field: "LogConfig" });
+  for (const key of Object.keys(hc.LogConfig?.Config ?? {})) throw new NotSupportedError(`--log-opt ${key} is not supported by this agent`, { field: "LogConfig" });
+  refuseUnsupportedHostConfig(hc);
+  checkSecurityOpt(hc.SecurityOpt);
 
   const env = stringList(body.Env, "Env") ?? [];
   for (const e of env) if (!e || e.startsWith("=")) throw new InvalidError(`invalid environment variable: ${e}`, { field: "Env" });
@@ -287,7 +298,14 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
 
   const autoRemove = !!hc.AutoRemove;
   const networkMode = parseNetworkMode(hc.NetworkMode);
+<<<<<<< HEAD
   const networkRequests = parseNetworkRequests(networkMode, hc, body);
+=======
+  const capAdd = stringList(hc.CapAdd, "CapAdd") ?? [];
+  const capDrop = stringList(hc.CapDrop, "CapDrop") ?? [];
+  capabilityMask(capAdd, capDrop, networkMode);
+  const names = parseNameSettings(hc, networkMode);
+>>>>>>> main
   const { ports, shape } = parsePortBindings(hc.PortBindings);
   if (networkMode !== "bridge" && networkMode !== "user" && ports.length) {
     throw new InvalidError(`conflicting options: port publishing and the container type network mode`, { field: "PortBindings" });
@@ -309,7 +327,7 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
   const config: ContainerConfig = {
     Hostname: body.Hostname ?? "",
     Domainname: body.Domainname ?? "",
-    User: body.User ?? image.User ?? "",
+    User: body.User || image.User || "",
     AttachStdin: false,
     AttachStdout: !!body.AttachStdout,
     AttachStderr: !!body.AttachStderr,
@@ -348,6 +366,13 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
     ...(hc.Tmpfs && Object.keys(hc.Tmpfs).length ? { Tmpfs: hc.Tmpfs } : {}),
     Privileged: false,
     PublishAllPorts: false,
+    CapAdd: capAdd.length ? capAdd : null,
+    CapDrop: capDrop.length ? capDrop : null,
+    Dns: names.dns,
+    DnsSearch: names.dnsSearch,
+    DnsOptions: names.dnsOptions,
+    ExtraHosts: names.extraHosts.length ? names.extraHosts : null,
+    SecurityOpt: hc.SecurityOpt?.length ? hc.SecurityOpt : null,
     LogConfig: { Type: "json-file", Config: {} },
   };
   return { path: argv[0]!, args: argv.slice(1), config, hostConfig, networkMode, networkRequests, ports, mounts };

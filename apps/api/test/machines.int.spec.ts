@@ -144,9 +144,13 @@ describe.skipIf(!root)("machines API", () => {
     const agentEnvPath = join(base, "data", "machines", name, "root", "flotilla", "etc", "agent.env");
     const agentEnv = readFileSync(agentEnvPath, "utf8");
     expect(statSync(agentEnvPath).mode & 0o777).toBe(0o600);
-    expect(agentEnv).toContain(`FLOTILLA_API_URL=http://198.19.79.1:${AGENT_PORT}\n`);
-    expect(agentEnv).toMatch(/FLOTILLA_JOIN_TOKEN=flj_[A-Za-z0-9_-]{43}\n/);
+    expect(agentEnv).toContain(`FLOTILLA_API_URL='http://198.19.79.1:${AGENT_PORT}'\n`);
+    expect(agentEnv).toMatch(/FLOTILLA_JOIN_TOKEN='flj_[A-Za-z0-9_-]{43}'\n/);
     expect(agentEnv).not.toContain("FLOTILLA_API_TOKEN");
+    // The machine shares this host's filesystem: its agent refuses binds of the control plane's files.
+    const runScript = readFileSync(join(base, "data", "machines", name, "root", "flotilla", "agent-run.sh"), "utf8");
+    expect(runScript).toContain(`--deny-bind '${api.config.configDir}'`);
+    expect(runScript).toContain(`--deny-bind '${join(base, "data")}'`);
     // It trades it (through the relay) for its own agent token, saved 0600, and heartbeats: its
     // node (host name = machine name) is linked to the machine, and the machine says it joined.
     const tokens = async () => (await json<{ name: string; role: string }[]>("/api/v1/tokens")).body;

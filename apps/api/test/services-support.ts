@@ -9,7 +9,8 @@ export const HEARTBEAT_MS = 500;
 
 /** Starts the API with fast heartbeats. */
 export async function startFastApi(env: Record<string, string> = {}): Promise<TestApi> {
-  return startTestApi({ FLOTILLA_ROLE: "all", FLOTILLA_LOG_LEVEL: "error", FLOTILLA_HEARTBEAT_MS: String(HEARTBEAT_MS), ...env });
+  // Simulated agents beat on a fixed interval, with no back-off to wait out after an outage.
+  return startTestApi({ FLOTILLA_ROLE: "all", FLOTILLA_LOG_LEVEL: "error", FLOTILLA_HEARTBEAT_MS: String(HEARTBEAT_MS), FLOTILLA_AGENT_MAX_BACKOFF_MS: String(HEARTBEAT_MS), ...env });
 }
 
 export async function simNodes(api: TestApi, count: number, opts: Partial<SimAgentOptions> & { prefix?: string; labelsOf?: (i: number) => Record<string, string> } = {}): Promise<SimAgent[]> {

@@ -5,6 +5,9 @@ import { registerMachine } from "./commands/machine";
 import { registerSystem } from "./commands/system";
 import { registerService } from "./commands/service";
 import { registerNode } from "./commands/node";
+import { exitWhenFlushed } from "./output";
+
+export { exitWhenFlushed };
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require("../package.json") as { version: string };
@@ -44,5 +47,5 @@ export async function run(argv: string[]): Promise<number> {
 
 // Run directly (tsx src/main.ts in tests); bin/ctl.js calls run() itself.
 if (require.main === module) {
-  run(process.argv.slice(2)).then((code) => process.exit(code));
+  void run(process.argv.slice(2)).then(exitWhenFlushed);
 }

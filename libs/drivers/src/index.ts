@@ -5,6 +5,7 @@ export * from "./command-runner";
 export * from "./ssh";
 export * from "./registry";
 export { withHostLock, type HostLockOptions } from "./lock";
+export { defaultLockDir, ensurePrivateDir, readFileNoFollow, writeFileNoFollow } from "./private-dir";
 export { pollUntil, sleep, type PollOptions } from "./poll";
 export { probeTcp, findFreePort, parseCidr, hostPort, formatDuration, type Cidr, type TcpProbe } from "./net";
 export { boot2dockerUserdata, FORMAT_ME_MAGIC } from "./userdata";

@@ -7,8 +7,9 @@ import { connect as tlsConnect } from "node:tls";
 import { DomainError, UnavailableError } from "@flotilla/core";
 import { readPrivateKey, sleep, sshConnect, type SshConnection, type SshEndpoint } from "@flotilla/drivers";
 import { type CertificateAuthority, type KeyPair, needsReissue } from "./certs";
+import type { EngineOptions } from "./engine-options";
 import { nodeInstallCommand, parseOsRelease } from "./host-os";
-import { detectLayout, renderRunScript, renderSupervisor, renderUnit, type AgentLayout } from "./layout";
+import { detectLayout, renderAgentEnv, renderRunScript, renderSupervisor, renderUnit, type AgentLayout } from "./layout";
 
 export const AGENT_PORT = 2376;
 
@@ -17,11 +18,6 @@ export interface ProvisionProgress {
   message: string;
   /** 0-100, rising. */
   percent: number;
-}
-
-export interface EngineOptions {
-  /** Registries the agent may reach over plain http (`--insecure-registry`). */
-  insecureRegistries?: string[];
 }
 
 export interface AgentTarget {
@@ -226,9 +222,9 @@ async function installServerCert(shell: RootShell, target: AgentTarget, layout: 
 }
 
 async function installService(shell: RootShell, options: ProvisionOptions, layout: AgentLayout): Promise<"systemd" | "supervisor"> {
-  const env = [`FLOTILLA_MACHINE_NAME=${options.machineName}`, `FLOTILLA_ENGINE_URL=https://${options.ip}:${AGENT_PORT}`];
-  if (options.controlPlane) env.push(`FLOTILLA_API_URL=${options.controlPlane.url}`, `FLOTILLA_JOIN_TOKEN=${options.controlPlane.joinToken}`);
-  await shell.writeFile(layout.envPath, env.join("\n") + "\n", 0o600);
+  const env: Record<string, string> = { FLOTILLA_MACHINE_NAME: options.machineName, FLOTILLA_ENGINE_URL: `https://${options.ip}:${AGENT_PORT}` };
+  if (options.controlPlane) Object.assign(env, { FLOTILLA_API_URL: options.controlPlane.url, FLOTILLA_JOIN_TOKEN: options.controlPlane.joinToken });
+  await shell.writeFile(layout.envPath, renderAgentEnv(env), 0o600);
   await shell.writeFile(layout.runScript, renderRunScript(layout, options.engine ?? {}), 0o755);
   const systemd = !layout.netns && (await shell.test("[ -d /run/systemd/system ]")) === 0;
   if (systemd) {

@@ -224,7 +224,7 @@ class Run {
       ...(await this.target(ip)),
       controlPlane: await this.joinToken(),
       agentBundle: { path: this.host.config.agentBundle },
-      engine: this.host.engineOptions(this.machine),
+      engine: { ...this.host.engineOptions(this.machine), denyBinds: this.host.config.controlPlanePaths },
     });
     await this.ready(result.agentVersion);
   }

@@ -16,7 +16,6 @@ import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
 import type { Prisma, Service as ServiceRow } from "../generated/prisma/client";
 import { QueuesService } from "../queues/queues.service";
-import { DispatchService } from "../dispatch/dispatch.service";
 import { previousSpecOf, specOf, TX_OPTIONS, updateStateOf } from "./mapping";
 import type { CreateServiceBody, UpdateServiceBody } from "./service-schemas";
 import { ServicesRepository, type TaskCounts } from "./services.repository";
@@ -91,7 +90,6 @@ export class ServicesService {
     private readonly repo: ServicesRepository,
     private readonly events: EventsService,
     private readonly queues: QueuesService,
-    private readonly dispatch: DispatchService,
   ) {}
 
   async create(body: CreateServiceBody): Promise<ServiceView> {
@@ -199,15 +197,16 @@ export class ServicesService {
   async remove(ref: string): Promise<void> {
     const { evs, running, grace } = await this.prisma.$transaction(async (tx) => {
       const row = await this.repo.findForUpdate(tx, ref);
-      const running = await tx.task.findMany({ where: { serviceId: row.id, containerId: { not: null }, state: { in: ["ACCEPTED", "PREPARING", "STARTING", "RUNNING"] } }, include: { node: true } });
+      const running = await tx.task.findMany({ where: { serviceId: row.id, containerId: { not: null }, state: { in: ["ACCEPTED", "PREPARING", "STARTING", "RUNNING"] } }, select: { nodeId: true, containerId: true } });
       await tx.service.delete({ where: { id: row.id } });
       const evs = await this.events.record(tx, [{ kind: "service", subjectId: row.id, action: "remove", data: { name: row.name, tasks: running.length } }]);
       return { evs, running, grace: specOf(row).stopGracePeriodMs };
     }, TX_OPTIONS);
     await this.events.publish(evs);
-    void this.dispatch.stopContainers(
-      running.filter((t) => t.node?.engineUrl).map((t) => ({ node: t.node!, containerId: t.containerId! })),
-      grace,
-    );
+    // Best effort: a container missed here (Redis down, an agent away) is a stray, which the
+    // node's next full heartbeat fold finds and removes.
+    const byNode = new Map<string, string[]>();
+    for (const t of running) if (t.nodeId) byNode.set(t.nodeId, [...(byNode.get(t.nodeId) ?? []), t.containerId!]);
+    await Promise.all([...byNode].map(([nodeId, containers]) => this.queues.enqueueRemove({ nodeId, containers, graceMs: grace }).catch(() => undefined)));
   }
 }
