@@ -138,13 +138,10 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   registerImageRoutes(router, { images, containers, events });
   registerContainerRoutes(router, { containers, images, volumes });
   registerVolumeRoutes(router, { volumes, containers, events });
-<<<<<<< HEAD
   registerNetworkRoutes(router, { network, containers, events, started: new Date().toISOString() });
-=======
   const builder = new Builder({ images, shimPath: options.shimPath ?? DEFAULT_SHIM, contextLimit: options.buildContextLimit ?? DEFAULT_BUILD_CONTEXT_LIMIT });
   registerBuildRoutes(router, { builder, events });
   registerImageTransferRoutes(router, { images, containers, events });
->>>>>>> main
   router.add("POST", "/containers/:id/exec", () => {
     throw new HttpError(501, "exec is not supported by this agent");
   });

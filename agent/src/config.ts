@@ -23,15 +23,12 @@ export interface AgentOptions {
   chainPrefix?: string;
   /** The flotilla-shim binary. */
   shimPath: string;
-<<<<<<< HEAD
   /** Where user networks created without --subnet take theirs (default Docker's pools). */
   addressPools?: Array<{ base: string; size: number }>;
-=======
   /** Host paths containers may not bind-mount, nor any path inside or above them. */
   denyBinds: string[];
   /** Largest `docker build` context accepted, in bytes. */
   buildContextLimit?: number;
->>>>>>> main
 }
 
 /** Default --build-context-limit: 1 GiB. */
@@ -166,7 +163,10 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
 
   const shimPath = get("--shim") ?? DEFAULT_SHIM;
   if (!isAbsolute(shimPath)) throw new InvalidError(`--shim must be an absolute path: ${shimPath}`, { field: "--shim" });
-<<<<<<< HEAD
+  const denyBinds = given.get("--deny-bind") ?? (env.FLOTILLA_AGENT_DENY_BINDS ?? "").split(":").filter(Boolean);
+  for (const p of denyBinds) if (!isAbsolute(p)) throw new InvalidError(`--deny-bind must be an absolute path: ${p}`, { field: "--deny-bind" });
+  const limit = get("--build-context-limit");
+  const buildContextLimit = limit === undefined ? DEFAULT_BUILD_CONTEXT_LIMIT : parseSize(limit, "--build-context-limit");
   const pools = (given.get("--address-pool") ?? (env.FLOTILLA_AGENT_ADDRESS_POOLS ?? "").split(";").map((s) => s.trim()).filter(Boolean)).map(parseAddressPool);
   return {
     root,
@@ -177,13 +177,8 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
     bridge: get("--bridge"),
     chainPrefix: get("--chain-prefix"),
     shimPath,
+    denyBinds,
+    buildContextLimit,
     ...(pools.length ? { addressPools: pools } : {}),
   };
-=======
-  const denyBinds = given.get("--deny-bind") ?? (env.FLOTILLA_AGENT_DENY_BINDS ?? "").split(":").filter(Boolean);
-  for (const p of denyBinds) if (!isAbsolute(p)) throw new InvalidError(`--deny-bind must be an absolute path: ${p}`, { field: "--deny-bind" });
-  const limit = get("--build-context-limit");
-  const buildContextLimit = limit === undefined ? DEFAULT_BUILD_CONTEXT_LIMIT : parseSize(limit, "--build-context-limit");
-  return { root, socket, tls, insecureRegistries, subnet: get("--subnet"), bridge: get("--bridge"), chainPrefix: get("--chain-prefix"), shimPath, denyBinds, buildContextLimit };
->>>>>>> main
 }

@@ -21,13 +21,10 @@ export interface CreateDeps {
   images: ImageStore;
   volumes: VolumeStore;
   events: EventBus;
-<<<<<<< HEAD
   /** User-defined networks, or null when the agent has no bridge networking. */
   userNetworks: UserNetworksPort | null;
-=======
   /** Bind sources refused on this machine. */
   denyBinds?: readonly string[];
->>>>>>> main
   /** Event attributes of a container (name, image, labels). */
   attributes: (c: ContainerRecord) => Record<string, string>;
 }

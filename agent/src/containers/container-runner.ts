@@ -117,13 +117,9 @@ export class ContainerRunner {
     for (const d of [paths.upper, paths.work, paths.etc]) await fs.mkdir(d, { recursive: true, mode: 0o700 });
     const net = await this.attach(c);
     try {
-<<<<<<< HEAD
-      const etcFiles = await writeEtcFiles(paths.etc, c.config.Hostname, net.info?.ipAddress ?? "", c.networkMode !== "host", net.info?.mode === "user");
-=======
       const hc = c.hostConfig;
       const names = { dns: hc.Dns ?? [], dnsSearch: hc.DnsSearch ?? [], dnsOptions: hc.DnsOptions ?? [], extraHosts: hc.ExtraHosts ?? [] };
-      const etcFiles = await writeEtcFiles(paths.etc, c.config.Hostname, net.info?.ipAddress ?? "", c.networkMode !== "host", names);
->>>>>>> main
+      const etcFiles = await writeEtcFiles(paths.etc, c.config.Hostname, net.info?.ipAddress ?? "", c.networkMode !== "host", names, net.info?.mode === "user");
       const args = shimRunArgs({ record: c, paths, lowerDirs: image.lowerDirs, hostname: c.config.Hostname, netns: net.netns, user, mounts, etcFiles });
       const state = await shimRun(this.deps.shimPath, args);
       return { state, network: net.info };

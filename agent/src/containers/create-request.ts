@@ -298,14 +298,11 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
 
   const autoRemove = !!hc.AutoRemove;
   const networkMode = parseNetworkMode(hc.NetworkMode);
-<<<<<<< HEAD
-  const networkRequests = parseNetworkRequests(networkMode, hc, body);
-=======
   const capAdd = stringList(hc.CapAdd, "CapAdd") ?? [];
   const capDrop = stringList(hc.CapDrop, "CapDrop") ?? [];
   capabilityMask(capAdd, capDrop, networkMode);
   const names = parseNameSettings(hc, networkMode);
->>>>>>> main
+  const networkRequests = parseNetworkRequests(networkMode, hc, body);
   const { ports, shape } = parsePortBindings(hc.PortBindings);
   if (networkMode !== "bridge" && networkMode !== "user" && ports.length) {
     throw new InvalidError(`conflicting options: port publishing and the container type network mode`, { field: "PortBindings" });
