@@ -19,6 +19,7 @@ import { registerImageTransferRoutes } from "./api/image-transfer.routes";
 import { registerContainerOpsRoutes } from "./api/container-ops.routes";
 import { registerExecRoutes } from "./api/exec.routes";
 import { registerImageRoutes } from "./api/images.routes";
+import { registerNetworkRoutes } from "./api/networks.routes";
 import { Router } from "./api/router";
 import { registerSystemRoutes } from "./api/system.routes";
 import { registerVolumeRoutes } from "./api/volumes.routes";
@@ -42,6 +43,8 @@ export interface StartAgentOptions {
   subnet?: string;
   bridge?: string;
   chainPrefix?: string;
+  /** Subnets for user networks made without one. */
+  addressPools?: Array<{ base: string; size: number }>;
   shimPath?: string;
   /** Host paths containers may not bind-mount (see --deny-bind). */
   denyBinds?: readonly string[];
@@ -120,7 +123,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     isInUse: (id) => late.containers?.usesImage(id) ?? false,
   });
   let network: NetworkPort | null;
-  if (options.network === undefined || options.network === "auto") network = await loadBridgeNetwork({ root, subnet: options.subnet, bridge: options.bridge, chainPrefix: options.chainPrefix }, log);
+  if (options.network === undefined || options.network === "auto") network = await loadBridgeNetwork({ root, subnet: options.subnet, bridge: options.bridge, chainPrefix: options.chainPrefix, addressPools: options.addressPools }, log);
   else {
     network = options.network;
     await network?.init();
@@ -137,6 +140,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   registerImageRoutes(router, { images, containers, events });
   registerContainerRoutes(router, { containers, images, volumes });
   registerVolumeRoutes(router, { volumes, containers, events });
+  registerNetworkRoutes(router, { network, containers, events, started: new Date().toISOString() });
   const builder = new Builder({ images, shimPath: options.shimPath ?? DEFAULT_SHIM, contextLimit: options.buildContextLimit ?? DEFAULT_BUILD_CONTEXT_LIMIT });
   registerBuildRoutes(router, { builder, events });
   registerImageTransferRoutes(router, { images, containers, events });
@@ -204,6 +208,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
       ),
     );
     if (socketPath) fs.rmSync(socketPath, { force: true });
+    await network?.close?.();
   };
   return { close, socketPath, tlsPort, network, containers, events };
 }

@@ -140,7 +140,7 @@ export class ContainerService {
 
   /** POST /containers/create. Validation first: a refused request leaves nothing behind. */
   create(body: CreateBody, nameParam: string | null): Promise<{ Id: string; Warnings: string[] }> {
-    return createContainer({ ...this.deps, store: this.store, attributes: (c) => this.attributes(c) }, body, nameParam);
+    return createContainer({ ...this.deps, store: this.store, userNetworks: this.deps.network?.user ?? null, attributes: (c) => this.attributes(c) }, body, nameParam);
   }
 
   /** POST /containers/{id}/start. 304 when already running. */
@@ -212,8 +212,9 @@ export class ContainerService {
       const byAgent = this.signalled.delete(c.id);
       const outside = !byAgent && (c.state.exitCode > 128 || !s) ? ` (not signalled by this agent: ${s ? `signal ${c.state.exitCode - 128} came from outside` : c.state.error})` : "";
       this.log(`container ${c.id.slice(0, 12)} (${c.name.slice(1)}) exited with code ${c.state.exitCode}${outside}`);
-      if (c.networkMode === "bridge" && this.deps.network) {
+      if ((c.networkMode === "bridge" || c.networkMode === "user") && this.deps.network) {
         await this.deps.network.detach(c.id).catch((e) => this.log(`network detach ${c.id}: ${(e as Error).message}`));
+        if (c.networks?.length) await this.deps.network.user?.release(c.id).catch((e) => this.log(`network release ${c.id}: ${(e as Error).message}`));
       }
       c.network = null;
       const restart = !this.closed && shouldRestart(c, "exit");
