@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The embedded default: Postgres 15 and Redis 7 from the OS packages, data in a per-user state
-# dir, listening on loopback only. Idempotent: `up` twice is `up` once.
+# dir, listening on loopback only. Idempotent: `up` twice is `up` once. Redis keeps an append-only
+# file (fsync every second), so a Redis restart loses at most a second of queued work.
 #   stack.sh up|down|status|env
 # Credentials: Postgres takes scram-sha-256 passwords on TCP (its unix socket sits in its 0700 data
 # dir, peer auth) and Redis needs a password; both are generated at first start into
@@ -49,7 +50,12 @@ database_url() { echo "postgresql://$(pg_user):$pg_password@127.0.0.1:$pg_port/$
 redis_url() { echo "redis://default:$redis_password@127.0.0.1:$redis_port"; }
 
 pg_running() { as_pg "$pg_bin/pg_ctl" -D "$pg_data" status >/dev/null 2>&1; }
-redis_running() { [ -f "$redis_dir/redis.pid" ] && kill -0 "$(cat "$redis_dir/redis.pid")" 2>/dev/null; }
+# A Redis killed -9 stays a zombie until its reaper collects it, and kill -0 still finds a zombie.
+redis_running() {
+  [ -f "$redis_dir/redis.pid" ] || return 1
+  local stat
+  stat=$(ps -o stat= -p "$(cat "$redis_dir/redis.pid")" 2>/dev/null) && [ "${stat#Z}" = "$stat" ]
+}
 # Administration goes through the private unix socket, as the database owner (peer auth).
 pg_admin() { as_pg "$pg_bin/psql" -h "$pg_data" -p "$pg_port" -d postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
 # The password travels in the environment (private to the process), never on a command line.
@@ -94,6 +100,7 @@ pg_up() {
     as_pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_data/server.log" -w -t 60 start \
       -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_data -c max_connections=300 -c fsync=${FLOTILLA_PG_FSYNC:-on}" >/dev/null
   fi
+  pg_wait_ready
   # Sets the password a stack made before passwords (or whose secrets file was lost) lacks.
   if ! PGPASSWORD=$pg_password PGCONNECT_TIMEOUT=5 as_pg "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -d postgres -qtAc "select 1" >/dev/null 2>&1; then
     printf 'ALTER ROLE "%s" PASSWORD \x27%s\x27;\n' "$(pg_user)" "$pg_password" | pg_admin -f - >/dev/null
@@ -101,6 +108,18 @@ pg_up() {
   if ! pg_admin -c "select 1 from pg_database where datname='$db'" | grep -q 1; then
     as_pg "$pg_bin/createdb" -h "$pg_data" -p "$pg_port" "$db"
   fi
+}
+
+# A running postmaster may still refuse connections: after a crash it replays its WAL first
+# ("the database system is in recovery mode"). Wait for it, with a bound, before using it.
+pg_wait_ready() {
+  local wait_s=${FLOTILLA_PG_READY_TIMEOUT_S:-60}
+  for _ in $(seq $((wait_s * 10))); do
+    "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" -d postgres && return 0
+    sleep 0.1
+  done
+  log "Postgres on 127.0.0.1:$pg_port did not accept connections within ${wait_s}s; see $pg_data/server.log"
+  exit 1
 }
 
 redis_up() {
@@ -111,7 +130,7 @@ redis_up() {
   if ! redis_running; then
     log "starting Redis on 127.0.0.1:$redis_port"
     redis-server "$redis_dir/auth.conf" --port "$redis_port" --bind 127.0.0.1 --dir "$redis_dir" --daemonize yes \
-      --pidfile "$redis_dir/redis.pid" --logfile "$redis_dir/redis.log" --save '' --appendonly no >/dev/null
+      --pidfile "$redis_dir/redis.pid" --logfile "$redis_dir/redis.log" --save '' --appendonly yes --appendfsync everysec >/dev/null
     for _ in $(seq 50); do [ "$(rcli ping 2>/dev/null)" = PONG ] && return 0; sleep 0.1; done
     log "Redis did not answer on port $redis_port; see $redis_dir/redis.log"; exit 1
   fi

@@ -31,6 +31,8 @@ import {
   ipRun,
   killMachineProcesses,
   linkExists,
+  processIdentity,
+  type ProcessIdentity,
   netnsExists,
   netnsName,
   releaseIp,
@@ -66,8 +68,11 @@ interface NetnsState {
   gateway: string;
   prefixLength: number;
   bridge: string;
-  /** "mnt:[inode]" of the machine's mount namespace while it runs, to find its processes. */
-  mountNs?: string;
+  /**
+   * The machine's sshd, whose mount namespace (the machine's, while that sshd lives) finds its
+   * processes. Not the namespace's inode number: that is reused once the namespace is gone.
+   */
+  sshd?: ProcessIdentity;
 }
 
 export const netnsOptionSpecs: readonly OptionSpec[] = [
@@ -297,8 +302,9 @@ export class NetnsDriver implements Driver {
     if (mountNs === (await readlink("/proc/self/ns/mnt"))) {
       throw new UnavailableError(`netns ${this.machineName}: sshd (pid ${pid}) runs in the host's mount namespace; refusing to record it`, { step: "start sshd" });
     }
+    const sshd = await processIdentity(pid);
     const state = await this.readState();
-    if (state) await this.writeState({ ...state, mountNs });
+    if (state && sshd) await this.writeState({ ...state, sshd });
     await pollUntil(async () => ((await probeTcp(ip, 22, 1000, signal)).ok ? true : undefined), {
       intervalMs: 50,
       timeoutMs: this.timing.ipTimeoutMs,
@@ -336,7 +342,7 @@ export class NetnsDriver implements Driver {
       await this.plumb(state.ip, signal);
     }
     // Leftovers of an unclean stop would hold the address or the mount.
-    await killMachineProcesses(this.netnsPath, state.mountNs, "SIGKILL", 0, signal);
+    await killMachineProcesses(this.netnsPath, state.sshd, "SIGKILL", 0, signal);
     this.report("sshd", "starting sshd");
     await this.startSshd(state.ip, signal);
   }
@@ -345,7 +351,7 @@ export class NetnsDriver implements Driver {
   async stop(signal?: AbortSignal): Promise<void> {
     const state = await this.readState();
     this.report("stop", "stopping every process of the machine");
-    await killMachineProcesses(this.netnsPath, state?.mountNs, "SIGTERM", this.timing.stopTimeoutMs, signal);
+    await killMachineProcesses(this.netnsPath, state?.sshd, "SIGTERM", this.timing.stopTimeoutMs, signal);
     await rm(this.file(SSHD_PID), { force: true });
   }
 
@@ -356,14 +362,14 @@ export class NetnsDriver implements Driver {
 
   async kill(signal?: AbortSignal): Promise<void> {
     const state = await this.readState();
-    await killMachineProcesses(this.netnsPath, state?.mountNs, "SIGKILL", 0, signal);
+    await killMachineProcesses(this.netnsPath, state?.sshd, "SIGKILL", 0, signal);
     await rm(this.file(SSHD_PID), { force: true });
   }
 
   /** Kills everything, deletes the namespace, veth, IP allocation and store dir; the bridge goes with the last machine. */
   async remove(signal?: AbortSignal): Promise<void> {
     const state = await this.readState();
-    if (await netnsExists(this.netns)) await killMachineProcesses(this.netnsPath, state?.mountNs, "SIGKILL", 0, signal);
+    if (await netnsExists(this.netns)) await killMachineProcesses(this.netnsPath, state?.sshd, "SIGKILL", 0, signal);
     // The host end first: deleting a veth takes its peer with it at once, while a deleted
     // namespace's interfaces are cleaned up later by the kernel and would keep the bridge busy.
     if (await linkExists(this.veth)) await ipRun(this.ctx.runner, `ip link del ${this.veth}`, ["link", "del", this.veth]).catch(async (e) => {

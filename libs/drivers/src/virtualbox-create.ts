@@ -14,7 +14,7 @@ import { copyImage, removeFiles, writeMachineKey } from "./machine-files";
 import { findFreePort, hostInNetwork, ipv4ToInt, networkAddress, networksOverlap, prefixOfNetmask, type Cidr } from "./net";
 import { boot2dockerUserdata } from "./userdata";
 import { parseDhcpServers, parseHostOnlyIfs } from "./virtualbox-output";
-import type { VirtualBoxOptions } from "./virtualbox.driver";
+import type { VirtualBoxOptions } from "./virtualbox-options";
 
 export const VBOX = "VBoxManage";
 const SATA = "SATA";

@@ -4,7 +4,7 @@
 //                  agent root /var/lib/flotilla-agent, systemd unit when systemd is PID 1.
 // netns host:      everything under the machine's own /var/lib/flotilla-agent (the host's /etc,
 //                  /opt and /run are shared by every machine on the box), supervisor loop.
-import type { EngineOptions } from "./provision";
+import type { EngineOptions } from "./engine-options";
 
 export interface AgentLayout {
   netns: boolean;
