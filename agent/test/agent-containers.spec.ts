@@ -115,6 +115,13 @@ describe("create request", () => {
     expect(() => spec({ HostConfig: { AutoRemove: true, RestartPolicy: { Name: "always" } } })).toThrow(/AutoRemove/);
   });
 
+  it("answers a field of the wrong JSON type with a 400 naming it (found by npm run fuzz)", () => {
+    expect(() => spec({ WorkingDir: -22 } as unknown as CreateBody)).toThrow("WorkingDir must be a string");
+    expect(() => spec({ Labels: { a: 1 } } as unknown as CreateBody)).toThrow("label a must be a string");
+    expect(() => spec({ HostConfig: { Binds: "/a:/b" } } as unknown as CreateBody)).toThrow("HostConfig.Binds must be a list");
+    expect(() => spec({ ExposedPorts: true } as unknown as CreateBody)).toThrow("ExposedPorts must be an object");
+  });
+
   it("refuses what the agent does not do, clearly", () => {
     expect(() => spec({ Tty: true })).toThrow(NotSupportedError);
     expect(() => spec({ OpenStdin: true })).toThrow(NotSupportedError);

@@ -7,7 +7,7 @@ import { posix } from "node:path";
 import { InvalidError, NotSupportedError } from "@flotilla/core";
 import type { ContainerDefaults } from "../images";
 import { logLimits } from "./log-options";
-import { capabilityMask, checkSecurityOpt, parseNameSettings, refuseUnsupportedHostConfig } from "./host-options";
+import { capabilityMask, checkBodyTypes, checkSecurityOpt, parseNameSettings, refuseUnsupportedHostConfig } from "./host-options";
 import type { ContainerConfig, ContainerSpec, HostConfig, MountSpec, NetworkModeName, PortBinding, PortProtocol, RestartPolicyName } from "./container-types";
 
 export type { ContainerSpec } from "./container-types";
@@ -267,6 +267,7 @@ export function mergeEnv(image: readonly string[] = [], container: readonly stri
  */
 export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): ContainerSpec {
   if (!body.Image || typeof body.Image !== "string") throw new InvalidError("config error: Image is required", { field: "Image" });
+  checkBodyTypes(body as Record<string, unknown>);
   const hc = body.HostConfig ?? {};
   if (hc.Privileged) throw new NotSupportedError("privileged containers are not supported", { field: "Privileged" });
   if (hc.Devices?.length) throw new NotSupportedError("devices are not supported", { field: "Devices" });

@@ -148,3 +148,33 @@ export function refuseUnsupportedHostConfig(hc: Record<string, unknown>): void {
   const swappiness = hc.MemorySwappiness;
   if (!isZero("MemorySwappiness", swappiness)) throw new NotSupportedError("--memory-swappiness is not supported by this agent (swap is always off)", { field: "MemorySwappiness" });
 }
+
+const STRING_FIELDS = ["Hostname", "Domainname", "User", "WorkingDir", "StopSignal"] as const;
+const OBJECT_FIELDS = ["Labels", "ExposedPorts", "Volumes", "HostConfig"] as const;
+
+/**
+ * The shape of a create body before anything reads it: a field of the wrong JSON type is a 400
+ * naming it, never a crash deeper down (found by `npm run fuzz`).
+ */
+export function checkBodyTypes(body: Record<string, unknown>): void {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new InvalidError("the request body must be a JSON object", { field: "body" });
+  for (const f of STRING_FIELDS) {
+    if (body[f] !== undefined && body[f] !== null && typeof body[f] !== "string") throw new InvalidError(`${f} must be a string`, { field: f });
+  }
+  for (const f of OBJECT_FIELDS) {
+    const v = body[f];
+    if (v !== undefined && v !== null && (typeof v !== "object" || Array.isArray(v))) throw new InvalidError(`${f} must be an object`, { field: f });
+  }
+  for (const [k, v] of Object.entries((body.Labels as Record<string, unknown> | null) ?? {})) {
+    if (typeof v !== "string") throw new InvalidError(`label ${k} must be a string`, { field: "Labels" });
+  }
+  const hc = (body.HostConfig ?? {}) as Record<string, unknown>;
+  for (const f of ["LogConfig", "RestartPolicy", "PortBindings", "Tmpfs"]) {
+    const v = hc[f];
+    if (v !== undefined && v !== null && (typeof v !== "object" || Array.isArray(v))) throw new InvalidError(`HostConfig.${f} must be an object`, { field: f });
+  }
+  for (const f of ["Binds", "Mounts", "CapAdd", "CapDrop", "Dns", "DnsSearch", "DnsOptions", "ExtraHosts", "SecurityOpt"]) {
+    const v = hc[f];
+    if (v !== undefined && v !== null && !Array.isArray(v)) throw new InvalidError(`HostConfig.${f} must be a list`, { field: f });
+  }
+}
