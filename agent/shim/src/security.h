@@ -20,7 +20,8 @@ uint64_t default_cap_mask(void);
  * Runs as root in the container's namespaces, right before exec. */
 int security_apply(const struct shim_config *cfg, struct shim_err *err);
 
-#define SECCOMP_MAX_INSNS 160
+/* the allow-list as a search tree plus the argument checks (~1,000 today) */
+#define SECCOMP_MAX_INSNS 2048
 /* Builds the default filter (pure). Returns the instruction count, 0 when this
  * architecture has no profile. */
 size_t seccomp_build(struct sock_filter *out, size_t max);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,7 +70,9 @@ static void test_caps_and_seccomp(void)
 	CHECK(insns[0].code == (BPF_LD | BPF_W | BPF_ABS));
 	/* every jump lands inside the program, every path ends in a return */
 	for (size_t i = 0; i < n; i++) {
-		if (BPF_CLASS(insns[i].code) == BPF_JMP) {
+		if (insns[i].code == (BPF_JMP | BPF_JA)) {
+			CHECK(i + 1 + insns[i].k < n);
+		} else if (BPF_CLASS(insns[i].code) == BPF_JMP) {
 			CHECK(i + 1 + insns[i].jt < n);
 			CHECK(i + 1 + insns[i].jf < n);
 		}
@@ -99,6 +102,23 @@ static void test_caps_and_seccomp(void)
 			_exit(15);
 		if (getpid() <= 0)
 			_exit(16);
+		/* an allow-list: a number the table does not know is refused, not ENOSYS */
+		if (syscall(1000, 0, 0, 0, 0, 0) != -1 || errno != EPERM)
+			_exit(17);
+		if (syscall(SYS_socket, 40 /* AF_VSOCK */, SOCK_STREAM, 0) != -1 || errno != EPERM)
+			_exit(18);
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+			_exit(19);
+		int us = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (us < 0)
+			_exit(20);
+		if (syscall(SYS_personality, 0xffffffffUL) < 0)
+			_exit(21);
+		if (syscall(SYS_personality, 0x0040000UL /* ADDR_NO_RANDOMIZE */) != -1 || errno != EPERM)
+			_exit(22);
+		if (syscall(SYS_mount, "none", "/tmp", "tmpfs", 0, NULL) != -1 || errno != EPERM)
+			_exit(23);
 		_exit(0);
 	}
 	int status = 0;
