@@ -26,6 +26,8 @@ export interface SshEndpoint {
   port: number;
   user: string;
   keyPath: string;
+  /** The machine's SSH host key (OpenSSH public key line) when the driver knows it: connections pin it. */
+  hostKey?: string;
 }
 
 /** One step of a long driver call, for progress bars and the machine's event stream. */

@@ -403,8 +403,10 @@ export class NetnsDriver implements Driver {
     return ip;
   }
 
+  /** The host key is the one this driver generated at create: pinned, never learnt. */
   async getSSH(): Promise<SshEndpoint> {
-    return { host: await this.getIP(), port: 22, user: "root", keyPath: this.file(KEY_FILE) };
+    const hostKey = (await readFile(this.file(`${HOST_KEY}.pub`), "utf8").catch(() => "")).trim();
+    return { host: await this.getIP(), port: 22, user: "root", keyPath: this.file(KEY_FILE), ...(hostKey ? { hostKey } : {}) };
   }
 
   async getURL(): Promise<string> {

@@ -1,12 +1,13 @@
 // A small SSH client layer over ssh2, shared by the generic driver and the provisioner:
 // connect with an AbortSignal and a time limit, exec returning stdout/stderr/exit code, and
 // errors that name the endpoint and the cause ("ssh 198.18.0.3:22: connection refused").
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { Client, utils, type ClientChannel, type ConnectConfig } from "ssh2";
 import { InvalidError, UnavailableError, type DomainError } from "@flotilla/core";
 import { formatDuration, hostPort } from "./net";
 
-export type SshFailure = "auth" | "refused" | "timeout" | "unreachable" | "dns" | "closed" | "handshake" | "exec";
+export type SshFailure = "auth" | "refused" | "timeout" | "unreachable" | "dns" | "closed" | "handshake" | "exec" | "hostkey";
 
 export interface SshConnectOptions {
   host: string;
@@ -23,6 +24,23 @@ export interface SshConnectOptions {
    * reconnecting matters.
    */
   hostVerifier?: (key: Buffer) => boolean;
+  /**
+   * The host key pinned for this machine (an OpenSSH public key line): any other key is refused
+   * before authentication, with a message saying so. Takes precedence over hostVerifier.
+   */
+  hostKey?: string;
+}
+
+/** `SHA256:...` as ssh-keygen -l prints it, of a raw public key blob. */
+export function keyFingerprint(blob: Buffer): string {
+  return `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
+}
+
+/** The raw key blob of an OpenSSH public key line ("ssh-ed25519 AAAA... comment"). */
+export function publicKeyBlob(line: string): Buffer {
+  const b64 = line.trim().split(/\s+/)[1];
+  if (!b64) throw new InvalidError(`not an OpenSSH public key: ${JSON.stringify(line.slice(0, 40))}`, { step: "ssh" });
+  return Buffer.from(b64, "base64");
 }
 
 export interface SshExecOptions {
@@ -168,12 +186,24 @@ export function sshConnect(options: SshConnectOptions): Promise<SshConnection> {
       settle(() => reject(e));
     };
     const onAbort = () => fail(signal!.reason);
+    const pinned = options.hostKey ? publicKeyBlob(options.hostKey) : undefined;
+    let presented: Buffer | undefined;
     // Our own timer rather than ssh2's readyTimeout, so the message and the limit are the same
     // whether the TCP connect, the key exchange or the authentication is what hangs.
     const timer = setTimeout(() => fail(sshError(endpoint, "timeout", `timed out after ${formatDuration(timeoutMs)}`)), timeoutMs);
     signal?.addEventListener("abort", onAbort, { once: true });
     client.once("ready", () => settle(() => resolve(new SshConnection(client, endpoint))));
     client.on("error", (e: Error & { code?: string; level?: string }) => {
+      if (pinned && presented && !presented.equals(pinned)) {
+        fail(
+          sshError(
+            endpoint,
+            "hostkey",
+            `host key changed: the machine presented ${keyFingerprint(presented)}, not ${keyFingerprint(pinned)} pinned when it was created; refusing to connect (someone may be intercepting; if the machine was rebuilt, re-create it)`,
+          ),
+        );
+        return;
+      }
       const [reason, message] = classify(e, host, user);
       fail(sshError(endpoint, reason, message));
     });
@@ -186,7 +216,12 @@ export function sshConnect(options: SshConnectOptions): Promise<SshConnection> {
       readyTimeout: timeoutMs + 1000,
       // Offer only the key: no password prompts, no agent, no keyboard-interactive.
       authHandler: ["publickey"],
-      hostVerifier: options.hostVerifier ?? (() => true),
+      hostVerifier: pinned
+        ? (key: Buffer) => {
+            presented = key;
+            return key.equals(pinned);
+          }
+        : (options.hostVerifier ?? (() => true)),
     };
     try {
       client.connect(config);

@@ -50,7 +50,9 @@ describe.skipIf(!root)("netns driver (real kernel)", () => {
 
   async function sh(d: Driver, command: string): Promise<string> {
     const ep = await d.getSSH();
-    const conn = await sshConnect({ host: ep.host, port: ep.port, user: ep.user, privateKey: readFileSync(ep.keyPath) });
+    // The host key the driver generated is pinned: the machine's sshd must present exactly it.
+    expect(ep.hostKey).toMatch(/^ssh-ed25519 \S+ flotilla-host@/);
+    const conn = await sshConnect({ host: ep.host, port: ep.port, user: ep.user, privateKey: readFileSync(ep.keyPath), hostKey: ep.hostKey });
     try {
       const res = await conn.exec(command, { timeoutMs: 10_000 });
       expect(res.code, res.stderr).toBe(0);

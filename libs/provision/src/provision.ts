@@ -120,7 +120,7 @@ export async function openShell(target: Pick<AgentTarget, "ssh" | "signal" | "ss
   const deadline = Date.now() + SSH_WAIT_MS;
   for (let delay = 250; ; delay = Math.min(delay * 2, 2_000)) {
     try {
-      const conn = await sshConnect({ host: ssh.host, port: ssh.port, user: ssh.user, privateKey, signal, timeoutMs: target.sshTimeoutMs });
+      const conn = await sshConnect({ host: ssh.host, port: ssh.port, user: ssh.user, privateKey, signal, timeoutMs: target.sshTimeoutMs, ...(ssh.hostKey ? { hostKey: ssh.hostKey } : {}) });
       return new RootShell(conn, ssh.user, signal);
     } catch (e) {
       const reason = (e as { details?: { reason?: string } }).details?.reason;

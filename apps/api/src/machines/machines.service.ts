@@ -142,7 +142,7 @@ export class MachinesService {
   }
 
   /** How to SSH into the machine (the key is in the machine store on the control plane's host). */
-  async ssh(name: string): Promise<{ host: string; port: number; user: string; keyPath: string }> {
+  async ssh(name: string): Promise<{ host: string; port: number; user: string; keyPath: string; hostKey?: string }> {
     const m = await this.repo.find(name);
     this.requireIp(m);
     return this.host.driver(m).getSSH(AbortSignal.timeout(15_000));

@@ -1,6 +1,9 @@
 // `ctl machine ...`: docker-machine's verbs over the REST API. Long operations follow the
 // machine's events (progress on stderr) until the machine reaches the state the verb promises.
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import type { ApiEvent as MachineEvent, CreateMachineRequest, DriverOption as OptionSpec, DriversInfo, MachineView, OperationAccepted as Accepted } from "@flotilla/api-types";
@@ -201,7 +204,29 @@ function runInherit(command: string, args: string[]): Promise<number> {
   });
 }
 
-const SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes"];
+interface SshInfo {
+  host: string;
+  port: number;
+  user: string;
+  keyPath: string;
+  hostKey?: string;
+}
+
+/**
+ * ssh/scp options for a machine. With the host key its driver made, OpenSSH checks it strictly
+ * against a known_hosts file of that one key (a changed key is refused); other drivers do not
+ * know the key yet and the connection is not checked.
+ */
+function sshOpts(ep: SshInfo): string[] {
+  const common = ["-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes"];
+  if (!ep.hostKey) return ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", ...common];
+  const dir = mkdtempSync(join(tmpdir(), "ctl-known-hosts-"));
+  const file = join(dir, "known_hosts");
+  const host = ep.port === 22 ? ep.host : `[${ep.host}]:${ep.port}`;
+  writeFileSync(file, `${host} ${ep.hostKey}\n`, { mode: 0o600 });
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return ["-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${file}`, "-o", "GlobalKnownHostsFile=/dev/null", ...common];
+}
 
 async function operation(name: string, op: string, body: unknown, opts: { quiet?: boolean } = {}): Promise<void> {
   const client = api();
@@ -377,9 +402,9 @@ export function registerMachine(program: Command): void {
     .description("log into a machine, or run a command on it, with the machine's key")
     .allowUnknownOption()
     .action(async (name: string, command: string[]) => {
-      const ep = await api().request<{ host: string; port: number; user: string; keyPath: string }>("GET", path(name, "/ssh"));
+      const ep = await api().request<SshInfo>("GET", path(name, "/ssh"));
       const tty = command.length === 0 && process.stdin.isTTY ? ["-t"] : [];
-      process.exitCode = await runInherit("ssh", [...SSH_OPTS, ...tty, "-i", ep.keyPath, "-p", String(ep.port), `${ep.user}@${ep.host}`, ...command]);
+      process.exitCode = await runInherit("ssh", [...sshOpts(ep), ...tty, "-i", ep.keyPath, "-p", String(ep.port), `${ep.user}@${ep.host}`, ...command]);
     });
 
   machine
@@ -390,10 +415,10 @@ export function registerMachine(program: Command): void {
       const remote = [source, destination].map((s) => /^([A-Za-z0-9][A-Za-z0-9.-]*):(.*)$/.exec(s));
       const names = [...new Set(remote.filter(Boolean).map((m) => m![1]))];
       if (names.length !== 1) throw new CtlError("exactly one machine must be named (MACHINE:PATH) in the source or the destination");
-      const ep = await api().request<{ host: string; port: number; user: string; keyPath: string }>("GET", path(names[0], "/ssh"));
+      const ep = await api().request<SshInfo>("GET", path(names[0], "/ssh"));
       const map = (s: string, m: RegExpExecArray | null) => (m ? `${ep.user}@${ep.host}:${m[2]}` : s);
       process.exitCode = await runInherit("scp", [
-        ...SSH_OPTS,
+        ...sshOpts(ep),
         ...(opts.recursive ? ["-r"] : []),
         "-i",
         ep.keyPath,
