@@ -23,7 +23,8 @@ gateway=${machine_cidr%/*}
 if [ "$(id -u)" -eq 0 ]; then
   # Set to "" to turn either off.
   export FLOTILLA_AGENT_LISTEN=${FLOTILLA_AGENT_LISTEN-$gateway:$port}
-  export FLOTILLA_AGENT_API_URL=${FLOTILLA_AGENT_API_URL-http://$gateway:$port}
+  # https: the agents' listener speaks TLS with a certificate from the Flotilla CA.
+  export FLOTILLA_AGENT_API_URL=${FLOTILLA_AGENT_API_URL-https://$gateway:$port}
 fi
 ctl() { node "$root/apps/ctl/bin/ctl.js" "$@"; }
 

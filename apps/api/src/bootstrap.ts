@@ -5,7 +5,10 @@ import { FastifyAdapter, type NestFastifyApplication } from "@nestjs/platform-fa
 import { appModule } from "./app.module";
 import type { AppConfig } from "./config/config";
 import { setupOpenApi } from "./openapi";
+import { isIP } from "node:net";
 import { installAuditLog } from "./auth/audit";
+import { MachineHost } from "./machines/machine-host";
+import { MACHINES_CONFIG, type MachinesConfig } from "./machines/machines-config";
 import { EventsService } from "./events/events.service";
 import { TokensService } from "./tokens/tokens.service";
 import { relayTarget, startAgentListeners } from "./agent-listener/agent-listener";
@@ -21,6 +24,19 @@ export interface Running {
   /** The base URL of the HTTP API, when this role serves one. */
   url?: string;
   close(): Promise<void>;
+}
+
+/**
+ * With FLOTILLA_AGENT_API_URL on https, the agents' listener speaks TLS with a server certificate
+ * from the Flotilla CA (which every agent has) for the listen addresses and the URL's host.
+ */
+async function agentListenerTls(app: INestApplicationContext, config: AppConfig): Promise<{ key: string; cert: string } | undefined> {
+  const url = app.get<MachinesConfig>(MACHINES_CONFIG).agentApiUrl;
+  if (!url?.startsWith("https://")) return undefined;
+  const hosts = [...config.agentListen.map((a) => a.host), new URL(url).hostname.replace(/^\[(.*)\]$/, "$1")];
+  const ips = [...new Set(hosts.filter((h) => isIP(h) && h !== "0.0.0.0" && h !== "::"))];
+  const dnsNames = [...new Set(hosts.filter((h) => !isIP(h)))];
+  return (await app.get(MachineHost).authority()).issueServer({ commonName: "flotilla-api", ips, dnsNames });
 }
 
 /** Starts the control plane in the configured role. */
@@ -40,7 +56,7 @@ export async function start(config: AppConfig, opts: { logger?: ConsoleLogger | 
   const port = typeof address === "object" && address ? address.port : config.port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   await app.get(TokensService).bootstrapAdmin(url);
-  const agentListeners = config.agentListen.length ? startAgentListeners(config.agentListen, relayTarget(config.host, port)) : undefined;
+  const agentListeners = config.agentListen.length ? startAgentListeners(config.agentListen, relayTarget(config.host, port), { tls: await agentListenerTls(app, config) }) : undefined;
   // Order matters: Nest alone would close Postgres and Redis before draining HTTP. Stop relaying
   // agents' connections, end the event streams (they never finish by themselves), let in-flight
   // requests finish, then stop workers (BullMQ waits for running jobs) and close Postgres and Redis.

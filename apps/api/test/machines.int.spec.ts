@@ -67,7 +67,7 @@ describe.skipIf(!root)("machines API", () => {
     process.env.FLOTILLA_DATA_DIR = join(base, "data");
     process.env.FLOTILLA_AGENT_BUNDLE = bundle;
     process.env.FLOTILLA_AGENT_TIMEOUT_MS = "30000";
-    process.env.FLOTILLA_AGENT_API_URL = `http://198.19.79.1:${AGENT_PORT}`;
+    process.env.FLOTILLA_AGENT_API_URL = `https://198.19.79.1:${AGENT_PORT}`;
     api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `198.19.79.1:${AGENT_PORT}`, FLOTILLA_HEARTBEAT_MS: "1000" });
   }, 120_000);
 
@@ -144,7 +144,8 @@ describe.skipIf(!root)("machines API", () => {
     const agentEnvPath = join(base, "data", "machines", name, "root", "flotilla", "etc", "agent.env");
     const agentEnv = readFileSync(agentEnvPath, "utf8");
     expect(statSync(agentEnvPath).mode & 0o777).toBe(0o600);
-    expect(agentEnv).toContain(`FLOTILLA_API_URL='http://198.19.79.1:${AGENT_PORT}'\n`);
+    expect(agentEnv).toContain(`FLOTILLA_API_URL='https://198.19.79.1:${AGENT_PORT}'\n`);
+    expect(agentEnv).toContain("NODE_EXTRA_CA_CERTS='/var/lib/flotilla-agent/flotilla/etc/ca.pem'\n");
     expect(agentEnv).toMatch(/FLOTILLA_JOIN_TOKEN='flj_[A-Za-z0-9_-]{43}'\n/);
     expect(agentEnv).not.toContain("FLOTILLA_API_TOKEN");
     // The machine shares this host's filesystem: its agent refuses binds of the control plane's files.

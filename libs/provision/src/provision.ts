@@ -223,6 +223,8 @@ async function installServerCert(shell: RootShell, target: AgentTarget, layout: 
 async function installService(shell: RootShell, options: ProvisionOptions, layout: AgentLayout): Promise<ServiceKind> {
   const env: Record<string, string> = { FLOTILLA_MACHINE_NAME: options.machineName, FLOTILLA_ENGINE_URL: `https://${options.ip}:${AGENT_PORT}` };
   if (options.controlPlane) Object.assign(env, { FLOTILLA_API_URL: options.controlPlane.url, FLOTILLA_JOIN_TOKEN: options.controlPlane.joinToken });
+  // An https API URL is the agents' TLS listener, whose certificate the Flotilla CA signed.
+  if (options.controlPlane?.url.startsWith("https://")) env.NODE_EXTRA_CA_CERTS = layout.caPath;
   await shell.writeFile(layout.envPath, renderAgentEnv(env), 0o600);
   await shell.writeFile(layout.runScript, renderRunScript(layout, options.engine ?? {}), 0o755);
   const kind = await detectServiceKind(shell, layout);

@@ -8,6 +8,7 @@
 // keeps the socket and it answers again when the address comes back with a new bridge.
 import { Logger } from "@nestjs/common";
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 
 export interface ListenAddress {
   host: string;
@@ -34,7 +35,15 @@ export function relayTarget(host: string, port: number): ListenAddress {
 export function startAgentListeners(
   addresses: readonly ListenAddress[],
   target: ListenAddress,
-  options: { retryMs?: number; logger?: Pick<Logger, "log" | "warn"> } = {},
+  options: {
+    retryMs?: number;
+    logger?: Pick<Logger, "log" | "warn">;
+    /**
+     * A server certificate from the Flotilla CA: the listener then speaks TLS, so join tokens,
+     * agent tokens and the ingress table never cross the machines' network in clear.
+     */
+    tls?: { key: string; cert: string };
+  } = {},
 ): AgentListeners {
   const logger = options.logger ?? new Logger("agent-listener");
   const retryMs = options.retryMs ?? RETRY_MS;
@@ -58,7 +67,7 @@ export function startAgentListeners(
   };
 
   const listeners = addresses.map((address) => {
-    const server: Server = createServer(relay);
+    const server: Server = options.tls ? createTlsServer({ key: options.tls.key, cert: options.tls.cert, minVersion: "TLSv1.2" }, relay) : createServer(relay);
     let timer: NodeJS.Timeout | undefined;
     let lastProblem = "";
     const done = new Promise<void>((resolve) => {
@@ -69,7 +78,7 @@ export function startAgentListeners(
         const onListening = () => {
           server.off("error", onError);
           server.on("error", (e) => logger.warn(`agents' listener ${show(address)}: ${e.message}`));
-          logger.log(`agents reach the API at ${show(address)} (relayed to ${show(target)})`);
+          logger.log(`agents reach the API at ${show(address)}${options.tls ? " over TLS" : ""} (relayed to ${show(target)})`);
           resolve();
         };
         const onError = (e: NodeJS.ErrnoException) => {
