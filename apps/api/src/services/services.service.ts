@@ -17,6 +17,7 @@ import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
 import type { Prisma, Service as ServiceRow } from "../generated/prisma/client";
 import { QueuesService } from "../queues/queues.service";
+import { queuedAfterCommit } from "../common/unavailable";
 import { restSpec } from "../common/type-agreement";
 import { previousSpecOf, specOf, TX_OPTIONS, updateStateOf } from "./mapping";
 import type { CreateServiceBody, UpdateServiceBody } from "./service-schemas";
@@ -108,7 +109,7 @@ export class ServicesService {
         throw e;
       });
     await this.events.publish(evs);
-    await this.queues.enqueueReconcile(row.id, "create");
+    await queuedAfterCommit(this.queues.enqueueReconcile(row.id, "create"));
     return view(row);
   }
 
@@ -152,7 +153,7 @@ export class ServicesService {
     }, TX_OPTIONS);
     if (result.evs.length) {
       await this.events.publish(result.evs);
-      await this.queues.enqueueReconcile(result.row.id, action);
+      await queuedAfterCommit(this.queues.enqueueReconcile(result.row.id, action));
     }
     return this.get(result.row.id);
   }
@@ -185,7 +186,7 @@ export class ServicesService {
       return { row: updated, evs };
     }, TX_OPTIONS);
     await this.events.publish(evs);
-    await this.queues.enqueueReconcile(row.id, "rollback");
+    await queuedAfterCommit(this.queues.enqueueReconcile(row.id, "rollback"));
     return this.get(row.id);
   }
 
