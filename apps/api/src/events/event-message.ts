@@ -1,4 +1,4 @@
-/** One event as recorded, published on Redis and streamed to clients. */
+/** One row of the event log, as published on the events channel and streamed to clients. */
 export interface FlotillaEvent {
   id: string;
   at: string;
