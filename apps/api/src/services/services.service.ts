@@ -5,6 +5,7 @@ import type { ServiceView } from "@flotilla/api-types";
 import {
   affectsTasks,
   ConflictError,
+  DISPATCHED_TASK_STATES,
   InvalidError,
   normalizeServiceSpec,
   startUpdate,
@@ -17,12 +18,10 @@ import { EventsService } from "../events/events.service";
 import type { Prisma, Service as ServiceRow } from "../generated/prisma/client";
 import { QueuesService } from "../queues/queues.service";
 import { queuedAfterCommit } from "../common/unavailable";
+import { restSpec } from "../common/type-agreement";
 import { previousSpecOf, specOf, TX_OPTIONS, updateStateOf } from "./mapping";
 import type { CreateServiceBody, UpdateServiceBody } from "./service-schemas";
 import { ServicesRepository, type TaskCounts } from "./services.repository";
-
-// The same shape: core's spec is deeply readonly, the REST type's lists are plain arrays.
-const restSpec = (s: ServiceSpec): ServiceView["spec"] => s as ServiceView["spec"];
 
 /** What the REST API returns for a service. */
 function view(row: ServiceRow, counts: TaskCounts = { running: 0, live: 0 }): ServiceView {
@@ -198,7 +197,7 @@ export class ServicesService {
   async remove(ref: string): Promise<void> {
     const { evs, running, grace } = await this.prisma.$transaction(async (tx) => {
       const row = await this.repo.findForUpdate(tx, ref);
-      const running = await tx.task.findMany({ where: { serviceId: row.id, containerId: { not: null }, state: { in: ["ACCEPTED", "PREPARING", "STARTING", "RUNNING"] } }, select: { nodeId: true, containerId: true } });
+      const running = await tx.task.findMany({ where: { serviceId: row.id, containerId: { not: null }, state: { in: [...DISPATCHED_TASK_STATES] } }, select: { nodeId: true, containerId: true } });
       await tx.service.delete({ where: { id: row.id } });
       const evs = await this.events.record(tx, [{ kind: "service", subjectId: row.id, action: "remove", data: { name: row.name, tasks: running.length } }]);
       return { evs, running, grace: specOf(row).stopGracePeriodMs };
