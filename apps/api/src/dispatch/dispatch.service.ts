@@ -25,9 +25,9 @@ import { EngineClients } from "./engine-clients";
 
 export { STALE_CLAIM_MS };
 // Calls to one agent in flight at once; nodes in flight at once is the queue's concurrency.
-const PER_AGENT = 4;
+const PER_AGENT = 8;
 // Launch outcomes recorded per statement.
-const RECORD_CHUNK = 64;
+const RECORD_CHUNK = 16;
 
 /** What dispatch needs of a service. */
 type ServiceRef = Pick<ServiceRow, "id" | "name" | "spec" | "updateState">;
