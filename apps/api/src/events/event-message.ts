@@ -1,4 +1,4 @@
-/** One state change, as recorded in Postgres and published on Redis. */
+/** One row of the event log, as published on the events channel and streamed to clients. */
 export interface FlotillaEvent {
   id: string;
   at: string;

@@ -6,7 +6,7 @@ import { RedisConnections } from "../database/redis";
 import type { Prisma } from "../generated/prisma/client";
 import { decodeEventMessage, type FlotillaEvent } from "./event-message";
 
-export type { FlotillaEvent } from "./event-message";
+export type { FlotillaEvent };
 
 export interface EventInput {
   kind: string;
