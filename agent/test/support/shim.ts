@@ -94,6 +94,15 @@ export async function waitForState(stateDir: string, pred: (s: ShimState) => boo
   }
 }
 
+/** Polls `probe` until it holds; throws naming what was awaited after `timeoutMs`. */
+export async function waitUntil(what: string, probe: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 export const waitForExit = (stateDir: string, timeoutMs?: number) => waitForState(stateDir, (s) => s.status === "exited", timeoutMs);
 
 export function readLog(path: string): LogRecord[] {

@@ -13,7 +13,7 @@ import { canBootVms, ensureGuestImage } from "../../../test/support/guest-image"
 
 const suffix = process.pid.toString(36);
 const bridge = `flqt${suffix}`.slice(0, 15);
-const cidr = "198.19.78.1/24";
+const cidr = "198.19.96.1/24";
 
 describe.skipIf(!canBootVms())("qemu driver (real VM, TCG)", () => {
   const base = mkdtempSync(join(tmpdir(), "flotilla-qemu-"));
@@ -70,11 +70,11 @@ describe.skipIf(!canBootVms())("qemu driver (real VM, TCG)", () => {
   it("boots the guest with its seed: host name, address, key, cgroup v2, the grown disk", async () => {
     expect(await vm.getState()).toBe(MachineState.Running);
     const ip = await vm.getIP();
-    expect(ip).toBe("198.19.78.2");
+    expect(ip).toBe("198.19.96.2");
     expect(events.map((e) => e.message)).toContain("booting with TCG (software emulation), as asked");
     expect((await sh("hostname")).trim()).toBe(name);
     expect(await sh("ip -4 -o addr show dev eth0")).toContain(`inet ${ip}/24`);
-    expect(await sh("ip route show default")).toContain("via 198.19.78.1");
+    expect(await sh("ip route show default")).toContain("via 198.19.96.1");
     expect(await sh("stat -f -c %T /sys/fs/cgroup")).toBe("cgroup2fs\n");
     // Grown from the image's 512 MB towards 2048 MB (in the background, so wait for it).
     await expect.poll(async () => Number((await sh("df -m --output=size / | tail -n1")).trim()), { timeout: 60_000, interval: 1000 }).toBeGreaterThan(1500);

@@ -112,8 +112,9 @@ describe("virtualbox create", { timeout: 60_000 }, () => {
     ac.abort();
     const err = await expectRejects(p);
     expect(err.name).toBe("AbortError");
-    // Far below the 60s IP limit: the abort, not a timeout, ended it (cleanup included).
-    expect(Date.now() - t0).toBeLessThan(5000);
+    // Half the 60 s IP limit: the abort, not a timeout, ended it (cleanup included). The bound
+    // is that wide because a loaded machine stretches the stand-in's calls, not the logic.
+    expect(Date.now() - t0).toBeLessThan(30_000);
     const n = h.calls().length;
     await new Promise((r) => setTimeout(r, 150));
     expect(h.calls().length).toBe(n); // no poll after the abort
