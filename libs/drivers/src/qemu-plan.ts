@@ -53,6 +53,9 @@ export function kernelCommandLine(seed: GuestSeed): string {
     "console=ttyS0",
     "net.ifnames=0",
     "quiet",
+    // The image carries SATA/IDE drivers for other hypervisors; probing qemu's empty controllers
+    // costs seconds under TCG.
+    "modprobe.blacklist=ahci,ata_piix",
     `flotilla.hostname=${seed.hostname}`,
     `flotilla.ip=${seed.ip}/${seed.prefixLength}`,
     `flotilla.gw=${seed.gateway}`,

@@ -6,7 +6,6 @@
 // Needs root, qemu-system-x86, qemu-utils, iproute2 and util-linux (nsenter).
 import { access, constants, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConflictError, InvalidError, NotFoundError, UnavailableError } from "@flotilla/core";
 import { BaseDriver } from "./base.driver";
@@ -18,6 +17,7 @@ import { formatDuration, hostPort, probeTcp, type Cidr } from "./net";
 import { allocateIp, releaseIp, removeBridgeIfUnused } from "./netns-host";
 import { OptionReader, type OptionSpec, type RawOptions } from "./options";
 import { pollUntil, sleep } from "./poll";
+import { defaultLockDir, ensurePrivateDir } from "./private-dir";
 import { locateGuestImage, type GuestImage } from "./qemu-image";
 import { plumbQemuNetwork, QEMU_TAP, qemuNetnsName, unplumbQemuNetwork } from "./qemu-net";
 import { chooseAccel, consoleTail, kernelCommandLine, macAddress, qemuArgs, SEED_MARKER, type QemuAccel, type QemuAccelChoice } from "./qemu-plan";
@@ -99,7 +99,7 @@ export class QemuDriver extends BaseDriver<QemuOptions> {
 
   constructor(ctx: ConstructorParameters<typeof BaseDriver<QemuOptions>>[1], options: QemuOptions) {
     super("qemu", ctx, options);
-    this.lockDir = ctx.lockDir ?? join(tmpdir(), "flotilla-locks");
+    this.lockDir = ctx.lockDir ?? defaultLockDir();
   }
 
   private file(name: string): string {
@@ -222,7 +222,7 @@ export class QemuDriver extends BaseDriver<QemuOptions> {
       const booted = await this.waitForConsole(SEED_MARKER, KVM_WATCHDOG_MS, signal);
       if (!booted) {
         await this.killQemu(signal);
-        await mkdir(this.lockDir, { recursive: true });
+        await ensurePrivateDir(this.lockDir);
         await writeFile(this.kvmHangsFile, `A KVM guest did not reach userland within ${formatDuration(KVM_WATCHDOG_MS)} (${new Date().toISOString()}); remove this file to try KVM again.\n`);
         this.report(
           "boot",

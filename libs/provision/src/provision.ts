@@ -7,7 +7,7 @@ import { connect as tlsConnect } from "node:tls";
 import { DomainError, UnavailableError } from "@flotilla/core";
 import { readPrivateKey, sleep, sshConnect, type SshConnection, type SshEndpoint } from "@flotilla/drivers";
 import { type CertificateAuthority, type KeyPair, needsReissue } from "./certs";
-import type { EngineOptions } from "./engine-options";
+import { engineEnvironment, type EngineOptions } from "./engine-options";
 import { parseOsRelease } from "./host-os";
 import { detectLayout, renderAgentEnv, renderRunScript, type AgentLayout } from "./layout";
 import { detectServiceKind, installedServiceKind, installServiceFiles, restartService, stopService, type ServiceKind } from "./service";
@@ -223,6 +223,7 @@ async function installServerCert(shell: RootShell, target: AgentTarget, layout: 
 async function installService(shell: RootShell, options: ProvisionOptions, layout: AgentLayout): Promise<ServiceKind> {
   const env: Record<string, string> = { FLOTILLA_MACHINE_NAME: options.machineName, FLOTILLA_ENGINE_URL: `https://${options.ip}:${AGENT_PORT}` };
   if (options.controlPlane) Object.assign(env, { FLOTILLA_API_URL: options.controlPlane.url, FLOTILLA_JOIN_TOKEN: options.controlPlane.joinToken });
+  Object.assign(env, engineEnvironment(options.engine ?? {}));
   await shell.writeFile(layout.envPath, renderAgentEnv(env), 0o600);
   await shell.writeFile(layout.runScript, renderRunScript(layout, options.engine ?? {}), 0o755);
   const kind = await detectServiceKind(shell, layout);
