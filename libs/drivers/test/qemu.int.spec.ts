@@ -30,7 +30,7 @@ describe.skipIf(!canBootVms())("qemu driver (real VM, TCG)", () => {
 
   async function sh(command: string): Promise<string> {
     const ep = await vm.getSSH();
-    const conn = await sshConnect({ host: ep.host, port: ep.port, user: ep.user, privateKey: readFileSync(ep.keyPath) });
+    const conn = await sshConnect({ host: ep.host, port: ep.port, user: ep.user, privateKey: readFileSync(ep.keyPath), timeoutMs: 30_000 });
     try {
       const res = await conn.exec(command, { timeoutMs: 30_000 });
       expect(res.code, res.stderr).toBe(0);

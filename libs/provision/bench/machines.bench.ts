@@ -29,17 +29,24 @@ interface Row {
 
 async function guestCommand(d: Driver, command: string): Promise<string> {
   const ssh = await d.getSSH();
-  const r = await sshRun({ host: ssh.host, port: ssh.port, user: ssh.user, privateKey: readFileSync(ssh.keyPath) }, command);
+  const r = await sshRun({ host: ssh.host, port: ssh.port, user: ssh.user, privateKey: readFileSync(ssh.keyPath), timeoutMs: 30_000 }, command, { timeoutMs: 60_000 });
   if (r.code !== 0) throw new Error(`${command}: exit ${r.code}: ${r.stderr}`);
   return r.stdout;
 }
 
-async function measure(base: string, driverName: "qemu" | "netns", raw: Record<string, string | number>, bundle: string): Promise<{ row: Row; driver: Driver; events: DriverEvent[] }> {
+async function measure(
+  base: string,
+  driverName: "qemu" | "netns",
+  raw: Record<string, string | number>,
+  bundle: string,
+  made: Driver[],
+): Promise<{ row: Row; driver: Driver; events: DriverEvent[] }> {
   const name = `bench-${driverName}-${process.pid.toString(36)}`;
   const factory = getDriver(driverName);
   const events: DriverEvent[] = [];
   // The default lock dir: the KVM watchdog's marker is host-wide.
   const driver = factory.bind({ machineName: name, storeDir: join(base, "machines", name), runner: createExecRunner(), progress: (e) => events.push(e) }, factory.parseOptions(raw));
+  made.push(driver); // removed by the caller even when this fails midway
   const ca = await CertificateAuthority.open(join(base, "ca"));
   const client = await ensureClientCert(ca, CONTROL_PLANE_CLIENT);
   const started = process.hrtime.bigint();
@@ -67,13 +74,11 @@ async function main(): Promise<void> {
   execFileSync("node", [join(repo, "scripts/build-agent-bundle.mjs"), "--out", bundle], { stdio: "ignore" });
   const made: Driver[] = [];
   try {
-    const q = await measure(base, "qemu", { "qemu-accel": accel, "qemu-network-cidr": "198.19.91.1/24", "qemu-bridge": "flbench0" }, bundle);
-    made.push(q.driver);
+    const q = await measure(base, "qemu", { "qemu-accel": accel, "qemu-network-cidr": "198.19.91.1/24", "qemu-bridge": "flbench0" }, bundle, made);
     const used = (await (q.driver as QemuDriver).accel()) ?? "?";
     const fellBack = q.events.some((e) => e.message.includes("falling back to TCG"));
     await q.driver.remove();
-    const n = await measure(base, "netns", { "netns-cidr": "198.19.92.1/24", "netns-bridge": "flbench1" }, bundle);
-    made.push(n.driver);
+    const n = await measure(base, "netns", { "netns-cidr": "198.19.92.1/24", "netns-bridge": "flbench1" }, bundle, made);
     await n.driver.remove();
     if (!asJson) {
       console.log(`qemu  (${used}${fellBack ? ", after the KVM watchdog fell back" : ""}): create → agent answers mTLS in ${q.row.createToReadyS} s; guest memory in use ${q.row.idleMemMb} MB`);
@@ -86,7 +91,12 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: Error) => {
-  console.error(`bench:machines: ${e.message}`);
-  process.exit(1);
-});
+// Exit explicitly: an SSH connection closed just before its VM was removed lingers in FIN-WAIT
+// for minutes and would keep the process alive.
+main().then(
+  () => process.exit(0),
+  (e: Error) => {
+    console.error(`bench:machines: ${e.message}`);
+    process.exit(1);
+  },
+);

@@ -37,7 +37,7 @@ describe.skipIf(!canBootVms() || !haveAgent)("provisioning the Flotilla guest im
 
   const inGuest = async (command: string): Promise<string> => {
     const ssh = await vm.getSSH();
-    const r = await sshRun({ host: ssh.host, port: ssh.port, user: ssh.user, privateKey: readFileSync(ssh.keyPath) }, command);
+    const r = await sshRun({ host: ssh.host, port: ssh.port, user: ssh.user, privateKey: readFileSync(ssh.keyPath), timeoutMs: 30_000 }, command, { timeoutMs: 60_000 });
     if (r.code !== 0) throw new Error(`in ${name}: ${command}: exit ${r.code}: ${r.stderr}`);
     return r.stdout;
   };
@@ -83,7 +83,7 @@ describe.skipIf(!canBootVms() || !haveAgent)("provisioning the Flotilla guest im
     const ssh = await vm.getSSH();
     const generic = getDriver("generic");
     const host = generic.bind(
-      { machineName: `${name}-generic`, storeDir: join(base, "machines", `${name}-generic`), runner: createExecRunner(), timing: { pollIntervalMs: 500 } },
+      { machineName: `${name}-generic`, storeDir: join(base, "machines", `${name}-generic`), runner: createExecRunner(), timing: { pollIntervalMs: 500, sshTimeoutMs: 30_000 } },
       generic.parseOptions({ "generic-ip-address": ip, "generic-ssh-user": ssh.user, "generic-ssh-key": ssh.keyPath }),
     );
     await host.create();
