@@ -67,7 +67,9 @@ describe("stack.sh up after faults", () => {
     // done, connections get "the database system is in recovery mode".
     const session = spawn(root ? "runuser" : `${PG_BIN}/psql`, [...(root ? ["-u", "postgres", "--", `${PG_BIN}/psql`] : []), "-h", pgSocketDir, "-p", String(pgPort), "-d", "postgres", "-c", "SELECT pg_sleep(600)"], { stdio: "ignore" });
     let backend = "";
-    await until("the sleeping session's backend", () => Boolean((backend = sql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(600)%'"))));
+    await until("the sleeping session's backend", () =>
+      Boolean((backend = sql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(600)%'"))),
+    );
     process.kill(Number(backend), "SIGKILL");
     const up = await stack("up");
     session.kill();
@@ -81,7 +83,12 @@ describe("stack.sh up after faults", () => {
     expect(redis("CONFIG", "GET", "appendfsync")).toBe("appendfsync\neverysec");
     redis("SET", "flotilla-stack-test", "kept");
     const aofDir = join(state, "redis", "appendonlydir");
-    await until("the write to reach the append-only file", () => existsSync(aofDir) && readdirSync(aofDir).some((f) => f.endsWith(".incr.aof") && readFileSync(join(aofDir, f), "utf8").includes("flotilla-stack-test")));
+    await until(
+      "the write to reach the append-only file",
+      () =>
+        existsSync(aofDir) &&
+        readdirSync(aofDir).some((f) => f.endsWith(".incr.aof") && readFileSync(join(aofDir, f), "utf8").includes("flotilla-stack-test")),
+    );
     process.kill(Number(readFileSync(join(state, "redis", "redis.pid"), "utf8")), "SIGKILL");
     await until("Redis to be gone", () => {
       try {

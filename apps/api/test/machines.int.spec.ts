@@ -200,8 +200,12 @@ describe.skipIf(!root)("machines API", () => {
     const list = await json<View[]>("/api/v1/machines");
     expect(list.body.map((m) => m.name)).toContain(name);
 
+    expect(await prisma.node.count({ where: { hostname: name } })).toBe(1);
     expect((await json(`/api/v1/machines/${name}`, { method: "DELETE" })).status).toBe(202);
     await waitGone(name);
+    // Its node went with it (its tasks, if any, orphaned and replaced at once).
+    expect(await prisma.node.count({ where: { hostname: name } })).toBe(0);
+    expect(await prisma.event.count({ where: { kind: "node", action: "remove", data: { path: ["hostname"], equals: name } } })).toBe(1);
     expect(execFileSync("ip", ["netns", "list"], { encoding: "utf8" })).not.toContain(`flt-${name}`);
     expect(existsSync(join(base, "data", "machines", name))).toBe(false);
     expect(existsSync(env.body.DOCKER_CERT_PATH)).toBe(false);

@@ -5,6 +5,7 @@
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from "@nestjs/common";
 import type { Subscription } from "rxjs";
 import { EventsService } from "../events/events.service";
+import { NodesService } from "../nodes/nodes.service";
 import type { Job } from "bullmq";
 import { NotSupportedError } from "@flotilla/core";
 import type { Driver, DriverEvent, SshEndpoint } from "@flotilla/drivers";
@@ -44,6 +45,7 @@ export class MachineJobsService implements OnModuleInit, OnModuleDestroy {
     private readonly tokens: TokensService,
     private readonly joins: JoinService,
     private readonly events: EventsService,
+    private readonly nodesService: NodesService,
   ) {}
 
   onModuleInit(): void {
@@ -93,7 +95,7 @@ export class MachineJobsService implements OnModuleInit, OnModuleDestroy {
         if (operation !== "rm") throw e;
         driver = new Proxy({} as Driver, { get: () => () => Promise.reject(e) });
       }
-      const run = new Run(this.repo, this.host, this.tokens, this.joins, machine, driver, progress, signal);
+      const run = new Run(this.repo, this.host, this.tokens, this.joins, this.nodesService, machine, driver, progress, signal);
       const result = await run.execute(operation, params);
       await chain;
       return result;
@@ -126,6 +128,7 @@ class Run {
     private readonly host: MachineHost,
     private readonly tokens: TokensService,
     private readonly joins: JoinService,
+    private readonly nodes: NodesService,
     private machine: MachineRow,
     private readonly driver: Driver,
     private readonly progress: (step: string, message: string, percent: number) => void,
@@ -275,6 +278,10 @@ class Run {
     await this.tokens.revoke(agentTokenName(this.machine.name)).catch(() => undefined);
     await this.joins.forget(this.machine.name);
     await rm(this.host.storeDir(this.machine.name), { recursive: true, force: true });
+    // Its node goes with it, now: its tasks are replaced at once rather than after the node
+    // misses its heartbeats, and no dead node is left to remove by hand.
+    const node = await this.repo.nodeOf(this.machine);
+    if (node) await this.nodes.remove(node, true);
     await this.repo.delete(this.machine.id, this.machine.name);
     return { removed: true };
   }
