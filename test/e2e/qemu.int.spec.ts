@@ -99,56 +99,85 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
   it("shows the qemu driver's options in create --help", async () => {
     const r = await ctl(["machine", "create", "--help"]);
     expect(r.code).toBe(0);
-    for (const flag of ["--qemu-cpu-count INT", "--qemu-memory INT", "--qemu-disk-size INT", "--qemu-image PATH", "--qemu-accel ENUM", "--qemu-network-cidr CIDR"]) {
+    for (const flag of [
+      "--qemu-cpu-count INT",
+      "--qemu-memory INT",
+      "--qemu-disk-size INT",
+      "--qemu-image PATH",
+      "--qemu-accel ENUM",
+      "--qemu-network-cidr CIDR",
+    ]) {
       expect(r.stdout).toContain(flag);
     }
   });
 
-  it("creates a VM and a netns machine; docker run on the VM, a published port, stop/start keeping the disk, rm leaving nothing", { timeout: 1_200_000 }, async () => {
-    const net = ["--engine-insecure-registry", `${GATEWAY}:${regPort}`];
-    const [created, other] = await Promise.all([
-      ctl(["machine", "create", "-d", "qemu", "--qemu-accel", "tcg", "--qemu-network-cidr", `${GATEWAY}/24`, "--qemu-bridge", BRIDGE, "--qemu-disk-size", "4096", ...net, vm]),
-      ctl(["machine", "create", "-d", "netns", "--netns-cidr", `${GATEWAY}/24`, "--netns-bridge", BRIDGE, ...net, nm]),
-    ]);
-    expect(created.code, created.stderr).toBe(0);
-    expect(created.stderr).toContain("booting with TCG (software emulation), as asked");
-    expect(other.code, other.stderr).toBe(0);
-    const ls = await ctl(["machine", "ls", "--format", "{{.Name}} {{.DriverName}} {{.State}}"]);
-    expect(ls.stdout.split("\n").filter(Boolean).sort()).toEqual([`${nm} netns READY`, `${vm} qemu READY`]);
+  it(
+    "creates a VM and a netns machine; docker run on the VM, a published port, stop/start keeping the disk, rm leaving nothing",
+    { timeout: 1_200_000 },
+    async () => {
+      const net = ["--engine-insecure-registry", `${GATEWAY}:${regPort}`];
+      const [created, other] = await Promise.all([
+        ctl([
+          "machine",
+          "create",
+          "-d",
+          "qemu",
+          "--qemu-accel",
+          "tcg",
+          "--qemu-network-cidr",
+          `${GATEWAY}/24`,
+          "--qemu-bridge",
+          BRIDGE,
+          "--qemu-disk-size",
+          "4096",
+          ...net,
+          vm,
+        ]),
+        ctl(["machine", "create", "-d", "netns", "--netns-cidr", `${GATEWAY}/24`, "--netns-bridge", BRIDGE, ...net, nm]),
+      ]);
+      expect(created.code, created.stderr).toBe(0);
+      expect(created.stderr).toContain("booting with TCG (software emulation), as asked");
+      expect(other.code, other.stderr).toBe(0);
+      const ls = await ctl(["machine", "ls", "--format", "{{.Name}} {{.DriverName}} {{.State}}"]);
+      expect(ls.stdout.split("\n").filter(Boolean).sort()).toEqual([`${nm} netns READY`, `${vm} qemu READY`]);
 
-    const ip = (await ctl(["machine", "ip", vm])).stdout.trim();
-    expect(ip).toMatch(/^198\.19\.93\.\d+$/);
-    expect(ip).not.toBe((await ctl(["machine", "ip", nm])).stdout.trim());
-    const dockerEnv = { ...env, ...parseExports((await ctl(["machine", "env", vm])).stdout) };
-    expect(dockerEnv.DOCKER_HOST).toBe(`tcp://${ip}:2376`);
+      const ip = (await ctl(["machine", "ip", vm])).stdout.trim();
+      expect(ip).toMatch(/^198\.19\.93\.\d+$/);
+      expect(ip).not.toBe((await ctl(["machine", "ip", nm])).stdout.trim());
+      const dockerEnv = { ...env, ...parseExports((await ctl(["machine", "env", vm])).stdout) };
+      expect(dockerEnv.DOCKER_HOST).toBe(`tcp://${ip}:2376`);
 
-    const hello = await run("docker", ["run", "--rm", image, "echo", "hello", "world"], dockerEnv, 300_000);
-    expect(hello, hello.stderr).toMatchObject({ code: 0, stdout: "hello world\n" });
-    const web = await run("docker", ["run", "-d", "--name", "web", "-p", "8000:80", image, "httpd", "-f", "-p", "80"], dockerEnv);
-    expect(web.code, web.stderr).toBe(0);
-    await expect
-      .poll(async () => (await fetch(`http://${ip}:8000/`, { signal: AbortSignal.timeout(10_000) }).catch(() => undefined))?.status, { timeout: 60_000, interval: 1000 })
-      .toBeOneOf([200, 404]); // busybox httpd without an index page: 404 is its answer
-    expect((await run("docker", ["rm", "-f", "web"], dockerEnv)).code).toBe(0);
-    const write = await run("docker", ["run", "--rm", "-v", "kept:/data", image, "sh", "-c", "echo kept > /data/f"], dockerEnv);
-    expect(write.code, write.stderr).toBe(0);
+      const hello = await run("docker", ["run", "--rm", image, "echo", "hello", "world"], dockerEnv, 300_000);
+      expect(hello, hello.stderr).toMatchObject({ code: 0, stdout: "hello world\n" });
+      const web = await run("docker", ["run", "-d", "--name", "web", "-p", "8000:80", image, "httpd", "-f", "-p", "80"], dockerEnv);
+      expect(web.code, web.stderr).toBe(0);
+      await expect
+        .poll(async () => (await fetch(`http://${ip}:8000/`, { signal: AbortSignal.timeout(10_000) }).catch(() => undefined))?.status, {
+          timeout: 60_000,
+          interval: 1000,
+        })
+        .toBeOneOf([200, 404]); // busybox httpd without an index page: 404 is its answer
+      expect((await run("docker", ["rm", "-f", "web"], dockerEnv)).code).toBe(0);
+      const write = await run("docker", ["run", "--rm", "-v", "kept:/data", image, "sh", "-c", "echo kept > /data/f"], dockerEnv);
+      expect(write.code, write.stderr).toBe(0);
 
-    expect((await ctl(["machine", "stop", vm])).code).toBe(0);
-    expect((await ctl(["machine", "status", vm])).stdout).toBe("Stopped\n");
-    expect(qemuUnder(join(base, "data", "machines", vm))).toEqual([]);
-    const started = await ctl(["machine", "start", vm]);
-    expect(started.code, started.stderr).toBe(0);
-    const read = await run("docker", ["run", "--rm", "-v", "kept:/data", image, "cat", "/data/f"], dockerEnv, 300_000);
-    expect(read, read.stderr).toMatchObject({ code: 0, stdout: "kept\n" });
+      expect((await ctl(["machine", "stop", vm])).code).toBe(0);
+      expect((await ctl(["machine", "status", vm])).stdout).toBe("Stopped\n");
+      expect(qemuUnder(join(base, "data", "machines", vm))).toEqual([]);
+      const started = await ctl(["machine", "start", vm]);
+      expect(started.code, started.stderr).toBe(0);
+      const read = await run("docker", ["run", "--rm", "-v", "kept:/data", image, "cat", "/data/f"], dockerEnv, 300_000);
+      expect(read, read.stderr).toMatchObject({ code: 0, stdout: "kept\n" });
 
-    const rm = await ctl(["machine", "rm", "-y", vm, nm]);
-    expect(rm.code, rm.stderr).toBe(0);
-    expect((await ctl(["machine", "ls", "-q"])).stdout).toBe("");
-    expect(qemuUnder(base)).toEqual([]);
-    const namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
-    expect(namespaces).not.toContain(qemuNetnsName(vm));
-    expect(namespaces).not.toContain(`flt-${nm}`);
-    expect(execFileSync("ip", ["-o", "link"], { encoding: "utf8" })).not.toContain(qemuVethName(vm));
-    expect(existsSync(join(base, "data", "machines", vm))).toBe(false);
-  });
+      const rm = await ctl(["machine", "rm", "-y", vm, nm]);
+      expect(rm.code, rm.stderr).toBe(0);
+      expect((await ctl(["machine", "ls", "-q"])).stdout).toBe("");
+      expect(qemuUnder(base)).toEqual([]);
+      const namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+      expect(namespaces).not.toContain(qemuNetnsName(vm));
+      expect(namespaces).not.toContain(`flt-${nm}`);
+      expect(execFileSync("ip", ["-o", "link"], { encoding: "utf8" })).not.toContain(qemuVethName(vm));
+      expect(existsSync(join(base, "data", "machines", vm))).toBe(false);
+    },
+  );
 });

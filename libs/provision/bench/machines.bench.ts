@@ -29,7 +29,11 @@ interface Row {
 
 async function guestCommand(d: Driver, command: string): Promise<string> {
   const ssh = await d.getSSH();
-  const r = await sshRun({ host: ssh.host, port: ssh.port, user: ssh.user, privateKey: readFileSync(ssh.keyPath), timeoutMs: 30_000 }, command, { timeoutMs: 60_000 });
+  const r = await sshRun(
+    { host: ssh.host, port: ssh.port, user: ssh.user, privateKey: readFileSync(ssh.keyPath), timeoutMs: 30_000 },
+    command,
+    { timeoutMs: 60_000 },
+  );
   if (r.code !== 0) throw new Error(`${command}: exit ${r.code}: ${r.stderr}`);
   return r.stdout;
 }
@@ -45,7 +49,10 @@ async function measure(
   const factory = getDriver(driverName);
   const events: DriverEvent[] = [];
   // The default lock dir: the KVM watchdog's marker is host-wide.
-  const driver = factory.bind({ machineName: name, storeDir: join(base, "machines", name), runner: createExecRunner(), progress: (e) => events.push(e) }, factory.parseOptions(raw));
+  const driver = factory.bind(
+    { machineName: name, storeDir: join(base, "machines", name), runner: createExecRunner(), progress: (e) => events.push(e) },
+    factory.parseOptions(raw),
+  );
   made.push(driver); // removed by the caller even when this fails midway
   const ca = await CertificateAuthority.open(join(base, "ca"));
   const client = await ensureClientCert(ca, CONTROL_PLANE_CLIENT);
@@ -53,7 +60,15 @@ async function measure(
   await driver.preCreateCheck();
   await driver.create();
   const ip = await driver.getIP();
-  await provision({ ssh: await driver.getSSH(), machineName: name, ip, ca, client, agentBundle: { path: bundle }, agentTimeoutMs: 120_000 });
+  await provision({
+    ssh: await driver.getSSH(),
+    machineName: name,
+    ip,
+    ca,
+    client,
+    agentBundle: { path: bundle },
+    agentTimeoutMs: 120_000,
+  });
   const createToReadyS = Number(process.hrtime.bigint() - started) / 1e9;
   let idleMemMb: number;
   if (driverName === "qemu") {
@@ -74,14 +89,22 @@ async function main(): Promise<void> {
   execFileSync("node", [join(repo, "scripts/build-agent-bundle.mjs"), "--out", bundle], { stdio: "ignore" });
   const made: Driver[] = [];
   try {
-    const q = await measure(base, "qemu", { "qemu-accel": accel, "qemu-network-cidr": "198.19.91.1/24", "qemu-bridge": "flbench0" }, bundle, made);
+    const q = await measure(
+      base,
+      "qemu",
+      { "qemu-accel": accel, "qemu-network-cidr": "198.19.91.1/24", "qemu-bridge": "flbench0" },
+      bundle,
+      made,
+    );
     const used = (await (q.driver as QemuDriver).accel()) ?? "?";
     const fellBack = q.events.some((e) => e.message.includes("falling back to TCG"));
     await q.driver.remove();
     const n = await measure(base, "netns", { "netns-cidr": "198.19.92.1/24", "netns-bridge": "flbench1" }, bundle, made);
     await n.driver.remove();
     if (!asJson) {
-      console.log(`qemu  (${used}${fellBack ? ", after the KVM watchdog fell back" : ""}): create → agent answers mTLS in ${q.row.createToReadyS} s; guest memory in use ${q.row.idleMemMb} MB`);
+      console.log(
+        `qemu  (${used}${fellBack ? ", after the KVM watchdog fell back" : ""}): create → agent answers mTLS in ${q.row.createToReadyS} s; guest memory in use ${q.row.idleMemMb} MB`,
+      );
       console.log(`netns: create → agent answers mTLS in ${n.row.createToReadyS} s; agent RSS ${n.row.idleMemMb} MB`);
     }
     console.log(JSON.stringify({ qemu: { accel: used, kvmFallback: fellBack, ...q.row }, netns: n.row }));

@@ -8,7 +8,17 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createExecRunner, getDriver, sshRun, type Driver } from "@flotilla/drivers";
-import { agentHandshake, CertificateAuthority, CONTROL_PLANE_CLIENT, ensureClientCert, INIT_SCRIPT_PATH, provision, renderInitScript, agentLayout, type KeyPair } from "../src";
+import {
+  agentHandshake,
+  CertificateAuthority,
+  CONTROL_PLANE_CLIENT,
+  ensureClientCert,
+  INIT_SCRIPT_PATH,
+  provision,
+  renderInitScript,
+  agentLayout,
+  type KeyPair,
+} from "../src";
 import { canBootVms, ensureGuestImage } from "../../../test/support/guest-image";
 
 const repo = resolve(__dirname, "../../..");
@@ -21,7 +31,13 @@ describe.skipIf(!canBootVms() || !haveAgent)("provisioning the Flotilla guest im
   const name = `pv-${suffix}`;
   const factory = getDriver("qemu");
   const vm: Driver = factory.bind(
-    { machineName: name, storeDir: join(base, "machines", name), runner: createExecRunner(), lockDir: join(base, "locks"), timing: { stopTimeoutMs: 60_000 } },
+    {
+      machineName: name,
+      storeDir: join(base, "machines", name),
+      runner: createExecRunner(),
+      lockDir: join(base, "locks"),
+      timing: { stopTimeoutMs: 60_000 },
+    },
     factory.parseOptions({
       "qemu-network-cidr": "198.19.87.1/24",
       "qemu-bridge": `flqp${suffix}`.slice(0, 15),
@@ -37,7 +53,11 @@ describe.skipIf(!canBootVms() || !haveAgent)("provisioning the Flotilla guest im
 
   const inGuest = async (command: string): Promise<string> => {
     const ssh = await vm.getSSH();
-    const r = await sshRun({ host: ssh.host, port: ssh.port, user: ssh.user, privateKey: readFileSync(ssh.keyPath), timeoutMs: 30_000 }, command, { timeoutMs: 60_000 });
+    const r = await sshRun(
+      { host: ssh.host, port: ssh.port, user: ssh.user, privateKey: readFileSync(ssh.keyPath), timeoutMs: 30_000 },
+      command,
+      { timeoutMs: 60_000 },
+    );
     if (r.code !== 0) throw new Error(`in ${name}: ${command}: exit ${r.code}: ${r.stderr}`);
     return r.stdout;
   };
@@ -83,7 +103,12 @@ describe.skipIf(!canBootVms() || !haveAgent)("provisioning the Flotilla guest im
     const ssh = await vm.getSSH();
     const generic = getDriver("generic");
     const host = generic.bind(
-      { machineName: `${name}-generic`, storeDir: join(base, "machines", `${name}-generic`), runner: createExecRunner(), timing: { pollIntervalMs: 500, sshTimeoutMs: 30_000 } },
+      {
+        machineName: `${name}-generic`,
+        storeDir: join(base, "machines", `${name}-generic`),
+        runner: createExecRunner(),
+        timing: { pollIntervalMs: 500, sshTimeoutMs: 30_000 },
+      },
       generic.parseOptions({ "generic-ip-address": ip, "generic-ssh-user": ssh.user, "generic-ssh-key": ssh.keyPath }),
     );
     await host.create();

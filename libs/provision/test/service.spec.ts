@@ -15,7 +15,9 @@ describe("the System V init script", () => {
   });
 
   it("starts the supervisor loop detached, once, and stops it by its pid files", () => {
-    expect(script).toContain("running || { mkdir -p '/run/flotilla' && setsid '/opt/flotilla/agent-supervise.sh' </dev/null >/dev/null 2>&1 & }");
+    expect(script).toContain(
+      "running || { mkdir -p '/run/flotilla' && setsid '/opt/flotilla/agent-supervise.sh' </dev/null >/dev/null 2>&1 & }",
+    );
     expect(script).toContain(`stop) ${stopSupervisorScript(agentLayout(false))} ;;`);
     // Only the supervisor and the agent are signalled, never a process group: containers live on.
     expect(stopSupervisorScript(agentLayout(false))).not.toMatch(/kill -\w+ -|killall|pkill/);
