@@ -61,6 +61,12 @@ describe("the engine URL the control plane dials", () => {
       expect((await beat(token, "victim", [stray])).status).toBe(200);
       expect((await beat(token, "victim", [stray])).status).toBe(200);
       await until("the stray's removal to be tried and given up", () => removalFailed(api), 60_000);
+      // Reported again, the stray is tried again (the failed job does not block it).
+      expect((await beat(token, "victim", [stray])).status).toBe(200);
+      await until("the stray's removal to be tried again", async () => {
+        const q = api.running.app.get(QueuesService).queue(QUEUE.dispatch);
+        return (await q.getJobs(["waiting", "active", "delayed"])).some((j) => j.name === "remove");
+      });
       expect(attacker.calls).toEqual([]);
     } finally {
       clearInterval(keepBeating);

@@ -94,11 +94,22 @@ export class QueuesService implements OnModuleDestroy {
     }
   }
 
-  /** Asks for containers to be stopped and removed on a node; the same request collapses. */
+  /**
+   * Asks for containers to be stopped and removed on a node; the same request collapses while
+   * queued. One that failed for good (its agent was away) is retired first, so the next report
+   * of the same strays tries again.
+   */
   async enqueueRemove(job: RemoveContainersJob): Promise<void> {
     if (job.containers.length === 0) return;
     const digest = createHash("sha256").update([...job.containers].sort().join(",")).digest("hex").slice(0, 16);
-    await this.add(QUEUE.dispatch, "remove", job, { jobId: `remove-${job.nodeId}-${digest}`, removeOnComplete: true, removeOnFail: { count: 100 }, attempts: 3, backoff: { type: "exponential", delay: 2_000 } });
+    const jobId = `remove-${job.nodeId}-${digest}`;
+    try {
+      const previous = await this.queue(QUEUE.dispatch).getJob(jobId);
+      if (previous && (await previous.isFailed())) await previous.remove();
+    } catch (e) {
+      throw new RedisUnavailableError(e);
+    }
+    await this.add(QUEUE.dispatch, "remove", job, { jobId, removeOnComplete: true, removeOnFail: { count: 100 }, attempts: 3, backoff: { type: "exponential", delay: 2_000 } });
   }
 
   /** Starts a provisioning operation with progress; a repeat of one already queued collapses. */
