@@ -18,7 +18,9 @@ export function canBootVms(): boolean {
       return false;
     }
   };
-  return have("qemu-system-x86_64") && have("qemu-img") && (existsSync(join(defaultGuestImageDir(), "manifest.json")) || have("debootstrap"));
+  return (
+    have("qemu-system-x86_64") && have("qemu-img") && (existsSync(join(defaultGuestImageDir(), "manifest.json")) || have("debootstrap"))
+  );
 }
 
 /** The cached guest image's directory, built first when missing. */

@@ -48,6 +48,18 @@ describe("machines configuration", () => {
     expect(() => splitOptions({ "engine-insecure-registry": "http://x" })).toThrow("--engine-insecure-registry must be host or host:port");
   });
 
+  it("reads --engine-env and --engine-label as KEY=VALUE lists, refusing what provisioning owns", () => {
+    expect(splitOptions({ "engine-env": "HTTP_PROXY=http://198.18.0.1:3128,NO_PROXY=", "engine-label": "zone=east,disk=ssd" }).engine).toEqual({
+      env: { HTTP_PROXY: "http://198.18.0.1:3128", NO_PROXY: "" },
+      labels: { zone: "east", disk: "ssd" },
+    });
+    expect(() => splitOptions({ "engine-env": "1BAD=x" })).toThrow('--engine-env must be KEY=VALUE with KEY a variable name, got "1BAD=x"');
+    expect(() => splitOptions({ "engine-env": "NOEQUALS" })).toThrow("--engine-env must be KEY=VALUE");
+    expect(() => splitOptions({ "engine-env": "FLOTILLA_JOIN_TOKEN=x" })).toThrow("--engine-env FLOTILLA_JOIN_TOKEN: FLOTILLA_* variables are set by provisioning");
+    expect(() => splitOptions({ "engine-label": "=east" })).toThrow("--engine-label must be KEY=VALUE");
+    expect(() => splitOptions({ "engine-registry-mirror": "x" })).toThrow("unknown option --engine-registry-mirror (engine options: --engine-insecure-registry, --engine-env, --engine-label)");
+  });
+
   it("names agent tokens within the 63-character limit", () => {
     expect(agentTokenName("devdays")).toBe("agent-devdays");
     const long = agentTokenName("a".repeat(63));

@@ -92,7 +92,7 @@ describe.skipIf(!root)("machines API", () => {
     expect(status).toBe(200);
     expect(body.drivers.map((d) => d.name)).toEqual(["generic", "hyperv", "netns", "qemu", "virtualbox"]);
     expect(body.drivers.find((d) => d.name === "netns")!.options.map((o) => o.name)).toContain("netns-cidr");
-    expect(body.engineOptions.map((o) => o.name)).toEqual(["engine-insecure-registry"]);
+    expect(body.engineOptions.map((o) => o.name)).toEqual(["engine-insecure-registry", "engine-env", "engine-label"]);
   });
 
   it("rejects bad input: unknown driver, bad options, bad name, duplicates", async () => {
@@ -119,7 +119,7 @@ describe.skipIf(!root)("machines API", () => {
     const name = `ma-${tag}`;
     const created = await json<{ machine: View; jobId: string; eventId: string }>("/api/v1/machines", {
       method: "POST",
-      body: JSON.stringify({ name, driver: "netns", options: { ...NETNS, "engine-insecure-registry": "198.19.79.1:5000" } }),
+      body: JSON.stringify({ name, driver: "netns", options: { ...NETNS, "engine-insecure-registry": "198.19.79.1:5000", "engine-label": "zone=east" } }),
     });
     expect(created.status).toBe(202);
     expect(created.body.machine.state).toBe("CREATING");
@@ -147,6 +147,7 @@ describe.skipIf(!root)("machines API", () => {
     expect(agentEnv).toContain(`FLOTILLA_API_URL='https://198.19.79.1:${AGENT_PORT}'\n`);
     expect(agentEnv).toContain("NODE_EXTRA_CA_CERTS='/var/lib/flotilla-agent/flotilla/etc/ca.pem'\n");
     expect(agentEnv).toMatch(/FLOTILLA_JOIN_TOKEN='flj_[A-Za-z0-9_-]{43}'\n/);
+    expect(agentEnv).toContain("FLOTILLA_NODE_LABELS='zone=east'\n");
     expect(agentEnv).not.toContain("FLOTILLA_API_TOKEN");
     // The machine shares this host's filesystem: its agent refuses binds of the control plane's files.
     const runScript = readFileSync(join(base, "data", "machines", name, "root", "flotilla", "agent-run.sh"), "utf8");
@@ -158,6 +159,8 @@ describe.skipIf(!root)("machines API", () => {
     const tokenNames = async () => (await tokens()).map((t) => t.name);
     const joined = await waitForAgent(name);
     expect(joined.node).toMatchObject({ hostname: name, status: "ready" });
+    // --engine-label: the node carries the label, for placement constraints.
+    expect((await prisma.node.findFirst({ where: { hostname: name } }))?.labels).toMatchObject({ zone: "east" });
     expect((await tokens()).find((t) => t.name === `agent-${name}`)).toMatchObject({ role: "agent" });
     expect(statSync(join(base, "data", "machines", name, "root", "control-plane-token.json")).mode & 0o777).toBe(0o600);
     expect(steps).toContain("join token");

@@ -1,6 +1,7 @@
 // The generic driver: any existing host reachable over SSH. It creates nothing; `create` proves
 // that SSH with the given key works and keeps a copy of the key in the machine store.
-// It does not own the host, so it will not power it on, off, or reboot it.
+// It does not own the host, so it will not power it on or off; `restart` reboots it over SSH, as
+// docker-machine's generic driver does.
 import { isIP } from "node:net";
 import { access, copyFile, chmod, mkdir } from "node:fs/promises";
 import { homedir } from "node:os";
@@ -11,6 +12,7 @@ import { MachineState, type DriverContext, type DriverFactory, type SshEndpoint 
 import { removeFiles } from "./machine-files";
 import { hostPort, probeTcp } from "./net";
 import { OptionReader, type OptionSpec, type RawOptions } from "./options";
+import { pollUntil } from "./poll";
 import { readPrivateKey, sshError, sshRun } from "./ssh";
 
 export interface GenericOptions {
@@ -113,11 +115,34 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
     this.refuse("stop", "shut it down yourself");
   }
   /**
-   * Refused, unlike docker-machine's generic driver, which reboots over SSH: a reboot is a stop
-   * plus a start, and a host shared with other work must not be rebooted by a machine command.
+   * Reboots the host over SSH (`reboot`, through `sudo -n` for other users than root) and waits
+   * until it answers SSH again with a new boot id, so an SSH session that outlived the reboot
+   * request is never taken for the host being back.
    */
-  async restart(): Promise<void> {
-    this.refuse("restart", `reboot it yourself (ssh ${this.options.sshUser}@${this.options.ipAddress} sudo reboot)`);
+  async restart(signal?: AbortSignal): Promise<void> {
+    const { keyPath } = await this.getSSH();
+    const privateKey = await readPrivateKey(keyPath, "generic-ssh-key");
+    const target = { host: this.options.ipAddress, port: this.options.sshPort, user: this.options.sshUser, privateKey, signal, timeoutMs: this.timing.sshTimeoutMs };
+    const bootId = async (): Promise<string | undefined> => {
+      const r = await sshRun(target, "cat /proc/sys/kernel/random/boot_id", { timeoutMs: this.timing.sshTimeoutMs });
+      return r.code === 0 ? r.stdout.trim() : undefined;
+    };
+    const before = await bootId();
+    if (!before) throw sshError(this.endpoint, "exec", "cannot read /proc/sys/kernel/random/boot_id (not a Linux host?)");
+    this.report("restart", `rebooting ${this.options.sshUser}@${this.endpoint} over SSH`);
+    // Detached and a second later, so the command returns before the connection drops.
+    const sudo = this.options.sshUser === "root" ? "" : "sudo -n ";
+    const res = await sshRun(target, `${sudo}sh -c 'nohup sh -c "sleep 1; reboot" >/dev/null 2>&1 &'`, { timeoutMs: this.timing.sshTimeoutMs });
+    if (res.code !== 0) throw sshError(this.endpoint, "exec", `reboot: exit ${res.code ?? `signal ${res.signal}`}${res.stderr.trim() ? `: ${res.stderr.trim()}` : ""}`);
+    this.report("restart", `waiting for ${this.endpoint} to come back`);
+    await pollUntil(
+      async () => {
+        signal?.throwIfAborted();
+        const now = await bootId().catch(() => undefined);
+        return now && now !== before ? true : undefined;
+      },
+      { intervalMs: this.timing.pollIntervalMs, timeoutMs: this.timing.ipTimeoutMs, signal, what: `generic ${this.machineName}: waiting for ${this.endpoint} to come back after the reboot` },
+    );
   }
   async kill(): Promise<void> {
     this.refuse("kill", "power it off yourself");
@@ -155,7 +180,7 @@ async function exists(p: string): Promise<boolean> {
 
 export const genericDriver: DriverFactory<GenericOptions> = {
   name: "generic",
-  description: "An existing host reachable over SSH (nothing is created; the host is not powered on or off)",
+  description: "An existing host reachable over SSH (nothing is created; the host is not powered on or off; restart reboots it over SSH)",
   options: genericOptionSpecs,
   parseOptions: parseGenericOptions,
   bind: (ctx, options) => new GenericDriver(ctx, options),

@@ -56,7 +56,8 @@ export async function locateGuestImage(value: string | undefined): Promise<Guest
     );
   }
   for (const p of [disk, join(dir, "vmlinuz"), join(dir, "initrd.img"), join(dir, "manifest.json")]) {
-    if (await missing(p)) throw new InvalidError(`--${FLAG} ${given}: ${basename(p)} is missing (not a Flotilla guest image?)`, { field: FLAG });
+    if (await missing(p))
+      throw new InvalidError(`--${FLAG} ${given}: ${basename(p)} is missing (not a Flotilla guest image?)`, { field: FLAG });
   }
   let manifest: GuestManifest;
   try {

@@ -27,11 +27,13 @@ export interface AccelDecision {
 export function chooseAccel(choice: QemuAccelChoice, facts: AccelFacts): AccelDecision | { error: string } {
   if (choice === "tcg") return { accel: "tcg", fallback: false, reason: "TCG (software emulation), as asked" };
   if (choice === "kvm") {
-    if (!facts.kvmUsable) return { error: "--qemu-accel kvm: /dev/kvm is missing or not usable by this process; use --qemu-accel tcg or auto" };
+    if (!facts.kvmUsable)
+      return { error: "--qemu-accel kvm: /dev/kvm is missing or not usable by this process; use --qemu-accel tcg or auto" };
     return { accel: "kvm", fallback: false, reason: "KVM, as asked" };
   }
   if (!facts.kvmUsable) return { accel: "tcg", fallback: false, reason: "TCG (software emulation): /dev/kvm is missing or not usable" };
-  if (facts.kvmHangs) return { accel: "tcg", fallback: false, reason: "TCG (software emulation): a KVM guest hung at boot on this host before" };
+  if (facts.kvmHangs)
+    return { accel: "tcg", fallback: false, reason: "TCG (software emulation): a KVM guest hung at boot on this host before" };
   return { accel: "kvm", fallback: true, reason: "KVM (falls back to TCG if the guest does not boot)" };
 }
 
@@ -53,6 +55,9 @@ export function kernelCommandLine(seed: GuestSeed): string {
     "console=ttyS0",
     "net.ifnames=0",
     "quiet",
+    // The image carries SATA/IDE drivers for other hypervisors; probing qemu's empty controllers
+    // costs seconds under TCG.
+    "modprobe.blacklist=ahci,ata_piix",
     `flotilla.hostname=${seed.hostname}`,
     `flotilla.ip=${seed.ip}/${seed.prefixLength}`,
     `flotilla.gw=${seed.gateway}`,

@@ -6,7 +6,6 @@
 // Needs root, qemu-system-x86, qemu-utils, iproute2 and util-linux (nsenter).
 import { access, constants, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConflictError, InvalidError, NotFoundError, UnavailableError } from "@flotilla/core";
 import { BaseDriver } from "./base.driver";
@@ -18,9 +17,19 @@ import { formatDuration, hostPort, probeTcp, type Cidr } from "./net";
 import { allocateIp, releaseIp, removeBridgeIfUnused } from "./netns-host";
 import { OptionReader, type OptionSpec, type RawOptions } from "./options";
 import { pollUntil, sleep } from "./poll";
+import { defaultLockDir, ensurePrivateDir } from "./private-dir";
 import { locateGuestImage, type GuestImage } from "./qemu-image";
 import { plumbQemuNetwork, QEMU_TAP, qemuNetnsName, unplumbQemuNetwork } from "./qemu-net";
-import { chooseAccel, consoleTail, kernelCommandLine, macAddress, qemuArgs, SEED_MARKER, type QemuAccel, type QemuAccelChoice } from "./qemu-plan";
+import {
+  chooseAccel,
+  consoleTail,
+  kernelCommandLine,
+  macAddress,
+  qemuArgs,
+  SEED_MARKER,
+  type QemuAccel,
+  type QemuAccelChoice,
+} from "./qemu-plan";
 import { qmpCommand } from "./qmp";
 
 export interface QemuOptions {
@@ -36,13 +45,52 @@ export interface QemuOptions {
 
 export const qemuOptionSpecs: readonly OptionSpec[] = [
   { name: "qemu-cpu-count", type: "int", default: 1, min: 1, max: 64, help: "Number of virtual CPUs" },
-  { name: "qemu-memory", type: "int", default: 1024, unit: "MB", min: 1, help: "Memory of the VM in MB (at least the guest image's minimum)" },
-  { name: "qemu-disk-size", type: "int", default: 20000, unit: "MB", min: 1, help: "Size of the VM's disk in MB (at least the guest image's size)" },
-  { name: "qemu-image", type: "path", help: "Flotilla guest image directory (default: the cached image of this version, built by scripts/build-guest-image.sh)" },
-  { name: "qemu-accel", type: "enum", default: "auto", choices: ["auto", "kvm", "tcg"], help: "Accelerator: kvm, tcg (software), or auto (KVM when /dev/kvm works, else TCG)" },
-  { name: "qemu-network-cidr", type: "cidr", default: "198.18.0.1/16", help: "Host bridge address and the VMs' network (inside 198.18.0.0/15; shared with netns machines)" },
-  { name: "qemu-bridge", type: "string", default: "flmach0", help: "Host bridge the VMs are attached to (the netns machines' bridge by default)" },
-  { name: "qemu-ssh-user", type: "string", default: "root", help: "User the guest is seeded with (others than root get passwordless sudo)" },
+  {
+    name: "qemu-memory",
+    type: "int",
+    default: 1024,
+    unit: "MB",
+    min: 1,
+    help: "Memory of the VM in MB (at least the guest image's minimum)",
+  },
+  {
+    name: "qemu-disk-size",
+    type: "int",
+    default: 20000,
+    unit: "MB",
+    min: 1,
+    help: "Size of the VM's disk in MB (at least the guest image's size)",
+  },
+  {
+    name: "qemu-image",
+    type: "path",
+    help: "Flotilla guest image directory (default: the cached image of this version, built by scripts/build-guest-image.sh)",
+  },
+  {
+    name: "qemu-accel",
+    type: "enum",
+    default: "auto",
+    choices: ["auto", "kvm", "tcg"],
+    help: "Accelerator: kvm, tcg (software), or auto (KVM when /dev/kvm works, else TCG)",
+  },
+  {
+    name: "qemu-network-cidr",
+    type: "cidr",
+    default: "198.18.0.1/16",
+    help: "Host bridge address and the VMs' network (inside 198.18.0.0/15; shared with netns machines)",
+  },
+  {
+    name: "qemu-bridge",
+    type: "string",
+    default: "flmach0",
+    help: "Host bridge the VMs are attached to (the netns machines' bridge by default)",
+  },
+  {
+    name: "qemu-ssh-user",
+    type: "string",
+    default: "root",
+    help: "User the guest is seeded with (others than root get passwordless sudo)",
+  },
 ];
 
 export function parseQemuOptions(raw: RawOptions): QemuOptions {
@@ -63,10 +111,16 @@ export function parseQemuOptions(raw: RawOptions): QemuOptions {
     throw new InvalidError(`--qemu-network-cidr must lie inside 198.18.0.0/15, got ${options.cidr.text}`, { field: "qemu-network-cidr" });
   }
   if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(options.bridge)) {
-    throw new InvalidError(`--qemu-bridge must be an interface name (1-15 letters, digits, "_", "." or "-"), got ${JSON.stringify(options.bridge)}`, { field: "qemu-bridge" });
+    throw new InvalidError(
+      `--qemu-bridge must be an interface name (1-15 letters, digits, "_", "." or "-"), got ${JSON.stringify(options.bridge)}`,
+      { field: "qemu-bridge" },
+    );
   }
   if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(options.sshUser)) {
-    throw new InvalidError(`--qemu-ssh-user must be a user name (lower-case letters, digits, "_" and "-"), got ${JSON.stringify(options.sshUser)}`, { field: "qemu-ssh-user" });
+    throw new InvalidError(
+      `--qemu-ssh-user must be a user name (lower-case letters, digits, "_" and "-"), got ${JSON.stringify(options.sshUser)}`,
+      { field: "qemu-ssh-user" },
+    );
   }
   return options;
 }
@@ -99,7 +153,7 @@ export class QemuDriver extends BaseDriver<QemuOptions> {
 
   constructor(ctx: ConstructorParameters<typeof BaseDriver<QemuOptions>>[1], options: QemuOptions) {
     super("qemu", ctx, options);
-    this.lockDir = ctx.lockDir ?? join(tmpdir(), "flotilla-locks");
+    this.lockDir = ctx.lockDir ?? defaultLockDir();
   }
 
   private file(name: string): string {
@@ -155,8 +209,14 @@ export class QemuDriver extends BaseDriver<QemuOptions> {
 
   /** Every check of preCreateCheck; returns the image and the accelerator decision. */
   private async checkImage(signal?: AbortSignal): Promise<GuestImage> {
-    if (process.getuid?.() !== 0) throw new UnavailableError("qemu driver: must run as root (network namespaces, tap devices)", { check: "root" });
-    for (const [tool, pkg] of [["qemu-system-x86_64", "qemu-system-x86"], ["qemu-img", "qemu-utils"], ["ip", "iproute2"], ["nsenter", "util-linux"]]) {
+    if (process.getuid?.() !== 0)
+      throw new UnavailableError("qemu driver: must run as root (network namespaces, tap devices)", { check: "root" });
+    for (const [tool, pkg] of [
+      ["qemu-system-x86_64", "qemu-system-x86"],
+      ["qemu-img", "qemu-utils"],
+      ["ip", "iproute2"],
+      ["nsenter", "util-linux"],
+    ]) {
       const res = await this.ctx.runner.run("sh", ["-c", `command -v ${tool}`], { signal }).catch(() => undefined);
       if (!res || res.exitCode !== 0) throw new UnavailableError(`qemu driver: ${tool} not found (install ${pkg})`, { check: tool });
     }
@@ -164,13 +224,27 @@ export class QemuDriver extends BaseDriver<QemuOptions> {
     if ("error" in decision) throw new InvalidError(decision.error, { field: "qemu-accel" });
     const image = await locateGuestImage(this.options.image);
     if (this.options.diskMb < image.diskMb) {
-      throw new InvalidError(`--qemu-disk-size ${this.options.diskMb} MB is smaller than the guest image (${image.diskMb} MB)`, { field: "qemu-disk-size" });
+      throw new InvalidError(`--qemu-disk-size ${this.options.diskMb} MB is smaller than the guest image (${image.diskMb} MB)`, {
+        field: "qemu-disk-size",
+      });
     }
     if (this.options.memoryMb < image.manifest.minMemoryMb) {
-      throw new InvalidError(`--qemu-memory ${this.options.memoryMb} MB is below the guest image's minimum of ${image.manifest.minMemoryMb} MB`, { field: "qemu-memory" });
+      throw new InvalidError(
+        `--qemu-memory ${this.options.memoryMb} MB is below the guest image's minimum of ${image.manifest.minMemoryMb} MB`,
+        { field: "qemu-memory" },
+      );
     }
-    if ((await this.readState()) || (await access(`/run/netns/${qemuNetnsName(this.machineName)}`).then(() => true, () => false))) {
-      throw new ConflictError(`qemu ${this.machineName}: a VM of this name already exists (network namespace ${qemuNetnsName(this.machineName)})`, { check: "name" });
+    if (
+      (await this.readState()) ||
+      (await access(`/run/netns/${qemuNetnsName(this.machineName)}`).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      throw new ConflictError(
+        `qemu ${this.machineName}: a VM of this name already exists (network namespace ${qemuNetnsName(this.machineName)})`,
+        { check: "name" },
+      );
     }
     return image;
   }
@@ -183,7 +257,11 @@ export class QemuDriver extends BaseDriver<QemuOptions> {
       this.report("keys", "generating the SSH key");
       const { publicKey } = await writeMachineKey(this.ctx.storeDir, this.machineName);
       this.report("disk", `creating a ${this.options.diskMb} MB disk over ${image.disk}`);
-      const img = await this.ctx.runner.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image.disk, this.file(DISK_FILE), `${this.options.diskMb}M`], { signal });
+      const img = await this.ctx.runner.run(
+        "qemu-img",
+        ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image.disk, this.file(DISK_FILE), `${this.options.diskMb}M`],
+        { signal },
+      );
       if (img.exitCode !== 0) throw commandFailed("qemu-img create", img);
       const { cidr, bridge } = this.options;
       const ip = await this.lock(() => allocateIp(this.allocationFile, this.machineName, cidr), signal);
@@ -222,8 +300,11 @@ export class QemuDriver extends BaseDriver<QemuOptions> {
       const booted = await this.waitForConsole(SEED_MARKER, KVM_WATCHDOG_MS, signal);
       if (!booted) {
         await this.killQemu(signal);
-        await mkdir(this.lockDir, { recursive: true });
-        await writeFile(this.kvmHangsFile, `A KVM guest did not reach userland within ${formatDuration(KVM_WATCHDOG_MS)} (${new Date().toISOString()}); remove this file to try KVM again.\n`);
+        await ensurePrivateDir(this.lockDir);
+        await writeFile(
+          this.kvmHangsFile,
+          `A KVM guest did not reach userland within ${formatDuration(KVM_WATCHDOG_MS)} (${new Date().toISOString()}); remove this file to try KVM again.\n`,
+        );
         this.report(
           "boot",
           `the guest did not boot under KVM within ${formatDuration(KVM_WATCHDOG_MS)} (nested KVM on this host?); falling back to TCG, and later VMs here start with TCG (remove ${this.kvmHangsFile} to retry KVM)`,
@@ -250,14 +331,25 @@ export class QemuDriver extends BaseDriver<QemuOptions> {
       disk: this.file(DISK_FILE),
       kernel: state.kernel,
       initrd: state.initrd,
-      cmdline: kernelCommandLine({ hostname: this.machineName, ip: state.ip, prefixLength: state.prefixLength, gateway: state.gateway, user: state.user, publicKey }),
+      cmdline: kernelCommandLine({
+        hostname: this.machineName,
+        ip: state.ip,
+        prefixLength: state.prefixLength,
+        gateway: state.gateway,
+        user: state.user,
+        publicKey,
+      }),
       tap: QEMU_TAP,
       mac: state.mac,
       qmpSocket: this.qmpSocket,
       pidFile: this.file(PID_FILE),
       consoleLog: this.file(CONSOLE_LOG),
     });
-    const res = await this.ctx.runner.run("nsenter", [`--net=/run/netns/${qemuNetnsName(this.machineName)}`, "qemu-system-x86_64", ...args], { signal, timeoutMs: 60_000 });
+    const res = await this.ctx.runner.run(
+      "nsenter",
+      [`--net=/run/netns/${qemuNetnsName(this.machineName)}`, "qemu-system-x86_64", ...args],
+      { signal, timeoutMs: 60_000 },
+    );
     if (res.exitCode !== 0) throw commandFailed(`qemu-system-x86_64 (${accel})`, res);
     await this.writeState({ ...state, accel });
   }
@@ -281,7 +373,9 @@ export class QemuDriver extends BaseDriver<QemuOptions> {
     const deadline = Date.now() + this.timing.ipTimeoutMs;
     for (;;) {
       if ((await this.qemuPid()) === undefined) {
-        throw new UnavailableError(`qemu ${this.machineName}: the VM stopped while booting (console: ${await this.consoleTail()})`, { step: "boot" });
+        throw new UnavailableError(`qemu ${this.machineName}: the VM stopped while booting (console: ${await this.consoleTail()})`, {
+          step: "boot",
+        });
       }
       if ((await probeTcp(state.ip, 22, 1000, signal)).ok) return;
       if (Date.now() > deadline) {
@@ -403,7 +497,8 @@ export class QemuDriver extends BaseDriver<QemuOptions> {
 
 export const qemuDriver: DriverFactory<QemuOptions> = {
   name: "qemu",
-  description: "A virtual machine on this host with qemu (KVM, or TCG software emulation), booted from the Flotilla guest image (needs root)",
+  description:
+    "A virtual machine on this host with qemu (KVM, or TCG software emulation), booted from the Flotilla guest image (needs root)",
   options: qemuOptionSpecs,
   parseOptions: parseQemuOptions,
   bind: (ctx, options) => new QemuDriver(ctx, options),

@@ -93,10 +93,10 @@ describe("generic driver over real sshd", () => {
     expect(Date.now() - t0).toBeLessThan(3000);
   });
 
-  it("start, stop, kill and restart are refused: the driver does not own the host", async () => {
+  it("start, stop and kill are refused: the driver does not own the host", async () => {
     const d = generic({});
     await expect(d.stop()).rejects.toThrow("generic driver cannot stop a host it does not own; shut it down yourself");
-    await expect(d.restart()).rejects.toMatchObject({ kind: "not_supported" });
+    await expect(d.kill()).rejects.toMatchObject({ kind: "not_supported" });
   });
 });
 

@@ -34,7 +34,6 @@ describe("generic driver", () => {
       [() => d.start(), "start"],
       [() => d.stop(), "stop"],
       [() => d.kill(), "kill"],
-      [() => d.restart(), "restart"],
     ] as const) {
       const err = await call().catch((e: unknown) => e as NotSupportedError);
       expect(err).toBeInstanceOf(NotSupportedError);

@@ -8,7 +8,16 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createExecRunner, getDriver, MachineState, qemuNetnsName, qemuVethName, sshConnect, type Driver, type DriverEvent } from "@flotilla/drivers";
+import {
+  createExecRunner,
+  getDriver,
+  MachineState,
+  qemuNetnsName,
+  qemuVethName,
+  sshConnect,
+  type Driver,
+  type DriverEvent,
+} from "@flotilla/drivers";
 import { canBootVms, ensureGuestImage } from "../../../test/support/guest-image";
 
 const suffix = process.pid.toString(36);
@@ -23,14 +32,27 @@ describe.skipIf(!canBootVms())("qemu driver (real VM, TCG)", () => {
   const events: DriverEvent[] = [];
   const bind = () =>
     factory.bind(
-      { machineName: name, storeDir, runner: createExecRunner(), lockDir: join(base, "locks"), progress: (e) => events.push(e), timing: { stopTimeoutMs: 60_000 } },
-      factory.parseOptions({ "qemu-network-cidr": cidr, "qemu-bridge": bridge, "qemu-accel": "tcg", "qemu-memory": 512, "qemu-disk-size": 2048 }),
+      {
+        machineName: name,
+        storeDir,
+        runner: createExecRunner(),
+        lockDir: join(base, "locks"),
+        progress: (e) => events.push(e),
+        timing: { stopTimeoutMs: 60_000 },
+      },
+      factory.parseOptions({
+        "qemu-network-cidr": cidr,
+        "qemu-bridge": bridge,
+        "qemu-accel": "tcg",
+        "qemu-memory": 512,
+        "qemu-disk-size": 2048,
+      }),
     );
   let vm: Driver;
 
   async function sh(command: string): Promise<string> {
     const ep = await vm.getSSH();
-    const conn = await sshConnect({ host: ep.host, port: ep.port, user: ep.user, privateKey: readFileSync(ep.keyPath) });
+    const conn = await sshConnect({ host: ep.host, port: ep.port, user: ep.user, privateKey: readFileSync(ep.keyPath), timeoutMs: 30_000 });
     try {
       const res = await conn.exec(command, { timeoutMs: 30_000 });
       expect(res.code, res.stderr).toBe(0);
@@ -77,7 +99,9 @@ describe.skipIf(!canBootVms())("qemu driver (real VM, TCG)", () => {
     expect(await sh("ip route show default")).toContain("via 198.19.96.1");
     expect(await sh("stat -f -c %T /sys/fs/cgroup")).toBe("cgroup2fs\n");
     // Grown from the image's 512 MB towards 2048 MB (in the background, so wait for it).
-    await expect.poll(async () => Number((await sh("df -m --output=size / | tail -n1")).trim()), { timeout: 60_000, interval: 1000 }).toBeGreaterThan(1500);
+    await expect
+      .poll(async () => Number((await sh("df -m --output=size / | tail -n1")).trim()), { timeout: 60_000, interval: 1000 })
+      .toBeGreaterThan(1500);
     // No outward route or address besides the bridge.
     expect((await sh("ip -4 -o addr show | grep -v ' lo ' | wc -l")).trim()).toBe("1");
   });

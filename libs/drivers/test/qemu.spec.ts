@@ -4,20 +4,39 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { chooseAccel, createExecRunner, getDriver, GUEST_IMAGE_VERSION, kernelCommandLine, macAddress, parseQemuOptions, qemuArgs } from "@flotilla/drivers";
+import {
+  chooseAccel,
+  createExecRunner,
+  getDriver,
+  GUEST_IMAGE_VERSION,
+  kernelCommandLine,
+  macAddress,
+  parseQemuOptions,
+  qemuArgs,
+} from "@flotilla/drivers";
 
 const repo = resolve(__dirname, "../../..");
 
 describe("qemu options", () => {
   it("has docker-machine-like defaults", () => {
     const o = parseQemuOptions({});
-    expect(o).toMatchObject({ cpus: 1, memoryMb: 1024, diskMb: 20000, accel: "auto", bridge: "flmach0", sshUser: "root", image: undefined });
+    expect(o).toMatchObject({
+      cpus: 1,
+      memoryMb: 1024,
+      diskMb: 20000,
+      accel: "auto",
+      bridge: "flmach0",
+      sshUser: "root",
+      image: undefined,
+    });
     expect(o.cidr.text).toBe("198.18.0.1/16");
   });
 
   it("names the flag in every refusal", () => {
-    expect(() => parseQemuOptions({ "qemu-accel": "hvf" })).toThrow("--qemu-accel must be one of auto, kvm, tcg, got \"hvf\"");
-    expect(() => parseQemuOptions({ "qemu-network-cidr": "10.0.0.1/24" })).toThrow("--qemu-network-cidr must lie inside 198.18.0.0/15, got 10.0.0.1/24");
+    expect(() => parseQemuOptions({ "qemu-accel": "hvf" })).toThrow('--qemu-accel must be one of auto, kvm, tcg, got "hvf"');
+    expect(() => parseQemuOptions({ "qemu-network-cidr": "10.0.0.1/24" })).toThrow(
+      "--qemu-network-cidr must lie inside 198.18.0.0/15, got 10.0.0.1/24",
+    );
     expect(() => parseQemuOptions({ "qemu-memory": "lots" })).toThrow("--qemu-memory must be an integer number of MB");
     expect(() => parseQemuOptions({ "qemu-cpu-count": 0 })).toThrow("--qemu-cpu-count must be at least 1");
     expect(() => parseQemuOptions({ "qemu-ssh-user": "Root Admin" })).toThrow("--qemu-ssh-user must be a user name");
@@ -46,7 +65,14 @@ describe("choosing the accelerator", () => {
 describe("seeding and launching the guest", () => {
   it("puts the seed on the kernel command line, the key base64-encoded (no spaces)", () => {
     const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE flotilla@vm1";
-    const line = kernelCommandLine({ hostname: "vm1", ip: "198.18.0.5", prefixLength: 16, gateway: "198.18.0.1", user: "docker", publicKey: key });
+    const line = kernelCommandLine({
+      hostname: "vm1",
+      ip: "198.18.0.5",
+      prefixLength: 16,
+      gateway: "198.18.0.1",
+      user: "docker",
+      publicKey: key,
+    });
     expect(line).toContain("root=/dev/vda rw console=ttyS0");
     expect(line).toContain("flotilla.hostname=vm1 flotilla.ip=198.18.0.5/16 flotilla.gw=198.18.0.1 flotilla.user=docker");
     const encoded = /flotilla\.key=(\S+)/.exec(line)![1];
@@ -77,7 +103,9 @@ describe("seeding and launching the guest", () => {
     });
     const joined = args.join(" ");
     expect(joined).toContain("-machine q35,accel=tcg -cpu max -smp 2 -m 512 -nodefaults");
-    expect(joined).toContain("-netdev tap,id=net0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=net0,mac=52:54:00:01:02:03");
+    expect(joined).toContain(
+      "-netdev tap,id=net0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=net0,mac=52:54:00:01:02:03",
+    );
     expect(joined).toContain("-qmp unix:/run/q.qmp,server=on,wait=off -pidfile /s/qemu.pid -daemonize");
     expect(joined).toContain("-serial file:/s/console.log");
     expect(joined).not.toMatch(/-netdev user|hostfwd|-nic /);
@@ -101,7 +129,10 @@ describe.skipIf(process.getuid?.() !== 0)("qemu preCreateCheck refuses bad input
 
   const check = async (raw: Record<string, string | number>) => {
     const storeDir = join(base, "machines", "bad");
-    const d = factory.bind({ machineName: "bad", storeDir, runner: createExecRunner(), lockDir: join(base, "locks") }, factory.parseOptions(raw));
+    const d = factory.bind(
+      { machineName: "bad", storeDir, runner: createExecRunner(), lockDir: join(base, "locks") },
+      factory.parseOptions(raw),
+    );
     const message = await d.preCreateCheck().then(
       () => "passed",
       (e: Error) => e.message,
@@ -116,8 +147,12 @@ describe.skipIf(process.getuid?.() !== 0)("qemu preCreateCheck refuses bad input
     rmSync(join(image, "initrd.img"));
     expect(await check({ "qemu-image": image })).toBe(`--qemu-image ${image}: initrd.img is missing (not a Flotilla guest image?)`);
     writeFileSync(join(image, "initrd.img"), "x");
-    expect(await check({ "qemu-image": image, "qemu-disk-size": 400 })).toBe("--qemu-disk-size 400 MB is smaller than the guest image (512 MB)");
-    expect(await check({ "qemu-image": image, "qemu-memory": 128 })).toBe("--qemu-memory 128 MB is below the guest image's minimum of 256 MB");
+    expect(await check({ "qemu-image": image, "qemu-disk-size": 400 })).toBe(
+      "--qemu-disk-size 400 MB is smaller than the guest image (512 MB)",
+    );
+    expect(await check({ "qemu-image": image, "qemu-memory": 128 })).toBe(
+      "--qemu-memory 128 MB is below the guest image's minimum of 256 MB",
+    );
     expect(await check({ "qemu-image": image, "qemu-accel": "tcg" })).toBe("passed");
   });
 

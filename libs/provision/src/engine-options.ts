@@ -7,4 +7,16 @@ export interface EngineOptions {
    * config, data and state, for machines that share its host's filesystem (netns).
    */
   denyBinds?: string[];
+  /** Extra environment of the agent (`--engine-env`), e.g. HTTP_PROXY. */
+  env?: Record<string, string>;
+  /** Labels of the machine's node (`--engine-label`), reported by the agent's heartbeats. */
+  labels?: Record<string, string>;
+}
+
+/** What the engine options add to the agent's environment file: labels as FLOTILLA_NODE_LABELS, then env as given. */
+export function engineEnvironment(engine: EngineOptions): Record<string, string> {
+  const out: Record<string, string> = {};
+  const labels = Object.entries(engine.labels ?? {});
+  if (labels.length) out.FLOTILLA_NODE_LABELS = labels.map(([k, v]) => `${k}=${v}`).join(",");
+  return { ...out, ...engine.env };
 }

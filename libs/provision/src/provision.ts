@@ -1,13 +1,12 @@
 // Provisioning over SSH: put the agent on a host, give it TLS material, run it as a service, and
 // wait until it answers mutual TLS on port 2376. Every step is reported, and a failure names the
-// step and keeps the cause: "provision devdays: upload agent: sftp: Permission denied".
-import { randomBytes } from "node:crypto";
-import { stat } from "node:fs/promises";
+// step and keeps the cause: "provision devdays: upload agent: tar: ...: Cannot open: Permission denied".
+import { readFile, stat } from "node:fs/promises";
 import { connect as tlsConnect } from "node:tls";
 import { DomainError, UnavailableError } from "@flotilla/core";
 import { readPrivateKey, sleep, sshConnect, type SshConnection, type SshEndpoint } from "@flotilla/drivers";
 import { type CertificateAuthority, type KeyPair, needsReissue } from "./certs";
-import type { EngineOptions } from "./engine-options";
+import { engineEnvironment, type EngineOptions } from "./engine-options";
 import { parseOsRelease } from "./host-os";
 import { detectLayout, renderAgentEnv, renderRunScript, type AgentLayout } from "./layout";
 import { detectServiceKind, installedServiceKind, installServiceFiles, restartService, stopService, type ServiceKind } from "./service";
@@ -113,6 +112,11 @@ export class RootShell {
 // out those, never an authentication failure (the key is wrong: say so at once).
 const SSH_TRANSIENT = new Set(["refused", "closed", "handshake"]);
 const SSH_WAIT_MS = 30_000;
+/**
+ * One connection attempt's limit when the caller gives none: a VM under software emulation (TCG)
+ * on a busy host can take well over 10 s for sshd's key exchange.
+ */
+const SSH_CONNECT_MS = 30_000;
 
 export async function openShell(target: Pick<AgentTarget, "ssh" | "signal" | "sshTimeoutMs">): Promise<RootShell> {
   const { ssh, signal } = target;
@@ -120,7 +124,7 @@ export async function openShell(target: Pick<AgentTarget, "ssh" | "signal" | "ss
   const deadline = Date.now() + SSH_WAIT_MS;
   for (let delay = 250; ; delay = Math.min(delay * 2, 2_000)) {
     try {
-      const conn = await sshConnect({ host: ssh.host, port: ssh.port, user: ssh.user, privateKey, signal, timeoutMs: target.sshTimeoutMs, ...(ssh.hostKey ? { hostKey: ssh.hostKey } : {}) });
+      const conn = await sshConnect({ host: ssh.host, port: ssh.port, user: ssh.user, privateKey, signal, timeoutMs: target.sshTimeoutMs ?? SSH_CONNECT_MS, ...(ssh.hostKey ? { hostKey: ssh.hostKey } : {}) });
       return new RootShell(conn, ssh.user, signal);
     } catch (e) {
       const reason = (e as { details?: { reason?: string } }).details?.reason;
@@ -128,20 +132,6 @@ export async function openShell(target: Pick<AgentTarget, "ssh" | "signal" | "ss
       await sleep(delay, signal);
     }
   }
-}
-
-function sftpPut(conn: SshConnection, local: string, remote: string, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    signal?.throwIfAborted();
-    conn.client.sftp((err, sftp) => {
-      if (err) return reject(new UnavailableError(`sftp: ${err.message}`));
-      sftp.fastPut(local, remote, (e) => {
-        sftp.end();
-        if (e) reject(new UnavailableError(`sftp: ${e.message}`));
-        else resolve();
-      });
-    });
-  });
 }
 
 /**
@@ -202,12 +192,13 @@ async function uploadBundle(
   return step("provision", name, "upload agent", async () => {
     const st = await stat(options.agentBundle.path).catch(() => undefined);
     if (!st?.isFile()) throw new UnavailableError(`agent bundle ${options.agentBundle.path} is missing (node scripts/build-agent-bundle.mjs)`);
-    const remote = `/tmp/flotilla-agent-${randomBytes(6).toString("hex")}.tar.gz`;
-    await sftpPut(shell.conn, options.agentBundle.path, remote, options.signal);
     const dir = layout.installDir;
+    // Streamed into tar on the host: one pass, no temporary copy of the tarball to write and
+    // read back (the runtime makes it ~40 MB; on a VM under TCG every pass over it counts).
     await shell.run(
-      `set -e; rm -rf '${dir}.new'; mkdir -p '${dir}.new'; tar -xzf '${remote}' -C '${dir}.new'; rm -f '${remote}'; rm -rf '${dir}.old'; ` +
+      `set -e; rm -rf '${dir}.new'; mkdir -p '${dir}.new'; tar -xzf - -C '${dir}.new'; rm -rf '${dir}.old'; ` +
         `if [ -d '${dir}' ]; then mv '${dir}' '${dir}.old'; fi; mv '${dir}.new' '${dir}'; rm -rf '${dir}.old'`,
+      await readFile(options.agentBundle.path),
     );
     return (await shell.run(`head -n1 '${dir}/VERSION'`)).trim();
   });
@@ -225,6 +216,7 @@ async function installService(shell: RootShell, options: ProvisionOptions, layou
   if (options.controlPlane) Object.assign(env, { FLOTILLA_API_URL: options.controlPlane.url, FLOTILLA_JOIN_TOKEN: options.controlPlane.joinToken });
   // An https API URL is the agents' TLS listener, whose certificate the Flotilla CA signed.
   if (options.controlPlane?.url.startsWith("https://")) env.NODE_EXTRA_CA_CERTS = layout.caPath;
+  Object.assign(env, engineEnvironment(options.engine ?? {}));
   await shell.writeFile(layout.envPath, renderAgentEnv(env), 0o600);
   await shell.writeFile(layout.runScript, renderRunScript(layout, options.engine ?? {}), 0o755);
   const kind = await detectServiceKind(shell, layout);

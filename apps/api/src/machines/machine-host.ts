@@ -19,7 +19,26 @@ import { MACHINES_CONFIG, type MachinesConfig } from "./machines-config";
 import type { MachineRow } from "./machines.repository";
 
 /** Engine flags accepted by `machine create` beside the driver's (as docker-machine's --engine-*). */
-export const ENGINE_OPTIONS = [{ name: "engine-insecure-registry", type: "string", help: "Registry (host:port) the agent reaches over plain http; comma-separated for several" }] as const;
+export const ENGINE_OPTIONS = [
+  { name: "engine-insecure-registry", type: "string", help: "Registry (host:port) the agent reaches over plain http; comma-separated for several" },
+  { name: "engine-env", type: "string", help: "Environment variable of the agent, KEY=VALUE (e.g. HTTP_PROXY); comma-separated for several" },
+  { name: "engine-label", type: "string", help: "Label of the machine's node, KEY=VALUE (for placement constraints); comma-separated for several" },
+] as const;
+
+const ENGINE_FLAGS = ENGINE_OPTIONS.map((o) => `--${o.name}`).join(", ");
+
+/** `KEY=VALUE` pairs of a comma-separated engine flag, each checked by `valid`. */
+function pairs(flag: string, value: OptionValue, key: RegExp, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of String(value).split(",").map((s) => s.trim()).filter(Boolean)) {
+    const at = item.indexOf("=");
+    const k = at > 0 ? item.slice(0, at) : "";
+    const v = at > 0 ? item.slice(at + 1) : "";
+    if (!key.test(k) || /[\0\n\r]/.test(v)) throw new InvalidError(`--${flag} must be KEY=VALUE with ${what}, got ${JSON.stringify(item)}`, { field: flag });
+    out[k] = v;
+  }
+  return out;
+}
 
 export { agentTokenName } from "../auth/roles";
 
@@ -35,8 +54,15 @@ export function splitOptions(raw: Record<string, OptionValue>): { driver: RawOpt
         if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(r)) throw new InvalidError(`--engine-insecure-registry must be host or host:port, got ${JSON.stringify(r)}`, { field: key });
       }
       engine.insecureRegistries = [...(engine.insecureRegistries ?? []), ...list];
+    } else if (key === "engine-env") {
+      const env = pairs(key, v, /^[A-Za-z_][A-Za-z0-9_]*$/, "KEY a variable name");
+      const reserved = Object.keys(env).find((k) => k.startsWith("FLOTILLA_"));
+      if (reserved) throw new InvalidError(`--engine-env ${reserved}: FLOTILLA_* variables are set by provisioning`, { field: key });
+      engine.env = { ...engine.env, ...env };
+    } else if (key === "engine-label") {
+      engine.labels = { ...engine.labels, ...pairs(key, v, /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/, "KEY of letters, digits, \".\", \"_\", \"/\" or \"-\"") };
     } else if (key.startsWith("engine-")) {
-      throw new InvalidError(`unknown option --${key} (engine options: --engine-insecure-registry)`, { field: key });
+      throw new InvalidError(`unknown option --${key} (engine options: ${ENGINE_FLAGS})`, { field: key });
     } else {
       driver[key] = v;
     }
