@@ -22,6 +22,7 @@ export const HOST_PATH_OPTIONS: ReadonlySet<string> = new Set([
   "virtualbox-boot2docker-url",
   "virtualbox-share-folder",
   "hyperv-boot2docker-url",
+  "qemu-image",
 ]);
 /** Drivers whose machines share the control plane's host and filesystem: admin only. */
 export const HOST_SHARING_DRIVERS: ReadonlySet<string> = new Set(["netns"]);
