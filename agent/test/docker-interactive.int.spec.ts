@@ -179,6 +179,98 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_TMUX)("interactive container
     await dockerOk(env, ["rm", "dt"]);
   });
 
+  it("docker top, stats (one-shot and stream), pause/unpause", async () => {
+    await dockerOk(env, ["run", "-d", "--name", "ops", "--memory", "64m", image, "sh", "-c", "sleep 3600 & exec sleep 3601"]);
+    const top = await dockerOk(env, ["top", "ops"]);
+    expect(top.split("\n")[0]).toMatch(/^UID\s+PID\s+PPID\s+C\s+STIME\s+TTY\s+TIME\s+CMD$/);
+    expect(top).toContain("sleep 3600");
+    expect(top).toContain("sleep 3601");
+    expect(top).not.toContain("vitest"); // only the container's processes
+    const custom = JSON.parse((await rawRequest(agent.socket, "GET", "/v1.41/containers/ops/top?ps_args=-o%20pid,comm")).body);
+    expect(custom.Titles).toEqual(["PID", "COMMAND"]);
+    expect(custom.Processes.map((p: string[]) => p[1]).sort()).toEqual(["sleep", "sleep"]);
+
+    const stats = JSON.parse(await dockerOk(env, ["stats", "--no-stream", "--format", "{{json .}}", "ops"]));
+    expect(stats.Name).toBe("ops");
+    expect(stats.MemUsage).toMatch(/ \/ 64MiB$/);
+    expect(stats.PIDs).toBe("2");
+    const raw = JSON.parse((await rawRequest(agent.socket, "GET", "/v1.41/containers/ops/stats?stream=0&one-shot=1")).body);
+    expect(raw.memory_stats.limit).toBe(64 * 1024 * 1024);
+    expect(raw.memory_stats.usage).toBeGreaterThan(0);
+    expect(raw.cpu_stats.cpu_usage.total_usage).toBeGreaterThan(0);
+    expect(raw.cpu_stats.system_cpu_usage).toBeGreaterThan(0);
+    expect(raw.pids_stats.current).toBe(2);
+    expect(Array.isArray(raw.blkio_stats.io_service_bytes_recursive)).toBe(true);
+
+    await dockerOk(env, ["pause", "ops"]);
+    expect(await dockerOk(env, ["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "ops"])).toBe("paused true");
+    expect(await dockerOk(env, ["ps", "--filter", "name=ops", "--format", "{{.Status}}"])).toMatch(/\(Paused\)$/);
+    const state = JSON.parse((await rawRequest(agent.socket, "GET", "/v1.41/containers/ops/stats?stream=0&one-shot=1")).body);
+    expect(state.pids_stats.current).toBe(2);
+    expect((await docker(env, ["pause", "ops"])).stderr).toContain("is already paused");
+    await dockerOk(env, ["unpause", "ops"]);
+    expect(await dockerOk(env, ["exec", "ops", "echo", "thawed"])).toBe("thawed");
+    expect((await docker(env, ["unpause", "ops"])).stderr).toContain("is not paused");
+    // A paused container can still be removed by force (thawed for the KILL).
+    await dockerOk(env, ["pause", "ops"]);
+    await dockerOk(env, ["rm", "-f", "ops"]);
+    const gone = await rawRequest(agent.socket, "GET", "/v1.41/containers/ops/stats?stream=0");
+    expect(gone.status).toBe(404);
+    expect(gone.body).toContain("No such container: ops");
+  });
+
+  it("health checks: from --health-cmd to healthy, a failing one to unhealthy, events and docker ps", async () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    await dockerOk(env, ["run", "-d", "--name", "good", "--health-cmd", "test -e /tmp/ready && echo fine", "--health-interval", "200ms", "--health-retries", "2", image, "sh", "-c", "sleep 1; touch /tmp/ready; exec sleep 3600"]);
+    await dockerOk(env, ["run", "-d", "--name", "bad", "--health-cmd", "echo broken; exit 1", "--health-interval", "200ms", "--health-retries", "2", image, "sleep", "3600"]);
+    await dockerOk(env, ["run", "-d", "--name", "none", "--no-healthcheck", image, "sleep", "3600"]);
+    const health = async (name: string) => JSON.parse(await dockerOk(env, ["inspect", "-f", "{{json .State.Health}}", name]));
+    expect((await health("good")).Status).toMatch(/starting|healthy/);
+    await waitFor("good to become healthy", async () => (await health("good")).Status === "healthy", 20_000);
+    await waitFor("bad to become unhealthy", async () => (await health("bad")).Status === "unhealthy", 20_000);
+    const good = await health("good");
+    expect(good.FailingStreak).toBe(0);
+    expect(good.Log.at(-1)).toMatchObject({ ExitCode: 0, Output: "fine\n" });
+    const bad = await health("bad");
+    expect(bad.FailingStreak).toBeGreaterThanOrEqual(2);
+    expect(bad.Log.at(-1)).toMatchObject({ ExitCode: 1, Output: "broken\n" });
+    expect(await dockerOk(env, ["ps", "--filter", "name=good", "--format", "{{.Status}}"])).toMatch(/\(healthy\)$/);
+    expect(await dockerOk(env, ["ps", "--filter", "name=bad", "--format", "{{.Status}}"])).toMatch(/\(unhealthy\)$/);
+    const events = await dockerOk(env, ["events", "--since", String(since), "--until", String(Math.ceil(Date.now() / 1000)), "--filter", "event=health_status", "--format", "{{.Actor.Attributes.name}} {{.Action}}"]);
+    expect(events.split("\n")).toEqual(expect.arrayContaining(["good health_status: healthy", "bad health_status: unhealthy"]));
+    expect(await dockerOk(env, ["inspect", "-f", "{{json .State.Health}} {{json .Config.Healthcheck.Test}}", "none"])).toBe('null ["NONE"]');
+    const bogus = await docker(env, ["run", "-d", "--health-cmd", "true", "--health-interval", "1us", image, "true"]);
+    expect(bogus.stderr).toContain("Interval in Healthcheck cannot be less than 1ms");
+    for (const n of ["good", "bad"]) await dockerOk(env, ["rm", "-f", n]);
+    await dockerOk(env, ["rm", "-f", "none"]);
+  });
+
+  it("rename, update (limits on the running cgroup, restart policy), diff; cp and export refused by name", async () => {
+    await dockerOk(env, ["run", "-d", "--name", "upd", "--memory", "64m", image, "sh", "-c", "echo x > /tmp/new; rm /bin/vi; echo y >> /etc/passwd; exec sleep 3600"]);
+    await dockerOk(env, ["rename", "upd", "upd2"]);
+    expect(await dockerOk(env, ["inspect", "-f", "{{.Name}}", "upd2"])).toBe("/upd2");
+    expect((await docker(env, ["inspect", "upd"])).code).not.toBe(0);
+    await dockerOk(env, ["run", "-d", "--name", "other", image, "sleep", "3600"]);
+    expect((await docker(env, ["rename", "upd2", "other"])).stderr).toContain('The container name "/other" is already in use');
+    await dockerOk(env, ["update", "--memory", "96m", "--pids-limit", "50", "--cpus", "0.5", "--restart", "on-failure:3", "upd2"]);
+    const limits = await dockerOk(env, ["exec", "upd2", "sh", "-c", "echo ok"]);
+    expect(limits).toBe("ok");
+    const hc = JSON.parse(await dockerOk(env, ["inspect", "-f", "{{json .HostConfig}}", "upd2"]));
+    expect(hc).toMatchObject({ Memory: 96 * 1024 * 1024, PidsLimit: 50, NanoCpus: 5e8, RestartPolicy: { Name: "on-failure", MaximumRetryCount: 3 } });
+    const raw = JSON.parse((await rawRequest(agent.socket, "GET", "/v1.41/containers/upd2/stats?stream=0&one-shot=1")).body);
+    expect(raw.memory_stats.limit).toBe(96 * 1024 * 1024);
+    expect(raw.pids_stats.limit).toBe(50);
+    expect((await docker(env, ["update", "--blkio-weight", "300", "upd2"])).stderr).toContain("BlkioWeight is not supported");
+    await waitFor("the container's changes", async () => (await dockerOk(env, ["diff", "upd2"])).includes("D /bin/vi"));
+    const diff = (await dockerOk(env, ["diff", "upd2"])).split("\n");
+    expect(diff).toEqual(expect.arrayContaining(["A /tmp/new", "D /bin/vi", "C /etc/passwd"]));
+    const cp = await docker(env, ["cp", "upd2:/etc/hostname", "/tmp/flotilla-e12-never"]);
+    expect(cp.code).not.toBe(0);
+    expect(cp.stderr).toContain("docker cp (copying from a container) is not supported by this agent yet");
+    expect(fs.existsSync("/tmp/flotilla-e12-never")).toBe(false);
+    await dockerOk(env, ["rm", "-f", "upd2", "other"]);
+  });
+
   it("leaves no mounts or cgroups behind", async () => {
     for (const c of agent.handle.containers.all()) await agent.handle.containers.remove(c.id, { force: true });
     expect(leftovers(agent.root, knownIds(agent.handle))).toEqual([]);

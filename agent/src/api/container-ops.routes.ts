@@ -1,5 +1,6 @@
 /**
- * Container endpoints beyond the lifecycle: top, stats (stream and one-shot), pause/unpause.
+ * Container endpoints beyond the lifecycle: top, stats (stream and one-shot), pause/unpause,
+ * rename, update, diff; docker cp and export are refused by name (not implemented yet).
  */
 import { ConflictError } from "@flotilla/core";
 import { cgroupOf, cgroupPids } from "../containers/cgroup-files";
@@ -7,11 +8,16 @@ import type { ContainerService } from "../containers/container-service";
 import { readShimState } from "../containers/shim-client";
 import { emptyStats, sampleStats, type StatsJson } from "../containers/stats";
 import { filterPs, runPs } from "../containers/top";
-import { queryBool, sendEmpty, sendJson } from "./http-util";
+import { diffUpper, renameContainer, updateContainer, type UpdateBody } from "../containers/container-update";
+import type { ImageStore } from "../images";
+import type { EventBus } from "../events/event-bus";
+import { HttpError, queryBool, readJson, sendEmpty, sendJson } from "./http-util";
 import type { Router } from "./router";
 
 export interface ContainerOpsDeps {
   containers: ContainerService;
+  images: ImageStore;
+  events: EventBus;
 }
 
 /** Between two samples of a stream, as dockerd's collector. */
@@ -78,4 +84,32 @@ export function registerContainerOpsRoutes(router: Router, deps: ContainerOpsDep
     await containers.unpause(params.id!);
     sendEmpty(res);
   });
+
+  router.add("POST", "/containers/:id/rename", async ({ res, params, query }) => {
+    const { c, oldName } = await renameContainer(containers, params.id!, query.get("name") ?? "");
+    deps.events.emit("container", "rename", c.id, { ...containers.attributes(c), oldName });
+    sendEmpty(res);
+  });
+
+  router.add("POST", "/containers/:id/update", async ({ req, res, params }) => {
+    const body = await readJson<UpdateBody>(req);
+    await updateContainer(containers, params.id!, body);
+    const c = containers.get(params.id!);
+    deps.events.emit("container", "update", c.id, containers.attributes(c));
+    sendJson(res, 200, { Warnings: null });
+  });
+
+  router.add("GET", "/containers/:id/changes", async ({ res, params }) => {
+    const c = containers.get(params.id!);
+    const image = await deps.images.resolve(c.imageId);
+    sendJson(res, 200, diffUpper(containers.store.paths(c.id).upper, image.lowerDirs));
+  });
+
+  // Refused by name rather than a bare 404, until they are built (see agent/README.md).
+  const notYet = (what: string) => () => {
+    throw new HttpError(501, `${what} is not supported by this agent yet`);
+  };
+  router.add("GET", "/containers/:id/archive", notYet("docker cp (copying from a container)"));
+  router.add("PUT", "/containers/:id/archive", notYet("docker cp (copying into a container)"));
+  router.add("GET", "/containers/:id/export", notYet("docker export"));
 }

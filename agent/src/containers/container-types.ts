@@ -3,6 +3,8 @@
  * normalized pieces of a create request. Docker-shaped where Docker's shape is what we return.
  */
 
+import type { HealthConfig } from "../health/health-config";
+
 export type NetworkModeName = "bridge" | "host" | "none";
 export type PortProtocol = "tcp" | "udp";
 
@@ -49,6 +51,7 @@ export interface ContainerConfig {
   Labels: Record<string, string>;
   StopSignal?: string;
   StopTimeout?: number;
+  Healthcheck?: HealthConfig;
 }
 
 /** The `HostConfig` of container inspect: the subset we honour, normalized. */

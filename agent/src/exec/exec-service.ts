@@ -18,7 +18,7 @@ import { frame } from "../containers/logs";
 import { resolveUser } from "../containers/rootfs-files";
 import { readShimState, ShimRunError, shimRun } from "../containers/shim-client";
 import type { EventBus } from "../events/event-bus";
-import { connectAttach, resizeTty } from "./attach-socket";
+import { connectAttach, resizeTty, writeControl } from "./attach-socket";
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from "./detach-keys";
 import { parseExecCreate, shimExecArgs, type ExecCreateBody, type ExecSpec } from "./exec-args";
 import { pipeInteractive } from "./interactive";
@@ -192,7 +192,8 @@ export class ExecService {
       const shim = await connectAttach(x.stateDir, false);
       const chunks: Buffer[] = [];
       let size = 0;
-      const onAbort = () => shim.destroy();
+      // A probe past its timeout is killed; its shim then closes the socket as for any exit.
+      const onAbort = () => writeControl(x.stateDir, "9");
       signal.addEventListener("abort", onAbort);
       await new Promise<void>((resolve) => {
         shim.on("data", (b: Buffer) => {
