@@ -114,8 +114,8 @@ describe("create request", () => {
   });
 
   it("refuses what the agent does not do, clearly", () => {
-    expect(() => spec({ Tty: true })).toThrow(NotSupportedError);
-    expect(() => spec({ OpenStdin: true })).toThrow(NotSupportedError);
+    expect(spec({ Tty: true, OpenStdin: true, StdinOnce: true, AttachStdin: true }).config).toMatchObject({ Tty: true, OpenStdin: true, StdinOnce: true, AttachStdin: true });
+    expect(spec({ StdinOnce: true }).config.StdinOnce).toBe(false); // only with OpenStdin
     expect(() => spec({ HostConfig: { Privileged: true } })).toThrow(NotSupportedError);
     expect(() => spec({ HostConfig: { NetworkMode: "mynet" } })).toThrow(/not found/);
     expect(() => spec({ HostConfig: { NetworkMode: "container:abc" } })).toThrow(NotSupportedError);
