@@ -8,6 +8,7 @@ import type { ContainerService } from "../containers/container-service";
 import { readShimState } from "../containers/shim-client";
 import { emptyStats, sampleStats, type StatsJson } from "../containers/stats";
 import { filterPs, runPs } from "../containers/top";
+import { pauseContainer } from "../containers/freezer";
 import { diffUpper, renameContainer, updateContainer, type UpdateBody } from "../containers/container-update";
 import type { ImageStore } from "../images";
 import type { EventBus } from "../events/event-bus";
@@ -76,12 +77,12 @@ export function registerContainerOpsRoutes(router: Router, deps: ContainerOpsDep
   });
 
   router.add("POST", "/containers/:id/pause", async ({ res, params }) => {
-    await containers.pause(params.id!);
+    await pauseContainer(containers, deps.events, params.id!, true);
     sendEmpty(res);
   });
 
   router.add("POST", "/containers/:id/unpause", async ({ res, params }) => {
-    await containers.unpause(params.id!);
+    await pauseContainer(containers, deps.events, params.id!, false);
     sendEmpty(res);
   });
 
