@@ -208,6 +208,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_TMUX)("interactive container
     const state = JSON.parse((await rawRequest(agent.socket, "GET", "/v1.41/containers/ops/stats?stream=0&one-shot=1")).body);
     expect(state.pids_stats.current).toBe(2);
     expect((await docker(env, ["pause", "ops"])).stderr).toContain("is already paused");
+    expect((await docker(env, ["exec", "ops", "true"])).stderr).toContain("is paused, unpause the container before exec");
     await dockerOk(env, ["unpause", "ops"]);
     expect(await dockerOk(env, ["exec", "ops", "echo", "thawed"])).toBe("thawed");
     expect((await docker(env, ["unpause", "ops"])).stderr).toContain("is not paused");
@@ -221,7 +222,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_TMUX)("interactive container
 
   it("health checks: from --health-cmd to healthy, a failing one to unhealthy, events and docker ps", async () => {
     const since = Math.floor(Date.now() / 1000) - 1;
-    await dockerOk(env, ["run", "-d", "--name", "good", "--health-cmd", "test -e /tmp/ready && echo fine", "--health-interval", "200ms", "--health-retries", "2", image, "sh", "-c", "sleep 1; touch /tmp/ready; exec sleep 3600"]);
+    await dockerOk(env, ["run", "-d", "--name", "good", "--health-cmd", "test -e /tmp/ready && echo fine", "--health-interval", "200ms", "--health-retries", "2", "--health-start-period", "30s", image, "sh", "-c", "sleep 1; touch /tmp/ready; exec sleep 3600"]);
     await dockerOk(env, ["run", "-d", "--name", "bad", "--health-cmd", "echo broken; exit 1", "--health-interval", "200ms", "--health-retries", "2", image, "sleep", "3600"]);
     await dockerOk(env, ["run", "-d", "--name", "none", "--no-healthcheck", image, "sleep", "3600"]);
     const health = async (name: string) => JSON.parse(await dockerOk(env, ["inspect", "-f", "{{json .State.Health}}", name]));

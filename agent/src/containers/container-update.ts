@@ -33,7 +33,7 @@ const APPLIED = new Set(["Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuPe
 /** The new HostConfig after an update (pure); InvalidError/NotSupportedError with the field. */
 export function planUpdate(hc: HostConfig, body: UpdateBody, autoRemove: boolean): HostConfig {
   for (const [k, v] of Object.entries(body)) {
-    if (APPLIED.has(k) || v === undefined || v === null || v === 0 || v === "" || (Array.isArray(v) && !v.length) || (typeof v === "object" && !Array.isArray(v) && !Object.keys(v as object).length)) continue;
+    if (APPLIED.has(k) || v === undefined || v === null || v === 0 || v === "" || v === false || (Array.isArray(v) && !v.length) || (typeof v === "object" && !Array.isArray(v) && !Object.keys(v as object).length)) continue;
     throw new NotSupportedError(`docker update: ${k} is not supported by this agent`, { field: k });
   }
   const next: HostConfig = { ...hc, RestartPolicy: { ...hc.RestartPolicy } };

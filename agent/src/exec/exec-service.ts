@@ -52,6 +52,7 @@ function runningContainer(containers: ContainerService, ref: string): ContainerR
   const c = containers.get(ref);
   if (c.state.status === "restarting") throw new ConflictError(`Container ${c.id} is restarting, wait until the container is running`);
   if (c.state.status !== "running") throw new ConflictError(`Container ${c.id} is not running`);
+  if (c.state.paused) throw new ConflictError(`Container ${c.id} is paused, unpause the container before exec`);
   return c;
 }
 
