@@ -265,11 +265,49 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_TMUX)("interactive container
     await waitFor("the container's changes", async () => (await dockerOk(env, ["diff", "upd2"])).includes("D /bin/vi"));
     const diff = (await dockerOk(env, ["diff", "upd2"])).split("\n");
     expect(diff).toEqual(expect.arrayContaining(["A /tmp/new", "D /bin/vi", "C /etc/passwd"]));
-    const cp = await docker(env, ["cp", "upd2:/etc/hostname", "/tmp/flotilla-e12-never"]);
-    expect(cp.code).not.toBe(0);
-    expect(cp.stderr).toContain("docker cp (copying from a container) is not supported by this agent yet");
-    expect(fs.existsSync("/tmp/flotilla-e12-never")).toBe(false);
+    expect((await docker(env, ["export", "upd2"])).stderr).toContain("docker export is not supported by this agent yet");
     await dockerOk(env, ["rm", "-f", "upd2", "other"]);
+  });
+
+  it("docker cp both ways, and symlinks in the container never lead out of its rootfs", async () => {
+    const host = fs.mkdtempSync("/tmp/flotilla-cp-");
+    const target = fs.mkdtempSync("/var/tmp/flotilla-cp-target-"); // exists on the host only
+    fs.writeFileSync(`${host}/secret`, "HOST SECRET\n");
+    fs.writeFileSync(`${host}/in.txt`, "into the container\n");
+    fs.mkdirSync(`${host}/tree/sub`, { recursive: true });
+    fs.writeFileSync(`${host}/tree/sub/file.txt`, "nested\n");
+    const script = `mkdir -p /data; ln -s ${host} /tmp/abs; ln -s ../../../../../..${host} /tmp/rel; ln -s ${target} /data/sub; ln -s ${target} /tmp/evil; exec sleep 3600`;
+    await dockerOk(env, ["run", "-d", "--name", "cp1", image, "sh", "-c", script]);
+    await waitFor("the links", async () => (await docker(env, ["exec", "cp1", "test", "-L", "/tmp/evil"])).code === 0);
+    try {
+      // in and out
+      await dockerOk(env, ["cp", `${host}/in.txt`, "cp1:/tmp/"]);
+      expect(await dockerOk(env, ["exec", "cp1", "cat", "/tmp/in.txt"])).toBe("into the container");
+      expect(await dockerOk(env, ["exec", "cp1", "stat", "-c", "%u:%g", "/tmp/in.txt"])).toBe("0:0");
+      await dockerOk(env, ["cp", "cp1:/etc/passwd", `${host}/passwd.out`]);
+      expect(fs.readFileSync(`${host}/passwd.out`, "utf8")).toBe(await dockerOk(env, ["exec", "cp1", "cat", "/etc/passwd"]) + "\n");
+      await dockerOk(env, ["cp", `${host}/tree`, "cp1:/tmp/"]);
+      expect(await dockerOk(env, ["exec", "cp1", "cat", "/tmp/tree/sub/file.txt"])).toBe("nested");
+      await dockerOk(env, ["cp", "cp1:/tmp/tree", `${host}/tree.out`]);
+      expect(fs.readFileSync(`${host}/tree.out/sub/file.txt`, "utf8")).toBe("nested\n");
+      // out through links: they resolve inside the container, where the host path does not exist
+      for (const link of ["/tmp/abs/secret", "/tmp/rel/secret"]) {
+        const r = await docker(env, ["cp", `cp1:${link}`, `${host}/stolen`]);
+        expect(r.code, link).not.toBe(0);
+        expect(r.stderr).toContain("Could not find the file");
+        expect(fs.existsSync(`${host}/stolen`)).toBe(false);
+      }
+      // in through links: a destination behind a link, and an archive directory over a link
+      expect((await docker(env, ["cp", `${host}/in.txt`, "cp1:/tmp/evil/"])).code).not.toBe(0);
+      await dockerOk(env, ["cp", `${host}/tree/.`, "cp1:/data"]);
+      expect(await dockerOk(env, ["exec", "cp1", "cat", "/data/sub/file.txt"])).toBe("nested");
+      expect(fs.readdirSync(target)).toEqual([]);
+      expect((await docker(env, ["cp", "cp1:/no/such", `${host}/x`])).stderr).toContain("Could not find the file /no/such in container");
+    } finally {
+      await dockerOk(env, ["rm", "-f", "cp1"]);
+      fs.rmSync(host, { recursive: true, force: true });
+      fs.rmSync(target, { recursive: true, force: true });
+    }
   });
 
   it("leaves no mounts or cgroups behind", async () => {
