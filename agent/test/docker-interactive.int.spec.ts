@@ -139,7 +139,12 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_TMUX)("interactive container
     expect((await rawRequest(agent.socket, "POST", `/v1.41/exec/${execId}/start`, JSON.stringify({ Detach: true }))).status).toBe(200);
     expect(JSON.parse((await rawRequest(agent.socket, "GET", `/v1.41/exec/${execId}/json`)).body)).toMatchObject({ Running: true, ExitCode: null });
     await dockerOk(env, ["kill", "ex2"]);
-    expect(JSON.parse((await rawRequest(agent.socket, "GET", `/v1.41/exec/${execId}/json`)).body)).toMatchObject({ Running: false, ExitCode: 137 });
+    // The kernel kills the exec with the container's pid namespace; its shim records that.
+    const ended = await waitFor("the exec to end with its container", async () => {
+      const x = JSON.parse((await rawRequest(agent.socket, "GET", `/v1.41/exec/${execId}/json`)).body);
+      return x.Running ? null : x;
+    });
+    expect(ended).toMatchObject({ Running: false, ExitCode: 137 });
     const stopped = await docker(env, ["exec", "ex2", "true"]);
     expect(stopped.code).not.toBe(0);
     expect(stopped.stderr).toMatch(/Container [0-9a-f]{64} is not running/);
