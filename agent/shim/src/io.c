@@ -221,7 +221,8 @@ void attach_close_all(struct run *r)
 
 bool attach_holding(struct run *r)
 {
-	if (!r->cfg->attach_wait || r->ever_attached)
+	/* a start that failed has nothing to hold: its error goes to the caller now */
+	if (!r->cfg->attach_wait || r->ever_attached || r->start_code != 0)
 		return false;
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
