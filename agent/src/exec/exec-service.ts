@@ -38,6 +38,8 @@ export interface ExecRecord {
   exitCode: number | null;
   pid: number;
   stateDir: string;
+  /** The last window size asked for; applied once the process runs (the CLI may ask earlier). */
+  size: [number, number] | null;
 }
 
 export interface ExecServiceDeps {
@@ -90,7 +92,7 @@ export class ExecService {
     const c = runningContainer(this.deps.containers, ref);
     const id = randomBytes(32).toString("hex");
     const stateDir = join(this.deps.containers.store.paths(c.id).dir, "exec", id);
-    this.execs.set(id, { id, containerId: c.id, spec, state: "created", exitCode: null, pid: 0, stateDir });
+    this.execs.set(id, { id, containerId: c.id, spec, state: "created", exitCode: null, pid: 0, stateDir, size: spec.consoleSize });
     this.deps.events.emit("container", `exec_create: ${spec.cmd.join(" ")}`, c.id, { ...this.deps.containers.attributes(c), execID: id });
     return { Id: id };
   }
@@ -139,7 +141,7 @@ export class ExecService {
       const args = shimExecArgs(c, x.spec, { execId: x.id, stateDir: x.stateDir, pid: shim.pid, cgroup: shim.cgroup, user, attachWait });
       const started = await shimRun(this.deps.shimPath, args, "exec");
       x.pid = started.pid;
-      if (x.spec.consoleSize) resizeTty(x.stateDir, x.spec.consoleSize[0], x.spec.consoleSize[1]);
+      if (x.size) resizeTty(x.stateDir, x.size[0], x.size[1]);
       this.deps.events.emit("container", `exec_start: ${x.spec.cmd.join(" ")}`, c.id, { ...this.deps.containers.attributes(c), execID: x.id });
     } catch (err) {
       x.state = "exited";
@@ -216,8 +218,10 @@ export class ExecService {
   /** POST /exec/{id}/resize. */
   resize(id: string, rows: number, cols: number): void {
     const x = this.get(id);
-    if (x.state !== "running") throw new ConflictError(`Exec ${x.id} is not running`);
-    resizeTty(x.stateDir, rows, cols);
+    if (x.state === "exited") throw new ConflictError(`Exec ${x.id} is not running`);
+    // The CLI resizes right after its start request; the shim may not run yet: keep it for then.
+    x.size = [rows, cols];
+    if (x.pid > 0) resizeTty(x.stateDir, rows, cols);
   }
 
   /** GET /exec/{id}/json, in Docker's shape. */
