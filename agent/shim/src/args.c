@@ -31,6 +31,7 @@ const char shim_usage[] =
 	"  --readonly-rootfs        --netns new|host|PATH   --log FILE\n"
 	"  --cgroup-parent NAME (default flotilla)   --cgroup-root DIR (default /sys/fs/cgroup)\n"
 	"  --seccomp default|unconfined             --foreground (alias --wait)\n"
+	"  --caps MASK              capabilities kept, a subset of docker's default set (hex)\n"
 	"  --tty  --stdin  --stdin-once  --attach  --attach-wait   (interactive I/O, see README)\n"
 	"\n"
 	"exec options: --env --cwd --user --groups --seccomp --tty --stdin --stdin-once --attach\n"
@@ -262,6 +263,16 @@ static int parse_run_option(struct shim_config *cfg, int argc, char **argv, int 
 		if (!path_is_abs(v))
 			return shim_fail(err, 0, "--cgroup-root: \"%s\" must be an absolute path", v);
 		cfg->cgroup_root = v;
+		return 0;
+	}
+	OPT("--caps") {
+		char *end = NULL;
+		errno = 0;
+		unsigned long long mask = strtoull(v, &end, 16);
+		if (errno != 0 || end == v || *end != '\0' || v[0] == '-')
+			return shim_fail(err, 0, "--caps: \"%s\" must be a hexadecimal mask", v);
+		cfg->caps = (uint64_t)mask;
+		cfg->has_caps = true;
 		return 0;
 	}
 	OPT("--seccomp") {

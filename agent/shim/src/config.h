@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -75,6 +76,8 @@ struct shim_config {
 	const char *cgroup_root;   /* default /sys/fs/cgroup */
 	bool foreground;
 	bool seccomp;
+	bool has_caps;           /* --caps given: keep cfg->caps instead of the default set */
+	uint64_t caps;
 
 	/* interactive I/O (see attach.h) */
 	bool tty;                /* a pty: the command's stdio is its slave, /dev/console too (run) */

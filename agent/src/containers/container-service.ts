@@ -5,7 +5,7 @@
  * container-runner.ts; records persist in ContainerStore, so a restarted agent re-adopts what its shims still run.
  */
 import { ConflictError } from "@flotilla/core";
-import { HttpError, NotModifiedError } from "../api/http-util";
+import { HttpError, NotModifiedError } from "../engine-errors";
 import type { EventBus } from "../events/event-bus";
 import type { ImageStore } from "../images";
 import type { VolumeStore } from "../volumes/volume-store";
@@ -30,6 +30,8 @@ export interface ContainerServiceDeps {
   /** The bridge network module, or null (bridge containers get loopback only). */
   network: NetworkPort | null;
   shimPath: string;
+  /** Bind sources refused (a machine sharing the control plane's host); empty: none. */
+  denyBinds?: readonly string[];
   log?: (msg: string) => void;
 }
 
@@ -59,6 +61,8 @@ export class ContainerService {
   /** Containers whose start is in progress: a second start is a 304, an exit check waits. */
   private readonly starting = new Map<string, Promise<void>>();
   private readonly exiting = new Set<string>();
+  /** Containers this agent has signalled since they started: any other signalled exit came from outside. */
+  private readonly signalled = new Set<string>();
   /** Attach calls waiting for a start (see untilStarted, holdOutputForAttach). */
   private readonly startListeners = new Map<string, Array<(ok: boolean) => void>>();
   private readonly attachHolds = new Map<string, number>();
@@ -108,8 +112,8 @@ export class ContainerService {
     const restored = await this.deps.network?.restore(live);
     for (const lost of restored?.lost ?? []) {
       // Running without its network: kill it so its restart policy brings it back attached.
-      this.log(`container ${lost.containerId} lost its network (${lost.reason}); killing it`);
-      shimSignal(this.store.paths(lost.containerId).stateDir, 9);
+      const c = this.store.find(lost.containerId);
+      if (c) this.signal(c, 9, `it lost its network (${lost.reason}) while the agent was away; its restart policy brings it back attached`);
     }
     for (const c of this.store.all()) {
       if (c.state.status !== "exited") continue;
@@ -136,7 +140,7 @@ export class ContainerService {
 
   /** POST /containers/create. Validation first: a refused request leaves nothing behind. */
   create(body: CreateBody, nameParam: string | null): Promise<{ Id: string; Warnings: string[] }> {
-    return createContainer({ ...this.deps, store: this.store, attributes: (c) => this.attributes(c) }, body, nameParam);
+    return createContainer({ ...this.deps, store: this.store, userNetworks: this.deps.network?.user ?? null, attributes: (c) => this.attributes(c) }, body, nameParam);
   }
 
   /** POST /containers/{id}/start. 304 when already running. */
@@ -205,8 +209,12 @@ export class ContainerService {
       this.monitor.unwatch(c.id);
       const ranForMs = Date.now() - Date.parse(c.state.startedAt ?? new Date().toISOString());
       c.state = stateAfterExit(c.state, s, "the container's shim died without recording the exit");
-      if (c.networkMode === "bridge" && this.deps.network) {
+      const byAgent = this.signalled.delete(c.id);
+      const outside = !byAgent && (c.state.exitCode > 128 || !s) ? ` (not signalled by this agent: ${s ? `signal ${c.state.exitCode - 128} came from outside` : c.state.error})` : "";
+      this.log(`container ${c.id.slice(0, 12)} (${c.name.slice(1)}) exited with code ${c.state.exitCode}${outside}`);
+      if ((c.networkMode === "bridge" || c.networkMode === "user") && this.deps.network) {
         await this.deps.network.detach(c.id).catch((e) => this.log(`network detach ${c.id}: ${(e as Error).message}`));
+        if (c.networks?.length) await this.deps.network.user?.release(c.id).catch((e) => this.log(`network release ${c.id}: ${(e as Error).message}`));
       }
       c.network = null;
       const restart = !this.closed && shouldRestart(c, "exit");
@@ -305,8 +313,13 @@ export class ContainerService {
     return this.waiters.waitFor(c.id, "exit");
   }
 
-  /** Sends a signal (number) through the shim; if no shim listens, the exit is collected now. */
-  private signal(c: ContainerRecord, sig: number): void {
+  /**
+   * Sends a signal (number) through the shim, saying who asked and why in the log; if no shim
+   * listens, the exit is collected now.
+   */
+  private signal(c: ContainerRecord, sig: number, why: string): void {
+    this.signalled.add(c.id);
+    this.log(`container ${c.id.slice(0, 12)} (${c.name.slice(1)}): sending signal ${sig}: ${why}`);
     // A frozen container cannot die: thaw it for a KILL (as dockerd does for kill and rm -f).
     if (sig === 9 && c.state.paused) {
       const cg = cgroupOf(readShimState(this.store.paths(c.id).stateDir));
@@ -330,7 +343,7 @@ export class ContainerService {
    * POST /containers/{id}/stop: the stop signal (TERM unless the image says otherwise), then
    * KILL after `timeoutS` (the container's StopTimeout, else 10 s; -1 waits forever).
    */
-  async stop(ref: string, timeoutS?: number): Promise<void> {
+  async stop(ref: string, timeoutS?: number, origin = "a stop"): Promise<void> {
     const c = this.store.get(ref);
     if (c.state.status === "restarting" && this.cancelRestart(c)) {
       c.manualStop = true;
@@ -344,18 +357,18 @@ export class ContainerService {
     await this.store.save(c);
     const exit = this.waiters.waitFor(c.id, "exit");
     const grace = timeoutS ?? c.config.StopTimeout ?? STOP_GRACE_DEFAULT_S;
-    this.signal(c, signalNumber(c.config.StopSignal ?? "TERM"));
+    this.signal(c, signalNumber(c.config.StopSignal ?? "TERM"), `stop requested by ${origin}`);
     if (grace < 0) await exit;
     else if (!(await this.awaitExit(exit, grace * 1000))) {
       this.deps.events.emit("container", "kill", c.id, this.attributes(c, { signal: "9" }));
-      this.signal(c, 9);
+      this.signal(c, 9, `still running ${grace} s after the stop signal (stop requested by ${origin})`);
       if (!(await this.awaitExit(exit, KILL_WAIT_MS))) throw new HttpError(500, `container ${c.id} did not exit after SIGKILL`);
     }
     this.deps.events.emit("container", "stop", c.id, this.attributes(c));
   }
 
   /** POST /containers/{id}/kill. 409 when not running. KILL (and the stop signal) count as a manual stop. */
-  async kill(ref: string, signal = "KILL"): Promise<void> {
+  async kill(ref: string, signal = "KILL", origin = "a kill"): Promise<void> {
     const c = this.store.get(ref);
     const sig = signalNumber(signal);
     await this.starting.get(c.id);
@@ -367,15 +380,15 @@ export class ContainerService {
     }
     const exit = this.waiters.waitFor(c.id, "exit");
     this.deps.events.emit("container", "kill", c.id, this.attributes(c, { signal: String(sig) }));
-    this.signal(c, sig);
+    this.signal(c, sig, `kill requested by ${origin}`);
     // Like dockerd, answer a KILL once the container is gone, so `kill; ps` agree.
     if (sig === 9) await this.awaitExit(exit, KILL_WAIT_MS);
   }
 
   /** POST /containers/{id}/restart. */
-  async restart(ref: string, timeoutS?: number): Promise<void> {
+  async restart(ref: string, timeoutS?: number, origin = "a restart"): Promise<void> {
     try {
-      await this.stop(ref, timeoutS);
+      await this.stop(ref, timeoutS, origin);
     } catch (err) {
       if (!(err instanceof NotModifiedError)) throw err;
     }
@@ -387,7 +400,7 @@ export class ContainerService {
   }
 
   /** DELETE /containers/{id}. Running: 409 unless force (then KILL first). `volumes` drops anonymous volumes. */
-  async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+  async remove(ref: string, opts: { force?: boolean; volumes?: boolean; origin?: string } = {}): Promise<void> {
     const c = this.store.get(ref);
     if (c.state.status === "removing") return;
     await this.starting.get(c.id);
@@ -398,7 +411,7 @@ export class ContainerService {
       if (!this.cancelRestart(c) && c.state.status === "running") {
         c.manualStop = true;
         const exit = this.waiters.waitFor(c.id, "exit");
-        this.signal(c, 9);
+        this.signal(c, 9, `forced removal requested by ${opts.origin ?? "a removal"}`);
         if (!(await this.awaitExit(exit, KILL_WAIT_MS))) throw new HttpError(500, `could not kill running container ${c.id}, cannot remove`);
       }
     }

@@ -2,6 +2,7 @@
  * Container records rendered as the Engine API returns them: GET /containers/{id}/json (inspect)
  * and the elements of GET /containers/json (summary). Pure.
  */
+import { hexId } from "../network/docker-shapes";
 import type { ContainerRecord, MountSpec, PortBinding } from "./container-types";
 
 const ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -75,6 +76,32 @@ export function mountPoints(c: ContainerRecord, volumePath: (name: string) => st
   });
 }
 
+/** NetworkSettings.Networks: the mode's network, or each user network, keyed by name. */
+function networkEntries(c: ContainerRecord): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (c.networkMode !== "user") out[c.networkMode] = networkEntry(c);
+  const live = c.state.status === "running" ? (c.network?.user ?? []) : [];
+  for (const n of c.networks ?? []) {
+    const u = live.find((x) => x.networkId === n.networkId);
+    out[n.name] = {
+      IPAMConfig: n.ipv4Address ? { IPv4Address: n.ipv4Address } : null,
+      Links: null,
+      Aliases: n.aliases.length ? [...n.aliases] : null,
+      NetworkID: n.networkId,
+      EndpointID: u ? hexId("endpoint", n.networkId, c.id) : "",
+      Gateway: u?.gateway ?? "",
+      IPAddress: u?.ipAddress ?? "",
+      IPPrefixLen: u?.prefixLen ?? 0,
+      IPv6Gateway: "",
+      GlobalIPv6Address: "",
+      GlobalIPv6PrefixLen: 0,
+      MacAddress: u?.macAddress ?? "",
+      DNSNames: u ? [...new Set([c.name.slice(1), c.id.slice(0, 12), ...n.aliases])] : null,
+    };
+  }
+  return out;
+}
+
 function networkEntry(c: ContainerRecord) {
   const n = c.state.status === "running" ? c.network : null;
   return {
@@ -102,7 +129,8 @@ export interface InspectPaths {
 /** GET /containers/{id}/json. */
 export function toContainerInspect(c: ContainerRecord, paths: InspectPaths) {
   const s = c.state;
-  const n = s.status === "running" ? c.network : null;
+  // Docker fills the top-level addresses for the default bridge only.
+  const n = s.status === "running" && c.networkMode === "bridge" ? c.network : null;
   return {
     Id: c.id,
     Created: c.created,
@@ -152,7 +180,7 @@ export function toContainerInspect(c: ContainerRecord, paths: InspectPaths) {
       GlobalIPv6Address: "",
       GlobalIPv6PrefixLen: 0,
       IPv6Gateway: "",
-      Networks: { [c.networkMode]: networkEntry(c) },
+      Networks: networkEntries(c),
     },
   };
 }
@@ -166,7 +194,7 @@ export function toContainerSummary(c: ContainerRecord, volumePath: (name: string
     published.add(portKey(p));
   }
   // Exposed-only ports are shown for running containers, as `docker ps` does.
-  if (c.networkMode === "bridge" && c.state.status === "running") {
+  if ((c.networkMode === "bridge" || c.networkMode === "user") && c.state.status === "running") {
     for (const key of Object.keys(c.config.ExposedPorts ?? {})) {
       if (published.has(key)) continue;
       const [port, proto] = key.split("/");
@@ -185,7 +213,7 @@ export function toContainerSummary(c: ContainerRecord, volumePath: (name: string
     State: c.state.status === "running" && c.state.paused ? "paused" : c.state.status,
     Status: statusText(c, now),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode },
-    NetworkSettings: { Networks: { [c.networkMode]: networkEntry(c) } },
+    NetworkSettings: { Networks: networkEntries(c) },
     Mounts: mountPoints(c, volumePath),
   };
 }

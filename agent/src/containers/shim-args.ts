@@ -3,6 +3,7 @@
  * mounts, identity and command. Pure, so the mapping from Docker's HostConfig is testable.
  */
 import type { ContainerRecord } from "./container-types";
+import { capabilityMask, DEFAULT_CAP_MASK } from "./host-options";
 import type { ContainerPaths } from "./container-store";
 
 /** A mount resolved to host paths (volumes turned into their data directories). */
@@ -68,6 +69,8 @@ export function shimRunArgs(input: ShimRunInput): string[] {
   if (hc.CpuShares) args.push("--cpu-shares", String(Math.min(262144, Math.max(2, hc.CpuShares))));
   if (hc.PidsLimit) args.push("--pids", String(hc.PidsLimit));
   if (hc.ReadonlyRootfs) args.push("--readonly-rootfs");
+  const caps = capabilityMask(hc.CapAdd ?? [], hc.CapDrop ?? [], c.networkMode);
+  if (caps !== DEFAULT_CAP_MASK) args.push("--caps", `0x${caps.toString(16)}`);
   if (input.etcFiles) {
     // Bound before the user's mounts, so a user bind of /etc/hosts wins, as in Docker.
     const targets = new Set(input.mounts.map((m) => m.target));

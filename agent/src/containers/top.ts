@@ -3,7 +3,7 @@
  * the processes of the container's cgroup, as dockerd does. The parsing is pure.
  */
 import { execFile } from "node:child_process";
-import { HttpError } from "../api/http-util";
+import { HttpError } from "../engine-errors";
 
 export interface TopResult {
   Titles: string[];

@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import { ConflictError, NotFoundError } from "@flotilla/core";
-import { HttpError } from "../api/http-util";
+import { HttpError } from "../engine-errors";
 import type { ContainerService } from "../containers/container-service";
 import type { ContainerRecord } from "../containers/container-types";
 import type { ImageStore } from "../images";

@@ -43,6 +43,8 @@ export interface ImageInspectConfig {
   OnBuild: string[] | null;
   Labels: Record<string, string> | null;
   StopSignal?: string;
+  Healthcheck?: unknown;
+  Shell?: string[];
 }
 
 /** GET /images/{name}/json. */
@@ -118,6 +120,8 @@ export function inspectConfig(defaults: ContainerDefaults | undefined): ImageIns
     OnBuild: c.OnBuild ?? null,
     Labels: c.Labels ?? null,
     ...(c.StopSignal ? { StopSignal: c.StopSignal } : {}),
+    ...(c.Healthcheck ? { Healthcheck: c.Healthcheck } : {}),
+    ...(c.Shell ? { Shell: c.Shell } : {}),
   };
 }
 

@@ -39,6 +39,8 @@ export interface ImageRecord {
   variant?: string;
   pulledAt: string;
   lastTagTime?: string;
+  /** For images built here: the image of the previous build step (Docker's parent chain). */
+  parent?: string;
 }
 
 export interface LayerRecord {
@@ -54,6 +56,8 @@ export interface IndexState {
   /** Canonical `docker.io/library/busybox:latest` → image ID. */
   tags: Record<string, string>;
   layers: Record<string, LayerRecord>;
+  /** Build cache: step key (parent image + instruction + content) → the image it produced. */
+  buildCache?: Record<string, string>;
 }
 
 export interface ImageMatch {
@@ -100,6 +104,11 @@ export function findImage(state: IndexState, nameOrId: string): ImageMatch | und
     if (hits.length === 1) return { record: state.images[hits[0]!]!, via: "id" };
   }
   return undefined;
+}
+
+/** IDs of images some other image names as its parent. Pure. */
+export function parentIds(state: IndexState): Set<string> {
+  return new Set(Object.values(state.images).flatMap((r) => (r.parent ? [r.parent] : [])));
 }
 
 /** Canonical tags pointing at `id`, sorted. Pure. */

@@ -7,9 +7,10 @@ import { join } from "node:path";
 import { InvalidError, NotFoundError } from "@flotilla/core";
 import { toImageInspect, toImageSummary, type ImageInspect, type ImageSummary } from "./docker-shapes";
 import { ImageConflictError, ImageNotFoundError } from "./errors";
-import { findImage, ImageIndex, tagsOf, type ImageRecord, type IndexState } from "./image-index";
+import { findImage, ImageIndex, parentIds, tagsOf, type ImageRecord, type IndexState, type LayerRef } from "./image-index";
 import { LayerStore } from "./layer-store";
-import type { ContainerDefaults, ImageConfigJson } from "./media-types";
+import { MediaType, type ContainerDefaults, type ImageConfigJson } from "./media-types";
+import { sha256Of } from "./digest";
 import { hostPlatform, normalizePlatform, type Platform } from "./platform";
 import { shortId } from "./progress";
 import { pull, Serial, type PullDeps, type PullOptions, type PullResult } from "./pull";
@@ -95,12 +96,18 @@ export class ImageStore {
     return pull(this.deps, reference, options);
   }
 
-  /** GET /images/json: every image, newest first. */
-  async list(): Promise<ImageSummary[]> {
+  /**
+   * GET /images/json: every image, newest first. Without `all`, intermediate images of builds
+   * (untagged images that are another image's parent) are left out, as `docker images` does.
+   */
+  async list(opts: { all?: boolean } = {}): Promise<ImageSummary[]> {
     const state = this.index.current;
+    const parents = parentIds(state);
     const out: ImageSummary[] = [];
     for (const record of Object.values(state.images)) {
-      out.push(toImageSummary(record, await this.config(record), tagsOf(state, record.id)));
+      const tags = tagsOf(state, record.id);
+      if (!opts.all && parents.has(record.id) && tags.length === 0 && record.repoDigests.length === 0) continue;
+      out.push(toImageSummary(record, await this.config(record), tags));
     }
     return out.sort((a, b) => b.Created - a.Created || a.Id.localeCompare(b.Id));
   }
@@ -132,6 +139,111 @@ export class ImageStore {
       lowerDirs: this.lowerDirs(record),
       repoTags: tagsOf(this.index.current, record.id).map(familiarize),
     };
+  }
+
+  /** The image's config blob (run defaults, history, rootfs). */
+  async imageConfig(nameOrId: string): Promise<ImageConfigJson> {
+    return this.config(this.find(nameOrId).record);
+  }
+
+  /** The store's record of an image (layers, parent, digests). */
+  record(nameOrId: string): ImageRecord {
+    return this.find(nameOrId).record;
+  }
+
+  /** Canonical tags of an image. */
+  tagsOf(id: string): string[] {
+    return tagsOf(this.index.current, id);
+  }
+
+  /** Every image record (for save, prune, system df). */
+  records(): ImageRecord[] {
+    return Object.values(this.index.current.images);
+  }
+
+  /** Unpacked bytes of a layer as recorded. */
+  layerSize(diffId: string): number {
+    return this.index.current.layers[diffId]?.size ?? 0;
+  }
+
+  /** The layer store, for code that reads or writes blobs directly (push, save, load). */
+  get blobs(): LayerStore {
+    return this.layers;
+  }
+
+  /**
+   * Keeps layers from garbage collection while a build or load holds them without an image
+   * yet; call the returned function when done.
+   */
+  pinLayers(diffIds: readonly string[]): () => void {
+    for (const d of diffIds) this.deps.pins.set(d, (this.deps.pins.get(d) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      for (const d of diffIds) {
+        const n = (this.deps.pins.get(d) ?? 1) - 1;
+        if (n <= 0) this.deps.pins.delete(d);
+        else this.deps.pins.set(d, n);
+      }
+    };
+  }
+
+  /**
+   * Stores a layer from its uncompressed tar (a build step's change, a loaded archive's layer)
+   * and records it; the layer is pinned until `release` is called.
+   */
+  async addLayer(tar: AsyncIterable<Buffer>): Promise<{ ref: LayerRef; release: () => void }> {
+    const stored = await this.layers.storeTar(tar, (diffId) => this.index.current.layers[diffId]?.digests.find((d) => d));
+    const release = this.pinLayers([stored.diffId]);
+    await this.index.update((s) => {
+      const rec = s.layers[stored.diffId] ?? { size: stored.unpackedSize, digests: [] };
+      if (!rec.digests.includes(stored.digest)) rec.digests.push(stored.digest);
+      s.layers[stored.diffId] = rec;
+    });
+    return { ref: { digest: stored.digest, diffId: stored.diffId, mediaType: MediaType.dockerLayerGzip, size: stored.compressedSize }, release };
+  }
+
+  /** A cached build step's image, if it is still here. */
+  cached(key: string): string | undefined {
+    const id = this.index.current.buildCache?.[key];
+    return id && this.index.current.images[id] ? id : undefined;
+  }
+
+  /**
+   * Records an image made here (a build step, a loaded archive): its config blob, layers (already
+   * added), parent, tags (canonical) and the build cache key that produced it. Returns the ID.
+   */
+  async commitImage(input: { config: ImageConfigJson; layers: readonly LayerRef[]; parent?: string; tags?: readonly string[]; cacheKey?: string }): Promise<string> {
+    const bytes = Buffer.from(JSON.stringify(input.config));
+    const id = sha256Of(bytes);
+    await this.deps.commits.run(async () => {
+      await this.layers.writeBlob(id, bytes);
+      await this.index.update((s) => {
+        const now = new Date().toISOString();
+        const prev = s.images[id];
+        s.images[id] = prev ?? {
+          id,
+          repoDigests: [],
+          manifestDigest: "",
+          manifestMediaType: "",
+          blobs: [id],
+          layers: [...input.layers],
+          size: [...new Set(input.layers.map((l) => l.diffId))].reduce((sum, d) => sum + (s.layers[d]?.size ?? 0), 0),
+          created: input.config.created ?? "",
+          os: input.config.os,
+          architecture: input.config.architecture,
+          pulledAt: now,
+          ...(input.parent ? { parent: input.parent } : {}),
+        };
+        for (const t of input.tags ?? []) {
+          s.tags[t] = id;
+          s.images[id]!.lastTagTime = now;
+        }
+        if (input.cacheKey) s.buildCache = { ...(s.buildCache ?? {}), [input.cacheKey]: id };
+      });
+    });
+    return id;
   }
 
   /** POST /images/{name}/tag: points `target` (a tag reference) at the image `source` names. */
@@ -186,8 +298,17 @@ export class ImageStore {
       return untagged;
     }
 
-    const deletedLayers = await this.deps.commits.run(() => this.deleteImage(record));
-    return [...untagged, { Deleted: id }, ...deletedLayers.map((d) => ({ Deleted: d }))];
+    const deleted: string[] = [];
+    // Like dockerd, the untagged parents a build left behind go with their last child.
+    for (let current: ImageRecord | undefined = record; current; ) {
+      const layers = await this.deps.commits.run(() => this.deleteImage(current!));
+      deleted.push(current.id, ...layers);
+      const parent: ImageRecord | undefined = current.parent ? this.index.current.images[current.parent] : undefined;
+      const state = this.index.current;
+      const orphan: boolean = !!parent && tagsOf(state, parent.id).length === 0 && parent.repoDigests.length === 0 && !parentIds(state).has(parent.id);
+      current = orphan && !(isInUse ? await isInUse(parent!.id) : false) ? parent : undefined;
+    }
+    return [...untagged, ...deleted.map((d) => ({ Deleted: d }))];
   }
 
   /**
@@ -198,17 +319,24 @@ export class ImageStore {
     let finished!: () => void;
     const deletion = new Promise<void>((resolve) => (finished = resolve));
     let doomed: string[] = [];
+    let doomedBlobs: string[] = [];
     let blobs = record.blobs;
     try {
       await this.index.update((s) => {
         blobs = s.images[record.id]?.blobs ?? blobs; // a pull may have added some since
         for (const t of tagsOf(s, record.id)) delete s.tags[t];
         delete s.images[record.id];
+        for (const [key, id] of Object.entries(s.buildCache ?? {})) if (id === record.id) delete s.buildCache![key];
+        doomedBlobs = [];
+        for (const d of Object.keys(s.layers)) doomedBlobs.push(...s.layers[d]!.digests);
         doomed = this.collectLayers(s);
+        const kept = new Set(Object.values(s.layers).flatMap((l) => l.digests));
+        doomedBlobs = doomedBlobs.filter((b) => !kept.has(b));
         // Marked in the same synchronous step that decides, so no pull can see them as present.
         for (const d of doomed) this.deps.deleting.set(d, deletion);
       });
       for (const diffId of doomed) await this.layers.removeLayer(diffId);
+      for (const blob of doomedBlobs) await this.layers.removeBlob(blob);
     } finally {
       for (const d of doomed) this.deps.deleting.delete(d);
       finished();

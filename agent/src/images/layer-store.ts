@@ -22,6 +22,17 @@ import { DigestMismatchError } from "./errors";
 import { applyLayer, type ApplyLayerResult } from "./layer-apply";
 import type { XattrTool } from "./special-files";
 
+/** A layer stored by storeTar. */
+export interface StoredLayer {
+  diffId: string;
+  /** The gzip blob's digest and size (what a manifest lists). */
+  digest: string;
+  compressedSize: number;
+  /** Bytes of file content (0 when the layer was already unpacked). */
+  unpackedSize: number;
+  tarSize: number;
+}
+
 export type ByteProgress = (current: number, total: number) => void;
 
 /** Picks the decompressor from the first bytes; the media type can lie, magic numbers cannot. */
@@ -166,6 +177,70 @@ export class LayerStore {
       await fs.rm(tmp, { recursive: true, force: true });
       throw e;
     }
+  }
+
+  /**
+   * Stores a layer made here (a build step, a loaded archive) from its uncompressed tar: the tar
+   * lands in tmp/ while its diffID is computed, then is gzipped into blobs/ (kept, for push and
+   * save) and unpacked into layers/ side by side. `known` names a blob already stored for the
+   * same diffID, which is then reused instead of compressing again.
+   */
+  async storeTar(source: AsyncIterable<Buffer>, known?: (diffId: string) => string | undefined): Promise<StoredLayer> {
+    const tar = join(this.tmpDir, `tar-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    const diffHash = createHash("sha256");
+    let tarSize = 0;
+    try {
+      await pipeline(hashed(counted(source, (n) => (tarSize = n)), diffHash), createWriteStream(tar, { mode: 0o600 }));
+      const diffId = `sha256:${diffHash.digest("hex")}`;
+      const reuse = known?.(diffId);
+      const haveBlob = reuse !== undefined && (await this.hasBlob(reuse));
+      const compress = async (): Promise<{ digest: string; size: number }> => {
+        if (haveBlob) return { digest: reuse!, size: (await fs.stat(this.blobPath(reuse!))).size };
+        const gz = `${tar}.gz`;
+        const hash = createHash("sha256");
+        let size = 0;
+        await pipeline(createReadStream(tar), zlib.createGzip(), (s: AsyncIterable<Buffer>) => hashed(counted(s, (n) => (size = n)), hash), createWriteStream(gz, { mode: 0o600 }));
+        const digest = `sha256:${hash.digest("hex")}`;
+        await fs.rename(gz, this.blobPath(digest));
+        return { digest, size };
+      };
+      const unpack = async (): Promise<number> => {
+        if (await this.hasLayer(diffId)) return 0;
+        const dir = await fs.mkdtemp(join(this.tmpDir, "layer-"));
+        await fs.chmod(dir, 0o755);
+        try {
+          const r = await applyLayer(createReadStream(tar) as AsyncIterable<Buffer>, dir, { layer: diffId, xattrTool: this.xattrTool });
+          await fs.rename(dir, this.layerPath(diffId)).catch(async (e: NodeJS.ErrnoException) => {
+            if (!["ENOTEMPTY", "EEXIST"].includes(e.code ?? "")) throw e;
+            await fs.rm(dir, { recursive: true, force: true });
+          });
+          return r.size;
+        } catch (e) {
+          await fs.rm(dir, { recursive: true, force: true });
+          throw e;
+        }
+      };
+      const [blob, size] = await Promise.all([compress(), unpack()]);
+      return { diffId, digest: blob.digest, compressedSize: blob.size, unpackedSize: size, tarSize };
+    } finally {
+      await fs.rm(tar, { force: true });
+      await fs.rm(`${tar}.gz`, { force: true });
+    }
+  }
+
+  /** The uncompressed tar of a stored layer blob (gzip, zstd or plain), for save. */
+  async openLayerTar(digest: string): Promise<AsyncIterable<Buffer>> {
+    const blob = this.blobPath(digest);
+    const magic = Buffer.alloc(4);
+    const fh = await fs.open(blob);
+    try {
+      await fh.read(magic, 0, 4, 0);
+    } finally {
+      await fh.close();
+    }
+    const decompress = decompressorFor(magic, `layer ${digest}`);
+    const raw = createReadStream(blob);
+    return decompress ? raw.pipe(decompress) : raw;
   }
 
   async removeBlob(digest: string): Promise<void> {

@@ -91,6 +91,7 @@ export interface ContainerDefaults {
   StopSignal?: string;
   Healthcheck?: unknown;
   OnBuild?: string[] | null;
+  Shell?: string[];
 }
 
 /** The config blob; its sha256 digest is the image ID. */

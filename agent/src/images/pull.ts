@@ -269,8 +269,8 @@ async function fetchLayer(deps: PullDeps, ref: ImageReference, p: LayerPlan, ctx
       rec.size = result.size;
       s.layers[p.diffId] = rec;
     });
-    // The unpacked directory is what we keep; the compressed copy would only double the disk use.
-    await deps.layers.removeBlob(p.layer.digest);
+    // The compressed blob stays beside the unpacked directory: push and save need the exact
+    // bytes the manifest names, which re-packing the directory could not reproduce.
     emit(layerStatus("Pull complete", p.short));
   })();
   deps.inflight.set(p.diffId, work);
