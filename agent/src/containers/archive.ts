@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import { join, posix } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { InvalidError, NotFoundError } from "@flotilla/core";
-import { HttpError } from "../api/http-util";
+import { HttpError } from "../engine-errors";
 
 const MAX_LINKS = 40;
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
