@@ -2,7 +2,9 @@
 // trip a client pays for a container — POST create, POST wait (headers), POST start, wait's
 // answer — of /bin/true from the busybox image (network none, like the OCI bundles of the crun
 // row), through an in-process agent on a unix socket. Also reports the agent's start time and the
-// idle RSS of `bin/flotilla-agent.js` (needs a build).
+// idle RSS of `bin/flotilla-agent.js` (needs a build). Plus the interactive rows of
+// interactive.bench.ts: exec of /bin/true (shim and agent against `crun exec`) and the time from
+// `docker run -it` to the first prompt byte.
 //
 //   npm run bench:engine [-- --runs N] [-- --json]
 //
@@ -13,6 +15,7 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { engineRatios, runEngineBench, type BenchRow } from "./engine.bench";
+import { interactiveRows, type InteractiveBench } from "./interactive.bench";
 import { startRegistry } from "../../test/support/registry";
 import { startAgent } from "../src";
 import { HostNetwork } from "../src/network";
@@ -104,16 +107,30 @@ async function main(): Promise<void> {
         await request(socket, keepAlive, "DELETE", `/v1.41/containers/${ids[i]}`).done;
       },
     };
-    const stats = await runEngineBench({ runs, json: false, extraRows: () => [row] });
+    let interactive: InteractiveBench | null = null;
+    const stats = await runEngineBench({
+      runs,
+      json: false,
+      extraRows: async (ctx) => {
+        interactive = await interactiveRows({ api: { socket, keepAlive }, image, shimBin: ctx.shimBin, rootfs: ctx.rootfs, dir: join(dir, "interactive") });
+        return [row, ...interactive.rows];
+      },
+    });
+    await (interactive as InteractiveBench | null)?.teardown();
     await agent.close();
     keepAlive.destroy();
     const rss = await idleRssMb(dir);
 
     const ratios = engineRatios(stats);
+    const byName = Object.fromEntries(stats.map((s) => [s.name, s.medianMs]));
+    const ratio = (a?: number, b?: number) => (a && b ? Number((a / b).toFixed(2)) : null);
+    const execRatios = { "shimExec/crunExec": ratio(byName["shim exec"], byName["crun exec"]), "agentExec/crunExec": ratio(byName["agent exec"], byName["crun exec"]) };
+    const runItFirstByteMs = byName["agent run -it"] !== undefined ? Number(byName["agent run -it"].toFixed(1)) : null;
     console.log(`agent/crun ${ratios["agent/crun"] ?? "n/a"} (goal ≤ 1.5); agent start ${startMs.toFixed(1)} ms (in-process); idle RSS ${rss ?? "n/a (npm run build first)"} MB`);
+    console.log(`exec of /bin/true: shim/crun ${execRatios["shimExec/crunExec"] ?? "n/a"}, agent (API) /crun ${execRatios["agentExec/crunExec"] ?? "n/a"} (goal ≤ 1.0); docker run -it to the first prompt byte ${runItFirstByteMs ?? "n/a"} ms (goal < 50)`);
     if (json) {
       const medians = Object.fromEntries(stats.map((s) => [s.name, Number(s.medianMs.toFixed(3))]));
-      console.log(JSON.stringify({ runs, medians, ratios, agentStartMs: Number(startMs.toFixed(1)), agentIdleRssMb: rss }));
+      console.log(JSON.stringify({ runs, medians, ratios, agentStartMs: Number(startMs.toFixed(1)), agentIdleRssMb: rss, execRatios, runItFirstByteMs }));
     }
   } finally {
     await registry.stop();

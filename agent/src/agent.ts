@@ -27,6 +27,7 @@ import { Builder } from "./build/builder";
 import { DEFAULT_BUILD_CONTEXT_LIMIT, DEFAULT_SHIM, type TlsOptions } from "./config";
 import { ContainerService } from "./containers/container-service";
 import { ExecService } from "./exec/exec-service";
+import { HealthMonitor } from "./health/health-monitor";
 import { loadBridgeNetwork, type NetworkPort } from "./containers/network-port";
 import { EventBus } from "./events/event-bus";
 import { ImageStore } from "./images";
@@ -146,7 +147,8 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   registerImageTransferRoutes(router, { images, containers, events });
   const execs = new ExecService({ containers, images, events, shimPath: options.shimPath ?? DEFAULT_SHIM });
   registerExecRoutes(router, { containers, execs });
-  registerContainerOpsRoutes(router, { containers });
+  registerContainerOpsRoutes(router, { containers, images, events });
+  const health = new HealthMonitor(containers, execs, events, log);
 
   const hijacked = new Set<Duplex>();
   const onUpgrade = upgradeHandler(containers, execs);
@@ -194,6 +196,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   }
 
   const close = async () => {
+    health.close();
     execs.close();
     containers.close();
     for (const s of streams) s.end();

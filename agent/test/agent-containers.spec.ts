@@ -123,6 +123,8 @@ describe("create request", () => {
   });
 
   it("refuses what the agent does not do, clearly", () => {
+    expect(spec({ Tty: true, OpenStdin: true, StdinOnce: true, AttachStdin: true }).config).toMatchObject({ Tty: true, OpenStdin: true, StdinOnce: true, AttachStdin: true });
+    expect(spec({ StdinOnce: true }).config.StdinOnce).toBe(false); // only with OpenStdin
     expect(() => spec({ HostConfig: { Privileged: true } })).toThrow(NotSupportedError);
     expect(spec({ HostConfig: { NetworkMode: "mynet" } })).toMatchObject({ networkMode: "user", networkRequests: [{ name: "mynet", aliases: [], ipv4Address: "" }] });
     expect(() => spec({ HostConfig: { NetworkMode: "my net" } })).toThrow(InvalidError);

@@ -15,6 +15,9 @@
 
 #include "run.h"
 
+/* How long a client gets to close its side after ours (attach_close_all). */
+#define CLOSE_WAIT_MS 500
+
 int attach_listen(struct run *r, struct shim_err *err)
 {
 	/* The state dir's path may exceed sun_path's 108 bytes: bind through the
@@ -206,11 +209,22 @@ void attach_close_all(struct run *r)
 				break;
 			attach_on_client(r, c, POLLOUT);
 		}
-		/* unread input at close makes the peer's read fail with ECONNRESET,
-		 * losing the output it has not read yet: take it first */
-		char sink[4096];
-		while (c->fd >= 0 && recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
-			;
+		/* Unread input at close makes the peer's read fail with ECONNRESET,
+		 * losing output it has not read yet. So: our FIN first, then read what
+		 * the client still sends until its own close (bounded), then close. */
+		if (c->fd >= 0 && shutdown(c->fd, SHUT_WR) == 0) {
+			char sink[4096];
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			for (;;) {
+				clock_gettime(CLOCK_MONOTONIC, &t);
+				long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+				struct pollfd p = {.fd = c->fd, .events = POLLIN};
+				if (ms >= CLOSE_WAIT_MS || poll(&p, 1, (int)(CLOSE_WAIT_MS - ms)) <= 0)
+					break;
+				if (recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+					break;
+			}
+		}
 		drop(c);
 	}
 	close_fd(&r->listen_fd);
@@ -221,7 +235,8 @@ void attach_close_all(struct run *r)
 
 bool attach_holding(struct run *r)
 {
-	if (!r->cfg->attach_wait || r->ever_attached)
+	/* a start that failed has nothing to hold: its error goes to the caller now */
+	if (!r->cfg->attach_wait || r->ever_attached || r->start_code != 0)
 		return false;
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);

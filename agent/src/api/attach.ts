@@ -33,7 +33,7 @@ function rawError(socket: Duplex, err: unknown): void {
 
 /** The server's `upgrade` listener: attach requests are served, anything else refused. */
 export function upgradeHandler(containers: ContainerService, execs: ExecService | null = null) {
-  return (req: IncomingMessage, socket: Duplex, _head: Buffer): void => {
+  return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // The CLI half-closes its side at once when it has no stdin to send; our side must stay
     // open for the output. Plain sockets of an http server allow that already; TLS sockets
     // would answer the close_notify by ending too.
@@ -47,11 +47,12 @@ export function upgradeHandler(containers: ContainerService, execs: ExecService 
         const m = /^\/containers\/([^/]+)\/attach\/?$/.exec(path);
         const x = /^\/exec\/([^/]+)\/start\/?$/.exec(path);
         if (req.method === "POST" && x && execs) {
-          await drainBody(req);
+          await takeUpgradeBody(req, socket, head);
           await execStartHijacked(execs, decodeURIComponent(x[1]!), socket, true);
           return;
         }
         if (req.method !== "POST" || !m) throw new HttpError(404, "page not found");
+        await takeUpgradeBody(req, socket, head);
         await attach(containers, decodeURIComponent(m[1]!), url.searchParams, socket);
       } catch (err) {
         if (!socket.destroyed) rawError(socket, err);
@@ -60,15 +61,31 @@ export function upgradeHandler(containers: ContainerService, execs: ExecService 
   };
 }
 
-/** The request body of an upgrade (exec start's JSON) is not needed: Detach=false is implied. */
-function drainBody(req: IncomingMessage): Promise<void> {
+/**
+ * The body of an upgrade request (exec start's JSON): Node does not parse it, so it is the first
+ * Content-Length bytes after the headers — in `head`, then on the socket. Whatever follows is the
+ * client's stdin and is put back.
+ */
+function takeUpgradeBody(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  let need = Number(req.headers["content-length"] ?? 0) || 0;
+  const rest = head.subarray(Math.min(need, head.length));
+  need -= Math.min(need, head.length);
+  if (need === 0) {
+    if (rest.length) socket.unshift(rest);
+    return Promise.resolve();
+  }
   return new Promise((resolve) => {
-    if (req.readableEnded) return resolve();
-    req.on("data", () => {});
-    req.once("end", () => resolve());
-    req.once("error", () => resolve());
-    // an upgrade request's body may never "end" on its own (the socket stays open)
-    setImmediate(resolve);
+    const onData = (b: Buffer) => {
+      const take = Math.min(need, b.length);
+      need -= take;
+      if (need > 0) return;
+      socket.off("data", onData);
+      socket.pause();
+      if (b.length > take) socket.unshift(b.subarray(take));
+      resolve();
+    };
+    socket.on("data", onData);
+    socket.once("close", () => resolve());
   });
 }
 

@@ -19,7 +19,7 @@ import type { NetworkPort } from "./network-port";
 import { restartDelayMs, shouldRestart } from "./restart-policy";
 import { ContainerRunner } from "./container-runner";
 import { cgroupOf } from "./cgroup-files";
-import { setFrozen, thaw } from "./freezer";
+import { thaw } from "./freezer";
 import { readShimState, shimAlive, shimSignal, signalNumber, type ShimState } from "./shim-client";
 
 export interface ContainerServiceDeps {
@@ -257,7 +257,7 @@ export class ContainerService {
     for (const l of list) l(ok);
   }
 
-  /** True while a start of the container is in progress. */
+  /** True while a start of the container is in progress (pause, exec and attach wait for it). */
   isStarting(id: string): boolean {
     return this.starting.has(id);
   }
@@ -383,30 +383,6 @@ export class ContainerService {
     this.signal(c, sig, `kill requested by ${origin}`);
     // Like dockerd, answer a KILL once the container is gone, so `kill; ps` agree.
     if (sig === 9) await this.awaitExit(exit, KILL_WAIT_MS);
-  }
-
-  /** POST /containers/{id}/pause: freezes every process of the container. */
-  async pause(ref: string): Promise<void> {
-    const c = this.store.get(ref);
-    if (c.state.status !== "running" || this.starting.has(c.id)) throw new ConflictError(`Container ${c.id} is not running`);
-    if (c.state.paused) throw new ConflictError(`Container ${c.id} is already paused`);
-    const cg = cgroupOf(readShimState(this.store.paths(c.id).stateDir));
-    if (!cg) throw new ConflictError(`Container ${c.id} is not running`);
-    await setFrozen(cg, true);
-    c.state.paused = true;
-    await this.store.save(c);
-    this.deps.events.emit("container", "pause", c.id, this.attributes(c));
-  }
-
-  /** POST /containers/{id}/unpause. */
-  async unpause(ref: string): Promise<void> {
-    const c = this.store.get(ref);
-    if (c.state.status !== "running" || !c.state.paused) throw new ConflictError(`Container ${c.id} is not paused`);
-    const cg = cgroupOf(readShimState(this.store.paths(c.id).stateDir));
-    if (cg) await setFrozen(cg, false);
-    c.state.paused = false;
-    await this.store.save(c);
-    this.deps.events.emit("container", "unpause", c.id, this.attributes(c));
   }
 
   /** POST /containers/{id}/restart. */

@@ -3,6 +3,8 @@
  * normalized pieces of a create request. Docker-shaped where Docker's shape is what we return.
  */
 
+import type { HealthConfig } from "../health/health-config";
+
 /** "user": HostConfig.NetworkMode names a user-defined network (the first of `networks`). */
 export type NetworkModeName = "bridge" | "host" | "none" | "user";
 
@@ -26,6 +28,7 @@ export interface UserNetworkInfo {
   macAddress: string;
   aliases: string[];
 }
+
 export type PortProtocol = "tcp" | "udp";
 
 /** One published port: HostConfig.PortBindings after validation. hostPort 0 = any free port. */
@@ -71,6 +74,7 @@ export interface ContainerConfig {
   Labels: Record<string, string>;
   StopSignal?: string;
   StopTimeout?: number;
+  Healthcheck?: HealthConfig;
 }
 
 /** The `HostConfig` of container inspect: the subset we honour, normalized. */

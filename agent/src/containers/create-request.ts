@@ -5,6 +5,7 @@
  */
 import { posix } from "node:path";
 import { InvalidError, NotSupportedError } from "@flotilla/core";
+import { mergeHealthcheck } from "../health/health-config";
 import type { ContainerDefaults } from "../images";
 import { logLimits } from "./log-options";
 import { capabilityMask, checkBodyTypes, checkSecurityOpt, parseNameSettings, refuseUnsupportedHostConfig } from "./host-options";
@@ -33,6 +34,7 @@ export interface CreateBody {
   StdinOnce?: boolean;
   StopSignal?: string;
   StopTimeout?: number | null;
+  Healthcheck?: unknown;
   HostConfig?: HostConfigBody | null;
   NetworkingConfig?: NetworkingConfigBody | null;
 }
@@ -325,6 +327,7 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
   for (const p of ports) exposed[`${p.containerPort}/${p.protocol}`] = {};
   for (const key of Object.keys(exposed)) parseContainerPort(key);
   const stopTimeout = body.StopTimeout ?? undefined;
+  const healthcheck = mergeHealthcheck(body.Healthcheck, image.Healthcheck);
 
   const config: ContainerConfig = {
     Hostname: body.Hostname ?? "",
@@ -347,6 +350,7 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
     Labels: { ...(image.Labels ?? {}), ...(body.Labels ?? {}) },
     ...(body.StopSignal || image.StopSignal ? { StopSignal: body.StopSignal || image.StopSignal } : {}),
     ...(stopTimeout !== undefined ? { StopTimeout: nonNegative(stopTimeout, "StopTimeout") } : {}),
+    ...(healthcheck ? { Healthcheck: healthcheck } : {}),
   };
   if (config.WorkingDir && !posix.isAbsolute(config.WorkingDir)) throw new InvalidError(`the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`, { field: "WorkingDir" });
 

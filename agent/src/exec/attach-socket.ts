@@ -23,21 +23,25 @@ export function connectAttach(stateDir: string, withStdin: boolean): Promise<Soc
       return;
     }
     const sock = connect(`/proc/self/fd/${dirFd}/attach.sock`);
+    // Closed exactly once: a descriptor number closed twice may by then belong to anything.
+    let open = true;
     const done = () => {
-      try {
-        fs.closeSync(dirFd);
-      } catch {
-        // closed already
-      }
+      if (!open) return;
+      open = false;
+      fs.closeSync(dirFd);
     };
-    sock.once("connect", () => {
-      done();
-      sock.write(withStdin ? "i" : "o");
-      resolve(sock);
-    });
-    sock.once("error", (err) => {
+    const onError = (err: Error) => {
       done();
       reject(err);
+    };
+    sock.once("error", onError);
+    sock.once("connect", () => {
+      done();
+      sock.off("error", onError);
+      // later errors (EPIPE, ECONNRESET) end the stream as a close does; users listen for that
+      sock.on("error", () => {});
+      sock.write(withStdin ? "i" : "o");
+      resolve(sock);
     });
   });
 }

@@ -18,7 +18,7 @@ import { frame } from "../containers/logs";
 import { resolveUser } from "../containers/rootfs-files";
 import { readShimState, ShimRunError, shimRun } from "../containers/shim-client";
 import type { EventBus } from "../events/event-bus";
-import { connectAttach, resizeTty } from "./attach-socket";
+import { connectAttach, resizeTty, writeControl } from "./attach-socket";
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from "./detach-keys";
 import { parseExecCreate, shimExecArgs, type ExecCreateBody, type ExecSpec } from "./exec-args";
 import { pipeInteractive } from "./interactive";
@@ -38,6 +38,8 @@ export interface ExecRecord {
   exitCode: number | null;
   pid: number;
   stateDir: string;
+  /** The last window size asked for; applied once the process runs (the CLI may ask earlier). */
+  size: [number, number] | null;
 }
 
 export interface ExecServiceDeps {
@@ -52,6 +54,7 @@ function runningContainer(containers: ContainerService, ref: string): ContainerR
   const c = containers.get(ref);
   if (c.state.status === "restarting") throw new ConflictError(`Container ${c.id} is restarting, wait until the container is running`);
   if (c.state.status !== "running") throw new ConflictError(`Container ${c.id} is not running`);
+  if (c.state.paused) throw new ConflictError(`Container ${c.id} is paused, unpause the container before exec`);
   return c;
 }
 
@@ -89,7 +92,7 @@ export class ExecService {
     const c = runningContainer(this.deps.containers, ref);
     const id = randomBytes(32).toString("hex");
     const stateDir = join(this.deps.containers.store.paths(c.id).dir, "exec", id);
-    this.execs.set(id, { id, containerId: c.id, spec, state: "created", exitCode: null, pid: 0, stateDir });
+    this.execs.set(id, { id, containerId: c.id, spec, state: "created", exitCode: null, pid: 0, stateDir, size: spec.consoleSize });
     this.deps.events.emit("container", `exec_create: ${spec.cmd.join(" ")}`, c.id, { ...this.deps.containers.attributes(c), execID: id });
     return { Id: id };
   }
@@ -138,7 +141,7 @@ export class ExecService {
       const args = shimExecArgs(c, x.spec, { execId: x.id, stateDir: x.stateDir, pid: shim.pid, cgroup: shim.cgroup, user, attachWait });
       const started = await shimRun(this.deps.shimPath, args, "exec");
       x.pid = started.pid;
-      if (x.spec.consoleSize) resizeTty(x.stateDir, x.spec.consoleSize[0], x.spec.consoleSize[1]);
+      if (x.size) resizeTty(x.stateDir, x.size[0], x.size[1]);
       this.deps.events.emit("container", `exec_start: ${x.spec.cmd.join(" ")}`, c.id, { ...this.deps.containers.attributes(c), execID: x.id });
     } catch (err) {
       x.state = "exited";
@@ -192,7 +195,8 @@ export class ExecService {
       const shim = await connectAttach(x.stateDir, false);
       const chunks: Buffer[] = [];
       let size = 0;
-      const onAbort = () => shim.destroy();
+      // A probe past its timeout is killed; its shim then closes the socket as for any exit.
+      const onAbort = () => writeControl(x.stateDir, "9");
       signal.addEventListener("abort", onAbort);
       await new Promise<void>((resolve) => {
         shim.on("data", (b: Buffer) => {
@@ -214,8 +218,10 @@ export class ExecService {
   /** POST /exec/{id}/resize. */
   resize(id: string, rows: number, cols: number): void {
     const x = this.get(id);
-    if (x.state !== "running") throw new ConflictError(`Exec ${x.id} is not running`);
-    resizeTty(x.stateDir, rows, cols);
+    if (x.state === "exited") throw new ConflictError(`Exec ${x.id} is not running`);
+    // The CLI resizes right after its start request; the shim may not run yet: keep it for then.
+    x.size = [rows, cols];
+    if (x.pid > 0) resizeTty(x.stateDir, rows, cols);
   }
 
   /** GET /exec/{id}/json, in Docker's shape. */

@@ -60,6 +60,8 @@ export function pipeInteractive(opts: PipeOptions): Promise<PipeEnd> {
     shim.once("close", () => finish("ended"));
     shim.on("error", () => finish("ended"));
     client.on("data", onClientData);
+    // the body reader may have paused it (see takeUpgradeBody): flow from here
+    client.resume();
     // The client's half-close is the end of its stdin; its output side stays open.
     client.once("end", () => {
       if (opts.stdin && !shim.destroyed) shim.end();
