@@ -61,7 +61,11 @@ export async function createContainer(deps: CreateDeps, body: CreateBody, namePa
         deps.events.emit("volume", "create", volume.Name, { driver: "local" });
       }
     }
-    for (const d of [paths.upper, paths.work, paths.etc]) await fs.mkdir(d, { recursive: true, mode: 0o700 });
+    // The upper dir's own mode is the container's "/" (overlayfs takes a merged directory's
+    // attributes from its upper): 0755 as in an image, or only root could walk the rootfs.
+    await fs.mkdir(paths.upper, { recursive: true, mode: 0o755 });
+    await fs.chmod(paths.upper, 0o755);
+    for (const d of [paths.work, paths.etc]) await fs.mkdir(d, { recursive: true, mode: 0o700 });
     const hostname = spec.config.Hostname || (spec.networkMode === "host" ? hostHostname() : id.slice(0, 12));
     const record: ContainerRecord = {
       id,

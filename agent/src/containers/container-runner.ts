@@ -114,7 +114,11 @@ export class ContainerRunner {
     const image = await this.deps.images.resolve(c.imageId);
     const user = await resolveUser(c.config.User, [paths.upper, ...image.lowerDirs]);
     const mounts = await this.mounts(c);
-    for (const d of [paths.upper, paths.work, paths.etc]) await fs.mkdir(d, { recursive: true, mode: 0o700 });
+    // The upper dir's own mode is the container's "/" (overlayfs takes a merged directory's
+    // attributes from its upper): 0755 as in an image, or only root could walk the rootfs.
+    await fs.mkdir(paths.upper, { recursive: true, mode: 0o755 });
+    await fs.chmod(paths.upper, 0o755);
+    for (const d of [paths.work, paths.etc]) await fs.mkdir(d, { recursive: true, mode: 0o700 });
     const net = await this.attach(c);
     try {
       const hc = c.hostConfig;
