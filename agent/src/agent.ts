@@ -133,7 +133,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   registerVolumeRoutes(router, { volumes, containers, events });
   const builder = new Builder({ images, shimPath: options.shimPath ?? DEFAULT_SHIM, contextLimit: options.buildContextLimit ?? DEFAULT_BUILD_CONTEXT_LIMIT });
   registerBuildRoutes(router, { builder, events });
-  registerImageTransferRoutes(router, { images, containers, events });
+  registerImageTransferRoutes(router, { images, containers, volumes, events });
   router.add("POST", "/containers/:id/exec", () => {
     throw new HttpError(501, "exec is not supported by this agent");
   });

@@ -360,7 +360,7 @@ export class Builder {
     const key = stepCacheKey(state.imageId, createdBy, state.run);
     if (await this.hit(key, state, ctx.opts.noCache, ctx.out)) return;
     const lowerDirs = await this.lowerDirs(state);
-    let user = "";
+    let user: string;
     try {
       user = await resolveUser(state.run.User ?? "", lowerDirs);
     } catch (e) {
