@@ -5,7 +5,7 @@
 set -euo pipefail
 
 stack=(postgresql redis-server openssh-server iproute2 iptables)
-test=(openssh-server docker-registry skopeo umoci busybox-static crun runc iproute2 iptables curl psmisc attr openssl chromium)
+test=(openssh-server docker-registry skopeo umoci busybox-static crun runc iproute2 iptables curl psmisc attr openssl zstd chromium)
 
 want=()
 case "${1:-all}" in
