@@ -5,12 +5,18 @@ import { describe, expect, it } from "vitest";
 import { pullReference, registryCredentials } from "../src/api/images.routes";
 import { errorStatus, HttpError, labelMatches, NotModifiedError, parseFilters, queryBool, queryInt } from "../src/api/http-util";
 import { compareVersions, Router, splitVersion } from "../src/api/router";
-import { DEFAULT_ROOT, DEFAULT_SHIM, DEFAULT_SOCKET, parseArgs, parseListen } from "../src/config";
+import { DEFAULT_BUILD_CONTEXT_LIMIT, DEFAULT_ROOT, DEFAULT_SHIM, DEFAULT_SOCKET, parseArgs, parseListen } from "../src/config";
 import { EventBus, eventMatches, parseEventTime } from "../src/events/event-bus";
 
 describe("parseArgs", () => {
   it("uses defaults: root, socket, no TLS", () => {
-    expect(parseArgs([], {})).toEqual({ root: DEFAULT_ROOT, socket: DEFAULT_SOCKET, tls: null, insecureRegistries: [], subnet: undefined, bridge: undefined, chainPrefix: undefined, shimPath: DEFAULT_SHIM });
+    expect(parseArgs([], {})).toEqual({ root: DEFAULT_ROOT, socket: DEFAULT_SOCKET, tls: null, insecureRegistries: [], subnet: undefined, bridge: undefined, chainPrefix: undefined, shimPath: DEFAULT_SHIM, buildContextLimit: DEFAULT_BUILD_CONTEXT_LIMIT });
+  });
+
+  it("reads --build-context-limit with binary units, and refuses nonsense", () => {
+    expect(parseArgs(["--build-context-limit", "512m"], {})!.buildContextLimit).toBe(512 * 1024 * 1024);
+    expect(parseArgs([], { FLOTILLA_AGENT_BUILD_CONTEXT_LIMIT: "2g" })!.buildContextLimit).toBe(2 * 1024 ** 3);
+    expect(() => parseArgs(["--build-context-limit", "lots"], {})).toThrow("--build-context-limit: expected a size");
   });
 
   it("reads every flag, repeatable --insecure-registry, --flag=value", () => {
