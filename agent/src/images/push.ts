@@ -101,12 +101,17 @@ export async function push(images: ImageStore, client: RegistryClient, name: str
     manifest = await images.blobs.readBlob(record.manifestDigest);
     mediaType = record.manifestMediaType;
   } else {
+    // Docker schema 2 when every layer has a Docker media type; otherwise (a build on an OCI base)
+    // an OCI manifest, since registries refuse OCI layer types inside a Docker manifest.
+    const oci = layers.some((l) => l.mediaType.startsWith("application/vnd.oci."));
+    mediaType = oci ? MediaType.ociManifest : MediaType.dockerManifest;
+    const layerType = (t: string) => (oci && t === MediaType.dockerLayerGzip ? MediaType.ociLayerGzip : t);
     manifest = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
-        mediaType: MediaType.dockerManifest,
-        config: { mediaType: MediaType.dockerConfig, size: configBytes.length, digest: record.id },
-        layers: layers.map((l) => ({ mediaType: l.mediaType, size: l.size, digest: l.digest })),
+        mediaType,
+        config: { mediaType: oci ? MediaType.ociConfig : MediaType.dockerConfig, size: configBytes.length, digest: record.id },
+        layers: layers.map((l) => ({ mediaType: layerType(l.mediaType), size: l.size, digest: l.digest })),
       }),
     );
   }
