@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Every test: lint and types, the shim's C tests (with AddressSanitizer), then vitest's unit and
+# Every test: lint, formatting and types, the shim's C tests (with AddressSanitizer), then vitest's unit and
 # integration projects (which start their own Postgres, Redis, registry and sshd as needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 npm run -s build
 npx eslint .
+# Formatting is checked once the tree has been formatted (scripts/format-tree.sh makes the marker).
+if [ -f .format-enforced ]; then
+  bash scripts/format.sh check
+fi
 if [ -f agent/shim/Makefile ]; then
   make -C agent/shim -s test
   make -C agent/shim -s asan

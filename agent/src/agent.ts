@@ -10,20 +10,23 @@ import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Duplex } from "node:stream";
 import { upgradeHandler } from "./api/attach";
 import { registerBuildRoutes } from "./api/build.routes";
 import { registerContainerRoutes } from "./api/containers.routes";
 import { registerImageTransferRoutes } from "./api/image-transfer.routes";
-import { HttpError } from "./api/http-util";
+import { registerContainerOpsRoutes } from "./api/container-ops.routes";
+import { registerExecRoutes } from "./api/exec.routes";
 import { registerImageRoutes } from "./api/images.routes";
+import { registerNetworkRoutes } from "./api/networks.routes";
 import { Router } from "./api/router";
 import { registerSystemRoutes } from "./api/system.routes";
 import { registerVolumeRoutes } from "./api/volumes.routes";
 import { Builder } from "./build/builder";
 import { DEFAULT_BUILD_CONTEXT_LIMIT, DEFAULT_SHIM, type TlsOptions } from "./config";
 import { ContainerService } from "./containers/container-service";
+import { ExecService } from "./exec/exec-service";
 import { loadBridgeNetwork, type NetworkPort } from "./containers/network-port";
 import { EventBus } from "./events/event-bus";
 import { ImageStore } from "./images";
@@ -40,7 +43,11 @@ export interface StartAgentOptions {
   subnet?: string;
   bridge?: string;
   chainPrefix?: string;
+  /** Subnets for user networks made without one. */
+  addressPools?: Array<{ base: string; size: number }>;
   shimPath?: string;
+  /** Host paths containers may not bind-mount (see --deny-bind). */
+  denyBinds?: readonly string[];
   /** Largest `docker build` context accepted, in bytes (default 1 GiB). */
   buildContextLimit?: number;
   /**
@@ -116,12 +123,14 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     isInUse: (id) => late.containers?.usesImage(id) ?? false,
   });
   let network: NetworkPort | null;
-  if (options.network === undefined || options.network === "auto") network = await loadBridgeNetwork({ root, subnet: options.subnet, bridge: options.bridge, chainPrefix: options.chainPrefix }, log);
+  if (options.network === undefined || options.network === "auto") network = await loadBridgeNetwork({ root, subnet: options.subnet, bridge: options.bridge, chainPrefix: options.chainPrefix, addressPools: options.addressPools }, log);
   else {
     network = options.network;
     await network?.init();
   }
-  const containers = new ContainerService({ root, images, volumes, events, network, shimPath: options.shimPath ?? DEFAULT_SHIM, log });
+  // On a machine that shares the control plane's host, the agent's own keys are off limits too.
+  const denyBinds = options.denyBinds?.length ? [...options.denyBinds, ...(options.tls ? [options.tls.key, options.tls.cert, options.tls.caCert].map((f) => dirname(resolve(f))) : [])] : [];
+  const containers = new ContainerService({ root, images, volumes, events, network, shimPath: options.shimPath ?? DEFAULT_SHIM, denyBinds, log });
   late.containers = containers;
   await containers.init();
 
@@ -131,15 +140,16 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   registerImageRoutes(router, { images, containers, events });
   registerContainerRoutes(router, { containers, images, volumes });
   registerVolumeRoutes(router, { volumes, containers, events });
+  registerNetworkRoutes(router, { network, containers, events, started: new Date().toISOString() });
   const builder = new Builder({ images, shimPath: options.shimPath ?? DEFAULT_SHIM, contextLimit: options.buildContextLimit ?? DEFAULT_BUILD_CONTEXT_LIMIT });
   registerBuildRoutes(router, { builder, events });
   registerImageTransferRoutes(router, { images, containers, volumes, events });
-  router.add("POST", "/containers/:id/exec", () => {
-    throw new HttpError(501, "exec is not supported by this agent");
-  });
+  const execs = new ExecService({ containers, images, events, shimPath: options.shimPath ?? DEFAULT_SHIM });
+  registerExecRoutes(router, { containers, execs });
+  registerContainerOpsRoutes(router, { containers });
 
   const hijacked = new Set<Duplex>();
-  const onUpgrade = upgradeHandler(containers);
+  const onUpgrade = upgradeHandler(containers, execs);
   const servers: http.Server[] = [];
   const setup = (server: http.Server) => {
     server.on("upgrade", (req, socket: Duplex, head: Buffer) => {
@@ -154,12 +164,14 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     return server;
   };
 
+  // router.handle answers every failure itself (sendError), so its promise never rejects.
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => void router.handle(req, res);
   let socketPath: string | null = null;
   let tlsPort: number | null = null;
   try {
     if (options.socket) {
       await claimSocket(options.socket);
-      const server = setup(http.createServer(router.handle));
+      const server = setup(http.createServer(onRequest));
       await listen(server, options.socket);
       fs.chmodSync(options.socket, 0o660);
       socketPath = options.socket;
@@ -169,7 +181,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
       const server = setup(
         https.createServer(
           { ca: fs.readFileSync(t.caCert), cert: fs.readFileSync(t.cert), key: fs.readFileSync(t.key), requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.2" },
-          router.handle,
+          onRequest,
         ),
       );
       await listen(server, t.port, t.host);
@@ -182,6 +194,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   }
 
   const close = async () => {
+    execs.close();
     containers.close();
     for (const s of streams) s.end();
     for (const s of hijacked) s.destroy();
@@ -195,6 +208,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
       ),
     );
     if (socketPath) fs.rmSync(socketPath, { force: true });
+    await network?.close?.();
   };
   return { close, socketPath, tlsPort, network, containers, events };
 }

@@ -10,7 +10,13 @@ import { EventBus, eventMatches, parseEventTime } from "../src/events/event-bus"
 
 describe("parseArgs", () => {
   it("uses defaults: root, socket, no TLS", () => {
-    expect(parseArgs([], {})).toEqual({ root: DEFAULT_ROOT, socket: DEFAULT_SOCKET, tls: null, insecureRegistries: [], subnet: undefined, bridge: undefined, chainPrefix: undefined, shimPath: DEFAULT_SHIM, buildContextLimit: DEFAULT_BUILD_CONTEXT_LIMIT });
+    expect(parseArgs([], {})).toEqual({ root: DEFAULT_ROOT, socket: DEFAULT_SOCKET, tls: null, insecureRegistries: [], subnet: undefined, bridge: undefined, chainPrefix: undefined, shimPath: DEFAULT_SHIM, denyBinds: [], buildContextLimit: DEFAULT_BUILD_CONTEXT_LIMIT });
+  });
+
+  it("takes repeatable --deny-bind (absolute paths only), else FLOTILLA_AGENT_DENY_BINDS", () => {
+    expect(parseArgs(["--deny-bind", "/a", "--deny-bind=/b"], {})!.denyBinds).toEqual(["/a", "/b"]);
+    expect(parseArgs([], { FLOTILLA_AGENT_DENY_BINDS: "/x:/y" })!.denyBinds).toEqual(["/x", "/y"]);
+    expect(() => parseArgs(["--deny-bind", "rel"], {})).toThrow("--deny-bind must be an absolute path: rel");
   });
 
   it("reads --build-context-limit with binary units, and refuses nonsense", () => {

@@ -27,10 +27,22 @@ export function stack(cmd: "up" | "down" | "status" | "env"): string {
   return execFileSync("bash", [join(repoRoot, "deploy/local/stack.sh"), cmd], { env: stackEnv(), encoding: "utf8" });
 }
 
-export function adminUrl(database = "postgres"): string {
-  const user = process.getuid?.() === 0 ? "postgres" : (process.env.USER ?? "postgres");
-  return `postgresql://${user}@127.0.0.1:${testStack.pgPort}/${database}`;
+// The stack's passwords are generated at its first start; `stack.sh env` prints URLs carrying them.
+let urls: { database: string; redis: string } | undefined;
+function stackUrls(): { database: string; redis: string } {
+  if (!urls) {
+    const vars = Object.fromEntries(stack("env").trim().split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+    urls = { database: vars.DATABASE_URL!, redis: vars.REDIS_URL! };
+  }
+  return urls;
 }
 
-export const redisUrl = () => `redis://127.0.0.1:${testStack.redisPort}`;
+/** The superuser's URL for `database` on the test stack (password included). */
+export function adminUrl(database = "postgres"): string {
+  const url = new URL(stackUrls().database);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+export const redisUrl = () => stackUrls().redis;
 export const TEMPLATE_DB = "flotilla_template";

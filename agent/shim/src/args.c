@@ -1,6 +1,7 @@
 /* Command line parsing: the option table and the checks across options.
  * Pure (no syscalls), so every rule here is unit tested. Value parsers are in parse.c. */
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -16,7 +17,9 @@ const char shim_usage[] =
 	"usage:\n"
 	"  flotilla-shim run --id ID --state-dir DIR (--rootfs DIR | --rootfs-lower L1:L2 --upper U --work W)\n"
 	"                    [options] -- CMD [ARG...]\n"
+	"  flotilla-shim exec --id ID --state-dir DIR --pid PID --cgroup REL [exec options] -- CMD [ARG...]\n"
 	"  flotilla-shim kill --state-dir DIR [SIGNAL]     (default TERM; KILL is accepted)\n"
+	"  flotilla-shim resize --state-dir DIR ROWS COLS  (a --tty container or exec)\n"
 	"  flotilla-shim state --state-dir DIR             (prints state.json)\n"
 	"  flotilla-shim version\n"
 	"\n"
@@ -28,6 +31,12 @@ const char shim_usage[] =
 	"  --readonly-rootfs        --netns new|host|PATH   --log FILE\n"
 	"  --cgroup-parent NAME (default flotilla)   --cgroup-root DIR (default /sys/fs/cgroup)\n"
 	"  --seccomp default|unconfined             --foreground (alias --wait)\n"
+	"  --caps MASK              capabilities kept, a subset of docker's default set (hex)\n"
+	"  --tty  --stdin  --stdin-once  --attach  --attach-wait   (interactive I/O, see README)\n"
+	"\n"
+	"exec options: --env --cwd --user --groups --seccomp --tty --stdin --stdin-once --attach\n"
+	"  --attach-wait --foreground --cgroup-root, as for run; the process joins every namespace\n"
+	"  and the cgroup of the container whose init is PID.\n"
 	"\n"
 	"exit status of run: 0 started (detached) or the container's status (--foreground);\n"
 	"125 the shim failed (message on stderr), 126 command not executable, 127 command not found.\n";
@@ -122,6 +131,22 @@ static int parse_run_option(struct shim_config *cfg, int argc, char **argv, int 
 		cfg->foreground = true;
 		return 0;
 	}
+	static const struct {
+		const char *name;
+		size_t off;
+	} flags[] = {
+		{"--tty", offsetof(struct shim_config, tty)},
+		{"--stdin", offsetof(struct shim_config, open_stdin)},
+		{"--stdin-once", offsetof(struct shim_config, stdin_once)},
+		{"--attach", offsetof(struct shim_config, attach)},
+		{"--attach-wait", offsetof(struct shim_config, attach_wait)},
+	};
+	for (size_t f = 0; f < SHIM_ARRAY_LEN(flags); f++) {
+		if (strcmp(a, flags[f].name) == 0) {
+			*(bool *)((char *)cfg + flags[f].off) = true;
+			return 0;
+		}
+	}
 
 #define OPT(name)                                                                  \
 	v = opt_value(argc, argv, i, name, &m);                                    \
@@ -136,6 +161,19 @@ static int parse_run_option(struct shim_config *cfg, int argc, char **argv, int 
 		return 0;
 	}
 	OPT("--state-dir") { cfg->state_dir = v; return 0; }
+	OPT("--pid") {
+		long long pid;
+		if (parse_u64(v, 1, INT32_MAX, &pid) < 0)
+			return shim_fail(err, 0, "--pid: \"%s\" is not a process id", v);
+		cfg->target_pid = (pid_t)pid;
+		return 0;
+	}
+	OPT("--cgroup") {
+		if (!valid_rel_path(v))
+			return shim_fail(err, 0, "--cgroup: \"%s\" must be a relative path without ..", v);
+		cfg->cgroup_rel = v;
+		return 0;
+	}
 	OPT("--rootfs-lower") return parse_lowers(cfg, v, err);
 	OPT("--upper") { cfg->upper = v; return 0; }
 	OPT("--work") { cfg->work = v; return 0; }
@@ -227,6 +265,16 @@ static int parse_run_option(struct shim_config *cfg, int argc, char **argv, int 
 		cfg->cgroup_root = v;
 		return 0;
 	}
+	OPT("--caps") {
+		char *end = NULL;
+		errno = 0;
+		unsigned long long mask = strtoull(v, &end, 16);
+		if (errno != 0 || end == v || *end != '\0' || v[0] == '-')
+			return shim_fail(err, 0, "--caps: \"%s\" must be a hexadecimal mask", v);
+		cfg->caps = (uint64_t)mask;
+		cfg->has_caps = true;
+		return 0;
+	}
 	OPT("--seccomp") {
 		if (strcmp(v, "default") == 0)
 			cfg->seccomp = true;
@@ -263,8 +311,47 @@ static int check_run(struct shim_config *cfg, struct shim_err *err)
 		return shim_fail(err, 0, "--cpu-quota: must be >= 1000");
 	if (cfg->n_groups > 0 && !cfg->has_user)
 		return shim_fail(err, 0, "--groups needs --user");
+	if ((cfg->tty || cfg->open_stdin || cfg->attach_wait || cfg->stdin_once) && !cfg->attach)
+		return shim_fail(err, 0, "--tty, --stdin, --stdin-once and --attach-wait need --attach");
 	if (cfg->argc == 0)
 		return shim_fail(err, 0, "no command given after --");
+	return 0;
+}
+
+/* exec enters a container that exists: everything that builds one is refused. */
+static int check_exec(struct shim_config *cfg, struct shim_err *err)
+{
+	if (cfg->id == NULL)
+		return shim_fail(err, 0, "--id is required");
+	if (cfg->state_dir == NULL || !path_is_abs(cfg->state_dir))
+		return shim_fail(err, 0, "--state-dir is required and must be an absolute path");
+	if (cfg->target_pid <= 0 || cfg->cgroup_rel == NULL)
+		return shim_fail(err, 0, "exec: --pid and --cgroup (of the running container) are required");
+	if (cfg->n_lowers || cfg->upper || cfg->work || cfg->rootfs || cfg->n_mounts || cfg->hostname ||
+	    cfg->readonly_rootfs || cfg->memory >= 0 || cfg->cpu_quota >= 0 || cfg->cpu_period >= 0 ||
+	    cfg->cpu_shares >= 0 || cfg->pids >= 0 || cfg->netns != SHIM_NETNS_NEW || cfg->log_path)
+		return shim_fail(err, 0, "exec: rootfs, mount, hostname, limit, netns and log options belong to run");
+	if ((cfg->tty || cfg->open_stdin || cfg->attach_wait || cfg->stdin_once) && !cfg->attach)
+		return shim_fail(err, 0, "--tty, --stdin, --stdin-once and --attach-wait need --attach");
+	if (cfg->n_groups > 0 && !cfg->has_user)
+		return shim_fail(err, 0, "--groups needs --user");
+	if (cfg->argc == 0)
+		return shim_fail(err, 0, "no command given after --");
+	return 0;
+}
+
+/* resize: ROWS COLS after the state dir, each 0..65535. */
+static int parse_resize_arg(struct shim_config *cfg, const char *a, struct shim_err *err)
+{
+	long long v;
+	if (parse_u64(a, 0, 65535, &v) < 0)
+		return shim_fail(err, 0, "resize: \"%s\" is not a size in 0..65535", a);
+	if (cfg->rows < 0)
+		cfg->rows = (int)v;
+	else if (cfg->cols < 0)
+		cfg->cols = (int)v;
+	else
+		return shim_fail(err, 0, "resize: unexpected argument \"%s\"", a);
 	return 0;
 }
 
@@ -277,6 +364,7 @@ int config_parse(struct shim_config *cfg, int argc, char **argv, struct shim_err
 	cfg->cgroup_root = "/sys/fs/cgroup";
 	cfg->seccomp = true;
 	cfg->signal = SIGTERM;
+	cfg->rows = cfg->cols = -1;
 
 	/* every list is bounded by argc: allocate once, no reallocs */
 	size_t n = (size_t)argc + 1;
@@ -305,6 +393,10 @@ int config_parse(struct shim_config *cfg, int argc, char **argv, struct shim_err
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "run") == 0)
 		cfg->cmd = SHIM_CMD_RUN;
+	else if (strcmp(cmd, "exec") == 0)
+		cfg->cmd = SHIM_CMD_EXEC;
+	else if (strcmp(cmd, "resize") == 0)
+		cfg->cmd = SHIM_CMD_RESIZE;
 	else if (strcmp(cmd, "kill") == 0)
 		cfg->cmd = SHIM_CMD_KILL;
 	else if (strcmp(cmd, "state") == 0)
@@ -316,19 +408,19 @@ int config_parse(struct shim_config *cfg, int argc, char **argv, struct shim_err
 		cfg->cmd = SHIM_CMD_HELP;
 		return 0;
 	} else
-		return shim_fail(err, 0, "unknown command \"%s\" (run, kill, state, version)", cmd);
+		return shim_fail(err, 0, "unknown command \"%s\" (run, exec, kill, resize, state, version)", cmd);
 
 	bool have_signal = false;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--") == 0) {
-			if (cfg->cmd != SHIM_CMD_RUN)
+			if (cfg->cmd != SHIM_CMD_RUN && cfg->cmd != SHIM_CMD_EXEC)
 				return shim_fail(err, 0, "%s: unexpected --", cmd);
 			cfg->argv = argv + i + 1;
 			cfg->argc = argc - i - 1;
 			break;
 		}
-		if (cfg->cmd == SHIM_CMD_RUN) {
+		if (cfg->cmd == SHIM_CMD_RUN || cfg->cmd == SHIM_CMD_EXEC) {
 			if (parse_run_option(cfg, argc, argv, &i, err) < 0)
 				return -1;
 			continue;
@@ -343,6 +435,9 @@ int config_parse(struct shim_config *cfg, int argc, char **argv, struct shim_err
 			if (parse_signal(a, &cfg->signal) < 0)
 				return shim_fail(err, 0, "kill: unknown signal \"%s\"", a);
 			have_signal = true;
+		} else if (cfg->cmd == SHIM_CMD_RESIZE && a[0] != '-') {
+			if (parse_resize_arg(cfg, a, err) < 0)
+				return -1;
 		} else {
 			return shim_fail(err, 0, "%s: unexpected argument \"%s\"", cmd, a);
 		}
@@ -350,6 +445,10 @@ int config_parse(struct shim_config *cfg, int argc, char **argv, struct shim_err
 
 	if (cfg->cmd == SHIM_CMD_RUN)
 		return check_run(cfg, err);
+	if (cfg->cmd == SHIM_CMD_EXEC)
+		return check_exec(cfg, err);
+	if (cfg->cmd == SHIM_CMD_RESIZE && cfg->cols < 0)
+		return shim_fail(err, 0, "resize: ROWS and COLS are required");
 	if (cfg->state_dir == NULL || !path_is_abs(cfg->state_dir))
 		return shim_fail(err, 0, "%s: --state-dir is required and must be an absolute path", cmd);
 	return 0;

@@ -19,9 +19,9 @@
 #endif
 
 /* v1 hierarchies every container joins: memory/cpu/pids carry the limits, cpuacct
- * the usage the agent reports. cpu and cpuacct are often co-mounted; duplicates
+ * and blkio the usage the agent reports (stats), freezer docker pause. cpu and cpuacct are often co-mounted; duplicates
  * are detected by device number in cgroup_create. */
-static const char *const v1_controllers[] = {"memory", "cpu", "cpuacct", "pids"};
+static const char *const v1_controllers[] = {"memory", "cpu", "cpuacct", "pids", "freezer", "blkio"};
 
 /* v2 controllers enabled for the container's subtree, when the kernel offers them. */
 static const char *const v2_controllers[] = {"memory", "cpu", "pids"};
@@ -121,6 +121,36 @@ static int v2_enable_controllers(const char *root, const char *parent, const str
 			return shim_fail(err, errno, "cgroup: mkdir %s", dir);
 		rest = slash ? slash + 1 : "";
 	}
+}
+
+int cgroup_locate(struct cgroup *cg, const char *root, const char *rel, struct shim_err *err)
+{
+	memset(cg, 0, sizeof(*cg));
+	if (cgroup_detect(root, &cg->version, err) < 0)
+		return -1;
+	snprintf(cg->rel, sizeof(cg->rel), "%s", rel);
+	if (cg->version == CG_V2)
+		return cg_dir_add(cg, "unified", root, rel, err);
+	dev_t seen[SHIM_ARRAY_LEN(v1_controllers)];
+	size_t n_seen = 0;
+	for (size_t i = 0; i < SHIM_ARRAY_LEN(v1_controllers); i++) {
+		char base[PATH_MAX];
+		struct stat st;
+		snprintf(base, sizeof(base), "%s/%s", root, v1_controllers[i]);
+		if (stat(base, &st) < 0)
+			continue;
+		bool dup = false;
+		for (size_t k = 0; k < n_seen; k++)
+			dup = dup || seen[k] == st.st_dev;
+		if (dup)
+			continue;
+		seen[n_seen++] = st.st_dev;
+		if (cg_dir_add(cg, v1_controllers[i], base, rel, err) < 0)
+			return -1;
+		if (access(cg->dirs[cg->n_dirs - 1].path, F_OK) < 0)
+			return shim_fail(err, errno, "exec: the container's cgroup %s", cg->dirs[cg->n_dirs - 1].path);
+	}
+	return 0;
 }
 
 int cgroup_create(struct cgroup *cg, const struct shim_config *cfg, struct shim_err *err)

@@ -16,7 +16,7 @@
 enum cg_version { CG_V1 = 1, CG_V2 = 2 };
 
 #define CG_MAX_WRITES 12
-#define CG_MAX_DIRS 6
+#define CG_MAX_DIRS 8
 
 struct cg_write {
 	const char *ctrl;   /* controller, names the step in errors */
@@ -51,6 +51,9 @@ bool cgroup_oom_decide(enum cg_version v, const char *events, long long failcnt,
 int cgroup_detect(const char *root, enum cg_version *v, struct shim_err *err);
 /* Creates the group(s) and writes the limits. On failure removes what it made. */
 int cgroup_create(struct cgroup *cg, const struct shim_config *cfg, struct shim_err *err);
+/* Fills cg for an existing group (exec into a running container): every
+ * hierarchy a container joins, at root/<rel>. Creates nothing. */
+int cgroup_locate(struct cgroup *cg, const char *root, const char *rel, struct shim_err *err);
 /* Moves the calling process into every directory of the group. Called by the
  * container init itself, first thing after clone: on v1 it writes "0" to each
  * `tasks` file, which moves only the (single) calling thread and so skips the

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -18,7 +19,7 @@ enum {
 	SHIM_EXIT_NOT_FOUND = 127,   /* the command was not found */
 };
 
-enum shim_cmd { SHIM_CMD_RUN, SHIM_CMD_KILL, SHIM_CMD_STATE, SHIM_CMD_VERSION, SHIM_CMD_HELP };
+enum shim_cmd { SHIM_CMD_RUN, SHIM_CMD_EXEC, SHIM_CMD_KILL, SHIM_CMD_RESIZE, SHIM_CMD_STATE, SHIM_CMD_VERSION, SHIM_CMD_HELP };
 
 enum shim_netns { SHIM_NETNS_NEW, SHIM_NETNS_HOST, SHIM_NETNS_PATH };
 
@@ -75,8 +76,22 @@ struct shim_config {
 	const char *cgroup_root;   /* default /sys/fs/cgroup */
 	bool foreground;
 	bool seccomp;
+	bool has_caps;           /* --caps given: keep cfg->caps instead of the default set */
+	uint64_t caps;
+
+	/* interactive I/O (see attach.h) */
+	bool tty;                /* a pty: the command's stdio is its slave, /dev/console too (run) */
+	bool open_stdin;         /* stdin comes from attach clients (else /dev/null) */
+	bool stdin_once;         /* the first stdin client's EOF closes stdin (not with a tty) */
+	bool attach;             /* listen on STATE_DIR/attach.sock */
+	bool attach_wait;        /* hold the output until the first client, at most ATTACH_WAIT_MS */
+
+	/* exec: the running container to enter */
+	pid_t target_pid;        /* its init, on the host */
+	const char *cgroup_rel;  /* its group, relative to each hierarchy root (state.json "cgroup") */
 
 	int signal;              /* kill: signal to deliver */
+	int rows, cols;          /* resize: the new window size */
 
 	char **argv;             /* the container command, NULL terminated */
 	int argc;

@@ -16,6 +16,7 @@
 
 #include "container.h"
 #include "proto.h"
+#include "pty.h"
 #include "rootfs.h"
 #include "security.h"
 
@@ -116,6 +117,8 @@ static void exec_command(const struct shim_config *cfg, char *const *envp)
 	errno = last != ENOENT ? last : denied ? EACCES : ENOENT;
 }
 
+__attribute__((noreturn)) static void start_command(const struct shim_config *cfg, const struct container_io *io, bool console);
+
 void container_main(const struct shim_config *cfg, const struct container_io *io)
 {
 	struct shim_err err;
@@ -150,9 +153,26 @@ void container_main(const struct shim_config *cfg, const struct container_io *io
 	if (rootfs_setup(cfg, io->rootfs_target, &err) < 0)
 		fail(io, &err, SHIM_EXIT_FAILED);
 
+	start_command(cfg, io, true);
+}
+
+/* From stdio to execve, shared by a container's init and an exec: the
+ * terminal or pipes, a clean signal state, the session, then the privilege
+ * drop and seccomp, last of all. */
+__attribute__((noreturn)) static void start_command(const struct shim_config *cfg, const struct container_io *io, bool console)
+{
+	struct shim_err err;
+	shim_err_clear(&err);
+	int in = io->stdin_fd, out = io->stdout_fd, errfd = io->stderr_fd;
+	if (cfg->tty) {
+		int slave = pty_open_in_container(io->sock, console, cfg->has_user, cfg->uid, &err);
+		if (slave < 0)
+			fail(io, &err, SHIM_EXIT_FAILED);
+		in = out = errfd = slave;
+	}
 	/* stdio: dup2 clears close-on-exec on 0/1/2; everything else we inherited
 	 * is marked close-on-exec so the command starts with exactly three fds */
-	if (dup2(io->stdin_fd, 0) < 0 || dup2(io->stdout_fd, 1) < 0 || dup2(io->stderr_fd, 2) < 0) {
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0) {
 		shim_fail(&err, errno, "stdio: dup2");
 		fail(io, &err, SHIM_EXIT_FAILED);
 	}
@@ -173,11 +193,15 @@ void container_main(const struct shim_config *cfg, const struct container_io *io
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	umask(022);
 	/* Own session: no controlling terminal shared with the caller, so a
-	 * terminal's ^C reaches the container once, through the monitor. */
+	 * terminal's ^C reaches the container once, through the monitor. With a
+	 * tty, the slave becomes the session's terminal: job control and ^C work
+	 * inside, as with runc. */
 	if (setsid() < 0) {
 		shim_fail(&err, errno, "stdio: setsid");
 		fail(io, &err, SHIM_EXIT_FAILED);
 	}
+	if (cfg->tty && pty_make_controlling(&err) < 0)
+		fail(io, &err, SHIM_EXIT_FAILED);
 
 	size_t env_cap = cfg->n_env + 3;
 	const char *envp[env_cap];
@@ -210,4 +234,27 @@ void container_main(const struct shim_config *cfg, const struct container_io *io
 		shim_fail(&err, e, "exec: \"%s\"", cfg->argv[0]);
 	err.errnum = e;
 	fail(io, &err, e == ENOENT ? SHIM_EXIT_NOT_FOUND : SHIM_EXIT_CANNOT_EXEC);
+}
+
+void exec_main(const struct shim_config *cfg, const struct container_io *io)
+{
+	struct shim_err err;
+	shim_err_clear(&err);
+	/* the cgroup first (its paths are host paths, gone after the mount
+	 * namespace switch); on v2 clone3 put us there already */
+	if (!io->in_cgroup && cgroup_join_self(io->cg, &err) < 0)
+		fail(io, &err, SHIM_EXIT_FAILED);
+	/* The pid namespace came from the monitor (setns before clone). One setns
+	 * on the init's pidfd joins the rest at once; the mount namespace switch
+	 * sets our root and cwd to the container's root. */
+	if (setns(io->pidfd, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP) < 0) {
+		shim_fail(&err, errno, "exec: join the container's namespaces");
+		fail(io, &err, SHIM_EXIT_FAILED);
+	}
+	const char *cwd = cfg->cwd != NULL ? cfg->cwd : "/";
+	if (chdir(cwd) < 0) {
+		shim_fail(&err, errno, "exec: chdir to cwd (\"%s\") set in config.json failed", cwd);
+		fail(io, &err, SHIM_EXIT_FAILED);
+	}
+	start_command(cfg, io, false);
 }

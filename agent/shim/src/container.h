@@ -15,9 +15,13 @@ struct container_io {
 	const char *rootfs_target;
 	const struct cgroup *cg;
 	bool in_cgroup;  /* clone3(CLONE_INTO_CGROUP) already put us there */
+	int pidfd;       /* exec: pidfd of the container init whose namespaces to join */
 };
 
 __attribute__((noreturn)) void container_main(const struct shim_config *cfg, const struct container_io *io);
+/* The exec side: runs in a child the monitor cloned into the container's pid
+ * namespace; joins its cgroup and other namespaces, then as container_main. */
+__attribute__((noreturn)) void exec_main(const struct shim_config *cfg, const struct container_io *io);
 
 /* Builds the command's environment (pure): the --env values, plus PATH and
  * HOSTNAME defaults when not given. envp must hold n_env + 3 entries; the

@@ -2,6 +2,7 @@
  * control FIFO and the output pipes, until the container init is reaped and
  * its output drained. See proto.h for how the start is decided. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "proto.h"
+#include "pty.h"
 #include "run.h"
 
 void report(struct run *r, const char *line)
@@ -53,7 +55,8 @@ static void on_sock(struct run *r, bool block)
 {
 	for (;;) {
 		struct shim_msg m;
-		ssize_t n = recv(r->sock, &m, sizeof(m), block ? 0 : MSG_DONTWAIT);
+		int fd;
+		ssize_t n = recv_msg_fd(r->sock, &m, sizeof(m), &fd, block);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -71,7 +74,16 @@ static void on_sock(struct run *r, bool block)
 			}
 			return;
 		}
-		if (m.type == MSG_EXEC) {
+		if (m.type == MSG_PTY && fd >= 0 && r->pty_master < 0) {
+			/* from now on the pty is the command's stdio: its output is read
+			 * from the master like a pipe, stdin written to it */
+			fcntl(fd, F_SETFL, O_NONBLOCK);
+			r->pty_master = fd;
+			r->out[LOG_STDOUT][0] = dup(fd);
+			if (r->cfg->open_stdin)
+				r->stdin_w = dup(fd);
+			fd = -1;
+		} else if (m.type == MSG_EXEC) {
 			r->got_exec = true;
 		} else if (m.type == MSG_ERROR) {
 			struct shim_err err = {.errnum = m.errnum};
@@ -79,6 +91,8 @@ static void on_sock(struct run *r, bool block)
 			memcpy(err.msg, m.msg, sizeof(err.msg));
 			start_failed(r, m.exit_code ? m.exit_code : SHIM_EXIT_FAILED, &err);
 		}
+		if (fd >= 0)
+			close(fd);
 	}
 }
 
@@ -133,9 +147,13 @@ static void on_fifo(struct run *r)
 		return;
 	buf[n] = '\0';
 	for (char *save = NULL, *tok = strtok_r(buf, "\n", &save); tok; tok = strtok_r(NULL, "\n", &save)) {
-		int sig;
-		if (parse_signal(tok, &sig) == 0)
-			deliver(r, sig);
+		struct control_cmd cmd;
+		if (control_parse(tok, &cmd) < 0)
+			continue;
+		if (cmd.kind == CONTROL_SIGNAL)
+			deliver(r, cmd.signal);
+		else if (r->pty_master >= 0)
+			pty_resize(r->pty_master, cmd.rows, cmd.cols);
 	}
 }
 
@@ -154,6 +172,7 @@ static void on_output(struct run *r, int stream)
 	ssize_t n = read(r->out[stream][0], buf, sizeof(buf));
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
+	/* a pty master reads EIO once no slave is open: that is its EOF */
 	char now[SHIM_TIME_MAX];
 	now_rfc3339(now);
 	if (n <= 0) {
@@ -165,6 +184,9 @@ static void on_output(struct run *r, int stream)
 	/* --foreground also passes the output through, for an attached client */
 	if (r->cfg->foreground)
 		write_all(stream == LOG_STDOUT ? 1 : 2, buf, (size_t)n);
+	attach_broadcast(r, stream + 1, buf, (size_t)n);
+	if (r->log_fd < 0)
+		return;
 	log_feed(&r->pend[stream], buf, (size_t)n, (enum log_stream)stream, now, &r->logbuf);
 	write_log(r);
 }
@@ -184,7 +206,10 @@ void run_loop(struct run *r)
 		if (r->exited && r->sock >= 0)
 			on_sock(r, true); /* EOF is certain once the init is gone */
 		bool pipes_open = r->out[0][0] >= 0 || r->out[1][0] >= 0;
-		if (r->exited && r->sock < 0) {
+		/* --attach-wait also holds the end: a command quicker than its client
+		 * still has its output and exit delivered to it */
+		bool hold = attach_holding(r);
+		if (r->exited && r->sock < 0 && !hold) {
 			if (!pipes_open)
 				return;
 			if (exited_at.tv_sec == 0)
@@ -192,28 +217,44 @@ void run_loop(struct run *r)
 			if (ms_since(&exited_at) >= DRAIN_MS)
 				return;
 		}
-		struct pollfd p[5] = {
-			{.fd = r->sock, .events = POLLIN},
-			{.fd = r->sfd, .events = POLLIN},
-			{.fd = r->fifo_fd, .events = POLLIN},
-			{.fd = r->out[0][0], .events = POLLIN},
-			{.fd = r->out[1][0], .events = POLLIN},
-		};
-		int timeout = r->exited ? 100 : -1;
-		int n = poll(p, 5, timeout);
+		/* fixed slots first, then one per attach client */
+		enum { P_SOCK, P_SIG, P_FIFO, P_OUT, P_ERR, P_STDIN, P_LISTEN, P_CLIENTS };
+		struct pollfd p[P_CLIENTS + ATTACH_MAX_CLIENTS];
+		bool stdin_full = r->stdin_pending.len > 0;
+		p[P_SOCK] = (struct pollfd){.fd = r->sock, .events = POLLIN};
+		p[P_SIG] = (struct pollfd){.fd = r->sfd, .events = POLLIN};
+		p[P_FIFO] = (struct pollfd){.fd = r->fifo_fd, .events = POLLIN};
+		p[P_OUT] = (struct pollfd){.fd = hold ? -1 : r->out[0][0], .events = POLLIN};
+		p[P_ERR] = (struct pollfd){.fd = hold ? -1 : r->out[1][0], .events = POLLIN};
+		p[P_STDIN] = (struct pollfd){.fd = stdin_full ? r->stdin_w : -1, .events = POLLOUT};
+		p[P_LISTEN] = (struct pollfd){.fd = r->listen_fd, .events = POLLIN};
+		for (size_t i = 0; i < ATTACH_MAX_CLIENTS; i++) {
+			struct attach_client *c = &r->clients[i];
+			short ev = (short)((c->out.len ? POLLOUT : 0) | (c->read_eof || stdin_full ? 0 : POLLIN));
+			p[P_CLIENTS + i] = (struct pollfd){.fd = c->fd, .events = ev};
+		}
+		int timeout = r->exited ? 100 : hold ? 50 : -1;
+		int n = poll(p, P_CLIENTS + ATTACH_MAX_CLIENTS, timeout);
 		if (n < 0 && errno != EINTR)
 			return;
 		if (n <= 0)
 			continue;
 		/* the socket before signals: its EOF precedes the init's exit */
-		if (p[0].revents)
+		if (p[P_SOCK].revents)
 			on_sock(r, false);
-		if (p[1].revents)
+		if (p[P_SIG].revents)
 			on_signals(r);
-		if (p[2].revents)
+		if (p[P_FIFO].revents)
 			on_fifo(r);
+		if (p[P_LISTEN].revents)
+			attach_accept(r);
+		for (size_t i = 0; i < ATTACH_MAX_CLIENTS; i++)
+			if (p[P_CLIENTS + i].fd >= 0 && p[P_CLIENTS + i].revents && r->clients[i].fd == p[P_CLIENTS + i].fd)
+				attach_on_client(r, &r->clients[i], p[P_CLIENTS + i].revents);
+		if (p[P_STDIN].revents)
+			stdin_flush(r);
 		for (int s = 0; s < 2; s++)
-			if (p[3 + s].revents)
+			if (p[P_OUT + s].revents)
 				on_output(r, s);
 	}
 }

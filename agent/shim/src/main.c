@@ -127,6 +127,23 @@ static int cmd_kill(const struct shim_config *cfg)
 	return 0;
 }
 
+/* A window size for the pty, through the control FIFO like a signal. */
+static int cmd_resize(const struct shim_config *cfg)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/control", cfg->state_dir);
+	int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "flotilla-shim: resize: %s\n", errno == ENXIO || errno == ENOENT ? "not running" : strerror(errno));
+		return 1;
+	}
+	char line[32];
+	int len = snprintf(line, sizeof(line), "w %d %d\n", cfg->rows, cfg->cols);
+	int rc = write_all(fd, line, (size_t)len);
+	close(fd);
+	return rc < 0 ? 1 : 0;
+}
+
 static int cmd_state(const struct shim_config *cfg)
 {
 	char path[PATH_MAX], buf[8192];
@@ -172,6 +189,10 @@ int main(int argc, char **argv)
 	case SHIM_CMD_STATE:
 		code = cmd_state(&cfg);
 		break;
+	case SHIM_CMD_RESIZE:
+		code = cmd_resize(&cfg);
+		break;
+	case SHIM_CMD_EXEC:
 	case SHIM_CMD_RUN:
 	default:
 		if (geteuid() != 0) {

@@ -51,6 +51,26 @@ int start_failed(struct run *r, int code, const struct shim_err *err)
 	return -1;
 }
 
+/* exec: the container is there already; a pidfd pins its init (a recycled pid
+ * cannot be joined by mistake once we hold it), and its group is found, not made. */
+static int prepare_exec(struct run *r)
+{
+	const struct shim_config *cfg = r->cfg;
+	struct shim_err err;
+	r->pidfd = (int)syscall(SYS_pidfd_open, cfg->target_pid, 0);
+	if (r->pidfd < 0) {
+		int e = errno;
+		if (e == ESRCH)
+			return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, 0, "exec: the container is not running (pid %d is gone)", (int)cfg->target_pid), &err));
+		return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, e, "exec: pidfd_open %d", (int)cfg->target_pid), &err));
+	}
+	if (cgroup_locate(&r->cg, cfg->cgroup_root, cfg->cgroup_rel, &err) < 0)
+		return start_failed(r, SHIM_EXIT_FAILED, &err);
+	r->st.cgroup_version = (int)r->cg.version;
+	r->st.cgroup = r->cg.rel;
+	return 0;
+}
+
 /* STAGE_PREPARE and STAGE_CGROUP: everything that exists before the clone. */
 static int prepare(struct run *r)
 {
@@ -85,10 +105,23 @@ static int prepare(struct run *r)
 		r->log_fd = open(cfg->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 		if (r->log_fd < 0)
 			return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, errno, "log: open %s", cfg->log_path), &err));
+	}
+	/* with a tty the output comes from the pty master, which the init sends */
+	if ((cfg->log_path != NULL || cfg->attach) && !cfg->tty) {
 		for (int s = 0; s < 2; s++)
 			if (pipe2(r->out[s], O_CLOEXEC) < 0)
 				return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, errno, "log: pipe"), &err));
 	}
+	if (cfg->open_stdin && !cfg->tty) {
+		if (pipe2(r->in, O_CLOEXEC) < 0)
+			return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, errno, "stdin: pipe"), &err));
+		r->stdin_w = r->in[1];
+		r->in[1] = -1;
+		fcntl(r->stdin_w, F_SETFL, O_NONBLOCK);
+	}
+	if (cfg->attach && attach_listen(r, &err) < 0)
+		return start_failed(r, SHIM_EXIT_FAILED, &err);
+	clock_gettime(CLOCK_MONOTONIC, &r->wait_from);
 
 	/* control FIFO for `flotilla-shim kill`: opened read-write so it never
 	 * reports EOF when a writer leaves; a writer that finds no reader (ENXIO)
@@ -101,6 +134,9 @@ static int prepare(struct run *r)
 	r->fifo_fd = open(r->fifo_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (r->fifo_fd < 0)
 		return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, errno, "control: open %s", r->fifo_path), &err));
+
+	if (cfg->cmd == SHIM_CMD_EXEC)
+		return prepare_exec(r);
 
 	if (cfg->n_lowers > 0) {
 		/* only a mount point: the overlay is mounted inside the container's
@@ -148,16 +184,29 @@ static int spawn(struct run *r)
 
 	struct container_io io = {
 		.sock = sp[1],
-		.stdin_fd = cfg->foreground ? 0 : r->devnull,
-		.stdout_fd = r->log_fd >= 0 ? r->out[LOG_STDOUT][1] : (cfg->foreground ? 1 : r->devnull),
-		.stderr_fd = r->log_fd >= 0 ? r->out[LOG_STDERR][1] : (cfg->foreground ? 2 : r->devnull),
+		.stdin_fd = r->in[0] >= 0 ? r->in[0] : (cfg->foreground && !cfg->attach ? 0 : r->devnull),
+		.stdout_fd = r->out[LOG_STDOUT][1] >= 0 ? r->out[LOG_STDOUT][1] : (cfg->foreground ? 1 : r->devnull),
+		.stderr_fd = r->out[LOG_STDERR][1] >= 0 ? r->out[LOG_STDERR][1] : (cfg->foreground ? 2 : r->devnull),
 		.netns_fd = netns_fd,
 		.rootfs_target = cfg->n_lowers > 0 ? r->rootfs_dir : cfg->rootfs,
 		.cg = &r->cg,
+		.pidfd = r->pidfd,
 	};
+	bool exec = cfg->cmd == SHIM_CMD_EXEC;
 	uint64_t flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
 	if (cfg->netns == SHIM_NETNS_NEW)
 		flags |= CLONE_NEWNET;
+	if (exec) {
+		/* Our children are born in the container's pid namespace (a process
+		 * cannot move itself into one); the monitor itself stays outside. */
+		if (setns(r->pidfd, CLONE_NEWPID) < 0) {
+			int e = errno;
+			close(sp[0]);
+			close(sp[1]);
+			return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, e, "exec: join the container's pid namespace"), &err));
+		}
+		flags = 0;
+	}
 	_cleanup_close_ int cgfd = cgroup_open_dir(&r->cg);
 	pid_t pid = -1;
 	if (cgfd >= 0) {
@@ -182,6 +231,8 @@ static int spawn(struct run *r)
 	}
 	if (pid == 0) {
 		close(sp[0]);
+		if (exec)
+			exec_main(cfg, &io);
 		container_main(cfg, &io);
 	}
 	r->pid = pid;
@@ -191,6 +242,7 @@ static int spawn(struct run *r)
 	close(sp[1]);
 	for (int s = 0; s < 2; s++)
 		close_fd(&r->out[s][1]);
+	close_fd(&r->in[0]);
 	return 0;
 }
 
@@ -250,6 +302,11 @@ static int finish(struct run *r, struct shim_err *out_err)
 	}
 	if (r->fifo_made)
 		unlink(r->fifo_path);
+	close_fd(&r->stdin_w);
+	close_fd(&r->in[0]);
+	close_fd(&r->pty_master);
+	close_fd(&r->pidfd);
+	sb_free(&r->stdin_pending);
 	if (r->rootfs_made)
 		rmdir(r->rootfs_dir);
 
@@ -259,6 +316,8 @@ static int finish(struct run *r, struct shim_err *out_err)
 		snprintf(r->st.finished_at, sizeof(r->st.finished_at), "%s", now);
 	if (r->owns_state)
 		state_write(r->cfg->state_dir, &r->st, &err);
+	/* after "exited" is on disk: a client that sees EOF can read the exit code */
+	attach_close_all(r);
 
 	if (r->start_code != 0) {
 		*out_err = r->start_err;
@@ -283,6 +342,10 @@ int monitor_run(const struct shim_config *cfg, int report_fd, struct shim_err *e
 	memset(r, 0, sizeof(*r));
 	r->cfg = cfg;
 	r->devnull = r->log_fd = r->fifo_fd = r->sfd = r->sock = r->state_lock = -1;
+	r->pidfd = r->stdin_w = r->pty_master = r->listen_fd = -1;
+	r->in[0] = r->in[1] = -1;
+	for (size_t i = 0; i < ATTACH_MAX_CLIENTS; i++)
+		r->clients[i].fd = -1;
 	r->report_fd = report_fd;
 	for (int s = 0; s < 2; s++)
 		r->out[s][0] = r->out[s][1] = -1;

@@ -10,6 +10,7 @@
  *                                                                 v1: moves itself ("0" > tasks)
  *                                              STAGE_NAMESPACES   cgroupns, netns, lo, hostname
  *                                              STAGE_ROOTFS       mounts, pivot_root
+ *                  ◄──────────────────────────  MSG_PTY + master   (--tty, after pivot_root)
  *                                              STAGE_SECURITY     uid/gid, caps, seccomp
  *                  ◄──────────────────────────  MSG_EXEC           about to execve
  *                  ◄───────── EOF ───────────   (execve closed the socket: started)
@@ -47,6 +48,7 @@ enum shim_stage {
 enum shim_msg_type {
 	MSG_EXEC = 2,          /* init -> monitor: setup done, calling execve */
 	MSG_ERROR = 3,         /* init -> monitor: a step failed, see errnum/msg */
+	MSG_PTY = 4,           /* init -> monitor: --tty, the pty master rides along (SCM_RIGHTS) */
 };
 
 struct shim_msg {

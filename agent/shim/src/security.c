@@ -34,6 +34,13 @@ uint64_t default_cap_mask(void)
 int security_apply(const struct shim_config *cfg, struct shim_err *err)
 {
 	uint64_t keep = default_cap_mask();
+	if (cfg->has_caps) {
+		/* --cap-drop only: the shim never grants more than docker's default set */
+		if (cfg->caps & ~keep)
+			return shim_fail(err, 0, "security: --caps 0x%llx asks for capabilities beyond the default set",
+					 (unsigned long long)cfg->caps);
+		keep = cfg->caps;
+	}
 
 	/* no_new_privs: setuid binaries and file capabilities inside the image can
 	 * no longer raise privileges at exec; also lets us install seccomp without

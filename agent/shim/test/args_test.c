@@ -153,6 +153,12 @@ static void test_config_run(void)
 	CHECK_STR(cfg.cgroup_parent, "flotilla");
 	CHECK_STR(cfg.cgroup_root, "/sys/fs/cgroup");
 	CHECK(cfg.memory == -1 && cfg.pids == -1 && cfg.cpu_shares == -1);
+	CHECK(!cfg.has_caps);
+	config_free(&cfg);
+
+	char *caps[] = {"flotilla-shim", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--caps", "0xa80405fb", "--", "true", NULL};
+	CHECK(parse(&cfg, &err, caps) == 0);
+	CHECK(cfg.has_caps && cfg.caps == 0xa80405fbULL);
 	config_free(&cfg);
 }
 
@@ -203,6 +209,12 @@ static void test_config_errors(void)
 	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--cgroup-parent",
 				"../up", "--", "x", NULL},
 		     "--cgroup-parent");
+	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--caps", "all", "--",
+				"x", NULL},
+		     "--caps: \"all\" must be a hexadecimal mask");
+	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--caps", "-1", "--",
+				"x", NULL},
+		     "--caps");
 	expect_error((char *[]){"s", "kill", "--state-dir", "/s", "NOPE", NULL}, "unknown signal");
 	expect_error((char *[]){"s", "kill", "KILL", NULL}, "--state-dir");
 }

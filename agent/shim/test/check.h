@@ -50,6 +50,7 @@ extern int failures, checks;
 
 /* One per test file, in the order main.c runs them. */
 void run_args_tests(void);   /* args_test.c: sizes, signals, ids, mounts, the command line */
+void run_attach_tests(void); /* attach_test.c: output frames, control lines, exec/resize options */
 void run_cgroup_tests(void); /* cgroup_test.c: the v1/v2 write plans and the OOM decision */
 void run_log_tests(void);    /* log_test.c: JSON escaping, timestamps, log lines, the state file */
 void run_runtime_tests(void); /* runtime_test.c: overlay options, env, caps, seccomp, errors */

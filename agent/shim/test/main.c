@@ -9,6 +9,7 @@ int failures, checks;
 int main(void)
 {
 	run_args_tests();
+	run_attach_tests();
 	run_cgroup_tests();
 	run_log_tests();
 	run_runtime_tests();

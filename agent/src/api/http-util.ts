@@ -3,20 +3,12 @@
  * error shape `{"message": …}` and the status each typed error maps to.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
 import { DomainError, InvalidError } from "@flotilla/core";
+import { HttpError, NotModifiedError } from "../engine-errors";
 
-/** 304 for start of a running or stop of a stopped container, as dockerd answers. */
-export class NotModifiedError extends Error {}
-
-/** An HTTP status with Docker's message, for cases no domain error covers. */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { HttpError, NotModifiedError } from "../engine-errors";
+export { labelMatches } from "../labels";
 
 const STATUS_BY_KIND: Record<string, number> = {
   not_found: 404,
@@ -123,10 +115,14 @@ export function checkFilterKeys(filters: Map<string, string[]>, allowed: readonl
   for (const key of filters.keys()) if (!allowed.includes(key)) throw new InvalidError(`invalid filter '${key}'`, { field: "filters" });
 }
 
-/** `k` or `k=v` against a label set. */
-export function labelMatches(labels: Record<string, string> | null | undefined, filter: string): boolean {
-  const eq = filter.indexOf("=");
-  const key = eq >= 0 ? filter.slice(0, eq) : filter;
-  if (!labels || !(key in labels)) return false;
-  return eq < 0 || labels[key] === filter.slice(eq + 1);
+/**
+ * Who sent a request, for log lines about what it did: method and path, the client certificate's
+ * subject (TLS) or the local socket, and the client's User-Agent.
+ */
+export function requester(req: IncomingMessage): string {
+  const socket = req.socket as Partial<TLSSocket>;
+  const cn = socket.getPeerCertificate?.()?.subject?.CN;
+  const peer = cn ? `client certificate "${cn}" at ${req.socket.remoteAddress}` : req.socket.remoteAddress ? `${req.socket.remoteAddress}` : "the local socket";
+  const agent = req.headers["user-agent"];
+  return `${req.method} ${(req.url ?? "").split("?")[0]} from ${peer}${agent ? ` (${agent})` : ""}`;
 }

@@ -3,7 +3,7 @@
  * values of one filter key OR-ed, keys AND-ed. Pure.
  */
 import { InvalidError } from "@flotilla/core";
-import { labelMatches } from "../api/http-util";
+import { labelMatches } from "../labels";
 import type { ContainerRecord, ContainerStatus } from "./container-types";
 
 export const CONTAINER_FILTER_KEYS = ["id", "name", "label", "status", "ancestor", "exited", "network", "volume", "expose", "publish"] as const;
@@ -55,7 +55,7 @@ export function selectContainers(containers: readonly ContainerRecord[], q: List
         is("status", (v) => (v as ContainerStatus) === c.state.status) &&
         is("exited", (v) => c.state.status === "exited" && c.state.exitCode === Number(v)) &&
         is("ancestor", (v) => imageMatches(c, v)) &&
-        is("network", (v) => v === c.networkMode || (v === "default" && c.networkMode === "bridge")) &&
+        is("network", (v) => (c.networkMode !== "user" && v === c.networkMode) || (v === "default" && c.networkMode === "bridge") || !!c.networks?.some((n) => n.name === v || n.networkId === v)) &&
         is("volume", (v) => c.mounts.some((m) => (m.type === "volume" && m.name === v) || m.target === v || (m.type === "bind" && m.source === v))) &&
         is("expose", (v) => portMatches(c, v, false)) &&
         is("publish", (v) => portMatches(c, v, true)),

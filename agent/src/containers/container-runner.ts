@@ -5,9 +5,10 @@
  */
 import * as fs from "node:fs/promises";
 import { InvalidError, NotSupportedError } from "@flotilla/core";
-import { HttpError } from "../api/http-util";
+import { HttpError } from "../engine-errors";
 import type { ImageStore } from "../images";
 import type { VolumeStore } from "../volumes/volume-store";
+import { checkBindSource } from "./bind-policy";
 import type { ContainerStore } from "./container-store";
 import type { ContainerRecord, NetworkInfo } from "./container-types";
 import { fromPortMappings, toPortMappings, type NetworkPort } from "./network-port";
@@ -21,6 +22,7 @@ export interface RunnerDeps {
   volumes: VolumeStore;
   network: NetworkPort | null;
   shimPath: string;
+  denyBinds?: readonly string[];
 }
 
 export interface Started {
@@ -55,11 +57,15 @@ export class ContainerRunner {
     for (const m of c.mounts) {
       if (m.type === "tmpfs") out.push(m);
       else if (m.type === "bind") {
+        const denied = this.deps.denyBinds ?? [];
+        // Checked again at every start: the source may have become a symlink since create.
+        if (denied.length) await checkBindSource(m.source, denied);
         if (m.createSource) await fs.mkdir(m.source, { recursive: true });
         else await fs.stat(m.source).catch(() => {
           throw new InvalidError(`invalid mount config for type "bind": bind source path does not exist: ${m.source}`, { field: "Mounts" });
         });
-        out.push({ type: "bind", source: m.source, target: m.target, readOnly: m.readOnly });
+        const source = denied.length ? await checkBindSource(m.source, denied) : m.source;
+        out.push({ type: "bind", source, target: m.target, readOnly: m.readOnly });
       } else {
         // Created on demand: a volume removed while the container was stopped comes back empty.
         const { volume } = await this.deps.volumes.create({ Name: m.name });
@@ -71,19 +77,39 @@ export class ContainerRunner {
 
   private async attach(c: ContainerRecord): Promise<{ netns: string; info: NetworkInfo | null }> {
     if (c.networkMode === "host") return { netns: "host", info: null };
-    if (c.networkMode === "none") return { netns: "new", info: null };
+    // A "user" container disconnected from all its networks runs with loopback only.
+    if (c.networkMode === "none" || (c.networkMode === "user" && !c.networks?.length)) return { netns: "new", info: null };
     const network = this.deps.network;
+    const wanted = c.networks ?? [];
     if (!network) {
       if (c.ports.length) throw new NotSupportedError("publishing ports needs bridge networking, which this agent does not have (network module not loaded)", { field: "PortBindings" });
+      if (wanted.length) throw new NotSupportedError("user-defined networks need bridge networking, which this agent does not have", { field: "NetworkMode" });
       return { netns: "new", info: null };
     }
-    const a = await network.attach(c.id, { mode: "bridge", ports: toPortMappings(c.ports) });
-    const info: NetworkInfo = { mode: "bridge", ipAddress: a.ipAddress, gateway: a.gateway, macAddress: a.macAddress, prefixLen: a.prefixLen, ports: fromPortMappings(a.ports) };
-    return { netns: a.netnsPath ?? "new", info };
+    const user = network.user;
+    if (wanted.length && !user) throw new NotSupportedError("user-defined networks are not available on this agent", { field: "NetworkMode" });
+    // Addresses first: published ports of a "user" container lead to its primary address.
+    const planned = wanted.length ? await user!.allocate(c.id, c.name.slice(1), wanted, c.networkMode === "user" ? 0 : 1) : [];
+    try {
+      const primary = planned[0];
+      const a = await network.attach(c.id, { mode: c.networkMode, ports: toPortMappings(c.ports), ...(c.networkMode === "user" ? { ipAddress: primary!.ipAddress } : {}) });
+      try {
+        const attached = wanted.length ? await user!.plug(c.id, a.netnsPath!, c.networkMode === "user") : [];
+        const main = c.networkMode === "user" ? attached[0]! : a;
+        const info: NetworkInfo = { mode: c.networkMode, ipAddress: main.ipAddress, gateway: main.gateway, macAddress: main.macAddress, prefixLen: main.prefixLen, ports: fromPortMappings(a.ports), user: attached, ...(a.netnsPath ? { netnsPath: a.netnsPath } : {}) };
+        return { netns: a.netnsPath ?? "new", info };
+      } catch (e) {
+        await network.detach(c.id).catch(() => {});
+        throw e;
+      }
+    } catch (e) {
+      if (planned.length) await user!.release(c.id).catch(() => {});
+      throw e;
+    }
   }
 
   /** Runs the container; throws an HTTP-mapped error (with exitCode) when it cannot start. */
-  async run(c: ContainerRecord): Promise<Started> {
+  async run(c: ContainerRecord, opts: { attachWait?: boolean } = {}): Promise<Started> {
     const paths = this.deps.store.paths(c.id);
     const image = await this.deps.images.resolve(c.imageId);
     const user = await resolveUser(c.config.User, [paths.upper, ...image.lowerDirs]);
@@ -91,12 +117,17 @@ export class ContainerRunner {
     for (const d of [paths.upper, paths.work, paths.etc]) await fs.mkdir(d, { recursive: true, mode: 0o700 });
     const net = await this.attach(c);
     try {
-      const etcFiles = await writeEtcFiles(paths.etc, c.config.Hostname, net.info?.ipAddress ?? "", c.networkMode !== "host");
-      const args = shimRunArgs({ record: c, paths, lowerDirs: image.lowerDirs, hostname: c.config.Hostname, netns: net.netns, user, mounts, etcFiles });
+      const hc = c.hostConfig;
+      const names = { dns: hc.Dns ?? [], dnsSearch: hc.DnsSearch ?? [], dnsOptions: hc.DnsOptions ?? [], extraHosts: hc.ExtraHosts ?? [] };
+      const etcFiles = await writeEtcFiles(paths.etc, c.config.Hostname, net.info?.ipAddress ?? "", c.networkMode !== "host", names, net.info?.mode === "user");
+      const args = shimRunArgs({ record: c, paths, lowerDirs: image.lowerDirs, hostname: c.config.Hostname, netns: net.netns, user, mounts, etcFiles, attachWait: opts.attachWait });
       const state = await shimRun(this.deps.shimPath, args);
       return { state, network: net.info };
     } catch (err) {
-      if (net.info) await this.deps.network?.detach(c.id).catch(() => {});
+      if (net.info) {
+        await this.deps.network?.detach(c.id).catch(() => {});
+        if (net.info.user?.length) await this.deps.network?.user?.release(c.id).catch(() => {});
+      }
       if (err instanceof ShimRunError) throw startError(err, c.path);
       throw err;
     }

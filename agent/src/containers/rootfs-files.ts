@@ -6,6 +6,7 @@
 import * as fs from "node:fs/promises";
 import { join } from "node:path";
 import { InvalidError } from "@flotilla/core";
+import { applyDns, extraHostLines, type NameSettings } from "./host-options";
 
 /** Reads `rel` from the first layer directory that has it as a regular file (upper first). */
 async function readFromLayers(dirs: readonly string[], rel: string): Promise<string | null> {
@@ -71,21 +72,32 @@ const DEFAULT_RESOLV = "nameserver 8.8.8.8\nnameserver 8.8.4.4\n";
 
 /**
  * Writes hostname, hosts and resolv.conf into `dir`. The host's resolv.conf is reused unless it
- * points at a loopback resolver, which the container (own netns) cannot reach.
+ * points at a loopback resolver, which the container (own netns) cannot reach. On a user network
+ * (`embeddedDns`) the only nameserver is 127.0.0.11, as in Docker; search and options are kept.
  */
-export async function writeEtcFiles(dir: string, hostname: string, ipAddress: string, isolated: boolean): Promise<EtcFiles> {
+export async function writeEtcFiles(dir: string, hostname: string, ipAddress: string, isolated: boolean, names?: NameSettings, embeddedDns = false): Promise<EtcFiles> {
   const files = { hostname: join(dir, "hostname"), hosts: join(dir, "hosts"), resolvConf: join(dir, "resolv.conf") };
-  const hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", ipAddress ? `${ipAddress}\t${hostname}` : `127.0.1.1\t${hostname}`, ""].join("\n");
+  const hosts = [
+    "127.0.0.1\tlocalhost",
+    "::1\tlocalhost ip6-localhost ip6-loopback",
+    ...extraHostLines(names?.extraHosts ?? []),
+    ipAddress ? `${ipAddress}\t${hostname}` : `127.0.1.1\t${hostname}`,
+    "",
+  ].join("\n");
   let resolv = "";
   try {
     resolv = await fs.readFile("/etc/resolv.conf", "utf8");
   } catch {
     // no resolver configured on the host
   }
-  if (isolated) {
+  if (embeddedDns) {
+    const kept = resolv.split("\n").filter((l) => /^\s*(search|options|domain)\s/.test(l));
+    resolv = ["nameserver 127.0.0.11", ...kept, ""].join("\n");
+  } else if (isolated) {
     const kept = resolv.split("\n").filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l));
     resolv = kept.some((l) => /^\s*nameserver\s/.test(l)) ? kept.join("\n") : DEFAULT_RESOLV;
   }
+  if (names) resolv = applyDns(resolv, names);
   await fs.writeFile(files.hostname, `${hostname}\n`);
   await fs.writeFile(files.hosts, hosts);
   await fs.writeFile(files.resolvConf, resolv);

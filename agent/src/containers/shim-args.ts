@@ -3,6 +3,7 @@
  * mounts, identity and command. Pure, so the mapping from Docker's HostConfig is testable.
  */
 import type { ContainerRecord } from "./container-types";
+import { capabilityMask, DEFAULT_CAP_MASK } from "./host-options";
 import type { ContainerPaths } from "./container-store";
 
 /** A mount resolved to host paths (volumes turned into their data directories). */
@@ -21,6 +22,13 @@ export interface ShimRunInput {
   mounts: readonly ResolvedMount[];
   /** hostname, hosts and resolv.conf prepared for the container. */
   etcFiles?: { hostname: string; hosts: string; resolvConf: string };
+  /** An attach is waiting for the start: the shim holds the output until it connects. */
+  attachWait?: boolean;
+}
+
+/** Containers whose I/O goes through the shim's attach socket rather than the log alone. */
+export function isInteractive(c: Pick<ContainerRecord, "config">): boolean {
+  return c.config.Tty || c.config.OpenStdin;
 }
 
 const CFS_PERIOD = 100_000;
@@ -39,7 +47,16 @@ export function shimRunArgs(input: ShimRunInput): string[] {
     "--hostname", input.hostname,
     "--netns", input.netns,
   ];
+  // Docker gives a tty's process TERM=xterm unless the container sets TERM.
+  if (c.config.Tty && !c.config.Env.some((e) => e.startsWith("TERM="))) args.push("--env", "TERM=xterm");
   for (const e of c.config.Env) args.push("--env", e);
+  if (isInteractive(c)) {
+    args.push("--attach");
+    if (c.config.Tty) args.push("--tty");
+    if (c.config.OpenStdin) args.push("--stdin");
+    if (c.config.StdinOnce) args.push("--stdin-once");
+    if (input.attachWait) args.push("--attach-wait");
+  }
   if (c.config.WorkingDir) args.push("--cwd", c.config.WorkingDir);
   if (input.user) args.push("--user", input.user);
   if (hc.Memory) args.push("--memory", String(hc.Memory));
@@ -52,6 +69,8 @@ export function shimRunArgs(input: ShimRunInput): string[] {
   if (hc.CpuShares) args.push("--cpu-shares", String(Math.min(262144, Math.max(2, hc.CpuShares))));
   if (hc.PidsLimit) args.push("--pids", String(hc.PidsLimit));
   if (hc.ReadonlyRootfs) args.push("--readonly-rootfs");
+  const caps = capabilityMask(hc.CapAdd ?? [], hc.CapDrop ?? [], c.networkMode);
+  if (caps !== DEFAULT_CAP_MASK) args.push("--caps", `0x${caps.toString(16)}`);
   if (input.etcFiles) {
     // Bound before the user's mounts, so a user bind of /etc/hosts wins, as in Docker.
     const targets = new Set(input.mounts.map((m) => m.target));

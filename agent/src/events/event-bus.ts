@@ -2,7 +2,7 @@
  * Container, image and volume events in Docker's shape, kept in a bounded in-memory ring so
  * `GET /events?since=` can replay recent history, and pushed to live subscribers.
  */
-import { labelMatches } from "../api/http-util";
+import { labelMatches } from "../labels";
 
 export type EventType = "container" | "image" | "volume" | "network";
 

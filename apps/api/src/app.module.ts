@@ -13,7 +13,11 @@ import { QueuesService } from "./queues/queues.service";
 import { WorkersService } from "./queues/workers.service";
 import { TokensController } from "./tokens/tokens.controller";
 import { TokensService } from "./tokens/tokens.service";
+import { systemClock } from "@flotilla/core";
+import { CLOCK } from "./common/clock";
 import { DispatchService } from "./dispatch/dispatch.service";
+import { ControlPlaneHealth } from "./health/control-plane-health";
+import { TasksRepository } from "./tasks/tasks.repository";
 import { EngineClients } from "./dispatch/engine-clients";
 import { HEARTBEAT_CONFIG, heartbeatConfig } from "./heartbeats/heartbeat-config";
 import { HeartbeatsController } from "./heartbeats/heartbeats.controller";
@@ -48,6 +52,7 @@ export class CoreModule {
   static forConfig(config: AppConfig): DynamicModule {
     const providers: Provider[] = [
       { provide: APP_CONFIG, useValue: config },
+      { provide: CLOCK, useValue: systemClock },
       PrismaService,
       RedisConnections,
       EventsService,
@@ -57,7 +62,8 @@ export class CoreModule {
       // Services, nodes, tasks, dispatch: shared by the HTTP API and the workers.
       { provide: HEARTBEAT_CONFIG, useValue: heartbeatConfig(config) },
       EngineClients,
-      DispatchService,
+      TasksRepository,
+      ControlPlaneHealth,
       ServicesRepository,
       ServicesService,
       NodesRepository,
@@ -90,7 +96,7 @@ export class CoreModule {
 export class HttpModule {}
 
 /** Queue consumers. */
-@Module({ providers: [WorkersService, ReconcileService, NodeMonitorService, MachineJobsService] })
+@Module({ providers: [WorkersService, ReconcileService, DispatchService, NodeMonitorService, MachineJobsService] })
 export class WorkerModule {}
 
 /** Same image, three roles: `api`, `worker`, or both (`all`), so each scales out on its own. */

@@ -25,6 +25,12 @@ describe("machines configuration", () => {
     expect(c.agentApiUrl).toBe("http://198.18.0.1:8080");
   });
 
+  it("lists the control plane's own paths, which machines sharing this host may not bind", () => {
+    const data = join(dir, "data");
+    const c = loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: data, FLOTILLA_STATE_DIR: "/var/lib/flotilla", HOME: "/home/u" });
+    expect(c.controlPlanePaths).toEqual(["/cfg", data, "/var/lib/flotilla", process.getuid?.() === 0 ? "/run/flotilla/locks" : "/home/u/.local/state/flotilla/locks"]);
+  });
+
   it("refuses bad values with one clear line", () => {
     expect(() => loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: "relative/dir" })).toThrow("FLOTILLA_DATA_DIR must be an absolute path");
     writeFileSync(join(dir, "file"), "");

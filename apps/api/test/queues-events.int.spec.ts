@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Job } from "bullmq";
 import { PrismaService } from "../src/database/prisma.service";
+import { RedisConnections } from "../src/database/redis";
 import { EventsService } from "../src/events/events.service";
 import { JobHandlers } from "../src/queues/job-handlers";
 import { QUEUE } from "../src/queues/queue-names";
@@ -128,6 +129,21 @@ describe("event stream", () => {
     await new Promise((r) => setTimeout(r, 200));
     await events.emit({ kind: "probe", action: "three" });
     expect((await reading).map((e) => e.action)).toEqual(["one", "two", "three"]);
+  });
+
+  it("keeps streaming after a non-JSON or non-event message on the events channel", async () => {
+    const events = api.running.app.get(EventsService);
+    const redis = api.running.app.get(RedisConnections).client;
+    const res = await api.fetch("/api/v1/events?kind=probe2");
+    const reading = readEvents(res, 1);
+    await new Promise((r) => setTimeout(r, 200));
+    const channel = `${api.config.queuePrefix}:events`;
+    for (const hostile of ["not json {", "null", "42", '[{"id":1}]', '{"kind":"probe2"}']) {
+      expect(await redis.publish(channel, hostile)).toBeGreaterThan(0);
+    }
+    await events.emit({ kind: "probe2", action: "after" });
+    expect((await reading).map((e) => e.action)).toEqual(["after"]);
+    expect((await api.fetch("/api/v1/health")).status).toBe(200);
   });
 
   it("rejects a malformed since with 400", async () => {

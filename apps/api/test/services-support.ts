@@ -1,5 +1,6 @@
 // Helpers shared by the services/nodes/reconcile/heartbeat suites: a control plane with fast
 // heartbeats, simulated agents that heartbeat to it, and polling until a condition holds.
+import { ACTIVE_TASK_STATES } from "@flotilla/core";
 import { startTestApi, type TestApi } from "./support";
 import { SimAgent, startSimAgents, type SimAgentOptions } from "../../../test/support/sim-agent";
 
@@ -9,7 +10,8 @@ export const HEARTBEAT_MS = 500;
 
 /** Starts the API with fast heartbeats. */
 export async function startFastApi(env: Record<string, string> = {}): Promise<TestApi> {
-  return startTestApi({ FLOTILLA_ROLE: "all", FLOTILLA_LOG_LEVEL: "error", FLOTILLA_HEARTBEAT_MS: String(HEARTBEAT_MS), ...env });
+  // Simulated agents beat on a fixed interval, with no back-off to wait out after an outage.
+  return startTestApi({ FLOTILLA_ROLE: "all", FLOTILLA_LOG_LEVEL: "error", FLOTILLA_HEARTBEAT_MS: String(HEARTBEAT_MS), FLOTILLA_AGENT_MAX_BACKOFF_MS: String(HEARTBEAT_MS), ...env });
 }
 
 export async function simNodes(api: TestApi, count: number, opts: Partial<SimAgentOptions> & { prefix?: string; labelsOf?: (i: number) => Record<string, string> } = {}): Promise<SimAgent[]> {
@@ -58,7 +60,8 @@ export async function send(api: TestApi, method: string, path: string, body?: un
 export const tasksOf = (api: TestApi, service: string) => getJson<TaskJson[]>(api, `/api/v1/tasks?service=${service}`);
 
 /** Live tasks (desired running, not finished). */
-export const live = (ts: TaskJson[]) => ts.filter((t) => t.desiredState === "running" && ["NEW", "PENDING", "ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"].includes(t.state));
+export const live = (ts: TaskJson[]) => ts.filter((t) => t.desiredState === "running" && ACTIVE.has(t.state));
+const ACTIVE: ReadonlySet<string> = new Set(ACTIVE_TASK_STATES);
 
 /** Waits until the service has exactly `n` live tasks, all RUNNING. */
 export async function converged(api: TestApi, service: string, n: number, ms = 20_000): Promise<TaskJson[]> {

@@ -1,10 +1,14 @@
 import { Command, CommanderError } from "commander";
 import { CtlError } from "./client";
+import { registerCompletion } from "./commands/completion";
 import { registerEvents } from "./commands/events";
 import { registerMachine } from "./commands/machine";
 import { registerSystem } from "./commands/system";
 import { registerService } from "./commands/service";
 import { registerNode } from "./commands/node";
+import { exitWhenFlushed } from "./output";
+
+export { exitWhenFlushed };
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require("../package.json") as { version: string };
@@ -24,6 +28,7 @@ export function buildProgram(): Command {
   registerMachine(program);
   registerService(program);
   registerNode(program);
+  registerCompletion(program);
   return program;
 }
 
@@ -44,5 +49,5 @@ export async function run(argv: string[]): Promise<number> {
 
 // Run directly (tsx src/main.ts in tests); bin/ctl.js calls run() itself.
 if (require.main === module) {
-  run(process.argv.slice(2)).then((code) => process.exit(code));
+  void run(process.argv.slice(2)).then(exitWhenFlushed);
 }

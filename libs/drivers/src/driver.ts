@@ -68,7 +68,7 @@ export interface DriverContext {
   runner: CommandRunner;
   /** Receives one event per step. */
   progress?: (event: DriverEvent) => void;
-  /** Host-wide directory for lock files that serialize hypervisor operations across processes. */
+  /** Host-wide directory for lock files that serialize hypervisor operations across processes; private to this user (default: defaultLockDir()). */
   lockDir?: string;
   /** Where OS images fetched ahead of time live (URLs are looked up here, never downloaded). */
   cacheDir?: string;

@@ -2,9 +2,10 @@
 // file created with O_EXCL (between processes on the same host). A lock file whose owner process
 // is gone is stale and taken over, so a crashed create never blocks the host forever.
 import { randomUUID } from "node:crypto";
-import { mkdir, open, readFile, stat, unlink } from "node:fs/promises";
+import { open, readFile, stat, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { sleep } from "./poll";
+import { ensurePrivateDir } from "./private-dir";
 
 export interface HostLockOptions {
   signal?: AbortSignal;
@@ -58,7 +59,7 @@ async function acquireFile(path: string, body: LockFileBody, options: HostLockOp
   for (;;) {
     options.signal?.throwIfAborted();
     try {
-      const fh = await open(path, "wx", 0o644);
+      const fh = await open(path, "wx", 0o600);
       try {
         await fh.writeFile(JSON.stringify(body));
       } finally {
@@ -121,7 +122,8 @@ export async function withHostLock<T>(lockDir: string, name: string, fn: () => P
   try {
     if (queued) options.onWait?.("another caller in this process");
     await waitFor(before, options.signal);
-    await mkdir(lockDir, { recursive: true });
+    // Lock files sit beside state root writes (IP allocations): nobody else may write here.
+    await ensurePrivateDir(lockDir);
     await acquireFile(path, { pid: process.pid, token, since: new Date().toISOString(), purpose: options.purpose }, options);
   } catch (e) {
     releaseQueue();

@@ -2,11 +2,13 @@
 // every process that belongs to a machine. Each helper is one or a few `ip` calls through the
 // injected CommandRunner, so errors keep the tool's words and name the step.
 import { createHash } from "node:crypto";
-import { readdir, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
+import { lstat, open, readdir, readFile, readlink, rm, stat } from "node:fs/promises";
+import { dirname } from "node:path";
 import { ConflictError, UnavailableError } from "@flotilla/core";
 import { commandFailed, type CommandRunner } from "./command-runner";
 import { intToIpv4, ipv4ToInt, networkAddress, networksOverlap, type Cidr } from "./net";
 import { sleep } from "./poll";
+import { readFileNoFollow, writeFileNoFollow } from "./private-dir";
 
 /** Network namespace name of a machine. */
 export const netnsName = (machine: string) => `flt-${machine}`;
@@ -75,7 +77,7 @@ type Allocations = Record<string, string>;
 
 async function readAllocations(file: string): Promise<Allocations> {
   try {
-    return JSON.parse(await readFile(file, "utf8")) as Allocations;
+    return JSON.parse(await readFileNoFollow(file)) as Allocations;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return {};
     throw new UnavailableError(`netns: allocation file ${file} is unreadable: ${(e as Error).message}`, { step: "allocate ip" });
@@ -97,11 +99,28 @@ export async function allocateIp(file: string, machine: string, gateway: Cidr): 
     const ip = intToIpv4(n);
     if (!used.has(ip)) {
       all[machine] = ip;
-      await writeFile(file, JSON.stringify(all, null, 2) + "\n");
+      await writeFileNoFollow(file, JSON.stringify(all, null, 2) + "\n");
       return ip;
     }
   }
   throw new UnavailableError(`netns: no free address left in ${gateway.network}/${gateway.prefixLength}`, { step: "allocate ip" });
+}
+
+/**
+ * Takes over the allocations kept in /tmp/flotilla-locks before the lock dir became private, so
+ * machines made then keep their addresses. Only from a dir and file this user owns that nobody
+ * else can write (otherwise someone else may have written them), and only once.
+ */
+export async function adoptLegacyAllocations(file: string, legacyFile: string): Promise<void> {
+  if (await lstat(file).then(() => true, () => false)) return;
+  const uid = process.getuid?.();
+  const trusted = async (p: string) => {
+    const st = await lstat(p).catch(() => undefined);
+    return !!st && !st.isSymbolicLink() && (uid === undefined || st.uid === uid) && (st.mode & 0o022) === 0;
+  };
+  if (!(await trusted(dirname(legacyFile))) || !(await trusted(legacyFile))) return;
+  const text = await readFileNoFollow(legacyFile).catch(() => undefined);
+  if (text !== undefined) await writeFileNoFollow(file, text);
 }
 
 /** Releases the machine's IP; returns how many allocations remain. */
@@ -110,7 +129,7 @@ export async function releaseIp(file: string, machine: string): Promise<number> 
   if (machine in all) delete all[machine];
   // The last machine of a bridge takes the file with it: nothing is left behind.
   if (Object.keys(all).length === 0) await rm(file, { force: true });
-  else await writeFile(file, JSON.stringify(all, null, 2) + "\n");
+  else await writeFileNoFollow(file, JSON.stringify(all, null, 2) + "\n");
   return Object.keys(all).length;
 }
 
@@ -118,15 +137,46 @@ export async function allocatedIp(file: string, machine: string): Promise<string
   return (await readAllocations(file))[machine];
 }
 
-async function readStat(pid: number): Promise<{ ppid: number } | undefined> {
+async function readStat(pid: number): Promise<{ ppid: number; startTime: string } | undefined> {
   try {
     const text = await readFile(`/proc/${pid}/stat`, "utf8");
-    // The command name may contain spaces and parentheses: split after the last ")".
+    // The command name may contain spaces and parentheses: split after the last ")". Fields
+    // from there: state (3), ppid (4), ..., starttime (22).
     const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    return { ppid: Number(rest[1]) };
+    return { ppid: Number(rest[1]), startTime: rest[19] };
   } catch {
     return undefined;
   }
+}
+
+/** A process by pid and start time (ticks since boot), so that a reused pid is not taken for it. */
+export interface ProcessIdentity {
+  pid: number;
+  startTime: string;
+}
+
+export async function processIdentity(pid: number): Promise<ProcessIdentity | undefined> {
+  const st = await readStat(pid);
+  return st && { pid, startTime: st.startTime };
+}
+
+/**
+ * Holds the mount namespace of `process` open while that very process still lives, and names
+ * it. A namespace's inode number is handed to the next namespace made anywhere on the host as
+ * soon as the last process leaves it, so a number recorded earlier may by now name another
+ * machine's container; an open namespace file keeps the number from being reused until released.
+ */
+export async function pinMountNs(process?: ProcessIdentity): Promise<{ ns: string; release(): Promise<void> } | undefined> {
+  if (!process) return undefined;
+  const file = await open(`/proc/${process.pid}/ns/mnt`, "r").catch(() => undefined);
+  if (!file) return undefined;
+  // Checked after opening: the pid may have been reused between the record and the open.
+  if ((await readStat(process.pid))?.startTime !== process.startTime) {
+    await file.close();
+    return undefined;
+  }
+  const { ino } = await file.stat();
+  return { ns: `mnt:[${ino}]`, release: () => file.close() };
 }
 
 async function nsOf(pid: number, ns: "net" | "mnt"): Promise<string | undefined> {
@@ -184,16 +234,26 @@ function alive(pid: number): boolean {
 }
 
 /**
- * Sends `sig` to every process of the machine, repeating the search (processes may fork while
- * dying) until none is left or the time is up; SIGKILL after the grace time.
+ * Sends `sig` to every process of the machine (its network namespace, and the mount namespace of
+ * its sshd while that sshd lives), repeating the search (processes may fork while dying) until
+ * none is left or the time is up; SIGKILL after the grace time.
  */
 export async function killMachineProcesses(
   netnsPath: string,
-  mountNs: string | undefined,
+  sshd: ProcessIdentity | undefined,
   sig: NodeJS.Signals,
   graceMs: number,
   signal?: AbortSignal,
 ): Promise<void> {
+  const mountNs = await pinMountNs(sshd);
+  try {
+    await killUntilGone(netnsPath, mountNs?.ns, sig, graceMs, signal);
+  } finally {
+    await mountNs?.release();
+  }
+}
+
+async function killUntilGone(netnsPath: string, mountNs: string | undefined, sig: NodeJS.Signals, graceMs: number, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + graceMs;
   let current: NodeJS.Signals = sig;
   for (;;) {

@@ -21,14 +21,18 @@ import {
 } from "./driver";
 import { KEY_FILE, reporter, writeMachineKey } from "./machine-files";
 import { withHostLock } from "./lock";
+import { defaultLockDir, ensurePrivateDir } from "./private-dir";
 import { hostPort, probeTcp, type Cidr } from "./net";
 import {
   allocateIp,
+  adoptLegacyAllocations,
   allocatedIp,
   ensureBridge,
   ipRun,
   killMachineProcesses,
   linkExists,
+  processIdentity,
+  type ProcessIdentity,
   netnsExists,
   netnsName,
   releaseIp,
@@ -64,8 +68,11 @@ interface NetnsState {
   gateway: string;
   prefixLength: number;
   bridge: string;
-  /** "mnt:[inode]" of the machine's mount namespace while it runs, to find its processes. */
-  mountNs?: string;
+  /**
+   * The machine's sshd, whose mount namespace (the machine's, while that sshd lives) finds its
+   * processes. Not the namespace's inode number: that is reused once the namespace is gone.
+   */
+  sshd?: ProcessIdentity;
 }
 
 export const netnsOptionSpecs: readonly OptionSpec[] = [
@@ -111,7 +118,7 @@ export class NetnsDriver implements Driver {
     this.machineName = ctx.machineName;
     this.timing = { ...timingOf(ctx), ipTimeoutMs: ctx.timing?.ipTimeoutMs ?? 15_000, stopTimeoutMs: ctx.timing?.stopTimeoutMs ?? 10_000 };
     this.report = reporter(ctx, "netns");
-    this.lockDir = ctx.lockDir ?? join(tmpdir(), "flotilla-locks");
+    this.lockDir = ctx.lockDir ?? defaultLockDir();
   }
 
   get netns(): string {
@@ -133,6 +140,12 @@ export class NetnsDriver implements Driver {
   /** Host-wide, per bridge: every store on the host draws addresses from the same file. */
   private get allocationFile(): string {
     return join(this.lockDir, `netns-${this.options.bridge}-ips.json`);
+  }
+  /** The allocation file, with what an older version kept in /tmp/flotilla-locks taken over. */
+  private async ipFile(): Promise<string> {
+    await ensurePrivateDir(this.lockDir);
+    await adoptLegacyAllocations(this.allocationFile, join(tmpdir(), "flotilla-locks", `netns-${this.options.bridge}-ips.json`));
+    return this.allocationFile;
   }
   private lock<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     return withHostLock(this.lockDir, `netns-${this.options.bridge}`, fn, { signal, purpose: `netns ${this.machineName}` });
@@ -181,7 +194,7 @@ export class NetnsDriver implements Driver {
 
       const ip = await this.lock(async () => {
         await ensureBridge(this.ctx.runner, this.options.bridge, this.options.cidr, signal);
-        return allocateIp(this.allocationFile, this.machineName, this.options.cidr);
+        return allocateIp(await this.ipFile(), this.machineName, this.options.cidr);
       }, signal);
       await this.writeState({ ip, gateway: this.options.cidr.address, prefixLength: this.options.cidr.prefixLength, bridge: this.options.bridge });
       this.report("network", `namespace ${this.netns} with ${ip}/${this.options.cidr.prefixLength} on ${this.options.bridge}`);
@@ -289,8 +302,9 @@ export class NetnsDriver implements Driver {
     if (mountNs === (await readlink("/proc/self/ns/mnt"))) {
       throw new UnavailableError(`netns ${this.machineName}: sshd (pid ${pid}) runs in the host's mount namespace; refusing to record it`, { step: "start sshd" });
     }
+    const sshd = await processIdentity(pid);
     const state = await this.readState();
-    if (state) await this.writeState({ ...state, mountNs });
+    if (state && sshd) await this.writeState({ ...state, sshd });
     await pollUntil(async () => ((await probeTcp(ip, 22, 1000, signal)).ok ? true : undefined), {
       intervalMs: 50,
       timeoutMs: this.timing.ipTimeoutMs,
@@ -324,11 +338,11 @@ export class NetnsDriver implements Driver {
     if (!(await netnsExists(this.netns)) || !(await linkExists(this.veth))) {
       this.report("network", `re-creating namespace ${this.netns}`);
       await ipRun(this.ctx.runner, `ip netns del ${this.netns}`, ["netns", "del", this.netns], signal).catch(() => undefined);
-      await this.lock(() => allocateIp(this.allocationFile, this.machineName, this.options.cidr), signal);
+      await this.lock(async () => allocateIp(await this.ipFile(), this.machineName, this.options.cidr), signal);
       await this.plumb(state.ip, signal);
     }
     // Leftovers of an unclean stop would hold the address or the mount.
-    await killMachineProcesses(this.netnsPath, state.mountNs, "SIGKILL", 0, signal);
+    await killMachineProcesses(this.netnsPath, state.sshd, "SIGKILL", 0, signal);
     this.report("sshd", "starting sshd");
     await this.startSshd(state.ip, signal);
   }
@@ -337,7 +351,7 @@ export class NetnsDriver implements Driver {
   async stop(signal?: AbortSignal): Promise<void> {
     const state = await this.readState();
     this.report("stop", "stopping every process of the machine");
-    await killMachineProcesses(this.netnsPath, state?.mountNs, "SIGTERM", this.timing.stopTimeoutMs, signal);
+    await killMachineProcesses(this.netnsPath, state?.sshd, "SIGTERM", this.timing.stopTimeoutMs, signal);
     await rm(this.file(SSHD_PID), { force: true });
   }
 
@@ -348,14 +362,14 @@ export class NetnsDriver implements Driver {
 
   async kill(signal?: AbortSignal): Promise<void> {
     const state = await this.readState();
-    await killMachineProcesses(this.netnsPath, state?.mountNs, "SIGKILL", 0, signal);
+    await killMachineProcesses(this.netnsPath, state?.sshd, "SIGKILL", 0, signal);
     await rm(this.file(SSHD_PID), { force: true });
   }
 
   /** Kills everything, deletes the namespace, veth, IP allocation and store dir; the bridge goes with the last machine. */
   async remove(signal?: AbortSignal): Promise<void> {
     const state = await this.readState();
-    if (await netnsExists(this.netns)) await killMachineProcesses(this.netnsPath, state?.mountNs, "SIGKILL", 0, signal);
+    if (await netnsExists(this.netns)) await killMachineProcesses(this.netnsPath, state?.sshd, "SIGKILL", 0, signal);
     // The host end first: deleting a veth takes its peer with it at once, while a deleted
     // namespace's interfaces are cleaned up later by the kernel and would keep the bridge busy.
     if (await linkExists(this.veth)) await ipRun(this.ctx.runner, `ip link del ${this.veth}`, ["link", "del", this.veth]).catch(async (e) => {
@@ -363,7 +377,7 @@ export class NetnsDriver implements Driver {
     });
     if (await netnsExists(this.netns)) await ipRun(this.ctx.runner, `ip netns del ${this.netns}`, ["netns", "del", this.netns]);
     await this.lock(async () => {
-      await releaseIp(this.allocationFile, this.machineName);
+      await releaseIp(await this.ipFile(), this.machineName);
       await removeBridgeIfUnused(this.ctx.runner, this.options.bridge);
     });
     await rm(this.ctx.storeDir, { recursive: true, force: true });
@@ -384,7 +398,7 @@ export class NetnsDriver implements Driver {
 
   async getIP(): Promise<string> {
     const state = await this.readState();
-    const ip = state?.ip ?? (await allocatedIp(this.allocationFile, this.machineName));
+    const ip = state?.ip ?? (await allocatedIp(await this.ipFile(), this.machineName));
     if (!ip) throw new UnavailableError(`netns ${this.machineName}: no IP allocated (was it created?)`, { step: "ip" });
     return ip;
   }

@@ -4,17 +4,17 @@
 //
 //   key → copy image → [host lock: host-only network + DHCP → disk with userdata → createvm →
 //   modifyvm (hardware, NAT + SSH forward, host-only NIC) → storage → shares → startvm] → wait for IP
-import { networkInterfaces, tmpdir } from "node:os";
-import { join } from "node:path";
+import { networkInterfaces } from "node:os";
 import { InvalidError, UnavailableError } from "@flotilla/core";
 import type { CommandResult } from "./command-runner";
 import type { DriverContext } from "./driver";
 import { withHostLock } from "./lock";
+import { defaultLockDir } from "./private-dir";
 import { copyImage, removeFiles, writeMachineKey } from "./machine-files";
 import { findFreePort, hostInNetwork, ipv4ToInt, networkAddress, networksOverlap, prefixOfNetmask, type Cidr } from "./net";
 import { boot2dockerUserdata } from "./userdata";
 import { parseDhcpServers, parseHostOnlyIfs } from "./virtualbox-output";
-import type { VirtualBoxOptions } from "./virtualbox.driver";
+import type { VirtualBoxOptions } from "./virtualbox-options";
 
 export const VBOX = "VBoxManage";
 const SATA = "SATA";
@@ -111,7 +111,7 @@ export async function createVirtualBoxVM(host: VBoxCreateHost, signal?: AbortSig
   // something with VBoxSVC, or unregisters it again, runs under one host-wide lock. Waiting
   // for the guest's IP does not touch the registry and stays outside, so boots overlap.
   const locked = (fn: () => Promise<void>, lockSignal?: AbortSignal) =>
-    withHostLock(host.ctx.lockDir ?? join(tmpdir(), "flotilla-locks"), VBOX_CREATE_LOCK, fn, {
+    withHostLock(host.ctx.lockDir ?? defaultLockDir(), VBOX_CREATE_LOCK, fn, {
       signal: lockSignal,
       purpose: `virtualbox create ${host.machineName}`,
       onWait: (holder) => host.report("lock", `waiting for another VirtualBox create (${holder})`),

@@ -9,32 +9,13 @@ import { VmDriver } from "./base.driver";
 import { commandFailed, type CommandResult } from "./command-runner";
 import { MachineState, type DriverContext, type DriverFactory, type SshEndpoint } from "./driver";
 import { GUEST_SSH_USER } from "./machine-files";
-import type { Cidr } from "./net";
 import { OptionReader, type OptionSpec, type RawOptions } from "./options";
 import { checkHostOnlyCidr, createVirtualBoxVM, VBOX, type VBoxCreateHost, type VBoxShare } from "./virtualbox-create";
 import { findNatForward, parseGuestProperty, parseMachineReadable, parseVBoxVersion, vboxState } from "./virtualbox-output";
+import { VBOX_NIC_TYPES, VBOX_PROMISC_MODES, type VBoxNicType, type VBoxPromiscMode, type VirtualBoxOptions } from "./virtualbox-options";
 
 export { dhcpPlan, VBOX_CREATE_LOCK } from "./virtualbox-create";
-
-export const VBOX_NIC_TYPES = ["virtio", "82540EM", "82543GC", "82545EM", "Am79C970A", "Am79C973"] as const;
-export type VBoxNicType = (typeof VBOX_NIC_TYPES)[number];
-export const VBOX_PROMISC_MODES = ["deny", "allow-vms", "allow-all"] as const;
-export type VBoxPromiscMode = (typeof VBOX_PROMISC_MODES)[number];
-
-export interface VirtualBoxOptions {
-  cpuCount: number;
-  memoryMB: number;
-  diskSizeMB: number;
-  /** Local path or cached URL of the OS image; undefined: `<cacheDir>/boot2docker.iso`. */
-  imageUrl?: string;
-  hostonlyCidr: Cidr;
-  hostonlyNicType: VBoxNicType;
-  hostonlyNicPromisc: VBoxPromiscMode;
-  natNicType: VBoxNicType;
-  /** "HOSTDIR:NAME"; undefined: the platform's users directory as "hosthome", when it exists. */
-  shareFolder?: string;
-  noShare: boolean;
-}
+export { VBOX_NIC_TYPES, VBOX_PROMISC_MODES, type VBoxNicType, type VBoxPromiscMode, type VirtualBoxOptions } from "./virtualbox-options";
 
 const MIN_MAJOR = 5;
 const IP_PROPERTY = "/VirtualBox/GuestInfo/Net/1/V4/IP";

@@ -1,12 +1,12 @@
 // The netns driver against the real kernel: two machines on one bridge, SSH into each, traffic
-// between them, stop/start, and a remove that leaves no namespace, veth, process or mount.
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+// between them, stop/start (which must not touch other processes), and a remove that leaves no namespace, veth, process or mount.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createExecRunner, getDriver, MachineState, sshConnect, type Driver } from "@flotilla/drivers";
-import { machineProcesses, vethName } from "../src/netns-host";
+import { machineProcesses, pinMountNs, vethName, type ProcessIdentity } from "../src/netns-host";
 
 const root = process.getuid?.() === 0;
 const suffix = process.pid.toString(36);
@@ -31,6 +31,22 @@ describe.skipIf(!root)("netns driver (real kernel)", () => {
       factory.parseOptions({ "netns-cidr": cidr, "netns-bridge": bridge }),
     ),
   );
+
+  const sshdOf = (name: string) => (JSON.parse(readFileSync(join(base, "machines", name, "netns.json"), "utf8")) as { sshd?: ProcessIdentity }).sshd;
+  /** Polls `read` until `ok` holds for its value (errors count as not yet), for at most 10 s. */
+  async function until<T>(read: () => T, ok: (v: T) => boolean): Promise<T> {
+    const end = Date.now() + 10_000;
+    for (;;) {
+      try {
+        const v = read();
+        if (ok(v)) return v;
+      } catch {
+        // not there yet
+      }
+      if (Date.now() > end) throw new Error("timed out");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
 
   async function sh(d: Driver, command: string): Promise<string> {
     const ep = await d.getSSH();
@@ -83,20 +99,25 @@ describe.skipIf(!root)("netns driver (real kernel)", () => {
   it("carries TCP between two machines over the bridge", async () => {
     const [a, b] = machines;
     const ipB = await b.getIP();
-    // A one-shot listener on b; a retries until it is up, then sends a line.
-    const listen = sh(b, "timeout 20 busybox nc -l -p 7777");
+    // A one-shot listener on b; a retries until it is up, then sends a line. The listener hands
+    // the connection to `cat`, which reads until a closes it: nc itself would quit as soon as its
+    // own stdin (the SSH channel, at EOF) ends, possibly before a's line arrives.
+    const got = "/var/lib/flotilla-agent/tcp-from-a";
+    const listen = sh(b, `timeout 20 busybox nc -l -p 7777 -e sh -c 'cat > ${got}'`);
     await sh(a, `for i in $(seq 100); do echo ping-from-a | busybox nc ${ipB} 7777 && exit 0; sleep 0.1; done; exit 1`);
-    expect(await listen).toContain("ping-from-a");
+    await listen;
+    expect(await sh(b, `cat ${got}`)).toBe("ping-from-a\n");
   });
 
   it("stops (no process left), reports Stopped, starts again", async () => {
     const a = machines[0];
-    const state = JSON.parse(readFileSync(join(base, "machines", names[0], "netns.json"), "utf8")) as { mountNs: string };
+    const mountNs = (await pinMountNs(sshdOf(names[0])))!;
     await sh(a, "setsid sleep 1000 >/dev/null 2>&1 < /dev/null &");
-    expect((await machineProcesses(`/run/netns/flt-${names[0]}`, state.mountNs)).length).toBeGreaterThan(0);
+    expect((await machineProcesses(`/run/netns/flt-${names[0]}`, mountNs.ns)).length).toBeGreaterThan(0);
     await a.stop();
     expect(await a.getState()).toBe(MachineState.Stopped);
-    expect(await machineProcesses(`/run/netns/flt-${names[0]}`, state.mountNs)).toEqual([]);
+    expect(await machineProcesses(`/run/netns/flt-${names[0]}`, mountNs.ns)).toEqual([]);
+    await mountNs.release();
     await a.start();
     expect(await a.getState()).toBe(MachineState.Running);
     expect((await sh(a, "hostname")).trim()).toBe(names[0]);
@@ -104,6 +125,31 @@ describe.skipIf(!root)("netns driver (real kernel)", () => {
     expect(await a.getState()).toBe(MachineState.Stopped);
     await a.start();
     expect(await a.getState()).toBe(MachineState.Running);
+  });
+
+  it("starting a killed machine again kills none of another's processes, even one whose namespace took the old one's number", async () => {
+    // A namespace's inode number goes to the next namespace made on the host once the last
+    // process leaves it: after a machine is killed, a container started elsewhere (its
+    // replacement, say) may get the number the dead machine's mount namespace had.
+    const a = machines[0];
+    const old = readlinkSync(`/proc/${sshdOf(names[0])!.pid}/ns/mnt`);
+    await a.kill();
+    const others: ChildProcess[] = [];
+    try {
+      let heir: ChildProcess | undefined;
+      for (let i = 0; i < 20 && !heir; i++) {
+        const p = spawn("unshare", ["--mount", "--propagation", "private", "sleep", "600"], { stdio: "ignore" });
+        others.push(p);
+        const ns = await until(() => readlinkSync(`/proc/${p.pid}/ns/mnt`), (v) => v !== readlinkSync("/proc/self/ns/mnt"));
+        if (ns === old) heir = p;
+      }
+      expect(heir, `no new mount namespace got ${old} back`).toBeDefined();
+      await a.start();
+      expect(await a.getState()).toBe(MachineState.Running);
+      for (const p of others) expect(p.exitCode === null && p.signalCode === null, `pid ${p.pid} was killed (${p.signalCode})`).toBe(true);
+    } finally {
+      for (const p of others) p.kill("SIGKILL");
+    }
   });
 
   it("comes back after its namespace vanished (a host reboot), with the same address", async () => {

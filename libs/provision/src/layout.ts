@@ -4,7 +4,7 @@
 //                  agent root /var/lib/flotilla-agent, systemd unit when systemd is PID 1.
 // netns host:      everything under the machine's own /var/lib/flotilla-agent (the host's /etc,
 //                  /opt and /run are shared by every machine on the box), supervisor loop.
-import type { EngineOptions } from "./provision";
+import type { EngineOptions } from "./engine-options";
 
 export interface AgentLayout {
   netns: boolean;
@@ -54,6 +54,20 @@ export async function detectLayout(shell: { test(script: string): Promise<number
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
+/**
+ * agent.env, which the run script sources with `set -a; . agent.env`: every value single-quoted,
+ * so nothing in a value (a URL with `$(...)`, a `;`) is ever run by that root shell.
+ */
+export function renderAgentEnv(vars: Readonly<Record<string, string>>): string {
+  return Object.entries(vars)
+    .map(([k, v]) => {
+      if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw new Error(`agent.env: invalid variable name ${JSON.stringify(k)}`);
+      if (/[\0\n]/.test(v)) throw new Error(`agent.env: ${k} holds a newline or NUL`);
+      return `${k}=${q(v)}\n`;
+    })
+    .join("");
+}
+
 /** The one place the agent's flags live; the unit and the supervisor both exec it. */
 export function renderRunScript(l: AgentLayout, engine: EngineOptions): string {
   const flags = [
@@ -64,6 +78,9 @@ export function renderRunScript(l: AgentLayout, engine: EngineOptions): string {
     `--tlscert ${q(l.certPath)}`,
     `--tlskey ${q(l.keyPath)}`,
     ...(engine.insecureRegistries ?? []).map((r) => `--insecure-registry ${q(r)}`),
+    // A netns machine shares the host's filesystem with the control plane: its containers must
+    // not bind-mount the control plane's keys, tokens and data.
+    ...(l.netns ? (engine.denyBinds ?? []).map((p) => `--deny-bind ${q(p)}`) : []),
   ];
   return [
     "#!/bin/sh",

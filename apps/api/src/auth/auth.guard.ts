@@ -18,7 +18,7 @@ export class BearerAuthGuard implements CanActivate {
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC, [ctx.getHandler(), ctx.getClass()])) return true;
-    const req = ctx.switchToHttp().getRequest<FastifyRequest & { tokenName?: string }>();
+    const req = ctx.switchToHttp().getRequest<FastifyRequest & { tokenName?: string; tokenRole?: string }>();
     const header = req.headers.authorization;
     if (!header) throw new UnauthorizedException("missing API token: send 'Authorization: Bearer <token>' (ctl reads it from its config)");
     const match = /^Bearer\s+(\S+)$/i.exec(header);
@@ -28,6 +28,7 @@ export class BearerAuthGuard implements CanActivate {
     const refused = refusal(token, req.method, req.routeOptions?.url, req.body);
     if (refused) throw new ForbiddenException(refused);
     req.tokenName = token.name;
+    req.tokenRole = token.role;
     return true;
   }
 }

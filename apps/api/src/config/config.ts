@@ -42,6 +42,8 @@ const schema = z.object({
   FLOTILLA_SWEEP_INTERVAL_MS: z.coerce.number().int().min(1000).default(30_000),
   FLOTILLA_QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]+$/i, "letters, digits, - and _ only").default("flotilla"),
   FLOTILLA_HEARTBEAT_MS: z.coerce.number().int().min(50).max(600_000).default(5_000),
+  // The agents' retry back-off cap (agent/src/heartbeat: 60 s unless configured otherwise).
+  FLOTILLA_AGENT_MAX_BACKOFF_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
   // Under load a connection is held for a turn of the event loop besides the query itself, so
   // 10 capped a busy API (1,000 agents beating) near 250 statements a second.
   FLOTILLA_DB_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
@@ -62,6 +64,11 @@ export interface AppConfig {
   queuePrefix: string;
   /** How often agents beat; a node that misses 3 in a row is marked down. */
   heartbeatMs: number;
+  /**
+   * The longest agents wait between heartbeat retries: after an outage no node is declared down
+   * before its agent had that long (plus a heartbeat window) to reach the control plane again.
+   */
+  agentMaxBackoffMs: number;
   /** Postgres connections per process. */
   dbPoolSize: number;
   /**
@@ -102,6 +109,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, roleOverride?: string): AppCo
     sweepIntervalMs: c.FLOTILLA_SWEEP_INTERVAL_MS,
     queuePrefix: c.FLOTILLA_QUEUE_PREFIX,
     heartbeatMs: c.FLOTILLA_HEARTBEAT_MS,
+    agentMaxBackoffMs: c.FLOTILLA_AGENT_MAX_BACKOFF_MS,
     dbPoolSize: c.FLOTILLA_DB_POOL_SIZE,
     agentListen: c.FLOTILLA_AGENT_LISTEN,
   };

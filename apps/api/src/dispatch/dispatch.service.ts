@@ -1,50 +1,39 @@
-// Dispatch: makes the agents do what the task rows say. ASSIGNED tasks are started on their
-// node; tasks the orchestrator stopped are stopped (grace period, then kill) and removed; and
-// containers no task wants any more (strays, e.g. on a node that comes back after its tasks
-// were replaced) are removed. Every state move is conditional on the state read, so a late
-// write never moves a task backwards and two dispatchers never both start one task.
-import { Injectable, Logger } from "@nestjs/common";
-import { isHostPort, isIngressPort, isTerminal, isUpdateActive, type ServiceSpec, type TaskEndpoint, type TaskState, type UpdateState } from "@flotilla/core";
-import { EngineConflictError, EngineNotFoundError, TASK_LABELS, type ContainerCreateBody } from "@flotilla/engine-client";
+// Dispatch: makes one node's agent do what the task rows say, as its own deduplicated job per
+// node (QUEUE.dispatch): ASSIGNED tasks are claimed and started, tasks the orchestrator stopped
+// are stopped (grace period, then kill) and removed; a "remove" job removes containers no task
+// wants (a removed service's, strays). Reconcile only asks for these jobs and never waits on
+// them, so an agent that does not answer holds up its own node's job and nothing else: each call
+// has the engine client's timeout, and after one failure to reach the agent the rest of that
+// job's launches are rejected at once instead of each waiting out its own timeout.
+import { Inject, Injectable, Logger, OnModuleInit } from "@nestjs/common";
+import { dispatchWork, isHostPort, isIngressPort, isUpdateActive, STALE_CLAIM_MS, type Clock, type ServiceSpec, type TaskEndpoint, type UpdateState } from "@flotilla/core";
+import { EngineConflictError, EngineNotFoundError, EngineUnreachableError, TASK_LABELS, type ContainerCreateBody } from "@flotilla/engine-client";
+import type { Job } from "bullmq";
+import { CLOCK } from "../common/clock";
 import { PrismaService } from "../database/prisma.service";
-import { utc } from "../database/sql";
+import { NODE_COLUMNS, nodeRow } from "../database/node-rows";
 import { TASK_COLUMNS } from "../database/task-rows";
-import { EVENT_RETURNING, eventsFrom, type EventRow } from "../events/event-rows";
 import { EventsService } from "../events/events.service";
 import type { Node as NodeRow, Service as ServiceRow, Task as TaskRow } from "../generated/prisma/client";
+import { JobHandlers } from "../queues/job-handlers";
+import { QUEUE, type DispatchJob, type RemoveContainersJob } from "../queues/queue-names";
 import { QueuesService } from "../queues/queues.service";
-import { specOf, taskName } from "../services/mapping";
+import { ACTIVE_STATES, specOf, taskName, toCoreTask } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
+import { TasksRepository, type LaunchOutcome } from "../tasks/tasks.repository";
 import { EngineClients } from "./engine-clients";
 
-// A claim older than this with no container means the dispatcher that took it died mid-way;
-// creation is idempotent (the container name is the task's), so another may take over.
-export const STALE_CLAIM_MS = 30_000;
-const PARALLEL = 16;
-// Container starts go to many agents at once; each agent sees a few of them.
-const LAUNCH_PARALLEL = 64;
+export { STALE_CLAIM_MS };
+// Calls to one agent in flight at once; nodes in flight at once is the queue's concurrency.
+const PER_AGENT = 4;
 // Launch outcomes recorded per statement.
-const RECORD_CHUNK = 128;
+const RECORD_CHUNK = 64;
+
+/** What dispatch needs of a service. */
+type ServiceRef = Pick<ServiceRow, "id" | "name" | "spec" | "updateState">;
 
 /** What dispatch needs of a node: where its agent answers. */
 export type AgentRef = Pick<NodeRow, "hostname" | "engineUrl">;
-
-/** A container to stop and remove, wherever it came from. */
-export interface ContainerRef {
-  node: AgentRef;
-  containerId: string;
-}
-
-/** A task to act on, with its node's agent. */
-type TaskOnNode = TaskRow & { node: AgentRef };
-
-/** How one launch ended: a started container, or the agent's error. */
-interface Outcome {
-  task: TaskOnNode;
-  containerId?: string;
-  endpoints?: TaskEndpoint[];
-  error?: string;
-}
 
 /** The Engine API create body for a task of `service`. */
 export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec, task: Pick<TaskRow, "id" | "slot">): ContainerCreateBody {
@@ -80,7 +69,7 @@ export function ingressEndpoints(spec: ServiceSpec, ports: Record<string, { Host
 }
 
 /** Runs `fn` over items with at most `parallel` in flight. */
-async function inBatches<T>(items: readonly T[], fn: (t: T) => Promise<void>, parallel = PARALLEL): Promise<void> {
+async function inBatches<T>(items: readonly T[], fn: (t: T) => Promise<void>, parallel: number): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) await fn(items[next++]);
@@ -89,9 +78,8 @@ async function inBatches<T>(items: readonly T[], fn: (t: T) => Promise<void>, pa
 }
 
 @Injectable()
-export class DispatchService {
+export class DispatchService implements OnModuleInit {
   private readonly logger = new Logger("dispatch");
-  private readonly removing = new Set<string>();
 
   constructor(
     private readonly prisma: PrismaService,
@@ -99,219 +87,216 @@ export class DispatchService {
     private readonly queues: QueuesService,
     private readonly engines: EngineClients,
     private readonly services: ServicesRepository,
+    private readonly tasks: TasksRepository,
+    private readonly handlers: JobHandlers,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
-  /** Starts the service's assigned tasks and stops those it no longer wants, on ready nodes. */
-  async syncService(serviceId: string): Promise<void> {
-    const service = await this.prisma.service.findUnique({ where: { id: serviceId } });
-    if (!service) return;
-    const rows = await this.prisma.sql.query<TaskRow & { nodeHostname: string; nodeEngineUrl: string | null }>(
-      `SELECT ${TASK_COLUMNS}, n.hostname AS "nodeHostname", n."engineUrl" AS "nodeEngineUrl"
-       FROM "Task" t JOIN "Node" n ON n.id = t."nodeId"
-       WHERE t."serviceId" = $1::uuid AND n.status = 'READY'::"NodeStatus" AND (
-         (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = 'ASSIGNED'::"TaskState")
-         OR (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = 'ACCEPTED'::"TaskState" AND t."containerId" IS NULL AND t."updatedAt" < $2::timestamp(3))
-         OR (t."desiredState" = 'SHUTDOWN'::"DesiredTaskState" AND t.state IN ('ASSIGNED', 'ACCEPTED', 'PREPARING', 'STARTING', 'RUNNING')))`,
-      [serviceId, utc(Date.now() - STALE_CLAIM_MS)],
+  onModuleInit(): void {
+    this.handlers.register(QUEUE.dispatch, (job: Job) => (job.name === "remove" ? this.removeContainers(job.data as RemoveContainersJob) : this.runNode((job.data as DispatchJob).nodeId)));
+  }
+
+  /** One node's dispatch: start what is assigned there, stop what is no longer wanted. */
+  async runNode(nodeId: string): Promise<{ started: number; stopped: number; rejected: number }> {
+    // The node (if ready) and its active tasks in one statement: a LEFT JOIN, so a node without
+    // tasks is one row with a null task.
+    const read = await this.prisma.sql.query<TaskRow & { nodeHostname: string; nodeEngineUrl: string | null }>(
+      `SELECT n.hostname AS "nodeHostname", n."engineUrl" AS "nodeEngineUrl", ${TASK_COLUMNS}
+       FROM "Node" n LEFT JOIN "Task" t ON t."nodeId" = n.id AND t.state = ANY($2::"TaskState"[])
+       WHERE n.id = $1::uuid AND n.status = 'READY'::"NodeStatus"`,
+      [nodeId, [...ACTIVE_STATES]],
     );
-    const tasks: TaskOnNode[] = rows.map(({ nodeHostname, nodeEngineUrl, ...t }) => ({ ...t, node: { hostname: nodeHostname, engineUrl: nodeEngineUrl } }));
-    const spec = specOf(service);
-    const stops = tasks.filter((t) => t.desiredState !== "RUNNING");
-    const started = await this.startAll(service, spec, tasks.filter((t) => t.desiredState === "RUNNING"));
-    let stopped = 0;
-    await inBatches(stops, async (t) => {
-      if (await this.stopTask(t, t.node, spec.stopGracePeriodMs)) stopped++;
-    });
-    // Tasks running is what a rolling update waits for before its next batch; a stopped task
-    // frees memory and host ports that pending tasks (of any service) may be waiting for.
-    const updating = service.updateState !== null && isUpdateActive(service.updateState as unknown as UpdateState);
-    const again = new Set((started > 0 && updating) || stopped > 0 ? [serviceId] : []);
-    if (stopped > 0) for (const id of await this.services.servicesWaitingForCapacity()) again.add(id);
-    for (const id of again) await this.queues.enqueueReconcile(id, started ? "tasks started" : "tasks stopped");
+    if (read.length === 0) return { started: 0, stopped: 0, rejected: 0 };
+    const node: AgentRef = { hostname: read[0].nodeHostname, engineUrl: read[0].nodeEngineUrl };
+    const rows: TaskRow[] = read.filter((r) => r.id !== null).map(({ nodeHostname: _h, nodeEngineUrl: _u, ...t }) => t);
+    const byId = new Map(rows.map((t) => [t.id, t]));
+    const work = dispatchWork(rows.map((t) => ({ task: toCoreTask(t), containerId: t.containerId })), this.clock.now());
+    const agent = new AgentCalls(node, this.engines);
+    const services = await this.loadServices([...work.start, ...work.stop].map((w) => w.task.serviceId));
+    const launched = await this.startAll(agent, work.start.map((w) => byId.get(w.task.id)!), services);
+    const stopped = await this.stopAll(agent, work.stop.map((w) => byId.get(w.task.id)!), services);
+    await this.followUps(launched, stopped, services);
+    return { started: [...launched.values()].reduce((n, l) => n + l.started, 0), stopped: stopped.size, rejected: [...launched.values()].reduce((n, l) => n + l.rejected, 0) };
   }
 
   /**
-   * Starts tasks on their agents: claims them all in one statement (ASSIGNED → ACCEPTED; only
-   * one dispatcher wins a task), creates and starts the containers in parallel, and records the
-   * outcomes as they come (see record; REJECTED ones the orchestrator replaces). Returns how
-   * many run.
+   * Claims the tasks (only one dispatcher wins each), launches them on the agent, and records
+   * the outcomes a chunk at a time as they come. Returns per service how many started/failed.
    */
-  private async startAll(service: ServiceRow, spec: ServiceSpec, tasks: TaskOnNode[]): Promise<number> {
-    if (tasks.length === 0) return 0;
-    const now = Date.now();
-    const claimed = await this.prisma.sql.query<{ id: string }>(
-      `UPDATE "Task" SET state = 'ACCEPTED'::"TaskState", "updatedAt" = $2::timestamp(3)
-       WHERE id = ANY($1::uuid[]) AND "desiredState" = 'RUNNING'::"DesiredTaskState"
-         AND (state = 'ASSIGNED'::"TaskState" OR (state = 'ACCEPTED'::"TaskState" AND "containerId" IS NULL AND "updatedAt" < $3::timestamp(3)))
-       RETURNING id::text AS id`,
-      [tasks.map((t) => t.id), utc(now), utc(now - STALE_CLAIM_MS)],
-    );
-    const mine = new Set(claimed.map((c) => c.id));
-    // Outcomes are recorded as they come, a chunk at a time, rather than once every launch of a
-    // thousand is done: tasks count as running sooner, and heartbeats that arrive meanwhile find
-    // them RUNNING already instead of each writing the same move themselves.
-    let chunk: Outcome[] = [];
-    let recorded: Promise<unknown> = Promise.resolve();
-    let failure: unknown;
-    let running = 0;
-    let rejected = 0;
-    const flush = () => {
+  private async startAll(agent: AgentCalls, tasks: TaskRow[], services: ReadonlyMap<string, ServiceRef>): Promise<Map<string, { started: number; rejected: number }>> {
+    const counts = new Map<string, { started: number; rejected: number }>();
+    if (tasks.length === 0) return counts;
+    const now = this.clock.now();
+    const mine = await this.tasks.claim(tasks.map((t) => t.id), now, now - STALE_CLAIM_MS);
+    let chunk: LaunchOutcome[] = [];
+    const flush = async () => {
       const batch = chunk;
       chunk = [];
-      // A chunk that cannot be written stays ACCEPTED (a heartbeat or a later pass takes it
-      // over); the others are still written, and the error surfaces once all are done.
-      recorded = recorded.then(() => this.record(service, batch).catch((e: unknown) => (failure ??= e)));
+      await this.events.publish(await this.tasks.recordLaunches(batch, this.clock.now()));
     };
     await inBatches(
-      tasks.filter((t) => mine.has(t.id)),
+      tasks.filter((t) => mine.has(t.id) && services.has(t.serviceId)),
       async (task) => {
-        let outcome: Outcome;
-        try {
-          outcome = { task, ...(await this.launch(service, spec, task, task.node)) };
-          running++;
-        } catch (e) {
-          this.logger.warn(`task ${task.id} on ${task.node.hostname}: ${(e as Error).message}`);
-          outcome = { task, error: (e as Error).message };
-          rejected++;
-        }
-        // Into the chunk being filled now: it may have been flushed while this launch ran.
+        const service = services.get(task.serviceId)!;
+        const outcome = await agent.launch(service, task);
+        const c = counts.get(task.serviceId) ?? { started: 0, rejected: 0 };
+        if (outcome.containerId) c.started++;
+        else c.rejected++;
+        counts.set(task.serviceId, c);
         chunk.push(outcome);
-        if (chunk.length >= RECORD_CHUNK) flush();
+        if (chunk.length >= RECORD_CHUNK) await flush();
       },
-      LAUNCH_PARALLEL,
+      PER_AGENT,
     );
-    if (chunk.length) flush();
-    await recorded;
-    if (failure) throw failure;
-    if (rejected > 0) await this.queues.enqueueReconcile(service.id, "task rejected");
-    return running;
+    await flush();
+    return counts;
   }
 
-  /**
-   * Records launch outcomes — RUNNING with the container id (the agent said it started; the
-   * heartbeat confirms it or reports the exit), or REJECTED with the agent's error — and their
-   * events, in one statement. Only tasks still ACCEPTED move: a heartbeat may have been faster
-   * (a claim abandoned for STALE_CLAIM_MS), in which case only the endpoints are recorded.
-   */
-  private async record(service: ServiceRow, outcomes: Outcome[]): Promise<void> {
-    const at = utc(Date.now());
-    const rows = await this.prisma.sql.query<EventRow>(
-      `WITH v AS (
-         SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[]) WITH ORDINALITY AS v(id, next, cid, ep, err, ev, n)),
-       moved AS (
-         UPDATE "Task" t SET state = v.next::"TaskState", "containerId" = coalesce(v.cid, t."containerId"),
-           endpoints = CASE WHEN v.next = 'RUNNING' THEN v.ep::jsonb ELSE t.endpoints END,
-           error = CASE WHEN v.next = 'REJECTED' THEN v.err ELSE t.error END,
-           "startedAt" = CASE WHEN v.next = 'RUNNING' THEN $1::timestamp(3) ELSE t."startedAt" END,
-           "finishedAt" = CASE WHEN v.next = 'REJECTED' THEN $1::timestamp(3) ELSE t."finishedAt" END,
-           "updatedAt" = $1::timestamp(3)
-         FROM v WHERE t.id = v.id AND t.state = 'ACCEPTED'::"TaskState"
-         RETURNING t.id, v.ev, v.n),
-       -- The mesh's backends even where a heartbeat moved the task first, as long as it is still
-       -- this container (disjoint from the rows above: those were ACCEPTED in this snapshot).
-       meshed AS (
-         UPDATE "Task" t SET endpoints = v.ep::jsonb
-         FROM v WHERE t.id = v.id AND v.ep IS NOT NULL AND t.state <> 'ACCEPTED'::"TaskState" AND t."containerId" = v.cid)
-       INSERT INTO "Event" (at, kind, "subjectId", action, data)
-       SELECT $1::timestamp(3), 'task', m.id::text, 'state', m.ev FROM moved m ORDER BY m.n
-       ${EVENT_RETURNING}`,
-      [
-        at,
-        outcomes.map((o) => o.task.id),
-        outcomes.map((o) => (o.containerId ? "RUNNING" : "REJECTED")),
-        outcomes.map((o) => o.containerId ?? null),
-        outcomes.map((o) => (o.endpoints ? JSON.stringify(o.endpoints) : null)),
-        outcomes.map((o) => (o.containerId ? null : (o.error ?? "rejected"))),
-        outcomes.map((o) =>
-          JSON.stringify({ serviceId: service.id, slot: o.task.slot, state: o.containerId ? "RUNNING" : "REJECTED", node: o.task.node.hostname, ...(o.containerId ? {} : { error: o.error }) }),
-        ),
-      ],
-    );
-    await this.events.publish(eventsFrom(rows));
-  }
-
-  /**
-   * Creates (idempotently: the name is the task's) and starts one task's container; for a
-   * service with ingress ports, also reads back the dynamic host ports the mesh routes to.
-   */
-  private async launch(service: ServiceRow, spec: ServiceSpec, task: TaskRow, node: AgentRef): Promise<{ containerId: string; endpoints?: TaskEndpoint[] }> {
-    const engine = await this.engines.forNode(node);
-    const name = `${taskName(service.name, task)}.${task.id}`;
-    let containerId: string;
-    try {
-      containerId = await engine.createContainer(name, containerBody(service, spec, task));
-    } catch (e) {
-      // A previous attempt created it (this one took over a stale claim): use that container.
-      if (!(e instanceof EngineConflictError)) throw e;
-      containerId = (await engine.inspectContainer(name)).Id;
-    }
-    await engine.startContainer(containerId);
-    if (!spec.ports.some(isIngressPort)) return { containerId };
-    return { containerId, endpoints: ingressEndpoints(spec, (await engine.inspectContainer(containerId)).NetworkSettings?.Ports) };
-  }
-
-  /** Stops (grace, then kill) and removes a task's container, then records SHUTDOWN. */
-  async stopTask(task: TaskRow, node: AgentRef, graceMs: number): Promise<boolean> {
-    if (!task.containerId) {
-      // Never reached an agent: nothing to stop. (ACCEPTED without a container is a create in
-      // flight; leave it to that dispatcher, whose start will be stopped on the next pass.)
-      return task.state === "ASSIGNED" && this.move(task, ["ASSIGNED"], { state: "SHUTDOWN", finishedAt: new Date() });
-    }
-    let exitCode: number | undefined;
-    try {
-      const engine = await this.engines.forNode(node);
-      await engine.stopContainer(task.containerId, graceMs / 1000);
-      exitCode = (await engine.inspectContainer(task.containerId)).State.ExitCode;
-      await engine.removeContainer(task.containerId, true);
-    } catch (e) {
-      if (!(e instanceof EngineNotFoundError)) {
-        this.logger.warn(`stop task ${task.id} on ${node.hostname}: ${(e as Error).message}`);
-        return false;
-      }
-    }
-    return this.move(task, ["ACCEPTED", "PREPARING", "STARTING", "RUNNING"], { state: "SHUTDOWN", finishedAt: new Date(), ...(exitCode !== undefined ? { exitCode } : {}) });
-  }
-
-  /** Stops and removes containers that no task wants (removed services, strays). Best effort. */
-  async stopContainers(refs: readonly ContainerRef[], graceMs: number): Promise<void> {
+  /** Stops (grace, then kill) and removes the containers of tasks no longer wanted; records SHUTDOWN. */
+  private async stopAll(agent: AgentCalls, tasks: TaskRow[], services: ReadonlyMap<string, ServiceRef>): Promise<Set<string>> {
+    const stopped = new Set<string>();
     await inBatches(
-      refs.filter((r) => !this.removing.has(r.containerId)),
-      async ({ node, containerId }) => {
-        this.removing.add(containerId);
-        try {
-          const engine = await this.engines.forNode(node);
-          await engine.stopContainer(containerId, graceMs / 1000).catch((e: unknown) => {
-            if (!(e instanceof EngineNotFoundError)) throw e;
-          });
-          await engine.removeContainer(containerId, true);
-        } catch (e) {
-          if (!(e instanceof EngineNotFoundError)) this.logger.warn(`remove container ${containerId} on ${node.hostname}: ${(e as Error).message}`);
-        } finally {
-          this.removing.delete(containerId);
-        }
+      tasks,
+      async (task) => {
+        const grace = services.get(task.serviceId) ? specOf(services.get(task.serviceId)!).stopGracePeriodMs : 10_000;
+        const r = await agent.stop(task, grace);
+        if (r === "unreachable") return;
+        // ACCEPTED without a container is a create in flight: its start is stopped on the next pass.
+        const from = task.containerId ? (["ACCEPTED", "PREPARING", "STARTING", "RUNNING"] as const) : (["ASSIGNED"] as const);
+        const evs = await this.tasks.finish(task, [...from], "SHUTDOWN", this.clock.now(), r.exitCode);
+        await this.events.publish(evs);
+        if (evs.length) stopped.add(task.serviceId);
       },
+      PER_AGENT,
     );
+    return stopped;
   }
 
   /**
-   * Moves a task if it is still in one of `from` states; records a task event in the same
-   * transaction. Returns whether it moved.
+   * Started tasks are what a rolling update waits for before its next batch; rejected ones are
+   * replaced; a stopped task frees memory and ports that pending tasks may be waiting for.
    */
-  private async move(task: TaskRow, from: TaskState[], to: { state: TaskState; finishedAt: Date; exitCode?: number }): Promise<boolean> {
-    const at = utc(Date.now());
-    // One statement, so the move and its event are one transaction without a held connection.
-    const rows = await this.prisma.sql.query<EventRow>(
-      `WITH moved AS (
-         UPDATE "Task" SET state = $2::"TaskState", "finishedAt" = $3::timestamp(3), "exitCode" = coalesce($4, "exitCode"), "updatedAt" = $5::timestamp(3)
-         WHERE id = $1::uuid AND state = ANY($6::"TaskState"[]) RETURNING id)
-       INSERT INTO "Event" (at, kind, "subjectId", action, data)
-       SELECT $5::timestamp(3), 'task', moved.id::text, 'state', $7::jsonb FROM moved
-       ${EVENT_RETURNING}`,
-      [task.id, to.state, utc(to.finishedAt), to.exitCode ?? null, at, from, JSON.stringify({ serviceId: task.serviceId, slot: task.slot, state: to.state })],
+  private async followUps(launched: Map<string, { started: number; rejected: number }>, stopped: Set<string>, services: ReadonlyMap<string, ServiceRef>): Promise<void> {
+    const again = new Set<string>(stopped);
+    for (const [id, c] of launched) {
+      const s = services.get(id);
+      const updating = s?.updateState != null && isUpdateActive(s.updateState as unknown as UpdateState);
+      if (c.rejected > 0 || (c.started > 0 && updating)) again.add(id);
+    }
+    if (stopped.size > 0) for (const id of await this.services.servicesWaitingForCapacity()) again.add(id);
+    for (const id of again) await this.queues.enqueueReconcile(id, stopped.has(id) ? "tasks stopped" : "tasks started");
+  }
+
+  /**
+   * Stops and removes containers that no task wants (a removed service's, strays). Throws if
+   * some are left, so the job is retried (and, once given up, a stray is found again by the
+   * node's next full heartbeat fold).
+   */
+  async removeContainers(job: RemoveContainersJob): Promise<number> {
+    const [node] = (await this.prisma.sql.query<Parameters<typeof nodeRow>[0]>(`SELECT ${NODE_COLUMNS} FROM "Node" n WHERE n.id = $1::uuid`, [job.nodeId])).map(nodeRow);
+    if (!node) return 0;
+    const agent = new AgentCalls(node, this.engines);
+    let removed = 0;
+    await inBatches(
+      job.containers,
+      async (id) => {
+        if (await agent.remove(id, job.graceMs)) removed++;
+      },
+      PER_AGENT,
     );
-    if (rows.length === 0) return false;
-    await this.events.publish(eventsFrom(rows));
-    if (isTerminal(to.state) && to.state !== "SHUTDOWN") await this.queues.enqueueReconcile(task.serviceId, `task ${to.state.toLowerCase()}`);
-    return true;
+    if (removed < job.containers.length) throw new Error(`${job.containers.length - removed} of ${job.containers.length} containers on ${node.hostname} not removed`);
+    return removed;
+  }
+
+  /** The services of these tasks, read once per job (plain SQL: a job per node is a hot path). */
+  private async loadServices(ids: readonly string[]): Promise<Map<string, ServiceRef>> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return new Map();
+    const rows = await this.prisma.sql.query<ServiceRef>(`SELECT id::text AS id, name, spec, "updateState" FROM "Service" WHERE id = ANY($1::uuid[])`, [unique]);
+    return new Map(rows.map((s) => [s.id, s]));
+  }
+
+}
+
+/**
+ * The calls one dispatch job makes to one agent. Once the agent proved unreachable, the rest
+ * fail at once with that error: a blackholed agent costs one timeout per job, not one per task.
+ */
+class AgentCalls {
+  private unreachable?: Error;
+
+  constructor(
+    private readonly node: AgentRef,
+    private readonly engines: EngineClients,
+  ) {}
+
+  /** Creates (idempotently: the name is the task's) and starts a task's container. */
+  async launch(service: ServiceRef, task: TaskRow): Promise<LaunchOutcome> {
+    const spec = specOf(service);
+    try {
+      const { containerId, endpoints } = await this.call(async (engine) => {
+        const name = `${taskName(service.name, task)}.${task.id}`;
+        let containerId: string;
+        try {
+          containerId = await engine.createContainer(name, containerBody(service, spec, task));
+        } catch (e) {
+          // A previous attempt created it (this one took over a stale claim): use that container.
+          if (!(e instanceof EngineConflictError)) throw e;
+          containerId = (await engine.inspectContainer(name)).Id;
+        }
+        await engine.startContainer(containerId);
+        if (!spec.ports.some(isIngressPort)) return { containerId, endpoints: undefined };
+        return { containerId, endpoints: ingressEndpoints(spec, (await engine.inspectContainer(containerId)).NetworkSettings?.Ports) };
+      });
+      return { task, node: this.node.hostname, containerId, ...(endpoints ? { endpoints } : {}) };
+    } catch (e) {
+      new Logger("dispatch").warn(`task ${task.id} on ${this.node.hostname}: ${(e as Error).message}`);
+      return { task, node: this.node.hostname, error: (e as Error).message };
+    }
+  }
+
+  /** Stops and removes a task's container; "unreachable" leaves the task for a later pass. */
+  async stop(task: TaskRow, graceMs: number): Promise<{ exitCode?: number } | "unreachable"> {
+    if (!task.containerId) return {};
+    const id = task.containerId;
+    try {
+      return await this.call(async (engine) => {
+        await engine.stopContainer(id, graceMs / 1000);
+        const exitCode = (await engine.inspectContainer(id)).State.ExitCode;
+        await engine.removeContainer(id, true);
+        return { exitCode };
+      });
+    } catch (e) {
+      if (e instanceof EngineNotFoundError) return {};
+      new Logger("dispatch").warn(`stop task ${task.id} on ${this.node.hostname}: ${(e as Error).message}`);
+      return "unreachable";
+    }
+  }
+
+  /** Stops and removes a container; true when it is gone. */
+  async remove(containerId: string, graceMs: number): Promise<boolean> {
+    try {
+      await this.call(async (engine) => {
+        await engine.stopContainer(containerId, graceMs / 1000).catch((e: unknown) => {
+          if (!(e instanceof EngineNotFoundError)) throw e;
+        });
+        await engine.removeContainer(containerId, true);
+      });
+      return true;
+    } catch (e) {
+      if (e instanceof EngineNotFoundError) return true;
+      new Logger("dispatch").warn(`remove container ${containerId} on ${this.node.hostname}: ${(e as Error).message}`);
+      return false;
+    }
+  }
+
+  private async call<T>(fn: (engine: Awaited<ReturnType<EngineClients["forNode"]>>) => Promise<T>): Promise<T> {
+    if (this.unreachable) throw this.unreachable;
+    try {
+      return await fn(await this.engines.forNode(this.node));
+    } catch (e) {
+      if (e instanceof EngineUnreachableError) this.unreachable = e;
+      throw e;
+    }
   }
 }

@@ -4,6 +4,7 @@ import { Observable, Subject } from "rxjs";
 import { PrismaService } from "../database/prisma.service";
 import { RedisConnections } from "../database/redis";
 import type { Prisma } from "../generated/prisma/client";
+import { decodeEventMessage } from "./event-message";
 
 export interface FlotillaEvent {
   id: string;
@@ -99,8 +100,12 @@ export class EventsService implements OnModuleDestroy {
       const sub = this.redis.open();
       void sub.subscribe(this.channel);
       sub.on("message", (_channel: string, message: string) => {
-        const parsed = JSON.parse(message) as FlotillaEvent | FlotillaEvent[];
-        for (const e of Array.isArray(parsed) ? parsed : [parsed]) this.live.next(e);
+        const decoded = decodeEventMessage(message);
+        if ("error" in decoded) {
+          this.logger.warn(`ignored a message on ${this.channel}: ${decoded.error} (${message.length} bytes)`);
+          return;
+        }
+        for (const e of decoded.events) this.live.next(e);
       });
     }
     return this.live.asObservable();

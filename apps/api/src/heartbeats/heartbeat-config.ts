@@ -1,12 +1,17 @@
 /** How often agents beat; a node that misses MISSED_BEATS of them in a row is marked down. */
 export interface HeartbeatConfig {
   periodMs: number;
+  /**
+   * The longest an agent waits between retries after failed heartbeats (the agent's back-off):
+   * after an outage, no node is declared down before it had that long to reach us again.
+   */
+  agentMaxBackoffMs: number;
 }
 
 export const MISSED_BEATS = 3;
 export const HEARTBEAT_CONFIG = Symbol("HEARTBEAT_CONFIG");
 
-/** From AppConfig's FLOTILLA_HEARTBEAT_MS (validated at start-up with the rest). */
-export function heartbeatConfig(config: { heartbeatMs: number }): HeartbeatConfig {
-  return { periodMs: config.heartbeatMs };
+/** From AppConfig's FLOTILLA_HEARTBEAT_MS and FLOTILLA_AGENT_MAX_BACKOFF_MS (validated at start-up). */
+export function heartbeatConfig(config: { heartbeatMs: number; agentMaxBackoffMs: number }): HeartbeatConfig {
+  return { periodMs: config.heartbeatMs, agentMaxBackoffMs: config.agentMaxBackoffMs };
 }

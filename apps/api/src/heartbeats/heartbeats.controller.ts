@@ -1,4 +1,5 @@
-import { Body, Controller, HttpCode, Post } from "@nestjs/common";
+import { Body, Controller, HttpCode, Post, Req } from "@nestjs/common";
+import type { FastifyRequest } from "fastify";
 import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiTags } from "@nestjs/swagger";
 import { ZodValidationPipe } from "../common/zod-validation.pipe";
 import { HeartbeatBody, HeartbeatsService, type HeartbeatReply } from "./heartbeats.service";
@@ -21,7 +22,12 @@ export class HeartbeatsController {
       properties: {
         nodeId: { type: "string", format: "uuid" },
         hostname: { type: "string", example: "devdays" },
-        engineUrl: { type: "string", example: "https://198.18.0.3:2376" },
+        engineUrl: {
+          type: "string",
+          example: "https://198.18.0.3:2376",
+          description:
+            "where the agent's Engine API answers. The control plane dials a machine's node at the machine's address on port 2376 whatever this says; for a node without a machine it is used only when the heartbeat comes with an admin token",
+        },
         resources: { type: "object", properties: { nanoCpus: { type: "integer" }, memoryBytes: { type: "integer" } } },
         labels: { type: "object", additionalProperties: { type: "string" } },
         ingressVersion: { type: "string", description: "version of the ingress table the agent applied last; the reply has `ingress` only when it changed" },
@@ -73,7 +79,8 @@ export class HeartbeatsController {
       },
     },
   })
-  beat(@Body(new ZodValidationPipe(HeartbeatBody)) body: HeartbeatBody): Promise<HeartbeatReply> {
-    return this.heartbeats.beat(body);
+  beat(@Body(new ZodValidationPipe(HeartbeatBody)) body: HeartbeatBody, @Req() req: FastifyRequest & { tokenRole?: string }): Promise<HeartbeatReply> {
+    // An agent token's engineUrl is never where the control plane dials (libs/core engineUrlFor).
+    return this.heartbeats.beat(body, { admin: req.tokenRole === "admin" });
   }
 }

@@ -1,18 +1,25 @@
-// Marks nodes that missed MISSED_BEATS heartbeats DOWN. Runs in every worker; the UPDATE ...
-// RETURNING is atomic, so with several workers each node still goes down exactly once.
+// Declares silent nodes DOWN, only from evidence gathered while the control plane was healthy
+// (libs/core nodesDown): never within a heartbeat window plus the agents' back-off after the
+// control plane became healthy (ControlPlaneHealth), and never while no API process takes
+// heartbeats — that silence is ours, and it moves "healthy since" on instead. Runs in every
+// worker; the UPDATE re-checks the rule, so with several workers each node goes down once.
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from "@nestjs/common";
+import { nodesDown, recoveryGraceMs, type Clock, type LivenessInput } from "@flotilla/core";
+import { CLOCK } from "../common/clock";
 import { PrismaService } from "../database/prisma.service";
+import { utc } from "../database/sql";
+import { insertEvents } from "../events/event-rows";
 import { EventsService } from "../events/events.service";
+import { ControlPlaneHealth } from "../health/control-plane-health";
 import { QueuesService } from "../queues/queues.service";
-import { ACTIVE_STATES, TX_OPTIONS } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
+import { TasksRepository } from "../tasks/tasks.repository";
 import { HEARTBEAT_CONFIG, MISSED_BEATS, type HeartbeatConfig } from "./heartbeat-config";
 
 @Injectable()
 export class NodeMonitorService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger("node-monitor");
   private timer?: NodeJS.Timeout;
-  private startedAt = 0;
   private running?: Promise<unknown>;
 
   constructor(
@@ -20,11 +27,13 @@ export class NodeMonitorService implements OnApplicationBootstrap, OnModuleDestr
     private readonly events: EventsService,
     private readonly queues: QueuesService,
     private readonly services: ServicesRepository,
+    private readonly tasks: TasksRepository,
+    private readonly health: ControlPlaneHealth,
     @Inject(HEARTBEAT_CONFIG) private readonly config: HeartbeatConfig,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   onApplicationBootstrap(): void {
-    this.startedAt = Date.now();
     this.timer = setInterval(() => {
       if (this.running) return;
       this.running = this.check()
@@ -34,31 +43,45 @@ export class NodeMonitorService implements OnApplicationBootstrap, OnModuleDestr
   }
 
   /** Marks silent nodes down; returns their ids. */
-  async check(now = Date.now()): Promise<string[]> {
-    const window = MISSED_BEATS * this.config.periodMs;
-    // After a control-plane restart every heartbeat looks old: give agents a full window to
-    // reach us again before declaring anything down (their tasks would be replaced).
-    if (now - this.startedAt < window) return [];
-    const cutoff = new Date(now - window);
-    const down = await this.prisma.$queryRaw<{ id: string; hostname: string }[]>`
-      UPDATE "Node" SET status = 'DOWN'::"NodeStatus", "updatedAt" = now()
-      WHERE status = 'READY'::"NodeStatus" AND "lastHeartbeatAt" < ${cutoff}
-      RETURNING id::text AS id, hostname`;
+  async check(now = this.clock.now()): Promise<string[]> {
+    const state = await this.health.state();
+    const input: LivenessInput = { now, ...state, periodMs: this.config.periodMs, missedBeats: MISSED_BEATS, agentMaxBackoffMs: this.config.agentMaxBackoffMs };
+    if (state.intakeAliveAt === undefined || now - state.intakeAliveAt > 2 * this.config.periodMs) {
+      // No API process takes heartbeats: agents cannot report, so their window starts again.
+      await this.health.markHealthy(now);
+      return [];
+    }
+    const nodes = await this.prisma.sql.query<{ id: string; status: string; lastHeartbeatAt: Date | null }>(`SELECT id::text AS id, lower(status::text) AS status, "lastHeartbeatAt" FROM "Node" WHERE status = 'READY'::"NodeStatus"`);
+    const candidates = nodesDown(nodes.map((n) => ({ ...n, lastHeartbeatAt: n.lastHeartbeatAt?.getTime() ?? null })), input);
+    if (candidates.length === 0) return [];
+    const down = await this.markDown(candidates, now, now - MISSED_BEATS * this.config.periodMs, now - recoveryGraceMs(input));
     if (down.length === 0) return [];
-    const ids = down.map((n) => n.id);
-    const evs = await this.prisma.$transaction(async (tx) => {
-      // Tasks already being stopped will never be reported stopped by a dead agent; live ones
-      // are orphaned by the orchestrator, which also replaces them.
-      await tx.task.updateMany({
-        where: { nodeId: { in: ids }, desiredState: "SHUTDOWN", state: { in: [...ACTIVE_STATES] } },
-        data: { state: "ORPHANED", finishedAt: new Date(now) },
-      });
-      return this.events.record(tx, down.map((n) => ({ kind: "node", subjectId: n.id, action: "down", data: { hostname: n.hostname, missedBeats: MISSED_BEATS } })));
-    }, TX_OPTIONS);
+    this.logger.warn(`nodes down (no heartbeat for ${MISSED_BEATS * this.config.periodMs} ms): ${down.map((n) => n.hostname).join(", ")}`);
+    for (const id of await this.services.servicesOnNodes(down.map((n) => n.id))) await this.queues.enqueueReconcile(id, "node down");
+    return down.map((n) => n.id);
+  }
+
+  /**
+   * One transaction: the nodes go DOWN only if still silent and the control plane has still been
+   * healthy long enough (a heartbeat or a recovery may have come since the decision); tasks being
+   * stopped there end ORPHANED (TasksRepository); the events.
+   */
+  private async markDown(ids: string[], now: number, cutoff: number, healthyBefore: number): Promise<{ id: string; hostname: string }[]> {
+    const { down, evs } = await this.prisma.sql.transaction(async (tx) => {
+      const down = await tx.query<{ id: string; hostname: string }>(
+        `UPDATE "Node" SET status = 'DOWN'::"NodeStatus", "updatedAt" = $2::timestamp(3)
+         WHERE id = ANY($1::uuid[]) AND status = 'READY'::"NodeStatus" AND coalesce("lastHeartbeatAt", 'epoch') < $3::timestamp(3)
+           AND (SELECT "healthySince" FROM "ControlPlane" WHERE id = 1) <= $4::timestamp(3)
+         RETURNING id::text AS id, hostname`,
+        [ids, utc(now), utc(cutoff), utc(healthyBefore)],
+      );
+      if (down.length === 0) return { down, evs: [] };
+      await this.tasks.orphanStopping(tx, down.map((n) => n.id), now);
+      const evs = await insertEvents(tx, down.map((n) => ({ kind: "node", subjectId: n.id, action: "down", data: { hostname: n.hostname, missedBeats: MISSED_BEATS } })), now);
+      return { down, evs };
+    });
     await this.events.publish(evs);
-    this.logger.warn(`nodes down (no heartbeat for ${window} ms): ${down.map((n) => n.hostname).join(", ")}`);
-    for (const id of await this.services.servicesOnNodes(ids)) await this.queues.enqueueReconcile(id, "node down");
-    return ids;
+    return down;
   }
 
   async onModuleDestroy(): Promise<void> {

@@ -1,6 +1,7 @@
 import { accessSync, constants, existsSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
+import { defaultLockDir } from "@flotilla/drivers";
 
 /** Where machines live on the control plane's host, checked at start-up. */
 export interface MachinesConfig {
@@ -17,6 +18,12 @@ export interface MachinesConfig {
    * set, provisioning gives each agent its own API token and writes both into its environment.
    */
   agentApiUrl?: string;
+  /**
+   * The control plane's own files on this host (config dir with the admin token, data dir with
+   * the CA key and machine stores, the stack's state dir, the lock dir): containers of machines
+   * that share this host's filesystem (netns) may not bind-mount them.
+   */
+  controlPlanePaths: string[];
 }
 
 export const MACHINES_CONFIG = Symbol("MACHINES_CONFIG");
@@ -51,5 +58,6 @@ export function loadMachinesConfig(configDir: string, env: NodeJS.ProcessEnv = p
   if (agentApiUrl !== undefined && !/^https?:\/\/[^\s/]+/.test(agentApiUrl)) {
     throw new Error(`invalid configuration: FLOTILLA_AGENT_API_URL must be an http:// or https:// URL, got "${agentApiUrl}"`);
   }
-  return { dataDir, agentBundle, userMachinesDir: join(configDir, "machines"), agentTimeoutMs: timeout, agentApiUrl };
+  const controlPlanePaths = [...new Set([configDir, dataDir, env.FLOTILLA_STATE_DIR, defaultLockDir(env)].filter((p): p is string => !!p).map((p) => resolve(p)))];
+  return { dataDir, agentBundle, userMachinesDir: join(configDir, "machines"), agentTimeoutMs: timeout, agentApiUrl, controlPlanePaths };
 }

@@ -6,10 +6,12 @@ import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
 import type { Prisma } from "../generated/prisma/client";
 import { QueuesService } from "../queues/queues.service";
+import { queuedAfterCommit } from "../common/unavailable";
 import type { NodeView } from "@flotilla/api-types";
-import { ACTIVE_STATES, nodeView, TX_OPTIONS } from "../services/mapping";
+import { nodeView, TX_OPTIONS } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
 import { NodesRepository } from "./nodes.repository";
+import { TasksRepository } from "../tasks/tasks.repository";
 
 /** A node change: availability and label edits. */
 export interface NodeUpdate {
@@ -26,6 +28,7 @@ export class NodesService {
     private readonly services: ServicesRepository,
     private readonly events: EventsService,
     private readonly queues: QueuesService,
+    private readonly tasks: TasksRepository,
   ) {}
 
   async list(): Promise<NodeView[]> {
@@ -53,7 +56,7 @@ export class NodesService {
       return { node, evs };
     }, TX_OPTIONS);
     await this.events.publish(evs);
-    await this.reconcileAround([node.id]);
+    await queuedAfterCommit(this.reconcileAround([node.id]));
     return this.get(node.id);
   }
 
@@ -68,12 +71,7 @@ export class NodesService {
       if (node.status !== "DOWN" && !force) {
         throw new ConflictError(`node ${node.hostname} is ${node.status.toLowerCase()}: drain it and stop its agent first, or remove it with --force`, { status: node.status.toLowerCase() });
       }
-      const tasks = await tx.task.findMany({ where: { nodeId: node.id, state: { in: [...ACTIVE_STATES] } }, select: { id: true, serviceId: true } });
-      const at = new Date();
-      await tx.task.updateMany({
-        where: { id: { in: tasks.map((t) => t.id) }, state: { in: [...ACTIVE_STATES] } },
-        data: { state: "ORPHANED", desiredState: "SHUTDOWN", finishedAt: at, message: `node ${node.hostname} was removed` },
-      });
+      const tasks = await this.tasks.orphanAll(tx, node.id, `node ${node.hostname} was removed`, Date.now());
       await tx.node.delete({ where: { id: node.id } });
       const evs = await this.events.record(tx, [
         { kind: "node", subjectId: node.id, action: "remove", data: { hostname: node.hostname, force, orphaned: tasks.length } },
@@ -82,7 +80,8 @@ export class NodesService {
       return { evs, services: [...new Set(tasks.map((t) => t.serviceId))] };
     }, TX_OPTIONS);
     await this.events.publish(evs);
-    for (const s of new Set([...services, ...(await this.services.servicesWaitingForCapacity())])) await this.queues.enqueueReconcile(s, "node removed");
+    const waiting = await this.services.servicesWaitingForCapacity();
+    await queuedAfterCommit(Promise.all([...new Set([...services, ...waiting])].map((s) => this.queues.enqueueReconcile(s, "node removed"))));
   }
 
   /** Reconciles services with tasks on these nodes and those waiting for capacity. */

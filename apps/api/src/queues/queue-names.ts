@@ -3,6 +3,7 @@ export const QUEUE = {
   reconcile: "reconcile",
   provision: "provision",
   sweep: "sweep",
+  dispatch: "dispatch",
 } as const;
 export type QueueName = (typeof QUEUE)[keyof typeof QUEUE];
 
@@ -11,6 +12,12 @@ export type QueueName = (typeof QUEUE)[keyof typeof QUEUE];
  * arrives while that service's job runs leaves exactly one follow-up job, never a lost change.
  */
 export const reconcileKey = (serviceId: string) => `reconcile:service:${serviceId}`;
+
+/**
+ * One dispatch per node at a time, as for reconciles: what a node's agent must do is read from
+ * the task rows when the job runs, so duplicates collapse and a lost job is redone by the sweep.
+ */
+export const dispatchKey = (nodeId: string) => `dispatch:node:${nodeId}`;
 
 /** The provision job of a machine for one operation; repeated requests collapse. */
 export const provisionJobId = (machineId: string, operation: string) => `provision-${operation}-${machineId}`;
@@ -24,6 +31,19 @@ export interface ProvisionJob {
   machineId: string;
   operation: string;
   params?: Record<string, unknown>;
+}
+
+/** Make a node's agent do what its task rows say (start, stop). */
+export interface DispatchJob {
+  nodeId: string;
+  reason: string;
+}
+
+/** Stop and remove containers no task wants (a removed service's, strays) on one node. */
+export interface RemoveContainersJob {
+  nodeId: string;
+  containers: string[];
+  graceMs: number;
 }
 
 export type SweepJob = Record<string, never>;

@@ -1,10 +1,32 @@
 import { Inject, Injectable, OnModuleDestroy } from "@nestjs/common";
+import { UnavailableError } from "@flotilla/core";
 import { Queue, type JobsOptions } from "bullmq";
+import { createHash } from "node:crypto";
 import { APP_CONFIG, type AppConfig } from "../config/config";
 import { RedisConnections } from "../database/redis";
-import { QUEUE, provisionJobId, reconcileKey, type ProvisionJob, type QueueName, type ReconcileJob } from "./queue-names";
+import {
+  dispatchKey,
+  QUEUE,
+  provisionJobId,
+  reconcileKey,
+  type DispatchJob,
+  type ProvisionJob,
+  type QueueName,
+  type ReconcileJob,
+  type RemoveContainersJob,
+} from "./queue-names";
 
 const KEEP = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } } satisfies JobsOptions;
+// A node's dispatch waits this long before it runs, so that the tasks several services'
+// reconciles put on one node go in one job (requests meanwhile collapse into it).
+const DISPATCH_GATHER_MS = 250;
+
+/** Redis could not take a job: what was written to Postgres stands, and the sweep picks it up. */
+export class RedisUnavailableError extends UnavailableError {
+  constructor(cause: unknown) {
+    super(`Redis is unavailable: ${(cause as Error)?.message ?? String(cause)}`, { dependency: "redis" });
+  }
+}
 
 /** The producer side of the queues, used by the API and by workers alike. */
 @Injectable()
@@ -19,7 +41,11 @@ export class QueuesService implements OnModuleDestroy {
   queue(name: QueueName): Queue {
     let q = this.queues.get(name);
     if (!q) {
-      q = new Queue(name, { connection: this.redis.open({ maxRetriesPerRequest: 1 }), prefix: this.config.queuePrefix });
+      // Fail fast while Redis is down (no offline queue): the caller answers 503 at once, and
+      // what it wrote to Postgres is picked up by the sweep when Redis returns.
+      q = new Queue(name, { connection: this.redis.open({ maxRetriesPerRequest: 1, enableOfflineQueue: false }), prefix: this.config.queuePrefix });
+      // Redis going away is reported by the health probe and by the calls that fail.
+      q.on("error", () => undefined);
       this.queues.set(name, q);
     }
     return q;
@@ -28,7 +54,7 @@ export class QueuesService implements OnModuleDestroy {
   /** Asks for a reconcile of one service; duplicates collapse (see reconcileKey). */
   async enqueueReconcile(serviceId: string, reason: string, delayMs = 0): Promise<void> {
     const data: ReconcileJob = { serviceId, reason };
-    await this.queue(QUEUE.reconcile).add("reconcile", data, {
+    await this.add(QUEUE.reconcile, "reconcile", data, {
       ...KEEP,
       delay: delayMs,
       deduplication: { id: reconcileKey(serviceId), keepLastIfActive: true },
@@ -37,19 +63,70 @@ export class QueuesService implements OnModuleDestroy {
     });
   }
 
+  /**
+   * A delayed reconcile (restart delay, update delay, monitor period). Its own job id rather
+   * than the service's deduplication key: a delayed job holding that key would swallow an
+   * immediate request (a scale) until the delay ran out.
+   */
+  async enqueueFollowUp(serviceId: string, atMs: number, reason: string, now: number): Promise<void> {
+    const data: ReconcileJob = { serviceId, reason: `follow-up: ${reason}` };
+    await this.add(QUEUE.reconcile, "reconcile", data, { jobId: `followup-${serviceId}-${atMs}`, delay: Math.max(0, atMs - now), removeOnComplete: true, removeOnFail: { count: 100 } });
+  }
+
+  /** Asks for a dispatch on each of these nodes; duplicates collapse (see dispatchKey). */
+  async enqueueDispatch(nodeIds: readonly string[], reason: string): Promise<void> {
+    if (nodeIds.length === 0) return;
+    const jobs = [...new Set(nodeIds)].map((nodeId) => ({
+      name: "dispatch",
+      data: { nodeId, reason } satisfies DispatchJob,
+      opts: {
+        ...KEEP,
+        delay: DISPATCH_GATHER_MS,
+        deduplication: { id: dispatchKey(nodeId), keepLastIfActive: true },
+        attempts: 3,
+        backoff: { type: "exponential", delay: 1_000 },
+      } satisfies JobsOptions,
+    }));
+    try {
+      await this.queue(QUEUE.dispatch).addBulk(jobs);
+    } catch (e) {
+      throw new RedisUnavailableError(e);
+    }
+  }
+
+  /** Asks for containers to be stopped and removed on a node; the same request collapses. */
+  async enqueueRemove(job: RemoveContainersJob): Promise<void> {
+    if (job.containers.length === 0) return;
+    const digest = createHash("sha256").update([...job.containers].sort().join(",")).digest("hex").slice(0, 16);
+    await this.add(QUEUE.dispatch, "remove", job, { jobId: `remove-${job.nodeId}-${digest}`, removeOnComplete: true, removeOnFail: { count: 100 }, attempts: 3, backoff: { type: "exponential", delay: 2_000 } });
+  }
+
   /** Starts a provisioning operation with progress; a repeat of one already queued collapses. */
   async enqueueProvision(job: ProvisionJob): Promise<string> {
     const jobId = provisionJobId(job.machineId, job.operation);
     // A finished job with the same id would swallow the new one: retire it first.
     const previous = await this.queue(QUEUE.provision).getJob(jobId);
     if (previous && ((await previous.isCompleted()) || (await previous.isFailed()))) await previous.remove();
-    await this.queue(QUEUE.provision).add(job.operation, job, { jobId, removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } });
+    await this.add(QUEUE.provision, job.operation, job, { jobId, removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } });
     return jobId;
   }
 
   /** The periodic sweep that reconciles everything, so a lost job only delays a change. */
   async ensureSweep(): Promise<void> {
     await this.queue(QUEUE.sweep).upsertJobScheduler("sweep", { every: this.config.sweepIntervalMs }, { name: "sweep", data: {}, opts: KEEP });
+  }
+
+  /** Whether the sweep's schedule is in Redis (it is gone after Redis lost its data). */
+  async hasSweep(): Promise<boolean> {
+    return (await this.queue(QUEUE.sweep).getJobScheduler("sweep")) !== undefined;
+  }
+
+  private async add(queue: QueueName, name: string, data: unknown, opts: JobsOptions): Promise<void> {
+    try {
+      await this.queue(queue).add(name, data, opts);
+    } catch (e) {
+      throw new RedisUnavailableError(e);
+    }
   }
 
   async onModuleDestroy(): Promise<void> {

@@ -1,19 +1,30 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from "@nestjs/common";
+import { STALE_CLAIM_MS, type Clock } from "@flotilla/core";
 import { Worker, type Job } from "bullmq";
+import { CLOCK } from "../common/clock";
 import { APP_CONFIG, type AppConfig } from "../config/config";
 import { PrismaService } from "../database/prisma.service";
 import { RedisConnections } from "../database/redis";
+import { utc } from "../database/sql";
+import { ControlPlaneHealth } from "../health/control-plane-health";
 import { JobHandlers } from "./job-handlers";
 import { QUEUE, type QueueName } from "./queue-names";
 import { QueuesService } from "./queues.service";
 
-const CONCURRENCY: Record<QueueName, number> = { reconcile: 8, provision: 4, sweep: 1 };
+// Dispatch: nodes served at once (each job talks to one agent, a few calls at a time).
+const CONCURRENCY: Record<QueueName, number> = { reconcile: 8, provision: 4, sweep: 1, dispatch: 16 };
 
-/** The consumer side: runs only in the `worker` and `all` roles. */
+/**
+ * The consumer side: runs only in the `worker` and `all` roles. Redis is a cache of work here:
+ * whenever it comes back (or comes back empty), and whenever a periodic self-check finds the
+ * sweep's schedule gone, the schedule is re-created and a sweep runs at once, re-deriving every
+ * reconcile and dispatch from Postgres.
+ */
 @Injectable()
 export class WorkersService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger("workers");
   private readonly workers: Worker[] = [];
+  private selfCheck?: NodeJS.Timeout;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -21,6 +32,8 @@ export class WorkersService implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly queues: QueuesService,
     private readonly handlers: JobHandlers,
     private readonly prisma: PrismaService,
+    private readonly health: ControlPlaneHealth,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -34,8 +47,27 @@ export class WorkersService implements OnApplicationBootstrap, OnModuleDestroy {
       worker.on("error", (err) => this.logger.error(`${name} worker: ${err.message}`));
       this.workers.push(worker);
     }
-    await this.queues.ensureSweep();
+    // At start the sweep's schedule is there before anything else runs; if Redis is away, the
+    // recovery below creates it once Redis answers.
+    await this.queues.ensureSweep().catch((e: Error) => this.logger.warn(`sweep schedule not created yet: ${e.message}`));
+    this.health.onRecovered((what) => this.restore(what));
+    this.selfCheck = setInterval(() => void this.checkSchedule(), Math.min(this.config.sweepIntervalMs, 10_000));
     this.logger.log(`workers started for queues: ${Object.values(QUEUE).join(", ")}`);
+  }
+
+  /** Re-creates the sweep's schedule and sweeps now: nothing Redis held is needed any more. */
+  private async restore(why: string): Promise<void> {
+    await this.queues.ensureSweep();
+    const swept = await this.sweep();
+    this.logger.log(`queues restored (${why}): ${swept.services} services to reconcile, ${swept.nodes} nodes to dispatch`);
+  }
+
+  private async checkSchedule(): Promise<void> {
+    try {
+      if (!(await this.queues.hasSweep())) await this.restore("the sweep's schedule was missing");
+    } catch (e) {
+      this.logger.warn(`queue self-check failed: ${(e as Error).message}`);
+    }
   }
 
   private async run(name: QueueName, job: Job): Promise<unknown> {
@@ -45,15 +77,28 @@ export class WorkersService implements OnApplicationBootstrap, OnModuleDestroy {
     return handler(job);
   }
 
-  /** Enqueues a reconcile for every service; duplicates of queued ones collapse. */
-  private async sweep(): Promise<{ services: number }> {
+  /**
+   * Enqueues a reconcile for every service and a dispatch for every node with open dispatch
+   * work; duplicates of queued ones collapse.
+   */
+  private async sweep(): Promise<{ services: number; nodes: number }> {
     const services = await this.prisma.service.findMany({ select: { id: true } });
     for (const s of services) await this.queues.enqueueReconcile(s.id, "sweep");
-    return { services: services.length };
+    const nodes = await this.prisma.sql.query<{ nodeId: string }>(
+      `SELECT DISTINCT t."nodeId"::text AS "nodeId" FROM "Task" t JOIN "Node" n ON n.id = t."nodeId"
+       WHERE n.status = 'READY'::"NodeStatus" AND (
+         (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = 'ASSIGNED'::"TaskState")
+         OR (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = 'ACCEPTED'::"TaskState" AND t."containerId" IS NULL AND t."updatedAt" < $1::timestamp(3))
+         OR (t."desiredState" = 'SHUTDOWN'::"DesiredTaskState" AND t.state IN ('ASSIGNED', 'ACCEPTED', 'PREPARING', 'STARTING', 'RUNNING')))`,
+      [utc(this.clock.now() - STALE_CLAIM_MS)],
+    );
+    await this.queues.enqueueDispatch(nodes.map((n) => n.nodeId), "sweep");
+    return { services: services.length, nodes: nodes.length };
   }
 
   /** Lets running jobs finish (BullMQ's close waits for them) before connections go away. */
   async onModuleDestroy(): Promise<void> {
+    clearInterval(this.selfCheck);
     await Promise.all(this.workers.map((w) => w.close()));
   }
 }

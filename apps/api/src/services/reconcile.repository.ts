@@ -4,19 +4,22 @@
 import { Injectable } from "@nestjs/common";
 import {
   isTerminal,
+  STALE_CLAIM_MS,
   type LiveCounts,
   type ReconcileResult,
+  type RollbackDecision,
   type ScheduleResult,
   type ServiceSpec,
   type TaskState,
   type UpdateState,
 } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
-import { utc } from "../database/sql";
+import { utc, type SqlRunner } from "../database/sql";
 import { NODE_COLUMNS, nodeRow } from "../database/node-rows";
 import { TASK_COLUMNS } from "../database/task-rows";
 import { insertEvents } from "../events/event-rows";
-import type { EventInput, FlotillaEvent } from "../events/events.service";
+import type { FlotillaEvent } from "../events/events.service";
+import { TasksRepository } from "../tasks/tasks.repository";
 import type { Node as NodeRow, Service as ServiceRow, Task as TaskRow } from "../generated/prisma/client";
 import { ACTIVE_STATES, specOf } from "./mapping";
 
@@ -34,12 +37,6 @@ export interface ReconcileView {
   specs: Map<string, ServiceSpec>;
 }
 
-/** A rollback the update's failure action asked for, installed with the plan. */
-export interface RollbackWrite {
-  spec: ServiceSpec;
-  update: UpdateState;
-}
-
 /** Finished tasks kept per slot (or node, in global mode) besides what the restart policy needs. */
 export const TASK_HISTORY = 5;
 
@@ -48,7 +45,10 @@ export class StalePlanError extends Error {}
 
 @Injectable()
 export class ReconcileRepository {
-  constructor(private readonly prisma: PrismaService) {}
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly tasks: TasksRepository,
+  ) {}
 
   async load(serviceId: string): Promise<ReconcileView | null> {
     // The service first: if another reconcile commits after this read, its tasks may be read
@@ -96,121 +96,57 @@ export class ReconcileRepository {
     }
     const victims = [...bySlot.values()].flatMap((ts) => ts.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime()).slice(keep));
     if (victims.length === 0) return 0;
-    const n = await this.prisma.task.deleteMany({ where: { id: { in: victims.map((t) => t.id) }, state: { notIn: [...ACTIVE_STATES] } } });
-    return n.count;
+    return this.tasks.prune(victims.map((t) => t.id));
   }
 
   /**
-   * Writes the plan: stops, new tasks (assigned or pending with the scheduler's reason),
-   * assignments of tasks that were pending, the update state, and their events — all or nothing,
-   * one statement each however many tasks (plain SQL: through Prisma, inserting a thousand
-   * tasks and their events cost half a second of CPU). Throws StalePlanError if the service
-   * moved on since `view` was read.
+   * Writes the plan in one transaction: the service's guard (see the header) with its update
+   * state or rollback, then the task decisions (TasksRepository, their only writer), then the
+   * events. Throws StalePlanError if the service moved on since `view` was read.
    */
-  async write(view: ReconcileView, r: ReconcileResult, s: ScheduleResult, now: number, rollback: RollbackWrite | undefined): Promise<FlotillaEvent[]> {
+  async write(view: ReconcileView, r: ReconcileResult, s: ScheduleResult, now: number, rollback: RollbackDecision | undefined): Promise<FlotillaEvent[]> {
     const { service } = view;
-    const byId = new Map(view.tasks.map((t) => [t.id, t]));
-    const assigned = new Map(s.assignments.map((a) => [a.taskId, a.nodeId]));
-    const reasons = new Map(s.unassigned.map((u) => [u.taskId, u.reason]));
-    const at = utc(now);
-    const events: EventInput[] = [];
-    const task = (id: string, action: string, data: Record<string, unknown>): EventInput => ({ kind: "task", subjectId: id, action, data: { serviceId: service.id, ...data } });
-    const updateState = rollback ? rollback.update : r.update;
-
     return this.prisma.sql.transaction(async (tx) => {
-      const guard = await tx.query(
-        `UPDATE "Service" SET "planVersion" = "planVersion" + 1, "updateState" = $5::jsonb, "updatedAt" = $6::timestamp(3)
-           ${rollback ? `, spec = $7::jsonb, "previousSpec" = $8::jsonb, version = version + 1, "taskVersion" = "taskVersion" + 1` : ""}
-         WHERE id = $1::uuid AND version = $2 AND "taskVersion" = $3 AND "planVersion" = $4
-         RETURNING id`,
-        [
-          service.id,
-          service.version,
-          service.taskVersion,
-          service.planVersion,
-          updateState ? JSON.stringify(updateState) : null,
-          at,
-          ...(rollback ? [JSON.stringify(rollback.spec), JSON.stringify(specOf(service))] : []),
-        ],
-      );
-      if (guard.length === 0) throw new StalePlanError(`service ${service.name} changed while it was being reconciled`);
-
-      // A task that never reached an agent has nothing to stop: it ends here, as does a lost one
-      // (orphaned) — both only from the state that was read.
-      const stops = r.plan.stop.flatMap((stop) => {
-        const t = byId.get(stop.taskId);
-        if (!t) return [];
-        const orphan = stop.orphan && !isTerminal(t.state as TaskState);
-        const unsent = t.state === "NEW" || t.state === "PENDING";
-        const to: TaskState | null = orphan ? "ORPHANED" : unsent ? "SHUTDOWN" : null;
-        return [{ t, stop, to }];
-      });
-      if (stops.length) {
-        await tx.query(
-          `UPDATE "Task" t SET "desiredState" = 'SHUTDOWN'::"DesiredTaskState", message = v.message,
-             state = coalesce(v.next::"TaskState", t.state),
-             "finishedAt" = CASE WHEN v.next IS NULL THEN t."finishedAt" ELSE $1::timestamp(3) END, "updatedAt" = $1::timestamp(3)
-           FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[]) AS v(id, message, next, read)
-           WHERE t.id = v.id AND (v.next IS NULL OR t.state = v.read::"TaskState")`,
-          [at, stops.map((x) => x.t.id), stops.map((x) => x.stop.message), stops.map((x) => x.to), stops.map((x) => x.t.state)],
-        );
-      }
-      for (const { t, stop, to } of stops) {
-        events.push(task(t.id, "stop", { slot: t.slot, reason: stop.reason, message: stop.message, ...(to ? { state: to } : {}) }));
-      }
-
-      if (r.newTasks.length) {
-        const rows = r.newTasks.map((t) => {
-          const reason = reasons.get(t.id);
-          const state = reason ? "PENDING" : assigned.has(t.id) ? "ASSIGNED" : "PENDING";
-          return { t, nodeId: assigned.get(t.id) ?? t.nodeId ?? null, state, message: reason ?? t.message ?? null };
-        });
-        await tx.query(
-          `INSERT INTO "Task" (id, "serviceId", slot, "nodeId", "specVersion", state, "desiredState", message, "createdAt", "updatedAt")
-           SELECT v.id, $1::uuid, v.slot, v.node, v.version, v.state::"TaskState", 'RUNNING'::"DesiredTaskState", v.message, $2::timestamp(3), $2::timestamp(3)
-           FROM unnest($3::uuid[], $4::int[], $5::uuid[], $6::int[], $7::text[], $8::text[]) AS v(id, slot, node, version, state, message)`,
-          [
-            service.id,
-            at,
-            rows.map((x) => x.t.id),
-            rows.map((x) => x.t.slot ?? null),
-            rows.map((x) => x.nodeId),
-            rows.map((x) => x.t.specVersion),
-            rows.map((x) => x.state),
-            rows.map((x) => x.message),
-          ],
-        );
-        for (const x of rows) {
-          events.push(task(x.t.id, "create", { slot: x.t.slot ?? null, nodeId: x.nodeId, state: assigned.has(x.t.id) ? "ASSIGNED" : "PENDING", message: x.message }));
-        }
-      }
-
-      // Tasks that were already pending: placed now, or still waiting (maybe for a new reason).
-      const fresh = new Set(r.newTasks.map((t) => t.id));
-      const placed = [...assigned].filter(([taskId]) => !fresh.has(taskId));
-      if (placed.length) {
-        const moved = await tx.query<{ id: string }>(
-          `UPDATE "Task" t SET state = 'ASSIGNED'::"TaskState", "nodeId" = v.node, message = NULL, "updatedAt" = $1::timestamp(3)
-           FROM unnest($2::uuid[], $3::uuid[]) AS v(id, node)
-           WHERE t.id = v.id AND t.state IN ('NEW'::"TaskState", 'PENDING'::"TaskState") AND t."desiredState" = 'RUNNING'::"DesiredTaskState"
-           RETURNING t.id::text AS id`,
-          [at, placed.map(([id]) => id), placed.map(([, node]) => node)],
-        );
-        const done = new Set(moved.map((m) => m.id));
-        for (const [taskId, nodeId] of placed) if (done.has(taskId)) events.push(task(taskId, "assign", { nodeId, state: "ASSIGNED" }));
-      }
-      const waiting = [...reasons].filter(([taskId, reason]) => !fresh.has(taskId) && byId.get(taskId)?.message !== reason);
-      if (waiting.length) {
-        await tx.query(
-          `UPDATE "Task" t SET state = 'PENDING'::"TaskState", message = v.reason, "updatedAt" = $1::timestamp(3)
-           FROM unnest($2::uuid[], $3::text[]) AS v(id, reason)
-           WHERE t.id = v.id AND t.state IN ('NEW'::"TaskState", 'PENDING'::"TaskState")`,
-          [at, waiting.map(([id]) => id), waiting.map(([, reason]) => reason)],
-        );
-        for (const [taskId, reason] of waiting) events.push(task(taskId, "pending", { state: "PENDING", message: reason }));
-      }
+      await this.guard(tx, service, rollback ? rollback.update : r.update, now, rollback);
+      const events = await this.tasks.writePlan(tx, service.id, view.tasks, r, s, now);
       if (rollback) events.push({ kind: "service", subjectId: service.id, action: "rollback", data: { name: service.name, reason: rollback.update.message, automatic: true } });
       return insertEvents(tx, events, now);
     });
+  }
+
+  /** Bumps planVersion (and installs a rollback) only if the service is still as it was read. */
+  private async guard(tx: SqlRunner, service: ServiceRow, update: UpdateState | undefined, now: number, rollback: RollbackDecision | undefined): Promise<void> {
+    const rows = await tx.query(
+      `UPDATE "Service" SET "planVersion" = "planVersion" + 1, "updateState" = $5::jsonb, "updatedAt" = $6::timestamp(3)
+         ${rollback ? `, spec = $7::jsonb, "previousSpec" = $8::jsonb, version = version + 1, "taskVersion" = "taskVersion" + 1` : ""}
+       WHERE id = $1::uuid AND version = $2 AND "taskVersion" = $3 AND "planVersion" = $4
+       RETURNING id`,
+      [
+        service.id,
+        service.version,
+        service.taskVersion,
+        service.planVersion,
+        update ? JSON.stringify(update) : null,
+        utc(now),
+        ...(rollback ? [JSON.stringify(rollback.spec), JSON.stringify(specOf(service))] : []),
+      ],
+    );
+    if (rows.length === 0) throw new StalePlanError(`service ${service.name} changed while it was being reconciled`);
+  }
+
+  /**
+   * Nodes with dispatch work for this service: tasks to start or to stop there. Only ready
+   * nodes: a down node's tasks are the orchestrator's to replace, not dispatch's to reach.
+   */
+  async nodesToDispatch(serviceId: string, now: number): Promise<string[]> {
+    const rows = await this.prisma.sql.query<{ nodeId: string }>(
+      `SELECT DISTINCT t."nodeId"::text AS "nodeId" FROM "Task" t JOIN "Node" n ON n.id = t."nodeId"
+       WHERE t."serviceId" = $1::uuid AND n.status = 'READY'::"NodeStatus" AND (
+         (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = 'ASSIGNED'::"TaskState")
+         OR (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = 'ACCEPTED'::"TaskState" AND t."containerId" IS NULL AND t."updatedAt" < $2::timestamp(3))
+         OR (t."desiredState" = 'SHUTDOWN'::"DesiredTaskState" AND t.state IN ('ASSIGNED', 'ACCEPTED', 'PREPARING', 'STARTING', 'RUNNING')))`,
+      [serviceId, utc(now - STALE_CLAIM_MS)],
+    );
+    return rows.map((r) => r.nodeId);
   }
 }

@@ -1,25 +1,18 @@
 // The reconcile worker: read the service, its tasks and the nodes; let libs/core decide
-// (reconcileService, then schedule); write the decisions in one re-checked transaction; then
-// dispatch. It decides nothing itself.
-import { Injectable, Logger, OnModuleInit } from "@nestjs/common";
-import {
-  EMPTY_PLAN,
-  isLive,
-  nextFollowUp,
-  reconcileService,
-  schedule,
-  startUpdate,
-  type ReconcileResult,
-} from "@flotilla/core";
+// (decideReconcile); write the decisions in one re-checked transaction; ask for dispatch on the
+// nodes concerned. It decides nothing itself and never waits on an agent: dispatch is its own
+// jobs (DispatchService), so a dead host cannot hold up another service's reconcile.
+import { Inject, Injectable, Logger, OnModuleInit } from "@nestjs/common";
+import { decideReconcile, type Clock } from "@flotilla/core";
 import type { Job } from "bullmq";
 import { randomUUID } from "node:crypto";
-import { DispatchService } from "../dispatch/dispatch.service";
-import { EventsService, type FlotillaEvent } from "../events/events.service";
+import { CLOCK } from "../common/clock";
+import { EventsService } from "../events/events.service";
 import { JobHandlers } from "../queues/job-handlers";
 import { QUEUE, type ReconcileJob } from "../queues/queue-names";
 import { QueuesService } from "../queues/queues.service";
 import { previousSpecOf, specOf, toCoreNode, toCoreTask, updateStateOf } from "./mapping";
-import { ReconcileRepository, StalePlanError, type RollbackWrite } from "./reconcile.repository";
+import { ReconcileRepository, StalePlanError, type ReconcileView } from "./reconcile.repository";
 
 /** How one reconcile ended, for logs and tests. */
 export interface ReconcileOutcome {
@@ -37,8 +30,8 @@ export class ReconcileService implements OnModuleInit {
     private readonly repo: ReconcileRepository,
     private readonly events: EventsService,
     private readonly queues: QueuesService,
-    private readonly dispatch: DispatchService,
     private readonly handlers: JobHandlers,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   onModuleInit(): void {
@@ -55,99 +48,50 @@ export class ReconcileService implements OnModuleInit {
 
   /** One reconcile of one service; safe to run concurrently with itself (see ReconcileRepository). */
   async reconcile(serviceId: string): Promise<ReconcileOutcome> {
-    const began = Date.now();
     const view = await this.repo.load(serviceId);
     if (!view) return { outcome: "gone", created: 0, stopped: 0, pending: 0 };
-    const now = Date.now();
-    const { service } = view;
-    const nodes = view.nodes.map(toCoreNode);
-    const previousSpec = previousSpecOf(service);
-    const update = updateStateOf(service);
-    let r: ReconcileResult = reconcileService({
-      serviceId,
-      spec: specOf(service),
-      version: service.taskVersion,
-      ...(previousSpec ? { previousSpec } : {}),
-      tasks: view.tasks.map(toCoreTask),
-      nodes,
-      ...(update ? { update } : {}),
-      now,
-      newId: randomUUID,
-    });
-
-    // The update's failure action asked for a rollback: install the spec as a new version and
-    // plan again from it, rather than writing tasks for the version being abandoned.
-    let rollback: RollbackWrite | undefined;
-    if (r.rollbackTo) {
-      const target = service.taskVersion + 1;
-      rollback = { spec: r.rollbackTo, update: startUpdate(target, now, { rollback: true, equivalentVersions: [service.taskVersion - 1] }) };
-      r = { plan: EMPTY_PLAN, newTasks: [], tasks: r.tasks };
+    const now = this.clock.now();
+    const d = decide(view, now);
+    if (d.followUp) await this.queues.enqueueFollowUp(serviceId, d.followUp.atMs, d.followUp.reason, now);
+    if (d.kind === "unchanged") {
+      // Dispatch work may still be open (an agent was unreachable, a claim went stale).
+      await this.dispatch(serviceId, now);
+      return { outcome: "unchanged", created: 0, stopped: 0, pending: d.pending };
     }
-
-    const pending = r.tasks.filter((t) => isLive(t) && (t.state === "NEW" || t.state === "PENDING"));
-    const placed = rollback
-      ? { assignments: [], unassigned: [] }
-      : schedule(
-          pending.map((t) => ({ id: t.id, serviceId, ...(t.nodeId ? { nodeId: t.nodeId } : {}) })),
-          nodes,
-          r.tasks,
-          view.specs,
-          { now, liveCounts: view.others },
-        );
-
-    // Nothing decided (the common case for sweeps and "tasks started"): no write, no version bump.
-    const byId = new Map(view.tasks.map((t) => [t.id, t]));
-    const unchanged =
-      !rollback &&
-      r.plan.create.length === 0 &&
-      r.plan.stop.length === 0 &&
-      placed.assignments.length === 0 &&
-      placed.unassigned.every((u) => byId.get(u.taskId)?.message === u.reason) &&
-      JSON.stringify(r.update ?? null) === JSON.stringify(update ?? null);
-    if (unchanged) {
-      // A wait still under way (monitor period, delays) may have moved: a task's start time is
-      // the agent's once a heartbeat confirms it. Its follow-up must stand even when nothing
-      // else changed, or the update would sit "monitoring" until the next sweep.
-      const next = nextFollowUp(r.plan);
-      if (next) await this.followUp(serviceId, next.atMs, next.reason);
-      await this.dispatch.syncService(serviceId);
-      return { outcome: "unchanged", created: 0, stopped: 0, pending: placed.unassigned.length };
-    }
-
-    const planned = Date.now();
-    let events: FlotillaEvent[];
     try {
-      events = await this.repo.write(view, r, placed, now, rollback);
+      await this.events.publish(await this.repo.write(view, d.result, d.placed, now, d.rollback));
     } catch (e) {
       if (e instanceof StalePlanError) return { outcome: "stale", created: 0, stopped: 0, pending: 0 };
       throw e;
     }
-    const written = Date.now();
-    await this.events.publish(events);
-    await this.repo.prune(view, (rollback?.update ?? r.update)?.failedTaskIds ?? []);
-
-    if (rollback) await this.queues.enqueueReconcile(serviceId, "automatic rollback");
-    const next = nextFollowUp(r.plan);
-    if (next) await this.followUp(serviceId, next.atMs, next.reason);
-    const dispatching = Date.now();
-    await this.dispatch.syncService(serviceId);
-    this.logger.debug(
-      `${service.name}: +${r.plan.create.length} -${r.plan.stop.length}, ${placed.unassigned.length} pending; ` +
-        `load+plan ${planned - began} ms, write ${written - planned} ms, publish ${dispatching - written} ms, dispatch ${Date.now() - dispatching} ms`,
-    );
-    return { outcome: "written", created: r.newTasks.length, stopped: r.plan.stop.length, pending: placed.unassigned.length };
+    await this.repo.prune(view, (d.rollback?.update ?? d.result.update)?.failedTaskIds ?? []);
+    if (d.rollback) await this.queues.enqueueReconcile(serviceId, "automatic rollback");
+    await this.dispatch(serviceId, now);
+    this.logger.debug(`${view.service.name}: +${d.result.plan.create.length} -${d.result.plan.stop.length}, ${d.placed.unassigned.length} pending`);
+    return { outcome: "written", created: d.result.newTasks.length, stopped: d.result.plan.stop.length, pending: d.placed.unassigned.length };
   }
 
-  /**
-   * A delayed reconcile (restart delay, update delay, monitor period). Its own job id rather
-   * than the service's deduplication key: a delayed job holding that key would swallow an
-   * immediate request (a scale) until the delay ran out.
-   */
-  private async followUp(serviceId: string, atMs: number, reason: string): Promise<void> {
-    const delay = Math.max(0, atMs - Date.now());
-    const data: ReconcileJob = { serviceId, reason: `follow-up: ${reason}` };
-    await this.queues
-      .queue(QUEUE.reconcile)
-      .add("reconcile", data, { jobId: `followup-${serviceId}-${atMs}`, delay, removeOnComplete: true, removeOnFail: { count: 100 } });
+  private async dispatch(serviceId: string, now: number): Promise<void> {
+    await this.queues.enqueueDispatch(await this.repo.nodesToDispatch(serviceId, now), `service ${serviceId}`);
   }
+}
+
+/** The decision's inputs, from the rows one reconcile read. */
+function decide(view: ReconcileView, now: number) {
+  const { service } = view;
+  const previousSpec = previousSpecOf(service);
+  const update = updateStateOf(service);
+  return decideReconcile({
+    serviceId: service.id,
+    spec: specOf(service),
+    taskVersion: service.taskVersion,
+    ...(previousSpec ? { previousSpec } : {}),
+    ...(update ? { update } : {}),
+    tasks: view.tasks.map(toCoreTask),
+    nodes: view.nodes.map(toCoreNode),
+    others: view.others,
+    specs: view.specs,
+    now,
+    newId: randomUUID,
+  });
 }

@@ -57,7 +57,7 @@ export function MachineCreate({ machines }: { machines: readonly MachineView[] }
       <ErrorNote error={info.error} />
       {/* noValidate: the API checks every option and names what is wrong; min/max stay as hints. */}
       {info.data && current && (
-        <form onSubmit={submit} className="form" noValidate>
+        <form onSubmit={(e) => void submit(e)} className="form" noValidate>
           <div className="field">
             <label htmlFor="m-driver">Driver</label>
             <select

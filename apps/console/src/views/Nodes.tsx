@@ -138,7 +138,7 @@ function Labels({ n, onPatch, busy }: { n: NodeView; onPatch(body: NodeUpdateReq
           </li>
         ))}
       </ul>
-      <form onSubmit={add} className="inline">
+      <form onSubmit={(e) => void add(e)} className="inline">
         <label className="sr-only" htmlFor={`label-${n.id}`}>
           Add a label to {n.hostname} (key=value)
         </label>

@@ -61,7 +61,7 @@ export function ServiceCreate() {
   return (
     <section aria-labelledby="create-service" className="panel">
       <h2 id="create-service">Create a service</h2>
-      <form onSubmit={submit} className="form" noValidate>
+      <form onSubmit={(e) => void submit(e)} className="form" noValidate>
         <div className="grid">
           <div className="field">
             <label htmlFor="s-name">Name</label>

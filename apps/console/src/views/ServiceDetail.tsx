@@ -110,7 +110,7 @@ function UpdateForm({ s, reload }: { s: ServiceView; reload(): Promise<void> }) 
     <section aria-labelledby="svc-update" className="panel">
       <h2 id="svc-update">Update</h2>
       <p className="hint">A change rolls out task by task ({s.spec.updateConfig.parallelism || "all"} at a time, {s.spec.updateConfig.order}); rollback returns to the previous spec.</p>
-      <form onSubmit={submit} className="form" noValidate>
+      <form onSubmit={(e) => void submit(e)} className="form" noValidate>
         <div className="grid">
           <div className="field">
             <label htmlFor="u-image">Image</label>
