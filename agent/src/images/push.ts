@@ -96,7 +96,7 @@ export async function push(images: ImageStore, client: RegistryClient, name: str
   await upload(record.id, configBytes.length, () => createReadStream(images.blobs.blobPath(record.id)), null);
 
   let manifest: Buffer | undefined;
-  let mediaType = MediaType.dockerManifest as string;
+  let mediaType: string;
   if (record.manifestDigest && (await images.blobs.hasBlob(record.manifestDigest))) {
     manifest = await images.blobs.readBlob(record.manifestDigest);
     mediaType = record.manifestMediaType;
