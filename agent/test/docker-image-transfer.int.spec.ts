@@ -2,7 +2,8 @@
 // authenticating registry (refused without login, docker login checked against the registry),
 // pulled by a second agent and run there; save → rmi → load → run; an OCI layout made by skopeo
 // loaded; zstd layers pulled; history, image prune and system df.
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,6 +11,7 @@ import { busyboxLayout, FIXTURE_TAGS } from "../../test/support/busybox-image";
 import { startAuthProxy, startRegistry, type AuthProxy, type TestRegistry } from "../../test/support/registry";
 import { docker, dockerOk, HAS_DOCKER_CLI, IS_ROOT, startTestAgent, type TestAgent } from "./docker-helpers";
 
+const run = promisify(execFile);
 let registry: TestRegistry;
 let proxy: AuthProxy;
 let a: TestAgent;
@@ -69,8 +71,9 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("push, login, save/load between age
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toContain("Layer already exists");
     expect(again.stdout).not.toContain("Pushed");
-    // The registry really holds it: skopeo reads the manifest back.
-    const inspect = JSON.parse(execFileSync("skopeo", ["inspect", "--tls-verify=false", "--creds", "ci:s3cret", `docker://${proxy.host}/team/app:v1`], { encoding: "utf8" }));
+    // The registry really holds it: skopeo reads the manifest back (asynchronously: the auth
+    // proxy it talks to runs in this process).
+    const inspect = JSON.parse((await run("skopeo", ["inspect", "--tls-verify=false", "--creds", "ci:s3cret", `docker://${proxy.host}/team/app:v1`])).stdout);
     expect(inspect.Layers).toHaveLength(3);
   });
 
@@ -108,7 +111,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("push, login, save/load between age
 
   it("pulls an image with zstd-compressed layers", async () => {
     const ref = `${registry.host}/zstd/busybox:1`;
-    execFileSync("skopeo", ["copy", "--insecure-policy", "--quiet", "--dest-tls-verify=false", "--dest-compress-format", "zstd", "--dest-compress-level", "3", `oci:${busyboxLayout()}:${FIXTURE_TAGS.busybox}`, `docker://${ref}`]);
+    await run("skopeo", ["copy", "--insecure-policy", "--quiet", "--dest-tls-verify=false", "--dest-compress-format", "zstd", "--dest-compress-level", "3", `oci:${busyboxLayout()}:${FIXTURE_TAGS.busybox}`, `docker://${ref}`]);
     const pull = await docker(b.env, ["pull", ref]);
     expect(pull.code, pull.stderr).toBe(0);
     expect(await dockerOk(b.env, ["run", "--rm", ref, "echo", "zstd ok"])).toBe("zstd ok");
