@@ -16,7 +16,6 @@ import { startRegistry } from "../../test/support/registry";
 import { TAR_END, tarHeader, tarPadding } from "../src/build/tar-writer";
 import { DEFAULT_SHIM } from "../src/config";
 import { startAgent } from "../src";
-import { ImageStore } from "../src/images";
 
 const RUN_CMD = "seq 1 30000 > /numbers && sort -rn /numbers > /sorted && md5sum /sorted > /sum && rm /numbers";
 
@@ -99,8 +98,14 @@ export async function runBuildBench(opts: { runs: number; json: boolean }) {
     const body = contextTar({ Dockerfile: dockerfile, "app.txt": "x".repeat(4096) });
     // The base image is pulled once outside the timings, as a cache-warm machine would have it.
     await build(agent.socketPath!, "t=bench:warm", body);
-    const images = await ImageStore.open({ root: join(dir, "root", "images") });
-    const lowerDirs = (await images.resolve(base)).lowerDirs;
+    // The base image's layers, as the agent reports them (a second store on its root would empty its tmp/).
+    const lowerDirs = await new Promise<string[]>((resolve, reject) => {
+      http.get({ socketPath: agent.socketPath!, path: `/v1.41/images/${base}/json` }, (res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => (text += c));
+        res.on("end", () => resolve((JSON.parse(text) as { GraphDriver: { Data: { LowerDir: string } } }).GraphDriver.Data.LowerDir.split(":")));
+      }).on("error", reject);
+    });
     const cold: number[] = [];
     const runStep: number[] = [];
     const direct: number[] = [];
