@@ -144,7 +144,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   registerNetworkRoutes(router, { network, containers, events, started: new Date().toISOString() });
   const builder = new Builder({ images, shimPath: options.shimPath ?? DEFAULT_SHIM, contextLimit: options.buildContextLimit ?? DEFAULT_BUILD_CONTEXT_LIMIT });
   registerBuildRoutes(router, { builder, events });
-  registerImageTransferRoutes(router, { images, containers, events });
+  registerImageTransferRoutes(router, { images, containers, volumes, events });
   const execs = new ExecService({ containers, images, events, shimPath: options.shimPath ?? DEFAULT_SHIM });
   registerExecRoutes(router, { containers, execs });
   registerContainerOpsRoutes(router, { containers, images, events });

@@ -19,6 +19,12 @@ describe("parseArgs", () => {
     expect(() => parseArgs(["--deny-bind", "rel"], {})).toThrow("--deny-bind must be an absolute path: rel");
   });
 
+  it("reads --build-context-limit with binary units, and refuses nonsense", () => {
+    expect(parseArgs(["--build-context-limit", "512m"], {})!.buildContextLimit).toBe(512 * 1024 * 1024);
+    expect(parseArgs([], { FLOTILLA_AGENT_BUILD_CONTEXT_LIMIT: "2g" })!.buildContextLimit).toBe(2 * 1024 ** 3);
+    expect(() => parseArgs(["--build-context-limit", "lots"], {})).toThrow("--build-context-limit: expected a size");
+  });
+
   it("reads every flag, repeatable --insecure-registry, --flag=value", () => {
     const o = parseArgs(
       ["--root", "/r", "--socket=/s.sock", "--tls-listen", "127.0.0.1:9999", "--tlscacert", "ca", "--tlscert", "c", "--tlskey", "k", "--insecure-registry", "a:5000", "--insecure-registry", "b", "--subnet", "198.18.0.0/24", "--bridge", "br0"],

@@ -233,15 +233,16 @@ describe.skipIf(!isRoot)("LayerStore.unpack", () => {
     expect(fs.readdirSync(store.tmpDir)).toEqual([]);
   });
 
-  it("says plainly that zstd needs a newer Node, where zlib lacks it", async () => {
-    // A zstd frame header is enough: the magic number decides before any decoding.
+  it("decodes zstd on any Node (fzstd where zlib lacks it); a broken zstd blob fails and leaves nothing", async () => {
+    // A zstd frame header with nothing after it: recognised by its magic, then cut short.
     const blob = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]);
     const digest = sha256Of(blob);
     await store.writeBlob(digest, blob);
-    const hasZstd = "createZstdDecompress" in (await import("node:zlib"));
     const err = await store.unpack(digest, diffId).catch((e: unknown) => e);
-    if (hasZstd) expect(err).not.toBeInstanceOf(NotSupportedError);
-    else expect((err as Error).message).toMatch(/is zstd-compressed, and this Node \(v\d+\.\d+\.\d+\) has no zstd in zlib/);
+    expect(err).not.toBeInstanceOf(NotSupportedError);
+    expect((err as Error).message).toMatch(/zstd|unexpected end|Unknown frame/i);
+    expect(await store.hasLayer(diffId)).toBe(false);
     expect(fs.readdirSync(store.tmpDir)).toEqual([]);
   });
+
 });

@@ -117,8 +117,8 @@ describe("pull", () => {
     expect(top).toHaveLength(3);
     expect(top[2]).toBe(base[0]); // topmost first: the shared busybox layer is the bottom one
     expect((await store.inspect(a.id)).RepoTags.sort()).toEqual([`${registry.host}/busybox:latest`, `${registry.host}/busybox:v1`]);
-    // Compressed layer blobs are dropped once unpacked; manifests and configs stay.
-    expect(ls(join(root, "blobs/sha256"))).not.toContain(busybox.layers![0]!.digest.slice(7));
+    // Compressed layer blobs stay beside their unpacked directories (push and save need them).
+    expect(ls(join(root, "blobs/sha256"))).toContain(busybox.layers![0]!.digest.slice(7));
     expect(ls(join(root, "tmp"))).toEqual([]);
   });
 

@@ -86,7 +86,7 @@ export function registerImageRoutes(router: Router, deps: ImageRouteDeps): void 
   router.add("GET", "/images/json", async ({ res, query }) => {
     const filters = parseFilters(query);
     checkFilterKeys(filters, ["reference", "dangling", "label", "before", "since"]);
-    let list = await images.list();
+    let list = await images.list({ all: queryBool(query, "all") });
     const counts = new Map<string, number>();
     for (const c of deps.containers.all()) counts.set(c.imageId, (counts.get(c.imageId) ?? 0) + 1);
     list = list.map((i) => ({ ...i, Containers: counts.get(i.Id) ?? 0 }));

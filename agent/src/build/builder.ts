@@ -15,7 +15,6 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs/promises";
 import { join } from "node:path";
-import { DomainError } from "@flotilla/core";
 import { resolveUser } from "../containers/rootfs-files";
 import type { Credentials, ImageStore, ProgressMessage } from "../images";
 import { ImageNotFoundError } from "../images/errors";
@@ -27,15 +26,16 @@ import type { BuildOptions } from "./build-options";
 import { stepCacheKey } from "./cache-key";
 import { applyDockerignore, receiveContext } from "./context";
 import { planCopy } from "./copy";
-import { InstructionError, parseDockerfile, parseInstruction, type Command, type CommandLine } from "./dockerfile";
+import { parseDockerfile, parseInstruction, type Command, type CommandLine } from "./dockerfile";
 import { ImageFs } from "./image-fs";
 import { applyMetadata, BUILTIN_ARGS, nopCreatedBy, runArgsPrefix, toArgv, type RunConfig } from "./instructions";
 import { directoryLayerTar } from "./layer-diff";
 import { RUNTIME_MOUNT_POINTS, runStep, upperHasChanges } from "./run-step";
 import { envLookup, processWord, type Lookup } from "./shell-lexer";
-import { TAR_END, tarHeader, tarPadding } from "./tar-writer";
-import { createReadStream } from "node:fs";
+import { BuildError, entriesTar, scopeArgs, scratchConfig, splitStages, type DispatchContext, type State } from "./build-state";
 import type { CopyEntry } from "./copy";
+
+export { BuildError, isUserError } from "./build-state";
 
 export interface BuildOutput {
   /** Text for the terminal ({"stream": …}). */
@@ -59,67 +59,6 @@ export interface BuildRequest {
   signal?: AbortSignal;
 }
 
-/** A step failed; `code` is the command's exit code for a failing RUN. */
-export class BuildError extends Error {
-  constructor(
-    message: string,
-    readonly code?: number,
-  ) {
-    super(message);
-    this.name = "BuildError";
-  }
-}
-
-interface Stage {
-  name?: string;
-  from: Extract<Command, { kind: "FROM" }>;
-  commands: Command[];
-}
-
-interface State {
-  imageId: string;
-  config: ImageConfigJson;
-  run: RunConfig;
-  layers: LayerRef[];
-  /** ARGs declared in this stage and their values (undefined: declared without one). */
-  args: Map<string, string | undefined>;
-  cmdSet: boolean;
-}
-
-function splitStages(commands: readonly Command[]): { meta: Command[]; stages: Stage[] } {
-  const meta: Command[] = [];
-  const stages: Stage[] = [];
-  for (const c of commands) {
-    if (c.kind === "FROM") stages.push({ name: c.stage, from: c, commands: [] });
-    else if (stages.length === 0) {
-      if (c.kind !== "ARG") throw new BuildError(`dockerfile parse error on line ${c.line}: no build stage in current context`);
-      meta.push(c);
-    } else stages[stages.length - 1]!.commands.push(c);
-  }
-  if (stages.length === 0) throw new BuildError("no build stage in current context");
-  return { meta, stages };
-}
-
-function scratchConfig(): ImageConfigJson {
-  return { architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: [] }, history: [] };
-}
-
-async function* entriesTar(entries: readonly CopyEntry[]): AsyncGenerator<Buffer> {
-  for (const e of entries) {
-    yield tarHeader(e.header);
-    if (e.source && e.header.type === "file") {
-      let n = 0;
-      for await (const chunk of createReadStream(e.source)) {
-        const part = (chunk as Buffer).subarray(0, Math.max(0, e.header.size - n));
-        n += part.length;
-        if (part.length) yield part;
-      }
-      if (n < e.header.size) yield Buffer.alloc(e.header.size - n);
-      yield tarPadding(e.header.size);
-    }
-  }
-  yield TAR_END;
-}
 
 export class Builder {
   constructor(private readonly deps: BuilderDeps) {}
@@ -360,9 +299,12 @@ export class Builder {
     const key = stepCacheKey(state.imageId, createdBy, state.run);
     if (await this.hit(key, state, ctx.opts.noCache, ctx.out)) return;
     const lowerDirs = await this.lowerDirs(state);
-    const user = await resolveUser(state.run.User ?? "", lowerDirs).catch((e: Error) => {
-      throw new BuildError(`failed to run the command: ${e.message}`);
-    });
+    let user: string;
+    try {
+      user = await resolveUser(state.run.User ?? "", lowerDirs);
+    } catch (e) {
+      throw new BuildError(`failed to run the command: ${(e as Error).message}`);
+    }
     const result = await runStep(
       {
         shimPath: this.deps.shimPath,
@@ -439,25 +381,3 @@ export class Builder {
   }
 }
 
-interface DispatchContext {
-  escape: string;
-  metaArgs: ReadonlyMap<string, string | undefined>;
-  argValue: (name: string, fallback: string | undefined) => string | undefined;
-  ctxDir: string;
-  work: string;
-  results: ReadonlyArray<{ name?: string; imageId: string; state: State }>;
-  opts: BuildOptions;
-  req: BuildRequest;
-  out: BuildOutput;
-  releases: Array<() => void>;
-}
-
-/** `K=V` for the stage's ARGs with values (expansion sees them under ENV). */
-function scopeArgs(state: State, _withUnset: boolean): string[] {
-  return [...state.args].filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
-}
-
-/** Errors a user caused, as the builder reports them (kept apart from internal failures). */
-export function isUserError(e: unknown): boolean {
-  return e instanceof BuildError || e instanceof InstructionError || e instanceof DomainError || (e instanceof Error && e.name === "DockerfileParseError") || (e instanceof Error && e.name === "ExpansionError");
-}

@@ -8,8 +8,10 @@ import { rootCertificates } from "node:tls";
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 
 export interface HttpRequestOptions {
-  method?: "GET" | "HEAD";
+  method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH";
   headers?: Record<string, string>;
+  /** A request body: bytes, or a stream made fresh for each attempt. */
+  body?: Buffer | (() => NodeJS.ReadableStream);
   signal?: AbortSignal;
   /** Extra CA certificates trusted for https (added to Node's bundled roots). */
   ca?: string | Buffer | ReadonlyArray<string | Buffer>;
@@ -43,7 +45,8 @@ export function httpRequest(url: URL, opts: HttpRequestOptions = {}): Promise<Ht
     req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no data for ${timeoutMs} ms`), { code: "ETIMEDOUT" })));
     req.once("error", reject);
     req.once("response", (body) => resolve({ status: body.statusCode ?? 0, headers: body.headers, body, url }));
-    req.end();
+    if (typeof opts.body === "function") opts.body().pipe(req);
+    else req.end(opts.body);
   });
 }
 

@@ -15,7 +15,9 @@ import { hostPlatform, normalizePlatform, type Platform } from "./platform";
 import { shortId } from "./progress";
 import { pull, Serial, type PullDeps, type PullOptions, type PullResult } from "./pull";
 import { canonicalReference, familiarize, parseReference } from "./reference";
-import { RegistryClient, type RegistryClientOptions } from "./registry-client";
+import { login } from "./login";
+import { push, type PushOptions, type PushResult } from "./push";
+import { RegistryClient, type Credentials, type RegistryClientOptions } from "./registry-client";
 import type { XattrTool } from "./special-files";
 
 /** Answers whether a container uses the image (so it must not be deleted). */
@@ -204,6 +206,33 @@ export class ImageStore {
     return { ref: { digest: stored.digest, diffId: stored.diffId, mediaType: MediaType.dockerLayerGzip, size: stored.compressedSize }, release };
   }
 
+  /** `docker push NAME`: see push.ts. */
+  push(name: string, options: PushOptions = {}): Promise<PushResult> {
+    return push(this, this.deps.client, name, options);
+  }
+
+  /** `docker login` (POST /auth): checks the credentials against the registry. See login.ts. */
+  login(domain: string, credentials: Credentials): Promise<void> {
+    return login(this.deps.client, domain, credentials);
+  }
+
+  /** After a push: the manifest as pushed, and the image's new repo digest. */
+  async recordPush(id: string, repoDigest: string, manifestDigest: string, mediaType: string, manifest: Buffer): Promise<void> {
+    await this.deps.commits.run(async () => {
+      await this.layers.writeBlob(manifestDigest, manifest);
+      await this.index.update((s) => {
+        const r = s.images[id];
+        if (!r) return;
+        if (!r.repoDigests.includes(repoDigest)) r.repoDigests.push(repoDigest);
+        if (!r.blobs.includes(manifestDigest)) r.blobs.push(manifestDigest);
+        if (!r.manifestDigest) {
+          r.manifestDigest = manifestDigest;
+          r.manifestMediaType = mediaType;
+        }
+      });
+    });
+  }
+
   /** A cached build step's image, if it is still here. */
   cached(key: string): string | undefined {
     const id = this.index.current.buildCache?.[key];
@@ -214,8 +243,8 @@ export class ImageStore {
    * Records an image made here (a build step, a loaded archive): its config blob, layers (already
    * added), parent, tags (canonical) and the build cache key that produced it. Returns the ID.
    */
-  async commitImage(input: { config: ImageConfigJson; layers: readonly LayerRef[]; parent?: string; tags?: readonly string[]; cacheKey?: string }): Promise<string> {
-    const bytes = Buffer.from(JSON.stringify(input.config));
+  async commitImage(input: { config: ImageConfigJson; configBytes?: Buffer; layers: readonly LayerRef[]; parent?: string; tags?: readonly string[]; cacheKey?: string }): Promise<string> {
+    const bytes = input.configBytes ?? Buffer.from(JSON.stringify(input.config));
     const id = sha256Of(bytes);
     await this.deps.commits.run(async () => {
       await this.layers.writeBlob(id, bytes);

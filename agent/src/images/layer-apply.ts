@@ -10,6 +10,7 @@
  * Fidelity: modes (with setuid/setgid/sticky), uid/gid, mtimes, symlinks, hardlinks, devices,
  * FIFOs and xattrs (SCHILY.xattr, minus overlay's own) are kept.
  */
+import * as fsSync from "node:fs";
 import { constants as fsc } from "node:fs";
 import * as fs from "node:fs/promises";
 import { join } from "node:path";
@@ -34,6 +35,9 @@ export interface ApplyLayerResult {
 }
 
 type Kind = "dir" | "file" | "symlink" | "whiteout" | "special";
+
+/** Files up to this size are written in one synchronous burst. */
+const SMALL_FILE = 256 << 10;
 
 const OPEN_NEW = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
 
@@ -91,7 +95,7 @@ export async function applyLayer(source: AsyncIterable<Buffer>, dest: string, op
     xattrs.delete(path);
   };
 
-  const create = async (path: string, entry: TarEntry, body: AsyncIterable<Buffer>): Promise<Kind | undefined> => {
+  const create = async (path: string, entry: TarEntry, body: AsyncIterable<Buffer>): Promise<Kind | "file-done" | undefined> => {
     const target = abs(path);
     switch (entry.type) {
       case "directory":
@@ -100,6 +104,25 @@ export async function applyLayer(source: AsyncIterable<Buffer>, dest: string, op
         return "dir";
       case "file": {
         await clear(path, "file");
+        if (entry.size <= SMALL_FILE) {
+          // Most files of an image are small: one buffer and synchronous calls on the fd cost a
+          // few microseconds, where a chain of awaited thread-pool calls costs ~100 µs per file.
+          const chunks: Buffer[] = [];
+          for await (const chunk of body) chunks.push(chunk);
+          const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+          const fd = fsSync.openSync(target, OPEN_NEW, 0o600);
+          try {
+            for (let off = 0; off < data.length; ) off += fsSync.writeSync(fd, data, off);
+            if (asRoot) fsSync.fchownSync(fd, entry.uid, entry.gid);
+            // chmod after chown: chown clears setuid/setgid bits.
+            fsSync.fchmodSync(fd, entry.mode);
+            fsSync.futimesSync(fd, entry.mtime, entry.mtime);
+          } finally {
+            fsSync.closeSync(fd);
+          }
+          result.size += entry.size;
+          return "file-done";
+        }
         const fh = await fs.open(target, OPEN_NEW, 0o600);
         try {
           for await (const chunk of body) {
@@ -176,10 +199,19 @@ export async function applyLayer(source: AsyncIterable<Buffer>, dest: string, op
           continue;
         }
 
-        const kind = await create(path, entry, body);
-        if (!kind) continue;
+        const made = await create(path, entry, body);
+        if (!made) continue;
+        const kind: Kind = made === "file-done" ? "file" : made;
         known.set(path, kind);
         const target = abs(path);
+        const own = Object.entries(entry.xattrs).filter(([name]) => isAllowedLayerXattr(name));
+        if (own.length) xattrs.set(path, own.map(([name, value]) => ({ path, name, value })));
+        if (made === "file-done") continue; // owner, mode and times already set on the fd
+        if (kind === "symlink") {
+          if (asRoot) fsSync.lchownSync(target, entry.uid, entry.gid);
+          fsSync.lutimesSync(target, entry.mtime, entry.mtime);
+          continue;
+        }
         if (asRoot) await fs.lchown(target, entry.uid, entry.gid);
         if (kind === "dir") {
           // Mode and mtime of directories last: writing children would change the mtime, and a
@@ -187,11 +219,9 @@ export async function applyLayer(source: AsyncIterable<Buffer>, dest: string, op
           dirMeta.set(path, { mode: entry.mode, mtime: entry.mtime });
         } else {
           // chmod after chown: chown clears setuid/setgid bits.
-          if (kind !== "symlink") await fs.chmod(target, entry.mode);
+          await fs.chmod(target, entry.mode);
           await fs.lutimes(target, entry.mtime, entry.mtime);
         }
-        const own = Object.entries(entry.xattrs).filter(([name]) => isAllowedLayerXattr(name));
-        if (own.length) xattrs.set(path, own.map(([name, value]) => ({ path, name, value })));
       } catch (e) {
         if (e instanceof LayerInvalidError) throw e;
         const err = e as Error;

@@ -14,7 +14,8 @@ import { createReadStream, createWriteStream } from "node:fs";
 import * as fs from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import type { Transform } from "node:stream";
+import { Transform as NodeTransform, type Transform } from "node:stream";
+import { Decompress as ZstdDecompress } from "fzstd";
 import zlib from "node:zlib";
 import { NotSupportedError } from "@flotilla/core";
 import { digestHex, sha256Of } from "./digest";
@@ -35,14 +36,39 @@ export interface StoredLayer {
 
 export type ByteProgress = (current: number, total: number) => void;
 
+/** A streaming zstd decompressor over fzstd, as a Node Transform. */
+export function zstdDecompressor(): Transform {
+  const stream: Transform = new NodeTransform({
+    transform(chunk: Buffer, _enc, done) {
+      try {
+        decoder.push(chunk);
+        done();
+      } catch (e) {
+        done(new Error(`zstd: ${(e as Error).message}`));
+      }
+    },
+    flush(done) {
+      try {
+        decoder.push(new Uint8Array(0), true);
+        done();
+      } catch (e) {
+        done(new Error(`zstd: ${(e as Error).message}`));
+      }
+    },
+  });
+  const decoder = new ZstdDecompress((data) => {
+    stream.push(Buffer.from(data)); // a copy: the decoder may reuse its window
+  });
+  return stream;
+}
+
 /** Picks the decompressor from the first bytes; the media type can lie, magic numbers cannot. */
 export function decompressorFor(magic: Buffer, what: string): Transform | undefined {
   if (magic[0] === 0x1f && magic[1] === 0x8b) return zlib.createGunzip();
   if (magic.readUInt32LE(0) === 0xfd2fb528) {
-    // zlib.createZstdDecompress arrived in Node 22.15 / 23.8; Node 20, our floor, has none.
-    const zstd = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
-    if (!zstd) throw new NotSupportedError(`${what} is zstd-compressed, and this Node (${process.version}) has no zstd in zlib`);
-    return zstd();
+    // Node's zlib has zstd only from 22.15 / 23.8; use it there, fzstd (pure JS) on Node 20.
+    const native = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
+    return native ? native() : zstdDecompressor();
   }
   if (magic.subarray(0, 3).toString("latin1") === "BZh" || magic.subarray(0, 4).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58]))) {
     throw new NotSupportedError(`${what} is bzip2- or xz-compressed; only gzip, zstd and plain tar layers are supported`);

@@ -4,6 +4,7 @@
  * without leaking credentials to other hosts, speaks plain HTTP only to registries listed as
  * insecure, and verifies every digest while the bytes stream.
  */
+import { Readable } from "node:stream";
 import { InvalidError, NotFoundError, NotSupportedError } from "@flotilla/core";
 import { parseAuthChallenges } from "./auth-challenge";
 import { assertDigest, DigestVerifier, isDigest, sha256Of, verified } from "./digest";
@@ -196,6 +197,37 @@ export class RegistryClient {
     return Buffer.concat(chunks);
   }
 
+  /**
+   * One request to `ref`'s repository with the given scope (`pull` or `pull,push`): answers the
+   * registry's challenge once and retries. Auth refusals come back as the 401/403 response, so
+   * the caller can word them (push and login do so differently from pull).
+   */
+  async call(ref: ImageReference, method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH", path: string, opts: { headers?: Record<string, string>; body?: Buffer | (() => NodeJS.ReadableStream); actions?: string }, ctx: RequestContext = {}): Promise<HttpResponse> {
+    const origin = this.baseUrl(ref.domain);
+    const scope = ref.path ? `repository:${ref.path}:${opts.actions ?? "pull"}` : "";
+    const key = `${ref.domain}|${scope}`;
+    const url = new URL(path, origin);
+    for (let attempt = 0; ; attempt++) {
+      const headers: Record<string, string> = { "user-agent": this.userAgent(), ...(opts.headers ?? {}) };
+      const authorization = url.origin === origin.origin ? this.validAuth(key) : undefined;
+      if (authorization) headers.authorization = authorization;
+      const res = await this.request(ref.domain, url, headers, ctx, method, opts.body);
+      if (res.status !== 401 || attempt > 0 || !res.headers["www-authenticate"]) return res;
+      discard(res);
+      try {
+        await this.authenticate(ref, scope, res.headers["www-authenticate"], ctx);
+      } catch (e) {
+        if (e instanceof PullAccessDeniedError) return { ...res, status: 401, body: Object.assign(Readable.from([Buffer.from('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}')]), {}) as unknown as HttpResponse["body"] };
+        throw e;
+      }
+    }
+  }
+
+  /** The registry's error text of a failed answer (`unauthorized: authentication required`). */
+  async errorText(res: HttpResponse): Promise<string> {
+    return registryErrorText(await readBody(res, 64 << 10).catch(() => Buffer.alloc(0)));
+  }
+
   private userAgent(): string {
     return this.opts.userAgent ?? "flotilla-agent";
   }
@@ -306,9 +338,9 @@ export class RegistryClient {
   }
 
   /** One request; network and TLS failures become RegistryUnavailableError with a hint. */
-  private async request(domain: string, url: URL, headers: Record<string, string>, ctx: RequestContext): Promise<HttpResponse> {
+  private async request(domain: string, url: URL, headers: Record<string, string>, ctx: RequestContext, method: HttpRequestOptions["method"] = "GET", body?: HttpRequestOptions["body"]): Promise<HttpResponse> {
     try {
-      return await httpRequest(url, { headers, signal: ctx.signal, ca: this.opts.ca, timeoutMs: this.opts.timeoutMs });
+      return await httpRequest(url, { method, headers, body, signal: ctx.signal, ca: this.opts.ca, timeoutMs: this.opts.timeoutMs });
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (err.name === "AbortError") throw err;
