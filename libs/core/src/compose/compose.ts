@@ -237,8 +237,9 @@ function resourcesOf(r: Record<string, Record<string, unknown>> | undefined, at:
   return { limits: amounts(r?.limits, `${at}.limits`, true), reservations: amounts(r?.reservations, `${at}.reservations`, false) };
 }
 
+/** Always with maxReplicasPerNode (0 = none), so dropping it from the file changes the spec. */
 function placementOf(p: Record<string, unknown> | undefined, at: string) {
-  if (!p) return {};
+  if (!p) return { maxReplicasPerNode: 0 };
   const prefs = listOf(p.preferences).map((x, i) => {
     const spread = (x as { spread?: unknown }).spread;
     if (typeof spread !== "string") throw new InvalidError(`${at}.preferences[${i}]: only spread preferences exist`, { field: `${at}.preferences[${i}]` });
@@ -247,7 +248,7 @@ function placementOf(p: Record<string, unknown> | undefined, at: string) {
   return {
     constraints: listOf(p.constraints).map(String),
     preferences: prefs,
-    ...(p.max_replicas_per_node !== undefined ? { maxReplicasPerNode: wholeNumber(p.max_replicas_per_node, `${at}.max_replicas_per_node`) } : {}),
+    maxReplicasPerNode: p.max_replicas_per_node === undefined ? 0 : wholeNumber(p.max_replicas_per_node, `${at}.max_replicas_per_node`),
   };
 }
 
