@@ -149,3 +149,11 @@ describe("compose → stack services", () => {
     expect(planStackDeploy(v2, v2).update).toEqual([]);
   });
 });
+
+describe("compose references", () => {
+  it("names the variables and env files a file needs from where it is read", async () => {
+    const { composeReferences } = await import("../src");
+    const text = "services:\n  web:\n    image: r/${IMG:-x}:$TAG\n    command: echo $$NOT_A_VAR\n    environment: [A=1, FROM_ENV]\n    env_file:\n      - base.env\n      - path: ${DIR}/extra.env\n        required: false\n";
+    expect(composeReferences(text, { DIR: "conf" })).toEqual({ variables: ["DIR", "FROM_ENV", "IMG", "TAG"], envFiles: ["base.env", "conf/extra.env"] });
+  });
+});

@@ -283,3 +283,27 @@ function updateOf(u: Record<string, unknown>, at: string): Partial<UpdateConfig>
     ...(order !== undefined ? { order: order as UpdateOrder } : {}),
   };
 }
+
+/**
+ * What a compose file needs from where it is read (for the CLI, before sending it): the variables
+ * it names (so only those of the environment are sent) and the env_file paths of its services.
+ * A file that does not parse yields what could be found; parseCompose reports the error.
+ */
+export function composeReferences(text: string, env: Readonly<Record<string, string | undefined>> = {}): { variables: string[]; envFiles: string[] } {
+  // Sorted once at the end: the YAML walk below adds names too.
+  const variables = new Set<string>();
+  for (const m of text.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)) if (!text.slice(Math.max(0, m.index - 1), m.index).endsWith("$")) variables.add(m[1]!);
+  const envFiles = new Set<string>();
+  try {
+    const vars = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+    const data = interpolate(parseDocument(text).toJS(), vars) as { services?: Record<string, { env_file?: unknown; environment?: unknown }> } | null;
+    for (const svc of Object.values(data?.services ?? {})) {
+      for (const f of listOf(svc?.env_file)) envFiles.add(typeof f === "string" ? f : String((f as { path?: string }).path));
+      // `environment: [NAME]` (or `NAME:` without a value) takes NAME from the environment.
+      for (const [k, v] of Object.entries(dictOf(svc?.environment, "environment"))) if (v === undefined) variables.add(k);
+    }
+  } catch {
+    // reported by parseCompose on the server
+  }
+  return { variables: [...variables].sort(), envFiles: [...envFiles] };
+}
