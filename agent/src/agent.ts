@@ -16,7 +16,8 @@ import { upgradeHandler } from "./api/attach";
 import { registerBuildRoutes } from "./api/build.routes";
 import { registerContainerRoutes } from "./api/containers.routes";
 import { registerImageTransferRoutes } from "./api/image-transfer.routes";
-import { HttpError } from "./api/http-util";
+import { registerContainerOpsRoutes } from "./api/container-ops.routes";
+import { registerExecRoutes } from "./api/exec.routes";
 import { registerImageRoutes } from "./api/images.routes";
 import { registerNetworkRoutes } from "./api/networks.routes";
 import { Router } from "./api/router";
@@ -25,6 +26,7 @@ import { registerVolumeRoutes } from "./api/volumes.routes";
 import { Builder } from "./build/builder";
 import { DEFAULT_BUILD_CONTEXT_LIMIT, DEFAULT_SHIM, type TlsOptions } from "./config";
 import { ContainerService } from "./containers/container-service";
+import { ExecService } from "./exec/exec-service";
 import { loadBridgeNetwork, type NetworkPort } from "./containers/network-port";
 import { EventBus } from "./events/event-bus";
 import { ImageStore } from "./images";
@@ -142,12 +144,12 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const builder = new Builder({ images, shimPath: options.shimPath ?? DEFAULT_SHIM, contextLimit: options.buildContextLimit ?? DEFAULT_BUILD_CONTEXT_LIMIT });
   registerBuildRoutes(router, { builder, events });
   registerImageTransferRoutes(router, { images, containers, events });
-  router.add("POST", "/containers/:id/exec", () => {
-    throw new HttpError(501, "exec is not supported by this agent");
-  });
+  const execs = new ExecService({ containers, images, events, shimPath: options.shimPath ?? DEFAULT_SHIM });
+  registerExecRoutes(router, { containers, execs });
+  registerContainerOpsRoutes(router, { containers });
 
   const hijacked = new Set<Duplex>();
-  const onUpgrade = upgradeHandler(containers);
+  const onUpgrade = upgradeHandler(containers, execs);
   const servers: http.Server[] = [];
   const setup = (server: http.Server) => {
     server.on("upgrade", (req, socket: Duplex, head: Buffer) => {
@@ -192,6 +194,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   }
 
   const close = async () => {
+    execs.close();
     containers.close();
     for (const s of streams) s.end();
     for (const s of hijacked) s.destroy();

@@ -114,8 +114,6 @@ describe("create request", () => {
   });
 
   it("refuses what the agent does not do, clearly", () => {
-    expect(() => spec({ Tty: true })).toThrow(NotSupportedError);
-    expect(() => spec({ OpenStdin: true })).toThrow(NotSupportedError);
     expect(() => spec({ HostConfig: { Privileged: true } })).toThrow(NotSupportedError);
     expect(spec({ HostConfig: { NetworkMode: "mynet" } })).toMatchObject({ networkMode: "user", networkRequests: [{ name: "mynet", aliases: [], ipv4Address: "" }] });
     expect(() => spec({ HostConfig: { NetworkMode: "my net" } })).toThrow(InvalidError);

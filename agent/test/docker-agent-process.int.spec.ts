@@ -1,7 +1,7 @@
 // The agent as a real process (bin/flotilla-agent.js, flags as an operator gives them):
 //  - TCP with mutual TLS: the docker CLI with DOCKER_TLS_VERIFY and client certificates from
 //    openssl works (including the hijacked attach of `docker run`); a client without a
-//    certificate is refused.
+//    certificate is refused; the log names who killed a container (a client, or an outsider).
 //  - kill -9 of the agent: containers keep running (and serving on their published port), a new
 //    agent on the same root lists them, re-adopts their ports and can stop them.
 // Loopback and 198.18.0.0/15 only; the bridge has a name of its own.
@@ -91,6 +91,17 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("flotilla-agent as a process", () =
     const env = { DOCKER_HOST: `tcp://127.0.0.1:${port}`, DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: certs, DOCKER_CONFIG: join(dir, "docker-config") };
     expect(await dockerOk(env, ["version", "--format", "{{.Server.APIVersion}}"])).toBe("1.41");
     expect(await docker(env, ["run", "--rm", image, "sh", "-c", "echo over tls; exit 5"])).toMatchObject({ code: 5, stdout: "over tls\n" });
+
+    // The log says who killed a container and why: a client through the API, or someone outside.
+    const byClient = (await dockerOk(env, ["run", "-d", image, "sleep", "600"])).trim();
+    await dockerOk(env, ["kill", byClient]);
+    expect(agent.log()).toMatch(new RegExp(`container ${byClient.slice(0, 12)} \\(\\S+\\): sending signal 9: kill requested by POST \\S*/containers/${byClient}/kill from client certificate "client" at 127\\.0\\.0\\.1 \\(Docker-Client/`));
+    await waitFor("the kill's exit in the log", () => new RegExp(`${byClient.slice(0, 12)} \\(\\S+\\) exited with code 137\n`).test(agent.log()));
+    const byOutsider = (await dockerOk(env, ["run", "-d", image, "sleep", "600"])).trim();
+    process.kill(Number(await dockerOk(env, ["inspect", "--format", "{{.State.Pid}}", byOutsider])), "SIGKILL");
+    await waitFor("the outside kill in the log", () =>
+      new RegExp(`${byOutsider.slice(0, 12)} \\(\\S+\\) exited with code 137 \\(not signalled by this agent: signal 9 came from outside\\)`).test(agent.log()),
+    );
 
     // No client certificate: the handshake (or the first read, with TLS 1.3) fails.
     const refused = await new Promise<string>((resolve) => {

@@ -13,7 +13,7 @@ import { toContainerInspect, toContainerSummary } from "../containers/docker-sha
 import { followLog, parseRecords, readLog, renderRecords, type LogQuery } from "../containers/logs";
 import type { ImageStore } from "../images";
 import type { VolumeStore } from "../volumes/volume-store";
-import { checkFilterKeys, labelMatches, parseFilters, queryBool, queryInt, readJson, sendEmpty, sendJson } from "./http-util";
+import { checkFilterKeys, labelMatches, parseFilters, queryBool, queryInt, readJson, requester, sendEmpty, sendJson } from "./http-util";
 import type { RequestContext, Router } from "./router";
 
 export interface ContainerRouteDeps {
@@ -63,13 +63,16 @@ async function streamLogs(ctx: RequestContext, deps: ContainerRouteDeps, res: Se
   const first = await readLog(path);
   let records = parseRecords(first.lines);
   if (q.tail !== undefined) records = q.tail === 0 ? [] : records.slice(-q.tail);
-  res.writeHead(200, { "Content-Type": MULTIPLEXED });
-  for (const f of renderRecords(records, q)) res.write(f);
+  // A tty container's log is one stream, sent raw as dockerd does (the CLI does not demultiplex it).
+  const tty = c.config.Tty;
+  const write = (f: Buffer) => res.write(tty ? f.subarray(8) : f);
+  res.writeHead(200, { "Content-Type": tty ? "application/vnd.docker.raw-stream" : MULTIPLEXED });
+  for (const f of renderRecords(records, q)) write(f);
   if (follow) {
     const abort = new AbortController();
     res.on("close", () => abort.abort());
     const until = q.untilNano !== undefined ? Promise.race([stopped, new Promise((r) => setTimeout(r, Math.max(0, q.untilNano! / 1e6 - Date.now())))]) : stopped;
-    await followLog(path, first.offset, (recs) => renderRecords(recs, q).forEach((f) => res.write(f)), { done: until, signal: abort.signal });
+    await followLog(path, first.offset, (recs) => renderRecords(recs, q).forEach(write), { done: until, signal: abort.signal });
   }
   res.end();
 }
@@ -103,18 +106,18 @@ export function registerContainerRoutes(router: Router, deps: ContainerRouteDeps
     sendEmpty(res);
   });
 
-  router.add("POST", "/containers/:id/stop", async ({ res, params, query }) => {
-    await containers.stop(params.id!, queryInt(query, "t"));
+  router.add("POST", "/containers/:id/stop", async ({ req, res, params, query }) => {
+    await containers.stop(params.id!, queryInt(query, "t"), requester(req));
     sendEmpty(res);
   });
 
-  router.add("POST", "/containers/:id/restart", async ({ res, params, query }) => {
-    await containers.restart(params.id!, queryInt(query, "t"));
+  router.add("POST", "/containers/:id/restart", async ({ req, res, params, query }) => {
+    await containers.restart(params.id!, queryInt(query, "t"), requester(req));
     sendEmpty(res);
   });
 
-  router.add("POST", "/containers/:id/kill", async ({ res, params, query }) => {
-    await containers.kill(params.id!, query.get("signal") || "KILL");
+  router.add("POST", "/containers/:id/kill", async ({ req, res, params, query }) => {
+    await containers.kill(params.id!, query.get("signal") || "KILL", requester(req));
     sendEmpty(res);
   });
 
@@ -145,9 +148,9 @@ export function registerContainerRoutes(router: Router, deps: ContainerRouteDeps
     sendJson(res, 200, { ContainersDeleted: deleted, SpaceReclaimed: 0 });
   });
 
-  router.add("DELETE", "/containers/:id", async ({ res, params, query }) => {
+  router.add("DELETE", "/containers/:id", async ({ req, res, params, query }) => {
     if (queryBool(query, "link")) throw new InvalidError("links are not supported", { field: "link" });
-    await containers.remove(params.id!, { force: queryBool(query, "force"), volumes: queryBool(query, "v") });
+    await containers.remove(params.id!, { force: queryBool(query, "force"), volumes: queryBool(query, "v"), origin: requester(req) });
     sendEmpty(res);
   });
 }

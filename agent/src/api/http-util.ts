@@ -3,6 +3,7 @@
  * error shape `{"message": …}` and the status each typed error maps to.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
 import { DomainError, InvalidError } from "@flotilla/core";
 import { HttpError, NotModifiedError } from "../engine-errors";
 
@@ -112,4 +113,16 @@ export function parseFilters(q: URLSearchParams): Map<string, string[]> {
 /** Checks every filter key is one we know (Docker: 400 "invalid filter 'x'"). */
 export function checkFilterKeys(filters: Map<string, string[]>, allowed: readonly string[]): void {
   for (const key of filters.keys()) if (!allowed.includes(key)) throw new InvalidError(`invalid filter '${key}'`, { field: "filters" });
+}
+
+/**
+ * Who sent a request, for log lines about what it did: method and path, the client certificate's
+ * subject (TLS) or the local socket, and the client's User-Agent.
+ */
+export function requester(req: IncomingMessage): string {
+  const socket = req.socket as Partial<TLSSocket>;
+  const cn = socket.getPeerCertificate?.()?.subject?.CN;
+  const peer = cn ? `client certificate "${cn}" at ${req.socket.remoteAddress}` : req.socket.remoteAddress ? `${req.socket.remoteAddress}` : "the local socket";
+  const agent = req.headers["user-agent"];
+  return `${req.method} ${(req.url ?? "").split("?")[0]} from ${peer}${agent ? ` (${agent})` : ""}`;
 }

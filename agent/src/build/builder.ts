@@ -360,12 +360,9 @@ export class Builder {
     const key = stepCacheKey(state.imageId, createdBy, state.run);
     if (await this.hit(key, state, ctx.opts.noCache, ctx.out)) return;
     const lowerDirs = await this.lowerDirs(state);
-    let user = "";
-    try {
-      user = await resolveUser(state.run.User ?? "", lowerDirs);
-    } catch (e) {
-      throw new BuildError(`failed to run the command: ${(e as Error).message}`);
-    }
+    const user = await resolveUser(state.run.User ?? "", lowerDirs).catch((e: Error) => {
+      throw new BuildError(`failed to run the command: ${e.message}`);
+    });
     const result = await runStep(
       {
         shimPath: this.deps.shimPath,

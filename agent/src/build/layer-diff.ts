@@ -34,7 +34,7 @@ export async function readXattrs(root: string): Promise<Map<string, Record<strin
     ({ stdout: dump } = await run("getfattr", ["-R", "-P", "-d", "-m", "-", "-e", "hex", "."], { cwd: root, maxBuffer: 64 << 20 }));
   } catch (e) {
     const err = e as { code?: string | number; stdout?: string };
-    if (err.code === "ENOENT") throw new Error("reading a layer's extended attributes needs getfattr (Debian package attr)");
+    if (err.code === "ENOENT") throw new Error("reading a layer's extended attributes needs getfattr (Debian package attr)", { cause: e });
     dump = err.stdout ?? ""; // getfattr exits 1 when some file has none it may read; what it printed stands
   }
   let current: Record<string, Buffer> | null = null;

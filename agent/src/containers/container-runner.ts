@@ -109,7 +109,7 @@ export class ContainerRunner {
   }
 
   /** Runs the container; throws an HTTP-mapped error (with exitCode) when it cannot start. */
-  async run(c: ContainerRecord): Promise<Started> {
+  async run(c: ContainerRecord, opts: { attachWait?: boolean } = {}): Promise<Started> {
     const paths = this.deps.store.paths(c.id);
     const image = await this.deps.images.resolve(c.imageId);
     const user = await resolveUser(c.config.User, [paths.upper, ...image.lowerDirs]);
@@ -120,7 +120,7 @@ export class ContainerRunner {
       const hc = c.hostConfig;
       const names = { dns: hc.Dns ?? [], dnsSearch: hc.DnsSearch ?? [], dnsOptions: hc.DnsOptions ?? [], extraHosts: hc.ExtraHosts ?? [] };
       const etcFiles = await writeEtcFiles(paths.etc, c.config.Hostname, net.info?.ipAddress ?? "", c.networkMode !== "host", names, net.info?.mode === "user");
-      const args = shimRunArgs({ record: c, paths, lowerDirs: image.lowerDirs, hostname: c.config.Hostname, netns: net.netns, user, mounts, etcFiles });
+      const args = shimRunArgs({ record: c, paths, lowerDirs: image.lowerDirs, hostname: c.config.Hostname, netns: net.netns, user, mounts, etcFiles, attachWait: opts.attachWait });
       const state = await shimRun(this.deps.shimPath, args);
       return { state, network: net.info };
     } catch (err) {

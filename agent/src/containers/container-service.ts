@@ -18,6 +18,8 @@ import { Waiters, type WaitCondition, type WaitResult } from "./waiters";
 import type { NetworkPort } from "./network-port";
 import { restartDelayMs, shouldRestart } from "./restart-policy";
 import { ContainerRunner } from "./container-runner";
+import { cgroupOf } from "./cgroup-files";
+import { setFrozen, thaw } from "./freezer";
 import { readShimState, shimAlive, shimSignal, signalNumber, type ShimState } from "./shim-client";
 
 export interface ContainerServiceDeps {
@@ -59,6 +61,11 @@ export class ContainerService {
   /** Containers whose start is in progress: a second start is a 304, an exit check waits. */
   private readonly starting = new Map<string, Promise<void>>();
   private readonly exiting = new Set<string>();
+  /** Containers this agent has signalled since they started: any other signalled exit came from outside. */
+  private readonly signalled = new Set<string>();
+  /** Attach calls waiting for a start (see untilStarted, holdOutputForAttach). */
+  private readonly startListeners = new Map<string, Array<(ok: boolean) => void>>();
+  private readonly attachHolds = new Map<string, number>();
   private closed = false;
 
   constructor(private readonly deps: ContainerServiceDeps) {
@@ -105,8 +112,8 @@ export class ContainerService {
     const restored = await this.deps.network?.restore(live);
     for (const lost of restored?.lost ?? []) {
       // Running without its network: kill it so its restart policy brings it back attached.
-      this.log(`container ${lost.containerId} lost its network (${lost.reason}); killing it`);
-      shimSignal(this.store.paths(lost.containerId).stateDir, 9);
+      const c = this.store.find(lost.containerId);
+      if (c) this.signal(c, 9, `it lost its network (${lost.reason}) while the agent was away; its restart policy brings it back attached`);
     }
     for (const c of this.store.all()) {
       if (c.state.status !== "exited") continue;
@@ -152,14 +159,16 @@ export class ContainerService {
     this.starting.set(c.id, new Promise<void>((r) => (done = r)));
     let failure: unknown;
     try {
-      const started = await this.runner.run(c);
+      const started = await this.runner.run(c, { attachWait: (this.attachHolds.get(c.id) ?? 0) > 0 });
       c.state = { status: "running", pid: started.state.pid, shimPid: started.state.shimPid, exitCode: 0, oomKilled: false, error: "", startedAt: started.state.startedAt, finishedAt: c.state.finishedAt };
       c.network = started.network;
       if (isRestart) c.restartCount++;
       await this.store.save(c);
       this.monitor.watch(c.id, this.store.paths(c.id).stateDir);
       this.deps.events.emit("container", "start", c.id, this.attributes(c));
+      this.notifyStarted(c.id, true);
     } catch (err) {
+      this.notifyStarted(c.id, false);
       const exitCode = (err as { exitCode?: number }).exitCode ?? 125;
       c.state = { ...c.state, status: c.state.startedAt ? "exited" : "created", pid: 0, shimPid: 0, exitCode, error: (err as Error).message };
       await this.store.save(c).catch(() => {});
@@ -200,6 +209,9 @@ export class ContainerService {
       this.monitor.unwatch(c.id);
       const ranForMs = Date.now() - Date.parse(c.state.startedAt ?? new Date().toISOString());
       c.state = stateAfterExit(c.state, s, "the container's shim died without recording the exit");
+      const byAgent = this.signalled.delete(c.id);
+      const outside = !byAgent && (c.state.exitCode > 128 || !s) ? ` (not signalled by this agent: ${s ? `signal ${c.state.exitCode - 128} came from outside` : c.state.error})` : "";
+      this.log(`container ${c.id.slice(0, 12)} (${c.name.slice(1)}) exited with code ${c.state.exitCode}${outside}`);
       if ((c.networkMode === "bridge" || c.networkMode === "user") && this.deps.network) {
         await this.deps.network.detach(c.id).catch((e) => this.log(`network detach ${c.id}: ${(e as Error).message}`));
         if (c.networks?.length) await this.deps.network.user?.release(c.id).catch((e) => this.log(`network release ${c.id}: ${(e as Error).message}`));
@@ -239,6 +251,43 @@ export class ContainerService {
     return true;
   }
 
+  private notifyStarted(id: string, ok: boolean): void {
+    const list = this.startListeners.get(id) ?? [];
+    this.startListeners.delete(id);
+    for (const l of list) l(ok);
+  }
+
+  /** True while a start of the container is in progress. */
+  isStarting(id: string): boolean {
+    return this.starting.has(id);
+  }
+
+  /** Resolves at the container's next start: true once it runs, false when the start failed. */
+  untilStarted(id: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const list = this.startListeners.get(id) ?? [];
+      list.push(resolve);
+      this.startListeners.set(id, list);
+    });
+  }
+
+  /**
+   * An attach waiting for the start (docker run -i/-t attaches first): the next start asks the
+   * shim to hold the output until a client connects, so the first prompt is not lost. Returns
+   * the release.
+   */
+  holdOutputForAttach(id: string): () => void {
+    this.attachHolds.set(id, (this.attachHolds.get(id) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.attachHolds.get(id) ?? 1) - 1;
+      if (n > 0) this.attachHolds.set(id, n);
+      else this.attachHolds.delete(id);
+    };
+  }
+
   /** Resolves at the container's next exit (or failed start). */
   nextExit(ref: string): Promise<WaitResult> {
     return this.waiters.waitFor(this.store.get(ref).id, "exit");
@@ -264,8 +313,19 @@ export class ContainerService {
     return this.waiters.waitFor(c.id, "exit");
   }
 
-  /** Sends a signal (number) through the shim; if no shim listens, the exit is collected now. */
-  private signal(c: ContainerRecord, sig: number): void {
+  /**
+   * Sends a signal (number) through the shim, saying who asked and why in the log; if no shim
+   * listens, the exit is collected now.
+   */
+  private signal(c: ContainerRecord, sig: number, why: string): void {
+    this.signalled.add(c.id);
+    this.log(`container ${c.id.slice(0, 12)} (${c.name.slice(1)}): sending signal ${sig}: ${why}`);
+    // A frozen container cannot die: thaw it for a KILL (as dockerd does for kill and rm -f).
+    if (sig === 9 && c.state.paused) {
+      const cg = cgroupOf(readShimState(this.store.paths(c.id).stateDir));
+      if (cg) thaw(cg);
+      c.state.paused = false;
+    }
     if (!shimSignal(this.store.paths(c.id).stateDir, sig)) this.checkExit(c.id, true);
   }
 
@@ -283,7 +343,7 @@ export class ContainerService {
    * POST /containers/{id}/stop: the stop signal (TERM unless the image says otherwise), then
    * KILL after `timeoutS` (the container's StopTimeout, else 10 s; -1 waits forever).
    */
-  async stop(ref: string, timeoutS?: number): Promise<void> {
+  async stop(ref: string, timeoutS?: number, origin = "a stop"): Promise<void> {
     const c = this.store.get(ref);
     if (c.state.status === "restarting" && this.cancelRestart(c)) {
       c.manualStop = true;
@@ -297,18 +357,18 @@ export class ContainerService {
     await this.store.save(c);
     const exit = this.waiters.waitFor(c.id, "exit");
     const grace = timeoutS ?? c.config.StopTimeout ?? STOP_GRACE_DEFAULT_S;
-    this.signal(c, signalNumber(c.config.StopSignal ?? "TERM"));
+    this.signal(c, signalNumber(c.config.StopSignal ?? "TERM"), `stop requested by ${origin}`);
     if (grace < 0) await exit;
     else if (!(await this.awaitExit(exit, grace * 1000))) {
       this.deps.events.emit("container", "kill", c.id, this.attributes(c, { signal: "9" }));
-      this.signal(c, 9);
+      this.signal(c, 9, `still running ${grace} s after the stop signal (stop requested by ${origin})`);
       if (!(await this.awaitExit(exit, KILL_WAIT_MS))) throw new HttpError(500, `container ${c.id} did not exit after SIGKILL`);
     }
     this.deps.events.emit("container", "stop", c.id, this.attributes(c));
   }
 
   /** POST /containers/{id}/kill. 409 when not running. KILL (and the stop signal) count as a manual stop. */
-  async kill(ref: string, signal = "KILL"): Promise<void> {
+  async kill(ref: string, signal = "KILL", origin = "a kill"): Promise<void> {
     const c = this.store.get(ref);
     const sig = signalNumber(signal);
     await this.starting.get(c.id);
@@ -320,15 +380,39 @@ export class ContainerService {
     }
     const exit = this.waiters.waitFor(c.id, "exit");
     this.deps.events.emit("container", "kill", c.id, this.attributes(c, { signal: String(sig) }));
-    this.signal(c, sig);
+    this.signal(c, sig, `kill requested by ${origin}`);
     // Like dockerd, answer a KILL once the container is gone, so `kill; ps` agree.
     if (sig === 9) await this.awaitExit(exit, KILL_WAIT_MS);
   }
 
+  /** POST /containers/{id}/pause: freezes every process of the container. */
+  async pause(ref: string): Promise<void> {
+    const c = this.store.get(ref);
+    if (c.state.status !== "running" || this.starting.has(c.id)) throw new ConflictError(`Container ${c.id} is not running`);
+    if (c.state.paused) throw new ConflictError(`Container ${c.id} is already paused`);
+    const cg = cgroupOf(readShimState(this.store.paths(c.id).stateDir));
+    if (!cg) throw new ConflictError(`Container ${c.id} is not running`);
+    await setFrozen(cg, true);
+    c.state.paused = true;
+    await this.store.save(c);
+    this.deps.events.emit("container", "pause", c.id, this.attributes(c));
+  }
+
+  /** POST /containers/{id}/unpause. */
+  async unpause(ref: string): Promise<void> {
+    const c = this.store.get(ref);
+    if (c.state.status !== "running" || !c.state.paused) throw new ConflictError(`Container ${c.id} is not paused`);
+    const cg = cgroupOf(readShimState(this.store.paths(c.id).stateDir));
+    if (cg) await setFrozen(cg, false);
+    c.state.paused = false;
+    await this.store.save(c);
+    this.deps.events.emit("container", "unpause", c.id, this.attributes(c));
+  }
+
   /** POST /containers/{id}/restart. */
-  async restart(ref: string, timeoutS?: number): Promise<void> {
+  async restart(ref: string, timeoutS?: number, origin = "a restart"): Promise<void> {
     try {
-      await this.stop(ref, timeoutS);
+      await this.stop(ref, timeoutS, origin);
     } catch (err) {
       if (!(err instanceof NotModifiedError)) throw err;
     }
@@ -340,7 +424,7 @@ export class ContainerService {
   }
 
   /** DELETE /containers/{id}. Running: 409 unless force (then KILL first). `volumes` drops anonymous volumes. */
-  async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+  async remove(ref: string, opts: { force?: boolean; volumes?: boolean; origin?: string } = {}): Promise<void> {
     const c = this.store.get(ref);
     if (c.state.status === "removing") return;
     await this.starting.get(c.id);
@@ -351,7 +435,7 @@ export class ContainerService {
       if (!this.cancelRestart(c) && c.state.status === "running") {
         c.manualStop = true;
         const exit = this.waiters.waitFor(c.id, "exit");
-        this.signal(c, 9);
+        this.signal(c, 9, `forced removal requested by ${opts.origin ?? "a removal"}`);
         if (!(await this.awaitExit(exit, KILL_WAIT_MS))) throw new HttpError(500, `could not kill running container ${c.id}, cannot remove`);
       }
     }

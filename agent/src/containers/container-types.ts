@@ -115,6 +115,17 @@ export interface ContainerState {
   error: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** Frozen by docker pause (still "running"). */
+  paused?: boolean;
+  /** The health check's state while running, when the container has one. */
+  health?: HealthState;
+}
+
+/** State.Health of inspect. */
+export interface HealthState {
+  Status: "starting" | "healthy" | "unhealthy";
+  FailingStreak: number;
+  Log: Array<{ Start: string; End: string; ExitCode: number; Output: string }>;
 }
 
 /** What the network module handed out on attach (bridge), or null. */

@@ -264,8 +264,6 @@ export function mergeEnv(image: readonly string[] = [], container: readonly stri
  */
 export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): ContainerSpec {
   if (!body.Image || typeof body.Image !== "string") throw new InvalidError("config error: Image is required", { field: "Image" });
-  if (body.Tty) throw new NotSupportedError("Tty is not supported by this agent (use docker run without -t)", { field: "Tty" });
-  if (body.OpenStdin || body.AttachStdin) throw new NotSupportedError("stdin is not supported by this agent (use docker run without -i)", { field: "OpenStdin" });
   const hc = body.HostConfig ?? {};
   if (hc.Privileged) throw new NotSupportedError("privileged containers are not supported", { field: "Privileged" });
   if (hc.Devices?.length) throw new NotSupportedError("devices are not supported", { field: "Devices" });
@@ -325,13 +323,13 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
     Hostname: body.Hostname ?? "",
     Domainname: body.Domainname ?? "",
     User: body.User || image.User || "",
-    AttachStdin: false,
+    AttachStdin: !!body.AttachStdin,
     AttachStdout: !!body.AttachStdout,
     AttachStderr: !!body.AttachStderr,
     ...(Object.keys(exposed).length ? { ExposedPorts: exposed } : {}),
-    Tty: false,
-    OpenStdin: false,
-    StdinOnce: false,
+    Tty: !!body.Tty,
+    OpenStdin: !!body.OpenStdin,
+    StdinOnce: !!body.OpenStdin && !!body.StdinOnce,
     Env: mergeEnv(image.Env ?? [], env),
     Cmd: cmd.length ? cmd : null,
     Image: body.Image,

@@ -29,8 +29,10 @@ export function humanDuration(ms: number): string {
 export function statusText(c: ContainerRecord, now = Date.now()): string {
   const since = (t: string | null) => humanDuration(Math.max(0, now - Date.parse(t ?? new Date(now).toISOString())));
   switch (c.state.status) {
-    case "running":
-      return `Up ${since(c.state.startedAt)}`;
+    case "running": {
+      const health = c.state.health ? ` (${c.state.health.Status === "starting" ? "health: starting" : c.state.health.Status})` : "";
+      return `Up ${since(c.state.startedAt)}${c.state.paused ? " (Paused)" : health}`;
+    }
     case "restarting":
       return `Restarting (${c.state.exitCode}) ${since(c.state.finishedAt)} ago`;
     case "exited":
@@ -135,9 +137,9 @@ export function toContainerInspect(c: ContainerRecord, paths: InspectPaths) {
     Path: c.path,
     Args: c.args,
     State: {
-      Status: s.status,
+      Status: s.status === "running" && s.paused ? "paused" : s.status,
       Running: s.status === "running",
-      Paused: false,
+      Paused: s.status === "running" && !!s.paused,
       Restarting: s.status === "restarting",
       OOMKilled: s.oomKilled,
       Dead: s.status === "dead",
@@ -146,6 +148,7 @@ export function toContainerInspect(c: ContainerRecord, paths: InspectPaths) {
       Error: s.error,
       StartedAt: s.startedAt ?? ZERO_TIME,
       FinishedAt: s.finishedAt ?? ZERO_TIME,
+      ...(s.health ? { Health: s.health } : {}),
     },
     Image: c.imageId,
     ResolvConfPath: `${paths.root}/resolv.conf`,
@@ -207,7 +210,7 @@ export function toContainerSummary(c: ContainerRecord, volumePath: (name: string
     Created: Math.floor(Date.parse(c.created) / 1000),
     Ports: ports,
     Labels: c.config.Labels,
-    State: c.state.status,
+    State: c.state.status === "running" && c.state.paused ? "paused" : c.state.status,
     Status: statusText(c, now),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode },
     NetworkSettings: { Networks: networkEntries(c) },

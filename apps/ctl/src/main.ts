@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { CtlError } from "./client";
+import { registerCompletion } from "./commands/completion";
 import { registerEvents } from "./commands/events";
 import { registerMachine } from "./commands/machine";
 import { registerSystem } from "./commands/system";
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerService(program);
   registerNode(program);
   registerStack(program);
+  registerCompletion(program);
   return program;
 }
 

@@ -7,7 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ctlArgv, ctlEnv } from "./run-ctl";
 
 describe("ctl output to a pipe", () => {
-  const rows = Array.from({ length: 12_000 }, (_, i) => ({ name: `token-${i}`, role: "admin", createdAt: "2026-01-01T00:00:00.000Z", lastUsedAt: null }));
+  const rows = Array.from({ length: 12_000 }, (_, i) => ({
+    name: `token-${i}`,
+    role: "admin",
+    createdAt: "2026-01-01T00:00:00.000Z",
+    lastUsedAt: null,
+  }));
   const expected = Buffer.byteLength(JSON.stringify(rows, null, 2) + "\n");
   let server: Server;
   let url: string;
@@ -28,8 +33,11 @@ describe("ctl output to a pipe", () => {
     const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     const command = `${[process.execPath, ...ctlArgv(["token", "ls", "--json"])].map(quote).join(" ")} | (sleep 1; wc -c)`;
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-      execFile("bash", ["-o", "pipefail", "-c", command], { env: ctlEnv({ FLOTILLA_URL: url, FLOTILLA_TOKEN: "flt_fixture" }), encoding: "utf8" }, (err, out, errOut) =>
-        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout: out, stderr: errOut }),
+      execFile(
+        "bash",
+        ["-o", "pipefail", "-c", command],
+        { env: ctlEnv({ FLOTILLA_URL: url, FLOTILLA_TOKEN: "flt_fixture" }), encoding: "utf8" },
+        (err, out, errOut) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout: out, stderr: errOut }),
       ),
     );
     expect(stderr).toBe("");

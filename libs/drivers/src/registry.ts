@@ -4,6 +4,7 @@ import type { Driver, DriverContext, DriverFactory } from "./driver";
 import { genericDriver } from "./generic.driver";
 import { hypervDriver } from "./hyperv.driver";
 import { netnsDriver } from "./netns.driver";
+import { qemuDriver } from "./qemu.driver";
 import type { RawOptions } from "./options";
 import { virtualboxDriver } from "./virtualbox.driver";
 
@@ -12,6 +13,7 @@ export const drivers: Readonly<Record<string, DriverFactory>> = {
   hyperv: hypervDriver,
   generic: genericDriver,
   netns: netnsDriver,
+  qemu: qemuDriver,
 };
 
 /** Names of the registered drivers, sorted, for help texts and error messages. */

@@ -4,3 +4,4 @@ export * from "./engine-options";
 export * from "./host-os";
 export * from "./layout";
 export * from "./provision";
+export * from "./service";

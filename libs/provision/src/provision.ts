@@ -8,8 +8,9 @@ import { DomainError, UnavailableError } from "@flotilla/core";
 import { readPrivateKey, sleep, sshConnect, type SshConnection, type SshEndpoint } from "@flotilla/drivers";
 import { type CertificateAuthority, type KeyPair, needsReissue } from "./certs";
 import type { EngineOptions } from "./engine-options";
-import { nodeInstallCommand, parseOsRelease } from "./host-os";
-import { detectLayout, renderAgentEnv, renderRunScript, renderSupervisor, renderUnit, type AgentLayout } from "./layout";
+import { parseOsRelease } from "./host-os";
+import { detectLayout, renderAgentEnv, renderRunScript, type AgentLayout } from "./layout";
+import { detectServiceKind, installedServiceKind, installServiceFiles, restartService, stopService, type ServiceKind } from "./service";
 
 export const AGENT_PORT = 2376;
 
@@ -47,8 +48,9 @@ export interface ProvisionOptions extends AgentTarget {
 
 export interface ProvisionResult {
   os: { id: string; versionId: string; pretty: string };
+  /** The bundle's own Node runtime, as it reports itself on the host ("v20.20.2"). */
   nodeVersion: string;
-  service: "systemd" | "supervisor";
+  service: ServiceKind;
   agentVersion: string;
   layout: AgentLayout;
 }
@@ -143,7 +145,8 @@ function sftpPut(conn: SshConnection, local: string, remote: string, signal?: Ab
 }
 
 /**
- * Provisions a host: OS → Node → agent bundle → TLS files → service → start → mutual TLS answers.
+ * Provisions a host: OS → agent bundle (with its own Node runtime) → TLS files → service → start
+ * → mutual TLS answers. The host needs only SSH, a POSIX shell, tar and gzip.
  * Idempotent: running it again upgrades the bundle, re-issues the certificate and restarts.
  */
 export async function provision(options: ProvisionOptions): Promise<ProvisionResult> {
@@ -158,21 +161,17 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
     const os = await P("detect os", async () => parseOsRelease(await shell.run("cat /etc/os-release")));
     const layout = await P("detect os", () => detectLayout(shell));
 
-    report("node", "checking for Node.js", 20);
-    const nodeVersion = await P("install node", async () => {
-      if ((await shell.test("command -v node >/dev/null")) !== 0) {
-        const install = nodeInstallCommand(os);
-        if (!install) throw new UnavailableError(`node is not installed and ${os.pretty} is not supported for installing it; install Node.js 18+`);
-        report("node", `installing Node.js from the OS packages (${install.summary})`, 22);
-        await shell.run(install.script);
-      }
-      const v = (await shell.run("node --version")).trim();
-      const major = Number(/^v(\d+)/.exec(v)?.[1] ?? 0);
-      if (major < 18) throw new UnavailableError(`node ${v} is too old; the agent needs Node.js 18 or newer`);
-      return v;
-    });
-
     const agentVersion = await uploadBundle(shell, options, layout, report);
+
+    report("runtime", "checking the bundle's Node runtime runs here", 50);
+    const nodeVersion = await P("runtime", async () => {
+      const res = await shell.conn.exec(`'${layout.installDir}/node' --version`, { signal: options.signal });
+      if (res.code !== 0) {
+        const why = (res.stderr.trim() || `exit ${res.code ?? res.signal}`).split("\n").slice(-2).join(" | ");
+        throw new UnavailableError(`the agent's Node runtime (linux-x64, glibc) does not run on ${os.pretty}: ${why}`);
+      }
+      return res.stdout.trim();
+    });
 
     report("certificates", `issuing the server certificate for ${options.ip}`, 55);
     await P("certificates", () => installServerCert(shell, options, layout));
@@ -221,50 +220,14 @@ async function installServerCert(shell: RootShell, target: AgentTarget, layout: 
   await shell.writeFile(layout.keyPath, pair.key, 0o600);
 }
 
-async function installService(shell: RootShell, options: ProvisionOptions, layout: AgentLayout): Promise<"systemd" | "supervisor"> {
+async function installService(shell: RootShell, options: ProvisionOptions, layout: AgentLayout): Promise<ServiceKind> {
   const env: Record<string, string> = { FLOTILLA_MACHINE_NAME: options.machineName, FLOTILLA_ENGINE_URL: `https://${options.ip}:${AGENT_PORT}` };
   if (options.controlPlane) Object.assign(env, { FLOTILLA_API_URL: options.controlPlane.url, FLOTILLA_JOIN_TOKEN: options.controlPlane.joinToken });
   await shell.writeFile(layout.envPath, renderAgentEnv(env), 0o600);
   await shell.writeFile(layout.runScript, renderRunScript(layout, options.engine ?? {}), 0o755);
-  const systemd = !layout.netns && (await shell.test("[ -d /run/systemd/system ]")) === 0;
-  if (systemd) {
-    await shell.writeFile("/etc/systemd/system/flotilla-agent.service", renderUnit(layout), 0o644);
-    await shell.run("systemctl daemon-reload && systemctl enable flotilla-agent.service >/dev/null 2>&1");
-    return "systemd";
-  }
-  await shell.writeFile(layout.supervisor, renderSupervisor(layout), 0o755);
-  return "supervisor";
-}
-
-async function serviceKind(shell: RootShell, layout: AgentLayout): Promise<"systemd" | "supervisor"> {
-  if (layout.netns) return "supervisor";
-  return (await shell.test("[ -f /etc/systemd/system/flotilla-agent.service ] && [ -d /run/systemd/system ]")) === 0 ? "systemd" : "supervisor";
-}
-
-/** Stops the agent's service (and the supervisor loop); no error when it is not running. */
-async function stopService(shell: RootShell, layout: AgentLayout, kind: "systemd" | "supervisor"): Promise<void> {
-  if (kind === "systemd") {
-    await shell.run("systemctl stop flotilla-agent.service || true");
-    return;
-  }
-  // TERM the supervisor (its trap stops the agent), wait, then make sure both are gone.
-  await shell.run(
-    `for f in '${layout.runDir}/supervisor.pid' '${layout.runDir}/agent.pid'; do ` +
-      `[ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done; ` +
-      `i=0; while [ $i -lt 50 ]; do alive=0; for f in '${layout.runDir}/supervisor.pid' '${layout.runDir}/agent.pid'; do ` +
-      `[ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && alive=1; done; [ $alive = 0 ] && break; sleep 0.2; i=$((i+1)); done; ` +
-      `for f in '${layout.runDir}/supervisor.pid' '${layout.runDir}/agent.pid'; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null; rm -f "$f"; done; true`,
-  );
-}
-
-async function restartService(shell: RootShell, layout: AgentLayout, kind: "systemd" | "supervisor"): Promise<void> {
-  if (kind === "systemd") {
-    await shell.run("systemctl restart flotilla-agent.service");
-    return;
-  }
-  await stopService(shell, layout, kind);
-  // setsid + nohup: the supervisor outlives this SSH session; stdio closed so the session ends.
-  await shell.run(`mkdir -p '${layout.runDir}' && setsid nohup '${layout.supervisor}' </dev/null >/dev/null 2>&1 &`);
+  const kind = await detectServiceKind(shell, layout);
+  await installServiceFiles(shell, layout, kind);
+  return kind;
 }
 
 /**
@@ -325,7 +288,7 @@ export async function restartAgent(target: AgentTarget): Promise<void> {
   const shell = await step("restart agent", target.machineName, "ssh", () => openShell(target));
   try {
     const layout = await detectLayout(shell);
-    const kind = await serviceKind(shell, layout);
+    const kind = await installedServiceKind(shell, layout);
     await step("restart agent", target.machineName, "start agent", () => restartService(shell, layout, kind));
     await step("restart agent", target.machineName, "wait for agent", () => waitForAgentOrLog(shell, target, layout));
   } finally {
@@ -338,7 +301,7 @@ export async function stopAgent(target: Pick<AgentTarget, "ssh" | "signal" | "ma
   const shell = await step("stop agent", target.machineName, "ssh", () => openShell(target));
   try {
     const layout = await detectLayout(shell);
-    await step("stop agent", target.machineName, "stop agent", async () => stopService(shell, layout, await serviceKind(shell, layout)));
+    await step("stop agent", target.machineName, "stop agent", async () => stopService(shell, layout, await installedServiceKind(shell, layout)));
   } finally {
     shell.close();
   }
@@ -366,7 +329,7 @@ export async function regenerateCerts(target: AgentTarget & { force?: boolean })
     target.progress?.({ step: "certificates", message: `re-issuing the server certificate for ${target.ip}`, percent: 30 });
     await step("regenerate certs", name, "certificates", () => installServerCert(shell, target, layout));
     target.progress?.({ step: "start agent", message: "restarting the agent", percent: 60 });
-    const kind = await serviceKind(shell, layout);
+    const kind = await installedServiceKind(shell, layout);
     await step("regenerate certs", name, "start agent", () => restartService(shell, layout, kind));
     await step("regenerate certs", name, "wait for agent", () => waitForAgentOrLog(shell, target, layout));
     return true;
@@ -381,7 +344,7 @@ export async function upgradeAgent(target: AgentTarget & { agentBundle: { path: 
   try {
     const layout = await detectLayout(shell);
     const version = await uploadBundle(shell, { ...target }, layout, (s, m, p) => target.progress?.({ step: s, message: m, percent: p }));
-    const kind = await serviceKind(shell, layout);
+    const kind = await installedServiceKind(shell, layout);
     await step("upgrade", target.machineName, "start agent", () => restartService(shell, layout, kind));
     await step("upgrade", target.machineName, "wait for agent", () => waitForAgentOrLog(shell, target, layout));
     return version;

@@ -1,9 +1,7 @@
 // The provisioner's paths for ordinary hosts, run for real on a netns machine made to look like
 // one, inside its own mount namespace (nothing of it reaches this box's /etc, /opt, /run):
-//   - Node.js missing → installed from the OS packages. apt-get cannot run here (it needs the
-//     network), so a stand-in bound over /usr/bin/apt-get records its arguments and "installs"
-//     nodejs by uncovering the node binary the test hid. The detection, the OS choice, the exact
-//     commands and everything after them are real.
+//   - No Node.js and no working apt-get on the host: the bundle's own runtime runs the agent
+//     (node hidden, apt-get replaced by a recorder that must never be called).
 //   - systemd → the unit. There is no systemd on this box, so a stand-in bound over
 //     /usr/bin/systemctl records its arguments and runs the unit's ExecStart; /run/systemd/system,
 //     /etc, /opt, /run and /var/log are overlays private to the machine.
@@ -19,7 +17,6 @@ import {
   CertificateAuthority,
   CONTROL_PLANE_CLIENT,
   ensureClientCert,
-  nodeInstallCommand,
   provision,
   renderUnit,
   restartAgent,
@@ -33,23 +30,9 @@ const root = process.getuid?.() === 0;
 const haveAgent = existsSync(join(repo, "agent/shim/build/flotilla-shim"));
 const nodeBinary = "/usr/bin/node";
 const haveHostTools = existsSync(nodeBinary) && existsSync("/usr/bin/apt-get") && existsSync("/usr/bin/systemctl");
+const bundledNode = "v20.20.2";
 
-describe("choosing how to install Node.js", () => {
-  it.each([
-    [{ id: "debian", idLike: [] }, true],
-    [{ id: "ubuntu", idLike: ["debian"] }, true],
-    [{ id: "raspbian", idLike: ["debian"] }, true],
-    [{ id: "linuxmint", idLike: ["ubuntu"] }, true],
-    [{ id: "alpine", idLike: [] }, false],
-    [{ id: "fedora", idLike: [] }, false],
-  ])("%o → apt-get: %s", (os, apt) => {
-    const c = nodeInstallCommand(os);
-    if (!apt) return void expect(c).toBeNull();
-    expect(c).toEqual({ summary: "apt-get install -y nodejs", script: "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq nodejs" });
-  });
-});
-
-describe.skipIf(!root || !haveAgent || !haveHostTools)("provisioning ordinary hosts: Node.js install and the systemd unit", () => {
+describe.skipIf(!root || !haveAgent || !haveHostTools)("provisioning ordinary hosts: no Node.js needed, the systemd unit", () => {
   const base = mkdtempSync(join(tmpdir(), "flotilla-prov-host-"));
   const bundle = join(base, "flotilla-agent.tar.gz");
   const tag = process.pid.toString(36);
@@ -89,15 +72,12 @@ describe.skipIf(!root || !haveAgent || !haveHostTools)("provisioning ordinary ho
       "apt-get",
       [
         "#!/bin/sh",
-        "# Stand-in for apt-get: records the call; installing nodejs uncovers the hidden node binary.",
-        `echo "DEBIAN_FRONTEND=$DEBIAN_FRONTEND apt-get $*" >> ${standins}/apt-get.log`,
-        'case "$*" in *"install"*nodejs*) umount /usr/bin/node ;; esac',
+        "# Stand-in for apt-get: records the call (provisioning must never make one).",
+        `echo "apt-get $*" >> ${standins}/apt-get.log`,
+        "exit 100",
         "",
       ].join("\n"),
     );
-    standin("apt-get-broken", ["#!/bin/sh", 'case "$*" in update*) exit 0 ;; esac', 'echo "E: Unable to locate package nodejs" >&2', "exit 100", ""].join("\n"));
-    standin("node-16", ["#!/bin/sh", "echo v16.20.2", ""].join("\n"));
-    writeFileSync(join(dataDir, "standins", "os-release-alpine"), 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME="Alpine Linux v3.19"\n');
     standin(
       "systemctl",
       [
@@ -124,50 +104,24 @@ describe.skipIf(!root || !haveAgent || !haveHostTools)("provisioning ordinary ho
     rmSync(base, { recursive: true, force: true });
   });
 
-  it("installs Node.js from the OS packages when node is missing, then provisions as usual", async () => {
+  it("provisions a host with neither Node.js nor a working apt-get: the bundle brings its runtime", async () => {
     await inMachine(`mount --bind ${standins}/no-node /usr/bin/node && mount --bind ${standins}/apt-get /usr/bin/apt-get`);
     try {
       // As the provisioner looks (sh; bash would still name a non-executable file).
       expect((await sshRun({ host: ip, port: 22, user: "root", privateKey: key }, "sh -c 'command -v node'")).code).not.toBe(0);
       const steps: ProvisionProgress[] = [];
       const result = await provision({ ...(await target()), progress: (p) => steps.push(p) });
-      expect(steps.map((s) => s.message)).toContain("installing Node.js from the OS packages (apt-get install -y nodejs)");
-      expect(readFileSync(join(dataDir, "standins", "apt-get.log"), "utf8")).toBe(
-        "DEBIAN_FRONTEND=noninteractive apt-get update -qq\nDEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs\n",
-      );
-      expect(result.nodeVersion).toBe(execFileSync(nodeBinary, ["--version"], { encoding: "utf8" }).trim());
+      expect(result.nodeVersion).toBe(bundledNode);
+      expect(steps.map((s) => s.step)).toContain("runtime");
       expect(result.os.id).toBe("debian");
       expect(await agentHandshake(ip, ca.certPem, client)).toBe(true);
-      // Node present now: a second provisioning installs nothing.
-      await provision(await target());
-      expect(readFileSync(join(dataDir, "standins", "apt-get.log"), "utf8").split("\n").filter(Boolean)).toHaveLength(2);
+      expect(existsSync(join(dataDir, "standins", "apt-get.log"))).toBe(false);
+      // The agent process is the bundle's node (the run script and launcher exec it), not the host's.
+      expect(await inMachine("readlink /proc/$(cat /var/lib/flotilla-agent/flotilla/run/agent.pid)/exe")).toBe("/var/lib/flotilla-agent/flotilla/agent/node\n");
     } finally {
       await inMachine("umount /usr/bin/apt-get; umount /usr/bin/node 2>/dev/null; true");
       await stopAgent(await target());
     }
-  });
-
-  it("says why when Node.js cannot be had: an OS it cannot install on, a failed install, a Node too old", async () => {
-    const fails = async (setup: string, undo: string) => {
-      await inMachine(setup);
-      try {
-        return await provision(await target()).then(
-          () => "provisioned",
-          (e: Error) => e.message,
-        );
-      } finally {
-        await inMachine(undo);
-      }
-    };
-    expect(await fails(`mount --bind ${standins}/no-node /usr/bin/node && mount --bind ${standins}/os-release-alpine /etc/os-release`, "umount /etc/os-release; umount /usr/bin/node")).toBe(
-      `provision ${name}: install node: node is not installed and Alpine Linux v3.19 is not supported for installing it; install Node.js 18+`,
-    );
-    expect(await fails(`mount --bind ${standins}/no-node /usr/bin/node && mount --bind ${standins}/apt-get-broken /usr/bin/apt-get`, "umount /usr/bin/apt-get; umount /usr/bin/node")).toBe(
-      `provision ${name}: install node: E: Unable to locate package nodejs`,
-    );
-    expect(await fails(`mount --bind ${standins}/node-16 /usr/bin/node`, "umount /usr/bin/node")).toBe(
-      `provision ${name}: install node: node v16.20.2 is too old; the agent needs Node.js 18 or newer`,
-    );
   });
 
   it("on a systemd host installs, enables and restarts the unit, and restart/stop go through systemctl", async () => {

@@ -94,7 +94,7 @@ describe.skipIf(!root || !haveAgent)("provision over SSH (netns host, real agent
     expect(result.service).toBe("supervisor");
     expect(result.layout.netns).toBe(true);
     expect(steps.map((s) => s.step)).toEqual(
-      expect.arrayContaining(["ssh", "detect os", "node", "upload agent", "certificates", "service", "start agent", "wait for agent", "ready"]),
+      expect.arrayContaining(["ssh", "detect os", "upload agent", "runtime", "certificates", "service", "start agent", "wait for agent", "ready"]),
     );
     expect(steps.at(-1)!.percent).toBe(100);
     expect(await agentHandshake(ip, ca.certPem, client)).toBe(true);

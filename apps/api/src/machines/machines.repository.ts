@@ -76,11 +76,32 @@ export class MachinesRepository {
     return { machine, event: events[0] };
   }
 
-  /** Deletes the row with a "removed" event; the node row (if any) keeps living, unlinked. */
+  /** Deletes the row with a "removed" event (the caller removes its node first). */
   async delete(id: string, name: string): Promise<void> {
     const events = await this.prisma.$transaction(async (tx) => {
       await tx.machine.deleteMany({ where: { id } });
       return this.events.record(tx, [{ kind: "machine", subjectId: id, action: "removed", data: { name } }]);
+    });
+    await this.events.publish(events);
+  }
+
+  /** The id of the machine's node: linked to it, or registered under its name and not linked to another. */
+  async nodeOf(machine: Pick<MachineRow, "id" | "name">): Promise<string | undefined> {
+    const node = await this.prisma.node.findFirst({ where: { OR: [{ machineId: machine.id }, { hostname: machine.name, machineId: null }] }, select: { id: true } });
+    return node?.id;
+  }
+
+  /**
+   * A create refused before anything was made (its preCreateCheck failed): nothing is kept, as
+   * docker-machine does. The "failed" event carries the reason for whoever follows the create.
+   */
+  async discard(id: string, name: string, reason: string, data: Record<string, unknown>): Promise<void> {
+    const events = await this.prisma.$transaction(async (tx) => {
+      await tx.machine.deleteMany({ where: { id } });
+      return this.events.record(tx, [
+        { kind: "machine", subjectId: id, action: "failed", data: { name, state: "ERROR", reason, ...data } },
+        { kind: "machine", subjectId: id, action: "removed", data: { name } },
+      ]);
     });
     await this.events.publish(events);
   }

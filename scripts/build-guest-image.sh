@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Builds the Flotilla guest image from Debian packages only (debootstrap of bookworm, minbase),
+# once per version, into a cache outside the clone:
+#
+#   $FLOTILLA_GUEST_CACHE/guest-<version>/   (default /var/cache/flotilla)
+#     disk.qcow2   ext4 root file system on the whole disk (no partition table), for qemu
+#     vmlinuz, initrd.img   the guest's kernel and initramfs (qemu boots them with -kernel/-initrd)
+#     disk.vmdk, disk.vhdx  the same disk for VirtualBox and Hyper-V (qemu-img convert)
+#     manifest.json         version, kernel release, sizes, minimum memory, build seconds
+#
+# The guest runs sysvinit (no systemd), with a short sysinit of its own (guest/flotilla-boot) in
+# place of Debian's rcS: boot is short under TCG, and the agent's init-script path is the one
+# used. Each boot, guest/flotilla-seed reads the machine's hostname, SSH key, SSH user and
+# network from the kernel command line (flotilla.*) or from a NoCloud-style disk labelled
+# "cidata" (meta-data, user-data, network-config), like cloud-init.
+#
+#   scripts/build-guest-image.sh [--print-dir] [--force]
+# Needs root, debootstrap, qemu-utils and e2fsprogs (scripts/system-deps.sh test).
+set -euo pipefail
+
+# Bump when anything in this script or scripts/guest/ changes what the image holds; the qemu
+# driver's GUEST_IMAGE_VERSION (libs/drivers/src/qemu-image.ts) must match (a unit test checks).
+version=1
+suite=bookworm
+mirror=${FLOTILLA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+cache=${FLOTILLA_GUEST_CACHE:-/var/cache/flotilla}
+out="$cache/guest-$version"
+here=$(cd "$(dirname "$0")" && pwd)
+
+force=0
+for a in "$@"; do
+  case $a in
+    --print-dir) echo "$out"; exit 0 ;;
+    --force) force=1 ;;
+    *) echo "usage: $0 [--print-dir] [--force]" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then echo "build-guest-image: needs root (debootstrap)" >&2; exit 1; fi
+for tool in debootstrap qemu-img mkfs.ext4; do
+  command -v "$tool" >/dev/null || { echo "build-guest-image: $tool is missing (bash scripts/system-deps.sh test)" >&2; exit 1; }
+done
+
+mkdir -p "$cache"
+# One build at a time per cache; a second caller waits and then finds the image.
+exec 9>"$cache/.guest-build.lock"
+flock 9
+if [ -f "$out/manifest.json" ] && [ $force = 0 ]; then echo "$out"; exit 0; fi
+
+start=$(date +%s)
+work=$(mktemp -d "$cache/.guest-build.XXXXXX")
+root="$work/rootfs"
+cleanup() {
+  for m in proc sys dev/pts dev; do umount -l "$root/$m" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+log() { echo "build-guest-image: $(($(date +%s) - start))s $*" >&2; }
+
+packages=linux-image-amd64,openssh-server,iproute2,iptables,ca-certificates,sysvinit-core,acpid,kmod,sudo,procps,e2fsprogs
+log "debootstrap $suite ($packages)"
+mkdir -p "$cache/debs"
+# --cache-dir keeps the .debs: a rebuild (new version) downloads nothing it already has.
+debootstrap --variant=minbase --include="$packages" --cache-dir="$cache/debs" \
+  "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
+  tail -n 20 "$work/debootstrap.log" >&2
+  exit 1
+}
+
+log "configuring"
+# Only the modules a virtual machine boots from go into the initramfs (virtio, SATA/IDE for
+# VirtualBox, storvsc for Hyper-V): a small initrd decompresses quickly under TCG.
+cat >"$root/etc/initramfs-tools/conf.d/flotilla" <<'EOF'
+MODULES=list
+COMPRESS=gzip
+EOF
+cat >"$root/etc/initramfs-tools/modules" <<'EOF'
+virtio_pci
+virtio_blk
+virtio_scsi
+virtio_net
+e1000
+hv_netvsc
+ahci
+ata_piix
+sd_mod
+hv_vmbus
+hv_storvsc
+ext4
+EOF
+# What the agent uses at run time: overlay for image layers, bridges and netfilter for networks.
+printf "%s\n" overlay br_netfilter veth button evdev >"$root/etc/modules"
+
+# Drop what a container host never loads; keeps the image small (depmod below).
+kver=$(basename "$(ls -d "$root"/lib/modules/*)")
+kdir="$root/lib/modules/$kver/kernel"
+rm -rf "$kdir/drivers/gpu" "$kdir/drivers/media" "$kdir/drivers/net/wireless" "$kdir/drivers/infiniband" \
+  "$kdir/sound" "$kdir/drivers/staging" "$kdir/drivers/bluetooth" "$kdir/net/bluetooth" "$kdir/drivers/isdn" \
+  "$kdir/drivers/iio" "$kdir/drivers/usb" "$kdir/drivers/mtd" "$kdir/drivers/net/can" "$kdir/net/mac80211" \
+  "$kdir/net/wireless" "$kdir/drivers/thunderbolt" "$kdir/drivers/firewire" "$kdir/fs/ocfs2" "$kdir/fs/btrfs" \
+  "$kdir/fs/xfs" "$kdir/fs/nfs" "$kdir/fs/nfsd" "$kdir/fs/smb" "$kdir/fs/ceph" "$kdir/fs/gfs2"
+mount -t proc proc "$root/proc"
+chroot "$root" depmod -a "$kver"
+chroot "$root" update-initramfs -u -k "$kver" >/dev/null 2>&1
+umount "$root/proc"
+
+# Our sysinit (which applies the seed) replaces rcS; runlevels 2-5 and 0/6 stay Debian's.
+install -m 0755 "$here/guest/flotilla-boot" "$root/usr/local/sbin/flotilla-boot"
+install -m 0755 "$here/guest/flotilla-seed" "$root/usr/local/sbin/flotilla-seed"
+sed -i 's|^si::sysinit:.*|si::sysinit:/usr/local/sbin/flotilla-boot|' "$root/etc/inittab"
+grep -q '^si::sysinit:/usr/local/sbin/flotilla-boot' "$root/etc/inittab"
+
+# ACPI power button (qemu's system_powerdown, VirtualBox acpipowerbutton): halt cleanly.
+mkdir -p "$root/etc/acpi/events"
+printf 'event=button[ /]power\naction=/sbin/shutdown -h -P now\n' >"$root/etc/acpi/events/flotilla-powerbtn"
+
+# Serial console login is not needed; the kernel log on ttyS0 is (the driver's boot watchdog).
+sed -i -E 's/^([1-6]):/#\1:/' "$root/etc/inittab"
+
+# Host keys are per machine (made by flotilla-seed on first boot), never shared by every VM.
+rm -f "$root"/etc/ssh/ssh_host_*
+cat >"$root/etc/ssh/sshd_config.d/flotilla.conf" <<'EOF'
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+UseDNS no
+EOF
+echo "root:*" | chroot "$root" chpasswd -e
+echo flotilla >"$root/etc/hostname"
+printf '127.0.0.1 localhost\n' >"$root/etc/hosts"
+printf 'LABEL=flotilla-root / ext4 defaults,errors=remount-ro 0 0\n' >"$root/etc/fstab"
+
+# No docs, manuals, locales or package lists: nothing on a container host reads them.
+rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/* \
+  "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/var/log/*.log "$root"/tmp/*
+
+mkdir -p "$work/out"
+cp "$root/boot/vmlinuz-$kver" "$work/out/vmlinuz"
+cp "$root/boot/initrd.img-$kver" "$work/out/initrd.img"
+chmod 0644 "$work/out/vmlinuz" "$work/out/initrd.img"
+
+log "making the disk"
+used_mb=$(du -sm "$root" | cut -f1)
+size_mb=$(((used_mb * 13 / 10 + 64 + 63) / 64 * 64))
+mkfs.ext4 -q -L flotilla-root -d "$root" -E root_owner=0:0 "$work/disk.raw" "${size_mb}M"
+qemu-img convert -O qcow2 "$work/disk.raw" "$work/out/disk.qcow2"
+qemu-img convert -O vmdk -o subformat=streamOptimized "$work/disk.raw" "$work/out/disk.vmdk"
+qemu-img convert -O vhdx -o subformat=dynamic "$work/disk.raw" "$work/out/disk.vhdx"
+
+secs=$(($(date +%s) - start))
+cat >"$work/out/manifest.json" <<EOF
+{"version":"$version","suite":"$suite","kernel":"$kver","diskMb":$size_mb,"minMemoryMb":256,"buildSeconds":$secs,"cmdline":"root=LABEL=flotilla-root rw console=ttyS0 net.ifnames=0"}
+EOF
+rm -rf "$out"
+mv "$work/out" "$out"
+log "done: $out (disk ${size_mb} MB, $(du -sh "$out" | cut -f1) on disk)"
+echo "$out"
