@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "../../test/support/registry";
 import { HostNetwork } from "../src/network";
 import { iptablesS, linkExists, netnsList, sh } from "./support/network-helpers";
-import { docker, dockerOk, freeSubnet, HAS_BRIDGE_TOOLS, HAS_DOCKER_CLI, IS_ROOT, startTestAgent, waitFor, type TestAgent } from "./docker-helpers";
+import { docker, dockerOk, freePort, freeSubnet, HAS_BRIDGE_TOOLS, HAS_DOCKER_CLI, IS_ROOT, startTestAgent, waitFor, type TestAgent } from "./docker-helpers";
 
 const HAS_COMPOSE = spawnSync("sh", ["-c", "command -v docker-compose"]).status === 0;
 const BRIDGE = "fltdnet0";
@@ -189,6 +189,22 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_BRIDGE_TOOLS)("user-defined 
     const missing = await runOn("nowhere", "true");
     expect(missing.code).toBe(125);
     expect(missing.stderr).toContain("network nowhere not found");
+  });
+
+  it("publishes a port of a container on a user network, reachable from the host", async () => {
+    const port = await freePort();
+    const id = await dockerOk(env, ["run", "-d", "--name", "pweb", "--network", "front", "-p", `${port}:80`, image, "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    const body = await waitFor("the published port", async () => {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/hostname`, { signal: AbortSignal.timeout(1000) });
+        return res.ok ? await res.text() : null;
+      } catch {
+        return null;
+      }
+    });
+    expect(body.trim()).toBe(id.slice(0, 12));
+    expect(await dockerOk(env, ["port", "pweb", "80"])).toContain(`0.0.0.0:${port}`);
+    await dockerOk(env, ["rm", "-f", "pweb"]);
   });
 
   it("an agent restart keeps the networks, the running containers' interfaces and their names", async () => {

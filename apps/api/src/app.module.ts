@@ -33,6 +33,8 @@ import { ReconcileService } from "./services/reconcile.service";
 import { ServicesController } from "./services/services.controller";
 import { ServicesRepository } from "./services/services.repository";
 import { ServicesService } from "./services/services.service";
+import { StacksController } from "./stacks/stacks.controller";
+import { StacksService } from "./stacks/stacks.service";
 import { TasksController } from "./tasks/tasks.controller";
 import { TasksService } from "./tasks/tasks.service";
 import { MachineHost } from "./machines/machine-host";
@@ -87,8 +89,9 @@ export class CoreModule {
 /** The HTTP API: controllers, auth, error mapping; the web console at `/`. */
 @Module({
   imports: [ConsoleModule],
-  controllers: [HealthController, EventsController, TokensController, ServicesController, TasksController, HeartbeatsController, NodesController, MachinesController, JoinController],
+  controllers: [HealthController, EventsController, TokensController, ServicesController, StacksController, TasksController, HeartbeatsController, NodesController, MachinesController, JoinController],
   providers: [
+    StacksService,
     { provide: APP_GUARD, useClass: BearerAuthGuard },
     { provide: APP_FILTER, useClass: DomainExceptionFilter },
   ],

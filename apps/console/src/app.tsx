@@ -9,12 +9,14 @@ import { Overview } from "./views/Overview";
 import { ServiceDetail } from "./views/ServiceDetail";
 import { Services } from "./views/Services";
 import { SignIn } from "./views/SignIn";
+import { Stacks } from "./views/Stacks";
 
 const NAV: { to: string; label: string; views: Route["view"][] }[] = [
   { to: "/", label: "Overview", views: ["overview"] },
   { to: "/machines", label: "Machines", views: ["machines"] },
   { to: "/nodes", label: "Nodes", views: ["nodes"] },
   { to: "/services", label: "Services", views: ["services", "service"] },
+  { to: "/stacks", label: "Stacks", views: ["stacks"] },
   { to: "/map", label: "Cluster map", views: ["map"] },
 ];
 
@@ -90,6 +92,8 @@ function View({ route }: { route: Route }) {
       return <Nodes />;
     case "services":
       return <Services />;
+    case "stacks":
+      return <Stacks />;
     case "service":
       return <ServiceDetail key={route.ref} refName={route.ref} />;
     case "map":

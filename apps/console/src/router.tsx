@@ -31,6 +31,7 @@ export type Route =
   | { view: "nodes" }
   | { view: "services" }
   | { view: "service"; ref: string }
+  | { view: "stacks" }
   | { view: "map" }
   | { view: "missing"; path: string };
 
@@ -41,6 +42,7 @@ export function match(path: string): Route {
   if (p === "/nodes") return { view: "nodes" };
   if (p === "/services") return { view: "services" };
   if (p === "/map") return { view: "map" };
+  if (p === "/stacks") return { view: "stacks" };
   const svc = /^\/services\/([^/]+)$/.exec(p);
   if (svc) return { view: "service", ref: decodeURIComponent(svc[1]) };
   return { view: "missing", path };

@@ -6,6 +6,7 @@ import { registerMachine } from "./commands/machine";
 import { registerSystem } from "./commands/system";
 import { registerService } from "./commands/service";
 import { registerNode } from "./commands/node";
+import { registerStack } from "./commands/stack";
 import { exitWhenFlushed } from "./output";
 
 export { exitWhenFlushed };
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerMachine(program);
   registerService(program);
   registerNode(program);
+  registerStack(program);
   registerCompletion(program);
   return program;
 }

@@ -40,3 +40,7 @@ export * from "./reconcile-decision";
 export * from "./dispatch-work";
 export * from "./engine-url";
 export * from "./task-history";
+export { parseCompose, composeReferences, commandOf, portOf, STACK_LABEL, type ComposeInput, type ComposeStack } from "./compose/compose";
+export { parseEnvFile, interpolate, interpolateString } from "./compose/compose-interpolate";
+export { validateComposeSchema } from "./compose/compose-schema";
+export * from "./compose/stack-plan";

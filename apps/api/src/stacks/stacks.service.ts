@@ -1,0 +1,99 @@
+// Stacks: the services of one compose file, tied together by the com.docker.stack.namespace
+// label (as `docker stack deploy` does). A deploy parses the file (libs/core parseCompose: every
+// refusal happens here, before anything is created), compares it with the stack's services
+// (planStackDeploy) and creates or updates only what changed, through ServicesService, so each
+// change is the same transaction and reconcile as a `ctl service` command.
+import { Injectable } from "@nestjs/common";
+import type { ServiceView, TaskView } from "@flotilla/api-types";
+import { DomainError, parseCompose, planStackDeploy, STACK_LABEL, type ServiceSpec } from "@flotilla/core";
+import { ServicesService } from "../services/services.service";
+import { TasksService } from "../tasks/tasks.service";
+
+/** What POST /api/v1/stacks takes. */
+export interface DeployStackBody {
+  name: string;
+  /** The compose file's text. */
+  compose: string;
+  /** Variables for interpolation (the CLI sends those the file names, from its environment). */
+  env?: Record<string, string>;
+  /** The `.env` beside the file. */
+  dotenv?: string;
+  /** env_file texts by the path the file gives. */
+  envFiles?: Record<string, string>;
+  /** Remove the stack's services the file no longer has. */
+  prune?: boolean;
+}
+
+/** What a deploy did, by service name. */
+export interface StackDeployResult {
+  name: string;
+  created: string[];
+  updated: string[];
+  unchanged: string[];
+  removed: string[];
+}
+
+/** A stack in the list. */
+export interface StackView {
+  name: string;
+  services: number;
+}
+
+const notFound = (name: string) => new DomainError("not_found", `stack ${name} not found: no service has ${STACK_LABEL}=${name}`, { stack: name });
+
+@Injectable()
+export class StacksService {
+  constructor(
+    private readonly services: ServicesService,
+    private readonly tasks: TasksService,
+  ) {}
+
+  async deploy(body: DeployStackBody): Promise<StackDeployResult> {
+    const parsed = parseCompose({ text: body.compose, stack: body.name, env: body.env ?? {}, ...(body.dotenv !== undefined ? { dotenv: body.dotenv } : {}), envFiles: body.envFiles ?? {} });
+    const current = (await this.servicesOf(parsed.stack)).map((s) => s.spec as unknown as ServiceSpec);
+    const plan = planStackDeploy(current, parsed.services, { prune: !!body.prune });
+    for (const spec of plan.create) await this.services.create(toBody(spec));
+    for (const spec of plan.update) {
+      const { name: _name, ...patch } = toBody(spec);
+      await this.services.update(spec.name, patch);
+    }
+    for (const name of plan.remove) await this.services.remove(name);
+    return { name: parsed.stack, created: plan.create.map((s) => s.name), updated: plan.update.map((s) => s.name), unchanged: plan.unchanged, removed: plan.remove };
+  }
+
+  async list(): Promise<StackView[]> {
+    const counts = new Map<string, number>();
+    for (const s of await this.services.list()) {
+      const stack = s.spec.labels[STACK_LABEL];
+      if (stack) counts.set(stack, (counts.get(stack) ?? 0) + 1);
+    }
+    return [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([name, services]) => ({ name, services }));
+  }
+
+  async servicesOf(name: string): Promise<ServiceView[]> {
+    return (await this.services.list()).filter((s) => s.spec.labels[STACK_LABEL] === name);
+  }
+
+  async servicesOrThrow(name: string): Promise<ServiceView[]> {
+    const list = await this.servicesOf(name);
+    if (!list.length) throw notFound(name);
+    return list;
+  }
+
+  async tasksOf(name: string): Promise<TaskView[]> {
+    const services = await this.servicesOrThrow(name);
+    return (await Promise.all(services.map((s) => this.tasks.list({ service: s.id })))).flat();
+  }
+
+  /** Removes every service of the stack. */
+  async remove(name: string): Promise<string[]> {
+    const services = await this.servicesOrThrow(name);
+    for (const s of services) await this.services.remove(s.id);
+    return services.map((s) => s.name);
+  }
+}
+
+/** A core spec as ServicesService's create body (same fields; lists made mutable). */
+function toBody(spec: ServiceSpec) {
+  return JSON.parse(JSON.stringify(spec)) as Parameters<ServicesService["create"]>[0];
+}
