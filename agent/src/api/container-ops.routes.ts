@@ -13,7 +13,7 @@ import { readShimState } from "../containers/shim-client";
 import { emptyStats, sampleStats, type StatsJson } from "../containers/stats";
 import { filterPs, runPs } from "../containers/top";
 import { openRoot, pathStat, resolveInRoot, tarIn, tarOut } from "../containers/archive";
-import { pauseContainer } from "../containers/freezer";
+import { pauseContainer } from "../containers/pause";
 import { diffUpper, renameContainer, updateContainer, type UpdateBody } from "../containers/container-update";
 import type { ImageStore } from "../images";
 import type { EventBus } from "../events/event-bus";

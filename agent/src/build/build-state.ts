@@ -4,6 +4,7 @@
  */
 import { createReadStream } from "node:fs";
 import { DomainError } from "@flotilla/core";
+import type { Credentials, ProgressMessage } from "../images";
 import type { LayerRef } from "../images/image-index";
 import type { ImageConfigJson } from "../images/media-types";
 import type { BuildOptions } from "./build-options";
@@ -11,7 +12,6 @@ import type { CopyEntry } from "./copy";
 import { InstructionError, type Command } from "./dockerfile";
 import type { RunConfig } from "./instructions";
 import { TAR_END, tarHeader, tarPadding } from "./tar-writer";
-import type { BuildOutput, BuildRequest } from "./builder";
 
 /** A step failed; `code` is the command's exit code for a failing RUN. */
 export class BuildError extends Error {
@@ -96,4 +96,19 @@ export function scopeArgs(state: State, _withUnset: boolean): string[] {
 /** Errors a user caused, as the builder reports them (kept apart from internal failures). */
 export function isUserError(e: unknown): boolean {
   return e instanceof BuildError || e instanceof InstructionError || e instanceof DomainError || (e instanceof Error && e.name === "DockerfileParseError") || (e instanceof Error && e.name === "ExpansionError");
+}
+
+export interface BuildOutput {
+  /** Text for the terminal ({"stream": …}). */
+  stream(text: string): void;
+  /** Pull progress of a base image. */
+  status(message: ProgressMessage): void;
+  aux(value: unknown): void;
+}
+
+export interface BuildRequest {
+  options: BuildOptions;
+  /** Credentials for pulling base images (X-Registry-Config), per registry domain. */
+  credentials?: (domain: string) => Credentials | undefined;
+  signal?: AbortSignal;
 }

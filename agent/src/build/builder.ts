@@ -16,7 +16,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs/promises";
 import { join } from "node:path";
 import { resolveUser } from "../containers/rootfs-files";
-import type { Credentials, ImageStore, ProgressMessage } from "../images";
+import type { ImageStore } from "../images";
 import { ImageNotFoundError } from "../images/errors";
 import type { LayerRef } from "../images/image-index";
 import type { ImageConfigJson } from "../images/media-types";
@@ -32,18 +32,12 @@ import { applyMetadata, BUILTIN_ARGS, nopCreatedBy, runArgsPrefix, toArgv, type 
 import { directoryLayerTar } from "./layer-diff";
 import { RUNTIME_MOUNT_POINTS, runStep, upperHasChanges } from "./run-step";
 import { envLookup, processWord, type Lookup } from "./shell-lexer";
-import { BuildError, entriesTar, scopeArgs, scratchConfig, splitStages, type DispatchContext, type State } from "./build-state";
+import { BuildError, entriesTar, scopeArgs, scratchConfig, splitStages, type BuildOutput, type BuildRequest, type DispatchContext, type State } from "./build-state";
 import type { CopyEntry } from "./copy";
 
 export { BuildError, isUserError } from "./build-state";
+export type { BuildOutput, BuildRequest } from "./build-state";
 
-export interface BuildOutput {
-  /** Text for the terminal ({"stream": …}). */
-  stream(text: string): void;
-  /** Pull progress of a base image. */
-  status(message: ProgressMessage): void;
-  aux(value: unknown): void;
-}
 
 export interface BuilderDeps {
   images: ImageStore;
@@ -52,12 +46,6 @@ export interface BuilderDeps {
   contextLimit: number;
 }
 
-export interface BuildRequest {
-  options: BuildOptions;
-  /** Credentials for pulling base images (X-Registry-Config), per registry domain. */
-  credentials?: (domain: string) => Credentials | undefined;
-  signal?: AbortSignal;
-}
 
 
 export class Builder {

@@ -3,7 +3,8 @@
  * normalized pieces of a create request. Docker-shaped where Docker's shape is what we return.
  */
 
-import type { HealthConfig } from "../health/health-config";
+import type { HealthConfig, HealthState } from "../health/health-config";
+export type { HealthState };
 
 /** "user": HostConfig.NetworkMode names a user-defined network (the first of `networks`). */
 export type NetworkModeName = "bridge" | "host" | "none" | "user";
@@ -125,12 +126,6 @@ export interface ContainerState {
   health?: HealthState;
 }
 
-/** State.Health of inspect. */
-export interface HealthState {
-  Status: "starting" | "healthy" | "unhealthy";
-  FailingStreak: number;
-  Log: Array<{ Start: string; End: string; ExitCode: number; Output: string }>;
-}
 
 /** What the network module handed out on attach (bridge), or null. */
 export interface NetworkInfo {

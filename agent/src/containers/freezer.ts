@@ -4,11 +4,7 @@
  */
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { ConflictError } from "@flotilla/core";
-import type { EventBus } from "../events/event-bus";
-import { cgroupDir, cgroupOf, readCgroupFile, type CgroupRef } from "./cgroup-files";
-import type { ContainerService } from "./container-service";
-import { readShimState } from "./shim-client";
+import { cgroupDir, readCgroupFile, type CgroupRef } from "./cgroup-files";
 
 const SETTLE_MS = 5000;
 
@@ -46,17 +42,3 @@ export function thaw(cg: CgroupRef): void {
   }
 }
 
-/** POST /containers/{id}/pause (freeze: true) and /unpause, with Docker's 409s and events. */
-export async function pauseContainer(containers: ContainerService, events: EventBus, ref: string, freeze: boolean): Promise<void> {
-  const c = containers.get(ref);
-  const running = c.state.status === "running" && !containers.isStarting(c.id);
-  if (freeze && !running) throw new ConflictError(`Container ${c.id} is not running`);
-  if (freeze && c.state.paused) throw new ConflictError(`Container ${c.id} is already paused`);
-  if (!freeze && (!running || !c.state.paused)) throw new ConflictError(`Container ${c.id} is not paused`);
-  const cg = cgroupOf(readShimState(containers.store.paths(c.id).stateDir));
-  if (!cg) throw new ConflictError(`Container ${c.id} is not running`);
-  await setFrozen(cg, freeze);
-  c.state.paused = freeze;
-  await containers.store.save(c);
-  events.emit("container", freeze ? "pause" : "unpause", c.id, containers.attributes(c));
-}

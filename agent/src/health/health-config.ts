@@ -5,7 +5,6 @@
  * it runs. Pure.
  */
 import { InvalidError } from "@flotilla/core";
-import type { HealthState } from "../containers/container-types";
 
 /** Docker's HealthConfig (durations in nanoseconds; 0 = inherit or default). */
 export interface HealthConfig {
@@ -90,4 +89,11 @@ export function applyProbe(prev: HealthState, r: ProbeResult, plan: HealthPlan, 
   if (inStartPeriod && prev.Status === "starting") return { ...prev, Log };
   const FailingStreak = prev.FailingStreak + 1;
   return { Status: FailingStreak >= plan.retries ? "unhealthy" : prev.Status, FailingStreak, Log };
+}
+
+/** State.Health of inspect. */
+export interface HealthState {
+  Status: "starting" | "healthy" | "unhealthy";
+  FailingStreak: number;
+  Log: Array<{ Start: string; End: string; ExitCode: number; Output: string }>;
 }

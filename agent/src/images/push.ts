@@ -12,7 +12,8 @@ import { sha256Of } from "./digest";
 import { RegistryUnavailableError } from "./errors";
 import type { HttpResponse } from "./http";
 import { discard } from "./http";
-import type { ImageStore } from "./image-store";
+import type { ImageRecord } from "./image-index";
+import type { LayerStore } from "./layer-store";
 import { MediaType } from "./media-types";
 import { layerStatus, shortId, type ProgressListener } from "./progress";
 import { canonicalReference, familiarRepository, parseReference, type ImageReference } from "./reference";
@@ -39,8 +40,15 @@ async function failure(client: RegistryClient, ref: ImageReference, res: HttpRes
   throw new RegistryUnavailableError(ref.domain, `${what} answered ${res.status}${text ? `: ${text}` : ""}`);
 }
 
+/** What a push reads from the image store and records in it (ImageStore is one). */
+export interface PushableStore {
+  readonly blobs: LayerStore;
+  record(nameOrId: string): ImageRecord;
+  recordPush(id: string, repoDigest: string, manifestDigest: string, mediaType: string, manifest: Buffer): Promise<void>;
+}
+
 /** Pushes `name` (`host/repo:tag`) from the store. */
-export async function push(images: ImageStore, client: RegistryClient, name: string, opts: PushOptions = {}): Promise<PushResult> {
+export async function push(images: PushableStore, client: RegistryClient, name: string, opts: PushOptions = {}): Promise<PushResult> {
   const ref = parseReference(name);
   if (ref.digest) throw new InvalidError(`cannot push a digest reference: ${name}`);
   const record = images.record(canonicalReference(ref));
