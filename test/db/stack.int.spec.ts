@@ -35,8 +35,15 @@ describe("stack.sh up after faults", () => {
     root
       ? execFileSync("runuser", ["-u", "postgres", "--", cmd, ...args], { encoding: "utf8" })
       : execFileSync(cmd, args, { encoding: "utf8" });
-  const sql = (q: string) => asPg(`${PG_BIN}/psql`, ["-h", "127.0.0.1", "-p", String(pgPort), "-d", "postgres", "-tAc", q]).trim();
-  const redis = (...args: string[]) => execFileSync("redis-cli", ["-p", String(redisPort), ...args], { encoding: "utf8" }).trim();
+  // Through the stack's private sockets and secrets, as its owner administers it.
+  const sql = (q: string) =>
+    asPg(`${PG_BIN}/psql`, ["-h", join(state, "postgres"), "-p", String(pgPort), "-d", "postgres", "-tAc", q]).trim();
+  const redisPassword = () => /^REDIS_PASSWORD=(\w+)$/m.exec(readFileSync(join(state, "secrets.env"), "utf8"))![1];
+  const redis = (...args: string[]) =>
+    execFileSync("redis-cli", ["--no-auth-warning", "-p", String(redisPort), ...args], {
+      encoding: "utf8",
+      env: { ...process.env, REDISCLI_AUTH: redisPassword() },
+    }).trim();
   const until = async (what: string, probe: () => boolean, ms = 30_000) => {
     const end = Date.now() + ms;
     while (!probe()) {
@@ -68,7 +75,7 @@ describe("stack.sh up after faults", () => {
       [
         ...(root ? ["-u", "postgres", "--", `${PG_BIN}/psql`] : []),
         "-h",
-        "127.0.0.1",
+        join(state, "postgres"),
         "-p",
         String(pgPort),
         "-d",
