@@ -5,7 +5,7 @@
 // lab's own in 198.19.0.0/16; a real OCI registry. Used by `npm run bench:faults` and by
 // test/e2e/faults.int.spec.ts. Root only.
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { deployMigrations } from "../support/migrations";
@@ -209,7 +209,9 @@ export class FaultLab {
     child.stderr!.on("data", keep);
     const ok = await until(async () => {
       if (child.exitCode !== null) throw new Error("exited");
-      return (await fetch(`${this.apiUrl}/api/v1/health`, { signal: AbortSignal.timeout(2000) })).status < 500 || undefined;
+      // The admin token is written once the API listens: wait for both.
+      const health = await fetch(`${this.apiUrl}/api/v1/health`, { signal: AbortSignal.timeout(2000) });
+      return (health.status < 500 && existsSync(join(this.configDir, "config.json"))) || undefined;
     }, 60_000);
     if (!ok) throw new Error(`the control plane did not start: ${this.apiLog.slice(-3000)}`);
     this.token = (JSON.parse(readFileSync(join(this.configDir, "config.json"), "utf8")) as { token: string }).token;
