@@ -97,8 +97,16 @@ export default tseslint.config(
     rules: restrict([...nodeBuiltins, ...infra, "@flotilla/*"], "libs/api-types is the REST API's shapes as types only: it imports nothing."),
   },
   {
+    files: ["libs/sse/src/**/*.ts"],
+    rules: restrict([...nodeBuiltins, ...infra, "@flotilla/*"], "libs/sse runs in the browser and in Node: it imports nothing."),
+  },
+  {
     files: ["apps/console/src/**/*.{ts,tsx}"],
-    // A browser app: nothing of Node's, and of ours only the REST types (@flotilla/api-types).
-    rules: restrict([...infra, ...nodeBuiltins, "@flotilla/*", "!@flotilla/api-types"], "the console talks REST: browser code and @flotilla/api-types only.", otherApps("api", "ctl")),
+    // A browser app: nothing of Node's, and of ours only the REST types and the SSE parser.
+    rules: restrict(
+      [...infra, ...nodeBuiltins, "@flotilla/*", "!@flotilla/api-types", "!@flotilla/sse"],
+      "the console talks REST: browser code, @flotilla/api-types and @flotilla/sse only.",
+      otherApps("api", "ctl"),
+    ),
   },
 );

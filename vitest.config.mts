@@ -9,6 +9,7 @@ const alias = {
   "@flotilla/drivers": here("./libs/drivers/src/index.ts"),
   "@flotilla/provision": here("./libs/provision/src/index.ts"),
   "@flotilla/engine-client": here("./libs/engine-client/src/index.ts"),
+  "@flotilla/sse": here("./libs/sse/src/index.ts"),
 };
 
 // Vite 8 transforms TS with Oxc, which honours experimentalDecorators + emitDecoratorMetadata,

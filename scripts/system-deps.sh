@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Flotilla needs, only those missing. Idempotent; needs root
 # (or sudo) the first time. Groups: stack (control plane, plus what the first local netns machine
-# of `./setup.sh start` needs), test (everything the tests drive).
+# of `./setup.sh start` needs), test (everything the tests drive, including qemu VMs and the
+# tools that build the guest image: scripts/build-guest-image.sh).
 set -euo pipefail
 
 stack=(postgresql redis-server openssh-server iproute2 iptables)
-test=(openssh-server docker-registry skopeo umoci busybox-static crun runc iproute2 iptables curl psmisc attr openssl chromium clang-format zsh fish)
+test=(openssh-server docker-registry skopeo umoci busybox-static crun runc iproute2 iptables curl psmisc attr openssl chromium clang-format zsh fish
+  qemu-system-x86 qemu-utils debootstrap e2fsprogs docker-compose apache2-utils)
 
 want=()
 case "${1:-all}" in

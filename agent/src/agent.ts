@@ -16,14 +16,17 @@ import { upgradeHandler } from "./api/attach";
 import { registerBuildRoutes } from "./api/build.routes";
 import { registerContainerRoutes } from "./api/containers.routes";
 import { registerImageTransferRoutes } from "./api/image-transfer.routes";
-import { HttpError } from "./api/http-util";
+import { registerContainerOpsRoutes } from "./api/container-ops.routes";
+import { registerExecRoutes } from "./api/exec.routes";
 import { registerImageRoutes } from "./api/images.routes";
+import { registerNetworkRoutes } from "./api/networks.routes";
 import { Router } from "./api/router";
 import { registerSystemRoutes } from "./api/system.routes";
 import { registerVolumeRoutes } from "./api/volumes.routes";
 import { Builder } from "./build/builder";
 import { DEFAULT_BUILD_CONTEXT_LIMIT, DEFAULT_SHIM, type TlsOptions } from "./config";
 import { ContainerService } from "./containers/container-service";
+import { ExecService } from "./exec/exec-service";
 import { loadBridgeNetwork, type NetworkPort } from "./containers/network-port";
 import { EventBus } from "./events/event-bus";
 import { ImageStore } from "./images";
@@ -40,6 +43,8 @@ export interface StartAgentOptions {
   subnet?: string;
   bridge?: string;
   chainPrefix?: string;
+  /** Subnets for user networks made without one. */
+  addressPools?: Array<{ base: string; size: number }>;
   shimPath?: string;
   /** Host paths containers may not bind-mount (see --deny-bind). */
   denyBinds?: readonly string[];
@@ -118,7 +123,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     isInUse: (id) => late.containers?.usesImage(id) ?? false,
   });
   let network: NetworkPort | null;
-  if (options.network === undefined || options.network === "auto") network = await loadBridgeNetwork({ root, subnet: options.subnet, bridge: options.bridge, chainPrefix: options.chainPrefix }, log);
+  if (options.network === undefined || options.network === "auto") network = await loadBridgeNetwork({ root, subnet: options.subnet, bridge: options.bridge, chainPrefix: options.chainPrefix, addressPools: options.addressPools }, log);
   else {
     network = options.network;
     await network?.init();
@@ -135,15 +140,16 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   registerImageRoutes(router, { images, containers, events });
   registerContainerRoutes(router, { containers, images, volumes });
   registerVolumeRoutes(router, { volumes, containers, events });
+  registerNetworkRoutes(router, { network, containers, events, started: new Date().toISOString() });
   const builder = new Builder({ images, shimPath: options.shimPath ?? DEFAULT_SHIM, contextLimit: options.buildContextLimit ?? DEFAULT_BUILD_CONTEXT_LIMIT });
   registerBuildRoutes(router, { builder, events });
   registerImageTransferRoutes(router, { images, containers, events });
-  router.add("POST", "/containers/:id/exec", () => {
-    throw new HttpError(501, "exec is not supported by this agent");
-  });
+  const execs = new ExecService({ containers, images, events, shimPath: options.shimPath ?? DEFAULT_SHIM });
+  registerExecRoutes(router, { containers, execs });
+  registerContainerOpsRoutes(router, { containers });
 
   const hijacked = new Set<Duplex>();
-  const onUpgrade = upgradeHandler(containers);
+  const onUpgrade = upgradeHandler(containers, execs);
   const servers: http.Server[] = [];
   const setup = (server: http.Server) => {
     server.on("upgrade", (req, socket: Duplex, head: Buffer) => {
@@ -188,6 +194,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   }
 
   const close = async () => {
+    execs.close();
     containers.close();
     for (const s of streams) s.end();
     for (const s of hijacked) s.destroy();
@@ -201,6 +208,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
       ),
     );
     if (socketPath) fs.rmSync(socketPath, { force: true });
+    await network?.close?.();
   };
   return { close, socketPath, tlsPort, network, containers, events };
 }

@@ -23,6 +23,8 @@ export interface AgentOptions {
   chainPrefix?: string;
   /** The flotilla-shim binary. */
   shimPath: string;
+  /** Where user networks created without --subnet take theirs (default Docker's pools). */
+  addressPools?: Array<{ base: string; size: number }>;
   /** Host paths containers may not bind-mount, nor any path inside or above them. */
   denyBinds: string[];
   /** Largest `docker build` context accepted, in bytes. */
@@ -66,6 +68,10 @@ Options (environment variable in brackets):
   --subnet CIDR              bridge network subnet [FLOTILLA_AGENT_SUBNET]
   --bridge NAME              bridge interface name [FLOTILLA_AGENT_BRIDGE]
   --chain-prefix NAME        iptables chain prefix, default FLOTILLA [FLOTILLA_AGENT_CHAIN_PREFIX]
+  --address-pool base=CIDR,size=N
+                             subnets for user networks made without --subnet; repeatable
+                             [FLOTILLA_AGENT_ADDRESS_POOLS, ';'-separated]
+                             (default 172.17.0.0/12 in /16s, then 192.168.0.0/16 in /20s)
   --shim PATH                flotilla-shim binary [FLOTILLA_SHIM_BIN]
   --deny-bind PATH           refuse bind mounts of PATH, inside it or above it (a machine that
                              shares the control plane's host); repeatable
@@ -86,6 +92,7 @@ const FLAGS: Record<string, string> = {
   "--subnet": "FLOTILLA_AGENT_SUBNET",
   "--bridge": "FLOTILLA_AGENT_BRIDGE",
   "--chain-prefix": "FLOTILLA_AGENT_CHAIN_PREFIX",
+  "--address-pool": "FLOTILLA_AGENT_ADDRESS_POOLS",
   "--shim": "FLOTILLA_SHIM_BIN",
   "--deny-bind": "FLOTILLA_AGENT_DENY_BINDS",
   "--build-context-limit": "FLOTILLA_AGENT_BUILD_CONTEXT_LIMIT",
@@ -109,6 +116,17 @@ export function parseListen(value: string, field = "--tls-listen"): { host: stri
   const port = /^\d+$/.test(portText) ? Number(portText) : NaN;
   if (!(port >= 0 && port <= 65535)) throw new InvalidError(`${field}: expected HOST:PORT, got "${value}"`, { field });
   return { host, port };
+}
+
+/** `base=198.18.0.0/16,size=24` → a pool; InvalidError naming --address-pool otherwise. */
+export function parseAddressPool(value: string): { base: string; size: number } {
+  const kv = new Map(value.split(",").map((p) => p.trim().split("=", 2) as [string, string]));
+  const base = kv.get("base");
+  const size = Number(kv.get("size"));
+  if (!base || !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(base) || !Number.isInteger(size) || size < 8 || size > 30 || kv.size !== 2) {
+    throw new InvalidError(`--address-pool: expected base=A.B.C.D/LEN,size=N, got "${value}"`, { field: "--address-pool" });
+  }
+  return { base, size };
 }
 
 /** Parses argv (without node and script) and env. Returns null when --help was asked. */
@@ -149,5 +167,18 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
   for (const p of denyBinds) if (!isAbsolute(p)) throw new InvalidError(`--deny-bind must be an absolute path: ${p}`, { field: "--deny-bind" });
   const limit = get("--build-context-limit");
   const buildContextLimit = limit === undefined ? DEFAULT_BUILD_CONTEXT_LIMIT : parseSize(limit, "--build-context-limit");
-  return { root, socket, tls, insecureRegistries, subnet: get("--subnet"), bridge: get("--bridge"), chainPrefix: get("--chain-prefix"), shimPath, denyBinds, buildContextLimit };
+  const pools = (given.get("--address-pool") ?? (env.FLOTILLA_AGENT_ADDRESS_POOLS ?? "").split(";").map((s) => s.trim()).filter(Boolean)).map(parseAddressPool);
+  return {
+    root,
+    socket,
+    tls,
+    insecureRegistries,
+    subnet: get("--subnet"),
+    bridge: get("--bridge"),
+    chainPrefix: get("--chain-prefix"),
+    shimPath,
+    denyBinds,
+    buildContextLimit,
+    ...(pools.length ? { addressPools: pools } : {}),
+  };
 }

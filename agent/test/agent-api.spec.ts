@@ -5,12 +5,12 @@ import { describe, expect, it } from "vitest";
 import { pullReference, registryCredentials } from "../src/api/images.routes";
 import { errorStatus, HttpError, labelMatches, NotModifiedError, parseFilters, queryBool, queryInt } from "../src/api/http-util";
 import { compareVersions, Router, splitVersion } from "../src/api/router";
-import { DEFAULT_ROOT, DEFAULT_SHIM, DEFAULT_SOCKET, parseArgs, parseListen } from "../src/config";
+import { DEFAULT_BUILD_CONTEXT_LIMIT, DEFAULT_ROOT, DEFAULT_SHIM, DEFAULT_SOCKET, parseArgs, parseListen } from "../src/config";
 import { EventBus, eventMatches, parseEventTime } from "../src/events/event-bus";
 
 describe("parseArgs", () => {
   it("uses defaults: root, socket, no TLS", () => {
-    expect(parseArgs([], {})).toEqual({ root: DEFAULT_ROOT, socket: DEFAULT_SOCKET, tls: null, insecureRegistries: [], subnet: undefined, bridge: undefined, chainPrefix: undefined, shimPath: DEFAULT_SHIM, denyBinds: [] });
+    expect(parseArgs([], {})).toEqual({ root: DEFAULT_ROOT, socket: DEFAULT_SOCKET, tls: null, insecureRegistries: [], subnet: undefined, bridge: undefined, chainPrefix: undefined, shimPath: DEFAULT_SHIM, denyBinds: [], buildContextLimit: DEFAULT_BUILD_CONTEXT_LIMIT });
   });
 
   it("takes repeatable --deny-bind (absolute paths only), else FLOTILLA_AGENT_DENY_BINDS", () => {

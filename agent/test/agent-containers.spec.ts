@@ -114,10 +114,11 @@ describe("create request", () => {
   });
 
   it("refuses what the agent does not do, clearly", () => {
-    expect(() => spec({ Tty: true })).toThrow(NotSupportedError);
-    expect(() => spec({ OpenStdin: true })).toThrow(NotSupportedError);
     expect(() => spec({ HostConfig: { Privileged: true } })).toThrow(NotSupportedError);
-    expect(() => spec({ HostConfig: { NetworkMode: "mynet" } })).toThrow(/not found/);
+    expect(spec({ HostConfig: { NetworkMode: "mynet" } })).toMatchObject({ networkMode: "user", networkRequests: [{ name: "mynet", aliases: [], ipv4Address: "" }] });
+    expect(() => spec({ HostConfig: { NetworkMode: "my net" } })).toThrow(InvalidError);
+    expect(() => spec({ HostConfig: { NetworkMode: "mynet" }, NetworkingConfig: { EndpointsConfig: { mynet: { Links: ["x"] } } } })).toThrow(/EndpointsConfig.mynet.Links|links are not supported/);
+    expect(() => spec({ HostConfig: { NetworkMode: "host" }, NetworkingConfig: { EndpointsConfig: { other: {} } } })).toThrow(/cannot be connected/);
     expect(() => spec({ HostConfig: { NetworkMode: "container:abc" } })).toThrow(NotSupportedError);
     expect(() => spec({ HostConfig: { LogConfig: { Type: "syslog" } } })).toThrow(NotSupportedError);
     expect(() => parseCreateRequest({} as CreateBody, IMAGE)).toThrow(/Image is required/);

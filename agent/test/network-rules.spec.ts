@@ -52,14 +52,19 @@ describe("rules", () => {
   it("masquerades egress, host-to-container and hairpin traffic; guards route_localnet", () => {
     const s = staticChains(c, "flt0", "172.31.0.0/16");
     expect(s.nat[0].rules).toEqual([
+      "-A FLOTILLA-POST -j FLOTILLA-NPOST",
       "-A FLOTILLA-POST -s 172.31.0.0/16 ! -o flt0 -j MASQUERADE",
       "-A FLOTILLA-POST -o flt0 -m addrtype --src-type LOCAL -j MASQUERADE",
       "-A FLOTILLA-POST -s 172.31.0.0/16 -o flt0 -m conntrack --ctstate DNAT -j MASQUERADE",
     ]);
     const input = s.filter.find((x) => x.chain === "FLOTILLA-INPUT")!;
     expect(input.rules[0]).toContain("-d 127.0.0.0/8 -i flt0 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP");
-    // The FWD chain ends by dropping new inbound connections that are not to a published port.
-    expect(s.filter.find((x) => x.chain === "FLOTILLA-FWD")!.rules.at(-1)).toBe("-A FLOTILLA-FWD -o flt0 -j DROP");
+    // The FWD chain drops new inbound connections that are not to a published port; user
+    // networks' inbound rules come before everything, their egress after that DROP.
+    const fwd = s.filter.find((x) => x.chain === "FLOTILLA-FWD")!.rules;
+    expect(fwd[0]).toBe("-A FLOTILLA-FWD -j FLOTILLA-NIN");
+    expect(fwd.slice(-2)).toEqual(["-A FLOTILLA-FWD -o flt0 -j DROP", "-A FLOTILLA-FWD -j FLOTILLA-NOUT"]);
+    expect(input.rules[1]).toBe("-A FLOTILLA-INPUT -j FLOTILLA-NLO");
   });
 
   it("keeps every chain name within iptables' 28 characters", () => {

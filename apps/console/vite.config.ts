@@ -6,11 +6,15 @@ import { defineConfig } from "vite";
 import react from "@vitejs/plugin-react";
 
 const root = fileURLToPath(new URL(".", import.meta.url));
+const lib = (name: string) => fileURLToPath(new URL(`../../libs/${name}/src/index.ts`, import.meta.url));
 
 export default defineConfig({
   root,
   base: "/",
   plugins: [react()],
+  // The few runtime values of our browser-safe packages come from their TypeScript sources (their
+  // dist is CommonJS for Node); type-checking still reads their declarations.
+  resolve: { alias: { "@flotilla/api-types": lib("api-types"), "@flotilla/sse": lib("sse") } },
   build: {
     outDir: "dist",
     emptyOutDir: true,

@@ -64,6 +64,9 @@ describe("import boundaries", TIMEOUT, () => {
     [PROVISION, 'import { x } from "../../drivers/src/ssh";', /by its package name/],
     [ENGINE_CLIENT, 'import { Client } from "ssh2";', /libs\/engine-client may import/],
     [ENGINE_CLIENT, 'import { x } from "@flotilla/drivers";', /libs\/engine-client may import/],
+    ["libs/sse/src/index.ts", 'import { readFileSync } from "node:fs";', /libs\/sse runs in the browser and in Node/],
+    ["libs/sse/src/index.ts", 'import { x } from "@flotilla/core";', /libs\/sse runs in the browser and in Node/],
+    ["apps/console/src/format.ts", 'import { x } from "@flotilla/core";', /the console talks REST/],
     [AGENT_ROOT, 'import { x } from "@flotilla/drivers";', /the agent may import/],
     [AGENT_ROOT, 'import IORedis from "ioredis";', /the agent may import/],
     [AGENT_ROOT, 'import { x } from "../../libs/provision/src";', /by its package name/],
@@ -81,6 +84,7 @@ describe("import boundaries", TIMEOUT, () => {
     [AGENT_DOMAIN, 'import { InvalidError } from "@flotilla/core";\nimport { HttpError } from "../engine-errors";\nimport { labelMatches } from "../labels";'],
     [AGENT_API, 'import { sendJson } from "./http-util";\nimport { ContainerService } from "../containers/container-service";'],
     ["agent/src/agent.ts", 'import { Router } from "./api/router";'],
+    ["apps/console/src/format.ts", 'import { SseDecoder } from "@flotilla/sse";\nimport type { TaskView } from "@flotilla/api-types";'],
   ])("%s may import what it stands on", async (file, lines) => {
     expect(await errorsFor(file, `${lines}\nexport const probe = 1;\n`)).toEqual([]);
   });

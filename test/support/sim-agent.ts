@@ -60,6 +60,8 @@ export class SimAgent {
   /** Round trips of the heartbeats sent (ms), and how many got no answer or an error. */
   readonly heartbeatMs: number[] = [];
   heartbeatFailures = 0;
+  /** Heartbeats the control plane answered with success. */
+  heartbeatsOk = 0;
   nodeId?: string;
   ingress?: SimIngressTable;
 
@@ -133,6 +135,7 @@ export class SimAgent {
       this.heartbeatMs.push(Date.now() - sent);
       if (!res.ok) this.heartbeatFailures++;
       if (res.ok) {
+        this.heartbeatsOk++;
         const reply = (await res.json()) as { nodeId: string; ingress?: SimIngressTable };
         this.nodeId = reply.nodeId;
         if (reply.ingress) this.ingress = reply.ingress;

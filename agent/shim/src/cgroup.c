@@ -19,9 +19,9 @@
 #endif
 
 /* v1 hierarchies every container joins: memory/cpu/pids carry the limits, cpuacct
- * the usage the agent reports. cpu and cpuacct are often co-mounted; duplicates
+ * and blkio the usage the agent reports (stats), freezer docker pause. cpu and cpuacct are often co-mounted; duplicates
  * are detected by device number in cgroup_create. */
-static const char *const v1_controllers[] = {"memory", "cpu", "cpuacct", "pids"};
+static const char *const v1_controllers[] = {"memory", "cpu", "cpuacct", "pids", "freezer", "blkio"};
 
 /* v2 controllers enabled for the container's subtree, when the kernel offers them. */
 static const char *const v2_controllers[] = {"memory", "cpu", "pids"};

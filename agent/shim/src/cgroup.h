@@ -16,7 +16,7 @@
 enum cg_version { CG_V1 = 1, CG_V2 = 2 };
 
 #define CG_MAX_WRITES 12
-#define CG_MAX_DIRS 6
+#define CG_MAX_DIRS 8
 
 struct cg_write {
 	const char *ctrl;   /* controller, names the step in errors */

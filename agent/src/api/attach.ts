@@ -1,15 +1,24 @@
 /**
- * POST /containers/{id}/attach as the docker CLI uses it for `docker run` in the foreground: an
- * HTTP upgrade ("hijack") after which the connection carries the container's output as
- * multiplexed frames and is closed when the container exits. The output comes from the shim's
- * log, followed from where it stood at attach time, so nothing written after the attach is lost
- * even though the CLI attaches before it starts the container.
+ * The hijacked ("Upgrade: tcp") endpoints: POST /containers/{id}/attach and POST /exec/{id}/start.
+ *
+ * Attach to a container without tty or stdin (`docker run` in the foreground): the connection
+ * carries its output as multiplexed frames from the shim's log, followed from where it stood at
+ * attach time, and closes when the container exits. A container with a tty or open stdin
+ * (`docker run -it`, `docker attach`) is joined to its shim's attach socket instead: live output
+ * (raw with a tty), the client's stdin, detach keys; when the attach comes before the start, the
+ * shim is asked to hold the output until the agent connects, so the first prompt is not lost.
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { NotSupportedError } from "@flotilla/core";
 import type { ContainerService } from "../containers/container-service";
 import { followLog, frame, logSize, parseRecords, readLog, type LogRecord } from "../containers/logs";
+import { connectAttach } from "../exec/attach-socket";
+import { DEFAULT_DETACH_KEYS, parseDetachKeys } from "../exec/detach-keys";
+import type { ExecService } from "../exec/exec-service";
+import { pipeInteractive } from "../exec/interactive";
+import { isInteractive } from "../containers/shim-args";
+import type { ContainerRecord } from "../containers/container-types";
+import { execStartHijacked } from "./exec.routes";
 import { errorStatus, HttpError, queryBool } from "./http-util";
 import { splitVersion } from "./router";
 
@@ -23,7 +32,7 @@ function rawError(socket: Duplex, err: unknown): void {
 }
 
 /** The server's `upgrade` listener: attach requests are served, anything else refused. */
-export function upgradeHandler(containers: ContainerService) {
+export function upgradeHandler(containers: ContainerService, execs: ExecService | null = null) {
   return (req: IncomingMessage, socket: Duplex, _head: Buffer): void => {
     // The CLI half-closes its side at once when it has no stdin to send; our side must stay
     // open for the output. Plain sockets of an http server allow that already; TLS sockets
@@ -36,10 +45,13 @@ export function upgradeHandler(containers: ContainerService) {
         const url = new URL(req.url ?? "/", "http://agent");
         const { path } = splitVersion(url.pathname);
         const m = /^\/containers\/([^/]+)\/attach\/?$/.exec(path);
-        if (req.method !== "POST" || !m) {
-          if (/^\/exec\//.test(path)) throw new HttpError(501, "exec is not supported by this agent");
-          throw new HttpError(404, "page not found");
+        const x = /^\/exec\/([^/]+)\/start\/?$/.exec(path);
+        if (req.method === "POST" && x && execs) {
+          await drainBody(req);
+          await execStartHijacked(execs, decodeURIComponent(x[1]!), socket, true);
+          return;
         }
+        if (req.method !== "POST" || !m) throw new HttpError(404, "page not found");
         await attach(containers, decodeURIComponent(m[1]!), url.searchParams, socket);
       } catch (err) {
         if (!socket.destroyed) rawError(socket, err);
@@ -48,11 +60,56 @@ export function upgradeHandler(containers: ContainerService) {
   };
 }
 
+/** The request body of an upgrade (exec start's JSON) is not needed: Detach=false is implied. */
+function drainBody(req: IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (req.readableEnded) return resolve();
+    req.on("data", () => {});
+    req.once("end", () => resolve());
+    req.once("error", () => resolve());
+    // an upgrade request's body may never "end" on its own (the socket stays open)
+    setImmediate(resolve);
+  });
+}
+
+async function attachInteractive(containers: ContainerService, c: ContainerRecord, q: URLSearchParams, socket: Duplex): Promise<void> {
+  const withStdin = queryBool(q, "stdin") && c.config.OpenStdin;
+  const detachKeys = parseDetachKeys(q.get("detachKeys") || DEFAULT_DETACH_KEYS);
+  const runningNow = c.state.status === "running" && !containers.isStarting(c.id);
+  // Registered before the 101: the CLI starts the container as soon as it has it.
+  const release = runningNow ? () => {} : containers.holdOutputForAttach(c.id);
+  const started = runningNow ? Promise.resolve(true) : containers.untilStarted(c.id);
+  const gone = new Promise<false>((resolve) => socket.once("close", () => resolve(false)));
+  try {
+    const type = c.config.Tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
+    socket.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: ${type}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+    if (queryBool(q, "logs")) {
+      const past = parseRecords((await readLog(containers.store.paths(c.id).log)).lines);
+      for (const r of past) socket.write(c.config.Tty ? r.log : frame(r.stream, r.log));
+    }
+    if (!queryBool(q, "stream") || !(await Promise.race([started, gone]))) {
+      socket.end();
+      return;
+    }
+  } finally {
+    release();
+  }
+  const shim = await connectAttach(containers.store.paths(c.id).stateDir, withStdin).catch(() => null);
+  if (!shim) {
+    socket.end(); // exited in the meantime
+    return;
+  }
+  const how = await pipeInteractive({ client: socket, shim, stdin: withStdin, detachKeys });
+  shim.destroy();
+  if (how !== "client-gone") socket.end();
+}
+
 async function attach(containers: ContainerService, ref: string, q: URLSearchParams, socket: Duplex): Promise<void> {
   const c = containers.get(ref);
+  if (isInteractive(c)) return attachInteractive(containers, c, q, socket);
   const stdout = queryBool(q, "stdout");
   const stderr = queryBool(q, "stderr");
-  if (queryBool(q, "stdin")) throw new NotSupportedError("attaching stdin is not supported by this agent", { field: "stdin" });
+  // No stdin to attach: the container was created without -i (Docker ignores it likewise).
   const path = containers.store.paths(c.id).log;
   const running = c.state.status === "running";
   // Registered before we answer: the CLI starts the container as soon as it has our 101.

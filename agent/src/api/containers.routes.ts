@@ -63,13 +63,16 @@ async function streamLogs(ctx: RequestContext, deps: ContainerRouteDeps, res: Se
   const first = await readLog(path);
   let records = parseRecords(first.lines);
   if (q.tail !== undefined) records = q.tail === 0 ? [] : records.slice(-q.tail);
-  res.writeHead(200, { "Content-Type": MULTIPLEXED });
-  for (const f of renderRecords(records, q)) res.write(f);
+  // A tty container's log is one stream, sent raw as dockerd does (the CLI does not demultiplex it).
+  const tty = c.config.Tty;
+  const write = (f: Buffer) => res.write(tty ? f.subarray(8) : f);
+  res.writeHead(200, { "Content-Type": tty ? "application/vnd.docker.raw-stream" : MULTIPLEXED });
+  for (const f of renderRecords(records, q)) write(f);
   if (follow) {
     const abort = new AbortController();
     res.on("close", () => abort.abort());
     const until = q.untilNano !== undefined ? Promise.race([stopped, new Promise((r) => setTimeout(r, Math.max(0, q.untilNano! / 1e6 - Date.now())))]) : stopped;
-    await followLog(path, first.offset, (recs) => renderRecords(recs, q).forEach((f) => res.write(f)), { done: until, signal: abort.signal });
+    await followLog(path, first.offset, (recs) => renderRecords(recs, q).forEach(write), { done: until, signal: abort.signal });
   }
   res.end();
 }

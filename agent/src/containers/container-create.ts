@@ -11,6 +11,8 @@ import type { ImageStore } from "../images";
 import { ANONYMOUS_LABEL, type VolumeStore } from "../volumes/volume-store";
 import { checkBindSource } from "./bind-policy";
 import type { ContainerStore } from "./container-store";
+import type { UserNetworksPort } from "./network-port";
+import { DomainError, NotSupportedError } from "@flotilla/core";
 import type { ContainerRecord } from "./container-types";
 import { parseCreateRequest, validateName, type CreateBody } from "./create-request";
 
@@ -19,6 +21,8 @@ export interface CreateDeps {
   images: ImageStore;
   volumes: VolumeStore;
   events: EventBus;
+  /** User-defined networks, or null when the agent has no bridge networking. */
+  userNetworks: UserNetworksPort | null;
   /** Bind sources refused on this machine. */
   denyBinds?: readonly string[];
   /** Event attributes of a container (name, image, labels). */
@@ -31,6 +35,12 @@ export async function createContainer(deps: CreateDeps, body: CreateBody, namePa
   if (!body || typeof body.Image !== "string" || !body.Image) throw new InvalidError("config error: Image is required", { field: "Image" });
   const image = await deps.images.resolve(body.Image);
   const spec = parseCreateRequest(body, image.config);
+  const networks = spec.networkRequests.map((r) => {
+    if (!deps.userNetworks) throw new NotSupportedError(`network ${r.name}: user-defined networks need bridge networking, which this agent does not have`, { field: "NetworkMode" });
+    const n = deps.userNetworks.find(r.name);
+    if (!n) throw new DomainError("not_found", `network ${r.name} not found`, { field: "NetworkMode" });
+    return { networkId: n.id, name: n.name, aliases: r.aliases, ipv4Address: r.ipv4Address };
+  });
   const id = deps.store.newId();
   deps.store.claimName(name, id);
   const paths = deps.store.paths(id);
@@ -70,6 +80,7 @@ export async function createContainer(deps: CreateDeps, body: CreateBody, namePa
       restartCount: 0,
       manualStop: false,
       network: null,
+      networks,
     };
     await deps.store.save(record);
     deps.events.emit("container", "create", id, deps.attributes(record));

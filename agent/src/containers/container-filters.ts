@@ -55,7 +55,7 @@ export function selectContainers(containers: readonly ContainerRecord[], q: List
         is("status", (v) => (v as ContainerStatus) === c.state.status) &&
         is("exited", (v) => c.state.status === "exited" && c.state.exitCode === Number(v)) &&
         is("ancestor", (v) => imageMatches(c, v)) &&
-        is("network", (v) => v === c.networkMode || (v === "default" && c.networkMode === "bridge")) &&
+        is("network", (v) => (c.networkMode !== "user" && v === c.networkMode) || (v === "default" && c.networkMode === "bridge") || !!c.networks?.some((n) => n.name === v || n.networkId === v)) &&
         is("volume", (v) => c.mounts.some((m) => (m.type === "volume" && m.name === v) || m.target === v || (m.type === "bind" && m.source === v))) &&
         is("expose", (v) => portMatches(c, v, false)) &&
         is("publish", (v) => portMatches(c, v, true)),

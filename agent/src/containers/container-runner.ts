@@ -77,19 +77,39 @@ export class ContainerRunner {
 
   private async attach(c: ContainerRecord): Promise<{ netns: string; info: NetworkInfo | null }> {
     if (c.networkMode === "host") return { netns: "host", info: null };
-    if (c.networkMode === "none") return { netns: "new", info: null };
+    // A "user" container disconnected from all its networks runs with loopback only.
+    if (c.networkMode === "none" || (c.networkMode === "user" && !c.networks?.length)) return { netns: "new", info: null };
     const network = this.deps.network;
+    const wanted = c.networks ?? [];
     if (!network) {
       if (c.ports.length) throw new NotSupportedError("publishing ports needs bridge networking, which this agent does not have (network module not loaded)", { field: "PortBindings" });
+      if (wanted.length) throw new NotSupportedError("user-defined networks need bridge networking, which this agent does not have", { field: "NetworkMode" });
       return { netns: "new", info: null };
     }
-    const a = await network.attach(c.id, { mode: "bridge", ports: toPortMappings(c.ports) });
-    const info: NetworkInfo = { mode: "bridge", ipAddress: a.ipAddress, gateway: a.gateway, macAddress: a.macAddress, prefixLen: a.prefixLen, ports: fromPortMappings(a.ports) };
-    return { netns: a.netnsPath ?? "new", info };
+    const user = network.user;
+    if (wanted.length && !user) throw new NotSupportedError("user-defined networks are not available on this agent", { field: "NetworkMode" });
+    // Addresses first: published ports of a "user" container lead to its primary address.
+    const planned = wanted.length ? await user!.allocate(c.id, c.name.slice(1), wanted, c.networkMode === "user" ? 0 : 1) : [];
+    try {
+      const primary = planned[0];
+      const a = await network.attach(c.id, { mode: c.networkMode, ports: toPortMappings(c.ports), ...(c.networkMode === "user" ? { ipAddress: primary!.ipAddress } : {}) });
+      try {
+        const attached = wanted.length ? await user!.plug(c.id, a.netnsPath!, c.networkMode === "user") : [];
+        const main = c.networkMode === "user" ? attached[0]! : a;
+        const info: NetworkInfo = { mode: c.networkMode, ipAddress: main.ipAddress, gateway: main.gateway, macAddress: main.macAddress, prefixLen: main.prefixLen, ports: fromPortMappings(a.ports), user: attached, ...(a.netnsPath ? { netnsPath: a.netnsPath } : {}) };
+        return { netns: a.netnsPath ?? "new", info };
+      } catch (e) {
+        await network.detach(c.id).catch(() => {});
+        throw e;
+      }
+    } catch (e) {
+      if (planned.length) await user!.release(c.id).catch(() => {});
+      throw e;
+    }
   }
 
   /** Runs the container; throws an HTTP-mapped error (with exitCode) when it cannot start. */
-  async run(c: ContainerRecord): Promise<Started> {
+  async run(c: ContainerRecord, opts: { attachWait?: boolean } = {}): Promise<Started> {
     const paths = this.deps.store.paths(c.id);
     const image = await this.deps.images.resolve(c.imageId);
     const user = await resolveUser(c.config.User, [paths.upper, ...image.lowerDirs]);
@@ -99,12 +119,15 @@ export class ContainerRunner {
     try {
       const hc = c.hostConfig;
       const names = { dns: hc.Dns ?? [], dnsSearch: hc.DnsSearch ?? [], dnsOptions: hc.DnsOptions ?? [], extraHosts: hc.ExtraHosts ?? [] };
-      const etcFiles = await writeEtcFiles(paths.etc, c.config.Hostname, net.info?.ipAddress ?? "", c.networkMode !== "host", names);
-      const args = shimRunArgs({ record: c, paths, lowerDirs: image.lowerDirs, hostname: c.config.Hostname, netns: net.netns, user, mounts, etcFiles });
+      const etcFiles = await writeEtcFiles(paths.etc, c.config.Hostname, net.info?.ipAddress ?? "", c.networkMode !== "host", names, net.info?.mode === "user");
+      const args = shimRunArgs({ record: c, paths, lowerDirs: image.lowerDirs, hostname: c.config.Hostname, netns: net.netns, user, mounts, etcFiles, attachWait: opts.attachWait });
       const state = await shimRun(this.deps.shimPath, args);
       return { state, network: net.info };
     } catch (err) {
-      if (net.info) await this.deps.network?.detach(c.id).catch(() => {});
+      if (net.info) {
+        await this.deps.network?.detach(c.id).catch(() => {});
+        if (net.info.user?.length) await this.deps.network?.user?.release(c.id).catch(() => {});
+      }
       if (err instanceof ShimRunError) throw startError(err, c.path);
       throw err;
     }

@@ -18,6 +18,8 @@ import { Waiters, type WaitCondition, type WaitResult } from "./waiters";
 import type { NetworkPort } from "./network-port";
 import { restartDelayMs, shouldRestart } from "./restart-policy";
 import { ContainerRunner } from "./container-runner";
+import { cgroupOf } from "./cgroup-files";
+import { setFrozen, thaw } from "./freezer";
 import { readShimState, shimAlive, shimSignal, signalNumber, type ShimState } from "./shim-client";
 
 export interface ContainerServiceDeps {
@@ -61,6 +63,9 @@ export class ContainerService {
   private readonly exiting = new Set<string>();
   /** Containers this agent has signalled since they started: any other signalled exit came from outside. */
   private readonly signalled = new Set<string>();
+  /** Attach calls waiting for a start (see untilStarted, holdOutputForAttach). */
+  private readonly startListeners = new Map<string, Array<(ok: boolean) => void>>();
+  private readonly attachHolds = new Map<string, number>();
   private closed = false;
 
   constructor(private readonly deps: ContainerServiceDeps) {
@@ -135,7 +140,7 @@ export class ContainerService {
 
   /** POST /containers/create. Validation first: a refused request leaves nothing behind. */
   create(body: CreateBody, nameParam: string | null): Promise<{ Id: string; Warnings: string[] }> {
-    return createContainer({ ...this.deps, store: this.store, attributes: (c) => this.attributes(c) }, body, nameParam);
+    return createContainer({ ...this.deps, store: this.store, userNetworks: this.deps.network?.user ?? null, attributes: (c) => this.attributes(c) }, body, nameParam);
   }
 
   /** POST /containers/{id}/start. 304 when already running. */
@@ -154,14 +159,16 @@ export class ContainerService {
     this.starting.set(c.id, new Promise<void>((r) => (done = r)));
     let failure: unknown;
     try {
-      const started = await this.runner.run(c);
+      const started = await this.runner.run(c, { attachWait: (this.attachHolds.get(c.id) ?? 0) > 0 });
       c.state = { status: "running", pid: started.state.pid, shimPid: started.state.shimPid, exitCode: 0, oomKilled: false, error: "", startedAt: started.state.startedAt, finishedAt: c.state.finishedAt };
       c.network = started.network;
       if (isRestart) c.restartCount++;
       await this.store.save(c);
       this.monitor.watch(c.id, this.store.paths(c.id).stateDir);
       this.deps.events.emit("container", "start", c.id, this.attributes(c));
+      this.notifyStarted(c.id, true);
     } catch (err) {
+      this.notifyStarted(c.id, false);
       const exitCode = (err as { exitCode?: number }).exitCode ?? 125;
       c.state = { ...c.state, status: c.state.startedAt ? "exited" : "created", pid: 0, shimPid: 0, exitCode, error: (err as Error).message };
       await this.store.save(c).catch(() => {});
@@ -205,8 +212,9 @@ export class ContainerService {
       const byAgent = this.signalled.delete(c.id);
       const outside = !byAgent && (c.state.exitCode > 128 || !s) ? ` (not signalled by this agent: ${s ? `signal ${c.state.exitCode - 128} came from outside` : c.state.error})` : "";
       this.log(`container ${c.id.slice(0, 12)} (${c.name.slice(1)}) exited with code ${c.state.exitCode}${outside}`);
-      if (c.networkMode === "bridge" && this.deps.network) {
+      if ((c.networkMode === "bridge" || c.networkMode === "user") && this.deps.network) {
         await this.deps.network.detach(c.id).catch((e) => this.log(`network detach ${c.id}: ${(e as Error).message}`));
+        if (c.networks?.length) await this.deps.network.user?.release(c.id).catch((e) => this.log(`network release ${c.id}: ${(e as Error).message}`));
       }
       c.network = null;
       const restart = !this.closed && shouldRestart(c, "exit");
@@ -243,6 +251,43 @@ export class ContainerService {
     return true;
   }
 
+  private notifyStarted(id: string, ok: boolean): void {
+    const list = this.startListeners.get(id) ?? [];
+    this.startListeners.delete(id);
+    for (const l of list) l(ok);
+  }
+
+  /** True while a start of the container is in progress. */
+  isStarting(id: string): boolean {
+    return this.starting.has(id);
+  }
+
+  /** Resolves at the container's next start: true once it runs, false when the start failed. */
+  untilStarted(id: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const list = this.startListeners.get(id) ?? [];
+      list.push(resolve);
+      this.startListeners.set(id, list);
+    });
+  }
+
+  /**
+   * An attach waiting for the start (docker run -i/-t attaches first): the next start asks the
+   * shim to hold the output until a client connects, so the first prompt is not lost. Returns
+   * the release.
+   */
+  holdOutputForAttach(id: string): () => void {
+    this.attachHolds.set(id, (this.attachHolds.get(id) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.attachHolds.get(id) ?? 1) - 1;
+      if (n > 0) this.attachHolds.set(id, n);
+      else this.attachHolds.delete(id);
+    };
+  }
+
   /** Resolves at the container's next exit (or failed start). */
   nextExit(ref: string): Promise<WaitResult> {
     return this.waiters.waitFor(this.store.get(ref).id, "exit");
@@ -275,6 +320,12 @@ export class ContainerService {
   private signal(c: ContainerRecord, sig: number, why: string): void {
     this.signalled.add(c.id);
     this.log(`container ${c.id.slice(0, 12)} (${c.name.slice(1)}): sending signal ${sig}: ${why}`);
+    // A frozen container cannot die: thaw it for a KILL (as dockerd does for kill and rm -f).
+    if (sig === 9 && c.state.paused) {
+      const cg = cgroupOf(readShimState(this.store.paths(c.id).stateDir));
+      if (cg) thaw(cg);
+      c.state.paused = false;
+    }
     if (!shimSignal(this.store.paths(c.id).stateDir, sig)) this.checkExit(c.id, true);
   }
 
@@ -332,6 +383,30 @@ export class ContainerService {
     this.signal(c, sig, `kill requested by ${origin}`);
     // Like dockerd, answer a KILL once the container is gone, so `kill; ps` agree.
     if (sig === 9) await this.awaitExit(exit, KILL_WAIT_MS);
+  }
+
+  /** POST /containers/{id}/pause: freezes every process of the container. */
+  async pause(ref: string): Promise<void> {
+    const c = this.store.get(ref);
+    if (c.state.status !== "running" || this.starting.has(c.id)) throw new ConflictError(`Container ${c.id} is not running`);
+    if (c.state.paused) throw new ConflictError(`Container ${c.id} is already paused`);
+    const cg = cgroupOf(readShimState(this.store.paths(c.id).stateDir));
+    if (!cg) throw new ConflictError(`Container ${c.id} is not running`);
+    await setFrozen(cg, true);
+    c.state.paused = true;
+    await this.store.save(c);
+    this.deps.events.emit("container", "pause", c.id, this.attributes(c));
+  }
+
+  /** POST /containers/{id}/unpause. */
+  async unpause(ref: string): Promise<void> {
+    const c = this.store.get(ref);
+    if (c.state.status !== "running" || !c.state.paused) throw new ConflictError(`Container ${c.id} is not paused`);
+    const cg = cgroupOf(readShimState(this.store.paths(c.id).stateDir));
+    if (cg) await setFrozen(cg, false);
+    c.state.paused = false;
+    await this.store.save(c);
+    this.deps.events.emit("container", "unpause", c.id, this.attributes(c));
   }
 
   /** POST /containers/{id}/restart. */

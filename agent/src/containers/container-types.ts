@@ -3,7 +3,29 @@
  * normalized pieces of a create request. Docker-shaped where Docker's shape is what we return.
  */
 
-export type NetworkModeName = "bridge" | "host" | "none";
+/** "user": HostConfig.NetworkMode names a user-defined network (the first of `networks`). */
+export type NetworkModeName = "bridge" | "host" | "none" | "user";
+
+/** A user-defined network the container is connected to (NetworkingConfig, network connect). */
+export interface ContainerNetworkConfig {
+  networkId: string;
+  /** The network's name when connected, for inspect's Networks keys. */
+  name: string;
+  aliases: string[];
+  /** `--ip`; "" for any free address. */
+  ipv4Address: string;
+}
+
+/** The container's interface on a user network while it runs. */
+export interface UserNetworkInfo {
+  networkId: string;
+  networkName: string;
+  ipAddress: string;
+  prefixLen: number;
+  gateway: string;
+  macAddress: string;
+  aliases: string[];
+}
 export type PortProtocol = "tcp" | "udp";
 
 /** One published port: HostConfig.PortBindings after validation. hostPort 0 = any free port. */
@@ -93,6 +115,17 @@ export interface ContainerState {
   error: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** Frozen by docker pause (still "running"). */
+  paused?: boolean;
+  /** The health check's state while running, when the container has one. */
+  health?: HealthState;
+}
+
+/** State.Health of inspect. */
+export interface HealthState {
+  Status: "starting" | "healthy" | "unhealthy";
+  FailingStreak: number;
+  Log: Array<{ Start: string; End: string; ExitCode: number; Output: string }>;
 }
 
 /** What the network module handed out on attach (bridge), or null. */
@@ -103,6 +136,10 @@ export interface NetworkInfo {
   macAddress: string;
   prefixLen: number;
   ports: PortBinding[];
+  /** The namespace the container runs in (network connect plugs interfaces into it). */
+  netnsPath?: string;
+  /** Interfaces on user-defined networks (the first is the primary one in "user" mode). */
+  user?: UserNetworkInfo[];
 }
 
 /** The validated create request: Docker shapes for inspect plus what the runtime needs. */
@@ -113,13 +150,15 @@ export interface ContainerSpec {
   config: ContainerConfig;
   hostConfig: HostConfig;
   networkMode: NetworkModeName;
+  /** User networks by name as asked (resolved to ids at create); the primary first in "user" mode. */
+  networkRequests: Array<{ name: string; aliases: string[]; ipv4Address: string }>;
   ports: PortBinding[];
   /** Volume mounts name null where the volume is anonymous (named at create). */
   mounts: MountSpec[];
 }
 
 /** Everything persisted per container: its spec, identity and state. */
-export interface ContainerRecord extends ContainerSpec {
+export interface ContainerRecord extends Omit<ContainerSpec, "networkRequests"> {
   id: string;
   /** With the leading slash, as Docker shows it. */
   name: string;
@@ -132,4 +171,6 @@ export interface ContainerRecord extends ContainerSpec {
   /** Stopped by the user: restart policies (but "always" on agent start) leave it alone. */
   manualStop: boolean;
   network: NetworkInfo | null;
+  /** User networks the container is connected to; absent in records made before they existed. */
+  networks?: ContainerNetworkConfig[];
 }

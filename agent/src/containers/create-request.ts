@@ -33,6 +33,7 @@ export interface CreateBody {
   StopSignal?: string;
   StopTimeout?: number | null;
   HostConfig?: HostConfigBody | null;
+  NetworkingConfig?: NetworkingConfigBody | null;
 }
 
 export interface HostConfigBody {
@@ -64,6 +65,20 @@ export interface HostConfigBody {
   LogConfig?: { Type?: string; Config?: Record<string, string> | null } | null;
   /** Anything else Docker sends; refused unless at its zero value (host-options.ts). */
   [other: string]: unknown;
+}
+
+/** NetworkingConfig of a create request: per network, its aliases and a fixed address. */
+export interface NetworkingConfigBody {
+  EndpointsConfig?: Record<string, EndpointConfigBody | null> | null;
+}
+
+/** One network's EndpointSettings as clients send them (create, network connect). */
+export interface EndpointConfigBody {
+  IPAMConfig?: { IPv4Address?: string; IPv6Address?: string; LinkLocalIPs?: string[] | null } | null;
+  Links?: string[] | null;
+  Aliases?: string[] | null;
+  MacAddress?: string;
+  DriverOpts?: Record<string, string> | null;
 }
 
 
@@ -193,7 +208,42 @@ function parseNetworkMode(mode: string | undefined): NetworkModeName {
   if (!mode || mode === "default" || mode === "bridge") return "bridge";
   if (mode === "host" || mode === "none") return mode;
   if (mode.startsWith("container:")) throw new NotSupportedError("network mode container:<id> is not supported", { field: "NetworkMode" });
-  throw new NotSupportedError(`network ${mode} not found: only bridge, host and none exist on this agent`, { field: "NetworkMode" });
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(mode)) throw new InvalidError(`invalid network mode ${JSON.stringify(mode)}`, { field: "NetworkMode" });
+  return "user";
+}
+
+/** One network's endpoint settings, checked: aliases and a fixed IPv4 address, nothing else. */
+export function parseEndpointConfig(cfg: EndpointConfigBody | null | undefined, field: string): { aliases: string[]; ipv4Address: string } {
+  const aliases = stringList(cfg?.Aliases, `${field}.Aliases`) ?? [];
+  for (const a of aliases) if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(a)) throw new InvalidError(`invalid network alias ${JSON.stringify(a)}`, { field: `${field}.Aliases` });
+  if (cfg?.Links?.length) throw new NotSupportedError("links are not supported: containers on a user network reach each other by name", { field: `${field}.Links` });
+  if (cfg?.IPAMConfig?.IPv6Address) throw new NotSupportedError("IPv6 addresses are not supported", { field: `${field}.IPAMConfig.IPv6Address` });
+  if (cfg?.IPAMConfig?.LinkLocalIPs?.length) throw new NotSupportedError("link-local addresses are not supported", { field: `${field}.IPAMConfig.LinkLocalIPs` });
+  if (cfg?.MacAddress) throw new NotSupportedError("a fixed MAC address is not supported", { field: `${field}.MacAddress` });
+  if (cfg?.DriverOpts && Object.keys(cfg.DriverOpts).length) throw new NotSupportedError("endpoint driver options are not supported", { field: `${field}.DriverOpts` });
+  return { aliases: [...new Set(aliases)], ipv4Address: cfg?.IPAMConfig?.IPv4Address ?? "" };
+}
+
+/**
+ * The user networks a create request asks for: HostConfig.NetworkMode first, then any other
+ * entry of NetworkingConfig.EndpointsConfig. Entries for bridge/host/none must carry nothing.
+ */
+function parseNetworkRequests(mode: NetworkModeName, hc: HostConfigBody, body: CreateBody): ContainerSpec["networkRequests"] {
+  const endpoints = body.NetworkingConfig?.EndpointsConfig ?? {};
+  const out: ContainerSpec["networkRequests"] = [];
+  if (mode === "user") out.push({ name: hc.NetworkMode!, ...parseEndpointConfig(endpoints[hc.NetworkMode!], `EndpointsConfig.${hc.NetworkMode}`) });
+  for (const [name, cfg] of Object.entries(endpoints)) {
+    if (name === hc.NetworkMode) continue;
+    const field = `EndpointsConfig.${name}`;
+    if (["bridge", "host", "none", "default"].includes(name)) {
+      const e = parseEndpointConfig(cfg, field);
+      if (e.aliases.length || e.ipv4Address) throw new InvalidError(`network-scoped aliases and fixed addresses are only supported for user-defined networks, not ${name}`, { field });
+      continue;
+    }
+    if (mode === "host" || mode === "none") throw new InvalidError(`container cannot be connected to network ${name} and to the ${mode} network`, { field });
+    out.push({ name, ...parseEndpointConfig(cfg, field) });
+  }
+  return out;
 }
 
 /** Env lists merged: the container's entries override the image's for the same name. */
@@ -214,8 +264,6 @@ export function mergeEnv(image: readonly string[] = [], container: readonly stri
  */
 export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): ContainerSpec {
   if (!body.Image || typeof body.Image !== "string") throw new InvalidError("config error: Image is required", { field: "Image" });
-  if (body.Tty) throw new NotSupportedError("Tty is not supported by this agent (use docker run without -t)", { field: "Tty" });
-  if (body.OpenStdin || body.AttachStdin) throw new NotSupportedError("stdin is not supported by this agent (use docker run without -i)", { field: "OpenStdin" });
   const hc = body.HostConfig ?? {};
   if (hc.Privileged) throw new NotSupportedError("privileged containers are not supported", { field: "Privileged" });
   if (hc.Devices?.length) throw new NotSupportedError("devices are not supported", { field: "Devices" });
@@ -252,8 +300,9 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
   const capDrop = stringList(hc.CapDrop, "CapDrop") ?? [];
   capabilityMask(capAdd, capDrop, networkMode);
   const names = parseNameSettings(hc, networkMode);
+  const networkRequests = parseNetworkRequests(networkMode, hc, body);
   const { ports, shape } = parsePortBindings(hc.PortBindings);
-  if (networkMode !== "bridge" && ports.length) {
+  if (networkMode !== "bridge" && networkMode !== "user" && ports.length) {
     throw new InvalidError(`conflicting options: port publishing and the container type network mode`, { field: "PortBindings" });
   }
   if (hc.PublishAllPorts) throw new NotSupportedError("PublishAllPorts (-P) is not supported; publish ports with -p", { field: "PublishAllPorts" });
@@ -274,13 +323,13 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
     Hostname: body.Hostname ?? "",
     Domainname: body.Domainname ?? "",
     User: body.User || image.User || "",
-    AttachStdin: false,
+    AttachStdin: !!body.AttachStdin,
     AttachStdout: !!body.AttachStdout,
     AttachStderr: !!body.AttachStderr,
     ...(Object.keys(exposed).length ? { ExposedPorts: exposed } : {}),
-    Tty: false,
-    OpenStdin: false,
-    StdinOnce: false,
+    Tty: !!body.Tty,
+    OpenStdin: !!body.OpenStdin,
+    StdinOnce: !!body.OpenStdin && !!body.StdinOnce,
     Env: mergeEnv(image.Env ?? [], env),
     Cmd: cmd.length ? cmd : null,
     Image: body.Image,
@@ -321,5 +370,5 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
     SecurityOpt: hc.SecurityOpt?.length ? hc.SecurityOpt : null,
     LogConfig: { Type: "json-file", Config: {} },
   };
-  return { path: argv[0]!, args: argv.slice(1), config, hostConfig, networkMode, ports, mounts };
+  return { path: argv[0]!, args: argv.slice(1), config, hostConfig, networkMode, networkRequests, ports, mounts };
 }

@@ -2,6 +2,7 @@
  * Container records rendered as the Engine API returns them: GET /containers/{id}/json (inspect)
  * and the elements of GET /containers/json (summary). Pure.
  */
+import { hexId } from "../network/docker-shapes";
 import type { ContainerRecord, MountSpec, PortBinding } from "./container-types";
 
 const ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -28,8 +29,10 @@ export function humanDuration(ms: number): string {
 export function statusText(c: ContainerRecord, now = Date.now()): string {
   const since = (t: string | null) => humanDuration(Math.max(0, now - Date.parse(t ?? new Date(now).toISOString())));
   switch (c.state.status) {
-    case "running":
-      return `Up ${since(c.state.startedAt)}`;
+    case "running": {
+      const health = c.state.health ? ` (${c.state.health.Status === "starting" ? "health: starting" : c.state.health.Status})` : "";
+      return `Up ${since(c.state.startedAt)}${c.state.paused ? " (Paused)" : health}`;
+    }
     case "restarting":
       return `Restarting (${c.state.exitCode}) ${since(c.state.finishedAt)} ago`;
     case "exited":
@@ -73,6 +76,32 @@ export function mountPoints(c: ContainerRecord, volumePath: (name: string) => st
   });
 }
 
+/** NetworkSettings.Networks: the mode's network, or each user network, keyed by name. */
+function networkEntries(c: ContainerRecord): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (c.networkMode !== "user") out[c.networkMode] = networkEntry(c);
+  const live = c.state.status === "running" ? (c.network?.user ?? []) : [];
+  for (const n of c.networks ?? []) {
+    const u = live.find((x) => x.networkId === n.networkId);
+    out[n.name] = {
+      IPAMConfig: n.ipv4Address ? { IPv4Address: n.ipv4Address } : null,
+      Links: null,
+      Aliases: n.aliases.length ? [...n.aliases] : null,
+      NetworkID: n.networkId,
+      EndpointID: u ? hexId("endpoint", n.networkId, c.id) : "",
+      Gateway: u?.gateway ?? "",
+      IPAddress: u?.ipAddress ?? "",
+      IPPrefixLen: u?.prefixLen ?? 0,
+      IPv6Gateway: "",
+      GlobalIPv6Address: "",
+      GlobalIPv6PrefixLen: 0,
+      MacAddress: u?.macAddress ?? "",
+      DNSNames: u ? [...new Set([c.name.slice(1), c.id.slice(0, 12), ...n.aliases])] : null,
+    };
+  }
+  return out;
+}
+
 function networkEntry(c: ContainerRecord) {
   const n = c.state.status === "running" ? c.network : null;
   return {
@@ -100,16 +129,17 @@ export interface InspectPaths {
 /** GET /containers/{id}/json. */
 export function toContainerInspect(c: ContainerRecord, paths: InspectPaths) {
   const s = c.state;
-  const n = s.status === "running" ? c.network : null;
+  // Docker fills the top-level addresses for the default bridge only.
+  const n = s.status === "running" && c.networkMode === "bridge" ? c.network : null;
   return {
     Id: c.id,
     Created: c.created,
     Path: c.path,
     Args: c.args,
     State: {
-      Status: s.status,
+      Status: s.status === "running" && s.paused ? "paused" : s.status,
       Running: s.status === "running",
-      Paused: false,
+      Paused: s.status === "running" && !!s.paused,
       Restarting: s.status === "restarting",
       OOMKilled: s.oomKilled,
       Dead: s.status === "dead",
@@ -118,6 +148,7 @@ export function toContainerInspect(c: ContainerRecord, paths: InspectPaths) {
       Error: s.error,
       StartedAt: s.startedAt ?? ZERO_TIME,
       FinishedAt: s.finishedAt ?? ZERO_TIME,
+      ...(s.health ? { Health: s.health } : {}),
     },
     Image: c.imageId,
     ResolvConfPath: `${paths.root}/resolv.conf`,
@@ -149,7 +180,7 @@ export function toContainerInspect(c: ContainerRecord, paths: InspectPaths) {
       GlobalIPv6Address: "",
       GlobalIPv6PrefixLen: 0,
       IPv6Gateway: "",
-      Networks: { [c.networkMode]: networkEntry(c) },
+      Networks: networkEntries(c),
     },
   };
 }
@@ -163,7 +194,7 @@ export function toContainerSummary(c: ContainerRecord, volumePath: (name: string
     published.add(portKey(p));
   }
   // Exposed-only ports are shown for running containers, as `docker ps` does.
-  if (c.networkMode === "bridge" && c.state.status === "running") {
+  if ((c.networkMode === "bridge" || c.networkMode === "user") && c.state.status === "running") {
     for (const key of Object.keys(c.config.ExposedPorts ?? {})) {
       if (published.has(key)) continue;
       const [port, proto] = key.split("/");
@@ -179,10 +210,10 @@ export function toContainerSummary(c: ContainerRecord, volumePath: (name: string
     Created: Math.floor(Date.parse(c.created) / 1000),
     Ports: ports,
     Labels: c.config.Labels,
-    State: c.state.status,
+    State: c.state.status === "running" && c.state.paused ? "paused" : c.state.status,
     Status: statusText(c, now),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode },
-    NetworkSettings: { Networks: { [c.networkMode]: networkEntry(c) } },
+    NetworkSettings: { Networks: networkEntries(c) },
     Mounts: mountPoints(c, volumePath),
   };
 }

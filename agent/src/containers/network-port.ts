@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { HostNetwork } from "../network";
-import type { NetworkModeName, PortBinding, PortProtocol } from "./container-types";
+import type { NetworkModeName, PortBinding, PortProtocol, UserNetworkInfo } from "./container-types";
 
 export interface NetworkPortMapping {
   hostIp?: string;
@@ -28,12 +28,26 @@ export interface NetworkAttachment {
   ports: NetworkPortMapping[];
 }
 
+/** User-defined networks, as far as containers use them (agent/src/network/user-networks.ts). */
+export interface UserNetworksPort {
+  /** A network by id, name or unique id prefix; undefined when none. */
+  find(ref: string): { id: string; name: string } | undefined;
+  /** Addresses on the networks for a container about to start (interfaces from eth`firstIndex`). */
+  allocate(containerId: string, name: string, requests: ReadonlyArray<{ networkId: string; aliases: readonly string[]; ipv4Address: string }>, firstIndex: number): Promise<UserNetworkInfo[]>;
+  /** Plugs what allocate() handed out into the namespace; `primary`: eth0 routes and resolves. */
+  plug(containerId: string, netnsPath: string, primary: boolean): Promise<UserNetworkInfo[]>;
+  /** Takes the container off one network, or off all. */
+  release(containerId: string, networkId?: string): Promise<void>;
+}
+
 /** The network module's interface, as far as containers use it. */
 export interface NetworkPort {
+  /** User-defined networks, when the module has them. */
+  readonly user?: UserNetworksPort;
   /** Creates the bridge, NAT rules and state dir; idempotent. */
   init(): Promise<unknown>;
   /** Gives the container a netns (bridge) and binds its ports. ConflictError when a port is taken. */
-  attach(containerId: string, request: { mode: NetworkModeName; ports: NetworkPortMapping[] }): Promise<NetworkAttachment>;
+  attach(containerId: string, request: { mode: NetworkModeName; ports: NetworkPortMapping[]; ipAddress?: string }): Promise<NetworkAttachment>;
   /** Releases everything attach made; idempotent. */
   detach(containerId: string): Promise<void>;
   /**
@@ -43,6 +57,8 @@ export interface NetworkPort {
   restore(liveIds: readonly string[]): Promise<{ lost?: ReadonlyArray<{ containerId: string; reason: string }> } | void>;
   /** Removes the bridge and rules (containers must be gone). */
   teardown(): Promise<void>;
+  /** Stops in-process servers (DNS) at agent shutdown; the kernel state stays. */
+  close?(): Promise<void>;
 }
 
 export interface BridgeNetworkOptions {
@@ -50,6 +66,8 @@ export interface BridgeNetworkOptions {
   subnet?: string;
   bridge?: string;
   chainPrefix?: string;
+  /** Pools user networks take their subnets from (`--address-pool BASE/SIZE`). */
+  addressPools?: ReadonlyArray<{ base: string; size: number }>;
 }
 
 /**
@@ -63,6 +81,8 @@ export async function loadBridgeNetwork(options: BridgeNetworkOptions, log: (msg
     ...(options.subnet ? { subnet: options.subnet } : {}),
     ...(options.bridge ? { bridgeName: options.bridge } : {}),
     ...(options.chainPrefix ? { chainPrefix: options.chainPrefix } : {}),
+    ...(options.addressPools?.length ? { addressPools: options.addressPools } : {}),
+    log,
   });
   try {
     const result = await network.init();

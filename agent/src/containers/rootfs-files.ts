@@ -72,9 +72,10 @@ const DEFAULT_RESOLV = "nameserver 8.8.8.8\nnameserver 8.8.4.4\n";
 
 /**
  * Writes hostname, hosts and resolv.conf into `dir`. The host's resolv.conf is reused unless it
- * points at a loopback resolver, which the container (own netns) cannot reach.
+ * points at a loopback resolver, which the container (own netns) cannot reach. On a user network
+ * (`embeddedDns`) the only nameserver is 127.0.0.11, as in Docker; search and options are kept.
  */
-export async function writeEtcFiles(dir: string, hostname: string, ipAddress: string, isolated: boolean, names?: NameSettings): Promise<EtcFiles> {
+export async function writeEtcFiles(dir: string, hostname: string, ipAddress: string, isolated: boolean, names?: NameSettings, embeddedDns = false): Promise<EtcFiles> {
   const files = { hostname: join(dir, "hostname"), hosts: join(dir, "hosts"), resolvConf: join(dir, "resolv.conf") };
   const hosts = [
     "127.0.0.1\tlocalhost",
@@ -89,7 +90,10 @@ export async function writeEtcFiles(dir: string, hostname: string, ipAddress: st
   } catch {
     // no resolver configured on the host
   }
-  if (isolated) {
+  if (embeddedDns) {
+    const kept = resolv.split("\n").filter((l) => /^\s*(search|options|domain)\s/.test(l));
+    resolv = ["nameserver 127.0.0.11", ...kept, ""].join("\n");
+  } else if (isolated) {
     const kept = resolv.split("\n").filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l));
     resolv = kept.some((l) => /^\s*nameserver\s/.test(l)) ? kept.join("\n") : DEFAULT_RESOLV;
   }

@@ -22,6 +22,13 @@ export interface ShimRunInput {
   mounts: readonly ResolvedMount[];
   /** hostname, hosts and resolv.conf prepared for the container. */
   etcFiles?: { hostname: string; hosts: string; resolvConf: string };
+  /** An attach is waiting for the start: the shim holds the output until it connects. */
+  attachWait?: boolean;
+}
+
+/** Containers whose I/O goes through the shim's attach socket rather than the log alone. */
+export function isInteractive(c: Pick<ContainerRecord, "config">): boolean {
+  return c.config.Tty || c.config.OpenStdin;
 }
 
 const CFS_PERIOD = 100_000;
@@ -40,7 +47,16 @@ export function shimRunArgs(input: ShimRunInput): string[] {
     "--hostname", input.hostname,
     "--netns", input.netns,
   ];
+  // Docker gives a tty's process TERM=xterm unless the container sets TERM.
+  if (c.config.Tty && !c.config.Env.some((e) => e.startsWith("TERM="))) args.push("--env", "TERM=xterm");
   for (const e of c.config.Env) args.push("--env", e);
+  if (isInteractive(c)) {
+    args.push("--attach");
+    if (c.config.Tty) args.push("--tty");
+    if (c.config.OpenStdin) args.push("--stdin");
+    if (c.config.StdinOnce) args.push("--stdin-once");
+    if (input.attachWait) args.push("--attach-wait");
+  }
   if (c.config.WorkingDir) args.push("--cwd", c.config.WorkingDir);
   if (input.user) args.push("--user", input.user);
   if (hc.Memory) args.push("--memory", String(hc.Memory));

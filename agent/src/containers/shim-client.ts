@@ -49,12 +49,12 @@ export function signalNumber(signal: string | number): number {
 }
 
 /**
- * Runs `flotilla-shim run ARGS` and resolves with the state it prints once the command runs.
+ * Runs `flotilla-shim run ARGS` (or `exec`) and resolves with the state it prints once the command runs.
  * The shim detaches its monitor, so this process ends right after the start is reported.
  */
-export function shimRun(shimPath: string, args: readonly string[]): Promise<ShimState> {
+export function shimRun(shimPath: string, args: readonly string[], command: "run" | "exec" = "run"): Promise<ShimState> {
   return new Promise((resolve, reject) => {
-    const child = spawn(shimPath, ["run", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(shimPath, [command, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (b: Buffer) => out.push(b));

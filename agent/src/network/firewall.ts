@@ -81,7 +81,7 @@ export class Firewall {
       const lines: string[] = [];
       for (const [id, rules] of present) if (!byId.has(id)) lines.push(...rules.map(deleteOf));
       for (const e of endpoints) {
-        const want = e.mode === "bridge" ? endpointRules(this.chains, e.containerId, e.ipAddress, e.ports)[table] : [];
+        const want = e.mode === "bridge" || e.mode === "user" ? endpointRules(this.chains, e.containerId, e.ipAddress, e.ports)[table] : [];
         const got = present.get(e.containerId) ?? [];
         // Compared as sets of `iptables -S` lines; on any difference the container's rules are
         // replaced whole, which also heals a rule whose printed form we did not predict.

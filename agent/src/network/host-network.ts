@@ -11,7 +11,9 @@ import { ConflictError, InvalidError } from "@flotilla/core";
 import { toNetworkSettings, hexId, type DockerNetworkSettings } from "./docker-shapes";
 import { toEndpoint, type Endpoint } from "./endpoint";
 import { Firewall } from "./firewall";
-import { allocateAddress, intToIp, macForAddress, parseSubnet, type Subnet } from "./ipam";
+import * as fs from "node:fs";
+import { upstreamsFromResolvConf, type Upstream } from "./dns-server";
+import { allocateAddress, intToIp, isIpv4, macForAddress, parseSubnet, type Subnet } from "./ipam";
 import { Iptables, type IptablesBackend } from "./iptables";
 import {
   bridgeMembers,
@@ -30,6 +32,8 @@ import {
 import { chainNames, MAX_PREFIX, type ChainNames } from "./nat-rules";
 import { resolvePorts, validatePorts, type PortRequest } from "./ports";
 import { loadState, removeState, saveState, type EndpointRecord, type NetworkMode, type NetworkState } from "./state-file";
+import type { AddressPool } from "./user-network-spec";
+import { UserNetworks } from "./user-networks";
 
 /** How a HostNetwork is set up; everything but stateDir has a production default. */
 export interface HostNetworkOptions {
@@ -45,14 +49,24 @@ export interface HostNetworkOptions {
   iptablesBackend?: IptablesBackend;
   /** Set net.ipv4.ip_forward=1 (containers' egress needs it). Default true. */
   enableIpForward?: boolean;
+  /** Where user networks created without a subnet take theirs; default Docker's pools. */
+  addressPools?: readonly AddressPool[];
+  /** Port of the embedded DNS server on each user network's gateway; default 53. */
+  dnsPort?: number;
+  /** Resolvers the embedded DNS relays to; default: the host's /etc/resolv.conf nameservers. */
+  dnsUpstreams?: readonly Upstream[];
+  /** Diagnostics (a user network whose DNS could not listen). */
+  log?: (msg: string) => void;
 }
 
-/** What attach() is asked for: the mode and, in bridge mode, the ports to publish. */
+/** What attach() is asked for: the mode and, in bridge and user mode, the ports to publish. */
 export interface AttachOptions {
-  /** Default "bridge". */
+  /** Default "bridge". "user": a namespace whose interfaces UserNetworks plugs in. */
   mode?: NetworkMode;
-  /** Ports to publish; bridge mode only (ignored otherwise, as Docker does for host mode). */
+  /** Ports to publish; bridge and user mode only (ignored otherwise, as Docker does for host mode). */
   ports?: readonly PortRequest[];
+  /** user mode: the container's address on its primary user network, where ports lead. */
+  ipAddress?: string;
 }
 
 /** What init() set up, for the agent's start-up log. */
@@ -78,7 +92,7 @@ export interface RestoreResult {
 }
 
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-const MODES: readonly NetworkMode[] = ["bridge", "host", "none"];
+const MODES: readonly NetworkMode[] = ["bridge", "host", "none", "user"];
 
 /**
  * The host network of one agent: `init()` at start, `restore(liveIds)` once containers are known,
@@ -93,6 +107,8 @@ export class HostNetwork {
   private readonly firewallChains: ChainNames;
   private state?: NetworkState;
   private firewall?: Firewall;
+  /** The user-defined networks beside the default bridge (docker network create). */
+  readonly user: UserNetworks;
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: HostNetworkOptions) {
@@ -106,6 +122,17 @@ export class HostNetwork {
     this.gateway = intToIp(this.subnet.gateway);
     this.firewallChains = chainNames(prefix);
     this.networkId = hexId("network", this.bridge, this.subnet.cidr);
+    const upstreams = opts.dnsUpstreams;
+    this.user = new UserNetworks({
+      stateDir: opts.stateDir,
+      hostBridge: this.bridge,
+      hostSubnet: this.subnet.cidr,
+      chains: this.firewallChains,
+      ...(opts.addressPools ? { pools: opts.addressPools } : {}),
+      ...(opts.dnsPort !== undefined ? { dnsPort: opts.dnsPort } : {}),
+      dnsUpstreams: upstreams ? () => upstreams : hostResolvers,
+      ...(opts.log ? { log: opts.log } : {}),
+    });
   }
 
   /**
@@ -144,6 +171,7 @@ export class HostNetwork {
       await saveState(this.opts.stateDir, state);
       this.state = state;
       this.firewall = firewall;
+      await this.user.init(iptables);
       return { bridge: this.bridge, subnet: this.subnet.cidr, gateway: this.gateway, iptablesBackend: iptables.backend, warnings: [...iptables.warnings] };
     });
   }
@@ -160,7 +188,8 @@ export class HostNetwork {
     checkContainerId(containerId);
     const mode = options.mode ?? "bridge";
     if (!MODES.includes(mode)) throw new InvalidError(`invalid network mode ${JSON.stringify(mode)}: must be bridge, host or none`, { field: "mode" });
-    const requested = mode === "bridge" ? validatePorts(options.ports ?? []) : [];
+    const requested = mode === "bridge" || mode === "user" ? validatePorts(options.ports ?? []) : [];
+    if (mode === "user" && !isIpv4(options.ipAddress ?? "")) throw new InvalidError("user mode needs the container's address", { field: "ipAddress" });
     return this.serial(async () => {
       const { state, firewall } = this.ready();
       if (state.endpoints[containerId]) throw new ConflictError(`container ${containerId} is already attached to ${mode === "bridge" ? this.bridge : mode} network`);
@@ -184,6 +213,9 @@ export class HostNetwork {
         record.prefixLen = this.subnet.prefixLen;
         record.gateway = this.gateway;
         record.ports = await resolvePorts(requested, endpoints.flatMap((e) => e.ports));
+      } else if (mode === "user") {
+        record.ipAddress = options.ipAddress!;
+        record.ports = await resolvePorts(requested, Object.values(state.endpoints).flatMap((e) => e.ports));
       }
       if (record.netns && (await netnsExists(record.netns))) throw new ConflictError(`netns: ${record.netns} already exists`);
       if (record.veth && (await showLink(record.veth))) throw new ConflictError(`veth: ${record.veth} already exists`);
@@ -200,10 +232,8 @@ export class HostNetwork {
       }
       try {
         if (record.netns) await createNetns(record.netns);
-        if (mode === "bridge") {
-          await plugVeth({ ...record, bridge: this.bridge, netns: record.netns!, veth: record.veth! });
-          await firewall.addEndpoint(record);
-        }
+        if (mode === "bridge") await plugVeth({ ...record, bridge: this.bridge, netns: record.netns!, veth: record.veth! });
+        if (mode === "bridge" || mode === "user") await firewall.addEndpoint(record);
       } catch (e) {
         try {
           await this.unplug(record);
@@ -275,6 +305,7 @@ export class HostNetwork {
       }
       const kept = Object.values(state.endpoints);
       for (const id of await firewall.reconcile(kept)) repaired.add(id);
+      await this.user.restore(new Set(kept.map((r) => r.containerId)));
       const ours = new Set(kept.map((r) => r.veth));
       for (const link of await bridgeMembers(this.bridge)) if (!ours.has(link)) await deleteLink("gc", link);
       for (const r of kept) (repaired.has(r.containerId) ? result.repaired : result.adopted).push(r.containerId);
@@ -305,6 +336,11 @@ export class HostNetwork {
     return e && toNetworkSettings(e, this.networkId, exposedPorts);
   }
 
+  /** Stops what runs in the agent's process (the user networks' DNS); the kernel state stays. */
+  close(): Promise<void> {
+    return this.user.close();
+  }
+
   /**
    * Removes everything this network made: every container's namespace and veth, our chains and
    * jumps, the bridge and the state file. For tests and `agent --cleanup`; works without init().
@@ -312,6 +348,7 @@ export class HostNetwork {
    */
   teardown(): Promise<void> {
     return this.serial(async () => {
+      await this.user.teardown();
       const state = this.state ?? (await loadState(this.opts.stateDir));
       const iptables = this.firewall?.iptables ?? (await Iptables.detect(state?.iptables ?? this.opts.iptablesBackend));
       const firewall = new Firewall(iptables, this.firewallChains, this.bridge, this.subnet.cidr);
@@ -329,7 +366,7 @@ export class HostNetwork {
 
   /** Undoes an endpoint, whatever part of it exists: rules, then veth, then namespace. */
   private async unplug(r: EndpointRecord, opts: { rules: boolean } = { rules: true }): Promise<void> {
-    if (opts.rules && r.mode === "bridge") await this.firewall!.removeTagged((id) => id === r.containerId);
+    if (opts.rules && (r.mode === "bridge" || r.mode === "user")) await this.firewall!.removeTagged((id) => id === r.containerId);
     if (r.veth) await deleteLink("veth", r.veth);
     if (r.netns) await deleteNetns(r.netns);
   }
@@ -366,4 +403,13 @@ export class HostNetwork {
 
 function checkContainerId(id: string): void {
   if (typeof id !== "string" || !CONTAINER_ID.test(id)) throw new InvalidError(`invalid container id ${JSON.stringify(id)}`, { field: "containerId" });
+}
+
+/** The host's resolvers, read at each relay so a changed /etc/resolv.conf is followed. */
+function hostResolvers(): Upstream[] {
+  try {
+    return upstreamsFromResolvConf(fs.readFileSync("/etc/resolv.conf", "utf8"));
+  } catch {
+    return [];
+  }
 }

@@ -42,20 +42,20 @@ function maskOf(prefixLen: number): number {
 /**
  * Parses `a.b.c.d/len`. Host bits must be zero (a typo such as 198.19.0.1/24 is refused rather
  * than guessed at), and the prefix must leave room for a gateway and a container: /8 to /30.
+ * `field` names the input in the error (subnet, IPAM.Config[0].IPRange, …).
  */
-export function parseSubnet(cidr: string): Subnet {
+export function parseSubnet(cidr: string, field = "subnet"): Subnet {
   const [addr, len, extra] = cidr.split("/");
   const prefixLen = Number(len);
   if (extra !== undefined || !/^\d{1,2}$/.test(len ?? "") || prefixLen < 8 || prefixLen > 30) {
-    throw new InvalidError(`invalid subnet ${JSON.stringify(cidr)}: want a.b.c.d/len with len 8..30`, { field: "subnet" });
+    throw new InvalidError(`invalid ${field} ${JSON.stringify(cidr)}: want a.b.c.d/len with len 8..30`, { field });
   }
+  if (!isIpv4(addr ?? "")) throw new InvalidError(`invalid ${field} ${JSON.stringify(cidr)}: not an IPv4 address`, { field });
   const ip = ipToInt(addr);
   const mask = maskOf(prefixLen);
   const network = (ip & mask) >>> 0;
   if (network !== ip) {
-    throw new InvalidError(`invalid subnet ${cidr}: host bits set (did you mean ${intToIp(network)}/${prefixLen}?)`, {
-      field: "subnet",
-    });
+    throw new InvalidError(`invalid ${field} ${cidr}: host bits set (did you mean ${intToIp(network)}/${prefixLen}?)`, { field });
   }
   const broadcast = (network | ~mask) >>> 0;
   return { cidr: `${intToIp(network)}/${prefixLen}`, network, prefixLen, broadcast, gateway: network + 1 };
@@ -79,9 +79,11 @@ export function prefixesOverlap(a: { network: number; prefixLen: number }, b: { 
  * than lowest-first keeps a just-released address (still in peers' ARP caches and conntrack)
  * unused for as long as the subnet allows. Throws ConflictError when the subnet is full.
  */
-export function allocateAddress(subnet: Subnet, taken: ReadonlySet<string>, last?: string): string {
-  const first = subnet.gateway + 1;
-  const end = subnet.broadcast - 1;
+export function allocateAddress(subnet: Subnet, taken: ReadonlySet<string>, last?: string, range?: Subnet): string {
+  // An ip-range (Docker's --ip-range) narrows the pool to its addresses, all of them host
+  // addresses of the subnet it lies in; the gateway is then excluded through `taken`.
+  const first = range ? Math.max(range.network, subnet.network + 1) : subnet.gateway + 1;
+  const end = range ? Math.min(range.broadcast, subnet.broadcast - 1) : subnet.broadcast - 1;
   const count = end - first + 1;
   let start = first;
   if (last !== undefined && isIpv4(last)) {
@@ -93,7 +95,7 @@ export function allocateAddress(subnet: Subnet, taken: ReadonlySet<string>, last
     const ip = intToIp(candidate);
     if (!taken.has(ip)) return ip;
   }
-  throw new ConflictError(`no available IPv4 addresses on network ${subnet.cidr}`, { subnet: subnet.cidr });
+  throw new ConflictError(`no available IPv4 addresses on network ${range?.cidr ?? subnet.cidr}`, { subnet: subnet.cidr });
 }
 
 /**

@@ -65,7 +65,7 @@ export async function bridgeMembers(bridge: string): Promise<string[]> {
  * Makes sure the bridge exists, is a bridge, holds the gateway address and is up. A link of that
  * name that is not a bridge is someone else's: ConflictError rather than reusing it.
  */
-export async function ensureBridge(bridge: string, subnet: Subnet): Promise<void> {
+export async function ensureBridge(bridge: string, subnet: Subnet, gateway = intToIp(subnet.gateway)): Promise<void> {
   let link = await showLink(bridge);
   if (!link) {
     await run("bridge", "ip", ["link", "add", "name", bridge, "type", "bridge"]);
@@ -73,30 +73,47 @@ export async function ensureBridge(bridge: string, subnet: Subnet): Promise<void
   } else if (link.linkinfo?.info_kind !== "bridge") {
     throw new ConflictError(`bridge: link ${bridge} exists and is a ${link.linkinfo?.info_kind ?? "device"}, not a bridge`);
   }
-  const gw = intToIp(subnet.gateway);
+  const gw = gateway;
   const has = link?.addr_info?.some((a) => a.family === "inet" && a.local === gw && a.prefixlen === subnet.prefixLen);
   if (!has) await run("bridge", "ip", ["addr", "add", `${gw}/${subnet.prefixLen}`, "dev", bridge]);
   await run("bridge", "ip", ["link", "set", "dev", bridge, "up"]);
+}
+
+/** A route of the host's main table (not a default route), as a prefix. */
+export interface HostRoute {
+  dst: string;
+  dev?: string;
+  network: number;
+  prefixLen: number;
+}
+
+/** The host's IPv4 routes of the main table, default routes left out. */
+export async function hostRoutes(): Promise<HostRoute[]> {
+  const out = await run("routes", "ip", ["-j", "-4", "route", "show", "table", "main"]);
+  const routes: HostRoute[] = [];
+  for (const r of JSON.parse(out || "[]") as { dst: string; dev?: string }[]) {
+    if (r.dst === "default") continue;
+    const [addr, len] = r.dst.split("/");
+    try {
+      routes.push({ dst: r.dst, dev: r.dev, network: ipToInt(addr), prefixLen: len === undefined ? 32 : Number(len) });
+    } catch {
+      // not an IPv4 prefix (e.g. a multicast or unreachable entry printed differently)
+    }
+  }
+  return routes;
 }
 
 /**
  * Refuses a subnet that overlaps a route the host already has through another device: the
  * containers would shadow (or be shadowed by) a real network. Default routes do not count.
  */
-export async function checkSubnetFree(bridge: string, subnet: Subnet): Promise<void> {
-  const out = await run("routes", "ip", ["-j", "-4", "route", "show", "table", "main"]);
-  for (const r of JSON.parse(out || "[]") as { dst: string; dev?: string }[]) {
-    if (r.dst === "default" || r.dev === bridge) continue;
-    const [addr, len] = r.dst.split("/");
-    let network: number;
-    try {
-      network = ipToInt(addr);
-    } catch {
-      continue;
-    }
-    if (prefixesOverlap(subnet, { network, prefixLen: len === undefined ? 32 : Number(len) })) {
+export async function checkSubnetFree(bridge: string, subnet: Subnet, field?: string): Promise<void> {
+  for (const r of await hostRoutes()) {
+    if (r.dev === bridge) continue;
+    if (prefixesOverlap(subnet, r)) {
       throw new ConflictError(`subnet ${subnet.cidr} overlaps the host route ${r.dst}${r.dev ? ` dev ${r.dev}` : ""}`, {
         subnet: subnet.cidr,
+        ...(field ? { field } : {}),
       });
     }
   }
@@ -155,6 +172,10 @@ export interface VethPlan {
   prefixLen: number;
   gateway: string;
   macAddress: string;
+  /** Name inside the namespace; default eth0. */
+  ifname?: string;
+  /** Route by default through the gateway; default true (false for a second network). */
+  defaultRoute?: boolean;
 }
 
 /**
@@ -164,7 +185,8 @@ export interface VethPlan {
  * container's first packets find a forwarding port.
  */
 export async function plugVeth(p: VethPlan): Promise<void> {
-  await run("veth", "ip", ["link", "add", p.veth, "type", "veth", "peer", "name", "eth0", "address", p.macAddress, "netns", p.netns]);
+  const ifname = p.ifname ?? "eth0";
+  await run("veth", "ip", ["link", "add", p.veth, "type", "veth", "peer", "name", ifname, "address", p.macAddress, "netns", p.netns]);
   await run("veth", "ip", ["link", "set", "dev", p.veth, "master", p.bridge]);
   // Hairpin: with br_netfilter (bridge-nf-call-iptables=1) a container's packet to its own
   // published port is DNATed at the bridge layer and then *bridged* back out of the port it came
@@ -172,7 +194,7 @@ export async function plugVeth(p: VethPlan): Promise<void> {
   await run("veth", "ip", ["link", "set", "dev", p.veth, "type", "bridge_slave", "hairpin", "on"]);
   await run("veth", "ip", ["link", "set", "dev", p.veth, "up"]);
   const inNs = (args: string[]) => run("container address", "ip", ["-n", p.netns, ...args]);
-  await inNs(["addr", "add", `${p.ipAddress}/${p.prefixLen}`, "dev", "eth0"]);
-  await inNs(["link", "set", "dev", "eth0", "up"]);
-  await inNs(["route", "add", "default", "via", p.gateway, "dev", "eth0"]);
+  await inNs(["addr", "add", `${p.ipAddress}/${p.prefixLen}`, "dev", ifname]);
+  await inNs(["link", "set", "dev", ifname, "up"]);
+  if (p.defaultRoute ?? true) await inNs(["route", "add", "default", "via", p.gateway, "dev", ifname]);
 }

@@ -8,6 +8,8 @@
  *   filter P-FWD    ← FORWARD             replies in, anything out, published ports in (static)
  *   filter P-PORTS  ← P-FWD               one ACCEPT per published port
  *   filter P-INPUT  ← INPUT               drop 127.0.0.0/8 arriving on BR (see routeLocalnetGuard)
+ *   nat    P-NPOST ← P-POST, filter P-NIN ← P-FWD (first), P-NOUT ← P-FWD (last), P-NLO ← P-INPUT:
+ *          the same for each user-defined network (user-network-rules.ts), tagged `flotilla-net:<id>`
  * Per-container rules carry the comment `flotilla:<containerId>`; that tag, not our state file,
  * is how detach and garbage collection find them.
  */
@@ -23,19 +25,40 @@ export interface ChainNames {
   readonly fwd: string;
   readonly ports: string;
   readonly input: string;
+  /** User networks: MASQUERADE per network (nat). */
+  readonly npost: string;
+  /** User networks: what may enter each network's bridge (filter, before the default bridge's rules). */
+  readonly nin: string;
+  /** User networks: what may leave each network's bridge (filter, after the default bridge's rules). */
+  readonly nout: string;
+  /** User networks: the route_localnet guard per bridge (filter INPUT). */
+  readonly nlo: string;
 }
 
 /** Longest prefix that keeps `<prefix>-PORTS` within iptables' 28-character chain names. */
 export const MAX_PREFIX = 22;
 
-/** `FLOTILLA` → FLOTILLA-DNAT, -POST, -FWD, -PORTS, -INPUT. */
+/** `FLOTILLA` → FLOTILLA-DNAT, -POST, -FWD, -PORTS, -INPUT, -NPOST, -NIN, -NOUT, -NLO. */
 export function chainNames(prefix: string): ChainNames {
-  return { dnat: `${prefix}-DNAT`, post: `${prefix}-POST`, fwd: `${prefix}-FWD`, ports: `${prefix}-PORTS`, input: `${prefix}-INPUT` };
+  return {
+    dnat: `${prefix}-DNAT`,
+    post: `${prefix}-POST`,
+    fwd: `${prefix}-FWD`,
+    ports: `${prefix}-PORTS`,
+    input: `${prefix}-INPUT`,
+    npost: `${prefix}-NPOST`,
+    nin: `${prefix}-NIN`,
+    nout: `${prefix}-NOUT`,
+    nlo: `${prefix}-NLO`,
+  };
 }
 
-/** Chains holding per-container rules: created once, never flushed while the agent lives. */
+/**
+ * Chains holding per-container and per-network rules: created once, never flushed while the agent
+ * lives. Listed before the static chains that jump to them, so a restore declares them first.
+ */
 export function dynamicChains(c: ChainNames): Record<Table, string[]> {
-  return { nat: [c.dnat], filter: [c.ports] };
+  return { nat: [c.dnat, c.npost], filter: [c.ports, c.nin, c.nout, c.nlo] };
 }
 
 /** Chains whose whole content is static: rewritten (atomically) by every init(). */
@@ -45,6 +68,7 @@ export function staticChains(c: ChainNames, bridge: string, subnet: string): Rec
       {
         chain: c.post,
         rules: [
+          `-A ${c.post} -j ${c.npost}`,
           // Egress: containers leave through the host's address (and come back through conntrack).
           `-A ${c.post} -s ${subnet} ! -o ${bridge} -j MASQUERADE`,
           // From the host into containers, incl. 127.0.0.1:PORT DNATed out of lo: the container
@@ -61,15 +85,20 @@ export function staticChains(c: ChainNames, bridge: string, subnet: string): Rec
       {
         chain: c.fwd,
         rules: [
+          // User networks first: their DROP of anything new entering a network's bridge from
+          // elsewhere must win over this bridge's "-i bridge -j ACCEPT" (isolation both ways).
+          `-A ${c.fwd} -j ${c.nin}`,
           `-A ${c.fwd} -o ${bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
           `-A ${c.fwd} -i ${bridge} -j ACCEPT`,
           `-A ${c.fwd} -o ${bridge} -j ${c.ports}`,
           // New connections into the bridge that are not to a published port: dropped, as Docker's
           // FORWARD policy DROP does, but scoped to our bridge so the host's policy stays untouched.
           `-A ${c.fwd} -o ${bridge} -j DROP`,
+          // Egress of user networks last: after this bridge's DROP, so no network reaches it.
+          `-A ${c.fwd} -j ${c.nout}`,
         ],
       },
-      { chain: c.input, rules: [routeLocalnetGuard(c, bridge)] },
+      { chain: c.input, rules: [routeLocalnetGuard(c, bridge), `-A ${c.input} -j ${c.nlo}`] },
     ],
   };
 }

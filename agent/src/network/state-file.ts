@@ -8,8 +8,11 @@ import { join } from "node:path";
 import type { IptablesBackend } from "./iptables";
 import type { PublishedPort } from "./ports";
 
-/** Docker's network modes we support (HostConfig.NetworkMode). */
-export type NetworkMode = "bridge" | "host" | "none";
+/**
+ * Docker's network modes we support (HostConfig.NetworkMode); "user" is a container on
+ * user-defined networks: a namespace here, its interfaces plugged by UserNetworks.
+ */
+export type NetworkMode = "bridge" | "host" | "none" | "user";
 
 /** One container's network as stored in network.json. */
 export interface EndpointRecord {

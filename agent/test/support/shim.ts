@@ -147,7 +147,7 @@ export function processesInNetns(ns: string): number[] {
 export function cgroupDirs(id: string, parent = "flotilla", root = "/sys/fs/cgroup"): string[] {
   const v2 = fs.existsSync(join(root, "cgroup.controllers"));
   if (v2) return [join(root, parent, id)];
-  return ["memory", "cpu", "cpuacct", "pids"].map((c) => join(root, c, parent, id));
+  return ["memory", "cpu", "cpuacct", "pids", "freezer", "blkio"].map((c) => join(root, c, parent, id));
 }
 
 /** Anything the container left on the host: mounts naming its directory, cgroup dirs, a control FIFO. */

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // flotilla-api [api|worker|all]: the control plane; the role defaults to $FLOTILLA_ROLE or `all`.
 import { ConfigError, loadConfig } from "./config/config";
-import { start } from "./bootstrap";
 
 async function main(): Promise<void> {
   const arg = process.argv[2];
@@ -25,6 +24,9 @@ async function main(): Promise<void> {
     }
     throw e;
   }
+  // Loaded only once the configuration is valid: a bad one fails at once, without loading the
+  // whole control plane first (seconds on a busy machine).
+  const { start } = await import("./bootstrap");
   const running = await start(config);
   if (running.url) process.stderr.write(`flotilla-api: ${config.role} listening on ${running.url}\n`);
   let stopping = false;

@@ -9,7 +9,9 @@ export function buildOpenApi(app: NestFastifyApplication): OpenAPIObject {
       "Control plane of Flotilla: machines, nodes, services and tasks. Every endpoint except health and " +
         "POST /api/v1/nodes/join (which takes a one-time join token) needs `Authorization: Bearer <token>`; " +
         "agent-role tokens may only send their own node's heartbeats. " +
-        "Errors are `{ error, message, details }` with 400/401/403/404/409/501/503.",
+        "Errors are `{ error, message, details }` with 400/401/403/404/409/501/503. " +
+        "While Postgres or Redis is unreachable, requests answer 503 naming it: a change Postgres took but Redis could not queue " +
+        "is saved and rolls out when Redis returns; a change Postgres could not take changed nothing.",
     )
     .setVersion(VERSION)
     .addBearerAuth()

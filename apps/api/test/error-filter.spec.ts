@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ConflictError, InvalidError, NotFoundError, NotSupportedError, UnavailableError } from "@flotilla/core";
 import { BadRequestException, UnauthorizedException } from "@nestjs/common";
 import { DomainExceptionFilter } from "../src/common/domain-exception.filter";
+import { connectionFailure } from "../src/common/unavailable";
 
 describe("DomainExceptionFilter", () => {
   const filter = new DomainExceptionFilter();
@@ -23,5 +24,15 @@ describe("DomainExceptionFilter", () => {
 
   it("keeps the field name of invalid input", () => {
     expect(filter.toResponse(new InvalidError("bad", { field: "replicas" }))[1].details).toEqual({ field: "replicas" });
+  });
+});
+
+describe("connectionFailure", () => {
+  it("tells Postgres's own signs from a refused connection to anything and from other errors", () => {
+    expect(connectionFailure(Object.assign(new Error("terminating connection due to administrator command"), { code: "57P01" }))).toBe("postgres");
+    expect(connectionFailure(new Error("wrapped", { cause: Object.assign(new Error("x"), { code: "08006" }) }))).toBe("postgres");
+    expect(connectionFailure(new Error("Connection terminated unexpectedly"))).toBe("postgres");
+    expect(connectionFailure(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" }))).toBe("network");
+    expect(connectionFailure(new Error("secret internals"))).toBeNull();
   });
 });

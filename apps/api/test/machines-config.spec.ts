@@ -28,7 +28,7 @@ describe("machines configuration", () => {
   it("lists the control plane's own paths, which machines sharing this host may not bind", () => {
     const data = join(dir, "data");
     const c = loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: data, FLOTILLA_STATE_DIR: "/var/lib/flotilla", HOME: "/home/u" });
-    expect(c.controlPlanePaths).toEqual(["/cfg", data, "/var/lib/flotilla", process.getuid?.() === 0 ? "/run/flotilla/locks" : "/home/u/.local/state/flotilla/locks"]);
+    expect(c.controlPlanePaths).toEqual(["/cfg", data, "/var/lib/flotilla", process.getuid?.() === 0 ? "/run/flotilla-control/locks" : "/home/u/.local/state/flotilla/locks"]);
   });
 
   it("refuses bad values with one clear line", () => {

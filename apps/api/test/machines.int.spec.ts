@@ -90,7 +90,7 @@ describe.skipIf(!root)("machines API", () => {
   it("describes the drivers and their options", async () => {
     const { status, body } = await json<{ drivers: { name: string; options: { name: string }[] }[]; engineOptions: { name: string }[] }>("/api/v1/machines/drivers");
     expect(status).toBe(200);
-    expect(body.drivers.map((d) => d.name)).toEqual(["generic", "hyperv", "netns", "virtualbox"]);
+    expect(body.drivers.map((d) => d.name)).toEqual(["generic", "hyperv", "netns", "qemu", "virtualbox"]);
     expect(body.drivers.find((d) => d.name === "netns")!.options.map((o) => o.name)).toContain("netns-cidr");
     expect(body.engineOptions.map((o) => o.name)).toEqual(["engine-insecure-registry"]);
   });
@@ -99,7 +99,7 @@ describe.skipIf(!root)("machines API", () => {
     const post = (b: unknown) => json<{ error: string; message: string; details: { field?: string } }>("/api/v1/machines", { method: "POST", body: JSON.stringify(b) });
     let r = await post({ name: "x1", driver: "vmware" });
     expect(r.status).toBe(400);
-    expect(r.body.message).toBe('unknown driver "vmware"; known drivers: generic, hyperv, netns, virtualbox');
+    expect(r.body.message).toBe('unknown driver "vmware"; known drivers: generic, hyperv, netns, qemu, virtualbox');
     r = await post({ name: "x1", driver: "netns", options: { "netns-cidr": "10.1.0.1/24" } });
     expect([r.status, r.body.details.field]).toEqual([400, "netns-cidr"]);
     r = await post({ name: "x1", driver: "virtualbox", options: { "virtualbox-memory": "lots" } });
@@ -210,6 +210,20 @@ describe.skipIf(!root)("machines API", () => {
     expect(await prisma.joinToken.count({ where: { machineName: name } })).toBe(0);
     const removed = await prisma.event.findFirst({ where: { subjectId: ready.id, action: "removed" } });
     expect(removed).not.toBeNull();
+  });
+
+  it("keeps nothing of a create its preCreateCheck refuses (virtualbox without VBoxManage), and says why", async () => {
+    const prisma = api.running.app.get(PrismaService);
+    const name = `pc-${tag}`;
+    const created = await json<{ machine: View }>("/api/v1/machines", { method: "POST", body: JSON.stringify({ name, driver: "virtualbox" }) });
+    expect(created.status).toBe(202);
+    await waitGone(name);
+    const events = await prisma.event.findMany({ where: { subjectId: created.body.machine.id }, orderBy: { id: "asc" } });
+    const failed = events.find((e) => e.action === "failed");
+    expect((failed?.data as { reason?: string })?.reason).toBe("preCreateCheck: virtualbox: VBoxManage not found on PATH: install VirtualBox 5 or later");
+    expect(events.at(-1)?.action).toBe("removed");
+    expect(existsSync(join(base, "data", "machines", name))).toBe(false);
+    expect(await prisma.machine.count({ where: { name } })).toBe(0);
   });
 
   it("removes with --force a machine whose stored options its driver no longer accepts", async () => {

@@ -1,5 +1,6 @@
 // Helpers shared by the services/nodes/reconcile/heartbeat suites: a control plane with fast
 // heartbeats, simulated agents that heartbeat to it, and polling until a condition holds.
+import { ACTIVE_TASK_STATES } from "@flotilla/core";
 import { startTestApi, type TestApi } from "./support";
 import { SimAgent, startSimAgents, type SimAgentOptions } from "../../../test/support/sim-agent";
 
@@ -59,7 +60,8 @@ export async function send(api: TestApi, method: string, path: string, body?: un
 export const tasksOf = (api: TestApi, service: string) => getJson<TaskJson[]>(api, `/api/v1/tasks?service=${service}`);
 
 /** Live tasks (desired running, not finished). */
-export const live = (ts: TaskJson[]) => ts.filter((t) => t.desiredState === "running" && ["NEW", "PENDING", "ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"].includes(t.state));
+export const live = (ts: TaskJson[]) => ts.filter((t) => t.desiredState === "running" && ACTIVE.has(t.state));
+const ACTIVE: ReadonlySet<string> = new Set(ACTIVE_TASK_STATES);
 
 /** Waits until the service has exactly `n` live tasks, all RUNNING. */
 export async function converged(api: TestApi, service: string, n: number, ms = 20_000): Promise<TaskJson[]> {

@@ -19,11 +19,15 @@ export interface TestApi {
 }
 
 export async function startTestApi(env: Record<string, string> = {}): Promise<TestApi> {
-  const db = await createTestDatabase();
+  return startTestApiOn(await createTestDatabase(), inject("redisUrl"), env);
+}
+
+/** The same on a given database and Redis (a suite's own, for fault tests). */
+export async function startTestApiOn(db: TestDatabase, redisUrl: string, env: Record<string, string> = {}): Promise<TestApi> {
   const configDir = mkdtempSync(join(tmpdir(), "flotilla-api-test-"));
   const config = loadConfig({
     DATABASE_URL: db.url,
-    REDIS_URL: inject("redisUrl"),
+    REDIS_URL: redisUrl,
     FLOTILLA_PORT: "0",
     FLOTILLA_CONFIG_DIR: configDir,
     // Each suite gets its own queues in the shared Redis.

@@ -1,5 +1,5 @@
 // Display helpers: units as ctl prints them, stable service colours, relative times.
-import type { PortConfig, ServiceView, TaskState, TaskView } from "@flotilla/api-types";
+import { ACTIVE_TASK_STATES, type PortConfig, type ServiceView, type TaskState, type TaskView } from "@flotilla/api-types";
 
 const NANO = 1e9;
 
@@ -28,7 +28,7 @@ export function ago(iso: string | null, now = Date.now()): string {
 }
 
 /** States in which a task holds, or is about to hold, a container. */
-export const ACTIVE: ReadonlySet<TaskState> = new Set(["NEW", "PENDING", "ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"]);
+export const ACTIVE: ReadonlySet<TaskState> = new Set(ACTIVE_TASK_STATES);
 export const isLive = (t: TaskView): boolean => t.desiredState === "running" && ACTIVE.has(t.state);
 
 /** A hue per service name, the same on every page and every reload. */

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { CtlError } from "./client";
+import { registerCompletion } from "./commands/completion";
 import { registerEvents } from "./commands/events";
 import { registerMachine } from "./commands/machine";
 import { registerSystem } from "./commands/system";
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerMachine(program);
   registerService(program);
   registerNode(program);
+  registerCompletion(program);
   return program;
 }
 

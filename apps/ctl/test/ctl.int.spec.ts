@@ -56,11 +56,14 @@ describe("ctl against the real API", () => {
     const child = execFile(process.execPath, ctlArgv(["events", "--kind", "token"]), { env: ctlEnv(env), encoding: "utf8" });
     let output = "";
     child.stdout!.on("data", (d: string) => (output += d));
-    await new Promise((r) => setTimeout(r, 1500));
-    await api.fetch("/api/v1/tokens", { method: "POST", body: JSON.stringify({ name: "watched" }) });
-    const end = Date.now() + 10_000;
-    while (!output.includes("watched") && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    // Nothing tells when ctl's stream is open (its start takes seconds on a loaded machine), so
+    // make a new token every half second until one shows: only events after it connected can.
+    const end = Date.now() + 30_000;
+    for (let i = 0; !output.includes("watched") && Date.now() < end; i++) {
+      await api.fetch("/api/v1/tokens", { method: "POST", body: JSON.stringify({ name: `watched-${i}` }) });
+      await new Promise((r) => setTimeout(r, 500));
+    }
     child.kill();
-    expect(output).toMatch(/token create \S+ \(name=watched\)/);
+    expect(output).toMatch(/token create \S+ \(name=watched-\d+\)/);
   });
 });

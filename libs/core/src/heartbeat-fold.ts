@@ -31,11 +31,16 @@ export interface FoldInput {
   readonly wanted: ReadonlySet<string>;
   readonly now: number;
   /**
+   * When the report arrived. The agent built it just before; it may be folded much later when
+   * the control plane is busy, so whether it could have listed a container is judged from this.
+   */
+  readonly receivedAt: number;
+  /**
    * False when the report arrived before the control plane's last outage ended: it may predate
    * what was decided since, so it neither counts a container missing nor removes strays.
    */
   readonly current: boolean;
-  /** A task must have been in its state this long before a missing container counts as vanished. */
+  /** A task must have been in its state this long before the report arrived for a missing container to count. */
   readonly settleMs: number;
   /** A claim (ACCEPTED) younger than this belongs to a dispatcher that records the outcome itself. */
   readonly staleClaimMs: number;
@@ -65,8 +70,8 @@ export const VANISHED_AFTER_REPORTS = 2;
 /**
  * Folds a report into the node's tasks: observed states move tasks forward (foldContainerState);
  * a running task's container counts as vanished only when missing from VANISHED_AFTER_REPORTS
- * current reports in a row and the task has been in its state for `settleMs` (a report is read
- * some time after the agent built it, so it may predate a container just started); containers
+ * current reports in a row, each received `settleMs` after the task reached its state (a report
+ * is read some time after the agent built it, so it may predate a container just started); containers
  * whose task is neither on this node nor wanted anywhere are strays.
  */
 export function foldReport(input: FoldInput): FoldResult {
@@ -89,9 +94,11 @@ export function foldReport(input: FoldInput): FoldResult {
       continue;
     }
     if (!nt.containerId || (t.state !== "RUNNING" && t.state !== "STARTING") || !input.current) continue;
+    // A report that arrived before the task settled in its state may predate its container: it
+    // neither counts nor resets the count.
+    if (t.updatedAt > input.receivedAt - input.settleMs) continue;
     const count = nt.missingReports + 1;
-    const settled = t.updatedAt <= input.now - input.settleMs;
-    if (count >= VANISHED_AFTER_REPORTS && settled) {
+    if (count >= VANISHED_AFTER_REPORTS) {
       const next = foldContainerState(t, { kind: "removed" }, input.now);
       if (next !== t) changes.push({ taskId: t.id, from: t.state, next });
     }

@@ -39,3 +39,4 @@ export * from "./node-liveness";
 export * from "./reconcile-decision";
 export * from "./dispatch-work";
 export * from "./engine-url";
+export * from "./task-history";

@@ -1,13 +1,17 @@
 // When a silent node may be declared down. Only evidence gathered while the control plane itself
 // was healthy counts: during an outage (Postgres or Redis unreachable, the API down or
 // restarting) agents cannot report, and after it each agent may still be waiting out its retry
-// back-off. A node is down only once every agent has had a full window of heartbeats since the
-// control plane became healthy again.
+// back-off. An agent's back-off doubles from one period with each failed beat, so its next try
+// comes at most about as long after the outage ended as the outage lasted (plus a period), and
+// never later than its cap. A node is down only once every agent has had that long plus a full
+// window of heartbeats since the control plane became healthy again.
 
 export interface LivenessInput {
   readonly now: number;
   /** When the control plane last became healthy (after an outage or a restart). */
   readonly healthySince: number;
+  /** When the outage that ended at healthySince began (healthySince itself if unknown). */
+  readonly outageStartedAt: number;
   /** When an API process last proved it takes heartbeats; undefined if none ever did. */
   readonly intakeAliveAt: number | undefined;
   readonly periodMs: number;
@@ -18,8 +22,9 @@ export interface LivenessInput {
 }
 
 /** How long after the control plane becomes healthy before any node may be declared down. */
-export function recoveryGraceMs(i: Pick<LivenessInput, "periodMs" | "missedBeats" | "agentMaxBackoffMs">): number {
-  return i.missedBeats * i.periodMs + i.agentMaxBackoffMs;
+export function recoveryGraceMs(i: Pick<LivenessInput, "periodMs" | "missedBeats" | "agentMaxBackoffMs" | "healthySince" | "outageStartedAt">): number {
+  const outage = Math.max(0, i.healthySince - i.outageStartedAt);
+  return i.missedBeats * i.periodMs + Math.min(i.agentMaxBackoffMs, outage + i.periodMs);
 }
 
 /**

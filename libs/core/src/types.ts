@@ -196,6 +196,16 @@ export const TASK_STATES = [
 
 export type TaskState = (typeof TASK_STATES)[number];
 
+/**
+ * NEW … RUNNING, in order: a task on its way to running, or running (`isActive`). The one list
+ * every client and query uses; a test checks it against the order above.
+ */
+export const ACTIVE_TASK_STATES = ["NEW", "PENDING", "ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"] as const satisfies readonly TaskState[];
+export type ActiveTaskState = (typeof ACTIVE_TASK_STATES)[number];
+
+/** ACCEPTED … RUNNING: the task's agent has it, so a container may exist for it on its node. */
+export const DISPATCHED_TASK_STATES = ["ACCEPTED", "PREPARING", "STARTING", "RUNNING"] as const satisfies readonly ActiveTaskState[];
+
 /** What the orchestrator wants of a task; the observed `state` follows it. */
 export type DesiredState = "running" | "shutdown";
 

@@ -49,6 +49,7 @@ const inputArb: fc.Arbitrary<FoldInput> = fc
         })),
         wanted: new Set(wanted),
         now: NOW,
+        receivedAt: NOW - 1_000,
         current,
         settleMs: SETTLE,
         staleClaimMs: STALE_CLAIM,
@@ -91,7 +92,7 @@ describe("foldReport", () => {
           const nt = input.tasks.find((t) => t.task.id === c.taskId)!;
           expect(input.current).toBe(true);
           expect(nt.missingReports + 1).toBeGreaterThanOrEqual(VANISHED_AFTER_REPORTS);
-          expect(nt.task.updatedAt).toBeLessThanOrEqual(NOW - SETTLE);
+          expect(nt.task.updatedAt).toBeLessThanOrEqual(input.receivedAt - SETTLE);
           expect(c.next.state).toBe(nt.task.desiredState === "shutdown" ? "SHUTDOWN" : "FAILED");
         }
       }),
@@ -112,7 +113,7 @@ describe("foldReport", () => {
 
 describe("foldReport, cases", () => {
   const running = (missing: number, age = 60_000): NodeTask => ({ task: makeTask("t1", { state: "RUNNING", updatedAt: NOW - age }), containerId: "c1", missingReports: missing });
-  const base = { reported: [], wanted: new Set<string>(), now: NOW, current: true, settleMs: SETTLE, staleClaimMs: STALE_CLAIM };
+  const base = { reported: [], wanted: new Set<string>(), now: NOW, receivedAt: NOW, current: true, settleMs: SETTLE, staleClaimMs: STALE_CLAIM };
 
   it("counts a first miss, fails the task on the second", () => {
     const first = foldReport({ ...base, tasks: [running(0)] });
@@ -120,6 +121,12 @@ describe("foldReport, cases", () => {
     expect(first.missing.get("t1")).toBe(1);
     const second = foldReport({ ...base, tasks: [running(1)] });
     expect(second.changes[0]?.next.state).toBe("FAILED");
+  });
+
+  it("a report received before the task settled, however late it is folded, does not count", () => {
+    const r = foldReport({ ...base, receivedAt: NOW - 59_500, tasks: [running(1)] });
+    expect(r.changes).toEqual([]);
+    expect(r.missing.size).toBe(0);
   });
 
   it("a report from before the last outage changes nothing", () => {

@@ -6,6 +6,7 @@ const NOW = 1_700_000_000_000;
 const inputArb: fc.Arbitrary<LivenessInput> = fc.record({
   now: fc.constant(NOW),
   healthySince: fc.integer({ min: NOW - 300_000, max: NOW }),
+  outageStartedAt: fc.integer({ min: NOW - 400_000, max: NOW }),
   intakeAliveAt: fc.option(fc.integer({ min: NOW - 60_000, max: NOW }), { nil: undefined }),
   periodMs: fc.constantFrom(500, 5_000),
   missedBeats: fc.constantFrom(3),
@@ -20,7 +21,17 @@ describe("node liveness", () => {
   it("declares nothing down until the control plane has been healthy for a window plus the agents' back-off", () => {
     fc.assert(
       fc.property(inputArb, nodesArb, (i, nodes) => {
-        if (i.now - i.healthySince < recoveryGraceMs(i)) expect(nodesDown(nodes, i)).toEqual([]);
+        const backoff = Math.min(i.agentMaxBackoffMs, Math.max(0, i.healthySince - i.outageStartedAt) + i.periodMs);
+        if (i.now - i.healthySince < i.missedBeats * i.periodMs + backoff) expect(nodesDown(nodes, i)).toEqual([]);
+        expect(recoveryGraceMs(i)).toBeLessThanOrEqual(i.missedBeats * i.periodMs + i.agentMaxBackoffMs);
+      }),
+    );
+  });
+
+  it("a longer outage never shortens the grace, up to the agents' back-off cap", () => {
+    fc.assert(
+      fc.property(inputArb, fc.integer({ min: 0, max: 100_000 }), (i, more) => {
+        expect(recoveryGraceMs({ ...i, outageStartedAt: i.outageStartedAt - more })).toBeGreaterThanOrEqual(recoveryGraceMs(i));
       }),
     );
   });
@@ -46,10 +57,13 @@ describe("node liveness", () => {
   });
 
   it("declares a silent node down once healthy long enough", () => {
-    const i: LivenessInput = { now: NOW, healthySince: NOW - 100_000, intakeAliveAt: NOW, periodMs: 5_000, missedBeats: 3, agentMaxBackoffMs: 60_000 };
+    // Healthy 100 s after an outage of 5 minutes: the grace (15 s + the 60 s cap) is over.
+    const i: LivenessInput = { now: NOW, healthySince: NOW - 100_000, outageStartedAt: NOW - 400_000, intakeAliveAt: NOW, periodMs: 5_000, missedBeats: 3, agentMaxBackoffMs: 60_000 };
     expect(downCutoff(i)).toBe(NOW - 15_000);
     expect(nodesDown([{ id: "a", status: "ready", lastHeartbeatAt: NOW - 16_000 }, { id: "b", status: "ready", lastHeartbeatAt: NOW - 1_000 }], i)).toEqual(["a"]);
-    expect(nodesDown([{ id: "a", status: "ready", lastHeartbeatAt: NOW - 16_000 }], { ...i, healthySince: NOW - 70_000 })).toEqual([]);
+    expect(nodesDown([{ id: "a", status: "ready", lastHeartbeatAt: NOW - 16_000 }], { ...i, healthySince: NOW - 70_000, outageStartedAt: NOW - 370_000 })).toEqual([]);
+    // After a 2 s blip agents retry within a period or two: 15 s + 7 s.
+    expect(recoveryGraceMs({ ...i, outageStartedAt: i.healthySince - 2_000 })).toBe(22_000);
   });
 });
 

@@ -1,8 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  ACTIVE_TASK_STATES,
   advance,
   canTransition,
+  DISPATCHED_TASK_STATES,
   foldContainerState,
   isActive,
   isLive,
@@ -22,6 +24,11 @@ describe("task states", () => {
     );
     expect(taskStateRank("NEW")).toBe(0);
     expect(taskStateRank("ORPHANED")).toBe(11);
+  });
+
+  it("list the active and the dispatched ones in that order", () => {
+    expect([...ACTIVE_TASK_STATES]).toEqual(TASK_STATES.filter(isActive));
+    expect([...DISPATCHED_TASK_STATES]).toEqual(TASK_STATES.filter((s) => isActive(s) && taskStateRank(s) >= taskStateRank("ACCEPTED")));
   });
 
   it.each([

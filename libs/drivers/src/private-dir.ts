@@ -8,9 +8,9 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { UnavailableError } from "@flotilla/core";
 
-/** Host-wide lock files: /run/flotilla/locks for root, else under the user's runtime or state dir. */
+/** Host-wide lock files: /run/flotilla-control/locks for root (apart from /run/flotilla, an agent's run dir when this host is also a machine), else under the user's runtime or state dir. */
 export function defaultLockDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (process.getuid?.() === 0) return "/run/flotilla/locks";
+  if (process.getuid?.() === 0) return "/run/flotilla-control/locks";
   if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, "flotilla", "locks");
   return join(env.XDG_STATE_HOME || join(env.HOME || homedir(), ".local", "state"), "flotilla", "locks");
 }

@@ -73,7 +73,7 @@ describe.skipIf(!asRoot)("root's lock dir cannot be planted by another user", ()
 
   it("root's default lock dir is private and outside world-writable /tmp", async () => {
     const dir = defaultLockDir();
-    expect(dir).toBe("/run/flotilla/locks");
+    expect(dir).toBe("/run/flotilla-control/locks");
     await withHostLock(dir, "flotilla-s11-probe", async () => undefined);
     const st = lstatSync(dir);
     expect(st.uid).toBe(0);

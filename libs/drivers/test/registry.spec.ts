@@ -3,14 +3,14 @@ import { InvalidError } from "@flotilla/core";
 import { driverNames, drivers, getDriver, openDriver, createExecRunner } from "@flotilla/drivers";
 
 describe("driver registry", () => {
-  it("knows virtualbox, hyperv and generic", () => {
-    expect(driverNames()).toEqual(["generic", "hyperv", "netns", "virtualbox"]);
+  it("knows virtualbox, hyperv, generic, netns and qemu", () => {
+    expect(driverNames()).toEqual(["generic", "hyperv", "netns", "qemu", "virtualbox"]);
     expect(getDriver("virtualbox")).toBe(drivers.virtualbox);
   });
 
   it("names the known drivers when asked for an unknown one", () => {
     expect(() => getDriver("vmware")).toThrow(InvalidError);
-    expect(() => getDriver("vmware")).toThrow('unknown driver "vmware"; known drivers: generic, hyperv, netns, virtualbox');
+    expect(() => getDriver("vmware")).toThrow('unknown driver "vmware"; known drivers: generic, hyperv, netns, qemu, virtualbox');
     // Not fooled by Object.prototype.
     expect(() => getDriver("toString")).toThrow(InvalidError);
   });

@@ -1,6 +1,8 @@
-import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from "@nestjs/common";
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger, Optional } from "@nestjs/common";
 import { DomainError, type DomainErrorKind } from "@flotilla/core";
-import type { FastifyReply } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { ControlPlaneHealth } from "../health/control-plane-health";
+import { connectionFailure, postgresUnavailable } from "./unavailable";
 
 /** The one shape every API error has. */
 export interface ErrorBody {
@@ -35,13 +37,30 @@ const NAME_BY_STATUS: Record<number, string> = {
 export class DomainExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger("http");
 
+  constructor(@Optional() private readonly health?: ControlPlaneHealth) {}
+
   catch(exception: unknown, host: ArgumentsHost): void {
     const reply = host.switchToHttp().getResponse<FastifyReply>();
-    const [status, body] = this.toResponse(exception);
-    if (status >= 500 && status !== 501 && status !== 503) {
-      this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
+    const method = host.switchToHttp().getRequest<FastifyRequest>()?.method ?? "GET";
+    void this.classify(exception, method).then((e) => {
+      const [status, body] = this.toResponse(e);
+      if (status >= 500 && status !== 501 && status !== 503) {
+        this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
+      }
+      void reply.status(status).send(body);
+    });
+  }
+
+  /** A failure to reach Postgres becomes a 503 saying so (see common/unavailable.ts). */
+  private async classify(exception: unknown, method: string): Promise<unknown> {
+    if (exception instanceof DomainError || exception instanceof HttpException) return exception;
+    const failure = connectionFailure(exception);
+    if (failure === "postgres") return postgresUnavailable(method);
+    if (failure === "network" && this.health) {
+      await this.health.probeOnce().catch(() => undefined);
+      if (!this.health.isUp("postgres")) return postgresUnavailable(method);
     }
-    void reply.status(status).send(body);
+    return exception;
   }
 
   toResponse(exception: unknown): [number, ErrorBody] {

@@ -25,9 +25,12 @@ import { EngineClients } from "./engine-clients";
 
 export { STALE_CLAIM_MS };
 // Calls to one agent in flight at once; nodes in flight at once is the queue's concurrency.
-const PER_AGENT = 4;
+const PER_AGENT = 8;
 // Launch outcomes recorded per statement.
-const RECORD_CHUNK = 64;
+const RECORD_CHUNK = 16;
+
+/** What dispatch needs of a service. */
+type ServiceRef = Pick<ServiceRow, "id" | "name" | "spec" | "updateState">;
 
 /** What dispatch needs of a node: where its agent answers. */
 export type AgentRef = Pick<NodeRow, "hostname" | "engineUrl">;
@@ -95,15 +98,24 @@ export class DispatchService implements OnModuleInit {
 
   /** One node's dispatch: start what is assigned there, stop what is no longer wanted. */
   async runNode(nodeId: string): Promise<{ started: number; stopped: number; rejected: number }> {
-    const [node] = (await this.prisma.sql.query<Parameters<typeof nodeRow>[0]>(`SELECT ${NODE_COLUMNS} FROM "Node" n WHERE n.id = $1::uuid AND n.status = 'READY'::"NodeStatus"`, [nodeId])).map(nodeRow);
-    if (!node) return { started: 0, stopped: 0, rejected: 0 };
-    const rows = await this.prisma.sql.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM "Task" t WHERE t."nodeId" = $1::uuid AND t.state = ANY($2::"TaskState"[])`, [nodeId, [...ACTIVE_STATES]]);
+    // The node (if ready) and its active tasks in one statement: a LEFT JOIN, so a node without
+    // tasks is one row with a null task.
+    const read = await this.prisma.sql.query<TaskRow & { nodeHostname: string; nodeEngineUrl: string | null }>(
+      `SELECT n.hostname AS "nodeHostname", n."engineUrl" AS "nodeEngineUrl", ${TASK_COLUMNS}
+       FROM "Node" n LEFT JOIN "Task" t ON t."nodeId" = n.id AND t.state = ANY($2::"TaskState"[])
+       WHERE n.id = $1::uuid AND n.status = 'READY'::"NodeStatus"`,
+      [nodeId, [...ACTIVE_STATES]],
+    );
+    if (read.length === 0) return { started: 0, stopped: 0, rejected: 0 };
+    const node: AgentRef = { hostname: read[0].nodeHostname, engineUrl: read[0].nodeEngineUrl };
+    const rows: TaskRow[] = read.filter((r) => r.id !== null).map(({ nodeHostname: _h, nodeEngineUrl: _u, ...t }) => t);
     const byId = new Map(rows.map((t) => [t.id, t]));
     const work = dispatchWork(rows.map((t) => ({ task: toCoreTask(t), containerId: t.containerId })), this.clock.now());
     const agent = new AgentCalls(node, this.engines);
-    const launched = await this.startAll(agent, work.start.map((w) => byId.get(w.task.id)!));
-    const stopped = await this.stopAll(agent, work.stop.map((w) => byId.get(w.task.id)!));
-    await this.followUps(launched, stopped);
+    const services = await this.loadServices([...work.start, ...work.stop].map((w) => w.task.serviceId));
+    const launched = await this.startAll(agent, work.start.map((w) => byId.get(w.task.id)!), services);
+    const stopped = await this.stopAll(agent, work.stop.map((w) => byId.get(w.task.id)!), services);
+    await this.followUps(launched, stopped, services);
     return { started: [...launched.values()].reduce((n, l) => n + l.started, 0), stopped: stopped.size, rejected: [...launched.values()].reduce((n, l) => n + l.rejected, 0) };
   }
 
@@ -111,17 +123,16 @@ export class DispatchService implements OnModuleInit {
    * Claims the tasks (only one dispatcher wins each), launches them on the agent, and records
    * the outcomes a chunk at a time as they come. Returns per service how many started/failed.
    */
-  private async startAll(agent: AgentCalls, tasks: TaskRow[]): Promise<Map<string, { started: number; rejected: number }>> {
+  private async startAll(agent: AgentCalls, tasks: TaskRow[], services: ReadonlyMap<string, ServiceRef>): Promise<Map<string, { started: number; rejected: number }>> {
     const counts = new Map<string, { started: number; rejected: number }>();
     if (tasks.length === 0) return counts;
     const now = this.clock.now();
     const mine = await this.tasks.claim(tasks.map((t) => t.id), now, now - STALE_CLAIM_MS);
-    const services = await this.loadServices(tasks.filter((t) => mine.has(t.id)).map((t) => t.serviceId));
-    let chunk: (LaunchOutcome & { serviceId: string })[] = [];
+    let chunk: LaunchOutcome[] = [];
     const flush = async () => {
       const batch = chunk;
       chunk = [];
-      for (const [serviceId, outcomes] of groupBy(batch, (o) => o.serviceId)) await this.events.publish(await this.tasks.recordLaunches(serviceId, outcomes, this.clock.now()));
+      await this.events.publish(await this.tasks.recordLaunches(batch, this.clock.now()));
     };
     await inBatches(
       tasks.filter((t) => mine.has(t.id) && services.has(t.serviceId)),
@@ -132,7 +143,7 @@ export class DispatchService implements OnModuleInit {
         if (outcome.containerId) c.started++;
         else c.rejected++;
         counts.set(task.serviceId, c);
-        chunk.push({ ...outcome, serviceId: task.serviceId });
+        chunk.push(outcome);
         if (chunk.length >= RECORD_CHUNK) await flush();
       },
       PER_AGENT,
@@ -142,8 +153,7 @@ export class DispatchService implements OnModuleInit {
   }
 
   /** Stops (grace, then kill) and removes the containers of tasks no longer wanted; records SHUTDOWN. */
-  private async stopAll(agent: AgentCalls, tasks: TaskRow[]): Promise<Set<string>> {
-    const services = await this.loadServices(tasks.map((t) => t.serviceId));
+  private async stopAll(agent: AgentCalls, tasks: TaskRow[], services: ReadonlyMap<string, ServiceRef>): Promise<Set<string>> {
     const stopped = new Set<string>();
     await inBatches(
       tasks,
@@ -166,9 +176,8 @@ export class DispatchService implements OnModuleInit {
    * Started tasks are what a rolling update waits for before its next batch; rejected ones are
    * replaced; a stopped task frees memory and ports that pending tasks may be waiting for.
    */
-  private async followUps(launched: Map<string, { started: number; rejected: number }>, stopped: Set<string>): Promise<void> {
+  private async followUps(launched: Map<string, { started: number; rejected: number }>, stopped: Set<string>, services: ReadonlyMap<string, ServiceRef>): Promise<void> {
     const again = new Set<string>(stopped);
-    const services = await this.loadServices([...launched.keys()]);
     for (const [id, c] of launched) {
       const s = services.get(id);
       const updating = s?.updateState != null && isUpdateActive(s.updateState as unknown as UpdateState);
@@ -178,7 +187,11 @@ export class DispatchService implements OnModuleInit {
     for (const id of again) await this.queues.enqueueReconcile(id, stopped.has(id) ? "tasks stopped" : "tasks started");
   }
 
-  /** Stops and removes containers that no task wants (a removed service's, strays). */
+  /**
+   * Stops and removes containers that no task wants (a removed service's, strays). Throws if
+   * some are left, so the job is retried (and, once given up, a stray is found again by the
+   * node's next full heartbeat fold).
+   */
   async removeContainers(job: RemoveContainersJob): Promise<number> {
     const [node] = (await this.prisma.sql.query<Parameters<typeof nodeRow>[0]>(`SELECT ${NODE_COLUMNS} FROM "Node" n WHERE n.id = $1::uuid`, [job.nodeId])).map(nodeRow);
     if (!node) return 0;
@@ -191,21 +204,18 @@ export class DispatchService implements OnModuleInit {
       },
       PER_AGENT,
     );
+    if (removed < job.containers.length) throw new Error(`${job.containers.length - removed} of ${job.containers.length} containers on ${node.hostname} not removed`);
     return removed;
   }
 
-  private async loadServices(ids: readonly string[]): Promise<Map<string, ServiceRow>> {
+  /** The services of these tasks, read once per job (plain SQL: a job per node is a hot path). */
+  private async loadServices(ids: readonly string[]): Promise<Map<string, ServiceRef>> {
     const unique = [...new Set(ids)];
     if (unique.length === 0) return new Map();
-    const rows = await this.prisma.service.findMany({ where: { id: { in: unique } } });
+    const rows = await this.prisma.sql.query<ServiceRef>(`SELECT id::text AS id, name, spec, "updateState" FROM "Service" WHERE id = ANY($1::uuid[])`, [unique]);
     return new Map(rows.map((s) => [s.id, s]));
   }
-}
 
-function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
-  const m = new Map<string, T[]>();
-  for (const i of items) m.set(key(i), [...(m.get(key(i)) ?? []), i]);
-  return m;
 }
 
 /**
@@ -221,7 +231,7 @@ class AgentCalls {
   ) {}
 
   /** Creates (idempotently: the name is the task's) and starts a task's container. */
-  async launch(service: ServiceRow, task: TaskRow): Promise<LaunchOutcome> {
+  async launch(service: ServiceRef, task: TaskRow): Promise<LaunchOutcome> {
     const spec = specOf(service);
     try {
       const { containerId, endpoints } = await this.call(async (engine) => {

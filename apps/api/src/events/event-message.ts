@@ -1,4 +1,12 @@
-import type { FlotillaEvent } from "./events.service";
+/** One row of the event log, as published on the events channel and streamed to clients. */
+export interface FlotillaEvent {
+  id: string;
+  at: string;
+  kind: string;
+  subjectId: string | null;
+  action: string;
+  data: Record<string, unknown>;
+}
 
 /**
  * Reads one message from the events channel: an event or an array of events as `publish()`

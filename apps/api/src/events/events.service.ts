@@ -4,16 +4,9 @@ import { Observable, Subject } from "rxjs";
 import { PrismaService } from "../database/prisma.service";
 import { RedisConnections } from "../database/redis";
 import type { Prisma } from "../generated/prisma/client";
-import { decodeEventMessage } from "./event-message";
+import { decodeEventMessage, type FlotillaEvent } from "./event-message";
 
-export interface FlotillaEvent {
-  id: string;
-  at: string;
-  kind: string;
-  subjectId: string | null;
-  action: string;
-  data: Record<string, unknown>;
-}
+export type { FlotillaEvent };
 
 export interface EventInput {
   kind: string;

@@ -19,6 +19,8 @@ export type Dependency = "postgres" | "redis";
 /** What the shared row says. */
 export interface ControlPlaneState {
   healthySince: number;
+  /** When the outage that ended at healthySince began (healthySince if unknown). */
+  outageStartedAt: number;
   intakeAliveAt: number | undefined;
 }
 
@@ -29,6 +31,9 @@ export class ControlPlaneHealth implements OnApplicationBootstrap, OnModuleDestr
   /** Last time this process saw a dependency fail, or started: reports older than it are stale. */
   private lastTroubleAt: number;
   private recovering = true;
+  /** When the current streak of failed probes began; undefined while healthy. */
+  private troubleStartedAt?: number;
+  private booting = true;
   private timer?: NodeJS.Timeout;
   private probing?: Promise<void>;
   private readonly markerValue = randomUUID();
@@ -86,6 +91,7 @@ export class ControlPlaneHealth implements OnApplicationBootstrap, OnModuleDestr
     this.note("redis", redis !== "down");
     if (!postgres || redis === "down") {
       this.lastTroubleAt = now;
+      this.troubleStartedAt ??= now;
       this.recovering = true;
       return;
     }
@@ -95,8 +101,10 @@ export class ControlPlaneHealth implements OnApplicationBootstrap, OnModuleDestr
         this.recovering = true;
       }
       if (this.recovering) {
-        await this.markHealthy(now);
+        await this.markHealthy(now, await this.outageStart(now));
         this.recovering = false;
+        this.booting = false;
+        this.troubleStartedAt = undefined;
         for (const fn of this.recoveredListeners) await fn(redis === "lost" ? "redis lost its data" : "recovered");
       }
       await this.redis.client.set(this.marker, "1", "EX", 600);
@@ -105,8 +113,19 @@ export class ControlPlaneHealth implements OnApplicationBootstrap, OnModuleDestr
     } catch (e) {
       this.logger.warn(`recovery step failed (will retry): ${(e as Error).message}`);
       this.lastTroubleAt = now;
+      this.troubleStartedAt ??= now;
       this.recovering = true;
     }
+  }
+
+  /**
+   * When the outage now ending began: the first failed probe; for an API process starting, the
+   * last time any API process proved it took heartbeats (agents have been failing since).
+   */
+  private async outageStart(now: number): Promise<number> {
+    if (this.troubleStartedAt !== undefined) return this.troubleStartedAt;
+    if (!this.booting || this.config.role === "worker") return now;
+    return Math.min(now, (await this.state()).intakeAliveAt ?? now);
   }
 
   /** "down", "lost" (answers, but the key every process sets is gone: it restarted empty) or "ok". */
@@ -122,12 +141,20 @@ export class ControlPlaneHealth implements OnApplicationBootstrap, OnModuleDestr
     this.up[d] = ok;
   }
 
-  /** Moves healthySince to `now` (never back): every node gets a new window from here. */
-  async markHealthy(now: number): Promise<void> {
+  /**
+   * Records an outage that began at `outageStartedAt` and ended `now`: healthySince moves to now
+   * (never back), and every node gets a new window from there. An outage that overlaps the one on
+   * record (or is already known) widens it to the earlier start.
+   */
+  async markHealthy(now: number, outageStartedAt: number): Promise<void> {
     await this.prisma.sql.query(
-      `INSERT INTO "ControlPlane" (id, "healthySince") VALUES (1, $1::timestamp(3))
-       ON CONFLICT (id) DO UPDATE SET "healthySince" = greatest("ControlPlane"."healthySince", EXCLUDED."healthySince")`,
-      [utc(now)],
+      `INSERT INTO "ControlPlane" (id, "healthySince", "outageStartedAt") VALUES (1, $1::timestamp(3), $2::timestamp(3))
+       ON CONFLICT (id) DO UPDATE SET
+         "outageStartedAt" = CASE WHEN EXCLUDED."outageStartedAt" <= "ControlPlane"."healthySince"
+           THEN least(coalesce("ControlPlane"."outageStartedAt", "ControlPlane"."healthySince"), EXCLUDED."outageStartedAt")
+           ELSE EXCLUDED."outageStartedAt" END,
+         "healthySince" = greatest("ControlPlane"."healthySince", EXCLUDED."healthySince")`,
+      [utc(now), utc(Math.min(now, outageStartedAt))],
     );
   }
 
@@ -141,10 +168,13 @@ export class ControlPlaneHealth implements OnApplicationBootstrap, OnModuleDestr
 
   /** The shared row, as every process sees it. */
   async state(): Promise<ControlPlaneState> {
-    const [row] = await this.prisma.sql.query<{ healthySince: Date; intakeAliveAt: Date | null }>(`SELECT "healthySince", "intakeAliveAt" FROM "ControlPlane" WHERE id = 1`);
+    const [row] = await this.prisma.sql.query<{ healthySince: Date; outageStartedAt: Date | null; intakeAliveAt: Date | null }>(
+      `SELECT "healthySince", "outageStartedAt", "intakeAliveAt" FROM "ControlPlane" WHERE id = 1`,
+    );
     // No row yet: nobody has been healthy long enough to judge anything.
-    if (!row) return { healthySince: this.clock.now(), intakeAliveAt: undefined };
-    return { healthySince: row.healthySince.getTime(), intakeAliveAt: row.intakeAliveAt?.getTime() };
+    if (!row) return { healthySince: this.clock.now(), outageStartedAt: this.clock.now(), intakeAliveAt: undefined };
+    const healthySince = row.healthySince.getTime();
+    return { healthySince, outageStartedAt: row.outageStartedAt?.getTime() ?? healthySince, intakeAliveAt: row.intakeAliveAt?.getTime() };
   }
 
   async onModuleDestroy(): Promise<void> {

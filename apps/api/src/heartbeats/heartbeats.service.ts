@@ -231,6 +231,7 @@ export class HeartbeatsService {
       reported,
       wanted: await this.wanted(reported, active),
       now,
+      receivedAt,
       current: this.health.isCurrent(receivedAt),
       settleMs: MISSED_BEATS * this.config.periodMs,
       staleClaimMs: STALE_CLAIM_MS,

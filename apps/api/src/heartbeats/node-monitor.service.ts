@@ -4,7 +4,7 @@
 // heartbeats — that silence is ours, and it moves "healthy since" on instead. Runs in every
 // worker; the UPDATE re-checks the rule, so with several workers each node goes down once.
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from "@nestjs/common";
-import { nodesDown, recoveryGraceMs, type Clock, type LivenessInput } from "@flotilla/core";
+import { nodesDown, type Clock, type LivenessInput } from "@flotilla/core";
 import { CLOCK } from "../common/clock";
 import { PrismaService } from "../database/prisma.service";
 import { utc } from "../database/sql";
@@ -48,13 +48,13 @@ export class NodeMonitorService implements OnApplicationBootstrap, OnModuleDestr
     const input: LivenessInput = { now, ...state, periodMs: this.config.periodMs, missedBeats: MISSED_BEATS, agentMaxBackoffMs: this.config.agentMaxBackoffMs };
     if (state.intakeAliveAt === undefined || now - state.intakeAliveAt > 2 * this.config.periodMs) {
       // No API process takes heartbeats: agents cannot report, so their window starts again.
-      await this.health.markHealthy(now);
+      await this.health.markHealthy(now, state.intakeAliveAt ?? now);
       return [];
     }
     const nodes = await this.prisma.sql.query<{ id: string; status: string; lastHeartbeatAt: Date | null }>(`SELECT id::text AS id, lower(status::text) AS status, "lastHeartbeatAt" FROM "Node" WHERE status = 'READY'::"NodeStatus"`);
     const candidates = nodesDown(nodes.map((n) => ({ ...n, lastHeartbeatAt: n.lastHeartbeatAt?.getTime() ?? null })), input);
     if (candidates.length === 0) return [];
-    const down = await this.markDown(candidates, now, now - MISSED_BEATS * this.config.periodMs, now - recoveryGraceMs(input));
+    const down = await this.markDown(candidates, now, now - MISSED_BEATS * this.config.periodMs, state.healthySince);
     if (down.length === 0) return [];
     this.logger.warn(`nodes down (no heartbeat for ${MISSED_BEATS * this.config.periodMs} ms): ${down.map((n) => n.hostname).join(", ")}`);
     for (const id of await this.services.servicesOnNodes(down.map((n) => n.id))) await this.queues.enqueueReconcile(id, "node down");
@@ -62,18 +62,18 @@ export class NodeMonitorService implements OnApplicationBootstrap, OnModuleDestr
   }
 
   /**
-   * One transaction: the nodes go DOWN only if still silent and the control plane has still been
-   * healthy long enough (a heartbeat or a recovery may have come since the decision); tasks being
-   * stopped there end ORPHANED (TasksRepository); the events.
+   * One transaction: the nodes go DOWN only if still silent and no recovery was recorded since
+   * the decision (a heartbeat or an outage may have come meanwhile); tasks being stopped there
+   * end ORPHANED (TasksRepository); the events.
    */
-  private async markDown(ids: string[], now: number, cutoff: number, healthyBefore: number): Promise<{ id: string; hostname: string }[]> {
+  private async markDown(ids: string[], now: number, cutoff: number, healthySince: number): Promise<{ id: string; hostname: string }[]> {
     const { down, evs } = await this.prisma.sql.transaction(async (tx) => {
       const down = await tx.query<{ id: string; hostname: string }>(
         `UPDATE "Node" SET status = 'DOWN'::"NodeStatus", "updatedAt" = $2::timestamp(3)
          WHERE id = ANY($1::uuid[]) AND status = 'READY'::"NodeStatus" AND coalesce("lastHeartbeatAt", 'epoch') < $3::timestamp(3)
-           AND (SELECT "healthySince" FROM "ControlPlane" WHERE id = 1) <= $4::timestamp(3)
+           AND (SELECT "healthySince" FROM "ControlPlane" WHERE id = 1) = $4::timestamp(3)
          RETURNING id::text AS id, hostname`,
-        [ids, utc(now), utc(cutoff), utc(healthyBefore)],
+        [ids, utc(now), utc(cutoff), utc(healthySince)],
       );
       if (down.length === 0) return { down, evs: [] };
       await this.tasks.orphanStopping(tx, down.map((n) => n.id), now);

@@ -5,7 +5,7 @@
 // differs.
 import { createHash } from "node:crypto";
 import { Injectable } from "@nestjs/common";
-import { ingressTable, type IngressPort, type MeshBackendTask, type PortConfig, type TaskEndpoint } from "@flotilla/core";
+import { ingressTable, type IngressPort, type MeshBackendTask, type PortConfig, type TaskEndpoint, type TaskState } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
 
 /** What an agent's ingress proxy applies (agent/src/ingress/ingress-types.ts mirrors it). */
@@ -59,7 +59,7 @@ export class IngressService {
           SELECT t."serviceId"::text AS "serviceId", t.endpoints, n."engineUrl"
           FROM "Task" t JOIN "Node" n ON n.id = t."nodeId"
           WHERE t."serviceId" = ANY(${services.map((s) => s.id)}::uuid[])
-            AND t.state = 'RUNNING'::"TaskState" AND t."desiredState" = 'RUNNING'::"DesiredTaskState"
+            AND t.state = ${"RUNNING" satisfies TaskState}::"TaskState" AND t."desiredState" = 'RUNNING'::"DesiredTaskState"
             AND n.status = 'READY'::"NodeStatus" AND t.endpoints IS NOT NULL`
       : [];
     const tasks: MeshBackendTask[] = [];

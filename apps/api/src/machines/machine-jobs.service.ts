@@ -1,6 +1,7 @@
 // The provision worker: runs one machine operation per job (create, start, stop, restart, kill,
 // rm, provision, regenerate-certs, upgrade). Each step is a "machine progress" event and a BullMQ
-// progress update; a failed create leaves an ERROR row naming the step and nothing running.
+// progress update; a failed create leaves an ERROR row naming the step and nothing running, except
+// one refused by its preCreateCheck, which leaves nothing at all.
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from "@nestjs/common";
 import type { Subscription } from "rxjs";
 import { EventsService } from "../events/events.service";
@@ -104,7 +105,11 @@ export class MachineJobsService implements OnModuleInit, OnModuleDestroy {
       this.logger.warn(`machine ${machine.name}: ${operation} failed: ${err.message}`);
       const previous = params.previousState as MachineState | undefined;
       const cause = err.original;
-      if (operation === "create") {
+      if (operation === "create" && err.step === "preCreateCheck") {
+        // Refused before anything was made: keep nothing (no ERROR row to rm -f later).
+        await rm(this.host.storeDir(machine.name), { recursive: true, force: true }).catch(() => undefined);
+        await this.repo.discard(machine.id, machine.name, err.message, { operation, step: err.step });
+      } else if (operation === "create") {
         await this.repo.setState(machine.id, "ERROR", { reason: err.message, action: "failed", data: { operation, step: err.step } });
       } else if (cause instanceof NotSupportedError && previous) {
         await this.repo.setState(machine.id, previous, { reason: err.message, action: "failed", data: { operation, step: err.step } });

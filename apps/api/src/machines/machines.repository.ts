@@ -91,6 +91,21 @@ export class MachinesRepository {
     return node?.id;
   }
 
+  /**
+   * A create refused before anything was made (its preCreateCheck failed): nothing is kept, as
+   * docker-machine does. The "failed" event carries the reason for whoever follows the create.
+   */
+  async discard(id: string, name: string, reason: string, data: Record<string, unknown>): Promise<void> {
+    const events = await this.prisma.$transaction(async (tx) => {
+      await tx.machine.deleteMany({ where: { id } });
+      return this.events.record(tx, [
+        { kind: "machine", subjectId: id, action: "failed", data: { name, state: "ERROR", reason, ...data } },
+        { kind: "machine", subjectId: id, action: "removed", data: { name } },
+      ]);
+    });
+    await this.events.publish(events);
+  }
+
   /** Links the node its agent registered (by hostname = machine name) to the machine. */
   async linkNode(machine: MachineRow): Promise<void> {
     await this.prisma.node.updateMany({ where: { hostname: machine.name, machineId: null }, data: { machineId: machine.id } });

@@ -1,4 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Query } from "@nestjs/common";
+import { ApiUnavailable } from "../common/api-unavailable";
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiQuery, ApiTags } from "@nestjs/swagger";
 import { z } from "zod";
 import { ZodValidationPipe } from "../common/zod-validation.pipe";
@@ -47,6 +48,7 @@ export class NodesController {
       },
     },
   })
+  @ApiUnavailable()
   update(@Param("id") id: string, @Body(new ZodValidationPipe(UpdateNodeBody)) body: z.infer<typeof UpdateNodeBody>): Promise<NodeView> {
     return this.nodes.update(id, body);
   }
@@ -56,6 +58,7 @@ export class NodesController {
   @ApiParam(REF)
   @ApiQuery({ name: "force", required: false, description: "1/true: remove even if the node is up" })
   @ApiOperation({ summary: "Remove a node (409 unless it is down, or forced); its tasks are replaced elsewhere" })
+  @ApiUnavailable()
   async remove(@Param("id") id: string, @Query("force") force?: string): Promise<void> {
     await this.nodes.remove(id, force === "1" || force === "true");
   }

@@ -6,6 +6,7 @@ import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
 import type { Prisma } from "../generated/prisma/client";
 import { QueuesService } from "../queues/queues.service";
+import { queuedAfterCommit } from "../common/unavailable";
 import type { NodeView } from "@flotilla/api-types";
 import { nodeView, TX_OPTIONS } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
@@ -55,7 +56,7 @@ export class NodesService {
       return { node, evs };
     }, TX_OPTIONS);
     await this.events.publish(evs);
-    await this.reconcileAround([node.id]);
+    await queuedAfterCommit(this.reconcileAround([node.id]));
     return this.get(node.id);
   }
 
@@ -79,7 +80,8 @@ export class NodesService {
       return { evs, services: [...new Set(tasks.map((t) => t.serviceId))] };
     }, TX_OPTIONS);
     await this.events.publish(evs);
-    for (const s of new Set([...services, ...(await this.services.servicesWaitingForCapacity())])) await this.queues.enqueueReconcile(s, "node removed");
+    const waiting = await this.services.servicesWaitingForCapacity();
+    await queuedAfterCommit(Promise.all([...new Set([...services, ...waiting])].map((s) => this.queues.enqueueReconcile(s, "node removed"))));
   }
 
   /** Reconciles services with tasks on these nodes and those waiting for capacity. */

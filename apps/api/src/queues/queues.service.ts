@@ -17,6 +17,9 @@ import {
 } from "./queue-names";
 
 const KEEP = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } } satisfies JobsOptions;
+// A node's dispatch waits this long before it runs, so that the tasks several services'
+// reconciles put on one node go in one job (requests meanwhile collapse into it).
+const DISPATCH_GATHER_MS = 250;
 
 /** Redis could not take a job: what was written to Postgres stands, and the sweep picks it up. */
 export class RedisUnavailableError extends UnavailableError {
@@ -41,6 +44,8 @@ export class QueuesService implements OnModuleDestroy {
       // Fail fast while Redis is down (no offline queue): the caller answers 503 at once, and
       // what it wrote to Postgres is picked up by the sweep when Redis returns.
       q = new Queue(name, { connection: this.redis.open({ maxRetriesPerRequest: 1, enableOfflineQueue: false }), prefix: this.config.queuePrefix });
+      // Redis going away is reported by the health probe and by the calls that fail.
+      q.on("error", () => undefined);
       this.queues.set(name, q);
     }
     return q;
@@ -74,7 +79,13 @@ export class QueuesService implements OnModuleDestroy {
     const jobs = [...new Set(nodeIds)].map((nodeId) => ({
       name: "dispatch",
       data: { nodeId, reason } satisfies DispatchJob,
-      opts: { ...KEEP, deduplication: { id: dispatchKey(nodeId), keepLastIfActive: true }, attempts: 3, backoff: { type: "exponential", delay: 1_000 } } satisfies JobsOptions,
+      opts: {
+        ...KEEP,
+        delay: DISPATCH_GATHER_MS,
+        deduplication: { id: dispatchKey(nodeId), keepLastIfActive: true },
+        attempts: 3,
+        backoff: { type: "exponential", delay: 1_000 },
+      } satisfies JobsOptions,
     }));
     try {
       await this.queue(QUEUE.dispatch).addBulk(jobs);
@@ -83,11 +94,22 @@ export class QueuesService implements OnModuleDestroy {
     }
   }
 
-  /** Asks for containers to be stopped and removed on a node; the same request collapses. */
+  /**
+   * Asks for containers to be stopped and removed on a node; the same request collapses while
+   * queued. One that failed for good (its agent was away) is retired first, so the next report
+   * of the same strays tries again.
+   */
   async enqueueRemove(job: RemoveContainersJob): Promise<void> {
     if (job.containers.length === 0) return;
     const digest = createHash("sha256").update([...job.containers].sort().join(",")).digest("hex").slice(0, 16);
-    await this.add(QUEUE.dispatch, "remove", job, { jobId: `remove-${job.nodeId}-${digest}`, removeOnComplete: true, removeOnFail: { count: 100 }, attempts: 3, backoff: { type: "exponential", delay: 2_000 } });
+    const jobId = `remove-${job.nodeId}-${digest}`;
+    try {
+      const previous = await this.queue(QUEUE.dispatch).getJob(jobId);
+      if (previous && (await previous.isFailed())) await previous.remove();
+    } catch (e) {
+      throw new RedisUnavailableError(e);
+    }
+    await this.add(QUEUE.dispatch, "remove", job, { jobId, removeOnComplete: true, removeOnFail: { count: 100 }, attempts: 3, backoff: { type: "exponential", delay: 2_000 } });
   }
 
   /** Starts a provisioning operation with progress; a repeat of one already queued collapses. */

@@ -4,6 +4,7 @@
 import type { DesiredState, NodeAvailability, NodeRole, NodeStatus, NodeView, TaskView } from "@flotilla/api-types";
 import type { NodeInfo, ServiceSpec, Task, TaskState, UpdateState } from "@flotilla/core";
 import type { Node as NodeRow, Service as ServiceRow, Task as TaskRow } from "../generated/prisma/client";
+import { parseStoredSpec } from "./stored-spec";
 
 export function toCoreTask(t: TaskRow): Task {
   return {
@@ -37,9 +38,10 @@ export function toCoreNode(n: NodeRow): NodeInfo {
   };
 }
 
-export const specOf = (s: Pick<ServiceRow, "spec">): ServiceSpec => s.spec as unknown as ServiceSpec;
-export const previousSpecOf = (s: Pick<ServiceRow, "previousSpec">): ServiceSpec | undefined =>
-  (s.previousSpec ?? undefined) as unknown as ServiceSpec | undefined;
+/** The row's spec, parsed (see stored-spec.ts). */
+export const specOf = (s: Pick<ServiceRow, "spec"> & { id?: string }): ServiceSpec => parseStoredSpec(s.spec, `service ${s.id ?? "?"}`);
+export const previousSpecOf = (s: Pick<ServiceRow, "previousSpec"> & { id?: string }): ServiceSpec | undefined =>
+  s.previousSpec === null || s.previousSpec === undefined ? undefined : parseStoredSpec(s.previousSpec, `service ${s.id ?? "?"} (previous spec)`);
 export const updateStateOf = (s: Pick<ServiceRow, "updateState">): UpdateState | undefined =>
   (s.updateState ?? undefined) as unknown as UpdateState | undefined;
 
@@ -89,8 +91,8 @@ export function nodeView(n: NodeRow, tasks?: number): NodeView {
   };
 }
 
-/** Task states in which a task holds (or may hold) a container on its node. */
-export const ACTIVE_STATES = ["NEW", "PENDING", "ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"] as const;
+/** Task states in which a task holds (or may hold) a container on its node: core's list. */
+export { ACTIVE_TASK_STATES as ACTIVE_STATES } from "@flotilla/core";
 
 /**
  * Options of every transaction here: under load (a thousand agents beating, a scale to

@@ -3,14 +3,13 @@
 // bumps `planVersion`, so of two reconciles planned from the same view only one commits.
 import { Injectable } from "@nestjs/common";
 import {
-  isTerminal,
   STALE_CLAIM_MS,
+  tasksToPrune,
   type LiveCounts,
   type ReconcileResult,
   type RollbackDecision,
   type ScheduleResult,
   type ServiceSpec,
-  type TaskState,
   type UpdateState,
 } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
@@ -21,7 +20,7 @@ import { insertEvents } from "../events/event-rows";
 import type { FlotillaEvent } from "../events/events.service";
 import { TasksRepository } from "../tasks/tasks.repository";
 import type { Node as NodeRow, Service as ServiceRow, Task as TaskRow } from "../generated/prisma/client";
-import { ACTIVE_STATES, specOf } from "./mapping";
+import { ACTIVE_STATES, specOf, toCoreTask } from "./mapping";
 
 /** Everything one reconcile reads. */
 export interface ReconcileView {
@@ -36,9 +35,6 @@ export interface ReconcileView {
   others: LiveCounts;
   specs: Map<string, ServiceSpec>;
 }
-
-/** Finished tasks kept per slot (or node, in global mode) besides what the restart policy needs. */
-export const TASK_HISTORY = 5;
 
 /** Thrown when the service changed since it was read; the caller plans again. */
 export class StalePlanError extends Error {}
@@ -79,24 +75,9 @@ export class ReconcileRepository {
     return { service, tasks, nodes, others, specs };
   }
 
-  /**
-   * Deletes finished tasks beyond the history each slot keeps: the newest TASK_HISTORY, or
-   * maxAttempts + 1 if more (restart attempts are counted from them), and never a task the
-   * running update remembers as failed. Returns how many went.
-   */
+  /** Deletes the finished tasks libs/core tasksToPrune names. Returns how many went. */
   async prune(view: ReconcileView, keepFailed: readonly string[]): Promise<number> {
-    const spec = specOf(view.service);
-    const keep = Math.max(TASK_HISTORY, spec.restartPolicy.maxAttempts + 1);
-    const remembered = new Set(keepFailed);
-    const bySlot = new Map<string, TaskRow[]>();
-    for (const t of view.tasks) {
-      if (!isTerminal(t.state as TaskState) || remembered.has(t.id)) continue;
-      const key = t.slot !== null ? `s${t.slot}` : `n${t.nodeId}`;
-      bySlot.set(key, [...(bySlot.get(key) ?? []), t]);
-    }
-    const victims = [...bySlot.values()].flatMap((ts) => ts.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime()).slice(keep));
-    if (victims.length === 0) return 0;
-    return this.tasks.prune(victims.map((t) => t.id));
+    return this.tasks.prune(tasksToPrune(view.tasks.map(toCoreTask), specOf(view.service).restartPolicy, keepFailed));
   }
 
   /**

@@ -1,4 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Req, StreamableFile } from "@nestjs/common";
+import { ApiUnavailable } from "../common/api-unavailable";
 import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiTags } from "@nestjs/swagger";
 import { InvalidError } from "@flotilla/core";
 import type { FastifyRequest } from "fastify";
@@ -24,6 +25,7 @@ export class ServicesController {
   @ApiOperation({ summary: "Create a service; its tasks are scheduled by the reconcile worker" })
   @ApiBody({ schema: SERVICE_BODY_SCHEMA })
   @ApiCreatedResponse({ description: "the service, version 1" })
+  @ApiUnavailable()
   create(@Body(new ZodValidationPipe(CreateServiceBody)) body: CreateServiceBody): Promise<ServiceView> {
     return this.services.create(body);
   }
@@ -45,6 +47,7 @@ export class ServicesController {
   @ApiParam(REF)
   @ApiOperation({ summary: "Change spec fields; a change that reaches the containers starts a rolling update, `replicas` alone scales" })
   @ApiBody({ schema: { ...SERVICE_BODY_SCHEMA, required: [] } })
+  @ApiUnavailable()
   update(@Param("id") id: string, @Body(new ZodValidationPipe(UpdateServiceBody)) body: UpdateServiceBody): Promise<ServiceView> {
     return this.services.update(id, body, body.replicas !== undefined && Object.keys(body).length === 1 ? "scale" : "update");
   }
@@ -54,6 +57,7 @@ export class ServicesController {
   @ApiParam(REF)
   @ApiOperation({ summary: "Set the number of replicas (replicated services)" })
   @ApiBody({ schema: { type: "object", required: ["replicas"], properties: { replicas: { type: "integer", example: 5 } } } })
+  @ApiUnavailable()
   scale(@Param("id") id: string, @Body(new ZodValidationPipe(ScaleBody)) body: z.infer<typeof ScaleBody>): Promise<ServiceView> {
     return this.services.scale(id, body.replicas);
   }
@@ -62,6 +66,7 @@ export class ServicesController {
   @HttpCode(200)
   @ApiParam(REF)
   @ApiOperation({ summary: "Return to the previous spec (as a new version), with the rollback config" })
+  @ApiUnavailable()
   rollback(@Param("id") id: string): Promise<ServiceView> {
     return this.services.rollback(id);
   }
@@ -70,6 +75,7 @@ export class ServicesController {
   @HttpCode(204)
   @ApiParam(REF)
   @ApiOperation({ summary: "Remove a service; its containers are stopped and removed" })
+  @ApiUnavailable()
   async remove(@Param("id") id: string): Promise<void> {
     await this.services.remove(id);
   }

@@ -1,10 +1,9 @@
 // Database access for services and their tasks: lookups by id or name, counts for listings, the
 // row lock a spec change takes. Services call these; nothing here decides anything.
 import { Injectable } from "@nestjs/common";
-import { checkPublishedPorts, NotFoundError, type PortConfig, type ServiceSpec } from "@flotilla/core";
+import { ACTIVE_TASK_STATES, checkPublishedPorts, NotFoundError, type PortConfig, type ServiceSpec, type TaskState } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
 import type { Prisma, Service as ServiceRow } from "../generated/prisma/client";
-import { ACTIVE_STATES } from "./mapping";
 
 type Tx = Prisma.TransactionClient;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -65,10 +64,10 @@ export class ServicesRepository {
     const out = new Map<string, TaskCounts>(serviceIds.map((id) => [id, { running: 0, live: 0 }]));
     if (serviceIds.length === 0) return out;
     const rows = await this.prisma.sql.query<{ serviceId: string; live: number; running: number }>(
-      `SELECT "serviceId"::text AS "serviceId", count(*)::int AS live, (count(*) FILTER (WHERE state = 'RUNNING'::"TaskState"))::int AS running
+      `SELECT "serviceId"::text AS "serviceId", count(*)::int AS live, (count(*) FILTER (WHERE state = $3::"TaskState"))::int AS running
        FROM "Task" WHERE "serviceId" = ANY($1::uuid[]) AND "desiredState" = 'RUNNING'::"DesiredTaskState" AND state = ANY($2::"TaskState"[])
        GROUP BY 1`,
-      [serviceIds, [...ACTIVE_STATES]],
+      [serviceIds, [...ACTIVE_TASK_STATES], "RUNNING" satisfies TaskState],
     );
     for (const r of rows) out.set(r.serviceId, { live: r.live, running: r.running });
     return out;
@@ -86,7 +85,7 @@ export class ServicesRepository {
   /** Ids of services with unfinished tasks on these nodes (they must move when the nodes go). */
   async servicesOnNodes(nodeIds: string[]): Promise<string[]> {
     const rows = await this.prisma.task.findMany({
-      where: { nodeId: { in: nodeIds }, state: { in: [...ACTIVE_STATES] } },
+      where: { nodeId: { in: nodeIds }, state: { in: [...ACTIVE_TASK_STATES] } },
       select: { serviceId: true },
       distinct: ["serviceId"],
     });

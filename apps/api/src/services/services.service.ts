@@ -5,6 +5,7 @@ import type { ServiceView } from "@flotilla/api-types";
 import {
   affectsTasks,
   ConflictError,
+  DISPATCHED_TASK_STATES,
   InvalidError,
   normalizeServiceSpec,
   startUpdate,
@@ -16,12 +17,11 @@ import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
 import type { Prisma, Service as ServiceRow } from "../generated/prisma/client";
 import { QueuesService } from "../queues/queues.service";
+import { queuedAfterCommit } from "../common/unavailable";
+import { restSpec } from "../common/type-agreement";
 import { previousSpecOf, specOf, TX_OPTIONS, updateStateOf } from "./mapping";
 import type { CreateServiceBody, UpdateServiceBody } from "./service-schemas";
 import { ServicesRepository, type TaskCounts } from "./services.repository";
-
-// The same shape: core's spec is deeply readonly, the REST type's lists are plain arrays.
-const restSpec = (s: ServiceSpec): ServiceView["spec"] => s as ServiceView["spec"];
 
 /** What the REST API returns for a service. */
 function view(row: ServiceRow, counts: TaskCounts = { running: 0, live: 0 }): ServiceView {
@@ -109,7 +109,7 @@ export class ServicesService {
         throw e;
       });
     await this.events.publish(evs);
-    await this.queues.enqueueReconcile(row.id, "create");
+    await queuedAfterCommit(this.queues.enqueueReconcile(row.id, "create"));
     return view(row);
   }
 
@@ -153,7 +153,7 @@ export class ServicesService {
     }, TX_OPTIONS);
     if (result.evs.length) {
       await this.events.publish(result.evs);
-      await this.queues.enqueueReconcile(result.row.id, action);
+      await queuedAfterCommit(this.queues.enqueueReconcile(result.row.id, action));
     }
     return this.get(result.row.id);
   }
@@ -186,7 +186,7 @@ export class ServicesService {
       return { row: updated, evs };
     }, TX_OPTIONS);
     await this.events.publish(evs);
-    await this.queues.enqueueReconcile(row.id, "rollback");
+    await queuedAfterCommit(this.queues.enqueueReconcile(row.id, "rollback"));
     return this.get(row.id);
   }
 
@@ -197,7 +197,7 @@ export class ServicesService {
   async remove(ref: string): Promise<void> {
     const { evs, running, grace } = await this.prisma.$transaction(async (tx) => {
       const row = await this.repo.findForUpdate(tx, ref);
-      const running = await tx.task.findMany({ where: { serviceId: row.id, containerId: { not: null }, state: { in: ["ACCEPTED", "PREPARING", "STARTING", "RUNNING"] } }, select: { nodeId: true, containerId: true } });
+      const running = await tx.task.findMany({ where: { serviceId: row.id, containerId: { not: null }, state: { in: [...DISPATCHED_TASK_STATES] } }, select: { nodeId: true, containerId: true } });
       await tx.service.delete({ where: { id: row.id } });
       const evs = await this.events.record(tx, [{ kind: "service", subjectId: row.id, action: "remove", data: { name: row.name, tasks: running.length } }]);
       return { evs, running, grace: specOf(row).stopGracePeriodMs };

@@ -13,7 +13,7 @@ import { ACTIVE_STATES } from "../services/mapping";
 
 /** How one launch ended: a started container, or the agent's error. */
 export interface LaunchOutcome {
-  task: Pick<TaskRow, "id" | "slot">;
+  task: Pick<TaskRow, "id" | "slot" | "serviceId">;
   node: string;
   containerId?: string;
   endpoints?: TaskEndpoint[];
@@ -132,7 +132,7 @@ export class TasksRepository {
    * tasks still ACCEPTED move: a heartbeat may have been faster, and then only the endpoints
    * (the mesh's backends) are recorded, as long as it is still this container.
    */
-  async recordLaunches(serviceId: string, outcomes: readonly LaunchOutcome[], now: number): Promise<FlotillaEvent[]> {
+  async recordLaunches(outcomes: readonly LaunchOutcome[], now: number): Promise<FlotillaEvent[]> {
     if (outcomes.length === 0) return [];
     const rows = await this.prisma.sql.query<EventRow>(
       `WITH v AS (
@@ -159,7 +159,7 @@ export class TasksRepository {
         outcomes.map((o) => o.containerId ?? null),
         outcomes.map((o) => (o.endpoints ? JSON.stringify(o.endpoints) : null)),
         outcomes.map((o) => (o.containerId ? null : (o.error ?? "rejected"))),
-        outcomes.map((o) => JSON.stringify({ serviceId, slot: o.task.slot, state: o.containerId ? "RUNNING" : "REJECTED", node: o.node, ...(o.containerId ? {} : { error: o.error }) })),
+        outcomes.map((o) => JSON.stringify({ serviceId: o.task.serviceId, slot: o.task.slot, state: o.containerId ? "RUNNING" : "REJECTED", node: o.node, ...(o.containerId ? {} : { error: o.error }) })),
       ],
     );
     return eventsFrom(rows);

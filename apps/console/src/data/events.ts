@@ -2,6 +2,7 @@
 // Authorization header, and the token must not go in the URL. Resumes with `since` after a drop,
 // so nothing that happened while disconnected is missed.
 import type { ApiEvent } from "@flotilla/api-types";
+import { SseDecoder } from "@flotilla/sse";
 import { Api, ApiError } from "./client";
 
 export type StreamStatus = "connecting" | "live" | "reconnecting" | "stopped";
@@ -9,27 +10,14 @@ export type StreamStatus = "connecting" | "live" | "reconnecting" | "stopped";
 /** Splits a text/event-stream body into the JSON `data` of each event. */
 export async function* readSse(body: ReadableStream<Uint8Array>, signal: AbortSignal): AsyncGenerator<ApiEvent> {
   const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buf = "";
+  const decoder = new SseDecoder();
   const cancel = () => void reader.cancel().catch(() => undefined);
   signal.addEventListener("abort", cancel, { once: true });
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
-      // The spec allows CRLF and CR line ends; normalise so one frame splitter serves all.
-      buf += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
-      let end;
-      while ((end = buf.indexOf("\n\n")) >= 0) {
-        const frame = buf.slice(0, end);
-        buf = buf.slice(end + 2);
-        const data = frame
-          .split("\n")
-          .filter((l) => l.startsWith("data:"))
-          .map((l) => l.slice(5).replace(/^ /, ""))
-          .join("\n");
-        if (data) yield JSON.parse(data) as ApiEvent;
-      }
+      for (const data of decoder.push(value)) yield JSON.parse(data) as ApiEvent;
     }
   } finally {
     signal.removeEventListener("abort", cancel);

@@ -1,26 +1,12 @@
 import type { Command } from "commander";
 import type { ApiEvent as StreamEvent } from "@flotilla/api-types";
+import { sseJson } from "@flotilla/sse";
 import { ApiClient, loadCtlConfig } from "../client";
 import { out } from "../output";
 
-/** Reads a text/event-stream body and yields each event's JSON data. */
-export async function* readSse<T>(body: ReadableStream<Uint8Array>): AsyncGenerator<T> {
-  const decoder = new TextDecoder();
-  let buf = "";
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-    buf += decoder.decode(chunk, { stream: true });
-    let end;
-    while ((end = buf.indexOf("\n\n")) >= 0) {
-      const frame = buf.slice(0, end);
-      buf = buf.slice(end + 2);
-      const data = frame
-        .split("\n")
-        .filter((l) => l.startsWith("data:"))
-        .map((l) => l.slice(5).trimStart())
-        .join("\n");
-      if (data) yield JSON.parse(data) as T;
-    }
-  }
+/** Reads a text/event-stream body (Node's fetch body is async-iterable) and yields each event's JSON data. */
+export function readSse<T>(body: ReadableStream<Uint8Array>): AsyncGenerator<T> {
+  return sseJson<T>(body as unknown as AsyncIterable<Uint8Array>);
 }
 
 export function formatEvent(e: StreamEvent): string {

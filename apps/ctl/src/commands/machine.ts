@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
-import type { ApiEvent as MachineEvent, DriverOption as OptionSpec, DriversInfo, MachineView, OperationAccepted as Accepted } from "@flotilla/api-types";
+import type { ApiEvent as MachineEvent, CreateMachineRequest, DriverOption as OptionSpec, DriversInfo, MachineView, OperationAccepted as Accepted } from "@flotilla/api-types";
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
 import { readSse } from "./events";
@@ -232,7 +232,8 @@ export function registerMachine(program: Command): void {
       const specs = [...(info.drivers.find((d) => d.name === opts.driver)?.options ?? []), ...info.engineOptions];
       const { options, operands } = parseDriverArgs(args, specs);
       if (operands.length !== 1) throw new CtlError(`expected exactly one machine name, got ${operands.length ? operands.join(" ") : "none"}`);
-      const accepted = await client.request<Accepted>("POST", "/api/v1/machines", { name: operands[0], driver: opts.driver, options });
+      const body: CreateMachineRequest = { name: operands[0], driver: opts.driver, options };
+      const accepted = await client.request<Accepted>("POST", "/api/v1/machines", body);
       note(`Creating machine ${operands[0]} (driver ${opts.driver})...`);
       await follow(client, accepted, "create");
       const m = await client.request<MachineView>("GET", path(operands[0]));

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { NodeView as NodeJson } from "@flotilla/api-types";
+import type { NodeAvailability, NodeUpdateRequest, NodeView as NodeJson } from "@flotilla/api-types";
 import { Option } from "commander";
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
@@ -54,7 +54,7 @@ export function registerNode(program: Command): void {
     .addOption(new Option("--availability <a>", "active, pause (no new tasks) or drain (move tasks away)").choices(["active", "pause", "drain"]))
     .option("--label-add <K=V>", "add or change a label (repeatable)", collect)
     .option("--label-rm <K>", "remove a label (repeatable)", collect)
-    .action(async (ref: string, o: { availability?: string; labelAdd?: string[]; labelRm?: string[] }) => {
+    .action(async (ref: string, o: { availability?: NodeAvailability; labelAdd?: string[]; labelRm?: string[] }) => {
       const labelAdd: Record<string, string> = {};
       for (const l of o.labelAdd ?? []) {
         const at = l.indexOf("=");
@@ -62,7 +62,7 @@ export function registerNode(program: Command): void {
         labelAdd[l.slice(0, at)] = l.slice(at + 1);
       }
       if (!o.availability && !o.labelAdd && !o.labelRm) throw new CtlError("nothing to update: give --availability, --label-add or --label-rm");
-      const body = { ...(o.availability ? { availability: o.availability } : {}), ...(o.labelAdd ? { labelAdd } : {}), ...(o.labelRm ? { labelRm: o.labelRm } : {}) };
+      const body: NodeUpdateRequest = { ...(o.availability ? { availability: o.availability } : {}), ...(o.labelAdd ? { labelAdd } : {}), ...(o.labelRm ? { labelRm: o.labelRm } : {}) };
       const n = await client().request<NodeJson>("PATCH", `/api/v1/nodes/${enc(ref)}`, body);
       note(`${n.hostname}: ${n.availability}`);
     });

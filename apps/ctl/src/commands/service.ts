@@ -1,183 +1,12 @@
 import { Command, Option } from "commander";
-import {
-  DomainError,
-  parseConstraint,
-  parseCpus,
-  parseDuration,
-  parseMemory,
-  parsePlacementPref,
-  parsePublish,
-} from "@flotilla/core";
-import type { ServiceView as ServiceJson, TaskView as TaskJson } from "@flotilla/api-types";
+import type { ServiceCreateRequest, ServiceView as ServiceJson, TaskView as TaskJson } from "@flotilla/api-types";
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
-
-const ACTIVE = new Set(["NEW", "PENDING", "ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"]);
-// Every non-running task pending with a reason for this long means nothing will change by
-// itself (a short blip is normal: a stop-first update frees capacity a moment later).
-const STUCK_MS = 2_000;
-
-/**
- * Follows a service until every wanted task runs the current spec. Never hangs: stops with the
- * reasons when the tasks that are not running all wait for a node, when an update pauses, or at
- * the timeout. Progress goes to stderr.
- */
-async function converge(c: ApiClient, id: string, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  let last = "";
-  let stuckSince: number | undefined;
-  for (;;) {
-    const svc = await c.request<ServiceJson>("GET", `/api/v1/services/${id}`);
-    const tasks = await c.request<TaskJson[]>("GET", `/api/v1/tasks?service=${id}&desired-state=running`);
-    const live = tasks.filter((t) => ACTIVE.has(t.state));
-    const current = live.filter((t) => t.specVersion === svc.taskVersion);
-    const running = current.filter((t) => t.state === "RUNNING").length;
-    const desired = svc.mode === "replicated" ? svc.desired : live.length;
-    const line = `${svc.name}: ${running}/${desired} tasks running${svc.updateState && svc.updateState.status !== "completed" && svc.updateState.status !== "rollback-completed" ? ` (${svc.updateState.message})` : ""}`;
-    if (line !== last) note(line);
-    last = line;
-    if (running === desired && live.length === desired) {
-      note(`${svc.name}: converged`);
-      return;
-    }
-    if (svc.updateState?.status === "paused" || svc.updateState?.status === "rollback-paused") {
-      throw new CtlError(`${svc.name}: ${svc.updateState.message}`);
-    }
-    const waiting = live.filter((t) => t.state !== "RUNNING");
-    const stuck = waiting.length > 0 && waiting.every((t) => t.state === "PENDING" && t.message);
-    stuckSince = stuck ? (stuckSince ?? Date.now()) : undefined;
-    if (stuckSince !== undefined && Date.now() - stuckSince >= STUCK_MS) {
-      for (const t of waiting) note(`${t.name}: ${t.message}`);
-      throw new CtlError(`${svc.name}: ${waiting.length} task(s) cannot be placed: ${[...new Set(waiting.map((t) => t.message))].join("; ")}`);
-    }
-    if (Date.now() > end) throw new CtlError(`${svc.name}: not converged after ${Math.round(timeoutMs / 1000)}s (${running}/${desired} running)`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-/** Runs a core parser; its InvalidError becomes the CLI's error message, naming the flag. */
-function parse<T>(flag: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof DomainError) throw new CtlError(`${flag}: ${e.message}`);
-    throw e;
-  }
-}
-
-function keyValues(flag: string, items: string[] = []): Record<string, string> {
-  const outMap: Record<string, string> = {};
-  for (const item of items) {
-    const at = item.indexOf("=");
-    if (at <= 0) throw new CtlError(`${flag}: expected KEY=VALUE, got ${JSON.stringify(item)}`);
-    outMap[item.slice(0, at)] = item.slice(at + 1);
-  }
-  return outMap;
-}
-
-function intOpt(flag: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) throw new CtlError(`${flag}: expected a whole number, got ${JSON.stringify(v)}`);
-  return Number(v);
-}
-
-interface SpecFlags {
-  env?: string[];
-  label?: string[];
-  publish?: string[];
-  constraint?: string[];
-  placementPref?: string[];
-  reserveMemory?: string;
-  reserveCpu?: string;
-  limitMemory?: string;
-  limitCpu?: string;
-  restartCondition?: string;
-  restartDelay?: string;
-  restartMaxAttempts?: string;
-  updateParallelism?: string;
-  updateDelay?: string;
-  updateOrder?: string;
-  updateFailureAction?: string;
-  stopGracePeriod?: string;
-  replicas?: string;
-}
-
-/** Flags shared by `create` and `update`, as the API's body fields (only those given). */
-function specBody(o: SpecFlags): Record<string, unknown> {
-  const body: Record<string, unknown> = {};
-  if (o.env) body.env = keyValues("--env", o.env);
-  if (o.label) body.labels = keyValues("--label", o.label);
-  if (o.publish) body.ports = o.publish.map((p) => parse("--publish", () => parsePublish(p)));
-  if (o.constraint || o.placementPref) {
-    body.placement = {
-      ...(o.constraint ? { constraints: o.constraint.map((c) => (parse("--constraint", () => parseConstraint(c)), c)) } : {}),
-      ...(o.placementPref ? { preferences: o.placementPref.map((p) => parse("--placement-pref", () => parsePlacementPref(p))) } : {}),
-    };
-  }
-  const reservations = {
-    ...(o.reserveMemory ? { memoryBytes: parse("--reserve-memory", () => parseMemory(o.reserveMemory!)) } : {}),
-    ...(o.reserveCpu ? { nanoCpus: parse("--reserve-cpu", () => parseCpus(o.reserveCpu!)) } : {}),
-  };
-  const limits = {
-    ...(o.limitMemory ? { memoryBytes: parse("--limit-memory", () => parseMemory(o.limitMemory!)) } : {}),
-    ...(o.limitCpu ? { nanoCpus: parse("--limit-cpu", () => parseCpus(o.limitCpu!)) } : {}),
-  };
-  if (Object.keys(reservations).length || Object.keys(limits).length) body.resources = { reservations, limits };
-  const restart = {
-    ...(o.restartCondition ? { condition: o.restartCondition } : {}),
-    ...(o.restartDelay ? { delayMs: parse("--restart-delay", () => parseDuration(o.restartDelay!)) } : {}),
-    ...(o.restartMaxAttempts ? { maxAttempts: intOpt("--restart-max-attempts", o.restartMaxAttempts) } : {}),
-  };
-  if (Object.keys(restart).length) body.restartPolicy = restart;
-  const update = {
-    ...(o.updateParallelism ? { parallelism: intOpt("--update-parallelism", o.updateParallelism) } : {}),
-    ...(o.updateDelay ? { delayMs: parse("--update-delay", () => parseDuration(o.updateDelay!)) } : {}),
-    ...(o.updateOrder ? { order: o.updateOrder } : {}),
-    ...(o.updateFailureAction ? { failureAction: o.updateFailureAction } : {}),
-  };
-  if (Object.keys(update).length) body.updateConfig = update;
-  if (o.stopGracePeriod) body.stopGracePeriodMs = parse("--stop-grace-period", () => parseDuration(o.stopGracePeriod!));
-  if (o.replicas !== undefined) body.replicas = intOpt("--replicas", o.replicas);
-  return body;
-}
-
-function specOptions(cmd: Command): Command {
-  return cmd
-    .option("--replicas <n>", "number of tasks (replicated mode)")
-    .option("-e, --env <K=V>", "environment variable (repeatable)", collect)
-    .option("-l, --label <K=V>", "service label (repeatable)", collect)
-    .option(
-      "-p, --publish <port>",
-      "publish a port: published:target[/tcp|udp] answers on every node (ingress mesh); published=P,target=T[,protocol=udp],mode=host only on the task's node (repeatable)",
-      collect,
-    )
-    .option("--constraint <expr>", "placement constraint, e.g. node.labels.zone==a (repeatable)", collect)
-    .option("--placement-pref <pref>", "placement preference, e.g. spread=node.labels.zone (repeatable)", collect)
-    .option("--reserve-memory <size>", "memory reserved per task (64m, 1g)")
-    .option("--reserve-cpu <cpus>", "CPUs reserved per task (0.5)")
-    .option("--limit-memory <size>", "memory limit per task")
-    .option("--limit-cpu <cpus>", "CPU limit per task")
-    .addOption(new Option("--restart-condition <cond>", "when to restart tasks").choices(["none", "on-failure", "any"]))
-    .option("--restart-delay <duration>", "delay before a restart (5s)")
-    .option("--restart-max-attempts <n>", "give up after n restarts (0: never)")
-    .option("--update-parallelism <n>", "tasks replaced at once (0: all)")
-    .option("--update-delay <duration>", "delay between update batches (10s, 1m30s)")
-    .addOption(new Option("--update-order <order>", "stop-first or start-first").choices(["stop-first", "start-first"]))
-    .addOption(new Option("--update-failure-action <action>", "on failed update").choices(["pause", "continue", "rollback"]))
-    .option("--stop-grace-period <duration>", "time between SIGTERM and SIGKILL (10s)")
-    .option("-d, --detach", "return at once instead of following convergence")
-    .option("--timeout <duration>", "give up following after this long", "5m");
-}
+import { follow } from "./service-converge";
+import { collect, intOpt, keyValues, specBody, specOptions, type SpecFlags } from "./service-flags";
 
 const client = () => new ApiClient(loadCtlConfig());
 const enc = encodeURIComponent;
-
-async function follow(c: ApiClient, svc: ServiceJson, opts: { detach?: boolean; timeout: string }): Promise<void> {
-  if (opts.detach) return;
-  await converge(c, svc.id, parse("--timeout", () => parseDuration(opts.timeout)));
-}
 
 function age(iso: string): string {
   const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
@@ -196,7 +25,7 @@ export function registerService(program: Command): void {
       .requiredOption("--name <name>", "service name")
       .addOption(new Option("--mode <mode>", "replicated or global").choices(["replicated", "global"]).default("replicated")),
   ).action(async (image: string, cmd: string[], o: SpecFlags & { name: string; mode: string; detach?: boolean; timeout: string }) => {
-    const body: Record<string, unknown> = { name: o.name, image, ...specBody(o), ...(cmd.length ? { args: cmd } : {}) };
+    const body: ServiceCreateRequest = { name: o.name, image, ...specBody(o), ...(cmd.length ? { args: cmd } : {}) };
     if (o.mode === "global") {
       if (o.replicas !== undefined) throw new CtlError("--replicas cannot be used with --mode global");
       body.mode = { kind: "global" };
@@ -293,7 +122,7 @@ export function registerService(program: Command): void {
     if (o.args) body.args = o.args;
     if (o.envAdd || o.envRm) {
       const current = await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`);
-      const env = { ...current.spec.env, ...(body.env as Record<string, string> | undefined), ...keyValues("--env-add", o.envAdd) };
+      const env = { ...current.spec.env, ...body.env, ...keyValues("--env-add", o.envAdd) };
       for (const k of o.envRm ?? []) delete env[k];
       body.env = env;
     }

@@ -1,0 +1,122 @@
+// The flags \`service create\` and \`service update\` share, and how they become the API's request
+// body: each is parsed by the same core parser the API uses, so a bad value fails here naming the flag.
+import { Command, Option } from "commander";
+import { DomainError, parseConstraint, parseCpus, parseDuration, parseMemory, parsePlacementPref, parsePublish } from "@flotilla/core";
+import type { RestartPolicy, ServiceUpdateRequest, UpdateConfig } from "@flotilla/api-types";
+import { CtlError } from "../client";
+
+export const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** Runs a core parser; its InvalidError becomes the CLI's error message, naming the flag. */
+export function parse<T>(flag: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof DomainError) throw new CtlError(`${flag}: ${e.message}`);
+    throw e;
+  }
+}
+
+export function keyValues(flag: string, items: string[] = []): Record<string, string> {
+  const outMap: Record<string, string> = {};
+  for (const item of items) {
+    const at = item.indexOf("=");
+    if (at <= 0) throw new CtlError(`${flag}: expected KEY=VALUE, got ${JSON.stringify(item)}`);
+    outMap[item.slice(0, at)] = item.slice(at + 1);
+  }
+  return outMap;
+}
+
+export function intOpt(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new CtlError(`${flag}: expected a whole number, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+export interface SpecFlags {
+  env?: string[];
+  label?: string[];
+  publish?: string[];
+  constraint?: string[];
+  placementPref?: string[];
+  reserveMemory?: string;
+  reserveCpu?: string;
+  limitMemory?: string;
+  limitCpu?: string;
+  restartCondition?: RestartPolicy["condition"];
+  restartDelay?: string;
+  restartMaxAttempts?: string;
+  updateParallelism?: string;
+  updateDelay?: string;
+  updateOrder?: UpdateConfig["order"];
+  updateFailureAction?: UpdateConfig["failureAction"];
+  stopGracePeriod?: string;
+  replicas?: string;
+}
+
+/** Flags shared by `create` and `update`, as the API's body fields (only those given). */
+export function specBody(o: SpecFlags): ServiceUpdateRequest {
+  const body: ServiceUpdateRequest = {};
+  if (o.env) body.env = keyValues("--env", o.env);
+  if (o.label) body.labels = keyValues("--label", o.label);
+  if (o.publish) body.ports = o.publish.map((p) => parse("--publish", () => parsePublish(p)));
+  if (o.constraint || o.placementPref) {
+    body.placement = {
+      ...(o.constraint ? { constraints: o.constraint.map((c) => (parse("--constraint", () => parseConstraint(c)), c)) } : {}),
+      ...(o.placementPref ? { preferences: o.placementPref.map((p) => parse("--placement-pref", () => parsePlacementPref(p))) } : {}),
+    };
+  }
+  const reservations = {
+    ...(o.reserveMemory ? { memoryBytes: parse("--reserve-memory", () => parseMemory(o.reserveMemory!)) } : {}),
+    ...(o.reserveCpu ? { nanoCpus: parse("--reserve-cpu", () => parseCpus(o.reserveCpu!)) } : {}),
+  };
+  const limits = {
+    ...(o.limitMemory ? { memoryBytes: parse("--limit-memory", () => parseMemory(o.limitMemory!)) } : {}),
+    ...(o.limitCpu ? { nanoCpus: parse("--limit-cpu", () => parseCpus(o.limitCpu!)) } : {}),
+  };
+  if (Object.keys(reservations).length || Object.keys(limits).length) body.resources = { reservations, limits };
+  const restart = {
+    ...(o.restartCondition ? { condition: o.restartCondition } : {}),
+    ...(o.restartDelay ? { delayMs: parse("--restart-delay", () => parseDuration(o.restartDelay!)) } : {}),
+    ...(o.restartMaxAttempts ? { maxAttempts: intOpt("--restart-max-attempts", o.restartMaxAttempts) } : {}),
+  };
+  if (Object.keys(restart).length) body.restartPolicy = restart;
+  const update = {
+    ...(o.updateParallelism ? { parallelism: intOpt("--update-parallelism", o.updateParallelism) } : {}),
+    ...(o.updateDelay ? { delayMs: parse("--update-delay", () => parseDuration(o.updateDelay!)) } : {}),
+    ...(o.updateOrder ? { order: o.updateOrder } : {}),
+    ...(o.updateFailureAction ? { failureAction: o.updateFailureAction } : {}),
+  };
+  if (Object.keys(update).length) body.updateConfig = update;
+  if (o.stopGracePeriod) body.stopGracePeriodMs = parse("--stop-grace-period", () => parseDuration(o.stopGracePeriod!));
+  if (o.replicas !== undefined) body.replicas = intOpt("--replicas", o.replicas);
+  return body;
+}
+
+export function specOptions(cmd: Command): Command {
+  return cmd
+    .option("--replicas <n>", "number of tasks (replicated mode)")
+    .option("-e, --env <K=V>", "environment variable (repeatable)", collect)
+    .option("-l, --label <K=V>", "service label (repeatable)", collect)
+    .option(
+      "-p, --publish <port>",
+      "publish a port: published:target[/tcp|udp] answers on every node (ingress mesh); published=P,target=T[,protocol=udp],mode=host only on the task's node (repeatable)",
+      collect,
+    )
+    .option("--constraint <expr>", "placement constraint, e.g. node.labels.zone==a (repeatable)", collect)
+    .option("--placement-pref <pref>", "placement preference, e.g. spread=node.labels.zone (repeatable)", collect)
+    .option("--reserve-memory <size>", "memory reserved per task (64m, 1g)")
+    .option("--reserve-cpu <cpus>", "CPUs reserved per task (0.5)")
+    .option("--limit-memory <size>", "memory limit per task")
+    .option("--limit-cpu <cpus>", "CPU limit per task")
+    .addOption(new Option("--restart-condition <cond>", "when to restart tasks").choices(["none", "on-failure", "any"]))
+    .option("--restart-delay <duration>", "delay before a restart (5s)")
+    .option("--restart-max-attempts <n>", "give up after n restarts (0: never)")
+    .option("--update-parallelism <n>", "tasks replaced at once (0: all)")
+    .option("--update-delay <duration>", "delay between update batches (10s, 1m30s)")
+    .addOption(new Option("--update-order <order>", "stop-first or start-first").choices(["stop-first", "start-first"]))
+    .addOption(new Option("--update-failure-action <action>", "on failed update").choices(["pause", "continue", "rollback"]))
+    .option("--stop-grace-period <duration>", "time between SIGTERM and SIGKILL (10s)")
+    .option("-d, --detach", "return at once instead of following convergence")
+    .option("--timeout <duration>", "give up following after this long", "5m");
+}

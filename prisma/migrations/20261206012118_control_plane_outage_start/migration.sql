@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "ControlPlane" ADD COLUMN     "outageStartedAt" TIMESTAMP(3);
