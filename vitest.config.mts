@@ -23,6 +23,9 @@ export default defineConfig({
         test: {
           name: "unit",
           sequence: { groupOrder: 0 },
+          // Property tests run hundreds of cases; on a loaded 2-core machine they take well over
+          // vitest's default 5 s. The bound is a hang guard, not a speed check.
+          testTimeout: 60_000,
           include: ["libs/*/test/**/*.spec.ts", "apps/*/test/**/*.spec.ts", "agent/test/**/*.spec.ts", "test/**/*.spec.ts"],
           exclude: ["**/*.int.spec.ts", "**/node_modules/**"],
         },

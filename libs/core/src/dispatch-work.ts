@@ -1,7 +1,7 @@
 // What dispatch must do on one node, from the node's active tasks: start the tasks assigned to
 // it (or taken over from a dispatcher that died mid-way), and stop those the orchestrator no
 // longer wants. Every move dispatch makes is conditional on the state read here.
-import type { Task } from "./types";
+import { STOPPABLE_TASK_STATES, type Task } from "./types";
 
 /** A task as dispatch reads it: with its container, if one was created. */
 export interface DispatchTask {
@@ -24,7 +24,7 @@ export function claimable(t: DispatchTask, now: number, staleClaimMs = STALE_CLA
   return t.task.state === "ACCEPTED" && t.containerId === null && t.task.updatedAt < now - staleClaimMs;
 }
 
-const STOPPABLE: ReadonlySet<Task["state"]> = new Set(["ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"]);
+const STOPPABLE: ReadonlySet<Task["state"]> = new Set(STOPPABLE_TASK_STATES);
 
 export function dispatchWork(tasks: readonly DispatchTask[], now: number, staleClaimMs = STALE_CLAIM_MS): DispatchWork {
   return {

@@ -246,90 +246,116 @@ export function schedule(
     windowMs: options.failureWindowMs ?? DEFAULT_FAILURE_WINDOW_MS,
   };
   const { states, byId } = buildNodeStates(nodes, existingTasks, pendingIds, specOf, window, options.liveCounts);
-  const threshold = Math.max(1, options.failureThreshold ?? 1);
-  const assignments: Assignment[] = [];
-  const unassigned: UnassignedTask[] = [];
+  const run: Run = {
+    states,
+    byId,
+    threshold: Math.max(1, options.failureThreshold ?? 1),
+    groupOf: groupsOf(specOf),
+    staticPass: new Map(),
+    assignments: [],
+    unassigned: [],
+  };
+  const replicated = new Map<string, SchedulableTask[]>();
+  for (const t of pendingTasks) {
+    if (t.nodeId !== undefined) placeGlobal(run, t, t.nodeId);
+    else {
+      const tasks = replicated.get(t.serviceId);
+      if (tasks) tasks.push(t);
+      else replicated.set(t.serviceId, [t]);
+    }
+  }
+  for (const [serviceId, tasks] of replicated) placeReplicated(run, serviceId, tasks);
+  return { assignments: run.assignments, unassigned: run.unassigned };
+}
 
-  // Per service: what its tasks ask of a node and the labels it spreads over, or why it cannot
-  // be scheduled at all (no spec, a spec that does not parse).
-  const demands = new Map<string, Group | string>();
-  const demandFor = (serviceId: string): Group | string => {
-    let d = demands.get(serviceId);
-    if (d === undefined) {
+/** One schedule() call's state: the nodes as the placements so far left them, and the results. */
+interface Run {
+  readonly states: NodeState[];
+  readonly byId: ReadonlyMap<string, NodeState>;
+  readonly threshold: number;
+  readonly groupOf: (serviceId: string) => Group | string;
+  /** Nodes passing the static filters, per constraint set (services often share one: none). */
+  readonly staticPass: Map<string, NodeState[]>;
+  readonly assignments: Assignment[];
+  readonly unassigned: UnassignedTask[];
+}
+
+/**
+ * Per service, once: what its tasks ask of a node and the labels it spreads over, or why it
+ * cannot be scheduled at all (no spec, a spec that does not parse).
+ */
+function groupsOf(specOf: (id: string) => ServiceSpec | undefined): (serviceId: string) => Group | string {
+  const groups = new Map<string, Group | string>();
+  return (serviceId) => {
+    let g = groups.get(serviceId);
+    if (g === undefined) {
       const spec = specOf(serviceId);
-      if (!spec) d = `no spec for service ${serviceId}`;
+      if (!spec) g = `no spec for service ${serviceId}`;
       else {
         try {
-          d = {
+          g = {
             demand: demandOf(serviceId, spec, parseConstraints(spec.placement.constraints)),
             labels: spec.placement.preferences.map((p) => spreadLabel(p)),
           };
         } catch (e) {
           if (!(e instanceof DomainError)) throw e;
-          d = e.message;
+          g = e.message;
         }
       }
-      demands.set(serviceId, d);
+      groups.set(serviceId, g);
     }
-    return d;
+    return g;
   };
+}
 
-  const groups = new Map<string, SchedulableTask[]>();
-  for (const t of pendingTasks) {
-    if (t.nodeId === undefined) {
-      const g = groups.get(t.serviceId);
-      if (g) g.push(t);
-      else groups.set(t.serviceId, [t]);
-      continue;
-    }
-    const group = demandFor(t.serviceId);
-    if (typeof group === "string") {
-      unassigned.push({ taskId: t.id, reason: group, counts: {} });
-      continue;
-    }
-    const demand = group.demand;
-    const node = byId.get(t.nodeId);
-    const verdict = node ? runFilters(demand, node, FILTERS) : "unavailable";
-    if (node && verdict === "ok") {
-      reserve(demand, node);
-      assignments.push({ taskId: t.id, nodeId: node.node.id });
-    } else {
-      const counts = { [verdict]: 1 };
-      unassigned.push({ taskId: t.id, reason: explain(counts), counts });
-    }
+/** A global task: its one node takes it if every filter passes, or it stays pending saying why. */
+function placeGlobal(run: Run, t: SchedulableTask, nodeId: string): void {
+  const group = run.groupOf(t.serviceId);
+  if (typeof group === "string") {
+    run.unassigned.push({ taskId: t.id, reason: group, counts: {} });
+    return;
   }
+  const demand = group.demand;
+  const node = run.byId.get(nodeId);
+  const verdict = node ? runFilters(demand, node, FILTERS) : "unavailable";
+  if (node && verdict === "ok") {
+    reserve(demand, node);
+    run.assignments.push({ taskId: t.id, nodeId: node.node.id });
+  } else {
+    const counts = { [verdict]: 1 };
+    run.unassigned.push({ taskId: t.id, reason: explain(counts), counts });
+  }
+}
 
-  const staticPass = new Map<string, NodeState[]>();
-  for (const [serviceId, tasks] of groups) {
-    const group = demandFor(serviceId);
-    if (typeof group === "string") {
-      for (const t of tasks) unassigned.push({ taskId: t.id, reason: group, counts: {} });
-      continue;
-    }
-    const demand = group.demand;
-    // Static filters depend on the constraints alone, which services often share (most have none).
-    const staticKey = demand.constraints.map((c) => c.expression).join("\n");
-    let eligible = staticPass.get(staticKey);
-    if (!eligible) {
-      eligible = states.filter((s) => runFilters(demand, s, STATIC_FILTERS) === "ok");
-      staticPass.set(staticKey, eligible);
-    }
-    const tree = buildTree(eligible, group.labels, "", { serviceId, demand, threshold, count: tasks.length });
-    let i = 0;
-    for (; i < tasks.length; i++) {
-      const node = take(tree, demand);
-      if (!node) break;
-      reserve(demand, node);
-      commit(tree);
-      assignments.push({ taskId: tasks[i].id, nodeId: node.node.id });
-    }
-    if (i < tasks.length) {
-      // Every remaining task of the service is identical and capacity only shrinks, so one
-      // count over all nodes explains them all.
-      const counts = countReasons(demand, states);
-      const reason = explain(counts);
-      for (; i < tasks.length; i++) unassigned.push({ taskId: tasks[i].id, reason, counts });
-    }
+/** A replicated service's pending tasks, over the ranked tree of the nodes that may take them. */
+function placeReplicated(run: Run, serviceId: string, tasks: readonly SchedulableTask[]): void {
+  const group = run.groupOf(serviceId);
+  if (typeof group === "string") {
+    for (const t of tasks) run.unassigned.push({ taskId: t.id, reason: group, counts: {} });
+    return;
   }
-  return { assignments, unassigned };
+  const demand = group.demand;
+  // Static filters depend on the constraints alone, which services often share (most have none).
+  const staticKey = demand.constraints.map((c) => c.expression).join("\n");
+  let eligible = run.staticPass.get(staticKey);
+  if (!eligible) {
+    eligible = run.states.filter((s) => runFilters(demand, s, STATIC_FILTERS) === "ok");
+    run.staticPass.set(staticKey, eligible);
+  }
+  const tree = buildTree(eligible, group.labels, "", { serviceId, demand, threshold: run.threshold, count: tasks.length });
+  let i = 0;
+  for (; i < tasks.length; i++) {
+    const node = take(tree, demand);
+    if (!node) break;
+    reserve(demand, node);
+    commit(tree);
+    run.assignments.push({ taskId: tasks[i].id, nodeId: node.node.id });
+  }
+  if (i < tasks.length) {
+    // Every remaining task of the service is identical and capacity only shrinks, so one
+    // count over all nodes explains them all.
+    const counts = countReasons(demand, run.states);
+    const reason = explain(counts);
+    for (; i < tasks.length; i++) run.unassigned.push({ taskId: tasks[i].id, reason, counts });
+  }
 }

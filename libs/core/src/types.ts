@@ -206,6 +206,9 @@ export type ActiveTaskState = (typeof ACTIVE_TASK_STATES)[number];
 /** ACCEPTED … RUNNING: the task's agent has it, so a container may exist for it on its node. */
 export const DISPATCHED_TASK_STATES = ["ACCEPTED", "PREPARING", "STARTING", "RUNNING"] as const satisfies readonly ActiveTaskState[];
 
+/** ASSIGNED … RUNNING: a task on a node that a stop must reach (dispatch may be starting it). */
+export const STOPPABLE_TASK_STATES = ["ASSIGNED", ...DISPATCHED_TASK_STATES] as const satisfies readonly ActiveTaskState[];
+
 /** What the orchestrator wants of a task; the observed `state` follows it. */
 export type DesiredState = "running" | "shutdown";
 

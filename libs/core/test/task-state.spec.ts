@@ -10,6 +10,7 @@ import {
   isLive,
   isTerminal,
   observedTaskState,
+  STOPPABLE_TASK_STATES,
   TASK_STATES,
   taskStateRank,
   type ContainerObservation,
@@ -29,6 +30,7 @@ describe("task states", () => {
   it("list the active and the dispatched ones in that order", () => {
     expect([...ACTIVE_TASK_STATES]).toEqual(TASK_STATES.filter(isActive));
     expect([...DISPATCHED_TASK_STATES]).toEqual(TASK_STATES.filter((s) => isActive(s) && taskStateRank(s) >= taskStateRank("ACCEPTED")));
+    expect([...STOPPABLE_TASK_STATES]).toEqual(TASK_STATES.filter((s) => isActive(s) && taskStateRank(s) >= taskStateRank("ASSIGNED")));
   });
 
   it.each([

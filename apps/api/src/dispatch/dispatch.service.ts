@@ -6,7 +6,7 @@
 // has the engine client's timeout, and after one failure to reach the agent the rest of that
 // job's launches are rejected at once instead of each waiting out its own timeout.
 import { Inject, Injectable, Logger, OnModuleInit } from "@nestjs/common";
-import { dispatchWork, isHostPort, isIngressPort, isUpdateActive, STALE_CLAIM_MS, type Clock, type ServiceSpec, type TaskEndpoint, type UpdateState } from "@flotilla/core";
+import { DISPATCHED_TASK_STATES, dispatchWork, isHostPort, isIngressPort, isUpdateActive, STALE_CLAIM_MS, type Clock, type ServiceSpec, type TaskEndpoint, type UpdateState } from "@flotilla/core";
 import { EngineConflictError, EngineNotFoundError, EngineUnreachableError, TASK_LABELS, type ContainerCreateBody } from "@flotilla/engine-client";
 import type { Job } from "bullmq";
 import { CLOCK } from "../common/clock";
@@ -162,7 +162,7 @@ export class DispatchService implements OnModuleInit {
         const r = await agent.stop(task, grace);
         if (r === "unreachable") return;
         // ACCEPTED without a container is a create in flight: its start is stopped on the next pass.
-        const from = task.containerId ? (["ACCEPTED", "PREPARING", "STARTING", "RUNNING"] as const) : (["ASSIGNED"] as const);
+        const from = task.containerId ? DISPATCHED_TASK_STATES : (["ASSIGNED"] as const);
         const evs = await this.tasks.finish(task, [...from], "SHUTDOWN", this.clock.now(), r.exitCode);
         await this.events.publish(evs);
         if (evs.length) stopped.add(task.serviceId);

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from "@nestjs/common";
-import { STALE_CLAIM_MS, type Clock } from "@flotilla/core";
+import { STALE_CLAIM_MS, STOPPABLE_TASK_STATES, type Clock, type TaskState } from "@flotilla/core";
 import { Worker, type Job } from "bullmq";
 import { CLOCK } from "../common/clock";
 import { APP_CONFIG, type AppConfig } from "../config/config";
@@ -87,10 +87,10 @@ export class WorkersService implements OnApplicationBootstrap, OnModuleDestroy {
     const nodes = await this.prisma.sql.query<{ nodeId: string }>(
       `SELECT DISTINCT t."nodeId"::text AS "nodeId" FROM "Task" t JOIN "Node" n ON n.id = t."nodeId"
        WHERE n.status = 'READY'::"NodeStatus" AND (
-         (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = 'ASSIGNED'::"TaskState")
-         OR (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = 'ACCEPTED'::"TaskState" AND t."containerId" IS NULL AND t."updatedAt" < $1::timestamp(3))
-         OR (t."desiredState" = 'SHUTDOWN'::"DesiredTaskState" AND t.state IN ('ASSIGNED', 'ACCEPTED', 'PREPARING', 'STARTING', 'RUNNING')))`,
-      [utc(this.clock.now() - STALE_CLAIM_MS)],
+         (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = $2::"TaskState")
+         OR (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = $3::"TaskState" AND t."containerId" IS NULL AND t."updatedAt" < $1::timestamp(3))
+         OR (t."desiredState" = 'SHUTDOWN'::"DesiredTaskState" AND t.state = ANY($4::"TaskState"[])))`,
+      [utc(this.clock.now() - STALE_CLAIM_MS), "ASSIGNED" satisfies TaskState, "ACCEPTED" satisfies TaskState, [...STOPPABLE_TASK_STATES]],
     );
     await this.queues.enqueueDispatch(nodes.map((n) => n.nodeId), "sweep");
     return { services: services.length, nodes: nodes.length };
