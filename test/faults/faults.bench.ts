@@ -25,6 +25,7 @@ async function main(): Promise<void> {
     scaleTo: SCALE_TO,
     heartbeatMs: HEARTBEAT_MS,
     sweepMs: SWEEP_MS,
+    agentMaxBackoffMs: BACKOFF_MS,
     downAfterMs: 3 * HEARTBEAT_MS,
   };
   process.stderr.write(`bench:faults settings: ${JSON.stringify(settings)}\n`);

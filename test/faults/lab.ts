@@ -5,7 +5,7 @@
 // lab's own in 198.19.0.0/16; a real OCI registry. Used by `npm run bench:faults` and by
 // test/e2e/faults.int.spec.ts. Root only.
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { deployMigrations } from "../support/migrations";
@@ -121,8 +121,10 @@ export class FaultLab {
       FLOTILLA_PG_FSYNC: "off",
     };
   }
+  /** The stack's URLs, passwords included (`stack.sh env`). */
+  private urls = { database: "", redis: "" };
   get databaseUrl(): string {
-    return `postgresql://postgres@127.0.0.1:${this.pgPort}/flotilla`;
+    return this.urls.database;
   }
   get apiUrl(): string {
     return `http://127.0.0.1:${this.apiPort}`;
@@ -139,6 +141,14 @@ export class FaultLab {
   async up(): Promise<void> {
     [this.pgPort, this.redisPort, this.apiPort] = [await freePort(), await freePort(), await freePort()];
     await this.stack("up");
+    const env = await run("bash", [join(repoRoot, "deploy/local/stack.sh"), "env"], this.stackEnv);
+    const vars = Object.fromEntries(
+      env.stdout
+        .trim()
+        .split("\n")
+        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+    );
+    this.urls = { database: vars.DATABASE_URL ?? "", redis: vars.REDIS_URL ?? "" };
     await deployMigrations(this.databaseUrl);
     addBridge(this.bridge, this.gateway);
     this.configDir = join(this.dir, "config");
@@ -180,7 +190,7 @@ export class FaultLab {
       PATH: process.env.PATH,
       HOME: join(this.dir, "home"),
       DATABASE_URL: this.databaseUrl,
-      REDIS_URL: `redis://127.0.0.1:${this.redisPort}`,
+      REDIS_URL: this.urls.redis,
       FLOTILLA_PORT: String(this.apiPort),
       FLOTILLA_CONFIG_DIR: join(this.dir, "config"),
       FLOTILLA_AGENT_LISTEN: `${this.gateway}:${this.apiPort}`,
@@ -199,7 +209,9 @@ export class FaultLab {
     child.stderr!.on("data", keep);
     const ok = await until(async () => {
       if (child.exitCode !== null) throw new Error("exited");
-      return (await fetch(`${this.apiUrl}/api/v1/health`, { signal: AbortSignal.timeout(2000) })).status < 500 || undefined;
+      // The admin token is written once the API listens: wait for both.
+      const health = await fetch(`${this.apiUrl}/api/v1/health`, { signal: AbortSignal.timeout(2000) });
+      return (health.status < 500 && existsSync(join(this.configDir, "config.json"))) || undefined;
     }, 60_000);
     if (!ok) throw new Error(`the control plane did not start: ${this.apiLog.slice(-3000)}`);
     this.token = (JSON.parse(readFileSync(join(this.configDir, "config.json"), "utf8")) as { token: string }).token;
@@ -234,8 +246,21 @@ export class FaultLab {
     const redisDir = join(this.dir, "stack/redis");
     const pid = Number(readFileSync(join(redisDir, "redis.pid"), "utf8"));
     process.kill(pid, "SIGKILL");
-    await until(async () => (await run("redis-cli", ["-p", String(this.redisPort), "ping"], process.env)).code !== 0, 10_000, 50);
+    await until(
+      async () => (await run("ps", ["-o", "stat=", "-p", String(pid)], process.env)).stdout.trim().startsWith("Z") || !this.alive(pid),
+      10_000,
+      50,
+    );
     if (empty) rmSync(join(redisDir, "appendonlydir"), { recursive: true, force: true });
+  }
+
+  private alive(pid: number): boolean {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async ctl(args: string[], timeoutMs = 120_000): Promise<Run> {
@@ -270,7 +295,12 @@ export class FaultLab {
     if (known) return known;
     const r = await this.ctl(["machine", "env", m]);
     if (r.code !== 0) throw new Error(`ctl machine env ${m}: ${r.stderr}`);
-    const env = { PATH: process.env.PATH, HOME: join(this.dir, "home"), DOCKER_CONFIG: join(this.dir, "docker"), ...parseExports(r.stdout) };
+    const env = {
+      PATH: process.env.PATH,
+      HOME: join(this.dir, "home"),
+      DOCKER_CONFIG: join(this.dir, "docker"),
+      ...parseExports(r.stdout),
+    };
     this.dockerEnvs.set(m, env);
     return env;
   }
