@@ -30,7 +30,19 @@ const srcFiles = ["{libs,apps}/*/src/**/*.{ts,tsx}", "agent/src/**/*.ts"];
 const otherApps = (...apps) => `^@flotilla/(${apps.join("|")})$|(^|/)apps/(${apps.join("|")})(/|$)|^(\\.\\./)+(${apps.join("|")})(/|$)`;
 
 export default tseslint.config(
-  { ignores: ["**/dist/**", "**/node_modules/**", "apps/api/src/generated/**", "apps/console/dist/**", "**/*.mjs", "**/*.cjs", "**/bin/*.js", "test/standins/**", "agent/shim/**"] },
+  {
+    ignores: [
+      "**/dist/**",
+      "**/node_modules/**",
+      "apps/api/src/generated/**",
+      "apps/console/dist/**",
+      "**/*.mjs",
+      "**/*.cjs",
+      "**/bin/*.js",
+      "test/standins/**",
+      "agent/shim/**",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -55,7 +67,12 @@ export default tseslint.config(
   },
   {
     files: ["libs/drivers/src/**/*.ts"],
-    rules: restrict([...infraBut("ssh2"), "@flotilla/*", "!@flotilla/core"], "libs/drivers may import @flotilla/core, Node and ssh2 only.", undefined, [intoOtherWorkspace]),
+    rules: restrict(
+      [...infraBut("ssh2"), "@flotilla/*", "!@flotilla/core"],
+      "libs/drivers may import @flotilla/core, Node and ssh2 only.",
+      undefined,
+      [intoOtherWorkspace],
+    ),
   },
   {
     files: ["libs/provision/src/**/*.ts"],
@@ -68,11 +85,18 @@ export default tseslint.config(
   },
   {
     files: ["libs/engine-client/src/**/*.ts"],
-    rules: restrict([...infra, "@flotilla/*", "!@flotilla/core"], "libs/engine-client may import @flotilla/core and Node only.", undefined, [intoOtherWorkspace]),
+    rules: restrict(
+      [...infra, "@flotilla/*", "!@flotilla/core"],
+      "libs/engine-client may import @flotilla/core and Node only.",
+      undefined,
+      [intoOtherWorkspace],
+    ),
   },
   {
     files: ["agent/src/**/*.ts"],
-    rules: restrict([...infra, "@flotilla/*", "!@flotilla/core"], "the agent may import @flotilla/core and Node only.", undefined, [intoOtherWorkspace]),
+    rules: restrict([...infra, "@flotilla/*", "!@flotilla/core"], "the agent may import @flotilla/core and Node only.", undefined, [
+      intoOtherWorkspace,
+    ]),
   },
   {
     // The agent's domain (containers, images, network, ...) is driven by the HTTP layer in
@@ -94,7 +118,10 @@ export default tseslint.config(
   },
   {
     files: ["libs/api-types/src/**/*.ts"],
-    rules: restrict([...nodeBuiltins, ...infra, "@flotilla/*"], "libs/api-types is the REST API's shapes as types only: it imports nothing."),
+    rules: restrict(
+      [...nodeBuiltins, ...infra, "@flotilla/*"],
+      "libs/api-types is the REST API's shapes as types only: it imports nothing.",
+    ),
   },
   {
     files: ["libs/sse/src/**/*.ts"],

@@ -70,9 +70,16 @@ export async function deploy(url, { log = console.error } = {}) {
     const pending = [];
     for (const m of listMigrations()) {
       const row = applied.get(m.name);
-      if (!row) { pending.push(m); continue; }
-      if (!row.finished_at) throw new Error(`migration ${m.name} started but did not finish; inspect the database, then delete its row from _prisma_migrations`);
-      if (row.checksum !== m.checksum) throw new Error(`migration ${m.name} was edited after it was applied; create a new migration instead (npm run db:new -- NAME)`);
+      if (!row) {
+        pending.push(m);
+        continue;
+      }
+      if (!row.finished_at)
+        throw new Error(
+          `migration ${m.name} started but did not finish; inspect the database, then delete its row from _prisma_migrations`,
+        );
+      if (row.checksum !== m.checksum)
+        throw new Error(`migration ${m.name} was edited after it was applied; create a new migration instead (npm run db:new -- NAME)`);
     }
     for (const m of pending) {
       await client.query("BEGIN");
@@ -115,8 +122,18 @@ async function status(url) {
 // --- Prisma 6's wasm schema engine, for diffs only -------------------------------------------
 function prisma6(args, opts = {}) {
   const cli = join(prismaDir, "..", "node_modules", "prisma6", "build", "index.js");
-  const env = { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: "/bin/false", PRISMA_QUERY_ENGINE_LIBRARY: "/bin/false", PRISMA_HIDE_UPDATE_MESSAGE: "1" };
-  return execFileSync(process.execPath, [cli, ...args, "--config", join(prismaDir, "tooling", "prisma6.config.ts")], { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], ...opts });
+  const env = {
+    ...process.env,
+    PRISMA_SCHEMA_ENGINE_BINARY: "/bin/false",
+    PRISMA_QUERY_ENGINE_LIBRARY: "/bin/false",
+    PRISMA_HIDE_UPDATE_MESSAGE: "1",
+  };
+  return execFileSync(process.execPath, [cli, ...args, "--config", join(prismaDir, "tooling", "prisma6.config.ts")], {
+    env,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    ...opts,
+  });
 }
 
 /** Prisma 6 wants a datasource url and no Prisma 7 generator; derive that copy of the schema. */
@@ -177,16 +194,23 @@ const [cmd, arg] = process.argv.slice(2);
 if (import.meta.url === `file://${process.argv[1]}`) {
   try {
     switch (cmd) {
-      case "deploy": await deploy(databaseUrl()); break;
-      case "status": process.exitCode = (await status(databaseUrl())) ? 1 : 0; break;
-      case "new": newMigration(arg); break;
+      case "deploy":
+        await deploy(databaseUrl());
+        break;
+      case "status":
+        process.exitCode = (await status(databaseUrl())) ? 1 : 0;
+        break;
+      case "new":
+        newMigration(arg);
+        break;
       case "drift": {
         const { code, out } = drift();
         console.log(code === 0 ? "db: no drift: the database matches prisma/schema.prisma" : `db: drift found:\n${out}`);
         process.exitCode = code;
         break;
       }
-      default: fail("usage: migrate.mjs deploy|status|new NAME|drift", 2);
+      default:
+        fail("usage: migrate.mjs deploy|status|new NAME|drift", 2);
     }
   } catch (e) {
     fail(e.message);

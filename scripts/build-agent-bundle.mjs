@@ -15,7 +15,19 @@
 // writable, else ~/.cache/flotilla/node-runtime.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -61,7 +73,10 @@ function nodeRuntime() {
   try {
     const spec = `${RUNTIME.package}@${RUNTIME.version}`;
     console.error(`build-agent-bundle: fetching the Node runtime (${spec}) into ${dir}`);
-    const name = execFileSync("npm", ["pack", spec, "--silent", "--pack-destination", fetchDir], { encoding: "utf8" }).trim().split("\n").pop();
+    const name = execFileSync("npm", ["pack", spec, "--silent", "--pack-destination", fetchDir], { encoding: "utf8" })
+      .trim()
+      .split("\n")
+      .pop();
     const tgz = join(fetchDir, name);
     const got = `sha512-${createHash("sha512").update(readFileSync(tgz)).digest("base64")}`;
     if (got !== RUNTIME.integrity) throw new Error(`${spec}: integrity ${got} is not the pinned ${RUNTIME.integrity}`);

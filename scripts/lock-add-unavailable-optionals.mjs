@@ -5,7 +5,19 @@
 import { readFileSync, writeFileSync } from "node:fs";
 
 const OSES = ["darwin", "win32", "linux", "freebsd", "openbsd", "netbsd", "android", "sunos", "aix", "openharmony"];
-const CPUS = { arm64: "arm64", aarch64: "arm64", x64: "x64", ia32: "ia32", arm: "arm", gnueabihf: "arm", ppc64: "ppc64", s390x: "s390x", riscv64: "riscv64", loong64: "loong64", wasm32: "wasm32" };
+const CPUS = {
+  arm64: "arm64",
+  aarch64: "arm64",
+  x64: "x64",
+  ia32: "ia32",
+  arm: "arm",
+  gnueabihf: "arm",
+  ppc64: "ppc64",
+  s390x: "s390x",
+  riscv64: "riscv64",
+  loong64: "loong64",
+  wasm32: "wasm32",
+};
 
 const lock = JSON.parse(readFileSync("package-lock.json", "utf8"));
 const packages = lock.packages;

@@ -25,7 +25,13 @@ interface Reply {
   body: string;
 }
 
-function request(socketPath: string, agent: http.Agent, method: string, path: string, body?: unknown): { headers: Promise<void>; done: Promise<Reply> } {
+function request(
+  socketPath: string,
+  agent: http.Agent,
+  method: string,
+  path: string,
+  body?: unknown,
+): { headers: Promise<void>; done: Promise<Reply> } {
   let headersArrived!: () => void;
   const headers = new Promise<void>((r) => (headersArrived = r));
   const done = new Promise<Reply>((resolve, reject) => {
@@ -49,10 +55,31 @@ async function idleRssMb(dir: string, settleMs = 1000): Promise<number | null> {
   // Its own bridge, subnet (198.18.0.0/15) and chains, torn down afterwards.
   const net = { bridge: "fltbench0", subnet: "198.18.250.0/24", chainPrefix: "FLTBENCH" };
   const root = join(dir, "idle-root");
-  const network = new HostNetwork({ stateDir: join(root, "network"), bridgeName: net.bridge, subnet: net.subnet, chainPrefix: net.chainPrefix });
-  const child = spawn(process.execPath, [bin, "--root", root, "--socket", join(dir, "idle.sock"), "--bridge", net.bridge, "--subnet", net.subnet, "--chain-prefix", net.chainPrefix], {
-    stdio: ["ignore", "ignore", "pipe"],
+  const network = new HostNetwork({
+    stateDir: join(root, "network"),
+    bridgeName: net.bridge,
+    subnet: net.subnet,
+    chainPrefix: net.chainPrefix,
   });
+  const child = spawn(
+    process.execPath,
+    [
+      bin,
+      "--root",
+      root,
+      "--socket",
+      join(dir, "idle.sock"),
+      "--bridge",
+      net.bridge,
+      "--subnet",
+      net.subnet,
+      "--chain-prefix",
+      net.chainPrefix,
+    ],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
   try {
     await new Promise<void>((resolve, reject) => {
       let log = "";
@@ -92,7 +119,11 @@ async function main(): Promise<void> {
     const row: BenchRow = {
       name: "agent",
       async run(i) {
-        const created = await request(socket, keepAlive, "POST", "/v1.41/containers/create", { Image: image, Cmd: ["/bin/true"], HostConfig: { NetworkMode: "none" } }).done;
+        const created = await request(socket, keepAlive, "POST", "/v1.41/containers/create", {
+          Image: image,
+          Cmd: ["/bin/true"],
+          HostConfig: { NetworkMode: "none" },
+        }).done;
         if (created.status !== 201) throw new Error(`create: ${created.body}`);
         const id = (JSON.parse(created.body) as { Id: string }).Id;
         ids[i] = id;
@@ -112,7 +143,13 @@ async function main(): Promise<void> {
       runs,
       json: false,
       extraRows: async (ctx) => {
-        interactive = await interactiveRows({ api: { socket, keepAlive }, image, shimBin: ctx.shimBin, rootfs: ctx.rootfs, dir: join(dir, "interactive") });
+        interactive = await interactiveRows({
+          api: { socket, keepAlive },
+          image,
+          shimBin: ctx.shimBin,
+          rootfs: ctx.rootfs,
+          dir: join(dir, "interactive"),
+        });
         return [row, ...interactive.rows];
       },
     });
@@ -124,13 +161,30 @@ async function main(): Promise<void> {
     const ratios = engineRatios(stats);
     const byName = Object.fromEntries(stats.map((s) => [s.name, s.medianMs]));
     const ratio = (a?: number, b?: number) => (a && b ? Number((a / b).toFixed(2)) : null);
-    const execRatios = { "shimExec/crunExec": ratio(byName["shim exec"], byName["crun exec"]), "agentExec/crunExec": ratio(byName["agent exec"], byName["crun exec"]) };
+    const execRatios = {
+      "shimExec/crunExec": ratio(byName["shim exec"], byName["crun exec"]),
+      "agentExec/crunExec": ratio(byName["agent exec"], byName["crun exec"]),
+    };
     const runItFirstByteMs = byName["agent run -it"] !== undefined ? Number(byName["agent run -it"].toFixed(1)) : null;
-    console.log(`agent/crun ${ratios["agent/crun"] ?? "n/a"} (goal ≤ 1.5); agent start ${startMs.toFixed(1)} ms (in-process); idle RSS ${rss ?? "n/a (npm run build first)"} MB`);
-    console.log(`exec of /bin/true: shim/crun ${execRatios["shimExec/crunExec"] ?? "n/a"}, agent (API) /crun ${execRatios["agentExec/crunExec"] ?? "n/a"} (goal ≤ 1.0); docker run -it to the first prompt byte ${runItFirstByteMs ?? "n/a"} ms (goal < 50)`);
+    console.log(
+      `agent/crun ${ratios["agent/crun"] ?? "n/a"} (goal ≤ 1.5); agent start ${startMs.toFixed(1)} ms (in-process); idle RSS ${rss ?? "n/a (npm run build first)"} MB`,
+    );
+    console.log(
+      `exec of /bin/true: shim/crun ${execRatios["shimExec/crunExec"] ?? "n/a"}, agent (API) /crun ${execRatios["agentExec/crunExec"] ?? "n/a"} (goal ≤ 1.0); docker run -it to the first prompt byte ${runItFirstByteMs ?? "n/a"} ms (goal < 50)`,
+    );
     if (json) {
       const medians = Object.fromEntries(stats.map((s) => [s.name, Number(s.medianMs.toFixed(3))]));
-      console.log(JSON.stringify({ runs, medians, ratios, agentStartMs: Number(startMs.toFixed(1)), agentIdleRssMb: rss, execRatios, runItFirstByteMs }));
+      console.log(
+        JSON.stringify({
+          runs,
+          medians,
+          ratios,
+          agentStartMs: Number(startMs.toFixed(1)),
+          agentIdleRssMb: rss,
+          execRatios,
+          runItFirstByteMs,
+        }),
+      );
     }
   } finally {
     await registry.stop();

@@ -23,7 +23,11 @@ function contextTar(files: Record<string, string>): Buffer {
   const parts: Buffer[] = [];
   for (const [path, text] of Object.entries(files)) {
     const data = Buffer.from(text);
-    parts.push(tarHeader({ path, type: "file", size: data.length, mode: 0o644, uid: 0, gid: 0, mtime: 1_700_000_000 }), data, tarPadding(data.length));
+    parts.push(
+      tarHeader({ path, type: "file", size: data.length, mode: 0o644, uid: 0, gid: 0, mtime: 1_700_000_000 }),
+      data,
+      tarPadding(data.length),
+    );
   }
   parts.push(TAR_END);
   return Buffer.concat(parts);
@@ -41,28 +45,31 @@ function build(socketPath: string, query: string, body: Buffer): Promise<BuildTi
     let runStart = 0;
     let runEnd = 0;
     const lines: string[] = [];
-    const req = http.request({ socketPath, method: "POST", path: `/v1.41/build?${query}`, headers: { "Content-Type": "application/x-tar" } }, (res) => {
-      let buf = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => {
-        buf += c;
-        for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-          const line = buf.slice(0, i).trim();
-          buf = buf.slice(i + 1);
-          if (!line) continue;
-          const msg = JSON.parse(line) as { stream?: string; error?: string };
-          if (msg.error) return reject(new Error(msg.error));
-          const text = msg.stream ?? "";
-          lines.push(text);
-          if (/^Step 4\/6 : RUN/.test(text)) runStart = performance.now();
-          if (/^Step 5\/6 : /.test(text)) runEnd = performance.now();
-        }
-      });
-      res.on("end", () => {
-        if (res.statusCode !== 200) return reject(new Error(`build answered ${res.statusCode}: ${buf}`));
-        resolve({ totalMs: performance.now() - t0, runStepMs: runEnd - runStart, lines });
-      });
-    });
+    const req = http.request(
+      { socketPath, method: "POST", path: `/v1.41/build?${query}`, headers: { "Content-Type": "application/x-tar" } },
+      (res) => {
+        let buf = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => {
+          buf += c;
+          for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+            const line = buf.slice(0, i).trim();
+            buf = buf.slice(i + 1);
+            if (!line) continue;
+            const msg = JSON.parse(line) as { stream?: string; error?: string };
+            if (msg.error) return reject(new Error(msg.error));
+            const text = msg.stream ?? "";
+            lines.push(text);
+            if (/^Step 4\/6 : RUN/.test(text)) runStart = performance.now();
+            if (/^Step 5\/6 : /.test(text)) runEnd = performance.now();
+          }
+        });
+        res.on("end", () => {
+          if (res.statusCode !== 200) return reject(new Error(`build answered ${res.statusCode}: ${buf}`));
+          resolve({ totalMs: performance.now() - t0, runStepMs: runEnd - runStart, lines });
+        });
+      },
+    );
     req.on("error", reject);
     req.end(body);
   });
@@ -71,7 +78,28 @@ function build(socketPath: string, query: string, body: Buffer): Promise<BuildTi
 function shimDirect(shim: string, lowerDirs: readonly string[], work: string, i: number): Promise<number> {
   const dir = join(work, `direct-${i}`);
   for (const d of ["upper", "work"]) fs.mkdirSync(join(dir, d), { recursive: true });
-  const args = ["run", "--foreground", "--id", `benchdirect${i}`, "--state-dir", join(dir, "state"), "--rootfs-lower", lowerDirs.join(":"), "--upper", join(dir, "upper"), "--work", join(dir, "work"), "--netns", "new", "--env", "V=1", "--", "/bin/sh", "-c", RUN_CMD];
+  const args = [
+    "run",
+    "--foreground",
+    "--id",
+    `benchdirect${i}`,
+    "--state-dir",
+    join(dir, "state"),
+    "--rootfs-lower",
+    lowerDirs.join(":"),
+    "--upper",
+    join(dir, "upper"),
+    "--work",
+    join(dir, "work"),
+    "--netns",
+    "new",
+    "--env",
+    "V=1",
+    "--",
+    "/bin/sh",
+    "-c",
+    RUN_CMD,
+  ];
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn(shim, args, { stdio: "ignore" });
@@ -91,7 +119,12 @@ const round = (x: number) => Math.round(x * 10) / 10;
 export async function runBuildBench(opts: { runs: number; json: boolean }) {
   const registry = await startRegistry();
   const dir = fs.mkdtempSync(join(tmpdir(), "flotilla-bench-build-"));
-  const agent = await startAgent({ root: join(dir, "root"), socket: join(dir, "docker.sock"), network: null, insecureRegistries: [registry.host] });
+  const agent = await startAgent({
+    root: join(dir, "root"),
+    socket: join(dir, "docker.sock"),
+    network: null,
+    insecureRegistries: [registry.host],
+  });
   try {
     const base = await registry.pushBusybox("bench/busybox:1");
     const dockerfile = `FROM ${base}\nARG V=1\nCOPY app.txt /app/app.txt\nRUN ${RUN_CMD}\nENV MODE=bench\nCMD ["cat", "/sum"]\n`;
@@ -100,11 +133,15 @@ export async function runBuildBench(opts: { runs: number; json: boolean }) {
     await build(agent.socketPath!, "t=bench:warm", body);
     // The base image's layers, as the agent reports them (a second store on its root would empty its tmp/).
     const lowerDirs = await new Promise<string[]>((resolve, reject) => {
-      http.get({ socketPath: agent.socketPath!, path: `/v1.41/images/${base}/json` }, (res) => {
-        let text = "";
-        res.on("data", (c: Buffer) => (text += c));
-        res.on("end", () => resolve((JSON.parse(text) as { GraphDriver: { Data: { LowerDir: string } } }).GraphDriver.Data.LowerDir.split(":")));
-      }).on("error", reject);
+      http
+        .get({ socketPath: agent.socketPath!, path: `/v1.41/images/${base}/json` }, (res) => {
+          let text = "";
+          res.on("data", (c: Buffer) => (text += c));
+          res.on("end", () =>
+            resolve((JSON.parse(text) as { GraphDriver: { Data: { LowerDir: string } } }).GraphDriver.Data.LowerDir.split(":")),
+          );
+        })
+        .on("error", reject);
     });
     const cold: number[] = [];
     const runStep: number[] = [];
@@ -121,9 +158,15 @@ export async function runBuildBench(opts: { runs: number; json: boolean }) {
       if (t.lines.filter((l) => l.includes("Using cache")).length !== 5) throw new Error(`expected 5 cached steps:\n${t.lines.join("")}`);
       cached.push(t.totalMs);
     }
-    const result = { coldMs: round(median(cold)), cachedMs: round(median(cached)), runStepRatio: Math.round((median(runStep) / median(direct)) * 100) / 100 };
+    const result = {
+      coldMs: round(median(cold)),
+      cachedMs: round(median(cached)),
+      runStepRatio: Math.round((median(runStep) / median(direct)) * 100) / 100,
+    };
     console.log(`build, ${opts.runs} runs each (medians): cold ${result.coldMs} ms, fully cached ${result.cachedMs} ms (goal < 300 ms)`);
-    console.log(`RUN step in the build ${round(median(runStep))} ms vs the same command through the shim ${round(median(direct))} ms: ${result.runStepRatio}x (goal <= 1.5x)`);
+    console.log(
+      `RUN step in the build ${round(median(runStep))} ms vs the same command through the shim ${round(median(direct))} ms: ${result.runStepRatio}x (goal <= 1.5x)`,
+    );
     if (opts.json) console.log(JSON.stringify(result));
     return result;
   } finally {

@@ -47,7 +47,11 @@ export interface RowStats {
 }
 
 /** A row that spawns argv(i) and waits for it; a non-zero exit fails the benchmark. */
-export function commandRow(name: string, argv: (i: number) => readonly string[], hooks: Pick<BenchRow, "prepare" | "cleanup"> = {}): BenchRow {
+export function commandRow(
+  name: string,
+  argv: (i: number) => readonly string[],
+  hooks: Pick<BenchRow, "prepare" | "cleanup"> = {},
+): BenchRow {
   return {
     name,
     ...hooks,
@@ -65,7 +69,10 @@ const quantile = (sorted: readonly number[], q: number) => sorted[Math.min(sorte
 export function engineRatios(stats: readonly RowStats[]): Record<string, number | null> {
   const byName = Object.fromEntries(stats.map((s) => [s.name, s]));
   const ratio = (a?: RowStats, b?: RowStats) => (a && b ? Number((a.medianMs / b.medianMs).toFixed(3)) : null);
-  const ratios: Record<string, number | null> = { "shim/crun": ratio(byName.shim, byName.crun), "runc/crun": ratio(byName.runc, byName.crun) };
+  const ratios: Record<string, number | null> = {
+    "shim/crun": ratio(byName.shim, byName.crun),
+    "runc/crun": ratio(byName.runc, byName.crun),
+  };
   if (byName.agent) ratios["agent/crun"] = ratio(byName.agent, byName.crun);
   return ratios;
 }
@@ -167,7 +174,16 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
       commandRow("fork+exec", () => ["/bin/true"]),
       commandRow("unshare+chroot", () => ["unshare", "-pfmiun", "chroot", rootfs, "/bin/true"]),
     ];
-    const shimArgs = (id: string, i: number) => ["run", "--foreground", "--id", `${id}-${process.pid}-${i}`, "--state-dir", join(state, `${id}-${i}`), "--hostname", "bench"];
+    const shimArgs = (id: string, i: number) => [
+      "run",
+      "--foreground",
+      "--id",
+      `${id}-${process.pid}-${i}`,
+      "--state-dir",
+      join(state, `${id}-${i}`),
+      "--hostname",
+      "bench",
+    ];
     rows.push(
       commandRow("shim", (i) => [shimBin, ...shimArgs("bench", i), "--rootfs", rootfs, "--readonly-rootfs", "--", "/bin/true"], {
         cleanup: (i) => fs.rmSync(join(state, `bench-${i}`), { recursive: true, force: true }),
@@ -175,10 +191,25 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
     );
     const ov = (i: number) => join(state, `ov-${i}`);
     rows.push(
-      commandRow("shim+overlay", (i) => [shimBin, ...shimArgs("ov", i), "--rootfs-lower", rootfs, "--upper", join(ov(i), "upper"), "--work", join(ov(i), "work"), "--", "/bin/true"], {
-        prepare: (i) => ["upper", "work"].forEach((d) => fs.mkdirSync(join(ov(i), d), { recursive: true })),
-        cleanup: (i) => fs.rmSync(ov(i), { recursive: true, force: true }),
-      }),
+      commandRow(
+        "shim+overlay",
+        (i) => [
+          shimBin,
+          ...shimArgs("ov", i),
+          "--rootfs-lower",
+          rootfs,
+          "--upper",
+          join(ov(i), "upper"),
+          "--work",
+          join(ov(i), "work"),
+          "--",
+          "/bin/true",
+        ],
+        {
+          prepare: (i) => ["upper", "work"].forEach((d) => fs.mkdirSync(join(ov(i), d), { recursive: true })),
+          cleanup: (i) => fs.rmSync(ov(i), { recursive: true, force: true }),
+        },
+      ),
     );
 
     const versions: Record<string, string> = {};

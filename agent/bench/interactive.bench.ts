@@ -22,12 +22,15 @@ export interface ApiClient {
 
 function call(api: ApiClient, method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: api.socket, agent: api.keepAlive, method, path, headers: body ? { "Content-Type": "application/json" } : {} }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (text += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = http.request(
+      { socketPath: api.socket, agent: api.keepAlive, method, path, headers: body ? { "Content-Type": "application/json" } : {} },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (text += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
     req.on("error", reject);
     req.end(body ? JSON.stringify(body) : undefined);
   });
@@ -36,7 +39,12 @@ function call(api: ApiClient, method: string, path: string, body?: unknown): Pro
 /** A hijacked request (Upgrade: tcp): resolves with the raw socket after the 101. */
 function hijack(api: ApiClient, path: string, body?: unknown): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: api.socket, method: "POST", path, headers: { Connection: "Upgrade", Upgrade: "tcp", ...(body ? { "Content-Type": "application/json" } : {}) } });
+    const req = http.request({
+      socketPath: api.socket,
+      method: "POST",
+      path,
+      headers: { Connection: "Upgrade", Upgrade: "tcp", ...(body ? { "Content-Type": "application/json" } : {}) },
+    });
     req.on("upgrade", (_res, socket) => resolve(socket));
     req.on("response", (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
     req.on("error", reject);
@@ -50,7 +58,13 @@ export interface InteractiveBench {
 }
 
 /** Sets up the running containers and returns the rows (crun rows only when crun exists). */
-export async function interactiveRows(opts: { api: ApiClient; image: string; shimBin: string; rootfs: string; dir: string }): Promise<InteractiveBench> {
+export async function interactiveRows(opts: {
+  api: ApiClient;
+  image: string;
+  shimBin: string;
+  rootfs: string;
+  dir: string;
+}): Promise<InteractiveBench> {
   const { api, image, shimBin, rootfs, dir } = opts;
   const rows: BenchRow[] = [];
   const undo: Array<() => void | Promise<void>> = [];
@@ -80,20 +94,57 @@ export async function interactiveRows(opts: { api: ApiClient; image: string; shi
 
   // the shim: a detached container running sleep, exec'd into with --foreground
   const stateDir = join(dir, "shim-exec-state");
-  const out = execFileSync(shimBin, ["run", "--id", `bench-exec-${process.pid}`, "--state-dir", stateDir, "--rootfs", rootfs, "--readonly-rootfs", "--", "/bin/sleep", "3600"], { encoding: "utf8" });
+  const out = execFileSync(
+    shimBin,
+    [
+      "run",
+      "--id",
+      `bench-exec-${process.pid}`,
+      "--state-dir",
+      stateDir,
+      "--rootfs",
+      rootfs,
+      "--readonly-rootfs",
+      "--",
+      "/bin/sleep",
+      "3600",
+    ],
+    { encoding: "utf8" },
+  );
   const st = JSON.parse(out) as { pid: number; cgroup: string };
   undo.push(() => void spawnSync(shimBin, ["kill", "--state-dir", stateDir, "KILL"]));
   rows.push({
     name: "shim exec",
     run(i) {
-      const r = spawnSync(shimBin, ["exec", "--foreground", "--id", `x${i}`, "--state-dir", join(dir, `shim-exec-${i}`), "--pid", String(st.pid), "--cgroup", st.cgroup, "--", "/bin/true"], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
+      const r = spawnSync(
+        shimBin,
+        [
+          "exec",
+          "--foreground",
+          "--id",
+          `x${i}`,
+          "--state-dir",
+          join(dir, `shim-exec-${i}`),
+          "--pid",
+          String(st.pid),
+          "--cgroup",
+          st.cgroup,
+          "--",
+          "/bin/true",
+        ],
+        { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" },
+      );
       if (r.status !== 0) throw new Error(`shim exec: ${r.stderr}`);
     },
     cleanup: (i) => fs.rmSync(join(dir, `shim-exec-${i}`), { recursive: true, force: true }),
   });
 
   // the agent: a running container, and docker exec's three requests
-  const created = await call(api, "POST", "/v1.41/containers/create", { Image: image, Cmd: ["sleep", "3600"], HostConfig: { NetworkMode: "none" } });
+  const created = await call(api, "POST", "/v1.41/containers/create", {
+    Image: image,
+    Cmd: ["sleep", "3600"],
+    HostConfig: { NetworkMode: "none" },
+  });
   const cid = (JSON.parse(created.body) as { Id: string }).Id;
   if ((await call(api, "POST", `/v1.41/containers/${cid}/start`)).status !== 204) throw new Error("bench: agent container did not start");
   undo.push(async () => void (await call(api, "DELETE", `/v1.41/containers/${cid}?force=1`)));
@@ -120,7 +171,17 @@ export async function interactiveRows(opts: { api: ApiClient; image: string; shi
   rows.push({
     name: "agent run -it",
     async run(i) {
-      const c = await call(api, "POST", "/v1.41/containers/create", { Image: image, Cmd: ["sh"], Tty: true, OpenStdin: true, StdinOnce: true, AttachStdin: true, AttachStdout: true, AttachStderr: true, HostConfig: { NetworkMode: "none" } });
+      const c = await call(api, "POST", "/v1.41/containers/create", {
+        Image: image,
+        Cmd: ["sh"],
+        Tty: true,
+        OpenStdin: true,
+        StdinOnce: true,
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        HostConfig: { NetworkMode: "none" },
+      });
       if (c.status !== 201) throw new Error(`create: ${c.body}`);
       const id = (JSON.parse(c.body) as { Id: string }).Id;
       itIds[i] = id;

@@ -55,7 +55,9 @@ export async function runPullBench(opts: { runs: number; json: boolean }) {
   try {
     const layout = makeBigImage(work);
     const ref = await registry.push("big", "bench/big:1", { layout });
-    const blobBytes = fs.readdirSync(join(layout, "blobs", "sha256")).reduce((n, f) => n + fs.statSync(join(layout, "blobs", "sha256", f)).size, 0);
+    const blobBytes = fs
+      .readdirSync(join(layout, "blobs", "sha256"))
+      .reduce((n, f) => n + fs.statSync(join(layout, "blobs", "sha256", f)).size, 0);
     const ours: number[] = [];
     const skopeo: number[] = [];
     for (let i = 0; i < opts.runs; i++) {
@@ -72,7 +74,9 @@ export async function runPullBench(opts: { runs: number; json: boolean }) {
       fs.rmSync(oci, { recursive: true, force: true });
     }
     const ratio = Math.round((median(ours) / median(skopeo)) * 100) / 100;
-    console.log(`pull of ${(blobBytes / 1e6).toFixed(1)} MB (compressed) from a local registry, ${opts.runs} runs (medians): agent ${Math.round(median(ours))} ms (download + verify + unpack), skopeo copy to an OCI dir ${Math.round(median(skopeo))} ms: ${ratio}x (goal <= 1.0x)`);
+    console.log(
+      `pull of ${(blobBytes / 1e6).toFixed(1)} MB (compressed) from a local registry, ${opts.runs} runs (medians): agent ${Math.round(median(ours))} ms (download + verify + unpack), skopeo copy to an OCI dir ${Math.round(median(skopeo))} ms: ${ratio}x (goal <= 1.0x)`,
+    );
     if (opts.json) console.log(JSON.stringify({ ratio }));
     return { ratio };
   } finally {

@@ -124,25 +124,57 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     isInUse: (id) => late.containers?.usesImage(id) ?? false,
   });
   let network: NetworkPort | null;
-  if (options.network === undefined || options.network === "auto") network = await loadBridgeNetwork({ root, subnet: options.subnet, bridge: options.bridge, chainPrefix: options.chainPrefix, addressPools: options.addressPools }, log);
+  if (options.network === undefined || options.network === "auto")
+    network = await loadBridgeNetwork(
+      { root, subnet: options.subnet, bridge: options.bridge, chainPrefix: options.chainPrefix, addressPools: options.addressPools },
+      log,
+    );
   else {
     network = options.network;
     await network?.init();
   }
   // On a machine that shares the control plane's host, the agent's own keys are off limits too.
-  const denyBinds = options.denyBinds?.length ? [...options.denyBinds, ...(options.tls ? [options.tls.key, options.tls.cert, options.tls.caCert].map((f) => dirname(resolve(f))) : [])] : [];
-  const containers = new ContainerService({ root, images, volumes, events, network, shimPath: options.shimPath ?? DEFAULT_SHIM, denyBinds, log });
+  const denyBinds = options.denyBinds?.length
+    ? [
+        ...options.denyBinds,
+        ...(options.tls ? [options.tls.key, options.tls.cert, options.tls.caCert].map((f) => dirname(resolve(f))) : []),
+      ]
+    : [];
+  const containers = new ContainerService({
+    root,
+    images,
+    volumes,
+    events,
+    network,
+    shimPath: options.shimPath ?? DEFAULT_SHIM,
+    denyBinds,
+    log,
+  });
   late.containers = containers;
   await containers.init();
 
   const streams = new Set<{ end(): void }>();
   const router = new Router();
-  registerSystemRoutes(router, { root, id: engineId(root), facts: hostFacts(), containers, images, events, insecureRegistries: options.insecureRegistries ?? [], bridgeNetworking: !!network, streams });
+  registerSystemRoutes(router, {
+    root,
+    id: engineId(root),
+    facts: hostFacts(),
+    containers,
+    images,
+    events,
+    insecureRegistries: options.insecureRegistries ?? [],
+    bridgeNetworking: !!network,
+    streams,
+  });
   registerImageRoutes(router, { images, containers, events });
   registerContainerRoutes(router, { containers, images, volumes });
   registerVolumeRoutes(router, { volumes, containers, events });
   registerNetworkRoutes(router, { network, containers, events, started: new Date().toISOString() });
-  const builder = new Builder({ images, shimPath: options.shimPath ?? DEFAULT_SHIM, contextLimit: options.buildContextLimit ?? DEFAULT_BUILD_CONTEXT_LIMIT });
+  const builder = new Builder({
+    images,
+    shimPath: options.shimPath ?? DEFAULT_SHIM,
+    contextLimit: options.buildContextLimit ?? DEFAULT_BUILD_CONTEXT_LIMIT,
+  });
   registerBuildRoutes(router, { builder, events });
   registerImageTransferRoutes(router, { images, containers, volumes, events });
   const execs = new ExecService({ containers, images, events, shimPath: options.shimPath ?? DEFAULT_SHIM });
@@ -182,7 +214,14 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
       const t = options.tls;
       const server = setup(
         https.createServer(
-          { ca: fs.readFileSync(t.caCert), cert: fs.readFileSync(t.cert), key: fs.readFileSync(t.key), requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.2" },
+          {
+            ca: fs.readFileSync(t.caCert),
+            cert: fs.readFileSync(t.cert),
+            key: fs.readFileSync(t.key),
+            requestCert: true,
+            rejectUnauthorized: true,
+            minVersion: "TLSv1.2",
+          },
           onRequest,
         ),
       );

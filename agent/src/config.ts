@@ -148,14 +148,20 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
   const socketArg = get("--socket") ?? DEFAULT_SOCKET;
   const socket = socketArg === "none" || socketArg === "" ? null : resolve(socketArg);
   const insecureRegistries =
-    given.get("--insecure-registry") ?? (env.FLOTILLA_AGENT_INSECURE_REGISTRIES ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+    given.get("--insecure-registry") ??
+    (env.FLOTILLA_AGENT_INSECURE_REGISTRIES ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
 
   const [caCert, cert, key] = [get("--tlscacert"), get("--tlscert"), get("--tlskey")];
   const listen = get("--tls-listen");
   let tls: TlsOptions | null = null;
   if (caCert || cert || key || listen) {
     if (!caCert || !cert || !key) {
-      throw new InvalidError("TLS needs all of --tlscacert, --tlscert and --tlskey (clients must present a certificate)", { field: "--tlscacert" });
+      throw new InvalidError("TLS needs all of --tlscacert, --tlscert and --tlskey (clients must present a certificate)", {
+        field: "--tlscacert",
+      });
     }
     tls = { ...parseListen(listen ?? `0.0.0.0:${DEFAULT_TLS_PORT}`), caCert, cert, key };
   }
@@ -164,10 +170,17 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
   const shimPath = get("--shim") ?? DEFAULT_SHIM;
   if (!isAbsolute(shimPath)) throw new InvalidError(`--shim must be an absolute path: ${shimPath}`, { field: "--shim" });
   const denyBinds = given.get("--deny-bind") ?? (env.FLOTILLA_AGENT_DENY_BINDS ?? "").split(":").filter(Boolean);
-  for (const p of denyBinds) if (!isAbsolute(p)) throw new InvalidError(`--deny-bind must be an absolute path: ${p}`, { field: "--deny-bind" });
+  for (const p of denyBinds)
+    if (!isAbsolute(p)) throw new InvalidError(`--deny-bind must be an absolute path: ${p}`, { field: "--deny-bind" });
   const limit = get("--build-context-limit");
   const buildContextLimit = limit === undefined ? DEFAULT_BUILD_CONTEXT_LIMIT : parseSize(limit, "--build-context-limit");
-  const pools = (given.get("--address-pool") ?? (env.FLOTILLA_AGENT_ADDRESS_POOLS ?? "").split(";").map((s) => s.trim()).filter(Boolean)).map(parseAddressPool);
+  const pools = (
+    given.get("--address-pool") ??
+    (env.FLOTILLA_AGENT_ADDRESS_POOLS ?? "")
+      .split(";")
+      .map((s) => s.trim())
+      .filter(Boolean)
+  ).map(parseAddressPool);
   return {
     root,
     socket,

@@ -21,7 +21,10 @@ async function main(): Promise<void> {
   }
   const log = (msg: string) => process.stderr.write(`flotilla-agent: ${msg}\n`);
   const agent = await startAgent({ ...options, log });
-  const where = [agent.socketPath && `unix://${agent.socketPath}`, agent.tlsPort !== null && `tcp://${options.tls!.host}:${agent.tlsPort} (mutual TLS)`].filter(Boolean);
+  const where = [
+    agent.socketPath && `unix://${agent.socketPath}`,
+    agent.tlsPort !== null && `tcp://${options.tls!.host}:${agent.tlsPort} (mutual TLS)`,
+  ].filter(Boolean);
   log(`listening on ${where.join(" and ")}; root ${options.root}${agent.network ? "" : "; bridge networking unavailable"}`);
   const heartbeats = heartbeatsFromEnv(process.env, agent.containers, log, options.root);
   if (heartbeats) log(`reporting to ${process.env.FLOTILLA_API_URL} every ${heartbeats.intervalMs}ms`);

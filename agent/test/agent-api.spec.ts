@@ -10,7 +10,18 @@ import { EventBus, eventMatches, parseEventTime } from "../src/events/event-bus"
 
 describe("parseArgs", () => {
   it("uses defaults: root, socket, no TLS", () => {
-    expect(parseArgs([], {})).toEqual({ root: DEFAULT_ROOT, socket: DEFAULT_SOCKET, tls: null, insecureRegistries: [], subnet: undefined, bridge: undefined, chainPrefix: undefined, shimPath: DEFAULT_SHIM, denyBinds: [], buildContextLimit: DEFAULT_BUILD_CONTEXT_LIMIT });
+    expect(parseArgs([], {})).toEqual({
+      root: DEFAULT_ROOT,
+      socket: DEFAULT_SOCKET,
+      tls: null,
+      insecureRegistries: [],
+      subnet: undefined,
+      bridge: undefined,
+      chainPrefix: undefined,
+      shimPath: DEFAULT_SHIM,
+      denyBinds: [],
+      buildContextLimit: DEFAULT_BUILD_CONTEXT_LIMIT,
+    });
   });
 
   it("takes repeatable --deny-bind (absolute paths only), else FLOTILLA_AGENT_DENY_BINDS", () => {
@@ -27,7 +38,27 @@ describe("parseArgs", () => {
 
   it("reads every flag, repeatable --insecure-registry, --flag=value", () => {
     const o = parseArgs(
-      ["--root", "/r", "--socket=/s.sock", "--tls-listen", "127.0.0.1:9999", "--tlscacert", "ca", "--tlscert", "c", "--tlskey", "k", "--insecure-registry", "a:5000", "--insecure-registry", "b", "--subnet", "198.18.0.0/24", "--bridge", "br0"],
+      [
+        "--root",
+        "/r",
+        "--socket=/s.sock",
+        "--tls-listen",
+        "127.0.0.1:9999",
+        "--tlscacert",
+        "ca",
+        "--tlscert",
+        "c",
+        "--tlskey",
+        "k",
+        "--insecure-registry",
+        "a:5000",
+        "--insecure-registry",
+        "b",
+        "--subnet",
+        "198.18.0.0/24",
+        "--bridge",
+        "br0",
+      ],
       {},
     )!;
     expect(o).toMatchObject({ root: "/r", socket: "/s.sock", insecureRegistries: ["a:5000", "b"], subnet: "198.18.0.0/24", bridge: "br0" });
@@ -35,7 +66,13 @@ describe("parseArgs", () => {
   });
 
   it("falls back to the environment; flags win", () => {
-    const env = { FLOTILLA_AGENT_ROOT: "/env-root", FLOTILLA_AGENT_INSECURE_REGISTRIES: "x:1, y:2", FLOTILLA_AGENT_TLSCACERT: "ca", FLOTILLA_AGENT_TLSCERT: "c", FLOTILLA_AGENT_TLSKEY: "k" };
+    const env = {
+      FLOTILLA_AGENT_ROOT: "/env-root",
+      FLOTILLA_AGENT_INSECURE_REGISTRIES: "x:1, y:2",
+      FLOTILLA_AGENT_TLSCACERT: "ca",
+      FLOTILLA_AGENT_TLSCERT: "c",
+      FLOTILLA_AGENT_TLSKEY: "k",
+    };
     const o = parseArgs(["--root", "/flag-root"], env)!;
     expect(o.root).toBe("/flag-root");
     expect(o.insecureRegistries).toEqual(["x:1", "y:2"]);
@@ -109,7 +146,9 @@ describe("HTTP helpers", () => {
   });
 
   it("parses filters in both the map and the legacy list form", () => {
-    const current = parseFilters(new URLSearchParams({ filters: JSON.stringify({ label: { "k=v": true, off: false }, status: { running: true } }) }));
+    const current = parseFilters(
+      new URLSearchParams({ filters: JSON.stringify({ label: { "k=v": true, off: false }, status: { running: true } }) }),
+    );
     expect(Object.fromEntries(current)).toEqual({ label: ["k=v"], status: ["running"] });
     const legacy = parseFilters(new URLSearchParams({ filters: JSON.stringify({ label: ["k=v"] }) }));
     expect(Object.fromEntries(legacy)).toEqual({ label: ["k=v"] });
@@ -149,7 +188,15 @@ describe("events", () => {
     stop();
     bus.emit("container", "destroy", "id1");
     expect(seen).toEqual(["create", "start", "pull", "die"]);
-    expect(a).toMatchObject({ Type: "container", Action: "create", status: "create", id: "id1", from: "busybox", scope: "local", Actor: { ID: "id1" } });
+    expect(a).toMatchObject({
+      Type: "container",
+      Action: "create",
+      status: "create",
+      id: "id1",
+      from: "busybox",
+      scope: "local",
+      Actor: { ID: "id1" },
+    });
     expect(a.time).toBe(Math.floor(a.timeNano / 1e9));
     // capacity 3: the oldest two fell out; timestamps strictly increase
     const all = bus.history(0);

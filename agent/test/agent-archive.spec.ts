@@ -44,7 +44,8 @@ describe("docker cp paths", () => {
     const r = resolveInRoot(rootFd, "/etclink/hostname", false);
     expect(read(r)).toBe("inside\n");
     r.close();
-    for (const p of ["/abs/secret", "/rel/secret", "/data/sub/secret"]) expect(() => resolveInRoot(rootFd, p, false), p).toThrow(/Could not find the file/);
+    for (const p of ["/abs/secret", "/rel/secret", "/data/sub/secret"])
+      expect(() => resolveInRoot(rootFd, p, false), p).toThrow(/Could not find the file/);
     const dotdot = resolveInRoot(rootFd, "/../../../etc/hostname", false);
     expect(read(dotdot)).toBe("inside\n");
     dotdot.close();
@@ -54,7 +55,7 @@ describe("docker cp paths", () => {
     const link = resolveInRoot(rootFd, "/etclink", false);
     const stat = JSON.parse(Buffer.from(pathStat(link, "/etclink"), "base64").toString());
     expect(stat).toMatchObject({ name: "etclink", linkTarget: "/etc" });
-    expect(stat.mode & 2 ** 27).toBeTruthy();
+    expect(stat.mode & (2 ** 27)).toBeTruthy();
     link.close();
     const dirStat = resolveInRoot(rootFd, "/etclink/", true);
     const s2 = JSON.parse(Buffer.from(pathStat(dirStat, "/etclink/"), "base64").toString());
@@ -70,7 +71,10 @@ describe("docker cp paths", () => {
     out.on("data", (b: Buffer) => chunks.push(b));
     await tarOut(r, out);
     r.close();
-    const list = execFileSync("tar", ["-tf", "-"], { input: Buffer.concat(chunks), encoding: "utf8" }).split("\n").filter(Boolean).sort();
+    const list = execFileSync("tar", ["-tf", "-"], { input: Buffer.concat(chunks), encoding: "utf8" })
+      .split("\n")
+      .filter(Boolean)
+      .sort();
     expect(list).toEqual(["etc/", "etc/hostname"]);
   });
 

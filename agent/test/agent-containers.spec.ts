@@ -4,7 +4,14 @@ import { InvalidError, NotSupportedError } from "@flotilla/core";
 import { describe, expect, it } from "vitest";
 import { selectContainers } from "../src/containers/container-filters";
 import type { ContainerRecord } from "../src/containers/container-types";
-import { mergeEnv, parseBind, parseContainerPort, parseCreateRequest, validateName, type CreateBody } from "../src/containers/create-request";
+import {
+  mergeEnv,
+  parseBind,
+  parseContainerPort,
+  parseCreateRequest,
+  validateName,
+  type CreateBody,
+} from "../src/containers/create-request";
 import { humanDuration, statusText, toContainerInspect, toContainerSummary } from "../src/containers/docker-shapes";
 import { frame, parseRecords, renderRecords, timeNano } from "../src/containers/logs";
 import { restartDelayMs, shouldRestart } from "../src/containers/restart-policy";
@@ -12,7 +19,15 @@ import { shimRunArgs } from "../src/containers/shim-args";
 import { signalNumber } from "../src/containers/shim-client";
 import type { ContainerPaths } from "../src/containers/container-store";
 
-const IMAGE = { Cmd: ["sh"], Entrypoint: null, Env: ["PATH=/bin", "A=image"], WorkingDir: "/tmp", User: "", Labels: { from: "image", x: "image" }, ExposedPorts: { "8080/tcp": {} } };
+const IMAGE = {
+  Cmd: ["sh"],
+  Entrypoint: null,
+  Env: ["PATH=/bin", "A=image"],
+  WorkingDir: "/tmp",
+  User: "",
+  Labels: { from: "image", x: "image" },
+  ExposedPorts: { "8080/tcp": {} },
+};
 
 function spec(body: Partial<CreateBody> & { HostConfig?: CreateBody["HostConfig"] } = {}) {
   return parseCreateRequest({ Image: "busybox", ...body }, IMAGE);
@@ -23,9 +38,22 @@ describe("create request", () => {
     const s = spec();
     expect(s.path).toBe("sh");
     expect(s.args).toEqual([]);
-    expect(s.config).toMatchObject({ Cmd: ["sh"], Entrypoint: null, Env: ["PATH=/bin", "A=image"], WorkingDir: "/tmp", Labels: { from: "image", x: "image" }, ExposedPorts: { "8080/tcp": {} } });
+    expect(s.config).toMatchObject({
+      Cmd: ["sh"],
+      Entrypoint: null,
+      Env: ["PATH=/bin", "A=image"],
+      WorkingDir: "/tmp",
+      Labels: { from: "image", x: "image" },
+      ExposedPorts: { "8080/tcp": {} },
+    });
     expect(s.networkMode).toBe("bridge");
-    expect(s.hostConfig).toMatchObject({ NetworkMode: "default", RestartPolicy: { Name: "", MaximumRetryCount: 0 }, AutoRemove: false, Memory: 0, PidsLimit: 1024 });
+    expect(s.hostConfig).toMatchObject({
+      NetworkMode: "default",
+      RestartPolicy: { Name: "", MaximumRetryCount: 0 },
+      AutoRemove: false,
+      Memory: 0,
+      PidsLimit: 1024,
+    });
     expect(spec({ HostConfig: { PidsLimit: -1 } }).hostConfig.PidsLimit).toBeNull();
     expect(spec({ HostConfig: { PidsLimit: 50 } }).hostConfig.PidsLimit).toBe(50);
   });
@@ -35,7 +63,10 @@ describe("create request", () => {
     // An Entrypoint in the request drops the image's Cmd.
     expect(spec({ Entrypoint: ["/bin/env"] })).toMatchObject({ path: "/bin/env", args: [] });
     expect(spec({ Entrypoint: ["ls"], Cmd: ["-l"] })).toMatchObject({ path: "ls", args: ["-l"] });
-    expect(parseCreateRequest({ Image: "x", Cmd: ["a"] }, { Entrypoint: ["/init"], Cmd: ["b"] })).toMatchObject({ path: "/init", args: ["a"] });
+    expect(parseCreateRequest({ Image: "x", Cmd: ["a"] }, { Entrypoint: ["/init"], Cmd: ["b"] })).toMatchObject({
+      path: "/init",
+      args: ["a"],
+    });
     expect(spec({ Cmd: "echo" as unknown as string[] })).toMatchObject({ path: "echo" });
     expect(() => parseCreateRequest({ Image: "x" }, {})).toThrow(/no command specified/);
     expect(() => spec({ Entrypoint: [""] })).toThrow(/no command specified/); // --entrypoint "" and no Cmd
@@ -43,7 +74,10 @@ describe("create request", () => {
 
   it("merges Env by name and Labels with the request winning", () => {
     expect(mergeEnv(["A=1", "B=2"], ["B=3", "C=4"])).toEqual(["A=1", "B=3", "C=4"]);
-    expect(spec({ Env: ["A=mine"], Labels: { x: "mine" } }).config).toMatchObject({ Env: ["PATH=/bin", "A=mine"], Labels: { from: "image", x: "mine" } });
+    expect(spec({ Env: ["A=mine"], Labels: { x: "mine" } }).config).toMatchObject({
+      Env: ["PATH=/bin", "A=mine"],
+      Labels: { from: "image", x: "mine" },
+    });
     expect(() => spec({ Env: ["=bad"] })).toThrow(InvalidError);
   });
 
@@ -65,9 +99,13 @@ describe("create request", () => {
       { containerPort: 80, protocol: "tcp", hostIp: "", hostPort: 0 },
     ]);
     expect(s.config.ExposedPorts).toEqual({ "8080/tcp": {}, "80/tcp": {} });
-    expect(() => spec({ HostConfig: { PortBindings: { "80/tcp": [{ HostPort: "70000" }] } } })).toThrow(/invalid port specification: "70000"/);
+    expect(() => spec({ HostConfig: { PortBindings: { "80/tcp": [{ HostPort: "70000" }] } } })).toThrow(
+      /invalid port specification: "70000"/,
+    );
     expect(() => spec({ HostConfig: { PortBindings: { "80/tcp": [{ HostIp: "nope", HostPort: "1" }] } } })).toThrow(/invalid IP address/);
-    expect(() => spec({ HostConfig: { NetworkMode: "host", PortBindings: { "80/tcp": [{ HostPort: "1" }] } } })).toThrow(/conflicting options/);
+    expect(() => spec({ HostConfig: { NetworkMode: "host", PortBindings: { "80/tcp": [{ HostPort: "1" }] } } })).toThrow(
+      /conflicting options/,
+    );
   });
 
   it("parses binds, mounts, tmpfs and anonymous volumes", () => {
@@ -102,16 +140,27 @@ describe("create request", () => {
   });
 
   it("validates resources and restart policies", () => {
-    expect(spec({ HostConfig: { Memory: 64 << 20, NanoCpus: 5e8, CpuShares: 512, PidsLimit: 10 } }).hostConfig).toMatchObject({ Memory: 64 << 20, MemorySwap: 64 << 20, NanoCpus: 5e8, CpuShares: 512, PidsLimit: 10 });
+    expect(spec({ HostConfig: { Memory: 64 << 20, NanoCpus: 5e8, CpuShares: 512, PidsLimit: 10 } }).hostConfig).toMatchObject({
+      Memory: 64 << 20,
+      MemorySwap: 64 << 20,
+      NanoCpus: 5e8,
+      CpuShares: 512,
+      PidsLimit: 10,
+    });
     expect(spec({ HostConfig: { PidsLimit: -1 } }).hostConfig.PidsLimit).toBeNull();
     expect(() => spec({ HostConfig: { Memory: 1024 } })).toThrow(/Minimum memory limit allowed is 6MB/);
     expect(() => spec({ HostConfig: { Memory: 64 << 20, MemorySwap: 128 << 20 } })).toThrow(NotSupportedError);
     expect(() => spec({ HostConfig: { NanoCpus: 1e9, CpuQuota: 50000 } })).toThrow(/Conflicting options/);
     expect(() => spec({ HostConfig: { CpuPeriod: 10 } })).toThrow(/CPU cfs period/);
     expect(() => spec({ HostConfig: { Memory: -5 } })).toThrow(InvalidError);
-    expect(spec({ HostConfig: { RestartPolicy: { Name: "on-failure", MaximumRetryCount: 3 } } }).hostConfig.RestartPolicy).toEqual({ Name: "on-failure", MaximumRetryCount: 3 });
+    expect(spec({ HostConfig: { RestartPolicy: { Name: "on-failure", MaximumRetryCount: 3 } } }).hostConfig.RestartPolicy).toEqual({
+      Name: "on-failure",
+      MaximumRetryCount: 3,
+    });
     expect(() => spec({ HostConfig: { RestartPolicy: { Name: "sometimes" } } })).toThrow(/invalid restart policy/);
-    expect(() => spec({ HostConfig: { RestartPolicy: { Name: "always", MaximumRetryCount: 2 } } })).toThrow(/only be used with 'on-failure'/);
+    expect(() => spec({ HostConfig: { RestartPolicy: { Name: "always", MaximumRetryCount: 2 } } })).toThrow(
+      /only be used with 'on-failure'/,
+    );
     expect(() => spec({ HostConfig: { AutoRemove: true, RestartPolicy: { Name: "always" } } })).toThrow(/AutoRemove/);
   });
 
@@ -123,13 +172,25 @@ describe("create request", () => {
   });
 
   it("refuses what the agent does not do, clearly", () => {
-    expect(spec({ Tty: true, OpenStdin: true, StdinOnce: true, AttachStdin: true }).config).toMatchObject({ Tty: true, OpenStdin: true, StdinOnce: true, AttachStdin: true });
+    expect(spec({ Tty: true, OpenStdin: true, StdinOnce: true, AttachStdin: true }).config).toMatchObject({
+      Tty: true,
+      OpenStdin: true,
+      StdinOnce: true,
+      AttachStdin: true,
+    });
     expect(spec({ StdinOnce: true }).config.StdinOnce).toBe(false); // only with OpenStdin
     expect(() => spec({ HostConfig: { Privileged: true } })).toThrow(NotSupportedError);
-    expect(spec({ HostConfig: { NetworkMode: "mynet" } })).toMatchObject({ networkMode: "user", networkRequests: [{ name: "mynet", aliases: [], ipv4Address: "" }] });
+    expect(spec({ HostConfig: { NetworkMode: "mynet" } })).toMatchObject({
+      networkMode: "user",
+      networkRequests: [{ name: "mynet", aliases: [], ipv4Address: "" }],
+    });
     expect(() => spec({ HostConfig: { NetworkMode: "my net" } })).toThrow(InvalidError);
-    expect(() => spec({ HostConfig: { NetworkMode: "mynet" }, NetworkingConfig: { EndpointsConfig: { mynet: { Links: ["x"] } } } })).toThrow(/EndpointsConfig.mynet.Links|links are not supported/);
-    expect(() => spec({ HostConfig: { NetworkMode: "host" }, NetworkingConfig: { EndpointsConfig: { other: {} } } })).toThrow(/cannot be connected/);
+    expect(() =>
+      spec({ HostConfig: { NetworkMode: "mynet" }, NetworkingConfig: { EndpointsConfig: { mynet: { Links: ["x"] } } } }),
+    ).toThrow(/EndpointsConfig.mynet.Links|links are not supported/);
+    expect(() => spec({ HostConfig: { NetworkMode: "host" }, NetworkingConfig: { EndpointsConfig: { other: {} } } })).toThrow(
+      /cannot be connected/,
+    );
     expect(() => spec({ HostConfig: { NetworkMode: "container:abc" } })).toThrow(NotSupportedError);
     expect(() => spec({ HostConfig: { LogConfig: { Type: "syslog" } } })).toThrow(NotSupportedError);
     expect(() => parseCreateRequest({} as CreateBody, IMAGE)).toThrow(/Image is required/);
@@ -154,7 +215,16 @@ function record(over: Partial<ContainerRecord> = {}): ContainerRecord {
     networkMode: "bridge",
     ports: [],
     mounts: [],
-    state: { status: "running", pid: 42, shimPid: 41, exitCode: 0, oomKilled: false, error: "", startedAt: "2024-05-01T10:00:01.000Z", finishedAt: null },
+    state: {
+      status: "running",
+      pid: 42,
+      shimPid: 41,
+      exitCode: 0,
+      oomKilled: false,
+      error: "",
+      startedAt: "2024-05-01T10:00:01.000Z",
+      finishedAt: null,
+    },
     restartCount: 0,
     manualStop: false,
     network: null,
@@ -192,7 +262,15 @@ describe("restart policy", () => {
 });
 
 describe("shim arguments", () => {
-  const paths: ContainerPaths = { dir: "/r/c", config: "/r/c/config.json", stateDir: "/r/c/shim", upper: "/r/c/up", work: "/r/c/wk", log: "/r/c/log", etc: "/r/c/etc" };
+  const paths: ContainerPaths = {
+    dir: "/r/c",
+    config: "/r/c/config.json",
+    stateDir: "/r/c/shim",
+    upper: "/r/c/up",
+    work: "/r/c/wk",
+    log: "/r/c/log",
+    etc: "/r/c/etc",
+  };
 
   it("maps the container to flotilla-shim run options", () => {
     const r = record();
@@ -204,7 +282,11 @@ describe("shim arguments", () => {
       hostname: "h",
       netns: "/run/netns/x",
       user: "65534:65534",
-      mounts: [{ type: "bind", source: "/v", target: "/data", readOnly: true }, { type: "tmpfs", target: "/t", sizeBytes: 4096 }, { type: "bind", source: "/my-hosts", target: "/etc/hosts", readOnly: false }],
+      mounts: [
+        { type: "bind", source: "/v", target: "/data", readOnly: true },
+        { type: "tmpfs", target: "/t", sizeBytes: 4096 },
+        { type: "bind", source: "/my-hosts", target: "/etc/hosts", readOnly: false },
+      ],
       etcFiles: { hostname: "/e/hostname", hosts: "/e/hosts", resolvConf: "/e/resolv.conf" },
     });
     const opt = (name: string) => args.flatMap((a, i) => (a === name ? [args[i + 1]] : []));
@@ -221,7 +303,13 @@ describe("shim arguments", () => {
     expect(opt("--pids")).toEqual(["20"]);
     expect(args).toContain("--readonly-rootfs");
     // the user's /etc/hosts bind replaces ours
-    expect(opt("--mount")).toEqual(["bind:/e/hostname:/etc/hostname", "bind:/e/resolv.conf:/etc/resolv.conf", "bind:/v:/data:ro", "tmpfs:/t:4096", "bind:/my-hosts:/etc/hosts"]);
+    expect(opt("--mount")).toEqual([
+      "bind:/e/hostname:/etc/hostname",
+      "bind:/e/resolv.conf:/etc/resolv.conf",
+      "bind:/v:/data:ro",
+      "tmpfs:/t:4096",
+      "bind:/my-hosts:/etc/hosts",
+    ]);
     expect(args.slice(args.indexOf("--"))).toEqual(["--", "sh"]);
   });
 
@@ -237,8 +325,18 @@ describe("shim arguments", () => {
 
 describe("listing", () => {
   const list = [
-    record({ id: `1${"0".repeat(63)}`, name: "/a", created: "2024-01-01T00:00:00Z", config: { ...record().config, Labels: { tier: "front" } } }),
-    record({ id: `2${"0".repeat(63)}`, name: "/b", created: "2024-01-02T00:00:00Z", state: { ...record().state, status: "exited", exitCode: 3 } }),
+    record({
+      id: `1${"0".repeat(63)}`,
+      name: "/a",
+      created: "2024-01-01T00:00:00Z",
+      config: { ...record().config, Labels: { tier: "front" } },
+    }),
+    record({
+      id: `2${"0".repeat(63)}`,
+      name: "/b",
+      created: "2024-01-02T00:00:00Z",
+      state: { ...record().state, status: "exited", exitCode: 3 },
+    }),
     record({ id: `3${"0".repeat(63)}`, name: "/c", created: "2024-01-03T00:00:00Z", state: { ...record().state, status: "created" } }),
   ];
   const names = (all: boolean, filters: Record<string, string[]> = {}, limit?: number) =>
@@ -273,20 +371,48 @@ describe("Docker shapes", () => {
     expect(humanDuration(3 * 86400_000)).toBe("3 days");
     const now = Date.parse("2024-05-01T10:00:11Z");
     expect(statusText(record(), now)).toBe("Up 10 seconds");
-    expect(statusText(record({ state: { ...record().state, status: "exited", exitCode: 2, finishedAt: "2024-05-01T10:00:06Z" } }), now)).toBe("Exited (2) 5 seconds ago");
+    expect(
+      statusText(record({ state: { ...record().state, status: "exited", exitCode: 2, finishedAt: "2024-05-01T10:00:06Z" } }), now),
+    ).toBe("Exited (2) 5 seconds ago");
     expect(statusText(record({ state: { ...record().state, status: "created" } }), now)).toBe("Created");
   });
 
   it("shows published and exposed ports while running", () => {
-    const r = record({ network: { mode: "bridge", ipAddress: "198.18.0.2", gateway: "198.18.0.1", macAddress: "02:42:c6:12:00:02", prefixLen: 24, ports: [{ containerPort: 80, protocol: "tcp", hostIp: "", hostPort: 8000 }] } });
+    const r = record({
+      network: {
+        mode: "bridge",
+        ipAddress: "198.18.0.2",
+        gateway: "198.18.0.1",
+        macAddress: "02:42:c6:12:00:02",
+        prefixLen: 24,
+        ports: [{ containerPort: 80, protocol: "tcp", hostIp: "", hostPort: 8000 }],
+      },
+    });
     r.config = { ...r.config, ExposedPorts: { "80/tcp": {}, "8080/tcp": {} } };
     const summary = toContainerSummary(r, (n) => `/v/${n}`);
-    expect(summary.Ports).toEqual([{ IP: "0.0.0.0", PrivatePort: 80, PublicPort: 8000, Type: "tcp" }, { PrivatePort: 8080, Type: "tcp" }]);
+    expect(summary.Ports).toEqual([
+      { IP: "0.0.0.0", PrivatePort: 80, PublicPort: 8000, Type: "tcp" },
+      { PrivatePort: 8080, Type: "tcp" },
+    ]);
     expect(summary).toMatchObject({ Names: ["/web"], Command: "sh", State: "running", Created: Date.parse(r.created) / 1000 });
     const inspect = toContainerInspect(r, { root: "/r", logPath: "/r/log", volumePath: (n) => `/v/${n}` });
-    expect(inspect.NetworkSettings).toMatchObject({ IPAddress: "198.18.0.2", Gateway: "198.18.0.1", IPPrefixLen: 24, Ports: { "80/tcp": [{ HostIp: "0.0.0.0", HostPort: "8000" }], "8080/tcp": null } });
-    expect(inspect.State).toMatchObject({ Status: "running", Running: true, Pid: 42, StartedAt: "2024-05-01T10:00:01.000Z", FinishedAt: "0001-01-01T00:00:00Z" });
-    const stopped = toContainerInspect({ ...r, state: { ...r.state, status: "exited" } }, { root: "/r", logPath: "/r/log", volumePath: (n) => n });
+    expect(inspect.NetworkSettings).toMatchObject({
+      IPAddress: "198.18.0.2",
+      Gateway: "198.18.0.1",
+      IPPrefixLen: 24,
+      Ports: { "80/tcp": [{ HostIp: "0.0.0.0", HostPort: "8000" }], "8080/tcp": null },
+    });
+    expect(inspect.State).toMatchObject({
+      Status: "running",
+      Running: true,
+      Pid: 42,
+      StartedAt: "2024-05-01T10:00:01.000Z",
+      FinishedAt: "0001-01-01T00:00:00Z",
+    });
+    const stopped = toContainerInspect(
+      { ...r, state: { ...r.state, status: "exited" } },
+      { root: "/r", logPath: "/r/log", volumePath: (n) => n },
+    );
     expect(stopped.State.Pid).toBe(0);
     expect(stopped.NetworkSettings.Ports["80/tcp"]).toBeNull();
   });
@@ -310,7 +436,10 @@ describe("logs", () => {
     ]);
     expect(recs.map((r) => r.log)).toEqual(["a\n", "b\n"]);
     expect(timeNano("2024-05-01T10:00:01.5Z") - timeNano("2024-05-01T10:00:01Z")).toBe(5e8);
-    const text = (q: Parameters<typeof renderRecords>[1]) => renderRecords(recs, q).map((b) => b.subarray(8).toString()).join("");
+    const text = (q: Parameters<typeof renderRecords>[1]) =>
+      renderRecords(recs, q)
+        .map((b) => b.subarray(8).toString())
+        .join("");
     expect(text({ stdout: true, stderr: true, timestamps: false })).toBe("a\nb\n");
     expect(text({ stdout: false, stderr: true, timestamps: true })).toBe("2024-05-01T10:00:01.5Z b\n");
     expect(text({ stdout: true, stderr: true, timestamps: false, sinceNano: timeNano("2024-05-01T10:00:01Z") })).toBe("b\n");

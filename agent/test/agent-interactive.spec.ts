@@ -30,7 +30,14 @@ describe("detach keys", () => {
 
 describe("exec create body", () => {
   it("validates with Docker's messages and refuses --privileged", () => {
-    expect(parseExecCreate({ Cmd: ["sh"], Tty: true, AttachStdin: true, User: "nobody", WorkingDir: "/tmp", Env: ["A=1"] })).toMatchObject({ cmd: ["sh"], tty: true, attachStdin: true, user: "nobody", workingDir: "/tmp", env: ["A=1"] });
+    expect(parseExecCreate({ Cmd: ["sh"], Tty: true, AttachStdin: true, User: "nobody", WorkingDir: "/tmp", Env: ["A=1"] })).toMatchObject({
+      cmd: ["sh"],
+      tty: true,
+      attachStdin: true,
+      user: "nobody",
+      workingDir: "/tmp",
+      env: ["A=1"],
+    });
     expect(() => parseExecCreate({})).toThrow("No exec command specified");
     expect(() => parseExecCreate({ Cmd: [] })).toThrow("No exec command specified");
     expect(() => parseExecCreate({ Cmd: ["sh"], Privileged: true })).toThrow("privileged exec");
@@ -49,18 +56,40 @@ describe("exec create body", () => {
 describe("health checks", () => {
   const S = 1e9;
   it("merges the request over the image field by field; NONE disables; validates", () => {
-    expect(mergeHealthcheck(null, { Test: ["CMD-SHELL", "true"], Interval: 5 * S })).toEqual({ Test: ["CMD-SHELL", "true"], Interval: 5 * S, Timeout: 0, StartPeriod: 0, Retries: 0 });
-    expect(mergeHealthcheck({ Interval: 2 * S, Retries: 7 }, { Test: ["CMD", "check"], Interval: 5 * S })).toMatchObject({ Test: ["CMD", "check"], Interval: 2 * S, Retries: 7 });
+    expect(mergeHealthcheck(null, { Test: ["CMD-SHELL", "true"], Interval: 5 * S })).toEqual({
+      Test: ["CMD-SHELL", "true"],
+      Interval: 5 * S,
+      Timeout: 0,
+      StartPeriod: 0,
+      Retries: 0,
+    });
+    expect(mergeHealthcheck({ Interval: 2 * S, Retries: 7 }, { Test: ["CMD", "check"], Interval: 5 * S })).toMatchObject({
+      Test: ["CMD", "check"],
+      Interval: 2 * S,
+      Retries: 7,
+    });
     expect(mergeHealthcheck({ Test: ["NONE"] }, { Test: ["CMD", "check"] })).toEqual({ Test: ["NONE"] });
     expect(mergeHealthcheck(undefined, undefined)).toBeNull();
-    expect(() => mergeHealthcheck({ Test: ["CMD-SHELL", "x"], Interval: 1000 }, null)).toThrow("Interval in Healthcheck cannot be less than 1ms");
+    expect(() => mergeHealthcheck({ Test: ["CMD-SHELL", "x"], Interval: 1000 }, null)).toThrow(
+      "Interval in Healthcheck cannot be less than 1ms",
+    );
     expect(() => mergeHealthcheck({ Test: ["CMD-SHELL", "x"], Retries: -1 }, null)).toThrow("Retries in Healthcheck cannot be negative");
     expect(() => mergeHealthcheck({ Test: ["BOGUS", "x"] }, null)).toThrow("unknown Healthcheck type");
   });
 
   it("plans the probe with Docker's defaults", () => {
-    expect(healthPlan({ Test: ["CMD-SHELL", "curl -f localhost"] })).toEqual({ cmd: ["/bin/sh", "-c", "curl -f localhost"], intervalMs: 30_000, timeoutMs: 30_000, startPeriodMs: 0, retries: 3 });
-    expect(healthPlan({ Test: ["CMD", "check", "--x"], Interval: 2 * S, Retries: 1 })).toMatchObject({ cmd: ["check", "--x"], intervalMs: 2000, retries: 1 });
+    expect(healthPlan({ Test: ["CMD-SHELL", "curl -f localhost"] })).toEqual({
+      cmd: ["/bin/sh", "-c", "curl -f localhost"],
+      intervalMs: 30_000,
+      timeoutMs: 30_000,
+      startPeriodMs: 0,
+      retries: 3,
+    });
+    expect(healthPlan({ Test: ["CMD", "check", "--x"], Interval: 2 * S, Retries: 1 })).toMatchObject({
+      cmd: ["check", "--x"],
+      intervalMs: 2000,
+      retries: 1,
+    });
     expect(healthPlan({ Test: ["NONE"] })).toBeNull();
   });
 
@@ -85,22 +114,51 @@ describe("health checks", () => {
 
 describe("top, stats and update", () => {
   it("keeps the container's rows of ps, the command column whole", () => {
-    const ps = "UID PID PPID C STIME TTY TIME CMD\nroot 10 1 0 10:00 ? 00:00:00 sleep 100\nroot 11 1 0 10:00 ? 00:00:00 /usr/bin/other thing\n";
-    expect(filterPs(ps, new Set([10]))).toEqual({ Titles: ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], Processes: [["root", "10", "1", "0", "10:00", "?", "00:00:00", "sleep 100"]] });
+    const ps =
+      "UID PID PPID C STIME TTY TIME CMD\nroot 10 1 0 10:00 ? 00:00:00 sleep 100\nroot 11 1 0 10:00 ? 00:00:00 /usr/bin/other thing\n";
+    expect(filterPs(ps, new Set([10]))).toEqual({
+      Titles: ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+      Processes: [["root", "10", "1", "0", "10:00", "?", "00:00:00", "sleep 100"]],
+    });
     expect(() => filterPs("USER COMMAND\nroot x\n", new Set())).toThrow("Couldn't find PID field");
   });
 
   it("parses net/dev without loopback, blkio v1 and v2, /proc/stat", () => {
-    const dev = "Inter-|   Receive\n face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs drop fifo colls carrier compressed\n    lo: 100 1 0 0 0 0 0 0 100 1 0 0 0 0 0 0\n  eth0: 2000 20 1 2 0 0 0 0 3000 30 3 4 0 0 0 0\n";
-    expect(parseNetDev(dev)).toEqual({ eth0: { rx_bytes: 2000, rx_packets: 20, rx_errors: 1, rx_dropped: 2, tx_bytes: 3000, tx_packets: 30, tx_errors: 3, tx_dropped: 4 } });
-    expect(parseBlkio("8:0 Read 4096\n8:0 Write 512\nTotal 4608\n", 1, "bytes")).toEqual([{ major: 8, minor: 0, op: "read", value: 4096 }, { major: 8, minor: 0, op: "write", value: 512 }]);
-    expect(parseBlkio("8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n", 2, "ios")).toEqual([{ major: 8, minor: 0, op: "read", value: 1 }, { major: 8, minor: 0, op: "write", value: 2 }]);
+    const dev =
+      "Inter-|   Receive\n face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs drop fifo colls carrier compressed\n    lo: 100 1 0 0 0 0 0 0 100 1 0 0 0 0 0 0\n  eth0: 2000 20 1 2 0 0 0 0 3000 30 3 4 0 0 0 0\n";
+    expect(parseNetDev(dev)).toEqual({
+      eth0: { rx_bytes: 2000, rx_packets: 20, rx_errors: 1, rx_dropped: 2, tx_bytes: 3000, tx_packets: 30, tx_errors: 3, tx_dropped: 4 },
+    });
+    expect(parseBlkio("8:0 Read 4096\n8:0 Write 512\nTotal 4608\n", 1, "bytes")).toEqual([
+      { major: 8, minor: 0, op: "read", value: 4096 },
+      { major: 8, minor: 0, op: "write", value: 512 },
+    ]);
+    expect(parseBlkio("8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n", 2, "ios")).toEqual([
+      { major: 8, minor: 0, op: "read", value: 1 },
+      { major: 8, minor: 0, op: "write", value: 2 },
+    ]);
     expect(systemCpuUsage("cpu  100 0 50 850 0 0 0 0 0 0\ncpu0 1 2 3\n")).toBe(1000 * 1e7);
   });
 
   it("plans updates: applies the known fields, refuses the rest by name", () => {
-    const hc = { Memory: 0, MemorySwap: 0, NanoCpus: 0, CpuShares: 0, CpuPeriod: 0, CpuQuota: 0, PidsLimit: null, AutoRemove: false, RestartPolicy: { Name: "", MaximumRetryCount: 0 } } as unknown as HostConfig;
-    expect(planUpdate(hc, { Memory: 128 << 20, NanoCpus: 5e8, PidsLimit: 10, RestartPolicy: { Name: "always" }, BlkioWeight: 0, CpusetCpus: "" }, false)).toMatchObject({ Memory: 128 << 20, MemorySwap: 128 << 20, NanoCpus: 5e8, PidsLimit: 10, RestartPolicy: { Name: "always" } });
+    const hc = {
+      Memory: 0,
+      MemorySwap: 0,
+      NanoCpus: 0,
+      CpuShares: 0,
+      CpuPeriod: 0,
+      CpuQuota: 0,
+      PidsLimit: null,
+      AutoRemove: false,
+      RestartPolicy: { Name: "", MaximumRetryCount: 0 },
+    } as unknown as HostConfig;
+    expect(
+      planUpdate(
+        hc,
+        { Memory: 128 << 20, NanoCpus: 5e8, PidsLimit: 10, RestartPolicy: { Name: "always" }, BlkioWeight: 0, CpusetCpus: "" },
+        false,
+      ),
+    ).toMatchObject({ Memory: 128 << 20, MemorySwap: 128 << 20, NanoCpus: 5e8, PidsLimit: 10, RestartPolicy: { Name: "always" } });
     expect(() => planUpdate(hc, { BlkioWeight: 300 }, false)).toThrow("BlkioWeight is not supported");
     expect(() => planUpdate(hc, { Memory: 1000 }, false)).toThrow("Minimum memory limit allowed is 6MB");
     expect(() => planUpdate(hc, { RestartPolicy: { Name: "always" } }, true)).toThrow("AutoRemove");

@@ -37,7 +37,8 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("bind mounts on a machine that shar
     if (base) fs.rmSync(base, { recursive: true, force: true });
   });
 
-  const refused = (source: string) => `bind source ${source} is refused on this machine: it shares the host with the Flotilla control plane, and ${controlPlane} holds its keys, tokens or data`;
+  const refused = (source: string) =>
+    `bind source ${source} is refused on this machine: it shares the host with the Flotilla control plane, and ${controlPlane} holds its keys, tokens or data`;
 
   it("refuses the control plane's config dir, a file in it and a dir above it", async () => {
     for (const [source, shown] of [

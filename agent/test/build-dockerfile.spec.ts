@@ -70,7 +70,7 @@ describe("parseDockerfile", () => {
         "ENV LEGACY value with spaces",
         'CMD ["sh", "-c", "echo"]',
         "ENTRYPOINT exec thing",
-        'HEALTHCHECK --interval=5s --retries=2 CMD wget -q localhost || exit 1',
+        "HEALTHCHECK --interval=5s --retries=2 CMD wget -q localhost || exit 1",
         "",
       ].join("\n"),
     );
@@ -83,11 +83,21 @@ describe("parseDockerfile", () => {
     expect(run).toMatchObject({ line: 5, command: { json: false, text: "echo one     two" } });
     expect(copy).toMatchObject({ json: true, sources: ["a b", "c"], dest: "/dst/", flags: { chown: "1:2" } });
     expect(copyFrom).toMatchObject({ flags: { from: "build" }, sources: ["/x"], dest: "/y" });
-    expect(env).toMatchObject({ pairs: [["A", "1"], ["B", '"two words"'], ["C", "3"]] });
+    expect(env).toMatchObject({
+      pairs: [
+        ["A", "1"],
+        ["B", '"two words"'],
+        ["C", "3"],
+      ],
+    });
     expect(legacy).toMatchObject({ pairs: [["LEGACY", "value with spaces"]] });
     expect(cmd).toMatchObject({ command: { json: true, args: ["sh", "-c", "echo"] } });
     expect(entry).toMatchObject({ command: { json: false, text: "exec thing" } });
-    expect(hc).toMatchObject({ none: false, flags: { interval: "5s", retries: "2" }, command: { json: false, text: "wget -q localhost || exit 1" } });
+    expect(hc).toMatchObject({
+      none: false,
+      flags: { interval: "5s", retries: "2" },
+      command: { json: false, text: "wget -q localhost || exit 1" },
+    });
     expect(run!.original).toBe("RUN echo one     two");
   });
 
@@ -186,6 +196,13 @@ describe("metadata instructions", () => {
 
   it("prefixes a RUN's history with its build arguments", () => {
     expect(runArgsPrefix(new Map())).toBe("");
-    expect(runArgsPrefix(new Map([["V", "2"], ["A", "x"]]))).toBe("|2 A=x V=2 ");
+    expect(
+      runArgsPrefix(
+        new Map([
+          ["V", "2"],
+          ["A", "x"],
+        ]),
+      ),
+    ).toBe("|2 A=x V=2 ");
   });
 });

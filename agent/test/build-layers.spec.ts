@@ -91,7 +91,11 @@ describe.skipIf(!IS_ROOT)("layer tars from directories", () => {
     expect(fs.statSync(join(out, "etc/conf-link")).ino).toBe(fs.statSync(join(out, "etc/conf")).ino);
     const wh = fs.lstatSync(join(out, "etc/removed"));
     expect(wh.isCharacterDevice() && wh.rdev === 0).toBe(true);
-    expect(execFileSync("getfattr", ["--absolute-names", "--only-values", "-n", "trusted.overlay.opaque", join(out, "opt/data")], { encoding: "utf8" })).toBe("y");
+    expect(
+      execFileSync("getfattr", ["--absolute-names", "--only-values", "-n", "trusted.overlay.opaque", join(out, "opt/data")], {
+        encoding: "utf8",
+      }),
+    ).toBe("y");
     expect(fs.statSync(join(out, "opt/data/new.txt")).mode & 0o7777).toBe(0o4755);
     expect(fs.existsSync(join(out, "proc"))).toBe(false);
   });
@@ -118,8 +122,18 @@ describe.skipIf(!IS_ROOT)("layer tars from directories", () => {
 
 describe("build options and cache keys", () => {
   it("reads what the docker CLI sends and refuses unsupported options by name", () => {
-    const q = new URLSearchParams("t=a&t=b:1&dockerfile=sub/Dockerfile&buildargs=%7B%22V%22%3A%222%22%7D&labels=%7B%22l%22%3A%22x%22%7D&target=build&nocache=1&pull=0&rm=1&networkmode=default&shmsize=0&memory=0&cachefrom=%5B%5D");
-    expect(parseBuildOptions(q)).toMatchObject({ tags: ["a", "b:1"], dockerfile: "sub/Dockerfile", labels: { l: "x" }, target: "build", noCache: true, pull: false, network: "new" });
+    const q = new URLSearchParams(
+      "t=a&t=b:1&dockerfile=sub/Dockerfile&buildargs=%7B%22V%22%3A%222%22%7D&labels=%7B%22l%22%3A%22x%22%7D&target=build&nocache=1&pull=0&rm=1&networkmode=default&shmsize=0&memory=0&cachefrom=%5B%5D",
+    );
+    expect(parseBuildOptions(q)).toMatchObject({
+      tags: ["a", "b:1"],
+      dockerfile: "sub/Dockerfile",
+      labels: { l: "x" },
+      target: "build",
+      noCache: true,
+      pull: false,
+      network: "new",
+    });
     expect(parseBuildOptions(q).buildArgs.get("V")).toBe("2");
     expect(() => parseBuildOptions(new URLSearchParams("memory=1000000"))).toThrow("--memory is not supported");
     expect(() => parseBuildOptions(new URLSearchParams("squash=1"))).toThrow("--squash is not supported");

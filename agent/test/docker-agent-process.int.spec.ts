@@ -48,12 +48,45 @@ function rssKb(pid: number): number {
 function makeCerts(certDir: string): void {
   fs.mkdirSync(certDir, { recursive: true });
   const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: certDir, stdio: "pipe" });
-  ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=flotilla-test-ca", "-keyout", "ca-key.pem", "-out", "ca.pem");
+  ssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=flotilla-test-ca",
+    "-keyout",
+    "ca-key.pem",
+    "-out",
+    "ca.pem",
+  );
   fs.writeFileSync(join(certDir, "server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
   fs.writeFileSync(join(certDir, "client.ext"), "extendedKeyUsage=clientAuth\n");
-  for (const [name, cn] of [["server", "127.0.0.1"], ["client", "client"]] as const) {
+  for (const [name, cn] of [
+    ["server", "127.0.0.1"],
+    ["client", "client"],
+  ] as const) {
     ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${cn}`, "-keyout", `${name}-key.pem`, "-out", `${name}.csr`);
-    ssl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2", "-extfile", `${name}.ext`, "-out", `${name}-cert.pem`);
+    ssl(
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca-key.pem",
+      "-CAcreateserial",
+      "-days",
+      "2",
+      "-extfile",
+      `${name}.ext`,
+      "-out",
+      `${name}-cert.pem`,
+    );
   }
   // The names the docker CLI reads from DOCKER_CERT_PATH.
   fs.copyFileSync(join(certDir, "client-cert.pem"), join(certDir, "cert.pem"));
@@ -82,30 +115,64 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("flotilla-agent as a process", () =
     const port = await freePort();
     const root = join(dir, "tls-root");
     const net = { bridge: "fltdtls0", subnet: freeSubnet(160), chainPrefix: "FLTDTLS" };
-    networks.push(new HostNetwork({ stateDir: join(root, "network"), bridgeName: net.bridge, subnet: net.subnet, chainPrefix: net.chainPrefix }));
+    networks.push(
+      new HostNetwork({ stateDir: join(root, "network"), bridgeName: net.bridge, subnet: net.subnet, chainPrefix: net.chainPrefix }),
+    );
     const agent = await spawnAgent([
-      "--root", root, "--socket", "none", "--tls-listen", `127.0.0.1:${port}`,
-      "--tlscacert", join(certs, "ca.pem"), "--tlscert", join(certs, "server-cert.pem"), "--tlskey", join(certs, "server-key.pem"),
-      "--insecure-registry", registry.host, "--bridge", net.bridge, "--subnet", net.subnet, "--chain-prefix", net.chainPrefix,
+      "--root",
+      root,
+      "--socket",
+      "none",
+      "--tls-listen",
+      `127.0.0.1:${port}`,
+      "--tlscacert",
+      join(certs, "ca.pem"),
+      "--tlscert",
+      join(certs, "server-cert.pem"),
+      "--tlskey",
+      join(certs, "server-key.pem"),
+      "--insecure-registry",
+      registry.host,
+      "--bridge",
+      net.bridge,
+      "--subnet",
+      net.subnet,
+      "--chain-prefix",
+      net.chainPrefix,
     ]);
-    const env = { DOCKER_HOST: `tcp://127.0.0.1:${port}`, DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: certs, DOCKER_CONFIG: join(dir, "docker-config") };
+    const env = {
+      DOCKER_HOST: `tcp://127.0.0.1:${port}`,
+      DOCKER_TLS_VERIFY: "1",
+      DOCKER_CERT_PATH: certs,
+      DOCKER_CONFIG: join(dir, "docker-config"),
+    };
     expect(await dockerOk(env, ["version", "--format", "{{.Server.APIVersion}}"])).toBe("1.41");
     expect(await docker(env, ["run", "--rm", image, "sh", "-c", "echo over tls; exit 5"])).toMatchObject({ code: 5, stdout: "over tls\n" });
 
     // The log says who killed a container and why: a client through the API, or someone outside.
     const byClient = (await dockerOk(env, ["run", "-d", image, "sleep", "600"])).trim();
     await dockerOk(env, ["kill", byClient]);
-    expect(agent.log()).toMatch(new RegExp(`container ${byClient.slice(0, 12)} \\(\\S+\\): sending signal 9: kill requested by POST \\S*/containers/${byClient}/kill from client certificate "client" at 127\\.0\\.0\\.1 \\(Docker-Client/`));
-    await waitFor("the kill's exit in the log", () => new RegExp(`${byClient.slice(0, 12)} \\(\\S+\\) exited with code 137\n`).test(agent.log()));
+    expect(agent.log()).toMatch(
+      new RegExp(
+        `container ${byClient.slice(0, 12)} \\(\\S+\\): sending signal 9: kill requested by POST \\S*/containers/${byClient}/kill from client certificate "client" at 127\\.0\\.0\\.1 \\(Docker-Client/`,
+      ),
+    );
+    await waitFor("the kill's exit in the log", () =>
+      new RegExp(`${byClient.slice(0, 12)} \\(\\S+\\) exited with code 137\n`).test(agent.log()),
+    );
     const byOutsider = (await dockerOk(env, ["run", "-d", image, "sleep", "600"])).trim();
     process.kill(Number(await dockerOk(env, ["inspect", "--format", "{{.State.Pid}}", byOutsider])), "SIGKILL");
     await waitFor("the outside kill in the log", () =>
-      new RegExp(`${byOutsider.slice(0, 12)} \\(\\S+\\) exited with code 137 \\(not signalled by this agent: signal 9 came from outside\\)`).test(agent.log()),
+      new RegExp(
+        `${byOutsider.slice(0, 12)} \\(\\S+\\) exited with code 137 \\(not signalled by this agent: signal 9 came from outside\\)`,
+      ).test(agent.log()),
     );
 
     // No client certificate: the handshake (or the first read, with TLS 1.3) fails.
     const refused = await new Promise<string>((resolve) => {
-      const req = https.get({ host: "127.0.0.1", port, path: "/_ping", ca: fs.readFileSync(join(certs, "ca.pem")) }, (res) => resolve(`status ${res.statusCode}`));
+      const req = https.get({ host: "127.0.0.1", port, path: "/_ping", ca: fs.readFileSync(join(certs, "ca.pem")) }, (res) =>
+        resolve(`status ${res.statusCode}`),
+      );
       req.on("error", (e) => resolve(`error ${(e as NodeJS.ErrnoException).code ?? e.message}`));
     });
     expect(refused).toMatch(/^error /);
@@ -123,9 +190,25 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("flotilla-agent as a process", () =
     const socket = join(dir, "idle.sock");
     // Bridge networking as in production, on a bridge, subnet and chains of this test's own.
     const net = { bridge: "fltdidle0", subnet: freeSubnet(140), chainPrefix: "FLTDIDLE" };
-    const network = new HostNetwork({ stateDir: join(root, "network"), bridgeName: net.bridge, subnet: net.subnet, chainPrefix: net.chainPrefix });
+    const network = new HostNetwork({
+      stateDir: join(root, "network"),
+      bridgeName: net.bridge,
+      subnet: net.subnet,
+      chainPrefix: net.chainPrefix,
+    });
     try {
-      const agent = await spawnAgent(["--root", root, "--socket", socket, "--bridge", net.bridge, "--subnet", net.subnet, "--chain-prefix", net.chainPrefix]);
+      const agent = await spawnAgent([
+        "--root",
+        root,
+        "--socket",
+        socket,
+        "--bridge",
+        net.bridge,
+        "--subnet",
+        net.subnet,
+        "--chain-prefix",
+        net.chainPrefix,
+      ]);
       expect(agent.startMs).toBeLessThan(1500); // node start + listen; the agent's own part is far less
       expect((fs.statSync(socket).mode & 0o777).toString(8)).toBe("660");
       await docker({ DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(dir, "docker-config") }, ["ps"]);
@@ -143,7 +226,20 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("flotilla-agent as a process", () =
     const root = join(dir, "restart-root");
     const socket = join(dir, "restart.sock");
     const subnet = freeSubnet(120);
-    const args = ["--root", root, "--socket", socket, "--insecure-registry", registry.host, "--subnet", subnet, "--bridge", BRIDGE, "--chain-prefix", "FLTDPROC"];
+    const args = [
+      "--root",
+      root,
+      "--socket",
+      socket,
+      "--insecure-registry",
+      registry.host,
+      "--subnet",
+      subnet,
+      "--bridge",
+      BRIDGE,
+      "--chain-prefix",
+      "FLTDPROC",
+    ];
     const env = { DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(dir, "docker-config") };
     const network = new HostNetwork({ stateDir: join(root, "network"), bridgeName: BRIDGE, subnet, chainPrefix: "FLTDPROC" });
     try {
@@ -171,7 +267,11 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("flotilla-agent as a process", () =
       expect(pidAlive(pids)).toBe(true);
       expect(await get()).toBe(true); // the port stays published without the agent
 
-      await waitFor("short to exit without an agent", () => !fs.readFileSync(join(root, "containers", short, "shim", "state.json"), "utf8").includes('"running"'), 5000);
+      await waitFor(
+        "short to exit without an agent",
+        () => !fs.readFileSync(join(root, "containers", short, "shim", "state.json"), "utf8").includes('"running"'),
+        5000,
+      );
       const second = await spawnAgent(args);
       expect(second.log()).not.toContain("lost its network");
       const ps = await dockerOk(env, ["ps", "-a", "--format", "{{.Names}} {{.State}} {{.Ports}}"]);

@@ -88,7 +88,16 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker build against the agent", (
   const build = (args: string[], cwd = ctx) => docker(env, ["build", ...args, cwd], 180_000);
 
   it("builds a multi-stage Dockerfile with the classic builder's output", async () => {
-    const r = await build(["-t", "memcache", "-t", `${registry.host}/memcache:v1`, "--build-arg", `BASE=${base}`, "--label", "built.by=test"]);
+    const r = await build([
+      "-t",
+      "memcache",
+      "-t",
+      `${registry.host}/memcache:v1`,
+      "--build-arg",
+      `BASE=${base}`,
+      "--label",
+      "built.by=test",
+    ]);
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(r.stdout).toMatch(/^Step 1\/23 : ARG BASE$/m);
     expect(r.stdout).toMatch(/^Step 6\/23 : RUN echo "\$GREETING/m);
@@ -114,7 +123,16 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker build against the agent", (
     expect(lines).toContain("65534");
     expect(lines.at(-1)).toBe("no-vi");
     // .dockerignore kept these out of the context.
-    const ls = await docker(env, ["run", "--rm", "--entrypoint", "", "memcache", "sh", "-c", "ls /opt/extra/pkg; cat /opt/extra/pkg/readme"]);
+    const ls = await docker(env, [
+      "run",
+      "--rm",
+      "--entrypoint",
+      "",
+      "memcache",
+      "sh",
+      "-c",
+      "ls /opt/extra/pkg; cat /opt/extra/pkg/readme",
+    ]);
     expect(ls.stdout).toBe("readme\nfrom the archive\n");
   });
 
@@ -198,7 +216,9 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker build against the agent", (
     it("a missing file in COPY", async () => {
       const r = await build([], dfDir("missing", `FROM ${base}\nCOPY nothere.txt /x\n`));
       expect(r.code).toBe(1);
-      expect(r.stdout + r.stderr).toContain("COPY failed: file not found in build context or excluded by .dockerignore: stat nothere.txt: file does not exist");
+      expect(r.stdout + r.stderr).toContain(
+        "COPY failed: file not found in build context or excluded by .dockerignore: stat nothere.txt: file does not exist",
+      );
       clean();
     });
 
@@ -209,7 +229,9 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker build against the agent", (
       expect(r.code).toBe(3);
       expect(r.stdout).toContain("some output");
       expect(r.stdout + r.stderr).toContain("to stderr");
-      expect(r.stderr).toContain("The command '/bin/sh -c echo some output && echo to stderr >&2 && touch /made && exit 3' returned a non-zero code: 3");
+      expect(r.stderr).toContain(
+        "The command '/bin/sh -c echo some output && echo to stderr >&2 && touch /made && exit 3' returned a non-zero code: 3",
+      );
       expect(await dockerOk(env, ["images", "-aq"])).toBe(before);
       clean();
     });

@@ -10,7 +10,22 @@ import { BUSYBOX_CONFIG, FIXTURE_TAGS, layoutImage } from "../../test/support/bu
 import { IngressProxy } from "../src/ingress";
 import type { HostNetwork } from "../src/network";
 import { sh, shQuiet } from "./support/network-helpers";
-import { docker, dockerOk, freePort, freeSubnet, HAS_BRIDGE_TOOLS, HAS_DOCKER_CLI, IS_ROOT, knownIds, leftovers, rawRequest, startTestAgent, testNetwork, waitFor, type TestAgent } from "./docker-helpers";
+import {
+  docker,
+  dockerOk,
+  freePort,
+  freeSubnet,
+  HAS_BRIDGE_TOOLS,
+  HAS_DOCKER_CLI,
+  IS_ROOT,
+  knownIds,
+  leftovers,
+  rawRequest,
+  startTestAgent,
+  testNetwork,
+  waitFor,
+  type TestAgent,
+} from "./docker-helpers";
 
 const BRIDGE = "fltdcli0";
 let registry: TestRegistry;
@@ -88,7 +103,20 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker CLI against the agent", () 
   it("applies the image defaults (Cmd, WorkingDir, Env) and -e/-w/-u overrides", async () => {
     const r = await dockerOk(env, ["run", "--rm", image, "sh", "-c", "pwd; echo $FLOTILLA_FIXTURE; id -u"]);
     expect(r.split("\n")).toEqual([BUSYBOX_CONFIG.WorkingDir, "busybox", "0"]);
-    const o = await dockerOk(env, ["run", "--rm", "-e", "FLOTILLA_FIXTURE=over", "-w", "/root", "-u", "nobody", image, "sh", "-c", "pwd; echo $FLOTILLA_FIXTURE; id -u"]);
+    const o = await dockerOk(env, [
+      "run",
+      "--rm",
+      "-e",
+      "FLOTILLA_FIXTURE=over",
+      "-w",
+      "/root",
+      "-u",
+      "nobody",
+      image,
+      "sh",
+      "-c",
+      "pwd; echo $FLOTILLA_FIXTURE; id -u",
+    ]);
     expect(o.split("\n")).toEqual(["/root", "over", "65534"]);
   });
 
@@ -108,7 +136,18 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker CLI against the agent", () 
   it.skipIf(!HAS_BRIDGE_TOOLS)("runs a detached web server with a published port: curl, ps, logs, inspect, stop, rm", async () => {
     expect(agent.handle.network, "bridge networking should be up in this suite").not.toBeNull();
     const port = await freePort();
-    const id = await dockerOk(env, ["run", "-d", "--name", "web", "-p", `${port}:80`, image, "sh", "-c", "echo serving; exec httpd -f -v -p 80 -h /etc"]);
+    const id = await dockerOk(env, [
+      "run",
+      "-d",
+      "--name",
+      "web",
+      "-p",
+      `${port}:80`,
+      image,
+      "sh",
+      "-c",
+      "echo serving; exec httpd -f -v -p 80 -h /etc",
+    ]);
     expect(id).toMatch(/^[0-9a-f]{64}$/);
     everSeen.add(id);
     const body = await waitFor("the web server", async () => {
@@ -137,7 +176,16 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker CLI against the agent", () 
 
     const c = await inspect("web");
     expect(c).toMatchObject({ Id: id, Name: "/web", Image: layoutImage(FIXTURE_TAGS.busybox).configDigest, RestartCount: 0 });
-    expect(c.State).toMatchObject({ Status: "running", Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false, ExitCode: 0, Error: "" });
+    expect(c.State).toMatchObject({
+      Status: "running",
+      Running: true,
+      Paused: false,
+      Restarting: false,
+      OOMKilled: false,
+      Dead: false,
+      ExitCode: 0,
+      Error: "",
+    });
     expect(c.State.Pid).toBeGreaterThan(0);
     expect(c.Config).toMatchObject({ Image: image, Hostname: id.slice(0, 12), Tty: false, Labels: BUSYBOX_CONFIG.Labels });
     expect(c.HostConfig.PortBindings).toEqual({ "80/tcp": [{ HostIp: "", HostPort: String(port) }] });
@@ -157,50 +205,65 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker CLI against the agent", () 
     expect((await docker(env, ["inspect", "web"])).code).not.toBe(0);
   });
 
-  it.skipIf(!HAS_BRIDGE_TOOLS)('HostPort "" gets a dynamic port, reachable on a host address from the agent\'s namespace, also through the ingress proxy', async () => {
-    // The node's own address, as the control plane lists it in ingress backends: a 198.18 address
-    // on a veth of the host (not loopback, not the bridge). The proxy's connection to it is
-    // locally generated, so only the OUTPUT-chain DNAT can deliver it to the container.
-    const link = "fltdclin0";
-    const nodeIp = freeSubnet(180).replace(/\.0\/24$/, ".1");
-    shQuiet("ip", "link", "del", link);
-    sh("ip", "link", "add", link, "type", "veth", "peer", "name", `${link}p`);
-    sh("ip", "addr", "add", `${nodeIp}/32`, "dev", link);
-    sh("ip", "link", "set", link, "up");
-    const proxy = new IngressProxy({ host: "127.0.0.1" });
-    let id = "";
-    try {
-      const created = await rawRequest(agent.socket, "POST", "/containers/create", JSON.stringify({ Image: image, Cmd: ["httpd", "-f", "-p", "80", "-h", "/etc"], HostConfig: { PortBindings: { "80/tcp": [{ HostPort: "" }] } } }));
-      expect(created.status, created.body).toBe(201);
-      id = JSON.parse(created.body).Id;
-      everSeen.add(id);
-      expect((await rawRequest(agent.socket, "POST", `/containers/${id}/start`)).status).toBe(204);
-      const c = await inspect(id);
-      expect(c.HostConfig.PortBindings).toEqual({ "80/tcp": [{ HostIp: "", HostPort: "" }] });
-      const [binding] = c.NetworkSettings.Ports["80/tcp"];
-      expect(binding.HostIp).toBe("0.0.0.0");
-      const hostPort = Number(binding.HostPort);
-      expect(hostPort).toBeGreaterThan(0);
-      const get = (url: string) => async () => {
-        try {
-          const res = await fetch(url, { headers: { connection: "close" }, signal: AbortSignal.timeout(1000) });
-          return res.ok ? (await res.text()).trim() : null;
-        } catch {
-          return null;
-        }
-      };
-      expect(await waitFor("the container on the node address", get(`http://${nodeIp}:${hostPort}/hostname`))).toBe(id.slice(0, 12));
-
-      const ingressPort = await freePort();
-      const applied = await proxy.apply({ version: "1", ports: [{ port: ingressPort, protocol: "tcp", serviceId: "s", serviceName: "web", backends: [{ host: nodeIp, port: hostPort }] }] });
-      expect(applied).toEqual({ errors: [] });
-      expect(await waitFor("the container through the proxy", get(`http://127.0.0.1:${ingressPort}/hostname`))).toBe(id.slice(0, 12));
-    } finally {
-      await proxy.close();
-      if (id) await dockerOk(env, ["rm", "-f", id]);
+  it.skipIf(!HAS_BRIDGE_TOOLS)(
+    'HostPort "" gets a dynamic port, reachable on a host address from the agent\'s namespace, also through the ingress proxy',
+    async () => {
+      // The node's own address, as the control plane lists it in ingress backends: a 198.18 address
+      // on a veth of the host (not loopback, not the bridge). The proxy's connection to it is
+      // locally generated, so only the OUTPUT-chain DNAT can deliver it to the container.
+      const link = "fltdclin0";
+      const nodeIp = freeSubnet(180).replace(/\.0\/24$/, ".1");
       shQuiet("ip", "link", "del", link);
-    }
-  });
+      sh("ip", "link", "add", link, "type", "veth", "peer", "name", `${link}p`);
+      sh("ip", "addr", "add", `${nodeIp}/32`, "dev", link);
+      sh("ip", "link", "set", link, "up");
+      const proxy = new IngressProxy({ host: "127.0.0.1" });
+      let id = "";
+      try {
+        const created = await rawRequest(
+          agent.socket,
+          "POST",
+          "/containers/create",
+          JSON.stringify({
+            Image: image,
+            Cmd: ["httpd", "-f", "-p", "80", "-h", "/etc"],
+            HostConfig: { PortBindings: { "80/tcp": [{ HostPort: "" }] } },
+          }),
+        );
+        expect(created.status, created.body).toBe(201);
+        id = JSON.parse(created.body).Id;
+        everSeen.add(id);
+        expect((await rawRequest(agent.socket, "POST", `/containers/${id}/start`)).status).toBe(204);
+        const c = await inspect(id);
+        expect(c.HostConfig.PortBindings).toEqual({ "80/tcp": [{ HostIp: "", HostPort: "" }] });
+        const [binding] = c.NetworkSettings.Ports["80/tcp"];
+        expect(binding.HostIp).toBe("0.0.0.0");
+        const hostPort = Number(binding.HostPort);
+        expect(hostPort).toBeGreaterThan(0);
+        const get = (url: string) => async () => {
+          try {
+            const res = await fetch(url, { headers: { connection: "close" }, signal: AbortSignal.timeout(1000) });
+            return res.ok ? (await res.text()).trim() : null;
+          } catch {
+            return null;
+          }
+        };
+        expect(await waitFor("the container on the node address", get(`http://${nodeIp}:${hostPort}/hostname`))).toBe(id.slice(0, 12));
+
+        const ingressPort = await freePort();
+        const applied = await proxy.apply({
+          version: "1",
+          ports: [{ port: ingressPort, protocol: "tcp", serviceId: "s", serviceName: "web", backends: [{ host: nodeIp, port: hostPort }] }],
+        });
+        expect(applied).toEqual({ errors: [] });
+        expect(await waitFor("the container through the proxy", get(`http://127.0.0.1:${ingressPort}/hostname`))).toBe(id.slice(0, 12));
+      } finally {
+        await proxy.close();
+        if (id) await dockerOk(env, ["rm", "-f", id]);
+        shQuiet("ip", "link", "del", link);
+      }
+    },
+  );
 
   it("stops a container that handles TERM at once, with its own exit code", async () => {
     const id = await dockerOk(env, ["run", "-d", image, "sh", "-c", "trap 'echo bye; exit 7' TERM; while true; do sleep 0.1; done"]);
@@ -225,13 +288,24 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker CLI against the agent", () 
 
     const oom = await docker(env, ["run", "--name", "hog", "-m", "16m", image, "sh", "-c", "tail /dev/zero"]);
     expect(oom.code).toBe(137);
-    expect(await dockerOk(env, ["inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}} {{.HostConfig.Memory}}", "hog"])).toBe(`true 137 ${16 * 1024 * 1024}`);
+    expect(await dockerOk(env, ["inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}} {{.HostConfig.Memory}}", "hog"])).toBe(
+      `true 137 ${16 * 1024 * 1024}`,
+    );
     everSeen.add((await inspect("hog")).Id);
     await dockerOk(env, ["rm", "hog"]);
   });
 
   it("enforces the pids limit", async () => {
-    const r = await docker(env, ["run", "--rm", "--pids-limit", "5", image, "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait"]);
+    const r = await docker(env, [
+      "run",
+      "--rm",
+      "--pids-limit",
+      "5",
+      image,
+      "sh",
+      "-c",
+      "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
+    ]);
     expect(r.stderr).toContain("can't fork");
   });
 
@@ -243,7 +317,9 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker CLI against the agent", () 
     expect(v.Mountpoint.startsWith(agent.root)).toBe(true);
 
     await dockerOk(env, ["run", "--rm", "-v", "data:/data", image, "sh", "-c", "echo persisted > /data/file"]);
-    expect(await dockerOk(env, ["run", "--rm", "--mount", "type=volume,source=data,target=/in,readonly", image, "cat", "/in/file"])).toBe("persisted");
+    expect(await dockerOk(env, ["run", "--rm", "--mount", "type=volume,source=data,target=/in,readonly", image, "cat", "/in/file"])).toBe(
+      "persisted",
+    );
     // --rm removes anonymous volumes with the container; named ones stay.
     const before = await dockerOk(env, ["volume", "ls", "-q"]);
     await dockerOk(env, ["run", "--rm", "-v", "/anon", image, "sh", "-c", "echo x > /anon/f"]);
@@ -265,7 +341,19 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker CLI against the agent", () 
   it("binds host directories and tmpfs; honours --read-only", async () => {
     const host = fs.mkdtempSync(`${agent.dir}/bind-`);
     fs.writeFileSync(`${host}/in.txt`, "from host\n");
-    const out = await dockerOk(env, ["run", "--rm", "--read-only", "-v", `${host}:/h`, "--tmpfs", "/scratch", image, "sh", "-c", "cat /h/in.txt; echo made > /h/out.txt; echo t > /scratch/t && echo tmpfs-ok; touch /rootfile || echo ro"]);
+    const out = await dockerOk(env, [
+      "run",
+      "--rm",
+      "--read-only",
+      "-v",
+      `${host}:/h`,
+      "--tmpfs",
+      "/scratch",
+      image,
+      "sh",
+      "-c",
+      "cat /h/in.txt; echo made > /h/out.txt; echo t > /scratch/t && echo tmpfs-ok; touch /rootfile || echo ro",
+    ]);
     expect(out.split("\n")).toEqual(["from host", "tmpfs-ok", "ro"]);
     expect(fs.readFileSync(`${host}/out.txt`, "utf8")).toBe("made\n");
   });
@@ -275,7 +363,8 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker CLI against the agent", () 
     const b = await dockerOk(env, ["run", "-d", "--name", "lab-b", "-l", "tier=back", image, "sleep", "30"]);
     const c = await dockerOk(env, ["create", "--name", "lab-c", "-l", "tier=front", image, "true"]);
     for (const id of [a, b, c]) everSeen.add(id);
-    const names = async (...args: string[]) => (await dockerOk(env, ["ps", ...args, "--format", "{{.Names}}"])).split("\n").filter(Boolean).sort();
+    const names = async (...args: string[]) =>
+      (await dockerOk(env, ["ps", ...args, "--format", "{{.Names}}"])).split("\n").filter(Boolean).sort();
     expect(await names("--filter", "label=tier=front")).toEqual(["lab-a"]);
     expect(await names("-a", "--filter", "label=tier=front")).toEqual(["lab-a", "lab-c"]);
     expect(await names("--filter", "label=tier")).toEqual(["lab-a", "lab-b"]);
@@ -284,7 +373,9 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker CLI against the agent", () 
     expect(await names("--filter", "name=lab-b")).toEqual(["lab-b"]);
     // name conflict, in Docker's words
     const dup = await docker(env, ["create", "--name", "lab-a", image, "true"]);
-    expect(dup.stderr).toContain(`Conflict. The container name "/lab-a" is already in use by container "${a}". You have to remove (or rename) that container to be able to reuse that name.`);
+    expect(dup.stderr).toContain(
+      `Conflict. The container name "/lab-a" is already in use by container "${a}". You have to remove (or rename) that container to be able to reuse that name.`,
+    );
     const running = await docker(env, ["rm", "lab-a"]);
     expect(running.stderr).toContain("You cannot remove a running container");
     expect(await dockerOk(env, ["rm", "-f", "lab-a", "lab-b", "lab-c"])).toBe("lab-a\nlab-b\nlab-c");
@@ -322,7 +413,17 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker CLI against the agent", () 
     await waitFor("exit", async () => (await inspect(id)).State.Status === "exited");
     await dockerOk(env, ["rm", "evt"]);
     const until = Math.ceil(Date.now() / 1000) + 1;
-    const out = await dockerOk(env, ["events", "--since", String(since), "--until", String(until), "--filter", "container=evt", "--format", "{{json .}}"]);
+    const out = await dockerOk(env, [
+      "events",
+      "--since",
+      String(since),
+      "--until",
+      String(until),
+      "--filter",
+      "container=evt",
+      "--format",
+      "{{json .}}",
+    ]);
     const events = out.split("\n").map((l) => JSON.parse(l));
     expect(events.map((e) => e.Action)).toEqual(["create", "start", "die", "destroy"]);
     expect(events[2].Actor.Attributes).toMatchObject({ exitCode: "4", name: "evt", image, e: "1" });
@@ -410,10 +511,20 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker CLI against the agent", () 
     expect(noImage).toMatchObject({ status: 404, body: '{"message":"No such image: nothere:1"}\n' });
     const noContainer = await rawRequest(s, "GET", "/v1.41/containers/nope/json");
     expect(noContainer).toMatchObject({ status: 404, body: '{"message":"No such container: nope"}\n' });
-    const badPort = await rawRequest(s, "POST", "/containers/create", JSON.stringify({ Image: image, HostConfig: { PortBindings: { "99999/tcp": [{ HostPort: "80" }] } } }));
+    const badPort = await rawRequest(
+      s,
+      "POST",
+      "/containers/create",
+      JSON.stringify({ Image: image, HostConfig: { PortBindings: { "99999/tcp": [{ HostPort: "80" }] } } }),
+    );
     expect(badPort.status).toBe(400);
     expect(JSON.parse(badPort.body).message).toContain("invalid port specification");
-    const badHostPort = await rawRequest(s, "POST", "/containers/create", JSON.stringify({ Image: image, HostConfig: { PortBindings: { "80/tcp": [{ HostPort: "http" }] } } }));
+    const badHostPort = await rawRequest(
+      s,
+      "POST",
+      "/containers/create",
+      JSON.stringify({ Image: image, HostConfig: { PortBindings: { "80/tcp": [{ HostPort: "http" }] } } }),
+    );
     expect(badHostPort.status).toBe(400);
     const badName = await rawRequest(s, "POST", "/containers/create?name=-bad", JSON.stringify({ Image: image }));
     expect(badName.status).toBe(400);
@@ -424,7 +535,9 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker CLI against the agent", () 
     expect((await rawRequest(s, "GET", "/v1.41/nothing/here")).status).toBe(404);
     expect((await rawRequest(s, "POST", "/containers/nope/start")).status).toBe(404);
     // A start that fails (bad user) leaves the container created, with the error recorded.
-    const created = JSON.parse((await rawRequest(s, "POST", "/containers/create", JSON.stringify({ Image: image, User: "nosuchuser", Cmd: ["true"] }))).body);
+    const created = JSON.parse(
+      (await rawRequest(s, "POST", "/containers/create", JSON.stringify({ Image: image, User: "nosuchuser", Cmd: ["true"] }))).body,
+    );
     everSeen.add(created.Id);
     const start = await rawRequest(s, "POST", `/containers/${created.Id}/start`);
     expect(start.status).toBe(400);

@@ -25,10 +25,15 @@ export interface CliResult {
 /** Runs the docker CLI against `env` (DOCKER_HOST…); never throws on a non-zero exit. */
 export function docker(env: NodeJS.ProcessEnv, args: readonly string[], timeoutMs = 60_000): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile("docker", args, { env: { PATH: process.env.PATH, HOME: env.DOCKER_CONFIG ?? tmpdir(), ...env }, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : -1) : 0;
-      resolve({ code, stdout: stdout.toString(), stderr: stderr.toString() });
-    });
+    execFile(
+      "docker",
+      args,
+      { env: { PATH: process.env.PATH, HOME: env.DOCKER_CONFIG ?? tmpdir(), ...env }, timeout: timeoutMs, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : -1) : 0;
+        resolve({ code, stdout: stdout.toString(), stderr: stderr.toString() });
+      },
+    );
   });
 }
 
@@ -46,13 +51,22 @@ export interface RawResponse {
 }
 
 /** One HTTP request over the agent's unix socket; `body` is sent verbatim. */
-export function rawRequest(socketPath: string, method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<RawResponse> {
+export function rawRequest(
+  socketPath: string,
+  method: string,
+  path: string,
+  body?: string,
+  headers: Record<string, string> = {},
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, method, path, headers: { ...(body !== undefined ? { "Content-Type": "application/json" } : {}), ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
-    });
+    const req = http.request(
+      { socketPath, method, path, headers: { ...(body !== undefined ? { "Content-Type": "application/json" } : {}), ...headers } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
+      },
+    );
     req.on("error", reject);
     req.end(body);
   });

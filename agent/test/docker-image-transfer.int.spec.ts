@@ -73,7 +73,9 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("push, login, save/load between age
     expect(again.stdout).not.toContain("Pushed");
     // The registry really holds it: skopeo reads the manifest back (asynchronously: the auth
     // proxy it talks to runs in this process).
-    const inspect = JSON.parse((await run("skopeo", ["inspect", "--tls-verify=false", "--creds", "ci:s3cret", `docker://${proxy.host}/team/app:v1`])).stdout);
+    const inspect = JSON.parse(
+      (await run("skopeo", ["inspect", "--tls-verify=false", "--creds", "ci:s3cret", `docker://${proxy.host}/team/app:v1`])).stdout,
+    );
     expect(inspect.Layers).toHaveLength(3);
   });
 
@@ -92,7 +94,9 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("push, login, save/load between age
     const id = await dockerOk(a.env, ["image", "inspect", "-f", "{{.Id}}", "app:v1"]);
     await dockerOk(a.env, ["save", "-o", file, "app:v1"]);
     const names = execFileSync("tar", ["-tf", file], { encoding: "utf8" }).split("\n");
-    expect(names).toEqual(expect.arrayContaining(["manifest.json", "index.json", "oci-layout", "repositories", `blobs/sha256/${id.slice(7)}`]));
+    expect(names).toEqual(
+      expect.arrayContaining(["manifest.json", "index.json", "oci-layout", "repositories", `blobs/sha256/${id.slice(7)}`]),
+    );
     await dockerOk(a.env, ["rmi", "app:v1", `${proxy.host}/team/app:v1`]);
     expect(await dockerOk(a.env, ["images", "-q", "app"])).toBe("");
     const load = await dockerOk(a.env, ["load", "-i", file]);
@@ -103,7 +107,13 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("push, login, save/load between age
 
   it("loads an OCI layout archive made by skopeo", async () => {
     const file = join(dir, "oci.tar");
-    execFileSync("skopeo", ["copy", "--insecure-policy", "--quiet", `oci:${busyboxLayout()}:${FIXTURE_TAGS.busybox}`, `oci-archive:${file}:example.test/oci/busybox:1`]);
+    execFileSync("skopeo", [
+      "copy",
+      "--insecure-policy",
+      "--quiet",
+      `oci:${busyboxLayout()}:${FIXTURE_TAGS.busybox}`,
+      `oci-archive:${file}:example.test/oci/busybox:1`,
+    ]);
     const load = await dockerOk(b.env, ["load", "-i", file]);
     expect(load).toContain("Loaded image: example.test/oci/busybox:1");
     expect(await dockerOk(b.env, ["run", "--rm", "example.test/oci/busybox:1", "echo", "from oci"])).toBe("from oci");
@@ -111,7 +121,18 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("push, login, save/load between age
 
   it("pulls an image with zstd-compressed layers", async () => {
     const ref = `${registry.host}/zstd/busybox:1`;
-    await run("skopeo", ["copy", "--insecure-policy", "--quiet", "--dest-tls-verify=false", "--dest-compress-format", "zstd", "--dest-compress-level", "3", `oci:${busyboxLayout()}:${FIXTURE_TAGS.busybox}`, `docker://${ref}`]);
+    await run("skopeo", [
+      "copy",
+      "--insecure-policy",
+      "--quiet",
+      "--dest-tls-verify=false",
+      "--dest-compress-format",
+      "zstd",
+      "--dest-compress-level",
+      "3",
+      `oci:${busyboxLayout()}:${FIXTURE_TAGS.busybox}`,
+      `docker://${ref}`,
+    ]);
     const pull = await docker(b.env, ["pull", ref]);
     expect(pull.code, pull.stderr).toBe(0);
     expect(await dockerOk(b.env, ["run", "--rm", ref, "echo", "zstd ok"])).toBe("zstd ok");

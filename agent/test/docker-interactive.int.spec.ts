@@ -7,7 +7,19 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "../../test/support/registry";
-import { docker, dockerOk, HAS_DOCKER_CLI, IS_ROOT, knownIds, leftovers, rawRequest, startTestAgent, waitFor, type CliResult, type TestAgent } from "./docker-helpers";
+import {
+  docker,
+  dockerOk,
+  HAS_DOCKER_CLI,
+  IS_ROOT,
+  knownIds,
+  leftovers,
+  rawRequest,
+  startTestAgent,
+  waitFor,
+  type CliResult,
+  type TestAgent,
+} from "./docker-helpers";
 import { HAS_TMUX, Terminal } from "./support/terminal";
 
 let registry: TestRegistry;
@@ -30,7 +42,12 @@ function dockerInput(args: readonly string[], input: string): Promise<CliResult>
 }
 
 function term(command: string, cols?: number, rows?: number): Terminal {
-  const t = Terminal.start(command, { DOCKER_HOST: env.DOCKER_HOST, DOCKER_CONFIG: env.DOCKER_CONFIG, HOME: env.DOCKER_CONFIG }, cols, rows);
+  const t = Terminal.start(
+    command,
+    { DOCKER_HOST: env.DOCKER_HOST, DOCKER_CONFIG: env.DOCKER_CONFIG, HOME: env.DOCKER_CONFIG },
+    cols,
+    rows,
+  );
   terminals.push(t);
   return t;
 }
@@ -113,15 +130,37 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_TMUX)("interactive container
     t.line("exit 3");
     expect(await t.exitCode()).toBe(3);
 
-    expect(await docker(env, ["exec", "ex1", "sh", "-c", "echo out; echo err >&2; exit 4"])).toMatchObject({ code: 4, stdout: "out\n", stderr: "err\n" });
-    expect(await dockerOk(env, ["exec", "-e", "X=1", "-u", "nobody", "-w", "/tmp", "ex1", "sh", "-c", "echo $X $FROM_RUN; id -u; pwd"])).toBe("1 yes\n65534\n/tmp");
-    expect(await dockerInput(["exec", "-i", "ex1", "sh", "-c", "cat; echo done"], "piped\n")).toMatchObject({ code: 0, stdout: "piped\ndone\n" });
+    expect(await docker(env, ["exec", "ex1", "sh", "-c", "echo out; echo err >&2; exit 4"])).toMatchObject({
+      code: 4,
+      stdout: "out\n",
+      stderr: "err\n",
+    });
+    expect(
+      await dockerOk(env, ["exec", "-e", "X=1", "-u", "nobody", "-w", "/tmp", "ex1", "sh", "-c", "echo $X $FROM_RUN; id -u; pwd"]),
+    ).toBe("1 yes\n65534\n/tmp");
+    expect(await dockerInput(["exec", "-i", "ex1", "sh", "-c", "cat; echo done"], "piped\n")).toMatchObject({
+      code: 0,
+      stdout: "piped\ndone\n",
+    });
     await dockerOk(env, ["exec", "-d", "ex1", "sh", "-c", "echo bg > /tmp/bg"]);
     await waitFor("the detached exec's file", async () => (await docker(env, ["exec", "ex1", "cat", "/tmp/bg"])).stdout === "bg\n");
     // Same namespaces and cgroup as the container, same capabilities and seccomp filter.
-    const ns = await dockerOk(env, ["exec", "ex1", "sh", "-c", "hostname; grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/self/cgroup | grep -c ':/$'"]);
+    const ns = await dockerOk(env, [
+      "exec",
+      "ex1",
+      "sh",
+      "-c",
+      "hostname; grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/self/cgroup | grep -c ':/$'",
+    ]);
     const hostname = JSON.parse(await dockerOk(env, ["inspect", "ex1"]))[0].Config.Hostname;
-    expect(ns.split("\n")).toEqual([hostname, "CapEff:\t00000000a80425fb", "CapBnd:\t00000000a80425fb", "NoNewPrivs:\t1", "Seccomp:\t2", expect.stringMatching(/^\d+$/)]);
+    expect(ns.split("\n")).toEqual([
+      hostname,
+      "CapEff:\t00000000a80425fb",
+      "CapBnd:\t00000000a80425fb",
+      "NoNewPrivs:\t1",
+      "Seccomp:\t2",
+      expect.stringMatching(/^\d+$/),
+    ]);
     const missing = await docker(env, ["exec", "ex1", "no-such-command"]);
     expect(missing.code).toBe(127);
     expect(missing.stderr).toContain("executable file not found");
@@ -137,7 +176,10 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_TMUX)("interactive container
     expect(create.status).toBe(201);
     const execId = JSON.parse(create.body).Id;
     expect((await rawRequest(agent.socket, "POST", `/v1.41/exec/${execId}/start`, JSON.stringify({ Detach: true }))).status).toBe(200);
-    expect(JSON.parse((await rawRequest(agent.socket, "GET", `/v1.41/exec/${execId}/json`)).body)).toMatchObject({ Running: true, ExitCode: null });
+    expect(JSON.parse((await rawRequest(agent.socket, "GET", `/v1.41/exec/${execId}/json`)).body)).toMatchObject({
+      Running: true,
+      ExitCode: null,
+    });
     await dockerOk(env, ["kill", "ex2"]);
     // The kernel kills the exec with the container's pid namespace; its shim records that.
     const ended = await waitFor("the exec to end with its container", async () => {
@@ -231,8 +273,39 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_TMUX)("interactive container
 
   it("health checks: from --health-cmd to healthy, a failing one to unhealthy, events and docker ps", async () => {
     const since = Math.floor(Date.now() / 1000) - 1;
-    await dockerOk(env, ["run", "-d", "--name", "good", "--health-cmd", "test -e /tmp/ready && echo fine", "--health-interval", "200ms", "--health-retries", "2", "--health-start-period", "30s", image, "sh", "-c", "sleep 1; touch /tmp/ready; exec sleep 3600"]);
-    await dockerOk(env, ["run", "-d", "--name", "bad", "--health-cmd", "echo broken; exit 1", "--health-interval", "200ms", "--health-retries", "2", image, "sleep", "3600"]);
+    await dockerOk(env, [
+      "run",
+      "-d",
+      "--name",
+      "good",
+      "--health-cmd",
+      "test -e /tmp/ready && echo fine",
+      "--health-interval",
+      "200ms",
+      "--health-retries",
+      "2",
+      "--health-start-period",
+      "30s",
+      image,
+      "sh",
+      "-c",
+      "sleep 1; touch /tmp/ready; exec sleep 3600",
+    ]);
+    await dockerOk(env, [
+      "run",
+      "-d",
+      "--name",
+      "bad",
+      "--health-cmd",
+      "echo broken; exit 1",
+      "--health-interval",
+      "200ms",
+      "--health-retries",
+      "2",
+      image,
+      "sleep",
+      "3600",
+    ]);
     await dockerOk(env, ["run", "-d", "--name", "none", "--no-healthcheck", image, "sleep", "3600"]);
     const health = async (name: string) => JSON.parse(await dockerOk(env, ["inspect", "-f", "{{json .State.Health}}", name]));
     expect((await health("good")).Status).toMatch(/starting|healthy/);
@@ -246,9 +319,21 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_TMUX)("interactive container
     expect(bad.Log.at(-1)).toMatchObject({ ExitCode: 1, Output: "broken\n" });
     expect(await dockerOk(env, ["ps", "--filter", "name=good", "--format", "{{.Status}}"])).toMatch(/\(healthy\)$/);
     expect(await dockerOk(env, ["ps", "--filter", "name=bad", "--format", "{{.Status}}"])).toMatch(/\(unhealthy\)$/);
-    const events = await dockerOk(env, ["events", "--since", String(since), "--until", String(Math.ceil(Date.now() / 1000)), "--filter", "event=health_status", "--format", "{{.Actor.Attributes.name}} {{.Action}}"]);
+    const events = await dockerOk(env, [
+      "events",
+      "--since",
+      String(since),
+      "--until",
+      String(Math.ceil(Date.now() / 1000)),
+      "--filter",
+      "event=health_status",
+      "--format",
+      "{{.Actor.Attributes.name}} {{.Action}}",
+    ]);
     expect(events.split("\n")).toEqual(expect.arrayContaining(["good health_status: healthy", "bad health_status: unhealthy"]));
-    expect(await dockerOk(env, ["inspect", "-f", "{{json .State.Health}} {{json .Config.Healthcheck.Test}}", "none"])).toBe('null ["NONE"]');
+    expect(await dockerOk(env, ["inspect", "-f", "{{json .State.Health}} {{json .Config.Healthcheck.Test}}", "none"])).toBe(
+      'null ["NONE"]',
+    );
     const bogus = await docker(env, ["run", "-d", "--health-cmd", "true", "--health-interval", "1us", image, "true"]);
     expect(bogus.stderr).toContain("Interval in Healthcheck cannot be less than 1ms");
     for (const n of ["good", "bad"]) await dockerOk(env, ["rm", "-f", n]);
@@ -256,7 +341,18 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_TMUX)("interactive container
   });
 
   it("rename, update (limits on the running cgroup, restart policy), diff; export refused by name", async () => {
-    await dockerOk(env, ["run", "-d", "--name", "upd", "--memory", "64m", image, "sh", "-c", "echo x > /tmp/new; rm /bin/vi; echo y >> /etc/passwd; exec sleep 3600"]);
+    await dockerOk(env, [
+      "run",
+      "-d",
+      "--name",
+      "upd",
+      "--memory",
+      "64m",
+      image,
+      "sh",
+      "-c",
+      "echo x > /tmp/new; rm /bin/vi; echo y >> /etc/passwd; exec sleep 3600",
+    ]);
     await dockerOk(env, ["rename", "upd", "upd2"]);
     expect(await dockerOk(env, ["inspect", "-f", "{{.Name}}", "upd2"])).toBe("/upd2");
     expect((await docker(env, ["inspect", "upd"])).code).not.toBe(0);
@@ -266,7 +362,12 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_TMUX)("interactive container
     const limits = await dockerOk(env, ["exec", "upd2", "sh", "-c", "echo ok"]);
     expect(limits).toBe("ok");
     const hc = JSON.parse(await dockerOk(env, ["inspect", "-f", "{{json .HostConfig}}", "upd2"]));
-    expect(hc).toMatchObject({ Memory: 96 * 1024 * 1024, PidsLimit: 50, NanoCpus: 5e8, RestartPolicy: { Name: "on-failure", MaximumRetryCount: 3 } });
+    expect(hc).toMatchObject({
+      Memory: 96 * 1024 * 1024,
+      PidsLimit: 50,
+      NanoCpus: 5e8,
+      RestartPolicy: { Name: "on-failure", MaximumRetryCount: 3 },
+    });
     const raw = JSON.parse((await rawRequest(agent.socket, "GET", "/v1.41/containers/upd2/stats?stream=0&one-shot=1")).body);
     expect(raw.memory_stats.limit).toBe(96 * 1024 * 1024);
     expect(raw.pids_stats.limit).toBe(50);
@@ -294,7 +395,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_TMUX)("interactive container
       expect(await dockerOk(env, ["exec", "cp1", "cat", "/tmp/in.txt"])).toBe("into the container");
       expect(await dockerOk(env, ["exec", "cp1", "stat", "-c", "%u:%g", "/tmp/in.txt"])).toBe("0:0");
       await dockerOk(env, ["cp", "cp1:/etc/passwd", `${host}/passwd.out`]);
-      expect(fs.readFileSync(`${host}/passwd.out`, "utf8")).toBe(await dockerOk(env, ["exec", "cp1", "cat", "/etc/passwd"]) + "\n");
+      expect(fs.readFileSync(`${host}/passwd.out`, "utf8")).toBe((await dockerOk(env, ["exec", "cp1", "cat", "/etc/passwd"])) + "\n");
       await dockerOk(env, ["cp", `${host}/tree`, "cp1:/tmp/"]);
       expect(await dockerOk(env, ["exec", "cp1", "sh", "-c", "ls -lR /tmp/tree; cat /tmp/tree/sub/file.txt"])).toMatch(/nested$/);
       await dockerOk(env, ["cp", "cp1:/tmp/tree", `${host}/tree.out`]);

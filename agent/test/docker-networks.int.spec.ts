@@ -14,7 +14,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "../../test/support/registry";
 import { HostNetwork } from "../src/network";
 import { iptablesS, linkExists, netnsList, sh } from "./support/network-helpers";
-import { docker, dockerOk, freePort, freeSubnet, HAS_BRIDGE_TOOLS, HAS_DOCKER_CLI, IS_ROOT, startTestAgent, waitFor, type TestAgent } from "./docker-helpers";
+import {
+  docker,
+  dockerOk,
+  freePort,
+  freeSubnet,
+  HAS_BRIDGE_TOOLS,
+  HAS_DOCKER_CLI,
+  IS_ROOT,
+  startTestAgent,
+  waitFor,
+  type TestAgent,
+} from "./docker-helpers";
 
 const HAS_COMPOSE = spawnSync("sh", ["-c", "command -v docker-compose"]).status === 0;
 const BRIDGE = "fltdnet0";
@@ -58,9 +69,14 @@ function runOn(net: string, cmd: string, extra: string[] = []) {
 
 function compose(args: string[], cwd: string) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile("docker-compose", args, { cwd, env: { PATH: process.env.PATH, HOME: cwd, ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout: String(stdout), stderr: String(stderr) });
-    });
+    execFile(
+      "docker-compose",
+      args,
+      { cwd, env: { PATH: process.env.PATH, HOME: cwd, ...env }, timeout: 120_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
   });
 }
 
@@ -114,11 +130,25 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_BRIDGE_TOOLS)("user-defined 
   it("creates, lists and inspects networks; refuses an overlapping subnet, a taken name and the overlay driver", async () => {
     const gw = userSubnet.replace(/0\/24$/, "254");
     const range = userSubnet.replace(/0\/24$/, "128/25");
-    const id = await dockerOk(env, ["network", "create", "--subnet", userSubnet, "--gateway", gw, "--ip-range", range, "--label", "team=n14", "front"]);
+    const id = await dockerOk(env, [
+      "network",
+      "create",
+      "--subnet",
+      userSubnet,
+      "--gateway",
+      gw,
+      "--ip-range",
+      range,
+      "--label",
+      "team=n14",
+      "front",
+    ]);
     expect(id).toMatch(/^[0-9a-f]{64}$/);
     await dockerOk(env, ["network", "create", "back"]);
     const rows = (await dockerOk(env, ["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"])).split("\n");
-    expect(rows).toEqual(expect.arrayContaining(["bridge bridge local", "host host local", "none null local", "front bridge local", "back bridge local"]));
+    expect(rows).toEqual(
+      expect.arrayContaining(["bridge bridge local", "host host local", "none null local", "front bridge local", "back bridge local"]),
+    );
     const [front] = JSON.parse(await dockerOk(env, ["network", "inspect", "front"]));
     expect(front).toMatchObject({ Name: "front", Id: id, Driver: "bridge", Internal: false, Labels: { team: "n14" } });
     expect(front.IPAM.Config).toEqual([{ Subnet: userSubnet, Gateway: gw, IPRange: range }]);
@@ -165,7 +195,10 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_BRIDGE_TOOLS)("user-defined 
     const counters = sh("iptables", "-w", "-t", "filter", "-L", `${PREFIX}-NIN`, "-v", "-x", "-n");
     for (const n of network.user.list()) {
       // columns: pkts bytes target prot opt in out source destination
-      const drop = counters.split("\n").map((l) => l.trim().split(/\s+/)).find((c) => c[2] === "DROP" && c[5] === "*" && c[6] === n.bridge);
+      const drop = counters
+        .split("\n")
+        .map((l) => l.trim().split(/\s+/))
+        .find((c) => c[2] === "DROP" && c[5] === "*" && c[6] === n.bridge);
       expect(Number(drop?.[0]), `${n.name}: ${counters}`).toBeGreaterThan(0);
     }
     // Names the networks do not know go to the host's resolver (here: ours on loopback).
@@ -193,7 +226,23 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_BRIDGE_TOOLS)("user-defined 
 
   it("publishes a port of a container on a user network, reachable from the host", async () => {
     const port = await freePort();
-    const id = await dockerOk(env, ["run", "-d", "--name", "pweb", "--network", "front", "-p", `${port}:80`, image, "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    const id = await dockerOk(env, [
+      "run",
+      "-d",
+      "--name",
+      "pweb",
+      "--network",
+      "front",
+      "-p",
+      `${port}:80`,
+      image,
+      "httpd",
+      "-f",
+      "-p",
+      "80",
+      "-h",
+      "/etc",
+    ]);
     const body = await waitFor("the published port", async () => {
       try {
         const res = await fetch(`http://127.0.0.1:${port}/hostname`, { signal: AbortSignal.timeout(1000) });
@@ -245,38 +294,45 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_BRIDGE_TOOLS)("user-defined 
     expect(netnsList().filter((n) => agent.handle.containers.all().some((c) => n.includes(c.id.slice(0, 12))))).toEqual([]);
   });
 
-  it.skipIf(!HAS_COMPOSE)("docker-compose up makes the project network and services reach each other by name; down removes it all", async () => {
-    const dir = fs.mkdtempSync(join(agent.dir, "compose-"));
-    fs.writeFileSync(
-      join(dir, "docker-compose.yml"),
-      [
-        'version: "3.8"',
-        "services:",
-        "  web:",
-        `    image: ${image}`,
-        '    command: ["httpd", "-f", "-p", "80", "-h", "/etc"]',
-        "  client:",
-        `    image: ${image}`,
-        '    command: ["sh", "-c", "until wget -q -O /tmp/out http://web/hostname; do sleep 0.2; done; echo got $$(cat /tmp/out); exec sleep 600"]',
-        "",
-      ].join("\n"),
-    );
-    const up = await compose(["-p", "n14c", "up", "-d"], dir);
-    expect(up.code, up.stderr).toBe(0);
-    const nets = await dockerOk(env, ["network", "ls", "--format", "{{.Name}}"]);
-    expect(nets.split("\n")).toContain("n14c_default");
-    rememberBridges();
-    const webId = await dockerOk(env, ["inspect", "-f", "{{.Id}}", "n14c_web_1"]);
-    const logs = await waitFor("the client to fetch from web by name", async () => {
-      const l = await docker(env, ["logs", "n14c_client_1"]);
-      return l.stdout.includes("got ") ? l.stdout : null;
-    }, 30_000);
-    expect(logs).toContain(`got ${webId.slice(0, 12)}`);
+  it.skipIf(!HAS_COMPOSE)(
+    "docker-compose up makes the project network and services reach each other by name; down removes it all",
+    async () => {
+      const dir = fs.mkdtempSync(join(agent.dir, "compose-"));
+      fs.writeFileSync(
+        join(dir, "docker-compose.yml"),
+        [
+          'version: "3.8"',
+          "services:",
+          "  web:",
+          `    image: ${image}`,
+          '    command: ["httpd", "-f", "-p", "80", "-h", "/etc"]',
+          "  client:",
+          `    image: ${image}`,
+          '    command: ["sh", "-c", "until wget -q -O /tmp/out http://web/hostname; do sleep 0.2; done; echo got $$(cat /tmp/out); exec sleep 600"]',
+          "",
+        ].join("\n"),
+      );
+      const up = await compose(["-p", "n14c", "up", "-d"], dir);
+      expect(up.code, up.stderr).toBe(0);
+      const nets = await dockerOk(env, ["network", "ls", "--format", "{{.Name}}"]);
+      expect(nets.split("\n")).toContain("n14c_default");
+      rememberBridges();
+      const webId = await dockerOk(env, ["inspect", "-f", "{{.Id}}", "n14c_web_1"]);
+      const logs = await waitFor(
+        "the client to fetch from web by name",
+        async () => {
+          const l = await docker(env, ["logs", "n14c_client_1"]);
+          return l.stdout.includes("got ") ? l.stdout : null;
+        },
+        30_000,
+      );
+      expect(logs).toContain(`got ${webId.slice(0, 12)}`);
 
-    const down = await compose(["-p", "n14c", "down"], dir);
-    expect(down.code, down.stderr).toBe(0);
-    expect(await dockerOk(env, ["ps", "-aq"])).toBe("");
-    expect((await dockerOk(env, ["network", "ls", "--format", "{{.Name}}"])).split("\n")).not.toContain("n14c_default");
-    for (const b of bridgesSeen) expect(linkExists(b), b).toBe(false);
-  });
+      const down = await compose(["-p", "n14c", "down"], dir);
+      expect(down.code, down.stderr).toBe(0);
+      expect(await dockerOk(env, ["ps", "-aq"])).toBe("");
+      expect((await dockerOk(env, ["network", "ls", "--format", "{{.Name}}"])).split("\n")).not.toContain("n14c_default");
+      for (const b of bridgesSeen) expect(linkExists(b), b).toBe(false);
+    },
+  );
 });

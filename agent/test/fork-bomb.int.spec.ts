@@ -49,10 +49,14 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("a fork bomb in a container", () =>
   it("is contained: the limit is hit, the agent and the host still fork and answer, rm -f ends it", async () => {
     const id = await dockerOk(env, ["run", "-d", image, "sh", "-c", "bomb() { bomb | bomb & }; bomb; sleep 60"]);
     // The kernel counts forks refused at the limit in pids.events.
-    await waitFor("the fork bomb to hit the pids limit", () => {
-      const events = fs.readFileSync(pidsFile(id, "pids.events"), "utf8");
-      return Number(/max (\d+)/.exec(events)?.[1] ?? 0) > 0;
-    }, 60_000);
+    await waitFor(
+      "the fork bomb to hit the pids limit",
+      () => {
+        const events = fs.readFileSync(pidsFile(id, "pids.events"), "utf8");
+        return Number(/max (\d+)/.exec(events)?.[1] ?? 0) > 0;
+      },
+      60_000,
+    );
     expect(Number(fs.readFileSync(pidsFile(id, "pids.current"), "utf8"))).toBeLessThanOrEqual(1024);
     expect(spawnSync("true").status).toBe(0);
     expect(await dockerOk(env, ["ps", "-q", "--no-trunc"])).toContain(id);

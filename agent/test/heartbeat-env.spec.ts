@@ -6,13 +6,25 @@ const record = (status: ContainerRecord["state"]["status"], extra: Partial<Conta
   ({
     id: "c".repeat(64),
     config: { Labels: { "flotilla.task.id": "t1" } },
-    state: { status, pid: 0, shimPid: 0, exitCode: 0, oomKilled: false, error: "", startedAt: "2026-01-01T00:00:00Z", finishedAt: null, ...extra },
+    state: {
+      status,
+      pid: 0,
+      shimPid: 0,
+      exitCode: 0,
+      oomKilled: false,
+      error: "",
+      startedAt: "2026-01-01T00:00:00Z",
+      finishedAt: null,
+      ...extra,
+    },
   }) as unknown as ContainerRecord;
 
 describe("heartbeats from the provisioner's env", () => {
   it("stays off without an API URL and token, even with the engine URL the provisioner always writes", () => {
     expect(heartbeatsFromEnv({}, { all: () => [] }, () => {})).toBeNull();
-    expect(heartbeatsFromEnv({ FLOTILLA_ENGINE_URL: "https://198.18.0.2:2376", FLOTILLA_MACHINE_NAME: "m" }, { all: () => [] }, () => {})).toBeNull();
+    expect(
+      heartbeatsFromEnv({ FLOTILLA_ENGINE_URL: "https://198.18.0.2:2376", FLOTILLA_MACHINE_NAME: "m" }, { all: () => [] }, () => {}),
+    ).toBeNull();
   });
 
   it("names what is missing when only part is configured", () => {

@@ -7,7 +7,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Heartbeats } from "../src/heartbeat";
-import { credentialFromEnv, joinControlPlane, JoinRefusedError, readSavedToken, startJoinedHeartbeats, TOKEN_FILE } from "../src/heartbeat/join";
+import {
+  credentialFromEnv,
+  joinControlPlane,
+  JoinRefusedError,
+  readSavedToken,
+  startJoinedHeartbeats,
+  TOKEN_FILE,
+} from "../src/heartbeat/join";
 
 interface Call {
   path: string;
@@ -52,20 +59,26 @@ async function freePort(): Promise<number> {
 }
 
 // The control plane's side: join tokens trade once for an agent token; heartbeats need it.
-const standard = (joins: Record<string, string>) => (c: Call): Answer => {
-  if (c.path === "/api/v1/nodes/join") {
-    const token = joins[c.body.joinToken ?? ""];
-    if (!token) return { status: 401, body: { error: "unauthorized", message: "join token is not valid: it is unknown or was replaced by a newer provisioning" } };
-    delete joins[c.body.joinToken!];
-    return { status: 200, body: { token } };
-  }
-  if (c.path === "/api/v1/nodes/heartbeat") {
-    return c.auth?.startsWith("Bearer flt_")
-      ? { status: 200, body: { nodeId: "n1", heartbeatMs: 20 } }
-      : { status: 401, body: { error: "unauthorized", message: "invalid API token: it is unknown or was revoked" } };
-  }
-  return { status: 404, body: {} };
-};
+const standard =
+  (joins: Record<string, string>) =>
+  (c: Call): Answer => {
+    if (c.path === "/api/v1/nodes/join") {
+      const token = joins[c.body.joinToken ?? ""];
+      if (!token)
+        return {
+          status: 401,
+          body: { error: "unauthorized", message: "join token is not valid: it is unknown or was replaced by a newer provisioning" },
+        };
+      delete joins[c.body.joinToken!];
+      return { status: 200, body: { token } };
+    }
+    if (c.path === "/api/v1/nodes/heartbeat") {
+      return c.auth?.startsWith("Bearer flt_")
+        ? { status: 200, body: { nodeId: "n1", heartbeatMs: 20 } }
+        : { status: 401, body: { error: "unauthorized", message: "invalid API token: it is unknown or was revoked" } };
+    }
+    return { status: 404, body: {} };
+  };
 
 describe("agent join", () => {
   const dirs: string[] = [];
@@ -97,9 +110,16 @@ describe("agent join", () => {
     expect(credentialFromEnv({ FLOTILLA_ENGINE_URL: "https://x:2376" })).toBeNull();
     const base = { FLOTILLA_API_URL: "http://127.0.0.1:8080", FLOTILLA_ENGINE_URL: "https://x:2376" };
     expect(credentialFromEnv({ ...base, FLOTILLA_JOIN_TOKEN: "flj_a" })).toEqual({ kind: "join", joinToken: "flj_a" });
-    expect(credentialFromEnv({ ...base, FLOTILLA_JOIN_TOKEN: "flj_a", FLOTILLA_API_TOKEN: "flt_b" })).toEqual({ kind: "token", token: "flt_b" });
-    expect(() => credentialFromEnv({ FLOTILLA_API_URL: "http://127.0.0.1:8080" })).toThrow(/missing FLOTILLA_JOIN_TOKEN \(or FLOTILLA_API_TOKEN\), FLOTILLA_ENGINE_URL/);
-    expect(() => credentialFromEnv({ FLOTILLA_JOIN_TOKEN: "flj_a", FLOTILLA_ENGINE_URL: "https://x:2376" })).toThrow(/missing FLOTILLA_API_URL$/);
+    expect(credentialFromEnv({ ...base, FLOTILLA_JOIN_TOKEN: "flj_a", FLOTILLA_API_TOKEN: "flt_b" })).toEqual({
+      kind: "token",
+      token: "flt_b",
+    });
+    expect(() => credentialFromEnv({ FLOTILLA_API_URL: "http://127.0.0.1:8080" })).toThrow(
+      /missing FLOTILLA_JOIN_TOKEN \(or FLOTILLA_API_TOKEN\), FLOTILLA_ENGINE_URL/,
+    );
+    expect(() => credentialFromEnv({ FLOTILLA_JOIN_TOKEN: "flj_a", FLOTILLA_ENGINE_URL: "https://x:2376" })).toThrow(
+      /missing FLOTILLA_API_URL$/,
+    );
   });
 
   it("joins once, saves the token 0600, heartbeats with it; a restart uses the saved token; a new join token joins again", async () => {
@@ -152,11 +172,24 @@ describe("agent join", () => {
   it("retries network failures and 5xx with backoff until the control plane answers", async () => {
     const port = await freePort();
     const logs: string[] = [];
-    const joining = joinControlPlane({ apiUrl: `http://127.0.0.1:${port}`, joinToken: "flj_x", hostname: "devdays", log: (m) => logs.push(m), initialBackoffMs: 20, maxBackoffMs: 40 });
+    const joining = joinControlPlane({
+      apiUrl: `http://127.0.0.1:${port}`,
+      joinToken: "flj_x",
+      hostname: "devdays",
+      log: (m) => logs.push(m),
+      initialBackoffMs: 20,
+      maxBackoffMs: 40,
+    });
     // Nobody listens yet: connection refused, retried.
     await until(() => logs.length >= 1);
-    expect(logs[0]).toMatch(new RegExp(`^joining the control plane at http://127.0.0.1:${port}/api/v1/nodes/join failed \\(1x\\): ECONNREFUSED; retrying$`));
-    const cp = await controlPlane((_c, n) => (n === 1 ? { status: 503, body: { message: "database down" } } : n === 2 ? "hang-up" : { status: 200, body: { token: "flt_ok" } }), port);
+    expect(logs[0]).toMatch(
+      new RegExp(`^joining the control plane at http://127.0.0.1:${port}/api/v1/nodes/join failed \\(1x\\): ECONNREFUSED; retrying$`),
+    );
+    const cp = await controlPlane(
+      (_c, n) =>
+        n === 1 ? { status: 503, body: { message: "database down" } } : n === 2 ? "hang-up" : { status: 200, body: { token: "flt_ok" } },
+      port,
+    );
     closers.push(cp.close);
     expect(await joining).toBe("flt_ok");
     expect(cp.calls.length).toBe(3);

@@ -7,7 +7,15 @@ import type { IngressTable } from "../src/ingress";
 
 interface Received {
   auth: string | undefined;
-  body: { nodeId?: string; hostname: string; engineUrl: string; resources: unknown; labels: unknown; containers: HeartbeatContainer[]; ingressVersion?: string };
+  body: {
+    nodeId?: string;
+    hostname: string;
+    engineUrl: string;
+    resources: unknown;
+    labels: unknown;
+    containers: HeartbeatContainer[];
+    ingressVersion?: string;
+  };
 }
 
 async function controlPlane(answer: (n: number, req: IncomingMessage) => { status: number; body: unknown }) {
@@ -47,7 +55,9 @@ describe("agent heartbeats", () => {
     hb = undefined;
   });
 
-  const containers: HeartbeatContainer[] = [{ id: "c1", labels: { "flotilla.task": "t1" }, state: "running", startedAt: "2026-01-01T00:00:00Z" }];
+  const containers: HeartbeatContainer[] = [
+    { id: "c1", labels: { "flotilla.task": "t1" }, state: "running", startedAt: "2026-01-01T00:00:00Z" },
+  ];
 
   it("registers, then sends the node id, at the pace the control plane sets", async () => {
     const cp = await controlPlane(() => ({ status: 200, body: { nodeId: "11111111-1111-4111-8111-111111111111", heartbeatMs: 50 } }));
@@ -81,7 +91,11 @@ describe("agent heartbeats", () => {
 
   it("backs off while the control plane fails, recovers, and re-registers after a 404", async () => {
     const cp = await controlPlane((n) =>
-      n <= 2 ? { status: 503, body: { message: "database down" } } : n === 4 ? { status: 404, body: { message: "node not found" } } : { status: 200, body: { nodeId: `node-${n}`, heartbeatMs: 30 } },
+      n <= 2
+        ? { status: 503, body: { message: "database down" } }
+        : n === 4
+          ? { status: 404, body: { message: "node not found" } }
+          : { status: 200, body: { nodeId: `node-${n}`, heartbeatMs: 30 } },
     );
     close = cp.close;
     const logs: string[] = [];
@@ -175,10 +189,18 @@ describe("agent heartbeats", () => {
     // and the agent's proxy listens on 0.0.0.0, which tests do not use).
     const cp = await controlPlane(() => ({
       status: 200,
-      body: { nodeId: "n", heartbeatMs: 20, ...(cp.received.at(-1)!.body.ingressVersion === "v1" ? {} : { ingress: { version: "v1", ports: [] } }) },
+      body: {
+        nodeId: "n",
+        heartbeatMs: 20,
+        ...(cp.received.at(-1)!.body.ingressVersion === "v1" ? {} : { ingress: { version: "v1", ports: [] } }),
+      },
     }));
     close = cp.close;
-    hb = heartbeatsFromEnv({ FLOTILLA_API_URL: cp.url, FLOTILLA_API_TOKEN: "t", FLOTILLA_ENGINE_URL: "https://198.18.0.2:2376" }, { all: () => [] }, () => {})!;
+    hb = heartbeatsFromEnv(
+      { FLOTILLA_API_URL: cp.url, FLOTILLA_API_TOKEN: "t", FLOTILLA_ENGINE_URL: "https://198.18.0.2:2376" },
+      { all: () => [] },
+      () => {},
+    )!;
     await until(() => cp.received.length >= 3);
     expect(cp.received[0].body).not.toHaveProperty("ingressVersion");
     expect(cp.received.slice(1).map((r) => r.body.ingressVersion)).toEqual(cp.received.slice(1).map(() => "v1"));
@@ -188,7 +210,14 @@ describe("agent heartbeats", () => {
   it("stops: no beat after stop(), and beatNow reports connection failures", async () => {
     const cp = await controlPlane(() => ({ status: 200, body: { nodeId: "n", heartbeatMs: 20 } }));
     close = cp.close;
-    hb = startHeartbeats({ apiUrl: cp.url, token: "t", engineUrl: "https://x:2376", intervalMs: 20, listContainers: async () => [], resources: { nanoCpus: 1, memoryBytes: 1 } });
+    hb = startHeartbeats({
+      apiUrl: cp.url,
+      token: "t",
+      engineUrl: "https://x:2376",
+      intervalMs: 20,
+      listContainers: async () => [],
+      resources: { nanoCpus: 1, memoryBytes: 1 },
+    });
     await until(() => cp.received.length >= 2);
     await hb.stop();
     const count = cp.received.length;
@@ -196,7 +225,14 @@ describe("agent heartbeats", () => {
     expect(cp.received.length).toBe(count);
     await cp.close();
     close = undefined;
-    const dead = startHeartbeats({ apiUrl: cp.url, token: "t", engineUrl: "https://x:2376", intervalMs: 60_000, listContainers: async () => [], resources: { nanoCpus: 1, memoryBytes: 1 } });
+    const dead = startHeartbeats({
+      apiUrl: cp.url,
+      token: "t",
+      engineUrl: "https://x:2376",
+      intervalMs: 60_000,
+      listContainers: async () => [],
+      resources: { nanoCpus: 1, memoryBytes: 1 },
+    });
     const r = await dead.beatNow();
     await dead.stop();
     expect(r).toMatchObject({ ok: false, error: expect.stringContaining(`${cp.url}/api/v1/nodes/heartbeat: `) });

@@ -40,7 +40,9 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("HostConfig options through the doc
     const chown = await docker(env, ["run", "--rm", "--cap-drop", "chown", image, "sh", "-c", "touch /tmp/f && chown 1:1 /tmp/f"]);
     expect(chown.code).toBe(1);
     expect(chown.stderr).toContain("Operation not permitted");
-    const inspect = JSON.parse(await dockerOk(env, ["create", "--cap-drop", "MKNOD", image, "true"]).then((id) => dockerOk(env, ["inspect", id])));
+    const inspect = JSON.parse(
+      await dockerOk(env, ["create", "--cap-drop", "MKNOD", image, "true"]).then((id) => dockerOk(env, ["inspect", id])),
+    );
     expect(inspect[0].HostConfig.CapDrop).toEqual(["CAP_MKNOD"]);
   });
 
@@ -57,7 +59,17 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("HostConfig options through the doc
   });
 
   it("--dns, --dns-search and --dns-option make the container's resolv.conf", async () => {
-    const resolv = await run("--dns", "198.18.0.53", "--dns-search", "flotilla.test", "--dns-option", "ndots:2", image, "cat", "/etc/resolv.conf");
+    const resolv = await run(
+      "--dns",
+      "198.18.0.53",
+      "--dns-search",
+      "flotilla.test",
+      "--dns-option",
+      "ndots:2",
+      image,
+      "cat",
+      "/etc/resolv.conf",
+    );
     expect(resolv.split("\n")).toEqual(["nameserver 198.18.0.53", "search flotilla.test", "options ndots:2"]);
     const bad = await docker(env, ["run", "--rm", "--dns-option", "ndots:2\nnameserver 1.1.1.1", image, "true"]);
     expect(bad.code).toBe(125);
@@ -66,7 +78,11 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("HostConfig options through the doc
   it("--add-host adds the name to /etc/hosts", async () => {
     const hosts = await run("--add-host", "db.flotilla.test:198.18.0.9", image, "cat", "/etc/hosts");
     expect(hosts).toContain("198.18.0.9\tdb.flotilla.test");
-    expect(await run("--add-host", "db.flotilla.test:198.18.0.9", image, "ping", "-c", "1", "-W", "1", "-q", "db.flotilla.test").catch((e: Error) => e.message)).toContain("198.18.0.9");
+    expect(
+      await run("--add-host", "db.flotilla.test:198.18.0.9", image, "ping", "-c", "1", "-W", "1", "-q", "db.flotilla.test").catch(
+        (e: Error) => e.message,
+      ),
+    ).toContain("198.18.0.9");
   });
 
   it("--security-opt no-new-privileges is honoured (always on); others are refused by name", async () => {
@@ -79,7 +95,18 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("HostConfig options through the doc
   });
 
   it("--log-opt max-size/max-file rotate the json-file log; --tail 1 reads its end (finding 5)", async () => {
-    const id = await dockerOk(env, ["run", "-d", "--log-opt", "max-size=64k", "--log-opt", "max-file=2", image, "sh", "-c", "seq 1 50000; echo last"]);
+    const id = await dockerOk(env, [
+      "run",
+      "-d",
+      "--log-opt",
+      "max-size=64k",
+      "--log-opt",
+      "max-file=2",
+      image,
+      "sh",
+      "-c",
+      "seq 1 50000; echo last",
+    ]);
     expect(await dockerOk(env, ["wait", id])).toBe("0");
     const log = agent.handle.containers.store.paths(id).log;
     expect(fs.statSync(log).size).toBeLessThanOrEqual(64 * 1024);
@@ -110,9 +137,13 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("HostConfig options through the doc
       expect(r.stderr).toContain(message);
     }
     expect(agent.handle.containers.all().length).toBe(before);
-    const raw = await rawRequest(agent.socket, "POST", "/v1.41/containers/create", JSON.stringify({ Image: image, Cmd: ["true"], HostConfig: { Init: true } }));
+    const raw = await rawRequest(
+      agent.socket,
+      "POST",
+      "/v1.41/containers/create",
+      JSON.stringify({ Image: image, Cmd: ["true"], HostConfig: { Init: true } }),
+    );
     expect(raw.status).toBe(501);
     expect(JSON.parse(raw.body).message).toBe("--init is not supported by this agent (HostConfig.Init)");
   });
 });
-

@@ -18,9 +18,13 @@ export function readXattr(path: string, name: string): string | undefined {
     if (hasCommand("getfattr")) {
       return execFileSync("getfattr", ["-h", "--only-values", "-n", name, path], { stdio: ["ignore", "pipe", "ignore"] }).toString();
     }
-    return execFileSync("python3", ["-c", "import os,sys\nsys.stdout.write(os.getxattr(sys.argv[1], sys.argv[2], follow_symlinks=False).decode())", path, name], {
-      stdio: ["ignore", "pipe", "ignore"],
-    }).toString();
+    return execFileSync(
+      "python3",
+      ["-c", "import os,sys\nsys.stdout.write(os.getxattr(sys.argv[1], sys.argv[2], follow_symlinks=False).decode())", path, name],
+      {
+        stdio: ["ignore", "pipe", "ignore"],
+      },
+    ).toString();
   } catch {
     return undefined;
   }

@@ -88,8 +88,21 @@ describe("Docker shapes", () => {
 
   it("inspect carries config defaults and the rootfs", () => {
     const i = toImageInspect(record(id("a")), config, [], ["/l/2", "/l/1"]);
-    expect(i.Config).toMatchObject({ Cmd: ["sh"], Env: ["A=1"], WorkingDir: "/tmp", Entrypoint: null, User: "", ExposedPorts: { "80/tcp": {} } });
-    expect(i).toMatchObject({ RepoTags: [], Architecture: "amd64", Os: "linux", RootFS: { Type: "layers", Layers: [id("7")] }, Created: "2024-05-01T10:00:00Z" });
+    expect(i.Config).toMatchObject({
+      Cmd: ["sh"],
+      Env: ["A=1"],
+      WorkingDir: "/tmp",
+      Entrypoint: null,
+      User: "",
+      ExposedPorts: { "80/tcp": {} },
+    });
+    expect(i).toMatchObject({
+      RepoTags: [],
+      Architecture: "amd64",
+      Os: "linux",
+      RootFS: { Type: "layers", Layers: [id("7")] },
+      Created: "2024-05-01T10:00:00Z",
+    });
     expect(i.GraphDriver.Data.LowerDir).toBe("/l/2:/l/1");
   });
 
@@ -107,14 +120,23 @@ describe("progress", () => {
     expect(progressBar(0, 100)).toBe(`[>${" ".repeat(49)}]  0B/100B`);
     expect(progressBar(50, 100)).toBe(`[${"=".repeat(25)}>${" ".repeat(24)}]  50B/100B`);
     expect(progressBar(100, 100)).toBe(`[${"=".repeat(50)}]  100B/100B`);
-    expect(byteProgress("Downloading", "abc", 1, 2)).toEqual({ status: "Downloading", id: "abc", progressDetail: { current: 1, total: 2 }, progress: progressBar(1, 2) });
+    expect(byteProgress("Downloading", "abc", 1, 2)).toEqual({
+      status: "Downloading",
+      id: "abc",
+      progressDetail: { current: 1, total: 2 },
+      progress: progressBar(1, 2),
+    });
     expect(shortId(id("f"))).toBe("ffffffffffff");
   });
 
   it("throttles byte progress but always reports completion", () => {
     let now = 0;
     const seen: number[] = [];
-    const report = throttled((c) => seen.push(c), 100, () => now);
+    const report = throttled(
+      (c) => seen.push(c),
+      100,
+      () => now,
+    );
     report(1, 10);
     now = 50;
     report(2, 10);

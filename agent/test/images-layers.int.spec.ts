@@ -71,30 +71,33 @@ describe.skipIf(!isRoot)("applyLayer (root, real file system)", () => {
     expect(result.size).toBe("#!/bin/sh\n".length + 1);
   });
 
-  it.each<XattrTool>(xattrTools)("turns whiteouts into 0/0 char devices and opaque markers into trusted.overlay.opaque=y (%s)", async (tool) => {
-    const { dest, result } = await apply(
-      [
-        { path: "etc/", type: "dir" },
-        { path: "etc/.wh.motd", uid: 3, gid: 4 },
-        { path: ".wh.home" },
-        { path: "opt/data with space/.wh..wh..opq" },
-        { path: "opt/data with space/c.txt", body: "c" },
-        { path: "var/.wh..wh.plnk/123", body: "aufs" },
-      ],
-      tool,
-    );
-    for (const p of ["etc/motd", "home"]) {
-      const s = fs.lstatSync(join(dest, p));
-      expect(s.isCharacterDevice()).toBe(true);
-      expect(s.rdev).toBe(0);
-    }
-    expect(fs.lstatSync(join(dest, "etc/motd")).uid).toBe(3);
-    expect(xattr(join(dest, "opt/data with space"), "trusted.overlay.opaque")).toBe("y");
-    expect(hasXattr(join(dest, "etc"), "trusted.overlay.opaque")).toBe(false);
-    expect(fs.existsSync(join(dest, "etc/.wh.motd"))).toBe(false);
-    expect(fs.existsSync(join(dest, "var/.wh..wh.plnk"))).toBe(false);
-    expect(result).toMatchObject({ whiteouts: 2, opaqueDirs: 1 });
-  });
+  it.each<XattrTool>(xattrTools)(
+    "turns whiteouts into 0/0 char devices and opaque markers into trusted.overlay.opaque=y (%s)",
+    async (tool) => {
+      const { dest, result } = await apply(
+        [
+          { path: "etc/", type: "dir" },
+          { path: "etc/.wh.motd", uid: 3, gid: 4 },
+          { path: ".wh.home" },
+          { path: "opt/data with space/.wh..wh..opq" },
+          { path: "opt/data with space/c.txt", body: "c" },
+          { path: "var/.wh..wh.plnk/123", body: "aufs" },
+        ],
+        tool,
+      );
+      for (const p of ["etc/motd", "home"]) {
+        const s = fs.lstatSync(join(dest, p));
+        expect(s.isCharacterDevice()).toBe(true);
+        expect(s.rdev).toBe(0);
+      }
+      expect(fs.lstatSync(join(dest, "etc/motd")).uid).toBe(3);
+      expect(xattr(join(dest, "opt/data with space"), "trusted.overlay.opaque")).toBe("y");
+      expect(hasXattr(join(dest, "etc"), "trusted.overlay.opaque")).toBe(false);
+      expect(fs.existsSync(join(dest, "etc/.wh.motd"))).toBe(false);
+      expect(fs.existsSync(join(dest, "var/.wh..wh.plnk"))).toBe(false);
+      expect(result).toMatchObject({ whiteouts: 2, opaqueDirs: 1 });
+    },
+  );
 
   it.each<XattrTool>(xattrTools)("carries xattrs from pax headers, skips refused ones, never sets overlay's own (%s)", async (tool) => {
     const { dest } = await apply(
@@ -134,10 +137,7 @@ describe.skipIf(!isRoot)("applyLayer (root, real file system)", () => {
   });
 
   it("ignores a whiteout for a name the layer itself provides", async () => {
-    const { dest } = await apply([
-      { path: "keep", body: "mine" },
-      { path: ".wh.keep" },
-    ]);
+    const { dest } = await apply([{ path: "keep", body: "mine" }, { path: ".wh.keep" }]);
     expect(fs.readFileSync(join(dest, "keep"), "utf8")).toBe("mine");
   });
 
@@ -147,7 +147,14 @@ describe.skipIf(!isRoot)("applyLayer (root, real file system)", () => {
     ["a ../ whiteout", [{ path: "../.wh.x" }], /escapes the layer root/],
     ["a hardlink out of the layer", [{ path: "h", type: "hardlink", linkpath: "../../etc/passwd" }], /escapes the layer root/],
     ["a hardlink to a host file", [{ path: "h", type: "hardlink", linkpath: "/etc/passwd" }], /target is not a file of this layer/],
-    ["a hardlink to a directory", [{ path: "d/", type: "dir" }, { path: "h", type: "hardlink", linkpath: "d" }], /not a file of this layer/],
+    [
+      "a hardlink to a directory",
+      [
+        { path: "d/", type: "dir" },
+        { path: "h", type: "hardlink", linkpath: "d" },
+      ],
+      /not a file of this layer/,
+    ],
     ["a file for the layer root", [{ path: ".", body: "x" }], /layer root is not a directory/],
   ])("refuses %s", async (_name, entries, message) => {
     const err = await apply(entries).catch((e: unknown) => e);
@@ -187,7 +194,9 @@ describe.skipIf(!isRoot)("applyLayer (root, real file system)", () => {
   it("refuses what is not a tar", async () => {
     const dest = fs.mkdtempSync(join(work, "l-"));
     const garbage = Buffer.alloc(2048, 0x41);
-    await expect(applyLayer(chunked(garbage), dest, { layer: "sha256:junk" })).rejects.toThrow(/layer sha256:junk: not a valid tar archive/);
+    await expect(applyLayer(chunked(garbage), dest, { layer: "sha256:junk" })).rejects.toThrow(
+      /layer sha256:junk: not a valid tar archive/,
+    );
   });
 });
 
@@ -228,7 +237,9 @@ describe.skipIf(!isRoot)("LayerStore.unpack", () => {
     await store.writeBlob(digest, blob);
     const claimed = sha256Of("something else");
     await expect(store.unpack(digest, claimed)).rejects.toThrow(DigestMismatchError);
-    await expect(store.unpack(digest, claimed)).rejects.toThrow(`digest mismatch for uncompressed layer ${digest}: expected ${claimed}, got ${diffId}`);
+    await expect(store.unpack(digest, claimed)).rejects.toThrow(
+      `digest mismatch for uncompressed layer ${digest}: expected ${claimed}, got ${diffId}`,
+    );
     expect(await store.hasLayer(claimed)).toBe(false);
     expect(fs.readdirSync(store.tmpDir)).toEqual([]);
   });
@@ -244,5 +255,4 @@ describe.skipIf(!isRoot)("LayerStore.unpack", () => {
     expect(await store.hasLayer(diffId)).toBe(false);
     expect(fs.readdirSync(store.tmpDir)).toEqual([]);
   });
-
 });

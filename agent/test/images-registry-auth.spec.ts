@@ -7,9 +7,14 @@ import { isInsecureRegistry } from "../src/images/registry-client";
 describe("parseAuthChallenges", () => {
   it("reads Docker Hub's bearer challenge", () => {
     expect(
-      parseAuthChallenges('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"'),
+      parseAuthChallenges(
+        'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"',
+      ),
     ).toEqual([
-      { scheme: "bearer", params: { realm: "https://auth.docker.io/token", service: "registry.docker.io", scope: "repository:library/busybox:pull" } },
+      {
+        scheme: "bearer",
+        params: { realm: "https://auth.docker.io/token", service: "registry.docker.io", scope: "repository:library/busybox:pull" },
+      },
     ]);
   });
 
@@ -66,7 +71,14 @@ describe("digests", () => {
   it("verifies a stream and names the mismatch", async () => {
     const pass = async (digest: string, size?: number) => {
       const out: Buffer[] = [];
-      for await (const c of verified((async function* () { yield data.subarray(0, 2); yield data.subarray(2); })(), new DigestVerifier(digest, size, "blob x"))) out.push(c);
+      for await (const c of verified(
+        (async function* () {
+          yield data.subarray(0, 2);
+          yield data.subarray(2);
+        })(),
+        new DigestVerifier(digest, size, "blob x"),
+      ))
+        out.push(c);
       return Buffer.concat(out).toString();
     };
     expect(await pass(good, 5)).toBe("hello");

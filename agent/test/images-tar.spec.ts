@@ -63,7 +63,12 @@ describe("readTar", () => {
       {
         path: long,
         body: "hi",
-        pax: { mtime: "1600000000.5", uid: "3000000", "SCHILY.xattr.security.capability": Buffer.from([1, 0, 0, 2, 0x20, 0, 0, 0]), "SCHILY.xattr.user.note": "ünï" },
+        pax: {
+          mtime: "1600000000.5",
+          uid: "3000000",
+          "SCHILY.xattr.security.capability": Buffer.from([1, 0, 0, 2, 0x20, 0, 0, 0]),
+          "SCHILY.xattr.user.note": "ünï",
+        },
       },
       { path: "next", body: "n" },
     ]);

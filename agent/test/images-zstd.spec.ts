@@ -29,8 +29,10 @@ describe.skipIf(!HAS_ZSTD)("zstd layers", () => {
     const frame = execFileSync("zstd", ["-q", "-c"], { input: Buffer.alloc(1_000_000, "abc") });
     const cut = frame.subarray(0, Math.floor(frame.length / 2));
     const decompress = decompressorFor(cut.subarray(0, 4), "test layer")!;
-    await expect(pipeline(Readable.from([cut]), decompress, async (s: AsyncIterable<Buffer>) => {
-      for await (const _ of s) void _;
-    })).rejects.toThrow();
+    await expect(
+      pipeline(Readable.from([cut]), decompress, async (s: AsyncIterable<Buffer>) => {
+        for await (const _ of s) void _;
+      }),
+    ).rejects.toThrow();
   });
 });

@@ -6,7 +6,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ConflictError, NotFoundError, UnavailableError } from "@flotilla/core";
-import { DigestMismatchError, ImageStore, ManifestUnknownError, NoMatchingManifestError, PullAccessDeniedError, type ImageStoreOptions, type ProgressMessage } from "../src/images";
+import {
+  DigestMismatchError,
+  ImageStore,
+  ManifestUnknownError,
+  NoMatchingManifestError,
+  PullAccessDeniedError,
+  type ImageStoreOptions,
+  type ProgressMessage,
+} from "../src/images";
 import { BUSYBOX_CONFIG, FIXTURE_TAGS, LAYERED_CONTENT, layoutImage } from "../../test/support/busybox-image";
 import { selfSignedCert, startAuthProxy, startRegistry, type AuthProxy, type TestRegistry } from "../../test/support/registry";
 import { readXattr } from "./images-fs-helpers";
@@ -63,7 +71,10 @@ describe("pull", () => {
     const download = messages.find((m) => m.status === "Downloading")!;
     expect(download.progressDetail).toEqual({ current: expect.any(Number), total: layer.size });
     expect(download.progress).toMatch(/^\[[= >]{50}\] +\S+\/1\.0\d+MB$/);
-    expect(messages.slice(-2)).toEqual([{ status: `Digest: ${busybox.manifestDigest}` }, { status: `Status: Downloaded newer image for ${ref}` }]);
+    expect(messages.slice(-2)).toEqual([
+      { status: `Digest: ${busybox.manifestDigest}` },
+      { status: `Status: Downloaded newer image for ${ref}` },
+    ]);
 
     const inspect = await store.inspect(ref);
     expect(inspect).toMatchObject({
@@ -131,7 +142,12 @@ describe("pull", () => {
     expect(wh.isCharacterDevice() && wh.rdev === 0).toBe(true);
     expect(readXattr(join(topLayer, LAYERED_CONTENT.opaqueDir), "trusted.overlay.opaque")).toBe("y");
     const tool = fs.lstatSync(join(dataLayer, LAYERED_CONTENT.setuidFile));
-    expect([tool.mode & 0o7777, tool.uid, tool.gid, tool.mtimeMs / 1000]).toEqual([0o4755, LAYERED_CONTENT.uid, LAYERED_CONTENT.gid, LAYERED_CONTENT.mtime]);
+    expect([tool.mode & 0o7777, tool.uid, tool.gid, tool.mtimeMs / 1000]).toEqual([
+      0o4755,
+      LAYERED_CONTENT.uid,
+      LAYERED_CONTENT.gid,
+      LAYERED_CONTENT.mtime,
+    ]);
     expect(fs.lstatSync(join(dataLayer, LAYERED_CONTENT.hardlink)).ino).toBe(fs.lstatSync(join(dataLayer, "opt/data/a.txt")).ino);
     expect(fs.readlinkSync(join(dataLayer, LAYERED_CONTENT.symlink))).toBe("data");
 
@@ -237,7 +253,9 @@ describe("verification", () => {
     const { store, root } = await openStore({ insecureRegistries: [own.host] });
     const err = await store.pull(`${own.host}/layered`).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DigestMismatchError);
-    expect((err as Error).message).toMatch(new RegExp(`^digest mismatch for blob ${top.digest} of ${own.host}/layered: expected ${top.digest}, got sha256:[0-9a-f]{64}$`));
+    expect((err as Error).message).toMatch(
+      new RegExp(`^digest mismatch for blob ${top.digest} of ${own.host}/layered: expected ${top.digest}, got sha256:[0-9a-f]{64}$`),
+    );
     expect(await store.list()).toEqual([]);
     expect(ls(join(root, "layers/sha256"))).not.toContain(top.diffId.slice(7));
     expect(ls(join(root, "blobs/sha256"))).not.toContain(top.digest.slice(7));
@@ -304,10 +322,19 @@ describe("registry access", () => {
     const anonymous = await store.pull(`${p.host}/busybox`).catch((e: unknown) => e);
     expect(anonymous).toBeInstanceOf(PullAccessDeniedError);
     expect(anonymous).toBeInstanceOf(NotFoundError);
-    expect((anonymous as Error).message).toMatch(new RegExp(`^pull access denied for ${p.host}/busybox, repository does not exist or may require 'docker login'`));
-    await expect(store.pull(`${p.host}/busybox`, { credentials: { username: "ci", password: "wrong" } })).rejects.toBeInstanceOf(PullAccessDeniedError);
-    await expect(store.pull(`${p.host}/busybox`, { credentials: { username: "ci", password: "s3cret" } })).resolves.toMatchObject({ id: busybox.configDigest });
-    const { store: configured } = await openStore({ insecureRegistries: [p.host], credentials: (d) => (d === p.host ? { username: "ci", password: "s3cret" } : undefined) });
+    expect((anonymous as Error).message).toMatch(
+      new RegExp(`^pull access denied for ${p.host}/busybox, repository does not exist or may require 'docker login'`),
+    );
+    await expect(store.pull(`${p.host}/busybox`, { credentials: { username: "ci", password: "wrong" } })).rejects.toBeInstanceOf(
+      PullAccessDeniedError,
+    );
+    await expect(store.pull(`${p.host}/busybox`, { credentials: { username: "ci", password: "s3cret" } })).resolves.toMatchObject({
+      id: busybox.configDigest,
+    });
+    const { store: configured } = await openStore({
+      insecureRegistries: [p.host],
+      credentials: (d) => (d === p.host ? { username: "ci", password: "s3cret" } : undefined),
+    });
     await expect(configured.pull(`${p.host}/busybox`)).resolves.toMatchObject({ id: busybox.configDigest });
   });
 
@@ -315,7 +342,9 @@ describe("registry access", () => {
     const p = await proxy({ scheme: "basic", username: "ci", password: "s3cret" });
     const { store } = await openStore({ insecureRegistries: [p.host] });
     await expect(store.pull(`${p.host}/busybox`)).rejects.toThrow(/pull access denied .*authentication required/);
-    await expect(store.pull(`${p.host}/busybox`, { credentials: { username: "ci", password: "s3cret" } })).resolves.toMatchObject({ id: busybox.configDigest });
+    await expect(store.pull(`${p.host}/busybox`, { credentials: { username: "ci", password: "s3cret" } })).resolves.toMatchObject({
+      id: busybox.configDigest,
+    });
   });
 });
 
@@ -356,8 +385,12 @@ describe("remove", () => {
     const short = id.slice(7, 19);
     const byName = await store.remove(ref).catch((e: unknown) => e);
     expect(byName).toBeInstanceOf(ConflictError);
-    expect((byName as Error).message).toBe(`conflict: unable to remove repository reference "${ref}" (must force) - image ${short} is being used by a container`);
-    await expect(store.remove(id)).rejects.toThrow(`conflict: unable to delete ${short} (must be forced) - image is being used by a container`);
+    expect((byName as Error).message).toBe(
+      `conflict: unable to remove repository reference "${ref}" (must force) - image ${short} is being used by a container`,
+    );
+    await expect(store.remove(id)).rejects.toThrow(
+      `conflict: unable to delete ${short} (must be forced) - image is being used by a container`,
+    );
 
     const forced = await store.remove(ref, { force: true });
     expect(forced).toEqual([{ Untagged: ref }, { Untagged: `${registry.host}/busybox@${busybox.manifestDigest}` }]);

@@ -46,7 +46,13 @@ function newProxy(): IngressProxy {
 
 const table = (version: string, ports: [port: number, backends: number[]][]): IngressTable => ({
   version,
-  ports: ports.map(([port, backends]) => ({ port, protocol: "tcp", serviceId: `svc-${port}`, serviceName: `web-${port}`, backends: backends.map((p) => ({ host: LOOPBACK, port: p })) })),
+  ports: ports.map(([port, backends]) => ({
+    port,
+    protocol: "tcp",
+    serviceId: `svc-${port}`,
+    serviceName: `web-${port}`,
+    backends: backends.map((p) => ({ host: LOOPBACK, port: p })),
+  })),
 });
 
 /** Connects, optionally writes (and ends), and resolves everything read once the proxy's side ends. */
@@ -119,9 +125,16 @@ describe("IngressProxy", () => {
   it("fails over when a backend does not accept within the connect timeout, and closes the client when none does", async () => {
     // A listener whose process is stopped and whose accept queue is full: the kernel drops new
     // SYNs, as a host that is down would.
-    const child: ChildProcess = spawn(process.execPath, ["-e", `require("net").createServer().listen({ port: 0, host: "${LOOPBACK}", backlog: 1 }, function () { console.log(this.address().port); })`], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [
+        "-e",
+        `require("net").createServer().listen({ port: 0, host: "${LOOPBACK}", backlog: 1 }, function () { console.log(this.address().port); })`,
+      ],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     cleanups.push(() => child.kill("SIGKILL"));
     const stuck = await new Promise<number>((r) => child.stdout!.once("data", (d: Buffer) => r(Number(d.toString().trim()))));
     child.kill("SIGSTOP");
@@ -156,7 +169,12 @@ describe("IngressProxy", () => {
     const b = await backend("B", echo("B:"));
     const [p1, p2] = [await freePort(), await freePort()];
     const proxy = newProxy();
-    await proxy.apply(table("v1", [[p1, [a.port]], [p2, [a.port]]]));
+    await proxy.apply(
+      table("v1", [
+        [p1, [a.port]],
+        [p2, [a.port]],
+      ]),
+    );
     const onRemoved = await session(p1);
     const onKept = await session(p2);
     expect(await onRemoved.say("one")).toBe("A:one");
@@ -183,7 +201,10 @@ describe("IngressProxy", () => {
     const logs: string[] = [];
     const proxy = new IngressProxy({ host: LOOPBACK, log: (m) => logs.push(m) });
     cleanups.push(() => proxy.close());
-    const t = table("v1", [[taken, [a.port]], [free, [a.port]]]);
+    const t = table("v1", [
+      [taken, [a.port]],
+      [free, [a.port]],
+    ]);
 
     const first: IngressApplyResult = await proxy.apply(t);
     expect(first.errors).toEqual([{ port: taken, message: expect.stringContaining("EADDRINUSE") }]);
@@ -218,7 +239,15 @@ describe("IngressProxy", () => {
     const a = await backend("A", echo(""));
     const port = await freePort();
     const proxy = newProxy();
-    const bad = { version: "v1", ports: [...table("v1", [[port, [a.port]]]).ports, { port, protocol: "tcp", serviceName: "dup", backends: [] }, { port: 70000 }, { port: 9, protocol: "udp", backends: [] }] };
+    const bad = {
+      version: "v1",
+      ports: [
+        ...table("v1", [[port, [a.port]]]).ports,
+        { port, protocol: "tcp", serviceName: "dup", backends: [] },
+        { port: 70000 },
+        { port: 9, protocol: "udp", backends: [] },
+      ],
+    };
     const r = await proxy.apply(bad as IngressTable);
     expect(r.errors.map((e) => e.port)).toEqual([9, port, 70000].sort((x, y) => x - y));
     expect(r.errors.find((e) => e.port === 9)?.message).toMatch(/only tcp/);

@@ -11,7 +11,9 @@ describe("run", () => {
   it("names step, command, exit status and stderr", async () => {
     const err = await run("veth", "sh", ["-c", "echo 'RTNETLINK answers: File exists' >&2; exit 2"]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NetworkCommandError);
-    expect((err as Error).message).toBe("veth: sh -c echo 'RTNETLINK answers: File exists' >&2; exit 2: exit 2: RTNETLINK answers: File exists");
+    expect((err as Error).message).toBe(
+      "veth: sh -c echo 'RTNETLINK answers: File exists' >&2; exit 2: exit 2: RTNETLINK answers: File exists",
+    );
     expect(err).toMatchObject({ step: "veth", exitCode: 2, stderr: "RTNETLINK answers: File exists" });
   });
 

@@ -7,7 +7,12 @@ import { PortAllocatedError, portsClash, resolvePorts, validatePorts, type PortR
 
 describe("validatePorts", () => {
   it("normalizes: any address is 0.0.0.0, protocol defaults to tcp", () => {
-    expect(validatePorts([{ hostPort: 8000, containerPort: 80 }, { hostIp: "127.0.0.1", hostPort: 0, containerPort: 53, protocol: "udp" }])).toEqual([
+    expect(
+      validatePorts([
+        { hostPort: 8000, containerPort: 80 },
+        { hostIp: "127.0.0.1", hostPort: 0, containerPort: 53, protocol: "udp" },
+      ]),
+    ).toEqual([
       { hostIp: "0.0.0.0", hostPort: 8000, containerPort: 80, protocol: "tcp" },
       { hostIp: "127.0.0.1", hostPort: 0, containerPort: 53, protocol: "udp" },
     ]);
@@ -58,7 +63,12 @@ describe("portsClash", () => {
 describe("resolvePorts", () => {
   const servers: Server[] = [];
   afterAll(() => servers.forEach((s) => s.close()));
-  const req = (hostPort: number, hostIp = "127.0.0.1", protocol: "tcp" | "udp" = "tcp"): PublishedPort => ({ hostIp, hostPort, containerPort: 80, protocol });
+  const req = (hostPort: number, hostIp = "127.0.0.1", protocol: "tcp" | "udp" = "tcp"): PublishedPort => ({
+    hostIp,
+    hostPort,
+    containerPort: 80,
+    protocol,
+  });
 
   it("refuses a port another container published, with Docker's message", async () => {
     const taken = [req(18_999, "0.0.0.0")];

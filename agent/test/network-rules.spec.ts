@@ -118,7 +118,10 @@ describe("Docker shapes", () => {
   });
 
   it("host and none containers: named network, empty addresses", () => {
-    const host = toNetworkSettings({ ...bridge, mode: "host", netnsPath: null, ipAddress: "", gateway: "", macAddress: "", prefixLen: 0, ports: [] }, "n");
+    const host = toNetworkSettings(
+      { ...bridge, mode: "host", netnsPath: null, ipAddress: "", gateway: "", macAddress: "", prefixLen: 0, ports: [] },
+      "n",
+    );
     expect(Object.keys(host.Networks)).toEqual(["host"]);
     expect(host).toMatchObject({ IPAddress: "", SandboxKey: "", EndpointID: "", Ports: {} });
     const none = toNetworkSettings({ ...bridge, mode: "none", ipAddress: "", gateway: "", macAddress: "", prefixLen: 0, ports: [] }, "n");

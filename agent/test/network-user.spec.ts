@@ -13,7 +13,13 @@ import type { UserNetworkRecord } from "../src/network/user-network-state";
 
 const c = chainNames("FLOTILLA");
 
-function net(id: string, name: string, subnet: string, endpoints: Array<[string, string, string, string[]]>, internal = false): UserNetworkRecord {
+function net(
+  id: string,
+  name: string,
+  subnet: string,
+  endpoints: Array<[string, string, string, string[]]>,
+  internal = false,
+): UserNetworkRecord {
   return {
     id,
     name,
@@ -38,7 +44,12 @@ function net(id: string, name: string, subnet: string, endpoints: Array<[string,
 
 describe("network create request", () => {
   it("accepts Docker's bridge request with IPAM and names every refused field", () => {
-    const plan = parseCreateNetwork({ Name: "front", Internal: true, Labels: { a: "b" }, IPAM: { Config: [{ Subnet: "198.18.5.0/24", Gateway: "198.18.5.254", IPRange: "198.18.5.128/25" }] } });
+    const plan = parseCreateNetwork({
+      Name: "front",
+      Internal: true,
+      Labels: { a: "b" },
+      IPAM: { Config: [{ Subnet: "198.18.5.0/24", Gateway: "198.18.5.254", IPRange: "198.18.5.128/25" }] },
+    });
     expect(plan).toMatchObject({ name: "front", internal: true, labels: { a: "b" }, gateway: "198.18.5.254" });
     expect(plan.subnet!.cidr).toBe("198.18.5.0/24");
     expect(plan.ipRange!.cidr).toBe("198.18.5.128/25");
@@ -49,7 +60,11 @@ describe("network create request", () => {
       [{ Name: "x", Driver: "macvlan" }, NotSupportedError, "macvlan"],
       [{ Name: "x", EnableIPv6: true }, NotSupportedError, "IPv6"],
       [{ Name: "x", Options: { "com.docker.network.bridge.name": "br9" } }, NotSupportedError, "com.docker.network.bridge.name"],
-      [{ Name: "x", IPAM: { Config: [{ Subnet: "198.18.5.0/24" }, { Subnet: "198.18.6.0/24" }] } }, NotSupportedError, "only one IPAM config"],
+      [
+        { Name: "x", IPAM: { Config: [{ Subnet: "198.18.5.0/24" }, { Subnet: "198.18.6.0/24" }] } },
+        NotSupportedError,
+        "only one IPAM config",
+      ],
       [{ Name: "x", IPAM: { Config: [{ Subnet: "198.18.5.0/33" }] } }, InvalidError, "IPAM.Config[0].Subnet"],
       [{ Name: "x", IPAM: { Config: [{ Subnet: "198.18.5.0/24", Gateway: "198.18.6.1" }] } }, InvalidError, "not a host address"],
       [{ Name: "x", IPAM: { Config: [{ Subnet: "198.18.5.0/24", IPRange: "198.18.6.0/25" }] } }, InvalidError, "not inside subnet"],
@@ -62,7 +77,10 @@ describe("network create request", () => {
   });
 
   it("chooses the first pool subnet nothing overlaps, and refuses a user subnet that overlaps", () => {
-    const taken = [{ ...parseSubnet("198.18.180.0/24"), what: "network a (198.18.180.0/24)" }, { ...parseSubnet("198.18.181.128/25"), what: "the host route x" }];
+    const taken = [
+      { ...parseSubnet("198.18.180.0/24"), what: "network a (198.18.180.0/24)" },
+      { ...parseSubnet("198.18.181.128/25"), what: "the host route x" },
+    ];
     expect(chooseSubnet([{ base: "198.18.180.0/22", size: 24 }], taken).cidr).toBe("198.18.182.0/24");
     expect(() => chooseSubnet([{ base: "198.18.180.0/23", size: 24 }], taken)).toThrow(ConflictError);
     expect(() => checkSubnet(parseSubnet("198.18.180.0/25"), taken)).toThrow("subnet 198.18.180.0/25 overlaps network a (198.18.180.0/24)");
@@ -78,7 +96,9 @@ describe("network create request", () => {
     const second = allocateAddress(subnet, new Set([gateway, first]), first, range);
     expect([first, second]).toEqual(["198.18.5.252", "198.18.5.253"]);
     // .254 is the gateway and .255 the subnet's broadcast: the range is full.
-    expect(() => allocateAddress(subnet, new Set([gateway, first, second]), second, range)).toThrow("no available IPv4 addresses on network 198.18.5.252/30");
+    expect(() => allocateAddress(subnet, new Set([gateway, first, second]), second, range)).toThrow(
+      "no available IPv4 addresses on network 198.18.5.252/30",
+    );
   });
 });
 
@@ -102,7 +122,9 @@ describe("network rules", () => {
   it("gives an internal network no NAT and no way in or out", () => {
     const r = networkRules(c, { id: "cd34", bridge: "flucd34", subnet: "198.18.6.0/24", internal: true });
     expect(r.nat).toEqual([]);
-    expect(r.filter.filter((l) => l.endsWith("-j ACCEPT"))).toEqual(['-A FLOTILLA-NIN -i flucd34 -o flucd34 -m comment --comment "flotilla-net:cd34" -j ACCEPT']);
+    expect(r.filter.filter((l) => l.endsWith("-j ACCEPT"))).toEqual([
+      '-A FLOTILLA-NIN -i flucd34 -o flucd34 -m comment --comment "flotilla-net:cd34" -j ACCEPT',
+    ]);
     expect(r.filter.join("\n")).not.toContain("FLOTILLA-NOUT");
   });
 
@@ -116,8 +138,14 @@ describe("network rules", () => {
 });
 
 describe("embedded DNS", () => {
-  const a = net("aa", "front", "198.18.5.0/24", [["c1".padEnd(64, "1"), "web", "198.18.5.2", ["www"]], ["c2".padEnd(64, "2"), "db", "198.18.5.3", []]]);
-  const b = net("bb", "back", "198.18.6.0/24", [["c2".padEnd(64, "2"), "db", "198.18.6.2", ["database"]], ["c3".padEnd(64, "3"), "other", "198.18.6.3", []]]);
+  const a = net("aa", "front", "198.18.5.0/24", [
+    ["c1".padEnd(64, "1"), "web", "198.18.5.2", ["www"]],
+    ["c2".padEnd(64, "2"), "db", "198.18.5.3", []],
+  ]);
+  const b = net("bb", "back", "198.18.6.0/24", [
+    ["c2".padEnd(64, "2"), "db", "198.18.6.2", ["database"]],
+    ["c3".padEnd(64, "3"), "other", "198.18.6.3", []],
+  ]);
   const i = net("cc", "sealed", "198.18.7.0/24", [["c4".padEnd(64, "4"), "lonely", "198.18.7.2", []]], true);
   const all = [a, b, i];
 

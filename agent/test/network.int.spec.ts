@@ -175,14 +175,16 @@ describe.skipIf(!isRoot)("HostNetwork", () => {
   it("a clash fails with Docker's message and allocates nothing", async () => {
     const ours = () => netnsList().filter((n) => n.includes(RUN));
     const before = ours();
-    const err = await net.attach(id("clash"), { ports: [{ hostPort: PORT_A, containerPort: 8080, protocol: "tcp" }] }).catch((e: unknown) => e);
+    const err = await net
+      .attach(id("clash"), { ports: [{ hostPort: PORT_A, containerPort: 8080, protocol: "tcp" }] })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConflictError);
     expect(err).toBeInstanceOf(PortAllocatedError);
     expect((err as Error).message).toBe(`Bind for 0.0.0.0:${PORT_A} failed: port is already allocated`);
     // Same port on one address clashes with "any"; the other protocol does not.
-    await expect(net.attach(id("clash"), { ports: [{ hostIp: "127.0.0.1", hostPort: PORT_A, containerPort: 80, protocol: "tcp" }] })).rejects.toThrow(
-      `Bind for 127.0.0.1:${PORT_A} failed: port is already allocated`,
-    );
+    await expect(
+      net.attach(id("clash"), { ports: [{ hostIp: "127.0.0.1", hostPort: PORT_A, containerPort: 80, protocol: "tcp" }] }),
+    ).rejects.toThrow(`Bind for 127.0.0.1:${PORT_A} failed: port is already allocated`);
     expect(net.get(id("clash"))).toBeUndefined();
     expect(traces({ containerId: id("clash"), hostInterface: null })).toEqual([]);
     expect(ours()).toEqual(before);
@@ -256,7 +258,9 @@ describe.skipIf(!isRoot)("HostNetwork", () => {
     sh("iptables", "-w", "-D", `${PREFIX}-FWD`, "-o", BRIDGE, "-j", `${PREFIX}-PORTS`);
     sh("iptables", "-w", "-F", `${PREFIX}-PORTS`);
     sh("iptables", "-w", "-X", `${PREFIX}-PORTS`);
-    const err = await net.attach(id("fail"), { ports: [{ hostPort: PORT_A + 2, containerPort: 80, protocol: "tcp" }] }).catch((e: unknown) => e);
+    const err = await net
+      .attach(id("fail"), { ports: [{ hostPort: PORT_A + 2, containerPort: 80, protocol: "tcp" }] })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NetworkCommandError);
     expect((err as Error).message).toMatch(/^iptables filter: iptables[a-z-]*-restore -w --noflush <<< ".*FLTNT-PORTS.*": exit \d+: /);
     expect(traces({ containerId: id("fail"), hostInterface: null })).toEqual([]);
@@ -310,11 +314,18 @@ describe.skipIf(!isRoot)("HostNetwork", () => {
 
     expect(traces(dead)).toEqual([]);
     expect(linkExists("fltntstray")).toBe(false);
-    expect(net.list().map((e) => e.containerId).sort()).toEqual([id("a"), id("b")]);
+    expect(
+      net
+        .list()
+        .map((e) => e.containerId)
+        .sort(),
+    ).toEqual([id("a"), id("b")]);
     expect(await httpGet(`http://127.0.0.1:${PORT_A}/`)).toBe(`A ${GW}`);
     expect(await requestFromNetns(b.netnsPath!, a.ipAddress, 80)).toBe(`A ${b.ipAddress}`);
     // The dead container's address and port are free again; a's are not.
-    await expect(net.attach(id("e"), { ports: [{ hostPort: PORT_A, containerPort: 80, protocol: "tcp" }] })).rejects.toThrow(/already allocated/);
+    await expect(net.attach(id("e"), { ports: [{ hostPort: PORT_A, containerPort: 80, protocol: "tcp" }] })).rejects.toThrow(
+      /already allocated/,
+    );
     const e = await net.attach(id("e"), { ports: [{ hostPort: PORT_A + 3, containerPort: 80, protocol: "tcp" }] });
     expect([a.ipAddress, b.ipAddress]).not.toContain(e.ipAddress);
     await net.detach(id("e"));
@@ -349,7 +360,10 @@ describe.skipIf(!isRoot)("HostNetwork", () => {
     try {
       const tsconfig = join(stateDir, "tsconfig.backend.json");
       const root = join(__dirname, "..", "..");
-      fs.writeFileSync(tsconfig, JSON.stringify({ compilerOptions: { baseUrl: root, paths: { "@flotilla/core": ["libs/core/src/index.ts"] } } }));
+      fs.writeFileSync(
+        tsconfig,
+        JSON.stringify({ compilerOptions: { baseUrl: root, paths: { "@flotilla/core": ["libs/core/src/index.ts"] } } }),
+      );
       const tsx = join(root, "node_modules", ".bin", "tsx");
       const out = sh("ip", "netns", "exec", ns, tsx, "--tsconfig", tsconfig, join(__dirname, "support", "network-backend-run.ts"), backend);
       const r = JSON.parse(out);

@@ -13,7 +13,18 @@ describe.skipIf(!isRoot)("flotilla-shim failures and cleanup", () => {
 
   it("bad input fails with exit 125 and an error naming the step, leaving nothing behind", () => {
     const missing = box("missing");
-    const r1 = shim(["run", "--foreground", "--id", missing.id, "--state-dir", missing.stateDir, "--rootfs", join(suite.root, "nope"), "--", "true"]);
+    const r1 = shim([
+      "run",
+      "--foreground",
+      "--id",
+      missing.id,
+      "--state-dir",
+      missing.stateDir,
+      "--rootfs",
+      join(suite.root, "nope"),
+      "--",
+      "true",
+    ]);
     expect(r1.status).toBe(125);
     expect(r1.stderr).toContain(`rootfs: ${join(suite.root, "nope")}: No such file or directory`);
     expect(readState(missing.stateDir)).toMatchObject({ status: "exited", exitCode: 125, error: expect.stringContaining("rootfs:") });
@@ -64,19 +75,22 @@ describe.skipIf(!isRoot)("flotilla-shim failures and cleanup", () => {
     }
   });
 
-  it.skipIf(!unifiedV2)("cgroup v2 code path on the unified hierarchy: created, joined (cgroupns), removed; missing controllers refused", () => {
-    const b = box("v2");
-    const opts = ["--cgroup-root", "/sys/fs/cgroup/unified"];
-    const r = runToExit(b, opts, ["sh", "-c", "cat /proc/self/cgroup"]);
-    expect(r.status).toBe(0);
-    expect(r.state).toMatchObject({ cgroupVersion: 2, cgroup: `flotilla/${b.id}` });
-    expect(logText(b.log)).toContain("0::/\n"); // the cgroup namespace is rooted at the container's group
-    expect(leftovers(b, { cgroupRoot: "/sys/fs/cgroup/unified" })).toEqual([]);
+  it.skipIf(!unifiedV2)(
+    "cgroup v2 code path on the unified hierarchy: created, joined (cgroupns), removed; missing controllers refused",
+    () => {
+      const b = box("v2");
+      const opts = ["--cgroup-root", "/sys/fs/cgroup/unified"];
+      const r = runToExit(b, opts, ["sh", "-c", "cat /proc/self/cgroup"]);
+      expect(r.status).toBe(0);
+      expect(r.state).toMatchObject({ cgroupVersion: 2, cgroup: `flotilla/${b.id}` });
+      expect(logText(b.log)).toContain("0::/\n"); // the cgroup namespace is rooted at the container's group
+      expect(leftovers(b, { cgroupRoot: "/sys/fs/cgroup/unified" })).toEqual([]);
 
-    const c = box("v2-mem");
-    const r2 = shim(["run", ...boxArgs(c, suite.lower), ...opts, "--memory", "64m", "--", "true"]);
-    expect(r2.status).toBe(125);
-    expect(r2.stderr).toContain("cgroup memory: controller not available in /sys/fs/cgroup/unified/cgroup.controllers");
-    expect(leftovers(c, { cgroupRoot: "/sys/fs/cgroup/unified" })).toEqual([]);
-  });
+      const c = box("v2-mem");
+      const r2 = shim(["run", ...boxArgs(c, suite.lower), ...opts, "--memory", "64m", "--", "true"]);
+      expect(r2.status).toBe(125);
+      expect(r2.stderr).toContain("cgroup memory: controller not available in /sys/fs/cgroup/unified/cgroup.controllers");
+      expect(leftovers(c, { cgroupRoot: "/sys/fs/cgroup/unified" })).toEqual([]);
+    },
+  );
 });

@@ -165,7 +165,11 @@ describe.skipIf(!isRoot)("flotilla-shim isolation and limits", () => {
 
   it("user: uid, gid and supplementary groups switch; a non-root user ends with no capabilities", () => {
     const b = box("user");
-    const r = runToExit(b, ["--user", "65534:65534", "--groups", "10,20"], ["sh", "-c", "id -u; id -g; id -G; grep CapEff /proc/self/status; touch /x 2>&1; true"]);
+    const r = runToExit(
+      b,
+      ["--user", "65534:65534", "--groups", "10,20"],
+      ["sh", "-c", "id -u; id -g; id -G; grep CapEff /proc/self/status; touch /x 2>&1; true"],
+    );
     expect(r.status).toBe(0);
     expect(logText(b.log)).toBe("65534\n65534\n65534 10 20\nCapEff:\t0000000000000000\ntouch: /x: Permission denied\n");
   });
@@ -198,12 +202,22 @@ describe.skipIf(!isRoot)("flotilla-shim isolation and limits", () => {
 
   it("env and cwd: later --env wins, PATH defaults, the working directory is created", () => {
     const b = box("env");
-    const r = runToExit(b, ["--env", "FOO=bar", "--env", "FOO=baz", "--env", "EMPTY=", "--cwd", "/work/dir"], ["sh", "-c", 'echo "$FOO|$EMPTY|$PATH"; pwd; env | sort']);
+    const r = runToExit(
+      b,
+      ["--env", "FOO=bar", "--env", "FOO=baz", "--env", "EMPTY=", "--cwd", "/work/dir"],
+      ["sh", "-c", 'echo "$FOO|$EMPTY|$PATH"; pwd; env | sort'],
+    );
     expect(r.status).toBe(0);
     const out = logText(b.log).split("\n");
     expect(out[0]).toBe("baz||/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     expect(out[1]).toBe("/work/dir");
-    expect(out.slice(2).filter(Boolean)).toEqual(["EMPTY=", "FOO=baz", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PWD=/work/dir", "SHLVL=1"]);
+    expect(out.slice(2).filter(Boolean)).toEqual([
+      "EMPTY=",
+      "FOO=baz",
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      "PWD=/work/dir",
+      "SHLVL=1",
+    ]);
   });
 
   it("network: a new netns has only lo (up) and dies with the container; host and named netns can be joined", async () => {

@@ -4,7 +4,20 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { describe, expect, it } from "vitest";
-import { boxArgs, leftovers, logText, pidAlive, readLog, readState, sessionOf, shim, SHIM_BIN, waitForExit, waitForState, waitUntil } from "./support/shim";
+import {
+  boxArgs,
+  leftovers,
+  logText,
+  pidAlive,
+  readLog,
+  readState,
+  sessionOf,
+  shim,
+  SHIM_BIN,
+  waitForExit,
+  waitForState,
+  waitUntil,
+} from "./support/shim";
 import { isRoot, RFC3339_NANO, useShimSuite } from "./support/shim-suite";
 
 describe.skipIf(!isRoot)("flotilla-shim lifecycle", () => {

@@ -6,7 +6,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export const CHROMIUM = process.env.FLOTILLA_CHROMIUM || "/usr/bin/chromium";
-export const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
 
 export interface TestBrowser {
   context: BrowserContext;
@@ -19,9 +27,15 @@ export interface TestBrowser {
 }
 
 export async function openBrowser(viewport = { width: 1280, height: 860 }): Promise<TestBrowser> {
-  if (!existsSync(CHROMIUM)) throw new Error(`no chromium at ${CHROMIUM}: \`apt-get install chromium\` (./setup.sh test installs it) or set FLOTILLA_CHROMIUM`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`no chromium at ${CHROMIUM}: \`apt-get install chromium\` (./setup.sh test installs it) or set FLOTILLA_CHROMIUM`);
   const profile = mkdtempSync(join(tmpdir(), "flotilla-chromium-"));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport });
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport,
+  });
   const urls: string[] = [];
   const problems: string[] = [];
   context.on("request", (r) => urls.push(r.url()));

@@ -10,7 +10,8 @@ import type { SimAgent } from "../support/sim-agent";
 import { openBrowser, type TestBrowser } from "./browser";
 
 const ROOT = resolve(__dirname, "..", "..");
-const FILE = (tag: string) => `services:\n  web:\n    image: registry.test/web:\${TAG:-${tag}}\n    deploy: { replicas: 2 }\n  backend:\n    image: registry.test/backend:1\n`;
+const FILE = (tag: string) =>
+  `services:\n  web:\n    image: registry.test/web:\${TAG:-${tag}}\n    deploy: { replicas: 2 }\n  backend:\n    image: registry.test/backend:1\n`;
 
 describe("console: stacks", () => {
   let api: TestApi;
@@ -54,13 +55,19 @@ describe("console: stacks", () => {
   it("deploys a stack, lists it, and redeploys only what changed", async () => {
     await deploy("shop", FILE("1"));
     await until("the deploy result", async () => (await page.getByRole("status").filter({ hasText: "Stack shop" }).count()) === 1);
-    expect(await page.getByRole("status").filter({ hasText: "Stack shop" }).textContent()).toBe("Stack shop: created shop_backend, shop_web");
+    expect(await page.getByRole("status").filter({ hasText: "Stack shop" }).textContent()).toBe(
+      "Stack shop: created shop_backend, shop_web",
+    );
     await page.locator("tbody tr", { hasText: "shop" }).waitFor();
     expect(await page.locator("tbody tr", { hasText: "shop" }).locator("td").first().textContent()).toBe("2");
     await converged(api, "shop_web", 2);
     await deploy("shop", FILE("1"), "TAG=2\n");
-    await until("the redeploy result", async () => ((await page.getByRole("status").filter({ hasText: "Stack shop" }).textContent()) ?? "").includes("updated"));
-    expect(await page.getByRole("status").filter({ hasText: "Stack shop" }).textContent()).toBe("Stack shop: updated shop_web; unchanged shop_backend");
+    await until("the redeploy result", async () =>
+      ((await page.getByRole("status").filter({ hasText: "Stack shop" }).textContent()) ?? "").includes("updated"),
+    );
+    expect(await page.getByRole("status").filter({ hasText: "Stack shop" }).textContent()).toBe(
+      "Stack shop: updated shop_web; unchanged shop_backend",
+    );
   });
 
   it("removes a stack after confirmation", async () => {

@@ -21,7 +21,8 @@ async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 /** The running/desired cell of a service's row in the services list. */
-const replicasOf = (page: Page, service: string) => page.locator("tbody tr", { has: page.getByRole("link", { name: service, exact: true }) }).locator(".replicas");
+const replicasOf = (page: Page, service: string) =>
+  page.locator("tbody tr", { has: page.getByRole("link", { name: service, exact: true }) }).locator(".replicas");
 
 describe("web console in a real browser", () => {
   let api: TestApi;
@@ -68,7 +69,14 @@ describe("web console in a real browser", () => {
     await page.getByLabel("API token").press("Enter");
     await page.getByRole("heading", { level: 1, name: "Overview" }).waitFor();
     await until("3 ready nodes on the overview", async () => (await text(page, ".card")).includes("3 / 3 ready"));
-    await until("the event stream to be live", async () => (await page.getByRole("status").filter({ hasText: /^live$/ }).count()) === 1);
+    await until(
+      "the event stream to be live",
+      async () =>
+        (await page
+          .getByRole("status")
+          .filter({ hasText: /^live$/ })
+          .count()) === 1,
+    );
     // Set once; still there at the end of the scenario means nothing below reloaded the page.
     await page.evaluate(() => Object.assign(window, { noReloadMarker: 42 }));
   });
@@ -112,7 +120,11 @@ describe("web console in a real browser", () => {
     await until(`${victim} to show no tasks`, async () => (await page.getByLabel(`0 tasks on ${victim}`).count()) === 1, 30_000);
     const after = await converged(api, "web", 4, 30_000);
     expect(after.filter((t) => t.nodeHostname === victim)).toEqual([]);
-    const nodes = (await (await api.fetch("/api/v1/nodes")).json()) as { hostname: string; availability: string; labels: Record<string, string> }[];
+    const nodes = (await (await api.fetch("/api/v1/nodes")).json()) as {
+      hostname: string;
+      availability: string;
+      labels: Record<string, string>;
+    }[];
     expect(nodes.find((n) => n.hostname === victim)).toMatchObject({ availability: "drain", labels: { zone: "a" } });
     expect(await page.getByLabel(`Availability of ${victim}`).inputValue()).toBe("drain");
     await shot(page, "nodes");
@@ -148,9 +160,15 @@ describe("web console in a real browser", () => {
     // Other clients scale and create: the map follows without being asked.
     expect((await send(api, "POST", "/api/v1/services/web/scale", { replicas: 5 })).status).toBe(200);
     const reservations = { nanoCpus: 500_000_000, memoryBytes: 512 * 1024 ** 2 };
-    expect((await send(api, "POST", "/api/v1/services", { name: "api", image: "nginx", replicas: 3, resources: { reservations } })).status).toBe(201);
+    expect(
+      (await send(api, "POST", "/api/v1/services", { name: "api", image: "nginx", replicas: 3, resources: { reservations } })).status,
+    ).toBe(201);
     await until("8 running tiles", async () => (await tiles.count()) === 8, 30_000);
-    expect(await page.locator(".tile[data-task^='api.']").evaluateAll((els) => new Set(els.map((e) => getComputedStyle(e).backgroundColor)).size)).toBe(1);
+    expect(
+      await page
+        .locator(".tile[data-task^='api.']")
+        .evaluateAll((els) => new Set(els.map((e) => getComputedStyle(e).backgroundColor)).size),
+    ).toBe(1);
     const colours = await tiles.evaluateAll((els) => new Set(els.map((e) => getComputedStyle(e).backgroundColor)).size);
     expect(colours).toBe(2);
     await until("the reservations on the meters", async () => (await text(page, ".node-card")).includes("0.5 CPU / 4 CPU"));
@@ -167,7 +185,12 @@ describe("web console in a real browser", () => {
     const runs = (image: string, version: number) => async () => {
       const t = (await summary.textContent()) ?? "";
       const tasks = await rows.allTextContents();
-      return t.includes(`Image${image}`) && t.includes(`tasks at ${version}`) && tasks.length === 3 && tasks.every((r) => r.includes(`v${version}`) && r.includes("running"));
+      return (
+        t.includes(`Image${image}`) &&
+        t.includes(`tasks at ${version}`) &&
+        tasks.length === 3 &&
+        tasks.every((r) => r.includes(`v${version}`) && r.includes("running"))
+      );
     };
     await page.getByLabel("Image", { exact: true }).fill("busybox");
     await page.getByRole("button", { name: "Update", exact: true }).click();
@@ -193,7 +216,9 @@ describe("web console in a real browser", () => {
     await page.getByLabel("Name", { exact: true }).fill("vb-1");
     await page.getByLabel("virtualbox-memory", { exact: true }).fill("64");
     await page.getByRole("button", { name: "Create", exact: true }).click();
-    const refusal = (await (await send(api, "POST", "/api/v1/machines", { name: "vb-1", driver: "virtualbox", options: { "virtualbox-memory": 64 } })).json()) as { message: string };
+    const refusal = (await (
+      await send(api, "POST", "/api/v1/machines", { name: "vb-1", driver: "virtualbox", options: { "virtualbox-memory": 64 } })
+    ).json()) as { message: string };
     const alert = page.locator("form").getByRole("alert");
     await alert.waitFor();
     expect(await alert.textContent()).toBe(refusal.message);
@@ -203,7 +228,11 @@ describe("web console in a real browser", () => {
     await page.getByLabel("Name", { exact: true }).fill("vb-1");
     await page.getByRole("button", { name: "Create", exact: true }).click();
     const row = page.locator("tbody tr", { has: page.getByRole("rowheader", { name: "vb-1" }) });
-    await until("vb-1 to fail at preCreateCheck", async () => /error[\s\S]*VBoxManage not found/.test((await row.textContent()) ?? ""), 30_000);
+    await until(
+      "vb-1 to fail at preCreateCheck",
+      async () => /error[\s\S]*VBoxManage not found/.test((await row.textContent()) ?? ""),
+      30_000,
+    );
     await shot(page, "machines");
 
     await page.getByRole("button", { name: "Force remove vb-1" }).click();
@@ -251,7 +280,6 @@ describe("web console in a real browser", () => {
   });
 
   it("never put a token in a URL", async () => {
-
     expect(b.urls.length).toBeGreaterThan(20);
     const tokens = [api.token, ...otherTokens];
     expect(b.urls.filter((u) => tokens.some((t) => u.includes(t) || u.includes(encodeURIComponent(t))))).toEqual([]);

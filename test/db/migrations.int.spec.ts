@@ -22,7 +22,12 @@ async function tables(url: string): Promise<string[]> {
 }
 
 const runCli = (args: string[], url: string) =>
-  execFileSync("node", ["prisma/migrate.mjs", ...args], { cwd: repoRoot, env: { ...process.env, DATABASE_URL: url }, encoding: "utf8", stdio: "pipe" });
+  execFileSync("node", ["prisma/migrate.mjs", ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, DATABASE_URL: url },
+    encoding: "utf8",
+    stdio: "pipe",
+  });
 
 describe("npm run db:migrate", () => {
   it("migrates an empty database to the schema with no drift", async () => {
@@ -32,7 +37,9 @@ describe("npm run db:migrate", () => {
     const runner = await migrationRunner();
     const applied = await runner.deploy(db.url, { log: () => {} });
     expect(applied.length).toBeGreaterThan(0);
-    expect(await tables(db.url)).toEqual(expect.arrayContaining(["ApiToken", "Event", "Machine", "Node", "Service", "Task", "_prisma_migrations"]));
+    expect(await tables(db.url)).toEqual(
+      expect.arrayContaining(["ApiToken", "Event", "Machine", "Node", "Service", "Task", "_prisma_migrations"]),
+    );
     // drift() introspects the live database through Prisma 6 and diffs it against schema.prisma.
     const out = runCli(["drift"], db.url);
     expect(out).toMatch(/no drift/);

@@ -31,14 +31,20 @@ describe("stack.sh up after faults", () => {
         resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }),
       ),
     );
-  const asPg = (cmd: string, args: string[]) => (root ? execFileSync("runuser", ["-u", "postgres", "--", cmd, ...args], { encoding: "utf8" }) : execFileSync(cmd, args, { encoding: "utf8" }));
+  const asPg = (cmd: string, args: string[]) =>
+    root
+      ? execFileSync("runuser", ["-u", "postgres", "--", cmd, ...args], { encoding: "utf8" })
+      : execFileSync(cmd, args, { encoding: "utf8" });
   // Administration as the stack itself does it: Postgres over its private socket (peer auth),
   // Redis with the password the stack generated.
   const pgSocketDir = join(state, "postgres");
   const sql = (q: string) => asPg(`${PG_BIN}/psql`, ["-h", pgSocketDir, "-p", String(pgPort), "-d", "postgres", "-tAc", q]).trim();
   const redisPassword = () => /^REDIS_PASSWORD=(\w+)$/m.exec(readFileSync(join(state, "secrets.env"), "utf8"))![1];
   const redis = (...args: string[]) =>
-    execFileSync("redis-cli", ["--no-auth-warning", "-p", String(redisPort), ...args], { encoding: "utf8", env: { ...process.env, REDISCLI_AUTH: redisPassword() } }).trim();
+    execFileSync("redis-cli", ["--no-auth-warning", "-p", String(redisPort), ...args], {
+      encoding: "utf8",
+      env: { ...process.env, REDISCLI_AUTH: redisPassword() },
+    }).trim();
   const until = async (what: string, probe: () => boolean, ms = 30_000) => {
     const end = Date.now() + ms;
     while (!probe()) {
@@ -65,7 +71,21 @@ describe("stack.sh up after faults", () => {
     sql("DROP DATABASE flotilla");
     // A backend killed -9 makes the postmaster end every session and replay its WAL; until it is
     // done, connections get "the database system is in recovery mode".
-    const session = spawn(root ? "runuser" : `${PG_BIN}/psql`, [...(root ? ["-u", "postgres", "--", `${PG_BIN}/psql`] : []), "-h", pgSocketDir, "-p", String(pgPort), "-d", "postgres", "-c", "SELECT pg_sleep(600)"], { stdio: "ignore" });
+    const session = spawn(
+      root ? "runuser" : `${PG_BIN}/psql`,
+      [
+        ...(root ? ["-u", "postgres", "--", `${PG_BIN}/psql`] : []),
+        "-h",
+        pgSocketDir,
+        "-p",
+        String(pgPort),
+        "-d",
+        "postgres",
+        "-c",
+        "SELECT pg_sleep(600)",
+      ],
+      { stdio: "ignore" },
+    );
     let backend = "";
     await until("the sleeping session's backend", () =>
       Boolean((backend = sql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(600)%'"))),

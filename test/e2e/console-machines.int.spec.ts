@@ -101,7 +101,9 @@ describe.skipIf(!root)("the console's machine flow, on a real netns machine", ()
     if (api) {
       // The test removes the machine itself; this only cleans up after a failure.
       await api.fetch(`/api/v1/machines/${NAME}?force=true`, { method: "DELETE" }).catch(() => undefined);
-      await until("the machine to be gone", async () => (await api.fetch(`/api/v1/machines/${NAME}`)).status === 404, 30_000).catch(() => undefined);
+      await until("the machine to be gone", async () => (await api.fetch(`/api/v1/machines/${NAME}`)).status === 404, 30_000).catch(
+        () => undefined,
+      );
       await api.stop();
     }
     removeLeftovers([NAME], BRIDGE);
@@ -114,7 +116,14 @@ describe.skipIf(!root)("the console's machine flow, on a real netns machine", ()
     await page.getByLabel("API token").fill(api.token);
     await page.getByLabel("API token").press("Enter");
     await page.getByRole("heading", { level: 1, name: "Overview" }).waitFor();
-    await until("the event stream to be live", async () => (await page.getByRole("status").filter({ hasText: /^live$/ }).count()) === 1);
+    await until(
+      "the event stream to be live",
+      async () =>
+        (await page
+          .getByRole("status")
+          .filter({ hasText: /^live$/ })
+          .count()) === 1,
+    );
   });
 
   it("creates a netns machine from the driver's form and shows its provisioning steps as they happen", async () => {
@@ -122,7 +131,9 @@ describe.skipIf(!root)("the console's machine flow, on a real netns machine", ()
     await page.getByRole("heading", { level: 1, name: "Machines" }).waitFor();
     await page.getByLabel("Driver").selectOption("netns");
     // The fields come from the netns driver's self-description, not from the console.
-    const drivers = (await (await api.fetch("/api/v1/machines/drivers")).json()) as { drivers: { name: string; options: { name: string }[] }[] };
+    const drivers = (await (await api.fetch("/api/v1/machines/drivers")).json()) as {
+      drivers: { name: string; options: { name: string }[] }[];
+    };
     const netnsOptions = drivers.drivers.find((d) => d.name === "netns")!.options.map((o) => o.name);
     expect(netnsOptions).toEqual(expect.arrayContaining(["netns-cidr", "netns-bridge"]));
     for (const option of netnsOptions) await page.getByLabel(option, { exact: true }).waitFor();
@@ -168,7 +179,10 @@ describe.skipIf(!root)("the console's machine flow, on a real netns machine", ()
 
     await b.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: api.url });
     await page.getByRole("button", { name: "Copy", exact: true }).click();
-    await page.getByRole("status").filter({ hasText: /^Copied$/ }).waitFor();
+    await page
+      .getByRole("status")
+      .filter({ hasText: /^Copied$/ })
+      .waitFor();
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(snippet);
 
     const dockerEnv = { PATH: process.env.PATH, HOME: join(base, "home"), DOCKER_CONFIG: join(base, "docker"), ...env };
@@ -196,7 +210,12 @@ describe.skipIf(!root)("the console's machine flow, on a real netns machine", ()
 
     const pre = page.locator(`pre[aria-label="Docker environment of ${NAME}"]`);
     const env = parseExports((await pre.textContent()) ?? "");
-    const version = await run("docker", ["version", "--format", "{{.Server.Version}}"], { PATH: process.env.PATH, HOME: join(base, "home"), DOCKER_CONFIG: join(base, "docker"), ...env }, 30_000);
+    const version = await run(
+      "docker",
+      ["version", "--format", "{{.Server.Version}}"],
+      { PATH: process.env.PATH, HOME: join(base, "home"), DOCKER_CONFIG: join(base, "docker"), ...env },
+      30_000,
+    );
     expect(version.code, version.stderr).toBe(0);
   });
 

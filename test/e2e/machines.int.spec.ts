@@ -90,9 +90,19 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
   });
 
   it("creates a machine, points docker at it, runs a container, stops, starts and removes it", { timeout: 240_000 }, async () => {
-    const create = await ctl(
-      ["machine", "create", "-d", "netns", "--netns-cidr", `${GATEWAY}/24`, "--netns-bridge", BRIDGE, "--engine-insecure-registry", `${GATEWAY}:${regPort}`, name],
-    );
+    const create = await ctl([
+      "machine",
+      "create",
+      "-d",
+      "netns",
+      "--netns-cidr",
+      `${GATEWAY}/24`,
+      "--netns-bridge",
+      BRIDGE,
+      "--engine-insecure-registry",
+      `${GATEWAY}:${regPort}`,
+      name,
+    ]);
     expect(create.stderr).toContain("upload agent");
     expect(create.code, create.stderr).toBe(0);
     expect(create.stderr).toContain(`Machine ${name} is ready at tcp://198.19.80.`);
@@ -163,57 +173,93 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
     expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(join(base, "data"));
   });
 
-  it("runs three machines at once: each agent answers the docker CLI over mTLS and joins as a node; rm of all leaves nothing", { timeout: 240_000 }, async () => {
-    const creates = await Promise.all(
-      trio.map((m) => ctl(["machine", "create", "-d", "netns", "--netns-cidr", `${GATEWAY}/24`, "--netns-bridge", BRIDGE, "--engine-insecure-registry", `${GATEWAY}:${regPort}`, m])),
-    );
-    for (const c of creates) expect(c.code, c.stderr).toBe(0);
-    const ls = await ctl(["machine", "ls", "--format", "{{.Name}} {{.State}}"]);
-    expect(ls.stdout).toBe(trio.map((m) => `${m} READY\n`).join(""));
+  it(
+    "runs three machines at once: each agent answers the docker CLI over mTLS and joins as a node; rm of all leaves nothing",
+    { timeout: 240_000 },
+    async () => {
+      const creates = await Promise.all(
+        trio.map((m) =>
+          ctl([
+            "machine",
+            "create",
+            "-d",
+            "netns",
+            "--netns-cidr",
+            `${GATEWAY}/24`,
+            "--netns-bridge",
+            BRIDGE,
+            "--engine-insecure-registry",
+            `${GATEWAY}:${regPort}`,
+            m,
+          ]),
+        ),
+      );
+      for (const c of creates) expect(c.code, c.stderr).toBe(0);
+      const ls = await ctl(["machine", "ls", "--format", "{{.Name}} {{.State}}"]);
+      expect(ls.stdout).toBe(trio.map((m) => `${m} READY\n`).join(""));
 
-    const envs = await Promise.all(trio.map(async (m) => ({ ...env, ...parseExports((await ctl(["machine", "env", m])).stdout) })));
-    expect(new Set(envs.map((e) => e.DOCKER_HOST)).size).toBe(3);
-    const answers = await Promise.all(
-      envs.map(async (e) => [await run("docker", ["version", "--format", "{{.Server.Version}}"], e), await run("docker", ["ps", "-q"], e)] as const),
-    );
-    for (const [version, ps] of answers) {
-      expect(version.code, version.stderr).toBe(0);
-      expect(version.stdout.trim()).not.toBe("");
-      expect(ps, ps.stderr).toMatchObject({ code: 0, stdout: "" });
-    }
-    // Each agent joined with its one-time token (the join is a step of its progress) and reports
-    // as a ready node linked to its machine, as `ctl machine inspect` shows.
-    for (const m of trio) {
-      const deadline = Date.now() + 60_000;
-      for (;;) {
-        const view = JSON.parse((await ctl(["machine", "inspect", m])).stdout) as { agentJoinedAt: string | null; node: { hostname: string; status: string } | null };
-        if (view.agentJoinedAt && view.node?.status === "ready") {
-          expect(view.node.hostname).toBe(m);
-          break;
-        }
-        if (Date.now() > deadline) throw new Error(`the agent of ${m} never joined: ${JSON.stringify(view)}`);
-        await new Promise((r) => setTimeout(r, 500));
+      const envs = await Promise.all(trio.map(async (m) => ({ ...env, ...parseExports((await ctl(["machine", "env", m])).stdout) })));
+      expect(new Set(envs.map((e) => e.DOCKER_HOST)).size).toBe(3);
+      const answers = await Promise.all(
+        envs.map(
+          async (e) =>
+            [await run("docker", ["version", "--format", "{{.Server.Version}}"], e), await run("docker", ["ps", "-q"], e)] as const,
+        ),
+      );
+      for (const [version, ps] of answers) {
+        expect(version.code, version.stderr).toBe(0);
+        expect(version.stdout.trim()).not.toBe("");
+        expect(ps, ps.stderr).toMatchObject({ code: 0, stdout: "" });
       }
-    }
+      // Each agent joined with its one-time token (the join is a step of its progress) and reports
+      // as a ready node linked to its machine, as `ctl machine inspect` shows.
+      for (const m of trio) {
+        const deadline = Date.now() + 60_000;
+        for (;;) {
+          const view = JSON.parse((await ctl(["machine", "inspect", m])).stdout) as {
+            agentJoinedAt: string | null;
+            node: { hostname: string; status: string } | null;
+          };
+          if (view.agentJoinedAt && view.node?.status === "ready") {
+            expect(view.node.hostname).toBe(m);
+            break;
+          }
+          if (Date.now() > deadline) throw new Error(`the agent of ${m} never joined: ${JSON.stringify(view)}`);
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
 
-    const rm = await ctl(["machine", "rm", "-y", ...trio]);
-    expect(rm.code, rm.stderr).toBe(0);
-    expect((await ctl(["machine", "ls", "-q"])).stdout).toBe("");
-    const namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
-    for (const m of trio) expect(namespaces).not.toContain(`flt-${m}`);
-    expect(execFileSync("ip", ["-o", "link"], { encoding: "utf8" })).not.toContain(BRIDGE);
-    expect(execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })).not.toContain(join(base, "data", "machines"));
-    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(join(base, "data"));
-    for (const m of trio) expect(existsSync(join(base, "data", "machines", m))).toBe(false);
-    const tokens = (await (await api.fetch("/api/v1/tokens")).json()) as { name: string }[];
-    expect(tokens.map((t) => t.name).filter((n) => n.startsWith("agent-"))).toEqual([]);
-  });
+      const rm = await ctl(["machine", "rm", "-y", ...trio]);
+      expect(rm.code, rm.stderr).toBe(0);
+      expect((await ctl(["machine", "ls", "-q"])).stdout).toBe("");
+      const namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+      for (const m of trio) expect(namespaces).not.toContain(`flt-${m}`);
+      expect(execFileSync("ip", ["-o", "link"], { encoding: "utf8" })).not.toContain(BRIDGE);
+      expect(execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })).not.toContain(join(base, "data", "machines"));
+      expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(join(base, "data"));
+      for (const m of trio) expect(existsSync(join(base, "data", "machines", m))).toBe(false);
+      const tokens = (await (await api.fetch("/api/v1/tokens")).json()) as { name: string }[];
+      expect(tokens.map((t) => t.name).filter((n) => n.startsWith("agent-"))).toEqual([]);
+    },
+  );
 
   it("reports a create refused by its preCreateCheck with the step and exits 1, keeping nothing", async () => {
     // The generic driver aimed at an address nobody answers on (inside the test range).
-    const r = await ctl(["machine", "create", "-d", "generic", "--generic-ip-address", "198.19.81.9", "--generic-ssh-key", join(base, "missing-key"), `bad-${tag}`]);
+    const r = await ctl([
+      "machine",
+      "create",
+      "-d",
+      "generic",
+      "--generic-ip-address",
+      "198.19.81.9",
+      "--generic-ssh-key",
+      join(base, "missing-key"),
+      `bad-${tag}`,
+    ]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`ctl: create bad-${tag} failed: preCreateCheck: --generic-ssh-key ${join(base, "missing-key")}: no such file`);
+    expect(r.stderr).toContain(
+      `ctl: create bad-${tag} failed: preCreateCheck: --generic-ssh-key ${join(base, "missing-key")}: no such file`,
+    );
     // As docker-machine: no ERROR row to remove with rm -f, no files.
     expect((await ctl(["machine", "ls", "-q"])).stdout).not.toContain(`bad-${tag}`);
     expect(existsSync(join(base, "data", "machines", `bad-${tag}`))).toBe(false);

@@ -52,7 +52,12 @@ describe.skipIf(!root)("the spine: services across three netns machines, through
 
   const ctl = (args: string[]) => run(process.execPath, ["--import", "tsx", join(repo, "apps/ctl/src/main.ts"), ...args], env, 300_000);
   const json = async <T>(path: string): Promise<T> => (await (await api.fetch(path)).json()) as T;
-  const until = async <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 90_000, last?: () => Promise<unknown>): Promise<T> => {
+  const until = async <T>(
+    what: string,
+    probe: () => Promise<T | undefined | false>,
+    ms = 90_000,
+    last?: () => Promise<unknown>,
+  ): Promise<T> => {
     const end = Date.now() + ms;
     for (;;) {
       const v = await probe().catch(() => undefined);
@@ -61,13 +66,18 @@ describe.skipIf(!root)("the spine: services across three netns machines, through
       await new Promise((r) => setTimeout(r, 250));
     }
   };
-  const liveTasks = async () => (await json<TaskView[]>(`/api/v1/tasks?service=${web}&desired-state=running`)).filter((t) => t.state === "RUNNING");
+  const liveTasks = async () =>
+    (await json<TaskView[]>(`/api/v1/tasks?service=${web}&desired-state=running`)).filter((t) => t.state === "RUNNING");
   const perMachine = (tasks: TaskView[]) => {
     const counts: Record<string, number> = {};
     for (const t of tasks) counts[t.nodeHostname!] = (counts[t.nodeHostname!] ?? 0) + 1;
     return counts;
   };
-  const dockerEnv = async (m: string) => ({ ...env, ...parseExports((await ctl(["machine", "env", m])).stdout), DOCKER_CONFIG: join(base, "docker") });
+  const dockerEnv = async (m: string) => ({
+    ...env,
+    ...parseExports((await ctl(["machine", "env", m])).stdout),
+    DOCKER_CONFIG: join(base, "docker"),
+  });
   /** The service's containers as docker sees them on the machine: running ones, by full id. */
   const containersOn = async (m: string): Promise<string[]> => {
     const ps = await run("docker", ["ps", "-q", "--no-trunc", "--filter", `label=flotilla.service.id`], await dockerEnv(m));
@@ -121,7 +131,19 @@ describe.skipIf(!root)("the spine: services across three netns machines, through
 
   it("creates three machines whose agents join as ready nodes", { timeout: 400_000 }, async () => {
     for (const m of MACHINES) {
-      const r = await ctl(["machine", "create", "-d", "netns", "--netns-cidr", `${GATEWAY}/24`, "--netns-bridge", BRIDGE, "--engine-insecure-registry", `${GATEWAY}:${regPort}`, m]);
+      const r = await ctl([
+        "machine",
+        "create",
+        "-d",
+        "netns",
+        "--netns-cidr",
+        `${GATEWAY}/24`,
+        "--netns-bridge",
+        BRIDGE,
+        "--engine-insecure-registry",
+        `${GATEWAY}:${regPort}`,
+        m,
+      ]);
       expect(r.code, r.stderr).toBe(0);
       ips[m] = (await ctl(["machine", "ip", m])).stdout.trim();
     }
@@ -134,7 +156,20 @@ describe.skipIf(!root)("the spine: services across three netns machines, through
   });
 
   it("spreads 6 replicas 2/2/2 and answers on every machine's 8080, from tasks on any machine", { timeout: 200_000 }, async () => {
-    const r = await ctl(["service", "create", "--timeout", "120s", "--name", web, "--replicas", "6", "--publish", "8080:80", image, ...WHOAMI]);
+    const r = await ctl([
+      "service",
+      "create",
+      "--timeout",
+      "120s",
+      "--name",
+      web,
+      "--replicas",
+      "6",
+      "--publish",
+      "8080:80",
+      image,
+      ...WHOAMI,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const tasks = await exactlyOnce(6, MACHINES);
     expect(perMachine(tasks)).toEqual({ [A]: 2, [B]: 2, [C]: 2 });
@@ -229,7 +264,12 @@ describe.skipIf(!root)("the spine: services across three netns machines, through
     await api.running.close();
     const port = Number(new URL(api.url).port);
     restarted = await start({ ...api.config, port }, { logger: false });
-    await until("14 tasks running", async () => (await liveTasks()).length === 14, 120_000, async () => perMachine(await liveTasks()));
+    await until(
+      "14 tasks running",
+      async () => (await liveTasks()).length === 14,
+      120_000,
+      async () => perMachine(await liveTasks()),
+    );
     const tasks = await exactlyOnce(14, [A, B]);
     // Running tasks never move to rebalance (as in swarm): the five new ones all go to the
     // machine with fewest, the one drained before.

@@ -16,7 +16,10 @@ export function run(cmd: string, args: string[], env: Record<string, string | un
   const t0 = Date.now();
   return new Promise((resolvePromise) => {
     execFile(cmd, args, { env: env as NodeJS.ProcessEnv, encoding: "utf8", timeout: timeoutMs }, (err, stdout, stderr) => {
-      if (process.env.E2E_DEBUG) process.stderr.write(`[${Date.now() - t0}ms] ${cmd} ${args.slice(-4).join(" ")} → ${err ? "ERR " : ""}${stdout.slice(0, 200)} ${stderr.slice(-2500)}\n`);
+      if (process.env.E2E_DEBUG)
+        process.stderr.write(
+          `[${Date.now() - t0}ms] ${cmd} ${args.slice(-4).join(" ")} → ${err ? "ERR " : ""}${stdout.slice(0, 200)} ${stderr.slice(-2500)}\n`,
+        );
       resolvePromise({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -42,7 +45,6 @@ export function parseExports(text: string): Record<string, string> {
   for (const m of text.matchAll(/^export (\w+)="(.*)"$/gm)) env[m[1]] = m[2];
   return env;
 }
-
 
 /**
  * Makes the machines' bridge with its gateway before the first machine, so listeners on the

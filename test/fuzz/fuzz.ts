@@ -27,9 +27,11 @@ const say = (m: string) => process.stderr.write(`fuzz: ${m}\n`);
 
 async function pool<T>(items: Iterable<T>, parallel: number, fn: (t: T) => Promise<void>): Promise<void> {
   const it = items[Symbol.iterator]();
-  await Promise.all(Array.from({ length: parallel }, async () => {
-    for (let n = it.next(); !n.done; n = it.next()) await fn(n.value);
-  }));
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      for (let n = it.next(); !n.done; n = it.next()) await fn(n.value);
+    }),
+  );
 }
 
 async function fuzzRest(): Promise<{ requests: number; status5xx: number; samples: string[] }> {
@@ -43,14 +45,30 @@ async function fuzzRest(): Promise<{ requests: number; status5xx: number; sample
   const port = 20000 + Math.floor(Math.random() * 20000);
   // Role "api": machine creates are stored and queued, never provisioned (no worker runs).
   const api = spawn(process.execPath, [join(repoRoot, "apps/api/dist/main.js"), "api"], {
-    env: { ...process.env, DATABASE_URL: adminUrl(db), REDIS_URL: redisUrl(), FLOTILLA_PORT: String(port), FLOTILLA_CONFIG_DIR: configDir, FLOTILLA_QUEUE_PREFIX: `fuzz${randomBytes(3).toString("hex")}`, FLOTILLA_LOG_LEVEL: "error", FLOTILLA_DATA_DIR: join(configDir, "data") },
+    env: {
+      ...process.env,
+      DATABASE_URL: adminUrl(db),
+      REDIS_URL: redisUrl(),
+      FLOTILLA_PORT: String(port),
+      FLOTILLA_CONFIG_DIR: configDir,
+      FLOTILLA_QUEUE_PREFIX: `fuzz${randomBytes(3).toString("hex")}`,
+      FLOTILLA_LOG_LEVEL: "error",
+      FLOTILLA_DATA_DIR: join(configDir, "data"),
+    },
     stdio: ["ignore", "ignore", "inherit"],
   });
   const url = `http://127.0.0.1:${port}`;
   try {
     for (let i = 0; ; i++) {
       // The admin token is written just after the API starts answering.
-      if (fs.existsSync(join(configDir, "config.json")) && (await fetch(`${url}/api/v1/health`).then((r) => r.ok, () => false))) break;
+      if (
+        fs.existsSync(join(configDir, "config.json")) &&
+        (await fetch(`${url}/api/v1/health`).then(
+          (r) => r.ok,
+          () => false,
+        ))
+      )
+        break;
       if (i > 600) throw new Error("the API did not start");
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -60,9 +78,11 @@ async function fuzzRest(): Promise<{ requests: number; status5xx: number; sample
     let status5xx = 0;
     const samples: string[] = [];
     await pool(calls, 8, async (c: RestCall) => {
-      const res = await fetch(url + c.path, { method: c.method, headers: { authorization: `Bearer ${c.noToken ? "flt_wrong" : token}`, "content-type": "application/json" }, body: c.body }).catch(
-        (e: Error) => ({ status: 599, text: async () => e.message }),
-      );
+      const res = await fetch(url + c.path, {
+        method: c.method,
+        headers: { authorization: `Bearer ${c.noToken ? "flt_wrong" : token}`, "content-type": "application/json" },
+        body: c.body,
+      }).catch((e: Error) => ({ status: 599, text: async () => e.message }));
       requests++;
       if (res.status >= 500) {
         status5xx++;
@@ -83,20 +103,31 @@ async function fuzzRest(): Promise<{ requests: number; status5xx: number; sample
 
 function agentRequest(socketPath: string, method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
-    const req = http.request({ socketPath, method, path, headers: body !== undefined ? { "content-type": "application/json" } : {} }, (res) => {
-      let text = "";
-      res.on("data", (d) => (text += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = http.request(
+      { socketPath, method, path, headers: body !== undefined ? { "content-type": "application/json" } : {} },
+      (res) => {
+        let text = "";
+        res.on("data", (d) => (text += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
     req.on("error", (e) => resolve({ status: 599, body: e.message }));
     req.end(body);
   });
 }
 
-async function fuzzAgent(): Promise<{ engine: { requests: number; status5xx: number; samples: string[] }; layers: { archives: number; escapes: number; refused: number } }> {
+async function fuzzAgent(): Promise<{
+  engine: { requests: number; status5xx: number; samples: string[] };
+  layers: { archives: number; escapes: number; refused: number };
+}> {
   const registry = await startRegistry();
   const dir = fs.mkdtempSync("/tmp/flotilla-fuzz-agent-");
-  const agent = await startAgent({ root: join(dir, "root"), socket: join(dir, "docker.sock"), insecureRegistries: [registry.host], network: null });
+  const agent = await startAgent({
+    root: join(dir, "root"),
+    socket: join(dir, "docker.sock"),
+    insecureRegistries: [registry.host],
+    network: null,
+  });
   const sock = join(dir, "docker.sock");
   try {
     const image = await registry.pushBusybox();
@@ -128,10 +159,17 @@ async function fuzzAgent(): Promise<{ engine: { requests: number; status5xx: num
     for (const [i, a] of hostileArchives(target, SEED).entries()) {
       const repo = `hostile${i}`;
       await pushLayer(registry.url, repo, "latest", a.layer);
-      const r = await agentRequest(sock, "POST", `/v1.41/images/create?fromImage=${encodeURIComponent(`${registry.host}/${repo}`)}&tag=latest`);
+      const r = await agentRequest(
+        sock,
+        "POST",
+        `/v1.41/images/create?fromImage=${encodeURIComponent(`${registry.host}/${repo}`)}&tag=latest`,
+      );
       archives++;
       if (r.status !== 200 || /"error"/.test(r.body)) refused++;
-      const escaped = fs.readFileSync(target, "utf8") !== "host file\n" || fs.readdirSync(targetDir).length !== 1 || fs.readdirSync("/").some((f) => f === "planted");
+      const escaped =
+        fs.readFileSync(target, "utf8") !== "host file\n" ||
+        fs.readdirSync(targetDir).length !== 1 ||
+        fs.readdirSync("/").some((f) => f === "planted");
       if (escaped) {
         escapes++;
         say(`ESCAPE: ${a.kind}`);
@@ -156,8 +194,15 @@ async function main(): Promise<void> {
   say(`REST: ${rest.requests} requests, ${rest.status5xx} 5xx`);
   const { engine, layers } = await fuzzAgent();
   for (const s of engine.samples) say(`engine 5xx: ${s}`);
-  say(`engine: ${engine.requests} creates, ${engine.status5xx} 5xx (501 "not supported" excluded); layers: ${layers.archives} archives, ${layers.refused} refused, ${layers.escapes} escapes`);
-  const out = { rest: { requests: rest.requests, status5xx: rest.status5xx }, engine: { requests: engine.requests, status5xx: engine.status5xx }, layers: { archives: layers.archives, escapes: layers.escapes }, seed: SEED };
+  say(
+    `engine: ${engine.requests} creates, ${engine.status5xx} 5xx (501 "not supported" excluded); layers: ${layers.archives} archives, ${layers.refused} refused, ${layers.escapes} escapes`,
+  );
+  const out = {
+    rest: { requests: rest.requests, status5xx: rest.status5xx },
+    engine: { requests: engine.requests, status5xx: engine.status5xx },
+    layers: { archives: layers.archives, escapes: layers.escapes },
+    seed: SEED,
+  };
   if (json) process.stdout.write(JSON.stringify(out) + "\n");
   else process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   if (rest.status5xx || engine.status5xx || layers.escapes) process.exitCode = 1;

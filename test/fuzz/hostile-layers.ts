@@ -11,7 +11,16 @@ export interface Entry {
   linkname?: string;
 }
 
-const TYPEFLAG: Record<Entry["type"], string> = { file: "0", hardlink: "1", symlink: "2", char: "3", block: "4", dir: "5", fifo: "6", pax: "x" };
+const TYPEFLAG: Record<Entry["type"], string> = {
+  file: "0",
+  hardlink: "1",
+  symlink: "2",
+  char: "3",
+  block: "4",
+  dir: "5",
+  fifo: "6",
+  pax: "x",
+};
 
 function header(e: Entry): Buffer {
   const h = Buffer.alloc(512);
@@ -63,13 +72,54 @@ export function hostileArchives(target: string, seed: number): { kind: string; l
   return [
     { kind: "dot-dot path", layer: gzipSync(tar([{ name: rel, type: "file", body: x }])) },
     { kind: "absolute path", layer: gzipSync(tar([{ name: target, type: "file", body: x }])) },
-    { kind: "symlink then write through it", layer: gzipSync(tar([{ name: "esc", type: "symlink", linkname: target.slice(0, target.lastIndexOf("/")) }, { name: `esc/${target.slice(target.lastIndexOf("/") + 1)}`, type: "file", body: x }])) },
-    { kind: "absolute symlink dir", layer: gzipSync(tar([{ name: "d", type: "symlink", linkname: "/" }, { name: `d${target}`, type: "file", body: x }])) },
+    {
+      kind: "symlink then write through it",
+      layer: gzipSync(
+        tar([
+          { name: "esc", type: "symlink", linkname: target.slice(0, target.lastIndexOf("/")) },
+          { name: `esc/${target.slice(target.lastIndexOf("/") + 1)}`, type: "file", body: x },
+        ]),
+      ),
+    },
+    {
+      kind: "absolute symlink dir",
+      layer: gzipSync(
+        tar([
+          { name: "d", type: "symlink", linkname: "/" },
+          { name: `d${target}`, type: "file", body: x },
+        ]),
+      ),
+    },
     { kind: "hardlink to a host file", layer: gzipSync(tar([{ name: "h", type: "hardlink", linkname: target }])) },
     { kind: "hardlink dot-dot", layer: gzipSync(tar([{ name: "h", type: "hardlink", linkname: rel }])) },
-    { kind: "device nodes", layer: gzipSync(tar([{ name: "dev/sda", type: "block" }, { name: "dev/mem", type: "char" }, { name: "f", type: "fifo" }])) },
-    { kind: "pax path escape", layer: gzipSync(tar([{ name: "PaxHeader", type: "pax", body: pax({ path: rel }) }, { name: "innocent", type: "file", body: x }])) },
-    { kind: "huge pax header", layer: gzipSync(tar([{ name: "PaxHeader", type: "pax", body: pax({ comment: "A".repeat(8 * 1024 * 1024) }) }, { name: "f", type: "file", body: x }])) },
+    {
+      kind: "device nodes",
+      layer: gzipSync(
+        tar([
+          { name: "dev/sda", type: "block" },
+          { name: "dev/mem", type: "char" },
+          { name: "f", type: "fifo" },
+        ]),
+      ),
+    },
+    {
+      kind: "pax path escape",
+      layer: gzipSync(
+        tar([
+          { name: "PaxHeader", type: "pax", body: pax({ path: rel }) },
+          { name: "innocent", type: "file", body: x },
+        ]),
+      ),
+    },
+    {
+      kind: "huge pax header",
+      layer: gzipSync(
+        tar([
+          { name: "PaxHeader", type: "pax", body: pax({ comment: "A".repeat(8 * 1024 * 1024) }) },
+          { name: "f", type: "file", body: x },
+        ]),
+      ),
+    },
     { kind: "gzip bomb", layer: gzipSync(tar([{ name: "zeros", type: "file", body: Buffer.alloc(64 * 1024 * 1024) }]), { level: 9 }) },
     { kind: "truncated archive", layer: gzipSync(tar([{ name: "f", type: "file", body: Buffer.alloc(4096, 1) }]).subarray(0, 700)) },
     { kind: "not gzip", layer: Buffer.from(`garbage ${seed}`) },
@@ -86,7 +136,9 @@ export async function pushLayer(registryUrl: string, repo: string, tag: string, 
   } catch {
     diffId = sha256(layer);
   }
-  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", config: { Cmd: ["/bin/sh"] }, rootfs: { type: "layers", diff_ids: [diffId] } }));
+  const config = Buffer.from(
+    JSON.stringify({ architecture: "amd64", os: "linux", config: { Cmd: ["/bin/sh"] }, rootfs: { type: "layers", diff_ids: [diffId] } }),
+  );
   for (const blob of [layer, config]) {
     const start = await fetch(`${registryUrl}/v2/${repo}/blobs/uploads/`, { method: "POST" });
     const loc = new URL(start.headers.get("location")!, registryUrl);
@@ -100,6 +152,10 @@ export async function pushLayer(registryUrl: string, repo: string, tag: string, 
     config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length },
     layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: sha256(layer), size: layer.length }],
   };
-  const res = await fetch(`${registryUrl}/v2/${repo}/manifests/${tag}`, { method: "PUT", body: JSON.stringify(manifest), headers: { "content-type": manifest.mediaType } });
+  const res = await fetch(`${registryUrl}/v2/${repo}/manifests/${tag}`, {
+    method: "PUT",
+    body: JSON.stringify(manifest),
+    headers: { "content-type": manifest.mediaType },
+  });
   if (res.status !== 201) throw new Error(`manifest: ${res.status} ${await res.text()}`);
 }

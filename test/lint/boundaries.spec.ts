@@ -46,9 +46,9 @@ describe("import boundaries", TIMEOUT, () => {
   });
 
   it("apps never import each other", async () => {
-    expect(await errorsFor("apps/ctl/src/output.ts", 'import { start } from "../../api/src/bootstrap";\nexport const probe = start;\n')).toEqual([
-      expect.stringMatching(/apps never import each other/),
-    ]);
+    expect(
+      await errorsFor("apps/ctl/src/output.ts", 'import { start } from "../../api/src/bootstrap";\nexport const probe = start;\n'),
+    ).toEqual([expect.stringMatching(/apps never import each other/)]);
     expect(await errorsFor("apps/api/src/version.ts", 'import { run } from "@flotilla/ctl";\nexport const probe = run;\n')).toEqual([
       expect.stringMatching(/apps never import each other/),
     ]);
@@ -79,9 +79,15 @@ describe("import boundaries", TIMEOUT, () => {
 
   it.each([
     [DRIVERS, 'import { InvalidError } from "@flotilla/core";\nimport { Client } from "ssh2";\nimport { join } from "node:path";'],
-    [PROVISION, 'import { InvalidError } from "@flotilla/core";\nimport { sshConnect } from "@flotilla/drivers";\nimport { Client } from "ssh2";'],
+    [
+      PROVISION,
+      'import { InvalidError } from "@flotilla/core";\nimport { sshConnect } from "@flotilla/drivers";\nimport { Client } from "ssh2";',
+    ],
     [ENGINE_CLIENT, 'import { InvalidError } from "@flotilla/core";\nimport { request } from "node:https";'],
-    [AGENT_DOMAIN, 'import { InvalidError } from "@flotilla/core";\nimport { HttpError } from "../engine-errors";\nimport { labelMatches } from "../labels";'],
+    [
+      AGENT_DOMAIN,
+      'import { InvalidError } from "@flotilla/core";\nimport { HttpError } from "../engine-errors";\nimport { labelMatches } from "../labels";',
+    ],
     [AGENT_API, 'import { sendJson } from "./http-util";\nimport { ContainerService } from "../containers/container-service";'],
     ["agent/src/agent.ts", 'import { Router } from "./api/router";'],
     ["apps/console/src/format.ts", 'import { SseDecoder } from "@flotilla/sse";\nimport type { TaskView } from "@flotilla/api-types";'],
@@ -94,16 +100,19 @@ describe("typed promise rules", TIMEOUT, () => {
   it("a promise nobody awaits is an error", async () => {
     const code = "async function work(): Promise<void> {}\nexport function probe(): void {\n  work();\n}\n";
     expect(await messagesFor(AGENT_ROOT, code, "@typescript-eslint/no-floating-promises")).toHaveLength(1);
-    expect(await messagesFor(AGENT_ROOT, code.replace("  work();", "  void work();"), "@typescript-eslint/no-floating-promises")).toEqual([]);
+    expect(await messagesFor(AGENT_ROOT, code.replace("  work();", "  void work();"), "@typescript-eslint/no-floating-promises")).toEqual(
+      [],
+    );
   });
 
   it("an async function where a callback's result is ignored is an error", async () => {
-    const code = 'import { EventEmitter } from "node:events";\nexport function probe(e: EventEmitter): void {\n  e.on("x", async () => {});\n}\n';
+    const code =
+      'import { EventEmitter } from "node:events";\nexport function probe(e: EventEmitter): void {\n  e.on("x", async () => {});\n}\n';
     expect(await messagesFor(ENGINE_CLIENT, code, "@typescript-eslint/no-misused-promises")).toHaveLength(1);
   });
 
   it("holds in the console's TSX too", async () => {
-    const code = 'export function Probe() {\n  const submit = async () => {};\n  return <form onSubmit={submit} />;\n}\n';
+    const code = "export function Probe() {\n  const submit = async () => {};\n  return <form onSubmit={submit} />;\n}\n";
     expect(await messagesFor("apps/console/src/views/SignIn.tsx", code, "@typescript-eslint/no-misused-promises")).toHaveLength(1);
   });
 });

@@ -7,7 +7,18 @@ import { describeCycles, importCycles, importGraph, sourceFiles } from "./import
 const root = join(__dirname, "..", "..");
 // Every workspace's sources: a cycle makes load order decide what a module sees at start-up, and
 // even a type-only cycle ties two files that should have a third they both depend on.
-const sourceDirs = ["libs/core/src", "libs/drivers/src", "libs/provision/src", "libs/engine-client/src", "libs/api-types/src", "libs/sse/src", "apps/api/src", "apps/ctl/src", "apps/console/src", "agent/src"];
+const sourceDirs = [
+  "libs/core/src",
+  "libs/drivers/src",
+  "libs/provision/src",
+  "libs/engine-client/src",
+  "libs/api-types/src",
+  "libs/sse/src",
+  "apps/api/src",
+  "apps/ctl/src",
+  "apps/console/src",
+  "agent/src",
+];
 
 describe("import cycles", () => {
   it("no source file imports itself through others", () => {

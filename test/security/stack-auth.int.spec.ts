@@ -24,10 +24,29 @@ describe.skipIf(!asRoot)("the stack refuses other local users", () => {
   });
 
   it("a guessed password does not get in either", () => {
-    const r = spawnSync("runuser", ["-u", "nobody", "--", "psql", "-w", "-h", "127.0.0.1", "-p", String(testStack.pgPort), "-U", "postgres", "postgres", "-tAc", "select 1"], {
-      encoding: "utf8",
-      env: { ...process.env, PGPASSWORD: "postgres" },
-    });
+    const r = spawnSync(
+      "runuser",
+      [
+        "-u",
+        "nobody",
+        "--",
+        "psql",
+        "-w",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(testStack.pgPort),
+        "-U",
+        "postgres",
+        "postgres",
+        "-tAc",
+        "select 1",
+      ],
+      {
+        encoding: "utf8",
+        env: { ...process.env, PGPASSWORD: "postgres" },
+      },
+    );
     expect(r.status).not.toBe(0);
     expect(`${r.stdout}${r.stderr}`).toContain("password authentication failed");
   });

@@ -54,7 +54,12 @@ export interface LayoutImage {
 }
 
 export function requireTools(): void {
-  for (const [tool, pkg] of [["umoci", "umoci"], ["skopeo", "skopeo"], ["docker-registry", "docker-registry"], [BUSYBOX, "busybox-static"]]) {
+  for (const [tool, pkg] of [
+    ["umoci", "umoci"],
+    ["skopeo", "skopeo"],
+    ["docker-registry", "docker-registry"],
+    [BUSYBOX, "busybox-static"],
+  ]) {
     try {
       execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
     } catch {
@@ -148,7 +153,17 @@ function buildLayout(dir: string): void {
     const [data, top] = writeLayeredLayers(work);
     sh("umoci", ["raw", "add-layer", "--image", `${layout}:latest`, "--tag", "layered", data]);
     sh("umoci", ["raw", "add-layer", "--image", `${layout}:layered`, top]);
-    sh("umoci", ["config", "--image", `${layout}:latest`, "--tag", "arm64", "--architecture", "arm64", "--config.env", "FLOTILLA_ARCH=arm64"]);
+    sh("umoci", [
+      "config",
+      "--image",
+      `${layout}:latest`,
+      "--tag",
+      "arm64",
+      "--architecture",
+      "arm64",
+      "--config.env",
+      "FLOTILLA_ARCH=arm64",
+    ]);
     sh("umoci", ["gc", "--layout", layout]);
     writeMultiArchIndex(layout);
   } finally {
@@ -158,7 +173,9 @@ function buildLayout(dir: string): void {
 
 function writeMultiArchIndex(layout: string): void {
   const indexFile = join(layout, "index.json");
-  const top = JSON.parse(fs.readFileSync(indexFile, "utf8")) as { manifests: Array<Record<string, unknown> & { annotations?: Record<string, string> }> };
+  const top = JSON.parse(fs.readFileSync(indexFile, "utf8")) as {
+    manifests: Array<Record<string, unknown> & { annotations?: Record<string, string> }>;
+  };
   const byTag = (tag: string) => {
     const d = top.manifests.find((m) => m.annotations?.["org.opencontainers.image.ref.name"] === tag);
     if (!d) throw new Error(`fixture: no tag ${tag} in ${layout}`);
@@ -219,7 +236,9 @@ function readJson<T>(layout: string, digest: string): T {
 
 /** Digests of a fixture tag as stored in the layout (what a registry will serve after a push). */
 export function layoutImage(tag: string, layout = busyboxLayout()): LayoutImage {
-  const top = JSON.parse(fs.readFileSync(join(layout, "index.json"), "utf8")) as { manifests: Array<{ digest: string; mediaType: string; annotations?: Record<string, string> }> };
+  const top = JSON.parse(fs.readFileSync(join(layout, "index.json"), "utf8")) as {
+    manifests: Array<{ digest: string; mediaType: string; annotations?: Record<string, string> }>;
+  };
   const d = top.manifests.find((m) => m.annotations?.["org.opencontainers.image.ref.name"] === tag);
   if (!d) throw new Error(`fixture: no tag ${tag}`);
   if (d.mediaType.includes("index")) return { manifestDigest: d.digest, mediaType: d.mediaType };

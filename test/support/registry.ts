@@ -41,10 +41,12 @@ export interface TestRegistry {
 async function waitForV2(url: string, deadline: number): Promise<void> {
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      http.get(`${url}/v2/`, (res) => {
-        res.resume();
-        resolve(res.statusCode === 200);
-      }).on("error", () => resolve(false));
+      http
+        .get(`${url}/v2/`, (res) => {
+          res.resume();
+          resolve(res.statusCode === 200);
+        })
+        .on("error", () => resolve(false));
     });
     if (ok) return;
     if (Date.now() > deadline) throw new Error(`registry at ${url} did not answer /v2/`);
@@ -189,9 +191,16 @@ export async function startAuthProxy(upstream: TestRegistry, opts: AuthProxyOpti
   const scheme = opts.scheme ?? "bearer";
   const requests: ProxyRequest[] = [];
   const tokens = new Set<string>();
-  const expectedBasic = opts.username !== undefined ? `Basic ${Buffer.from(`${opts.username}:${opts.password ?? ""}`).toString("base64")}` : undefined;
+  const expectedBasic =
+    opts.username !== undefined ? `Basic ${Buffer.from(`${opts.username}:${opts.password ?? ""}`).toString("base64")}` : undefined;
   const log = (server: ProxyRequest["server"], req: http.IncomingMessage, status: number) =>
-    requests.push({ server, method: req.method ?? "", path: req.url ?? "", status, ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) });
+    requests.push({
+      server,
+      method: req.method ?? "",
+      path: req.url ?? "",
+      status,
+      ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+    });
 
   // Object storage stand-in on another loopback address: a different origin, so a client that
   // leaks the registry's Authorization header across the redirect gets caught.
@@ -256,9 +265,23 @@ export async function selfSignedCert(): Promise<{ key: string; cert: string }> {
   const dir = fs.mkdtempSync(join(tmpdir(), "flotilla-cert-"));
   try {
     await run("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-      "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "2",
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      join(dir, "key.pem"),
+      "-out",
+      join(dir, "cert.pem"),
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      "-days",
+      "2",
     ]);
     return { key: fs.readFileSync(join(dir, "key.pem"), "utf8"), cert: fs.readFileSync(join(dir, "cert.pem"), "utf8") };
   } finally {

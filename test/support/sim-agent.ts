@@ -172,16 +172,35 @@ export class SimAgent {
       return void res.end(JSON.stringify({ status: `Downloaded ${image}` }) + "\n");
     }
     if (req.method === "POST" && path === "/containers/create") {
-      const b = body as { Image: string; Labels?: Record<string, string>; Env?: string[]; HostConfig?: { Memory?: number; PortBindings?: Record<string, { HostPort?: string }[]> } };
+      const b = body as {
+        Image: string;
+        Labels?: Record<string, string>;
+        Env?: string[];
+        HostConfig?: { Memory?: number; PortBindings?: Record<string, { HostPort?: string }[]> };
+      };
       const ports = Object.fromEntries(
-        Object.entries(b.HostConfig?.PortBindings ?? {}).map(([key, [binding]]) => [key, [{ HostIp: "0.0.0.0", HostPort: binding?.HostPort || String(nextDynamicPort++) }]]),
+        Object.entries(b.HostConfig?.PortBindings ?? {}).map(([key, [binding]]) => [
+          key,
+          [{ HostIp: "0.0.0.0", HostPort: binding?.HostPort || String(nextDynamicPort++) }],
+        ]),
       );
       const image = b.Image.includes(":") ? b.Image : `${b.Image}:latest`;
       if (!this.images.has(image)) return send(res, 404, { message: `No such image: ${image}` });
       const name = u.searchParams.get("name") ?? randomBytes(6).toString("hex");
       if (this.find(name)) return send(res, 409, { message: `Conflict. The container name "/${name}" is already in use` });
       const id = randomBytes(32).toString("hex");
-      const c: SimContainer = { id, name, image, labels: b.Labels ?? {}, state: "created", exitCode: 0, oomKilled: false, env: b.Env ?? [], memory: b.HostConfig?.Memory ?? 0, ports };
+      const c: SimContainer = {
+        id,
+        name,
+        image,
+        labels: b.Labels ?? {},
+        state: "created",
+        exitCode: 0,
+        oomKilled: false,
+        env: b.Env ?? [],
+        memory: b.HostConfig?.Memory ?? 0,
+        ports,
+      };
       this.containers.set(id, c);
       return send(res, 201, { Id: id, Warnings: [] });
     }
@@ -193,7 +212,19 @@ export class SimAgent {
           return v === undefined ? k in c.labels : c.labels[k] === v;
         }),
       );
-      return send(res, 200, list.map((c) => ({ Id: c.id, Names: [`/${c.name}`], Image: c.image, Labels: c.labels, State: c.state, Status: c.state, Created: 0 })));
+      return send(
+        res,
+        200,
+        list.map((c) => ({
+          Id: c.id,
+          Names: [`/${c.name}`],
+          Image: c.image,
+          Labels: c.labels,
+          State: c.state,
+          Status: c.state,
+          Created: 0,
+        })),
+      );
     }
     const m = /^\/containers\/([^/]+)(?:\/(\w+))?$/.exec(path);
     const c = m ? this.find(decodeURIComponent(m[1])) : undefined;
@@ -225,7 +256,14 @@ export class SimAgent {
           Id: c.id,
           Name: `/${c.name}`,
           Config: { Image: c.image, Labels: c.labels },
-          State: { Status: c.state, Running: c.state === "running", ExitCode: c.exitCode, OOMKilled: c.oomKilled, StartedAt: c.startedAt ?? "", FinishedAt: c.finishedAt ?? "" },
+          State: {
+            Status: c.state,
+            Running: c.state === "running",
+            ExitCode: c.exitCode,
+            OOMKilled: c.oomKilled,
+            StartedAt: c.startedAt ?? "",
+            FinishedAt: c.finishedAt ?? "",
+          },
           NetworkSettings: { Ports: c.ports },
         });
       case "GET logs": {
@@ -249,10 +287,15 @@ export class SimAgent {
 }
 
 /** Starts `count` simulated agents named `${prefix}-1..count`, heartbeating to the API. */
-export async function startSimAgents(count: number, opts: Omit<SimAgentOptions, "hostname"> & { prefix?: string; labelsOf?: (i: number) => Record<string, string> }): Promise<SimAgent[]> {
+export async function startSimAgents(
+  count: number,
+  opts: Omit<SimAgentOptions, "hostname"> & { prefix?: string; labelsOf?: (i: number) => Record<string, string> },
+): Promise<SimAgent[]> {
   const agents: SimAgent[] = [];
   for (let i = 1; i <= count; i++) {
-    agents.push(await new SimAgent({ ...opts, hostname: `${opts.prefix ?? "sim"}-${i}`, labels: opts.labelsOf?.(i) ?? opts.labels ?? {} }).start());
+    agents.push(
+      await new SimAgent({ ...opts, hostname: `${opts.prefix ?? "sim"}-${i}`, labels: opts.labelsOf?.(i) ?? opts.labels ?? {} }).start(),
+    );
   }
   return agents;
 }

@@ -31,7 +31,12 @@ export function stack(cmd: "up" | "down" | "status" | "env"): string {
 let urls: { database: string; redis: string } | undefined;
 function stackUrls(): { database: string; redis: string } {
   if (!urls) {
-    const vars = Object.fromEntries(stack("env").trim().split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+    const vars = Object.fromEntries(
+      stack("env")
+        .trim()
+        .split("\n")
+        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+    );
     urls = { database: vars.DATABASE_URL!, redis: vars.REDIS_URL! };
   }
   return urls;

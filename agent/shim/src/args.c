@@ -1,10 +1,10 @@
 /* Command line parsing: the option table and the checks across options.
  * Pure (no syscalls), so every rule here is unit tested. Value parsers are in parse.c. */
 #include <ctype.h>
-#include <stddef.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,33 +14,33 @@
 #include "config.h"
 
 const char shim_usage[] =
-	"usage:\n"
-	"  flotilla-shim run --id ID --state-dir DIR (--rootfs DIR | --rootfs-lower L1:L2 --upper U --work W)\n"
-	"                    [options] -- CMD [ARG...]\n"
-	"  flotilla-shim exec --id ID --state-dir DIR --pid PID --cgroup REL [exec options] -- CMD [ARG...]\n"
-	"  flotilla-shim kill --state-dir DIR [SIGNAL]     (default TERM; KILL is accepted)\n"
-	"  flotilla-shim resize --state-dir DIR ROWS COLS  (a --tty container or exec)\n"
-	"  flotilla-shim state --state-dir DIR             (prints state.json)\n"
-	"  flotilla-shim version\n"
-	"\n"
-	"run options:\n"
-	"  --hostname NAME          --env K=V (repeatable)     --cwd DIR\n"
-	"  --user UID[:GID]         --groups G1,G2\n"
-	"  --memory BYTES[k|m|g]    --cpu-quota US  --cpu-period US  --cpu-shares N  --pids N\n"
-	"  --mount bind:SRC:DST[:ro] | tmpfs:DST[:SIZE] (repeatable)\n"
-	"  --readonly-rootfs        --netns new|host|PATH   --log FILE\n"
-	"  --log-max-size SIZE      --log-max-files N (rotate FILE into FILE.1..FILE.N-1)\n"
-	"  --cgroup-parent NAME (default flotilla)   --cgroup-root DIR (default /sys/fs/cgroup)\n"
-	"  --seccomp default|unconfined             --foreground (alias --wait)\n"
-	"  --caps MASK              capabilities kept, a subset of docker's default set (hex)\n"
-	"  --tty  --stdin  --stdin-once  --attach  --attach-wait   (interactive I/O, see README)\n"
-	"\n"
-	"exec options: --env --cwd --user --groups --seccomp --tty --stdin --stdin-once --attach\n"
-	"  --attach-wait --foreground --cgroup-root, as for run; the process joins every namespace\n"
-	"  and the cgroup of the container whose init is PID.\n"
-	"\n"
-	"exit status of run: 0 started (detached) or the container's status (--foreground);\n"
-	"125 the shim failed (message on stderr), 126 command not executable, 127 command not found.\n";
+    "usage:\n"
+    "  flotilla-shim run --id ID --state-dir DIR (--rootfs DIR | --rootfs-lower L1:L2 --upper U --work W)\n"
+    "                    [options] -- CMD [ARG...]\n"
+    "  flotilla-shim exec --id ID --state-dir DIR --pid PID --cgroup REL [exec options] -- CMD [ARG...]\n"
+    "  flotilla-shim kill --state-dir DIR [SIGNAL]     (default TERM; KILL is accepted)\n"
+    "  flotilla-shim resize --state-dir DIR ROWS COLS  (a --tty container or exec)\n"
+    "  flotilla-shim state --state-dir DIR             (prints state.json)\n"
+    "  flotilla-shim version\n"
+    "\n"
+    "run options:\n"
+    "  --hostname NAME          --env K=V (repeatable)     --cwd DIR\n"
+    "  --user UID[:GID]         --groups G1,G2\n"
+    "  --memory BYTES[k|m|g]    --cpu-quota US  --cpu-period US  --cpu-shares N  --pids N\n"
+    "  --mount bind:SRC:DST[:ro] | tmpfs:DST[:SIZE] (repeatable)\n"
+    "  --readonly-rootfs        --netns new|host|PATH   --log FILE\n"
+    "  --log-max-size SIZE      --log-max-files N (rotate FILE into FILE.1..FILE.N-1)\n"
+    "  --cgroup-parent NAME (default flotilla)   --cgroup-root DIR (default /sys/fs/cgroup)\n"
+    "  --seccomp default|unconfined             --foreground (alias --wait)\n"
+    "  --caps MASK              capabilities kept, a subset of docker's default set (hex)\n"
+    "  --tty  --stdin  --stdin-once  --attach  --attach-wait   (interactive I/O, see README)\n"
+    "\n"
+    "exec options: --env --cwd --user --groups --seccomp --tty --stdin --stdin-once --attach\n"
+    "  --attach-wait --foreground --cgroup-root, as for run; the process joins every namespace\n"
+    "  and the cgroup of the container whose init is PID.\n"
+    "\n"
+    "exit status of run: 0 started (detached) or the container's status (--foreground);\n"
+    "125 the shim failed (message on stderr), 126 command not executable, 127 command not found.\n";
 
 static char *own(struct shim_config *cfg, const char *s)
 {
@@ -69,7 +69,9 @@ static int parse_lowers(struct shim_config *cfg, const char *v, struct shim_err 
 		return shim_fail(err, ENOMEM, "--rootfs-lower");
 	for (char *save = NULL, *tok = strtok_r(copy, ":", &save); tok != NULL; tok = strtok_r(NULL, ":", &save)) {
 		if (!path_is_abs(tok) || !overlay_safe_path(tok))
-			return shim_fail(err, 0, "--rootfs-lower: layer \"%s\" must be an absolute path without .., ',' or '\\'", tok);
+			return shim_fail(
+			    err, 0, "--rootfs-lower: layer \"%s\" must be an absolute path without .., ',' or '\\'",
+			    tok);
 		cfg->lowers[cfg->n_lowers++] = tok;
 	}
 	if (cfg->n_lowers == 0)
@@ -136,11 +138,11 @@ static int parse_run_option(struct shim_config *cfg, int argc, char **argv, int 
 		const char *name;
 		size_t off;
 	} flags[] = {
-		{"--tty", offsetof(struct shim_config, tty)},
-		{"--stdin", offsetof(struct shim_config, open_stdin)},
-		{"--stdin-once", offsetof(struct shim_config, stdin_once)},
-		{"--attach", offsetof(struct shim_config, attach)},
-		{"--attach-wait", offsetof(struct shim_config, attach_wait)},
+	    {"--tty", offsetof(struct shim_config, tty)},
+	    {"--stdin", offsetof(struct shim_config, open_stdin)},
+	    {"--stdin-once", offsetof(struct shim_config, stdin_once)},
+	    {"--attach", offsetof(struct shim_config, attach)},
+	    {"--attach-wait", offsetof(struct shim_config, attach_wait)},
 	};
 	for (size_t f = 0; f < SHIM_ARRAY_LEN(flags); f++) {
 		if (strcmp(a, flags[f].name) == 0) {
@@ -149,93 +151,124 @@ static int parse_run_option(struct shim_config *cfg, int argc, char **argv, int 
 		}
 	}
 
-#define OPT(name)                                                                  \
-	v = opt_value(argc, argv, i, name, &m);                                    \
-	if (m && v == NULL)                                                        \
-		return shim_fail(err, 0, name ": missing value");                  \
+#define OPT(name)                                                                                                      \
+	v = opt_value(argc, argv, i, name, &m);                                                                        \
+	if (m && v == NULL)                                                                                            \
+		return shim_fail(err, 0, name ": missing value");                                                      \
 	if (m)
 
-	OPT("--id") {
+	OPT("--id")
+	{
 		if (!valid_id(v))
-			return shim_fail(err, 0, "--id: \"%s\" must be 1-128 of [A-Za-z0-9_.-], starting alphanumeric", v);
+			return shim_fail(err, 0, "--id: \"%s\" must be 1-128 of [A-Za-z0-9_.-], starting alphanumeric",
+			                 v);
 		cfg->id = v;
 		return 0;
 	}
-	OPT("--state-dir") { cfg->state_dir = v; return 0; }
-	OPT("--pid") {
+	OPT("--state-dir")
+	{
+		cfg->state_dir = v;
+		return 0;
+	}
+	OPT("--pid")
+	{
 		long long pid;
 		if (parse_u64(v, 1, INT32_MAX, &pid) < 0)
 			return shim_fail(err, 0, "--pid: \"%s\" is not a process id", v);
 		cfg->target_pid = (pid_t)pid;
 		return 0;
 	}
-	OPT("--cgroup") {
+	OPT("--cgroup")
+	{
 		if (!valid_rel_path(v))
 			return shim_fail(err, 0, "--cgroup: \"%s\" must be a relative path without ..", v);
 		cfg->cgroup_rel = v;
 		return 0;
 	}
 	OPT("--rootfs-lower") return parse_lowers(cfg, v, err);
-	OPT("--upper") { cfg->upper = v; return 0; }
-	OPT("--work") { cfg->work = v; return 0; }
-	OPT("--rootfs") { cfg->rootfs = v; return 0; }
-	OPT("--hostname") {
+	OPT("--upper")
+	{
+		cfg->upper = v;
+		return 0;
+	}
+	OPT("--work")
+	{
+		cfg->work = v;
+		return 0;
+	}
+	OPT("--rootfs")
+	{
+		cfg->rootfs = v;
+		return 0;
+	}
+	OPT("--hostname")
+	{
 		if (*v == '\0' || strlen(v) > 64)
 			return shim_fail(err, 0, "--hostname: must be 1-64 characters");
 		cfg->hostname = v;
 		return 0;
 	}
-	OPT("--env") {
+	OPT("--env")
+	{
 		if (strchr(v, '=') == NULL || v[0] == '=')
 			return shim_fail(err, 0, "--env: \"%s\" is not K=V", v);
 		cfg->env[cfg->n_env++] = v;
 		return 0;
 	}
-	OPT("--cwd") {
+	OPT("--cwd")
+	{
 		if (!path_is_abs(v))
 			return shim_fail(err, 0, "--cwd: \"%s\" must be an absolute path without ..", v);
 		cfg->cwd = v;
 		return 0;
 	}
-	OPT("--user") {
+	OPT("--user")
+	{
 		if (parse_user(v, &cfg->uid, &cfg->gid) < 0)
 			return shim_fail(err, 0, "--user: \"%s\" is not UID[:GID]", v);
 		cfg->has_user = true;
 		return 0;
 	}
 	OPT("--groups") return parse_groups(cfg, v, err);
-	OPT("--memory") {
+	OPT("--memory")
+	{
 		if (parse_size(v, &cfg->memory) < 0)
 			return shim_fail(err, 0, "--memory: invalid size \"%s\" (bytes, or with k/m/g suffix)", v);
 		return 0;
 	}
-	OPT("--cpu-quota") {
+	OPT("--cpu-quota")
+	{
 		if (parse_u64(v, 1000, INT64_MAX / 2, &cfg->cpu_quota) < 0)
 			return shim_fail(err, 0, "--cpu-quota: \"%s\" must be microseconds >= 1000", v);
 		return 0;
 	}
-	OPT("--cpu-period") {
+	OPT("--cpu-period")
+	{
 		if (parse_u64(v, 1000, 1000000, &cfg->cpu_period) < 0)
 			return shim_fail(err, 0, "--cpu-period: \"%s\" must be microseconds in 1000..1000000", v);
 		return 0;
 	}
-	OPT("--cpu-shares") {
+	OPT("--cpu-shares")
+	{
 		if (parse_u64(v, 2, 262144, &cfg->cpu_shares) < 0)
 			return shim_fail(err, 0, "--cpu-shares: \"%s\" must be in 2..262144", v);
 		return 0;
 	}
-	OPT("--pids") {
+	OPT("--pids")
+	{
 		if (parse_u64(v, 1, INT32_MAX, &cfg->pids) < 0)
 			return shim_fail(err, 0, "--pids: \"%s\" must be a positive number", v);
 		return 0;
 	}
-	OPT("--mount") {
+	OPT("--mount")
+	{
 		char *copy = own(cfg, v);
 		if (copy == NULL)
 			return shim_fail(err, ENOMEM, "--mount");
 		return parse_mount(copy, &cfg->mounts[cfg->n_mounts++], err);
 	}
-	OPT("--netns") {
+	OPT("--netns")
+	{
 		if (strcmp(v, "new") == 0) {
 			cfg->netns = SHIM_NETNS_NEW;
 		} else if (strcmp(v, "host") == 0) {
@@ -248,37 +281,43 @@ static int parse_run_option(struct shim_config *cfg, int argc, char **argv, int 
 		}
 		return 0;
 	}
-	OPT("--log") {
+	OPT("--log")
+	{
 		if (!path_is_abs(v))
 			return shim_fail(err, 0, "--log: \"%s\" must be an absolute path", v);
 		cfg->log_path = v;
 		return 0;
 	}
-	OPT("--log-max-size") {
+	OPT("--log-max-size")
+	{
 		if (parse_size(v, &cfg->log_max_size) < 0)
 			return shim_fail(err, 0, "--log-max-size: invalid size \"%s\"", v);
 		return 0;
 	}
-	OPT("--log-max-files") {
+	OPT("--log-max-files")
+	{
 		long long n;
 		if (parse_u64(v, 1, LOG_MAX_FILES, &n) < 0)
 			return shim_fail(err, 0, "--log-max-files: \"%s\" must be 1..%d", v, LOG_MAX_FILES);
 		cfg->log_max_files = (int)n;
 		return 0;
 	}
-	OPT("--cgroup-parent") {
+	OPT("--cgroup-parent")
+	{
 		if (!valid_rel_path(v))
 			return shim_fail(err, 0, "--cgroup-parent: \"%s\" must be a relative path without ..", v);
 		cfg->cgroup_parent = v;
 		return 0;
 	}
-	OPT("--cgroup-root") {
+	OPT("--cgroup-root")
+	{
 		if (!path_is_abs(v))
 			return shim_fail(err, 0, "--cgroup-root: \"%s\" must be an absolute path", v);
 		cfg->cgroup_root = v;
 		return 0;
 	}
-	OPT("--caps") {
+	OPT("--caps")
+	{
 		char *end = NULL;
 		errno = 0;
 		unsigned long long mask = strtoull(v, &end, 16);
@@ -288,7 +327,8 @@ static int parse_run_option(struct shim_config *cfg, int argc, char **argv, int 
 		cfg->has_caps = true;
 		return 0;
 	}
-	OPT("--seccomp") {
+	OPT("--seccomp")
+	{
 		if (strcmp(v, "default") == 0)
 			cfg->seccomp = true;
 		else if (strcmp(v, "unconfined") == 0)
@@ -311,11 +351,13 @@ static int check_run(struct shim_config *cfg, struct shim_err *err)
 	if (overlay && cfg->rootfs != NULL)
 		return shim_fail(err, 0, "--rootfs and --rootfs-lower/--upper/--work are exclusive");
 	if (!overlay && cfg->rootfs == NULL)
-		return shim_fail(err, 0, "a rootfs is required: --rootfs DIR or --rootfs-lower L1:L2 --upper U --work W");
+		return shim_fail(err, 0,
+		                 "a rootfs is required: --rootfs DIR or --rootfs-lower L1:L2 --upper U --work W");
 	if (overlay) {
 		if (cfg->n_lowers == 0 || cfg->upper == NULL || cfg->work == NULL)
 			return shim_fail(err, 0, "--rootfs-lower, --upper and --work go together");
-		if (!path_is_abs(cfg->upper) || !overlay_safe_path(cfg->upper) || !path_is_abs(cfg->work) || !overlay_safe_path(cfg->work))
+		if (!path_is_abs(cfg->upper) || !overlay_safe_path(cfg->upper) || !path_is_abs(cfg->work) ||
+		    !overlay_safe_path(cfg->work))
 			return shim_fail(err, 0, "--upper/--work must be absolute paths without .., ',', ':' or '\\'");
 	} else if (!path_is_abs(cfg->rootfs)) {
 		return shim_fail(err, 0, "--rootfs: \"%s\" must be an absolute path", cfg->rootfs);

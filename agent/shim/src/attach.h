@@ -32,10 +32,10 @@
 enum attach_mode { ATTACH_HELLO, ATTACH_STDIN, ATTACH_OUTPUT };
 
 struct attach_client {
-	int fd;                 /* -1 = free slot */
+	int fd; /* -1 = free slot */
 	enum attach_mode mode;
-	bool read_eof;          /* its write side is shut: stdin EOF, output still wanted */
-	struct strbuf out;      /* output not yet accepted by the socket */
+	bool read_eof;     /* its write side is shut: stdin EOF, output still wanted */
+	struct strbuf out; /* output not yet accepted by the socket */
 };
 
 /* One line of the control FIFO. */

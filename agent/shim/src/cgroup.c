@@ -72,7 +72,7 @@ static bool v2_needed(const char *c, const struct shim_config *cfg)
 /* v2 only lets a child use a controller its parent lists in cgroup.subtree_control:
  * enable ours on every level from the root down to the parent of the group. */
 static int v2_enable_controllers(const char *root, const char *parent, const struct shim_config *cfg,
-				 struct shim_err *err)
+                                 struct shim_err *err)
 {
 	char path[PATH_MAX], avail[512];
 	snprintf(path, sizeof(path), "%s/cgroup.controllers", root);
@@ -86,7 +86,8 @@ static int v2_enable_controllers(const char *root, const char *parent, const str
 		if (word_in(avail, c))
 			want[n_want++] = c;
 		else if (v2_needed(c, cfg))
-			return shim_fail(err, 0, "cgroup %s: controller not available in %s/cgroup.controllers", c, root);
+			return shim_fail(err, 0, "cgroup %s: controller not available in %s/cgroup.controllers", c,
+			                 root);
 	}
 
 	/* walk root, root/a, root/a/b ... down to the parent directory */
@@ -245,7 +246,8 @@ int cgroup_join_self(const struct cgroup *cg, struct shim_err *err)
 {
 	for (size_t i = 0; i < cg->n_dirs; i++) {
 		char path[PATH_MAX];
-		snprintf(path, sizeof(path), "%s/%s", cg->dirs[i].path, cg->version == CG_V1 ? "tasks" : "cgroup.procs");
+		snprintf(path, sizeof(path), "%s/%s", cg->dirs[i].path,
+		         cg->version == CG_V1 ? "tasks" : "cgroup.procs");
 		if (write_file(path, "0", err) < 0)
 			return shim_wrap(err, "cgroup %s: join", cg->dirs[i].ctrl);
 	}

@@ -16,24 +16,24 @@
 enum cg_version { CG_V1 = 1, CG_V2 = 2 };
 
 #define CG_MAX_WRITES 12
-#define CG_MAX_DIRS 8
+#define CG_MAX_DIRS   8
 
 struct cg_write {
-	const char *ctrl;   /* controller, names the step in errors */
-	const char *file;   /* e.g. memory.limit_in_bytes */
+	const char *ctrl; /* controller, names the step in errors */
+	const char *file; /* e.g. memory.limit_in_bytes */
 	char value[48];
-	bool optional;      /* skipped when the kernel has no such file (e.g. no swap accounting) */
+	bool optional; /* skipped when the kernel has no such file (e.g. no swap accounting) */
 };
 
 struct cg_dir {
-	const char *ctrl;        /* v1: hierarchy name; v2: "unified" */
+	const char *ctrl; /* v1: hierarchy name; v2: "unified" */
 	char path[PATH_MAX];
-	bool created;            /* we made it, so we remove it */
+	bool created; /* we made it, so we remove it */
 };
 
 struct cgroup {
 	enum cg_version version;
-	char rel[PATH_MAX];      /* <parent>/<id>, as shown in /proc/PID/cgroup */
+	char rel[PATH_MAX]; /* <parent>/<id>, as shown in /proc/PID/cgroup */
 	struct cg_dir dirs[CG_MAX_DIRS];
 	size_t n_dirs;
 };

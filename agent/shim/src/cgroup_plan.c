@@ -23,7 +23,7 @@ long long cpu_shares_to_weight(long long shares)
 }
 
 __attribute__((format(printf, 6, 7))) static void plan_add(struct cg_write *out, size_t *n, const char *ctrl,
-								const char *file, bool optional, const char *fmt, ...)
+                                                           const char *file, bool optional, const char *fmt, ...)
 {
 	struct cg_write *w = &out[(*n)++];
 	w->ctrl = ctrl;

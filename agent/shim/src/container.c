@@ -117,7 +117,8 @@ static void exec_command(const struct shim_config *cfg, char *const *envp)
 	errno = last != ENOENT ? last : denied ? EACCES : ENOENT;
 }
 
-__attribute__((noreturn)) static void start_command(const struct shim_config *cfg, const struct container_io *io, bool console);
+__attribute__((noreturn)) static void start_command(const struct shim_config *cfg, const struct container_io *io,
+                                                    bool console);
 
 void container_main(const struct shim_config *cfg, const struct container_io *io)
 {
@@ -159,7 +160,8 @@ void container_main(const struct shim_config *cfg, const struct container_io *io
 /* From stdio to execve, shared by a container's init and an exec: the
  * terminal or pipes, a clean signal state, the session, then the privilege
  * drop and seccomp, last of all. */
-__attribute__((noreturn)) static void start_command(const struct shim_config *cfg, const struct container_io *io, bool console)
+__attribute__((noreturn)) static void start_command(const struct shim_config *cfg, const struct container_io *io,
+                                                    bool console)
 {
 	struct shim_err err;
 	shim_err_clear(&err);

@@ -7,15 +7,15 @@
 #include "config.h"
 
 struct container_io {
-	int sock;       /* our end of the protocol socket */
-	int stdin_fd;   /* what becomes fd 0, 1, 2 of the command */
+	int sock;     /* our end of the protocol socket */
+	int stdin_fd; /* what becomes fd 0, 1, 2 of the command */
 	int stdout_fd;
 	int stderr_fd;
-	int netns_fd;   /* --netns PATH: namespace to join, else -1 */
+	int netns_fd; /* --netns PATH: namespace to join, else -1 */
 	const char *rootfs_target;
 	const struct cgroup *cg;
-	bool in_cgroup;  /* clone3(CLONE_INTO_CGROUP) already put us there */
-	int pidfd;       /* exec: pidfd of the container init whose namespaces to join */
+	bool in_cgroup; /* clone3(CLONE_INTO_CGROUP) already put us there */
+	int pidfd;      /* exec: pidfd of the container init whose namespaces to join */
 };
 
 __attribute__((noreturn)) void container_main(const struct shim_config *cfg, const struct container_io *io);

@@ -16,14 +16,13 @@
 #define SHIM_ERR_MSG_MAX 1024
 
 struct shim_err {
-	int errnum;                  /* errno of the innermost failure, 0 if not a syscall error */
-	char msg[SHIM_ERR_MSG_MAX];  /* "step: step: strerror" */
+	int errnum;                 /* errno of the innermost failure, 0 if not a syscall error */
+	char msg[SHIM_ERR_MSG_MAX]; /* "step: step: strerror" */
 };
 
 /* Fills err with the formatted step name followed by ": strerror(errnum)" when
  * errnum is not 0. Always returns -1 so callers can `return shim_fail(...)`. */
-int shim_fail(struct shim_err *err, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+int shim_fail(struct shim_err *err, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Prefixes the message already in err with "context: ". Returns -1. */
 int shim_wrap(struct shim_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -48,7 +47,7 @@ static inline void shim_freep(void *p)
 }
 
 #define _cleanup_close_ __attribute__((cleanup(shim_closep)))
-#define _cleanup_free_ __attribute__((cleanup(shim_freep)))
+#define _cleanup_free_  __attribute__((cleanup(shim_freep)))
 
 /* Hands a descriptor out of a _cleanup_close_ variable without closing it. */
 static inline int shim_steal_fd(int *fd)

@@ -274,7 +274,8 @@ void run_loop(struct run *r)
 		if (p[P_LISTEN].revents)
 			attach_accept(r);
 		for (size_t i = 0; i < ATTACH_MAX_CLIENTS; i++)
-			if (p[P_CLIENTS + i].fd >= 0 && p[P_CLIENTS + i].revents && r->clients[i].fd == p[P_CLIENTS + i].fd)
+			if (p[P_CLIENTS + i].fd >= 0 && p[P_CLIENTS + i].revents &&
+			    r->clients[i].fd == p[P_CLIENTS + i].fd)
 				attach_on_client(r, &r->clients[i], p[P_CLIENTS + i].revents);
 		if (p[P_STDIN].revents)
 			stdin_flush(r);

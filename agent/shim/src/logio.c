@@ -20,7 +20,7 @@ void log_format_record(struct strbuf *out, const char *data, size_t n, enum log_
 }
 
 void log_feed(struct log_pending *p, const char *data, size_t n, enum log_stream s, const char *time,
-	      struct strbuf *out)
+              struct strbuf *out)
 {
 	while (n > 0) {
 		const char *nl = memchr(data, '\n', n);

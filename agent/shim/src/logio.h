@@ -26,7 +26,7 @@ struct log_pending {
 void log_format_record(struct strbuf *out, const char *data, size_t n, enum log_stream s, const char *time);
 /* Appends records for every complete line in pending + data; keeps the rest. */
 void log_feed(struct log_pending *p, const char *data, size_t n, enum log_stream s, const char *time,
-	      struct strbuf *out);
+              struct strbuf *out);
 /* Moves FILE.(n-2) .. FILE.1 one up and FILE to FILE.1 (FILE.(n-1) is replaced),
  * as docker's json-file driver rotates; with max_files 1 there is nothing to move.
  * The caller then reopens FILE (truncating it). Returns 0 or -1 (errno set). */

@@ -109,7 +109,8 @@ static int cmd_kill(const struct shim_config *cfg)
 	int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENXIO || errno == ENOENT) {
-			fprintf(stderr, "flotilla-shim: kill: container is not running (no shim listening on %s)\n", path);
+			fprintf(stderr, "flotilla-shim: kill: container is not running (no shim listening on %s)\n",
+			        path);
 			return 1;
 		}
 		fprintf(stderr, "flotilla-shim: kill: open %s: %s\n", path, strerror(errno));
@@ -134,7 +135,8 @@ static int cmd_resize(const struct shim_config *cfg)
 	snprintf(path, sizeof(path), "%s/control", cfg->state_dir);
 	int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
-		fprintf(stderr, "flotilla-shim: resize: %s\n", errno == ENXIO || errno == ENOENT ? "not running" : strerror(errno));
+		fprintf(stderr, "flotilla-shim: resize: %s\n",
+		        errno == ENXIO || errno == ENOENT ? "not running" : strerror(errno));
 		return 1;
 	}
 	char line[32];

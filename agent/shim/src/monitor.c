@@ -61,8 +61,12 @@ static int prepare_exec(struct run *r)
 	if (r->pidfd < 0) {
 		int e = errno;
 		if (e == ESRCH)
-			return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, 0, "exec: the container is not running (pid %d is gone)", (int)cfg->target_pid), &err));
-		return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, e, "exec: pidfd_open %d", (int)cfg->target_pid), &err));
+			return start_failed(r, SHIM_EXIT_FAILED,
+			                    (shim_fail(&err, 0, "exec: the container is not running (pid %d is gone)",
+			                               (int)cfg->target_pid),
+			                     &err));
+		return start_failed(r, SHIM_EXIT_FAILED,
+		                    (shim_fail(&err, e, "exec: pidfd_open %d", (int)cfg->target_pid), &err));
 	}
 	if (cgroup_locate(&r->cg, cfg->cgroup_root, cfg->cgroup_rel, &err) < 0)
 		return start_failed(r, SHIM_EXIT_FAILED, &err);
@@ -85,7 +89,8 @@ static int prepare(struct run *r)
 	 * without touching its state.json or its control FIFO. */
 	r->state_lock = open(cfg->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->state_lock < 0)
-		return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, errno, "state: open %s", cfg->state_dir), &err));
+		return start_failed(r, SHIM_EXIT_FAILED,
+		                    (shim_fail(&err, errno, "state: open %s", cfg->state_dir), &err));
 	if (flock(r->state_lock, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
 		if (e == EWOULDBLOCK)
@@ -104,7 +109,8 @@ static int prepare(struct run *r)
 	if (cfg->log_path != NULL) {
 		r->log_fd = open(cfg->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 		if (r->log_fd < 0)
-			return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, errno, "log: open %s", cfg->log_path), &err));
+			return start_failed(r, SHIM_EXIT_FAILED,
+			                    (shim_fail(&err, errno, "log: open %s", cfg->log_path), &err));
 		struct stat lst;
 		r->log_size = fstat(r->log_fd, &lst) == 0 ? (long long)lst.st_size : 0;
 	}
@@ -131,11 +137,13 @@ static int prepare(struct run *r)
 	snprintf(r->fifo_path, sizeof(r->fifo_path), "%s/control", cfg->state_dir);
 	unlink(r->fifo_path);
 	if (mkfifo(r->fifo_path, 0600) < 0)
-		return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, errno, "control: mkfifo %s", r->fifo_path), &err));
+		return start_failed(r, SHIM_EXIT_FAILED,
+		                    (shim_fail(&err, errno, "control: mkfifo %s", r->fifo_path), &err));
 	r->fifo_made = true;
 	r->fifo_fd = open(r->fifo_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (r->fifo_fd < 0)
-		return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, errno, "control: open %s", r->fifo_path), &err));
+		return start_failed(r, SHIM_EXIT_FAILED,
+		                    (shim_fail(&err, errno, "control: open %s", r->fifo_path), &err));
 
 	if (cfg->cmd == SHIM_CMD_EXEC)
 		return prepare_exec(r);
@@ -145,18 +153,22 @@ static int prepare(struct run *r)
 		 * mount namespace and disappears with it, even if the shim is killed */
 		snprintf(r->rootfs_dir, sizeof(r->rootfs_dir), "%s/rootfs", cfg->state_dir);
 		if (mkdir(r->rootfs_dir, 0755) < 0 && errno != EEXIST)
-			return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, errno, "rootfs: mkdir %s", r->rootfs_dir), &err));
+			return start_failed(r, SHIM_EXIT_FAILED,
+			                    (shim_fail(&err, errno, "rootfs: mkdir %s", r->rootfs_dir), &err));
 		r->rootfs_made = true;
 		for (size_t i = 0; i < cfg->n_lowers; i++)
 			if (access(cfg->lowers[i], F_OK) < 0)
-				return start_failed(r, SHIM_EXIT_FAILED,
-						    (shim_fail(&err, errno, "rootfs: lower layer %s", cfg->lowers[i]), &err));
+				return start_failed(
+				    r, SHIM_EXIT_FAILED,
+				    (shim_fail(&err, errno, "rootfs: lower layer %s", cfg->lowers[i]), &err));
 	} else {
 		struct stat st;
 		if (stat(cfg->rootfs, &st) < 0)
-			return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, errno, "rootfs: %s", cfg->rootfs), &err));
+			return start_failed(r, SHIM_EXIT_FAILED,
+			                    (shim_fail(&err, errno, "rootfs: %s", cfg->rootfs), &err));
 		if (!S_ISDIR(st.st_mode))
-			return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, ENOTDIR, "rootfs: %s", cfg->rootfs), &err));
+			return start_failed(r, SHIM_EXIT_FAILED,
+			                    (shim_fail(&err, ENOTDIR, "rootfs: %s", cfg->rootfs), &err));
 	}
 
 	if (cgroup_create(&r->cg, cfg, &err) < 0)
@@ -178,21 +190,22 @@ static int spawn(struct run *r)
 	if (cfg->netns == SHIM_NETNS_PATH) {
 		netns_fd = open(cfg->netns_path, O_RDONLY | O_CLOEXEC);
 		if (netns_fd < 0)
-			return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, errno, "netns: open %s", cfg->netns_path), &err));
+			return start_failed(r, SHIM_EXIT_FAILED,
+			                    (shim_fail(&err, errno, "netns: open %s", cfg->netns_path), &err));
 	}
 	int sp[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, errno, "clone: socketpair"), &err));
 
 	struct container_io io = {
-		.sock = sp[1],
-		.stdin_fd = r->in[0] >= 0 ? r->in[0] : (cfg->foreground && !cfg->attach ? 0 : r->devnull),
-		.stdout_fd = r->out[LOG_STDOUT][1] >= 0 ? r->out[LOG_STDOUT][1] : (cfg->foreground ? 1 : r->devnull),
-		.stderr_fd = r->out[LOG_STDERR][1] >= 0 ? r->out[LOG_STDERR][1] : (cfg->foreground ? 2 : r->devnull),
-		.netns_fd = netns_fd,
-		.rootfs_target = cfg->n_lowers > 0 ? r->rootfs_dir : cfg->rootfs,
-		.cg = &r->cg,
-		.pidfd = r->pidfd,
+	    .sock = sp[1],
+	    .stdin_fd = r->in[0] >= 0 ? r->in[0] : (cfg->foreground && !cfg->attach ? 0 : r->devnull),
+	    .stdout_fd = r->out[LOG_STDOUT][1] >= 0 ? r->out[LOG_STDOUT][1] : (cfg->foreground ? 1 : r->devnull),
+	    .stderr_fd = r->out[LOG_STDERR][1] >= 0 ? r->out[LOG_STDERR][1] : (cfg->foreground ? 2 : r->devnull),
+	    .netns_fd = netns_fd,
+	    .rootfs_target = cfg->n_lowers > 0 ? r->rootfs_dir : cfg->rootfs,
+	    .cg = &r->cg,
+	    .pidfd = r->pidfd,
 	};
 	bool exec = cfg->cmd == SHIM_CMD_EXEC;
 	uint64_t flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
@@ -205,7 +218,8 @@ static int spawn(struct run *r)
 			int e = errno;
 			close(sp[0]);
 			close(sp[1]);
-			return start_failed(r, SHIM_EXIT_FAILED, (shim_fail(&err, e, "exec: join the container's pid namespace"), &err));
+			return start_failed(r, SHIM_EXIT_FAILED,
+			                    (shim_fail(&err, e, "exec: join the container's pid namespace"), &err));
 		}
 		flags = 0;
 	}
@@ -214,9 +228,9 @@ static int spawn(struct run *r)
 	if (cgfd >= 0) {
 		/* v2: the child is created inside its cgroup, never migrated */
 		struct clone_args args = {
-			.flags = flags | CLONE_INTO_CGROUP,
-			.exit_signal = SIGCHLD,
-			.cgroup = (uint64_t)cgfd,
+		    .flags = flags | CLONE_INTO_CGROUP,
+		    .exit_signal = SIGCHLD,
+		    .cgroup = (uint64_t)cgfd,
 		};
 		pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 		io.in_cgroup = pid >= 0;
@@ -287,7 +301,7 @@ static int finish(struct run *r, struct shim_err *out_err)
 			bool oom = sigkilled && r->cg_made && cgroup_oom_killed(&r->cg, true);
 			r->st.oom_killed = oom;
 			snprintf(r->st.error, sizeof(r->st.error), "%s: killed by signal %d%s", r->start_err.msg,
-				 WTERMSIG(r->wstatus), oom ? " (out of memory: raise --memory)" : "");
+			         WTERMSIG(r->wstatus), oom ? " (out of memory: raise --memory)" : "");
 		}
 	} else if (WIFSIGNALED(r->wstatus)) {
 		code = 128 + WTERMSIG(r->wstatus);

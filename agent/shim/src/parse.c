@@ -39,13 +39,30 @@ int parse_size(const char *s, long long *out)
 		return -1;
 	unsigned shift = 0;
 	switch (tolower((unsigned char)*end)) {
-	case '\0': break;
-	case 'b': shift = 0; end++; break;
-	case 'k': shift = 10; end++; break;
-	case 'm': shift = 20; end++; break;
-	case 'g': shift = 30; end++; break;
-	case 't': shift = 40; end++; break;
-	default: return -1;
+	case '\0':
+		break;
+	case 'b':
+		shift = 0;
+		end++;
+		break;
+	case 'k':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+		shift = 40;
+		end++;
+		break;
+	default:
+		return -1;
 	}
 	/* allow "64m", "64mb", "64MiB" */
 	if (shift != 0 && (*end == 'i' || *end == 'I'))
@@ -64,9 +81,8 @@ static const struct {
 	const char *name;
 	int num;
 } signal_names[] = {
-	{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
-	{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"STOP", SIGSTOP},
-	{"CONT", SIGCONT}, {"WINCH", SIGWINCH}, {"ABRT", SIGABRT}, {"ALRM", SIGALRM},
+    {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},   {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
+    {"TERM", SIGTERM}, {"STOP", SIGSTOP}, {"CONT", SIGCONT}, {"WINCH", SIGWINCH}, {"ABRT", SIGABRT}, {"ALRM", SIGALRM},
 };
 
 int parse_signal(const char *s, int *out)
@@ -156,8 +172,7 @@ int parse_mount(char *spec, struct shim_mount *m, struct shim_err *err)
 {
 	char *parts[5] = {0};
 	size_t n = 0;
-	for (char *save = NULL, *tok = strtok_r(spec, ":", &save); tok != NULL;
-	     tok = strtok_r(NULL, ":", &save)) {
+	for (char *save = NULL, *tok = strtok_r(spec, ":", &save); tok != NULL; tok = strtok_r(NULL, ":", &save)) {
 		if (n == SHIM_ARRAY_LEN(parts))
 			return shim_fail(err, 0, "--mount: too many ':' fields");
 		parts[n++] = tok;
@@ -179,7 +194,8 @@ int parse_mount(char *spec, struct shim_mount *m, struct shim_err *err)
 				return shim_fail(err, 0, "--mount: bind option must be ro or rw, not \"%s\"", parts[3]);
 		}
 		if (!path_is_abs(m->src))
-			return shim_fail(err, 0, "--mount: bind source \"%s\" must be an absolute path without ..", m->src);
+			return shim_fail(err, 0, "--mount: bind source \"%s\" must be an absolute path without ..",
+			                 m->src);
 	} else if (strcmp(parts[0], "tmpfs") == 0) {
 		if (n < 2 || n > 3)
 			return shim_fail(err, 0, "--mount: expected tmpfs:DST[:SIZE]");
@@ -191,6 +207,7 @@ int parse_mount(char *spec, struct shim_mount *m, struct shim_err *err)
 		return shim_fail(err, 0, "--mount: unknown kind \"%s\" (bind or tmpfs)", parts[0]);
 	}
 	if (!path_is_abs(m->dst) || strcmp(m->dst, "/") == 0)
-		return shim_fail(err, 0, "--mount: destination \"%s\" must be an absolute path without .. and not /", m->dst);
+		return shim_fail(err, 0, "--mount: destination \"%s\" must be an absolute path without .. and not /",
+		                 m->dst);
 	return 0;
 }

@@ -46,15 +46,15 @@ enum shim_stage {
 };
 
 enum shim_msg_type {
-	MSG_EXEC = 2,          /* init -> monitor: setup done, calling execve */
-	MSG_ERROR = 3,         /* init -> monitor: a step failed, see errnum/msg */
-	MSG_PTY = 4,           /* init -> monitor: --tty, the pty master rides along (SCM_RIGHTS) */
+	MSG_EXEC = 2,  /* init -> monitor: setup done, calling execve */
+	MSG_ERROR = 3, /* init -> monitor: a step failed, see errnum/msg */
+	MSG_PTY = 4,   /* init -> monitor: --tty, the pty master rides along (SCM_RIGHTS) */
 };
 
 struct shim_msg {
 	uint32_t type;
 	int32_t errnum;
-	int32_t exit_code;     /* MSG_ERROR: status to record (125/126/127) */
+	int32_t exit_code; /* MSG_ERROR: status to record (125/126/127) */
 	char msg[SHIM_ERR_MSG_MAX];
 };
 

@@ -55,8 +55,8 @@ static int mount_fd(int fd, const char *src, const char *fstype, unsigned long f
 static int open_in_root(int rootfd, const char *path, enum mk mk, struct shim_err *err)
 {
 	struct open_how how = {
-		.flags = O_PATH | O_CLOEXEC,
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	    .flags = O_PATH | O_CLOEXEC,
+	    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 	};
 	int fd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
 	if (fd >= 0)
@@ -106,7 +106,7 @@ static int open_in_root(int rootfd, const char *path, enum mk mk, struct shim_er
 
 /* Mounts a fresh filesystem on path inside root. */
 static int mount_new(int rootfd, const char *path, const char *fstype, unsigned long flags, const char *data,
-		     struct shim_err *err)
+                     struct shim_err *err)
 {
 	_cleanup_close_ int fd = open_in_root(rootfd, path, MK_DIR, err);
 	if (fd < 0)
@@ -174,13 +174,13 @@ static int setup_dev(int rootfd, struct shim_err *err)
 {
 	static const char *const devices[] = {"null", "zero", "full", "random", "urandom", "tty"};
 	static const char *const links[][2] = {
-		{"fd", "/proc/self/fd"},        {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
-		{"stderr", "/proc/self/fd/2"},  {"ptmx", "pts/ptmx"},
+	    {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+	    {"stderr", "/proc/self/fd/2"}, {"ptmx", "pts/ptmx"},
 	};
 	/* nodev on the tmpfs itself: nodes created in it (CAP_MKNOD) stay inert;
 	 * the bound devices are separate mounts that keep the host's flags */
 	if (mount_new(rootfd, "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_STRICTATIME,
-		      "mode=755,size=65536k", err) < 0)
+	              "mode=755,size=65536k", err) < 0)
 		return -1;
 	_cleanup_close_ int devfd = open_in_root(rootfd, "/dev", MK_NONE, err);
 	if (devfd < 0)
@@ -198,11 +198,10 @@ static int setup_dev(int rootfd, struct shim_err *err)
 		if (symlinkat(links[i][1], devfd, links[i][0]) < 0)
 			return shim_fail(err, errno, "mount /dev: symlink %s", links[i][0]);
 	/* newinstance: the container gets its own pty numbering, not the host's */
-	if (mount_new(rootfd, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-		      "newinstance,ptmxmode=0666,mode=0620,gid=5", err) < 0)
+	if (mount_new(rootfd, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5",
+	              err) < 0)
 		return -1;
-	if (mount_new(rootfd, "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k", err) <
-	    0)
+	if (mount_new(rootfd, "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k", err) < 0)
 		return -1;
 	/* mqueue shows the ipc namespace of the mounter: we are already in ours */
 	return mount_new(rootfd, "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err);
@@ -223,8 +222,9 @@ static int mount_overlay(const struct shim_config *cfg, const char *target, stru
 		return shim_fail(err, errno, "rootfs: fsopen overlay (options exceed one page)");
 	for (size_t i = 0; i < cfg->n_lowers; i++)
 		if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", cfg->lowers[i], 0) < 0)
-			return shim_fail(err, errno, "rootfs: overlay lowerdir+ %s (needs Linux 6.8 for this many layers)",
-					 cfg->lowers[i]);
+			return shim_fail(err, errno,
+			                 "rootfs: overlay lowerdir+ %s (needs Linux 6.8 for this many layers)",
+			                 cfg->lowers[i]);
 	if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", cfg->upper, 0) < 0 ||
 	    fsconfig(fs, FSCONFIG_SET_STRING, "workdir", cfg->work, 0) < 0 ||
 	    fsconfig(fs, FSCONFIG_SET_STRING, "index", "off", 0) < 0 ||
@@ -243,11 +243,20 @@ static int mount_overlay(const struct shim_config *cfg, const char *target, stru
  * a read-only bind of themselves. Root in the container can otherwise write
  * /proc/sysrq-trigger or /proc/sys, which act on the whole host. */
 static const char *const masked_paths[] = {
-	"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-	"/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 };
 static const char *const readonly_paths[] = {
-	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 };
 
 static int protect_kernel_paths(struct shim_err *err)
@@ -259,9 +268,9 @@ static int protect_kernel_paths(struct shim_err *err)
 		struct stat st;
 		if (stat(p, &st) < 0)
 			continue; /* not on this kernel */
-		int rc = S_ISDIR(st.st_mode) ? mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-						     "size=0")
-					     : mount("/dev/null", p, NULL, MS_BIND, NULL);
+		int rc = S_ISDIR(st.st_mode)
+		             ? mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
+		             : mount("/dev/null", p, NULL, MS_BIND, NULL);
 		if (rc < 0)
 			return shim_fail(err, errno, "mask %s", p);
 	}

@@ -29,18 +29,18 @@ struct run {
 	bool rootfs_made;
 	char fifo_path[PATH_MAX];
 	bool fifo_made;
-	int state_lock;         /* flock'ed state dir */
-	bool owns_state;        /* we hold the lock: state.json is ours to write */
+	int state_lock;  /* flock'ed state dir */
+	bool owns_state; /* we hold the lock: state.json is ours to write */
 
 	int devnull, log_fd, fifo_fd, sfd, sock, report_fd;
-	int out[2][2];          /* stdout/stderr pipes: [stream][read=0, write=1]; tty: [0][0] = pty master */
+	int out[2][2]; /* stdout/stderr pipes: [stream][read=0, write=1]; tty: [0][0] = pty master */
 	pid_t pid;
 
 	/* interactive I/O (attach.h); -1 when absent */
-	int pidfd;              /* exec: the container init */
-	int in[2];              /* --stdin without a tty: the command's stdin pipe */
-	int stdin_w;            /* where client stdin goes: in[1], or a dup of the pty master */
-	bool stdin_closing;     /* close stdin_w once stdin_pending is written */
+	int pidfd;          /* exec: the container init */
+	int in[2];          /* --stdin without a tty: the command's stdin pipe */
+	int stdin_w;        /* where client stdin goes: in[1], or a dup of the pty master */
+	bool stdin_closing; /* close stdin_w once stdin_pending is written */
 	struct strbuf stdin_pending;
 	int pty_master;
 	int listen_fd;
@@ -50,16 +50,16 @@ struct run {
 	struct attach_client clients[ATTACH_MAX_CLIENTS];
 
 	bool got_exec, sock_eof, started, exited;
-	bool died_in_setup;     /* EOF without MSG_EXEC or MSG_ERROR */
+	bool died_in_setup; /* EOF without MSG_EXEC or MSG_ERROR */
 	int wstatus;
-	uint64_t pending_sigs;  /* forwarded signals that arrived before exec */
+	uint64_t pending_sigs; /* forwarded signals that arrived before exec */
 
 	struct shim_err start_err; /* set when the start failed */
 	int start_code;
 
 	struct log_pending pend[2];
 	struct strbuf logbuf;
-	long long log_size;     /* bytes in the current log file */
+	long long log_size; /* bytes in the current log file */
 };
 
 void now_rfc3339(char out[SHIM_TIME_MAX]);

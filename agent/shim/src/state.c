@@ -19,8 +19,8 @@ void state_format(const struct shim_state *st, struct strbuf *out)
 {
 	sb_puts(out, "{\"id\":");
 	sb_json_quoted(out, st->id);
-	sb_printf(out, ",\"shimPid\":%d,\"pid\":%d,\"status\":\"%s\",\"exitCode\":", (int)st->shim_pid,
-		  (int)st->pid, status_names[st->status]);
+	sb_printf(out, ",\"shimPid\":%d,\"pid\":%d,\"status\":\"%s\",\"exitCode\":", (int)st->shim_pid, (int)st->pid,
+	          status_names[st->status]);
 	if (st->exit_code < 0)
 		sb_puts(out, "null");
 	else

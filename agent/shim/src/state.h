@@ -20,15 +20,15 @@ enum shim_status { SHIM_STATUS_CREATED, SHIM_STATUS_RUNNING, SHIM_STATUS_EXITED 
 struct shim_state {
 	const char *id;
 	pid_t shim_pid;
-	pid_t pid;                 /* container init on the host; 0 before it exists */
+	pid_t pid; /* container init on the host; 0 before it exists */
 	enum shim_status status;
-	int exit_code;             /* -1 = null (not exited) */
+	int exit_code; /* -1 = null (not exited) */
 	bool oom_killed;
-	char started_at[SHIM_TIME_MAX];  /* "" = null */
+	char started_at[SHIM_TIME_MAX]; /* "" = null */
 	char finished_at[SHIM_TIME_MAX];
-	char error[SHIM_ERR_MSG_MAX];    /* "" = null */
-	int cgroup_version;        /* 0 = unknown yet */
-	const char *cgroup;        /* relative group path, NULL = unknown */
+	char error[SHIM_ERR_MSG_MAX]; /* "" = null */
+	int cgroup_version;           /* 0 = unknown yet */
+	const char *cgroup;           /* relative group path, NULL = unknown */
 };
 
 void state_format(const struct shim_state *st, struct strbuf *out);

@@ -101,8 +101,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 		cp = (cp << 6) | (s[i] & 0x3f);
 	}
 	/* overlong forms, surrogates and beyond U+10FFFF are invalid */
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
 	return len;
 }
@@ -124,14 +123,30 @@ void sb_json_str(struct strbuf *sb, const char *str, size_t n)
 		if (c < 0x80) {
 			*o++ = '\\';
 			switch (c) {
-			case '"': *o++ = '"'; break;
-			case '\\': *o++ = '\\'; break;
-			case '\n': *o++ = 'n'; break;
-			case '\r': *o++ = 'r'; break;
-			case '\t': *o++ = 't'; break;
-			case '\b': *o++ = 'b'; break;
-			case '\f': *o++ = 'f'; break;
-			default: o += sprintf(o, "u%04x", c); break;
+			case '"':
+				*o++ = '"';
+				break;
+			case '\\':
+				*o++ = '\\';
+				break;
+			case '\n':
+				*o++ = 'n';
+				break;
+			case '\r':
+				*o++ = 'r';
+				break;
+			case '\t':
+				*o++ = 't';
+				break;
+			case '\b':
+				*o++ = 'b';
+				break;
+			case '\f':
+				*o++ = 'f';
+				break;
+			default:
+				o += sprintf(o, "u%04x", c);
+				break;
 			}
 			i++;
 			continue;
@@ -187,7 +202,7 @@ void fmt_rfc3339(const struct timespec *ts, char out[SHIM_TIME_MAX])
 	unsigned m, d;
 	civil_from_days(days, &y, &m, &d);
 	snprintf(out, SHIM_TIME_MAX, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%09ldZ", y, m, d, rem / 3600, rem / 60 % 60,
-		 rem % 60, (long)ts->tv_nsec);
+	         rem % 60, (long)ts->tv_nsec);
 }
 
 int write_all(int fd, const void *buf, size_t len)

@@ -14,7 +14,7 @@ struct strbuf {
 	char *buf;
 	size_t len;
 	size_t cap;
-	bool oom;   /* sticky: an append failed to allocate */
+	bool oom; /* sticky: an append failed to allocate */
 };
 
 void sb_free(struct strbuf *sb);

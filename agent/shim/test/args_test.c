@@ -110,15 +110,58 @@ static void test_config_run(void)
 {
 	struct shim_config cfg;
 	struct shim_err err;
-	char *args[] = {"flotilla-shim", "run", "--id", "web-1", "--state-dir", "/run/fl/web-1",
-			"--rootfs-lower", "/l/3:/l/2:/l/1", "--upper", "/c/up", "--work", "/c/work",
-			"--hostname", "web", "--env", "A=1", "--env=B=two", "--cwd", "/app",
-			"--user", "1000:1000", "--groups", "10,20", "--memory", "64m",
-			"--cpu-quota", "50000", "--cpu-period", "100000", "--cpu-shares", "512",
-			"--pids", "100", "--mount", "bind:/v:/data:ro", "--mount", "tmpfs:/tmp:1m",
-			"--readonly-rootfs", "--netns", "/run/netns/x", "--log", "/var/log/c.json",
-			"--cgroup-parent", "flotilla/svc", "--seccomp", "unconfined", "--foreground",
-			"--", "sh", "-c", "echo hi", NULL};
+	char *args[] = {"flotilla-shim",
+	                "run",
+	                "--id",
+	                "web-1",
+	                "--state-dir",
+	                "/run/fl/web-1",
+	                "--rootfs-lower",
+	                "/l/3:/l/2:/l/1",
+	                "--upper",
+	                "/c/up",
+	                "--work",
+	                "/c/work",
+	                "--hostname",
+	                "web",
+	                "--env",
+	                "A=1",
+	                "--env=B=two",
+	                "--cwd",
+	                "/app",
+	                "--user",
+	                "1000:1000",
+	                "--groups",
+	                "10,20",
+	                "--memory",
+	                "64m",
+	                "--cpu-quota",
+	                "50000",
+	                "--cpu-period",
+	                "100000",
+	                "--cpu-shares",
+	                "512",
+	                "--pids",
+	                "100",
+	                "--mount",
+	                "bind:/v:/data:ro",
+	                "--mount",
+	                "tmpfs:/tmp:1m",
+	                "--readonly-rootfs",
+	                "--netns",
+	                "/run/netns/x",
+	                "--log",
+	                "/var/log/c.json",
+	                "--cgroup-parent",
+	                "flotilla/svc",
+	                "--seccomp",
+	                "unconfined",
+	                "--foreground",
+	                "--",
+	                "sh",
+	                "-c",
+	                "echo hi",
+	                NULL};
 	CHECK(parse(&cfg, &err, args) == 0);
 	CHECK_STR(err.msg, "");
 	CHECK(cfg.cmd == SHIM_CMD_RUN);
@@ -147,7 +190,8 @@ static void test_config_run(void)
 	CHECK(cfg.argv[3] == NULL);
 	config_free(&cfg);
 
-	char *defaults[] = {"flotilla-shim", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--", "true", NULL};
+	char *defaults[] = {"flotilla-shim", "run", "--id", "a",    "--state-dir", "/s",
+	                    "--rootfs",      "/r",  "--",   "true", NULL};
 	CHECK(parse(&cfg, &err, defaults) == 0);
 	CHECK(cfg.netns == SHIM_NETNS_NEW && cfg.seccomp && !cfg.foreground);
 	CHECK_STR(cfg.cgroup_parent, "flotilla");
@@ -156,7 +200,8 @@ static void test_config_run(void)
 	CHECK(!cfg.has_caps);
 	config_free(&cfg);
 
-	char *caps[] = {"flotilla-shim", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--caps", "0xa80405fb", "--", "true", NULL};
+	char *caps[] = {"flotilla-shim", "run",        "--id", "a",    "--state-dir", "/s", "--rootfs", "/r",
+	                "--caps",        "0xa80405fb", "--",   "true", NULL};
 	CHECK(parse(&cfg, &err, caps) == 0);
 	CHECK(cfg.has_caps && cfg.caps == 0xa80405fbULL);
 	config_free(&cfg);
@@ -175,46 +220,47 @@ static void test_config_errors(void)
 {
 	expect_error((char *[]){"s", NULL}, "no command");
 	expect_error((char *[]){"s", "launch", NULL}, "unknown command");
-	expect_error((char *[]){"s", "run", "--state-dir", "/s", "--rootfs", "/r", "--", "x", NULL}, "--id is required");
+	expect_error((char *[]){"s", "run", "--state-dir", "/s", "--rootfs", "/r", "--", "x", NULL},
+	             "--id is required");
 	expect_error((char *[]){"s", "run", "--id", "a", "--rootfs", "/r", "--", "x", NULL}, "--state-dir");
 	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--", "x", NULL}, "rootfs is required");
 	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", NULL}, "no command");
 	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--rootfs-lower", "/l",
-				"--upper", "/u", "--work", "/w", "--", "x", NULL},
-		     "exclusive");
+	                        "--upper", "/u", "--work", "/w", "--", "x", NULL},
+	             "exclusive");
 	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs-lower", "/l", "--", "x", NULL},
-		     "go together");
+	             "go together");
 	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs-lower", "/l,x", "--upper", "/u",
-				"--work", "/w", "--", "x", NULL},
-		     "--rootfs-lower");
-	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--memory", "lots", "--",
-				"x", NULL},
-		     "--memory: invalid size \"lots\"");
+	                        "--work", "/w", "--", "x", NULL},
+	             "--rootfs-lower");
+	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--memory", "lots",
+	                        "--", "x", NULL},
+	             "--memory: invalid size \"lots\"");
 	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--memory", NULL},
-		     "--memory: missing value");
+	             "--memory: missing value");
 	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--groups", "1", "--",
-				"x", NULL},
-		     "--groups needs --user");
-	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--bogus", "--", "x",
-				NULL},
-		     "unknown option \"--bogus\"");
+	                        "x", NULL},
+	             "--groups needs --user");
+	expect_error(
+	    (char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--bogus", "--", "x", NULL},
+	    "unknown option \"--bogus\"");
 	expect_error((char *[]){"s", "run", "--id", "../x", "--state-dir", "/s", "--rootfs", "/r", "--", "x", NULL},
-		     "--id");
+	             "--id");
 	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--netns", "blue", "--",
-				"x", NULL},
-		     "--netns");
+	                        "x", NULL},
+	             "--netns");
 	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--cpu-shares", "1",
-				"--", "x", NULL},
-		     "--cpu-shares");
+	                        "--", "x", NULL},
+	             "--cpu-shares");
 	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--cgroup-parent",
-				"../up", "--", "x", NULL},
-		     "--cgroup-parent");
+	                        "../up", "--", "x", NULL},
+	             "--cgroup-parent");
 	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--caps", "all", "--",
-				"x", NULL},
-		     "--caps: \"all\" must be a hexadecimal mask");
-	expect_error((char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--caps", "-1", "--",
-				"x", NULL},
-		     "--caps");
+	                        "x", NULL},
+	             "--caps: \"all\" must be a hexadecimal mask");
+	expect_error(
+	    (char *[]){"s", "run", "--id", "a", "--state-dir", "/s", "--rootfs", "/r", "--caps", "-1", "--", "x", NULL},
+	    "--caps");
 	expect_error((char *[]){"s", "kill", "--state-dir", "/s", "NOPE", NULL}, "unknown signal");
 	expect_error((char *[]){"s", "kill", "KILL", NULL}, "--state-dir");
 }

@@ -47,8 +47,9 @@ static void test_exec_args(void)
 {
 	struct shim_config cfg;
 	struct shim_err err;
-	char *ok[] = {"shim", "exec", "--id", "e1", "--state-dir", "/s", "--pid", "42", "--cgroup", "flotilla/c1",
-		      "--attach", "--tty", "--stdin", "--user", "5:6", "--env", "A=b", "--cwd", "/w", "--", "sh", NULL};
+	char *ok[] = {"shim",     "exec",        "--id",     "e1",    "--state-dir", "/s",     "--pid", "42",
+	              "--cgroup", "flotilla/c1", "--attach", "--tty", "--stdin",     "--user", "5:6",   "--env",
+	              "A=b",      "--cwd",       "/w",       "--",    "sh",          NULL};
 	CHECK(parse(&cfg, &err, ok) == 0);
 	CHECK(cfg.cmd == SHIM_CMD_EXEC && cfg.target_pid == 42 && cfg.tty && cfg.open_stdin && cfg.attach);
 	CHECK_STR(cfg.cgroup_rel, "flotilla/c1");
@@ -60,17 +61,19 @@ static void test_exec_args(void)
 	CHECK_CONTAINS(err.msg, "--pid and --cgroup");
 	config_free(&cfg);
 
-	char *rootfs[] = {"shim", "exec", "--id", "e1", "--state-dir", "/s", "--pid", "1", "--cgroup", "x",
-			  "--memory", "64m", "--", "sh", NULL};
+	char *rootfs[] = {"shim",     "exec", "--id",     "e1",  "--state-dir", "/s", "--pid", "1",
+	                  "--cgroup", "x",    "--memory", "64m", "--",          "sh", NULL};
 	CHECK(parse(&cfg, &err, rootfs) < 0);
 	CHECK_CONTAINS(err.msg, "belong to run");
 	config_free(&cfg);
 
-	char *escape[] = {"shim", "exec", "--id", "e1", "--state-dir", "/s", "--pid", "1", "--cgroup", "../x", "--", "sh", NULL};
+	char *escape[] = {"shim", "exec",     "--id", "e1", "--state-dir", "/s", "--pid",
+	                  "1",    "--cgroup", "../x", "--", "sh",          NULL};
 	CHECK(parse(&cfg, &err, escape) < 0);
 	config_free(&cfg);
 
-	char *tty_alone[] = {"shim", "run", "--id", "c", "--state-dir", "/s", "--rootfs", "/r", "--tty", "--", "sh", NULL};
+	char *tty_alone[] = {"shim",     "run", "--id",  "c",  "--state-dir", "/s",
+	                     "--rootfs", "/r",  "--tty", "--", "sh",          NULL};
 	CHECK(parse(&cfg, &err, tty_alone) < 0);
 	CHECK_CONTAINS(err.msg, "need --attach");
 	config_free(&cfg);

@@ -26,8 +26,8 @@ static void test_json_escape(void)
 	CHECK_STR(json("nul\0x", 5), "nul\\u0000x");
 	CHECK_STR(json("caf\xc3\xa9 \xf0\x9f\x9a\xa2", 10), "caf\xc3\xa9 \xf0\x9f\x9a\xa2");
 	CHECK_STR(json("\xff", 1), "\xef\xbf\xbd");
-	CHECK_STR(json("a\xc3", 2), "a\xef\xbf\xbd");                    /* truncated sequence */
-	CHECK_STR(json("\xc0\x80", 2), "\xef\xbf\xbd\xef\xbf\xbd");      /* overlong NUL */
+	CHECK_STR(json("a\xc3", 2), "a\xef\xbf\xbd");                               /* truncated sequence */
+	CHECK_STR(json("\xc0\x80", 2), "\xef\xbf\xbd\xef\xbf\xbd");                 /* overlong NUL */
 	CHECK_STR(json("\xed\xa0\x80", 3), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* surrogate */
 	CHECK_STR(json("\xf4\x90\x80\x80", 4), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* > U+10FFFF */
 	json(NULL, 0);
@@ -55,8 +55,8 @@ static void test_rfc3339(void)
 		struct tm tm;
 		gmtime_r(&t, &tm);
 		char want[SHIM_TIME_MAX];
-		snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.000000000Z", tm.tm_year + 1900, tm.tm_mon + 1,
-			 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.000000000Z", tm.tm_year + 1900,
+		         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 		fmt_rfc3339(&(struct timespec){t, 0}, out);
 		if (strcmp(out, want) != 0) {
 			CHECK_STR(out, want);
@@ -73,15 +73,17 @@ static void test_log_lines(void)
 	struct strbuf out = {0};
 
 	log_feed(&p, "hello\nworld\n", 12, LOG_STDOUT, T, &out);
-	CHECK_STR(out.buf, "{\"log\":\"hello\\n\",\"stream\":\"stdout\",\"time\":\"2024-01-02T03:04:05.000000006Z\"}\n"
-			   "{\"log\":\"world\\n\",\"stream\":\"stdout\",\"time\":\"2024-01-02T03:04:05.000000006Z\"}\n");
+	CHECK_STR(out.buf,
+	          "{\"log\":\"hello\\n\",\"stream\":\"stdout\",\"time\":\"2024-01-02T03:04:05.000000006Z\"}\n"
+	          "{\"log\":\"world\\n\",\"stream\":\"stdout\",\"time\":\"2024-01-02T03:04:05.000000006Z\"}\n");
 	sb_reset(&out);
 
 	/* a line split over reads is one record; the partial tail waits */
 	log_feed(&p, "par", 3, LOG_STDERR, T, &out);
 	CHECK_INT(out.len, 0);
 	log_feed(&p, "tial\nnext", 9, LOG_STDERR, T, &out);
-	CHECK_STR(out.buf, "{\"log\":\"partial\\n\",\"stream\":\"stderr\",\"time\":\"2024-01-02T03:04:05.000000006Z\"}\n");
+	CHECK_STR(out.buf,
+	          "{\"log\":\"partial\\n\",\"stream\":\"stderr\",\"time\":\"2024-01-02T03:04:05.000000006Z\"}\n");
 	sb_reset(&out);
 	log_flush(&p, LOG_STDERR, T, &out);
 	CHECK_STR(out.buf, "{\"log\":\"next\",\"stream\":\"stderr\",\"time\":\"2024-01-02T03:04:05.000000006Z\"}\n");
@@ -121,8 +123,8 @@ static void test_state_format(void)
 	struct strbuf sb = {0};
 	state_format(&st, &sb);
 	CHECK_STR(sb.buf, "{\"id\":\"web-1\",\"shimPid\":10,\"pid\":0,\"status\":\"created\",\"exitCode\":null,"
-			  "\"oomKilled\":false,\"startedAt\":null,\"finishedAt\":null,\"error\":null,"
-			  "\"cgroupVersion\":null,\"cgroup\":null}\n");
+	                  "\"oomKilled\":false,\"startedAt\":null,\"finishedAt\":null,\"error\":null,"
+	                  "\"cgroupVersion\":null,\"cgroup\":null}\n");
 	sb_reset(&sb);
 	st.pid = 11;
 	st.status = SHIM_STATUS_EXITED;
@@ -135,10 +137,10 @@ static void test_state_format(void)
 	st.cgroup = "flotilla/web-1";
 	state_format(&st, &sb);
 	CHECK_STR(sb.buf, "{\"id\":\"web-1\",\"shimPid\":10,\"pid\":11,\"status\":\"exited\",\"exitCode\":137,"
-			  "\"oomKilled\":true,\"startedAt\":\"2024-01-01T00:00:00.000000000Z\","
-			  "\"finishedAt\":\"2024-01-01T00:00:01.000000000Z\","
-			  "\"error\":\"exec: \\\"nope\\\": executable file not found in $PATH\","
-			  "\"cgroupVersion\":2,\"cgroup\":\"flotilla/web-1\"}\n");
+	                  "\"oomKilled\":true,\"startedAt\":\"2024-01-01T00:00:00.000000000Z\","
+	                  "\"finishedAt\":\"2024-01-01T00:00:01.000000000Z\","
+	                  "\"error\":\"exec: \\\"nope\\\": executable file not found in $PATH\","
+	                  "\"cgroupVersion\":2,\"cgroup\":\"flotilla/web-1\"}\n");
 	sb_free(&sb);
 }
 
@@ -170,10 +172,10 @@ static const char *get(const char *dir, const char *name)
 
 static void test_log_rotation(void)
 {
-	CHECK(!log_needs_rotation(0, 1 << 20, 100));       /* an empty log takes any batch */
+	CHECK(!log_needs_rotation(0, 1 << 20, 100)); /* an empty log takes any batch */
 	CHECK(!log_needs_rotation(50, 50, 100));
 	CHECK(log_needs_rotation(51, 50, 100));
-	CHECK(!log_needs_rotation(1LL << 40, 10, -1));      /* no limit */
+	CHECK(!log_needs_rotation(1LL << 40, 10, -1)); /* no limit */
 	CHECK_INT(log_fitting_records("ab\ncd\nef\n", 9, -1), 9);
 	CHECK_INT(log_fitting_records("ab\ncd\nef\n", 9, 9), 9);
 	CHECK_INT(log_fitting_records("ab\ncd\nef\n", 9, 7), 6);

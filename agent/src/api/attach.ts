@@ -22,13 +22,21 @@ import { execStartHijacked } from "./exec.routes";
 import { errorStatus, HttpError, queryBool } from "./http-util";
 import { splitVersion } from "./router";
 
-const REASONS: Record<number, string> = { 400: "Bad Request", 404: "Not Found", 409: "Conflict", 500: "Internal Server Error", 501: "Not Implemented" };
+const REASONS: Record<number, string> = {
+  400: "Bad Request",
+  404: "Not Found",
+  409: "Conflict",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+};
 
 /** An error response written by hand: after an upgrade request there is no ServerResponse. */
 function rawError(socket: Duplex, err: unknown): void {
   const { status, message } = errorStatus(err);
   const body = JSON.stringify({ message }) + "\n";
-  socket.end(`HTTP/1.1 ${status} ${REASONS[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${REASONS[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** The server's `upgrade` listener: attach requests are served, anything else refused. */
@@ -132,9 +140,12 @@ async function attach(containers: ContainerService, ref: string, q: URLSearchPar
   // Registered before we answer: the CLI starts the container as soon as it has our 101.
   const done = running ? containers.untilStopped(c.id) : containers.nextExit(c.id);
   let offset = await logSize(path);
-  socket.write("HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n");
+  socket.write(
+    "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
+  );
   const send = (records: LogRecord[]) => {
-    for (const r of records) if ((r.stream === "stdout" && stdout) || (r.stream === "stderr" && stderr)) socket.write(frame(r.stream, r.log));
+    for (const r of records)
+      if ((r.stream === "stdout" && stdout) || (r.stream === "stderr" && stderr)) socket.write(frame(r.stream, r.log));
   };
   if (queryBool(q, "logs")) {
     const past = await readLog(path);

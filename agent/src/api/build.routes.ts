@@ -29,7 +29,10 @@ export function registryConfig(header: string | string[] | undefined): (domain: 
     throw new InvalidError("invalid X-Registry-Config header", { field: "X-Registry-Config" });
   }
   return (domain) => {
-    const keys = domain === "docker.io" ? ["https://index.docker.io/v1/", "docker.io", "index.docker.io"] : [domain, `http://${domain}`, `https://${domain}`];
+    const keys =
+      domain === "docker.io"
+        ? ["https://index.docker.io/v1/", "docker.io", "index.docker.io"]
+        : [domain, `http://${domain}`, `https://${domain}`];
     for (const k of keys) {
       const c = parsed?.[k];
       if (c?.username) return { username: c.username, password: c.password ?? "" };

@@ -118,7 +118,8 @@ export function registerContainerOpsRoutes(router: Router, deps: ContainerOpsDep
   /** The root of a running container, or the refusal for a stopped one. */
   const rootOf = (ref: string) => {
     const { c, s } = running(ref);
-    if (!s || s.status !== "running") throw new HttpError(501, `docker cp with a stopped container is not supported by this agent yet (container ${c.id} is not running)`);
+    if (!s || s.status !== "running")
+      throw new HttpError(501, `docker cp with a stopped container is not supported by this agent yet (container ${c.id} is not running)`);
     return { c, rootFd: openRoot(s.pid) };
   };
 

@@ -72,7 +72,10 @@ async function streamLogs(ctx: RequestContext, deps: ContainerRouteDeps, res: Se
   if (follow) {
     const abort = new AbortController();
     res.on("close", () => abort.abort());
-    const until = q.untilNano !== undefined ? Promise.race([stopped, new Promise((r) => setTimeout(r, Math.max(0, q.untilNano! / 1e6 - Date.now())))]) : stopped;
+    const until =
+      q.untilNano !== undefined
+        ? Promise.race([stopped, new Promise((r) => setTimeout(r, Math.max(0, q.untilNano! / 1e6 - Date.now())))])
+        : stopped;
     await followLog(path, first.offset, (recs) => renderRecords(recs, q).forEach(write), { done: until, signal: abort.signal });
   }
   res.end();
@@ -91,9 +94,24 @@ export function registerContainerRoutes(router: Router, deps: ContainerRouteDeps
     const filters = parseFilters(query);
     checkFilterKeys(filters, CONTAINER_FILTER_KEYS);
     const ancestors = new Map<string, string | null>();
-    for (const ref of filters.get("ancestor") ?? []) ancestors.set(ref, await deps.images.inspect(ref).then((i) => i.Id, () => null));
-    const list = selectContainers(containers.all(), { all: queryBool(query, "all"), limit: queryInt(query, "limit"), filters }, (c, ref) => c.image === ref || ancestors.get(ref) === c.imageId);
-    sendJson(res, 200, list.map((c) => toContainerSummary(c, volumePath)));
+    for (const ref of filters.get("ancestor") ?? [])
+      ancestors.set(
+        ref,
+        await deps.images.inspect(ref).then(
+          (i) => i.Id,
+          () => null,
+        ),
+      );
+    const list = selectContainers(
+      containers.all(),
+      { all: queryBool(query, "all"), limit: queryInt(query, "limit"), filters },
+      (c, ref) => c.image === ref || ancestors.get(ref) === c.imageId,
+    );
+    sendJson(
+      res,
+      200,
+      list.map((c) => toContainerSummary(c, volumePath)),
+    );
   });
 
   router.add("GET", "/containers/:id/json", ({ res, params }) => {
@@ -124,7 +142,8 @@ export function registerContainerRoutes(router: Router, deps: ContainerRouteDeps
 
   router.add("POST", "/containers/:id/wait", async ({ res, params, query }) => {
     const condition = (query.get("condition") || "not-running") as WaitCondition;
-    if (!["not-running", "next-exit", "removed"].includes(condition)) throw new InvalidError(`invalid condition: "${condition}"`, { field: "condition" });
+    if (!["not-running", "next-exit", "removed"].includes(condition))
+      throw new InvalidError(`invalid condition: "${condition}"`, { field: "condition" });
     const result = containers.wait(params.id!, condition);
     // Headers go out at once: the docker CLI waits for them before it starts the container.
     res.writeHead(200, { "Content-Type": "application/json" });

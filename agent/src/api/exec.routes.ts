@@ -21,7 +21,8 @@ export interface ExecRouteDeps {
 export function resizeQuery(q: URLSearchParams): { rows: number; cols: number } {
   const parse = (name: string) => {
     const v = q.get(name) ?? "";
-    if (!/^\d+$/.test(v) || Number(v) > 65535) throw new InvalidError(`invalid ${name === "h" ? "height" : "width"}: ${JSON.stringify(v)}`, { field: name });
+    if (!/^\d+$/.test(v) || Number(v) > 65535)
+      throw new InvalidError(`invalid ${name === "h" ? "height" : "width"}: ${JSON.stringify(v)}`, { field: name });
     return Number(v);
   };
   return { rows: parse("h"), cols: parse("w") };
@@ -69,6 +70,10 @@ export function registerExecRoutes(router: Router, deps: ExecRouteDeps): void {
 export async function execStartHijacked(execs: ExecService, id: string, socket: Duplex, upgraded: boolean): Promise<void> {
   const x = execs.checkStartable(id);
   const type = x.spec.tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
-  socket.write(upgraded ? `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${type}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n` : `HTTP/1.1 200 OK\r\nContent-Type: ${type}\r\n\r\n`);
+  socket.write(
+    upgraded
+      ? `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${type}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`
+      : `HTTP/1.1 200 OK\r\nContent-Type: ${type}\r\n\r\n`,
+  );
   await execs.startAttached(id, socket);
 }

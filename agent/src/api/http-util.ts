@@ -101,10 +101,17 @@ export function parseFilters(q: URLSearchParams): Map<string, string[]> {
   } catch {
     throw new InvalidError(`invalid filter: ${raw}`, { field: "filters" });
   }
-  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new InvalidError(`invalid filter: ${raw}`, { field: "filters" });
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed))
+    throw new InvalidError(`invalid filter: ${raw}`, { field: "filters" });
   for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
     if (Array.isArray(value)) out.set(key, value.map(String));
-    else if (value && typeof value === "object") out.set(key, Object.entries(value).filter(([, on]) => on).map(([k]) => k));
+    else if (value && typeof value === "object")
+      out.set(
+        key,
+        Object.entries(value)
+          .filter(([, on]) => on)
+          .map(([k]) => k),
+      );
     else throw new InvalidError(`invalid filter ${key}`, { field: "filters" });
   }
   return out;
@@ -122,7 +129,11 @@ export function checkFilterKeys(filters: Map<string, string[]>, allowed: readonl
 export function requester(req: IncomingMessage): string {
   const socket = req.socket as Partial<TLSSocket>;
   const cn = socket.getPeerCertificate?.()?.subject?.CN;
-  const peer = cn ? `client certificate "${cn}" at ${req.socket.remoteAddress}` : req.socket.remoteAddress ? `${req.socket.remoteAddress}` : "the local socket";
+  const peer = cn
+    ? `client certificate "${cn}" at ${req.socket.remoteAddress}`
+    : req.socket.remoteAddress
+      ? `${req.socket.remoteAddress}`
+      : "the local socket";
   const agent = req.headers["user-agent"];
   return `${req.method} ${(req.url ?? "").split("?")[0]} from ${peer}${agent ? ` (${agent})` : ""}`;
 }

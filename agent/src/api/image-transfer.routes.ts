@@ -60,7 +60,7 @@ export function registerImageTransferRoutes(router: Router, deps: ImageTransferD
     const record = images.record(params.name!);
     const config = await images.imageConfig(record.id);
     const chain: string[] = [];
-    for (let id: string | undefined = record.id; id; ) {
+    for (let id: string | undefined = record.id; id;) {
       chain.push(id);
       try {
         id = images.record(id).parent;
@@ -73,7 +73,14 @@ export function registerImageTransferRoutes(router: Router, deps: ImageTransferD
     const out = history.map((h, i) => {
       const size = h.empty_layer ? 0 : images.layerSize(record.layers[layerIndex--]?.diffId ?? "");
       const id = chain[i] ?? "<missing>";
-      return { Id: id, Created: SECONDS(h.created ?? ""), CreatedBy: h.created_by ?? "", Tags: id === "<missing>" ? null : images.tagsOf(id).map(familiarize), Size: size, Comment: h.comment ?? "" };
+      return {
+        Id: id,
+        Created: SECONDS(h.created ?? ""),
+        CreatedBy: h.created_by ?? "",
+        Tags: id === "<missing>" ? null : images.tagsOf(id).map(familiarize),
+        Size: size,
+        Comment: h.comment ?? "",
+      };
     });
     sendJson(res, 200, out);
   });
@@ -148,11 +155,16 @@ export function registerImageTransferRoutes(router: Router, deps: ImageTransferD
     for (const r of images.records()) for (const d of new Set(r.layers.map((l) => l.diffId))) layerUse.set(d, (layerUse.get(d) ?? 0) + 1);
     const layersSize = [...layerUse.keys()].reduce((n, d) => n + images.layerSize(d), 0);
     const imagesOut = list.map((i) => {
-      const shared = [...new Set(images.record(i.Id).layers.map((l) => l.diffId))].filter((d) => (layerUse.get(d) ?? 0) > 1).reduce((n, d) => n + images.layerSize(d), 0);
+      const shared = [...new Set(images.record(i.Id).layers.map((l) => l.diffId))]
+        .filter((d) => (layerUse.get(d) ?? 0) > 1)
+        .reduce((n, d) => n + images.layerSize(d), 0);
       return { ...i, SharedSize: shared, Containers: counts.get(i.Id) ?? 0 };
     });
     const volumePath = (name: string) => deps.volumes.dataPath(name);
-    const volumes = (await deps.volumes.list()).map((v) => ({ ...v, UsageData: { Size: -1, RefCount: deps.containers.volumeUsers(v.Name).length } }));
+    const volumes = (await deps.volumes.list()).map((v) => ({
+      ...v,
+      UsageData: { Size: -1, RefCount: deps.containers.volumeUsers(v.Name).length },
+    }));
     sendJson(res, 200, {
       LayersSize: layersSize,
       Images: imagesOut,

@@ -20,7 +20,10 @@ export function registryCredentials(header: string | string[] | undefined): Cred
   const value = Array.isArray(header) ? header[0] : header;
   if (!value) return undefined;
   try {
-    const json = JSON.parse(Buffer.from(value.replace(/-/g, "+").replace(/_/g, "/"), "base64").toString("utf8")) as { username?: string; password?: string };
+    const json = JSON.parse(Buffer.from(value.replace(/-/g, "+").replace(/_/g, "/"), "base64").toString("utf8")) as {
+      username?: string;
+      password?: string;
+    };
     return json.username ? { username: json.username, password: json.password ?? "" } : undefined;
   } catch {
     throw new InvalidError("invalid X-Registry-Auth header", { field: "X-Registry-Auth" });
@@ -38,7 +41,15 @@ export function pullReference(fromImage: string, tag: string | null): string {
  * Like dockerd, an image keeps only its matching tags (the CLI prints one row per tag).
  */
 function filterByReference(image: ImageSummary, patterns: readonly string[]): ImageSummary | null {
-  const globs = patterns.map((p) => new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, ".")}$`));
+  const globs = patterns.map(
+    (p) =>
+      new RegExp(
+        `^${p
+          .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+          .replace(/\*/g, "[^/]*")
+          .replace(/\?/g, ".")}$`,
+      ),
+  );
   const matches = (name: string, repo: string) => globs.some((g) => g.test(name) || g.test(repo));
   const tags = image.RepoTags.filter((t) => matches(t, t.slice(0, t.lastIndexOf(":"))));
   const digests = image.RepoDigests.filter((d) => matches(d, d.slice(0, d.indexOf("@"))));

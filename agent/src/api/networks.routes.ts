@@ -45,7 +45,10 @@ export function registerNetworkRoutes(router: Router, deps: NetworkRouteDeps): v
     };
     return predefinedNetworks(bridge, containerName, withContainers);
   };
-  const all = (withContainers: boolean): DockerNetwork[] => [...predefined(withContainers), ...(host ? host.user.list().map((n) => toDockerNetwork(n, withContainers)) : [])];
+  const all = (withContainers: boolean): DockerNetwork[] => [
+    ...predefined(withContainers),
+    ...(host ? host.user.list().map((n) => toDockerNetwork(n, withContainers)) : []),
+  ];
   /** Docker's lookup order: full id, name, unique id prefix. */
   const lookup = (ref: string): DockerNetwork => {
     const list = all(true);
@@ -57,9 +60,11 @@ export function registerNetworkRoutes(router: Router, deps: NetworkRouteDeps): v
   };
   const remove = async (ref: string): Promise<DockerNetwork> => {
     const n = lookup(ref);
-    if ((PREDEFINED as readonly string[]).includes(n.Name)) throw new ConflictError(`${n.Name} is a pre-defined network and cannot be removed`);
+    if ((PREDEFINED as readonly string[]).includes(n.Name))
+      throw new ConflictError(`${n.Name} is a pre-defined network and cannot be removed`);
     const users = networkUsers(containers.all(), n.Id);
-    if (users.length) throw new ConflictError(`error while removing network: network ${n.Name} id ${n.Id} is in use by container(s) ${users.join(", ")}`);
+    if (users.length)
+      throw new ConflictError(`error while removing network: network ${n.Name} id ${n.Id} is in use by container(s) ${users.join(", ")}`);
     await user().remove(n.Id);
     events.emit("network", "destroy", n.Id, { name: n.Name, type: n.Driver });
     return n;
@@ -127,8 +132,14 @@ export function registerNetworkRoutes(router: Router, deps: NetworkRouteDeps): v
     const body = await readJson<{ Container?: string; Force?: boolean }>(req);
     if (!body.Container) throw new DomainError("invalid", "Container is required", { field: "Container" });
     const n = lookup(params.id!);
-    if ((PREDEFINED as readonly string[]).includes(n.Name)) throw new NotSupportedError(`disconnecting from the ${n.Name} network is not supported`);
-    await disconnectContainer({ store: containers.store, network: deps.network, events }, n.Id, body.Container, !!body.Force || queryBool(query, "force"));
+    if ((PREDEFINED as readonly string[]).includes(n.Name))
+      throw new NotSupportedError(`disconnecting from the ${n.Name} network is not supported`);
+    await disconnectContainer(
+      { store: containers.store, network: deps.network, events },
+      n.Id,
+      body.Container,
+      !!body.Force || queryBool(query, "force"),
+    );
     sendEmpty(res, 200);
   });
 }

@@ -48,7 +48,10 @@ export function splitVersion(pathname: string): { version: string; path: string 
     throw new HttpError(400, `client version ${version} is too new. Maximum supported API version is ${API_VERSION}`);
   }
   if (compareVersions(version, MIN_API_VERSION) < 0) {
-    throw new HttpError(400, `client version ${version} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
+    throw new HttpError(
+      400,
+      `client version ${version} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`,
+    );
   }
   return { version, path: m[2] ?? "/" };
 }

@@ -39,7 +39,16 @@ export function registerSystemRoutes(router: Router, deps: SystemRouteDeps): voi
   });
 
   router.add("GET", "/version", ({ res }) => {
-    const details = { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Arch: facts.goArch, Os: "linux", KernelVersion: facts.kernelVersion, GitCommit: "", GoVersion: `node${process.versions.node}`, BuildTime: "" };
+    const details = {
+      ApiVersion: API_VERSION,
+      MinAPIVersion: MIN_API_VERSION,
+      Arch: facts.goArch,
+      Os: "linux",
+      KernelVersion: facts.kernelVersion,
+      GitCommit: "",
+      GoVersion: `node${process.versions.node}`,
+      BuildTime: "",
+    };
     sendJsonNoCache(res, {
       Platform: { Name: "Flotilla Agent" },
       Components: [{ Name: "Engine", Version: AGENT_VERSION, Details: details }],
@@ -60,7 +69,12 @@ export function registerSystemRoutes(router: Router, deps: SystemRouteDeps): voi
       Images: (await deps.images.list()).length,
       Driver: "overlay2",
       DriverStatus: [["Backing Filesystem", "overlayfs"]],
-      Plugins: { Volume: ["local"], Network: deps.bridgeNetworking ? ["bridge", "host", "null"] : ["host", "null"], Authorization: null, Log: ["json-file"] },
+      Plugins: {
+        Volume: ["local"],
+        Network: deps.bridgeNetworking ? ["bridge", "host", "null"] : ["host", "null"],
+        Authorization: null,
+        Log: ["json-file"],
+      },
       MemoryLimit: true,
       SwapLimit: true,
       CpuCfsPeriod: true,
@@ -83,7 +97,13 @@ export function registerSystemRoutes(router: Router, deps: SystemRouteDeps): voi
       OSType: "linux",
       Architecture: facts.architecture,
       IndexServerAddress: "https://index.docker.io/v1/",
-      RegistryConfig: { InsecureRegistryCIDRs: [], IndexConfigs: {}, Mirrors: [], AllowNondistributableArtifactsCIDRs: [], AllowNondistributableArtifactsHostnames: [] },
+      RegistryConfig: {
+        InsecureRegistryCIDRs: [],
+        IndexConfigs: {},
+        Mirrors: [],
+        AllowNondistributableArtifactsCIDRs: [],
+        AllowNondistributableArtifactsHostnames: [],
+      },
       NCPU: facts.ncpu,
       MemTotal: facts.memTotal,
       DockerRootDir: deps.root,
@@ -141,6 +161,12 @@ export function registerSystemRoutes(router: Router, deps: SystemRouteDeps): voi
 
 function sendJsonNoCache(res: import("node:http").ServerResponse, body: unknown): void {
   const data = Buffer.from(JSON.stringify(body) + "\n");
-  res.writeHead(200, { "Content-Type": "application/json", "Content-Length": data.length, "API-Version": API_VERSION, OSType: "linux", "Docker-Experimental": "false" });
+  res.writeHead(200, {
+    "Content-Type": "application/json",
+    "Content-Length": data.length,
+    "API-Version": API_VERSION,
+    OSType: "linux",
+    "Docker-Experimental": "false",
+  });
   res.end(data);
 }

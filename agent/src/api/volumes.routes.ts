@@ -28,7 +28,8 @@ export function registerVolumeRoutes(router: Router, deps: VolumeRouteDeps): voi
     for (const n of filters.get("name") ?? []) list = list.filter((v) => v.Name.includes(n));
     for (const l of filters.get("label") ?? []) list = list.filter((v) => labelMatches(v.Labels, l));
     const dangling = filters.get("dangling")?.[0];
-    if (dangling !== undefined) list = list.filter((v) => (containers.volumeUsers(v.Name).length === 0) === (dangling === "true" || dangling === "1"));
+    if (dangling !== undefined)
+      list = list.filter((v) => (containers.volumeUsers(v.Name).length === 0) === (dangling === "true" || dangling === "1"));
     for (const d of filters.get("driver") ?? []) list = list.filter((v) => v.Driver === d);
     sendJson(res, 200, { Volumes: list, Warnings: [] });
   });

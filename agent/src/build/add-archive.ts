@@ -42,7 +42,13 @@ function open(path: string, k: "gzip" | "tar"): AsyncIterable<Buffer> {
  * A plan when the sources are one local archive; null otherwise (then ADD copies like COPY).
  * gzip files that are not tars are copied as they are, as in Docker.
  */
-export async function planArchiveAdd(sources: readonly string[], dest: string, workdir: string, context: ImageFs, image: ImageFs): Promise<ArchivePlan | null> {
+export async function planArchiveAdd(
+  sources: readonly string[],
+  dest: string,
+  workdir: string,
+  context: ImageFs,
+  image: ImageFs,
+): Promise<ArchivePlan | null> {
   if (sources.length !== 1 || /[*?[]/.test(sources[0]!) || /^[a-z]+:\/\//i.test(sources[0]!)) return null;
   const rel = posix.normalize(sources[0]!.replace(/^\/+/, "") || ".");
   if (rel.startsWith("..")) return null; // planCopy gives the message
@@ -72,7 +78,15 @@ export async function planArchiveAdd(sources: readonly string[], dest: string, w
       const p = parts.slice(0, i).join("/");
       const existing = await image.lookup(p);
       const st = existing?.stat.isDirectory() ? existing.stat : undefined;
-      yield tarHeader({ path: p, type: "directory", size: 0, mode: st ? st.mode & 0o7777 : 0o755, uid: st?.uid ?? 0, gid: st?.gid ?? 0, mtime: st ? Math.floor(st.mtimeMs / 1000) : 0 });
+      yield tarHeader({
+        path: p,
+        type: "directory",
+        size: 0,
+        mode: st ? st.mode & 0o7777 : 0o755,
+        uid: st?.uid ?? 0,
+        gid: st?.gid ?? 0,
+        mtime: st ? Math.floor(st.mtimeMs / 1000) : 0,
+      });
     }
   }
 

@@ -62,7 +62,10 @@ export function parseBuildOptions(q: URLSearchParams): BuildOptions {
     const v = q.get(name);
     if (v !== null && used(v)) throw new NotSupportedError(`${flag} is not supported by this agent's builder`, { field: name });
   }
-  if (q.get("version") === "2") throw new NotSupportedError("BuildKit (builder version 2) is not supported by this agent; the classic builder is used without buildx", { field: "version" });
+  if (q.get("version") === "2")
+    throw new NotSupportedError("BuildKit (builder version 2) is not supported by this agent; the classic builder is used without buildx", {
+      field: "version",
+    });
   if (!bool(q, "rm", true)) {
     throw new NotSupportedError("--rm=false is not supported: this builder always removes its intermediate containers", { field: "rm" });
   }
@@ -70,7 +73,11 @@ export function parseBuildOptions(q: URLSearchParams): BuildOptions {
   let network: "new" | "host";
   if (mode === "" || mode === "default" || mode === "none") network = "new";
   else if (mode === "host") network = "host";
-  else throw new NotSupportedError(`--network=${mode} is not supported for builds: RUN steps have no network (default, like none) or the host's (--network host)`, { field: "networkmode" });
+  else
+    throw new NotSupportedError(
+      `--network=${mode} is not supported for builds: RUN steps have no network (default, like none) or the host's (--network host)`,
+      { field: "networkmode" },
+    );
 
   const buildArgs = new Map<string, string | null>(Object.entries(jsonParam<Record<string, string | null>>(q, "buildargs", {})));
   const labels = jsonParam<Record<string, string>>(q, "labels", {});

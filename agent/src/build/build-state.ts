@@ -95,7 +95,13 @@ export function scopeArgs(state: State, _withUnset: boolean): string[] {
 
 /** Errors a user caused, as the builder reports them (kept apart from internal failures). */
 export function isUserError(e: unknown): boolean {
-  return e instanceof BuildError || e instanceof InstructionError || e instanceof DomainError || (e instanceof Error && e.name === "DockerfileParseError") || (e instanceof Error && e.name === "ExpansionError");
+  return (
+    e instanceof BuildError ||
+    e instanceof InstructionError ||
+    e instanceof DomainError ||
+    (e instanceof Error && e.name === "DockerfileParseError") ||
+    (e instanceof Error && e.name === "ExpansionError")
+  );
 }
 
 export interface BuildOutput {

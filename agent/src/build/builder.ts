@@ -32,12 +32,21 @@ import { applyMetadata, BUILTIN_ARGS, nopCreatedBy, runArgsPrefix, toArgv, type 
 import { directoryLayerTar } from "./layer-diff";
 import { RUNTIME_MOUNT_POINTS, runStep, upperHasChanges } from "./run-step";
 import { envLookup, processWord, type Lookup } from "./shell-lexer";
-import { BuildError, entriesTar, scopeArgs, scratchConfig, splitStages, type BuildOutput, type BuildRequest, type DispatchContext, type State } from "./build-state";
+import {
+  BuildError,
+  entriesTar,
+  scopeArgs,
+  scratchConfig,
+  splitStages,
+  type BuildOutput,
+  type BuildRequest,
+  type DispatchContext,
+  type State,
+} from "./build-state";
 import type { CopyEntry } from "./copy";
 
 export { BuildError, isUserError } from "./build-state";
 export type { BuildOutput, BuildRequest } from "./build-state";
-
 
 export interface BuilderDeps {
   images: ImageStore;
@@ -45,8 +54,6 @@ export interface BuilderDeps {
   /** Largest build context accepted, in bytes. */
   contextLimit: number;
 }
-
-
 
 export class Builder {
   constructor(private readonly deps: BuilderDeps) {}
@@ -141,7 +148,14 @@ export class Builder {
   }
 
   /** FROM: a previous stage, scratch, a stored image, or a pull. */
-  private async from(cmd: Extract<Command, { kind: "FROM" }>, image: string, stages: ReadonlyArray<{ name?: string; imageId: string; state: State }>, opts: BuildOptions, req: BuildRequest, out: BuildOutput): Promise<State> {
+  private async from(
+    cmd: Extract<Command, { kind: "FROM" }>,
+    image: string,
+    stages: ReadonlyArray<{ name?: string; imageId: string; state: State }>,
+    opts: BuildOptions,
+    req: BuildRequest,
+    out: BuildOutput,
+  ): Promise<State> {
     const fresh = (imageId: string, config: ImageConfigJson, layers: LayerRef[]): State => ({
       imageId,
       config,
@@ -175,7 +189,11 @@ export class Builder {
       }
     }
     const ref = parseReference(image);
-    const result = await images.pull(image, { onProgress: (m) => out.status(m), credentials: req.credentials?.(ref.domain), signal: req.signal });
+    const result = await images.pull(image, {
+      onProgress: (m) => out.status(m),
+      credentials: req.credentials?.(ref.domain),
+      signal: req.signal,
+    });
     return result.id;
   }
 
@@ -189,7 +207,15 @@ export class Builder {
           state.args.set(a.name, ctx.argValue(a.name, fallback));
         }
         const comment = `ARG ${c.args.map((a) => (a.value !== undefined ? `${a.name}=${a.value}` : a.name)).join(" ")}`;
-        return this.metadataStep(state, nopCreatedBy(state.run, comment), state.run, undefined, opts.noCache, out, scopeArgs(state, false).join(","));
+        return this.metadataStep(
+          state,
+          nopCreatedBy(state.run, comment),
+          state.run,
+          undefined,
+          opts.noCache,
+          out,
+          scopeArgs(state, false).join(","),
+        );
       }
       case "RUN":
         return this.runStepFor(c, state, ctx);
@@ -211,8 +237,22 @@ export class Builder {
         for (let i = 1; i <= parts.length; i++) {
           const p = parts.slice(0, i).join("/");
           const node = await fsys.lookup(p);
-          if (node?.stat.isDirectory()) missing.push({ header: { path: p, type: "directory", size: 0, mode: node.stat.mode & 0o7777, uid: node.stat.uid, gid: node.stat.gid, mtime: Math.floor(node.stat.mtimeMs / 1000) } });
-          else missing.push({ header: { path: p, type: "directory", size: 0, mode: 0o755, uid: 0, gid: 0, mtime: Math.floor(Date.now() / 1000) } });
+          if (node?.stat.isDirectory())
+            missing.push({
+              header: {
+                path: p,
+                type: "directory",
+                size: 0,
+                mode: node.stat.mode & 0o7777,
+                uid: node.stat.uid,
+                gid: node.stat.gid,
+                mtime: Math.floor(node.stat.mtimeMs / 1000),
+              },
+            });
+          else
+            missing.push({
+              header: { path: p, type: "directory", size: 0, mode: 0o755, uid: 0, gid: 0, mtime: Math.floor(Date.now() / 1000) },
+            });
         }
         const node = rel ? await fsys.lookup(rel) : null;
         const layer = rel && !node?.stat.isDirectory() ? await this.addLayer(entriesTar(missing), ctx) : undefined;
@@ -239,15 +279,31 @@ export class Builder {
     return true;
   }
 
-  private async metadataStep(state: State, createdBy: string, run: RunConfig, author: string | undefined, noCache: boolean, out: BuildOutput, extra = ""): Promise<void> {
+  private async metadataStep(
+    state: State,
+    createdBy: string,
+    run: RunConfig,
+    author: string | undefined,
+    noCache: boolean,
+    out: BuildOutput,
+    extra = "",
+  ): Promise<void> {
     const key = stepCacheKey(state.imageId, createdBy, run, extra);
     if (await this.hit(key, state, noCache, out)) return;
     await this.commit(state, { createdBy, run, author, cacheKey: key }, out);
   }
 
-  private async commit(state: State, step: { createdBy: string; run: RunConfig; layer?: LayerRef; author?: string; cacheKey: string }, out: BuildOutput): Promise<void> {
+  private async commit(
+    state: State,
+    step: { createdBy: string; run: RunConfig; layer?: LayerRef; author?: string; cacheKey: string },
+    out: BuildOutput,
+  ): Promise<void> {
     const created = new Date().toISOString();
-    const { container: _c, container_config: _cc, ...base } = state.config as ImageConfigJson & { container?: unknown; container_config?: unknown };
+    const {
+      container: _c,
+      container_config: _cc,
+      ...base
+    } = state.config as ImageConfigJson & { container?: unknown; container_config?: unknown };
     void _c;
     void _cc;
     const config: ImageConfigJson = {
@@ -282,7 +338,9 @@ export class Builder {
     const env = state.run.Env ?? [];
     const inEnv = new Set(env.map((e) => e.split("=", 1)[0]));
     const declared = new Map([...state.args].filter(([k, v]) => v !== undefined && !inEnv.has(k)) as Array<[string, string]>);
-    const builtin = [...ctx.opts.buildArgs].filter(([k, v]) => BUILTIN_ARGS.has(k) && v !== null && !declared.has(k) && !inEnv.has(k)).map(([k, v]) => `${k}=${v}`);
+    const builtin = [...ctx.opts.buildArgs]
+      .filter(([k, v]) => BUILTIN_ARGS.has(k) && v !== null && !declared.has(k) && !inEnv.has(k))
+      .map(([k, v]) => `${k}=${v}`);
     const createdBy = `${runArgsPrefix(declared)}${argv.join(" ")}`;
     const key = stepCacheKey(state.imageId, createdBy, state.run);
     if (await this.hit(key, state, ctx.opts.noCache, ctx.out)) return;
@@ -308,7 +366,8 @@ export class Builder {
       (id) => ctx.out.stream(` ---> Running in ${id.slice(0, 12)}\n`),
     );
     try {
-      if (result.exitCode !== 0) throw new BuildError(`The command '${argv.join(" ")}' returned a non-zero code: ${result.exitCode}`, result.exitCode);
+      if (result.exitCode !== 0)
+        throw new BuildError(`The command '${argv.join(" ")}' returned a non-zero code: ${result.exitCode}`, result.exitCode);
       const layer = (await upperHasChanges(result.upper))
         ? await this.addLayer(directoryLayerTar(result.upper, { exclude: (rel) => RUNTIME_MOUNT_POINTS.has(rel) }), ctx)
         : undefined;
@@ -368,4 +427,3 @@ export class Builder {
     await this.commit(state, { createdBy, run: state.run, layer, cacheKey: key }, ctx.out);
   }
 }
-

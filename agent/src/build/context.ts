@@ -19,7 +19,9 @@ async function* limited(source: AsyncIterable<Buffer>, limit: number): AsyncGene
   for await (const chunk of source) {
     total += chunk.length;
     if (total > limit) {
-      throw new ContextTooLargeError(`build context is larger than the agent's limit of ${humanSize(limit)} (--build-context-limit); leave out what the build does not need with a .dockerignore file`);
+      throw new ContextTooLargeError(
+        `build context is larger than the agent's limit of ${humanSize(limit)} (--build-context-limit); leave out what the build does not need with a .dockerignore file`,
+      );
     }
     yield chunk;
   }

@@ -60,7 +60,8 @@ function globRegex(pattern: string): RegExp {
 /** A source path cleaned against its root; Docker's message for one that climbs out. */
 function cleanSource(src: string, fromContext: boolean): string {
   const rel = posix.normalize(src.replace(/^\/+/, "") || ".");
-  if (fromContext && (rel === ".." || rel.startsWith("../"))) throw new InstructionError(`forbidden path outside the build context: ${src} ()`);
+  if (fromContext && (rel === ".." || rel.startsWith("../")))
+    throw new InstructionError(`forbidden path outside the build context: ${src} ()`);
   return rel === "." || rel === ".." || rel.startsWith("../") ? "" : rel.replace(/\/$/, "");
 }
 
@@ -98,7 +99,9 @@ export async function planCopy(req: CopyRequest): Promise<CopyPlan> {
   for (const src of req.sources) {
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(src)) {
       if (verb === "COPY") throw new InstructionError(`COPY failed: source can't be a URL for COPY`);
-      throw new InstructionError(`ADD failed: downloading ${src} is not supported by this agent (no network access for builds); put the file in the build context and ADD it from there`);
+      throw new InstructionError(
+        `ADD failed: downloading ${src} is not supported by this agent (no network access for builds); put the file in the build context and ADD it from there`,
+      );
     }
     const rel = cleanSource(src, req.fromContext);
     const candidates = WILDCARD.test(rel) ? await expandWildcard(req.from, rel) : [rel];

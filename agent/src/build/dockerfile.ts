@@ -37,7 +37,7 @@ export type Command =
   | (Base & { kind: "ARG"; args: Array<{ name: string; value?: string }> })
   | (Base & { kind: "EXPOSE"; text: string })
   | (Base & { kind: "VOLUME"; json: boolean; paths: string[]; text: string })
-  | (Base & { kind: "HEALTHCHECK"; none: true } | Base & { kind: "HEALTHCHECK"; none: false; command: CommandLine })
+  | ((Base & { kind: "HEALTHCHECK"; none: true }) | (Base & { kind: "HEALTHCHECK"; none: false; command: CommandLine }))
   | (Base & { kind: "ONBUILD"; trigger: string });
 
 export interface ParsedDockerfile {
@@ -56,7 +56,26 @@ const FLAGS: Record<string, readonly string[]> = {
 /** Flags we parse but the classic builder here does not do: refused by name, never ignored. */
 const UNSUPPORTED_FLAGS = new Set(["platform", "link", "parents", "exclude", "checksum", "keep-git-dir", "mount", "network", "security"]);
 
-const KNOWN = new Set(["FROM", "RUN", "CMD", "ENTRYPOINT", "SHELL", "COPY", "ADD", "WORKDIR", "USER", "STOPSIGNAL", "MAINTAINER", "ENV", "LABEL", "ARG", "EXPOSE", "VOLUME", "HEALTHCHECK", "ONBUILD"]);
+const KNOWN = new Set([
+  "FROM",
+  "RUN",
+  "CMD",
+  "ENTRYPOINT",
+  "SHELL",
+  "COPY",
+  "ADD",
+  "WORKDIR",
+  "USER",
+  "STOPSIGNAL",
+  "MAINTAINER",
+  "ENV",
+  "LABEL",
+  "ARG",
+  "EXPOSE",
+  "VOLUME",
+  "HEALTHCHECK",
+  "ONBUILD",
+]);
 
 interface LogicalLine {
   line: number;
@@ -75,7 +94,8 @@ function directives(lines: string[]): { escape: string; first: number } {
     if (seen.has(key)) throw new DockerfileParseError(i + 1, `only one ${key} parser directive can be used`);
     seen.add(key);
     if (key === "escape") {
-      if (m[2] !== "\\" && m[2] !== "`") throw new DockerfileParseError(i + 1, `invalid escape token '${m[2]}' does not match ` + "` or \\");
+      if (m[2] !== "\\" && m[2] !== "`")
+        throw new DockerfileParseError(i + 1, `invalid escape token '${m[2]}' does not match ` + "` or \\");
       escape = m[2]!;
     } else if (key !== "syntax" && key !== "check") break;
   }
@@ -151,7 +171,8 @@ function takeFlags(keyword: string, text: string, line: number): { flags: Record
     const name = m[1]!.toLowerCase();
     const allowed = FLAGS[keyword] ?? [];
     if (!allowed.includes(name)) throw new DockerfileParseError(line, `unknown flag: --${name}`);
-    if (UNSUPPORTED_FLAGS.has(name)) throw new DockerfileParseError(line, `${keyword} --${name} is not supported by this builder (the classic builder)`);
+    if (UNSUPPORTED_FLAGS.has(name))
+      throw new DockerfileParseError(line, `${keyword} --${name} is not supported by this builder (the classic builder)`);
     flags[name] = m[2] ?? "true";
     rest = rest.slice(m[0].length);
   }
@@ -209,7 +230,11 @@ function parseLine(l: LogicalLine, escape: string): Command {
       const words = splitRaw(rest, escape);
       need(words.length === 1 || (words.length === 3 && words[1]!.toUpperCase() === "AS"), "FROM requires either one or three arguments");
       const stage = words[2]?.toLowerCase();
-      if (stage !== undefined) need(/^[a-z][a-z0-9-_.]*$/.test(stage), `invalid name for build stage: "${words[2]}", name can't start with a number or contain symbols`);
+      if (stage !== undefined)
+        need(
+          /^[a-z][a-z0-9-_.]*$/.test(stage),
+          `invalid name for build stage: "${words[2]}", name can't start with a number or contain symbols`,
+        );
       return { ...base, kind: "FROM", image: words[0]!, ...(stage ? { stage } : {}) };
     }
     case "RUN":
@@ -226,7 +251,10 @@ function parseLine(l: LogicalLine, escape: string): Command {
     case "ADD": {
       const json = jsonArray(rest);
       const words = json ?? splitRaw(rest, escape);
-      need(words.length >= 2, `${keyword} requires at least two arguments, but only one was provided. Destination could not be determined.`);
+      need(
+        words.length >= 2,
+        `${keyword} requires at least two arguments, but only one was provided. Destination could not be determined.`,
+      );
       return { ...base, kind: keyword, json: json !== null, sources: words.slice(0, -1), dest: words[words.length - 1]! };
     }
     case "WORKDIR":
@@ -234,7 +262,8 @@ function parseLine(l: LogicalLine, escape: string): Command {
     case "STOPSIGNAL":
     case "MAINTAINER":
       need(rest.trim() !== "", `${keyword} requires exactly one argument`);
-      if (keyword !== "MAINTAINER") need(keyword === "WORKDIR" || splitRaw(rest, escape).length === 1, `${keyword} requires exactly one argument`);
+      if (keyword !== "MAINTAINER")
+        need(keyword === "WORKDIR" || splitRaw(rest, escape).length === 1, `${keyword} requires exactly one argument`);
       return { ...base, kind: keyword, value: rest.trim() };
     case "ENV":
     case "LABEL":

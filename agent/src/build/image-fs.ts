@@ -40,7 +40,13 @@ export function opaqueDirs(layer: string): Promise<Set<string>> {
   let known = opaqueCache.get(layer);
   if (!known) {
     known = (async () => {
-      const dump = await run("getfattr", ["-R", "-P", "-n", "trusted.overlay.opaque", "-e", "text", "."], { cwd: layer, maxBuffer: 16 << 20 }).then((r) => r.stdout, (e: { stdout?: string }) => e.stdout ?? "");
+      const dump = await run("getfattr", ["-R", "-P", "-n", "trusted.overlay.opaque", "-e", "text", "."], {
+        cwd: layer,
+        maxBuffer: 16 << 20,
+      }).then(
+        (r) => r.stdout,
+        (e: { stdout?: string }) => e.stdout ?? "",
+      );
       const dirs = new Set<string>();
       let file: string | null = null;
       for (const line of dump.split("\n")) {

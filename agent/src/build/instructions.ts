@@ -65,7 +65,8 @@ export function parseDuration(text: string, flag: string): number {
     total += Number(m[1]) * units[m[2]!]!;
     consumed = re.lastIndex;
   }
-  if (text === "" || consumed !== text.length) throw new InstructionError(`invalid argument "${text}" for "--${flag}" flag: time: invalid duration "${text}"`);
+  if (text === "" || consumed !== text.length)
+    throw new InstructionError(`invalid argument "${text}" for "--${flag}" flag: time: invalid duration "${text}"`);
   return Math.round(total);
 }
 
@@ -183,12 +184,20 @@ export function applyMetadata(cmd: Command, config: RunConfig, lookup: Lookup, e
         return { config: next, comment: `HEALTHCHECK NONE` };
       }
       const hc: Healthcheck = { Test: cmd.command.json ? ["CMD", ...cmd.command.args] : ["CMD-SHELL", cmd.command.text] };
-      const durations: Array<[string, keyof Healthcheck]> = [["interval", "Interval"], ["timeout", "Timeout"], ["start-period", "StartPeriod"], ["start-interval", "StartInterval"]];
+      const durations: Array<[string, keyof Healthcheck]> = [
+        ["interval", "Interval"],
+        ["timeout", "Timeout"],
+        ["start-period", "StartPeriod"],
+        ["start-interval", "StartInterval"],
+      ];
       for (const [flag, field] of durations) {
         const v = cmd.flags[flag];
         if (v === undefined) continue;
         const ns = parseDuration(v, flag);
-        if (ns !== 0 && ns < 1e6) throw new InstructionError(`${flag === "start-period" ? "Start period" : flag[0]!.toUpperCase() + flag.slice(1)} "${v}" cannot be less than 1ms`);
+        if (ns !== 0 && ns < 1e6)
+          throw new InstructionError(
+            `${flag === "start-period" ? "Start period" : flag[0]!.toUpperCase() + flag.slice(1)} "${v}" cannot be less than 1ms`,
+          );
         (hc as unknown as Record<string, number>)[field] = ns;
       }
       if (cmd.flags.retries !== undefined) {
@@ -215,7 +224,18 @@ export function applyMetadata(cmd: Command, config: RunConfig, lookup: Lookup, e
 }
 
 /** Build arguments every build knows without an ARG line (proxies), as Docker lists them. */
-export const BUILTIN_ARGS: ReadonlySet<string> = new Set(["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"]);
+export const BUILTIN_ARGS: ReadonlySet<string> = new Set([
+  "HTTP_PROXY",
+  "http_proxy",
+  "HTTPS_PROXY",
+  "https_proxy",
+  "FTP_PROXY",
+  "ftp_proxy",
+  "NO_PROXY",
+  "no_proxy",
+  "ALL_PROXY",
+  "all_proxy",
+]);
 
 /**
  * The `|N K=V … ` prefix Docker puts before a RUN's command in history and in its cache key:

@@ -77,7 +77,14 @@ export async function* directoryLayerTar(root: string, opts: DiffOptions = {}): 
       if (opts.exclude?.(path)) continue;
       const abs = join(root, path);
       const st = await fs.lstat(abs);
-      const base: Omit<TarWriteEntry, "type" | "size"> = { path, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000), xattrs: keepXattrs(path) };
+      const base: Omit<TarWriteEntry, "type" | "size"> = {
+        path,
+        mode: st.mode & 0o7777,
+        uid: st.uid,
+        gid: st.gid,
+        mtime: Math.floor(st.mtimeMs / 1000),
+        xattrs: keepXattrs(path),
+      };
       if (st.isCharacterDevice() && st.rdev === 0) {
         const wh = rel ? `${rel}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`;
         yield tarHeader({ path: wh, type: "file", size: 0, mode: 0o600, uid: 0, gid: 0, mtime: base.mtime });

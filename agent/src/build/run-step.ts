@@ -54,7 +54,24 @@ export async function runStep(input: RunStepInput, onStart: (id: string) => void
       lower = [join(dir, "empty")];
       await fs.mkdir(lower[0]!, { mode: 0o755 });
     }
-    const args = ["run", "--foreground", "--id", id, "--state-dir", state, "--rootfs-lower", lower.join(":"), "--upper", upper, "--work", work, "--hostname", id.slice(0, 12), "--netns", input.netns];
+    const args = [
+      "run",
+      "--foreground",
+      "--id",
+      id,
+      "--state-dir",
+      state,
+      "--rootfs-lower",
+      lower.join(":"),
+      "--upper",
+      upper,
+      "--work",
+      work,
+      "--hostname",
+      id.slice(0, 12),
+      "--netns",
+      input.netns,
+    ];
     for (const e of input.env) args.push("--env", e);
     if (input.workdir) args.push("--cwd", input.workdir);
     if (input.user) args.push("--user", input.user);

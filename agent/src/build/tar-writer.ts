@@ -86,7 +86,13 @@ export function tarHeader(e: TarWriteEntry): Buffer {
   for (const [name, value] of Object.entries(e.xattrs ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     records.push(paxRecord(`SCHILY.xattr.${name}`, value));
   }
-  const main = ustar(path.length > 100 ? path.slice(0, 99) : path, e, TYPEFLAG[e.type], Math.min(size, 0o77777777777), linkpath.slice(0, 100));
+  const main = ustar(
+    path.length > 100 ? path.slice(0, 99) : path,
+    e,
+    TYPEFLAG[e.type],
+    Math.min(size, 0o77777777777),
+    linkpath.slice(0, 100),
+  );
   if (records.length === 0) return main;
   const body = Buffer.concat(records);
   const paxName = `PaxHeaders.0/${path.replace(/\/$/, "").split("/").pop()!.slice(0, 80)}`;

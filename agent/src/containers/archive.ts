@@ -103,7 +103,13 @@ function goMode(st: fs.Stats): number {
 export function pathStat(r: Resolved, path: string): string {
   const full = at(r.parentFd, r.name);
   const st = fs.lstatSync(full);
-  const stat = { name: r.name === "." ? posix.basename(path) || "/" : r.name, size: st.size, mode: goMode(st), mtime: st.mtime.toISOString(), linkTarget: st.isSymbolicLink() ? fs.readlinkSync(full) : "" };
+  const stat = {
+    name: r.name === "." ? posix.basename(path) || "/" : r.name,
+    size: st.size,
+    mode: goMode(st),
+    mtime: st.mtime.toISOString(),
+    linkTarget: st.isSymbolicLink() ? fs.readlinkSync(full) : "",
+  };
   return Buffer.from(JSON.stringify(stat)).toString("base64");
 }
 
@@ -112,7 +118,9 @@ export function tarOut(r: Resolved, out: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
     // The child gets the held parent as fd 3: `-C /proc/self/fd/3` is that very directory.
     const member = r.name === "." ? "." : r.name;
-    const child = spawn("tar", ["-C", "/proc/self/fd/3", "--numeric-owner", "-cf", "-", "--", member], { stdio: ["ignore", "pipe", "pipe", r.parentFd] });
+    const child = spawn("tar", ["-C", "/proc/self/fd/3", "--numeric-owner", "-cf", "-", "--", member], {
+      stdio: ["ignore", "pipe", "pipe", r.parentFd],
+    });
     let stderr = "";
     child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
     child.stdout!.pipe(out, { end: false });
@@ -138,7 +146,11 @@ export async function tarIn(rootFd: number, dest: string, input: Readable, stage
     try {
       fs.mkdirSync(stageDir, { recursive: true, mode: 0o700 });
       await new Promise<void>((resolve, reject) => {
-        const child = spawn("tar", ["-C", stageDir, "-xf", "-", ...(keepOwner ? ["--same-owner", "--numeric-owner"] : ["--no-same-owner"])], { stdio: ["pipe", "ignore", "pipe"] });
+        const child = spawn(
+          "tar",
+          ["-C", stageDir, "-xf", "-", ...(keepOwner ? ["--same-owner", "--numeric-owner"] : ["--no-same-owner"])],
+          { stdio: ["pipe", "ignore", "pipe"] },
+        );
         let stderr = "";
         child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
         input.pipe(child.stdin);

@@ -30,13 +30,20 @@ export interface CreateDeps {
 }
 
 /** POST /containers/create. Validation first: a refused request leaves nothing behind. */
-export async function createContainer(deps: CreateDeps, body: CreateBody, nameParam: string | null): Promise<{ Id: string; Warnings: string[] }> {
+export async function createContainer(
+  deps: CreateDeps,
+  body: CreateBody,
+  nameParam: string | null,
+): Promise<{ Id: string; Warnings: string[] }> {
   const name = nameParam ? validateName(nameParam) : deps.store.newName();
   if (!body || typeof body.Image !== "string" || !body.Image) throw new InvalidError("config error: Image is required", { field: "Image" });
   const image = await deps.images.resolve(body.Image);
   const spec = parseCreateRequest(body, image.config);
   const networks = spec.networkRequests.map((r) => {
-    if (!deps.userNetworks) throw new NotSupportedError(`network ${r.name}: user-defined networks need bridge networking, which this agent does not have`, { field: "NetworkMode" });
+    if (!deps.userNetworks)
+      throw new NotSupportedError(`network ${r.name}: user-defined networks need bridge networking, which this agent does not have`, {
+        field: "NetworkMode",
+      });
     const n = deps.userNetworks.find(r.name);
     if (!n) throw new DomainError("not_found", `network ${r.name} not found`, { field: "NetworkMode" });
     return { networkId: n.id, name: n.name, aliases: r.aliases, ipv4Address: r.ipv4Address };
@@ -54,7 +61,10 @@ export async function createContainer(deps: CreateDeps, body: CreateBody, namePa
         });
       }
       if (m.type !== "volume") continue;
-      const { volume, created } = await deps.volumes.create({ Name: m.name || undefined, Labels: m.anonymous ? { [ANONYMOUS_LABEL]: "" } : {} });
+      const { volume, created } = await deps.volumes.create({
+        Name: m.name || undefined,
+        Labels: m.anonymous ? { [ANONYMOUS_LABEL]: "" } : {},
+      });
       m.name = volume.Name;
       if (created) {
         madeVolumes.push(volume.Name);

@@ -6,7 +6,18 @@ import { InvalidError } from "@flotilla/core";
 import { labelMatches } from "../labels";
 import type { ContainerRecord, ContainerStatus } from "./container-types";
 
-export const CONTAINER_FILTER_KEYS = ["id", "name", "label", "status", "ancestor", "exited", "network", "volume", "expose", "publish"] as const;
+export const CONTAINER_FILTER_KEYS = [
+  "id",
+  "name",
+  "label",
+  "status",
+  "ancestor",
+  "exited",
+  "network",
+  "volume",
+  "expose",
+  "publish",
+] as const;
 
 const STATUSES: readonly string[] = ["created", "restarting", "running", "removing", "paused", "exited", "dead"];
 
@@ -32,7 +43,11 @@ export interface ListQuery {
 }
 
 /** Filters and orders (newest first) the containers to list. */
-export function selectContainers(containers: readonly ContainerRecord[], q: ListQuery, imageMatches: (c: ContainerRecord, ref: string) => boolean): ContainerRecord[] {
+export function selectContainers(
+  containers: readonly ContainerRecord[],
+  q: ListQuery,
+  imageMatches: (c: ContainerRecord, ref: string) => boolean,
+): ContainerRecord[] {
   for (const s of q.filters.get("status") ?? []) {
     if (!STATUSES.includes(s)) throw new InvalidError(`invalid filter 'status=${s}'`, { field: "filters" });
   }
@@ -55,8 +70,16 @@ export function selectContainers(containers: readonly ContainerRecord[], q: List
         is("status", (v) => (v as ContainerStatus) === c.state.status) &&
         is("exited", (v) => c.state.status === "exited" && c.state.exitCode === Number(v)) &&
         is("ancestor", (v) => imageMatches(c, v)) &&
-        is("network", (v) => (c.networkMode !== "user" && v === c.networkMode) || (v === "default" && c.networkMode === "bridge") || !!c.networks?.some((n) => n.name === v || n.networkId === v)) &&
-        is("volume", (v) => c.mounts.some((m) => (m.type === "volume" && m.name === v) || m.target === v || (m.type === "bind" && m.source === v))) &&
+        is(
+          "network",
+          (v) =>
+            (c.networkMode !== "user" && v === c.networkMode) ||
+            (v === "default" && c.networkMode === "bridge") ||
+            !!c.networks?.some((n) => n.name === v || n.networkId === v),
+        ) &&
+        is("volume", (v) =>
+          c.mounts.some((m) => (m.type === "volume" && m.name === v) || m.target === v || (m.type === "bind" && m.source === v)),
+        ) &&
         is("expose", (v) => portMatches(c, v, false)) &&
         is("publish", (v) => portMatches(c, v, true)),
     )

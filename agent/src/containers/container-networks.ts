@@ -29,17 +29,28 @@ function lookup(deps: ContainerNetworksDeps, ref: string): { id: string; name: s
 }
 
 /** POST /networks/{id}/connect. */
-export async function connectContainer(deps: ContainerNetworksDeps, networkRef: string, containerRef: string, cfg: EndpointConfigBody | null | undefined): Promise<ContainerRecord> {
+export async function connectContainer(
+  deps: ContainerNetworksDeps,
+  networkRef: string,
+  containerRef: string,
+  cfg: EndpointConfigBody | null | undefined,
+): Promise<ContainerRecord> {
   if (["bridge", "host", "none", "default"].includes(networkRef)) {
-    throw new NotSupportedError(`connecting a container to the ${networkRef} network is not supported: connect it to a user-defined network`, { field: "network" });
+    throw new NotSupportedError(
+      `connecting a container to the ${networkRef} network is not supported: connect it to a user-defined network`,
+      { field: "network" },
+    );
   }
   const n = lookup(deps, networkRef);
   const c = deps.store.get(containerRef);
   if (c.networkMode === "host" || c.networkMode === "none") {
-    throw new InvalidError(`container ${c.name.slice(1)} uses the ${c.networkMode} network and cannot be connected to any other network`, { field: "Container" });
+    throw new InvalidError(`container ${c.name.slice(1)} uses the ${c.networkMode} network and cannot be connected to any other network`, {
+      field: "Container",
+    });
   }
   const networks = (c.networks ??= []);
-  if (networks.some((x) => x.networkId === n.id)) throw new ConflictError(`endpoint with name ${c.name.slice(1)} already exists in network ${n.name}`);
+  if (networks.some((x) => x.networkId === n.id))
+    throw new ConflictError(`endpoint with name ${c.name.slice(1)} already exists in network ${n.name}`);
   const request = { networkId: n.id, name: n.name, ...parseEndpointConfig(cfg, "EndpointConfig") };
   const user = userNetworks(deps);
   if (c.state.status === "running" && c.network?.netnsPath) {
@@ -58,7 +69,12 @@ export async function connectContainer(deps: ContainerNetworksDeps, networkRef: 
 }
 
 /** POST /networks/{id}/disconnect. */
-export async function disconnectContainer(deps: ContainerNetworksDeps, networkRef: string, containerRef: string, force: boolean): Promise<void> {
+export async function disconnectContainer(
+  deps: ContainerNetworksDeps,
+  networkRef: string,
+  containerRef: string,
+  force: boolean,
+): Promise<void> {
   const n = lookup(deps, networkRef);
   const c = deps.store.find(containerRef);
   if (!c) {
@@ -72,7 +88,9 @@ export async function disconnectContainer(deps: ContainerNetworksDeps, networkRe
   if (i < 0) throw new ConflictError(`container ${c.name.slice(1)} is not connected to network ${n.name}`);
   const running = c.state.status === "running";
   if (running && c.networkMode === "user" && i === 0) {
-    throw new NotSupportedError(`disconnecting a running container from its primary network (${n.name}) is not supported: stop it first`, { field: "Container" });
+    throw new NotSupportedError(`disconnecting a running container from its primary network (${n.name}) is not supported: stop it first`, {
+      field: "Container",
+    });
   }
   if (running) {
     await userNetworks(deps).release(c.id, n.id);

@@ -37,14 +37,22 @@ export interface Started {
 export function startError(err: ShimRunError, command: string): HttpError {
   const detail = err.message;
   // The shim already words these as runc does; add the command only when it did not.
-  if ((err.exitCode === 126 || err.exitCode === 127) && /executable file not found|no such file or directory|permission denied/i.test(detail)) {
+  if (
+    (err.exitCode === 126 || err.exitCode === 127) &&
+    /executable file not found|no such file or directory|permission denied/i.test(detail)
+  ) {
     return Object.assign(new HttpError(400, `failed to create task for container: ${detail}`), { exitCode: err.exitCode });
   }
   if (err.exitCode === 127) {
-    return Object.assign(new HttpError(400, `failed to create task for container: exec: "${command}": executable file not found in $PATH: ${detail}`), { exitCode: 127 });
+    return Object.assign(
+      new HttpError(400, `failed to create task for container: exec: "${command}": executable file not found in $PATH: ${detail}`),
+      { exitCode: 127 },
+    );
   }
   if (err.exitCode === 126) {
-    return Object.assign(new HttpError(400, `failed to create task for container: exec: "${command}": permission denied: ${detail}`), { exitCode: 126 });
+    return Object.assign(new HttpError(400, `failed to create task for container: exec: "${command}": permission denied: ${detail}`), {
+      exitCode: 126,
+    });
   }
   return Object.assign(new HttpError(500, `failed to create task for container: ${detail}`), { exitCode: 125 });
 }
@@ -61,9 +69,12 @@ export class ContainerRunner {
         // Checked again at every start: the source may have become a symlink since create.
         if (denied.length) await checkBindSource(m.source, denied);
         if (m.createSource) await fs.mkdir(m.source, { recursive: true });
-        else await fs.stat(m.source).catch(() => {
-          throw new InvalidError(`invalid mount config for type "bind": bind source path does not exist: ${m.source}`, { field: "Mounts" });
-        });
+        else
+          await fs.stat(m.source).catch(() => {
+            throw new InvalidError(`invalid mount config for type "bind": bind source path does not exist: ${m.source}`, {
+              field: "Mounts",
+            });
+          });
         const source = denied.length ? await checkBindSource(m.source, denied) : m.source;
         out.push({ type: "bind", source, target: m.target, readOnly: m.readOnly });
       } else {
@@ -82,21 +93,42 @@ export class ContainerRunner {
     const network = this.deps.network;
     const wanted = c.networks ?? [];
     if (!network) {
-      if (c.ports.length) throw new NotSupportedError("publishing ports needs bridge networking, which this agent does not have (network module not loaded)", { field: "PortBindings" });
-      if (wanted.length) throw new NotSupportedError("user-defined networks need bridge networking, which this agent does not have", { field: "NetworkMode" });
+      if (c.ports.length)
+        throw new NotSupportedError(
+          "publishing ports needs bridge networking, which this agent does not have (network module not loaded)",
+          { field: "PortBindings" },
+        );
+      if (wanted.length)
+        throw new NotSupportedError("user-defined networks need bridge networking, which this agent does not have", {
+          field: "NetworkMode",
+        });
       return { netns: "new", info: null };
     }
     const user = network.user;
-    if (wanted.length && !user) throw new NotSupportedError("user-defined networks are not available on this agent", { field: "NetworkMode" });
+    if (wanted.length && !user)
+      throw new NotSupportedError("user-defined networks are not available on this agent", { field: "NetworkMode" });
     // Addresses first: published ports of a "user" container lead to its primary address.
     const planned = wanted.length ? await user!.allocate(c.id, c.name.slice(1), wanted, c.networkMode === "user" ? 0 : 1) : [];
     try {
       const primary = planned[0];
-      const a = await network.attach(c.id, { mode: c.networkMode, ports: toPortMappings(c.ports), ...(c.networkMode === "user" ? { ipAddress: primary!.ipAddress } : {}) });
+      const a = await network.attach(c.id, {
+        mode: c.networkMode,
+        ports: toPortMappings(c.ports),
+        ...(c.networkMode === "user" ? { ipAddress: primary!.ipAddress } : {}),
+      });
       try {
         const attached = wanted.length ? await user!.plug(c.id, a.netnsPath!, c.networkMode === "user") : [];
         const main = c.networkMode === "user" ? attached[0]! : a;
-        const info: NetworkInfo = { mode: c.networkMode, ipAddress: main.ipAddress, gateway: main.gateway, macAddress: main.macAddress, prefixLen: main.prefixLen, ports: fromPortMappings(a.ports), user: attached, ...(a.netnsPath ? { netnsPath: a.netnsPath } : {}) };
+        const info: NetworkInfo = {
+          mode: c.networkMode,
+          ipAddress: main.ipAddress,
+          gateway: main.gateway,
+          macAddress: main.macAddress,
+          prefixLen: main.prefixLen,
+          ports: fromPortMappings(a.ports),
+          user: attached,
+          ...(a.netnsPath ? { netnsPath: a.netnsPath } : {}),
+        };
         return { netns: a.netnsPath ?? "new", info };
       } catch (e) {
         await network.detach(c.id).catch(() => {});
@@ -123,8 +155,25 @@ export class ContainerRunner {
     try {
       const hc = c.hostConfig;
       const names = { dns: hc.Dns ?? [], dnsSearch: hc.DnsSearch ?? [], dnsOptions: hc.DnsOptions ?? [], extraHosts: hc.ExtraHosts ?? [] };
-      const etcFiles = await writeEtcFiles(paths.etc, c.config.Hostname, net.info?.ipAddress ?? "", c.networkMode !== "host", names, net.info?.mode === "user");
-      const args = shimRunArgs({ record: c, paths, lowerDirs: image.lowerDirs, hostname: c.config.Hostname, netns: net.netns, user, mounts, etcFiles, attachWait: opts.attachWait });
+      const etcFiles = await writeEtcFiles(
+        paths.etc,
+        c.config.Hostname,
+        net.info?.ipAddress ?? "",
+        c.networkMode !== "host",
+        names,
+        net.info?.mode === "user",
+      );
+      const args = shimRunArgs({
+        record: c,
+        paths,
+        lowerDirs: image.lowerDirs,
+        hostname: c.config.Hostname,
+        netns: net.netns,
+        user,
+        mounts,
+        etcFiles,
+        attachWait: opts.attachWait,
+      });
       const state = await shimRun(this.deps.shimPath, args);
       return { state, network: net.info };
     } catch (err) {

@@ -118,7 +118,8 @@ export class ContainerService {
     for (const c of this.store.all()) {
       if (c.state.status !== "exited") continue;
       if (shouldRestart(c, "agent-start")) this.scheduleRestart(c, 0);
-      else if (c.hostConfig.AutoRemove) await this.remove(c.id, { force: true, volumes: true }).catch((e) => this.log(`auto-remove ${c.id}: ${(e as Error).message}`));
+      else if (c.hostConfig.AutoRemove)
+        await this.remove(c.id, { force: true, volumes: true }).catch((e) => this.log(`auto-remove ${c.id}: ${(e as Error).message}`));
     }
   }
 
@@ -140,7 +141,11 @@ export class ContainerService {
 
   /** POST /containers/create. Validation first: a refused request leaves nothing behind. */
   create(body: CreateBody, nameParam: string | null): Promise<{ Id: string; Warnings: string[] }> {
-    return createContainer({ ...this.deps, store: this.store, userNetworks: this.deps.network?.user ?? null, attributes: (c) => this.attributes(c) }, body, nameParam);
+    return createContainer(
+      { ...this.deps, store: this.store, userNetworks: this.deps.network?.user ?? null, attributes: (c) => this.attributes(c) },
+      body,
+      nameParam,
+    );
   }
 
   /** POST /containers/{id}/start. 304 when already running. */
@@ -160,7 +165,16 @@ export class ContainerService {
     let failure: unknown;
     try {
       const started = await this.runner.run(c, { attachWait: (this.attachHolds.get(c.id) ?? 0) > 0 });
-      c.state = { status: "running", pid: started.state.pid, shimPid: started.state.shimPid, exitCode: 0, oomKilled: false, error: "", startedAt: started.state.startedAt, finishedAt: c.state.finishedAt };
+      c.state = {
+        status: "running",
+        pid: started.state.pid,
+        shimPid: started.state.shimPid,
+        exitCode: 0,
+        oomKilled: false,
+        error: "",
+        startedAt: started.state.startedAt,
+        finishedAt: c.state.finishedAt,
+      };
       c.network = started.network;
       if (isRestart) c.restartCount++;
       await this.store.save(c);
@@ -170,7 +184,14 @@ export class ContainerService {
     } catch (err) {
       this.notifyStarted(c.id, false);
       const exitCode = (err as { exitCode?: number }).exitCode ?? 125;
-      c.state = { ...c.state, status: c.state.startedAt ? "exited" : "created", pid: 0, shimPid: 0, exitCode, error: (err as Error).message };
+      c.state = {
+        ...c.state,
+        status: c.state.startedAt ? "exited" : "created",
+        pid: 0,
+        shimPid: 0,
+        exitCode,
+        error: (err as Error).message,
+      };
       await this.store.save(c).catch(() => {});
       this.waiters.settle(c.id, "exit", { StatusCode: exitCode, Error: { Message: (err as Error).message } });
       failure = err;
@@ -210,11 +231,15 @@ export class ContainerService {
       const ranForMs = Date.now() - Date.parse(c.state.startedAt ?? new Date().toISOString());
       c.state = stateAfterExit(c.state, s, "the container's shim died without recording the exit");
       const byAgent = this.signalled.delete(c.id);
-      const outside = !byAgent && (c.state.exitCode > 128 || !s) ? ` (not signalled by this agent: ${s ? `signal ${c.state.exitCode - 128} came from outside` : c.state.error})` : "";
+      const outside =
+        !byAgent && (c.state.exitCode > 128 || !s)
+          ? ` (not signalled by this agent: ${s ? `signal ${c.state.exitCode - 128} came from outside` : c.state.error})`
+          : "";
       this.log(`container ${c.id.slice(0, 12)} (${c.name.slice(1)}) exited with code ${c.state.exitCode}${outside}`);
       if ((c.networkMode === "bridge" || c.networkMode === "user") && this.deps.network) {
         await this.deps.network.detach(c.id).catch((e) => this.log(`network detach ${c.id}: ${(e as Error).message}`));
-        if (c.networks?.length) await this.deps.network.user?.release(c.id).catch((e) => this.log(`network release ${c.id}: ${(e as Error).message}`));
+        if (c.networks?.length)
+          await this.deps.network.user?.release(c.id).catch((e) => this.log(`network release ${c.id}: ${(e as Error).message}`));
       }
       c.network = null;
       const restart = !this.closed && shouldRestart(c, "exit");
@@ -230,7 +255,8 @@ export class ContainerService {
     }
     // After `exiting` is cleared: remove() waits for exit processing to finish. Like `docker run
     // --rm`, AutoRemove takes the container's anonymous volumes with it.
-    if (autoRemove) await this.remove(c.id, { force: true, volumes: true }).catch((e) => this.log(`auto-remove ${c.id}: ${(e as Error).message}`));
+    if (autoRemove)
+      await this.remove(c.id, { force: true, volumes: true }).catch((e) => this.log(`auto-remove ${c.id}: ${(e as Error).message}`));
   }
 
   private scheduleRestart(c: ContainerRecord, delayMs: number): void {
@@ -406,13 +432,16 @@ export class ContainerService {
     await this.starting.get(c.id);
     if (c.state.status === "running" || c.state.status === "restarting") {
       if (!opts.force) {
-        throw new ConflictError(`You cannot remove a ${c.state.status} container ${c.id}. Stop the container before attempting removal or force remove`);
+        throw new ConflictError(
+          `You cannot remove a ${c.state.status} container ${c.id}. Stop the container before attempting removal or force remove`,
+        );
       }
       if (!this.cancelRestart(c) && c.state.status === "running") {
         c.manualStop = true;
         const exit = this.waiters.waitFor(c.id, "exit");
         this.signal(c, 9, `forced removal requested by ${opts.origin ?? "a removal"}`);
-        if (!(await this.awaitExit(exit, KILL_WAIT_MS))) throw new HttpError(500, `could not kill running container ${c.id}, cannot remove`);
+        if (!(await this.awaitExit(exit, KILL_WAIT_MS)))
+          throw new HttpError(500, `could not kill running container ${c.id}, cannot remove`);
       }
     }
     // An exit being processed (network detach, events) finishes before the files go.
@@ -424,7 +453,8 @@ export class ContainerService {
     if (opts.volumes) {
       for (const m of c.mounts) {
         if (m.type !== "volume" || !m.anonymous || this.volumeUsers(m.name).length) continue;
-        if (await this.deps.volumes.remove(m.name, [], true).catch(() => false)) this.deps.events.emit("volume", "destroy", m.name, { driver: "local" });
+        if (await this.deps.volumes.remove(m.name, [], true).catch(() => false))
+          this.deps.events.emit("volume", "destroy", m.name, { driver: "local" });
       }
     }
     this.deps.events.emit("container", "destroy", c.id, this.attributes(c));

@@ -28,8 +28,46 @@ export interface ContainerPaths {
   etc: string;
 }
 
-const ADJECTIVES = ["brave", "calm", "eager", "fervent", "gallant", "happy", "jolly", "keen", "lucid", "merry", "nifty", "quirky", "serene", "sharp", "tender", "vivid", "witty", "zen"];
-const NOUNS = ["albatross", "barge", "clipper", "dinghy", "ferry", "frigate", "galleon", "junk", "ketch", "lugger", "schooner", "sloop", "tanker", "trawler", "tug", "yawl", "yacht", "pinnace"];
+const ADJECTIVES = [
+  "brave",
+  "calm",
+  "eager",
+  "fervent",
+  "gallant",
+  "happy",
+  "jolly",
+  "keen",
+  "lucid",
+  "merry",
+  "nifty",
+  "quirky",
+  "serene",
+  "sharp",
+  "tender",
+  "vivid",
+  "witty",
+  "zen",
+];
+const NOUNS = [
+  "albatross",
+  "barge",
+  "clipper",
+  "dinghy",
+  "ferry",
+  "frigate",
+  "galleon",
+  "junk",
+  "ketch",
+  "lugger",
+  "schooner",
+  "sloop",
+  "tanker",
+  "trawler",
+  "tug",
+  "yawl",
+  "yacht",
+  "pinnace",
+];
 
 export class ContainerStore {
   private readonly byId = new Map<string, ContainerRecord>();
@@ -115,7 +153,10 @@ export class ContainerStore {
   claimName(name: string, id: string): void {
     const owner = this.byName.get(name);
     if (owner && owner !== id) {
-      throw new ConflictError(`Conflict. The container name "${name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`, { name });
+      throw new ConflictError(
+        `Conflict. The container name "${name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`,
+        { name },
+      );
     }
     this.byName.set(name, id);
   }

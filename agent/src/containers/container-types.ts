@@ -42,7 +42,13 @@ export interface PortBinding {
 
 /** A mount of the container, as the shim will be asked for it. */
 export type MountSpec =
-  | { type: "bind"; source: string; target: string; readOnly: boolean; /** Binds create a missing source; Mounts refuse. */ createSource: boolean }
+  | {
+      type: "bind";
+      source: string;
+      target: string;
+      readOnly: boolean;
+      /** Binds create a missing source; Mounts refuse. */ createSource: boolean;
+    }
   | { type: "volume"; name: string; target: string; readOnly: boolean; anonymous: boolean }
   | { type: "tmpfs"; target: string; sizeBytes?: number };
 
@@ -125,7 +131,6 @@ export interface ContainerState {
   /** The health check's state while running, when the container has one. */
   health?: HealthState;
 }
-
 
 /** What the network module handed out on attach (bridge), or null. */
 export interface NetworkInfo {

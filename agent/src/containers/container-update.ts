@@ -33,7 +33,17 @@ const APPLIED = new Set(["Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuPe
 /** The new HostConfig after an update (pure); InvalidError/NotSupportedError with the field. */
 export function planUpdate(hc: HostConfig, body: UpdateBody, autoRemove: boolean): HostConfig {
   for (const [k, v] of Object.entries(body)) {
-    if (APPLIED.has(k) || v === undefined || v === null || v === 0 || v === "" || v === false || (Array.isArray(v) && !v.length) || (typeof v === "object" && !Array.isArray(v) && !Object.keys(v as object).length)) continue;
+    if (
+      APPLIED.has(k) ||
+      v === undefined ||
+      v === null ||
+      v === 0 ||
+      v === "" ||
+      v === false ||
+      (Array.isArray(v) && !v.length) ||
+      (typeof v === "object" && !Array.isArray(v) && !Object.keys(v as object).length)
+    )
+      continue;
     throw new NotSupportedError(`docker update: ${k} is not supported by this agent`, { field: k });
   }
   const next: HostConfig = { ...hc, RestartPolicy: { ...hc.RestartPolicy } };
@@ -47,7 +57,8 @@ export function planUpdate(hc: HostConfig, body: UpdateBody, autoRemove: boolean
     next.Memory = m;
     next.MemorySwap = m;
   }
-  if (body.MemorySwap && body.MemorySwap !== next.Memory) throw new NotSupportedError("swap is always off on this agent: MemorySwap must equal Memory", { field: "MemorySwap" });
+  if (body.MemorySwap && body.MemorySwap !== next.Memory)
+    throw new NotSupportedError("swap is always off on this agent: MemorySwap must equal Memory", { field: "MemorySwap" });
   if (body.NanoCpus) {
     next.NanoCpus = int(body.NanoCpus, "NanoCpus");
     next.CpuQuota = 0;
@@ -55,14 +66,23 @@ export function planUpdate(hc: HostConfig, body: UpdateBody, autoRemove: boolean
   }
   if (body.CpuQuota) next.CpuQuota = int(body.CpuQuota, "CpuQuota");
   if (body.CpuPeriod) next.CpuPeriod = int(body.CpuPeriod, "CpuPeriod");
-  if ((body.CpuQuota || body.CpuPeriod) && next.NanoCpus) throw new InvalidError("Conflicting options: Nano CPUs and CPU Period cannot both be set", { field: "NanoCpus" });
+  if ((body.CpuQuota || body.CpuPeriod) && next.NanoCpus)
+    throw new InvalidError("Conflicting options: Nano CPUs and CPU Period cannot both be set", { field: "NanoCpus" });
   if (body.CpuShares) next.CpuShares = int(body.CpuShares, "CpuShares");
-  if (body.PidsLimit !== undefined && body.PidsLimit !== null && body.PidsLimit !== 0) next.PidsLimit = body.PidsLimit < 0 ? null : int(body.PidsLimit, "PidsLimit");
+  if (body.PidsLimit !== undefined && body.PidsLimit !== null && body.PidsLimit !== 0)
+    next.PidsLimit = body.PidsLimit < 0 ? null : int(body.PidsLimit, "PidsLimit");
   if (body.RestartPolicy?.Name) {
     const name = body.RestartPolicy.Name;
-    if (!["no", "always", "unless-stopped", "on-failure"].includes(name)) throw new InvalidError(`invalid restart policy '${name}'`, { field: "RestartPolicy" });
-    if (autoRemove && name !== "no") throw new InvalidError("Restart policy cannot be updated because AutoRemove is enabled for the container", { field: "RestartPolicy" });
-    next.RestartPolicy = { Name: name as HostConfig["RestartPolicy"]["Name"], MaximumRetryCount: body.RestartPolicy.MaximumRetryCount ?? 0 };
+    if (!["no", "always", "unless-stopped", "on-failure"].includes(name))
+      throw new InvalidError(`invalid restart policy '${name}'`, { field: "RestartPolicy" });
+    if (autoRemove && name !== "no")
+      throw new InvalidError("Restart policy cannot be updated because AutoRemove is enabled for the container", {
+        field: "RestartPolicy",
+      });
+    next.RestartPolicy = {
+      Name: name as HostConfig["RestartPolicy"]["Name"],
+      MaximumRetryCount: body.RestartPolicy.MaximumRetryCount ?? 0,
+    };
   }
   return next;
 }
@@ -101,7 +121,8 @@ export function applyLimits(cg: CgroupRef, hc: HostConfig): void {
 /** POST /containers/{id}/update. */
 export async function updateContainer(containers: ContainerService, ref: string, body: UpdateBody): Promise<void> {
   const c = containers.get(ref);
-  if (c.state.status === "removing" || c.state.status === "dead") throw new ConflictError(`Cannot update container ${c.id}: container is marked for removal`);
+  if (c.state.status === "removing" || c.state.status === "dead")
+    throw new ConflictError(`Cannot update container ${c.id}: container is marked for removal`);
   const next = planUpdate(c.hostConfig, body, c.hostConfig.AutoRemove);
   const cg = c.state.status === "running" ? cgroupOf(readShimState(containers.store.paths(c.id).stateDir)) : null;
   if (cg) {
@@ -116,7 +137,11 @@ export async function updateContainer(containers: ContainerService, ref: string,
 }
 
 /** POST /containers/{id}/rename. */
-export async function renameContainer(containers: ContainerService, ref: string, newName: string): Promise<{ c: ContainerRecord; oldName: string }> {
+export async function renameContainer(
+  containers: ContainerService,
+  ref: string,
+  newName: string,
+): Promise<{ c: ContainerRecord; oldName: string }> {
   if (!newName) throw new InvalidError("Neither old nor new names may be empty", { field: "name" });
   const c = containers.get(ref);
   const name = validateName(newName);

@@ -9,7 +9,16 @@ import { mergeHealthcheck } from "../health/health-config";
 import type { ContainerDefaults } from "../images";
 import { logLimits } from "./log-options";
 import { capabilityMask, checkBodyTypes, checkSecurityOpt, parseNameSettings, refuseUnsupportedHostConfig } from "./host-options";
-import type { ContainerConfig, ContainerSpec, HostConfig, MountSpec, NetworkModeName, PortBinding, PortProtocol, RestartPolicyName } from "./container-types";
+import type {
+  ContainerConfig,
+  ContainerSpec,
+  HostConfig,
+  MountSpec,
+  NetworkModeName,
+  PortBinding,
+  PortProtocol,
+  RestartPolicyName,
+} from "./container-types";
 
 export type { ContainerSpec } from "./container-types";
 
@@ -41,7 +50,13 @@ export interface CreateBody {
 
 export interface HostConfigBody {
   Binds?: string[] | null;
-  Mounts?: Array<{ Type?: string; Source?: string; Target?: string; ReadOnly?: boolean; TmpfsOptions?: { SizeBytes?: number } | null }> | null;
+  Mounts?: Array<{
+    Type?: string;
+    Source?: string;
+    Target?: string;
+    ReadOnly?: boolean;
+    TmpfsOptions?: { SizeBytes?: number } | null;
+  }> | null;
   Tmpfs?: Record<string, string> | null;
   PortBindings?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null;
   PublishAllPorts?: boolean;
@@ -84,12 +99,12 @@ export interface EndpointConfigBody {
   DriverOpts?: Record<string, string> | null;
 }
 
-
 const NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 
 /** `/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`; returns the name with its leading slash. */
 export function validateName(name: string): string {
-  if (!NAME.test(name)) throw new InvalidError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`, { field: "name" });
+  if (!NAME.test(name))
+    throw new InvalidError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`, { field: "name" });
   return name.startsWith("/") ? name : `/${name}`;
 }
 
@@ -100,13 +115,15 @@ export const DEFAULT_PIDS_LIMIT = 1024;
 function stringList(value: unknown, field: string): string[] | null {
   if (value === undefined || value === null) return null;
   if (typeof value === "string") return [value];
-  if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) throw new InvalidError(`${field} must be a list of strings`, { field });
+  if (!Array.isArray(value) || value.some((v) => typeof v !== "string"))
+    throw new InvalidError(`${field} must be a list of strings`, { field });
   return value as string[];
 }
 
 function nonNegative(value: unknown, field: string): number {
   if (value === undefined || value === null) return 0;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0) throw new InvalidError(`invalid ${field}: ${String(value)}`, { field });
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0)
+    throw new InvalidError(`invalid ${field}: ${String(value)}`, { field });
   return value;
 }
 
@@ -134,7 +151,8 @@ function parsePortBindings(body: HostConfigBody["PortBindings"]): { ports: PortB
     shape[`${containerPort}/${protocol}`] = [];
     for (const b of list ?? []) {
       const hostIp = b.HostIp ?? "";
-      if (hostIp && !/^(\d{1,3}\.){3}\d{1,3}$/.test(hostIp)) throw new InvalidError(`invalid IP address: ${hostIp}`, { field: "PortBindings" });
+      if (hostIp && !/^(\d{1,3}\.){3}\d{1,3}$/.test(hostIp))
+        throw new InvalidError(`invalid IP address: ${hostIp}`, { field: "PortBindings" });
       const hostPort = parseHostPort(b.HostPort);
       ports.push({ containerPort, protocol, hostIp, hostPort });
       shape[`${containerPort}/${protocol}`]!.push({ HostIp: hostIp, HostPort: b.HostPort ?? "" });
@@ -144,7 +162,8 @@ function parsePortBindings(body: HostConfigBody["PortBindings"]): { ports: PortB
 }
 
 function checkTarget(target: string | undefined, field: string): string {
-  if (!target || !posix.isAbsolute(target)) throw new InvalidError(`invalid mount config: mount path must be absolute: ${target ?? ""}`, { field });
+  if (!target || !posix.isAbsolute(target))
+    throw new InvalidError(`invalid mount config: mount path must be absolute: ${target ?? ""}`, { field });
   if (/[,:\\]/.test(target)) throw new InvalidError(`invalid mount path ${target}: ',', ':' and '\\' are not supported`, { field });
   const clean = posix.normalize(target);
   if (clean === "/") throw new InvalidError("invalid specification: destination can't be '/'", { field });
@@ -154,13 +173,15 @@ function checkTarget(target: string | undefined, field: string): string {
 /** `src:dst[:opts]` of HostConfig.Binds: an absolute src binds a host path, anything else names a volume. */
 export function parseBind(bind: string): MountSpec {
   const parts = bind.split(":");
-  if (parts.length < 2 || parts.length > 3 || !parts[0]) throw new InvalidError(`invalid volume specification: '${bind}'`, { field: "Binds" });
+  if (parts.length < 2 || parts.length > 3 || !parts[0])
+    throw new InvalidError(`invalid volume specification: '${bind}'`, { field: "Binds" });
   const [src, dst, opts = ""] = parts as [string, string, string?];
   const target = checkTarget(dst, "Binds");
   let readOnly = false;
   for (const o of opts.split(",").filter(Boolean)) {
     if (o === "ro") readOnly = true;
-    else if (!["rw", "z", "Z", "rprivate", "private", "nocopy"].includes(o)) throw new InvalidError(`invalid mode: ${o}`, { field: "Binds" });
+    else if (!["rw", "z", "Z", "rprivate", "private", "nocopy"].includes(o))
+      throw new InvalidError(`invalid mode: ${o}`, { field: "Binds" });
   }
   if (posix.isAbsolute(src)) {
     if (/[,\\]/.test(src)) throw new InvalidError(`invalid volume specification: '${bind}'`, { field: "Binds" });
@@ -175,7 +196,8 @@ function parseMounts(hc: HostConfigBody): MountSpec[] {
   for (const m of hc.Mounts ?? []) {
     const target = checkTarget(m.Target, "Mounts");
     if (m.Type === "bind") {
-      if (!m.Source || !posix.isAbsolute(m.Source) || /[,:\\]/.test(m.Source)) throw new InvalidError(`invalid mount config for type "bind": invalid source ${m.Source ?? ""}`, { field: "Mounts" });
+      if (!m.Source || !posix.isAbsolute(m.Source) || /[,:\\]/.test(m.Source))
+        throw new InvalidError(`invalid mount config for type "bind": invalid source ${m.Source ?? ""}`, { field: "Mounts" });
       out.push({ type: "bind", source: posix.normalize(m.Source), target, readOnly: !!m.ReadOnly, createSource: false });
     } else if (m.Type === "volume") {
       out.push({ type: "volume", name: m.Source ?? "", target, readOnly: !!m.ReadOnly, anonymous: !m.Source });
@@ -202,10 +224,13 @@ function parseMounts(hc: HostConfigBody): MountSpec[] {
 
 function parseRestartPolicy(p: HostConfigBody["RestartPolicy"], autoRemove: boolean): HostConfig["RestartPolicy"] {
   const name = (p?.Name ?? "") as RestartPolicyName | "";
-  if (!["", "no", "always", "unless-stopped", "on-failure"].includes(name)) throw new InvalidError(`invalid restart policy '${name}'`, { field: "RestartPolicy" });
+  if (!["", "no", "always", "unless-stopped", "on-failure"].includes(name))
+    throw new InvalidError(`invalid restart policy '${name}'`, { field: "RestartPolicy" });
   const max = nonNegative(p?.MaximumRetryCount, "RestartPolicy.MaximumRetryCount");
-  if (max && name !== "on-failure") throw new InvalidError(`invalid restart policy: maximum retry count can only be used with 'on-failure'`, { field: "RestartPolicy" });
-  if (autoRemove && name && name !== "no") throw new InvalidError("can't create 'AutoRemove' container with restart policy", { field: "RestartPolicy" });
+  if (max && name !== "on-failure")
+    throw new InvalidError(`invalid restart policy: maximum retry count can only be used with 'on-failure'`, { field: "RestartPolicy" });
+  if (autoRemove && name && name !== "no")
+    throw new InvalidError("can't create 'AutoRemove' container with restart policy", { field: "RestartPolicy" });
   return { Name: name, MaximumRetryCount: max };
 }
 
@@ -213,19 +238,28 @@ function parseNetworkMode(mode: string | undefined): NetworkModeName {
   if (!mode || mode === "default" || mode === "bridge") return "bridge";
   if (mode === "host" || mode === "none") return mode;
   if (mode.startsWith("container:")) throw new NotSupportedError("network mode container:<id> is not supported", { field: "NetworkMode" });
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(mode)) throw new InvalidError(`invalid network mode ${JSON.stringify(mode)}`, { field: "NetworkMode" });
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(mode))
+    throw new InvalidError(`invalid network mode ${JSON.stringify(mode)}`, { field: "NetworkMode" });
   return "user";
 }
 
 /** One network's endpoint settings, checked: aliases and a fixed IPv4 address, nothing else. */
 export function parseEndpointConfig(cfg: EndpointConfigBody | null | undefined, field: string): { aliases: string[]; ipv4Address: string } {
   const aliases = stringList(cfg?.Aliases, `${field}.Aliases`) ?? [];
-  for (const a of aliases) if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(a)) throw new InvalidError(`invalid network alias ${JSON.stringify(a)}`, { field: `${field}.Aliases` });
-  if (cfg?.Links?.length) throw new NotSupportedError("links are not supported: containers on a user network reach each other by name", { field: `${field}.Links` });
-  if (cfg?.IPAMConfig?.IPv6Address) throw new NotSupportedError("IPv6 addresses are not supported", { field: `${field}.IPAMConfig.IPv6Address` });
-  if (cfg?.IPAMConfig?.LinkLocalIPs?.length) throw new NotSupportedError("link-local addresses are not supported", { field: `${field}.IPAMConfig.LinkLocalIPs` });
+  for (const a of aliases)
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(a))
+      throw new InvalidError(`invalid network alias ${JSON.stringify(a)}`, { field: `${field}.Aliases` });
+  if (cfg?.Links?.length)
+    throw new NotSupportedError("links are not supported: containers on a user network reach each other by name", {
+      field: `${field}.Links`,
+    });
+  if (cfg?.IPAMConfig?.IPv6Address)
+    throw new NotSupportedError("IPv6 addresses are not supported", { field: `${field}.IPAMConfig.IPv6Address` });
+  if (cfg?.IPAMConfig?.LinkLocalIPs?.length)
+    throw new NotSupportedError("link-local addresses are not supported", { field: `${field}.IPAMConfig.LinkLocalIPs` });
   if (cfg?.MacAddress) throw new NotSupportedError("a fixed MAC address is not supported", { field: `${field}.MacAddress` });
-  if (cfg?.DriverOpts && Object.keys(cfg.DriverOpts).length) throw new NotSupportedError("endpoint driver options are not supported", { field: `${field}.DriverOpts` });
+  if (cfg?.DriverOpts && Object.keys(cfg.DriverOpts).length)
+    throw new NotSupportedError("endpoint driver options are not supported", { field: `${field}.DriverOpts` });
   return { aliases: [...new Set(aliases)], ipv4Address: cfg?.IPAMConfig?.IPv4Address ?? "" };
 }
 
@@ -236,16 +270,21 @@ export function parseEndpointConfig(cfg: EndpointConfigBody | null | undefined, 
 function parseNetworkRequests(mode: NetworkModeName, hc: HostConfigBody, body: CreateBody): ContainerSpec["networkRequests"] {
   const endpoints = body.NetworkingConfig?.EndpointsConfig ?? {};
   const out: ContainerSpec["networkRequests"] = [];
-  if (mode === "user") out.push({ name: hc.NetworkMode!, ...parseEndpointConfig(endpoints[hc.NetworkMode!], `EndpointsConfig.${hc.NetworkMode}`) });
+  if (mode === "user")
+    out.push({ name: hc.NetworkMode!, ...parseEndpointConfig(endpoints[hc.NetworkMode!], `EndpointsConfig.${hc.NetworkMode}`) });
   for (const [name, cfg] of Object.entries(endpoints)) {
     if (name === hc.NetworkMode) continue;
     const field = `EndpointsConfig.${name}`;
     if (["bridge", "host", "none", "default"].includes(name)) {
       const e = parseEndpointConfig(cfg, field);
-      if (e.aliases.length || e.ipv4Address) throw new InvalidError(`network-scoped aliases and fixed addresses are only supported for user-defined networks, not ${name}`, { field });
+      if (e.aliases.length || e.ipv4Address)
+        throw new InvalidError(`network-scoped aliases and fixed addresses are only supported for user-defined networks, not ${name}`, {
+          field,
+        });
       continue;
     }
-    if (mode === "host" || mode === "none") throw new InvalidError(`container cannot be connected to network ${name} and to the ${mode} network`, { field });
+    if (mode === "host" || mode === "none")
+      throw new InvalidError(`container cannot be connected to network ${name} and to the ${mode} network`, { field });
     out.push({ name, ...parseEndpointConfig(cfg, field) });
   }
   return out;
@@ -273,7 +312,8 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
   const hc = body.HostConfig ?? {};
   if (hc.Privileged) throw new NotSupportedError("privileged containers are not supported", { field: "Privileged" });
   if (hc.Devices?.length) throw new NotSupportedError("devices are not supported", { field: "Devices" });
-  if (hc.LogConfig?.Type && hc.LogConfig.Type !== "json-file") throw new NotSupportedError(`log driver ${hc.LogConfig.Type} is not supported; only json-file`, { field: "LogConfig" });
+  if (hc.LogConfig?.Type && hc.LogConfig.Type !== "json-file")
+    throw new NotSupportedError(`log driver ${hc.LogConfig.Type} is not supported; only json-file`, { field: "LogConfig" });
   const logConfig = { ...(hc.LogConfig?.Config ?? {}) };
   logLimits(logConfig);
   refuseUnsupportedHostConfig(hc);
@@ -282,7 +322,9 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
   const env = stringList(body.Env, "Env") ?? [];
   for (const e of env) if (!e || e.startsWith("=")) throw new InvalidError(`invalid environment variable: ${e}`, { field: "Env" });
   const entrypointGiven = body.Entrypoint !== undefined && body.Entrypoint !== null;
-  const entrypoint = entrypointGiven ? stringList(body.Entrypoint, "Entrypoint")!.filter((s, i, a) => !(a.length === 1 && s === "")) : (image.Entrypoint ?? []);
+  const entrypoint = entrypointGiven
+    ? stringList(body.Entrypoint, "Entrypoint")!.filter((s, i, a) => !(a.length === 1 && s === ""))
+    : (image.Entrypoint ?? []);
   const cmdGiven = stringList(body.Cmd, "Cmd");
   const cmd = cmdGiven ?? (entrypointGiven ? [] : (image.Cmd ?? []));
   const argv = [...entrypoint, ...cmd];
@@ -291,17 +333,25 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
   const memory = nonNegative(hc.Memory, "Memory");
   if (memory && memory < MIN_MEMORY) throw new InvalidError("Minimum memory limit allowed is 6MB", { field: "Memory" });
   const memorySwap = hc.MemorySwap ?? 0;
-  if (memorySwap > 0 && memorySwap !== memory) throw new NotSupportedError("swap is always off on this agent: MemorySwap must equal Memory", { field: "MemorySwap" });
+  if (memorySwap > 0 && memorySwap !== memory)
+    throw new NotSupportedError("swap is always off on this agent: MemorySwap must equal Memory", { field: "MemorySwap" });
   const nanoCpus = nonNegative(hc.NanoCpus, "NanoCpus");
   const cpuPeriod = nonNegative(hc.CpuPeriod, "CpuPeriod");
   const cpuQuota = nonNegative(hc.CpuQuota, "CpuQuota");
-  if (nanoCpus && (cpuPeriod || cpuQuota)) throw new InvalidError("Conflicting options: Nano CPUs and CPU Period cannot both be set", { field: "NanoCpus" });
-  if (cpuPeriod && (cpuPeriod < 1000 || cpuPeriod > 1_000_000)) throw new InvalidError("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)", { field: "CpuPeriod" });
+  if (nanoCpus && (cpuPeriod || cpuQuota))
+    throw new InvalidError("Conflicting options: Nano CPUs and CPU Period cannot both be set", { field: "NanoCpus" });
+  if (cpuPeriod && (cpuPeriod < 1000 || cpuPeriod > 1_000_000))
+    throw new InvalidError("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)", { field: "CpuPeriod" });
   if (cpuQuota && cpuQuota < 1000) throw new InvalidError("CPU cfs quota can not be less than 1ms (i.e. 1000)", { field: "CpuQuota" });
   const cpuShares = nonNegative(hc.CpuShares, "CpuShares");
   // A default limit, unlike Docker: a fork bomb in one container must not starve the agent and
   // the node. --pids-limit -1 asks for none.
-  const pidsLimit = hc.PidsLimit === undefined || hc.PidsLimit === null || hc.PidsLimit === 0 ? DEFAULT_PIDS_LIMIT : hc.PidsLimit < 0 ? null : nonNegative(hc.PidsLimit, "PidsLimit");
+  const pidsLimit =
+    hc.PidsLimit === undefined || hc.PidsLimit === null || hc.PidsLimit === 0
+      ? DEFAULT_PIDS_LIMIT
+      : hc.PidsLimit < 0
+        ? null
+        : nonNegative(hc.PidsLimit, "PidsLimit");
 
   const autoRemove = !!hc.AutoRemove;
   const networkMode = parseNetworkMode(hc.NetworkMode);
@@ -314,7 +364,8 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
   if (networkMode !== "bridge" && networkMode !== "user" && ports.length) {
     throw new InvalidError(`conflicting options: port publishing and the container type network mode`, { field: "PortBindings" });
   }
-  if (hc.PublishAllPorts) throw new NotSupportedError("PublishAllPorts (-P) is not supported; publish ports with -p", { field: "PublishAllPorts" });
+  if (hc.PublishAllPorts)
+    throw new NotSupportedError("PublishAllPorts (-P) is not supported; publish ports with -p", { field: "PublishAllPorts" });
   const mounts = parseMounts(hc);
   // Anonymous volumes for the request's and the image's Volumes not already mounted.
   const volumes = { ...(image.Volumes ?? {}), ...(body.Volumes ?? {}) };
@@ -352,7 +403,10 @@ export function parseCreateRequest(body: CreateBody, image: ContainerDefaults): 
     ...(stopTimeout !== undefined ? { StopTimeout: nonNegative(stopTimeout, "StopTimeout") } : {}),
     ...(healthcheck ? { Healthcheck: healthcheck } : {}),
   };
-  if (config.WorkingDir && !posix.isAbsolute(config.WorkingDir)) throw new InvalidError(`the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`, { field: "WorkingDir" });
+  if (config.WorkingDir && !posix.isAbsolute(config.WorkingDir))
+    throw new InvalidError(`the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`, {
+      field: "WorkingDir",
+    });
 
   const hostConfig: HostConfig = {
     Binds: hc.Binds?.length ? hc.Binds : null,

@@ -70,8 +70,26 @@ function portsMap(c: ContainerRecord): Record<string, Array<{ HostIp: string; Ho
 /** The Mounts list of inspect and summary. */
 export function mountPoints(c: ContainerRecord, volumePath: (name: string) => string) {
   return c.mounts.map((m: MountSpec) => {
-    if (m.type === "bind") return { Type: "bind", Source: m.source, Destination: m.target, Mode: m.readOnly ? "ro" : "", RW: !m.readOnly, Propagation: "rprivate" };
-    if (m.type === "volume") return { Type: "volume", Name: m.name, Source: volumePath(m.name), Destination: m.target, Driver: "local", Mode: m.readOnly ? "ro" : "z", RW: !m.readOnly, Propagation: "" };
+    if (m.type === "bind")
+      return {
+        Type: "bind",
+        Source: m.source,
+        Destination: m.target,
+        Mode: m.readOnly ? "ro" : "",
+        RW: !m.readOnly,
+        Propagation: "rprivate",
+      };
+    if (m.type === "volume")
+      return {
+        Type: "volume",
+        Name: m.name,
+        Source: volumePath(m.name),
+        Destination: m.target,
+        Driver: "local",
+        Mode: m.readOnly ? "ro" : "z",
+        RW: !m.readOnly,
+        Propagation: "",
+      };
     return { Type: "tmpfs", Source: "", Destination: m.target, Mode: "", RW: true, Propagation: "" };
   });
 }

@@ -41,4 +41,3 @@ export function thaw(cg: CgroupRef): void {
     // no group any more
   }
 }
-

@@ -95,7 +95,13 @@ async function rotatedFiles(path: string): Promise<string[]> {
   const out: string[] = [];
   for (let i = 1; i <= 100; i++) {
     const p = `${path}.${i}`;
-    if (!(await fs.stat(p).then(() => true, () => false))) break;
+    if (
+      !(await fs.stat(p).then(
+        () => true,
+        () => false,
+      ))
+    )
+      break;
     out.unshift(p);
   }
   return out;
@@ -211,14 +217,23 @@ export async function followLog(path: string, offset: number, send: (records: Lo
   }
   opts.signal.addEventListener("abort", poke);
   void opts.done.then(poke);
-  let ino = await fs.stat(path).then((st) => st.ino, () => 0);
+  let ino = await fs.stat(path).then(
+    (st) => st.ino,
+    () => 0,
+  );
   try {
     for (;;) {
       const wasFinished = finished;
-      const now = await fs.stat(path).then((st) => st, () => undefined);
+      const now = await fs.stat(path).then(
+        (st) => st,
+        () => undefined,
+      );
       if (now && ino && now.ino !== ino) {
         // Rotated since the last read: finish the old file (now <log>.1), then start the new one.
-        const old = await fs.stat(`${path}.1`).then((st) => st, () => undefined);
+        const old = await fs.stat(`${path}.1`).then(
+          (st) => st,
+          () => undefined,
+        );
         if (old?.ino === ino) {
           const rest = parseRecords((await readFrom(`${path}.1`, offset)).lines);
           if (rest.length && !opts.signal.aborted) send(rest);

@@ -33,7 +33,12 @@ export interface UserNetworksPort {
   /** A network by id, name or unique id prefix; undefined when none. */
   find(ref: string): { id: string; name: string } | undefined;
   /** Addresses on the networks for a container about to start (interfaces from eth`firstIndex`). */
-  allocate(containerId: string, name: string, requests: ReadonlyArray<{ networkId: string; aliases: readonly string[]; ipv4Address: string }>, firstIndex: number): Promise<UserNetworkInfo[]>;
+  allocate(
+    containerId: string,
+    name: string,
+    requests: ReadonlyArray<{ networkId: string; aliases: readonly string[]; ipv4Address: string }>,
+    firstIndex: number,
+  ): Promise<UserNetworkInfo[]>;
   /** Plugs what allocate() handed out into the namespace; `primary`: eth0 routes and resolves. */
   plug(containerId: string, netnsPath: string, primary: boolean): Promise<UserNetworkInfo[]>;
   /** Takes the container off one network, or off all. */
@@ -47,7 +52,10 @@ export interface NetworkPort {
   /** Creates the bridge, NAT rules and state dir; idempotent. */
   init(): Promise<unknown>;
   /** Gives the container a netns (bridge) and binds its ports. ConflictError when a port is taken. */
-  attach(containerId: string, request: { mode: NetworkModeName; ports: NetworkPortMapping[]; ipAddress?: string }): Promise<NetworkAttachment>;
+  attach(
+    containerId: string,
+    request: { mode: NetworkModeName; ports: NetworkPortMapping[]; ipAddress?: string },
+  ): Promise<NetworkAttachment>;
   /** Releases everything attach made; idempotent. */
   detach(containerId: string): Promise<void>;
   /**
@@ -96,7 +104,12 @@ export async function loadBridgeNetwork(options: BridgeNetworkOptions, log: (msg
 
 /** Container port bindings → the network module's request. */
 export function toPortMappings(ports: readonly PortBinding[]): NetworkPortMapping[] {
-  return ports.map((p) => ({ ...(p.hostIp ? { hostIp: p.hostIp } : {}), hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol }));
+  return ports.map((p) => ({
+    ...(p.hostIp ? { hostIp: p.hostIp } : {}),
+    hostPort: p.hostPort,
+    containerPort: p.containerPort,
+    protocol: p.protocol,
+  }));
 }
 
 /** The network module's answer → container port bindings. */

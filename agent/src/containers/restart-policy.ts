@@ -17,7 +17,10 @@ export type RestartTrigger = "exit" | "agent-start";
  * `agent-start`: the agent found it stopped; Docker restarts "always" containers then even if
  * they were stopped by hand, "unless-stopped" only if they were not.
  */
-export function shouldRestart(c: Pick<ContainerRecord, "hostConfig" | "manualStop" | "restartCount" | "state">, trigger: RestartTrigger): boolean {
+export function shouldRestart(
+  c: Pick<ContainerRecord, "hostConfig" | "manualStop" | "restartCount" | "state">,
+  trigger: RestartTrigger,
+): boolean {
   const { Name, MaximumRetryCount } = c.hostConfig.RestartPolicy;
   switch (Name) {
     case "always":

@@ -75,7 +75,14 @@ const DEFAULT_RESOLV = "nameserver 8.8.8.8\nnameserver 8.8.4.4\n";
  * points at a loopback resolver, which the container (own netns) cannot reach. On a user network
  * (`embeddedDns`) the only nameserver is 127.0.0.11, as in Docker; search and options are kept.
  */
-export async function writeEtcFiles(dir: string, hostname: string, ipAddress: string, isolated: boolean, names?: NameSettings, embeddedDns = false): Promise<EtcFiles> {
+export async function writeEtcFiles(
+  dir: string,
+  hostname: string,
+  ipAddress: string,
+  isolated: boolean,
+  names?: NameSettings,
+  embeddedDns = false,
+): Promise<EtcFiles> {
   const files = { hostname: join(dir, "hostname"), hosts: join(dir, "hosts"), resolvConf: join(dir, "resolv.conf") };
   const hosts = [
     "127.0.0.1\tlocalhost",

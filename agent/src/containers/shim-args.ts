@@ -8,7 +8,8 @@ import { logLimits } from "./log-options";
 import type { ContainerPaths } from "./container-store";
 
 /** A mount resolved to host paths (volumes turned into their data directories). */
-export type ResolvedMount = { type: "bind"; source: string; target: string; readOnly: boolean } | { type: "tmpfs"; target: string; sizeBytes?: number };
+export type ResolvedMount =
+  { type: "bind"; source: string; target: string; readOnly: boolean } | { type: "tmpfs"; target: string; sizeBytes?: number };
 
 export interface ShimRunInput {
   record: ContainerRecord;
@@ -39,14 +40,22 @@ export function shimRunArgs(input: ShimRunInput): string[] {
   const { record: c, paths } = input;
   const hc = c.hostConfig;
   const args = [
-    "--id", c.id,
-    "--state-dir", paths.stateDir,
-    "--rootfs-lower", input.lowerDirs.join(":"),
-    "--upper", paths.upper,
-    "--work", paths.work,
-    "--log", paths.log,
-    "--hostname", input.hostname,
-    "--netns", input.netns,
+    "--id",
+    c.id,
+    "--state-dir",
+    paths.stateDir,
+    "--rootfs-lower",
+    input.lowerDirs.join(":"),
+    "--upper",
+    paths.upper,
+    "--work",
+    paths.work,
+    "--log",
+    paths.log,
+    "--hostname",
+    input.hostname,
+    "--netns",
+    input.netns,
   ];
   const log = logLimits(hc.LogConfig?.Config);
   if (log.maxSize > 0) args.push("--log-max-size", String(log.maxSize), "--log-max-files", String(log.maxFiles));
@@ -77,7 +86,11 @@ export function shimRunArgs(input: ShimRunInput): string[] {
   if (input.etcFiles) {
     // Bound before the user's mounts, so a user bind of /etc/hosts wins, as in Docker.
     const targets = new Set(input.mounts.map((m) => m.target));
-    for (const [file, target] of [[input.etcFiles.hostname, "/etc/hostname"], [input.etcFiles.hosts, "/etc/hosts"], [input.etcFiles.resolvConf, "/etc/resolv.conf"]] as const) {
+    for (const [file, target] of [
+      [input.etcFiles.hostname, "/etc/hostname"],
+      [input.etcFiles.hosts, "/etc/hosts"],
+      [input.etcFiles.resolvConf, "/etc/resolv.conf"],
+    ] as const) {
       if (!targets.has(target)) args.push("--mount", `bind:${file}:${target}`);
     }
   }

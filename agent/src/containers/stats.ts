@@ -50,11 +50,26 @@ export interface StatsJson {
   networks?: Record<string, NetStats>;
 }
 
-const EMPTY_CPU: CpuStats = { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } };
+const EMPTY_CPU: CpuStats = {
+  cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 },
+  throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 },
+};
 
 /** What dockerd sends for a container that is not running. */
 export function emptyStats(name: string, id: string): StatsJson {
-  return { read: ZERO_TIME, preread: ZERO_TIME, pids_stats: {}, blkio_stats: { io_service_bytes_recursive: null, io_serviced_recursive: null }, num_procs: 0, storage_stats: {}, cpu_stats: EMPTY_CPU, precpu_stats: EMPTY_CPU, memory_stats: {}, name, id };
+  return {
+    read: ZERO_TIME,
+    preread: ZERO_TIME,
+    pids_stats: {},
+    blkio_stats: { io_service_bytes_recursive: null, io_serviced_recursive: null },
+    num_procs: 0,
+    storage_stats: {},
+    cpu_stats: EMPTY_CPU,
+    precpu_stats: EMPTY_CPU,
+    memory_stats: {},
+    name,
+    id,
+  };
 }
 
 /** /proc/net/dev of the container's namespace → per-interface counters, loopback left out. Pure. */
@@ -64,7 +79,16 @@ export function parseNetDev(text: string): Record<string, NetStats> {
     const m = /^\s*([^:]+):\s*(.*)$/.exec(line);
     if (!m || m[1] === "lo") continue;
     const f = m[2]!.trim().split(/\s+/).map(Number);
-    out[m[1]!] = { rx_bytes: f[0]!, rx_packets: f[1]!, rx_errors: f[2]!, rx_dropped: f[3]!, tx_bytes: f[8]!, tx_packets: f[9]!, tx_errors: f[10]!, tx_dropped: f[11]! };
+    out[m[1]!] = {
+      rx_bytes: f[0]!,
+      rx_packets: f[1]!,
+      rx_errors: f[2]!,
+      rx_dropped: f[3]!,
+      tx_bytes: f[8]!,
+      tx_packets: f[9]!,
+      tx_errors: f[10]!,
+      tx_dropped: f[11]!,
+    };
   }
   return out;
 }
@@ -81,7 +105,10 @@ export function parseBlkio(text: string | null, version: 1 | 2, which: "bytes" |
       if (!m) continue;
       const kv = Object.fromEntries(m[3]!.split(" ").map((p) => p.split("=") as [string, string]));
       const [r, w] = which === "bytes" ? ["rbytes", "wbytes"] : ["rios", "wios"];
-      out.push({ major: Number(m[1]), minor: Number(m[2]), op: "read", value: Number(kv[r] ?? 0) }, { major: Number(m[1]), minor: Number(m[2]), op: "write", value: Number(kv[w] ?? 0) });
+      out.push(
+        { major: Number(m[1]), minor: Number(m[2]), op: "read", value: Number(kv[r] ?? 0) },
+        { major: Number(m[1]), minor: Number(m[2]), op: "write", value: Number(kv[w] ?? 0) },
+      );
     }
   }
   return out;
@@ -97,17 +124,30 @@ function cpuStats(cg: CgroupRef): CpuStats {
   if (cg.version === 2) {
     const s = parseFlatKeyed(readCgroupFile(cg, "unified", "cpu.stat"));
     return {
-      cpu_usage: { total_usage: (s.usage_usec ?? 0) * 1000, usage_in_kernelmode: (s.system_usec ?? 0) * 1000, usage_in_usermode: (s.user_usec ?? 0) * 1000 },
+      cpu_usage: {
+        total_usage: (s.usage_usec ?? 0) * 1000,
+        usage_in_kernelmode: (s.system_usec ?? 0) * 1000,
+        usage_in_usermode: (s.user_usec ?? 0) * 1000,
+      },
       system_cpu_usage: systemCpuUsage(),
       online_cpus: cpus().length,
-      throttling_data: { periods: s.nr_periods ?? 0, throttled_periods: s.nr_throttled ?? 0, throttled_time: (s.throttled_usec ?? 0) * 1000 },
+      throttling_data: {
+        periods: s.nr_periods ?? 0,
+        throttled_periods: s.nr_throttled ?? 0,
+        throttled_time: (s.throttled_usec ?? 0) * 1000,
+      },
     };
   }
   const acct = parseFlatKeyed(readCgroupFile(cg, "cpuacct", "cpuacct.stat"));
   const percpu = (readCgroupFile(cg, "cpuacct", "cpuacct.usage_percpu") ?? "").trim().split(/\s+/).filter(Boolean).map(Number);
   const thr = parseFlatKeyed(readCgroupFile(cg, "cpu", "cpu.stat"));
   return {
-    cpu_usage: { total_usage: readCgroupNumber(cg, "cpuacct", "cpuacct.usage") ?? 0, usage_in_kernelmode: (acct.system ?? 0) * NS_PER_TICK, usage_in_usermode: (acct.user ?? 0) * NS_PER_TICK, percpu_usage: percpu },
+    cpu_usage: {
+      total_usage: readCgroupNumber(cg, "cpuacct", "cpuacct.usage") ?? 0,
+      usage_in_kernelmode: (acct.system ?? 0) * NS_PER_TICK,
+      usage_in_usermode: (acct.user ?? 0) * NS_PER_TICK,
+      percpu_usage: percpu,
+    },
     system_cpu_usage: systemCpuUsage(),
     online_cpus: cpus().length,
     throttling_data: { periods: thr.nr_periods ?? 0, throttled_periods: thr.nr_throttled ?? 0, throttled_time: thr.throttled_time ?? 0 },
@@ -118,7 +158,11 @@ function memoryStats(cg: CgroupRef): StatsJson["memory_stats"] {
   const host = totalmem();
   const cap = (limit: number | null) => (limit === null || limit > host ? host : limit);
   if (cg.version === 2) {
-    return { usage: readCgroupNumber(cg, "unified", "memory.current") ?? 0, stats: parseFlatKeyed(readCgroupFile(cg, "unified", "memory.stat")), limit: cap(readCgroupNumber(cg, "unified", "memory.max")) };
+    return {
+      usage: readCgroupNumber(cg, "unified", "memory.current") ?? 0,
+      stats: parseFlatKeyed(readCgroupFile(cg, "unified", "memory.stat")),
+      limit: cap(readCgroupNumber(cg, "unified", "memory.max")),
+    };
   }
   return {
     usage: readCgroupNumber(cg, "memory", "memory.usage_in_bytes") ?? 0,
@@ -139,13 +183,17 @@ export function sampleStats(cg: CgroupRef, pid: number, name: string, id: string
   } catch {
     networks = undefined;
   }
-  const blk = cg.version === 2 ? readCgroupFile(cg, "unified", "io.stat") : readCgroupFile(cg, "blkio", "blkio.throttle.io_service_bytes_recursive");
+  const blk =
+    cg.version === 2 ? readCgroupFile(cg, "unified", "io.stat") : readCgroupFile(cg, "blkio", "blkio.throttle.io_service_bytes_recursive");
   const ios = cg.version === 2 ? blk : readCgroupFile(cg, "blkio", "blkio.throttle.io_serviced_recursive");
   return {
     read: new Date().toISOString(),
     preread: pre?.read ?? ZERO_TIME,
     pids_stats: { current: readCgroupNumber(cg, ctrl, "pids.current") ?? 0, ...(pidsLimit !== null ? { limit: pidsLimit } : {}) },
-    blkio_stats: { io_service_bytes_recursive: parseBlkio(blk, cg.version, "bytes"), io_serviced_recursive: parseBlkio(ios, cg.version, "ios") },
+    blkio_stats: {
+      io_service_bytes_recursive: parseBlkio(blk, cg.version, "bytes"),
+      io_serviced_recursive: parseBlkio(ios, cg.version, "ios"),
+    },
     num_procs: 0,
     storage_stats: {},
     cpu_stats: cpuStats(cg),

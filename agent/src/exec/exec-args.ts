@@ -40,13 +40,21 @@ export interface ExecSpec {
 /** Validates the body (Docker's messages); NotSupported for --privileged. */
 export function parseExecCreate(body: ExecCreateBody): ExecSpec {
   const cmd = typeof body.Cmd === "string" ? [body.Cmd] : body.Cmd;
-  if (!Array.isArray(cmd) || cmd.length === 0 || cmd.some((a) => typeof a !== "string")) throw new InvalidError("No exec command specified", { field: "Cmd" });
-  if (body.Privileged) throw new NotSupportedError("privileged exec (docker exec --privileged) is not supported by this agent: an exec gets the container's capabilities, no more", { field: "Privileged" });
+  if (!Array.isArray(cmd) || cmd.length === 0 || cmd.some((a) => typeof a !== "string"))
+    throw new InvalidError("No exec command specified", { field: "Cmd" });
+  if (body.Privileged)
+    throw new NotSupportedError(
+      "privileged exec (docker exec --privileged) is not supported by this agent: an exec gets the container's capabilities, no more",
+      { field: "Privileged" },
+    );
   const env = body.Env ?? [];
-  if (!Array.isArray(env) || env.some((e) => typeof e !== "string" || !e || e.startsWith("="))) throw new InvalidError(`invalid environment variable: ${String(env.find((e) => !e || e.startsWith("=")) ?? "")}`, { field: "Env" });
+  if (!Array.isArray(env) || env.some((e) => typeof e !== "string" || !e || e.startsWith("=")))
+    throw new InvalidError(`invalid environment variable: ${String(env.find((e) => !e || e.startsWith("=")) ?? "")}`, { field: "Env" });
   const workingDir = body.WorkingDir ?? "";
-  if (workingDir && !workingDir.startsWith("/")) throw new InvalidError(`the working directory '${workingDir}' is invalid, it needs to be an absolute path`, { field: "WorkingDir" });
-  if (workingDir.split("/").includes("..")) throw new InvalidError(`the working directory '${workingDir}' is invalid: no '..' allowed`, { field: "WorkingDir" });
+  if (workingDir && !workingDir.startsWith("/"))
+    throw new InvalidError(`the working directory '${workingDir}' is invalid, it needs to be an absolute path`, { field: "WorkingDir" });
+  if (workingDir.split("/").includes(".."))
+    throw new InvalidError(`the working directory '${workingDir}' is invalid: no '..' allowed`, { field: "WorkingDir" });
   if (body.DetachKeys) parseDetachKeys(body.DetachKeys);
   const size = body.ConsoleSize;
   return {

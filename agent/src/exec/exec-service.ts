@@ -100,7 +100,10 @@ export class ExecService {
   /** Docker's checks before an attached start answers 101: the exec exists, has not run, its container runs. */
   checkStartable(id: string): ExecRecord {
     const x = this.get(id);
-    if (x.state !== "created") throw new ConflictError(x.state === "running" ? `Error: Exec command ${x.id} is already running` : `Error: Exec command ${x.id} has already run`);
+    if (x.state !== "created")
+      throw new ConflictError(
+        x.state === "running" ? `Error: Exec command ${x.id} is already running` : `Error: Exec command ${x.id} has already run`,
+      );
     runningContainer(this.deps.containers, x.containerId);
     return x;
   }
@@ -128,7 +131,10 @@ export class ExecService {
 
   /** Starts the shim; the exec is running when this resolves. Throws ShimRunError. */
   private async launch(x: ExecRecord, attachWait: boolean): Promise<void> {
-    if (x.state !== "created") throw new ConflictError(x.state === "running" ? `Error: Exec command ${x.id} is already running` : `Error: Exec command ${x.id} has already run`);
+    if (x.state !== "created")
+      throw new ConflictError(
+        x.state === "running" ? `Error: Exec command ${x.id} is already running` : `Error: Exec command ${x.id} has already run`,
+      );
     const c = runningContainer(this.deps.containers, x.containerId);
     const shim = readShimState(this.deps.containers.store.paths(c.id).stateDir);
     if (!shim || shim.status !== "running" || !shim.cgroup) throw new ConflictError(`Container ${c.id} is not running`);
@@ -142,7 +148,10 @@ export class ExecService {
       const started = await shimRun(this.deps.shimPath, args, "exec");
       x.pid = started.pid;
       if (x.size) resizeTty(x.stateDir, x.size[0], x.size[1]);
-      this.deps.events.emit("container", `exec_start: ${x.spec.cmd.join(" ")}`, c.id, { ...this.deps.containers.attributes(c), execID: x.id });
+      this.deps.events.emit("container", `exec_start: ${x.spec.cmd.join(" ")}`, c.id, {
+        ...this.deps.containers.attributes(c),
+        execID: x.id,
+      });
     } catch (err) {
       x.state = "exited";
       x.exitCode = err instanceof ShimRunError ? err.exitCode : 126;
@@ -245,7 +254,8 @@ export class ExecService {
 
 /** A start failure in Docker's words, with the status dockerd uses. */
 function execStartError(err: unknown): Error {
-  if (err instanceof ShimRunError) return new HttpError(err.exitCode === 125 ? 500 : 400, `OCI runtime exec failed: exec failed: ${err.message}`);
+  if (err instanceof ShimRunError)
+    return new HttpError(err.exitCode === 125 ? 500 : 400, `OCI runtime exec failed: exec failed: ${err.message}`);
   return err as Error;
 }
 

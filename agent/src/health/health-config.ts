@@ -20,7 +20,8 @@ const MIN_DURATION_NS = 1_000_000;
 
 function duration(v: unknown, name: string): number {
   if (v === undefined || v === null || v === 0) return 0;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new InvalidError(`${name} in Healthcheck cannot be negative`, { field: "Healthcheck" });
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0)
+    throw new InvalidError(`${name} in Healthcheck cannot be negative`, { field: "Healthcheck" });
   if (v < MIN_DURATION_NS) throw new InvalidError(`${name} in Healthcheck cannot be less than 1ms`, { field: "Healthcheck" });
   return v;
 }
@@ -33,11 +34,13 @@ export function mergeHealthcheck(request: unknown, image: unknown): HealthConfig
   const test = req?.Test?.length ? req.Test : img?.Test;
   if (!test?.length) return null;
   if (test[0] === "NONE") return { Test: ["NONE"] };
-  if (!Array.isArray(test) || test.some((t) => typeof t !== "string")) throw new InvalidError("Healthcheck.Test must be a list of strings", { field: "Healthcheck" });
+  if (!Array.isArray(test) || test.some((t) => typeof t !== "string"))
+    throw new InvalidError("Healthcheck.Test must be a list of strings", { field: "Healthcheck" });
   if (!["CMD", "CMD-SHELL"].includes(test[0]!)) throw new InvalidError(`unknown Healthcheck type '${test[0]}'`, { field: "Healthcheck" });
   if (test.length < 2) throw new InvalidError("Healthcheck has no command", { field: "Healthcheck" });
   const retries = req?.Retries || img?.Retries || 0;
-  if (!Number.isInteger(retries) || retries < 0) throw new InvalidError("Retries in Healthcheck cannot be negative", { field: "Healthcheck" });
+  if (!Number.isInteger(retries) || retries < 0)
+    throw new InvalidError("Retries in Healthcheck cannot be negative", { field: "Healthcheck" });
   return {
     Test: test,
     Interval: duration(req?.Interval, "Interval") || duration(img?.Interval, "Interval"),

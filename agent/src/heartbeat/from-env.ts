@@ -14,7 +14,8 @@ import { credentialFromEnv, startJoinedHeartbeats } from "./join";
 
 /** Docker's container statuses folded to the three a heartbeat reports. */
 export function toHeartbeatContainer(c: ContainerRecord): HeartbeatContainer {
-  const state = c.state.status === "running" || c.state.status === "restarting" ? "running" : c.state.status === "created" ? "created" : "exited";
+  const state =
+    c.state.status === "running" || c.state.status === "restarting" ? "running" : c.state.status === "created" ? "created" : "exited";
   return {
     id: c.id,
     labels: c.config.Labels ?? {},
@@ -28,7 +29,10 @@ export function toHeartbeatContainer(c: ContainerRecord): HeartbeatContainer {
 /** `KEY=VALUE,KEY=VALUE` node labels (FLOTILLA_NODE_LABELS). */
 export function parseNodeLabels(raw: string | undefined): Record<string, string> {
   const labels: Record<string, string> = {};
-  for (const pair of (raw ?? "").split(",").map((p) => p.trim()).filter(Boolean)) {
+  for (const pair of (raw ?? "")
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const at = pair.indexOf("=");
     if (at <= 0) throw new InvalidError(`FLOTILLA_NODE_LABELS: "${pair}" is not KEY=VALUE`, { field: "FLOTILLA_NODE_LABELS" });
     labels[pair.slice(0, at)] = pair.slice(at + 1);

@@ -1,2 +1,9 @@
-export { startHeartbeats, type BeatResult, type HeartbeatContainer, type HeartbeatOptions, type HeartbeatResources, type Heartbeats } from "./heartbeat";
+export {
+  startHeartbeats,
+  type BeatResult,
+  type HeartbeatContainer,
+  type HeartbeatOptions,
+  type HeartbeatResources,
+  type Heartbeats,
+} from "./heartbeat";
 export { heartbeatsFromEnv, parseNodeLabels, toHeartbeatContainer } from "./from-env";

@@ -50,9 +50,12 @@ export function credentialFromEnv(env: NodeJS.ProcessEnv): Credential | null {
     !env.FLOTILLA_ENGINE_URL && "FLOTILLA_ENGINE_URL",
   ].filter((m): m is string => !!m);
   if (missing.length) {
-    throw new InvalidError(`heartbeats need FLOTILLA_API_URL, FLOTILLA_JOIN_TOKEN or FLOTILLA_API_TOKEN, and FLOTILLA_ENGINE_URL; missing ${missing.join(", ")}`, {
-      field: missing[0].split(" ")[0],
-    });
+    throw new InvalidError(
+      `heartbeats need FLOTILLA_API_URL, FLOTILLA_JOIN_TOKEN or FLOTILLA_API_TOKEN, and FLOTILLA_ENGINE_URL; missing ${missing.join(", ")}`,
+      {
+        field: missing[0].split(" ")[0],
+      },
+    );
   }
   return env.FLOTILLA_API_TOKEN ? { kind: "token", token: env.FLOTILLA_API_TOKEN } : { kind: "join", joinToken: env.FLOTILLA_JOIN_TOKEN! };
 }
@@ -107,7 +110,9 @@ export async function joinControlPlane(o: JoinOptions): Promise<string> {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ joinToken: o.joinToken, hostname: o.hostname }),
-        signal: o.signal ? AbortSignal.any([o.signal, AbortSignal.timeout(o.requestTimeoutMs ?? 10_000)]) : AbortSignal.timeout(o.requestTimeoutMs ?? 10_000),
+        signal: o.signal
+          ? AbortSignal.any([o.signal, AbortSignal.timeout(o.requestTimeoutMs ?? 10_000)])
+          : AbortSignal.timeout(o.requestTimeoutMs ?? 10_000),
       });
       const text = await res.text().catch(() => "");
       let body: { token?: unknown; message?: unknown } = {};
@@ -118,7 +123,8 @@ export async function joinControlPlane(o: JoinOptions): Promise<string> {
       }
       if (res.ok && typeof body.token === "string") return body.token;
       const message = typeof body.message === "string" ? body.message : text.slice(0, 200) || res.statusText;
-      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new JoinRefusedError(res.status, message);
+      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429)
+        throw new JoinRefusedError(res.status, message);
       problem = `HTTP ${res.status}: ${message}`;
     } catch (e) {
       if (e instanceof JoinRefusedError) throw e;
@@ -151,7 +157,10 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  */
 function withTokenHints(logFn: (m: string) => void, source: string): (m: string) => void {
   return (m) => {
-    if (/HTTP 401\b/.test(m)) logFn(`${m} — the control plane no longer accepts the ${source} (revoked, or the machine was removed or re-provisioned); re-provision the machine (ctl machine provision NAME) to give the agent a new join token`);
+    if (/HTTP 401\b/.test(m))
+      logFn(
+        `${m} — the control plane no longer accepts the ${source} (revoked, or the machine was removed or re-provisioned); re-provision the machine (ctl machine provision NAME) to give the agent a new join token`,
+      );
     else if (/HTTP 403\b/.test(m)) logFn(`${m} — the ${source} may not report as this host; check FLOTILLA_MACHINE_NAME`);
     else logFn(m);
   };
@@ -162,26 +171,48 @@ function withTokenHints(logFn: (m: string) => void, source: string): (m: string)
  * it came from the env's join token; else joins first (heartbeats start once it succeeds). Start-up
  * stays synchronous: the returned handle works before the join finishes.
  */
-export function startJoinedHeartbeats(credential: Credential, stateDir: string | undefined, options: Omit<HeartbeatOptions, "token">): Heartbeats {
+export function startJoinedHeartbeats(
+  credential: Credential,
+  stateDir: string | undefined,
+  options: Omit<HeartbeatOptions, "token">,
+): Heartbeats {
   const logFn = options.log ?? (() => {});
-  if (credential.kind === "token") return startHeartbeats({ ...options, token: credential.token, log: withTokenHints(logFn, "API token in FLOTILLA_API_TOKEN") });
+  if (credential.kind === "token")
+    return startHeartbeats({ ...options, token: credential.token, log: withTokenHints(logFn, "API token in FLOTILLA_API_TOKEN") });
   const saved = stateDir ? readSavedToken(stateDir) : undefined;
   if (saved && saved.joinedWith === fingerprint(credential.joinToken)) {
-    return startHeartbeats({ ...options, token: saved.token, log: withTokenHints(logFn, `token saved in ${joinPath(stateDir!, TOKEN_FILE)}`) });
+    return startHeartbeats({
+      ...options,
+      token: saved.token,
+      log: withTokenHints(logFn, `token saved in ${joinPath(stateDir!, TOKEN_FILE)}`),
+    });
   }
 
   const controller = new AbortController();
   let inner: Heartbeats | undefined;
   let stopped = false;
   const hostname = options.hostname ?? osHostname();
-  const joined = joinControlPlane({ apiUrl: options.apiUrl, joinToken: credential.joinToken, hostname, log: logFn, signal: controller.signal })
+  const joined = joinControlPlane({
+    apiUrl: options.apiUrl,
+    joinToken: credential.joinToken,
+    hostname,
+    log: logFn,
+    signal: controller.signal,
+  })
     .then((token) => {
       logFn(`joined the control plane at ${options.apiUrl} as ${hostname}`);
       if (stateDir) {
         try {
-          saveToken(stateDir, { apiUrl: options.apiUrl, token, joinedWith: fingerprint(credential.joinToken), joinedAt: new Date().toISOString() });
+          saveToken(stateDir, {
+            apiUrl: options.apiUrl,
+            token,
+            joinedWith: fingerprint(credential.joinToken),
+            joinedAt: new Date().toISOString(),
+          });
         } catch (e) {
-          logFn(`could not save the agent token in ${stateDir} (${(e as Error).message}); after a restart this agent cannot report until it is re-provisioned`);
+          logFn(
+            `could not save the agent token in ${stateDir} (${(e as Error).message}); after a restart this agent cannot report until it is re-provisioned`,
+          );
         }
       }
       if (!stopped) inner = startHeartbeats({ ...options, token, log: withTokenHints(logFn, "agent token from the join") });
@@ -189,7 +220,9 @@ export function startJoinedHeartbeats(credential: Credential, stateDir: string |
     .catch((e: unknown) => {
       if (controller.signal.aborted) return;
       if (e instanceof JoinRefusedError) {
-        logFn(`the control plane refused to join (HTTP ${e.status}): ${e.message}. Heartbeats stay off; re-provision the machine (ctl machine provision NAME) for a new join token`);
+        logFn(
+          `the control plane refused to join (HTTP ${e.status}): ${e.message}. Heartbeats stay off; re-provision the machine (ctl machine provision NAME) for a new join token`,
+        );
       } else {
         logFn(`joining the control plane failed: ${(e as Error).message}`);
       }

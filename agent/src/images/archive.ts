@@ -57,7 +57,9 @@ export async function* saveImages(images: ImageStore, names: readonly string[]):
   const chosen = selectImages(images, names);
   const manifestJson: Array<{ Config: string; RepoTags: string[]; Layers: string[] }> = [];
   const repositories: Record<string, Record<string, string>> = {};
-  const index: ImageIndexJson & { manifests: Array<{ mediaType: string; digest: string; size: number; annotations?: Record<string, string> }> } = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
+  const index: ImageIndexJson & {
+    manifests: Array<{ mediaType: string; digest: string; size: number; annotations?: Record<string, string> }>;
+  } = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
   const written = new Set<string>();
   yield* bytesEntry("oci-layout", Buffer.from('{"imageLayoutVersion":"1.0.0"}'));
   yield tarHeader({ path: "blobs", type: "directory", size: 0, mode: 0o755, uid: 0, gid: 0, mtime: MTIME });
@@ -96,7 +98,14 @@ export async function* saveImages(images: ImageStore, names: readonly string[]):
         await fs.rm(tmp, { force: true });
       }
     }
-    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config: { mediaType: MediaType.ociConfig, digest: record.id, size: config.length }, layers: layerDescs }));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.ociManifest,
+        config: { mediaType: MediaType.ociConfig, digest: record.id, size: config.length },
+        layers: layerDescs,
+      }),
+    );
     const manifestDigest = sha256Of(manifest);
     if (!written.has(manifestDigest)) {
       written.add(manifestDigest);
@@ -108,10 +117,16 @@ export async function* saveImages(images: ImageStore, names: readonly string[]):
         mediaType: MediaType.ociManifest,
         digest: manifestDigest,
         size: manifest.length,
-        ...(t ? { annotations: { "io.containerd.image.name": t, "org.opencontainers.image.ref.name": parseReference(t).tag ?? "latest" } } : {}),
+        ...(t
+          ? { annotations: { "io.containerd.image.name": t, "org.opencontainers.image.ref.name": parseReference(t).tag ?? "latest" } }
+          : {}),
       });
     }
-    manifestJson.push({ Config: `blobs/sha256/${hex(record.id)}`, RepoTags: familiar, Layers: record.layers.map((l) => `blobs/sha256/${hex(l.diffId)}`) });
+    manifestJson.push({
+      Config: `blobs/sha256/${hex(record.id)}`,
+      RepoTags: familiar,
+      Layers: record.layers.map((l) => `blobs/sha256/${hex(l.diffId)}`),
+    });
     for (const t of familiar) {
       const colon = t.lastIndexOf(":");
       (repositories[t.slice(0, colon)] ??= {})[t.slice(colon + 1)] = hex(record.id);
@@ -145,13 +160,25 @@ function inside(root: string, rel: string): string {
 
 /** What the unpacked archive holds: docker-archive first, OCI layout otherwise. */
 async function loadItems(dir: string): Promise<LoadItem[]> {
-  const exists = (p: string) => fs.access(join(dir, p)).then(() => true, () => false);
+  const exists = (p: string) =>
+    fs.access(join(dir, p)).then(
+      () => true,
+      () => false,
+    );
   if (await exists("manifest.json")) {
-    const list = await readJson<Array<{ Config: string; RepoTags?: string[] | null; Layers: string[] }>>(join(dir, "manifest.json"), "manifest.json");
+    const list = await readJson<Array<{ Config: string; RepoTags?: string[] | null; Layers: string[] }>>(
+      join(dir, "manifest.json"),
+      "manifest.json",
+    );
     if (!Array.isArray(list)) throw new InvalidError("invalid image archive: manifest.json is not a list");
-    return list.map((m) => ({ configPath: inside(dir, m.Config), layerPaths: m.Layers.map((l) => inside(dir, l)), tags: m.RepoTags ?? [] }));
+    return list.map((m) => ({
+      configPath: inside(dir, m.Config),
+      layerPaths: m.Layers.map((l) => inside(dir, l)),
+      tags: m.RepoTags ?? [],
+    }));
   }
-  if (!(await exists("index.json"))) throw new InvalidError("invalid image archive: neither manifest.json (docker-archive) nor index.json (OCI layout) found");
+  if (!(await exists("index.json")))
+    throw new InvalidError("invalid image archive: neither manifest.json (docker-archive) nor index.json (OCI layout) found");
   const blob = (d: string) => inside(dir, `blobs/${d.replace(":", "/")}`);
   const items: LoadItem[] = [];
   const visit = async (idx: ImageIndexJson, inherited?: string): Promise<void> => {
@@ -205,7 +232,8 @@ export async function loadImages(images: ImageStore, source: AsyncIterable<Buffe
       });
       const config = JSON.parse(configBytes.toString("utf8")) as ImageConfigJson;
       const diffIds = config.rootfs?.diff_ids ?? [];
-      if (diffIds.length !== item.layerPaths.length) throw new InvalidError(`invalid image archive: ${item.layerPaths.length} layers for ${diffIds.length} diff_ids`);
+      if (diffIds.length !== item.layerPaths.length)
+        throw new InvalidError(`invalid image archive: ${item.layerPaths.length} layers for ${diffIds.length} diff_ids`);
       const layers: LayerRef[] = [];
       for (const [i, path] of item.layerPaths.entries()) {
         const { ref, release } = await images.addLayer(fileBytes(path));

@@ -25,7 +25,7 @@ export function parseAuthChallenges(header: string | string[] | undefined): Auth
   };
   const token = () => {
     const start = i;
-    while (i < text.length && !" \t,=\"".includes(text[i]!)) i++;
+    while (i < text.length && !' \t,="'.includes(text[i]!)) i++;
     return text.slice(start, i);
   };
   while (i < text.length) {

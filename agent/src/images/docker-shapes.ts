@@ -126,7 +126,12 @@ export function inspectConfig(defaults: ContainerDefaults | undefined): ImageIns
 }
 
 /** GET /images/{name}/json. `lowerDirs` topmost first, as resolve() returns them. */
-export function toImageInspect(record: ImageRecord, config: ImageConfigJson, tags: readonly string[], lowerDirs: readonly string[]): ImageInspect {
+export function toImageInspect(
+  record: ImageRecord,
+  config: ImageConfigJson,
+  tags: readonly string[],
+  lowerDirs: readonly string[],
+): ImageInspect {
   return {
     Id: record.id,
     RepoTags: familiarNames(tags),

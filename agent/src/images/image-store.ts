@@ -203,7 +203,10 @@ export class ImageStore {
       if (!rec.digests.includes(stored.digest)) rec.digests.push(stored.digest);
       s.layers[stored.diffId] = rec;
     });
-    return { ref: { digest: stored.digest, diffId: stored.diffId, mediaType: MediaType.dockerLayerGzip, size: stored.compressedSize }, release };
+    return {
+      ref: { digest: stored.digest, diffId: stored.diffId, mediaType: MediaType.dockerLayerGzip, size: stored.compressedSize },
+      release,
+    };
   }
 
   /** `docker push NAME`: see push.ts. */
@@ -243,7 +246,14 @@ export class ImageStore {
    * Records an image made here (a build step, a loaded archive): its config blob, layers (already
    * added), parent, tags (canonical) and the build cache key that produced it. Returns the ID.
    */
-  async commitImage(input: { config: ImageConfigJson; configBytes?: Buffer; layers: readonly LayerRef[]; parent?: string; tags?: readonly string[]; cacheKey?: string }): Promise<string> {
+  async commitImage(input: {
+    config: ImageConfigJson;
+    configBytes?: Buffer;
+    layers: readonly LayerRef[];
+    parent?: string;
+    tags?: readonly string[];
+    cacheKey?: string;
+  }): Promise<string> {
     const bytes = input.configBytes ?? Buffer.from(JSON.stringify(input.config));
     const id = sha256Of(bytes);
     await this.deps.commits.run(async () => {
@@ -304,7 +314,10 @@ export class ImageStore {
     if (match.via === "tag" && tags.length > 1) return this.untag(match.name!);
     if (match.via === "digest" && tags.length + record.repoDigests.length > 1) return this.untag(match.name!);
     if (match.via === "id" && !options.force && new Set(tags.map((t) => t.slice(0, t.lastIndexOf(":")))).size > 1) {
-      throw new ImageConflictError(`conflict: unable to delete ${shortId(id)} (must be forced) - image is referenced in multiple repositories`, { image: id });
+      throw new ImageConflictError(
+        `conflict: unable to delete ${shortId(id)} (must be forced) - image is referenced in multiple repositories`,
+        { image: id },
+      );
     }
 
     const isInUse = options.isInUse ?? this.opts.isInUse;
@@ -329,12 +342,13 @@ export class ImageStore {
 
     const deleted: string[] = [];
     // Like dockerd, the untagged parents a build left behind go with their last child.
-    for (let current: ImageRecord | undefined = record; current; ) {
+    for (let current: ImageRecord | undefined = record; current;) {
       const layers = await this.deps.commits.run(() => this.deleteImage(current!));
       deleted.push(current.id, ...layers);
       const parent: ImageRecord | undefined = current.parent ? this.index.current.images[current.parent] : undefined;
       const state = this.index.current;
-      const orphan: boolean = !!parent && tagsOf(state, parent.id).length === 0 && parent.repoDigests.length === 0 && !parentIds(state).has(parent.id);
+      const orphan: boolean =
+        !!parent && tagsOf(state, parent.id).length === 0 && parent.repoDigests.length === 0 && !parentIds(state).has(parent.id);
       current = orphan && !(isInUse ? await isInUse(parent!.id) : false) ? parent : undefined;
     }
     return [...untagged, ...deleted.map((d) => ({ Deleted: d }))];

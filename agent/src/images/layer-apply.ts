@@ -112,7 +112,7 @@ export async function applyLayer(source: AsyncIterable<Buffer>, dest: string, op
           const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
           const fd = fsSync.openSync(target, OPEN_NEW, 0o600);
           try {
-            for (let off = 0; off < data.length; ) off += fsSync.writeSync(fd, data, off);
+            for (let off = 0; off < data.length;) off += fsSync.writeSync(fd, data, off);
             if (asRoot) fsSync.fchownSync(fd, entry.uid, entry.gid);
             // chmod after chown: chown clears setuid/setgid bits.
             fsSync.fchmodSync(fd, entry.mode);
@@ -127,7 +127,7 @@ export async function applyLayer(source: AsyncIterable<Buffer>, dest: string, op
         try {
           for await (const chunk of body) {
             // write() may take less than asked; loop until the chunk is on disk.
-            for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off)).bytesWritten;
+            for (let off = 0; off < chunk.length;) off += (await fh.write(chunk, off)).bytesWritten;
           }
         } finally {
           await fh.close();
@@ -179,7 +179,8 @@ export async function applyLayer(source: AsyncIterable<Buffer>, dest: string, op
           result.whiteouts++;
           continue;
         }
-        if (path === "" && entry.type !== "directory") throw invalid(`entry ${JSON.stringify(entry.path)} for the layer root is not a directory`);
+        if (path === "" && entry.type !== "directory")
+          throw invalid(`entry ${JSON.stringify(entry.path)} for the layer root is not a directory`);
         await ensureDir(path, true);
 
         if (entry.type === "hardlink") {
@@ -205,7 +206,11 @@ export async function applyLayer(source: AsyncIterable<Buffer>, dest: string, op
         known.set(path, kind);
         const target = abs(path);
         const own = Object.entries(entry.xattrs).filter(([name]) => isAllowedLayerXattr(name));
-        if (own.length) xattrs.set(path, own.map(([name, value]) => ({ path, name, value })));
+        if (own.length)
+          xattrs.set(
+            path,
+            own.map(([name, value]) => ({ path, name, value })),
+          );
         if (made === "file-done") continue; // owner, mode and times already set on the fd
         if (kind === "symlink") {
           if (asRoot) fsSync.lchownSync(target, entry.uid, entry.gid);

@@ -216,7 +216,13 @@ export class LayerStore {
     const diffHash = createHash("sha256");
     let tarSize = 0;
     try {
-      await pipeline(hashed(counted(source, (n) => (tarSize = n)), diffHash), createWriteStream(tar, { mode: 0o600 }));
+      await pipeline(
+        hashed(
+          counted(source, (n) => (tarSize = n)),
+          diffHash,
+        ),
+        createWriteStream(tar, { mode: 0o600 }),
+      );
       const diffId = `sha256:${diffHash.digest("hex")}`;
       const reuse = known?.(diffId);
       const haveBlob = reuse !== undefined && (await this.hasBlob(reuse));
@@ -225,7 +231,16 @@ export class LayerStore {
         const gz = `${tar}.gz`;
         const hash = createHash("sha256");
         let size = 0;
-        await pipeline(createReadStream(tar), zlib.createGzip(), (s: AsyncIterable<Buffer>) => hashed(counted(s, (n) => (size = n)), hash), createWriteStream(gz, { mode: 0o600 }));
+        await pipeline(
+          createReadStream(tar),
+          zlib.createGzip(),
+          (s: AsyncIterable<Buffer>) =>
+            hashed(
+              counted(s, (n) => (size = n)),
+              hash,
+            ),
+          createWriteStream(gz, { mode: 0o600 }),
+        );
         const digest = `sha256:${hash.digest("hex")}`;
         await fs.rename(gz, this.blobPath(digest));
         return { digest, size };

@@ -16,5 +16,7 @@ export async function login(client: RegistryClient, domain: string, credentials:
   const res = await client.call(ref as never, "GET", "/v2/", {}, { credentials });
   discard(res);
   if (res.status === 200) return;
-  throw new LoginFailedError(`login attempt to ${url.origin}/v2/ failed with status: ${res.status} ${res.status === 401 ? "Unauthorized" : res.status === 403 ? "Forbidden" : ""}`.trim());
+  throw new LoginFailedError(
+    `login attempt to ${url.origin}/v2/ failed with status: ${res.status} ${res.status === 401 ? "Unauthorized" : res.status === 403 ? "Forbidden" : ""}`.trim(),
+  );
 }

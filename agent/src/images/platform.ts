@@ -13,7 +13,15 @@ export interface Platform {
 }
 
 // Node's process.arch → Go's GOARCH, the names images use.
-const NODE_TO_GO: Record<string, string> = { x64: "amd64", ia32: "386", arm64: "arm64", arm: "arm", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64" };
+const NODE_TO_GO: Record<string, string> = {
+  x64: "amd64",
+  ia32: "386",
+  arm64: "arm64",
+  arm: "arm",
+  ppc64: "ppc64le",
+  s390x: "s390x",
+  riscv64: "riscv64",
+};
 const ALIASES: Record<string, Platform> = {
   x86_64: { os: "", architecture: "amd64" },
   "x86-64": { os: "", architecture: "amd64" },

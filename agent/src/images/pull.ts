@@ -144,14 +144,19 @@ export async function pull(deps: PullDeps, input: string, opts: PullOptions = {}
     throw new NotSupportedError(`${shown} is not a container image (config media type ${manifest.config.mediaType})`);
   }
   for (const layer of manifest.layers) {
-    if (!LAYER_TYPES.has(layer.mediaType)) throw new NotSupportedError(`${shown}: layer ${layer.digest} has unsupported media type ${layer.mediaType}`);
+    if (!LAYER_TYPES.has(layer.mediaType))
+      throw new NotSupportedError(`${shown}: layer ${layer.digest} has unsupported media type ${layer.mediaType}`);
   }
   const id = manifest.config.digest;
   // A stored config saves a round trip; if it vanished meanwhile (a concurrent remove), fetch it.
   const configBytes = await deps.layers.readBlob(id).catch(() => deps.client.getBlobBytes(ref, manifest.config, CONFIG_LIMIT, ctx));
   const config = parseConfig(configBytes, shown, manifest.layers.length);
 
-  const plans: LayerPlan[] = manifest.layers.map((layer, i) => ({ layer, diffId: config.rootfs.diff_ids[i]!, short: shortId(layer.digest) }));
+  const plans: LayerPlan[] = manifest.layers.map((layer, i) => ({
+    layer,
+    diffId: config.rootfs.diff_ids[i]!,
+    short: shortId(layer.digest),
+  }));
   // Pin before looking at what is present: a remove() that runs later then spares these layers,
   // and one that ran earlier has marked its victims in `deleting`, which the check below reads.
   for (const p of plans) deps.pins.set(p.diffId, (deps.pins.get(p.diffId) ?? 0) + 1);

@@ -36,7 +36,10 @@ export interface PushResult {
 
 async function failure(client: RegistryClient, ref: ImageReference, res: HttpResponse, what: string): Promise<never> {
   const text = await client.errorText(res);
-  if (res.status === 401 || res.status === 403) throw new PushDeniedError(text || (res.status === 401 ? "unauthorized: authentication required" : "denied: requested access to the resource is denied"));
+  if (res.status === 401 || res.status === 403)
+    throw new PushDeniedError(
+      text || (res.status === 401 ? "unauthorized: authentication required" : "denied: requested access to the resource is denied"),
+    );
   throw new RegistryUnavailableError(ref.domain, `${what} answered ${res.status}${text ? `: ${text}` : ""}`);
 }
 
@@ -71,18 +74,36 @@ export async function push(images: PushableStore, client: RegistryClient, name: 
     if (head.status === 200) return show("Layer already exists");
     if (head.status === 401 || head.status === 403) await failure(client, ref, head, "HEAD blob");
     for (const from of mountFrom) {
-      const res = await client.call(ref, "POST", `${repoPath}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`, { actions: "pull,push", headers: { "content-length": "0" } }, ctx);
+      const res = await client.call(
+        ref,
+        "POST",
+        `${repoPath}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`,
+        { actions: "pull,push", headers: { "content-length": "0" } },
+        ctx,
+      );
       discard(res);
       if (res.status === 201) return show(`Mounted from ${from}`);
       if (res.status === 202) break; // The registry started an upload instead; start our own.
     }
     show("Pushing");
-    const start = await client.call(ref, "POST", `${repoPath}/blobs/uploads/`, { actions: "pull,push", headers: { "content-length": "0" } }, ctx);
+    const start = await client.call(
+      ref,
+      "POST",
+      `${repoPath}/blobs/uploads/`,
+      { actions: "pull,push", headers: { "content-length": "0" } },
+      ctx,
+    );
     if (start.status !== 202) await failure(client, ref, start, "starting a blob upload");
     discard(start);
     const location = new URL(String(start.headers.location ?? ""), client.baseUrl(ref.domain));
     location.searchParams.set("digest", digest);
-    const put = await client.call(ref, "PUT", location.pathname + location.search, { actions: "pull,push", headers: { "content-type": "application/octet-stream", "content-length": String(size) }, body }, ctx);
+    const put = await client.call(
+      ref,
+      "PUT",
+      location.pathname + location.search,
+      { actions: "pull,push", headers: { "content-type": "application/octet-stream", "content-length": String(size) }, body },
+      ctx,
+    );
     if (put.status !== 201) await failure(client, ref, put, `PUT blob ${digest}`);
     discard(put);
     show("Pushed");
@@ -92,7 +113,10 @@ export async function push(images: PushableStore, client: RegistryClient, name: 
   for (const l of [...layers].reverse()) emit(layerStatus("Preparing", shortId(l.digest)));
   for (const l of layers) {
     if (!(await images.blobs.hasBlob(l.digest))) {
-      throw new NotFoundError("layer blob", `${l.digest}: this image was pulled by an agent that did not keep layer blobs; pull it again to push it`);
+      throw new NotFoundError(
+        "layer blob",
+        `${l.digest}: this image was pulled by an agent that did not keep layer blobs; pull it again to push it`,
+      );
     }
   }
   for (const l of [...layers].reverse()) {
@@ -124,7 +148,13 @@ export async function push(images: PushableStore, client: RegistryClient, name: 
     );
   }
   const tag = ref.tag ?? "latest";
-  const put = await client.call(ref, "PUT", `${repoPath}/manifests/${tag}`, { actions: "pull,push", headers: { "content-type": mediaType, "content-length": String(manifest.length) }, body: manifest }, ctx);
+  const put = await client.call(
+    ref,
+    "PUT",
+    `${repoPath}/manifests/${tag}`,
+    { actions: "pull,push", headers: { "content-type": mediaType, "content-length": String(manifest.length) }, body: manifest },
+    ctx,
+  );
   if (put.status !== 201) await failure(client, ref, put, "PUT manifest");
   discard(put);
   const digest = sha256Of(manifest);

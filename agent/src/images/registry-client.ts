@@ -77,7 +77,7 @@ export function isInsecureRegistry(domain: string, insecure: readonly string[]):
     const bits = Number(cidr[2]);
     if (net === undefined || ip === undefined || bits > 32) return false;
     const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-    return ((ip & mask) >>> 0) === ((net & mask) >>> 0);
+    return (ip & mask) >>> 0 === (net & mask) >>> 0;
   });
 }
 
@@ -136,7 +136,9 @@ export class RegistryClient {
    * Verifies the digest when asked by digest, and against Docker-Content-Digest otherwise.
    */
   async getManifest(ref: ImageReference, reference: string, ctx: RequestContext = {}): Promise<FetchedManifest> {
-    const shown = isDigest(reference) ? familiarReference({ ...ref, tag: undefined, digest: reference }) : familiarReference({ ...ref, tag: reference, digest: undefined });
+    const shown = isDigest(reference)
+      ? familiarReference({ ...ref, tag: undefined, digest: reference })
+      : familiarReference({ ...ref, tag: reference, digest: undefined });
     const res = await this.send(ref, `/v2/${ref.path}/manifests/${reference}`, MANIFEST_ACCEPT.join(", "), ctx);
     if (res.status !== 200) await this.fail(ref, res, () => new ManifestUnknownError(shown));
     const bytes = await readBody(res, MANIFEST_LIMIT).catch((e: Error) => {
@@ -190,7 +192,12 @@ export class RegistryClient {
   }
 
   /** A small blob (an image config) in memory, verified. */
-  async getBlobBytes(ref: ImageReference, desc: Pick<Descriptor, "digest" | "size">, limit: number, ctx: RequestContext = {}): Promise<Buffer> {
+  async getBlobBytes(
+    ref: ImageReference,
+    desc: Pick<Descriptor, "digest" | "size">,
+    limit: number,
+    ctx: RequestContext = {},
+  ): Promise<Buffer> {
     if (desc.size > limit) throw new InvalidError(`blob ${desc.digest} is ${desc.size} bytes, over the ${limit}-byte limit`);
     const chunks: Buffer[] = [];
     for await (const chunk of await this.getBlob(ref, desc, ctx)) chunks.push(chunk);
@@ -202,7 +209,13 @@ export class RegistryClient {
    * registry's challenge once and retries. Auth refusals come back as the 401/403 response, so
    * the caller can word them (push and login do so differently from pull).
    */
-  async call(ref: ImageReference, method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH", path: string, opts: { headers?: Record<string, string>; body?: Buffer | (() => NodeJS.ReadableStream); actions?: string }, ctx: RequestContext = {}): Promise<HttpResponse> {
+  async call(
+    ref: ImageReference,
+    method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH",
+    path: string,
+    opts: { headers?: Record<string, string>; body?: Buffer | (() => NodeJS.ReadableStream); actions?: string },
+    ctx: RequestContext = {},
+  ): Promise<HttpResponse> {
     const origin = this.baseUrl(ref.domain);
     const scope = ref.path ? `repository:${ref.path}:${opts.actions ?? "pull"}` : "";
     const key = `${ref.domain}|${scope}`;
@@ -217,7 +230,15 @@ export class RegistryClient {
       try {
         await this.authenticate(ref, scope, res.headers["www-authenticate"], ctx);
       } catch (e) {
-        if (e instanceof PullAccessDeniedError) return { ...res, status: 401, body: Object.assign(Readable.from([Buffer.from('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}')]), {}) as unknown as HttpResponse["body"] };
+        if (e instanceof PullAccessDeniedError)
+          return {
+            ...res,
+            status: 401,
+            body: Object.assign(
+              Readable.from([Buffer.from('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}')]),
+              {},
+            ) as unknown as HttpResponse["body"],
+          };
         throw e;
       }
     }
@@ -239,7 +260,7 @@ export class RegistryClient {
     const key = `${ref.domain}|${scope}`;
     let url = new URL(path, origin);
     let authenticated = false;
-    for (let redirects = 0; ; ) {
+    for (let redirects = 0; ;) {
       const own = url.origin === origin.origin;
       if (own && !this.validAuth(key) && this.challenges.has(ref.domain) && !authenticated) {
         authenticated = true;
@@ -259,7 +280,8 @@ export class RegistryClient {
       }
       if ([301, 302, 303, 307, 308].includes(res.status) && res.headers.location) {
         discard(res);
-        if (++redirects > REDIRECT_LIMIT) throw new RegistryUnavailableError(ref.domain, `more than ${REDIRECT_LIMIT} redirects for ${path}`);
+        if (++redirects > REDIRECT_LIMIT)
+          throw new RegistryUnavailableError(ref.domain, `more than ${REDIRECT_LIMIT} redirects for ${path}`);
         const next = new URL(res.headers.location, url);
         if (url.protocol === "https:" && next.protocol !== "https:" && !isInsecureRegistry(next.host, this.opts.insecureRegistries ?? [])) {
           throw new RegistryUnavailableError(ref.domain, `refusing redirect from https to plain ${next.origin}`);
@@ -277,7 +299,12 @@ export class RegistryClient {
   }
 
   /** Answers a challenge: fetches a Bearer token from its realm, or prepares Basic credentials. */
-  private async authenticate(ref: ImageReference, scope: string, header: string | string[] | undefined, ctx: RequestContext): Promise<void> {
+  private async authenticate(
+    ref: ImageReference,
+    scope: string,
+    header: string | string[] | undefined,
+    ctx: RequestContext,
+  ): Promise<void> {
     const challenges = parseAuthChallenges(header);
     const creds = ctx.credentials ?? this.opts.credentials?.(ref.domain);
     const key = `${ref.domain}|${scope}`;
@@ -306,7 +333,8 @@ export class RegistryClient {
       const body = await readBody(res, TOKEN_LIMIT).catch((e: Error) => {
         throw new RegistryUnavailableError(ref.domain, `token service: ${e.message}`);
       });
-      if (res.status !== 200) throw new RegistryUnavailableError(ref.domain, `token service ${realm.origin} answered ${res.status}: ${registryErrorText(body)}`);
+      if (res.status !== 200)
+        throw new RegistryUnavailableError(ref.domain, `token service ${realm.origin} answered ${res.status}: ${registryErrorText(body)}`);
       let token: unknown;
       let expiresIn = 60;
       try {
@@ -316,7 +344,8 @@ export class RegistryClient {
       } catch {
         // Handled below as "no token".
       }
-      if (typeof token !== "string" || token === "") throw new RegistryUnavailableError(ref.domain, `token service ${realm.origin} sent no token`);
+      if (typeof token !== "string" || token === "")
+        throw new RegistryUnavailableError(ref.domain, `token service ${realm.origin} sent no token`);
       // Renew a little early so a token never expires between check and use.
       this.auth.set(key, { header: `Bearer ${token}`, expires: Date.now() + Math.max(1, expiresIn - 5) * 1000 });
       return;
@@ -338,7 +367,14 @@ export class RegistryClient {
   }
 
   /** One request; network and TLS failures become RegistryUnavailableError with a hint. */
-  private async request(domain: string, url: URL, headers: Record<string, string>, ctx: RequestContext, method: HttpRequestOptions["method"] = "GET", body?: HttpRequestOptions["body"]): Promise<HttpResponse> {
+  private async request(
+    domain: string,
+    url: URL,
+    headers: Record<string, string>,
+    ctx: RequestContext,
+    method: HttpRequestOptions["method"] = "GET",
+    body?: HttpRequestOptions["body"],
+  ): Promise<HttpResponse> {
     try {
       return await httpRequest(url, { method, headers, body, signal: ctx.signal, ca: this.opts.ca, timeoutMs: this.opts.timeoutMs });
     } catch (e) {
@@ -354,7 +390,10 @@ export class RegistryClient {
         );
       }
       if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(err.code ?? "")) {
-        throw new RegistryUnavailableError(domain, `TLS certificate of ${url.host} not trusted (${message}); pass its CA in the store options`);
+        throw new RegistryUnavailableError(
+          domain,
+          `TLS certificate of ${url.host} not trusted (${message}); pass its CA in the store options`,
+        );
       }
       throw new RegistryUnavailableError(domain, `${url.host} unreachable: ${message}`);
     }

@@ -115,7 +115,10 @@ function numeric(buf: Buffer, start: number, len: number): number {
     for (let i = 1; i < len; i++) value = value * 256 + field[i]!;
     return value;
   }
-  const text = field.toString("latin1").replace(/[\0 ]+$/, "").trim();
+  const text = field
+    .toString("latin1")
+    .replace(/[\0 ]+$/, "")
+    .trim();
   if (text === "") return 0;
   if (!/^[0-7]+$/.test(text)) throw new TarFormatError(`bad octal field ${JSON.stringify(text)}`);
   return parseInt(text, 8);

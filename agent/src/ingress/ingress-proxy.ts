@@ -117,7 +117,8 @@ export class IngressProxy {
         const made = await this.listen(entry);
         if (made instanceof Error) {
           errors.push({ port: entry.port, message: made.message });
-          if (this.bindErrors.get(entry.port) !== made.message) this.log(`ingress: port ${entry.port} (${entry.serviceName}) not served: ${made.message}`);
+          if (this.bindErrors.get(entry.port) !== made.message)
+            this.log(`ingress: port ${entry.port} (${entry.serviceName}) not served: ${made.message}`);
           this.bindErrors.set(entry.port, made.message);
           return;
         }
@@ -171,7 +172,13 @@ export class IngressProxy {
     }
     const start = route.next % backends.length;
     route.next = (start + 1) % backends.length;
-    void connectAny(backends, start, this.connectTimeoutMs, (s) => this.track(s), () => client.destroyed || this.closed).then((outcome) => {
+    void connectAny(
+      backends,
+      start,
+      this.connectTimeoutMs,
+      (s) => this.track(s),
+      () => client.destroyed || this.closed,
+    ).then((outcome) => {
       if ("socket" in outcome) {
         if (client.destroyed || this.closed) outcome.socket.destroy();
         else splice(client, outcome.socket);

@@ -10,11 +10,7 @@
 import type { UserNetworkRecord } from "./user-network-state";
 
 /** What to do with one question. */
-export type DnsDecision =
-  | { kind: "answer"; addresses: string[] }
-  | { kind: "forward" }
-  | { kind: "nxdomain" }
-  | { kind: "refuse" };
+export type DnsDecision = { kind: "answer"; addresses: string[] } | { kind: "forward" } | { kind: "nxdomain" } | { kind: "refuse" };
 
 /** The DNS names of a container on a network: name, short id and aliases, lower-case. */
 export function dnsNames(e: { containerId: string; name: string; aliases: readonly string[] }): string[] {

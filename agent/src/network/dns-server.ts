@@ -131,7 +131,12 @@ export class EmbeddedDns {
         const addrs = [...decision.addresses];
         const shift = Math.floor(Math.random() * addrs.length);
         const rotated = [...addrs.slice(shift), ...addrs.slice(0, shift)];
-        return reply(q, [question], rotated.map((data) => ({ type: "A" as const, name: question.name, class: "IN" as const, ttl: TTL_S, data })), RCODE.NOERROR);
+        return reply(
+          q,
+          [question],
+          rotated.map((data) => ({ type: "A" as const, name: question.name, class: "IN" as const, ttl: TTL_S, data })),
+          RCODE.NOERROR,
+        );
       }
       case "forward":
         return (await this.relay(query)) ?? reply(q, [question], [], RCODE.SERVFAIL);

@@ -124,10 +124,16 @@ export function toNetworkSettings(e: Endpoint, networkId: string, exposedPorts: 
 
 /** The container list's `Ports`: published ports, then exposed-only ones, sorted like Docker. */
 export function toPortSummaries(e: Endpoint, exposedPorts: readonly string[] = []): DockerPortSummary[] {
-  const out: DockerPortSummary[] = e.ports.map((p) => ({ IP: p.hostIp, PrivatePort: p.containerPort, PublicPort: p.hostPort, Type: p.protocol }));
+  const out: DockerPortSummary[] = e.ports.map((p) => ({
+    IP: p.hostIp,
+    PrivatePort: p.containerPort,
+    PublicPort: p.hostPort,
+    Type: p.protocol,
+  }));
   for (const key of exposedPorts) {
     const [port, proto = "tcp"] = key.split("/");
-    if (!e.ports.some((p) => String(p.containerPort) === port && p.protocol === proto)) out.push({ PrivatePort: Number(port), Type: proto });
+    if (!e.ports.some((p) => String(p.containerPort) === port && p.protocol === proto))
+      out.push({ PrivatePort: Number(port), Type: proto });
   }
   return out.sort((a, b) => a.PrivatePort - b.PrivatePort || (a.PublicPort ?? 0) - (b.PublicPort ?? 0));
 }

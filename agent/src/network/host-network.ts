@@ -113,7 +113,8 @@ export class HostNetwork {
 
   constructor(private readonly opts: HostNetworkOptions) {
     this.bridge = opts.bridgeName ?? "flt0";
-    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(this.bridge)) throw new InvalidError(`invalid bridge name ${JSON.stringify(this.bridge)}`, { field: "bridgeName" });
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(this.bridge))
+      throw new InvalidError(`invalid bridge name ${JSON.stringify(this.bridge)}`, { field: "bridgeName" });
     const prefix = opts.chainPrefix ?? "FLOTILLA";
     if (!new RegExp(`^[A-Za-z0-9_-]{1,${MAX_PREFIX}}$`).test(prefix)) {
       throw new InvalidError(`invalid chain prefix ${JSON.stringify(prefix)}`, { field: "chainPrefix" });
@@ -172,7 +173,13 @@ export class HostNetwork {
       this.state = state;
       this.firewall = firewall;
       await this.user.init(iptables);
-      return { bridge: this.bridge, subnet: this.subnet.cidr, gateway: this.gateway, iptablesBackend: iptables.backend, warnings: [...iptables.warnings] };
+      return {
+        bridge: this.bridge,
+        subnet: this.subnet.cidr,
+        gateway: this.gateway,
+        iptablesBackend: iptables.backend,
+        warnings: [...iptables.warnings],
+      };
     });
   }
 
@@ -187,12 +194,15 @@ export class HostNetwork {
   async attach(containerId: string, options: AttachOptions = {}): Promise<Endpoint> {
     checkContainerId(containerId);
     const mode = options.mode ?? "bridge";
-    if (!MODES.includes(mode)) throw new InvalidError(`invalid network mode ${JSON.stringify(mode)}: must be bridge, host or none`, { field: "mode" });
+    if (!MODES.includes(mode))
+      throw new InvalidError(`invalid network mode ${JSON.stringify(mode)}: must be bridge, host or none`, { field: "mode" });
     const requested = mode === "bridge" || mode === "user" ? validatePorts(options.ports ?? []) : [];
-    if (mode === "user" && !isIpv4(options.ipAddress ?? "")) throw new InvalidError("user mode needs the container's address", { field: "ipAddress" });
+    if (mode === "user" && !isIpv4(options.ipAddress ?? ""))
+      throw new InvalidError("user mode needs the container's address", { field: "ipAddress" });
     return this.serial(async () => {
       const { state, firewall } = this.ready();
-      if (state.endpoints[containerId]) throw new ConflictError(`container ${containerId} is already attached to ${mode === "bridge" ? this.bridge : mode} network`);
+      if (state.endpoints[containerId])
+        throw new ConflictError(`container ${containerId} is already attached to ${mode === "bridge" ? this.bridge : mode} network`);
       const names = sandboxNames(this.bridge, containerId);
       const record: EndpointRecord = {
         containerId,
@@ -212,10 +222,16 @@ export class HostNetwork {
         record.macAddress = macForAddress(record.ipAddress);
         record.prefixLen = this.subnet.prefixLen;
         record.gateway = this.gateway;
-        record.ports = await resolvePorts(requested, endpoints.flatMap((e) => e.ports));
+        record.ports = await resolvePorts(
+          requested,
+          endpoints.flatMap((e) => e.ports),
+        );
       } else if (mode === "user") {
         record.ipAddress = options.ipAddress!;
-        record.ports = await resolvePorts(requested, Object.values(state.endpoints).flatMap((e) => e.ports));
+        record.ports = await resolvePorts(
+          requested,
+          Object.values(state.endpoints).flatMap((e) => e.ports),
+        );
       }
       if (record.netns && (await netnsExists(record.netns))) throw new ConflictError(`netns: ${record.netns} already exists`);
       if (record.veth && (await showLink(record.veth))) throw new ConflictError(`veth: ${record.veth} already exists`);
@@ -402,7 +418,8 @@ export class HostNetwork {
 }
 
 function checkContainerId(id: string): void {
-  if (typeof id !== "string" || !CONTAINER_ID.test(id)) throw new InvalidError(`invalid container id ${JSON.stringify(id)}`, { field: "containerId" });
+  if (typeof id !== "string" || !CONTAINER_ID.test(id))
+    throw new InvalidError(`invalid container id ${JSON.stringify(id)}`, { field: "containerId" });
 }
 
 /** The host's resolvers, read at each relay so a changed /etc/resolv.conf is followed. */

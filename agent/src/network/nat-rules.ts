@@ -149,7 +149,9 @@ export function endpointRules(c: ChainNames, containerId: string, ip: string, po
   const filter: string[] = [];
   for (const p of ports) {
     const dst = p.hostIp === "0.0.0.0" ? "" : `-d ${p.hostIp}/32 `;
-    nat.push(`-A ${c.dnat} ${dst}-p ${p.protocol} -m ${p.protocol} --dport ${p.hostPort} ${tag} -j DNAT --to-destination ${ip}:${p.containerPort}`);
+    nat.push(
+      `-A ${c.dnat} ${dst}-p ${p.protocol} -m ${p.protocol} --dport ${p.hostPort} ${tag} -j DNAT --to-destination ${ip}:${p.containerPort}`,
+    );
     // ctstate DNAT: only traffic that came through a published port, not anything routed to the
     // container's address from outside.
     filter.push(

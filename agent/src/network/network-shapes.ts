@@ -23,7 +23,11 @@ export interface DockerNetwork {
   Scope: "local";
   Driver: string;
   EnableIPv6: false;
-  IPAM: { Driver: "default"; Options: Record<string, string> | null; Config: Array<{ Subnet: string; Gateway?: string; IPRange?: string }> };
+  IPAM: {
+    Driver: "default";
+    Options: Record<string, string> | null;
+    Config: Array<{ Subnet: string; Gateway?: string; IPRange?: string }>;
+  };
   Internal: boolean;
   Attachable: boolean;
   Ingress: false;
@@ -80,7 +84,13 @@ export function predefinedNetworks(b: DefaultBridge | null, names: (id: string) 
     n.Options = { "com.docker.network.bridge.default_bridge": "true", "com.docker.network.bridge.name": b.bridge };
     if (withContainers) {
       for (const e of b.endpoints) {
-        n.Containers[e.containerId] = { Name: names(e.containerId), EndpointID: hexId("endpoint", b.id, e.containerId), MacAddress: e.macAddress, IPv4Address: `${e.ipAddress}/${e.prefixLen}`, IPv6Address: "" };
+        n.Containers[e.containerId] = {
+          Name: names(e.containerId),
+          EndpointID: hexId("endpoint", b.id, e.containerId),
+          MacAddress: e.macAddress,
+          IPv4Address: `${e.ipAddress}/${e.prefixLen}`,
+          IPv6Address: "",
+        };
       }
     }
     out.push(n);
@@ -103,7 +113,13 @@ export function toDockerNetwork(n: UserNetworkRecord, withContainers: boolean): 
     const len = n.subnet.split("/")[1];
     for (const e of Object.values(n.endpoints)) {
       if (e.status !== "ready") continue;
-      d.Containers[e.containerId] = { Name: e.name, EndpointID: hexId("endpoint", n.id, e.containerId), MacAddress: e.macAddress, IPv4Address: `${e.ipAddress}/${len}`, IPv6Address: "" };
+      d.Containers[e.containerId] = {
+        Name: e.name,
+        EndpointID: hexId("endpoint", n.id, e.containerId),
+        MacAddress: e.macAddress,
+        IPv4Address: `${e.ipAddress}/${len}`,
+        IPv6Address: "",
+      };
     }
   }
   return d;

@@ -50,7 +50,8 @@ export function validatePorts(requests: readonly PortRequest[]): PublishedPort[]
     if (protocol !== "tcp" && protocol !== "udp") {
       throw new InvalidError(`invalid protocol ${JSON.stringify(protocol)}: must be tcp or udp`, field("protocol"));
     }
-    if (!isPort(r.hostPort, 0)) throw new InvalidError(`invalid host port ${JSON.stringify(r.hostPort)}: must be 0-65535`, field("hostPort"));
+    if (!isPort(r.hostPort, 0))
+      throw new InvalidError(`invalid host port ${JSON.stringify(r.hostPort)}: must be 0-65535`, field("hostPort"));
     if (!isPort(r.containerPort, 1)) {
       throw new InvalidError(`invalid container port ${JSON.stringify(r.containerPort)}: must be 1-65535`, field("containerPort"));
     }

@@ -36,7 +36,12 @@ export function networkRules(c: ChainNames, n: NetworkRuleInput): Record<Table, 
   if (n.internal) {
     return {
       nat: [],
-      filter: [`-A ${c.nin} -i ${b} -o ${b} ${tag} -j ACCEPT`, `-A ${c.nin} -o ${b} ${tag} -j DROP`, `-A ${c.nin} -i ${b} ${tag} -j DROP`, localnetGuard(c, b, tag)],
+      filter: [
+        `-A ${c.nin} -i ${b} -o ${b} ${tag} -j ACCEPT`,
+        `-A ${c.nin} -o ${b} ${tag} -j DROP`,
+        `-A ${c.nin} -i ${b} ${tag} -j DROP`,
+        localnetGuard(c, b, tag),
+      ],
     };
   }
   return {

@@ -59,7 +59,9 @@ const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 export function validateNetworkName(name: unknown): string {
   if (typeof name !== "string" || !name) throw new InvalidError("network name is required", { field: "Name" });
   if (!NAME.test(name) || name.length > 64) {
-    throw new InvalidError(`invalid network name ${JSON.stringify(name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at most 64`, { field: "Name" });
+    throw new InvalidError(`invalid network name ${JSON.stringify(name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at most 64`, {
+      field: "Name",
+    });
   }
   return name;
 }
@@ -68,29 +70,43 @@ export function validateNetworkName(name: unknown): string {
 export function parseCreateNetwork(body: CreateNetworkBody): NetworkPlan {
   if (!body || typeof body !== "object") throw new InvalidError("network create: the body must be a JSON object", { field: "body" });
   const name = validateNetworkName(body.Name);
-  if ((PREDEFINED as readonly string[]).includes(name)) throw new ConflictError(`${name} is a pre-defined network and cannot be created`, { field: "Name" });
+  if ((PREDEFINED as readonly string[]).includes(name))
+    throw new ConflictError(`${name} is a pre-defined network and cannot be created`, { field: "Name" });
   const driver = body.Driver || "bridge";
-  if (driver === "overlay") throw new NotSupportedError("network driver overlay is not supported yet: only bridge networks on one machine", { field: "Driver" });
-  if (driver !== "bridge") throw new NotSupportedError(`network driver ${JSON.stringify(driver)} is not supported: only bridge`, { field: "Driver" });
-  if (body.Scope && body.Scope !== "local") throw new NotSupportedError(`network scope ${body.Scope} is not supported: only local`, { field: "Scope" });
+  if (driver === "overlay")
+    throw new NotSupportedError("network driver overlay is not supported yet: only bridge networks on one machine", { field: "Driver" });
+  if (driver !== "bridge")
+    throw new NotSupportedError(`network driver ${JSON.stringify(driver)} is not supported: only bridge`, { field: "Driver" });
+  if (body.Scope && body.Scope !== "local")
+    throw new NotSupportedError(`network scope ${body.Scope} is not supported: only local`, { field: "Scope" });
   if (body.EnableIPv6) throw new NotSupportedError("IPv6 networks are not supported", { field: "EnableIPv6" });
-  if (body.Ingress) throw new NotSupportedError("ingress networks are not supported: services publish ports through the routing mesh", { field: "Ingress" });
-  if (body.ConfigOnly || body.ConfigFrom?.Network) throw new NotSupportedError("config-only networks are not supported", { field: "ConfigFrom" });
+  if (body.Ingress)
+    throw new NotSupportedError("ingress networks are not supported: services publish ports through the routing mesh", {
+      field: "Ingress",
+    });
+  if (body.ConfigOnly || body.ConfigFrom?.Network)
+    throw new NotSupportedError("config-only networks are not supported", { field: "ConfigFrom" });
   const opts = Object.keys(body.Options ?? {});
-  if (opts.length) throw new NotSupportedError(`network driver options are not supported: ${opts.join(", ")}`, { field: `Options.${opts[0]}` });
+  if (opts.length)
+    throw new NotSupportedError(`network driver options are not supported: ${opts.join(", ")}`, { field: `Options.${opts[0]}` });
   const ipam = body.IPAM ?? {};
-  if (ipam.Driver && ipam.Driver !== "default") throw new NotSupportedError(`IPAM driver ${ipam.Driver} is not supported: only default`, { field: "IPAM.Driver" });
+  if (ipam.Driver && ipam.Driver !== "default")
+    throw new NotSupportedError(`IPAM driver ${ipam.Driver} is not supported: only default`, { field: "IPAM.Driver" });
   const ipamOpts = Object.keys(ipam.Options ?? {});
-  if (ipamOpts.length) throw new NotSupportedError(`IPAM options are not supported: ${ipamOpts.join(", ")}`, { field: `IPAM.Options.${ipamOpts[0]}` });
+  if (ipamOpts.length)
+    throw new NotSupportedError(`IPAM options are not supported: ${ipamOpts.join(", ")}`, { field: `IPAM.Options.${ipamOpts[0]}` });
   const configs = ipam.Config ?? [];
-  if (configs.length > 1) throw new NotSupportedError("only one IPAM config (one IPv4 subnet) per network is supported", { field: "IPAM.Config" });
+  if (configs.length > 1)
+    throw new NotSupportedError("only one IPAM config (one IPv4 subnet) per network is supported", { field: "IPAM.Config" });
   const labels = body.Labels ?? {};
-  for (const [k, v] of Object.entries(labels)) if (typeof v !== "string") throw new InvalidError(`label ${k} must be a string`, { field: `Labels.${k}` });
+  for (const [k, v] of Object.entries(labels))
+    if (typeof v !== "string") throw new InvalidError(`label ${k} must be a string`, { field: `Labels.${k}` });
   const plan: NetworkPlan = { name, internal: !!body.Internal, attachable: !!body.Attachable, labels: { ...labels } };
   const cfg = configs[0];
   if (!cfg) return plan;
   const f = (k: string) => `IPAM.Config[0].${k}`;
-  if (cfg.AuxiliaryAddresses && Object.keys(cfg.AuxiliaryAddresses).length) throw new NotSupportedError("auxiliary addresses are not supported", { field: f("AuxiliaryAddresses") });
+  if (cfg.AuxiliaryAddresses && Object.keys(cfg.AuxiliaryAddresses).length)
+    throw new NotSupportedError("auxiliary addresses are not supported", { field: f("AuxiliaryAddresses") });
   if (!cfg.Subnet) {
     if (cfg.IPRange || cfg.Gateway) throw new InvalidError("an ip-range or gateway needs a subnet (--subnet)", { field: f("Subnet") });
     return plan;
@@ -127,19 +143,23 @@ export interface TakenPrefix {
 /** Refuses a user subnet that overlaps anything taken, naming the other party. */
 export function checkSubnet(subnet: Subnet, taken: readonly TakenPrefix[]): void {
   const other = taken.find((t) => prefixesOverlap(subnet, t));
-  if (other) throw new ConflictError(`subnet ${subnet.cidr} overlaps ${other.what}`, { field: "IPAM.Config[0].Subnet", subnet: subnet.cidr });
+  if (other)
+    throw new ConflictError(`subnet ${subnet.cidr} overlaps ${other.what}`, { field: "IPAM.Config[0].Subnet", subnet: subnet.cidr });
 }
 
 /** The first subnet of the pools that overlaps nothing taken. ConflictError when all are. */
 export function chooseSubnet(pools: readonly AddressPool[], taken: readonly TakenPrefix[]): Subnet {
   for (const pool of pools) {
     const base = parseSubnet(pool.base, "address pool");
-    if (!(pool.size >= base.prefixLen && pool.size <= 30)) throw new InvalidError(`address pool ${pool.base}: size ${pool.size} must be ${base.prefixLen}..30`);
+    if (!(pool.size >= base.prefixLen && pool.size <= 30))
+      throw new InvalidError(`address pool ${pool.base}: size ${pool.size} must be ${base.prefixLen}..30`);
     const step = 2 ** (32 - pool.size);
     for (let n = base.network; n <= base.broadcast; n += step) {
       const candidate = parseSubnet(`${intToIp(n)}/${pool.size}`);
       if (!taken.some((t) => prefixesOverlap(candidate, t))) return candidate;
     }
   }
-  throw new ConflictError("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network", { field: "IPAM.Config" });
+  throw new ConflictError("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network", {
+    field: "IPAM.Config",
+  });
 }

@@ -17,7 +17,14 @@ import { deleteLink, ensureBridge, hostRoutes, plugVeth, sandboxNames, showLink,
 import { deleteOf, type ChainNames, type Table } from "./nat-rules";
 import { dnsRedirectScript, netTagIn, networkRules } from "./user-network-rules";
 import { checkSubnet, chooseSubnet, DEFAULT_POOLS, type AddressPool, type NetworkPlan, type TakenPrefix } from "./user-network-spec";
-import { loadUserState, removeUserState, saveUserState, type UserEndpointRecord, type UserNetworkRecord, type UserNetworksState } from "./user-network-state";
+import {
+  loadUserState,
+  removeUserState,
+  saveUserState,
+  type UserEndpointRecord,
+  type UserNetworkRecord,
+  type UserNetworksState,
+} from "./user-network-state";
 
 /** How the user networks of a HostNetwork are set up. */
 export interface UserNetworksOptions {
@@ -96,7 +103,8 @@ export class UserNetworks {
     const hit = this.state.networks[ref] ?? all.find((n) => n.name === ref);
     if (hit) return hit;
     const byPrefix = ref.length >= 1 && /^[0-9a-f]+$/.test(ref) ? all.filter((n) => n.id.startsWith(ref)) : [];
-    if (byPrefix.length > 1) throw new InvalidError(`network ${ref} is ambiguous (${byPrefix.length} matches found on id)`, { field: "network" });
+    if (byPrefix.length > 1)
+      throw new InvalidError(`network ${ref} is ambiguous (${byPrefix.length} matches found on id)`, { field: "network" });
     return byPrefix[0];
   }
 
@@ -159,7 +167,8 @@ export class UserNetworks {
     return this.serial(async () => {
       const n = this.get(ref);
       const users = Object.values(n.endpoints).map((e) => e.name);
-      if (users.length) throw new ConflictError(`error while removing network: network ${n.name} id ${n.id} has active endpoints (${users.join(", ")})`);
+      if (users.length)
+        throw new ConflictError(`error while removing network: network ${n.name} id ${n.id} has active endpoints (${users.join(", ")})`);
       await this.unmake(n);
       delete this.state.networks[n.id];
       await saveUserState(this.opts.stateDir, this.state);
@@ -179,7 +188,9 @@ export class UserNetworks {
         for (const r of requests) {
           const n = this.get(r.networkId);
           if (n.endpoints[containerId]) throw new ConflictError(`container ${name} is already attached to network ${n.name}`);
-          const used = new Set(Object.values(this.state.networks).flatMap((x) => (x.endpoints[containerId] ? [x.endpoints[containerId].ifname] : [])));
+          const used = new Set(
+            Object.values(this.state.networks).flatMap((x) => (x.endpoints[containerId] ? [x.endpoints[containerId].ifname] : [])),
+          );
           while (used.has(`eth${index}`)) index++;
           const ip = this.pickAddress(n, r.ipv4Address);
           const e: UserEndpointRecord = {
@@ -218,7 +229,17 @@ export class UserNetworks {
       for (const [n, e] of pending) {
         e.netns = netns;
         const first = primary && e.ifname === "eth0";
-        await plugVeth({ bridge: n.bridge, veth: e.veth, netns, ipAddress: e.ipAddress, prefixLen: Number(n.subnet.split("/")[1]), gateway: n.gateway, macAddress: e.macAddress, ifname: e.ifname, defaultRoute: first });
+        await plugVeth({
+          bridge: n.bridge,
+          veth: e.veth,
+          netns,
+          ipAddress: e.ipAddress,
+          prefixLen: Number(n.subnet.split("/")[1]),
+          gateway: n.gateway,
+          macAddress: e.macAddress,
+          ifname: e.ifname,
+          defaultRoute: first,
+        });
         if (first) await this.redirectDns(netns, n.gateway, e.ipAddress);
         e.status = "ready";
       }
@@ -277,11 +298,21 @@ export class UserNetworks {
   }
 
   private attachment(n: UserNetworkRecord, e: UserEndpointRecord): UserAttachment {
-    return { networkId: n.id, networkName: n.name, ipAddress: e.ipAddress, prefixLen: Number(n.subnet.split("/")[1]), gateway: n.gateway, macAddress: e.macAddress, aliases: [...e.aliases] };
+    return {
+      networkId: n.id,
+      networkName: n.name,
+      ipAddress: e.ipAddress,
+      prefixLen: Number(n.subnet.split("/")[1]),
+      gateway: n.gateway,
+      macAddress: e.macAddress,
+      aliases: [...e.aliases],
+    };
   }
 
   private endpointsOf(containerId: string): [UserNetworkRecord, UserEndpointRecord][] {
-    return this.list().flatMap((n) => (n.endpoints[containerId] ? [[n, n.endpoints[containerId]] as [UserNetworkRecord, UserEndpointRecord]] : []));
+    return this.list().flatMap((n) =>
+      n.endpoints[containerId] ? [[n, n.endpoints[containerId]] as [UserNetworkRecord, UserEndpointRecord]] : [],
+    );
   }
 
   private networkOf(e: UserEndpointRecord): UserNetworkRecord {
@@ -293,22 +324,33 @@ export class UserNetworks {
     const subnet = parseSubnet(n.subnet);
     const taken = new Set([n.gateway, ...Object.values(n.endpoints).map((e) => e.ipAddress)]);
     if (!wanted) return allocateAddress(subnet, taken, n.lastAddress, n.ipRange ? parseSubnet(n.ipRange) : undefined);
-    if (!n.userSubnet) throw new InvalidError("user specified IP address is supported only when connecting to networks with user configured subnets", { field: "IPAMConfig.IPv4Address" });
+    if (!n.userSubnet)
+      throw new InvalidError("user specified IP address is supported only when connecting to networks with user configured subnets", {
+        field: "IPAMConfig.IPv4Address",
+      });
     if (!isIpv4(wanted)) throw new InvalidError(`invalid IPv4 address ${JSON.stringify(wanted)}`, { field: "IPAMConfig.IPv4Address" });
     const ip = ipToInt(wanted);
     if (!inSubnet(subnet, ip) || ip === subnet.network || ip === subnet.broadcast) {
-      throw new InvalidError(`address ${wanted} is not a host address of network ${n.name} (${n.subnet})`, { field: "IPAMConfig.IPv4Address" });
+      throw new InvalidError(`address ${wanted} is not a host address of network ${n.name} (${n.subnet})`, {
+        field: "IPAMConfig.IPv4Address",
+      });
     }
-    if (taken.has(wanted)) throw new ConflictError(`Address already in use: ${wanted} on network ${n.name}`, { field: "IPAMConfig.IPv4Address" });
+    if (taken.has(wanted))
+      throw new ConflictError(`Address already in use: ${wanted} on network ${n.name}`, { field: "IPAMConfig.IPv4Address" });
     return wanted;
   }
 
   /** Other networks, the default bridge and the host's routes not through our own bridges. */
   private async takenPrefixes(): Promise<TakenPrefix[]> {
     const ours = new Set([this.opts.hostBridge, ...Object.values(this.state.networks).map((n) => n.bridge)]);
-    const taken: TakenPrefix[] = Object.values(this.state.networks).map((n) => ({ ...parseSubnet(n.subnet), what: `network ${n.name} (${n.subnet})` }));
+    const taken: TakenPrefix[] = Object.values(this.state.networks).map((n) => ({
+      ...parseSubnet(n.subnet),
+      what: `network ${n.name} (${n.subnet})`,
+    }));
     taken.push({ ...parseSubnet(this.opts.hostSubnet), what: `the default bridge network (${this.opts.hostSubnet})` });
-    for (const r of await hostRoutes()) if (!r.dev || !ours.has(r.dev)) taken.push({ network: r.network, prefixLen: r.prefixLen, what: `the host route ${r.dst}${r.dev ? ` dev ${r.dev}` : ""}` });
+    for (const r of await hostRoutes())
+      if (!r.dev || !ours.has(r.dev))
+        taken.push({ network: r.network, prefixLen: r.prefixLen, what: `the host route ${r.dst}${r.dev ? ` dev ${r.dev}` : ""}` });
     return taken;
   }
 
@@ -362,7 +404,9 @@ export class UserNetworks {
     const iptables = this.iptables;
     if (!iptables) throw new NotSupportedError("embedded DNS needs iptables");
     await run("dns", "ip", ["netns", "exec", netns, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet"]);
-    await run("dns", "ip", ["netns", "exec", netns, `${iptables.command}-restore`, "-w"], { input: dnsRedirectScript(gateway, containerIp, this.opts.dnsPort ?? 53) });
+    await run("dns", "ip", ["netns", "exec", netns, `${iptables.command}-restore`, "-w"], {
+      input: dnsRedirectScript(gateway, containerIp, this.opts.dnsPort ?? 53),
+    });
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

@@ -34,7 +34,10 @@ const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 /** Docker's rule for volume names; throws InvalidError with its wording. */
 export function validateVolumeName(name: string): void {
   if (!NAME.test(name)) {
-    throw new InvalidError(`create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`, { field: "Name" });
+    throw new InvalidError(
+      `create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,
+      { field: "Name" },
+    );
   }
 }
 

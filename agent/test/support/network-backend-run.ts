@@ -10,7 +10,8 @@ import { HostNetwork, type IptablesBackend } from "../../src/network";
 
 const backend = process.argv[2] as IptablesBackend;
 const other: IptablesBackend = backend === "nft" ? "legacy" : "nft";
-const S = (b: IptablesBackend) => execFileSync(`iptables-${b}`, ["-w", "-t", "nat", "-S"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+const S = (b: IptablesBackend) =>
+  execFileSync(`iptables-${b}`, ["-w", "-t", "nat", "-S"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
 
 async function main() {
   const stateDir = mkdtempSync(join(tmpdir(), "flotilla-net-backend-"));

@@ -64,9 +64,13 @@ s.bind(Number(port), "0.0.0.0", () => console.log("ready"));`;
  * `ip netns exec` execs in place).
  */
 export function startServer(netns: string, port: number, name: string, protocol: "tcp" | "udp" = "tcp"): Promise<ChildProcess> {
-  const child = spawn("ip", ["netns", "exec", basename(netns), process.execPath, "-e", protocol === "tcp" ? HTTP_SERVER : UDP_SERVER, String(port), name], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    "ip",
+    ["netns", "exec", basename(netns), process.execPath, "-e", protocol === "tcp" ? HTTP_SERVER : UDP_SERVER, String(port), name],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   return new Promise((resolve, reject) => {
     let err = "";
     const timer = setTimeout(() => reject(new Error(`server ${name} in ${netns}: not ready: ${err}`)), 10_000);
@@ -116,7 +120,13 @@ else {
  * An HTTP GET (or UDP exchange) made from inside a namespace; resolves with the answer, rejects
  * with "timeout" in the message when nothing answered within timeoutMs.
  */
-export async function requestFromNetns(netns: string, host: string, port: number, kind: "http" | "udp" = "http", timeoutMs = 3000): Promise<string> {
+export async function requestFromNetns(
+  netns: string,
+  host: string,
+  port: number,
+  kind: "http" | "udp" = "http",
+  timeoutMs = 3000,
+): Promise<string> {
   const args = [kind, host, String(port), String(timeoutMs)];
   const { stdout } = await execFileAsync("ip", ["netns", "exec", basename(netns), process.execPath, "-e", CLIENT, ...args], {
     timeout: 10_000,

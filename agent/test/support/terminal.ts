@@ -38,9 +38,13 @@ export class Terminal {
       .map(([k, v]) => `${k}=${shq(v!)}`)
       .join(" ");
     const script = `env ${vars} ${command}; echo "__EXIT=$?__"; sleep 3600`;
-    execFileSync("tmux", ["-L", server, "-f", "/dev/null", "new-session", "-d", "-s", name, "-x", String(cols), "-y", String(rows), "sh", "-c", script], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME ?? "/root", TERM: "xterm" },
-    });
+    execFileSync(
+      "tmux",
+      ["-L", server, "-f", "/dev/null", "new-session", "-d", "-s", name, "-x", String(cols), "-y", String(rows), "sh", "-c", script],
+      {
+        env: { PATH: process.env.PATH, HOME: process.env.HOME ?? "/root", TERM: "xterm" },
+      },
+    );
     return new Terminal(server, name);
   }
 

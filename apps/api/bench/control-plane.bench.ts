@@ -82,14 +82,29 @@ async function main(): Promise<void> {
     for (let i = 0; i < 150 && !existsSync(join(configDir, "config.json")); i++) await new Promise((r) => setTimeout(r, 200));
     const token = (JSON.parse(readFileSync(join(configDir, "config.json"), "utf8")) as { token: string }).token;
     const call = async (method: string, path: string, body?: unknown) => {
-      const res = await fetch(url + path, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      const res = await fetch(url + path, {
+        method,
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
       if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
       return res.json() as Promise<unknown>;
     };
 
     let t0 = Date.now();
     for (let i = 1; i <= NODES; i++) {
-      agents.push(await new SimAgent({ hostname: `bench-${i}`, apiUrl: url, token, heartbeatMs: HEARTBEAT_MS, images: ["busybox:latest"], labels: { zone: `z${i % 3}` }, memoryBytes: 64 * 1024 ** 3, nanoCpus: 64e9 }).start());
+      agents.push(
+        await new SimAgent({
+          hostname: `bench-${i}`,
+          apiUrl: url,
+          token,
+          heartbeatMs: HEARTBEAT_MS,
+          images: ["busybox:latest"],
+          labels: { zone: `z${i % 3}` },
+          memoryBytes: 64 * 1024 ** 3,
+          nanoCpus: 64e9,
+        }).start(),
+      );
     }
     console.error(`${NODES} nodes registered in ${Date.now() - t0} ms`);
 
@@ -118,7 +133,13 @@ async function main(): Promise<void> {
     const failedBefore = agents.reduce((n, a) => n + a.heartbeatFailures, 0);
     const per = Math.ceil(REPLICAS / SERVICES);
     for (let i = 1; i <= SERVICES; i++) {
-      await call("POST", "/api/v1/services", { name: `svc-${i}`, image: "busybox", replicas: Math.min(per, REPLICAS - per * (i - 1)), placement: { preferences: [{ spread: "node.labels.zone" }] }, resources: { reservations: { memoryBytes: 16 * 1024 ** 2 } } });
+      await call("POST", "/api/v1/services", {
+        name: `svc-${i}`,
+        image: "busybox",
+        replicas: Math.min(per, REPLICAS - per * (i - 1)),
+        placement: { preferences: [{ spread: "node.labels.zone" }] },
+        resources: { reservations: { memoryBytes: 16 * 1024 ** 2 } },
+      });
     }
     let last = "";
     for (;;) {
@@ -152,9 +173,20 @@ async function main(): Promise<void> {
         apiCpuS,
         apiFailures: failures.length,
         firstFailure: failures[0],
-        apiLatencyMs: { requests: latencies.length, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.max(...latencies) },
+        apiLatencyMs: {
+          requests: latencies.length,
+          p50: percentile(latencies, 50),
+          p99: percentile(latencies, 99),
+          max: Math.max(...latencies),
+        },
         benchLoopDelayMs: { p99: Math.round(lag.percentile(99) / 1e6), max: Math.round(lag.max / 1e6) },
-        heartbeatMs: { beats: beats.length, failed: agents.reduce((n, a) => n + a.heartbeatFailures, 0) - failedBefore, p50: percentile(beats, 50), p99: percentile(beats, 99), max: Math.max(...beats) },
+        heartbeatMs: {
+          beats: beats.length,
+          failed: agents.reduce((n, a) => n + a.heartbeatFailures, 0) - failedBefore,
+          p50: percentile(beats, 50),
+          p99: percentile(beats, 99),
+          max: Math.max(...beats),
+        },
       }),
     );
   } finally {

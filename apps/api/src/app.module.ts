@@ -89,12 +89,19 @@ export class CoreModule {
 /** The HTTP API: controllers, auth, error mapping; the web console at `/`. */
 @Module({
   imports: [ConsoleModule],
-  controllers: [HealthController, EventsController, TokensController, ServicesController, StacksController, TasksController, HeartbeatsController, NodesController, MachinesController, JoinController],
-  providers: [
-    StacksService,
-    { provide: APP_GUARD, useClass: BearerAuthGuard },
-    { provide: APP_FILTER, useClass: DomainExceptionFilter },
+  controllers: [
+    HealthController,
+    EventsController,
+    TokensController,
+    ServicesController,
+    StacksController,
+    TasksController,
+    HeartbeatsController,
+    NodesController,
+    MachinesController,
+    JoinController,
   ],
+  providers: [StacksService, { provide: APP_GUARD, useClass: BearerAuthGuard }, { provide: APP_FILTER, useClass: DomainExceptionFilter }],
 })
 export class HttpModule {}
 

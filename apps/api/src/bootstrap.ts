@@ -56,7 +56,9 @@ export async function start(config: AppConfig, opts: { logger?: ConsoleLogger | 
   const port = typeof address === "object" && address ? address.port : config.port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   await app.get(TokensService).bootstrapAdmin(url);
-  const agentListeners = config.agentListen.length ? startAgentListeners(config.agentListen, relayTarget(config.host, port), { tls: await agentListenerTls(app, config) }) : undefined;
+  const agentListeners = config.agentListen.length
+    ? startAgentListeners(config.agentListen, relayTarget(config.host, port), { tls: await agentListenerTls(app, config) })
+    : undefined;
   // Order matters: Nest alone would close Postgres and Redis before draining HTTP. Stop relaying
   // agents' connections, end the event streams (they never finish by themselves), let in-flight
   // requests finish, then stop workers (BullMQ waits for running jobs) and close Postgres and Redis.

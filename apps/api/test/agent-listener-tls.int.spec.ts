@@ -45,7 +45,10 @@ describe("the agents' listener over TLS", () => {
   });
   afterAll(async () => {
     await api?.stop();
-    for (const [k, v] of [["FLOTILLA_DATA_DIR", saved.data], ["FLOTILLA_AGENT_API_URL", saved.url]] as const) {
+    for (const [k, v] of [
+      ["FLOTILLA_DATA_DIR", saved.data],
+      ["FLOTILLA_AGENT_API_URL", saved.url],
+    ] as const) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
@@ -55,7 +58,10 @@ describe("the agents' listener over TLS", () => {
   it("answers an agent that trusts the Flotilla CA, with a certificate for its address", async () => {
     const ca = readFileSync(join(dataDir, "certs", "ca.pem"), "utf8");
     let res: { status: number; body: string } | undefined;
-    for (let i = 0; i < 100 && !res; i++) res = await get(`https://127.0.0.2:${port}/api/v1/health`, { ca }).catch(() => new Promise<undefined>((r) => setTimeout(() => r(undefined), 100)));
+    for (let i = 0; i < 100 && !res; i++)
+      res = await get(`https://127.0.0.2:${port}/api/v1/health`, { ca }).catch(
+        () => new Promise<undefined>((r) => setTimeout(() => r(undefined), 100)),
+      );
     expect(res?.status).toBe(200);
   });
 

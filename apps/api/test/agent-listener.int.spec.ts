@@ -38,7 +38,9 @@ describe("FLOTILLA_AGENT_LISTEN configuration", () => {
       { host: "198.18.0.1", port: 8080 },
       { host: "fd00::1", port: 9090 },
     ]);
-    expect(() => loadConfig({ ...env, FLOTILLA_AGENT_LISTEN: "198.18.0.1" })).toThrow('FLOTILLA_AGENT_LISTEN must be host:port entries separated by commas, got "198.18.0.1"');
+    expect(() => loadConfig({ ...env, FLOTILLA_AGENT_LISTEN: "198.18.0.1" })).toThrow(
+      'FLOTILLA_AGENT_LISTEN must be host:port entries separated by commas, got "198.18.0.1"',
+    );
     expect(() => loadConfig({ ...env, FLOTILLA_AGENT_LISTEN: "198.18.0.1:0" })).toThrow(/FLOTILLA_AGENT_LISTEN/);
   });
 
@@ -69,7 +71,11 @@ describe("agents reach the API through the relay", () => {
     });
     expect(health.status).toBe("ok");
     const { token: joinToken } = await api.running.app.get(JoinService).issue("relayed");
-    const joined = await fetch(`${relayUrl}/api/v1/nodes/join`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ joinToken, hostname: "relayed" }) });
+    const joined = await fetch(`${relayUrl}/api/v1/nodes/join`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ joinToken, hostname: "relayed" }),
+    });
     expect(joined.status).toBe(200);
     const { token } = (await joined.json()) as { token: string };
     // Several beats in parallel, each on its own relayed connection.
@@ -78,7 +84,13 @@ describe("agents reach the API through the relay", () => {
         fetch(`${relayUrl}/api/v1/nodes/heartbeat`, {
           method: "POST",
           headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-          body: JSON.stringify({ hostname: "relayed", engineUrl: "https://198.18.0.9:2376", resources: { nanoCpus: 1e9, memoryBytes: 1 << 30 }, labels: {}, containers: [] }),
+          body: JSON.stringify({
+            hostname: "relayed",
+            engineUrl: "https://198.18.0.9:2376",
+            resources: { nanoCpus: 1e9, memoryBytes: 1 << 30 },
+            labels: {},
+            containers: [],
+          }),
         }),
       ),
     );
@@ -119,7 +131,9 @@ describe.skipIf(!root)("the relay waits for its address (the machines' bridge) a
       new Promise<string>((resolve, reject) => {
         const c = connect(port, gateway);
         let got = "";
-        c.on("data", (d: Buffer) => (got += d.toString())).on("end", () => resolve(got)).on("error", reject);
+        c.on("data", (d: Buffer) => (got += d.toString()))
+          .on("end", () => resolve(got))
+          .on("error", reject);
       });
     const relay = startAgentListeners([{ host: gateway, port }], relayTarget("127.0.0.1", (target.address() as AddressInfo).port), {
       retryMs: 50,

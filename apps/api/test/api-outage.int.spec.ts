@@ -34,13 +34,21 @@ describe("API down, worker up", () => {
     await api.running.close();
     const failures = agents.map((a) => a.heartbeatFailures);
     // Many down windows (3 beats each) without an API.
-    await until("heartbeats to fail for four down windows", async () => agents.every((a, i) => a.heartbeatFailures >= failures[i] + 12), 60_000);
+    await until(
+      "heartbeats to fail for four down windows",
+      async () => agents.every((a, i) => a.heartbeatFailures >= failures[i] + 12),
+      60_000,
+    );
     expect(await prisma.event.count({ where: { id: { gt: since }, kind: "node", action: "down" } })).toBe(0);
 
     again = await start({ ...api.config, role: "api" }, { logger: false });
     for (const a of agents) a.opts.apiUrl = again.url!;
     const ok = agents.map((a) => a.heartbeatsOk);
-    await until("heartbeats to be taken again for several windows", async () => agents.every((a, i) => a.heartbeatsOk >= ok[i] + 12), 60_000);
+    await until(
+      "heartbeats to be taken again for several windows",
+      async () => agents.every((a, i) => a.heartbeatsOk >= ok[i] + 12),
+      60_000,
+    );
     expect(await prisma.event.count({ where: { id: { gt: since }, kind: "node", action: "down" } })).toBe(0);
     const tasks = await prisma.task.findMany({ where: { service: { name: "calm" } } });
     expect(tasks.map((t) => [t.id, t.state]).sort()).toEqual(before.map((t) => [t.id, "RUNNING"]).sort());

@@ -8,7 +8,16 @@ const valid = { DATABASE_URL: "postgresql://u@127.0.0.1:5432/db", REDIS_URL: "re
 describe("loadConfig", () => {
   it("applies defaults", () => {
     const c = loadConfig(valid);
-    expect(c).toMatchObject({ host: "127.0.0.1", port: 8080, role: "all", logLevel: "log", sweepIntervalMs: 30_000, configDir: "/home/u/.config/flotilla", heartbeatMs: 5_000, dbPoolSize: 20 });
+    expect(c).toMatchObject({
+      host: "127.0.0.1",
+      port: 8080,
+      role: "all",
+      logLevel: "log",
+      sweepIntervalMs: 30_000,
+      configDir: "/home/u/.config/flotilla",
+      heartbeatMs: 5_000,
+      dbPoolSize: 20,
+    });
   });
 
   it("honours XDG_CONFIG_HOME and FLOTILLA_CONFIG_DIR", () => {
@@ -42,7 +51,12 @@ describe("loadConfig", () => {
     let err: { status: number; stderr: string } | undefined;
     try {
       execFileSync(process.execPath, ["--import", "tsx", join(__dirname, "../src/main.ts")], {
-        env: { PATH: process.env.PATH, HOME: "/tmp", REDIS_URL: "redis://127.0.0.1:1", TSX_TSCONFIG_PATH: join(__dirname, "../tsconfig.json") },
+        env: {
+          PATH: process.env.PATH,
+          HOME: "/tmp",
+          REDIS_URL: "redis://127.0.0.1:1",
+          TSX_TSCONFIG_PATH: join(__dirname, "../tsconfig.json"),
+        },
         encoding: "utf8",
         stdio: "pipe",
       });

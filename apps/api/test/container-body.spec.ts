@@ -15,13 +15,21 @@ describe("a task's container", () => {
 
   it("publishes ingress ports on a dynamic host port and host ports on themselves", () => {
     const body = containerBody({ id: "s1" }, spec, { id: "t1", slot: 2 });
-    expect(body.HostConfig?.PortBindings).toEqual({ "80/tcp": [{ HostPort: "" }], "9100/tcp": [{ HostPort: "9100" }], "53/udp": [{ HostPort: "53" }] });
+    expect(body.HostConfig?.PortBindings).toEqual({
+      "80/tcp": [{ HostPort: "" }],
+      "9100/tcp": [{ HostPort: "9100" }],
+      "53/udp": [{ HostPort: "53" }],
+    });
     expect(body.ExposedPorts).toEqual({ "80/tcp": {}, "9100/tcp": {}, "53/udp": {} });
     expect(body.Labels).toMatchObject({ "flotilla.service.id": "s1", "flotilla.task.id": "t1", "flotilla.slot": "2" });
   });
 
   it("reads back where the ingress ports answer, ignoring host ports and unbound ones", () => {
-    const ports = { "80/tcp": [{ HostIp: "0.0.0.0", HostPort: "32771" }], "9100/tcp": [{ HostIp: "0.0.0.0", HostPort: "9100" }], "53/udp": null };
+    const ports = {
+      "80/tcp": [{ HostIp: "0.0.0.0", HostPort: "32771" }],
+      "9100/tcp": [{ HostIp: "0.0.0.0", HostPort: "9100" }],
+      "53/udp": null,
+    };
     expect(ingressEndpoints(spec, ports)).toEqual([{ target: 80, protocol: "tcp", hostPort: 32771 }]);
     expect(ingressEndpoints(spec, { "80/tcp": null })).toEqual([]);
     expect(ingressEndpoints(spec, undefined)).toEqual([]);

@@ -46,7 +46,16 @@ describe("dispatch and heartbeats at scale", () => {
   });
 
   it("records the mesh endpoints of the tasks it starts; every agent gets them in its heartbeat reply", async () => {
-    expect((await send(api, "POST", "/api/v1/services", { name: "mesh", image: "busybox", replicas: 3, ports: [{ published: 18080, target: 80 }] })).status).toBe(201);
+    expect(
+      (
+        await send(api, "POST", "/api/v1/services", {
+          name: "mesh",
+          image: "busybox",
+          replicas: 3,
+          ports: [{ published: 18080, target: 80 }],
+        })
+      ).status,
+    ).toBe(201);
     const tasks = await converged(api, "mesh", 3);
     const backends = (a: SimAgent) => a.ingress?.ports.find((p) => p.port === 18080)?.backends ?? [];
     await until("every agent to route 18080 to the three tasks", async () => agents.every((a) => backends(a).length === 3));
@@ -54,6 +63,10 @@ describe("dispatch and heartbeats at scale", () => {
       .flatMap((a) => a.running())
       .filter((c) => tasks.some((t) => t.id === c.labels["flotilla.task.id"]))
       .map((c) => Number(c.ports["80/tcp"][0].HostPort));
-    expect(backends(agents[0]).map((b) => b.port).sort()).toEqual(published.sort());
+    expect(
+      backends(agents[0])
+        .map((b) => b.port)
+        .sort(),
+    ).toEqual(published.sort());
   });
 });

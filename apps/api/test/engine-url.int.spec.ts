@@ -30,14 +30,24 @@ describe("the engine URL the control plane dials", () => {
 
   const agentToken = async (machine: string) => {
     const { token } = await api.running.app.get(JoinService).issue(machine);
-    const res = await api.fetch("/api/v1/nodes/join", { method: "POST", body: JSON.stringify({ joinToken: token, hostname: machine }), token: null });
+    const res = await api.fetch("/api/v1/nodes/join", {
+      method: "POST",
+      body: JSON.stringify({ joinToken: token, hostname: machine }),
+      token: null,
+    });
     return ((await res.json()) as { token: string }).token;
   };
   const beat = (token: string, hostname: string, containers: unknown[] = []) =>
     api.fetch("/api/v1/nodes/heartbeat", {
       method: "POST",
       token,
-      body: JSON.stringify({ hostname, engineUrl: attacker.url, resources: { nanoCpus: 4e9, memoryBytes: 8 * 1024 ** 3 }, labels: {}, containers }),
+      body: JSON.stringify({
+        hostname,
+        engineUrl: attacker.url,
+        resources: { nanoCpus: 4e9, memoryBytes: 8 * 1024 ** 3 },
+        labels: {},
+        containers,
+      }),
     });
 
   it("an agent token cannot point dispatch or stray removal of its machine's node elsewhere", async () => {
@@ -51,10 +61,17 @@ describe("the engine URL the control plane dials", () => {
       const node = await getJson<{ engineUrl: string | null }>(api, "/api/v1/nodes/victim");
       expect(node.engineUrl).toBe("https://127.0.0.1:2376");
 
-      await send(api, "POST", "/api/v1/services", { name: "onvictim", image: "busybox", replicas: 1, placement: { constraints: ["node.hostname==victim"] } });
+      await send(api, "POST", "/api/v1/services", {
+        name: "onvictim",
+        image: "busybox",
+        replicas: 1,
+        placement: { constraints: ["node.hostname==victim"] },
+      });
       // Dispatch tried the machine's address and failed there.
       await until("dispatch to reach the machine's address and fail", async () =>
-        (await getJson<{ state: string; error: string | null }[]>(api, "/api/v1/tasks?service=onvictim")).some((t) => t.state === "REJECTED"),
+        (await getJson<{ state: string; error: string | null }[]>(api, "/api/v1/tasks?service=onvictim")).some(
+          (t) => t.state === "REJECTED",
+        ),
       );
       // A stray in the report: its removal goes to the machine's address too, not the reported one.
       const stray = { id: "c".repeat(64), labels: { "flotilla.task.id": randomUUID() }, state: "running" };

@@ -29,7 +29,9 @@ describe("DomainExceptionFilter", () => {
 
 describe("connectionFailure", () => {
   it("tells Postgres's own signs from a refused connection to anything and from other errors", () => {
-    expect(connectionFailure(Object.assign(new Error("terminating connection due to administrator command"), { code: "57P01" }))).toBe("postgres");
+    expect(connectionFailure(Object.assign(new Error("terminating connection due to administrator command"), { code: "57P01" }))).toBe(
+      "postgres",
+    );
     expect(connectionFailure(new Error("wrapped", { cause: Object.assign(new Error("x"), { code: "08006" }) }))).toBe("postgres");
     expect(connectionFailure(new Error("Connection terminated unexpectedly"))).toBe("postgres");
     expect(connectionFailure(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" }))).toBe("network");

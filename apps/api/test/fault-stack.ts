@@ -32,14 +32,30 @@ export interface FaultStack {
 export async function startFaultStack(): Promise<FaultStack> {
   const state = `${testStack.stateDir}-fault-${randomBytes(3).toString("hex")}`;
   const [pgPort, redisPort] = [await freePort(), await freePort()];
-  const env = { ...process.env, FLOTILLA_STATE_DIR: state, FLOTILLA_PG_PORT: String(pgPort), FLOTILLA_REDIS_PORT: String(redisPort), FLOTILLA_PG_FSYNC: "off" };
-  const stack = (cmd: string) => execFileSync("bash", [join(repoRoot, "deploy/local/stack.sh"), cmd], { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const env = {
+    ...process.env,
+    FLOTILLA_STATE_DIR: state,
+    FLOTILLA_PG_PORT: String(pgPort),
+    FLOTILLA_REDIS_PORT: String(redisPort),
+    FLOTILLA_PG_FSYNC: "off",
+  };
+  const stack = (cmd: string) =>
+    execFileSync("bash", [join(repoRoot, "deploy/local/stack.sh"), cmd], { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   const pgCtl = (...args: string[]) => {
     const cmd = ["/usr/lib/postgresql/15/bin/pg_ctl", "-D", join(state, "postgres"), ...args];
-    execFileSync(process.getuid?.() === 0 ? "runuser" : cmd[0], process.getuid?.() === 0 ? ["-u", "postgres", "--", ...cmd] : cmd.slice(1), { stdio: "ignore" });
+    execFileSync(
+      process.getuid?.() === 0 ? "runuser" : cmd[0],
+      process.getuid?.() === 0 ? ["-u", "postgres", "--", ...cmd] : cmd.slice(1),
+      { stdio: "ignore" },
+    );
   };
   stack("up");
-  const vars = Object.fromEntries(stack("env").trim().split("\n").map((l) => l.split(/=(.*)/s).slice(0, 2)));
+  const vars = Object.fromEntries(
+    stack("env")
+      .trim()
+      .split("\n")
+      .map((l) => l.split(/=(.*)/s).slice(0, 2)),
+  );
   await deployMigrations(vars.DATABASE_URL);
   return {
     databaseUrl: vars.DATABASE_URL,
@@ -58,7 +74,8 @@ export async function startFaultStack(): Promise<FaultStack> {
         execFileSync("sleep", ["0.05"]);
       }
       // Whatever persistence the stack turns on, the Redis that comes back has nothing.
-      for (const f of ["appendonlydir", "appendonly.aof", "dump.rdb", "redis.pid"]) rmSync(join(state, "redis", f), { recursive: true, force: true });
+      for (const f of ["appendonlydir", "appendonly.aof", "dump.rdb", "redis.pid"])
+        rmSync(join(state, "redis", f), { recursive: true, force: true });
     },
     startRedis: () => void stack("up"),
     down: () => {

@@ -15,7 +15,9 @@ async function damage(stack: FaultStack, after: bigint): Promise<{ down: number;
   const c = new pg.Client({ connectionString: stack.databaseUrl });
   await c.connect();
   try {
-    const [{ down }] = (await c.query(`SELECT count(*)::int AS down FROM "Event" WHERE id > $1 AND kind = 'node' AND action = 'down'`, [after.toString()])).rows;
+    const [{ down }] = (
+      await c.query(`SELECT count(*)::int AS down FROM "Event" WHERE id > $1 AND kind = 'node' AND action = 'down'`, [after.toString()])
+    ).rows;
     const [{ orphaned }] = (await c.query(`SELECT count(*)::int AS orphaned FROM "Task" WHERE state = 'ORPHANED'`)).rows;
     return { down, orphaned };
   } finally {
@@ -34,7 +36,11 @@ async function lastEventId(stack: FaultStack): Promise<bigint> {
 }
 
 const containersOf = (agents: SimAgent[]) => agents.flatMap((a) => a.running().map((c) => `${a.opts.hostname}/${c.id}`)).sort();
-const removals = (agents: SimAgent[]) => agents.reduce((n, a) => n + a.calls.filter((c) => c.startsWith("DELETE /containers") || c.startsWith("POST /containers/{id}/stop")).length, 0);
+const removals = (agents: SimAgent[]) =>
+  agents.reduce(
+    (n, a) => n + a.calls.filter((c) => c.startsWith("DELETE /containers") || c.startsWith("POST /containers/{id}/stop")).length,
+    0,
+  );
 
 /** Waits until every agent had `n` more successful heartbeats than in `before`. */
 async function beatsOk(agents: SimAgent[], n: number, what: string): Promise<void> {
@@ -76,13 +82,21 @@ describe("faults", () => {
     // A change asked for meanwhile is refused, saying what is down and that nothing changed.
     const refused = await send(api, "PATCH", "/api/v1/services/steady", { replicas: 7 });
     expect(refused.status).toBe(503);
-    expect(await refused.json()).toMatchObject({ error: "unavailable", message: "Postgres is unavailable: nothing was changed", details: { dependency: "postgres" } });
+    expect(await refused.json()).toMatchObject({
+      error: "unavailable",
+      message: "Postgres is unavailable: nothing was changed",
+      details: { dependency: "postgres" },
+    });
     const cli = await ctl(["service", "scale", "steady=7"], { FLOTILLA_CONFIG_DIR: api.config.configDir });
     expect(cli.code).toBe(1);
     expect(cli.stderr).toContain("Postgres is unavailable: nothing was changed");
     // Heartbeats fail for many down windows (3 beats each).
     const failures = agents.map((a) => a.heartbeatFailures);
-    await until("heartbeats to fail for four down windows", async () => agents.every((a, i) => a.heartbeatFailures >= failures[i] + 12), 60_000);
+    await until(
+      "heartbeats to fail for four down windows",
+      async () => agents.every((a, i) => a.heartbeatFailures >= failures[i] + 12),
+      60_000,
+    );
     // One agent is still waiting out its retry back-off when Postgres returns: it reports only
     // once the others have been heard for two down windows.
     agents[0].pauseHeartbeats();
@@ -116,7 +130,10 @@ describe("faults", () => {
     await beatsOk(agents, 6, "heartbeats to be taken while Redis is down");
     const scaled = await send(api, "PATCH", "/api/v1/services/cache", { replicas: 4 });
     expect(scaled.status).toBe(503);
-    expect(await scaled.json()).toMatchObject({ message: "Redis is unavailable: the change is saved and will roll out when it returns", details: { dependency: "redis" } });
+    expect(await scaled.json()).toMatchObject({
+      message: "Redis is unavailable: the change is saved and will roll out when it returns",
+      details: { dependency: "redis" },
+    });
     const cli = await ctl(["service", "scale", "steady=7"], { FLOTILLA_CONFIG_DIR: api.config.configDir });
     expect(cli.code).toBe(1);
     expect(cli.stderr).toContain("Redis is unavailable: the change is saved and will roll out when it returns");

@@ -1,7 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestApi } from "./support";
 import type { SimAgent } from "../../../test/support/sim-agent";
-import { converged, getJson, HEARTBEAT_MS, live, runningContainers, send, simNodes, startFastApi, tasksOf, until } from "./services-support";
+import {
+  converged,
+  getJson,
+  HEARTBEAT_MS,
+  live,
+  runningContainers,
+  send,
+  simNodes,
+  startFastApi,
+  tasksOf,
+  until,
+} from "./services-support";
 
 describe("heartbeats and node failure", () => {
   let api: TestApi;
@@ -16,7 +27,12 @@ describe("heartbeats and node failure", () => {
   });
 
   it("validates heartbeats", async () => {
-    const res = await send(api, "POST", "/api/v1/nodes/heartbeat", { hostname: "x", engineUrl: "ftp://x", resources: { nanoCpus: 1, memoryBytes: 1 }, containers: [] });
+    const res = await send(api, "POST", "/api/v1/nodes/heartbeat", {
+      hostname: "x",
+      engineUrl: "ftp://x",
+      resources: { nanoCpus: 1, memoryBytes: 1 },
+      containers: [],
+    });
     expect(res.status).toBe(400);
     expect((await res.json()).details.field).toBe("engineUrl");
     expect((await api.fetch("/api/v1/nodes/heartbeat", { method: "POST", body: "{}", token: null })).status).toBe(401);
@@ -27,7 +43,9 @@ describe("heartbeats and node failure", () => {
     const [task] = await converged(api, "crashy", 1);
     const agent = agents.find((a) => a.opts.hostname === task.nodeHostname)!;
     agent.exit(task.id, 3);
-    const failed = await until("the task to fail", async () => (await tasksOf(api, "crashy")).find((t) => t.id === task.id && t.state === "FAILED"));
+    const failed = await until("the task to fail", async () =>
+      (await tasksOf(api, "crashy")).find((t) => t.id === task.id && t.state === "FAILED"),
+    );
     expect(failed).toMatchObject({ slot: 1 });
     const t = await getJson<{ exitCode: number; error: string }>(api, `/api/v1/tasks/${task.id}`);
     expect(t).toMatchObject({ exitCode: 3, error: "task: non-zero exit (3)" });
@@ -51,7 +69,12 @@ describe("heartbeats and node failure", () => {
     // Running for longer than the window in which a report may lag behind the dispatcher.
     await new Promise((r) => setTimeout(r, 4 * HEARTBEAT_MS));
     // A late report, built before the container existed: the agent's next ones list it again.
-    const late = await send(api, "POST", "/api/v1/nodes/heartbeat", { hostname: agent.opts.hostname, engineUrl: agent.url, resources: { nanoCpus: 4_000_000_000, memoryBytes: 8 * 1024 ** 3 }, containers: [] });
+    const late = await send(api, "POST", "/api/v1/nodes/heartbeat", {
+      hostname: agent.opts.hostname,
+      engineUrl: agent.url,
+      resources: { nanoCpus: 4_000_000_000, memoryBytes: 8 * 1024 ** 3 },
+      containers: [],
+    });
     expect(late.status).toBe(200);
     await new Promise((r) => setTimeout(r, 4 * HEARTBEAT_MS));
     expect((await getJson<{ state: string }>(api, `/api/v1/tasks/${task.id}`)).state).toBe("RUNNING");
@@ -76,7 +99,11 @@ describe("heartbeats and node failure", () => {
     const lost = before.filter((t) => t.nodeHostname === victim.opts.hostname);
     expect(lost.length).toBe(1);
     victim.pauseHeartbeats();
-    await until("the node to go down", async () => (await getJson<{ status: string }>(api, `/api/v1/nodes/${victim.opts.hostname}`)).status === "down", 10_000);
+    await until(
+      "the node to go down",
+      async () => (await getJson<{ status: string }>(api, `/api/v1/nodes/${victim.opts.hostname}`)).status === "down",
+      10_000,
+    );
     const after = await until("ha on the other nodes", async () => {
       const l = live(await tasksOf(api, "ha"));
       return l.length === 3 && l.every((t) => t.state === "RUNNING" && t.nodeHostname !== victim.opts.hostname) ? l : undefined;
@@ -86,7 +113,10 @@ describe("heartbeats and node failure", () => {
     // Back: the old container is a stray (its task was replaced) and goes away; no slot doubles.
     expect(victim.running().some((c) => c.labels["flotilla.task.id"] === lost[0].id)).toBe(true);
     victim.resumeHeartbeats();
-    await until("the node to be ready", async () => (await getJson<{ status: string }>(api, `/api/v1/nodes/${victim.opts.hostname}`)).status === "ready");
+    await until(
+      "the node to be ready",
+      async () => (await getJson<{ status: string }>(api, `/api/v1/nodes/${victim.opts.hostname}`)).status === "ready",
+    );
     await until("the stray to be removed", async () => !victim.running().some((c) => c.labels["flotilla.task.id"] === lost[0].id));
     const containers = runningContainers(agents).filter((c) => c.serviceId === id);
     expect(containers.length).toBe(3);
@@ -97,7 +127,11 @@ describe("heartbeats and node failure", () => {
     const victim = agents[1];
     victim.pauseHeartbeats();
     expect((await send(api, "DELETE", `/api/v1/nodes/${victim.opts.hostname}`)).status).toBe(409);
-    await until("the node to go down", async () => (await getJson<{ status: string }>(api, `/api/v1/nodes/${victim.opts.hostname}`)).status === "down", 10_000);
+    await until(
+      "the node to go down",
+      async () => (await getJson<{ status: string }>(api, `/api/v1/nodes/${victim.opts.hostname}`)).status === "down",
+      10_000,
+    );
     expect((await send(api, "DELETE", `/api/v1/nodes/${victim.opts.hostname}`)).status).toBe(204);
     await until("ha on the remaining nodes", async () => {
       const l = live(await tasksOf(api, "ha"));

@@ -27,7 +27,13 @@ describe("agents join with one-time tokens", () => {
     api.fetch("/api/v1/nodes/heartbeat", {
       method: "POST",
       token,
-      body: JSON.stringify({ hostname, engineUrl: "https://198.18.0.9:2376", resources: { nanoCpus: 1e9, memoryBytes: 1 << 30 }, labels: {}, containers: [] }),
+      body: JSON.stringify({
+        hostname,
+        engineUrl: "https://198.18.0.9:2376",
+        resources: { nanoCpus: 1e9, memoryBytes: 1 << 30 },
+        labels: {},
+        containers: [],
+      }),
     });
   const machine = (name: string) => prisma.machine.create({ data: { name, driver: "netns", state: "PROVISIONING" } });
 
@@ -51,7 +57,10 @@ describe("agents join with one-time tokens", () => {
 
     const again = await join(joinToken, "j1");
     expect(again.status).toBe(401);
-    expect(again.body).toMatchObject({ error: "unauthorized", message: expect.stringMatching(/^join token was already used \(at .+\); re-provision the machine for a new one$/) });
+    expect(again.body).toMatchObject({
+      error: "unauthorized",
+      message: expect.stringMatching(/^join token was already used \(at .+\); re-provision the machine for a new one$/),
+    });
 
     const progress = await prisma.event.findFirst({ where: { subjectId: m.id, action: "progress" } });
     expect(progress?.data).toMatchObject({ step: "agent joined", message: "the agent on j1 joined the control plane" });
@@ -102,7 +111,11 @@ describe("agents join with one-time tokens", () => {
     };
     expect(await forbidden("GET", "/api/v1/services")).toEqual({
       status: 403,
-      body: { error: "forbidden", message: "an agent token may not call GET /api/v1/services; agents may only send heartbeats", details: {} },
+      body: {
+        error: "forbidden",
+        message: "an agent token may not call GET /api/v1/services; agents may only send heartbeats",
+        details: {},
+      },
     });
     for (const [method, path, body] of [
       ["GET", "/api/v1/tokens"],
@@ -132,7 +145,9 @@ describe("agents join with one-time tokens", () => {
   });
 
   it("documents the join in OpenAPI, without a bearer token", async () => {
-    const doc = (await (await api.fetch("/api/docs-json")).json()) as { paths: Record<string, { post?: { security?: unknown; summary: string } }> };
+    const doc = (await (await api.fetch("/api/docs-json")).json()) as {
+      paths: Record<string, { post?: { security?: unknown; summary: string } }>;
+    };
     const op = doc.paths["/api/v1/nodes/join"]?.post;
     expect(op?.summary).toContain("one-time join token");
     expect(op?.security).toBeUndefined();

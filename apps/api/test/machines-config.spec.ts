@@ -28,15 +28,24 @@ describe("machines configuration", () => {
   it("lists the control plane's own paths, which machines sharing this host may not bind", () => {
     const data = join(dir, "data");
     const c = loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: data, FLOTILLA_STATE_DIR: "/var/lib/flotilla", HOME: "/home/u" });
-    expect(c.controlPlanePaths).toEqual(["/cfg", data, "/var/lib/flotilla", process.getuid?.() === 0 ? "/run/flotilla-control/locks" : "/home/u/.local/state/flotilla/locks"]);
+    expect(c.controlPlanePaths).toEqual([
+      "/cfg",
+      data,
+      "/var/lib/flotilla",
+      process.getuid?.() === 0 ? "/run/flotilla-control/locks" : "/home/u/.local/state/flotilla/locks",
+    ]);
   });
 
   it("refuses bad values with one clear line", () => {
     expect(() => loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: "relative/dir" })).toThrow("FLOTILLA_DATA_DIR must be an absolute path");
     writeFileSync(join(dir, "file"), "");
     expect(() => loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: join(dir, "file") })).toThrow("is not a writable directory");
-    expect(() => loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: dir, FLOTILLA_AGENT_TIMEOUT_MS: "10" })).toThrow("FLOTILLA_AGENT_TIMEOUT_MS");
-    expect(() => loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: dir, FLOTILLA_AGENT_API_URL: "ftp://x" })).toThrow("FLOTILLA_AGENT_API_URL");
+    expect(() => loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: dir, FLOTILLA_AGENT_TIMEOUT_MS: "10" })).toThrow(
+      "FLOTILLA_AGENT_TIMEOUT_MS",
+    );
+    expect(() => loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: dir, FLOTILLA_AGENT_API_URL: "ftp://x" })).toThrow(
+      "FLOTILLA_AGENT_API_URL",
+    );
   });
 
   it("splits engine options from the driver's", () => {
@@ -49,15 +58,21 @@ describe("machines configuration", () => {
   });
 
   it("reads --engine-env and --engine-label as KEY=VALUE lists, refusing what provisioning owns", () => {
-    expect(splitOptions({ "engine-env": "HTTP_PROXY=http://198.18.0.1:3128,NO_PROXY=", "engine-label": "zone=east,disk=ssd" }).engine).toEqual({
+    expect(
+      splitOptions({ "engine-env": "HTTP_PROXY=http://198.18.0.1:3128,NO_PROXY=", "engine-label": "zone=east,disk=ssd" }).engine,
+    ).toEqual({
       env: { HTTP_PROXY: "http://198.18.0.1:3128", NO_PROXY: "" },
       labels: { zone: "east", disk: "ssd" },
     });
     expect(() => splitOptions({ "engine-env": "1BAD=x" })).toThrow('--engine-env must be KEY=VALUE with KEY a variable name, got "1BAD=x"');
     expect(() => splitOptions({ "engine-env": "NOEQUALS" })).toThrow("--engine-env must be KEY=VALUE");
-    expect(() => splitOptions({ "engine-env": "FLOTILLA_JOIN_TOKEN=x" })).toThrow("--engine-env FLOTILLA_JOIN_TOKEN: FLOTILLA_* variables are set by provisioning");
+    expect(() => splitOptions({ "engine-env": "FLOTILLA_JOIN_TOKEN=x" })).toThrow(
+      "--engine-env FLOTILLA_JOIN_TOKEN: FLOTILLA_* variables are set by provisioning",
+    );
     expect(() => splitOptions({ "engine-label": "=east" })).toThrow("--engine-label must be KEY=VALUE");
-    expect(() => splitOptions({ "engine-registry-mirror": "x" })).toThrow("unknown option --engine-registry-mirror (engine options: --engine-insecure-registry, --engine-env, --engine-label)");
+    expect(() => splitOptions({ "engine-registry-mirror": "x" })).toThrow(
+      "unknown option --engine-registry-mirror (engine options: --engine-insecure-registry, --engine-env, --engine-label)",
+    );
   });
 
   it("names agent tokens within the 63-character limit", () => {

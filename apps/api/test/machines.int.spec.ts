@@ -43,10 +43,16 @@ describe.skipIf(!root)("machines API", () => {
   }
 
   /** Until the machine's agent joined (after `after`) and its node is linked and ready. */
-  async function waitForAgent(name: string, after = "", timeoutMs = 30_000): Promise<View & { agentJoinedAt: string | null; node: { hostname: string; status: string } | null }> {
+  async function waitForAgent(
+    name: string,
+    after = "",
+    timeoutMs = 30_000,
+  ): Promise<View & { agentJoinedAt: string | null; node: { hostname: string; status: string } | null }> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const { body } = await json<View & { agentJoinedAt: string | null; node: { hostname: string; status: string } | null }>(`/api/v1/machines/${name}`);
+      const { body } = await json<View & { agentJoinedAt: string | null; node: { hostname: string; status: string } | null }>(
+        `/api/v1/machines/${name}`,
+      );
       if (body.agentJoinedAt && body.agentJoinedAt > after && body.node?.status === "ready") return body;
       if (Date.now() > deadline) throw new Error(`the agent of ${name} never joined: ${JSON.stringify(body)}`);
       await new Promise((r) => setTimeout(r, 200));
@@ -88,7 +94,9 @@ describe.skipIf(!root)("machines API", () => {
   });
 
   it("describes the drivers and their options", async () => {
-    const { status, body } = await json<{ drivers: { name: string; options: { name: string }[] }[]; engineOptions: { name: string }[] }>("/api/v1/machines/drivers");
+    const { status, body } = await json<{ drivers: { name: string; options: { name: string }[] }[]; engineOptions: { name: string }[] }>(
+      "/api/v1/machines/drivers",
+    );
     expect(status).toBe(200);
     expect(body.drivers.map((d) => d.name)).toEqual(["generic", "hyperv", "netns", "qemu", "virtualbox"]);
     expect(body.drivers.find((d) => d.name === "netns")!.options.map((o) => o.name)).toContain("netns-cidr");
@@ -96,7 +104,11 @@ describe.skipIf(!root)("machines API", () => {
   });
 
   it("rejects bad input: unknown driver, bad options, bad name, duplicates", async () => {
-    const post = (b: unknown) => json<{ error: string; message: string; details: { field?: string } }>("/api/v1/machines", { method: "POST", body: JSON.stringify(b) });
+    const post = (b: unknown) =>
+      json<{ error: string; message: string; details: { field?: string } }>("/api/v1/machines", {
+        method: "POST",
+        body: JSON.stringify(b),
+      });
     let r = await post({ name: "x1", driver: "vmware" });
     expect(r.status).toBe(400);
     expect(r.body.message).toBe('unknown driver "vmware"; known drivers: generic, hyperv, netns, qemu, virtualbox');
@@ -119,12 +131,19 @@ describe.skipIf(!root)("machines API", () => {
     const name = `ma-${tag}`;
     const created = await json<{ machine: View; jobId: string; eventId: string }>("/api/v1/machines", {
       method: "POST",
-      body: JSON.stringify({ name, driver: "netns", options: { ...NETNS, "engine-insecure-registry": "198.19.79.1:5000", "engine-label": "zone=east" } }),
+      body: JSON.stringify({
+        name,
+        driver: "netns",
+        options: { ...NETNS, "engine-insecure-registry": "198.19.79.1:5000", "engine-label": "zone=east" },
+      }),
     });
     expect(created.status).toBe(202);
     expect(created.body.machine.state).toBe("CREATING");
     expect(created.body.jobId).toBe(`provision-create-${created.body.machine.id}`);
-    const dup = await json<{ message: string }>("/api/v1/machines", { method: "POST", body: JSON.stringify({ name, driver: "netns", options: NETNS }) });
+    const dup = await json<{ message: string }>("/api/v1/machines", {
+      method: "POST",
+      body: JSON.stringify({ name, driver: "netns", options: NETNS }),
+    });
     expect([dup.status, dup.body.message]).toEqual([409, `machine "${name}" already exists`]);
 
     const ready = await waitFor(name, ["READY", "ERROR"]);
@@ -136,7 +155,9 @@ describe.skipIf(!root)("machines API", () => {
     const prisma = api.running.app.get(PrismaService);
     const events = await prisma.event.findMany({ where: { subjectId: ready.id }, orderBy: { id: "asc" } });
     const steps = events.filter((e) => e.action === "progress").map((e) => (e.data as { step: string }).step);
-    expect(steps).toEqual(expect.arrayContaining(["preCreateCheck", "create", "network", "upload agent", "certificates", "wait for agent", "ready"]));
+    expect(steps).toEqual(
+      expect.arrayContaining(["preCreateCheck", "create", "network", "upload agent", "certificates", "wait for agent", "ready"]),
+    );
     const percents = events.filter((e) => e.action === "progress").map((e) => (e.data as { percent: number }).percent);
     expect(percents.at(-1)).toBe(100);
 
@@ -176,7 +197,20 @@ describe.skipIf(!root)("machines API", () => {
     expect((await json<{ status: string }>(`/api/v1/machines/${name}/status`)).body.status).toBe("Running");
     expect((await json<{ flags: string[] }>(`/api/v1/machines/${name}/config`)).body.flags).toContain(`-H=tcp://${ready.ip}:2376`);
     // The agent answers the docker CLI's mutual TLS with the user's certificates.
-    const ping = execFileSync("curl", ["-s", "--cacert", `${env.body.DOCKER_CERT_PATH}/ca.pem`, "--cert", `${env.body.DOCKER_CERT_PATH}/cert.pem`, "--key", `${env.body.DOCKER_CERT_PATH}/key.pem`, `https://${ready.ip}:2376/_ping`], { encoding: "utf8" });
+    const ping = execFileSync(
+      "curl",
+      [
+        "-s",
+        "--cacert",
+        `${env.body.DOCKER_CERT_PATH}/ca.pem`,
+        "--cert",
+        `${env.body.DOCKER_CERT_PATH}/cert.pem`,
+        "--key",
+        `${env.body.DOCKER_CERT_PATH}/key.pem`,
+        `https://${ready.ip}:2376/_ping`,
+      ],
+      { encoding: "utf8" },
+    );
     expect(ping).toBe("OK");
 
     expect((await json(`/api/v1/machines/${name}/stop`, { method: "POST" })).status).toBe(202);
@@ -194,7 +228,22 @@ describe.skipIf(!root)("machines API", () => {
     }
     // The re-provisioning gave the agent a new join token: it joined again (a new agent token).
     await waitForAgent(name, joined.agentJoinedAt!);
-    expect(execFileSync("curl", ["-s", "--cacert", `${env.body.DOCKER_CERT_PATH}/ca.pem`, "--cert", `${env.body.DOCKER_CERT_PATH}/cert.pem`, "--key", `${env.body.DOCKER_CERT_PATH}/key.pem`, `https://${ready.ip}:2376/_ping`], { encoding: "utf8" })).toBe("OK");
+    expect(
+      execFileSync(
+        "curl",
+        [
+          "-s",
+          "--cacert",
+          `${env.body.DOCKER_CERT_PATH}/ca.pem`,
+          "--cert",
+          `${env.body.DOCKER_CERT_PATH}/cert.pem`,
+          "--key",
+          `${env.body.DOCKER_CERT_PATH}/key.pem`,
+          `https://${ready.ip}:2376/_ping`,
+        ],
+        { encoding: "utf8" },
+      ),
+    ).toBe("OK");
     expect((await json(`/api/v1/machines/${name}/kill`, { method: "POST" })).status).toBe(202);
     expect((await waitFor(name, ["STOPPED", "ERROR"])).state).toBe("STOPPED");
 
@@ -219,12 +268,17 @@ describe.skipIf(!root)("machines API", () => {
   it("keeps nothing of a create its preCreateCheck refuses (virtualbox without VBoxManage), and says why", async () => {
     const prisma = api.running.app.get(PrismaService);
     const name = `pc-${tag}`;
-    const created = await json<{ machine: View }>("/api/v1/machines", { method: "POST", body: JSON.stringify({ name, driver: "virtualbox" }) });
+    const created = await json<{ machine: View }>("/api/v1/machines", {
+      method: "POST",
+      body: JSON.stringify({ name, driver: "virtualbox" }),
+    });
     expect(created.status).toBe(202);
     await waitGone(name);
     const events = await prisma.event.findMany({ where: { subjectId: created.body.machine.id }, orderBy: { id: "asc" } });
     const failed = events.find((e) => e.action === "failed");
-    expect((failed?.data as { reason?: string })?.reason).toBe("preCreateCheck: virtualbox: VBoxManage not found on PATH: install VirtualBox 5 or later");
+    expect((failed?.data as { reason?: string })?.reason).toBe(
+      "preCreateCheck: virtualbox: VBoxManage not found on PATH: install VirtualBox 5 or later",
+    );
     expect(events.at(-1)?.action).toBe("removed");
     expect(existsSync(join(base, "data", "machines", name))).toBe(false);
     expect(await prisma.machine.count({ where: { name } })).toBe(0);

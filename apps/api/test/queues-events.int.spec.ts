@@ -85,7 +85,10 @@ describe("event stream", () => {
   });
   afterAll(() => api?.stop());
 
-  async function readEvents(res: Response, count: number): Promise<{ id: string; kind: string; action: string; data: Record<string, unknown> }[]> {
+  async function readEvents(
+    res: Response,
+    count: number,
+  ): Promise<{ id: string; kind: string; action: string; data: Record<string, unknown> }[]> {
     const reader = res.body!.getReader();
     const decoder = new TextDecoder();
     let buf = "";

@@ -4,7 +4,18 @@ import { PrismaService } from "../src/database/prisma.service";
 import { ReconcileService } from "../src/services/reconcile.service";
 import type { TestApi } from "./support";
 import type { SimAgent } from "../../../test/support/sim-agent";
-import { converged, getJson, live, runningContainers, send, simNodes, startFastApi, tasksOf, until, type TaskJson } from "./services-support";
+import {
+  converged,
+  getJson,
+  live,
+  runningContainers,
+  send,
+  simNodes,
+  startFastApi,
+  tasksOf,
+  until,
+  type TaskJson,
+} from "./services-support";
 
 function noSlotTwice(tasks: TaskJson[]): void {
   const slots = live(tasks).map((t) => t.slot);
@@ -34,7 +45,10 @@ describe("reconcile worker", () => {
     // Change the spec behind the queue's back, then reconcile it from several callers at once.
     const prisma = api.running.app.get(PrismaService);
     const row = await prisma.service.findUniqueOrThrow({ where: { id } });
-    await prisma.service.update({ where: { id }, data: { spec: { ...(row.spec as object), mode: { kind: "replicated", replicas: 7 } }, version: 2 } });
+    await prisma.service.update({
+      where: { id },
+      data: { spec: { ...(row.spec as object), mode: { kind: "replicated", replicas: 7 } }, version: 2 },
+    });
     const reconciler = api.running.app.get(ReconcileService);
     const outcomes = await Promise.all(Array.from({ length: 6 }, () => reconciler.reconcile(id)));
     const written = outcomes.filter((o) => o.outcome === "written");
@@ -62,13 +76,23 @@ describe("reconcile worker", () => {
     await converged(api, "roll", 2);
     expect((await send(api, "PATCH", "/api/v1/services/roll", { env: { V: "2" } })).status).toBe(200);
     // The first task of the new spec starts, then crashes within the monitor period.
-    const bad = await until("a task of the new spec running", async () => (await tasksOf(api, "roll")).find((t) => t.specVersion === 2 && t.state === "RUNNING"));
+    const bad = await until("a task of the new spec running", async () =>
+      (await tasksOf(api, "roll")).find((t) => t.specVersion === 2 && t.state === "RUNNING"),
+    );
     agents.find((a) => a.opts.hostname === bad.nodeHostname)!.exit(bad.id, 1);
-    const rolled = await until("the rollback to finish", async () => {
-      const s = await getJson<{ taskVersion: number; spec: { env: Record<string, string> }; previousSpec: { env: Record<string, string> } }>(api, "/api/v1/services/roll");
-      const l = live(await tasksOf(api, "roll"));
-      return s.taskVersion === 3 && l.length === 2 && l.every((t) => t.state === "RUNNING" && t.specVersion === 3) && s;
-    }, 40_000);
+    const rolled = await until(
+      "the rollback to finish",
+      async () => {
+        const s = await getJson<{
+          taskVersion: number;
+          spec: { env: Record<string, string> };
+          previousSpec: { env: Record<string, string> };
+        }>(api, "/api/v1/services/roll");
+        const l = live(await tasksOf(api, "roll"));
+        return s.taskVersion === 3 && l.length === 2 && l.every((t) => t.state === "RUNNING" && t.specVersion === 3) && s;
+      },
+      40_000,
+    );
     expect(rolled.spec.env).toEqual({ V: "1" });
     expect(rolled.previousSpec.env).toEqual({ V: "2" });
     noSlotTwice(await tasksOf(api, "roll"));

@@ -34,9 +34,18 @@ describe("operator and viewer tokens", () => {
       expect((await as(viewer, "GET", path)).status, path).toBe(200);
     }
     await refusedWith(await as(viewer, "GET", "/api/v1/tokens"), "a viewer token may not list tokens (admin only)");
-    await refusedWith(await as(viewer, "POST", "/api/v1/services", { name: "v", image: "busybox" }), "a viewer token may only read; POST /api/v1/services changes state");
-    await refusedWith(await as(viewer, "POST", "/api/v1/tokens", { name: "mine", role: "admin" }), "a viewer token may only read; POST /api/v1/tokens changes state");
-    await refusedWith(await as(viewer, "DELETE", "/api/v1/tokens/ops"), "a viewer token may only read; DELETE /api/v1/tokens/:name changes state");
+    await refusedWith(
+      await as(viewer, "POST", "/api/v1/services", { name: "v", image: "busybox" }),
+      "a viewer token may only read; POST /api/v1/services changes state",
+    );
+    await refusedWith(
+      await as(viewer, "POST", "/api/v1/tokens", { name: "mine", role: "admin" }),
+      "a viewer token may only read; POST /api/v1/tokens changes state",
+    );
+    await refusedWith(
+      await as(viewer, "DELETE", "/api/v1/tokens/ops"),
+      "a viewer token may only read; DELETE /api/v1/tokens/:name changes state",
+    );
     expect(((await (await api.fetch("/api/v1/services")).json()) as unknown[]).length).toBe(0);
   });
 
@@ -45,8 +54,14 @@ describe("operator and viewer tokens", () => {
     expect(svc.status).toBe(201);
     expect((await as(operator, "POST", "/api/v1/services/web/scale", { replicas: 2 })).status).toBeLessThan(300);
     await refusedWith(await as(operator, "GET", "/api/v1/tokens"), "an operator token may not list, create or revoke tokens (admin only)");
-    await refusedWith(await as(operator, "POST", "/api/v1/tokens", { name: "escalate", role: "admin" }), "an operator token may not list, create or revoke tokens (admin only)");
-    await refusedWith(await as(operator, "DELETE", "/api/v1/tokens/admin"), "an operator token may not list, create or revoke tokens (admin only)");
+    await refusedWith(
+      await as(operator, "POST", "/api/v1/tokens", { name: "escalate", role: "admin" }),
+      "an operator token may not list, create or revoke tokens (admin only)",
+    );
+    await refusedWith(
+      await as(operator, "DELETE", "/api/v1/tokens/admin"),
+      "an operator token may not list, create or revoke tokens (admin only)",
+    );
     const names = ((await (await api.fetch("/api/v1/tokens")).json()) as { name: string }[]).map((t) => t.name);
     expect(names).toEqual(["admin", "ops", "dash"]);
   });
@@ -57,7 +72,11 @@ describe("operator and viewer tokens", () => {
       "an operator token may not create netns machines: they share the control plane's host (admin only)",
     );
     await refusedWith(
-      await as(operator, "POST", "/api/v1/machines", { name: "evil", driver: "generic", options: { "generic-ip-address": "198.18.0.9", "generic-ssh-key": "/root/.ssh/id_ed25519" } }),
+      await as(operator, "POST", "/api/v1/machines", {
+        name: "evil",
+        driver: "generic",
+        options: { "generic-ip-address": "198.18.0.9", "generic-ssh-key": "/root/.ssh/id_ed25519" },
+      }),
       "an operator token may not create a machine with host-path options (--generic-ssh-key; admin only)",
     );
     await refusedWith(
@@ -80,7 +99,11 @@ describe("operator and viewer tokens", () => {
         "operator POST /api/v1/machines 403",
       ]),
     );
-    expect(events.find((e) => e.action === "DELETE /api/v1/tokens/:name")?.data).toMatchObject({ token: "dash", path: "/api/v1/tokens/ops", params: { name: "ops" } });
+    expect(events.find((e) => e.action === "DELETE /api/v1/tokens/:name")?.data).toMatchObject({
+      token: "dash",
+      path: "/api/v1/tokens/ops",
+      params: { name: "ops" },
+    });
     expect(events.some((e) => e.action.startsWith("GET "))).toBe(false);
   });
 

@@ -11,11 +11,27 @@ export const HEARTBEAT_MS = 500;
 /** Starts the API with fast heartbeats. */
 export async function startFastApi(env: Record<string, string> = {}): Promise<TestApi> {
   // Simulated agents beat on a fixed interval, with no back-off to wait out after an outage.
-  return startTestApi({ FLOTILLA_ROLE: "all", FLOTILLA_LOG_LEVEL: "error", FLOTILLA_HEARTBEAT_MS: String(HEARTBEAT_MS), FLOTILLA_AGENT_MAX_BACKOFF_MS: String(HEARTBEAT_MS), ...env });
+  return startTestApi({
+    FLOTILLA_ROLE: "all",
+    FLOTILLA_LOG_LEVEL: "error",
+    FLOTILLA_HEARTBEAT_MS: String(HEARTBEAT_MS),
+    FLOTILLA_AGENT_MAX_BACKOFF_MS: String(HEARTBEAT_MS),
+    ...env,
+  });
 }
 
-export async function simNodes(api: TestApi, count: number, opts: Partial<SimAgentOptions> & { prefix?: string; labelsOf?: (i: number) => Record<string, string> } = {}): Promise<SimAgent[]> {
-  const agents = await startSimAgents(count, { apiUrl: api.url, token: api.token, heartbeatMs: HEARTBEAT_MS, images: ["busybox:latest", "nginx:latest"], ...opts });
+export async function simNodes(
+  api: TestApi,
+  count: number,
+  opts: Partial<SimAgentOptions> & { prefix?: string; labelsOf?: (i: number) => Record<string, string> } = {},
+): Promise<SimAgent[]> {
+  const agents = await startSimAgents(count, {
+    apiUrl: api.url,
+    token: api.token,
+    heartbeatMs: HEARTBEAT_MS,
+    images: ["busybox:latest", "nginx:latest"],
+    ...opts,
+  });
   return agents;
 }
 
@@ -65,11 +81,23 @@ const ACTIVE: ReadonlySet<string> = new Set(ACTIVE_TASK_STATES);
 
 /** Waits until the service has exactly `n` live tasks, all RUNNING. */
 export async function converged(api: TestApi, service: string, n: number, ms = 20_000): Promise<TaskJson[]> {
-  return until(`${service} to run ${n} tasks`, async () => {
-    const l = live(await tasksOf(api, service));
-    return l.length === n && l.every((t) => t.state === "RUNNING") ? l : undefined;
-  }, ms);
+  return until(
+    `${service} to run ${n} tasks`,
+    async () => {
+      const l = live(await tasksOf(api, service));
+      return l.length === n && l.every((t) => t.state === "RUNNING") ? l : undefined;
+    },
+    ms,
+  );
 }
 
 /** All containers running on the agents, labelled with their task. */
-export const runningContainers = (agents: SimAgent[]) => agents.flatMap((a) => a.running().map((c) => ({ agent: a.opts.hostname, taskId: c.labels["flotilla.task.id"], slot: c.labels["flotilla.slot"], serviceId: c.labels["flotilla.service.id"] })));
+export const runningContainers = (agents: SimAgent[]) =>
+  agents.flatMap((a) =>
+    a.running().map((c) => ({
+      agent: a.opts.hostname,
+      taskId: c.labels["flotilla.task.id"],
+      slot: c.labels["flotilla.slot"],
+      serviceId: c.labels["flotilla.service.id"],
+    })),
+  );

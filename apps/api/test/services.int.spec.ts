@@ -25,8 +25,20 @@ describe("services API", () => {
   });
 
   it("documents the endpoints in OpenAPI", async () => {
-    const doc = (await (await api.fetch("/api/docs-json")).json()) as { paths: Record<string, Record<string, { tags?: string[]; requestBody?: unknown }>> };
-    for (const p of ["/api/v1/services", "/api/v1/services/{id}", "/api/v1/services/{id}/scale", "/api/v1/services/{id}/rollback", "/api/v1/services/{id}/logs", "/api/v1/tasks", "/api/v1/nodes", "/api/v1/nodes/{id}", "/api/v1/nodes/heartbeat"]) {
+    const doc = (await (await api.fetch("/api/docs-json")).json()) as {
+      paths: Record<string, Record<string, { tags?: string[]; requestBody?: unknown }>>;
+    };
+    for (const p of [
+      "/api/v1/services",
+      "/api/v1/services/{id}",
+      "/api/v1/services/{id}/scale",
+      "/api/v1/services/{id}/rollback",
+      "/api/v1/services/{id}/logs",
+      "/api/v1/tasks",
+      "/api/v1/nodes",
+      "/api/v1/nodes/{id}",
+      "/api/v1/nodes/heartbeat",
+    ]) {
       expect(doc.paths[p], p).toBeDefined();
     }
     expect(doc.paths["/api/v1/services"].post.requestBody).toBeDefined();
@@ -40,7 +52,10 @@ describe("services API", () => {
       [{ name: "x", image: "busybox", ports: [{ published: 70000, target: 80 }] }, "ports[0].published"],
       [{ name: "x", image: "busybox", placement: { constraints: ["node.labels.zone=a"] } }, "placement.constraints[0]"],
       [{ name: "x" }, "image"],
-      [{ name: "x", image: "busybox", resources: { reservations: { memoryBytes: 2048 }, limits: { memoryBytes: 1024 } } }, "resources.reservations.memoryBytes"],
+      [
+        { name: "x", image: "busybox", resources: { reservations: { memoryBytes: 2048 }, limits: { memoryBytes: 1024 } } },
+        "resources.reservations.memoryBytes",
+      ],
     ];
     for (const [body, field] of cases) {
       const res = await send(api, "POST", "/api/v1/services", body);
@@ -88,11 +103,17 @@ describe("services API", () => {
     await until("removed containers to be stopped", async () => runningContainers(agents).filter((c) => c.serviceId === id).length === 2);
     const stopped = (await tasksOf(api, "web")).filter((t) => t.desiredState === "shutdown");
     expect(stopped.length).toBe(4);
-    await until("stopped tasks to be SHUTDOWN", async () => (await tasksOf(api, "web")).filter((t) => t.desiredState === "shutdown").every((t) => t.state === "SHUTDOWN"));
+    await until("stopped tasks to be SHUTDOWN", async () =>
+      (await tasksOf(api, "web")).filter((t) => t.desiredState === "shutdown").every((t) => t.state === "SHUTDOWN"),
+    );
   });
 
   it("an image change bumps taskVersion and replaces tasks; rollback returns to the previous spec", async () => {
-    const res = await send(api, "PATCH", "/api/v1/services/web", { image: "nginx", updateConfig: { parallelism: 2, monitorMs: 0 }, rollbackConfig: { monitorMs: 0 } });
+    const res = await send(api, "PATCH", "/api/v1/services/web", {
+      image: "nginx",
+      updateConfig: { parallelism: 2, monitorMs: 0 },
+      rollbackConfig: { monitorMs: 0 },
+    });
     const updated = await res.json();
     expect(updated).toMatchObject({ version: 4, taskVersion: 2, spec: { image: "nginx", updateConfig: { parallelism: 2 } } });
     await until("tasks at taskVersion 2", async () => {
@@ -114,16 +135,28 @@ describe("services API", () => {
   it("a rolling update with a monitor period completes on its own", async () => {
     const res = await send(api, "PATCH", "/api/v1/services/web", { env: { A: "2" }, updateConfig: { parallelism: 1, monitorMs: 3000 } });
     expect(res.status).toBe(200);
-    const done = await until("the update to complete", async () => {
-      const s = await getJson<{ taskVersion: number; updateState: { status: string; message: string } | null }>(api, "/api/v1/services/web");
-      return s.updateState?.status === "completed" && s;
-    }, 40_000);
+    const done = await until(
+      "the update to complete",
+      async () => {
+        const s = await getJson<{ taskVersion: number; updateState: { status: string; message: string } | null }>(
+          api,
+          "/api/v1/services/web",
+        );
+        return s.updateState?.status === "completed" && s;
+      },
+      40_000,
+    );
     const l = live(await tasksOf(api, "web"));
     expect(l.every((t) => t.specVersion === done.taskVersion && t.state === "RUNNING")).toBe(true);
   });
 
   it("global mode runs one task per eligible node", async () => {
-    const res = await send(api, "POST", "/api/v1/services", { name: "agent", image: "busybox", mode: { kind: "global" }, placement: { constraints: ["node.labels.zone==a"] } });
+    const res = await send(api, "POST", "/api/v1/services", {
+      name: "agent",
+      image: "busybox",
+      mode: { kind: "global" },
+      placement: { constraints: ["node.labels.zone==a"] },
+    });
     expect(res.status).toBe(201);
     const tasks = await until("global tasks", async () => {
       const l = live(await tasksOf(api, "agent"));
@@ -134,7 +167,11 @@ describe("services API", () => {
   });
 
   it("leaves a task PENDING with the scheduler's reason when nothing fits", async () => {
-    const res = await send(api, "POST", "/api/v1/services", { name: "huge", image: "busybox", resources: { reservations: { memoryBytes: 64 * 1024 ** 3 } } });
+    const res = await send(api, "POST", "/api/v1/services", {
+      name: "huge",
+      image: "busybox",
+      resources: { reservations: { memoryBytes: 64 * 1024 ** 3 } },
+    });
     expect(res.status).toBe(201);
     const [t] = await until("a pending task with a reason", async () => {
       const l = live(await tasksOf(api, "huge"));
@@ -148,7 +185,9 @@ describe("services API", () => {
     agents.push(big);
     const [t] = await converged(api, "huge", 1);
     expect(t.nodeHostname).toBe("big-1");
-    await until("a global task on the new node", async () => live(await tasksOf(api, "agent")).some((x) => x.nodeHostname === "big-1" && x.state === "RUNNING"));
+    await until("a global task on the new node", async () =>
+      live(await tasksOf(api, "agent")).some((x) => x.nodeHostname === "big-1" && x.state === "RUNNING"),
+    );
   });
 
   it("drain moves tasks off a node; active brings it back into use", async () => {
@@ -162,7 +201,11 @@ describe("services API", () => {
       return l.length === 2 && l.every((t) => t.state === "RUNNING" && t.nodeHostname !== "sim-1") ? l : undefined;
     });
     for (const t of onSim1) expect(after.map((x) => x.id)).not.toContain(t.id);
-    await until("no web container left on sim-1", async () => agents[0].running().every((c) => c.labels["flotilla.service.id"] !== after[0].id && !after.some((t) => t.id === c.labels["flotilla.task.id"])));
+    await until("no web container left on sim-1", async () =>
+      agents[0]
+        .running()
+        .every((c) => c.labels["flotilla.service.id"] !== after[0].id && !after.some((t) => t.id === c.labels["flotilla.task.id"])),
+    );
     expect((await send(api, "PATCH", "/api/v1/nodes/sim-1", { availability: "active", labelRm: ["disk"] })).status).toBe(200);
     expect((await send(api, "DELETE", "/api/v1/nodes/sim-1")).status).toBe(409);
   });
@@ -185,11 +228,22 @@ describe("services API", () => {
     expect(loser.message).toBe(`port 7070/tcp is already published by service "${winner}" on every node (ingress mode)`);
 
     // An update onto a taken port changes nothing; the service's own port is no clash.
-    const other = await (await send(api, "POST", "/api/v1/services", { name: "other", image: "busybox", ports: [{ published: 7071, target: 80, mode: "host" }] })).json();
+    const other = await (
+      await send(api, "POST", "/api/v1/services", {
+        name: "other",
+        image: "busybox",
+        ports: [{ published: 7071, target: 80, mode: "host" }],
+      })
+    ).json();
     const up = await send(api, "PATCH", "/api/v1/services/other", { ports: [{ published: 7070, target: 80, mode: "host" }] });
     expect(up.status).toBe(409);
-    expect(await getJson(api, "/api/v1/services/other")).toMatchObject({ version: other.version, spec: { ports: [{ published: 7071, mode: "host" }] } });
-    expect((await send(api, "PATCH", "/api/v1/services/other", { ports: [{ published: 7071, target: 81, mode: "host" }] })).status).toBe(200);
+    expect(await getJson(api, "/api/v1/services/other")).toMatchObject({
+      version: other.version,
+      spec: { ports: [{ published: 7071, mode: "host" }] },
+    });
+    expect((await send(api, "PATCH", "/api/v1/services/other", { ports: [{ published: 7071, target: 81, mode: "host" }] })).status).toBe(
+      200,
+    );
     for (const name of [winner, "other"]) expect((await send(api, "DELETE", `/api/v1/services/${name}`)).status).toBe(204);
   });
 

@@ -32,7 +32,8 @@ interface ServiceJson {
 describe("stacks API", () => {
   let api: TestApi;
   let agents: SimAgent[];
-  const deploy = (body: Record<string, unknown>) => send(api, "POST", "/api/v1/stacks", { name: "shop", envFiles: { "api.env": "DB=postgres\n" }, env: { MODE: "prod" }, ...body });
+  const deploy = (body: Record<string, unknown>) =>
+    send(api, "POST", "/api/v1/stacks", { name: "shop", envFiles: { "api.env": "DB=postgres\n" }, env: { MODE: "prod" }, ...body });
 
   beforeAll(async () => {
     api = await startFastApi();
@@ -68,7 +69,11 @@ describe("stacks API", () => {
     expect(await res.json()).toEqual({ name: "shop", created: ["shop_api", "shop_web"], updated: [], unchanged: [], removed: [] });
     const services = await getJson<ServiceJson[]>(api, "/api/v1/stacks/shop/services");
     const web = services.find((s) => s.name === "shop_web")!;
-    expect(web.spec).toMatchObject({ image: "reg.example:5000/web:1", env: { MODE: "prod" }, labels: { "com.docker.stack.namespace": "shop" } });
+    expect(web.spec).toMatchObject({
+      image: "reg.example:5000/web:1",
+      env: { MODE: "prod" },
+      labels: { "com.docker.stack.namespace": "shop" },
+    });
     expect(services.find((s) => s.name === "shop_api")!.spec.env).toEqual({ DB: "postgres" });
     expect(await getJson(api, "/api/v1/stacks")).toEqual([{ name: "shop", services: 2 }]);
     await converged(api, "shop_web", 2);

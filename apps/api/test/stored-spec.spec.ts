@@ -3,7 +3,12 @@ import { describe, expect, it } from "vitest";
 import { parseStoredSpec } from "../src/services/stored-spec";
 
 describe("stored spec columns", () => {
-  const spec = normalizeServiceSpec({ name: "web", image: "busybox", ports: [{ published: 8080, target: 80 }], placement: { maxReplicasPerNode: 2 } });
+  const spec = normalizeServiceSpec({
+    name: "web",
+    image: "busybox",
+    ports: [{ published: 8080, target: 80 }],
+    placement: { maxReplicasPerNode: 2 },
+  });
 
   it("read back as the spec core wrote", () => {
     expect(parseStoredSpec(JSON.parse(JSON.stringify(spec)), "service web")).toEqual(spec);

@@ -40,7 +40,10 @@ export function hueOf(name: string): number {
 }
 
 /** CPU and memory reserved by live tasks (their service's reservations), per node id and in total. */
-export function reserved(tasks: readonly TaskView[], services: readonly ServiceView[]): { byNode: Map<string, { nanoCpus: number; memoryBytes: number }>; total: { nanoCpus: number; memoryBytes: number } } {
+export function reserved(
+  tasks: readonly TaskView[],
+  services: readonly ServiceView[],
+): { byNode: Map<string, { nanoCpus: number; memoryBytes: number }>; total: { nanoCpus: number; memoryBytes: number } } {
   const spec = new Map(services.map((s) => [s.id, s.spec.resources.reservations]));
   const byNode = new Map<string, { nanoCpus: number; memoryBytes: number }>();
   const total = { nanoCpus: 0, memoryBytes: 0 };

@@ -54,7 +54,9 @@ export class ApiClient {
       res = await fetch(this.config.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new CtlError(`cannot reach the Flotilla API at ${this.config.url}: ${cause?.code ?? cause?.message ?? (e as Error).message} (is it running? \`npm start\` starts the local stack)`);
+      throw new CtlError(
+        `cannot reach the Flotilla API at ${this.config.url}: ${cause?.code ?? cause?.message ?? (e as Error).message} (is it running? \`npm start\` starts the local stack)`,
+      );
     }
     if (res.ok || acceptStatus.includes(res.status)) return res;
     let parsed: ApiErrorBody | undefined;
@@ -63,7 +65,8 @@ export class ApiClient {
     } catch {
       // not our error shape; fall through
     }
-    if (res.status === 401 && !this.config.token) throw new CtlError(`no API token: set FLOTILLA_TOKEN or log in with \`ctl login --token TOKEN\``);
+    if (res.status === 401 && !this.config.token)
+      throw new CtlError(`no API token: set FLOTILLA_TOKEN or log in with \`ctl login --token TOKEN\``);
     throw new CtlError(parsed?.message ?? `${method} ${path}: HTTP ${res.status}`);
   }
 }

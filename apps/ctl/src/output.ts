@@ -2,7 +2,11 @@
 export function table(rows: Record<string, unknown>[], columns: [header: string, key: string][]): string {
   const cells = rows.map((r) => columns.map(([, k]) => String(r[k] ?? "")));
   const widths = columns.map(([h], i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  const line = (vals: string[]) => vals.map((v, i) => (i === vals.length - 1 ? v : v.padEnd(widths[i]))).join("   ").trimEnd();
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => (i === vals.length - 1 ? v : v.padEnd(widths[i])))
+      .join("   ")
+      .trimEnd();
   return [line(columns.map(([h]) => h)), ...cells.map(line)].join("\n") + "\n";
 }
 
@@ -17,6 +21,7 @@ export const json = (v: unknown): void => void out(JSON.stringify(v, null, 2));
  * callback on each stream means all before it are out.
  */
 export function exitWhenFlushed(code: number): void {
-  const drained = (stream: NodeJS.WriteStream) => new Promise<void>((resolve) => (stream.writableEnded || stream.destroyed ? resolve() : stream.write("", () => resolve())));
+  const drained = (stream: NodeJS.WriteStream) =>
+    new Promise<void>((resolve) => (stream.writableEnded || stream.destroyed ? resolve() : stream.write("", () => resolve())));
   void Promise.all([drained(process.stdout), drained(process.stderr)]).then(() => process.exit(code));
 }

@@ -32,7 +32,10 @@ function bashComplete(cases: string[][]): string[][] {
 t() { COMP_WORDS=("$@"); COMP_CWORD=$((\${#COMP_WORDS[@]} - 1)); COMPREPLY=(); _ctl; echo "\${COMPREPLY[*]}"; }
 ${calls}`;
   const stdout = execFileSync("bash", ["--norc", "--noprofile", "-c", program], { encoding: "utf8" });
-  return stdout.split("\n").slice(0, cases.length).map((l) => l.split(" ").filter(Boolean));
+  return stdout
+    .split("\n")
+    .slice(0, cases.length)
+    .map((l) => l.split(" ").filter(Boolean));
 }
 
 describe("ctl completion", () => {
@@ -58,7 +61,17 @@ describe("ctl completion", () => {
         // After an option that takes a value, the shell's default (file names) applies.
         ["ctl", "service", "create", "--name", ""],
       ]),
-    ).toEqual([["service"], ["scale"], ["--mode"], ["replicated", "global"], ["drain"], ["--availability"], ["--version"], ["bash", "zsh", "fish"], []]);
+    ).toEqual([
+      ["service"],
+      ["scale"],
+      ["--mode"],
+      ["replicated", "global"],
+      ["drain"],
+      ["--availability"],
+      ["--version"],
+      ["bash", "zsh", "fish"],
+      [],
+    ]);
   });
 
   it("bash: offers every command's subcommands and options, as ctl's command table has them", () => {
@@ -91,7 +104,17 @@ describe("ctl completion", () => {
 
   it.skipIf(!has("zsh"))("zsh: parses, and its walker reads the same table", () => {
     execFileSync("zsh", ["-n", scripts.zsh]);
-    const out = execFileSync("zsh", ["-f", "-c", `source '${scripts.zsh}'; __ctl_subcommands service; __ctl_choices 'node update' --availability`], { encoding: "utf8" });
-    expect(out.split("\n").filter(Boolean)).toEqual([table.find((n) => n.path === "service")!.subcommands.map((s) => s.name).join(" "), "active pause drain"]);
+    const out = execFileSync(
+      "zsh",
+      ["-f", "-c", `source '${scripts.zsh}'; __ctl_subcommands service; __ctl_choices 'node update' --availability`],
+      { encoding: "utf8" },
+    );
+    expect(out.split("\n").filter(Boolean)).toEqual([
+      table
+        .find((n) => n.path === "service")!
+        .subcommands.map((s) => s.name)
+        .join(" "),
+      "active pause drain",
+    ]);
   });
 });

@@ -1,7 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { parseDriverArgs, renderEnv, renderFormat } from "../src/commands/machine";
 
-const vars = { DOCKER_TLS_VERIFY: "1", DOCKER_HOST: "tcp://198.18.0.2:2376", DOCKER_CERT_PATH: "/root/.config/flotilla/machines/devdays", DOCKER_MACHINE_NAME: "devdays" };
+const vars = {
+  DOCKER_TLS_VERIFY: "1",
+  DOCKER_HOST: "tcp://198.18.0.2:2376",
+  DOCKER_CERT_PATH: "/root/.config/flotilla/machines/devdays",
+  DOCKER_MACHINE_NAME: "devdays",
+};
 
 describe("ctl machine helpers", () => {
   it("renders env for bash as docker-machine does", () => {
@@ -38,7 +43,10 @@ describe("ctl machine helpers", () => {
       options: { "virtualbox-memory": "2048", "virtualbox-no-share": true },
       operands: ["dev"],
     });
-    expect(parseDriverArgs(["--netns-cidr=198.18.0.1/16", "--engine-insecure-registry", "a:1", "--engine-insecure-registry", "b:2", "x"], []).options).toEqual({
+    expect(
+      parseDriverArgs(["--netns-cidr=198.18.0.1/16", "--engine-insecure-registry", "a:1", "--engine-insecure-registry", "b:2", "x"], [])
+        .options,
+    ).toEqual({
       "netns-cidr": "198.18.0.1/16",
       "engine-insecure-registry": "a:1,b:2",
     });
@@ -46,8 +54,24 @@ describe("ctl machine helpers", () => {
   });
 
   it("renders --format templates", () => {
-    const m = { id: "1", name: "dev", driver: "netns", state: "READY", stateReason: null, ip: "198.18.0.2", url: "tcp://198.18.0.2:2376", sshUser: "root", sshPort: 22, agentVersion: "0.1.0", options: {}, createdAt: "", updatedAt: "" };
-    expect(renderFormat("{{.Name}} {{ .DriverName }} {{.State}} {{.URL}} {{.Active}}", m, true)).toBe("dev netns READY tcp://198.18.0.2:2376 *");
+    const m = {
+      id: "1",
+      name: "dev",
+      driver: "netns",
+      state: "READY",
+      stateReason: null,
+      ip: "198.18.0.2",
+      url: "tcp://198.18.0.2:2376",
+      sshUser: "root",
+      sshPort: 22,
+      agentVersion: "0.1.0",
+      options: {},
+      createdAt: "",
+      updatedAt: "",
+    };
+    expect(renderFormat("{{.Name}} {{ .DriverName }} {{.State}} {{.URL}} {{.Active}}", m, true)).toBe(
+      "dev netns READY tcp://198.18.0.2:2376 *",
+    );
     expect(() => renderFormat("{{.Nope}}", m, false)).toThrow("unknown field .Nope");
   });
 });

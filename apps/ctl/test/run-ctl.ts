@@ -10,7 +10,12 @@ export interface CtlResult {
 }
 
 export const ctlArgv = (args: string[]) => ["--import", "tsx", join(__dirname, "../src/main.ts"), ...args];
-export const ctlEnv = (env: Record<string, string>) => ({ PATH: process.env.PATH, HOME: "/nonexistent", TSX_TSCONFIG_PATH: join(__dirname, "../tsconfig.json"), ...env });
+export const ctlEnv = (env: Record<string, string>) => ({
+  PATH: process.env.PATH,
+  HOME: "/nonexistent",
+  TSX_TSCONFIG_PATH: join(__dirname, "../tsconfig.json"),
+  ...env,
+});
 
 export function ctl(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CtlResult> {
   return new Promise((resolve) => {

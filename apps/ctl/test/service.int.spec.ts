@@ -20,8 +20,37 @@ describe("ctl service and ctl node against sim agents", () => {
 
   it("creates a service and follows it until it converges", async () => {
     const r = await ctl(
-      ["service", "create", "--name", "web", "--replicas", "3", "--publish", "published=8080,target=80,mode=host", "--env", "K=V", "--placement-pref", "spread=node.labels.zone",
-        "--reserve-memory", "64m", "--limit-memory", "128m", "--limit-cpu", "0.5", "--restart-condition", "on-failure", "--update-parallelism", "2", "--update-delay", "5s", "busybox", "httpd", "-f", "-p", "80"],
+      [
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        "3",
+        "--publish",
+        "published=8080,target=80,mode=host",
+        "--env",
+        "K=V",
+        "--placement-pref",
+        "spread=node.labels.zone",
+        "--reserve-memory",
+        "64m",
+        "--limit-memory",
+        "128m",
+        "--limit-cpu",
+        "0.5",
+        "--restart-condition",
+        "on-failure",
+        "--update-parallelism",
+        "2",
+        "--update-delay",
+        "5s",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+      ],
       env,
     );
     expect(r.stderr).toContain("web: 3/3 tasks running");
@@ -46,7 +75,9 @@ describe("ctl service and ctl node against sim agents", () => {
   it("lists services with running/desired, as a table, JSON and ids", async () => {
     const ls = await ctl(["service", "ls"], env);
     expect(ls.code).toBe(0);
-    expect(ls.stdout).toMatch(/^ID\s+NAME\s+MODE\s+REPLICAS\s+IMAGE\s+PORTS\n[0-9a-f-]{12}\s+web\s+replicated\s+3\/3\s+busybox\s+host:8080->80\/tcp\n$/);
+    expect(ls.stdout).toMatch(
+      /^ID\s+NAME\s+MODE\s+REPLICAS\s+IMAGE\s+PORTS\n[0-9a-f-]{12}\s+web\s+replicated\s+3\/3\s+busybox\s+host:8080->80\/tcp\n$/,
+    );
     const asJson = JSON.parse((await ctl(["service", "ls", "--json"], env)).stdout);
     expect(asJson[0]).toMatchObject({ name: "web", running: 3, desired: 3 });
     expect((await ctl(["service", "ls", "-q"], env)).stdout.trim()).toBe(asJson[0].id);
@@ -89,7 +120,10 @@ describe("ctl service and ctl node against sim agents", () => {
   });
 
   it("publishes through the ingress mesh: more replicas than nodes, one port for the cluster", async () => {
-    const r = await ctl(["service", "create", "--name", "mesh", "--replicas", "5", "-p", "9090:80", "busybox", "httpd", "-f", "-p", "80"], env);
+    const r = await ctl(
+      ["service", "create", "--name", "mesh", "--replicas", "5", "-p", "9090:80", "busybox", "httpd", "-f", "-p", "80"],
+      env,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain("mesh: converged");
     expect((await ctl(["service", "ls"], env)).stdout).toMatch(/mesh\s+replicated\s+5\/5\s+busybox\s+\*:9090->80\/tcp/);
@@ -110,7 +144,9 @@ describe("ctl service and ctl node against sim agents", () => {
     expect((await ctl(["service", "ls", "-q"], env)).stdout.trim().split("\n")).toHaveLength(1);
 
     expect((await ctl(["service", "rm", "mesh"], env)).code).toBe(0);
-    await until("the mesh port to leave every agent's table", async () => agents.every((a) => !a.ingress?.ports.some((p) => p.port === 9090)));
+    await until("the mesh port to leave every agent's table", async () =>
+      agents.every((a) => !a.ingress?.ports.some((p) => p.port === 9090)),
+    );
   });
 
   it("validates flags with the core parsers", async () => {

@@ -40,7 +40,11 @@ describe("ctl stack against sim agents", () => {
     expect(r.stderr).toContain("Creating service app_web");
     await converged(api, "app_web", 2);
     const web = JSON.parse((await ctl(["service", "inspect", "app_web"], env)).stdout)[0];
-    expect(web.spec).toMatchObject({ image: "registry.test/web:1", env: { GREETING: "hello", FROM_FILE: "yes" }, labels: { "com.docker.stack.namespace": "app" } });
+    expect(web.spec).toMatchObject({
+      image: "registry.test/web:1",
+      env: { GREETING: "hello", FROM_FILE: "yes" },
+      labels: { "com.docker.stack.namespace": "app" },
+    });
     expect(JSON.stringify(web.spec)).not.toContain("UNRELATED_SECRET");
     expect((await ctl(["stack", "ls"], env)).stdout).toMatch(/^NAME\s+SERVICES\napp\s+2\n$/);
     expect((await ctl(["stack", "services", "app"], env)).stdout).toMatch(/app_backend\s+replicated/);

@@ -1,4 +1,5 @@
-export type MachineState = "CREATING" | "PROVISIONING" | "READY" | "STARTING" | "STOPPING" | "STOPPED" | "UNREACHABLE" | "ERROR" | "REMOVING";
+export type MachineState =
+  "CREATING" | "PROVISIONING" | "READY" | "STARTING" | "STOPPING" | "STOPPED" | "UNREACHABLE" | "ERROR" | "REMOVING";
 
 /** `GET /api/v1/machines`, `GET /api/v1/machines/{name}`. */
 export interface MachineView {

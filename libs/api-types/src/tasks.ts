@@ -1,12 +1,32 @@
 /** Observed task states; a task only moves forward through them. */
-export type TaskState = "NEW" | "PENDING" | "ASSIGNED" | "ACCEPTED" | "PREPARING" | "STARTING" | "RUNNING" | "COMPLETE" | "SHUTDOWN" | "FAILED" | "REJECTED" | "ORPHANED";
+export type TaskState =
+  | "NEW"
+  | "PENDING"
+  | "ASSIGNED"
+  | "ACCEPTED"
+  | "PREPARING"
+  | "STARTING"
+  | "RUNNING"
+  | "COMPLETE"
+  | "SHUTDOWN"
+  | "FAILED"
+  | "REJECTED"
+  | "ORPHANED";
 export type DesiredState = "running" | "shutdown";
 
 /**
  * NEW … RUNNING: a task on its way to running, or running. A value, not only a type, so the
  * console need not write the list again; apps/api checks it equals @flotilla/core's at compile time.
  */
-export const ACTIVE_TASK_STATES = ["NEW", "PENDING", "ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"] as const satisfies readonly TaskState[];
+export const ACTIVE_TASK_STATES = [
+  "NEW",
+  "PENDING",
+  "ASSIGNED",
+  "ACCEPTED",
+  "PREPARING",
+  "STARTING",
+  "RUNNING",
+] as const satisfies readonly TaskState[];
 
 /** `GET /api/v1/tasks` (filters service, node, desired-state), `GET /api/v1/tasks/{id}`. */
 export interface TaskView {

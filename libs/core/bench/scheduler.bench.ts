@@ -186,7 +186,7 @@ function main(): void {
     for (const [why, count] of reasons) console.log(`  ${c.tasks / 1000}k: ${count} pending — ${why}`);
   }
   console.log(
-    "\nswarmkit: moby/swarmkit PR #193 (2016, Go, \"a rather old laptop\", creating the nodes and tasks" +
+    '\nswarmkit: moby/swarmkit PR #193 (2016, Go, "a rather old laptop", creating the nodes and tasks' +
       " in its store included). Ours: schedule() alone on this machine, median of several runs after a warm-up." +
       " Ratios show the order of magnitude, not a like-for-like race.",
   );

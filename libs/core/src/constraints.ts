@@ -117,10 +117,7 @@ export function spreadLabel(pref: PlacementPreference, field?: string): string {
   const label = pref.spread.startsWith(prefix) ? pref.spread.slice(prefix.length) : "";
   if (!LABEL_NAME.test(label)) {
     const details = field === undefined ? { value: pref.spread } : { field, value: pref.spread };
-    throw new InvalidError(
-      `invalid spread descriptor ${JSON.stringify(pref.spread)}: use node.labels.<name>`,
-      details,
-    );
+    throw new InvalidError(`invalid spread descriptor ${JSON.stringify(pref.spread)}: use node.labels.<name>`, details);
   }
   return label;
 }

@@ -72,11 +72,16 @@ export function ingressTable(services: readonly MeshService[], tasks: readonly M
  * scheduler keeps their tasks on different nodes). Throws ConflictError naming the port and
  * the service holding it.
  */
-export function checkPublishedPorts(spec: Pick<ServiceSpec, "name" | "ports">, others: readonly Pick<ServiceSpec, "name" | "ports">[]): void {
+export function checkPublishedPorts(
+  spec: Pick<ServiceSpec, "name" | "ports">,
+  others: readonly Pick<ServiceSpec, "name" | "ports">[],
+): void {
   spec.ports.forEach((p, i) => {
     for (const other of others) {
       if (other.name === spec.name) continue;
-      const clash = other.ports.find((q) => q.published === p.published && q.protocol === p.protocol && (isIngressPort(p) || isIngressPort(q)));
+      const clash = other.ports.find(
+        (q) => q.published === p.published && q.protocol === p.protocol && (isIngressPort(p) || isIngressPort(q)),
+      );
       if (clash) {
         const how = isIngressPort(clash) ? "on every node (ingress mode)" : "in host mode";
         throw new ConflictError(`port ${p.published}/${p.protocol} is already published by service "${other.name}" ${how}`, {

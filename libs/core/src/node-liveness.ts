@@ -22,7 +22,9 @@ export interface LivenessInput {
 }
 
 /** How long after the control plane becomes healthy before any node may be declared down. */
-export function recoveryGraceMs(i: Pick<LivenessInput, "periodMs" | "missedBeats" | "agentMaxBackoffMs" | "healthySince" | "outageStartedAt">): number {
+export function recoveryGraceMs(
+  i: Pick<LivenessInput, "periodMs" | "missedBeats" | "agentMaxBackoffMs" | "healthySince" | "outageStartedAt">,
+): number {
   const outage = Math.max(0, i.healthySince - i.outageStartedAt);
   return i.missedBeats * i.periodMs + Math.min(i.agentMaxBackoffMs, outage + i.periodMs);
 }

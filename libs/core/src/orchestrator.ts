@@ -150,12 +150,7 @@ function resolveIdentity(b: PlanBuilder, tasks: readonly Task[], violates: (t: T
 }
 
 /** Records the outdated survivor, or creates/delays/forgoes a task for an identity left empty. */
-function settleIdentity(
-  b: PlanBuilder,
-  view: IdentityView,
-  at: { slot?: number; nodeId?: string },
-  freshReason: CreateReason,
-): void {
+function settleIdentity(b: PlanBuilder, view: IdentityView, at: { slot?: number; nodeId?: string }, freshReason: CreateReason): void {
   const where = at.slot !== undefined ? `slot ${at.slot}` : `node ${at.nodeId}`;
   if (view.survivors.length > 0) {
     if (!view.survivors.some((t) => b.isCurrent(t.specVersion))) {
@@ -229,8 +224,7 @@ function chooseSlotsToRemove(slots: readonly SlotView[], count: number): SlotVie
 }
 
 function orchestrateReplicated(b: PlanBuilder, tasks: readonly Task[], replicas: number): void {
-  const violates = (t: Task, node: NodeInfo): boolean =>
-    b.isCurrent(t.specVersion) && !matchesConstraints(node, b.constraints);
+  const violates = (t: Task, node: NodeInfo): boolean => b.isCurrent(t.specVersion) && !matchesConstraints(node, b.constraints);
   const withSlot: Task[] = [];
   for (const t of tasks) {
     if (t.slot !== undefined && Number.isInteger(t.slot) && t.slot >= 1) withSlot.push(t);
@@ -283,10 +277,7 @@ function orchestrateGlobal(b: PlanBuilder, tasks: readonly Task[], nodes: readon
     const view = resolveIdentity(b, nodeTasks, violates);
     const node = b.nodesById.get(nodeId);
     const eligible =
-      node !== undefined &&
-      node.status === "ready" &&
-      node.availability === "active" &&
-      matchesConstraints(node, b.constraints);
+      node !== undefined && node.status === "ready" && node.availability === "active" && matchesConstraints(node, b.constraints);
     // Paused and unknown nodes keep what they run but get nothing new; a lost task is not
     // replaced, since its node is exactly where the replacement would have to go.
     if (view.survivors.length > 0) settleIdentity(b, view, { nodeId }, "new-node");

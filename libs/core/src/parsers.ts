@@ -113,7 +113,11 @@ function parsePublishLong(input: string, field?: string): PortConfig {
     const at = part.indexOf("=");
     const key = at > 0 ? part.slice(0, at).toLowerCase() : "";
     if (!["published", "target", "protocol", "mode"].includes(key) || fields.has(key)) {
-      throw invalid(`invalid published port ${JSON.stringify(input)}: ${JSON.stringify(part)} is not one of published=, target=, protocol=, mode= (each once)`, input, field);
+      throw invalid(
+        `invalid published port ${JSON.stringify(input)}: ${JSON.stringify(part)} is not one of published=, target=, protocol=, mode= (each once)`,
+        input,
+        field,
+      );
     }
     fields.set(key, part.slice(at + 1));
   }
@@ -122,7 +126,11 @@ function parsePublishLong(input: string, field?: string): PortConfig {
   }
   const mode = (fields.get("mode") ?? "ingress").toLowerCase();
   if (mode !== "ingress" && mode !== "host") {
-    throw invalid(`invalid publish mode ${JSON.stringify(fields.get("mode"))} in ${JSON.stringify(input)}: use ingress or host`, input, field);
+    throw invalid(
+      `invalid publish mode ${JSON.stringify(fields.get("mode"))} in ${JSON.stringify(input)}: use ingress or host`,
+      input,
+      field,
+    );
   }
   return {
     published: parsePort(fields.get("published")!, field),

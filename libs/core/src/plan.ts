@@ -36,15 +36,7 @@ export interface NewTask {
 
 /** Why a task is stopped. */
 export type StopReason =
-  | "scale-down"
-  | "node-down"
-  | "node-drained"
-  | "node-gone"
-  | "constraints"
-  | "duplicate"
-  | "superseded"
-  | "mode-changed"
-  | "update";
+  "scale-down" | "node-down" | "node-drained" | "node-gone" | "constraints" | "duplicate" | "superseded" | "mode-changed" | "update";
 
 /**
  * Set the task's desired state to `shutdown`; the agent stops the container. The task may

@@ -59,7 +59,10 @@ export function decideReconcile(i: ReconcileDecisionInput): ReconcileDecision {
   // version; the next reconcile plans from it.
   let rollback: RollbackDecision | undefined;
   if (r.rollbackTo) {
-    rollback = { spec: r.rollbackTo, update: startUpdate(i.taskVersion + 1, i.now, { rollback: true, equivalentVersions: [i.taskVersion - 1] }) };
+    rollback = {
+      spec: r.rollbackTo,
+      update: startUpdate(i.taskVersion + 1, i.now, { rollback: true, equivalentVersions: [i.taskVersion - 1] }),
+    };
     r = { plan: EMPTY_PLAN, newTasks: [], tasks: r.tasks };
   }
   const pending = r.tasks.filter((t) => isLive(t) && (t.state === "NEW" || t.state === "PENDING"));

@@ -7,13 +7,7 @@ import { isFailure, isLive } from "./task-state";
 import type { NodeInfo, PortConfig, ServiceSpec, Task } from "./types";
 
 /** Why a node cannot take a task. */
-export type FilterReason =
-  | "unavailable"
-  | "constraints"
-  | "insufficient-memory"
-  | "insufficient-cpu"
-  | "port-conflict"
-  | "max-replicas";
+export type FilterReason = "unavailable" | "constraints" | "insufficient-memory" | "insufficient-cpu" | "port-conflict" | "max-replicas";
 
 /** Per-node accounting, updated as tasks are assigned so one batch never over-commits a node. */
 export interface NodeState {
@@ -67,11 +61,7 @@ export function portKey(p: Pick<PortConfig, "published" | "protocol">): number {
   return p.protocol === "udp" ? 65536 + p.published : p.published;
 }
 
-export const availabilityFilter = filter(
-  "unavailable",
-  true,
-  (_task, n) => n.node.status === "ready" && n.node.availability === "active",
-);
+export const availabilityFilter = filter("unavailable", true, (_task, n) => n.node.status === "ready" && n.node.availability === "active");
 
 export const constraintsFilter = filter("constraints", true, (task, n) => matchesConstraints(n.node, task.constraints));
 
@@ -206,25 +196,25 @@ export function buildNodeStates(
   failures: FailureWindow,
   counts?: LiveCounts,
 ): { states: NodeState[]; byId: Map<string, NodeState> } {
-  const states = nodes.map(
-    (node, index): NodeState => ({
-      node,
-      index,
-      freeNanoCpus: node.resources.nanoCpus,
-      freeMemoryBytes: node.resources.memoryBytes,
-      usedPorts: new Set(),
-      taskCount: 0,
-      serviceCounts: new Map(),
-      recentFailures: new Map(),
-    }),
-  );
+  const states = nodes.map((node, index): NodeState => ({
+    node,
+    index,
+    freeNanoCpus: node.resources.nanoCpus,
+    freeMemoryBytes: node.resources.memoryBytes,
+    usedPorts: new Set(),
+    taskCount: 0,
+    serviceCounts: new Map(),
+    recentFailures: new Map(),
+  }));
   const byId = new Map(states.map((s) => [s.node.id, s]));
   const demands = new Map<string, TaskDemand>();
   const held = (serviceId: string): TaskDemand => {
     let demand = demands.get(serviceId);
     if (!demand) {
       const spec = specOf(serviceId);
-      demand = spec ? demandOf(serviceId, spec, []) : { serviceId, nanoCpus: 0, memoryBytes: 0, portKeys: [], constraints: [], maxReplicasPerNode: 0 };
+      demand = spec
+        ? demandOf(serviceId, spec, [])
+        : { serviceId, nanoCpus: 0, memoryBytes: 0, portKeys: [], constraints: [], maxReplicasPerNode: 0 };
       demands.set(serviceId, demand);
     }
     return demand;
@@ -247,4 +237,3 @@ export function buildNodeStates(
   }
   return { states, byId };
 }
-

@@ -4,13 +4,7 @@
 import { parseConstraint, spreadLabel } from "./constraints";
 import { InvalidError } from "./errors";
 import { isHostPort } from "./ingress";
-import type {
-  PortConfig,
-  RestartPolicy,
-  ServiceSpec,
-  ServiceSpecInput,
-  UpdateConfig,
-} from "./types";
+import type { PortConfig, RestartPolicy, ServiceSpec, ServiceSpecInput, UpdateConfig } from "./types";
 
 /** Docker's defaults: restart on any exit after 5 s, forever. */
 export const DEFAULT_RESTART_POLICY: RestartPolicy = { condition: "any", delayMs: 5_000, maxAttempts: 0, windowMs: 0 };
@@ -44,11 +38,7 @@ export function validateServiceName(name: unknown): string {
   if (typeof name !== "string" || name === "") fail("name", "service name is required", name);
   if (name.length > 63) fail("name", `service name ${JSON.stringify(name)} is longer than 63 characters`, name);
   if (!SERVICE_NAME.test(name)) {
-    fail(
-      "name",
-      `invalid service name ${JSON.stringify(name)}: start with a letter or digit, then use letters, digits, _ . or -`,
-      name,
-    );
+    fail("name", `invalid service name ${JSON.stringify(name)}: start with a letter or digit, then use letters, digits, _ . or -`, name);
   }
   return name;
 }
@@ -218,9 +208,7 @@ export function normalizeServiceSpec(input: ServiceSpecInput): ServiceSpec {
     placement: {
       constraints: input.placement?.constraints ?? [],
       preferences: input.placement?.preferences ?? [],
-      ...(input.placement?.maxReplicasPerNode !== undefined
-        ? { maxReplicasPerNode: input.placement.maxReplicasPerNode }
-        : {}),
+      ...(input.placement?.maxReplicasPerNode !== undefined ? { maxReplicasPerNode: input.placement.maxReplicasPerNode } : {}),
     },
     restartPolicy: { ...DEFAULT_RESTART_POLICY, ...input.restartPolicy },
     updateConfig: { ...DEFAULT_UPDATE_CONFIG, ...input.updateConfig },

@@ -10,7 +10,11 @@ export const TASK_HISTORY = 5;
  * The finished tasks to delete: per slot (or node), all but the newest TASK_HISTORY, or
  * maxAttempts + 1 if more; never a task the running update remembers as failed.
  */
-export function tasksToPrune(tasks: readonly Pick<Task, "id" | "state" | "slot" | "nodeId" | "createdAt">[], policy: Pick<RestartPolicy, "maxAttempts">, keepFailed: readonly string[]): string[] {
+export function tasksToPrune(
+  tasks: readonly Pick<Task, "id" | "state" | "slot" | "nodeId" | "createdAt">[],
+  policy: Pick<RestartPolicy, "maxAttempts">,
+  keepFailed: readonly string[],
+): string[] {
   const keep = Math.max(TASK_HISTORY, policy.maxAttempts + 1);
   const remembered = new Set(keepFailed);
   const bySlot = new Map<string, (typeof tasks)[number][]>();
@@ -19,5 +23,10 @@ export function tasksToPrune(tasks: readonly Pick<Task, "id" | "state" | "slot" 
     const key = t.slot !== undefined ? `s${t.slot}` : `n${t.nodeId}`;
     bySlot.set(key, [...(bySlot.get(key) ?? []), t]);
   }
-  return [...bySlot.values()].flatMap((ts) => [...ts].sort((a, b) => b.createdAt - a.createdAt).slice(keep).map((t) => t.id));
+  return [...bySlot.values()].flatMap((ts) =>
+    [...ts]
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .slice(keep)
+      .map((t) => t.id),
+  );
 }

@@ -3,9 +3,7 @@
 // arrives later — a delayed heartbeat, a node coming back — may overwrite them.
 import { TASK_STATES, type Task, type TaskState } from "./types";
 
-const RANK: Readonly<Record<TaskState, number>> = Object.fromEntries(
-  TASK_STATES.map((s, i) => [s, i]),
-) as Record<TaskState, number>;
+const RANK: Readonly<Record<TaskState, number>> = Object.fromEntries(TASK_STATES.map((s, i) => [s, i])) as Record<TaskState, number>;
 
 /** Position of a state in the forward order (NEW = 0 … ORPHANED = 11). */
 export function taskStateRank(state: TaskState): number {

@@ -6,9 +6,7 @@
 export const NANO_CPUS_PER_CPU = 1_000_000_000;
 
 /** Replicated services run `replicas` tasks in numbered slots; global services one task per eligible node. */
-export type ServiceMode =
-  | { readonly kind: "replicated"; readonly replicas: number }
-  | { readonly kind: "global" };
+export type ServiceMode = { readonly kind: "replicated"; readonly replicas: number } | { readonly kind: "global" };
 
 /** An amount of CPU and memory: what a task reserves or a node offers. */
 export interface ResourceAmounts {
@@ -200,7 +198,15 @@ export type TaskState = (typeof TASK_STATES)[number];
  * NEW … RUNNING, in order: a task on its way to running, or running (`isActive`). The one list
  * every client and query uses; a test checks it against the order above.
  */
-export const ACTIVE_TASK_STATES = ["NEW", "PENDING", "ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"] as const satisfies readonly TaskState[];
+export const ACTIVE_TASK_STATES = [
+  "NEW",
+  "PENDING",
+  "ASSIGNED",
+  "ACCEPTED",
+  "PREPARING",
+  "STARTING",
+  "RUNNING",
+] as const satisfies readonly TaskState[];
 export type ActiveTaskState = (typeof ACTIVE_TASK_STATES)[number];
 
 /** ACCEPTED … RUNNING: the task's agent has it, so a container may exist for it on its node. */

@@ -13,13 +13,7 @@ import { isFailure, isLive } from "./task-state";
 import type { NodeInfo, ServiceSpec, Task, UpdateConfig } from "./types";
 
 /** Where an update stands. Only `updating` and `rollback-started` make progress. */
-export type UpdateStatus =
-  | "updating"
-  | "paused"
-  | "completed"
-  | "rollback-started"
-  | "rollback-paused"
-  | "rollback-completed";
+export type UpdateStatus = "updating" | "paused" | "completed" | "rollback-started" | "rollback-paused" | "rollback-completed";
 
 /** The rolling update's progress, persisted by the caller next to the service. */
 export interface UpdateState {
@@ -98,12 +92,7 @@ function identities(spec: ServiceSpec, tasks: readonly Task[], isCurrent: (v: nu
   return [...byKey.values()];
 }
 
-function failuresOf(
-  tasks: readonly Task[],
-  state: UpdateState,
-  config: UpdateConfig,
-  isCurrent: (v: number) => boolean,
-): Set<string> {
+function failuresOf(tasks: readonly Task[], state: UpdateState, config: UpdateConfig, isCurrent: (v: number) => boolean): Set<string> {
   const failed = new Set(state.failedTaskIds);
   for (const t of tasks) {
     if (!isCurrent(t.specVersion) || !exitedOnItsOwn(t) || !isFailure(t.state) || t.createdAt < state.startedAt) continue;

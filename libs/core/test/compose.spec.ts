@@ -1,7 +1,16 @@
 // Compose file → stack services: the translation of every supported key, interpolation, and
 // the refusals (unknown keys, bad ports, what services do not have yet), each naming its path.
 import { describe, expect, it } from "vitest";
-import { InvalidError, NotSupportedError, commandOf, interpolateString, parseCompose, parseEnvFile, planStackDeploy, STACK_LABEL } from "../src";
+import {
+  InvalidError,
+  NotSupportedError,
+  commandOf,
+  interpolateString,
+  parseCompose,
+  parseEnvFile,
+  planStackDeploy,
+  STACK_LABEL,
+} from "../src";
 
 const FULL = `
 version: "3.8"
@@ -46,11 +55,16 @@ services:
     deploy: { mode: global }
 `;
 
-const parse = (text: string, extra: Partial<Parameters<typeof parseCompose>[0]> = {}) => parseCompose({ text, stack: "shop", env: { TAG: "v1" }, ...extra });
+const parse = (text: string, extra: Partial<Parameters<typeof parseCompose>[0]> = {}) =>
+  parseCompose({ text, stack: "shop", env: { TAG: "v1" }, ...extra });
 
 describe("compose → stack services", () => {
   it("translates every supported key", () => {
-    const { stack, services } = parse(FULL, { env: { TAG: "v2", FROM_SHELL: "yes" }, dotenv: "REGISTRY=reg.example:5000\nTAG=ignored\n", envFiles: { "web.env": "# c\nFILE_ONLY=1\nMODE=file\n" } });
+    const { stack, services } = parse(FULL, {
+      env: { TAG: "v2", FROM_SHELL: "yes" },
+      dotenv: "REGISTRY=reg.example:5000\nTAG=ignored\n",
+      envFiles: { "web.env": "# c\nFILE_ONLY=1\nMODE=file\n" },
+    });
     expect(stack).toBe("shop");
     expect(services.map((s) => s.name)).toEqual(["shop_agent", "shop_web"]);
     const web = services[1]!;
@@ -65,9 +79,23 @@ describe("compose → stack services", () => {
       { published: 5353, target: 53, protocol: "udp", mode: "host" },
     ]);
     expect(web.mode).toEqual({ kind: "replicated", replicas: 3 });
-    expect(web.resources).toEqual({ limits: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 ** 2, pids: 100 }, reservations: { nanoCpus: 250_000_000, memoryBytes: 32 * 1024 ** 2 } });
-    expect(web.placement).toEqual({ constraints: ["node.labels.zone==a"], preferences: [{ spread: "node.labels.rack" }], maxReplicasPerNode: 2 });
-    expect(web.updateConfig).toMatchObject({ parallelism: 2, delayMs: 10_000, failureAction: "rollback", monitorMs: 5000, maxFailureRatio: 0.2, order: "start-first" });
+    expect(web.resources).toEqual({
+      limits: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 ** 2, pids: 100 },
+      reservations: { nanoCpus: 250_000_000, memoryBytes: 32 * 1024 ** 2 },
+    });
+    expect(web.placement).toEqual({
+      constraints: ["node.labels.zone==a"],
+      preferences: [{ spread: "node.labels.rack" }],
+      maxReplicasPerNode: 2,
+    });
+    expect(web.updateConfig).toMatchObject({
+      parallelism: 2,
+      delayMs: 10_000,
+      failureAction: "rollback",
+      monitorMs: 5000,
+      maxFailureRatio: 0.2,
+      order: "start-first",
+    });
     expect(web.rollbackConfig).toMatchObject({ parallelism: 1, order: "stop-first" });
     expect(web.restartPolicy).toEqual({ condition: "on-failure", delayMs: 5000, maxAttempts: 3, windowMs: 120_000 });
     expect(web.stopGracePeriodMs).toBe(30_000);
@@ -87,14 +115,34 @@ describe("compose → stack services", () => {
       ["services:\n  web:\n    image: x\n    ports: ['80']\n", NotSupportedError, "publishes no port"],
       ["services:\n  web:\n    image: x\n    ports: ['8000-8001:80-81']\n", NotSupportedError, "port ranges"],
       ["services:\n  web:\n    image: x\n    ports: ['80:80/sctp']\n", InvalidError, "protocol must be tcp or udp"],
-      ["services:\n  web:\n    image: x\n    ports: ['80:80', '53:53/udp']\n", InvalidError, "services.web.ports[1].mode: udp port 53 can only be published in host mode"],
-      ["services:\n  web:\n    image: x\n    deploy: { resources: { limits: { memory: lots } } }\n", InvalidError, "services.web.deploy.resources.limits.memory"],
-      ["services:\n  web:\n    image: x\n    deploy: { update_config: { order: sideways } }\n", InvalidError, "services.web.deploy.update_config.order"],
+      [
+        "services:\n  web:\n    image: x\n    ports: ['80:80', '53:53/udp']\n",
+        InvalidError,
+        "services.web.ports[1].mode: udp port 53 can only be published in host mode",
+      ],
+      [
+        "services:\n  web:\n    image: x\n    deploy: { resources: { limits: { memory: lots } } }\n",
+        InvalidError,
+        "services.web.deploy.resources.limits.memory",
+      ],
+      [
+        "services:\n  web:\n    image: x\n    deploy: { update_config: { order: sideways } }\n",
+        InvalidError,
+        "services.web.deploy.update_config.order",
+      ],
       ["services:\n  web:\n    image: x\n    deploy: { mode: global, replicas: 2 }\n", InvalidError, "global service has no replica count"],
-      ["services:\n  web:\n    image: x\n    deploy: { update_config: { max_failure_ratio: 2 } }\n", InvalidError, "services.web.updateConfig.maxFailureRatio"],
+      [
+        "services:\n  web:\n    image: x\n    deploy: { update_config: { max_failure_ratio: 2 } }\n",
+        InvalidError,
+        "services.web.updateConfig.maxFailureRatio",
+      ],
       ["services:\n  web:\n    image: x\n    env_file: missing.env\n", InvalidError, "services.web.env_file[0]: missing.env not found"],
       ["services:\n  web: { command: x }\n", InvalidError, "services.web.image: an image is required"],
-      ["services:\n  web:\n    image: ${NOPE:?give NOPE}\n", InvalidError, "services.web.image: required variable NOPE is missing a value: give NOPE"],
+      [
+        "services:\n  web:\n    image: ${NOPE:?give NOPE}\n",
+        InvalidError,
+        "services.web.image: required variable NOPE is missing a value: give NOPE",
+      ],
       ["services: [web]\n", InvalidError, "services"],
       ["services:\n  web:\n    image: x\n  web:\n    image: y\n", InvalidError, "Map keys must be unique"],
     ];
@@ -109,11 +157,17 @@ describe("compose → stack services", () => {
       ["services:\n  web:\n    image: x\n    volumes: ['data:/data']\n", "services.web.volumes: volumes are not supported yet"],
       ["services:\n  web:\n    image: x\n    secrets: [pw]\n", "services.web.secrets: secrets are not supported yet"],
       ["services:\n  web:\n    image: x\n    configs: [cfg]\n", "services.web.configs: configs are not supported yet"],
-      ["services:\n  web:\n    image: x\n    healthcheck: { test: ['CMD', 'true'] }\n", "services.web.healthcheck: health checks are not supported yet"],
+      [
+        "services:\n  web:\n    image: x\n    healthcheck: { test: ['CMD', 'true'] }\n",
+        "services.web.healthcheck: health checks are not supported yet",
+      ],
       ["services:\n  web:\n    image: x\n    networks: [back]\n", "services.web.networks: networks are not supported yet"],
       ["services:\n  web:\n    image: x\n    cap_add: [NET_ADMIN]\n", "services.web.cap_add: cap_add is not supported by stacks yet"],
       ["services:\n  web:\n    image: x\n    deploy: { endpoint_mode: dnsrr }\n", "services.web.deploy.endpoint_mode: not supported yet"],
-      ["services:\n  web:\n    image: x\n    deploy: { resources: { reservations: { devices: [] } } }\n", "services.web.deploy.resources.reservations.devices"],
+      [
+        "services:\n  web:\n    image: x\n    deploy: { resources: { reservations: { devices: [] } } }\n",
+        "services.web.deploy.resources.reservations.devices",
+      ],
       ["services:\n  web:\n    image: x\nvolumes:\n  data: {}\n", "volumes: volumes are not supported yet"],
       ["services:\n  web:\n    image: x\nsecrets:\n  pw: { file: ./pw }\n", "secrets: secrets are not supported yet"],
     ];
@@ -128,10 +182,18 @@ describe("compose → stack services", () => {
   it("interpolates like compose and reads .env files", () => {
     const vars = { A: "1", E: "" };
     expect(interpolateString("$A ${A} ${B:-d} ${E:-d} ${E-d} ${B-d} ${A:+set} ${B+set} $$A", vars, "x")).toBe("1 1 d d  d set  $A");
-    expect(() => interpolateString("${E:?need E}", vars, "services.a.image")).toThrow("services.a.image: required variable E is missing a value: need E");
+    expect(() => interpolateString("${E:?need E}", vars, "services.a.image")).toThrow(
+      "services.a.image: required variable E is missing a value: need E",
+    );
     expect(interpolateString("${E?need E}", vars, "x")).toBe("");
     expect(() => interpolateString("${A B}", vars, "p")).toThrow("p: invalid interpolation format");
-    expect(parseEnvFile("export A=1\nB='two words' \nC=\"x\\ny\"\nD=v # note\n# c\n\nE\n", ".env")).toEqual({ A: "1", B: "two words", C: "x\ny", D: "v", E: "" });
+    expect(parseEnvFile("export A=1\nB='two words' \nC=\"x\\ny\"\nD=v # note\n# c\n\nE\n", ".env")).toEqual({
+      A: "1",
+      B: "two words",
+      C: "x\ny",
+      D: "v",
+      E: "",
+    });
     expect(() => parseEnvFile("not valid line\n", ".env")).toThrow(".env line 1");
     expect(commandOf('sh -c "echo \\"hi\\"" \'\' x\\ y', "c")).toEqual(["sh", "-c", 'echo "hi"', "", "x y"]);
     expect(() => commandOf('echo "open', "services.a.command")).toThrow("services.a.command: unterminated quote");
@@ -153,7 +215,11 @@ describe("compose → stack services", () => {
 describe("compose references", () => {
   it("names the variables and env files a file needs from where it is read", async () => {
     const { composeReferences } = await import("../src");
-    const text = "services:\n  web:\n    image: r/${IMG:-x}:$TAG\n    command: echo $$NOT_A_VAR\n    environment: [A=1, FROM_ENV]\n    env_file:\n      - base.env\n      - path: ${DIR}/extra.env\n        required: false\n";
-    expect(composeReferences(text, { DIR: "conf" })).toEqual({ variables: ["DIR", "FROM_ENV", "IMG", "TAG"], envFiles: ["base.env", "conf/extra.env"] });
+    const text =
+      "services:\n  web:\n    image: r/${IMG:-x}:$TAG\n    command: echo $$NOT_A_VAR\n    environment: [A=1, FROM_ENV]\n    env_file:\n      - base.env\n      - path: ${DIR}/extra.env\n        required: false\n";
+    expect(composeReferences(text, { DIR: "conf" })).toEqual({
+      variables: ["DIR", "FROM_ENV", "IMG", "TAG"],
+      envFiles: ["base.env", "conf/extra.env"],
+    });
   });
 });

@@ -18,7 +18,10 @@ describe("parseConstraint", () => {
     ["node.id==abc123", { attribute: "id", operator: "==", value: "abc123", expression: "node.id==abc123" }],
     ["node.role == manager", { attribute: "role", operator: "==", value: "manager", expression: "node.role==manager" }],
     ["Node.Role==Worker", { attribute: "role", operator: "==", value: "Worker", expression: "node.role==Worker" }],
-    ["node.labels.com.example/tier==db", { attribute: "label", label: "com.example/tier", operator: "==", value: "db", expression: "node.labels.com.example/tier==db" }],
+    [
+      "node.labels.com.example/tier==db",
+      { attribute: "label", label: "com.example/tier", operator: "==", value: "db", expression: "node.labels.com.example/tier==db" },
+    ],
   ])("%s", (input, parsed) => {
     expect(parseConstraint(input)).toEqual(parsed);
   });

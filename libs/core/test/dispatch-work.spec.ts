@@ -11,7 +11,10 @@ const taskArb = fc
     age: fc.constantFrom(0, 10_000, 40_000),
     container: fc.boolean(),
   })
-  .map(({ i, state, desired, age, container }): DispatchTask => ({ task: makeTask(`t${i}`, { state, desiredState: desired, updatedAt: NOW - age }), containerId: container ? `c${i}` : null }));
+  .map(({ i, state, desired, age, container }): DispatchTask => ({
+    task: makeTask(`t${i}`, { state, desiredState: desired, updatedAt: NOW - age }),
+    containerId: container ? `c${i}` : null,
+  }));
 
 describe("dispatchWork", () => {
   it("starts only tasks wanted running that are assigned or abandoned claims, and stops only unwanted unfinished ones", () => {
@@ -20,7 +23,9 @@ describe("dispatchWork", () => {
         const w = dispatchWork(tasks, NOW);
         for (const t of w.start) {
           expect(t.task.desiredState).toBe("running");
-          expect(t.task.state === "ASSIGNED" || (t.task.state === "ACCEPTED" && t.containerId === null && t.task.updatedAt < NOW - 30_000)).toBe(true);
+          expect(
+            t.task.state === "ASSIGNED" || (t.task.state === "ACCEPTED" && t.containerId === null && t.task.updatedAt < NOW - 30_000),
+          ).toBe(true);
         }
         for (const t of w.stop) {
           expect(t.task.desiredState).toBe("shutdown");

@@ -112,8 +112,20 @@ describe("foldReport", () => {
 });
 
 describe("foldReport, cases", () => {
-  const running = (missing: number, age = 60_000): NodeTask => ({ task: makeTask("t1", { state: "RUNNING", updatedAt: NOW - age }), containerId: "c1", missingReports: missing });
-  const base = { reported: [], wanted: new Set<string>(), now: NOW, receivedAt: NOW, current: true, settleMs: SETTLE, staleClaimMs: STALE_CLAIM };
+  const running = (missing: number, age = 60_000): NodeTask => ({
+    task: makeTask("t1", { state: "RUNNING", updatedAt: NOW - age }),
+    containerId: "c1",
+    missingReports: missing,
+  });
+  const base = {
+    reported: [],
+    wanted: new Set<string>(),
+    now: NOW,
+    receivedAt: NOW,
+    current: true,
+    settleMs: SETTLE,
+    staleClaimMs: STALE_CLAIM,
+  };
 
   it("counts a first miss, fails the task on the second", () => {
     const first = foldReport({ ...base, tasks: [running(0)] });
@@ -130,7 +142,12 @@ describe("foldReport, cases", () => {
   });
 
   it("a report from before the last outage changes nothing", () => {
-    const r = foldReport({ ...base, current: false, tasks: [running(1)], reported: [{ id: "x", taskId: "gone", observation: { kind: "running" } }] });
+    const r = foldReport({
+      ...base,
+      current: false,
+      tasks: [running(1)],
+      reported: [{ id: "x", taskId: "gone", observation: { kind: "running" } }],
+    });
     expect(r).toMatchObject({ changes: [], strays: [] });
     expect(r.missing.size).toBe(0);
   });

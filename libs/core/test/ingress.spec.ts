@@ -3,7 +3,12 @@ import { describe, expect, it } from "vitest";
 import { checkPublishedPorts, ingressTable, type MeshBackendTask, type MeshService, type PortConfig } from "../src";
 
 const ingress = (published: number, target = 80): PortConfig => ({ published, target, protocol: "tcp", mode: "ingress" });
-const host = (published: number, target = 80, protocol: "tcp" | "udp" = "tcp"): PortConfig => ({ published, target, protocol, mode: "host" });
+const host = (published: number, target = 80, protocol: "tcp" | "udp" = "tcp"): PortConfig => ({
+  published,
+  target,
+  protocol,
+  mode: "host",
+});
 
 describe("ingressTable", () => {
   const web: MeshService = { id: "s-web", name: "web", ports: [ingress(8080, 80), ingress(8443, 443)] };
@@ -17,11 +22,33 @@ describe("ingressTable", () => {
   it("lists every ingress port with the node address and host port of each task, in a stable order", () => {
     const table = ingressTable(
       [web, db],
-      [task("s-web", "198.18.0.3", [80, 32001], [443, 32002]), task("s-web", "198.18.0.2", [80, 32768], [443, 32769]), task("s-db", "198.18.0.2", [5432, 5432])],
+      [
+        task("s-web", "198.18.0.3", [80, 32001], [443, 32002]),
+        task("s-web", "198.18.0.2", [80, 32768], [443, 32769]),
+        task("s-db", "198.18.0.2", [5432, 5432]),
+      ],
     );
     expect(table).toEqual([
-      { port: 8080, protocol: "tcp", serviceId: "s-web", serviceName: "web", backends: [{ host: "198.18.0.2", port: 32768 }, { host: "198.18.0.3", port: 32001 }] },
-      { port: 8443, protocol: "tcp", serviceId: "s-web", serviceName: "web", backends: [{ host: "198.18.0.2", port: 32769 }, { host: "198.18.0.3", port: 32002 }] },
+      {
+        port: 8080,
+        protocol: "tcp",
+        serviceId: "s-web",
+        serviceName: "web",
+        backends: [
+          { host: "198.18.0.2", port: 32768 },
+          { host: "198.18.0.3", port: 32001 },
+        ],
+      },
+      {
+        port: 8443,
+        protocol: "tcp",
+        serviceId: "s-web",
+        serviceName: "web",
+        backends: [
+          { host: "198.18.0.2", port: 32769 },
+          { host: "198.18.0.3", port: 32002 },
+        ],
+      },
     ]);
   });
 
@@ -42,14 +69,24 @@ describe("ingressTable", () => {
     const arbTask = fc.record({
       serviceId: fc.constantFrom("s-web", "s-db"),
       nodeAddress: fc.constantFrom("198.18.0.2", "198.18.0.3", "198.18.0.4"),
-      endpoints: fc.array(fc.record({ target: fc.constantFrom(80, 443), protocol: fc.constant("tcp" as const), hostPort: fc.integer({ min: 30000, max: 40000 }) }), { maxLength: 2 }),
+      endpoints: fc.array(
+        fc.record({
+          target: fc.constantFrom(80, 443),
+          protocol: fc.constant("tcp" as const),
+          hostPort: fc.integer({ min: 30000, max: 40000 }),
+        }),
+        { maxLength: 2 },
+      ),
     });
     fc.assert(
       fc.property(fc.array(arbTask, { maxLength: 12 }), fc.boolean(), (tasks, flip) => {
         const a = ingressTable([web, db], tasks);
         const b = ingressTable(flip ? [db, web] : [web, db], [...tasks].reverse());
         expect(b).toEqual(a);
-        for (const p of a) expect(p.backends.length).toBe(tasks.filter((t) => t.serviceId === p.serviceId && t.endpoints.some((e) => e.target === (p.port === 8080 ? 80 : 443))).length);
+        for (const p of a)
+          expect(p.backends.length).toBe(
+            tasks.filter((t) => t.serviceId === p.serviceId && t.endpoints.some((e) => e.target === (p.port === 8080 ? 80 : 443))).length,
+          );
       }),
     );
   });
@@ -63,7 +100,11 @@ describe("checkPublishedPorts", () => {
   ];
 
   it.each([
-    ["an ingress port another service holds", [ingress(8080)], /port 8080\/tcp is already published by service "web" on every node \(ingress mode\)/],
+    [
+      "an ingress port another service holds",
+      [ingress(8080)],
+      /port 8080\/tcp is already published by service "web" on every node \(ingress mode\)/,
+    ],
     ["a host port on another's ingress port", [host(8080)], /service "web" on every node/],
     ["an ingress port on another's host port", [ingress(9100)], /port 9100\/tcp is already published by service "metrics" in host mode/],
   ])("refuses %s", (_name, ports, message) => {

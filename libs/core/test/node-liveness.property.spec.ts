@@ -13,7 +13,11 @@ const inputArb: fc.Arbitrary<LivenessInput> = fc.record({
   agentMaxBackoffMs: fc.constantFrom(0, 2_000, 60_000),
 });
 const nodesArb = fc.array(
-  fc.record({ id: fc.uuid(), status: fc.constantFrom("ready", "down", "unknown"), lastHeartbeatAt: fc.option(fc.integer({ min: NOW - 300_000, max: NOW }), { nil: null }) }),
+  fc.record({
+    id: fc.uuid(),
+    status: fc.constantFrom("ready", "down", "unknown"),
+    lastHeartbeatAt: fc.option(fc.integer({ min: NOW - 300_000, max: NOW }), { nil: null }),
+  }),
   { maxLength: 8 },
 );
 
@@ -58,10 +62,32 @@ describe("node liveness", () => {
 
   it("declares a silent node down once healthy long enough", () => {
     // Healthy 100 s after an outage of 5 minutes: the grace (15 s + the 60 s cap) is over.
-    const i: LivenessInput = { now: NOW, healthySince: NOW - 100_000, outageStartedAt: NOW - 400_000, intakeAliveAt: NOW, periodMs: 5_000, missedBeats: 3, agentMaxBackoffMs: 60_000 };
+    const i: LivenessInput = {
+      now: NOW,
+      healthySince: NOW - 100_000,
+      outageStartedAt: NOW - 400_000,
+      intakeAliveAt: NOW,
+      periodMs: 5_000,
+      missedBeats: 3,
+      agentMaxBackoffMs: 60_000,
+    };
     expect(downCutoff(i)).toBe(NOW - 15_000);
-    expect(nodesDown([{ id: "a", status: "ready", lastHeartbeatAt: NOW - 16_000 }, { id: "b", status: "ready", lastHeartbeatAt: NOW - 1_000 }], i)).toEqual(["a"]);
-    expect(nodesDown([{ id: "a", status: "ready", lastHeartbeatAt: NOW - 16_000 }], { ...i, healthySince: NOW - 70_000, outageStartedAt: NOW - 370_000 })).toEqual([]);
+    expect(
+      nodesDown(
+        [
+          { id: "a", status: "ready", lastHeartbeatAt: NOW - 16_000 },
+          { id: "b", status: "ready", lastHeartbeatAt: NOW - 1_000 },
+        ],
+        i,
+      ),
+    ).toEqual(["a"]);
+    expect(
+      nodesDown([{ id: "a", status: "ready", lastHeartbeatAt: NOW - 16_000 }], {
+        ...i,
+        healthySince: NOW - 70_000,
+        outageStartedAt: NOW - 370_000,
+      }),
+    ).toEqual([]);
     // After a 2 s blip agents retry within a period or two: 15 s + 7 s.
     expect(recoveryGraceMs({ ...i, outageStartedAt: i.healthySince - 2_000 })).toBe(22_000);
   });

@@ -26,10 +26,18 @@ const nodes3 = makeNodes(3);
 const on = (id: string, slot: number, nodeId: string, over: Partial<Task> = {}): Task => makeTask(id, { slot, nodeId, ...over });
 const failedAt = (id: string, slot: number, endedAgoMs: number, over: Partial<Task> = {}): Task =>
   makeTask(id, { slot, nodeId: "n1", state: "FAILED", exitCode: 1, finishedAt: NOW - endedAgoMs, updatedAt: NOW - endedAgoMs, ...over });
-const restart = (p: Partial<ServiceSpec["restartPolicy"]>) => ({ restartPolicy: { condition: "any" as const, delayMs: 0, maxAttempts: 0, windowMs: 0, ...p } });
+const restart = (p: Partial<ServiceSpec["restartPolicy"]>) => ({
+  restartPolicy: { condition: "any" as const, delayMs: 0, maxAttempts: 0, windowMs: 0, ...p },
+});
 
 const replicatedCases: Case[] = [
-  { name: "new service: slots 1..N", spec: replicated(3), tasks: [], nodes: nodes3, expect: { create: ["1:scale-up", "2:scale-up", "3:scale-up"], stop: [] } },
+  {
+    name: "new service: slots 1..N",
+    spec: replicated(3),
+    tasks: [],
+    nodes: nodes3,
+    expect: { create: ["1:scale-up", "2:scale-up", "3:scale-up"], stop: [] },
+  },
   {
     name: "steady state: nothing to do",
     spec: replicated(2),
@@ -283,14 +291,31 @@ const globalCases: Case[] = [
     name: "global: one task per ready, active node",
     spec: global,
     tasks: [],
-    nodes: [makeNode("n1"), makeNode("n2"), makeNode("n3", { availability: "pause" }), makeNode("n4", { status: "unknown" }), makeNode("n5", { status: "down" }), makeNode("n6", { availability: "drain" })],
+    nodes: [
+      makeNode("n1"),
+      makeNode("n2"),
+      makeNode("n3", { availability: "pause" }),
+      makeNode("n4", { status: "unknown" }),
+      makeNode("n5", { status: "down" }),
+      makeNode("n6", { availability: "drain" }),
+    ],
     expect: { create: ["n1:new-node", "n2:new-node"] },
   },
   {
     name: "global: drained and down nodes lose their tasks, paused ones keep them",
     spec: global,
-    tasks: [makeTask("a", { nodeId: "n1" }), makeTask("b", { nodeId: "n2" }), makeTask("c", { nodeId: "n3" }), makeTask("d", { nodeId: "n4" })],
-    nodes: [makeNode("n1", { availability: "drain" }), makeNode("n2", { status: "down" }), makeNode("n3", { availability: "pause" }), makeNode("n4")],
+    tasks: [
+      makeTask("a", { nodeId: "n1" }),
+      makeTask("b", { nodeId: "n2" }),
+      makeTask("c", { nodeId: "n3" }),
+      makeTask("d", { nodeId: "n4" }),
+    ],
+    nodes: [
+      makeNode("n1", { availability: "drain" }),
+      makeNode("n2", { status: "down" }),
+      makeNode("n3", { availability: "pause" }),
+      makeNode("n4"),
+    ],
     expect: { create: [], stop: ["a:node-drained", "b:node-down:orphan"] },
   },
   {
@@ -318,7 +343,10 @@ const globalCases: Case[] = [
   {
     name: "global: restart delay per node",
     spec: makeSpec({ mode: { kind: "global" }, ...restart({ delayMs: 5_000 }) }),
-    tasks: [makeTask("a", { nodeId: "n1", state: "FAILED", finishedAt: NOW - 1_000 }), makeTask("b", { nodeId: "n2", state: "FAILED", finishedAt: NOW - 9_000 })],
+    tasks: [
+      makeTask("a", { nodeId: "n1", state: "FAILED", finishedAt: NOW - 1_000 }),
+      makeTask("b", { nodeId: "n2", state: "FAILED", finishedAt: NOW - 9_000 }),
+    ],
     nodes: [makeNode("n1"), makeNode("n2")],
     expect: { create: ["n2:restart"], followUps: [NOW + 4_000] },
   },

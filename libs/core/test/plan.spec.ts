@@ -2,7 +2,15 @@ import { describe, expect, it } from "vitest";
 import { applyPlan, EMPTY_PLAN, materializeTask, mergePlans, nextFollowUp, type NewTask, type Plan } from "../src";
 import { makeTask, NOW } from "./fixtures";
 
-const newTask: NewTask = { serviceId: "svc", slot: 2, specVersion: 3, state: "NEW", desiredState: "running", reason: "scale-up", message: "scaled up to 2" };
+const newTask: NewTask = {
+  serviceId: "svc",
+  slot: 2,
+  specVersion: 3,
+  state: "NEW",
+  desiredState: "running",
+  reason: "scale-up",
+  message: "scaled up to 2",
+};
 
 describe("plans", () => {
   it("materializes a planned task with the caller's id and clock", () => {
@@ -43,8 +51,17 @@ describe("plans", () => {
   });
 
   it("merges plans, stopping a task once", () => {
-    const a: Plan = { ...EMPTY_PLAN, stop: [{ taskId: "x", reason: "node-down", message: "down", orphan: true }], followUps: [{ atMs: 9, reason: "later" }] };
-    const b: Plan = { ...EMPTY_PLAN, create: [newTask], stop: [{ taskId: "x", reason: "update", message: "update", orphan: false }], followUps: [{ atMs: 5, reason: "sooner" }] };
+    const a: Plan = {
+      ...EMPTY_PLAN,
+      stop: [{ taskId: "x", reason: "node-down", message: "down", orphan: true }],
+      followUps: [{ atMs: 9, reason: "later" }],
+    };
+    const b: Plan = {
+      ...EMPTY_PLAN,
+      create: [newTask],
+      stop: [{ taskId: "x", reason: "update", message: "update", orphan: false }],
+      followUps: [{ atMs: 5, reason: "sooner" }],
+    };
     const m = mergePlans(a, b);
     expect(m.stop).toEqual(a.stop);
     expect(m.create).toEqual([newTask]);

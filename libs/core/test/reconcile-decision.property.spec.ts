@@ -8,29 +8,53 @@ import { makeNode, NOW, replicated } from "./fixtures";
 
 const worldArb = fc.record({
   replicas: fc.integer({ min: 0, max: 6 }),
-  nodes: fc.array(fc.record({ status: fc.constantFrom("ready", "ready", "down"), availability: fc.constantFrom("active", "active", "drain") }), { minLength: 1, maxLength: 4 }),
-  tasks: fc.array(fc.record({ slot: fc.integer({ min: 1, max: 6 }), node: fc.integer({ min: 0, max: 3 }), state: fc.constantFrom(...TASK_STATES), desired: fc.constantFrom("running", "shutdown") }), { maxLength: 10 }),
+  nodes: fc.array(
+    fc.record({ status: fc.constantFrom("ready", "ready", "down"), availability: fc.constantFrom("active", "active", "drain") }),
+    { minLength: 1, maxLength: 4 },
+  ),
+  tasks: fc.array(
+    fc.record({
+      slot: fc.integer({ min: 1, max: 6 }),
+      node: fc.integer({ min: 0, max: 3 }),
+      state: fc.constantFrom(...TASK_STATES),
+      desired: fc.constantFrom("running", "shutdown"),
+    }),
+    { maxLength: 10 },
+  ),
 });
 
 function decide(w: fc.RecordValue<typeof worldArb> extends infer T ? T : never) {
-  const nodes = w.nodes.map((n, i) => makeNode(`n${i}`, { status: n.status as NodeInfo["status"], availability: n.availability as NodeInfo["availability"] }));
-  const tasks = w.tasks.map(
-    (t, i): Task => ({
-      id: `t${i}`,
-      serviceId: "svc",
-      slot: t.slot,
-      ...(["NEW", "PENDING"].includes(t.state) ? {} : { nodeId: `n${Math.min(t.node, nodes.length - 1)}` }),
-      specVersion: 1,
-      state: t.state,
-      desiredState: t.desired as Task["desiredState"],
-      createdAt: NOW - 120_000,
-      updatedAt: NOW - 60_000,
-      finishedAt: NOW - 60_000,
-    }),
+  const nodes = w.nodes.map((n, i) =>
+    makeNode(`n${i}`, { status: n.status as NodeInfo["status"], availability: n.availability as NodeInfo["availability"] }),
   );
+  const tasks = w.tasks.map((t, i): Task => ({
+    id: `t${i}`,
+    serviceId: "svc",
+    slot: t.slot,
+    ...(["NEW", "PENDING"].includes(t.state) ? {} : { nodeId: `n${Math.min(t.node, nodes.length - 1)}` }),
+    specVersion: 1,
+    state: t.state,
+    desiredState: t.desired as Task["desiredState"],
+    createdAt: NOW - 120_000,
+    updatedAt: NOW - 60_000,
+    finishedAt: NOW - 60_000,
+  }));
   const spec = replicated(w.replicas, { restartPolicy: { condition: "any", delayMs: 0, maxAttempts: 0, windowMs: 0 } });
   let n = 0;
-  return { nodes, decision: decideReconcile({ serviceId: "svc", spec, taskVersion: 1, tasks, nodes, others: new Map(), specs: new Map([["svc", spec]]), now: NOW, newId: () => `new${n++}` }) };
+  return {
+    nodes,
+    decision: decideReconcile({
+      serviceId: "svc",
+      spec,
+      taskVersion: 1,
+      tasks,
+      nodes,
+      others: new Map(),
+      specs: new Map([["svc", spec]]),
+      now: NOW,
+      newId: () => `new${n++}`,
+    }),
+  };
 }
 
 describe("decideReconcile", () => {
@@ -54,13 +78,28 @@ describe("decideReconcile", () => {
         const { decision } = decide(w);
         if (decision.kind !== "write") return;
         const slots = new Set(decision.result.tasks.filter((t) => isLive(t)).map((t) => t.slot));
-        expect(slots.size).toBeLessThanOrEqual(Math.max(w.replicas, new Set(w.tasks.filter((t) => t.desired === "running" && isLive({ state: t.state, desiredState: "running" })).map((t) => t.slot)).size));
+        expect(slots.size).toBeLessThanOrEqual(
+          Math.max(
+            w.replicas,
+            new Set(
+              w.tasks.filter((t) => t.desired === "running" && isLive({ state: t.state, desiredState: "running" })).map((t) => t.slot),
+            ).size,
+          ),
+        );
         for (const t of decision.result.tasks) if (isLive(t)) expect(t.slot).toBeLessThanOrEqual(Math.max(w.replicas, 6));
       }),
     );
-    const steady = decide({ replicas: 2, nodes: [{ status: "ready", availability: "active" }], tasks: [1, 2].map((slot) => ({ slot, node: 0, state: "RUNNING" as const, desired: "running" })) });
+    const steady = decide({
+      replicas: 2,
+      nodes: [{ status: "ready", availability: "active" }],
+      tasks: [1, 2].map((slot) => ({ slot, node: 0, state: "RUNNING" as const, desired: "running" })),
+    });
     expect(steady.decision.kind).toBe("unchanged");
-    const scaled = decide({ replicas: 3, nodes: [{ status: "ready", availability: "active" }], tasks: [1, 2].map((slot) => ({ slot, node: 0, state: "RUNNING" as const, desired: "running" })) });
+    const scaled = decide({
+      replicas: 3,
+      nodes: [{ status: "ready", availability: "active" }],
+      tasks: [1, 2].map((slot) => ({ slot, node: 0, state: "RUNNING" as const, desired: "running" })),
+    });
     expect(scaled.decision.kind === "write" && scaled.decision.placed.assignments.length).toBe(1);
   });
 });
@@ -70,7 +109,11 @@ describe("stopOutcome", () => {
     fc.assert(
       fc.property(fc.constantFrom(...TASK_STATES), fc.boolean(), (state, orphan) => {
         const to = stopOutcome({ orphan }, state);
-        if (to === null) expect(["ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"].some((s) => s === state) || ["COMPLETE", "SHUTDOWN", "FAILED", "REJECTED", "ORPHANED"].includes(state)).toBe(true);
+        if (to === null)
+          expect(
+            ["ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"].some((s) => s === state) ||
+              ["COMPLETE", "SHUTDOWN", "FAILED", "REJECTED", "ORPHANED"].includes(state),
+          ).toBe(true);
         if (orphan && !["COMPLETE", "SHUTDOWN", "FAILED", "REJECTED", "ORPHANED"].includes(state)) expect(to).toBe("ORPHANED");
       }),
     );

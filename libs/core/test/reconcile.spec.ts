@@ -149,7 +149,9 @@ describe("reconcile loop", () => {
           () => sim.update?.status === "completed" && allRunning(sim, replicas)(),
           (view) => {
             checkSafety(sim, view, replicas, updateConfig.order);
-            const inFlight = [...liveBySlot(view).values()].filter((l) => l.some((t) => t.specVersion === 2 && t.state !== "RUNNING")).length;
+            const inFlight = [...liveBySlot(view).values()].filter((l) =>
+              l.some((t) => t.specVersion === 2 && t.state !== "RUNNING"),
+            ).length;
             if (updateConfig.parallelism > 0) expect(inFlight).toBeLessThanOrEqual(updateConfig.parallelism);
           },
         );
@@ -193,7 +195,10 @@ describe("reconcile loop", () => {
     const sim = new Sim(spec, makeNodes(3));
     sim.runUntil(allRunning(sim, 3));
     sim.edit({ ...spec, image: "bad" });
-    sim.runUntil(() => sim.update?.status === "paused", (view) => checkSafety(sim, view, 3, "stop-first"));
+    sim.runUntil(
+      () => sim.update?.status === "paused",
+      (view) => checkSafety(sim, view, 3, "stop-first"),
+    );
     for (let i = 0; i < 10; i++) sim.step();
     const byVersion = sim.live().filter((t) => t.specVersion === 1 && t.state === "RUNNING");
     expect(byVersion.length).toBe(2);
@@ -218,7 +223,13 @@ describe("reconcile loop", () => {
             sim.edit({ ...sim.spec, mode: { kind: "replicated", replicas } });
           } else if (e.kind !== "wait") {
             sim.nodes = sim.nodes.map((n, i) =>
-              i !== e.node ? n : e.kind === "down" ? { ...n, status: "down" } : e.kind === "drain" ? { ...n, availability: "drain" } : { ...n, status: "ready", availability: "active" },
+              i !== e.node
+                ? n
+                : e.kind === "down"
+                  ? { ...n, status: "down" }
+                  : e.kind === "drain"
+                    ? { ...n, availability: "drain" }
+                    : { ...n, status: "ready", availability: "active" },
             );
           }
           checkSafety(sim, sim.step(), replicas, "stop-first");

@@ -24,15 +24,16 @@ function holds(c: (typeof CONSTRAINTS)[number], n: NodeInfo): boolean {
 }
 
 const nodeArb = (i: number): fc.Arbitrary<NodeInfo> =>
-  fc.record({
-    status: fc.constantFrom("ready", "ready", "ready", "down", "unknown"),
-    availability: fc.constantFrom("active", "active", "active", "pause", "drain"),
-    role: fc.constantFrom("worker", "worker", "manager"),
-    zone: fc.constantFrom("a", "b", "c", undefined),
-    cpus: fc.integer({ min: 1, max: 8 }),
-    gib: fc.integer({ min: 1, max: 8 }),
-  }).map(
-    (r): NodeInfo => ({
+  fc
+    .record({
+      status: fc.constantFrom("ready", "ready", "ready", "down", "unknown"),
+      availability: fc.constantFrom("active", "active", "active", "pause", "drain"),
+      role: fc.constantFrom("worker", "worker", "manager"),
+      zone: fc.constantFrom("a", "b", "c", undefined),
+      cpus: fc.integer({ min: 1, max: 8 }),
+      gib: fc.integer({ min: 1, max: 8 }),
+    })
+    .map((r): NodeInfo => ({
       id: `n${i}`,
       hostname: `h${i}`,
       role: r.role as NodeInfo["role"],
@@ -40,8 +41,7 @@ const nodeArb = (i: number): fc.Arbitrary<NodeInfo> =>
       availability: r.availability as NodeInfo["availability"],
       labels: r.zone === undefined ? {} : { zone: r.zone },
       resources: { nanoCpus: r.cpus * CPU, memoryBytes: r.gib * GiB },
-    }),
-  );
+    }));
 
 const specArb = (name: string): fc.Arbitrary<ServiceSpec> =>
   fc
@@ -82,33 +82,35 @@ const worldArb = (maxServices: number, maxNodes = 10): fc.Arbitrary<World> =>
     })
     .chain(({ nodeCount, serviceCount }) => {
       const services = Array.from({ length: serviceCount }, (_, i) => `s${i}`);
-      return fc.record({
-        nodes: fc.tuple(...Array.from({ length: nodeCount }, (_, i) => nodeArb(i + 1))),
-        specs: fc.tuple(...services.map(specArb)),
-        existing: fc.array(
-          fc.record({
-            service: fc.constantFrom(...services),
-            node: fc.integer({ min: 1, max: Math.max(1, nodeCount) }),
-            state: fc.constantFrom("RUNNING", "RUNNING", "STARTING", "FAILED", "SHUTDOWN"),
-            desired: fc.constantFrom("running", "running", "shutdown"),
-          }),
-          { maxLength: 15 },
-        ),
-        pending: fc.array(fc.constantFrom(...services), { maxLength: 30 }),
-      }).map((r): World => ({
-        nodes: r.nodes as NodeInfo[],
-        specs: Object.fromEntries(services.map((s, i) => [s, r.specs[i]])),
-        existing: r.existing.map((e, i) =>
-          makeTask(`e${i}`, {
-            serviceId: e.service,
-            nodeId: `n${e.node}`,
-            state: e.state as Task["state"],
-            desiredState: e.desired as Task["desiredState"],
-            finishedAt: NOW - 1,
-          }),
-        ),
-        pending: r.pending.map((s, i) => ({ id: `p${i}`, serviceId: s })),
-      }));
+      return fc
+        .record({
+          nodes: fc.tuple(...Array.from({ length: nodeCount }, (_, i) => nodeArb(i + 1))),
+          specs: fc.tuple(...services.map(specArb)),
+          existing: fc.array(
+            fc.record({
+              service: fc.constantFrom(...services),
+              node: fc.integer({ min: 1, max: Math.max(1, nodeCount) }),
+              state: fc.constantFrom("RUNNING", "RUNNING", "STARTING", "FAILED", "SHUTDOWN"),
+              desired: fc.constantFrom("running", "running", "shutdown"),
+            }),
+            { maxLength: 15 },
+          ),
+          pending: fc.array(fc.constantFrom(...services), { maxLength: 30 }),
+        })
+        .map((r): World => ({
+          nodes: r.nodes as NodeInfo[],
+          specs: Object.fromEntries(services.map((s, i) => [s, r.specs[i]])),
+          existing: r.existing.map((e, i) =>
+            makeTask(`e${i}`, {
+              serviceId: e.service,
+              nodeId: `n${e.node}`,
+              state: e.state as Task["state"],
+              desiredState: e.desired as Task["desiredState"],
+              finishedAt: NOW - 1,
+            }),
+          ),
+          pending: r.pending.map((s, i) => ({ id: `p${i}`, serviceId: s })),
+        }));
     });
 
 interface Usage {
@@ -157,7 +159,8 @@ function oracle(w: World, serviceId: string, node: NodeInfo, usage: Usage): stri
 function reference(w: World): Map<string, string> {
   const usage = usageAfter(w, []);
   const taskCount = new Map(w.nodes.map((n) => [n.id, 0]));
-  for (const t of w.existing) if (isLive(t) && t.nodeId && taskCount.has(t.nodeId)) taskCount.set(t.nodeId, (taskCount.get(t.nodeId) ?? 0) + 1);
+  for (const t of w.existing)
+    if (isLive(t) && t.nodeId && taskCount.has(t.nodeId)) taskCount.set(t.nodeId, (taskCount.get(t.nodeId) ?? 0) + 1);
   const failures = (serviceId: string, nodeId: string): number =>
     w.existing.filter((t) => t.serviceId === serviceId && t.nodeId === nodeId && (t.state === "FAILED" || t.state === "REJECTED")).length;
   const own = (serviceId: string, nodeId: string): number => (usage.get(nodeId) as Usage).perService.get(serviceId) ?? 0;
@@ -186,7 +189,12 @@ function reference(w: World): Map<string, string> {
       values.sort((a, b) => a.own - b.own || a.tasks - b.tasks || (a.v < b.v ? -1 : a.v > b.v ? 1 : 0));
       pool = pool.filter((n) => valueOf(n) === values[0].v);
     }
-    const key = (n: NodeInfo): number[] => [failures(p.serviceId, n.id) >= 1 ? 1 : 0, own(p.serviceId, n.id), taskCount.get(n.id) ?? 0, w.nodes.indexOf(n)];
+    const key = (n: NodeInfo): number[] => [
+      failures(p.serviceId, n.id) >= 1 ? 1 : 0,
+      own(p.serviceId, n.id),
+      taskCount.get(n.id) ?? 0,
+      w.nodes.indexOf(n),
+    ];
     pool.sort((a, b) => {
       const ka = key(a);
       const kb = key(b);
@@ -329,7 +337,9 @@ describe("schedule: safety", () => {
           const spec = replicated(taskCount, { placement: { preferences: [{ spread: "node.labels.zone" }] } });
           const r = schedule(pending, nodes, [], { s: spec });
           const values = [...new Set(zones.map((z) => z ?? "-"))];
-          const perValue = values.map((v) => r.assignments.filter((a) => (nodes.find((n) => n.id === a.nodeId)?.labels.zone ?? "-") === v).length);
+          const perValue = values.map(
+            (v) => r.assignments.filter((a) => (nodes.find((n) => n.id === a.nodeId)?.labels.zone ?? "-") === v).length,
+          );
           expect(Math.max(...perValue) - Math.min(...perValue)).toBeLessThanOrEqual(1);
         },
       ),

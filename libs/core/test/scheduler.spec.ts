@@ -11,7 +11,8 @@ function perNode(assignments: readonly { nodeId: string }[]): Record<string, num
   return out;
 }
 
-const running = (id: string, nodeId: string, serviceId = "svc", over: Partial<Task> = {}): Task => makeTask(id, { nodeId, serviceId, ...over });
+const running = (id: string, nodeId: string, serviceId = "svc", over: Partial<Task> = {}): Task =>
+  makeTask(id, { nodeId, serviceId, ...over });
 
 describe("schedule: ranking", () => {
   it("spreads a service evenly over nodes", () => {
@@ -59,7 +60,10 @@ describe("schedule: filters", () => {
     ];
     const r = schedule(pending(2), nodes, [], { svc: replicated(2) });
     expect(r.assignments).toEqual([]);
-    expect(r.unassigned.map((u) => u.reason)).toEqual(["no suitable node (4 nodes not available)", "no suitable node (4 nodes not available)"]);
+    expect(r.unassigned.map((u) => u.reason)).toEqual([
+      "no suitable node (4 nodes not available)",
+      "no suitable node (4 nodes not available)",
+    ]);
     expect(r.unassigned[0].counts).toEqual({ unavailable: 4 });
   });
 
@@ -67,7 +71,9 @@ describe("schedule: filters", () => {
     const spec = replicated(3, { resources: { reservations: { memoryBytes: 512 * MiB } } });
     const r = schedule(pending(3), [makeNode("n1", { resources: { nanoCpus: 4 * CPU, memoryBytes: 1 * GiB } })], [], { svc: spec });
     expect(r.assignments.map((a) => a.taskId)).toEqual(["p1", "p2"]);
-    expect(r.unassigned).toEqual([{ taskId: "p3", reason: "no suitable node (insufficient memory on 1 node)", counts: { "insufficient-memory": 1 } }]);
+    expect(r.unassigned).toEqual([
+      { taskId: "p3", reason: "no suitable node (insufficient memory on 1 node)", counts: { "insufficient-memory": 1 } },
+    ]);
   });
 
   it("subtracts the reservations of live tasks already on the node, not of stopped ones", () => {
@@ -96,7 +102,9 @@ describe("schedule: filters", () => {
       makeNode("n3", { labels: { zone: "b" } }),
       makeNode("n4", { hostname: "skip.me", labels: { zone: "a" } }),
     ];
-    const spec = replicated(4, { placement: { constraints: ["node.labels.zone==a", "node.role!=manager", "node.hostname!=SKIP.me", "node.id!=n9"] } });
+    const spec = replicated(4, {
+      placement: { constraints: ["node.labels.zone==a", "node.role!=manager", "node.hostname!=SKIP.me", "node.id!=n9"] },
+    });
     const r = schedule(pending(3), nodes, [], { svc: spec });
     expect(new Set(r.assignments.map((a) => a.nodeId))).toEqual(new Set(["n2"]));
     const only = replicated(1, { placement: { constraints: ["node.id==n3"] } });
@@ -113,7 +121,9 @@ describe("schedule: filters", () => {
       { taskId: "p2", nodeId: "n3" },
       { taskId: "u1", nodeId: "n1" },
     ]);
-    expect(r.unassigned).toEqual([{ taskId: "p3", reason: "no suitable node (host port already in use on 3 nodes)", counts: { "port-conflict": 3 } }]);
+    expect(r.unassigned).toEqual([
+      { taskId: "p3", reason: "no suitable node (host port already in use on 3 nodes)", counts: { "port-conflict": 3 } },
+    ]);
   });
 
   it("places many tasks of an ingress-published service on one node: the mesh port is not the node's", () => {
@@ -131,12 +141,25 @@ describe("schedule: filters", () => {
   });
 
   it("explains with counts per reason, largest first, each node once", () => {
-    const spec = replicated(1, { resources: { reservations: { memoryBytes: 16 * GiB } }, placement: { constraints: ["node.role==worker"] } });
-    const nodes = [makeNode("n1"), makeNode("n2"), makeNode("n3"), makeNode("n4", { status: "down" }), makeNode("n5", { role: "manager", availability: "drain" })];
+    const spec = replicated(1, {
+      resources: { reservations: { memoryBytes: 16 * GiB } },
+      placement: { constraints: ["node.role==worker"] },
+    });
+    const nodes = [
+      makeNode("n1"),
+      makeNode("n2"),
+      makeNode("n3"),
+      makeNode("n4", { status: "down" }),
+      makeNode("n5", { role: "manager", availability: "drain" }),
+    ];
     const r = schedule(pending(1), nodes, [], { svc: spec });
     expect(r.unassigned[0].reason).toBe("no suitable node (insufficient memory on 3 nodes; 2 nodes not available)");
-    expect(explain({ "insufficient-memory": 3, unavailable: 1 })).toBe("no suitable node (insufficient memory on 3 nodes; 1 node not available)");
-    expect(explain({ constraints: 1, "insufficient-cpu": 1 })).toBe("no suitable node (scheduling constraints not satisfied on 1 node; insufficient cpu on 1 node)");
+    expect(explain({ "insufficient-memory": 3, unavailable: 1 })).toBe(
+      "no suitable node (insufficient memory on 3 nodes; 1 node not available)",
+    );
+    expect(explain({ constraints: 1, "insufficient-cpu": 1 })).toBe(
+      "no suitable node (scheduling constraints not satisfied on 1 node; insufficient cpu on 1 node)",
+    );
   });
 
   it("explains an empty cluster and a service without a spec", () => {
@@ -167,10 +190,18 @@ describe("schedule: filters", () => {
   it("places global tasks before replicated ones compete for the node", () => {
     const big = { resources: { reservations: { memoryBytes: 6 * GiB } } };
     const globalSpec: ServiceSpec = { ...replicated(1, big), mode: { kind: "global" } };
-    const r = schedule([{ id: "r1", serviceId: "rep" }, { id: "g1", serviceId: "glob", nodeId: "n1" }], [makeNode("n1")], [], {
-      rep: replicated(1, big),
-      glob: globalSpec,
-    });
+    const r = schedule(
+      [
+        { id: "r1", serviceId: "rep" },
+        { id: "g1", serviceId: "glob", nodeId: "n1" },
+      ],
+      [makeNode("n1")],
+      [],
+      {
+        rep: replicated(1, big),
+        glob: globalSpec,
+      },
+    );
     expect(r.assignments).toEqual([{ taskId: "g1", nodeId: "n1" }]);
     expect(r.unassigned.map((u) => u.taskId)).toEqual(["r1"]);
   });
@@ -213,7 +244,10 @@ describe("schedule: spread preferences", () => {
 
   it("moves to the next value when one is full", () => {
     const nodes = zoned(["a", "b"]).map((n) => (n.id === "n1" ? { ...n, resources: { nanoCpus: CPU, memoryBytes: GiB } } : n));
-    const spec = replicated(4, { resources: { reservations: { memoryBytes: GiB } }, placement: { preferences: [{ spread: "node.labels.zone" }] } });
+    const spec = replicated(4, {
+      resources: { reservations: { memoryBytes: GiB } },
+      placement: { preferences: [{ spread: "node.labels.zone" }] },
+    });
     const r = schedule(pending(4), nodes, [], { svc: spec });
     expect(byZone(nodes, r.assignments)).toEqual({ a: 1, b: 3 });
   });

@@ -7,7 +7,14 @@ describe("tasksToPrune", () => {
   it("prunes only finished, unremembered tasks, keeping the newest per slot", () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ slot: fc.integer({ min: 1, max: 3 }), state: fc.constantFrom(...TASK_STATES), age: fc.integer({ min: 0, max: 1000 }) }), { maxLength: 40 }),
+        fc.array(
+          fc.record({
+            slot: fc.integer({ min: 1, max: 3 }),
+            state: fc.constantFrom(...TASK_STATES),
+            age: fc.integer({ min: 0, max: 1000 }),
+          }),
+          { maxLength: 40 },
+        ),
         fc.integer({ min: 0, max: 8 }),
         fc.array(fc.integer({ min: 0, max: 39 }), { maxLength: 5 }),
         (rows, maxAttempts, remembered) => {
@@ -19,7 +26,9 @@ describe("tasksToPrune", () => {
             if (!pruned.has(t.id)) continue;
             expect(isTerminal(t.state)).toBe(true);
             expect(keepFailed).not.toContain(t.id);
-            const newer = tasks.filter((o) => o.slot === t.slot && isTerminal(o.state) && !keepFailed.includes(o.id) && o.createdAt > t.createdAt);
+            const newer = tasks.filter(
+              (o) => o.slot === t.slot && isTerminal(o.state) && !keepFailed.includes(o.id) && o.createdAt > t.createdAt,
+            );
             expect(newer.length).toBeGreaterThanOrEqual(keep);
           }
         },

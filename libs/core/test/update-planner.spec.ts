@@ -23,7 +23,13 @@ const v2 = (c: Partial<UpdateConfig> = {}, replicas = 4): ServiceSpec => replica
 
 /** Slot s at version v on node n{s}. */
 const slot = (s: number, v: number, over: Partial<Task> = {}): Task =>
-  makeTask(`v${v}s${s}${over.state ? `-${over.state}` : ""}`, { slot: s, nodeId: `n${s}`, specVersion: v, createdAt: STARTED - 1, ...over });
+  makeTask(`v${v}s${s}${over.state ? `-${over.state}` : ""}`, {
+    slot: s,
+    nodeId: `n${s}`,
+    specVersion: v,
+    createdAt: STARTED - 1,
+    ...over,
+  });
 const oldAll = (n = 4): Task[] => Array.from({ length: n }, (_, i) => slot(i + 1, 1));
 const newer = (s: number, over: Partial<Task> = {}): Task => slot(s, 2, { createdAt: NOW - 20_000, ...over });
 
@@ -49,9 +55,24 @@ interface Case {
 
 const cases: Case[] = [
   { name: "stop-first, one at a time", spec: v2(), tasks: oldAll(), expect: { status: "updating", create: ["1<v1s1"], stop: ["v1s1"] } },
-  { name: "parallelism 2", spec: v2({ parallelism: 2 }), tasks: oldAll(), expect: { create: ["1<v1s1", "2<v1s2"], stop: ["v1s1", "v1s2"] } },
-  { name: "parallelism 0 replaces all at once", spec: v2({ parallelism: 0 }), tasks: oldAll(), expect: { create: ["1<v1s1", "2<v1s2", "3<v1s3", "4<v1s4"] } },
-  { name: "start-first creates without stopping", spec: v2({ order: "start-first", parallelism: 2 }), tasks: oldAll(), expect: { create: ["1<v1s1", "2<v1s2"], stop: [] } },
+  {
+    name: "parallelism 2",
+    spec: v2({ parallelism: 2 }),
+    tasks: oldAll(),
+    expect: { create: ["1<v1s1", "2<v1s2"], stop: ["v1s1", "v1s2"] },
+  },
+  {
+    name: "parallelism 0 replaces all at once",
+    spec: v2({ parallelism: 0 }),
+    tasks: oldAll(),
+    expect: { create: ["1<v1s1", "2<v1s2", "3<v1s3", "4<v1s4"] },
+  },
+  {
+    name: "start-first creates without stopping",
+    spec: v2({ order: "start-first", parallelism: 2 }),
+    tasks: oldAll(),
+    expect: { create: ["1<v1s1", "2<v1s2"], stop: [] },
+  },
   {
     name: "tasks that are not running yet go first",
     spec: v2(),
@@ -181,14 +202,30 @@ describe("planUpdate", () => {
   it("stamps replacements with the target version, slot and the task they replace", () => {
     const d = planUpdate(v2(), v1, oldAll(1), makeNodes(1), startUpdate(2, STARTED), NOW);
     expect(d.plan.create).toEqual([
-      { serviceId: "svc", slot: 1, specVersion: 2, state: "NEW", desiredState: "running", reason: "update", message: "update from version 1 to 2", replaces: "v1s1" },
+      {
+        serviceId: "svc",
+        slot: 1,
+        specVersion: 2,
+        state: "NEW",
+        desiredState: "running",
+        reason: "update",
+        message: "update from version 1 to 2",
+        replaces: "v1s1",
+      },
     ]);
     expect(d.state).toMatchObject({ lastBatchAt: NOW, message: "updating: 0/4 tasks" });
   });
 
   it("remembers failures after the failed task left the history", () => {
     const failed = newer(1, { state: "FAILED", finishedAt: NOW - 1_000 });
-    const first = planUpdate(v2({ maxFailureRatio: 0.3 }), v1, [failed, slot(2, 1), slot(3, 1), slot(4, 1)], makeNodes(4), startUpdate(2, STARTED), NOW);
+    const first = planUpdate(
+      v2({ maxFailureRatio: 0.3 }),
+      v1,
+      [failed, slot(2, 1), slot(3, 1), slot(4, 1)],
+      makeNodes(4),
+      startUpdate(2, STARTED),
+      NOW,
+    );
     expect(first.state.failedTaskIds).toEqual([failed.id]);
     const again = newer(2, { id: "v2s2b", state: "FAILED", finishedAt: NOW });
     const second = planUpdate(v2({ maxFailureRatio: 0.3 }), v1, [again, slot(3, 1), slot(4, 1)], makeNodes(4), first.state, NOW + 1);
@@ -201,14 +238,28 @@ describe("planUpdate", () => {
     const withRollback: ServiceSpec = { ...abandoned, rollbackConfig: cfg({ parallelism: 3 }) };
     const back: ServiceSpec = { ...v1, updateConfig: cfg({ parallelism: 1 }) };
     const tasks = [newer(1), newer(2), newer(3), newer(4)];
-    const d = planUpdate(back, withRollback, tasks, makeNodes(4), startUpdate(3, STARTED, { rollback: true, equivalentVersions: [1] }), NOW);
+    const d = planUpdate(
+      back,
+      withRollback,
+      tasks,
+      makeNodes(4),
+      startUpdate(3, STARTED, { rollback: true, equivalentVersions: [1] }),
+      NOW,
+    );
     expect(d.plan.create.map((c) => c.slot)).toEqual([1, 2, 3]);
     expect(d.plan.create[0]).toMatchObject({ specVersion: 3, message: "rollback from version 2 to 3" });
     expect(d.state.message).toBe("rolling back: 0/4 tasks");
   });
 
   it("finishes a rollback as rollback-completed", () => {
-    const d = planUpdate(v1, v2(), [slot(1, 1, { startedAt: NOW - 60_000 })], makeNodes(1), startUpdate(3, STARTED, { rollback: true, equivalentVersions: [1] }), NOW);
+    const d = planUpdate(
+      v1,
+      v2(),
+      [slot(1, 1, { startedAt: NOW - 60_000 })],
+      makeNodes(1),
+      startUpdate(3, STARTED, { rollback: true, equivalentVersions: [1] }),
+      NOW,
+    );
     expect(d.state.status).toBe("rollback-completed");
     expect(isUpdateActive(d.state)).toBe(false);
   });

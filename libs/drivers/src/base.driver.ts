@@ -128,7 +128,13 @@ export abstract class VmDriver<O extends VmOptions> extends BaseDriver<O> {
     });
   }
 
-  protected async waitForState(want: MachineState, timeoutMs: number, signal: AbortSignal | undefined, what: string, hint: string): Promise<void> {
+  protected async waitForState(
+    want: MachineState,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    what: string,
+    hint: string,
+  ): Promise<void> {
     let last: MachineState = MachineState.Running;
     await pollUntil(
       async () => {

@@ -91,7 +91,8 @@ export function createExecRunner(options: ExecRunnerOptions = {}): CommandRunner
           }
         };
         const timer = setTimeout(
-          () => killThen(new UnavailableError(`${step}: timed out after ${formatDuration(timeoutMs)}`, { reason: "timeout", command, args })),
+          () =>
+            killThen(new UnavailableError(`${step}: timed out after ${formatDuration(timeoutMs)}`, { reason: "timeout", command, args })),
           timeoutMs,
         );
         const onAbort = () => killThen(signal!.reason);

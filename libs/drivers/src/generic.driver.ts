@@ -91,12 +91,23 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
     const privateKey = await readPrivateKey(source, "generic-ssh-key");
     this.report("ssh", `checking SSH to ${this.options.sshUser}@${this.endpoint}`);
     const res = await sshRun(
-      { host: this.options.ipAddress, port: this.options.sshPort, user: this.options.sshUser, privateKey, signal, timeoutMs: this.timing.sshTimeoutMs },
+      {
+        host: this.options.ipAddress,
+        port: this.options.sshPort,
+        user: this.options.sshUser,
+        privateKey,
+        signal,
+        timeoutMs: this.timing.sshTimeoutMs,
+      },
       "true",
       { timeoutMs: this.timing.sshTimeoutMs },
     );
     if (res.code !== 0) {
-      throw sshError(this.endpoint, "exec", `\`true\` exited with ${res.code ?? `signal ${res.signal}`}${res.stderr.trim() ? `: ${res.stderr.trim()}` : ""}`);
+      throw sshError(
+        this.endpoint,
+        "exec",
+        `\`true\` exited with ${res.code ?? `signal ${res.signal}`}${res.stderr.trim() ? `: ${res.stderr.trim()}` : ""}`,
+      );
     }
     await mkdir(this.ctx.storeDir, { recursive: true });
     await copyFile(source, this.storedKey);
@@ -122,7 +133,14 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
   async restart(signal?: AbortSignal): Promise<void> {
     const { keyPath } = await this.getSSH();
     const privateKey = await readPrivateKey(keyPath, "generic-ssh-key");
-    const target = { host: this.options.ipAddress, port: this.options.sshPort, user: this.options.sshUser, privateKey, signal, timeoutMs: this.timing.sshTimeoutMs };
+    const target = {
+      host: this.options.ipAddress,
+      port: this.options.sshPort,
+      user: this.options.sshUser,
+      privateKey,
+      signal,
+      timeoutMs: this.timing.sshTimeoutMs,
+    };
     const bootId = async (): Promise<string | undefined> => {
       const r = await sshRun(target, "cat /proc/sys/kernel/random/boot_id", { timeoutMs: this.timing.sshTimeoutMs });
       return r.code === 0 ? r.stdout.trim() : undefined;
@@ -132,8 +150,15 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
     this.report("restart", `rebooting ${this.options.sshUser}@${this.endpoint} over SSH`);
     // Detached and a second later, so the command returns before the connection drops.
     const sudo = this.options.sshUser === "root" ? "" : "sudo -n ";
-    const res = await sshRun(target, `${sudo}sh -c 'nohup sh -c "sleep 1; reboot" >/dev/null 2>&1 &'`, { timeoutMs: this.timing.sshTimeoutMs });
-    if (res.code !== 0) throw sshError(this.endpoint, "exec", `reboot: exit ${res.code ?? `signal ${res.signal}`}${res.stderr.trim() ? `: ${res.stderr.trim()}` : ""}`);
+    const res = await sshRun(target, `${sudo}sh -c 'nohup sh -c "sleep 1; reboot" >/dev/null 2>&1 &'`, {
+      timeoutMs: this.timing.sshTimeoutMs,
+    });
+    if (res.code !== 0)
+      throw sshError(
+        this.endpoint,
+        "exec",
+        `reboot: exit ${res.code ?? `signal ${res.signal}`}${res.stderr.trim() ? `: ${res.stderr.trim()}` : ""}`,
+      );
     this.report("restart", `waiting for ${this.endpoint} to come back`);
     await pollUntil(
       async () => {
@@ -141,7 +166,12 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
         const now = await bootId().catch(() => undefined);
         return now && now !== before ? true : undefined;
       },
-      { intervalMs: this.timing.pollIntervalMs, timeoutMs: this.timing.ipTimeoutMs, signal, what: `generic ${this.machineName}: waiting for ${this.endpoint} to come back after the reboot` },
+      {
+        intervalMs: this.timing.pollIntervalMs,
+        timeoutMs: this.timing.ipTimeoutMs,
+        signal,
+        what: `generic ${this.machineName}: waiting for ${this.endpoint} to come back after the reboot`,
+      },
     );
   }
   async kill(): Promise<void> {

@@ -33,7 +33,11 @@ const FIXED_VHD_MB = 10;
 const HYPERV_ADMINS_SID = "S-1-5-32-578";
 
 export const hypervOptionSpecs: readonly OptionSpec[] = [
-  { name: "hyperv-virtual-switch", type: "string", help: "Virtual switch for the VM's network adapter. Default: the first external switch" },
+  {
+    name: "hyperv-virtual-switch",
+    type: "string",
+    help: "Virtual switch for the VM's network adapter. Default: the first external switch",
+  },
   { name: "hyperv-memory", type: "int", unit: "MB", default: 1024, min: 128, help: "Memory of the VM in MB (a multiple of 2)" },
   { name: "hyperv-cpu-count", type: "int", default: 1, min: 1, max: 64, help: "Number of virtual CPUs" },
   { name: "hyperv-disk-size", type: "int", unit: "MB", default: 20000, min: 1024, help: "Size of the data disk in MB" },
@@ -55,7 +59,9 @@ export function parseHyperVOptions(raw: RawOptions): HyperVOptions {
   };
   r.done();
   if (options.memoryMB % 2 !== 0) {
-    throw new InvalidError(`--hyperv-memory must be a multiple of 2 MB (Hyper-V's rule), got ${options.memoryMB}`, { field: "hyperv-memory" });
+    throw new InvalidError(`--hyperv-memory must be a multiple of 2 MB (Hyper-V's rule), got ${options.memoryMB}`, {
+      field: "hyperv-memory",
+    });
   }
   return options;
 }
@@ -128,7 +134,10 @@ export class HyperVDriver extends VmDriver<HyperVOptions> {
 
   /** Runs one PowerShell command; a non-zero exit throws an error naming the cmdlet unless `allowFail`. */
   private async ps(command: string, signal: AbortSignal | undefined, allowFail = false): Promise<CommandResult> {
-    const result = await this.ctx.runner.run(POWERSHELL, ["-NoProfile", "-NonInteractive", command], { signal, timeoutMs: this.timing.commandTimeoutMs });
+    const result = await this.ctx.runner.run(POWERSHELL, ["-NoProfile", "-NonInteractive", command], {
+      signal,
+      timeoutMs: this.timing.commandTimeoutMs,
+    });
     if (result.exitCode !== 0 && !allowFail) throw commandFailed(`${POWERSHELL} ${stepName(command)}`, result);
     return result;
   }
@@ -140,9 +149,12 @@ export class HyperVDriver extends VmDriver<HyperVOptions> {
       "powershell",
     );
     if (!/^Hyper-V$/im.test(mod.stdout)) {
-      throw new UnavailableError("hyperv: the Hyper-V PowerShell module is not installed: enable Hyper-V (with its management tools) in Windows features", {
-        check: "module",
-      });
+      throw new UnavailableError(
+        "hyperv: the Hyper-V PowerShell module is not installed: enable Hyper-V (with its management tools) in Windows features",
+        {
+          check: "module",
+        },
+      );
     }
 
     const admin = await this.ps(IS_ADMIN, signal);

@@ -29,9 +29,25 @@ export {
   parseVBoxVersion,
   vboxState,
 } from "./virtualbox-output";
-export { HyperVDriver, hypervDriver, hypervOptionSpecs, parseHyperVOptions, psQuote, hypervState, type HyperVOptions } from "./hyperv.driver";
+export {
+  HyperVDriver,
+  hypervDriver,
+  hypervOptionSpecs,
+  parseHyperVOptions,
+  psQuote,
+  hypervState,
+  type HyperVOptions,
+} from "./hyperv.driver";
 export { GenericDriver, genericDriver, genericOptionSpecs, parseGenericOptions, type GenericOptions } from "./generic.driver";
-export { NetnsDriver, netnsDriver, netnsOptionSpecs, parseNetnsOptions, NETNS_DATA_MOUNT, NETNS_HOST_MARKER, type NetnsOptions } from "./netns.driver";
+export {
+  NetnsDriver,
+  netnsDriver,
+  netnsOptionSpecs,
+  parseNetnsOptions,
+  NETNS_DATA_MOUNT,
+  NETNS_HOST_MARKER,
+  type NetnsOptions,
+} from "./netns.driver";
 export { QemuDriver, qemuDriver, qemuOptionSpecs, parseQemuOptions, type QemuOptions } from "./qemu.driver";
 export { chooseAccel, kernelCommandLine, qemuArgs, macAddress, consoleTail, type QemuAccel, type QemuAccelChoice } from "./qemu-plan";
 export { GUEST_IMAGE_VERSION, defaultGuestImageDir, locateGuestImage, type GuestImage, type GuestManifest } from "./qemu-image";

@@ -60,7 +60,10 @@ export async function locateImage(flag: string, value: string | undefined, cache
     );
   }
   if (value === undefined) {
-    throw new InvalidError(`--${flag} not given and no default image at ${path}: put a boot2docker-style ISO there or pass --${flag} PATH`, field);
+    throw new InvalidError(
+      `--${flag} not given and no default image at ${path}: put a boot2docker-style ISO there or pass --${flag} PATH`,
+      field,
+    );
   }
   throw new InvalidError(`--${flag} ${value}: ${st ? "not a regular file" : "no such file"}`, field);
 }

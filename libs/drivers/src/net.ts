@@ -75,7 +75,7 @@ export function networkAddress(ip: string, prefixLength: number): string {
 export function networksOverlap(a: Pick<Cidr, "network" | "prefixLength">, b: Pick<Cidr, "network" | "prefixLength">): boolean {
   const p = Math.min(a.prefixLength, b.prefixLength);
   const mask = maskOf(p);
-  return ((ipv4ToInt(a.network)! & mask) >>> 0) === ((ipv4ToInt(b.network)! & mask) >>> 0);
+  return (ipv4ToInt(a.network)! & mask) >>> 0 === (ipv4ToInt(b.network)! & mask) >>> 0;
 }
 
 /** The address `offset` hosts into the network (1 = first host). */
@@ -123,7 +123,8 @@ export function probeTcp(host: string, port: number, timeoutMs: number, signal?:
     sock.once("connect", () => finish({ ok: true }));
     sock.once("error", (err: NodeJS.ErrnoException) => {
       if (err.code === "ECONNREFUSED") finish({ ok: false, reason: "refused", message: "connection refused" });
-      else if (err.code === "EHOSTUNREACH" || err.code === "ENETUNREACH") finish({ ok: false, reason: "unreachable", message: "host unreachable" });
+      else if (err.code === "EHOSTUNREACH" || err.code === "ENETUNREACH")
+        finish({ ok: false, reason: "unreachable", message: "host unreachable" });
       else finish({ ok: false, reason: "error", message: err.message });
     });
     sock.connect(port, host);

@@ -49,10 +49,13 @@ export async function ensureBridge(runner: CommandRunner, bridge: string, gatewa
     const m = /^\d+:\s+(\S+)\s+inet\s+(\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(line);
     if (!m || m[1] === bridge) continue;
     if (networksOverlap({ network: networkAddress(m[2], Number(m[3])), prefixLength: Number(m[3]) }, gateway)) {
-      throw new ConflictError(`netns: ${gateway.network}/${gateway.prefixLength} overlaps ${m[2]}/${m[3]} on ${m[1]}; pick another --netns-cidr or remove ${m[1]}`, {
-        step: "bridge",
-        field: "netns-cidr",
-      });
+      throw new ConflictError(
+        `netns: ${gateway.network}/${gateway.prefixLength} overlaps ${m[2]}/${m[3]} on ${m[1]}; pick another --netns-cidr or remove ${m[1]}`,
+        {
+          step: "bridge",
+          field: "netns-cidr",
+        },
+      );
     }
   }
   if (!(await linkExists(bridge))) {
@@ -112,7 +115,13 @@ export async function allocateIp(file: string, machine: string, gateway: Cidr): 
  * else can write (otherwise someone else may have written them), and only once.
  */
 export async function adoptLegacyAllocations(file: string, legacyFile: string): Promise<void> {
-  if (await lstat(file).then(() => true, () => false)) return;
+  if (
+    await lstat(file).then(
+      () => true,
+      () => false,
+    )
+  )
+    return;
   const uid = process.getuid?.();
   const trusted = async (p: string) => {
     const st = await lstat(p).catch(() => undefined);
@@ -253,7 +262,13 @@ export async function killMachineProcesses(
   }
 }
 
-async function killUntilGone(netnsPath: string, mountNs: string | undefined, sig: NodeJS.Signals, graceMs: number, signal?: AbortSignal): Promise<void> {
+async function killUntilGone(
+  netnsPath: string,
+  mountNs: string | undefined,
+  sig: NodeJS.Signals,
+  graceMs: number,
+  signal?: AbortSignal,
+): Promise<void> {
   const deadline = Date.now() + graceMs;
   let current: NodeJS.Signals = sig;
   for (;;) {

@@ -96,9 +96,12 @@ export function parseNetnsOptions(raw: RawOptions): NetnsOptions {
     throw new InvalidError(`--netns-cidr must lie inside 198.18.0.0/15, got ${options.cidr.text}`, { field: "netns-cidr" });
   }
   if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(options.bridge)) {
-    throw new InvalidError(`--netns-bridge must be an interface name (1-15 letters, digits, "_", "." or "-"), got ${JSON.stringify(options.bridge)}`, {
-      field: "netns-bridge",
-    });
+    throw new InvalidError(
+      `--netns-bridge must be an interface name (1-15 letters, digits, "_", "." or "-"), got ${JSON.stringify(options.bridge)}`,
+      {
+        field: "netns-bridge",
+      },
+    );
   }
   return options;
 }
@@ -163,15 +166,21 @@ export class NetnsDriver implements Driver {
   }
 
   async preCreateCheck(signal?: AbortSignal): Promise<void> {
-    if (process.getuid?.() !== 0) throw new UnavailableError("netns driver: must run as root (network namespaces, bridges, mounts)", { step: "preCreateCheck" });
+    if (process.getuid?.() !== 0)
+      throw new UnavailableError("netns driver: must run as root (network namespaces, bridges, mounts)", { step: "preCreateCheck" });
     for (const tool of ["ip", "nsenter", "unshare", "ssh-keygen"]) {
       const res = await this.ctx.runner.run("sh", ["-c", `command -v ${tool}`], { signal }).catch(() => undefined);
-      if (!res || res.exitCode !== 0) throw new UnavailableError(`netns driver: ${tool} not found (install iproute2, util-linux, openssh-client)`, { step: "preCreateCheck" });
+      if (!res || res.exitCode !== 0)
+        throw new UnavailableError(`netns driver: ${tool} not found (install iproute2, util-linux, openssh-client)`, {
+          step: "preCreateCheck",
+        });
     }
     try {
       await access(this.options.sshdPath);
     } catch {
-      throw new InvalidError(`--netns-sshd-path ${this.options.sshdPath}: no such file (install openssh-server)`, { field: "netns-sshd-path" });
+      throw new InvalidError(`--netns-sshd-path ${this.options.sshdPath}: no such file (install openssh-server)`, {
+        field: "netns-sshd-path",
+      });
     }
     if (await netnsExists(this.netns)) {
       throw new ConflictError(`netns ${this.machineName}: network namespace ${this.netns} already exists`, { step: "preCreateCheck" });
@@ -186,9 +195,13 @@ export class NetnsDriver implements Driver {
       const { publicKey } = await writeMachineKey(this.ctx.storeDir, this.machineName);
       await writeFile(this.file("authorized_keys"), publicKey + "\n", { mode: 0o600 });
       await rm(this.file(HOST_KEY), { force: true });
-      const kg = await this.ctx.runner.run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `flotilla-host@${this.machineName}`, "-f", this.file(HOST_KEY)], {
-        signal,
-      });
+      const kg = await this.ctx.runner.run(
+        "ssh-keygen",
+        ["-q", "-t", "ed25519", "-N", "", "-C", `flotilla-host@${this.machineName}`, "-f", this.file(HOST_KEY)],
+        {
+          signal,
+        },
+      );
       if (kg.exitCode !== 0) throw commandFailed("ssh-keygen host key", kg);
       await chmod(this.file(HOST_KEY), 0o600);
 
@@ -196,7 +209,12 @@ export class NetnsDriver implements Driver {
         await ensureBridge(this.ctx.runner, this.options.bridge, this.options.cidr, signal);
         return allocateIp(await this.ipFile(), this.machineName, this.options.cidr);
       }, signal);
-      await this.writeState({ ip, gateway: this.options.cidr.address, prefixLength: this.options.cidr.prefixLength, bridge: this.options.bridge });
+      await this.writeState({
+        ip,
+        gateway: this.options.cidr.address,
+        prefixLength: this.options.cidr.prefixLength,
+        bridge: this.options.bridge,
+      });
       this.report("network", `namespace ${this.netns} with ${ip}/${this.options.cidr.prefixLength} on ${this.options.bridge}`);
       await this.plumb(ip, signal);
       await this.startSshd(ip, signal);
@@ -300,7 +318,9 @@ export class NetnsDriver implements Driver {
     });
     const mountNs = await readlink(`/proc/${pid}/ns/mnt`);
     if (mountNs === (await readlink("/proc/self/ns/mnt"))) {
-      throw new UnavailableError(`netns ${this.machineName}: sshd (pid ${pid}) runs in the host's mount namespace; refusing to record it`, { step: "start sshd" });
+      throw new UnavailableError(`netns ${this.machineName}: sshd (pid ${pid}) runs in the host's mount namespace; refusing to record it`, {
+        step: "start sshd",
+      });
     }
     const sshd = await processIdentity(pid);
     const state = await this.readState();
@@ -327,7 +347,8 @@ export class NetnsDriver implements Driver {
 
   private async requireState(): Promise<NetnsState> {
     const state = await this.readState();
-    if (!state) throw new UnavailableError(`netns ${this.machineName}: no state in ${this.ctx.storeDir} (was it created?)`, { step: "state" });
+    if (!state)
+      throw new UnavailableError(`netns ${this.machineName}: no state in ${this.ctx.storeDir} (was it created?)`, { step: "state" });
     return state;
   }
 
@@ -372,9 +393,10 @@ export class NetnsDriver implements Driver {
     if (await netnsExists(this.netns)) await killMachineProcesses(this.netnsPath, state?.sshd, "SIGKILL", 0, signal);
     // The host end first: deleting a veth takes its peer with it at once, while a deleted
     // namespace's interfaces are cleaned up later by the kernel and would keep the bridge busy.
-    if (await linkExists(this.veth)) await ipRun(this.ctx.runner, `ip link del ${this.veth}`, ["link", "del", this.veth]).catch(async (e) => {
-      if (await linkExists(this.veth)) throw e;
-    });
+    if (await linkExists(this.veth))
+      await ipRun(this.ctx.runner, `ip link del ${this.veth}`, ["link", "del", this.veth]).catch(async (e) => {
+        if (await linkExists(this.veth)) throw e;
+      });
     if (await netnsExists(this.netns)) await ipRun(this.ctx.runner, `ip netns del ${this.netns}`, ["netns", "del", this.netns]);
     await this.lock(async () => {
       await releaseIp(await this.ipFile(), this.machineName);

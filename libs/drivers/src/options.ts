@@ -117,7 +117,8 @@ export class OptionReader {
 
   cidr(name: string): Cidr {
     const { value } = this.take(name);
-    if (typeof value !== "string") throw this.invalid(name, `must be an IPv4 CIDR like 192.168.99.1/24, got ${value === undefined ? "nothing" : shown(value)}`);
+    if (typeof value !== "string")
+      throw this.invalid(name, `must be an IPv4 CIDR like 192.168.99.1/24, got ${value === undefined ? "nothing" : shown(value)}`);
     const parsed = parseCidr(value.trim());
     if (typeof parsed === "string") throw this.invalid(name, `${parsed}, got ${shown(value)}`);
     return parsed;

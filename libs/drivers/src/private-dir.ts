@@ -23,12 +23,19 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const st = await lstat(dir);
   const uid = process.getuid?.();
-  if (!st.isDirectory()) throw new UnavailableError(`${dir} is not a directory (a symlink?): refusing to keep private files there`, { step: "lock" });
+  if (!st.isDirectory())
+    throw new UnavailableError(`${dir} is not a directory (a symlink?): refusing to keep private files there`, { step: "lock" });
   if (uid !== undefined && st.uid !== uid) {
-    throw new UnavailableError(`${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}): refusing to keep private files there; remove it`, { step: "lock" });
+    throw new UnavailableError(
+      `${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}): refusing to keep private files there; remove it`,
+      { step: "lock" },
+    );
   }
   if (st.mode & 0o022) {
-    throw new UnavailableError(`${dir} is writable by other users (mode ${(st.mode & 0o7777).toString(8)}): refusing to keep private files there`, { step: "lock" });
+    throw new UnavailableError(
+      `${dir} is writable by other users (mode ${(st.mode & 0o7777).toString(8)}): refusing to keep private files there`,
+      { step: "lock" },
+    );
   }
 }
 

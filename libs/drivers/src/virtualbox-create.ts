@@ -176,50 +176,82 @@ async function createLocked(host: VBoxCreateHost, signal: AbortSignal | undefine
   const sshPort = await findFreePort();
   await host.vbox(
     [
-      "modifyvm", name,
-      "--ostype", "Linux26_64",
-      "--cpus", String(o.cpuCount),
-      "--memory", String(o.memoryMB),
-      "--acpi", "on",
-      "--ioapic", "on",
-      "--rtcuseutc", "on",
-      "--pae", "on",
-      "--hpet", "on",
-      "--boot1", "dvd",
-      "--boot2", "disk",
-      "--boot3", "none",
-      "--boot4", "none",
+      "modifyvm",
+      name,
+      "--ostype",
+      "Linux26_64",
+      "--cpus",
+      String(o.cpuCount),
+      "--memory",
+      String(o.memoryMB),
+      "--acpi",
+      "on",
+      "--ioapic",
+      "on",
+      "--rtcuseutc",
+      "on",
+      "--pae",
+      "on",
+      "--hpet",
+      "on",
+      "--boot1",
+      "dvd",
+      "--boot2",
+      "disk",
+      "--boot3",
+      "none",
+      "--boot4",
+      "none",
     ],
     signal,
   );
   await host.vbox(
     [
-      "modifyvm", name,
-      "--nic1", "nat",
-      "--nictype1", o.natNicType,
-      "--cableconnected1", "on",
-      "--natdnshostresolver1", "on",
-      "--natdnsproxy1", "off",
-      "--natpf1", `ssh,tcp,127.0.0.1,${sshPort},,22`,
+      "modifyvm",
+      name,
+      "--nic1",
+      "nat",
+      "--nictype1",
+      o.natNicType,
+      "--cableconnected1",
+      "on",
+      "--natdnshostresolver1",
+      "on",
+      "--natdnsproxy1",
+      "off",
+      "--natpf1",
+      `ssh,tcp,127.0.0.1,${sshPort},,22`,
     ],
     signal,
   );
   await host.vbox(
     [
-      "modifyvm", name,
-      "--nic2", "hostonly",
-      "--nictype2", o.hostonlyNicType,
-      "--nicpromisc2", o.hostonlyNicPromisc,
-      "--hostonlyadapter2", hostonly,
-      "--cableconnected2", "on",
+      "modifyvm",
+      name,
+      "--nic2",
+      "hostonly",
+      "--nictype2",
+      o.hostonlyNicType,
+      "--nicpromisc2",
+      o.hostonlyNicPromisc,
+      "--hostonlyadapter2",
+      hostonly,
+      "--cableconnected2",
+      "on",
     ],
     signal,
   );
 
   host.report("storage", "attaching image and disk");
   await host.vbox(["storagectl", name, "--name", SATA, "--add", "sata", "--hostiocache", "on"], signal);
-  await host.vbox(["storageattach", name, "--storagectl", SATA, "--port", "0", "--device", "0", "--type", "dvddrive", "--medium", host.isoPath], signal);
-  await host.vbox(["storageattach", name, "--storagectl", SATA, "--port", "1", "--device", "0", "--type", "hdd", "--medium", host.diskPath], signal);
+  await host.vbox(
+    ["storageattach", name, "--storagectl", SATA, "--port", "0", "--device", "0", "--type", "dvddrive", "--medium", host.isoPath],
+    signal,
+  );
+  await host.vbox(
+    ["storageattach", name, "--storagectl", SATA, "--port", "1", "--device", "0", "--type", "hdd", "--medium", host.diskPath],
+    signal,
+  );
 
   const share = host.share();
   if (share) {
@@ -242,9 +274,12 @@ async function ensureHostOnlyNetwork(host: VBoxCreateHost, signal?: AbortSignal)
     const created = await host.vbox(["hostonlyif", "create"], signal);
     ifname = /Interface '([^']+)' was successfully created/.exec(created.stdout)?.[1];
     if (!ifname) {
-      throw new UnavailableError(`${VBOX} hostonlyif create: cannot find the new interface's name in ${JSON.stringify(created.stdout.trim())}`, {
-        step: `${VBOX} hostonlyif`,
-      });
+      throw new UnavailableError(
+        `${VBOX} hostonlyif create: cannot find the new interface's name in ${JSON.stringify(created.stdout.trim())}`,
+        {
+          step: `${VBOX} hostonlyif`,
+        },
+      );
     }
     await host.vbox(["hostonlyif", "ipconfig", ifname, "--ip", c.address, "--netmask", c.netmask], signal);
   }
@@ -252,7 +287,19 @@ async function ensureHostOnlyNetwork(host: VBoxCreateHost, signal?: AbortSignal)
   const plan = dhcpPlan(c);
   const servers = parseDhcpServers((await host.vbox(["list", "dhcpservers"], signal)).stdout);
   const existing = servers.find((s) => s.networkName === `HostInterfaceNetworking-${ifname}`);
-  const wanted = ["--ifname", ifname, "--ip", plan.serverIp, "--netmask", c.netmask, "--lowerip", plan.lowerIp, "--upperip", plan.upperIp, "--enable"];
+  const wanted = [
+    "--ifname",
+    ifname,
+    "--ip",
+    plan.serverIp,
+    "--netmask",
+    c.netmask,
+    "--lowerip",
+    plan.lowerIp,
+    "--upperip",
+    plan.upperIp,
+    "--enable",
+  ];
   if (!existing) {
     await host.vbox(["dhcpserver", "add", ...wanted], signal);
   } else if (

@@ -79,7 +79,11 @@ export interface HostOnlyInterface {
 
 /** `list hostonlyifs`. */
 export function parseHostOnlyIfs(text: string): HostOnlyInterface[] {
-  return blocks(text, "Name").map((b) => ({ name: b.get("name") ?? "", ip: b.get("ipaddress") ?? "", netmask: b.get("networkmask") ?? "" }));
+  return blocks(text, "Name").map((b) => ({
+    name: b.get("name") ?? "",
+    ip: b.get("ipaddress") ?? "",
+    netmask: b.get("networkmask") ?? "",
+  }));
 }
 
 export interface DhcpServer {
@@ -110,7 +114,10 @@ export function parseGuestProperty(text: string): string | undefined {
 }
 
 /** NAT rules from showvminfo: Forwarding(0)="ssh,tcp,127.0.0.1,52001,,22". */
-export function findNatForward(info: Map<string, string>, name: string): { hostIp: string; hostPort: number; guestPort: number } | undefined {
+export function findNatForward(
+  info: Map<string, string>,
+  name: string,
+): { hostIp: string; hostPort: number; guestPort: number } | undefined {
   for (const [key, value] of info) {
     if (!/^Forwarding\(\d+\)$/.test(key)) continue;
     const [rule, , hostIp, hostPort, , guestPort] = value.split(",");

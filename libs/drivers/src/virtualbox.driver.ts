@@ -31,7 +31,13 @@ export const virtualboxOptionSpecs: readonly OptionSpec[] = [
     help: "OS image (boot2docker-style ISO): a local path, or a URL already placed in the image cache under its file name. Default: <cache>/boot2docker.iso. Nothing is downloaded.",
   },
   { name: "virtualbox-hostonly-cidr", type: "cidr", default: "192.168.99.1/24", help: "Host address and network of the host-only adapter" },
-  { name: "virtualbox-hostonly-nictype", type: "enum", default: "virtio", choices: VBOX_NIC_TYPES, help: "NIC type of the host-only adapter" },
+  {
+    name: "virtualbox-hostonly-nictype",
+    type: "enum",
+    default: "virtio",
+    choices: VBOX_NIC_TYPES,
+    help: "NIC type of the host-only adapter",
+  },
   {
     name: "virtualbox-hostonly-nicpromisc",
     type: "enum",
@@ -73,9 +79,12 @@ function parseShare(text: string): VBoxShare {
   const hostDir = i > 0 ? text.slice(0, i) : "";
   const name = i > 0 ? text.slice(i + 1) : "";
   if (!hostDir || !/^[A-Za-z0-9_.-]+$/.test(name)) {
-    throw new InvalidError(`--virtualbox-share-folder must be HOSTDIR:NAME (NAME of letters, digits, "_", "-", "."), got ${JSON.stringify(text)}`, {
-      field: "virtualbox-share-folder",
-    });
+    throw new InvalidError(
+      `--virtualbox-share-folder must be HOSTDIR:NAME (NAME of letters, digits, "_", "-", "."), got ${JSON.stringify(text)}`,
+      {
+        field: "virtualbox-share-folder",
+      },
+    );
   }
   return { hostDir, name };
 }
@@ -105,7 +114,11 @@ export class VirtualBoxDriver extends VmDriver<VirtualBoxOptions> {
   }
 
   /** Runs VBoxManage; a non-zero exit throws an error naming the subcommand unless `allowFail`. */
-  private async vbox(args: string[], signal: AbortSignal | undefined, extra: { input?: Buffer; allowFail?: boolean } = {}): Promise<CommandResult> {
+  private async vbox(
+    args: string[],
+    signal: AbortSignal | undefined,
+    extra: { input?: Buffer; allowFail?: boolean } = {},
+  ): Promise<CommandResult> {
     const result = await this.ctx.runner.run(VBOX, args, { signal, input: extra.input, timeoutMs: this.timing.commandTimeoutMs });
     if (result.exitCode !== 0 && !extra.allowFail) throw commandFailed(`${VBOX} ${args[0]}`, result);
     return result;
@@ -141,16 +154,22 @@ export class VirtualBoxDriver extends VmDriver<VirtualBoxOptions> {
       "vboxmanage",
     );
     const v = parseVBoxVersion(version.stdout);
-    if (!v) throw new UnavailableError(`virtualbox: cannot read the VirtualBox version from ${JSON.stringify(version.stdout.trim())}`, { check: "version" });
+    if (!v)
+      throw new UnavailableError(`virtualbox: cannot read the VirtualBox version from ${JSON.stringify(version.stdout.trim())}`, {
+        check: "version",
+      });
     if (v.major < MIN_MAJOR) {
-      throw new NotSupportedError(`virtualbox: VirtualBox ${v.text} is too old; Flotilla needs ${MIN_MAJOR}.0 or later`, { check: "version" });
+      throw new NotSupportedError(`virtualbox: VirtualBox ${v.text} is too old; Flotilla needs ${MIN_MAJOR}.0 or later`, {
+        check: "version",
+      });
     }
 
     await this.findImage();
     const share = this.share();
     if (share && this.options.shareFolder !== undefined) {
       const st = await stat(share.hostDir).catch(() => undefined);
-      if (!st?.isDirectory()) throw new InvalidError(`--virtualbox-share-folder ${share.hostDir}: no such directory`, { field: "virtualbox-share-folder" });
+      if (!st?.isDirectory())
+        throw new InvalidError(`--virtualbox-share-folder ${share.hostDir}: no such directory`, { field: "virtualbox-share-folder" });
     }
 
     await this.refuseExistingName(signal);
@@ -208,7 +227,13 @@ export class VirtualBoxDriver extends VmDriver<VirtualBoxOptions> {
       this.report("remove", "powering off");
       await this.vbox(["controlvm", this.name, "poweroff"], signal);
       // The VM's session lingers a moment after poweroff; unregistervm fails while it does.
-      await this.waitForState(MachineState.Stopped, this.timing.stopTimeoutMs, signal, `virtualbox ${this.name}: waiting for power-off`, "retry remove");
+      await this.waitForState(
+        MachineState.Stopped,
+        this.timing.stopTimeoutMs,
+        signal,
+        `virtualbox ${this.name}: waiting for power-off`,
+        "retry remove",
+      );
     }
     this.report("remove", "unregistering VM and deleting its disks");
     await this.vbox(["unregistervm", this.name, "--delete"], signal);
@@ -224,7 +249,9 @@ export class VirtualBoxDriver extends VmDriver<VirtualBoxOptions> {
 }
 
 function isPoweredOn(state: MachineState): boolean {
-  return state === MachineState.Running || state === MachineState.Paused || state === MachineState.Starting || state === MachineState.Stopping;
+  return (
+    state === MachineState.Running || state === MachineState.Paused || state === MachineState.Starting || state === MachineState.Stopping
+  );
 }
 
 export const virtualboxDriver: DriverFactory<VirtualBoxOptions> = {

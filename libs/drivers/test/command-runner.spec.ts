@@ -11,9 +11,13 @@ describe("createExecRunner", () => {
   const runner = createExecRunner();
 
   it("resolves with output and exit code for any exit, and feeds stdin", async () => {
-    const r = await runner.run(node, ["-e", "process.stdin.pipe(process.stdout); process.stderr.write('e'); process.on('exit', () => process.exitCode = 3)"], {
-      input: "in",
-    });
+    const r = await runner.run(
+      node,
+      ["-e", "process.stdin.pipe(process.stdout); process.stderr.write('e'); process.on('exit', () => process.exitCode = 3)"],
+      {
+        input: "in",
+      },
+    );
     expect([r.stdout, r.stderr, r.exitCode]).toEqual(["in", "e", 3]);
   });
 
@@ -25,15 +29,21 @@ describe("createExecRunner", () => {
   });
 
   it("kills a command that overruns its limit, naming the step", async () => {
-    await expect(runner.run(node, ["-e", "setTimeout(() => {}, 10000)"], { timeoutMs: 200 })).rejects.toThrow(`${node} -e: timed out after 200ms`);
+    await expect(runner.run(node, ["-e", "setTimeout(() => {}, 10000)"], { timeoutMs: 200 })).rejects.toThrow(
+      `${node} -e: timed out after 200ms`,
+    );
   });
 
   it("abort kills the command and rejects only once it has exited", async () => {
     const pidFile = join(mkdtempSync(join(tmpdir(), "flotilla-runner-")), "pid");
     const ac = new AbortController();
-    const p = runner.run(node, ["-e", `require("fs").writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setTimeout(() => {}, 10000)`], {
-      signal: ac.signal,
-    });
+    const p = runner.run(
+      node,
+      ["-e", `require("fs").writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setTimeout(() => {}, 10000)`],
+      {
+        signal: ac.signal,
+      },
+    );
     while (!existsSync(pidFile)) await new Promise((r) => setTimeout(r, 10));
     ac.abort();
     await expect(p).rejects.toMatchObject({ name: "AbortError" });
@@ -48,7 +58,8 @@ describe("createExecRunner", () => {
       command: "VBoxManage",
       args: ["createvm"],
       stdout: "",
-      stderr: "0%...\nVBoxManage: error: Machine settings file '/x/x.vbox' already exists\nVBoxManage: error: Details: code VBOX_E_FILE_ERROR",
+      stderr:
+        "0%...\nVBoxManage: error: Machine settings file '/x/x.vbox' already exists\nVBoxManage: error: Details: code VBOX_E_FILE_ERROR",
       exitCode: 1,
     });
     expect(err.message).toBe("VBoxManage createvm: exit 1: VBoxManage: error: Machine settings file '/x/x.vbox' already exists");

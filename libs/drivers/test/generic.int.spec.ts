@@ -5,7 +5,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidError, UnavailableError } from "@flotilla/core";
-import { createExecRunner, findFreePort, GenericDriver, generateSshKeyPair, MachineState, parseGenericOptions, sshConnect, sshRun } from "@flotilla/drivers";
+import {
+  createExecRunner,
+  findFreePort,
+  GenericDriver,
+  generateSshKeyPair,
+  MachineState,
+  parseGenericOptions,
+  sshConnect,
+  sshRun,
+} from "@flotilla/drivers";
 import { startSshd, type SshdHandle } from "../../../test/support/sshd";
 
 let sshd: SshdHandle;
@@ -41,7 +50,13 @@ afterAll(async () => {
 function generic(raw: Record<string, string>, machine = "edge-1"): GenericDriver {
   return new GenericDriver(
     { machineName: machine, storeDir: join(dir, "machines", machine), runner: createExecRunner(), timing: { sshTimeoutMs: 1000 } },
-    parseGenericOptions({ "generic-ip-address": "127.0.0.1", "generic-ssh-port": String(sshd.port), "generic-ssh-user": sshd.user, "generic-ssh-key": goodKey, ...raw }),
+    parseGenericOptions({
+      "generic-ip-address": "127.0.0.1",
+      "generic-ssh-port": String(sshd.port),
+      "generic-ssh-user": sshd.user,
+      "generic-ssh-key": goodKey,
+      ...raw,
+    }),
   );
 }
 
@@ -74,7 +89,9 @@ describe("generic driver over real sshd", () => {
   });
 
   it("a wrong user fails the same way", async () => {
-    await expect(generic({ "generic-ssh-user": "nobody" }).create()).rejects.toThrow(`ssh 127.0.0.1:${sshd.port}: authentication failed for nobody`);
+    await expect(generic({ "generic-ssh-user": "nobody" }).create()).rejects.toThrow(
+      `ssh 127.0.0.1:${sshd.port}: authentication failed for nobody`,
+    );
   });
 
   it("a closed port is 'connection refused', and the state is Unreachable, not Stopped", async () => {
@@ -114,14 +131,18 @@ describe("ssh helper over real sshd", () => {
   });
 
   it("exec has its own time limit", async () => {
-    await expect(sshRun(target(), "sleep 5", { timeoutMs: 300 })).rejects.toThrow(`ssh 127.0.0.1:${sshd.port}: \`sleep 5\` timed out after 300ms`);
+    await expect(sshRun(target(), "sleep 5", { timeoutMs: 300 })).rejects.toThrow(
+      `ssh 127.0.0.1:${sshd.port}: \`sleep 5\` timed out after 300ms`,
+    );
   });
 
   it("an AbortSignal cancels a connect that hangs", async () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 100);
     const t0 = Date.now();
-    await expect(sshConnect({ ...target(), port: silentPort, signal: ac.signal, timeoutMs: 30_000 })).rejects.toMatchObject({ name: "AbortError" });
+    await expect(sshConnect({ ...target(), port: silentPort, signal: ac.signal, timeoutMs: 30_000 })).rejects.toMatchObject({
+      name: "AbortError",
+    });
     expect(Date.now() - t0).toBeLessThan(2000);
   });
 

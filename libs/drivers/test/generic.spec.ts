@@ -5,7 +5,15 @@ import { join } from "node:path";
 import { utils } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidError, NotSupportedError } from "@flotilla/core";
-import { createExecRunner, findFreePort, GenericDriver, genericDriver, generateSshKeyPair, MachineState, readPrivateKey } from "@flotilla/drivers";
+import {
+  createExecRunner,
+  findFreePort,
+  GenericDriver,
+  genericDriver,
+  generateSshKeyPair,
+  MachineState,
+  readPrivateKey,
+} from "@flotilla/drivers";
 
 let dir: string;
 let listener: Server;
@@ -62,7 +70,9 @@ describe("generic driver", () => {
   });
 
   it("preCreateCheck names the flag for a missing or encrypted key", async () => {
-    await expect(generic({ "generic-ssh-key": join(dir, "absent") }).preCreateCheck()).rejects.toThrow(`--generic-ssh-key ${join(dir, "absent")}: no such file`);
+    await expect(generic({ "generic-ssh-key": join(dir, "absent") }).preCreateCheck()).rejects.toThrow(
+      `--generic-ssh-key ${join(dir, "absent")}: no such file`,
+    );
     const enc = join(dir, "enc");
     writeFileSync(enc, utils.generateKeyPairSync("ed25519", { passphrase: "secret", cipher: "aes256-ctr", rounds: 4 }).private);
     const err = await generic({ "generic-ssh-key": enc })

@@ -153,7 +153,8 @@ export function createdOncePerGroup(set: (h: Harness) => void, create: () => Pro
 /** The PowerShell command of each powershell.exe call (argv is -NoProfile -NonInteractive <command>). */
 export function psCommands(calls: string[][]): string[] {
   return calls.map((argv) => {
-    if (argv.length !== 3 || argv[0] !== "-NoProfile" || argv[1] !== "-NonInteractive") throw new Error(`unexpected argv ${JSON.stringify(argv)}`);
+    if (argv.length !== 3 || argv[0] !== "-NoProfile" || argv[1] !== "-NonInteractive")
+      throw new Error(`unexpected argv ${JSON.stringify(argv)}`);
     return argv[2];
   });
 }

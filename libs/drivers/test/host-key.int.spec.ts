@@ -28,7 +28,14 @@ describe("SSH host key pinning against a real sshd", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const target = (hostKey?: string) => ({ host: sshd.host, port: sshd.port, user: sshd.user, privateKey: key, timeoutMs: 10_000, ...(hostKey ? { hostKey } : {}) });
+  const target = (hostKey?: string) => ({
+    host: sshd.host,
+    port: sshd.port,
+    user: sshd.user,
+    privateKey: key,
+    timeoutMs: 10_000,
+    ...(hostKey ? { hostKey } : {}),
+  });
 
   it("connects when the machine presents the pinned key", async () => {
     expect((await sshRun(target(sshd.hostPublicKey), "echo pinned")).stdout).toBe("pinned\n");

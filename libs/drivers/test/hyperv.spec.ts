@@ -64,7 +64,9 @@ describe("hyperv preCreateCheck", { timeout: 60_000 }, () => {
   it("fails for a user who is neither admin nor in Hyper-V Administrators", async () => {
     const err = await expectRejects(driver("devdays", { STANDIN_HYPERV_ADMIN: "0" }).preCreateCheck());
     expect(err).toBeInstanceOf(UnavailableError);
-    expect(err.message).toBe('hyperv: managing Hyper-V needs administrator rights: run as Administrator or join the "Hyper-V Administrators" group');
+    expect(err.message).toBe(
+      'hyperv: managing Hyper-V needs administrator rights: run as Administrator or join the "Hyper-V Administrators" group',
+    );
     expect(ps()).toEqual([MODULE, ADMIN, HV_ADMIN]);
   });
 
@@ -84,7 +86,9 @@ describe("hyperv preCreateCheck", { timeout: 60_000 }, () => {
   it("names the flag when the named switch does not exist", async () => {
     const err = await expectRejects(driver("devdays", {}, { "hyperv-virtual-switch": "LAN" }).preCreateCheck());
     expect(err).toBeInstanceOf(InvalidError);
-    expect(err.message).toBe('--hyperv-virtual-switch "LAN": no such virtual switch (have: External Switch (External), Default Switch (Internal))');
+    expect(err.message).toBe(
+      '--hyperv-virtual-switch "LAN": no such virtual switch (have: External Switch (External), Default Switch (Internal))',
+    );
   });
 
   it("names the flag when the image is missing", async () => {
@@ -115,7 +119,11 @@ describe("hyperv create", { timeout: 60_000 }, () => {
   });
 
   it("uses the named switch, memory and CPUs", async () => {
-    await driver("devdays", { STANDIN_HYPERV_SWITCHES: "LAN=External" }, { "hyperv-virtual-switch": "LAN", "hyperv-memory": 2048, "hyperv-cpu-count": "2" }).create();
+    await driver(
+      "devdays",
+      { STANDIN_HYPERV_SWITCHES: "LAN=External" },
+      { "hyperv-virtual-switch": "LAN", "hyperv-memory": 2048, "hyperv-cpu-count": "2" },
+    ).create();
     const cmds = ps();
     expect(cmds).toContain(`Hyper-V\\New-VM -Name 'devdays' -Path '${h.storeDir("devdays")}' -SwitchName 'LAN' -MemoryStartupBytes 2048MB`);
     expect(cmds).toContain("Hyper-V\\Set-VMProcessor -VMName 'devdays' -Count 2");
@@ -164,7 +172,10 @@ describe("hyperv create", { timeout: 60_000 }, () => {
 });
 
 describe("hyperv lifecycle", { timeout: 60_000 }, () => {
-  createdOncePerGroup((x) => (h = x), () => driver().create());
+  createdOncePerGroup(
+    (x) => (h = x),
+    () => driver().create(),
+  );
 
   it("preCreateCheck refuses an existing VM name", async () => {
     const err = await expectRejects(driver().preCreateCheck());

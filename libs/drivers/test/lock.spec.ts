@@ -41,7 +41,10 @@ describe("withHostLock", () => {
   it("waits for a live holder in another process, and the wait is abortable", async () => {
     const holder = spawn(process.execPath, ["-e", "setTimeout(() => {}, 30000)"], { stdio: "ignore" });
     try {
-      writeFileSync(join(dir, "vbox.lock"), JSON.stringify({ pid: holder.pid, token: "theirs", since: "now", purpose: "virtualbox create other" }));
+      writeFileSync(
+        join(dir, "vbox.lock"),
+        JSON.stringify({ pid: holder.pid, token: "theirs", since: "now", purpose: "virtualbox create other" }),
+      );
       const waits: string[] = [];
       const ac = new AbortController();
       const p = withHostLock(dir, "vbox", async () => "ran", { signal: ac.signal, pollMs: 10, onWait: (w) => waits.push(w) });

@@ -32,7 +32,8 @@ describe.skipIf(!root)("netns driver (real kernel)", () => {
     ),
   );
 
-  const sshdOf = (name: string) => (JSON.parse(readFileSync(join(base, "machines", name, "netns.json"), "utf8")) as { sshd?: ProcessIdentity }).sshd;
+  const sshdOf = (name: string) =>
+    (JSON.parse(readFileSync(join(base, "machines", name, "netns.json"), "utf8")) as { sshd?: ProcessIdentity }).sshd;
   /** Polls `read` until `ok` holds for its value (errors count as not yet), for at most 10 s. */
   async function until<T>(read: () => T, ok: (v: T) => boolean): Promise<T> {
     const end = Date.now() + 10_000;
@@ -52,7 +53,13 @@ describe.skipIf(!root)("netns driver (real kernel)", () => {
     const ep = await d.getSSH();
     // The host key the driver generated is pinned: the machine's sshd must present exactly it.
     expect(ep.hostKey).toMatch(/^ssh-ed25519 \S+ flotilla-host@/);
-    const conn = await sshConnect({ host: ep.host, port: ep.port, user: ep.user, privateKey: readFileSync(ep.keyPath), hostKey: ep.hostKey });
+    const conn = await sshConnect({
+      host: ep.host,
+      port: ep.port,
+      user: ep.user,
+      privateKey: readFileSync(ep.keyPath),
+      hostKey: ep.hostKey,
+    });
     try {
       const res = await conn.exec(command, { timeoutMs: 10_000 });
       expect(res.code, res.stderr).toBe(0);
@@ -142,7 +149,10 @@ describe.skipIf(!root)("netns driver (real kernel)", () => {
       for (let i = 0; i < 20 && !heir; i++) {
         const p = spawn("unshare", ["--mount", "--propagation", "private", "sleep", "600"], { stdio: "ignore" });
         others.push(p);
-        const ns = await until(() => readlinkSync(`/proc/${p.pid}/ns/mnt`), (v) => v !== readlinkSync("/proc/self/ns/mnt"));
+        const ns = await until(
+          () => readlinkSync(`/proc/${p.pid}/ns/mnt`),
+          (v) => v !== readlinkSync("/proc/self/ns/mnt"),
+        );
         if (ns === old) heir = p;
       }
       expect(heir, `no new mount namespace got ${old} back`).toBeDefined();

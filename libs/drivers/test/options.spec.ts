@@ -37,7 +37,12 @@ describe("virtualbox options", () => {
   });
 
   it("accepts strings from a CLI and numbers/booleans from JSON, with or without dashes", () => {
-    const o = parseVirtualBoxOptions({ "--virtualbox-cpu-count": "4", "virtualbox-memory": 4096, "virtualbox-no-share": "", "virtualbox-hostonly-cidr": "10.77.0.1/16" });
+    const o = parseVirtualBoxOptions({
+      "--virtualbox-cpu-count": "4",
+      "virtualbox-memory": 4096,
+      "virtualbox-no-share": "",
+      "virtualbox-hostonly-cidr": "10.77.0.1/16",
+    });
     expect([o.cpuCount, o.memoryMB, o.noShare, o.hostonlyCidr.text]).toEqual([4, 4096, true, "10.77.0.1/16"]);
     expect(parseVirtualBoxOptions({ "virtualbox-no-share": "false" }).noShare).toBe(false);
   });
@@ -49,14 +54,37 @@ describe("virtualbox options", () => {
     [{ "virtualbox-cpu-count": "0" }, "--virtualbox-cpu-count must be at least 1, got 0"],
     [{ "virtualbox-cpu-count": true }, "--virtualbox-cpu-count must be an integer, got true"],
     [{ "virtualbox-disk-size": "20G" }, '--virtualbox-disk-size must be an integer number of MB, got "20G"'],
-    [{ "virtualbox-hostonly-cidr": "192.168.99.0/24" }, '--virtualbox-hostonly-cidr must name the host\'s address inside the network (e.g. 192.168.99.1/24), not the network or broadcast address, got "192.168.99.0/24"'],
-    [{ "virtualbox-hostonly-cidr": "192.168.99.1" }, '--virtualbox-hostonly-cidr must be an IPv4 CIDR like 192.168.99.1/24, got "192.168.99.1"'],
-    [{ "virtualbox-hostonly-cidr": "300.1.1.1/24" }, '--virtualbox-hostonly-cidr must be an IPv4 CIDR like 192.168.99.1/24, got "300.1.1.1/24"'],
-    [{ "virtualbox-hostonly-cidr": "10.0.0.1/31" }, '--virtualbox-hostonly-cidr must have a prefix length between 8 and 30, got "10.0.0.1/31"'],
-    [{ "virtualbox-hostonly-nictype": "e1000" }, '--virtualbox-hostonly-nictype must be one of virtio, 82540EM, 82543GC, 82545EM, Am79C970A, Am79C973, got "e1000"'],
+    [
+      { "virtualbox-hostonly-cidr": "192.168.99.0/24" },
+      '--virtualbox-hostonly-cidr must name the host\'s address inside the network (e.g. 192.168.99.1/24), not the network or broadcast address, got "192.168.99.0/24"',
+    ],
+    [
+      { "virtualbox-hostonly-cidr": "192.168.99.1" },
+      '--virtualbox-hostonly-cidr must be an IPv4 CIDR like 192.168.99.1/24, got "192.168.99.1"',
+    ],
+    [
+      { "virtualbox-hostonly-cidr": "300.1.1.1/24" },
+      '--virtualbox-hostonly-cidr must be an IPv4 CIDR like 192.168.99.1/24, got "300.1.1.1/24"',
+    ],
+    [
+      { "virtualbox-hostonly-cidr": "10.0.0.1/31" },
+      '--virtualbox-hostonly-cidr must have a prefix length between 8 and 30, got "10.0.0.1/31"',
+    ],
+    [
+      { "virtualbox-hostonly-nictype": "e1000" },
+      '--virtualbox-hostonly-nictype must be one of virtio, 82540EM, 82543GC, 82545EM, Am79C970A, Am79C973, got "e1000"',
+    ],
     [{ "virtualbox-no-share": "maybe" }, '--virtualbox-no-share must be true or false, got "maybe"'],
-    [{ "virtualbox-share-folder": "/home" }, '--virtualbox-share-folder must be HOSTDIR:NAME (NAME of letters, digits, "_", "-", "."), got "/home"'],
-    [{ "virtualbox-memroy": "2048" }, expect.stringMatching(/^unknown option --virtualbox-memroy for the virtualbox driver \(known: --virtualbox-cpu-count, --virtualbox-memory, /) as unknown as string],
+    [
+      { "virtualbox-share-folder": "/home" },
+      '--virtualbox-share-folder must be HOSTDIR:NAME (NAME of letters, digits, "_", "-", "."), got "/home"',
+    ],
+    [
+      { "virtualbox-memroy": "2048" },
+      expect.stringMatching(
+        /^unknown option --virtualbox-memroy for the virtualbox driver \(known: --virtualbox-cpu-count, --virtualbox-memory, /,
+      ) as unknown as string,
+    ],
   ])("rejects %j", (raw, message) => {
     const err = invalid(parseVirtualBoxOptions, raw);
     expect(err.message).toEqual(message);
@@ -70,7 +98,13 @@ describe("virtualbox options", () => {
 
 describe("hyperv options", () => {
   it("applies the defaults", () => {
-    expect(parseHyperVOptions({})).toEqual({ virtualSwitch: undefined, memoryMB: 1024, cpuCount: 1, diskSizeMB: 20000, imageUrl: undefined });
+    expect(parseHyperVOptions({})).toEqual({
+      virtualSwitch: undefined,
+      memoryMB: 1024,
+      cpuCount: 1,
+      diskSizeMB: 20000,
+      imageUrl: undefined,
+    });
   });
 
   it.each<[RawOptions, string]>([
@@ -86,8 +120,15 @@ describe("hyperv options", () => {
 describe("generic options", () => {
   it("requires the address and defaults the rest", () => {
     expect(invalid(parseGenericOptions, {}).message).toBe("--generic-ip-address is required for the generic driver");
-    expect(invalid(parseGenericOptions, { "generic-ip-address": "  " }).message).toBe("--generic-ip-address is required for the generic driver");
-    expect(parseGenericOptions({ "generic-ip-address": "198.18.0.3" })).toEqual({ ipAddress: "198.18.0.3", sshUser: "root", sshKey: undefined, sshPort: 22 });
+    expect(invalid(parseGenericOptions, { "generic-ip-address": "  " }).message).toBe(
+      "--generic-ip-address is required for the generic driver",
+    );
+    expect(parseGenericOptions({ "generic-ip-address": "198.18.0.3" })).toEqual({
+      ipAddress: "198.18.0.3",
+      sshUser: "root",
+      sshKey: undefined,
+      sshPort: 22,
+    });
   });
 
   it("expands ~ in the key path and takes IPv6 and host names", () => {
@@ -98,9 +139,15 @@ describe("generic options", () => {
   });
 
   it.each<[RawOptions, string]>([
-    [{ "generic-ip-address": "198.18.0.3; rm -rf /" }, '--generic-ip-address must be an IP address or host name, got "198.18.0.3; rm -rf /"'],
+    [
+      { "generic-ip-address": "198.18.0.3; rm -rf /" },
+      '--generic-ip-address must be an IP address or host name, got "198.18.0.3; rm -rf /"',
+    ],
     [{ "generic-ip-address": "198.18.0.3", "generic-ssh-port": "70000" }, "--generic-ssh-port must be at most 65535, got 70000"],
-    [{ "generic-ip-address": "198.18.0.3", "generic-ssh-user": "root -oProxyCommand=x" }, '--generic-ssh-user must be a user name, got "root -oProxyCommand=x"'],
+    [
+      { "generic-ip-address": "198.18.0.3", "generic-ssh-user": "root -oProxyCommand=x" },
+      '--generic-ssh-user must be a user name, got "root -oProxyCommand=x"',
+    ],
   ])("rejects %j", (raw, message) => {
     expect(invalid(parseGenericOptions, raw).message).toBe(message);
   });

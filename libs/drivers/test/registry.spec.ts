@@ -16,7 +16,11 @@ describe("driver registry", () => {
   });
 
   it("opens a driver from raw flags in one call", () => {
-    const d = openDriver("generic", { machineName: "edge-1", storeDir: "/tmp/x", runner: createExecRunner() }, { "generic-ip-address": "198.18.0.9" });
+    const d = openDriver(
+      "generic",
+      { machineName: "edge-1", storeDir: "/tmp/x", runner: createExecRunner() },
+      { "generic-ip-address": "198.18.0.9" },
+    );
     expect([d.driverName, d.machineName]).toEqual(["generic", "edge-1"]);
     expect(() => openDriver("generic", { machineName: "edge-1", storeDir: "/tmp/x", runner: createExecRunner() }, {})).toThrow(
       "--generic-ip-address is required for the generic driver",

@@ -43,11 +43,21 @@ describe("virtualbox create", { timeout: 60_000 }, () => {
     h.clearLog();
     await driver("two").create();
     const { calls } = normalizePort(h.calls());
-    expect(calls).toEqual([["list", "hostonlyifs"], ["list", "dhcpservers"], ...machineSequence("two", h.storeDir("two")), ipPoll("two"), ipPoll("two")]);
+    expect(calls).toEqual([
+      ["list", "hostonlyifs"],
+      ["list", "dhcpservers"],
+      ...machineSequence("two", h.storeDir("two")),
+      ipPoll("two"),
+      ipPoll("two"),
+    ]);
   });
 
   it("shares a host folder when asked", async () => {
-    await driver("devdays", {}, { "virtualbox-no-share": false, "virtualbox-share-folder": `${h.dir}:hosthome`, "virtualbox-cpu-count": 2 }).create();
+    await driver(
+      "devdays",
+      {},
+      { "virtualbox-no-share": false, "virtualbox-share-folder": `${h.dir}:hosthome`, "virtualbox-cpu-count": 2 },
+    ).create();
     const calls = h.calls();
     const at = calls.findIndex((c) => c[0] === "startvm");
     expect(calls.slice(at - 2, at)).toEqual([
@@ -65,9 +75,20 @@ describe("virtualbox create", { timeout: 60_000 }, () => {
       `VBoxManage storageattach: exit 1: VBoxManage: error: Injected failure for 'VBoxManage storageattach devdays --storagectl SATA --port 1 --device 0 --type hdd --medium ${join(store, "disk.vmdk")}' (STANDIN_FAIL=storageattach:hdd)`,
     );
     const calls = h.calls();
-    expect(calls.at(-2)?.slice(0, 9)).toEqual(["storageattach", "devdays", "--storagectl", "SATA", "--port", "1", "--device", "0", "--type"]);
+    expect(calls.at(-2)?.slice(0, 9)).toEqual([
+      "storageattach",
+      "devdays",
+      "--storagectl",
+      "SATA",
+      "--port",
+      "1",
+      "--device",
+      "0",
+      "--type",
+    ]);
     expect(calls.at(-1)).toEqual(["unregistervm", "devdays", "--delete"]);
-    for (const f of ["disk.vmdk", "boot2docker.iso", "id_ed25519", "id_ed25519.pub", "devdays"]) expect(existsSync(join(store, f))).toBe(false);
+    for (const f of ["disk.vmdk", "boot2docker.iso", "id_ed25519", "id_ed25519.pub", "devdays"])
+      expect(existsSync(join(store, f))).toBe(false);
     expect(await driver().getState()).toBe(MachineState.NotFound);
     expect(h.events.at(-1)?.step).toBe("cleanup");
   });
@@ -152,4 +173,3 @@ describe("virtualbox create", { timeout: 60_000 }, () => {
     expect(await b.getState()).toBe(MachineState.Running);
   });
 });
-

@@ -17,7 +17,13 @@ import {
 describe("VBoxManage output parsers", () => {
   it("reads showvminfo --machinereadable, quoted keys included", () => {
     const info = parseMachineReadable(
-      ['name="devdays"', "memory=1024", 'VMState="running"', '"SATA-0-0"="/m/boot2docker.iso"', 'Forwarding(0)="ssh,tcp,127.0.0.1,52011,,22"'].join("\r\n"),
+      [
+        'name="devdays"',
+        "memory=1024",
+        'VMState="running"',
+        '"SATA-0-0"="/m/boot2docker.iso"',
+        'Forwarding(0)="ssh,tcp,127.0.0.1,52011,,22"',
+      ].join("\r\n"),
     );
     expect(info.get("VMState")).toBe("running");
     expect(info.get("memory")).toBe("1024");
@@ -66,9 +72,25 @@ describe("VBoxManage output parsers", () => {
       { name: "vboxnet1", ip: "192.168.99.1", netmask: "255.255.255.0" },
     ]);
     const v6 = parseDhcpServers(
-      ["NetworkName:    HostInterfaceNetworking-vboxnet0", "IP:             192.168.56.100", "NetworkMask:    255.255.255.0", "lowerIPAddress: 192.168.56.101", "upperIPAddress: 192.168.56.254", "Enabled:        Yes"].join("\n"),
+      [
+        "NetworkName:    HostInterfaceNetworking-vboxnet0",
+        "IP:             192.168.56.100",
+        "NetworkMask:    255.255.255.0",
+        "lowerIPAddress: 192.168.56.101",
+        "upperIPAddress: 192.168.56.254",
+        "Enabled:        Yes",
+      ].join("\n"),
     );
-    expect(v6).toEqual([{ networkName: "HostInterfaceNetworking-vboxnet0", ip: "192.168.56.100", netmask: "255.255.255.0", lowerIp: "192.168.56.101", upperIp: "192.168.56.254", enabled: true }]);
+    expect(v6).toEqual([
+      {
+        networkName: "HostInterfaceNetworking-vboxnet0",
+        ip: "192.168.56.100",
+        netmask: "255.255.255.0",
+        lowerIp: "192.168.56.101",
+        upperIp: "192.168.56.254",
+        enabled: true,
+      },
+    ]);
   });
 
   it("reads VirtualBox 7 DHCP servers, ignoring the nested option lists", () => {
@@ -123,8 +145,11 @@ describe("boot2docker userdata", () => {
     expect(tar.subarray(0, FORMAT_ME_MAGIC.length).toString()).toBe(FORMAT_ME_MAGIC);
     expect(tar.subarray(257, 262).toString()).toBe("ustar");
     const names: string[] = [];
-    for (let off = 0; off < tar.length; ) {
-      const name = tar.subarray(off, off + 100).toString().replace(/\0.*$/s, "");
+    for (let off = 0; off < tar.length;) {
+      const name = tar
+        .subarray(off, off + 100)
+        .toString()
+        .replace(/\0.*$/s, "");
       if (!name) break;
       // Header checksum: sum of the header with the checksum field read as spaces.
       const hdr = Buffer.from(tar.subarray(off, off + 512));
@@ -133,7 +158,8 @@ describe("boot2docker userdata", () => {
       expect(hdr.reduce((a, b) => a + b, 0)).toBe(stored);
       names.push(name);
       const size = parseInt(tar.subarray(off + 124, off + 136).toString(), 8);
-      if (name.endsWith("authorized_keys")) expect(tar.subarray(off + 512, off + 512 + size).toString()).toBe("ssh-ed25519 AAAAC3Nza flotilla@devdays\n");
+      if (name.endsWith("authorized_keys"))
+        expect(tar.subarray(off + 512, off + 512 + size).toString()).toBe("ssh-ed25519 AAAAC3Nza flotilla@devdays\n");
       off += 512 + Math.ceil(size / 512) * 512;
     }
     expect(names).toEqual([FORMAT_ME_MAGIC, ".ssh", ".ssh/authorized_keys", ".ssh/authorized_keys2"]);

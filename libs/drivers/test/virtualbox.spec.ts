@@ -3,7 +3,14 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConflictError, InvalidError, NotFoundError, NotSupportedError, UnavailableError } from "@flotilla/core";
 import { MachineState, parseVirtualBoxOptions, VirtualBoxDriver, virtualboxDriver, type RawOptions } from "@flotilla/drivers";
-import { createdOncePerGroup, expectRejects, expectToolMissing, freshHarnessPerTest as perTest, makeHarness, type Harness } from "./harness";
+import {
+  createdOncePerGroup,
+  expectRejects,
+  expectToolMissing,
+  freshHarnessPerTest as perTest,
+  makeHarness,
+  type Harness,
+} from "./harness";
 import { info, ipPoll, vboxDriver } from "./vbox-fixtures";
 
 let h: Harness;
@@ -18,7 +25,10 @@ describe("virtualbox preCreateCheck", { timeout: 60_000 }, () => {
   });
 
   it("fails clearly when VBoxManage is not on PATH", async () => {
-    const d = new VirtualBoxDriver({ ...h.ctx("devdays"), runner: h.bareRunner() }, parseVirtualBoxOptions({ "virtualbox-boot2docker-url": h.iso }));
+    const d = new VirtualBoxDriver(
+      { ...h.ctx("devdays"), runner: h.bareRunner() },
+      parseVirtualBoxOptions({ "virtualbox-boot2docker-url": h.iso }),
+    );
     await expectToolMissing(d, "virtualbox: VBoxManage not found on PATH: install VirtualBox 5 or later");
   });
 
@@ -70,13 +80,15 @@ describe("virtualbox preCreateCheck", { timeout: 60_000 }, () => {
       other.cleanup();
     }
   });
-
 });
 
 describe("virtualbox lifecycle", { timeout: 60_000 }, () => {
   // One real create (through the stand-in), restored before each test: the tests start from a
   // running machine without paying for a create each.
-  createdOncePerGroup((x) => (h = x), () => driver().create());
+  createdOncePerGroup(
+    (x) => (h = x),
+    () => driver().create(),
+  );
 
   async function created(env: Record<string, string> = {}): Promise<VirtualBoxDriver> {
     return driver("devdays", env);
@@ -102,7 +114,9 @@ describe("virtualbox lifecycle", { timeout: 60_000 }, () => {
     );
     const err = await expectRejects(d.stop());
     expect(err).toBeInstanceOf(UnavailableError);
-    expect(err.message).toBe("virtualbox devdays: waiting for the guest to power off: timed out after 300ms (still Running; use kill to power it off)");
+    expect(err.message).toBe(
+      "virtualbox devdays: waiting for the guest to power off: timed out after 300ms (still Running; use kill to power it off)",
+    );
   });
 
   it("an AbortSignal cancels the stop poll", async () => {
@@ -154,7 +168,12 @@ describe("virtualbox lifecycle", { timeout: 60_000 }, () => {
     const d = await created();
     const store = h.storeDir("devdays");
     await d.remove();
-    expect(h.calls()).toEqual([info("devdays"), ["controlvm", "devdays", "poweroff"], info("devdays"), ["unregistervm", "devdays", "--delete"]]);
+    expect(h.calls()).toEqual([
+      info("devdays"),
+      ["controlvm", "devdays", "poweroff"],
+      info("devdays"),
+      ["unregistervm", "devdays", "--delete"],
+    ]);
     for (const f of ["disk.vmdk", "boot2docker.iso", "id_ed25519", "devdays"]) expect(existsSync(join(store, f))).toBe(false);
     expect(await d.getState()).toBe(MachineState.NotFound);
   });

@@ -23,7 +23,10 @@ function target(opts: EngineClientOptions): Target {
     return { transport: https, base: { host: u.hostname, port: u.port || 2376, agent } };
   }
   if (u.protocol === "http:") {
-    return { transport: http, base: { host: u.hostname, port: u.port || 2375, agent: new http.Agent({ keepAlive: true, maxSockets: 16 }) } };
+    return {
+      transport: http,
+      base: { host: u.hostname, port: u.port || 2375, agent: new http.Agent({ keepAlive: true, maxSockets: 16 }) },
+    };
   }
   throw new Error(`unsupported engine URL ${opts.url}: use http://, https:// or unix://`);
 }
@@ -72,7 +75,13 @@ export class EngineClient {
       .split("\n")
       .map((l) => l.trim())
       .filter(Boolean)
-      .map((l) => { try { return JSON.parse(l) as { error?: string }; } catch { return {}; } })
+      .map((l) => {
+        try {
+          return JSON.parse(l) as { error?: string };
+        } catch {
+          return {};
+        }
+      })
       .find((m) => m.error);
     if (failed?.error) throw engineError(`pull ${image}`, 500, failed.error);
   }
@@ -103,7 +112,13 @@ export class EngineClient {
     const op = `stop container ${id}`;
     try {
       // The agent waits up to timeoutSec before killing: allow for that in the request timeout.
-      await this.call(op, "POST", `/containers/${encodeURIComponent(id)}/stop?t=${Math.max(0, Math.round(timeoutSec))}`, undefined, (timeoutSec + 10) * 1000);
+      await this.call(
+        op,
+        "POST",
+        `/containers/${encodeURIComponent(id)}/stop?t=${Math.max(0, Math.round(timeoutSec))}`,
+        undefined,
+        (timeoutSec + 10) * 1000,
+      );
     } catch (e) {
       if (e instanceof EngineNotFoundError) throw e;
       await this.killContainer(id);
@@ -164,7 +179,13 @@ export class EngineClient {
     return JSON.parse(r.body.toString("utf8")) as T;
   }
 
-  private async call(op: string, method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<{ status: number; body: Buffer }> {
+  private async call(
+    op: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    timeoutMs = this.timeoutMs,
+  ): Promise<{ status: number; body: Buffer }> {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     try {
@@ -189,7 +210,10 @@ export class EngineClient {
           method,
           path,
           signal,
-          headers: { ...this.target.base.headers, ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}) },
+          headers: {
+            ...this.target.base.headers,
+            ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}),
+          },
         },
         resolve,
       );

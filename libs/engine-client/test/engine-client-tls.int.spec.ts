@@ -46,7 +46,10 @@ describe("EngineClient over mutual TLS", () => {
     const wrong = createServer({ cert: other.cert, key: other.key, ca: ca.certPem, requestCert: true }, (_req, res) => res.end("OK"));
     await new Promise<void>((r) => wrong.listen(0, "127.0.0.1", r));
     const client = await ca.issueClient("control-plane");
-    const engine = new EngineClient({ url: `https://127.0.0.1:${(wrong.address() as { port: number }).port}`, tls: { ca: ca.certPem, cert: client.cert, key: client.key } });
+    const engine = new EngineClient({
+      url: `https://127.0.0.1:${(wrong.address() as { port: number }).port}`,
+      tls: { ca: ca.certPem, cert: client.cert, key: client.key },
+    });
     try {
       await expect(engine.ping()).rejects.toThrow(/ERR_TLS_CERT_ALTNAME_INVALID|altnames/);
     } finally {

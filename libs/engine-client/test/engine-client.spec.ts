@@ -3,15 +3,7 @@ import { createServer, type Server } from "node:http";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  EngineClient,
-  EngineConflictError,
-  EngineNotFoundError,
-  EngineUnreachableError,
-  LogDemuxer,
-  muxFrame,
-  TASK_LABELS,
-} from "../src";
+import { EngineClient, EngineConflictError, EngineNotFoundError, EngineUnreachableError, LogDemuxer, muxFrame, TASK_LABELS } from "../src";
 import { SimAgent } from "../../../test/support/sim-agent";
 
 describe("LogDemuxer", () => {
@@ -55,7 +47,11 @@ describe("EngineClient over HTTP", () => {
   it("pulls a missing image on 404 and creates, starts, lists by label, stops and removes", async () => {
     const labels = { [TASK_LABELS.taskId]: "t1", [TASK_LABELS.serviceId]: "s1", [TASK_LABELS.slot]: "1" };
     const id = await engine.createContainer("web.1.t1", { Image: "busybox", Labels: labels, Env: ["A=1"], HostConfig: { Memory: 1024 } });
-    expect(agent.calls.filter((c) => c !== "GET /_ping")).toEqual(["POST /containers/create", "POST /images/create", "POST /containers/create"]);
+    expect(agent.calls.filter((c) => c !== "GET /_ping")).toEqual([
+      "POST /containers/create",
+      "POST /images/create",
+      "POST /containers/create",
+    ]);
     expect(agent.images.has("busybox:latest")).toBe(true);
     await engine.startContainer(id);
     await engine.startContainer(id); // 304: already running is fine
@@ -110,7 +106,9 @@ describe("EngineClient over a unix socket", () => {
   beforeAll(async () => {
     server = createServer((req, res) => {
       if (req.url === "/_ping") return void res.end("OK");
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify([{ Id: "abc", Names: ["/x"], Image: "busybox", Labels: {}, State: "running", Status: "", Created: 0 }]));
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify([{ Id: "abc", Names: ["/x"], Image: "busybox", Labels: {}, State: "running", Status: "", Created: 0 }]));
     });
     await new Promise<void>((r) => server.listen(socket, r));
   });

@@ -37,7 +37,10 @@ async function openssl(args: string[], step: string, cwd: string): Promise<void>
 }
 
 async function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, () => false);
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
@@ -65,8 +68,24 @@ export class CertificateAuthority {
     const key = join(dir, "ca-key.pem");
     if (!(await exists(cert)) || !(await exists(key))) {
       await openssl(
-        ["req", "-x509", ...KEY_ALGORITHM, "-nodes", "-keyout", key, "-out", cert, "-days", "3650", "-subj", `/O=Flotilla/CN=${commonName}`,
-          "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        [
+          "req",
+          "-x509",
+          ...KEY_ALGORITHM,
+          "-nodes",
+          "-keyout",
+          key,
+          "-out",
+          cert,
+          "-days",
+          "3650",
+          "-subj",
+          `/O=Flotilla/CN=${commonName}`,
+          "-addext",
+          "basicConstraints=critical,CA:TRUE",
+          "-addext",
+          "keyUsage=critical,keyCertSign,cRLSign",
+        ],
         "create CA",
         dir,
       );
@@ -99,10 +118,30 @@ export class CertificateAuthority {
         ...(sans.length ? [`subjectAltName=${sans.join(",")}`] : []),
       ].join("\n");
       await writeFile(join(work, "ext.cnf"), ext + "\n");
-      await openssl(["req", ...KEY_ALGORITHM, "-nodes", "-keyout", "key.pem", "-out", "req.csr", "-subj", `/O=Flotilla/CN=${commonName}`], `key for ${commonName}`, work);
       await openssl(
-        ["x509", "-req", "-in", "req.csr", "-CA", this.certPath, "-CAkey", this.keyPath, "-set_serial", `0x${randomBytes(16).toString("hex")}`,
-          "-days", String(days), "-extfile", "ext.cnf", "-out", "cert.pem"],
+        ["req", ...KEY_ALGORITHM, "-nodes", "-keyout", "key.pem", "-out", "req.csr", "-subj", `/O=Flotilla/CN=${commonName}`],
+        `key for ${commonName}`,
+        work,
+      );
+      await openssl(
+        [
+          "x509",
+          "-req",
+          "-in",
+          "req.csr",
+          "-CA",
+          this.certPath,
+          "-CAkey",
+          this.keyPath,
+          "-set_serial",
+          `0x${randomBytes(16).toString("hex")}`,
+          "-days",
+          String(days),
+          "-extfile",
+          "ext.cnf",
+          "-out",
+          "cert.pem",
+        ],
         `sign certificate for ${commonName}`,
         work,
       );

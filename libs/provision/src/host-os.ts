@@ -8,5 +8,10 @@ export function parseOsRelease(text: string): { id: string; idLike: string[]; ve
     const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
     if (m) kv.set(m[1], m[2].replace(/^"(.*)"$/, "$1"));
   }
-  return { id: kv.get("ID") ?? "unknown", idLike: (kv.get("ID_LIKE") ?? "").split(/\s+/).filter(Boolean), versionId: kv.get("VERSION_ID") ?? "", pretty: kv.get("PRETTY_NAME") ?? kv.get("ID") ?? "unknown" };
+  return {
+    id: kv.get("ID") ?? "unknown",
+    idLike: (kv.get("ID_LIKE") ?? "").split(/\s+/).filter(Boolean),
+    versionId: kv.get("VERSION_ID") ?? "",
+    pretty: kv.get("PRETTY_NAME") ?? kv.get("ID") ?? "unknown",
+  };
 }

@@ -100,7 +100,10 @@ export class RootShell {
   async writeFile(path: string, content: string | Buffer, mode: number): Promise<void> {
     const dir = path.slice(0, path.lastIndexOf("/")) || "/";
     const m = mode.toString(8);
-    await this.run(`umask 077 && mkdir -p '${dir}' && cat > '${path}.tmp' && chmod ${m} '${path}.tmp' && mv -f '${path}.tmp' '${path}'`, content);
+    await this.run(
+      `umask 077 && mkdir -p '${dir}' && cat > '${path}.tmp' && chmod ${m} '${path}.tmp' && mv -f '${path}.tmp' '${path}'`,
+      content,
+    );
   }
 
   close(): void {
@@ -124,7 +127,15 @@ export async function openShell(target: Pick<AgentTarget, "ssh" | "signal" | "ss
   const deadline = Date.now() + SSH_WAIT_MS;
   for (let delay = 250; ; delay = Math.min(delay * 2, 2_000)) {
     try {
-      const conn = await sshConnect({ host: ssh.host, port: ssh.port, user: ssh.user, privateKey, signal, timeoutMs: target.sshTimeoutMs ?? SSH_CONNECT_MS, ...(ssh.hostKey ? { hostKey: ssh.hostKey } : {}) });
+      const conn = await sshConnect({
+        host: ssh.host,
+        port: ssh.port,
+        user: ssh.user,
+        privateKey,
+        signal,
+        timeoutMs: target.sshTimeoutMs ?? SSH_CONNECT_MS,
+        ...(ssh.hostKey ? { hostKey: ssh.hostKey } : {}),
+      });
       return new RootShell(conn, ssh.user, signal);
     } catch (e) {
       const reason = (e as { details?: { reason?: string } }).details?.reason;
@@ -191,7 +202,8 @@ async function uploadBundle(
   report("upload agent", `uploading ${options.agentBundle.path}`, 30);
   return step("provision", name, "upload agent", async () => {
     const st = await stat(options.agentBundle.path).catch(() => undefined);
-    if (!st?.isFile()) throw new UnavailableError(`agent bundle ${options.agentBundle.path} is missing (node scripts/build-agent-bundle.mjs)`);
+    if (!st?.isFile())
+      throw new UnavailableError(`agent bundle ${options.agentBundle.path} is missing (node scripts/build-agent-bundle.mjs)`);
     const dir = layout.installDir;
     // Streamed into tar on the host: one pass, no temporary copy of the tarball to write and
     // read back (the runtime makes it ~40 MB; on a VM under TCG every pass over it counts).
@@ -212,8 +224,12 @@ async function installServerCert(shell: RootShell, target: AgentTarget, layout: 
 }
 
 async function installService(shell: RootShell, options: ProvisionOptions, layout: AgentLayout): Promise<ServiceKind> {
-  const env: Record<string, string> = { FLOTILLA_MACHINE_NAME: options.machineName, FLOTILLA_ENGINE_URL: `https://${options.ip}:${AGENT_PORT}` };
-  if (options.controlPlane) Object.assign(env, { FLOTILLA_API_URL: options.controlPlane.url, FLOTILLA_JOIN_TOKEN: options.controlPlane.joinToken });
+  const env: Record<string, string> = {
+    FLOTILLA_MACHINE_NAME: options.machineName,
+    FLOTILLA_ENGINE_URL: `https://${options.ip}:${AGENT_PORT}`,
+  };
+  if (options.controlPlane)
+    Object.assign(env, { FLOTILLA_API_URL: options.controlPlane.url, FLOTILLA_JOIN_TOKEN: options.controlPlane.joinToken });
   // An https API URL is the agents' TLS listener, whose certificate the Flotilla CA signed.
   if (options.controlPlane?.url.startsWith("https://")) env.NODE_EXTRA_CA_CERTS = layout.caPath;
   Object.assign(env, engineEnvironment(options.engine ?? {}));
@@ -233,7 +249,15 @@ export function agentHandshake(ip: string, ca: string, client: KeyPair, timeoutM
   return new Promise((resolve) => {
     let answered = "";
     let settled = false;
-    const sock = tlsConnect({ host: ip, port: AGENT_PORT, ca, cert: client.cert, key: client.key, servername: undefined, timeout: timeoutMs });
+    const sock = tlsConnect({
+      host: ip,
+      port: AGENT_PORT,
+      ca,
+      cert: client.cert,
+      key: client.key,
+      servername: undefined,
+      timeout: timeoutMs,
+    });
     // Agents' certificates carry the machine's IP as a SAN; Node checks it against `host`.
     const done = (r: true | string) => {
       if (settled) return;
@@ -249,7 +273,9 @@ export function agentHandshake(ip: string, ca: string, client: KeyPair, timeoutM
       answered += b.toString("latin1");
       if (/^HTTP\/1\.[01] \d{3}/.test(answered)) done(true);
     });
-    sock.once("end", () => done(answered ? `unexpected answer: ${answered.slice(0, 80)}` : "closed by the agent (client certificate refused?)"));
+    sock.once("end", () =>
+      done(answered ? `unexpected answer: ${answered.slice(0, 80)}` : "closed by the agent (client certificate refused?)"),
+    );
     sock.once("timeout", () => done("timed out"));
     sock.once("error", (e: NodeJS.ErrnoException) => done(e.code === "ECONNREFUSED" ? "connection refused" : e.message));
   });
@@ -262,7 +288,10 @@ export async function waitForAgent(target: Pick<AgentTarget, "ip" | "ca" | "clie
     target.signal?.throwIfAborted();
     const r = await agentHandshake(target.ip, target.ca.certPem, target.client);
     if (r === true) return;
-    if (Date.now() > deadline) throw new UnavailableError(`no answer over mutual TLS on ${target.ip}:${AGENT_PORT} after ${Math.round((target.agentTimeoutMs ?? 60_000) / 1000)}s: ${r}`);
+    if (Date.now() > deadline)
+      throw new UnavailableError(
+        `no answer over mutual TLS on ${target.ip}:${AGENT_PORT} after ${Math.round((target.agentTimeoutMs ?? 60_000) / 1000)}s: ${r}`,
+      );
     await sleep(250, target.signal);
   }
 }
@@ -295,7 +324,9 @@ export async function stopAgent(target: Pick<AgentTarget, "ssh" | "signal" | "ma
   const shell = await step("stop agent", target.machineName, "ssh", () => openShell(target));
   try {
     const layout = await detectLayout(shell);
-    await step("stop agent", target.machineName, "stop agent", async () => stopService(shell, layout, await installedServiceKind(shell, layout)));
+    await step("stop agent", target.machineName, "stop agent", async () =>
+      stopService(shell, layout, await installedServiceKind(shell, layout)),
+    );
   } finally {
     shell.close();
   }

@@ -20,8 +20,14 @@ describe("agent.env", () => {
       const file = join(dir, "agent.env");
       writeFileSync(file, renderAgentEnv(hostile));
       // The same sourcing line as renderRunScript writes.
-      expect(renderRunScript(agentLayout(false), {})).toContain("set -a; [ -f '/etc/flotilla/agent.env' ] && . '/etc/flotilla/agent.env'; set +a");
-      const out = execFileSync("sh", ["-c", `set -a; . '${file}'; set +a; printf '%s\\n' "$FLOTILLA_API_URL" "$FLOTILLA_JOIN_TOKEN" "$FLOTILLA_MACHINE_NAME"`], { encoding: "utf8" });
+      expect(renderRunScript(agentLayout(false), {})).toContain(
+        "set -a; [ -f '/etc/flotilla/agent.env' ] && . '/etc/flotilla/agent.env'; set +a",
+      );
+      const out = execFileSync(
+        "sh",
+        ["-c", `set -a; . '${file}'; set +a; printf '%s\\n' "$FLOTILLA_API_URL" "$FLOTILLA_JOIN_TOKEN" "$FLOTILLA_MACHINE_NAME"`],
+        { encoding: "utf8" },
+      );
       expect(existsSync(pwned)).toBe(false);
       expect(out).toBe(`${hostile.FLOTILLA_API_URL}\n${hostile.FLOTILLA_JOIN_TOKEN}\n${hostile.FLOTILLA_MACHINE_NAME}\n`);
     } finally {
@@ -30,7 +36,9 @@ describe("agent.env", () => {
   });
 
   it("refuses a value that would end the line", () => {
-    expect(() => renderAgentEnv({ FLOTILLA_JOIN_TOKEN: "a\ntouch /tmp/x" })).toThrow("agent.env: FLOTILLA_JOIN_TOKEN holds a newline or NUL");
+    expect(() => renderAgentEnv({ FLOTILLA_JOIN_TOKEN: "a\ntouch /tmp/x" })).toThrow(
+      "agent.env: FLOTILLA_JOIN_TOKEN holds a newline or NUL",
+    );
   });
 });
 

@@ -119,7 +119,9 @@ describe.skipIf(!root || !haveAgent || !haveHostTools)("provisioning ordinary ho
       expect(await agentHandshake(ip, ca.certPem, client)).toBe(true);
       expect(existsSync(join(dataDir, "standins", "apt-get.log"))).toBe(false);
       // The agent process is the bundle's node (the run script and launcher exec it), not the host's.
-      expect(await inMachine("readlink /proc/$(cat /var/lib/flotilla-agent/flotilla/run/agent.pid)/exe")).toBe("/var/lib/flotilla-agent/flotilla/agent/node\n");
+      expect(await inMachine("readlink /proc/$(cat /var/lib/flotilla-agent/flotilla/run/agent.pid)/exe")).toBe(
+        "/var/lib/flotilla-agent/flotilla/agent/node\n",
+      );
     } finally {
       await inMachine("umount /usr/bin/apt-get; umount /usr/bin/node 2>/dev/null; true");
       await stopAgent(await target());
@@ -133,7 +135,10 @@ describe.skipIf(!root || !haveAgent || !haveHostTools)("provisioning ordinary ho
     await inMachine(
       ["etc:/etc", "opt:/opt", "run:/run", "log:/var/log"]
         .map((p) => p.split(":"))
-        .map(([n, dir]) => `mkdir -p ${ov}/${n}/u ${ov}/${n}/w && mount -t overlay flotilla-test-${n} -o lowerdir=${dir},upperdir=${ov}/${n}/u,workdir=${ov}/${n}/w ${dir}`)
+        .map(
+          ([n, dir]) =>
+            `mkdir -p ${ov}/${n}/u ${ov}/${n}/w && mount -t overlay flotilla-test-${n} -o lowerdir=${dir},upperdir=${ov}/${n}/u,workdir=${ov}/${n}/w ${dir}`,
+        )
         .join(" && ") + ` && mkdir -p /run/systemd/system && mount --bind ${standins}/systemctl /usr/bin/systemctl`,
     );
     const result = await provision(await target());
@@ -142,7 +147,10 @@ describe.skipIf(!root || !haveAgent || !haveHostTools)("provisioning ordinary ho
     expect(await inMachine("cat /etc/systemd/system/flotilla-agent.service")).toBe(renderUnit(agentLayout(false)));
     expect(await inMachine("stat -c %a /etc/flotilla/server-key.pem /etc/flotilla/agent.env")).toBe("600\n600\n");
     expect(await inMachine("head -n1 /opt/flotilla/agent/VERSION")).toBe(`${result.agentVersion}\n`);
-    const calls = () => readFileSync(join(dataDir, "standins", "systemctl.log"), "utf8").split("\n").filter(Boolean);
+    const calls = () =>
+      readFileSync(join(dataDir, "standins", "systemctl.log"), "utf8")
+        .split("\n")
+        .filter(Boolean);
     expect(calls()).toEqual(["daemon-reload", "enable flotilla-agent.service", "restart flotilla-agent.service"]);
     expect(await agentHandshake(ip, ca.certPem, client)).toBe(true);
     // None of it landed on this box (paths this box already had, e.g. as a machine itself, aside).

@@ -75,7 +75,14 @@ describe.skipIf(!root || !haveAgent)("provision over SSH (netns host, real agent
     const wrongKey = join(base, "wrong-key");
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", wrongKey]);
     await expect(
-      provision({ ssh: { ...(await driver.getSSH()), keyPath: wrongKey }, machineName: name, ip, ca, client, agentBundle: { path: bundle } }),
+      provision({
+        ssh: { ...(await driver.getSSH()), keyPath: wrongKey },
+        machineName: name,
+        ip,
+        ca,
+        client,
+        agentBundle: { path: bundle },
+      }),
     ).rejects.toThrow(`provision ${name}: ssh: ssh ${ip}:22: authentication failed for root`);
   });
 
@@ -94,7 +101,17 @@ describe.skipIf(!root || !haveAgent)("provision over SSH (netns host, real agent
     expect(result.service).toBe("supervisor");
     expect(result.layout.netns).toBe(true);
     expect(steps.map((s) => s.step)).toEqual(
-      expect.arrayContaining(["ssh", "detect os", "upload agent", "runtime", "certificates", "service", "start agent", "wait for agent", "ready"]),
+      expect.arrayContaining([
+        "ssh",
+        "detect os",
+        "upload agent",
+        "runtime",
+        "certificates",
+        "service",
+        "start agent",
+        "wait for agent",
+        "ready",
+      ]),
     );
     expect(steps.at(-1)!.percent).toBe(100);
     expect(await agentHandshake(ip, ca.certPem, client)).toBe(true);

@@ -6,7 +6,10 @@ const bytes = (s: string) => new TextEncoder().encode(s);
 describe("SseDecoder", () => {
   it("returns each event's data, skipping ids, event names and comments", () => {
     const d = new SseDecoder();
-    expect(d.push(bytes(': keep-alive\n\nid: 7\nevent: machine\ndata: {"id":"7"}\n\ndata: {"id":"8"}\n\n'))).toEqual(['{"id":"7"}', '{"id":"8"}']);
+    expect(d.push(bytes(': keep-alive\n\nid: 7\nevent: machine\ndata: {"id":"7"}\n\ndata: {"id":"8"}\n\n'))).toEqual([
+      '{"id":"7"}',
+      '{"id":"8"}',
+    ]);
   });
 
   it("joins multi-line data and removes only the one space after the colon", () => {

@@ -31,7 +31,9 @@ function alive(pid) {
 function stateDir() {
   const dir =
     process.env.STANDIN_STATE ||
-    (process.env.FLOTILLA_STANDIN_LOG ? path.join(path.dirname(process.env.FLOTILLA_STANDIN_LOG), "standin-state") : path.join(os.tmpdir(), "flotilla-standin-state"));
+    (process.env.FLOTILLA_STANDIN_LOG
+      ? path.join(path.dirname(process.env.FLOTILLA_STANDIN_LOG), "standin-state")
+      : path.join(os.tmpdir(), "flotilla-standin-state"));
   fs.mkdirSync(dir, { recursive: true });
   return dir;
 }

@@ -67,7 +67,9 @@ export function startAgentListeners(
   };
 
   const listeners = addresses.map((address) => {
-    const server: Server = options.tls ? createTlsServer({ key: options.tls.key, cert: options.tls.cert, minVersion: "TLSv1.2" }, relay) : createServer(relay);
+    const server: Server = options.tls
+      ? createTlsServer({ key: options.tls.key, cert: options.tls.cert, minVersion: "TLSv1.2" }, relay)
+      : createServer(relay);
     let timer: NodeJS.Timeout | undefined;
     let lastProblem = "";
     const done = new Promise<void>((resolve) => {
@@ -86,7 +88,10 @@ export function startAgentListeners(
           if (closed) return resolve();
           const problem = e.code ?? e.message;
           if (problem !== lastProblem) {
-            const why = e.code === "EADDRNOTAVAIL" ? "the address does not exist on this host yet (the machines' bridge comes with the first netns machine)" : e.message;
+            const why =
+              e.code === "EADDRNOTAVAIL"
+                ? "the address does not exist on this host yet (the machines' bridge comes with the first netns machine)"
+                : e.message;
             logger.warn(`agents' listener ${show(address)}: ${why}; retrying every ${retryMs / 1000}s`);
             lastProblem = problem;
           }
@@ -110,7 +115,9 @@ export function startAgentListeners(
       closed = true;
       for (const l of listeners) l.stop();
       for (const s of sockets) s.destroy();
-      await Promise.all(listeners.map((l) => (l.server.listening ? new Promise<void>((r) => l.server.close(() => r())) : Promise.resolve())));
+      await Promise.all(
+        listeners.map((l) => (l.server.listening ? new Promise<void>((r) => l.server.close(() => r())) : Promise.resolve())),
+      );
     },
   };
 }

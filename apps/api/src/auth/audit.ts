@@ -28,7 +28,13 @@ export function auditEvent(req: AuditedRequest, status: number): EventInput | nu
     kind: "audit",
     subjectId: null,
     action: `${method} ${route}`,
-    data: { path: req.path, status, token: req.tokenName ?? null, role: req.tokenRole ?? null, ...(Object.keys(params).length ? { params } : {}) },
+    data: {
+      path: req.path,
+      status,
+      token: req.tokenName ?? null,
+      role: req.tokenRole ?? null,
+      ...(Object.keys(params).length ? { params } : {}),
+    },
   };
 }
 
@@ -36,7 +42,14 @@ export function installAuditLog(fastify: FastifyInstance, events: EventsService)
   const logger = new Logger("audit");
   fastify.addHook("onResponse", async (req: FastifyRequest & { tokenName?: string; tokenRole?: string }, reply: FastifyReply) => {
     const event = auditEvent(
-      { method: req.method, route: req.routeOptions?.url, path: req.url.split("?")[0]!, params: req.params, tokenName: req.tokenName, tokenRole: req.tokenRole },
+      {
+        method: req.method,
+        route: req.routeOptions?.url,
+        path: req.url.split("?")[0]!,
+        params: req.params,
+        tokenName: req.tokenName,
+        tokenRole: req.tokenRole,
+      },
       reply.statusCode,
     );
     if (!event) return;

@@ -36,7 +36,8 @@ function operatorRefusal(method: string, route: string, body: unknown): string |
     }
     const options = b.options && typeof b.options === "object" ? Object.keys(b.options as object).map((k) => k.replace(/^--/, "")) : [];
     const hostPath = options.filter((k) => HOST_PATH_OPTIONS.has(k));
-    if (hostPath.length) return `an operator token may not create a machine with host-path options (${hostPath.map((k) => `--${k}`).join(", ")}; admin only)`;
+    if (hostPath.length)
+      return `an operator token may not create a machine with host-path options (${hostPath.map((k) => `--${k}`).join(", ")}; admin only)`;
     const opts = (b.options ?? {}) as Record<string, unknown>;
     const noShare = opts["virtualbox-no-share"] ?? opts["--virtualbox-no-share"];
     if (b.driver === "virtualbox" && noShare !== true && noShare !== "true") {

@@ -5,7 +5,7 @@ export const ApiUnavailable = () =>
   ApiServiceUnavailableResponse({
     description:
       "Postgres or Redis is unreachable; `message` says which and what happened to the change: " +
-      "\"Postgres is unavailable: nothing was changed\", or \"Redis is unavailable: the change is saved and will roll out when it returns\" " +
+      '"Postgres is unavailable: nothing was changed", or "Redis is unavailable: the change is saved and will roll out when it returns" ' +
       "(`details.dependency` is `postgres` or `redis`; `details.saved` is true in the second case)",
     schema: {
       type: "object",

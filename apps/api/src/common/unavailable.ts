@@ -31,12 +31,18 @@ export function connectionFailure(e: unknown): "postgres" | "network" | null {
 /** The 503 for a request that failed because Postgres is down. */
 export function postgresUnavailable(method: string): UnavailableError {
   const reading = method === "GET" || method === "HEAD";
-  return new UnavailableError(reading ? "Postgres is unavailable: try again when it is back" : "Postgres is unavailable: nothing was changed", { dependency: "postgres" });
+  return new UnavailableError(
+    reading ? "Postgres is unavailable: try again when it is back" : "Postgres is unavailable: nothing was changed",
+    { dependency: "postgres" },
+  );
 }
 
 /** The 503 for a change Postgres took but Redis could not queue: the sweep rolls it out later. */
 export function savedButRedisUnavailable(): UnavailableError {
-  return new UnavailableError("Redis is unavailable: the change is saved and will roll out when it returns", { dependency: "redis", saved: true });
+  return new UnavailableError("Redis is unavailable: the change is saved and will roll out when it returns", {
+    dependency: "redis",
+    saved: true,
+  });
 }
 
 /**

@@ -5,13 +5,16 @@ import { z } from "zod";
 export type Role = "api" | "worker" | "all";
 
 const url = (protocols: string[]) =>
-  z.string().refine((v) => {
-    try {
-      return protocols.includes(new URL(v).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a ${protocols.map((p) => p.replace(":", "://")).join(" or ")} URL`);
+  z.string().refine(
+    (v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a ${protocols.map((p) => p.replace(":", "://")).join(" or ")} URL`,
+  );
 
 /** `host:port` or `[v6]:port`, comma-separated; empty means none. */
 const listenList = z
@@ -19,7 +22,10 @@ const listenList = z
   .default("")
   .transform((v, ctx) => {
     const out: { host: string; port: number }[] = [];
-    for (const item of v.split(",").map((s) => s.trim()).filter(Boolean)) {
+    for (const item of v
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(item);
       const port = Number(m?.[3]);
       if (!m || port < 1 || port > 65535) {
@@ -40,7 +46,10 @@ const schema = z.object({
   FLOTILLA_LOG_LEVEL: z.enum(["error", "warn", "log", "debug", "verbose"]).default("log"),
   FLOTILLA_CONFIG_DIR: z.string().min(1).optional(),
   FLOTILLA_SWEEP_INTERVAL_MS: z.coerce.number().int().min(1000).default(30_000),
-  FLOTILLA_QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]+$/i, "letters, digits, - and _ only").default("flotilla"),
+  FLOTILLA_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[a-z0-9_-]+$/i, "letters, digits, - and _ only")
+    .default("flotilla"),
   FLOTILLA_HEARTBEAT_MS: z.coerce.number().int().min(50).max(600_000).default(5_000),
   // The agents' retry back-off cap (agent/src/heartbeat: 60 s unless configured otherwise).
   FLOTILLA_AGENT_MAX_BACKOFF_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),

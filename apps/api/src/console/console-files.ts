@@ -28,7 +28,8 @@ const TYPES: Record<string, string> = {
  * The console talks to this same origin only; inline style attributes are React's `style` props.
  * No framing (clickjacking) and no Referer leaving the page.
  */
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 export interface ConsoleAnswer {
   status: number;
@@ -102,5 +103,9 @@ export class ConsoleFiles {
 }
 
 function text(status: number, body: string): ConsoleAnswer {
-  return { status, headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store", "x-content-type-options": "nosniff" }, body };
+  return {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store", "x-content-type-options": "nosniff" },
+    body,
+  };
 }

@@ -36,7 +36,10 @@ export class PrismaService extends PrismaClient implements OnModuleDestroy {
       return { ok: true };
     } catch (e) {
       // Prisma messages start with blank lines and a call-site excerpt; the last line is the cause.
-      const lines = (e as Error).message.split("\n").map((l) => l.trim()).filter(Boolean);
+      const lines = (e as Error).message
+        .split("\n")
+        .map((l) => l.trim())
+        .filter(Boolean);
       return { ok: false, error: lines.at(-1) ?? "query failed" };
     }
   }

@@ -15,7 +15,9 @@ export interface SqlRunner {
 const TIMESTAMP_OID = 1114;
 const TYPES = {
   getTypeParser: ((oid: number, format?: "text" | "binary") =>
-    oid === TIMESTAMP_OID ? (v: string) => new Date(`${v.replace(" ", "T")}Z`) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    oid === TIMESTAMP_OID
+      ? (v: string) => new Date(`${v.replace(" ", "T")}Z`)
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
 /** A time as a `timestamp(3)` parameter holding UTC wall-clock time (Prisma's convention). */
@@ -35,7 +37,8 @@ export class Sql implements SqlRunner {
   async transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     const tx: SqlRunner = {
-      query: async <R>(text: string, values: readonly unknown[] = []) => (await client.query({ text, values: values as unknown[], types: TYPES })).rows as R[],
+      query: async <R>(text: string, values: readonly unknown[] = []) =>
+        (await client.query({ text, values: values as unknown[], types: TYPES })).rows as R[],
     };
     let broken: Error | undefined;
     try {

@@ -6,8 +6,25 @@
 // has the engine client's timeout, and after one failure to reach the agent the rest of that
 // job's launches are rejected at once instead of each waiting out its own timeout.
 import { Inject, Injectable, Logger, OnModuleInit } from "@nestjs/common";
-import { DISPATCHED_TASK_STATES, dispatchWork, isHostPort, isIngressPort, isUpdateActive, STALE_CLAIM_MS, type Clock, type ServiceSpec, type TaskEndpoint, type UpdateState } from "@flotilla/core";
-import { EngineConflictError, EngineNotFoundError, EngineUnreachableError, TASK_LABELS, type ContainerCreateBody } from "@flotilla/engine-client";
+import {
+  DISPATCHED_TASK_STATES,
+  dispatchWork,
+  isHostPort,
+  isIngressPort,
+  isUpdateActive,
+  STALE_CLAIM_MS,
+  type Clock,
+  type ServiceSpec,
+  type TaskEndpoint,
+  type UpdateState,
+} from "@flotilla/core";
+import {
+  EngineConflictError,
+  EngineNotFoundError,
+  EngineUnreachableError,
+  TASK_LABELS,
+  type ContainerCreateBody,
+} from "@flotilla/engine-client";
 import type { Job } from "bullmq";
 import { CLOCK } from "../common/clock";
 import { PrismaService } from "../database/prisma.service";
@@ -46,7 +63,12 @@ export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec
     ...(spec.command.length ? { Entrypoint: [...spec.command] } : {}),
     ...(spec.args.length ? { Cmd: [...spec.args] } : {}),
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-    Labels: { ...spec.labels, [TASK_LABELS.serviceId]: service.id, [TASK_LABELS.taskId]: task.id, [TASK_LABELS.slot]: String(task.slot ?? "") },
+    Labels: {
+      ...spec.labels,
+      [TASK_LABELS.serviceId]: service.id,
+      [TASK_LABELS.taskId]: task.id,
+      [TASK_LABELS.slot]: String(task.slot ?? ""),
+    },
     ...(ports.length ? { ExposedPorts: Object.fromEntries(ports.map(([k]) => [k, {}])) } : {}),
     HostConfig: {
       ...(limits.memoryBytes ? { Memory: limits.memoryBytes } : {}),
@@ -59,7 +81,10 @@ export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec
 }
 
 /** Where the container's ingress ports answer on its node, from an inspect's NetworkSettings.Ports. */
-export function ingressEndpoints(spec: ServiceSpec, ports: Record<string, { HostIp?: string; HostPort: string }[] | null> | undefined): TaskEndpoint[] {
+export function ingressEndpoints(
+  spec: ServiceSpec,
+  ports: Record<string, { HostIp?: string; HostPort: string }[] | null> | undefined,
+): TaskEndpoint[] {
   const out: TaskEndpoint[] = [];
   for (const p of spec.ports.filter(isIngressPort)) {
     const hostPort = Number(ports?.[`${p.target}/${p.protocol}`]?.[0]?.HostPort);
@@ -93,7 +118,9 @@ export class DispatchService implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.handlers.register(QUEUE.dispatch, (job: Job) => (job.name === "remove" ? this.removeContainers(job.data as RemoveContainersJob) : this.runNode((job.data as DispatchJob).nodeId)));
+    this.handlers.register(QUEUE.dispatch, (job: Job) =>
+      job.name === "remove" ? this.removeContainers(job.data as RemoveContainersJob) : this.runNode((job.data as DispatchJob).nodeId),
+    );
   }
 
   /** One node's dispatch: start what is assigned there, stop what is no longer wanted. */
@@ -110,24 +137,47 @@ export class DispatchService implements OnModuleInit {
     const node: AgentRef = { hostname: read[0].nodeHostname, engineUrl: read[0].nodeEngineUrl };
     const rows: TaskRow[] = read.filter((r) => r.id !== null).map(({ nodeHostname: _h, nodeEngineUrl: _u, ...t }) => t);
     const byId = new Map(rows.map((t) => [t.id, t]));
-    const work = dispatchWork(rows.map((t) => ({ task: toCoreTask(t), containerId: t.containerId })), this.clock.now());
+    const work = dispatchWork(
+      rows.map((t) => ({ task: toCoreTask(t), containerId: t.containerId })),
+      this.clock.now(),
+    );
     const agent = new AgentCalls(node, this.engines);
     const services = await this.loadServices([...work.start, ...work.stop].map((w) => w.task.serviceId));
-    const launched = await this.startAll(agent, work.start.map((w) => byId.get(w.task.id)!), services);
-    const stopped = await this.stopAll(agent, work.stop.map((w) => byId.get(w.task.id)!), services);
+    const launched = await this.startAll(
+      agent,
+      work.start.map((w) => byId.get(w.task.id)!),
+      services,
+    );
+    const stopped = await this.stopAll(
+      agent,
+      work.stop.map((w) => byId.get(w.task.id)!),
+      services,
+    );
     await this.followUps(launched, stopped, services);
-    return { started: [...launched.values()].reduce((n, l) => n + l.started, 0), stopped: stopped.size, rejected: [...launched.values()].reduce((n, l) => n + l.rejected, 0) };
+    return {
+      started: [...launched.values()].reduce((n, l) => n + l.started, 0),
+      stopped: stopped.size,
+      rejected: [...launched.values()].reduce((n, l) => n + l.rejected, 0),
+    };
   }
 
   /**
    * Claims the tasks (only one dispatcher wins each), launches them on the agent, and records
    * the outcomes a chunk at a time as they come. Returns per service how many started/failed.
    */
-  private async startAll(agent: AgentCalls, tasks: TaskRow[], services: ReadonlyMap<string, ServiceRef>): Promise<Map<string, { started: number; rejected: number }>> {
+  private async startAll(
+    agent: AgentCalls,
+    tasks: TaskRow[],
+    services: ReadonlyMap<string, ServiceRef>,
+  ): Promise<Map<string, { started: number; rejected: number }>> {
     const counts = new Map<string, { started: number; rejected: number }>();
     if (tasks.length === 0) return counts;
     const now = this.clock.now();
-    const mine = await this.tasks.claim(tasks.map((t) => t.id), now, now - STALE_CLAIM_MS);
+    const mine = await this.tasks.claim(
+      tasks.map((t) => t.id),
+      now,
+      now - STALE_CLAIM_MS,
+    );
     let chunk: LaunchOutcome[] = [];
     const flush = async () => {
       const batch = chunk;
@@ -176,7 +226,11 @@ export class DispatchService implements OnModuleInit {
    * Started tasks are what a rolling update waits for before its next batch; rejected ones are
    * replaced; a stopped task frees memory and ports that pending tasks may be waiting for.
    */
-  private async followUps(launched: Map<string, { started: number; rejected: number }>, stopped: Set<string>, services: ReadonlyMap<string, ServiceRef>): Promise<void> {
+  private async followUps(
+    launched: Map<string, { started: number; rejected: number }>,
+    stopped: Set<string>,
+    services: ReadonlyMap<string, ServiceRef>,
+  ): Promise<void> {
     const again = new Set<string>(stopped);
     for (const [id, c] of launched) {
       const s = services.get(id);
@@ -193,7 +247,9 @@ export class DispatchService implements OnModuleInit {
    * node's next full heartbeat fold).
    */
   async removeContainers(job: RemoveContainersJob): Promise<number> {
-    const [node] = (await this.prisma.sql.query<Parameters<typeof nodeRow>[0]>(`SELECT ${NODE_COLUMNS} FROM "Node" n WHERE n.id = $1::uuid`, [job.nodeId])).map(nodeRow);
+    const [node] = (
+      await this.prisma.sql.query<Parameters<typeof nodeRow>[0]>(`SELECT ${NODE_COLUMNS} FROM "Node" n WHERE n.id = $1::uuid`, [job.nodeId])
+    ).map(nodeRow);
     if (!node) return 0;
     const agent = new AgentCalls(node, this.engines);
     let removed = 0;
@@ -204,7 +260,8 @@ export class DispatchService implements OnModuleInit {
       },
       PER_AGENT,
     );
-    if (removed < job.containers.length) throw new Error(`${job.containers.length - removed} of ${job.containers.length} containers on ${node.hostname} not removed`);
+    if (removed < job.containers.length)
+      throw new Error(`${job.containers.length - removed} of ${job.containers.length} containers on ${node.hostname} not removed`);
     return removed;
   }
 
@@ -212,10 +269,12 @@ export class DispatchService implements OnModuleInit {
   private async loadServices(ids: readonly string[]): Promise<Map<string, ServiceRef>> {
     const unique = [...new Set(ids)];
     if (unique.length === 0) return new Map();
-    const rows = await this.prisma.sql.query<ServiceRef>(`SELECT id::text AS id, name, spec, "updateState" FROM "Service" WHERE id = ANY($1::uuid[])`, [unique]);
+    const rows = await this.prisma.sql.query<ServiceRef>(
+      `SELECT id::text AS id, name, spec, "updateState" FROM "Service" WHERE id = ANY($1::uuid[])`,
+      [unique],
+    );
     return new Map(rows.map((s) => [s.id, s]));
   }
-
 }
 
 /**

@@ -16,8 +16,14 @@ export class EventsController {
   @ApiQuery({ name: "kind", required: false, description: "Comma-separated kinds to keep (machine,node,service,task,...)" })
   @ApiOkResponse({ description: "text/event-stream of events `{id, at, kind, subjectId, action, data}`" })
   stream(@Query("since") since?: string, @Query("kind") kind?: string): Observable<MessageEvent> {
-    if (since !== undefined && !/^\d+$/.test(since)) throw new InvalidError("invalid since: must be an event id (a whole number)", { field: "since" });
-    const kinds = kind ? kind.split(",").map((k) => k.trim()).filter(Boolean) : undefined;
+    if (since !== undefined && !/^\d+$/.test(since))
+      throw new InvalidError("invalid since: must be an event id (a whole number)", { field: "since" });
+    const kinds = kind
+      ? kind
+          .split(",")
+          .map((k) => k.trim())
+          .filter(Boolean)
+      : undefined;
     const keep = (e: FlotillaEvent) => !kinds || kinds.includes(e.kind);
     return new Observable<MessageEvent>((subscriber) => {
       const fromBacklog = new Set<string>();

@@ -46,7 +46,9 @@ export class EventsService implements OnModuleDestroy {
   async record(tx: Tx, inputs: EventInput[]): Promise<FlotillaEvent[]> {
     const rows = await Promise.all(
       inputs.map((e) =>
-        tx.event.create({ data: { kind: e.kind, subjectId: e.subjectId ?? null, action: e.action, data: (e.data ?? {}) as Prisma.InputJsonValue } }),
+        tx.event.create({
+          data: { kind: e.kind, subjectId: e.subjectId ?? null, action: e.action, data: (e.data ?? {}) as Prisma.InputJsonValue },
+        }),
       ),
     );
     return rows.map(toEvent);
@@ -115,5 +117,12 @@ export class EventsService implements OnModuleDestroy {
 }
 
 function toEvent(r: { id: bigint; at: Date; kind: string; subjectId: string | null; action: string; data: unknown }): FlotillaEvent {
-  return { id: r.id.toString(), at: r.at.toISOString(), kind: r.kind, subjectId: r.subjectId, action: r.action, data: (r.data ?? {}) as Record<string, unknown> };
+  return {
+    id: r.id.toString(),
+    at: r.at.toISOString(),
+    kind: r.kind,
+    subjectId: r.subjectId,
+    action: r.action,
+    data: (r.data ?? {}) as Record<string, unknown>,
+  };
 }

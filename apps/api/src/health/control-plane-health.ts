@@ -85,7 +85,10 @@ export class ControlPlaneHealth implements OnApplicationBootstrap, OnModuleDestr
 
   private async probe(): Promise<void> {
     const now = this.clock.now();
-    const postgres = await this.prisma.sql.query("SELECT 1").then(() => true, () => false);
+    const postgres = await this.prisma.sql.query("SELECT 1").then(
+      () => true,
+      () => false,
+    );
     const redis = await this.redisPresent();
     this.note("postgres", postgres);
     this.note("redis", redis !== "down");

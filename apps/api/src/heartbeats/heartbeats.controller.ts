@@ -14,7 +14,9 @@ export class HeartbeatsController {
 
   @Post("heartbeat")
   @HttpCode(200)
-  @ApiOperation({ summary: "Agent heartbeat (every FLOTILLA_HEARTBEAT_MS): registers the node on first contact and reports its containers" })
+  @ApiOperation({
+    summary: "Agent heartbeat (every FLOTILLA_HEARTBEAT_MS): registers the node on first contact and reports its containers",
+  })
   @ApiBody({
     schema: {
       type: "object",
@@ -30,7 +32,10 @@ export class HeartbeatsController {
         },
         resources: { type: "object", properties: { nanoCpus: { type: "integer" }, memoryBytes: { type: "integer" } } },
         labels: { type: "object", additionalProperties: { type: "string" } },
-        ingressVersion: { type: "string", description: "version of the ingress table the agent applied last; the reply has `ingress` only when it changed" },
+        ingressVersion: {
+          type: "string",
+          description: "version of the ingress table the agent applied last; the reply has `ingress` only when it changed",
+        },
         containers: {
           type: "array",
           items: {
@@ -70,7 +75,10 @@ export class HeartbeatsController {
                   protocol: { enum: ["tcp"] },
                   serviceId: { type: "string", format: "uuid" },
                   serviceName: { type: "string" },
-                  backends: { type: "array", items: { type: "object", properties: { host: { type: "string" }, port: { type: "integer" } } } },
+                  backends: {
+                    type: "array",
+                    items: { type: "object", properties: { host: { type: "string" }, port: { type: "integer" } } },
+                  },
                 },
               },
             },
@@ -79,7 +87,10 @@ export class HeartbeatsController {
       },
     },
   })
-  beat(@Body(new ZodValidationPipe(HeartbeatBody)) body: HeartbeatBody, @Req() req: FastifyRequest & { tokenRole?: string }): Promise<HeartbeatReply> {
+  beat(
+    @Body(new ZodValidationPipe(HeartbeatBody)) body: HeartbeatBody,
+    @Req() req: FastifyRequest & { tokenRole?: string },
+  ): Promise<HeartbeatReply> {
     // An agent token's engineUrl is never where the control plane dials (libs/core engineUrlFor).
     return this.heartbeats.beat(body, { admin: req.tokenRole === "admin" });
   }

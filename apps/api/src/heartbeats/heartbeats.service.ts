@@ -5,7 +5,16 @@
 // still taken (the sweep catches up on the reconciles they would have asked for), so nodes keep
 // their evidence of life through a Redis outage.
 import { Inject, Injectable, Logger } from "@nestjs/common";
-import { engineUrlFor, foldReport, isTerminal, STALE_CLAIM_MS, type Clock, type ContainerObservation, type ReportedContainer, type TaskState } from "@flotilla/core";
+import {
+  engineUrlFor,
+  foldReport,
+  isTerminal,
+  STALE_CLAIM_MS,
+  type Clock,
+  type ContainerObservation,
+  type ReportedContainer,
+  type TaskState,
+} from "@flotilla/core";
 import { TASK_LABELS } from "@flotilla/engine-client";
 import { AGENT_PORT } from "@flotilla/provision";
 import { z } from "zod";
@@ -116,7 +125,10 @@ export class HeartbeatsService {
 
   async beat(hb: HeartbeatBody, reporter: Reporter = { admin: true }): Promise<HeartbeatReply> {
     const receivedAt = this.clock.now();
-    const digest = hb.containers.map((c) => `${c.id}:${c.state}:${c.exitCode ?? ""}`).sort().join(",");
+    const digest = hb.containers
+      .map((c) => `${c.id}:${c.state}:${c.exitCode ?? ""}`)
+      .sort()
+      .join(",");
     const last = this.lastReport.get(hb.hostname);
     const stale = !(last?.digest === digest && !last.again && receivedAt - last.at < FULL_FOLD_BEATS * this.config.periodMs);
     const { node, active } = await this.touch({ hb, withTasks: stale, reporter });
@@ -135,11 +147,20 @@ export class HeartbeatsService {
    * record. One read of the machines for a whole batch.
    */
   private async engineUrls(items: readonly TouchItem[]): Promise<(string | null)[]> {
-    const machines = await this.prisma.sql.query<{ name: string; ip: string | null }>(`SELECT name, ip FROM "Machine" WHERE name = ANY($1::text[])`, [items.map((i) => i.hb.hostname)]);
+    const machines = await this.prisma.sql.query<{ name: string; ip: string | null }>(
+      `SELECT name, ip FROM "Machine" WHERE name = ANY($1::text[])`,
+      [items.map((i) => i.hb.hostname)],
+    );
     const byName = new Map(machines.map((m) => [m.name, m]));
     return items.map((i) => {
       const machine = byName.get(i.hb.hostname);
-      return engineUrlFor({ ...(machine ? { machine } : {}), reported: i.hb.engineUrl, reporterIsAdmin: i.reporter.admin, current: null, agentPort: AGENT_PORT });
+      return engineUrlFor({
+        ...(machine ? { machine } : {}),
+        reported: i.hb.engineUrl,
+        reporterIsAdmin: i.reporter.admin,
+        current: null,
+        agentPort: AGENT_PORT,
+      });
     });
   }
 
@@ -154,23 +175,34 @@ export class HeartbeatsService {
     if (touched && (!hb.nodeId || touched.node.id === hb.nodeId)) return touched;
     const [url] = await this.engineUrls([item]);
     const now = new Date(this.clock.now());
-    const live = { cpuNanos: BigInt(hb.resources.nanoCpus), memoryBytes: BigInt(hb.resources.memoryBytes), lastHeartbeatAt: now, ...(url !== null ? { engineUrl: url } : {}) };
-    const { node, evs } = await this.prisma.$transaction(async (tx) => {
-      const existing = await tx.node.findUnique({ where: { hostname: hb.hostname } });
-      if (!existing) {
-        // Labels come from the agent only at registration; afterwards the operator owns them.
-        const node = await tx.node.create({ data: { hostname: hb.hostname, labels: hb.labels, status: "READY", ...live } });
-        const evs = await this.events.record(tx, [{ kind: "node", subjectId: node.id, action: "register", data: { hostname: node.hostname, engineUrl: node.engineUrl } }]);
+    const live = {
+      cpuNanos: BigInt(hb.resources.nanoCpus),
+      memoryBytes: BigInt(hb.resources.memoryBytes),
+      lastHeartbeatAt: now,
+      ...(url !== null ? { engineUrl: url } : {}),
+    };
+    const { node, evs } = await this.prisma
+      .$transaction(async (tx) => {
+        const existing = await tx.node.findUnique({ where: { hostname: hb.hostname } });
+        if (!existing) {
+          // Labels come from the agent only at registration; afterwards the operator owns them.
+          const node = await tx.node.create({ data: { hostname: hb.hostname, labels: hb.labels, status: "READY", ...live } });
+          const evs = await this.events.record(tx, [
+            { kind: "node", subjectId: node.id, action: "register", data: { hostname: node.hostname, engineUrl: node.engineUrl } },
+          ]);
+          return { node, evs };
+        }
+        const node = await tx.node.update({ where: { id: existing.id }, data: { ...live, status: "READY" } });
+        const evs = await this.events.record(tx, [
+          { kind: "node", subjectId: node.id, action: "ready", data: { hostname: node.hostname, was: existing.status.toLowerCase() } },
+        ]);
         return { node, evs };
-      }
-      const node = await tx.node.update({ where: { id: existing.id }, data: { ...live, status: "READY" } });
-      const evs = await this.events.record(tx, [{ kind: "node", subjectId: node.id, action: "ready", data: { hostname: node.hostname, was: existing.status.toLowerCase() } }]);
-      return { node, evs };
-    }, TX_OPTIONS).catch(async (e: unknown) => {
-      // Two first heartbeats racing: the unique hostname lets one register; the other retries.
-      if ((e as { code?: string }).code !== "P2002") throw e;
-      return { node: (await this.prisma.node.findUnique({ where: { hostname: hb.hostname } }))!, evs: [] };
-    });
+      }, TX_OPTIONS)
+      .catch(async (e: unknown) => {
+        // Two first heartbeats racing: the unique hostname lets one register; the other retries.
+        if ((e as { code?: string }).code !== "P2002") throw e;
+        return { node: (await this.prisma.node.findUnique({ where: { hostname: hb.hostname } }))!, evs: [] };
+      });
     await this.events.publish(evs);
     // New capacity: pending tasks may fit now, global services want a task here.
     await this.reconcileLater(await this.services.servicesWaitingForCapacity(), `node ${node.hostname} ready`);
@@ -216,7 +248,10 @@ export class HeartbeatsService {
   }
 
   private activeTasks(nodeId: string): Promise<TaskRow[]> {
-    return this.prisma.sql.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM "Task" t WHERE t."nodeId" = $1::uuid AND t.state = ANY($2::"TaskState"[])`, [nodeId, [...ACTIVE_STATES]]);
+    return this.prisma.sql.query<TaskRow>(
+      `SELECT ${TASK_COLUMNS} FROM "Task" t WHERE t."nodeId" = $1::uuid AND t.state = ANY($2::"TaskState"[])`,
+      [nodeId, [...ACTIVE_STATES]],
+    );
   }
 
   /**
@@ -224,7 +259,11 @@ export class HeartbeatsService {
    * for the strays' removal. Returns whether the next report must be folded even if identical.
    */
   private async fold(node: NodeRef, containers: Reported[], active: TaskRow[], receivedAt: number): Promise<boolean> {
-    const reported: ReportedContainer[] = containers.map((c) => ({ id: c.id, ...(c.labels[TASK_LABELS.taskId] ? { taskId: c.labels[TASK_LABELS.taskId] } : {}), observation: observation(c) }));
+    const reported: ReportedContainer[] = containers.map((c) => ({
+      id: c.id,
+      ...(c.labels[TASK_LABELS.taskId] ? { taskId: c.labels[TASK_LABELS.taskId] } : {}),
+      observation: observation(c),
+    }));
     const now = this.clock.now();
     const r = foldReport({
       tasks: active.map((t) => ({ task: toCoreTask(t), containerId: t.containerId, missingReports: t.missingReports })),
@@ -237,17 +276,28 @@ export class HeartbeatsService {
       staleClaimMs: STALE_CLAIM_MS,
     });
     const rows = new Map(active.map((t) => [t.id, t]));
-    for (const c of r.changes) if (c.next.state === "FAILED" && !c.containerId) this.logger.warn(`task ${c.taskId}: container missing from ${node.hostname}'s last reports`);
-    const evs = await this.tasks.applyFold(r.changes.map((c) => ({ ...c, serviceId: rows.get(c.taskId)!.serviceId, slot: rows.get(c.taskId)!.slot })), r.missing, now);
+    for (const c of r.changes)
+      if (c.next.state === "FAILED" && !c.containerId)
+        this.logger.warn(`task ${c.taskId}: container missing from ${node.hostname}'s last reports`);
+    const evs = await this.tasks.applyFold(
+      r.changes.map((c) => ({ ...c, serviceId: rows.get(c.taskId)!.serviceId, slot: rows.get(c.taskId)!.slot })),
+      r.missing,
+      now,
+    );
     await this.published(evs);
-    if (r.strays.length) await this.queues.enqueueRemove({ nodeId: node.id, containers: [...r.strays], graceMs: 10_000 }).catch((e: Error) => this.logger.warn(`strays on ${node.hostname} left for later: ${e.message}`));
+    if (r.strays.length)
+      await this.queues
+        .enqueueRemove({ nodeId: node.id, containers: [...r.strays], graceMs: 10_000 })
+        .catch((e: Error) => this.logger.warn(`strays on ${node.hostname} left for later: ${e.message}`));
     return r.deferred || r.missing.size > 0;
   }
 
   /** Of the reported containers' tasks not on this node's list, those still wanted running. */
   private async wanted(reported: readonly ReportedContainer[], active: readonly TaskRow[]): Promise<Set<string>> {
     const onNode = new Set(active.map((t) => t.id));
-    const others = [...new Set(reported.flatMap((c) => (c.taskId && !onNode.has(c.taskId) ? [c.taskId] : [])))].filter((id) => UUID.test(id));
+    const others = [...new Set(reported.flatMap((c) => (c.taskId && !onNode.has(c.taskId) ? [c.taskId] : [])))].filter((id) =>
+      UUID.test(id),
+    );
     if (others.length === 0) return new Set();
     const rows = await this.prisma.sql.query<{ id: string }>(
       `SELECT id::text AS id FROM "Task" WHERE id = ANY($1::uuid[]) AND "desiredState" = 'RUNNING'::"DesiredTaskState" AND state = ANY($2::"TaskState"[])`,

@@ -45,14 +45,25 @@ export class NodeMonitorService implements OnApplicationBootstrap, OnModuleDestr
   /** Marks silent nodes down; returns their ids. */
   async check(now = this.clock.now()): Promise<string[]> {
     const state = await this.health.state();
-    const input: LivenessInput = { now, ...state, periodMs: this.config.periodMs, missedBeats: MISSED_BEATS, agentMaxBackoffMs: this.config.agentMaxBackoffMs };
+    const input: LivenessInput = {
+      now,
+      ...state,
+      periodMs: this.config.periodMs,
+      missedBeats: MISSED_BEATS,
+      agentMaxBackoffMs: this.config.agentMaxBackoffMs,
+    };
     if (state.intakeAliveAt === undefined || now - state.intakeAliveAt > 2 * this.config.periodMs) {
       // No API process takes heartbeats: agents cannot report, so their window starts again.
       await this.health.markHealthy(now, state.intakeAliveAt ?? now);
       return [];
     }
-    const nodes = await this.prisma.sql.query<{ id: string; status: string; lastHeartbeatAt: Date | null }>(`SELECT id::text AS id, lower(status::text) AS status, "lastHeartbeatAt" FROM "Node" WHERE status = 'READY'::"NodeStatus"`);
-    const candidates = nodesDown(nodes.map((n) => ({ ...n, lastHeartbeatAt: n.lastHeartbeatAt?.getTime() ?? null })), input);
+    const nodes = await this.prisma.sql.query<{ id: string; status: string; lastHeartbeatAt: Date | null }>(
+      `SELECT id::text AS id, lower(status::text) AS status, "lastHeartbeatAt" FROM "Node" WHERE status = 'READY'::"NodeStatus"`,
+    );
+    const candidates = nodesDown(
+      nodes.map((n) => ({ ...n, lastHeartbeatAt: n.lastHeartbeatAt?.getTime() ?? null })),
+      input,
+    );
     if (candidates.length === 0) return [];
     const down = await this.markDown(candidates, now, now - MISSED_BEATS * this.config.periodMs, state.healthySince);
     if (down.length === 0) return [];
@@ -76,8 +87,16 @@ export class NodeMonitorService implements OnApplicationBootstrap, OnModuleDestr
         [ids, utc(now), utc(cutoff), utc(healthySince)],
       );
       if (down.length === 0) return { down, evs: [] };
-      await this.tasks.orphanStopping(tx, down.map((n) => n.id), now);
-      const evs = await insertEvents(tx, down.map((n) => ({ kind: "node", subjectId: n.id, action: "down", data: { hostname: n.hostname, missedBeats: MISSED_BEATS } })), now);
+      await this.tasks.orphanStopping(
+        tx,
+        down.map((n) => n.id),
+        now,
+      );
+      const evs = await insertEvents(
+        tx,
+        down.map((n) => ({ kind: "node", subjectId: n.id, action: "down", data: { hostname: n.hostname, missedBeats: MISSED_BEATS } })),
+        now,
+      );
       return { down, evs };
     });
     await this.events.publish(evs);

@@ -56,8 +56,12 @@ export class JoinService {
     const { result, events } = await this.prisma.$transaction(async (tx) => {
       const row = await tx.joinToken.findUnique({ where: { hash: hashToken(secret) } });
       if (!row) throw new UnauthorizedException("join token is not valid: it is unknown or was replaced by a newer provisioning");
-      if (row.usedAt) throw new UnauthorizedException(`join token was already used (at ${row.usedAt.toISOString()}); re-provision the machine for a new one`);
-      if (row.expiresAt <= now) throw new UnauthorizedException(`join token expired at ${row.expiresAt.toISOString()}; re-provision the machine for a new one`);
+      if (row.usedAt)
+        throw new UnauthorizedException(
+          `join token was already used (at ${row.usedAt.toISOString()}); re-provision the machine for a new one`,
+        );
+      if (row.expiresAt <= now)
+        throw new UnauthorizedException(`join token expired at ${row.expiresAt.toISOString()}; re-provision the machine for a new one`);
       if (hostname !== row.machineName) {
         throw new ForbiddenException(`join token was issued for machine "${row.machineName}", not "${hostname}"`);
       }

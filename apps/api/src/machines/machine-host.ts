@@ -20,9 +20,21 @@ import type { MachineRow } from "./machines.repository";
 
 /** Engine flags accepted by `machine create` beside the driver's (as docker-machine's --engine-*). */
 export const ENGINE_OPTIONS = [
-  { name: "engine-insecure-registry", type: "string", help: "Registry (host:port) the agent reaches over plain http; comma-separated for several" },
-  { name: "engine-env", type: "string", help: "Environment variable of the agent, KEY=VALUE (e.g. HTTP_PROXY); comma-separated for several" },
-  { name: "engine-label", type: "string", help: "Label of the machine's node, KEY=VALUE (for placement constraints); comma-separated for several" },
+  {
+    name: "engine-insecure-registry",
+    type: "string",
+    help: "Registry (host:port) the agent reaches over plain http; comma-separated for several",
+  },
+  {
+    name: "engine-env",
+    type: "string",
+    help: "Environment variable of the agent, KEY=VALUE (e.g. HTTP_PROXY); comma-separated for several",
+  },
+  {
+    name: "engine-label",
+    type: "string",
+    help: "Label of the machine's node, KEY=VALUE (for placement constraints); comma-separated for several",
+  },
 ] as const;
 
 const ENGINE_FLAGS = ENGINE_OPTIONS.map((o) => `--${o.name}`).join(", ");
@@ -30,11 +42,15 @@ const ENGINE_FLAGS = ENGINE_OPTIONS.map((o) => `--${o.name}`).join(", ");
 /** `KEY=VALUE` pairs of a comma-separated engine flag, each checked by `valid`. */
 function pairs(flag: string, value: OptionValue, key: RegExp, what: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const item of String(value).split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const item of String(value)
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const at = item.indexOf("=");
     const k = at > 0 ? item.slice(0, at) : "";
     const v = at > 0 ? item.slice(at + 1) : "";
-    if (!key.test(k) || /[\0\n\r]/.test(v)) throw new InvalidError(`--${flag} must be KEY=VALUE with ${what}, got ${JSON.stringify(item)}`, { field: flag });
+    if (!key.test(k) || /[\0\n\r]/.test(v))
+      throw new InvalidError(`--${flag} must be KEY=VALUE with ${what}, got ${JSON.stringify(item)}`, { field: flag });
     out[k] = v;
   }
   return out;
@@ -49,9 +65,13 @@ export function splitOptions(raw: Record<string, OptionValue>): { driver: RawOpt
   for (const [k, v] of Object.entries(raw)) {
     const key = k.replace(/^--/, "");
     if (key === "engine-insecure-registry") {
-      const list = String(v).split(",").map((s) => s.trim()).filter(Boolean);
+      const list = String(v)
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
       for (const r of list) {
-        if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(r)) throw new InvalidError(`--engine-insecure-registry must be host or host:port, got ${JSON.stringify(r)}`, { field: key });
+        if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(r))
+          throw new InvalidError(`--engine-insecure-registry must be host or host:port, got ${JSON.stringify(r)}`, { field: key });
       }
       engine.insecureRegistries = [...(engine.insecureRegistries ?? []), ...list];
     } else if (key === "engine-env") {
@@ -60,7 +80,10 @@ export function splitOptions(raw: Record<string, OptionValue>): { driver: RawOpt
       if (reserved) throw new InvalidError(`--engine-env ${reserved}: FLOTILLA_* variables are set by provisioning`, { field: key });
       engine.env = { ...engine.env, ...env };
     } else if (key === "engine-label") {
-      engine.labels = { ...engine.labels, ...pairs(key, v, /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/, "KEY of letters, digits, \".\", \"_\", \"/\" or \"-\"") };
+      engine.labels = {
+        ...engine.labels,
+        ...pairs(key, v, /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/, 'KEY of letters, digits, ".", "_", "/" or "-"'),
+      };
     } else if (key.startsWith("engine-")) {
       throw new InvalidError(`unknown option --${key} (engine options: ${ENGINE_FLAGS})`, { field: key });
     } else {
@@ -88,7 +111,10 @@ export class MachineHost {
   driver(machine: Pick<MachineRow, "name" | "driver" | "options">, progress?: (e: DriverEvent) => void): Driver {
     const factory = getDriver(machine.driver);
     const { driver } = splitOptions((machine.options ?? {}) as Record<string, OptionValue>);
-    return factory.bind({ machineName: machine.name, storeDir: this.storeDir(machine.name), runner: createExecRunner(), progress }, factory.parseOptions(driver));
+    return factory.bind(
+      { machineName: machine.name, storeDir: this.storeDir(machine.name), runner: createExecRunner(), progress },
+      factory.parseOptions(driver),
+    );
   }
 
   engineOptions(machine: Pick<MachineRow, "options">): EngineOptions {

@@ -176,7 +176,9 @@ class Run {
       }
       case "upgrade": {
         const { ip } = await this.endpoint();
-        const version = await this.step("upgrade", async () => upgradeAgent({ ...(await this.target(ip)), agentBundle: { path: this.host.config.agentBundle } }));
+        const version = await this.step("upgrade", async () =>
+          upgradeAgent({ ...(await this.target(ip)), agentBundle: { path: this.host.config.agentBundle } }),
+        );
         await this.ready(version);
         return { agentVersion: version };
       }
@@ -205,7 +207,12 @@ class Run {
     const ip = await this.step("ip", () => this.driver.getIP(this.signal));
     const ssh = await this.step("ssh", () => this.driver.getSSH(this.signal));
     if (ip !== this.machine.ip || ssh.user !== this.machine.sshUser || ssh.port !== this.machine.sshPort) {
-      const { machine } = await this.repo.setState(this.machine.id, this.machine.state, { ip, sshUser: ssh.user, sshPort: ssh.port, reason: this.machine.stateReason });
+      const { machine } = await this.repo.setState(this.machine.id, this.machine.state, {
+        ip,
+        sshUser: ssh.user,
+        sshPort: ssh.port,
+        reason: this.machine.stateReason,
+      });
       this.machine = machine;
     }
     return { ip, ssh };

@@ -47,17 +47,22 @@ export function loadMachinesConfig(configDir: string, env: NodeJS.ProcessEnv = p
     mkdirSync(join(dataDir, "machines"), { recursive: true, mode: 0o700 });
     accessSync(dataDir, constants.W_OK);
   } catch (e) {
-    throw new Error(`invalid configuration: FLOTILLA_DATA_DIR ${dataDir} is not a writable directory (${(e as Error).message})`, { cause: e });
+    throw new Error(`invalid configuration: FLOTILLA_DATA_DIR ${dataDir} is not a writable directory (${(e as Error).message})`, {
+      cause: e,
+    });
   }
   const inData = join(dataDir, "agent", "flotilla-agent.tar.gz");
   const inRepo = resolve(__dirname, "..", "..", "..", "..", "agent", "dist", "flotilla-agent.tar.gz");
   const agentBundle = env.FLOTILLA_AGENT_BUNDLE || (existsSync(inData) ? inData : inRepo);
   const timeout = Number(env.FLOTILLA_AGENT_TIMEOUT_MS || 60_000);
-  if (!Number.isInteger(timeout) || timeout < 1000) throw new Error("invalid configuration: FLOTILLA_AGENT_TIMEOUT_MS must be an integer of at least 1000");
+  if (!Number.isInteger(timeout) || timeout < 1000)
+    throw new Error("invalid configuration: FLOTILLA_AGENT_TIMEOUT_MS must be an integer of at least 1000");
   const agentApiUrl = env.FLOTILLA_AGENT_API_URL || undefined;
   if (agentApiUrl !== undefined && !/^https?:\/\/[^\s/]+/.test(agentApiUrl)) {
     throw new Error(`invalid configuration: FLOTILLA_AGENT_API_URL must be an http:// or https:// URL, got "${agentApiUrl}"`);
   }
-  const controlPlanePaths = [...new Set([configDir, dataDir, env.FLOTILLA_STATE_DIR, defaultLockDir(env)].filter((p): p is string => !!p).map((p) => resolve(p)))];
+  const controlPlanePaths = [
+    ...new Set([configDir, dataDir, env.FLOTILLA_STATE_DIR, defaultLockDir(env)].filter((p): p is string => !!p).map((p) => resolve(p))),
+  ];
   return { dataDir, agentBundle, userMachinesDir: join(configDir, "machines"), agentTimeoutMs: timeout, agentApiUrl, controlPlanePaths };
 }

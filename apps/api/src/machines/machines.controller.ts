@@ -111,7 +111,10 @@ export class MachinesController {
   @ApiParam(NAME)
   @ApiBody({ required: false, schema: { type: "object", properties: { force: { type: "boolean", default: true } } } })
   @ApiOperation({ summary: "Re-issue the agent's server certificate and restart it (force=false: only when the IP changed)" })
-  regenerateCerts(@Param("name") name: string, @Body(new ZodValidationPipe(Regenerate)) body: z.infer<typeof Regenerate>): Promise<OperationAccepted> {
+  regenerateCerts(
+    @Param("name") name: string,
+    @Body(new ZodValidationPipe(Regenerate)) body: z.infer<typeof Regenerate>,
+  ): Promise<OperationAccepted> {
     return this.machines.operate(name, "regenerate-certs", { force: body.force });
   }
 

@@ -34,11 +34,19 @@ export class MachinesRepository {
   }
 
   /** Inserts the machine (CREATING) and its "created" event; 409 when the name is taken. */
-  async create(data: { name: string; driver: string; options: Record<string, unknown> }): Promise<{ machine: MachineRow; event: FlotillaEvent }> {
+  async create(data: {
+    name: string;
+    driver: string;
+    options: Record<string, unknown>;
+  }): Promise<{ machine: MachineRow; event: FlotillaEvent }> {
     try {
       const [machine, events] = await this.prisma.$transaction(async (tx) => {
-        const m = await tx.machine.create({ data: { name: data.name, driver: data.driver, options: data.options as Prisma.InputJsonValue, state: "CREATING" } });
-        const ev = await this.events.record(tx, [{ kind: "machine", subjectId: m.id, action: "created", data: { name: m.name, driver: m.driver } }]);
+        const m = await tx.machine.create({
+          data: { name: data.name, driver: data.driver, options: data.options as Prisma.InputJsonValue, state: "CREATING" },
+        });
+        const ev = await this.events.record(tx, [
+          { kind: "machine", subjectId: m.id, action: "created", data: { name: m.name, driver: m.driver } },
+        ]);
         return [m, ev] as const;
       });
       await this.events.publish(events);
@@ -53,7 +61,15 @@ export class MachinesRepository {
   async setState(
     id: string,
     state: MachineState,
-    extra: { reason?: string | null; ip?: string | null; sshUser?: string; sshPort?: number; agentVersion?: string; action?: string; data?: Record<string, unknown> } = {},
+    extra: {
+      reason?: string | null;
+      ip?: string | null;
+      sshUser?: string;
+      sshPort?: number;
+      agentVersion?: string;
+      action?: string;
+      data?: Record<string, unknown>;
+    } = {},
   ): Promise<{ machine: MachineRow; event: FlotillaEvent }> {
     const [machine, events] = await this.prisma.$transaction(async (tx) => {
       const m = await tx.machine.update({
@@ -68,7 +84,12 @@ export class MachinesRepository {
         },
       });
       const ev = await this.events.record(tx, [
-        { kind: "machine", subjectId: id, action: extra.action ?? "state", data: { name: m.name, state, ...(extra.reason ? { reason: extra.reason } : {}), ...(extra.data ?? {}) } },
+        {
+          kind: "machine",
+          subjectId: id,
+          action: extra.action ?? "state",
+          data: { name: m.name, state, ...(extra.reason ? { reason: extra.reason } : {}), ...(extra.data ?? {}) },
+        },
       ]);
       return [m, ev] as const;
     });
@@ -87,7 +108,10 @@ export class MachinesRepository {
 
   /** The id of the machine's node: linked to it, or registered under its name and not linked to another. */
   async nodeOf(machine: Pick<MachineRow, "id" | "name">): Promise<string | undefined> {
-    const node = await this.prisma.node.findFirst({ where: { OR: [{ machineId: machine.id }, { hostname: machine.name, machineId: null }] }, select: { id: true } });
+    const node = await this.prisma.node.findFirst({
+      where: { OR: [{ machineId: machine.id }, { hostname: machine.name, machineId: null }] },
+      select: { id: true },
+    });
     return node?.id;
   }
 
@@ -124,8 +148,15 @@ export class MachinesRepository {
     const ids = machines.map((m) => m.id);
     const names = machines.map((m) => m.name);
     const [nodes, joins] = await Promise.all([
-      this.prisma.node.findMany({ where: { machineId: { in: ids } }, select: { id: true, hostname: true, status: true, machineId: true, lastHeartbeatAt: true } }),
-      this.prisma.joinToken.groupBy({ by: ["machineName"], where: { machineName: { in: names }, usedAt: { not: null } }, _max: { usedAt: true } }),
+      this.prisma.node.findMany({
+        where: { machineId: { in: ids } },
+        select: { id: true, hostname: true, status: true, machineId: true, lastHeartbeatAt: true },
+      }),
+      this.prisma.joinToken.groupBy({
+        by: ["machineName"],
+        where: { machineName: { in: names }, usedAt: { not: null } },
+        _max: { usedAt: true },
+      }),
     ]);
     const joined = new Map(joins.map((j) => [j.machineName, j._max.usedAt]));
     const info = new Map<string, AgentInfo>();

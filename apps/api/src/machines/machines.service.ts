@@ -38,7 +38,9 @@ export function toView(m: MachineRow, agent?: AgentInfo): MachineView {
     ...(agent
       ? {
           agentJoinedAt: agent.joinedAt?.toISOString() ?? null,
-          node: agent.node ? { ...agent.node, status: agent.node.status.toLowerCase(), lastHeartbeatAt: agent.node.lastHeartbeatAt?.toISOString() ?? null } : null,
+          node: agent.node
+            ? { ...agent.node, status: agent.node.status.toLowerCase(), lastHeartbeatAt: agent.node.lastHeartbeatAt?.toISOString() ?? null }
+            : null,
         }
       : {}),
     options: (m.options ?? {}) as Record<string, unknown>,
@@ -86,10 +88,15 @@ export class MachinesService {
     const m = await this.repo.find(name);
     const force = params.force === true;
     if (BUSY.includes(m.state) && !(operation === "rm" && force)) {
-      throw new ConflictError(`machine "${name}" is ${m.state.toLowerCase()}; wait for it to finish${operation === "rm" ? " or use --force" : ""}`, { state: m.state });
+      throw new ConflictError(
+        `machine "${name}" is ${m.state.toLowerCase()}; wait for it to finish${operation === "rm" ? " or use --force" : ""}`,
+        { state: m.state },
+      );
     }
     if (operation !== "rm" && !m.ip && m.state === "ERROR" && ["provision", "regenerate-certs", "upgrade"].includes(operation)) {
-      throw new ConflictError(`machine "${name}" has no IP (its create failed: ${m.stateReason ?? "unknown"}); remove it and create it again`);
+      throw new ConflictError(
+        `machine "${name}" has no IP (its create failed: ${m.stateReason ?? "unknown"}); remove it and create it again`,
+      );
     }
     const { machine, event } = await this.repo.setState(m.id, OPERATIONS[operation], { action: "state", data: { operation } });
     const jobId = await this.queues.enqueueProvision({ machineId: m.id, operation, params: { ...params, previousState: m.state } });

@@ -15,7 +15,8 @@ export class NodesRepository {
   /** A node by id or hostname; NotFoundError otherwise. */
   async find(ref: string, tx: Tx = this.prisma): Promise<NodeRow> {
     const row =
-      (UUID.test(ref) ? await tx.node.findUnique({ where: { id: ref } }) : null) ?? (await tx.node.findUnique({ where: { hostname: ref } }));
+      (UUID.test(ref) ? await tx.node.findUnique({ where: { id: ref } }) : null) ??
+      (await tx.node.findUnique({ where: { hostname: ref } }));
     if (!row) throw new NotFoundError("node", ref);
     return row;
   }
@@ -23,7 +24,11 @@ export class NodesRepository {
   async list(): Promise<{ node: NodeRow; tasks: number }[]> {
     const [nodes, counts] = await Promise.all([
       this.prisma.node.findMany({ orderBy: { hostname: "asc" } }),
-      this.prisma.task.groupBy({ by: ["nodeId"], where: { nodeId: { not: null }, desiredState: "RUNNING", state: { in: [...ACTIVE_STATES] } }, _count: { _all: true } }),
+      this.prisma.task.groupBy({
+        by: ["nodeId"],
+        where: { nodeId: { not: null }, desiredState: "RUNNING", state: { in: [...ACTIVE_STATES] } },
+        _count: { _all: true },
+      }),
     ]);
     const byNode = new Map(counts.map((c) => [c.nodeId, c._count._all]));
     return nodes.map((node) => ({ node, tasks: byNode.get(node.id) ?? 0 }));

@@ -51,7 +51,12 @@ export class NodesService {
       if (u.availability) data.availability = u.availability.toUpperCase() as "ACTIVE" | "PAUSE" | "DRAIN";
       const node = await tx.node.update({ where: { id: row.id }, data });
       const evs = await this.events.record(tx, [
-        { kind: "node", subjectId: node.id, action: "update", data: { hostname: node.hostname, availability: node.availability.toLowerCase(), labels } },
+        {
+          kind: "node",
+          subjectId: node.id,
+          action: "update",
+          data: { hostname: node.hostname, availability: node.availability.toLowerCase(), labels },
+        },
       ]);
       return { node, evs };
     }, TX_OPTIONS);
@@ -69,19 +74,29 @@ export class NodesService {
     const { evs, services } = await this.prisma.$transaction(async (tx) => {
       const node = await this.repo.find(ref, tx);
       if (node.status !== "DOWN" && !force) {
-        throw new ConflictError(`node ${node.hostname} is ${node.status.toLowerCase()}: drain it and stop its agent first, or remove it with --force`, { status: node.status.toLowerCase() });
+        throw new ConflictError(
+          `node ${node.hostname} is ${node.status.toLowerCase()}: drain it and stop its agent first, or remove it with --force`,
+          { status: node.status.toLowerCase() },
+        );
       }
       const tasks = await this.tasks.orphanAll(tx, node.id, `node ${node.hostname} was removed`, Date.now());
       await tx.node.delete({ where: { id: node.id } });
       const evs = await this.events.record(tx, [
         { kind: "node", subjectId: node.id, action: "remove", data: { hostname: node.hostname, force, orphaned: tasks.length } },
-        ...tasks.map((t) => ({ kind: "task", subjectId: t.id, action: "state", data: { serviceId: t.serviceId, state: "ORPHANED", reason: "node-gone" } })),
+        ...tasks.map((t) => ({
+          kind: "task",
+          subjectId: t.id,
+          action: "state",
+          data: { serviceId: t.serviceId, state: "ORPHANED", reason: "node-gone" },
+        })),
       ]);
       return { evs, services: [...new Set(tasks.map((t) => t.serviceId))] };
     }, TX_OPTIONS);
     await this.events.publish(evs);
     const waiting = await this.services.servicesWaitingForCapacity();
-    await queuedAfterCommit(Promise.all([...new Set([...services, ...waiting])].map((s) => this.queues.enqueueReconcile(s, "node removed"))));
+    await queuedAfterCommit(
+      Promise.all([...new Set([...services, ...waiting])].map((s) => this.queues.enqueueReconcile(s, "node removed"))),
+    );
   }
 
   /** Reconciles services with tasks on these nodes and those waiting for capacity. */

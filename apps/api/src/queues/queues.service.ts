@@ -43,7 +43,10 @@ export class QueuesService implements OnModuleDestroy {
     if (!q) {
       // Fail fast while Redis is down (no offline queue): the caller answers 503 at once, and
       // what it wrote to Postgres is picked up by the sweep when Redis returns.
-      q = new Queue(name, { connection: this.redis.open({ maxRetriesPerRequest: 1, enableOfflineQueue: false }), prefix: this.config.queuePrefix });
+      q = new Queue(name, {
+        connection: this.redis.open({ maxRetriesPerRequest: 1, enableOfflineQueue: false }),
+        prefix: this.config.queuePrefix,
+      });
       // Redis going away is reported by the health probe and by the calls that fail.
       q.on("error", () => undefined);
       this.queues.set(name, q);
@@ -70,7 +73,12 @@ export class QueuesService implements OnModuleDestroy {
    */
   async enqueueFollowUp(serviceId: string, atMs: number, reason: string, now: number): Promise<void> {
     const data: ReconcileJob = { serviceId, reason: `follow-up: ${reason}` };
-    await this.add(QUEUE.reconcile, "reconcile", data, { jobId: `followup-${serviceId}-${atMs}`, delay: Math.max(0, atMs - now), removeOnComplete: true, removeOnFail: { count: 100 } });
+    await this.add(QUEUE.reconcile, "reconcile", data, {
+      jobId: `followup-${serviceId}-${atMs}`,
+      delay: Math.max(0, atMs - now),
+      removeOnComplete: true,
+      removeOnFail: { count: 100 },
+    });
   }
 
   /** Asks for a dispatch on each of these nodes; duplicates collapse (see dispatchKey). */
@@ -101,7 +109,10 @@ export class QueuesService implements OnModuleDestroy {
    */
   async enqueueRemove(job: RemoveContainersJob): Promise<void> {
     if (job.containers.length === 0) return;
-    const digest = createHash("sha256").update([...job.containers].sort().join(",")).digest("hex").slice(0, 16);
+    const digest = createHash("sha256")
+      .update([...job.containers].sort().join(","))
+      .digest("hex")
+      .slice(0, 16);
     const jobId = `remove-${job.nodeId}-${digest}`;
     try {
       const previous = await this.queue(QUEUE.dispatch).getJob(jobId);
@@ -109,7 +120,13 @@ export class QueuesService implements OnModuleDestroy {
     } catch (e) {
       throw new RedisUnavailableError(e);
     }
-    await this.add(QUEUE.dispatch, "remove", job, { jobId, removeOnComplete: true, removeOnFail: { count: 100 }, attempts: 3, backoff: { type: "exponential", delay: 2_000 } });
+    await this.add(QUEUE.dispatch, "remove", job, {
+      jobId,
+      removeOnComplete: true,
+      removeOnFail: { count: 100 },
+      attempts: 3,
+      backoff: { type: "exponential", delay: 2_000 },
+    });
   }
 
   /** Starts a provisioning operation with progress; a repeat of one already queued collapses. */
@@ -124,7 +141,11 @@ export class QueuesService implements OnModuleDestroy {
 
   /** The periodic sweep that reconciles everything, so a lost job only delays a change. */
   async ensureSweep(): Promise<void> {
-    await this.queue(QUEUE.sweep).upsertJobScheduler("sweep", { every: this.config.sweepIntervalMs }, { name: "sweep", data: {}, opts: KEEP });
+    await this.queue(QUEUE.sweep).upsertJobScheduler(
+      "sweep",
+      { every: this.config.sweepIntervalMs },
+      { name: "sweep", data: {}, opts: KEEP },
+    );
   }
 
   /** Whether the sweep's schedule is in Redis (it is gone after Redis lost its data). */

@@ -92,7 +92,10 @@ export class WorkersService implements OnApplicationBootstrap, OnModuleDestroy {
          OR (t."desiredState" = 'SHUTDOWN'::"DesiredTaskState" AND t.state = ANY($4::"TaskState"[])))`,
       [utc(this.clock.now() - STALE_CLAIM_MS), "ASSIGNED" satisfies TaskState, "ACCEPTED" satisfies TaskState, [...STOPPABLE_TASK_STATES]],
     );
-    await this.queues.enqueueDispatch(nodes.map((n) => n.nodeId), "sweep");
+    await this.queues.enqueueDispatch(
+      nodes.map((n) => n.nodeId),
+      "sweep",
+    );
     return { services: services.length, nodes: nodes.length };
   }
 

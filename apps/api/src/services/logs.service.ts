@@ -61,7 +61,11 @@ export class LogsService {
       const partial = { stdout: "", stderr: "" };
       try {
         const engine = await this.engines.forNode(t.node!);
-        for await (const chunk of engine.logs(t.containerId!, { follow: opts.follow, ...(opts.tail !== undefined ? { tail: opts.tail } : {}), signal: opts.signal })) {
+        for await (const chunk of engine.logs(t.containerId!, {
+          follow: opts.follow,
+          ...(opts.tail !== undefined ? { tail: opts.tail } : {}),
+          signal: opts.signal,
+        })) {
           const split = splitLines(partial[chunk.stream], chunk.data.toString("utf8"));
           partial[chunk.stream] = split.partial;
           let full = false;

@@ -41,7 +41,9 @@ export function toCoreNode(n: NodeRow): NodeInfo {
 /** The row's spec, parsed (see stored-spec.ts). */
 export const specOf = (s: Pick<ServiceRow, "spec"> & { id?: string }): ServiceSpec => parseStoredSpec(s.spec, `service ${s.id ?? "?"}`);
 export const previousSpecOf = (s: Pick<ServiceRow, "previousSpec"> & { id?: string }): ServiceSpec | undefined =>
-  s.previousSpec === null || s.previousSpec === undefined ? undefined : parseStoredSpec(s.previousSpec, `service ${s.id ?? "?"} (previous spec)`);
+  s.previousSpec === null || s.previousSpec === undefined
+    ? undefined
+    : parseStoredSpec(s.previousSpec, `service ${s.id ?? "?"} (previous spec)`);
 export const updateStateOf = (s: Pick<ServiceRow, "updateState">): UpdateState | undefined =>
   (s.updateState ?? undefined) as unknown as UpdateState | undefined;
 

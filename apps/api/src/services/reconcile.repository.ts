@@ -85,18 +85,36 @@ export class ReconcileRepository {
    * state or rollback, then the task decisions (TasksRepository, their only writer), then the
    * events. Throws StalePlanError if the service moved on since `view` was read.
    */
-  async write(view: ReconcileView, r: ReconcileResult, s: ScheduleResult, now: number, rollback: RollbackDecision | undefined): Promise<FlotillaEvent[]> {
+  async write(
+    view: ReconcileView,
+    r: ReconcileResult,
+    s: ScheduleResult,
+    now: number,
+    rollback: RollbackDecision | undefined,
+  ): Promise<FlotillaEvent[]> {
     const { service } = view;
     return this.prisma.sql.transaction(async (tx) => {
       await this.guard(tx, service, rollback ? rollback.update : r.update, now, rollback);
       const events = await this.tasks.writePlan(tx, service.id, view.tasks, r, s, now);
-      if (rollback) events.push({ kind: "service", subjectId: service.id, action: "rollback", data: { name: service.name, reason: rollback.update.message, automatic: true } });
+      if (rollback)
+        events.push({
+          kind: "service",
+          subjectId: service.id,
+          action: "rollback",
+          data: { name: service.name, reason: rollback.update.message, automatic: true },
+        });
       return insertEvents(tx, events, now);
     });
   }
 
   /** Bumps planVersion (and installs a rollback) only if the service is still as it was read. */
-  private async guard(tx: SqlRunner, service: ServiceRow, update: UpdateState | undefined, now: number, rollback: RollbackDecision | undefined): Promise<void> {
+  private async guard(
+    tx: SqlRunner,
+    service: ServiceRow,
+    update: UpdateState | undefined,
+    now: number,
+    rollback: RollbackDecision | undefined,
+  ): Promise<void> {
     const rows = await tx.query(
       `UPDATE "Service" SET "planVersion" = "planVersion" + 1, "updateState" = $5::jsonb, "updatedAt" = $6::timestamp(3)
          ${rollback ? `, spec = $7::jsonb, "previousSpec" = $8::jsonb, version = version + 1, "taskVersion" = "taskVersion" + 1` : ""}

@@ -67,8 +67,15 @@ export class ReconcileService implements OnModuleInit {
     await this.repo.prune(view, (d.rollback?.update ?? d.result.update)?.failedTaskIds ?? []);
     if (d.rollback) await this.queues.enqueueReconcile(serviceId, "automatic rollback");
     await this.dispatch(serviceId, now);
-    this.logger.debug(`${view.service.name}: +${d.result.plan.create.length} -${d.result.plan.stop.length}, ${d.placed.unassigned.length} pending`);
-    return { outcome: "written", created: d.result.newTasks.length, stopped: d.result.plan.stop.length, pending: d.placed.unassigned.length };
+    this.logger.debug(
+      `${view.service.name}: +${d.result.plan.create.length} -${d.result.plan.stop.length}, ${d.placed.unassigned.length} pending`,
+    );
+    return {
+      outcome: "written",
+      created: d.result.newTasks.length,
+      stopped: d.result.plan.stop.length,
+      pending: d.placed.unassigned.length,
+    };
   }
 
   private async dispatch(serviceId: string, now: number): Promise<void> {

@@ -4,7 +4,10 @@
 import type { SchemaObject } from "@nestjs/swagger/dist/interfaces/open-api-spec.interface";
 import { z } from "zod";
 
-const amounts = z.object({ nanoCpus: z.number().int().min(0), memoryBytes: z.number().int().min(0) }).partial().strict();
+const amounts = z
+  .object({ nanoCpus: z.number().int().min(0), memoryBytes: z.number().int().min(0) })
+  .partial()
+  .strict();
 const updateConfig = z
   .object({
     parallelism: z.number().int().min(0),
@@ -31,7 +34,11 @@ const specFields = {
     ])
     .optional(),
   replicas: z.number().int().min(0).optional(),
-  resources: z.object({ reservations: amounts, limits: amounts.extend({ pids: z.number().int().min(0) }).partial() }).partial().strict().optional(),
+  resources: z
+    .object({ reservations: amounts, limits: amounts.extend({ pids: z.number().int().min(0) }).partial() })
+    .partial()
+    .strict()
+    .optional(),
   ports: z
     .array(
       z
@@ -102,7 +109,10 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
       type: "object",
       properties: {
         reservations: { type: "object", properties: { nanoCpus: { type: "integer" }, memoryBytes: { type: "integer" } } },
-        limits: { type: "object", properties: { nanoCpus: { type: "integer" }, memoryBytes: { type: "integer" }, pids: { type: "integer" } } },
+        limits: {
+          type: "object",
+          properties: { nanoCpus: { type: "integer" }, memoryBytes: { type: "integer" }, pids: { type: "integer" } },
+        },
       },
     },
     ports: {
@@ -117,7 +127,8 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
           mode: {
             enum: ["ingress", "host"],
             default: "ingress",
-            description: "ingress: every node answers on the published port and forwards to any task (tcp only); host: only nodes running a task, one task per node",
+            description:
+              "ingress: every node answers on the published port and forwards to any task (tcp only); host: only nodes running a task, one task per node",
           },
         },
       },

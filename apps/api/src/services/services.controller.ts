@@ -86,11 +86,21 @@ export class ServicesController {
   @ApiQuery({ name: "tail", required: false, description: "last N lines per task" })
   @ApiOkResponse({ description: "text/plain, one line per log line, prefixed `web.1@node | `" })
   @ApiOperation({ summary: "Logs of every task of the service, merged from the agents" })
-  async logsOf(@Param("id") id: string, @Req() req: FastifyRequest, @Query("follow") follow?: string, @Query("tail") tail?: string): Promise<StreamableFile> {
-    if (tail !== undefined && !/^\d+$/.test(tail)) throw new InvalidError("invalid tail: must be a whole number of lines", { field: "tail" });
+  async logsOf(
+    @Param("id") id: string,
+    @Req() req: FastifyRequest,
+    @Query("follow") follow?: string,
+    @Query("tail") tail?: string,
+  ): Promise<StreamableFile> {
+    if (tail !== undefined && !/^\d+$/.test(tail))
+      throw new InvalidError("invalid tail: must be a whole number of lines", { field: "tail" });
     const ac = new AbortController();
     req.raw.on("close", () => ac.abort());
-    const stream = await this.logs.stream(id, { follow: follow === "1" || follow === "true", ...(tail !== undefined ? { tail: Number(tail) } : {}), signal: ac.signal });
+    const stream = await this.logs.stream(id, {
+      follow: follow === "1" || follow === "true",
+      ...(tail !== undefined ? { tail: Number(tail) } : {}),
+      signal: ac.signal,
+    });
     return new StreamableFile(stream, { type: "text/plain; charset=utf-8" });
   }
 }

@@ -76,7 +76,11 @@ export class ServicesRepository {
   /** Ids of services a new or returning node could help: pending tasks, or global mode. */
   async servicesWaitingForCapacity(): Promise<string[]> {
     const [pending, global] = await Promise.all([
-      this.prisma.task.findMany({ where: { state: "PENDING", desiredState: "RUNNING" }, select: { serviceId: true }, distinct: ["serviceId"] }),
+      this.prisma.task.findMany({
+        where: { state: "PENDING", desiredState: "RUNNING" },
+        select: { serviceId: true },
+        distinct: ["serviceId"],
+      }),
       this.prisma.service.findMany({ where: { mode: "GLOBAL" }, select: { id: true } }),
     ]);
     return [...new Set([...pending.map((t) => t.serviceId), ...global.map((s) => s.id)])];

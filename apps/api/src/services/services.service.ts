@@ -46,7 +46,8 @@ function view(row: ServiceRow, counts: TaskCounts = { running: 0, live: 0 }): Se
 /** Request fields → core's spec input; `replicas` is shorthand for replicated mode. */
 function toInput(body: Omit<UpdateServiceBody, "replicas"> & { replicas?: number; name: string; image: string }): ServiceSpecInput {
   const { replicas, mode, ...rest } = body;
-  if (replicas !== undefined && mode?.kind === "global") throw new InvalidError("replicas cannot be set for a global service", { field: "replicas" });
+  if (replicas !== undefined && mode?.kind === "global")
+    throw new InvalidError("replicas cannot be set for a global service", { field: "replicas" });
   return { ...rest, ...(replicas !== undefined ? { mode: { kind: "replicated", replicas } } : mode ? { mode } : {}) } as ServiceSpecInput;
 }
 
@@ -77,7 +78,11 @@ const json = (v: unknown) => v as Prisma.InputJsonValue;
 function canonical(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(canonical);
   if (v !== null && typeof v === "object") {
-    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+    );
   }
   return v;
 }
@@ -97,15 +102,21 @@ export class ServicesService {
     const spec = normalizeServiceSpec(toInput(body));
     const { row, evs } = await this.prisma
       .$transaction(async (tx) => {
-        if (await tx.service.findUnique({ where: { name: spec.name } })) throw new ConflictError(`a service named "${spec.name}" already exists`, { field: "name" });
+        if (await tx.service.findUnique({ where: { name: spec.name } }))
+          throw new ConflictError(`a service named "${spec.name}" already exists`, { field: "name" });
         await this.repo.assertPortsFree(tx, spec);
-        const row = await tx.service.create({ data: { name: spec.name, mode: spec.mode.kind === "global" ? "GLOBAL" : "REPLICATED", spec: json(spec) } });
-        const evs = await this.events.record(tx, [{ kind: "service", subjectId: row.id, action: "create", data: { name: row.name, version: 1 } }]);
+        const row = await tx.service.create({
+          data: { name: spec.name, mode: spec.mode.kind === "global" ? "GLOBAL" : "REPLICATED", spec: json(spec) },
+        });
+        const evs = await this.events.record(tx, [
+          { kind: "service", subjectId: row.id, action: "create", data: { name: row.name, version: 1 } },
+        ]);
         return { row, evs };
       }, TX_OPTIONS)
       .catch((e: unknown) => {
         // Two creates racing past the check: the unique index decides.
-        if ((e as { code?: string }).code === "P2002") throw new ConflictError(`a service named "${spec.name}" already exists`, { field: "name" });
+        if ((e as { code?: string }).code === "P2002")
+          throw new ConflictError(`a service named "${spec.name}" already exists`, { field: "name" });
         throw e;
       });
     await this.events.publish(evs);
@@ -134,7 +145,8 @@ export class ServicesService {
       const current = specOf(row);
       const next = normalizeServiceSpec({ ...merge(current, patch), name: row.name });
       if (sameSpec(next, current)) return { row, evs: [] };
-      if (next.mode.kind !== current.mode.kind) throw new InvalidError("the mode of a service cannot change: remove and create it again", { field: "mode" });
+      if (next.mode.kind !== current.mode.kind)
+        throw new InvalidError("the mode of a service cannot change: remove and create it again", { field: "mode" });
       await this.repo.assertPortsFree(tx, next);
       const bump = affectsTasks(current, next);
       const updated = await tx.service.update({
@@ -147,7 +159,17 @@ export class ServicesService {
         },
       });
       const evs = await this.events.record(tx, [
-        { kind: "service", subjectId: row.id, action, data: { name: row.name, version: updated.version, taskVersion: updated.taskVersion, ...(next.mode.kind === "replicated" ? { replicas: next.mode.replicas } : {}) } },
+        {
+          kind: "service",
+          subjectId: row.id,
+          action,
+          data: {
+            name: row.name,
+            version: updated.version,
+            taskVersion: updated.taskVersion,
+            ...(next.mode.kind === "replicated" ? { replicas: next.mode.replicas } : {}),
+          },
+        },
       ]);
       return { row: updated, evs };
     }, TX_OPTIONS);
@@ -160,7 +182,8 @@ export class ServicesService {
 
   async scale(ref: string, replicas: number): Promise<ServiceView> {
     const row = await this.repo.find(ref);
-    if (specOf(row).mode.kind === "global") throw new InvalidError(`service ${row.name} is global: it cannot be scaled`, { field: "replicas" });
+    if (specOf(row).mode.kind === "global")
+      throw new InvalidError(`service ${row.name} is global: it cannot be scaled`, { field: "replicas" });
     return this.update(row.id, { replicas }, "scale");
   }
 
@@ -180,9 +203,17 @@ export class ServicesService {
       const update = bump ? startUpdate(taskVersion, now, { rollback: true, equivalentVersions: [row.taskVersion - 1] }) : undefined;
       const updated = await tx.service.update({
         where: { id: row.id },
-        data: { spec: json(previous), previousSpec: json(current), version: row.version + 1, taskVersion, ...(update ? { updateState: json(update) } : {}) },
+        data: {
+          spec: json(previous),
+          previousSpec: json(current),
+          version: row.version + 1,
+          taskVersion,
+          ...(update ? { updateState: json(update) } : {}),
+        },
       });
-      const evs = await this.events.record(tx, [{ kind: "service", subjectId: row.id, action: "rollback", data: { name: row.name, version: updated.version, taskVersion } }]);
+      const evs = await this.events.record(tx, [
+        { kind: "service", subjectId: row.id, action: "rollback", data: { name: row.name, version: updated.version, taskVersion } },
+      ]);
       return { row: updated, evs };
     }, TX_OPTIONS);
     await this.events.publish(evs);
@@ -197,9 +228,14 @@ export class ServicesService {
   async remove(ref: string): Promise<void> {
     const { evs, running, grace } = await this.prisma.$transaction(async (tx) => {
       const row = await this.repo.findForUpdate(tx, ref);
-      const running = await tx.task.findMany({ where: { serviceId: row.id, containerId: { not: null }, state: { in: [...DISPATCHED_TASK_STATES] } }, select: { nodeId: true, containerId: true } });
+      const running = await tx.task.findMany({
+        where: { serviceId: row.id, containerId: { not: null }, state: { in: [...DISPATCHED_TASK_STATES] } },
+        select: { nodeId: true, containerId: true },
+      });
       await tx.service.delete({ where: { id: row.id } });
-      const evs = await this.events.record(tx, [{ kind: "service", subjectId: row.id, action: "remove", data: { name: row.name, tasks: running.length } }]);
+      const evs = await this.events.record(tx, [
+        { kind: "service", subjectId: row.id, action: "remove", data: { name: row.name, tasks: running.length } },
+      ]);
       return { evs, running, grace: specOf(row).stopGracePeriodMs };
     }, TX_OPTIONS);
     await this.events.publish(evs);
@@ -207,6 +243,8 @@ export class ServicesService {
     // node's next full heartbeat fold finds and removes.
     const byNode = new Map<string, string[]>();
     for (const t of running) if (t.nodeId) byNode.set(t.nodeId, [...(byNode.get(t.nodeId) ?? []), t.containerId!]);
-    await Promise.all([...byNode].map(([nodeId, containers]) => this.queues.enqueueRemove({ nodeId, containers, graceMs: grace }).catch(() => undefined)));
+    await Promise.all(
+      [...byNode].map(([nodeId, containers]) => this.queues.enqueueRemove({ nodeId, containers, graceMs: grace }).catch(() => undefined)),
+    );
   }
 }

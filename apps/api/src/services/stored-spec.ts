@@ -23,7 +23,10 @@ export const StoredServiceSpec = z.object({
   args: z.array(z.string()),
   env: z.record(z.string(), z.string()),
   labels: z.record(z.string(), z.string()),
-  mode: z.discriminatedUnion("kind", [z.object({ kind: z.literal("replicated"), replicas: z.number() }), z.object({ kind: z.literal("global") })]),
+  mode: z.discriminatedUnion("kind", [
+    z.object({ kind: z.literal("replicated"), replicas: z.number() }),
+    z.object({ kind: z.literal("global") }),
+  ]),
   resources: z.object({ reservations: amounts, limits: amounts.extend({ pids: z.number().optional() }) }),
   ports: z.array(
     z.object({

@@ -39,7 +39,8 @@ export interface StackView {
   services: number;
 }
 
-const notFound = (name: string) => new DomainError("not_found", `stack ${name} not found: no service has ${STACK_LABEL}=${name}`, { stack: name });
+const notFound = (name: string) =>
+  new DomainError("not_found", `stack ${name} not found: no service has ${STACK_LABEL}=${name}`, { stack: name });
 
 @Injectable()
 export class StacksService {
@@ -49,7 +50,13 @@ export class StacksService {
   ) {}
 
   async deploy(body: DeployStackBody): Promise<StackDeployResult> {
-    const parsed = parseCompose({ text: body.compose, stack: body.name, env: body.env ?? {}, ...(body.dotenv !== undefined ? { dotenv: body.dotenv } : {}), envFiles: body.envFiles ?? {} });
+    const parsed = parseCompose({
+      text: body.compose,
+      stack: body.name,
+      env: body.env ?? {},
+      ...(body.dotenv !== undefined ? { dotenv: body.dotenv } : {}),
+      envFiles: body.envFiles ?? {},
+    });
     const current = (await this.servicesOf(parsed.stack)).map((s) => s.spec as unknown as ServiceSpec);
     const plan = planStackDeploy(current, parsed.services, { prune: !!body.prune });
     for (const spec of plan.create) await this.services.create(toBody(spec));
@@ -58,7 +65,13 @@ export class StacksService {
       await this.services.update(spec.name, patch);
     }
     for (const name of plan.remove) await this.services.remove(name);
-    return { name: parsed.stack, created: plan.create.map((s) => s.name), updated: plan.update.map((s) => s.name), unchanged: plan.unchanged, removed: plan.remove };
+    return {
+      name: parsed.stack,
+      created: plan.create.map((s) => s.name),
+      updated: plan.update.map((s) => s.name),
+      unchanged: plan.unchanged,
+      removed: plan.remove,
+    };
   }
 
   async list(): Promise<StackView[]> {

@@ -18,7 +18,11 @@ export class TasksController {
   @ApiQuery({ name: "node", required: false, description: "node id or hostname" })
   @ApiQuery({ name: "desired-state", required: false, enum: ["running", "shutdown"] })
   list(@Query(new ZodValidationPipe(TaskQuery)) q: z.infer<typeof TaskQuery>): Promise<TaskView[]> {
-    return this.tasks.list({ ...(q.service ? { service: q.service } : {}), ...(q.node ? { node: q.node } : {}), ...(q["desired-state"] ? { desiredState: q["desired-state"] } : {}) });
+    return this.tasks.list({
+      ...(q.service ? { service: q.service } : {}),
+      ...(q.node ? { node: q.node } : {}),
+      ...(q["desired-state"] ? { desiredState: q["desired-state"] } : {}),
+    });
   }
 
   @Get(":id")

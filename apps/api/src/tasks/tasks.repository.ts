@@ -20,7 +20,12 @@ export interface LaunchOutcome {
   error?: string;
 }
 
-const taskEvent = (serviceId: string, id: string, action: string, data: Record<string, unknown>): EventInput => ({ kind: "task", subjectId: id, action, data: { serviceId, ...data } });
+const taskEvent = (serviceId: string, id: string, action: string, data: Record<string, unknown>): EventInput => ({
+  kind: "task",
+  subjectId: id,
+  action,
+  data: { serviceId, ...data },
+});
 
 @Injectable()
 export class TasksRepository {
@@ -31,18 +36,41 @@ export class TasksRepository {
    * (assigned, or pending with the scheduler's reason), placements of tasks that were pending,
    * and new reasons for those still waiting. Returns their events, to be written with them.
    */
-  async writePlan(tx: SqlRunner, serviceId: string, read: readonly TaskRow[], r: ReconcileResult, s: ScheduleResult, now: number): Promise<EventInput[]> {
+  async writePlan(
+    tx: SqlRunner,
+    serviceId: string,
+    read: readonly TaskRow[],
+    r: ReconcileResult,
+    s: ScheduleResult,
+    now: number,
+  ): Promise<EventInput[]> {
     const byId = new Map(read.map((t) => [t.id, t]));
     const fresh = new Set(r.newTasks.map((t) => t.id));
     return [
       ...(await this.stop(tx, serviceId, byId, r, now)),
       ...(await this.insert(tx, serviceId, r, s, now)),
-      ...(await this.assign(tx, serviceId, s.assignments.filter((a) => !fresh.has(a.taskId)), now)),
-      ...(await this.markWaiting(tx, serviceId, s.unassigned.filter((u) => !fresh.has(u.taskId) && byId.get(u.taskId)?.message !== u.reason), now)),
+      ...(await this.assign(
+        tx,
+        serviceId,
+        s.assignments.filter((a) => !fresh.has(a.taskId)),
+        now,
+      )),
+      ...(await this.markWaiting(
+        tx,
+        serviceId,
+        s.unassigned.filter((u) => !fresh.has(u.taskId) && byId.get(u.taskId)?.message !== u.reason),
+        now,
+      )),
     ];
   }
 
-  private async stop(tx: SqlRunner, serviceId: string, byId: ReadonlyMap<string, TaskRow>, r: ReconcileResult, now: number): Promise<EventInput[]> {
+  private async stop(
+    tx: SqlRunner,
+    serviceId: string,
+    byId: ReadonlyMap<string, TaskRow>,
+    r: ReconcileResult,
+    now: number,
+  ): Promise<EventInput[]> {
     const stops = r.plan.stop.flatMap((stop) => {
       const t = byId.get(stop.taskId);
       return t ? [{ t, stop, to: stopOutcome(stop, t.state as TaskState) }] : [];
@@ -56,7 +84,9 @@ export class TasksRepository {
        WHERE t.id = v.id AND (v.next IS NULL OR t.state = v.read::"TaskState")`,
       [utc(now), stops.map((x) => x.t.id), stops.map((x) => x.stop.message), stops.map((x) => x.to), stops.map((x) => x.t.state)],
     );
-    return stops.map(({ t, stop, to }) => taskEvent(serviceId, t.id, "stop", { slot: t.slot, reason: stop.reason, message: stop.message, ...(to ? { state: to } : {}) }));
+    return stops.map(({ t, stop, to }) =>
+      taskEvent(serviceId, t.id, "stop", { slot: t.slot, reason: stop.reason, message: stop.message, ...(to ? { state: to } : {}) }),
+    );
   }
 
   private async insert(tx: SqlRunner, serviceId: string, r: ReconcileResult, s: ScheduleResult, now: number): Promise<EventInput[]> {
@@ -72,9 +102,25 @@ export class TasksRepository {
       `INSERT INTO "Task" (id, "serviceId", slot, "nodeId", "specVersion", state, "desiredState", message, "createdAt", "updatedAt")
        SELECT v.id, $1::uuid, v.slot, v.node, v.version, v.state::"TaskState", 'RUNNING'::"DesiredTaskState", v.message, $2::timestamp(3), $2::timestamp(3)
        FROM unnest($3::uuid[], $4::int[], $5::uuid[], $6::int[], $7::text[], $8::text[]) AS v(id, slot, node, version, state, message)`,
-      [serviceId, utc(now), rows.map((x) => x.t.id), rows.map((x) => x.t.slot ?? null), rows.map((x) => x.nodeId), rows.map((x) => x.t.specVersion), rows.map((x) => x.state), rows.map((x) => x.message)],
+      [
+        serviceId,
+        utc(now),
+        rows.map((x) => x.t.id),
+        rows.map((x) => x.t.slot ?? null),
+        rows.map((x) => x.nodeId),
+        rows.map((x) => x.t.specVersion),
+        rows.map((x) => x.state),
+        rows.map((x) => x.message),
+      ],
     );
-    return rows.map((x) => taskEvent(serviceId, x.t.id, "create", { slot: x.t.slot ?? null, nodeId: x.nodeId, state: assigned.has(x.t.id) ? "ASSIGNED" : "PENDING", message: x.message }));
+    return rows.map((x) =>
+      taskEvent(serviceId, x.t.id, "create", {
+        slot: x.t.slot ?? null,
+        nodeId: x.nodeId,
+        state: assigned.has(x.t.id) ? "ASSIGNED" : "PENDING",
+        message: x.message,
+      }),
+    );
   }
 
   /** Tasks that were pending, placed now. */
@@ -88,7 +134,9 @@ export class TasksRepository {
       [utc(now), placed.map((a) => a.taskId), placed.map((a) => a.nodeId)],
     );
     const done = new Set(moved.map((m) => m.id));
-    return placed.filter((a) => done.has(a.taskId)).map((a) => taskEvent(serviceId, a.taskId, "assign", { nodeId: a.nodeId, state: "ASSIGNED" }));
+    return placed
+      .filter((a) => done.has(a.taskId))
+      .map((a) => taskEvent(serviceId, a.taskId, "assign", { nodeId: a.nodeId, state: "ASSIGNED" }));
   }
 
   /** Tasks still waiting, with a new reason. */
@@ -159,14 +207,28 @@ export class TasksRepository {
         outcomes.map((o) => o.containerId ?? null),
         outcomes.map((o) => (o.endpoints ? JSON.stringify(o.endpoints) : null)),
         outcomes.map((o) => (o.containerId ? null : (o.error ?? "rejected"))),
-        outcomes.map((o) => JSON.stringify({ serviceId: o.task.serviceId, slot: o.task.slot, state: o.containerId ? "RUNNING" : "REJECTED", node: o.node, ...(o.containerId ? {} : { error: o.error }) })),
+        outcomes.map((o) =>
+          JSON.stringify({
+            serviceId: o.task.serviceId,
+            slot: o.task.slot,
+            state: o.containerId ? "RUNNING" : "REJECTED",
+            node: o.node,
+            ...(o.containerId ? {} : { error: o.error }),
+          }),
+        ),
       ],
     );
     return eventsFrom(rows);
   }
 
   /** Moves a task to a final state if it is still in one of `from`; returns its event, or none. */
-  async finish(task: Pick<TaskRow, "id" | "serviceId" | "slot">, from: readonly TaskState[], to: TaskState, now: number, exitCode?: number): Promise<FlotillaEvent[]> {
+  async finish(
+    task: Pick<TaskRow, "id" | "serviceId" | "slot">,
+    from: readonly TaskState[],
+    to: TaskState,
+    now: number,
+    exitCode?: number,
+  ): Promise<FlotillaEvent[]> {
     const rows = await this.prisma.sql.query<EventRow>(
       `WITH moved AS (
          UPDATE "Task" SET state = $2::"TaskState", "finishedAt" = $3::timestamp(3), "exitCode" = coalesce($4, "exitCode"), "updatedAt" = $3::timestamp(3)
@@ -183,13 +245,23 @@ export class TasksRepository {
    * Writes a heartbeat fold: the moves (each conditional on the state read) with their events,
    * and the "missing from reports" counts, in one statement.
    */
-  async applyFold(changes: readonly (TaskChange & { serviceId: string; slot: number | null })[], missing: ReadonlyMap<string, number>, now: number): Promise<FlotillaEvent[]> {
+  async applyFold(
+    changes: readonly (TaskChange & { serviceId: string; slot: number | null })[],
+    missing: ReadonlyMap<string, number>,
+    now: number,
+  ): Promise<FlotillaEvent[]> {
     if (changes.length === 0 && missing.size === 0) return [];
     const time = (ms: number | undefined) => (ms !== undefined ? utc(ms) : null);
     const event = (c: (typeof changes)[number]) =>
       c.next.state === c.from
         ? null
-        : JSON.stringify({ serviceId: c.serviceId, slot: c.slot, state: c.next.state, ...(c.next.exitCode !== undefined ? { exitCode: c.next.exitCode } : {}), ...(c.next.error ? { error: c.next.error } : {}) });
+        : JSON.stringify({
+            serviceId: c.serviceId,
+            slot: c.slot,
+            state: c.next.state,
+            ...(c.next.exitCode !== undefined ? { exitCode: c.next.exitCode } : {}),
+            ...(c.next.error ? { error: c.next.error } : {}),
+          });
     const rows = await this.prisma.sql.query<EventRow>(
       `WITH counted AS (
          UPDATE "Task" t SET "missingReports" = m.n FROM unnest($11::uuid[], $12::int[]) AS m(id, n) WHERE t.id = m.id),
@@ -237,7 +309,12 @@ export class TasksRepository {
   }
 
   /** Inside a node's removal transaction (Prisma's): its unfinished tasks end ORPHANED. Returns them. */
-  async orphanAll(tx: Prisma.TransactionClient, nodeId: string, message: string, now: number): Promise<{ id: string; serviceId: string }[]> {
+  async orphanAll(
+    tx: Prisma.TransactionClient,
+    nodeId: string,
+    message: string,
+    now: number,
+  ): Promise<{ id: string; serviceId: string }[]> {
     return tx.$queryRawUnsafe<{ id: string; serviceId: string }[]>(
       `UPDATE "Task" SET state = 'ORPHANED'::"TaskState", "desiredState" = 'SHUTDOWN'::"DesiredTaskState", "finishedAt" = $2::timestamp(3), message = $3, "updatedAt" = $2::timestamp(3)
        WHERE "nodeId" = $1::uuid AND state = ANY($4::"TaskState"[])

@@ -39,7 +39,12 @@ export class TasksService {
   }
 
   async get(id: string): Promise<TaskView> {
-    const t = UUID.test(id) ? await this.prisma.task.findUnique({ where: { id }, include: { service: { select: { name: true } }, node: { select: { hostname: true } } } }) : null;
+    const t = UUID.test(id)
+      ? await this.prisma.task.findUnique({
+          where: { id },
+          include: { service: { select: { name: true } }, node: { select: { hostname: true } } },
+        })
+      : null;
     if (!t) throw new NotFoundError("task", id);
     return taskView(t, t.service.name, t.node?.hostname ?? null);
   }

@@ -6,7 +6,9 @@ import { ZodValidationPipe } from "../common/zod-validation.pipe";
 import { TokensService } from "./tokens.service";
 
 const CreateToken = z.object({
-  name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, "letters, digits, '.', '_' and '-', up to 63, starting with a letter or digit"),
+  name: z
+    .string()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, "letters, digits, '.', '_' and '-', up to 63, starting with a letter or digit"),
   role: z.enum(USER_ROLES).default("admin"),
 });
 
@@ -30,7 +32,12 @@ export class TokensController {
       required: ["name"],
       properties: {
         name: { type: "string", example: "ci" },
-        role: { type: "string", enum: [...USER_ROLES], default: "admin", description: "admin: everything; operator: services, nodes, machines (no tokens, no host paths); viewer: read only" },
+        role: {
+          type: "string",
+          enum: [...USER_ROLES],
+          default: "admin",
+          description: "admin: everything; operator: services, nodes, machines (no tokens, no host paths); viewer: read only",
+        },
       },
     },
   })

@@ -41,7 +41,8 @@ export class TokensService {
   async create(name: string, role: "admin" | "operator" | "viewer" = "admin"): Promise<TokenView & { token: string }> {
     const secret = newTokenSecret();
     const row = await this.prisma.$transaction(async (tx) => {
-      if (await tx.apiToken.findUnique({ where: { name } })) throw new ConflictError(`a token named "${name}" already exists`, { field: "name" });
+      if (await tx.apiToken.findUnique({ where: { name } }))
+        throw new ConflictError(`a token named "${name}" already exists`, { field: "name" });
       const created = await tx.apiToken.create({ data: { name, role, hash: hashToken(secret) } });
       const evs = await this.events.record(tx, [{ kind: "token", subjectId: created.id, action: "create", data: { name, role } }]);
       return { created, evs };

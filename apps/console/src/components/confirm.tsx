@@ -21,7 +21,13 @@ export function ConfirmButton(props: {
   const close = () => dialog.current?.close();
   return (
     <>
-      <button type="button" className={props.danger ? "danger" : undefined} disabled={props.disabled} aria-label={props["aria-label"]} onClick={() => dialog.current?.showModal()}>
+      <button
+        type="button"
+        className={props.danger ? "danger" : undefined}
+        disabled={props.disabled}
+        aria-label={props["aria-label"]}
+        onClick={() => dialog.current?.showModal()}
+      >
         {props.children}
       </button>
       <dialog ref={dialog} aria-labelledby={titleId} aria-describedby={props.detail ? detailId : undefined} className="confirm">

@@ -65,11 +65,15 @@ async function errorOf(res: Response, method: string, path: string): Promise<Api
   const text = await res.text().catch(() => "");
   try {
     const body = JSON.parse(text) as Partial<ApiErrorBody>;
-    if (typeof body.message === "string") return new ApiError(res.status, { error: body.error ?? "error", message: body.message, details: body.details ?? {} });
+    if (typeof body.message === "string")
+      return new ApiError(res.status, { error: body.error ?? "error", message: body.message, details: body.details ?? {} });
   } catch {
     // Not the API's error shape (a proxy in between, say): fall back to the status line.
   }
-  return new ApiError(res.status, { error: "error", message: `${method} ${path}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ""}` });
+  return new ApiError(res.status, {
+    error: "error",
+    message: `${method} ${path}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ""}`,
+  });
 }
 
 /** Checks a token against the API without keeping it: the API's refusal comes back as an ApiError. */

@@ -42,7 +42,10 @@ export function openEventStream(api: Api, h: StreamHandlers): { stop(): void } {
     while (!ac.signal.aborted) {
       h.onStatus(first ? "connecting" : "reconnecting");
       try {
-        const res = await api.raw("GET", `/api/v1/events${lastId ? `?since=${lastId}` : ""}`, { accept: "text/event-stream", signal: ac.signal });
+        const res = await api.raw("GET", `/api/v1/events${lastId ? `?since=${lastId}` : ""}`, {
+          accept: "text/event-stream",
+          signal: ac.signal,
+        });
         h.onStatus("live");
         if (!first) h.onResync();
         first = false;

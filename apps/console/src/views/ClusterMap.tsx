@@ -45,8 +45,18 @@ export function ClusterMap() {
                   {n.availability !== "active" && <Badge value={n.availability} />}
                 </div>
               </header>
-              <Meter label="CPU" value={r.nanoCpus} max={n.resources.nanoCpus} text={`${cpus(r.nanoCpus)} / ${cpus(n.resources.nanoCpus)}`} />
-              <Meter label="Memory" value={r.memoryBytes} max={n.resources.memoryBytes} text={`${bytes(r.memoryBytes)} / ${bytes(n.resources.memoryBytes)}`} />
+              <Meter
+                label="CPU"
+                value={r.nanoCpus}
+                max={n.resources.nanoCpus}
+                text={`${cpus(r.nanoCpus)} / ${cpus(n.resources.nanoCpus)}`}
+              />
+              <Meter
+                label="Memory"
+                value={r.memoryBytes}
+                max={n.resources.memoryBytes}
+                text={`${bytes(r.memoryBytes)} / ${bytes(n.resources.memoryBytes)}`}
+              />
               <Tiles tasks={mine} label={`Tasks on ${n.hostname}`} />
             </section>
           );

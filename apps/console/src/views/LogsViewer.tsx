@@ -34,7 +34,10 @@ export function LogsViewer({ service, tasks }: { service: ServiceView; tasks: re
     setError(undefined);
     setStatus("connecting");
     (async () => {
-      const res = await api.raw("GET", `/api/v1/services/${seg(service.id)}/logs?tail=${tail}${follow ? "&follow=1" : ""}`, { accept: "text/plain", signal: ac.signal });
+      const res = await api.raw("GET", `/api/v1/services/${seg(service.id)}/logs?tail=${tail}${follow ? "&follow=1" : ""}`, {
+        accept: "text/plain",
+        signal: ac.signal,
+      });
       setStatus(follow ? "following" : "loaded");
       const reader = res.body!.getReader();
       ac.signal.addEventListener("abort", () => void reader.cancel().catch(() => undefined), { once: true });

@@ -87,7 +87,13 @@ export function MachineCreate({ machines }: { machines: readonly MachineView[] }
             {current.options.length === 0 && <p className="hint">This driver has no options.</p>}
             <div className="grid">
               {current.options.map((o) => (
-                <OptionField key={`${current.name}:${o.name}`} o={o} value={values[o.name]} blamed={action.error instanceof ApiError && action.error.field === o.name} onChange={(v) => setValues({ ...values, [o.name]: v })} />
+                <OptionField
+                  key={`${current.name}:${o.name}`}
+                  o={o}
+                  value={values[o.name]}
+                  blamed={action.error instanceof ApiError && action.error.field === o.name}
+                  onChange={(v) => setValues({ ...values, [o.name]: v })}
+                />
               ))}
             </div>
           </fieldset>
@@ -96,7 +102,13 @@ export function MachineCreate({ machines }: { machines: readonly MachineView[] }
               <legend>Engine options</legend>
               <div className="grid">
                 {engine.map((o) => (
-                  <OptionField key={o.name} o={o} value={values[o.name]} blamed={action.error instanceof ApiError && action.error.field === o.name} onChange={(v) => setValues({ ...values, [o.name]: v })} />
+                  <OptionField
+                    key={o.name}
+                    o={o}
+                    value={values[o.name]}
+                    blamed={action.error instanceof ApiError && action.error.field === o.name}
+                    onChange={(v) => setValues({ ...values, [o.name]: v })}
+                  />
                 ))}
               </div>
             </fieldset>
@@ -119,7 +131,17 @@ export function MachineCreate({ machines }: { machines: readonly MachineView[] }
   );
 }
 
-function OptionField({ o, value, blamed, onChange }: { o: DriverOption; value: string | boolean | undefined; blamed: boolean; onChange(v: string | boolean): void }) {
+function OptionField({
+  o,
+  value,
+  blamed,
+  onChange,
+}: {
+  o: DriverOption;
+  value: string | boolean | undefined;
+  blamed: boolean;
+  onChange(v: string | boolean): void;
+}) {
   const id = useId();
   const help = `${o.help}${o.unit && !o.help.includes(o.unit) ? ` (${o.unit})` : ""}${o.default !== undefined && o.type !== "bool" ? `; default ${String(o.default)}` : ""}`;
   const label = (
@@ -131,13 +153,25 @@ function OptionField({ o, value, blamed, onChange }: { o: DriverOption; value: s
   if (o.type === "bool") {
     return (
       <div className="field check">
-        <input id={id} type="checkbox" checked={value === undefined ? o.default === true : value === true} onChange={(e) => onChange(e.target.checked)} aria-describedby={`${id}-help`} />
+        <input
+          id={id}
+          type="checkbox"
+          checked={value === undefined ? o.default === true : value === true}
+          onChange={(e) => onChange(e.target.checked)}
+          aria-describedby={`${id}-help`}
+        />
         {label}
         <small id={`${id}-help`}>{o.help}</small>
       </div>
     );
   }
-  const common = { id, "aria-describedby": `${id}-help`, "aria-invalid": blamed || undefined, required: o.required, value: value === undefined ? "" : String(value) };
+  const common = {
+    id,
+    "aria-describedby": `${id}-help`,
+    "aria-invalid": blamed || undefined,
+    required: o.required,
+    value: value === undefined ? "" : String(value),
+  };
   return (
     <div className="field">
       {label}

@@ -35,7 +35,9 @@ export function Machines() {
                 </td>
               </tr>
             )}
-            {machines.data?.map((m) => <MachineRow key={m.id} m={m} />)}
+            {machines.data?.map((m) => (
+              <MachineRow key={m.id} m={m} />
+            ))}
           </tbody>
         </table>
       </div>
@@ -47,14 +49,36 @@ export function Machines() {
 type Op = MachineOperation | "rm-force";
 
 const OPS: { op: Op; label: string; detail: string; when(m: MachineView): boolean; danger?: boolean }[] = [
-  { op: "start", label: "Start", detail: "Starts the host and its agent.", when: (m) => ["STOPPED", "ERROR", "UNREACHABLE"].includes(m.state) },
-  { op: "stop", label: "Stop", detail: "Stops the host gracefully; its tasks are moved to other nodes.", when: (m) => ["READY", "UNREACHABLE"].includes(m.state) },
-  { op: "restart", label: "Restart", detail: "Restarts the host and its agent.", when: (m) => ["READY", "UNREACHABLE", "ERROR"].includes(m.state) },
-  { op: "rm", label: "Remove", detail: "The driver deletes the host and everything on it. This cannot be undone.", when: (m) => !BUSY_STATES.has(m.state), danger: true },
+  {
+    op: "start",
+    label: "Start",
+    detail: "Starts the host and its agent.",
+    when: (m) => ["STOPPED", "ERROR", "UNREACHABLE"].includes(m.state),
+  },
+  {
+    op: "stop",
+    label: "Stop",
+    detail: "Stops the host gracefully; its tasks are moved to other nodes.",
+    when: (m) => ["READY", "UNREACHABLE"].includes(m.state),
+  },
+  {
+    op: "restart",
+    label: "Restart",
+    detail: "Restarts the host and its agent.",
+    when: (m) => ["READY", "UNREACHABLE", "ERROR"].includes(m.state),
+  },
+  {
+    op: "rm",
+    label: "Remove",
+    detail: "The driver deletes the host and everything on it. This cannot be undone.",
+    when: (m) => !BUSY_STATES.has(m.state),
+    danger: true,
+  },
   {
     op: "rm-force",
     label: "Force remove",
-    detail: "Removes the machine's record even if the driver cannot delete the host (which may then be left running). This cannot be undone.",
+    detail:
+      "Removes the machine's record even if the driver cannot delete the host (which may then be left running). This cannot be undone.",
     when: (m) => m.state === "ERROR" || BUSY_STATES.has(m.state),
     danger: true,
   },
@@ -66,7 +90,11 @@ function MachineRow({ m }: { m: MachineView }) {
   const [env, setEnv] = useState(false);
   const path = `/api/v1/machines/${seg(m.name)}`;
   const operate = (op: Op) =>
-    action.run(() => (op === "rm" || op === "rm-force" ? api.request("DELETE", op === "rm" ? path : `${path}?force=true`) : api.request("POST", `${path}/${op}`, {})));
+    action.run(() =>
+      op === "rm" || op === "rm-force"
+        ? api.request("DELETE", op === "rm" ? path : `${path}?force=true`)
+        : api.request("POST", `${path}/${op}`, {}),
+    );
   return (
     <>
       <tr>
@@ -93,7 +121,14 @@ function MachineRow({ m }: { m: MachineView }) {
                 {o.label}
               </ConfirmButton>
             ))}
-            <button type="button" aria-expanded={env} aria-controls={`env-${m.id}`} aria-label={`Docker environment of ${m.name}`} onClick={() => setEnv(!env)} disabled={!m.ip}>
+            <button
+              type="button"
+              aria-expanded={env}
+              aria-controls={`env-${m.id}`}
+              aria-label={`Docker environment of ${m.name}`}
+              onClick={() => setEnv(!env)}
+              disabled={!m.ip}
+            >
               Env
             </button>
           </div>
@@ -120,7 +155,8 @@ export function renderEnv(env: MachineEnv, shell: Shell): string {
     ["DOCKER_CERT_PATH", env.DOCKER_CERT_PATH],
     ["DOCKER_MACHINE_NAME", env.DOCKER_MACHINE_NAME],
   ];
-  const set = (k: string, v: string) => (shell === "fish" ? `set -gx ${k} "${v}";` : shell === "powershell" ? `$Env:${k} = "${v}"` : `export ${k}="${v}"`);
+  const set = (k: string, v: string) =>
+    shell === "fish" ? `set -gx ${k} "${v}";` : shell === "powershell" ? `$Env:${k} = "${v}"` : `export ${k}="${v}"`;
   const cmd = `ctl machine env${shell === "bash" ? "" : ` --shell ${shell}`} ${env.DOCKER_MACHINE_NAME}`;
   const hint = shell === "fish" ? `# eval (${cmd})` : shell === "powershell" ? `# & ${cmd} | Invoke-Expression` : `# eval $(${cmd})`;
   return [...vars.map(([k, v]) => set(k, v)), "# Run this command to configure your shell:", hint].join("\n");

@@ -40,7 +40,9 @@ export function Nodes() {
                 </td>
               </tr>
             )}
-            {nodes.data?.map((n) => <NodeRow key={n.id} n={n} tasks={byNode.get(n.id) ?? []} reload={nodes.reload} />)}
+            {nodes.data?.map((n) => (
+              <NodeRow key={n.id} n={n} tasks={byNode.get(n.id) ?? []} reload={nodes.reload} />
+            ))}
           </tbody>
         </table>
       </div>
@@ -132,7 +134,13 @@ function Labels({ n, onPatch, busy }: { n: NodeView; onPatch(body: NodeUpdateReq
         {entries.map(([k, v]) => (
           <li key={k} className="chip">
             {k}={v}
-            <button type="button" className="chip-x" aria-label={`Remove label ${k} from ${n.hostname}`} disabled={busy} onClick={() => void onPatch({ labelRm: [k] })}>
+            <button
+              type="button"
+              className="chip-x"
+              aria-label={`Remove label ${k} from ${n.hostname}`}
+              disabled={busy}
+              onClick={() => void onPatch({ labelRm: [k] })}
+            >
               ×
             </button>
           </li>
@@ -142,7 +150,15 @@ function Labels({ n, onPatch, busy }: { n: NodeView; onPatch(body: NodeUpdateReq
         <label className="sr-only" htmlFor={`label-${n.id}`}>
           Add a label to {n.hostname} (key=value)
         </label>
-        <input id={`label-${n.id}`} placeholder="key=value" value={text} onChange={(e) => setText(e.target.value)} size={12} spellCheck={false} autoComplete="off" />
+        <input
+          id={`label-${n.id}`}
+          placeholder="key=value"
+          value={text}
+          onChange={(e) => setText(e.target.value)}
+          size={12}
+          spellCheck={false}
+          autoComplete="off"
+        />
         <button type="submit" disabled={busy || !text.trim()}>
           Add
         </button>

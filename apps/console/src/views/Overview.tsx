@@ -20,7 +20,10 @@ export function Overview() {
   const ns = nodes.data ?? [];
   const ss = services.data ?? [];
   const ready = ns.filter((n) => n.status === "ready");
-  const capacity = ready.reduce((a, n) => ({ nanoCpus: a.nanoCpus + n.resources.nanoCpus, memoryBytes: a.memoryBytes + n.resources.memoryBytes }), { nanoCpus: 0, memoryBytes: 0 });
+  const capacity = ready.reduce(
+    (a, n) => ({ nanoCpus: a.nanoCpus + n.resources.nanoCpus, memoryBytes: a.memoryBytes + n.resources.memoryBytes }),
+    { nanoCpus: 0, memoryBytes: 0 },
+  );
   const used = reserved(tasks.data ?? [], ss).total;
   const running = ss.reduce((a, s) => a + s.running, 0);
   const desired = ss.reduce((a, s) => a + s.desired, 0);
@@ -85,7 +88,12 @@ export function Overview() {
           </h2>
           <p className="hint">Reserved by live tasks, of what ready nodes offer.</p>
           <Meter label="CPU" value={used.nanoCpus} max={capacity.nanoCpus} text={`${cpus(used.nanoCpus)} of ${cpus(capacity.nanoCpus)}`} />
-          <Meter label="Memory" value={used.memoryBytes} max={capacity.memoryBytes} text={`${bytes(used.memoryBytes)} of ${bytes(capacity.memoryBytes)}`} />
+          <Meter
+            label="Memory"
+            value={used.memoryBytes}
+            max={capacity.memoryBytes}
+            text={`${bytes(used.memoryBytes)} of ${bytes(capacity.memoryBytes)}`}
+          />
         </section>
       </div>
       <section aria-labelledby="ov-events">
@@ -99,8 +107,10 @@ export function Overview() {
 function describe(e: ApiEvent): string {
   const d = e.data;
   const name = String(d.name ?? d.hostname ?? d.node ?? "");
-  if (e.kind === "task") return `task ${e.subjectId?.slice(0, 8)} ${String(d.state ?? e.action).toLowerCase()}${d.node ? ` on ${String(d.node)}` : ""}${d.error ? `: ${String(d.error)}` : ""}`;
-  if (e.kind === "machine" && e.action === "progress") return `machine ${name} ${String(d.percent)}% ${String(d.step)}: ${String(d.message)}`;
+  if (e.kind === "task")
+    return `task ${e.subjectId?.slice(0, 8)} ${String(d.state ?? e.action).toLowerCase()}${d.node ? ` on ${String(d.node)}` : ""}${d.error ? `: ${String(d.error)}` : ""}`;
+  if (e.kind === "machine" && e.action === "progress")
+    return `machine ${name} ${String(d.percent)}% ${String(d.step)}: ${String(d.message)}`;
   const state = d.state ?? d.availability;
   return `${e.kind} ${name} ${e.action}${state ? ` → ${String(state).toLowerCase()}` : ""}${d.reason ? `: ${String(d.reason)}` : ""}`;
 }

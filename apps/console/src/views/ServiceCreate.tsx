@@ -13,7 +13,18 @@ interface PortRow {
   mode: PublishMode;
 }
 
-const EMPTY = { name: "", image: "", mode: "replicated", replicas: "1", args: "", env: "", constraints: "", reserveCpu: "", reserveMemory: "", limitMemory: "" };
+const EMPTY = {
+  name: "",
+  image: "",
+  mode: "replicated",
+  replicas: "1",
+  args: "",
+  env: "",
+  constraints: "",
+  reserveCpu: "",
+  reserveMemory: "",
+  limitMemory: "",
+};
 
 /** Form → request body; throws an Error naming the field when the text cannot be read. */
 function toBody(f: typeof EMPTY, ports: PortRow[]): ServiceCreateRequest {
@@ -24,7 +35,10 @@ function toBody(f: typeof EMPTY, ports: PortRow[]): ServiceCreateRequest {
   if (args.length) body.args = args;
   const env = parseKeyValues("environment", f.env);
   if (Object.keys(env).length) body.env = env;
-  const constraints = f.constraints.split("\n").map((l) => l.trim()).filter(Boolean);
+  const constraints = f.constraints
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (constraints.length) body.placement = { constraints };
   const reservations = {
     ...(f.reserveCpu.trim() ? { nanoCpus: parseCpus("reserved CPUs", f.reserveCpu) } : {}),
@@ -33,7 +47,8 @@ function toBody(f: typeof EMPTY, ports: PortRow[]): ServiceCreateRequest {
   const limits = f.limitMemory.trim() ? { memoryBytes: parseSize("memory limit", f.limitMemory) } : {};
   if (Object.keys(reservations).length || Object.keys(limits).length) body.resources = { reservations, limits };
   const filled = ports.filter((p) => p.published.trim() || p.target.trim());
-  if (filled.length) body.ports = filled.map((p) => ({ published: Number(p.published), target: Number(p.target), protocol: p.protocol, mode: p.mode }));
+  if (filled.length)
+    body.ports = filled.map((p) => ({ published: Number(p.published), target: Number(p.target), protocol: p.protocol, mode: p.mode }));
   return body;
 }
 
@@ -65,11 +80,28 @@ export function ServiceCreate() {
         <div className="grid">
           <div className="field">
             <label htmlFor="s-name">Name</label>
-            <input id="s-name" required value={f.name} onChange={set("name")} aria-invalid={blamed("name")} autoComplete="off" spellCheck={false} />
+            <input
+              id="s-name"
+              required
+              value={f.name}
+              onChange={set("name")}
+              aria-invalid={blamed("name")}
+              autoComplete="off"
+              spellCheck={false}
+            />
           </div>
           <div className="field">
             <label htmlFor="s-image">Image</label>
-            <input id="s-image" required value={f.image} onChange={set("image")} aria-invalid={blamed("image")} placeholder="busybox:latest" autoComplete="off" spellCheck={false} />
+            <input
+              id="s-image"
+              required
+              value={f.image}
+              onChange={set("image")}
+              aria-invalid={blamed("image")}
+              placeholder="busybox:latest"
+              autoComplete="off"
+              spellCheck={false}
+            />
           </div>
           <div className="field">
             <label htmlFor="s-mode">Mode</label>
@@ -82,21 +114,50 @@ export function ServiceCreate() {
           {f.mode === "replicated" && (
             <div className="field">
               <label htmlFor="s-replicas">Replicas</label>
-              <input id="s-replicas" type="number" min={0} inputMode="numeric" value={f.replicas} onChange={set("replicas")} aria-invalid={blamed("replicas")} />
+              <input
+                id="s-replicas"
+                type="number"
+                min={0}
+                inputMode="numeric"
+                value={f.replicas}
+                onChange={set("replicas")}
+                aria-invalid={blamed("replicas")}
+              />
             </div>
           )}
           <div className="field wide">
             <label htmlFor="s-args">Command</label>
-            <input id="s-args" value={f.args} onChange={set("args")} placeholder="httpd -f -p 80" aria-describedby="s-args-help" autoComplete="off" spellCheck={false} />
+            <input
+              id="s-args"
+              value={f.args}
+              onChange={set("args")}
+              placeholder="httpd -f -p 80"
+              aria-describedby="s-args-help"
+              autoComplete="off"
+              spellCheck={false}
+            />
             <small id="s-args-help">What follows the image in `docker run`; quotes group words.</small>
           </div>
           <div className="field">
             <label htmlFor="s-rcpu">Reserved CPUs</label>
-            <input id="s-rcpu" value={f.reserveCpu} onChange={set("reserveCpu")} placeholder="0.5" inputMode="decimal" aria-invalid={blamed("resources")} />
+            <input
+              id="s-rcpu"
+              value={f.reserveCpu}
+              onChange={set("reserveCpu")}
+              placeholder="0.5"
+              inputMode="decimal"
+              aria-invalid={blamed("resources")}
+            />
           </div>
           <div className="field">
             <label htmlFor="s-rmem">Reserved memory</label>
-            <input id="s-rmem" value={f.reserveMemory} onChange={set("reserveMemory")} placeholder="64m" aria-invalid={blamed("resources")} />
+            <input
+              id="s-rmem"
+              value={f.reserveMemory}
+              onChange={set("reserveMemory")}
+              placeholder="64m"
+              aria-invalid={blamed("resources")}
+            />
           </div>
           <div className="field">
             <label htmlFor="s-lmem">Memory limit</label>
@@ -104,12 +165,29 @@ export function ServiceCreate() {
           </div>
           <div className="field wide">
             <label htmlFor="s-env">Environment</label>
-            <textarea id="s-env" rows={3} value={f.env} onChange={set("env")} placeholder={"KEY=value\nOTHER=value"} aria-describedby="s-env-help" spellCheck={false} />
+            <textarea
+              id="s-env"
+              rows={3}
+              value={f.env}
+              onChange={set("env")}
+              placeholder={"KEY=value\nOTHER=value"}
+              aria-describedby="s-env-help"
+              spellCheck={false}
+            />
             <small id="s-env-help">One KEY=value per line.</small>
           </div>
           <div className="field wide">
             <label htmlFor="s-constraints">Placement constraints</label>
-            <textarea id="s-constraints" rows={2} value={f.constraints} onChange={set("constraints")} placeholder="node.labels.zone==a" aria-invalid={blamed("placement")} aria-describedby="s-constraints-help" spellCheck={false} />
+            <textarea
+              id="s-constraints"
+              rows={2}
+              value={f.constraints}
+              onChange={set("constraints")}
+              placeholder="node.labels.zone==a"
+              aria-invalid={blamed("placement")}
+              aria-describedby="s-constraints-help"
+              spellCheck={false}
+            />
             <small id="s-constraints-help">One per line; every one must hold.</small>
           </div>
         </div>
@@ -119,10 +197,26 @@ export function ServiceCreate() {
           {ports.map((p, i) => (
             <div className="port-row" key={i} role="group" aria-label={`Port ${i + 1}`}>
               <label>
-                Published <input type="number" min={1} max={65535} value={p.published} onChange={(e) => setPort(i, { published: e.target.value })} aria-invalid={blamed("ports")} />
+                Published{" "}
+                <input
+                  type="number"
+                  min={1}
+                  max={65535}
+                  value={p.published}
+                  onChange={(e) => setPort(i, { published: e.target.value })}
+                  aria-invalid={blamed("ports")}
+                />
               </label>
               <label>
-                Target <input type="number" min={1} max={65535} value={p.target} onChange={(e) => setPort(i, { target: e.target.value })} aria-invalid={blamed("ports")} />
+                Target{" "}
+                <input
+                  type="number"
+                  min={1}
+                  max={65535}
+                  value={p.target}
+                  onChange={(e) => setPort(i, { target: e.target.value })}
+                  aria-invalid={blamed("ports")}
+                />
               </label>
               <label>
                 Protocol{" "}

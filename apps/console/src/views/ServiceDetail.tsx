@@ -77,8 +77,15 @@ function Summary({ s, reload }: { s: ServiceView; reload(): Promise<void> }) {
 
 function UpdateForm({ s, reload }: { s: ServiceView; reload(): Promise<void> }) {
   const api = useApi();
-  const envText = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${v}`).join("\n");
-  const initial = { image: s.spec.image, args: s.spec.args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(" "), env: envText(s.spec.env) };
+  const envText = (env: Record<string, string>) =>
+    Object.entries(env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join("\n");
+  const initial = {
+    image: s.spec.image,
+    args: s.spec.args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(" "),
+    env: envText(s.spec.env),
+  };
   const [f, setF] = useState(initial);
   const inForce = JSON.stringify(initial);
   const [base, setBase] = useState(inForce);
@@ -109,20 +116,42 @@ function UpdateForm({ s, reload }: { s: ServiceView; reload(): Promise<void> }) 
   return (
     <section aria-labelledby="svc-update" className="panel">
       <h2 id="svc-update">Update</h2>
-      <p className="hint">A change rolls out task by task ({s.spec.updateConfig.parallelism || "all"} at a time, {s.spec.updateConfig.order}); rollback returns to the previous spec.</p>
+      <p className="hint">
+        A change rolls out task by task ({s.spec.updateConfig.parallelism || "all"} at a time, {s.spec.updateConfig.order}); rollback
+        returns to the previous spec.
+      </p>
       <form onSubmit={(e) => void submit(e)} className="form" noValidate>
         <div className="grid">
           <div className="field">
             <label htmlFor="u-image">Image</label>
-            <input id="u-image" value={f.image} onChange={(e) => setF({ ...f, image: e.target.value })} spellCheck={false} autoComplete="off" />
+            <input
+              id="u-image"
+              value={f.image}
+              onChange={(e) => setF({ ...f, image: e.target.value })}
+              spellCheck={false}
+              autoComplete="off"
+            />
           </div>
           <div className="field wide">
             <label htmlFor="u-args">Command</label>
-            <input id="u-args" value={f.args} onChange={(e) => setF({ ...f, args: e.target.value })} spellCheck={false} autoComplete="off" />
+            <input
+              id="u-args"
+              value={f.args}
+              onChange={(e) => setF({ ...f, args: e.target.value })}
+              spellCheck={false}
+              autoComplete="off"
+            />
           </div>
           <div className="field wide">
             <label htmlFor="u-env">Environment</label>
-            <textarea id="u-env" rows={3} value={f.env} onChange={(e) => setF({ ...f, env: e.target.value })} spellCheck={false} aria-describedby="u-env-help" />
+            <textarea
+              id="u-env"
+              rows={3}
+              value={f.env}
+              onChange={(e) => setF({ ...f, env: e.target.value })}
+              spellCheck={false}
+              aria-describedby="u-env-help"
+            />
             <small id="u-env-help">One KEY=value per line.</small>
           </div>
         </div>

@@ -13,7 +13,9 @@ export function Services() {
   return (
     <>
       <h1 tabIndex={-1}>Services</h1>
-      <p className="hint">Desired state kept running across nodes. Change the replica count in place; Enter or leaving the field applies it.</p>
+      <p className="hint">
+        Desired state kept running across nodes. Change the replica count in place; Enter or leaving the field applies it.
+      </p>
       <ErrorNote error={services.error} />
       <div className="table-wrap">
         <table>
@@ -36,7 +38,9 @@ export function Services() {
                 </td>
               </tr>
             )}
-            {services.data?.map((s) => <ServiceRow key={s.id} s={s} reload={services.reload} />)}
+            {services.data?.map((s) => (
+              <ServiceRow key={s.id} s={s} reload={services.reload} />
+            ))}
           </tbody>
         </table>
       </div>

@@ -18,7 +18,10 @@ export function SignIn() {
     <main id="main" className="signin">
       <form onSubmit={(e) => void submit(e)} aria-labelledby="signin-title" noValidate>
         <h1 id="signin-title">Flotilla console</h1>
-        <p>Sign in with an API token. The first start of the control plane writes the admin token to <code>~/.config/flotilla/config.json</code>; <code>ctl token create NAME</code> makes more.</p>
+        <p>
+          Sign in with an API token. The first start of the control plane writes the admin token to{" "}
+          <code>~/.config/flotilla/config.json</code>; <code>ctl token create NAME</code> makes more.
+        </p>
         {endedBecause && !action.error && (
           <p className="error" role="alert">
             Signed out: {endedBecause}

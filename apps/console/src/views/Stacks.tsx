@@ -25,7 +25,9 @@ export function Stacks() {
   return (
     <>
       <h1 tabIndex={-1}>Stacks</h1>
-      <p className="hint">Services deployed together from a compose file, named STACK_SERVICE. Redeploying changes only the services whose definition changed.</p>
+      <p className="hint">
+        Services deployed together from a compose file, named STACK_SERVICE. Redeploying changes only the services whose definition changed.
+      </p>
       <ErrorNote error={stacks.error} />
       <div className="table-wrap">
         <table>
@@ -57,7 +59,9 @@ export function Stacks() {
                     danger
                     disabled={remove.busy}
                     aria-label={`Remove stack ${s.name}`}
-                    onConfirm={() => void remove.run(() => api.request("DELETE", `/api/v1/stacks/${seg(s.name)}`)).then(() => stacks.reload())}
+                    onConfirm={() =>
+                      void remove.run(() => api.request("DELETE", `/api/v1/stacks/${seg(s.name)}`)).then(() => stacks.reload())
+                    }
                   >
                     Remove
                   </ConfirmButton>
@@ -87,7 +91,12 @@ function StackDeploy({ reload }: { reload(): Promise<void> }) {
     setResult(null);
     let got: DeployResult | undefined;
     const ok = await action.run(async () => {
-      got = await api.request<DeployResult>("POST", "/api/v1/stacks", { name, compose, ...(dotenv ? { dotenv } : {}), ...(prune ? { prune } : {}) });
+      got = await api.request<DeployResult>("POST", "/api/v1/stacks", {
+        name,
+        compose,
+        ...(dotenv ? { dotenv } : {}),
+        ...(prune ? { prune } : {}),
+      });
     });
     if (ok && got) {
       setResult(got);
@@ -101,16 +110,46 @@ function StackDeploy({ reload }: { reload(): Promise<void> }) {
         <div className="grid">
           <div className="field">
             <label htmlFor="st-name">Name</label>
-            <input id="st-name" required value={name} onChange={(e) => setName(e.target.value)} aria-invalid={blamed === "name" ? true : undefined} autoComplete="off" spellCheck={false} />
+            <input
+              id="st-name"
+              required
+              value={name}
+              onChange={(e) => setName(e.target.value)}
+              aria-invalid={blamed === "name" ? true : undefined}
+              autoComplete="off"
+              spellCheck={false}
+            />
           </div>
           <div className="field wide">
             <label htmlFor="st-compose">Compose file</label>
-            <textarea id="st-compose" rows={12} value={compose} onChange={(e) => setCompose(e.target.value)} aria-describedby="st-compose-help" aria-invalid={blamed?.startsWith("services") ? true : undefined} spellCheck={false} placeholder={"services:\n  web:\n    image: busybox\n    command: httpd -f -p 80\n    ports: ['8080:80']\n    deploy:\n      replicas: 2"} />
-            <small id="st-compose-help">The Compose specification's services; volumes, secrets, configs, health checks and networks are not supported yet and are refused by name.</small>
+            <textarea
+              id="st-compose"
+              rows={12}
+              value={compose}
+              onChange={(e) => setCompose(e.target.value)}
+              aria-describedby="st-compose-help"
+              aria-invalid={blamed?.startsWith("services") ? true : undefined}
+              spellCheck={false}
+              placeholder={
+                "services:\n  web:\n    image: busybox\n    command: httpd -f -p 80\n    ports: ['8080:80']\n    deploy:\n      replicas: 2"
+              }
+            />
+            <small id="st-compose-help">
+              The Compose specification's services; volumes, secrets, configs, health checks and networks are not supported yet and are
+              refused by name.
+            </small>
           </div>
           <div className="field wide">
             <label htmlFor="st-env">.env</label>
-            <textarea id="st-env" rows={3} value={dotenv} onChange={(e) => setDotenv(e.target.value)} aria-describedby="st-env-help" spellCheck={false} placeholder="TAG=1.2" />
+            <textarea
+              id="st-env"
+              rows={3}
+              value={dotenv}
+              onChange={(e) => setDotenv(e.target.value)}
+              aria-describedby="st-env-help"
+              spellCheck={false}
+              placeholder="TAG=1.2"
+            />
             <small id="st-env-help">Variables the file interpolates (${"{TAG}"}), one NAME=value per line.</small>
           </div>
           <div className="field">
@@ -125,7 +164,13 @@ function StackDeploy({ reload }: { reload(): Promise<void> }) {
         <ErrorNote error={action.error} />
         {result && (
           <p role="status">
-            Stack {result.name}: {[["created", result.created], ["updated", result.updated], ["unchanged", result.unchanged], ["removed", result.removed]]
+            Stack {result.name}:{" "}
+            {[
+              ["created", result.created],
+              ["updated", result.updated],
+              ["unchanged", result.unchanged],
+              ["removed", result.removed],
+            ]
               .filter(([, l]) => (l as string[]).length)
               .map(([k, l]) => `${k} ${(l as string[]).join(", ")}`)
               .join("; ")}

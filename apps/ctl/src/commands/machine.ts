@@ -6,7 +6,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
-import type { ApiEvent as MachineEvent, CreateMachineRequest, DriverOption as OptionSpec, DriversInfo, MachineView, OperationAccepted as Accepted } from "@flotilla/api-types";
+import type {
+  ApiEvent as MachineEvent,
+  CreateMachineRequest,
+  DriverOption as OptionSpec,
+  DriversInfo,
+  MachineView,
+  OperationAccepted as Accepted,
+} from "@flotilla/api-types";
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
 import { readSse } from "./events";
@@ -148,7 +155,12 @@ const FORMAT_FIELDS: Record<string, (m: MachineView, active: boolean) => string>
 export function renderFormat(format: string, m: MachineView, active: boolean): string {
   return format.replace(/\{\{\s*\.(\w+)\s*\}\}/g, (_all, field: string) => {
     const f = FORMAT_FIELDS[field];
-    if (!f) throw new CtlError(`unknown field .${field} in --format (known: ${Object.keys(FORMAT_FIELDS).map((k) => `.${k}`).join(", ")})`);
+    if (!f)
+      throw new CtlError(
+        `unknown field .${field} in --format (known: ${Object.keys(FORMAT_FIELDS)
+          .map((k) => `.${k}`)
+          .join(", ")})`,
+      );
     return f(m, active);
   });
 }
@@ -232,7 +244,11 @@ async function operation(name: string, op: string, body: unknown, opts: { quiet?
   const client = api();
   const rest = op === "rm" ? "" : `/${op}`;
   const method = op === "rm" ? "DELETE" : "POST";
-  const accepted = await client.request<Accepted>(method, path(name, rest) + (op === "rm" && (body as { force?: boolean }).force ? "?force=true" : ""), op === "rm" ? undefined : (body ?? {}));
+  const accepted = await client.request<Accepted>(
+    method,
+    path(name, rest) + (op === "rm" && (body as { force?: boolean }).force ? "?force=true" : ""),
+    op === "rm" ? undefined : (body ?? {}),
+  );
   await follow(client, accepted, op, opts.quiet);
 }
 
@@ -256,7 +272,8 @@ export function registerMachine(program: Command): void {
       const info = await client.request<DriversInfo>("GET", "/api/v1/machines/drivers");
       const specs = [...(info.drivers.find((d) => d.name === opts.driver)?.options ?? []), ...info.engineOptions];
       const { options, operands } = parseDriverArgs(args, specs);
-      if (operands.length !== 1) throw new CtlError(`expected exactly one machine name, got ${operands.length ? operands.join(" ") : "none"}`);
+      if (operands.length !== 1)
+        throw new CtlError(`expected exactly one machine name, got ${operands.length ? operands.join(" ") : "none"}`);
       const body: CreateMachineRequest = { name: operands[0], driver: opts.driver, options };
       const accepted = await client.request<Accepted>("POST", "/api/v1/machines", body);
       note(`Creating machine ${operands[0]} (driver ${opts.driver})...`);
@@ -270,7 +287,12 @@ export function registerMachine(program: Command): void {
   machine
     .command("ls")
     .description("list machines")
-    .option("--filter <key=value>", "filter by driver, state or name (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option(
+      "--filter <key=value>",
+      "filter by driver, state or name (repeatable)",
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .option("-q, --quiet", "names only")
     .option("--format <template>", "Go-style template, e.g. '{{.Name}} {{.State}}'")
     .option("--json", "print JSON")
@@ -282,8 +304,21 @@ export function registerMachine(program: Command): void {
       if (opts.format) return void rows.forEach((m) => out(renderFormat(opts.format!, m, !!active && m.url === active)));
       out(
         table(
-          rows.map((m) => ({ ...m, active: active && m.url === active ? "*" : "-", url: m.url ?? "", error: m.state === "ERROR" ? (m.stateReason ?? "") : "" })),
-          [["NAME", "name"], ["ACTIVE", "active"], ["DRIVER", "driver"], ["STATE", "state"], ["URL", "url"], ["AGENT", "agentVersion"], ["ERROR", "error"]],
+          rows.map((m) => ({
+            ...m,
+            active: active && m.url === active ? "*" : "-",
+            url: m.url ?? "",
+            error: m.state === "ERROR" ? (m.stateReason ?? "") : "",
+          })),
+          [
+            ["NAME", "name"],
+            ["ACTIVE", "active"],
+            ["DRIVER", "driver"],
+            ["STATE", "state"],
+            ["URL", "url"],
+            ["AGENT", "agentVersion"],
+            ["ERROR", "error"],
+          ],
         ),
       );
     });
@@ -306,8 +341,10 @@ export function registerMachine(program: Command): void {
     .option("-u, --unset", "print the commands that unset the variables instead")
     .option("--json", "print JSON")
     .action(async (name: string | undefined, opts: { shell: string; unset?: boolean; json?: boolean }) => {
-      if (!["bash", "fish", "powershell", "cmd"].includes(opts.shell)) throw new CtlError(`--shell must be bash, fish, powershell or cmd, got ${opts.shell}`);
-      if (opts.unset) return void process.stdout.write(renderEnv("", Object.fromEntries(ENV_KEYS.map((k) => [k, ""])), opts.shell as Shell, true));
+      if (!["bash", "fish", "powershell", "cmd"].includes(opts.shell))
+        throw new CtlError(`--shell must be bash, fish, powershell or cmd, got ${opts.shell}`);
+      if (opts.unset)
+        return void process.stdout.write(renderEnv("", Object.fromEntries(ENV_KEYS.map((k) => [k, ""])), opts.shell as Shell, true));
       if (!name) throw new CtlError("missing machine name");
       const env = await api().request<Record<string, string>>("GET", path(name, "/env"));
       if (opts.json) return void json(env);
@@ -404,7 +441,16 @@ export function registerMachine(program: Command): void {
     .action(async (name: string, command: string[]) => {
       const ep = await api().request<SshInfo>("GET", path(name, "/ssh"));
       const tty = command.length === 0 && process.stdin.isTTY ? ["-t"] : [];
-      process.exitCode = await runInherit("ssh", [...sshOpts(ep), ...tty, "-i", ep.keyPath, "-p", String(ep.port), `${ep.user}@${ep.host}`, ...command]);
+      process.exitCode = await runInherit("ssh", [
+        ...sshOpts(ep),
+        ...tty,
+        "-i",
+        ep.keyPath,
+        "-p",
+        String(ep.port),
+        `${ep.user}@${ep.host}`,
+        ...command,
+      ]);
     });
 
   machine

@@ -33,9 +33,19 @@ export function registerNode(program: Command): void {
             availability: r.availability,
             tasks: r.tasks ?? 0,
             resources: `${r.resources.nanoCpus / 1e9} CPU, ${gib(r.resources.memoryBytes)}`,
-            labels: Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(","),
+            labels: Object.entries(r.labels)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(","),
           })),
-          [["ID", "id"], ["HOSTNAME", "hostname"], ["STATUS", "status"], ["AVAILABILITY", "availability"], ["TASKS", "tasks"], ["RESOURCES", "resources"], ["LABELS", "labels"]],
+          [
+            ["ID", "id"],
+            ["HOSTNAME", "hostname"],
+            ["STATUS", "status"],
+            ["AVAILABILITY", "availability"],
+            ["TASKS", "tasks"],
+            ["RESOURCES", "resources"],
+            ["LABELS", "labels"],
+          ],
         ),
       );
     });
@@ -51,7 +61,9 @@ export function registerNode(program: Command): void {
   node
     .command("update <node>")
     .description("set a node's availability and labels")
-    .addOption(new Option("--availability <a>", "active, pause (no new tasks) or drain (move tasks away)").choices(["active", "pause", "drain"]))
+    .addOption(
+      new Option("--availability <a>", "active, pause (no new tasks) or drain (move tasks away)").choices(["active", "pause", "drain"]),
+    )
     .option("--label-add <K=V>", "add or change a label (repeatable)", collect)
     .option("--label-rm <K>", "remove a label (repeatable)", collect)
     .action(async (ref: string, o: { availability?: NodeAvailability; labelAdd?: string[]; labelRm?: string[] }) => {
@@ -61,8 +73,13 @@ export function registerNode(program: Command): void {
         if (at <= 0) throw new CtlError(`--label-add: expected KEY=VALUE, got ${JSON.stringify(l)}`);
         labelAdd[l.slice(0, at)] = l.slice(at + 1);
       }
-      if (!o.availability && !o.labelAdd && !o.labelRm) throw new CtlError("nothing to update: give --availability, --label-add or --label-rm");
-      const body: NodeUpdateRequest = { ...(o.availability ? { availability: o.availability } : {}), ...(o.labelAdd ? { labelAdd } : {}), ...(o.labelRm ? { labelRm: o.labelRm } : {}) };
+      if (!o.availability && !o.labelAdd && !o.labelRm)
+        throw new CtlError("nothing to update: give --availability, --label-add or --label-rm");
+      const body: NodeUpdateRequest = {
+        ...(o.availability ? { availability: o.availability } : {}),
+        ...(o.labelAdd ? { labelAdd } : {}),
+        ...(o.labelRm ? { labelRm: o.labelRm } : {}),
+      };
       const n = await client().request<NodeJson>("PATCH", `/api/v1/nodes/${enc(ref)}`, body);
       note(`${n.hostname}: ${n.availability}`);
     });

@@ -41,9 +41,12 @@ export async function converge(c: ApiClient, id: string, timeoutMs: number): Pro
     stuckSince = stuck ? (stuckSince ?? Date.now()) : undefined;
     if (stuckSince !== undefined && Date.now() - stuckSince >= STUCK_MS) {
       for (const t of waiting) note(`${t.name}: ${t.message}`);
-      throw new CtlError(`${svc.name}: ${waiting.length} task(s) cannot be placed: ${[...new Set(waiting.map((t) => t.message))].join("; ")}`);
+      throw new CtlError(
+        `${svc.name}: ${waiting.length} task(s) cannot be placed: ${[...new Set(waiting.map((t) => t.message))].join("; ")}`,
+      );
     }
-    if (Date.now() > end) throw new CtlError(`${svc.name}: not converged after ${Math.round(timeoutMs / 1000)}s (${running}/${desired} running)`);
+    if (Date.now() > end)
+      throw new CtlError(`${svc.name}: not converged after ${Math.round(timeoutMs / 1000)}s (${running}/${desired} running)`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -51,5 +54,9 @@ export async function converge(c: ApiClient, id: string, timeoutMs: number): Pro
 /** Follows convergence unless `--detach`; `--timeout` bounds it. */
 export async function follow(c: ApiClient, svc: ServiceJson, opts: { detach?: boolean; timeout: string }): Promise<void> {
   if (opts.detach) return;
-  await converge(c, svc.id, parse("--timeout", () => parseDuration(opts.timeout)));
+  await converge(
+    c,
+    svc.id,
+    parse("--timeout", () => parseDuration(opts.timeout)),
+  );
 }

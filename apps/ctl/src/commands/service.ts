@@ -15,7 +15,10 @@ function age(iso: string): string {
 
 export function registerService(program: Command): void {
   // As with docker: everything after IMAGE belongs to the container's command, flags included.
-  const service = program.command("service").description("manage services: desired state kept running across nodes").enablePositionalOptions();
+  const service = program
+    .command("service")
+    .description("manage services: desired state kept running across nodes")
+    .enablePositionalOptions();
 
   specOptions(
     service
@@ -46,11 +49,26 @@ export function registerService(program: Command): void {
       if (o.json) return void json(rows);
       if (o.quiet) return void (rows.length && out(rows.map((r) => r.id).join("\n")));
       // As docker prints them: `*:8080->80/tcp` is answered by every node (ingress mode).
-      const ports = (r: (typeof rows)[number]) => r.spec.ports.map((p) => `${p.mode === "host" ? "host" : "*"}:${p.published}->${p.target}/${p.protocol}`).join(", ");
+      const ports = (r: (typeof rows)[number]) =>
+        r.spec.ports.map((p) => `${p.mode === "host" ? "host" : "*"}:${p.published}->${p.target}/${p.protocol}`).join(", ");
       out(
         table(
-          rows.map((r) => ({ id: r.id.slice(0, 12), name: r.name, mode: r.mode, replicas: `${r.running}/${r.desired}`, image: r.spec.image, ports: ports(r) })),
-          [["ID", "id"], ["NAME", "name"], ["MODE", "mode"], ["REPLICAS", "replicas"], ["IMAGE", "image"], ["PORTS", "ports"]],
+          rows.map((r) => ({
+            id: r.id.slice(0, 12),
+            name: r.name,
+            mode: r.mode,
+            replicas: `${r.running}/${r.desired}`,
+            image: r.spec.image,
+            ports: ports(r),
+          })),
+          [
+            ["ID", "id"],
+            ["NAME", "name"],
+            ["MODE", "mode"],
+            ["REPLICAS", "replicas"],
+            ["IMAGE", "image"],
+            ["PORTS", "ports"],
+          ],
         ),
       );
     });
@@ -74,7 +92,14 @@ export function registerService(program: Command): void {
             current: `${t.state} ${age(t.updatedAt)}`,
             error: t.error ?? (t.state === "PENDING" ? (t.message ?? "") : ""),
           })),
-          [["ID", "id"], ["NAME", "name"], ["NODE", "node"], ["DESIRED STATE", "desired"], ["CURRENT STATE", "current"], ["ERROR", "error"]],
+          [
+            ["ID", "id"],
+            ["NAME", "name"],
+            ["NODE", "node"],
+            ["DESIRED STATE", "desired"],
+            ["CURRENT STATE", "current"],
+            ["ERROR", "error"],
+          ],
         ),
       );
     });
@@ -115,22 +140,27 @@ export function registerService(program: Command): void {
       .option("--env-add <K=V>", "add or change an environment variable (repeatable)", collect)
       .option("--env-rm <K>", "remove an environment variable (repeatable)", collect)
       .option("--args <args...>", "new command arguments"),
-  ).action(async (ref: string, o: SpecFlags & { image?: string; envAdd?: string[]; envRm?: string[]; args?: string[]; detach?: boolean; timeout: string }) => {
-    const c = client();
-    const body = specBody(o);
-    if (o.image) body.image = o.image;
-    if (o.args) body.args = o.args;
-    if (o.envAdd || o.envRm) {
-      const current = await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`);
-      const env = { ...current.spec.env, ...body.env, ...keyValues("--env-add", o.envAdd) };
-      for (const k of o.envRm ?? []) delete env[k];
-      body.env = env;
-    }
-    if (Object.keys(body).length === 0) throw new CtlError("nothing to update: give at least one flag (see ctl service update --help)");
-    const svc = await c.request<ServiceJson>("PATCH", `/api/v1/services/${enc(ref)}`, body);
-    note(`${svc.name} updated to version ${svc.version}`);
-    await follow(c, svc, o);
-  });
+  ).action(
+    async (
+      ref: string,
+      o: SpecFlags & { image?: string; envAdd?: string[]; envRm?: string[]; args?: string[]; detach?: boolean; timeout: string },
+    ) => {
+      const c = client();
+      const body = specBody(o);
+      if (o.image) body.image = o.image;
+      if (o.args) body.args = o.args;
+      if (o.envAdd || o.envRm) {
+        const current = await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`);
+        const env = { ...current.spec.env, ...body.env, ...keyValues("--env-add", o.envAdd) };
+        for (const k of o.envRm ?? []) delete env[k];
+        body.env = env;
+      }
+      if (Object.keys(body).length === 0) throw new CtlError("nothing to update: give at least one flag (see ctl service update --help)");
+      const svc = await c.request<ServiceJson>("PATCH", `/api/v1/services/${enc(ref)}`, body);
+      note(`${svc.name} updated to version ${svc.version}`);
+      await follow(c, svc, o);
+    },
+  );
 
   service
     .command("rollback <service>")

@@ -55,7 +55,11 @@ export function registerStack(program: Command): void {
     .option("--prune", "remove the stack's services the file no longer has")
     .option("--json", "print what was done as JSON")
     .action(async (name: string, o: { composeFile: string; prune?: boolean; json?: boolean }) => {
-      const result = await client().request<DeployResult>("POST", "/api/v1/stacks", deployBody(o.composeFile, name, process.env, !!o.prune));
+      const result = await client().request<DeployResult>(
+        "POST",
+        "/api/v1/stacks",
+        deployBody(o.composeFile, name, process.env, !!o.prune),
+      );
       if (o.json) return void json(result);
       for (const s of result.created) note(`Creating service ${s}`);
       for (const s of result.updated) note(`Updating service ${s}`);
@@ -70,7 +74,12 @@ export function registerStack(program: Command): void {
     .action(async (o: { json?: boolean }) => {
       const rows = await client().request<{ name: string; services: number }[]>("GET", "/api/v1/stacks");
       if (o.json) return void json(rows);
-      out(table(rows, [["NAME", "name"], ["SERVICES", "services"]]));
+      out(
+        table(rows, [
+          ["NAME", "name"],
+          ["SERVICES", "services"],
+        ]),
+      );
     });
 
   stack
@@ -80,11 +89,26 @@ export function registerStack(program: Command): void {
     .action(async (name: string, o: { json?: boolean }) => {
       const rows = await client().request<ServiceJson[]>("GET", `/api/v1/stacks/${enc(name)}/services`);
       if (o.json) return void json(rows);
-      const ports = (r: ServiceJson) => r.spec.ports.map((p) => `${p.mode === "host" ? "host" : "*"}:${p.published}->${p.target}/${p.protocol}`).join(", ");
+      const ports = (r: ServiceJson) =>
+        r.spec.ports.map((p) => `${p.mode === "host" ? "host" : "*"}:${p.published}->${p.target}/${p.protocol}`).join(", ");
       out(
         table(
-          rows.map((r) => ({ id: r.id.slice(0, 12), name: r.name, mode: r.mode, replicas: `${r.running}/${r.desired}`, image: r.spec.image, ports: ports(r) })),
-          [["ID", "id"], ["NAME", "name"], ["MODE", "mode"], ["REPLICAS", "replicas"], ["IMAGE", "image"], ["PORTS", "ports"]],
+          rows.map((r) => ({
+            id: r.id.slice(0, 12),
+            name: r.name,
+            mode: r.mode,
+            replicas: `${r.running}/${r.desired}`,
+            image: r.spec.image,
+            ports: ports(r),
+          })),
+          [
+            ["ID", "id"],
+            ["NAME", "name"],
+            ["MODE", "mode"],
+            ["REPLICAS", "replicas"],
+            ["IMAGE", "image"],
+            ["PORTS", "ports"],
+          ],
         ),
       );
     });
@@ -98,8 +122,22 @@ export function registerStack(program: Command): void {
       if (o.json) return void json(tasks);
       out(
         table(
-          tasks.map((t) => ({ id: t.id.slice(0, 12), name: t.name, node: t.nodeHostname ?? "", desired: t.desiredState, current: t.state, error: t.error ?? (t.state === "PENDING" ? (t.message ?? "") : "") })),
-          [["ID", "id"], ["NAME", "name"], ["NODE", "node"], ["DESIRED STATE", "desired"], ["CURRENT STATE", "current"], ["ERROR", "error"]],
+          tasks.map((t) => ({
+            id: t.id.slice(0, 12),
+            name: t.name,
+            node: t.nodeHostname ?? "",
+            desired: t.desiredState,
+            current: t.state,
+            error: t.error ?? (t.state === "PENDING" ? (t.message ?? "") : ""),
+          })),
+          [
+            ["ID", "id"],
+            ["NAME", "name"],
+            ["NODE", "node"],
+            ["DESIRED STATE", "desired"],
+            ["CURRENT STATE", "current"],
+            ["ERROR", "error"],
+          ],
         ),
       );
     });

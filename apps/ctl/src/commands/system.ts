@@ -46,12 +46,23 @@ export function registerSystem(program: Command): void {
     .action(async (opts: { json?: boolean }) => {
       const rows = await new ApiClient(loadCtlConfig()).request<Record<string, unknown>[]>("GET", "/api/v1/tokens");
       if (opts.json) return void json(rows);
-      out(table(rows, [["NAME", "name"], ["ROLE", "role"], ["CREATED", "createdAt"], ["LAST USED", "lastUsedAt"]]));
+      out(
+        table(rows, [
+          ["NAME", "name"],
+          ["ROLE", "role"],
+          ["CREATED", "createdAt"],
+          ["LAST USED", "lastUsedAt"],
+        ]),
+      );
     });
   token
     .command("create <name>")
     .description("create an API token and print its secret (shown once)")
-    .option("--role <role>", "admin (everything), operator (services, nodes, machines; no tokens, no host paths) or viewer (read only)", "admin")
+    .option(
+      "--role <role>",
+      "admin (everything), operator (services, nodes, machines; no tokens, no host paths) or viewer (read only)",
+      "admin",
+    )
     .action(async (name: string, opts: { role: string }) => {
       const created = await new ApiClient(loadCtlConfig()).request<{ token: string }>("POST", "/api/v1/tokens", { name, role: opts.role });
       out(created.token);

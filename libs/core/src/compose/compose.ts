@@ -7,7 +7,16 @@ import { parseDocument } from "yaml";
 import { InvalidError, NotSupportedError } from "../errors";
 import { parseCpus, parseDuration, parseMemory, parsePort } from "../parsers";
 import { normalizeServiceSpec, validateServiceName } from "../spec-validation";
-import type { FailureAction, PortConfig, PortProtocol, RestartCondition, RestartPolicy, ServiceSpec, UpdateConfig, UpdateOrder } from "../types";
+import type {
+  FailureAction,
+  PortConfig,
+  PortProtocol,
+  RestartCondition,
+  RestartPolicy,
+  ServiceSpec,
+  UpdateConfig,
+  UpdateOrder,
+} from "../types";
 import { interpolate, parseEnvFile } from "./compose-interpolate";
 import { validateComposeSchema } from "./compose-schema";
 
@@ -35,7 +44,17 @@ export interface ComposeStack {
   services: ServiceSpec[];
 }
 
-const SERVICE_KEYS = new Set(["image", "command", "entrypoint", "environment", "env_file", "ports", "labels", "deploy", "stop_grace_period"]);
+const SERVICE_KEYS = new Set([
+  "image",
+  "command",
+  "entrypoint",
+  "environment",
+  "env_file",
+  "ports",
+  "labels",
+  "deploy",
+  "stop_grace_period",
+]);
 /** Keys Flotilla will take once the services have them: refused with the reason. */
 const NOT_YET: Record<string, string> = {
   volumes: "volumes are not supported yet (mounts come with the services issue)",
@@ -59,7 +78,8 @@ export function parseCompose(input: ComposeInput): ComposeStack {
     throw new InvalidError(`${file}: ${e.message.split("\n")[0]}`, { field: file });
   }
   const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new InvalidError(`${file}: the top level must be a mapping with services`, { field: file });
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw))
+    throw new InvalidError(`${file}: the top level must be a mapping with services`, { field: file });
   const vars: Record<string, string> = { ...(input.dotenv ? parseEnvFile(input.dotenv, ".env") : {}) };
   for (const [k, v] of Object.entries(input.env ?? {})) if (v !== undefined) vars[k] = v;
   const data = interpolate(raw, vars) as Record<string, unknown>;
@@ -75,7 +95,13 @@ export function parseCompose(input: ComposeInput): ComposeStack {
   return { stack, services: specs.sort((a, b) => a.name.localeCompare(b.name)) };
 }
 
-function toServiceSpec(stack: string, name: string, svc: Record<string, unknown>, vars: Record<string, string>, envFiles: Readonly<Record<string, string>>): ServiceSpec {
+function toServiceSpec(
+  stack: string,
+  name: string,
+  svc: Record<string, unknown>,
+  vars: Record<string, string>,
+  envFiles: Readonly<Record<string, string>>,
+): ServiceSpec {
   const at = `services.${name}`;
   for (const key of Object.keys(svc)) {
     if (SERVICE_KEYS.has(key) || key.startsWith("x-")) continue;
@@ -84,7 +110,8 @@ function toServiceSpec(stack: string, name: string, svc: Record<string, unknown>
   if (typeof svc.image !== "string" || !svc.image) throw new InvalidError(`${at}.image: an image is required`, { field: `${at}.image` });
   const deploy = (svc.deploy ?? {}) as Record<string, unknown>;
   for (const key of Object.keys(deploy)) {
-    if (!DEPLOY_KEYS.has(key) && !key.startsWith("x-")) throw new NotSupportedError(`${at}.deploy.${key}: not supported yet`, { field: `${at}.deploy.${key}` });
+    if (!DEPLOY_KEYS.has(key) && !key.startsWith("x-"))
+      throw new NotSupportedError(`${at}.deploy.${key}: not supported yet`, { field: `${at}.deploy.${key}` });
   }
   const fullName = validateServiceName(`${stack}_${name}`);
   const env: Record<string, string> = {};
@@ -103,11 +130,16 @@ function toServiceSpec(stack: string, name: string, svc: Record<string, unknown>
     if (value !== undefined) env[k] = value;
   }
   const labels: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...dictOf(svc.labels, `${at}.labels`), ...dictOf(deploy.labels, `${at}.deploy.labels`) })) labels[k] = v ?? "";
+  for (const [k, v] of Object.entries({ ...dictOf(svc.labels, `${at}.labels`), ...dictOf(deploy.labels, `${at}.deploy.labels`) }))
+    labels[k] = v ?? "";
   labels[STACK_LABEL] = stack;
   const mode = deploy.mode ?? "replicated";
-  if (mode !== "replicated" && mode !== "global") throw new NotSupportedError(`${at}.deploy.mode: ${String(mode)} is not supported: use replicated or global`, { field: `${at}.deploy.mode` });
-  if (mode === "global" && deploy.replicas !== undefined) throw new InvalidError(`${at}.deploy.replicas: a global service has no replica count`, { field: `${at}.deploy.replicas` });
+  if (mode !== "replicated" && mode !== "global")
+    throw new NotSupportedError(`${at}.deploy.mode: ${String(mode)} is not supported: use replicated or global`, {
+      field: `${at}.deploy.mode`,
+    });
+  if (mode === "global" && deploy.replicas !== undefined)
+    throw new InvalidError(`${at}.deploy.replicas: a global service has no replica count`, { field: `${at}.deploy.replicas` });
   const replicas = deploy.replicas === undefined ? 1 : wholeNumber(deploy.replicas, `${at}.deploy.replicas`);
   try {
     return normalizeServiceSpec({
@@ -121,10 +153,18 @@ function toServiceSpec(stack: string, name: string, svc: Record<string, unknown>
       resources: resourcesOf(deploy.resources as Record<string, Record<string, unknown>> | undefined, `${at}.deploy.resources`),
       ports: listOf(svc.ports).map((p, i) => portOf(p, `${at}.ports[${i}]`)),
       placement: placementOf(deploy.placement as Record<string, unknown> | undefined, `${at}.deploy.placement`),
-      ...(deploy.restart_policy ? { restartPolicy: restartOf(deploy.restart_policy as Record<string, unknown>, `${at}.deploy.restart_policy`) } : {}),
-      ...(deploy.update_config ? { updateConfig: updateOf(deploy.update_config as Record<string, unknown>, `${at}.deploy.update_config`) } : {}),
-      ...(deploy.rollback_config ? { rollbackConfig: updateOf(deploy.rollback_config as Record<string, unknown>, `${at}.deploy.rollback_config`) } : {}),
-      ...(svc.stop_grace_period !== undefined ? { stopGracePeriodMs: parseDuration(String(svc.stop_grace_period), `${at}.stop_grace_period`) } : {}),
+      ...(deploy.restart_policy
+        ? { restartPolicy: restartOf(deploy.restart_policy as Record<string, unknown>, `${at}.deploy.restart_policy`) }
+        : {}),
+      ...(deploy.update_config
+        ? { updateConfig: updateOf(deploy.update_config as Record<string, unknown>, `${at}.deploy.update_config`) }
+        : {}),
+      ...(deploy.rollback_config
+        ? { rollbackConfig: updateOf(deploy.rollback_config as Record<string, unknown>, `${at}.deploy.rollback_config`) }
+        : {}),
+      ...(svc.stop_grace_period !== undefined
+        ? { stopGracePeriodMs: parseDuration(String(svc.stop_grace_period), `${at}.stop_grace_period`) }
+        : {}),
     });
   } catch (e) {
     // Every message starts with the path: the parsers name their field only in the details, and
@@ -194,7 +234,8 @@ export function commandOf(v: unknown, at: string): string[] {
 
 function wholeNumber(v: unknown, at: string): number {
   const n = typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v;
-  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new InvalidError(`${at}: must be a whole number ≥ 0 (got ${JSON.stringify(v)})`, { field: at });
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0)
+    throw new InvalidError(`${at}: must be a whole number ≥ 0 (got ${JSON.stringify(v)})`, { field: at });
   return n;
 }
 
@@ -202,19 +243,35 @@ function wholeNumber(v: unknown, at: string): number {
 export function portOf(p: unknown, at: string): PortConfig {
   if (typeof p === "object" && p !== null) {
     const o = p as Record<string, unknown>;
-    if (o.host_ip) throw new NotSupportedError(`${at}.host_ip: binding a published port to one address is not supported`, { field: `${at}.host_ip` });
-    if (o.published === undefined) throw new NotSupportedError(`${at}.published: a published port is required (random ports are not supported)`, { field: `${at}.published` });
+    if (o.host_ip)
+      throw new NotSupportedError(`${at}.host_ip: binding a published port to one address is not supported`, { field: `${at}.host_ip` });
+    if (o.published === undefined)
+      throw new NotSupportedError(`${at}.published: a published port is required (random ports are not supported)`, {
+        field: `${at}.published`,
+      });
     const mode = o.mode ?? "ingress";
-    if (mode !== "ingress" && mode !== "host") throw new InvalidError(`${at}.mode: must be ingress or host (got ${JSON.stringify(mode)})`, { field: `${at}.mode` });
-    return { published: parsePort(String(o.published), `${at}.published`), target: parsePort(String(o.target), `${at}.target`), protocol: protocolOf(o.protocol ?? "tcp", `${at}.protocol`), mode };
+    if (mode !== "ingress" && mode !== "host")
+      throw new InvalidError(`${at}.mode: must be ingress or host (got ${JSON.stringify(mode)})`, { field: `${at}.mode` });
+    return {
+      published: parsePort(String(o.published), `${at}.published`),
+      target: parsePort(String(o.target), `${at}.target`),
+      protocol: protocolOf(o.protocol ?? "tcp", `${at}.protocol`),
+      mode,
+    };
   }
   const text = String(p);
   const m = /^(?:(.*):)?([^:/]+)(?:\/(\w+))?$/.exec(text);
   if (!m) throw new InvalidError(`${at}: invalid port ${JSON.stringify(text)}: use PUBLISHED:TARGET[/tcp|udp]`, { field: at });
   const [, left, target, proto] = m;
-  if (left === undefined) throw new NotSupportedError(`${at}: ${JSON.stringify(text)} publishes no port: give PUBLISHED:TARGET (random ports are not supported)`, { field: at });
-  if (left.includes(":")) throw new NotSupportedError(`${at}: ${JSON.stringify(text)}: binding a published port to one address is not supported`, { field: at });
-  if (left.includes("-") || target!.includes("-")) throw new NotSupportedError(`${at}: ${JSON.stringify(text)}: port ranges are not supported`, { field: at });
+  if (left === undefined)
+    throw new NotSupportedError(
+      `${at}: ${JSON.stringify(text)} publishes no port: give PUBLISHED:TARGET (random ports are not supported)`,
+      { field: at },
+    );
+  if (left.includes(":"))
+    throw new NotSupportedError(`${at}: ${JSON.stringify(text)}: binding a published port to one address is not supported`, { field: at });
+  if (left.includes("-") || target!.includes("-"))
+    throw new NotSupportedError(`${at}: ${JSON.stringify(text)}: port ranges are not supported`, { field: at });
   return { published: parsePort(left, at), target: parsePort(target!, at), protocol: protocolOf(proto ?? "tcp", at), mode: "ingress" };
 }
 
@@ -227,7 +284,8 @@ function resourcesOf(r: Record<string, Record<string, unknown>> | undefined, at:
   const amounts = (x: Record<string, unknown> | undefined, where: string, allowPids: boolean) => {
     const out: { nanoCpus?: number; memoryBytes?: number; pids?: number } = {};
     for (const key of Object.keys(x ?? {})) {
-      if (!["cpus", "memory", ...(allowPids ? ["pids"] : [])].includes(key)) throw new NotSupportedError(`${where}.${key}: not supported yet`, { field: `${where}.${key}` });
+      if (!["cpus", "memory", ...(allowPids ? ["pids"] : [])].includes(key))
+        throw new NotSupportedError(`${where}.${key}: not supported yet`, { field: `${where}.${key}` });
     }
     if (x?.cpus !== undefined) out.nanoCpus = parseCpus(String(x.cpus), `${where}.cpus`);
     if (x?.memory !== undefined) out.memoryBytes = parseMemory(String(x.memory), `${where}.memory`);
@@ -242,7 +300,8 @@ function placementOf(p: Record<string, unknown> | undefined, at: string) {
   if (!p) return { maxReplicasPerNode: 0 };
   const prefs = listOf(p.preferences).map((x, i) => {
     const spread = (x as { spread?: unknown }).spread;
-    if (typeof spread !== "string") throw new InvalidError(`${at}.preferences[${i}]: only spread preferences exist`, { field: `${at}.preferences[${i}]` });
+    if (typeof spread !== "string")
+      throw new InvalidError(`${at}.preferences[${i}]: only spread preferences exist`, { field: `${at}.preferences[${i}]` });
     return { spread };
   });
   return {
@@ -255,7 +314,9 @@ function placementOf(p: Record<string, unknown> | undefined, at: string) {
 function restartOf(r: Record<string, unknown>, at: string): Partial<RestartPolicy> {
   const condition = r.condition ?? "any";
   if (condition !== "none" && condition !== "on-failure" && condition !== "any") {
-    throw new InvalidError(`${at}.condition: must be none, on-failure or any (got ${JSON.stringify(condition)})`, { field: `${at}.condition` });
+    throw new InvalidError(`${at}.condition: must be none, on-failure or any (got ${JSON.stringify(condition)})`, {
+      field: `${at}.condition`,
+    });
   }
   return {
     condition: condition as RestartCondition,
@@ -268,7 +329,9 @@ function restartOf(r: Record<string, unknown>, at: string): Partial<RestartPolic
 function updateOf(u: Record<string, unknown>, at: string): Partial<UpdateConfig> {
   const action = u.failure_action;
   if (action !== undefined && action !== "pause" && action !== "continue" && action !== "rollback") {
-    throw new InvalidError(`${at}.failure_action: must be pause, continue or rollback (got ${JSON.stringify(action)})`, { field: `${at}.failure_action` });
+    throw new InvalidError(`${at}.failure_action: must be pause, continue or rollback (got ${JSON.stringify(action)})`, {
+      field: `${at}.failure_action`,
+    });
   }
   const order = u.order;
   if (order !== undefined && order !== "stop-first" && order !== "start-first") {
@@ -289,14 +352,20 @@ function updateOf(u: Record<string, unknown>, at: string): Partial<UpdateConfig>
  * it names (so only those of the environment are sent) and the env_file paths of its services.
  * A file that does not parse yields what could be found; parseCompose reports the error.
  */
-export function composeReferences(text: string, env: Readonly<Record<string, string | undefined>> = {}): { variables: string[]; envFiles: string[] } {
+export function composeReferences(
+  text: string,
+  env: Readonly<Record<string, string | undefined>> = {},
+): { variables: string[]; envFiles: string[] } {
   // Sorted once at the end: the YAML walk below adds names too.
   const variables = new Set<string>();
-  for (const m of text.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)) if (!text.slice(Math.max(0, m.index - 1), m.index).endsWith("$")) variables.add(m[1]!);
+  for (const m of text.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g))
+    if (!text.slice(Math.max(0, m.index - 1), m.index).endsWith("$")) variables.add(m[1]!);
   const envFiles = new Set<string>();
   try {
     const vars = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
-    const data = interpolate(parseDocument(text).toJS(), vars) as { services?: Record<string, { env_file?: unknown; environment?: unknown }> } | null;
+    const data = interpolate(parseDocument(text).toJS(), vars) as {
+      services?: Record<string, { env_file?: unknown; environment?: unknown }>;
+    } | null;
     for (const svc of Object.values(data?.services ?? {})) {
       for (const f of listOf(svc?.env_file)) envFiles.add(typeof f === "string" ? f : String((f as { path?: string }).path));
       // `environment: [NAME]` (or `NAME:` without a value) takes NAME from the environment.

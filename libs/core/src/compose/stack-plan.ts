@@ -30,7 +30,11 @@ export function sameSpec(a: ServiceSpec, b: ServiceSpec): boolean {
 }
 
 /** Compares the stack's services now (`current`) with the file's (`desired`). */
-export function planStackDeploy(current: readonly ServiceSpec[], desired: readonly ServiceSpec[], opts: { prune?: boolean } = {}): StackPlan {
+export function planStackDeploy(
+  current: readonly ServiceSpec[],
+  desired: readonly ServiceSpec[],
+  opts: { prune?: boolean } = {},
+): StackPlan {
   const byName = new Map(current.map((s) => [s.name, s]));
   const plan: StackPlan = { create: [], update: [], unchanged: [], remove: [] };
   for (const d of desired) {
