@@ -40,10 +40,6 @@ async function spawnAgent(args: string[]): Promise<{ child: ChildProcess; startM
   return { child, startMs: performance.now() - t0, log: () => log };
 }
 
-function rssKb(pid: number): number {
-  return Number(/^VmRSS:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))![1]);
-}
-
 /** CA, server certificate for 127.0.0.1, client certificate: the files docker-machine would make. */
 function makeCerts(certDir: string): void {
   fs.mkdirSync(certDir, { recursive: true });
@@ -185,7 +181,9 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("flotilla-agent as a process", () =
     expect(agent.child.exitCode).toBe(0);
   });
 
-  it("starts quickly and idles small", async () => {
+  // Start time and idle memory are figures of `npm run bench:engine` (agentStartMs, agentIdleRssMb),
+  // not assertions: a loaded machine stretches them.
+  it("starts with bridge networking, serves its socket (0660) and removes it on SIGTERM", async () => {
     const root = join(dir, "idle-root");
     const socket = join(dir, "idle.sock");
     // Bridge networking as in production, on a bridge, subnet and chains of this test's own.
@@ -209,11 +207,8 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("flotilla-agent as a process", () =
         "--chain-prefix",
         net.chainPrefix,
       ]);
-      expect(agent.startMs).toBeLessThan(1500); // node start + listen; the agent's own part is far less
       expect((fs.statSync(socket).mode & 0o777).toString(8)).toBe("660");
       await docker({ DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(dir, "docker-config") }, ["ps"]);
-      await new Promise((r) => setTimeout(r, 300));
-      expect(rssKb(agent.child.pid!)).toBeLessThan(60 * 1024);
       agent.child.kill("SIGTERM");
       await new Promise((r) => agent.child.once("exit", r));
       expect(fs.existsSync(socket)).toBe(false);
