@@ -207,7 +207,7 @@ describe("web console in a real browser", () => {
     expect(svc.spec.image).toBe("nginx");
   });
 
-  it("builds the machine form from the driver's options, shows provisioning live and asks before removing", async () => {
+  it("builds the machine form from the driver's options, shows the API's refusal, and a create refused by preCreateCheck keeps nothing", async () => {
     await nav(page, "Machines");
     await page.getByLabel("Driver").selectOption("virtualbox");
     for (const option of ["virtualbox-cpu-count", "virtualbox-memory", "virtualbox-disk-size", "engine-insecure-registry"]) {
