@@ -79,6 +79,9 @@ write_pg_hba() {
 
 pg_up() {
   mkdir -p "$state"
+  # As root, Postgres runs as `postgres` and must pass through the state dir to its data dir,
+  # even when something made the dir private first (the API's data dir lives below it).
+  [ "$(id -u)" -eq 0 ] && chmod a+x "$state"
   if [ ! -f "$pg_data/PG_VERSION" ]; then
     log "initialising Postgres in $pg_data"
     mkdir -p "$pg_data"
