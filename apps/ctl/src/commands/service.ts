@@ -2,6 +2,7 @@ import { Command, Option } from "commander";
 import type { ServiceCreateRequest, ServiceView as ServiceJson, TaskView as TaskJson } from "@flotilla/api-types";
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
+import { serviceTable } from "./service-table";
 import { follow } from "./service-converge";
 import { collect, intOpt, keyValues, specBody, specOptions, type SpecFlags } from "./service-flags";
 
@@ -48,29 +49,7 @@ export function registerService(program: Command): void {
       const rows = await client().request<ServiceJson[]>("GET", "/api/v1/services");
       if (o.json) return void json(rows);
       if (o.quiet) return void (rows.length && out(rows.map((r) => r.id).join("\n")));
-      // As docker prints them: `*:8080->80/tcp` is answered by every node (ingress mode).
-      const ports = (r: (typeof rows)[number]) =>
-        r.spec.ports.map((p) => `${p.mode === "host" ? "host" : "*"}:${p.published}->${p.target}/${p.protocol}`).join(", ");
-      out(
-        table(
-          rows.map((r) => ({
-            id: r.id.slice(0, 12),
-            name: r.name,
-            mode: r.mode,
-            replicas: `${r.running}/${r.desired}`,
-            image: r.spec.image,
-            ports: ports(r),
-          })),
-          [
-            ["ID", "id"],
-            ["NAME", "name"],
-            ["MODE", "mode"],
-            ["REPLICAS", "replicas"],
-            ["IMAGE", "image"],
-            ["PORTS", "ports"],
-          ],
-        ),
-      );
+      out(serviceTable(rows));
     });
 
   service

@@ -5,6 +5,7 @@ import { composeReferences } from "@flotilla/core";
 import type { ServiceView as ServiceJson, TaskView as TaskJson } from "@flotilla/api-types";
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
+import { serviceTable } from "./service-table";
 
 interface DeployResult {
   name: string;
@@ -89,28 +90,7 @@ export function registerStack(program: Command): void {
     .action(async (name: string, o: { json?: boolean }) => {
       const rows = await client().request<ServiceJson[]>("GET", `/api/v1/stacks/${enc(name)}/services`);
       if (o.json) return void json(rows);
-      const ports = (r: ServiceJson) =>
-        r.spec.ports.map((p) => `${p.mode === "host" ? "host" : "*"}:${p.published}->${p.target}/${p.protocol}`).join(", ");
-      out(
-        table(
-          rows.map((r) => ({
-            id: r.id.slice(0, 12),
-            name: r.name,
-            mode: r.mode,
-            replicas: `${r.running}/${r.desired}`,
-            image: r.spec.image,
-            ports: ports(r),
-          })),
-          [
-            ["ID", "id"],
-            ["NAME", "name"],
-            ["MODE", "mode"],
-            ["REPLICAS", "replicas"],
-            ["IMAGE", "image"],
-            ["PORTS", "ports"],
-          ],
-        ),
-      );
+      out(serviceTable(rows));
     });
 
   stack
