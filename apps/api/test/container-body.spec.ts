@@ -34,4 +34,22 @@ describe("a task's container", () => {
     expect(ingressEndpoints(spec, { "80/tcp": null })).toEqual([]);
     expect(ingressEndpoints(spec, undefined)).toEqual([]);
   });
+
+  it("mounts the spec's volumes, binds and tmpfs as Engine API Mounts, and none when there are none", () => {
+    const withMounts = normalizeServiceSpec({
+      name: "db",
+      image: "busybox",
+      mounts: [
+        { type: "volume", source: "pgdata", target: "/data" },
+        { type: "bind", source: "/srv/conf", target: "/conf", readOnly: true },
+        { type: "tmpfs", target: "/cache", tmpfsSizeBytes: 1 << 20 },
+      ],
+    });
+    expect(containerBody({ id: "s1" }, withMounts, { id: "t1", slot: 1 }).HostConfig?.Mounts).toEqual([
+      { Type: "volume", Source: "pgdata", Target: "/data" },
+      { Type: "bind", Source: "/srv/conf", Target: "/conf", ReadOnly: true },
+      { Type: "tmpfs", Target: "/cache", TmpfsOptions: { SizeBytes: 1 << 20 } },
+    ]);
+    expect(containerBody({ id: "s1" }, spec, { id: "t1", slot: 1 }).HostConfig).not.toHaveProperty("Mounts");
+  });
 });

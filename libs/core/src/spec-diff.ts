@@ -31,6 +31,7 @@ export function taskSpecOf(spec: ServiceSpec): unknown {
     labels: spec.labels,
     resources: spec.resources,
     ports: spec.ports,
+    mounts: spec.mounts,
     placement: spec.placement,
     stopGracePeriodMs: spec.stopGracePeriodMs,
   };
@@ -38,7 +39,7 @@ export function taskSpecOf(spec: ServiceSpec): unknown {
 
 /**
  * Whether going from `prev` to `next` changes what tasks run, so tasks need replacing: image,
- * command, args, env, labels, resources, ports, placement, stop grace period. Replicas, mode,
+ * command, args, env, labels, resources, ports, mounts, placement, stop grace period. Replicas, mode,
  * restart policy and update/rollback configs are read from the current spec by the orchestrator
  * and the planners, so changing them replaces nothing. The API bumps the task spec version (the
  * one passed to `orchestrate`) only when this is true.

@@ -4,7 +4,8 @@
 import { parseConstraint, spreadLabel } from "./constraints";
 import { InvalidError } from "./errors";
 import { isHostPort } from "./ingress";
-import type { PortConfig, RestartPolicy, ServiceSpec, ServiceSpecInput, UpdateConfig } from "./types";
+import { normalizeMount, validateMounts } from "./mounts";
+import type { Mount, PortConfig, RestartPolicy, ServiceSpec, ServiceSpecInput, UpdateConfig } from "./types";
 
 /** Docker's defaults: restart on any exit after 5 s, forever. */
 export const DEFAULT_RESTART_POLICY: RestartPolicy = { condition: "any", delayMs: 5_000, maxAttempts: 0, windowMs: 0 };
@@ -149,6 +150,7 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
   }
 
   validatePorts(spec.ports);
+  validateMounts(spec.mounts);
 
   const placement = spec.placement;
   if (typeof placement !== "object" || placement === null) fail("placement", "placement must be an object");
@@ -205,6 +207,8 @@ export function normalizeServiceSpec(input: ServiceSpecInput): ServiceSpec {
       limits: { nanoCpus: 0, memoryBytes: 0, ...input.resources?.limits },
     },
     ports: (input.ports ?? []).map((p) => ({ ...p, protocol: p.protocol ?? "tcp", mode: p.mode ?? "ingress" })),
+    // Not a list: left for validateMounts to refuse, naming the field.
+    mounts: Array.isArray(input.mounts) ? input.mounts.map(normalizeMount) : ((input.mounts ?? []) as readonly Mount[]),
     placement: {
       constraints: input.placement?.constraints ?? [],
       preferences: input.placement?.preferences ?? [],
@@ -215,5 +219,7 @@ export function normalizeServiceSpec(input: ServiceSpecInput): ServiceSpec {
     rollbackConfig: { ...DEFAULT_ROLLBACK_CONFIG, ...input.rollbackConfig },
     stopGracePeriodMs: input.stopGracePeriodMs ?? DEFAULT_STOP_GRACE_PERIOD_MS,
   };
-  return validateServiceSpec(spec);
+  validateServiceSpec(spec);
+  // Targets in their canonical form (no trailing slash), so equal specs compare equal.
+  return { ...spec, mounts: validateMounts(spec.mounts) };
 }

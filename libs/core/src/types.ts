@@ -108,6 +108,25 @@ export interface UpdateConfig {
   readonly order: UpdateOrder;
 }
 
+export type MountType = "volume" | "bind" | "tmpfs";
+
+/**
+ * A filesystem mounted into each task's container, as swarm's `--mount`. A `volume` is a named
+ * volume of the task's node (created there on first use, kept when the task is replaced, so a
+ * task that lands on the same node finds its data); a `bind` is a path of the node's own
+ * filesystem; a `tmpfs` lives in the task's memory and goes with it.
+ */
+export interface Mount {
+  readonly type: MountType;
+  /** The volume's name (volume) or the node's absolute path (bind); absent for tmpfs. */
+  readonly source?: string;
+  /** Absolute path in the container. */
+  readonly target: string;
+  readonly readOnly: boolean;
+  /** tmpfs only: its size limit in bytes; absent means the kernel's default (half the memory). */
+  readonly tmpfsSizeBytes?: number;
+}
+
 /**
  * A service as the user wants it: the desired state, written only by users (through the API).
  * Every field is present; build one from user input with `normalizeServiceSpec`.
@@ -124,6 +143,7 @@ export interface ServiceSpec {
   readonly mode: ServiceMode;
   readonly resources: ServiceResources;
   readonly ports: readonly PortConfig[];
+  readonly mounts: readonly Mount[];
   readonly placement: Placement;
   readonly restartPolicy: RestartPolicy;
   readonly updateConfig: UpdateConfig;
@@ -146,12 +166,16 @@ export interface ServiceSpecInput {
     readonly limits?: Partial<ResourceLimits>;
   };
   readonly ports?: readonly PortConfigInput[];
+  readonly mounts?: readonly MountInput[];
   readonly placement?: Partial<Placement>;
   readonly restartPolicy?: Partial<RestartPolicy>;
   readonly updateConfig?: Partial<UpdateConfig>;
   readonly rollbackConfig?: Partial<UpdateConfig>;
   readonly stopGracePeriodMs?: number;
 }
+
+/** A mount as users write it: read-write unless `readOnly`. */
+export type MountInput = Omit<Mount, "readOnly"> & { readonly readOnly?: boolean };
 
 export type NodeRole = "worker" | "manager";
 /** Observed by heartbeats: `unknown` until the first one, `down` after missed ones. */

@@ -37,6 +37,13 @@ export interface ContainerCreateBody {
     NanoCpus?: number;
     PidsLimit?: number;
     PortBindings?: Record<string, { HostIp?: string; HostPort: string }[]>;
+    Mounts?: {
+      Type: "volume" | "bind" | "tmpfs";
+      Source?: string;
+      Target: string;
+      ReadOnly?: boolean;
+      TmpfsOptions?: { SizeBytes: number };
+    }[];
   };
   StopTimeout?: number;
 }

@@ -58,6 +58,15 @@ export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec
   // to it. Host ports are the published port itself.
   const ports = spec.ports.map((p) => [`${p.target}/${p.protocol}`, isHostPort(p) ? String(p.published) : ""] as const);
   const limits = spec.resources.limits;
+  // A volume is the node's: the agent creates it on first use and keeps it when the container
+  // goes, so the next task on this node finds the data.
+  const mounts = spec.mounts.map((m) => ({
+    Type: m.type,
+    ...(m.source !== undefined ? { Source: m.source } : {}),
+    Target: m.target,
+    ...(m.readOnly ? { ReadOnly: true } : {}),
+    ...(m.tmpfsSizeBytes !== undefined ? { TmpfsOptions: { SizeBytes: m.tmpfsSizeBytes } } : {}),
+  }));
   return {
     Image: spec.image,
     ...(spec.command.length ? { Entrypoint: [...spec.command] } : {}),
@@ -75,6 +84,7 @@ export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec
       ...(limits.nanoCpus ? { NanoCpus: limits.nanoCpus } : {}),
       ...(limits.pids ? { PidsLimit: limits.pids } : {}),
       ...(ports.length ? { PortBindings: Object.fromEntries(ports.map(([k, hostPort]) => [k, [{ HostPort: hostPort }]])) } : {}),
+      ...(mounts.length ? { Mounts: mounts } : {}),
     },
     StopTimeout: Math.ceil(spec.stopGracePeriodMs / 1000),
   };

@@ -51,6 +51,19 @@ const specFields = {
         .strict(),
     )
     .optional(),
+  mounts: z
+    .array(
+      z
+        .object({
+          type: z.enum(["volume", "bind", "tmpfs"]),
+          source: z.string().optional(),
+          target: z.string(),
+          readOnly: z.boolean().optional(),
+          tmpfsSizeBytes: z.number().int().optional(),
+        })
+        .strict(),
+    )
+    .optional(),
   placement: z
     .object({
       constraints: z.array(z.string()),
@@ -130,6 +143,22 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
             description:
               "ingress: every node answers on the published port and forwards to any task (tcp only); host: only nodes running a task, one task per node",
           },
+        },
+      },
+    },
+    mounts: {
+      type: "array",
+      description:
+        "volume: a named volume of the task's node, created on first use and kept when the task is replaced; bind: a path of the node (admin tokens only); tmpfs: memory, gone with the task",
+      items: {
+        type: "object",
+        required: ["type", "target"],
+        properties: {
+          type: { enum: ["volume", "bind", "tmpfs"] },
+          source: { type: "string", example: "pgdata" },
+          target: { type: "string", example: "/var/lib/postgresql/data" },
+          readOnly: { type: "boolean", default: false },
+          tmpfsSizeBytes: { type: "integer" },
         },
       },
     },

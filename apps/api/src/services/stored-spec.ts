@@ -37,6 +37,18 @@ export const StoredServiceSpec = z.object({
       mode: z.enum(["ingress", "host"]).default("ingress"),
     }),
   ),
+  // Specs written before mounts existed have none.
+  mounts: z
+    .array(
+      z.object({
+        type: z.enum(["volume", "bind", "tmpfs"]),
+        source: z.string().optional(),
+        target: z.string(),
+        readOnly: z.boolean(),
+        tmpfsSizeBytes: z.number().optional(),
+      }),
+    )
+    .default([]),
   placement: z.object({
     constraints: z.array(z.string()),
     preferences: z.array(z.object({ spread: z.string() })),

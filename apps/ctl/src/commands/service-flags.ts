@@ -1,7 +1,16 @@
 // The flags \`service create\` and \`service update\` share, and how they become the API's request
 // body: each is parsed by the same core parser the API uses, so a bad value fails here naming the flag.
 import { Command, Option } from "commander";
-import { DomainError, parseConstraint, parseCpus, parseDuration, parseMemory, parsePlacementPref, parsePublish } from "@flotilla/core";
+import {
+  DomainError,
+  parseConstraint,
+  parseCpus,
+  parseDuration,
+  parseMemory,
+  parseMountFlag,
+  parsePlacementPref,
+  parsePublish,
+} from "@flotilla/core";
 import type { RestartPolicy, ServiceUpdateRequest, UpdateConfig } from "@flotilla/api-types";
 import { CtlError } from "../client";
 
@@ -37,6 +46,7 @@ export interface SpecFlags {
   env?: string[];
   label?: string[];
   publish?: string[];
+  mount?: string[];
   constraint?: string[];
   placementPref?: string[];
   reserveMemory?: string;
@@ -60,6 +70,7 @@ export function specBody(o: SpecFlags): ServiceUpdateRequest {
   if (o.env) body.env = keyValues("--env", o.env);
   if (o.label) body.labels = keyValues("--label", o.label);
   if (o.publish) body.ports = o.publish.map((p) => parse("--publish", () => parsePublish(p)));
+  if (o.mount) body.mounts = o.mount.map((m) => parse("--mount", () => parseMountFlag(m)));
   if (o.constraint || o.placementPref) {
     body.placement = {
       ...(o.constraint ? { constraints: o.constraint.map((c) => (parse("--constraint", () => parseConstraint(c)), c)) } : {}),
@@ -101,6 +112,11 @@ export function specOptions(cmd: Command): Command {
     .option(
       "-p, --publish <port>",
       "publish a port: published:target[/tcp|udp] answers on every node (ingress mesh); published=P,target=T[,protocol=udp],mode=host only on the task's node (repeatable)",
+      collect,
+    )
+    .option(
+      "--mount <mount>",
+      "mount into each task: type=volume,source=NAME,target=/PATH (the node's named volume, kept across task replacements), type=bind,source=/HOST,target=/PATH (admin only), type=tmpfs,target=/PATH[,tmpfs-size=64m]; add readonly for read-only (repeatable)",
       collect,
     )
     .option("--constraint <expr>", "placement constraint, e.g. node.labels.zone==a (repeatable)", collect)

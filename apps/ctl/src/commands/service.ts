@@ -4,7 +4,8 @@ import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
 import { serviceTable } from "./service-table";
 import { follow } from "./service-converge";
-import { collect, intOpt, keyValues, specBody, specOptions, type SpecFlags } from "./service-flags";
+import { collect, intOpt, specBody, specOptions, type SpecFlags } from "./service-flags";
+import { applyListEdits, editsLists, type UpdateListFlags } from "./service-update-flags";
 
 const client = () => new ApiClient(loadCtlConfig());
 const enc = encodeURIComponent;
@@ -118,28 +119,20 @@ export function registerService(program: Command): void {
       .option("--image <image>", "new image")
       .option("--env-add <K=V>", "add or change an environment variable (repeatable)", collect)
       .option("--env-rm <K>", "remove an environment variable (repeatable)", collect)
+      .option("--mount-add <mount>", "add or replace (by target) a mount, as --mount (repeatable)", collect)
+      .option("--mount-rm <target>", "remove the mount at this container path (repeatable)", collect)
       .option("--args <args...>", "new command arguments"),
-  ).action(
-    async (
-      ref: string,
-      o: SpecFlags & { image?: string; envAdd?: string[]; envRm?: string[]; args?: string[]; detach?: boolean; timeout: string },
-    ) => {
-      const c = client();
-      const body = specBody(o);
-      if (o.image) body.image = o.image;
-      if (o.args) body.args = o.args;
-      if (o.envAdd || o.envRm) {
-        const current = await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`);
-        const env = { ...current.spec.env, ...body.env, ...keyValues("--env-add", o.envAdd) };
-        for (const k of o.envRm ?? []) delete env[k];
-        body.env = env;
-      }
-      if (Object.keys(body).length === 0) throw new CtlError("nothing to update: give at least one flag (see ctl service update --help)");
-      const svc = await c.request<ServiceJson>("PATCH", `/api/v1/services/${enc(ref)}`, body);
-      note(`${svc.name} updated to version ${svc.version}`);
-      await follow(c, svc, o);
-    },
-  );
+  ).action(async (ref: string, o: SpecFlags & UpdateListFlags & { image?: string; args?: string[]; detach?: boolean; timeout: string }) => {
+    const c = client();
+    const body = specBody(o);
+    if (o.image) body.image = o.image;
+    if (o.args) body.args = o.args;
+    if (editsLists(o)) applyListEdits(body, (await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`)).spec, o);
+    if (Object.keys(body).length === 0) throw new CtlError("nothing to update: give at least one flag (see ctl service update --help)");
+    const svc = await c.request<ServiceJson>("PATCH", `/api/v1/services/${enc(ref)}`, body);
+    note(`${svc.name} updated to version ${svc.version}`);
+    await follow(c, svc, o);
+  });
 
   service
     .command("rollback <service>")

@@ -1,0 +1,33 @@
+// The `service update` flags that edit one entry of a list or map (`--env-add`, `--mount-rm`):
+// the API replaces lists whole, so ctl reads the current spec, applies the edits and sends the
+// resulting list.
+import { parseMountFlag } from "@flotilla/core";
+import type { ServiceSpec, ServiceUpdateRequest } from "@flotilla/api-types";
+import { keyValues, parse } from "./service-flags";
+
+export interface UpdateListFlags {
+  envAdd?: string[];
+  envRm?: string[];
+  mountAdd?: string[];
+  mountRm?: string[];
+}
+
+/** Whether any flag edits a list of the current spec (so ctl must read it first). */
+export function editsLists(o: UpdateListFlags): boolean {
+  return !!(o.envAdd || o.envRm || o.mountAdd || o.mountRm);
+}
+
+/** Sets the edited lists in `body`, starting from `current` (or from the body's own replacement list). */
+export function applyListEdits(body: ServiceUpdateRequest, current: ServiceSpec, o: UpdateListFlags): void {
+  if (o.envAdd || o.envRm) {
+    const env = { ...current.env, ...body.env, ...keyValues("--env-add", o.envAdd) };
+    for (const k of o.envRm ?? []) delete env[k];
+    body.env = env;
+  }
+  if (o.mountAdd || o.mountRm) {
+    const added = (o.mountAdd ?? []).map((m) => parse("--mount-add", () => parseMountFlag(m, "--mount-add")));
+    // A target names a mount: adding one on a taken target replaces it.
+    const gone = new Set([...(o.mountRm ?? []), ...added.map((m) => m.target)].map((t) => (t.length > 1 ? t.replace(/\/+$/, "") : t)));
+    body.mounts = [...(body.mounts ?? current.mounts).filter((m) => !gone.has(m.target)), ...added];
+  }
+}
