@@ -6,6 +6,7 @@ export * from "./parsers";
 export * from "./constraints";
 export * from "./spec-validation";
 export * from "./mounts";
+export * from "./secrets";
 export * from "./plan";
 export * from "./restart-policy";
 export { orchestrate, nodeProblem, type OrchestrateOptions } from "./orchestrator";
