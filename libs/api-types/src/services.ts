@@ -109,6 +109,8 @@ export type ServiceUpdateRequest = Omit<DeepPartial<ServiceSpec>, "name" | "port
   mode?: ServiceMode;
   /** Shorthand for mode {kind: replicated, replicas}. */
   replicas?: number;
+  /** PATCH only: replace every task even when nothing changed. */
+  force?: boolean;
 };
 
 /** `POST /api/v1/services`. */

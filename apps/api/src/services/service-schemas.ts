@@ -92,7 +92,14 @@ export const CreateServiceBody = z.object({ name: z.string().min(1), image: z.st
 export type CreateServiceBody = z.infer<typeof CreateServiceBody>;
 
 /** PATCH: any spec field; `replicas` is shorthand for `mode: {kind: replicated, replicas}`. */
-export const UpdateServiceBody = z.object({ image: z.string().min(1).optional(), ...specFields }).strict();
+export const UpdateServiceBody = z
+  .object({
+    image: z.string().min(1).optional(),
+    ...specFields,
+    // Replace every task even when the spec is unchanged (`ctl service update --force`).
+    force: z.boolean().optional(),
+  })
+  .strict();
 export type UpdateServiceBody = z.infer<typeof UpdateServiceBody>;
 
 export const ScaleBody = z.object({ replicas: z.number().int().min(0) }).strict();

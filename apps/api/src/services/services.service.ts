@@ -54,7 +54,7 @@ function toInput(body: Omit<UpdateServiceBody, "replicas"> & { replicas?: number
 
 /** A spec with a patch applied: objects merge one level deep, lists and maps are replaced. */
 function merge(spec: ServiceSpec, patch: UpdateServiceBody): ServiceSpecInput {
-  const { replicas, ...p } = patch;
+  const { replicas, force: _force, ...p } = patch;
   if (replicas !== undefined && (p.mode?.kind ?? spec.mode.kind) === "global") {
     throw new InvalidError("replicas cannot be set for a global service", { field: "replicas" });
   }
@@ -159,12 +159,13 @@ export class ServicesService {
       const row = await this.repo.findForUpdate(tx, ref);
       const current = specOf(row);
       const next = normalizeServiceSpec({ ...merge(current, patch), name: row.name });
-      if (sameSpec(next, current)) return { row, evs: [] };
+      if (sameSpec(next, current) && !patch.force) return { row, evs: [] };
       assertMayBind(current, next, caller);
       if (next.mode.kind !== current.mode.kind)
         throw new InvalidError("the mode of a service cannot change: remove and create it again", { field: "mode" });
       await this.repo.assertPortsFree(tx, next);
-      const bump = affectsTasks(current, next);
+      // A forced update replaces every task, as a new task version does.
+      const bump = affectsTasks(current, next) || !!patch.force;
       const updated = await tx.service.update({
         where: { id: row.id },
         data: {
