@@ -52,4 +52,21 @@ describe("a task's container", () => {
     ]);
     expect(containerBody({ id: "s1" }, spec, { id: "t1", slot: 1 }).HostConfig).not.toHaveProperty("Mounts");
   });
+
+  it("sets the host name, user, working directory and container labels, which win over service labels", () => {
+    const s = normalizeServiceSpec({
+      name: "web",
+      image: "busybox",
+      labels: { tier: "web", both: "service" },
+      containerLabels: { both: "container" },
+      hostname: "web-host",
+      user: "1000:1000",
+      workdir: "/app",
+    });
+    const body = containerBody({ id: "s1" }, s, { id: "t1", slot: 1 });
+    expect(body).toMatchObject({ Hostname: "web-host", User: "1000:1000", WorkingDir: "/app" });
+    expect(body.Labels).toMatchObject({ tier: "web", both: "container" });
+    const plain = containerBody({ id: "s1" }, spec, { id: "t1", slot: 1 });
+    for (const k of ["Hostname", "User", "WorkingDir"]) expect(plain).not.toHaveProperty(k);
+  });
 });

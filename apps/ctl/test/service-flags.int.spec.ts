@@ -1,5 +1,6 @@
 // The service flags of issue 15 for settings the API already had: --update-monitor,
 // --update-max-failure-ratio, every --rollback-*, --restart-window, --entrypoint, --env-file,
+// --hostname, --user, --workdir, --container-label,
 // --publish-add/--publish-rm and `service update --force`, against the real API.
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -55,6 +56,14 @@ describe("ctl service flags", () => {
         join(dir, "b.env"),
         "--env",
         "C=flag",
+        "--hostname",
+        "web-host",
+        "-u",
+        "1000:1000",
+        "--workdir",
+        "/app",
+        "--container-label",
+        "team=web",
         "busybox",
       ],
       env,
@@ -74,6 +83,7 @@ describe("ctl service flags", () => {
     expect(spec.restartPolicy.windowMs).toBe(120_000);
     expect(spec.command).toEqual(["/bin/sh", "-c", "exec httpd -f"]);
     expect(spec.env).toEqual({ A: "1", B: "from-b", C: "flag" });
+    expect(spec).toMatchObject({ hostname: "web-host", user: "1000:1000", workdir: "/app", containerLabels: { team: "web" } });
   });
 
   it("adds and removes published ports by port and protocol", async () => {

@@ -58,6 +58,10 @@ export interface ServiceSpec {
   args: string[];
   env: Record<string, string>;
   labels: Record<string, string>;
+  containerLabels: Record<string, string>;
+  hostname: string;
+  user: string;
+  workdir: string;
   mode: ServiceMode;
   resources: { reservations: ResourceAmounts; limits: ResourceAmounts & { pids?: number } };
   ports: PortConfig[];

@@ -128,6 +128,21 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
     k === "" || k.includes("=") || k.includes("\0") ? `invalid environment variable name ${JSON.stringify(k)}` : undefined,
   );
   stringMap("labels", spec.labels, (k) => (k.trim() === "" ? "label names must not be empty" : undefined));
+  stringMap("containerLabels", spec.containerLabels, (k) => (k.trim() === "" ? "label names must not be empty" : undefined));
+  // A DNS name (letters, digits, - and .), as docker takes; its {{.Task.Slot}} templates are not supported.
+  if (typeof spec.hostname !== "string" || !/^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]{0,62}))?$/.test(spec.hostname)) {
+    fail(
+      "hostname",
+      `hostname must be up to 63 letters, digits, - or . starting with a letter or digit (got ${JSON.stringify(spec.hostname)})`,
+      spec.hostname,
+    );
+  }
+  if (typeof spec.user !== "string" || !/^(?:[^\s:]+(?::[^\s:]+)?)?$/.test(spec.user)) {
+    fail("user", `user must be USER or USER:GROUP, names or ids (got ${JSON.stringify(spec.user)})`, spec.user);
+  }
+  if (typeof spec.workdir !== "string" || (spec.workdir !== "" && !spec.workdir.startsWith("/")) || spec.workdir.includes("\0")) {
+    fail("workdir", `workdir must be an absolute path (got ${JSON.stringify(spec.workdir)})`, spec.workdir);
+  }
 
   const mode = spec.mode as { kind?: unknown; replicas?: unknown } | undefined;
   if (mode?.kind === "replicated") wholeNumber("mode.replicas", mode.replicas, "replicas", MAX_REPLICAS);
@@ -201,6 +216,10 @@ export function normalizeServiceSpec(input: ServiceSpecInput): ServiceSpec {
     args: input.args ?? [],
     env: input.env ?? {},
     labels: input.labels ?? {},
+    containerLabels: input.containerLabels ?? {},
+    hostname: input.hostname ?? "",
+    user: input.user ?? "",
+    workdir: input.workdir ?? "",
     mode: input.mode ?? { kind: "replicated", replicas: 1 },
     resources: {
       reservations: { nanoCpus: 0, memoryBytes: 0, ...input.resources?.reservations },

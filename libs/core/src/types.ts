@@ -140,6 +140,14 @@ export interface ServiceSpec {
   readonly args: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   readonly labels: Readonly<Record<string, string>>;
+  /** Labels of the tasks' containers only (the service's `labels` go on them too; these win). */
+  readonly containerLabels: Readonly<Record<string, string>>;
+  /** The containers' host name; "" for docker's default (the container id). */
+  readonly hostname: string;
+  /** user[:group] (names or ids) the command runs as; "" for the image's. */
+  readonly user: string;
+  /** Absolute working directory of the command; "" for the image's. */
+  readonly workdir: string;
   readonly mode: ServiceMode;
   readonly resources: ServiceResources;
   readonly ports: readonly PortConfig[];
@@ -160,6 +168,10 @@ export interface ServiceSpecInput {
   readonly args?: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
   readonly labels?: Readonly<Record<string, string>>;
+  readonly containerLabels?: Readonly<Record<string, string>>;
+  readonly hostname?: string;
+  readonly user?: string;
+  readonly workdir?: string;
   readonly mode?: ServiceMode;
   readonly resources?: {
     readonly reservations?: Partial<ResourceAmounts>;

@@ -96,3 +96,24 @@ describe("addedBindSources", () => {
     expect(addedBindSources(current ? { mounts: current } : undefined, { mounts: next })).toEqual(added);
   });
 });
+
+describe("hostname, user, workdir and container labels", () => {
+  it("default to the image's and reach the tasks when changed", () => {
+    const a = normalizeServiceSpec({ name: "web", image: "busybox" });
+    expect(a).toMatchObject({ hostname: "", user: "", workdir: "", containerLabels: {} });
+    for (const change of [{ hostname: "web-1" }, { user: "1000:1000" }, { workdir: "/app" }, { containerLabels: { a: "b" } }]) {
+      expect(affectsTasks(a, normalizeServiceSpec({ ...a, ...change })), JSON.stringify(change)).toBe(true);
+    }
+  });
+
+  it.each([
+    [{ hostname: "web_1" }, "hostname"],
+    [{ hostname: "{{.Task.Slot}}" }, "hostname"],
+    [{ user: "a b" }, "user"],
+    [{ user: "a:b:c" }, "user"],
+    [{ workdir: "app" }, "workdir"],
+    [{ containerLabels: { "": "x" } }, "containerLabels."],
+  ])("refuses %j naming %s", (input, field) => {
+    expect(refusal(() => normalizeServiceSpec({ name: "web", image: "busybox", ...input })).field).toBe(field);
+  });
+});

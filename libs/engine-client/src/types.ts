@@ -31,6 +31,9 @@ export interface ContainerCreateBody {
   Entrypoint?: string[];
   Env?: string[];
   Labels?: Record<string, string>;
+  Hostname?: string;
+  User?: string;
+  WorkingDir?: string;
   ExposedPorts?: Record<string, Record<string, never>>;
   HostConfig?: {
     Memory?: number;

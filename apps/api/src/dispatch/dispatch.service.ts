@@ -72,8 +72,12 @@ export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec
     ...(spec.command.length ? { Entrypoint: [...spec.command] } : {}),
     ...(spec.args.length ? { Cmd: [...spec.args] } : {}),
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    ...(spec.hostname ? { Hostname: spec.hostname } : {}),
+    ...(spec.user ? { User: spec.user } : {}),
+    ...(spec.workdir ? { WorkingDir: spec.workdir } : {}),
     Labels: {
       ...spec.labels,
+      ...spec.containerLabels,
       [TASK_LABELS.serviceId]: service.id,
       [TASK_LABELS.taskId]: task.id,
       [TASK_LABELS.slot]: String(task.slot ?? ""),

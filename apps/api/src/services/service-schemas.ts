@@ -27,6 +27,10 @@ const specFields = {
   args: z.array(z.string()).optional(),
   env: stringMap.optional(),
   labels: stringMap.optional(),
+  containerLabels: stringMap.optional(),
+  hostname: z.string().optional(),
+  user: z.string().optional(),
+  workdir: z.string().optional(),
   mode: z
     .discriminatedUnion("kind", [
       z.object({ kind: z.literal("replicated"), replicas: z.number().int().min(0) }).strict(),
@@ -124,6 +128,10 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
     args: { type: "array", items: { type: "string" } },
     env: { type: "object", additionalProperties: { type: "string" } },
     labels: { type: "object", additionalProperties: { type: "string" } },
+    containerLabels: { type: "object", additionalProperties: { type: "string" }, description: "labels of the tasks' containers only" },
+    hostname: { type: "string", description: "the containers' host name (default: the container id)" },
+    user: { type: "string", example: "1000:1000", description: "user[:group] the command runs as" },
+    workdir: { type: "string", example: "/app" },
     mode: { type: "object", properties: { kind: { enum: ["replicated", "global"] }, replicas: { type: "integer" } } },
     resources: {
       type: "object",

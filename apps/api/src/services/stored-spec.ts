@@ -23,6 +23,11 @@ export const StoredServiceSpec = z.object({
   args: z.array(z.string()),
   env: z.record(z.string(), z.string()),
   labels: z.record(z.string(), z.string()),
+  // Specs written before these existed have none: the image's defaults.
+  containerLabels: z.record(z.string(), z.string()).default({}),
+  hostname: z.string().default(""),
+  user: z.string().default(""),
+  workdir: z.string().default(""),
   mode: z.discriminatedUnion("kind", [
     z.object({ kind: z.literal("replicated"), replicas: z.number() }),
     z.object({ kind: z.literal("global") }),

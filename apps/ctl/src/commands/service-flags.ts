@@ -74,6 +74,10 @@ export interface SpecFlags {
   rollbackMaxFailureRatio?: string;
   entrypoint?: string;
   envFile?: string[];
+  containerLabel?: string[];
+  hostname?: string;
+  user?: string;
+  workdir?: string;
   stopGracePeriod?: string;
   replicas?: string;
 }
@@ -131,6 +135,10 @@ export function specBody(o: SpecFlags): ServiceUpdateRequest {
   // docker's --entrypoint is one string, split as a shell would; "" clears it (the image's).
   if (o.entrypoint !== undefined) body.command = parse("--entrypoint", () => commandOf(o.entrypoint!, "--entrypoint"));
   if (o.label) body.labels = keyValues("--label", o.label);
+  if (o.containerLabel) body.containerLabels = keyValues("--container-label", o.containerLabel);
+  if (o.hostname !== undefined) body.hostname = o.hostname;
+  if (o.user !== undefined) body.user = o.user;
+  if (o.workdir !== undefined) body.workdir = o.workdir;
   if (o.publish) body.ports = o.publish.map((p) => parse("--publish", () => parsePublish(p)));
   if (o.mount) body.mounts = o.mount.map((m) => parse("--mount", () => parseMountFlag(m)));
   if (o.constraint || o.placementPref) {
@@ -185,6 +193,10 @@ export function specOptions(cmd: Command): Command {
     .option("--env-file <file>", "read environment variables from a file of KEY=VALUE lines (repeatable; --env wins)", collect)
     .option("--entrypoint <cmd>", "override the image's entrypoint (split as a shell would; \"\" for the image's own)")
     .option("-l, --label <K=V>", "service label (repeatable)", collect)
+    .option("--container-label <K=V>", "label of the tasks' containers only (repeatable)", collect)
+    .option("--hostname <name>", "the containers' host name")
+    .option("-u, --user <user[:group]>", "user (and group), names or ids, the command runs as")
+    .option("-w, --workdir <dir>", "working directory of the command")
     .option(
       "-p, --publish <port>",
       "publish a port: published:target[/tcp|udp] answers on every node (ingress mesh); published=P,target=T[,protocol=udp],mode=host only on the task's node (repeatable)",
