@@ -286,3 +286,16 @@ volumes:
     expect(() => parse(text)).toThrow(message);
   });
 });
+
+describe("stack hostname, user and working_dir", () => {
+  it("become the spec's hostname, user and workdir, checked by the spec's rules", () => {
+    const [svc] = parseCompose({
+      text: "services:\n  web:\n    image: x\n    hostname: web-host\n    user: '1000:1000'\n    working_dir: /app\n",
+      stack: "shop",
+    }).services;
+    expect(svc).toMatchObject({ hostname: "web-host", user: "1000:1000", workdir: "/app" });
+    expect(() => parseCompose({ text: "services:\n  web:\n    image: x\n    working_dir: app\n", stack: "shop" })).toThrow(
+      "services.web.workdir: workdir must be an absolute path",
+    );
+  });
+});

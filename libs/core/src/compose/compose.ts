@@ -56,6 +56,9 @@ const SERVICE_KEYS = new Set([
   "deploy",
   "stop_grace_period",
   "volumes",
+  "hostname",
+  "user",
+  "working_dir",
 ]);
 /** Keys Flotilla will take once the services have them: refused with the reason. */
 const NOT_YET: Record<string, string> = {
@@ -156,6 +159,9 @@ function toServiceSpec(
       resources: resourcesOf(deploy.resources as Record<string, Record<string, unknown>> | undefined, `${at}.deploy.resources`),
       ports: listOf(svc.ports).map((p, i) => portOf(p, `${at}.ports[${i}]`)),
       mounts: mountsOf(svc.volumes, volumes, `${at}.volumes`),
+      ...(svc.hostname !== undefined ? { hostname: String(svc.hostname) } : {}),
+      ...(svc.user !== undefined ? { user: String(svc.user) } : {}),
+      ...(svc.working_dir !== undefined ? { workdir: String(svc.working_dir) } : {}),
       placement: placementOf(deploy.placement as Record<string, unknown> | undefined, `${at}.deploy.placement`),
       ...(deploy.restart_policy
         ? { restartPolicy: restartOf(deploy.restart_policy as Record<string, unknown>, `${at}.deploy.restart_policy`) }
