@@ -160,8 +160,37 @@ describe.skipIf(!root)("a service's named volume outlives its tasks on a netns m
     const write = await run("docker", ["exec", second.containerId!, "sh", "-c", "echo x > /view/nope"], env2);
     expect(write.code).not.toBe(0);
     expect((await docker(["exec", second.containerId!, "cat", "/scratch/mine"])).trim()).toBe("second");
-    // The first task's container is gone; its volume is not.
-    expect((await docker(["ps", "-aq", "--no-trunc"])).split("\n")).not.toContain(first.containerId);
+    // The first task's container goes (dispatch may start the new task before it removes the
+    // old one, in the same pass); its volume stays.
+    await until(
+      "the first task's container to be removed",
+      async () => !(await docker(["ps", "-aq", "--no-trunc"])).split("\n").includes(first.containerId!),
+    );
     expect((await docker(["volume", "ls", "-q"])).split("\n")).toContain("dbdata");
+  });
+
+  it("rejects a task whose bind source does not exist on the node, with that reason in ctl service ps", { timeout: 200_000 }, async () => {
+    const bad = `bind-${tag}`;
+    const created = await ctl([
+      "service",
+      "create",
+      "-d",
+      "--name",
+      bad,
+      "--mount",
+      "type=bind,source=/nonexistent-flotilla-e2e,target=/x",
+      image,
+      "sleep",
+      "60",
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    await until("a REJECTED task", async () =>
+      (await json<(TaskView & { error: string | null })[]>(`/api/v1/tasks?service=${bad}`)).some(
+        (t) => t.state === "REJECTED" && /bind source path does not exist: \/nonexistent-flotilla-e2e/.test(t.error ?? ""),
+      ),
+    );
+    const ps = await ctl(["service", "ps", bad]);
+    expect(ps.stdout).toMatch(/REJECTED .*bind source path does not exist: \/nonexistent-flotilla-e2e/);
+    expect((await ctl(["service", "rm", bad])).code).toBe(0);
   });
 });
