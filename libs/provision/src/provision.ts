@@ -121,7 +121,7 @@ const SSH_WAIT_MS = 30_000;
  */
 const SSH_CONNECT_MS = 30_000;
 
-export async function openShell(target: Pick<AgentTarget, "ssh" | "signal" | "sshTimeoutMs">): Promise<RootShell> {
+export async function openShell(target: Pick<AgentTarget, "ssh" | "signal" | "sshTimeoutMs" | "machineName">): Promise<RootShell> {
   const { ssh, signal } = target;
   const privateKey = await readPrivateKey(ssh.keyPath);
   const deadline = Date.now() + SSH_WAIT_MS;
@@ -134,7 +134,10 @@ export async function openShell(target: Pick<AgentTarget, "ssh" | "signal" | "ss
         privateKey,
         signal,
         timeoutMs: target.sshTimeoutMs ?? SSH_CONNECT_MS,
-        ...(ssh.hostKey ? { hostKey: ssh.hostKey } : {}),
+        machine: target.machineName,
+        // The driver's own key (netns), else trust on first use in the machine store.
+        ...(ssh.hostKey && !ssh.hostKeyFile ? { hostKey: ssh.hostKey } : {}),
+        ...(ssh.hostKeyFile ? { hostKeyFile: ssh.hostKeyFile } : {}),
       });
       return new RootShell(conn, ssh.user, signal);
     } catch (e) {

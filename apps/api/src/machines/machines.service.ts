@@ -1,7 +1,17 @@
 import { Injectable } from "@nestjs/common";
 import type { MachineView, OperationAccepted } from "@flotilla/api-types";
 import { ConflictError, InvalidError } from "@flotilla/core";
-import { drivers, driverNames, engineUrl, getDriver, validateMachineName, type OptionSpec, type OptionValue } from "@flotilla/drivers";
+import {
+  drivers,
+  driverNames,
+  engineUrl,
+  getDriver,
+  readPrivateKey,
+  sshConnect,
+  validateMachineName,
+  type OptionSpec,
+  type OptionValue,
+} from "@flotilla/drivers";
 import type { FlotillaEvent } from "../events/events.service";
 import { QueuesService } from "../queues/queues.service";
 import type { MachineState } from "../generated/prisma/client";
@@ -47,6 +57,12 @@ export function toView(m: MachineRow, agent?: AgentInfo): MachineView {
     createdAt: m.createdAt.toISOString(),
     updatedAt: m.updatedAt.toISOString(),
   };
+}
+
+/** The pin file's path is the control plane's business, not the client's. */
+function withoutPinFile<T extends { hostKeyFile?: string }>(ep: T): Omit<T, "hostKeyFile"> {
+  const { hostKeyFile: _, ...rest } = ep;
+  return rest;
 }
 
 const BUSY: MachineState[] = ["CREATING", "REMOVING"];
@@ -148,11 +164,28 @@ export class MachinesService {
     };
   }
 
-  /** How to SSH into the machine (the key is in the machine store on the control plane's host). */
+  /**
+   * How to SSH into the machine (the key is in the machine store on the control plane's host),
+   * with its pinned host key. The key is checked here first, so a changed one is refused with a
+   * message naming the machine and both fingerprints (not only OpenSSH's warning); a machine
+   * provisioned before keys were pinned has its key pinned now, on first use.
+   */
   async ssh(name: string): Promise<{ host: string; port: number; user: string; keyPath: string; hostKey?: string }> {
     const m = await this.repo.find(name);
     this.requireIp(m);
-    return this.host.driver(m).getSSH(AbortSignal.timeout(15_000));
+    const driver = this.host.driver(m);
+    const ep = await driver.getSSH(AbortSignal.timeout(15_000));
+    const conn = await sshConnect({
+      host: ep.host,
+      port: ep.port,
+      user: ep.user,
+      privateKey: await readPrivateKey(ep.keyPath),
+      machine: m.name,
+      ...(ep.hostKeyFile ? { hostKeyFile: ep.hostKeyFile } : { hostKey: ep.hostKey }),
+      signal: AbortSignal.timeout(15_000),
+    });
+    conn.close();
+    return withoutPinFile(ep.hostKey ? ep : await driver.getSSH(AbortSignal.timeout(15_000)));
   }
 
   /** Self-described drivers and their options, for `ctl machine create --help` and the console. */
