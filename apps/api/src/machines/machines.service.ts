@@ -96,7 +96,7 @@ export class MachinesService {
 
   async get(name: string): Promise<MachineView> {
     const m = await this.repo.find(name);
-    return toView(m, (await this.repo.agentInfo([m])).get(m.id));
+    return { ...toView(m, (await this.repo.agentInfo([m])).get(m.id)), certificates: await this.host.certificates(m.name) };
   }
 
   /** Moves the machine to the operation's transitional state and enqueues the work. */
@@ -128,7 +128,8 @@ export class MachinesService {
   async env(name: string): Promise<Record<string, string> & { certPath: string }> {
     const m = await this.repo.find(name);
     const ip = this.requireIp(m);
-    const certPath = await this.host.writeUserCerts(m.name);
+    await this.host.machineClientCert(m.name);
+    const certPath = this.host.userCertDir(m.name);
     return {
       DOCKER_TLS_VERIFY: "1",
       DOCKER_HOST: engineUrl(ip),

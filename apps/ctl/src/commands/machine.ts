@@ -414,9 +414,13 @@ export function registerMachine(program: Command): void {
     .description("re-issue machines' agent certificates and restart the agents")
     .option("-f, --force", "re-issue even when the IP did not change (default)", true)
     .option("--if-needed", "only when the IP changed or the certificate expires soon")
-    .action(async (names: string[], opts: { ifNeeded?: boolean }) => {
+    .option(
+      "--client-certs",
+      "rotate the machine's client certificate (ctl machine env's): the agent refuses the old one at once; the server certificate only if needed",
+    )
+    .action(async (names: string[], opts: { ifNeeded?: boolean; clientCerts?: boolean }) => {
       for (const n of names) {
-        await operation(n, "regenerate-certs", { force: !opts.ifNeeded });
+        await operation(n, "regenerate-certs", opts.clientCerts ? { force: false, clientCerts: true } : { force: !opts.ifNeeded });
         note(`regenerate-certs: ${n} done`);
       }
     });
