@@ -5,7 +5,7 @@
 // lab's own in 198.19.0.0/16; a real OCI registry. Used by `npm run bench:faults` and by
 // test/e2e/faults.int.spec.ts. Root only.
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { deployMigrations } from "../support/migrations";
@@ -204,7 +204,12 @@ export class FaultLab {
     };
     const child = spawn(process.execPath, [join(repoRoot, "apps/api/dist/main.js"), "all"], { env, stdio: ["ignore", "pipe", "pipe"] });
     this.api = child;
-    const keep = (b: Buffer) => (this.apiLog = (this.apiLog + b.toString()).slice(-200_000));
+    // FLOTILLA_FAULTS_API_LOG=FILE keeps the whole log for a post-mortem; the tail is kept anyway.
+    const file = process.env.FLOTILLA_FAULTS_API_LOG;
+    const keep = (b: Buffer) => {
+      this.apiLog = (this.apiLog + b.toString()).slice(-200_000);
+      if (file) appendFileSync(file, b);
+    };
     child.stdout!.on("data", keep);
     child.stderr!.on("data", keep);
     const ok = await until(async () => {
