@@ -22,6 +22,7 @@ import {
   writeClientAllowList,
   type KeyPair,
 } from "../src";
+import { freeSubnet24 } from "../../../test/support/free-subnet";
 
 const repo = resolve(__dirname, "../../..");
 const root = process.getuid?.() === 0;
@@ -51,7 +52,10 @@ describe.skipIf(!root || !haveAgent)("per-machine client certificates (netns hos
   const factory = getDriver("netns");
   const driver: Driver = factory.bind(
     { machineName: name, storeDir: join(base, "machines", name), runner: createExecRunner(), lockDir: join(base, "locks") },
-    factory.parseOptions({ "netns-cidr": "198.19.79.1/24", "netns-bridge": `flcc${process.pid.toString(36)}`.slice(0, 15) }),
+    factory.parseOptions({
+      "netns-cidr": `${root ? freeSubnet24([79, 179, 209]).gateway : "198.19.79.1"}/24`,
+      "netns-bridge": `flcc${process.pid.toString(36)}`.slice(0, 15),
+    }),
   );
   let ca: CertificateAuthority;
   let controlPlane: KeyPair;
