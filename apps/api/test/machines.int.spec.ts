@@ -297,7 +297,7 @@ describe.skipIf(!root)("machines API", () => {
     expect(await prisma.joinToken.count({ where: { machineName: name } })).toBe(0);
     const removed = await prisma.event.findFirst({ where: { subjectId: ready.id, action: "removed" } });
     expect(removed).not.toBeNull();
-  });
+  }, 180_000); // A hang guard: a dozen machine operations, each provisioning over SSH, on a shared 2-core host.
 
   it("keeps nothing of a create its preCreateCheck refuses (virtualbox without VBoxManage), and says why", async () => {
     const prisma = api.running.app.get(PrismaService);
