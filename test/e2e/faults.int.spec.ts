@@ -20,8 +20,10 @@ import { FaultLab, until } from "../faults/lab";
 const root = process.getuid?.() === 0;
 // FLOTILLA_E2E_FAULTS=0 skips it (it takes 4-5 minutes).
 const enabled = root && process.env.FLOTILLA_E2E_FAULTS !== "0";
-const HEARTBEAT_MS = 1000;
-const SWEEP_MS = 3000;
+// As in bench:faults: the down window (3 beats) outlasts an agent restart.
+const HEARTBEAT_MS = 2000;
+// As in bench:faults (a Redis restart must roll out within one sweep period).
+const SWEEP_MS = 5000;
 const BACKOFF_MS = 2000;
 const REPLICAS = 6;
 const t: Timing = { settleMs: 2 * 3 * HEARTBEAT_MS + 2 * SWEEP_MS + BACKOFF_MS, limitMs: 120_000 };
@@ -79,6 +81,7 @@ describe.skipIf(!enabled)("faults: the control plane fails, the workloads do not
     const r = await hostKillInFlight(lab, web, 30, REPLICAS, C, t);
     console.log(JSON.stringify(r));
     expect(r.replaceS, lab.apiLogTail()).not.toBeNull();
+    expect(r.convergedS).not.toBeNull();
     expect(r.replaceS!).toBeLessThanOrEqual(20);
   });
 

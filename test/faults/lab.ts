@@ -339,11 +339,19 @@ export class FaultLab {
    * Exactly `n` running tasks, slots 1..n once each, on live machines, and the machines run
    * exactly those containers: the service has converged.
    */
-  async converged(service: string, n: number): Promise<boolean> {
+  /** Exactly slots 1..n of the service run, each once, all on live machines (per the task rows). */
+  async replaced(service: string, n: number): Promise<TaskView[] | undefined> {
     const tasks = await this.runningTasks(service);
     const slots = tasks.map((t) => t.slot).sort((a, b) => a! - b!);
-    if (tasks.length !== n || slots.some((s, i) => s !== i + 1)) return false;
-    if (tasks.some((t) => !this.live().includes(t.nodeHostname!))) return false;
+    if (tasks.length !== n || slots.some((s, i) => s !== i + 1)) return undefined;
+    if (tasks.some((t) => !this.live().includes(t.nodeHostname!))) return undefined;
+    return tasks;
+  }
+
+  /** replaced(), and the live machines run exactly those tasks' containers (nothing stopped is left). */
+  async converged(service: string, n: number): Promise<boolean> {
+    const tasks = await this.replaced(service, n);
+    if (!tasks) return false;
     const containers = (await this.containers()).map((c) => c.id).sort();
     return JSON.stringify(containers) === JSON.stringify(tasks.map((t) => t.containerId).sort());
   }

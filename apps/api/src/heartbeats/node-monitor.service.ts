@@ -48,10 +48,10 @@ export class NodeMonitorService implements OnApplicationBootstrap, OnModuleDestr
     const nodes = await this.prisma.sql.query<{ id: string; status: string; lastHeartbeatAt: Date | null }>(
       `SELECT id::text AS id, lower(status::text) AS status, "lastHeartbeatAt" FROM "Node" WHERE status = ${nodeStatusSql("ready")}`,
     );
-    // A heartbeat recorded from any node proves an API process took it then, as well as the
-    // probes' mark does: a busy API whose probe lags must not pass for a deaf one.
-    const lastBeat = Math.max(...nodes.map((n) => n.lastHeartbeatAt?.getTime() ?? 0), 0) || undefined;
-    const intakeAliveAt = Math.max(state.intakeAliveAt ?? 0, lastBeat ?? 0) || undefined;
+    // Only the API processes' own mark counts as proof that heartbeats are taken promptly, not a
+    // heartbeat that got through: an API too busy to probe on time is also late with heartbeats,
+    // and judging nodes by its lateness would restart their containers for our fault.
+    const intakeAliveAt = state.intakeAliveAt;
     const input: LivenessInput = {
       now,
       ...state,
