@@ -121,7 +121,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const images = await ImageStore.open({
     root: join(root, "images"),
     insecureRegistries: [...(options.insecureRegistries ?? [])],
-    isInUse: (id) => late.containers?.usesImage(id) ?? false,
+    isInUse: (id) => late.containers?.store.usesImage(id) ?? false,
   });
   let network: NetworkPort | null;
   if (options.network === undefined || options.network === "auto")

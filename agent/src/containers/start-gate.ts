@@ -1,0 +1,43 @@
+/**
+ * Attach calls that come before a container's start (docker run -i/-t attaches first): they
+ * wait for the start's outcome, and while any waits the next start asks the shim to hold the
+ * output until a client connects, so the first prompt is not lost.
+ */
+export class StartGate {
+  private readonly listeners = new Map<string, Array<(ok: boolean) => void>>();
+  private readonly holds = new Map<string, number>();
+
+  /** Wakes everyone waiting for the container's start: `ok` when it runs. */
+  notify(id: string, ok: boolean): void {
+    const list = this.listeners.get(id) ?? [];
+    this.listeners.delete(id);
+    for (const l of list) l(ok);
+  }
+
+  /** Resolves at the container's next start: true once it runs, false when the start failed. */
+  untilStarted(id: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const list = this.listeners.get(id) ?? [];
+      list.push(resolve);
+      this.listeners.set(id, list);
+    });
+  }
+
+  /** Whether an attach waits for the output (the shim should hold it). */
+  held(id: string): boolean {
+    return (this.holds.get(id) ?? 0) > 0;
+  }
+
+  /** Holds the next start's output for an attach; returns the release (idempotent). */
+  hold(id: string): () => void {
+    this.holds.set(id, (this.holds.get(id) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.holds.get(id) ?? 1) - 1;
+      if (n > 0) this.holds.set(id, n);
+      else this.holds.delete(id);
+    };
+  }
+}
