@@ -17,6 +17,7 @@ import { registerBuildRoutes } from "./api/build.routes";
 import { registerContainerRoutes } from "./api/containers.routes";
 import { registerImageTransferRoutes } from "./api/image-transfer.routes";
 import { registerContainerOpsRoutes } from "./api/container-ops.routes";
+import { registerArchiveRoutes } from "./api/archive.routes";
 import { registerExecRoutes } from "./api/exec.routes";
 import { registerImageRoutes } from "./api/images.routes";
 import { registerNetworkRoutes } from "./api/networks.routes";
@@ -27,6 +28,7 @@ import { Builder } from "./build/builder";
 import { DEFAULT_BUILD_CONTEXT_LIMIT, DEFAULT_SHIM, type TlsOptions } from "./config";
 import { ContainerService } from "./containers/container-service";
 import { ExecService } from "./exec/exec-service";
+import type { ExecRetention } from "./exec/exec-prune";
 import { HealthMonitor } from "./health/health-monitor";
 import { loadBridgeNetwork, type NetworkPort } from "./containers/network-port";
 import { EventBus } from "./events/event-bus";
@@ -51,6 +53,8 @@ export interface StartAgentOptions {
   denyBinds?: readonly string[];
   /** Largest `docker build` context accepted, in bytes (default 1 GiB). */
   buildContextLimit?: number;
+  /** How long finished exec records stay and how many a container keeps (exec-prune.ts). */
+  execRetention?: Partial<ExecRetention>;
   /**
    * Bridge networking: a NetworkPort, null for none, or "auto" (default) to load
    * agent/src/network when it is there.
@@ -70,6 +74,7 @@ export interface AgentHandle {
   /** The network module in use, or null when bridge containers get loopback only. */
   network: NetworkPort | null;
   containers: ContainerService;
+  execs: ExecService;
   events: EventBus;
 }
 
@@ -177,9 +182,16 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   });
   registerBuildRoutes(router, { builder, events });
   registerImageTransferRoutes(router, { images, containers, volumes, events });
-  const execs = new ExecService({ containers, images, events, shimPath: options.shimPath ?? DEFAULT_SHIM });
+  const execs = new ExecService({
+    containers,
+    images,
+    events,
+    shimPath: options.shimPath ?? DEFAULT_SHIM,
+    retention: options.execRetention,
+  });
   registerExecRoutes(router, { containers, execs });
   registerContainerOpsRoutes(router, { containers, images, events });
+  registerArchiveRoutes(router, { containers, images, events });
   const health = new HealthMonitor(containers, execs, events, log);
 
   const hijacked = new Set<Duplex>();
@@ -252,5 +264,5 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     if (socketPath) fs.rmSync(socketPath, { force: true });
     await network?.close?.();
   };
-  return { close, socketPath, tlsPort, network, containers, events };
+  return { close, socketPath, tlsPort, network, containers, execs, events };
 }

@@ -64,9 +64,7 @@ export class ContainerService {
     this.monitor = new ExitMonitor((id, fromPoll) => this.checkExit(id, fromPoll));
   }
 
-  private log(msg: string): void {
-    this.deps.log?.(msg);
-  }
+  private log = (msg: string): void => this.deps.log?.(msg);
 
   /** Event attributes Docker sends for containers: name, image and the labels. */
   attributes(c: ContainerRecord, extra: Record<string, string> = {}): Record<string, string> {
@@ -103,13 +101,8 @@ export class ContainerService {
     this.restarts.clear();
   }
 
-  get(ref: string): ContainerRecord {
-    return this.store.get(ref);
-  }
-
-  all(): ContainerRecord[] {
-    return this.store.all();
-  }
+  get = (ref: string): ContainerRecord => this.store.get(ref);
+  all = (): ContainerRecord[] => this.store.all();
 
   /** POST /containers/create. Validation first: a refused request leaves nothing behind. */
   create(body: CreateBody, nameParam: string | null): Promise<{ Id: string; Warnings: string[] }> {
@@ -136,6 +129,7 @@ export class ContainerService {
     this.starting.set(c.id, new Promise<void>((r) => (done = r)));
     let failure: unknown;
     try {
+      await this.gate.stoppedWorkDone(c.id); // a docker cp into the stopped container finishes first
       const started = await this.runner.run(c, { attachWait: this.gate.held(c.id) });
       c.state = {
         status: "running",
@@ -250,6 +244,11 @@ export class ContainerService {
   /** Resolves at the container's next start: true once it runs, false when the start failed. */
   untilStarted(id: string): Promise<boolean> {
     return this.gate.untilStarted(id);
+  }
+
+  /** See StartGate: work on a stopped container's file system, which a start waits for. */
+  whileStopped<T>(id: string, work: () => Promise<T>): Promise<T> {
+    return this.gate.whileStopped(id, work);
   }
 
   /** See StartGate: the next start holds its output for an attach. Returns the release. */
@@ -373,8 +372,7 @@ export class ContainerService {
         c.manualStop = true;
         const exit = this.waiters.waitFor(c.id, "exit");
         this.signal(c, 9, `forced removal requested by ${opts.origin ?? "a removal"}`);
-        if (!(await within(exit, KILL_WAIT_MS)))
-          throw new HttpError(500, `could not kill running container ${c.id}, cannot remove`);
+        if (!(await within(exit, KILL_WAIT_MS))) throw new HttpError(500, `could not kill running container ${c.id}, cannot remove`);
       }
     }
     // An exit being processed (network detach, events) finishes before the files go.
