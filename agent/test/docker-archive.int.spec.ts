@@ -2,7 +2,7 @@
 // the real docker CLI (28.x) against an agent in this process: real shim, real kernel, a real
 // registry on loopback. A stopped container's file system is mounted only for the request, in
 // a mount namespace of a helper process: nothing may stay mounted anywhere afterwards.
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,17 +25,29 @@ let agent: TestAgent;
 let image: string;
 let env: NodeJS.ProcessEnv;
 
-/** `docker export NAME | tar t`, with the real CLI and the host's tar. */
-function exportList(name: string): string[] {
-  const cli = spawnSync("docker", ["export", name], {
-    env: { PATH: process.env.PATH, HOME: env.DOCKER_CONFIG, ...env },
-    maxBuffer: 256 << 20,
+/** Runs `cmd` to its end without blocking the event loop (the agent answers in this process). */
+function collect(cmd: string, args: string[], input?: Buffer): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { env: { PATH: process.env.PATH, HOME: env.DOCKER_CONFIG, ...env } });
+    const out: Buffer[] = [];
+    let stderr = "";
+    child.stdout.on("data", (b: Buffer) => out.push(b));
+    child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr }));
+    child.stdin.end(input ?? Buffer.alloc(0));
   });
-  if (cli.status !== 0) throw new Error(`docker export ${name}: ${cli.stderr.toString()}`);
-  const tar = spawnSync("tar", ["t"], { input: cli.stdout, maxBuffer: 64 << 20 });
-  if (tar.status !== 0) throw new Error(`tar t: ${tar.stderr.toString()}`);
-  return tar.stdout.toString().trim().split("\n");
 }
+
+/** `docker export NAME | tar t` (or `tar xO MEMBER`), with the real CLI and the host's tar. */
+async function exported(name: string, member?: string): Promise<string> {
+  const cli = await collect("docker", ["export", name]);
+  if (cli.code !== 0) throw new Error(`docker export ${name}: ${cli.stderr}`);
+  const tar = await collect("tar", member ? ["xO", member] : ["t"], cli.stdout);
+  if (tar.code !== 0) throw new Error(`tar: ${tar.stderr}`);
+  return tar.stdout.toString();
+}
+
+const exportList = async (name: string) => (await exported(name)).trim().split("\n");
 
 /** Mounts, in any process's namespace, that mention `path`. */
 function mountsAnywhere(path: string): string[] {
@@ -89,16 +101,17 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker export, cp with a stopped c
       "echo hi > /tmp/wrote; rm /bin/vi; touch /vol/inside; exec sleep 3600",
     ]);
     await waitFor("the container's write", async () => (await docker(env, ["exec", "ex", "test", "-f", "/vol/inside"])).code === 0);
-    const running = exportList("ex");
+    const running = await exportList("ex");
     expect(running).toEqual(expect.arrayContaining(["tmp/wrote", "bin/sh", "etc/passwd"]));
     expect(running).not.toContain("bin/vi");
-    expect(running.some((p) => p.startsWith("proc/") || p.startsWith("vol/") || p.startsWith("./"))).toBe(false);
+    // The mount points are there, empty, as in dockerd's export; nothing mounted on them is.
+    expect(running).toEqual(expect.arrayContaining(["proc/", "sys/", "vol/"]));
+    expect(running.filter((p) => /^(proc|sys|vol)\/./.test(p) || p.startsWith("./"))).toEqual([]);
     await dockerOk(env, ["stop", "-t", "0", "ex"]);
-    const stopped = exportList("ex");
+    const stopped = await exportList("ex");
     expect(stopped).toEqual(expect.arrayContaining(["tmp/wrote", "bin/sh"]));
     expect(stopped).not.toContain("bin/vi");
-    const content = spawnSync("sh", ["-c", "docker export ex | tar xO tmp/wrote"], { env: { ...process.env, ...env } });
-    expect(content.stdout.toString()).toBe("hi\n");
+    expect(await exported("ex", "tmp/wrote")).toBe("hi\n");
     expect((await docker(env, ["export", "nope"])).stderr).toContain("No such container: nope");
     const c = agent.handle.containers.get("ex");
     expect(mountsAnywhere(agent.handle.containers.store.paths(c.id).dir)).toEqual([]);
@@ -138,7 +151,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker export, cp with a stopped c
       expect(fs.readdirSync(target)).toEqual([]);
       expect((await docker(env, ["cp", "exd:/no/such", `${host}/x`])).stderr).toContain("Could not find the file /no/such in container");
       // what was copied in is the container's own change, and it starts with it
-      expect(await dockerOk(env, ["diff", "exd"])).toContain("C /made");
+      expect(await dockerOk(env, ["diff", "exd"])).toContain("A /made");
       for (const name of ["cr", "exd"]) {
         const c = agent.handle.containers.get(name);
         expect(mountsAnywhere(agent.handle.containers.store.paths(c.id).dir)).toEqual([]);
@@ -175,7 +188,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker export, cp with a stopped c
         expect(fs.existsSync(join(agent.handle.containers.store.paths(c.id).dir, "exec", id))).toBe(false);
       }
     }
-    expect(agent.handle.execs.size).toBeLessThanOrEqual(3);
+    expect(agent.handle.execs.size, JSON.stringify(agent.handle.execs.list())).toBeLessThanOrEqual(3);
     // A resize of a running exec without a tty: dockerd answers 200 and nothing happens.
     const create = await rawRequest(agent.socket, "POST", "/v1.41/containers/xr/exec", JSON.stringify({ Cmd: ["sleep", "1000"] }));
     const id = JSON.parse(create.body).Id as string;

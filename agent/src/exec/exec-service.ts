@@ -108,6 +108,10 @@ export class ExecService {
     return this.execs.size;
   }
 
+  list(): ExecRecord[] {
+    return [...this.execs.values()];
+  }
+
   private ofContainer(id: string): ExecRecord[] {
     return [...this.execs.values()].filter((x) => x.containerId === id);
   }
