@@ -272,6 +272,8 @@ async function fetchLayer(deps: PullDeps, ref: ImageReference, p: LayerPlan, ctx
       result = await deps.layers.ingestAndUnpack(p.layer.digest, p.diffId, body, (n) => progress(n, p.layer.size));
       emit(layerStatus("Verifying Checksum", p.short));
       emit(layerStatus("Download complete", p.short));
+      // The CLI's sequence, though the extraction went along with the download.
+      emit(byteProgress("Extracting", p.short, p.layer.size, p.layer.size));
     }
     await deps.index.update((s) => {
       const rec = s.layers[p.diffId] ?? { size: result.size, digests: [] };
