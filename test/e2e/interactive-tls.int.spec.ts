@@ -108,9 +108,13 @@ describe.skipIf(!root || !haveDocker || !HAS_TMUX)("interactive containers over 
     await t.waitFor(/^\/dev\/pts\/\d+$/m);
     await t.waitFor(/^30 100$/m);
     t.resize(70, 20);
-    await new Promise((r) => setTimeout(r, 300)); // the CLI forwards SIGWINCH; the shell reads it at its next prompt
-    t.line("stty size");
-    await t.waitFor(/^20 70$/m);
+    // The CLI forwards SIGWINCH as a resize request; asked again until the new size shows.
+    const deadline = Date.now() + 15_000;
+    while (!/^20 70$/m.test(t.screen())) {
+      if (Date.now() > deadline) throw new Error(`the resize never reached the container:\n${t.screen()}`);
+      t.line("stty size");
+      await new Promise((r) => setTimeout(r, 200));
+    }
     t.line("exit 3");
     expect(await t.exitCode()).toBe(3);
 
