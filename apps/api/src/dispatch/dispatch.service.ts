@@ -39,6 +39,7 @@ import { ACTIVE_STATES, specOf, taskName, toCoreTask } from "../services/mapping
 import { ServicesRepository } from "../services/services.repository";
 import { TasksRepository, type LaunchOutcome } from "../tasks/tasks.repository";
 import { EngineClients } from "./engine-clients";
+import { nodeStatusSql } from "../database/sql";
 
 export { STALE_CLAIM_MS };
 // Calls to one agent in flight at once; nodes in flight at once is the queue's concurrency.
@@ -130,7 +131,7 @@ export class DispatchService implements OnModuleInit {
     const read = await this.prisma.sql.query<TaskRow & { nodeHostname: string; nodeEngineUrl: string | null }>(
       `SELECT n.hostname AS "nodeHostname", n."engineUrl" AS "nodeEngineUrl", ${TASK_COLUMNS}
        FROM "Node" n LEFT JOIN "Task" t ON t."nodeId" = n.id AND t.state = ANY($2::"TaskState"[])
-       WHERE n.id = $1::uuid AND n.status = 'READY'::"NodeStatus"`,
+       WHERE n.id = $1::uuid AND n.status = ${nodeStatusSql("ready")}`,
       [nodeId, [...ACTIVE_STATES]],
     );
     if (read.length === 0) return { started: 0, stopped: 0, rejected: 0 };

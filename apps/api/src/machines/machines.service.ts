@@ -1,8 +1,9 @@
 import { Injectable } from "@nestjs/common";
 import type { MachineView, OperationAccepted } from "@flotilla/api-types";
-import { ConflictError, InvalidError } from "@flotilla/core";
+import { ConflictError, InvalidError, UnavailableError } from "@flotilla/core";
 import { drivers, driverNames, engineUrl, getDriver, validateMachineName, type OptionSpec, type OptionValue } from "@flotilla/drivers";
 import type { FlotillaEvent } from "../events/events.service";
+import type { ProvisionJob } from "../queues/queue-names";
 import { QueuesService } from "../queues/queues.service";
 import type { MachineState } from "../generated/prisma/client";
 import { ENGINE_OPTIONS, MachineHost, splitOptions } from "./machine-host";
@@ -68,7 +69,9 @@ export class MachinesService {
     factory.parseOptions(driver);
     const options = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k.replace(/^--/, ""), v]));
     const { machine, event } = await this.repo.create({ name: body.name, driver: body.driver, options });
-    const jobId = await this.queues.enqueueProvision({ machineId: machine.id, operation: "create", params: {} });
+    const jobId = await this.enqueueOrUndo({ machineId: machine.id, operation: "create", params: {} }, () =>
+      this.repo.forget(machine.id, machine.name),
+    );
     return { machine: toView(machine), jobId, eventId: event.id };
   }
 
@@ -99,8 +102,30 @@ export class MachinesService {
       );
     }
     const { machine, event } = await this.repo.setState(m.id, OPERATIONS[operation], { action: "state", data: { operation } });
-    const jobId = await this.queues.enqueueProvision({ machineId: m.id, operation, params: { ...params, previousState: m.state } });
+    const jobId = await this.enqueueOrUndo({ machineId: m.id, operation, params: { ...params, previousState: m.state } }, async () => {
+      await this.repo.setState(m.id, m.state, { reason: m.stateReason, action: "state", data: { operation, undone: true } });
+    });
     return { machine: toView(machine), jobId, eventId: event.id };
+  }
+
+  /**
+   * Queues a machine operation. Unlike a service's desired state, an operation is work that only
+   * a job carries out: if Redis cannot take the job, the row is put back as it was and the user
+   * is told nothing changed, rather than leaving a machine "creating" that nothing will create.
+   */
+  private async enqueueOrUndo(job: ProvisionJob, undo: () => Promise<void>): Promise<string> {
+    try {
+      return await this.queues.enqueueProvision(job);
+    } catch (e) {
+      if (!(e instanceof UnavailableError && e.details.dependency === "redis")) throw e;
+      await undo();
+      throw new UnavailableError(
+        "Redis is unavailable: nothing was changed (machine operations run as queued jobs); try again when it is back",
+        {
+          dependency: "redis",
+        },
+      );
+    }
   }
 
   private requireIp(m: MachineRow): string {

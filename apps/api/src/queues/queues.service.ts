@@ -133,8 +133,12 @@ export class QueuesService implements OnModuleDestroy {
   async enqueueProvision(job: ProvisionJob): Promise<string> {
     const jobId = provisionJobId(job.machineId, job.operation);
     // A finished job with the same id would swallow the new one: retire it first.
-    const previous = await this.queue(QUEUE.provision).getJob(jobId);
-    if (previous && ((await previous.isCompleted()) || (await previous.isFailed()))) await previous.remove();
+    try {
+      const previous = await this.queue(QUEUE.provision).getJob(jobId);
+      if (previous && ((await previous.isCompleted()) || (await previous.isFailed()))) await previous.remove();
+    } catch (e) {
+      throw new RedisUnavailableError(e);
+    }
     await this.add(QUEUE.provision, job.operation, job, { jobId, removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } });
     return jobId;
   }

@@ -1,4 +1,6 @@
 import { Inject, Injectable, Logger } from "@nestjs/common";
+import { CLOCK } from "../common/clock";
+import type { Clock } from "@flotilla/core";
 import { ConflictError, NotFoundError } from "@flotilla/core";
 import { chmodSync, mkdirSync, writeFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
@@ -26,13 +28,15 @@ export class TokensService {
     private readonly prisma: PrismaService,
     private readonly events: EventsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   async verify(secret: string): Promise<TokenView | null> {
     const row = await this.prisma.apiToken.findUnique({ where: { hash: hashToken(secret) } });
     if (!row) return null;
-    if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
-      await this.prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } }).catch(() => undefined);
+    const now = this.clock.now();
+    if (!row.lastUsedAt || now - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+      await this.prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date(now) } }).catch(() => undefined);
     }
     return view(row);
   }
