@@ -2,7 +2,7 @@
 // control plane on a test database, `ctl machine create -d netns`, `eval $(ctl machine env)`
 // (DOCKER_HOST=tcp://IP:2376, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH), then the real docker CLI in
 // a real terminal (tmux): run -it, exec -it, cp both ways, top. Everything stays on loopback and
-// in 198.19.87.0/24 on a bridge this test creates.
+// in one of 198.19.{87,88,89}.0/24 on a bridge this test creates.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Server } from "node:net";
@@ -11,6 +11,7 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApi, type TestApi } from "../../apps/api/test/support";
 import { HAS_TMUX, Terminal } from "../../agent/test/support/terminal";
+import { freeSubnet24 } from "../support/free-subnet";
 import { startRegistry, type TestRegistry } from "../support/registry";
 import { forward, parseExports, removeLeftovers, run, useMachinesEnv } from "./support";
 
@@ -26,7 +27,9 @@ const haveDocker = (() => {
 })();
 const tag = process.pid.toString(36);
 const BRIDGE = `flit${tag}`.slice(0, 15);
-const GATEWAY = "198.19.87.1";
+// A /24 no interface uses yet: a crashed or concurrent run's bridge never clashes with this one.
+const SUBNET = freeSubnet24([87, 88, 89]);
+const GATEWAY = SUBNET.gateway;
 const PROMPT = /# $/m;
 
 describe.skipIf(!root || !haveDocker || !HAS_TMUX)("interactive containers over mTLS on a netns machine", () => {
@@ -88,7 +91,7 @@ describe.skipIf(!root || !haveDocker || !HAS_TMUX)("interactive containers over 
     ]);
     expect(create.code, create.stderr).toBe(0);
     const dockerEnv = { ...env, ...parseExports((await ctl(["machine", "env", name])).stdout) };
-    expect(dockerEnv.DOCKER_HOST).toMatch(/^tcp:\/\/198\.19\.87\.\d+:2376$/);
+    expect(dockerEnv.DOCKER_HOST).toMatch(new RegExp(`^tcp://${SUBNET.prefix.replaceAll(".", "\\.")}\\.\\d+:2376$`));
     expect(dockerEnv.DOCKER_TLS_VERIFY).toBe("1");
     const docker = (args: string[]) => run("docker", args, dockerEnv);
     const term = (command: string, cols?: number, rows?: number) => {
