@@ -1,7 +1,17 @@
 import { Injectable } from "@nestjs/common";
 import type { MachineView, OperationAccepted } from "@flotilla/api-types";
 import { ConflictError, InvalidError, UnavailableError } from "@flotilla/core";
-import { drivers, driverNames, engineUrl, getDriver, validateMachineName, type OptionSpec, type OptionValue } from "@flotilla/drivers";
+import {
+  drivers,
+  driverNames,
+  engineUrl,
+  getDriver,
+  readPrivateKey,
+  sshConnect,
+  validateMachineName,
+  type OptionSpec,
+  type OptionValue,
+} from "@flotilla/drivers";
 import type { FlotillaEvent } from "../events/events.service";
 import type { ProvisionJob } from "../queues/queue-names";
 import { QueuesService } from "../queues/queues.service";
@@ -50,6 +60,12 @@ export function toView(m: MachineRow, agent?: AgentInfo): MachineView {
   };
 }
 
+/** The pin file's path is the control plane's business, not the client's. */
+function withoutPinFile<T extends { hostKeyFile?: string }>(ep: T): Omit<T, "hostKeyFile"> {
+  const { hostKeyFile: _, ...rest } = ep;
+  return rest;
+}
+
 const BUSY: MachineState[] = ["CREATING", "REMOVING"];
 
 @Injectable()
@@ -83,7 +99,7 @@ export class MachinesService {
 
   async get(name: string): Promise<MachineView> {
     const m = await this.repo.find(name);
-    return toView(m, (await this.repo.agentInfo([m])).get(m.id));
+    return { ...toView(m, (await this.repo.agentInfo([m])).get(m.id)), certificates: await this.host.certificates(m.name) };
   }
 
   /** Moves the machine to the operation's transitional state and enqueues the work. */
@@ -137,7 +153,8 @@ export class MachinesService {
   async env(name: string): Promise<Record<string, string> & { certPath: string }> {
     const m = await this.repo.find(name);
     const ip = this.requireIp(m);
-    const certPath = await this.host.writeUserCerts(m.name);
+    await this.host.machineClientCert(m.name);
+    const certPath = this.host.userCertDir(m.name);
     return {
       DOCKER_TLS_VERIFY: "1",
       DOCKER_HOST: engineUrl(ip),
@@ -173,11 +190,28 @@ export class MachinesService {
     };
   }
 
-  /** How to SSH into the machine (the key is in the machine store on the control plane's host). */
+  /**
+   * How to SSH into the machine (the key is in the machine store on the control plane's host),
+   * with its pinned host key. The key is checked here first, so a changed one is refused with a
+   * message naming the machine and both fingerprints (not only OpenSSH's warning); a machine
+   * provisioned before keys were pinned has its key pinned now, on first use.
+   */
   async ssh(name: string): Promise<{ host: string; port: number; user: string; keyPath: string; hostKey?: string }> {
     const m = await this.repo.find(name);
     this.requireIp(m);
-    return this.host.driver(m).getSSH(AbortSignal.timeout(15_000));
+    const driver = this.host.driver(m);
+    const ep = await driver.getSSH(AbortSignal.timeout(15_000));
+    const conn = await sshConnect({
+      host: ep.host,
+      port: ep.port,
+      user: ep.user,
+      privateKey: await readPrivateKey(ep.keyPath),
+      machine: m.name,
+      ...(ep.hostKeyFile ? { hostKeyFile: ep.hostKeyFile } : { hostKey: ep.hostKey }),
+      signal: AbortSignal.timeout(15_000),
+    });
+    conn.close();
+    return withoutPinFile(ep.hostKey ? ep : await driver.getSSH(AbortSignal.timeout(15_000)));
   }
 
   /** Self-described drivers and their options, for `ctl machine create --help` and the console. */
