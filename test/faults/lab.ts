@@ -200,7 +200,7 @@ export class FaultLab {
       FLOTILLA_HEARTBEAT_MS: String(this.settings.heartbeatMs),
       FLOTILLA_SWEEP_INTERVAL_MS: String(this.settings.sweepMs),
       FLOTILLA_AGENT_MAX_BACKOFF_MS: String(this.settings.agentMaxBackoffMs),
-      FLOTILLA_LOG_LEVEL: "log",
+      FLOTILLA_LOG_LEVEL: process.env.FLOTILLA_FAULTS_LOG_LEVEL ?? "log",
     };
     const child = spawn(process.execPath, [join(repoRoot, "apps/api/dist/main.js"), "all"], { env, stdio: ["ignore", "pipe", "pipe"] });
     this.api = child;

@@ -74,7 +74,12 @@ export class WorkersService implements OnApplicationBootstrap, OnModuleDestroy {
     if (name === QUEUE.sweep) return this.sweep();
     const handler = this.handlers.get(name);
     if (!handler) throw new Error(`no handler registered for queue "${name}" in this build`);
-    return handler(job);
+    const started = this.clock.now();
+    const what = `${name} job ${job.id ?? "?"} (${job.name} ${JSON.stringify(job.data).slice(0, 160)})`;
+    this.logger.debug(`${what}: started, queued ${started - job.timestamp} ms before`);
+    const result = await handler(job);
+    this.logger.debug(`${what}: done in ${this.clock.now() - started} ms: ${JSON.stringify(result ?? null).slice(0, 160)}`);
+    return result;
   }
 
   /**
