@@ -1,6 +1,25 @@
 import { Inject, Injectable, OnModuleDestroy } from "@nestjs/common";
 import IORedis, { type Redis, type RedisOptions } from "ioredis";
 import { APP_CONFIG, type AppConfig } from "../config/config";
+import type { RedisTarget } from "../config/connection-urls";
+
+/**
+ * ioredis asks the Sentinels for the master, and connects again (asking again) when the master
+ * changes: Sentinel's +switch-master message (failoverDetector), a closed connection, or a
+ * READONLY answer from a node that has become a replica (reconnectOnError: 2 also resends it).
+ */
+export function sentinelOptions(t: Extract<RedisTarget, { kind: "sentinel" }>): RedisOptions {
+  return {
+    sentinels: t.sentinels,
+    name: t.name,
+    username: t.username,
+    password: t.password,
+    sentinelPassword: t.sentinelPassword,
+    db: t.db,
+    failoverDetector: true,
+    reconnectOnError: (e) => (/^READONLY/.test(e.message) ? 2 : false),
+  };
+}
 
 /**
  * Redis connections. BullMQ needs `maxRetriesPerRequest: null` on its blocking connections;
@@ -18,7 +37,8 @@ export class RedisConnections implements OnModuleDestroy {
   }
 
   open(extra: RedisOptions = {}): Redis {
-    const conn = new IORedis(this.config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false, ...extra });
+    const options: RedisOptions = { maxRetriesPerRequest: null, lazyConnect: false, ...extra };
+    const conn = this.config.redis.kind === "direct" ? new IORedis(this.config.redis.url, options) : new IORedis({ ...sentinelOptions(this.config.redis), ...options });
     // Errors surface through health and failing commands; an unhandled 'error' event would crash.
     conn.on("error", () => undefined);
     this.opened.push(conn);
