@@ -31,7 +31,9 @@ describe("token checks across API replicas", () => {
   });
 
   it("a revoked token stops working on every replica within the cache's TTL", async () => {
-    const created = (await (await a.fetch("/api/v1/tokens", { method: "POST", body: JSON.stringify({ name: "ci", role: "viewer" }) })).json()) as {
+    const created = (await (
+      await a.fetch("/api/v1/tokens", { method: "POST", body: JSON.stringify({ name: "ci", role: "viewer" }) })
+    ).json()) as {
       token: string;
     };
     // Both replicas have checked (and cached) it.

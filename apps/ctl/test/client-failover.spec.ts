@@ -12,7 +12,8 @@ const seen: string[] = [];
 beforeAll(async () => {
   server = createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
-    if (req.url === "/api/v1/fail") res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify({ message: "Postgres is unavailable" }));
+    if (req.url === "/api/v1/fail")
+      res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify({ message: "Postgres is unavailable" }));
     else res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ok: true }));
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -43,7 +44,9 @@ describe("ctl with several API URLs", () => {
   });
 
   it("names every replica when none answers", async () => {
-    const client = new ApiClient(loadCtlConfig({ FLOTILLA_URL: "http://127.0.0.1:3,http://127.0.0.1:2", FLOTILLA_CONFIG_DIR: "/nonexistent" }));
+    const client = new ApiClient(
+      loadCtlConfig({ FLOTILLA_URL: "http://127.0.0.1:3,http://127.0.0.1:2", FLOTILLA_CONFIG_DIR: "/nonexistent" }),
+    );
     await expect(client.request("GET", "/api/v1/health")).rejects.toThrow(
       /cannot reach the Flotilla API at http:\/\/127\.0\.0\.1:3: ECONNREFUSED; http:\/\/127\.0\.0\.1:2: ECONNREFUSED/,
     );

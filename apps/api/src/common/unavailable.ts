@@ -42,7 +42,9 @@ export function onlyStandby(e: unknown): boolean {
 /** The 503 for a request that failed because Postgres is down (or, given `cause`, only a standby answers). */
 export function postgresUnavailable(method: string, cause?: unknown): UnavailableError {
   const reading = method === "GET" || method === "HEAD";
-  const what = onlyStandby(cause) ? "Postgres has no writable primary (only a read-only standby answers; a failover may be under way)" : "Postgres is unavailable";
+  const what = onlyStandby(cause)
+    ? "Postgres has no writable primary (only a read-only standby answers; a failover may be under way)"
+    : "Postgres is unavailable";
   return new UnavailableError(reading ? `${what}: try again when it is back` : `${what}: nothing was changed`, {
     dependency: "postgres",
   });

@@ -53,7 +53,14 @@ function splitUrl(raw: string, schemes: string[], what: string) {
   const user = auth === undefined ? "" : decodeURIComponent(colon < 0 ? auth : auth.slice(0, colon));
   const password = auth === undefined || colon < 0 ? undefined : decodeURIComponent(auth.slice(colon + 1));
   const tail = new URL(`x://placeholder${rest}`);
-  return { scheme: scheme.toLowerCase(), user, password, hosts, path: decodeURIComponent(tail.pathname.slice(1)), params: tail.searchParams };
+  return {
+    scheme: scheme.toLowerCase(),
+    user,
+    password,
+    hosts,
+    path: decodeURIComponent(tail.pathname.slice(1)),
+    params: tail.searchParams,
+  };
 }
 
 /** Parses DATABASE_URL; throws an Error naming what is wrong. */

@@ -38,7 +38,10 @@ export class RedisConnections implements OnModuleDestroy {
 
   open(extra: RedisOptions = {}): Redis {
     const options: RedisOptions = { maxRetriesPerRequest: null, lazyConnect: false, ...extra };
-    const conn = this.config.redis.kind === "direct" ? new IORedis(this.config.redis.url, options) : new IORedis({ ...sentinelOptions(this.config.redis), ...options });
+    const conn =
+      this.config.redis.kind === "direct"
+        ? new IORedis(this.config.redis.url, options)
+        : new IORedis({ ...sentinelOptions(this.config.redis), ...options });
     // Errors surface through health and failing commands; an unhandled 'error' event would crash.
     conn.on("error", () => undefined);
     this.opened.push(conn);
