@@ -95,14 +95,10 @@ pg_init_primary() {
   rm -f "$pwfile"
   pg_hba "$data"
   pg_start 1
-  # synchronous_commit=on with any standby as the synchronous one: a commit is acknowledged once
-  # the standby has it, so promoting the standby loses no acknowledged write.
   pg_sql 1 "ALTER SYSTEM SET wal_level = 'replica'" >/dev/null
   pg_sql 1 "ALTER SYSTEM SET max_wal_senders = 5" >/dev/null
   pg_sql 1 "ALTER SYSTEM SET wal_keep_size = '256MB'" >/dev/null
   pg_sql 1 "ALTER SYSTEM SET hot_standby = on" >/dev/null
-  pg_sql 1 "ALTER SYSTEM SET synchronous_commit = on" >/dev/null
-  pg_sql 1 "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null
   as_pg "$pg_bin/pg_ctl" -D "$data" -w -m fast stop >/dev/null
   pg_start 1
   pg_sql 1 "CREATE DATABASE $db" >/dev/null
@@ -119,7 +115,7 @@ pg_make_standby() {
   chmod 700 "$data"
   # -R writes standby.signal and primary_conninfo (with the password) into the 0700 data dir.
   as_pg env PGPASSWORD="$pg_password" "$pg_bin/pg_basebackup" -h 127.0.0.1 -p "$(pg_port "$from")" -U "$(pg_user)" \
-    -D "$data" -R -X stream -c fast -d "application_name=pg$n" >/dev/null
+    -D "$data" -R -X stream -c fast -d "application_name=pg$n" 2> >(grep -v 'skipping special file' >&2) >/dev/null
   rm -f "$data/flotilla-failed-over"
   pg_start "$n"
 }
@@ -137,6 +133,7 @@ pg_up() {
   if [ ! -f "$(pg_data 1)/PG_VERSION" ] && [ ! -f "$(pg_data 2)/PG_VERSION" ]; then
     pg_init_primary
     pg_make_standby 2 1
+    pg_sync_standby 1
     return
   fi
   local primary
@@ -171,8 +168,16 @@ pg_rejoin() {
   other=$((3 - primary))
   pg_running "$other" && as_pg "$pg_bin/pg_ctl" -D "$(pg_data "$other")" -m fast -w stop >/dev/null
   pg_make_standby "$other" "$primary"
-  pg_sql "$primary" "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null
-  pg_sql "$primary" "SELECT pg_reload_conf()" >/dev/null
+  pg_sync_standby "$primary"
+}
+
+# synchronous_commit=on with any standby as the synchronous one: a commit is acknowledged once
+# the standby has it, so promoting the standby loses no acknowledged write. Set only once a
+# standby streams: before that, every commit (even CREATE DATABASE) would wait for one.
+pg_sync_standby() {
+  pg_sql "$1" "ALTER SYSTEM SET synchronous_commit = on" >/dev/null
+  pg_sql "$1" "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null
+  pg_sql "$1" "SELECT pg_reload_conf()" >/dev/null
 }
 pg_primary_node_running() {
   local n
@@ -271,6 +276,8 @@ app_stop() {
   if pid_alive "$dir/pid"; then
     kill "-$sig" "$(cat "$dir/pid")"
     for _ in $(seq 100); do pid_alive "$dir/pid" || break; sleep 0.1; done
+    # A drain that hangs (its Redis or Postgres gone) must not leave an orphan behind.
+    if pid_alive "$dir/pid"; then log "$1 did not stop within 10s: killing it"; kill -KILL "$(cat "$dir/pid")"; fi
   fi
   rm -f "$dir/pid"
 }
@@ -336,7 +343,9 @@ case "${1:-status}" in
   redis-failover) rcli -p "$(sentinel_port 1)" sentinel failover "$master_name" >/dev/null && log "failover of $master_name started" ;;
   redis-kill-master)
     port=$(redis_master_port)
-    for n in 1 2; do [ "$(redis_port "$n")" = "$port" ] && kill -9 "$(cat "$(redis_dir "$n")/redis.pid")" && log "killed the master r$n"; done
+    for n in 1 2; do
+      if [ "$(redis_port "$n")" = "$port" ]; then kill -9 "$(cat "$(redis_dir "$n")/redis.pid")" && log "killed the master r$n"; fi
+    done
     ;;
   redis-start) for n in 1 2; do redis_start "$n"; done ;;
   kill-api | kill-worker) app_stop "${1#kill-}${2:?N}" KILL ;;
