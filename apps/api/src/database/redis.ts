@@ -4,9 +4,12 @@ import { APP_CONFIG, type AppConfig } from "../config/config";
 import type { RedisTarget } from "../config/connection-urls";
 
 /**
- * ioredis asks the Sentinels for the master, and connects again (asking again) when the master
- * changes: Sentinel's +switch-master message (failoverDetector), a closed connection, or a
- * READONLY answer from a node that has become a replica (reconnectOnError: 2 also resends it).
+ * ioredis asks the Sentinels for the master whenever it (re)connects: after the master dies its
+ * connections drop and come back to the new one; after a graceful failover Sentinel kills the
+ * demoted master's clients, and a write that still meets it (READONLY) reconnects and is resent
+ * (reconnectOnError: 2). Not `failoverDetector`: when +switch-master arrives while a connection
+ * is already reconnecting, it aborts that connect and ioredis ends the connection for good
+ * ("Connection is closed" from then on; seen here with the master killed).
  */
 export function sentinelOptions(t: Extract<RedisTarget, { kind: "sentinel" }>): RedisOptions {
   return {
@@ -16,7 +19,6 @@ export function sentinelOptions(t: Extract<RedisTarget, { kind: "sentinel" }>): 
     password: t.password,
     sentinelPassword: t.sentinelPassword,
     db: t.db,
-    failoverDetector: true,
     reconnectOnError: (e) => (/^READONLY/.test(e.message) ? 2 : false),
   };
 }
