@@ -14,6 +14,7 @@ import { dirname, join, resolve } from "node:path";
 import type { Duplex } from "node:stream";
 import { upgradeHandler } from "./api/attach";
 import { registerBuildRoutes } from "./api/build.routes";
+import { ClientAllowFile, ClientGate } from "./api/client-allow";
 import { registerContainerRoutes } from "./api/containers.routes";
 import { registerImageTransferRoutes } from "./api/image-transfer.routes";
 import { registerContainerOpsRoutes } from "./api/container-ops.routes";
@@ -185,8 +186,10 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const hijacked = new Set<Duplex>();
   const onUpgrade = upgradeHandler(containers, execs);
   const servers: http.Server[] = [];
-  const setup = (server: http.Server) => {
+  const setup = (server: http.Server, gate?: ClientGate) => {
     server.on("upgrade", (req, socket: Duplex, head: Buffer) => {
+      const refused = gate?.refusal(req.socket);
+      if (refused) return void socket.end(ClientGate.rawRefusal(refused));
       hijacked.add(socket);
       socket.on("close", () => hijacked.delete(socket));
       onUpgrade(req, socket, head);
@@ -212,6 +215,13 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     }
     if (options.tls) {
       const t = options.tls;
+      // Beyond the CA's signature: only the client certificates the control plane listed.
+      const gate = t.clientsFile ? new ClientGate(new ClientAllowFile(t.clientsFile), log) : undefined;
+      const onTlsRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+        const refused = gate?.refusal(req.socket);
+        if (!refused) return onRequest(req, res);
+        res.writeHead(403, { "Content-Type": "application/json", Connection: "close" }).end(JSON.stringify({ message: refused }));
+      };
       const server = setup(
         https.createServer(
           {
@@ -222,8 +232,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
             rejectUnauthorized: true,
             minVersion: "TLSv1.2",
           },
-          onRequest,
+          onTlsRequest,
         ),
+        gate,
       );
       await listen(server, t.port, t.host);
       tlsPort = (server.address() as AddressInfo).port;

@@ -41,6 +41,8 @@ export interface TlsOptions {
   caCert: string;
   cert: string;
   key: string;
+  /** The client certificates accepted beyond the CA's signature (client-allow.ts); none: any the CA signed. */
+  clientsFile?: string;
 }
 
 export const DEFAULT_ROOT = "/var/lib/flotilla-agent";
@@ -63,6 +65,8 @@ Options (environment variable in brackets):
   --tlscacert FILE           CA that signs client certificates [FLOTILLA_AGENT_TLSCACERT]
   --tlscert FILE             server certificate [FLOTILLA_AGENT_TLSCERT]
   --tlskey FILE              server key [FLOTILLA_AGENT_TLSKEY]
+  --tlsclients FILE          accept only the client certificates listed there ("sha256 <fingerprint>"
+                             or "cn <name>" lines; re-read when it changes) [FLOTILLA_AGENT_TLSCLIENTS]
   --insecure-registry HOST   registry reached over http; repeatable
                              [FLOTILLA_AGENT_INSECURE_REGISTRIES, comma-separated]
   --subnet CIDR              bridge network subnet [FLOTILLA_AGENT_SUBNET]
@@ -88,6 +92,7 @@ const FLAGS: Record<string, string> = {
   "--tlscacert": "FLOTILLA_AGENT_TLSCACERT",
   "--tlscert": "FLOTILLA_AGENT_TLSCERT",
   "--tlskey": "FLOTILLA_AGENT_TLSKEY",
+  "--tlsclients": "FLOTILLA_AGENT_TLSCLIENTS",
   "--insecure-registry": "FLOTILLA_AGENT_INSECURE_REGISTRIES",
   "--subnet": "FLOTILLA_AGENT_SUBNET",
   "--bridge": "FLOTILLA_AGENT_BRIDGE",
@@ -163,7 +168,14 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
         field: "--tlscacert",
       });
     }
-    tls = { ...parseListen(listen ?? `0.0.0.0:${DEFAULT_TLS_PORT}`), caCert, cert, key };
+    const clientsFile = get("--tlsclients");
+    tls = {
+      ...parseListen(listen ?? `0.0.0.0:${DEFAULT_TLS_PORT}`),
+      caCert,
+      cert,
+      key,
+      ...(clientsFile ? { clientsFile: resolve(clientsFile) } : {}),
+    };
   }
   if (!socket && !tls) throw new InvalidError("nothing to listen on: give --socket or TLS certificates", { field: "--socket" });
 

@@ -2,7 +2,7 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { heartbeatsFromEnv, startHeartbeats, type HeartbeatContainer, type Heartbeats } from "../src/heartbeat";
+import { heartbeatsFromEnv, retryDelayMs, startHeartbeats, type HeartbeatContainer, type Heartbeats } from "../src/heartbeat";
 import type { IngressTable } from "../src/ingress";
 
 interface Received {
@@ -262,5 +262,33 @@ describe("agent heartbeats", () => {
     const before = [down.received.length, up.received.length];
     expect(await hb.beatNow()).toMatchObject({ ok: true });
     expect([down.received.length, up.received.length]).toEqual([before[0], before[1] + 1]);
+  });
+});
+
+describe("heartbeat retries", () => {
+  it("double from the interval up to the cap, never below the interval", () => {
+    expect([1, 2, 3, 4, 5, 6].map((n) => retryDelayMs(n, 1000, 8000))).toEqual([1000, 2000, 4000, 8000, 8000, 8000]);
+    expect(retryDelayMs(40, 1000, 60_000)).toBe(60_000);
+    expect(retryDelayMs(3, 5000, 2000)).toBe(5000);
+  });
+
+  it("take the control plane's cap from its reply: its recovery grace counts on it", async () => {
+    const cp = await controlPlane(() => ({ status: 200, body: { nodeId: "n", heartbeatMs: 20, maxBackoffMs: 2000 } }));
+    const hb = startHeartbeats({
+      apiUrl: cp.url,
+      token: "t",
+      engineUrl: "https://198.18.0.2:2376",
+      intervalMs: 20,
+      maxBackoffMs: 60_000,
+      listContainers: async () => [],
+      resources: { nanoCpus: 1, memoryBytes: 1 },
+    });
+    try {
+      expect(hb.maxBackoffMs).toBe(60_000);
+      await until(() => cp.received.length >= 1 && hb.maxBackoffMs === 2000);
+    } finally {
+      await hb.stop();
+      await cp.close();
+    }
   });
 });

@@ -18,11 +18,12 @@ import {
 import { FaultLab, until } from "../faults/lab";
 
 const root = process.getuid?.() === 0;
-// Opt-in (FLOTILLA_E2E_FAULTS=1) until it has run to completion here: its cases are the bench's,
-// which passed, but this file's shorter settings and its last two cases have not run yet.
-const enabled = root && process.env.FLOTILLA_E2E_FAULTS === "1";
-const HEARTBEAT_MS = 1000;
-const SWEEP_MS = 3000;
+// FLOTILLA_E2E_FAULTS=0 skips it (it takes 4-5 minutes).
+const enabled = root && process.env.FLOTILLA_E2E_FAULTS !== "0";
+// As in bench:faults: the down window (3 beats) outlasts an agent restart.
+const HEARTBEAT_MS = 2000;
+// As in bench:faults (a Redis restart must roll out within one sweep period).
+const SWEEP_MS = 5000;
 const BACKOFF_MS = 2000;
 const REPLICAS = 6;
 const t: Timing = { settleMs: 2 * 3 * HEARTBEAT_MS + 2 * SWEEP_MS + BACKOFF_MS, limitMs: 120_000 };
@@ -50,16 +51,18 @@ describe.skipIf(!enabled)("faults: the control plane fails, the workloads do not
 
   it("Postgres stopped for 20 s: no container replaced, every machine's 8080 answers throughout", { timeout: 240_000 }, async () => {
     const r = await postgresOutage(lab, web, REPLICAS, 20_000, t);
+    console.log(JSON.stringify(r));
     expect(r, lab.apiLogTail()).toMatchObject({ containersReplaced: 0, servingDuringOutage: true });
     expect(r.recoveredS).not.toBeNull();
   });
 
   it("Redis killed -9 and started empty: a scale then rolls out within a sweep period, nothing lost", { timeout: 240_000 }, async () => {
     const r = await redisRestart(lab, web, REPLICAS, REPLICAS + 3, t);
+    console.log(JSON.stringify(r));
     expect(r.scaleAccepted).toBe(true);
     expect(r.lostChanges).toBe(0);
     expect(r.resumeS).not.toBeNull();
-    expect(r.resumeS!).toBeLessThanOrEqual(SWEEP_MS / 1000);
+    expect(r.resumeS!, lab.apiLogTail()).toBeLessThanOrEqual(SWEEP_MS / 1000);
   });
 
   it("an agent killed -9 comes back and re-adopts its containers; none restarted", { timeout: 240_000 }, async () => {
@@ -69,17 +72,18 @@ describe.skipIf(!enabled)("faults: the control plane fails, the workloads do not
 
   it("the API and worker killed -9 in the middle of a scale to 30 converge once, no slot doubled", { timeout: 300_000 }, async () => {
     const r = await apiKill(lab, web, REPLICAS + 3, 30, t);
+    console.log(JSON.stringify(r));
     expect(r.convergeS).not.toBeNull();
     expect(r.duplicateSlots).toBe(0);
   });
 
-  it("a host killed during a scale-down: its tasks are replaced on the others", { timeout: 240_000 }, async () => {
+  it("a host killed during a scale-down: its tasks are replaced on the others within 20 s", { timeout: 240_000 }, async () => {
     const r = await hostKillInFlight(lab, web, 30, REPLICAS, C, t);
-    expect(r.replaceS).not.toBeNull();
+    console.log(JSON.stringify(r));
+    expect(r.replaceS, lab.apiLogTail()).not.toBeNull();
+    expect(r.convergedS).not.toBeNull();
+    expect(r.replaceS!).toBeLessThanOrEqual(20);
   });
-  it.todo(
-    "a host killed during a scale-down: its tasks replaced within 20 s (bench:faults measured 52 s with the control-plane redesign as merged at 02:10)",
-  );
 
   it("starting the killed machine again touches no container on the others (the 137)", { timeout: 240_000 }, async () => {
     const before = await lab.containers([A, B]);

@@ -146,7 +146,11 @@ export async function apiKill(lab: FaultLab, service: string, from: number, to: 
   return { name: "api-kill", from, to, runningAtKill, convergeS, duplicateSlots: doubled.size };
 }
 
-/** A host killed while a scale-down is in flight: its tasks must be replaced within 20 s. */
+/**
+ * A host killed while a scale-down is in flight: its tasks must be replaced within 20 s
+ * (replaceS: slots 1..to running on live machines). convergedS also waits for the scale-down's
+ * own stops on the live machines, which take the tasks' stop grace period.
+ */
 export async function hostKillInFlight(
   lab: FaultLab,
   service: string,
@@ -161,6 +165,8 @@ export async function hostKillInFlight(
   await until(async () => (await lab.runningTasks(service)).length < from, 30_000, 50);
   const killedAt = Date.now();
   await lab.killHost(machine);
+  const replaced = await until(async () => lab.replaced(service, to), t.limitMs, 100);
+  const replaceS = replaced ? seconds(Date.now() - killedAt) : null;
   const done = await until(async () => lab.converged(service, to), t.limitMs);
-  return { name: "host-kill-in-flight", from, to, replaceS: done ? seconds(Date.now() - killedAt) : null };
+  return { name: "host-kill-in-flight", from, to, replaceS, convergedS: done ? seconds(Date.now() - killedAt) : null };
 }

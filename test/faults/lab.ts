@@ -5,7 +5,7 @@
 // lab's own in 198.19.0.0/16; a real OCI registry. Used by `npm run bench:faults` and by
 // test/e2e/faults.int.spec.ts. Root only.
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { deployMigrations } from "../support/migrations";
@@ -204,7 +204,12 @@ export class FaultLab {
     };
     const child = spawn(process.execPath, [join(repoRoot, "apps/api/dist/main.js"), "all"], { env, stdio: ["ignore", "pipe", "pipe"] });
     this.api = child;
-    const keep = (b: Buffer) => (this.apiLog = (this.apiLog + b.toString()).slice(-200_000));
+    // FLOTILLA_FAULTS_API_LOG=FILE keeps the whole log for a post-mortem; the tail is kept anyway.
+    const file = process.env.FLOTILLA_FAULTS_API_LOG;
+    const keep = (b: Buffer) => {
+      this.apiLog = (this.apiLog + b.toString()).slice(-200_000);
+      if (file) appendFileSync(file, b);
+    };
     child.stdout!.on("data", keep);
     child.stderr!.on("data", keep);
     const ok = await until(async () => {
@@ -334,11 +339,19 @@ export class FaultLab {
    * Exactly `n` running tasks, slots 1..n once each, on live machines, and the machines run
    * exactly those containers: the service has converged.
    */
-  async converged(service: string, n: number): Promise<boolean> {
+  /** Exactly slots 1..n of the service run, each once, all on live machines (per the task rows). */
+  async replaced(service: string, n: number): Promise<TaskView[] | undefined> {
     const tasks = await this.runningTasks(service);
     const slots = tasks.map((t) => t.slot).sort((a, b) => a! - b!);
-    if (tasks.length !== n || slots.some((s, i) => s !== i + 1)) return false;
-    if (tasks.some((t) => !this.live().includes(t.nodeHostname!))) return false;
+    if (tasks.length !== n || slots.some((s, i) => s !== i + 1)) return undefined;
+    if (tasks.some((t) => !this.live().includes(t.nodeHostname!))) return undefined;
+    return tasks;
+  }
+
+  /** replaced(), and the live machines run exactly those tasks' containers (nothing stopped is left). */
+  async converged(service: string, n: number): Promise<boolean> {
+    const tasks = await this.replaced(service, n);
+    if (!tasks) return false;
     const containers = (await this.containers()).map((c) => c.id).sort();
     return JSON.stringify(containers) === JSON.stringify(tasks.map((t) => t.containerId).sort());
   }

@@ -2,8 +2,11 @@
 // the agent's Engine API create bodies, against the real processes, plus hostile image layers
 // against the agent's real pull path. Counts requests, 5xx answers and escapes; checks both are
 // still healthy afterwards. Last line with --json:
-//   {"rest":{"requests":N,"status5xx":0},"engine":{"requests":N,"status5xx":0},"layers":{"archives":N,"escapes":0}}
-// FUZZ_REST (20000), FUZZ_ENGINE (5000), FUZZ_SEED set the run. Needs root for the agent part.
+//   {"rest":{"requests":N,"status5xx":0,"refusedChecked":N,"refusedWrites":0},"engine":{...},"layers":{"archives":N,"escapes":0}}
+// The refused (4xx) mutating calls are then sent again one at a time with a database digest
+// around each (refused-writes.ts): refusedWrites counts those that changed it.
+// FUZZ_REST (20000), FUZZ_ENGINE (5000), FUZZ_REFUSED (refused calls re-checked, 3000), FUZZ_SEED
+// set the run. Needs root for the agent part.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -18,9 +21,11 @@ import { deployMigrations } from "../support/migrations";
 import { startRegistry } from "../support/registry";
 import { hostileArchives, pushLayer } from "./hostile-layers";
 import { engineBody, restCall, type RestCall } from "./arbitraries";
+import { checkRefusedWrites, type RefusedWrites } from "./refused-writes";
 
 const REST = Number(process.env.FUZZ_REST ?? 20_000);
 const ENGINE = Number(process.env.FUZZ_ENGINE ?? 5_000);
+const REFUSED = Number(process.env.FUZZ_REFUSED ?? 3_000);
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
 const json = process.argv.includes("--json");
 const say = (m: string) => process.stderr.write(`fuzz: ${m}\n`);
@@ -34,7 +39,7 @@ async function pool<T>(items: Iterable<T>, parallel: number, fn: (t: T) => Promi
   );
 }
 
-async function fuzzRest(): Promise<{ requests: number; status5xx: number; samples: string[] }> {
+async function fuzzRest(): Promise<{ requests: number; status5xx: number; samples: string[]; refused: RefusedWrites }> {
   stack("up");
   const db = `flotilla_fuzz_${randomBytes(4).toString("hex")}`;
   const admin = new pg.Client({ connectionString: adminUrl() });
@@ -77,6 +82,7 @@ async function fuzzRest(): Promise<{ requests: number; status5xx: number; sample
     let requests = 0;
     let status5xx = 0;
     const samples: string[] = [];
+    const refusedCalls: RestCall[] = [];
     await pool(calls, 8, async (c: RestCall) => {
       const res = await fetch(url + c.path, {
         method: c.method,
@@ -84,14 +90,17 @@ async function fuzzRest(): Promise<{ requests: number; status5xx: number; sample
         body: c.body,
       }).catch((e: Error) => ({ status: 599, text: async () => e.message }));
       requests++;
+      if (res.status >= 400 && res.status < 500 && c.method !== "GET" && refusedCalls.length < REFUSED) refusedCalls.push(c);
       if (res.status >= 500) {
         status5xx++;
         if (samples.length < 5) samples.push(`${c.method} ${c.path} ${c.body ?? ""} -> ${res.status} ${(await res.text()).slice(0, 200)}`);
       } else if ("body" in res) await (res as Response).arrayBuffer();
     });
+    say(`REST: re-sending ${refusedCalls.length} refused mutating calls one at a time, with a database digest around each`);
+    const refused = await checkRefusedWrites(url, token, refusedCalls, adminUrl(db));
     const health = await fetch(`${url}/api/v1/health`);
     if (!health.ok) throw new Error(`the API is unhealthy after fuzzing: ${health.status} ${await health.text()}`);
-    return { requests, status5xx, samples };
+    return { requests, status5xx, samples, refused };
   } finally {
     api.kill("SIGTERM");
     await new Promise((r) => api.once("exit", r));
@@ -191,21 +200,29 @@ async function main(): Promise<void> {
   say(`seed ${SEED}: ${REST} REST calls, ${ENGINE} Engine API creates, hostile layers`);
   const rest = await fuzzRest();
   for (const s of rest.samples) say(`REST 5xx: ${s}`);
-  say(`REST: ${rest.requests} requests, ${rest.status5xx} 5xx`);
+  for (const s of rest.refused.samples) say(`REST refused but wrote: ${s}`);
+  say(
+    `REST: ${rest.requests} requests, ${rest.status5xx} 5xx; ${rest.refused.checked} refused calls re-checked, ${rest.refused.refusedWrites} wrote`,
+  );
   const { engine, layers } = await fuzzAgent();
   for (const s of engine.samples) say(`engine 5xx: ${s}`);
   say(
     `engine: ${engine.requests} creates, ${engine.status5xx} 5xx (501 "not supported" excluded); layers: ${layers.archives} archives, ${layers.refused} refused, ${layers.escapes} escapes`,
   );
   const out = {
-    rest: { requests: rest.requests, status5xx: rest.status5xx },
+    rest: {
+      requests: rest.requests,
+      status5xx: rest.status5xx,
+      refusedChecked: rest.refused.checked,
+      refusedWrites: rest.refused.refusedWrites,
+    },
     engine: { requests: engine.requests, status5xx: engine.status5xx },
     layers: { archives: layers.archives, escapes: layers.escapes },
     seed: SEED,
   };
   if (json) process.stdout.write(JSON.stringify(out) + "\n");
   else process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
-  if (rest.status5xx || engine.status5xx || layers.escapes) process.exitCode = 1;
+  if (rest.status5xx || rest.refused.refusedWrites || engine.status5xx || layers.escapes) process.exitCode = 1;
 }
 
 main().catch((e) => {

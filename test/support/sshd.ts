@@ -17,6 +17,8 @@ export interface SshdOptions {
   extraConfig?: readonly string[];
   /** Path of the sshd binary; default /usr/sbin/sshd. */
   sshdPath?: string;
+  /** Port on 127.0.0.1; default a free one. A test that swaps a host's sshd reuses the old one's. */
+  port?: number;
   /** How long to wait for the port to accept connections. */
   startTimeoutMs?: number;
 }
@@ -69,7 +71,7 @@ export async function startSshd(options: SshdOptions): Promise<SshdHandle> {
   // Privilege separation directory; sshd refuses to start without it when run as root.
   if (process.getuid?.() === 0) mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
 
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const config = join(dir, "sshd_config");
   writeFileSync(
     config,

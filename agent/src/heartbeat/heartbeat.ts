@@ -47,7 +47,10 @@ export interface HeartbeatOptions {
   log?: (message: string) => void;
   /** Per-request limit. Default 10s. */
   requestTimeoutMs?: number;
-  /** Upper bound of the retry backoff. Default 60s. */
+  /**
+   * Upper bound of the retry backoff until the control plane names its own (its recovery grace
+   * after an outage counts on agents retrying at least this often). Default 60s.
+   */
   maxBackoffMs?: number;
   /** Version of the ingress table in force, sent as `ingressVersion`; undefined: none yet. */
   ingressVersion?: () => string | undefined;
@@ -66,10 +69,17 @@ export interface Heartbeats {
   readonly nodeId: string | undefined;
   /** Current pace (the control plane's heartbeatMs once it answered). */
   readonly intervalMs: number;
+  /** Current retry cap (the control plane's maxBackoffMs once it answered). */
+  readonly maxBackoffMs: number;
   /** Beats at once (waits for a beat in flight first). */
   beatNow(): Promise<BeatResult>;
   /** Stops beating; aborts a beat in flight. */
   stop(): Promise<void>;
+}
+
+/** The wait before retry number `failures` (1-based): doubling from the interval, never above the cap nor below the interval. */
+export function retryDelayMs(failures: number, intervalMs: number, maxBackoffMs: number): number {
+  return Math.max(intervalMs, Math.min(maxBackoffMs, intervalMs * 2 ** Math.min(failures - 1, 16)));
 }
 
 export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
@@ -78,7 +88,7 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
   const urls = apiUrls(options.apiUrl).map((u) => `${u}/api/v1/nodes/heartbeat`);
   let current = 0;
   const log = options.log ?? (() => {});
-  const maxBackoff = options.maxBackoffMs ?? 60_000;
+  let maxBackoff = options.maxBackoffMs ?? 60_000;
   let interval = options.intervalMs ?? 5000;
   let nodeId = options.nodeId;
   let failures = 0;
@@ -135,13 +145,14 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
     }
     let ingress: IngressTable | undefined;
     try {
-      const reply = JSON.parse(text) as { nodeId?: string; heartbeatMs?: number; ingress?: IngressTable };
+      const reply = JSON.parse(text) as { nodeId?: string; heartbeatMs?: number; maxBackoffMs?: number; ingress?: IngressTable };
       if (reply.nodeId && reply.nodeId !== nodeId) {
         nodeId = reply.nodeId;
         options.onNodeId?.(reply.nodeId);
         log(`heartbeat: registered as node ${reply.nodeId}`);
       }
       if (typeof reply.heartbeatMs === "number" && reply.heartbeatMs > 0) interval = reply.heartbeatMs;
+      if (typeof reply.maxBackoffMs === "number" && reply.maxBackoffMs > 0) maxBackoff = reply.maxBackoffMs;
       if (typeof reply.ingress === "object" && reply.ingress !== null) ingress = reply.ingress;
     } catch {
       return { ok: false, status: res.status, error: "reply is not JSON" };
@@ -180,7 +191,7 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
     } else {
       failures++;
       if (failures === 1 || failures % 10 === 0) log(`heartbeat failed (${failures}x): ${r.error}`);
-      schedule(Math.min(maxBackoff, Math.max(interval, interval * 2 ** Math.min(failures - 1, 16))));
+      schedule(retryDelayMs(failures, interval, maxBackoff));
     }
   }
 
@@ -192,6 +203,9 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
     },
     get intervalMs() {
       return interval;
+    },
+    get maxBackoffMs() {
+      return maxBackoff;
     },
     beatNow: () => (inFlight ?? Promise.resolve()).then(() => beat()),
     async stop() {

@@ -1,4 +1,5 @@
 export {
+  retryDelayMs,
   startHeartbeats,
   type BeatResult,
   type HeartbeatContainer,

@@ -238,6 +238,9 @@ export function startJoinedHeartbeats(
     get intervalMs() {
       return inner?.intervalMs ?? options.intervalMs ?? 5000;
     },
+    get maxBackoffMs() {
+      return inner?.maxBackoffMs ?? options.maxBackoffMs ?? 60_000;
+    },
     beatNow: async () => {
       await joined;
       return inner ? inner.beatNow() : notJoined;

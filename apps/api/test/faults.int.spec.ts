@@ -139,6 +139,15 @@ describe("faults", () => {
     expect(cli.stderr).toContain("Redis is unavailable: the change is saved and will roll out when it returns");
     // The change is in Postgres: the service says 4 even though nothing rolled out yet.
     expect((await getJson<{ desired: number }>(api, "/api/v1/services/cache")).desired).toBe(4);
+    // A machine create is work only a job does: refused, and nothing is kept (no machine left
+    // "creating" that nothing will create).
+    const machine = await send(api, "POST", "/api/v1/machines", { name: "while-redis-down", driver: "netns" });
+    expect(machine.status).toBe(503);
+    expect(await machine.json()).toMatchObject({
+      message: "Redis is unavailable: nothing was changed (machine operations run as queued jobs); try again when it is back",
+      details: { dependency: "redis" },
+    });
+    expect((await getJson<{ name: string }[]>(api, "/api/v1/machines")).map((m) => m.name)).not.toContain("while-redis-down");
 
     stack.startRedis();
     // Within one sweep period (2 s) of Redis answering: the schedule is back and the change converges.

@@ -1,6 +1,6 @@
 // Machines API + provision worker against a real database, Redis, kernel (netns driver) and agent.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,6 +21,7 @@ interface View {
   stateReason: string | null;
   ip: string | null;
   agentVersion: string | null;
+  certificates?: { client: { expiresAt: string; sha256: string } | null; server: { expiresAt: string; sha256: string } | null };
 }
 
 describe.skipIf(!root)("machines API", () => {
@@ -221,6 +222,39 @@ describe.skipIf(!root)("machines API", () => {
     expect((await json(`/api/v1/machines/${name}/regenerate-certs`, { method: "POST", body: JSON.stringify({}) })).status).toBe(202);
     expect((await waitFor(name, ["READY", "ERROR"])).state).toBe("READY");
 
+    // Issue 11, finding 4: --client-certs rotates the machine's own client certificate; its agent
+    // refuses the old one at once. inspect shows the certificates' expiry.
+    const oldCert = join(base, "old-client");
+    cpSync(env.body.DOCKER_CERT_PATH, oldCert, { recursive: true });
+    const curlPing = (dir: string) =>
+      execFileSync(
+        "curl",
+        [
+          "-s",
+          "-w",
+          " %{http_code}",
+          "--cacert",
+          `${dir}/ca.pem`,
+          "--cert",
+          `${dir}/cert.pem`,
+          "--key",
+          `${dir}/key.pem`,
+          `https://${ready.ip}:2376/_ping`,
+        ],
+        { encoding: "utf8" },
+      );
+    expect(curlPing(oldCert)).toBe("OK 200");
+    const before = (await json<View>(`/api/v1/machines/${name}`)).body.certificates!;
+    expect(new Date(before.client!.expiresAt).getTime()).toBeGreaterThan(Date.now() + 800 * 86_400_000);
+    expect(before.server).not.toBeNull();
+    const rotate = await json(`/api/v1/machines/${name}/regenerate-certs`, { method: "POST", body: JSON.stringify({ clientCerts: true }) });
+    expect(rotate.status).toBe(202);
+    expect((await waitFor(name, ["READY", "ERROR"])).state).toBe("READY");
+    expect(curlPing(oldCert)).toMatch(/is not accepted by this machine: it was revoked, rotated, or issued for another machine"\} 403$/);
+    expect(curlPing(env.body.DOCKER_CERT_PATH)).toBe("OK 200");
+    const after = (await json<View>(`/api/v1/machines/${name}`)).body.certificates!;
+    expect(after.client!.sha256).not.toBe(before.client!.sha256);
+
     for (const op of ["restart", "upgrade", "provision"]) {
       expect((await json(`/api/v1/machines/${name}/${op}`, { method: "POST" })).status).toBe(202);
       const after = await waitFor(name, ["READY", "ERROR"]);
@@ -263,7 +297,7 @@ describe.skipIf(!root)("machines API", () => {
     expect(await prisma.joinToken.count({ where: { machineName: name } })).toBe(0);
     const removed = await prisma.event.findFirst({ where: { subjectId: ready.id, action: "removed" } });
     expect(removed).not.toBeNull();
-  });
+  }, 180_000); // A hang guard: a dozen machine operations, each provisioning over SSH, on a shared 2-core host.
 
   it("keeps nothing of a create its preCreateCheck refuses (virtualbox without VBoxManage), and says why", async () => {
     const prisma = api.running.app.get(PrismaService);

@@ -20,8 +20,25 @@ export interface MachineView {
   /** The node the agent registered as, once it reported (list and inspect). */
   node?: { id: string; hostname: string; status: string; lastHeartbeatAt: string | null } | null;
   options: Record<string, unknown>;
+  /** The machine's TLS certificates (inspect only): rotate with `ctl machine regenerate-certs [--client-certs]`. */
+  certificates?: MachineCertificates;
   createdAt: string;
   updatedAt: string;
+}
+
+/** One certificate's expiry and SHA-256 fingerprint. */
+export interface CertificateInfo {
+  expiresAt: string;
+  sha256: string;
+}
+
+/**
+ * `client`: the machine's own client certificate (`ctl machine env`), the only one besides the
+ * control plane's its agent accepts; `server`: the agent's. null: none issued yet.
+ */
+export interface MachineCertificates {
+  client: CertificateInfo | null;
+  server: CertificateInfo | null;
 }
 
 /** Operations on a machine; each moves it to a transitional state and runs as a provision job. */

@@ -28,6 +28,11 @@ export interface SshEndpoint {
   keyPath: string;
   /** The machine's SSH host key (OpenSSH public key line) when the driver knows it: connections pin it. */
   hostKey?: string;
+  /**
+   * Where the host key is pinned on first use (drivers that do not make the key themselves): SSH
+   * connections read the pin from it, or write the first key seen there.
+   */
+  hostKeyFile?: string;
 }
 
 /** One step of a long driver call, for progress bars and the machine's event stream. */

@@ -1,5 +1,6 @@
 // The generic driver: any existing host reachable over SSH. It creates nothing; `create` proves
-// that SSH with the given key works and keeps a copy of the key in the machine store.
+// that SSH with the given key works and keeps a copy of the key in the machine store, and pins the
+// host key it saw (trust on first use): every later connection refuses another key.
 // It does not own the host, so it will not power it on or off; `restart` reboots it over SSH, as
 // docker-machine's generic driver does.
 import { isIP } from "node:net";
@@ -9,7 +10,7 @@ import { join } from "node:path";
 import { InvalidError, NotSupportedError } from "@flotilla/core";
 import { BaseDriver } from "./base.driver";
 import { MachineState, type DriverContext, type DriverFactory, type SshEndpoint } from "./driver";
-import { removeFiles } from "./machine-files";
+import { PINNED_HOST_KEY, removeFiles, withPinnedHostKey } from "./machine-files";
 import { hostPort, probeTcp } from "./net";
 import { OptionReader, type OptionSpec, type RawOptions } from "./options";
 import { pollUntil } from "./poll";
@@ -71,6 +72,9 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
   private get storedKey(): string {
     return join(this.ctx.storeDir, STORED_KEY);
   }
+  private get pinFile(): string {
+    return join(this.ctx.storeDir, PINNED_HOST_KEY);
+  }
 
   /** The key the user pointed at, or the first default key that exists. */
   private async sourceKey(): Promise<string> {
@@ -90,6 +94,7 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
     const source = await this.sourceKey();
     const privateKey = await readPrivateKey(source, "generic-ssh-key");
     this.report("ssh", `checking SSH to ${this.options.sshUser}@${this.endpoint}`);
+    await mkdir(this.ctx.storeDir, { recursive: true });
     const res = await sshRun(
       {
         host: this.options.ipAddress,
@@ -98,6 +103,8 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
         privateKey,
         signal,
         timeoutMs: this.timing.sshTimeoutMs,
+        hostKeyFile: this.pinFile,
+        machine: this.machineName,
       },
       "true",
       { timeoutMs: this.timing.sshTimeoutMs },
@@ -109,7 +116,6 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
         `\`true\` exited with ${res.code ?? `signal ${res.signal}`}${res.stderr.trim() ? `: ${res.stderr.trim()}` : ""}`,
       );
     }
-    await mkdir(this.ctx.storeDir, { recursive: true });
     await copyFile(source, this.storedKey);
     await chmod(this.storedKey, 0o600);
     this.report("ready", `reachable at ${this.endpoint}`);
@@ -131,7 +137,7 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
    * request is never taken for the host being back.
    */
   async restart(signal?: AbortSignal): Promise<void> {
-    const { keyPath } = await this.getSSH();
+    const { keyPath, hostKeyFile } = await this.getSSH();
     const privateKey = await readPrivateKey(keyPath, "generic-ssh-key");
     const target = {
       host: this.options.ipAddress,
@@ -140,6 +146,8 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
       privateKey,
       signal,
       timeoutMs: this.timing.sshTimeoutMs,
+      hostKeyFile,
+      machine: this.machineName,
     };
     const bootId = async (): Promise<string | undefined> => {
       const r = await sshRun(target, "cat /proc/sys/kernel/random/boot_id", { timeoutMs: this.timing.sshTimeoutMs });
@@ -178,9 +186,9 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
     this.refuse("kill", "power it off yourself");
   }
 
-  /** Forgets the host: deletes the stored key copy; the host itself is left alone. */
+  /** Forgets the host: deletes the stored key copy and the pinned host key; the host itself is left alone. */
   async remove(): Promise<void> {
-    await removeFiles([this.storedKey]);
+    await removeFiles([this.storedKey, this.pinFile]);
   }
 
   /** Running when the SSH port accepts a TCP connection; otherwise Unreachable (never Stopped: we cannot know). */
@@ -195,7 +203,12 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
 
   async getSSH(): Promise<SshEndpoint> {
     const keyPath = (await exists(this.storedKey)) ? this.storedKey : await this.sourceKey();
-    return { host: this.options.ipAddress, port: this.options.sshPort, user: this.options.sshUser, keyPath };
+    return withPinnedHostKey(this.ctx.storeDir, {
+      host: this.options.ipAddress,
+      port: this.options.sshPort,
+      user: this.options.sshUser,
+      keyPath,
+    });
   }
 }
 

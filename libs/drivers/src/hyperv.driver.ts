@@ -10,7 +10,7 @@ import { InvalidError, UnavailableError } from "@flotilla/core";
 import { VmDriver } from "./base.driver";
 import { commandFailed, type CommandResult } from "./command-runner";
 import { MachineState, type DriverContext, type DriverFactory, type SshEndpoint } from "./driver";
-import { copyImage, GUEST_SSH_USER, removeFiles, writeMachineKey } from "./machine-files";
+import { copyImage, GUEST_SSH_USER, PINNED_HOST_KEY, removeFiles, withPinnedHostKey, writeMachineKey } from "./machine-files";
 import { OptionReader, type OptionSpec, type RawOptions } from "./options";
 import { boot2dockerUserdata } from "./userdata";
 
@@ -129,7 +129,15 @@ export class HyperVDriver extends VmDriver<HyperVOptions> {
   }
   /** Remove-VM leaves disks and the configuration folder behind: these go by hand. */
   protected get ownFiles(): string[] {
-    return [this.keyPath, `${this.keyPath}.pub`, this.isoPath, this.fixedPath, this.diskPath, this.vmDir];
+    return [
+      this.keyPath,
+      `${this.keyPath}.pub`,
+      this.isoPath,
+      this.fixedPath,
+      this.diskPath,
+      this.vmDir,
+      join(this.ctx.storeDir, PINNED_HOST_KEY),
+    ];
   }
 
   /** Runs one PowerShell command; a non-zero exit throws an error naming the cmdlet unless `allowFail`. */
@@ -310,7 +318,7 @@ export class HyperVDriver extends VmDriver<HyperVOptions> {
   }
 
   async getSSH(signal?: AbortSignal): Promise<SshEndpoint> {
-    return { host: await this.getIP(signal), port: 22, user: GUEST_SSH_USER, keyPath: this.keyPath };
+    return withPinnedHostKey(this.ctx.storeDir, { host: await this.getIP(signal), port: 22, user: GUEST_SSH_USER, keyPath: this.keyPath });
   }
 }
 

@@ -4,12 +4,26 @@ import { homedir } from "node:os";
 import { basename, join } from "node:path";
 import { InvalidError } from "@flotilla/core";
 import type { DriverContext, DriverEvent } from "./driver";
-import { generateSshKeyPair } from "./ssh";
+import type { SshEndpoint } from "./driver";
+import { generateSshKeyPair, readPinnedHostKey } from "./ssh";
 
 export const KEY_FILE = "id_ed25519";
 export const IMAGE_FILE = "boot2docker.iso";
 /** The user boot2docker-style images log in as. */
 export const GUEST_SSH_USER = "docker";
+
+/** The machine's SSH host key as first seen (trust on first use), in the machine store. */
+export const PINNED_HOST_KEY = "ssh_host_key.pub";
+
+/**
+ * The endpoint with trust on first use: the file the host key is pinned in, and the key when it
+ * is pinned already (so `ctl machine ssh` checks it strictly too).
+ */
+export async function withPinnedHostKey(storeDir: string, ep: Omit<SshEndpoint, "hostKey" | "hostKeyFile">): Promise<SshEndpoint> {
+  const hostKeyFile = join(storeDir, PINNED_HOST_KEY);
+  const hostKey = await readPinnedHostKey(hostKeyFile);
+  return { ...ep, hostKeyFile, ...(hostKey ? { hostKey } : {}) };
+}
 
 export function defaultCacheDir(): string {
   return join(homedir(), ".flotilla", "cache");

@@ -12,7 +12,7 @@ import { BaseDriver } from "./base.driver";
 import { commandFailed } from "./command-runner";
 import { MachineState, type DriverFactory, type SshEndpoint } from "./driver";
 import { withHostLock } from "./lock";
-import { KEY_FILE, writeMachineKey } from "./machine-files";
+import { KEY_FILE, withPinnedHostKey, writeMachineKey } from "./machine-files";
 import { formatDuration, hostPort, probeTcp, type Cidr } from "./net";
 import { allocateIp, releaseIp, removeBridgeIfUnused } from "./netns-host";
 import { OptionReader, type OptionSpec, type RawOptions } from "./options";
@@ -486,7 +486,7 @@ export class QemuDriver extends BaseDriver<QemuOptions> {
 
   async getSSH(): Promise<SshEndpoint> {
     const state = await this.requireState();
-    return { host: state.ip, port: 22, user: state.user, keyPath: this.file(KEY_FILE) };
+    return withPinnedHostKey(this.ctx.storeDir, { host: state.ip, port: 22, user: state.user, keyPath: this.file(KEY_FILE) });
   }
 
   /** The accelerator the VM last booted with (for the benchmark and the machine's details). */

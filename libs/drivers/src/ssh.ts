@@ -2,7 +2,7 @@
 // connect with an AbortSignal and a time limit, exec returning stdout/stderr/exit code, and
 // errors that name the endpoint and the cause ("ssh 198.18.0.3:22: connection refused").
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { Client, utils, type ClientChannel, type ConnectConfig } from "ssh2";
 import { InvalidError, UnavailableError, type DomainError } from "@flotilla/core";
 import { formatDuration, hostPort } from "./net";
@@ -29,6 +29,38 @@ export interface SshConnectOptions {
    * before authentication, with a message saying so. Takes precedence over hostVerifier.
    */
   hostKey?: string;
+  /**
+   * Trust on first use: the file that holds the machine's pinned host key. When it holds one,
+   * that key is pinned (as hostKey); when it does not exist, the key presented by this first
+   * successful login is written there and pinned from then on.
+   */
+  hostKeyFile?: string;
+  /** The machine's name, for the host key messages. */
+  machine?: string;
+}
+
+/** The OpenSSH public key line ("ssh-ed25519 AAAA...") of a raw key blob (its first field names the type). */
+export function publicKeyLine(blob: Buffer): string {
+  const len = blob.length >= 4 ? blob.readUInt32BE(0) : 0;
+  const type = blob.subarray(4, 4 + len).toString("latin1");
+  return `${type} ${blob.toString("base64")}`;
+}
+
+/** The pinned key in `file` (first line), or undefined when nothing is pinned yet. */
+export async function readPinnedHostKey(file: string): Promise<string | undefined> {
+  const text = await readFile(file, "utf8").catch((e: NodeJS.ErrnoException) => {
+    if (e.code === "ENOENT") return "";
+    throw e;
+  });
+  return text.split("\n")[0]!.trim() || undefined;
+}
+
+function hostKeyChanged(endpoint: string, machine: string | undefined, presented: Buffer, pinned: Buffer, when: string): DomainError {
+  return sshError(
+    endpoint,
+    "hostkey",
+    `${machine ? `machine ${machine}: ` : ""}host key changed: the machine presented ${keyFingerprint(presented)}, not ${keyFingerprint(pinned)} pinned ${when}; refusing to connect (someone may be intercepting; if the machine was rebuilt, re-create it)`,
+  );
 }
 
 /** `SHA256:...` as ssh-keygen -l prints it, of a raw public key blob. */
@@ -165,8 +197,41 @@ export class SshConnection {
   }
 }
 
-/** Connects and authenticates with a private key. Rejects with sshError(...) or the signal's reason. */
-export function sshConnect(options: SshConnectOptions): Promise<SshConnection> {
+/**
+ * Connects and authenticates with a private key. Rejects with sshError(...) or the signal's reason.
+ * With `hostKeyFile` and nothing pinned in it yet, the key presented by this login is pinned there
+ * (written exclusively: of two first connections racing, the second must present the same key).
+ */
+export async function sshConnect(options: SshConnectOptions): Promise<SshConnection> {
+  if (options.hostKey || !options.hostKeyFile) return connectOnce(options);
+  const pinned = await readPinnedHostKey(options.hostKeyFile);
+  if (pinned) return connectOnce({ ...options, hostKey: pinned, pinnedWhen: "at the first connection" });
+  let presented: Buffer | undefined;
+  const conn = await connectOnce({
+    ...options,
+    hostVerifier: (key) => {
+      presented = key;
+      return true;
+    },
+  });
+  try {
+    await writeFile(options.hostKeyFile, `${publicKeyLine(presented!)}\n`, { flag: "wx", mode: 0o644 });
+  } catch (e) {
+    const raced = (e as NodeJS.ErrnoException).code === "EEXIST" ? await readPinnedHostKey(options.hostKeyFile) : undefined;
+    if (!raced) {
+      conn.close();
+      throw e;
+    }
+    const other = publicKeyBlob(raced);
+    if (!other.equals(presented!)) {
+      conn.close();
+      throw hostKeyChanged(conn.endpoint, options.machine, presented!, other, "at the first connection");
+    }
+  }
+  return conn;
+}
+
+function connectOnce(options: SshConnectOptions & { pinnedWhen?: string }): Promise<SshConnection> {
   const { host, port, user, signal } = options;
   const timeoutMs = options.timeoutMs ?? 10_000;
   const endpoint = hostPort(host, port);
@@ -195,13 +260,7 @@ export function sshConnect(options: SshConnectOptions): Promise<SshConnection> {
     client.once("ready", () => settle(() => resolve(new SshConnection(client, endpoint))));
     client.on("error", (e: Error & { code?: string; level?: string }) => {
       if (pinned && presented && !presented.equals(pinned)) {
-        fail(
-          sshError(
-            endpoint,
-            "hostkey",
-            `host key changed: the machine presented ${keyFingerprint(presented)}, not ${keyFingerprint(pinned)} pinned when it was created; refusing to connect (someone may be intercepting; if the machine was rebuilt, re-create it)`,
-          ),
-        );
+        fail(hostKeyChanged(endpoint, options.machine, presented, pinned, options.pinnedWhen ?? "when it was created"));
         return;
       }
       const [reason, message] = classify(e, host, user);

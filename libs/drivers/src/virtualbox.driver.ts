@@ -8,7 +8,7 @@ import { InvalidError, NotSupportedError, UnavailableError } from "@flotilla/cor
 import { VmDriver } from "./base.driver";
 import { commandFailed, type CommandResult } from "./command-runner";
 import { MachineState, type DriverContext, type DriverFactory, type SshEndpoint } from "./driver";
-import { GUEST_SSH_USER } from "./machine-files";
+import { GUEST_SSH_USER, PINNED_HOST_KEY, withPinnedHostKey } from "./machine-files";
 import { OptionReader, type OptionSpec, type RawOptions } from "./options";
 import { checkHostOnlyCidr, createVirtualBoxVM, VBOX, type VBoxCreateHost, type VBoxShare } from "./virtualbox-create";
 import { findNatForward, parseGuestProperty, parseMachineReadable, parseVBoxVersion, vboxState } from "./virtualbox-output";
@@ -110,7 +110,7 @@ export class VirtualBoxDriver extends VmDriver<VirtualBoxOptions> {
     return join(this.ctx.storeDir, DISK_FILE);
   }
   protected get ownFiles(): string[] {
-    return [this.isoPath, this.keyPath, `${this.keyPath}.pub`, this.diskPath];
+    return [this.isoPath, this.keyPath, `${this.keyPath}.pub`, this.diskPath, join(this.ctx.storeDir, PINNED_HOST_KEY)];
   }
 
   /** Runs VBoxManage; a non-zero exit throws an error naming the subcommand unless `allowFail`. */
@@ -244,7 +244,12 @@ export class VirtualBoxDriver extends VmDriver<VirtualBoxOptions> {
     if (!info) throw this.notFound();
     const fwd = findNatForward(info, "ssh");
     if (!fwd) throw new UnavailableError(`virtualbox ${this.name}: no "ssh" NAT port forward on nic1`);
-    return { host: fwd.hostIp || "127.0.0.1", port: fwd.hostPort, user: GUEST_SSH_USER, keyPath: this.keyPath };
+    return withPinnedHostKey(this.ctx.storeDir, {
+      host: fwd.hostIp || "127.0.0.1",
+      port: fwd.hostPort,
+      user: GUEST_SSH_USER,
+      keyPath: this.keyPath,
+    });
   }
 }
 

@@ -12,6 +12,7 @@ import {
   generateSshKeyPair,
   MachineState,
   parseGenericOptions,
+  publicKeyBlob,
   sshConnect,
   sshRun,
 } from "@flotilla/drivers";
@@ -69,10 +70,21 @@ describe("generic driver over real sshd", () => {
     expect(readFileSync(stored, "utf8")).toBe(readFileSync(goodKey, "utf8"));
     expect(statSync(stored).mode & 0o777).toBe(0o600);
     expect(await d.getState()).toBe(MachineState.Running);
-    expect(await d.getSSH()).toEqual({ host: "127.0.0.1", port: sshd.port, user: sshd.user, keyPath: stored });
+    const pin = join(dir, "machines", "edge-1", "ssh_host_key.pub");
+    // Trust on first use: the host key create saw is pinned in the machine store.
+    expect(await d.getSSH()).toEqual({
+      host: "127.0.0.1",
+      port: sshd.port,
+      user: sshd.user,
+      keyPath: stored,
+      hostKeyFile: pin,
+      hostKey: readFileSync(pin, "utf8").trim(),
+    });
+    expect(publicKeyBlob(readFileSync(pin, "utf8")).equals(publicKeyBlob(sshd.hostPublicKey))).toBe(true);
     expect(await d.getURL()).toBe("tcp://127.0.0.1:2376");
     await d.remove();
     expect(existsSync(stored)).toBe(false);
+    expect(existsSync(pin)).toBe(false);
   });
 
   it("a wrong key fails with the step, endpoint and user named", async () => {

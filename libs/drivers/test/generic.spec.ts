@@ -66,7 +66,13 @@ describe("generic driver", () => {
     const d = generic({ "generic-ip-address": "fd00::7", "generic-ssh-user": "ops", "generic-ssh-key": key, "generic-ssh-port": 2222 });
     expect(await d.getIP()).toBe("fd00::7");
     expect(await d.getURL()).toBe("tcp://[fd00::7]:2376");
-    expect(await d.getSSH()).toEqual({ host: "fd00::7", port: 2222, user: "ops", keyPath: key });
+    expect(await d.getSSH()).toEqual({
+      host: "fd00::7",
+      port: 2222,
+      user: "ops",
+      keyPath: key,
+      hostKeyFile: join(dir, "store", "ssh_host_key.pub"),
+    });
   });
 
   it("preCreateCheck names the flag for a missing or encrypted key", async () => {

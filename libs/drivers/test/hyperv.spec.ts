@@ -114,7 +114,13 @@ describe("hyperv create", { timeout: 60_000 }, () => {
     h.clearLog();
     expect(await d.getState()).toBe(MachineState.Running);
     expect(await d.getIP()).toBe("172.22.96.10");
-    expect(await d.getSSH()).toEqual({ host: "172.22.96.10", port: 22, user: "docker", keyPath: join(store, "id_ed25519") });
+    expect(await d.getSSH()).toEqual({
+      host: "172.22.96.10",
+      port: 22,
+      user: "docker",
+      keyPath: join(store, "id_ed25519"),
+      hostKeyFile: join(store, "ssh_host_key.pub"),
+    });
     expect(await d.getURL()).toBe("tcp://172.22.96.10:2376");
   });
 

@@ -33,7 +33,13 @@ describe("virtualbox create", { timeout: 60_000 }, () => {
     expect(await d.getState()).toBe(MachineState.Running);
     expect(await d.getIP()).toBe("192.168.99.100");
     expect(await d.getURL()).toBe("tcp://192.168.99.100:2376");
-    expect(await d.getSSH()).toEqual({ host: "127.0.0.1", port, user: "docker", keyPath: join(store, "id_ed25519") });
+    expect(await d.getSSH()).toEqual({
+      host: "127.0.0.1",
+      port,
+      user: "docker",
+      keyPath: join(store, "id_ed25519"),
+      hostKeyFile: join(store, "ssh_host_key.pub"),
+    });
     expect(h.calls()).toEqual([info("devdays"), info("devdays"), ipPoll("devdays"), info("devdays"), ipPoll("devdays"), info("devdays")]);
     expect(h.events.map((e) => e.step)).toEqual(["key", "image", "network", "disk", "vm", "storage", "start", "ip", "ready"]);
   });

@@ -102,13 +102,17 @@ export class CertificateAuthority {
     return this.issue(req.commonName, ["serverAuth"], sans, req.days ?? 825);
   }
 
-  /** A client certificate (the control plane's, or a user's for the docker CLI). */
-  async issueClient(commonName: string, days = 825): Promise<KeyPair> {
+  /**
+   * A client certificate (the control plane's, or a machine's for the docker CLI). `unit` goes
+   * into the subject's OU: agents accept a certificate by common name only without one.
+   */
+  async issueClient(commonName: string, days = 825, unit?: string): Promise<KeyPair> {
     validateName(commonName);
-    return this.issue(commonName, ["clientAuth"], [], days);
+    if (unit !== undefined) validateName(unit);
+    return this.issue(commonName, ["clientAuth"], [], days, unit);
   }
 
-  private async issue(commonName: string, usage: string[], sans: string[], days: number): Promise<KeyPair> {
+  private async issue(commonName: string, usage: string[], sans: string[], days: number, unit?: string): Promise<KeyPair> {
     const work = await mkdtemp(join(tmpdir(), "flotilla-cert-"));
     try {
       const ext = [
@@ -119,7 +123,17 @@ export class CertificateAuthority {
       ].join("\n");
       await writeFile(join(work, "ext.cnf"), ext + "\n");
       await openssl(
-        ["req", ...KEY_ALGORITHM, "-nodes", "-keyout", "key.pem", "-out", "req.csr", "-subj", `/O=Flotilla/CN=${commonName}`],
+        [
+          "req",
+          ...KEY_ALGORITHM,
+          "-nodes",
+          "-keyout",
+          "key.pem",
+          "-out",
+          "req.csr",
+          "-subj",
+          `/O=Flotilla${unit ? `/OU=${unit}` : ""}/CN=${commonName}`,
+        ],
         `key for ${commonName}`,
         work,
       );
@@ -175,6 +189,21 @@ export function needsReissue(certPem: string, currentIps: string[], now = new Da
   if (currentIps.some((ip) => !have.has(ip))) return true;
   const expires = new Date(new X509Certificate(certPem).validTo).getTime();
   return expires - now.getTime() < renewBeforeDays * 86_400_000;
+}
+
+/** When a certificate stops being valid. */
+export function certificateExpiry(certPem: string): Date {
+  return new Date(new X509Certificate(certPem).validTo);
+}
+
+/** SHA-256 fingerprint, lowercase hex without colons (what agents' allow lists hold). */
+export function certificateFingerprint(certPem: string): string {
+  return new X509Certificate(certPem).fingerprint256.replace(/:/g, "").toLowerCase();
+}
+
+/** Whether a certificate expires within `days` of `now` (rotation before expiry). */
+export function expiresWithin(certPem: string, days: number, now = new Date()): boolean {
+  return certificateExpiry(certPem).getTime() - now.getTime() < days * 86_400_000;
 }
 
 /** True when `certPem` was signed by `caPem`. */

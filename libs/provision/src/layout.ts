@@ -17,6 +17,8 @@ export interface AgentLayout {
   certPath: string;
   keyPath: string;
   envPath: string;
+  /** The client certificates the agent accepts (--tlsclients). */
+  clientsPath: string;
   runScript: string;
   supervisor: string;
   logPath: string;
@@ -42,6 +44,7 @@ export function agentLayout(netns: boolean): AgentLayout {
     certPath: `${configDir}/server.pem`,
     keyPath: `${configDir}/server-key.pem`,
     envPath: `${configDir}/agent.env`,
+    clientsPath: `${configDir}/clients.allow`,
     runScript: `${installDir}-run.sh`,
     supervisor: `${installDir}-supervise.sh`,
     logPath: netns ? `${base}/agent.log` : "/var/log/flotilla-agent.log",
@@ -69,7 +72,7 @@ export function renderAgentEnv(vars: Readonly<Record<string, string>>): string {
 }
 
 /** The one place the agent's flags live; the unit and the supervisor both exec it. */
-export function renderRunScript(l: AgentLayout, engine: EngineOptions): string {
+export function renderRunScript(l: AgentLayout, engine: EngineOptions, opts: { clientAllowList?: boolean } = {}): string {
   const flags = [
     `--root ${q(l.root)}`,
     `--socket ${q(l.socket)}`,
@@ -77,6 +80,8 @@ export function renderRunScript(l: AgentLayout, engine: EngineOptions): string {
     `--tlscacert ${q(l.caPath)}`,
     `--tlscert ${q(l.certPath)}`,
     `--tlskey ${q(l.keyPath)}`,
+    // Only the control plane and this machine's own client certificate, not every one the CA signed.
+    ...(opts.clientAllowList ? [`--tlsclients ${q(l.clientsPath)}`] : []),
     ...(engine.insecureRegistries ?? []).map((r) => `--insecure-registry ${q(r)}`),
     // A netns machine shares the host's filesystem with the control plane: its containers must
     // not bind-mount the control plane's keys, tokens and data.

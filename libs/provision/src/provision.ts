@@ -1,7 +1,7 @@
 // Provisioning over SSH: put the agent on a host, give it TLS material, run it as a service, and
 // wait until it answers mutual TLS on port 2376. Every step is reported, and a failure names the
 // step and keeps the cause: "provision devdays: upload agent: tar: ...: Cannot open: Permission denied".
-import { readFile, stat } from "node:fs/promises";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { connect as tlsConnect } from "node:tls";
 import { DomainError, UnavailableError } from "@flotilla/core";
 import { readPrivateKey, sleep, sshConnect, type SshConnection, type SshEndpoint } from "@flotilla/drivers";
@@ -33,6 +33,13 @@ export interface AgentTarget {
   /** How long to wait for the agent's TLS port after (re)starting it. Default 60s. */
   agentTimeoutMs?: number;
   sshTimeoutMs?: number;
+  /**
+   * The client certificates the agent accepts (`clientAllowList`): written to the host and
+   * passed with --tlsclients. Without it the agent accepts any certificate the CA signed.
+   */
+  allowedClients?: readonly string[];
+  /** Where to keep a copy of the server certificate issued (for its expiry in `machine inspect`). */
+  serverCertCopy?: string;
 }
 
 export interface ProvisionOptions extends AgentTarget {
@@ -121,7 +128,7 @@ const SSH_WAIT_MS = 30_000;
  */
 const SSH_CONNECT_MS = 30_000;
 
-export async function openShell(target: Pick<AgentTarget, "ssh" | "signal" | "sshTimeoutMs">): Promise<RootShell> {
+export async function openShell(target: Pick<AgentTarget, "ssh" | "signal" | "sshTimeoutMs" | "machineName">): Promise<RootShell> {
   const { ssh, signal } = target;
   const privateKey = await readPrivateKey(ssh.keyPath);
   const deadline = Date.now() + SSH_WAIT_MS;
@@ -134,7 +141,10 @@ export async function openShell(target: Pick<AgentTarget, "ssh" | "signal" | "ss
         privateKey,
         signal,
         timeoutMs: target.sshTimeoutMs ?? SSH_CONNECT_MS,
-        ...(ssh.hostKey ? { hostKey: ssh.hostKey } : {}),
+        machine: target.machineName,
+        // The driver's own key (netns), else trust on first use in the machine store.
+        ...(ssh.hostKey && !ssh.hostKeyFile ? { hostKey: ssh.hostKey } : {}),
+        ...(ssh.hostKeyFile ? { hostKeyFile: ssh.hostKeyFile } : {}),
       });
       return new RootShell(conn, ssh.user, signal);
     } catch (e) {
@@ -175,7 +185,10 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
     });
 
     report("certificates", `issuing the server certificate for ${options.ip}`, 55);
-    await P("certificates", () => installServerCert(shell, options, layout));
+    await P("certificates", async () => {
+      await installServerCert(shell, options, layout);
+      await installClientAllowList(shell, options, layout);
+    });
 
     report("service", "writing the agent's service", 65);
     const service = await P("service", () => installService(shell, options, layout));
@@ -221,6 +234,13 @@ async function installServerCert(shell: RootShell, target: AgentTarget, layout: 
   await shell.writeFile(layout.caPath, target.ca.certPem, 0o644);
   await shell.writeFile(layout.certPath, pair.cert, 0o644);
   await shell.writeFile(layout.keyPath, pair.key, 0o600);
+  if (target.serverCertCopy) await writeFile(target.serverCertCopy, pair.cert, { mode: 0o644 });
+}
+
+/** The agent re-reads the list when it changes: a rotated certificate is refused from the next connection. */
+async function installClientAllowList(shell: RootShell, target: AgentTarget, layout: AgentLayout): Promise<void> {
+  if (!target.allowedClients) return;
+  await shell.writeFile(layout.clientsPath, `# Written by the Flotilla control plane.\n${target.allowedClients.join("\n")}\n`, 0o644);
 }
 
 async function installService(shell: RootShell, options: ProvisionOptions, layout: AgentLayout): Promise<ServiceKind> {
@@ -234,7 +254,11 @@ async function installService(shell: RootShell, options: ProvisionOptions, layou
   if (options.controlPlane?.url.startsWith("https://")) env.NODE_EXTRA_CA_CERTS = layout.caPath;
   Object.assign(env, engineEnvironment(options.engine ?? {}));
   await shell.writeFile(layout.envPath, renderAgentEnv(env), 0o600);
-  await shell.writeFile(layout.runScript, renderRunScript(layout, options.engine ?? {}), 0o755);
+  await shell.writeFile(
+    layout.runScript,
+    renderRunScript(layout, options.engine ?? {}, { clientAllowList: !!options.allowedClients }),
+    0o755,
+  );
   const kind = await detectServiceKind(shell, layout);
   await installServiceFiles(shell, layout, kind);
   return kind;
@@ -334,13 +358,27 @@ export async function stopAgent(target: Pick<AgentTarget, "ssh" | "signal" | "ma
 
 /**
  * Re-issues the server certificate when `force` or when its IPs no longer include `ip` (or it
- * expires soon), then restarts the agent. Returns whether it re-issued.
+ * expires soon), then restarts the agent. Returns whether it re-issued. With `allowedClients`,
+ * writes the agent's client allow list too (the agent re-reads it), and with `engine` turns the
+ * list on in the run script of a machine provisioned before there was one (restarting it).
  */
-export async function regenerateCerts(target: AgentTarget & { force?: boolean }): Promise<boolean> {
+export async function regenerateCerts(target: AgentTarget & { force?: boolean; engine?: EngineOptions }): Promise<boolean> {
   const name = target.machineName;
   const shell = await step("regenerate certs", name, "ssh", () => openShell(target));
   try {
     const layout = await detectLayout(shell);
+    let restart = false;
+    if (target.allowedClients) {
+      target.progress?.({ step: "client certificates", message: "writing the client certificates the agent accepts", percent: 20 });
+      await step("regenerate certs", name, "client certificates", async () => {
+        await installClientAllowList(shell, target, layout);
+        if (!target.engine) return;
+        const script = renderRunScript(layout, target.engine, { clientAllowList: true });
+        if ((await shell.run(`cat '${layout.runScript}' 2>/dev/null || true`)) === script) return;
+        await shell.writeFile(layout.runScript, script, 0o755);
+        restart = true;
+      });
+    }
     const current = await shell.run(`cat '${layout.certPath}' 2>/dev/null || true`);
     let reissue = target.force === true || !current.includes("BEGIN CERTIFICATE");
     if (!reissue) {
@@ -350,14 +388,30 @@ export async function regenerateCerts(target: AgentTarget & { force?: boolean })
         reissue = true;
       }
     }
-    if (!reissue) return false;
-    target.progress?.({ step: "certificates", message: `re-issuing the server certificate for ${target.ip}`, percent: 30 });
-    await step("regenerate certs", name, "certificates", () => installServerCert(shell, target, layout));
+    if (!reissue && !restart) return false;
+    if (reissue) {
+      target.progress?.({ step: "certificates", message: `re-issuing the server certificate for ${target.ip}`, percent: 30 });
+      await step("regenerate certs", name, "certificates", () => installServerCert(shell, target, layout));
+    }
     target.progress?.({ step: "start agent", message: "restarting the agent", percent: 60 });
     const kind = await installedServiceKind(shell, layout);
     await step("regenerate certs", name, "start agent", () => restartService(shell, layout, kind));
     await step("regenerate certs", name, "wait for agent", () => waitForAgentOrLog(shell, target, layout));
-    return true;
+    return reissue;
+  } finally {
+    shell.close();
+  }
+}
+
+/**
+ * Writes the agent's client allow list only (the agent re-reads it; no restart): e.g. only the
+ * control plane's, when the machine is removed but its host and agent stay (generic).
+ */
+export async function writeClientAllowList(target: AgentTarget & { allowedClients: readonly string[] }): Promise<void> {
+  const shell = await step("client certificates", target.machineName, "ssh", () => openShell(target));
+  try {
+    const layout = await detectLayout(shell);
+    await step("client certificates", target.machineName, "client certificates", () => installClientAllowList(shell, target, layout));
   } finally {
     shell.close();
   }

@@ -19,8 +19,7 @@ import {
   agentLayout,
   restartAgent,
   stopAgent,
-  USER_CLIENT,
-  writeClientCertDir,
+  ensureMachineClientCert,
   type KeyPair,
   type ProvisionProgress,
 } from "../src";
@@ -145,7 +144,7 @@ describe.skipIf(!root || !haveAgent)("provision over SSH (netns host, real agent
 
   it("writes the user's cert dir for DOCKER_CERT_PATH", async () => {
     const dir = join(base, "user", "machines", name);
-    await writeClientCertDir(dir, ca, await ensureClientCert(ca, USER_CLIENT));
+    await ensureMachineClientCert(ca, dir, name);
     expect(statSync(join(dir, "key.pem")).mode & 0o777).toBe(0o600);
     expect(readFileSync(join(dir, "ca.pem"), "utf8")).toBe(ca.certPem);
   });

@@ -2,6 +2,7 @@
 // second (heartbeats, dispatch, reconcile reads). Measured on this machine, a Prisma query costs
 // 2-4× the CPU of the same statement through node-postgres, and the API's one event loop is
 // what a 1,000-node cluster saturates first. Everything else keeps using Prisma.
+import type { DesiredState, NodeStatus, TaskState } from "@flotilla/core";
 import pg from "pg";
 
 /** Runs one statement; rows come back as plain objects, in the shapes the SQL selects. */
@@ -24,6 +25,15 @@ const TYPES = {
 export function utc(at: Date | number): string {
   return new Date(at).toISOString().slice(0, -1);
 }
+
+// State names in SQL come from core's types through these, so a renamed or mistyped state is a
+// compile error rather than a query that silently matches nothing.
+/** A task state as a literal of Postgres' "TaskState" enum. */
+export const taskStateSql = (s: TaskState): string => `'${s}'::"TaskState"`;
+/** A desired state (core's lower-case name) as a literal of the "DesiredTaskState" enum. */
+export const desiredStateSql = (s: DesiredState): string => `'${s.toUpperCase()}'::"DesiredTaskState"`;
+/** A node status (core's lower-case name) as a literal of the "NodeStatus" enum. */
+export const nodeStatusSql = (s: NodeStatus): string => `'${s.toUpperCase()}'::"NodeStatus"`;
 
 export class Sql implements SqlRunner {
   constructor(private readonly pool: pg.Pool) {}

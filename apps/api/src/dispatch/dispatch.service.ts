@@ -33,12 +33,13 @@ import { TASK_COLUMNS } from "../database/task-rows";
 import { EventsService } from "../events/events.service";
 import type { Node as NodeRow, Service as ServiceRow, Task as TaskRow } from "../generated/prisma/client";
 import { JobHandlers } from "../queues/job-handlers";
-import { QUEUE, type DispatchJob, type RemoveContainersJob } from "../queues/queue-names";
+import { QUEUE, type DispatchJob, type DispatchPart, type RemoveContainersJob } from "../queues/queue-names";
 import { QueuesService } from "../queues/queues.service";
 import { ACTIVE_STATES, specOf, taskName, toCoreTask } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
 import { TasksRepository, type LaunchOutcome } from "../tasks/tasks.repository";
 import { EngineClients } from "./engine-clients";
+import { nodeStatusSql } from "../database/sql";
 
 export { STALE_CLAIM_MS };
 // Calls to one agent in flight at once; nodes in flight at once is the queue's concurrency.
@@ -119,28 +120,31 @@ export class DispatchService implements OnModuleInit {
 
   onModuleInit(): void {
     this.handlers.register(QUEUE.dispatch, (job: Job) =>
-      job.name === "remove" ? this.removeContainers(job.data as RemoveContainersJob) : this.runNode((job.data as DispatchJob).nodeId),
+      job.name === "remove"
+        ? this.removeContainers(job.data as RemoveContainersJob)
+        : this.runNode((job.data as DispatchJob).nodeId, (job.data as DispatchJob).part),
     );
   }
 
-  /** One node's dispatch: start what is assigned there, stop what is no longer wanted. */
-  async runNode(nodeId: string): Promise<{ started: number; stopped: number; rejected: number }> {
+  /** One node's dispatch: start what is assigned there, stop what is no longer wanted (or only one `part` of that). */
+  async runNode(nodeId: string, part?: DispatchPart): Promise<{ started: number; stopped: number; rejected: number }> {
     // The node (if ready) and its active tasks in one statement: a LEFT JOIN, so a node without
     // tasks is one row with a null task.
     const read = await this.prisma.sql.query<TaskRow & { nodeHostname: string; nodeEngineUrl: string | null }>(
       `SELECT n.hostname AS "nodeHostname", n."engineUrl" AS "nodeEngineUrl", ${TASK_COLUMNS}
        FROM "Node" n LEFT JOIN "Task" t ON t."nodeId" = n.id AND t.state = ANY($2::"TaskState"[])
-       WHERE n.id = $1::uuid AND n.status = 'READY'::"NodeStatus"`,
+       WHERE n.id = $1::uuid AND n.status = ${nodeStatusSql("ready")}`,
       [nodeId, [...ACTIVE_STATES]],
     );
     if (read.length === 0) return { started: 0, stopped: 0, rejected: 0 };
     const node: AgentRef = { hostname: read[0].nodeHostname, engineUrl: read[0].nodeEngineUrl };
     const rows: TaskRow[] = read.filter((r) => r.id !== null).map(({ nodeHostname: _h, nodeEngineUrl: _u, ...t }) => t);
     const byId = new Map(rows.map((t) => [t.id, t]));
-    const work = dispatchWork(
+    const all = dispatchWork(
       rows.map((t) => ({ task: toCoreTask(t), containerId: t.containerId })),
       this.clock.now(),
     );
+    const work = { start: part === "stop" ? [] : all.start, stop: part === "start" ? [] : all.stop };
     const agent = new AgentCalls(node, this.engines);
     const services = await this.loadServices([...work.start, ...work.stop].map((w) => w.task.serviceId));
     const launched = await this.startAll(

@@ -25,7 +25,7 @@ export function eventsFrom(rows: readonly EventRow[]): FlotillaEvent[] {
  * Writes events in one statement inside a plain-SQL transaction (the hot paths' counterpart of
  * EventsService.record): publish the result after the commit.
  */
-export async function insertEvents(tx: SqlRunner, inputs: readonly EventInput[], at: Date | number = Date.now()): Promise<FlotillaEvent[]> {
+export async function insertEvents(tx: SqlRunner, inputs: readonly EventInput[], at: Date | number): Promise<FlotillaEvent[]> {
   if (inputs.length === 0) return [];
   const rows = await tx.query<EventRow>(
     `INSERT INTO "Event" (at, kind, "subjectId", action, data)

@@ -20,7 +20,7 @@ import { AGENT_PORT } from "@flotilla/provision";
 import { z } from "zod";
 import { CLOCK } from "../common/clock";
 import { PrismaService } from "../database/prisma.service";
-import { utc } from "../database/sql";
+import { desiredStateSql, nodeStatusSql, utc } from "../database/sql";
 import { TASK_COLUMNS } from "../database/task-rows";
 import { EventsService, type FlotillaEvent } from "../events/events.service";
 import type { Node as NodeRow, Task as TaskRow } from "../generated/prisma/client";
@@ -60,6 +60,11 @@ export type HeartbeatBody = z.infer<typeof HeartbeatBody>;
 export interface HeartbeatReply {
   nodeId: string;
   heartbeatMs: number;
+  /**
+   * The longest an agent may wait between retries while beats fail: the node monitor waits this
+   * out after an outage before it declares anything down, so agents must not wait longer.
+   */
+  maxBackoffMs: number;
   /** The routing mesh's table, when the agent's is out of date. */
   ingress?: IngressTable;
 }
@@ -139,7 +144,12 @@ export class HeartbeatsService {
       this.lastReport.set(hb.hostname, { digest, at: receivedAt, again });
     }
     const ingress = await this.ingress.tableFor(hb.ingressVersion);
-    return { nodeId: node.id, heartbeatMs: this.config.periodMs, ...(ingress ? { ingress } : {}) };
+    return {
+      nodeId: node.id,
+      heartbeatMs: this.config.periodMs,
+      maxBackoffMs: this.config.agentMaxBackoffMs,
+      ...(ingress ? { ingress } : {}),
+    };
   }
 
   /**
@@ -222,7 +232,7 @@ export class HeartbeatsService {
          n AS (
            UPDATE "Node" AS node SET "engineUrl" = coalesce(v.url, node."engineUrl"), "cpuNanos" = v.cpu, "memoryBytes" = v.mem,
              "lastHeartbeatAt" = $6::timestamp(3), "updatedAt" = $6::timestamp(3)
-           FROM v WHERE node.hostname = v.hostname AND node.status = 'READY'::"NodeStatus"
+           FROM v WHERE node.hostname = v.hostname AND node.status = ${nodeStatusSql("ready")}
            RETURNING node.id, node.hostname, v.fold)
          SELECT n.id::text AS node, n.hostname AS "nodeHostname", ${TASK_COLUMNS}
          FROM n LEFT JOIN "Task" t ON n.fold AND t."nodeId" = n.id AND t.state = ANY($7::"TaskState"[])`,
@@ -300,7 +310,7 @@ export class HeartbeatsService {
     );
     if (others.length === 0) return new Set();
     const rows = await this.prisma.sql.query<{ id: string }>(
-      `SELECT id::text AS id FROM "Task" WHERE id = ANY($1::uuid[]) AND "desiredState" = 'RUNNING'::"DesiredTaskState" AND state = ANY($2::"TaskState"[])`,
+      `SELECT id::text AS id FROM "Task" WHERE id = ANY($1::uuid[]) AND "desiredState" = ${desiredStateSql("running")} AND state = ANY($2::"TaskState"[])`,
       [others, [...ACTIVE_STATES]],
     );
     return new Set(rows.map((r) => r.id));

@@ -7,7 +7,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } f
 import { nodesDown, type Clock, type LivenessInput } from "@flotilla/core";
 import { CLOCK } from "../common/clock";
 import { PrismaService } from "../database/prisma.service";
-import { utc } from "../database/sql";
+import { nodeStatusSql, utc } from "../database/sql";
 import { insertEvents } from "../events/event-rows";
 import { EventsService } from "../events/events.service";
 import { ControlPlaneHealth } from "../health/control-plane-health";
@@ -45,21 +45,26 @@ export class NodeMonitorService implements OnApplicationBootstrap, OnModuleDestr
   /** Marks silent nodes down; returns their ids. */
   async check(now = this.clock.now()): Promise<string[]> {
     const state = await this.health.state();
+    const nodes = await this.prisma.sql.query<{ id: string; status: string; lastHeartbeatAt: Date | null }>(
+      `SELECT id::text AS id, lower(status::text) AS status, "lastHeartbeatAt" FROM "Node" WHERE status = ${nodeStatusSql("ready")}`,
+    );
+    // Only the API processes' own mark counts as proof that heartbeats are taken promptly, not a
+    // heartbeat that got through: an API too busy to probe on time is also late with heartbeats,
+    // and judging nodes by its lateness would restart their containers for our fault.
+    const intakeAliveAt = state.intakeAliveAt;
     const input: LivenessInput = {
       now,
       ...state,
+      intakeAliveAt,
       periodMs: this.config.periodMs,
       missedBeats: MISSED_BEATS,
       agentMaxBackoffMs: this.config.agentMaxBackoffMs,
     };
-    if (state.intakeAliveAt === undefined || now - state.intakeAliveAt > 2 * this.config.periodMs) {
+    if (intakeAliveAt === undefined || now - intakeAliveAt > 2 * this.config.periodMs) {
       // No API process takes heartbeats: agents cannot report, so their window starts again.
-      await this.health.markHealthy(now, state.intakeAliveAt ?? now);
+      await this.health.markHealthy(now, intakeAliveAt ?? now);
       return [];
     }
-    const nodes = await this.prisma.sql.query<{ id: string; status: string; lastHeartbeatAt: Date | null }>(
-      `SELECT id::text AS id, lower(status::text) AS status, "lastHeartbeatAt" FROM "Node" WHERE status = 'READY'::"NodeStatus"`,
-    );
     const candidates = nodesDown(
       nodes.map((n) => ({ ...n, lastHeartbeatAt: n.lastHeartbeatAt?.getTime() ?? null })),
       input,
@@ -80,8 +85,8 @@ export class NodeMonitorService implements OnApplicationBootstrap, OnModuleDestr
   private async markDown(ids: string[], now: number, cutoff: number, healthySince: number): Promise<{ id: string; hostname: string }[]> {
     const { down, evs } = await this.prisma.sql.transaction(async (tx) => {
       const down = await tx.query<{ id: string; hostname: string }>(
-        `UPDATE "Node" SET status = 'DOWN'::"NodeStatus", "updatedAt" = $2::timestamp(3)
-         WHERE id = ANY($1::uuid[]) AND status = 'READY'::"NodeStatus" AND coalesce("lastHeartbeatAt", 'epoch') < $3::timestamp(3)
+        `UPDATE "Node" SET status = ${nodeStatusSql("down")}, "updatedAt" = $2::timestamp(3)
+         WHERE id = ANY($1::uuid[]) AND status = ${nodeStatusSql("ready")} AND coalesce("lastHeartbeatAt", 'epoch') < $3::timestamp(3)
            AND (SELECT "healthySince" FROM "ControlPlane" WHERE id = 1) = $4::timestamp(3)
          RETURNING id::text AS id, hostname`,
         [ids, utc(now), utc(cutoff), utc(healthySince)],

@@ -4,7 +4,9 @@
 // once per CACHE_MS per process however many nodes beat, and sent only to agents whose version
 // differs.
 import { createHash } from "node:crypto";
-import { Injectable } from "@nestjs/common";
+import { Inject, Injectable } from "@nestjs/common";
+import { CLOCK } from "../common/clock";
+import type { Clock } from "@flotilla/core";
 import { ingressTable, type IngressPort, type MeshBackendTask, type PortConfig, type TaskEndpoint, type TaskState } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
 
@@ -28,11 +30,14 @@ export function nodeAddress(engineUrl: string | null): string | undefined {
 export class IngressService {
   private cached: { at: number; table: Promise<IngressTable> } | undefined;
 
-  constructor(private readonly prisma: PrismaService) {}
+  constructor(
+    private readonly prisma: PrismaService,
+    @Inject(CLOCK) private readonly clock: Clock,
+  ) {}
 
   /** The current table; concurrent callers within CACHE_MS share one read. */
   table(): Promise<IngressTable> {
-    const now = Date.now();
+    const now = this.clock.now();
     if (!this.cached || now - this.cached.at >= CACHE_MS) {
       const table = this.read();
       this.cached = { at: now, table };
@@ -59,8 +64,8 @@ export class IngressService {
           SELECT t."serviceId"::text AS "serviceId", t.endpoints, n."engineUrl"
           FROM "Task" t JOIN "Node" n ON n.id = t."nodeId"
           WHERE t."serviceId" = ANY(${services.map((s) => s.id)}::uuid[])
-            AND t.state = ${"RUNNING" satisfies TaskState}::"TaskState" AND t."desiredState" = 'RUNNING'::"DesiredTaskState"
-            AND n.status = 'READY'::"NodeStatus" AND t.endpoints IS NOT NULL`
+            AND t.state = ${"RUNNING" satisfies TaskState}::"TaskState" AND t."desiredState" = ${"RUNNING"}::"DesiredTaskState"
+            AND n.status = ${"READY"}::"NodeStatus" AND t.endpoints IS NOT NULL`
       : [];
     const tasks: MeshBackendTask[] = [];
     for (const r of rows) {

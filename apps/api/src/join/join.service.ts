@@ -3,7 +3,9 @@
 // `agent`: heartbeats for its machine only). So the long-lived credential is minted on the
 // control plane at the moment the agent proves it holds the one-time secret, and a join token
 // found later in a machine's files is worth nothing.
-import { ForbiddenException, Injectable, UnauthorizedException } from "@nestjs/common";
+import { Inject, ForbiddenException, Injectable, UnauthorizedException } from "@nestjs/common";
+import { CLOCK } from "../common/clock";
+import type { Clock } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
 import { EventsService, type EventInput } from "../events/events.service";
 import { hashToken, newJoinSecret, newTokenSecret } from "../auth/tokens";
@@ -24,6 +26,7 @@ export class JoinService {
   constructor(
     private readonly prisma: PrismaService,
     private readonly events: EventsService,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   /**
@@ -32,7 +35,7 @@ export class JoinService {
    */
   async issue(machineName: string, ttlMs = JOIN_TOKEN_TTL_MS): Promise<{ token: string; expiresAt: Date }> {
     const token = newJoinSecret();
-    const expiresAt = new Date(Date.now() + ttlMs);
+    const expiresAt = new Date(this.clock.now() + ttlMs);
     await this.prisma.$transaction(async (tx) => {
       await tx.joinToken.deleteMany({ where: { machineName, usedAt: null } });
       await tx.joinToken.create({ data: { machineName, hash: hashToken(token), expiresAt } });
@@ -51,7 +54,7 @@ export class JoinService {
    * previous API token, if any, is replaced.
    */
   async join(secret: string, hostname: string): Promise<JoinResult> {
-    const now = new Date();
+    const now = new Date(this.clock.now());
     const apiToken = newTokenSecret();
     const { result, events } = await this.prisma.$transaction(async (tx) => {
       const row = await tx.joinToken.findUnique({ where: { hash: hashToken(secret) } });

@@ -5,13 +5,16 @@ import { Inject, Injectable } from "@nestjs/common";
 import { join } from "node:path";
 import { InvalidError } from "@flotilla/core";
 import { createExecRunner, getDriver, type Driver, type DriverEvent, type OptionValue, type RawOptions } from "@flotilla/drivers";
+import { readFile } from "node:fs/promises";
+import type { MachineCertificates } from "@flotilla/api-types";
 import {
+  certificateExpiry,
+  certificateFingerprint,
   CertificateAuthority,
   CONTROL_PLANE_CLIENT,
   ensureClientCert,
+  ensureMachineClientCert,
   removeClientCertDir,
-  USER_CLIENT,
-  writeClientCertDir,
   type EngineOptions,
   type KeyPair,
 } from "@flotilla/provision";
@@ -130,12 +133,33 @@ export class MachineHost {
     return ensureClientCert(await this.authority(), CONTROL_PLANE_CLIENT);
   }
 
-  /** Writes `<configDir>/machines/<name>/{ca,cert,key}.pem` for `ctl machine env`. */
-  async writeUserCerts(name: string): Promise<string> {
-    const ca = await this.authority();
-    const dir = this.userCertDir(name);
-    await writeClientCertDir(dir, ca, await ensureClientCert(ca, USER_CLIENT));
-    return dir;
+  /**
+   * The machine's own client certificate, in `<configDir>/machines/<name>/{ca,cert,key}.pem` for
+   * `ctl machine env`: issued on first use; `renew` re-issues it when it expires soon, `rotate`
+   * always (the caller then writes the agent's allow list).
+   */
+  async machineClientCert(name: string, opts: { rotate?: boolean; renew?: boolean } = {}): Promise<KeyPair> {
+    return (await ensureMachineClientCert(await this.authority(), this.userCertDir(name), name, opts)).pair;
+  }
+
+  /** The copy of the machine's server certificate kept when it is issued (for its expiry). */
+  serverCertCopy(name: string): string {
+    return join(this.storeDir(name), "server-cert.pem");
+  }
+
+  /** Expiry (and fingerprint) of the machine's certificates, for `machine inspect` and the console. */
+  async certificates(name: string): Promise<MachineCertificates> {
+    const read = (p: string) => readFile(p, "utf8").catch(() => undefined);
+    const client = await read(join(this.userCertDir(name), "cert.pem"));
+    const server = await read(this.serverCertCopy(name));
+    const info = (pem: string | undefined) => {
+      try {
+        return pem ? { expiresAt: certificateExpiry(pem).toISOString(), sha256: certificateFingerprint(pem) } : null;
+      } catch {
+        return null;
+      }
+    };
+    return { client: info(client), server: info(server) };
   }
 
   async removeUserCerts(name: string): Promise<void> {

@@ -9,7 +9,15 @@ import { NodesService } from "../nodes/nodes.service";
 import type { Job } from "bullmq";
 import { NotSupportedError } from "@flotilla/core";
 import type { Driver, DriverEvent, SshEndpoint } from "@flotilla/drivers";
-import { provision, regenerateCerts, restartAgent, upgradeAgent, type AgentTarget } from "@flotilla/provision";
+import {
+  clientAllowList,
+  provision,
+  regenerateCerts,
+  restartAgent,
+  upgradeAgent,
+  writeClientAllowList,
+  type AgentTarget,
+} from "@flotilla/provision";
 import { rm } from "node:fs/promises";
 import type { MachineState } from "../generated/prisma/client";
 import { JobHandlers } from "../queues/job-handlers";
@@ -168,8 +176,10 @@ class Run {
         return { state: "READY" };
       case "regenerate-certs": {
         const { ip } = await this.endpoint();
+        // --client-certs: a new client certificate for the machine; the agent refuses the old one at once.
+        const clients = params.clientCerts === true ? "rotate" : "renew";
         const reissued = await this.step("regenerate certs", async () =>
-          regenerateCerts({ ...(await this.target(ip)), force: params.force !== false }),
+          regenerateCerts({ ...(await this.target(ip, clients)), force: params.force !== false, engine: this.engine() }),
         );
         await this.ready();
         return { reissued };
@@ -177,7 +187,7 @@ class Run {
       case "upgrade": {
         const { ip } = await this.endpoint();
         const version = await this.step("upgrade", async () =>
-          upgradeAgent({ ...(await this.target(ip)), agentBundle: { path: this.host.config.agentBundle } }),
+          upgradeAgent({ ...(await this.target(ip, "keep")), agentBundle: { path: this.host.config.agentBundle } }),
         );
         await this.ready(version);
         return { agentVersion: version };
@@ -218,14 +228,22 @@ class Run {
     return { ip, ssh };
   }
 
-  private async target(ip: string): Promise<AgentTarget> {
+  /**
+   * What provisioning needs. The agent accepts the control plane's client certificate and the
+   * machine's own (`clients`: kept as it is, renewed when it expires soon, or rotated); the
+   * operations that write the agent's allow list are the ones that may renew or rotate it.
+   */
+  private async target(ip: string, clients: "keep" | "renew" | "rotate" = "renew"): Promise<AgentTarget> {
     const ssh = await this.driver.getSSH(this.signal);
+    const own = await this.host.machineClientCert(this.machine.name, { renew: clients !== "keep", rotate: clients === "rotate" });
     return {
       ssh,
       machineName: this.machine.name,
       ip,
       ca: await this.host.authority(),
       client: await this.host.controlPlaneClient(),
+      allowedClients: clientAllowList([own.cert]),
+      serverCertCopy: this.host.serverCertCopy(this.machine.name),
       signal: this.signal,
       agentTimeoutMs: this.host.config.agentTimeoutMs,
       progress: (p) => this.progress(p.step, p.message, 40 + p.percent * 0.6),
@@ -239,7 +257,7 @@ class Run {
       ...(await this.target(ip)),
       controlPlane: await this.joinToken(),
       agentBundle: { path: this.host.config.agentBundle },
-      engine: { ...this.host.engineOptions(this.machine), denyBinds: this.host.config.controlPlanePaths },
+      engine: this.engine(),
     });
     await this.ready(result.agentVersion);
   }
@@ -267,20 +285,43 @@ class Run {
     return { state: "READY", reissued };
   }
 
+  private engine() {
+    return { ...this.host.engineOptions(this.machine), denyBinds: this.host.config.controlPlanePaths };
+  }
+
   private async ready(agentVersion?: string): Promise<void> {
-    await this.host.writeUserCerts(this.machine.name);
     const { machine } = await this.repo.setState(this.machine.id, "READY", agentVersion ? { agentVersion } : {});
     this.machine = machine;
     await this.repo.linkNode(machine);
   }
 
+  /**
+   * A generic host outlives its machine, and so does its agent: tell it to accept only the control
+   * plane from now on, so the removed machine's client certificate opens nothing. Best effort (the
+   * host may be gone), bounded.
+   */
+  private async revokeOnSurvivingHost(): Promise<void> {
+    if (this.driver.driverName !== "generic" || !this.machine.ip) return;
+    const signal = AbortSignal.any([this.signal, AbortSignal.timeout(20_000)]);
+    try {
+      const target = { ...(await this.target(this.machine.ip, "keep")), signal, sshTimeoutMs: 10_000, allowedClients: clientAllowList([]) };
+      await writeClientAllowList(target);
+      this.progress("revoke", "the host's agent now accepts only the control plane's certificate", 10);
+    } catch (e) {
+      this.progress("revoke", `could not reach the host to revoke its client certificate: ${(e as Error).message}`, 10);
+    }
+  }
+
   private async remove(force: boolean): Promise<unknown> {
+    await this.revokeOnSurvivingHost();
     try {
       await this.step("remove", () => this.driver.remove(this.signal));
     } catch (e) {
       if (!force) throw e;
       this.progress("remove", `ignoring (--force): ${(e as Error).message}`, 50);
     }
+    // What the machine held: its client certificate (the only agent that accepted it is gone, or
+    // was told above), its agent token and any unused join token.
     await this.host.removeUserCerts(this.machine.name);
     await this.tokens.revoke(agentTokenName(this.machine.name)).catch(() => undefined);
     await this.joins.forget(this.machine.name);

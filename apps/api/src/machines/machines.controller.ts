@@ -10,7 +10,9 @@ const CreateMachine = z.object({
   driver: z.string().min(1),
   options: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
 });
-const Regenerate = z.object({ force: z.boolean().default(true) }).default({ force: true });
+const Regenerate = z
+  .object({ force: z.boolean().default(true), clientCerts: z.boolean().default(false) })
+  .default({ force: true, clientCerts: false });
 
 const NAME = { name: "name", description: "machine name" };
 
@@ -109,13 +111,29 @@ export class MachinesController {
   @Post(":name/regenerate-certs")
   @HttpCode(202)
   @ApiParam(NAME)
-  @ApiBody({ required: false, schema: { type: "object", properties: { force: { type: "boolean", default: true } } } })
-  @ApiOperation({ summary: "Re-issue the agent's server certificate and restart it (force=false: only when the IP changed)" })
+  @ApiBody({
+    required: false,
+    schema: {
+      type: "object",
+      properties: {
+        force: { type: "boolean", default: true },
+        clientCerts: {
+          type: "boolean",
+          default: false,
+          description: "also a new client certificate for the machine; the old one is refused at once",
+        },
+      },
+    },
+  })
+  @ApiOperation({
+    summary:
+      "Re-issue the agent's server certificate and restart it (force=false: only when the IP changed or it expires soon); clientCerts: rotate the machine's client certificate",
+  })
   regenerateCerts(
     @Param("name") name: string,
     @Body(new ZodValidationPipe(Regenerate)) body: z.infer<typeof Regenerate>,
   ): Promise<OperationAccepted> {
-    return this.machines.operate(name, "regenerate-certs", { force: body.force });
+    return this.machines.operate(name, "regenerate-certs", { force: body.force, clientCerts: body.clientCerts });
   }
 
   @Post(":name/upgrade")

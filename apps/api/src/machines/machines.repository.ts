@@ -119,6 +119,15 @@ export class MachinesRepository {
    * A create refused before anything was made (its preCreateCheck failed): nothing is kept, as
    * docker-machine does. The "failed" event carries the reason for whoever follows the create.
    */
+  /** Deletes a machine whose create never started (its job could not be queued), with a "removed" event. */
+  async forget(id: string, name: string): Promise<void> {
+    const events = await this.prisma.$transaction(async (tx) => {
+      await tx.machine.deleteMany({ where: { id } });
+      return this.events.record(tx, [{ kind: "machine", subjectId: id, action: "removed", data: { name, reason: "not queued" } }]);
+    });
+    await this.events.publish(events);
+  }
+
   async discard(id: string, name: string, reason: string, data: Record<string, unknown>): Promise<void> {
     const events = await this.prisma.$transaction(async (tx) => {
       await tx.machine.deleteMany({ where: { id } });

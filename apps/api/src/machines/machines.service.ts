@@ -1,8 +1,19 @@
 import { Injectable } from "@nestjs/common";
 import type { MachineView, OperationAccepted } from "@flotilla/api-types";
-import { ConflictError, InvalidError } from "@flotilla/core";
-import { drivers, driverNames, engineUrl, getDriver, validateMachineName, type OptionSpec, type OptionValue } from "@flotilla/drivers";
+import { ConflictError, InvalidError, UnavailableError } from "@flotilla/core";
+import {
+  drivers,
+  driverNames,
+  engineUrl,
+  getDriver,
+  readPrivateKey,
+  sshConnect,
+  validateMachineName,
+  type OptionSpec,
+  type OptionValue,
+} from "@flotilla/drivers";
 import type { FlotillaEvent } from "../events/events.service";
+import type { ProvisionJob } from "../queues/queue-names";
 import { QueuesService } from "../queues/queues.service";
 import type { MachineState } from "../generated/prisma/client";
 import { ENGINE_OPTIONS, MachineHost, splitOptions } from "./machine-host";
@@ -49,6 +60,12 @@ export function toView(m: MachineRow, agent?: AgentInfo): MachineView {
   };
 }
 
+/** The pin file's path is the control plane's business, not the client's. */
+function withoutPinFile<T extends { hostKeyFile?: string }>(ep: T): Omit<T, "hostKeyFile"> {
+  const { hostKeyFile: _, ...rest } = ep;
+  return rest;
+}
+
 const BUSY: MachineState[] = ["CREATING", "REMOVING"];
 
 @Injectable()
@@ -68,7 +85,9 @@ export class MachinesService {
     factory.parseOptions(driver);
     const options = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k.replace(/^--/, ""), v]));
     const { machine, event } = await this.repo.create({ name: body.name, driver: body.driver, options });
-    const jobId = await this.queues.enqueueProvision({ machineId: machine.id, operation: "create", params: {} });
+    const jobId = await this.enqueueOrUndo({ machineId: machine.id, operation: "create", params: {} }, () =>
+      this.repo.forget(machine.id, machine.name),
+    );
     return { machine: toView(machine), jobId, eventId: event.id };
   }
 
@@ -80,7 +99,7 @@ export class MachinesService {
 
   async get(name: string): Promise<MachineView> {
     const m = await this.repo.find(name);
-    return toView(m, (await this.repo.agentInfo([m])).get(m.id));
+    return { ...toView(m, (await this.repo.agentInfo([m])).get(m.id)), certificates: await this.host.certificates(m.name) };
   }
 
   /** Moves the machine to the operation's transitional state and enqueues the work. */
@@ -99,8 +118,30 @@ export class MachinesService {
       );
     }
     const { machine, event } = await this.repo.setState(m.id, OPERATIONS[operation], { action: "state", data: { operation } });
-    const jobId = await this.queues.enqueueProvision({ machineId: m.id, operation, params: { ...params, previousState: m.state } });
+    const jobId = await this.enqueueOrUndo({ machineId: m.id, operation, params: { ...params, previousState: m.state } }, async () => {
+      await this.repo.setState(m.id, m.state, { reason: m.stateReason, action: "state", data: { operation, undone: true } });
+    });
     return { machine: toView(machine), jobId, eventId: event.id };
+  }
+
+  /**
+   * Queues a machine operation. Unlike a service's desired state, an operation is work that only
+   * a job carries out: if Redis cannot take the job, the row is put back as it was and the user
+   * is told nothing changed, rather than leaving a machine "creating" that nothing will create.
+   */
+  private async enqueueOrUndo(job: ProvisionJob, undo: () => Promise<void>): Promise<string> {
+    try {
+      return await this.queues.enqueueProvision(job);
+    } catch (e) {
+      if (!(e instanceof UnavailableError && e.details.dependency === "redis")) throw e;
+      await undo();
+      throw new UnavailableError(
+        "Redis is unavailable: nothing was changed (machine operations run as queued jobs); try again when it is back",
+        {
+          dependency: "redis",
+        },
+      );
+    }
   }
 
   private requireIp(m: MachineRow): string {
@@ -112,7 +153,8 @@ export class MachinesService {
   async env(name: string): Promise<Record<string, string> & { certPath: string }> {
     const m = await this.repo.find(name);
     const ip = this.requireIp(m);
-    const certPath = await this.host.writeUserCerts(m.name);
+    await this.host.machineClientCert(m.name);
+    const certPath = this.host.userCertDir(m.name);
     return {
       DOCKER_TLS_VERIFY: "1",
       DOCKER_HOST: engineUrl(ip),
@@ -148,11 +190,28 @@ export class MachinesService {
     };
   }
 
-  /** How to SSH into the machine (the key is in the machine store on the control plane's host). */
+  /**
+   * How to SSH into the machine (the key is in the machine store on the control plane's host),
+   * with its pinned host key. The key is checked here first, so a changed one is refused with a
+   * message naming the machine and both fingerprints (not only OpenSSH's warning); a machine
+   * provisioned before keys were pinned has its key pinned now, on first use.
+   */
   async ssh(name: string): Promise<{ host: string; port: number; user: string; keyPath: string; hostKey?: string }> {
     const m = await this.repo.find(name);
     this.requireIp(m);
-    return this.host.driver(m).getSSH(AbortSignal.timeout(15_000));
+    const driver = this.host.driver(m);
+    const ep = await driver.getSSH(AbortSignal.timeout(15_000));
+    const conn = await sshConnect({
+      host: ep.host,
+      port: ep.port,
+      user: ep.user,
+      privateKey: await readPrivateKey(ep.keyPath),
+      machine: m.name,
+      ...(ep.hostKeyFile ? { hostKeyFile: ep.hostKeyFile } : { hostKey: ep.hostKey }),
+      signal: AbortSignal.timeout(15_000),
+    });
+    conn.close();
+    return withoutPinFile(ep.hostKey ? ep : await driver.getSSH(AbortSignal.timeout(15_000)));
   }
 
   /** Self-described drivers and their options, for `ctl machine create --help` and the console. */

@@ -1,6 +1,8 @@
 // Operator changes to nodes: availability (active, pause, drain), labels, removal. Each is one
 // transaction with its event; then the services the change can move are reconciled.
-import { Injectable } from "@nestjs/common";
+import { Inject, Injectable } from "@nestjs/common";
+import { CLOCK } from "../common/clock";
+import type { Clock } from "@flotilla/core";
 import { ConflictError } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
@@ -29,6 +31,7 @@ export class NodesService {
     private readonly events: EventsService,
     private readonly queues: QueuesService,
     private readonly tasks: TasksRepository,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   async list(): Promise<NodeView[]> {
@@ -79,7 +82,7 @@ export class NodesService {
           { status: node.status.toLowerCase() },
         );
       }
-      const tasks = await this.tasks.orphanAll(tx, node.id, `node ${node.hostname} was removed`, Date.now());
+      const tasks = await this.tasks.orphanAll(tx, node.id, `node ${node.hostname} was removed`, this.clock.now());
       await tx.node.delete({ where: { id: node.id } });
       const evs = await this.events.record(tx, [
         { kind: "node", subjectId: node.id, action: "remove", data: { hostname: node.hostname, force, orphaned: tasks.length } },

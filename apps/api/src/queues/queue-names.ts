@@ -14,10 +14,18 @@ export type QueueName = (typeof QUEUE)[keyof typeof QUEUE];
 export const reconcileKey = (serviceId: string) => `reconcile:service:${serviceId}`;
 
 /**
- * One dispatch per node at a time, as for reconciles: what a node's agent must do is read from
- * the task rows when the job runs, so duplicates collapse and a lost job is redone by the sweep.
+ * The two halves of a node's dispatch: starting what is assigned there, and stopping what is no
+ * longer wanted. Apart, so that starts never queue behind stops that wait out grace periods
+ * (a scale-down's stops held a dead host's replacements back by 30 s).
  */
-export const dispatchKey = (nodeId: string) => `dispatch:node:${nodeId}`;
+export type DispatchPart = "start" | "stop";
+
+/**
+ * One dispatch of each part per node at a time, as for reconciles: what a node's agent must do
+ * is read from the task rows when the job runs, so duplicates collapse and a lost job is redone
+ * by the sweep.
+ */
+export const dispatchKey = (nodeId: string, part: DispatchPart) => `dispatch:${part}:node:${nodeId}`;
 
 /** The provision job of a machine for one operation; repeated requests collapse. */
 export const provisionJobId = (machineId: string, operation: string) => `provision-${operation}-${machineId}`;
@@ -37,6 +45,8 @@ export interface ProvisionJob {
 export interface DispatchJob {
   nodeId: string;
   reason: string;
+  /** Absent in jobs queued before the split: both. */
+  part?: DispatchPart;
 }
 
 /** Stop and remove containers no task wants (a removed service's, strays) on one node. */

@@ -84,17 +84,19 @@ export class QueuesService implements OnModuleDestroy {
   /** Asks for a dispatch on each of these nodes; duplicates collapse (see dispatchKey). */
   async enqueueDispatch(nodeIds: readonly string[], reason: string): Promise<void> {
     if (nodeIds.length === 0) return;
-    const jobs = [...new Set(nodeIds)].map((nodeId) => ({
-      name: "dispatch",
-      data: { nodeId, reason } satisfies DispatchJob,
-      opts: {
-        ...KEEP,
-        delay: DISPATCH_GATHER_MS,
-        deduplication: { id: dispatchKey(nodeId), keepLastIfActive: true },
-        attempts: 3,
-        backoff: { type: "exponential", delay: 1_000 },
-      } satisfies JobsOptions,
-    }));
+    const jobs = [...new Set(nodeIds)].flatMap((nodeId) =>
+      (["start", "stop"] as const).map((part) => ({
+        name: "dispatch",
+        data: { nodeId, reason, part } satisfies DispatchJob,
+        opts: {
+          ...KEEP,
+          delay: DISPATCH_GATHER_MS,
+          deduplication: { id: dispatchKey(nodeId, part), keepLastIfActive: true },
+          attempts: 3,
+          backoff: { type: "exponential", delay: 1_000 },
+        } satisfies JobsOptions,
+      })),
+    );
     try {
       await this.queue(QUEUE.dispatch).addBulk(jobs);
     } catch (e) {
@@ -133,8 +135,12 @@ export class QueuesService implements OnModuleDestroy {
   async enqueueProvision(job: ProvisionJob): Promise<string> {
     const jobId = provisionJobId(job.machineId, job.operation);
     // A finished job with the same id would swallow the new one: retire it first.
-    const previous = await this.queue(QUEUE.provision).getJob(jobId);
-    if (previous && ((await previous.isCompleted()) || (await previous.isFailed()))) await previous.remove();
+    try {
+      const previous = await this.queue(QUEUE.provision).getJob(jobId);
+      if (previous && ((await previous.isCompleted()) || (await previous.isFailed()))) await previous.remove();
+    } catch (e) {
+      throw new RedisUnavailableError(e);
+    }
     await this.add(QUEUE.provision, job.operation, job, { jobId, removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } });
     return jobId;
   }

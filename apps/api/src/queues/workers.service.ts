@@ -5,7 +5,7 @@ import { CLOCK } from "../common/clock";
 import { APP_CONFIG, type AppConfig } from "../config/config";
 import { PrismaService } from "../database/prisma.service";
 import { RedisConnections } from "../database/redis";
-import { utc } from "../database/sql";
+import { desiredStateSql, nodeStatusSql, utc } from "../database/sql";
 import { ControlPlaneHealth } from "../health/control-plane-health";
 import { JobHandlers } from "./job-handlers";
 import { QUEUE, type QueueName } from "./queue-names";
@@ -86,10 +86,10 @@ export class WorkersService implements OnApplicationBootstrap, OnModuleDestroy {
     for (const s of services) await this.queues.enqueueReconcile(s.id, "sweep");
     const nodes = await this.prisma.sql.query<{ nodeId: string }>(
       `SELECT DISTINCT t."nodeId"::text AS "nodeId" FROM "Task" t JOIN "Node" n ON n.id = t."nodeId"
-       WHERE n.status = 'READY'::"NodeStatus" AND (
-         (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = $2::"TaskState")
-         OR (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = $3::"TaskState" AND t."containerId" IS NULL AND t."updatedAt" < $1::timestamp(3))
-         OR (t."desiredState" = 'SHUTDOWN'::"DesiredTaskState" AND t.state = ANY($4::"TaskState"[])))`,
+       WHERE n.status = ${nodeStatusSql("ready")} AND (
+         (t."desiredState" = ${desiredStateSql("running")} AND t.state = $2::"TaskState")
+         OR (t."desiredState" = ${desiredStateSql("running")} AND t.state = $3::"TaskState" AND t."containerId" IS NULL AND t."updatedAt" < $1::timestamp(3))
+         OR (t."desiredState" = ${desiredStateSql("shutdown")} AND t.state = ANY($4::"TaskState"[])))`,
       [utc(this.clock.now() - STALE_CLAIM_MS), "ASSIGNED" satisfies TaskState, "ACCEPTED" satisfies TaskState, [...STOPPABLE_TASK_STATES]],
     );
     await this.queues.enqueueDispatch(

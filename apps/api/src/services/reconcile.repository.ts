@@ -4,6 +4,7 @@
 import { Injectable } from "@nestjs/common";
 import {
   STALE_CLAIM_MS,
+  STOPPABLE_TASK_STATES,
   tasksToPrune,
   type LiveCounts,
   type ReconcileResult,
@@ -13,7 +14,7 @@ import {
   type UpdateState,
 } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
-import { utc, type SqlRunner } from "../database/sql";
+import { type SqlRunner, desiredStateSql, nodeStatusSql, taskStateSql, utc } from "../database/sql";
 import { NODE_COLUMNS, nodeRow } from "../database/node-rows";
 import { TASK_COLUMNS } from "../database/task-rows";
 import { insertEvents } from "../events/event-rows";
@@ -59,7 +60,7 @@ export class ReconcileRepository {
       this.prisma.sql.query<{ nodeId: string; counts: Record<string, number> }>(
         `SELECT "nodeId", json_object_agg("serviceId", n) AS counts FROM (
            SELECT "nodeId"::text AS "nodeId", "serviceId"::text AS "serviceId", count(*)::int AS n FROM "Task"
-           WHERE "serviceId" <> $1::uuid AND "nodeId" IS NOT NULL AND "desiredState" = 'RUNNING'::"DesiredTaskState"
+           WHERE "serviceId" <> $1::uuid AND "nodeId" IS NOT NULL AND "desiredState" = ${desiredStateSql("running")}
              AND state = ANY($2::"TaskState"[])
            GROUP BY 1, 2) g
          GROUP BY 1`,
@@ -140,10 +141,10 @@ export class ReconcileRepository {
   async nodesToDispatch(serviceId: string, now: number): Promise<string[]> {
     const rows = await this.prisma.sql.query<{ nodeId: string }>(
       `SELECT DISTINCT t."nodeId"::text AS "nodeId" FROM "Task" t JOIN "Node" n ON n.id = t."nodeId"
-       WHERE t."serviceId" = $1::uuid AND n.status = 'READY'::"NodeStatus" AND (
-         (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = 'ASSIGNED'::"TaskState")
-         OR (t."desiredState" = 'RUNNING'::"DesiredTaskState" AND t.state = 'ACCEPTED'::"TaskState" AND t."containerId" IS NULL AND t."updatedAt" < $2::timestamp(3))
-         OR (t."desiredState" = 'SHUTDOWN'::"DesiredTaskState" AND t.state IN ('ASSIGNED', 'ACCEPTED', 'PREPARING', 'STARTING', 'RUNNING')))`,
+       WHERE t."serviceId" = $1::uuid AND n.status = ${nodeStatusSql("ready")} AND (
+         (t."desiredState" = ${desiredStateSql("running")} AND t.state = ${taskStateSql("ASSIGNED")})
+         OR (t."desiredState" = ${desiredStateSql("running")} AND t.state = ${taskStateSql("ACCEPTED")} AND t."containerId" IS NULL AND t."updatedAt" < $2::timestamp(3))
+         OR (t."desiredState" = ${desiredStateSql("shutdown")} AND t.state IN (${STOPPABLE_TASK_STATES.map(taskStateSql).join(", ")})))`,
       [serviceId, utc(now - STALE_CLAIM_MS)],
     );
     return rows.map((r) => r.nodeId);

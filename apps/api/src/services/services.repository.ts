@@ -4,6 +4,7 @@ import { Injectable } from "@nestjs/common";
 import { ACTIVE_TASK_STATES, checkPublishedPorts, NotFoundError, type PortConfig, type ServiceSpec, type TaskState } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
 import type { Prisma, Service as ServiceRow } from "../generated/prisma/client";
+import { desiredStateSql } from "../database/sql";
 
 type Tx = Prisma.TransactionClient;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -65,7 +66,7 @@ export class ServicesRepository {
     if (serviceIds.length === 0) return out;
     const rows = await this.prisma.sql.query<{ serviceId: string; live: number; running: number }>(
       `SELECT "serviceId"::text AS "serviceId", count(*)::int AS live, (count(*) FILTER (WHERE state = $3::"TaskState"))::int AS running
-       FROM "Task" WHERE "serviceId" = ANY($1::uuid[]) AND "desiredState" = 'RUNNING'::"DesiredTaskState" AND state = ANY($2::"TaskState"[])
+       FROM "Task" WHERE "serviceId" = ANY($1::uuid[]) AND "desiredState" = ${desiredStateSql("running")} AND state = ANY($2::"TaskState"[])
        GROUP BY 1`,
       [serviceIds, [...ACTIVE_TASK_STATES], "RUNNING" satisfies TaskState],
     );

@@ -1,6 +1,8 @@
 // Desired state of services: every change is one transaction (spec, version, events), then a
 // reconcile is enqueued. The reconcile worker, not this file, decides what tasks exist.
-import { Injectable } from "@nestjs/common";
+import { Inject, Injectable } from "@nestjs/common";
+import { CLOCK } from "../common/clock";
+import type { Clock } from "@flotilla/core";
 import type { ServiceView } from "@flotilla/api-types";
 import {
   affectsTasks,
@@ -95,6 +97,7 @@ export class ServicesService {
     private readonly repo: ServicesRepository,
     private readonly events: EventsService,
     private readonly queues: QueuesService,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   async create(body: CreateServiceBody): Promise<ServiceView> {
@@ -189,7 +192,7 @@ export class ServicesService {
 
   /** Returns to the previous spec, as a new version, replacing tasks with the rollback config. */
   async rollback(ref: string): Promise<ServiceView> {
-    const now = Date.now();
+    const now = this.clock.now();
     const { row, evs } = await this.prisma.$transaction(async (tx) => {
       const row = await this.repo.findForUpdate(tx, ref);
       const current = specOf(row);

@@ -5,7 +5,7 @@
 import { Injectable } from "@nestjs/common";
 import { stopOutcome, type ReconcileResult, type ScheduleResult, type TaskChange, type TaskEndpoint, type TaskState } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
-import { utc, type SqlRunner } from "../database/sql";
+import { type SqlRunner, desiredStateSql, taskStateSql, utc } from "../database/sql";
 import { EVENT_RETURNING, eventsFrom, type EventRow } from "../events/event-rows";
 import type { EventInput, FlotillaEvent } from "../events/events.service";
 import type { Prisma, Task as TaskRow } from "../generated/prisma/client";
@@ -77,7 +77,7 @@ export class TasksRepository {
     });
     if (stops.length === 0) return [];
     await tx.query(
-      `UPDATE "Task" t SET "desiredState" = 'SHUTDOWN'::"DesiredTaskState", message = v.message,
+      `UPDATE "Task" t SET "desiredState" = ${desiredStateSql("shutdown")}, message = v.message,
          state = coalesce(v.next::"TaskState", t.state),
          "finishedAt" = CASE WHEN v.next IS NULL THEN t."finishedAt" ELSE $1::timestamp(3) END, "updatedAt" = $1::timestamp(3)
        FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[]) AS v(id, message, next, read)
@@ -100,7 +100,7 @@ export class TasksRepository {
     });
     await tx.query(
       `INSERT INTO "Task" (id, "serviceId", slot, "nodeId", "specVersion", state, "desiredState", message, "createdAt", "updatedAt")
-       SELECT v.id, $1::uuid, v.slot, v.node, v.version, v.state::"TaskState", 'RUNNING'::"DesiredTaskState", v.message, $2::timestamp(3), $2::timestamp(3)
+       SELECT v.id, $1::uuid, v.slot, v.node, v.version, v.state::"TaskState", ${desiredStateSql("running")}, v.message, $2::timestamp(3), $2::timestamp(3)
        FROM unnest($3::uuid[], $4::int[], $5::uuid[], $6::int[], $7::text[], $8::text[]) AS v(id, slot, node, version, state, message)`,
       [
         serviceId,
@@ -127,9 +127,9 @@ export class TasksRepository {
   private async assign(tx: SqlRunner, serviceId: string, placed: ScheduleResult["assignments"], now: number): Promise<EventInput[]> {
     if (placed.length === 0) return [];
     const moved = await tx.query<{ id: string }>(
-      `UPDATE "Task" t SET state = 'ASSIGNED'::"TaskState", "nodeId" = v.node, message = NULL, "updatedAt" = $1::timestamp(3)
+      `UPDATE "Task" t SET state = ${taskStateSql("ASSIGNED")}, "nodeId" = v.node, message = NULL, "updatedAt" = $1::timestamp(3)
        FROM unnest($2::uuid[], $3::uuid[]) AS v(id, node)
-       WHERE t.id = v.id AND t.state IN ('NEW'::"TaskState", 'PENDING'::"TaskState") AND t."desiredState" = 'RUNNING'::"DesiredTaskState"
+       WHERE t.id = v.id AND t.state IN (${taskStateSql("NEW")}, ${taskStateSql("PENDING")}) AND t."desiredState" = ${desiredStateSql("running")}
        RETURNING t.id::text AS id`,
       [utc(now), placed.map((a) => a.taskId), placed.map((a) => a.nodeId)],
     );
@@ -143,9 +143,9 @@ export class TasksRepository {
   private async markWaiting(tx: SqlRunner, serviceId: string, waiting: ScheduleResult["unassigned"], now: number): Promise<EventInput[]> {
     if (waiting.length === 0) return [];
     await tx.query(
-      `UPDATE "Task" t SET state = 'PENDING'::"TaskState", message = v.reason, "updatedAt" = $1::timestamp(3)
+      `UPDATE "Task" t SET state = ${taskStateSql("PENDING")}, message = v.reason, "updatedAt" = $1::timestamp(3)
        FROM unnest($2::uuid[], $3::text[]) AS v(id, reason)
-       WHERE t.id = v.id AND t.state IN ('NEW'::"TaskState", 'PENDING'::"TaskState")`,
+       WHERE t.id = v.id AND t.state IN (${taskStateSql("NEW")}, ${taskStateSql("PENDING")})`,
       [utc(now), waiting.map((u) => u.taskId), waiting.map((u) => u.reason)],
     );
     return waiting.map((u) => taskEvent(serviceId, u.taskId, "pending", { state: "PENDING", message: u.reason }));
@@ -165,9 +165,9 @@ export class TasksRepository {
   async claim(ids: readonly string[], now: number, staleBefore: number): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
     const rows = await this.prisma.sql.query<{ id: string }>(
-      `UPDATE "Task" SET state = 'ACCEPTED'::"TaskState", "updatedAt" = $2::timestamp(3)
-       WHERE id = ANY($1::uuid[]) AND "desiredState" = 'RUNNING'::"DesiredTaskState"
-         AND (state = 'ASSIGNED'::"TaskState" OR (state = 'ACCEPTED'::"TaskState" AND "containerId" IS NULL AND "updatedAt" < $3::timestamp(3)))
+      `UPDATE "Task" SET state = ${taskStateSql("ACCEPTED")}, "updatedAt" = $2::timestamp(3)
+       WHERE id = ANY($1::uuid[]) AND "desiredState" = ${desiredStateSql("running")}
+         AND (state = ${taskStateSql("ASSIGNED")} OR (state = ${taskStateSql("ACCEPTED")} AND "containerId" IS NULL AND "updatedAt" < $3::timestamp(3)))
        RETURNING id::text AS id`,
       [[...ids], utc(now), utc(staleBefore)],
     );
@@ -187,16 +187,16 @@ export class TasksRepository {
          SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[]) WITH ORDINALITY AS v(id, next, cid, ep, err, ev, n)),
        moved AS (
          UPDATE "Task" t SET state = v.next::"TaskState", "containerId" = coalesce(v.cid, t."containerId"),
-           endpoints = CASE WHEN v.next = 'RUNNING' THEN v.ep::jsonb ELSE t.endpoints END,
-           error = CASE WHEN v.next = 'REJECTED' THEN v.err ELSE t.error END,
-           "startedAt" = CASE WHEN v.next = 'RUNNING' THEN $1::timestamp(3) ELSE t."startedAt" END,
-           "finishedAt" = CASE WHEN v.next = 'REJECTED' THEN $1::timestamp(3) ELSE t."finishedAt" END,
+           endpoints = CASE WHEN v.next = '${"RUNNING" satisfies TaskState}' THEN v.ep::jsonb ELSE t.endpoints END,
+           error = CASE WHEN v.next = '${"REJECTED" satisfies TaskState}' THEN v.err ELSE t.error END,
+           "startedAt" = CASE WHEN v.next = '${"RUNNING" satisfies TaskState}' THEN $1::timestamp(3) ELSE t."startedAt" END,
+           "finishedAt" = CASE WHEN v.next = '${"REJECTED" satisfies TaskState}' THEN $1::timestamp(3) ELSE t."finishedAt" END,
            "updatedAt" = $1::timestamp(3)
-         FROM v WHERE t.id = v.id AND t.state = 'ACCEPTED'::"TaskState"
+         FROM v WHERE t.id = v.id AND t.state = ${taskStateSql("ACCEPTED")}
          RETURNING t.id, v.ev, v.n),
        meshed AS (
          UPDATE "Task" t SET endpoints = v.ep::jsonb
-         FROM v WHERE t.id = v.id AND v.ep IS NOT NULL AND t.state <> 'ACCEPTED'::"TaskState" AND t."containerId" = v.cid)
+         FROM v WHERE t.id = v.id AND v.ep IS NOT NULL AND t.state <> ${taskStateSql("ACCEPTED")} AND t."containerId" = v.cid)
        INSERT INTO "Event" (at, kind, "subjectId", action, data)
        SELECT $1::timestamp(3), 'task', m.id::text, 'state', m.ev FROM moved m ORDER BY m.n
        ${EVENT_RETURNING}`,
@@ -302,8 +302,8 @@ export class TasksRepository {
    */
   async orphanStopping(tx: SqlRunner, nodeIds: readonly string[], now: number): Promise<void> {
     await tx.query(
-      `UPDATE "Task" SET state = 'ORPHANED'::"TaskState", "finishedAt" = $2::timestamp(3), "updatedAt" = $2::timestamp(3)
-       WHERE "nodeId" = ANY($1::uuid[]) AND "desiredState" = 'SHUTDOWN'::"DesiredTaskState" AND state = ANY($3::"TaskState"[])`,
+      `UPDATE "Task" SET state = ${taskStateSql("ORPHANED")}, "finishedAt" = $2::timestamp(3), "updatedAt" = $2::timestamp(3)
+       WHERE "nodeId" = ANY($1::uuid[]) AND "desiredState" = ${desiredStateSql("shutdown")} AND state = ANY($3::"TaskState"[])`,
       [[...nodeIds], utc(now), [...ACTIVE_STATES]],
     );
   }
@@ -316,7 +316,7 @@ export class TasksRepository {
     now: number,
   ): Promise<{ id: string; serviceId: string }[]> {
     return tx.$queryRawUnsafe<{ id: string; serviceId: string }[]>(
-      `UPDATE "Task" SET state = 'ORPHANED'::"TaskState", "desiredState" = 'SHUTDOWN'::"DesiredTaskState", "finishedAt" = $2::timestamp(3), message = $3, "updatedAt" = $2::timestamp(3)
+      `UPDATE "Task" SET state = ${taskStateSql("ORPHANED")}, "desiredState" = ${desiredStateSql("shutdown")}, "finishedAt" = $2::timestamp(3), message = $3, "updatedAt" = $2::timestamp(3)
        WHERE "nodeId" = $1::uuid AND state = ANY($4::"TaskState"[])
        RETURNING id::text AS id, "serviceId"::text AS "serviceId"`,
       nodeId,

@@ -1,4 +1,6 @@
 import { Inject, Injectable, Logger } from "@nestjs/common";
+import { CLOCK } from "../common/clock";
+import type { Clock } from "@flotilla/core";
 import { ConflictError, NotFoundError } from "@flotilla/core";
 import { chmodSync, mkdirSync, writeFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
@@ -32,6 +34,7 @@ export class TokensService {
     private readonly prisma: PrismaService,
     private readonly events: EventsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   /** The token's view if it exists and is not revoked (as of at most TOKEN_CACHE_TTL_MS ago). */
@@ -49,8 +52,9 @@ export class TokensService {
   private async lookup(hash: string): Promise<TokenView | null> {
     const row = await this.prisma.apiToken.findUnique({ where: { hash } });
     if (!row) return null;
-    if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
-      await this.prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } }).catch(() => undefined);
+    const now = this.clock.now();
+    if (!row.lastUsedAt || now - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+      await this.prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date(now) } }).catch(() => undefined);
     }
     return view(row);
   }

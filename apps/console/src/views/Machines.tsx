@@ -194,6 +194,21 @@ function EnvSnippet({ name }: { name: string }) {
         {text}
       </pre>
       <p className="hint">The certificates are on the control plane's host, in the directory DOCKER_CERT_PATH names.</p>
+      <CertificateExpiry name={name} />
     </div>
+  );
+}
+
+/** When the machine's certificates expire (they are renewed before; rotate with `ctl machine regenerate-certs`). */
+function CertificateExpiry({ name }: { name: string }) {
+  const machine = useResource<MachineView>(`/api/v1/machines/${seg(name)}`, ["machine"]);
+  const certs = machine.data?.certificates;
+  if (!certs) return null;
+  const when = (c: { expiresAt: string } | null) => (c ? new Date(c.expiresAt).toLocaleDateString() : "not issued yet");
+  return (
+    <p className="hint" aria-label={`Certificates of ${name}`}>
+      Client certificate (this machine only) expires {when(certs.client)}; the agent's server certificate expires {when(certs.server)}.
+      Rotate with <code>ctl machine regenerate-certs --client-certs {name}</code>.
+    </p>
   );
 }

@@ -225,13 +225,16 @@ interface SshInfo {
 }
 
 /**
- * ssh/scp options for a machine. With the host key its driver made, OpenSSH checks it strictly
- * against a known_hosts file of that one key (a changed key is refused); other drivers do not
- * know the key yet and the connection is not checked.
+ * ssh/scp options for a machine: OpenSSH checks the host key strictly against a known_hosts file
+ * of the one key pinned for it (the key its driver made, or the one first seen), so a changed key
+ * is refused. Without a pinned key there is nothing to check against: refuse rather than trust.
  */
-function sshOpts(ep: SshInfo): string[] {
+export function sshOpts(name: string, ep: SshInfo): string[] {
   const common = ["-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes"];
-  if (!ep.hostKey) return ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", ...common];
+  if (!ep.hostKey)
+    throw new CtlError(
+      `machine ${name}: no SSH host key is pinned for it, so its identity cannot be checked; run \`ctl machine provision ${name}\``,
+    );
   const dir = mkdtempSync(join(tmpdir(), "ctl-known-hosts-"));
   const file = join(dir, "known_hosts");
   const host = ep.port === 22 ? ep.host : `[${ep.host}]:${ep.port}`;
@@ -411,9 +414,13 @@ export function registerMachine(program: Command): void {
     .description("re-issue machines' agent certificates and restart the agents")
     .option("-f, --force", "re-issue even when the IP did not change (default)", true)
     .option("--if-needed", "only when the IP changed or the certificate expires soon")
-    .action(async (names: string[], opts: { ifNeeded?: boolean }) => {
+    .option(
+      "--client-certs",
+      "rotate the machine's client certificate (ctl machine env's): the agent refuses the old one at once; the server certificate only if needed",
+    )
+    .action(async (names: string[], opts: { ifNeeded?: boolean; clientCerts?: boolean }) => {
       for (const n of names) {
-        await operation(n, "regenerate-certs", { force: !opts.ifNeeded });
+        await operation(n, "regenerate-certs", opts.clientCerts ? { force: false, clientCerts: true } : { force: !opts.ifNeeded });
         note(`regenerate-certs: ${n} done`);
       }
     });
@@ -442,7 +449,7 @@ export function registerMachine(program: Command): void {
       const ep = await api().request<SshInfo>("GET", path(name, "/ssh"));
       const tty = command.length === 0 && process.stdin.isTTY ? ["-t"] : [];
       process.exitCode = await runInherit("ssh", [
-        ...sshOpts(ep),
+        ...sshOpts(name, ep),
         ...tty,
         "-i",
         ep.keyPath,
@@ -464,7 +471,7 @@ export function registerMachine(program: Command): void {
       const ep = await api().request<SshInfo>("GET", path(names[0], "/ssh"));
       const map = (s: string, m: RegExpExecArray | null) => (m ? `${ep.user}@${ep.host}:${m[2]}` : s);
       process.exitCode = await runInherit("scp", [
-        ...sshOpts(ep),
+        ...sshOpts(names[0]!, ep),
         ...(opts.recursive ? ["-r"] : []),
         "-i",
         ep.keyPath,
