@@ -38,15 +38,8 @@ export class PrimaryLocator {
   private async probe(): Promise<Host> {
     const seen: string[] = [];
     for (const h of this.target.hosts) {
-      const client = new pg.Client({
-        host: h.host,
-        port: h.port,
-        user: this.target.user,
-        password: this.target.password,
-        database: this.target.database,
-        connectionTimeoutMillis: this.timeoutMs,
-        application_name: "flotilla-probe",
-      });
+      const client = new pg.Client({ connectionString: this.target.firstHostUrl, connectionTimeoutMillis: this.timeoutMs });
+      dialHost(client, h);
       client.on("error", () => undefined);
       try {
         await client.connect();
@@ -68,14 +61,8 @@ export class PrimaryLocator {
  * a plain pg.Pool.
  */
 export function failoverPool(target: DatabaseTarget, options: { max: number; connectionTimeoutMillis: number }): pg.Pool {
-  const base: pg.PoolConfig = {
-    user: target.user,
-    password: target.password,
-    database: target.database,
-    host: target.hosts[0].host,
-    port: target.hosts[0].port,
-    ...options,
-  };
+  // The URL's other parameters (sslmode, options, …) apply to every host.
+  const base: pg.PoolConfig = { connectionString: target.firstHostUrl, ...options };
   if (target.hosts.length === 1 && target.targetSessionAttrs === "any") return new pg.Pool(base);
   const locator = new PrimaryLocator(target, options.connectionTimeoutMillis);
   const readWrite = target.targetSessionAttrs === "read-write";
@@ -95,10 +82,7 @@ export function failoverPool(target: DatabaseTarget, options: { max: number; con
 
     private async connectToPrimary(): Promise<pg.Client> {
       const host = readWrite ? await locator.pick() : target.hosts[0];
-      // node-postgres dials this.host/this.port; its connectionParameters keep the rest (user, TLS name).
-      const self = this as unknown as Host & { connectionParameters: Host };
-      self.host = self.connectionParameters.host = host.host;
-      self.port = self.connectionParameters.port = host.port;
+      dialHost(this, host);
       // A lost connection (the server stopped or was cut off) may mean the primary moved.
       this.on("error", () => locator.forget(host));
       try {
@@ -110,4 +94,11 @@ export function failoverPool(target: DatabaseTarget, options: { max: number; con
     }
   }
   return new pg.Pool({ ...base, Client: FailoverClient });
+}
+
+/** Points a client not yet connected at `host`: node-postgres dials this.host/this.port, and its connectionParameters name the server (TLS). */
+function dialHost(client: pg.Client, host: Host): void {
+  const c = client as unknown as Host & { connectionParameters: Host };
+  c.host = c.connectionParameters.host = host.host;
+  c.port = c.connectionParameters.port = host.port;
 }
