@@ -18,6 +18,7 @@ import { ClientAllowFile, ClientGate } from "./api/client-allow";
 import { registerContainerRoutes } from "./api/containers.routes";
 import { registerImageTransferRoutes } from "./api/image-transfer.routes";
 import { registerContainerOpsRoutes } from "./api/container-ops.routes";
+import { registerArchiveRoutes } from "./api/archive.routes";
 import { registerExecRoutes } from "./api/exec.routes";
 import { registerImageRoutes } from "./api/images.routes";
 import { registerNetworkRoutes } from "./api/networks.routes";
@@ -28,6 +29,7 @@ import { Builder } from "./build/builder";
 import { DEFAULT_BUILD_CONTEXT_LIMIT, DEFAULT_SHIM, type TlsOptions } from "./config";
 import { ContainerService } from "./containers/container-service";
 import { ExecService } from "./exec/exec-service";
+import type { ExecRetention } from "./exec/exec-prune";
 import { HealthMonitor } from "./health/health-monitor";
 import { loadBridgeNetwork, type NetworkPort } from "./containers/network-port";
 import { EventBus } from "./events/event-bus";
@@ -52,6 +54,8 @@ export interface StartAgentOptions {
   denyBinds?: readonly string[];
   /** Largest `docker build` context accepted, in bytes (default 1 GiB). */
   buildContextLimit?: number;
+  /** How long finished exec records stay and how many a container keeps (exec-prune.ts). */
+  execRetention?: Partial<ExecRetention>;
   /**
    * Bridge networking: a NetworkPort, null for none, or "auto" (default) to load
    * agent/src/network when it is there.
@@ -71,6 +75,7 @@ export interface AgentHandle {
   /** The network module in use, or null when bridge containers get loopback only. */
   network: NetworkPort | null;
   containers: ContainerService;
+  execs: ExecService;
   events: EventBus;
 }
 
@@ -122,7 +127,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const images = await ImageStore.open({
     root: join(root, "images"),
     insecureRegistries: [...(options.insecureRegistries ?? [])],
-    isInUse: (id) => late.containers?.usesImage(id) ?? false,
+    isInUse: (id) => late.containers?.store.usesImage(id) ?? false,
   });
   let network: NetworkPort | null;
   if (options.network === undefined || options.network === "auto")
@@ -178,9 +183,16 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   });
   registerBuildRoutes(router, { builder, events });
   registerImageTransferRoutes(router, { images, containers, volumes, events });
-  const execs = new ExecService({ containers, images, events, shimPath: options.shimPath ?? DEFAULT_SHIM });
+  const execs = new ExecService({
+    containers,
+    images,
+    events,
+    shimPath: options.shimPath ?? DEFAULT_SHIM,
+    retention: options.execRetention,
+  });
   registerExecRoutes(router, { containers, execs });
   registerContainerOpsRoutes(router, { containers, images, events });
+  registerArchiveRoutes(router, { containers, images, events });
   const health = new HealthMonitor(containers, execs, events, log);
 
   const hijacked = new Set<Duplex>();
@@ -263,5 +275,5 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     if (socketPath) fs.rmSync(socketPath, { force: true });
     await network?.close?.();
   };
-  return { close, socketPath, tlsPort, network, containers, events };
+  return { close, socketPath, tlsPort, network, containers, execs, events };
 }

@@ -1,4 +1,5 @@
-// Pure parts of interactive containers, exec, health checks, top, stats and update.
+// Pure parts of interactive containers, exec (and its pruning), health checks, top, stats, update,
+// and the overlay options of a stopped container's mount.
 import { describe, expect, it } from "vitest";
 import { planUpdate } from "../src/containers/container-update";
 import type { HostConfig } from "../src/containers/container-types";
@@ -7,6 +8,8 @@ import { filterPs } from "../src/containers/top";
 import { DetachDetector, parseDetachKeys } from "../src/exec/detach-keys";
 import { parseExecCreate } from "../src/exec/exec-args";
 import { demux } from "../src/exec/exec-service";
+import { execsToPrune } from "../src/exec/exec-prune";
+import { overlayOptions } from "../src/containers/rootfs-mount";
 import { applyProbe, healthPlan, mergeHealthcheck } from "../src/health/health-config";
 
 describe("detach keys", () => {
@@ -163,5 +166,32 @@ describe("top, stats and update", () => {
     expect(() => planUpdate(hc, { Memory: 1000 }, false)).toThrow("Minimum memory limit allowed is 6MB");
     expect(() => planUpdate(hc, { RestartPolicy: { Name: "always" } }, true)).toThrow("AutoRemove");
     expect(() => planUpdate(hc, { Memory: 64 << 20, MemorySwap: 128 << 20 }, false)).toThrow("swap is always off");
+  });
+});
+
+describe("exec records and stopped containers' file systems", () => {
+  it("drops finished execs past the TTL and beyond the bound per container, newest kept; never running ones", () => {
+    const r = { ttlMs: 1000, maxEndedPerContainer: 2 };
+    const execs = [
+      { id: "run", containerId: "a", endedAt: null },
+      { id: "old", containerId: "a", endedAt: 0 },
+      { id: "a1", containerId: "a", endedAt: 9100 },
+      { id: "a2", containerId: "a", endedAt: 9200 },
+      { id: "a3", containerId: "a", endedAt: 9300 },
+      { id: "b1", containerId: "b", endedAt: 9100 },
+    ];
+    expect(execsToPrune(execs, 10_000, r).sort()).toEqual(["a1", "old"]);
+    expect(execsToPrune(execs, 20_000, r).sort()).toEqual(["a1", "a2", "a3", "b1", "old"]);
+    expect(execsToPrune(execs, 9300, { ttlMs: 1000, maxEndedPerContainer: 0 }).sort()).toEqual(["a1", "a2", "a3", "b1", "old"]);
+  });
+
+  it("mounts layers of one parent by name, the upper dir as the top lower layer when read-only", () => {
+    const l = { lowerDirs: ["/s/layers/sha256/bb", "/s/layers/sha256/aa"], upper: "/c/x/rootfs/upper", work: "/c/x/rootfs/work" };
+    expect(overlayOptions(l, false)).toEqual({ cwd: "/s/layers/sha256", options: "lowerdir=/c/x/rootfs/upper:bb:aa,index=off,ro" });
+    expect(overlayOptions(l, true)).toEqual({
+      cwd: "/s/layers/sha256",
+      options: "lowerdir=bb:aa,upperdir=/c/x/rootfs/upper,workdir=/c/x/rootfs/work,index=off",
+    });
+    expect(overlayOptions({ ...l, lowerDirs: ["/p/one", "/q/two"] }, true).options).toMatch(/^lowerdir=\/p\/one:\/q\/two,/);
   });
 });

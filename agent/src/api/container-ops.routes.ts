@@ -1,23 +1,18 @@
 /**
  * Container endpoints beyond the lifecycle: top, stats (stream and one-shot), pause/unpause,
- * rename, update, diff, docker cp of a running container (archive); docker export and cp with a
- * stopped container are refused by name (not implemented yet).
+ * rename, update, diff. docker cp and export are in archive.routes.ts.
  */
-import { randomBytes } from "node:crypto";
-import * as fs from "node:fs";
-import { join } from "node:path";
-import { ConflictError, InvalidError } from "@flotilla/core";
+import { ConflictError } from "@flotilla/core";
 import { cgroupOf, cgroupPids } from "../containers/cgroup-files";
 import type { ContainerService } from "../containers/container-service";
 import { readShimState } from "../containers/shim-client";
 import { emptyStats, sampleStats, type StatsJson } from "../containers/stats";
 import { filterPs, runPs } from "../containers/top";
-import { openRoot, pathStat, resolveInRoot, tarIn, tarOut } from "../containers/archive";
 import { pauseContainer } from "../containers/pause";
 import { diffUpper, renameContainer, updateContainer, type UpdateBody } from "../containers/container-update";
 import type { ImageStore } from "../images";
 import type { EventBus } from "../events/event-bus";
-import { HttpError, queryBool, readJson, sendEmpty, sendJson } from "./http-util";
+import { queryBool, readJson, sendEmpty, sendJson } from "./http-util";
 import type { Router } from "./router";
 
 export interface ContainerOpsDeps {
@@ -110,55 +105,4 @@ export function registerContainerOpsRoutes(router: Router, deps: ContainerOpsDep
     const image = await deps.images.resolve(c.imageId);
     sendJson(res, 200, diffUpper(containers.store.paths(c.id).upper, image.lowerDirs));
   });
-
-  // Refused by name rather than a bare 404, until they are built (see agent/README.md).
-  const notYet = (what: string) => () => {
-    throw new HttpError(501, `${what} is not supported by this agent yet`);
-  };
-  /** The root of a running container, or the refusal for a stopped one. */
-  const rootOf = (ref: string) => {
-    const { c, s } = running(ref);
-    if (!s || s.status !== "running")
-      throw new HttpError(501, `docker cp with a stopped container is not supported by this agent yet (container ${c.id} is not running)`);
-    return { c, rootFd: openRoot(s.pid) };
-  };
-
-  router.add("GET", "/containers/:id/archive", async ({ req, res, params, query }) => {
-    const path = query.get("path") ?? "";
-    if (!path) throw new InvalidError("Path cannot be empty", { field: "path" });
-    const { rootFd } = rootOf(params.id!);
-    try {
-      const r = resolveInRoot(rootFd, path, path.endsWith("/") || path.endsWith("/."));
-      try {
-        const stat = pathStat(r, path);
-        if (req.method === "HEAD") {
-          res.writeHead(200, { "X-Docker-Container-Path-Stat": stat, "Content-Length": 0 });
-          res.end();
-          return;
-        }
-        res.writeHead(200, { "Content-Type": "application/x-tar", "X-Docker-Container-Path-Stat": stat });
-        await tarOut(r, res);
-        res.end();
-      } finally {
-        r.close();
-      }
-    } finally {
-      fs.closeSync(rootFd);
-    }
-  });
-
-  router.add("PUT", "/containers/:id/archive", async ({ req, res, params, query }) => {
-    const path = query.get("path") ?? "";
-    if (!path) throw new InvalidError("Path cannot be empty", { field: "path" });
-    const { c, rootFd } = rootOf(params.id!);
-    try {
-      const stage = join(containers.store.paths(c.id).dir, `cp-${randomBytes(6).toString("hex")}`);
-      await tarIn(rootFd, path, req, stage, queryBool(query, "copyUIDGID"));
-    } finally {
-      fs.closeSync(rootFd);
-    }
-    res.writeHead(200, { "Content-Length": 0 });
-    res.end();
-  });
-  router.add("GET", "/containers/:id/export", notYet("docker export"));
 }

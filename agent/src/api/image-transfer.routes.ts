@@ -129,7 +129,7 @@ export function registerImageTransferRoutes(router: Router, deps: ImageTransferD
     for (;;) {
       const parents = parentIds({ version: 1, images: Object.fromEntries(images.records().map((r) => [r.id, r])), tags: {}, layers: {} });
       const doomed = images.records().find((r) => {
-        if (skip.has(r.id) || parents.has(r.id) || deps.containers.usesImage(r.id)) return false;
+        if (skip.has(r.id) || parents.has(r.id) || deps.containers.store.usesImage(r.id)) return false;
         if (danglingOnly && (images.tagsOf(r.id).length > 0 || r.repoDigests.length > 0)) return false;
         return cutoff === undefined || Date.parse(r.created || r.pulledAt) < cutoff;
       });
@@ -137,7 +137,7 @@ export function registerImageTransferRoutes(router: Router, deps: ImageTransferD
       skip.add(doomed.id);
       if (!labelsMatch((await images.imageConfig(doomed.id)).config?.Labels ?? {})) continue;
       try {
-        const result = await images.remove(doomed.id, { force: true, isInUse: (id) => deps.containers.usesImage(id) });
+        const result = await images.remove(doomed.id, { force: true, isInUse: (id) => deps.containers.store.usesImage(id) });
         deleted.push(...result);
         reclaimed += doomed.size;
       } catch (e) {
@@ -163,7 +163,7 @@ export function registerImageTransferRoutes(router: Router, deps: ImageTransferD
     const volumePath = (name: string) => deps.volumes.dataPath(name);
     const volumes = (await deps.volumes.list()).map((v) => ({
       ...v,
-      UsageData: { Size: -1, RefCount: deps.containers.volumeUsers(v.Name).length },
+      UsageData: { Size: -1, RefCount: deps.containers.store.volumeUsers(v.Name).length },
     }));
     sendJson(res, 200, {
       LayersSize: layersSize,

@@ -123,7 +123,10 @@ export function registerImageRoutes(router: Router, deps: ImageRouteDeps): void 
   });
 
   router.add("DELETE", "/images/*name", async ({ res, params, query }) => {
-    const result = await images.remove(params.name!, { force: queryBool(query, "force"), isInUse: (id) => deps.containers.usesImage(id) });
+    const result = await images.remove(params.name!, {
+      force: queryBool(query, "force"),
+      isInUse: (id) => deps.containers.store.usesImage(id),
+    });
     for (const r of result) if ("Untagged" in r) events.emit("image", "untag", r.Untagged, { name: r.Untagged });
     // The first Deleted line is the image; the rest are its layers.
     const deleted = result.find((r): r is { Deleted: string } => "Deleted" in r);

@@ -29,7 +29,7 @@ export function registerVolumeRoutes(router: Router, deps: VolumeRouteDeps): voi
     for (const l of filters.get("label") ?? []) list = list.filter((v) => labelMatches(v.Labels, l));
     const dangling = filters.get("dangling")?.[0];
     if (dangling !== undefined)
-      list = list.filter((v) => (containers.volumeUsers(v.Name).length === 0) === (dangling === "true" || dangling === "1"));
+      list = list.filter((v) => (containers.store.volumeUsers(v.Name).length === 0) === (dangling === "true" || dangling === "1"));
     for (const d of filters.get("driver") ?? []) list = list.filter((v) => v.Driver === d);
     sendJson(res, 200, { Volumes: list, Warnings: [] });
   });
@@ -40,7 +40,7 @@ export function registerVolumeRoutes(router: Router, deps: VolumeRouteDeps): voi
     checkFilterKeys(filters, ["label", "label!", "all"]);
     const deleted: string[] = [];
     for (const v of await volumes.list()) {
-      if (containers.volumeUsers(v.Name).length) continue;
+      if (containers.store.volumeUsers(v.Name).length) continue;
       if (!(filters.get("label") ?? []).every((l) => labelMatches(v.Labels, l))) continue;
       if ((filters.get("label!") ?? []).some((l) => labelMatches(v.Labels, l))) continue;
       if (await volumes.remove(v.Name, [], true)) {
@@ -56,7 +56,7 @@ export function registerVolumeRoutes(router: Router, deps: VolumeRouteDeps): voi
   });
 
   router.add("DELETE", "/volumes/:name", async ({ res, params, query }) => {
-    if (await volumes.remove(params.name!, containers.volumeUsers(params.name!), queryBool(query, "force"))) {
+    if (await volumes.remove(params.name!, containers.store.volumeUsers(params.name!), queryBool(query, "force"))) {
       events.emit("volume", "destroy", params.name!, { driver: "local" });
     }
     sendEmpty(res);

@@ -1,7 +1,8 @@
 /**
- * docker cp into and out of a running container (GET/HEAD/PUT /containers/{id}/archive), safe
- * against symlinks that point out of its rootfs: every path is resolved one component at a
- * time from a descriptor of the container's root (`/proc/PID/root`), through descriptors held
+ * docker cp into and out of a container (GET/HEAD/PUT /containers/{id}/archive) and docker
+ * export, safe against symlinks that point out of its rootfs: every path is resolved one
+ * component at a time from a descriptor of the container's root (`/proc/PID/root` of a running
+ * one, a mount of a stopped one, see rootfs-mount.ts), through descriptors held
  * open (`/proc/self/fd/N/name`, O_NOFOLLOW), and a symlink is followed by hand inside the root —
  * so neither a planted link nor one swapped in meanwhile reaches the host. Copying out runs the
  * host's tar in the resolved directory's descriptor; copying in stages the archive with tar in a
@@ -130,6 +131,25 @@ export function tarOut(r: Resolved, out: Writable): Promise<void> {
 }
 
 /**
+ * Streams a tar of everything in the directory `dirFd` (docker export: member names without a
+ * leading "./", as dockerd writes them) to `out`.
+ */
+export function tarTree(dirFd: number, out: Writable): Promise<void> {
+  const names = fs.readdirSync(at(dirFd, ".")).sort();
+  return new Promise((resolve, reject) => {
+    const members = names.length ? ["--", ...names] : ["--files-from", "/dev/null"];
+    const child = spawn("tar", ["-C", "/proc/self/fd/3", "--numeric-owner", "-cf", "-", ...members], {
+      stdio: ["ignore", "pipe", "pipe", dirFd],
+    });
+    let stderr = "";
+    child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
+    child.stdout!.pipe(out, { end: false });
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new HttpError(500, `tar: ${stderr.trim()}`))));
+  });
+}
+
+/**
  * Extracts the tar `input` into the directory `dest` (resolved, following links, in the root):
  * staged in `stageDir` on the host, then copied entry by entry through held descriptors.
  * Owned by root unless `keepOwner` (docker cp -a).
@@ -215,7 +235,7 @@ function copyTree(src: string, dirFd: number, keepOwner: boolean): void {
   }
 }
 
-/** The container's root as a descriptor (the caller closes it). */
-export function openRoot(pid: number): number {
-  return fs.openSync(`/proc/${pid}/root`, O_RDONLY | O_DIRECTORY);
+/** A container's root as a descriptor, from `/proc/PID/root` or a mount (the caller closes it). */
+export function openRoot(path: string): number {
+  return fs.openSync(path, O_RDONLY | O_DIRECTORY);
 }

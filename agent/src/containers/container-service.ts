@@ -2,19 +2,23 @@
  * The container lifecycle behind the Engine API: create, start, stop, kill, restart, wait and
  * remove, run through flotilla-shim; exits noticed by ExitMonitor and acted on (restart policy,
  * AutoRemove, waiters, events). Creating is in container-create.ts, starting in
- * container-runner.ts; records persist in ContainerStore, so a restarted agent re-adopts what its shims still run.
+ * container-runner.ts, re-adopting after an agent restart in container-adopt.ts (records persist in
+ * ContainerStore), attach-before-start in start-gate.ts, restart timers in restart-timers.ts.
  */
 import { ConflictError } from "@flotilla/core";
 import { HttpError, NotModifiedError } from "../engine-errors";
 import type { EventBus } from "../events/event-bus";
 import type { ImageStore } from "../images";
 import type { VolumeStore } from "../volumes/volume-store";
-import type { ContainerRecord, ContainerState } from "./container-types";
+import type { ContainerRecord } from "./container-types";
+import { readopt, stateAfterExit } from "./container-adopt";
 import { ContainerStore } from "./container-store";
 import { createContainer } from "./container-create";
 import type { CreateBody } from "./create-request";
 import { ExitMonitor } from "./exit-monitor";
-import { Waiters, type WaitCondition, type WaitResult } from "./waiters";
+import { StartGate } from "./start-gate";
+import { Waiters, within, type WaitCondition, type WaitResult } from "./waiters";
+import { RestartTimers } from "./restart-timers";
 import type { NetworkPort } from "./network-port";
 import { restartDelayMs, shouldRestart } from "./restart-policy";
 import { ContainerRunner } from "./container-runner";
@@ -39,33 +43,19 @@ const STOP_GRACE_DEFAULT_S = 10;
 /** How long to wait for the exit after SIGKILL before declaring the container wedged. */
 const KILL_WAIT_MS = 15_000;
 
-function stateAfterExit(prev: ContainerState, s: ShimState | null, fallbackError: string): ContainerState {
-  return {
-    status: "exited",
-    pid: 0,
-    shimPid: 0,
-    exitCode: s?.exitCode ?? 255,
-    oomKilled: !!s?.oomKilled,
-    error: s ? (s.error ?? "") : fallbackError,
-    startedAt: prev.startedAt,
-    finishedAt: s?.finishedAt ?? new Date().toISOString(),
-  };
-}
-
 export class ContainerService {
   readonly store: ContainerStore;
   private readonly runner: ContainerRunner;
   private readonly monitor: ExitMonitor;
   private readonly waiters = new Waiters();
-  private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  private readonly restarts = new RestartTimers();
   /** Containers whose start is in progress: a second start is a 304, an exit check waits. */
   private readonly starting = new Map<string, Promise<void>>();
   private readonly exiting = new Set<string>();
   /** Containers this agent has signalled since they started: any other signalled exit came from outside. */
   private readonly signalled = new Set<string>();
   /** Attach calls waiting for a start (see untilStarted, holdOutputForAttach). */
-  private readonly startListeners = new Map<string, Array<(ok: boolean) => void>>();
-  private readonly attachHolds = new Map<string, number>();
+  private readonly gate = new StartGate();
   private closed = false;
 
   constructor(private readonly deps: ContainerServiceDeps) {
@@ -74,9 +64,7 @@ export class ContainerService {
     this.monitor = new ExitMonitor((id, fromPoll) => this.checkExit(id, fromPoll));
   }
 
-  private log(msg: string): void {
-    this.deps.log?.(msg);
-  }
+  private log = (msg: string): void => this.deps.log?.(msg);
 
   /** Event attributes Docker sends for containers: name, image and the labels. */
   attributes(c: ContainerRecord, extra: Record<string, string> = {}): Record<string, string> {
@@ -89,26 +77,9 @@ export class ContainerService {
    * policies and AutoRemove apply to what stopped while the agent was away.
    */
   async init(): Promise<void> {
-    const records = await this.store.load();
-    const live: string[] = [];
-    for (const c of records) {
-      if (c.state.status === "removing") {
-        await this.store.delete(c);
-        continue;
-      }
-      if (c.state.status !== "running" && c.state.status !== "restarting") continue;
-      const { stateDir } = this.store.paths(c.id);
-      const s = readShimState(stateDir);
-      const same = s && s.shimPid === c.state.shimPid;
-      if (c.state.status === "running" && same && s.status === "running" && shimAlive(stateDir)) {
-        live.push(c.id);
-        this.monitor.watch(c.id, stateDir);
-        continue;
-      }
-      c.state = stateAfterExit(c.state, same && s.status === "exited" ? s : null, "the container's shim was gone when the agent started");
-      await this.store.save(c);
-      this.deps.events.emit("container", "die", c.id, this.attributes(c, { exitCode: String(c.state.exitCode) }));
-    }
+    const live = await readopt(this.store, this.monitor, (c) =>
+      this.deps.events.emit("container", "die", c.id, this.attributes(c, { exitCode: String(c.state.exitCode) })),
+    );
     const restored = await this.deps.network?.restore(live);
     for (const lost of restored?.lost ?? []) {
       // Running without its network: kill it so its restart policy brings it back attached.
@@ -127,17 +98,11 @@ export class ContainerService {
   close(): void {
     this.closed = true;
     this.monitor.close();
-    for (const t of this.restartTimers.values()) clearTimeout(t);
-    this.restartTimers.clear();
+    this.restarts.clear();
   }
 
-  get(ref: string): ContainerRecord {
-    return this.store.get(ref);
-  }
-
-  all(): ContainerRecord[] {
-    return this.store.all();
-  }
+  get = (ref: string): ContainerRecord => this.store.get(ref);
+  all = (): ContainerRecord[] => this.store.all();
 
   /** POST /containers/create. Validation first: a refused request leaves nothing behind. */
   create(body: CreateBody, nameParam: string | null): Promise<{ Id: string; Warnings: string[] }> {
@@ -164,7 +129,8 @@ export class ContainerService {
     this.starting.set(c.id, new Promise<void>((r) => (done = r)));
     let failure: unknown;
     try {
-      const started = await this.runner.run(c, { attachWait: (this.attachHolds.get(c.id) ?? 0) > 0 });
+      await this.gate.stoppedWorkDone(c.id); // a docker cp into the stopped container finishes first
+      const started = await this.runner.run(c, { attachWait: this.gate.held(c.id) });
       c.state = {
         status: "running",
         pid: started.state.pid,
@@ -180,9 +146,9 @@ export class ContainerService {
       await this.store.save(c);
       this.monitor.watch(c.id, this.store.paths(c.id).stateDir);
       this.deps.events.emit("container", "start", c.id, this.attributes(c));
-      this.notifyStarted(c.id, true);
+      this.gate.notify(c.id, true);
     } catch (err) {
-      this.notifyStarted(c.id, false);
+      this.gate.notify(c.id, false);
       const exitCode = (err as { exitCode?: number }).exitCode ?? 125;
       c.state = {
         ...c.state,
@@ -260,27 +226,14 @@ export class ContainerService {
   }
 
   private scheduleRestart(c: ContainerRecord, delayMs: number): void {
-    this.cancelRestart(c);
-    const timer = setTimeout(() => {
-      this.restartTimers.delete(c.id);
+    this.restarts.schedule(c.id, delayMs, () => {
       if (this.closed || this.store.find(c.id) !== c) return;
       this.launch(c, true).catch((e) => this.log(`restart ${c.id}: ${(e as Error).message}`));
-    }, delayMs);
-    this.restartTimers.set(c.id, timer);
+    });
   }
 
   private cancelRestart(c: ContainerRecord): boolean {
-    const t = this.restartTimers.get(c.id);
-    if (!t) return false;
-    clearTimeout(t);
-    this.restartTimers.delete(c.id);
-    return true;
-  }
-
-  private notifyStarted(id: string, ok: boolean): void {
-    const list = this.startListeners.get(id) ?? [];
-    this.startListeners.delete(id);
-    for (const l of list) l(ok);
+    return this.restarts.cancel(c.id);
   }
 
   /** True while a start of the container is in progress (pause, exec and attach wait for it). */
@@ -290,28 +243,17 @@ export class ContainerService {
 
   /** Resolves at the container's next start: true once it runs, false when the start failed. */
   untilStarted(id: string): Promise<boolean> {
-    return new Promise((resolve) => {
-      const list = this.startListeners.get(id) ?? [];
-      list.push(resolve);
-      this.startListeners.set(id, list);
-    });
+    return this.gate.untilStarted(id);
   }
 
-  /**
-   * An attach waiting for the start (docker run -i/-t attaches first): the next start asks the
-   * shim to hold the output until a client connects, so the first prompt is not lost. Returns
-   * the release.
-   */
+  /** See StartGate: work on a stopped container's file system, which a start waits for. */
+  whileStopped<T>(id: string, work: () => Promise<T>): Promise<T> {
+    return this.gate.whileStopped(id, work);
+  }
+
+  /** See StartGate: the next start holds its output for an attach. Returns the release. */
   holdOutputForAttach(id: string): () => void {
-    this.attachHolds.set(id, (this.attachHolds.get(id) ?? 0) + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const n = (this.attachHolds.get(id) ?? 1) - 1;
-      if (n > 0) this.attachHolds.set(id, n);
-      else this.attachHolds.delete(id);
-    };
+    return this.gate.hold(id);
   }
 
   /** Resolves at the container's next exit (or failed start). */
@@ -355,16 +297,6 @@ export class ContainerService {
     if (!shimSignal(this.store.paths(c.id).stateDir, sig)) this.checkExit(c.id, true);
   }
 
-  private async awaitExit(exit: Promise<WaitResult>, ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
-    try {
-      return await Promise.race([exit.then(() => true as const), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   /**
    * POST /containers/{id}/stop: the stop signal (TERM unless the image says otherwise), then
    * KILL after `timeoutS` (the container's StopTimeout, else 10 s; -1 waits forever).
@@ -385,10 +317,10 @@ export class ContainerService {
     const grace = timeoutS ?? c.config.StopTimeout ?? STOP_GRACE_DEFAULT_S;
     this.signal(c, signalNumber(c.config.StopSignal ?? "TERM"), `stop requested by ${origin}`);
     if (grace < 0) await exit;
-    else if (!(await this.awaitExit(exit, grace * 1000))) {
+    else if (!(await within(exit, grace * 1000))) {
       this.deps.events.emit("container", "kill", c.id, this.attributes(c, { signal: "9" }));
       this.signal(c, 9, `still running ${grace} s after the stop signal (stop requested by ${origin})`);
-      if (!(await this.awaitExit(exit, KILL_WAIT_MS))) throw new HttpError(500, `container ${c.id} did not exit after SIGKILL`);
+      if (!(await within(exit, KILL_WAIT_MS))) throw new HttpError(500, `container ${c.id} did not exit after SIGKILL`);
     }
     this.deps.events.emit("container", "stop", c.id, this.attributes(c));
   }
@@ -408,7 +340,7 @@ export class ContainerService {
     this.deps.events.emit("container", "kill", c.id, this.attributes(c, { signal: String(sig) }));
     this.signal(c, sig, `kill requested by ${origin}`);
     // Like dockerd, answer a KILL once the container is gone, so `kill; ps` agree.
-    if (sig === 9) await this.awaitExit(exit, KILL_WAIT_MS);
+    if (sig === 9) await within(exit, KILL_WAIT_MS);
   }
 
   /** POST /containers/{id}/restart. */
@@ -440,8 +372,7 @@ export class ContainerService {
         c.manualStop = true;
         const exit = this.waiters.waitFor(c.id, "exit");
         this.signal(c, 9, `forced removal requested by ${opts.origin ?? "a removal"}`);
-        if (!(await this.awaitExit(exit, KILL_WAIT_MS)))
-          throw new HttpError(500, `could not kill running container ${c.id}, cannot remove`);
+        if (!(await within(exit, KILL_WAIT_MS))) throw new HttpError(500, `could not kill running container ${c.id}, cannot remove`);
       }
     }
     // An exit being processed (network detach, events) finishes before the files go.
@@ -452,7 +383,7 @@ export class ContainerService {
     await this.store.delete(c);
     if (opts.volumes) {
       for (const m of c.mounts) {
-        if (m.type !== "volume" || !m.anonymous || this.volumeUsers(m.name).length) continue;
+        if (m.type !== "volume" || !m.anonymous || this.store.volumeUsers(m.name).length) continue;
         if (await this.deps.volumes.remove(m.name, [], true).catch(() => false))
           this.deps.events.emit("volume", "destroy", m.name, { driver: "local" });
       }
@@ -460,18 +391,5 @@ export class ContainerService {
     this.deps.events.emit("container", "destroy", c.id, this.attributes(c));
     this.waiters.settle(c.id, "exit", { StatusCode: c.state.exitCode, Error: null });
     this.waiters.settle(c.id, "removed", { StatusCode: c.state.exitCode, Error: null });
-  }
-
-  /** Names of containers that mount the volume (for DELETE /volumes/{name}). */
-  volumeUsers(name: string): string[] {
-    return this.store
-      .all()
-      .filter((c) => c.mounts.some((m) => m.type === "volume" && m.name === name))
-      .map((c) => c.id);
-  }
-
-  /** Whether any container uses the image (its removal then needs force). */
-  usesImage(imageId: string): boolean {
-    return this.store.all().some((c) => c.imageId === imageId);
   }
 }

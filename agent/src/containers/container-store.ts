@@ -193,4 +193,16 @@ export class ContainerStore {
     await this.writes.get(record.id)?.catch(() => {});
     await fs.rm(this.paths(record.id).dir, { recursive: true, force: true });
   }
+
+  /** IDs of the containers that mount the volume (for DELETE /volumes/{name}). */
+  volumeUsers(name: string): string[] {
+    return this.all()
+      .filter((c) => c.mounts.some((m) => m.type === "volume" && m.name === name))
+      .map((c) => c.id);
+  }
+
+  /** Whether any container uses the image (its removal then needs force). */
+  usesImage(imageId: string): boolean {
+    return this.all().some((c) => c.imageId === imageId);
+  }
 }

@@ -35,3 +35,14 @@ export class Waiters {
     else this.byId.delete(id);
   }
 }
+
+/** Whether `exit` resolves within `ms` (false when the time runs out first). */
+export async function within(exit: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([exit.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -3,7 +3,8 @@
  * over a hijacked connection, or detached), inspected for their exit code. Each runs under its
  * own `flotilla-shim exec` monitor with a state directory inside the container's directory, so
  * it survives an agent restart like the container does; the records themselves live in memory
- * and go with the container (its exit ends them, its removal drops them).
+ * and go with the container (its exit ends them, its removal drops them). Finished ones are
+ * also dropped after a while and beyond a bound per container (exec-prune.ts), state dir and all.
  */
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -22,6 +23,7 @@ import { connectAttach, resizeTty, writeControl } from "./attach-socket";
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from "./detach-keys";
 import { parseExecCreate, shimExecArgs, type ExecCreateBody, type ExecSpec } from "./exec-args";
 import { pipeInteractive } from "./interactive";
+import { DEFAULT_EXEC_RETENTION, execsToPrune, type ExecRetention } from "./exec-prune";
 
 export class ExecNotFoundError extends NotFoundError {
   constructor(id: string) {
@@ -40,6 +42,8 @@ export interface ExecRecord {
   stateDir: string;
   /** The last window size asked for; applied once the process runs (the CLI may ask earlier). */
   size: [number, number] | null;
+  /** When it was seen to end (ms since the epoch), for pruning; null before. */
+  endedAt: number | null;
 }
 
 export interface ExecServiceDeps {
@@ -47,6 +51,7 @@ export interface ExecServiceDeps {
   images: ImageStore;
   events: EventBus;
   shimPath: string;
+  retention?: Partial<ExecRetention>;
 }
 
 /** The running container an exec may enter, or Docker's 404/409. */
@@ -67,8 +72,13 @@ export interface ExecResult {
 export class ExecService {
   private readonly execs = new Map<string, ExecRecord>();
   private readonly unsubscribe: () => void;
+  private readonly retention: ExecRetention;
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly deps: ExecServiceDeps) {
+    this.retention = { ...DEFAULT_EXEC_RETENTION, ...deps.retention };
+    // Execs nobody asks about (detached ones) are noticed to end here, then dropped in time.
+    this.sweeper = setInterval(() => this.prune(), this.retention.sweepMs).unref();
     // The container's exit ends its execs (the kernel killed them with its pid namespace);
     // its removal takes their records.
     this.unsubscribe = deps.events.subscribe((e) => {
@@ -80,6 +90,26 @@ export class ExecService {
 
   close(): void {
     this.unsubscribe();
+    clearInterval(this.sweeper);
+  }
+
+  /** Drops finished execs past their time or their container's bound, with their state dirs. */
+  private prune(): void {
+    for (const x of this.execs.values()) this.refresh(x, false);
+    for (const id of execsToPrune([...this.execs.values()], Date.now(), this.retention)) {
+      const x = this.execs.get(id)!;
+      this.execs.delete(id);
+      fs.promises.rm(x.stateDir, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  /** The number of exec records held (running or not), for tests and diagnostics. */
+  get size(): number {
+    return this.execs.size;
+  }
+
+  list(): ExecRecord[] {
+    return [...this.execs.values()];
   }
 
   private ofContainer(id: string): ExecRecord[] {
@@ -90,9 +120,20 @@ export class ExecService {
   create(ref: string, body: ExecCreateBody): { Id: string } {
     const spec = parseExecCreate(body);
     const c = runningContainer(this.deps.containers, ref);
+    this.prune();
     const id = randomBytes(32).toString("hex");
     const stateDir = join(this.deps.containers.store.paths(c.id).dir, "exec", id);
-    this.execs.set(id, { id, containerId: c.id, spec, state: "created", exitCode: null, pid: 0, stateDir, size: spec.consoleSize });
+    this.execs.set(id, {
+      id,
+      containerId: c.id,
+      spec,
+      state: "created",
+      exitCode: null,
+      pid: 0,
+      stateDir,
+      size: spec.consoleSize,
+      endedAt: null,
+    });
     this.deps.events.emit("container", `exec_create: ${spec.cmd.join(" ")}`, c.id, { ...this.deps.containers.attributes(c), execID: id });
     return { Id: id };
   }
@@ -123,9 +164,11 @@ export class ExecService {
       x.state = "exited";
       x.exitCode = s.exitCode ?? 137;
       x.pid = 0;
+      x.endedAt = Date.now();
     } else if (final && s?.status !== "running") {
       x.state = "exited";
       x.exitCode = x.exitCode ?? 137;
+      x.endedAt = Date.now();
     }
   }
 
@@ -155,6 +198,7 @@ export class ExecService {
     } catch (err) {
       x.state = "exited";
       x.exitCode = err instanceof ShimRunError ? err.exitCode : 126;
+      x.endedAt = Date.now();
       throw err;
     }
   }

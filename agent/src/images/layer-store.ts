@@ -13,7 +13,8 @@ import { createHash, type Hash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import * as fs from "node:fs/promises";
 import { join } from "node:path";
-import { pipeline } from "node:stream/promises";
+import { finished, pipeline } from "node:stream/promises";
+import { once } from "node:events";
 import { Transform as NodeTransform, type Transform } from "node:stream";
 import { Decompress as ZstdDecompress } from "fzstd";
 import zlib from "node:zlib";
@@ -64,7 +65,8 @@ export function zstdDecompressor(): Transform {
 
 /** Picks the decompressor from the first bytes; the media type can lie, magic numbers cannot. */
 export function decompressorFor(magic: Buffer, what: string): Transform | undefined {
-  if (magic[0] === 0x1f && magic[1] === 0x8b) return zlib.createGunzip();
+  // 128 KiB pieces instead of zlib's 16 KiB: a quarter as many hops through the tar reader.
+  if (magic[0] === 0x1f && magic[1] === 0x8b) return zlib.createGunzip({ chunkSize: 128 << 10 });
   if (magic.readUInt32LE(0) === 0xfd2fb528) {
     // Node's zlib has zstd only from 22.15 / 23.8; use it there, fzstd (pure JS) on Node 20.
     const native = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
@@ -201,6 +203,85 @@ export class LayerStore {
       return result!;
     } catch (e) {
       await fs.rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /**
+   * Download, verify and unpack in one pass: the blob stream (which verifies its own digest when
+   * it ends) is written to tmp/ as it arrives and, in the same pass, decompressed, hashed for
+   * the diffID and unpacked into a directory in tmp/. Nothing lands until the blob matched its
+   * digest and the tar its diffID; then the blob and the layer are renamed into place. The
+   * layer is unpacked before its blob is known good, but only into tmp/, by the same extractor
+   * that treats every tar as hostile.
+   */
+  async ingestAndUnpack(
+    digest: string,
+    diffId: string,
+    source: AsyncIterable<Buffer>,
+    onBytes?: (n: number) => void,
+  ): Promise<ApplyLayerResult> {
+    const blobTmp = join(this.tmpDir, `dl-${digestHex(digest)}-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    // A deep buffer: the blob's writes never hold back the extraction that follows the bytes.
+    const out = createWriteStream(blobTmp, { mode: 0o600, highWaterMark: 8 << 20 });
+    const outDone = finished(out);
+    outDone.catch(() => {}); // awaited below; a write error also fails the pipeline
+    const dir = await fs.mkdtemp(join(this.tmpDir, "layer-"));
+    const hash = createHash("sha256");
+    const it = source[Symbol.asyncIterator]();
+    let n = 0;
+    const next = async (): Promise<Buffer | null> => {
+      const r = await it.next();
+      if (r.done) return null;
+      n += r.value.length;
+      onBytes?.(n);
+      if (!out.write(r.value)) await once(out, "drain");
+      return r.value;
+    };
+    try {
+      // mkdtemp makes 0700; the layer root is the container's `/` unless the tar says otherwise.
+      await fs.chmod(dir, 0o755);
+      const head: Buffer[] = [];
+      let headBytes = 0;
+      while (headBytes < 4) {
+        const c = await next();
+        if (!c) break;
+        head.push(c);
+        headBytes += c.length;
+      }
+      const magic = Buffer.concat(head);
+      // Never `for await` over `it` here: an extractor that stops early would close the blob
+      // stream before its digest is checked; what it leaves is drained below instead.
+      const chunks = async function* () {
+        yield* head;
+        for (let c: Buffer | null; (c = await next());) yield c;
+      };
+      let result: ApplyLayerResult | undefined;
+      const sink = async (s: AsyncIterable<Buffer>) => {
+        result = await applyLayer(hashed(s, hash), dir, { layer: digest, xattrTool: this.xattrTool });
+      };
+      const decompress = magic.length >= 4 ? decompressorFor(magic, `layer ${digest}`) : undefined;
+      if (decompress) await pipeline(chunks(), decompress, sink);
+      else await pipeline(chunks(), sink);
+      while (await next()); // the rest of the blob, so its digest is checked
+      out.end();
+      await outDone;
+      const actual = `sha256:${hash.digest("hex")}`;
+      if (actual !== diffId) throw new DigestMismatchError(`uncompressed layer ${digest}`, diffId, actual);
+      await fs.rename(blobTmp, this.blobPath(digest));
+      try {
+        await fs.rename(dir, this.layerPath(diffId));
+      } catch (e) {
+        // Another process unpacked the same layer first; its copy is as good as ours.
+        if (!["ENOTEMPTY", "EEXIST"].includes((e as NodeJS.ErrnoException).code ?? "")) throw e;
+        await fs.rm(dir, { recursive: true, force: true });
+      }
+      return result!;
+    } catch (e) {
+      out.destroy();
+      await it.return?.().catch(() => {});
+      await fs.rm(blobTmp, { force: true });
+      await fs.rm(dir, { recursive: true, force: true });
       throw e;
     }
   }

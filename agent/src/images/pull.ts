@@ -3,9 +3,9 @@
  * and check the config, download and unpack the layers not already here (three at a time), then
  * record the image and its tag in one index update. Reports Docker-style progress throughout.
  *
- * Order matters for safety: a blob is verified against its digest before it is unpacked, and an
- * unpacked layer against its diffID before it is renamed into place; the image becomes visible
- * only after all its layers are.
+ * Order matters for safety: a layer is downloaded and unpacked in one pass into tmp/ (by the
+ * extractor that treats every tar as hostile), and lands only once the blob matched its digest
+ * and the tar its diffID; the image becomes visible only after all its layers are.
  */
 import { InvalidError, NotSupportedError } from "@flotilla/core";
 import { assertDigest } from "./digest";
@@ -255,19 +255,26 @@ async function fetchLayer(deps: PullDeps, ref: ImageReference, p: LayerPlan, ctx
   const work = (async () => {
     // A remove() may still be deleting an older copy of this layer; unpack after it is gone.
     await deps.deleting.get(p.diffId);
-    if (!(await deps.layers.hasBlob(p.layer.digest))) {
+    let result: { size: number };
+    if (await deps.layers.hasBlob(p.layer.digest)) {
+      emit(layerStatus("Verifying Checksum", p.short));
+      emit(layerStatus("Download complete", p.short));
+      const progress = throttled((current, total) => emit(byteProgress("Extracting", p.short, current, total)));
+      result = await deps.layers.unpack(p.layer.digest, p.diffId, progress).catch(async (e: unknown) => {
+        // The blob matched its digest but not its diffID (or is not a usable tar): never reuse it.
+        await deps.layers.removeBlob(p.layer.digest);
+        throw e;
+      });
+    } else {
+      // Download and unpack in one pass (see ingestAndUnpack); the extraction follows the bytes.
       const body = await deps.client.getBlob(ref, p.layer, ctx);
       const progress = throttled((current, total) => emit(byteProgress("Downloading", p.short, current, total)));
-      await deps.layers.ingest(p.layer.digest, body, (n) => progress(n, p.layer.size));
+      result = await deps.layers.ingestAndUnpack(p.layer.digest, p.diffId, body, (n) => progress(n, p.layer.size));
+      emit(layerStatus("Verifying Checksum", p.short));
+      emit(layerStatus("Download complete", p.short));
+      // The CLI's sequence, though the extraction went along with the download.
+      emit(byteProgress("Extracting", p.short, p.layer.size, p.layer.size));
     }
-    emit(layerStatus("Verifying Checksum", p.short));
-    emit(layerStatus("Download complete", p.short));
-    const progress = throttled((current, total) => emit(byteProgress("Extracting", p.short, current, total)));
-    const result = await deps.layers.unpack(p.layer.digest, p.diffId, progress).catch(async (e: unknown) => {
-      // The blob matched its digest but not its diffID (or is not a usable tar): never reuse it.
-      await deps.layers.removeBlob(p.layer.digest);
-      throw e;
-    });
     await deps.index.update((s) => {
       const rec = s.layers[p.diffId] ?? { size: result.size, digests: [] };
       if (!rec.digests.includes(p.layer.digest)) rec.digests.push(p.layer.digest);

@@ -46,6 +46,8 @@ import { MachinesService } from "./machines/machines.service";
 import { ConsoleModule } from "./console/console.module";
 import { JoinController } from "./join/join.controller";
 import { JoinService } from "./join/join.service";
+import { ConfigsController, SecretsController } from "./secrets/secrets.controller";
+import { SecretsService } from "./secrets/secrets.service";
 
 /** Shared infrastructure every role needs: config, Postgres, Redis, events, queues. */
 @Global()
@@ -81,6 +83,7 @@ export class CoreModule {
       MachinesRepository,
       MachinesService,
       JoinService,
+      SecretsService,
     ];
     return { module: CoreModule, providers, exports: providers };
   }
@@ -100,6 +103,8 @@ export class CoreModule {
     NodesController,
     MachinesController,
     JoinController,
+    SecretsController,
+    ConfigsController,
   ],
   providers: [StacksService, { provide: APP_GUARD, useClass: BearerAuthGuard }, { provide: APP_FILTER, useClass: DomainExceptionFilter }],
 })

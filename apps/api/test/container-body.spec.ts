@@ -34,4 +34,39 @@ describe("a task's container", () => {
     expect(ingressEndpoints(spec, { "80/tcp": null })).toEqual([]);
     expect(ingressEndpoints(spec, undefined)).toEqual([]);
   });
+
+  it("mounts the spec's volumes, binds and tmpfs as Engine API Mounts, and none when there are none", () => {
+    const withMounts = normalizeServiceSpec({
+      name: "db",
+      image: "busybox",
+      mounts: [
+        { type: "volume", source: "pgdata", target: "/data" },
+        { type: "bind", source: "/srv/conf", target: "/conf", readOnly: true },
+        { type: "tmpfs", target: "/cache", tmpfsSizeBytes: 1 << 20 },
+      ],
+    });
+    expect(containerBody({ id: "s1" }, withMounts, { id: "t1", slot: 1 }).HostConfig?.Mounts).toEqual([
+      { Type: "volume", Source: "pgdata", Target: "/data" },
+      { Type: "bind", Source: "/srv/conf", Target: "/conf", ReadOnly: true },
+      { Type: "tmpfs", Target: "/cache", TmpfsOptions: { SizeBytes: 1 << 20 } },
+    ]);
+    expect(containerBody({ id: "s1" }, spec, { id: "t1", slot: 1 }).HostConfig).not.toHaveProperty("Mounts");
+  });
+
+  it("sets the host name, user, working directory and container labels, which win over service labels", () => {
+    const s = normalizeServiceSpec({
+      name: "web",
+      image: "busybox",
+      labels: { tier: "web", both: "service" },
+      containerLabels: { both: "container" },
+      hostname: "web-host",
+      user: "1000:1000",
+      workdir: "/app",
+    });
+    const body = containerBody({ id: "s1" }, s, { id: "t1", slot: 1 });
+    expect(body).toMatchObject({ Hostname: "web-host", User: "1000:1000", WorkingDir: "/app" });
+    expect(body.Labels).toMatchObject({ tier: "web", both: "container" });
+    const plain = containerBody({ id: "s1" }, spec, { id: "t1", slot: 1 });
+    for (const k of ["Hostname", "User", "WorkingDir"]) expect(plain).not.toHaveProperty(k);
+  });
 });

@@ -48,7 +48,8 @@ describe("stacks API", () => {
     const cases: Array<[string, number, string]> = [
       ["services:\n  web:\n    image: x\n    imagee: y\n", 400, "services.web.imagee"],
       ["services:\n  web:\n    image: x\n    ports: ['99999:80']\n", 400, "services.web.ports[0]"],
-      ["services:\n  web:\n    image: x\n    volumes: ['data:/data']\n", 501, "services.web.volumes"],
+      ["services:\n  web:\n    image: x\n    volumes: ['data:/data']\n", 400, "services.web.volumes[0]"],
+      ["services:\n  web:\n    image: x\n    volumes: ['/data']\n", 501, "services.web.volumes[0]"],
       ["services:\n  web:\n    image: x\n  db:\n    image: y\n    healthcheck: { test: [CMD, 'true'] }\n", 501, "services.db.healthcheck"],
       ["services: [", 400, "compose file"],
     ];

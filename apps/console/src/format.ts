@@ -62,3 +62,10 @@ export function reserved(
 }
 
 export const percent = (part: number, whole: number): number => (whole > 0 ? Math.min(100, Math.round((part / whole) * 100)) : 0);
+
+/** A mount as `--mount` reads: `volume pgdata:/data (ro)`, `tmpfs /cache (1.0 MiB)`. */
+export function mount(m: { type: string; source?: string; target: string; readOnly: boolean; tmpfsSizeBytes?: number }): string {
+  const where = m.type === "tmpfs" ? m.target : `${m.source ?? ""}:${m.target}`;
+  const size = m.tmpfsSizeBytes ? ` (${(m.tmpfsSizeBytes / 1024 ** 2).toFixed(1)} MiB)` : "";
+  return `${m.type} ${where}${m.readOnly ? " (ro)" : ""}${size}`;
+}

@@ -7,6 +7,7 @@ import { registerSystem } from "./commands/system";
 import { registerService } from "./commands/service";
 import { registerNode } from "./commands/node";
 import { registerStack } from "./commands/stack";
+import { registerSecrets } from "./commands/secret";
 import { exitWhenFlushed } from "./output";
 
 export { exitWhenFlushed };
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerService(program);
   registerNode(program);
   registerStack(program);
+  registerSecrets(program);
   registerCompletion(program);
   return program;
 }

@@ -52,7 +52,7 @@ describe("ctl completion", () => {
       bashComplete([
         ["ctl", "ser"],
         ["ctl", "service", "sc"],
-        ["ctl", "service", "create", "--name", "web", "--m"],
+        ["ctl", "service", "create", "--name", "web", "--mo"],
         ["ctl", "service", "create", "--name", "web", "--mode", ""],
         ["ctl", "node", "update", "--availability", "d"],
         ["ctl", "node", "update", "--av"],
@@ -64,7 +64,7 @@ describe("ctl completion", () => {
     ).toEqual([
       ["service"],
       ["scale"],
-      ["--mode"],
+      ["--mode", "--mount"],
       ["replicated", "global"],
       ["drain"],
       ["--availability"],
@@ -99,7 +99,7 @@ describe("ctl completion", () => {
     expect(complete("ctl ser")).toEqual(["service"]);
     expect(complete("ctl service sc")).toEqual(["scale"]);
     expect(complete("ctl node update --availability ").sort()).toEqual(["active", "drain", "pause"]);
-    expect(complete("ctl service create --name web --mo")).toEqual(["--mode"]);
+    expect(complete("ctl service create --name web --mo")).toEqual(["--mode", "--mount"]);
   });
 
   it.skipIf(!has("zsh"))("zsh: parses, and its walker reads the same table", () => {

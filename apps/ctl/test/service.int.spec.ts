@@ -92,6 +92,15 @@ describe("ctl service and ctl node against sim agents", () => {
     expect(ps.stdout.split("\n")[0]).toMatch(/^ID\s+NAME\s+NODE\s+DESIRED STATE\s+CURRENT STATE\s+ERROR$/);
     expect(ps.stdout).toMatch(/web\.1\s+sim-\d\s+running\s+RUNNING/);
     expect(ps.stdout).toMatch(/web\.3\s+sim-\d\s+shutdown\s+SHUTDOWN/);
+    // ctl node ps: the same table, for the tasks of one node.
+    const node = /web\.1\s+(sim-\d)/.exec(ps.stdout)![1]!;
+    const nodePs = await ctl(["node", "ps", node], env);
+    expect(nodePs.code, nodePs.stderr).toBe(0);
+    const rows = nodePs.stdout.trim().split("\n");
+    expect(rows[0]).toMatch(/^ID\s+NAME\s+NODE\s+DESIRED STATE\s+CURRENT STATE\s+ERROR$/);
+    expect(rows.slice(1).join("\n")).toMatch(/web\.1\s+sim-\d\s+running\s+RUNNING/);
+    for (const row of rows.slice(1)) expect(row).toMatch(new RegExp(`\\s${node}\\s`));
+    expect((await ctl(["node", "ps", "no-such-node"], env)).code).toBe(1);
   });
 
   it("exits 1 with the reason when a task cannot be placed, and ps shows it", async () => {

@@ -39,6 +39,17 @@ export interface Placement {
   maxReplicasPerNode?: number;
 }
 
+/** A filesystem in each task: a node's named volume, a node's path (bind, admin only) or a tmpfs. */
+export interface Mount {
+  type: "volume" | "bind" | "tmpfs";
+  /** Volume name or the node's absolute path; absent for tmpfs. */
+  source?: string;
+  /** Absolute path in the container. */
+  target: string;
+  readOnly: boolean;
+  tmpfsSizeBytes?: number;
+}
+
 /** A service's desired state, every field filled in by the API. */
 export interface ServiceSpec {
   name: string;
@@ -47,9 +58,14 @@ export interface ServiceSpec {
   args: string[];
   env: Record<string, string>;
   labels: Record<string, string>;
+  containerLabels: Record<string, string>;
+  hostname: string;
+  user: string;
+  workdir: string;
   mode: ServiceMode;
   resources: { reservations: ResourceAmounts; limits: ResourceAmounts & { pids?: number } };
   ports: PortConfig[];
+  mounts: Mount[];
   placement: Placement;
   restartPolicy: RestartPolicy;
   updateConfig: UpdateConfig;
@@ -90,11 +106,15 @@ export interface ServiceView {
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
 /** `PATCH /api/v1/services/{id}`: any spec field; `replicas` alone scales. */
-export type ServiceUpdateRequest = Omit<DeepPartial<ServiceSpec>, "name" | "ports" | "mode"> & {
+export type ServiceUpdateRequest = Omit<DeepPartial<ServiceSpec>, "name" | "ports" | "mode" | "mounts"> & {
   ports?: { published: number; target: number; protocol?: PortProtocol; mode?: PublishMode }[];
+  /** Replaces the list; `readOnly` defaults to false. */
+  mounts?: (Omit<Mount, "readOnly"> & { readOnly?: boolean })[];
   mode?: ServiceMode;
   /** Shorthand for mode {kind: replicated, replicas}. */
   replicas?: number;
+  /** PATCH only: replace every task even when nothing changed. */
+  force?: boolean;
 };
 
 /** `POST /api/v1/services`. */

@@ -5,6 +5,8 @@ export * from "./task-state";
 export * from "./parsers";
 export * from "./constraints";
 export * from "./spec-validation";
+export * from "./mounts";
+export * from "./secrets";
 export * from "./plan";
 export * from "./restart-policy";
 export { orchestrate, nodeProblem, type OrchestrateOptions } from "./orchestrator";

@@ -29,8 +29,13 @@ export function taskSpecOf(spec: ServiceSpec): unknown {
     args: spec.args,
     env: spec.env,
     labels: spec.labels,
+    containerLabels: spec.containerLabels,
+    hostname: spec.hostname,
+    user: spec.user,
+    workdir: spec.workdir,
     resources: spec.resources,
     ports: spec.ports,
+    mounts: spec.mounts,
     placement: spec.placement,
     stopGracePeriodMs: spec.stopGracePeriodMs,
   };
@@ -38,7 +43,8 @@ export function taskSpecOf(spec: ServiceSpec): unknown {
 
 /**
  * Whether going from `prev` to `next` changes what tasks run, so tasks need replacing: image,
- * command, args, env, labels, resources, ports, placement, stop grace period. Replicas, mode,
+ * command, args, env, labels, container labels, hostname, user,
+ * workdir, resources, ports, mounts, placement, stop grace period. Replicas, mode,
  * restart policy and update/rollback configs are read from the current spec by the orchestrator
  * and the planners, so changing them replaces nothing. The API bumps the task spec version (the
  * one passed to `orchestrate`) only when this is true.

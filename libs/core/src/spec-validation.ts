@@ -4,7 +4,8 @@
 import { parseConstraint, spreadLabel } from "./constraints";
 import { InvalidError } from "./errors";
 import { isHostPort } from "./ingress";
-import type { PortConfig, RestartPolicy, ServiceSpec, ServiceSpecInput, UpdateConfig } from "./types";
+import { normalizeMount, validateMounts } from "./mounts";
+import type { Mount, PortConfig, RestartPolicy, ServiceSpec, ServiceSpecInput, UpdateConfig } from "./types";
 
 /** Docker's defaults: restart on any exit after 5 s, forever. */
 export const DEFAULT_RESTART_POLICY: RestartPolicy = { condition: "any", delayMs: 5_000, maxAttempts: 0, windowMs: 0 };
@@ -127,6 +128,21 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
     k === "" || k.includes("=") || k.includes("\0") ? `invalid environment variable name ${JSON.stringify(k)}` : undefined,
   );
   stringMap("labels", spec.labels, (k) => (k.trim() === "" ? "label names must not be empty" : undefined));
+  stringMap("containerLabels", spec.containerLabels, (k) => (k.trim() === "" ? "label names must not be empty" : undefined));
+  // A DNS name (letters, digits, - and .), as docker takes; its {{.Task.Slot}} templates are not supported.
+  if (typeof spec.hostname !== "string" || !/^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]{0,62}))?$/.test(spec.hostname)) {
+    fail(
+      "hostname",
+      `hostname must be up to 63 letters, digits, - or . starting with a letter or digit (got ${JSON.stringify(spec.hostname)})`,
+      spec.hostname,
+    );
+  }
+  if (typeof spec.user !== "string" || !/^(?:[^\s:]+(?::[^\s:]+)?)?$/.test(spec.user)) {
+    fail("user", `user must be USER or USER:GROUP, names or ids (got ${JSON.stringify(spec.user)})`, spec.user);
+  }
+  if (typeof spec.workdir !== "string" || (spec.workdir !== "" && !spec.workdir.startsWith("/")) || spec.workdir.includes("\0")) {
+    fail("workdir", `workdir must be an absolute path (got ${JSON.stringify(spec.workdir)})`, spec.workdir);
+  }
 
   const mode = spec.mode as { kind?: unknown; replicas?: unknown } | undefined;
   if (mode?.kind === "replicated") wholeNumber("mode.replicas", mode.replicas, "replicas", MAX_REPLICAS);
@@ -149,6 +165,7 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
   }
 
   validatePorts(spec.ports);
+  validateMounts(spec.mounts);
 
   const placement = spec.placement;
   if (typeof placement !== "object" || placement === null) fail("placement", "placement must be an object");
@@ -199,12 +216,18 @@ export function normalizeServiceSpec(input: ServiceSpecInput): ServiceSpec {
     args: input.args ?? [],
     env: input.env ?? {},
     labels: input.labels ?? {},
+    containerLabels: input.containerLabels ?? {},
+    hostname: input.hostname ?? "",
+    user: input.user ?? "",
+    workdir: input.workdir ?? "",
     mode: input.mode ?? { kind: "replicated", replicas: 1 },
     resources: {
       reservations: { nanoCpus: 0, memoryBytes: 0, ...input.resources?.reservations },
       limits: { nanoCpus: 0, memoryBytes: 0, ...input.resources?.limits },
     },
     ports: (input.ports ?? []).map((p) => ({ ...p, protocol: p.protocol ?? "tcp", mode: p.mode ?? "ingress" })),
+    // Not a list: left for validateMounts to refuse, naming the field.
+    mounts: Array.isArray(input.mounts) ? input.mounts.map(normalizeMount) : ((input.mounts ?? []) as readonly Mount[]),
     placement: {
       constraints: input.placement?.constraints ?? [],
       preferences: input.placement?.preferences ?? [],
@@ -215,5 +238,7 @@ export function normalizeServiceSpec(input: ServiceSpecInput): ServiceSpec {
     rollbackConfig: { ...DEFAULT_ROLLBACK_CONFIG, ...input.rollbackConfig },
     stopGracePeriodMs: input.stopGracePeriodMs ?? DEFAULT_STOP_GRACE_PERIOD_MS,
   };
-  return validateServiceSpec(spec);
+  validateServiceSpec(spec);
+  // Targets in their canonical form (no trailing slash), so equal specs compare equal.
+  return { ...spec, mounts: validateMounts(spec.mounts) };
 }

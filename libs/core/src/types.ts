@@ -108,6 +108,25 @@ export interface UpdateConfig {
   readonly order: UpdateOrder;
 }
 
+export type MountType = "volume" | "bind" | "tmpfs";
+
+/**
+ * A filesystem mounted into each task's container, as swarm's `--mount`. A `volume` is a named
+ * volume of the task's node (created there on first use, kept when the task is replaced, so a
+ * task that lands on the same node finds its data); a `bind` is a path of the node's own
+ * filesystem; a `tmpfs` lives in the task's memory and goes with it.
+ */
+export interface Mount {
+  readonly type: MountType;
+  /** The volume's name (volume) or the node's absolute path (bind); absent for tmpfs. */
+  readonly source?: string;
+  /** Absolute path in the container. */
+  readonly target: string;
+  readonly readOnly: boolean;
+  /** tmpfs only: its size limit in bytes; absent means the kernel's default (half the memory). */
+  readonly tmpfsSizeBytes?: number;
+}
+
 /**
  * A service as the user wants it: the desired state, written only by users (through the API).
  * Every field is present; build one from user input with `normalizeServiceSpec`.
@@ -121,9 +140,18 @@ export interface ServiceSpec {
   readonly args: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   readonly labels: Readonly<Record<string, string>>;
+  /** Labels of the tasks' containers only (the service's `labels` go on them too; these win). */
+  readonly containerLabels: Readonly<Record<string, string>>;
+  /** The containers' host name; "" for docker's default (the container id). */
+  readonly hostname: string;
+  /** user[:group] (names or ids) the command runs as; "" for the image's. */
+  readonly user: string;
+  /** Absolute working directory of the command; "" for the image's. */
+  readonly workdir: string;
   readonly mode: ServiceMode;
   readonly resources: ServiceResources;
   readonly ports: readonly PortConfig[];
+  readonly mounts: readonly Mount[];
   readonly placement: Placement;
   readonly restartPolicy: RestartPolicy;
   readonly updateConfig: UpdateConfig;
@@ -140,18 +168,26 @@ export interface ServiceSpecInput {
   readonly args?: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
   readonly labels?: Readonly<Record<string, string>>;
+  readonly containerLabels?: Readonly<Record<string, string>>;
+  readonly hostname?: string;
+  readonly user?: string;
+  readonly workdir?: string;
   readonly mode?: ServiceMode;
   readonly resources?: {
     readonly reservations?: Partial<ResourceAmounts>;
     readonly limits?: Partial<ResourceLimits>;
   };
   readonly ports?: readonly PortConfigInput[];
+  readonly mounts?: readonly MountInput[];
   readonly placement?: Partial<Placement>;
   readonly restartPolicy?: Partial<RestartPolicy>;
   readonly updateConfig?: Partial<UpdateConfig>;
   readonly rollbackConfig?: Partial<UpdateConfig>;
   readonly stopGracePeriodMs?: number;
 }
+
+/** A mount as users write it: read-write unless `readOnly`. */
+export type MountInput = Omit<Mount, "readOnly"> & { readonly readOnly?: boolean };
 
 export type NodeRole = "worker" | "manager";
 /** Observed by heartbeats: `unknown` until the first one, `down` after missed ones. */

@@ -154,7 +154,6 @@ describe("compose → stack services", () => {
 
   it("refuses what services do not have yet, naming the key and its path", () => {
     const cases: Array<[string, string]> = [
-      ["services:\n  web:\n    image: x\n    volumes: ['data:/data']\n", "services.web.volumes: volumes are not supported yet"],
       ["services:\n  web:\n    image: x\n    secrets: [pw]\n", "services.web.secrets: secrets are not supported yet"],
       ["services:\n  web:\n    image: x\n    configs: [cfg]\n", "services.web.configs: configs are not supported yet"],
       [
@@ -168,7 +167,6 @@ describe("compose → stack services", () => {
         "services:\n  web:\n    image: x\n    deploy: { resources: { reservations: { devices: [] } } }\n",
         "services.web.deploy.resources.reservations.devices",
       ],
-      ["services:\n  web:\n    image: x\nvolumes:\n  data: {}\n", "volumes: volumes are not supported yet"],
       ["services:\n  web:\n    image: x\nsecrets:\n  pw: { file: ./pw }\n", "secrets: secrets are not supported yet"],
     ];
     for (const [text, message] of cases) {
@@ -221,5 +219,83 @@ describe("compose references", () => {
       variables: ["DIR", "FROM_ENV", "IMG", "TAG"],
       envFiles: ["base.env", "conf/extra.env"],
     });
+  });
+});
+
+describe("stack volumes", () => {
+  const parse = (text: string) => parseCompose({ text, stack: "shop" });
+  const mounts = (text: string) => parse(text).services[0]!.mounts;
+
+  it("names declared volumes after the stack, keeps external and named ones, and reads binds and tmpfs", () => {
+    const text = `
+services:
+  db:
+    image: postgres
+    volumes:
+      - data:/var/lib/data
+      - shared:/shared:ro
+      - /srv/conf:/conf:ro
+      - own:/own
+      - type: tmpfs
+        target: /cache
+        tmpfs: { size: 64m }
+      - { type: volume, source: data, target: /again, read_only: true }
+volumes:
+  data: {}
+  shared: { external: true }
+  own: { name: fixed-name }
+`;
+    expect(mounts(text)).toEqual([
+      { type: "volume", source: "shop_data", target: "/var/lib/data", readOnly: false },
+      { type: "volume", source: "shared", target: "/shared", readOnly: true },
+      { type: "bind", source: "/srv/conf", target: "/conf", readOnly: true },
+      { type: "volume", source: "fixed-name", target: "/own", readOnly: false },
+      { type: "tmpfs", target: "/cache", readOnly: false, tmpfsSizeBytes: 64 * 1024 ** 2 },
+      { type: "volume", source: "shop_data", target: "/again", readOnly: true },
+    ]);
+  });
+
+  it.each([
+    [
+      "services:\n  web:\n    image: x\n    volumes: ['data:/data']\n",
+      InvalidError,
+      'services.web.volumes[0]: volume "data" is not declared',
+    ],
+    ["services:\n  web:\n    image: x\n    volumes: ['/data']\n", NotSupportedError, "services.web.volumes[0]: anonymous volume"],
+    ["services:\n  web:\n    image: x\n    volumes: ['./site:/www']\n", NotSupportedError, "relative bind source"],
+    ["services:\n  web:\n    image: x\n    volumes: ['d:/data:rx']\nvolumes:\n  d: {}\n", InvalidError, 'invalid volume mode "rx"'],
+    [
+      "services:\n  web:\n    image: x\n    volumes: ['d:data']\nvolumes:\n  d: {}\n",
+      InvalidError,
+      "mount target must be an absolute path",
+    ],
+    ["services:\n  web:\n    image: x\nvolumes:\n  d: { driver: nfs }\n", NotSupportedError, 'volumes.d.driver: volume driver "nfs"'],
+    ["services:\n  web:\n    image: x\nvolumes:\n  d: { driver_opts: { o: x } }\n", NotSupportedError, "volumes.d.driver_opts"],
+    [
+      "services:\n  web:\n    image: x\n    volumes: [{ type: bind, source: d, target: /d }]\nvolumes:\n  d: {}\n",
+      InvalidError,
+      "does not match the source",
+    ],
+    [
+      "services:\n  web:\n    image: x\n    volumes: [{ type: volume, source: d, target: /d, volume: { nocopy: true } }]\nvolumes:\n  d: {}\n",
+      NotSupportedError,
+      "services.web.volumes[0].volume.nocopy",
+    ],
+  ])("refuses %j", (text, type, message) => {
+    expect(() => parse(text)).toThrow(type as never);
+    expect(() => parse(text)).toThrow(message);
+  });
+});
+
+describe("stack hostname, user and working_dir", () => {
+  it("become the spec's hostname, user and workdir, checked by the spec's rules", () => {
+    const [svc] = parseCompose({
+      text: "services:\n  web:\n    image: x\n    hostname: web-host\n    user: '1000:1000'\n    working_dir: /app\n",
+      stack: "shop",
+    }).services;
+    expect(svc).toMatchObject({ hostname: "web-host", user: "1000:1000", workdir: "/app" });
+    expect(() => parseCompose({ text: "services:\n  web:\n    image: x\n    working_dir: app\n", stack: "shop" })).toThrow(
+      "services.web.workdir: workdir must be an absolute path",
+    );
   });
 });

@@ -31,12 +31,22 @@ export interface ContainerCreateBody {
   Entrypoint?: string[];
   Env?: string[];
   Labels?: Record<string, string>;
+  Hostname?: string;
+  User?: string;
+  WorkingDir?: string;
   ExposedPorts?: Record<string, Record<string, never>>;
   HostConfig?: {
     Memory?: number;
     NanoCpus?: number;
     PidsLimit?: number;
     PortBindings?: Record<string, { HostIp?: string; HostPort: string }[]>;
+    Mounts?: {
+      Type: "volume" | "bind" | "tmpfs";
+      Source?: string;
+      Target: string;
+      ReadOnly?: boolean;
+      TmpfsOptions?: { SizeBytes: number };
+    }[];
   };
   StopTimeout?: number;
 }

@@ -37,6 +37,7 @@ export type TypeAgreement = [
   Assert<Equal<typeof Api.ACTIVE_TASK_STATES, typeof Core.ACTIVE_TASK_STATES>>,
   Assert<Equal<Api.DesiredState, Core.DesiredState>>,
   Assert<Equal<Flat<Api.ServiceSpec>, Flat<RestSpecOf<Core.ServiceSpec>>>>,
+  Assert<Equal<Flat<Api.Mount>, Flat<Mutable<Core.Mount>>>>,
   Assert<Equal<Flat<Api.UpdateConfig>, Flat<Mutable<Core.UpdateConfig>>>>,
   Assert<Equal<Flat<Api.RestartPolicy>, Flat<Mutable<Core.RestartPolicy>>>>,
   Assert<Equal<Api.NodeRole, Core.NodeRole>>,

@@ -57,6 +57,7 @@ const schema = z.object({
   // 10 capped a busy API (1,000 agents beating) near 250 statements a second.
   FLOTILLA_DB_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
   FLOTILLA_AGENT_LISTEN: listenList,
+  FLOTILLA_SECRETS_KEY_FILE: z.string().min(1).optional(),
 });
 
 export interface AppConfig {
@@ -89,6 +90,11 @@ export interface AppConfig {
    * relayed to the API's own listener; bound as soon as each address exists on this host.
    */
   agentListen: { host: string; port: number }[];
+  /**
+   * The key that encrypts secrets and configs in the database (AES-256-GCM): a file kept outside
+   * it, mode 0600, created on first use. Default: secrets.key in the config dir.
+   */
+  secretsKeyFile: string;
 }
 
 export class ConfigError extends Error {}
@@ -127,6 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, roleOverride?: string): AppCo
     agentMaxBackoffMs: c.FLOTILLA_AGENT_MAX_BACKOFF_MS,
     dbPoolSize: c.FLOTILLA_DB_POOL_SIZE,
     agentListen: c.FLOTILLA_AGENT_LISTEN,
+    secretsKeyFile: c.FLOTILLA_SECRETS_KEY_FILE ?? join(c.FLOTILLA_CONFIG_DIR ?? defaultConfigDir(env), "secrets.key"),
   };
 }
 

@@ -59,13 +59,26 @@ export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec
   // to it. Host ports are the published port itself.
   const ports = spec.ports.map((p) => [`${p.target}/${p.protocol}`, isHostPort(p) ? String(p.published) : ""] as const);
   const limits = spec.resources.limits;
+  // A volume is the node's: the agent creates it on first use and keeps it when the container
+  // goes, so the next task on this node finds the data.
+  const mounts = spec.mounts.map((m) => ({
+    Type: m.type,
+    ...(m.source !== undefined ? { Source: m.source } : {}),
+    Target: m.target,
+    ...(m.readOnly ? { ReadOnly: true } : {}),
+    ...(m.tmpfsSizeBytes !== undefined ? { TmpfsOptions: { SizeBytes: m.tmpfsSizeBytes } } : {}),
+  }));
   return {
     Image: spec.image,
     ...(spec.command.length ? { Entrypoint: [...spec.command] } : {}),
     ...(spec.args.length ? { Cmd: [...spec.args] } : {}),
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    ...(spec.hostname ? { Hostname: spec.hostname } : {}),
+    ...(spec.user ? { User: spec.user } : {}),
+    ...(spec.workdir ? { WorkingDir: spec.workdir } : {}),
     Labels: {
       ...spec.labels,
+      ...spec.containerLabels,
       [TASK_LABELS.serviceId]: service.id,
       [TASK_LABELS.taskId]: task.id,
       [TASK_LABELS.slot]: String(task.slot ?? ""),
@@ -76,6 +89,7 @@ export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec
       ...(limits.nanoCpus ? { NanoCpus: limits.nanoCpus } : {}),
       ...(limits.pids ? { PidsLimit: limits.pids } : {}),
       ...(ports.length ? { PortBindings: Object.fromEntries(ports.map(([k, hostPort]) => [k, [{ HostPort: hostPort }]])) } : {}),
+      ...(mounts.length ? { Mounts: mounts } : {}),
     },
     StopTimeout: Math.ceil(spec.stopGracePeriodMs / 1000),
   };

@@ -27,6 +27,10 @@ const specFields = {
   args: z.array(z.string()).optional(),
   env: stringMap.optional(),
   labels: stringMap.optional(),
+  containerLabels: stringMap.optional(),
+  hostname: z.string().optional(),
+  user: z.string().optional(),
+  workdir: z.string().optional(),
   mode: z
     .discriminatedUnion("kind", [
       z.object({ kind: z.literal("replicated"), replicas: z.number().int().min(0) }).strict(),
@@ -47,6 +51,19 @@ const specFields = {
           target: z.number().int(),
           protocol: z.enum(["tcp", "udp"]).default("tcp"),
           mode: z.enum(["ingress", "host"]).default("ingress"),
+        })
+        .strict(),
+    )
+    .optional(),
+  mounts: z
+    .array(
+      z
+        .object({
+          type: z.enum(["volume", "bind", "tmpfs"]),
+          source: z.string().optional(),
+          target: z.string(),
+          readOnly: z.boolean().optional(),
+          tmpfsSizeBytes: z.number().int().optional(),
         })
         .strict(),
     )
@@ -79,7 +96,14 @@ export const CreateServiceBody = z.object({ name: z.string().min(1), image: z.st
 export type CreateServiceBody = z.infer<typeof CreateServiceBody>;
 
 /** PATCH: any spec field; `replicas` is shorthand for `mode: {kind: replicated, replicas}`. */
-export const UpdateServiceBody = z.object({ image: z.string().min(1).optional(), ...specFields }).strict();
+export const UpdateServiceBody = z
+  .object({
+    image: z.string().min(1).optional(),
+    ...specFields,
+    // Replace every task even when the spec is unchanged (`ctl service update --force`).
+    force: z.boolean().optional(),
+  })
+  .strict();
 export type UpdateServiceBody = z.infer<typeof UpdateServiceBody>;
 
 export const ScaleBody = z.object({ replicas: z.number().int().min(0) }).strict();
@@ -104,6 +128,10 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
     args: { type: "array", items: { type: "string" } },
     env: { type: "object", additionalProperties: { type: "string" } },
     labels: { type: "object", additionalProperties: { type: "string" } },
+    containerLabels: { type: "object", additionalProperties: { type: "string" }, description: "labels of the tasks' containers only" },
+    hostname: { type: "string", description: "the containers' host name (default: the container id)" },
+    user: { type: "string", example: "1000:1000", description: "user[:group] the command runs as" },
+    workdir: { type: "string", example: "/app" },
     mode: { type: "object", properties: { kind: { enum: ["replicated", "global"] }, replicas: { type: "integer" } } },
     resources: {
       type: "object",
@@ -130,6 +158,22 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
             description:
               "ingress: every node answers on the published port and forwards to any task (tcp only); host: only nodes running a task, one task per node",
           },
+        },
+      },
+    },
+    mounts: {
+      type: "array",
+      description:
+        "volume: a named volume of the task's node, created on first use and kept when the task is replaced; bind: a path of the node (admin tokens only); tmpfs: memory, gone with the task",
+      items: {
+        type: "object",
+        required: ["type", "target"],
+        properties: {
+          type: { enum: ["volume", "bind", "tmpfs"] },
+          source: { type: "string", example: "pgdata" },
+          target: { type: "string", example: "/var/lib/postgresql/data" },
+          readOnly: { type: "boolean", default: false },
+          tmpfsSizeBytes: { type: "integer" },
         },
       },
     },

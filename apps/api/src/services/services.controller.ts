@@ -8,9 +8,12 @@ import { ZodValidationPipe } from "../common/zod-validation.pipe";
 import { LogsService } from "./logs.service";
 import { CreateServiceBody, ScaleBody, SERVICE_BODY_SCHEMA, UpdateServiceBody } from "./service-schemas";
 import type { ServiceView } from "@flotilla/api-types";
-import { ServicesService } from "./services.service";
+import { ServicesService, type Caller } from "./services.service";
 
 const REF = { name: "id", description: "service id or name" };
+
+/** The caller as the bearer guard identified it. */
+export const callerOf = (req: FastifyRequest & { tokenRole?: string }): Caller => ({ admin: req.tokenRole === "admin" });
 
 @ApiTags("services")
 @ApiBearerAuth()
@@ -26,8 +29,8 @@ export class ServicesController {
   @ApiBody({ schema: SERVICE_BODY_SCHEMA })
   @ApiCreatedResponse({ description: "the service, version 1" })
   @ApiUnavailable()
-  create(@Body(new ZodValidationPipe(CreateServiceBody)) body: CreateServiceBody): Promise<ServiceView> {
-    return this.services.create(body);
+  create(@Req() req: FastifyRequest, @Body(new ZodValidationPipe(CreateServiceBody)) body: CreateServiceBody): Promise<ServiceView> {
+    return this.services.create(body, callerOf(req));
   }
 
   @Get()
@@ -48,8 +51,13 @@ export class ServicesController {
   @ApiOperation({ summary: "Change spec fields; a change that reaches the containers starts a rolling update, `replicas` alone scales" })
   @ApiBody({ schema: { ...SERVICE_BODY_SCHEMA, required: [] } })
   @ApiUnavailable()
-  update(@Param("id") id: string, @Body(new ZodValidationPipe(UpdateServiceBody)) body: UpdateServiceBody): Promise<ServiceView> {
-    return this.services.update(id, body, body.replicas !== undefined && Object.keys(body).length === 1 ? "scale" : "update");
+  update(
+    @Req() req: FastifyRequest,
+    @Param("id") id: string,
+    @Body(new ZodValidationPipe(UpdateServiceBody)) body: UpdateServiceBody,
+  ): Promise<ServiceView> {
+    const action = body.replicas !== undefined && Object.keys(body).length === 1 ? "scale" : "update";
+    return this.services.update(id, body, callerOf(req), action);
   }
 
   @Post(":id/scale")
@@ -58,8 +66,12 @@ export class ServicesController {
   @ApiOperation({ summary: "Set the number of replicas (replicated services)" })
   @ApiBody({ schema: { type: "object", required: ["replicas"], properties: { replicas: { type: "integer", example: 5 } } } })
   @ApiUnavailable()
-  scale(@Param("id") id: string, @Body(new ZodValidationPipe(ScaleBody)) body: z.infer<typeof ScaleBody>): Promise<ServiceView> {
-    return this.services.scale(id, body.replicas);
+  scale(
+    @Req() req: FastifyRequest,
+    @Param("id") id: string,
+    @Body(new ZodValidationPipe(ScaleBody)) body: z.infer<typeof ScaleBody>,
+  ): Promise<ServiceView> {
+    return this.services.scale(id, body.replicas, callerOf(req));
   }
 
   @Post(":id/rollback")

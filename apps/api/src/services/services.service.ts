@@ -1,10 +1,11 @@
 // Desired state of services: every change is one transaction (spec, version, events), then a
 // reconcile is enqueued. The reconcile worker, not this file, decides what tasks exist.
-import { Inject, Injectable } from "@nestjs/common";
+import { ForbiddenException, Inject, Injectable } from "@nestjs/common";
 import { CLOCK } from "../common/clock";
 import type { Clock } from "@flotilla/core";
 import type { ServiceView } from "@flotilla/api-types";
 import {
+  addedBindSources,
   affectsTasks,
   ConflictError,
   DISPATCHED_TASK_STATES,
@@ -55,7 +56,7 @@ function toInput(body: Omit<UpdateServiceBody, "replicas"> & { replicas?: number
 
 /** A spec with a patch applied: objects merge one level deep, lists and maps are replaced. */
 function merge(spec: ServiceSpec, patch: UpdateServiceBody): ServiceSpecInput {
-  const { replicas, ...p } = patch;
+  const { replicas, force: _force, ...p } = patch;
   if (replicas !== undefined && (p.mode?.kind ?? spec.mode.kind) === "global") {
     throw new InvalidError("replicas cannot be set for a global service", { field: "replicas" });
   }
@@ -75,6 +76,19 @@ function merge(spec: ServiceSpec, patch: UpdateServiceBody): ServiceSpecInput {
 }
 
 const json = (v: unknown) => v as Prisma.InputJsonValue;
+
+/** Who asks for a change: only an admin token may give tasks a path of the nodes' filesystem. */
+export interface Caller {
+  readonly admin: boolean;
+}
+
+/** A bind mount reaches into every node's filesystem (/etc, the agent's keys): admin only. */
+function assertMayBind(current: ServiceSpec | undefined, next: ServiceSpec, caller: Caller): void {
+  const added = addedBindSources(current, next);
+  if (added.length && !caller.admin) {
+    throw new ForbiddenException(`only an admin token may bind a node's paths into a service (mounts: ${added.join(", ")})`);
+  }
+}
 
 // JSONB does not keep key order, so compare specs with keys sorted.
 function canonical(v: unknown): unknown {
@@ -100,9 +114,10 @@ export class ServicesService {
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
-  async create(body: CreateServiceBody): Promise<ServiceView> {
+  async create(body: CreateServiceBody, caller: Caller): Promise<ServiceView> {
     validateServiceName(body.name);
     const spec = normalizeServiceSpec(toInput(body));
+    assertMayBind(undefined, spec, caller);
     const { row, evs } = await this.prisma
       .$transaction(async (tx) => {
         if (await tx.service.findUnique({ where: { name: spec.name } }))
@@ -142,16 +157,18 @@ export class ServicesService {
    * Applies a patch. `version` always moves; `taskVersion` only when the change reaches the
    * containers (libs/core affectsTasks), so a scale never restarts replicas.
    */
-  async update(ref: string, patch: UpdateServiceBody, action = "update"): Promise<ServiceView> {
+  async update(ref: string, patch: UpdateServiceBody, caller: Caller, action = "update"): Promise<ServiceView> {
     const result = await this.prisma.$transaction(async (tx) => {
       const row = await this.repo.findForUpdate(tx, ref);
       const current = specOf(row);
       const next = normalizeServiceSpec({ ...merge(current, patch), name: row.name });
-      if (sameSpec(next, current)) return { row, evs: [] };
+      if (sameSpec(next, current) && !patch.force) return { row, evs: [] };
+      assertMayBind(current, next, caller);
       if (next.mode.kind !== current.mode.kind)
         throw new InvalidError("the mode of a service cannot change: remove and create it again", { field: "mode" });
       await this.repo.assertPortsFree(tx, next);
-      const bump = affectsTasks(current, next);
+      // A forced update replaces every task, as a new task version does.
+      const bump = affectsTasks(current, next) || !!patch.force;
       const updated = await tx.service.update({
         where: { id: row.id },
         data: {
@@ -183,11 +200,11 @@ export class ServicesService {
     return this.get(result.row.id);
   }
 
-  async scale(ref: string, replicas: number): Promise<ServiceView> {
+  async scale(ref: string, replicas: number, caller: Caller): Promise<ServiceView> {
     const row = await this.repo.find(ref);
     if (specOf(row).mode.kind === "global")
       throw new InvalidError(`service ${row.name} is global: it cannot be scaled`, { field: "replicas" });
-    return this.update(row.id, { replicas }, "scale");
+    return this.update(row.id, { replicas }, caller, "scale");
   }
 
   /** Returns to the previous spec, as a new version, replacing tasks with the rollback config. */

@@ -23,6 +23,11 @@ export const StoredServiceSpec = z.object({
   args: z.array(z.string()),
   env: z.record(z.string(), z.string()),
   labels: z.record(z.string(), z.string()),
+  // Specs written before these existed have none: the image's defaults.
+  containerLabels: z.record(z.string(), z.string()).default({}),
+  hostname: z.string().default(""),
+  user: z.string().default(""),
+  workdir: z.string().default(""),
   mode: z.discriminatedUnion("kind", [
     z.object({ kind: z.literal("replicated"), replicas: z.number() }),
     z.object({ kind: z.literal("global") }),
@@ -37,6 +42,18 @@ export const StoredServiceSpec = z.object({
       mode: z.enum(["ingress", "host"]).default("ingress"),
     }),
   ),
+  // Specs written before mounts existed have none.
+  mounts: z
+    .array(
+      z.object({
+        type: z.enum(["volume", "bind", "tmpfs"]),
+        source: z.string().optional(),
+        target: z.string(),
+        readOnly: z.boolean(),
+        tmpfsSizeBytes: z.number().optional(),
+      }),
+    )
+    .default([]),
   placement: z.object({
     constraints: z.array(z.string()),
     preferences: z.array(z.object({ spread: z.string() })),

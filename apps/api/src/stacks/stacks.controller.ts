@@ -1,8 +1,10 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post } from "@nestjs/common";
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Req } from "@nestjs/common";
+import type { FastifyRequest } from "fastify";
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiTags } from "@nestjs/swagger";
 import type { ServiceView, TaskView } from "@flotilla/api-types";
 import { z } from "zod";
 import { ZodValidationPipe } from "../common/zod-validation.pipe";
+import { callerOf } from "../services/services.controller";
 import { StacksService, type StackDeployResult, type StackView } from "./stacks.service";
 
 const stringMap = z.record(z.string(), z.string());
@@ -30,7 +32,7 @@ export class StacksController {
   @ApiOperation({
     summary: "Deploy a compose file as a stack: services named NAME_SERVICE are created, or updated only where the file changed",
     description:
-      "The file is checked against the Compose specification's schema (unknown keys are reported with their path) and keys services do not support yet (volumes, secrets, configs, healthcheck, networks) are refused by path; nothing is created when anything is refused. `env` holds the variables the file interpolates, `dotenv` the text of its .env, `envFiles` the text of each env_file by its path; `prune` removes the stack's services the file no longer has.",
+      "The file is checked against the Compose specification's schema (unknown keys are reported with their path) and keys services do not support yet (secrets, configs, healthcheck, networks) are refused by path; nothing is created when anything is refused. `env` holds the variables the file interpolates, `dotenv` the text of its .env, `envFiles` the text of each env_file by its path; `prune` removes the stack's services the file no longer has.",
   })
   @ApiBody({
     schema: {
@@ -46,8 +48,11 @@ export class StacksController {
       },
     },
   })
-  deploy(@Body(new ZodValidationPipe(DeployBody)) body: z.infer<typeof DeployBody>): Promise<StackDeployResult> {
-    return this.stacks.deploy(body);
+  deploy(
+    @Req() req: FastifyRequest,
+    @Body(new ZodValidationPipe(DeployBody)) body: z.infer<typeof DeployBody>,
+  ): Promise<StackDeployResult> {
+    return this.stacks.deploy(body, callerOf(req));
   }
 
   @Get()

@@ -3,10 +3,10 @@
 // refusal happens here, before anything is created), compares it with the stack's services
 // (planStackDeploy) and creates or updates only what changed, through ServicesService, so each
 // change is the same transaction and reconcile as a `ctl service` command.
-import { Injectable } from "@nestjs/common";
+import { ForbiddenException, Injectable } from "@nestjs/common";
 import type { ServiceView, TaskView } from "@flotilla/api-types";
-import { DomainError, parseCompose, planStackDeploy, STACK_LABEL, type ServiceSpec } from "@flotilla/core";
-import { ServicesService } from "../services/services.service";
+import { addedBindSources, DomainError, parseCompose, planStackDeploy, STACK_LABEL, type ServiceSpec } from "@flotilla/core";
+import { ServicesService, type Caller } from "../services/services.service";
 import { TasksService } from "../tasks/tasks.service";
 
 /** What POST /api/v1/stacks takes. */
@@ -49,7 +49,7 @@ export class StacksService {
     private readonly tasks: TasksService,
   ) {}
 
-  async deploy(body: DeployStackBody): Promise<StackDeployResult> {
+  async deploy(body: DeployStackBody, caller: Caller): Promise<StackDeployResult> {
     const parsed = parseCompose({
       text: body.compose,
       stack: body.name,
@@ -59,10 +59,16 @@ export class StacksService {
     });
     const current = (await this.servicesOf(parsed.stack)).map((s) => s.spec as unknown as ServiceSpec);
     const plan = planStackDeploy(current, parsed.services, { prune: !!body.prune });
-    for (const spec of plan.create) await this.services.create(toBody(spec));
+    // Every refusal before the first change: a stack is deployed whole or not at all.
+    const byName = new Map(current.map((s) => [s.name, s]));
+    const binds = [...plan.create, ...plan.update].flatMap((s) => addedBindSources(byName.get(s.name), s).map((p) => `${s.name}: ${p}`));
+    if (binds.length && !caller.admin) {
+      throw new ForbiddenException(`only an admin token may bind a node's paths into a service (${binds.join(", ")})`);
+    }
+    for (const spec of plan.create) await this.services.create(toBody(spec), caller);
     for (const spec of plan.update) {
       const { name: _name, ...patch } = toBody(spec);
-      await this.services.update(spec.name, patch);
+      await this.services.update(spec.name, patch, caller);
     }
     for (const name of plan.remove) await this.services.remove(name);
     return {

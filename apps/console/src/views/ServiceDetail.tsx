@@ -4,7 +4,7 @@ import { seg } from "../data/client";
 import { useApi, useResource } from "../data/live";
 import { ConfirmButton } from "../components/confirm";
 import { Badge, ErrorNote, useAction } from "../components/feedback";
-import { ago, bytes, cpus, port } from "../format";
+import { ago, bytes, cpus, mount, port } from "../format";
 import { Link } from "../router";
 import { LogsViewer } from "./LogsViewer";
 import { Replicas } from "./Services";
@@ -58,6 +58,8 @@ function Summary({ s, reload }: { s: ServiceView; reload(): Promise<void> }) {
         <dd className="mono">{[...s.spec.command, ...s.spec.args].join(" ") || "(image default)"}</dd>
         <dt>Ports</dt>
         <dd>{s.spec.ports.length ? s.spec.ports.map(port).join(", ") : "—"}</dd>
+        <dt>Mounts</dt>
+        <dd className="mono">{(s.spec.mounts ?? []).map(mount).join(", ") || "—"}</dd>
         <dt>Reserved</dt>
         <dd>
           {cpus(r.reservations.nanoCpus)}, {bytes(r.reservations.memoryBytes)}

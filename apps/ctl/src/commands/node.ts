@@ -1,8 +1,9 @@
 import type { Command } from "commander";
-import type { NodeAvailability, NodeUpdateRequest, NodeView as NodeJson } from "@flotilla/api-types";
+import type { NodeAvailability, NodeUpdateRequest, NodeView as NodeJson, TaskView as TaskJson } from "@flotilla/api-types";
 import { Option } from "commander";
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
+import { taskTable } from "./task-table";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const client = () => new ApiClient(loadCtlConfig());
@@ -48,6 +49,18 @@ export function registerNode(program: Command): void {
           ],
         ),
       );
+    });
+
+  node
+    .command("ps <node>")
+    .description("list the tasks on a node")
+    .option("--json", "print JSON")
+    .option("-q, --quiet", "print task ids only")
+    .action(async (ref: string, o: { json?: boolean; quiet?: boolean }) => {
+      const tasks = await client().request<TaskJson[]>("GET", `/api/v1/tasks?node=${enc(ref)}`);
+      if (o.json) return void json(tasks);
+      if (o.quiet) return void (tasks.length && out(tasks.map((t) => t.id).join("\n")));
+      out(taskTable(tasks));
     });
 
   node

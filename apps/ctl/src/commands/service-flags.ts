@@ -1,7 +1,19 @@
 // The flags \`service create\` and \`service update\` share, and how they become the API's request
 // body: each is parsed by the same core parser the API uses, so a bad value fails here naming the flag.
+import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { DomainError, parseConstraint, parseCpus, parseDuration, parseMemory, parsePlacementPref, parsePublish } from "@flotilla/core";
+import {
+  commandOf,
+  DomainError,
+  parseEnvFile,
+  parseConstraint,
+  parseCpus,
+  parseDuration,
+  parseMemory,
+  parseMountFlag,
+  parsePlacementPref,
+  parsePublish,
+} from "@flotilla/core";
 import type { RestartPolicy, ServiceUpdateRequest, UpdateConfig } from "@flotilla/api-types";
 import { CtlError } from "../client";
 
@@ -37,6 +49,7 @@ export interface SpecFlags {
   env?: string[];
   label?: string[];
   publish?: string[];
+  mount?: string[];
   constraint?: string[];
   placementPref?: string[];
   reserveMemory?: string;
@@ -46,20 +59,88 @@ export interface SpecFlags {
   restartCondition?: RestartPolicy["condition"];
   restartDelay?: string;
   restartMaxAttempts?: string;
+  restartWindow?: string;
   updateParallelism?: string;
   updateDelay?: string;
   updateOrder?: UpdateConfig["order"];
   updateFailureAction?: UpdateConfig["failureAction"];
+  updateMonitor?: string;
+  updateMaxFailureRatio?: string;
+  rollbackParallelism?: string;
+  rollbackDelay?: string;
+  rollbackOrder?: UpdateConfig["order"];
+  rollbackFailureAction?: UpdateConfig["failureAction"];
+  rollbackMonitor?: string;
+  rollbackMaxFailureRatio?: string;
+  entrypoint?: string;
+  envFile?: string[];
+  containerLabel?: string[];
+  hostname?: string;
+  user?: string;
+  workdir?: string;
   stopGracePeriod?: string;
   replicas?: string;
+}
+
+/** `--env-file`s in order (later files win), read with the compose parser. */
+function envFiles(files: string[] = []): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const f of files) {
+    let text: string;
+    try {
+      text = readFileSync(f, "utf8");
+    } catch (e) {
+      throw new CtlError(`--env-file: cannot read ${f}: ${(e as Error).message}`);
+    }
+    Object.assign(
+      env,
+      parse("--env-file", () => parseEnvFile(text, f)),
+    );
+  }
+  return env;
+}
+
+/** `--update-*` or `--rollback-*` flags as an update config (only those given). */
+function updateConfigOf(
+  prefix: "update" | "rollback",
+  f: {
+    parallelism?: string;
+    delay?: string;
+    order?: UpdateConfig["order"];
+    failureAction?: UpdateConfig["failureAction"];
+    monitor?: string;
+    maxFailureRatio?: string;
+  },
+): Partial<UpdateConfig> {
+  let ratio: number | undefined;
+  if (f.maxFailureRatio !== undefined) {
+    ratio = Number(f.maxFailureRatio);
+    if (f.maxFailureRatio.trim() === "" || !(ratio >= 0 && ratio <= 1))
+      throw new CtlError(`--${prefix}-max-failure-ratio: expected a number from 0 to 1, got ${JSON.stringify(f.maxFailureRatio)}`);
+  }
+  return {
+    ...(f.parallelism ? { parallelism: intOpt(`--${prefix}-parallelism`, f.parallelism) } : {}),
+    ...(f.delay ? { delayMs: parse(`--${prefix}-delay`, () => parseDuration(f.delay!)) } : {}),
+    ...(f.order ? { order: f.order } : {}),
+    ...(f.failureAction ? { failureAction: f.failureAction } : {}),
+    ...(f.monitor ? { monitorMs: parse(`--${prefix}-monitor`, () => parseDuration(f.monitor!)) } : {}),
+    ...(ratio !== undefined ? { maxFailureRatio: ratio } : {}),
+  };
 }
 
 /** Flags shared by `create` and `update`, as the API's body fields (only those given). */
 export function specBody(o: SpecFlags): ServiceUpdateRequest {
   const body: ServiceUpdateRequest = {};
-  if (o.env) body.env = keyValues("--env", o.env);
+  if (o.envFile || o.env) body.env = { ...envFiles(o.envFile), ...keyValues("--env", o.env) };
+  // docker's --entrypoint is one string, split as a shell would; "" clears it (the image's).
+  if (o.entrypoint !== undefined) body.command = parse("--entrypoint", () => commandOf(o.entrypoint!, "--entrypoint"));
   if (o.label) body.labels = keyValues("--label", o.label);
+  if (o.containerLabel) body.containerLabels = keyValues("--container-label", o.containerLabel);
+  if (o.hostname !== undefined) body.hostname = o.hostname;
+  if (o.user !== undefined) body.user = o.user;
+  if (o.workdir !== undefined) body.workdir = o.workdir;
   if (o.publish) body.ports = o.publish.map((p) => parse("--publish", () => parsePublish(p)));
+  if (o.mount) body.mounts = o.mount.map((m) => parse("--mount", () => parseMountFlag(m)));
   if (o.constraint || o.placementPref) {
     body.placement = {
       ...(o.constraint ? { constraints: o.constraint.map((c) => (parse("--constraint", () => parseConstraint(c)), c)) } : {}),
@@ -79,15 +160,27 @@ export function specBody(o: SpecFlags): ServiceUpdateRequest {
     ...(o.restartCondition ? { condition: o.restartCondition } : {}),
     ...(o.restartDelay ? { delayMs: parse("--restart-delay", () => parseDuration(o.restartDelay!)) } : {}),
     ...(o.restartMaxAttempts ? { maxAttempts: intOpt("--restart-max-attempts", o.restartMaxAttempts) } : {}),
+    ...(o.restartWindow ? { windowMs: parse("--restart-window", () => parseDuration(o.restartWindow!)) } : {}),
   };
   if (Object.keys(restart).length) body.restartPolicy = restart;
-  const update = {
-    ...(o.updateParallelism ? { parallelism: intOpt("--update-parallelism", o.updateParallelism) } : {}),
-    ...(o.updateDelay ? { delayMs: parse("--update-delay", () => parseDuration(o.updateDelay!)) } : {}),
-    ...(o.updateOrder ? { order: o.updateOrder } : {}),
-    ...(o.updateFailureAction ? { failureAction: o.updateFailureAction } : {}),
-  };
+  const update = updateConfigOf("update", {
+    parallelism: o.updateParallelism,
+    delay: o.updateDelay,
+    order: o.updateOrder,
+    failureAction: o.updateFailureAction,
+    monitor: o.updateMonitor,
+    maxFailureRatio: o.updateMaxFailureRatio,
+  });
   if (Object.keys(update).length) body.updateConfig = update;
+  const rollback = updateConfigOf("rollback", {
+    parallelism: o.rollbackParallelism,
+    delay: o.rollbackDelay,
+    order: o.rollbackOrder,
+    failureAction: o.rollbackFailureAction,
+    monitor: o.rollbackMonitor,
+    maxFailureRatio: o.rollbackMaxFailureRatio,
+  });
+  if (Object.keys(rollback).length) body.rollbackConfig = rollback;
   if (o.stopGracePeriod) body.stopGracePeriodMs = parse("--stop-grace-period", () => parseDuration(o.stopGracePeriod!));
   if (o.replicas !== undefined) body.replicas = intOpt("--replicas", o.replicas);
   return body;
@@ -97,10 +190,21 @@ export function specOptions(cmd: Command): Command {
   return cmd
     .option("--replicas <n>", "number of tasks (replicated mode)")
     .option("-e, --env <K=V>", "environment variable (repeatable)", collect)
+    .option("--env-file <file>", "read environment variables from a file of KEY=VALUE lines (repeatable; --env wins)", collect)
+    .option("--entrypoint <cmd>", "override the image's entrypoint (split as a shell would; \"\" for the image's own)")
     .option("-l, --label <K=V>", "service label (repeatable)", collect)
+    .option("--container-label <K=V>", "label of the tasks' containers only (repeatable)", collect)
+    .option("--hostname <name>", "the containers' host name")
+    .option("-u, --user <user[:group]>", "user (and group), names or ids, the command runs as")
+    .option("-w, --workdir <dir>", "working directory of the command")
     .option(
       "-p, --publish <port>",
       "publish a port: published:target[/tcp|udp] answers on every node (ingress mesh); published=P,target=T[,protocol=udp],mode=host only on the task's node (repeatable)",
+      collect,
+    )
+    .option(
+      "--mount <mount>",
+      "mount into each task: type=volume,source=NAME,target=/PATH (the node's named volume, kept across task replacements), type=bind,source=/HOST,target=/PATH (admin only), type=tmpfs,target=/PATH[,tmpfs-size=64m]; add readonly for read-only (repeatable)",
       collect,
     )
     .option("--constraint <expr>", "placement constraint, e.g. node.labels.zone==a (repeatable)", collect)
@@ -112,10 +216,19 @@ export function specOptions(cmd: Command): Command {
     .addOption(new Option("--restart-condition <cond>", "when to restart tasks").choices(["none", "on-failure", "any"]))
     .option("--restart-delay <duration>", "delay before a restart (5s)")
     .option("--restart-max-attempts <n>", "give up after n restarts (0: never)")
+    .option("--restart-window <duration>", "window in which restarts are counted (0: since the spec version)")
     .option("--update-parallelism <n>", "tasks replaced at once (0: all)")
     .option("--update-delay <duration>", "delay between update batches (10s, 1m30s)")
     .addOption(new Option("--update-order <order>", "stop-first or start-first").choices(["stop-first", "start-first"]))
     .addOption(new Option("--update-failure-action <action>", "on failed update").choices(["pause", "continue", "rollback"]))
+    .option("--update-monitor <duration>", "after each task starts, how long a failure counts against the update (5s)")
+    .option("--update-max-failure-ratio <ratio>", "fraction of tasks (0 to 1) that may fail before the failure action")
+    .option("--rollback-parallelism <n>", "tasks rolled back at once (0: all)")
+    .option("--rollback-delay <duration>", "delay between rollback batches")
+    .addOption(new Option("--rollback-order <order>", "stop-first or start-first").choices(["stop-first", "start-first"]))
+    .addOption(new Option("--rollback-failure-action <action>", "on failed rollback").choices(["pause", "continue"]))
+    .option("--rollback-monitor <duration>", "after each rolled-back task starts, how long a failure counts")
+    .option("--rollback-max-failure-ratio <ratio>", "fraction of tasks (0 to 1) that may fail during a rollback")
     .option("--stop-grace-period <duration>", "time between SIGTERM and SIGKILL (10s)")
     .option("-d, --detach", "return at once instead of following convergence")
     .option("--timeout <duration>", "give up following after this long", "5m");

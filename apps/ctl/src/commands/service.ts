@@ -1,18 +1,15 @@
 import { Command, Option } from "commander";
 import type { ServiceCreateRequest, ServiceView as ServiceJson, TaskView as TaskJson } from "@flotilla/api-types";
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
-import { json, note, out, table } from "../output";
+import { json, note, out } from "../output";
+import { taskTable } from "./task-table";
 import { serviceTable } from "./service-table";
 import { follow } from "./service-converge";
-import { collect, intOpt, keyValues, specBody, specOptions, type SpecFlags } from "./service-flags";
+import { collect, intOpt, specBody, specOptions, type SpecFlags } from "./service-flags";
+import { applyListEdits, editsLists, type UpdateListFlags } from "./service-update-flags";
 
 const client = () => new ApiClient(loadCtlConfig());
 const enc = encodeURIComponent;
-
-function age(iso: string): string {
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  return s < 60 ? `${s} seconds ago` : s < 3600 ? `${Math.round(s / 60)} minutes ago` : `${Math.round(s / 3600)} hours ago`;
-}
 
 export function registerService(program: Command): void {
   // As with docker: everything after IMAGE belongs to the container's command, flags included.
@@ -61,26 +58,7 @@ export function registerService(program: Command): void {
       const tasks = await client().request<TaskJson[]>("GET", `/api/v1/tasks?service=${enc(ref)}`);
       if (o.json) return void json(tasks);
       if (o.quiet) return void (tasks.length && out(tasks.map((t) => t.id).join("\n")));
-      out(
-        table(
-          tasks.map((t) => ({
-            id: t.id.slice(0, 12),
-            name: t.name,
-            node: t.nodeHostname ?? "",
-            desired: t.desiredState,
-            current: `${t.state} ${age(t.updatedAt)}`,
-            error: t.error ?? (t.state === "PENDING" ? (t.message ?? "") : ""),
-          })),
-          [
-            ["ID", "id"],
-            ["NAME", "name"],
-            ["NODE", "node"],
-            ["DESIRED STATE", "desired"],
-            ["CURRENT STATE", "current"],
-            ["ERROR", "error"],
-          ],
-        ),
-      );
+      out(taskTable(tasks));
     });
 
   service
@@ -118,22 +96,23 @@ export function registerService(program: Command): void {
       .option("--image <image>", "new image")
       .option("--env-add <K=V>", "add or change an environment variable (repeatable)", collect)
       .option("--env-rm <K>", "remove an environment variable (repeatable)", collect)
+      .option("--mount-add <mount>", "add or replace (by target) a mount, as --mount (repeatable)", collect)
+      .option("--mount-rm <target>", "remove the mount at this container path (repeatable)", collect)
+      .option("--publish-add <port>", "add or replace (by published port) a published port, as --publish (repeatable)", collect)
+      .option("--publish-rm <port>", "remove a published port: PUBLISHED[/tcp|udp] (repeatable)", collect)
+      .option("--force", "replace every task even when nothing changed")
       .option("--args <args...>", "new command arguments"),
   ).action(
     async (
       ref: string,
-      o: SpecFlags & { image?: string; envAdd?: string[]; envRm?: string[]; args?: string[]; detach?: boolean; timeout: string },
+      o: SpecFlags & UpdateListFlags & { image?: string; args?: string[]; force?: boolean; detach?: boolean; timeout: string },
     ) => {
       const c = client();
       const body = specBody(o);
       if (o.image) body.image = o.image;
       if (o.args) body.args = o.args;
-      if (o.envAdd || o.envRm) {
-        const current = await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`);
-        const env = { ...current.spec.env, ...body.env, ...keyValues("--env-add", o.envAdd) };
-        for (const k of o.envRm ?? []) delete env[k];
-        body.env = env;
-      }
+      if (o.force) body.force = true;
+      if (editsLists(o)) applyListEdits(body, (await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`)).spec, o);
       if (Object.keys(body).length === 0) throw new CtlError("nothing to update: give at least one flag (see ctl service update --help)");
       const svc = await c.request<ServiceJson>("PATCH", `/api/v1/services/${enc(ref)}`, body);
       note(`${svc.name} updated to version ${svc.version}`);

@@ -19,6 +19,7 @@ import type {
 } from "../types";
 import { interpolate, parseEnvFile } from "./compose-interpolate";
 import { validateComposeSchema } from "./compose-schema";
+import { mountsOf, stackVolumes } from "./compose-volumes";
 
 /** The label that ties a service to its stack (Docker's). */
 export const STACK_LABEL = "com.docker.stack.namespace";
@@ -54,10 +55,13 @@ const SERVICE_KEYS = new Set([
   "labels",
   "deploy",
   "stop_grace_period",
+  "volumes",
+  "hostname",
+  "user",
+  "working_dir",
 ]);
 /** Keys Flotilla will take once the services have them: refused with the reason. */
 const NOT_YET: Record<string, string> = {
-  volumes: "volumes are not supported yet (mounts come with the services issue)",
   secrets: "secrets are not supported yet",
   configs: "configs are not supported yet",
   healthcheck: "health checks are not supported yet",
@@ -66,7 +70,7 @@ const NOT_YET: Record<string, string> = {
   restart: "restart is not used by stacks: use deploy.restart_policy",
 };
 const DEPLOY_KEYS = new Set(["mode", "replicas", "labels", "resources", "placement", "update_config", "rollback_config", "restart_policy"]);
-const TOP_KEYS = new Set(["version", "name", "services"]);
+const TOP_KEYS = new Set(["version", "name", "services", "volumes"]);
 
 /** Parses and translates a compose file; every refusal is an InvalidError/NotSupportedError naming the path. */
 export function parseCompose(input: ComposeInput): ComposeStack {
@@ -91,7 +95,8 @@ export function parseCompose(input: ComposeInput): ComposeStack {
   }
   const services = (data.services ?? {}) as Record<string, Record<string, unknown>>;
   if (!Object.keys(services).length) throw new InvalidError(`${file}: no services`, { field: "services" });
-  const specs = Object.entries(services).map(([name, svc]) => toServiceSpec(stack, name, svc ?? {}, vars, input.envFiles ?? {}));
+  const volumes = stackVolumes(stack, data.volumes);
+  const specs = Object.entries(services).map(([name, svc]) => toServiceSpec(stack, name, svc ?? {}, vars, input.envFiles ?? {}, volumes));
   return { stack, services: specs.sort((a, b) => a.name.localeCompare(b.name)) };
 }
 
@@ -101,6 +106,7 @@ function toServiceSpec(
   svc: Record<string, unknown>,
   vars: Record<string, string>,
   envFiles: Readonly<Record<string, string>>,
+  volumes: ReadonlyMap<string, string>,
 ): ServiceSpec {
   const at = `services.${name}`;
   for (const key of Object.keys(svc)) {
@@ -152,6 +158,10 @@ function toServiceSpec(
       mode: mode === "global" ? { kind: "global" } : { kind: "replicated", replicas },
       resources: resourcesOf(deploy.resources as Record<string, Record<string, unknown>> | undefined, `${at}.deploy.resources`),
       ports: listOf(svc.ports).map((p, i) => portOf(p, `${at}.ports[${i}]`)),
+      mounts: mountsOf(svc.volumes, volumes, `${at}.volumes`),
+      ...(svc.hostname !== undefined ? { hostname: String(svc.hostname) } : {}),
+      ...(svc.user !== undefined ? { user: String(svc.user) } : {}),
+      ...(svc.working_dir !== undefined ? { workdir: String(svc.working_dir) } : {}),
       placement: placementOf(deploy.placement as Record<string, unknown> | undefined, `${at}.deploy.placement`),
       ...(deploy.restart_policy
         ? { restartPolicy: restartOf(deploy.restart_policy as Record<string, unknown>, `${at}.deploy.restart_policy`) }
