@@ -237,6 +237,32 @@ describe("agent heartbeats", () => {
     await dead.stop();
     expect(r).toMatchObject({ ok: false, error: expect.stringContaining(`${cp.url}/api/v1/nodes/heartbeat: `) });
   });
+
+  it("goes round the API replicas of a comma-separated URL: a refused or 5xx one sends the next beat to the next", async () => {
+    const down = await controlPlane(() => ({ status: 503, body: { message: "Postgres is unavailable" } }));
+    const up = await controlPlane(() => ({ status: 200, body: { nodeId: "n-1" } }));
+    close = async () => {
+      await down.close();
+      await up.close();
+    };
+    hb = startHeartbeats({
+      apiUrl: `http://127.0.0.1:1, ${down.url}/,${up.url}`,
+      token: "flt_secret",
+      engineUrl: "https://198.18.0.2:2376",
+      intervalMs: 60_000,
+      listContainers: async () => [],
+      resources: { nanoCpus: 1e9, memoryBytes: 1024 },
+    });
+    // Refused, then 503, then the replica that answers: at most three beats to get there.
+    const results = [await hb.beatNow(), await hb.beatNow(), await hb.beatNow()];
+    expect(results.at(-1)).toMatchObject({ ok: true });
+    expect(results.filter((r) => r.status === 503)).toHaveLength(1);
+    expect(hb.nodeId).toBe("n-1");
+    // Once there, beats stay with it.
+    const before = [down.received.length, up.received.length];
+    expect(await hb.beatNow()).toMatchObject({ ok: true });
+    expect([down.received.length, up.received.length]).toEqual([before[0], before[1] + 1]);
+  });
 });
 
 describe("heartbeat retries", () => {

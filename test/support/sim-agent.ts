@@ -31,7 +31,10 @@ export interface SimIngressTable {
 
 export interface SimAgentOptions {
   hostname: string;
-  /** Control plane URL and token for heartbeats; without them no heartbeats are sent. */
+  /**
+   * Control plane URL and token for heartbeats; without them no heartbeats are sent. Several
+   * URLs (comma-separated, API replicas) are used in turn: a failed beat moves to the next.
+   */
   apiUrl?: string;
   token?: string;
   heartbeatMs?: number;
@@ -64,6 +67,7 @@ export class SimAgent {
   heartbeatsOk = 0;
   nodeId?: string;
   ingress?: SimIngressTable;
+  private apiUrlIndex = 0;
 
   constructor(readonly opts: SimAgentOptions) {
     this.images = new Set(opts.images ?? []);
@@ -125,8 +129,10 @@ export class SimAgent {
       })),
     };
     const sent = Date.now();
+    const urls = this.opts.apiUrl.split(",");
+    const apiUrl = urls[this.apiUrlIndex % urls.length];
     try {
-      const res = await fetch(`${this.opts.apiUrl}/api/v1/nodes/heartbeat`, {
+      const res = await fetch(`${apiUrl}/api/v1/nodes/heartbeat`, {
         method: "POST",
         headers: { "content-type": "application/json", authorization: `Bearer ${this.opts.token}` },
         body: JSON.stringify(body),
@@ -134,6 +140,7 @@ export class SimAgent {
       this.lastHeartbeatStatus = res.status;
       this.heartbeatMs.push(Date.now() - sent);
       if (!res.ok) this.heartbeatFailures++;
+      if (res.status >= 500) this.apiUrlIndex++;
       if (res.ok) {
         this.heartbeatsOk++;
         const reply = (await res.json()) as { nodeId: string; ingress?: SimIngressTable };
@@ -141,8 +148,9 @@ export class SimAgent {
         if (reply.ingress) this.ingress = reply.ingress;
       } else await res.body?.cancel();
     } catch {
-      // The API may be restarting; the next beat tries again.
+      // The API may be restarting; the next beat tries again, at the next replica if any.
       this.heartbeatFailures++;
+      this.apiUrlIndex++;
     }
   }
 

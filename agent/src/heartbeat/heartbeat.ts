@@ -83,7 +83,10 @@ export function retryDelayMs(failures: number, intervalMs: number, maxBackoffMs:
 }
 
 export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
-  const url = `${options.apiUrl.replace(/\/+$/, "")}/api/v1/nodes/heartbeat`;
+  // Several API replicas (a comma-separated FLOTILLA_API_URL): beats go to one until it fails
+  // (no answer or a 5xx), then to the next.
+  const urls = apiUrls(options.apiUrl).map((u) => `${u}/api/v1/nodes/heartbeat`);
+  let current = 0;
   const log = options.log ?? (() => {});
   let maxBackoff = options.maxBackoffMs ?? 60_000;
   let interval = options.intervalMs ?? 5000;
@@ -114,6 +117,7 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
       ...(ingressVersion !== undefined ? { ingressVersion } : {}),
     };
     let res: Response;
+    const url = urls[current % urls.length];
     try {
       res = await fetch(url, {
         method: "POST",
@@ -123,10 +127,12 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
       });
     } catch (e) {
       const cause = (e as { cause?: { code?: string } }).cause?.code;
+      current++;
       return { ok: false, error: `${url}: ${cause ?? (e as Error).message}` };
     }
     const text = await res.text().catch(() => "");
     if (!res.ok) {
+      if (res.status >= 500) current++;
       // A node id the control plane no longer knows: register afresh next time.
       if (res.status === 404 && nodeId) nodeId = undefined;
       let message = text;
@@ -209,4 +215,12 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
       await inFlight?.catch(() => undefined);
     },
   };
+}
+
+/** The API URLs in FLOTILLA_API_URL: one, or several replicas separated by commas. */
+export function apiUrls(apiUrl: string): string[] {
+  return apiUrl
+    .split(",")
+    .map((u) => u.trim().replace(/\/+$/, ""))
+    .filter(Boolean);
 }

@@ -11,7 +11,7 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "n
 import { hostname as osHostname } from "node:os";
 import { join as joinPath } from "node:path";
 import { InvalidError } from "@flotilla/core";
-import { startHeartbeats, type BeatResult, type HeartbeatOptions, type Heartbeats } from "./heartbeat";
+import { apiUrls, startHeartbeats, type BeatResult, type HeartbeatOptions, type Heartbeats } from "./heartbeat";
 
 /** The saved agent token, in the agent's state dir (its --root). */
 export const TOKEN_FILE = "control-plane-token.json";
@@ -99,12 +99,14 @@ export interface JoinOptions {
  * control plane's message.
  */
 export async function joinControlPlane(o: JoinOptions): Promise<string> {
-  const url = `${o.apiUrl.replace(/\/+$/, "")}/api/v1/nodes/join`;
+  // Attempts go round the API replicas when FLOTILLA_API_URL names several.
+  const urls = apiUrls(o.apiUrl).map((u) => `${u}/api/v1/nodes/join`);
   const maxBackoff = o.maxBackoffMs ?? 60_000;
   let delay = o.initialBackoffMs ?? 1_000;
   for (let attempt = 1; ; attempt++) {
     o.signal?.throwIfAborted();
     let problem: string;
+    const url = urls[(attempt - 1) % urls.length];
     try {
       const res = await fetch(url, {
         method: "POST",

@@ -28,7 +28,7 @@ describe("loadConfig", () => {
   it.each([
     [{ DATABASE_URL: undefined }, /DATABASE_URL is required/],
     [{ DATABASE_URL: "mysql://x/y" }, /DATABASE_URL must be a postgresql:\/\/ or postgres:\/\/ URL/],
-    [{ REDIS_URL: "nonsense" }, /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/],
+    [{ REDIS_URL: "nonsense" }, /REDIS_URL must be a redis:\/\/ or rediss:\/\/ or redis\+sentinel:\/\/ URL/],
     [{ FLOTILLA_PORT: "70000" }, /FLOTILLA_PORT/],
     [{ FLOTILLA_ROLE: "boss" }, /FLOTILLA_ROLE/],
     [{ FLOTILLA_HEARTBEAT_MS: "10" }, /FLOTILLA_HEARTBEAT_MS/],

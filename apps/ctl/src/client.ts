@@ -5,7 +5,10 @@ import type { ApiErrorBody } from "@flotilla/api-types";
 
 /** Where ctl finds the API: env first, then the config the API wrote on its first start. */
 export interface CtlConfig {
+  /** The first API URL (what `ctl system info` shows). */
   url: string;
+  /** Every API replica, in order: FLOTILLA_URL or the config's url may list several, comma-separated. */
+  urls?: string[];
   token?: string;
   source: string;
 }
@@ -26,7 +29,11 @@ export function loadCtlConfig(env = process.env): CtlConfig {
   }
   const url = env.FLOTILLA_URL || fromFile.url || "http://127.0.0.1:8080";
   const token = env.FLOTILLA_TOKEN || fromFile.token;
-  return { url: url.replace(/\/+$/, ""), token, source: env.FLOTILLA_TOKEN ? "FLOTILLA_TOKEN" : existsSync(file) ? file : "defaults" };
+  const urls = url
+    .split(",")
+    .map((u) => u.trim().replace(/\/+$/, ""))
+    .filter(Boolean);
+  return { url: urls[0] ?? url, urls, token, source: env.FLOTILLA_TOKEN ? "FLOTILLA_TOKEN" : existsSync(file) ? file : "defaults" };
 }
 
 /** An error whose message is for the user as is; exit code 1. */
@@ -34,8 +41,13 @@ export class CtlError extends Error {}
 
 export type { ApiErrorBody };
 
-/** A thin REST client: the API's error message becomes the CLI's error message. */
+/**
+ * A thin REST client: the API's error message becomes the CLI's error message. With several API
+ * replicas, a request that reaches none is sent to the next; one that got an answer is never
+ * resent (a write might have been taken).
+ */
 export class ApiClient {
+  private current = 0;
   constructor(private readonly config: CtlConfig) {}
 
   /** `accept` lists error statuses whose body is an answer, not a failure (health's 503). */
@@ -49,13 +61,23 @@ export class ApiClient {
     const headers: Record<string, string> = { accept };
     if (this.config.token) headers.authorization = `Bearer ${this.config.token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
-    let res: Response;
-    try {
-      res = await fetch(this.config.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    } catch (e) {
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    const urls = this.config.urls?.length ? this.config.urls : [this.config.url];
+    let res: Response | undefined;
+    const unreachable: string[] = [];
+    for (let tried = 0; !res && tried < urls.length; tried++) {
+      const url = urls[this.current % urls.length];
+      try {
+        res = await fetch(url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      } catch (e) {
+        // Refused or cut before an answer: this replica is down; the next one may serve.
+        const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+        unreachable.push(`${url}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+        this.current++;
+      }
+    }
+    if (!res) {
       throw new CtlError(
-        `cannot reach the Flotilla API at ${this.config.url}: ${cause?.code ?? cause?.message ?? (e as Error).message} (is it running? \`npm start\` starts the local stack)`,
+        `cannot reach the Flotilla API at ${unreachable.join("; ")} (is it running? \`npm start\` starts the local stack)`,
       );
     }
     if (res.ok || acceptStatus.includes(res.status)) return res;

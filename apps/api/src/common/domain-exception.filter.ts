@@ -55,7 +55,7 @@ export class DomainExceptionFilter implements ExceptionFilter {
   private async classify(exception: unknown, method: string): Promise<unknown> {
     if (exception instanceof DomainError || exception instanceof HttpException) return exception;
     const failure = connectionFailure(exception);
-    if (failure === "postgres") return postgresUnavailable(method);
+    if (failure === "postgres") return postgresUnavailable(method, exception);
     if (failure === "network" && this.health) {
       await this.health.probeOnce().catch(() => undefined);
       if (!this.health.isUp("postgres")) return postgresUnavailable(method);

@@ -4,9 +4,12 @@ import { UnavailableError } from "@flotilla/core";
 
 // Postgres's own signs: the server shutting down or starting up (57P0x), connection exceptions
 // (08xxx), Prisma's codes for the same, and node-postgres's messages.
-const PG_CODES = new Set(["57P01", "57P02", "57P03", "P1001", "P1002", "P1017", "P2024", "DatabaseNotReachable"]);
+// 25006: a write reached a read-only standby (a failover under way).
+const PG_CODES = new Set(["57P01", "57P02", "57P03", "25006", "P1001", "P1002", "P1017", "P2024", "DatabaseNotReachable"]);
+// What database/pg-failover.ts and Postgres say when only a standby answers.
+const READ_ONLY = /has no writable primary|cannot execute \w+ in a read-only transaction/i;
 const PG_MESSAGES =
-  /connection terminated|timeout exceeded when trying to connect|can't reach database server|the database system is (starting up|shutting down|in recovery mode)|terminating connection due to administrator command|Client has encountered a connection error/i;
+  /has no writable primary|read-only transaction|connection terminated|timeout exceeded when trying to connect|can't reach database server|the database system is (starting up|shutting down|in recovery mode)|terminating connection due to administrator command|Client has encountered a connection error/i;
 // A refused or cut connection could be to anything (an agent, Redis): Postgres only if it is down.
 const NET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH"]);
 
@@ -28,13 +31,23 @@ export function connectionFailure(e: unknown): "postgres" | "network" | null {
   return network ? "network" : null;
 }
 
-/** The 503 for a request that failed because Postgres is down. */
-export function postgresUnavailable(method: string): UnavailableError {
+/** True when `e` (or what caused it) says only a read-only standby could be reached. */
+export function onlyStandby(e: unknown): boolean {
+  for (let cur = e, depth = 0; cur && typeof cur === "object" && depth < 6; cur = (cur as { cause?: unknown }).cause, depth++) {
+    if (READ_ONLY.test(String((cur as { message?: unknown }).message ?? "")) || (cur as { code?: unknown }).code === "25006") return true;
+  }
+  return false;
+}
+
+/** The 503 for a request that failed because Postgres is down (or, given `cause`, only a standby answers). */
+export function postgresUnavailable(method: string, cause?: unknown): UnavailableError {
   const reading = method === "GET" || method === "HEAD";
-  return new UnavailableError(
-    reading ? "Postgres is unavailable: try again when it is back" : "Postgres is unavailable: nothing was changed",
-    { dependency: "postgres" },
-  );
+  const what = onlyStandby(cause)
+    ? "Postgres has no writable primary (only a read-only standby answers; a failover may be under way)"
+    : "Postgres is unavailable";
+  return new UnavailableError(reading ? `${what}: try again when it is back` : `${what}: nothing was changed`, {
+    dependency: "postgres",
+  });
 }
 
 /** The 503 for a change Postgres took but Redis could not queue: the sweep rolls it out later. */

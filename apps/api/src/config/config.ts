@@ -1,20 +1,20 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
+import { parseDatabaseUrl, parseRedisUrl, type DatabaseTarget, type RedisTarget } from "./connection-urls";
 
 export type Role = "api" | "worker" | "all";
 
-const url = (protocols: string[]) =>
-  z.string().refine(
-    (v) => {
-      try {
-        return protocols.includes(new URL(v).protocol);
-      } catch {
-        return false;
-      }
-    },
-    `must be a ${protocols.map((p) => p.replace(":", "://")).join(" or ")} URL`,
-  );
+// Several hosts (Postgres) or Sentinels (Redis) make URLs the WHATWG parser refuses: see connection-urls.ts.
+const parsedWith = <T>(parse: (v: string) => T) =>
+  z.string().transform((v, ctx) => {
+    try {
+      return { raw: v, target: parse(v) };
+    } catch (e) {
+      ctx.addIssue({ code: "custom", message: (e as Error).message.replace(/^(DATABASE|REDIS)_URL:? ?/, "") });
+      return z.NEVER;
+    }
+  });
 
 /** `host:port` or `[v6]:port`, comma-separated; empty means none. */
 const listenList = z
@@ -38,8 +38,8 @@ const listenList = z
   });
 
 const schema = z.object({
-  DATABASE_URL: url(["postgresql:", "postgres:"]),
-  REDIS_URL: url(["redis:", "rediss:"]),
+  DATABASE_URL: parsedWith(parseDatabaseUrl),
+  REDIS_URL: parsedWith(parseRedisUrl),
   FLOTILLA_HOST: z.string().min(1).default("127.0.0.1"),
   FLOTILLA_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   FLOTILLA_ROLE: z.enum(["api", "worker", "all"]).default("all"),
@@ -62,7 +62,11 @@ const schema = z.object({
 
 export interface AppConfig {
   databaseUrl: string;
+  /** The Postgres hosts to try, in order, and whether only a primary will do. */
+  database: DatabaseTarget;
   redisUrl: string;
+  /** One Redis server, or the Sentinels that name the master. */
+  redis: RedisTarget;
   host: string;
   port: number;
   role: Role;
@@ -114,8 +118,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, roleOverride?: string): AppCo
   }
   const c = parsed.data;
   return {
-    databaseUrl: c.DATABASE_URL,
-    redisUrl: c.REDIS_URL,
+    databaseUrl: c.DATABASE_URL.raw,
+    database: c.DATABASE_URL.target,
+    redisUrl: c.REDIS_URL.raw,
+    redis: c.REDIS_URL.target,
     host: c.FLOTILLA_HOST,
     port: c.FLOTILLA_PORT,
     role: c.FLOTILLA_ROLE,

@@ -3,6 +3,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaClient } from "../generated/prisma/client";
 import { APP_CONFIG, type AppConfig } from "../config/config";
+import { failoverPool } from "./pg-failover";
 import { Sql } from "./sql";
 
 /**
@@ -15,7 +16,8 @@ export class PrismaService extends PrismaClient implements OnModuleDestroy {
   private readonly pool: pg.Pool;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.dbPoolSize, connectionTimeoutMillis: 5_000 });
+    // Several hosts in DATABASE_URL: connections go to the primary and follow it after a failover.
+    const pool = failoverPool(config.database, { max: config.dbPoolSize, connectionTimeoutMillis: 5_000 });
     // An idle connection that breaks (Postgres restarted) must not crash the process; the next
     // query opens a new one.
     pool.on("error", (e) => new Logger("database").warn(`idle connection failed: ${e.message}`));

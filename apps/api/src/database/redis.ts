@@ -1,6 +1,27 @@
 import { Inject, Injectable, OnModuleDestroy } from "@nestjs/common";
 import IORedis, { type Redis, type RedisOptions } from "ioredis";
 import { APP_CONFIG, type AppConfig } from "../config/config";
+import type { RedisTarget } from "../config/connection-urls";
+
+/**
+ * ioredis asks the Sentinels for the master whenever it (re)connects: after the master dies its
+ * connections drop and come back to the new one; after a graceful failover Sentinel kills the
+ * demoted master's clients, and a write that still meets it (READONLY) reconnects and is resent
+ * (reconnectOnError: 2). Not `failoverDetector`: when +switch-master arrives while a connection
+ * is already reconnecting, it aborts that connect and ioredis ends the connection for good
+ * ("Connection is closed" from then on; seen here with the master killed).
+ */
+export function sentinelOptions(t: Extract<RedisTarget, { kind: "sentinel" }>): RedisOptions {
+  return {
+    sentinels: t.sentinels,
+    name: t.name,
+    username: t.username,
+    password: t.password,
+    sentinelPassword: t.sentinelPassword,
+    db: t.db,
+    reconnectOnError: (e) => (/^READONLY/.test(e.message) ? 2 : false),
+  };
+}
 
 /**
  * Redis connections. BullMQ needs `maxRetriesPerRequest: null` on its blocking connections;
@@ -18,7 +39,11 @@ export class RedisConnections implements OnModuleDestroy {
   }
 
   open(extra: RedisOptions = {}): Redis {
-    const conn = new IORedis(this.config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false, ...extra });
+    const options: RedisOptions = { maxRetriesPerRequest: null, lazyConnect: false, ...extra };
+    const conn =
+      this.config.redis.kind === "direct"
+        ? new IORedis(this.config.redis.url, options)
+        : new IORedis({ ...sentinelOptions(this.config.redis), ...options });
     // Errors surface through health and failing commands; an unhandled 'error' event would crash.
     conn.on("error", () => undefined);
     this.opened.push(conn);

@@ -19,10 +19,16 @@ export interface TokenView {
 
 // Writing lastUsedAt on every request would turn each read into a write; once a minute is plenty.
 const LAST_USED_RESOLUTION_MS = 60_000;
+// Every request checks its token: a second's cache spares Postgres a lookup per request, and is
+// the longest a revoked token still works on any replica (each API process caches for itself).
+export const TOKEN_CACHE_TTL_MS = 1_000;
+const TOKEN_CACHE_MAX = 10_000;
 
 @Injectable()
 export class TokensService {
   private readonly logger = new Logger("tokens");
+  /** By token hash: what the database said and when (unknown tokens too, so a flood of bad ones is cheap). */
+  private readonly cache = new Map<string, { at: number; token: TokenView | null }>();
 
   constructor(
     private readonly prisma: PrismaService,
@@ -31,8 +37,20 @@ export class TokensService {
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
+  /** The token's view if it exists and is not revoked (as of at most TOKEN_CACHE_TTL_MS ago). */
   async verify(secret: string): Promise<TokenView | null> {
-    const row = await this.prisma.apiToken.findUnique({ where: { hash: hashToken(secret) } });
+    const hash = hashToken(secret);
+    const now = Date.now();
+    const hit = this.cache.get(hash);
+    if (hit && now - hit.at < TOKEN_CACHE_TTL_MS) return hit.token;
+    const token = await this.lookup(hash);
+    if (this.cache.size >= TOKEN_CACHE_MAX) this.cache.clear();
+    this.cache.set(hash, { at: now, token });
+    return token;
+  }
+
+  private async lookup(hash: string): Promise<TokenView | null> {
+    const row = await this.prisma.apiToken.findUnique({ where: { hash } });
     if (!row) return null;
     const now = this.clock.now();
     if (!row.lastUsedAt || now - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
@@ -66,6 +84,8 @@ export class TokensService {
       await tx.apiToken.delete({ where: { id: row.id } });
       return this.events.record(tx, [{ kind: "token", subjectId: row.id, action: "revoke", data: { name } }]);
     });
+    // This replica refuses it at once; the others within TOKEN_CACHE_TTL_MS.
+    for (const [hash, entry] of this.cache) if (entry.token?.name === name) this.cache.delete(hash);
     await this.events.publish(evs);
   }
 
