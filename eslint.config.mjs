@@ -110,7 +110,21 @@ export default tseslint.config(
   },
   {
     files: ["apps/api/src/**/*.ts"],
-    rules: restrict([], "", otherApps("ctl", "console")),
+    rules: {
+      ...restrict([], "", otherApps("ctl", "console")),
+      // Time comes from the injected Clock (common/clock.ts), so time-dependent behaviour is testable.
+      "no-restricted-syntax": [
+        "error",
+        {
+          selector: "CallExpression[callee.object.name='Date'][callee.property.name='now']",
+          message: "read time from the injected Clock (CLOCK), not Date.now().",
+        },
+        {
+          selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+          message: "read time from the injected Clock (CLOCK), not new Date().",
+        },
+      ],
+    },
   },
   {
     files: ["apps/ctl/src/**/*.ts"],

@@ -116,3 +116,13 @@ describe("typed promise rules", TIMEOUT, () => {
     expect(await messagesFor("apps/console/src/views/SignIn.tsx", code, "@typescript-eslint/no-misused-promises")).toHaveLength(1);
   });
 });
+
+describe("time in the API", TIMEOUT, () => {
+  it("comes from the injected clock: Date.now() and new Date() are refused in apps/api/src", async () => {
+    const code = "export const probe = () => Date.now() + new Date().getTime() + new Date(0).getTime();\n";
+    expect(await messagesFor("apps/api/src/version.ts", code, "no-restricted-syntax")).toEqual([
+      expect.stringMatching(/injected Clock.*Date\.now/),
+      expect.stringMatching(/injected Clock.*new Date\(\)/),
+    ]);
+  });
+});

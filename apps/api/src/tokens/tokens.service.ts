@@ -40,7 +40,7 @@ export class TokensService {
   /** The token's view if it exists and is not revoked (as of at most TOKEN_CACHE_TTL_MS ago). */
   async verify(secret: string): Promise<TokenView | null> {
     const hash = hashToken(secret);
-    const now = Date.now();
+    const now = this.clock.now();
     const hit = this.cache.get(hash);
     if (hit && now - hit.at < TOKEN_CACHE_TTL_MS) return hit.token;
     const token = await this.lookup(hash);
