@@ -13,6 +13,7 @@ import { QueuesService } from "./queues.service";
 
 // Dispatch: nodes served at once (each job talks to one agent, a few calls at a time).
 const CONCURRENCY: Record<QueueName, number> = { reconcile: 8, provision: 4, sweep: 1, dispatch: 16 };
+const LOCK_MS = 10_000;
 
 /**
  * The consumer side: runs only in the `worker` and `all` roles. Redis is a cache of work here:
@@ -42,6 +43,12 @@ export class WorkersService implements OnApplicationBootstrap, OnModuleDestroy {
         connection: this.redis.open(),
         prefix: this.config.queuePrefix,
         concurrency: CONCURRENCY[name],
+        // A killed worker's active jobs stay locked until the lock expires and a stall check
+        // runs (BullMQ's defaults: 30 s each). Meanwhile a node's dispatch requests collapse
+        // into the dead job, so its starts waited up to 64 s after an API kill; 10 s locks
+        // (renewed every 5 s while a job runs) checked every 5 s bound that to ~15 s.
+        lockDuration: LOCK_MS,
+        stalledInterval: LOCK_MS / 2,
       });
       worker.on("failed", (job, err) => this.logger.warn(`${name} job ${job?.id ?? "?"} failed: ${err.message}`));
       worker.on("error", (err) => this.logger.error(`${name} worker: ${err.message}`));
