@@ -28,6 +28,25 @@ export class RedisUnavailableError extends UnavailableError {
   }
 }
 
+// A queue first used while Redis is down waits for its connection instead of failing: a request
+// must not hang on it. Longer than a healthy Redis ever takes here, short enough for a user.
+const REDIS_CALL_MS = 3_000;
+
+/** Runs a queue operation; a failure or no answer within REDIS_CALL_MS is a RedisUnavailableError. */
+async function redisCall<T>(fn: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${REDIS_CALL_MS} ms`)), REDIS_CALL_MS);
+  });
+  try {
+    return await Promise.race([fn(), late]);
+  } catch (e) {
+    throw new RedisUnavailableError(e);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The producer side of the queues, used by the API and by workers alike. */
 @Injectable()
 export class QueuesService implements OnModuleDestroy {
@@ -97,11 +116,7 @@ export class QueuesService implements OnModuleDestroy {
         } satisfies JobsOptions,
       })),
     );
-    try {
-      await this.queue(QUEUE.dispatch).addBulk(jobs);
-    } catch (e) {
-      throw new RedisUnavailableError(e);
-    }
+    await redisCall(() => this.queue(QUEUE.dispatch).addBulk(jobs));
   }
 
   /**
@@ -116,12 +131,10 @@ export class QueuesService implements OnModuleDestroy {
       .digest("hex")
       .slice(0, 16);
     const jobId = `remove-${job.nodeId}-${digest}`;
-    try {
+    await redisCall(async () => {
       const previous = await this.queue(QUEUE.dispatch).getJob(jobId);
       if (previous && (await previous.isFailed())) await previous.remove();
-    } catch (e) {
-      throw new RedisUnavailableError(e);
-    }
+    });
     await this.add(QUEUE.dispatch, "remove", job, {
       jobId,
       removeOnComplete: true,
@@ -135,12 +148,10 @@ export class QueuesService implements OnModuleDestroy {
   async enqueueProvision(job: ProvisionJob): Promise<string> {
     const jobId = provisionJobId(job.machineId, job.operation);
     // A finished job with the same id would swallow the new one: retire it first.
-    try {
+    await redisCall(async () => {
       const previous = await this.queue(QUEUE.provision).getJob(jobId);
       if (previous && ((await previous.isCompleted()) || (await previous.isFailed()))) await previous.remove();
-    } catch (e) {
-      throw new RedisUnavailableError(e);
-    }
+    });
     await this.add(QUEUE.provision, job.operation, job, { jobId, removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } });
     return jobId;
   }
@@ -160,11 +171,7 @@ export class QueuesService implements OnModuleDestroy {
   }
 
   private async add(queue: QueueName, name: string, data: unknown, opts: JobsOptions): Promise<void> {
-    try {
-      await this.queue(queue).add(name, data, opts);
-    } catch (e) {
-      throw new RedisUnavailableError(e);
-    }
+    await redisCall(() => this.queue(queue).add(name, data, opts));
   }
 
   async onModuleDestroy(): Promise<void> {
