@@ -6,6 +6,7 @@ import type { ServiceView as ServiceJson, TaskView as TaskJson } from "@flotilla
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
 import { serviceTable } from "./service-table";
+import { taskTable } from "./task-table";
 
 interface DeployResult {
   name: string;
@@ -100,26 +101,7 @@ export function registerStack(program: Command): void {
     .action(async (name: string, o: { json?: boolean }) => {
       const tasks = await client().request<TaskJson[]>("GET", `/api/v1/stacks/${enc(name)}/tasks`);
       if (o.json) return void json(tasks);
-      out(
-        table(
-          tasks.map((t) => ({
-            id: t.id.slice(0, 12),
-            name: t.name,
-            node: t.nodeHostname ?? "",
-            desired: t.desiredState,
-            current: t.state,
-            error: t.error ?? (t.state === "PENDING" ? (t.message ?? "") : ""),
-          })),
-          [
-            ["ID", "id"],
-            ["NAME", "name"],
-            ["NODE", "node"],
-            ["DESIRED STATE", "desired"],
-            ["CURRENT STATE", "current"],
-            ["ERROR", "error"],
-          ],
-        ),
-      );
+      out(taskTable(tasks));
     });
 
   stack

@@ -1,4 +1,4 @@
-// The tasks table of `ctl service ps` and `ctl node ps`, as docker prints it.
+// The tasks table of `ctl service ps`, `ctl node ps` and `ctl stack ps`, as docker prints it.
 import type { TaskView as TaskJson } from "@flotilla/api-types";
 import { table } from "../output";
 
