@@ -90,9 +90,14 @@ export async function postgresOutage(lab: FaultLab, service: string, n: number, 
 export async function redisRestart(lab: FaultLab, service: string, from: number, to: number, t: Timing): Promise<CaseResult> {
   await lab.killRedis(true);
   await lab.stack("up");
+  // Redis is back once the API sees it answer (its connections reconnect on their own schedule).
+  await until(async () => (await fetch(`${lab.apiUrl}/api/v1/health`, { signal: AbortSignal.timeout(2000) })).ok, 30_000);
   const scaled = await lab.ctl(["service", "scale", "--detach", `${service}=${to}`]);
   const at = Date.now();
-  const done = scaled.code === 0 ? await until(async () => lab.converged(service, to), t.limitMs) : undefined;
+  // A connection still reconnecting answers 503 "the change is saved and will roll out": that
+  // change must roll out by itself too.
+  const saved = scaled.code === 0 || scaled.stderr.includes("the change is saved and will roll out");
+  const done = saved ? await until(async () => lab.converged(service, to), t.limitMs) : undefined;
   const resumeS = done ? seconds(Date.now() - at) : null;
   // Left as asked for the next case, whatever happened (a stuck control plane is restarted).
   if (!done) {
@@ -100,7 +105,7 @@ export async function redisRestart(lab: FaultLab, service: string, from: number,
     await lab.startApi();
     await settled(lab, service, to, t);
   }
-  return { name: "redis-restart", from, to, scaleAccepted: scaled.code === 0, resumeS, lostChanges: done ? 0 : 1 };
+  return { name: "redis-restart", from, to, scaleAccepted: saved, answered503: scaled.code !== 0, resumeS, lostChanges: done ? 0 : 1 };
 }
 
 /** kill -9 of one machine's agent: its supervisor starts it again; no container may restart. */
