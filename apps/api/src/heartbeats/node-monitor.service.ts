@@ -45,26 +45,24 @@ export class NodeMonitorService implements OnApplicationBootstrap, OnModuleDestr
   /** Marks silent nodes down; returns their ids. */
   async check(now = this.clock.now()): Promise<string[]> {
     const state = await this.health.state();
-    const nodes = await this.prisma.sql.query<{ id: string; status: string; lastHeartbeatAt: Date | null }>(
-      `SELECT id::text AS id, lower(status::text) AS status, "lastHeartbeatAt" FROM "Node" WHERE status = ${nodeStatusSql("ready")}`,
-    );
-    // Only the API processes' own mark counts as proof that heartbeats are taken promptly, not a
-    // heartbeat that got through: an API too busy to probe on time is also late with heartbeats,
-    // and judging nodes by its lateness would restart their containers for our fault.
-    const intakeAliveAt = state.intakeAliveAt;
     const input: LivenessInput = {
       now,
       ...state,
-      intakeAliveAt,
       periodMs: this.config.periodMs,
       missedBeats: MISSED_BEATS,
       agentMaxBackoffMs: this.config.agentMaxBackoffMs,
     };
-    if (intakeAliveAt === undefined || now - intakeAliveAt > 2 * this.config.periodMs) {
+    // Only the API processes' own mark proves that heartbeats are taken promptly, not a heartbeat
+    // that got through: an API too busy to probe on time is also late with heartbeats, and judging
+    // nodes by its lateness would restart their containers for our fault.
+    if (state.intakeAliveAt === undefined || now - state.intakeAliveAt > 2 * this.config.periodMs) {
       // No API process takes heartbeats: agents cannot report, so their window starts again.
-      await this.health.markHealthy(now, intakeAliveAt ?? now);
+      await this.health.markHealthy(now, state.intakeAliveAt ?? now);
       return [];
     }
+    const nodes = await this.prisma.sql.query<{ id: string; status: string; lastHeartbeatAt: Date | null }>(
+      `SELECT id::text AS id, lower(status::text) AS status, "lastHeartbeatAt" FROM "Node" WHERE status = ${nodeStatusSql("ready")}`,
+    );
     const candidates = nodesDown(
       nodes.map((n) => ({ ...n, lastHeartbeatAt: n.lastHeartbeatAt?.getTime() ?? null })),
       input,
