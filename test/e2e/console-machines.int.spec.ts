@@ -154,13 +154,13 @@ describe.skipIf(!root)("the console's machine flow, on a real netns machine", ()
     expect(((await row().locator("td").nth(3).textContent()) ?? "").trim()).not.toBe("—");
 
     const { steps, states } = await seen(page);
-    // The recorder set up before the click is still there: the page never reloaded. The first
-    // driver steps can be over before the list first shows the new row; from there on, each step
-    // is on screen in turn.
+    // The recorder set up before the click is still there: the page never reloaded. The driver's
+    // steps (network, ready) can be over before the list first shows the new row (CI saw that
+    // under load); the provisioning steps after them are each on screen in turn.
     expect(inOrder(states, ["creating", "provisioning", "ready"]), states.join(", ")).toBe(true);
     expect(states.slice(-2)).toEqual(["provisioning", "ready"]);
     const names = steps.map((s) => s.split(":")[0]);
-    const expected = ["network", "ssh", "upload agent", "certificates", "start agent", "wait for agent"];
+    const expected = ["ssh", "upload agent", "certificates", "start agent", "wait for agent"];
     expect(inOrder(expected, names), steps.join("\n")).toBe(true);
     const created = page.locator(".created");
     expect(await created.textContent()).toContain(`${NAME}: ready`);
