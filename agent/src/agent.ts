@@ -128,6 +128,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     root: join(root, "images"),
     insecureRegistries: [...(options.insecureRegistries ?? [])],
     isInUse: (id) => late.containers?.store.usesImage(id) ?? false,
+    log,
   });
   let network: NetworkPort | null;
   if (options.network === undefined || options.network === "auto")
@@ -274,6 +275,9 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     );
     if (socketPath) fs.rmSync(socketPath, { force: true });
     await network?.close?.();
+    // Layers still being unpacked after a pull: let them land rather than cut them off mid-write
+    // (tmp/ would be cleaned at the next start anyway; this keeps the root quiet after close).
+    await images.settle();
   };
   return { close, socketPath, tlsPort, network, containers, execs, events };
 }

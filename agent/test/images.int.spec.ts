@@ -4,11 +4,13 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ConflictError, NotFoundError, UnavailableError } from "@flotilla/core";
 import {
   DigestMismatchError,
   ImageStore,
+  LayerInvalidError,
   ManifestUnknownError,
   NoMatchingManifestError,
   PullAccessDeniedError,
@@ -18,6 +20,7 @@ import {
 import { BUSYBOX_CONFIG, FIXTURE_TAGS, LAYERED_CONTENT, layoutImage } from "../../test/support/busybox-image";
 import { selfSignedCert, startAuthProxy, startRegistry, type AuthProxy, type TestRegistry } from "../../test/support/registry";
 import { readXattr } from "./images-fs-helpers";
+import { pushLayer, sha256, tar } from "../../test/fuzz/hostile-layers";
 
 const roots: string[] = [];
 const proxies: AuthProxy[] = [];
@@ -67,7 +70,9 @@ describe("pull", () => {
     expect(statuses[0]).toBe("Pulling fs layer");
     expect(statuses).toContain("Downloading");
     expect(statuses.slice(-1)).toEqual(["Pull complete"]);
-    expect(statuses.indexOf("Download complete")).toBeLessThan(statuses.indexOf("Extracting"));
+    expect(statuses.indexOf("Download complete")).toBeGreaterThan(statuses.indexOf("Downloading"));
+    // Nothing is extracted during the pull: the files are written after it (see unpacker.ts).
+    expect(statuses).not.toContain("Extracting");
     const download = messages.find((m) => m.status === "Downloading")!;
     expect(download.progressDetail).toEqual({ current: expect.any(Number), total: layer.size });
     expect(download.progress).toMatch(/^\[[= >]{50}\] +\S+\/1\.0\d+MB$/);
@@ -122,14 +127,15 @@ describe("pull", () => {
     const [a, b] = await Promise.all([store.pull(`${registry.host}/busybox:latest`), store.pull(`${registry.host}/busybox:v1`)]);
     expect(a.id).toBe(b.id);
     const l = await store.pull(`${registry.host}/layered`);
-    expect(ls(join(root, "layers/sha256"))).toEqual(layered.layers!.map((x) => x.diffId.slice(7)).sort());
     const base = (await store.resolve(a.id)).lowerDirs;
     const top = (await store.resolve(l.id)).lowerDirs;
+    expect(ls(join(root, "layers/sha256"))).toEqual(layered.layers!.map((x) => x.diffId.slice(7)).sort());
     expect(top).toHaveLength(3);
     expect(top[2]).toBe(base[0]); // topmost first: the shared busybox layer is the bottom one
     expect((await store.inspect(a.id)).RepoTags.sort()).toEqual([`${registry.host}/busybox:latest`, `${registry.host}/busybox:v1`]);
     // Compressed layer blobs stay beside their unpacked directories (push and save need them).
     expect(ls(join(root, "blobs/sha256"))).toContain(busybox.layers![0]!.digest.slice(7));
+    await store.settle();
     expect(ls(join(root, "tmp"))).toEqual([]);
   });
 
@@ -226,9 +232,52 @@ describe("pull", () => {
   it("keeps its images across a reopen", async () => {
     const { store, root } = await openStore();
     const { id } = await store.pull(`${registry.host}/busybox`);
+    await store.settle(); // one store per root: the first one is done before the second opens
     const { store: again } = await openStore({}, root);
     expect((await again.list()).map((i) => i.Id)).toEqual([id]);
     expect((await again.resolve(`${registry.host}/busybox`)).lowerDirs).toHaveLength(1);
+  });
+
+  it("returns before unpacking; sizes are right at once, and create finds the files", async () => {
+    const { store, root } = await openStore();
+    const { id } = await store.pull(`${registry.host}/layered`);
+    // Right after the pull: what list and inspect say waits only for the content checks.
+    const size = (await store.inspect(id)).Size;
+    expect((await store.list()).map((i) => i.Size)).toEqual([size]);
+    const { lowerDirs } = await store.resolve(id);
+    expect(fs.existsSync(join(lowerDirs[0]!, "opt"))).toBe(true);
+    await store.settle();
+    expect(ls(join(root, "tmp"))).toEqual([]);
+    // The size the scan gave is what the extractor counted: unpack the layers again to compare.
+    const byDiff = JSON.parse(fs.readFileSync(join(root, "images.json"), "utf8")) as {
+      layers: Record<string, { size: number; digests: string[]; unchecked?: string[] }>;
+    };
+    expect(Object.values(byDiff.layers).every((l) => l.unchecked === undefined && l.digests.length === 1)).toBe(true);
+    expect(size).toBe(Object.values(byDiff.layers).reduce((n, l) => n + l.size, 0));
+    expect(size).toBeGreaterThan(1_000_000);
+  });
+
+  it("checks and unpacks after a restart what a stopped agent left unchecked", async () => {
+    const { store, root } = await openStore();
+    const { id } = await store.pull(`${registry.host}/layered`);
+    const size = (await store.inspect(id)).Size;
+    await store.settle();
+    // As if the agent had stopped right after the pull: layers unchecked, none unpacked.
+    const indexFile = join(root, "images.json");
+    const state = JSON.parse(fs.readFileSync(indexFile, "utf8")) as {
+      images: Record<string, { size: number }>;
+      layers: Record<string, { size: number; digests: string[]; unchecked?: string[] }>;
+    };
+    for (const l of Object.values(state.layers)) Object.assign(l, { size: 0, unchecked: l.digests, digests: [] });
+    for (const i of Object.values(state.images)) i.size = 0;
+    fs.writeFileSync(indexFile, JSON.stringify(state));
+    fs.rmSync(join(root, "layers"), { recursive: true });
+    const { store: again } = await openStore({}, root);
+    expect((await again.inspect(id)).Size).toBe(size);
+    const { lowerDirs } = await again.resolve(id);
+    expect(lowerDirs.every((d) => fs.existsSync(d))).toBe(true);
+    await again.settle();
+    expect(ls(join(root, "tmp"))).toEqual([]);
   });
 });
 
@@ -259,6 +308,43 @@ describe("verification", () => {
     expect(await store.list()).toEqual([]);
     expect(ls(join(root, "layers/sha256"))).not.toContain(top.diffId.slice(7));
     expect(ls(join(root, "blobs/sha256"))).not.toContain(top.digest.slice(7));
+    expect(ls(join(root, "tmp"))).toEqual([]);
+  });
+
+  it("stores a layer whose content is not the config's diffID, then refuses to unpack it and drops it", async () => {
+    const layer = gzipSync(tar([{ name: "f", type: "file", body: Buffer.from("content\n") }]));
+    const claimed = sha256(Buffer.from("another layer"));
+    await pushLayer(own.url, "wrongdiff", "latest", layer, claimed);
+    const { store, root } = await openStore({ insecureRegistries: [own.host] });
+    // Like `skopeo copy`, the pull checks the blob's own digest; the content is checked after it.
+    const { id } = await store.pull(`${own.host}/wrongdiff`);
+    const message = new RegExp(
+      `^digest mismatch for uncompressed layer ${sha256(layer)}: expected ${claimed}, got ${sha256(gunzipSync(layer))}$`,
+    );
+    const err = await store.resolve(id).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DigestMismatchError);
+    expect((err as Error).message).toMatch(message);
+    await store.settle();
+    await expect(store.resolve(id)).rejects.toThrow(message); // said again, not "not found"
+    expect(ls(join(root, "layers/sha256"))).toEqual([]);
+    expect(ls(join(root, "blobs/sha256"))).not.toContain(sha256(layer).slice(7));
+    expect(ls(join(root, "tmp"))).toEqual([]);
+    expect(await store.remove(id)).toContainEqual({ Deleted: id });
+  });
+
+  it("refuses a hostile layer when unpacking it, writing nothing outside the store", async () => {
+    const outside = fs.mkdtempSync(join(tmpdir(), "flotilla-outside-"));
+    roots.push(outside);
+    const layer = gzipSync(tar([{ name: `../../../../../../..${outside}/planted`, type: "file", body: Buffer.from("x") }]));
+    await pushLayer(own.url, "escape", "latest", layer);
+    const { store, root } = await openStore({ insecureRegistries: [own.host] });
+    const { id } = await store.pull(`${own.host}/escape`);
+    const err = await store.resolve(id).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LayerInvalidError);
+    expect((err as Error).message).toMatch(/path escapes the layer root/);
+    await store.settle();
+    expect(ls(outside)).toEqual([]);
+    expect(ls(join(root, "layers/sha256"))).toEqual([]);
     expect(ls(join(root, "tmp"))).toEqual([]);
   });
 
@@ -366,6 +452,7 @@ describe("remove", () => {
       { Deleted: id },
     ]);
     await expect(store.inspect(id)).rejects.toBeInstanceOf(NotFoundError);
+    await store.settle(); // the unpacking after the pulls
     expect(ls(join(root, "layers/sha256"))).toHaveLength(3); // the base layer serves `layered` still
 
     const removed = await store.remove(top.id);

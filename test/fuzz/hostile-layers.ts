@@ -128,14 +128,18 @@ export function hostileArchives(target: string, seed: number): { kind: string; l
 
 export const sha256 = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
-/** Pushes a one-layer image (monolithic blob uploads, then the manifest). */
-export async function pushLayer(registryUrl: string, repo: string, tag: string, layer: Buffer): Promise<void> {
+/**
+ * Pushes a one-layer image (monolithic blob uploads, then the manifest). `claimedDiffId` makes
+ * the config lie about the layer's uncompressed digest.
+ */
+export async function pushLayer(registryUrl: string, repo: string, tag: string, layer: Buffer, claimedDiffId?: string): Promise<void> {
   let diffId: string;
   try {
     diffId = sha256(gunzipSync(layer));
   } catch {
     diffId = sha256(layer);
   }
+  diffId = claimedDiffId ?? diffId;
   const config = Buffer.from(
     JSON.stringify({ architecture: "amd64", os: "linux", config: { Cmd: ["/bin/sh"] }, rootfs: { type: "layers", diff_ids: [diffId] } }),
   );

@@ -44,10 +44,15 @@ export interface ImageRecord {
 }
 
 export interface LayerRecord {
-  /** Unpacked bytes. */
+  /** Unpacked bytes (0 until one of its blobs was checked). */
   size: number;
-  /** Compressed blob digests proven (by unpacking) to yield this diffID. */
+  /** Compressed blob digests proven (by decompressing and hashing them) to yield this diffID. */
   digests: string[];
+  /**
+   * Blobs a pull stored for this diffID (their own digest checked) whose decompressed content is
+   * not checked yet; the unpacker checks them after the pull (see unpacker.ts).
+   */
+  unchecked?: string[];
 }
 
 export interface IndexState {

@@ -19,6 +19,7 @@ import { login } from "./login";
 import { push, type PushOptions, type PushResult } from "./push";
 import { RegistryClient, type Credentials, type RegistryClientOptions } from "./registry-client";
 import type { XattrTool } from "./special-files";
+import { Unpacker } from "./unpacker";
 
 /** Answers whether a container uses the image (so it must not be deleted). */
 export type InUsePredicate = (imageId: string) => boolean | Promise<boolean>;
@@ -34,6 +35,8 @@ export interface ImageStoreOptions extends RegistryClientOptions {
   concurrentDownloads?: number;
   /** Force the xattr helper (tests); detected otherwise. */
   xattrTool?: XattrTool;
+  /** Where failures of work done in the background (unpacking after a pull) are reported. */
+  log?: (msg: string) => void;
 }
 
 export interface RemoveOptions {
@@ -74,6 +77,7 @@ export class ImageStore {
     const layers = new LayerStore(options.root, options.xattrTool);
     await layers.init();
     const index = await ImageIndex.load(join(options.root, "images.json"));
+    const deleting = new Map<string, Promise<void>>();
     const deps: PullDeps = {
       client: new RegistryClient(options),
       layers,
@@ -82,10 +86,18 @@ export class ImageStore {
       concurrency: Math.max(1, options.concurrentDownloads ?? 3),
       pins: new Map(),
       inflight: new Map(),
-      deleting: new Map(),
+      deleting,
       commits: new Serial(),
+      unpacker: new Unpacker(layers, index, deleting, options.log),
     };
-    return new ImageStore(options, layers, index, deps);
+    const store = new ImageStore(options, layers, index, deps);
+    // Layers a previous run stored but did not get to check or unpack (it stopped after a pull).
+    const missing: string[] = [];
+    for (const [diffId, rec] of Object.entries(index.current.layers)) {
+      if (rec.unchecked?.length || !(await layers.hasLayer(diffId))) missing.push(diffId);
+    }
+    deps.unpacker.background(missing);
+    return store;
   }
 
   /**
@@ -103,6 +115,8 @@ export class ImageStore {
    * (untagged images that are another image's parent) are left out, as `docker images` does.
    */
   async list(opts: { all?: boolean } = {}): Promise<ImageSummary[]> {
+    // Sizes come from the content checks a pull leaves running (see unpacker.ts).
+    await this.deps.unpacker.checked(Object.keys(this.index.current.layers));
     const state = this.index.current;
     const parents = parentIds(state);
     const out: ImageSummary[] = [];
@@ -116,7 +130,8 @@ export class ImageStore {
 
   /** GET /images/{name}/json. ImageNotFoundError when nothing matches. */
   async inspect(nameOrId: string): Promise<ImageInspect> {
-    const record = this.find(nameOrId).record;
+    await this.deps.unpacker.checked(this.find(nameOrId).record.layers.map((l) => l.diffId));
+    const record = this.find(nameOrId).record; // again: the checks may have updated it
     const state = this.index.current;
     return toImageInspect(record, await this.config(record), tagsOf(state, record.id), this.lowerDirs(record));
   }
@@ -128,11 +143,15 @@ export class ImageStore {
   async resolve(nameOrId: string): Promise<ResolvedImage> {
     const record = this.find(nameOrId).record;
     const config = await this.config(record);
-    for (const layer of record.layers) {
-      if (!(await this.layers.hasLayer(layer.diffId))) {
-        throw new NotFoundError("layer", layer.diffId, { image: record.id });
-      }
-    }
+    // A pull returns before its layers are unpacked: wait for the unpacker (or unpack now).
+    await Promise.all(
+      [...new Set(record.layers.map((l) => l.diffId))].map(async (diffId) => {
+        if (await this.layers.hasLayer(diffId)) return;
+        await this.deps.unpacker.ensure(diffId).catch((e: unknown) => {
+          throw e instanceof NotFoundError ? new NotFoundError("layer", diffId, { image: record.id }) : e;
+        });
+      }),
+    );
     return {
       id: record.id,
       config: config.config ?? {},
@@ -166,6 +185,11 @@ export class ImageStore {
   /** Unpacked bytes of a layer as recorded. */
   layerSize(diffId: string): number {
     return this.index.current.layers[diffId]?.size ?? 0;
+  }
+
+  /** Resolves once no layer is being unpacked in the background (tests, shutdown). */
+  settle(): Promise<void> {
+    return this.deps.unpacker.idle();
   }
 
   /** The layer store, for code that reads or writes blobs directly (push, save, load). */
@@ -371,14 +395,17 @@ export class ImageStore {
         delete s.images[record.id];
         for (const [key, id] of Object.entries(s.buildCache ?? {})) if (id === record.id) delete s.buildCache![key];
         doomedBlobs = [];
-        for (const d of Object.keys(s.layers)) doomedBlobs.push(...s.layers[d]!.digests);
+        for (const d of Object.keys(s.layers)) doomedBlobs.push(...s.layers[d]!.digests, ...(s.layers[d]!.unchecked ?? []));
         doomed = this.collectLayers(s);
-        const kept = new Set(Object.values(s.layers).flatMap((l) => l.digests));
+        const kept = new Set(Object.values(s.layers).flatMap((l) => [...l.digests, ...(l.unchecked ?? [])]));
         doomedBlobs = doomedBlobs.filter((b) => !kept.has(b));
         // Marked in the same synchronous step that decides, so no pull can see them as present.
         for (const d of doomed) this.deps.deleting.set(d, deletion);
       });
-      for (const diffId of doomed) await this.layers.removeLayer(diffId);
+      for (const diffId of doomed) {
+        await this.deps.unpacker.settled(diffId); // a check or unpacking that began before: let it end, then delete
+        await this.layers.removeLayer(diffId);
+      }
       for (const blob of doomedBlobs) await this.layers.removeBlob(blob);
     } finally {
       for (const d of doomed) this.deps.deleting.delete(d);

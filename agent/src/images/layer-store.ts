@@ -1,7 +1,7 @@
 /**
  * Content-addressed storage under the store root:
  *
- *   blobs/sha256/<hex>     manifests, indexes, configs, and layer blobs while they are unpacked
+ *   blobs/sha256/<hex>     manifests, indexes, configs, and the compressed layer blobs (kept)
  *   layers/sha256/<hex>    one unpacked layer per diffID (sha256 of the uncompressed tar), the
  *                          directory handed to overlayfs as a lowerdir; shared by every image
  *   tmp/                   downloads and unpacking in progress; emptied at start
@@ -13,8 +13,7 @@ import { createHash, type Hash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import * as fs from "node:fs/promises";
 import { join } from "node:path";
-import { finished, pipeline } from "node:stream/promises";
-import { once } from "node:events";
+import { pipeline } from "node:stream/promises";
 import { Transform as NodeTransform, type Transform } from "node:stream";
 import { Decompress as ZstdDecompress } from "fzstd";
 import zlib from "node:zlib";
@@ -22,6 +21,7 @@ import { NotSupportedError } from "@flotilla/core";
 import { digestHex, sha256Of } from "./digest";
 import { DigestMismatchError } from "./errors";
 import { applyLayer, type ApplyLayerResult } from "./layer-apply";
+import { scanLayer, type LayerScanResult } from "./layer-scan";
 import type { XattrTool } from "./special-files";
 
 /** A layer stored by storeTar. */
@@ -208,82 +208,41 @@ export class LayerStore {
   }
 
   /**
-   * Download, verify and unpack in one pass: the blob stream (which verifies its own digest when
-   * it ends) is written to tmp/ as it arrives and, in the same pass, decompressed, hashed for
-   * the diffID and unpacked into a directory in tmp/. Nothing lands until the blob matched its
-   * digest and the tar its diffID; then the blob and the layer are renamed into place. The
-   * layer is unpacked before its blob is known good, but only into tmp/, by the same extractor
-   * that treats every tar as hostile.
+   * Checks a stored layer blob's content before anything is unpacked from it: decompressed (by
+   * magic number), hashed against `diffId`, and read as a tar by scanLayer (its size, and the
+   * refusals that need no disk). Writes nothing.
    */
-  async ingestAndUnpack(
-    digest: string,
-    diffId: string,
-    source: AsyncIterable<Buffer>,
-    onBytes?: (n: number) => void,
-  ): Promise<ApplyLayerResult> {
-    const blobTmp = join(this.tmpDir, `dl-${digestHex(digest)}-${process.pid}-${Math.random().toString(36).slice(2)}`);
-    // A deep buffer: the blob's writes never hold back the extraction that follows the bytes.
-    const out = createWriteStream(blobTmp, { mode: 0o600, highWaterMark: 8 << 20 });
-    const outDone = finished(out);
-    outDone.catch(() => {}); // awaited below; a write error also fails the pipeline
-    const dir = await fs.mkdtemp(join(this.tmpDir, "layer-"));
+  async verifyBlob(digest: string, diffId: string): Promise<LayerScanResult> {
+    return this.checkTar(digest, diffId, () => createReadStream(this.blobPath(digest), { highWaterMark: 1 << 20 }));
+  }
+
+  /** Decompresses (by magic number), hashes against `diffId` and scans the tar of a layer blob. */
+  private async checkTar(digest: string, diffId: string, bytes: () => AsyncIterable<Buffer>): Promise<LayerScanResult> {
     const hash = createHash("sha256");
-    const it = source[Symbol.asyncIterator]();
-    let n = 0;
-    const next = async (): Promise<Buffer | null> => {
-      const r = await it.next();
-      if (r.done) return null;
-      n += r.value.length;
-      onBytes?.(n);
-      if (!out.write(r.value)) await once(out, "drain");
-      return r.value;
-    };
-    try {
-      // mkdtemp makes 0700; the layer root is the container's `/` unless the tar says otherwise.
-      await fs.chmod(dir, 0o755);
-      const head: Buffer[] = [];
-      let headBytes = 0;
-      while (headBytes < 4) {
-        const c = await next();
-        if (!c) break;
-        head.push(c);
-        headBytes += c.length;
-      }
-      const magic = Buffer.concat(head);
-      // Never `for await` over `it` here: an extractor that stops early would close the blob
-      // stream before its digest is checked; what it leaves is drained below instead.
-      const chunks = async function* () {
-        yield* head;
-        for (let c: Buffer | null; (c = await next());) yield c;
-      };
-      let result: ApplyLayerResult | undefined;
-      const sink = async (s: AsyncIterable<Buffer>) => {
-        result = await applyLayer(hashed(s, hash), dir, { layer: digest, xattrTool: this.xattrTool });
-      };
-      const decompress = magic.length >= 4 ? decompressorFor(magic, `layer ${digest}`) : undefined;
-      if (decompress) await pipeline(chunks(), decompress, sink);
-      else await pipeline(chunks(), sink);
-      while (await next()); // the rest of the blob, so its digest is checked
-      out.end();
-      await outDone;
-      const actual = `sha256:${hash.digest("hex")}`;
-      if (actual !== diffId) throw new DigestMismatchError(`uncompressed layer ${digest}`, diffId, actual);
-      await fs.rename(blobTmp, this.blobPath(digest));
-      try {
-        await fs.rename(dir, this.layerPath(diffId));
-      } catch (e) {
-        // Another process unpacked the same layer first; its copy is as good as ours.
-        if (!["ENOTEMPTY", "EEXIST"].includes((e as NodeJS.ErrnoException).code ?? "")) throw e;
-        await fs.rm(dir, { recursive: true, force: true });
-      }
-      return result!;
-    } catch (e) {
-      out.destroy();
-      await it.return?.().catch(() => {});
-      await fs.rm(blobTmp, { force: true });
-      await fs.rm(dir, { recursive: true, force: true });
-      throw e;
+    const head: Buffer[] = [];
+    const source = bytes()[Symbol.asyncIterator]();
+    let headBytes = 0;
+    while (headBytes < 4) {
+      const r = await source.next();
+      if (r.done) break;
+      head.push(r.value);
+      headBytes += r.value.length;
     }
+    const magic = Buffer.concat(head);
+    const chunks = async function* () {
+      yield* head;
+      for (let r = await source.next(); !r.done; r = await source.next()) yield r.value;
+    };
+    let result: LayerScanResult | undefined;
+    const sink = async (s: AsyncIterable<Buffer>) => {
+      result = await scanLayer(hashed(s, hash), digest);
+    };
+    const decompress = magic.length >= 4 ? decompressorFor(magic, `layer ${digest}`) : undefined;
+    if (decompress) await pipeline(chunks(), decompress, sink);
+    else await pipeline(chunks(), sink);
+    const actual = `sha256:${hash.digest("hex")}`;
+    if (actual !== diffId) throw new DigestMismatchError(`uncompressed layer ${digest}`, diffId, actual);
+    return result!;
   }
 
   /**

@@ -1,11 +1,13 @@
 /**
  * `docker pull` for the image store: resolve the reference to a manifest for our platform, fetch
- * and check the config, download and unpack the layers not already here (three at a time), then
- * record the image and its tag in one index update. Reports Docker-style progress throughout.
+ * and check the config, download the layer blobs not already here (three at a time, each digest
+ * checked), then record the image and its tag in one index update, and hand the layers to the
+ * unpacker, which checks their content and writes their directories after the pull returned. Reports Docker-style progress throughout.
  *
- * Order matters for safety: a layer is downloaded and unpacked in one pass into tmp/ (by the
- * extractor that treats every tar as hostile), and lands only once the blob matched its digest
- * and the tar its diffID; the image becomes visible only after all its layers are.
+ * Order matters for safety: a layer blob is downloaded into tmp/ and lands in blobs/ only once it
+ * matched its digest; the image becomes visible only after all its blobs are. Its content is
+ * checked (diffID, tar scan) before anything is unpacked from it, and the extractor checks every
+ * entry again when it writes the files; a blob that fails is dropped and resolve() reports why.
  */
 import { InvalidError, NotSupportedError } from "@flotilla/core";
 import { assertDigest } from "./digest";
@@ -17,6 +19,7 @@ import { formatPlatform, pickManifest, type Platform } from "./platform";
 import { byteProgress, layerStatus, shortId, throttled, type ProgressListener } from "./progress";
 import { canonicalReference, canonicalRepository, familiarReference, parseReference, type ImageReference } from "./reference";
 import type { Credentials, FetchedManifest, RegistryClient, RequestContext } from "./registry-client";
+import type { Unpacker } from "./unpacker";
 
 export interface PullOptions {
   /** Receives each progress message, in order, as `docker pull` would stream them. */
@@ -48,12 +51,14 @@ export interface PullDeps {
   concurrency: number;
   /** diffID → number of pulls relying on it; garbage collection leaves pinned layers alone. */
   pins: Map<string, number>;
-  /** diffID → the unpacking in progress, so two pulls never unpack the same layer at once. */
+  /** diffID → the download in progress, so two pulls never fetch the same layer at once. */
   inflight: Map<string, Promise<void>>;
   /** diffID → its deletion by remove(), in progress; such a layer is absent for a pull. */
   deleting: Map<string, Promise<void>>;
   /** Serialises a pull's commit (metadata blobs + index) with remove()'s deletions. */
   commits: Serial;
+  /** Writes the layer directories after the pull (see unpacker.ts). */
+  unpacker: Unpacker;
 }
 
 /** Runs async sections one at a time, in call order. */
@@ -164,12 +169,17 @@ export async function pull(deps: PullDeps, input: string, opts: PullOptions = {}
     const todo: LayerPlan[] = [];
     const seen = new Set<string>();
     for (const p of plans) {
-      if (seen.has(p.diffId)) continue; // The same layer twice in one image: unpack it once.
+      if (seen.has(p.diffId)) continue; // The same layer twice in one image: fetch it once.
       seen.add(p.diffId);
-      // A layer counts as here only if it was unpacked from this very blob before: trusting a
-      // config's diffID alone would let any image claim another image's layers unseen.
+      // A layer counts as here only if this very blob was stored for it before (and proven, or
+      // being checked, to be it): trusting a config's diffID alone would let any image claim
+      // another image's layers unseen. Unpacked or not: the unpacker makes what is missing.
       const known = deps.index.current.layers[p.diffId];
-      if (!deps.deleting.has(p.diffId) && known?.digests.includes(p.layer.digest) && (await deps.layers.hasLayer(p.diffId))) {
+      if (
+        !deps.deleting.has(p.diffId) &&
+        (known?.digests.includes(p.layer.digest) || known?.unchecked?.includes(p.layer.digest)) &&
+        ((await deps.layers.hasLayer(p.diffId)) || (await deps.layers.hasBlob(p.layer.digest)))
+      ) {
         emit(layerStatus("Already exists", p.short));
       } else {
         emit(layerStatus("Pulling fs layer", p.short));
@@ -190,6 +200,8 @@ export async function pull(deps: PullDeps, input: string, opts: PullOptions = {}
       await deps.layers.writeBlob(id, configBytes);
       return recordImage(deps.index, { ref, id, indexDigest: top.digest, manifestDigest, manifestMediaType, fetched, plans, config });
     });
+    // The files are written after the pull returns; resolve() waits for what is not done yet.
+    deps.unpacker.background(plans.map((p) => p.diffId));
     emit({ status: `Digest: ${top.digest}` });
     emit({ status: `Status: ${upToDate ? "Image is up to date" : "Downloaded newer image"} for ${shown}` });
     return { id, reference: shown, digest: top.digest, upToDate };
@@ -243,7 +255,10 @@ function recordImage(index: ImageIndex, p: Pulled): Promise<boolean> {
   });
 }
 
-/** Download (verified) → unpack (verified) → record, once per diffID even across pulls. */
+/**
+ * Download (its digest checked) → record as unchecked, once per diffID even across pulls. The
+ * content checks and the unpacking come after the pull (see unpacker.ts).
+ */
 async function fetchLayer(deps: PullDeps, ref: ImageReference, p: LayerPlan, ctx: RequestContext, emit: ProgressListener): Promise<void> {
   const running = deps.inflight.get(p.diffId);
   if (running) {
@@ -253,36 +268,25 @@ async function fetchLayer(deps: PullDeps, ref: ImageReference, p: LayerPlan, ctx
     return;
   }
   const work = (async () => {
-    // A remove() may still be deleting an older copy of this layer; unpack after it is gone.
+    // A remove() may still be deleting an older copy of this layer; store it after that is gone.
     await deps.deleting.get(p.diffId);
-    let result: { size: number };
-    if (await deps.layers.hasBlob(p.layer.digest)) {
-      emit(layerStatus("Verifying Checksum", p.short));
-      emit(layerStatus("Download complete", p.short));
-      const progress = throttled((current, total) => emit(byteProgress("Extracting", p.short, current, total)));
-      result = await deps.layers.unpack(p.layer.digest, p.diffId, progress).catch(async (e: unknown) => {
-        // The blob matched its digest but not its diffID (or is not a usable tar): never reuse it.
-        await deps.layers.removeBlob(p.layer.digest);
-        throw e;
-      });
-    } else {
-      // Download and unpack in one pass (see ingestAndUnpack); the extraction follows the bytes.
+    // A blob already here (a push, a load, another image's claim) is checked like a downloaded one.
+    if (!(await deps.layers.hasBlob(p.layer.digest))) {
       const body = await deps.client.getBlob(ref, p.layer, ctx);
       const progress = throttled((current, total) => emit(byteProgress("Downloading", p.short, current, total)));
-      result = await deps.layers.ingestAndUnpack(p.layer.digest, p.diffId, body, (n) => progress(n, p.layer.size));
-      emit(layerStatus("Verifying Checksum", p.short));
-      emit(layerStatus("Download complete", p.short));
-      // The CLI's sequence, though the extraction went along with the download.
-      emit(byteProgress("Extracting", p.short, p.layer.size, p.layer.size));
+      await deps.layers.ingest(p.layer.digest, body, (n) => progress(n, p.layer.size));
     }
+    emit(layerStatus("Verifying Checksum", p.short));
+    emit(layerStatus("Download complete", p.short));
     await deps.index.update((s) => {
-      const rec = s.layers[p.diffId] ?? { size: result.size, digests: [] };
-      if (!rec.digests.includes(p.layer.digest)) rec.digests.push(p.layer.digest);
-      rec.size = result.size;
+      const rec = s.layers[p.diffId] ?? { size: 0, digests: [] };
+      if (!rec.digests.includes(p.layer.digest) && !rec.unchecked?.includes(p.layer.digest)) {
+        rec.unchecked = [...(rec.unchecked ?? []), p.layer.digest];
+      }
       s.layers[p.diffId] = rec;
     });
-    // The compressed blob stays beside the unpacked directory: push and save need the exact
-    // bytes the manifest names, which re-packing the directory could not reproduce.
+    // The compressed blob is kept: the unpacker reads it, and push and save need the exact bytes
+    // the manifest names, which re-packing the directory could not reproduce.
     emit(layerStatus("Pull complete", p.short));
   })();
   deps.inflight.set(p.diffId, work);
