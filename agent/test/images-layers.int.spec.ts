@@ -11,6 +11,7 @@ import { sha256Of } from "../src/images/digest";
 import { DigestMismatchError, LayerInvalidError } from "../src/images/errors";
 import { LayerStore } from "../src/images/layer-store";
 import { applyLayer } from "../src/images/layer-apply";
+import { scanLayer } from "../src/images/layer-scan";
 import type { XattrTool } from "../src/images/special-files";
 import { hasCommand, readXattr } from "./images-fs-helpers";
 import { chunked, makeTar, type TarSpec } from "./images-tar-fixture";
@@ -176,6 +177,73 @@ describe.skipIf(!isRoot)("applyLayer (root, real file system)", () => {
       [{ path: "evil", type: "symlink", linkpath: t } as TarSpec, { path: `evil/${rel ? `${rel}/` : ""}dir`, type: "dir" } as TarSpec],
     ]) {
       await expect(apply(entries)).rejects.toThrow(/is a symlink; refusing to write through it/);
+    }
+    expect(fs.readdirSync(outside)).toEqual([]);
+  });
+
+  it("scanLayer (the check a pull leaves for after it) accepts, refuses and sizes exactly as applyLayer", async () => {
+    const cases: TarSpec[][] = [
+      [
+        { path: "a", body: "first" },
+        { path: "a", body: "second!" },
+        { path: "d/old", body: "x" },
+        { path: "d", body: "now a file" },
+      ],
+      [
+        { path: ".wh.cfg" },
+        { path: "cfg/", type: "dir" },
+        { path: "cfg/new", body: "n" },
+        { path: ".wh.lib" },
+        { path: "lib/x/y", body: "yy" },
+      ],
+      [{ path: "keep", body: "mine" }, { path: ".wh.keep" }, { path: "sub/.wh..wh..opq" }, { path: ".wh..wh.plnk/1", body: "aufs" }],
+      [
+        { path: "f", body: "data" },
+        { path: "h", type: "hardlink", linkpath: "f" },
+        { path: "s", type: "symlink", linkpath: "/etc" },
+      ],
+      [
+        { path: "d/x", body: "x" },
+        { path: "d", type: "symlink", linkpath: "/" },
+        { path: "d/x", body: "through" },
+      ],
+      [
+        { path: "d/x", body: "x" },
+        { path: "d", body: "file" },
+        { path: "d/", type: "dir" },
+        { path: "h", type: "hardlink", linkpath: "d/x" },
+      ],
+      [{ path: "../escape", body: "x" }],
+      [{ path: "a/../../escape", body: "x" }],
+      [{ path: "../.wh.x" }],
+      [{ path: "h", type: "hardlink", linkpath: "../../etc/passwd" }],
+      [{ path: "h", type: "hardlink", linkpath: "/etc/passwd" }],
+      [
+        { path: "d/", type: "dir" },
+        { path: "h", type: "hardlink", linkpath: "d" },
+      ],
+      [{ path: ".", body: "x" }],
+      [
+        { path: "evil", type: "symlink", linkpath: outside },
+        { path: "evil/pwned", body: "gotcha" },
+      ],
+      [{ path: "evil", type: "symlink", linkpath: outside }, { path: "evil/sub/.wh..wh..opq" }],
+      [
+        { path: "f", body: "file" },
+        { path: "f/under", body: "x" },
+      ],
+    ];
+    for (const entries of cases) {
+      const tarBytes = makeTar(entries);
+      const applied = await apply(entries).then(
+        ({ result }) => ({ size: result.size, entries: result.entries }),
+        (e: unknown) => (e as Error).message,
+      );
+      const scanned = await scanLayer(chunked(tarBytes), "sha256:test").then(
+        (r) => ({ size: r.size, entries: r.entries }),
+        (e: unknown) => (e as Error).message,
+      );
+      expect(scanned, JSON.stringify(entries)).toEqual(applied);
     }
     expect(fs.readdirSync(outside)).toEqual([]);
   });

@@ -158,7 +158,8 @@ async function fuzzAgent(): Promise<{
     });
     if ((await agentRequest(sock, "GET", "/_ping")).status !== 200) throw new Error("the agent stopped answering");
 
-    // Hostile layers: every archive pulled through the real registry client and layer store.
+    // Hostile layers: every archive pulled through the real registry client and layer store, and
+    // unpacked by a container create.
     const targetDir = fs.mkdtempSync("/tmp/flotilla-fuzz-target-");
     const target = join(targetDir, "planted");
     fs.writeFileSync(target, "host file\n");
@@ -174,7 +175,16 @@ async function fuzzAgent(): Promise<{
         `/v1.41/images/create?fromImage=${encodeURIComponent(`${registry.host}/${repo}`)}&tag=latest`,
       );
       archives++;
-      if (r.status !== 200 || /"error"/.test(r.body)) refused++;
+      let pulledOk = r.status === 200 && !/"error"/.test(r.body);
+      if (pulledOk) {
+        // A pull only stores the checked blob; the files are written when a container needs them
+        // (or by the unpacker in the background): create one, so the extractor meets the archive.
+        const c = await agentRequest(sock, "POST", "/v1.41/containers/create", JSON.stringify({ Image: `${registry.host}/${repo}` }));
+        if (c.status === 201) await agentRequest(sock, "DELETE", `/v1.41/containers/${(JSON.parse(c.body) as { Id: string }).Id}?force=1`);
+        else pulledOk = false;
+        if (c.status >= 500 && c.status !== 501) say(`layer ${a.kind}: create ${c.status} ${c.body.slice(0, 200)}`);
+      }
+      if (!pulledOk) refused++;
       const escaped =
         fs.readFileSync(target, "utf8") !== "host file\n" ||
         fs.readdirSync(targetDir).length !== 1 ||

@@ -19,7 +19,7 @@ import { Decompress as ZstdDecompress } from "fzstd";
 import zlib from "node:zlib";
 import { NotSupportedError } from "@flotilla/core";
 import { digestHex, sha256Of } from "./digest";
-import { DigestMismatchError } from "./errors";
+import { DigestMismatchError, LayerInvalidError } from "./errors";
 import { applyLayer, type ApplyLayerResult } from "./layer-apply";
 import { scanLayer, type LayerScanResult } from "./layer-scan";
 import type { XattrTool } from "./special-files";
@@ -76,6 +76,17 @@ export function decompressorFor(magic: Buffer, what: string): Transform | undefi
     throw new NotSupportedError(`${what} is bzip2- or xz-compressed; only gzip, zstd and plain tar layers are supported`);
   }
   return undefined; // A plain tar.
+}
+
+/** A decompressor's complaint (zlib's Z_* codes, fzstd's "zstd:") as what it means: a bad layer. */
+function undecodable(digest: string): (e: unknown) => never {
+  return (e) => {
+    const err = e as { code?: unknown; message?: unknown };
+    if ((typeof err?.code === "string" && err.code.startsWith("Z_")) || String(err?.message).startsWith("zstd:")) {
+      throw new LayerInvalidError(digest, `cannot decompress: ${String(err.message)}`);
+    }
+    throw e;
+  };
 }
 
 async function* counted(source: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncGenerator<Buffer> {
@@ -189,7 +200,10 @@ export class LayerStore {
     };
     const progress = (n: number) => onBytes?.(n, total);
     try {
-      if (decompress) await pipeline(createReadStream(blob), (s: AsyncIterable<Buffer>) => counted(s, progress), decompress, sink);
+      if (decompress)
+        await pipeline(createReadStream(blob), (s: AsyncIterable<Buffer>) => counted(s, progress), decompress, sink).catch(
+          undecodable(digest),
+        );
       else await pipeline(createReadStream(blob), (s: AsyncIterable<Buffer>) => counted(s, progress), sink);
       const actual = `sha256:${hash.digest("hex")}`;
       if (actual !== diffId) throw new DigestMismatchError(`uncompressed layer ${digest}`, diffId, actual);
@@ -238,7 +252,7 @@ export class LayerStore {
       result = await scanLayer(hashed(s, hash), digest);
     };
     const decompress = magic.length >= 4 ? decompressorFor(magic, `layer ${digest}`) : undefined;
-    if (decompress) await pipeline(chunks(), decompress, sink);
+    if (decompress) await pipeline(chunks(), decompress, sink).catch(undecodable(digest));
     else await pipeline(chunks(), sink);
     const actual = `sha256:${hash.digest("hex")}`;
     if (actual !== diffId) throw new DigestMismatchError(`uncompressed layer ${digest}`, diffId, actual);

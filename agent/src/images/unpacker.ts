@@ -180,17 +180,12 @@ export class Unpacker {
 }
 
 /**
- * Whether `e` says the blob's content is bad (not its diffID, not a tar we accept, not a
- * compression we read), as opposed to trouble on this host (a full disk, a vanished tmp/), after
- * which the blob is kept for another try.
+ * Whether `e` says the blob's content is bad (not its diffID, not a tar or a compression we
+ * accept; layer-store turns decompressors' complaints into LayerInvalidError), as opposed to
+ * trouble on this host (a full disk, a vanished tmp/), after which the blob is kept for a retry.
  */
 function isContentError(e: unknown): boolean {
-  if (e instanceof DigestMismatchError || e instanceof LayerInvalidError || e instanceof NotSupportedError) return true;
-  const err = e as { code?: unknown; message?: unknown };
-  // zlib's errors carry Z_* codes (Z_DATA_ERROR, Z_BUF_ERROR); the fzstd wrapper says "zstd:".
-  return (
-    (typeof err?.code === "string" && err.code.startsWith("Z_")) || (typeof err?.message === "string" && err.message.startsWith("zstd:"))
-  );
+  return e instanceof DigestMismatchError || e instanceof LayerInvalidError || e instanceof NotSupportedError;
 }
 
 /** Sets the size of every image using `diffId` again, from its layers' sizes. */
