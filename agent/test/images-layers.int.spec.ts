@@ -245,6 +245,15 @@ describe.skipIf(!isRoot)("applyLayer (root, real file system)", () => {
       );
       expect(scanned, JSON.stringify(entries)).toEqual(applied);
     }
+    // An archive ending inside a file's body: the same refusal, as a bad layer (a 400, not a 500).
+    const truncated = makeTar([{ path: "f", body: "x".repeat(4096) }]).subarray(0, 1024);
+    const dest = fs.mkdtempSync(join(work, "l-"));
+    const byApply = await applyLayer(chunked(truncated), dest, { layer: "sha256:test" }).catch((e: unknown) => e);
+    const byScan = await scanLayer(chunked(truncated), "sha256:test").catch((e: unknown) => e);
+    expect(byApply).toBeInstanceOf(LayerInvalidError);
+    expect(byScan).toBeInstanceOf(LayerInvalidError);
+    for (const err of [byApply, byScan])
+      expect((err as Error).message).toMatch(/^layer sha256:test: not a valid tar archive: truncated archive/);
     expect(fs.readdirSync(outside)).toEqual([]);
   });
 

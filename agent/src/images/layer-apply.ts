@@ -238,7 +238,8 @@ export async function applyLayer(source: AsyncIterable<Buffer>, dest: string, op
           fsSync.lutimesSync(target, entry.mtime, entry.mtime);
         }
       } catch (e) {
-        if (e instanceof LayerInvalidError) throw e;
+        // A tar that ends inside this entry's body is a bad archive, said below as such.
+        if (e instanceof LayerInvalidError || e instanceof TarFormatError) throw e;
         const err = e as Error;
         throw Object.assign(new Error(`layer ${opts.layer}: ${entry.path}: ${err.message}`), { cause: err });
       }
