@@ -229,6 +229,27 @@ describe("pull", () => {
     expect(ls(join(root, "layers/sha256"))).toEqual([]);
   });
 
+  it("leaves nothing half-written when cancelled mid-download", async () => {
+    const { store, root } = await openStore();
+    const controller = new AbortController();
+    const pulling = store.pull(`${registry.host}/layered`, {
+      signal: controller.signal,
+      onProgress: (m) => {
+        if (m.status === "Downloading") controller.abort();
+      },
+    });
+    await expect(pulling).rejects.toThrow(/abort/i);
+    await store.settle();
+    expect(await store.list()).toEqual([]);
+    expect(ls(join(root, "tmp"))).toEqual([]);
+    expect(ls(join(root, "layers/sha256"))).toEqual([]);
+    // Whatever blob landed is whole: its name is its digest.
+    for (const hex of ls(join(root, "blobs/sha256")))
+      expect(sha256(fs.readFileSync(join(root, "blobs/sha256", hex)))).toBe(`sha256:${hex}`);
+    const { id } = await store.pull(`${registry.host}/layered`); // and a retry completes
+    expect((await store.resolve(id)).lowerDirs).toHaveLength(3);
+  });
+
   it("keeps its images across a reopen", async () => {
     const { store, root } = await openStore();
     const { id } = await store.pull(`${registry.host}/busybox`);

@@ -43,8 +43,15 @@ export function httpRequest(url: URL, opts: HttpRequestOptions = {}): Promise<Ht
     });
     const timeoutMs = opts.timeoutMs ?? 60_000;
     req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no data for ${timeoutMs} ms`), { code: "ETIMEDOUT" })));
-    req.once("error", reject);
-    req.once("response", (body) => resolve({ status: body.statusCode ?? 0, headers: body.headers, body, url }));
+    // `on`, not `once`: a request aborted after its response (a pull cancelled) can error again
+    // with nobody else listening, which would crash the process.
+    req.on("error", reject);
+    req.once("response", (body) => {
+      // Likewise for the body, when the abort comes after its last read; a reader still gets
+      // any error from the stream itself.
+      body.on("error", () => {});
+      resolve({ status: body.statusCode ?? 0, headers: body.headers, body, url });
+    });
     if (typeof opts.body === "function") opts.body().pipe(req);
     else req.end(opts.body);
   });

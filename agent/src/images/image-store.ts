@@ -91,10 +91,12 @@ export class ImageStore {
       unpacker: new Unpacker(layers, index, deleting, options.log),
     };
     const store = new ImageStore(options, layers, index, deps);
-    // Layers a previous run stored but did not get to check or unpack (it stopped after a pull).
+    // Layers of images a previous run stored but did not get to check or unpack (it stopped after a
+    // pull); those of a pull that never finished wait for a pull that does, or for collection.
     const missing: string[] = [];
+    const used = new Set(Object.values(index.current.images).flatMap((r) => r.layers.map((l) => l.diffId)));
     for (const [diffId, rec] of Object.entries(index.current.layers)) {
-      if (rec.unchecked?.length || !(await layers.hasLayer(diffId))) missing.push(diffId);
+      if (used.has(diffId) && (rec.unchecked?.length || !(await layers.hasLayer(diffId)))) missing.push(diffId);
     }
     deps.unpacker.background(missing);
     return store;
