@@ -70,6 +70,16 @@ const freePort = () =>
     });
   });
 
+/** CPU seconds a process has used (Linux /proc), or NaN where that cannot be read. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 function percentile(sorted: number[], p: number): number {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -87,6 +97,9 @@ export interface CaseResult {
   p99Ms: number;
   errors: number;
   notModified?: number;
+  /** CPU use while the case ran, in cores: the API processes', and this process's (the clients). */
+  apiCpu: number;
+  clientCpu: number;
 }
 
 /** One keep-alive GET; resolves with the status and the ETag (the body is read and dropped). */
@@ -110,7 +123,7 @@ async function load(
   clients: number,
   seconds: number,
   conditional: boolean,
-): Promise<Omit<CaseResult, "path" | "processes">> {
+): Promise<Omit<CaseResult, "path" | "processes" | "apiCpu" | "clientCpu">> {
   const agents = urls.map(() => new http.Agent({ keepAlive: true, maxSockets: clients }));
   const latencies: number[] = [];
   let errors = 0;
@@ -160,9 +173,13 @@ async function main(): Promise<void> {
   const configDir = mkdtempSync(join(tmpdir(), "flotilla-bench-"));
   const prefix = `bench${randomBytes(3).toString("hex")}`;
   const procs: ChildProcess[] = [];
+  const pids = new Map<string, number | undefined>();
   const startRole = async (role: "api" | "worker") => {
     const port = await freePort();
-    const child = spawn(process.execPath, [process.env.BENCH_API_MAIN ?? join(repoRoot, "apps/api/dist/main.js"), role], {
+    const main = process.env.BENCH_API_MAIN ?? join(repoRoot, "apps/api/dist/main.js");
+    // Extra node options for the API processes, e.g. BENCH_API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+    const nodeArgs = role === "api" ? (process.env.BENCH_API_NODE_ARGS ?? "").split(/\s+/).filter(Boolean) : [];
+    const child = spawn(process.execPath, [...nodeArgs, main, role], {
       env: {
         ...process.env,
         DATABASE_URL: adminUrl(db),
@@ -177,6 +194,7 @@ async function main(): Promise<void> {
     });
     procs.push(child);
     const url = new URL(`http://127.0.0.1:${port}`);
+    pids.set(url.toString(), child.pid);
     if (role === "api") {
       for (let i = 0; i < 300; i++) {
         if (child.exitCode !== null) throw new Error(`the API exited (${child.exitCode}) before it answered`);
@@ -227,6 +245,16 @@ async function main(): Promise<void> {
 
     const paths = ["/api/v1/health", "/api/v1/services", "/api/v1/nodes", "/api/v1/tasks?service=svc-1"];
     const cases: CaseResult[] = [];
+    // A load's result with the CPU the APIs and this process used meanwhile: which side saturated.
+    const measured = async <T>(urls: URL[], fn: () => Promise<T>) => {
+      const apiCpu = () => urls.reduce((n, u) => n + cpuSeconds(pids.get(u.toString())), 0);
+      const [a0, c0, t0] = [apiCpu(), process.cpuUsage(), performance.now()];
+      const r = await fn();
+      const s = (performance.now() - t0) / 1000;
+      const c = process.cpuUsage(c0);
+      const round = (x: number) => Math.round(x * 100) / 100;
+      return { ...r, apiCpu: round((apiCpu() - a0) / s), clientCpu: round((c.user + c.system) / 1e6 / s) };
+    };
     const run = async (urls: URL[]) => {
       for (const path of paths) {
         const variants = o.conditional && path !== "/api/v1/health" ? [false, true] : [false];
@@ -235,7 +263,7 @@ async function main(): Promise<void> {
           const r = {
             path: path.replace("/api/v1", ""),
             processes: urls.length,
-            ...(await load(urls, path, token_, o.clients, o.seconds, conditional)),
+            ...(await measured(urls, () => load(urls, path, token_, o.clients, o.seconds, conditional))),
           };
           console.error(JSON.stringify(r));
           cases.push(r);

@@ -7,14 +7,14 @@ import { applyDecorators } from "@nestjs/common";
 import { ApiHeader, ApiResponse } from "@nestjs/swagger";
 
 export interface Listing {
-  /** The JSON text of the answer. */
-  body: string;
+  /** The JSON text of the answer, encoded once (not once per request that shares it). */
+  body: Buffer;
   /** A strong validator of exactly these bytes. */
   etag: string;
 }
 
 export function toListing(value: unknown): Listing {
-  const body = JSON.stringify(value);
+  const body = Buffer.from(JSON.stringify(value));
   return { body, etag: `"${createHash("sha1").update(body).digest("base64url")}"` };
 }
 
@@ -34,7 +34,7 @@ export function etagMatches(ifNoneMatch: string | undefined, etag: string): bool
  * Answers with the listing, or 304 when the client already has it. `no-cache`: a browser may
  * keep it but must revalidate every time; `private`: it carries a token holder's view.
  */
-export function sendListing(req: FastifyRequest, reply: FastifyReply, listing: Listing): string {
+export function sendListing(req: FastifyRequest, reply: FastifyReply, listing: Listing): Buffer | string {
   void reply.header("etag", listing.etag).header("cache-control", "private, no-cache");
   if (etagMatches(req.headers["if-none-match"], listing.etag)) {
     void reply.status(304);

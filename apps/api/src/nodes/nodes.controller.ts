@@ -27,7 +27,7 @@ export class NodesController {
   @Get()
   @ApiOperation({ summary: "List nodes with status, availability and live task counts" })
   @ApiListing()
-  async list(@Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<string> {
+  async list(@Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<Buffer | string> {
     return sendListing(req, reply, await this.nodes.listing());
   }
 

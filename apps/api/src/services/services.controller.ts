@@ -37,7 +37,7 @@ export class ServicesController {
   @Get()
   @ApiOperation({ summary: "List services with running/desired task counts" })
   @ApiListing()
-  async list(@Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<string> {
+  async list(@Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<Buffer | string> {
     return sendListing(req, reply, await this.services.listing());
   }
 

@@ -24,7 +24,7 @@ export class TasksController {
     @Query(new ZodValidationPipe(TaskQuery)) q: z.infer<typeof TaskQuery>,
     @Req() req: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<string> {
+  ): Promise<Buffer | string> {
     const listing = await this.tasks.listing({
       ...(q.service ? { service: q.service } : {}),
       ...(q.node ? { node: q.node } : {}),
