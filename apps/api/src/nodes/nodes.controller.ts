@@ -1,4 +1,6 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Query } from "@nestjs/common";
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Query, Req, Res } from "@nestjs/common";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { ApiListing, sendListing } from "../common/listing";
 import { ApiUnavailable } from "../common/api-unavailable";
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiQuery, ApiTags } from "@nestjs/swagger";
 import { z } from "zod";
@@ -24,8 +26,9 @@ export class NodesController {
 
   @Get()
   @ApiOperation({ summary: "List nodes with status, availability and live task counts" })
-  list(): Promise<NodeView[]> {
-    return this.nodes.list();
+  @ApiListing()
+  async list(@Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<Buffer | string> {
+    return sendListing(req, reply, await this.nodes.listing());
   }
 
   @Get(":id")

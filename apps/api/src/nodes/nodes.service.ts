@@ -9,6 +9,8 @@ import { EventsService } from "../events/events.service";
 import type { Prisma } from "../generated/prisma/client";
 import { QueuesService } from "../queues/queues.service";
 import { queuedAfterCommit } from "../common/unavailable";
+import { toListing, type Listing } from "../common/listing";
+import { SharedReads } from "../common/shared-reads";
 import type { NodeView } from "@flotilla/api-types";
 import { nodeView, TX_OPTIONS } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
@@ -33,6 +35,13 @@ export class NodesService {
     private readonly tasks: TasksRepository,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
+
+  private readonly listings = new SharedReads<Listing>();
+
+  /** list() as JSON with its ETag, one query for all the requests that arrive meanwhile. */
+  listing(): Promise<Listing> {
+    return this.listings.read("", async () => toListing(await this.list()));
+  }
 
   async list(): Promise<NodeView[]> {
     return (await this.repo.list()).map(({ node, tasks }) => nodeView(node, tasks));

@@ -1,8 +1,9 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Req, StreamableFile } from "@nestjs/common";
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Req, Res, StreamableFile } from "@nestjs/common";
 import { ApiUnavailable } from "../common/api-unavailable";
 import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiTags } from "@nestjs/swagger";
 import { InvalidError } from "@flotilla/core";
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { ApiListing, sendListing } from "../common/listing";
 import { z } from "zod";
 import { ZodValidationPipe } from "../common/zod-validation.pipe";
 import { LogsService } from "./logs.service";
@@ -35,8 +36,9 @@ export class ServicesController {
 
   @Get()
   @ApiOperation({ summary: "List services with running/desired task counts" })
-  list(): Promise<ServiceView[]> {
-    return this.services.list();
+  @ApiListing()
+  async list(@Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<Buffer | string> {
+    return sendListing(req, reply, await this.services.listing());
   }
 
   @Get(":id")

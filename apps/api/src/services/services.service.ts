@@ -21,6 +21,8 @@ import { EventsService } from "../events/events.service";
 import type { Prisma, Service as ServiceRow } from "../generated/prisma/client";
 import { QueuesService } from "../queues/queues.service";
 import { queuedAfterCommit } from "../common/unavailable";
+import { toListing, type Listing } from "../common/listing";
+import { SharedReads } from "../common/shared-reads";
 import { restSpec } from "../common/type-agreement";
 import { previousSpecOf, specOf, TX_OPTIONS, updateStateOf } from "./mapping";
 import type { CreateServiceBody, UpdateServiceBody } from "./service-schemas";
@@ -140,6 +142,13 @@ export class ServicesService {
     await this.events.publish(evs);
     await queuedAfterCommit(this.queues.enqueueReconcile(row.id, "create"));
     return view(row);
+  }
+
+  private readonly listings = new SharedReads<Listing>();
+
+  /** list() as JSON with its ETag, one query for all the requests that arrive meanwhile. */
+  listing(): Promise<Listing> {
+    return this.listings.read("", async () => toListing(await this.list()));
   }
 
   async list(): Promise<ServiceView[]> {
