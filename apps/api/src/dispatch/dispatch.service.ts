@@ -39,6 +39,7 @@ import { ACTIVE_STATES, specOf, taskName, toCoreTask } from "../services/mapping
 import { ServicesRepository } from "../services/services.repository";
 import { TasksRepository, type LaunchOutcome } from "../tasks/tasks.repository";
 import { EngineClients } from "./engine-clients";
+import { TaskValuesService, type TaskValuesLoader } from "./task-values";
 import { nodeStatusSql } from "../database/sql";
 
 export { STALE_CLAIM_MS };
@@ -129,6 +130,7 @@ export class DispatchService implements OnModuleInit {
     private readonly services: ServicesRepository,
     private readonly tasks: TasksRepository,
     private readonly handlers: JobHandlers,
+    private readonly values: TaskValuesService,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
@@ -202,11 +204,12 @@ export class DispatchService implements OnModuleInit {
       chunk = [];
       await this.events.publish(await this.tasks.recordLaunches(batch, this.clock.now()));
     };
+    const values = this.values.loader();
     await inBatches(
       tasks.filter((t) => mine.has(t.id) && services.has(t.serviceId)),
       async (task) => {
         const service = services.get(task.serviceId)!;
-        const outcome = await agent.launch(service, task);
+        const outcome = await agent.launch(service, task, values);
         const c = counts.get(task.serviceId) ?? { started: 0, rejected: 0 };
         if (outcome.containerId) c.started++;
         else c.rejected++;
@@ -308,14 +311,17 @@ class AgentCalls {
   ) {}
 
   /** Creates (idempotently: the name is the task's) and starts a task's container. */
-  async launch(service: ServiceRef, task: TaskRow): Promise<LaunchOutcome> {
+  async launch(service: ServiceRef, task: TaskRow, values: TaskValuesLoader): Promise<LaunchOutcome> {
     const spec = specOf(service);
     try {
+      // Secrets and configs travel in the create body only (the agent keeps them off its records).
+      const { files, registryAuth } = await values.forTask(service.id, spec);
+      const body = { ...containerBody(service, spec, task), ...(files.length ? { FlotillaFiles: files } : {}) };
       const { containerId, endpoints } = await this.call(async (engine) => {
         const name = `${taskName(service.name, task)}.${task.id}`;
         let containerId: string;
         try {
-          containerId = await engine.createContainer(name, containerBody(service, spec, task));
+          containerId = await engine.createContainer(name, body, registryAuth);
         } catch (e) {
           // A previous attempt created it (this one took over a stale claim): use that container.
           if (!(e instanceof EngineConflictError)) throw e;
