@@ -6,7 +6,9 @@
 // log, container records and logs). A secret in use cannot be removed; its files go with the
 // container. An image of a registry with htpasswd auth runs only with --with-registry-auth (the
 // credentials docker login stored, sent for that service's pulls); without it the task is
-// rejected with the registry's refusal, shown by `ctl service ps`. Traffic stays on loopback and
+// rejected with the registry's refusal, shown by `ctl service ps`. And `ctl service logs` still
+// shows what finished tasks wrote once their containers are gone (replaced by an update, or
+// exited). Traffic stays on loopback and
 // on a bridge in 198.19.110.0/24 that this test creates.
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -304,5 +306,68 @@ describe.skipIf(!root)("a service's secret and config on a netns machine", () =>
     expect(logger.lines.join("\n").includes(PRIVATE_PASSWORD), "the password in the API log").toBe(false);
     for (const f of filesUnder(join(base, "data"))) expect(f.text.includes(PRIVATE_PASSWORD), f.path).toBe(false);
     expect((await ctl(["service", "rm", priv])).code).toBe(0);
+  });
+
+  it("shows the logs of finished tasks, whose containers are gone", { timeout: 300_000 }, async () => {
+    // Replaced by an update: the old task is stopped and its container removed (dispatch's stop).
+    const upd = `logs-${tag}`;
+    const created = await ctl([
+      "service",
+      "create",
+      "--timeout",
+      "120s",
+      "--name",
+      upd,
+      "--env",
+      "GEN=one",
+      image,
+      "sh",
+      "-c",
+      'echo "words-$GEN"; exec sleep 3600',
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    const first = await until(`${upd} to run`, async () => {
+      const live = (await json<TaskView[]>(`/api/v1/tasks?service=${upd}`)).filter((t) => t.state === "RUNNING");
+      return live.length === 1 && live[0];
+    });
+    expect((await ctl(["service", "update", "--timeout", "120s", "--env-add", "GEN=two", upd])).code).toBe(0);
+    await until(
+      "the first task's container to be removed",
+      async () => !(await docker(["ps", "-aq", "--no-trunc"])).split("\n").includes(first.containerId!),
+    );
+    const logs = await until("both tasks' lines", async () => {
+      const out = (await ctl(["service", "logs", upd])).stdout;
+      return /words-one/.test(out) && /words-two/.test(out) && out;
+    });
+    expect(logs).toMatch(new RegExp(`^${upd}\\.1@${M} \\| words-one$`, "m"));
+    expect((await ctl(["service", "logs", "--tail", "1", upd])).stdout.split("\n").filter(Boolean)).toHaveLength(2);
+    expect((await ctl(["service", "rm", upd])).code).toBe(0);
+
+    // Exited on its own: the container is removed as a stray of its finished task.
+    const bye = `bye-${tag}`;
+    const made = await ctl([
+      "service",
+      "create",
+      "-d",
+      "--name",
+      bye,
+      "--restart-condition",
+      "none",
+      image,
+      "sh",
+      "-c",
+      "echo last-words >&2; exit 3",
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    const failed = await until("the task to fail", async () => {
+      const t = (await json<TaskView[]>(`/api/v1/tasks?service=${bye}`)).find((x) => x.state === "FAILED");
+      return t?.containerId && t;
+    });
+    await until(
+      "its container to be removed",
+      async () => !(await docker(["ps", "-aq", "--no-trunc"])).split("\n").includes(failed.containerId!),
+    );
+    expect((await ctl(["service", "logs", bye])).stdout).toMatch(new RegExp(`^${bye}\\.1@${M} \\| last-words$`, "m"));
+    expect((await ctl(["service", "rm", bye])).code).toBe(0);
   });
 });
