@@ -113,7 +113,9 @@ export class CoreModule {
 export class HttpModule {}
 
 /** Queue consumers. */
-@Module({ providers: [WorkersService, ReconcileService, DispatchService, TaskValuesService, TaskLogs, NodeMonitorService, MachineJobsService] })
+@Module({
+  providers: [WorkersService, ReconcileService, DispatchService, TaskValuesService, TaskLogs, NodeMonitorService, MachineJobsService],
+})
 export class WorkerModule {}
 
 /** Same image, three roles: `api`, `worker`, or both (`all`), so each scales out on its own. */
