@@ -142,4 +142,39 @@ describe("services naming secrets and configs", () => {
       await db.end();
     }
   });
+
+  it("deploys a stack naming external secrets and configs, and refuses one naming a missing one, creating nothing", async () => {
+    const compose = (secret: string) =>
+      [
+        "services:",
+        "  app:",
+        "    image: busybox",
+        "    secrets: [db, { source: key, target: /etc/key, mode: '0400' }]",
+        "    configs: [conf]",
+        "  other:",
+        "    image: busybox",
+        "secrets:",
+        `  db: { external: true, name: ${secret} }`,
+        "  key: { external: true, name: api_key }",
+        "configs:",
+        "  conf: { external: true, name: shop.conf }",
+        "",
+      ].join("\n");
+    expect((await send("POST", "/api/v1/configs", { name: "shop.conf", data: Buffer.from("c").toString("base64") })).status).toBe(201);
+    const bad = await send("POST", "/api/v1/stacks", { name: "shop", compose: compose("ghost") });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { message: string }).message).toMatch(/^shop_app: secret not found: ghost/);
+    expect(await names()).not.toContain("shop_other");
+
+    expect((await send("POST", "/api/v1/secrets", { name: "db_pw", data: Buffer.from("p").toString("base64") })).status).toBe(201);
+    const ok = await send("POST", "/api/v1/stacks", { name: "shop", compose: compose("db_pw") });
+    expect(ok.status, await ok.clone().text()).toBe(200);
+    const app = (await (await send("GET", "/api/v1/services/shop_app")).json()) as ServiceJson;
+    expect(app.spec.secrets).toEqual([
+      { source: "db_pw", target: "/run/secrets/db", uid: "0", gid: "0", mode: 0o444 },
+      { source: "api_key", target: "/etc/key", uid: "0", gid: "0", mode: 0o400 },
+    ]);
+    expect(app.spec.configs).toEqual([{ source: "shop.conf", target: "/conf", uid: "0", gid: "0", mode: 0o444 }]);
+    expect((await send("DELETE", "/api/v1/secrets/db_pw")).status).toBe(409);
+  });
 });
