@@ -154,7 +154,7 @@ export function registerService(program: Command): void {
 
   service
     .command("logs <service>")
-    .description("show the logs of a service's tasks, prefixed by task")
+    .description("show the logs of a service's tasks, prefixed by task (finished tasks' too, until they are pruned)")
     .option("-f, --follow", "keep following")
     .option("--tail <n>", "last n lines per task")
     .action(async (ref: string, o: { follow?: boolean; tail?: string }) => {
