@@ -4,7 +4,7 @@
 import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "../../test/support/registry";
-import { docker, dockerOk, HAS_DOCKER_CLI, IS_ROOT, rawRequest, startTestAgent, type TestAgent } from "./docker-helpers";
+import { docker, dockerOk, HAS_DOCKER_CLI, IS_ROOT, rawRequest, startTestAgent, stopTestAgent, type TestAgent } from "./docker-helpers";
 
 const capEff = (status: string) => /CapEff:\s*([0-9a-f]+)/.exec(status)?.[1];
 
@@ -23,11 +23,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("HostConfig options through the doc
   });
 
   afterAll(async () => {
-    if (agent) {
-      for (const c of agent.handle.containers.all()) await agent.handle.containers.remove(c.id, { force: true }).catch(() => {});
-      await agent.handle.close();
-      fs.rmSync(agent.dir, { recursive: true, force: true });
-    }
+    await stopTestAgent(agent);
     await registry?.stop();
   });
 

@@ -3,6 +3,7 @@ export * from "./driver";
 export * from "./options";
 export * from "./command-runner";
 export * from "./ssh";
+export * from "./ssh-keygen";
 export * from "./registry";
 export { withHostLock, type HostLockOptions } from "./lock";
 export { defaultLockDir, ensurePrivateDir, readFileNoFollow, writeFileNoFollow } from "./private-dir";

@@ -5,7 +5,8 @@ import { basename, join } from "node:path";
 import { InvalidError } from "@flotilla/core";
 import type { DriverContext, DriverEvent } from "./driver";
 import type { SshEndpoint } from "./driver";
-import { generateSshKeyPair, readPinnedHostKey } from "./ssh";
+import { readPinnedHostKey } from "./ssh";
+import { generateSshKeyPair } from "./ssh-keygen";
 
 export const KEY_FILE = "id_ed25519";
 export const IMAGE_FILE = "boot2docker.iso";

@@ -325,16 +325,3 @@ export async function readPrivateKey(path: string, flag?: string): Promise<Buffe
   }
   return data;
 }
-
-export interface SshKeyPair {
-  /** OpenSSH private key ("-----BEGIN OPENSSH PRIVATE KEY-----"), unencrypted. */
-  privateKey: string;
-  /** authorized_keys line: "ssh-ed25519 AAAA... comment". */
-  publicKey: string;
-}
-
-/** A new ed25519 key pair in the formats sshd and ssh2 read. */
-export function generateSshKeyPair(comment: string): SshKeyPair {
-  const pair = utils.generateKeyPairSync("ed25519", { comment });
-  return { privateKey: pair.private, publicKey: pair.public.trim() };
-}
