@@ -14,14 +14,14 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import type { Server } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { ConsoleLogger, type LogLevel } from "@nestjs/common";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApi, type TestApi } from "../../apps/api/test/support";
+import type { TestApi } from "../../apps/api/test/support";
 import { startRegistry, type TestRegistry } from "../support/registry";
-import { addBridge, forward, parseExports, removeLeftovers, run, useMachinesEnv } from "./support";
+import { startNetnsLab, type NetnsLab } from "./lab";
+import { forward, removeLeftovers, run } from "./support";
 
-const repo = resolve(__dirname, "../..");
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
 const BRIDGE = `flse${tag}`.slice(0, 15);
@@ -69,19 +69,17 @@ describe.skipIf(!root)("a service's secret and config on a netns machine", () =>
   const VALUE = `s3cret-${randomBytes(16).toString("hex")}`;
   const CONFIG = `listen ${randomBytes(4).toString("hex")};\n`;
   const leaks = [VALUE, Buffer.from(VALUE).toString("base64")];
-  let registryForward: Server | undefined;
+  let lab: NetnsLab;
   let privateForward: Server | undefined;
   let privateRegistry: TestRegistry;
   let privateImage: string;
   const PRIVATE_PASSWORD = `pw-${randomBytes(12).toString("hex")}`;
-  let restoreEnv: (() => void) | undefined;
   let api: TestApi;
-  let registry: TestRegistry;
   let env: Record<string, string | undefined>;
   let image: string;
   const svc = `web-${tag}`;
 
-  const ctl = (args: string[]) => run(process.execPath, ["--import", "tsx", join(repo, "apps/ctl/src/main.ts"), ...args], env, 300_000);
+  const ctl = (args: string[]) => lab.ctl(args);
   const json = async <T>(path: string): Promise<T> => (await (await api.fetch(path)).json()) as T;
   const until = async <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 90_000): Promise<T> => {
     const end = Date.now() + ms;
@@ -93,11 +91,7 @@ describe.skipIf(!root)("a service's secret and config on a netns machine", () =>
     }
   };
   const docker = async (args: string[]) => {
-    const r = await run("docker", args, {
-      ...env,
-      ...parseExports((await ctl(["machine", "env", M])).stdout),
-      DOCKER_CONFIG: join(base, "docker"),
-    });
+    const r = await run("docker", args, await lab.dockerEnv(M));
     expect(r.code, r.stderr).toBe(0);
     return r.stdout;
   };
@@ -126,40 +120,23 @@ describe.skipIf(!root)("a service's secret and config on a netns machine", () =>
   };
 
   beforeAll(async () => {
-    addBridge(BRIDGE, GATEWAY);
-    restoreEnv = useMachinesEnv(base, `http://${GATEWAY}:${apiPort}`);
-    api = await startTestApi(
-      { FLOTILLA_AGENT_LISTEN: `${GATEWAY}:${apiPort}`, FLOTILLA_HEARTBEAT_MS: "1000", FLOTILLA_LOG_LEVEL: "debug" },
-      logger,
-    );
-    registry = await startRegistry();
-    await registry.pushBusybox("busybox:latest");
-    image = `${GATEWAY}:${regPort}/busybox:latest`;
-    registryForward = await forward(GATEWAY, regPort, Number(registry.host.split(":")[1]));
+    lab = await startNetnsLab({
+      base,
+      gateway: GATEWAY,
+      bridge: BRIDGE,
+      apiPort,
+      regPort,
+      apiEnv: { FLOTILLA_LOG_LEVEL: "debug" },
+      apiLogger: logger,
+    });
+    api = lab.api;
+    env = lab.env;
+    image = lab.image;
     privateRegistry = await startRegistry({ htpasswd: { username: "alice", password: PRIVATE_PASSWORD } });
     await privateRegistry.pushBusybox("private/busybox:latest");
     privateImage = `${GATEWAY}:${regPort + 2}/private/busybox:latest`;
     privateForward = await forward(GATEWAY, regPort + 2, Number(privateRegistry.host.split(":")[1]));
-    env = {
-      PATH: process.env.PATH,
-      HOME: join(base, "home"),
-      FLOTILLA_CONFIG_DIR: api.config.configDir,
-      TSX_TSCONFIG_PATH: join(repo, "apps/ctl/tsconfig.json"),
-    };
-    const r = await ctl([
-      "machine",
-      "create",
-      "-d",
-      "netns",
-      "--netns-cidr",
-      `${GATEWAY}/24`,
-      "--netns-bridge",
-      BRIDGE,
-      // Both registries (any port of the gateway) over plain http.
-      "--engine-insecure-registry",
-      GATEWAY,
-      M,
-    ]);
+    const r = await lab.createMachine(M, BRIDGE, ["--engine-insecure-registry", `${GATEWAY}:${regPort + 2}`]);
     expect(r.code, r.stderr).toBe(0);
     await until("the machine to join as a ready node", async () =>
       (await json<{ hostname: string; status: string }[]>("/api/v1/nodes")).some((n) => n.hostname === M && n.status === "ready"),
@@ -167,15 +144,9 @@ describe.skipIf(!root)("a service's secret and config on a netns machine", () =>
   }, 400_000);
 
   afterAll(async () => {
-    registryForward?.close();
     privateForward?.close();
-    if (api) {
-      await ctl(["machine", "rm", "-f", "-y", M]).catch(() => undefined);
-      await api.stop();
-    }
-    await registry?.stop();
+    await lab?.stop([M]);
     await privateRegistry?.stop();
-    restoreEnv?.();
     removeLeftovers([M], BRIDGE);
     rmSync(base, { recursive: true, force: true });
     rmSync(valuesDir, { recursive: true, force: true });
@@ -220,7 +191,7 @@ describe.skipIf(!root)("a service's secret and config on a netns machine", () =>
     expect(mount, "a mount at /run/secrets/db_pass").toBeDefined();
     expect(mount!.split(" ")[2]).toBe("tmpfs");
     expect(mount!.split(" ")[3].split(",")).toContain("ro");
-    const env2 = { ...env, ...parseExports((await ctl(["machine", "env", M])).stdout), DOCKER_CONFIG: join(base, "docker") };
+    const env2 = await lab.dockerEnv(M);
     expect((await run("docker", ["exec", id, "sh", "-c", "echo x > /run/secrets/db_pass"], env2)).code).not.toBe(0);
 
     // Nowhere else: docker inspect, the API, the event stream, the logs, the machine's disk.
@@ -263,8 +234,8 @@ describe.skipIf(!root)("a service's secret and config on a netns machine", () =>
   });
 
   it("runs a private registry's image only with --with-registry-auth", { timeout: 300_000 }, async () => {
-    // What `docker login` leaves in ~/.docker/config.json (ctl's HOME here).
-    const login = join(env.HOME!, ".docker");
+    // What `docker login` leaves in $DOCKER_CONFIG/config.json (the lab's, which ctl reads).
+    const login = env.DOCKER_CONFIG!;
     mkdirSync(login, { recursive: true });
     const registryHost = `${GATEWAY}:${regPort + 2}`;
     writeFileSync(
