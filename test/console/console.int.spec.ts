@@ -237,6 +237,47 @@ describe("web console in a real browser", () => {
     await shot(page, "machines");
   });
 
+  it("creates a service with a mount, a secret and a config from the form, and shows them on its page", async () => {
+    for (const [kind, name] of [
+      ["secrets", "db_pass"],
+      ["configs", "app.conf"],
+    ])
+      expect((await send(api, "POST", `/api/v1/${kind}`, { name, data: Buffer.from("x").toString("base64") })).status).toBe(201);
+    await nav(page, "Services");
+    await page.getByLabel("Name", { exact: true }).fill("cache");
+    await page.getByLabel("Image", { exact: true }).fill("busybox");
+    // A bad line is refused in the form, naming the field, before anything is sent.
+    await page.getByLabel("Mounts", { exact: true }).fill("type=tmpfs,target=/cache,size=1m");
+    await page.getByRole("button", { name: "Create service" }).click();
+    const alert = page.getByRole("alert");
+    await alert.waitFor();
+    expect(await alert.textContent()).toContain('mounts: unknown option "size"');
+    await page
+      .getByLabel("Mounts", { exact: true })
+      .fill("type=tmpfs,target=/cache,tmpfs-size=1m\ntype=volume,source=data,target=/data,readonly");
+    await page.getByLabel("Secrets", { exact: true }).fill("source=db_pass,mode=0400");
+    await page.getByLabel("Configs", { exact: true }).fill("source=app.conf,target=/etc/app.conf");
+    await page.getByRole("button", { name: "Create service" }).click();
+    await page.getByRole("link", { name: "cache", exact: true }).waitFor();
+    const svc = (await (await api.fetch("/api/v1/services/cache")).json()) as {
+      spec: { mounts: unknown[]; secrets: unknown[]; configs: unknown[] };
+    };
+    expect(svc.spec.mounts).toEqual([
+      { type: "tmpfs", target: "/cache", readOnly: false, tmpfsSizeBytes: 1048576 },
+      { type: "volume", source: "data", target: "/data", readOnly: true },
+    ]);
+    expect(svc.spec.secrets).toEqual([{ source: "db_pass", target: "/run/secrets/db_pass", uid: "0", gid: "0", mode: 0o400 }]);
+    expect(svc.spec.configs).toEqual([{ source: "app.conf", target: "/etc/app.conf", uid: "0", gid: "0", mode: 0o444 }]);
+    await page.getByRole("link", { name: "cache", exact: true }).click();
+    const summary = page.getByRole("region", { name: "Summary" });
+    await until("the summary to show the secret", async () =>
+      ((await summary.textContent()) ?? "").includes("db_pass → /run/secrets/db_pass 0400 0:0"),
+    );
+    expect(await summary.textContent()).toContain("app.conf → /etc/app.conf 0444 0:0");
+    expect(await summary.textContent()).toContain("tmpfs /cache (1.0 MiB)");
+    expect((await send(api, "DELETE", "/api/v1/services/cache")).status).toBe(204);
+  });
+
   it("fits a phone's width", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     try {

@@ -4,6 +4,7 @@
 // machines are made (a flag, an address) is made once.
 import { join, resolve } from "node:path";
 import type { Server } from "node:net";
+import type { ConsoleLogger } from "@nestjs/common";
 import { startTestApi, type TestApi } from "../../apps/api/test/support";
 import { startRegistry, type TestRegistry } from "../support/registry";
 import { addBridge, forward, parseExports, run, useMachinesEnv, type Result } from "./support";
@@ -23,6 +24,8 @@ export interface NetnsLabOptions {
    */
   bridge?: string;
   apiEnv?: Record<string, string>;
+  /** Where the API logs (nowhere by default): a suite looking for what must never be logged passes its own. */
+  apiLogger?: ConsoleLogger;
 }
 
 export interface NetnsLab {
@@ -47,7 +50,10 @@ export interface NetnsLab {
 export async function startNetnsLab(o: NetnsLabOptions): Promise<NetnsLab> {
   if (o.bridge) addBridge(o.bridge, o.gateway);
   const restoreEnv = useMachinesEnv(o.base, `http://${o.gateway}:${o.apiPort}`);
-  const api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `${o.gateway}:${o.apiPort}`, FLOTILLA_HEARTBEAT_MS: "1000", ...o.apiEnv });
+  const api = await startTestApi(
+    { FLOTILLA_AGENT_LISTEN: `${o.gateway}:${o.apiPort}`, FLOTILLA_HEARTBEAT_MS: "1000", ...o.apiEnv },
+    o.apiLogger,
+  );
   const registry = await startRegistry();
   await registry.pushBusybox("busybox:latest");
   let forwarder: Server | undefined;

@@ -15,6 +15,7 @@ import { fromPortMappings, toPortMappings, type NetworkPort } from "./network-po
 import { resolveUser, writeEtcFiles } from "./rootfs-files";
 import { shimRunArgs, type ResolvedMount } from "./shim-args";
 import { ShimRunError, shimRun, type ShimState } from "./shim-client";
+import type { TaskFiles } from "./task-files";
 
 export interface RunnerDeps {
   store: ContainerStore;
@@ -23,6 +24,7 @@ export interface RunnerDeps {
   network: NetworkPort | null;
   shimPath: string;
   denyBinds?: readonly string[];
+  files: TaskFiles;
 }
 
 export interface Started {
@@ -83,6 +85,8 @@ export class ContainerRunner {
         out.push({ type: "bind", source: volume.Mountpoint, target: m.target, readOnly: m.readOnly });
       }
     }
+    // Last: a secret's file is never hidden by a mount of its directory.
+    if (c.files?.length) out.push(...(await this.deps.files.mounts(c.id, c.files)));
     return out;
   }
 

@@ -63,6 +63,11 @@ export function reserved(
 
 export const percent = (part: number, whole: number): number => (whole > 0 ? Math.min(100, Math.round((part / whole) * 100)) : 0);
 
+/** A secret or config reference: `db_pass → /run/secrets/db_pass 0400 1000:1000`. */
+export function fileRef(r: { source: string; target: string; uid: string; gid: string; mode: number }): string {
+  return `${r.source} → ${r.target} ${r.mode.toString(8).padStart(4, "0")} ${r.uid}:${r.gid}`;
+}
+
 /** A mount as `--mount` reads: `volume pgdata:/data (ro)`, `tmpfs /cache (1.0 MiB)`. */
 export function mount(m: { type: string; source?: string; target: string; readOnly: boolean; tmpfsSizeBytes?: number }): string {
   const where = m.type === "tmpfs" ? m.target : `${m.source ?? ""}:${m.target}`;

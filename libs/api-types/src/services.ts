@@ -50,6 +50,22 @@ export interface Mount {
   tmpfsSizeBytes?: number;
 }
 
+/** A stored secret or config given to each task as a read-only file (the value is never in the spec). */
+export interface SecretReference {
+  /** The secret's or config's name. */
+  source: string;
+  /** Absolute path in the container (secrets: /run/secrets/SOURCE by default; configs: /SOURCE). */
+  target: string;
+  /** Numeric owner and group of the file. */
+  uid: string;
+  gid: string;
+  /** Permission bits (0o444 by default). */
+  mode: number;
+}
+
+/** A reference as requests give it: only the source is required. */
+export type SecretReferenceInput = Pick<SecretReference, "source"> & Partial<Omit<SecretReference, "source">>;
+
 /** A service's desired state, every field filled in by the API. */
 export interface ServiceSpec {
   name: string;
@@ -66,6 +82,8 @@ export interface ServiceSpec {
   resources: { reservations: ResourceAmounts; limits: ResourceAmounts & { pids?: number } };
   ports: PortConfig[];
   mounts: Mount[];
+  secrets: SecretReference[];
+  configs: SecretReference[];
   placement: Placement;
   restartPolicy: RestartPolicy;
   updateConfig: UpdateConfig;
@@ -99,22 +117,37 @@ export interface ServiceView {
   spec: ServiceSpec;
   previousSpec: ServiceSpec | null;
   updateState: UpdateState | null;
+  /** The registry whose credentials the service's pulls use (`--with-registry-auth`); null: anonymous pulls. */
+  registryAuth: { serverAddress: string } | null;
   createdAt: string;
   updatedAt: string;
+}
+
+/** Registry credentials for a service's pulls, as `docker login` keeps them; stored encrypted, never shown again. */
+export interface RegistryAuth {
+  username: string;
+  password: string;
+  /** The registry they are for (`host[:port]`). */
+  serverAddress: string;
 }
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
 /** `PATCH /api/v1/services/{id}`: any spec field; `replicas` alone scales. */
-export type ServiceUpdateRequest = Omit<DeepPartial<ServiceSpec>, "name" | "ports" | "mode" | "mounts"> & {
+export type ServiceUpdateRequest = Omit<DeepPartial<ServiceSpec>, "name" | "ports" | "mode" | "mounts" | "secrets" | "configs"> & {
   ports?: { published: number; target: number; protocol?: PortProtocol; mode?: PublishMode }[];
   /** Replaces the list; `readOnly` defaults to false. */
   mounts?: (Omit<Mount, "readOnly"> & { readOnly?: boolean })[];
+  /** Replace the lists; only `source` is required, a relative target is a file name. */
+  secrets?: SecretReferenceInput[];
+  configs?: SecretReferenceInput[];
   mode?: ServiceMode;
   /** Shorthand for mode {kind: replicated, replicas}. */
   replicas?: number;
   /** PATCH only: replace every task even when nothing changed. */
   force?: boolean;
+  /** Credentials for the service's image pulls (`--with-registry-auth`); on PATCH, replaces the stored ones. */
+  registryAuth?: RegistryAuth;
 };
 
 /** `POST /api/v1/services`. */

@@ -7,6 +7,7 @@ export * from "./constraints";
 export * from "./spec-validation";
 export * from "./mounts";
 export * from "./secrets";
+export * from "./service-secrets";
 export * from "./plan";
 export * from "./restart-policy";
 export { orchestrate, nodeProblem, type OrchestrateOptions } from "./orchestrator";

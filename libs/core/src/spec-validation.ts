@@ -5,6 +5,7 @@ import { parseConstraint, spreadLabel } from "./constraints";
 import { InvalidError } from "./errors";
 import { isHostPort } from "./ingress";
 import { normalizeMount, validateMounts } from "./mounts";
+import { normalizeSecretReferences } from "./service-secrets";
 import type { Mount, PortConfig, RestartPolicy, ServiceSpec, ServiceSpecInput, UpdateConfig } from "./types";
 
 /** Docker's defaults: restart on any exit after 5 s, forever. */
@@ -166,6 +167,10 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
 
   validatePorts(spec.ports);
   validateMounts(spec.mounts);
+  // One file per target across secrets and configs; a mount on the same path would hide it.
+  const targets = new Set<string>(spec.mounts.map((m) => m.target));
+  normalizeSecretReferences("secret", spec.secrets, targets);
+  normalizeSecretReferences("config", spec.configs, targets);
 
   const placement = spec.placement;
   if (typeof placement !== "object" || placement === null) fail("placement", "placement must be an object");
@@ -228,6 +233,8 @@ export function normalizeServiceSpec(input: ServiceSpecInput): ServiceSpec {
     ports: (input.ports ?? []).map((p) => ({ ...p, protocol: p.protocol ?? "tcp", mode: p.mode ?? "ingress" })),
     // Not a list: left for validateMounts to refuse, naming the field.
     mounts: Array.isArray(input.mounts) ? input.mounts.map(normalizeMount) : ((input.mounts ?? []) as readonly Mount[]),
+    secrets: normalizeSecretReferences("secret", input.secrets),
+    configs: normalizeSecretReferences("config", input.configs),
     placement: {
       constraints: input.placement?.constraints ?? [],
       preferences: input.placement?.preferences ?? [],

@@ -1,6 +1,7 @@
 // Domain types shared by every decision in libs/core. Plain data: adapters load them from the
 // database (Prisma BigInt columns become numbers, which hold any realistic byte or nano-CPU count
 // exactly) and the pure functions never mutate them.
+import type { SecretReference, SecretReferenceInput } from "./service-secrets";
 
 /** 1 CPU = 1e9 nano-CPUs, the unit of the Docker Engine API. */
 export const NANO_CPUS_PER_CPU = 1_000_000_000;
@@ -152,6 +153,10 @@ export interface ServiceSpec {
   readonly resources: ServiceResources;
   readonly ports: readonly PortConfig[];
   readonly mounts: readonly Mount[];
+  /** Stored secrets given to each task as files (values are fetched at dispatch, never in the spec). */
+  readonly secrets: readonly SecretReference[];
+  /** Stored configs given to each task as files. */
+  readonly configs: readonly SecretReference[];
   readonly placement: Placement;
   readonly restartPolicy: RestartPolicy;
   readonly updateConfig: UpdateConfig;
@@ -179,6 +184,8 @@ export interface ServiceSpecInput {
   };
   readonly ports?: readonly PortConfigInput[];
   readonly mounts?: readonly MountInput[];
+  readonly secrets?: readonly SecretReferenceInput[];
+  readonly configs?: readonly SecretReferenceInput[];
   readonly placement?: Partial<Placement>;
   readonly restartPolicy?: Partial<RestartPolicy>;
   readonly updateConfig?: Partial<UpdateConfig>;

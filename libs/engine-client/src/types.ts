@@ -49,6 +49,22 @@ export interface ContainerCreateBody {
     }[];
   };
   StopTimeout?: number;
+  /**
+   * Flotilla agents only: files (a task's secrets and configs) the agent writes on a tmpfs of its
+   * own and binds read-only into the container. Never kept in the container's record, so never
+   * shown by inspect; `Data` is base64.
+   */
+  FlotillaFiles?: FlotillaFile[];
+}
+
+/** One file of `FlotillaFiles`. */
+export interface FlotillaFile {
+  /** Absolute path in the container. */
+  Target: string;
+  Data: string;
+  UID: number;
+  GID: number;
+  Mode: number;
 }
 
 /** One entry of `GET /containers/json`. */

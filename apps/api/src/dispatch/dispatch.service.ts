@@ -39,6 +39,8 @@ import { ACTIVE_STATES, specOf, taskName, toCoreTask } from "../services/mapping
 import { ServicesRepository } from "../services/services.repository";
 import { TasksRepository, type LaunchOutcome } from "../tasks/tasks.repository";
 import { EngineClients } from "./engine-clients";
+import { TaskValuesService, type TaskValuesLoader } from "./task-values";
+import { readLogTail, TaskLogs } from "./task-logs";
 import { nodeStatusSql } from "../database/sql";
 
 export { STALE_CLAIM_MS };
@@ -129,6 +131,8 @@ export class DispatchService implements OnModuleInit {
     private readonly services: ServicesRepository,
     private readonly tasks: TasksRepository,
     private readonly handlers: JobHandlers,
+    private readonly values: TaskValuesService,
+    private readonly taskLogs: TaskLogs,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
@@ -202,11 +206,12 @@ export class DispatchService implements OnModuleInit {
       chunk = [];
       await this.events.publish(await this.tasks.recordLaunches(batch, this.clock.now()));
     };
+    const values = this.values.loader();
     await inBatches(
       tasks.filter((t) => mine.has(t.id) && services.has(t.serviceId)),
       async (task) => {
         const service = services.get(task.serviceId)!;
-        const outcome = await agent.launch(service, task);
+        const outcome = await agent.launch(service, task, values);
         const c = counts.get(task.serviceId) ?? { started: 0, rejected: 0 };
         if (outcome.containerId) c.started++;
         else c.rejected++;
@@ -233,6 +238,7 @@ export class DispatchService implements OnModuleInit {
         const from = task.containerId ? DISPATCHED_TASK_STATES : (["ASSIGNED"] as const);
         const evs = await this.tasks.finish(task, [...from], "SHUTDOWN", this.clock.now(), r.exitCode);
         await this.events.publish(evs);
+        if (r.log) await this.taskLogs.keep(task.id, r.log);
         if (evs.length) stopped.add(task.serviceId);
       },
       PER_AGENT,
@@ -270,11 +276,14 @@ export class DispatchService implements OnModuleInit {
     ).map(nodeRow);
     if (!node) return 0;
     const agent = new AgentCalls(node, this.engines);
+    // A finished task's container (a stray once its task is over) keeps its log with the task.
+    const tasks = await this.taskLogs.tasksOf(job.containers);
     let removed = 0;
     await inBatches(
       job.containers,
       async (id) => {
-        if (await agent.remove(id, job.graceMs)) removed++;
+        const taskId = tasks.get(id);
+        if (await agent.remove(id, job.graceMs, taskId ? (log) => this.taskLogs.keep(taskId, log) : undefined)) removed++;
       },
       PER_AGENT,
     );
@@ -308,14 +317,17 @@ class AgentCalls {
   ) {}
 
   /** Creates (idempotently: the name is the task's) and starts a task's container. */
-  async launch(service: ServiceRef, task: TaskRow): Promise<LaunchOutcome> {
+  async launch(service: ServiceRef, task: TaskRow, values: TaskValuesLoader): Promise<LaunchOutcome> {
     const spec = specOf(service);
     try {
+      // Secrets and configs travel in the create body only (the agent keeps them off its records).
+      const { files, registryAuth } = await values.forTask(service.id, spec);
+      const body = { ...containerBody(service, spec, task), ...(files.length ? { FlotillaFiles: files } : {}) };
       const { containerId, endpoints } = await this.call(async (engine) => {
         const name = `${taskName(service.name, task)}.${task.id}`;
         let containerId: string;
         try {
-          containerId = await engine.createContainer(name, containerBody(service, spec, task));
+          containerId = await engine.createContainer(name, body, registryAuth);
         } catch (e) {
           // A previous attempt created it (this one took over a stale claim): use that container.
           if (!(e instanceof EngineConflictError)) throw e;
@@ -333,15 +345,16 @@ class AgentCalls {
   }
 
   /** Stops and removes a task's container; "unreachable" leaves the task for a later pass. */
-  async stop(task: TaskRow, graceMs: number): Promise<{ exitCode?: number } | "unreachable"> {
+  async stop(task: TaskRow, graceMs: number): Promise<{ exitCode?: number; log?: Buffer } | "unreachable"> {
     if (!task.containerId) return {};
     const id = task.containerId;
     try {
       return await this.call(async (engine) => {
         await engine.stopContainer(id, graceMs / 1000);
         const exitCode = (await engine.inspectContainer(id)).State.ExitCode;
+        const log = await readLogTail(engine, id);
         await engine.removeContainer(id, true);
-        return { exitCode };
+        return { exitCode, ...(log ? { log } : {}) };
       });
     } catch (e) {
       if (e instanceof EngineNotFoundError) return {};
@@ -350,13 +363,15 @@ class AgentCalls {
     }
   }
 
-  /** Stops and removes a container; true when it is gone. */
-  async remove(containerId: string, graceMs: number): Promise<boolean> {
+  /** Stops and removes a container (keeping its log first when asked); true when it is gone. */
+  async remove(containerId: string, graceMs: number, keepLog?: (log: Buffer) => Promise<void>): Promise<boolean> {
     try {
       await this.call(async (engine) => {
         await engine.stopContainer(containerId, graceMs / 1000).catch((e: unknown) => {
           if (!(e instanceof EngineNotFoundError)) throw e;
         });
+        const log = keepLog ? await readLogTail(engine, containerId) : undefined;
+        if (log) await keepLog!(log);
         await engine.removeContainer(containerId, true);
       });
       return true;

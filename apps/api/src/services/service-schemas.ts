@@ -20,6 +20,19 @@ const updateConfig = z
   .partial()
   .strict();
 const stringMap = z.record(z.string(), z.string());
+const secretReferences = z
+  .array(
+    z
+      .object({
+        source: z.string(),
+        target: z.string().optional(),
+        uid: z.string().optional(),
+        gid: z.string().optional(),
+        mode: z.number().int().optional(),
+      })
+      .strict(),
+  )
+  .optional();
 
 /** The spec fields a create or an update may set, all optional (name and image are added for create). */
 const specFields = {
@@ -68,6 +81,8 @@ const specFields = {
         .strict(),
     )
     .optional(),
+  secrets: secretReferences,
+  configs: secretReferences,
   placement: z
     .object({
       constraints: z.array(z.string()),
@@ -92,7 +107,13 @@ const specFields = {
   stopGracePeriodMs: z.number().int().min(0).optional(),
 };
 
-export const CreateServiceBody = z.object({ name: z.string().min(1), image: z.string().min(1), ...specFields }).strict();
+/** `--with-registry-auth`: not part of the spec (which is shown); stored encrypted on its own. */
+const registryAuth = z
+  .object({ username: z.string().min(1), password: z.string(), serverAddress: z.string().min(1) })
+  .strict()
+  .optional();
+
+export const CreateServiceBody = z.object({ name: z.string().min(1), image: z.string().min(1), ...specFields, registryAuth }).strict();
 export type CreateServiceBody = z.infer<typeof CreateServiceBody>;
 
 /** PATCH: any spec field; `replicas` is shorthand for `mode: {kind: replicated, replicas}`. */
@@ -102,6 +123,7 @@ export const UpdateServiceBody = z
     ...specFields,
     // Replace every task even when the spec is unchanged (`ctl service update --force`).
     force: z.boolean().optional(),
+    registryAuth,
   })
   .strict();
 export type UpdateServiceBody = z.infer<typeof UpdateServiceBody>;
@@ -117,6 +139,24 @@ export const TaskQuery = z
   .strict();
 
 /** OpenAPI description of a service body (the zod schema is the source of truth). */
+function secretsSchema(description: string, example: string): SchemaObject {
+  return {
+    type: "array",
+    description,
+    items: {
+      type: "object",
+      required: ["source"],
+      properties: {
+        source: { type: "string", example },
+        target: { type: "string" },
+        uid: { type: "string", default: "0" },
+        gid: { type: "string", default: "0" },
+        mode: { type: "integer", default: 0o444, description: "permission bits (292 = 0444)" },
+      },
+    },
+  };
+}
+
 export const SERVICE_BODY_SCHEMA: SchemaObject = {
   type: "object",
   required: ["name", "image"],
@@ -177,6 +217,14 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
         },
       },
     },
+    secrets: secretsSchema(
+      "stored secrets (POST /api/v1/secrets) each task gets as a read-only file on a tmpfs; a relative target is a file in /run/secrets (default /run/secrets/SOURCE)",
+      "db_password",
+    ),
+    configs: secretsSchema(
+      "stored configs (POST /api/v1/configs) each task gets as a read-only file; default target /SOURCE",
+      "nginx.conf",
+    ),
     placement: {
       type: "object",
       properties: {
@@ -189,5 +237,16 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
     updateConfig: { type: "object", description: "parallelism, delayMs, monitorMs, failureAction, maxFailureRatio, order" },
     rollbackConfig: { type: "object" },
     stopGracePeriodMs: { type: "integer" },
+    registryAuth: {
+      type: "object",
+      description:
+        "credentials for the service's image pulls (ctl --with-registry-auth), stored encrypted and sent to the agents for this service's pulls only; never shown again",
+      required: ["username", "password", "serverAddress"],
+      properties: {
+        username: { type: "string" },
+        password: { type: "string" },
+        serverAddress: { type: "string", example: "registry.example.com:5000" },
+      },
+    },
   },
 };

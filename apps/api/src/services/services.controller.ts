@@ -99,7 +99,10 @@ export class ServicesController {
   @ApiQuery({ name: "follow", required: false, description: "1/true: keep streaming until the client disconnects" })
   @ApiQuery({ name: "tail", required: false, description: "last N lines per task" })
   @ApiOkResponse({ description: "text/plain, one line per log line, prefixed `web.1@node | `" })
-  @ApiOperation({ summary: "Logs of every task of the service, merged from the agents" })
+  @ApiOperation({
+    summary:
+      "Logs of every task of the service: finished tasks' kept logs (the last 256 KiB each, until the task is pruned) first, then the live containers', merged from the agents",
+  })
   async logsOf(
     @Param("id") id: string,
     @Req() req: FastifyRequest,

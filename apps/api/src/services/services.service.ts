@@ -20,6 +20,8 @@ import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
 import type { Prisma, Service as ServiceRow } from "../generated/prisma/client";
 import { QueuesService } from "../queues/queues.service";
+import { assertReferencesExist } from "../secrets/secret-references";
+import { SecretsService } from "../secrets/secrets.service";
 import { queuedAfterCommit } from "../common/unavailable";
 import { toListing, type Listing } from "../common/listing";
 import { SharedReads } from "../common/shared-reads";
@@ -29,7 +31,11 @@ import type { CreateServiceBody, UpdateServiceBody } from "./service-schemas";
 import { ServicesRepository, type TaskCounts } from "./services.repository";
 
 /** What the REST API returns for a service. */
-function view(row: ServiceRow, counts: TaskCounts = { running: 0, live: 0 }): ServiceView {
+function view(
+  row: ServiceRow,
+  counts: TaskCounts = { running: 0, live: 0 },
+  registryAuth: { serverAddress: string } | null = null,
+): ServiceView {
   const spec = specOf(row);
   const previous = previousSpecOf(row);
   return {
@@ -43,6 +49,7 @@ function view(row: ServiceRow, counts: TaskCounts = { running: 0, live: 0 }): Se
     spec: restSpec(spec),
     previousSpec: previous ? restSpec(previous) : null,
     updateState: updateStateOf(row) ?? null,
+    registryAuth,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -50,7 +57,7 @@ function view(row: ServiceRow, counts: TaskCounts = { running: 0, live: 0 }): Se
 
 /** Request fields → core's spec input; `replicas` is shorthand for replicated mode. */
 function toInput(body: Omit<UpdateServiceBody, "replicas"> & { replicas?: number; name: string; image: string }): ServiceSpecInput {
-  const { replicas, mode, ...rest } = body;
+  const { replicas, mode, registryAuth: _auth, ...rest } = body;
   if (replicas !== undefined && mode?.kind === "global")
     throw new InvalidError("replicas cannot be set for a global service", { field: "replicas" });
   return { ...rest, ...(replicas !== undefined ? { mode: { kind: "replicated", replicas } } : mode ? { mode } : {}) } as ServiceSpecInput;
@@ -58,7 +65,7 @@ function toInput(body: Omit<UpdateServiceBody, "replicas"> & { replicas?: number
 
 /** A spec with a patch applied: objects merge one level deep, lists and maps are replaced. */
 function merge(spec: ServiceSpec, patch: UpdateServiceBody): ServiceSpecInput {
-  const { replicas, force: _force, ...p } = patch;
+  const { replicas, force: _force, registryAuth: _auth, ...p } = patch;
   if (replicas !== undefined && (p.mode?.kind ?? spec.mode.kind) === "global") {
     throw new InvalidError("replicas cannot be set for a global service", { field: "replicas" });
   }
@@ -113,6 +120,7 @@ export class ServicesService {
     private readonly repo: ServicesRepository,
     private readonly events: EventsService,
     private readonly queues: QueuesService,
+    private readonly secrets: SecretsService,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
@@ -125,9 +133,11 @@ export class ServicesService {
         if (await tx.service.findUnique({ where: { name: spec.name } }))
           throw new ConflictError(`a service named "${spec.name}" already exists`, { field: "name" });
         await this.repo.assertPortsFree(tx, spec);
+        await assertReferencesExist(tx, spec);
         const row = await tx.service.create({
           data: { name: spec.name, mode: spec.mode.kind === "global" ? "GLOBAL" : "REPLICATED", spec: json(spec) },
         });
+        if (body.registryAuth) await this.secrets.setRegistryAuth(tx, row.id, body.registryAuth);
         const evs = await this.events.record(tx, [
           { kind: "service", subjectId: row.id, action: "create", data: { name: row.name, version: 1 } },
         ]);
@@ -141,7 +151,7 @@ export class ServicesService {
       });
     await this.events.publish(evs);
     await queuedAfterCommit(this.queues.enqueueReconcile(row.id, "create"));
-    return view(row);
+    return view(row, undefined, body.registryAuth ? { serverAddress: body.registryAuth.serverAddress } : null);
   }
 
   private readonly listings = new SharedReads<Listing>();
@@ -154,12 +164,14 @@ export class ServicesService {
   async list(): Promise<ServiceView[]> {
     const rows = await this.repo.list();
     const counts = await this.repo.counts(rows.map((r) => r.id));
-    return rows.map((r) => view(r, counts.get(r.id)));
+    const auths = await this.secrets.registryAuthViews(rows.map((r) => r.id));
+    return rows.map((r) => view(r, counts.get(r.id), auths.get(r.id) ?? null));
   }
 
   async get(ref: string): Promise<ServiceView> {
     const row = await this.repo.find(ref);
-    return view(row, (await this.repo.counts([row.id])).get(row.id));
+    const auth = (await this.secrets.registryAuthViews([row.id])).get(row.id) ?? null;
+    return view(row, (await this.repo.counts([row.id])).get(row.id), auth);
   }
 
   /**
@@ -171,11 +183,14 @@ export class ServicesService {
       const row = await this.repo.findForUpdate(tx, ref);
       const current = specOf(row);
       const next = normalizeServiceSpec({ ...merge(current, patch), name: row.name });
+      // New credentials replace the old ones; alone, they change no task (the next pull uses them).
+      if (patch.registryAuth) await this.secrets.setRegistryAuth(tx, row.id, patch.registryAuth);
       if (sameSpec(next, current) && !patch.force) return { row, evs: [] };
       assertMayBind(current, next, caller);
       if (next.mode.kind !== current.mode.kind)
         throw new InvalidError("the mode of a service cannot change: remove and create it again", { field: "mode" });
       await this.repo.assertPortsFree(tx, next);
+      await assertReferencesExist(tx, next);
       // A forced update replaces every task, as a new task version does.
       const bump = affectsTasks(current, next) || !!patch.force;
       const updated = await tx.service.update({
@@ -225,6 +240,7 @@ export class ServicesService {
       const previous = previousSpecOf(row);
       if (!previous) throw new ConflictError(`service ${row.name} has no previous spec to roll back to`);
       await this.repo.assertPortsFree(tx, previous);
+      await assertReferencesExist(tx, previous);
       const bump = affectsTasks(current, previous);
       const taskVersion = row.taskVersion + (bump ? 1 : 0);
       // The previous spec's tasks ran at the task version before this one; they are up to date
@@ -262,6 +278,7 @@ export class ServicesService {
         select: { nodeId: true, containerId: true },
       });
       await tx.service.delete({ where: { id: row.id } });
+      await tx.secret.deleteMany({ where: { kind: "REGISTRY_AUTH", name: row.id } });
       const evs = await this.events.record(tx, [
         { kind: "service", subjectId: row.id, action: "remove", data: { name: row.name, tasks: running.length } },
       ]);

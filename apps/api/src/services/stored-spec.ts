@@ -16,6 +16,8 @@ const updateConfig = z.object({
   order: z.enum(["stop-first", "start-first"]),
 });
 
+const secretReference = z.object({ source: z.string(), target: z.string(), uid: z.string(), gid: z.string(), mode: z.number() });
+
 export const StoredServiceSpec = z.object({
   name: z.string(),
   image: z.string(),
@@ -54,6 +56,9 @@ export const StoredServiceSpec = z.object({
       }),
     )
     .default([]),
+  // Specs written before secrets and configs reached tasks have none.
+  secrets: z.array(secretReference).default([]),
+  configs: z.array(secretReference).default([]),
   placement: z.object({
     constraints: z.array(z.string()),
     preferences: z.array(z.object({ spread: z.string() })),

@@ -11,6 +11,7 @@ import {
   parseDuration,
   parseMemory,
   parseMountFlag,
+  parseSecretFlag,
   parsePlacementPref,
   parsePublish,
 } from "@flotilla/core";
@@ -50,6 +51,8 @@ export interface SpecFlags {
   label?: string[];
   publish?: string[];
   mount?: string[];
+  secret?: string[];
+  config?: string[];
   constraint?: string[];
   placementPref?: string[];
   reserveMemory?: string;
@@ -80,6 +83,7 @@ export interface SpecFlags {
   workdir?: string;
   stopGracePeriod?: string;
   replicas?: string;
+  withRegistryAuth?: boolean;
 }
 
 /** `--env-file`s in order (later files win), read with the compose parser. */
@@ -141,6 +145,8 @@ export function specBody(o: SpecFlags): ServiceUpdateRequest {
   if (o.workdir !== undefined) body.workdir = o.workdir;
   if (o.publish) body.ports = o.publish.map((p) => parse("--publish", () => parsePublish(p)));
   if (o.mount) body.mounts = o.mount.map((m) => parse("--mount", () => parseMountFlag(m)));
+  if (o.secret) body.secrets = o.secret.map((s) => parse("--secret", () => parseSecretFlag("secret", s)));
+  if (o.config) body.configs = o.config.map((s) => parse("--config", () => parseSecretFlag("config", s)));
   if (o.constraint || o.placementPref) {
     body.placement = {
       ...(o.constraint ? { constraints: o.constraint.map((c) => (parse("--constraint", () => parseConstraint(c)), c)) } : {}),
@@ -207,6 +213,16 @@ export function specOptions(cmd: Command): Command {
       "mount into each task: type=volume,source=NAME,target=/PATH (the node's named volume, kept across task replacements), type=bind,source=/HOST,target=/PATH (admin only), type=tmpfs,target=/PATH[,tmpfs-size=64m]; add readonly for read-only (repeatable)",
       collect,
     )
+    .option(
+      "--secret <secret>",
+      "give each task a stored secret as a read-only file: NAME (at /run/secrets/NAME) or source=NAME[,target=FILE|/PATH][,uid=0][,gid=0][,mode=0444] (repeatable)",
+      collect,
+    )
+    .option(
+      "--config <config>",
+      "give each task a stored config as a read-only file: NAME (at /NAME) or source=NAME[,target=/PATH][,uid=0][,gid=0][,mode=0444] (repeatable)",
+      collect,
+    )
     .option("--constraint <expr>", "placement constraint, e.g. node.labels.zone==a (repeatable)", collect)
     .option("--placement-pref <pref>", "placement preference, e.g. spread=node.labels.zone (repeatable)", collect)
     .option("--reserve-memory <size>", "memory reserved per task (64m, 1g)")
@@ -230,6 +246,10 @@ export function specOptions(cmd: Command): Command {
     .option("--rollback-monitor <duration>", "after each rolled-back task starts, how long a failure counts")
     .option("--rollback-max-failure-ratio <ratio>", "fraction of tasks (0 to 1) that may fail during a rollback")
     .option("--stop-grace-period <duration>", "time between SIGTERM and SIGKILL (10s)")
+    .option(
+      "--with-registry-auth",
+      "send your credentials for the image's registry (from docker login: $DOCKER_CONFIG or ~/.docker/config.json) to the agents, for this service's pulls only; stored encrypted",
+    )
     .option("-d, --detach", "return at once instead of following convergence")
     .option("--timeout <duration>", "give up following after this long", "5m");
 }

@@ -7,6 +7,7 @@ import { serviceTable } from "./service-table";
 import { follow } from "./service-converge";
 import { collect, intOpt, specBody, specOptions, type SpecFlags } from "./service-flags";
 import { applyListEdits, editsLists, type UpdateListFlags } from "./service-update-flags";
+import { registryAuthFor } from "./registry-auth";
 
 const client = () => new ApiClient(loadCtlConfig());
 const enc = encodeURIComponent;
@@ -27,6 +28,7 @@ export function registerService(program: Command): void {
       .addOption(new Option("--mode <mode>", "replicated or global").choices(["replicated", "global"]).default("replicated")),
   ).action(async (image: string, cmd: string[], o: SpecFlags & { name: string; mode: string; detach?: boolean; timeout: string }) => {
     const body: ServiceCreateRequest = { name: o.name, image, ...specBody(o), ...(cmd.length ? { args: cmd } : {}) };
+    if (o.withRegistryAuth) body.registryAuth = registryAuthFor(image);
     if (o.mode === "global") {
       if (o.replicas !== undefined) throw new CtlError("--replicas cannot be used with --mode global");
       body.mode = { kind: "global" };
@@ -98,6 +100,10 @@ export function registerService(program: Command): void {
       .option("--env-rm <K>", "remove an environment variable (repeatable)", collect)
       .option("--mount-add <mount>", "add or replace (by target) a mount, as --mount (repeatable)", collect)
       .option("--mount-rm <target>", "remove the mount at this container path (repeatable)", collect)
+      .option("--secret-add <secret>", "add or replace (by name) a secret, as --secret (repeatable)", collect)
+      .option("--secret-rm <name>", "remove a secret from the tasks (repeatable)", collect)
+      .option("--config-add <config>", "add or replace (by name) a config, as --config (repeatable)", collect)
+      .option("--config-rm <name>", "remove a config from the tasks (repeatable)", collect)
       .option("--publish-add <port>", "add or replace (by published port) a published port, as --publish (repeatable)", collect)
       .option("--publish-rm <port>", "remove a published port: PUBLISHED[/tcp|udp] (repeatable)", collect)
       .option("--force", "replace every task even when nothing changed")
@@ -112,7 +118,10 @@ export function registerService(program: Command): void {
       if (o.image) body.image = o.image;
       if (o.args) body.args = o.args;
       if (o.force) body.force = true;
-      if (editsLists(o)) applyListEdits(body, (await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`)).spec, o);
+      const current =
+        editsLists(o) || (o.withRegistryAuth && !o.image) ? await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`) : undefined;
+      if (editsLists(o)) applyListEdits(body, current!.spec, o);
+      if (o.withRegistryAuth) body.registryAuth = registryAuthFor(o.image ?? current!.spec.image);
       if (Object.keys(body).length === 0) throw new CtlError("nothing to update: give at least one flag (see ctl service update --help)");
       const svc = await c.request<ServiceJson>("PATCH", `/api/v1/services/${enc(ref)}`, body);
       note(`${svc.name} updated to version ${svc.version}`);
@@ -145,7 +154,7 @@ export function registerService(program: Command): void {
 
   service
     .command("logs <service>")
-    .description("show the logs of a service's tasks, prefixed by task")
+    .description("show the logs of a service's tasks, prefixed by task (finished tasks' too, until they are pruned)")
     .option("-f, --follow", "keep following")
     .option("--tail <n>", "last n lines per task")
     .action(async (ref: string, o: { follow?: boolean; tail?: string }) => {
