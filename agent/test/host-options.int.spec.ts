@@ -119,6 +119,18 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("HostConfig options through the doc
     expect(bad.stderr).toContain("--log-opt compress is not supported by this agent");
   });
 
+  it("without --log-opt a chatty container's log stays within Docker's default 10 MiB × 3 (finding 5)", async () => {
+    // 40 MiB of output in 64 KiB lines: before, one json-file that grew with every byte.
+    const script = 's=xxxxxxxxxxxxxxxx; for i in 1 2 3 4 5 6; do s=$s$s$s$s; done; yes "$s" | head -n 640; echo last';
+    const id = await dockerOk(env, ["run", "-d", image, "sh", "-c", script]);
+    expect(await dockerOk(env, ["wait", id], 120_000)).toBe("0");
+    const log = agent.handle.containers.store.paths(id).log;
+    const files = [log, `${log}.1`, `${log}.2`];
+    for (const f of files) expect(fs.statSync(f).size, f).toBeLessThanOrEqual(10 * 1024 * 1024);
+    expect(fs.existsSync(`${log}.3`)).toBe(false);
+    expect(await dockerOk(env, ["logs", "--tail", "1", id])).toBe("last");
+  }, 180_000);
+
   it("refuses --init, --ulimit, --shm-size and the like with a 501 naming the option, creating nothing", async () => {
     const before = agent.handle.containers.all().length;
     for (const [args, message] of [

@@ -70,7 +70,11 @@ export class ContainerRunner {
         const denied = this.deps.denyBinds ?? [];
         // Checked again at every start: the source may have become a symlink since create.
         if (denied.length) await checkBindSource(m.source, denied);
-        if (m.createSource) await fs.mkdir(m.source, { recursive: true });
+        // -v makes a missing source a directory, as dockerd does; an existing file is bound as it is.
+        if (m.createSource)
+          await fs.mkdir(m.source, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+            if (e.code !== "EEXIST") throw e;
+          });
         else
           await fs.stat(m.source).catch(() => {
             throw new InvalidError(`invalid mount config for type "bind": bind source path does not exist: ${m.source}`, {

@@ -318,7 +318,7 @@ export class HyperVDriver extends VmDriver<HyperVOptions> {
   }
 
   async getSSH(signal?: AbortSignal): Promise<SshEndpoint> {
-    return withPinnedHostKey(this.ctx.storeDir, { host: await this.getIP(signal), port: 22, user: GUEST_SSH_USER, keyPath: this.keyPath });
+    return withPinnedHostKey(this.ctx, { host: await this.getIP(signal), port: 22, user: GUEST_SSH_USER, keyPath: this.keyPath });
   }
 }
 

@@ -10,7 +10,7 @@ export { defaultLockDir, ensurePrivateDir, readFileNoFollow, writeFileNoFollow }
 export { pollUntil, sleep, type PollOptions } from "./poll";
 export { probeTcp, findFreePort, parseCidr, hostPort, formatDuration, type Cidr, type TcpProbe } from "./net";
 export { boot2dockerUserdata, FORMAT_ME_MAGIC } from "./userdata";
-export { GUEST_SSH_USER, KEY_FILE, IMAGE_FILE, defaultCacheDir, locateImage } from "./machine-files";
+export { GUEST_SSH_USER, KEY_FILE, IMAGE_FILE, PINNED_HOST_KEY, defaultCacheDir, locateImage } from "./machine-files";
 export {
   VirtualBoxDriver,
   virtualboxDriver,

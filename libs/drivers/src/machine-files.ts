@@ -5,7 +5,7 @@ import { basename, join } from "node:path";
 import { InvalidError } from "@flotilla/core";
 import type { DriverContext, DriverEvent } from "./driver";
 import type { SshEndpoint } from "./driver";
-import { readPinnedHostKey } from "./ssh";
+import { fileHostKeyPin, type HostKeyPin } from "./ssh";
 import { generateSshKeyPair } from "./ssh-keygen";
 
 export const KEY_FILE = "id_ed25519";
@@ -13,17 +13,29 @@ export const IMAGE_FILE = "boot2docker.iso";
 /** The user boot2docker-style images log in as. */
 export const GUEST_SSH_USER = "docker";
 
-/** The machine's SSH host key as first seen (trust on first use), in the machine store. */
+/**
+ * The machine's SSH host key as first seen (trust on first use), in the machine store when the
+ * driver runs without a control plane (which pins it in the machine record); older versions of
+ * the control plane kept it there too, and the record takes it over.
+ */
 export const PINNED_HOST_KEY = "ssh_host_key.pub";
 
+/** Where the context says the host key is pinned, else the store directory's file. */
+export function hostKeyPinOf(ctx: Pick<DriverContext, "storeDir" | "hostKeyPin">): HostKeyPin {
+  return ctx.hostKeyPin ?? fileHostKeyPin(join(ctx.storeDir, PINNED_HOST_KEY));
+}
+
 /**
- * The endpoint with trust on first use: the file the host key is pinned in, and the key when it
- * is pinned already (so `ctl machine ssh` checks it strictly too).
+ * The endpoint with trust on first use: where the host key is pinned, and the key when it is
+ * pinned already (so `ctl machine ssh` checks it strictly too).
  */
-export async function withPinnedHostKey(storeDir: string, ep: Omit<SshEndpoint, "hostKey" | "hostKeyFile">): Promise<SshEndpoint> {
-  const hostKeyFile = join(storeDir, PINNED_HOST_KEY);
-  const hostKey = await readPinnedHostKey(hostKeyFile);
-  return { ...ep, hostKeyFile, ...(hostKey ? { hostKey } : {}) };
+export async function withPinnedHostKey(
+  ctx: Pick<DriverContext, "storeDir" | "hostKeyPin">,
+  ep: Omit<SshEndpoint, "hostKey" | "hostKeyPin">,
+): Promise<SshEndpoint> {
+  const hostKeyPin = hostKeyPinOf(ctx);
+  const hostKey = await hostKeyPin.read();
+  return { ...ep, hostKeyPin, ...(hostKey ? { hostKey } : {}) };
 }
 
 export function defaultCacheDir(): string {

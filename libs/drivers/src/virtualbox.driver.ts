@@ -244,7 +244,7 @@ export class VirtualBoxDriver extends VmDriver<VirtualBoxOptions> {
     if (!info) throw this.notFound();
     const fwd = findNatForward(info, "ssh");
     if (!fwd) throw new UnavailableError(`virtualbox ${this.name}: no "ssh" NAT port forward on nic1`);
-    return withPinnedHostKey(this.ctx.storeDir, {
+    return withPinnedHostKey(this.ctx, {
       host: fwd.hostIp || "127.0.0.1",
       port: fwd.hostPort,
       user: GUEST_SSH_USER,

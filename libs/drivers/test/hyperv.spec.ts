@@ -119,7 +119,7 @@ describe("hyperv create", { timeout: 60_000 }, () => {
       port: 22,
       user: "docker",
       keyPath: join(store, "id_ed25519"),
-      hostKeyFile: join(store, "ssh_host_key.pub"),
+      hostKeyPin: expect.objectContaining({ where: join(store, "ssh_host_key.pub") }),
     });
     expect(await d.getURL()).toBe("tcp://172.22.96.10:2376");
   });

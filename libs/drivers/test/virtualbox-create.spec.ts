@@ -38,7 +38,7 @@ describe("virtualbox create", { timeout: 60_000 }, () => {
       port,
       user: "docker",
       keyPath: join(store, "id_ed25519"),
-      hostKeyFile: join(store, "ssh_host_key.pub"),
+      hostKeyPin: expect.objectContaining({ where: join(store, "ssh_host_key.pub") }),
     });
     expect(h.calls()).toEqual([info("devdays"), info("devdays"), ipPoll("devdays"), info("devdays"), ipPoll("devdays"), info("devdays")]);
     expect(h.events.map((e) => e.step)).toEqual(["key", "image", "network", "disk", "vm", "storage", "start", "ip", "ready"]);

@@ -4,7 +4,16 @@
 import { Inject, Injectable } from "@nestjs/common";
 import { join } from "node:path";
 import { InvalidError } from "@flotilla/core";
-import { createExecRunner, getDriver, type Driver, type DriverEvent, type OptionValue, type RawOptions } from "@flotilla/drivers";
+import {
+  createExecRunner,
+  getDriver,
+  PINNED_HOST_KEY,
+  type Driver,
+  type DriverEvent,
+  type HostKeyPin,
+  type OptionValue,
+  type RawOptions,
+} from "@flotilla/drivers";
 import { readFile } from "node:fs/promises";
 import type { MachineCertificates } from "@flotilla/api-types";
 import {
@@ -110,14 +119,22 @@ export class MachineHost {
     return join(this.config.userMachinesDir, name);
   }
 
-  /** Binds the machine's driver from its stored options (drivers are stateless). */
-  driver(machine: Pick<MachineRow, "name" | "driver" | "options">, progress?: (e: DriverEvent) => void): Driver {
+  /**
+   * Binds the machine's driver from its stored options (drivers are stateless), with the pin of
+   * its SSH host key (the machine record: MachinesRepository.hostKeyPin).
+   */
+  driver(machine: Pick<MachineRow, "name" | "driver" | "options">, hostKeyPin: HostKeyPin, progress?: (e: DriverEvent) => void): Driver {
     const factory = getDriver(machine.driver);
     const { driver } = splitOptions((machine.options ?? {}) as Record<string, OptionValue>);
     return factory.bind(
-      { machineName: machine.name, storeDir: this.storeDir(machine.name), runner: createExecRunner(), progress },
+      { machineName: machine.name, storeDir: this.storeDir(machine.name), runner: createExecRunner(), progress, hostKeyPin },
       factory.parseOptions(driver),
     );
+  }
+
+  /** Where older versions pinned the SSH host key (the record takes it over). */
+  legacyHostKeyFile(name: string): string {
+    return join(this.storeDir(name), PINNED_HOST_KEY);
   }
 
   engineOptions(machine: Pick<MachineRow, "options">): EngineOptions {
