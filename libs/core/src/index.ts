@@ -39,6 +39,7 @@ export * from "./clock";
 export * from "./heartbeat-fold";
 export * from "./node-liveness";
 export * from "./reconcile-decision";
+export * from "./slot-hold";
 export * from "./dispatch-work";
 export * from "./engine-url";
 export * from "./task-history";

@@ -5,7 +5,8 @@
 import { isTerminal, isLive } from "./task-state";
 import { EMPTY_PLAN, nextFollowUp, type FollowUp, type StopTask } from "./plan";
 import { reconcileService, type ReconcileResult } from "./reconcile";
-import { schedule, type ScheduleResult, type SpecsByService } from "./scheduler";
+import { schedule, type ScheduleResult, type SpecsByService, type UnassignedTask } from "./scheduler";
+import { heldBy, heldMessage } from "./slot-hold";
 import type { LiveCounts } from "./scheduler-filters";
 import type { NodeInfo, ServiceSpec, Task, TaskState } from "./types";
 import { startUpdate, type UpdateState } from "./update-planner";
@@ -66,15 +67,24 @@ export function decideReconcile(i: ReconcileDecisionInput): ReconcileDecision {
     r = { plan: EMPTY_PLAN, newTasks: [], tasks: r.tasks };
   }
   const pending = r.tasks.filter((t) => isLive(t) && (t.state === "NEW" || t.state === "PENDING"));
-  const placed: ScheduleResult = rollback
+  // Stop-first: a replacement waits, unscheduled, until its slot's previous task has stopped.
+  const nodesById = new Map(i.nodes.map((n) => [n.id, n]));
+  const held: UnassignedTask[] = [];
+  const free = pending.filter((t) => {
+    const by = heldBy(t, r.tasks, nodesById);
+    if (by) held.push({ taskId: t.id, reason: heldMessage(by), counts: {} });
+    return !by;
+  });
+  const scheduled: ScheduleResult = rollback
     ? { assignments: [], unassigned: [] }
     : schedule(
-        pending.map((t) => ({ id: t.id, serviceId: i.serviceId, ...(t.nodeId ? { nodeId: t.nodeId } : {}) })),
+        free.map((t) => ({ id: t.id, serviceId: i.serviceId, ...(t.nodeId ? { nodeId: t.nodeId } : {}) })),
         i.nodes,
         r.tasks,
         i.specs,
         { now: i.now, liveCounts: i.others },
       );
+  const placed: ScheduleResult = rollback ? scheduled : { ...scheduled, unassigned: [...held, ...scheduled.unassigned] };
   const followUp = nextFollowUp(r.plan);
   const byId = new Map(i.tasks.map((t) => [t.id, t]));
   const unchanged =
