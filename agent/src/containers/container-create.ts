@@ -15,6 +15,7 @@ import type { UserNetworksPort } from "./network-port";
 import { DomainError, NotSupportedError } from "@flotilla/core";
 import type { ContainerRecord } from "./container-types";
 import { parseCreateRequest, validateName, type CreateBody } from "./create-request";
+import { imageHasShell } from "./rootfs-files";
 
 export interface CreateDeps {
   store: ContainerStore;
@@ -39,6 +40,14 @@ export async function createContainer(
   if (!body || typeof body.Image !== "string" || !body.Image) throw new InvalidError("config error: Image is required", { field: "Image" });
   const image = await deps.images.resolve(body.Image);
   const spec = parseCreateRequest(body, image.config);
+  // Docker would only fail each probe ("exec: /bin/sh: no such file"), leaving the container
+  // unhealthy for a reason found in its inspect: refuse it here, naming the fix.
+  if (spec.config.Healthcheck?.Test?.[0] === "CMD-SHELL" && !(await imageHasShell(image.lowerDirs))) {
+    throw new InvalidError(
+      `Healthcheck: a shell health command (--health-cmd, CMD-SHELL) needs /bin/sh, which image ${body.Image} does not have; use the exec form ["CMD", program, args...] or --no-healthcheck`,
+      { field: "Healthcheck" },
+    );
+  }
   const networks = spec.networkRequests.map((r) => {
     if (!deps.userNetworks)
       throw new NotSupportedError(`network ${r.name}: user-defined networks need bridge networking, which this agent does not have`, {

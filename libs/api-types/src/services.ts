@@ -50,6 +50,19 @@ export interface Mount {
   tmpfsSizeBytes?: number;
 }
 
+/**
+ * The tasks' health check (docker's HealthConfig): a task with one runs only once healthy, and
+ * an unhealthy task fails and is replaced. Zeros and an empty `test` take the image's HEALTHCHECK.
+ */
+export interface HealthCheck {
+  /** [] the image's; ["NONE"] none; ["CMD", program, ...args]; ["CMD-SHELL", command] (needs /bin/sh in the image). */
+  test: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  startPeriodMs: number;
+  retries: number;
+}
+
 /** A service's desired state, every field filled in by the API. */
 export interface ServiceSpec {
   name: string;
@@ -66,6 +79,7 @@ export interface ServiceSpec {
   resources: { reservations: ResourceAmounts; limits: ResourceAmounts & { pids?: number } };
   ports: PortConfig[];
   mounts: Mount[];
+  healthcheck: HealthCheck;
   placement: Placement;
   restartPolicy: RestartPolicy;
   updateConfig: UpdateConfig;

@@ -6,6 +6,7 @@ export * from "./parsers";
 export * from "./constraints";
 export * from "./spec-validation";
 export * from "./mounts";
+export * from "./healthcheck";
 export * from "./secrets";
 export * from "./plan";
 export * from "./restart-policy";

@@ -3,6 +3,7 @@
 // InvalidError naming the field, not as a crash deep inside the scheduler.
 import { parseConstraint, spreadLabel } from "./constraints";
 import { InvalidError } from "./errors";
+import { DEFAULT_HEALTHCHECK, validateHealthcheck } from "./healthcheck";
 import { isHostPort } from "./ingress";
 import { normalizeMount, validateMounts } from "./mounts";
 import type { Mount, PortConfig, RestartPolicy, ServiceSpec, ServiceSpecInput, UpdateConfig } from "./types";
@@ -166,6 +167,7 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
 
   validatePorts(spec.ports);
   validateMounts(spec.mounts);
+  validateHealthcheck(spec.healthcheck);
 
   const placement = spec.placement;
   if (typeof placement !== "object" || placement === null) fail("placement", "placement must be an object");
@@ -228,6 +230,7 @@ export function normalizeServiceSpec(input: ServiceSpecInput): ServiceSpec {
     ports: (input.ports ?? []).map((p) => ({ ...p, protocol: p.protocol ?? "tcp", mode: p.mode ?? "ingress" })),
     // Not a list: left for validateMounts to refuse, naming the field.
     mounts: Array.isArray(input.mounts) ? input.mounts.map(normalizeMount) : ((input.mounts ?? []) as readonly Mount[]),
+    healthcheck: { ...DEFAULT_HEALTHCHECK, ...input.healthcheck },
     placement: {
       constraints: input.placement?.constraints ?? [],
       preferences: input.placement?.preferences ?? [],

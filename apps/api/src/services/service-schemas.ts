@@ -68,6 +68,17 @@ const specFields = {
         .strict(),
     )
     .optional(),
+  healthcheck: z
+    .object({
+      test: z.array(z.string()),
+      intervalMs: z.number().int().min(0),
+      timeoutMs: z.number().int().min(0),
+      startPeriodMs: z.number().int().min(0),
+      retries: z.number().int().min(0),
+    })
+    .partial()
+    .strict()
+    .optional(),
   placement: z
     .object({
       constraints: z.array(z.string()),
@@ -175,6 +186,24 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
           readOnly: { type: "boolean", default: false },
           tmpfsSizeBytes: { type: "integer" },
         },
+      },
+    },
+    healthcheck: {
+      type: "object",
+      description:
+        "the tasks' health check: a task with one is RUNNING only once healthy (rolling updates wait for it, the ingress sends it traffic only then); an unhealthy task fails and is replaced. Zeros and an empty test take the image's HEALTHCHECK",
+      properties: {
+        test: {
+          type: "array",
+          items: { type: "string" },
+          example: ["CMD-SHELL", "wget -q -O- http://localhost/health"],
+          description:
+            '[] the image\'s; ["NONE"] disables it; ["CMD", program, ...args]; ["CMD-SHELL", command] (needs /bin/sh in the image)',
+        },
+        intervalMs: { type: "integer", description: "0: the image's, else 30000" },
+        timeoutMs: { type: "integer", description: "0: the image's, else 30000" },
+        startPeriodMs: { type: "integer", description: "failures in this period after the start do not count" },
+        retries: { type: "integer", description: "failures in a row that make the task unhealthy; 0: the image's, else 3" },
       },
     },
     placement: {

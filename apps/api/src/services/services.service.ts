@@ -69,6 +69,7 @@ function merge(spec: ServiceSpec, patch: UpdateServiceBody): ServiceSpecInput {
       limits: { ...spec.resources.limits, ...p.resources?.limits },
     },
     placement: { ...spec.placement, ...p.placement },
+    healthcheck: { ...spec.healthcheck, ...p.healthcheck },
     restartPolicy: { ...spec.restartPolicy, ...p.restartPolicy },
     updateConfig: { ...spec.updateConfig, ...p.updateConfig },
     rollbackConfig: { ...spec.rollbackConfig, ...p.rollbackConfig },

@@ -54,6 +54,16 @@ export const StoredServiceSpec = z.object({
       }),
     )
     .default([]),
+  // Specs written before health checks existed have the image's.
+  healthcheck: z
+    .object({
+      test: z.array(z.string()),
+      intervalMs: z.number(),
+      timeoutMs: z.number(),
+      startPeriodMs: z.number(),
+      retries: z.number(),
+    })
+    .default({ test: [], intervalMs: 0, timeoutMs: 0, startPeriodMs: 0, retries: 0 }),
   placement: z.object({
     constraints: z.array(z.string()),
     preferences: z.array(z.object({ spread: z.string() })),

@@ -55,10 +55,14 @@ export function registerService(program: Command): void {
     .option("--json", "print JSON")
     .option("-q, --quiet", "print task ids only")
     .action(async (ref: string, o: { json?: boolean; quiet?: boolean }) => {
-      const tasks = await client().request<TaskJson[]>("GET", `/api/v1/tasks?service=${enc(ref)}`);
+      const c = client();
+      const tasks = await c.request<TaskJson[]>("GET", `/api/v1/tasks?service=${enc(ref)}`);
       if (o.json) return void json(tasks);
       if (o.quiet) return void (tasks.length && out(tasks.map((t) => t.id).join("\n")));
       out(taskTable(tasks));
+      // Why the tasks are where they are: an update in progress, paused or rolled back says so (on stderr).
+      const update = (await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`)).updateState;
+      if (update && update.status !== "completed") note(update.message);
     });
 
   service

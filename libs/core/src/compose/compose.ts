@@ -20,6 +20,7 @@ import type {
 import { interpolate, parseEnvFile } from "./compose-interpolate";
 import { validateComposeSchema } from "./compose-schema";
 import { mountsOf, stackVolumes } from "./compose-volumes";
+import { healthcheckOf } from "./compose-healthcheck";
 
 /** The label that ties a service to its stack (Docker's). */
 export const STACK_LABEL = "com.docker.stack.namespace";
@@ -59,12 +60,12 @@ const SERVICE_KEYS = new Set([
   "hostname",
   "user",
   "working_dir",
+  "healthcheck",
 ]);
 /** Keys Flotilla will take once the services have them: refused with the reason. */
 const NOT_YET: Record<string, string> = {
   secrets: "secrets are not supported yet",
   configs: "configs are not supported yet",
-  healthcheck: "health checks are not supported yet",
   networks: "networks are not supported yet: services reach each other through published ports until overlay networks exist",
   build: "build is not supported: stacks run images from a registry",
   restart: "restart is not used by stacks: use deploy.restart_policy",
@@ -159,6 +160,7 @@ function toServiceSpec(
       resources: resourcesOf(deploy.resources as Record<string, Record<string, unknown>> | undefined, `${at}.deploy.resources`),
       ports: listOf(svc.ports).map((p, i) => portOf(p, `${at}.ports[${i}]`)),
       mounts: mountsOf(svc.volumes, volumes, `${at}.volumes`),
+      ...(svc.healthcheck !== undefined ? { healthcheck: healthcheckOf(svc.healthcheck, `${at}.healthcheck`) } : {}),
       ...(svc.hostname !== undefined ? { hostname: String(svc.hostname) } : {}),
       ...(svc.user !== undefined ? { user: String(svc.user) } : {}),
       ...(svc.working_dir !== undefined ? { workdir: String(svc.working_dir) } : {}),
