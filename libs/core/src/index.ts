@@ -41,6 +41,7 @@ export * from "./heartbeat-fold";
 export * from "./node-liveness";
 export * from "./reconcile-decision";
 export * from "./slot-hold";
+export * from "./rebalance";
 export * from "./dispatch-work";
 export * from "./engine-url";
 export * from "./task-history";

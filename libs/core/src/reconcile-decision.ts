@@ -7,6 +7,7 @@ import { EMPTY_PLAN, nextFollowUp, type FollowUp, type StopTask } from "./plan";
 import { reconcileService, type ReconcileResult } from "./reconcile";
 import { schedule, type ScheduleResult, type SpecsByService, type UnassignedTask } from "./scheduler";
 import { heldBy, heldMessage } from "./slot-hold";
+import { withRebalanceMoves } from "./rebalance";
 import type { LiveCounts } from "./scheduler-filters";
 import type { NodeInfo, ServiceSpec, Task, TaskState } from "./types";
 import { startUpdate, type UpdateState } from "./update-planner";
@@ -45,6 +46,11 @@ export type ReconcileDecision =
     };
 
 export function decideReconcile(i: ReconcileDecisionInput): ReconcileDecision {
+  // A rebalance picks the tasks it moves from the world as it is when it starts.
+  const update =
+    i.update?.rebalance && i.update.targetVersion === i.taskVersion
+      ? withRebalanceMoves(i.update, { serviceId: i.serviceId, tasks: i.tasks, nodes: i.nodes, others: i.others, specs: i.specs, now: i.now })
+      : i.update;
   let r = reconcileService({
     serviceId: i.serviceId,
     spec: i.spec,
@@ -52,7 +58,7 @@ export function decideReconcile(i: ReconcileDecisionInput): ReconcileDecision {
     ...(i.previousSpec ? { previousSpec: i.previousSpec } : {}),
     tasks: i.tasks,
     nodes: i.nodes,
-    ...(i.update ? { update: i.update } : {}),
+    ...(update ? { update } : {}),
     now: i.now,
     newId: i.newId,
   });
