@@ -185,9 +185,12 @@ describe.skipIf(!root)("health-gated rolling updates on a netns machine", () => 
     });
     expect(rolled.spec.image).toBe("health-good:1");
     expect(rolled.taskVersion).toBe(3);
-    const live = (await tasks(api2)).filter((t) => t.desiredState === "running" && t.state === "RUNNING");
-    // Back on the old spec: the rolled-back slot at version 3, the untouched one at 1 (the same spec).
-    expect(live).toHaveLength(2);
+    // Back on the old spec: the untouched slot at version 1 (the same spec), the failed one
+    // restarted by its restart policy (after its delay) at version 3, healthy again.
+    const live = await until("both slots running the old spec", async () => {
+      const l = (await tasks(api2)).filter((t) => t.desiredState === "running" && t.state === "RUNNING");
+      return l.length === 2 && l;
+    });
     expect(live.some((t) => t.specVersion === 2)).toBe(false);
     const ps = await ctl(["service", "ps", api2]);
     expect(ps.stdout).toMatch(/FAILED .*task: unhealthy container/);

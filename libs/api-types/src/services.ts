@@ -93,10 +93,15 @@ export type UpdateStatus = "updating" | "paused" | "completed" | "rollback-start
 export interface UpdateState {
   status: UpdateStatus | (string & {});
   targetVersion: number;
+  /** Older task versions with the same spec: their tasks are not replaced. */
+  equivalentVersions?: readonly number[];
   startedAt: number;
   completedAt?: number;
   /** For people: "updating: 3/10 tasks". */
   message: string;
+  /** A rebalance (`--rebalance`): the tasks it moves, once the first reconcile chose them. */
+  rebalance?: boolean;
+  moving?: readonly string[];
 }
 
 /** `GET /api/v1/services`, `GET /api/v1/services/{id}`, and the answer of every change. */
@@ -129,6 +134,8 @@ export type ServiceUpdateRequest = Omit<DeepPartial<ServiceSpec>, "name" | "port
   replicas?: number;
   /** PATCH only: replace every task even when nothing changed. */
   force?: boolean;
+  /** PATCH only, alone: move tasks so the spread matches what the scheduler would choose now. */
+  rebalance?: boolean;
 };
 
 /** `POST /api/v1/services`. */

@@ -30,7 +30,14 @@ export function heldBy(t: Task, tasks: readonly Task[], nodesById: ReadonlyMap<s
   return undefined;
 }
 
+const HELD = "waiting for task ";
+
 /** What a held task's message says while it waits. */
 export function heldMessage(by: Pick<Task, "id">): string {
-  return `waiting for task ${by.id} to stop`;
+  return `${HELD}${by.id} to stop`;
+}
+
+/** Whether a pending task's message says it is held (it will be placed by itself, not stuck). */
+export function isHeldMessage(message: string | null | undefined): boolean {
+  return !!message?.startsWith(HELD);
 }

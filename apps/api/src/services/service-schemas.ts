@@ -113,6 +113,8 @@ export const UpdateServiceBody = z
     ...specFields,
     // Replace every task even when the spec is unchanged (`ctl service update --force`).
     force: z.boolean().optional(),
+    // Move tasks so the spread matches what the scheduler would choose now (`--rebalance`).
+    rebalance: z.boolean().optional(),
   })
   .strict();
 export type UpdateServiceBody = z.infer<typeof UpdateServiceBody>;
@@ -218,5 +220,20 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
     updateConfig: { type: "object", description: "parallelism, delayMs, monitorMs, failureAction, maxFailureRatio, order" },
     rollbackConfig: { type: "object" },
     stopGracePeriodMs: { type: "integer" },
+  },
+};
+
+/** OpenAPI description of a PATCH body: any spec field, and two that change no field. */
+export const SERVICE_PATCH_SCHEMA: SchemaObject = {
+  ...SERVICE_BODY_SCHEMA,
+  required: [],
+  properties: {
+    ...SERVICE_BODY_SCHEMA.properties,
+    force: { type: "boolean", description: "replace every task even when nothing changed" },
+    rebalance: {
+      type: "boolean",
+      description:
+        "alone: move tasks, a batch at a time (update parallelism, order, health), so the spread matches where the scheduler would put them now; replicated services only",
+    },
   },
 };

@@ -105,17 +105,23 @@ export function registerService(program: Command): void {
       .option("--publish-add <port>", "add or replace (by published port) a published port, as --publish (repeatable)", collect)
       .option("--publish-rm <port>", "remove a published port: PUBLISHED[/tcp|udp] (repeatable)", collect)
       .option("--force", "replace every task even when nothing changed")
+      .option(
+        "--rebalance",
+        "move tasks, a batch at a time (update parallelism, order, health), so the spread matches where the scheduler would put them now; alone",
+      )
       .option("--args <args...>", "new command arguments"),
   ).action(
     async (
       ref: string,
-      o: SpecFlags & UpdateListFlags & { image?: string; args?: string[]; force?: boolean; detach?: boolean; timeout: string },
+      o: SpecFlags &
+        UpdateListFlags & { image?: string; args?: string[]; force?: boolean; rebalance?: boolean; detach?: boolean; timeout: string },
     ) => {
       const c = client();
       const body = specBody(o);
       if (o.image) body.image = o.image;
       if (o.args) body.args = o.args;
       if (o.force) body.force = true;
+      if (o.rebalance) body.rebalance = true;
       if (editsLists(o)) applyListEdits(body, (await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`)).spec, o);
       if (Object.keys(body).length === 0) throw new CtlError("nothing to update: give at least one flag (see ctl service update --help)");
       const svc = await c.request<ServiceJson>("PATCH", `/api/v1/services/${enc(ref)}`, body);
