@@ -49,7 +49,14 @@ export function decideReconcile(i: ReconcileDecisionInput): ReconcileDecision {
   // A rebalance picks the tasks it moves from the world as it is when it starts.
   const update =
     i.update?.rebalance && i.update.targetVersion === i.taskVersion
-      ? withRebalanceMoves(i.update, { serviceId: i.serviceId, tasks: i.tasks, nodes: i.nodes, others: i.others, specs: i.specs, now: i.now })
+      ? withRebalanceMoves(i.update, {
+          serviceId: i.serviceId,
+          tasks: i.tasks,
+          nodes: i.nodes,
+          others: i.others,
+          specs: i.specs,
+          now: i.now,
+        })
       : i.update;
   let r = reconcileService({
     serviceId: i.serviceId,
