@@ -3,7 +3,8 @@
 // with a health check is STARTING until healthy; a rolling update to the failing image pauses
 // (failure action pause) or rolls back (failure action rollback), with the unhealthy task's
 // reason in `ctl service ps`; a shell health command on an image without /bin/sh is refused with
-// that reason. Traffic stays on loopback and on a bridge in 198.19.120.0/24 that this test creates.
+// that reason; the ingress mesh sends a task traffic only once it is healthy. Traffic stays on
+// loopback and on a bridge in 198.19.120.0/24 that this test creates.
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import type { Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -19,6 +20,8 @@ const tag = process.pid.toString(36);
 const BRIDGE = `flhc${tag}`.slice(0, 15);
 const GATEWAY = "198.19.120.1";
 const M = `hc-${tag}`;
+// Each task serves its container's host name (the container id's first 12 characters).
+const WHOAMI = ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"];
 
 interface TaskView {
   id: string;
@@ -196,6 +199,62 @@ describe.skipIf(!root)("health-gated rolling updates on a netns machine", () => 
     expect(ps.stdout).toMatch(/FAILED .*task: unhealthy container/);
     expect(ps.stderr).toMatch(/rollback completed/);
     expect((await ctl(["service", "rm", api2])).code).toBe(0);
+  });
+
+  it("sends ingress traffic only to healthy tasks", { timeout: 200_000 }, async () => {
+    const mesh = `mesh-${tag}`;
+    const ip = (await ctl(["machine", "ip", M])).stdout.trim();
+    // Healthy once /tmp/ready exists; the long start period keeps a task "starting" (not failed) until then.
+    const created = await ctl([
+      "service",
+      "create",
+      "-d",
+      "--name",
+      mesh,
+      "--replicas",
+      "2",
+      "--publish",
+      "8081:80",
+      "--health-cmd",
+      "test -f /tmp/ready",
+      "--health-interval",
+      "1s",
+      "--health-start-period",
+      "10m",
+      busybox,
+      ...WHOAMI,
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    const starting = await until("two tasks STARTING with containers", async () => {
+      const l = (await tasks(mesh)).filter((t) => t.state === "STARTING" && t.containerId);
+      return l.length === 2 && l;
+    });
+    const get = async () => {
+      const res = await fetch(`http://${ip}:8081/`, { signal: AbortSignal.timeout(5_000) });
+      return { status: res.status, body: (await res.text()).trim() };
+    };
+    const [first, second] = starting;
+    await docker(["exec", first.containerId!, "touch", "/tmp/ready"]);
+    await until("the first task RUNNING", async () => (await tasks(mesh)).find((t) => t.id === first.id)?.state === "RUNNING");
+    // Every answer comes from the healthy task, never from the one still starting.
+    const seen = await until("the mesh to answer from the healthy task", async () => {
+      const bodies = new Set<string>();
+      for (let i = 0; i < 8; i++) {
+        const r = await get();
+        if (r.status !== 200) return false;
+        bodies.add(r.body);
+      }
+      return bodies;
+    });
+    expect([...seen]).toEqual([first.containerId!.slice(0, 12)]);
+    await docker(["exec", second.containerId!, "touch", "/tmp/ready"]);
+    const both = await until("the mesh to answer from both tasks", async () => {
+      const bodies = new Set<string>();
+      for (let i = 0; i < 8; i++) bodies.add((await get()).body);
+      return bodies.size === 2 && bodies;
+    });
+    expect([...both].sort()).toEqual([first.containerId!.slice(0, 12), second.containerId!.slice(0, 12)].sort());
+    expect((await ctl(["service", "rm", mesh])).code).toBe(0);
   });
 
   it("refuses a shell health command on an image without a shell, naming the reason", { timeout: 200_000 }, async () => {
