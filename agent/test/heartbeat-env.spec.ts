@@ -54,6 +54,21 @@ describe("heartbeats from the provisioner's env", () => {
     expect(toHeartbeatContainer(record("running"))).not.toHaveProperty("exitCode");
   });
 
+  it("carries a running container's health, with the last failed check's output", () => {
+    const log = (ExitCode: number, Output: string) => ({ Start: "", End: "", ExitCode, Output });
+    const unhealthy = { Status: "unhealthy" as const, FailingStreak: 3, Log: [log(0, "ok"), log(1, "connection refused")] };
+    expect(toHeartbeatContainer(record("running", { health: unhealthy }))).toMatchObject({
+      health: "unhealthy",
+      healthOutput: "connection refused",
+    });
+    const healthy = { Status: "healthy" as const, FailingStreak: 0, Log: [log(0, "ok")] };
+    const h = toHeartbeatContainer(record("running", { health: healthy }));
+    expect(h.health).toBe("healthy");
+    expect(h).not.toHaveProperty("healthOutput");
+    expect(toHeartbeatContainer(record("running"))).not.toHaveProperty("health");
+    expect(toHeartbeatContainer(record("exited", { health: unhealthy }))).not.toHaveProperty("health");
+  });
+
   it("parses node labels and rejects malformed ones", () => {
     expect(parseNodeLabels("zone=a, disk=ssd")).toEqual({ zone: "a", disk: "ssd" });
     expect(parseNodeLabels(undefined)).toEqual({});

@@ -111,8 +111,8 @@ describe.skipIf(!root)("a service's named volume outlives its tasks on a netns m
     const write = await run("docker", ["exec", second.containerId!, "sh", "-c", "echo x > /view/nope"], await lab.dockerEnv(M));
     expect(write.code).not.toBe(0);
     expect((await docker(["exec", second.containerId!, "cat", "/scratch/mine"])).trim()).toBe("second");
-    // The first task's container goes (dispatch may start the new task before it removes the
-    // old one, in the same pass); its volume stays.
+    // The first task's container goes (the new task waited for its stop; the removal follows);
+    // its volume stays.
     await until(
       "the first task's container to be removed",
       async () => !(await docker(["ps", "-aq", "--no-trunc"])).split("\n").includes(first.containerId!),

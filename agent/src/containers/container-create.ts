@@ -16,6 +16,7 @@ import { DomainError, NotSupportedError } from "@flotilla/core";
 import type { ContainerRecord } from "./container-types";
 import { parseCreateRequest, validateName, type CreateBody } from "./create-request";
 import { parseTaskFiles, type TaskFiles } from "./task-files";
+import { imageHasShell } from "./rootfs-files";
 
 export interface CreateDeps {
   store: ContainerStore;
@@ -43,6 +44,14 @@ export async function createContainer(
   const image = await deps.images.resolve(body.Image);
   const spec = parseCreateRequest(body, image.config);
   const files = parseTaskFiles(body.FlotillaFiles);
+  // Docker would only fail each probe ("exec: /bin/sh: no such file"), leaving the container
+  // unhealthy for a reason found in its inspect: refuse it here, naming the fix.
+  if (spec.config.Healthcheck?.Test?.[0] === "CMD-SHELL" && !(await imageHasShell(image.lowerDirs))) {
+    throw new InvalidError(
+      `Healthcheck: a shell health command (--health-cmd, CMD-SHELL) needs /bin/sh, which image ${body.Image} does not have; use the exec form ["CMD", program, args...] or --no-healthcheck`,
+      { field: "Healthcheck" },
+    );
+  }
   const networks = spec.networkRequests.map((r) => {
     if (!deps.userNetworks)
       throw new NotSupportedError(`network ${r.name}: user-defined networks need bridge networking, which this agent does not have`, {

@@ -6,13 +6,18 @@
  * API alone, as dockerd would.
  */
 import { InvalidError } from "@flotilla/core";
-import type { ContainerRecord } from "../containers/container-types";
+import type { ContainerRecord, HealthState } from "../containers/container-types";
 import { IngressProxy } from "../ingress/ingress-proxy";
 import { hostFacts } from "../system/host-info";
 import type { HeartbeatContainer, Heartbeats } from "./heartbeat";
 import { credentialFromEnv, startJoinedHeartbeats } from "./join";
 
 /** Docker's container statuses folded to the three a heartbeat reports. */
+function lastHealthOutput(h: HealthState): { healthOutput?: string } {
+  const last = h.Log[h.Log.length - 1];
+  return last && last.ExitCode !== 0 ? { healthOutput: last.Output.slice(0, 1000) } : {};
+}
+
 export function toHeartbeatContainer(c: ContainerRecord): HeartbeatContainer {
   const state =
     c.state.status === "running" || c.state.status === "restarting" ? "running" : c.state.status === "created" ? "created" : "exited";
@@ -21,6 +26,8 @@ export function toHeartbeatContainer(c: ContainerRecord): HeartbeatContainer {
     labels: c.config.Labels ?? {},
     state,
     ...(state === "exited" ? { exitCode: c.state.exitCode, oomKilled: c.state.oomKilled } : {}),
+    // The control plane counts a task with a health check as running only once healthy.
+    ...(state === "running" && c.state.health ? { health: c.state.health.Status, ...lastHealthOutput(c.state.health) } : {}),
     ...(c.state.startedAt ? { startedAt: c.state.startedAt } : {}),
     ...(c.state.finishedAt ? { finishedAt: c.state.finishedAt } : {}),
   };

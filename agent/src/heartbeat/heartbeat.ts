@@ -17,6 +17,10 @@ export interface HeartbeatContainer {
   state: "created" | "running" | "exited";
   exitCode?: number;
   oomKilled?: boolean;
+  /** The health check's status while running, when the container has one. */
+  health?: "starting" | "healthy" | "unhealthy";
+  /** The last failed probe's output (truncated), while running. */
+  healthOutput?: string;
   startedAt?: string;
   finishedAt?: string;
 }

@@ -1,5 +1,12 @@
 // Display helpers: units as ctl prints them, stable service colours, relative times.
-import { ACTIVE_TASK_STATES, type PortConfig, type ServiceView, type TaskState, type TaskView } from "@flotilla/api-types";
+import {
+  ACTIVE_TASK_STATES,
+  type HealthCheck,
+  type PortConfig,
+  type ServiceView,
+  type TaskState,
+  type TaskView,
+} from "@flotilla/api-types";
 
 const NANO = 1e9;
 
@@ -73,4 +80,17 @@ export function mount(m: { type: string; source?: string; target: string; readOn
   const where = m.type === "tmpfs" ? m.target : `${m.source ?? ""}:${m.target}`;
   const size = m.tmpfsSizeBytes ? ` (${(m.tmpfsSizeBytes / 1024 ** 2).toFixed(1)} MiB)` : "";
   return `${m.type} ${where}${m.readOnly ? " (ro)" : ""}${size}`;
+}
+
+/** A service's health check for people: "CMD-SHELL wget …, every 5s", "none", "the image's". */
+export function healthcheck(h: HealthCheck | undefined): string {
+  if (!h || (h.test.length === 0 && !h.intervalMs && !h.timeoutMs && !h.startPeriodMs && !h.retries)) return "the image's";
+  if (h.test[0] === "NONE") return "none";
+  const parts = [
+    h.intervalMs ? `every ${h.intervalMs / 1000}s` : "",
+    h.timeoutMs ? `timeout ${h.timeoutMs / 1000}s` : "",
+    h.startPeriodMs ? `start period ${h.startPeriodMs / 1000}s` : "",
+    h.retries ? `${h.retries} retries` : "",
+  ].filter(Boolean);
+  return [h.test.length ? h.test.join(" ") : "the image's", ...parts].join(", ");
 }

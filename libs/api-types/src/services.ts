@@ -66,6 +66,19 @@ export interface SecretReference {
 /** A reference as requests give it: only the source is required. */
 export type SecretReferenceInput = Pick<SecretReference, "source"> & Partial<Omit<SecretReference, "source">>;
 
+/**
+ * The tasks' health check (docker's HealthConfig): a task with one runs only once healthy, and
+ * an unhealthy task fails and is replaced. Zeros and an empty `test` take the image's HEALTHCHECK.
+ */
+export interface HealthCheck {
+  /** [] the image's; ["NONE"] none; ["CMD", program, ...args]; ["CMD-SHELL", command] (needs /bin/sh in the image). */
+  test: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  startPeriodMs: number;
+  retries: number;
+}
+
 /** A service's desired state, every field filled in by the API. */
 export interface ServiceSpec {
   name: string;
@@ -84,6 +97,7 @@ export interface ServiceSpec {
   mounts: Mount[];
   secrets: SecretReference[];
   configs: SecretReference[];
+  healthcheck: HealthCheck;
   placement: Placement;
   restartPolicy: RestartPolicy;
   updateConfig: UpdateConfig;
@@ -97,10 +111,15 @@ export type UpdateStatus = "updating" | "paused" | "completed" | "rollback-start
 export interface UpdateState {
   status: UpdateStatus | (string & {});
   targetVersion: number;
+  /** Older task versions with the same spec: their tasks are not replaced. */
+  equivalentVersions?: readonly number[];
   startedAt: number;
   completedAt?: number;
   /** For people: "updating: 3/10 tasks". */
   message: string;
+  /** A rebalance (`--rebalance`): the tasks it moves, once the first reconcile chose them. */
+  rebalance?: boolean;
+  moving?: readonly string[];
 }
 
 /** `GET /api/v1/services`, `GET /api/v1/services/{id}`, and the answer of every change. */
@@ -148,6 +167,8 @@ export type ServiceUpdateRequest = Omit<DeepPartial<ServiceSpec>, "name" | "port
   force?: boolean;
   /** Credentials for the service's image pulls (`--with-registry-auth`); on PATCH, replaces the stored ones. */
   registryAuth?: RegistryAuth;
+  /** PATCH only, alone: move tasks so the spread matches what the scheduler would choose now. */
+  rebalance?: boolean;
 };
 
 /** `POST /api/v1/services`. */

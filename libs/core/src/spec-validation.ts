@@ -3,6 +3,7 @@
 // InvalidError naming the field, not as a crash deep inside the scheduler.
 import { parseConstraint, spreadLabel } from "./constraints";
 import { InvalidError } from "./errors";
+import { DEFAULT_HEALTHCHECK, validateHealthcheck } from "./healthcheck";
 import { isHostPort } from "./ingress";
 import { normalizeMount, validateMounts } from "./mounts";
 import { normalizeSecretReferences } from "./service-secrets";
@@ -171,6 +172,7 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
   const targets = new Set<string>(spec.mounts.map((m) => m.target));
   normalizeSecretReferences("secret", spec.secrets, targets);
   normalizeSecretReferences("config", spec.configs, targets);
+  validateHealthcheck(spec.healthcheck);
 
   const placement = spec.placement;
   if (typeof placement !== "object" || placement === null) fail("placement", "placement must be an object");
@@ -235,6 +237,7 @@ export function normalizeServiceSpec(input: ServiceSpecInput): ServiceSpec {
     mounts: Array.isArray(input.mounts) ? input.mounts.map(normalizeMount) : ((input.mounts ?? []) as readonly Mount[]),
     secrets: normalizeSecretReferences("secret", input.secrets),
     configs: normalizeSecretReferences("config", input.configs),
+    healthcheck: { ...DEFAULT_HEALTHCHECK, ...input.healthcheck },
     placement: {
       constraints: input.placement?.constraints ?? [],
       preferences: input.placement?.preferences ?? [],

@@ -129,6 +129,25 @@ export interface Mount {
 }
 
 /**
+ * The tasks' health check, as docker's HealthConfig (`--health-*`): it runs inside the container
+ * every interval; `retries` failures in a row make the task unhealthy (failures during the start
+ * period do not count). A task with a health check is RUNNING for the orchestrator only once
+ * healthy; an unhealthy task fails and is replaced. Zero values and an empty `test` take the
+ * image's HEALTHCHECK (then docker's defaults: 30 s, 30 s, 0 s, 3).
+ */
+export interface HealthCheck {
+  /**
+   * [] for the image's; ["NONE"] disables the image's; ["CMD", program, ...args] runs a program;
+   * ["CMD-SHELL", command] runs the command with the image's /bin/sh.
+   */
+  readonly test: readonly string[];
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly startPeriodMs: number;
+  readonly retries: number;
+}
+
+/**
  * A service as the user wants it: the desired state, written only by users (through the API).
  * Every field is present; build one from user input with `normalizeServiceSpec`.
  */
@@ -157,6 +176,7 @@ export interface ServiceSpec {
   readonly secrets: readonly SecretReference[];
   /** Stored configs given to each task as files. */
   readonly configs: readonly SecretReference[];
+  readonly healthcheck: HealthCheck;
   readonly placement: Placement;
   readonly restartPolicy: RestartPolicy;
   readonly updateConfig: UpdateConfig;
@@ -186,6 +206,7 @@ export interface ServiceSpecInput {
   readonly mounts?: readonly MountInput[];
   readonly secrets?: readonly SecretReferenceInput[];
   readonly configs?: readonly SecretReferenceInput[];
+  readonly healthcheck?: Partial<HealthCheck>;
   readonly placement?: Partial<Placement>;
   readonly restartPolicy?: Partial<RestartPolicy>;
   readonly updateConfig?: Partial<UpdateConfig>;

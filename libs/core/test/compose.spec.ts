@@ -152,11 +152,26 @@ describe("compose → stack services", () => {
     }
   });
 
+  it("takes a healthcheck: a string test runs with the shell, a list keeps its form, disable is NONE", () => {
+    const hc = (text: string) => parse(`services:\n  web:\n    image: x\n    healthcheck: ${text}\n`).services[0].healthcheck;
+    expect(hc("{ test: 'curl -f localhost', interval: 10s, timeout: 3s, start_period: 1m, retries: 5 }")).toEqual({
+      test: ["CMD-SHELL", "curl -f localhost"],
+      intervalMs: 10_000,
+      timeoutMs: 3_000,
+      startPeriodMs: 60_000,
+      retries: 5,
+    });
+    expect(hc("{ test: [CMD, /bin/check, -q] }").test).toEqual(["CMD", "/bin/check", "-q"]);
+    expect(hc("{ disable: true }").test).toEqual(["NONE"]);
+    expect(() => hc("{ test: [CMD] }")).toThrow("services.web.healthcheck.test");
+    expect(() => hc("{ disable: true, retries: 2 }")).toThrow("services.web.healthcheck: disable: true takes no retries");
+  });
+
   it("refuses what services do not have yet, naming the key and its path", () => {
     const cases: Array<[string, string]> = [
       [
-        "services:\n  web:\n    image: x\n    healthcheck: { test: ['CMD', 'true'] }\n",
-        "services.web.healthcheck: health checks are not supported yet",
+        "services:\n  web:\n    image: x\n    healthcheck: { test: ['CMD', 'true'], start_interval: 1s }\n",
+        "services.web.healthcheck.start_interval: not supported",
       ],
       ["services:\n  web:\n    image: x\n    networks: [back]\n", "services.web.networks: networks are not supported yet"],
       ["services:\n  web:\n    image: x\n    cap_add: [NET_ADMIN]\n", "services.web.cap_add: cap_add is not supported by stacks yet"],

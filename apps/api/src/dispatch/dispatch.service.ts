@@ -70,6 +70,18 @@ export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec
     ...(m.readOnly ? { ReadOnly: true } : {}),
     ...(m.tmpfsSizeBytes !== undefined ? { TmpfsOptions: { SizeBytes: m.tmpfsSizeBytes } } : {}),
   }));
+  const h = spec.healthcheck;
+  const ns = (ms: number) => ms * 1_000_000;
+  const healthcheck =
+    h.test.length || h.intervalMs || h.timeoutMs || h.startPeriodMs || h.retries
+      ? {
+          ...(h.test.length ? { Test: [...h.test] } : {}),
+          ...(h.intervalMs ? { Interval: ns(h.intervalMs) } : {}),
+          ...(h.timeoutMs ? { Timeout: ns(h.timeoutMs) } : {}),
+          ...(h.startPeriodMs ? { StartPeriod: ns(h.startPeriodMs) } : {}),
+          ...(h.retries ? { Retries: h.retries } : {}),
+        }
+      : undefined;
   return {
     Image: spec.image,
     ...(spec.command.length ? { Entrypoint: [...spec.command] } : {}),
@@ -86,6 +98,7 @@ export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec
       [TASK_LABELS.slot]: String(task.slot ?? ""),
     },
     ...(ports.length ? { ExposedPorts: Object.fromEntries(ports.map(([k]) => [k, {}])) } : {}),
+    ...(healthcheck ? { Healthcheck: healthcheck } : {}),
     HostConfig: {
       ...(limits.memoryBytes ? { Memory: limits.memoryBytes } : {}),
       ...(limits.nanoCpus ? { NanoCpus: limits.nanoCpus } : {}),
@@ -323,7 +336,7 @@ class AgentCalls {
       // Secrets and configs travel in the create body only (the agent keeps them off its records).
       const { files, registryAuth } = await values.forTask(service.id, spec);
       const body = { ...containerBody(service, spec, task), ...(files.length ? { FlotillaFiles: files } : {}) };
-      const { containerId, endpoints } = await this.call(async (engine) => {
+      const { containerId, endpoints, starting } = await this.call(async (engine) => {
         const name = `${taskName(service.name, task)}.${task.id}`;
         let containerId: string;
         try {
@@ -334,10 +347,14 @@ class AgentCalls {
           containerId = (await engine.inspectContainer(name)).Id;
         }
         await engine.startContainer(containerId);
-        if (!spec.ports.some(isIngressPort)) return { containerId, endpoints: undefined };
-        return { containerId, endpoints: ingressEndpoints(spec, (await engine.inspectContainer(containerId)).NetworkSettings?.Ports) };
+        // The inspect tells whether the container has a health check (the spec's or the
+        // image's): then the task is STARTING until its agent reports it healthy.
+        const inspect = await engine.inspectContainer(containerId);
+        const starting = inspect.State.Health !== undefined && inspect.State.Health.Status !== "healthy";
+        if (!spec.ports.some(isIngressPort)) return { containerId, endpoints: undefined, starting };
+        return { containerId, endpoints: ingressEndpoints(spec, inspect.NetworkSettings?.Ports), starting };
       });
-      return { task, node: this.node.hostname, containerId, ...(endpoints ? { endpoints } : {}) };
+      return { task, node: this.node.hostname, containerId, starting, ...(endpoints ? { endpoints } : {}) };
     } catch (e) {
       new Logger("dispatch").warn(`task ${task.id} on ${this.node.hostname}: ${(e as Error).message}`);
       return { task, node: this.node.hostname, error: (e as Error).message };

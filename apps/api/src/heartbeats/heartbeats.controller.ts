@@ -46,6 +46,11 @@ export class HeartbeatsController {
               state: { enum: ["created", "running", "exited"] },
               exitCode: { type: "integer" },
               oomKilled: { type: "boolean" },
+              health: {
+                enum: ["starting", "healthy", "unhealthy"],
+                description: "the health check's status of a running container that has one: its task runs only once healthy",
+              },
+              healthOutput: { type: "string", description: "the last failed health check's output" },
               startedAt: { type: "string" },
               finishedAt: { type: "string" },
             },

@@ -83,6 +83,17 @@ const specFields = {
     .optional(),
   secrets: secretReferences,
   configs: secretReferences,
+  healthcheck: z
+    .object({
+      test: z.array(z.string()),
+      intervalMs: z.number().int().min(0),
+      timeoutMs: z.number().int().min(0),
+      startPeriodMs: z.number().int().min(0),
+      retries: z.number().int().min(0),
+    })
+    .partial()
+    .strict()
+    .optional(),
   placement: z
     .object({
       constraints: z.array(z.string()),
@@ -124,6 +135,8 @@ export const UpdateServiceBody = z
     // Replace every task even when the spec is unchanged (`ctl service update --force`).
     force: z.boolean().optional(),
     registryAuth,
+    // Move tasks so the spread matches what the scheduler would choose now (`--rebalance`).
+    rebalance: z.boolean().optional(),
   })
   .strict();
 export type UpdateServiceBody = z.infer<typeof UpdateServiceBody>;
@@ -225,6 +238,24 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
       "stored configs (POST /api/v1/configs) each task gets as a read-only file; default target /SOURCE",
       "nginx.conf",
     ),
+    healthcheck: {
+      type: "object",
+      description:
+        "the tasks' health check: a task with one is RUNNING only once healthy (rolling updates wait for it, the ingress sends it traffic only then); an unhealthy task fails and is replaced. Zeros and an empty test take the image's HEALTHCHECK",
+      properties: {
+        test: {
+          type: "array",
+          items: { type: "string" },
+          example: ["CMD-SHELL", "wget -q -O- http://localhost/health"],
+          description:
+            '[] the image\'s; ["NONE"] disables it; ["CMD", program, ...args]; ["CMD-SHELL", command] (needs /bin/sh in the image)',
+        },
+        intervalMs: { type: "integer", description: "0: the image's, else 30000" },
+        timeoutMs: { type: "integer", description: "0: the image's, else 30000" },
+        startPeriodMs: { type: "integer", description: "failures in this period after the start do not count" },
+        retries: { type: "integer", description: "failures in a row that make the task unhealthy; 0: the image's, else 3" },
+      },
+    },
     placement: {
       type: "object",
       properties: {
@@ -247,6 +278,21 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
         password: { type: "string" },
         serverAddress: { type: "string", example: "registry.example.com:5000" },
       },
+    },
+  },
+};
+
+/** OpenAPI description of a PATCH body: any spec field, and two that change no field. */
+export const SERVICE_PATCH_SCHEMA: SchemaObject = {
+  ...SERVICE_BODY_SCHEMA,
+  required: [],
+  properties: {
+    ...SERVICE_BODY_SCHEMA.properties,
+    force: { type: "boolean", description: "replace every task even when nothing changed" },
+    rebalance: {
+      type: "boolean",
+      description:
+        "alone: move tasks, a batch at a time (update parallelism, order, health), so the spread matches where the scheduler would put them now; replicated services only",
     },
   },
 };

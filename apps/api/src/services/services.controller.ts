@@ -7,7 +7,7 @@ import { ApiListing, sendListing } from "../common/listing";
 import { z } from "zod";
 import { ZodValidationPipe } from "../common/zod-validation.pipe";
 import { LogsService } from "./logs.service";
-import { CreateServiceBody, ScaleBody, SERVICE_BODY_SCHEMA, UpdateServiceBody } from "./service-schemas";
+import { CreateServiceBody, ScaleBody, SERVICE_BODY_SCHEMA, SERVICE_PATCH_SCHEMA, UpdateServiceBody } from "./service-schemas";
 import type { ServiceView } from "@flotilla/api-types";
 import { ServicesService, type Caller } from "./services.service";
 
@@ -51,7 +51,7 @@ export class ServicesController {
   @Patch(":id")
   @ApiParam(REF)
   @ApiOperation({ summary: "Change spec fields; a change that reaches the containers starts a rolling update, `replicas` alone scales" })
-  @ApiBody({ schema: { ...SERVICE_BODY_SCHEMA, required: [] } })
+  @ApiBody({ schema: SERVICE_PATCH_SCHEMA })
   @ApiUnavailable()
   update(
     @Req() req: FastifyRequest,

@@ -65,7 +65,7 @@ function toInput(body: Omit<UpdateServiceBody, "replicas"> & { replicas?: number
 
 /** A spec with a patch applied: objects merge one level deep, lists and maps are replaced. */
 function merge(spec: ServiceSpec, patch: UpdateServiceBody): ServiceSpecInput {
-  const { replicas, force: _force, registryAuth: _auth, ...p } = patch;
+  const { replicas, force: _force, registryAuth: _auth, rebalance: _rebalance, ...p } = patch;
   if (replicas !== undefined && (p.mode?.kind ?? spec.mode.kind) === "global") {
     throw new InvalidError("replicas cannot be set for a global service", { field: "replicas" });
   }
@@ -78,6 +78,7 @@ function merge(spec: ServiceSpec, patch: UpdateServiceBody): ServiceSpecInput {
       limits: { ...spec.resources.limits, ...p.resources?.limits },
     },
     placement: { ...spec.placement, ...p.placement },
+    healthcheck: { ...spec.healthcheck, ...p.healthcheck },
     restartPolicy: { ...spec.restartPolicy, ...p.restartPolicy },
     updateConfig: { ...spec.updateConfig, ...p.updateConfig },
     rollbackConfig: { ...spec.rollbackConfig, ...p.rollbackConfig },
@@ -179,6 +180,7 @@ export class ServicesService {
    * containers (libs/core affectsTasks), so a scale never restarts replicas.
    */
   async update(ref: string, patch: UpdateServiceBody, caller: Caller, action = "update"): Promise<ServiceView> {
+    if (patch.rebalance) return this.rebalance(ref, patch);
     const result = await this.prisma.$transaction(async (tx) => {
       const row = await this.repo.findForUpdate(tx, ref);
       const current = specOf(row);
@@ -222,6 +224,42 @@ export class ServicesService {
       await queuedAfterCommit(this.queues.enqueueReconcile(result.row.id, action));
     }
     return this.get(result.row.id);
+  }
+
+  /**
+   * Starts a rebalance: a new task version with the same spec, whose update replaces only the
+   * tasks the first reconcile finds misplaced (core's rebalanceMoves), batch by batch.
+   */
+  private async rebalance(ref: string, patch: UpdateServiceBody): Promise<ServiceView> {
+    const others = Object.keys(patch).filter((k) => k !== "rebalance");
+    if (others.length) {
+      throw new InvalidError(`rebalance changes nothing else: send it alone (also given: ${others.join(", ")})`, { field: "rebalance" });
+    }
+    const now = this.clock.now();
+    const { row, evs } = await this.prisma.$transaction(async (tx) => {
+      const row = await this.repo.findForUpdate(tx, ref);
+      if (specOf(row).mode.kind === "global") {
+        throw new InvalidError(`service ${row.name} is global: it runs one task per node, there is nothing to rebalance`, {
+          field: "rebalance",
+        });
+      }
+      // Every task running the current spec stays current, but for those the rebalance moves.
+      const prev = updateStateOf(row);
+      const equivalent = [row.taskVersion, ...(prev?.targetVersion === row.taskVersion ? prev.equivalentVersions : [])];
+      const taskVersion = row.taskVersion + 1;
+      const update = startUpdate(taskVersion, now, { rebalance: true, equivalentVersions: equivalent });
+      const updated = await tx.service.update({
+        where: { id: row.id },
+        data: { version: row.version + 1, taskVersion, updateState: json(update) },
+      });
+      const evs = await this.events.record(tx, [
+        { kind: "service", subjectId: row.id, action: "rebalance", data: { name: row.name, version: updated.version, taskVersion } },
+      ]);
+      return { row: updated, evs };
+    }, TX_OPTIONS);
+    await this.events.publish(evs);
+    await queuedAfterCommit(this.queues.enqueueReconcile(row.id, "rebalance"));
+    return this.get(row.id);
   }
 
   async scale(ref: string, replicas: number, caller: Caller): Promise<ServiceView> {

@@ -59,6 +59,16 @@ export const StoredServiceSpec = z.object({
   // Specs written before secrets and configs reached tasks have none.
   secrets: z.array(secretReference).default([]),
   configs: z.array(secretReference).default([]),
+  // Specs written before health checks existed have the image's.
+  healthcheck: z
+    .object({
+      test: z.array(z.string()),
+      intervalMs: z.number(),
+      timeoutMs: z.number(),
+      startPeriodMs: z.number(),
+      retries: z.number(),
+    })
+    .default({ test: [], intervalMs: 0, timeoutMs: 0, startPeriodMs: 0, retries: 0 }),
   placement: z.object({
     constraints: z.array(z.string()),
     preferences: z.array(z.object({ spread: z.string() })),

@@ -14,8 +14,9 @@ import {
   parseSecretFlag,
   parsePlacementPref,
   parsePublish,
+  shellHealthTest,
 } from "@flotilla/core";
-import type { RestartPolicy, ServiceUpdateRequest, UpdateConfig } from "@flotilla/api-types";
+import type { HealthCheck, RestartPolicy, ServiceUpdateRequest, UpdateConfig } from "@flotilla/api-types";
 import { CtlError } from "../client";
 
 export const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -84,6 +85,30 @@ export interface SpecFlags {
   stopGracePeriod?: string;
   replicas?: string;
   withRegistryAuth?: boolean;
+  healthCmd?: string;
+  healthInterval?: string;
+  healthTimeout?: string;
+  healthStartPeriod?: string;
+  healthRetries?: string;
+  /** false with --no-healthcheck (commander's negated option). */
+  healthcheck?: boolean;
+}
+
+/** `--health-*` and `--no-healthcheck` as the API's healthcheck (only those given), as docker takes them. */
+function healthcheckOf(o: SpecFlags): Partial<HealthCheck> | undefined {
+  const given = {
+    ...(o.healthCmd !== undefined ? { test: shellHealthTest(o.healthCmd) } : {}),
+    ...(o.healthInterval ? { intervalMs: parse("--health-interval", () => parseDuration(o.healthInterval!)) } : {}),
+    ...(o.healthTimeout ? { timeoutMs: parse("--health-timeout", () => parseDuration(o.healthTimeout!)) } : {}),
+    ...(o.healthStartPeriod ? { startPeriodMs: parse("--health-start-period", () => parseDuration(o.healthStartPeriod!)) } : {}),
+    ...(o.healthRetries ? { retries: intOpt("--health-retries", o.healthRetries) } : {}),
+  };
+  if (o.healthcheck === false) {
+    if (Object.keys(given).length) throw new CtlError("--no-healthcheck conflicts with --health-* options");
+    return { test: ["NONE"], intervalMs: 0, timeoutMs: 0, startPeriodMs: 0, retries: 0 };
+  }
+  if (o.healthCmd !== undefined && o.healthCmd.trim() === "") throw new CtlError("--health-cmd: expected a command, got an empty string");
+  return Object.keys(given).length ? given : undefined;
 }
 
 /** `--env-file`s in order (later files win), read with the compose parser. */
@@ -189,6 +214,8 @@ export function specBody(o: SpecFlags): ServiceUpdateRequest {
   if (Object.keys(rollback).length) body.rollbackConfig = rollback;
   if (o.stopGracePeriod) body.stopGracePeriodMs = parse("--stop-grace-period", () => parseDuration(o.stopGracePeriod!));
   if (o.replicas !== undefined) body.replicas = intOpt("--replicas", o.replicas);
+  const health = healthcheckOf(o);
+  if (health) body.healthcheck = health;
   return body;
 }
 
@@ -250,6 +277,12 @@ export function specOptions(cmd: Command): Command {
       "--with-registry-auth",
       "send your credentials for the image's registry (from docker login: $DOCKER_CONFIG or ~/.docker/config.json) to the agents, for this service's pulls only; stored encrypted",
     )
+    .option("--health-cmd <cmd>", "health check command, run with the image's /bin/sh in each task (a task runs only once healthy)")
+    .option("--health-interval <duration>", "time between health checks (the image's, else 30s)")
+    .option("--health-timeout <duration>", "longest a health check may run (the image's, else 30s)")
+    .option("--health-start-period <duration>", "failed health checks in this period after the start do not count")
+    .option("--health-retries <n>", "failed health checks in a row that make a task unhealthy (the image's, else 3)")
+    .option("--no-healthcheck", "disable the image's HEALTHCHECK")
     .option("-d, --detach", "return at once instead of following convergence")
     .option("--timeout <duration>", "give up following after this long", "5m");
 }

@@ -57,10 +57,14 @@ export function registerService(program: Command): void {
     .option("--json", "print JSON")
     .option("-q, --quiet", "print task ids only")
     .action(async (ref: string, o: { json?: boolean; quiet?: boolean }) => {
-      const tasks = await client().request<TaskJson[]>("GET", `/api/v1/tasks?service=${enc(ref)}`);
+      const c = client();
+      const tasks = await c.request<TaskJson[]>("GET", `/api/v1/tasks?service=${enc(ref)}`);
       if (o.json) return void json(tasks);
       if (o.quiet) return void (tasks.length && out(tasks.map((t) => t.id).join("\n")));
       out(taskTable(tasks));
+      // Why the tasks are where they are: an update in progress, paused or rolled back says so (on stderr).
+      const update = (await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`)).updateState;
+      if (update && update.status !== "completed") note(update.message);
     });
 
   service
@@ -107,17 +111,23 @@ export function registerService(program: Command): void {
       .option("--publish-add <port>", "add or replace (by published port) a published port, as --publish (repeatable)", collect)
       .option("--publish-rm <port>", "remove a published port: PUBLISHED[/tcp|udp] (repeatable)", collect)
       .option("--force", "replace every task even when nothing changed")
+      .option(
+        "--rebalance",
+        "move tasks, a batch at a time (update parallelism, order, health), so the spread matches where the scheduler would put them now; alone",
+      )
       .option("--args <args...>", "new command arguments"),
   ).action(
     async (
       ref: string,
-      o: SpecFlags & UpdateListFlags & { image?: string; args?: string[]; force?: boolean; detach?: boolean; timeout: string },
+      o: SpecFlags &
+        UpdateListFlags & { image?: string; args?: string[]; force?: boolean; rebalance?: boolean; detach?: boolean; timeout: string },
     ) => {
       const c = client();
       const body = specBody(o);
       if (o.image) body.image = o.image;
       if (o.args) body.args = o.args;
       if (o.force) body.force = true;
+      if (o.rebalance) body.rebalance = true;
       const current =
         editsLists(o) || (o.withRegistryAuth && !o.image) ? await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`) : undefined;
       if (editsLists(o)) applyListEdits(body, current!.spec, o);

@@ -21,6 +21,7 @@ import { interpolate, parseEnvFile } from "./compose-interpolate";
 import { validateComposeSchema } from "./compose-schema";
 import { mountsOf, stackVolumes } from "./compose-volumes";
 import { secretRefsOf, stackSecrets } from "./compose-secrets";
+import { healthcheckOf } from "./compose-healthcheck";
 
 /** The label that ties a service to its stack (Docker's). */
 export const STACK_LABEL = "com.docker.stack.namespace";
@@ -62,10 +63,10 @@ const SERVICE_KEYS = new Set([
   "working_dir",
   "secrets",
   "configs",
+  "healthcheck",
 ]);
 /** Keys Flotilla will take once the services have them: refused with the reason. */
 const NOT_YET: Record<string, string> = {
-  healthcheck: "health checks are not supported yet",
   networks: "networks are not supported yet: services reach each other through published ports until overlay networks exist",
   build: "build is not supported: stacks run images from a registry",
   restart: "restart is not used by stacks: use deploy.restart_policy",
@@ -166,6 +167,7 @@ function toServiceSpec(
       mounts: mountsOf(svc.volumes, declared.volumes, `${at}.volumes`),
       secrets: secretRefsOf("secret", svc.secrets, declared.secrets, `${at}.secrets`),
       configs: secretRefsOf("config", svc.configs, declared.configs, `${at}.configs`),
+      ...(svc.healthcheck !== undefined ? { healthcheck: healthcheckOf(svc.healthcheck, `${at}.healthcheck`) } : {}),
       ...(svc.hostname !== undefined ? { hostname: String(svc.hostname) } : {}),
       ...(svc.user !== undefined ? { user: String(svc.user) } : {}),
       ...(svc.working_dir !== undefined ? { workdir: String(svc.working_dir) } : {}),
