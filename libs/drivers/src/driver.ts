@@ -77,7 +77,7 @@ export interface DriverContext {
   progress?: (event: DriverEvent) => void;
   /** Host-wide directory for lock files that serialize hypervisor operations across processes; private to this user (default: defaultLockDir()). */
   lockDir?: string;
-  /** Where OS images fetched ahead of time live (URLs are looked up here, never downloaded). */
+  /** The guest image cache root (default guestCacheRoot(), /var/cache/flotilla): the default image is its guest-<version>, URLs are looked up here, never downloaded. */
   cacheDir?: string;
   timing?: Partial<DriverTiming>;
 }
