@@ -41,6 +41,7 @@ export * from "./node-liveness";
 export * from "./reconcile-decision";
 export * from "./dispatch-work";
 export * from "./engine-url";
+export * from "./registry-mirror";
 export * from "./task-history";
 export { parseCompose, composeReferences, commandOf, portOf, STACK_LABEL, type ComposeInput, type ComposeStack } from "./compose/compose";
 export { parseEnvFile, interpolate, interpolateString } from "./compose/compose-interpolate";
