@@ -2,7 +2,14 @@ import { cpSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConflictError, InvalidError, NotFoundError, NotSupportedError, UnavailableError } from "@flotilla/core";
-import { MachineState, parseVirtualBoxOptions, VirtualBoxDriver, virtualboxDriver, type RawOptions } from "@flotilla/drivers";
+import {
+  GUEST_IMAGE_VERSION,
+  MachineState,
+  parseVirtualBoxOptions,
+  VirtualBoxDriver,
+  virtualboxDriver,
+  type RawOptions,
+} from "@flotilla/drivers";
 import {
   createdOncePerGroup,
   expectRejects,
@@ -89,9 +96,9 @@ describe("virtualbox preCreateCheck", { timeout: 60_000 }, () => {
     const d = new VirtualBoxDriver(h.ctx("devdays"), parseVirtualBoxOptions({ "virtualbox-no-share": true }));
     const err = await expectRejects(d.preCreateCheck());
     expect(err.message).toBe(
-      `--virtualbox-boot2docker-url not given and the guest image ${join(h.cacheDir, "guest-1")} is not built yet: run scripts/build-guest-image.sh (as root) or pass --virtualbox-boot2docker-url DIR`,
+      `--virtualbox-boot2docker-url not given and the guest image ${join(h.cacheDir, `guest-${GUEST_IMAGE_VERSION}`)} is not built yet: run scripts/build-guest-image.sh (as root) or pass --virtualbox-boot2docker-url DIR`,
     );
-    cpSync(h.image, join(h.cacheDir, "guest-1"), { recursive: true });
+    cpSync(h.image, join(h.cacheDir, `guest-${GUEST_IMAGE_VERSION}`), { recursive: true });
     await d.preCreateCheck();
   });
 
