@@ -4,10 +4,10 @@
 // and `ctl machine mount` with the real sshfs over the machine's sshd. Traffic stays on loopback
 // and in 198.19.150.0/24, on a bridge this test makes.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import type { Server } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApi, type TestApi } from "../../apps/api/test/support";
 import { startRegistry, type TestRegistry } from "../support/registry";
@@ -147,8 +147,11 @@ describe.skipIf(!root || !have("docker") || !have("sshfs"))("machine engine opti
   });
 
   it("says clearly when sshfs is missing or the mount point is not a directory", async () => {
-    // PATH with node only: no sshfs.
-    const noSshfs = await ctl(["machine", "mount", `${name}:/tmp`, mnt], { PATH: dirname(process.execPath) });
+    // A PATH holding node only (node's own directory may well hold sshfs too: /usr/bin).
+    const nodeOnly = join(base, "node-only");
+    mkdirSync(nodeOnly);
+    symlinkSync(process.execPath, join(nodeOnly, "node"));
+    const noSshfs = await ctl(["machine", "mount", `${name}:/tmp`, mnt], { PATH: nodeOnly });
     expect(noSshfs).toMatchObject({
       code: 1,
       stderr:
