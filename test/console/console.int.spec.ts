@@ -234,6 +234,12 @@ describe("web console in a real browser", () => {
     const row = page.locator("tbody tr", { has: page.getByRole("rowheader", { name: "vb-1" }) });
     await until("vb-1's refused create to leave no machine", async () => (await api.fetch("/api/v1/machines/vb-1")).status === 404, 30_000);
     await until("vb-1 to be gone from the list", async () => (await row.count()) === 0, 30_000);
+    // The form says why, rather than the new row just vanishing.
+    const note = page.getByRole("alert").filter({ hasText: "Machine vb-1 was not created" });
+    await note.waitFor();
+    expect(await note.textContent()).toBe(
+      "Machine vb-1 was not created: preCreateCheck: virtualbox: VBoxManage not found on PATH: install VirtualBox 5 or later. Nothing was kept.",
+    );
     await shot(page, "machines");
   });
 

@@ -105,7 +105,12 @@ describe.skipIf(!root)("machines API", () => {
     expect(status).toBe(200);
     expect(body.drivers.map((d) => d.name)).toEqual(["generic", "hyperv", "netns", "qemu", "virtualbox"]);
     expect(body.drivers.find((d) => d.name === "netns")!.options.map((o) => o.name)).toContain("netns-cidr");
-    expect(body.engineOptions.map((o) => o.name)).toEqual(["engine-insecure-registry", "engine-env", "engine-label"]);
+    expect(body.engineOptions.map((o) => o.name)).toEqual([
+      "engine-insecure-registry",
+      "engine-registry-mirror",
+      "engine-env",
+      "engine-label",
+    ]);
   });
 
   it("rejects bad input: unknown driver, bad options, bad name, duplicates", async () => {

@@ -45,6 +45,7 @@ export * from "./slot-hold";
 export * from "./rebalance";
 export * from "./dispatch-work";
 export * from "./engine-url";
+export * from "./registry-mirror";
 export * from "./task-history";
 export { parseCompose, composeReferences, commandOf, portOf, STACK_LABEL, type ComposeInput, type ComposeStack } from "./compose/compose";
 export { parseEnvFile, interpolate, interpolateString } from "./compose/compose-interpolate";

@@ -84,7 +84,7 @@ export interface DriverContext {
    * the store directory.
    */
   hostKeyPin?: HostKeyPin;
-  /** Where OS images fetched ahead of time live (URLs are looked up here, never downloaded). */
+  /** The guest image cache root (default guestCacheRoot(), /var/cache/flotilla): the default image is its guest-<version>, URLs are looked up here, never downloaded. */
   cacheDir?: string;
   timing?: Partial<DriverTiming>;
 }

@@ -3,7 +3,7 @@
 // service and the worker stay about decisions.
 import { Inject, Injectable } from "@nestjs/common";
 import { join } from "node:path";
-import { InvalidError } from "@flotilla/core";
+import { InvalidError, parseRegistryMirror } from "@flotilla/core";
 import {
   createExecRunner,
   getDriver,
@@ -36,6 +36,11 @@ export const ENGINE_OPTIONS = [
     name: "engine-insecure-registry",
     type: "string",
     help: "Registry (host:port) the agent reaches over plain http; comma-separated for several",
+  },
+  {
+    name: "engine-registry-mirror",
+    type: "string",
+    help: "Docker Hub mirror the agent pulls docker.io images through, http(s)://host[:port]; comma-separated for several",
   },
   {
     name: "engine-env",
@@ -86,6 +91,19 @@ export function splitOptions(raw: Record<string, OptionValue>): { driver: RawOpt
           throw new InvalidError(`--engine-insecure-registry must be host or host:port, got ${JSON.stringify(r)}`, { field: key });
       }
       engine.insecureRegistries = [...(engine.insecureRegistries ?? []), ...list];
+    } else if (key === "engine-registry-mirror") {
+      const list = String(v)
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
+      for (const m of list) {
+        try {
+          parseRegistryMirror(m);
+        } catch (e) {
+          throw new InvalidError(`--engine-registry-mirror: ${(e as Error).message}`, { field: key });
+        }
+      }
+      engine.registryMirrors = [...(engine.registryMirrors ?? []), ...list];
     } else if (key === "engine-env") {
       const env = pairs(key, v, /^[A-Za-z_][A-Za-z0-9_]*$/, "KEY a variable name");
       const reserved = Object.keys(env).find((k) => k.startsWith("FLOTILLA_"));

@@ -117,10 +117,6 @@ export class MachinesRepository {
     return node?.id;
   }
 
-  /**
-   * A create refused before anything was made (its preCreateCheck failed): nothing is kept, as
-   * docker-machine does. The "failed" event carries the reason for whoever follows the create.
-   */
   /** Deletes a machine whose create never started (its job could not be queued), with a "removed" event. */
   async forget(id: string, name: string): Promise<void> {
     const events = await this.prisma.$transaction(async (tx) => {
@@ -130,6 +126,11 @@ export class MachinesRepository {
     await this.events.publish(events);
   }
 
+  /**
+   * A create refused before anything was made (its preCreateCheck failed): nothing is kept, as
+   * docker-machine does. The "failed" event carries the reason for whoever follows the create
+   * (ctl's exit message, the console's create form).
+   */
   async discard(id: string, name: string, reason: string, data: Record<string, unknown>): Promise<void> {
     const events = await this.prisma.$transaction(async (tx) => {
       await tx.machine.deleteMany({ where: { id } });
