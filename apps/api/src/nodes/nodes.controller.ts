@@ -11,6 +11,7 @@ import { NodesService } from "./nodes.service";
 const UpdateNodeBody = z
   .object({
     availability: z.enum(["active", "pause", "drain"]).optional(),
+    role: z.enum(["manager", "worker"]).optional(),
     labelAdd: z.record(z.string().min(1), z.string()).optional(),
     labelRm: z.array(z.string().min(1)).optional(),
   })
@@ -40,12 +41,16 @@ export class NodesController {
 
   @Patch(":id")
   @ApiParam(REF)
-  @ApiOperation({ summary: "Set availability (drain moves tasks away, pause takes no new ones) and edit labels" })
+  @ApiOperation({
+    summary:
+      "Set availability (drain moves tasks away, pause takes no new ones), the role (placement constraints on node.role follow it; tasks that no longer fit move) and edit labels",
+  })
   @ApiBody({
     schema: {
       type: "object",
       properties: {
         availability: { enum: ["active", "pause", "drain"] },
+        role: { enum: ["manager", "worker"] },
         labelAdd: { type: "object", additionalProperties: { type: "string" }, example: { zone: "a" } },
         labelRm: { type: "array", items: { type: "string" } },
       },
