@@ -24,7 +24,19 @@ const port = (p: Partial<IngressPort> & Pick<IngressPort, "backends">): IngressP
 
 describe("ingress rules", () => {
   it("DNATs local backends to the container and remote ones to the node, round robin, masquerading only the remote", () => {
-    const rules = ingressRules(C, [port({ backends: [{ host: ME, port: 32768 }, { host: OTHER, port: 32771 }, { host: ME, port: 32769 }] })], node);
+    const rules = ingressRules(
+      C,
+      [
+        port({
+          backends: [
+            { host: ME, port: 32768 },
+            { host: OTHER, port: 32771 },
+            { host: ME, port: 32769 },
+          ],
+        }),
+      ],
+      node,
+    );
     expect(rules.nat).toEqual([
       ":FLT-IDNAT - [0:0]",
       ":FLT-IPOST - [0:0]",
@@ -40,10 +52,20 @@ describe("ingress rules", () => {
   it("traffic=local keeps only this node's tasks and never masquerades", () => {
     const rules = ingressRules(
       C,
-      [port({ traffic: "local", backends: [{ host: OTHER, port: 32771 }, { host: ME, port: 32769 }] })],
+      [
+        port({
+          traffic: "local",
+          backends: [
+            { host: OTHER, port: 32771 },
+            { host: ME, port: 32769 },
+          ],
+        }),
+      ],
       node,
     );
-    expect(rules.nat.filter((l) => l.startsWith("-A"))).toEqual(["-A FLT-IDNAT -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.31.0.6:80"]);
+    expect(rules.nat.filter((l) => l.startsWith("-A"))).toEqual([
+      "-A FLT-IDNAT -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.31.0.6:80",
+    ]);
     expect(rules.plans).toEqual([{ port: 8080, serviceName: "web", traffic: "local", targets: [{ to: "172.31.0.6:80", remote: false }] }]);
   });
 
@@ -66,7 +88,15 @@ describe("ingress rules", () => {
 
   it("leaves IPv6 backends out with an error naming them, and lists a backend once", () => {
     const { plans, errors } = planPorts(
-      [port({ backends: [{ host: "fd00::1", port: 32771 }, { host: OTHER, port: 32771 }, { host: OTHER, port: 32771 }] })],
+      [
+        port({
+          backends: [
+            { host: "fd00::1", port: 32771 },
+            { host: OTHER, port: 32771 },
+            { host: OTHER, port: 32771 },
+          ],
+        }),
+      ],
       node,
     );
     expect(errors).toEqual([{ port: 8080, message: "backend fd00::1:32771 left out: IPv6 is not supported" }]);
@@ -87,7 +117,11 @@ describe("ingress rules", () => {
   it("properties: each backend gets 1/n of the connections, only remote ones masquerade, equal inputs give equal rules", () => {
     const backend = fc.record({ host: fc.constantFrom(ME, OTHER, "198.19.130.4"), port: fc.constantFrom(32768, 32769, 32771, 32772) });
     const table = fc.uniqueArray(
-      fc.record({ port: fc.integer({ min: 1, max: 65535 }), traffic: fc.constantFrom("cluster" as const, "local" as const), backends: fc.array(backend, { maxLength: 6 }) }),
+      fc.record({
+        port: fc.integer({ min: 1, max: 65535 }),
+        traffic: fc.constantFrom("cluster" as const, "local" as const),
+        backends: fc.array(backend, { maxLength: 6 }),
+      }),
       { selector: (p) => p.port, maxLength: 5 },
     );
     fc.assert(

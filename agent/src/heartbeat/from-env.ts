@@ -83,7 +83,9 @@ export async function chooseDataPlane(
       return kernel;
     } catch (e) {
       if (want === "kernel") throw e;
-      log(`ingress: no kernel forwarding (${(e as Error).message}); published ports are served by the userland proxy, without traffic=local`);
+      log(
+        `ingress: no kernel forwarding (${(e as Error).message}); published ports are served by the userland proxy, without traffic=local`,
+      );
     }
   }
   return new IngressProxy({ log });

@@ -75,6 +75,7 @@ export class HeartbeatsController {
                   protocol: { enum: ["tcp"] },
                   serviceId: { type: "string", format: "uuid" },
                   serviceName: { type: "string" },
+                  traffic: { enum: ["local"], description: "absent: any task answers; local: only the receiving node's own tasks" },
                   backends: {
                     type: "array",
                     items: { type: "object", properties: { host: { type: "string" }, port: { type: "integer" } } },
