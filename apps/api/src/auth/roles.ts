@@ -52,7 +52,7 @@ function operatorRefusal(method: string, route: string, body: unknown): string |
  * The routes (method + Fastify route pattern) an agent token may call. The join endpoint itself
  * is public (the join token is its credential). Add a route here when agents need another one.
  */
-export const AGENT_ROUTES: ReadonlySet<string> = new Set(["POST /api/v1/nodes/heartbeat"]);
+export const AGENT_ROUTES: ReadonlySet<string> = new Set(["POST /api/v1/nodes/heartbeat", "GET /api/v1/nodes/ingress"]);
 
 /** The API token name of a machine's agent (token names are at most 63 characters). */
 export function agentTokenName(machine: string): string {
