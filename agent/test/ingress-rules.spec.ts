@@ -1,6 +1,7 @@
 // The kernel mesh's rules, decided purely from a table and the node's view.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { chainNames } from "../src/network/nat-rules";
 import { ingressChains, ingressJumps, ingressRules, planPorts, type IngressPort, type NodeView } from "../src/ingress";
 
 const C = ingressChains("FLT");
@@ -101,6 +102,11 @@ describe("ingress rules", () => {
     );
     expect(errors).toEqual([{ port: 8080, message: "backend fd00::1:32771 left out: IPv6 is not supported" }]);
     expect(plans[0].targets).toEqual([{ to: "198.19.130.3:32771", remote: true }]);
+  });
+
+  it("names its chains as the network module does, so the network's teardown removes them too", () => {
+    const network = chainNames("FLT");
+    expect(ingressChains("FLT")).toEqual({ dnat: network.idnat, post: network.ipost, fwd: network.ifwd });
   });
 
   it("jumps from the built-in chains, LOCAL destinations only for DNAT", () => {
