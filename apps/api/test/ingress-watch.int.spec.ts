@@ -58,6 +58,29 @@ describe("GET /api/v1/nodes/ingress", () => {
     expect(table.ports.find((p) => p.port === 18090)).toMatchObject({ traffic: "local", backends: [{ port: expect.any(Number) }] });
   });
 
+  it("refuses a traffic the mesh does not have, or traffic on a host-mode port, naming the field and creating nothing", async () => {
+    // The first is the edge schema's (zod's path), the second core's rule.
+    for (const [port, field] of [
+      [{ published: 18091, target: 80, traffic: "nearby" }, "ports.0.traffic"],
+      [{ published: 18091, target: 80, mode: "host", traffic: "local" }, "ports[0].traffic"],
+    ] as const) {
+      const res = await send(api, "POST", "/api/v1/services", { name: "badtraffic", image: "busybox", ports: [port] });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ details: { field } });
+    }
+    expect((await send(api, "GET", "/api/v1/services/badtraffic")).status).toBe(404);
+  });
+
+  it("is in the OpenAPI document, with traffic on published ports", async () => {
+    const doc = (await (await api.fetch("/api/docs-json")).json()) as {
+      paths: Record<string, Record<string, { tags?: string[]; parameters?: { name: string }[] }>>;
+    };
+    const get = doc.paths["/api/v1/nodes/ingress"].get;
+    expect(get.tags).toEqual(["nodes"]);
+    expect(get.parameters?.map((p) => p.name).sort()).toEqual(["version", "waitMs"]);
+    expect(JSON.stringify(doc)).toContain("only the receiving node's own tasks answer");
+  });
+
   it("refuses a bad waitMs, naming it", async () => {
     const res = await poll("waitMs=99999999");
     expect(res.status).toBe(400);

@@ -75,7 +75,7 @@ export function refusal(token: { name: string; role: string }, method: string, r
   }
   if (token.role === "operator") return operatorRefusal(m, route ?? "?", body);
   if (token.role !== "agent") return `token "${token.name}" has the unknown role "${token.role}"`;
-  if (!AGENT_ROUTES.has(call)) return `an agent token may not call ${call}; agents may only send heartbeats`;
+  if (!AGENT_ROUTES.has(call)) return `an agent token may not call ${call}; agents may only send heartbeats and read the ingress table`;
   const hostname = (body as { hostname?: unknown } | undefined)?.hostname;
   if (typeof hostname === "string" && agentTokenName(hostname) !== token.name) {
     return `agent token "${token.name}" may not report as "${hostname}"`;
