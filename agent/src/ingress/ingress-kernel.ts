@@ -116,9 +116,8 @@ export class KernelIngress implements IngressDataPlane {
     // Filter first: by the time a DNAT sends a connection to another node, FORWARD accepts it.
     for (const table of ["filter", "nat"] as const) {
       const have = await this.iptables.list(table);
-      const jumps = ingressJumps(this.chains)
-        [table].filter((j) => !have.rules.includes(j))
-        .map((j) => `-I ${j.slice(3).replace(" ", " 1 ")}`);
+      const wanted = ingressJumps(this.chains)[table];
+      const jumps = wanted.filter((j) => !have.rules.includes(j)).map((j) => `-I ${j.slice(3).replace(" ", " 1 ")}`);
       // Chains are declared before the jumps to them; a declared chain is flushed and refilled.
       await this.iptables.apply(`ingress: ${table} rules`, table, [...rules[table], ...jumps]);
     }
