@@ -87,6 +87,12 @@ Options (environment variable in brackets):
   --build-context-limit SIZE largest docker build context, bytes or with k/m/g (binary)
                              [FLOTILLA_AGENT_BUILD_CONTEXT_LIMIT] (default 1g)
   -h, --help                 this text
+
+Reporting to a control plane (environment only, written by provisioning): FLOTILLA_API_URL,
+FLOTILLA_JOIN_TOKEN or FLOTILLA_API_TOKEN, FLOTILLA_ENGINE_URL, FLOTILLA_MACHINE_NAME,
+FLOTILLA_NODE_LABELS; FLOTILLA_INGRESS=auto|kernel|proxy: how published ingress ports are served
+(auto, the default: iptables DNAT when the agent runs as root with a working iptables, else the
+userland proxy).
 `;
 
 const FLAGS: Record<string, string> = {

@@ -87,8 +87,17 @@ describe("web console in a real browser", () => {
     await page.getByLabel("Image", { exact: true }).fill("busybox");
     await page.getByLabel("Replicas", { exact: true }).fill("1");
     await page.getByLabel("Command", { exact: true }).fill("httpd -f -p 80");
+    // An ingress port whose traffic stays on the receiving node.
+    await page.getByRole("button", { name: "Add a port" }).click();
+    const port = page.getByRole("group", { name: "Port 1" });
+    await port.getByLabel("Published").fill("18080");
+    await port.getByLabel("Target").fill("80");
+    await port.getByLabel("Traffic").selectOption("local");
     await page.getByRole("button", { name: "Create service" }).click();
     await until("web to run 1/1", async () => (await replicasOf(page, "web").textContent()) === "1/1");
+    const spec = ((await (await send(api, "GET", "/api/v1/services/web")).json()) as { spec: { ports: unknown[] } }).spec;
+    expect(spec.ports).toEqual([{ published: 18080, target: 80, protocol: "tcp", mode: "ingress", traffic: "local" }]);
+    await page.getByText("18080:80/tcp (local traffic)").first().waitFor();
 
     // A bad value: the API's refusal appears next to the input, in the API's words.
     const input = page.getByLabel("Replicas of web");

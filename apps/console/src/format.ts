@@ -23,7 +23,8 @@ export function bytes(n: number): string {
 
 export const cpus = (nanoCpus: number): string => `${Number((nanoCpus / NANO).toFixed(2))} CPU`;
 
-export const port = (p: PortConfig): string => `${p.published}:${p.target}/${p.protocol}${p.mode === "host" ? " (host)" : ""}`;
+export const port = (p: PortConfig): string =>
+  `${p.published}:${p.target}/${p.protocol}${p.mode === "host" ? " (host)" : p.traffic === "local" ? " (local traffic)" : ""}`;
 
 export function ago(iso: string | null, now = Date.now()): string {
   if (!iso) return "—";

@@ -2,6 +2,8 @@ export type ServiceMode = { kind: "replicated"; replicas: number } | { kind: "gl
 export type PortProtocol = "tcp" | "udp";
 /** ingress: every node answers on the published port (routing mesh); host: only nodes running a task. */
 export type PublishMode = "ingress" | "host";
+/** Ingress ports: cluster (any task, default) or local (only the receiving node's tasks; the client's address is kept). */
+export type IngressTraffic = "cluster" | "local";
 
 export interface PortConfig {
   published: number;
@@ -9,6 +11,8 @@ export interface PortConfig {
   protocol: PortProtocol;
   /** Absent in specs written before publish modes existed: ingress. */
   mode?: PublishMode;
+  /** Absent: cluster. */
+  traffic?: IngressTraffic;
 }
 
 export interface ResourceAmounts {
@@ -154,7 +158,7 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] e
 
 /** `PATCH /api/v1/services/{id}`: any spec field; `replicas` alone scales. */
 export type ServiceUpdateRequest = Omit<DeepPartial<ServiceSpec>, "name" | "ports" | "mode" | "mounts" | "secrets" | "configs"> & {
-  ports?: { published: number; target: number; protocol?: PortProtocol; mode?: PublishMode }[];
+  ports?: { published: number; target: number; protocol?: PortProtocol; mode?: PublishMode; traffic?: IngressTraffic }[];
   /** Replaces the list; `readOnly` defaults to false. */
   mounts?: (Omit<Mount, "readOnly"> & { readOnly?: boolean })[];
   /** Replace the lists; only `source` is required, a relative target is a file name. */

@@ -88,6 +88,11 @@ function validatePorts(ports: unknown): void {
     }
     oneOf(`${at}.protocol`, p.protocol, ["tcp", "udp"], "protocol");
     oneOf(`${at}.mode`, p.mode, ["ingress", "host"], "publish mode");
+    if (p.traffic !== undefined) {
+      oneOf(`${at}.traffic`, p.traffic, ["cluster", "local"], "traffic");
+      if (p.mode === "host")
+        fail(`${at}.traffic`, `traffic applies to ingress ports only (port ${p.published} is in host mode)`, p.traffic);
+    }
     // The mesh forwards TCP connections; UDP has no connection to forward.
     if (p.mode === "ingress" && p.protocol === "udp") {
       fail(`${at}.mode`, `udp port ${p.published} can only be published in host mode (mode=host)`, p.mode);
@@ -232,7 +237,13 @@ export function normalizeServiceSpec(input: ServiceSpecInput): ServiceSpec {
       reservations: { nanoCpus: 0, memoryBytes: 0, ...input.resources?.reservations },
       limits: { nanoCpus: 0, memoryBytes: 0, ...input.resources?.limits },
     },
-    ports: (input.ports ?? []).map((p) => ({ ...p, protocol: p.protocol ?? "tcp", mode: p.mode ?? "ingress" })),
+    // traffic is kept only when local: cluster is the default, and specs stay as they were stored.
+    ports: (input.ports ?? []).map(({ traffic, ...p }) => ({
+      ...p,
+      protocol: p.protocol ?? "tcp",
+      mode: p.mode ?? "ingress",
+      ...(traffic === "cluster" ? {} : traffic === undefined ? {} : { traffic }),
+    })),
     // Not a list: left for validateMounts to refuse, naming the field.
     mounts: Array.isArray(input.mounts) ? input.mounts.map(normalizeMount) : ((input.mounts ?? []) as readonly Mount[]),
     secrets: normalizeSecretReferences("secret", input.secrets),

@@ -39,12 +39,22 @@ export type PortProtocol = "tcp" | "udp";
  */
 export type PublishMode = "ingress" | "host";
 
+/**
+ * Which tasks answer an ingress port on a node. `cluster` (the default, absent in specs): any
+ * task, wherever it runs. `local`: only the tasks on the node that received the connection, and
+ * the task sees the client's own address (Kubernetes' externalTrafficPolicy: Local); a node
+ * without one refuses the connection.
+ */
+export type IngressTraffic = "cluster" | "local";
+
 /** A published port: `published` (on the nodes) → `target` in the container. */
 export interface PortConfig {
   readonly published: number;
   readonly target: number;
   readonly protocol: PortProtocol;
   readonly mode: PublishMode;
+  /** Ingress ports only; absent means cluster. */
+  readonly traffic?: IngressTraffic;
 }
 
 /** A published port as users write it: protocol tcp and mode ingress unless given. */
@@ -53,6 +63,7 @@ export interface PortConfigInput {
   readonly target: number;
   readonly protocol?: PortProtocol;
   readonly mode?: PublishMode;
+  readonly traffic?: IngressTraffic;
 }
 
 /** Where a task's published port answers on its node (a dynamic host port for ingress ports). */

@@ -64,6 +64,7 @@ const specFields = {
           target: z.number().int(),
           protocol: z.enum(["tcp", "udp"]).default("tcp"),
           mode: z.enum(["ingress", "host"]).default("ingress"),
+          traffic: z.enum(["cluster", "local"]).optional(),
         })
         .strict(),
     )
@@ -210,6 +211,12 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
             default: "ingress",
             description:
               "ingress: every node answers on the published port and forwards to any task (tcp only); host: only nodes running a task, one task per node",
+          },
+          traffic: {
+            enum: ["cluster", "local"],
+            default: "cluster",
+            description:
+              "ingress ports only. cluster: any task answers, on any node; local: only the receiving node's own tasks answer and they see the client's address (a node without one refuses)",
           },
         },
       },

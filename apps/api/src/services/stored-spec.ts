@@ -42,6 +42,7 @@ export const StoredServiceSpec = z.object({
       protocol: z.enum(["tcp", "udp"]),
       // Specs written before publish modes existed have none: those ports were ingress ports.
       mode: z.enum(["ingress", "host"]).default("ingress"),
+      traffic: z.enum(["cluster", "local"]).optional(),
     }),
   ),
   // Specs written before mounts existed have none.

@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from "react";
-import type { PortProtocol, PublishMode, ServiceCreateRequest, ServiceView } from "@flotilla/api-types";
+import type { IngressTraffic, PortProtocol, PublishMode, ServiceCreateRequest, ServiceView } from "@flotilla/api-types";
 import { ApiError, seg } from "../data/client";
 import { useApi } from "../data/live";
 import { ErrorNote, useAction } from "../components/feedback";
@@ -11,6 +11,7 @@ interface PortRow {
   target: string;
   protocol: PortProtocol;
   mode: PublishMode;
+  traffic: IngressTraffic;
 }
 
 const EMPTY = {
@@ -57,7 +58,13 @@ function toBody(f: typeof EMPTY, ports: PortRow[]): ServiceCreateRequest {
   if (configs.length) body.configs = configs;
   const filled = ports.filter((p) => p.published.trim() || p.target.trim());
   if (filled.length)
-    body.ports = filled.map((p) => ({ published: Number(p.published), target: Number(p.target), protocol: p.protocol, mode: p.mode }));
+    body.ports = filled.map((p) => ({
+      published: Number(p.published),
+      target: Number(p.target),
+      protocol: p.protocol,
+      mode: p.mode,
+      ...(p.mode === "ingress" && p.traffic === "local" ? { traffic: p.traffic } : {}),
+    }));
   return body;
 }
 
@@ -286,12 +293,24 @@ export function ServiceCreate() {
                   <option value="host">host (the task's node)</option>
                 </select>
               </label>
+              {p.mode === "ingress" && (
+                <label>
+                  Traffic{" "}
+                  <select value={p.traffic} onChange={(e) => setPort(i, { traffic: e.target.value as IngressTraffic })}>
+                    <option value="cluster">cluster (any task)</option>
+                    <option value="local">local (the node's own tasks, client address kept)</option>
+                  </select>
+                </label>
+              )}
               <button type="button" onClick={() => setPorts(ports.filter((_, j) => j !== i))} aria-label={`Remove port ${i + 1}`}>
                 Remove
               </button>
             </div>
           ))}
-          <button type="button" onClick={() => setPorts([...ports, { published: "", target: "", protocol: "tcp", mode: "ingress" }])}>
+          <button
+            type="button"
+            onClick={() => setPorts([...ports, { published: "", target: "", protocol: "tcp", mode: "ingress", traffic: "cluster" }])}
+          >
             Add a port
           </button>
         </fieldset>

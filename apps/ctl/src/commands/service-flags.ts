@@ -232,7 +232,7 @@ export function specOptions(cmd: Command): Command {
     .option("-w, --workdir <dir>", "working directory of the command")
     .option(
       "-p, --publish <port>",
-      "publish a port: published:target[/tcp|udp] answers on every node (ingress mesh); published=P,target=T[,protocol=udp],mode=host only on the task's node (repeatable)",
+      "publish a port: published:target[/tcp|udp] answers on every node (ingress mesh); published=P,target=T[,protocol=udp],mode=host only on the task's node; published=P,target=T,traffic=local: every node answers with its own tasks only, keeping the client's address (repeatable)",
       collect,
     )
     .option(
