@@ -4,124 +4,36 @@
 // wants (a removed service's, strays). Reconcile only asks for these jobs and never waits on
 // them, so an agent that does not answer holds up its own node's job and nothing else: each call
 // has the engine client's timeout, and after one failure to reach the agent the rest of that
-// job's launches are rejected at once instead of each waiting out its own timeout.
+// job's calls fail at once instead of each waiting out its own timeout. A launch the agent did
+// not answer stays claimed, never rejected: its container may exist (agent-calls.ts).
 import { Inject, Injectable, Logger, OnModuleInit } from "@nestjs/common";
-import {
-  DISPATCHED_TASK_STATES,
-  dispatchWork,
-  isHostPort,
-  isIngressPort,
-  isUpdateActive,
-  STALE_CLAIM_MS,
-  type Clock,
-  type ServiceSpec,
-  type TaskEndpoint,
-  type UpdateState,
-} from "@flotilla/core";
-import {
-  EngineConflictError,
-  EngineNotFoundError,
-  EngineUnreachableError,
-  TASK_LABELS,
-  type ContainerCreateBody,
-} from "@flotilla/engine-client";
+import { DISPATCHED_TASK_STATES, dispatchWork, isUpdateActive, STALE_CLAIM_MS, type Clock, type UpdateState } from "@flotilla/core";
 import type { Job } from "bullmq";
 import { CLOCK } from "../common/clock";
 import { PrismaService } from "../database/prisma.service";
 import { NODE_COLUMNS, nodeRow } from "../database/node-rows";
 import { TASK_COLUMNS } from "../database/task-rows";
 import { EventsService } from "../events/events.service";
-import type { Node as NodeRow, Service as ServiceRow, Task as TaskRow } from "../generated/prisma/client";
+import type { Task as TaskRow } from "../generated/prisma/client";
 import { JobHandlers } from "../queues/job-handlers";
 import { QUEUE, type DispatchJob, type DispatchPart, type RemoveContainersJob } from "../queues/queue-names";
 import { QueuesService } from "../queues/queues.service";
-import { ACTIVE_STATES, specOf, taskName, toCoreTask } from "../services/mapping";
+import { ACTIVE_STATES, specOf, toCoreTask } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
 import { TasksRepository, type LaunchOutcome } from "../tasks/tasks.repository";
+import { AgentCalls, type AgentRef, type ServiceRef } from "./agent-calls";
 import { EngineClients } from "./engine-clients";
-import { TaskValuesService, type TaskValuesLoader } from "./task-values";
-import { readLogTail, TaskLogs } from "./task-logs";
+import { TaskValuesService } from "./task-values";
+import { TaskLogs } from "./task-logs";
 import { nodeStatusSql } from "../database/sql";
 
 export { STALE_CLAIM_MS };
+export type { AgentRef };
+export { containerBody, ingressEndpoints } from "./container-body";
 // Calls to one agent in flight at once; nodes in flight at once is the queue's concurrency.
 const PER_AGENT = 8;
 // Launch outcomes recorded per statement.
 const RECORD_CHUNK = 16;
-
-/** What dispatch needs of a service. */
-type ServiceRef = Pick<ServiceRow, "id" | "name" | "spec" | "updateState">;
-
-/** What dispatch needs of a node: where its agent answers. */
-export type AgentRef = Pick<NodeRow, "hostname" | "engineUrl">;
-
-/** The Engine API create body for a task of `service`. */
-export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec, task: Pick<TaskRow, "id" | "slot">): ContainerCreateBody {
-  // Ingress ports take a dynamic host port: the mesh on every node forwards the published port
-  // to it. Host ports are the published port itself.
-  const ports = spec.ports.map((p) => [`${p.target}/${p.protocol}`, isHostPort(p) ? String(p.published) : ""] as const);
-  const limits = spec.resources.limits;
-  // A volume is the node's: the agent creates it on first use and keeps it when the container
-  // goes, so the next task on this node finds the data.
-  const mounts = spec.mounts.map((m) => ({
-    Type: m.type,
-    ...(m.source !== undefined ? { Source: m.source } : {}),
-    Target: m.target,
-    ...(m.readOnly ? { ReadOnly: true } : {}),
-    ...(m.tmpfsSizeBytes !== undefined ? { TmpfsOptions: { SizeBytes: m.tmpfsSizeBytes } } : {}),
-  }));
-  const h = spec.healthcheck;
-  const ns = (ms: number) => ms * 1_000_000;
-  const healthcheck =
-    h.test.length || h.intervalMs || h.timeoutMs || h.startPeriodMs || h.retries
-      ? {
-          ...(h.test.length ? { Test: [...h.test] } : {}),
-          ...(h.intervalMs ? { Interval: ns(h.intervalMs) } : {}),
-          ...(h.timeoutMs ? { Timeout: ns(h.timeoutMs) } : {}),
-          ...(h.startPeriodMs ? { StartPeriod: ns(h.startPeriodMs) } : {}),
-          ...(h.retries ? { Retries: h.retries } : {}),
-        }
-      : undefined;
-  return {
-    Image: spec.image,
-    ...(spec.command.length ? { Entrypoint: [...spec.command] } : {}),
-    ...(spec.args.length ? { Cmd: [...spec.args] } : {}),
-    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-    ...(spec.hostname ? { Hostname: spec.hostname } : {}),
-    ...(spec.user ? { User: spec.user } : {}),
-    ...(spec.workdir ? { WorkingDir: spec.workdir } : {}),
-    Labels: {
-      ...spec.labels,
-      ...spec.containerLabels,
-      [TASK_LABELS.serviceId]: service.id,
-      [TASK_LABELS.taskId]: task.id,
-      [TASK_LABELS.slot]: String(task.slot ?? ""),
-    },
-    ...(ports.length ? { ExposedPorts: Object.fromEntries(ports.map(([k]) => [k, {}])) } : {}),
-    ...(healthcheck ? { Healthcheck: healthcheck } : {}),
-    HostConfig: {
-      ...(limits.memoryBytes ? { Memory: limits.memoryBytes } : {}),
-      ...(limits.nanoCpus ? { NanoCpus: limits.nanoCpus } : {}),
-      ...(limits.pids ? { PidsLimit: limits.pids } : {}),
-      ...(ports.length ? { PortBindings: Object.fromEntries(ports.map(([k, hostPort]) => [k, [{ HostPort: hostPort }]])) } : {}),
-      ...(mounts.length ? { Mounts: mounts } : {}),
-    },
-    StopTimeout: Math.ceil(spec.stopGracePeriodMs / 1000),
-  };
-}
-
-/** Where the container's ingress ports answer on its node, from an inspect's NetworkSettings.Ports. */
-export function ingressEndpoints(
-  spec: ServiceSpec,
-  ports: Record<string, { HostIp?: string; HostPort: string }[] | null> | undefined,
-): TaskEndpoint[] {
-  const out: TaskEndpoint[] = [];
-  for (const p of spec.ports.filter(isIngressPort)) {
-    const hostPort = Number(ports?.[`${p.target}/${p.protocol}`]?.[0]?.HostPort);
-    if (Number.isInteger(hostPort) && hostPort > 0) out.push({ target: p.target, protocol: p.protocol, hostPort });
-  }
-  return out;
-}
 
 /** Runs `fn` over items with at most `parallel` in flight. */
 async function inBatches<T>(items: readonly T[], fn: (t: T) => Promise<void>, parallel: number): Promise<void> {
@@ -225,6 +137,8 @@ export class DispatchService implements OnModuleInit {
       async (task) => {
         const service = services.get(task.serviceId)!;
         const outcome = await agent.launch(service, task, values);
+        // Unanswered: nothing to record yet (see AgentCalls.launch).
+        if (outcome.unanswered) return;
         const c = counts.get(task.serviceId) ?? { started: 0, rejected: 0 };
         if (outcome.containerId) c.started++;
         else c.rejected++;
@@ -314,98 +228,5 @@ export class DispatchService implements OnModuleInit {
       [unique],
     );
     return new Map(rows.map((s) => [s.id, s]));
-  }
-}
-
-/**
- * The calls one dispatch job makes to one agent. Once the agent proved unreachable, the rest
- * fail at once with that error: a blackholed agent costs one timeout per job, not one per task.
- */
-class AgentCalls {
-  private unreachable?: Error;
-
-  constructor(
-    private readonly node: AgentRef,
-    private readonly engines: EngineClients,
-  ) {}
-
-  /** Creates (idempotently: the name is the task's) and starts a task's container. */
-  async launch(service: ServiceRef, task: TaskRow, values: TaskValuesLoader): Promise<LaunchOutcome> {
-    const spec = specOf(service);
-    try {
-      // Secrets and configs travel in the create body only (the agent keeps them off its records).
-      const { files, registryAuth } = await values.forTask(service.id, spec);
-      const body = { ...containerBody(service, spec, task), ...(files.length ? { FlotillaFiles: files } : {}) };
-      const { containerId, endpoints, starting } = await this.call(async (engine) => {
-        const name = `${taskName(service.name, task)}.${task.id}`;
-        let containerId: string;
-        try {
-          containerId = await engine.createContainer(name, body, registryAuth);
-        } catch (e) {
-          // A previous attempt created it (this one took over a stale claim): use that container.
-          if (!(e instanceof EngineConflictError)) throw e;
-          containerId = (await engine.inspectContainer(name)).Id;
-        }
-        await engine.startContainer(containerId);
-        // The inspect tells whether the container has a health check (the spec's or the
-        // image's): then the task is STARTING until its agent reports it healthy.
-        const inspect = await engine.inspectContainer(containerId);
-        const starting = inspect.State.Health !== undefined && inspect.State.Health.Status !== "healthy";
-        if (!spec.ports.some(isIngressPort)) return { containerId, endpoints: undefined, starting };
-        return { containerId, endpoints: ingressEndpoints(spec, inspect.NetworkSettings?.Ports), starting };
-      });
-      return { task, node: this.node.hostname, containerId, starting, ...(endpoints ? { endpoints } : {}) };
-    } catch (e) {
-      new Logger("dispatch").warn(`task ${task.id} on ${this.node.hostname}: ${(e as Error).message}`);
-      return { task, node: this.node.hostname, error: (e as Error).message };
-    }
-  }
-
-  /** Stops and removes a task's container; "unreachable" leaves the task for a later pass. */
-  async stop(task: TaskRow, graceMs: number): Promise<{ exitCode?: number; log?: Buffer } | "unreachable"> {
-    if (!task.containerId) return {};
-    const id = task.containerId;
-    try {
-      return await this.call(async (engine) => {
-        await engine.stopContainer(id, graceMs / 1000);
-        const exitCode = (await engine.inspectContainer(id)).State.ExitCode;
-        const log = await readLogTail(engine, id);
-        await engine.removeContainer(id, true);
-        return { exitCode, ...(log ? { log } : {}) };
-      });
-    } catch (e) {
-      if (e instanceof EngineNotFoundError) return {};
-      new Logger("dispatch").warn(`stop task ${task.id} on ${this.node.hostname}: ${(e as Error).message}`);
-      return "unreachable";
-    }
-  }
-
-  /** Stops and removes a container (keeping its log first when asked); true when it is gone. */
-  async remove(containerId: string, graceMs: number, keepLog?: (log: Buffer) => Promise<void>): Promise<boolean> {
-    try {
-      await this.call(async (engine) => {
-        await engine.stopContainer(containerId, graceMs / 1000).catch((e: unknown) => {
-          if (!(e instanceof EngineNotFoundError)) throw e;
-        });
-        const log = keepLog ? await readLogTail(engine, containerId) : undefined;
-        if (log) await keepLog!(log);
-        await engine.removeContainer(containerId, true);
-      });
-      return true;
-    } catch (e) {
-      if (e instanceof EngineNotFoundError) return true;
-      new Logger("dispatch").warn(`remove container ${containerId} on ${this.node.hostname}: ${(e as Error).message}`);
-      return false;
-    }
-  }
-
-  private async call<T>(fn: (engine: Awaited<ReturnType<EngineClients["forNode"]>>) => Promise<T>): Promise<T> {
-    if (this.unreachable) throw this.unreachable;
-    try {
-      return await fn(await this.engines.forNode(this.node));
-    } catch (e) {
-      if (e instanceof EngineUnreachableError) this.unreachable = e;
-      throw e;
-    }
   }
 }

@@ -20,6 +20,8 @@ export interface LaunchOutcome {
   /** The container has a health check not yet passed: the task is STARTING, not RUNNING. */
   starting?: boolean;
   error?: string;
+  /** The agent did not answer: the container may exist; the task stays claimed, nothing is recorded. */
+  unanswered?: boolean;
 }
 
 const launchState = (o: LaunchOutcome): TaskState => (!o.containerId ? "REJECTED" : o.starting ? "STARTING" : "RUNNING");
