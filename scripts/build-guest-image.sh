@@ -20,7 +20,7 @@ set -euo pipefail
 
 # Bump when anything in this script or scripts/guest/ changes what the image holds; the qemu
 # driver's GUEST_IMAGE_VERSION (libs/drivers/src/qemu-image.ts) must match (a unit test checks).
-version=1
+version=2
 suite=bookworm
 mirror=${FLOTILLA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 cache=${FLOTILLA_GUEST_CACHE:-/var/cache/flotilla}
@@ -89,7 +89,9 @@ hv_storvsc
 ext4
 EOF
 # What the agent uses at run time: overlay for image layers, bridges and netfilter for networks.
-printf "%s\n" overlay br_netfilter veth button evdev >"$root/etc/modules"
+# sr_mod and isofs: the seed CD VirtualBox and Hyper-V get (flotilla-seed's "cidata" disk); no
+# udev runs after the initramfs, so without them the CD drive never becomes /dev/sr0.
+printf "%s\n" overlay br_netfilter veth button evdev sr_mod isofs >"$root/etc/modules"
 
 # Drop what a container host never loads; keeps the image small (depmod below).
 kver=$(basename "$(ls -d "$root"/lib/modules/*)")

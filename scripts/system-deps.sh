@@ -7,7 +7,7 @@ set -euo pipefail
 
 stack=(postgresql redis-server openssh-server iproute2 iptables)
 test=(openssh-server docker-registry skopeo umoci busybox-static crun runc iproute2 iptables curl psmisc attr openssl zstd chromium clang-format zsh fish
-  qemu-system-x86 qemu-utils debootstrap e2fsprogs docker-compose apache2-utils tmux procps)
+  qemu-system-x86 qemu-utils debootstrap e2fsprogs docker-compose apache2-utils tmux procps sshfs)
 
 want=()
 case "${1:-all}" in

@@ -44,6 +44,8 @@ export interface StartAgentOptions {
   socket?: string | null;
   tls?: TlsOptions | null;
   insecureRegistries?: readonly string[];
+  /** Docker Hub mirrors (URLs), tried in order before Docker Hub. */
+  registryMirrors?: readonly string[];
   subnet?: string;
   bridge?: string;
   chainPrefix?: string;
@@ -127,6 +129,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   const images = await ImageStore.open({
     root: join(root, "images"),
     insecureRegistries: [...(options.insecureRegistries ?? [])],
+    registryMirrors: [...(options.registryMirrors ?? [])],
     isInUse: (id) => late.containers?.store.usesImage(id) ?? false,
     log,
   });
@@ -170,6 +173,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
     images,
     events,
     insecureRegistries: options.insecureRegistries ?? [],
+    registryMirrors: options.registryMirrors ?? [],
     bridgeNetworking: !!network,
     streams,
   });

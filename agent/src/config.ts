@@ -3,7 +3,7 @@
  * anything is started so a typo fails fast with a message instead of half a daemon.
  */
 import { isAbsolute, join, resolve } from "node:path";
-import { InvalidError } from "@flotilla/core";
+import { InvalidError, parseRegistryMirror } from "@flotilla/core";
 
 /** Where and how the agent runs; what startAgent() takes. */
 export interface AgentOptions {
@@ -15,6 +15,8 @@ export interface AgentOptions {
   tls: TlsOptions | null;
   /** Registries reached over plain http (`host:port`, `host`, or an IPv4 CIDR). */
   insecureRegistries: string[];
+  /** Docker Hub mirrors (http(s)://host[:port]), tried in order before Docker Hub. */
+  registryMirrors: string[];
   /** Subnet of the bridge network (passed to the network module). */
   subnet?: string;
   /** Name of the host bridge (passed to the network module). */
@@ -69,6 +71,8 @@ Options (environment variable in brackets):
                              or "cn <name>" lines; re-read when it changes) [FLOTILLA_AGENT_TLSCLIENTS]
   --insecure-registry HOST   registry reached over http; repeatable
                              [FLOTILLA_AGENT_INSECURE_REGISTRIES, comma-separated]
+  --registry-mirror URL      Docker Hub mirror, http(s)://host[:port], tried before Docker Hub;
+                             repeatable [FLOTILLA_AGENT_REGISTRY_MIRRORS, comma-separated]
   --subnet CIDR              bridge network subnet [FLOTILLA_AGENT_SUBNET]
   --bridge NAME              bridge interface name [FLOTILLA_AGENT_BRIDGE]
   --chain-prefix NAME        iptables chain prefix, default FLOTILLA [FLOTILLA_AGENT_CHAIN_PREFIX]
@@ -83,6 +87,12 @@ Options (environment variable in brackets):
   --build-context-limit SIZE largest docker build context, bytes or with k/m/g (binary)
                              [FLOTILLA_AGENT_BUILD_CONTEXT_LIMIT] (default 1g)
   -h, --help                 this text
+
+Reporting to a control plane (environment only, written by provisioning): FLOTILLA_API_URL,
+FLOTILLA_JOIN_TOKEN or FLOTILLA_API_TOKEN, FLOTILLA_ENGINE_URL, FLOTILLA_MACHINE_NAME,
+FLOTILLA_NODE_LABELS; FLOTILLA_INGRESS=auto|kernel|proxy: how published ingress ports are served
+(auto, the default: iptables DNAT when the agent runs as root with a working iptables, else the
+userland proxy).
 `;
 
 const FLAGS: Record<string, string> = {
@@ -94,6 +104,7 @@ const FLAGS: Record<string, string> = {
   "--tlskey": "FLOTILLA_AGENT_TLSKEY",
   "--tlsclients": "FLOTILLA_AGENT_TLSCLIENTS",
   "--insecure-registry": "FLOTILLA_AGENT_INSECURE_REGISTRIES",
+  "--registry-mirror": "FLOTILLA_AGENT_REGISTRY_MIRRORS",
   "--subnet": "FLOTILLA_AGENT_SUBNET",
   "--bridge": "FLOTILLA_AGENT_BRIDGE",
   "--chain-prefix": "FLOTILLA_AGENT_CHAIN_PREFIX",
@@ -158,6 +169,19 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
       .split(",")
       .map((s) => s.trim())
       .filter(Boolean);
+  const registryMirrors =
+    given.get("--registry-mirror") ??
+    (env.FLOTILLA_AGENT_REGISTRY_MIRRORS ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+  for (const m of registryMirrors) {
+    try {
+      parseRegistryMirror(m);
+    } catch (e) {
+      throw new InvalidError(`--registry-mirror: ${(e as Error).message}`, { field: "--registry-mirror" });
+    }
+  }
 
   const [caCert, cert, key] = [get("--tlscacert"), get("--tlscert"), get("--tlskey")];
   const listen = get("--tls-listen");
@@ -198,6 +222,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
     socket,
     tls,
     insecureRegistries,
+    registryMirrors,
     subnet: get("--subnet"),
     bridge: get("--bridge"),
     chainPrefix: get("--chain-prefix"),

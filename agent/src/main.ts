@@ -26,7 +26,7 @@ async function main(): Promise<void> {
     agent.tlsPort !== null && `tcp://${options.tls!.host}:${agent.tlsPort} (mutual TLS)`,
   ].filter(Boolean);
   log(`listening on ${where.join(" and ")}; root ${options.root}${agent.network ? "" : "; bridge networking unavailable"}`);
-  const heartbeats = heartbeatsFromEnv(process.env, agent.containers, log, options.root);
+  const heartbeats = heartbeatsFromEnv(process.env, agent.containers, log, options.root, { chainPrefix: options.chainPrefix });
   if (heartbeats) log(`reporting to ${process.env.FLOTILLA_API_URL} every ${heartbeats.intervalMs}ms`);
   let closing = false;
   const shutdown = (signal: string) => {

@@ -15,6 +15,7 @@ describe("parseArgs", () => {
       socket: DEFAULT_SOCKET,
       tls: null,
       insecureRegistries: [],
+      registryMirrors: [],
       subnet: undefined,
       bridge: undefined,
       chainPrefix: undefined,
@@ -28,6 +29,20 @@ describe("parseArgs", () => {
     expect(parseArgs(["--deny-bind", "/a", "--deny-bind=/b"], {})!.denyBinds).toEqual(["/a", "/b"]);
     expect(parseArgs([], { FLOTILLA_AGENT_DENY_BINDS: "/x:/y" })!.denyBinds).toEqual(["/x", "/y"]);
     expect(() => parseArgs(["--deny-bind", "rel"], {})).toThrow("--deny-bind must be an absolute path: rel");
+  });
+
+  it("takes repeatable --registry-mirror URLs, else FLOTILLA_AGENT_REGISTRY_MIRRORS, refusing what is not http(s)://host[:port]", () => {
+    expect(parseArgs(["--registry-mirror", "http://198.19.150.1:5000", "--registry-mirror=https://m.test"], {})!.registryMirrors).toEqual([
+      "http://198.19.150.1:5000",
+      "https://m.test",
+    ]);
+    expect(parseArgs([], { FLOTILLA_AGENT_REGISTRY_MIRRORS: "http://a:1, https://b" })!.registryMirrors).toEqual([
+      "http://a:1",
+      "https://b",
+    ]);
+    expect(() => parseArgs(["--registry-mirror", "198.19.150.1:5000"], {})).toThrow(
+      '--registry-mirror: registry mirror "198.19.150.1:5000": not a URL (want http(s)://host[:port])',
+    );
   });
 
   it("reads --build-context-limit with binary units, and refuses nonsense", () => {

@@ -84,5 +84,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("bind mounts on a machine that shar
     fs.mkdirSync(ok);
     fs.writeFileSync(join(ok, "hello"), "hi\n");
     expect(await dockerOk(env, ["run", "--rm", "-v", `${ok}:/d:ro`, image, "cat", "/d/hello"])).toBe("hi");
+    // A file with -v is bound as it is (only a missing source becomes a directory).
+    expect(await dockerOk(env, ["run", "--rm", "-v", `${join(ok, "hello")}:/hello:ro`, image, "cat", "/hello"])).toBe("hi");
   });
 });

@@ -16,6 +16,7 @@ import {
   leftovers,
   rawRequest,
   startTestAgent,
+  stopTestAgent,
   waitFor,
   type TestAgent,
 } from "./docker-helpers";
@@ -79,11 +80,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("docker export, cp with a stopped c
   });
 
   afterAll(async () => {
-    if (agent) {
-      for (const c of agent.handle.containers.all()) await agent.handle.containers.remove(c.id, { force: true }).catch(() => {});
-      await agent.handle.close();
-      fs.rmSync(agent.dir, { recursive: true, force: true });
-    }
+    await stopTestAgent(agent);
     await registry?.stop();
   });
 

@@ -167,3 +167,11 @@ export function freePort(): Promise<number> {
     s.on("error", reject);
   });
 }
+
+/** Undoes startTestAgent: the agent's containers removed, the agent closed, its directory gone. */
+export async function stopTestAgent(agent: TestAgent | undefined): Promise<void> {
+  if (!agent) return;
+  for (const c of agent.handle.containers.all()) await agent.handle.containers.remove(c.id, { force: true }).catch(() => {});
+  await agent.handle.close();
+  fs.rmSync(agent.dir, { recursive: true, force: true });
+}

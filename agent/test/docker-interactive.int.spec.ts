@@ -16,6 +16,7 @@ import {
   leftovers,
   rawRequest,
   startTestAgent,
+  stopTestAgent,
   waitFor,
   type CliResult,
   type TestAgent,
@@ -67,11 +68,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_TMUX)("interactive container
   afterAll(async () => {
     for (const t of terminals) t.kill();
     Terminal.killServer();
-    if (agent) {
-      for (const c of agent.handle.containers.all()) await agent.handle.containers.remove(c.id, { force: true }).catch(() => {});
-      await agent.handle.close();
-      fs.rmSync(agent.dir, { recursive: true, force: true });
-    }
+    await stopTestAgent(agent);
     await registry?.stop();
   });
 

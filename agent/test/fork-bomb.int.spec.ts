@@ -6,7 +6,17 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "../../test/support/registry";
-import { docker, dockerOk, HAS_DOCKER_CLI, IS_ROOT, leftovers, startTestAgent, type TestAgent, waitFor } from "./docker-helpers";
+import {
+  docker,
+  dockerOk,
+  HAS_DOCKER_CLI,
+  IS_ROOT,
+  leftovers,
+  startTestAgent,
+  stopTestAgent,
+  type TestAgent,
+  waitFor,
+} from "./docker-helpers";
 import { cgroupDirs } from "./support/shim";
 
 const pidsFile = (id: string, file: string) => {
@@ -29,11 +39,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("a fork bomb in a container", () =>
   });
 
   afterAll(async () => {
-    if (agent) {
-      for (const c of agent.handle.containers.all()) await agent.handle.containers.remove(c.id, { force: true }).catch(() => {});
-      await agent.handle.close();
-      fs.rmSync(agent.dir, { recursive: true, force: true });
-    }
+    await stopTestAgent(agent);
     await registry?.stop();
   });
 

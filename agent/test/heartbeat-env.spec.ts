@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { heartbeatsFromEnv, parseNodeLabels, toHeartbeatContainer } from "../src/heartbeat";
+import {
+  chooseDataPlane,
+  heartbeatsFromEnv,
+  localEndpoints,
+  parseDataPlane,
+  parseNodeLabels,
+  toHeartbeatContainer,
+} from "../src/heartbeat";
 import type { ContainerRecord } from "../src/containers/container-types";
 
 const record = (status: ContainerRecord["state"]["status"], extra: Partial<ContainerRecord["state"]> = {}) =>
@@ -54,9 +61,58 @@ describe("heartbeats from the provisioner's env", () => {
     expect(toHeartbeatContainer(record("running"))).not.toHaveProperty("exitCode");
   });
 
+  it("carries a running container's health, with the last failed check's output", () => {
+    const log = (ExitCode: number, Output: string) => ({ Start: "", End: "", ExitCode, Output });
+    const unhealthy = { Status: "unhealthy" as const, FailingStreak: 3, Log: [log(0, "ok"), log(1, "connection refused")] };
+    expect(toHeartbeatContainer(record("running", { health: unhealthy }))).toMatchObject({
+      health: "unhealthy",
+      healthOutput: "connection refused",
+    });
+    const healthy = { Status: "healthy" as const, FailingStreak: 0, Log: [log(0, "ok")] };
+    const h = toHeartbeatContainer(record("running", { health: healthy }));
+    expect(h.health).toBe("healthy");
+    expect(h).not.toHaveProperty("healthOutput");
+    expect(toHeartbeatContainer(record("running"))).not.toHaveProperty("health");
+    expect(toHeartbeatContainer(record("exited", { health: unhealthy }))).not.toHaveProperty("health");
+  });
+
   it("parses node labels and rejects malformed ones", () => {
     expect(parseNodeLabels("zone=a, disk=ssd")).toEqual({ zone: "a", disk: "ssd" });
     expect(parseNodeLabels(undefined)).toEqual({});
     expect(() => parseNodeLabels("zone")).toThrow(/"zone" is not KEY=VALUE/);
+  });
+
+  it("reads FLOTILLA_INGRESS: auto by default, kernel or proxy, anything else refused by name", () => {
+    expect(parseDataPlane(undefined)).toBe("auto");
+    expect(parseDataPlane(" ")).toBe("auto");
+    expect(parseDataPlane("proxy")).toBe("proxy");
+    expect(parseDataPlane("kernel")).toBe("kernel");
+    expect(() => parseDataPlane("ebpf")).toThrow('FLOTILLA_INGRESS: "ebpf" is not auto, kernel or proxy');
+  });
+
+  it("serves with the userland proxy when asked to, and says nothing about the kernel", async () => {
+    const logs: string[] = [];
+    const plane = await chooseDataPlane({ dataPlane: "proxy" }, { all: () => [] }, (m) => logs.push(m));
+    expect(plane.kind).toBe("proxy");
+    expect(logs).toEqual([]);
+    await plane.close();
+  });
+
+  it("lists the ports only running containers publish, for the kernel mesh's local backends", () => {
+    const withNet = (status: ContainerRecord["state"]["status"], ip: string) =>
+      ({
+        ...record(status),
+        network: {
+          mode: "bridge",
+          ipAddress: ip,
+          gateway: "",
+          macAddress: "",
+          prefixLen: 16,
+          ports: [{ containerPort: 80, protocol: "tcp", hostIp: "0.0.0.0", hostPort: 32768 }],
+        },
+      }) as ContainerRecord;
+    expect(localEndpoints([withNet("running", "172.31.0.5"), withNet("exited", "172.31.0.6"), record("running")])).toEqual([
+      { hostPort: 32768, protocol: "tcp", ip: "172.31.0.5", containerPort: 80 },
+    ]);
   });
 });

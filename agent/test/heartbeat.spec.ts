@@ -160,6 +160,8 @@ describe("agent heartbeats", () => {
       resources: { nanoCpus: 1, memoryBytes: 1 },
       log: (m) => logs.push(m),
       ingressVersion: () => applied,
+      // Heartbeat replies alone here; the long poll has its own test.
+      watchIngress: false,
       onIngress: async (t) => {
         delivered.push(t);
         if (t.version === "v3") throw new Error("port 8080: EACCES");
@@ -184,6 +186,49 @@ describe("agent heartbeats", () => {
     expect(logs.some((l) => l.startsWith("heartbeat failed"))).toBe(false);
   });
 
+  it("long-polls GET /api/v1/nodes/ingress: a change arrives at once, not with the next beat", async () => {
+    let current = "v1";
+    const polls: string[] = [];
+    const held = new Set<() => void>();
+    const server: Server = createServer((req, res) => {
+      const u = new URL(req.url!, "http://x");
+      if (req.method === "POST") return void res.writeHead(200, { "content-type": "application/json" }).end('{"nodeId":"n"}');
+      expect(u.pathname).toBe("/api/v1/nodes/ingress");
+      expect(req.headers.authorization).toBe("Bearer t");
+      polls.push(u.searchParams.get("version") ?? "-");
+      const answer = () => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ version: current, ports: [] }));
+      if (u.searchParams.get("version") !== current) return answer();
+      // Unchanged: held until the table changes (the control plane's side of the contract).
+      held.add(answer);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    close = () => {
+      for (const a of held) a();
+      return new Promise<void>((r) => server.close(() => r()));
+    };
+    let applied: string | undefined;
+    hb = startHeartbeats({
+      apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      token: "t",
+      engineUrl: "https://198.18.0.2:2376",
+      // No beat after the first within the test: tables come by the poll.
+      intervalMs: 60_000,
+      listContainers: async () => [],
+      resources: { nanoCpus: 1, memoryBytes: 1 },
+      ingressVersion: () => applied,
+      onIngress: async (t) => {
+        applied = t.version;
+      },
+    });
+    await until(() => applied === "v1" && held.size === 1);
+    current = "v2";
+    const waiting = [...held];
+    held.clear();
+    for (const a of waiting) a();
+    await until(() => applied === "v2" && held.size === 1);
+    expect(polls).toEqual(["-", "v1", "v2"]);
+  });
+
   it("heartbeatsFromEnv feeds the agent's ingress proxy and reports the version it applied", async () => {
     // An empty table: the wiring is what is tested here (binding is ingress-proxy.spec's job,
     // and the agent's proxy listens on 0.0.0.0, which tests do not use).
@@ -200,6 +245,9 @@ describe("agent heartbeats", () => {
       { FLOTILLA_API_URL: cp.url, FLOTILLA_API_TOKEN: "t", FLOTILLA_ENGINE_URL: "https://198.18.0.2:2376" },
       { all: () => [] },
       () => {},
+      undefined,
+      // The kernel data plane would change this host's own iptables: tests use theirs in netns machines.
+      { dataPlane: "proxy" },
     )!;
     await until(() => cp.received.length >= 3);
     expect(cp.received[0].body).not.toHaveProperty("ingressVersion");

@@ -4,7 +4,7 @@
 import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "../../test/support/registry";
-import { docker, dockerOk, HAS_DOCKER_CLI, IS_ROOT, rawRequest, startTestAgent, type TestAgent } from "./docker-helpers";
+import { docker, dockerOk, HAS_DOCKER_CLI, IS_ROOT, rawRequest, startTestAgent, stopTestAgent, type TestAgent } from "./docker-helpers";
 
 const capEff = (status: string) => /CapEff:\s*([0-9a-f]+)/.exec(status)?.[1];
 
@@ -23,11 +23,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("HostConfig options through the doc
   });
 
   afterAll(async () => {
-    if (agent) {
-      for (const c of agent.handle.containers.all()) await agent.handle.containers.remove(c.id, { force: true }).catch(() => {});
-      await agent.handle.close();
-      fs.rmSync(agent.dir, { recursive: true, force: true });
-    }
+    await stopTestAgent(agent);
     await registry?.stop();
   });
 
@@ -122,6 +118,18 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("HostConfig options through the doc
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("--log-opt compress is not supported by this agent");
   });
+
+  it("without --log-opt a chatty container's log stays within Docker's default 10 MiB × 3 (finding 5)", async () => {
+    // 40 MiB of output in 64 KiB lines: before, one json-file that grew with every byte.
+    const script = 's=xxxxxxxxxxxxxxxx; for i in 1 2 3 4 5 6; do s=$s$s$s$s; done; yes "$s" | head -n 640; echo last';
+    const id = await dockerOk(env, ["run", "-d", image, "sh", "-c", script]);
+    expect(await dockerOk(env, ["wait", id], 120_000)).toBe("0");
+    const log = agent.handle.containers.store.paths(id).log;
+    const files = [log, `${log}.1`, `${log}.2`];
+    for (const f of files) expect(fs.statSync(f).size, f).toBeLessThanOrEqual(10 * 1024 * 1024);
+    expect(fs.existsSync(`${log}.3`)).toBe(false);
+    expect(await dockerOk(env, ["logs", "--tail", "1", id])).toBe("last");
+  }, 180_000);
 
   it("refuses --init, --ulimit, --shm-size and the like with a 501 naming the option, creating nothing", async () => {
     const before = agent.handle.containers.all().length;

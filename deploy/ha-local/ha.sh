@@ -3,7 +3,9 @@
 #   Postgres pg1 (primary) + pg2 (streaming replica, the synchronous standby),
 #   Redis r1 (master) + r2 (replica) watched by 3 sentinels (master name `flotilla`),
 #   two API processes and two workers (`node apps/api/dist/main.js api|worker`).
-# Every process listens on 127.0.0.1 only; ports are FLOTILLA_HA_PORT_BASE (57400) + an offset.
+# Every process listens on 127.0.0.1 only; ports are FLOTILLA_HA_PORT_BASE (27400) + an offset,
+# below Linux's ephemeral range (32768-60999): a node stopped for a failover must find its port
+# free again, and the kernel hands ephemeral ports to any outgoing connection or `listen(0)`.
 #   ha.sh up|down|status|env
 #   ha.sh pg-failover        stop the Postgres primary and promote the standby
 #   ha.sh pg-rejoin          make the stopped node a standby of the new primary again (fresh copy)
@@ -12,14 +14,14 @@
 # Secrets (Postgres scram password, Redis requirepass) are generated once into
 # $state/secrets.env (0600), as deploy/local/stack.sh does; `env` prints the URLs carrying them.
 # Settings: FLOTILLA_HA_STATE_DIR (/var/tmp/flotilla-ha as root, else ~/.local/state/flotilla-ha),
-#   FLOTILLA_HA_PORT_BASE (57400), FLOTILLA_HA_NO_APPS=1 (databases only: tests start the apps).
+#   FLOTILLA_HA_PORT_BASE (27400), FLOTILLA_HA_NO_APPS=1 (databases only: tests start the apps).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 if [ "$(id -u)" -eq 0 ]; then default_state=/var/tmp/flotilla-ha; else default_state=${XDG_STATE_HOME:-$HOME/.local/state}/flotilla-ha; fi
 state=${FLOTILLA_HA_STATE_DIR:-$default_state}
-base=${FLOTILLA_HA_PORT_BASE:-57400}
+base=${FLOTILLA_HA_PORT_BASE:-27400}
 pg_bin=/usr/lib/postgresql/15/bin
 secrets=$state/secrets.env
 db=flotilla
@@ -31,6 +33,20 @@ sentinel_port() { echo $((base + 20 + $1)); }
 api_port() { echo $((base + 30 + $1)); }
 
 log() { echo "ha: $*" >&2; }
+
+# A base whose ports the kernel may give out: warn, as the restart of a failed-over node (pg-rejoin,
+# start-api, redis-start) then fails whenever some connection happens to hold its port.
+warn_ephemeral_ports() {
+  local lo hi
+  read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || return 0
+  if [ $((base + 1)) -le "$hi" ] && [ $((base + 32)) -ge "$lo" ]; then
+    log "warning: ports $((base + 1))-$((base + 32)) overlap the kernel's ephemeral range $lo-$hi" \
+      "(net.ipv4.ip_local_port_range): a node stopped for a failover may find its port taken by" \
+      "an outgoing connection and fail to start again; choose FLOTILLA_HA_PORT_BASE outside it"
+  fi
+}
+# Who holds a TCP port on loopback, for the message when a node cannot bind it again.
+port_holders() { ss -Htanp "( sport = :$1 )" 2>/dev/null | head -n 5; }
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 pg_user() { if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi; }
 new_secret() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }
@@ -56,6 +72,10 @@ redis_url() {
 
 # ---- Postgres ---------------------------------------------------------------------------------
 pg_data() { echo "$state/pg$1"; }
+# Its log and Unix socket live outside the data dir: pg_basebackup copies the whole data dir, and
+# a copied log would mix the nodes' histories, a copied socket lock file names another postmaster.
+pg_log() { echo "$state/pg$1.log"; }
+pg_run() { echo "$state/pg$1.run"; }
 pg_running() { as_pg "$pg_bin/pg_ctl" -D "$(pg_data "$1")" status >/dev/null 2>&1; }
 pg_is_standby() { [ -f "$(pg_data "$1")/standby.signal" ]; }
 pg_sql() { PGPASSWORD=$pg_password PGCONNECT_TIMEOUT=3 "$pg_bin/psql" -h 127.0.0.1 -p "$(pg_port "$1")" -U "$(pg_user)" -d postgres -v ON_ERROR_STOP=1 -qtAc "$2"; }
@@ -68,15 +88,30 @@ pg_hba() {
 }
 
 pg_start() {
-  local n=$1
+  local n=$1 port
   pg_running "$n" && return 0
-  log "starting Postgres pg$n on 127.0.0.1:$(pg_port "$n")$(pg_is_standby "$n" && echo ' (standby)')"
+  port=$(pg_port "$n")
+  log "starting Postgres pg$n on 127.0.0.1:$port$(pg_is_standby "$n" && echo ' (standby)')"
+  mkdir -p "$(pg_run "$n")"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$(pg_run "$n")"
+  touch "$(pg_log "$n")"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$(pg_log "$n")"
   # Role settings live in postgresql.auto.conf (ALTER SYSTEM, copied by pg_basebackup); the
   # command line carries only what differs per node.
-  as_pg "$pg_bin/pg_ctl" -D "$(pg_data "$n")" -l "$(pg_data "$n")/server.log" -w -t 60 start \
-    -o "-c listen_addresses=127.0.0.1 -p $(pg_port "$n") -k $(pg_data "$n") -c max_connections=300 -c cluster_name=pg$n" >/dev/null
-  for _ in $(seq 300); do "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$(pg_port "$n")" -d postgres && return 0; sleep 0.1; done
-  log "pg$n did not accept connections; see $(pg_data "$n")/server.log"
+  if ! as_pg "$pg_bin/pg_ctl" -D "$(pg_data "$n")" -l "$(pg_log "$n")" -w -t 120 start \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $(pg_run "$n") -c cluster_name=pg$n" >/dev/null; then
+    pg_start_failed "$n"
+  fi
+  for _ in $(seq 300); do "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$port" -d postgres && return 0; sleep 0.1; done
+  pg_start_failed "$n"
+}
+
+pg_start_failed() {
+  local holders
+  log "pg$1 did not start; the end of $(pg_log "$1"):"
+  tail -n 15 "$(pg_log "$1")" >&2
+  holders=$(port_holders "$(pg_port "$1")")
+  [ -n "$holders" ] && log "port $(pg_port "$1") is held by:" && echo "$holders" >&2
   exit 1
 }
 
@@ -99,6 +134,8 @@ pg_init_primary() {
   pg_sql 1 "ALTER SYSTEM SET max_wal_senders = 5" >/dev/null
   pg_sql 1 "ALTER SYSTEM SET wal_keep_size = '256MB'" >/dev/null
   pg_sql 1 "ALTER SYSTEM SET hot_standby = on" >/dev/null
+  # Here, not on the command line: a reload then finds the files agree with the running value.
+  pg_sql 1 "ALTER SYSTEM SET max_connections = 300" >/dev/null
   as_pg "$pg_bin/pg_ctl" -D "$data" -w -m fast stop >/dev/null
   pg_start 1
   pg_sql 1 "CREATE DATABASE $db" >/dev/null
@@ -115,7 +152,7 @@ pg_make_standby() {
   chmod 700 "$data"
   # -R writes standby.signal and primary_conninfo (with the password) into the 0700 data dir.
   as_pg env PGPASSWORD="$pg_password" "$pg_bin/pg_basebackup" -h 127.0.0.1 -p "$(pg_port "$from")" -U "$(pg_user)" \
-    -D "$data" -R -X stream -c fast -d "application_name=pg$n" 2> >(grep -v 'skipping special file' >&2) >/dev/null
+    -D "$data" -R -X stream -c fast -d "application_name=pg$n" >/dev/null
   rm -f "$data/flotilla-failed-over"
   pg_start "$n"
 }
@@ -214,7 +251,9 @@ redis_start() {
   log "starting Redis r$n on 127.0.0.1:$(redis_port "$n")"
   redis-server "$dir/redis.conf" --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null
   for _ in $(seq 50); do [ "$(rcli -p "$(redis_port "$n")" ping 2>/dev/null)" = PONG ] && return 0; sleep 0.1; done
-  log "Redis r$n did not answer; see $dir/redis.log"
+  log "Redis r$n did not answer; the end of $dir/redis.log:"
+  tail -n 5 "$dir/redis.log" >&2
+  port_holders "$(redis_port "$n")" >&2
   exit 1
 }
 
@@ -268,6 +307,7 @@ app_start() {
   done
   log "api$n did not become healthy; last lines of $dir/log:"
   tail -n 20 "$dir/log" >&2
+  port_holders "$(api_port "$n")" >&2
   exit 1
 }
 app_stop() {
@@ -307,6 +347,7 @@ status() {
 ensure_secrets
 case "${1:-status}" in
   up)
+    warn_ephemeral_ports
     [ -x "$pg_bin/postgres" ] || { log "needs $pg_bin (apt-get install postgresql-15)"; exit 1; }
     command -v redis-server >/dev/null || { log "needs redis-server (apt-get install redis-server)"; exit 1; }
     pg_up

@@ -87,8 +87,17 @@ describe("web console in a real browser", () => {
     await page.getByLabel("Image", { exact: true }).fill("busybox");
     await page.getByLabel("Replicas", { exact: true }).fill("1");
     await page.getByLabel("Command", { exact: true }).fill("httpd -f -p 80");
+    // An ingress port whose traffic stays on the receiving node.
+    await page.getByRole("button", { name: "Add a port" }).click();
+    const port = page.getByRole("group", { name: "Port 1" });
+    await port.getByLabel("Published").fill("18080");
+    await port.getByLabel("Target").fill("80");
+    await port.getByLabel("Traffic").selectOption("local");
     await page.getByRole("button", { name: "Create service" }).click();
     await until("web to run 1/1", async () => (await replicasOf(page, "web").textContent()) === "1/1");
+    const spec = ((await (await send(api, "GET", "/api/v1/services/web")).json()) as { spec: { ports: unknown[] } }).spec;
+    expect(spec.ports).toEqual([{ published: 18080, target: 80, protocol: "tcp", mode: "ingress", traffic: "local" }]);
+    await page.getByText("18080:80/tcp (local traffic)").first().waitFor();
 
     // A bad value: the API's refusal appears next to the input, in the API's words.
     const input = page.getByLabel("Replicas of web");
@@ -234,7 +243,54 @@ describe("web console in a real browser", () => {
     const row = page.locator("tbody tr", { has: page.getByRole("rowheader", { name: "vb-1" }) });
     await until("vb-1's refused create to leave no machine", async () => (await api.fetch("/api/v1/machines/vb-1")).status === 404, 30_000);
     await until("vb-1 to be gone from the list", async () => (await row.count()) === 0, 30_000);
+    // The form says why, rather than the new row just vanishing.
+    const note = page.getByRole("alert").filter({ hasText: "Machine vb-1 was not created" });
+    await note.waitFor();
+    expect(await note.textContent()).toBe(
+      "Machine vb-1 was not created: preCreateCheck: virtualbox: VBoxManage not found on PATH: install VirtualBox 5 or later. Nothing was kept.",
+    );
     await shot(page, "machines");
+  });
+
+  it("creates a service with a mount, a secret and a config from the form, and shows them on its page", async () => {
+    for (const [kind, name] of [
+      ["secrets", "db_pass"],
+      ["configs", "app.conf"],
+    ])
+      expect((await send(api, "POST", `/api/v1/${kind}`, { name, data: Buffer.from("x").toString("base64") })).status).toBe(201);
+    await nav(page, "Services");
+    await page.getByLabel("Name", { exact: true }).fill("cache");
+    await page.getByLabel("Image", { exact: true }).fill("busybox");
+    // A bad line is refused in the form, naming the field, before anything is sent.
+    await page.getByLabel("Mounts", { exact: true }).fill("type=tmpfs,target=/cache,size=1m");
+    await page.getByRole("button", { name: "Create service" }).click();
+    const alert = page.getByRole("alert");
+    await alert.waitFor();
+    expect(await alert.textContent()).toContain('mounts: unknown option "size"');
+    await page
+      .getByLabel("Mounts", { exact: true })
+      .fill("type=tmpfs,target=/cache,tmpfs-size=1m\ntype=volume,source=data,target=/data,readonly");
+    await page.getByLabel("Secrets", { exact: true }).fill("source=db_pass,mode=0400");
+    await page.getByLabel("Configs", { exact: true }).fill("source=app.conf,target=/etc/app.conf");
+    await page.getByRole("button", { name: "Create service" }).click();
+    await page.getByRole("link", { name: "cache", exact: true }).waitFor();
+    const svc = (await (await api.fetch("/api/v1/services/cache")).json()) as {
+      spec: { mounts: unknown[]; secrets: unknown[]; configs: unknown[] };
+    };
+    expect(svc.spec.mounts).toEqual([
+      { type: "tmpfs", target: "/cache", readOnly: false, tmpfsSizeBytes: 1048576 },
+      { type: "volume", source: "data", target: "/data", readOnly: true },
+    ]);
+    expect(svc.spec.secrets).toEqual([{ source: "db_pass", target: "/run/secrets/db_pass", uid: "0", gid: "0", mode: 0o400 }]);
+    expect(svc.spec.configs).toEqual([{ source: "app.conf", target: "/etc/app.conf", uid: "0", gid: "0", mode: 0o444 }]);
+    await page.getByRole("link", { name: "cache", exact: true }).click();
+    const summary = page.getByRole("region", { name: "Summary" });
+    await until("the summary to show the secret", async () =>
+      ((await summary.textContent()) ?? "").includes("db_pass → /run/secrets/db_pass 0400 0:0"),
+    );
+    expect(await summary.textContent()).toContain("app.conf → /etc/app.conf 0444 0:0");
+    expect(await summary.textContent()).toContain("tmpfs /cache (1.0 MiB)");
+    expect((await send(api, "DELETE", "/api/v1/services/cache")).status).toBe(204);
   });
 
   it("fits a phone's width", async () => {

@@ -5,17 +5,14 @@
 // in one of 198.19.{87,88,89}.0/24 on a bridge this test creates.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import type { Server } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApi, type TestApi } from "../../apps/api/test/support";
 import { HAS_TMUX, Terminal } from "../../agent/test/support/terminal";
 import { freeSubnet24 } from "../support/free-subnet";
-import { startRegistry, type TestRegistry } from "../support/registry";
-import { forward, parseExports, removeLeftovers, run, useMachinesEnv } from "./support";
+import { startNetnsLab, type NetnsLab } from "./lab";
+import { removeLeftovers, run } from "./support";
 
-const repo = resolve(__dirname, "../..");
 const root = process.getuid?.() === 0;
 const haveDocker = (() => {
   try {
@@ -34,63 +31,29 @@ const PROMPT = /# $/m;
 
 describe.skipIf(!root || !haveDocker || !HAS_TMUX)("interactive containers over mTLS on a netns machine", () => {
   const base = mkdtempSync(join(tmpdir(), "flotilla-e2e-interactive-"));
-  let api: TestApi;
-  let registry: TestRegistry;
-  let forwarder: Server | undefined;
-  let env: Record<string, string | undefined>;
-  let restoreEnv: (() => void) | undefined;
+  let lab: NetnsLab;
   const regPort = 40000 + ((process.pid + 7) % 20000);
-  const apiPort = regPort + 1;
   const name = `tty-${tag}`;
   const terminals: Terminal[] = [];
 
-  const ctl = (args: string[], extra: Record<string, string | undefined> = {}) =>
-    run(process.execPath, ["--import", "tsx", join(repo, "apps/ctl/src/main.ts"), ...args], { ...env, ...extra });
+  const ctl = (args: string[]) => lab.ctl(args);
 
   beforeAll(async () => {
-    restoreEnv = useMachinesEnv(base, `http://${GATEWAY}:${apiPort}`);
-    api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `${GATEWAY}:${apiPort}`, FLOTILLA_HEARTBEAT_MS: "1000" });
-    registry = await startRegistry();
-    await registry.pushBusybox("busybox:latest");
-    env = {
-      PATH: process.env.PATH,
-      HOME: join(base, "home"),
-      FLOTILLA_CONFIG_DIR: api.config.configDir,
-      TSX_TSCONFIG_PATH: join(repo, "apps/ctl/tsconfig.json"),
-      DOCKER_CONFIG: join(base, "docker-config"),
-    };
+    lab = await startNetnsLab({ base, gateway: GATEWAY, apiPort: regPort + 1, regPort });
   }, 180_000);
 
   afterAll(async () => {
     for (const t of terminals) t.kill();
     Terminal.killServer();
-    forwarder?.close();
-    if (api) {
-      await ctl(["machine", "rm", "-f", "-y", name]).catch(() => undefined);
-      await api.stop();
-    }
-    restoreEnv?.();
-    await registry?.stop();
+    await lab?.stop([name]);
     removeLeftovers([name]);
     rmSync(base, { recursive: true, force: true });
   });
 
   it("run -it, exec -it, cp both ways and top with the docker CLI over mutual TLS", { timeout: 300_000 }, async () => {
-    const create = await ctl([
-      "machine",
-      "create",
-      "-d",
-      "netns",
-      "--netns-cidr",
-      `${GATEWAY}/24`,
-      "--netns-bridge",
-      BRIDGE,
-      "--engine-insecure-registry",
-      `${GATEWAY}:${regPort}`,
-      name,
-    ]);
+    const create = await lab.createMachine(name, BRIDGE);
     expect(create.code, create.stderr).toBe(0);
-    const dockerEnv = { ...env, ...parseExports((await ctl(["machine", "env", name])).stdout) };
+    const dockerEnv = await lab.dockerEnv(name);
     expect(dockerEnv.DOCKER_HOST).toMatch(new RegExp(`^tcp://${SUBNET.prefix.replaceAll(".", "\\.")}\\.\\d+:2376$`));
     expect(dockerEnv.DOCKER_TLS_VERIFY).toBe("1");
     const docker = (args: string[]) => run("docker", args, dockerEnv);
@@ -99,8 +62,8 @@ describe.skipIf(!root || !haveDocker || !HAS_TMUX)("interactive containers over 
       terminals.push(t);
       return t;
     };
-    forwarder = await forward(GATEWAY, regPort, Number(registry.host.split(":")[1]));
-    const image = `${GATEWAY}:${regPort}/busybox:latest`;
+    await lab.forwardRegistry();
+    const image = lab.image;
     expect((await docker(["pull", image])).code).toBe(0);
 
     // docker run -it: echo, the tty and its size, a resize, the exit code

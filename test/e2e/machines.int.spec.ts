@@ -5,15 +5,13 @@
 // Everything stays on loopback and in 198.19.80.0/24 on a bridge this test's machines create.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import type { Server } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApi, type TestApi } from "../../apps/api/test/support";
-import { startRegistry, type TestRegistry } from "../support/registry";
-import { forward, parseExports, removeLeftovers, run, useMachinesEnv } from "./support";
+import { until } from "../../apps/api/test/services-support";
+import { startNetnsLab, type NetnsLab } from "./lab";
+import { parseExports, removeLeftovers, run } from "./support";
 
-const repo = resolve(__dirname, "../..");
 const root = process.getuid?.() === 0;
 const haveDocker = (() => {
   try {
@@ -29,45 +27,21 @@ const GATEWAY = "198.19.80.1";
 
 describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent + docker CLI", () => {
   const base = mkdtempSync(join(tmpdir(), "flotilla-e2e-machines-"));
-  let api: TestApi;
-  let registry: TestRegistry;
-  let forwarder: Server | undefined;
-  let env: Record<string, string | undefined>;
-  let restoreEnv: (() => void) | undefined;
+  let lab: NetnsLab;
   const regPort = 40000 + (process.pid % 20000);
-  const apiPort = regPort + 1;
   const name = `devdays-${tag}`;
   const trio = [1, 2, 3].map((i) => `trio${i}-${tag}`);
 
-  const ctl = (args: string[], extra: Record<string, string | undefined> = {}) =>
-    run(process.execPath, ["--import", "tsx", join(repo, "apps/ctl/src/main.ts"), ...args], { ...env, ...extra });
+  const ctl = (args: string[], extra: Record<string, string | undefined> = {}) => lab.ctl(args, extra, 120_000);
 
   beforeAll(async () => {
     // Agents reach the API at the bridge's gateway: the API relays from there to its loopback
     // listener, binding as soon as the first machine creates the bridge.
-    restoreEnv = useMachinesEnv(base, `http://${GATEWAY}:${apiPort}`);
-    api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `${GATEWAY}:${apiPort}`, FLOTILLA_HEARTBEAT_MS: "1000" });
-    registry = await startRegistry();
-    await registry.pushBusybox("busybox:latest");
-    env = {
-      PATH: process.env.PATH,
-      HOME: join(base, "home"),
-      FLOTILLA_CONFIG_DIR: api.config.configDir,
-      TSX_TSCONFIG_PATH: join(repo, "apps/ctl/tsconfig.json"),
-      DOCKER_CONFIG: join(base, "docker-config"),
-    };
+    lab = await startNetnsLab({ base, gateway: GATEWAY, apiPort: regPort + 1, regPort });
   }, 180_000);
 
   afterAll(async () => {
-    forwarder?.close();
-    if (api) {
-      await ctl(["machine", "rm", "-f", "-y", name]).catch(() => undefined);
-      await ctl(["machine", "rm", "-f", "-y", `bad-${tag}`]).catch(() => undefined);
-      await ctl(["machine", "rm", "-f", "-y", ...trio]).catch(() => undefined);
-      await api.stop();
-    }
-    restoreEnv?.();
-    await registry?.stop();
+    await lab?.stop([name, `bad-${tag}`, ...trio]);
     removeLeftovers([name, ...trio]);
     rmSync(base, { recursive: true, force: true });
   });
@@ -90,19 +64,7 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
   });
 
   it("creates a machine, points docker at it, runs a container, stops, starts and removes it", { timeout: 240_000 }, async () => {
-    const create = await ctl([
-      "machine",
-      "create",
-      "-d",
-      "netns",
-      "--netns-cidr",
-      `${GATEWAY}/24`,
-      "--netns-bridge",
-      BRIDGE,
-      "--engine-insecure-registry",
-      `${GATEWAY}:${regPort}`,
-      name,
-    ]);
+    const create = await lab.createMachine(name, BRIDGE);
     expect(create.stderr).toContain("upload agent");
     expect(create.code, create.stderr).toBe(0);
     expect(create.stderr).toContain(`Machine ${name} is ready at tcp://198.19.80.`);
@@ -121,7 +83,7 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
 
     const envOut = await ctl(["machine", "env", name]);
     expect(envOut.stdout).toContain(`# eval $(ctl machine env ${name})`);
-    const dockerEnv = { ...env, ...parseExports(envOut.stdout) };
+    const dockerEnv = { ...lab.env, ...parseExports(envOut.stdout) };
     expect(dockerEnv.DOCKER_HOST).toBe(`tcp://${ip}:2376`);
     expect((await ctl(["machine", "active"], dockerEnv)).stdout).toBe(`${name}\n`);
 
@@ -129,9 +91,9 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
     expect(version.code, version.stderr).toBe(0);
     expect(version.stdout.trim()).not.toBe("");
 
-    forwarder = await forward(GATEWAY, regPort, Number(registry.host.split(":")[1]));
+    await lab.forwardRegistry();
     // Pull + create + start + wait over mutual TLS; the container's output read back with logs.
-    const image = `${GATEWAY}:${regPort}/busybox:latest`;
+    const image = lab.image;
     const hello = await run("docker", ["run", "--name", "hello", image, "echo", "hello", "world"], dockerEnv);
     expect(hello.code, hello.stderr).toBe(0);
     expect((await run("docker", ["logs", "hello"], dockerEnv)).stdout).toBe("hello world\n");
@@ -142,7 +104,9 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
     // A published port answers at the machine's IP.
     const web = await run("docker", ["run", "-d", "--name", "web", "-p", "8000:80", image, "httpd", "-f", "-p", "80"], dockerEnv);
     expect(web.code, web.stderr).toBe(0);
-    const res = await fetch(`http://${ip}:8000/`, { signal: AbortSignal.timeout(10_000) });
+    // `docker run -d` returns once the process is started, not once it listens (as with dockerd):
+    // wait for httpd to bind, then check its answer.
+    const res = await until("httpd to answer on 8000", () => fetch(`http://${ip}:8000/`, { signal: AbortSignal.timeout(5_000) }), 15_000);
     expect([200, 404]).toContain(res.status); // busybox httpd without an index page: 404 is its answer
     expect((await run("docker", ["rm", "-f", "web"], dockerEnv)).code).toBe(0);
     // ...and a foreground run's exit status comes back.
@@ -177,28 +141,12 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
     "runs three machines at once: each agent answers the docker CLI over mTLS and joins as a node; rm of all leaves nothing",
     { timeout: 240_000 },
     async () => {
-      const creates = await Promise.all(
-        trio.map((m) =>
-          ctl([
-            "machine",
-            "create",
-            "-d",
-            "netns",
-            "--netns-cidr",
-            `${GATEWAY}/24`,
-            "--netns-bridge",
-            BRIDGE,
-            "--engine-insecure-registry",
-            `${GATEWAY}:${regPort}`,
-            m,
-          ]),
-        ),
-      );
+      const creates = await Promise.all(trio.map((m) => lab.createMachine(m, BRIDGE)));
       for (const c of creates) expect(c.code, c.stderr).toBe(0);
       const ls = await ctl(["machine", "ls", "--format", "{{.Name}} {{.State}}"]);
       expect(ls.stdout).toBe(trio.map((m) => `${m} READY\n`).join(""));
 
-      const envs = await Promise.all(trio.map(async (m) => ({ ...env, ...parseExports((await ctl(["machine", "env", m])).stdout) })));
+      const envs = await Promise.all(trio.map((m) => lab.dockerEnv(m)));
       expect(new Set(envs.map((e) => e.DOCKER_HOST)).size).toBe(3);
       const answers = await Promise.all(
         envs.map(
@@ -238,7 +186,7 @@ describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent 
       expect(execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })).not.toContain(join(base, "data", "machines"));
       expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(join(base, "data"));
       for (const m of trio) expect(existsSync(join(base, "data", "machines", m))).toBe(false);
-      const tokens = (await (await api.fetch("/api/v1/tokens")).json()) as { name: string }[];
+      const tokens = await lab.json<{ name: string }[]>("/api/v1/tokens");
       expect(tokens.map((t) => t.name).filter((n) => n.startsWith("agent-"))).toEqual([]);
     },
   );

@@ -4,15 +4,13 @@
 // container went. A tmpfs mount and a read-only view of the same volume come along. Traffic
 // stays on loopback and on a bridge in 198.19.115.0/24 that this test creates.
 import { mkdtempSync, rmSync } from "node:fs";
-import type { Server } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApi, type TestApi } from "../../apps/api/test/support";
-import { startRegistry, type TestRegistry } from "../support/registry";
-import { addBridge, forward, parseExports, removeLeftovers, run, useMachinesEnv } from "./support";
+import { until as untilShared } from "../../apps/api/test/services-support";
+import { startNetnsLab, type NetnsLab } from "./lab";
+import { removeLeftovers, run } from "./support";
 
-const repo = resolve(__dirname, "../..");
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
 const BRIDGE = `flvo${tag}`.slice(0, 15);
@@ -32,32 +30,15 @@ interface TaskView {
 describe.skipIf(!root)("a service's named volume outlives its tasks on a netns machine", () => {
   const base = mkdtempSync(join(tmpdir(), "flotilla-e2e-volumes-"));
   const regPort = 32000 + (process.pid % 5000);
-  const apiPort = regPort + 1;
-  let registryForward: Server | undefined;
-  let restoreEnv: (() => void) | undefined;
-  let api: TestApi;
-  let registry: TestRegistry;
-  let env: Record<string, string | undefined>;
+  let lab: NetnsLab;
   let image: string;
   const db = `db-${tag}`;
 
-  const ctl = (args: string[]) => run(process.execPath, ["--import", "tsx", join(repo, "apps/ctl/src/main.ts"), ...args], env, 300_000);
-  const json = async <T>(path: string): Promise<T> => (await (await api.fetch(path)).json()) as T;
-  const until = async <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 90_000): Promise<T> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await probe().catch(() => undefined);
-      if (v) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  };
+  const ctl = (args: string[]) => lab.ctl(args);
+  const json = <T>(path: string) => lab.json<T>(path);
+  const until = <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 90_000) => untilShared(what, probe, ms);
   const docker = async (args: string[]) => {
-    const r = await run("docker", args, {
-      ...env,
-      ...parseExports((await ctl(["machine", "env", M])).stdout),
-      DOCKER_CONFIG: join(base, "docker"),
-    });
+    const r = await run("docker", args, await lab.dockerEnv(M));
     expect(r.code, r.stderr).toBe(0);
     return r.stdout;
   };
@@ -69,32 +50,9 @@ describe.skipIf(!root)("a service's named volume outlives its tasks on a netns m
     });
 
   beforeAll(async () => {
-    addBridge(BRIDGE, GATEWAY);
-    restoreEnv = useMachinesEnv(base, `http://${GATEWAY}:${apiPort}`);
-    api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `${GATEWAY}:${apiPort}`, FLOTILLA_HEARTBEAT_MS: "1000" });
-    registry = await startRegistry();
-    await registry.pushBusybox("busybox:latest");
-    image = `${GATEWAY}:${regPort}/busybox:latest`;
-    registryForward = await forward(GATEWAY, regPort, Number(registry.host.split(":")[1]));
-    env = {
-      PATH: process.env.PATH,
-      HOME: join(base, "home"),
-      FLOTILLA_CONFIG_DIR: api.config.configDir,
-      TSX_TSCONFIG_PATH: join(repo, "apps/ctl/tsconfig.json"),
-    };
-    const r = await ctl([
-      "machine",
-      "create",
-      "-d",
-      "netns",
-      "--netns-cidr",
-      `${GATEWAY}/24`,
-      "--netns-bridge",
-      BRIDGE,
-      "--engine-insecure-registry",
-      `${GATEWAY}:${regPort}`,
-      M,
-    ]);
+    lab = await startNetnsLab({ base, gateway: GATEWAY, bridge: BRIDGE, apiPort: regPort + 1, regPort });
+    image = lab.image;
+    const r = await lab.createMachine(M, BRIDGE);
     expect(r.code, r.stderr).toBe(0);
     await until("the machine to join as a ready node", async () =>
       (await json<{ hostname: string; status: string }[]>("/api/v1/nodes")).some((n) => n.hostname === M && n.status === "ready"),
@@ -102,13 +60,7 @@ describe.skipIf(!root)("a service's named volume outlives its tasks on a netns m
   }, 400_000);
 
   afterAll(async () => {
-    registryForward?.close();
-    if (api) {
-      await ctl(["machine", "rm", "-f", "-y", M]).catch(() => undefined);
-      await api.stop();
-    }
-    await registry?.stop();
-    restoreEnv?.();
+    await lab?.stop([M]);
     removeLeftovers([M], BRIDGE);
     rmSync(base, { recursive: true, force: true });
   });
@@ -156,12 +108,11 @@ describe.skipIf(!root)("a service's named volume outlives its tasks on a netns m
     expect(history.split("\n")).toEqual(["first", "second"]);
     // The read-only view shows the same data and refuses writes; the tmpfs is the new task's own.
     expect((await docker(["exec", second.containerId!, "cat", "/view/history"])).trim()).toBe("first\nsecond");
-    const env2 = { ...env, ...parseExports((await ctl(["machine", "env", M])).stdout), DOCKER_CONFIG: join(base, "docker") };
-    const write = await run("docker", ["exec", second.containerId!, "sh", "-c", "echo x > /view/nope"], env2);
+    const write = await run("docker", ["exec", second.containerId!, "sh", "-c", "echo x > /view/nope"], await lab.dockerEnv(M));
     expect(write.code).not.toBe(0);
     expect((await docker(["exec", second.containerId!, "cat", "/scratch/mine"])).trim()).toBe("second");
-    // The first task's container goes (dispatch may start the new task before it removes the
-    // old one, in the same pass); its volume stays.
+    // The first task's container goes (the new task waited for its stop; the removal follows);
+    // its volume stays.
     await until(
       "the first task's container to be removed",
       async () => !(await docker(["ps", "-aq", "--no-trunc"])).split("\n").includes(first.containerId!),

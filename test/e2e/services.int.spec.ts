@@ -6,16 +6,14 @@
 // stays on loopback and on a bridge in 198.19.81.0/24 that this test creates.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
-import type { Server } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { start, type Running } from "../../apps/api/src/bootstrap";
-import { startTestApi, type TestApi } from "../../apps/api/test/support";
-import { startRegistry, type TestRegistry } from "../support/registry";
-import { addBridge, forward, parseExports, removeLeftovers, run, useMachinesEnv } from "./support";
+import type { TestApi } from "../../apps/api/test/support";
+import { startNetnsLab, type NetnsLab } from "./lab";
+import { removeLeftovers, run } from "./support";
 
-const repo = resolve(__dirname, "../..");
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
 const BRIDGE = `flsv${tag}`.slice(0, 15);
@@ -39,19 +37,15 @@ interface TaskView {
 describe.skipIf(!root)("the spine: services across three netns machines, through the ingress mesh", () => {
   const base = mkdtempSync(join(tmpdir(), "flotilla-e2e-services-"));
   const regPort = 41000 + (process.pid % 9000);
-  const apiPort = regPort + 1;
-  let registryForward: Server | undefined;
-  let restoreEnv: (() => void) | undefined;
+  let lab: NetnsLab;
   const ips: Record<string, string> = {};
   let api: TestApi;
   let restarted: Running | undefined;
-  let registry: TestRegistry;
-  let env: Record<string, string | undefined>;
   let image: string;
   const web = `web-${tag}`;
 
-  const ctl = (args: string[]) => run(process.execPath, ["--import", "tsx", join(repo, "apps/ctl/src/main.ts"), ...args], env, 300_000);
-  const json = async <T>(path: string): Promise<T> => (await (await api.fetch(path)).json()) as T;
+  const ctl = (args: string[]) => lab.ctl(args);
+  const json = <T>(path: string) => lab.json<T>(path);
   const until = async <T>(
     what: string,
     probe: () => Promise<T | undefined | false>,
@@ -73,11 +67,7 @@ describe.skipIf(!root)("the spine: services across three netns machines, through
     for (const t of tasks) counts[t.nodeHostname!] = (counts[t.nodeHostname!] ?? 0) + 1;
     return counts;
   };
-  const dockerEnv = async (m: string) => ({
-    ...env,
-    ...parseExports((await ctl(["machine", "env", m])).stdout),
-    DOCKER_CONFIG: join(base, "docker"),
-  });
+  const dockerEnv = (m: string) => lab.dockerEnv(m);
   /** The service's containers as docker sees them on the machine: running ones, by full id. */
   const containersOn = async (m: string): Promise<string[]> => {
     const ps = await run("docker", ["ps", "-q", "--no-trunc", "--filter", `label=flotilla.service.id`], await dockerEnv(m));
@@ -98,52 +88,27 @@ describe.skipIf(!root)("the spine: services across three netns machines, through
   };
 
   beforeAll(async () => {
-    addBridge(BRIDGE, GATEWAY);
-    restoreEnv = useMachinesEnv(base, `http://${GATEWAY}:${apiPort}`);
     // Agents reach the API through its own relay on the gateway, as with `./setup.sh start`.
-    api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `${GATEWAY}:${apiPort}`, FLOTILLA_HEARTBEAT_MS: "1000" });
-    registry = await startRegistry();
-    await registry.pushBusybox("busybox:latest");
-    image = `${GATEWAY}:${regPort}/busybox:latest`;
-    registryForward = await forward(GATEWAY, regPort, Number(registry.host.split(":")[1]));
-    env = {
-      PATH: process.env.PATH,
-      HOME: join(base, "home"),
-      FLOTILLA_CONFIG_DIR: api.config.configDir,
-      TSX_TSCONFIG_PATH: join(repo, "apps/ctl/tsconfig.json"),
-    };
+    lab = await startNetnsLab({ base, gateway: GATEWAY, bridge: BRIDGE, apiPort: regPort + 1, regPort });
+    api = lab.api;
+    image = lab.image;
   }, 180_000);
 
   afterAll(async () => {
-    registryForward?.close();
-    if (api) {
-      for (const m of MACHINES) await ctl(["machine", "rm", "-f", "-y", m]).catch(() => undefined);
+    if (lab) {
+      await lab.stop(MACHINES, restarted !== undefined);
       if (restarted) {
         await restarted.close();
         await api.db.drop();
-      } else await api.stop();
+      }
     }
-    await registry?.stop();
-    restoreEnv?.();
     removeLeftovers(MACHINES, BRIDGE);
     rmSync(base, { recursive: true, force: true });
   });
 
   it("creates three machines whose agents join as ready nodes", { timeout: 400_000 }, async () => {
     for (const m of MACHINES) {
-      const r = await ctl([
-        "machine",
-        "create",
-        "-d",
-        "netns",
-        "--netns-cidr",
-        `${GATEWAY}/24`,
-        "--netns-bridge",
-        BRIDGE,
-        "--engine-insecure-registry",
-        `${GATEWAY}:${regPort}`,
-        m,
-      ]);
+      const r = await lab.createMachine(m, BRIDGE);
       expect(r.code, r.stderr).toBe(0);
       ips[m] = (await ctl(["machine", "ip", m])).stdout.trim();
     }

@@ -295,7 +295,7 @@ export class FaultLab {
   }
 
   /** `eval $(ctl machine env m)`, once per machine: its address and certificates do not change. */
-  private async dockerEnv(m: string): Promise<NodeJS.ProcessEnv> {
+  async dockerEnv(m: string): Promise<NodeJS.ProcessEnv> {
     const known = this.dockerEnvs.get(m);
     if (known) return known;
     const r = await this.ctl(["machine", "env", m]);

@@ -2,7 +2,7 @@
 // and a service; one case per failure (an API process killed, the Postgres primary stopped and
 // its standby promoted, the Redis master killed and replaced by Sentinel). Per case: seconds
 // until writes succeed again, failed requests, acknowledged changes lost, containers restarted.
-// Settings: FLOTILLA_HA_BENCH_STATE_DIR (/var/tmp/flotilla-ha-bench), FLOTILLA_HA_BENCH_PORT_BASE (57400).
+// Settings: FLOTILLA_HA_BENCH_STATE_DIR (/var/tmp/flotilla-ha-bench), FLOTILLA_HA_BENCH_PORT_BASE (27400).
 import { CASES, Workload, type CaseResult } from "./failover-cases";
 import { HaTopology } from "./ha-topology";
 
@@ -10,7 +10,7 @@ async function main(): Promise<void> {
   const json = process.argv.includes("--json");
   const t = new HaTopology(
     process.env.FLOTILLA_HA_BENCH_STATE_DIR ?? "/var/tmp/flotilla-ha-bench",
-    Number(process.env.FLOTILLA_HA_BENCH_PORT_BASE ?? 57400),
+    Number(process.env.FLOTILLA_HA_BENCH_PORT_BASE ?? 27400),
   );
   const w = new Workload(t);
   const cases: CaseResult[] = [];

@@ -8,14 +8,14 @@ import { testStack } from "../support/stack";
 import { CASES, Workload } from "./failover-cases";
 import { HaTopology } from "./ha-topology";
 
-// Its own ports (57450-57499) and state, apart from the bench's and from the shared test stack.
-const topology = new HaTopology(join(testStack.stateDir, "ha"), Number(process.env.FLOTILLA_TEST_HA_PORT_BASE ?? 57450));
+// Its own ports (27450-27499) and state, apart from the bench's and from the shared test stack.
+// Below the kernel's ephemeral range (see ha.sh): while a case has pg1, r1 or api1 down, the rest
+// of the suite's connections and `listen(0)` servers could otherwise take its port, and the
+// repair could not start it again (seen once in CI as a failed `ha.sh pg-rejoin`).
+const topology = new HaTopology(join(testStack.stateDir, "ha"), Number(process.env.FLOTILLA_TEST_HA_PORT_BASE ?? 27450));
 let workload: Workload;
 
-// Opt-in (FLOTILLA_HA_TESTS=1) until a flaky step is found: in one clean-clone CI run of three,
-// the Postgres case's repair (`ha.sh pg-rejoin`, making the old primary a standby again) exited
-// non-zero; the case's own checks had run. bench:failover runs the same cases.
-describe.skipIf(process.env.FLOTILLA_HA_TESTS !== "1")("HA control plane failover", () => {
+describe("HA control plane failover", () => {
   beforeAll(async () => {
     topology.up();
     workload = new Workload(topology);

@@ -38,13 +38,13 @@ export interface TestRegistry {
   stop(): Promise<void>;
 }
 
-async function waitForV2(url: string, deadline: number): Promise<void> {
+async function waitForV2(url: string, deadline: number, status = 200): Promise<void> {
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       http
         .get(`${url}/v2/`, (res) => {
           res.resume();
-          resolve(res.statusCode === 200);
+          resolve(res.statusCode === status);
         })
         .on("error", () => resolve(false));
     });
@@ -66,12 +66,24 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
+/** Options of startRegistry. */
+export interface RegistryOptions {
+  /** The registry's own htpasswd (bcrypt) Basic auth: every request needs these credentials, pushes included. */
+  htpasswd?: { username: string; password: string };
+}
+
 /** Starts a registry and waits until GET /v2/ answers. Stop it in afterAll. */
-export async function startRegistry(): Promise<TestRegistry> {
+export async function startRegistry(registryOpts: RegistryOptions = {}): Promise<TestRegistry> {
+  const opts = registryOpts;
   requireTools();
   const dir = fs.mkdtempSync(join(tmpdir(), "flotilla-registry-"));
   const storageDir = join(dir, "storage");
   const config = join(dir, "config.yml");
+  const htpasswd = join(dir, "htpasswd");
+  if (opts.htpasswd) {
+    const { stdout } = await run("htpasswd", ["-Bbn", opts.htpasswd.username, opts.htpasswd.password]);
+    fs.writeFileSync(htpasswd, stdout, { mode: 0o600 });
+  }
   // Port 0: the registry logs the port it got, so there is no race for a "free" port.
   fs.writeFileSync(
     config,
@@ -80,6 +92,7 @@ export async function startRegistry(): Promise<TestRegistry> {
       "log: { level: info, accesslog: { disabled: true } }",
       `storage: { filesystem: { rootdirectory: ${JSON.stringify(storageDir)} }, delete: { enabled: true }, redirect: { disable: true } }`,
       `http: { addr: "127.0.0.1:0", secret: ${JSON.stringify(randomBytes(16).toString("hex"))} }`,
+      ...(opts.htpasswd ? [`auth: { htpasswd: { realm: flotilla-test, path: ${JSON.stringify(htpasswd)} } }`] : []),
       "",
     ].join("\n"),
   );
@@ -106,12 +119,13 @@ export async function startRegistry(): Promise<TestRegistry> {
   });
   const host = `127.0.0.1:${port}`;
   const url = `http://${host}`;
-  await waitForV2(url, Date.now() + 10_000);
+  await waitForV2(url, Date.now() + 10_000, opts.htpasswd ? 401 : 200);
 
   const push = async (layoutTag: string, dest: string, opts: PushOptions = {}) => {
     const args = ["copy", "--insecure-policy", "--dest-tls-verify=false", "--quiet"];
     if (opts.all) args.push("--all");
     if (opts.format === "v2s2") args.push("--format", "v2s2");
+    if (registryOpts.htpasswd) args.push("--dest-creds", `${registryOpts.htpasswd.username}:${registryOpts.htpasswd.password}`);
     args.push(`oci:${opts.layout ?? busyboxLayout()}:${layoutTag}`, `docker://${host}/${dest}`);
     try {
       await run("skopeo", args, { timeout: 60_000 });

@@ -17,6 +17,8 @@ export interface SystemRouteDeps {
   images: ImageStore;
   events: EventBus;
   insecureRegistries: readonly string[];
+  /** Docker Hub mirrors, shown by `docker info` as "Registry Mirrors". */
+  registryMirrors: readonly string[];
   bridgeNetworking: boolean;
   /** Streams to end when the agent closes. */
   streams: Set<{ end(): void }>;
@@ -100,7 +102,8 @@ export function registerSystemRoutes(router: Router, deps: SystemRouteDeps): voi
       RegistryConfig: {
         InsecureRegistryCIDRs: [],
         IndexConfigs: {},
-        Mirrors: [],
+        // docker info prints these under "Registry Mirrors", with the trailing slash Docker adds.
+        Mirrors: deps.registryMirrors.map((m) => (m.endsWith("/") ? m : `${m}/`)),
         AllowNondistributableArtifactsCIDRs: [],
         AllowNondistributableArtifactsHostnames: [],
       },

@@ -15,6 +15,8 @@ import type { UserNetworksPort } from "./network-port";
 import { DomainError, NotSupportedError } from "@flotilla/core";
 import type { ContainerRecord } from "./container-types";
 import { parseCreateRequest, validateName, type CreateBody } from "./create-request";
+import { parseTaskFiles, type TaskFiles } from "./task-files";
+import { imageHasShell } from "./rootfs-files";
 
 export interface CreateDeps {
   store: ContainerStore;
@@ -27,6 +29,8 @@ export interface CreateDeps {
   denyBinds?: readonly string[];
   /** Event attributes of a container (name, image, labels). */
   attributes: (c: ContainerRecord) => Record<string, string>;
+  /** Where secret and config files are kept. */
+  files: TaskFiles;
 }
 
 /** POST /containers/create. Validation first: a refused request leaves nothing behind. */
@@ -39,6 +43,15 @@ export async function createContainer(
   if (!body || typeof body.Image !== "string" || !body.Image) throw new InvalidError("config error: Image is required", { field: "Image" });
   const image = await deps.images.resolve(body.Image);
   const spec = parseCreateRequest(body, image.config);
+  const files = parseTaskFiles(body.FlotillaFiles);
+  // Docker would only fail each probe ("exec: /bin/sh: no such file"), leaving the container
+  // unhealthy for a reason found in its inspect: refuse it here, naming the fix.
+  if (spec.config.Healthcheck?.Test?.[0] === "CMD-SHELL" && !(await imageHasShell(image.lowerDirs))) {
+    throw new InvalidError(
+      `Healthcheck: a shell health command (--health-cmd, CMD-SHELL) needs /bin/sh, which image ${body.Image} does not have; use the exec form ["CMD", program, args...] or --no-healthcheck`,
+      { field: "Healthcheck" },
+    );
+  }
   const networks = spec.networkRequests.map((r) => {
     if (!deps.userNetworks)
       throw new NotSupportedError(`network ${r.name}: user-defined networks need bridge networking, which this agent does not have`, {
@@ -76,6 +89,7 @@ export async function createContainer(
     await fs.mkdir(paths.upper, { recursive: true, mode: 0o755 });
     await fs.chmod(paths.upper, 0o755);
     for (const d of [paths.work, paths.etc]) await fs.mkdir(d, { recursive: true, mode: 0o700 });
+    const fileRefs = await deps.files.write(id, files);
     const hostname = spec.config.Hostname || (spec.networkMode === "host" ? hostHostname() : id.slice(0, 12));
     const record: ContainerRecord = {
       id,
@@ -95,6 +109,7 @@ export async function createContainer(
       manualStop: false,
       network: null,
       networks,
+      ...(fileRefs.length ? { files: fileRefs } : {}),
     };
     await deps.store.save(record);
     deps.events.emit("container", "create", id, deps.attributes(record));
@@ -102,6 +117,7 @@ export async function createContainer(
   } catch (err) {
     deps.store.releaseName(name, id);
     await fs.rm(paths.dir, { recursive: true, force: true });
+    await deps.files.remove(id);
     for (const v of madeVolumes) await deps.volumes.remove(v, [], true).catch(() => {});
     throw err;
   }

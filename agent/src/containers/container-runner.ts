@@ -15,6 +15,7 @@ import { fromPortMappings, toPortMappings, type NetworkPort } from "./network-po
 import { resolveUser, writeEtcFiles } from "./rootfs-files";
 import { shimRunArgs, type ResolvedMount } from "./shim-args";
 import { ShimRunError, shimRun, type ShimState } from "./shim-client";
+import type { TaskFiles } from "./task-files";
 
 export interface RunnerDeps {
   store: ContainerStore;
@@ -23,6 +24,7 @@ export interface RunnerDeps {
   network: NetworkPort | null;
   shimPath: string;
   denyBinds?: readonly string[];
+  files: TaskFiles;
 }
 
 export interface Started {
@@ -68,7 +70,11 @@ export class ContainerRunner {
         const denied = this.deps.denyBinds ?? [];
         // Checked again at every start: the source may have become a symlink since create.
         if (denied.length) await checkBindSource(m.source, denied);
-        if (m.createSource) await fs.mkdir(m.source, { recursive: true });
+        // -v makes a missing source a directory, as dockerd does; an existing file is bound as it is.
+        if (m.createSource)
+          await fs.mkdir(m.source, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+            if (e.code !== "EEXIST") throw e;
+          });
         else
           await fs.stat(m.source).catch(() => {
             throw new InvalidError(`invalid mount config for type "bind": bind source path does not exist: ${m.source}`, {
@@ -83,6 +89,8 @@ export class ContainerRunner {
         out.push({ type: "bind", source: volume.Mountpoint, target: m.target, readOnly: m.readOnly });
       }
     }
+    // Last: a secret's file is never hidden by a mount of its directory.
+    if (c.files?.length) out.push(...(await this.deps.files.mounts(c.id, c.files)));
     return out;
   }
 

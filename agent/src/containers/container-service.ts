@@ -22,6 +22,8 @@ import { RestartTimers } from "./restart-timers";
 import type { NetworkPort } from "./network-port";
 import { restartDelayMs, shouldRestart } from "./restart-policy";
 import { ContainerRunner } from "./container-runner";
+import { TaskFiles } from "./task-files";
+import { join } from "node:path";
 import { cgroupOf } from "./cgroup-files";
 import { thaw } from "./freezer";
 import { readShimState, shimAlive, shimSignal, signalNumber, type ShimState } from "./shim-client";
@@ -46,6 +48,7 @@ const KILL_WAIT_MS = 15_000;
 export class ContainerService {
   readonly store: ContainerStore;
   private readonly runner: ContainerRunner;
+  private readonly files: TaskFiles;
   private readonly monitor: ExitMonitor;
   private readonly waiters = new Waiters();
   private readonly restarts = new RestartTimers();
@@ -60,7 +63,8 @@ export class ContainerService {
 
   constructor(private readonly deps: ContainerServiceDeps) {
     this.store = new ContainerStore(deps.root);
-    this.runner = new ContainerRunner({ ...deps, store: this.store });
+    this.files = new TaskFiles(join(deps.root, "task-files"));
+    this.runner = new ContainerRunner({ ...deps, store: this.store, files: this.files });
     this.monitor = new ExitMonitor((id, fromPoll) => this.checkExit(id, fromPoll));
   }
 
@@ -107,7 +111,13 @@ export class ContainerService {
   /** POST /containers/create. Validation first: a refused request leaves nothing behind. */
   create(body: CreateBody, nameParam: string | null): Promise<{ Id: string; Warnings: string[] }> {
     return createContainer(
-      { ...this.deps, store: this.store, userNetworks: this.deps.network?.user ?? null, attributes: (c) => this.attributes(c) },
+      {
+        ...this.deps,
+        store: this.store,
+        files: this.files,
+        userNetworks: this.deps.network?.user ?? null,
+        attributes: (c) => this.attributes(c),
+      },
       body,
       nameParam,
     );
@@ -381,6 +391,7 @@ export class ContainerService {
     c.state.status = "removing";
     await this.store.save(c);
     await this.store.delete(c);
+    await this.files.remove(c.id);
     if (opts.volumes) {
       for (const m of c.mounts) {
         if (m.type !== "volume" || !m.anonymous || this.store.volumeUsers(m.name).length) continue;

@@ -4,6 +4,7 @@
  */
 
 import type { HealthConfig, HealthState } from "../health/health-config";
+import type { TaskFileRef } from "./task-files";
 export type { HealthState };
 
 /** "user": HostConfig.NetworkMode names a user-defined network (the first of `networks`). */
@@ -177,4 +178,6 @@ export interface ContainerRecord extends Omit<ContainerSpec, "networkRequests"> 
   network: NetworkInfo | null;
   /** User networks the container is connected to; absent in records made before they existed. */
   networks?: ContainerNetworkConfig[];
+  /** Where its secret and config files go (task-files.ts holds them); absent: none. */
+  files?: TaskFileRef[];
 }

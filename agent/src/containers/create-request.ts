@@ -46,6 +46,8 @@ export interface CreateBody {
   Healthcheck?: unknown;
   HostConfig?: HostConfigBody | null;
   NetworkingConfig?: NetworkingConfigBody | null;
+  /** Flotilla's own: a task's secret and config files (task-files.ts); never part of the spec kept. */
+  FlotillaFiles?: unknown;
 }
 
 export interface HostConfigBody {

@@ -110,3 +110,26 @@ export async function writeEtcFiles(
   await fs.writeFile(files.resolvConf, resolv);
   return files;
 }
+
+/**
+ * Whether the image has /bin/sh (or /usr/bin/sh), which a CMD-SHELL health check runs through.
+ * Each path component is looked at with lstat, never followed: a symlinked /bin (merged /usr)
+ * is looked up as /usr/bin instead, and a link could point anywhere on the host.
+ */
+export async function imageHasShell(layerDirs: readonly string[]): Promise<boolean> {
+  const exists = async (dir: string, parts: readonly string[]): Promise<boolean> => {
+    let path = dir;
+    for (const [i, part] of parts.entries()) {
+      path = join(path, part);
+      const st = await fs.lstat(path).catch(() => null);
+      if (!st) return false;
+      // The last component may be a link (busybox's /bin/sh → busybox); the directories may not.
+      if (i < parts.length - 1 && !st.isDirectory()) return false;
+    }
+    return true;
+  };
+  for (const dir of layerDirs) {
+    if ((await exists(dir, ["bin", "sh"])) || (await exists(dir, ["usr", "bin", "sh"]))) return true;
+  }
+  return false;
+}

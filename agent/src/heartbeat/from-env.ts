@@ -6,13 +6,21 @@
  * API alone, as dockerd would.
  */
 import { InvalidError } from "@flotilla/core";
-import type { ContainerRecord } from "../containers/container-types";
+import type { ContainerRecord, HealthState } from "../containers/container-types";
+import { KernelIngress } from "../ingress/ingress-kernel";
 import { IngressProxy } from "../ingress/ingress-proxy";
+import type { LocalEndpoint } from "../ingress/ingress-rules";
+import type { IngressDataPlane } from "../ingress/ingress-types";
 import { hostFacts } from "../system/host-info";
 import type { HeartbeatContainer, Heartbeats } from "./heartbeat";
 import { credentialFromEnv, startJoinedHeartbeats } from "./join";
 
 /** Docker's container statuses folded to the three a heartbeat reports. */
+function lastHealthOutput(h: HealthState): { healthOutput?: string } {
+  const last = h.Log[h.Log.length - 1];
+  return last && last.ExitCode !== 0 ? { healthOutput: last.Output.slice(0, 1000) } : {};
+}
+
 export function toHeartbeatContainer(c: ContainerRecord): HeartbeatContainer {
   const state =
     c.state.status === "running" || c.state.status === "restarting" ? "running" : c.state.status === "created" ? "created" : "exited";
@@ -21,6 +29,8 @@ export function toHeartbeatContainer(c: ContainerRecord): HeartbeatContainer {
     labels: c.config.Labels ?? {},
     state,
     ...(state === "exited" ? { exitCode: c.state.exitCode, oomKilled: c.state.oomKilled } : {}),
+    // The control plane counts a task with a health check as running only once healthy.
+    ...(state === "running" && c.state.health ? { health: c.state.health.Status, ...lastHealthOutput(c.state.health) } : {}),
     ...(c.state.startedAt ? { startedAt: c.state.startedAt } : {}),
     ...(c.state.finishedAt ? { finishedAt: c.state.finishedAt } : {}),
   };
@@ -40,37 +50,102 @@ export function parseNodeLabels(raw: string | undefined): Record<string, string>
   return labels;
 }
 
+/** The tcp ports this node's running containers publish, for the kernel mesh's local backends. */
+export function localEndpoints(records: readonly ContainerRecord[]): LocalEndpoint[] {
+  const out: LocalEndpoint[] = [];
+  for (const c of records) {
+    if (c.state.status !== "running" || !c.network?.ipAddress) continue;
+    for (const p of c.network.ports)
+      if (p.hostPort > 0) out.push({ hostPort: p.hostPort, protocol: p.protocol, ip: c.network.ipAddress, containerPort: p.containerPort });
+  }
+  return out;
+}
+
+export interface IngressSettings {
+  /** The network module's chain prefix (--chain-prefix). */
+  chainPrefix?: string;
+  /** kernel (iptables), proxy (userland), or auto (default): kernel where iptables works, else the proxy. */
+  dataPlane?: "auto" | "kernel" | "proxy";
+}
+
+/**
+ * The mesh's data plane: iptables rules when this agent can use iptables (root, a working
+ * iptables), else the userland proxy, said once in the log with the reason.
+ */
+export async function chooseDataPlane(
+  settings: IngressSettings,
+  containers: { all(): ContainerRecord[] },
+  log: (message: string) => void,
+): Promise<IngressDataPlane> {
+  const want = settings.dataPlane ?? "auto";
+  if (want !== "proxy") {
+    try {
+      if (process.getuid?.() !== 0) throw new Error("the agent does not run as root");
+      const kernel = await KernelIngress.create({
+        chainPrefix: settings.chainPrefix,
+        localEndpoints: () => localEndpoints(containers.all()),
+        log,
+      });
+      log("ingress: published ports are forwarded by the kernel (iptables DNAT)");
+      return kernel;
+    } catch (e) {
+      if (want === "kernel") throw e;
+      log(
+        `ingress: no kernel forwarding (${(e as Error).message}); published ports are served by the userland proxy, without traffic=local`,
+      );
+    }
+  }
+  return new IngressProxy({ log });
+}
+
+/** FLOTILLA_INGRESS: auto (default), kernel or proxy. */
+export function parseDataPlane(raw: string | undefined): "auto" | "kernel" | "proxy" {
+  const v = (raw ?? "").trim() || "auto";
+  if (v !== "auto" && v !== "kernel" && v !== "proxy")
+    throw new InvalidError(`FLOTILLA_INGRESS: ${JSON.stringify(raw)} is not auto, kernel or proxy`, { field: "FLOTILLA_INGRESS" });
+  return v;
+}
+
 export function heartbeatsFromEnv(
   env: NodeJS.ProcessEnv,
   containers: { all(): ContainerRecord[] },
   log: (message: string) => void,
   /** The agent's state dir (--root), where the token from the join is kept. */
   stateDir?: string,
+  ingressSettings: IngressSettings = {},
 ): Heartbeats | null {
   const credential = credentialFromEnv(env);
   if (!credential) return null;
   const facts = hostFacts();
-  // The ingress mesh is fed by heartbeat replies, so it exists exactly when heartbeats do.
-  const ingress = new IngressProxy({ log });
+  // The ingress mesh is fed by the control plane, so it exists exactly when heartbeats do.
+  const dataPlane = ingressSettings.dataPlane ?? parseDataPlane(env.FLOTILLA_INGRESS);
+  let ingress: IngressDataPlane | undefined;
+  const choosing = chooseDataPlane({ ...ingressSettings, dataPlane }, containers, log).then((plane) => (ingress = plane));
+  choosing.catch((e: Error) => log(`ingress: FLOTILLA_INGRESS=kernel but ${e.message}; published ports are not served`));
   const heartbeats = startJoinedHeartbeats(credential, stateDir, {
     apiUrl: env.FLOTILLA_API_URL!,
     engineUrl: env.FLOTILLA_ENGINE_URL!,
     hostname: env.FLOTILLA_MACHINE_NAME || undefined,
     labels: parseNodeLabels(env.FLOTILLA_NODE_LABELS),
-    listContainers: async () => containers.all().map(toHeartbeatContainer),
+    listContainers: async () => {
+      // Every beat also re-reads which tasks run here, so the kernel mesh drops a local task that
+      // stopped without waiting for the control plane's next table.
+      await ingress?.refresh().catch((e: Error) => log(`ingress: refresh failed: ${e.message}`));
+      return containers.all().map(toHeartbeatContainer);
+    },
     resources: { nanoCpus: facts.ncpu * 1_000_000_000, memoryBytes: facts.memTotal },
     log,
-    ingressVersion: () => ingress.version,
+    ingressVersion: () => ingress?.version,
     onIngress: async (table) => {
-      await ingress.apply(table);
+      await (await choosing).apply(table);
     },
   });
-  // Stopping the heartbeats (agent shutdown) closes the mesh's listeners too; beats first, so
-  // no reply can apply a table to a closing proxy.
+  // Stopping the heartbeats (agent shutdown) closes the mesh too (listeners, or the kernel's
+  // rules); beats first, so no reply can apply a table to a closing data plane.
   const stopBeats = heartbeats.stop.bind(heartbeats);
   heartbeats.stop = async () => {
     await stopBeats();
-    await ingress.close();
+    await (await choosing.catch(() => undefined))?.close();
   };
   return heartbeats;
 }

@@ -10,6 +10,7 @@
  */
 import { hostname as osHostname } from "node:os";
 import type { IngressTable } from "../ingress/ingress-types";
+import { watchIngress } from "./ingress-watch";
 
 export interface HeartbeatContainer {
   id: string;
@@ -17,6 +18,10 @@ export interface HeartbeatContainer {
   state: "created" | "running" | "exited";
   exitCode?: number;
   oomKilled?: boolean;
+  /** The health check's status while running, when the container has one. */
+  health?: "starting" | "healthy" | "unhealthy";
+  /** The last failed probe's output (truncated), while running. */
+  healthOutput?: string;
   startedAt?: string;
   finishedAt?: string;
 }
@@ -56,6 +61,11 @@ export interface HeartbeatOptions {
   ingressVersion?: () => string | undefined;
   /** Called with the ingress table of a reply that has one; a failure is logged, the beat still counts. */
   onIngress?: (table: IngressTable) => void | Promise<void>;
+  /**
+   * Also long-poll the control plane for the ingress table (GET /api/v1/nodes/ingress), so a
+   * change arrives at once rather than with the next beat. Default true when onIngress is set.
+   */
+  watchIngress?: boolean;
 }
 
 export interface BeatResult {
@@ -196,6 +206,20 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
   }
 
   schedule(0);
+  const watching =
+    options.onIngress && options.watchIngress !== false
+      ? watchIngress({
+          urls: apiUrls(options.apiUrl),
+          token: options.token,
+          version: () => options.ingressVersion?.(),
+          apply: async (table) => {
+            await options.onIngress!(table);
+          },
+          retryMs: () => interval,
+          log,
+          signal: controller.signal,
+        })
+      : Promise.resolve();
 
   return {
     get nodeId() {
@@ -213,6 +237,7 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
       if (timer) clearTimeout(timer);
       controller.abort(new Error("heartbeats stopped"));
       await inFlight?.catch(() => undefined);
+      await watching;
     },
   };
 }

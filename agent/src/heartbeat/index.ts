@@ -7,4 +7,4 @@ export {
   type HeartbeatResources,
   type Heartbeats,
 } from "./heartbeat";
-export { heartbeatsFromEnv, parseNodeLabels, toHeartbeatContainer } from "./from-env";
+export { chooseDataPlane, heartbeatsFromEnv, localEndpoints, parseDataPlane, parseNodeLabels, toHeartbeatContainer } from "./from-env";

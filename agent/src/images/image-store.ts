@@ -4,7 +4,7 @@
  * disk and the flow of a pull.
  */
 import { join } from "node:path";
-import { InvalidError, NotFoundError } from "@flotilla/core";
+import { InvalidError, NotFoundError, parseRegistryMirror } from "@flotilla/core";
 import { toImageInspect, toImageSummary, type ImageInspect, type ImageSummary } from "./docker-shapes";
 import { ImageConflictError, ImageNotFoundError } from "./errors";
 import { findImage, ImageIndex, parentIds, tagsOf, type ImageRecord, type IndexState, type LayerRef } from "./image-index";
@@ -37,6 +37,8 @@ export interface ImageStoreOptions extends RegistryClientOptions {
   xattrTool?: XattrTool;
   /** Where failures of work done in the background (unpacking after a pull) are reported. */
   log?: (msg: string) => void;
+  /** Docker Hub mirrors (URLs, docker's --registry-mirror), tried in order before Docker Hub. */
+  registryMirrors?: readonly string[];
 }
 
 export interface RemoveOptions {
@@ -78,8 +80,12 @@ export class ImageStore {
     await layers.init();
     const index = await ImageIndex.load(join(options.root, "images.json"));
     const deleting = new Map<string, Promise<void>>();
+    const mirrors = (options.registryMirrors ?? []).map(parseRegistryMirror);
+    // An http:// mirror is spoken to over plain HTTP because its URL says so (Docker's rule).
+    const insecureRegistries = [...(options.insecureRegistries ?? []), ...mirrors.filter((m) => m.insecure).map((m) => m.domain)];
     const deps: PullDeps = {
-      client: new RegistryClient(options),
+      client: new RegistryClient({ ...options, insecureRegistries }),
+      mirrors,
       layers,
       index,
       platform: normalizePlatform(options.platform ?? hostPlatform()),

@@ -9,7 +9,7 @@
  * checked (diffID, tar scan) before anything is unpacked from it, and the extractor checks every
  * entry again when it writes the files; a blob that fails is dropped and resolve() reports why.
  */
-import { InvalidError, NotSupportedError } from "@flotilla/core";
+import { InvalidError, NotSupportedError, pullSources, type RegistryMirror } from "@flotilla/core";
 import { assertDigest } from "./digest";
 import { NoMatchingManifestError } from "./errors";
 import type { ImageIndex, ImageRecord } from "./image-index";
@@ -59,6 +59,8 @@ export interface PullDeps {
   commits: Serial;
   /** Writes the layer directories after the pull (see unpacker.ts). */
   unpacker: Unpacker;
+  /** Docker Hub mirrors, tried in order before Docker Hub (mirrors.ts). */
+  mirrors: readonly RegistryMirror[];
 }
 
 /** Runs async sections one at a time, in call order. */
@@ -129,6 +131,26 @@ async function resolveManifest(deps: PullDeps, ref: ImageReference, top: Fetched
   return { manifest: current.manifest!, manifestDigest: current.digest, manifestMediaType: current.mediaType, fetched };
 }
 
+/**
+ * The manifest of `ref` from the first of its sources that has it (pullSources: the mirrors,
+ * then Docker Hub, for Docker Hub images). A mirror that fails is reported and skipped, as
+ * Docker does; the last source's error is the pull's.
+ */
+async function resolveFromSources(deps: PullDeps, ref: ImageReference, platform: Platform, ctx: RequestContext, emit: ProgressListener) {
+  const sources = pullSources(ref.domain, deps.mirrors);
+  for (let i = 0; ; i++) {
+    const source: ImageReference = { ...ref, domain: sources[i]! };
+    try {
+      await deps.client.ping(source.domain, ctx);
+      const top = await deps.client.getManifest(source, ref.digest ?? ref.tag!, ctx);
+      return { source, top, resolved: await resolveManifest(deps, source, top, platform, ctx) };
+    } catch (e) {
+      if (i === sources.length - 1 || ctx.signal?.aborted) throw e;
+      emit({ status: `mirror ${source.domain}: ${(e as Error).message}; trying ${sources[i + 1]}` });
+    }
+  }
+}
+
 /** Pulls `input` into the store. See the module comment for the order of things. */
 export async function pull(deps: PullDeps, input: string, opts: PullOptions = {}): Promise<PullResult> {
   const ref = parseReference(input);
@@ -141,9 +163,10 @@ export async function pull(deps: PullDeps, input: string, opts: PullOptions = {}
   const ctx: RequestContext = { signal, credentials: opts.credentials };
 
   emit({ status: `Pulling from ${ref.path}`, id: ref.digest ?? ref.tag });
-  await deps.client.ping(ref.domain, ctx);
-  const top = await deps.client.getManifest(ref, ref.digest ?? ref.tag!, ctx);
-  const { manifest, manifestDigest, manifestMediaType, fetched } = await resolveManifest(deps, ref, top, platform, ctx);
+  // `source` is where the bytes come from (a mirror, for Docker Hub images); `ref` stays what
+  // the image is recorded and tagged as.
+  const { source, top, resolved } = await resolveFromSources(deps, ref, platform, ctx, emit);
+  const { manifest, manifestDigest, manifestMediaType, fetched } = resolved;
 
   if (!CONFIG_TYPES.has(manifest.config.mediaType)) {
     throw new NotSupportedError(`${shown} is not a container image (config media type ${manifest.config.mediaType})`);
@@ -154,7 +177,7 @@ export async function pull(deps: PullDeps, input: string, opts: PullOptions = {}
   }
   const id = manifest.config.digest;
   // A stored config saves a round trip; if it vanished meanwhile (a concurrent remove), fetch it.
-  const configBytes = await deps.layers.readBlob(id).catch(() => deps.client.getBlobBytes(ref, manifest.config, CONFIG_LIMIT, ctx));
+  const configBytes = await deps.layers.readBlob(id).catch(() => deps.client.getBlobBytes(source, manifest.config, CONFIG_LIMIT, ctx));
   const config = parseConfig(configBytes, shown, manifest.layers.length);
 
   const plans: LayerPlan[] = manifest.layers.map((layer, i) => ({
@@ -187,7 +210,7 @@ export async function pull(deps: PullDeps, input: string, opts: PullOptions = {}
       }
     }
     try {
-      await runLimited(todo, deps.concurrency, (p) => fetchLayer(deps, ref, p, ctx, emit));
+      await runLimited(todo, deps.concurrency, (p) => fetchLayer(deps, source, p, ctx, emit));
     } catch (e) {
       abort.abort();
       throw e;

@@ -11,7 +11,7 @@
 import net from "node:net";
 import { connectAny, splice } from "./ingress-forward";
 import { checkIngressTable } from "./ingress-table";
-import type { IngressApplyResult, IngressPort, IngressPortError, IngressTable } from "./ingress-types";
+import type { IngressApplyResult, IngressDataPlane, IngressPort, IngressPortError, IngressTable } from "./ingress-types";
 
 export interface IngressProxyOptions {
   /** Address to listen on. Default 0.0.0.0 (tests use 127.0.0.1). */
@@ -32,7 +32,8 @@ interface Route {
 // A dead backend pool under load would otherwise log one line per connection.
 const FAILURE_LOG_INTERVAL_MS = 10_000;
 
-export class IngressProxy {
+export class IngressProxy implements IngressDataPlane {
+  readonly kind = "proxy";
   private readonly host: string;
   private readonly connectTimeoutMs: number;
   private readonly log: (message: string) => void;
@@ -80,6 +81,9 @@ export class IngressProxy {
     return run;
   }
 
+  /** The proxy does not depend on what this node runs. */
+  async refresh(): Promise<void> {}
+
   /** Stops listening and destroys every connection, including ones still being set up. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -95,6 +99,10 @@ export class IngressProxy {
   private async applyNow(table: IngressTable): Promise<IngressApplyResult> {
     if (this.closed) return { errors: [] };
     const checked = checkIngressTable(table);
+    // A proxy cannot keep the client's address, and that is what traffic=local promises.
+    const unserved = checked.ports.filter((p) => p.traffic === "local");
+    checked.ports = checked.ports.filter((p) => p.traffic !== "local");
+    checked.errors.push(...unserved.map((p) => ({ port: p.port, message: "traffic=local needs the kernel data plane (iptables)" })));
     const errors: IngressPortError[] = [...checked.errors];
     for (const e of checked.errors) this.log(`ingress: port ${e.port} ignored: ${e.message}`);
     const wanted = new Map(checked.ports.map((p) => [p.port, p]));

@@ -23,6 +23,8 @@ function entryProblem(e: Record<string, unknown>): string | null {
     return typeof x !== "object" || x === null || typeof x.host !== "string" || x.host === "" || !isPort(x.port);
   });
   if (bad !== undefined) return `invalid backend ${JSON.stringify(bad)}`;
+  if (e.traffic !== undefined && e.traffic !== "cluster" && e.traffic !== "local")
+    return `traffic ${JSON.stringify(e.traffic)} is not supported (cluster or local)`;
   return null;
 }
 
@@ -58,6 +60,7 @@ export function checkIngressTable(table: unknown): CheckedTable {
       protocol: "tcp",
       serviceId: typeof e.serviceId === "string" ? e.serviceId : "",
       serviceName: name,
+      ...(e.traffic === "local" ? { traffic: "local" as const } : {}),
       backends: (e.backends as IngressBackend[]).map((b) => ({ host: b.host, port: b.port })),
     });
   }

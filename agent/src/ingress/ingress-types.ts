@@ -16,7 +16,12 @@ export interface IngressPort {
   protocol: "tcp";
   serviceId: string;
   serviceName: string;
-  /** May be empty: connections are then accepted and closed at once. */
+  /**
+   * cluster (default): any task answers, on this node or another. local: only tasks on the
+   * receiving node, and the client's address is kept (no SNAT); a node without one refuses.
+   */
+  traffic?: "cluster" | "local";
+  /** May be empty: connections are then refused (kernel) or accepted and closed (proxy). */
   backends: IngressBackend[];
 }
 
@@ -36,4 +41,24 @@ export interface IngressPortError {
 /** What apply() did not manage; every other port of the table is served. */
 export interface IngressApplyResult {
   errors: IngressPortError[];
+}
+
+/**
+ * What serves the table on this node: the kernel's rules (ingress-kernel.ts) or, where iptables
+ * is missing, the userland proxy (ingress-proxy.ts).
+ */
+export interface IngressDataPlane {
+  /** "kernel" or "proxy", for logs. */
+  readonly kind: "kernel" | "proxy";
+  /** Version of the last table applied in full; undefined before the first or while a port is not served. */
+  readonly version: string | undefined;
+  /** Makes `table` the routing table; resolves with the ports it could not serve. */
+  apply(table: IngressTable): Promise<IngressApplyResult>;
+  /**
+   * Re-reads what this node runs (its containers' published ports) and brings the rules in line
+   * with the last table; nothing to do for the proxy. Called with every heartbeat.
+   */
+  refresh(): Promise<void>;
+  /** Stops serving: the proxy closes its sockets, the kernel's rules and chains are removed. */
+  close(): Promise<void>;
 }

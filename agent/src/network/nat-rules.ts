@@ -33,6 +33,13 @@ export interface ChainNames {
   readonly nout: string;
   /** User networks: the route_localnet guard per bridge (filter INPUT). */
   readonly nlo: string;
+  /**
+   * The ingress mesh's chains (written by agent/src/ingress, which names them alike): listed here
+   * only so that uninstall (agent --cleanup, teardown) removes them with the rest.
+   */
+  readonly idnat: string;
+  readonly ipost: string;
+  readonly ifwd: string;
 }
 
 /** Longest prefix that keeps `<prefix>-PORTS` within iptables' 28-character chain names. */
@@ -50,6 +57,9 @@ export function chainNames(prefix: string): ChainNames {
     nin: `${prefix}-NIN`,
     nout: `${prefix}-NOUT`,
     nlo: `${prefix}-NLO`,
+    idnat: `${prefix}-IDNAT`,
+    ipost: `${prefix}-IPOST`,
+    ifwd: `${prefix}-IFWD`,
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import * as fs from "node:fs/promises";
 import { join } from "node:path";
+import { readVersionedJson, writeJsonDurably } from "../system/durable-json";
 import type { IptablesBackend } from "./iptables";
 import type { PublishedPort } from "./ports";
 
@@ -52,31 +53,12 @@ export const STATE_FILE = "network.json";
 
 /** The saved state, or undefined when there is none yet. */
 export async function loadState(dir: string): Promise<NetworkState | undefined> {
-  let text: string;
-  try {
-    text = await fs.readFile(join(dir, STATE_FILE), "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw e;
-  }
-  const state = JSON.parse(text) as NetworkState;
-  if (state.version !== 1) throw new Error(`state: ${join(dir, STATE_FILE)}: unknown version ${String(state.version)}`);
-  return state;
+  return readVersionedJson<NetworkState>(join(dir, STATE_FILE));
 }
 
 /** Replaces network.json atomically, creating the state dir if needed. */
 export async function saveState(dir: string, state: NetworkState): Promise<void> {
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, STATE_FILE);
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fh = await fs.open(tmp, "w", 0o600);
-  try {
-    await fh.writeFile(JSON.stringify(state, null, 2) + "\n");
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, path);
+  await writeJsonDurably(join(dir, STATE_FILE), state);
 }
 
 /** Deletes network.json (teardown); nothing to do when absent. */

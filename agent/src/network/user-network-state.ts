@@ -5,6 +5,7 @@
  */
 import * as fs from "node:fs/promises";
 import { join } from "node:path";
+import { readVersionedJson, writeJsonDurably } from "../system/durable-json";
 
 /** One container's place on a user network, while it runs. */
 export interface UserEndpointRecord {
@@ -61,31 +62,12 @@ export const USER_STATE_FILE = "networks.json";
 
 /** The saved state, or an empty one. */
 export async function loadUserState(dir: string): Promise<UserNetworksState> {
-  let text: string;
-  try {
-    text = await fs.readFile(join(dir, USER_STATE_FILE), "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { version: 1, networks: {} };
-    throw e;
-  }
-  const state = JSON.parse(text) as UserNetworksState;
-  if (state.version !== 1) throw new Error(`state: ${join(dir, USER_STATE_FILE)}: unknown version ${String(state.version)}`);
-  return state;
+  return (await readVersionedJson<UserNetworksState>(join(dir, USER_STATE_FILE))) ?? { version: 1, networks: {} };
 }
 
 /** Replaces networks.json atomically (temp file, fsync, rename). */
 export async function saveUserState(dir: string, state: UserNetworksState): Promise<void> {
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, USER_STATE_FILE);
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fh = await fs.open(tmp, "w", 0o600);
-  try {
-    await fh.writeFile(JSON.stringify(state, null, 2) + "\n");
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, path);
+  await writeJsonDurably(join(dir, USER_STATE_FILE), state);
 }
 
 /** Deletes networks.json (teardown). */

@@ -16,6 +16,8 @@ import { TokensService } from "./tokens/tokens.service";
 import { systemClock } from "@flotilla/core";
 import { CLOCK } from "./common/clock";
 import { DispatchService } from "./dispatch/dispatch.service";
+import { TaskValuesService } from "./dispatch/task-values";
+import { TaskLogs } from "./dispatch/task-logs";
 import { ControlPlaneHealth } from "./health/control-plane-health";
 import { TasksRepository } from "./tasks/tasks.repository";
 import { EngineClients } from "./dispatch/engine-clients";
@@ -111,7 +113,9 @@ export class CoreModule {
 export class HttpModule {}
 
 /** Queue consumers. */
-@Module({ providers: [WorkersService, ReconcileService, DispatchService, NodeMonitorService, MachineJobsService] })
+@Module({
+  providers: [WorkersService, ReconcileService, DispatchService, TaskValuesService, TaskLogs, NodeMonitorService, MachineJobsService],
+})
 export class WorkerModule {}
 
 /** Same image, three roles: `api`, `worker`, or both (`all`), so each scales out on its own. */

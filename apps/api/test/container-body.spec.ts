@@ -69,4 +69,20 @@ describe("a task's container", () => {
     const plain = containerBody({ id: "s1" }, spec, { id: "t1", slot: 1 });
     for (const k of ["Hostname", "User", "WorkingDir"]) expect(plain).not.toHaveProperty(k);
   });
+
+  it("passes the spec's health check in nanoseconds, only the fields set, and none for the image's", () => {
+    const withCheck = normalizeServiceSpec({
+      name: "web",
+      image: "busybox",
+      healthcheck: { test: ["CMD-SHELL", "wget -q -O- localhost"], intervalMs: 2000, retries: 5 },
+    });
+    expect(containerBody({ id: "s1" }, withCheck, { id: "t1", slot: 1 }).Healthcheck).toEqual({
+      Test: ["CMD-SHELL", "wget -q -O- localhost"],
+      Interval: 2_000_000_000,
+      Retries: 5,
+    });
+    const disabled = normalizeServiceSpec({ name: "web", image: "busybox", healthcheck: { test: ["NONE"] } });
+    expect(containerBody({ id: "s1" }, disabled, { id: "t1", slot: 1 }).Healthcheck).toEqual({ Test: ["NONE"] });
+    expect(containerBody({ id: "s1" }, spec, { id: "t1", slot: 1 }).Healthcheck).toBeUndefined();
+  });
 });

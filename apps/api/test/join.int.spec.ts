@@ -113,7 +113,7 @@ describe("agents join with one-time tokens", () => {
       status: 403,
       body: {
         error: "forbidden",
-        message: "an agent token may not call GET /api/v1/services; agents may only send heartbeats",
+        message: "an agent token may not call GET /api/v1/services; agents may only send heartbeats and read the ingress table",
         details: {},
       },
     });
@@ -131,6 +131,8 @@ describe("agents join with one-time tokens", () => {
     expect(other.status).toBe(403);
     expect(((await other.json()) as { message: string }).message).toBe('agent token "agent-j4" may not report as "j1"');
     expect((await beat(token!, "j4")).status).toBe(200);
+    // The mesh's long poll is an agent's too.
+    expect((await api.fetch("/api/v1/nodes/ingress?waitMs=0", { token })).status).toBe(200);
   });
 
   it("replaces the agent's token when it joins again after a re-provisioning; a race spends the token once", async () => {

@@ -70,9 +70,25 @@ describe("machines configuration", () => {
       "--engine-env FLOTILLA_JOIN_TOKEN: FLOTILLA_* variables are set by provisioning",
     );
     expect(() => splitOptions({ "engine-label": "=east" })).toThrow("--engine-label must be KEY=VALUE");
-    expect(() => splitOptions({ "engine-registry-mirror": "x" })).toThrow(
-      "unknown option --engine-registry-mirror (engine options: --engine-insecure-registry, --engine-env, --engine-label)",
+    expect(() => splitOptions({ "engine-storage-driver": "x" })).toThrow(
+      "unknown option --engine-storage-driver (engine options: --engine-insecure-registry, --engine-registry-mirror, --engine-env, --engine-label)",
     );
+  });
+
+  it("reads --engine-registry-mirror as a list of http(s)://host[:port] URLs", () => {
+    expect(splitOptions({ "engine-registry-mirror": "http://198.19.150.1:5000, https://mirror.example.test" }).engine).toEqual({
+      registryMirrors: ["http://198.19.150.1:5000", "https://mirror.example.test"],
+    });
+    for (const bad of ["198.19.150.1:5000", "ftp://mirror", "http://mirror/v2/", "https://u:p@mirror"]) {
+      let err: (Error & { details?: unknown }) | undefined;
+      try {
+        splitOptions({ "engine-registry-mirror": bad });
+      } catch (e) {
+        err = e as Error;
+      }
+      expect(err?.message).toMatch(/^--engine-registry-mirror: registry mirror ".*": (not a URL|want http\(s\):\/\/host\[:port\])/);
+      expect(err?.details).toEqual({ field: "engine-registry-mirror" });
+    }
   });
 
   it("names agent tokens within the 63-character limit", () => {

@@ -1,10 +1,14 @@
 // Machines API + provision worker against a real database, Redis, kernel (netns driver) and agent.
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureMachineClientCert, restartAgent } from "@flotilla/provision";
 import { PrismaService } from "../src/database/prisma.service";
+import { MachineHost } from "../src/machines/machine-host";
+import { MachineJobsService } from "../src/machines/machine-jobs.service";
+import { MachinesRepository } from "../src/machines/machines.repository";
 import { startTestApi, type TestApi } from "./support";
 
 const repo = resolve(__dirname, "../../..");
@@ -79,12 +83,12 @@ describe.skipIf(!root)("machines API", () => {
   }, 120_000);
 
   afterAll(async () => {
-    for (const name of [`ma-${tag}`, `mb-${tag}`, `mg-${tag}`]) {
+    for (const name of [`ma-${tag}`, `mb-${tag}`, `mc-${tag}`, `mg-${tag}`]) {
       await api?.fetch(`/api/v1/machines/${name}?force=true`, { method: "DELETE" }).catch(() => undefined);
     }
     await new Promise((r) => setTimeout(r, 2000));
     await api?.stop();
-    for (const name of [`ma-${tag}`, `mb-${tag}`]) {
+    for (const name of [`ma-${tag}`, `mb-${tag}`, `mc-${tag}`]) {
       try {
         execFileSync("ip", ["netns", "del", `flt-${name}`], { stdio: "ignore" });
       } catch {
@@ -101,7 +105,12 @@ describe.skipIf(!root)("machines API", () => {
     expect(status).toBe(200);
     expect(body.drivers.map((d) => d.name)).toEqual(["generic", "hyperv", "netns", "qemu", "virtualbox"]);
     expect(body.drivers.find((d) => d.name === "netns")!.options.map((o) => o.name)).toContain("netns-cidr");
-    expect(body.engineOptions.map((o) => o.name)).toEqual(["engine-insecure-registry", "engine-env", "engine-label"]);
+    expect(body.engineOptions.map((o) => o.name)).toEqual([
+      "engine-insecure-registry",
+      "engine-registry-mirror",
+      "engine-env",
+      "engine-label",
+    ]);
   });
 
   it("rejects bad input: unknown driver, bad options, bad name, duplicates", async () => {
@@ -298,6 +307,77 @@ describe.skipIf(!root)("machines API", () => {
     const removed = await prisma.event.findFirst({ where: { subjectId: ready.id, action: "removed" } });
     expect(removed).not.toBeNull();
   }, 180_000); // A hang guard: a dozen machine operations, each provisioning over SSH, on a shared 2-core host.
+
+  it("gives a machine provisioned before agents had a client allow list its list when the worker starts", async () => {
+    // Issue 11, finding 4, for machines an older version provisioned: their agents ran without
+    // --tlsclients, so another machine's client certificate (same CA) opened them, until a
+    // provision, start or regenerate-certs someone had to remember. The worker now does it at start.
+    const name = `mc-${tag}`;
+    expect(
+      (await json("/api/v1/machines", { method: "POST", body: JSON.stringify({ name, driver: "netns", options: NETNS }) })).status,
+    ).toBe(202);
+    const ready = await waitFor(name, ["READY", "ERROR"]);
+    expect([ready.state, ready.stateReason]).toEqual(["READY", null]);
+    const prisma = api.running.app.get(PrismaService);
+    const row = await prisma.machine.findUniqueOrThrow({ where: { name } });
+    expect(row.clientsWrittenAt).not.toBeNull();
+    // The key the netns driver made is in the record too, and inspect shows it.
+    expect(row.sshHostKey).toBe(readFileSync(join(base, "data", "machines", name, "ssh_host_ed25519_key.pub"), "utf8").trim());
+    expect((await json<{ sshHostKey: { sha256: string } }>(`/api/v1/machines/${name}`)).body.sshHostKey.sha256).toMatch(/^SHA256:/);
+
+    // What an older version left: a run script without --tlsclients, no list, nothing recorded.
+    const flotilla = join(base, "data", "machines", name, "root", "flotilla");
+    const runScript = join(flotilla, "agent-run.sh");
+    writeFileSync(runScript, readFileSync(runScript, "utf8").replace(/ --tlsclients '[^']*'/, ""));
+    rmSync(join(flotilla, "etc", "clients.allow"));
+    const host = api.running.app.get(MachineHost);
+    const repository = api.running.app.get(MachinesRepository);
+    const ca = await host.authority();
+    await restartAgent({
+      ssh: await host.driver(row, repository.hostKeyPin(row, host.legacyHostKeyFile(name))).getSSH(),
+      machineName: name,
+      ip: ready.ip!,
+      ca,
+      client: await host.controlPlaneClient(),
+    });
+    await prisma.machine.update({ where: { name }, data: { clientsWrittenAt: null } });
+    const otherDir = join(base, "other-machine");
+    await ensureMachineClientCert(ca, otherDir, "other-machine");
+    const ping = (dir: string) =>
+      execFileSync(
+        "curl",
+        [
+          "-s",
+          "-w",
+          " %{http_code}",
+          "--cacert",
+          `${dir}/ca.pem`,
+          "--cert",
+          `${dir}/cert.pem`,
+          "--key",
+          `${dir}/key.pem`,
+          `https://${ready.ip}:2376/_ping`,
+        ],
+        { encoding: "utf8" },
+      );
+    // The attack: another machine's certificate opens this one.
+    expect(ping(otherDir)).toBe("OK 200");
+
+    expect(await api.running.app.get(MachineJobsService).catchUpClientLists()).toEqual([name]);
+    const after = await waitFor(name, ["READY", "ERROR"]);
+    expect([after.state, after.stateReason]).toEqual(["READY", null]);
+    expect(ping(otherDir)).toMatch(/is not accepted by this machine: it was revoked, rotated, or issued for another machine"\} 403$/);
+    expect(ping(join(api.config.configDir, "machines", name))).toBe("OK 200");
+    expect(readFileSync(runScript, "utf8")).toContain(" --tlsclients '");
+    expect((await prisma.machine.findUniqueOrThrow({ where: { name } })).clientsWrittenAt).not.toBeNull();
+    const events = await prisma.event.findMany({ where: { subjectId: row.id, action: "progress" }, orderBy: { id: "asc" } });
+    expect(events.map((e) => (e.data as { step: string }).step)).toContain("client certificates");
+    // Once given, the next start of the worker leaves it alone.
+    expect(await api.running.app.get(MachineJobsService).catchUpClientLists()).toEqual([]);
+
+    expect((await json(`/api/v1/machines/${name}`, { method: "DELETE" })).status).toBe(202);
+    await waitGone(name);
+  }, 180_000);
 
   it("keeps nothing of a create its preCreateCheck refuses (virtualbox without VBoxManage), and says why", async () => {
     const prisma = api.running.app.get(PrismaService);

@@ -50,7 +50,11 @@ describe("stacks API", () => {
       ["services:\n  web:\n    image: x\n    ports: ['99999:80']\n", 400, "services.web.ports[0]"],
       ["services:\n  web:\n    image: x\n    volumes: ['data:/data']\n", 400, "services.web.volumes[0]"],
       ["services:\n  web:\n    image: x\n    volumes: ['/data']\n", 501, "services.web.volumes[0]"],
-      ["services:\n  web:\n    image: x\n  db:\n    image: y\n    healthcheck: { test: [CMD, 'true'] }\n", 501, "services.db.healthcheck"],
+      [
+        "services:\n  web:\n    image: x\n  db:\n    image: y\n    healthcheck: { test: [CMD, 'true'], start_interval: 1s }\n",
+        501,
+        "services.db.healthcheck.start_interval",
+      ],
       ["services: [", 400, "compose file"],
     ];
     for (const [compose, status, field] of cases) {

@@ -1,4 +1,5 @@
 // Boots the real control plane (Fastify, Prisma, BullMQ) on a fresh database and Redis prefix.
+import type { ConsoleLogger } from "@nestjs/common";
 import { inject } from "vitest";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,12 +19,18 @@ export interface TestApi {
   stop(): Promise<void>;
 }
 
-export async function startTestApi(env: Record<string, string> = {}): Promise<TestApi> {
-  return startTestApiOn(await createTestDatabase(), inject("redisUrl"), env);
+/** `logger`: where the API logs (none by default; a test looking for what must never be logged passes its own). */
+export async function startTestApi(env: Record<string, string> = {}, logger?: ConsoleLogger): Promise<TestApi> {
+  return startTestApiOn(await createTestDatabase(), inject("redisUrl"), env, logger);
 }
 
 /** The same on a given database and Redis (a suite's own, for fault tests). */
-export async function startTestApiOn(db: TestDatabase, redisUrl: string, env: Record<string, string> = {}): Promise<TestApi> {
+export async function startTestApiOn(
+  db: TestDatabase,
+  redisUrl: string,
+  env: Record<string, string> = {},
+  logger?: ConsoleLogger,
+): Promise<TestApi> {
   const configDir = mkdtempSync(join(tmpdir(), "flotilla-api-test-"));
   const config = loadConfig({
     DATABASE_URL: db.url,
@@ -35,7 +42,7 @@ export async function startTestApiOn(db: TestDatabase, redisUrl: string, env: Re
     FLOTILLA_LOG_LEVEL: "warn",
     ...env,
   });
-  const running = await start(config, { logger: false });
+  const running = await start(config, { logger: logger ?? false });
   const url = running.url!;
   const token = (JSON.parse(readFileSync(join(configDir, "config.json"), "utf8")) as { token: string }).token;
   const api: TestApi = {

@@ -1,5 +1,12 @@
 // Display helpers: units as ctl prints them, stable service colours, relative times.
-import { ACTIVE_TASK_STATES, type PortConfig, type ServiceView, type TaskState, type TaskView } from "@flotilla/api-types";
+import {
+  ACTIVE_TASK_STATES,
+  type HealthCheck,
+  type PortConfig,
+  type ServiceView,
+  type TaskState,
+  type TaskView,
+} from "@flotilla/api-types";
 
 const NANO = 1e9;
 
@@ -16,7 +23,8 @@ export function bytes(n: number): string {
 
 export const cpus = (nanoCpus: number): string => `${Number((nanoCpus / NANO).toFixed(2))} CPU`;
 
-export const port = (p: PortConfig): string => `${p.published}:${p.target}/${p.protocol}${p.mode === "host" ? " (host)" : ""}`;
+export const port = (p: PortConfig): string =>
+  `${p.published}:${p.target}/${p.protocol}${p.mode === "host" ? " (host)" : p.traffic === "local" ? " (local traffic)" : ""}`;
 
 export function ago(iso: string | null, now = Date.now()): string {
   if (!iso) return "—";
@@ -63,9 +71,27 @@ export function reserved(
 
 export const percent = (part: number, whole: number): number => (whole > 0 ? Math.min(100, Math.round((part / whole) * 100)) : 0);
 
+/** A secret or config reference: `db_pass → /run/secrets/db_pass 0400 1000:1000`. */
+export function fileRef(r: { source: string; target: string; uid: string; gid: string; mode: number }): string {
+  return `${r.source} → ${r.target} ${r.mode.toString(8).padStart(4, "0")} ${r.uid}:${r.gid}`;
+}
+
 /** A mount as `--mount` reads: `volume pgdata:/data (ro)`, `tmpfs /cache (1.0 MiB)`. */
 export function mount(m: { type: string; source?: string; target: string; readOnly: boolean; tmpfsSizeBytes?: number }): string {
   const where = m.type === "tmpfs" ? m.target : `${m.source ?? ""}:${m.target}`;
   const size = m.tmpfsSizeBytes ? ` (${(m.tmpfsSizeBytes / 1024 ** 2).toFixed(1)} MiB)` : "";
   return `${m.type} ${where}${m.readOnly ? " (ro)" : ""}${size}`;
+}
+
+/** A service's health check for people: "CMD-SHELL wget …, every 5s", "none", "the image's". */
+export function healthcheck(h: HealthCheck | undefined): string {
+  if (!h || (h.test.length === 0 && !h.intervalMs && !h.timeoutMs && !h.startPeriodMs && !h.retries)) return "the image's";
+  if (h.test[0] === "NONE") return "none";
+  const parts = [
+    h.intervalMs ? `every ${h.intervalMs / 1000}s` : "",
+    h.timeoutMs ? `timeout ${h.timeoutMs / 1000}s` : "",
+    h.startPeriodMs ? `start period ${h.startPeriodMs / 1000}s` : "",
+    h.retries ? `${h.retries} retries` : "",
+  ].filter(Boolean);
+  return [h.test.length ? h.test.join(" ") : "the image's", ...parts].join(", ");
 }

@@ -118,7 +118,56 @@ describe("ctl service flags", () => {
     expect((await inspect("web")).version).toBe(after.version);
   });
 
+  it("sets a health check with --health-*, changes one field, and disables the image's with --no-healthcheck", async () => {
+    const r = await ctl(
+      [
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "wget -q -O- localhost:80/health",
+        "--health-interval",
+        "5s",
+        "--health-timeout",
+        "2s",
+        "--health-start-period",
+        "30s",
+        "--health-retries",
+        "4",
+        "busybox",
+      ],
+      env,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const created = await inspect("hc");
+    expect(created.spec.healthcheck).toEqual({
+      test: ["CMD-SHELL", "wget -q -O- localhost:80/health"],
+      intervalMs: 5000,
+      timeoutMs: 2000,
+      startPeriodMs: 30_000,
+      retries: 4,
+    });
+    expect((await ctl(["service", "update", "-d", "--health-retries", "2", "hc"], env)).code).toBe(0);
+    const one = await inspect("hc");
+    expect(one.spec.healthcheck).toEqual({ ...created.spec.healthcheck, retries: 2 });
+    // A new health check reaches the containers: the tasks roll.
+    expect(one.taskVersion).toBe(created.taskVersion + 1);
+    expect((await ctl(["service", "update", "-d", "--no-healthcheck", "hc"], env)).code).toBe(0);
+    expect((await inspect("hc")).spec.healthcheck).toEqual({ test: ["NONE"], intervalMs: 0, timeoutMs: 0, startPeriodMs: 0, retries: 0 });
+    // A disabled check takes no interval: the API's message names the field, nothing changes.
+    const bad = await ctl(["service", "update", "-d", "--health-interval", "1s", "hc"], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/disabled health check .*takes no interval/);
+    expect((await inspect("hc")).spec.healthcheck.intervalMs).toBe(0);
+  });
+
   it.each([
+    [["--no-healthcheck", "--health-retries", "2"], /^ctl: --no-healthcheck conflicts with --health-\* options/],
+    [["--health-interval", "often"], /^ctl: --health-interval: invalid duration/],
+    [["--health-retries", "-1"], /^ctl: --health-retries: expected a whole number/],
+    [["--health-cmd", ""], /^ctl: --health-cmd: expected a command/],
     [["--update-max-failure-ratio", "2"], /^ctl: --update-max-failure-ratio: expected a number from 0 to 1, got "2"/],
     [["--rollback-monitor", "soon"], /^ctl: --rollback-monitor: invalid duration/],
     // Node 20 reads a `--env-file` anywhere on its command line itself (and exits 9); the

@@ -164,6 +164,28 @@ describe("ctl service and ctl node against sim agents", () => {
     expect(r.stderr).toMatch(/^ctl: --reserve-memory: invalid memory size "lots"/);
   });
 
+  it("promotes and demotes nodes; a node.role constraint follows the role", async () => {
+    expect((await ctl(["node", "ls"], env)).stdout).toMatch(/sim-2\s+ready\s+active\s+worker/);
+    const promoted = await ctl(["node", "promote", "sim-2"], env);
+    expect(promoted, promoted.stderr).toMatchObject({ code: 0, stderr: "sim-2: manager\n" });
+    const r = await ctl(["service", "create", "--name", "mgr", "--replicas", "2", "--constraint", "node.role==manager", "busybox"], env);
+    expect(r.code, r.stderr).toBe(0);
+    const mgr = (JSON.parse((await ctl(["service", "inspect", "mgr"], env)).stdout) as { id: string }[])[0].id;
+    const onManagers = () => runningContainers(agents).filter((c) => c.serviceId === mgr);
+    await until("both tasks on the manager", async () => onManagers().length === 2 && onManagers().every((c) => c.agent === "sim-2"));
+    // Demoted, the node no longer fits: its tasks leave it and wait for a manager.
+    const demoted = await ctl(["node", "demote", "sim-2"], env);
+    expect(demoted, demoted.stderr).toMatchObject({ code: 0, stderr: "sim-2: worker\n" });
+    await until("the tasks to leave the demoted node", async () => onManagers().length === 0, 30_000);
+    expect((await ctl(["service", "ps", "mgr"], env)).stdout).toMatch(
+      /mgr\.1\s+running\s+PENDING .*scheduling constraints not satisfied on 3 nodes/,
+    );
+    const bad = await ctl(["node", "update", "sim-2", "--role", "leader"], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("--role");
+    expect((await ctl(["service", "rm", "mgr"], env)).code).toBe(0);
+  });
+
   it("lists, updates and removes nodes", async () => {
     const ls = await ctl(["node", "ls"], env);
     expect(ls.stdout).toMatch(/sim-1\s+ready\s+active/);

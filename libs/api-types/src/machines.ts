@@ -15,6 +15,11 @@ export interface MachineView {
   sshUser: string | null;
   sshPort: number | null;
   agentVersion: string | null;
+  /**
+   * The SSH host key pinned in the machine record (the one its driver made, or the one seen at
+   * the first connection) and its SHA256 fingerprint: any other key is refused. null: none yet.
+   */
+  sshHostKey: { key: string; sha256: string } | null;
   /** When the agent traded its one-time join token for its API token; null: never (list and inspect). */
   agentJoinedAt?: string | null;
   /** The node the agent registered as, once it reported (list and inspect). */

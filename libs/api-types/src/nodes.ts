@@ -22,6 +22,7 @@ export interface NodeView {
 /** `PATCH /api/v1/nodes/{id}`. */
 export interface NodeUpdateRequest {
   availability?: NodeAvailability;
+  role?: NodeRole;
   labelAdd?: Record<string, string>;
   labelRm?: string[];
 }

@@ -2,6 +2,8 @@ export type ServiceMode = { kind: "replicated"; replicas: number } | { kind: "gl
 export type PortProtocol = "tcp" | "udp";
 /** ingress: every node answers on the published port (routing mesh); host: only nodes running a task. */
 export type PublishMode = "ingress" | "host";
+/** Ingress ports: cluster (any task, default) or local (only the receiving node's tasks; the client's address is kept). */
+export type IngressTraffic = "cluster" | "local";
 
 export interface PortConfig {
   published: number;
@@ -9,6 +11,8 @@ export interface PortConfig {
   protocol: PortProtocol;
   /** Absent in specs written before publish modes existed: ingress. */
   mode?: PublishMode;
+  /** Absent: cluster. */
+  traffic?: IngressTraffic;
 }
 
 export interface ResourceAmounts {
@@ -50,6 +54,35 @@ export interface Mount {
   tmpfsSizeBytes?: number;
 }
 
+/** A stored secret or config given to each task as a read-only file (the value is never in the spec). */
+export interface SecretReference {
+  /** The secret's or config's name. */
+  source: string;
+  /** Absolute path in the container (secrets: /run/secrets/SOURCE by default; configs: /SOURCE). */
+  target: string;
+  /** Numeric owner and group of the file. */
+  uid: string;
+  gid: string;
+  /** Permission bits (0o444 by default). */
+  mode: number;
+}
+
+/** A reference as requests give it: only the source is required. */
+export type SecretReferenceInput = Pick<SecretReference, "source"> & Partial<Omit<SecretReference, "source">>;
+
+/**
+ * The tasks' health check (docker's HealthConfig): a task with one runs only once healthy, and
+ * an unhealthy task fails and is replaced. Zeros and an empty `test` take the image's HEALTHCHECK.
+ */
+export interface HealthCheck {
+  /** [] the image's; ["NONE"] none; ["CMD", program, ...args]; ["CMD-SHELL", command] (needs /bin/sh in the image). */
+  test: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  startPeriodMs: number;
+  retries: number;
+}
+
 /** A service's desired state, every field filled in by the API. */
 export interface ServiceSpec {
   name: string;
@@ -66,6 +99,9 @@ export interface ServiceSpec {
   resources: { reservations: ResourceAmounts; limits: ResourceAmounts & { pids?: number } };
   ports: PortConfig[];
   mounts: Mount[];
+  secrets: SecretReference[];
+  configs: SecretReference[];
+  healthcheck: HealthCheck;
   placement: Placement;
   restartPolicy: RestartPolicy;
   updateConfig: UpdateConfig;
@@ -79,10 +115,15 @@ export type UpdateStatus = "updating" | "paused" | "completed" | "rollback-start
 export interface UpdateState {
   status: UpdateStatus | (string & {});
   targetVersion: number;
+  /** Older task versions with the same spec: their tasks are not replaced. */
+  equivalentVersions?: readonly number[];
   startedAt: number;
   completedAt?: number;
   /** For people: "updating: 3/10 tasks". */
   message: string;
+  /** A rebalance (`--rebalance`): the tasks it moves, once the first reconcile chose them. */
+  rebalance?: boolean;
+  moving?: readonly string[];
 }
 
 /** `GET /api/v1/services`, `GET /api/v1/services/{id}`, and the answer of every change. */
@@ -99,22 +140,39 @@ export interface ServiceView {
   spec: ServiceSpec;
   previousSpec: ServiceSpec | null;
   updateState: UpdateState | null;
+  /** The registry whose credentials the service's pulls use (`--with-registry-auth`); null: anonymous pulls. */
+  registryAuth: { serverAddress: string } | null;
   createdAt: string;
   updatedAt: string;
+}
+
+/** Registry credentials for a service's pulls, as `docker login` keeps them; stored encrypted, never shown again. */
+export interface RegistryAuth {
+  username: string;
+  password: string;
+  /** The registry they are for (`host[:port]`). */
+  serverAddress: string;
 }
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
 /** `PATCH /api/v1/services/{id}`: any spec field; `replicas` alone scales. */
-export type ServiceUpdateRequest = Omit<DeepPartial<ServiceSpec>, "name" | "ports" | "mode" | "mounts"> & {
-  ports?: { published: number; target: number; protocol?: PortProtocol; mode?: PublishMode }[];
+export type ServiceUpdateRequest = Omit<DeepPartial<ServiceSpec>, "name" | "ports" | "mode" | "mounts" | "secrets" | "configs"> & {
+  ports?: { published: number; target: number; protocol?: PortProtocol; mode?: PublishMode; traffic?: IngressTraffic }[];
   /** Replaces the list; `readOnly` defaults to false. */
   mounts?: (Omit<Mount, "readOnly"> & { readOnly?: boolean })[];
+  /** Replace the lists; only `source` is required, a relative target is a file name. */
+  secrets?: SecretReferenceInput[];
+  configs?: SecretReferenceInput[];
   mode?: ServiceMode;
   /** Shorthand for mode {kind: replicated, replicas}. */
   replicas?: number;
   /** PATCH only: replace every task even when nothing changed. */
   force?: boolean;
+  /** Credentials for the service's image pulls (`--with-registry-auth`); on PATCH, replaces the stored ones. */
+  registryAuth?: RegistryAuth;
+  /** PATCH only, alone: move tasks so the spread matches what the scheduler would choose now. */
+  rebalance?: boolean;
 };
 
 /** `POST /api/v1/services`. */

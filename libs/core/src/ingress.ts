@@ -4,7 +4,7 @@
 // two services can never share an ingress port, and a host-mode port cannot take one either
 // (it would shadow the mesh on the nodes running that task).
 import { ConflictError } from "./errors";
-import type { PortConfig, PortProtocol, ServiceSpec, TaskEndpoint } from "./types";
+import type { IngressTraffic, PortConfig, PortProtocol, ServiceSpec, TaskEndpoint } from "./types";
 
 export const isHostPort = (p: Pick<PortConfig, "mode">): boolean => p.mode === "host";
 export const isIngressPort = (p: Pick<PortConfig, "mode">): boolean => p.mode === "ingress";
@@ -35,6 +35,8 @@ export interface IngressPort {
   readonly protocol: PortProtocol;
   readonly serviceId: string;
   readonly serviceName: string;
+  /** Present only when local: each node forwards only to its own tasks and keeps the client's address. */
+  readonly traffic?: IngressTraffic;
   readonly backends: readonly IngressBackend[];
 }
 
@@ -60,7 +62,14 @@ export function ingressTable(services: readonly MeshService[], tasks: readonly M
         const e = t.endpoints.find((x) => x.target === p.target && x.protocol === p.protocol);
         if (e) backends.push({ host: t.nodeAddress, port: e.hostPort });
       }
-      table.push({ port: p.published, protocol: p.protocol, serviceId: s.id, serviceName: s.name, backends: backends.sort(byHostPort) });
+      table.push({
+        port: p.published,
+        protocol: p.protocol,
+        serviceId: s.id,
+        serviceName: s.name,
+        ...(p.traffic === "local" ? { traffic: p.traffic } : {}),
+        backends: backends.sort(byHostPort),
+      });
     }
   }
   return table.sort((a, b) => a.port - b.port || (a.protocol < b.protocol ? -1 : 1));

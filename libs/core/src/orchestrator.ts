@@ -23,6 +23,11 @@ export interface OrchestrateOptions {
    * tasks count as up to date, so a rollback does not replace tasks that never changed.
    */
   readonly equivalentVersions?: readonly number[];
+  /**
+   * Tasks of a current version that count as out of date all the same: those a rebalance moves
+   * (`UpdateState.moving`). Their replacement may overlap them (start-first) as an update's does.
+   */
+  readonly outdatedTaskIds?: readonly string[];
 }
 
 interface NodeProblem {
@@ -50,6 +55,7 @@ class PlanBuilder {
   readonly followUps: FollowUp[] = [];
 
   private readonly equivalent: ReadonlySet<number>;
+  private readonly outdated: ReadonlySet<string>;
 
   constructor(
     readonly spec: ServiceSpec,
@@ -59,9 +65,12 @@ class PlanBuilder {
     readonly constraints: readonly Constraint[],
   ) {
     this.equivalent = new Set(options.equivalentVersions ?? []);
+    this.outdated = new Set(options.outdatedTaskIds ?? []);
   }
 
   readonly isCurrent = (v: number): boolean => v === this.version || this.equivalent.has(v);
+  /** A task runs the current spec, and no rebalance is moving it. */
+  readonly isCurrentTask = (t: Task): boolean => this.isCurrent(t.specVersion) && !this.outdated.has(t.id);
 
   stopTask(t: Task, reason: StopReason, message: string, orphan = false): void {
     this.stop.push({ taskId: t.id, reason, message, orphan });
@@ -130,13 +139,13 @@ function resolveIdentity(b: PlanBuilder, tasks: readonly Task[], violates: (t: T
       healthy.push(t);
     }
   }
-  const current = healthy.filter((t) => b.isCurrent(t.specVersion));
-  const old = healthy.filter((t) => !b.isCurrent(t.specVersion));
+  const current = healthy.filter((t) => b.isCurrentTask(t));
+  const old = healthy.filter((t) => !b.isCurrentTask(t));
   const keepCurrent = best(current);
   const keepOld = best(old);
   for (const t of healthy) {
     if (t === keepCurrent || t === keepOld) continue;
-    const kept = b.isCurrent(t.specVersion) ? keepCurrent : keepOld;
+    const kept = b.isCurrentTask(t) ? keepCurrent : keepOld;
     b.stopTask(t, "duplicate", `duplicate of ${kept?.id}`);
   }
   const survivors: Task[] = [];
@@ -153,7 +162,7 @@ function resolveIdentity(b: PlanBuilder, tasks: readonly Task[], violates: (t: T
 function settleIdentity(b: PlanBuilder, view: IdentityView, at: { slot?: number; nodeId?: string }, freshReason: CreateReason): void {
   const where = at.slot !== undefined ? `slot ${at.slot}` : `node ${at.nodeId}`;
   if (view.survivors.length > 0) {
-    if (!view.survivors.some((t) => b.isCurrent(t.specVersion))) {
+    if (!view.survivors.some((t) => b.isCurrentTask(t))) {
       const t = view.survivors[0];
       b.update.push({ taskId: t.id, ...at, specVersion: t.specVersion });
     }

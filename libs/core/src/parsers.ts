@@ -96,7 +96,8 @@ export function parsePort(input: string | number, field?: string): number {
   return n;
 }
 
-const PUBLISH_HELP = "use published:target[/tcp|udp] (e.g. 8080:80) or published=8080,target=80[,protocol=tcp|udp][,mode=ingress|host]";
+const PUBLISH_HELP =
+  "use published:target[/tcp|udp] (e.g. 8080:80) or published=8080,target=80[,protocol=tcp|udp][,mode=ingress|host][,traffic=cluster|local]";
 
 function parseProtocol(text: string, input: string, field?: string): PortProtocol {
   const protocol = text.toLowerCase();
@@ -106,15 +107,15 @@ function parseProtocol(text: string, input: string, field?: string): PortProtoco
   return protocol;
 }
 
-/** Docker's long syntax: `published=8080,target=80,protocol=tcp,mode=host`. */
+/** Docker's long syntax: `published=8080,target=80,protocol=tcp,mode=host`, plus `traffic=local` for ingress ports. */
 function parsePublishLong(input: string, field?: string): PortConfig {
   const fields = new Map<string, string>();
   for (const part of input.split(",").map((x) => x.trim())) {
     const at = part.indexOf("=");
     const key = at > 0 ? part.slice(0, at).toLowerCase() : "";
-    if (!["published", "target", "protocol", "mode"].includes(key) || fields.has(key)) {
+    if (!["published", "target", "protocol", "mode", "traffic"].includes(key) || fields.has(key)) {
       throw invalid(
-        `invalid published port ${JSON.stringify(input)}: ${JSON.stringify(part)} is not one of published=, target=, protocol=, mode= (each once)`,
+        `invalid published port ${JSON.stringify(input)}: ${JSON.stringify(part)} is not one of published=, target=, protocol=, mode=, traffic= (each once)`,
         input,
         field,
       );
@@ -132,11 +133,27 @@ function parsePublishLong(input: string, field?: string): PortConfig {
       field,
     );
   }
+  const traffic = fields.get("traffic")?.toLowerCase();
+  if (traffic !== undefined && traffic !== "cluster" && traffic !== "local") {
+    throw invalid(
+      `invalid traffic ${JSON.stringify(fields.get("traffic"))} in ${JSON.stringify(input)}: use cluster or local`,
+      input,
+      field,
+    );
+  }
+  if (traffic !== undefined && mode === "host") {
+    throw invalid(
+      `invalid published port ${JSON.stringify(input)}: traffic= applies to ingress ports only (a host-mode port is always served by the node's own task)`,
+      input,
+      field,
+    );
+  }
   return {
     published: parsePort(fields.get("published")!, field),
     target: parsePort(fields.get("target")!, field),
     protocol: parseProtocol(fields.get("protocol") ?? "tcp", input, field),
     mode,
+    ...(traffic === "local" ? { traffic } : {}),
   };
 }
 

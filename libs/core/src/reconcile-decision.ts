@@ -5,7 +5,9 @@
 import { isTerminal, isLive } from "./task-state";
 import { EMPTY_PLAN, nextFollowUp, type FollowUp, type StopTask } from "./plan";
 import { reconcileService, type ReconcileResult } from "./reconcile";
-import { schedule, type ScheduleResult, type SpecsByService } from "./scheduler";
+import { schedule, type ScheduleResult, type SpecsByService, type UnassignedTask } from "./scheduler";
+import { heldBy, heldMessage } from "./slot-hold";
+import { withRebalanceMoves } from "./rebalance";
 import type { LiveCounts } from "./scheduler-filters";
 import type { NodeInfo, ServiceSpec, Task, TaskState } from "./types";
 import { startUpdate, type UpdateState } from "./update-planner";
@@ -44,6 +46,18 @@ export type ReconcileDecision =
     };
 
 export function decideReconcile(i: ReconcileDecisionInput): ReconcileDecision {
+  // A rebalance picks the tasks it moves from the world as it is when it starts.
+  const update =
+    i.update?.rebalance && i.update.targetVersion === i.taskVersion
+      ? withRebalanceMoves(i.update, {
+          serviceId: i.serviceId,
+          tasks: i.tasks,
+          nodes: i.nodes,
+          others: i.others,
+          specs: i.specs,
+          now: i.now,
+        })
+      : i.update;
   let r = reconcileService({
     serviceId: i.serviceId,
     spec: i.spec,
@@ -51,7 +65,7 @@ export function decideReconcile(i: ReconcileDecisionInput): ReconcileDecision {
     ...(i.previousSpec ? { previousSpec: i.previousSpec } : {}),
     tasks: i.tasks,
     nodes: i.nodes,
-    ...(i.update ? { update: i.update } : {}),
+    ...(update ? { update } : {}),
     now: i.now,
     newId: i.newId,
   });
@@ -66,15 +80,24 @@ export function decideReconcile(i: ReconcileDecisionInput): ReconcileDecision {
     r = { plan: EMPTY_PLAN, newTasks: [], tasks: r.tasks };
   }
   const pending = r.tasks.filter((t) => isLive(t) && (t.state === "NEW" || t.state === "PENDING"));
-  const placed: ScheduleResult = rollback
+  // Stop-first: a replacement waits, unscheduled, until its slot's previous task has stopped.
+  const nodesById = new Map(i.nodes.map((n) => [n.id, n]));
+  const held: UnassignedTask[] = [];
+  const free = pending.filter((t) => {
+    const by = heldBy(t, r.tasks, nodesById);
+    if (by) held.push({ taskId: t.id, reason: heldMessage(by), counts: {} });
+    return !by;
+  });
+  const scheduled: ScheduleResult = rollback
     ? { assignments: [], unassigned: [] }
     : schedule(
-        pending.map((t) => ({ id: t.id, serviceId: i.serviceId, ...(t.nodeId ? { nodeId: t.nodeId } : {}) })),
+        free.map((t) => ({ id: t.id, serviceId: i.serviceId, ...(t.nodeId ? { nodeId: t.nodeId } : {}) })),
         i.nodes,
         r.tasks,
         i.specs,
         { now: i.now, liveCounts: i.others },
       );
+  const placed: ScheduleResult = rollback ? scheduled : { ...scheduled, unassigned: [...held, ...scheduled.unassigned] };
   const followUp = nextFollowUp(r.plan);
   const byId = new Map(i.tasks.map((t) => [t.id, t]));
   const unchanged =

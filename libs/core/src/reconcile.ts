@@ -50,6 +50,7 @@ export function reconcileService(input: ReconcileInput): ReconcileResult {
     now,
     serviceId: input.serviceId,
     ...(forThisVersion ? { equivalentVersions: forThisVersion.equivalentVersions } : {}),
+    ...(forThisVersion?.moving ? { outdatedTaskIds: forThisVersion.moving } : {}),
   });
   const firstIds = base.create.map(() => input.newId());
   let tasks = applyPlan(input.tasks, base, { now, newId: (_t, i) => firstIds[i] });

@@ -36,6 +36,9 @@ export function taskSpecOf(spec: ServiceSpec): unknown {
     resources: spec.resources,
     ports: spec.ports,
     mounts: spec.mounts,
+    secrets: spec.secrets,
+    configs: spec.configs,
+    healthcheck: spec.healthcheck,
     placement: spec.placement,
     stopGracePeriodMs: spec.stopGracePeriodMs,
   };
@@ -44,7 +47,7 @@ export function taskSpecOf(spec: ServiceSpec): unknown {
 /**
  * Whether going from `prev` to `next` changes what tasks run, so tasks need replacing: image,
  * command, args, env, labels, container labels, hostname, user,
- * workdir, resources, ports, mounts, placement, stop grace period. Replicas, mode,
+ * workdir, resources, ports, mounts, secrets, configs, health check, placement, stop grace period. Replicas, mode,
  * restart policy and update/rollback configs are read from the current spec by the orchestrator
  * and the planners, so changing them replaces nothing. The API bumps the task spec version (the
  * one passed to `orchestrate`) only when this is true.

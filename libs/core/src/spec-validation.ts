@@ -3,8 +3,10 @@
 // InvalidError naming the field, not as a crash deep inside the scheduler.
 import { parseConstraint, spreadLabel } from "./constraints";
 import { InvalidError } from "./errors";
+import { DEFAULT_HEALTHCHECK, validateHealthcheck } from "./healthcheck";
 import { isHostPort } from "./ingress";
 import { normalizeMount, validateMounts } from "./mounts";
+import { normalizeSecretReferences } from "./service-secrets";
 import type { Mount, PortConfig, RestartPolicy, ServiceSpec, ServiceSpecInput, UpdateConfig } from "./types";
 
 /** Docker's defaults: restart on any exit after 5 s, forever. */
@@ -86,6 +88,11 @@ function validatePorts(ports: unknown): void {
     }
     oneOf(`${at}.protocol`, p.protocol, ["tcp", "udp"], "protocol");
     oneOf(`${at}.mode`, p.mode, ["ingress", "host"], "publish mode");
+    if (p.traffic !== undefined) {
+      oneOf(`${at}.traffic`, p.traffic, ["cluster", "local"], "traffic");
+      if (p.mode === "host")
+        fail(`${at}.traffic`, `traffic applies to ingress ports only (port ${p.published} is in host mode)`, p.traffic);
+    }
     // The mesh forwards TCP connections; UDP has no connection to forward.
     if (p.mode === "ingress" && p.protocol === "udp") {
       fail(`${at}.mode`, `udp port ${p.published} can only be published in host mode (mode=host)`, p.mode);
@@ -166,6 +173,11 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
 
   validatePorts(spec.ports);
   validateMounts(spec.mounts);
+  // One file per target across secrets and configs; a mount on the same path would hide it.
+  const targets = new Set<string>(spec.mounts.map((m) => m.target));
+  normalizeSecretReferences("secret", spec.secrets, targets);
+  normalizeSecretReferences("config", spec.configs, targets);
+  validateHealthcheck(spec.healthcheck);
 
   const placement = spec.placement;
   if (typeof placement !== "object" || placement === null) fail("placement", "placement must be an object");
@@ -225,9 +237,18 @@ export function normalizeServiceSpec(input: ServiceSpecInput): ServiceSpec {
       reservations: { nanoCpus: 0, memoryBytes: 0, ...input.resources?.reservations },
       limits: { nanoCpus: 0, memoryBytes: 0, ...input.resources?.limits },
     },
-    ports: (input.ports ?? []).map((p) => ({ ...p, protocol: p.protocol ?? "tcp", mode: p.mode ?? "ingress" })),
+    // traffic is kept only when local: cluster is the default, and specs stay as they were stored.
+    ports: (input.ports ?? []).map(({ traffic, ...p }) => ({
+      ...p,
+      protocol: p.protocol ?? "tcp",
+      mode: p.mode ?? "ingress",
+      ...(traffic === "cluster" ? {} : traffic === undefined ? {} : { traffic }),
+    })),
     // Not a list: left for validateMounts to refuse, naming the field.
     mounts: Array.isArray(input.mounts) ? input.mounts.map(normalizeMount) : ((input.mounts ?? []) as readonly Mount[]),
+    secrets: normalizeSecretReferences("secret", input.secrets),
+    configs: normalizeSecretReferences("config", input.configs),
+    healthcheck: { ...DEFAULT_HEALTHCHECK, ...input.healthcheck },
     placement: {
       constraints: input.placement?.constraints ?? [],
       preferences: input.placement?.preferences ?? [],

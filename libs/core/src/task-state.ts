@@ -69,10 +69,25 @@ export function advance(task: Task, to: TaskState, now: number, details: Transit
   };
 }
 
+/** A container's health check status, as docker reports it. */
+export type ContainerHealth = "starting" | "healthy" | "unhealthy";
+
+/** The error of a task whose health check failed: the reason `ctl service ps` shows. */
+export function unhealthyError(output?: string): string {
+  const last = (output ?? "").replace(/\s+/g, " ").trim().slice(0, 200);
+  return `task: unhealthy container${last ? ` (last check: ${last})` : ""}`;
+}
+
 /** What an agent reports about a task's container. */
 export type ContainerObservation =
   | { readonly kind: "created" }
-  | { readonly kind: "running" }
+  | {
+      readonly kind: "running";
+      /** The container's health check status, when it has one. */
+      readonly health?: ContainerHealth;
+      /** The last probe's output, for the task's error when unhealthy. */
+      readonly healthOutput?: string;
+    }
   | { readonly kind: "exited"; readonly exitCode: number }
   | { readonly kind: "oom"; readonly exitCode?: number }
   | { readonly kind: "rejected"; readonly error: string }
@@ -90,6 +105,11 @@ export function observedTaskState(
     case "created":
       return { state: "STARTING" };
     case "running":
+      // A task with a health check runs for the orchestrator only once healthy: until then it
+      // is STARTING (a rolling update waits for it, the ingress sends it nothing), and a failed
+      // check fails the task, which its restart policy then replaces.
+      if (observation.health === "starting") return { state: "STARTING" };
+      if (observation.health === "unhealthy" && !stopping) return { state: "FAILED", error: unhealthyError(observation.healthOutput) };
       return { state: "RUNNING" };
     case "exited":
       if (stopping) return { state: "SHUTDOWN", exitCode: observation.exitCode };

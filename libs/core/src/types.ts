@@ -1,6 +1,7 @@
 // Domain types shared by every decision in libs/core. Plain data: adapters load them from the
 // database (Prisma BigInt columns become numbers, which hold any realistic byte or nano-CPU count
 // exactly) and the pure functions never mutate them.
+import type { SecretReference, SecretReferenceInput } from "./service-secrets";
 
 /** 1 CPU = 1e9 nano-CPUs, the unit of the Docker Engine API. */
 export const NANO_CPUS_PER_CPU = 1_000_000_000;
@@ -38,12 +39,22 @@ export type PortProtocol = "tcp" | "udp";
  */
 export type PublishMode = "ingress" | "host";
 
+/**
+ * Which tasks answer an ingress port on a node. `cluster` (the default, absent in specs): any
+ * task, wherever it runs. `local`: only the tasks on the node that received the connection, and
+ * the task sees the client's own address (Kubernetes' externalTrafficPolicy: Local); a node
+ * without one refuses the connection.
+ */
+export type IngressTraffic = "cluster" | "local";
+
 /** A published port: `published` (on the nodes) → `target` in the container. */
 export interface PortConfig {
   readonly published: number;
   readonly target: number;
   readonly protocol: PortProtocol;
   readonly mode: PublishMode;
+  /** Ingress ports only; absent means cluster. */
+  readonly traffic?: IngressTraffic;
 }
 
 /** A published port as users write it: protocol tcp and mode ingress unless given. */
@@ -52,6 +63,7 @@ export interface PortConfigInput {
   readonly target: number;
   readonly protocol?: PortProtocol;
   readonly mode?: PublishMode;
+  readonly traffic?: IngressTraffic;
 }
 
 /** Where a task's published port answers on its node (a dynamic host port for ingress ports). */
@@ -128,6 +140,25 @@ export interface Mount {
 }
 
 /**
+ * The tasks' health check, as docker's HealthConfig (`--health-*`): it runs inside the container
+ * every interval; `retries` failures in a row make the task unhealthy (failures during the start
+ * period do not count). A task with a health check is RUNNING for the orchestrator only once
+ * healthy; an unhealthy task fails and is replaced. Zero values and an empty `test` take the
+ * image's HEALTHCHECK (then docker's defaults: 30 s, 30 s, 0 s, 3).
+ */
+export interface HealthCheck {
+  /**
+   * [] for the image's; ["NONE"] disables the image's; ["CMD", program, ...args] runs a program;
+   * ["CMD-SHELL", command] runs the command with the image's /bin/sh.
+   */
+  readonly test: readonly string[];
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly startPeriodMs: number;
+  readonly retries: number;
+}
+
+/**
  * A service as the user wants it: the desired state, written only by users (through the API).
  * Every field is present; build one from user input with `normalizeServiceSpec`.
  */
@@ -152,6 +183,11 @@ export interface ServiceSpec {
   readonly resources: ServiceResources;
   readonly ports: readonly PortConfig[];
   readonly mounts: readonly Mount[];
+  /** Stored secrets given to each task as files (values are fetched at dispatch, never in the spec). */
+  readonly secrets: readonly SecretReference[];
+  /** Stored configs given to each task as files. */
+  readonly configs: readonly SecretReference[];
+  readonly healthcheck: HealthCheck;
   readonly placement: Placement;
   readonly restartPolicy: RestartPolicy;
   readonly updateConfig: UpdateConfig;
@@ -179,6 +215,9 @@ export interface ServiceSpecInput {
   };
   readonly ports?: readonly PortConfigInput[];
   readonly mounts?: readonly MountInput[];
+  readonly secrets?: readonly SecretReferenceInput[];
+  readonly configs?: readonly SecretReferenceInput[];
+  readonly healthcheck?: Partial<HealthCheck>;
   readonly placement?: Partial<Placement>;
   readonly restartPolicy?: Partial<RestartPolicy>;
   readonly updateConfig?: Partial<UpdateConfig>;

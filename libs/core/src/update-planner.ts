@@ -31,13 +31,20 @@ export interface UpdateState {
   readonly completedAt?: number;
   /** For people: "updating: 3/10 tasks", "update paused: 2 of 10 tasks failed". */
   readonly message: string;
+  /**
+   * A rebalance (`service update --rebalance`): nothing in the spec changed; the tasks in
+   * `moving` are replaced as an update would (batches, order, health), so the scheduler places
+   * them again. `moving` is chosen by the first reconcile (core's `rebalanceMoves`).
+   */
+  readonly rebalance?: boolean;
+  readonly moving?: readonly string[];
 }
 
 /** The state of a new update (or rollback) to `targetVersion`, started at `now`. */
 export function startUpdate(
   targetVersion: number,
   now: number,
-  options: { readonly rollback?: boolean; readonly equivalentVersions?: readonly number[] } = {},
+  options: { readonly rollback?: boolean; readonly rebalance?: boolean; readonly equivalentVersions?: readonly number[] } = {},
 ): UpdateState {
   return {
     status: options.rollback ? "rollback-started" : "updating",
@@ -45,7 +52,8 @@ export function startUpdate(
     equivalentVersions: options.equivalentVersions ?? [],
     startedAt: now,
     failedTaskIds: [],
-    message: options.rollback ? "rollback started" : "update started",
+    message: options.rollback ? "rollback started" : options.rebalance ? "rebalance started" : "update started",
+    ...(options.rebalance ? { rebalance: true } : {}),
   };
 }
 
@@ -75,7 +83,7 @@ interface Identity {
   readonly old: Task[];
 }
 
-function identities(spec: ServiceSpec, tasks: readonly Task[], isCurrent: (v: number) => boolean): Identity[] {
+function identities(spec: ServiceSpec, tasks: readonly Task[], isCurrent: (t: Task) => boolean): Identity[] {
   const byKey = new Map<string, Identity>();
   for (const t of tasks) {
     if (!isLive(t)) continue;
@@ -87,7 +95,7 @@ function identities(spec: ServiceSpec, tasks: readonly Task[], isCurrent: (v: nu
     const key = at.slot !== undefined ? `s${at.slot}` : `n${at.nodeId}`;
     let id = byKey.get(key);
     if (!id) byKey.set(key, (id = { ...at, current: [], old: [] }));
-    (isCurrent(t.specVersion) ? id.current : id.old).push(t);
+    (isCurrent(t) ? id.current : id.old).push(t);
   }
   return [...byKey.values()];
 }
@@ -134,9 +142,10 @@ export function planUpdate(
   const config = rollingBack ? (prevSpec ?? spec).rollbackConfig : spec.updateConfig;
   const equivalent = new Set(state.equivalentVersions);
   const isCurrent = (v: number): boolean => v === state.targetVersion || equivalent.has(v);
-  const what = rollingBack ? "rollback" : "update";
+  const what = rollingBack ? "rollback" : state.rebalance ? "rebalance" : "update";
+  const moving = new Set(state.moving ?? []);
 
-  const ids = identities(spec, tasks, isCurrent);
+  const ids = identities(spec, tasks, (t) => isCurrent(t.specVersion) && !moving.has(t.id));
   const total = Math.max(1, spec.mode.kind === "replicated" ? spec.mode.replicas : ids.length);
   const failed = failuresOf(tasks, state, config, isCurrent);
   const next: UpdateState = { ...state, failedTaskIds: [...failed] };
@@ -145,7 +154,8 @@ export function planUpdate(
     const why = `${failed.size} of ${total} task${total === 1 ? "" : "s"} failed (max failure ratio ${config.maxFailureRatio})`;
     const status = rollingBack ? "rollback-paused" : "paused";
     const paused: UpdateState = { ...next, status, message: `${what} paused: ${why}` };
-    if (config.failureAction === "rollback" && !rollingBack) {
+    // A rebalance changed no spec: there is nothing to roll back to, so it pauses.
+    if (config.failureAction === "rollback" && !rollingBack && !state.rebalance) {
       if (prevSpec) {
         return { state: { ...paused, message: `update failed: ${why}; rolling back` }, plan: EMPTY_PLAN, rollbackTo: prevSpec };
       }
@@ -166,7 +176,7 @@ export function planUpdate(
   const outdated = ids.filter(replaceable).sort(byPriority);
   const inFlight = ids.filter((id) => id.current.some((t) => t.state !== "RUNNING")).length;
   const done = ids.filter((id) => id.current.length > 0).length;
-  const progress = `${what === "update" ? "updating" : "rolling back"}: ${done}/${total} tasks`;
+  const progress = `${{ update: "updating", rollback: "rolling back", rebalance: "rebalancing" }[what]}: ${done}/${total} tasks`;
 
   if (inFlight > 0) return { state: { ...next, message: progress }, plan: EMPTY_PLAN };
 

@@ -152,13 +152,26 @@ describe("compose → stack services", () => {
     }
   });
 
+  it("takes a healthcheck: a string test runs with the shell, a list keeps its form, disable is NONE", () => {
+    const hc = (text: string) => parse(`services:\n  web:\n    image: x\n    healthcheck: ${text}\n`).services[0].healthcheck;
+    expect(hc("{ test: 'curl -f localhost', interval: 10s, timeout: 3s, start_period: 1m, retries: 5 }")).toEqual({
+      test: ["CMD-SHELL", "curl -f localhost"],
+      intervalMs: 10_000,
+      timeoutMs: 3_000,
+      startPeriodMs: 60_000,
+      retries: 5,
+    });
+    expect(hc("{ test: [CMD, /bin/check, -q] }").test).toEqual(["CMD", "/bin/check", "-q"]);
+    expect(hc("{ disable: true }").test).toEqual(["NONE"]);
+    expect(() => hc("{ test: [CMD] }")).toThrow("services.web.healthcheck.test");
+    expect(() => hc("{ disable: true, retries: 2 }")).toThrow("services.web.healthcheck: disable: true takes no retries");
+  });
+
   it("refuses what services do not have yet, naming the key and its path", () => {
     const cases: Array<[string, string]> = [
-      ["services:\n  web:\n    image: x\n    secrets: [pw]\n", "services.web.secrets: secrets are not supported yet"],
-      ["services:\n  web:\n    image: x\n    configs: [cfg]\n", "services.web.configs: configs are not supported yet"],
       [
-        "services:\n  web:\n    image: x\n    healthcheck: { test: ['CMD', 'true'] }\n",
-        "services.web.healthcheck: health checks are not supported yet",
+        "services:\n  web:\n    image: x\n    healthcheck: { test: ['CMD', 'true'], start_interval: 1s }\n",
+        "services.web.healthcheck.start_interval: not supported",
       ],
       ["services:\n  web:\n    image: x\n    networks: [back]\n", "services.web.networks: networks are not supported yet"],
       ["services:\n  web:\n    image: x\n    cap_add: [NET_ADMIN]\n", "services.web.cap_add: cap_add is not supported by stacks yet"],
@@ -167,7 +180,11 @@ describe("compose → stack services", () => {
         "services:\n  web:\n    image: x\n    deploy: { resources: { reservations: { devices: [] } } }\n",
         "services.web.deploy.resources.reservations.devices",
       ],
-      ["services:\n  web:\n    image: x\nsecrets:\n  pw: { file: ./pw }\n", "secrets: secrets are not supported yet"],
+      [
+        "services:\n  web:\n    image: x\nsecrets:\n  pw: { file: ./pw }\n",
+        "secrets.pw.file: the value is not sent with a stack: create it with ctl secret create pw FILE and declare it external: true",
+      ],
+      ["services:\n  web:\n    image: x\nconfigs:\n  c: {}\n", "configs.c: declare it external: true"],
     ];
     for (const [text, message] of cases) {
       expect(() => parse(text), text).toThrow(NotSupportedError);
@@ -175,6 +192,39 @@ describe("compose → stack services", () => {
     }
     // Empty top-level sections say nothing and are fine.
     expect(parse("services:\n  web:\n    image: x\nnetworks: {}\n").services).toHaveLength(1);
+  });
+
+  it("takes external secrets and configs, short and long, with docker stack's default targets", () => {
+    const text = [
+      "services:",
+      "  web:",
+      "    image: x",
+      "    secrets: [db_pass, { source: tls, target: /etc/tls/key, uid: '1000', gid: '1000', mode: '0400' }]",
+      "    configs: [app]",
+      "secrets:",
+      "  db_pass: { external: true }",
+      "  tls: { external: true, name: prod_tls }",
+      "configs:",
+      "  app: { external: true, name: app.conf }",
+      "",
+    ].join("\n");
+    const [web] = parse(text).services;
+    expect(web.secrets).toEqual([
+      { source: "db_pass", target: "/run/secrets/db_pass", uid: "0", gid: "0", mode: 0o444 },
+      { source: "prod_tls", target: "/etc/tls/key", uid: "1000", gid: "1000", mode: 0o400 },
+    ]);
+    expect(web.configs).toEqual([{ source: "app.conf", target: "/app", uid: "0", gid: "0", mode: 0o444 }]);
+    const refused: Array<[string, string]> = [
+      [
+        "services:\n  web:\n    image: x\n    secrets: [nope]\n",
+        'services.web.secrets[0]: secret "nope" is not declared in the top-level secrets',
+      ],
+      [
+        "services:\n  web:\n    image: x\n    secrets: [{ source: s, mode: 0440 }]\nsecrets:\n  s: { external: true }\n",
+        'services.web.secrets[0].mode: write the mode as a quoted octal string such as "0440"',
+      ],
+    ];
+    for (const [t, message] of refused) expect(() => parse(t), t).toThrow(message);
   });
 
   it("interpolates like compose and reads .env files", () => {

@@ -59,6 +59,20 @@ describe("ingressTable", () => {
     ]);
   });
 
+  it("marks traffic=local ports, and lists the same backends (each node keeps its own)", () => {
+    const local: MeshService = { id: "s-loc", name: "loc", ports: [{ ...ingress(9090), traffic: "local" }] };
+    expect(ingressTable([local], [task("s-loc", "198.18.0.2", [80, 32768])])).toEqual([
+      {
+        port: 9090,
+        protocol: "tcp",
+        serviceId: "s-loc",
+        serviceName: "loc",
+        traffic: "local",
+        backends: [{ host: "198.18.0.2", port: 32768 }],
+      },
+    ]);
+  });
+
   it("skips a task that has no endpoint for a port (e.g. started before the port was added)", () => {
     const table = ingressTable([web], [task("s-web", "198.18.0.2", [80, 32768])]);
     expect(table.find((p) => p.port === 8443)!.backends).toEqual([]);

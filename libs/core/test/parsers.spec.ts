@@ -127,6 +127,8 @@ describe("parsePublish", () => {
     ["published=8080,target=80", { published: 8080, target: 80, protocol: "tcp", mode: "ingress" }],
     ["published=53,target=53,protocol=udp,mode=host", { published: 53, target: 53, protocol: "udp", mode: "host" }],
     ["mode=HOST, target=80, published=8000", { published: 8000, target: 80, protocol: "tcp", mode: "host" }],
+    ["published=8080,target=80,traffic=local", { published: 8080, target: 80, protocol: "tcp", mode: "ingress", traffic: "local" }],
+    ["published=8080,target=80,traffic=cluster", { published: 8080, target: 80, protocol: "tcp", mode: "ingress" }],
   ])("%s", (input, port) => {
     expect(parsePublish(input)).toEqual(port);
   });
@@ -136,6 +138,8 @@ describe("parsePublish", () => {
     ["published=8080", /published= and target= are both required/],
     ["published=8080,target=80,mode=vip", /invalid publish mode "vip".*ingress or host/],
     ["published=8080,target=80,published=9090", /each once/],
+    ["published=8080,target=80,traffic=nearby", /invalid traffic "nearby".*cluster or local/],
+    ["published=8080,target=80,mode=host,traffic=local", /traffic= applies to ingress ports only/],
     ["published=8080,target=80,host_ip=1.2.3.4", /"host_ip=1.2.3.4" is not one of/],
     ["published=8080,target=80,protocol=sctp", /invalid protocol "sctp"/],
     ["8080:80/sctp", /invalid protocol "sctp".*use tcp or udp/],

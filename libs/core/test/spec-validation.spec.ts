@@ -122,6 +122,18 @@ describe("validateServiceSpec", () => {
       /ingress, host/,
     ],
     [
+      "traffic of a host-mode port",
+      (s) => ({ ...s, ports: [{ published: 80, target: 80, protocol: "tcp", mode: "host", traffic: "local" }] }),
+      "ports[0].traffic",
+      /traffic applies to ingress ports only/,
+    ],
+    [
+      "unknown traffic",
+      (s) => ({ ...s, ports: [{ published: 80, target: 80, protocol: "tcp", mode: "ingress", traffic: "nearby" }] }),
+      "ports[0].traffic",
+      /cluster, local/,
+    ],
+    [
       "udp through the mesh",
       (s) => ({ ...s, ports: [{ published: 53, target: 53, protocol: "udp", mode: "ingress" }] }),
       "ports[0].mode",

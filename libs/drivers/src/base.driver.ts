@@ -13,7 +13,8 @@ import {
   type DriverTiming,
   type SshEndpoint,
 } from "./driver";
-import { defaultCacheDir, IMAGE_FILE, KEY_FILE, locateImage, removeFiles, reporter } from "./machine-files";
+import { locateVmDisk, type VmDisk, type VmDiskFormat } from "./guest-disk";
+import { KEY_FILE, removeFiles, reporter, SEED_FILE } from "./machine-files";
 import { pollUntil } from "./poll";
 
 export abstract class BaseDriver<O> implements Driver {
@@ -48,7 +49,7 @@ export abstract class BaseDriver<O> implements Driver {
   }
 }
 
-/** A VM's option set always names its OS image (`--<driver>-boot2docker-url`). */
+/** A VM's option set always names its OS image (`--<driver>-boot2docker-url`): the Flotilla guest image. */
 export interface VmOptions {
   imageUrl?: string;
 }
@@ -60,6 +61,8 @@ export abstract class VmDriver<O extends VmOptions> extends BaseDriver<O> {
   protected abstract readonly ipHint: string;
   /** What to do when a graceful stop times out. */
   protected abstract readonly stopHint: string;
+  /** The guest image's disk format the hypervisor attaches. */
+  protected abstract readonly diskFormat: VmDiskFormat;
 
   /** The guest's IP as the hypervisor reports it; undefined until it does. */
   protected abstract guestIP(signal?: AbortSignal): Promise<string | undefined>;
@@ -77,13 +80,14 @@ export abstract class VmDriver<O extends VmOptions> extends BaseDriver<O> {
   protected get keyPath(): string {
     return join(this.ctx.storeDir, KEY_FILE);
   }
-  protected get isoPath(): string {
-    return join(this.ctx.storeDir, IMAGE_FILE);
+  /** The machine's seed disk (seed-iso.ts): hostname, SSH user and key for the guest's first boot. */
+  protected get seedPath(): string {
+    return join(this.ctx.storeDir, SEED_FILE);
   }
 
-  /** The OS image named by `--<driver>-boot2docker-url`, or the cached default. */
-  protected findImage(): Promise<string> {
-    return locateImage(`${this.driverName}-boot2docker-url`, this.options.imageUrl, this.ctx.cacheDir ?? defaultCacheDir());
+  /** The guest image's disk named by `--<driver>-boot2docker-url`, or the cached image's. */
+  protected findImage(): Promise<VmDisk> {
+    return locateVmDisk(`${this.driverName}-boot2docker-url`, this.options.imageUrl, this.diskFormat, this.ctx.cacheDir);
   }
 
   /** Runs the first call of the hypervisor's tool, turning "not on PATH" into an UnavailableError with `message`. */

@@ -2,6 +2,7 @@
 import { InvalidError } from "@flotilla/core";
 import type { CommandRunner } from "./command-runner";
 import type { OptionSpec, RawOptions } from "./options";
+import type { HostKeyPin } from "./ssh";
 
 /**
  * What a driver can observe about its machine. "Unreachable" means the driver could not find out
@@ -30,9 +31,9 @@ export interface SshEndpoint {
   hostKey?: string;
   /**
    * Where the host key is pinned on first use (drivers that do not make the key themselves): SSH
-   * connections read the pin from it, or write the first key seen there.
+   * connections read the pin from it, or pin the first key seen there.
    */
-  hostKeyFile?: string;
+  hostKeyPin?: HostKeyPin;
 }
 
 /** One step of a long driver call, for progress bars and the machine's event stream. */
@@ -77,7 +78,13 @@ export interface DriverContext {
   progress?: (event: DriverEvent) => void;
   /** Host-wide directory for lock files that serialize hypervisor operations across processes; private to this user (default: defaultLockDir()). */
   lockDir?: string;
-  /** Where OS images fetched ahead of time live (URLs are looked up here, never downloaded). */
+  /**
+   * Where the machine's SSH host key is pinned on first use: the control plane gives its machine
+   * record. Without one (a driver used on its own: its tests, the machines bench) it is a file in
+   * the store directory.
+   */
+  hostKeyPin?: HostKeyPin;
+  /** The guest image cache root (default guestCacheRoot(), /var/cache/flotilla): the default image is its guest-<version>, URLs are looked up here, never downloaded. */
   cacheDir?: string;
   timing?: Partial<DriverTiming>;
 }

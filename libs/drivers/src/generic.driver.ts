@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { InvalidError, NotSupportedError } from "@flotilla/core";
 import { BaseDriver } from "./base.driver";
 import { MachineState, type DriverContext, type DriverFactory, type SshEndpoint } from "./driver";
-import { PINNED_HOST_KEY, removeFiles, withPinnedHostKey } from "./machine-files";
+import { hostKeyPinOf, PINNED_HOST_KEY, removeFiles, withPinnedHostKey } from "./machine-files";
 import { hostPort, probeTcp } from "./net";
 import { OptionReader, type OptionSpec, type RawOptions } from "./options";
 import { pollUntil } from "./poll";
@@ -103,7 +103,7 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
         privateKey,
         signal,
         timeoutMs: this.timing.sshTimeoutMs,
-        hostKeyFile: this.pinFile,
+        hostKeyPin: hostKeyPinOf(this.ctx),
         machine: this.machineName,
       },
       "true",
@@ -137,7 +137,7 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
    * request is never taken for the host being back.
    */
   async restart(signal?: AbortSignal): Promise<void> {
-    const { keyPath, hostKeyFile } = await this.getSSH();
+    const { keyPath, hostKeyPin } = await this.getSSH();
     const privateKey = await readPrivateKey(keyPath, "generic-ssh-key");
     const target = {
       host: this.options.ipAddress,
@@ -146,7 +146,7 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
       privateKey,
       signal,
       timeoutMs: this.timing.sshTimeoutMs,
-      hostKeyFile,
+      hostKeyPin,
       machine: this.machineName,
     };
     const bootId = async (): Promise<string | undefined> => {
@@ -203,7 +203,7 @@ export class GenericDriver extends BaseDriver<GenericOptions> {
 
   async getSSH(): Promise<SshEndpoint> {
     const keyPath = (await exists(this.storedKey)) ? this.storedKey : await this.sourceKey();
-    return withPinnedHostKey(this.ctx.storeDir, {
+    return withPinnedHostKey(this.ctx, {
       host: this.options.ipAddress,
       port: this.options.sshPort,
       user: this.options.sshUser,

@@ -1,18 +1,21 @@
-// The hyperv driver: a boot2docker-style VM driven through the Hyper-V PowerShell module.
+// The hyperv driver: a VM booted from the Flotilla guest image (its VHDX), driven through the
+// Hyper-V PowerShell module.
 // Every step is one `powershell.exe -NoProfile -NonInteractive <command>`; values are passed as
 // single-quoted PowerShell literals (see psQuote), so names and paths are never interpreted.
 //
-// create: key → copy image → small fixed VHD + userdata written into it → convert to dynamic →
-//   resize → New-VM → memory, CPUs, DVD, disk → Start-VM → wait for the first adapter's IP
-import { open } from "node:fs/promises";
+// create: key → seed ISO → copy the image's disk.vhdx into the store → resize → New-VM (generation
+//   1: the image boots by BIOS) → memory, CPUs, seed in the DVD drive, disk → Start-VM → wait for
+//   the first adapter's IP
+import { copyFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { InvalidError, UnavailableError } from "@flotilla/core";
 import { VmDriver } from "./base.driver";
 import { commandFailed, type CommandResult } from "./command-runner";
 import { MachineState, type DriverContext, type DriverFactory, type SshEndpoint } from "./driver";
-import { copyImage, GUEST_SSH_USER, PINNED_HOST_KEY, removeFiles, withPinnedHostKey, writeMachineKey } from "./machine-files";
+import { checkGuestFits } from "./guest-disk";
+import { GUEST_SSH_USER, PINNED_HOST_KEY, removeFiles, withPinnedHostKey, writeMachineKey } from "./machine-files";
 import { OptionReader, type OptionSpec, type RawOptions } from "./options";
-import { boot2dockerUserdata } from "./userdata";
+import { seedIso } from "./seed-iso";
 
 export interface HyperVOptions {
   /** Switch name; undefined: the first external switch. */
@@ -20,15 +23,12 @@ export interface HyperVOptions {
   memoryMB: number;
   cpuCount: number;
   diskSizeMB: number;
-  /** Local path or cached URL of the OS image; undefined: `<cacheDir>/boot2docker.iso`. */
+  /** The Flotilla guest image (directory or disk.vhdx), a local path or cached URL; undefined: the cached image of this version. */
   imageUrl?: string;
 }
 
 const POWERSHELL = "powershell.exe";
-const FIXED_VHD = "fixed.vhd";
-const DISK_VHD = "disk.vhd";
-/** Only needs to hold the userdata tar; it becomes the full-size dynamic disk afterwards. */
-const FIXED_VHD_MB = 10;
+const DISK_VHDX = "disk.vhdx";
 /** SID of the built-in "Hyper-V Administrators" group, whose members may manage VMs without being admins. */
 const HYPERV_ADMINS_SID = "S-1-5-32-578";
 
@@ -40,11 +40,18 @@ export const hypervOptionSpecs: readonly OptionSpec[] = [
   },
   { name: "hyperv-memory", type: "int", unit: "MB", default: 1024, min: 128, help: "Memory of the VM in MB (a multiple of 2)" },
   { name: "hyperv-cpu-count", type: "int", default: 1, min: 1, max: 64, help: "Number of virtual CPUs" },
-  { name: "hyperv-disk-size", type: "int", unit: "MB", default: 20000, min: 1024, help: "Size of the data disk in MB" },
+  {
+    name: "hyperv-disk-size",
+    type: "int",
+    unit: "MB",
+    default: 20000,
+    min: 1024,
+    help: "Size of the VM's disk in MB (at least the guest image's)",
+  },
   {
     name: "hyperv-boot2docker-url",
     type: "string",
-    help: "OS image (boot2docker-style ISO): a local path, or a URL already placed in the image cache under its file name. Default: <cache>/boot2docker.iso. Nothing is downloaded.",
+    help: "Flotilla guest image (scripts/build-guest-image.sh): its directory or its disk.vhdx, a local path or a URL already placed in the image cache under its file name. Default: /var/cache/flotilla/guest-<version>. Nothing is downloaded.",
   },
 ];
 
@@ -109,6 +116,7 @@ export class HyperVDriver extends VmDriver<HyperVOptions> {
   protected readonly ipSource = "";
   protected readonly ipHint = "the image needs Hyper-V integration services (KVP) and an address on the switch's network";
   protected readonly stopHint = "use kill to turn it off";
+  protected readonly diskFormat = "vhdx";
 
   constructor(ctx: DriverContext, options: HyperVOptions) {
     super("hyperv", ctx, options);
@@ -117,11 +125,8 @@ export class HyperVDriver extends VmDriver<HyperVOptions> {
   private get q(): string {
     return psQuote(this.machineName);
   }
-  private get fixedPath(): string {
-    return join(this.ctx.storeDir, FIXED_VHD);
-  }
   private get diskPath(): string {
-    return join(this.ctx.storeDir, DISK_VHD);
+    return join(this.ctx.storeDir, DISK_VHDX);
   }
   /** New-VM -Path puts the VM's configuration in a folder named after the VM. */
   private get vmDir(): string {
@@ -129,15 +134,7 @@ export class HyperVDriver extends VmDriver<HyperVOptions> {
   }
   /** Remove-VM leaves disks and the configuration folder behind: these go by hand. */
   protected get ownFiles(): string[] {
-    return [
-      this.keyPath,
-      `${this.keyPath}.pub`,
-      this.isoPath,
-      this.fixedPath,
-      this.diskPath,
-      this.vmDir,
-      join(this.ctx.storeDir, PINNED_HOST_KEY),
-    ];
+    return [this.keyPath, `${this.keyPath}.pub`, this.seedPath, this.diskPath, this.vmDir, join(this.ctx.storeDir, PINNED_HOST_KEY)];
   }
 
   /** Runs one PowerShell command; a non-zero exit throws an error naming the cmdlet unless `allowFail`. */
@@ -177,7 +174,7 @@ export class HyperVDriver extends VmDriver<HyperVOptions> {
     }
 
     await this.resolveSwitch(signal);
-    await this.findImage();
+    checkGuestFits(this.driverName, await this.findImage(), this.options.diskSizeMB, this.options.memoryMB);
     await this.refuseExistingName(signal);
   }
 
@@ -221,23 +218,18 @@ export class HyperVDriver extends VmDriver<HyperVOptions> {
       this.report("key", "generating SSH key");
       const { publicKey } = await writeMachineKey(this.ctx.storeDir, this.machineName);
       const image = await this.findImage();
-      this.report("image", `copying ${image}`);
-      await copyImage(image, this.ctx.storeDir);
+      this.report("seed", "writing the seed disk (hostname, SSH user and key)");
+      await writeFile(this.seedPath, seedIso({ hostname: this.machineName, user: GUEST_SSH_USER, publicKey }));
 
-      // A fixed VHD is raw data followed by a footer, so the userdata tar written at offset 0 is
-      // the disk's first sector as the guest sees it. Converting to dynamic keeps the data.
-      this.report("disk", `creating ${o.diskSizeMB} MB disk`);
-      await this.ps(`Hyper-V\\New-VHD -Path ${psQuote(this.fixedPath)} -SizeBytes ${FIXED_VHD_MB}MB -Fixed`, signal);
-      await writeAtStart(this.fixedPath, boot2dockerUserdata(publicKey));
-      await this.ps(
-        `Hyper-V\\Convert-VHD -Path ${psQuote(this.fixedPath)} -DestinationPath ${psQuote(this.diskPath)} -VHDType Dynamic -DeleteSource`,
-        signal,
-      );
+      // The machine's disk is its own copy of the image's dynamic VHDX; the guest grows its root
+      // file system to the resized disk on first boot.
+      this.report("disk", `copying ${image.disk} into a ${o.diskSizeMB} MB disk`);
+      await copyFile(image.disk, this.diskPath);
       await this.ps(`Hyper-V\\Resize-VHD -Path ${psQuote(this.diskPath)} -SizeBytes ${o.diskSizeMB}MB`, signal);
 
       this.report("vm", "creating VM");
       await this.ps(
-        `Hyper-V\\New-VM -Name ${name} -Path ${psQuote(this.ctx.storeDir)} -SwitchName ${psQuote(switchName)} -MemoryStartupBytes ${o.memoryMB}MB`,
+        `Hyper-V\\New-VM -Name ${name} -Generation 1 -Path ${psQuote(this.ctx.storeDir)} -SwitchName ${psQuote(switchName)} -MemoryStartupBytes ${o.memoryMB}MB`,
         signal,
       );
       made.vm = true;
@@ -245,7 +237,8 @@ export class HyperVDriver extends VmDriver<HyperVOptions> {
       // counts on the memory it was told.
       await this.ps(`Hyper-V\\Set-VMMemory -VMName ${name} -DynamicMemoryEnabled $false`, signal);
       await this.ps(`Hyper-V\\Set-VMProcessor -VMName ${name} -Count ${o.cpuCount}`, signal);
-      await this.ps(`Hyper-V\\Set-VMDvdDrive -VMName ${name} -Path ${psQuote(this.isoPath)}`, signal);
+      // Generation 1 firmware tries the DVD first; the seed ISO is not bootable, so it boots the disk.
+      await this.ps(`Hyper-V\\Set-VMDvdDrive -VMName ${name} -Path ${psQuote(this.seedPath)}`, signal);
       await this.ps(`Hyper-V\\Add-VMHardDiskDrive -VMName ${name} -Path ${psQuote(this.diskPath)}`, signal);
 
       this.report("start", "starting VM");
@@ -318,7 +311,7 @@ export class HyperVDriver extends VmDriver<HyperVOptions> {
   }
 
   async getSSH(signal?: AbortSignal): Promise<SshEndpoint> {
-    return withPinnedHostKey(this.ctx.storeDir, { host: await this.getIP(signal), port: 22, user: GUEST_SSH_USER, keyPath: this.keyPath });
+    return withPinnedHostKey(this.ctx, { host: await this.getIP(signal), port: 22, user: GUEST_SSH_USER, keyPath: this.keyPath });
   }
 }
 
@@ -331,18 +324,9 @@ function stepName(command: string): string {
   return /(?:Hyper-V\\)?([A-Z][a-z]+-[A-Za-z]+)/.exec(command)?.[1] ?? command.slice(0, 40);
 }
 
-async function writeAtStart(path: string, data: Buffer): Promise<void> {
-  const fh = await open(path, "r+");
-  try {
-    await fh.write(data, 0, data.length, 0);
-  } finally {
-    await fh.close();
-  }
-}
-
 export const hypervDriver: DriverFactory<HyperVOptions> = {
   name: "hyperv",
-  description: "Hyper-V VM on this Windows host (PowerShell Hyper-V module), booted from a boot2docker-style ISO",
+  description: "Hyper-V VM on this Windows host (PowerShell Hyper-V module), booted from the Flotilla guest image (VHDX)",
   options: hypervOptionSpecs,
   parseOptions: parseHyperVOptions,
   bind: (ctx, options) => new HyperVDriver(ctx, options),

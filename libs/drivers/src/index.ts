@@ -3,13 +3,15 @@ export * from "./driver";
 export * from "./options";
 export * from "./command-runner";
 export * from "./ssh";
+export * from "./ssh-keygen";
 export * from "./registry";
 export { withHostLock, type HostLockOptions } from "./lock";
 export { defaultLockDir, ensurePrivateDir, readFileNoFollow, writeFileNoFollow } from "./private-dir";
 export { pollUntil, sleep, type PollOptions } from "./poll";
 export { probeTcp, findFreePort, parseCidr, hostPort, formatDuration, type Cidr, type TcpProbe } from "./net";
-export { boot2dockerUserdata, FORMAT_ME_MAGIC } from "./userdata";
-export { GUEST_SSH_USER, KEY_FILE, IMAGE_FILE, defaultCacheDir, locateImage } from "./machine-files";
+export { isoImage, seedFiles, seedIso, type MachineSeed } from "./seed-iso";
+export { GUEST_SSH_USER, KEY_FILE, PINNED_HOST_KEY, SEED_FILE } from "./machine-files";
+export { locateVmDisk, checkGuestFits, type VmDisk, type VmDiskFormat } from "./guest-disk";
 export {
   VirtualBoxDriver,
   virtualboxDriver,

@@ -5,13 +5,13 @@ import { basename, dirname, join } from "node:path";
 import { InvalidError } from "@flotilla/core";
 
 /** Must equal `version=` in scripts/build-guest-image.sh (a unit test checks). */
-export const GUEST_IMAGE_VERSION = "1";
+export const GUEST_IMAGE_VERSION = "2";
 
 export function guestCacheRoot(): string {
   return process.env.FLOTILLA_GUEST_CACHE ?? "/var/cache/flotilla";
 }
 
-/** The cached image directory of this version: /var/cache/flotilla/guest-1. */
+/** The cached image directory of this version: /var/cache/flotilla/guest-<version>. */
 export function defaultGuestImageDir(): string {
   return join(guestCacheRoot(), `guest-${GUEST_IMAGE_VERSION}`);
 }

@@ -486,7 +486,7 @@ export class QemuDriver extends BaseDriver<QemuOptions> {
 
   async getSSH(): Promise<SshEndpoint> {
     const state = await this.requireState();
-    return withPinnedHostKey(this.ctx.storeDir, { host: state.ip, port: 22, user: state.user, keyPath: this.file(KEY_FILE) });
+    return withPinnedHostKey(this.ctx, { host: state.ip, port: 22, user: state.user, keyPath: this.file(KEY_FILE) });
   }
 
   /** The accelerator the VM last booted with (for the benchmark and the machine's details). */

@@ -30,11 +30,11 @@ export interface SshConnectOptions {
    */
   hostKey?: string;
   /**
-   * Trust on first use: the file that holds the machine's pinned host key. When it holds one,
-   * that key is pinned (as hostKey); when it does not exist, the key presented by this first
-   * successful login is written there and pinned from then on.
+   * Trust on first use: where the machine's host key is pinned (the control plane: its machine
+   * record). When it holds one, that key is pinned (as hostKey); when it holds none, the key
+   * presented by this first successful login is pinned there from then on.
    */
-  hostKeyFile?: string;
+  hostKeyPin?: HostKeyPin;
   /** The machine's name, for the host key messages. */
   machine?: string;
 }
@@ -44,6 +44,39 @@ export function publicKeyLine(blob: Buffer): string {
   const len = blob.length >= 4 ? blob.readUInt32BE(0) : 0;
   const type = blob.subarray(4, 4 + len).toString("latin1");
   return `${type} ${blob.toString("base64")}`;
+}
+
+/**
+ * Where a machine's SSH host key is pinned on first use. `pinFirst` pins `key` only when nothing
+ * is pinned yet and returns what is pinned afterwards: of two first connections racing, the
+ * second learns the first one's key and must present the same.
+ */
+export interface HostKeyPin {
+  read(): Promise<string | undefined>;
+  pinFirst(key: string): Promise<string>;
+  /** Where the pin is kept, for the messages ("the machine record"). */
+  readonly where: string;
+}
+
+/**
+ * A pin in a file, written exclusively: for drivers used without a control plane (their tests,
+ * the machines bench). The control plane pins in the machine record instead.
+ */
+export function fileHostKeyPin(file: string): HostKeyPin {
+  return {
+    where: file,
+    read: () => readPinnedHostKey(file),
+    async pinFirst(key) {
+      try {
+        await writeFile(file, `${key}\n`, { flag: "wx", mode: 0o644 });
+        return key;
+      } catch (e) {
+        const raced = (e as NodeJS.ErrnoException).code === "EEXIST" ? await readPinnedHostKey(file) : undefined;
+        if (!raced) throw e;
+        return raced;
+      }
+    },
+  };
 }
 
 /** The pinned key in `file` (first line), or undefined when nothing is pinned yet. */
@@ -199,13 +232,15 @@ export class SshConnection {
 
 /**
  * Connects and authenticates with a private key. Rejects with sshError(...) or the signal's reason.
- * With `hostKeyFile` and nothing pinned in it yet, the key presented by this login is pinned there
- * (written exclusively: of two first connections racing, the second must present the same key).
+ * With `hostKeyPin` and nothing pinned there yet, the key presented by this login is pinned (of
+ * two first connections racing, the second must present the same key).
  */
 export async function sshConnect(options: SshConnectOptions): Promise<SshConnection> {
-  if (options.hostKey || !options.hostKeyFile) return connectOnce(options);
-  const pinned = await readPinnedHostKey(options.hostKeyFile);
-  if (pinned) return connectOnce({ ...options, hostKey: pinned, pinnedWhen: "at the first connection" });
+  const pin = options.hostKeyPin;
+  if (options.hostKey || !pin) return connectOnce(options);
+  const when = `at the first connection (in ${pin.where})`;
+  const pinned = await pin.read();
+  if (pinned) return connectOnce({ ...options, hostKey: pinned, pinnedWhen: when });
   let presented: Buffer | undefined;
   const conn = await connectOnce({
     ...options,
@@ -214,19 +249,17 @@ export async function sshConnect(options: SshConnectOptions): Promise<SshConnect
       return true;
     },
   });
+  let now: string;
   try {
-    await writeFile(options.hostKeyFile, `${publicKeyLine(presented!)}\n`, { flag: "wx", mode: 0o644 });
+    now = await pin.pinFirst(publicKeyLine(presented!));
   } catch (e) {
-    const raced = (e as NodeJS.ErrnoException).code === "EEXIST" ? await readPinnedHostKey(options.hostKeyFile) : undefined;
-    if (!raced) {
-      conn.close();
-      throw e;
-    }
-    const other = publicKeyBlob(raced);
-    if (!other.equals(presented!)) {
-      conn.close();
-      throw hostKeyChanged(conn.endpoint, options.machine, presented!, other, "at the first connection");
-    }
+    conn.close();
+    throw e;
+  }
+  const other = publicKeyBlob(now);
+  if (!other.equals(presented!)) {
+    conn.close();
+    throw hostKeyChanged(conn.endpoint, options.machine, presented!, other, when);
   }
   return conn;
 }
@@ -324,17 +357,4 @@ export async function readPrivateKey(path: string, flag?: string): Promise<Buffe
     );
   }
   return data;
-}
-
-export interface SshKeyPair {
-  /** OpenSSH private key ("-----BEGIN OPENSSH PRIVATE KEY-----"), unencrypted. */
-  privateKey: string;
-  /** authorized_keys line: "ssh-ed25519 AAAA... comment". */
-  publicKey: string;
-}
-
-/** A new ed25519 key pair in the formats sshd and ssh2 read. */
-export function generateSshKeyPair(comment: string): SshKeyPair {
-  const pair = utils.generateKeyPairSync("ed25519", { comment });
-  return { privateKey: pair.private, publicKey: pair.public.trim() };
 }

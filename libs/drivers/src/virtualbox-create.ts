@@ -1,18 +1,21 @@
-// The virtualbox create flow: the host-only network and its DHCP server, the data disk born
-// holding the userdata, the VM's hardware, NICs, storage and shares, then boot; and the undo of
-// a failed create. The driver (virtualbox.driver.ts) hands it a VBoxCreateHost.
+// The virtualbox create flow: the host-only network and its DHCP server, the machine's own disk
+// cloned from the Flotilla guest image's VMDK, the VM's hardware, NICs, storage and shares, then
+// boot; and the undo of a failed create. The driver (virtualbox.driver.ts) hands it a VBoxCreateHost.
 //
-//   key → copy image → [host lock: host-only network + DHCP → disk with userdata → createvm →
-//   modifyvm (hardware, NAT + SSH forward, host-only NIC) → storage → shares → startvm] → wait for IP
+//   key → seed ISO → [host lock: host-only network + DHCP → clone image VMDK to disk.vdi, resize →
+//   createvm → modifyvm (hardware, NAT + SSH forward, host-only NIC) → storage (disk, seed) →
+//   shares → startvm] → wait for IP
+import { writeFile } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
 import { InvalidError, UnavailableError } from "@flotilla/core";
 import type { CommandResult } from "./command-runner";
 import type { DriverContext } from "./driver";
 import { withHostLock } from "./lock";
 import { defaultLockDir } from "./private-dir";
-import { copyImage, removeFiles, writeMachineKey } from "./machine-files";
+import { GUEST_SSH_USER, removeFiles, writeMachineKey } from "./machine-files";
 import { findFreePort, hostInNetwork, ipv4ToInt, networkAddress, networksOverlap, prefixOfNetmask, type Cidr } from "./net";
-import { boot2dockerUserdata } from "./userdata";
+import { seedIso } from "./seed-iso";
+import type { VmDisk } from "./guest-disk";
 import { parseDhcpServers, parseHostOnlyIfs } from "./virtualbox-output";
 import type { VirtualBoxOptions } from "./virtualbox-options";
 
@@ -33,7 +36,7 @@ export interface VBoxCreateHost {
   readonly ctx: DriverContext;
   readonly options: VirtualBoxOptions;
   readonly keyPath: string;
-  readonly isoPath: string;
+  readonly seedPath: string;
   readonly diskPath: string;
   report(step: string, message: string): void;
   reportCleanup(cause: unknown): void;
@@ -41,7 +44,7 @@ export interface VBoxCreateHost {
   vbox(args: string[], signal: AbortSignal | undefined, extra?: { input?: Buffer; allowFail?: boolean }): Promise<CommandResult>;
   /** The folder to share, if any. */
   share(): VBoxShare | undefined;
-  findImage(): Promise<string>;
+  findImage(): Promise<VmDisk>;
   waitForIP(signal?: AbortSignal): Promise<string>;
 }
 
@@ -127,14 +130,14 @@ export async function createVirtualBoxVM(host: VBoxCreateHost, signal?: AbortSig
     const { publicKey } = await writeMachineKey(host.ctx.storeDir, host.machineName);
 
     const image = await host.findImage();
-    host.report("image", `copying ${image}`);
-    made.files.push(host.isoPath);
-    await copyImage(image, host.ctx.storeDir);
+    host.report("seed", "writing the seed disk (hostname, SSH user and key)");
+    made.files.push(host.seedPath);
+    await writeFile(host.seedPath, seedIso({ hostname: host.machineName, user: GUEST_SSH_USER, publicKey }));
     signal?.throwIfAborted();
 
     await locked(async () => {
       try {
-        await createLocked(host, signal, publicKey, made);
+        await createLocked(host, signal, image, made);
       } catch (e) {
         await cleanup(e); // still holding the lock
         throw e;
@@ -154,19 +157,22 @@ export async function createVirtualBoxVM(host: VBoxCreateHost, signal?: AbortSig
   }
 }
 
-async function createLocked(host: VBoxCreateHost, signal: AbortSignal | undefined, publicKey: string, made: Made): Promise<void> {
+async function createLocked(host: VBoxCreateHost, signal: AbortSignal | undefined, image: VmDisk, made: Made): Promise<void> {
   const name = host.machineName;
   const o = host.options;
 
   const hostonly = await ensureHostOnlyNetwork(host, signal);
 
-  // The data disk is born holding the userdata tar, so the guest formats it and installs our
-  // key on first boot. convertfromraw reads the tar from stdin and zero-fills up to the size.
-  host.report("disk", `creating ${o.diskSizeMB} MB disk`);
+  // The machine's disk is its own copy of the guest image: a VDI, because VirtualBox writes to
+  // neither a stream-optimized VMDK (the image's form, compact to ship) nor resizes a VMDK. The
+  // image is closed again at once so VirtualBox's media registry does not keep the cache's file
+  // (a rebuilt image at the same path would then be refused for its new UUID). The guest grows
+  // its root file system to the disk's size on first boot.
+  host.report("disk", `cloning ${image.disk} into a ${o.diskSizeMB} MB disk`);
   made.disk = true;
-  await host.vbox(["convertfromraw", "stdin", host.diskPath, String(o.diskSizeMB * 1024 * 1024), "--format", "VMDK"], signal, {
-    input: boot2dockerUserdata(publicKey),
-  });
+  await host.vbox(["clonemedium", "disk", image.disk, host.diskPath, "--format", "VDI"], signal);
+  await host.vbox(["closemedium", "disk", image.disk], signal, { allowFail: true });
+  await host.vbox(["modifymedium", "disk", host.diskPath, "--resize", String(o.diskSizeMB)], signal);
 
   host.report("vm", "registering VM");
   await host.vbox(["createvm", "--name", name, "--basefolder", host.ctx.storeDir, "--register"], signal);
@@ -195,9 +201,9 @@ async function createLocked(host: VBoxCreateHost, signal: AbortSignal | undefine
       "--hpet",
       "on",
       "--boot1",
-      "dvd",
-      "--boot2",
       "disk",
+      "--boot2",
+      "none",
       "--boot3",
       "none",
       "--boot4",
@@ -242,14 +248,14 @@ async function createLocked(host: VBoxCreateHost, signal: AbortSignal | undefine
     signal,
   );
 
-  host.report("storage", "attaching image and disk");
+  host.report("storage", "attaching the disk and the seed");
   await host.vbox(["storagectl", name, "--name", SATA, "--add", "sata", "--hostiocache", "on"], signal);
   await host.vbox(
-    ["storageattach", name, "--storagectl", SATA, "--port", "0", "--device", "0", "--type", "dvddrive", "--medium", host.isoPath],
+    ["storageattach", name, "--storagectl", SATA, "--port", "0", "--device", "0", "--type", "hdd", "--medium", host.diskPath],
     signal,
   );
   await host.vbox(
-    ["storageattach", name, "--storagectl", SATA, "--port", "1", "--device", "0", "--type", "hdd", "--medium", host.diskPath],
+    ["storageattach", name, "--storagectl", SATA, "--port", "1", "--device", "0", "--type", "dvddrive", "--medium", host.seedPath],
     signal,
   );
 

@@ -11,7 +11,7 @@ export interface VirtualBoxOptions {
   cpuCount: number;
   memoryMB: number;
   diskSizeMB: number;
-  /** Local path or cached URL of the OS image; undefined: `<cacheDir>/boot2docker.iso`. */
+  /** The Flotilla guest image (directory or disk.vmdk), a local path or cached URL; undefined: the cached image of this version. */
   imageUrl?: string;
   hostonlyCidr: Cidr;
   hostonlyNicType: VBoxNicType;

@@ -1,4 +1,4 @@
-// The virtualbox driver: a boot2docker-style VM driven through VBoxManage. The create flow and
+// The virtualbox driver: a VM booted from the Flotilla guest image (its VMDK), driven through VBoxManage. The create flow and
 // its ordering rules live in virtualbox-create.ts; this file holds the options, the checks and
 // the lifecycle of an existing VM.
 import { existsSync } from "node:fs";
@@ -8,6 +8,7 @@ import { InvalidError, NotSupportedError, UnavailableError } from "@flotilla/cor
 import { VmDriver } from "./base.driver";
 import { commandFailed, type CommandResult } from "./command-runner";
 import { MachineState, type DriverContext, type DriverFactory, type SshEndpoint } from "./driver";
+import { checkGuestFits } from "./guest-disk";
 import { GUEST_SSH_USER, PINNED_HOST_KEY, withPinnedHostKey } from "./machine-files";
 import { OptionReader, type OptionSpec, type RawOptions } from "./options";
 import { checkHostOnlyCidr, createVirtualBoxVM, VBOX, type VBoxCreateHost, type VBoxShare } from "./virtualbox-create";
@@ -19,16 +20,23 @@ export { VBOX_NIC_TYPES, VBOX_PROMISC_MODES, type VBoxNicType, type VBoxPromiscM
 
 const MIN_MAJOR = 5;
 const IP_PROPERTY = "/VirtualBox/GuestInfo/Net/1/V4/IP";
-const DISK_FILE = "disk.vmdk";
+const DISK_FILE = "disk.vdi";
 
 export const virtualboxOptionSpecs: readonly OptionSpec[] = [
   { name: "virtualbox-cpu-count", type: "int", default: 1, min: 1, max: 64, help: "Number of virtual CPUs" },
   { name: "virtualbox-memory", type: "int", unit: "MB", default: 1024, min: 128, help: "Memory of the VM in MB" },
-  { name: "virtualbox-disk-size", type: "int", unit: "MB", default: 20000, min: 1024, help: "Size of the data disk in MB" },
+  {
+    name: "virtualbox-disk-size",
+    type: "int",
+    unit: "MB",
+    default: 20000,
+    min: 1024,
+    help: "Size of the VM's disk in MB (at least the guest image's)",
+  },
   {
     name: "virtualbox-boot2docker-url",
     type: "string",
-    help: "OS image (boot2docker-style ISO): a local path, or a URL already placed in the image cache under its file name. Default: <cache>/boot2docker.iso. Nothing is downloaded.",
+    help: "Flotilla guest image (scripts/build-guest-image.sh): its directory or its disk.vmdk, a local path or a URL already placed in the image cache under its file name. Default: /var/cache/flotilla/guest-<version>. Nothing is downloaded.",
   },
   { name: "virtualbox-hostonly-cidr", type: "cidr", default: "192.168.99.1/24", help: "Host address and network of the host-only adapter" },
   {
@@ -98,6 +106,7 @@ export class VirtualBoxDriver extends VmDriver<VirtualBoxOptions> {
   protected readonly ipSource = ` (${IP_PROPERTY})`;
   protected readonly ipHint = "the image needs VirtualBox guest additions and a DHCP lease on the host-only adapter";
   protected readonly stopHint = "use kill to power it off";
+  protected readonly diskFormat = "vmdk";
 
   constructor(ctx: DriverContext, options: VirtualBoxOptions) {
     super("virtualbox", ctx, options);
@@ -110,7 +119,7 @@ export class VirtualBoxDriver extends VmDriver<VirtualBoxOptions> {
     return join(this.ctx.storeDir, DISK_FILE);
   }
   protected get ownFiles(): string[] {
-    return [this.isoPath, this.keyPath, `${this.keyPath}.pub`, this.diskPath, join(this.ctx.storeDir, PINNED_HOST_KEY)];
+    return [this.seedPath, this.keyPath, `${this.keyPath}.pub`, this.diskPath, join(this.ctx.storeDir, PINNED_HOST_KEY)];
   }
 
   /** Runs VBoxManage; a non-zero exit throws an error naming the subcommand unless `allowFail`. */
@@ -136,7 +145,7 @@ export class VirtualBoxDriver extends VmDriver<VirtualBoxOptions> {
       ctx: this.ctx,
       options: this.options,
       keyPath: this.keyPath,
-      isoPath: this.isoPath,
+      seedPath: this.seedPath,
       diskPath: this.diskPath,
       report: this.report,
       reportCleanup: (cause) => this.reportCleanup(cause),
@@ -164,7 +173,7 @@ export class VirtualBoxDriver extends VmDriver<VirtualBoxOptions> {
       });
     }
 
-    await this.findImage();
+    checkGuestFits(this.driverName, await this.findImage(), this.options.diskSizeMB, this.options.memoryMB);
     const share = this.share();
     if (share && this.options.shareFolder !== undefined) {
       const st = await stat(share.hostDir).catch(() => undefined);
@@ -244,7 +253,7 @@ export class VirtualBoxDriver extends VmDriver<VirtualBoxOptions> {
     if (!info) throw this.notFound();
     const fwd = findNatForward(info, "ssh");
     if (!fwd) throw new UnavailableError(`virtualbox ${this.name}: no "ssh" NAT port forward on nic1`);
-    return withPinnedHostKey(this.ctx.storeDir, {
+    return withPinnedHostKey(this.ctx, {
       host: fwd.hostIp || "127.0.0.1",
       port: fwd.hostPort,
       user: GUEST_SSH_USER,
@@ -261,7 +270,7 @@ function isPoweredOn(state: MachineState): boolean {
 
 export const virtualboxDriver: DriverFactory<VirtualBoxOptions> = {
   name: "virtualbox",
-  description: "VirtualBox VM on this host (VBoxManage), booted from a boot2docker-style ISO",
+  description: "VirtualBox VM on this host (VBoxManage), booted from the Flotilla guest image (VMDK)",
   options: virtualboxOptionSpecs,
   parseOptions: parseVirtualBoxOptions,
   bind: (ctx, options) => new VirtualBoxDriver(ctx, options),

@@ -71,13 +71,14 @@ describe("generic driver over real sshd", () => {
     expect(statSync(stored).mode & 0o777).toBe(0o600);
     expect(await d.getState()).toBe(MachineState.Running);
     const pin = join(dir, "machines", "edge-1", "ssh_host_key.pub");
-    // Trust on first use: the host key create saw is pinned in the machine store.
+    // Trust on first use: the host key create saw is pinned in the machine store (a driver used
+    // on its own; the control plane pins it in the machine record).
     expect(await d.getSSH()).toEqual({
       host: "127.0.0.1",
       port: sshd.port,
       user: sshd.user,
       keyPath: stored,
-      hostKeyFile: pin,
+      hostKeyPin: expect.objectContaining({ where: pin }),
       hostKey: readFileSync(pin, "utf8").trim(),
     });
     expect(publicKeyBlob(readFileSync(pin, "utf8")).equals(publicKeyBlob(sshd.hostPublicKey))).toBe(true);

@@ -71,7 +71,7 @@ describe("generic driver", () => {
       port: 2222,
       user: "ops",
       keyPath: key,
-      hostKeyFile: join(dir, "store", "ssh_host_key.pub"),
+      hostKeyPin: expect.objectContaining({ where: join(dir, "store", "ssh_host_key.pub") }),
     });
   });
 

@@ -31,8 +31,8 @@ export interface Harness {
   stateDir: string;
   lockDir: string;
   cacheDir: string;
-  /** A fake boot2docker ISO. */
-  iso: string;
+  /** A fake Flotilla guest image directory: disk.vmdk, disk.vhdx (a few bytes each) and manifest.json (1200 MB disk, 256 MB minimum memory). */
+  image: string;
   storeDir(machine: string): string;
   /** A runner that finds the stand-ins first on PATH; `env` adds STANDIN_* settings. */
   runner(env?: Record<string, string>): CommandRunner;
@@ -58,8 +58,11 @@ export function makeHarness(): Harness {
   const lockDir = join(dir, "locks");
   const cacheDir = join(dir, "cache");
   mkdirSync(cacheDir);
-  const iso = join(dir, "boot2docker.iso");
-  writeFileSync(iso, "fake ISO 9660 image\n");
+  const image = join(dir, "guest-image");
+  mkdirSync(image);
+  writeFileSync(join(image, "disk.vmdk"), "fake stream-optimized VMDK\n");
+  writeFileSync(join(image, "disk.vhdx"), "fake dynamic VHDX\n");
+  writeFileSync(join(image, "manifest.json"), JSON.stringify({ version: "1", kernel: "6.1.0-test", diskMb: 1200, minMemoryMb: 256 }));
   const events: DriverEvent[] = [];
 
   // Only what the test sets: STANDIN_* from the developer's shell must not leak in.
@@ -72,7 +75,7 @@ export function makeHarness(): Harness {
     stateDir,
     lockDir,
     cacheDir,
-    iso,
+    image,
     events,
     storeDir: (machine) => join(dir, "machines", machine),
     runner: (env = {}) =>

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConflictError, InvalidError, NotFoundError, UnavailableError } from "@flotilla/core";
-import { FORMAT_ME_MAGIC, HyperVDriver, hypervState, MachineState, parseHyperVOptions, psQuote, type RawOptions } from "@flotilla/drivers";
+import { HyperVDriver, hypervState, MachineState, parseHyperVOptions, psQuote, seedIso, type RawOptions } from "@flotilla/drivers";
 import { createdOncePerGroup, expectRejects, expectToolMissing, freshHarnessPerTest as perTest, psCommands, type Harness } from "./harness";
 
 let h: Harness;
@@ -10,7 +10,7 @@ let h: Harness;
 const freshHarnessPerTest = () => perTest((x) => (h = x));
 
 function driver(name = "devdays", env: Record<string, string> = {}, raw: RawOptions = {}): HyperVDriver {
-  return new HyperVDriver(h.ctx(name, env), parseHyperVOptions({ "hyperv-boot2docker-url": h.iso, ...raw }));
+  return new HyperVDriver(h.ctx(name, env), parseHyperVOptions({ "hyperv-boot2docker-url": h.image, ...raw }));
 }
 
 const ps = () => psCommands(h.calls());
@@ -27,14 +27,12 @@ const ip = (n: string) => `((Hyper-V\\Get-VM -Name '${n}').networkadapters[0]).i
 function createSequence(n: string, store: string, switchName = "External Switch"): string[] {
   return [
     SWITCHES,
-    `Hyper-V\\New-VHD -Path '${join(store, "fixed.vhd")}' -SizeBytes 10MB -Fixed`,
-    `Hyper-V\\Convert-VHD -Path '${join(store, "fixed.vhd")}' -DestinationPath '${join(store, "disk.vhd")}' -VHDType Dynamic -DeleteSource`,
-    `Hyper-V\\Resize-VHD -Path '${join(store, "disk.vhd")}' -SizeBytes 20000MB`,
-    `Hyper-V\\New-VM -Name '${n}' -Path '${store}' -SwitchName '${switchName}' -MemoryStartupBytes 1024MB`,
+    `Hyper-V\\Resize-VHD -Path '${join(store, "disk.vhdx")}' -SizeBytes 20000MB`,
+    `Hyper-V\\New-VM -Name '${n}' -Generation 1 -Path '${store}' -SwitchName '${switchName}' -MemoryStartupBytes 1024MB`,
     `Hyper-V\\Set-VMMemory -VMName '${n}' -DynamicMemoryEnabled $false`,
     `Hyper-V\\Set-VMProcessor -VMName '${n}' -Count 1`,
-    `Hyper-V\\Set-VMDvdDrive -VMName '${n}' -Path '${join(store, "boot2docker.iso")}'`,
-    `Hyper-V\\Add-VMHardDiskDrive -VMName '${n}' -Path '${join(store, "disk.vhd")}'`,
+    `Hyper-V\\Set-VMDvdDrive -VMName '${n}' -Path '${join(store, "seed.iso")}'`,
+    `Hyper-V\\Add-VMHardDiskDrive -VMName '${n}' -Path '${join(store, "disk.vhdx")}'`,
     `Hyper-V\\Start-VM -Name '${n}'`,
   ];
 }
@@ -49,7 +47,7 @@ describe("hyperv preCreateCheck", { timeout: 60_000 }, () => {
   });
 
   it("fails clearly when powershell.exe is not on PATH", async () => {
-    const d = new HyperVDriver({ ...h.ctx("devdays"), runner: h.bareRunner() }, parseHyperVOptions({ "hyperv-boot2docker-url": h.iso }));
+    const d = new HyperVDriver({ ...h.ctx("devdays"), runner: h.bareRunner() }, parseHyperVOptions({ "hyperv-boot2docker-url": h.image }));
     await expectToolMissing(d, "hyperv: powershell.exe not found on PATH: the hyperv driver runs on Windows with Hyper-V");
   });
 
@@ -92,9 +90,32 @@ describe("hyperv preCreateCheck", { timeout: 60_000 }, () => {
   });
 
   it("names the flag when the image is missing", async () => {
-    const err = await expectRejects(driver("devdays", {}, { "hyperv-boot2docker-url": join(h.dir, "gone.iso") }).preCreateCheck());
+    const err = await expectRejects(driver("devdays", {}, { "hyperv-boot2docker-url": join(h.dir, "gone") }).preCreateCheck());
     expect(err).toBeInstanceOf(InvalidError);
-    expect(err.message).toBe(`--hyperv-boot2docker-url ${join(h.dir, "gone.iso")}: no such file`);
+    expect(err.message).toBe(`--hyperv-boot2docker-url ${join(h.dir, "gone")}: no such file or directory`);
+  });
+
+  it("accepts the image's disk.vhdx itself, and refuses a boot2docker ISO or another format", async () => {
+    await driver("devdays", {}, { "hyperv-boot2docker-url": join(h.image, "disk.vhdx") }).preCreateCheck();
+    const iso = await expectRejects(driver("devdays", {}, { "hyperv-boot2docker-url": join(h.dir, "boot2docker.iso") }).preCreateCheck());
+    expect(iso.message).toBe(
+      `--hyperv-boot2docker-url ${join(h.dir, "boot2docker.iso")}: boot2docker-style ISOs are not booted; pass a Flotilla guest image (its directory or its disk.vhdx, made by scripts/build-guest-image.sh)`,
+    );
+    const vmdk = await expectRejects(driver("devdays", {}, { "hyperv-boot2docker-url": join(h.image, "disk.vmdk") }).preCreateCheck());
+    expect(vmdk.message).toBe(
+      `--hyperv-boot2docker-url ${join(h.image, "disk.vmdk")}: not a .vhdx disk; pass the guest image's directory or its disk.vhdx`,
+    );
+    expect(vmdk.details).toEqual({ field: "hyperv-boot2docker-url" });
+  });
+
+  it("refuses a disk smaller than the image and memory below its minimum, naming the flag", async () => {
+    const disk = await expectRejects(driver("devdays", {}, { "hyperv-disk-size": 1100 }).preCreateCheck());
+    expect(disk).toBeInstanceOf(InvalidError);
+    expect(disk.message).toBe("--hyperv-disk-size 1100 MB is smaller than the guest image (1200 MB)");
+    expect(disk.details).toEqual({ field: "hyperv-disk-size" });
+    const mem = await expectRejects(driver("devdays", {}, { "hyperv-memory": 128 }).preCreateCheck());
+    expect(mem.message).toBe("--hyperv-memory 128 MB is below the guest image's minimum of 256 MB");
+    expect(mem.details).toEqual({ field: "hyperv-memory" });
   });
 });
 
@@ -106,10 +127,13 @@ describe("hyperv create", { timeout: 60_000 }, () => {
     const d = driver();
     await d.create();
     expect(ps()).toEqual([...createSequence("devdays", store), ip("devdays"), ip("devdays")]);
-    const disk = readFileSync(join(store, "disk.vhd"));
-    expect(disk.subarray(0, FORMAT_ME_MAGIC.length).toString()).toBe(FORMAT_ME_MAGIC);
-    expect(disk.toString("latin1")).toContain(readFileSync(join(store, "id_ed25519.pub"), "utf8").trim());
-    expect(existsSync(join(store, "fixed.vhd"))).toBe(false);
+    // The attached disk is the machine's copy of the guest image's VHDX; the seed carries the key.
+    expect(readFileSync(join(store, "disk.vhdx"), "utf8")).toBe("fake dynamic VHDX\n");
+    const publicKey = readFileSync(join(store, "id_ed25519.pub"), "utf8").trim();
+    const seed = readFileSync(join(store, "seed.iso"));
+    const d7 = seed.subarray(16 * 2048 + 156 + 18, 16 * 2048 + 156 + 25);
+    const written = new Date(Date.UTC(1900 + d7[0], d7[1] - 1, d7[2], d7[3], d7[4], d7[5]));
+    expect(seed.equals(seedIso({ hostname: "devdays", user: "docker", publicKey }, written))).toBe(true);
 
     h.clearLog();
     expect(await d.getState()).toBe(MachineState.Running);
@@ -119,7 +143,7 @@ describe("hyperv create", { timeout: 60_000 }, () => {
       port: 22,
       user: "docker",
       keyPath: join(store, "id_ed25519"),
-      hostKeyFile: join(store, "ssh_host_key.pub"),
+      hostKeyPin: expect.objectContaining({ where: join(store, "ssh_host_key.pub") }),
     });
     expect(await d.getURL()).toBe("tcp://172.22.96.10:2376");
   });
@@ -131,7 +155,9 @@ describe("hyperv create", { timeout: 60_000 }, () => {
       { "hyperv-virtual-switch": "LAN", "hyperv-memory": 2048, "hyperv-cpu-count": "2" },
     ).create();
     const cmds = ps();
-    expect(cmds).toContain(`Hyper-V\\New-VM -Name 'devdays' -Path '${h.storeDir("devdays")}' -SwitchName 'LAN' -MemoryStartupBytes 2048MB`);
+    expect(cmds).toContain(
+      `Hyper-V\\New-VM -Name 'devdays' -Generation 1 -Path '${h.storeDir("devdays")}' -SwitchName 'LAN' -MemoryStartupBytes 2048MB`,
+    );
     expect(cmds).toContain("Hyper-V\\Set-VMProcessor -VMName 'devdays' -Count 2");
   });
 
@@ -141,32 +167,34 @@ describe("hyperv create", { timeout: 60_000 }, () => {
     expect(err).toBeInstanceOf(UnavailableError);
     expect(err.message).toBe("powershell.exe Start-VM: exit 1: Start-VM : Injected failure (STANDIN_FAIL=Start-VM).");
     expect(ps().slice(-2)).toEqual(["Hyper-V\\Start-VM -Name 'devdays'", "Hyper-V\\Remove-VM -Name 'devdays' -Force"]);
-    for (const f of ["disk.vhd", "fixed.vhd", "boot2docker.iso", "id_ed25519", "devdays"]) expect(existsSync(join(store, f))).toBe(false);
+    for (const f of ["disk.vhdx", "seed.iso", "id_ed25519", "devdays"]) expect(existsSync(join(store, f))).toBe(false);
     expect(await driver().getState()).toBe(MachineState.NotFound);
   });
 
   it("turns the VM off before removing it when the failure comes after Start-VM", async () => {
     const d = new HyperVDriver(
       h.ctx("devdays", { STANDIN_NO_IP: "1" }, { timing: { pollIntervalMs: 5, ipTimeoutMs: 100 } }),
-      parseHyperVOptions({ "hyperv-boot2docker-url": h.iso }),
+      parseHyperVOptions({ "hyperv-boot2docker-url": h.image }),
     );
     const err = await expectRejects(d.create());
     expect(err.message).toMatch(/^hyperv devdays: waiting for the guest to report its IP: timed out after 100ms/);
     expect(ps().slice(-2)).toEqual(["Hyper-V\\Stop-VM -Name 'devdays' -TurnOff", "Hyper-V\\Remove-VM -Name 'devdays' -Force"]);
   });
 
-  it("makes nothing to undo when the disk cannot be created", async () => {
-    const err = await expectRejects(driver("devdays", { STANDIN_FAIL: "New-VHD" }).create());
-    expect(err.message).toMatch(/^powershell\.exe New-VHD: exit 1: New-VHD : Injected failure/);
-    expect(ps().at(-1)).toMatch(/^Hyper-V\\New-VHD /);
-    expect(existsSync(join(h.storeDir("devdays"), "id_ed25519"))).toBe(false);
+  it("removes its files, and never the image, when the disk cannot be resized", async () => {
+    const store = h.storeDir("devdays");
+    const err = await expectRejects(driver("devdays", { STANDIN_FAIL: "Resize-VHD" }).create());
+    expect(err.message).toMatch(/^powershell\.exe Resize-VHD: exit 1: Resize-VHD : Injected failure/);
+    expect(ps().at(-1)).toMatch(/^Hyper-V\\Resize-VHD /);
+    for (const f of ["disk.vhdx", "seed.iso", "id_ed25519"]) expect(existsSync(join(store, f))).toBe(false);
+    expect(existsSync(join(h.image, "disk.vhdx"))).toBe(true);
   });
 
   it("an AbortSignal stops the IP poll", async () => {
     const ac = new AbortController();
     const d = new HyperVDriver(
       h.ctx("devdays", { STANDIN_NO_IP: "1" }, { timing: { pollIntervalMs: 20, ipTimeoutMs: 60_000 } }),
-      parseHyperVOptions({ "hyperv-boot2docker-url": h.iso }),
+      parseHyperVOptions({ "hyperv-boot2docker-url": h.image }),
     );
     const p = d.create(ac.signal);
     while (!psCommands(h.calls()).some((c) => c.startsWith("((Hyper-V\\Get-VM"))) await new Promise((r) => setTimeout(r, 10));

@@ -12,6 +12,7 @@ import { defaultLockDir, withHostLock, writeFileNoFollow } from "../src";
 
 const asRoot = process.getuid?.() === 0;
 const cidr = parseCidr("198.18.200.1/24") as Cidr;
+const VICTIM = '{"owner":"root"}\n';
 const asNobody = (script: string) => execFileSync("runuser", ["-u", "nobody", "--", "sh", "-c", script], { encoding: "utf8" });
 
 describe.skipIf(!asRoot)("root's lock dir cannot be planted by another user", () => {
@@ -21,7 +22,9 @@ describe.skipIf(!asRoot)("root's lock dir cannot be planted by another user", ()
     base = mkdtempSync(join(tmpdir(), "flotilla-s11-locks-"));
     chmodSync(base, 0o1777); // as /tmp is: anyone may create entries
     victim = join(base, "victim");
-    writeFileSync(victim, "root's file\n", { mode: 0o644 });
+    // A root-owned file an allocation could be written over: JSON, so a read through a link
+    // would not stop at a parse error before the write.
+    writeFileSync(victim, VICTIM, { mode: 0o644 });
   });
   afterEach(() => rmSync(base, { recursive: true, force: true }));
 
@@ -31,7 +34,7 @@ describe.skipIf(!asRoot)("root's lock dir cannot be planted by another user", ()
     await expect(withHostLock(dir, "netns-br", () => allocateIp(join(dir, "netns-br-ips.json"), "m1", cidr))).rejects.toThrow(
       `${dir} belongs to uid 65534, not to this user (uid 0): refusing to keep private files there; remove it`,
     );
-    expect(readFileSync(victim, "utf8")).toBe("root's file\n");
+    expect(readFileSync(victim, "utf8")).toBe(VICTIM);
   });
 
   it("refuses a lock dir others can write to, even one root owns", async () => {
@@ -50,7 +53,7 @@ describe.skipIf(!asRoot)("root's lock dir cannot be planted by another user", ()
     // A write replaces the link itself (rename), so the file it pointed at is never touched.
     await writeFileNoFollow(file, "{}\n");
     expect(lstatSync(file).isSymbolicLink()).toBe(false);
-    expect(readFileSync(victim, "utf8")).toBe("root's file\n");
+    expect(readFileSync(victim, "utf8")).toBe(VICTIM);
     expect(await allocateIp(file, "m1", cidr)).toBe("198.18.200.2");
   });
 

@@ -5,14 +5,14 @@ import type { Harness } from "./harness";
 
 export const IP_PROP = "/VirtualBox/GuestInfo/Net/1/V4/IP";
 
-/** A virtualbox driver on the stand-ins, with the harness's ISO and no shared folder unless asked. */
+/** A virtualbox driver on the stand-ins, with the harness's guest image and no shared folder unless asked. */
 export function vboxDriver(h: Harness, name = "devdays", env: Record<string, string> = {}, raw: RawOptions = {}): VirtualBoxDriver {
-  const options = parseVirtualBoxOptions({ "virtualbox-boot2docker-url": h.iso, "virtualbox-no-share": true, ...raw });
+  const options = parseVirtualBoxOptions({ "virtualbox-boot2docker-url": h.image, "virtualbox-no-share": true, ...raw });
   return new VirtualBoxDriver(h.ctx(name, env), options);
 }
 
 /** The calls a create on a fresh host makes, up to and including startvm. */
-export function freshCreateSequence(name: string, store: string): string[][] {
+export function freshCreateSequence(name: string, store: string, image: string): string[][] {
   return [
     ["list", "hostonlyifs"],
     ["hostonlyif", "create"],
@@ -33,13 +33,16 @@ export function freshCreateSequence(name: string, store: string): string[][] {
       "192.168.99.254",
       "--enable",
     ],
-    ...machineSequence(name, store),
+    ...machineSequence(name, store, image),
   ];
 }
 
-export function machineSequence(name: string, store: string): string[][] {
+/** From the disk on: the guest image's VMDK cloned into the machine's disk, which is attached with the seed. */
+export function machineSequence(name: string, store: string, image: string): string[][] {
   return [
-    ["convertfromraw", "stdin", join(store, "disk.vmdk"), String(20000 * 1024 * 1024), "--format", "VMDK"],
+    ["clonemedium", "disk", join(image, "disk.vmdk"), join(store, "disk.vdi"), "--format", "VDI"],
+    ["closemedium", "disk", join(image, "disk.vmdk")],
+    ["modifymedium", "disk", join(store, "disk.vdi"), "--resize", "20000"],
     ["createvm", "--name", name, "--basefolder", store, "--register"],
     [
       "modifyvm",
@@ -61,9 +64,9 @@ export function machineSequence(name: string, store: string): string[][] {
       "--hpet",
       "on",
       "--boot1",
-      "dvd",
-      "--boot2",
       "disk",
+      "--boot2",
+      "none",
       "--boot3",
       "none",
       "--boot4",
@@ -100,21 +103,21 @@ export function machineSequence(name: string, store: string): string[][] {
       "on",
     ],
     ["storagectl", name, "--name", "SATA", "--add", "sata", "--hostiocache", "on"],
+    ["storageattach", name, "--storagectl", "SATA", "--port", "0", "--device", "0", "--type", "hdd", "--medium", join(store, "disk.vdi")],
     [
       "storageattach",
       name,
       "--storagectl",
       "SATA",
       "--port",
-      "0",
+      "1",
       "--device",
       "0",
       "--type",
       "dvddrive",
       "--medium",
-      join(store, "boot2docker.iso"),
+      join(store, "seed.iso"),
     ],
-    ["storageattach", name, "--storagectl", "SATA", "--port", "1", "--device", "0", "--type", "hdd", "--medium", join(store, "disk.vmdk")],
     ["startvm", name, "--type", "headless"],
   ];
 }

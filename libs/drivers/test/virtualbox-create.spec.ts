@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { UnavailableError } from "@flotilla/core";
-import { FORMAT_ME_MAGIC, MachineState, parseVirtualBoxOptions, VirtualBoxDriver, type RawOptions } from "@flotilla/drivers";
+import { MachineState, parseVirtualBoxOptions, seedIso, VirtualBoxDriver, type RawOptions } from "@flotilla/drivers";
 import { expectRejects, freshHarnessPerTest as perTest, normalizePort, type Harness } from "./harness";
 import { freshCreateSequence, info, IP_PROP, ipPoll, machineSequence, vboxDriver } from "./vbox-fixtures";
 
@@ -17,17 +17,18 @@ describe("virtualbox create", { timeout: 60_000 }, () => {
     const d = driver();
     await d.create();
     const { calls, port } = normalizePort(h.calls());
-    expect(calls).toEqual([...freshCreateSequence("devdays", store), ipPoll("devdays"), ipPoll("devdays")]);
+    expect(calls).toEqual([...freshCreateSequence("devdays", store, h.image), ipPoll("devdays"), ipPoll("devdays")]);
     expect(port).toBeGreaterThan(0);
 
-    // The disk carries the userdata tar with our public key (the stand-in stores stdin as the disk).
-    const disk = readFileSync(join(store, "disk.vmdk"));
+    // The machine's disk is the clone of the guest image's VMDK (the stand-in copies its bytes),
+    // and the seed disk carries the hostname, the "docker" user and our public key.
+    expect(readFileSync(join(store, "disk.vdi"), "utf8")).toBe("fake stream-optimized VMDK\n");
     const pub = readFileSync(join(store, "id_ed25519.pub"), "utf8").trim();
-    expect(disk.subarray(0, FORMAT_ME_MAGIC.length).toString()).toBe(FORMAT_ME_MAGIC);
-    expect(disk.toString("latin1")).toContain(pub);
     expect(pub).toMatch(/^ssh-ed25519 \S+ flotilla@devdays$/);
+    const seed = readFileSync(join(store, "seed.iso"));
+    expect(seed.subarray(16 * 2048 + 40, 16 * 2048 + 46).toString()).toBe("cidata");
+    expect(seed.equals(seedIso({ hostname: "devdays", user: "docker", publicKey: pub }, seedDate(seed)))).toBe(true);
     expect(statSync(join(store, "id_ed25519")).mode & 0o777).toBe(0o600);
-    expect(readFileSync(join(store, "boot2docker.iso"), "utf8")).toBe("fake ISO 9660 image\n");
 
     h.clearLog();
     expect(await d.getState()).toBe(MachineState.Running);
@@ -38,10 +39,10 @@ describe("virtualbox create", { timeout: 60_000 }, () => {
       port,
       user: "docker",
       keyPath: join(store, "id_ed25519"),
-      hostKeyFile: join(store, "ssh_host_key.pub"),
+      hostKeyPin: expect.objectContaining({ where: join(store, "ssh_host_key.pub") }),
     });
     expect(h.calls()).toEqual([info("devdays"), info("devdays"), ipPoll("devdays"), info("devdays"), ipPoll("devdays"), info("devdays")]);
-    expect(h.events.map((e) => e.step)).toEqual(["key", "image", "network", "disk", "vm", "storage", "start", "ip", "ready"]);
+    expect(h.events.map((e) => e.step)).toEqual(["key", "seed", "network", "disk", "vm", "storage", "start", "ip", "ready"]);
   });
 
   it("reuses the host-only interface and its DHCP server for the next machine", async () => {
@@ -52,7 +53,7 @@ describe("virtualbox create", { timeout: 60_000 }, () => {
     expect(calls).toEqual([
       ["list", "hostonlyifs"],
       ["list", "dhcpservers"],
-      ...machineSequence("two", h.storeDir("two")),
+      ...machineSequence("two", h.storeDir("two"), h.image),
       ipPoll("two"),
       ipPoll("two"),
     ]);
@@ -78,7 +79,7 @@ describe("virtualbox create", { timeout: 60_000 }, () => {
     const err = await expectRejects(driver("devdays", { STANDIN_FAIL: "storageattach:hdd" }).create());
     expect(err).toBeInstanceOf(UnavailableError);
     expect(err.message).toBe(
-      `VBoxManage storageattach: exit 1: VBoxManage: error: Injected failure for 'VBoxManage storageattach devdays --storagectl SATA --port 1 --device 0 --type hdd --medium ${join(store, "disk.vmdk")}' (STANDIN_FAIL=storageattach:hdd)`,
+      `VBoxManage storageattach: exit 1: VBoxManage: error: Injected failure for 'VBoxManage storageattach devdays --storagectl SATA --port 0 --device 0 --type hdd --medium ${join(store, "disk.vdi")}' (STANDIN_FAIL=storageattach:hdd)`,
     );
     const calls = h.calls();
     expect(calls.at(-2)?.slice(0, 9)).toEqual([
@@ -87,14 +88,13 @@ describe("virtualbox create", { timeout: 60_000 }, () => {
       "--storagectl",
       "SATA",
       "--port",
-      "1",
+      "0",
       "--device",
       "0",
       "--type",
     ]);
     expect(calls.at(-1)).toEqual(["unregistervm", "devdays", "--delete"]);
-    for (const f of ["disk.vmdk", "boot2docker.iso", "id_ed25519", "id_ed25519.pub", "devdays"])
-      expect(existsSync(join(store, f))).toBe(false);
+    for (const f of ["disk.vdi", "seed.iso", "id_ed25519", "id_ed25519.pub", "devdays"]) expect(existsSync(join(store, f))).toBe(false);
     expect(await driver().getState()).toBe(MachineState.NotFound);
     expect(h.events.at(-1)?.step).toBe("cleanup");
   });
@@ -105,15 +105,16 @@ describe("virtualbox create", { timeout: 60_000 }, () => {
     expect(err.message).toMatch(/^VBoxManage createvm: exit 1: VBoxManage: error: Injected failure/);
     expect(h.calls().slice(-2)).toEqual([
       ["createvm", "--name", "devdays", "--basefolder", store, "--register"],
-      ["closemedium", "disk", join(store, "disk.vmdk"), "--delete"],
+      ["closemedium", "disk", join(store, "disk.vdi"), "--delete"],
     ]);
-    expect(existsSync(join(store, "disk.vmdk"))).toBe(false);
+    expect(existsSync(join(store, "disk.vdi"))).toBe(false);
+    expect(existsSync(join(h.image, "disk.vmdk"))).toBe(true); // the image itself is never touched
   });
 
   it("powers off and unregisters when the guest never reports an IP", async () => {
     const d = new VirtualBoxDriver(
       h.ctx("devdays", { STANDIN_NO_IP: "1" }, { timing: { pollIntervalMs: 5, ipTimeoutMs: 150 } }),
-      parseVirtualBoxOptions({ "virtualbox-boot2docker-url": h.iso, "virtualbox-no-share": true }),
+      parseVirtualBoxOptions({ "virtualbox-boot2docker-url": h.image, "virtualbox-no-share": true }),
     );
     const err = await expectRejects(d.create());
     expect(err).toBeInstanceOf(UnavailableError);
@@ -130,7 +131,7 @@ describe("virtualbox create", { timeout: 60_000 }, () => {
     const ac = new AbortController();
     const d = new VirtualBoxDriver(
       h.ctx("devdays", { STANDIN_NO_IP: "1" }, { timing: { pollIntervalMs: 20, ipTimeoutMs: 60_000 } }),
-      parseVirtualBoxOptions({ "virtualbox-boot2docker-url": h.iso, "virtualbox-no-share": true }),
+      parseVirtualBoxOptions({ "virtualbox-boot2docker-url": h.image, "virtualbox-no-share": true }),
     );
     const p = d.create(ac.signal);
     // Abort once polling has begun.
@@ -173,9 +174,15 @@ describe("virtualbox create", { timeout: 60_000 }, () => {
     expect(normalizePort(h.calls(second)).calls.filter((c) => c[0] !== "guestproperty")).toEqual([
       ["list", "hostonlyifs"],
       ["list", "dhcpservers"],
-      ...machineSequence(second, h.storeDir(second)),
+      ...machineSequence(second, h.storeDir(second), h.image),
     ]);
     expect(await a.getState()).toBe(MachineState.Running);
     expect(await b.getState()).toBe(MachineState.Running);
   });
 });
+
+/** The date a seed ISO was written with, read back from its root directory record (7-byte form, UTC). */
+function seedDate(iso: Buffer): Date {
+  const d = iso.subarray(16 * 2048 + 156 + 18, 16 * 2048 + 156 + 25);
+  return new Date(Date.UTC(1900 + d[0], d[1] - 1, d[2], d[3], d[4], d[5]));
+}

@@ -1,8 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  boot2dockerUserdata,
   dhcpPlan,
-  FORMAT_ME_MAGIC,
   MachineState,
   parseCidr,
   parseDhcpServers,
@@ -135,33 +133,5 @@ describe("dhcpPlan", () => {
     expect(dhcpPlan(c("10.9.0.1/28"))).toEqual({ serverIp: "10.9.0.2", lowerIp: "10.9.0.7", upperIp: "10.9.0.14" });
     expect(dhcpPlan(c("10.9.0.2/24")).serverIp).toBe("10.9.0.3");
     expect(dhcpPlan(c("10.9.0.150/24")).lowerIp).toBe("10.9.0.151");
-  });
-});
-
-describe("boot2docker userdata", () => {
-  it("is a tar whose first entry is the format-me magic, carrying the key", () => {
-    const tar = boot2dockerUserdata("ssh-ed25519 AAAAC3Nza flotilla@devdays", 1_700_000_000);
-    expect(tar.length % 512).toBe(0);
-    expect(tar.subarray(0, FORMAT_ME_MAGIC.length).toString()).toBe(FORMAT_ME_MAGIC);
-    expect(tar.subarray(257, 262).toString()).toBe("ustar");
-    const names: string[] = [];
-    for (let off = 0; off < tar.length;) {
-      const name = tar
-        .subarray(off, off + 100)
-        .toString()
-        .replace(/\0.*$/s, "");
-      if (!name) break;
-      // Header checksum: sum of the header with the checksum field read as spaces.
-      const hdr = Buffer.from(tar.subarray(off, off + 512));
-      const stored = parseInt(hdr.subarray(148, 156).toString(), 8);
-      hdr.fill(0x20, 148, 156);
-      expect(hdr.reduce((a, b) => a + b, 0)).toBe(stored);
-      names.push(name);
-      const size = parseInt(tar.subarray(off + 124, off + 136).toString(), 8);
-      if (name.endsWith("authorized_keys"))
-        expect(tar.subarray(off + 512, off + 512 + size).toString()).toBe("ssh-ed25519 AAAAC3Nza flotilla@devdays\n");
-      off += 512 + Math.ceil(size / 512) * 512;
-    }
-    expect(names).toEqual([FORMAT_ME_MAGIC, ".ssh", ".ssh/authorized_keys", ".ssh/authorized_keys2"]);
   });
 });

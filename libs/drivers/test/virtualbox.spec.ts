@@ -1,8 +1,15 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConflictError, InvalidError, NotFoundError, NotSupportedError, UnavailableError } from "@flotilla/core";
-import { MachineState, parseVirtualBoxOptions, VirtualBoxDriver, virtualboxDriver, type RawOptions } from "@flotilla/drivers";
+import {
+  GUEST_IMAGE_VERSION,
+  MachineState,
+  parseVirtualBoxOptions,
+  VirtualBoxDriver,
+  virtualboxDriver,
+  type RawOptions,
+} from "@flotilla/drivers";
 import {
   createdOncePerGroup,
   expectRejects,
@@ -27,7 +34,7 @@ describe("virtualbox preCreateCheck", { timeout: 60_000 }, () => {
   it("fails clearly when VBoxManage is not on PATH", async () => {
     const d = new VirtualBoxDriver(
       { ...h.ctx("devdays"), runner: h.bareRunner() },
-      parseVirtualBoxOptions({ "virtualbox-boot2docker-url": h.iso }),
+      parseVirtualBoxOptions({ "virtualbox-boot2docker-url": h.image }),
     );
     await expectToolMissing(d, "virtualbox: VBoxManage not found on PATH: install VirtualBox 5 or later");
   });
@@ -42,28 +49,57 @@ describe("virtualbox preCreateCheck", { timeout: 60_000 }, () => {
     await driver("devdays", { STANDIN_VBOX_VERSION: "WARNING: The vboxdrv kernel module is not loaded.\n5.2.44r139111" }).preCreateCheck();
   });
 
-  it("names the flag when the image file is missing", async () => {
-    const err = await expectRejects(driver("devdays", {}, { "virtualbox-boot2docker-url": join(h.dir, "nope.iso") }).preCreateCheck());
+  it("names the flag when the image is missing", async () => {
+    const err = await expectRejects(driver("devdays", {}, { "virtualbox-boot2docker-url": join(h.dir, "nope") }).preCreateCheck());
     expect(err).toBeInstanceOf(InvalidError);
-    expect(err.message).toBe(`--virtualbox-boot2docker-url ${join(h.dir, "nope.iso")}: no such file`);
+    expect(err.message).toBe(`--virtualbox-boot2docker-url ${join(h.dir, "nope")}: no such file or directory`);
     expect(err.details).toEqual({ field: "virtualbox-boot2docker-url" });
   });
 
+  it("accepts the image's disk.vmdk or a file:// URL, and refuses a boot2docker ISO or an image without its VMDK", async () => {
+    await driver("devdays", {}, { "virtualbox-boot2docker-url": join(h.image, "disk.vmdk") }).preCreateCheck();
+    await driver("devdays", {}, { "virtualbox-boot2docker-url": `file://${h.image}` }).preCreateCheck();
+    const iso = await expectRejects(
+      driver("devdays", {}, { "virtualbox-boot2docker-url": join(h.dir, "boot2docker.iso") }).preCreateCheck(),
+    );
+    expect(iso).toBeInstanceOf(InvalidError);
+    expect(iso.message).toBe(
+      `--virtualbox-boot2docker-url ${join(h.dir, "boot2docker.iso")}: boot2docker-style ISOs are not booted; pass a Flotilla guest image (its directory or its disk.vmdk, made by scripts/build-guest-image.sh)`,
+    );
+    const bare = join(h.dir, "bare");
+    mkdirSync(bare);
+    const err = await expectRejects(driver("devdays", {}, { "virtualbox-boot2docker-url": bare }).preCreateCheck());
+    expect(err.message).toBe(`--virtualbox-boot2docker-url ${bare}: disk.vmdk is missing (not a Flotilla guest image?)`);
+  });
+
+  it("refuses a disk smaller than the image and memory below its minimum, naming the flag", async () => {
+    const disk = await expectRejects(driver("devdays", {}, { "virtualbox-disk-size": 1100 }).preCreateCheck());
+    expect(disk.message).toBe("--virtualbox-disk-size 1100 MB is smaller than the guest image (1200 MB)");
+    expect(disk.details).toEqual({ field: "virtualbox-disk-size" });
+    const mem = await expectRejects(driver("devdays", {}, { "virtualbox-memory": 200 }).preCreateCheck());
+    expect(mem.message).toBe("--virtualbox-memory 200 MB is below the guest image's minimum of 256 MB");
+    expect(h.calls().filter((c) => c[0] !== "--version" && c[0] !== "showvminfo")).toEqual([]); // refused before any VirtualBox change
+  });
+
   it("does not download: a URL must already be in the image cache", async () => {
-    const url = "https://example.invalid/releases/boot2docker-v19.iso";
+    const url = "https://example.invalid/releases/guest-1";
     const err = await expectRejects(driver("devdays", {}, { "virtualbox-boot2docker-url": url }).preCreateCheck());
     expect(err).toBeInstanceOf(InvalidError);
     expect(err.message).toBe(
-      `--virtualbox-boot2docker-url ${url}: not in the image cache (${join(h.cacheDir, "boot2docker-v19.iso")}); images are not downloaded at run time: fetch it to that path, or pass a local file`,
+      `--virtualbox-boot2docker-url ${url}: not in the image cache (${join(h.cacheDir, "guest-1")}); images are not downloaded at run time: fetch it to that path, or pass a local path`,
     );
-    writeFileSync(join(h.cacheDir, "boot2docker-v19.iso"), "iso");
+    cpSync(h.image, join(h.cacheDir, "guest-1"), { recursive: true });
     await driver("devdays", {}, { "virtualbox-boot2docker-url": url }).preCreateCheck();
   });
 
-  it("without --virtualbox-boot2docker-url uses <cache>/boot2docker.iso", async () => {
+  it("without --virtualbox-boot2docker-url uses the cached guest image of this version", async () => {
     const d = new VirtualBoxDriver(h.ctx("devdays"), parseVirtualBoxOptions({ "virtualbox-no-share": true }));
     const err = await expectRejects(d.preCreateCheck());
-    expect(err.message).toContain(`no default image at ${join(h.cacheDir, "boot2docker.iso")}`);
+    expect(err.message).toBe(
+      `--virtualbox-boot2docker-url not given and the guest image ${join(h.cacheDir, `guest-${GUEST_IMAGE_VERSION}`)} is not built yet: run scripts/build-guest-image.sh (as root) or pass --virtualbox-boot2docker-url DIR`,
+    );
+    cpSync(h.image, join(h.cacheDir, `guest-${GUEST_IMAGE_VERSION}`), { recursive: true });
+    await d.preCreateCheck();
   });
 
   it("refuses a CIDR overlapping another host-only interface, and reuses an identical one", async () => {
@@ -110,7 +146,7 @@ describe("virtualbox lifecycle", { timeout: 60_000 }, () => {
   it("stop fails after the stop timeout when the guest ignores ACPI, and says to kill", async () => {
     const d = new VirtualBoxDriver(
       h.ctx("devdays", { STANDIN_ACPI_IGNORE: "1" }, { timing: { pollIntervalMs: 5, stopTimeoutMs: 300 } }),
-      parseVirtualBoxOptions({ "virtualbox-boot2docker-url": h.iso, "virtualbox-no-share": true }),
+      parseVirtualBoxOptions({ "virtualbox-boot2docker-url": h.image, "virtualbox-no-share": true }),
     );
     const err = await expectRejects(d.stop());
     expect(err).toBeInstanceOf(UnavailableError);
@@ -174,7 +210,7 @@ describe("virtualbox lifecycle", { timeout: 60_000 }, () => {
       info("devdays"),
       ["unregistervm", "devdays", "--delete"],
     ]);
-    for (const f of ["disk.vmdk", "boot2docker.iso", "id_ed25519", "devdays"]) expect(existsSync(join(store, f))).toBe(false);
+    for (const f of ["disk.vdi", "seed.iso", "id_ed25519", "devdays"]) expect(existsSync(join(store, f))).toBe(false);
     expect(await d.getState()).toBe(MachineState.NotFound);
   });
 

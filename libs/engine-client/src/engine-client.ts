@@ -63,12 +63,22 @@ export class EngineClient {
     return r.status === 200;
   }
 
-  /** Pulls an image (`POST /images/create`), waiting until the pull finished. */
-  async pullImage(image: string): Promise<void> {
+  /**
+   * Pulls an image (`POST /images/create`), waiting until the pull finished; `registryAuth` is
+   * Docker's X-Registry-Auth header value, for this pull only.
+   */
+  async pullImage(image: string, registryAuth?: string): Promise<void> {
     const at = image.lastIndexOf(":");
     const hasTag = at > image.lastIndexOf("/");
     const q = new URLSearchParams({ fromImage: hasTag ? image.slice(0, at) : image, tag: hasTag ? image.slice(at + 1) : "latest" });
-    const r = await this.call(`pull ${image}`, "POST", `/images/create?${q}`);
+    const r = await this.call(
+      `pull ${image}`,
+      "POST",
+      `/images/create?${q}`,
+      undefined,
+      this.timeoutMs,
+      registryAuth ? { "x-registry-auth": registryAuth } : {},
+    );
     // Docker reports pull failures inside a 200 stream as {"error": ...} lines.
     const failed = r.body
       .toString("utf8")
@@ -86,15 +96,15 @@ export class EngineClient {
     if (failed?.error) throw engineError(`pull ${image}`, 500, failed.error);
   }
 
-  /** Creates a container; pulls the image once if the agent does not have it (404). */
-  async createContainer(name: string, body: ContainerCreateBody): Promise<string> {
+  /** Creates a container; pulls the image once if the agent does not have it (404), with `registryAuth` if given. */
+  async createContainer(name: string, body: ContainerCreateBody, registryAuth?: string): Promise<string> {
     const op = `create container ${name}`;
     const send = () => this.json<{ Id: string }>(op, "POST", `/containers/create?name=${encodeURIComponent(name)}`, body);
     try {
       return (await send()).Id;
     } catch (e) {
       if (!(e instanceof EngineNotFoundError)) throw e;
-      await this.pullImage(body.Image);
+      await this.pullImage(body.Image, registryAuth);
       return (await send()).Id;
     }
   }
@@ -185,11 +195,12 @@ export class EngineClient {
     path: string,
     body?: unknown,
     timeoutMs = this.timeoutMs,
+    headers: Record<string, string> = {},
   ): Promise<{ status: number; body: Buffer }> {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     try {
-      const res = await this.open(op, method, path, body, ac.signal);
+      const res = await this.open(op, method, path, body, ac.signal, headers);
       const data = await readAll(res).catch((e: unknown) => {
         throw new EngineUnreachableError(op, this.options.url, e);
       });
@@ -201,7 +212,14 @@ export class EngineClient {
     }
   }
 
-  private open(op: string, method: string, path: string, body: unknown, signal?: AbortSignal): Promise<http.IncomingMessage> {
+  private open(
+    op: string,
+    method: string,
+    path: string,
+    body: unknown,
+    signal?: AbortSignal,
+    headers: Record<string, string> = {},
+  ): Promise<http.IncomingMessage> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
       const req = this.target.transport.request(
@@ -212,6 +230,7 @@ export class EngineClient {
           signal,
           headers: {
             ...this.target.base.headers,
+            ...headers,
             ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}),
           },
         },

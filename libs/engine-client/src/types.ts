@@ -35,6 +35,8 @@ export interface ContainerCreateBody {
   User?: string;
   WorkingDir?: string;
   ExposedPorts?: Record<string, Record<string, never>>;
+  /** Docker's HealthConfig: durations in nanoseconds, 0 or absent for the image's. */
+  Healthcheck?: { Test?: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; Retries?: number };
   HostConfig?: {
     Memory?: number;
     NanoCpus?: number;
@@ -49,6 +51,22 @@ export interface ContainerCreateBody {
     }[];
   };
   StopTimeout?: number;
+  /**
+   * Flotilla agents only: files (a task's secrets and configs) the agent writes on a tmpfs of its
+   * own and binds read-only into the container. Never kept in the container's record, so never
+   * shown by inspect; `Data` is base64.
+   */
+  FlotillaFiles?: FlotillaFile[];
+}
+
+/** One file of `FlotillaFiles`. */
+export interface FlotillaFile {
+  /** Absolute path in the container. */
+  Target: string;
+  Data: string;
+  UID: number;
+  GID: number;
+  Mode: number;
 }
 
 /** One entry of `GET /containers/json`. */
@@ -75,6 +93,8 @@ export interface ContainerInspect {
     OOMKilled: boolean;
     StartedAt: string;
     FinishedAt: string;
+    /** Present while the container has a health check. */
+    Health?: { Status: "starting" | "healthy" | "unhealthy" };
   };
   /** Published ports: `"80/tcp"` → where it is bound on the host (null when not published). */
   NetworkSettings?: { Ports?: Record<string, { HostIp?: string; HostPort: string }[] | null> };

@@ -3,7 +3,11 @@
 // (qemu: the guest's used memory, MemTotal - MemAvailable, once the agent runs; netns: the
 // agent's RSS) and the accelerator the VM used. Each machine is made and removed here.
 //
-//   npm run bench:machines [-- --json] [-- --accel auto|kvm|tcg]
+//   npm run bench:machines [-- --json] [-- --accel auto|kvm|tcg] [-- --steps]
+//       [-- --qemu-cidr 198.19.91.1/24] [-- --netns-cidr 198.19.92.1/24]
+//
+// --steps prints where the time went: seconds from `create` to the start of each driver and
+// provisioning step (boot, seed, upload, runtime check, agent start, ...), on stderr.
 //
 // Needs root, qemu and the guest image (built on first use, see scripts/build-guest-image.sh).
 // With --accel auto on a host whose KVM guests hang (nested virtualisation), the first run pays
@@ -20,7 +24,11 @@ import { ensureGuestImage } from "../../../test/support/guest-image";
 const repo = resolve(__dirname, "../../..");
 const args = process.argv.slice(2);
 const asJson = args.includes("--json");
-const accel = args.includes("--accel") ? args[args.indexOf("--accel") + 1] : "auto";
+const flag = (name: string, fallback: string) => (args.includes(name) ? args[args.indexOf(name) + 1]! : fallback);
+const accel = flag("--accel", "auto");
+const qemuCidr = flag("--qemu-cidr", "198.19.91.1/24");
+const netnsCidr = flag("--netns-cidr", "198.19.92.1/24");
+const showSteps = args.includes("--steps");
 
 interface Row {
   createToReadyS: number;
@@ -48,15 +56,27 @@ async function measure(
   const name = `bench-${driverName}-${process.pid.toString(36)}`;
   const factory = getDriver(driverName);
   const events: DriverEvent[] = [];
+  // Seconds since `create` at which each step began: where the time goes.
+  const steps: Array<{ at: number; step: string }> = [];
+  const mark = (step: string) => steps.push({ at: Number(process.hrtime.bigint() - started) / 1e9, step });
+  let started = process.hrtime.bigint();
   // The default lock dir: the KVM watchdog's marker is host-wide.
   const driver = factory.bind(
-    { machineName: name, storeDir: join(base, "machines", name), runner: createExecRunner(), progress: (e) => events.push(e) },
+    {
+      machineName: name,
+      storeDir: join(base, "machines", name),
+      runner: createExecRunner(),
+      progress: (e) => {
+        events.push(e);
+        mark(`${driverName} ${e.step}`);
+      },
+    },
     factory.parseOptions(raw),
   );
   made.push(driver); // removed by the caller even when this fails midway
   const ca = await CertificateAuthority.open(join(base, "ca"));
   const client = await ensureClientCert(ca, CONTROL_PLANE_CLIENT);
-  const started = process.hrtime.bigint();
+  started = process.hrtime.bigint();
   await driver.preCreateCheck();
   await driver.create();
   const ip = await driver.getIP();
@@ -68,8 +88,15 @@ async function measure(
     client,
     agentBundle: { path: bundle },
     agentTimeoutMs: 120_000,
+    progress: (e) => mark(`provision ${e.step}`),
   });
   const createToReadyS = Number(process.hrtime.bigint() - started) / 1e9;
+  if (showSteps) {
+    for (const [i, s] of steps.entries()) {
+      const next = steps[i + 1]?.at ?? createToReadyS;
+      console.error(`${driverName.padEnd(5)} ${s.at.toFixed(1).padStart(6)} s  +${(next - s.at).toFixed(1).padStart(5)} s  ${s.step}`);
+    }
+  }
   let idleMemMb: number;
   if (driverName === "qemu") {
     const mem = await guestCommand(driver, "cat /proc/meminfo");
@@ -89,17 +116,11 @@ async function main(): Promise<void> {
   execFileSync("node", [join(repo, "scripts/build-agent-bundle.mjs"), "--out", bundle], { stdio: "ignore" });
   const made: Driver[] = [];
   try {
-    const q = await measure(
-      base,
-      "qemu",
-      { "qemu-accel": accel, "qemu-network-cidr": "198.19.91.1/24", "qemu-bridge": "flbench0" },
-      bundle,
-      made,
-    );
+    const q = await measure(base, "qemu", { "qemu-accel": accel, "qemu-network-cidr": qemuCidr, "qemu-bridge": "flbench0" }, bundle, made);
     const used = (await (q.driver as QemuDriver).accel()) ?? "?";
     const fellBack = q.events.some((e) => e.message.includes("falling back to TCG"));
     await q.driver.remove();
-    const n = await measure(base, "netns", { "netns-cidr": "198.19.92.1/24", "netns-bridge": "flbench1" }, bundle, made);
+    const n = await measure(base, "netns", { "netns-cidr": netnsCidr, "netns-bridge": "flbench1" }, bundle, made);
     await n.driver.remove();
     if (!asJson) {
       console.log(

@@ -2,6 +2,8 @@
 export interface EngineOptions {
   /** Registries the agent may reach over plain http (`--insecure-registry`). */
   insecureRegistries?: string[];
+  /** Docker Hub mirrors, http(s)://host[:port] (`--registry-mirror`), tried before Docker Hub. */
+  registryMirrors?: string[];
   /**
    * Host paths the machine's containers may not bind-mount (`--deny-bind`): the control plane's
    * config, data and state, for machines that share its host's filesystem (netns).

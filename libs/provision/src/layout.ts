@@ -83,6 +83,7 @@ export function renderRunScript(l: AgentLayout, engine: EngineOptions, opts: { c
     // Only the control plane and this machine's own client certificate, not every one the CA signed.
     ...(opts.clientAllowList ? [`--tlsclients ${q(l.clientsPath)}`] : []),
     ...(engine.insecureRegistries ?? []).map((r) => `--insecure-registry ${q(r)}`),
+    ...(engine.registryMirrors ?? []).map((m) => `--registry-mirror ${q(m)}`),
     // A netns machine shares the host's filesystem with the control plane: its containers must
     // not bind-mount the control plane's keys, tokens and data.
     ...(l.netns ? (engine.denyBinds ?? []).map((p) => `--deny-bind ${q(p)}`) : []),

@@ -143,8 +143,8 @@ export async function openShell(target: Pick<AgentTarget, "ssh" | "signal" | "ss
         timeoutMs: target.sshTimeoutMs ?? SSH_CONNECT_MS,
         machine: target.machineName,
         // The driver's own key (netns), else trust on first use in the machine store.
-        ...(ssh.hostKey && !ssh.hostKeyFile ? { hostKey: ssh.hostKey } : {}),
-        ...(ssh.hostKeyFile ? { hostKeyFile: ssh.hostKeyFile } : {}),
+        ...(ssh.hostKey && !ssh.hostKeyPin ? { hostKey: ssh.hostKey } : {}),
+        ...(ssh.hostKeyPin ? { hostKeyPin: ssh.hostKeyPin } : {}),
       });
       return new RootShell(conn, ssh.user, signal);
     } catch (e) {

@@ -38,6 +38,8 @@ export type TypeAgreement = [
   Assert<Equal<Api.DesiredState, Core.DesiredState>>,
   Assert<Equal<Flat<Api.ServiceSpec>, Flat<RestSpecOf<Core.ServiceSpec>>>>,
   Assert<Equal<Flat<Api.Mount>, Flat<Mutable<Core.Mount>>>>,
+  Assert<Equal<Flat<Api.SecretReference>, Flat<Mutable<Core.SecretReference>>>>,
+  Assert<Equal<Flat<Api.HealthCheck>, Flat<Mutable<Core.HealthCheck>>>>,
   Assert<Equal<Flat<Api.UpdateConfig>, Flat<Mutable<Core.UpdateConfig>>>>,
   Assert<Equal<Flat<Api.RestartPolicy>, Flat<Mutable<Core.RestartPolicy>>>>,
   Assert<Equal<Api.NodeRole, Core.NodeRole>>,

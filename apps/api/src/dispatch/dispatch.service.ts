@@ -4,109 +4,36 @@
 // wants (a removed service's, strays). Reconcile only asks for these jobs and never waits on
 // them, so an agent that does not answer holds up its own node's job and nothing else: each call
 // has the engine client's timeout, and after one failure to reach the agent the rest of that
-// job's launches are rejected at once instead of each waiting out its own timeout.
+// job's calls fail at once instead of each waiting out its own timeout. A launch the agent did
+// not answer stays claimed, never rejected: its container may exist (agent-calls.ts).
 import { Inject, Injectable, Logger, OnModuleInit } from "@nestjs/common";
-import {
-  DISPATCHED_TASK_STATES,
-  dispatchWork,
-  isHostPort,
-  isIngressPort,
-  isUpdateActive,
-  STALE_CLAIM_MS,
-  type Clock,
-  type ServiceSpec,
-  type TaskEndpoint,
-  type UpdateState,
-} from "@flotilla/core";
-import {
-  EngineConflictError,
-  EngineNotFoundError,
-  EngineUnreachableError,
-  TASK_LABELS,
-  type ContainerCreateBody,
-} from "@flotilla/engine-client";
+import { DISPATCHED_TASK_STATES, dispatchWork, isUpdateActive, STALE_CLAIM_MS, type Clock, type UpdateState } from "@flotilla/core";
 import type { Job } from "bullmq";
 import { CLOCK } from "../common/clock";
 import { PrismaService } from "../database/prisma.service";
 import { NODE_COLUMNS, nodeRow } from "../database/node-rows";
 import { TASK_COLUMNS } from "../database/task-rows";
 import { EventsService } from "../events/events.service";
-import type { Node as NodeRow, Service as ServiceRow, Task as TaskRow } from "../generated/prisma/client";
+import type { Task as TaskRow } from "../generated/prisma/client";
 import { JobHandlers } from "../queues/job-handlers";
 import { QUEUE, type DispatchJob, type DispatchPart, type RemoveContainersJob } from "../queues/queue-names";
 import { QueuesService } from "../queues/queues.service";
-import { ACTIVE_STATES, specOf, taskName, toCoreTask } from "../services/mapping";
+import { ACTIVE_STATES, specOf, toCoreTask } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
 import { TasksRepository, type LaunchOutcome } from "../tasks/tasks.repository";
+import { AgentCalls, type AgentRef, type ServiceRef } from "./agent-calls";
 import { EngineClients } from "./engine-clients";
+import { TaskValuesService } from "./task-values";
+import { TaskLogs } from "./task-logs";
 import { nodeStatusSql } from "../database/sql";
 
 export { STALE_CLAIM_MS };
+export type { AgentRef };
+export { containerBody, ingressEndpoints } from "./container-body";
 // Calls to one agent in flight at once; nodes in flight at once is the queue's concurrency.
 const PER_AGENT = 8;
 // Launch outcomes recorded per statement.
 const RECORD_CHUNK = 16;
-
-/** What dispatch needs of a service. */
-type ServiceRef = Pick<ServiceRow, "id" | "name" | "spec" | "updateState">;
-
-/** What dispatch needs of a node: where its agent answers. */
-export type AgentRef = Pick<NodeRow, "hostname" | "engineUrl">;
-
-/** The Engine API create body for a task of `service`. */
-export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec, task: Pick<TaskRow, "id" | "slot">): ContainerCreateBody {
-  // Ingress ports take a dynamic host port: the mesh on every node forwards the published port
-  // to it. Host ports are the published port itself.
-  const ports = spec.ports.map((p) => [`${p.target}/${p.protocol}`, isHostPort(p) ? String(p.published) : ""] as const);
-  const limits = spec.resources.limits;
-  // A volume is the node's: the agent creates it on first use and keeps it when the container
-  // goes, so the next task on this node finds the data.
-  const mounts = spec.mounts.map((m) => ({
-    Type: m.type,
-    ...(m.source !== undefined ? { Source: m.source } : {}),
-    Target: m.target,
-    ...(m.readOnly ? { ReadOnly: true } : {}),
-    ...(m.tmpfsSizeBytes !== undefined ? { TmpfsOptions: { SizeBytes: m.tmpfsSizeBytes } } : {}),
-  }));
-  return {
-    Image: spec.image,
-    ...(spec.command.length ? { Entrypoint: [...spec.command] } : {}),
-    ...(spec.args.length ? { Cmd: [...spec.args] } : {}),
-    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-    ...(spec.hostname ? { Hostname: spec.hostname } : {}),
-    ...(spec.user ? { User: spec.user } : {}),
-    ...(spec.workdir ? { WorkingDir: spec.workdir } : {}),
-    Labels: {
-      ...spec.labels,
-      ...spec.containerLabels,
-      [TASK_LABELS.serviceId]: service.id,
-      [TASK_LABELS.taskId]: task.id,
-      [TASK_LABELS.slot]: String(task.slot ?? ""),
-    },
-    ...(ports.length ? { ExposedPorts: Object.fromEntries(ports.map(([k]) => [k, {}])) } : {}),
-    HostConfig: {
-      ...(limits.memoryBytes ? { Memory: limits.memoryBytes } : {}),
-      ...(limits.nanoCpus ? { NanoCpus: limits.nanoCpus } : {}),
-      ...(limits.pids ? { PidsLimit: limits.pids } : {}),
-      ...(ports.length ? { PortBindings: Object.fromEntries(ports.map(([k, hostPort]) => [k, [{ HostPort: hostPort }]])) } : {}),
-      ...(mounts.length ? { Mounts: mounts } : {}),
-    },
-    StopTimeout: Math.ceil(spec.stopGracePeriodMs / 1000),
-  };
-}
-
-/** Where the container's ingress ports answer on its node, from an inspect's NetworkSettings.Ports. */
-export function ingressEndpoints(
-  spec: ServiceSpec,
-  ports: Record<string, { HostIp?: string; HostPort: string }[] | null> | undefined,
-): TaskEndpoint[] {
-  const out: TaskEndpoint[] = [];
-  for (const p of spec.ports.filter(isIngressPort)) {
-    const hostPort = Number(ports?.[`${p.target}/${p.protocol}`]?.[0]?.HostPort);
-    if (Number.isInteger(hostPort) && hostPort > 0) out.push({ target: p.target, protocol: p.protocol, hostPort });
-  }
-  return out;
-}
 
 /** Runs `fn` over items with at most `parallel` in flight. */
 async function inBatches<T>(items: readonly T[], fn: (t: T) => Promise<void>, parallel: number): Promise<void> {
@@ -129,6 +56,8 @@ export class DispatchService implements OnModuleInit {
     private readonly services: ServicesRepository,
     private readonly tasks: TasksRepository,
     private readonly handlers: JobHandlers,
+    private readonly values: TaskValuesService,
+    private readonly taskLogs: TaskLogs,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
@@ -202,11 +131,14 @@ export class DispatchService implements OnModuleInit {
       chunk = [];
       await this.events.publish(await this.tasks.recordLaunches(batch, this.clock.now()));
     };
+    const values = this.values.loader();
     await inBatches(
       tasks.filter((t) => mine.has(t.id) && services.has(t.serviceId)),
       async (task) => {
         const service = services.get(task.serviceId)!;
-        const outcome = await agent.launch(service, task);
+        const outcome = await agent.launch(service, task, values);
+        // Unanswered: nothing to record yet (see AgentCalls.launch).
+        if (outcome.unanswered) return;
         const c = counts.get(task.serviceId) ?? { started: 0, rejected: 0 };
         if (outcome.containerId) c.started++;
         else c.rejected++;
@@ -233,6 +165,7 @@ export class DispatchService implements OnModuleInit {
         const from = task.containerId ? DISPATCHED_TASK_STATES : (["ASSIGNED"] as const);
         const evs = await this.tasks.finish(task, [...from], "SHUTDOWN", this.clock.now(), r.exitCode);
         await this.events.publish(evs);
+        if (r.log) await this.taskLogs.keep(task.id, r.log);
         if (evs.length) stopped.add(task.serviceId);
       },
       PER_AGENT,
@@ -270,11 +203,14 @@ export class DispatchService implements OnModuleInit {
     ).map(nodeRow);
     if (!node) return 0;
     const agent = new AgentCalls(node, this.engines);
+    // A finished task's container (a stray once its task is over) keeps its log with the task.
+    const tasks = await this.taskLogs.tasksOf(job.containers);
     let removed = 0;
     await inBatches(
       job.containers,
       async (id) => {
-        if (await agent.remove(id, job.graceMs)) removed++;
+        const taskId = tasks.get(id);
+        if (await agent.remove(id, job.graceMs, taskId ? (log) => this.taskLogs.keep(taskId, log) : undefined)) removed++;
       },
       PER_AGENT,
     );
@@ -292,88 +228,5 @@ export class DispatchService implements OnModuleInit {
       [unique],
     );
     return new Map(rows.map((s) => [s.id, s]));
-  }
-}
-
-/**
- * The calls one dispatch job makes to one agent. Once the agent proved unreachable, the rest
- * fail at once with that error: a blackholed agent costs one timeout per job, not one per task.
- */
-class AgentCalls {
-  private unreachable?: Error;
-
-  constructor(
-    private readonly node: AgentRef,
-    private readonly engines: EngineClients,
-  ) {}
-
-  /** Creates (idempotently: the name is the task's) and starts a task's container. */
-  async launch(service: ServiceRef, task: TaskRow): Promise<LaunchOutcome> {
-    const spec = specOf(service);
-    try {
-      const { containerId, endpoints } = await this.call(async (engine) => {
-        const name = `${taskName(service.name, task)}.${task.id}`;
-        let containerId: string;
-        try {
-          containerId = await engine.createContainer(name, containerBody(service, spec, task));
-        } catch (e) {
-          // A previous attempt created it (this one took over a stale claim): use that container.
-          if (!(e instanceof EngineConflictError)) throw e;
-          containerId = (await engine.inspectContainer(name)).Id;
-        }
-        await engine.startContainer(containerId);
-        if (!spec.ports.some(isIngressPort)) return { containerId, endpoints: undefined };
-        return { containerId, endpoints: ingressEndpoints(spec, (await engine.inspectContainer(containerId)).NetworkSettings?.Ports) };
-      });
-      return { task, node: this.node.hostname, containerId, ...(endpoints ? { endpoints } : {}) };
-    } catch (e) {
-      new Logger("dispatch").warn(`task ${task.id} on ${this.node.hostname}: ${(e as Error).message}`);
-      return { task, node: this.node.hostname, error: (e as Error).message };
-    }
-  }
-
-  /** Stops and removes a task's container; "unreachable" leaves the task for a later pass. */
-  async stop(task: TaskRow, graceMs: number): Promise<{ exitCode?: number } | "unreachable"> {
-    if (!task.containerId) return {};
-    const id = task.containerId;
-    try {
-      return await this.call(async (engine) => {
-        await engine.stopContainer(id, graceMs / 1000);
-        const exitCode = (await engine.inspectContainer(id)).State.ExitCode;
-        await engine.removeContainer(id, true);
-        return { exitCode };
-      });
-    } catch (e) {
-      if (e instanceof EngineNotFoundError) return {};
-      new Logger("dispatch").warn(`stop task ${task.id} on ${this.node.hostname}: ${(e as Error).message}`);
-      return "unreachable";
-    }
-  }
-
-  /** Stops and removes a container; true when it is gone. */
-  async remove(containerId: string, graceMs: number): Promise<boolean> {
-    try {
-      await this.call(async (engine) => {
-        await engine.stopContainer(containerId, graceMs / 1000).catch((e: unknown) => {
-          if (!(e instanceof EngineNotFoundError)) throw e;
-        });
-        await engine.removeContainer(containerId, true);
-      });
-      return true;
-    } catch (e) {
-      if (e instanceof EngineNotFoundError) return true;
-      new Logger("dispatch").warn(`remove container ${containerId} on ${this.node.hostname}: ${(e as Error).message}`);
-      return false;
-    }
-  }
-
-  private async call<T>(fn: (engine: Awaited<ReturnType<EngineClients["forNode"]>>) => Promise<T>): Promise<T> {
-    if (this.unreachable) throw this.unreachable;
-    try {
-      return await fn(await this.engines.forNode(this.node));
-    } catch (e) {
-      if (e instanceof EngineUnreachableError) this.unreachable = e;
-      throw e;
-    }
   }
 }

@@ -5,6 +5,9 @@ import { EngineClient } from "@flotilla/engine-client";
 import type { Node as NodeRow } from "../generated/prisma/client";
 import { MachineHost } from "../machines/machine-host";
 
+/** How long dispatch waits for an agent's answer to one call. */
+export const ENGINE_TIMEOUT_MS = 15_000;
+
 @Injectable()
 export class EngineClients implements OnModuleDestroy {
   // Promises, so concurrent first calls for one agent share one client.
@@ -30,10 +33,10 @@ export class EngineClients implements OnModuleDestroy {
   }
 
   private async connect(url: string): Promise<EngineClient> {
-    if (!url.startsWith("https:")) return new EngineClient({ url, timeoutMs: 15_000 });
+    if (!url.startsWith("https:")) return new EngineClient({ url, timeoutMs: ENGINE_TIMEOUT_MS });
     const ca = await this.machines.authority();
     const pair = await this.machines.controlPlaneClient();
-    return new EngineClient({ url, timeoutMs: 15_000, tls: { ca: ca.certPem, cert: pair.cert, key: pair.key } });
+    return new EngineClient({ url, timeoutMs: ENGINE_TIMEOUT_MS, tls: { ca: ca.certPem, cert: pair.cert, key: pair.key } });
   }
 
   async onModuleDestroy(): Promise<void> {

@@ -1,6 +1,9 @@
-import { Body, Controller, HttpCode, Post, Req } from "@nestjs/common";
+import { Body, Controller, Get, HttpCode, Post, Query, Req, Res } from "@nestjs/common";
+import type { FastifyReply } from "fastify";
+import { InvalidError } from "@flotilla/core";
+import { IngressService, MAX_INGRESS_WAIT_MS, type IngressTable } from "../ingress/ingress.service";
 import type { FastifyRequest } from "fastify";
-import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiTags } from "@nestjs/swagger";
+import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiQuery, ApiResponse, ApiTags } from "@nestjs/swagger";
 import { ZodValidationPipe } from "../common/zod-validation.pipe";
 import { HeartbeatBody, HeartbeatsService, type HeartbeatReply } from "./heartbeats.service";
 
@@ -10,7 +13,38 @@ import { HeartbeatBody, HeartbeatsService, type HeartbeatReply } from "./heartbe
 @ApiBearerAuth()
 @Controller("api/v1/nodes")
 export class HeartbeatsController {
-  constructor(private readonly heartbeats: HeartbeatsService) {}
+  constructor(
+    private readonly heartbeats: HeartbeatsService,
+    private readonly ingress: IngressService,
+  ) {}
+
+  @Get("ingress")
+  @ApiOperation({
+    summary:
+      "The routing mesh's table, as a long poll: answers at once when it differs from `version`, else when it changes, else 204 after waitMs",
+  })
+  @ApiQuery({ name: "version", required: false, description: "version of the table the agent applied last" })
+  @ApiQuery({
+    name: "waitMs",
+    required: false,
+    description: `how long to wait for a change, at most ${MAX_INGRESS_WAIT_MS} (default 20000)`,
+  })
+  @ApiResponse({ status: 200, description: "the table (the same shape as a heartbeat reply's `ingress`)" })
+  @ApiResponse({ status: 204, description: "unchanged within waitMs" })
+  async ingressTable(
+    @Query("version") version: string | undefined,
+    @Query("waitMs") waitMs: string | undefined,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<IngressTable | undefined> {
+    const wait = waitMs === undefined ? 20_000 : Number(waitMs);
+    if (!Number.isInteger(wait) || wait < 0 || wait > MAX_INGRESS_WAIT_MS)
+      throw new InvalidError(`waitMs must be a whole number from 0 to ${MAX_INGRESS_WAIT_MS}`, { field: "waitMs", value: waitMs });
+    if (version !== undefined && version.length > 200)
+      throw new InvalidError("version is longer than 200 characters", { field: "version" });
+    const table = await this.ingress.waitFor(version || undefined, wait);
+    if (!table) reply.status(204);
+    return table;
+  }
 
   @Post("heartbeat")
   @HttpCode(200)
@@ -46,6 +80,11 @@ export class HeartbeatsController {
               state: { enum: ["created", "running", "exited"] },
               exitCode: { type: "integer" },
               oomKilled: { type: "boolean" },
+              health: {
+                enum: ["starting", "healthy", "unhealthy"],
+                description: "the health check's status of a running container that has one: its task runs only once healthy",
+              },
+              healthOutput: { type: "string", description: "the last failed health check's output" },
               startedAt: { type: "string" },
               finishedAt: { type: "string" },
             },
@@ -75,6 +114,7 @@ export class HeartbeatsController {
                   protocol: { enum: ["tcp"] },
                   serviceId: { type: "string", format: "uuid" },
                   serviceName: { type: "string" },
+                  traffic: { enum: ["local"], description: "absent: any task answers; local: only the receiving node's own tasks" },
                   backends: {
                     type: "array",
                     items: { type: "object", properties: { host: { type: "string" }, port: { type: "integer" } } },

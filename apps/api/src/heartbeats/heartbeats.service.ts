@@ -48,6 +48,8 @@ export const HeartbeatBody = z.object({
         state: z.enum(["created", "running", "exited"]),
         exitCode: z.number().int().optional(),
         oomKilled: z.boolean().optional(),
+        health: z.enum(["starting", "healthy", "unhealthy"]).optional(),
+        healthOutput: z.string().max(4096).optional(),
         startedAt: z.string().optional(),
         finishedAt: z.string().optional(),
       }),
@@ -90,7 +92,9 @@ const TOUCH_BATCHES = 2;
 const TOUCH_BATCH_MAX = 200;
 
 function observation(c: Reported): ContainerObservation {
-  if (c.state === "running") return { kind: "running" };
+  if (c.state === "running") {
+    return { kind: "running", ...(c.health ? { health: c.health } : {}), ...(c.healthOutput ? { healthOutput: c.healthOutput } : {}) };
+  }
   if (c.state === "created") return { kind: "created" };
   if (c.oomKilled) return { kind: "oom", ...(c.exitCode !== undefined ? { exitCode: c.exitCode } : {}) };
   return { kind: "exited", exitCode: c.exitCode ?? 0 };
@@ -131,7 +135,7 @@ export class HeartbeatsService {
   async beat(hb: HeartbeatBody, reporter: Reporter = { admin: true }): Promise<HeartbeatReply> {
     const receivedAt = this.clock.now();
     const digest = hb.containers
-      .map((c) => `${c.id}:${c.state}:${c.exitCode ?? ""}`)
+      .map((c) => `${c.id}:${c.state}:${c.exitCode ?? ""}:${c.health ?? ""}`)
       .sort()
       .join(",");
     const last = this.lastReport.get(hb.hostname);
@@ -316,11 +320,17 @@ export class HeartbeatsService {
     return new Set(rows.map((r) => r.id));
   }
 
-  /** Publishes the fold's events; a task that ended restarts (policy permitting) and frees room. */
+  /**
+   * Publishes the fold's events; a task that ended restarts (policy permitting) and frees room;
+   * a task that became healthy (RUNNING here, after STARTING) is what a rolling update waits for.
+   */
   private async published(evs: FlotillaEvent[]): Promise<void> {
     await this.events.publish(evs);
     const ended = new Set(evs.filter((e) => isTerminal(e.data.state as TaskState)).map((e) => e.data.serviceId as string));
     if (ended.size) await this.reconcileLater([...ended, ...(await this.services.servicesWaitingForCapacity())], "task ended");
+    const healthy = new Set(evs.filter((e) => e.data.state === "RUNNING").map((e) => e.data.serviceId as string));
+    for (const id of ended) healthy.delete(id);
+    if (healthy.size) await this.reconcileLater([...healthy], "task running");
   }
 
   /** Asks for reconciles; while Redis is down the sweep does it when it returns. */

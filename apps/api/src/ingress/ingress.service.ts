@@ -1,14 +1,21 @@
-// The routing mesh's table, as agents receive it in heartbeat replies: every ingress port of
-// every service, with the running tasks' node addresses and dynamic host ports (libs/core
-// ingressTable decides; this reads the rows). Every node gets the same table, so it is built
-// once per CACHE_MS per process however many nodes beat, and sent only to agents whose version
-// differs.
+// The routing mesh's table, as agents receive it: every ingress port of every service, with the
+// running tasks' node addresses and dynamic host ports (libs/core ingressTable decides; this
+// reads the rows). Every node gets the same table, so it is built once per CACHE_MS per process
+// however many nodes ask, and sent only to agents whose version differs.
+//
+// Two ways out: heartbeat replies (every beat, as a fallback), and the agents' long poll
+// (GET /api/v1/nodes/ingress?version=…), answered as soon as the table differs. A change is
+// noticed from the event stream (every task, service and node change is an event published on
+// Redis to every API process): the cache is dropped and waiting polls re-read at once. Without
+// Redis the polls still re-read every RECHECK_MS.
 import { createHash } from "node:crypto";
-import { Inject, Injectable } from "@nestjs/common";
+import { Inject, Injectable, OnModuleDestroy } from "@nestjs/common";
+import type { Subscription } from "rxjs";
 import { CLOCK } from "../common/clock";
 import type { Clock } from "@flotilla/core";
 import { ingressTable, type IngressPort, type MeshBackendTask, type PortConfig, type TaskEndpoint, type TaskState } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
+import { EventsService } from "../events/events.service";
 
 /** What an agent's ingress proxy applies (agent/src/ingress/ingress-types.ts mirrors it). */
 export interface IngressTable {
@@ -17,8 +24,13 @@ export interface IngressTable {
   ports: IngressPort[];
 }
 
-// A new task reaches the mesh within this plus one heartbeat period.
+// Without an event (Redis down), a waiting poll sees a change within this plus CACHE_MS.
 const CACHE_MS = 500;
+const RECHECK_MS = 1000;
+/** Event kinds that can change the table: tasks (state, endpoints), services (ports), nodes (status). */
+const TABLE_EVENTS: ReadonlySet<string> = new Set(["task", "service", "node"]);
+/** Longest wait an agent may ask for. */
+export const MAX_INGRESS_WAIT_MS = 30_000;
 
 /** The host other nodes reach a node's published ports on: its engine URL's, when that is TCP. */
 export function nodeAddress(engineUrl: string | null): string | undefined {
@@ -27,13 +39,53 @@ export function nodeAddress(engineUrl: string | null): string | undefined {
 }
 
 @Injectable()
-export class IngressService {
+export class IngressService implements OnModuleDestroy {
   private cached: { at: number; table: Promise<IngressTable> } | undefined;
+  private readonly waiters = new Set<() => void>();
+  private changes: Subscription | undefined;
+  private closed = false;
 
   constructor(
     private readonly prisma: PrismaService,
+    private readonly events: EventsService,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
+
+  /** Answers every waiting poll (with "unchanged"), so shutdown does not wait for them. */
+  onModuleDestroy(): void {
+    this.closed = true;
+    this.changes?.unsubscribe();
+    for (const wake of [...this.waiters]) wake();
+  }
+
+  /**
+   * The table once its version differs from `version`, or undefined when it has not changed
+   * within `waitMs` (or the process is shutting down).
+   */
+  async waitFor(version: string | undefined, waitMs: number): Promise<IngressTable | undefined> {
+    // Subscribed on first use: worker-only processes never serve polls and need no subscriber.
+    this.changes ??= this.events.stream().subscribe((e) => {
+      if (!TABLE_EVENTS.has(e.kind)) return;
+      this.cached = undefined;
+      for (const wake of [...this.waiters]) wake();
+    });
+    const deadline = this.clock.now() + Math.min(waitMs, MAX_INGRESS_WAIT_MS);
+    for (;;) {
+      const table = await this.table();
+      if (table.version !== version) return table;
+      const left = deadline - this.clock.now();
+      if (left <= 0 || this.closed) return undefined;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.waiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.min(left, RECHECK_MS));
+        this.waiters.add(wake);
+      });
+    }
+  }
 
   /** The current table; concurrent callers within CACHE_MS share one read. */
   table(): Promise<IngressTable> {

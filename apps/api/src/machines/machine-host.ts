@@ -3,8 +3,17 @@
 // service and the worker stay about decisions.
 import { Inject, Injectable } from "@nestjs/common";
 import { join } from "node:path";
-import { InvalidError } from "@flotilla/core";
-import { createExecRunner, getDriver, type Driver, type DriverEvent, type OptionValue, type RawOptions } from "@flotilla/drivers";
+import { InvalidError, parseRegistryMirror } from "@flotilla/core";
+import {
+  createExecRunner,
+  getDriver,
+  PINNED_HOST_KEY,
+  type Driver,
+  type DriverEvent,
+  type HostKeyPin,
+  type OptionValue,
+  type RawOptions,
+} from "@flotilla/drivers";
 import { readFile } from "node:fs/promises";
 import type { MachineCertificates } from "@flotilla/api-types";
 import {
@@ -27,6 +36,11 @@ export const ENGINE_OPTIONS = [
     name: "engine-insecure-registry",
     type: "string",
     help: "Registry (host:port) the agent reaches over plain http; comma-separated for several",
+  },
+  {
+    name: "engine-registry-mirror",
+    type: "string",
+    help: "Docker Hub mirror the agent pulls docker.io images through, http(s)://host[:port]; comma-separated for several",
   },
   {
     name: "engine-env",
@@ -77,6 +91,19 @@ export function splitOptions(raw: Record<string, OptionValue>): { driver: RawOpt
           throw new InvalidError(`--engine-insecure-registry must be host or host:port, got ${JSON.stringify(r)}`, { field: key });
       }
       engine.insecureRegistries = [...(engine.insecureRegistries ?? []), ...list];
+    } else if (key === "engine-registry-mirror") {
+      const list = String(v)
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
+      for (const m of list) {
+        try {
+          parseRegistryMirror(m);
+        } catch (e) {
+          throw new InvalidError(`--engine-registry-mirror: ${(e as Error).message}`, { field: key });
+        }
+      }
+      engine.registryMirrors = [...(engine.registryMirrors ?? []), ...list];
     } else if (key === "engine-env") {
       const env = pairs(key, v, /^[A-Za-z_][A-Za-z0-9_]*$/, "KEY a variable name");
       const reserved = Object.keys(env).find((k) => k.startsWith("FLOTILLA_"));
@@ -110,14 +137,22 @@ export class MachineHost {
     return join(this.config.userMachinesDir, name);
   }
 
-  /** Binds the machine's driver from its stored options (drivers are stateless). */
-  driver(machine: Pick<MachineRow, "name" | "driver" | "options">, progress?: (e: DriverEvent) => void): Driver {
+  /**
+   * Binds the machine's driver from its stored options (drivers are stateless), with the pin of
+   * its SSH host key (the machine record: MachinesRepository.hostKeyPin).
+   */
+  driver(machine: Pick<MachineRow, "name" | "driver" | "options">, hostKeyPin: HostKeyPin, progress?: (e: DriverEvent) => void): Driver {
     const factory = getDriver(machine.driver);
     const { driver } = splitOptions((machine.options ?? {}) as Record<string, OptionValue>);
     return factory.bind(
-      { machineName: machine.name, storeDir: this.storeDir(machine.name), runner: createExecRunner(), progress },
+      { machineName: machine.name, storeDir: this.storeDir(machine.name), runner: createExecRunner(), progress, hostKeyPin },
       factory.parseOptions(driver),
     );
+  }
+
+  /** Where older versions pinned the SSH host key (the record takes it over). */
+  legacyHostKeyFile(name: string): string {
+    return join(this.storeDir(name), PINNED_HOST_KEY);
   }
 
   engineOptions(machine: Pick<MachineRow, "options">): EngineOptions {

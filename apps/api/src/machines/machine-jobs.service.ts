@@ -2,7 +2,7 @@
 // rm, provision, regenerate-certs, upgrade). Each step is a "machine progress" event and a BullMQ
 // progress update; a failed create leaves an ERROR row naming the step and nothing running, except
 // one refused by its preCreateCheck, which leaves nothing at all.
-import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from "@nestjs/common";
+import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit } from "@nestjs/common";
 import type { Subscription } from "rxjs";
 import { EventsService } from "../events/events.service";
 import { NodesService } from "../nodes/nodes.service";
@@ -26,7 +26,7 @@ import { JoinService } from "../join/join.service";
 import { QUEUE, type ProvisionJob } from "../queues/queue-names";
 import { agentTokenName, MachineHost } from "./machine-host";
 import { MachinesRepository, type MachineRow } from "./machines.repository";
-import type { Operation } from "./machines.service";
+import { MachinesService, type Operation } from "./machines.service";
 
 const JOB_TIMEOUT_MS = 20 * 60_000;
 
@@ -42,7 +42,7 @@ class StepError extends Error {
 }
 
 @Injectable()
-export class MachineJobsService implements OnModuleInit, OnModuleDestroy {
+export class MachineJobsService implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger("machines");
   private nodes?: Subscription;
 
@@ -54,7 +54,34 @@ export class MachineJobsService implements OnModuleInit, OnModuleDestroy {
     private readonly joins: JoinService,
     private readonly events: EventsService,
     private readonly nodesService: NodesService,
+    private readonly machines: MachinesService,
   ) {}
+
+  /**
+   * Machines provisioned before agents had a client allow list accept any certificate the CA
+   * signed (another machine's included) until their next provision, start or regenerate-certs.
+   * Nobody should have to remember that after an upgrade: at start the worker gives each READY
+   * one its list now, as a regenerate-certs that re-issues nothing it does not need to (the
+   * agent restarts once, for the run script that turns the list on). Several workers starting
+   * together queue one job per machine (the job id is the machine's and the operation's).
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    await this.catchUpClientLists().catch((e: Error) => this.logger.warn(`client allow lists not given yet: ${e.message}`));
+  }
+
+  async catchUpClientLists(): Promise<string[]> {
+    const queued: string[] = [];
+    for (const m of await this.repo.withoutClientList()) {
+      try {
+        await this.machines.operate(m.name, "regenerate-certs", { force: false, reason: "client allow list" });
+        queued.push(m.name);
+        this.logger.log(`machine ${m.name}: giving its agent the client allow list (provisioned before there was one)`);
+      } catch (e) {
+        this.logger.warn(`machine ${m.name}: client allow list not given yet: ${(e as Error).message}`);
+      }
+    }
+    return queued;
+  }
 
   onModuleInit(): void {
     this.handlers.register(QUEUE.provision, (job: Job) => this.handle(job));
@@ -96,7 +123,7 @@ export class MachineJobsService implements OnModuleInit, OnModuleDestroy {
     try {
       let driver: Driver;
       try {
-        driver = this.host.driver(machine, onDriver);
+        driver = this.host.driver(machine, this.repo.hostKeyPin(machine, this.host.legacyHostKeyFile(machine.name)), onDriver);
       } catch (e) {
         // Stored options a driver no longer accepts must not make a machine impossible to remove
         // with --force: every driver call fails with the reason, which rm --force ignores.
@@ -181,6 +208,7 @@ class Run {
         const reissued = await this.step("regenerate certs", async () =>
           regenerateCerts({ ...(await this.target(ip, clients)), force: params.force !== false, engine: this.engine() }),
         );
+        await this.repo.clientsWritten(this.machine.id);
         await this.ready();
         return { reissued };
       }
@@ -216,6 +244,9 @@ class Run {
   private async endpoint(): Promise<{ ip: string; ssh: SshEndpoint }> {
     const ip = await this.step("ip", () => this.driver.getIP(this.signal));
     const ssh = await this.step("ssh", () => this.driver.getSSH(this.signal));
+    // A key the driver made (netns) is the machine's from the start: the record shows it too.
+    if (ssh.hostKey && !ssh.hostKeyPin)
+      await this.repo.hostKeyPin(this.machine, this.host.legacyHostKeyFile(this.machine.name)).pinFirst(ssh.hostKey);
     if (ip !== this.machine.ip || ssh.user !== this.machine.sshUser || ssh.port !== this.machine.sshPort) {
       const { machine } = await this.repo.setState(this.machine.id, this.machine.state, {
         ip,
@@ -259,6 +290,7 @@ class Run {
       agentBundle: { path: this.host.config.agentBundle },
       engine: this.engine(),
     });
+    await this.repo.clientsWritten(this.machine.id);
     await this.ready(result.agentVersion);
   }
 
@@ -279,8 +311,11 @@ class Run {
   private async afterBoot(): Promise<unknown> {
     const { ip } = await this.endpoint();
     const target = await this.target(ip);
-    const reissued = await this.step("regenerate certs", () => regenerateCerts(target));
+    // The engine options too: a machine provisioned before agents had a client allow list gets
+    // the run script that turns it on (regenerateCerts restarts the agent for it then).
+    const reissued = await this.step("regenerate certs", () => regenerateCerts({ ...target, engine: this.engine() }));
     if (!reissued) await this.step("start agent", () => restartAgent(target));
+    await this.repo.clientsWritten(this.machine.id);
     await this.ready();
     return { state: "READY", reissued };
   }

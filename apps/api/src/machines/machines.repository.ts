@@ -1,5 +1,7 @@
 import { Injectable } from "@nestjs/common";
+import { unlink } from "node:fs/promises";
 import { ConflictError, NotFoundError } from "@flotilla/core";
+import { readPinnedHostKey, type HostKeyPin } from "@flotilla/drivers";
 import { PrismaService } from "../database/prisma.service";
 import { EventsService, type FlotillaEvent } from "../events/events.service";
 import type { Machine as MachineRow, MachineState, Prisma } from "../generated/prisma/client";
@@ -115,10 +117,6 @@ export class MachinesRepository {
     return node?.id;
   }
 
-  /**
-   * A create refused before anything was made (its preCreateCheck failed): nothing is kept, as
-   * docker-machine does. The "failed" event carries the reason for whoever follows the create.
-   */
   /** Deletes a machine whose create never started (its job could not be queued), with a "removed" event. */
   async forget(id: string, name: string): Promise<void> {
     const events = await this.prisma.$transaction(async (tx) => {
@@ -128,6 +126,11 @@ export class MachinesRepository {
     await this.events.publish(events);
   }
 
+  /**
+   * A create refused before anything was made (its preCreateCheck failed): nothing is kept, as
+   * docker-machine does. The "failed" event carries the reason for whoever follows the create
+   * (ctl's exit message, the console's create form).
+   */
   async discard(id: string, name: string, reason: string, data: Record<string, unknown>): Promise<void> {
     const events = await this.prisma.$transaction(async (tx) => {
       await tx.machine.deleteMany({ where: { id } });
@@ -177,6 +180,44 @@ export class MachinesRepository {
       });
     }
     return info;
+  }
+
+  /**
+   * The machine's SSH host key pin, in its row: the first key pinned wins (a conditional update,
+   * so two first connections racing agree). A key an older version pinned in the store directory
+   * (`legacyFile`) is taken over into the row once, and the file removed.
+   */
+  hostKeyPin(machine: Pick<MachineRow, "id" | "name">, legacyFile: string): HostKeyPin {
+    const current = async () =>
+      (await this.prisma.machine.findUnique({ where: { id: machine.id }, select: { sshHostKey: true } }))?.sshHostKey ?? undefined;
+    const pinFirst = async (key: string): Promise<string> => {
+      await this.prisma.machine.updateMany({ where: { id: machine.id, sshHostKey: null }, data: { sshHostKey: key } });
+      return (await current()) ?? key;
+    };
+    return {
+      where: `machine ${machine.name}'s record`,
+      pinFirst,
+      read: async () => {
+        const pinned = await current();
+        if (pinned) return pinned;
+        const legacy = await readPinnedHostKey(legacyFile);
+        if (!legacy) return undefined;
+        const now = await pinFirst(legacy);
+        await unlink(legacyFile).catch(() => undefined);
+        return now;
+      },
+    };
+  }
+
+  /** Marks the machine's agent as given its client allow list (and the run script turning it on). */
+  async clientsWritten(id: string): Promise<void> {
+    // The database's clock: no clock reads in the API's code (lint), and this is a record only.
+    await this.prisma.$executeRaw`UPDATE "Machine" SET "clientsWrittenAt" = now() WHERE id = ${id}::uuid`;
+  }
+
+  /** READY machines whose agent was provisioned before it had a client allow list. */
+  withoutClientList(): Promise<MachineRow[]> {
+    return this.prisma.machine.findMany({ where: { state: "READY", clientsWrittenAt: null }, orderBy: { name: "asc" } });
   }
 
   async progress(id: string, data: { step: string; message: string; percent: number; operation: string }): Promise<void> {

@@ -6,6 +6,8 @@ import {
   driverNames,
   engineUrl,
   getDriver,
+  keyFingerprint,
+  publicKeyBlob,
   readPrivateKey,
   sshConnect,
   validateMachineName,
@@ -46,6 +48,7 @@ export function toView(m: MachineRow, agent?: AgentInfo): MachineView {
     sshUser: m.sshUser,
     sshPort: m.sshPort,
     agentVersion: m.agentVersion,
+    sshHostKey: m.sshHostKey ? { key: m.sshHostKey, sha256: keyFingerprint(publicKeyBlob(m.sshHostKey)) } : null,
     ...(agent
       ? {
           agentJoinedAt: agent.joinedAt?.toISOString() ?? null,
@@ -60,9 +63,9 @@ export function toView(m: MachineRow, agent?: AgentInfo): MachineView {
   };
 }
 
-/** The pin file's path is the control plane's business, not the client's. */
-function withoutPinFile<T extends { hostKeyFile?: string }>(ep: T): Omit<T, "hostKeyFile"> {
-  const { hostKeyFile: _, ...rest } = ep;
+/** Where the key is pinned is the control plane's business, not the client's. */
+function withoutPinFile<T extends { hostKeyPin?: unknown }>(ep: T): Omit<T, "hostKeyPin"> {
+  const { hostKeyPin: _, ...rest } = ep;
   return rest;
 }
 
@@ -175,7 +178,7 @@ export class MachinesService {
   /** The driver's live view (Running, Stopped, Unreachable, NotFound, ...) beside the stored state. */
   async status(name: string): Promise<{ name: string; status: string; state: MachineState }> {
     const m = await this.repo.find(name);
-    const status = await this.host.driver(m).getState(AbortSignal.timeout(15_000));
+    const status = await this.driverOf(m).getState(AbortSignal.timeout(15_000));
     return { name: m.name, status, state: m.state };
   }
 
@@ -199,7 +202,7 @@ export class MachinesService {
   async ssh(name: string): Promise<{ host: string; port: number; user: string; keyPath: string; hostKey?: string }> {
     const m = await this.repo.find(name);
     this.requireIp(m);
-    const driver = this.host.driver(m);
+    const driver = this.driverOf(m);
     const ep = await driver.getSSH(AbortSignal.timeout(15_000));
     const conn = await sshConnect({
       host: ep.host,
@@ -207,11 +210,15 @@ export class MachinesService {
       user: ep.user,
       privateKey: await readPrivateKey(ep.keyPath),
       machine: m.name,
-      ...(ep.hostKeyFile ? { hostKeyFile: ep.hostKeyFile } : { hostKey: ep.hostKey }),
+      ...(ep.hostKeyPin ? { hostKeyPin: ep.hostKeyPin } : { hostKey: ep.hostKey }),
       signal: AbortSignal.timeout(15_000),
     });
     conn.close();
     return withoutPinFile(ep.hostKey ? ep : await driver.getSSH(AbortSignal.timeout(15_000)));
+  }
+
+  private driverOf(m: MachineRow) {
+    return this.host.driver(m, this.repo.hostKeyPin(m, this.host.legacyHostKeyFile(m.name)));
   }
 
   /** Self-described drivers and their options, for `ctl machine create --help` and the console. */

@@ -1,4 +1,6 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Query } from "@nestjs/common";
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Query, Req, Res } from "@nestjs/common";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { ApiListing, sendListing } from "../common/listing";
 import { ApiUnavailable } from "../common/api-unavailable";
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiQuery, ApiTags } from "@nestjs/swagger";
 import { z } from "zod";
@@ -9,6 +11,7 @@ import { NodesService } from "./nodes.service";
 const UpdateNodeBody = z
   .object({
     availability: z.enum(["active", "pause", "drain"]).optional(),
+    role: z.enum(["manager", "worker"]).optional(),
     labelAdd: z.record(z.string().min(1), z.string()).optional(),
     labelRm: z.array(z.string().min(1)).optional(),
   })
@@ -24,8 +27,9 @@ export class NodesController {
 
   @Get()
   @ApiOperation({ summary: "List nodes with status, availability and live task counts" })
-  list(): Promise<NodeView[]> {
-    return this.nodes.list();
+  @ApiListing()
+  async list(@Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<Buffer | string> {
+    return sendListing(req, reply, await this.nodes.listing());
   }
 
   @Get(":id")
@@ -37,12 +41,16 @@ export class NodesController {
 
   @Patch(":id")
   @ApiParam(REF)
-  @ApiOperation({ summary: "Set availability (drain moves tasks away, pause takes no new ones) and edit labels" })
+  @ApiOperation({
+    summary:
+      "Set availability (drain moves tasks away, pause takes no new ones), the role (placement constraints on node.role follow it; tasks that no longer fit move) and edit labels",
+  })
   @ApiBody({
     schema: {
       type: "object",
       properties: {
         availability: { enum: ["active", "pause", "drain"] },
+        role: { enum: ["manager", "worker"] },
         labelAdd: { type: "object", additionalProperties: { type: "string" }, example: { zone: "a" } },
         labelRm: { type: "array", items: { type: "string" } },
       },

@@ -3,6 +3,8 @@ import { NotFoundError } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
 import type { Node as NodeRow, Prisma } from "../generated/prisma/client";
 import { ACTIVE_STATES } from "../services/mapping";
+import { NODE_COLUMNS, nodeRow } from "../database/node-rows";
+import { desiredStateSql } from "../database/sql";
 
 type Tx = Prisma.TransactionClient;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -21,17 +23,18 @@ export class NodesRepository {
     return row;
   }
 
+  /** Every node, by hostname, with its live-task count. Plain SQL: the listing ctl and the console poll. */
   async list(): Promise<{ node: NodeRow; tasks: number }[]> {
-    const [nodes, counts] = await Promise.all([
-      this.prisma.node.findMany({ orderBy: { hostname: "asc" } }),
-      this.prisma.task.groupBy({
-        by: ["nodeId"],
-        where: { nodeId: { not: null }, desiredState: "RUNNING", state: { in: [...ACTIVE_STATES] } },
-        _count: { _all: true },
-      }),
-    ]);
-    const byNode = new Map(counts.map((c) => [c.nodeId, c._count._all]));
-    return nodes.map((node) => ({ node, tasks: byNode.get(node.id) ?? 0 }));
+    const rows = await this.prisma.sql.query<Parameters<typeof nodeRow>[0] & { tasks: number }>(
+      `SELECT ${NODE_COLUMNS}, coalesce(c.tasks, 0)::int AS tasks
+       FROM "Node" n LEFT JOIN (
+         SELECT "nodeId", count(*) AS tasks FROM "Task"
+         WHERE "nodeId" IS NOT NULL AND "desiredState" = ${desiredStateSql("running")} AND state = ANY($1::"TaskState"[])
+         GROUP BY 1) c ON c."nodeId" = n.id
+       ORDER BY n.hostname`,
+      [[...ACTIVE_STATES]],
+    );
+    return rows.map(({ tasks, ...node }) => ({ node: nodeRow(node), tasks }));
   }
 
   /** Live-task count of one node. */

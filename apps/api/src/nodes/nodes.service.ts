@@ -1,4 +1,4 @@
-// Operator changes to nodes: availability (active, pause, drain), labels, removal. Each is one
+// Operator changes to nodes: availability (active, pause, drain), role, labels, removal. Each is one
 // transaction with its event; then the services the change can move are reconciled.
 import { Inject, Injectable } from "@nestjs/common";
 import { CLOCK } from "../common/clock";
@@ -9,15 +9,19 @@ import { EventsService } from "../events/events.service";
 import type { Prisma } from "../generated/prisma/client";
 import { QueuesService } from "../queues/queues.service";
 import { queuedAfterCommit } from "../common/unavailable";
+import { toListing, type Listing } from "../common/listing";
+import { SharedReads } from "../common/shared-reads";
 import type { NodeView } from "@flotilla/api-types";
 import { nodeView, TX_OPTIONS } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
 import { NodesRepository } from "./nodes.repository";
 import { TasksRepository } from "../tasks/tasks.repository";
 
-/** A node change: availability and label edits. */
+/** A node change: availability, role and label edits. */
 export interface NodeUpdate {
   availability?: "active" | "pause" | "drain";
+  /** `ctl node promote/demote`: placement constraints on node.role follow it. */
+  role?: "manager" | "worker";
   labelAdd?: Record<string, string>;
   labelRm?: string[];
 }
@@ -33,6 +37,13 @@ export class NodesService {
     private readonly tasks: TasksRepository,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
+
+  private readonly listings = new SharedReads<Listing>();
+
+  /** list() as JSON with its ETag, one query for all the requests that arrive meanwhile. */
+  listing(): Promise<Listing> {
+    return this.listings.read("", async () => toListing(await this.list()));
+  }
 
   async list(): Promise<NodeView[]> {
     return (await this.repo.list()).map(({ node, tasks }) => nodeView(node, tasks));
@@ -52,13 +63,14 @@ export class NodesService {
       for (const k of u.labelRm ?? []) delete labels[k];
       const data: Prisma.NodeUpdateInput = { labels };
       if (u.availability) data.availability = u.availability.toUpperCase() as "ACTIVE" | "PAUSE" | "DRAIN";
+      if (u.role) data.role = u.role === "manager" ? "MANAGER" : "WORKER";
       const node = await tx.node.update({ where: { id: row.id }, data });
       const evs = await this.events.record(tx, [
         {
           kind: "node",
           subjectId: node.id,
           action: "update",
-          data: { hostname: node.hostname, availability: node.availability.toLowerCase(), labels },
+          data: { hostname: node.hostname, availability: node.availability.toLowerCase(), role: node.role.toLowerCase(), labels },
         },
       ]);
       return { node, evs };

@@ -6,9 +6,11 @@ import { ConflictError, NotFoundError, validateSecretName, validateSecretSize, t
 import { APP_CONFIG, type AppConfig } from "../config/config";
 import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
-import type { Secret as SecretRow } from "../generated/prisma/client";
+import type { Prisma, Secret as SecretRow } from "../generated/prisma/client";
+import type { RegistryAuth } from "@flotilla/api-types";
 import { TX_OPTIONS } from "../services/mapping";
 import { SecretKeys } from "./secret-keys";
+import { DB_KIND, servicesUsing } from "./secret-references";
 
 /** What the API shows of a secret or config (a config's view adds `data`). */
 export interface SecretView {
@@ -21,9 +23,12 @@ export interface SecretView {
   data?: string;
 }
 
-const DB_KIND = { secret: "SECRET", config: "CONFIG" } as const;
 /** Authenticated data of a row's ciphertext: the value opens only as this kind and name. */
 const aad = (kind: SecretKind, name: string) => `${kind}/${name}`;
+/** A service's registry credentials: their row is named by the service's id. */
+const registryAad = (serviceId: string) => `registry-auth/${serviceId}`;
+const aadOf = (row: Pick<SecretRow, "kind" | "name">) =>
+  row.kind === "REGISTRY_AUTH" ? registryAad(row.name) : aad(row.kind === "SECRET" ? "secret" : "config", row.name);
 
 function view(row: SecretRow): SecretView {
   return {
@@ -87,10 +92,20 @@ export class SecretsService {
     return { ...view(row), data: this.keys.open(row, aad(kind, row.name)).toString("base64") };
   }
 
+  /** Removes a value no service uses; 409 naming the services otherwise. */
   async remove(kind: SecretKind, ref: string): Promise<void> {
     const evs = await this.prisma.$transaction(async (tx) => {
       const row = await this.find(kind, ref);
+      // Deleted first: the row lock waits for a service write naming it (which holds a share
+      // lock), so the check below sees that service.
       await tx.secret.delete({ where: { id: row.id } });
+      const users = await servicesUsing(tx, kind, row.name);
+      if (users.length) {
+        throw new ConflictError(`${kind} ${row.name} is in use by service${users.length > 1 ? "s" : ""} ${users.join(", ")}`, {
+          field: "name",
+          services: users,
+        });
+      }
       return this.events.record(tx, [{ kind, subjectId: row.id, action: "remove", data: { name: row.name } }]);
     }, TX_OPTIONS);
     await this.events.publish(evs);
@@ -105,9 +120,8 @@ export class SecretsService {
     const { resealed, evs } = await this.prisma.$transaction(async (tx) => {
       const rows = await tx.secret.findMany();
       for (const row of rows) {
-        const kind = row.kind === "SECRET" ? "secret" : "config";
         if (row.keyId === next) continue;
-        const sealed = this.keys.seal(this.keys.open(row, aad(kind, row.name)), aad(kind, row.name), next);
+        const sealed = this.keys.seal(this.keys.open(row, aadOf(row)), aadOf(row), next);
         await tx.secret.update({ where: { id: row.id }, data: sealed });
       }
       const evs = await this.events.record(tx, [
@@ -124,6 +138,36 @@ export class SecretsService {
   async valueOf(kind: SecretKind, name: string): Promise<Buffer> {
     const row = await this.find(kind, name);
     return this.keys.open(row, aad(kind, row.name));
+  }
+
+  /**
+   * Stores (or replaces) a service's registry credentials in the caller's transaction, sealed
+   * like a secret. Only the registry's address stays readable (labels), for the service's view.
+   */
+  async setRegistryAuth(tx: Prisma.TransactionClient, serviceId: string, auth: RegistryAuth): Promise<void> {
+    const plain = Buffer.from(JSON.stringify({ username: auth.username, password: auth.password, serveraddress: auth.serverAddress }));
+    const sealed = this.keys.seal(plain, registryAad(serviceId));
+    const fields = { size: plain.length, labels: { serverAddress: auth.serverAddress }, ...sealed };
+    await tx.secret.upsert({
+      where: { kind_name: { kind: "REGISTRY_AUTH", name: serviceId } },
+      create: { kind: "REGISTRY_AUTH", name: serviceId, ...fields },
+      update: fields,
+    });
+  }
+
+  /** A service's credentials as Docker's X-Registry-Auth header (for dispatch only); undefined: anonymous. */
+  async registryAuthHeader(serviceId: string): Promise<string | undefined> {
+    const row = await this.prisma.secret.findUnique({ where: { kind_name: { kind: "REGISTRY_AUTH", name: serviceId } } });
+    return row ? this.keys.open(row, registryAad(serviceId)).toString("base64url") : undefined;
+  }
+
+  /** The registries services pull from with credentials, by service id. */
+  async registryAuthViews(serviceIds: readonly string[]): Promise<Map<string, { serverAddress: string }>> {
+    const rows = await this.prisma.secret.findMany({
+      where: { kind: "REGISTRY_AUTH", name: { in: [...serviceIds] } },
+      select: { name: true, labels: true },
+    });
+    return new Map(rows.map((r) => [r.name, { serverAddress: String((r.labels as { serverAddress?: string }).serverAddress ?? "") }]));
   }
 
   private async find(kind: SecretKind, ref: string): Promise<SecretRow> {

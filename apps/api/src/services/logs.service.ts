@@ -1,5 +1,6 @@
 // `GET /services/{id}/logs`: the logs of every task container of a service, read from the agents
-// (demultiplexed by engine-client), merged as they arrive, each line prefixed by its task.
+// (demultiplexed by engine-client), merged as they arrive, each line prefixed by its task. Finished
+// tasks, whose containers are gone, come first, from the log each kept (dispatch/task-logs.ts).
 import { Injectable, Logger } from "@nestjs/common";
 import { PassThrough, type Readable } from "node:stream";
 import { EngineClients } from "../dispatch/engine-clients";
@@ -40,14 +41,25 @@ export class LogsService {
     private readonly engines: EngineClients,
   ) {}
 
+  /** The kept logs of the service's finished tasks, oldest task first. */
+  private kept(serviceId: string) {
+    return this.prisma.taskLog.findMany({
+      where: { task: { serviceId } },
+      include: { task: { include: { node: true } } },
+      orderBy: { task: { createdAt: "asc" } },
+    });
+  }
+
   async stream(ref: string, opts: ServiceLogOptions): Promise<Readable> {
     const service = await this.repo.find(ref);
     const tasks = await this.prisma.task.findMany({
       where: {
         serviceId: service.id,
         containerId: { not: null },
-        // Stopped tasks' containers are removed by dispatch: only wanted tasks have logs to read.
+        // Stopped tasks' containers are removed by dispatch: only wanted tasks have logs to read,
+        // and a task whose log was kept has no container any more.
         desiredState: "RUNNING",
+        log: { is: null },
         node: { engineUrl: { not: null }, status: "READY" },
         // Following only makes sense for containers that can still write.
         ...(opts.follow ? { state: { in: ["STARTING", "RUNNING"] } } : {}),
@@ -56,6 +68,12 @@ export class LogsService {
       orderBy: [{ slot: "asc" }, { createdAt: "asc" }],
     });
     const out = new PassThrough();
+    for (const k of await this.kept(service.id)) {
+      const prefix = `${taskName(service.name, k.task)}@${k.task.node?.hostname ?? "(node removed)"} | `;
+      const lines = splitLines("", Buffer.from(k.data).toString("utf8"));
+      const all = lines.partial ? [...lines.lines, lines.partial] : lines.lines;
+      for (const line of opts.tail !== undefined ? all.slice(Math.max(0, all.length - opts.tail)) : all) out.write(prefix + line + "\n");
+    }
     const readers = tasks.map(async (t) => {
       const prefix = `${taskName(service.name, t)}@${t.node!.hostname} | `;
       const partial = { stdout: "", stderr: "" };

@@ -20,6 +20,19 @@ const updateConfig = z
   .partial()
   .strict();
 const stringMap = z.record(z.string(), z.string());
+const secretReferences = z
+  .array(
+    z
+      .object({
+        source: z.string(),
+        target: z.string().optional(),
+        uid: z.string().optional(),
+        gid: z.string().optional(),
+        mode: z.number().int().optional(),
+      })
+      .strict(),
+  )
+  .optional();
 
 /** The spec fields a create or an update may set, all optional (name and image are added for create). */
 const specFields = {
@@ -51,6 +64,7 @@ const specFields = {
           target: z.number().int(),
           protocol: z.enum(["tcp", "udp"]).default("tcp"),
           mode: z.enum(["ingress", "host"]).default("ingress"),
+          traffic: z.enum(["cluster", "local"]).optional(),
         })
         .strict(),
     )
@@ -67,6 +81,19 @@ const specFields = {
         })
         .strict(),
     )
+    .optional(),
+  secrets: secretReferences,
+  configs: secretReferences,
+  healthcheck: z
+    .object({
+      test: z.array(z.string()),
+      intervalMs: z.number().int().min(0),
+      timeoutMs: z.number().int().min(0),
+      startPeriodMs: z.number().int().min(0),
+      retries: z.number().int().min(0),
+    })
+    .partial()
+    .strict()
     .optional(),
   placement: z
     .object({
@@ -92,7 +119,13 @@ const specFields = {
   stopGracePeriodMs: z.number().int().min(0).optional(),
 };
 
-export const CreateServiceBody = z.object({ name: z.string().min(1), image: z.string().min(1), ...specFields }).strict();
+/** `--with-registry-auth`: not part of the spec (which is shown); stored encrypted on its own. */
+const registryAuth = z
+  .object({ username: z.string().min(1), password: z.string(), serverAddress: z.string().min(1) })
+  .strict()
+  .optional();
+
+export const CreateServiceBody = z.object({ name: z.string().min(1), image: z.string().min(1), ...specFields, registryAuth }).strict();
 export type CreateServiceBody = z.infer<typeof CreateServiceBody>;
 
 /** PATCH: any spec field; `replicas` is shorthand for `mode: {kind: replicated, replicas}`. */
@@ -102,6 +135,9 @@ export const UpdateServiceBody = z
     ...specFields,
     // Replace every task even when the spec is unchanged (`ctl service update --force`).
     force: z.boolean().optional(),
+    registryAuth,
+    // Move tasks so the spread matches what the scheduler would choose now (`--rebalance`).
+    rebalance: z.boolean().optional(),
   })
   .strict();
 export type UpdateServiceBody = z.infer<typeof UpdateServiceBody>;
@@ -117,6 +153,24 @@ export const TaskQuery = z
   .strict();
 
 /** OpenAPI description of a service body (the zod schema is the source of truth). */
+function secretsSchema(description: string, example: string): SchemaObject {
+  return {
+    type: "array",
+    description,
+    items: {
+      type: "object",
+      required: ["source"],
+      properties: {
+        source: { type: "string", example },
+        target: { type: "string" },
+        uid: { type: "string", default: "0" },
+        gid: { type: "string", default: "0" },
+        mode: { type: "integer", default: 0o444, description: "permission bits (292 = 0444)" },
+      },
+    },
+  };
+}
+
 export const SERVICE_BODY_SCHEMA: SchemaObject = {
   type: "object",
   required: ["name", "image"],
@@ -158,6 +212,12 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
             description:
               "ingress: every node answers on the published port and forwards to any task (tcp only); host: only nodes running a task, one task per node",
           },
+          traffic: {
+            enum: ["cluster", "local"],
+            default: "cluster",
+            description:
+              "ingress ports only. cluster: any task answers, on any node; local: only the receiving node's own tasks answer and they see the client's address (a node without one refuses)",
+          },
         },
       },
     },
@@ -177,6 +237,32 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
         },
       },
     },
+    secrets: secretsSchema(
+      "stored secrets (POST /api/v1/secrets) each task gets as a read-only file on a tmpfs; a relative target is a file in /run/secrets (default /run/secrets/SOURCE)",
+      "db_password",
+    ),
+    configs: secretsSchema(
+      "stored configs (POST /api/v1/configs) each task gets as a read-only file; default target /SOURCE",
+      "nginx.conf",
+    ),
+    healthcheck: {
+      type: "object",
+      description:
+        "the tasks' health check: a task with one is RUNNING only once healthy (rolling updates wait for it, the ingress sends it traffic only then); an unhealthy task fails and is replaced. Zeros and an empty test take the image's HEALTHCHECK",
+      properties: {
+        test: {
+          type: "array",
+          items: { type: "string" },
+          example: ["CMD-SHELL", "wget -q -O- http://localhost/health"],
+          description:
+            '[] the image\'s; ["NONE"] disables it; ["CMD", program, ...args]; ["CMD-SHELL", command] (needs /bin/sh in the image)',
+        },
+        intervalMs: { type: "integer", description: "0: the image's, else 30000" },
+        timeoutMs: { type: "integer", description: "0: the image's, else 30000" },
+        startPeriodMs: { type: "integer", description: "failures in this period after the start do not count" },
+        retries: { type: "integer", description: "failures in a row that make the task unhealthy; 0: the image's, else 3" },
+      },
+    },
     placement: {
       type: "object",
       properties: {
@@ -189,5 +275,31 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
     updateConfig: { type: "object", description: "parallelism, delayMs, monitorMs, failureAction, maxFailureRatio, order" },
     rollbackConfig: { type: "object" },
     stopGracePeriodMs: { type: "integer" },
+    registryAuth: {
+      type: "object",
+      description:
+        "credentials for the service's image pulls (ctl --with-registry-auth), stored encrypted and sent to the agents for this service's pulls only; never shown again",
+      required: ["username", "password", "serverAddress"],
+      properties: {
+        username: { type: "string" },
+        password: { type: "string" },
+        serverAddress: { type: "string", example: "registry.example.com:5000" },
+      },
+    },
+  },
+};
+
+/** OpenAPI description of a PATCH body: any spec field, and two that change no field. */
+export const SERVICE_PATCH_SCHEMA: SchemaObject = {
+  ...SERVICE_BODY_SCHEMA,
+  required: [],
+  properties: {
+    ...SERVICE_BODY_SCHEMA.properties,
+    force: { type: "boolean", description: "replace every task even when nothing changed" },
+    rebalance: {
+      type: "boolean",
+      description:
+        "alone: move tasks, a batch at a time (update parallelism, order, health), so the spread matches where the scheduler would put them now; replicated services only",
+    },
   },
 };

@@ -1,12 +1,13 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Req, StreamableFile } from "@nestjs/common";
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Req, Res, StreamableFile } from "@nestjs/common";
 import { ApiUnavailable } from "../common/api-unavailable";
 import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiTags } from "@nestjs/swagger";
 import { InvalidError } from "@flotilla/core";
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { ApiListing, sendListing } from "../common/listing";
 import { z } from "zod";
 import { ZodValidationPipe } from "../common/zod-validation.pipe";
 import { LogsService } from "./logs.service";
-import { CreateServiceBody, ScaleBody, SERVICE_BODY_SCHEMA, UpdateServiceBody } from "./service-schemas";
+import { CreateServiceBody, ScaleBody, SERVICE_BODY_SCHEMA, SERVICE_PATCH_SCHEMA, UpdateServiceBody } from "./service-schemas";
 import type { ServiceView } from "@flotilla/api-types";
 import { ServicesService, type Caller } from "./services.service";
 
@@ -35,8 +36,9 @@ export class ServicesController {
 
   @Get()
   @ApiOperation({ summary: "List services with running/desired task counts" })
-  list(): Promise<ServiceView[]> {
-    return this.services.list();
+  @ApiListing()
+  async list(@Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<Buffer | string> {
+    return sendListing(req, reply, await this.services.listing());
   }
 
   @Get(":id")
@@ -49,7 +51,7 @@ export class ServicesController {
   @Patch(":id")
   @ApiParam(REF)
   @ApiOperation({ summary: "Change spec fields; a change that reaches the containers starts a rolling update, `replicas` alone scales" })
-  @ApiBody({ schema: { ...SERVICE_BODY_SCHEMA, required: [] } })
+  @ApiBody({ schema: SERVICE_PATCH_SCHEMA })
   @ApiUnavailable()
   update(
     @Req() req: FastifyRequest,
@@ -97,7 +99,10 @@ export class ServicesController {
   @ApiQuery({ name: "follow", required: false, description: "1/true: keep streaming until the client disconnects" })
   @ApiQuery({ name: "tail", required: false, description: "last N lines per task" })
   @ApiOkResponse({ description: "text/plain, one line per log line, prefixed `web.1@node | `" })
-  @ApiOperation({ summary: "Logs of every task of the service, merged from the agents" })
+  @ApiOperation({
+    summary:
+      "Logs of every task of the service: finished tasks' kept logs (the last 256 KiB each, until the task is pruned) first, then the live containers', merged from the agents",
+  })
   async logsOf(
     @Param("id") id: string,
     @Req() req: FastifyRequest,

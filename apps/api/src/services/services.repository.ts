@@ -53,8 +53,13 @@ export class ServicesRepository {
     checkPublishedPorts(spec, others);
   }
 
+  /** Every service, by name. Plain SQL: the listing ctl and the console poll. */
   async list(): Promise<ServiceRow[]> {
-    return this.prisma.service.findMany({ orderBy: { name: "asc" } });
+    return this.prisma.sql.query<ServiceRow>(
+      `SELECT s.id::text AS id, s.name, s.mode::text AS mode, s.spec, s."previousSpec", s.version, s."taskVersion",
+         s."updateState", s."planVersion", s."createdAt", s."updatedAt"
+       FROM "Service" s ORDER BY s.name`,
+    );
   }
 
   /**

@@ -20,14 +20,22 @@ import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
 import type { Prisma, Service as ServiceRow } from "../generated/prisma/client";
 import { QueuesService } from "../queues/queues.service";
+import { assertReferencesExist } from "../secrets/secret-references";
+import { SecretsService } from "../secrets/secrets.service";
 import { queuedAfterCommit } from "../common/unavailable";
+import { toListing, type Listing } from "../common/listing";
+import { SharedReads } from "../common/shared-reads";
 import { restSpec } from "../common/type-agreement";
 import { previousSpecOf, specOf, TX_OPTIONS, updateStateOf } from "./mapping";
 import type { CreateServiceBody, UpdateServiceBody } from "./service-schemas";
 import { ServicesRepository, type TaskCounts } from "./services.repository";
 
 /** What the REST API returns for a service. */
-function view(row: ServiceRow, counts: TaskCounts = { running: 0, live: 0 }): ServiceView {
+function view(
+  row: ServiceRow,
+  counts: TaskCounts = { running: 0, live: 0 },
+  registryAuth: { serverAddress: string } | null = null,
+): ServiceView {
   const spec = specOf(row);
   const previous = previousSpecOf(row);
   return {
@@ -41,6 +49,7 @@ function view(row: ServiceRow, counts: TaskCounts = { running: 0, live: 0 }): Se
     spec: restSpec(spec),
     previousSpec: previous ? restSpec(previous) : null,
     updateState: updateStateOf(row) ?? null,
+    registryAuth,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -48,7 +57,7 @@ function view(row: ServiceRow, counts: TaskCounts = { running: 0, live: 0 }): Se
 
 /** Request fields → core's spec input; `replicas` is shorthand for replicated mode. */
 function toInput(body: Omit<UpdateServiceBody, "replicas"> & { replicas?: number; name: string; image: string }): ServiceSpecInput {
-  const { replicas, mode, ...rest } = body;
+  const { replicas, mode, registryAuth: _auth, ...rest } = body;
   if (replicas !== undefined && mode?.kind === "global")
     throw new InvalidError("replicas cannot be set for a global service", { field: "replicas" });
   return { ...rest, ...(replicas !== undefined ? { mode: { kind: "replicated", replicas } } : mode ? { mode } : {}) } as ServiceSpecInput;
@@ -56,7 +65,7 @@ function toInput(body: Omit<UpdateServiceBody, "replicas"> & { replicas?: number
 
 /** A spec with a patch applied: objects merge one level deep, lists and maps are replaced. */
 function merge(spec: ServiceSpec, patch: UpdateServiceBody): ServiceSpecInput {
-  const { replicas, force: _force, ...p } = patch;
+  const { replicas, force: _force, registryAuth: _auth, rebalance: _rebalance, ...p } = patch;
   if (replicas !== undefined && (p.mode?.kind ?? spec.mode.kind) === "global") {
     throw new InvalidError("replicas cannot be set for a global service", { field: "replicas" });
   }
@@ -69,6 +78,7 @@ function merge(spec: ServiceSpec, patch: UpdateServiceBody): ServiceSpecInput {
       limits: { ...spec.resources.limits, ...p.resources?.limits },
     },
     placement: { ...spec.placement, ...p.placement },
+    healthcheck: { ...spec.healthcheck, ...p.healthcheck },
     restartPolicy: { ...spec.restartPolicy, ...p.restartPolicy },
     updateConfig: { ...spec.updateConfig, ...p.updateConfig },
     rollbackConfig: { ...spec.rollbackConfig, ...p.rollbackConfig },
@@ -111,6 +121,7 @@ export class ServicesService {
     private readonly repo: ServicesRepository,
     private readonly events: EventsService,
     private readonly queues: QueuesService,
+    private readonly secrets: SecretsService,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
@@ -123,9 +134,11 @@ export class ServicesService {
         if (await tx.service.findUnique({ where: { name: spec.name } }))
           throw new ConflictError(`a service named "${spec.name}" already exists`, { field: "name" });
         await this.repo.assertPortsFree(tx, spec);
+        await assertReferencesExist(tx, spec);
         const row = await tx.service.create({
           data: { name: spec.name, mode: spec.mode.kind === "global" ? "GLOBAL" : "REPLICATED", spec: json(spec) },
         });
+        if (body.registryAuth) await this.secrets.setRegistryAuth(tx, row.id, body.registryAuth);
         const evs = await this.events.record(tx, [
           { kind: "service", subjectId: row.id, action: "create", data: { name: row.name, version: 1 } },
         ]);
@@ -139,18 +152,27 @@ export class ServicesService {
       });
     await this.events.publish(evs);
     await queuedAfterCommit(this.queues.enqueueReconcile(row.id, "create"));
-    return view(row);
+    return view(row, undefined, body.registryAuth ? { serverAddress: body.registryAuth.serverAddress } : null);
+  }
+
+  private readonly listings = new SharedReads<Listing>();
+
+  /** list() as JSON with its ETag, one query for all the requests that arrive meanwhile. */
+  listing(): Promise<Listing> {
+    return this.listings.read("", async () => toListing(await this.list()));
   }
 
   async list(): Promise<ServiceView[]> {
     const rows = await this.repo.list();
     const counts = await this.repo.counts(rows.map((r) => r.id));
-    return rows.map((r) => view(r, counts.get(r.id)));
+    const auths = await this.secrets.registryAuthViews(rows.map((r) => r.id));
+    return rows.map((r) => view(r, counts.get(r.id), auths.get(r.id) ?? null));
   }
 
   async get(ref: string): Promise<ServiceView> {
     const row = await this.repo.find(ref);
-    return view(row, (await this.repo.counts([row.id])).get(row.id));
+    const auth = (await this.secrets.registryAuthViews([row.id])).get(row.id) ?? null;
+    return view(row, (await this.repo.counts([row.id])).get(row.id), auth);
   }
 
   /**
@@ -158,15 +180,19 @@ export class ServicesService {
    * containers (libs/core affectsTasks), so a scale never restarts replicas.
    */
   async update(ref: string, patch: UpdateServiceBody, caller: Caller, action = "update"): Promise<ServiceView> {
+    if (patch.rebalance) return this.rebalance(ref, patch);
     const result = await this.prisma.$transaction(async (tx) => {
       const row = await this.repo.findForUpdate(tx, ref);
       const current = specOf(row);
       const next = normalizeServiceSpec({ ...merge(current, patch), name: row.name });
+      // New credentials replace the old ones; alone, they change no task (the next pull uses them).
+      if (patch.registryAuth) await this.secrets.setRegistryAuth(tx, row.id, patch.registryAuth);
       if (sameSpec(next, current) && !patch.force) return { row, evs: [] };
       assertMayBind(current, next, caller);
       if (next.mode.kind !== current.mode.kind)
         throw new InvalidError("the mode of a service cannot change: remove and create it again", { field: "mode" });
       await this.repo.assertPortsFree(tx, next);
+      await assertReferencesExist(tx, next);
       // A forced update replaces every task, as a new task version does.
       const bump = affectsTasks(current, next) || !!patch.force;
       const updated = await tx.service.update({
@@ -200,6 +226,42 @@ export class ServicesService {
     return this.get(result.row.id);
   }
 
+  /**
+   * Starts a rebalance: a new task version with the same spec, whose update replaces only the
+   * tasks the first reconcile finds misplaced (core's rebalanceMoves), batch by batch.
+   */
+  private async rebalance(ref: string, patch: UpdateServiceBody): Promise<ServiceView> {
+    const others = Object.keys(patch).filter((k) => k !== "rebalance");
+    if (others.length) {
+      throw new InvalidError(`rebalance changes nothing else: send it alone (also given: ${others.join(", ")})`, { field: "rebalance" });
+    }
+    const now = this.clock.now();
+    const { row, evs } = await this.prisma.$transaction(async (tx) => {
+      const row = await this.repo.findForUpdate(tx, ref);
+      if (specOf(row).mode.kind === "global") {
+        throw new InvalidError(`service ${row.name} is global: it runs one task per node, there is nothing to rebalance`, {
+          field: "rebalance",
+        });
+      }
+      // Every task running the current spec stays current, but for those the rebalance moves.
+      const prev = updateStateOf(row);
+      const equivalent = [row.taskVersion, ...(prev?.targetVersion === row.taskVersion ? prev.equivalentVersions : [])];
+      const taskVersion = row.taskVersion + 1;
+      const update = startUpdate(taskVersion, now, { rebalance: true, equivalentVersions: equivalent });
+      const updated = await tx.service.update({
+        where: { id: row.id },
+        data: { version: row.version + 1, taskVersion, updateState: json(update) },
+      });
+      const evs = await this.events.record(tx, [
+        { kind: "service", subjectId: row.id, action: "rebalance", data: { name: row.name, version: updated.version, taskVersion } },
+      ]);
+      return { row: updated, evs };
+    }, TX_OPTIONS);
+    await this.events.publish(evs);
+    await queuedAfterCommit(this.queues.enqueueReconcile(row.id, "rebalance"));
+    return this.get(row.id);
+  }
+
   async scale(ref: string, replicas: number, caller: Caller): Promise<ServiceView> {
     const row = await this.repo.find(ref);
     if (specOf(row).mode.kind === "global")
@@ -216,6 +278,7 @@ export class ServicesService {
       const previous = previousSpecOf(row);
       if (!previous) throw new ConflictError(`service ${row.name} has no previous spec to roll back to`);
       await this.repo.assertPortsFree(tx, previous);
+      await assertReferencesExist(tx, previous);
       const bump = affectsTasks(current, previous);
       const taskVersion = row.taskVersion + (bump ? 1 : 0);
       // The previous spec's tasks ran at the task version before this one; they are up to date
@@ -253,6 +316,7 @@ export class ServicesService {
         select: { nodeId: true, containerId: true },
       });
       await tx.service.delete({ where: { id: row.id } });
+      await tx.secret.deleteMany({ where: { kind: "REGISTRY_AUTH", name: row.id } });
       const evs = await this.events.record(tx, [
         { kind: "service", subjectId: row.id, action: "remove", data: { name: row.name, tasks: running.length } },
       ]);

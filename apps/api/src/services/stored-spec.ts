@@ -16,6 +16,8 @@ const updateConfig = z.object({
   order: z.enum(["stop-first", "start-first"]),
 });
 
+const secretReference = z.object({ source: z.string(), target: z.string(), uid: z.string(), gid: z.string(), mode: z.number() });
+
 export const StoredServiceSpec = z.object({
   name: z.string(),
   image: z.string(),
@@ -40,6 +42,7 @@ export const StoredServiceSpec = z.object({
       protocol: z.enum(["tcp", "udp"]),
       // Specs written before publish modes existed have none: those ports were ingress ports.
       mode: z.enum(["ingress", "host"]).default("ingress"),
+      traffic: z.enum(["cluster", "local"]).optional(),
     }),
   ),
   // Specs written before mounts existed have none.
@@ -54,6 +57,19 @@ export const StoredServiceSpec = z.object({
       }),
     )
     .default([]),
+  // Specs written before secrets and configs reached tasks have none.
+  secrets: z.array(secretReference).default([]),
+  configs: z.array(secretReference).default([]),
+  // Specs written before health checks existed have the image's.
+  healthcheck: z
+    .object({
+      test: z.array(z.string()),
+      intervalMs: z.number(),
+      timeoutMs: z.number(),
+      startPeriodMs: z.number(),
+      retries: z.number(),
+    })
+    .default({ test: [], intervalMs: 0, timeoutMs: 0, startPeriodMs: 0, retries: 0 }),
   placement: z.object({
     constraints: z.array(z.string()),
     preferences: z.array(z.object({ spread: z.string() })),

@@ -5,9 +5,11 @@
 // change is the same transaction and reconcile as a `ctl service` command.
 import { ForbiddenException, Injectable } from "@nestjs/common";
 import type { ServiceView, TaskView } from "@flotilla/api-types";
-import { addedBindSources, DomainError, parseCompose, planStackDeploy, STACK_LABEL, type ServiceSpec } from "@flotilla/core";
+import { addedBindSources, DomainError, InvalidError, parseCompose, planStackDeploy, STACK_LABEL, type ServiceSpec } from "@flotilla/core";
 import { ServicesService, type Caller } from "../services/services.service";
 import { TasksService } from "../tasks/tasks.service";
+import { PrismaService } from "../database/prisma.service";
+import { assertReferencesExist } from "../secrets/secret-references";
 
 /** What POST /api/v1/stacks takes. */
 export interface DeployStackBody {
@@ -47,6 +49,7 @@ export class StacksService {
   constructor(
     private readonly services: ServicesService,
     private readonly tasks: TasksService,
+    private readonly prisma: PrismaService,
   ) {}
 
   async deploy(body: DeployStackBody, caller: Caller): Promise<StackDeployResult> {
@@ -64,6 +67,13 @@ export class StacksService {
     const binds = [...plan.create, ...plan.update].flatMap((s) => addedBindSources(byName.get(s.name), s).map((p) => `${s.name}: ${p}`));
     if (binds.length && !caller.admin) {
       throw new ForbiddenException(`only an admin token may bind a node's paths into a service (${binds.join(", ")})`);
+    }
+    // The secrets and configs named must exist before anything is created or changed.
+    for (const spec of [...plan.create, ...plan.update]) {
+      await assertReferencesExist(this.prisma, spec).catch((e: unknown) => {
+        if (e instanceof DomainError) throw new InvalidError(`${spec.name}: ${e.message}`, e.details);
+        throw e;
+      });
     }
     for (const spec of plan.create) await this.services.create(toBody(spec), caller);
     for (const spec of plan.update) {

@@ -1,4 +1,6 @@
-import { Controller, Get, Param, Query } from "@nestjs/common";
+import { Controller, Get, Param, Query, Req, Res } from "@nestjs/common";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { ApiListing, sendListing } from "../common/listing";
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from "@nestjs/swagger";
 import { z } from "zod";
 import { ZodValidationPipe } from "../common/zod-validation.pipe";
@@ -17,12 +19,18 @@ export class TasksController {
   @ApiQuery({ name: "service", required: false, description: "service id or name" })
   @ApiQuery({ name: "node", required: false, description: "node id or hostname" })
   @ApiQuery({ name: "desired-state", required: false, enum: ["running", "shutdown"] })
-  list(@Query(new ZodValidationPipe(TaskQuery)) q: z.infer<typeof TaskQuery>): Promise<TaskView[]> {
-    return this.tasks.list({
+  @ApiListing()
+  async list(
+    @Query(new ZodValidationPipe(TaskQuery)) q: z.infer<typeof TaskQuery>,
+    @Req() req: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<Buffer | string> {
+    const listing = await this.tasks.listing({
       ...(q.service ? { service: q.service } : {}),
       ...(q.node ? { node: q.node } : {}),
       ...(q["desired-state"] ? { desiredState: q["desired-state"] } : {}),
     });
+    return sendListing(req, reply, listing);
   }
 
   @Get(":id")

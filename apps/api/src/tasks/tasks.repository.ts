@@ -17,8 +17,14 @@ export interface LaunchOutcome {
   node: string;
   containerId?: string;
   endpoints?: TaskEndpoint[];
+  /** The container has a health check not yet passed: the task is STARTING, not RUNNING. */
+  starting?: boolean;
   error?: string;
+  /** The agent did not answer: the container may exist; the task stays claimed, nothing is recorded. */
+  unanswered?: boolean;
 }
+
+const launchState = (o: LaunchOutcome): TaskState => (!o.containerId ? "REJECTED" : o.starting ? "STARTING" : "RUNNING");
 
 const taskEvent = (serviceId: string, id: string, action: string, data: Record<string, unknown>): EventInput => ({
   kind: "task",
@@ -187,7 +193,7 @@ export class TasksRepository {
          SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[]) WITH ORDINALITY AS v(id, next, cid, ep, err, ev, n)),
        moved AS (
          UPDATE "Task" t SET state = v.next::"TaskState", "containerId" = coalesce(v.cid, t."containerId"),
-           endpoints = CASE WHEN v.next = '${"RUNNING" satisfies TaskState}' THEN v.ep::jsonb ELSE t.endpoints END,
+           endpoints = CASE WHEN v.next IN ('${"RUNNING" satisfies TaskState}', '${"STARTING" satisfies TaskState}') THEN v.ep::jsonb ELSE t.endpoints END,
            error = CASE WHEN v.next = '${"REJECTED" satisfies TaskState}' THEN v.err ELSE t.error END,
            "startedAt" = CASE WHEN v.next = '${"RUNNING" satisfies TaskState}' THEN $1::timestamp(3) ELSE t."startedAt" END,
            "finishedAt" = CASE WHEN v.next = '${"REJECTED" satisfies TaskState}' THEN $1::timestamp(3) ELSE t."finishedAt" END,
@@ -203,7 +209,7 @@ export class TasksRepository {
       [
         utc(now),
         outcomes.map((o) => o.task.id),
-        outcomes.map((o) => (o.containerId ? "RUNNING" : "REJECTED")),
+        outcomes.map(launchState),
         outcomes.map((o) => o.containerId ?? null),
         outcomes.map((o) => (o.endpoints ? JSON.stringify(o.endpoints) : null)),
         outcomes.map((o) => (o.containerId ? null : (o.error ?? "rejected"))),
@@ -211,7 +217,7 @@ export class TasksRepository {
           JSON.stringify({
             serviceId: o.task.serviceId,
             slot: o.task.slot,
-            state: o.containerId ? "RUNNING" : "REJECTED",
+            state: launchState(o),
             node: o.node,
             ...(o.containerId ? {} : { error: o.error }),
           }),

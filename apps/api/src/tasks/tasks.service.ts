@@ -1,11 +1,14 @@
 import { Injectable } from "@nestjs/common";
 import { NotFoundError } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
-import type { Prisma } from "../generated/prisma/client";
+import { TASK_COLUMNS, type TaskRow } from "../database/task-rows";
+import { desiredStateSql } from "../database/sql";
 import { NodesRepository } from "../nodes/nodes.repository";
 import type { TaskView } from "@flotilla/api-types";
 import { taskView } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
+import { toListing, type Listing } from "../common/listing";
+import { SharedReads } from "../common/shared-reads";
 
 /** Filters of a task listing. */
 export interface TaskFilter {
@@ -24,18 +27,28 @@ export class TasksService {
     private readonly nodes: NodesRepository,
   ) {}
 
+  private readonly listings = new SharedReads<Listing>();
+
+  /** list(f) as JSON with its ETag, one query for all the requests with this filter meanwhile. */
+  listing(f: TaskFilter): Promise<Listing> {
+    return this.listings.read(JSON.stringify([f.service, f.node, f.desiredState]), async () => toListing(await this.list(f)));
+  }
+
   async list(f: TaskFilter): Promise<TaskView[]> {
-    const where: Prisma.TaskWhereInput = {};
-    if (f.service) where.serviceId = (await this.services.find(f.service)).id;
-    if (f.node) where.nodeId = (await this.nodes.find(f.node)).id;
-    if (f.desiredState) where.desiredState = f.desiredState === "running" ? "RUNNING" : "SHUTDOWN";
-    const rows = await this.prisma.task.findMany({
-      where,
-      include: { service: { select: { name: true } }, node: { select: { hostname: true } } },
-      orderBy: [{ serviceId: "asc" }, { slot: "asc" }, { createdAt: "desc" }],
-      take: 50_000,
-    });
-    return rows.map((t) => taskView(t, t.service.name, t.node?.hostname ?? null));
+    // Plain SQL (see database/sql.ts): the listing ctl and the console poll.
+    const where: string[] = [];
+    const values: unknown[] = [];
+    if (f.service) where.push(`t."serviceId" = $${values.push((await this.services.find(f.service)).id)}::uuid`);
+    if (f.node) where.push(`t."nodeId" = $${values.push((await this.nodes.find(f.node)).id)}::uuid`);
+    if (f.desiredState) where.push(`t."desiredState" = ${desiredStateSql(f.desiredState)}`);
+    const rows = await this.prisma.sql.query<TaskRow & { serviceName: string; nodeHostname: string | null }>(
+      `SELECT ${TASK_COLUMNS}, s.name AS "serviceName", n.hostname AS "nodeHostname"
+       FROM "Task" t JOIN "Service" s ON s.id = t."serviceId" LEFT JOIN "Node" n ON n.id = t."nodeId"
+       ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+       ORDER BY t."serviceId", t.slot, t."createdAt" DESC LIMIT 50000`,
+      values,
+    );
+    return rows.map(({ serviceName, nodeHostname, ...t }) => taskView(t, serviceName, nodeHostname));
   }
 
   async get(id: string): Promise<TaskView> {

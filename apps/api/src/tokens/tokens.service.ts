@@ -29,6 +29,9 @@ export class TokensService {
   private readonly logger = new Logger("tokens");
   /** By token hash: what the database said and when (unknown tokens too, so a flood of bad ones is cheap). */
   private readonly cache = new Map<string, { at: number; token: TokenView | null }>();
+  /** Lookups under way, by token hash. */
+  private readonly lookups = new Map<string, Promise<TokenView | null>>();
+  private revocations = 0;
 
   constructor(
     private readonly prisma: PrismaService,
@@ -43,10 +46,23 @@ export class TokensService {
     const now = this.clock.now();
     const hit = this.cache.get(hash);
     if (hit && now - hit.at < TOKEN_CACHE_TTL_MS) return hit.token;
-    const token = await this.lookup(hash);
-    if (this.cache.size >= TOKEN_CACHE_MAX) this.cache.clear();
-    this.cache.set(hash, { at: now, token });
-    return token;
+    // When the entry expires, every request then in flight with this token would look it up:
+    // they share one lookup instead (its answer is as fresh as the cache promises).
+    let pending = this.lookups.get(hash);
+    if (!pending) {
+      const revocations = this.revocations;
+      pending = this.lookup(hash).then((token) => {
+        // A revoke on this replica meanwhile: the answer may predate it, so it is not kept.
+        if (revocations !== this.revocations) return token;
+        if (this.cache.size >= TOKEN_CACHE_MAX) this.cache.clear();
+        this.cache.set(hash, { at: now, token });
+        return token;
+      });
+      const forget = () => this.lookups.delete(hash);
+      pending.then(forget, forget);
+      this.lookups.set(hash, pending);
+    }
+    return pending;
   }
 
   private async lookup(hash: string): Promise<TokenView | null> {
@@ -85,6 +101,7 @@ export class TokensService {
       return this.events.record(tx, [{ kind: "token", subjectId: row.id, action: "revoke", data: { name } }]);
     });
     // This replica refuses it at once; the others within TOKEN_CACHE_TTL_MS.
+    this.revocations++;
     for (const [hash, entry] of this.cache) if (entry.token?.name === name) this.cache.delete(hash);
     await this.events.publish(evs);
   }

@@ -48,7 +48,9 @@ export class Api {
         headers,
         body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
         signal: opts.signal,
-        cache: "no-store",
+        // GETs revalidate: the browser keeps the last answer and sends its ETag (If-None-Match),
+        // and an unchanged listing comes back as a bodiless 304 it serves from that copy.
+        cache: method === "GET" ? "no-cache" : "no-store",
       });
     } catch (e) {
       if (opts.signal?.aborted) throw e;

@@ -4,7 +4,7 @@
 import { useId, useState, type FormEvent } from "react";
 import type { DriverOption, DriversInfo, MachineView, OperationAccepted, OptionValue } from "@flotilla/api-types";
 import { ApiError } from "../data/client";
-import { useApi, useResource } from "../data/live";
+import { useLive, useResource } from "../data/live";
 import { ErrorNote, useAction } from "../components/feedback";
 import { MachineState } from "../components/machine-state";
 
@@ -28,17 +28,22 @@ export function toOptions(specs: readonly DriverOption[], values: Values): Recor
 }
 
 export function MachineCreate({ machines }: { machines: readonly MachineView[] }) {
-  const api = useApi();
+  const { api, recent } = useLive();
   const info = useResource<DriversInfo>("/api/v1/machines/drivers", []);
   const [driver, setDriver] = useState("");
   const [name, setName] = useState("");
   const [values, setValues] = useState<Values>({});
-  const [created, setCreated] = useState<string | null>(null);
+  const [created, setCreated] = useState<{ id: string; name: string } | null>(null);
   const action = useAction();
 
   const current = info.data?.drivers.find((d) => d.name === (driver || info.data?.drivers[0]?.name));
   const engine = info.data?.engineOptions ?? [];
-  const machine = created ? machines.find((m) => m.id === created) : undefined;
+  const machine = created ? machines.find((m) => m.id === created.id) : undefined;
+  // A create its preCreateCheck refuses keeps no machine (docker-machine keeps nothing either):
+  // the row is gone, and the "failed" event that went with its removal says why. `recent` holds
+  // it whichever of the POST's answer and the event came first.
+  const refused =
+    created && !machine ? recent.find((e) => e.kind === "machine" && e.subjectId === created.id && e.action === "failed") : undefined;
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -46,7 +51,7 @@ export function MachineCreate({ machines }: { machines: readonly MachineView[] }
     const options = { ...toOptions(current.options, values), ...toOptions(engine, values) };
     await action.run(async () => {
       const res = await api.request<OperationAccepted>("POST", "/api/v1/machines", { name: name.trim(), driver: current.name, options });
-      setCreated(res.machine.id);
+      setCreated({ id: res.machine.id, name: res.machine.name });
       setName("");
     });
   };
@@ -120,6 +125,11 @@ export function MachineCreate({ machines }: { machines: readonly MachineView[] }
             </button>
           </div>
         </form>
+      )}
+      {refused && created && (
+        <p className="error" role="alert">
+          Machine {created.name} was not created: {String(refused.data.reason ?? "its driver refused it")}. Nothing was kept.
+        </p>
       )}
       {machine && (
         <div className="created" role="status" aria-live="polite">

@@ -199,16 +199,25 @@ function EnvSnippet({ name }: { name: string }) {
   );
 }
 
-/** When the machine's certificates expire (they are renewed before; rotate with `ctl machine regenerate-certs`). */
+/**
+ * When the machine's certificates expire (they are renewed before; rotate with `ctl machine
+ * regenerate-certs`), and the fingerprint of its pinned SSH host key.
+ */
 function CertificateExpiry({ name }: { name: string }) {
   const machine = useResource<MachineView>(`/api/v1/machines/${seg(name)}`, ["machine"]);
   const certs = machine.data?.certificates;
   if (!certs) return null;
   const when = (c: { expiresAt: string } | null) => (c ? new Date(c.expiresAt).toLocaleDateString() : "not issued yet");
+  const hostKey = machine.data?.sshHostKey;
   return (
-    <p className="hint" aria-label={`Certificates of ${name}`}>
-      Client certificate (this machine only) expires {when(certs.client)}; the agent's server certificate expires {when(certs.server)}.
-      Rotate with <code>ctl machine regenerate-certs --client-certs {name}</code>.
-    </p>
+    <>
+      <p className="hint" aria-label={`Certificates of ${name}`}>
+        Client certificate (this machine only) expires {when(certs.client)}; the agent's server certificate expires {when(certs.server)}.
+        Rotate with <code>ctl machine regenerate-certs --client-certs {name}</code>.
+      </p>
+      <p className="hint" aria-label={`SSH host key of ${name}`}>
+        SSH host key pinned in the machine record: {hostKey ? <code>{hostKey.sha256}</code> : "none yet (pinned at the first connection)"}
+      </p>
+    </>
   );
 }

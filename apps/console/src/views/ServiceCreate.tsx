@@ -1,16 +1,17 @@
 import { useState, type FormEvent } from "react";
-import type { PortProtocol, PublishMode, ServiceCreateRequest, ServiceView } from "@flotilla/api-types";
+import type { IngressTraffic, PortProtocol, PublishMode, ServiceCreateRequest, ServiceView } from "@flotilla/api-types";
 import { ApiError, seg } from "../data/client";
 import { useApi } from "../data/live";
 import { ErrorNote, useAction } from "../components/feedback";
 import { Link } from "../router";
-import { parseArgs, parseCpus, parseKeyValues, parseSize } from "./spec-input";
+import { parseArgs, parseCpus, parseKeyValues, parseMounts, parseSecretRefs, parseSize } from "./spec-input";
 
 interface PortRow {
   published: string;
   target: string;
   protocol: PortProtocol;
   mode: PublishMode;
+  traffic: IngressTraffic;
 }
 
 const EMPTY = {
@@ -24,6 +25,9 @@ const EMPTY = {
   reserveCpu: "",
   reserveMemory: "",
   limitMemory: "",
+  mounts: "",
+  secrets: "",
+  configs: "",
 };
 
 /** Form → request body; throws an Error naming the field when the text cannot be read. */
@@ -46,9 +50,21 @@ function toBody(f: typeof EMPTY, ports: PortRow[]): ServiceCreateRequest {
   };
   const limits = f.limitMemory.trim() ? { memoryBytes: parseSize("memory limit", f.limitMemory) } : {};
   if (Object.keys(reservations).length || Object.keys(limits).length) body.resources = { reservations, limits };
+  const mounts = parseMounts(f.mounts);
+  if (mounts.length) body.mounts = mounts;
+  const secrets = parseSecretRefs("secrets", f.secrets);
+  if (secrets.length) body.secrets = secrets;
+  const configs = parseSecretRefs("configs", f.configs);
+  if (configs.length) body.configs = configs;
   const filled = ports.filter((p) => p.published.trim() || p.target.trim());
   if (filled.length)
-    body.ports = filled.map((p) => ({ published: Number(p.published), target: Number(p.target), protocol: p.protocol, mode: p.mode }));
+    body.ports = filled.map((p) => ({
+      published: Number(p.published),
+      target: Number(p.target),
+      protocol: p.protocol,
+      mode: p.mode,
+      ...(p.mode === "ingress" && p.traffic === "local" ? { traffic: p.traffic } : {}),
+    }));
   return body;
 }
 
@@ -190,6 +206,51 @@ export function ServiceCreate() {
             />
             <small id="s-constraints-help">One per line; every one must hold.</small>
           </div>
+          <div className="field wide">
+            <label htmlFor="s-mounts">Mounts</label>
+            <textarea
+              id="s-mounts"
+              rows={2}
+              value={f.mounts}
+              onChange={set("mounts")}
+              placeholder={"type=volume,source=pgdata,target=/var/lib/postgresql/data\ntype=tmpfs,target=/cache,tmpfs-size=64m"}
+              aria-invalid={blamed("mounts")}
+              aria-describedby="s-mounts-help"
+              spellCheck={false}
+            />
+            <small id="s-mounts-help">
+              One per line, as --mount: a volume of the task&apos;s node (kept across replacements), a bind of a node&apos;s path (admin
+              tokens only) or a tmpfs; add readonly for read-only.
+            </small>
+          </div>
+          <div className="field">
+            <label htmlFor="s-secrets">Secrets</label>
+            <textarea
+              id="s-secrets"
+              rows={2}
+              value={f.secrets}
+              onChange={set("secrets")}
+              placeholder={"db_password\nsource=tls.key,target=/etc/tls/key,mode=0400"}
+              aria-invalid={blamed("secrets")}
+              aria-describedby="s-secrets-help"
+              spellCheck={false}
+            />
+            <small id="s-secrets-help">Stored secrets, one per line; each task reads /run/secrets/NAME.</small>
+          </div>
+          <div className="field">
+            <label htmlFor="s-configs">Configs</label>
+            <textarea
+              id="s-configs"
+              rows={2}
+              value={f.configs}
+              onChange={set("configs")}
+              placeholder="source=nginx.conf,target=/etc/nginx/nginx.conf"
+              aria-invalid={blamed("configs")}
+              aria-describedby="s-configs-help"
+              spellCheck={false}
+            />
+            <small id="s-configs-help">Stored configs, one per line (at /NAME unless a target is given).</small>
+          </div>
         </div>
         <fieldset>
           <legend>Published ports</legend>
@@ -232,12 +293,24 @@ export function ServiceCreate() {
                   <option value="host">host (the task's node)</option>
                 </select>
               </label>
+              {p.mode === "ingress" && (
+                <label>
+                  Traffic{" "}
+                  <select value={p.traffic} onChange={(e) => setPort(i, { traffic: e.target.value as IngressTraffic })}>
+                    <option value="cluster">cluster (any task)</option>
+                    <option value="local">local (the node's own tasks, client address kept)</option>
+                  </select>
+                </label>
+              )}
               <button type="button" onClick={() => setPorts(ports.filter((_, j) => j !== i))} aria-label={`Remove port ${i + 1}`}>
                 Remove
               </button>
             </div>
           ))}
-          <button type="button" onClick={() => setPorts([...ports, { published: "", target: "", protocol: "tcp", mode: "ingress" }])}>
+          <button
+            type="button"
+            onClick={() => setPorts([...ports, { published: "", target: "", protocol: "tcp", mode: "ingress", traffic: "cluster" }])}
+          >
             Add a port
           </button>
         </fieldset>

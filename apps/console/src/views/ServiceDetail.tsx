@@ -4,7 +4,7 @@ import { seg } from "../data/client";
 import { useApi, useResource } from "../data/live";
 import { ConfirmButton } from "../components/confirm";
 import { Badge, ErrorNote, useAction } from "../components/feedback";
-import { ago, bytes, cpus, mount, port } from "../format";
+import { ago, bytes, cpus, fileRef, healthcheck, mount, port } from "../format";
 import { Link } from "../router";
 import { LogsViewer } from "./LogsViewer";
 import { Replicas } from "./Services";
@@ -60,6 +60,14 @@ function Summary({ s, reload }: { s: ServiceView; reload(): Promise<void> }) {
         <dd>{s.spec.ports.length ? s.spec.ports.map(port).join(", ") : "—"}</dd>
         <dt>Mounts</dt>
         <dd className="mono">{(s.spec.mounts ?? []).map(mount).join(", ") || "—"}</dd>
+        <dt>Secrets</dt>
+        <dd className="mono">{(s.spec.secrets ?? []).map(fileRef).join(", ") || "—"}</dd>
+        <dt>Configs</dt>
+        <dd className="mono">{(s.spec.configs ?? []).map(fileRef).join(", ") || "—"}</dd>
+        <dt>Registry auth</dt>
+        <dd>{s.registryAuth ? s.registryAuth.serverAddress : "—"}</dd>
+        <dt>Health check</dt>
+        <dd className="mono">{healthcheck(s.spec.healthcheck)}</dd>
         <dt>Reserved</dt>
         <dd>
           {cpus(r.reservations.nanoCpus)}, {bytes(r.reservations.memoryBytes)}

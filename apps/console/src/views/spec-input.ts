@@ -51,3 +51,72 @@ export function parseArgs(text: string): string[] {
   if (inWord) out.push(cur);
   return out;
 }
+
+/** `key=value,...` fields of one line (a bare word is `word=""`), keys lower-cased. */
+function fieldsOf(line: string): [string, string][] {
+  return line.split(",").map((part) => {
+    const at = part.indexOf("=");
+    return at < 0 ? [part.trim().toLowerCase(), ""] : [part.slice(0, at).trim().toLowerCase(), part.slice(at + 1).trim()];
+  });
+}
+
+const nonEmptyLines = (text: string) =>
+  text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
+
+/** A mount request as the API takes it (it checks the meaning and names the field). */
+export interface MountInput {
+  type: "volume" | "bind" | "tmpfs";
+  source?: string;
+  target: string;
+  readOnly?: boolean;
+  tmpfsSizeBytes?: number;
+}
+
+/** One mount per line, as `--mount` reads: type=volume|bind|tmpfs,source=,target=[,readonly][,tmpfs-size=64m]. */
+export function parseMounts(text: string): MountInput[] {
+  return nonEmptyLines(text).map((line) => {
+    const m: Omit<Partial<MountInput>, "type"> & { type: string } = { type: "volume" };
+    for (const [k, v] of fieldsOf(line)) {
+      if (k === "type") m.type = v;
+      else if (k === "source" || k === "src") m.source = v;
+      else if (k === "target" || k === "dst" || k === "destination") m.target = v;
+      else if (k === "readonly" || k === "ro") m.readOnly = v === "" || v === "true" || v === "1";
+      else if (k === "tmpfs-size") m.tmpfsSizeBytes = parseSize("mounts: tmpfs-size", v);
+      else throw new Error(`mounts: unknown option ${JSON.stringify(k)} in ${JSON.stringify(line)}`);
+    }
+    if (!m.target) throw new Error(`mounts: target is required in ${JSON.stringify(line)}`);
+    return m as MountInput;
+  });
+}
+
+/** A secret or config reference as the API takes it. */
+export interface SecretInput {
+  source: string;
+  target?: string;
+  uid?: string;
+  gid?: string;
+  mode?: number;
+}
+
+/** One per line: NAME, or source=NAME[,target=][,uid=][,gid=][,mode=0400] as `--secret` reads. */
+export function parseSecretRefs(field: string, text: string): SecretInput[] {
+  return nonEmptyLines(text).map((line) => {
+    if (!line.includes("=")) return { source: line };
+    const r: Partial<SecretInput> = {};
+    for (const [k, v] of fieldsOf(line)) {
+      if (k === "source" || k === "src") r.source = v;
+      else if (k === "target") r.target = v;
+      else if (k === "uid") r.uid = v;
+      else if (k === "gid") r.gid = v;
+      else if (k === "mode") {
+        if (!/^[0-7]{1,4}$/.test(v)) throw new Error(`${field}: mode must be octal such as 0400, got ${JSON.stringify(v)}`);
+        r.mode = parseInt(v, 8);
+      } else throw new Error(`${field}: unknown option ${JSON.stringify(k)} in ${JSON.stringify(line)}`);
+    }
+    if (!r.source) throw new Error(`${field}: source is required in ${JSON.stringify(line)}`);
+    return r as SecretInput;
+  });
+}

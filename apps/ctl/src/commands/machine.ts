@@ -1,9 +1,5 @@
 // `ctl machine ...`: docker-machine's verbs over the REST API. Long operations follow the
 // machine's events (progress on stderr) until the machine reaches the state the verb promises.
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import type {
@@ -17,6 +13,7 @@ import type {
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
 import { readSse } from "./events";
+import { registerMachineSsh } from "./machine-ssh";
 
 const api = () => new ApiClient(loadCtlConfig());
 const path = (name: string, rest = "") => `/api/v1/machines/${encodeURIComponent(name)}${rest}`;
@@ -206,41 +203,6 @@ async function confirm(question: string): Promise<boolean> {
   } finally {
     rl.close();
   }
-}
-
-function runInherit(command: string, args: string[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: "inherit" });
-    child.once("error", (e) => reject(new CtlError(`${command}: ${e.message}`)));
-    child.once("exit", (code, sig) => resolve(code ?? (sig ? 128 : 1)));
-  });
-}
-
-interface SshInfo {
-  host: string;
-  port: number;
-  user: string;
-  keyPath: string;
-  hostKey?: string;
-}
-
-/**
- * ssh/scp options for a machine: OpenSSH checks the host key strictly against a known_hosts file
- * of the one key pinned for it (the key its driver made, or the one first seen), so a changed key
- * is refused. Without a pinned key there is nothing to check against: refuse rather than trust.
- */
-export function sshOpts(name: string, ep: SshInfo): string[] {
-  const common = ["-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes"];
-  if (!ep.hostKey)
-    throw new CtlError(
-      `machine ${name}: no SSH host key is pinned for it, so its identity cannot be checked; run \`ctl machine provision ${name}\``,
-    );
-  const dir = mkdtempSync(join(tmpdir(), "ctl-known-hosts-"));
-  const file = join(dir, "known_hosts");
-  const host = ep.port === 22 ? ep.host : `[${ep.host}]:${ep.port}`;
-  writeFileSync(file, `${host} ${ep.hostKey}\n`, { mode: 0o600 });
-  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
-  return ["-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${file}`, "-o", "GlobalKnownHostsFile=/dev/null", ...common];
 }
 
 async function operation(name: string, op: string, body: unknown, opts: { quiet?: boolean } = {}): Promise<void> {
@@ -441,44 +403,5 @@ export function registerMachine(program: Command): void {
       }
     });
 
-  machine
-    .command("ssh <name> [command...]")
-    .description("log into a machine, or run a command on it, with the machine's key")
-    .allowUnknownOption()
-    .action(async (name: string, command: string[]) => {
-      const ep = await api().request<SshInfo>("GET", path(name, "/ssh"));
-      const tty = command.length === 0 && process.stdin.isTTY ? ["-t"] : [];
-      process.exitCode = await runInherit("ssh", [
-        ...sshOpts(name, ep),
-        ...tty,
-        "-i",
-        ep.keyPath,
-        "-p",
-        String(ep.port),
-        `${ep.user}@${ep.host}`,
-        ...command,
-      ]);
-    });
-
-  machine
-    .command("scp <source> <destination>")
-    .description("copy files to or from a machine: ctl machine scp ./f devdays:/tmp/f")
-    .option("-r, --recursive", "copy directories")
-    .action(async (source: string, destination: string, opts: { recursive?: boolean }) => {
-      const remote = [source, destination].map((s) => /^([A-Za-z0-9][A-Za-z0-9.-]*):(.*)$/.exec(s));
-      const names = [...new Set(remote.filter(Boolean).map((m) => m![1]))];
-      if (names.length !== 1) throw new CtlError("exactly one machine must be named (MACHINE:PATH) in the source or the destination");
-      const ep = await api().request<SshInfo>("GET", path(names[0], "/ssh"));
-      const map = (s: string, m: RegExpExecArray | null) => (m ? `${ep.user}@${ep.host}:${m[2]}` : s);
-      process.exitCode = await runInherit("scp", [
-        ...sshOpts(names[0]!, ep),
-        ...(opts.recursive ? ["-r"] : []),
-        "-i",
-        ep.keyPath,
-        "-P",
-        String(ep.port),
-        map(source, remote[0]),
-        map(destination, remote[1]),
-      ]);
-    });
+  registerMachineSsh(machine);
 }

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { NodeAvailability, NodeUpdateRequest, NodeView as NodeJson, TaskView as TaskJson } from "@flotilla/api-types";
+import type { NodeAvailability, NodeRole, NodeUpdateRequest, NodeView as NodeJson, TaskView as TaskJson } from "@flotilla/api-types";
 import { Option } from "commander";
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
@@ -32,6 +32,7 @@ export function registerNode(program: Command): void {
             hostname: r.hostname,
             status: r.status,
             availability: r.availability,
+            role: r.role,
             tasks: r.tasks ?? 0,
             resources: `${r.resources.nanoCpus / 1e9} CPU, ${gib(r.resources.memoryBytes)}`,
             labels: Object.entries(r.labels)
@@ -43,6 +44,7 @@ export function registerNode(program: Command): void {
             ["HOSTNAME", "hostname"],
             ["STATUS", "status"],
             ["AVAILABILITY", "availability"],
+            ["ROLE", "role"],
             ["TASKS", "tasks"],
             ["RESOURCES", "resources"],
             ["LABELS", "labels"],
@@ -77,25 +79,45 @@ export function registerNode(program: Command): void {
     .addOption(
       new Option("--availability <a>", "active, pause (no new tasks) or drain (move tasks away)").choices(["active", "pause", "drain"]),
     )
+    .addOption(
+      new Option("--role <role>", "manager or worker: placement constraints on node.role follow it").choices(["manager", "worker"]),
+    )
     .option("--label-add <K=V>", "add or change a label (repeatable)", collect)
     .option("--label-rm <K>", "remove a label (repeatable)", collect)
-    .action(async (ref: string, o: { availability?: NodeAvailability; labelAdd?: string[]; labelRm?: string[] }) => {
+    .action(async (ref: string, o: { availability?: NodeAvailability; role?: NodeRole; labelAdd?: string[]; labelRm?: string[] }) => {
       const labelAdd: Record<string, string> = {};
       for (const l of o.labelAdd ?? []) {
         const at = l.indexOf("=");
         if (at <= 0) throw new CtlError(`--label-add: expected KEY=VALUE, got ${JSON.stringify(l)}`);
         labelAdd[l.slice(0, at)] = l.slice(at + 1);
       }
-      if (!o.availability && !o.labelAdd && !o.labelRm)
-        throw new CtlError("nothing to update: give --availability, --label-add or --label-rm");
+      if (!o.availability && !o.role && !o.labelAdd && !o.labelRm)
+        throw new CtlError("nothing to update: give --availability, --role, --label-add or --label-rm");
       const body: NodeUpdateRequest = {
         ...(o.availability ? { availability: o.availability } : {}),
+        ...(o.role ? { role: o.role } : {}),
         ...(o.labelAdd ? { labelAdd } : {}),
         ...(o.labelRm ? { labelRm: o.labelRm } : {}),
       };
       const n = await client().request<NodeJson>("PATCH", `/api/v1/nodes/${enc(ref)}`, body);
       note(`${n.hostname}: ${n.availability}`);
     });
+
+  for (const [verb, role] of [
+    ["promote", "manager"],
+    ["demote", "worker"],
+  ] as const) {
+    node
+      .command(`${verb} <node...>`)
+      .description(`make nodes ${role}s (as ctl node update --role ${role}); placement constraints on node.role follow it`)
+      .action(async (refs: string[]) => {
+        const c = client();
+        for (const r of refs) {
+          const n = await c.request<NodeJson>("PATCH", `/api/v1/nodes/${enc(r)}`, { role } satisfies NodeUpdateRequest);
+          note(`${n.hostname}: ${n.role}`);
+        }
+      });
+  }
 
   node
     .command("rm <node...>")

@@ -1,5 +1,5 @@
 // Following a service after a change until it converges, is stuck, pauses or times out.
-import { ACTIVE_TASK_STATES, parseDuration } from "@flotilla/core";
+import { ACTIVE_TASK_STATES, isHeldMessage, parseDuration } from "@flotilla/core";
 import type { ServiceView as ServiceJson, TaskView as TaskJson } from "@flotilla/api-types";
 import { ApiClient, CtlError } from "../client";
 import { note } from "../output";
@@ -23,7 +23,12 @@ export async function converge(c: ApiClient, id: string, timeoutMs: number): Pro
     const svc = await c.request<ServiceJson>("GET", `/api/v1/services/${id}`);
     const tasks = await c.request<TaskJson[]>("GET", `/api/v1/tasks?service=${id}&desired-state=running`);
     const live = tasks.filter((t) => ACTIVE.has(t.state));
-    const current = live.filter((t) => t.specVersion === svc.taskVersion);
+    // Current: the task version, or one the update counts as the same spec (a rollback's, a
+    // rebalance's), unless a rebalance is moving the task.
+    const u = svc.updateState?.targetVersion === svc.taskVersion ? svc.updateState : undefined;
+    const current = live.filter(
+      (t) => t.specVersion === svc.taskVersion || (!!u?.equivalentVersions?.includes(t.specVersion) && !u.moving?.includes(t.id)),
+    );
     const running = current.filter((t) => t.state === "RUNNING").length;
     const desired = svc.mode === "replicated" ? svc.desired : live.length;
     const line = `${svc.name}: ${running}/${desired} tasks running${svc.updateState && svc.updateState.status !== "completed" && svc.updateState.status !== "rollback-completed" ? ` (${svc.updateState.message})` : ""}`;
@@ -37,7 +42,8 @@ export async function converge(c: ApiClient, id: string, timeoutMs: number): Pro
       throw new CtlError(`${svc.name}: ${svc.updateState.message}`);
     }
     const waiting = live.filter((t) => t.state !== "RUNNING");
-    const stuck = waiting.length > 0 && waiting.every((t) => t.state === "PENDING" && t.message);
+    // A task held while its slot's old task stops is placed by itself once that task has stopped.
+    const stuck = waiting.length > 0 && waiting.every((t) => t.state === "PENDING" && t.message && !isHeldMessage(t.message));
     stuckSince = stuck ? (stuckSince ?? Date.now()) : undefined;
     if (stuckSince !== undefined && Date.now() - stuckSince >= STUCK_MS) {
       for (const t of waiting) note(`${t.name}: ${t.message}`);

@@ -11,10 +11,12 @@ import {
   parseDuration,
   parseMemory,
   parseMountFlag,
+  parseSecretFlag,
   parsePlacementPref,
   parsePublish,
+  shellHealthTest,
 } from "@flotilla/core";
-import type { RestartPolicy, ServiceUpdateRequest, UpdateConfig } from "@flotilla/api-types";
+import type { HealthCheck, RestartPolicy, ServiceUpdateRequest, UpdateConfig } from "@flotilla/api-types";
 import { CtlError } from "../client";
 
 export const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -50,6 +52,8 @@ export interface SpecFlags {
   label?: string[];
   publish?: string[];
   mount?: string[];
+  secret?: string[];
+  config?: string[];
   constraint?: string[];
   placementPref?: string[];
   reserveMemory?: string;
@@ -80,6 +84,31 @@ export interface SpecFlags {
   workdir?: string;
   stopGracePeriod?: string;
   replicas?: string;
+  withRegistryAuth?: boolean;
+  healthCmd?: string;
+  healthInterval?: string;
+  healthTimeout?: string;
+  healthStartPeriod?: string;
+  healthRetries?: string;
+  /** false with --no-healthcheck (commander's negated option). */
+  healthcheck?: boolean;
+}
+
+/** `--health-*` and `--no-healthcheck` as the API's healthcheck (only those given), as docker takes them. */
+function healthcheckOf(o: SpecFlags): Partial<HealthCheck> | undefined {
+  const given = {
+    ...(o.healthCmd !== undefined ? { test: shellHealthTest(o.healthCmd) } : {}),
+    ...(o.healthInterval ? { intervalMs: parse("--health-interval", () => parseDuration(o.healthInterval!)) } : {}),
+    ...(o.healthTimeout ? { timeoutMs: parse("--health-timeout", () => parseDuration(o.healthTimeout!)) } : {}),
+    ...(o.healthStartPeriod ? { startPeriodMs: parse("--health-start-period", () => parseDuration(o.healthStartPeriod!)) } : {}),
+    ...(o.healthRetries ? { retries: intOpt("--health-retries", o.healthRetries) } : {}),
+  };
+  if (o.healthcheck === false) {
+    if (Object.keys(given).length) throw new CtlError("--no-healthcheck conflicts with --health-* options");
+    return { test: ["NONE"], intervalMs: 0, timeoutMs: 0, startPeriodMs: 0, retries: 0 };
+  }
+  if (o.healthCmd !== undefined && o.healthCmd.trim() === "") throw new CtlError("--health-cmd: expected a command, got an empty string");
+  return Object.keys(given).length ? given : undefined;
 }
 
 /** `--env-file`s in order (later files win), read with the compose parser. */
@@ -141,6 +170,8 @@ export function specBody(o: SpecFlags): ServiceUpdateRequest {
   if (o.workdir !== undefined) body.workdir = o.workdir;
   if (o.publish) body.ports = o.publish.map((p) => parse("--publish", () => parsePublish(p)));
   if (o.mount) body.mounts = o.mount.map((m) => parse("--mount", () => parseMountFlag(m)));
+  if (o.secret) body.secrets = o.secret.map((s) => parse("--secret", () => parseSecretFlag("secret", s)));
+  if (o.config) body.configs = o.config.map((s) => parse("--config", () => parseSecretFlag("config", s)));
   if (o.constraint || o.placementPref) {
     body.placement = {
       ...(o.constraint ? { constraints: o.constraint.map((c) => (parse("--constraint", () => parseConstraint(c)), c)) } : {}),
@@ -183,6 +214,8 @@ export function specBody(o: SpecFlags): ServiceUpdateRequest {
   if (Object.keys(rollback).length) body.rollbackConfig = rollback;
   if (o.stopGracePeriod) body.stopGracePeriodMs = parse("--stop-grace-period", () => parseDuration(o.stopGracePeriod!));
   if (o.replicas !== undefined) body.replicas = intOpt("--replicas", o.replicas);
+  const health = healthcheckOf(o);
+  if (health) body.healthcheck = health;
   return body;
 }
 
@@ -199,12 +232,22 @@ export function specOptions(cmd: Command): Command {
     .option("-w, --workdir <dir>", "working directory of the command")
     .option(
       "-p, --publish <port>",
-      "publish a port: published:target[/tcp|udp] answers on every node (ingress mesh); published=P,target=T[,protocol=udp],mode=host only on the task's node (repeatable)",
+      "publish a port: published:target[/tcp|udp] answers on every node (ingress mesh); published=P,target=T[,protocol=udp],mode=host only on the task's node; published=P,target=T,traffic=local: every node answers with its own tasks only, keeping the client's address (repeatable)",
       collect,
     )
     .option(
       "--mount <mount>",
       "mount into each task: type=volume,source=NAME,target=/PATH (the node's named volume, kept across task replacements), type=bind,source=/HOST,target=/PATH (admin only), type=tmpfs,target=/PATH[,tmpfs-size=64m]; add readonly for read-only (repeatable)",
+      collect,
+    )
+    .option(
+      "--secret <secret>",
+      "give each task a stored secret as a read-only file: NAME (at /run/secrets/NAME) or source=NAME[,target=FILE|/PATH][,uid=0][,gid=0][,mode=0444] (repeatable)",
+      collect,
+    )
+    .option(
+      "--config <config>",
+      "give each task a stored config as a read-only file: NAME (at /NAME) or source=NAME[,target=/PATH][,uid=0][,gid=0][,mode=0444] (repeatable)",
       collect,
     )
     .option("--constraint <expr>", "placement constraint, e.g. node.labels.zone==a (repeatable)", collect)
@@ -230,6 +273,16 @@ export function specOptions(cmd: Command): Command {
     .option("--rollback-monitor <duration>", "after each rolled-back task starts, how long a failure counts")
     .option("--rollback-max-failure-ratio <ratio>", "fraction of tasks (0 to 1) that may fail during a rollback")
     .option("--stop-grace-period <duration>", "time between SIGTERM and SIGKILL (10s)")
+    .option(
+      "--with-registry-auth",
+      "send your credentials for the image's registry (from docker login: $DOCKER_CONFIG or ~/.docker/config.json) to the agents, for this service's pulls only; stored encrypted",
+    )
+    .option("--health-cmd <cmd>", "health check command, run with the image's /bin/sh in each task (a task runs only once healthy)")
+    .option("--health-interval <duration>", "time between health checks (the image's, else 30s)")
+    .option("--health-timeout <duration>", "longest a health check may run (the image's, else 30s)")
+    .option("--health-start-period <duration>", "failed health checks in this period after the start do not count")
+    .option("--health-retries <n>", "failed health checks in a row that make a task unhealthy (the image's, else 3)")
+    .option("--no-healthcheck", "disable the image's HEALTHCHECK")
     .option("-d, --detach", "return at once instead of following convergence")
     .option("--timeout <duration>", "give up following after this long", "5m");
 }

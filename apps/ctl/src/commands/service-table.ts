@@ -1,9 +1,12 @@
 import type { ServiceView } from "@flotilla/api-types";
 import { table } from "../output";
 
-// As docker prints them: `*:8080->80/tcp` is answered by every node (ingress mode).
+// As docker prints them: `*:8080->80/tcp` is answered by every node (ingress mode); `local:` marks
+// an ingress port with traffic=local (each node forwards to its own tasks only).
 const ports = (s: ServiceView) =>
-  s.spec.ports.map((p) => `${p.mode === "host" ? "host" : "*"}:${p.published}->${p.target}/${p.protocol}`).join(", ");
+  s.spec.ports
+    .map((p) => `${p.mode === "host" ? "host" : p.traffic === "local" ? "local" : "*"}:${p.published}->${p.target}/${p.protocol}`)
+    .join(", ");
 
 /** The services table of `ctl service ls` and `ctl stack services`. */
 export function serviceTable(rows: readonly ServiceView[]): string {

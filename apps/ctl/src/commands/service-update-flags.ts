@@ -1,7 +1,7 @@
 // The `service update` flags that edit one entry of a list or map (`--env-add`, `--mount-rm`):
 // the API replaces lists whole, so ctl reads the current spec, applies the edits and sends the
 // resulting list.
-import { parseMountFlag, parsePublish } from "@flotilla/core";
+import { parseMountFlag, parsePublish, parseSecretFlag } from "@flotilla/core";
 import type { ServiceSpec, ServiceUpdateRequest } from "@flotilla/api-types";
 import { CtlError } from "../client";
 import { keyValues, parse } from "./service-flags";
@@ -13,11 +13,26 @@ export interface UpdateListFlags {
   mountRm?: string[];
   publishAdd?: string[];
   publishRm?: string[];
+  secretAdd?: string[];
+  secretRm?: string[];
+  configAdd?: string[];
+  configRm?: string[];
 }
 
 /** Whether any flag edits a list of the current spec (so ctl must read it first). */
 export function editsLists(o: UpdateListFlags): boolean {
-  return !!(o.envAdd || o.envRm || o.mountAdd || o.mountRm || o.publishAdd || o.publishRm);
+  return !!(
+    o.envAdd ||
+    o.envRm ||
+    o.mountAdd ||
+    o.mountRm ||
+    o.publishAdd ||
+    o.publishRm ||
+    o.secretAdd ||
+    o.secretRm ||
+    o.configAdd ||
+    o.configRm
+  );
 }
 
 /** Sets the edited lists in `body`, starting from `current` (or from the body's own replacement list). */
@@ -32,6 +47,15 @@ export function applyListEdits(body: ServiceUpdateRequest, current: ServiceSpec,
     // A target names a mount: adding one on a taken target replaces it.
     const gone = new Set([...(o.mountRm ?? []), ...added.map((m) => m.target)].map((t) => (t.length > 1 ? t.replace(/\/+$/, "") : t)));
     body.mounts = [...(body.mounts ?? current.mounts).filter((m) => !gone.has(m.target)), ...added];
+  }
+  for (const kind of ["secret", "config"] as const) {
+    const add = kind === "secret" ? o.secretAdd : o.configAdd;
+    const rm = kind === "secret" ? o.secretRm : o.configRm;
+    if (!add && !rm) continue;
+    const added = (add ?? []).map((s) => parse(`--${kind}-add`, () => parseSecretFlag(kind, s, `--${kind}-add`)));
+    // A name names the reference: adding one already given replaces it.
+    const gone = new Set([...(rm ?? []), ...added.map((s) => s.source)]);
+    body[`${kind}s`] = [...(body[`${kind}s`] ?? current[`${kind}s`]).filter((s) => !gone.has(s.source)), ...added];
   }
   if (o.publishAdd || o.publishRm) {
     const added = (o.publishAdd ?? []).map((p) => parse("--publish-add", () => parsePublish(p, "--publish-add")));

@@ -7,6 +7,7 @@ import { serviceTable } from "./service-table";
 import { follow } from "./service-converge";
 import { collect, intOpt, specBody, specOptions, type SpecFlags } from "./service-flags";
 import { applyListEdits, editsLists, type UpdateListFlags } from "./service-update-flags";
+import { registryAuthFor } from "./registry-auth";
 
 const client = () => new ApiClient(loadCtlConfig());
 const enc = encodeURIComponent;
@@ -27,6 +28,7 @@ export function registerService(program: Command): void {
       .addOption(new Option("--mode <mode>", "replicated or global").choices(["replicated", "global"]).default("replicated")),
   ).action(async (image: string, cmd: string[], o: SpecFlags & { name: string; mode: string; detach?: boolean; timeout: string }) => {
     const body: ServiceCreateRequest = { name: o.name, image, ...specBody(o), ...(cmd.length ? { args: cmd } : {}) };
+    if (o.withRegistryAuth) body.registryAuth = registryAuthFor(image);
     if (o.mode === "global") {
       if (o.replicas !== undefined) throw new CtlError("--replicas cannot be used with --mode global");
       body.mode = { kind: "global" };
@@ -55,10 +57,14 @@ export function registerService(program: Command): void {
     .option("--json", "print JSON")
     .option("-q, --quiet", "print task ids only")
     .action(async (ref: string, o: { json?: boolean; quiet?: boolean }) => {
-      const tasks = await client().request<TaskJson[]>("GET", `/api/v1/tasks?service=${enc(ref)}`);
+      const c = client();
+      const tasks = await c.request<TaskJson[]>("GET", `/api/v1/tasks?service=${enc(ref)}`);
       if (o.json) return void json(tasks);
       if (o.quiet) return void (tasks.length && out(tasks.map((t) => t.id).join("\n")));
       out(taskTable(tasks));
+      // Why the tasks are where they are: an update in progress, paused or rolled back says so (on stderr).
+      const update = (await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`)).updateState;
+      if (update && update.status !== "completed") note(update.message);
     });
 
   service
@@ -98,21 +104,34 @@ export function registerService(program: Command): void {
       .option("--env-rm <K>", "remove an environment variable (repeatable)", collect)
       .option("--mount-add <mount>", "add or replace (by target) a mount, as --mount (repeatable)", collect)
       .option("--mount-rm <target>", "remove the mount at this container path (repeatable)", collect)
+      .option("--secret-add <secret>", "add or replace (by name) a secret, as --secret (repeatable)", collect)
+      .option("--secret-rm <name>", "remove a secret from the tasks (repeatable)", collect)
+      .option("--config-add <config>", "add or replace (by name) a config, as --config (repeatable)", collect)
+      .option("--config-rm <name>", "remove a config from the tasks (repeatable)", collect)
       .option("--publish-add <port>", "add or replace (by published port) a published port, as --publish (repeatable)", collect)
       .option("--publish-rm <port>", "remove a published port: PUBLISHED[/tcp|udp] (repeatable)", collect)
       .option("--force", "replace every task even when nothing changed")
+      .option(
+        "--rebalance",
+        "move tasks, a batch at a time (update parallelism, order, health), so the spread matches where the scheduler would put them now; alone",
+      )
       .option("--args <args...>", "new command arguments"),
   ).action(
     async (
       ref: string,
-      o: SpecFlags & UpdateListFlags & { image?: string; args?: string[]; force?: boolean; detach?: boolean; timeout: string },
+      o: SpecFlags &
+        UpdateListFlags & { image?: string; args?: string[]; force?: boolean; rebalance?: boolean; detach?: boolean; timeout: string },
     ) => {
       const c = client();
       const body = specBody(o);
       if (o.image) body.image = o.image;
       if (o.args) body.args = o.args;
       if (o.force) body.force = true;
-      if (editsLists(o)) applyListEdits(body, (await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`)).spec, o);
+      if (o.rebalance) body.rebalance = true;
+      const current =
+        editsLists(o) || (o.withRegistryAuth && !o.image) ? await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`) : undefined;
+      if (editsLists(o)) applyListEdits(body, current!.spec, o);
+      if (o.withRegistryAuth) body.registryAuth = registryAuthFor(o.image ?? current!.spec.image);
       if (Object.keys(body).length === 0) throw new CtlError("nothing to update: give at least one flag (see ctl service update --help)");
       const svc = await c.request<ServiceJson>("PATCH", `/api/v1/services/${enc(ref)}`, body);
       note(`${svc.name} updated to version ${svc.version}`);
@@ -145,7 +164,7 @@ export function registerService(program: Command): void {
 
   service
     .command("logs <service>")
-    .description("show the logs of a service's tasks, prefixed by task")
+    .description("show the logs of a service's tasks, prefixed by task (finished tasks' too, until they are pruned)")
     .option("-f, --follow", "keep following")
     .option("--tail <n>", "last n lines per task")
     .action(async (ref: string, o: { follow?: boolean; tail?: string }) => {

@@ -20,6 +20,8 @@ import type {
 import { interpolate, parseEnvFile } from "./compose-interpolate";
 import { validateComposeSchema } from "./compose-schema";
 import { mountsOf, stackVolumes } from "./compose-volumes";
+import { secretRefsOf, stackSecrets } from "./compose-secrets";
+import { healthcheckOf } from "./compose-healthcheck";
 
 /** The label that ties a service to its stack (Docker's). */
 export const STACK_LABEL = "com.docker.stack.namespace";
@@ -59,18 +61,18 @@ const SERVICE_KEYS = new Set([
   "hostname",
   "user",
   "working_dir",
+  "secrets",
+  "configs",
+  "healthcheck",
 ]);
 /** Keys Flotilla will take once the services have them: refused with the reason. */
 const NOT_YET: Record<string, string> = {
-  secrets: "secrets are not supported yet",
-  configs: "configs are not supported yet",
-  healthcheck: "health checks are not supported yet",
   networks: "networks are not supported yet: services reach each other through published ports until overlay networks exist",
   build: "build is not supported: stacks run images from a registry",
   restart: "restart is not used by stacks: use deploy.restart_policy",
 };
 const DEPLOY_KEYS = new Set(["mode", "replicas", "labels", "resources", "placement", "update_config", "rollback_config", "restart_policy"]);
-const TOP_KEYS = new Set(["version", "name", "services", "volumes"]);
+const TOP_KEYS = new Set(["version", "name", "services", "volumes", "secrets", "configs"]);
 
 /** Parses and translates a compose file; every refusal is an InvalidError/NotSupportedError naming the path. */
 export function parseCompose(input: ComposeInput): ComposeStack {
@@ -95,8 +97,12 @@ export function parseCompose(input: ComposeInput): ComposeStack {
   }
   const services = (data.services ?? {}) as Record<string, Record<string, unknown>>;
   if (!Object.keys(services).length) throw new InvalidError(`${file}: no services`, { field: "services" });
-  const volumes = stackVolumes(stack, data.volumes);
-  const specs = Object.entries(services).map(([name, svc]) => toServiceSpec(stack, name, svc ?? {}, vars, input.envFiles ?? {}, volumes));
+  const declared: Declared = {
+    volumes: stackVolumes(stack, data.volumes),
+    secrets: stackSecrets("secret", data.secrets),
+    configs: stackSecrets("config", data.configs),
+  };
+  const specs = Object.entries(services).map(([name, svc]) => toServiceSpec(stack, name, svc ?? {}, vars, input.envFiles ?? {}, declared));
   return { stack, services: specs.sort((a, b) => a.name.localeCompare(b.name)) };
 }
 
@@ -106,7 +112,7 @@ function toServiceSpec(
   svc: Record<string, unknown>,
   vars: Record<string, string>,
   envFiles: Readonly<Record<string, string>>,
-  volumes: ReadonlyMap<string, string>,
+  declared: Declared,
 ): ServiceSpec {
   const at = `services.${name}`;
   for (const key of Object.keys(svc)) {
@@ -158,7 +164,10 @@ function toServiceSpec(
       mode: mode === "global" ? { kind: "global" } : { kind: "replicated", replicas },
       resources: resourcesOf(deploy.resources as Record<string, Record<string, unknown>> | undefined, `${at}.deploy.resources`),
       ports: listOf(svc.ports).map((p, i) => portOf(p, `${at}.ports[${i}]`)),
-      mounts: mountsOf(svc.volumes, volumes, `${at}.volumes`),
+      mounts: mountsOf(svc.volumes, declared.volumes, `${at}.volumes`),
+      secrets: secretRefsOf("secret", svc.secrets, declared.secrets, `${at}.secrets`),
+      configs: secretRefsOf("config", svc.configs, declared.configs, `${at}.configs`),
+      ...(svc.healthcheck !== undefined ? { healthcheck: healthcheckOf(svc.healthcheck, `${at}.healthcheck`) } : {}),
       ...(svc.hostname !== undefined ? { hostname: String(svc.hostname) } : {}),
       ...(svc.user !== undefined ? { user: String(svc.user) } : {}),
       ...(svc.working_dir !== undefined ? { workdir: String(svc.working_dir) } : {}),
@@ -186,6 +195,13 @@ function toServiceSpec(
     }
     throw e;
   }
+}
+
+/** What the top level declares, by key: volumes' names on the nodes, secrets' and configs' stored names. */
+interface Declared {
+  volumes: ReadonlyMap<string, string>;
+  secrets: ReadonlyMap<string, string>;
+  configs: ReadonlyMap<string, string>;
 }
 
 function listOf(v: unknown): unknown[] {

@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "Machine" ADD COLUMN     "clientsWrittenAt" TIMESTAMP(3),
+ADD COLUMN     "sshHostKey" TEXT;

@@ -1,0 +1,2 @@
+-- AlterEnum
+ALTER TYPE "SecretKind" ADD VALUE 'REGISTRY_AUTH';
