@@ -6,15 +6,12 @@
 // that reason; the ingress mesh sends a task traffic only once it is healthy. Traffic stays on
 // loopback and on a bridge in 198.19.120.0/24 that this test creates.
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import type { Server } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApi, type TestApi } from "../../apps/api/test/support";
-import { startRegistry, type TestRegistry } from "../support/registry";
-import { addBridge, forward, parseExports, removeLeftovers, run, useMachinesEnv } from "./support";
+import { startNetnsLab, type NetnsLab } from "./lab";
+import { removeLeftovers, run } from "./support";
 
-const repo = resolve(__dirname, "../..");
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
 const BRIDGE = `flhc${tag}`.slice(0, 15);
@@ -41,17 +38,12 @@ interface ServiceView {
 describe.skipIf(!root)("health-gated rolling updates on a netns machine", () => {
   const base = mkdtempSync(join(tmpdir(), "flotilla-e2e-health-"));
   const regPort = 37000 + (process.pid % 4000);
-  const apiPort = regPort + 1;
-  let registryForward: Server | undefined;
-  let restoreEnv: (() => void) | undefined;
-  let api: TestApi;
-  let registry: TestRegistry;
-  let env: Record<string, string | undefined>;
+  let lab: NetnsLab;
   let dockerEnv: Record<string, string | undefined>;
   let busybox: string;
 
-  const ctl = (args: string[]) => run(process.execPath, ["--import", "tsx", join(repo, "apps/ctl/src/main.ts"), ...args], env, 300_000);
-  const json = async <T>(path: string): Promise<T> => (await (await api.fetch(path)).json()) as T;
+  const ctl = (args: string[]) => lab.ctl(args);
+  const json = <T>(path: string) => lab.json<T>(path);
   const until = async <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 120_000): Promise<T> => {
     const end = Date.now() + ms;
     for (;;) {
@@ -76,42 +68,14 @@ describe.skipIf(!root)("health-gated rolling updates on a netns machine", () => 
   const service = (name: string) => json<ServiceView>(`/api/v1/services/${name}`);
 
   beforeAll(async () => {
-    addBridge(BRIDGE, GATEWAY);
-    restoreEnv = useMachinesEnv(base, `http://${GATEWAY}:${apiPort}`);
-    api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `${GATEWAY}:${apiPort}`, FLOTILLA_HEARTBEAT_MS: "1000" });
-    registry = await startRegistry();
-    await registry.pushBusybox("busybox:latest");
-    busybox = `${GATEWAY}:${regPort}/busybox:latest`;
-    registryForward = await forward(GATEWAY, regPort, Number(registry.host.split(":")[1]));
-    env = {
-      PATH: process.env.PATH,
-      HOME: join(base, "home"),
-      FLOTILLA_CONFIG_DIR: api.config.configDir,
-      TSX_TSCONFIG_PATH: join(repo, "apps/ctl/tsconfig.json"),
-    };
-    const r = await ctl([
-      "machine",
-      "create",
-      "-d",
-      "netns",
-      "--netns-cidr",
-      `${GATEWAY}/24`,
-      "--netns-bridge",
-      BRIDGE,
-      "--engine-insecure-registry",
-      `${GATEWAY}:${regPort}`,
-      M,
-    ]);
+    lab = await startNetnsLab({ base, gateway: GATEWAY, bridge: BRIDGE, apiPort: regPort + 1, regPort });
+    busybox = lab.image;
+    const r = await lab.createMachine(M, BRIDGE);
     expect(r.code, r.stderr).toBe(0);
     await until("the machine to join as a ready node", async () =>
       (await json<{ hostname: string; status: string }[]>("/api/v1/nodes")).some((n) => n.hostname === M && n.status === "ready"),
     );
-    dockerEnv = {
-      ...env,
-      ...parseExports((await ctl(["machine", "env", M])).stdout),
-      DOCKER_CONFIG: join(base, "docker"),
-      DOCKER_BUILDKIT: "0",
-    };
+    dockerEnv = { ...(await lab.dockerEnv(M)), DOCKER_BUILDKIT: "0" };
     // Built on the machine itself, so its tasks find them there without a pull.
     await build("health-good:1", `FROM ${busybox}\nHEALTHCHECK --interval=1s --timeout=5s --retries=2 CMD ["true"]\n`);
     await build("health-bad:1", `FROM ${busybox}\nHEALTHCHECK --interval=1s --timeout=5s --retries=1 CMD ["false"]\n`);
@@ -119,13 +83,7 @@ describe.skipIf(!root)("health-gated rolling updates on a netns machine", () => 
   }, 400_000);
 
   afterAll(async () => {
-    registryForward?.close();
-    if (api) {
-      await ctl(["machine", "rm", "-f", "-y", M]).catch(() => undefined);
-      await api.stop();
-    }
-    await registry?.stop();
-    restoreEnv?.();
+    await lab?.stop([M]);
     removeLeftovers([M], BRIDGE);
     rmSync(base, { recursive: true, force: true });
   });

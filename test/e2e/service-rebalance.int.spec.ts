@@ -4,15 +4,12 @@
 // batch below the replicas asked for, and leaves the four others running. Traffic stays on
 // loopback and on a bridge in 198.19.121.0/24 that this test creates.
 import { mkdtempSync, rmSync } from "node:fs";
-import type { Server } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApi, type TestApi } from "../../apps/api/test/support";
-import { startRegistry, type TestRegistry } from "../support/registry";
-import { addBridge, forward, parseExports, removeLeftovers, run, useMachinesEnv } from "./support";
+import { startNetnsLab, type NetnsLab } from "./lab";
+import { removeLeftovers, run } from "./support";
 
-const repo = resolve(__dirname, "../..");
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
 const BRIDGE = `flrb${tag}`.slice(0, 15);
@@ -30,17 +27,12 @@ interface TaskView {
 describe.skipIf(!root)("rebalancing a service across three netns machines", () => {
   const base = mkdtempSync(join(tmpdir(), "flotilla-e2e-rebalance-"));
   const regPort = 45000 + (process.pid % 4000);
-  const apiPort = regPort + 1;
-  let registryForward: Server | undefined;
-  let restoreEnv: (() => void) | undefined;
-  let api: TestApi;
-  let registry: TestRegistry;
-  let env: Record<string, string | undefined>;
+  let lab: NetnsLab;
   let image: string;
   const web = `web-${tag}`;
 
-  const ctl = (args: string[]) => run(process.execPath, ["--import", "tsx", join(repo, "apps/ctl/src/main.ts"), ...args], env, 300_000);
-  const json = async <T>(path: string): Promise<T> => (await (await api.fetch(path)).json()) as T;
+  const ctl = (args: string[]) => lab.ctl(args);
+  const json = <T>(path: string) => lab.json<T>(path);
   const until = async <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 90_000): Promise<T> => {
     const end = Date.now() + ms;
     for (;;) {
@@ -58,40 +50,16 @@ describe.skipIf(!root)("rebalancing a service across three netns machines", () =
     return counts;
   };
   const containersOn = async (m: string): Promise<string[]> => {
-    const e = { ...env, ...parseExports((await ctl(["machine", "env", m])).stdout), DOCKER_CONFIG: join(base, "docker") };
-    const ps = await run("docker", ["ps", "-q", "--no-trunc", "--filter", "label=flotilla.service.id"], e);
+    const ps = await run("docker", ["ps", "-q", "--no-trunc", "--filter", "label=flotilla.service.id"], await lab.dockerEnv(m));
     expect(ps.code, ps.stderr).toBe(0);
     return ps.stdout.split("\n").filter(Boolean);
   };
 
   beforeAll(async () => {
-    addBridge(BRIDGE, GATEWAY);
-    restoreEnv = useMachinesEnv(base, `http://${GATEWAY}:${apiPort}`);
-    api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `${GATEWAY}:${apiPort}`, FLOTILLA_HEARTBEAT_MS: "1000" });
-    registry = await startRegistry();
-    await registry.pushBusybox("busybox:latest");
-    image = `${GATEWAY}:${regPort}/busybox:latest`;
-    registryForward = await forward(GATEWAY, regPort, Number(registry.host.split(":")[1]));
-    env = {
-      PATH: process.env.PATH,
-      HOME: join(base, "home"),
-      FLOTILLA_CONFIG_DIR: api.config.configDir,
-      TSX_TSCONFIG_PATH: join(repo, "apps/ctl/tsconfig.json"),
-    };
+    lab = await startNetnsLab({ base, gateway: GATEWAY, bridge: BRIDGE, apiPort: regPort + 1, regPort });
+    image = lab.image;
     for (const m of MACHINES) {
-      const r = await ctl([
-        "machine",
-        "create",
-        "-d",
-        "netns",
-        "--netns-cidr",
-        `${GATEWAY}/24`,
-        "--netns-bridge",
-        BRIDGE,
-        "--engine-insecure-registry",
-        `${GATEWAY}:${regPort}`,
-        m,
-      ]);
+      const r = await lab.createMachine(m, BRIDGE);
       expect(r.code, r.stderr).toBe(0);
     }
     await until("three machines to join as ready nodes", async () => {
@@ -101,13 +69,7 @@ describe.skipIf(!root)("rebalancing a service across three netns machines", () =
   }, 600_000);
 
   afterAll(async () => {
-    registryForward?.close();
-    if (api) {
-      for (const m of MACHINES) await ctl(["machine", "rm", "-f", "-y", m]).catch(() => undefined);
-      await api.stop();
-    }
-    await registry?.stop();
-    restoreEnv?.();
+    await lab?.stop(MACHINES);
     removeLeftovers(MACHINES, BRIDGE);
     rmSync(base, { recursive: true, force: true });
   });

@@ -80,4 +80,65 @@ describe("rebalance", () => {
     expect(global.status).toBe(400);
     expect((await global.json()) as { message: string }).toMatchObject({ message: expect.stringMatching(/global/) });
   });
+
+  it("rebalances a service whose policy is auto when a node comes back, and leaves a manual one where it is", async () => {
+    for (const name of ["web", "everywhere"]) expect((await send(api, "DELETE", `/api/v1/services/${name}`)).status).toBe(204);
+    const created = await send(api, "POST", "/api/v1/services", { name: "auto", image: "busybox", replicas: 6, rebalancePolicy: "auto" });
+    expect(created.status).toBe(201);
+    expect((await send(api, "POST", "/api/v1/services", { name: "manual", image: "busybox", replicas: 3 })).status).toBe(201);
+    await converged(api, "auto", 6);
+    await converged(api, "manual", 3);
+    expect(spread(await tasksOf(api, "auto"))).toEqual({ "sim-1": 2, "sim-2": 2, "sim-3": 2 });
+
+    // sim-3 stops beating: it is declared down and its tasks are replaced on the other two.
+    agents[2].pauseHeartbeats();
+    await until(
+      "both services off sim-3",
+      async () => {
+        const [a, m] = [live(await tasksOf(api, "auto")), live(await tasksOf(api, "manual"))];
+        return a.length === 6 && m.length === 3 && [...a, ...m].every((t) => t.state === "RUNNING" && t.nodeHostname !== "sim-3");
+      },
+      30_000,
+    );
+    const manualBefore = live(await tasksOf(api, "manual")).map((t) => t.id);
+    agents[2].resumeHeartbeats();
+    // Back: only the auto service spreads onto it again, through a rebalance it did not ask for.
+    const back = await until(
+      "auto back to 2/2/2",
+      async () => {
+        const l = live(await tasksOf(api, "auto"));
+        const m = spread(l);
+        return l.length === 6 && l.every((t) => t.state === "RUNNING") && m["sim-3"] === 2 && m["sim-1"] === 2 && l;
+      },
+      30_000,
+    );
+    expect(spread(back)).toEqual({ "sim-1": 2, "sim-2": 2, "sim-3": 2 });
+    const auto = await until("the automatic rebalance to complete", async () => {
+      const s = await getJson<{ updateState: { status: string; message: string } | null; spec: { rebalancePolicy: string } }>(
+        api,
+        "/api/v1/services/auto",
+      );
+      return s.updateState?.status === "completed" && s;
+    });
+    expect(auto.spec.rebalancePolicy).toBe("auto");
+    expect(auto.updateState?.message).toBe("rebalance completed");
+    const manualAfter = live(await tasksOf(api, "manual"));
+    expect(manualAfter.map((t) => t.id).sort()).toEqual(manualBefore.sort());
+    expect(manualAfter.every((t) => t.nodeHostname !== "sim-3")).toBe(true);
+  });
+
+  it("refuses an unknown rebalance policy, and auto on a global service, naming the field", async () => {
+    const bad = await send(api, "POST", "/api/v1/services", { name: "x", image: "busybox", rebalancePolicy: "sometimes" });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(await bad.json())).toContain("rebalancePolicy");
+    const global = await send(api, "POST", "/api/v1/services", {
+      name: "g",
+      image: "busybox",
+      mode: { kind: "global" },
+      rebalancePolicy: "auto",
+    });
+    expect(global.status).toBe(400);
+    expect(await global.json()).toMatchObject({ details: { field: "rebalancePolicy" } });
+    expect((await send(api, "GET", "/api/v1/services/g")).status).toBe(404);
+  });
 });

@@ -107,6 +107,8 @@ export interface ServiceSpec {
   updateConfig: UpdateConfig;
   rollbackConfig: UpdateConfig;
   stopGracePeriodMs: number;
+  /** "auto": rebalanced whenever a node joins or comes back; "manual": only on `rebalance: true`. */
+  rebalancePolicy: "manual" | "auto";
 }
 
 export type UpdateStatus = "updating" | "paused" | "completed" | "rollback-started" | "rollback-paused" | "rollback-completed";

@@ -6,7 +6,7 @@
 import { schedule, type SpecsByService } from "./scheduler";
 import type { LiveCounts } from "./scheduler-filters";
 import { isLive } from "./task-state";
-import type { NodeInfo, Task } from "./types";
+import type { NodeInfo, ServiceSpec, Task } from "./types";
 import type { UpdateState } from "./update-planner";
 
 export interface RebalanceInput {
@@ -49,4 +49,15 @@ export function withRebalanceMoves(update: UpdateState, i: RebalanceInput): Upda
   if (!update.rebalance || update.moving !== undefined) return update;
   const moving = rebalanceMoves(i);
   return { ...update, moving, message: `rebalance: ${moving.length} task${moving.length === 1 ? "" : "s"} to move` };
+}
+
+/**
+ * Whether a node that joined or came back starts a rebalance of this service: only replicated
+ * services that opted in (`rebalancePolicy: auto`), and only when their last update finished.
+ * Not while one moves tasks, nor when one is paused: a paused update waits for its operator,
+ * and moving tasks then would start more of a spec that just failed.
+ */
+export function dueForAutoRebalance(spec: Pick<ServiceSpec, "mode" | "rebalancePolicy">, update: UpdateState | null): boolean {
+  if (spec.rebalancePolicy !== "auto" || spec.mode.kind !== "replicated") return false;
+  return update === null || update.status === "completed" || update.status === "rollback-completed";
 }

@@ -205,6 +205,10 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
   wholeNumber("restartPolicy.maxAttempts", rp.maxAttempts, "max restart attempts");
   wholeNumber("restartPolicy.windowMs", rp.windowMs, "restart window");
 
+  oneOf("rebalancePolicy", spec.rebalancePolicy, ["manual", "auto"], "rebalance policy");
+  if (spec.rebalancePolicy === "auto" && spec.mode.kind === "global") {
+    fail("rebalancePolicy", "a global service runs one task per node: there is nothing to rebalance, use manual");
+  }
   validateUpdateConfig("updateConfig", spec.updateConfig, false);
   validateUpdateConfig("rollbackConfig", spec.rollbackConfig, true);
   // A global task's replacement must land on the same node, where the old task still holds its
@@ -258,6 +262,7 @@ export function normalizeServiceSpec(input: ServiceSpecInput): ServiceSpec {
     updateConfig: { ...DEFAULT_UPDATE_CONFIG, ...input.updateConfig },
     rollbackConfig: { ...DEFAULT_ROLLBACK_CONFIG, ...input.rollbackConfig },
     stopGracePeriodMs: input.stopGracePeriodMs ?? DEFAULT_STOP_GRACE_PERIOD_MS,
+    rebalancePolicy: input.rebalancePolicy ?? "manual",
   };
   validateServiceSpec(spec);
   // Targets in their canonical form (no trailing slash), so equal specs compare equal.

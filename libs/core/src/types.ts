@@ -194,7 +194,11 @@ export interface ServiceSpec {
   readonly rollbackConfig: UpdateConfig;
   /** Time between SIGTERM and SIGKILL when a task is stopped. */
   readonly stopGracePeriodMs: number;
+  /** "auto": rebalanced (as `--rebalance`) whenever a node joins or comes back; "manual": only when asked. */
+  readonly rebalancePolicy: RebalancePolicy;
 }
+
+export type RebalancePolicy = "manual" | "auto";
 
 /** User input for a service: name and image are required, everything else has a default. */
 export interface ServiceSpecInput {
@@ -222,6 +226,7 @@ export interface ServiceSpecInput {
   readonly restartPolicy?: Partial<RestartPolicy>;
   readonly updateConfig?: Partial<UpdateConfig>;
   readonly rollbackConfig?: Partial<UpdateConfig>;
+  readonly rebalancePolicy?: RebalancePolicy;
   readonly stopGracePeriodMs?: number;
 }
 

@@ -3,7 +3,7 @@
 // node came back becomes 2/2/2, never more than one batch below the replicas asked for.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { rebalanceMoves, startUpdate, type Task, type UpdateOrder } from "../src";
+import { dueForAutoRebalance, rebalanceMoves, startUpdate, type Task, type UpdateOrder } from "../src";
 import { makeNodes, makeTask, NOW, replicated } from "./fixtures";
 import { agentsAct, reconcileOnce, type World } from "./rollout-sim";
 
@@ -93,5 +93,20 @@ describe("a rebalance run", () => {
     reconcileOnce(w, s, s, nodes, () => "x");
     expect(w.update).toMatchObject({ status: "completed", moving: [], message: "rebalance completed" });
     expect(w.tasks).toEqual(even);
+  });
+});
+
+describe("dueForAutoRebalance", () => {
+  const auto = { mode: { kind: "replicated", replicas: 6 }, rebalancePolicy: "auto" } as const;
+  it("starts only for replicated services with the auto policy whose last update finished", () => {
+    expect(dueForAutoRebalance(auto, null)).toBe(true);
+    expect(dueForAutoRebalance({ ...auto, rebalancePolicy: "manual" }, null)).toBe(false);
+    expect(dueForAutoRebalance({ ...auto, mode: { kind: "global" } }, null)).toBe(false);
+    const moving = startUpdate(2, NOW, { rebalance: true });
+    expect(dueForAutoRebalance(auto, moving)).toBe(false);
+    expect(dueForAutoRebalance(auto, { ...moving, status: "completed" })).toBe(true);
+    expect(dueForAutoRebalance(auto, { ...moving, status: "rollback-completed" })).toBe(true);
+    expect(dueForAutoRebalance(auto, { ...moving, status: "paused" })).toBe(false);
+    expect(dueForAutoRebalance(auto, { ...moving, status: "rollback-paused" })).toBe(false);
   });
 });

@@ -28,6 +28,7 @@ import { ControlPlaneHealth } from "../health/control-plane-health";
 import { QueuesService } from "../queues/queues.service";
 import { ACTIVE_STATES, toCoreTask, TX_OPTIONS } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
+import { ServicesService } from "../services/services.service";
 import { IngressService, type IngressTable } from "../ingress/ingress.service";
 import { TasksRepository } from "../tasks/tasks.repository";
 import { Batcher } from "./batcher";
@@ -125,6 +126,7 @@ export class HeartbeatsService {
     private readonly events: EventsService,
     private readonly queues: QueuesService,
     private readonly services: ServicesRepository,
+    private readonly servicesService: ServicesService,
     private readonly tasks: TasksRepository,
     private readonly ingress: IngressService,
     private readonly health: ControlPlaneHealth,
@@ -218,8 +220,10 @@ export class HeartbeatsService {
         return { node: (await this.prisma.node.findUnique({ where: { hostname: hb.hostname } }))!, evs: [] };
       });
     await this.events.publish(evs);
-    // New capacity: pending tasks may fit now, global services want a task here.
+    // New capacity: pending tasks may fit now, global services want a task here, and services
+    // that asked for it spread onto the node.
     await this.reconcileLater(await this.services.servicesWaitingForCapacity(), `node ${node.hostname} ready`);
+    if (evs.length) await this.servicesService.rebalanceAuto(`node ${node.hostname} ready`);
     return { node };
   }
 

@@ -117,6 +117,7 @@ const specFields = {
   updateConfig: updateConfig.optional(),
   rollbackConfig: updateConfig.optional(),
   stopGracePeriodMs: z.number().int().min(0).optional(),
+  rebalancePolicy: z.enum(["manual", "auto"]).optional(),
 };
 
 /** `--with-registry-auth`: not part of the spec (which is shown); stored encrypted on its own. */
@@ -275,6 +276,10 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
     updateConfig: { type: "object", description: "parallelism, delayMs, monitorMs, failureAction, maxFailureRatio, order" },
     rollbackConfig: { type: "object" },
     stopGracePeriodMs: { type: "integer" },
+    rebalancePolicy: {
+      enum: ["manual", "auto"],
+      description: "auto: the service is rebalanced (as PATCH rebalance) whenever a node joins or comes back; default manual",
+    },
     registryAuth: {
       type: "object",
       description:

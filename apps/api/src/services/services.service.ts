@@ -1,6 +1,6 @@
 // Desired state of services: every change is one transaction (spec, version, events), then a
 // reconcile is enqueued. The reconcile worker, not this file, decides what tasks exist.
-import { ForbiddenException, Inject, Injectable } from "@nestjs/common";
+import { ForbiddenException, Inject, Injectable, Logger } from "@nestjs/common";
 import { CLOCK } from "../common/clock";
 import type { Clock } from "@flotilla/core";
 import type { ServiceView } from "@flotilla/api-types";
@@ -9,6 +9,7 @@ import {
   affectsTasks,
   ConflictError,
   DISPATCHED_TASK_STATES,
+  dueForAutoRebalance,
   InvalidError,
   normalizeServiceSpec,
   startUpdate,
@@ -230,7 +231,7 @@ export class ServicesService {
    * Starts a rebalance: a new task version with the same spec, whose update replaces only the
    * tasks the first reconcile finds misplaced (core's rebalanceMoves), batch by batch.
    */
-  private async rebalance(ref: string, patch: UpdateServiceBody): Promise<ServiceView> {
+  private async rebalance(ref: string, patch: UpdateServiceBody, reason?: string): Promise<ServiceView> {
     const others = Object.keys(patch).filter((k) => k !== "rebalance");
     if (others.length) {
       throw new InvalidError(`rebalance changes nothing else: send it alone (also given: ${others.join(", ")})`, { field: "rebalance" });
@@ -253,13 +254,37 @@ export class ServicesService {
         data: { version: row.version + 1, taskVersion, updateState: json(update) },
       });
       const evs = await this.events.record(tx, [
-        { kind: "service", subjectId: row.id, action: "rebalance", data: { name: row.name, version: updated.version, taskVersion } },
+        {
+          kind: "service",
+          subjectId: row.id,
+          action: "rebalance",
+          data: { name: row.name, version: updated.version, taskVersion, ...(reason ? { reason } : {}) },
+        },
       ]);
       return { row: updated, evs };
     }, TX_OPTIONS);
     await this.events.publish(evs);
     await queuedAfterCommit(this.queues.enqueueReconcile(row.id, "rebalance"));
     return this.get(row.id);
+  }
+
+  /**
+   * After a node joined or came back: a rebalance of every service whose policy is auto (and
+   * that no update is moving right now). Returns the names of those started.
+   */
+  async rebalanceAuto(reason: string): Promise<string[]> {
+    const started: string[] = [];
+    for (const row of await this.repo.list()) {
+      if (!dueForAutoRebalance(specOf(row), updateStateOf(row) ?? null)) continue;
+      try {
+        await this.rebalance(row.id, { rebalance: true }, reason);
+        started.push(row.name);
+      } catch (e) {
+        // One service's failure (say, removed meanwhile) must not keep the others where they are.
+        new Logger("services").warn(`automatic rebalance of ${row.name} (${reason}): ${(e as Error).message}`);
+      }
+    }
+    return started;
   }
 
   async scale(ref: string, replicas: number, caller: Caller): Promise<ServiceView> {

@@ -84,6 +84,8 @@ export const StoredServiceSpec = z.object({
   updateConfig,
   rollbackConfig: updateConfig,
   stopGracePeriodMs: z.number(),
+  // Specs written before the policy existed are rebalanced only when asked.
+  rebalancePolicy: z.enum(["manual", "auto"]).default("manual"),
 });
 
 /** A stored spec column as core's ServiceSpec; UnavailableError naming the service and field when it is not one. */

@@ -83,6 +83,7 @@ export interface SpecFlags {
   user?: string;
   workdir?: string;
   stopGracePeriod?: string;
+  rebalancePolicy?: "manual" | "auto";
   replicas?: string;
   withRegistryAuth?: boolean;
   healthCmd?: string;
@@ -213,6 +214,7 @@ export function specBody(o: SpecFlags): ServiceUpdateRequest {
   });
   if (Object.keys(rollback).length) body.rollbackConfig = rollback;
   if (o.stopGracePeriod) body.stopGracePeriodMs = parse("--stop-grace-period", () => parseDuration(o.stopGracePeriod!));
+  if (o.rebalancePolicy) body.rebalancePolicy = o.rebalancePolicy;
   if (o.replicas !== undefined) body.replicas = intOpt("--replicas", o.replicas);
   const health = healthcheckOf(o);
   if (health) body.healthcheck = health;
@@ -273,6 +275,12 @@ export function specOptions(cmd: Command): Command {
     .option("--rollback-monitor <duration>", "after each rolled-back task starts, how long a failure counts")
     .option("--rollback-max-failure-ratio <ratio>", "fraction of tasks (0 to 1) that may fail during a rollback")
     .option("--stop-grace-period <duration>", "time between SIGTERM and SIGKILL (10s)")
+    .addOption(
+      new Option(
+        "--rebalance-policy <policy>",
+        "auto: rebalance (as --rebalance) whenever a node joins or comes back; manual (default)",
+      ).choices(["manual", "auto"]),
+    )
     .option(
       "--with-registry-auth",
       "send your credentials for the image's registry (from docker login: $DOCKER_CONFIG or ~/.docker/config.json) to the agents, for this service's pulls only; stored encrypted",
