@@ -31,7 +31,25 @@ export class EngineUnreachableError extends Error {
     super(`${operation}: agent at ${url} unreachable: ${(cause as { code?: string })?.code ?? (cause as Error)?.message ?? String(cause)}`);
     this.name = "EngineUnreachableError";
   }
+
+  /**
+   * Whether the request certainly never reached the agent: no connection (refused, no route, no
+   * such host or socket) or a TLS handshake refused before anything was sent. A timeout or a
+   * connection lost later leaves the outcome unknown: the agent may have acted on it.
+   */
+  get notDelivered(): boolean {
+    const code = (this.cause as { code?: unknown } | undefined)?.code;
+    if (typeof code !== "string") return false;
+    return (
+      NOT_DELIVERED.has(code) ||
+      /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_)/.test(code) ||
+      code.endsWith("SELF_SIGNED_CERT") ||
+      code === "SELF_SIGNED_CERT_IN_CHAIN"
+    );
+  }
 }
+
+const NOT_DELIVERED = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "ENOENT"]);
 
 /** Builds the right error class for an error status. */
 export function engineError(operation: string, status: number, message: string): EngineError {

@@ -121,3 +121,38 @@ describe("EngineClient over a unix socket", () => {
     engine.close();
   });
 });
+
+describe("EngineUnreachableError.notDelivered", () => {
+  const failure = (p: Promise<unknown>) =>
+    p.then(
+      () => {
+        throw new Error("expected a failure");
+      },
+      (e: unknown) => e as EngineUnreachableError,
+    );
+
+  it("is true for a refused connection: the request never reached an agent", async () => {
+    const { createServer: tcp } = await import("node:net");
+    const probe = tcp();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const e = await failure(new EngineClient({ url: `http://127.0.0.1:${port}`, timeoutMs: 2000 }).createContainer("n", { Image: "x" }));
+    expect(e).toBeInstanceOf(EngineUnreachableError);
+    expect(e.notDelivered).toBe(true);
+  });
+
+  it("is false for a request the agent took and never answered: it may have acted on it", async () => {
+    const { createServer: tcp } = await import("node:net");
+    const held = tcp((s) => s.on("error", () => undefined));
+    await new Promise<void>((r) => held.listen(0, "127.0.0.1", r));
+    const port = (held.address() as { port: number }).port;
+    try {
+      const e = await failure(new EngineClient({ url: `http://127.0.0.1:${port}`, timeoutMs: 300 }).createContainer("n", { Image: "x" }));
+      expect(e).toBeInstanceOf(EngineUnreachableError);
+      expect(e.notDelivered).toBe(false);
+    } finally {
+      held.close();
+    }
+  });
+});

@@ -57,11 +57,13 @@ export class AgentCalls {
       return { task, node: this.node.hostname, containerId, starting, ...(endpoints ? { endpoints } : {}) };
     } catch (e) {
       new Logger("dispatch").warn(`task ${task.id} on ${this.node.hostname}: ${(e as Error).message}`);
-      // No answer (a timeout, a dropped connection): the container may exist and run. The task
-      // stays claimed: the node's heartbeat adopts its container, or once the claim is stale the
-      // sweep launches it again under the same name. Rejecting it would start a second container
-      // for the slot beside one that may be running.
-      if (e instanceof EngineUnreachableError) return { task, node: this.node.hostname, unanswered: true, error: (e as Error).message };
+      // Sent but never answered (a timeout, a connection lost): the container may exist and run.
+      // The task stays claimed: the node's heartbeat adopts its container, or once the claim is
+      // stale the sweep launches it again under the same name. Rejecting it would start a second
+      // container for the slot beside one that may be running. A request that never reached the
+      // agent (refused, no route) created nothing: that task is rejected and replaced at once.
+      if (e instanceof EngineUnreachableError && !e.notDelivered)
+        return { task, node: this.node.hostname, unanswered: true, error: (e as Error).message };
       return { task, node: this.node.hostname, error: (e as Error).message };
     }
   }
