@@ -70,10 +70,11 @@ describe.skipIf(!canBootVms())("guest image as VirtualBox and Hyper-V get it (di
       );
       const onData = (b: Buffer) => {
         console += b.toString("latin1");
-        const m = /flotilla-seed: [^\r\n]*/.exec(console);
+        // The whole line: the serial console arrives in pieces, a line's end may not be here yet.
+        const m = /(flotilla-seed: [^\r\n]*)\r?\n/.exec(console);
         if (m) {
           clearTimeout(timer);
-          resolve(m[0]);
+          resolve(m[1]);
         }
       };
       qemu!.stdout!.on("data", onData);
