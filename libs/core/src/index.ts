@@ -37,6 +37,7 @@ export * from "./update-planner";
 export * from "./reconcile";
 export * from "./spec-diff";
 export * from "./ingress";
+export * from "./overlay-table";
 export * from "./clock";
 export * from "./heartbeat-fold";
 export * from "./node-liveness";
