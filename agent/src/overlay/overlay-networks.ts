@@ -27,8 +27,8 @@ export interface OverlayNetworksOptions {
   stateDir: string;
   /** Names are hashed with this (the agent's default bridge), so agents sharing a kernel never collide. */
   scope: string;
-  /** `iptables`, `iptables-nft` or `iptables-legacy` (the network module's backend). */
-  iptables: string;
+  /** `iptables`, `iptables-nft` or `iptables-legacy` (the network module's backend); init() may give it later. */
+  iptables?: string;
   /** Chain accepting bridged overlay frames in FORWARD (`<prefix>-OVL`). */
   forwardChain: string;
   /** The node's namespace (tests); undefined: the agent's. */
@@ -58,7 +58,7 @@ export interface OverlayAttachment {
 
 export class OverlayNetworks {
   private state: OverlayState = { version: 1, networks: [], containers: {} };
-  private readonly kernel: OverlayKernel;
+  private kernel: OverlayKernel;
   private readonly dns?: EmbeddedDns;
   private tail: Promise<unknown> = Promise.resolve();
   /** What was last written into each container (rules + neighbours), so an unchanged table writes nothing. */
@@ -67,7 +67,7 @@ export class OverlayNetworks {
   private readonly log: (msg: string) => void;
 
   constructor(private readonly opts: OverlayNetworksOptions) {
-    this.kernel = new OverlayKernel({ iptables: opts.iptables, ...(opts.netns ? { netns: opts.netns } : {}) });
+    this.kernel = this.makeKernel(opts.iptables ?? "iptables");
     this.log = opts.log ?? (() => {});
     if (opts.dns) {
       this.dns = new EmbeddedDns({
@@ -84,9 +84,13 @@ export class OverlayNetworks {
     this.fetcher = fetch;
   }
 
-  /** Loads overlay.json and applies the last table again (devices, entries, containers' rules): idempotent. */
-  init(): Promise<void> {
+  /**
+   * Loads overlay.json and applies the last table again (devices, entries, containers' rules):
+   * idempotent. `iptables`: the command of the backend the network module detected.
+   */
+  init(iptables?: string): Promise<void> {
     return this.serial(async () => {
+      if (iptables) this.kernel = this.makeKernel(iptables);
       this.state = await loadOverlayState(this.opts.stateDir);
       if (this.state.table) await this.applyChecked(this.state.table);
       await this.listenDns();
@@ -374,6 +378,10 @@ export class OverlayNetworks {
       macAddress: a.mac,
       aliases: [...a.aliases],
     };
+  }
+
+  private makeKernel(iptables: string): OverlayKernel {
+    return new OverlayKernel({ iptables, ...(this.opts.netns ? { netns: this.opts.netns } : {}) });
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
