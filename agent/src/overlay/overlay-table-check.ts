@@ -72,7 +72,8 @@ function checkNetwork(raw: Record<string, unknown>, errors: string[]): OverlayNe
       continue;
     }
     if (mode === "vip" && !inNet(x.vip)) {
-      errors.push(`${label}: service ${x.name} left out: vip ${JSON.stringify(x.vip)} is not an address of ${subnet.cidr}`);
+      const why = x.vip === undefined ? "endpointMode vip needs a vip" : `vip ${JSON.stringify(x.vip)} is not an address of ${subnet.cidr}`;
+      errors.push(`${label}: service ${x.name} left out: ${why}`);
       continue;
     }
     const backends = (x.backends as string[]).filter((b) => {
