@@ -93,7 +93,7 @@ export class OverlayNetworks {
       if (iptables) this.kernel = this.makeKernel(iptables);
       this.state = await loadOverlayState(this.opts.stateDir);
       if (this.state.table) await this.applyChecked(this.state.table);
-      await this.listenDns();
+      await this.syncDns();
     });
   }
 
@@ -135,6 +135,7 @@ export class OverlayNetworks {
       const { table, errors } = checkNetworkTable(raw);
       for (const e of errors) this.log(`overlay: ${e}`);
       await this.applyChecked(table);
+      await this.syncDns();
       return { errors };
     });
   }
@@ -229,6 +230,7 @@ export class OverlayNetworks {
         this.written.delete(containerId);
         await this.writeContainer(this.state.containers[containerId]!);
         await saveOverlayState(this.opts.stateDir, this.state);
+        await this.syncDns();
       } catch (e) {
         for (const a of planned) await this.kernel.deleteLink(a.veth).catch(() => undefined);
         if (prev) this.state.containers[containerId] = prev;
@@ -251,6 +253,7 @@ export class OverlayNetworks {
       if (!c.attachments.length) delete this.state.containers[containerId];
       else await this.writeContainer(c).catch((e: Error) => this.log(`overlay: container ${containerId.slice(0, 12)}: ${e.message}`));
       await saveOverlayState(this.opts.stateDir, this.state);
+      await this.syncDns();
     });
   }
 
@@ -269,6 +272,7 @@ export class OverlayNetworks {
         else await this.writeContainer(c).catch((e: Error) => this.log(`overlay: container ${c.containerId.slice(0, 12)}: ${e.message}`));
       }
       await saveOverlayState(this.opts.stateDir, this.state);
+      await this.syncDns();
     });
   }
 
@@ -301,9 +305,16 @@ export class OverlayNetworks {
     return addresses ? { kind: "answer", addresses } : { kind: "forward" };
   }
 
-  private async listenDns(): Promise<void> {
+  /**
+   * The DNS listener runs while a container needs it, and only then: an agent without overlay
+   * containers holds no socket on the default bridge's gateway.
+   */
+  private async syncDns(): Promise<void> {
     const d = this.opts.dns;
-    if (!d || !this.dns || this.dns.serves("overlay")) return;
+    if (!d || !this.dns) return;
+    const needed = Object.values(this.state.containers).some((c) => c.dns);
+    if (!needed) return void (await this.dns.close("overlay"));
+    if (this.dns.serves("overlay")) return;
     try {
       await this.dns.listen("overlay", d.address);
     } catch (e) {
