@@ -6,7 +6,8 @@
 // eth1 at its address, reaches the other node over VXLAN, resolves SERVICE (the VIP, balanced in
 // the kernel over both nodes), tasks.SERVICE and a dnsrr service through 127.0.0.11; docker
 // network ls/inspect show the overlay read-only and refuse to create or remove one; a network the
-// table does not list is fetched once before the create is refused; stop detaches. Run under the
+// table does not list is fetched once before the create is refused; an agent restart restores
+// everything from overlay.json; stop detaches. Run under the
 // kernel lock.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -95,6 +96,14 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_BRIDGE_TOOLS)("overlay netwo
   // HTTP/1.0 by hand over nc: this busybox's wget crashes (SIGSEGV) on every request.
   const httpGet = (host: string) =>
     dockerOk(env, ["exec", "client", "sh", "-c", `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${host} 80 | tail -n 1`]);
+  const newNetwork = () =>
+    new HostNetwork({
+      stateDir: join(dir, "root", "network"),
+      bridgeName: BRIDGE,
+      subnet: "198.19.208.0/24",
+      chainPrefix: "FLTOVL",
+      dnsUpstreams: [],
+    });
   const create = async (name: string, network: string, ip: string, cmd: string) => {
     const r = await rawRequest(agent.socket, "POST", `/containers/create?name=${name}`, createBody(image, network, ip, cmd));
     return { status: r.status, body: JSON.parse(r.body) as { Id?: string; message?: string } };
@@ -121,13 +130,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_BRIDGE_TOOLS)("overlay netwo
 
     registry = await startRegistry();
     image = await registry.pushBusybox();
-    network = new HostNetwork({
-      stateDir: join(dir, "root", "network"),
-      bridgeName: BRIDGE,
-      subnet: "198.19.208.0/24",
-      chainPrefix: "FLTOVL",
-      dnsUpstreams: [],
-    });
+    network = newNetwork();
     agent = await startTestAgent({ dir, insecureRegistries: [registry.host], network });
     env = agent.env;
     await dockerOk(env, ["pull", image]);
@@ -241,6 +244,25 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_BRIDGE_TOOLS)("overlay netwo
     );
     expect(primary.status).toBe(400);
     expect(primary.body).toContain("cannot be the container's primary network");
+  });
+
+  it("an agent restart restores the overlay from overlay.json: devices, the running task's interface, its VIP rules and names", async () => {
+    const names = overlayLinkNames(BRIDGE, NET.id);
+    const fdbBefore = ok("bridge", "fdb", "show", "dev", names.vxlan);
+    await agent.handle.close();
+    // A stale entry someone left while no agent ran: the restored table removes it.
+    ok("bridge", "fdb", "append", "00:00:00:00:00:00", "dev", names.vxlan, "dst", "198.19.209.99");
+    network = newNetwork();
+    agent = await startTestAgent({ dir, insecureRegistries: [registry.host], network });
+    env = agent.env;
+    expect(network.overlay.version).toBe("v2");
+    expect(ok("bridge", "fdb", "show", "dev", names.vxlan)).toBe(fdbBefore);
+    const id = agent.handle.containers.all().find((c) => c.name === "/client")!.id;
+    expect(network.overlay.attachments(id).map((a) => a.ipAddress)).toEqual([IP.client]);
+    expect(await httpGet(IP.w2)).toBe("w2");
+    const seen = new Set<string>();
+    for (let i = 0; i < 4; i++) seen.add(await httpGet("web"));
+    expect([...seen].sort()).toEqual(["w1", "w2"]);
   });
 
   it("stopping a task detaches it from the overlay", async () => {
