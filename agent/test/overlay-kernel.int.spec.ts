@@ -207,7 +207,11 @@ describe.skipIf(!root)("overlay networks across three nodes on the real kernel",
     await agents[0]!.close();
     agents[0] = make(0);
     await agents[0].init();
+    // A veth on the bridge that no container record owns (a crash between plug and state write).
+    ok("ip", "-n", ns, "link", "add", "ovcstray0", "type", "veth", "peer", "name", "ovcstray1");
+    ok("ip", "-n", ns, "link", "set", "ovcstray0", "master", overlayLinkNames(SCOPE, A.id).bridge);
     await agents[0].restore(new Set(["cid-w1", "cid-client", "cid-bx"]));
+    expect(sh("ip", "-n", ns, "link", "show", "dev", "ovcstray0").code).not.toBe(0);
     expect(ok("bridge", "-n", ns, "fdb", "show", "dev", vxA)).toBe(before);
     expect(get("client", C.w3.ip).out.trim()).toBe("w3");
     // Someone's stale entries: a flood entry to a node that left, and a MAC of a task that is gone.

@@ -134,6 +134,18 @@ export class OverlayKernel {
     }
   }
 
+  /** Names of the links enslaved to a bridge. */
+  async bridgeMembers(bridge: string): Promise<string[]> {
+    try {
+      return (JSON.parse((await this.ip("overlay members", ["-j", "link", "show", "master", bridge])) || "[]") as LinkJson[]).map(
+        (l) => l.ifname,
+      );
+    } catch (e) {
+      if (isMissing(e)) return [];
+      throw e;
+    }
+  }
+
   async linkExists(name: string): Promise<boolean> {
     return (await this.link(name)) !== undefined;
   }

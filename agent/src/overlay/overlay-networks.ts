@@ -271,6 +271,13 @@ export class OverlayNetworks {
         if (!keep.length) delete this.state.containers[c.containerId];
         else await this.writeContainer(c).catch((e: Error) => this.log(`overlay: container ${c.containerId.slice(0, 12)}: ${e.message}`));
       }
+      // Veths on our bridges that no kept container owns (a crash between plug and the state write).
+      const owned = new Set(Object.values(this.state.containers).flatMap((c) => c.attachments.map((a) => a.veth)));
+      for (const id of this.state.networks) {
+        const names = overlayLinkNames(this.opts.scope, id);
+        for (const m of await this.kernel.bridgeMembers(names.bridge).catch(() => []))
+          if (m !== names.vxlan && !owned.has(m)) await this.kernel.deleteLink(m);
+      }
       await saveOverlayState(this.opts.stateDir, this.state);
       await this.syncDns();
     });
