@@ -7,7 +7,7 @@ import { resolveQuery } from "../src/network/dns-names";
 import { EmbeddedDns, upstreamsFromResolvConf } from "../src/network/dns-server";
 import { allocateAddress, parseSubnet } from "../src/network/ipam";
 import { chainNames } from "../src/network/nat-rules";
-import { dnsRedirectScript, netTagIn, networkRules } from "../src/network/user-network-rules";
+import { dnsRedirectScript, netTagIn, networkRules, ownNetworkRule } from "../src/network/user-network-rules";
 import { checkSubnet, chooseSubnet, parseCreateNetwork } from "../src/network/user-network-spec";
 import type { UserNetworkRecord } from "../src/network/user-network-state";
 
@@ -117,6 +117,15 @@ describe("network rules", () => {
     expect([...r.nat, ...r.filter].map(netTagIn)).toEqual(Array(9).fill("ab12"));
     // A container tag is not a network tag.
     expect(netTagIn('-A FLOTILLA-PORTS -m comment --comment "flotilla:web-1" -j ACCEPT')).toBeUndefined();
+  });
+
+  it("claims only its own chains' network rules, never those of another agent on the same kernel", () => {
+    const mine = networkRules(c, { id: "ab12", bridge: "fluab12", subnet: "198.18.5.0/24", internal: false });
+    const theirs = networkRules(chainNames("FLTOTHER"), { id: "ef56", bridge: "fluef56", subnet: "198.18.7.0/24", internal: false });
+    expect([...mine.nat, ...mine.filter].every((r) => ownNetworkRule(c, r))).toBe(true);
+    expect([...theirs.nat, ...theirs.filter].some((r) => ownNetworkRule(c, r))).toBe(false);
+    // A prefix that merely starts like ours is another agent's too.
+    expect(ownNetworkRule(c, '-A FLOTILLA2-NIN -o flu1 -m comment --comment "flotilla-net:ab12" -j DROP')).toBe(false);
   });
 
   it("gives an internal network no NAT and no way in or out", () => {

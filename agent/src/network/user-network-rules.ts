@@ -21,6 +21,14 @@ export function netTagIn(rule: string): string | undefined {
   return /--comment "?flotilla-net:([0-9a-f]+)"?/.exec(rule)?.[1];
 }
 
+/**
+ * A per-network rule of this agent: tagged, and in one of its own chains. Another agent sharing
+ * the kernel tags its rules alike, in chains of its own prefix, and they are not ours to remove.
+ */
+export function ownNetworkRule(c: ChainNames, rule: string): boolean {
+  return netTagIn(rule) !== undefined && [c.npost, c.nin, c.nout, c.nlo].some((chain) => rule.startsWith(`-A ${chain} `));
+}
+
 /** What the rules of a network depend on. */
 export interface NetworkRuleInput {
   id: string;

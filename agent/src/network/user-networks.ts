@@ -15,7 +15,7 @@ import { allocateAddress, inSubnet, intToIp, ipToInt, isIpv4, macForAddress, par
 import type { Iptables } from "./iptables";
 import { deleteLink, ensureBridge, hostRoutes, plugVeth, sandboxNames, showLink, writeSysctl } from "./links";
 import { deleteOf, type ChainNames, type Table } from "./nat-rules";
-import { dnsRedirectScript, netTagIn, networkRules } from "./user-network-rules";
+import { dnsRedirectScript, netTagIn, networkRules, ownNetworkRule } from "./user-network-rules";
 import { checkSubnet, chooseSubnet, DEFAULT_POOLS, type AddressPool, type NetworkPlan, type TakenPrefix } from "./user-network-spec";
 import {
   loadUserState,
@@ -382,7 +382,7 @@ export class UserNetworks {
       let lines = rules[table];
       if (how === "delete") {
         const have = (await iptables.list(table)).rules;
-        lines = have.filter((r) => netTagIn(r) === n.id).map(deleteOf);
+        lines = have.filter((r) => ownNetworkRule(this.opts.chains, r) && netTagIn(r) === n.id).map(deleteOf);
       }
       await iptables.apply(`iptables ${table}`, table, lines);
     }
@@ -393,7 +393,7 @@ export class UserNetworks {
     const iptables = this.iptables!;
     for (const table of TABLES) {
       const have = (await iptables.list(table)).rules;
-      const lines = have.filter((r) => netTagIn(r) !== undefined).map(deleteOf);
+      const lines = have.filter((r) => ownNetworkRule(this.opts.chains, r)).map(deleteOf);
       for (const n of Object.values(this.state.networks)) lines.push(...networkRules(this.opts.chains, n)[table]);
       await iptables.apply(`iptables ${table}`, table, lines);
     }
