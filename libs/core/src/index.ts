@@ -38,6 +38,8 @@ export * from "./reconcile";
 export * from "./spec-diff";
 export * from "./ingress";
 export * from "./overlay-table";
+export * from "./overlay";
+export * from "./overlay-view";
 export * from "./clock";
 export * from "./heartbeat-fold";
 export * from "./node-liveness";
