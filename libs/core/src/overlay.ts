@@ -193,3 +193,28 @@ export function validateNetworkAttachments(networks: unknown): void {
     });
   });
 }
+
+/**
+ * `--network NAME` or `--network name=NAME,alias=A[,alias=B]` (docker's long form; `target=` is
+ * taken for `name=`). Other keys (driver-opt, ip, link-local-ip, mac-address) are refused by name.
+ */
+export function parseNetworkFlag(v: string, flag = "--network"): { target: string; aliases?: string[] } {
+  if (!v.includes("=")) {
+    if (v.trim() === "") throw new InvalidError("a network name is required", { field: flag });
+    return { target: v.trim() };
+  }
+  let target: string | undefined;
+  const aliases: string[] = [];
+  for (const part of v.split(",")) {
+    const at = part.indexOf("=");
+    const key = at < 0 ? part.trim() : part.slice(0, at).trim();
+    const value = at < 0 ? "" : part.slice(at + 1).trim();
+    if (key === "name" || key === "target") target = value;
+    else if (key === "alias") aliases.push(value);
+    else if (["driver-opt", "ip", "ip6", "link-local-ip", "mac-address"].includes(key))
+      throw new InvalidError(`${key} is not supported yet`, { field: flag, value: key });
+    else throw new InvalidError(`unknown key ${JSON.stringify(key)} (use name=NETWORK,alias=NAME)`, { field: flag, value: key });
+  }
+  if (!target) throw new InvalidError(`name=NETWORK is required in ${JSON.stringify(v)}`, { field: flag });
+  return { target, ...(aliases.length ? { aliases } : {}) };
+}
