@@ -53,4 +53,5 @@ export * from "./task-history";
 export { parseCompose, composeReferences, commandOf, portOf, STACK_LABEL, type ComposeInput, type ComposeStack } from "./compose/compose";
 export { parseEnvFile, interpolate, interpolateString } from "./compose/compose-interpolate";
 export { validateComposeSchema } from "./compose/compose-schema";
+export type { StackNetwork } from "./compose/compose-networks";
 export * from "./compose/stack-plan";
