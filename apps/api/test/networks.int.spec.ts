@@ -115,6 +115,34 @@ describe("overlay networks", () => {
     expect((await getJson<NetworkView>(api, "/api/v1/networks/front")).addressesInUse).toBe(0);
   });
 
+  it("gives services created at once distinct VIPs, whatever the order of their networks", async () => {
+    expect((await create({ name: "ra", subnet: "198.19.201.0/24" })).status).toBe(201);
+    expect((await create({ name: "rb", subnet: "198.19.202.0/24" })).status).toBe(201);
+    const made = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        send(api, "POST", "/api/v1/services", {
+          name: `vip-${i}`,
+          image: "busybox",
+          replicas: 0,
+          networks: i % 2 ? [{ target: "ra" }, { target: "rb" }] : [{ target: "rb" }, { target: "ra" }],
+        }),
+      ),
+    );
+    expect(made.map((r) => r.status)).toEqual(Array(10).fill(201));
+    const vips = ((await Promise.all(made.map((r) => r.json()))) as ServiceView[]).flatMap((s) => s.virtualIps);
+    for (const net of ["ra", "rb"]) {
+      const addrs = vips.filter((v) => v.network === net).map((v) => v.addr);
+      expect(addrs).toHaveLength(10);
+      expect(new Set(addrs).size).toBe(10);
+    }
+    for (let i = 0; i < 10; i++) expect((await send(api, "DELETE", `/api/v1/services/vip-${i}`)).status).toBe(204);
+    // The VIPs went with their services: the networks are free to go.
+    for (const net of ["ra", "rb"]) {
+      expect((await getJson<NetworkView>(api, `/api/v1/networks/${net}`)).addressesInUse).toBe(0);
+      expect((await send(api, "DELETE", `/api/v1/networks/${net}`)).status).toBe(204);
+    }
+  });
+
   let webVip = "";
   it("gives a service a VIP and each task an address at dispatch, carried in the container create body", async () => {
     const res = await send(api, "POST", "/api/v1/services", {

@@ -2,7 +2,9 @@
 // which subnet, VNI or address is free; this reads what is taken and writes the choice under a
 // lock, so two creates or two allocations racing never get the same one (the unique indexes are
 // the last word). Network creates serialize on one advisory lock; allocations on one network on
-// its row's lock.
+// its row's lock (FOR NO KEY UPDATE), which does not conflict with the FOR KEY SHARE a service's
+// transaction holds on the networks it names (that only keeps `rm` out); locks on several
+// networks are always taken in id order, so two transactions never wait on each other.
 import { Injectable } from "@nestjs/common";
 import {
   ConflictError,
@@ -52,7 +54,7 @@ export class NetworksRepository {
 
   /**
    * The spec's attachments with each target (a name or an id) replaced by the network's id, the
-   * networks locked (FOR SHARE) until the transaction ends so a concurrent rm waits for it.
+   * networks locked (FOR KEY SHARE) until the transaction ends so a concurrent rm waits for it.
    * InvalidError naming `networks[i].target` when one does not exist: nothing is created.
    */
   async resolve(tx: Tx, networks: readonly NetworkAttachment[]): Promise<NetworkAttachment[]> {
@@ -62,7 +64,7 @@ export class NetworksRepository {
         SELECT id::text AS id FROM "OverlayNetwork"
         WHERE ${UUID.test(n.target)} AND id = ${UUID.test(n.target) ? n.target : "00000000-0000-0000-0000-000000000000"}::uuid
            OR name = ${n.target}
-        ORDER BY (name = ${n.target}) LIMIT 1 FOR SHARE`;
+        ORDER BY (name = ${n.target}) LIMIT 1 FOR KEY SHARE`;
       if (!rows.length)
         throw new InvalidError(
           `network ${JSON.stringify(n.target)} does not exist (create it: ctl network create --driver overlay ${n.target})`,
@@ -100,7 +102,7 @@ export class NetworksRepository {
     const wanted = spec.endpointMode === "vip" ? spec.networks.map((n) => n.target) : [];
     await tx.overlayAddress.deleteMany({ where: { serviceId, networkId: { notIn: wanted } } });
     const have = new Set((await tx.overlayAddress.findMany({ where: { serviceId }, select: { networkId: true } })).map((a) => a.networkId));
-    for (const networkId of wanted) if (!have.has(networkId)) await this.allocate(tx, networkId, { serviceId });
+    for (const networkId of [...wanted].sort()) if (!have.has(networkId)) await this.allocate(tx, networkId, { serviceId });
   }
 
   /**
@@ -110,7 +112,7 @@ export class NetworksRepository {
    */
   private async allocate(tx: Tx, networkId: string, owner: { serviceId: string } | { taskId: string }): Promise<string> {
     const [net] = await tx.$queryRaw<{ name: string; subnet: string; gateway: string }[]>`
-      SELECT name, subnet, gateway FROM "OverlayNetwork" WHERE id = ${networkId}::uuid FOR UPDATE`;
+      SELECT name, subnet, gateway FROM "OverlayNetwork" WHERE id = ${networkId}::uuid FOR NO KEY UPDATE`;
     if (!net) throw new NotFoundError("network", networkId);
     await tx.$executeRaw`
       DELETE FROM "OverlayAddress" a USING "Task" t
@@ -140,18 +142,23 @@ export class NetworksRepository {
           a.ip,
         ]),
       );
-      const attachments: TaskAttachment[] = [];
       let added = false;
-      for (const n of spec.networks) {
-        const row = await tx.overlayNetwork.findUnique({ where: { id: n.target }, select: { name: true } });
-        if (!row) throw new Error(`network ${n.target} of service ${spec.name} no longer exists`);
-        let ip = have.get(n.target);
-        if (!ip) {
-          ip = await this.allocate(tx, n.target, { taskId: task.id });
-          added = true;
-        }
-        attachments.push({ networkId: n.target, network: row.name, ip, aliases: [spec.name, ...n.aliases] });
+      // In id order (see the top of this file); the answer keeps the spec's order.
+      for (const id of spec.networks.map((n) => n.target).sort()) {
+        if (have.has(id)) continue;
+        have.set(id, await this.allocate(tx, id, { taskId: task.id }));
+        added = true;
       }
+      const names = new Map(
+        (
+          await tx.overlayNetwork.findMany({ where: { id: { in: spec.networks.map((n) => n.target) } }, select: { id: true, name: true } })
+        ).map((r) => [r.id, r.name]),
+      );
+      const attachments = spec.networks.map((n) => {
+        const network = names.get(n.target);
+        if (!network) throw new Error(`network ${n.target} of service ${spec.name} no longer exists`);
+        return { networkId: n.target, network, ip: have.get(n.target)!, aliases: [spec.name, ...n.aliases] };
+      });
       return { attachments, added };
     });
   }

@@ -85,7 +85,7 @@ export class NetworksService {
   async remove(ref: string): Promise<void> {
     const evs = await this.prisma.$transaction(async (tx) => {
       const row = await this.repo.find(ref, tx);
-      // Services attaching to it hold its row FOR SHARE until they commit: this waits for them.
+      // Services attaching to it hold its row FOR KEY SHARE until they commit: this waits for them.
       await tx.$queryRaw`SELECT id FROM "OverlayNetwork" WHERE id = ${row.id}::uuid FOR UPDATE`;
       const users = await this.repo.servicesOn(tx, row.id);
       if (users.length)
