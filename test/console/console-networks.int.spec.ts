@@ -56,6 +56,14 @@ describe("console: networks", () => {
     await until("the VIP to show", async () =>
       ((await page.locator("tbody tr", { hasText: "front" }).textContent()) ?? "").includes("web (198.19.203.2)"),
     );
+    // The service's page shows it too.
+    await page.getByRole("link", { name: "Services" }).click();
+    await page.getByRole("link", { name: "web", exact: true }).click();
+    await until("the service's networks", async () =>
+      (await page.locator("dd", { hasText: "VIP" }).allTextContents()).join(" ").includes("front (VIP 198.19.203.2)"),
+    );
+    await page.getByRole("link", { name: "Networks" }).click();
+    await page.getByRole("heading", { level: 1, name: "Networks" }).waitFor();
     await page.getByRole("button", { name: "Remove network front" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Remove" }).click();
     await until("the refusal", async () =>
