@@ -32,6 +32,9 @@ import { EventsService } from "../events/events.service";
 import { nodeAddress } from "../ingress/ingress.service";
 
 const RECHECK_MS = 1000;
+// Heartbeat replies (the fallback path, every beat of every node) share one read per CACHE_MS;
+// polls always read after their request arrived.
+const CACHE_MS = 500;
 const TABLE_EVENTS: ReadonlySet<string> = new Set(["task", "service", "node", "network"]);
 /** Longest wait an agent may ask for. */
 export const MAX_NETWORKS_WAIT_MS = 30_000;
@@ -51,6 +54,7 @@ export function versioned(table: Omit<NodeNetworkTable, "version">): NodeNetwork
 @Injectable()
 export class OverlayTablesService implements OnModuleDestroy {
   private readonly reads = new SharedReads<Rows>();
+  private cached: { at: number; rows: Promise<Rows> } | undefined;
   private readonly waiters = new Set<() => void>();
   private changes: Subscription | undefined;
   private closed = false;
@@ -72,10 +76,32 @@ export class OverlayTablesService implements OnModuleDestroy {
     return versioned(nodeNetworkTable(nodeId, await this.reads.read("", () => this.read())));
   }
 
-  /** The node's table for an agent that has `version`: undefined when it is current. */
+  /**
+   * The node's table for a heartbeat reply to an agent that has `version`: undefined when it is
+   * current. Read at most every CACHE_MS (sooner after a change), however many nodes beat.
+   */
   async tableFor(nodeId: string, version: string | undefined): Promise<NodeNetworkTable | undefined> {
-    const table = await this.tableOf(nodeId);
+    this.subscribe();
+    const now = this.clock.now();
+    if (!this.cached || now - this.cached.at >= CACHE_MS) {
+      const rows = this.reads.read("", () => this.read());
+      this.cached = { at: now, rows };
+      // A failed read must not be served to the next callers.
+      rows.catch(() => {
+        if (this.cached?.rows === rows) this.cached = undefined;
+      });
+    }
+    const table = versioned(nodeNetworkTable(nodeId, await this.cached.rows));
     return table.version === version ? undefined : table;
+  }
+
+  /** Subscribed on first use: worker-only processes serve neither polls nor heartbeats. */
+  private subscribe(): void {
+    this.changes ??= this.events.stream().subscribe((e) => {
+      if (!TABLE_EVENTS.has(e.kind)) return;
+      this.cached = undefined;
+      for (const wake of [...this.waiters]) wake();
+    });
   }
 
   /**
@@ -83,10 +109,7 @@ export class OverlayTablesService implements OnModuleDestroy {
    * changed within `waitMs` (or the process is shutting down).
    */
   async waitFor(nodeId: string, version: string | undefined, waitMs: number): Promise<NodeNetworkTable | undefined> {
-    this.changes ??= this.events.stream().subscribe((e) => {
-      if (!TABLE_EVENTS.has(e.kind)) return;
-      for (const wake of [...this.waiters]) wake();
-    });
+    this.subscribe();
     const deadline = this.clock.now() + Math.min(waitMs, MAX_NETWORKS_WAIT_MS);
     for (;;) {
       // Woken by an event that arrived during the read: read again rather than wait.
