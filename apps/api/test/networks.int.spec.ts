@@ -313,6 +313,24 @@ describe("overlay networks", () => {
     expect((await send(api, "DELETE", "/api/v1/networks/back")).status).toBe(204);
   });
 
+  it("rejects a task when its network has no address left, saying so, and runs the others", async () => {
+    // A /29: .1 the gateway, .2 the VIP, .3 to .6 for tasks.
+    expect((await create({ name: "tiny", subnet: "198.19.203.0/29" })).status).toBe(201);
+    expect(
+      (await send(api, "POST", "/api/v1/services", { name: "crowd", image: "busybox", replicas: 5, networks: [{ target: "tiny" }] }))
+        .status,
+    ).toBe(201);
+    const rejected = await until("a task refused for want of an address", async () =>
+      (await getJson<{ state: string; error: string | null }[]>(api, "/api/v1/tasks?service=crowd")).find(
+        (t) => t.state === "REJECTED" && t.error?.includes("network tiny (198.19.203.0/29) has no free address left"),
+      ),
+    );
+    expect(rejected.error).toContain("overlay networks:");
+    await until("four tasks running", async () => live(await tasksOf(api, "crowd")).filter((t) => t.state === "RUNNING").length === 4);
+    expect((await send(api, "DELETE", "/api/v1/services/crowd")).status).toBe(204);
+    expect((await send(api, "DELETE", "/api/v1/networks/tiny")).status).toBe(204);
+  });
+
   it("is in the OpenAPI document", async () => {
     const doc = (await (await api.fetch("/api/docs-json")).json()) as {
       paths: Record<string, Record<string, { parameters?: { name: string }[] }>>;

@@ -69,6 +69,25 @@ describe("overlay IPAM", () => {
     expect(nextFreeAddress("198.19.200.0/29", "198.19.200.1", new Set([...used, "198.19.200.6"]))).toBeUndefined();
   });
 
+  it("never gives an address in use, the gateway, or one outside the subnet's hosts (property)", () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 0, max: 255 }), { maxLength: 250 }), fc.integer({ min: 1, max: 254 }), (used, gw) => {
+        const taken = new Set(used.map((b) => `198.19.200.${b}`));
+        const ip = nextFreeAddress("198.19.200.0/24", `198.19.200.${gw}`, taken);
+        if (ip === undefined) {
+          // Full: every host address but the gateway is taken.
+          for (let b = 1; b < 255; b++) if (b !== gw) expect(taken.has(`198.19.200.${b}`)).toBe(true);
+          return;
+        }
+        const last = Number(ip.split(".")[3]);
+        expect(taken.has(ip)).toBe(false);
+        expect(last).not.toBe(gw);
+        expect(last).toBeGreaterThanOrEqual(1);
+        expect(last).toBeLessThanOrEqual(254);
+      }),
+    );
+  });
+
   it("checks network names and service attachments, naming the field", () => {
     expect(validateNetworkName("app_net-1.x")).toBe("app_net-1.x");
     expect(() => validateNetworkName("-bad")).toThrow(expect.objectContaining({ details: expect.objectContaining({ field: "name" }) }));
