@@ -77,7 +77,7 @@ describe("stacks API", () => {
       updated: [],
       unchanged: [],
       removed: [],
-      networksCreated: [],
+      networksCreated: ["shop_default"],
     });
     const services = await getJson<ServiceJson[]>(api, "/api/v1/stacks/shop/services");
     const web = services.find((s) => s.name === "shop_web")!;
@@ -112,7 +112,7 @@ describe("stacks API", () => {
     const res = await deploy({ compose: "services:\n  web:\n    image: registry.test/web:3\n", prune: true });
     expect(await res.json()).toMatchObject({ updated: ["shop_web"], removed: ["shop_api"] });
     const del = await send(api, "DELETE", "/api/v1/stacks/shop");
-    expect(await del.json()).toEqual({ removed: ["shop_web"], networksRemoved: [] });
+    expect(await del.json()).toEqual({ removed: ["shop_web"], networksRemoved: ["shop_default"] });
     expect(await getJson(api, "/api/v1/stacks")).toEqual([]);
     expect((await send(api, "DELETE", "/api/v1/stacks/shop")).status).toBe(404);
     expect((await send(api, "GET", "/api/v1/stacks/shop/services")).status).toBe(404);

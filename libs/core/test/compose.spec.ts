@@ -235,6 +235,15 @@ describe("compose → stack services", () => {
     ]);
     expect(db.networks).toEqual([{ target: "shop_front", aliases: ["database"] }]);
     expect(db.endpointMode).toBe("dnsrr");
+    // As docker: a service naming no network joins STACK_default, made only when one does.
+    const plain = parse("services:\n  web:\n    image: x\n  db:\n    image: x\n    networks: [front]\nnetworks:\n  front: {}\n");
+    expect(plain.networks.map((n) => n.name)).toEqual(["shop_front", "shop_default"]);
+    expect(plain.services.find((x) => x.name === "shop_web")!.networks).toEqual([{ target: "shop_default", aliases: [] }]);
+    expect(plain.services.find((x) => x.name === "shop_db")!.networks).toEqual([{ target: "shop_front", aliases: [] }]);
+    const ownDefault = parse(
+      "services:\n  web:\n    image: x\nnetworks:\n  default:\n    ipam: { config: [{ subnet: 198.19.202.0/24 }] }\n",
+    );
+    expect(ownDefault.networks).toEqual([{ key: "default", name: "shop_default", external: false, subnet: "198.19.202.0/24", labels: {} }]);
     expect(() => parse("services:\n  web:\n    image: x\n    networks: [nowhere]\n")).toThrow(
       'services.web.networks[0]: network "nowhere" is not declared in the top-level networks',
     );

@@ -2,7 +2,8 @@
 // reads them: a top-level network is an overlay network (the default driver of stacks) called
 // STACK_NAME unless it is `external` (it must exist) or has its own `name`; a service's
 // `networks` (a list of names, or a map of names to {aliases}) must name declared networks.
-// Unlike docker, a service without `networks` joins none (there is no implicit STACK_default).
+// As in docker, a service without `networks` joins the network `default` (STACK_default unless
+// the file declares `default` itself), so the stack's services reach each other by name.
 import { InvalidError, NotSupportedError } from "../errors";
 import { OVERLAY_DRIVER, validateNetworkName } from "../overlay";
 import type { NetworkAttachmentInput } from "../types";
@@ -92,6 +93,18 @@ export function stackNetworks(stack: string, top: unknown): Map<string, StackNet
     });
   }
   return out;
+}
+
+/** The declared networks, plus STACK_default when a service names none and the file does not declare `default`. */
+export function withDefaultNetwork(
+  stack: string,
+  declared: Map<string, StackNetwork>,
+  services: Readonly<Record<string, Record<string, unknown> | null>>,
+): Map<string, StackNetwork> {
+  const needed = Object.values(services).some((s) => (s ?? {}).networks === undefined);
+  if (needed && !declared.has("default"))
+    declared.set("default", { key: "default", name: `${stack}_default`, external: false, labels: {} });
+  return declared;
 }
 
 /** A service's `networks` as attachments (by the networks' cluster names); each must be declared. */

@@ -22,7 +22,7 @@ import { validateComposeSchema } from "./compose-schema";
 import { mountsOf, stackVolumes } from "./compose-volumes";
 import { secretRefsOf, stackSecrets } from "./compose-secrets";
 import { healthcheckOf } from "./compose-healthcheck";
-import { networksOf, stackNetworks, type StackNetwork } from "./compose-networks";
+import { networksOf, stackNetworks, withDefaultNetwork, type StackNetwork } from "./compose-networks";
 
 /** The label that ties a service to its stack (Docker's). */
 export const STACK_LABEL = "com.docker.stack.namespace";
@@ -113,7 +113,7 @@ export function parseCompose(input: ComposeInput): ComposeStack {
     volumes: stackVolumes(stack, data.volumes),
     secrets: stackSecrets("secret", data.secrets),
     configs: stackSecrets("config", data.configs),
-    networks: stackNetworks(stack, data.networks),
+    networks: withDefaultNetwork(stack, stackNetworks(stack, data.networks), services),
   };
   const specs = Object.entries(services).map(([name, svc]) => toServiceSpec(stack, name, svc ?? {}, vars, input.envFiles ?? {}, declared));
   return { stack, services: specs.sort((a, b) => a.name.localeCompare(b.name)), networks: [...declared.networks.values()] };
@@ -180,7 +180,8 @@ function toServiceSpec(
       mounts: mountsOf(svc.volumes, declared.volumes, `${at}.volumes`),
       secrets: secretRefsOf("secret", svc.secrets, declared.secrets, `${at}.secrets`),
       configs: secretRefsOf("config", svc.configs, declared.configs, `${at}.configs`),
-      networks: networksOf(svc.networks, declared.networks, `${at}.networks`),
+      // As docker stack deploy: a service that names no network joins the stack's default one.
+      networks: networksOf(svc.networks === undefined ? ["default"] : svc.networks, declared.networks, `${at}.networks`),
       ...(deploy.endpoint_mode !== undefined ? { endpointMode: deploy.endpoint_mode as "vip" | "dnsrr" } : {}),
       ...(svc.healthcheck !== undefined ? { healthcheck: healthcheckOf(svc.healthcheck, `${at}.healthcheck`) } : {}),
       ...(svc.hostname !== undefined ? { hostname: String(svc.hostname) } : {}),
