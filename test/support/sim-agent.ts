@@ -21,6 +21,8 @@ export interface SimContainer {
   memory: number;
   /** Port bindings as inspect reports them: `"80/tcp"` → host port (dynamic ones picked here). */
   ports: Record<string, { HostIp: string; HostPort: string }[]>;
+  /** The create call's NetworkingConfig (overlay attachments), as sent. */
+  networking?: unknown;
 }
 
 /** The routing mesh's table as the control plane last sent it. */
@@ -43,6 +45,8 @@ export interface SimAgentOptions {
   memoryBytes?: number;
   /** Images the engine already has; others answer 404 on create until pulled. */
   images?: string[];
+  /** The loopback address the engine listens on (default 127.0.0.1): distinct nodes, distinct addresses. */
+  bindAddress?: string;
 }
 
 // Simulated nodes all live at 127.0.0.1: dynamic host ports are unique per process, as they
@@ -78,9 +82,10 @@ export class SimAgent {
       this.handle(req, res).catch((e: Error) => send(res, 500, { message: e.message }));
     });
     this.server.keepAliveTimeout = 60_000;
-    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
+    const host = this.opts.bindAddress ?? "127.0.0.1";
+    await new Promise<void>((r) => this.server!.listen(0, host, r));
     const addr = this.server.address() as { port: number };
-    this.url = `http://127.0.0.1:${addr.port}`;
+    this.url = `http://${host}:${addr.port}`;
     if (this.opts.apiUrl) {
       await this.heartbeat();
       this.timer = setInterval(() => void this.heartbeat(), this.opts.heartbeatMs ?? 5_000);
@@ -185,6 +190,7 @@ export class SimAgent {
         Labels?: Record<string, string>;
         Env?: string[];
         HostConfig?: { Memory?: number; PortBindings?: Record<string, { HostPort?: string }[]> };
+        NetworkingConfig?: unknown;
       };
       const ports = Object.fromEntries(
         Object.entries(b.HostConfig?.PortBindings ?? {}).map(([key, [binding]]) => [
@@ -208,6 +214,7 @@ export class SimAgent {
         env: b.Env ?? [],
         memory: b.HostConfig?.Memory ?? 0,
         ports,
+        ...(b.NetworkingConfig !== undefined ? { networking: b.NetworkingConfig } : {}),
       };
       this.containers.set(id, c);
       return send(res, 201, { Id: id, Warnings: [] });

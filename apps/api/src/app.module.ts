@@ -26,6 +26,10 @@ import { HeartbeatsController } from "./heartbeats/heartbeats.controller";
 import { HeartbeatsService } from "./heartbeats/heartbeats.service";
 import { NodeMonitorService } from "./heartbeats/node-monitor.service";
 import { IngressService } from "./ingress/ingress.service";
+import { NetworksController } from "./networks/networks.controller";
+import { NetworksRepository } from "./networks/networks.repository";
+import { NetworksService } from "./networks/networks.service";
+import { OverlayTablesService } from "./networks/overlay-tables.service";
 import { NodesController } from "./nodes/nodes.controller";
 import { NodesRepository } from "./nodes/nodes.repository";
 import { NodesService } from "./nodes/nodes.service";
@@ -79,6 +83,9 @@ export class CoreModule {
       LogsService,
       HeartbeatsService,
       IngressService,
+      NetworksRepository,
+      NetworksService,
+      OverlayTablesService,
       ReconcileRepository,
       // Machines: drivers, provisioning, certificates (FLOTILLA_DATA_DIR is checked here, at start-up).
       { provide: MACHINES_CONFIG, useFactory: () => loadMachinesConfig(config.configDir) },
@@ -107,6 +114,7 @@ export class CoreModule {
     MachinesController,
     JoinController,
     SecretsController,
+    NetworksController,
     ConfigsController,
   ],
   providers: [StacksService, { provide: APP_GUARD, useClass: BearerAuthGuard }, { provide: APP_FILTER, useClass: DomainExceptionFilter }],

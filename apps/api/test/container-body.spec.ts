@@ -24,6 +24,22 @@ describe("a task's container", () => {
     expect(body.Labels).toMatchObject({ "flotilla.service.id": "s1", "flotilla.task.id": "t1", "flotilla.slot": "2" });
   });
 
+  it("attaches the container to its overlay networks by name, with the network's id, its address and its DNS names", () => {
+    const body = containerBody({ id: "s1" }, spec, { id: "t1", slot: 1 }, [
+      { networkId: "n-front", network: "front", ip: "10.0.0.3", aliases: ["web", "www"] },
+      { networkId: "n-back", network: "back", ip: "10.0.1.7", aliases: ["web"] },
+    ]);
+    expect(body.NetworkingConfig).toEqual({
+      EndpointsConfig: {
+        front: { NetworkID: "n-front", IPAMConfig: { IPv4Address: "10.0.0.3" }, Aliases: ["web", "www"] },
+        back: { NetworkID: "n-back", IPAMConfig: { IPv4Address: "10.0.1.7" }, Aliases: ["web"] },
+      },
+    });
+    // The primary network stays the node's default bridge: no NetworkMode is set.
+    expect(body.HostConfig).not.toHaveProperty("NetworkMode");
+    expect(containerBody({ id: "s1" }, spec, { id: "t1", slot: 1 })).not.toHaveProperty("NetworkingConfig");
+  });
+
   it("reads back where the ingress ports answer, ignoring host ports and unbound ones", () => {
     const ports = {
       "80/tcp": [{ HostIp: "0.0.0.0", HostPort: "32771" }],

@@ -113,7 +113,8 @@ describe("agents join with one-time tokens", () => {
       status: 403,
       body: {
         error: "forbidden",
-        message: "an agent token may not call GET /api/v1/services; agents may only send heartbeats and read the ingress table",
+        message:
+          "an agent token may not call GET /api/v1/services; agents may only send heartbeats and read the ingress and network tables",
         details: {},
       },
     });
@@ -133,6 +134,12 @@ describe("agents join with one-time tokens", () => {
     expect((await beat(token!, "j4")).status).toBe(200);
     // The mesh's long poll is an agent's too.
     expect((await api.fetch("/api/v1/nodes/ingress?waitMs=0", { token })).status).toBe(200);
+    // So is its own node's overlay table (the node is the token's), never another node's.
+    const own = await api.fetch("/api/v1/nodes/networks?waitMs=0", { token });
+    expect(own.status).toBe(200);
+    expect(await own.json()).toMatchObject({ version: expect.any(String), networks: [] });
+    expect((await api.fetch("/api/v1/nodes/networks?waitMs=0&node=j4", { token })).status).toBe(200);
+    expect((await api.fetch("/api/v1/nodes/networks?waitMs=0&node=j1", { token })).status).toBe(403);
   });
 
   it("replaces the agent's token when it joins again after a re-provisioning; a race spends the token once", async () => {

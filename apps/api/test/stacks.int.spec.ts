@@ -71,7 +71,14 @@ describe("stacks API", () => {
   it("deploys a compose file as services of the stack and runs them", async () => {
     const res = await deploy({ compose: FILE("web:1"), dotenv: "REGISTRY=reg.example:5000\n" });
     expect(res.status, await res.clone().text()).toBe(200);
-    expect(await res.json()).toEqual({ name: "shop", created: ["shop_api", "shop_web"], updated: [], unchanged: [], removed: [] });
+    expect(await res.json()).toEqual({
+      name: "shop",
+      created: ["shop_api", "shop_web"],
+      updated: [],
+      unchanged: [],
+      removed: [],
+      networksCreated: ["shop_default"],
+    });
     const services = await getJson<ServiceJson[]>(api, "/api/v1/stacks/shop/services");
     const web = services.find((s) => s.name === "shop_web")!;
     expect(web.spec).toMatchObject({
@@ -105,7 +112,7 @@ describe("stacks API", () => {
     const res = await deploy({ compose: "services:\n  web:\n    image: registry.test/web:3\n", prune: true });
     expect(await res.json()).toMatchObject({ updated: ["shop_web"], removed: ["shop_api"] });
     const del = await send(api, "DELETE", "/api/v1/stacks/shop");
-    expect(await del.json()).toEqual({ removed: ["shop_web"] });
+    expect(await del.json()).toEqual({ removed: ["shop_web"], networksRemoved: ["shop_default"] });
     expect(await getJson(api, "/api/v1/stacks")).toEqual([]);
     expect((await send(api, "DELETE", "/api/v1/stacks/shop")).status).toBe(404);
     expect((await send(api, "GET", "/api/v1/stacks/shop/services")).status).toBe(404);

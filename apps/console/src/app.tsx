@@ -10,6 +10,7 @@ import { ServiceDetail } from "./views/ServiceDetail";
 import { Services } from "./views/Services";
 import { SignIn } from "./views/SignIn";
 import { Stacks } from "./views/Stacks";
+import { Networks } from "./views/Networks";
 
 const NAV: { to: string; label: string; views: Route["view"][] }[] = [
   { to: "/", label: "Overview", views: ["overview"] },
@@ -17,6 +18,7 @@ const NAV: { to: string; label: string; views: Route["view"][] }[] = [
   { to: "/nodes", label: "Nodes", views: ["nodes"] },
   { to: "/services", label: "Services", views: ["services", "service"] },
   { to: "/stacks", label: "Stacks", views: ["stacks"] },
+  { to: "/networks", label: "Networks", views: ["networks"] },
   { to: "/map", label: "Cluster map", views: ["map"] },
 ];
 
@@ -94,6 +96,8 @@ function View({ route }: { route: Route }) {
       return <Services />;
     case "stacks":
       return <Stacks />;
+    case "networks":
+      return <Networks />;
     case "service":
       return <ServiceDetail key={route.ref} refName={route.ref} />;
     case "map":

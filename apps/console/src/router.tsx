@@ -32,6 +32,7 @@ export type Route =
   | { view: "services" }
   | { view: "service"; ref: string }
   | { view: "stacks" }
+  | { view: "networks" }
   | { view: "map" }
   | { view: "missing"; path: string };
 
@@ -43,6 +44,7 @@ export function match(path: string): Route {
   if (p === "/services") return { view: "services" };
   if (p === "/map") return { view: "map" };
   if (p === "/stacks") return { view: "stacks" };
+  if (p === "/networks") return { view: "networks" };
   const svc = /^\/services\/([^/]+)$/.exec(p);
   if (svc) return { view: "service", ref: decodeURIComponent(svc[1]) };
   return { view: "missing", path };

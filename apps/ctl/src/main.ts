@@ -8,6 +8,7 @@ import { registerService } from "./commands/service";
 import { registerNode } from "./commands/node";
 import { registerStack } from "./commands/stack";
 import { registerSecrets } from "./commands/secret";
+import { registerNetwork } from "./commands/network";
 import { exitWhenFlushed } from "./output";
 
 export { exitWhenFlushed };
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerMachine(program);
   registerService(program);
   registerNode(program);
+  registerNetwork(program);
   registerStack(program);
   registerSecrets(program);
   registerCompletion(program);

@@ -38,6 +38,8 @@ describe("ctl stack against sim agents", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain("Creating service app_backend");
     expect(r.stderr).toContain("Creating service app_web");
+    // As docker stack deploy: services that name no network share the stack's default one.
+    expect(r.stderr).toContain("Creating network app_default");
     await converged(api, "app_web", 2);
     const web = JSON.parse((await ctl(["service", "inspect", "app_web"], env)).stdout)[0];
     expect(web.spec).toMatchObject({
@@ -70,6 +72,7 @@ describe("ctl stack against sim agents", () => {
     const r = await ctl(["stack", "rm", "app"], env);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain("Removing service app_web");
+    expect(r.stderr).toContain("Removing network app_default");
     expect(JSON.parse((await ctl(["stack", "ls", "--json"], env)).stdout)).toEqual([]);
     const again = await ctl(["stack", "rm", "app"], env);
     expect(again.code).toBe(1);

@@ -4,6 +4,7 @@ export type * from "./errors";
 export type * from "./machines";
 export type * from "./nodes";
 export type * from "./services";
+export type * from "./networks";
 export type * from "./tasks";
 export { ACTIVE_TASK_STATES } from "./tasks";
 export type * from "./system";

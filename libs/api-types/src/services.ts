@@ -109,6 +109,24 @@ export interface ServiceSpec {
   stopGracePeriodMs: number;
   /** "auto": rebalanced whenever a node joins or comes back; "manual": only on `rebalance: true`. */
   rebalancePolicy: "manual" | "auto";
+  /** Overlay networks the tasks join; `target` is the network's id (names are resolved on create/update). */
+  networks: NetworkAttachment[];
+  /** vip: the name resolves to one virtual IP per network; dnsrr: to the tasks' addresses. */
+  endpointMode: "vip" | "dnsrr";
+}
+
+/** A service's attachment to an overlay network. */
+export interface NetworkAttachment {
+  target: string;
+  /** Extra DNS names of the service on this network. */
+  aliases: string[];
+}
+
+/** The service's virtual IP on one of its networks. */
+export interface ServiceVirtualIp {
+  networkId: string;
+  network: string;
+  addr: string;
 }
 
 export type UpdateStatus = "updating" | "paused" | "completed" | "rollback-started" | "rollback-paused" | "rollback-completed";
@@ -144,6 +162,8 @@ export interface ServiceView {
   updateState: UpdateState | null;
   /** The registry whose credentials the service's pulls use (`--with-registry-auth`); null: anonymous pulls. */
   registryAuth: { serverAddress: string } | null;
+  /** One per network of the service (none with endpoint mode dnsrr). */
+  virtualIps: ServiceVirtualIp[];
   createdAt: string;
   updatedAt: string;
 }
@@ -159,7 +179,12 @@ export interface RegistryAuth {
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
 /** `PATCH /api/v1/services/{id}`: any spec field; `replicas` alone scales. */
-export type ServiceUpdateRequest = Omit<DeepPartial<ServiceSpec>, "name" | "ports" | "mode" | "mounts" | "secrets" | "configs"> & {
+export type ServiceUpdateRequest = Omit<
+  DeepPartial<ServiceSpec>,
+  "name" | "ports" | "mode" | "mounts" | "secrets" | "configs" | "networks"
+> & {
+  /** Replaces the list; `target` is a network's name or id. */
+  networks?: { target: string; aliases?: string[] }[];
   ports?: { published: number; target: number; protocol?: PortProtocol; mode?: PublishMode; traffic?: IngressTraffic }[];
   /** Replaces the list; `readOnly` defaults to false. */
   mounts?: (Omit<Mount, "readOnly"> & { readOnly?: boolean })[];

@@ -41,13 +41,16 @@ export function taskSpecOf(spec: ServiceSpec): unknown {
     healthcheck: spec.healthcheck,
     placement: spec.placement,
     stopGracePeriodMs: spec.stopGracePeriodMs,
+    // A task's attachments are made when its container is created.
+    networks: spec.networks,
   };
 }
 
 /**
  * Whether going from `prev` to `next` changes what tasks run, so tasks need replacing: image,
  * command, args, env, labels, container labels, hostname, user,
- * workdir, resources, ports, mounts, secrets, configs, health check, placement, stop grace period. Replicas, mode,
+ * workdir, resources, ports, mounts, secrets, configs, health check, placement, stop grace period,
+ * networks (the endpoint mode changes DNS and VIPs only). Replicas, mode,
  * restart policy and update/rollback configs are read from the current spec by the orchestrator
  * and the planners, so changing them replaces nothing. The API bumps the task spec version (the
  * one passed to `orchestrate`) only when this is true.

@@ -7,7 +7,17 @@ import { DEFAULT_HEALTHCHECK, validateHealthcheck } from "./healthcheck";
 import { isHostPort } from "./ingress";
 import { normalizeMount, validateMounts } from "./mounts";
 import { normalizeSecretReferences } from "./service-secrets";
-import type { Mount, PortConfig, RestartPolicy, ServiceSpec, ServiceSpecInput, UpdateConfig } from "./types";
+import { validateNetworkAttachments } from "./overlay";
+import type {
+  Mount,
+  NetworkAttachment,
+  NetworkAttachmentInput,
+  PortConfig,
+  RestartPolicy,
+  ServiceSpec,
+  ServiceSpecInput,
+  UpdateConfig,
+} from "./types";
 
 /** Docker's defaults: restart on any exit after 5 s, forever. */
 export const DEFAULT_RESTART_POLICY: RestartPolicy = { condition: "any", delayMs: 5_000, maxAttempts: 0, windowMs: 0 };
@@ -220,6 +230,14 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
     }
   }
   wholeNumber("stopGracePeriodMs", spec.stopGracePeriodMs, "stop grace period");
+  validateNetworkAttachments(spec.networks);
+  oneOf("endpointMode", spec.endpointMode, ["vip", "dnsrr"], "endpoint mode");
+  // The mesh forwards to the service's VIP-less tasks by node port, but docker refuses the pair
+  // and so do we: a dnsrr service publishes in host mode.
+  if (spec.endpointMode === "dnsrr") {
+    const i = spec.ports.findIndex((p) => p.mode === "ingress");
+    if (i >= 0) fail(`ports[${i}].mode`, "a service with endpoint mode dnsrr can publish ports only in host mode (mode=host)", "ingress");
+  }
   return spec;
 }
 
@@ -263,6 +281,11 @@ export function normalizeServiceSpec(input: ServiceSpecInput): ServiceSpec {
     rollbackConfig: { ...DEFAULT_ROLLBACK_CONFIG, ...input.rollbackConfig },
     stopGracePeriodMs: input.stopGracePeriodMs ?? DEFAULT_STOP_GRACE_PERIOD_MS,
     rebalancePolicy: input.rebalancePolicy ?? "manual",
+    // Not a list: left for validateNetworkAttachments to refuse, naming the field.
+    networks: Array.isArray(input.networks)
+      ? input.networks.map((n: NetworkAttachmentInput) => ({ ...n, aliases: n.aliases ?? [] }))
+      : ((input.networks ?? []) as readonly NetworkAttachment[]),
+    endpointMode: input.endpointMode ?? "vip",
   };
   validateServiceSpec(spec);
   // Targets in their canonical form (no trailing slash), so equal specs compare equal.

@@ -2,6 +2,7 @@
 // database (Prisma BigInt columns become numbers, which hold any realistic byte or nano-CPU count
 // exactly) and the pure functions never mutate them.
 import type { SecretReference, SecretReferenceInput } from "./service-secrets";
+import type { EndpointMode } from "./overlay-table";
 
 /** 1 CPU = 1e9 nano-CPUs, the unit of the Docker Engine API. */
 export const NANO_CPUS_PER_CPU = 1_000_000_000;
@@ -196,6 +197,24 @@ export interface ServiceSpec {
   readonly stopGracePeriodMs: number;
   /** "auto": rebalanced (as `--rebalance`) whenever a node joins or comes back; "manual": only when asked. */
   readonly rebalancePolicy: RebalancePolicy;
+  /** Overlay networks the tasks join; stored with `target` the network's id (the API resolves names). */
+  readonly networks: readonly NetworkAttachment[];
+  /** "vip": the service's name resolves to one virtual IP per network; "dnsrr": to its tasks' addresses. */
+  readonly endpointMode: EndpointMode;
+}
+
+/** A service's attachment to an overlay network (as `--network name=N,alias=A`). */
+export interface NetworkAttachment {
+  /** The network's id once stored; a name or an id as users write it. */
+  readonly target: string;
+  /** Extra DNS names of the service on this network. */
+  readonly aliases: readonly string[];
+}
+
+/** An attachment as users write it: no aliases unless given. */
+export interface NetworkAttachmentInput {
+  readonly target: string;
+  readonly aliases?: readonly string[];
 }
 
 export type RebalancePolicy = "manual" | "auto";
@@ -228,6 +247,8 @@ export interface ServiceSpecInput {
   readonly rollbackConfig?: Partial<UpdateConfig>;
   readonly rebalancePolicy?: RebalancePolicy;
   readonly stopGracePeriodMs?: number;
+  readonly networks?: readonly NetworkAttachmentInput[];
+  readonly endpointMode?: EndpointMode;
 }
 
 /** A mount as users write it: read-write unless `readOnly`. */

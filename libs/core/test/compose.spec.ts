@@ -173,9 +173,19 @@ describe("compose → stack services", () => {
         "services:\n  web:\n    image: x\n    healthcheck: { test: ['CMD', 'true'], start_interval: 1s }\n",
         "services.web.healthcheck.start_interval: not supported",
       ],
-      ["services:\n  web:\n    image: x\n    networks: [back]\n", "services.web.networks: networks are not supported yet"],
+      [
+        "services:\n  web:\n    image: x\n    networks: { back: { ipv4_address: 10.0.0.9 } }\nnetworks: { back: {} }\n",
+        "services.web.networks.back.ipv4_address: ipv4_address is not supported yet",
+      ],
+      [
+        "services:\n  web:\n    image: x\nnetworks: { back: { driver: bridge } }\n",
+        'networks.back.driver: network driver "bridge" is not supported',
+      ],
+      [
+        "services:\n  web:\n    image: x\nnetworks: { back: { driver_opts: { encrypted: '' } } }\n",
+        "networks.back.driver_opts: driver options (encrypted) is not supported yet",
+      ],
       ["services:\n  web:\n    image: x\n    cap_add: [NET_ADMIN]\n", "services.web.cap_add: cap_add is not supported by stacks yet"],
-      ["services:\n  web:\n    image: x\n    deploy: { endpoint_mode: dnsrr }\n", "services.web.deploy.endpoint_mode: not supported yet"],
       [
         "services:\n  web:\n    image: x\n    deploy: { resources: { reservations: { devices: [] } } }\n",
         "services.web.deploy.resources.reservations.devices",
@@ -192,6 +202,51 @@ describe("compose → stack services", () => {
     }
     // Empty top-level sections say nothing and are fine.
     expect(parse("services:\n  web:\n    image: x\nnetworks: {}\n").services).toHaveLength(1);
+  });
+
+  it("makes top-level networks the stack's overlay networks, and attaches services by list or map with aliases", () => {
+    const text = [
+      "services:",
+      "  web:",
+      "    image: x",
+      "    networks: [front, shared]",
+      "  db:",
+      "    image: x",
+      "    deploy: { endpoint_mode: dnsrr }",
+      "    networks:",
+      "      front:",
+      "        aliases: [database]",
+      "networks:",
+      "  front:",
+      "    driver: overlay",
+      "    labels: { tier: web }",
+      "    ipam: { config: [{ subnet: 198.19.202.0/24 }] }",
+      "  shared: { external: true }",
+    ].join("\n");
+    const stack = parse(text);
+    expect(stack.networks).toEqual([
+      { key: "front", name: "shop_front", external: false, subnet: "198.19.202.0/24", labels: { tier: "web" } },
+      { key: "shared", name: "shared", external: true, labels: {} },
+    ]);
+    const [db, web] = stack.services;
+    expect(web.networks).toEqual([
+      { target: "shop_front", aliases: [] },
+      { target: "shared", aliases: [] },
+    ]);
+    expect(db.networks).toEqual([{ target: "shop_front", aliases: ["database"] }]);
+    expect(db.endpointMode).toBe("dnsrr");
+    // As docker: a service naming no network joins STACK_default, made only when one does.
+    const plain = parse("services:\n  web:\n    image: x\n  db:\n    image: x\n    networks: [front]\nnetworks:\n  front: {}\n");
+    expect(plain.networks.map((n) => n.name)).toEqual(["shop_front", "shop_default"]);
+    expect(plain.services.find((x) => x.name === "shop_web")!.networks).toEqual([{ target: "shop_default", aliases: [] }]);
+    expect(plain.services.find((x) => x.name === "shop_db")!.networks).toEqual([{ target: "shop_front", aliases: [] }]);
+    const ownDefault = parse(
+      "services:\n  web:\n    image: x\nnetworks:\n  default:\n    ipam: { config: [{ subnet: 198.19.202.0/24 }] }\n",
+    );
+    expect(ownDefault.networks).toEqual([{ key: "default", name: "shop_default", external: false, subnet: "198.19.202.0/24", labels: {} }]);
+    expect(() => parse("services:\n  web:\n    image: x\n    networks: [nowhere]\n")).toThrow(
+      'services.web.networks[0]: network "nowhere" is not declared in the top-level networks',
+    );
   });
 
   it("takes external secrets and configs, short and long, with docker stack's default targets", () => {

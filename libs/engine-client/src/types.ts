@@ -52,6 +52,13 @@ export interface ContainerCreateBody {
   };
   StopTimeout?: number;
   /**
+   * The container's further networks (its primary one stays the node's default bridge): for each
+   * overlay network of its service, the network's id, the task's address and its DNS names.
+   */
+  NetworkingConfig?: {
+    EndpointsConfig: Record<string, { NetworkID: string; IPAMConfig: { IPv4Address: string }; Aliases: string[] }>;
+  };
+  /**
    * Flotilla agents only: files (a task's secrets and configs) the agent writes on a tmpfs of its
    * own and binds read-only into the container. Never kept in the container's record, so never
    * shown by inspect; `Data` is base64.

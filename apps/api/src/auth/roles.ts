@@ -52,7 +52,11 @@ function operatorRefusal(method: string, route: string, body: unknown): string |
  * The routes (method + Fastify route pattern) an agent token may call. The join endpoint itself
  * is public (the join token is its credential). Add a route here when agents need another one.
  */
-export const AGENT_ROUTES: ReadonlySet<string> = new Set(["POST /api/v1/nodes/heartbeat", "GET /api/v1/nodes/ingress"]);
+export const AGENT_ROUTES: ReadonlySet<string> = new Set([
+  "POST /api/v1/nodes/heartbeat",
+  "GET /api/v1/nodes/ingress",
+  "GET /api/v1/nodes/networks",
+]);
 
 /** The API token name of a machine's agent (token names are at most 63 characters). */
 export function agentTokenName(machine: string): string {
@@ -75,7 +79,8 @@ export function refusal(token: { name: string; role: string }, method: string, r
   }
   if (token.role === "operator") return operatorRefusal(m, route ?? "?", body);
   if (token.role !== "agent") return `token "${token.name}" has the unknown role "${token.role}"`;
-  if (!AGENT_ROUTES.has(call)) return `an agent token may not call ${call}; agents may only send heartbeats and read the ingress table`;
+  if (!AGENT_ROUTES.has(call))
+    return `an agent token may not call ${call}; agents may only send heartbeats and read the ingress and network tables`;
   const hostname = (body as { hostname?: unknown } | undefined)?.hostname;
   if (typeof hostname === "string" && agentTokenName(hostname) !== token.name) {
     return `agent token "${token.name}" may not report as "${hostname}"`;

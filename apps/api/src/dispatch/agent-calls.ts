@@ -1,12 +1,12 @@
 // The calls one dispatch job makes to one agent: launch (create, start, inspect), stop and remove,
 // each turning the agent's answer, or its silence, into what dispatch records.
 import { Logger } from "@nestjs/common";
-import { isIngressPort } from "@flotilla/core";
+import { isIngressPort, type ServiceSpec } from "@flotilla/core";
 import { EngineConflictError, EngineNotFoundError, EngineUnreachableError } from "@flotilla/engine-client";
 import type { Node as NodeRow, Service as ServiceRow, Task as TaskRow } from "../generated/prisma/client";
 import { specOf, taskName } from "../services/mapping";
 import type { LaunchOutcome } from "../tasks/tasks.repository";
-import { containerBody, ingressEndpoints } from "./container-body";
+import { containerBody, ingressEndpoints, type BodyAttachment } from "./container-body";
 import type { EngineClients } from "./engine-clients";
 import { readLogTail } from "./task-logs";
 import type { TaskValuesLoader } from "./task-values";
@@ -30,12 +30,20 @@ export class AgentCalls {
   ) {}
 
   /** Creates (idempotently: the name is the task's) and starts a task's container. */
-  async launch(service: ServiceRef, task: TaskRow, values: TaskValuesLoader): Promise<LaunchOutcome> {
+  async launch(
+    service: ServiceRef,
+    task: TaskRow,
+    values: TaskValuesLoader,
+    attach: (spec: ServiceSpec) => Promise<readonly BodyAttachment[]> = async () => [],
+  ): Promise<LaunchOutcome> {
     const spec = specOf(service);
     try {
       // Secrets and configs travel in the create body only (the agent keeps them off its records).
       const { files, registryAuth } = await values.forTask(service.id, spec);
-      const body = { ...containerBody(service, spec, task), ...(files.length ? { FlotillaFiles: files } : {}) };
+      const attachments = await attach(spec).catch((e: unknown) => {
+        throw new Error(`overlay networks: ${(e as Error).message}`);
+      });
+      const body = { ...containerBody(service, spec, task, attachments), ...(files.length ? { FlotillaFiles: files } : {}) };
       const { containerId, endpoints, starting } = await this.call(async (engine) => {
         const name = `${taskName(service.name, task)}.${task.id}`;
         let containerId: string;

@@ -3,8 +3,21 @@ import { isHostPort, isIngressPort, type ServiceSpec, type TaskEndpoint } from "
 import { TASK_LABELS, type ContainerCreateBody } from "@flotilla/engine-client";
 import type { Service as ServiceRow, Task as TaskRow } from "../generated/prisma/client";
 
-/** The Engine API create body for a task of `service`. */
-export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec, task: Pick<TaskRow, "id" | "slot">): ContainerCreateBody {
+/** A task's address on one overlay network, with the names it answers to there. */
+export interface BodyAttachment {
+  readonly networkId: string;
+  readonly network: string;
+  readonly ip: string;
+  readonly aliases: readonly string[];
+}
+
+/** The Engine API create body for a task of `service`, attached to `attachments` (its overlay networks). */
+export function containerBody(
+  service: Pick<ServiceRow, "id">,
+  spec: ServiceSpec,
+  task: Pick<TaskRow, "id" | "slot">,
+  attachments: readonly BodyAttachment[] = [],
+): ContainerCreateBody {
   // Ingress ports take a dynamic host port: the mesh on every node forwards the published port
   // to it. Host ports are the published port itself.
   const ports = spec.ports.map((p) => [`${p.target}/${p.protocol}`, isHostPort(p) ? String(p.published) : ""] as const);
@@ -55,6 +68,16 @@ export function containerBody(service: Pick<ServiceRow, "id">, spec: ServiceSpec
       ...(mounts.length ? { Mounts: mounts } : {}),
     },
     StopTimeout: Math.ceil(spec.stopGracePeriodMs / 1000),
+    // The agent attaches the container to each at create (libs/core overlay-table.ts).
+    ...(attachments.length
+      ? {
+          NetworkingConfig: {
+            EndpointsConfig: Object.fromEntries(
+              attachments.map((a) => [a.network, { NetworkID: a.networkId, IPAMConfig: { IPv4Address: a.ip }, Aliases: [...a.aliases] }]),
+            ),
+          },
+        }
+      : {}),
   };
 }
 

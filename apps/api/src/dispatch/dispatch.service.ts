@@ -7,7 +7,15 @@
 // job's calls fail at once instead of each waiting out its own timeout. A launch the agent did
 // not answer stays claimed, never rejected: its container may exist (agent-calls.ts).
 import { Inject, Injectable, Logger, OnModuleInit } from "@nestjs/common";
-import { DISPATCHED_TASK_STATES, dispatchWork, isUpdateActive, STALE_CLAIM_MS, type Clock, type UpdateState } from "@flotilla/core";
+import {
+  DISPATCHED_TASK_STATES,
+  dispatchWork,
+  isUpdateActive,
+  STALE_CLAIM_MS,
+  type Clock,
+  type ServiceSpec,
+  type UpdateState,
+} from "@flotilla/core";
 import type { Job } from "bullmq";
 import { CLOCK } from "../common/clock";
 import { PrismaService } from "../database/prisma.service";
@@ -25,6 +33,8 @@ import { AgentCalls, type AgentRef, type ServiceRef } from "./agent-calls";
 import { EngineClients } from "./engine-clients";
 import { TaskValuesService } from "./task-values";
 import { TaskLogs } from "./task-logs";
+import { NetworksRepository } from "../networks/networks.repository";
+import type { BodyAttachment } from "./container-body";
 import { nodeStatusSql } from "../database/sql";
 
 export { STALE_CLAIM_MS };
@@ -58,6 +68,7 @@ export class DispatchService implements OnModuleInit {
     private readonly handlers: JobHandlers,
     private readonly values: TaskValuesService,
     private readonly taskLogs: TaskLogs,
+    private readonly networks: NetworksRepository,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
@@ -136,7 +147,7 @@ export class DispatchService implements OnModuleInit {
       tasks.filter((t) => mine.has(t.id) && services.has(t.serviceId)),
       async (task) => {
         const service = services.get(task.serviceId)!;
-        const outcome = await agent.launch(service, task, values);
+        const outcome = await agent.launch(service, task, values, (spec) => this.attach(task, spec));
         // Unanswered: nothing to record yet (see AgentCalls.launch).
         if (outcome.unanswered) return;
         const c = counts.get(task.serviceId) ?? { started: 0, rejected: 0 };
@@ -150,6 +161,26 @@ export class DispatchService implements OnModuleInit {
     );
     await flush();
     return counts;
+  }
+
+  /**
+   * The task's addresses on its service's overlay networks, given out now if it has none yet (a
+   * launch taken over from a stale claim keeps those it had). A new address is an event, so the
+   * nodes' waiting network tables are answered before the container asks for its network.
+   */
+  private async attach(task: TaskRow, spec: ServiceSpec): Promise<readonly BodyAttachment[]> {
+    if (spec.networks.length === 0) return [];
+    const { attachments, added } = await this.networks.attachTask(task, spec);
+    if (added)
+      await this.events
+        .emit({
+          kind: "network",
+          subjectId: task.id,
+          action: "attach",
+          data: { task: task.id, addresses: attachments.map((a) => `${a.network}=${a.ip}`) },
+        })
+        .catch((e: Error) => this.logger.warn(`task ${task.id}: network event: ${e.message}`));
+    return attachments;
   }
 
   /** Stops (grace, then kill) and removes the containers of tasks no longer wanted; records SHUTDOWN. */

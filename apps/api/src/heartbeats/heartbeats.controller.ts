@@ -1,6 +1,9 @@
-import { Body, Controller, Get, HttpCode, Post, Query, Req, Res } from "@nestjs/common";
+import { Body, Controller, ForbiddenException, Get, HttpCode, Post, Query, Req, Res } from "@nestjs/common";
 import type { FastifyReply } from "fastify";
-import { InvalidError } from "@flotilla/core";
+import { InvalidError, type NodeNetworkTable } from "@flotilla/core";
+import { MAX_NETWORKS_WAIT_MS, OverlayTablesService } from "../networks/overlay-tables.service";
+import { agentTokenName } from "../auth/roles";
+import { NodesRepository } from "../nodes/nodes.repository";
 import { IngressService, MAX_INGRESS_WAIT_MS, type IngressTable } from "../ingress/ingress.service";
 import type { FastifyRequest } from "fastify";
 import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiQuery, ApiResponse, ApiTags } from "@nestjs/swagger";
@@ -16,7 +19,63 @@ export class HeartbeatsController {
   constructor(
     private readonly heartbeats: HeartbeatsService,
     private readonly ingress: IngressService,
+    private readonly overlay: OverlayTablesService,
+    private readonly nodes: NodesRepository,
   ) {}
+
+  @Get("networks")
+  @ApiOperation({
+    summary:
+      "The asking node's overlay network table, as a long poll: answers at once when it differs from `version`, else when it changes, else 204 after waitMs. An agent token gets its own node's table; other tokens name the node",
+  })
+  @ApiQuery({ name: "version", required: false, description: "version of the table the agent applied last" })
+  @ApiQuery({
+    name: "waitMs",
+    required: false,
+    description: `how long to wait for a change, at most ${MAX_NETWORKS_WAIT_MS} (default 20000)`,
+  })
+  @ApiQuery({
+    name: "node",
+    required: false,
+    description: "node id or hostname: required with a non-agent token; an agent token's own node otherwise",
+  })
+  @ApiResponse({
+    status: 200,
+    description:
+      "the table (libs/core overlay-table.ts NodeNetworkTable): {version, nodeAddress, networks: [{id, name, vni, subnet, gateway, peers, endpoints, services}]}",
+  })
+  @ApiResponse({ status: 204, description: "unchanged within waitMs" })
+  async networksTable(
+    @Query("version") version: string | undefined,
+    @Query("waitMs") waitMs: string | undefined,
+    @Query("node") node: string | undefined,
+    @Req() req: FastifyRequest & { tokenName?: string; tokenRole?: string },
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<NodeNetworkTable | undefined> {
+    const wait = waitMs === undefined ? 20_000 : Number(waitMs);
+    if (!Number.isInteger(wait) || wait < 0 || wait > MAX_NETWORKS_WAIT_MS)
+      throw new InvalidError(`waitMs must be a whole number from 0 to ${MAX_NETWORKS_WAIT_MS}`, { field: "waitMs", value: waitMs });
+    if (version !== undefined && version.length > 200)
+      throw new InvalidError("version is longer than 200 characters", { field: "version" });
+    let nodeId: string;
+    if (req.tokenRole === "agent") {
+      // The node is the token's: an agent sees its own table only.
+      const own = (await this.nodes.hostnames()).find((n) => agentTokenName(n.hostname) === req.tokenName);
+      if (!own)
+        throw new InvalidError(`no node has joined as the agent of token "${req.tokenName}" yet: send a heartbeat first`, {
+          field: "node",
+        });
+      if (node !== undefined && node !== own.id && node !== own.hostname)
+        throw new ForbiddenException(`agent token "${req.tokenName}" may read only its own node's table`);
+      nodeId = own.id;
+    } else {
+      if (!node) throw new InvalidError("node is required (a node id or hostname) unless an agent token asks", { field: "node" });
+      nodeId = (await this.nodes.find(node)).id;
+    }
+    const table = await this.overlay.waitFor(nodeId, version || undefined, wait);
+    if (!table) reply.status(204);
+    return table;
+  }
 
   @Get("ingress")
   @ApiOperation({
@@ -70,6 +129,11 @@ export class HeartbeatsController {
           type: "string",
           description: "version of the ingress table the agent applied last; the reply has `ingress` only when it changed",
         },
+        networksVersion: {
+          type: "string",
+          description:
+            'version of the overlay network table the agent applied last ("" for none): the reply has `networks` only when given and changed',
+        },
         containers: {
           type: "array",
           items: {
@@ -101,6 +165,7 @@ export class HeartbeatsController {
       properties: {
         nodeId: { type: "string", format: "uuid" },
         heartbeatMs: { type: "integer" },
+        networks: { type: "object", description: "the node's overlay network table (as GET /api/v1/nodes/networks answers)" },
         ingress: {
           type: "object",
           properties: {

@@ -15,6 +15,7 @@ import {
   type ReportedContainer,
   type TaskState,
 } from "@flotilla/core";
+import type { NodeNetworkTable } from "@flotilla/core";
 import { TASK_LABELS } from "@flotilla/engine-client";
 import { AGENT_PORT } from "@flotilla/provision";
 import { z } from "zod";
@@ -29,6 +30,7 @@ import { QueuesService } from "../queues/queues.service";
 import { ACTIVE_STATES, toCoreTask, TX_OPTIONS } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
 import { IngressService, type IngressTable } from "../ingress/ingress.service";
+import { OverlayTablesService } from "../networks/overlay-tables.service";
 import { TasksRepository } from "../tasks/tasks.repository";
 import { Batcher } from "./batcher";
 import { HEARTBEAT_CONFIG, MISSED_BEATS, type HeartbeatConfig } from "./heartbeat-config";
@@ -40,6 +42,8 @@ export const HeartbeatBody = z.object({
   labels: z.record(z.string(), z.string()).default({}),
   /** The ingress table the agent applied last: the reply carries a table only when it changed. */
   ingressVersion: z.string().max(200).optional(),
+  /** The overlay table the agent applied last ("" for none): given, the reply carries the node's table when it changed. */
+  networksVersion: z.string().max(200).optional(),
   containers: z
     .array(
       z.object({
@@ -69,6 +73,8 @@ export interface HeartbeatReply {
   maxBackoffMs: number;
   /** The routing mesh's table, when the agent's is out of date. */
   ingress?: IngressTable;
+  /** The node's overlay network table, when the agent sent networksVersion and its table differs. */
+  networks?: NodeNetworkTable;
 }
 
 type Reported = HeartbeatBody["containers"][number];
@@ -127,6 +133,7 @@ export class HeartbeatsService {
     private readonly services: ServicesRepository,
     private readonly tasks: TasksRepository,
     private readonly ingress: IngressService,
+    private readonly overlay: OverlayTablesService,
     private readonly health: ControlPlaneHealth,
     @Inject(HEARTBEAT_CONFIG) private readonly config: HeartbeatConfig,
     @Inject(CLOCK) private readonly clock: Clock,
@@ -148,11 +155,14 @@ export class HeartbeatsService {
       this.lastReport.set(hb.hostname, { digest, at: receivedAt, again });
     }
     const ingress = await this.ingress.tableFor(hb.ingressVersion);
+    // Only agents that take part in overlays say which table they have; the others cost nothing.
+    const networks = hb.networksVersion !== undefined ? await this.overlay.tableFor(node.id, hb.networksVersion || undefined) : undefined;
     return {
       nodeId: node.id,
       heartbeatMs: this.config.periodMs,
       maxBackoffMs: this.config.agentMaxBackoffMs,
       ...(ingress ? { ingress } : {}),
+      ...(networks ? { networks } : {}),
     };
   }
 

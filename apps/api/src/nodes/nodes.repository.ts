@@ -23,6 +23,11 @@ export class NodesRepository {
     return row;
   }
 
+  /** Every node's id and hostname (to find an agent token's node). */
+  async hostnames(): Promise<{ id: string; hostname: string }[]> {
+    return this.prisma.sql.query<{ id: string; hostname: string }>(`SELECT id::text AS id, hostname FROM "Node"`);
+  }
+
   /** Every node, by hostname, with its live-task count. Plain SQL: the listing ctl and the console poll. */
   async list(): Promise<{ node: NodeRow; tasks: number }[]> {
     const rows = await this.prisma.sql.query<Parameters<typeof nodeRow>[0] & { tasks: number }>(

@@ -118,6 +118,8 @@ const specFields = {
   rollbackConfig: updateConfig.optional(),
   stopGracePeriodMs: z.number().int().min(0).optional(),
   rebalancePolicy: z.enum(["manual", "auto"]).optional(),
+  networks: z.array(z.object({ target: z.string().min(1), aliases: z.array(z.string()).optional() }).strict()).optional(),
+  endpointMode: z.enum(["vip", "dnsrr"]).optional(),
 };
 
 /** `--with-registry-auth`: not part of the spec (which is shown); stored encrypted on its own. */
@@ -279,6 +281,20 @@ export const SERVICE_BODY_SCHEMA: SchemaObject = {
     rebalancePolicy: {
       enum: ["manual", "auto"],
       description: "auto: the service is rebalanced (as PATCH rebalance) whenever a node joins or comes back; default manual",
+    },
+    networks: {
+      type: "array",
+      description:
+        "overlay networks the tasks join (replaces the list on PATCH): target is a network's name or id (stored as its id); the service gets a virtual IP on each unless endpointMode is dnsrr",
+      items: {
+        type: "object",
+        required: ["target"],
+        properties: { target: { type: "string", example: "backend" }, aliases: { type: "array", items: { type: "string" } } },
+      },
+    },
+    endpointMode: {
+      enum: ["vip", "dnsrr"],
+      description: "vip (default): the service's name resolves to its virtual IP on each network; dnsrr: to its running tasks' addresses",
     },
     registryAuth: {
       type: "object",

@@ -3,7 +3,7 @@
 import { ForbiddenException, Inject, Injectable, Logger } from "@nestjs/common";
 import { CLOCK } from "../common/clock";
 import type { Clock } from "@flotilla/core";
-import type { ServiceView } from "@flotilla/api-types";
+import type { ServiceView, ServiceVirtualIp } from "@flotilla/api-types";
 import {
   addedBindSources,
   affectsTasks,
@@ -23,6 +23,7 @@ import type { Prisma, Service as ServiceRow } from "../generated/prisma/client";
 import { QueuesService } from "../queues/queues.service";
 import { assertReferencesExist } from "../secrets/secret-references";
 import { SecretsService } from "../secrets/secrets.service";
+import { NetworksRepository } from "../networks/networks.repository";
 import { queuedAfterCommit } from "../common/unavailable";
 import { toListing, type Listing } from "../common/listing";
 import { SharedReads } from "../common/shared-reads";
@@ -36,6 +37,7 @@ function view(
   row: ServiceRow,
   counts: TaskCounts = { running: 0, live: 0 },
   registryAuth: { serverAddress: string } | null = null,
+  virtualIps: ServiceVirtualIp[] = [],
 ): ServiceView {
   const spec = specOf(row);
   const previous = previousSpecOf(row);
@@ -51,6 +53,7 @@ function view(
     previousSpec: previous ? restSpec(previous) : null,
     updateState: updateStateOf(row) ?? null,
     registryAuth,
+    virtualIps,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -123,22 +126,26 @@ export class ServicesService {
     private readonly events: EventsService,
     private readonly queues: QueuesService,
     private readonly secrets: SecretsService,
+    private readonly networks: NetworksRepository,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   async create(body: CreateServiceBody, caller: Caller): Promise<ServiceView> {
     validateServiceName(body.name);
-    const spec = normalizeServiceSpec(toInput(body));
-    assertMayBind(undefined, spec, caller);
+    const given = normalizeServiceSpec(toInput(body));
+    assertMayBind(undefined, given, caller);
     const { row, evs } = await this.prisma
       .$transaction(async (tx) => {
-        if (await tx.service.findUnique({ where: { name: spec.name } }))
-          throw new ConflictError(`a service named "${spec.name}" already exists`, { field: "name" });
+        if (await tx.service.findUnique({ where: { name: given.name } }))
+          throw new ConflictError(`a service named "${given.name}" already exists`, { field: "name" });
+        // Networks are stored by id: a network removed and created again under its name is another one.
+        const spec = { ...given, networks: await this.networks.resolve(tx, given.networks) };
         await this.repo.assertPortsFree(tx, spec);
         await assertReferencesExist(tx, spec);
         const row = await tx.service.create({
           data: { name: spec.name, mode: spec.mode.kind === "global" ? "GLOBAL" : "REPLICATED", spec: json(spec) },
         });
+        await this.networks.syncVips(tx, row.id, spec);
         if (body.registryAuth) await this.secrets.setRegistryAuth(tx, row.id, body.registryAuth);
         const evs = await this.events.record(tx, [
           { kind: "service", subjectId: row.id, action: "create", data: { name: row.name, version: 1 } },
@@ -147,13 +154,14 @@ export class ServicesService {
       }, TX_OPTIONS)
       .catch((e: unknown) => {
         // Two creates racing past the check: the unique index decides.
-        if ((e as { code?: string }).code === "P2002")
-          throw new ConflictError(`a service named "${spec.name}" already exists`, { field: "name" });
+        if ((e as { code?: string }).code === "P2002" && (e as { meta?: { modelName?: string } }).meta?.modelName !== "OverlayAddress")
+          throw new ConflictError(`a service named "${given.name}" already exists`, { field: "name" });
         throw e;
       });
     await this.events.publish(evs);
     await queuedAfterCommit(this.queues.enqueueReconcile(row.id, "create"));
-    return view(row, undefined, body.registryAuth ? { serverAddress: body.registryAuth.serverAddress } : null);
+    const vips = (await this.networks.vipsOf([row.id])).get(row.id);
+    return view(row, undefined, body.registryAuth ? { serverAddress: body.registryAuth.serverAddress } : null, vips);
   }
 
   private readonly listings = new SharedReads<Listing>();
@@ -167,13 +175,14 @@ export class ServicesService {
     const rows = await this.repo.list();
     const counts = await this.repo.counts(rows.map((r) => r.id));
     const auths = await this.secrets.registryAuthViews(rows.map((r) => r.id));
-    return rows.map((r) => view(r, counts.get(r.id), auths.get(r.id) ?? null));
+    const vips = await this.networks.vipsOf(rows.map((r) => r.id));
+    return rows.map((r) => view(r, counts.get(r.id), auths.get(r.id) ?? null, vips.get(r.id)));
   }
 
   async get(ref: string): Promise<ServiceView> {
     const row = await this.repo.find(ref);
     const auth = (await this.secrets.registryAuthViews([row.id])).get(row.id) ?? null;
-    return view(row, (await this.repo.counts([row.id])).get(row.id), auth);
+    return view(row, (await this.repo.counts([row.id])).get(row.id), auth, (await this.networks.vipsOf([row.id])).get(row.id));
   }
 
   /**
@@ -185,7 +194,8 @@ export class ServicesService {
     const result = await this.prisma.$transaction(async (tx) => {
       const row = await this.repo.findForUpdate(tx, ref);
       const current = specOf(row);
-      const next = normalizeServiceSpec({ ...merge(current, patch), name: row.name });
+      const merged = normalizeServiceSpec({ ...merge(current, patch), name: row.name });
+      const next = { ...merged, networks: await this.networks.resolve(tx, merged.networks) };
       // New credentials replace the old ones; alone, they change no task (the next pull uses them).
       if (patch.registryAuth) await this.secrets.setRegistryAuth(tx, row.id, patch.registryAuth);
       if (sameSpec(next, current) && !patch.force) return { row, evs: [] };
@@ -194,6 +204,7 @@ export class ServicesService {
         throw new InvalidError("the mode of a service cannot change: remove and create it again", { field: "mode" });
       await this.repo.assertPortsFree(tx, next);
       await assertReferencesExist(tx, next);
+      await this.networks.syncVips(tx, row.id, next);
       // A forced update replaces every task, as a new task version does.
       const bump = affectsTasks(current, next) || !!patch.force;
       const updated = await tx.service.update({
@@ -300,8 +311,10 @@ export class ServicesService {
     const { row, evs } = await this.prisma.$transaction(async (tx) => {
       const row = await this.repo.findForUpdate(tx, ref);
       const current = specOf(row);
-      const previous = previousSpecOf(row);
-      if (!previous) throw new ConflictError(`service ${row.name} has no previous spec to roll back to`);
+      const stored = previousSpecOf(row);
+      if (!stored) throw new ConflictError(`service ${row.name} has no previous spec to roll back to`);
+      const previous = { ...stored, networks: await this.networks.resolve(tx, stored.networks) };
+      await this.networks.syncVips(tx, row.id, previous);
       await this.repo.assertPortsFree(tx, previous);
       await assertReferencesExist(tx, previous);
       const bump = affectsTasks(current, previous);

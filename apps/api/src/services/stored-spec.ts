@@ -86,6 +86,9 @@ export const StoredServiceSpec = z.object({
   stopGracePeriodMs: z.number(),
   // Specs written before the policy existed are rebalanced only when asked.
   rebalancePolicy: z.enum(["manual", "auto"]).default("manual"),
+  // Specs written before overlay networks existed join none and resolve by VIP.
+  networks: z.array(z.object({ target: z.string(), aliases: z.array(z.string()) })).default([]),
+  endpointMode: z.enum(["vip", "dnsrr"]).default("vip"),
 });
 
 /** A stored spec column as core's ServiceSpec; UnavailableError naming the service and field when it is not one. */

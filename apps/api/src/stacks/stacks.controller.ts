@@ -32,7 +32,7 @@ export class StacksController {
   @ApiOperation({
     summary: "Deploy a compose file as a stack: services named NAME_SERVICE are created, or updated only where the file changed",
     description:
-      "The file is checked against the Compose specification's schema (unknown keys are reported with their path) and keys services do not support yet (networks) are refused by path; secrets and configs must be external (created beforehand) and exist; nothing is created when anything is refused. `env` holds the variables the file interpolates, `dotenv` the text of its .env, `envFiles` the text of each env_file by its path; `prune` removes the stack's services the file no longer has.",
+      "The file is checked against the Compose specification's schema (unknown keys are reported with their path) and keys services do not support yet are refused by path; top-level networks are the stack's overlay networks (NAME_KEY, created first, removed with the stack; `external: true` names an existing one, and a service may name only declared networks; one that names none joins NAME_default, as with docker); secrets and configs must be external (created beforehand) and exist; nothing is created when anything is refused. `env` holds the variables the file interpolates, `dotenv` the text of its .env, `envFiles` the text of each env_file by its path; `prune` removes the stack's services the file no longer has.",
   })
   @ApiBody({
     schema: {
@@ -78,8 +78,9 @@ export class StacksController {
   @Delete(":name")
   @HttpCode(200)
   @ApiParam(NAME)
-  @ApiOperation({ summary: "Remove every service of the stack" })
-  async remove(@Param("name") name: string): Promise<{ removed: string[] }> {
-    return { removed: await this.stacks.remove(name) };
+  @ApiOperation({ summary: "Remove every service of the stack, then its own networks (not external ones)" })
+  async remove(@Param("name") name: string): Promise<{ removed: string[]; networksRemoved: string[] }> {
+    const { services, networks } = await this.stacks.remove(name);
+    return { removed: services, networksRemoved: networks };
   }
 }

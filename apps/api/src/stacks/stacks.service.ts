@@ -5,7 +5,19 @@
 // change is the same transaction and reconcile as a `ctl service` command.
 import { ForbiddenException, Injectable } from "@nestjs/common";
 import type { ServiceView, TaskView } from "@flotilla/api-types";
-import { addedBindSources, DomainError, InvalidError, parseCompose, planStackDeploy, STACK_LABEL, type ServiceSpec } from "@flotilla/core";
+import {
+  addedBindSources,
+  DomainError,
+  InvalidError,
+  NotFoundError,
+  parseCompose,
+  planStackDeploy,
+  STACK_LABEL,
+  type ComposeStack,
+  type ServiceSpec,
+} from "@flotilla/core";
+import { NetworksRepository } from "../networks/networks.repository";
+import { NetworksService } from "../networks/networks.service";
 import { ServicesService, type Caller } from "../services/services.service";
 import { TasksService } from "../tasks/tasks.service";
 import { PrismaService } from "../database/prisma.service";
@@ -33,6 +45,8 @@ export interface StackDeployResult {
   updated: string[];
   unchanged: string[];
   removed: string[];
+  /** The stack's overlay networks created by this deploy (external ones are never created). */
+  networksCreated: string[];
 }
 
 /** A stack in the list. */
@@ -50,6 +64,8 @@ export class StacksService {
     private readonly services: ServicesService,
     private readonly tasks: TasksService,
     private readonly prisma: PrismaService,
+    private readonly networks: NetworksService,
+    private readonly networkRows: NetworksRepository,
   ) {}
 
   async deploy(body: DeployStackBody, caller: Caller): Promise<StackDeployResult> {
@@ -75,19 +91,78 @@ export class StacksService {
         throw e;
       });
     }
-    for (const spec of plan.create) await this.services.create(toBody(spec), caller);
-    for (const spec of plan.update) {
-      const { name: _name, ...patch } = toBody(spec);
-      await this.services.update(spec.name, patch, caller);
+    await this.assertExternalNetworks(parsed);
+    // The stack's networks first (its services attach to them by id); a deploy that fails after
+    // creating some removes those again, so a refused file leaves nothing behind.
+    const networksCreated: string[] = [];
+    try {
+      const ids = new Map<string, string>();
+      for (const n of parsed.networks) {
+        const existing = await this.networkRows.find(n.name).catch((e: unknown) => {
+          if (e instanceof NotFoundError) return undefined;
+          throw e;
+        });
+        if (existing) ids.set(n.name, existing.id);
+        else {
+          const made = await this.networks.create({
+            name: n.name,
+            ...(n.subnet ? { subnet: n.subnet } : {}),
+            ...(n.gateway ? { gateway: n.gateway } : {}),
+            labels: { ...n.labels, [STACK_LABEL]: parsed.stack },
+          });
+          networksCreated.push(n.name);
+          ids.set(n.name, made.id);
+        }
+      }
+      // Stored specs name networks by id: compare like with like, so an unchanged service stays so.
+      const wanted = parsed.services.map((s) => ({ ...s, networks: s.networks.map((a) => ({ ...a, target: ids.get(a.target)! })) }));
+      const resolved = planStackDeploy(current, wanted, { prune: !!body.prune });
+      for (const spec of resolved.create) await this.services.create(toBody(spec), caller);
+      for (const spec of resolved.update) {
+        const { name: _name, ...patch } = toBody(spec);
+        await this.services.update(spec.name, patch, caller);
+      }
+      for (const name of resolved.remove) await this.services.remove(name);
+      if (body.prune) await this.removeNetworks(parsed.stack, new Set(parsed.networks.map((n) => n.name)));
+      return {
+        name: parsed.stack,
+        created: resolved.create.map((s) => s.name),
+        updated: resolved.update.map((s) => s.name),
+        unchanged: resolved.unchanged,
+        removed: resolved.remove,
+        networksCreated,
+      };
+    } catch (e) {
+      for (const name of networksCreated) await this.networks.remove(name).catch(() => undefined);
+      throw e;
     }
-    for (const name of plan.remove) await this.services.remove(name);
-    return {
-      name: parsed.stack,
-      created: plan.create.map((s) => s.name),
-      updated: plan.update.map((s) => s.name),
-      unchanged: plan.unchanged,
-      removed: plan.remove,
-    };
+  }
+
+  /** An external network must exist before anything is created: 400 naming it. */
+  private async assertExternalNetworks(parsed: ComposeStack): Promise<void> {
+    for (const n of parsed.networks.filter((x) => x.external)) {
+      await this.networkRows.find(n.name).catch((e: unknown) => {
+        if (e instanceof NotFoundError)
+          throw new InvalidError(
+            `networks.${n.key}: external network "${n.name}" does not exist (ctl network create --driver overlay ${n.name})`,
+            {
+              field: `networks.${n.key}`,
+            },
+          );
+        throw e;
+      });
+    }
+  }
+
+  /** Removes the stack's own networks (labelled with it), but those in `keep`. */
+  private async removeNetworks(stack: string, keep: ReadonlySet<string> = new Set()): Promise<string[]> {
+    const removed: string[] = [];
+    for (const n of await this.networks.list()) {
+      if (n.labels[STACK_LABEL] !== stack || keep.has(n.name)) continue;
+      await this.networks.remove(n.id);
+      removed.push(n.name);
+    }
+    return removed;
   }
 
   async list(): Promise<StackView[]> {
@@ -114,11 +189,11 @@ export class StacksService {
     return (await Promise.all(services.map((s) => this.tasks.list({ service: s.id })))).flat();
   }
 
-  /** Removes every service of the stack. */
-  async remove(name: string): Promise<string[]> {
+  /** Removes every service of the stack, then its networks. */
+  async remove(name: string): Promise<{ services: string[]; networks: string[] }> {
     const services = await this.servicesOrThrow(name);
     for (const s of services) await this.services.remove(s.id);
-    return services.map((s) => s.name);
+    return { services: services.map((s) => s.name), networks: await this.removeNetworks(name) };
   }
 }
 

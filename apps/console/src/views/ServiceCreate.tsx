@@ -4,7 +4,7 @@ import { ApiError, seg } from "../data/client";
 import { useApi } from "../data/live";
 import { ErrorNote, useAction } from "../components/feedback";
 import { Link } from "../router";
-import { parseArgs, parseCpus, parseKeyValues, parseMounts, parseSecretRefs, parseSize } from "./spec-input";
+import { parseArgs, parseCpus, parseKeyValues, parseMounts, parseNetworks, parseSecretRefs, parseSize } from "./spec-input";
 
 interface PortRow {
   published: string;
@@ -28,6 +28,7 @@ const EMPTY = {
   mounts: "",
   secrets: "",
   configs: "",
+  networks: "",
 };
 
 /** Form → request body; throws an Error naming the field when the text cannot be read. */
@@ -56,6 +57,8 @@ function toBody(f: typeof EMPTY, ports: PortRow[]): ServiceCreateRequest {
   if (secrets.length) body.secrets = secrets;
   const configs = parseSecretRefs("configs", f.configs);
   if (configs.length) body.configs = configs;
+  const networks = parseNetworks(f.networks);
+  if (networks.length) body.networks = networks;
   const filled = ports.filter((p) => p.published.trim() || p.target.trim());
   if (filled.length)
     body.ports = filled.map((p) => ({
@@ -221,6 +224,22 @@ export function ServiceCreate() {
             <small id="s-mounts-help">
               One per line, as --mount: a volume of the task&apos;s node (kept across replacements), a bind of a node&apos;s path (admin
               tokens only) or a tmpfs; add readonly for read-only.
+            </small>
+          </div>
+          <div className="field">
+            <label htmlFor="s-networks">Networks</label>
+            <textarea
+              id="s-networks"
+              rows={2}
+              value={f.networks}
+              onChange={set("networks")}
+              placeholder={"backend\nname=front,alias=www"}
+              aria-invalid={blamed("networks")}
+              aria-describedby="s-networks-help"
+              spellCheck={false}
+            />
+            <small id="s-networks-help">
+              Overlay networks, one per line; the service gets a virtual IP on each and answers to its name there.
             </small>
           </div>
           <div className="field">

@@ -64,6 +64,11 @@ function Summary({ s, reload }: { s: ServiceView; reload(): Promise<void> }) {
         <dd className="mono">{(s.spec.secrets ?? []).map(fileRef).join(", ") || "—"}</dd>
         <dt>Configs</dt>
         <dd className="mono">{(s.spec.configs ?? []).map(fileRef).join(", ") || "—"}</dd>
+        <dt>Networks</dt>
+        <dd className="mono">
+          {(s.virtualIps ?? []).map((v) => `${v.network} (VIP ${v.addr})`).join(", ") ||
+            (s.spec.networks?.length ? `${s.spec.networks.length} (endpoint mode ${s.spec.endpointMode})` : "—")}
+        </dd>
         <dt>Registry auth</dt>
         <dd>{s.registryAuth ? s.registryAuth.serverAddress : "—"}</dd>
         <dt>Health check</dt>

@@ -135,8 +135,8 @@ function StackDeploy({ reload }: { reload(): Promise<void> }) {
               }
             />
             <small id="st-compose-help">
-              The Compose specification's services; volumes, secrets, configs, health checks and networks are not supported yet and are
-              refused by name.
+              The Compose specification's services; top-level networks become the stack's overlay networks (STACK_NAME; services that name
+              none join STACK_default). What services do not support yet is refused by name.
             </small>
           </div>
           <div className="field wide">

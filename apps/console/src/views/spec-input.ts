@@ -120,3 +120,24 @@ export function parseSecretRefs(field: string, text: string): SecretInput[] {
     return r as SecretInput;
   });
 }
+
+/** Overlay networks, one per line: NAME, or name=NAME,alias=A[,alias=B] as `ctl --network`. */
+export function parseNetworks(text: string): { target: string; aliases?: string[] }[] {
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((line) => {
+      if (!line.includes("=")) return { target: line };
+      let target = "";
+      const aliases: string[] = [];
+      for (const part of line.split(",")) {
+        const [k, v = ""] = [part.slice(0, part.indexOf("=")).trim(), part.slice(part.indexOf("=") + 1).trim()];
+        if (k === "name" || k === "target") target = v;
+        else if (k === "alias") aliases.push(v);
+        else throw new Error(`networks: unknown key ${JSON.stringify(k)} in ${JSON.stringify(line)} (use name=NETWORK,alias=NAME)`);
+      }
+      if (!target) throw new Error(`networks: name=NETWORK is required in ${JSON.stringify(line)}`);
+      return { target, ...(aliases.length ? { aliases } : {}) };
+    });
+}

@@ -10,6 +10,7 @@ import {
   parseCpus,
   parseDuration,
   parseMemory,
+  parseNetworkFlag,
   parseMountFlag,
   parseSecretFlag,
   parsePlacementPref,
@@ -48,6 +49,8 @@ export function intOpt(flag: string, v: string | undefined): number | undefined 
 }
 
 export interface SpecFlags {
+  network?: string[];
+  endpointMode?: "vip" | "dnsrr";
   env?: string[];
   label?: string[];
   publish?: string[];
@@ -215,6 +218,8 @@ export function specBody(o: SpecFlags): ServiceUpdateRequest {
   if (Object.keys(rollback).length) body.rollbackConfig = rollback;
   if (o.stopGracePeriod) body.stopGracePeriodMs = parse("--stop-grace-period", () => parseDuration(o.stopGracePeriod!));
   if (o.rebalancePolicy) body.rebalancePolicy = o.rebalancePolicy;
+  if (o.network) body.networks = o.network.map((n) => parse("--network", () => parseNetworkFlag(n)));
+  if (o.endpointMode) body.endpointMode = o.endpointMode;
   if (o.replicas !== undefined) body.replicas = intOpt("--replicas", o.replicas);
   const health = healthcheckOf(o);
   if (health) body.healthcheck = health;
@@ -280,6 +285,17 @@ export function specOptions(cmd: Command): Command {
         "--rebalance-policy <policy>",
         "auto: rebalance (as --rebalance) whenever a node joins or comes back; manual (default)",
       ).choices(["manual", "auto"]),
+    )
+    .option(
+      "--network <network>",
+      "join an overlay network: NAME, or name=NAME,alias=ALIAS[,alias=...] for extra DNS names there (repeatable; ctl network create --driver overlay NAME)",
+      collect,
+    )
+    .addOption(
+      new Option(
+        "--endpoint-mode <mode>",
+        "vip (default): the service's name resolves to one virtual IP per network; dnsrr: to its running tasks' addresses",
+      ).choices(["vip", "dnsrr"]),
     )
     .option(
       "--with-registry-auth",

@@ -7,6 +7,7 @@ import { serviceTable } from "./service-table";
 import { follow } from "./service-converge";
 import { collect, intOpt, specBody, specOptions, type SpecFlags } from "./service-flags";
 import { applyListEdits, editsLists, type UpdateListFlags } from "./service-update-flags";
+import { applyNetworkEdits, type NetworkEditFlags } from "./network";
 import { registryAuthFor } from "./registry-auth";
 
 const client = () => new ApiClient(loadCtlConfig());
@@ -110,6 +111,12 @@ export function registerService(program: Command): void {
       .option("--config-rm <name>", "remove a config from the tasks (repeatable)", collect)
       .option("--publish-add <port>", "add or replace (by published port) a published port, as --publish (repeatable)", collect)
       .option("--publish-rm <port>", "remove a published port: PUBLISHED[/tcp|udp] (repeatable)", collect)
+      .option(
+        "--network-add <network>",
+        "join an overlay network, as --network (repeatable; replaces its aliases if already joined)",
+        collect,
+      )
+      .option("--network-rm <network>", "leave an overlay network: its name or id (repeatable)", collect)
       .option("--force", "replace every task even when nothing changed")
       .option(
         "--rebalance",
@@ -120,7 +127,8 @@ export function registerService(program: Command): void {
     async (
       ref: string,
       o: SpecFlags &
-        UpdateListFlags & { image?: string; args?: string[]; force?: boolean; rebalance?: boolean; detach?: boolean; timeout: string },
+        UpdateListFlags &
+        NetworkEditFlags & { image?: string; args?: string[]; force?: boolean; rebalance?: boolean; detach?: boolean; timeout: string },
     ) => {
       const c = client();
       const body = specBody(o);
@@ -128,9 +136,11 @@ export function registerService(program: Command): void {
       if (o.args) body.args = o.args;
       if (o.force) body.force = true;
       if (o.rebalance) body.rebalance = true;
+      const edits = editsLists(o) || !!o.networkAdd || !!o.networkRm;
       const current =
-        editsLists(o) || (o.withRegistryAuth && !o.image) ? await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`) : undefined;
+        edits || (o.withRegistryAuth && !o.image) ? await c.request<ServiceJson>("GET", `/api/v1/services/${enc(ref)}`) : undefined;
       if (editsLists(o)) applyListEdits(body, current!.spec, o);
+      if (o.networkAdd || o.networkRm) await applyNetworkEdits(c, body, current!.spec, o);
       if (o.withRegistryAuth) body.registryAuth = registryAuthFor(o.image ?? current!.spec.image);
       if (Object.keys(body).length === 0) throw new CtlError("nothing to update: give at least one flag (see ctl service update --help)");
       const svc = await c.request<ServiceJson>("PATCH", `/api/v1/services/${enc(ref)}`, body);

@@ -14,6 +14,7 @@ interface DeployResult {
   updated: string[];
   unchanged: string[];
   removed: string[];
+  networksCreated?: string[];
 }
 
 const client = () => new ApiClient(loadCtlConfig());
@@ -63,6 +64,7 @@ export function registerStack(program: Command): void {
         deployBody(o.composeFile, name, process.env, !!o.prune),
       );
       if (o.json) return void json(result);
+      for (const n of result.networksCreated ?? []) note(`Creating network ${n}`);
       for (const s of result.created) note(`Creating service ${s}`);
       for (const s of result.updated) note(`Updating service ${s}`);
       for (const s of result.unchanged) note(`Unchanged service ${s}`);
@@ -106,12 +108,16 @@ export function registerStack(program: Command): void {
 
   stack
     .command("rm <name...>")
-    .description("remove stacks: every service of each")
+    .description("remove stacks: every service of each, then the stack's own networks")
     .action(async (names: string[]) => {
       const c = client();
       for (const n of names) {
-        const { removed } = await c.request<{ removed: string[] }>("DELETE", `/api/v1/stacks/${enc(n)}`);
+        const { removed, networksRemoved } = await c.request<{ removed: string[]; networksRemoved?: string[] }>(
+          "DELETE",
+          `/api/v1/stacks/${enc(n)}`,
+        );
         for (const s of removed) note(`Removing service ${s}`);
+        for (const net of networksRemoved ?? []) note(`Removing network ${net}`);
         out(n);
       }
     });

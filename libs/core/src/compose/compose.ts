@@ -22,6 +22,7 @@ import { validateComposeSchema } from "./compose-schema";
 import { mountsOf, stackVolumes } from "./compose-volumes";
 import { secretRefsOf, stackSecrets } from "./compose-secrets";
 import { healthcheckOf } from "./compose-healthcheck";
+import { networksOf, stackNetworks, withDefaultNetwork, type StackNetwork } from "./compose-networks";
 
 /** The label that ties a service to its stack (Docker's). */
 export const STACK_LABEL = "com.docker.stack.namespace";
@@ -41,10 +42,11 @@ export interface ComposeInput {
   envFiles?: Readonly<Record<string, string>>;
 }
 
-/** A parsed stack: its name and its services' specs, sorted by name. */
+/** A parsed stack: its name, its services' specs (sorted by name; networks named, not yet ids) and its networks. */
 export interface ComposeStack {
   stack: string;
   services: ServiceSpec[];
+  networks: StackNetwork[];
 }
 
 const SERVICE_KEYS = new Set([
@@ -64,15 +66,25 @@ const SERVICE_KEYS = new Set([
   "secrets",
   "configs",
   "healthcheck",
+  "networks",
 ]);
 /** Keys Flotilla will take once the services have them: refused with the reason. */
 const NOT_YET: Record<string, string> = {
-  networks: "networks are not supported yet: services reach each other through published ports until overlay networks exist",
   build: "build is not supported: stacks run images from a registry",
   restart: "restart is not used by stacks: use deploy.restart_policy",
 };
-const DEPLOY_KEYS = new Set(["mode", "replicas", "labels", "resources", "placement", "update_config", "rollback_config", "restart_policy"]);
-const TOP_KEYS = new Set(["version", "name", "services", "volumes", "secrets", "configs"]);
+const DEPLOY_KEYS = new Set([
+  "mode",
+  "replicas",
+  "labels",
+  "resources",
+  "placement",
+  "update_config",
+  "rollback_config",
+  "restart_policy",
+  "endpoint_mode",
+]);
+const TOP_KEYS = new Set(["version", "name", "services", "volumes", "secrets", "configs", "networks"]);
 
 /** Parses and translates a compose file; every refusal is an InvalidError/NotSupportedError naming the path. */
 export function parseCompose(input: ComposeInput): ComposeStack {
@@ -101,9 +113,10 @@ export function parseCompose(input: ComposeInput): ComposeStack {
     volumes: stackVolumes(stack, data.volumes),
     secrets: stackSecrets("secret", data.secrets),
     configs: stackSecrets("config", data.configs),
+    networks: withDefaultNetwork(stack, stackNetworks(stack, data.networks), services),
   };
   const specs = Object.entries(services).map(([name, svc]) => toServiceSpec(stack, name, svc ?? {}, vars, input.envFiles ?? {}, declared));
-  return { stack, services: specs.sort((a, b) => a.name.localeCompare(b.name)) };
+  return { stack, services: specs.sort((a, b) => a.name.localeCompare(b.name)), networks: [...declared.networks.values()] };
 }
 
 function toServiceSpec(
@@ -167,6 +180,9 @@ function toServiceSpec(
       mounts: mountsOf(svc.volumes, declared.volumes, `${at}.volumes`),
       secrets: secretRefsOf("secret", svc.secrets, declared.secrets, `${at}.secrets`),
       configs: secretRefsOf("config", svc.configs, declared.configs, `${at}.configs`),
+      // As docker stack deploy: a service that names no network joins the stack's default one.
+      networks: networksOf(svc.networks === undefined ? ["default"] : svc.networks, declared.networks, `${at}.networks`),
+      ...(deploy.endpoint_mode !== undefined ? { endpointMode: deploy.endpoint_mode as "vip" | "dnsrr" } : {}),
       ...(svc.healthcheck !== undefined ? { healthcheck: healthcheckOf(svc.healthcheck, `${at}.healthcheck`) } : {}),
       ...(svc.hostname !== undefined ? { hostname: String(svc.hostname) } : {}),
       ...(svc.user !== undefined ? { user: String(svc.user) } : {}),
@@ -202,6 +218,7 @@ interface Declared {
   volumes: ReadonlyMap<string, string>;
   secrets: ReadonlyMap<string, string>;
   configs: ReadonlyMap<string, string>;
+  networks: ReadonlyMap<string, StackNetwork>;
 }
 
 function listOf(v: unknown): unknown[] {

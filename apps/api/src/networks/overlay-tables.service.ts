@@ -1,0 +1,197 @@
+// Each node's overlay network table (libs/core nodeNetworkTable decides; this reads the rows),
+// as the agents receive it: by long poll (GET /api/v1/nodes/networks?version=…) and in heartbeat
+// replies, as the ingress table travels. Unlike the ingress table, every node's differs, so the
+// rows are read once for all the nodes asking at that moment (SharedReads: a read that started
+// after the request, so an agent asking right after its task's addresses were given sees them)
+// and each node's table is computed from them in memory.
+//
+// A change is noticed from the event stream (task, service, node and network events, published
+// on Redis to every API process): waiting polls re-read at once. Without Redis they re-read every
+// RECHECK_MS.
+import { createHash } from "node:crypto";
+import { Inject, Injectable, OnModuleDestroy } from "@nestjs/common";
+import type { Subscription } from "rxjs";
+import {
+  ADDRESSED_TASK_STATES,
+  nodeNetworkTable,
+  type Clock,
+  type DesiredState,
+  type EndpointMode,
+  type NodeNetworkTable,
+  type NodeStatus,
+  type OverlayNetworkInfo,
+  type OverlayNodeInfo,
+  type OverlayServiceInfo,
+  type OverlayTaskInfo,
+  type TaskState,
+} from "@flotilla/core";
+import { CLOCK } from "../common/clock";
+import { SharedReads } from "../common/shared-reads";
+import { PrismaService } from "../database/prisma.service";
+import { EventsService } from "../events/events.service";
+import { nodeAddress } from "../ingress/ingress.service";
+
+const RECHECK_MS = 1000;
+// Heartbeat replies (the fallback path, every beat of every node) share one read per CACHE_MS;
+// polls always read after their request arrived.
+const CACHE_MS = 500;
+const TABLE_EVENTS: ReadonlySet<string> = new Set(["task", "service", "node", "network"]);
+/** Longest wait an agent may ask for. */
+export const MAX_NETWORKS_WAIT_MS = 30_000;
+
+interface Rows {
+  networks: OverlayNetworkInfo[];
+  services: OverlayServiceInfo[];
+  tasks: OverlayTaskInfo[];
+  nodes: OverlayNodeInfo[];
+}
+
+/** The table with its version: a digest of the content, so equal tables have equal versions. */
+export function versioned(table: Omit<NodeNetworkTable, "version">): NodeNetworkTable {
+  return { version: createHash("sha256").update(JSON.stringify(table)).digest("hex").slice(0, 16), ...table };
+}
+
+@Injectable()
+export class OverlayTablesService implements OnModuleDestroy {
+  private readonly reads = new SharedReads<Rows>();
+  private cached: { at: number; rows: Promise<Rows> } | undefined;
+  private readonly waiters = new Set<() => void>();
+  private changes: Subscription | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly events: EventsService,
+    @Inject(CLOCK) private readonly clock: Clock,
+  ) {}
+
+  onModuleDestroy(): void {
+    this.closed = true;
+    this.changes?.unsubscribe();
+    for (const wake of [...this.waiters]) wake();
+  }
+
+  /** The node's table, read now. */
+  async tableOf(nodeId: string): Promise<NodeNetworkTable> {
+    return versioned(nodeNetworkTable(nodeId, await this.reads.read("", () => this.read())));
+  }
+
+  /**
+   * The node's table for a heartbeat reply to an agent that has `version`: undefined when it is
+   * current. Read at most every CACHE_MS (sooner after a change), however many nodes beat.
+   */
+  async tableFor(nodeId: string, version: string | undefined): Promise<NodeNetworkTable | undefined> {
+    this.subscribe();
+    const now = this.clock.now();
+    if (!this.cached || now - this.cached.at >= CACHE_MS) {
+      const rows = this.reads.read("", () => this.read());
+      this.cached = { at: now, rows };
+      // A failed read must not be served to the next callers.
+      rows.catch(() => {
+        if (this.cached?.rows === rows) this.cached = undefined;
+      });
+    }
+    const table = versioned(nodeNetworkTable(nodeId, await this.cached.rows));
+    return table.version === version ? undefined : table;
+  }
+
+  /** Subscribed on first use: worker-only processes serve neither polls nor heartbeats. */
+  private subscribe(): void {
+    this.changes ??= this.events.stream().subscribe((e) => {
+      if (!TABLE_EVENTS.has(e.kind)) return;
+      this.cached = undefined;
+      for (const wake of [...this.waiters]) wake();
+    });
+  }
+
+  /**
+   * The node's table once its version differs from `version`, or undefined when it has not
+   * changed within `waitMs` (or the process is shutting down).
+   */
+  async waitFor(nodeId: string, version: string | undefined, waitMs: number): Promise<NodeNetworkTable | undefined> {
+    this.subscribe();
+    const deadline = this.clock.now() + Math.min(waitMs, MAX_NETWORKS_WAIT_MS);
+    for (;;) {
+      // Woken by an event that arrived during the read: read again rather than wait.
+      let changed = false;
+      const mark = () => {
+        changed = true;
+      };
+      this.waiters.add(mark);
+      const table = await this.tableOf(nodeId).finally(() => this.waiters.delete(mark));
+      if (table.version !== version) return table;
+      const left = deadline - this.clock.now();
+      if (left <= 0 || this.closed) return undefined;
+      if (changed) continue;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.waiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.min(left, RECHECK_MS));
+        this.waiters.add(wake);
+      });
+    }
+  }
+
+  /** Every row any node's table is made of (networks, attached services, addressed tasks, nodes). */
+  private async read(): Promise<Rows> {
+    const networks = await this.prisma.sql.query<OverlayNetworkInfo>(
+      `SELECT id::text AS id, name, vni, subnet, gateway FROM "OverlayNetwork"`,
+    );
+    if (networks.length === 0) return { networks, services: [], tasks: [], nodes: [] };
+    const services = await this.prisma.sql.query<{
+      id: string;
+      name: string;
+      networks: { target: string; aliases: string[] }[];
+      endpointMode: EndpointMode | null;
+      vips: { networkId: string; ip: string }[];
+    }>(
+      `SELECT s.id::text AS id, s.name, s.spec->'networks' AS networks, s.spec->>'endpointMode' AS "endpointMode",
+         coalesce((SELECT json_agg(json_build_object('networkId', a."networkId"::text, 'ip', a.ip)) FROM "OverlayAddress" a WHERE a."serviceId" = s.id), '[]') AS vips
+       FROM "Service" s WHERE jsonb_array_length(coalesce(s.spec->'networks', '[]'::jsonb)) > 0`,
+    );
+    const tasks = await this.prisma.sql.query<{
+      id: string;
+      serviceId: string;
+      nodeId: string | null;
+      state: TaskState;
+      desiredState: string;
+      addresses: { networkId: string; ip: string }[];
+    }>(
+      `SELECT t.id::text AS id, t."serviceId"::text AS "serviceId", t."nodeId"::text AS "nodeId", t.state::text AS state,
+         t."desiredState"::text AS "desiredState",
+         json_agg(json_build_object('networkId', a."networkId"::text, 'ip', a.ip)) AS addresses
+       FROM "OverlayAddress" a JOIN "Task" t ON t.id = a."taskId"
+       WHERE t.state::text = ANY($1::text[])
+       GROUP BY t.id`,
+      [[...ADDRESSED_TASK_STATES]],
+    );
+    const nodes = await this.prisma.sql.query<{ id: string; status: string; engineUrl: string | null }>(
+      `SELECT id::text AS id, status::text AS status, "engineUrl" FROM "Node"`,
+    );
+    return {
+      networks,
+      services: services.map((s) => ({
+        id: s.id,
+        name: s.name,
+        endpointMode: s.endpointMode ?? "vip",
+        networks: s.networks.map((n) => ({ networkId: n.target, aliases: n.aliases })),
+        vips: s.vips,
+      })),
+      tasks: tasks.map((t) => ({
+        id: t.id,
+        serviceId: t.serviceId,
+        ...(t.nodeId ? { nodeId: t.nodeId } : {}),
+        state: t.state,
+        desiredState: t.desiredState.toLowerCase() as DesiredState,
+        addresses: t.addresses,
+      })),
+      nodes: nodes.map((n) => {
+        const address = nodeAddress(n.engineUrl);
+        return { id: n.id, status: n.status.toLowerCase() as NodeStatus, ...(address ? { address } : {}) };
+      }),
+    };
+  }
+}
