@@ -5,7 +5,7 @@ import { basename, dirname, join } from "node:path";
 import { InvalidError } from "@flotilla/core";
 
 /** Must equal `version=` in scripts/build-guest-image.sh (a unit test checks). */
-export const GUEST_IMAGE_VERSION = "2";
+export const GUEST_IMAGE_VERSION = "3";
 
 export function guestCacheRoot(): string {
   return process.env.FLOTILLA_GUEST_CACHE ?? "/var/cache/flotilla";

@@ -5,3 +5,4 @@ export * from "./host-os";
 export * from "./layout";
 export * from "./provision";
 export * from "./service";
+export * from "./bundle";

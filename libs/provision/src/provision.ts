@@ -1,10 +1,11 @@
 // Provisioning over SSH: put the agent on a host, give it TLS material, run it as a service, and
 // wait until it answers mutual TLS on port 2376. Every step is reported, and a failure names the
 // step and keeps the cause: "provision devdays: upload agent: tar: ...: Cannot open: Permission denied".
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { connect as tlsConnect } from "node:tls";
 import { DomainError, UnavailableError } from "@flotilla/core";
 import { readPrivateKey, sleep, sshConnect, type SshConnection, type SshEndpoint } from "@flotilla/drivers";
+import { hostRuntimeDir, prepareBundle, type PreparedBundle } from "./bundle";
 import { type CertificateAuthority, type KeyPair, needsReissue } from "./certs";
 import { engineEnvironment, type EngineOptions } from "./engine-options";
 import { parseOsRelease } from "./host-os";
@@ -165,6 +166,9 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
   const report = (s: string, message: string, percent: number) => options.progress?.({ step: s, message, percent });
   const P = <T>(s: string, fn: () => Promise<T>) => step("provision", name, s, fn);
 
+  // Read (and split) the bundle while SSH connects; a missing bundle fails the upload step.
+  const preparing = prepareBundle(options.agentBundle.path);
+  preparing.catch(() => undefined);
   report("ssh", `connecting to ${options.ssh.user}@${options.ssh.host}:${options.ssh.port}`, 5);
   const shell = await P("ssh", () => openShell(options));
   try {
@@ -172,7 +176,7 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
     const os = await P("detect os", async () => parseOsRelease(await shell.run("cat /etc/os-release")));
     const layout = await P("detect os", () => detectLayout(shell));
 
-    const agentVersion = await uploadBundle(shell, options, layout, report);
+    const agentVersion = await uploadBundle(shell, options, layout, report, preparing);
 
     report("runtime", "checking the bundle's Node runtime runs here", 50);
     const nodeVersion = await P("runtime", async () => {
@@ -210,20 +214,31 @@ async function uploadBundle(
   options: ProvisionOptions,
   layout: AgentLayout,
   report: (s: string, m: string, p: number) => void,
+  preparing: Promise<PreparedBundle> = prepareBundle(options.agentBundle.path),
 ): Promise<string> {
   const name = options.machineName;
-  report("upload agent", `uploading ${options.agentBundle.path}`, 30);
   return step("provision", name, "upload agent", async () => {
-    const st = await stat(options.agentBundle.path).catch(() => undefined);
-    if (!st?.isFile())
-      throw new UnavailableError(`agent bundle ${options.agentBundle.path} is missing (node scripts/build-agent-bundle.mjs)`);
+    const bundle = await preparing;
     const dir = layout.installDir;
+    // The host's own copy of the bundle's runtime (the Flotilla guest image carries it), when its
+    // recorded sha256 is the bundle's; any other host gets the runtime uploaded.
+    const shared = bundle.runtime && hostRuntimeDir(bundle.runtime);
+    const reuse =
+      !!shared &&
+      (await shell.run(`cat '${shared}/SHA256' 2>/dev/null || true`)).trim() === bundle.runtime!.sha256 &&
+      !!bundle.withoutRuntime;
+    report(
+      "upload agent",
+      reuse ? `uploading ${options.agentBundle.path} without its Node runtime (the host has ${shared})` : `uploading ${options.agentBundle.path}`,
+      30,
+    );
     // Streamed into tar on the host: one pass, no temporary copy of the tarball to write and
-    // read back (the runtime makes it ~40 MB; on a VM under TCG every pass over it counts).
+    // read back (with the runtime it is ~40 MB; on a VM under TCG every pass over it counts).
     await shell.run(
-      `set -e; rm -rf '${dir}.new'; mkdir -p '${dir}.new'; tar -xzf - -C '${dir}.new'; rm -rf '${dir}.old'; ` +
-        `if [ -d '${dir}' ]; then mv '${dir}' '${dir}.old'; fi; mv '${dir}.new' '${dir}'; rm -rf '${dir}.old'`,
-      await readFile(options.agentBundle.path),
+      `set -e; rm -rf '${dir}.new'; mkdir -p '${dir}.new'; tar -xzf - -C '${dir}.new'; ` +
+        (reuse ? `ln -s '${shared}/node' '${dir}.new/node'; ` : "") +
+        `rm -rf '${dir}.old'; if [ -d '${dir}' ]; then mv '${dir}' '${dir}.old'; fi; mv '${dir}.new' '${dir}'; rm -rf '${dir}.old'`,
+      reuse ? bundle.withoutRuntime : await readFile(options.agentBundle.path),
     );
     return (await shell.run(`head -n1 '${dir}/VERSION'`)).trim();
   });
