@@ -27,7 +27,8 @@ if (out) {
   // After the run: the cache then holds every function compiled so far, not only the top level.
   process.on("exit", () => writeFileSync(out, script.createCachedData()));
 }
-if (process.env.FLOTILLA_CODE_CACHE_DEBUG) process.stderr.write(`agent-boot: code cache ${cachedData ? (script.cachedDataRejected ? "rejected" : "used") : "absent"}\n`);
+if (process.env.FLOTILLA_CODE_CACHE_DEBUG)
+  process.stderr.write(`agent-boot: code cache ${cachedData ? (script.cachedDataRejected ? "rejected" : "used") : "absent"}\n`);
 const agent = new Module(file, module);
 agent.filename = file;
 agent.paths = Module._nodeModulePaths(__dirname);

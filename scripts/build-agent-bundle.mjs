@@ -77,7 +77,17 @@ try {
   mkdirSync(dirname(out), { recursive: true });
   // gzip -1: the runtime dominates the size and level 1 is several times faster to make than -6
   // for a few MB more; the guest's gunzip is as fast either way.
-  const files = ["agent.js", "agent-boot.cjs", ...(existsSync(join(work, "agent.jsc")) ? ["agent.jsc"] : []), "node", "NODE_LICENSE", "flotilla-shim", "flotilla-agent", "VERSION", "RUNTIME"];
+  const files = [
+    "agent.js",
+    "agent-boot.cjs",
+    ...(existsSync(join(work, "agent.jsc")) ? ["agent.jsc"] : []),
+    "node",
+    "NODE_LICENSE",
+    "flotilla-shim",
+    "flotilla-agent",
+    "VERSION",
+    "RUNTIME",
+  ];
   execFileSync("sh", ["-c", `tar -cf - -C "$1" ${files.join(" ")} | gzip -1 > "$2.tmp" && mv -f "$2.tmp" "$2"`, "sh", work, out]);
   console.error(`build-agent-bundle: wrote ${out} (agent ${version})`);
 } finally {

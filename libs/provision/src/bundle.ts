@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { UnavailableError } from "@flotilla/core";
+import { TAR_BLOCK, tarMembers } from "./tar";
 
 /** Where a host keeps Node runtimes shared by agents: <dir>/node-linux-x64-<version>/{node,LICENSE,SHA256}. */
 export const HOST_RUNTIME_ROOT = "/usr/lib/flotilla/node-runtime";
@@ -26,66 +27,6 @@ export interface PreparedBundle {
   withoutRuntime?: Buffer;
 }
 
-const BLOCK = 512;
-
-interface TarMember {
-  name: string;
-  /** The member's raw bytes: its header(s), including any pax or GNU long-name header, and body. */
-  start: number;
-  end: number;
-  body: Buffer;
-}
-
-function field(h: Buffer, offset: number, length: number): string {
-  const raw = h.subarray(offset, offset + length);
-  const nul = raw.indexOf(0);
-  return raw.subarray(0, nul < 0 ? raw.length : nul).toString("utf8");
-}
-
-function size(h: Buffer): number {
-  const raw = h.subarray(124, 136);
-  // GNU base-256 for sizes beyond 8 GiB octal; a bundle never has one, but read it right.
-  if (raw[0]! & 0x80) return raw.subarray(1).reduce((n, b) => n * 256 + b, raw[0]! & 0x7f);
-  return parseInt(field(h, 124, 12).trim() || "0", 8);
-}
-
-/**
- * The members of an uncompressed tar (ustar or GNU), each with its raw byte range so a subset can
- * be re-emitted unchanged. Pax ("x"/"g") and GNU long-name ("L"/"K") headers stay with the member
- * they describe. Throws on a truncated or malformed archive.
- */
-export function tarMembers(tar: Buffer): TarMember[] {
-  const out: TarMember[] = [];
-  let pos = 0;
-  let start = 0;
-  let longName: string | undefined;
-  while (pos + BLOCK <= tar.length) {
-    const h = tar.subarray(pos, pos + BLOCK);
-    if (h.every((b) => b === 0)) return out;
-    const sum = h.reduce((s, b, i) => s + (i >= 148 && i < 156 ? 32 : b), 0);
-    if (sum !== parseInt(field(h, 148, 8).trim(), 8)) throw new Error(`tar: bad header checksum at byte ${pos}`);
-    const n = size(h);
-    const bodyStart = pos + BLOCK;
-    const next = bodyStart + Math.ceil(n / BLOCK) * BLOCK;
-    if (next > tar.length) throw new Error(`tar: truncated member at byte ${pos}`);
-    const body = tar.subarray(bodyStart, bodyStart + n);
-    const type = String.fromCharCode(h[156]!);
-    if (type === "L") longName = field(body, 0, body.length);
-    if (type === "x") longName = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(body.toString("utf8"))?.[1] ?? longName;
-    if ("xgLK".includes(type)) {
-      pos = next;
-      continue;
-    }
-    // POSIX ustar ("ustar\0") splits long names into prefix/name; GNU ("ustar  ") does not.
-    const prefix = h.subarray(257, 263).equals(Buffer.from("ustar\0", "latin1")) ? field(h, 345, 155) : "";
-    const name = longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
-    out.push({ name: name.replace(/^\.\//, ""), start, end: next, body });
-    longName = undefined;
-    pos = start = next;
-  }
-  throw new Error("tar: no end-of-archive marker");
-}
-
 /** "node v20.20.2 linux-x64" (the bundle's RUNTIME file) → its version and directory name. */
 export function parseRuntimeFile(text: string): Pick<BundleRuntime, "version" | "dirName"> | undefined {
   const m = /^node v(\d+\.\d+\.\d+) (linux-x64)\s*$/m.exec(text);
@@ -102,7 +43,7 @@ export function splitBundle(tar: Buffer): PreparedBundle {
   const rest = members.filter((m) => m !== node).map((m) => tar.subarray(m.start, m.end));
   return {
     runtime: { ...parsed, sha256: createHash("sha256").update(node.body).digest("hex") },
-    withoutRuntime: gzipSync(Buffer.concat([...rest, Buffer.alloc(2 * BLOCK)]), { level: 6 }),
+    withoutRuntime: gzipSync(Buffer.concat([...rest, Buffer.alloc(2 * TAR_BLOCK)]), { level: 6 }),
   };
 }
 

@@ -3,12 +3,12 @@
 // binary's own sha256. Archives are made by the system's tar, as scripts/build-agent-bundle.mjs does.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
-import { parseRuntimeFile, prepareBundle, splitBundle, tarMembers } from "../src";
+import { parseRuntimeFile, prepareBundle, splitBundle, tarMembers, tarOf } from "../src";
 
 const work = mkdtempSync(join(tmpdir(), "flotilla-bundle-spec-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -82,5 +82,25 @@ describe("the agent bundle split", () => {
     utimesSync(path, new Date(), new Date(Date.now() + 5000));
     expect((await prepareBundle(path)).runtime?.version).toBe("v22.1.0");
     await expect(prepareBundle(join(work, "missing.tar.gz"))).rejects.toThrow(/agent bundle .*missing\.tar\.gz is missing/);
+  });
+});
+
+describe("the archive of files provisioning writes in one exec", () => {
+  it("extracts with the host's tar to the files, contents and modes given, long paths included", () => {
+    const long = `etc/${"x".repeat(90)}/${"y".repeat(60)}/key.pem`;
+    const tar = tarOf([
+      { path: "/etc/flotilla/server-key.pem", content: "secret\n", mode: 0o600 },
+      { path: "/opt/flotilla/agent-run.sh", content: Buffer.from("#!/bin/sh\n"), mode: 0o755 },
+      { path: `/${long}`, content: "", mode: 0o644 },
+    ]);
+    expect(tarMembers(tar).map((m) => m.name)).toEqual(["etc/flotilla/server-key.pem", "opt/flotilla/agent-run.sh", long]);
+    const out = join(work, "files-out");
+    mkdirSync(out);
+    execFileSync("tar", ["-xf", "-", "-C", out], { input: tar });
+    expect(readFileSync(join(out, "etc/flotilla/server-key.pem"), "utf8")).toBe("secret\n");
+    expect(statSync(join(out, "etc/flotilla/server-key.pem")).mode & 0o777).toBe(0o600);
+    expect(statSync(join(out, "opt/flotilla/agent-run.sh")).mode & 0o777).toBe(0o755);
+    expect(readFileSync(join(out, long), "utf8")).toBe("");
+    expect(() => tarOf([{ path: "a".repeat(300), content: "", mode: 0o644 }])).toThrow(/too long/);
   });
 });
