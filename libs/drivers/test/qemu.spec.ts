@@ -10,6 +10,7 @@ import {
   getDriver,
   GUEST_IMAGE_VERSION,
   kernelCommandLine,
+  locateGuestImage,
   macAddress,
   parseQemuOptions,
   qemuArgs,
@@ -109,6 +110,19 @@ describe("seeding and launching the guest", () => {
     expect(joined).toContain("-qmp unix:/run/q.qmp,server=on,wait=off -pidfile /s/qemu.pid -daemonize");
     expect(joined).toContain("-serial file:/s/console.log");
     expect(joined).not.toMatch(/-netdev user|hostfwd|-nic /);
+  });
+
+  it("boots the image's uncompressed kernel (PVH) when it has one, else vmlinuz", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "flotilla-qemu-image-"));
+    try {
+      for (const f of ["disk.qcow2", "vmlinuz", "initrd.img"]) writeFileSync(join(dir, f), "x");
+      writeFileSync(join(dir, "manifest.json"), JSON.stringify({ version: "3", kernel: "6.1", diskMb: 640, minMemoryMb: 256 }));
+      expect((await locateGuestImage(dir)).kernel).toBe(join(dir, "vmlinuz"));
+      writeFileSync(join(dir, "vmlinux"), "x");
+      expect((await locateGuestImage(dir)).kernel).toBe(join(dir, "vmlinux"));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("matches the guest image version the build script makes", () => {

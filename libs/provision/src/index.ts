@@ -5,3 +5,6 @@ export * from "./host-os";
 export * from "./layout";
 export * from "./provision";
 export * from "./service";
+export * from "./shell";
+export * from "./bundle";
+export * from "./tar";

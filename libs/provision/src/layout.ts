@@ -26,7 +26,7 @@ export interface AgentLayout {
 
 const AGENT_ROOT = "/var/lib/flotilla-agent";
 /** Written by the netns driver into each machine's data dir. */
-const NETNS_MARKER = `${AGENT_ROOT}/.flotilla-netns-host`;
+export const NETNS_MARKER = `${AGENT_ROOT}/.flotilla-netns-host`;
 
 export function agentLayout(netns: boolean): AgentLayout {
   const base = netns ? `${AGENT_ROOT}/flotilla` : "";

@@ -1,15 +1,26 @@
 // Provisioning over SSH: put the agent on a host, give it TLS material, run it as a service, and
 // wait until it answers mutual TLS on port 2376. Every step is reported, and a failure names the
 // step and keeps the cause: "provision devdays: upload agent: tar: ...: Cannot open: Permission denied".
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { connect as tlsConnect } from "node:tls";
-import { DomainError, UnavailableError } from "@flotilla/core";
-import { readPrivateKey, sleep, sshConnect, type SshConnection, type SshEndpoint } from "@flotilla/drivers";
+import { UnavailableError } from "@flotilla/core";
+import { sleep, type SshEndpoint } from "@flotilla/drivers";
+import { hostRuntimeDir, prepareBundle, type PreparedBundle } from "./bundle";
 import { type CertificateAuthority, type KeyPair, needsReissue } from "./certs";
 import { engineEnvironment, type EngineOptions } from "./engine-options";
-import { parseOsRelease } from "./host-os";
-import { detectLayout, renderAgentEnv, renderRunScript, type AgentLayout } from "./layout";
-import { detectServiceKind, installedServiceKind, installServiceFiles, restartService, stopService, type ServiceKind } from "./service";
+import { hostProbeScript, parseHostProbe, parseOsRelease } from "./host-os";
+import { agentLayout, detectLayout, NETNS_MARKER, renderAgentEnv, renderRunScript, type AgentLayout } from "./layout";
+import {
+  enableServiceScript,
+  installedServiceKind,
+  restartService,
+  serviceFiles,
+  serviceKindOf,
+  stopService,
+  type ServiceKind,
+} from "./service";
+import { openShell, RootShell, step } from "./shell";
+import { tarOf, type TarFile } from "./tar";
 
 export const AGENT_PORT = 2376;
 
@@ -61,100 +72,6 @@ export interface ProvisionResult {
   layout: AgentLayout;
 }
 
-/** Runs `fn` as step `step`, turning any failure into "provision <name>: <step>: <cause>". */
-async function step<T>(what: string, machine: string, name: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if ((e as Error)?.name === "AbortError" || (e as { code?: string })?.code === "ABORT_ERR") throw e;
-    const cause = e instanceof Error ? e.message : String(e);
-    const message = `${what} ${machine}: ${name}: ${cause}`;
-    const details = { ...(e instanceof DomainError ? e.details : {}), step: name };
-    const wrapped = e instanceof DomainError ? new DomainError(e.kind, message, details) : new UnavailableError(message, details);
-    wrapped.cause = e;
-    throw wrapped;
-  }
-}
-
-/** A connection that runs commands as root (through `sudo -n` for other users). */
-export class RootShell {
-  constructor(
-    readonly conn: SshConnection,
-    private readonly user: string,
-    private readonly signal?: AbortSignal,
-  ) {}
-
-  /** Runs a shell command as root; non-zero exit throws with the command's stderr. */
-  async run(script: string, input?: string | Buffer): Promise<string> {
-    const quoted = `'${script.replace(/'/g, `'\\''`)}'`;
-    const command = this.user === "root" ? `sh -c ${quoted}` : `sudo -n sh -c ${quoted}`;
-    const res = await this.conn.exec(command, { signal: this.signal, input });
-    if (res.code !== 0) {
-      const why = (res.stderr.trim() || res.stdout.trim()).split("\n").slice(-3).join(" | ") || `exit ${res.code ?? res.signal}`;
-      throw new UnavailableError(why, { exitCode: res.code, stderr: res.stderr });
-    }
-    return res.stdout;
-  }
-
-  /** Runs a command; resolves with its exit code instead of throwing. */
-  async test(script: string): Promise<number | null> {
-    const quoted = `'${script.replace(/'/g, `'\\''`)}'`;
-    const res = await this.conn.exec(this.user === "root" ? `sh -c ${quoted}` : `sudo -n sh -c ${quoted}`, { signal: this.signal });
-    return res.code;
-  }
-
-  /** Writes a file as root with `mode`, via stdin (no temp file readable by others). */
-  async writeFile(path: string, content: string | Buffer, mode: number): Promise<void> {
-    const dir = path.slice(0, path.lastIndexOf("/")) || "/";
-    const m = mode.toString(8);
-    await this.run(
-      `umask 077 && mkdir -p '${dir}' && cat > '${path}.tmp' && chmod ${m} '${path}.tmp' && mv -f '${path}.tmp' '${path}'`,
-      content,
-    );
-  }
-
-  close(): void {
-    this.conn.close();
-  }
-}
-
-// A freshly booted host's sshd can accept TCP and still drop or refuse the first sessions; wait
-// out those, never an authentication failure (the key is wrong: say so at once).
-const SSH_TRANSIENT = new Set(["refused", "closed", "handshake"]);
-const SSH_WAIT_MS = 30_000;
-/**
- * One connection attempt's limit when the caller gives none: a VM under software emulation (TCG)
- * on a busy host can take well over 10 s for sshd's key exchange.
- */
-const SSH_CONNECT_MS = 30_000;
-
-export async function openShell(target: Pick<AgentTarget, "ssh" | "signal" | "sshTimeoutMs" | "machineName">): Promise<RootShell> {
-  const { ssh, signal } = target;
-  const privateKey = await readPrivateKey(ssh.keyPath);
-  const deadline = Date.now() + SSH_WAIT_MS;
-  for (let delay = 250; ; delay = Math.min(delay * 2, 2_000)) {
-    try {
-      const conn = await sshConnect({
-        host: ssh.host,
-        port: ssh.port,
-        user: ssh.user,
-        privateKey,
-        signal,
-        timeoutMs: target.sshTimeoutMs ?? SSH_CONNECT_MS,
-        machine: target.machineName,
-        // The driver's own key (netns), else trust on first use in the machine store.
-        ...(ssh.hostKey && !ssh.hostKeyPin ? { hostKey: ssh.hostKey } : {}),
-        ...(ssh.hostKeyPin ? { hostKeyPin: ssh.hostKeyPin } : {}),
-      });
-      return new RootShell(conn, ssh.user, signal);
-    } catch (e) {
-      const reason = (e as { details?: { reason?: string } }).details?.reason;
-      if (!reason || !SSH_TRANSIENT.has(reason) || Date.now() + delay > deadline) throw e;
-      await sleep(delay, signal);
-    }
-  }
-}
-
 /**
  * Provisions a host: OS → agent bundle (with its own Node runtime) → TLS files → service → start
  * → mutual TLS answers. The host needs only SSH, a POSIX shell, tar and gzip.
@@ -165,14 +82,24 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
   const report = (s: string, message: string, percent: number) => options.progress?.({ step: s, message, percent });
   const P = <T>(s: string, fn: () => Promise<T>) => step("provision", name, s, fn);
 
+  // Host-side work while SSH connects (to a VM, often while it still boots): read and split the
+  // bundle, issue the server certificate. A missing bundle fails the upload step, as before.
+  const preparing = prepareBundle(options.agentBundle.path);
+  preparing.catch(() => undefined);
+  const issuing = options.ca.issueServer({ commonName: name, ips: [options.ip] });
+  issuing.catch(() => undefined);
   report("ssh", `connecting to ${options.ssh.user}@${options.ssh.host}:${options.ssh.port}`, 5);
   const shell = await P("ssh", () => openShell(options));
   try {
     report("detect os", "reading /etc/os-release", 10);
-    const os = await P("detect os", async () => parseOsRelease(await shell.run("cat /etc/os-release")));
-    const layout = await P("detect os", () => detectLayout(shell));
+    const runtime = (await preparing.catch(() => undefined))?.runtime;
+    const probe = await P("detect os", async () =>
+      parseHostProbe(await shell.run(hostProbeScript(NETNS_MARKER, runtime && hostRuntimeDir(runtime)))),
+    );
+    const os = parseOsRelease(probe.osRelease);
+    const layout = agentLayout(probe.netns);
 
-    const agentVersion = await uploadBundle(shell, options, layout, report);
+    const agentVersion = await uploadBundle(shell, options, layout, report, preparing, probe.runtimeSha256 ?? null);
 
     report("runtime", "checking the bundle's Node runtime runs here", 50);
     const nodeVersion = await P("runtime", async () => {
@@ -185,13 +112,11 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
     });
 
     report("certificates", `issuing the server certificate for ${options.ip}`, 55);
-    await P("certificates", async () => {
-      await installServerCert(shell, options, layout);
-      await installClientAllowList(shell, options, layout);
-    });
+    const pair = await P("certificates", () => issuing);
 
-    report("service", "writing the agent's service", 65);
-    const service = await P("service", () => installService(shell, options, layout));
+    const service = serviceKindOf(layout, probe);
+    report("service", `writing the certificates and the agent's service (${service})`, 65);
+    await P("service", () => installAgentFiles(shell, options, layout, service, pair));
 
     report("start agent", `starting the agent (${service})`, 75);
     await P("start agent", () => restartService(shell, layout, service));
@@ -205,28 +130,79 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
   }
 }
 
+/**
+ * Uploads the bundle into the install dir (replacing it whole) and returns the agent's version.
+ * `hostRuntimeSha256`: what the host's copy of the bundle's runtime records (null: none;
+ * undefined: ask it); when it is the bundle's, the runtime is not uploaded but linked.
+ */
 async function uploadBundle(
+  shell: RootShell,
+  options: { machineName: string; agentBundle: { path: string } },
+  layout: AgentLayout,
+  report: (s: string, m: string, p: number) => void,
+  preparing: Promise<PreparedBundle> = prepareBundle(options.agentBundle.path),
+  hostRuntimeSha256?: string | null,
+): Promise<string> {
+  const name = options.machineName;
+  return step("provision", name, "upload agent", async () => {
+    const bundle = await preparing;
+    const dir = layout.installDir;
+    // The host's own copy of the bundle's runtime (the Flotilla guest image carries it), when its
+    // recorded sha256 is the bundle's; any other host gets the runtime uploaded.
+    const shared = bundle.runtime && hostRuntimeDir(bundle.runtime);
+    const recorded =
+      hostRuntimeSha256 !== undefined || !shared
+        ? hostRuntimeSha256
+        : (await shell.run(`cat '${shared}/SHA256' 2>/dev/null || true`)).trim();
+    const reuse = !!shared && !!bundle.withoutRuntime && recorded === bundle.runtime!.sha256;
+    report(
+      "upload agent",
+      reuse
+        ? `uploading ${options.agentBundle.path} without its Node runtime (the host has ${shared})`
+        : `uploading ${options.agentBundle.path}`,
+      30,
+    );
+    // Streamed into tar on the host: one pass, no temporary copy of the tarball to write and
+    // read back (with the runtime it is ~40 MB; on a VM under TCG every pass over it counts).
+    const out = await shell.run(
+      `set -e; rm -rf '${dir}.new'; mkdir -p '${dir}.new'; tar -xzf - -C '${dir}.new'; ` +
+        (reuse ? `ln -s '${shared}/node' '${dir}.new/node'; ` : "") +
+        `rm -rf '${dir}.old'; if [ -d '${dir}' ]; then mv '${dir}' '${dir}.old'; fi; mv '${dir}.new' '${dir}'; rm -rf '${dir}.old'; ` +
+        `head -n1 '${dir}/VERSION'`,
+      reuse ? bundle.withoutRuntime : await readFile(options.agentBundle.path),
+    );
+    return out.trim();
+  });
+}
+
+/**
+ * Everything the agent needs besides its bundle, in one exec: the CA, the server certificate and
+ * key (0600), the client allow list, agent.env (0600), the run script, the service files, then
+ * the service enabled for boot. Directories made here are 0700, as RootShell.writeFile makes them.
+ */
+async function installAgentFiles(
   shell: RootShell,
   options: ProvisionOptions,
   layout: AgentLayout,
-  report: (s: string, m: string, p: number) => void,
-): Promise<string> {
-  const name = options.machineName;
-  report("upload agent", `uploading ${options.agentBundle.path}`, 30);
-  return step("provision", name, "upload agent", async () => {
-    const st = await stat(options.agentBundle.path).catch(() => undefined);
-    if (!st?.isFile())
-      throw new UnavailableError(`agent bundle ${options.agentBundle.path} is missing (node scripts/build-agent-bundle.mjs)`);
-    const dir = layout.installDir;
-    // Streamed into tar on the host: one pass, no temporary copy of the tarball to write and
-    // read back (the runtime makes it ~40 MB; on a VM under TCG every pass over it counts).
-    await shell.run(
-      `set -e; rm -rf '${dir}.new'; mkdir -p '${dir}.new'; tar -xzf - -C '${dir}.new'; rm -rf '${dir}.old'; ` +
-        `if [ -d '${dir}' ]; then mv '${dir}' '${dir}.old'; fi; mv '${dir}.new' '${dir}'; rm -rf '${dir}.old'`,
-      await readFile(options.agentBundle.path),
-    );
-    return (await shell.run(`head -n1 '${dir}/VERSION'`)).trim();
-  });
+  kind: ServiceKind,
+  pair: KeyPair,
+): Promise<void> {
+  const files: TarFile[] = [
+    { path: layout.caPath, content: options.ca.certPem, mode: 0o644 },
+    { path: layout.certPath, content: pair.cert, mode: 0o644 },
+    { path: layout.keyPath, content: pair.key, mode: 0o600 },
+    ...(options.allowedClients ? [{ path: layout.clientsPath, content: clientAllowList(options.allowedClients), mode: 0o644 }] : []),
+    { path: layout.envPath, content: renderAgentEnv(agentEnvironment(options, layout)), mode: 0o600 },
+    {
+      path: layout.runScript,
+      content: renderRunScript(layout, options.engine ?? {}, { clientAllowList: !!options.allowedClients }),
+      mode: 0o755,
+    },
+    ...serviceFiles(layout, kind),
+  ];
+  const dirs = [...new Set(files.map((f) => f.path.slice(0, f.path.lastIndexOf("/")) || "/"))].map((d) => `'${d}'`).join(" ");
+  await shell.run(`set -e; umask 077; mkdir -p ${dirs}; tar -xf - -C /; ${enableServiceScript(kind)}`, tarOf(files));
+  if (options.serverCertCopy) await writeFile(options.serverCertCopy, pair.cert, { mode: 0o644 });
 }
 
 async function installServerCert(shell: RootShell, target: AgentTarget, layout: AgentLayout): Promise<void> {
@@ -237,13 +213,15 @@ async function installServerCert(shell: RootShell, target: AgentTarget, layout: 
   if (target.serverCertCopy) await writeFile(target.serverCertCopy, pair.cert, { mode: 0o644 });
 }
 
+const clientAllowList = (clients: readonly string[]) => `# Written by the Flotilla control plane.\n${clients.join("\n")}\n`;
+
 /** The agent re-reads the list when it changes: a rotated certificate is refused from the next connection. */
 async function installClientAllowList(shell: RootShell, target: AgentTarget, layout: AgentLayout): Promise<void> {
   if (!target.allowedClients) return;
-  await shell.writeFile(layout.clientsPath, `# Written by the Flotilla control plane.\n${target.allowedClients.join("\n")}\n`, 0o644);
+  await shell.writeFile(layout.clientsPath, clientAllowList(target.allowedClients), 0o644);
 }
 
-async function installService(shell: RootShell, options: ProvisionOptions, layout: AgentLayout): Promise<ServiceKind> {
+function agentEnvironment(options: ProvisionOptions, layout: AgentLayout): Record<string, string> {
   const env: Record<string, string> = {
     FLOTILLA_MACHINE_NAME: options.machineName,
     FLOTILLA_ENGINE_URL: `https://${options.ip}:${AGENT_PORT}`,
@@ -253,15 +231,7 @@ async function installService(shell: RootShell, options: ProvisionOptions, layou
   // An https API URL is the agents' TLS listener, whose certificate the Flotilla CA signed.
   if (options.controlPlane?.url.startsWith("https://")) env.NODE_EXTRA_CA_CERTS = layout.caPath;
   Object.assign(env, engineEnvironment(options.engine ?? {}));
-  await shell.writeFile(layout.envPath, renderAgentEnv(env), 0o600);
-  await shell.writeFile(
-    layout.runScript,
-    renderRunScript(layout, options.engine ?? {}, { clientAllowList: !!options.allowedClients }),
-    0o755,
-  );
-  const kind = await detectServiceKind(shell, layout);
-  await installServiceFiles(shell, layout, kind);
-  return kind;
+  return env;
 }
 
 /**

@@ -66,12 +66,20 @@ export function renderInitScript(l: AgentLayout): string {
   ].join("\n");
 }
 
-/** Which kind this host gets: systemd when it is PID 1, System V init scripts when present. */
+/** Which kind a host gets, from what it has: systemd when it is PID 1, System V init scripts when present. */
+export function serviceKindOf(l: AgentLayout, host: { systemd: boolean; initd: boolean }): ServiceKind {
+  if (l.netns) return "supervisor";
+  if (host.systemd) return "systemd";
+  if (host.initd) return "init.d";
+  return "supervisor";
+}
+
 export async function detectServiceKind(shell: ServiceShell, l: AgentLayout): Promise<ServiceKind> {
   if (l.netns) return "supervisor";
-  if ((await shell.test("[ -d /run/systemd/system ]")) === 0) return "systemd";
-  if ((await shell.test("[ -d /etc/init.d ] && [ -d /etc/rc2.d ]")) === 0) return "init.d";
-  return "supervisor";
+  return serviceKindOf(l, {
+    systemd: (await shell.test("[ -d /run/systemd/system ]")) === 0,
+    initd: (await shell.test("[ -d /etc/init.d ] && [ -d /etc/rc2.d ]")) === 0,
+  });
 }
 
 /** The kind an earlier provisioning installed (for restart/stop). */
@@ -82,23 +90,30 @@ export async function installedServiceKind(shell: ServiceShell, l: AgentLayout):
   return "supervisor";
 }
 
+/** The files that run the agent as a `kind` service. */
+export function serviceFiles(l: AgentLayout, kind: ServiceKind): Array<{ path: string; content: string; mode: number }> {
+  if (kind === "systemd") return [{ path: UNIT_PATH, content: renderUnit(l), mode: 0o644 }];
+  const supervisor = { path: l.supervisor, content: renderSupervisor(l), mode: 0o755 };
+  if (kind === "supervisor") return [supervisor];
+  return [supervisor, { path: INIT_SCRIPT_PATH, content: renderInitScript(l), mode: 0o755 }];
+}
+
+/** Shell that enables the service files for boot (none for the supervisor alone). */
+export function enableServiceScript(kind: ServiceKind): string {
+  if (kind === "systemd") return "systemctl daemon-reload && systemctl enable flotilla-agent.service >/dev/null 2>&1";
+  if (kind === "supervisor") return "true";
+  // update-rc.d where Debian's tools are; the links by hand otherwise (same names it makes).
+  return (
+    "if command -v update-rc.d >/dev/null; then update-rc.d flotilla-agent defaults >/dev/null; else " +
+    "for r in 2 3 4 5; do ln -sf ../init.d/flotilla-agent /etc/rc$r.d/S99flotilla-agent; done; " +
+    "for r in 0 1 6; do [ -d /etc/rc$r.d ] && ln -sf ../init.d/flotilla-agent /etc/rc$r.d/K01flotilla-agent; done; true; fi"
+  );
+}
+
 /** Writes the service files for `kind` and enables them for boot. */
 export async function installServiceFiles(shell: ServiceShell, l: AgentLayout, kind: ServiceKind): Promise<void> {
-  if (kind === "systemd") {
-    await shell.writeFile(UNIT_PATH, renderUnit(l), 0o644);
-    await shell.run("systemctl daemon-reload && systemctl enable flotilla-agent.service >/dev/null 2>&1");
-    return;
-  }
-  await shell.writeFile(l.supervisor, renderSupervisor(l), 0o755);
-  if (kind === "init.d") {
-    await shell.writeFile(INIT_SCRIPT_PATH, renderInitScript(l), 0o755);
-    // update-rc.d where Debian's tools are; the links by hand otherwise (same names it makes).
-    await shell.run(
-      "if command -v update-rc.d >/dev/null; then update-rc.d flotilla-agent defaults >/dev/null; else " +
-        "for r in 2 3 4 5; do ln -sf ../init.d/flotilla-agent /etc/rc$r.d/S99flotilla-agent; done; " +
-        "for r in 0 1 6; do [ -d /etc/rc$r.d ] && ln -sf ../init.d/flotilla-agent /etc/rc$r.d/K01flotilla-agent; done; true; fi",
-    );
-  }
+  for (const f of serviceFiles(l, kind)) await shell.writeFile(f.path, f.content, f.mode);
+  await shell.run(enableServiceScript(kind));
 }
 
 export async function stopService(shell: ServiceShell, l: AgentLayout, kind: ServiceKind): Promise<void> {

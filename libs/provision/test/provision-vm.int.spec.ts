@@ -2,6 +2,8 @@
 // no apt lists and no systemd, reached as a user other than root (sudo). The bundle's own runtime
 // runs the agent, the System V init script starts it, and it comes back by itself after a reboot
 // (a stop/start of the VM, and the generic driver's restart: a reboot over SSH through sudo).
+// The image carries the bundle's runtime: provisioning links it instead of uploading it, and
+// uploads it after all when the guest's copy is not the bundle's.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,10 +15,13 @@ import {
   CertificateAuthority,
   CONTROL_PLANE_CLIENT,
   ensureClientCert,
+  HOST_RUNTIME_ROOT,
   INIT_SCRIPT_PATH,
+  prepareBundle,
   provision,
   renderInitScript,
   agentLayout,
+  upgradeAgent,
   type KeyPair,
 } from "../src";
 import { canBootVms, ensureGuestImage } from "../../../test/support/guest-image";
@@ -90,6 +95,28 @@ describe.skipIf(!canBootVms() || !haveAgent)("provisioning the Flotilla guest im
     expect(await inGuest(`sudo cat ${INIT_SCRIPT_PATH}`)).toBe(renderInitScript(agentLayout(false)));
     expect(await inGuest("ls /etc/rc2.d")).toMatch(/S\d\dflotilla-agent/);
     expect(await inGuest(`sudo ${INIT_SCRIPT_PATH} status`)).toBe("flotilla-agent is running\n");
+    // The image's runtime, linked: it was not uploaded.
+    const runtime = (await prepareBundle(bundle)).runtime!;
+    expect(await inGuest("readlink /opt/flotilla/agent/node")).toBe(`${HOST_RUNTIME_ROOT}/${runtime.dirName}/node\n`);
+  }, 300_000);
+
+  it("uploads the runtime after all when the guest's copy is not the bundle's", async () => {
+    const runtime = (await prepareBundle(bundle)).runtime!;
+    const shaFile = `${HOST_RUNTIME_ROOT}/${runtime.dirName}/SHA256`;
+    await inGuest(`echo ${"0".repeat(64)} | sudo tee ${shaFile} >/dev/null`);
+    try {
+      await upgradeAgent(await target());
+      expect(await inGuest("[ -L /opt/flotilla/agent/node ] && echo link || sha256sum /opt/flotilla/agent/node | cut -c1-64")).toBe(
+        `${runtime.sha256}\n`,
+      );
+      expect(await agentHandshake(ip, ca.certPem, client)).toBe(true);
+    } finally {
+      await inGuest(`echo ${runtime.sha256} | sudo tee ${shaFile} >/dev/null`);
+    }
+    // With the guest's copy matching again, an upgrade links it once more.
+    await upgradeAgent(await target());
+    expect(await inGuest("readlink /opt/flotilla/agent/node")).toBe(`${HOST_RUNTIME_ROOT}/${runtime.dirName}/node\n`);
+    expect(await agentHandshake(ip, ca.certPem, client)).toBe(true);
   }, 300_000);
 
   it("comes back by itself after the VM is stopped (ACPI) and started", async () => {

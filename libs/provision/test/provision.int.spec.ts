@@ -1,7 +1,7 @@
 // The provisioner against a real host: a netns machine with its own sshd, the real agent bundle
 // (scripts/build-agent-bundle.mjs), the supervisor loop, and mutual TLS on port 2376.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -122,6 +122,8 @@ describe.skipIf(!root || !haveAgent)("provision over SSH (netns host, real agent
     const dataDir = join(base, "machines", name, "root");
     expect(statSync(join(dataDir, "flotilla/etc/server-key.pem")).mode & 0o777).toBe(0o600);
     expect(existsSync("/var/lib/flotilla-agent/flotilla")).toBe(false);
+    // No runtime of the bundle's on this host (only the Flotilla guest image has one): uploaded.
+    expect(lstatSync(join(dataDir, "flotilla/agent/node")).isFile()).toBe(true);
 
     // Same IP: nothing to re-issue; forced: re-issued and the agent restarted.
     expect(await regenerateCerts({ ssh: await driver.getSSH(), machineName: name, ip, ca, client })).toBe(false);

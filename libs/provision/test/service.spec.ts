@@ -2,7 +2,19 @@
 // update-rc.d reads, and the stop that leaves containers (the shim's children) running.
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { agentLayout, renderInitScript, stopSupervisorScript } from "../src";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  agentLayout,
+  enableServiceScript,
+  hostProbeScript,
+  parseHostProbe,
+  renderInitScript,
+  serviceFiles,
+  serviceKindOf,
+  stopSupervisorScript,
+} from "../src";
 
 describe("the System V init script", () => {
   const script = renderInitScript(agentLayout(false));
@@ -21,5 +33,45 @@ describe("the System V init script", () => {
     expect(script).toContain(`stop) ${stopSupervisorScript(agentLayout(false))} ;;`);
     // Only the supervisor and the agent are signalled, never a process group: containers live on.
     expect(stopSupervisorScript(agentLayout(false))).not.toMatch(/kill -\w+ -|killall|pkill/);
+  });
+});
+
+describe("what provisioning asks a host, in one exec", () => {
+  it("reads os-release, the netns marker, the init system and the runtime's recorded sha256", () => {
+    const dir = mkdtempSync(join(tmpdir(), "flotilla-probe-"));
+    try {
+      const sha = "a".repeat(64);
+      writeFileSync(join(dir, "SHA256"), `${sha}\n`);
+      writeFileSync(join(dir, "marker"), "");
+      const out = execFileSync("sh", ["-c", hostProbeScript(join(dir, "marker"), dir)], { encoding: "utf8" });
+      const probe = parseHostProbe(out);
+      expect(probe.osRelease).toContain("ID=");
+      expect(probe.netns).toBe(true);
+      expect(probe.runtimeSha256).toBe(sha);
+      const none = parseHostProbe(execFileSync("sh", ["-c", hostProbeScript(join(dir, "nope"), join(dir, "nope"))], { encoding: "utf8" }));
+      expect(none.netns).toBe(false);
+      expect(none.runtimeSha256).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(parseHostProbe("ID=x\n#flotilla-probe\ninitd\nruntime not-a-sha\n")).toEqual({
+      osRelease: "ID=x\n",
+      netns: false,
+      systemd: false,
+      initd: true,
+    });
+    expect(() => parseHostProbe("ID=x\n")).toThrow(/incomplete/);
+  });
+
+  it("picks the service kind: netns → supervisor, then systemd, then init.d", () => {
+    expect(serviceKindOf(agentLayout(true), { systemd: true, initd: true })).toBe("supervisor");
+    expect(serviceKindOf(agentLayout(false), { systemd: true, initd: true })).toBe("systemd");
+    expect(serviceKindOf(agentLayout(false), { systemd: false, initd: true })).toBe("init.d");
+    expect(serviceKindOf(agentLayout(false), { systemd: false, initd: false })).toBe("supervisor");
+    expect(serviceFiles(agentLayout(false), "init.d").map((f) => f.path)).toEqual([
+      "/opt/flotilla/agent-supervise.sh",
+      "/etc/init.d/flotilla-agent",
+    ]);
+    for (const k of ["systemd", "init.d", "supervisor"] as const) execFileSync("sh", ["-n"], { input: enableServiceScript(k) });
   });
 });
