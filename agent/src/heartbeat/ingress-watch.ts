@@ -7,8 +7,8 @@
 import type { IngressTable } from "../ingress/ingress-types";
 
 export interface IngressWatchOptions {
-  /** API base URLs (several replicas: the next one after a failure). */
-  urls: readonly string[];
+  /** API base URLs (several replicas: the next one after a failure); a function when the list may change. */
+  urls: readonly string[] | (() => readonly string[]);
   token: string;
   /** The version applied here; undefined before the first. */
   version: () => string | undefined;
@@ -39,7 +39,8 @@ export async function watchIngress(o: IngressWatchOptions): Promise<void> {
   let failing = false;
   while (!o.signal.aborted) {
     const version = o.version();
-    const base = o.urls[current % o.urls.length];
+    const urls = typeof o.urls === "function" ? o.urls() : o.urls;
+    const base = urls[current % urls.length];
     const url = `${base}/api/v1/nodes/ingress?waitMs=${waitMs}${version !== undefined ? `&version=${encodeURIComponent(version)}` : ""}`;
     let res: Response;
     try {

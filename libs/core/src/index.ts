@@ -40,6 +40,7 @@ export * from "./ingress";
 export * from "./overlay-table";
 export * from "./clock";
 export * from "./heartbeat-fold";
+export * from "./replica-urls";
 export * from "./node-liveness";
 export * from "./reconcile-decision";
 export * from "./slot-hold";

@@ -70,6 +70,11 @@ export interface HeartbeatReply {
   maxBackoffMs: number;
   /** The routing mesh's table, when the agent's is out of date. */
   ingress?: IngressTable;
+  /**
+   * Every control-plane replica's URL as agents reach it (FLOTILLA_AGENT_API_URL), when
+   * configured: the agent keeps it (over its env file's) and fails over along it.
+   */
+  apiUrls?: string[];
 }
 
 type Reported = HeartbeatBody["containers"][number];
@@ -155,6 +160,7 @@ export class HeartbeatsService {
       heartbeatMs: this.config.periodMs,
       maxBackoffMs: this.config.agentMaxBackoffMs,
       ...(ingress ? { ingress } : {}),
+      ...(this.config.agentApiUrls.length ? { apiUrls: [...this.config.agentApiUrls] } : {}),
     };
   }
 
