@@ -12,9 +12,11 @@ export function registerSystem(program: Command): void {
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }) => {
       const config = loadCtlConfig();
-      const health = await new ApiClient(config).request<Health>("GET", "/api/v1/health", undefined, { acceptStatus: [503] });
-      if (opts.json) return void json({ url: config.url, ...health });
-      out(`API:      ${config.url} (${health.status}, version ${health.version}, role ${health.role})`);
+      const client = new ApiClient(config);
+      const health = await client.request<Health>("GET", "/api/v1/health", undefined, { acceptStatus: [503] });
+      // The replica that answered (with several in FLOTILLA_URL, not always the first).
+      if (opts.json) return void json({ url: client.currentUrl, ...health });
+      out(`API:      ${client.currentUrl} (${health.status}, version ${health.version}, role ${health.role})`);
       out(`Postgres: ${health.postgres.ok ? "ok" : `down: ${health.postgres.error ?? "no answer"}`}`);
       out(`Redis:    ${health.redis.ok ? "ok" : `down: ${health.redis.error ?? "no answer"}`}`);
       if (health.status !== "ok") process.exitCode = 1;

@@ -1,0 +1,72 @@
+// ctl against two real `flotilla-api` processes (FLOTILLA_URL names both): after the first is
+// killed, commands are answered by the second, and a following `ctl events` resumes there after
+// the last event it printed, missing nothing and printing nothing twice.
+import { spawn, type ChildProcess } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { ctl, ctlArgv, ctlEnv } from "../../apps/ctl/test/run-ctl";
+import { startApiReplicas, type ApiReplicas } from "../support/api-replicas";
+
+describe("ctl over two API replicas, one killed", () => {
+  let cp: ApiReplicas;
+  let env: Record<string, string>;
+  let events: ChildProcess | undefined;
+  const eventLines: { id: string; kind: string; action: string; data: Record<string, unknown> }[] = [];
+
+  beforeAll(async () => {
+    cp = await startApiReplicas(2, inject("redisUrl"));
+    env = { FLOTILLA_URL: cp.urls.join(","), FLOTILLA_TOKEN: cp.token };
+  });
+  afterAll(async () => {
+    events?.kill("SIGKILL");
+    await cp?.stop();
+  });
+
+  const until = async (what: string, cond: () => boolean, ms = 30_000) => {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  it("keeps working through the second replica, and the event stream resumes there", async () => {
+    let buffer = "";
+    events = spawn(process.execPath, ctlArgv(["events", "--kind", "service", "--json"]), {
+      env: ctlEnv(env),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    events.stdout!.on("data", (d: Buffer) => {
+      buffer += d.toString();
+      const lines = buffer.split("\n");
+      buffer = lines.pop()!;
+      for (const l of lines.filter(Boolean)) eventLines.push(JSON.parse(l) as (typeof eventLines)[number]);
+    });
+    // The stream is open once an event made now shows up (ctl started it on the first replica).
+    const created = await ctl(["service", "create", "--detach", "--name", "web", "--replicas", "2", "busybox"], env);
+    expect(created.code, created.stderr).toBe(0);
+    await until("the create event", () => eventLines.some((e) => e.action === "create"));
+
+    await cp.kill(0);
+    // While nobody is listening on the first replica's port any more, every command still works.
+    const scaled = await ctl(["service", "scale", "--detach", "web=4"], env);
+    expect(scaled.code, scaled.stderr).toBe(0);
+    const ls = await ctl(["service", "ls", "--json"], env);
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(JSON.parse(ls.stdout)).toEqual([expect.objectContaining({ name: "web", desired: 4 })]);
+    const status = await ctl(["status"], env);
+    expect(status.stdout).toContain(`API:      ${cp.urls[1]} (ok`);
+
+    // The event stream resumed on the second replica: the scale shows up, once, after the create.
+    await until("the scale event", () => eventLines.some((e) => e.action === "scale"));
+    const ids = eventLines.map((e) => e.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(eventLines.map((e) => e.action).filter((a) => a === "create" || a === "scale")).toEqual(["create", "scale"]);
+    expect(events.exitCode).toBeNull();
+
+    // With no replica left, ctl names both and fails.
+    await cp.kill(1);
+    const none = await ctl(["service", "ls"], env);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain(`cannot reach the Flotilla API at ${cp.urls[0]}: ECONNREFUSED; ${cp.urls[1]}: ECONNREFUSED`);
+  });
+});
