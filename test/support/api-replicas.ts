@@ -30,13 +30,27 @@ export interface ApiReplicas {
   stop(): Promise<void>;
 }
 
-/** A port free right now on 127.0.0.1 (the kernel's choice). */
+/**
+ * A port free right now on 127.0.0.1, below the kernel's ephemeral range (an ephemeral one may be
+ * given to any outgoing connection between this check and the replica's listen), chosen at random
+ * so suites running at once rarely pick the same one.
+ */
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
+  const [low] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+  const floor = 10_000;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = floor + Math.floor(Math.random() * (low - floor));
+    const server = createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => resolve(true));
+    });
+    if (free) {
+      await new Promise<void>((r) => server.close(() => r()));
+      return port;
+    }
+  }
+  throw new Error("no free port below the ephemeral range after 50 tries");
 }
 
 /**
