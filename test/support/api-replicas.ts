@@ -3,7 +3,7 @@
 // replicas: kill one with SIGKILL and the others keep answering. The first start writes the admin
 // token into a config dir all replicas share.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -99,7 +99,8 @@ export async function startApiReplicas(
         (r) => r.ok,
         () => false,
       );
-      if (ok) break;
+      // The first replica writes the admin token just after it starts listening.
+      if (ok && existsSync(join(configDir, "config.json"))) break;
       if (Date.now() > end) throw new Error(`API replica on ${port} did not answer: ${replica.stderr}`);
       await new Promise((r) => setTimeout(r, 100));
     }
