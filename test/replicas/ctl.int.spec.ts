@@ -13,7 +13,7 @@ describe("ctl over two API replicas, one killed", () => {
   const eventLines: { id: string; kind: string; action: string; data: Record<string, unknown> }[] = [];
 
   beforeAll(async () => {
-    cp = await startApiReplicas(2, inject("redisUrl"));
+    cp = await startApiReplicas(2, inject("redisUrl"), (urls) => ({ FLOTILLA_PUBLIC_URLS: urls.join(",") }));
     env = { FLOTILLA_URL: cp.urls.join(","), FLOTILLA_TOKEN: cp.token };
   });
   afterAll(async () => {
@@ -55,6 +55,7 @@ describe("ctl over two API replicas, one killed", () => {
     expect(JSON.parse(ls.stdout)).toEqual([expect.objectContaining({ name: "web", desired: 4 })]);
     const status = await ctl(["status"], env);
     expect(status.stdout).toContain(`API:      ${cp.urls[1]} (ok`);
+    expect(status.stdout).toContain(`Replicas: ${cp.urls.join(", ")}`);
 
     // The event stream resumed on the second replica: the scale shows up, once, after the create.
     await until("the scale event", () => eventLines.some((e) => e.action === "scale"));

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { HealthView as Health } from "@flotilla/api-types";
+import type { ControlPlaneView, HealthView as Health } from "@flotilla/api-types";
 import { writeFileSync, mkdirSync, chmodSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { ApiClient, configDir, loadCtlConfig } from "../client";
@@ -8,15 +8,24 @@ import { json, out, table } from "../output";
 export function registerSystem(program: Command): void {
   program
     .command("status")
-    .description("show whether the control plane, Postgres and Redis answer")
+    .description("show whether the control plane, Postgres and Redis answer, and the API replicas it lists")
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }) => {
       const config = loadCtlConfig();
       const client = new ApiClient(config);
       const health = await client.request<Health>("GET", "/api/v1/health", undefined, { acceptStatus: [503] });
+      // The replicas the control plane lists (FLOTILLA_PUBLIC_URLS): what FLOTILLA_URL should name.
+      // Needs a token; an API without the route, or none configured, shows none.
+      const replicas = config.token
+        ? await client.request<ControlPlaneView>("GET", "/api/v1/control-plane").then(
+            (v) => v.apiUrls,
+            () => [],
+          )
+        : [];
       // The replica that answered (with several in FLOTILLA_URL, not always the first).
-      if (opts.json) return void json({ url: client.currentUrl, ...health });
+      if (opts.json) return void json({ url: client.currentUrl, ...health, replicas });
       out(`API:      ${client.currentUrl} (${health.status}, version ${health.version}, role ${health.role})`);
+      if (replicas.length) out(`Replicas: ${replicas.join(", ")}`);
       out(`Postgres: ${health.postgres.ok ? "ok" : `down: ${health.postgres.error ?? "no answer"}`}`);
       out(`Redis:    ${health.redis.ok ? "ok" : `down: ${health.redis.error ?? "no answer"}`}`);
       if (health.status !== "ok") process.exitCode = 1;
