@@ -59,6 +59,7 @@ const schema = z.object({
   FLOTILLA_DB_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
   FLOTILLA_AGENT_LISTEN: listenList,
   FLOTILLA_SECRETS_KEY_FILE: z.string().min(1).optional(),
+  FLOTILLA_CONSOLE_DIR: z.string().min(1).optional(),
   FLOTILLA_PUBLIC_URLS: z
     .string()
     .default("")
@@ -113,6 +114,11 @@ export interface AppConfig {
    * allowed to call this replica from a browser (a console served by another replica).
    */
   publicUrls: string[];
+  /**
+   * The web console's build served at `/` (FLOTILLA_CONSOLE_DIR); default: the repository's
+   * apps/console/dist. The control-plane bundle's launcher points it at the bundle's copy.
+   */
+  consoleDir?: string;
 }
 
 export class ConfigError extends Error {}
@@ -153,6 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, roleOverride?: string): AppCo
     agentListen: c.FLOTILLA_AGENT_LISTEN,
     secretsKeyFile: c.FLOTILLA_SECRETS_KEY_FILE ?? join(c.FLOTILLA_CONFIG_DIR ?? defaultConfigDir(env), "secrets.key"),
     publicUrls: c.FLOTILLA_PUBLIC_URLS,
+    ...(c.FLOTILLA_CONSOLE_DIR ? { consoleDir: c.FLOTILLA_CONSOLE_DIR } : {}),
   };
 }
 

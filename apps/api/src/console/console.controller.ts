@@ -16,7 +16,7 @@ export class ConsoleController {
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     // Origins only: a CSP source with a path would allow that path alone.
-    this.files = new ConsoleFiles(undefined, [...new Set(config.publicUrls.map((u) => new URL(u).origin))]);
+    this.files = new ConsoleFiles(config.consoleDir, [...new Set(config.publicUrls.map((u) => new URL(u).origin))]);
   }
 
   @Get()
