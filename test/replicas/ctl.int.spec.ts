@@ -1,7 +1,11 @@
 // ctl against two real `flotilla-api` processes (FLOTILLA_URL names both): after the first is
 // killed, commands are answered by the second, and a following `ctl events` resumes there after
-// the last event it printed, missing nothing and printing nothing twice.
+// the last event it printed, missing nothing and printing nothing twice. `ctl login` saves the
+// replicas the control plane lists.
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ctl, ctlArgv, ctlEnv } from "../../apps/ctl/test/run-ctl";
 import { startApiReplicas, type ApiReplicas } from "../support/api-replicas";
@@ -28,6 +32,18 @@ describe("ctl over two API replicas, one killed", () => {
       await new Promise((r) => setTimeout(r, 100));
     }
   };
+
+  it("login saves every replica the control plane lists, after the URL given", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "flotilla-login-"));
+    try {
+      const r = await ctl(["login", "--url", cp.urls[1], "--token", cp.token], { FLOTILLA_CONFIG_DIR: dir });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`logged in to ${cp.urls[1]}, ${cp.urls[0]}`);
+      expect(JSON.parse(readFileSync(join(dir, "config.json"), "utf8"))).toEqual({ url: `${cp.urls[1]},${cp.urls[0]}`, token: cp.token });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it("keeps working through the second replica, and the event stream resumes there", async () => {
     let buffer = "";
