@@ -345,6 +345,11 @@ describe("agent heartbeats", () => {
     expect(await hb.beatNow()).toMatchObject({ ok: true });
     expect(adopted).toEqual([[second.url, first.url]]);
     expect([first.received.length, second.received.length]).toEqual([6, 0]);
+    expect(adopted).toHaveLength(1);
+    // A list that leaves out the replica that answered keeps it (it is reachable), first.
+    listed = [second.url];
+    expect(await hb.beatNow()).toMatchObject({ ok: true });
+    expect(adopted.at(-1)).toEqual([first.url, second.url]);
     // When it stops answering, the next beat goes to the other one of the new list.
     await first.close();
     expect(await hb.beatNow()).toMatchObject({ ok: false });

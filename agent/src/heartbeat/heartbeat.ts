@@ -106,7 +106,7 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
   let current = 0;
   const log = options.log ?? (() => {});
 
-  /** Follows the replica list of a reply from `answered`, staying with it when it is listed. */
+  /** Follows the replica list of a reply from `answered`, staying with `answered`. */
   function adoptUrls(listed: unknown, answered: string): void {
     if (!Array.isArray(listed) || !listed.length || !listed.every((u) => typeof u === "string")) return;
     let next: string[];
@@ -116,9 +116,13 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
       log(`heartbeat: ignoring the control plane's replica list: ${(e as Error).message}`);
       return;
     }
-    if (!next.length || next.join(",") === urls.join(",")) return;
+    if (!next.length) return;
+    // The replica that answered stays in the list even when it does not name itself (a load
+    // balancer's or a loopback address the agent was given): it is known to be reachable.
+    if (!next.includes(answered)) next = [answered, ...next];
+    if (next.join(",") === urls.join(",")) return;
     urls = next;
-    current = Math.max(0, next.indexOf(answered));
+    current = next.indexOf(answered);
     log(`heartbeat: the control plane's replicas are now ${next.join(", ")}`);
     options.onApiUrls?.(next);
   }
