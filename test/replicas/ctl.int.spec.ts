@@ -47,7 +47,9 @@ describe("ctl over two API replicas, one killed", () => {
 
   it("keeps working through the second replica, and the event stream resumes there", async () => {
     let buffer = "";
-    events = spawn(process.execPath, ctlArgv(["events", "--kind", "service", "--json"]), {
+    // From the first event on (--since 0): ctl's start-up may take longer than the create below,
+    // and a stream opened after it would start past the create.
+    events = spawn(process.execPath, ctlArgv(["events", "--kind", "service", "--since", "0", "--json"]), {
       env: ctlEnv(env),
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -57,7 +59,7 @@ describe("ctl over two API replicas, one killed", () => {
       buffer = lines.pop()!;
       for (const l of lines.filter(Boolean)) eventLines.push(JSON.parse(l) as (typeof eventLines)[number]);
     });
-    // The stream is open once an event made now shows up (ctl started it on the first replica).
+    // The stream is open on the first replica once the create shows up.
     const created = await ctl(["service", "create", "--detach", "--name", "web", "--replicas", "2", "busybox"], env);
     expect(created.code, created.stderr).toBe(0);
     await until("the create event", () => eventLines.some((e) => e.action === "create"));
