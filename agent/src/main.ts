@@ -6,6 +6,7 @@ import { DomainError } from "@flotilla/core";
 import { startAgent } from "./agent";
 import { HELP, parseArgs } from "./config";
 import { heartbeatsFromEnv } from "./heartbeat";
+import { HostNetwork } from "./network";
 
 async function main(): Promise<void> {
   let options;
@@ -26,7 +27,8 @@ async function main(): Promise<void> {
     agent.tlsPort !== null && `tcp://${options.tls!.host}:${agent.tlsPort} (mutual TLS)`,
   ].filter(Boolean);
   log(`listening on ${where.join(" and ")}; root ${options.root}${agent.network ? "" : "; bridge networking unavailable"}`);
-  const heartbeats = heartbeatsFromEnv(process.env, agent.containers, log, options.root, { chainPrefix: options.chainPrefix });
+  const overlay = agent.network instanceof HostNetwork ? agent.network.overlay : undefined;
+  const heartbeats = heartbeatsFromEnv(process.env, agent.containers, log, options.root, { chainPrefix: options.chainPrefix }, overlay);
   if (heartbeats) log(`reporting to ${process.env.FLOTILLA_API_URL} every ${heartbeats.intervalMs}ms`);
   let closing = false;
   const shutdown = (signal: string) => {

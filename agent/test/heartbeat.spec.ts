@@ -229,6 +229,78 @@ describe("agent heartbeats", () => {
     expect(polls).toEqual(["-", "v1", "v2"]);
   });
 
+  it("overlay network table: from a reply's networks field, by long poll of GET /api/v1/nodes/networks, and fetched at once", async () => {
+    let current = "n1";
+    const polls: string[] = [];
+    const beats: Array<{ networksVersion?: string }> = [];
+    const held = new Set<() => void>();
+    const table = (v: string) => ({ version: v, nodeAddress: "198.19.205.1", networks: [] });
+    const server: Server = createServer((req, res) => {
+      const u = new URL(req.url!, "http://x");
+      let data = "";
+      req.on("data", (c: Buffer) => (data += c.toString()));
+      req.on("end", () => {
+        if (req.method === "POST") {
+          beats.push(JSON.parse(data) as { networksVersion?: string });
+          // A reply carries the table when the beat reports another version.
+          const sent = beats.at(-1)!.networksVersion;
+          const body = sent === current ? { nodeId: "n" } : { nodeId: "n", networks: table(current) };
+          return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
+        }
+        if (u.pathname === "/api/v1/nodes/ingress") return void res.writeHead(404).end();
+        expect(u.pathname).toBe("/api/v1/nodes/networks");
+        expect(req.headers.authorization).toBe("Bearer t");
+        const version = u.searchParams.get("version");
+        polls.push(version ?? "-");
+        const answer = () => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(table(current)));
+        // Without a version (the agent's fetch for a network it does not know) and when changed: at once.
+        if (version !== current) return answer();
+        held.add(answer);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    close = () => {
+      for (const a of held) a();
+      return new Promise<void>((r) => server.close(() => r()));
+    };
+    const applied: string[] = [];
+    const start = (watchNetworks: boolean) =>
+      startHeartbeats({
+        apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        token: "t",
+        engineUrl: "https://198.18.0.2:2376",
+        intervalMs: 60_000,
+        listContainers: async () => [],
+        resources: { nanoCpus: 1, memoryBytes: 1 },
+        networksVersion: () => applied.at(-1),
+        onNetworks: async (t) => {
+          applied.push((t as { version: string }).version);
+        },
+        watchNetworks,
+      });
+    // Heartbeat replies alone (no poll): the first reply's table is applied, the next beat reports it.
+    hb = start(false);
+    await until(() => applied.at(-1) === "n1");
+    await hb.beatNow();
+    expect(beats[0]).not.toHaveProperty("networksVersion");
+    expect(beats.at(-1)!.networksVersion).toBe("n1");
+    expect(polls).toEqual([]);
+    await hb.stop();
+    // With the long poll: held while unchanged, answered at once on a change.
+    hb = start(true);
+    await until(() => held.size === 1);
+    current = "n2";
+    const waiting = [...held];
+    held.clear();
+    for (const a of waiting) a();
+    await until(() => applied.at(-1) === "n2" && held.size === 1);
+    expect(polls).toEqual(["n1", "n2"]);
+    expect(await hb.fetchNetworks()).toEqual(table("n2"));
+    expect(polls.at(-1)).toBe("-");
+    await hb.beatNow();
+    expect(beats.at(-1)!.networksVersion).toBe("n2");
+  });
+
   it("heartbeatsFromEnv feeds the agent's ingress proxy and reports the version it applied", async () => {
     // An empty table: the wiring is what is tested here (binding is ingress-proxy.spec's job,
     // and the agent's proxy listens on 0.0.0.0, which tests do not use).

@@ -56,7 +56,7 @@ describe("network create request", () => {
     const refused: Array<[object, unknown, string]> = [
       [{ Name: "bridge" }, ConflictError, "pre-defined"],
       [{ Name: "bad name" }, InvalidError, "invalid network name"],
-      [{ Name: "x", Driver: "overlay" }, NotSupportedError, "overlay is not supported yet"],
+      [{ Name: "x", Driver: "overlay" }, NotSupportedError, "overlay networks are created with ctl network create"],
       [{ Name: "x", Driver: "macvlan" }, NotSupportedError, "macvlan"],
       [{ Name: "x", EnableIPv6: true }, NotSupportedError, "IPv6"],
       [{ Name: "x", Options: { "com.docker.network.bridge.name": "br9" } }, NotSupportedError, "com.docker.network.bridge.name"],

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNetnsLab, type NetnsLab } from "./lab";
 import { removeLeftovers, run } from "./support";
+import { until as pollUntil } from "../support/until";
 
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
@@ -44,15 +45,8 @@ describe.skipIf(!root)("health-gated rolling updates on a netns machine", () => 
 
   const ctl = (args: string[]) => lab.ctl(args);
   const json = <T>(path: string) => lab.json<T>(path);
-  const until = async <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 120_000): Promise<T> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await probe().catch(() => undefined);
-      if (v) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  };
+  const until = <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 120_000) => pollUntil(what, probe, ms);
+
   const docker = async (args: string[]) => {
     const r = await run("docker", args, dockerEnv, 180_000);
     expect(r.code, r.stderr).toBe(0);

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNetnsLab, type NetnsLab } from "./lab";
 import { removeLeftovers, run } from "./support";
+import { until as pollUntil } from "../support/until";
 
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
@@ -33,15 +34,8 @@ describe.skipIf(!root)("rebalancing a service across three netns machines", () =
 
   const ctl = (args: string[]) => lab.ctl(args);
   const json = <T>(path: string) => lab.json<T>(path);
-  const until = async <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 90_000): Promise<T> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await probe().catch(() => undefined);
-      if (v) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  };
+  const until = <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 90_000) => pollUntil(what, probe, ms);
+
   const running = async () =>
     (await json<TaskView[]>(`/api/v1/tasks?service=${web}&desired-state=running`)).filter((t) => t.state === "RUNNING");
   const perMachine = (tasks: TaskView[]) => {

@@ -21,6 +21,7 @@ import type { TestApi } from "../../apps/api/test/support";
 import { startRegistry, type TestRegistry } from "../support/registry";
 import { startNetnsLab, type NetnsLab } from "./lab";
 import { forward, removeLeftovers, run } from "./support";
+import { until as pollUntil } from "../support/until";
 
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
@@ -80,16 +81,9 @@ describe.skipIf(!root)("a service's secret and config on a netns machine", () =>
   const svc = `web-${tag}`;
 
   const ctl = (args: string[]) => lab.ctl(args);
-  const json = async <T>(path: string): Promise<T> => (await (await api.fetch(path)).json()) as T;
-  const until = async <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 90_000): Promise<T> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await probe().catch(() => undefined);
-      if (v) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  };
+  const json = <T>(path: string) => lab.json<T>(path);
+  const until = <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 90_000) => pollUntil(what, probe, ms);
+
   const docker = async (args: string[]) => {
     const r = await run("docker", args, await lab.dockerEnv(M));
     expect(r.code, r.stderr).toBe(0);
@@ -332,7 +326,7 @@ describe.skipIf(!root)("a service's secret and config on a netns machine", () =>
     expect(made.code, made.stderr).toBe(0);
     const failed = await until("the task to fail", async () => {
       const t = (await json<TaskView[]>(`/api/v1/tasks?service=${bye}`)).find((x) => x.state === "FAILED");
-      return t?.containerId && t;
+      return t?.containerId ? t : undefined;
     });
     await until(
       "its container to be removed",

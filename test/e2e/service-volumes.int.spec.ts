@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { until as untilShared } from "../../apps/api/test/services-support";
+import { until as untilShared } from "../support/until";
 import { startNetnsLab, type NetnsLab } from "./lab";
 import { removeLeftovers, run } from "./support";
 

@@ -13,6 +13,7 @@ import { start, type Running } from "../../apps/api/src/bootstrap";
 import type { TestApi } from "../../apps/api/test/support";
 import { startNetnsLab, type NetnsLab } from "./lab";
 import { removeLeftovers, run } from "./support";
+import { until as pollUntil } from "../support/until";
 
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
@@ -46,20 +47,9 @@ describe.skipIf(!root)("the spine: services across three netns machines, through
 
   const ctl = (args: string[]) => lab.ctl(args);
   const json = <T>(path: string) => lab.json<T>(path);
-  const until = async <T>(
-    what: string,
-    probe: () => Promise<T | undefined | false>,
-    ms = 90_000,
-    last?: () => Promise<unknown>,
-  ): Promise<T> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await probe().catch(() => undefined);
-      if (v) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${JSON.stringify(await last())}` : ""}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  };
+  const until = <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 90_000, last?: () => Promise<unknown>) =>
+    pollUntil(what, probe, ms, last);
+
   const liveTasks = async () =>
     (await json<TaskView[]>(`/api/v1/tasks?service=${web}&desired-state=running`)).filter((t) => t.state === "RUNNING");
   const perMachine = (tasks: TaskView[]) => {

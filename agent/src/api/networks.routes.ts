@@ -10,7 +10,7 @@ import type { EndpointConfigBody } from "../containers/create-request";
 import type { NetworkPort } from "../containers/network-port";
 import type { EventBus } from "../events/event-bus";
 import { HostNetwork } from "../network";
-import { predefinedNetworks, toDockerNetwork, type DockerNetwork } from "../network/network-shapes";
+import { predefinedNetworks, toDockerNetwork, toOverlayDockerNetwork, type DockerNetwork } from "../network/network-shapes";
 import { parseCreateNetwork, PREDEFINED, type CreateNetworkBody } from "../network/user-network-spec";
 import type { UserNetworks } from "../network/user-networks";
 import { checkFilterKeys, labelMatches, parseFilters, queryBool, readJson, sendEmpty, sendJson } from "./http-util";
@@ -48,7 +48,18 @@ export function registerNetworkRoutes(router: Router, deps: NetworkRouteDeps): v
   const all = (withContainers: boolean): DockerNetwork[] => [
     ...predefined(withContainers),
     ...(host ? host.user.list().map((n) => toDockerNetwork(n, withContainers)) : []),
+    ...(host
+      ? host.overlay.networks().map((n) => toOverlayDockerNetwork(n, host.overlay.members(n.id), containerName, withContainers))
+      : []),
   ];
+  /** Overlay networks are the control plane's: shown here, changed only through ctl. */
+  const refuseOverlay = (n: DockerNetwork, what: string) => {
+    if (n.Driver === "overlay")
+      throw new NotSupportedError(
+        `network ${n.Name} is an overlay network: it is ${what} by the control plane (ctl network ..., ctl service ... --network), not through a node's Engine API`,
+        { field: "network" },
+      );
+  };
   /** Docker's lookup order: full id, name, unique id prefix. */
   const lookup = (ref: string): DockerNetwork => {
     const list = all(true);
@@ -60,6 +71,7 @@ export function registerNetworkRoutes(router: Router, deps: NetworkRouteDeps): v
   };
   const remove = async (ref: string): Promise<DockerNetwork> => {
     const n = lookup(ref);
+    refuseOverlay(n, "removed");
     if ((PREDEFINED as readonly string[]).includes(n.Name))
       throw new ConflictError(`${n.Name} is a pre-defined network and cannot be removed`);
     const users = networkUsers(containers.all(), n.Id);
@@ -82,7 +94,7 @@ export function registerNetworkRoutes(router: Router, deps: NetworkRouteDeps): v
         (filters.get("label") ?? []).every((v) => labelMatches(n.Labels, v)) &&
         is("driver", (v) => n.Driver === v) &&
         is("type", (v) => (v === "builtin") === (PREDEFINED as readonly string[]).includes(n.Name)) &&
-        is("scope", (v) => v === "local") &&
+        is("scope", (v) => v === n.Scope) &&
         is("dangling", (v) => ["true", "1"].includes(v) === (!used.has(n.Id) && !(PREDEFINED as readonly string[]).includes(n.Name))),
     );
     sendJson(res, 200, list);
@@ -124,6 +136,7 @@ export function registerNetworkRoutes(router: Router, deps: NetworkRouteDeps): v
     const body = await readJson<{ Container?: string; EndpointConfig?: EndpointConfigBody | null }>(req);
     if (!body.Container) throw new DomainError("invalid", "Container is required", { field: "Container" });
     const n = lookup(params.id!);
+    refuseOverlay(n, "attached to tasks");
     await connectContainer({ store: containers.store, network: deps.network, events }, n.Name, body.Container, body.EndpointConfig);
     sendEmpty(res, 200);
   });
@@ -132,6 +145,7 @@ export function registerNetworkRoutes(router: Router, deps: NetworkRouteDeps): v
     const body = await readJson<{ Container?: string; Force?: boolean }>(req);
     if (!body.Container) throw new DomainError("invalid", "Container is required", { field: "Container" });
     const n = lookup(params.id!);
+    refuseOverlay(n, "detached from tasks");
     if ((PREDEFINED as readonly string[]).includes(n.Name))
       throw new NotSupportedError(`disconnecting from the ${n.Name} network is not supported`);
     await disconnectContainer(

@@ -11,7 +11,7 @@ import type { ImageStore } from "../images";
 import { ANONYMOUS_LABEL, type VolumeStore } from "../volumes/volume-store";
 import { checkBindSource } from "./bind-policy";
 import type { ContainerStore } from "./container-store";
-import type { UserNetworksPort } from "./network-port";
+import type { OverlayNetworksPort, UserNetworksPort } from "./network-port";
 import { DomainError, NotSupportedError } from "@flotilla/core";
 import type { ContainerRecord } from "./container-types";
 import { parseCreateRequest, validateName, type CreateBody } from "./create-request";
@@ -25,6 +25,8 @@ export interface CreateDeps {
   events: EventBus;
   /** User-defined networks, or null when the agent has no bridge networking. */
   userNetworks: UserNetworksPort | null;
+  /** Overlay networks of the node's table, or null when the agent has none. */
+  overlayNetworks?: OverlayNetworksPort | null;
   /** Bind sources refused on this machine. */
   denyBinds?: readonly string[];
   /** Event attributes of a container (name, image, labels). */
@@ -52,15 +54,19 @@ export async function createContainer(
       { field: "Healthcheck" },
     );
   }
-  const networks = spec.networkRequests.map((r) => {
+  const networks: ContainerRecord["networks"] = [];
+  for (const [i, r] of spec.networkRequests.entries()) {
     if (!deps.userNetworks)
       throw new NotSupportedError(`network ${r.name}: user-defined networks need bridge networking, which this agent does not have`, {
         field: "NetworkMode",
       });
     const n = deps.userNetworks.find(r.name);
-    if (!n) throw new DomainError("not_found", `network ${r.name} not found`, { field: "NetworkMode" });
-    return { networkId: n.id, name: n.name, aliases: r.aliases, ipv4Address: r.ipv4Address };
-  });
+    if (n) {
+      networks.push({ networkId: n.id, name: n.name, aliases: r.aliases, ipv4Address: r.ipv4Address });
+      continue;
+    }
+    networks.push(await overlayRequest(deps, r, i === 0 && spec.networkMode === "user"));
+  }
   const id = deps.store.newId();
   deps.store.claimName(name, id);
   const paths = deps.store.paths(id);
@@ -121,4 +127,34 @@ export async function createContainer(
     for (const v of madeVolumes) await deps.volumes.remove(v, [], true).catch(() => {});
     throw err;
   }
+}
+
+/**
+ * A network that is no user-defined one may be an overlay network of the control plane's table
+ * (fetched once when not known yet). It is attached beside the primary network, never as it, and
+ * only at the address the control plane gave the task.
+ */
+async function overlayRequest(
+  deps: CreateDeps,
+  r: { name: string; aliases: string[]; ipv4Address: string },
+  primary: boolean,
+): Promise<NonNullable<ContainerRecord["networks"]>[number]> {
+  const o = deps.overlayNetworks ? await deps.overlayNetworks.lookup(r.name) : undefined;
+  if (!o) {
+    const table = deps.overlayNetworks
+      ? ` (nor an overlay network of this node's table, version ${deps.overlayNetworks.version ?? "none"})`
+      : "";
+    throw new DomainError("not_found", `network ${r.name} not found${table}`, { field: "NetworkMode" });
+  }
+  if (primary)
+    throw new InvalidError(
+      `network ${r.name} is an overlay network and cannot be the container's primary network (HostConfig.NetworkMode); keep the default bridge and attach it through NetworkingConfig.EndpointsConfig`,
+      { field: "HostConfig.NetworkMode" },
+    );
+  if (!r.ipv4Address)
+    throw new InvalidError(
+      `overlay network ${o.name}: NetworkingConfig.EndpointsConfig.${r.name}.IPAMConfig.IPv4Address is required (the control plane assigns task addresses)`,
+      { field: `EndpointsConfig.${r.name}.IPAMConfig.IPv4Address` },
+    );
+  return { networkId: o.id, name: o.name, aliases: r.aliases, ipv4Address: r.ipv4Address, driver: "overlay" };
 }

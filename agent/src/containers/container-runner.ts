@@ -113,10 +113,17 @@ export class ContainerRunner {
       return { netns: "new", info: null };
     }
     const user = network.user;
-    if (wanted.length && !user)
+    // User-defined bridge networks first (the primary one as eth0 in "user" mode), then overlay
+    // networks of the control plane's table after them.
+    const userWanted = wanted.filter((n) => n.driver !== "overlay");
+    const overlayWanted = wanted.filter((n) => n.driver === "overlay");
+    if (userWanted.length && !user)
       throw new NotSupportedError("user-defined networks are not available on this agent", { field: "NetworkMode" });
+    if (overlayWanted.length && !network.overlay)
+      throw new NotSupportedError("overlay networks are not available on this agent", { field: "NetworkingConfig.EndpointsConfig" });
+    const first = c.networkMode === "user" ? 0 : 1;
     // Addresses first: published ports of a "user" container lead to its primary address.
-    const planned = wanted.length ? await user!.allocate(c.id, c.name.slice(1), wanted, c.networkMode === "user" ? 0 : 1) : [];
+    const planned = userWanted.length ? await user!.allocate(c.id, c.name.slice(1), userWanted, first) : [];
     try {
       const primary = planned[0];
       const a = await network.attach(c.id, {
@@ -125,8 +132,14 @@ export class ContainerRunner {
         ...(c.networkMode === "user" ? { ipAddress: primary!.ipAddress } : {}),
       });
       try {
-        const attached = wanted.length ? await user!.plug(c.id, a.netnsPath!, c.networkMode === "user") : [];
+        const attached = userWanted.length ? await user!.plug(c.id, a.netnsPath!, c.networkMode === "user") : [];
         const main = c.networkMode === "user" ? attached[0]! : a;
+        const overlay = overlayWanted.length
+          ? await network.overlay!.plug(c.id, a.netnsPath!, overlayWanted, first + userWanted.length, {
+              ip: main.ipAddress,
+              dns: c.networkMode === "bridge",
+            })
+          : [];
         const info: NetworkInfo = {
           mode: c.networkMode,
           ipAddress: main.ipAddress,
@@ -134,7 +147,7 @@ export class ContainerRunner {
           macAddress: main.macAddress,
           prefixLen: main.prefixLen,
           ports: fromPortMappings(a.ports),
-          user: attached,
+          user: [...attached, ...overlay],
           ...(a.netnsPath ? { netnsPath: a.netnsPath } : {}),
         };
         return { netns: a.netnsPath ?? "new", info };
@@ -144,6 +157,7 @@ export class ContainerRunner {
       }
     } catch (e) {
       if (planned.length) await user!.release(c.id).catch(() => {});
+      if (overlayWanted.length) await network.overlay?.release(c.id).catch(() => {});
       throw e;
     }
   }
@@ -169,7 +183,8 @@ export class ContainerRunner {
         net.info?.ipAddress ?? "",
         c.networkMode !== "host",
         names,
-        net.info?.mode === "user",
+        // Embedded DNS (127.0.0.11): user networks', or the overlay names' server on the default bridge.
+        net.info?.mode === "user" || (c.networkMode === "bridge" && !!c.networks?.some((n) => n.driver === "overlay")),
       );
       const args = shimRunArgs({
         record: c,
@@ -188,6 +203,7 @@ export class ContainerRunner {
       if (net.info) {
         await this.deps.network?.detach(c.id).catch(() => {});
         if (net.info.user?.length) await this.deps.network?.user?.release(c.id).catch(() => {});
+        if (c.networks?.some((n) => n.driver === "overlay")) await this.deps.network?.overlay?.release(c.id).catch(() => {});
       }
       if (err instanceof ShimRunError) throw startError(err, c.path);
       throw err;

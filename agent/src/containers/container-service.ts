@@ -116,6 +116,7 @@ export class ContainerService {
         store: this.store,
         files: this.files,
         userNetworks: this.deps.network?.user ?? null,
+        overlayNetworks: this.deps.network?.overlay ?? null,
         attributes: (c) => this.attributes(c),
       },
       body,
@@ -214,8 +215,11 @@ export class ContainerService {
       this.log(`container ${c.id.slice(0, 12)} (${c.name.slice(1)}) exited with code ${c.state.exitCode}${outside}`);
       if ((c.networkMode === "bridge" || c.networkMode === "user") && this.deps.network) {
         await this.deps.network.detach(c.id).catch((e) => this.log(`network detach ${c.id}: ${(e as Error).message}`));
-        if (c.networks?.length)
+        if (c.networks?.length) {
           await this.deps.network.user?.release(c.id).catch((e) => this.log(`network release ${c.id}: ${(e as Error).message}`));
+          if (c.networks.some((n) => n.driver === "overlay"))
+            await this.deps.network.overlay?.release(c.id).catch((e) => this.log(`overlay release ${c.id}: ${(e as Error).message}`));
+        }
       }
       c.network = null;
       const restart = !this.closed && shouldRestart(c, "exit");

@@ -18,6 +18,8 @@ export interface ContainerNetworkConfig {
   aliases: string[];
   /** `--ip`; "" for any free address. */
   ipv4Address: string;
+  /** "overlay": a network of the control plane's table (agent/src/overlay); absent: a user-defined bridge network. */
+  driver?: "overlay";
 }
 
 /** The container's interface on a user network while it runs. */

@@ -45,10 +45,37 @@ export interface UserNetworksPort {
   release(containerId: string, networkId?: string): Promise<void>;
 }
 
+/**
+ * Overlay networks (agent/src/overlay), as far as containers use them: the control plane's table
+ * names them and gives each task its address; a container's create call carries them in
+ * NetworkingConfig.EndpointsConfig beside its primary network.
+ */
+export interface OverlayNetworksPort {
+  /**
+   * A network of the node's table by id or name; one the table does not list yet makes the agent
+   * fetch the table once, at once, before answering undefined.
+   */
+  lookup(ref: string): Promise<{ id: string; name: string; subnet: string } | undefined>;
+  /** The version of the table in force (for messages). */
+  readonly version: string | undefined;
+  /** Plugs the container into the networks (interfaces from eth`firstIndex`); `dns`: 127.0.0.11 → our server. */
+  plug(
+    containerId: string,
+    netnsPath: string,
+    requests: ReadonlyArray<{ networkId: string; aliases: readonly string[]; ipv4Address: string }>,
+    firstIndex: number,
+    primary: { ip: string; dns: boolean },
+  ): Promise<UserNetworkInfo[]>;
+  /** Takes the container off one overlay network, or off all. */
+  release(containerId: string, networkId?: string): Promise<void>;
+}
+
 /** The network module's interface, as far as containers use it. */
 export interface NetworkPort {
   /** User-defined networks, when the module has them. */
   readonly user?: UserNetworksPort;
+  /** Overlay networks, when the module has them. */
+  readonly overlay?: OverlayNetworksPort;
   /** Creates the bridge, NAT rules and state dir; idempotent. */
   init(): Promise<unknown>;
   /** Gives the container a netns (bridge) and binds its ports. ConflictError when a port is taken. */

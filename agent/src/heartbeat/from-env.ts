@@ -108,6 +108,14 @@ export function parseDataPlane(raw: string | undefined): "auto" | "kernel" | "pr
   return v;
 }
 
+/** The overlay networks of the node, as the heartbeats feed them (agent/src/overlay). */
+export interface OverlayTableSink {
+  readonly version: string | undefined;
+  apply(table: unknown): Promise<unknown>;
+  /** How it asks for the table at once, when a create names a network it does not know. */
+  setFetcher(fetch: () => Promise<unknown>): void;
+}
+
 export function heartbeatsFromEnv(
   env: NodeJS.ProcessEnv,
   containers: { all(): ContainerRecord[] },
@@ -115,6 +123,8 @@ export function heartbeatsFromEnv(
   /** The agent's state dir (--root), where the token from the join is kept. */
   stateDir?: string,
   ingressSettings: IngressSettings = {},
+  /** Overlay networks to feed with the control plane's table; absent: none asked for. */
+  overlay?: OverlayTableSink,
 ): Heartbeats | null {
   const credential = credentialFromEnv(env);
   if (!credential) return null;
@@ -152,7 +162,16 @@ export function heartbeatsFromEnv(
     onIngress: async (table) => {
       await (await choosing).apply(table);
     },
+    ...(overlay
+      ? {
+          networksVersion: () => overlay.version,
+          onNetworks: async (table: unknown) => {
+            await overlay.apply(table);
+          },
+        }
+      : {}),
   });
+  overlay?.setFetcher(() => heartbeats.fetchNetworks());
   // Stopping the heartbeats (agent shutdown) closes the mesh too (listeners, or the kernel's
   // rules); beats first, so no reply can apply a table to a closing data plane.
   const stopBeats = heartbeats.stop.bind(heartbeats);

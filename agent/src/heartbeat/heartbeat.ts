@@ -12,6 +12,10 @@ import { hostname as osHostname } from "node:os";
 import { parseReplicaUrls } from "@flotilla/core";
 import type { IngressTable } from "../ingress/ingress-types";
 import { watchIngress } from "./ingress-watch";
+import { fetchTableNow, watchTable } from "./table-watch";
+
+/** Where the control plane serves a node's overlay network table (a NodeNetworkTable). */
+export const NETWORKS_PATH = "/api/v1/nodes/networks";
 
 export interface HeartbeatContainer {
   id: string;
@@ -72,6 +76,12 @@ export interface HeartbeatOptions {
    * change arrives at once rather than with the next beat. Default true when onIngress is set.
    */
   watchIngress?: boolean;
+  /** Version of the overlay network table in force, sent as `networksVersion`; undefined: none yet. */
+  networksVersion?: () => string | undefined;
+  /** Called with the network table of a reply that has one (`networks`), or of the long poll. */
+  onNetworks?: (table: unknown) => void | Promise<void>;
+  /** Also long-poll GET /api/v1/nodes/networks. Default true when onNetworks is set. */
+  watchNetworks?: boolean;
 }
 
 export interface BeatResult {
@@ -89,6 +99,8 @@ export interface Heartbeats {
   readonly maxBackoffMs: number;
   /** Beats at once (waits for a beat in flight first). */
   beatNow(): Promise<BeatResult>;
+  /** The overlay network table now (GET /api/v1/nodes/networks without version); undefined when no API answers with one. */
+  fetchNetworks(): Promise<unknown>;
   /** Stops beating; aborts a beat in flight. */
   stop(): Promise<void>;
 }
@@ -145,6 +157,7 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
       return { ok: false, error: `cannot list containers: ${(e as Error).message}` };
     }
     const ingressVersion = options.ingressVersion?.();
+    const networksVersion = options.networksVersion?.();
     const body = {
       ...(nodeId ? { nodeId } : {}),
       hostname: options.hostname ?? osHostname(),
@@ -153,6 +166,7 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
       labels: options.labels ?? {},
       containers,
       ...(ingressVersion !== undefined ? { ingressVersion } : {}),
+      ...(networksVersion !== undefined ? { networksVersion } : {}),
     };
     let res: Response;
     const base = urls[current % urls.length];
@@ -183,12 +197,14 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
       return { ok: false, status: res.status, error: `HTTP ${res.status}: ${message.slice(0, 200)}` };
     }
     let ingress: IngressTable | undefined;
+    let networks: unknown;
     try {
       const reply = JSON.parse(text) as {
         nodeId?: string;
         heartbeatMs?: number;
         maxBackoffMs?: number;
         ingress?: IngressTable;
+        networks?: unknown;
         apiUrls?: unknown;
       };
       adoptUrls(reply.apiUrls, base);
@@ -200,6 +216,7 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
       if (typeof reply.heartbeatMs === "number" && reply.heartbeatMs > 0) interval = reply.heartbeatMs;
       if (typeof reply.maxBackoffMs === "number" && reply.maxBackoffMs > 0) maxBackoff = reply.maxBackoffMs;
       if (typeof reply.ingress === "object" && reply.ingress !== null) ingress = reply.ingress;
+      if (typeof reply.networks === "object" && reply.networks !== null) networks = reply.networks;
     } catch {
       return { ok: false, status: res.status, error: "reply is not JSON" };
     }
@@ -210,6 +227,13 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
         await options.onIngress(ingress);
       } catch (e) {
         log(`heartbeat: ingress table ${String(ingress.version)} not applied: ${(e as Error).message}`);
+      }
+    }
+    if (networks !== undefined && options.onNetworks) {
+      try {
+        await options.onNetworks(networks);
+      } catch (e) {
+        log(`heartbeat: network table ${String((networks as { version?: unknown }).version)} not applied: ${(e as Error).message}`);
       }
     }
     return { ok: true, status: res.status };
@@ -256,6 +280,22 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
           signal: controller.signal,
         })
       : Promise.resolve();
+  const watchingNetworks =
+    options.onNetworks && options.watchNetworks !== false
+      ? watchTable<{ version?: unknown }>({
+          what: "networks",
+          path: NETWORKS_PATH,
+          urls: () => urls,
+          token: options.token,
+          version: () => options.networksVersion?.(),
+          apply: async (table) => {
+            await options.onNetworks!(table);
+          },
+          retryMs: () => interval,
+          log,
+          signal: controller.signal,
+        })
+      : Promise.resolve();
 
   return {
     get nodeId() {
@@ -268,12 +308,18 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
       return maxBackoff;
     },
     beatNow: () => (inFlight ?? Promise.resolve()).then(() => beat()),
+    async fetchNetworks() {
+      const r = await fetchTableNow(urls, NETWORKS_PATH, options.token);
+      if (r.table === undefined) log(`networks: no table fetched (${r.errors.join("; ") || "no API URL"})`);
+      return r.table;
+    },
     async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
       controller.abort(new Error("heartbeats stopped"));
       await inFlight?.catch(() => undefined);
       await watching;
+      await watchingNetworks;
     },
   };
 }

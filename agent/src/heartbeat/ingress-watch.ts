@@ -1,92 +1,13 @@
 /**
- * The agent's long poll for the ingress table: `GET <api>/api/v1/nodes/ingress?version=V` waits
- * at the control plane until the table differs from the one applied here, so a change reaches
- * every node within a round trip instead of a heartbeat period. Heartbeat replies still carry
- * the table, so a control plane without the route (404) or an outage of the poll only costs speed.
+ * The agent's long poll for the ingress table (`GET <api>/api/v1/nodes/ingress?version=V`): see
+ * table-watch.ts for how the poll behaves.
  */
 import type { IngressTable } from "../ingress/ingress-types";
+import { watchTable, type TableWatchOptions } from "./table-watch";
 
-export interface IngressWatchOptions {
-  /** API base URLs (several replicas: the next one after a failure); a function when the list may change. */
-  urls: readonly string[] | (() => readonly string[]);
-  token: string;
-  /** The version applied here; undefined before the first. */
-  version: () => string | undefined;
-  apply: (table: IngressTable) => Promise<void>;
-  /** Wait after a failure, and after a table that did not apply in full (the heartbeat pace). */
-  retryMs: () => number;
-  log: (message: string) => void;
-  signal: AbortSignal;
-  /** How long the control plane may hold a poll. Default 20000. */
-  waitMs?: number;
-}
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
+export type IngressWatchOptions = Omit<TableWatchOptions<IngressTable>, "what" | "path">;
 
 /** Polls until `signal` aborts or the control plane has no such route. Never rejects. */
-export async function watchIngress(o: IngressWatchOptions): Promise<void> {
-  const waitMs = o.waitMs ?? 20_000;
-  let current = 0;
-  let failing = false;
-  while (!o.signal.aborted) {
-    const version = o.version();
-    const urls = typeof o.urls === "function" ? o.urls() : o.urls;
-    const base = urls[current % urls.length];
-    const url = `${base}/api/v1/nodes/ingress?waitMs=${waitMs}${version !== undefined ? `&version=${encodeURIComponent(version)}` : ""}`;
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        headers: { authorization: `Bearer ${o.token}` },
-        signal: AbortSignal.any([o.signal, AbortSignal.timeout(waitMs + 10_000)]),
-      });
-    } catch (e) {
-      if (o.signal.aborted) return;
-      current++;
-      if (!failing) o.log(`ingress watch: ${base}: ${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message}; retrying`);
-      failing = true;
-      await sleep(o.retryMs(), o.signal);
-      continue;
-    }
-    if (res.status === 204) {
-      failing = false;
-      continue;
-    }
-    const text = await res.text().catch(() => "");
-    if (res.status === 404) {
-      o.log("ingress watch: the control plane has no GET /api/v1/nodes/ingress; tables come with heartbeats only");
-      return;
-    }
-    if (!res.ok) {
-      if (res.status >= 500) current++;
-      if (!failing) o.log(`ingress watch: HTTP ${res.status}: ${text.slice(0, 200)}; retrying`);
-      failing = true;
-      await sleep(o.retryMs(), o.signal);
-      continue;
-    }
-    failing = false;
-    let table: IngressTable;
-    try {
-      table = JSON.parse(text) as IngressTable;
-    } catch {
-      await sleep(o.retryMs(), o.signal);
-      continue;
-    }
-    try {
-      await o.apply(table);
-    } catch (e) {
-      o.log(`ingress watch: table ${String(table.version)} not applied: ${(e as Error).message}`);
-    }
-    // Not applied in full (a failed restore, a port the proxy could not bind): the control plane
-    // would answer again at once, so wait as a heartbeat would before asking again.
-    if (o.version() !== table.version) await sleep(o.retryMs(), o.signal);
-  }
+export function watchIngress(o: IngressWatchOptions): Promise<void> {
+  return watchTable({ ...o, what: "ingress", path: "/api/v1/nodes/ingress" });
 }

@@ -245,6 +245,8 @@ export function startJoinedHeartbeats(
       await joined;
       return inner ? inner.beatNow() : notJoined;
     },
+    // Not joined yet: no token to ask with (the create that wanted it is refused as before).
+    fetchNetworks: async () => inner?.fetchNetworks(),
     async stop() {
       stopped = true;
       controller.abort(new Error("heartbeats stopped"));

@@ -26,9 +26,19 @@ export interface HttpResponse {
   url: URL;
 }
 
-/** Sends the request and resolves once the response headers are in. */
+/**
+ * Sends the request and resolves once the response headers are in.
+ *
+ * The signal is not given to node:http: a request's abort listener outlives the request there,
+ * and an abort after its response was read destroyed the keep-alive socket the agent pool had
+ * taken back, which then had no error listener and crashed the process (a pull cancelled while
+ * another of its requests had just finished). Here the listener goes when the exchange is over,
+ * and an abort destroys only what is still in flight: the request, or the body being read.
+ */
 export function httpRequest(url: URL, opts: HttpRequestOptions = {}): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
+    const { signal } = opts;
+    if (signal?.aborted) return reject(abortError(signal));
     const secure = url.protocol === "https:";
     let ca: Array<string | Buffer> | undefined;
     if (secure && opts.ca !== undefined) {
@@ -38,23 +48,40 @@ export function httpRequest(url: URL, opts: HttpRequestOptions = {}): Promise<Ht
     const req = (secure ? https : http).request(url, {
       method: opts.method ?? "GET",
       headers: opts.headers,
-      signal: opts.signal,
       ...(ca ? { ca } : {}),
     });
+    let body: IncomingMessage | undefined;
+    const onAbort = () => {
+      const err = abortError(signal!);
+      if (body) body.destroy(err);
+      else req.destroy(err);
+    };
+    const release = () => signal?.removeEventListener("abort", onAbort);
+    signal?.addEventListener("abort", onAbort, { once: true });
     const timeoutMs = opts.timeoutMs ?? 60_000;
     req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no data for ${timeoutMs} ms`), { code: "ETIMEDOUT" })));
-    // `on`, not `once`: a request aborted after its response (a pull cancelled) can error again
-    // with nobody else listening, which would crash the process.
-    req.on("error", reject);
-    req.once("response", (body) => {
+    // `on`, not `once`: a request destroyed after its response can error again with nobody else
+    // listening, which would crash the process.
+    req.on("error", (e) => {
+      release();
+      reject(e);
+    });
+    req.once("response", (res) => {
+      body = res;
       // Likewise for the body, when the abort comes after its last read; a reader still gets
       // any error from the stream itself.
-      body.on("error", () => {});
-      resolve({ status: body.statusCode ?? 0, headers: body.headers, body, url });
+      res.on("error", () => {});
+      res.once("close", release);
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
     });
     if (typeof opts.body === "function") opts.body().pipe(req);
     else req.end(opts.body);
   });
+}
+
+/** The error an aborted pull or push fails with (what node:http used to raise for a signal). */
+function abortError(signal: AbortSignal): Error {
+  return Object.assign(new Error("The operation was aborted", { cause: signal.reason }), { name: "AbortError", code: "ABORT_ERR" });
 }
 
 /** Reads a whole (small) body, refusing more than `limit` bytes. */

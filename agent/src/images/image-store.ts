@@ -6,13 +6,13 @@
 import { join } from "node:path";
 import { InvalidError, NotFoundError, parseRegistryMirror } from "@flotilla/core";
 import { toImageInspect, toImageSummary, type ImageInspect, type ImageSummary } from "./docker-shapes";
-import { ImageConflictError, ImageNotFoundError } from "./errors";
-import { findImage, ImageIndex, parentIds, tagsOf, type ImageRecord, type IndexState, type LayerRef } from "./image-index";
+import { ImageNotFoundError } from "./errors";
+import { findImage, ImageIndex, parentIds, tagsOf, type ImageRecord, type LayerRef } from "./image-index";
+import { removeImage, type RemoveOptions, type RemoveResult } from "./image-removal";
 import { LayerStore } from "./layer-store";
 import { MediaType, type ContainerDefaults, type ImageConfigJson } from "./media-types";
 import { sha256Of } from "./digest";
 import { hostPlatform, normalizePlatform, type Platform } from "./platform";
-import { shortId } from "./progress";
 import { pull, Serial, type PullDeps, type PullOptions, type PullResult } from "./pull";
 import { canonicalReference, familiarize, parseReference } from "./reference";
 import { login } from "./login";
@@ -21,8 +21,8 @@ import { RegistryClient, type Credentials, type RegistryClientOptions } from "./
 import type { XattrTool } from "./special-files";
 import { Unpacker } from "./unpacker";
 
-/** Answers whether a container uses the image (so it must not be deleted). */
-export type InUsePredicate = (imageId: string) => boolean | Promise<boolean>;
+export type { InUsePredicate, RemoveOptions, RemoveResult } from "./image-removal";
+import type { InUsePredicate } from "./image-removal";
 
 export interface ImageStoreOptions extends RegistryClientOptions {
   /** Directory owned by the store: blobs/, layers/, tmp/, images.json. */
@@ -40,16 +40,6 @@ export interface ImageStoreOptions extends RegistryClientOptions {
   /** Docker Hub mirrors (URLs, docker's --registry-mirror), tried in order before Docker Hub. */
   registryMirrors?: readonly string[];
 }
-
-export interface RemoveOptions {
-  /** Docker's `rmi -f`: delete despite several names; untag (but keep) an image in use. */
-  force?: boolean;
-  /** Overrides the store's isInUse for this call. */
-  isInUse?: InUsePredicate;
-}
-
-/** One line of DELETE /images/{name}'s answer. */
-export type RemoveResult = { Untagged: string } | { Deleted: string };
 
 /** What the container runtime needs to start a container from an image. */
 export interface ResolvedImage {
@@ -330,115 +320,13 @@ export class ImageStore {
     });
   }
 
-  /**
-   * DELETE /images/{name}, Docker's rules: removing one of several tags only untags; removing the
-   * last name (or by ID) deletes the image and then every layer no image uses any more. An image
-   * used by a container is a ConflictError, unless forced: then its names go and the image stays
-   * for its containers. By ID, tags in several repositories need force too.
-   */
+  /** DELETE /images/{name}: see image-removal.ts. ImageNotFoundError when nothing matches. */
   async remove(nameOrId: string, options: RemoveOptions = {}): Promise<RemoveResult[]> {
-    const match = this.find(nameOrId);
-    const { record } = match;
-    const id = record.id;
-    const state = this.index.current;
-    const tags = tagsOf(state, id);
-
-    if (match.via === "tag" && tags.length > 1) return this.untag(match.name!);
-    if (match.via === "digest" && tags.length + record.repoDigests.length > 1) return this.untag(match.name!);
-    if (match.via === "id" && !options.force && new Set(tags.map((t) => t.slice(0, t.lastIndexOf(":")))).size > 1) {
-      throw new ImageConflictError(
-        `conflict: unable to delete ${shortId(id)} (must be forced) - image is referenced in multiple repositories`,
-        { image: id },
-      );
-    }
-
-    const isInUse = options.isInUse ?? this.opts.isInUse;
-    const inUse = isInUse ? await isInUse(id) : false;
-    if (inUse && !options.force) {
-      throw new ImageConflictError(
-        match.via === "id"
-          ? `conflict: unable to delete ${shortId(id)} (must be forced) - image is being used by a container`
-          : `conflict: unable to remove repository reference "${familiarize(match.name!)}" (must force) - image ${shortId(id)} is being used by a container`,
-        { image: id },
-      );
-    }
-    const names = [...tags, ...record.repoDigests];
-    const untagged: RemoveResult[] = names.map((n) => ({ Untagged: familiarize(n) }));
-    if (inUse) {
-      await this.index.update((s) => {
-        for (const t of tagsOf(s, id)) delete s.tags[t];
-        if (s.images[id]) s.images[id]!.repoDigests = [];
-      });
-      return untagged;
-    }
-
-    const deleted: string[] = [];
-    // Like dockerd, the untagged parents a build left behind go with their last child.
-    for (let current: ImageRecord | undefined = record; current;) {
-      const layers = await this.deps.commits.run(() => this.deleteImage(current!));
-      deleted.push(current.id, ...layers);
-      const parent: ImageRecord | undefined = current.parent ? this.index.current.images[current.parent] : undefined;
-      const state = this.index.current;
-      const orphan: boolean =
-        !!parent && tagsOf(state, parent.id).length === 0 && parent.repoDigests.length === 0 && !parentIds(state).has(parent.id);
-      current = orphan && !(isInUse ? await isInUse(parent!.id) : false) ? parent : undefined;
-    }
-    return [...untagged, ...deleted.map((d) => ({ Deleted: d }))];
-  }
-
-  /**
-   * Drops the image from the index, then the layers and metadata blobs nothing uses any more.
-   * Runs under the commit lock, so no pull records an image between our check and our delete.
-   */
-  private async deleteImage(record: ImageRecord): Promise<string[]> {
-    let finished!: () => void;
-    const deletion = new Promise<void>((resolve) => (finished = resolve));
-    let doomed: string[] = [];
-    let doomedBlobs: string[] = [];
-    let blobs = record.blobs;
-    try {
-      await this.index.update((s) => {
-        blobs = s.images[record.id]?.blobs ?? blobs; // a pull may have added some since
-        for (const t of tagsOf(s, record.id)) delete s.tags[t];
-        delete s.images[record.id];
-        for (const [key, id] of Object.entries(s.buildCache ?? {})) if (id === record.id) delete s.buildCache![key];
-        doomedBlobs = [];
-        for (const d of Object.keys(s.layers)) doomedBlobs.push(...s.layers[d]!.digests, ...(s.layers[d]!.unchecked ?? []));
-        doomed = this.collectLayers(s);
-        const kept = new Set(Object.values(s.layers).flatMap((l) => [...l.digests, ...(l.unchecked ?? [])]));
-        doomedBlobs = doomedBlobs.filter((b) => !kept.has(b));
-        // Marked in the same synchronous step that decides, so no pull can see them as present.
-        for (const d of doomed) this.deps.deleting.set(d, deletion);
-      });
-      for (const diffId of doomed) {
-        await this.deps.unpacker.settled(diffId); // a check or unpacking that began before: let it end, then delete
-        await this.layers.removeLayer(diffId);
-      }
-      for (const blob of doomedBlobs) await this.layers.removeBlob(blob);
-    } finally {
-      for (const d of doomed) this.deps.deleting.delete(d);
-      finished();
-    }
-    const stillUsed = new Set(Object.values(this.index.current.images).flatMap((r) => r.blobs));
-    for (const blob of blobs) if (!stillUsed.has(blob)) await this.layers.removeBlob(blob);
-    this.configs.delete(record.id);
-    return doomed;
-  }
-
-  /** Drops layers no image uses and no pull in progress relies on; returns their diffIDs. */
-  private collectLayers(s: IndexState): string[] {
-    const used = new Set(Object.values(s.images).flatMap((r) => r.layers.map((l) => l.diffId)));
-    const doomed = Object.keys(s.layers).filter((d) => !used.has(d) && !this.deps.pins.has(d));
-    for (const d of doomed) delete s.layers[d];
-    return doomed;
-  }
-
-  private async untag(name: string): Promise<RemoveResult[]> {
-    await this.index.update((s) => {
-      delete s.tags[name];
-      for (const r of Object.values(s.images)) r.repoDigests = r.repoDigests.filter((d) => d !== name);
-    });
-    return [{ Untagged: familiarize(name) }];
+    return removeImage(
+      { deps: this.deps, isInUse: this.opts.isInUse, forgetConfig: (id) => this.configs.delete(id) },
+      this.find(nameOrId),
+      options,
+    );
   }
 
   private find(nameOrId: string) {

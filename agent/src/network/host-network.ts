@@ -34,6 +34,7 @@ import { resolvePorts, validatePorts, type PortRequest } from "./ports";
 import { loadState, removeState, saveState, type EndpointRecord, type NetworkMode, type NetworkState } from "./state-file";
 import type { AddressPool } from "./user-network-spec";
 import { UserNetworks } from "./user-networks";
+import { OverlayNetworks } from "../overlay/overlay-networks";
 
 /** How a HostNetwork is set up; everything but stateDir has a production default. */
 export interface HostNetworkOptions {
@@ -109,6 +110,8 @@ export class HostNetwork {
   private firewall?: Firewall;
   /** The user-defined networks beside the default bridge (docker network create). */
   readonly user: UserNetworks;
+  /** Overlay networks of this node, from the control plane's table (agent/src/overlay). */
+  readonly overlay: OverlayNetworks;
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: HostNetworkOptions) {
@@ -132,6 +135,15 @@ export class HostNetwork {
       ...(opts.addressPools ? { pools: opts.addressPools } : {}),
       ...(opts.dnsPort !== undefined ? { dnsPort: opts.dnsPort } : {}),
       dnsUpstreams: upstreams ? () => upstreams : hostResolvers,
+      ...(opts.log ? { log: opts.log } : {}),
+    });
+    // Overlay containers keep the default bridge as eth0: their 127.0.0.11 goes to a DNS
+    // server on its gateway, which knows them by their address there.
+    this.overlay = new OverlayNetworks({
+      stateDir: opts.stateDir,
+      scope: this.bridge,
+      forwardChain: `${prefix}-OVL`,
+      dns: { address: this.gateway, port: opts.dnsPort ?? 53, upstreams: upstreams ? () => upstreams : hostResolvers },
       ...(opts.log ? { log: opts.log } : {}),
     });
   }
@@ -173,6 +185,9 @@ export class HostNetwork {
       this.state = state;
       this.firewall = firewall;
       await this.user.init(iptables);
+      // Overlay devices come from the last table and are the control plane's to fix: a failure
+      // here (no vxlan module) costs the overlays, not the node's bridge networking.
+      await this.overlay.init(iptables.command).catch((e: Error) => this.opts.log?.(`overlay networks: ${e.message}`));
       return {
         bridge: this.bridge,
         subnet: this.subnet.cidr,
@@ -322,6 +337,7 @@ export class HostNetwork {
       const kept = Object.values(state.endpoints);
       for (const id of await firewall.reconcile(kept)) repaired.add(id);
       await this.user.restore(new Set(kept.map((r) => r.containerId)));
+      await this.overlay.restore(new Set(kept.map((r) => r.containerId)));
       const ours = new Set(kept.map((r) => r.veth));
       for (const link of await bridgeMembers(this.bridge)) if (!ours.has(link)) await deleteLink("gc", link);
       for (const r of kept) (repaired.has(r.containerId) ? result.repaired : result.adopted).push(r.containerId);
@@ -353,8 +369,9 @@ export class HostNetwork {
   }
 
   /** Stops what runs in the agent's process (the user networks' DNS); the kernel state stays. */
-  close(): Promise<void> {
-    return this.user.close();
+  async close(): Promise<void> {
+    await this.user.close();
+    await this.overlay.close();
   }
 
   /**
@@ -365,6 +382,7 @@ export class HostNetwork {
   teardown(): Promise<void> {
     return this.serial(async () => {
       await this.user.teardown();
+      await this.overlay.teardown();
       const state = this.state ?? (await loadState(this.opts.stateDir));
       const iptables = this.firewall?.iptables ?? (await Iptables.detect(state?.iptables ?? this.opts.iptablesBackend));
       const firewall = new Firewall(iptables, this.firewallChains, this.bridge, this.subnet.cidr);

@@ -4,6 +4,7 @@
  * follow dockerd, because the docker CLI and compose read them.
  */
 import { hexId } from "./docker-shapes";
+import type { OverlayNetworkView } from "@flotilla/core";
 import type { UserNetworkRecord } from "./user-network-state";
 
 /** One entry of a network's Containers map. */
@@ -20,7 +21,8 @@ export interface DockerNetwork {
   Name: string;
   Id: string;
   Created: string;
-  Scope: "local";
+  /** "swarm" for overlay networks (cluster-wide), as dockerd in swarm mode shows them. */
+  Scope: "local" | "swarm";
   Driver: string;
   EnableIPv6: false;
   IPAM: {
@@ -118,6 +120,35 @@ export function toDockerNetwork(n: UserNetworkRecord, withContainers: boolean): 
         EndpointID: hexId("endpoint", n.id, e.containerId),
         MacAddress: e.macAddress,
         IPv4Address: `${e.ipAddress}/${len}`,
+        IPv6Address: "",
+      };
+    }
+  }
+  return d;
+}
+
+/**
+ * An overlay network of the node's table, read-only (the control plane owns it): driver overlay,
+ * scope swarm, the VXLAN id in Options as dockerd shows it. `members`: containers of this node on it.
+ */
+export function toOverlayDockerNetwork(
+  n: OverlayNetworkView,
+  members: ReadonlyArray<{ containerId: string; ip: string; mac: string; prefixLen: number }>,
+  names: (id: string) => string,
+  withContainers: boolean,
+): DockerNetwork {
+  const d = base(n.name, n.id, "overlay", new Date(0).toISOString());
+  d.Scope = "swarm";
+  d.IPAM.Config = [{ Subnet: n.subnet, Gateway: n.gateway }];
+  d.Attachable = false;
+  d.Options = { "com.docker.network.driver.overlay.vxlanid_list": String(n.vni) };
+  if (withContainers) {
+    for (const m of members) {
+      d.Containers[m.containerId] = {
+        Name: names(m.containerId),
+        EndpointID: hexId("endpoint", n.id, m.containerId),
+        MacAddress: m.mac,
+        IPv4Address: `${m.ip}/${m.prefixLen}`,
         IPv6Address: "",
       };
     }

@@ -74,7 +74,10 @@ export function parseCreateNetwork(body: CreateNetworkBody): NetworkPlan {
     throw new ConflictError(`${name} is a pre-defined network and cannot be created`, { field: "Name" });
   const driver = body.Driver || "bridge";
   if (driver === "overlay")
-    throw new NotSupportedError("network driver overlay is not supported yet: only bridge networks on one machine", { field: "Driver" });
+    throw new NotSupportedError(
+      "network driver overlay: overlay networks are created with ctl network create --driver overlay (the control plane attaches them to nodes); the Engine API of a node only creates bridge networks",
+      { field: "Driver" },
+    );
   if (driver !== "bridge")
     throw new NotSupportedError(`network driver ${JSON.stringify(driver)} is not supported: only bridge`, { field: "Driver" });
   if (body.Scope && body.Scope !== "local")

@@ -33,6 +33,7 @@ import { NodesService } from "./nodes/nodes.service";
 import { LogsService } from "./services/logs.service";
 import { ReconcileRepository } from "./services/reconcile.repository";
 import { ReconcileService } from "./services/reconcile.service";
+import { AutoRebalanceService } from "./services/auto-rebalance.service";
 import { ServicesController } from "./services/services.controller";
 import { ServicesRepository } from "./services/services.repository";
 import { ServicesService } from "./services/services.service";
@@ -120,7 +121,16 @@ export class HttpModule {}
 
 /** Queue consumers. */
 @Module({
-  providers: [WorkersService, ReconcileService, DispatchService, TaskValuesService, TaskLogs, NodeMonitorService, MachineJobsService],
+  providers: [
+    WorkersService,
+    ReconcileService,
+    AutoRebalanceService,
+    DispatchService,
+    TaskValuesService,
+    TaskLogs,
+    NodeMonitorService,
+    MachineJobsService,
+  ],
 })
 export class WorkerModule {}
 

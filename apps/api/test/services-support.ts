@@ -35,20 +35,9 @@ export async function simNodes(
   return agents;
 }
 
-export async function until<T>(what: string, probe: () => Promise<T | undefined | false | null>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { until } from "../../../test/support/until";
+
+export { until };
 
 export interface TaskJson {
   id: string;

@@ -202,7 +202,8 @@ export class EngineClient {
     try {
       const res = await this.open(op, method, path, body, ac.signal, headers);
       const data = await readAll(res).catch((e: unknown) => {
-        throw new EngineUnreachableError(op, this.options.url, e);
+        // A body cut off by our own timeout reads as a reset: name the timeout instead.
+        throw new EngineUnreachableError(op, this.options.url, ac.signal.aborted ? ac.signal.reason : e);
       });
       const status = res.statusCode ?? 0;
       if (status >= 400) throw engineError(op, status, messageOf(data));

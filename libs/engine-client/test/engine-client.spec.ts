@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createServer, type Server } from "node:http";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -153,6 +153,27 @@ describe("EngineUnreachableError.notDelivered", () => {
       expect(e.notDelivered).toBe(false);
     } finally {
       held.close();
+    }
+  });
+
+  it("names the timeout when an answer stops half-way, and closes that connection", async () => {
+    let closed = 0;
+    const stalls = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write("{");
+    });
+    stalls.on("connection", (s) => s.on("close", () => closed++));
+    await new Promise<void>((r) => stalls.listen(0, "127.0.0.1", r));
+    const port = (stalls.address() as { port: number }).port;
+    try {
+      const e = await failure(new EngineClient({ url: `http://127.0.0.1:${port}`, timeoutMs: 300 }).inspectContainer("c1"));
+      expect(e).toBeInstanceOf(EngineUnreachableError);
+      expect(e.message).toContain("no answer within 300 ms");
+      expect(e.notDelivered).toBe(false);
+      await vi.waitFor(() => expect(closed).toBe(1));
+    } finally {
+      stalls.closeAllConnections();
+      stalls.close();
     }
   });
 });

@@ -28,7 +28,6 @@ import { ControlPlaneHealth } from "../health/control-plane-health";
 import { QueuesService } from "../queues/queues.service";
 import { ACTIVE_STATES, toCoreTask, TX_OPTIONS } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
-import { ServicesService } from "../services/services.service";
 import { IngressService, type IngressTable } from "../ingress/ingress.service";
 import { TasksRepository } from "../tasks/tasks.repository";
 import { Batcher } from "./batcher";
@@ -131,7 +130,6 @@ export class HeartbeatsService {
     private readonly events: EventsService,
     private readonly queues: QueuesService,
     private readonly services: ServicesRepository,
-    private readonly servicesService: ServicesService,
     private readonly tasks: TasksRepository,
     private readonly ingress: IngressService,
     private readonly health: ControlPlaneHealth,
@@ -229,7 +227,7 @@ export class HeartbeatsService {
     // New capacity: pending tasks may fit now, global services want a task here, and services
     // that asked for it spread onto the node.
     await this.reconcileLater(await this.services.servicesWaitingForCapacity(), `node ${node.hostname} ready`);
-    if (evs.length) await this.servicesService.rebalanceAuto(`node ${node.hostname} ready`);
+    if (evs.length) await this.rebalanceLater(`node ${node.hostname} ready`);
     return { node };
   }
 
@@ -341,6 +339,19 @@ export class HeartbeatsService {
     const healthy = new Set(evs.filter((e) => e.data.state === "RUNNING").map((e) => e.data.serviceId as string));
     for (const id of ended) healthy.delete(id);
     if (healthy.size) await this.reconcileLater([...healthy], "task running");
+  }
+
+  /**
+   * Asks for a check of the auto-rebalanced services. With Redis down the check is skipped (the
+   * sweep does not redo it): the tasks keep running where they are, and the next node that joins
+   * or returns, or `ctl service update --rebalance`, spreads them again.
+   */
+  private async rebalanceLater(reason: string): Promise<void> {
+    try {
+      await this.queues.enqueueAutoRebalance(reason);
+    } catch (e) {
+      this.logger.warn(`automatic rebalance (${reason}) skipped: ${(e as Error).message}`);
+    }
   }
 
   /** Asks for reconciles; while Redis is down the sweep does it when it returns. */

@@ -4,6 +4,7 @@ export const QUEUE = {
   provision: "provision",
   sweep: "sweep",
   dispatch: "dispatch",
+  rebalance: "rebalance",
 } as const;
 export type QueueName = (typeof QUEUE)[keyof typeof QUEUE];
 
@@ -57,3 +58,14 @@ export interface RemoveContainersJob {
 }
 
 export type SweepJob = Record<string, never>;
+
+/**
+ * One check of every service whose rebalance policy is auto, after nodes joined or came back. A
+ * burst of nodes returning collapses into one check (see AUTO_REBALANCE_KEY).
+ */
+export interface AutoRebalanceJob {
+  reason: string;
+}
+
+/** While a check is queued, more ready nodes add nothing: the check reads every service when it runs. */
+export const AUTO_REBALANCE_KEY = "rebalance:auto";

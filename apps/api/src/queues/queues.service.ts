@@ -5,10 +5,12 @@ import { createHash } from "node:crypto";
 import { APP_CONFIG, type AppConfig } from "../config/config";
 import { RedisConnections } from "../database/redis";
 import {
+  AUTO_REBALANCE_KEY,
   dispatchKey,
   QUEUE,
   provisionJobId,
   reconcileKey,
+  type AutoRebalanceJob,
   type DispatchJob,
   type ProvisionJob,
   type QueueName,
@@ -20,6 +22,8 @@ const KEEP = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } 
 // A node's dispatch waits this long before it runs, so that the tasks several services'
 // reconciles put on one node go in one job (requests meanwhile collapse into it).
 const DISPATCH_GATHER_MS = 250;
+// Nodes returning together (a switch, a power feed) become ready within a heartbeat period or so.
+const AUTO_REBALANCE_GATHER_MS = 1_000;
 
 /** Redis could not take a job: what was written to Postgres stands, and the sweep picks it up. */
 export class RedisUnavailableError extends UnavailableError {
@@ -97,6 +101,21 @@ export class QueuesService implements OnModuleDestroy {
       delay: Math.max(0, atMs - now),
       removeOnComplete: true,
       removeOnFail: { count: 100 },
+    });
+  }
+
+  /**
+   * Asks for one check of the auto-rebalanced services. Held a moment so that the nodes of a
+   * burst (a switch coming back) are all ready when it runs; duplicates meanwhile collapse.
+   */
+  async enqueueAutoRebalance(reason: string): Promise<void> {
+    const data: AutoRebalanceJob = { reason };
+    await this.add(QUEUE.rebalance, "rebalance-auto", data, {
+      ...KEEP,
+      delay: AUTO_REBALANCE_GATHER_MS,
+      deduplication: { id: AUTO_REBALANCE_KEY, keepLastIfActive: true },
+      attempts: 3,
+      backoff: { type: "exponential", delay: 1_000 },
     });
   }
 

@@ -12,7 +12,7 @@ import { QUEUE, type QueueName } from "./queue-names";
 import { QueuesService } from "./queues.service";
 
 // Dispatch: nodes served at once (each job talks to one agent, a few calls at a time).
-const CONCURRENCY: Record<QueueName, number> = { reconcile: 8, provision: 4, sweep: 1, dispatch: 16 };
+const CONCURRENCY: Record<QueueName, number> = { reconcile: 8, provision: 4, sweep: 1, dispatch: 16, rebalance: 1 };
 const LOCK_MS = 10_000;
 
 /**
