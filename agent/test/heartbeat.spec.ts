@@ -383,6 +383,51 @@ describe("agent heartbeats", () => {
     expect(await hb.beatNow()).toMatchObject({ ok: true });
     expect([down.received.length, up.received.length]).toEqual([before[0], before[1] + 1]);
   });
+
+  it("follows the replica list a reply names, stays with the replica that answered, and ignores a malformed list", async () => {
+    let listed: unknown = undefined;
+    const first = await controlPlane(() => ({ status: 200, body: { nodeId: "n-1", ...(listed ? { apiUrls: listed } : {}) } }));
+    const second = await controlPlane(() => ({ status: 200, body: { nodeId: "n-1" } }));
+    close = async () => {
+      await first.close();
+      await second.close();
+    };
+    const adopted: string[][] = [];
+    const logs: string[] = [];
+    hb = startHeartbeats({
+      apiUrl: first.url,
+      token: "flt_secret",
+      engineUrl: "https://198.18.0.2:2376",
+      intervalMs: 60_000,
+      listContainers: async () => [],
+      resources: { nanoCpus: 1e9, memoryBytes: 1024 },
+      onApiUrls: (urls) => adopted.push(urls),
+      log: (m) => logs.push(m),
+    });
+    // Malformed lists change nothing.
+    for (const bad of [["ftp://x"], "http://a:1", [1, 2], []]) {
+      listed = bad;
+      expect(await hb.beatNow()).toMatchObject({ ok: true });
+    }
+    expect(adopted).toEqual([]);
+    expect(logs.join("\n")).toContain('ignoring the control plane\'s replica list: apiUrls: "ftp://x" is not an http:// or https:// URL');
+    // A new list: kept once (not again when repeated), and beats stay with the replica that answered.
+    listed = [`${second.url}/`, first.url];
+    expect(await hb.beatNow()).toMatchObject({ ok: true });
+    expect(await hb.beatNow()).toMatchObject({ ok: true });
+    expect(adopted).toEqual([[second.url, first.url]]);
+    expect([first.received.length, second.received.length]).toEqual([6, 0]);
+    expect(adopted).toHaveLength(1);
+    // A list that leaves out the replica that answered keeps it (it is reachable), first.
+    listed = [second.url];
+    expect(await hb.beatNow()).toMatchObject({ ok: true });
+    expect(adopted.at(-1)).toEqual([first.url, second.url]);
+    // When it stops answering, the next beat goes to the other one of the new list.
+    await first.close();
+    expect(await hb.beatNow()).toMatchObject({ ok: false });
+    expect(await hb.beatNow()).toMatchObject({ ok: true });
+    expect(second.received.length).toBe(1);
+  });
 });
 
 describe("heartbeat retries", () => {

@@ -285,10 +285,12 @@ redis_master_port() { rcli -p "$(sentinel_port 1)" sentinel get-master-addr-by-n
 # ---- control plane ----------------------------------------------------------------------------
 app_dir() { echo "$state/$1"; }
 app_env() {
-  export DATABASE_URL REDIS_URL FLOTILLA_CONFIG_DIR FLOTILLA_HOST=127.0.0.1
+  export DATABASE_URL REDIS_URL FLOTILLA_CONFIG_DIR FLOTILLA_HOST=127.0.0.1 FLOTILLA_PUBLIC_URLS
   DATABASE_URL=$(database_url)
   REDIS_URL=$(redis_url)
   FLOTILLA_CONFIG_DIR=$state/ctl
+  # Both APIs list both: the console served by one fails over to the other.
+  FLOTILLA_PUBLIC_URLS=http://127.0.0.1:$(api_port 1),http://127.0.0.1:$(api_port 2)
 }
 app_start() {
   local role=$1 n=$2 dir

@@ -3,7 +3,8 @@
  * FLOTILLA_JOIN_TOKEN (traded once for the agent's own token, see join.ts), FLOTILLA_ENGINE_URL
  * and FLOTILLA_MACHINE_NAME into the agent's env file; FLOTILLA_API_TOKEN works instead of the
  * join token for an agent configured by hand. An agent started without them serves the Engine
- * API alone, as dockerd would.
+ * API alone, as dockerd would. FLOTILLA_API_URL may list several replicas; the list a heartbeat
+ * reply names replaces it, and is kept in the state dir (api-urls-file.ts).
  */
 import { InvalidError } from "@flotilla/core";
 import type { ContainerRecord, HealthState } from "../containers/container-types";
@@ -13,6 +14,7 @@ import type { LocalEndpoint } from "../ingress/ingress-rules";
 import type { IngressDataPlane } from "../ingress/ingress-types";
 import { hostFacts } from "../system/host-info";
 import type { HeartbeatContainer, Heartbeats } from "./heartbeat";
+import { saveApiUrls, startingApiUrl } from "./api-urls-file";
 import { credentialFromEnv, startJoinedHeartbeats } from "./join";
 
 /** Docker's container statuses folded to the three a heartbeat reports. */
@@ -132,8 +134,19 @@ export function heartbeatsFromEnv(
   let ingress: IngressDataPlane | undefined;
   const choosing = chooseDataPlane({ ...ingressSettings, dataPlane }, containers, log).then((plane) => (ingress = plane));
   choosing.catch((e: Error) => log(`ingress: FLOTILLA_INGRESS=kernel but ${e.message}; published ports are not served`));
+  const envUrl = env.FLOTILLA_API_URL!;
   const heartbeats = startJoinedHeartbeats(credential, stateDir, {
-    apiUrl: env.FLOTILLA_API_URL!,
+    apiUrl: startingApiUrl(envUrl, stateDir),
+    onApiUrls: (urls) => {
+      if (!stateDir) return;
+      try {
+        saveApiUrls(stateDir, envUrl, urls);
+      } catch (e) {
+        log(
+          `could not save the control plane's replica list in ${stateDir} (${(e as Error).message}); a restart starts from FLOTILLA_API_URL`,
+        );
+      }
+    },
     engineUrl: env.FLOTILLA_ENGINE_URL!,
     hostname: env.FLOTILLA_MACHINE_NAME || undefined,
     labels: parseNodeLabels(env.FLOTILLA_NODE_LABELS),

@@ -9,6 +9,7 @@
  * waits for it to be applied, so the next one reports the new version).
  */
 import { hostname as osHostname } from "node:os";
+import { parseReplicaUrls } from "@flotilla/core";
 import type { IngressTable } from "../ingress/ingress-types";
 import { watchIngress } from "./ingress-watch";
 import { fetchTableNow, watchTable } from "./table-watch";
@@ -63,6 +64,11 @@ export interface HeartbeatOptions {
   maxBackoffMs?: number;
   /** Version of the ingress table in force, sent as `ingressVersion`; undefined: none yet. */
   ingressVersion?: () => string | undefined;
+  /**
+   * Called when a reply names a different list of API replicas (`apiUrls`): beats and the ingress
+   * watch follow it from then on; this persists it, so a restart keeps it.
+   */
+  onApiUrls?: (urls: string[]) => void;
   /** Called with the ingress table of a reply that has one; a failure is logged, the beat still counts. */
   onIngress?: (table: IngressTable) => void | Promise<void>;
   /**
@@ -106,10 +112,32 @@ export function retryDelayMs(failures: number, intervalMs: number, maxBackoffMs:
 
 export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
   // Several API replicas (a comma-separated FLOTILLA_API_URL): beats go to one until it fails
-  // (no answer or a 5xx), then to the next.
-  const urls = apiUrls(options.apiUrl).map((u) => `${u}/api/v1/nodes/heartbeat`);
+  // (no answer or a 5xx), then to the next. Replies may name a newer list (replicas added or
+  // removed since this machine was provisioned), which replaces it.
+  let urls = apiUrls(options.apiUrl);
   let current = 0;
   const log = options.log ?? (() => {});
+
+  /** Follows the replica list of a reply from `answered`, staying with `answered`. */
+  function adoptUrls(listed: unknown, answered: string): void {
+    if (!Array.isArray(listed) || !listed.length || !listed.every((u) => typeof u === "string")) return;
+    let next: string[];
+    try {
+      next = parseReplicaUrls(listed.join(","), "apiUrls");
+    } catch (e) {
+      log(`heartbeat: ignoring the control plane's replica list: ${(e as Error).message}`);
+      return;
+    }
+    if (!next.length) return;
+    // The replica that answered stays in the list even when it does not name itself (a load
+    // balancer's or a loopback address the agent was given): it is known to be reachable.
+    if (!next.includes(answered)) next = [answered, ...next];
+    if (next.join(",") === urls.join(",")) return;
+    urls = next;
+    current = next.indexOf(answered);
+    log(`heartbeat: the control plane's replicas are now ${next.join(", ")}`);
+    options.onApiUrls?.(next);
+  }
   let maxBackoff = options.maxBackoffMs ?? 60_000;
   let interval = options.intervalMs ?? 5000;
   let nodeId = options.nodeId;
@@ -141,7 +169,8 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
       ...(networksVersion !== undefined ? { networksVersion } : {}),
     };
     let res: Response;
-    const url = urls[current % urls.length];
+    const base = urls[current % urls.length];
+    const url = `${base}/api/v1/nodes/heartbeat`;
     try {
       res = await fetch(url, {
         method: "POST",
@@ -176,7 +205,9 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
         maxBackoffMs?: number;
         ingress?: IngressTable;
         networks?: unknown;
+        apiUrls?: unknown;
       };
+      adoptUrls(reply.apiUrls, base);
       if (reply.nodeId && reply.nodeId !== nodeId) {
         nodeId = reply.nodeId;
         options.onNodeId?.(reply.nodeId);
@@ -238,7 +269,7 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
   const watching =
     options.onIngress && options.watchIngress !== false
       ? watchIngress({
-          urls: apiUrls(options.apiUrl),
+          urls: () => urls,
           token: options.token,
           version: () => options.ingressVersion?.(),
           apply: async (table) => {
@@ -254,7 +285,7 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
       ? watchTable<{ version?: unknown }>({
           what: "networks",
           path: NETWORKS_PATH,
-          urls: apiUrls(options.apiUrl),
+          urls: () => urls,
           token: options.token,
           version: () => options.networksVersion?.(),
           apply: async (table) => {
@@ -278,7 +309,7 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
     },
     beatNow: () => (inFlight ?? Promise.resolve()).then(() => beat()),
     async fetchNetworks() {
-      const r = await fetchTableNow(apiUrls(options.apiUrl), NETWORKS_PATH, options.token);
+      const r = await fetchTableNow(urls, NETWORKS_PATH, options.token);
       if (r.table === undefined) log(`networks: no table fetched (${r.errors.join("; ") || "no API URL"})`);
       return r.table;
     },

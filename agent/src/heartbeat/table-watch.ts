@@ -12,8 +12,8 @@ export interface TableWatchOptions<T extends { version?: unknown }> {
   what: string;
   /** `/api/v1/nodes/ingress`. */
   path: string;
-  /** API base URLs (several replicas: the next one after a failure). */
-  urls: readonly string[];
+  /** API base URLs (several replicas: the next one after a failure); a function when the list may change. */
+  urls: readonly string[] | (() => readonly string[]);
   token: string;
   /** The version applied here; undefined before the first. */
   version: () => string | undefined;
@@ -44,7 +44,8 @@ export async function watchTable<T extends { version?: unknown }>(o: TableWatchO
   let failing = false;
   while (!o.signal.aborted) {
     const version = o.version();
-    const base = o.urls[current % o.urls.length];
+    const urls = typeof o.urls === "function" ? o.urls() : o.urls;
+    const base = urls[current % urls.length];
     const url = `${base}${o.path}?waitMs=${waitMs}${version !== undefined ? `&version=${encodeURIComponent(version)}` : ""}`;
     let res: Response;
     try {

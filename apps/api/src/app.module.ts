@@ -7,6 +7,7 @@ import { PrismaService } from "./database/prisma.service";
 import { RedisConnections } from "./database/redis";
 import { EventsController } from "./events/events.controller";
 import { EventsService } from "./events/events.service";
+import { ControlPlaneController } from "./health/control-plane.controller";
 import { HealthController } from "./health/health.controller";
 import { JobHandlers } from "./queues/job-handlers";
 import { QueuesService } from "./queues/queues.service";
@@ -46,7 +47,7 @@ import { TasksController } from "./tasks/tasks.controller";
 import { TasksService } from "./tasks/tasks.service";
 import { MachineHost } from "./machines/machine-host";
 import { MachineJobsService } from "./machines/machine-jobs.service";
-import { MACHINES_CONFIG, loadMachinesConfig } from "./machines/machines-config";
+import { MACHINES_CONFIG, loadMachinesConfig, type MachinesConfig } from "./machines/machines-config";
 import { MachinesController } from "./machines/machines.controller";
 import { MachinesRepository } from "./machines/machines.repository";
 import { MachinesService } from "./machines/machines.service";
@@ -71,7 +72,11 @@ export class CoreModule {
       JobHandlers,
       TokensService,
       // Services, nodes, tasks, dispatch: shared by the HTTP API and the workers.
-      { provide: HEARTBEAT_CONFIG, useValue: heartbeatConfig(config) },
+      {
+        provide: HEARTBEAT_CONFIG,
+        useFactory: (machines: MachinesConfig) => heartbeatConfig(config, machines),
+        inject: [MACHINES_CONFIG],
+      },
       EngineClients,
       TasksRepository,
       ControlPlaneHealth,
@@ -104,6 +109,7 @@ export class CoreModule {
   imports: [ConsoleModule],
   controllers: [
     HealthController,
+    ControlPlaneController,
     EventsController,
     TokensController,
     ServicesController,

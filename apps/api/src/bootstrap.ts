@@ -28,12 +28,14 @@ export interface Running {
 
 /**
  * With FLOTILLA_AGENT_API_URL on https, the agents' listener speaks TLS with a server certificate
- * from the Flotilla CA (which every agent has) for the listen addresses and the URL's host.
+ * from the Flotilla CA (which every agent has) for the listen addresses and the URLs' hosts.
  */
 async function agentListenerTls(app: INestApplicationContext, config: AppConfig): Promise<{ key: string; cert: string } | undefined> {
-  const url = app.get<MachinesConfig>(MACHINES_CONFIG).agentApiUrl;
-  if (!url?.startsWith("https://")) return undefined;
-  const hosts = [...config.agentListen.map((a) => a.host), new URL(url).hostname.replace(/^\[(.*)\]$/, "$1")];
+  const urls = app.get<MachinesConfig>(MACHINES_CONFIG).agentApiUrls;
+  if (!urls.some((u) => u.startsWith("https://"))) return undefined;
+  // Every replica's host: the operator may give all replicas one env file, and a name this
+  // listener does not answer to costs nothing.
+  const hosts = [...config.agentListen.map((a) => a.host), ...urls.map((u) => new URL(u).hostname.replace(/^\[(.*)\]$/, "$1"))];
   const ips = [...new Set(hosts.filter((h) => isIP(h) && h !== "0.0.0.0" && h !== "::"))];
   const dnsNames = [...new Set(hosts.filter((h) => !isIP(h)))];
   return (await app.get(MachineHost).authority()).issueServer({ commonName: "flotilla-api", ips, dnsNames });
@@ -50,6 +52,19 @@ export async function start(config: AppConfig, opts: { logger?: ConsoleLogger | 
   const adapter = new FastifyAdapter({ bodyLimit: 1024 * 1024, forceCloseConnections: "idle" });
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger, abortOnError: false });
   setupOpenApi(app);
+  // A console served by one replica keeps working through another when its own dies: the other
+  // replicas' origins (FLOTILLA_PUBLIC_URLS) may call this one from a browser. The token still
+  // travels in the Authorization header only; no cookie is involved, so no credentials mode.
+  const origins = [...new Set(config.publicUrls.map((u) => new URL(u).origin))];
+  if (origins.length) {
+    app.enableCors({
+      origin: origins,
+      methods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+      allowedHeaders: ["authorization", "content-type", "accept", "if-none-match"],
+      exposedHeaders: ["etag"],
+      maxAge: 600,
+    });
+  }
   installAuditLog(adapter.getInstance(), app.get(EventsService));
   await app.listen(config.port, config.host);
   const address = app.getHttpServer().address();

@@ -20,6 +20,14 @@ describe("loadConfig", () => {
     });
   });
 
+  it("reads the replicas' public URLs (none by default)", () => {
+    expect(loadConfig(valid).publicUrls).toEqual([]);
+    expect(loadConfig({ ...valid, FLOTILLA_PUBLIC_URLS: "http://a:8080/, http://b:8080" }).publicUrls).toEqual([
+      "http://a:8080",
+      "http://b:8080",
+    ]);
+  });
+
   it("honours XDG_CONFIG_HOME and FLOTILLA_CONFIG_DIR", () => {
     expect(loadConfig({ ...valid, XDG_CONFIG_HOME: "/x" }).configDir).toBe("/x/flotilla");
     expect(loadConfig({ ...valid, FLOTILLA_CONFIG_DIR: "/y" }).configDir).toBe("/y");
@@ -33,6 +41,7 @@ describe("loadConfig", () => {
     [{ FLOTILLA_ROLE: "boss" }, /FLOTILLA_ROLE/],
     [{ FLOTILLA_HEARTBEAT_MS: "10" }, /FLOTILLA_HEARTBEAT_MS/],
     [{ FLOTILLA_DB_POOL_SIZE: "0" }, /FLOTILLA_DB_POOL_SIZE/],
+    [{ FLOTILLA_PUBLIC_URLS: "http://a:1,b" }, /FLOTILLA_PUBLIC_URLS "b" is not an http:\/\/ or https:\/\/ URL/],
   ])("rejects %o", (override, message) => {
     expect(() => loadConfig({ ...valid, ...override })).toThrow(ConfigError);
     expect(() => loadConfig({ ...valid, ...override })).toThrow(message);

@@ -32,8 +32,15 @@ describe("console files", () => {
       expect(a.headers["content-type"]).toBe("text/html; charset=utf-8");
       expect(a.headers["cache-control"]).toBe("no-cache");
       expect(a.headers["content-security-policy"]).toContain("default-src 'self'");
+      expect(a.headers["content-security-policy"]).toContain("connect-src 'self';");
       expect(String(a.body)).toContain("<title>console</title>");
     }
+  });
+
+  it("lets the page call the other API replicas, and nothing else", async () => {
+    const a = await new ConsoleFiles(files.root, ["http://10.0.0.12:8080", "https://api-c.example"]).answer("/");
+    expect(a.headers["content-security-policy"]).toContain("connect-src 'self' http://10.0.0.12:8080 https://api-c.example;");
+    expect(a.headers["content-security-policy"]).toContain("default-src 'self';");
   });
 
   it("serves hashed assets as immutable, with their type", async () => {

@@ -23,6 +23,11 @@ describe("machines configuration", () => {
     c = loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: data, FLOTILLA_AGENT_API_URL: "http://198.18.0.1:8080" });
     expect(c.agentBundle).toBe(join(data, "agent", "flotilla-agent.tar.gz"));
     expect(c.agentApiUrl).toBe("http://198.18.0.1:8080");
+    expect(c.agentApiUrls).toEqual(["http://198.18.0.1:8080"]);
+    // Every replica's agent-facing URL, in order.
+    c = loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: data, FLOTILLA_AGENT_API_URL: "http://198.18.0.1:8080/, http://198.18.0.2:8080" });
+    expect(c.agentApiUrls).toEqual(["http://198.18.0.1:8080", "http://198.18.0.2:8080"]);
+    expect(c.agentApiUrl).toBe("http://198.18.0.1:8080");
   });
 
   it("lists the control plane's own paths, which machines sharing this host may not bind", () => {
@@ -45,6 +50,9 @@ describe("machines configuration", () => {
     );
     expect(() => loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: dir, FLOTILLA_AGENT_API_URL: "ftp://x" })).toThrow(
       "FLOTILLA_AGENT_API_URL",
+    );
+    expect(() => loadMachinesConfig("/cfg", { FLOTILLA_DATA_DIR: dir, FLOTILLA_AGENT_API_URL: "http://a:1,nonsense" })).toThrow(
+      'invalid configuration: FLOTILLA_AGENT_API_URL: "nonsense" is not an http:// or https:// URL',
     );
   });
 

@@ -78,8 +78,12 @@ describe.skipIf(!root)("machines API", () => {
     process.env.FLOTILLA_DATA_DIR = join(base, "data");
     process.env.FLOTILLA_AGENT_BUNDLE = bundle;
     process.env.FLOTILLA_AGENT_TIMEOUT_MS = "30000";
-    process.env.FLOTILLA_AGENT_API_URL = `https://198.19.79.1:${AGENT_PORT}`;
-    api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `198.19.79.1:${AGENT_PORT}`, FLOTILLA_HEARTBEAT_MS: "1000" });
+    // Two agent-facing URLs, as two replicas would have (here two listeners of one API).
+    process.env.FLOTILLA_AGENT_API_URL = `https://198.19.79.1:${AGENT_PORT},https://198.19.79.1:${AGENT_PORT + 1}`;
+    api = await startTestApi({
+      FLOTILLA_AGENT_LISTEN: `198.19.79.1:${AGENT_PORT},198.19.79.1:${AGENT_PORT + 1}`,
+      FLOTILLA_HEARTBEAT_MS: "1000",
+    });
   }, 120_000);
 
   afterAll(async () => {
@@ -175,7 +179,8 @@ describe.skipIf(!root)("machines API", () => {
     const agentEnvPath = join(base, "data", "machines", name, "root", "flotilla", "etc", "agent.env");
     const agentEnv = readFileSync(agentEnvPath, "utf8");
     expect(statSync(agentEnvPath).mode & 0o777).toBe(0o600);
-    expect(agentEnv).toContain(`FLOTILLA_API_URL='https://198.19.79.1:${AGENT_PORT}'\n`);
+    // Every replica's URL, to fail over along.
+    expect(agentEnv).toContain(`FLOTILLA_API_URL='https://198.19.79.1:${AGENT_PORT},https://198.19.79.1:${AGENT_PORT + 1}'\n`);
     expect(agentEnv).toContain("NODE_EXTRA_CA_CERTS='/var/lib/flotilla-agent/flotilla/etc/ca.pem'\n");
     expect(agentEnv).toMatch(/FLOTILLA_JOIN_TOKEN='flj_[A-Za-z0-9_-]{43}'\n/);
     expect(agentEnv).toContain("FLOTILLA_NODE_LABELS='zone=east'\n");

@@ -47,7 +47,13 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     setToken(t);
   }, []);
 
-  const api = useMemo(() => (token ? new Api(token, (message) => signOut(message)) : null), [token, signOut]);
+  const api = useMemo(() => {
+    if (!token) return null;
+    const a = new Api(token, (message) => signOut(message));
+    // The other replicas, to fail over to; without them the console stays with the one that served it.
+    a.discoverReplicas().catch(() => undefined);
+    return a;
+  }, [token, signOut]);
   const value = useMemo(() => ({ api, endedBecause, signIn, signOut }), [api, endedBecause, signIn, signOut]);
   return <Ctx.Provider value={value}>{children}</Ctx.Provider>;
 }

@@ -42,13 +42,41 @@ export class CtlError extends Error {}
 export type { ApiErrorBody };
 
 /**
+ * Failures that happen before a request leaves this host (refused, no route, no such name,
+ * connect timeout): nothing was delivered, so any request may go to the next replica. Anything
+ * else (a reset or close after sending) may have reached a replica that acted on it.
+ */
+const NOT_DELIVERED = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EADDRNOTAVAIL",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+/** Reads repeat harmlessly: one cut off mid-way is sent again. */
+const IDEMPOTENT = new Set(["GET", "HEAD"]);
+
+/**
  * A thin REST client: the API's error message becomes the CLI's error message. With several API
- * replicas, a request that reaches none is sent to the next; one that got an answer is never
- * resent (a write might have been taken).
+ * replicas, a request that reached none is sent to the next, and so is a read whose connection
+ * broke; a write whose connection broke after sending is not resent (the replica may have carried
+ * it out), and one that got an answer, even an error, never is.
  */
 export class ApiClient {
   private current = 0;
   constructor(private readonly config: CtlConfig) {}
+
+  /** The replica requests go to now (the next one once it stops answering). */
+  get currentUrl(): string {
+    const urls = this.urls();
+    return urls[this.current % urls.length];
+  }
+
+  private urls(): string[] {
+    return this.config.urls?.length ? this.config.urls : [this.config.url];
+  }
 
   /** `accept` lists error statuses whose body is an answer, not a failure (health's 503). */
   async request<T>(method: string, path: string, body?: unknown, opts: { acceptStatus?: number[] } = {}): Promise<T> {
@@ -61,7 +89,7 @@ export class ApiClient {
     const headers: Record<string, string> = { accept };
     if (this.config.token) headers.authorization = `Bearer ${this.config.token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
-    const urls = this.config.urls?.length ? this.config.urls : [this.config.url];
+    const urls = this.urls();
     let res: Response | undefined;
     const unreachable: string[] = [];
     for (let tried = 0; !res && tried < urls.length; tried++) {
@@ -69,10 +97,16 @@ export class ApiClient {
       try {
         res = await fetch(url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
       } catch (e) {
-        // Refused or cut before an answer: this replica is down; the next one may serve.
+        // This replica is down (or went down during the request): the next one may serve.
         const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-        unreachable.push(`${url}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+        const code = cause?.code ?? cause?.message ?? (e as Error).message;
+        unreachable.push(`${url}: ${code}`);
         this.current++;
+        if (!IDEMPOTENT.has(method) && !NOT_DELIVERED.has(cause?.code ?? "")) {
+          throw new CtlError(
+            `the Flotilla API at ${url} broke the connection before answering ${method} ${path} (${code}): it may have carried the request out; check before repeating it (the next command goes to ${this.currentUrl})`,
+          );
+        }
       }
     }
     if (!res) {

@@ -18,6 +18,14 @@ export interface HealthView {
   redis: { ok: boolean; error?: string };
 }
 
+/** `GET /api/v1/control-plane`: the replicas of the control plane, as configured. */
+export interface ControlPlaneView {
+  /** Every API replica's URL as users reach it (FLOTILLA_PUBLIC_URLS); empty when not configured. */
+  apiUrls: string[];
+  /** Every replica's URL as agents reach it (FLOTILLA_AGENT_API_URL); empty when agents do not report. */
+  agentApiUrls: string[];
+}
+
 /** `GET /api/v1/tokens` (secrets are never returned). */
 export interface TokenView {
   id: string;

@@ -42,6 +42,7 @@ export * from "./overlay";
 export * from "./overlay-view";
 export * from "./clock";
 export * from "./heartbeat-fold";
+export * from "./replica-urls";
 export * from "./node-liveness";
 export * from "./reconcile-decision";
 export * from "./slot-hold";

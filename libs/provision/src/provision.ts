@@ -56,7 +56,8 @@ export interface AgentTarget {
 export interface ProvisionOptions extends AgentTarget {
   /**
    * Where agents send heartbeats, and the one-time token the agent trades for its own API token
-   * (`POST /api/v1/nodes/join`); both written to the agent's environment file (mode 0600).
+   * (`POST /api/v1/nodes/join`); both written to the agent's environment file (mode 0600). `url` lists
+   * every replica the agent may report to, comma-separated (FLOTILLA_API_URL).
    */
   controlPlane?: { url: string; joinToken: string };
   agentBundle: { path: string };
@@ -228,8 +229,9 @@ function agentEnvironment(options: ProvisionOptions, layout: AgentLayout): Recor
   };
   if (options.controlPlane)
     Object.assign(env, { FLOTILLA_API_URL: options.controlPlane.url, FLOTILLA_JOIN_TOKEN: options.controlPlane.joinToken });
-  // An https API URL is the agents' TLS listener, whose certificate the Flotilla CA signed.
-  if (options.controlPlane?.url.startsWith("https://")) env.NODE_EXTRA_CA_CERTS = layout.caPath;
+  // An https API URL is the agents' TLS listener, whose certificate the Flotilla CA signed. The
+  // URL may list several replicas (comma-separated); any of them on https needs the CA.
+  if (options.controlPlane?.url.split(",").some((u) => u.trim().startsWith("https://"))) env.NODE_EXTRA_CA_CERTS = layout.caPath;
   Object.assign(env, engineEnvironment(options.engine ?? {}));
   return env;
 }

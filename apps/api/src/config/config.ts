@@ -1,5 +1,6 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { parseReplicaUrls } from "@flotilla/core";
 import { z } from "zod";
 import { parseDatabaseUrl, parseRedisUrl, type DatabaseTarget, type RedisTarget } from "./connection-urls";
 
@@ -58,6 +59,18 @@ const schema = z.object({
   FLOTILLA_DB_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
   FLOTILLA_AGENT_LISTEN: listenList,
   FLOTILLA_SECRETS_KEY_FILE: z.string().min(1).optional(),
+  FLOTILLA_CONSOLE_DIR: z.string().min(1).optional(),
+  FLOTILLA_PUBLIC_URLS: z
+    .string()
+    .default("")
+    .transform((v, ctx) => {
+      try {
+        return parseReplicaUrls(v, "FLOTILLA_PUBLIC_URLS");
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message.replace(/^FLOTILLA_PUBLIC_URLS: /, "") });
+        return z.NEVER;
+      }
+    }),
 });
 
 export interface AppConfig {
@@ -95,6 +108,17 @@ export interface AppConfig {
    * it, mode 0600, created on first use. Default: secrets.key in the config dir.
    */
   secretsKeyFile: string;
+  /**
+   * Every API replica's URL as users reach it (FLOTILLA_PUBLIC_URLS, comma-separated): listed at
+   * `GET /api/v1/control-plane` for the console and ctl to fail over along, and the origins
+   * allowed to call this replica from a browser (a console served by another replica).
+   */
+  publicUrls: string[];
+  /**
+   * The web console's build served at `/` (FLOTILLA_CONSOLE_DIR); default: the repository's
+   * apps/console/dist. The control-plane bundle's launcher points it at the bundle's copy.
+   */
+  consoleDir?: string;
 }
 
 export class ConfigError extends Error {}
@@ -134,6 +158,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, roleOverride?: string): AppCo
     dbPoolSize: c.FLOTILLA_DB_POOL_SIZE,
     agentListen: c.FLOTILLA_AGENT_LISTEN,
     secretsKeyFile: c.FLOTILLA_SECRETS_KEY_FILE ?? join(c.FLOTILLA_CONFIG_DIR ?? defaultConfigDir(env), "secrets.key"),
+    publicUrls: c.FLOTILLA_PUBLIC_URLS,
+    ...(c.FLOTILLA_CONSOLE_DIR ? { consoleDir: c.FLOTILLA_CONSOLE_DIR } : {}),
   };
 }
 

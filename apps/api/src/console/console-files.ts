@@ -25,11 +25,14 @@ const TYPES: Record<string, string> = {
 };
 
 /**
- * The console talks to this same origin only; inline style attributes are React's `style` props.
- * No framing (clickjacking) and no Referer leaving the page.
+ * The console talks to this same origin, and to the other API replicas (FLOTILLA_PUBLIC_URLS)
+ * when this one stops answering, and nowhere else; inline style attributes are React's `style`
+ * props. No framing (clickjacking) and no Referer leaving the page.
  */
-const CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+export function consoleCsp(replicaOrigins: readonly string[] = []): string {
+  const connect = ["'self'", ...replicaOrigins].join(" ");
+  return `default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src ${connect}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'`;
+}
 
 export interface ConsoleAnswer {
   status: number;
@@ -43,7 +46,15 @@ const NOT_BUILT =
   "The REST API is at /api/v1, its documentation at /api/docs, and ctl does everything the console does.\n";
 
 export class ConsoleFiles {
-  constructor(readonly root: string = DEFAULT_CONSOLE_DIR) {}
+  private readonly csp: string;
+
+  constructor(
+    readonly root: string = DEFAULT_CONSOLE_DIR,
+    /** The other replicas' origins, which the page may call (its failover). */
+    replicaOrigins: readonly string[] = [],
+  ) {
+    this.csp = consoleCsp(replicaOrigins);
+  }
 
   /**
    * The answer for `GET urlPath` (the path without its query): a file of the build, index.html
@@ -94,7 +105,7 @@ export class ConsoleFiles {
       "referrer-policy": "no-referrer",
     };
     if (rel === "index.html") {
-      headers["content-security-policy"] = CSP;
+      headers["content-security-policy"] = this.csp;
       headers["x-frame-options"] = "DENY";
     }
     if (ifNoneMatch && ifNoneMatch.split(",").some((t) => t.trim() === etag)) return { status: 304, headers, body: "" };

@@ -1,17 +1,23 @@
 // Serves the web console at `/`: its files, and index.html for its routes, so a deep link such as
 // /services/web survives a reload. /api stays the API's: an unknown /api path still gets the API's
 // JSON 404. Left out of OpenAPI, which documents the REST API only.
-import { Controller, Get, Req, Res } from "@nestjs/common";
+import { Controller, Get, Inject, Req, Res } from "@nestjs/common";
 import { ApiExcludeController } from "@nestjs/swagger";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { Public } from "../auth/auth.guard";
+import { APP_CONFIG, type AppConfig } from "../config/config";
 import { ConsoleFiles } from "./console-files";
 
 @ApiExcludeController()
 @Public()
 @Controller()
 export class ConsoleController {
-  private readonly files = new ConsoleFiles();
+  private readonly files: ConsoleFiles;
+
+  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+    // Origins only: a CSP source with a path would allow that path alone.
+    this.files = new ConsoleFiles(config.consoleDir, [...new Set(config.publicUrls.map((u) => new URL(u).origin))]);
+  }
 
   @Get()
   root(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {

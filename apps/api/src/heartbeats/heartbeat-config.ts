@@ -6,12 +6,23 @@ export interface HeartbeatConfig {
    * after an outage, no node is declared down before it had that long to reach us again.
    */
   agentMaxBackoffMs: number;
+  /**
+   * Every replica's agent-facing URL (FLOTILLA_AGENT_API_URL), sent in each reply so an agent
+   * provisioned before a replica was added learns it; empty: replies carry no list.
+   */
+  agentApiUrls: readonly string[];
 }
 
 export const MISSED_BEATS = 3;
 export const HEARTBEAT_CONFIG = Symbol("HEARTBEAT_CONFIG");
 
-/** From AppConfig's FLOTILLA_HEARTBEAT_MS and FLOTILLA_AGENT_MAX_BACKOFF_MS (validated at start-up). */
-export function heartbeatConfig(config: { heartbeatMs: number; agentMaxBackoffMs: number }): HeartbeatConfig {
-  return { periodMs: config.heartbeatMs, agentMaxBackoffMs: config.agentMaxBackoffMs };
+/**
+ * From AppConfig's FLOTILLA_HEARTBEAT_MS and FLOTILLA_AGENT_MAX_BACKOFF_MS and the machines
+ * config's FLOTILLA_AGENT_API_URL (validated at start-up).
+ */
+export function heartbeatConfig(
+  config: { heartbeatMs: number; agentMaxBackoffMs: number },
+  machines: { agentApiUrls: readonly string[] },
+): HeartbeatConfig {
+  return { periodMs: config.heartbeatMs, agentMaxBackoffMs: config.agentMaxBackoffMs, agentApiUrls: machines.agentApiUrls };
 }

@@ -158,7 +158,8 @@ export class HeartbeatsController {
     },
   })
   @ApiOkResponse({
-    description: "The node's id, the heartbeat period, and the routing mesh's table when the agent's is out of date",
+    description:
+      "The node's id, the heartbeat period, the control plane's replica URLs, and the routing mesh's table when the agent's is out of date",
     schema: {
       type: "object",
       required: ["nodeId", "heartbeatMs"],
@@ -166,6 +167,13 @@ export class HeartbeatsController {
         nodeId: { type: "string", format: "uuid" },
         heartbeatMs: { type: "integer" },
         networks: { type: "object", description: "the node's overlay network table (as GET /api/v1/nodes/networks answers)" },
+        maxBackoffMs: { type: "integer", description: "the longest the agent may wait between retries while beats fail" },
+        apiUrls: {
+          type: "array",
+          items: { type: "string", format: "uri" },
+          description:
+            "every control-plane replica's URL as agents reach it (FLOTILLA_AGENT_API_URL), when configured: the agent keeps this list and fails over along it",
+        },
         ingress: {
           type: "object",
           properties: {

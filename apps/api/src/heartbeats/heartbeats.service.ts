@@ -75,6 +75,11 @@ export interface HeartbeatReply {
   ingress?: IngressTable;
   /** The node's overlay network table, when the agent sent networksVersion and its table differs. */
   networks?: NodeNetworkTable;
+  /**
+   * Every control-plane replica's URL as agents reach it (FLOTILLA_AGENT_API_URL), when
+   * configured: the agent keeps it (over its env file's) and fails over along it.
+   */
+  apiUrls?: string[];
 }
 
 type Reported = HeartbeatBody["containers"][number];
@@ -163,6 +168,7 @@ export class HeartbeatsService {
       maxBackoffMs: this.config.agentMaxBackoffMs,
       ...(ingress ? { ingress } : {}),
       ...(networks ? { networks } : {}),
+      ...(this.config.agentApiUrls.length ? { apiUrls: [...this.config.agentApiUrls] } : {}),
     };
   }
 

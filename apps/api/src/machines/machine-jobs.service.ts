@@ -7,7 +7,7 @@ import type { Subscription } from "rxjs";
 import { EventsService } from "../events/events.service";
 import { NodesService } from "../nodes/nodes.service";
 import type { Job } from "bullmq";
-import { NotSupportedError } from "@flotilla/core";
+import { NotSupportedError, formatReplicaUrls } from "@flotilla/core";
 import type { Driver, DriverEvent, SshEndpoint } from "@flotilla/drivers";
 import {
   clientAllowList,
@@ -300,8 +300,10 @@ class Run {
    * token, which replaces it: a re-provisioning whose agent never comes back loses nothing.
    */
   private async joinToken(): Promise<{ url: string; joinToken: string } | undefined> {
-    const url = this.host.config.agentApiUrl;
-    if (!url) return undefined;
+    // Every replica's URL: the agent fails over between them (and later replies keep it current).
+    const urls = this.host.config.agentApiUrls;
+    if (!urls.length) return undefined;
+    const url = formatReplicaUrls(urls);
     const { token, expiresAt } = await this.joins.issue(this.machine.name);
     this.progress("join token", `issued a one-time join token for the agent (valid until ${expiresAt.toISOString()})`, 38);
     return { url, joinToken: token };

@@ -1,6 +1,7 @@
 import { accessSync, constants, existsSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
+import { parseReplicaUrls } from "@flotilla/core";
 import { defaultLockDir } from "@flotilla/drivers";
 
 /** Where machines live on the control plane's host, checked at start-up. */
@@ -14,10 +15,17 @@ export interface MachinesConfig {
   /** How long to wait for a provisioned agent to answer mutual TLS. */
   agentTimeoutMs: number;
   /**
-   * FLOTILLA_AGENT_API_URL: the control plane's URL as machines reach it (for heartbeats). When
-   * set, provisioning gives each agent its own API token and writes both into its environment.
+   * FLOTILLA_AGENT_API_URL: the control plane's URL as machines reach it (for heartbeats); the
+   * first of agentApiUrls. When set, provisioning gives each agent a one-time join token and
+   * writes it with the URLs into the agent's environment.
    */
   agentApiUrl?: string;
+  /**
+   * Every replica's agent-facing URL (FLOTILLA_AGENT_API_URL, comma-separated), in order: written
+   * into each agent's env file and sent in heartbeat replies, so agents provisioned before a
+   * replica was added learn it too. Empty when agents do not report.
+   */
+  agentApiUrls: string[];
   /**
    * The control plane's own files on this host (config dir with the admin token, data dir with
    * the CA key and machine stores, the stack's state dir, the lock dir): containers of machines
@@ -57,12 +65,22 @@ export function loadMachinesConfig(configDir: string, env: NodeJS.ProcessEnv = p
   const timeout = Number(env.FLOTILLA_AGENT_TIMEOUT_MS || 60_000);
   if (!Number.isInteger(timeout) || timeout < 1000)
     throw new Error("invalid configuration: FLOTILLA_AGENT_TIMEOUT_MS must be an integer of at least 1000");
-  const agentApiUrl = env.FLOTILLA_AGENT_API_URL || undefined;
-  if (agentApiUrl !== undefined && !/^https?:\/\/[^\s/]+/.test(agentApiUrl)) {
-    throw new Error(`invalid configuration: FLOTILLA_AGENT_API_URL must be an http:// or https:// URL, got "${agentApiUrl}"`);
+  let agentApiUrls: string[];
+  try {
+    agentApiUrls = parseReplicaUrls(env.FLOTILLA_AGENT_API_URL ?? "", "FLOTILLA_AGENT_API_URL");
+  } catch (e) {
+    throw new Error(`invalid configuration: ${(e as Error).message} (one URL, or every replica's separated by commas)`, { cause: e });
   }
   const controlPlanePaths = [
     ...new Set([configDir, dataDir, env.FLOTILLA_STATE_DIR, defaultLockDir(env)].filter((p): p is string => !!p).map((p) => resolve(p))),
   ];
-  return { dataDir, agentBundle, userMachinesDir: join(configDir, "machines"), agentTimeoutMs: timeout, agentApiUrl, controlPlanePaths };
+  return {
+    dataDir,
+    agentBundle,
+    userMachinesDir: join(configDir, "machines"),
+    agentTimeoutMs: timeout,
+    agentApiUrl: agentApiUrls[0],
+    agentApiUrls,
+    controlPlanePaths,
+  };
 }

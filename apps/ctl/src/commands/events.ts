@@ -9,6 +9,33 @@ export function readSse<T>(body: ReadableStream<Uint8Array>): AsyncGenerator<T> 
   return sseJson<T>(body as unknown as AsyncIterable<Uint8Array>);
 }
 
+/**
+ * The event stream from `query`'s `since`, across replicas: when the stream breaks or ends (its
+ * replica died, or drained on SIGTERM), it is opened again after the last event seen, through the
+ * client, which goes to the next replica when this one does not answer. Ends only by throwing the
+ * client's error when no replica answers, or when the caller stops reading.
+ */
+export async function* followEvents<T extends { id: string }>(client: ApiClient, query: URLSearchParams): AsyncGenerator<T> {
+  let since = query.get("since") ?? undefined;
+  for (let attempt = 0; ; attempt++) {
+    // A replica that keeps closing streams at once must not make this a busy loop.
+    if (attempt > 0) await new Promise((r) => setTimeout(r, 250));
+    const q = new URLSearchParams(query);
+    if (since) q.set("since", since);
+    const res = await client.raw("GET", `/api/v1/events${q.size ? `?${q}` : ""}`, undefined, "text/event-stream");
+    try {
+      for await (const e of readSse<T>(res.body!)) {
+        since = e.id;
+        yield e;
+      }
+    } catch {
+      // The connection broke mid-stream: open it again (after `since`, so nothing is missed).
+    } finally {
+      await res.body?.cancel().catch(() => undefined);
+    }
+  }
+}
+
 export function formatEvent(e: StreamEvent): string {
   const detail = Object.entries(e.data)
     .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
@@ -19,7 +46,9 @@ export function formatEvent(e: StreamEvent): string {
 export function registerEvents(program: Command): void {
   program
     .command("events")
-    .description("follow the control plane's live event stream (Ctrl-C to stop)")
+    .description(
+      "follow the control plane's live event stream (Ctrl-C to stop); when the replica serving it goes away, it resumes on the next one after the last event shown",
+    )
     .option("--since <id>", "replay events after this id first")
     .option("--kind <kinds>", "comma-separated kinds to show (machine,node,service,task,token)")
     .option("--json", "print one JSON object per line")
@@ -27,7 +56,7 @@ export function registerEvents(program: Command): void {
       const q = new URLSearchParams();
       if (opts.since) q.set("since", opts.since);
       if (opts.kind) q.set("kind", opts.kind);
-      const res = await new ApiClient(loadCtlConfig()).raw("GET", `/api/v1/events${q.size ? `?${q}` : ""}`, undefined, "text/event-stream");
-      for await (const e of readSse<StreamEvent>(res.body!)) out(opts.json ? JSON.stringify(e) : formatEvent(e));
+      for await (const e of followEvents<StreamEvent>(new ApiClient(loadCtlConfig()), q))
+        out(opts.json ? JSON.stringify(e) : formatEvent(e));
     });
 }

@@ -12,7 +12,7 @@ import type {
 } from "@flotilla/api-types";
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
-import { readSse } from "./events";
+import { followEvents } from "./events";
 import { registerMachineSsh } from "./machine-ssh";
 
 const api = () => new ApiClient(loadCtlConfig());
@@ -35,29 +35,23 @@ const DONE: Record<string, string> = {
  * state, a `failed` event (its reason becomes the error, exit 1), or `removed` for rm.
  */
 export async function follow(client: ApiClient, accepted: Accepted, operation: string, quiet = false): Promise<void> {
-  const res = await client.raw("GET", `/api/v1/events?kind=machine&since=${accepted.eventId}`, undefined, "text/event-stream");
   const name = accepted.machine.name;
-  const reader = res.body!;
-  try {
-    for await (const e of readSse<MachineEvent>(reader)) {
-      if (e.subjectId !== accepted.machine.id) continue;
-      if (e.action === "progress") {
-        const d = e.data as { step: string; message: string; percent: number };
-        if (!quiet) note(`(${name}) [${String(d.percent).padStart(3)}%] ${d.step}: ${d.message}`);
-      } else if (e.action === "failed") {
-        throw new CtlError(`${operation} ${name} failed: ${String(e.data.reason ?? "unknown error")}`);
-      } else if (e.action === "removed" && operation === "rm") {
-        return;
-      } else if (e.action === "state" && e.data.state === "ERROR") {
-        throw new CtlError(`${operation} ${name} failed: ${String(e.data.reason ?? "unknown error")}`);
-      } else if (e.action === "state" && DONE[operation] && e.data.state === DONE[operation]) {
-        return;
-      }
+  // Resumes on another replica (after the last event seen) when the one streaming goes away.
+  for await (const e of followEvents<MachineEvent>(client, new URLSearchParams({ kind: "machine", since: String(accepted.eventId) }))) {
+    if (e.subjectId !== accepted.machine.id) continue;
+    if (e.action === "progress") {
+      const d = e.data as { step: string; message: string; percent: number };
+      if (!quiet) note(`(${name}) [${String(d.percent).padStart(3)}%] ${d.step}: ${d.message}`);
+    } else if (e.action === "failed") {
+      throw new CtlError(`${operation} ${name} failed: ${String(e.data.reason ?? "unknown error")}`);
+    } else if (e.action === "removed" && operation === "rm") {
+      return;
+    } else if (e.action === "state" && e.data.state === "ERROR") {
+      throw new CtlError(`${operation} ${name} failed: ${String(e.data.reason ?? "unknown error")}`);
+    } else if (e.action === "state" && DONE[operation] && e.data.state === DONE[operation]) {
+      return;
     }
-  } finally {
-    await reader.cancel().catch(() => undefined);
   }
-  throw new CtlError(`the event stream ended before ${operation} ${name} finished; see \`ctl machine inspect ${name}\``);
 }
 
 /** Splits `--flag value`, `--flag=value` and bare boolean flags into raw options and the operands. */
