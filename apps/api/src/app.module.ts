@@ -25,6 +25,8 @@ import { HEARTBEAT_CONFIG, heartbeatConfig } from "./heartbeats/heartbeat-config
 import { HeartbeatsController } from "./heartbeats/heartbeats.controller";
 import { HeartbeatsService } from "./heartbeats/heartbeats.service";
 import { NodeMonitorService } from "./heartbeats/node-monitor.service";
+import { HeartbeatIntake } from "./heartbeats/intake";
+import { HeartbeatPace } from "./heartbeats/pace";
 import { IngressService } from "./ingress/ingress.service";
 import { NodesController } from "./nodes/nodes.controller";
 import { NodesRepository } from "./nodes/nodes.repository";
@@ -69,6 +71,8 @@ export class CoreModule {
       { provide: HEARTBEAT_CONFIG, useValue: heartbeatConfig(config) },
       EngineClients,
       TasksRepository,
+      HeartbeatIntake,
+      HeartbeatPace,
       ControlPlaneHealth,
       ServicesRepository,
       ServicesService,

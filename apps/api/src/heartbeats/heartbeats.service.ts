@@ -33,6 +33,8 @@ import { IngressService, type IngressTable } from "../ingress/ingress.service";
 import { TasksRepository } from "../tasks/tasks.repository";
 import { Batcher } from "./batcher";
 import { HEARTBEAT_CONFIG, MISSED_BEATS, type HeartbeatConfig } from "./heartbeat-config";
+import { HeartbeatIntake } from "./intake";
+import { HeartbeatPace } from "./pace";
 export const HeartbeatBody = z.object({
   nodeId: z.string().uuid().optional(),
   hostname: z.string().min(1).max(253),
@@ -85,6 +87,8 @@ interface TouchItem {
   hb: HeartbeatBody;
   withTasks: boolean;
   reporter: Reporter;
+  /** The period the reply tells the agent, recorded on its node. */
+  periodMs: number;
 }
 // A full fold at least every this many beats, even of identical reports.
 const FULL_FOLD_BEATS = 6;
@@ -130,32 +134,63 @@ export class HeartbeatsService {
     private readonly tasks: TasksRepository,
     private readonly ingress: IngressService,
     private readonly health: ControlPlaneHealth,
+    private readonly intake: HeartbeatIntake,
+    private readonly pace: HeartbeatPace,
     @Inject(HEARTBEAT_CONFIG) private readonly config: HeartbeatConfig,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   async beat(hb: HeartbeatBody, reporter: Reporter = { admin: true }): Promise<HeartbeatReply> {
     const receivedAt = this.clock.now();
+    // How long the beat waits until its node is marked alive is what says whether this process
+    // keeps up (HeartbeatIntake); the fold after that may take longer without harm.
+    const ticket = this.intake.arrived(receivedAt);
+    let touched: Touched & { stale: boolean; digest: string };
+    let periodMs: number;
+    try {
+      periodMs = await this.pace.periodMs();
+      touched = await this.touchOnce(hb, reporter, periodMs, receivedAt);
+      this.intake.done(ticket, true);
+    } catch (e) {
+      this.intake.done(ticket, false);
+      throw e;
+    }
+    const { node, active } = touched;
+    const stale = !active || touched.stale;
+    // Back or new (no tasks read by the touch): whatever it reports is looked at in full, as
+    // strays of replaced tasks may be among it.
+    if (stale) {
+      const again = await this.fold(node, hb.containers, active ?? (await this.activeTasks(node.id)), receivedAt);
+      this.lastReport.set(hb.hostname, { digest: touched.digest, at: receivedAt, again });
+    }
+    const ingress = await this.ingress.tableFor(hb.ingressVersion);
+    return {
+      nodeId: node.id,
+      heartbeatMs: periodMs,
+      maxBackoffMs: this.config.agentMaxBackoffMs,
+      ...(ingress ? { ingress } : {}),
+    };
+  }
+
+  /** Marks the node alive (registering it if new); says whether its report is to be folded. */
+  private async touchOnce(
+    hb: HeartbeatBody,
+    reporter: Reporter,
+    periodMs: number,
+    receivedAt: number,
+  ): Promise<Touched & { stale: boolean; digest: string }> {
     const digest = hb.containers
       .map((c) => `${c.id}:${c.state}:${c.exitCode ?? ""}:${c.health ?? ""}`)
       .sort()
       .join(",");
     const last = this.lastReport.get(hb.hostname);
-    const stale = !(last?.digest === digest && !last.again && receivedAt - last.at < FULL_FOLD_BEATS * this.config.periodMs);
-    const { node, active } = await this.touch({ hb, withTasks: stale, reporter });
-    // Back or new (no tasks read by the touch): whatever it reports is looked at in full, as
-    // strays of replaced tasks may be among it.
-    if (stale || !active) {
-      const again = await this.fold(node, hb.containers, active ?? (await this.activeTasks(node.id)), receivedAt);
-      this.lastReport.set(hb.hostname, { digest, at: receivedAt, again });
-    }
-    const ingress = await this.ingress.tableFor(hb.ingressVersion);
-    return {
-      nodeId: node.id,
-      heartbeatMs: this.config.periodMs,
-      maxBackoffMs: this.config.agentMaxBackoffMs,
-      ...(ingress ? { ingress } : {}),
-    };
+    // A full fold at least every FULL_FOLD_BEATS beats of the configured period.
+    const stale = !(
+      last?.digest === digest &&
+      !last.again &&
+      receivedAt - last.at < FULL_FOLD_BEATS * Math.max(periodMs, this.config.periodMs)
+    );
+    return { ...(await this.touch({ hb, withTasks: stale, reporter, periodMs })), stale, digest };
   }
 
   /**
@@ -195,6 +230,7 @@ export class HeartbeatsService {
       cpuNanos: BigInt(hb.resources.nanoCpus),
       memoryBytes: BigInt(hb.resources.memoryBytes),
       lastHeartbeatAt: now,
+      heartbeatMs: item.periodMs,
       ...(url !== null ? { engineUrl: url } : {}),
     };
     const { node, evs } = await this.prisma
@@ -236,10 +272,10 @@ export class HeartbeatsService {
     const urls = await this.engineUrls(items);
     const rows = await retryDeadlock(() =>
       this.prisma.sql.query<TaskRow & { node: string; nodeHostname: string }>(
-        `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::boolean[]) AS v(hostname, url, cpu, mem, fold)),
+        `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::boolean[], $8::int[]) AS v(hostname, url, cpu, mem, fold, period)),
          n AS (
            UPDATE "Node" AS node SET "engineUrl" = coalesce(v.url, node."engineUrl"), "cpuNanos" = v.cpu, "memoryBytes" = v.mem,
-             "lastHeartbeatAt" = $6::timestamp(3), "updatedAt" = $6::timestamp(3)
+             "lastHeartbeatAt" = $6::timestamp(3), "updatedAt" = $6::timestamp(3), "heartbeatMs" = v.period
            FROM v WHERE node.hostname = v.hostname AND node.status = ${nodeStatusSql("ready")}
            RETURNING node.id, node.hostname, v.fold)
          SELECT n.id::text AS node, n.hostname AS "nodeHostname", ${TASK_COLUMNS}
@@ -252,6 +288,7 @@ export class HeartbeatsService {
           items.map((i) => i.withTasks),
           utc(this.clock.now()),
           [...ACTIVE_STATES],
+          items.map((i) => i.periodMs),
         ],
       ),
     );
