@@ -31,6 +31,8 @@ export class RedisUnavailableError extends UnavailableError {
 // A queue first used while Redis is down waits for its connection instead of failing: a request
 // must not hang on it. Longer than a healthy Redis ever takes here, short enough for a user.
 const REDIS_CALL_MS = 3_000;
+// Dispatch jobs per Redis transaction (enqueueDispatch).
+const DISPATCH_ADD_SLICE = 500;
 
 /** Runs a queue operation; a failure or no answer within REDIS_CALL_MS is a RedisUnavailableError. */
 async function redisCall<T>(fn: () => Promise<T>): Promise<T> {
@@ -116,7 +118,13 @@ export class QueuesService implements OnModuleDestroy {
         } satisfies JobsOptions,
       })),
     );
-    await redisCall(() => this.queue(QUEUE.dispatch).addBulk(jobs));
+    // In slices: one addBulk is one Redis transaction, and thousands of deduplicated adds in one
+    // (a reconcile that placed tasks on 5,000 nodes) outlast REDIS_CALL_MS on a busy Redis — the
+    // reconcile then failed and retried the same plan forever.
+    for (let i = 0; i < jobs.length; i += DISPATCH_ADD_SLICE) {
+      const slice = jobs.slice(i, i + DISPATCH_ADD_SLICE);
+      await redisCall(() => this.queue(QUEUE.dispatch).addBulk(slice));
+    }
   }
 
   /**
