@@ -27,6 +27,7 @@ import { HeartbeatsService } from "./heartbeats/heartbeats.service";
 import { NodeMonitorService } from "./heartbeats/node-monitor.service";
 import { HeartbeatIntake } from "./heartbeats/intake";
 import { HeartbeatPace } from "./heartbeats/pace";
+import { NodeRegistrations } from "./heartbeats/registrations";
 import { IngressService } from "./ingress/ingress.service";
 import { NodesController } from "./nodes/nodes.controller";
 import { NodesRepository } from "./nodes/nodes.repository";
@@ -73,6 +74,7 @@ export class CoreModule {
       TasksRepository,
       HeartbeatIntake,
       HeartbeatPace,
+      NodeRegistrations,
       ControlPlaneHealth,
       ServicesRepository,
       ServicesService,

@@ -26,7 +26,7 @@ import { EventsService, type FlotillaEvent } from "../events/events.service";
 import type { Node as NodeRow, Task as TaskRow } from "../generated/prisma/client";
 import { ControlPlaneHealth } from "../health/control-plane-health";
 import { QueuesService } from "../queues/queues.service";
-import { ACTIVE_STATES, toCoreTask, TX_OPTIONS } from "../services/mapping";
+import { ACTIVE_STATES, toCoreTask } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
 import { ServicesService } from "../services/services.service";
 import { IngressService, type IngressTable } from "../ingress/ingress.service";
@@ -35,6 +35,7 @@ import { Batcher } from "./batcher";
 import { HEARTBEAT_CONFIG, MISSED_BEATS, type HeartbeatConfig } from "./heartbeat-config";
 import { HeartbeatIntake } from "./intake";
 import { HeartbeatPace } from "./pace";
+import { NodeRegistrations } from "./registrations";
 export const HeartbeatBody = z.object({
   nodeId: z.string().uuid().optional(),
   hostname: z.string().min(1).max(253),
@@ -136,6 +137,7 @@ export class HeartbeatsService {
     private readonly health: ControlPlaneHealth,
     private readonly intake: HeartbeatIntake,
     private readonly pace: HeartbeatPace,
+    private readonly registrations: NodeRegistrations,
     @Inject(HEARTBEAT_CONFIG) private readonly config: HeartbeatConfig,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
@@ -224,42 +226,16 @@ export class HeartbeatsService {
     const { hb } = item;
     const touched = await this.touches.call(item);
     if (touched && (!hb.nodeId || touched.node.id === hb.nodeId)) return touched;
+    // New, back from DOWN, or a node id that no longer matches (replaced): registered in a batch.
     const [url] = await this.engineUrls([item]);
-    const now = new Date(this.clock.now());
-    const live = {
-      cpuNanos: BigInt(hb.resources.nanoCpus),
-      memoryBytes: BigInt(hb.resources.memoryBytes),
-      lastHeartbeatAt: now,
-      heartbeatMs: item.periodMs,
-      ...(url !== null ? { engineUrl: url } : {}),
-    };
-    const { node, evs } = await this.prisma
-      .$transaction(async (tx) => {
-        const existing = await tx.node.findUnique({ where: { hostname: hb.hostname } });
-        if (!existing) {
-          // Labels come from the agent only at registration; afterwards the operator owns them.
-          const node = await tx.node.create({ data: { hostname: hb.hostname, labels: hb.labels, status: "READY", ...live } });
-          const evs = await this.events.record(tx, [
-            { kind: "node", subjectId: node.id, action: "register", data: { hostname: node.hostname, engineUrl: node.engineUrl } },
-          ]);
-          return { node, evs };
-        }
-        const node = await tx.node.update({ where: { id: existing.id }, data: { ...live, status: "READY" } });
-        const evs = await this.events.record(tx, [
-          { kind: "node", subjectId: node.id, action: "ready", data: { hostname: node.hostname, was: existing.status.toLowerCase() } },
-        ]);
-        return { node, evs };
-      }, TX_OPTIONS)
-      .catch(async (e: unknown) => {
-        // Two first heartbeats racing: the unique hostname lets one register; the other retries.
-        if ((e as { code?: string }).code !== "P2002") throw e;
-        return { node: (await this.prisma.node.findUnique({ where: { hostname: hb.hostname } }))!, evs: [] };
-      });
-    await this.events.publish(evs);
-    // New capacity: pending tasks may fit now, global services want a task here, and services
-    // that asked for it spread onto the node.
-    await this.reconcileLater(await this.services.servicesWaitingForCapacity(), `node ${node.hostname} ready`);
-    if (evs.length) await this.servicesService.rebalanceAuto(`node ${node.hostname} ready`);
+    const node = await this.registrations.register({
+      hostname: hb.hostname,
+      labels: hb.labels,
+      engineUrl: url ?? null,
+      nanoCpus: hb.resources.nanoCpus,
+      memoryBytes: hb.resources.memoryBytes,
+      periodMs: item.periodMs,
+    });
     return { node };
   }
 
