@@ -28,7 +28,6 @@ import { ControlPlaneHealth } from "../health/control-plane-health";
 import { QueuesService } from "../queues/queues.service";
 import { ACTIVE_STATES, toCoreTask } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
-import { ServicesService } from "../services/services.service";
 import { IngressService, type IngressTable } from "../ingress/ingress.service";
 import { TasksRepository } from "../tasks/tasks.repository";
 import { Batcher } from "./batcher";
@@ -131,7 +130,6 @@ export class HeartbeatsService {
     private readonly events: EventsService,
     private readonly queues: QueuesService,
     private readonly services: ServicesRepository,
-    private readonly servicesService: ServicesService,
     private readonly tasks: TasksRepository,
     private readonly ingress: IngressService,
     private readonly health: ControlPlaneHealth,
