@@ -10,6 +10,7 @@ import {
   provisionJobId,
   reconcileKey,
   type DispatchJob,
+  type DispatchPart,
   type ProvisionJob,
   type QueueName,
   type ReconcileJob,
@@ -33,6 +34,13 @@ export class RedisUnavailableError extends UnavailableError {
 const REDIS_CALL_MS = 3_000;
 // Dispatch jobs per Redis transaction (enqueueDispatch).
 const DISPATCH_ADD_SLICE = 500;
+
+/** A node with dispatch work, and which parts: tasks to start, tasks to stop. */
+export interface NodeDispatch {
+  nodeId: string;
+  start: boolean;
+  stop: boolean;
+}
 
 /** Runs a queue operation; a failure or no answer within REDIS_CALL_MS is a RedisUnavailableError. */
 async function redisCall<T>(fn: () => Promise<T>): Promise<T> {
@@ -102,11 +110,22 @@ export class QueuesService implements OnModuleDestroy {
     });
   }
 
-  /** Asks for a dispatch on each of these nodes; duplicates collapse (see dispatchKey). */
-  async enqueueDispatch(nodeIds: readonly string[], reason: string): Promise<void> {
-    if (nodeIds.length === 0) return;
-    const jobs = [...new Set(nodeIds)].flatMap((nodeId) =>
-      (["start", "stop"] as const).map((part) => ({
+  /**
+   * Asks for a dispatch on each of these nodes, of the parts that have work there (a node with
+   * only tasks to start gets no stop job: at 5,000 nodes that was 5,000 empty jobs, each a read,
+   * per reconcile); duplicates collapse (see dispatchKey).
+   */
+  async enqueueDispatch(nodes: readonly NodeDispatch[], reason: string): Promise<void> {
+    if (nodes.length === 0) return;
+    const parts = new Map<string, Set<DispatchPart>>();
+    for (const n of nodes) {
+      const p = parts.get(n.nodeId) ?? new Set<DispatchPart>();
+      if (n.start) p.add("start");
+      if (n.stop) p.add("stop");
+      parts.set(n.nodeId, p);
+    }
+    const jobs = [...parts].flatMap(([nodeId, ps]) =>
+      [...ps].map((part) => ({
         name: "dispatch",
         data: { nodeId, reason, part } satisfies DispatchJob,
         opts: {
