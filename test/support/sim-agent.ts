@@ -39,6 +39,7 @@ export interface SimAgentOptions {
    */
   apiUrl?: string;
   token?: string;
+  /** The pace until the control plane's first reply; then the reply's heartbeatMs, as a real agent. */
   heartbeatMs?: number;
   labels?: Record<string, string>;
   nanoCpus?: number;
@@ -71,10 +72,14 @@ export class SimAgent {
   heartbeatsOk = 0;
   nodeId?: string;
   ingress?: SimIngressTable;
+  /** The current pace: the control plane's heartbeatMs once it answered. */
+  intervalMs: number;
   private apiUrlIndex = 0;
+  private stopped = false;
 
   constructor(readonly opts: SimAgentOptions) {
     this.images = new Set(opts.images ?? []);
+    this.intervalMs = opts.heartbeatMs ?? 5_000;
   }
 
   async start(): Promise<this> {
@@ -88,9 +93,18 @@ export class SimAgent {
     this.url = `http://${host}:${addr.port}`;
     if (this.opts.apiUrl) {
       await this.heartbeat();
-      this.timer = setInterval(() => void this.heartbeat(), this.opts.heartbeatMs ?? 5_000);
+      this.schedule();
     }
     return this;
+  }
+
+  /** Beats every intervalMs, counted from each beat's start (a slow reply does not slow the pace). */
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.heartbeat();
+      this.schedule();
+    }, this.intervalMs);
   }
 
   /** Stops heartbeats (the node looks dead to the control plane) but keeps the engine up. */
@@ -148,8 +162,9 @@ export class SimAgent {
       if (res.status >= 500) this.apiUrlIndex++;
       if (res.ok) {
         this.heartbeatsOk++;
-        const reply = (await res.json()) as { nodeId: string; ingress?: SimIngressTable };
+        const reply = (await res.json()) as { nodeId: string; heartbeatMs?: number; ingress?: SimIngressTable };
         this.nodeId = reply.nodeId;
+        if (typeof reply.heartbeatMs === "number" && reply.heartbeatMs > 0) this.intervalMs = reply.heartbeatMs;
         if (reply.ingress) this.ingress = reply.ingress;
       } else await res.body?.cancel();
     } catch {
@@ -160,7 +175,8 @@ export class SimAgent {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
+    this.stopped = true;
+    clearTimeout(this.timer);
     this.timer = undefined;
     if (this.server) {
       this.server.closeAllConnections();

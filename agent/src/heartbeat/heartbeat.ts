@@ -105,6 +105,9 @@ export interface Heartbeats {
   stop(): Promise<void>;
 }
 
+/** The longest heartbeat period the agent accepts from a reply. */
+export const MAX_INTERVAL_MS = 600_000;
+
 /** The wait before retry number `failures` (1-based): doubling from the interval, never above the cap nor below the interval. */
 export function retryDelayMs(failures: number, intervalMs: number, maxBackoffMs: number): number {
   return Math.max(intervalMs, Math.min(maxBackoffMs, intervalMs * 2 ** Math.min(failures - 1, 16)));
@@ -213,7 +216,9 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
         options.onNodeId?.(reply.nodeId);
         log(`heartbeat: registered as node ${reply.nodeId}`);
       }
-      if (typeof reply.heartbeatMs === "number" && reply.heartbeatMs > 0) interval = reply.heartbeatMs;
+      // The control plane stretches the period as the cluster grows (never past 10 minutes, its
+      // FLOTILLA_HEARTBEAT_MS limit): a longer one is not believed.
+      if (typeof reply.heartbeatMs === "number" && reply.heartbeatMs > 0) interval = Math.min(reply.heartbeatMs, MAX_INTERVAL_MS);
       if (typeof reply.maxBackoffMs === "number" && reply.maxBackoffMs > 0) maxBackoff = reply.maxBackoffMs;
       if (typeof reply.ingress === "object" && reply.ingress !== null) ingress = reply.ingress;
       if (typeof reply.networks === "object" && reply.networks !== null) networks = reply.networks;

@@ -22,6 +22,7 @@ import pg from "pg";
 import { adminUrl, redisUrl, repoRoot, stack } from "../../../test/support/stack";
 import { deployMigrations } from "../../../test/support/migrations";
 import { SimAgent } from "../../../test/support/sim-agent";
+import { cpuSeconds, loadAverage, percentile } from "./measure";
 
 const USAGE = `usage: npm run bench:api -- [--json] [--clients N] [--seconds S] [--nodes N] [--services N] [--replicas N] [--conditional]
   --clients    concurrent clients (200)        --seconds   measured seconds per case (8)
@@ -70,21 +71,6 @@ const freePort = () =>
     });
   });
 
-/** CPU seconds a process has used (Linux /proc), or NaN where that cannot be read. */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface CaseResult {
@@ -100,6 +86,8 @@ export interface CaseResult {
   /** CPU use while the case ran, in cores: the API processes', and this process's (the clients). */
   apiCpu: number;
   clientCpu: number;
+  /** The machine's 1/5/15-minute load averages when the case ended. */
+  loadAvg: number[];
 }
 
 /** One keep-alive GET; resolves with the status and the ETag (the body is read and dropped). */
@@ -123,7 +111,7 @@ async function load(
   clients: number,
   seconds: number,
   conditional: boolean,
-): Promise<Omit<CaseResult, "path" | "processes" | "apiCpu" | "clientCpu">> {
+): Promise<Omit<CaseResult, "path" | "processes" | "apiCpu" | "clientCpu" | "loadAvg">> {
   const agents = urls.map(() => new http.Agent({ keepAlive: true, maxSockets: clients }));
   const latencies: number[] = [];
   let errors = 0;
@@ -150,7 +138,6 @@ async function load(
   };
   await Promise.all(Array.from({ length: clients }, (_, i) => client(i)));
   agents.forEach((a) => a.destroy());
-  latencies.sort((a, b) => a - b);
   return {
     ...(conditional ? { conditional: true } : {}),
     requests: latencies.length,
@@ -253,7 +240,7 @@ async function main(): Promise<void> {
       const s = (performance.now() - t0) / 1000;
       const c = process.cpuUsage(c0);
       const round = (x: number) => Math.round(x * 100) / 100;
-      return { ...r, apiCpu: round((apiCpu() - a0) / s), clientCpu: round((c.user + c.system) / 1e6 / s) };
+      return { ...r, apiCpu: round((apiCpu() - a0) / s), clientCpu: round((c.user + c.system) / 1e6 / s), loadAvg: loadAverage() };
     };
     const run = async (urls: URL[]) => {
       for (const path of paths) {

@@ -20,6 +20,7 @@ import pg from "pg";
 import { adminUrl, redisUrl, repoRoot, stack } from "../../../test/support/stack";
 import { deployMigrations } from "../../../test/support/migrations";
 import { SimAgent } from "../../../test/support/sim-agent";
+import { cpuSeconds, latencySummary, loadAverage } from "./measure";
 
 const { values: args } = parseArgs({
   options: { nodes: { type: "string" }, replicas: { type: "string" }, services: { type: "string" }, json: { type: "boolean" } },
@@ -36,6 +37,7 @@ const REPLICAS = count("--replicas", args.replicas ?? process.env.BENCH_REPLICAS
 const SERVICES = count("--services", args.services ?? process.env.BENCH_SERVICES, 30);
 const HEARTBEAT_MS = Number(process.env.FLOTILLA_HEARTBEAT_MS ?? 5000);
 const GOAL_MS = REPLICAS > 30_000 ? 90_000 : 60_000;
+const REGISTER_CONCURRENCY = 50;
 // Extra node options for the spawned API, e.g. BENCH_API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
 const API_NODE_ARGS = (process.env.BENCH_API_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
 
@@ -46,22 +48,6 @@ const freePort = () =>
       s.close(() => resolve(p));
     });
   });
-
-/** CPU seconds a process has used (Linux /proc), or NaN where that cannot be read. */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-function percentile(xs: number[], p: number): number {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-}
 
 async function main(): Promise<void> {
   stack("up");
@@ -105,21 +91,31 @@ async function main(): Promise<void> {
     };
 
     let t0 = Date.now();
-    for (let i = 1; i <= NODES; i++) {
-      agents.push(
-        await new SimAgent({
-          hostname: `bench-${i}`,
-          apiUrl: url,
-          token,
-          heartbeatMs: HEARTBEAT_MS,
-          images: ["busybox:latest"],
-          labels: { zone: `z${i % 3}` },
-          memoryBytes: 64 * 1024 ** 3,
-          nanoCpus: 64e9,
-        }).start(),
-      );
-    }
-    console.error(`${NODES} nodes registered in ${Date.now() - t0} ms`);
+    // Agents join concurrently, as a fleet booting does: REGISTER_CONCURRENCY first beats in
+    // flight at a time (one after another, registration time was the sum of their latencies).
+    let nextNode = 1;
+    const registering = async () => {
+      for (let i = nextNode++; i <= NODES; i = nextNode++) {
+        agents.push(
+          await new SimAgent({
+            hostname: `bench-${i}`,
+            apiUrl: url,
+            token,
+            heartbeatMs: HEARTBEAT_MS,
+            images: ["busybox:latest"],
+            labels: { zone: `z${i % 3}` },
+            memoryBytes: 64 * 1024 ** 3,
+            nanoCpus: 64e9,
+          }).start(),
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: REGISTER_CONCURRENCY }, registering));
+    const registerMs = Date.now() - t0;
+    const registerLoadAvg = loadAverage();
+    const notRegistered = agents.filter((a) => !a.nodeId).length;
+    if (notRegistered) throw new Error(`${notRegistered} agents got no node id from their first heartbeat`);
+    console.error(`${NODES} nodes registered in ${registerMs} ms`);
 
     // Listing latency while the control plane works (what ctl and the console feel).
     const latencies: number[] = [];
@@ -197,20 +193,18 @@ async function main(): Promise<void> {
         apiCpuS,
         apiFailures: failures.length,
         firstFailure: failures[0],
-        apiLatencyMs: {
-          requests: latencies.length,
-          p50: percentile(latencies, 50),
-          p99: percentile(latencies, 99),
-          max: Math.max(...latencies),
-        },
+        registerMs,
+        registerLoadAvg,
+        apiLatencyMs: { requests: latencies.length, ...latencySummary(latencies) },
         benchLoopDelayMs: { p99: Math.round(lag.percentile(99) / 1e6), max: Math.round(lag.max / 1e6) },
         heartbeatMs: {
           beats: beats.length,
           failed: agents.reduce((n, a) => n + a.heartbeatFailures, 0) - failedBefore,
-          p50: percentile(beats, 50),
-          p99: percentile(beats, 99),
-          max: Math.max(...beats),
+          ...latencySummary(beats),
         },
+        // The period agents were told at the end (it grows with the cluster).
+        heartbeatPeriodMs: Math.max(...agents.map((a) => a.intervalMs)),
+        loadAvg: loadAverage(),
       }),
     );
   } finally {

@@ -26,6 +26,9 @@ import { HEARTBEAT_CONFIG, heartbeatConfig } from "./heartbeats/heartbeat-config
 import { HeartbeatsController } from "./heartbeats/heartbeats.controller";
 import { HeartbeatsService } from "./heartbeats/heartbeats.service";
 import { NodeMonitorService } from "./heartbeats/node-monitor.service";
+import { HeartbeatIntake } from "./heartbeats/intake";
+import { HeartbeatPace } from "./heartbeats/pace";
+import { NodeRegistrations } from "./heartbeats/registrations";
 import { IngressService } from "./ingress/ingress.service";
 import { NetworksController } from "./networks/networks.controller";
 import { NetworksRepository } from "./networks/networks.repository";
@@ -79,6 +82,9 @@ export class CoreModule {
       },
       EngineClients,
       TasksRepository,
+      HeartbeatIntake,
+      HeartbeatPace,
+      NodeRegistrations,
       ControlPlaneHealth,
       ServicesRepository,
       ServicesService,

@@ -54,6 +54,9 @@ const schema = z.object({
   FLOTILLA_HEARTBEAT_MS: z.coerce.number().int().min(50).max(600_000).default(5_000),
   // The agents' retry back-off cap (agent/src/heartbeat: 60 s unless configured otherwise).
   FLOTILLA_AGENT_MAX_BACKOFF_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
+  // Beyond this many nodes × (1000 / FLOTILLA_HEARTBEAT_MS), the period agents are told grows
+  // (libs/core heartbeatPeriodMs): 1,000 nodes keep 5 s, 5,000 beat every 25 s.
+  FLOTILLA_MAX_HEARTBEATS_PER_S: z.coerce.number().int().min(1).max(100_000).default(200),
   // Under load a connection is held for a turn of the event loop besides the query itself, so
   // 10 capped a busy API (1,000 agents beating) near 250 statements a second.
   FLOTILLA_DB_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
@@ -96,6 +99,8 @@ export interface AppConfig {
    * before its agent had that long (plus a heartbeat window) to reach the control plane again.
    */
   agentMaxBackoffMs: number;
+  /** The heartbeats per second the control plane is sized for: the period stretches beyond it. */
+  maxHeartbeatsPerSecond: number;
   /** Postgres connections per process. */
   dbPoolSize: number;
   /**
@@ -155,6 +160,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, roleOverride?: string): AppCo
     queuePrefix: c.FLOTILLA_QUEUE_PREFIX,
     heartbeatMs: c.FLOTILLA_HEARTBEAT_MS,
     agentMaxBackoffMs: c.FLOTILLA_AGENT_MAX_BACKOFF_MS,
+    maxHeartbeatsPerSecond: c.FLOTILLA_MAX_HEARTBEATS_PER_S,
     dbPoolSize: c.FLOTILLA_DB_POOL_SIZE,
     agentListen: c.FLOTILLA_AGENT_LISTEN,
     secretsKeyFile: c.FLOTILLA_SECRETS_KEY_FILE ?? join(c.FLOTILLA_CONFIG_DIR ?? defaultConfigDir(env), "secrets.key"),

@@ -1,7 +1,7 @@
 // The control plane's view of its own health, shared through Postgres so every process agrees:
 // "healthySince" (ControlPlane row) moves to now whenever a process starts or sees Postgres or
 // Redis come back (or Redis come back empty), and API processes record that they take
-// heartbeats ("intakeAliveAt"). The node monitor declares nodes down only from heartbeats missed
+// heartbeats promptly ("intakeAliveAt": only while none waits longer than a period, HeartbeatIntake). The node monitor declares nodes down only from heartbeats missed
 // after that (libs/core node-liveness), and heartbeat folds ignore reports that arrived before
 // it. Also what the API answers about an unreachable dependency (503s).
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from "@nestjs/common";
@@ -13,6 +13,8 @@ import { PrismaService } from "../database/prisma.service";
 import { RedisConnections } from "../database/redis";
 import { utc } from "../database/sql";
 import { HEARTBEAT_CONFIG, type HeartbeatConfig } from "../heartbeats/heartbeat-config";
+import { HeartbeatIntake } from "../heartbeats/intake";
+import { HeartbeatPace } from "../heartbeats/pace";
 
 export type Dependency = "postgres" | "redis";
 
@@ -44,6 +46,8 @@ export class ControlPlaneHealth implements OnApplicationBootstrap, OnModuleDestr
   constructor(
     private readonly prisma: PrismaService,
     private readonly redis: RedisConnections,
+    private readonly intake: HeartbeatIntake,
+    private readonly pace: HeartbeatPace,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(HEARTBEAT_CONFIG) private readonly heartbeat: HeartbeatConfig,
     @Inject(CLOCK) private readonly clock: Clock,
@@ -84,6 +88,9 @@ export class ControlPlaneHealth implements OnApplicationBootstrap, OnModuleDestr
   }
 
   private async probe(): Promise<void> {
+    // Judged first, as of `now`: whether this process took every beat promptly since the last
+    // probe. The mark below says so only if it did (and Postgres and Redis answer).
+    const keepsUp = this.config.role !== "worker" && this.intake.keepsUp(await this.pace.periodMs().catch(() => this.heartbeat.periodMs));
     const now = this.clock.now();
     const postgres = await this.prisma.sql.query("SELECT 1").then(
       () => true,
@@ -112,7 +119,7 @@ export class ControlPlaneHealth implements OnApplicationBootstrap, OnModuleDestr
       }
       await this.redis.client.set(this.marker, "1", "EX", 600);
       this.markerSet = true;
-      if (this.config.role !== "worker") await this.markIntake(now);
+      if (keepsUp) await this.markIntake(now);
     } catch (e) {
       this.logger.warn(`recovery step failed (will retry): ${(e as Error).message}`);
       this.lastTroubleAt = now;

@@ -108,7 +108,7 @@ export class HeartbeatsController {
   @Post("heartbeat")
   @HttpCode(200)
   @ApiOperation({
-    summary: "Agent heartbeat (every FLOTILLA_HEARTBEAT_MS): registers the node on first contact and reports its containers",
+    summary: "Agent heartbeat (at the period the last reply gave): registers the node on first contact and reports its containers",
   })
   @ApiBody({
     schema: {
@@ -165,7 +165,11 @@ export class HeartbeatsController {
       required: ["nodeId", "heartbeatMs"],
       properties: {
         nodeId: { type: "string", format: "uuid" },
-        heartbeatMs: { type: "integer" },
+        heartbeatMs: {
+          type: "integer",
+          description:
+            "the period to beat at from now on: FLOTILLA_HEARTBEAT_MS, stretched as the cluster grows (FLOTILLA_MAX_HEARTBEATS_PER_S, at most 60 s)",
+        },
         networks: { type: "object", description: "the node's overlay network table (as GET /api/v1/nodes/networks answers)" },
         maxBackoffMs: { type: "integer", description: "the longest the agent may wait between retries while beats fail" },
         apiUrls: {

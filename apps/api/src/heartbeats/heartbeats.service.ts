@@ -27,13 +27,16 @@ import { EventsService, type FlotillaEvent } from "../events/events.service";
 import type { Node as NodeRow, Task as TaskRow } from "../generated/prisma/client";
 import { ControlPlaneHealth } from "../health/control-plane-health";
 import { QueuesService } from "../queues/queues.service";
-import { ACTIVE_STATES, toCoreTask, TX_OPTIONS } from "../services/mapping";
+import { ACTIVE_STATES, toCoreTask } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
 import { IngressService, type IngressTable } from "../ingress/ingress.service";
 import { OverlayTablesService } from "../networks/overlay-tables.service";
 import { TasksRepository } from "../tasks/tasks.repository";
 import { Batcher } from "./batcher";
 import { HEARTBEAT_CONFIG, MISSED_BEATS, type HeartbeatConfig } from "./heartbeat-config";
+import { HeartbeatIntake } from "./intake";
+import { HeartbeatPace } from "./pace";
+import { NodeRegistrations } from "./registrations";
 export const HeartbeatBody = z.object({
   nodeId: z.string().uuid().optional(),
   hostname: z.string().min(1).max(253),
@@ -95,6 +98,8 @@ interface TouchItem {
   hb: HeartbeatBody;
   withTasks: boolean;
   reporter: Reporter;
+  /** The period the reply tells the agent, recorded on its node. */
+  periodMs: number;
 }
 // A full fold at least every this many beats, even of identical reports.
 const FULL_FOLD_BEATS = 6;
@@ -140,36 +145,68 @@ export class HeartbeatsService {
     private readonly ingress: IngressService,
     private readonly overlay: OverlayTablesService,
     private readonly health: ControlPlaneHealth,
+    private readonly intake: HeartbeatIntake,
+    private readonly pace: HeartbeatPace,
+    private readonly registrations: NodeRegistrations,
     @Inject(HEARTBEAT_CONFIG) private readonly config: HeartbeatConfig,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   async beat(hb: HeartbeatBody, reporter: Reporter = { admin: true }): Promise<HeartbeatReply> {
     const receivedAt = this.clock.now();
-    const digest = hb.containers
-      .map((c) => `${c.id}:${c.state}:${c.exitCode ?? ""}:${c.health ?? ""}`)
-      .sort()
-      .join(",");
-    const last = this.lastReport.get(hb.hostname);
-    const stale = !(last?.digest === digest && !last.again && receivedAt - last.at < FULL_FOLD_BEATS * this.config.periodMs);
-    const { node, active } = await this.touch({ hb, withTasks: stale, reporter });
+    // How long the beat waits until its node is marked alive is what says whether this process
+    // keeps up (HeartbeatIntake); the fold after that may take longer without harm.
+    const ticket = this.intake.arrived(receivedAt);
+    let touched: Touched & { stale: boolean; digest: string };
+    let periodMs: number;
+    try {
+      periodMs = await this.pace.periodMs();
+      touched = await this.touchOnce(hb, reporter, periodMs, receivedAt);
+      this.intake.done(ticket, true);
+    } catch (e) {
+      this.intake.done(ticket, false);
+      throw e;
+    }
+    const { node, active } = touched;
+    const stale = !active || touched.stale;
     // Back or new (no tasks read by the touch): whatever it reports is looked at in full, as
     // strays of replaced tasks may be among it.
-    if (stale || !active) {
+    if (stale) {
       const again = await this.fold(node, hb.containers, active ?? (await this.activeTasks(node.id)), receivedAt);
-      this.lastReport.set(hb.hostname, { digest, at: receivedAt, again });
+      this.lastReport.set(hb.hostname, { digest: touched.digest, at: receivedAt, again });
     }
     const ingress = await this.ingress.tableFor(hb.ingressVersion);
     // Only agents that take part in overlays say which table they have; the others cost nothing.
     const networks = hb.networksVersion !== undefined ? await this.overlay.tableFor(node.id, hb.networksVersion || undefined) : undefined;
     return {
       nodeId: node.id,
-      heartbeatMs: this.config.periodMs,
+      heartbeatMs: periodMs,
       maxBackoffMs: this.config.agentMaxBackoffMs,
       ...(ingress ? { ingress } : {}),
       ...(networks ? { networks } : {}),
       ...(this.config.agentApiUrls.length ? { apiUrls: [...this.config.agentApiUrls] } : {}),
     };
+  }
+
+  /** Marks the node alive (registering it if new); says whether its report is to be folded. */
+  private async touchOnce(
+    hb: HeartbeatBody,
+    reporter: Reporter,
+    periodMs: number,
+    receivedAt: number,
+  ): Promise<Touched & { stale: boolean; digest: string }> {
+    const digest = hb.containers
+      .map((c) => `${c.id}:${c.state}:${c.exitCode ?? ""}:${c.health ?? ""}`)
+      .sort()
+      .join(",");
+    const last = this.lastReport.get(hb.hostname);
+    // A full fold at least every FULL_FOLD_BEATS beats of the configured period.
+    const stale = !(
+      last?.digest === digest &&
+      !last.again &&
+      receivedAt - last.at < FULL_FOLD_BEATS * Math.max(periodMs, this.config.periodMs)
+    );
+    return { ...(await this.touch({ hb, withTasks: stale, reporter, periodMs })), stale, digest };
   }
 
   /**
@@ -203,41 +240,16 @@ export class HeartbeatsService {
     const { hb } = item;
     const touched = await this.touches.call(item);
     if (touched && (!hb.nodeId || touched.node.id === hb.nodeId)) return touched;
+    // New, back from DOWN, or a node id that no longer matches (replaced): registered in a batch.
     const [url] = await this.engineUrls([item]);
-    const now = new Date(this.clock.now());
-    const live = {
-      cpuNanos: BigInt(hb.resources.nanoCpus),
-      memoryBytes: BigInt(hb.resources.memoryBytes),
-      lastHeartbeatAt: now,
-      ...(url !== null ? { engineUrl: url } : {}),
-    };
-    const { node, evs } = await this.prisma
-      .$transaction(async (tx) => {
-        const existing = await tx.node.findUnique({ where: { hostname: hb.hostname } });
-        if (!existing) {
-          // Labels come from the agent only at registration; afterwards the operator owns them.
-          const node = await tx.node.create({ data: { hostname: hb.hostname, labels: hb.labels, status: "READY", ...live } });
-          const evs = await this.events.record(tx, [
-            { kind: "node", subjectId: node.id, action: "register", data: { hostname: node.hostname, engineUrl: node.engineUrl } },
-          ]);
-          return { node, evs };
-        }
-        const node = await tx.node.update({ where: { id: existing.id }, data: { ...live, status: "READY" } });
-        const evs = await this.events.record(tx, [
-          { kind: "node", subjectId: node.id, action: "ready", data: { hostname: node.hostname, was: existing.status.toLowerCase() } },
-        ]);
-        return { node, evs };
-      }, TX_OPTIONS)
-      .catch(async (e: unknown) => {
-        // Two first heartbeats racing: the unique hostname lets one register; the other retries.
-        if ((e as { code?: string }).code !== "P2002") throw e;
-        return { node: (await this.prisma.node.findUnique({ where: { hostname: hb.hostname } }))!, evs: [] };
-      });
-    await this.events.publish(evs);
-    // New capacity: pending tasks may fit now, global services want a task here, and services
-    // that asked for it spread onto the node.
-    await this.reconcileLater(await this.services.servicesWaitingForCapacity(), `node ${node.hostname} ready`);
-    if (evs.length) await this.rebalanceLater(`node ${node.hostname} ready`);
+    const node = await this.registrations.register({
+      hostname: hb.hostname,
+      labels: hb.labels,
+      engineUrl: url ?? null,
+      nanoCpus: hb.resources.nanoCpus,
+      memoryBytes: hb.resources.memoryBytes,
+      periodMs: item.periodMs,
+    });
     return { node };
   }
 
@@ -250,10 +262,10 @@ export class HeartbeatsService {
     const urls = await this.engineUrls(items);
     const rows = await retryDeadlock(() =>
       this.prisma.sql.query<TaskRow & { node: string; nodeHostname: string }>(
-        `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::boolean[]) AS v(hostname, url, cpu, mem, fold)),
+        `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::boolean[], $8::int[]) AS v(hostname, url, cpu, mem, fold, period)),
          n AS (
            UPDATE "Node" AS node SET "engineUrl" = coalesce(v.url, node."engineUrl"), "cpuNanos" = v.cpu, "memoryBytes" = v.mem,
-             "lastHeartbeatAt" = $6::timestamp(3), "updatedAt" = $6::timestamp(3)
+             "lastHeartbeatAt" = $6::timestamp(3), "updatedAt" = $6::timestamp(3), "heartbeatMs" = v.period
            FROM v WHERE node.hostname = v.hostname AND node.status = ${nodeStatusSql("ready")}
            RETURNING node.id, node.hostname, v.fold)
          SELECT n.id::text AS node, n.hostname AS "nodeHostname", ${TASK_COLUMNS}
@@ -266,6 +278,7 @@ export class HeartbeatsService {
           items.map((i) => i.withTasks),
           utc(this.clock.now()),
           [...ACTIVE_STATES],
+          items.map((i) => i.periodMs),
         ],
       ),
     );
@@ -349,19 +362,6 @@ export class HeartbeatsService {
     const healthy = new Set(evs.filter((e) => e.data.state === "RUNNING").map((e) => e.data.serviceId as string));
     for (const id of ended) healthy.delete(id);
     if (healthy.size) await this.reconcileLater([...healthy], "task running");
-  }
-
-  /**
-   * Asks for a check of the auto-rebalanced services. With Redis down the check is skipped (the
-   * sweep does not redo it): the tasks keep running where they are, and the next node that joins
-   * or returns, or `ctl service update --rebalance`, spreads them again.
-   */
-  private async rebalanceLater(reason: string): Promise<void> {
-    try {
-      await this.queues.enqueueAutoRebalance(reason);
-    } catch (e) {
-      this.logger.warn(`automatic rebalance (${reason}) skipped: ${(e as Error).message}`);
-    }
   }
 
   /** Asks for reconciles; while Redis is down the sweep does it when it returns. */

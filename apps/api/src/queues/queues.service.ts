@@ -12,6 +12,7 @@ import {
   reconcileKey,
   type AutoRebalanceJob,
   type DispatchJob,
+  type DispatchPart,
   type ProvisionJob,
   type QueueName,
   type ReconcileJob,
@@ -35,6 +36,15 @@ export class RedisUnavailableError extends UnavailableError {
 // A queue first used while Redis is down waits for its connection instead of failing: a request
 // must not hang on it. Longer than a healthy Redis ever takes here, short enough for a user.
 const REDIS_CALL_MS = 3_000;
+// Dispatch jobs per Redis transaction (enqueueDispatch).
+const DISPATCH_ADD_SLICE = 500;
+
+/** A node with dispatch work, and which parts: tasks to start, tasks to stop. */
+export interface NodeDispatch {
+  nodeId: string;
+  start: boolean;
+  stop: boolean;
+}
 
 /** Runs a queue operation; a failure or no answer within REDIS_CALL_MS is a RedisUnavailableError. */
 async function redisCall<T>(fn: () => Promise<T>): Promise<T> {
@@ -119,11 +129,22 @@ export class QueuesService implements OnModuleDestroy {
     });
   }
 
-  /** Asks for a dispatch on each of these nodes; duplicates collapse (see dispatchKey). */
-  async enqueueDispatch(nodeIds: readonly string[], reason: string): Promise<void> {
-    if (nodeIds.length === 0) return;
-    const jobs = [...new Set(nodeIds)].flatMap((nodeId) =>
-      (["start", "stop"] as const).map((part) => ({
+  /**
+   * Asks for a dispatch on each of these nodes, of the parts that have work there (a node with
+   * only tasks to start gets no stop job: at 5,000 nodes that was 5,000 empty jobs, each a read,
+   * per reconcile); duplicates collapse (see dispatchKey).
+   */
+  async enqueueDispatch(nodes: readonly NodeDispatch[], reason: string): Promise<void> {
+    if (nodes.length === 0) return;
+    const parts = new Map<string, Set<DispatchPart>>();
+    for (const n of nodes) {
+      const p = parts.get(n.nodeId) ?? new Set<DispatchPart>();
+      if (n.start) p.add("start");
+      if (n.stop) p.add("stop");
+      parts.set(n.nodeId, p);
+    }
+    const jobs = [...parts].flatMap(([nodeId, ps]) =>
+      [...ps].map((part) => ({
         name: "dispatch",
         data: { nodeId, reason, part } satisfies DispatchJob,
         opts: {
@@ -135,7 +156,13 @@ export class QueuesService implements OnModuleDestroy {
         } satisfies JobsOptions,
       })),
     );
-    await redisCall(() => this.queue(QUEUE.dispatch).addBulk(jobs));
+    // In slices: one addBulk is one Redis transaction, and thousands of deduplicated adds in one
+    // (a reconcile that placed tasks on 5,000 nodes) outlast REDIS_CALL_MS on a busy Redis — the
+    // reconcile then failed and retried the same plan forever.
+    for (let i = 0; i < jobs.length; i += DISPATCH_ADD_SLICE) {
+      const slice = jobs.slice(i, i + DISPATCH_ADD_SLICE);
+      await redisCall(() => this.queue(QUEUE.dispatch).addBulk(slice));
+    }
   }
 
   /**

@@ -9,7 +9,7 @@ import { desiredStateSql, nodeStatusSql, utc } from "../database/sql";
 import { ControlPlaneHealth } from "../health/control-plane-health";
 import { JobHandlers } from "./job-handlers";
 import { QUEUE, type QueueName } from "./queue-names";
-import { QueuesService } from "./queues.service";
+import { QueuesService, type NodeDispatch } from "./queues.service";
 
 // Dispatch: nodes served at once (each job talks to one agent, a few calls at a time).
 const CONCURRENCY: Record<QueueName, number> = { reconcile: 8, provision: 4, sweep: 1, dispatch: 16, rebalance: 1 };
@@ -96,18 +96,18 @@ export class WorkersService implements OnApplicationBootstrap, OnModuleDestroy {
   private async sweep(): Promise<{ services: number; nodes: number }> {
     const services = await this.prisma.service.findMany({ select: { id: true } });
     for (const s of services) await this.queues.enqueueReconcile(s.id, "sweep");
-    const nodes = await this.prisma.sql.query<{ nodeId: string }>(
-      `SELECT DISTINCT t."nodeId"::text AS "nodeId" FROM "Task" t JOIN "Node" n ON n.id = t."nodeId"
-       WHERE n.status = ${nodeStatusSql("ready")} AND (
-         (t."desiredState" = ${desiredStateSql("running")} AND t.state = $2::"TaskState")
-         OR (t."desiredState" = ${desiredStateSql("running")} AND t.state = $3::"TaskState" AND t."containerId" IS NULL AND t."updatedAt" < $1::timestamp(3))
-         OR (t."desiredState" = ${desiredStateSql("shutdown")} AND t.state = ANY($4::"TaskState"[])))`,
-      [utc(this.clock.now() - STALE_CLAIM_MS), "ASSIGNED" satisfies TaskState, "ACCEPTED" satisfies TaskState, [...STOPPABLE_TASK_STATES]],
+    const stale = utc(this.clock.now() - STALE_CLAIM_MS);
+    const start = `(t."desiredState" = ${desiredStateSql("running")} AND t.state = $2::"TaskState")
+         OR (t."desiredState" = ${desiredStateSql("running")} AND t.state = $3::"TaskState" AND t."containerId" IS NULL AND t."updatedAt" < $1::timestamp(3))`;
+    const stop = `t."desiredState" = ${desiredStateSql("shutdown")} AND t.state = ANY($4::"TaskState"[])`;
+    const nodes = await this.prisma.sql.query<NodeDispatch>(
+      `SELECT t."nodeId"::text AS "nodeId", bool_or(${start}) AS start, bool_or(${stop}) AS stop
+       FROM "Task" t JOIN "Node" n ON n.id = t."nodeId"
+       WHERE n.status = ${nodeStatusSql("ready")} AND ((${start}) OR (${stop}))
+       GROUP BY t."nodeId"`,
+      [stale, "ASSIGNED" satisfies TaskState, "ACCEPTED" satisfies TaskState, [...STOPPABLE_TASK_STATES]],
     );
-    await this.queues.enqueueDispatch(
-      nodes.map((n) => n.nodeId),
-      "sweep",
-    );
+    await this.queues.enqueueDispatch(nodes, "sweep");
     return { services: services.length, nodes: nodes.length };
   }
 

@@ -19,6 +19,7 @@ import { NODE_COLUMNS, nodeRow } from "../database/node-rows";
 import { TASK_COLUMNS } from "../database/task-rows";
 import { insertEvents } from "../events/event-rows";
 import type { FlotillaEvent } from "../events/events.service";
+import type { NodeDispatch } from "../queues/queues.service";
 import { TasksRepository } from "../tasks/tasks.repository";
 import type { Node as NodeRow, Service as ServiceRow, Task as TaskRow } from "../generated/prisma/client";
 import { ACTIVE_STATES, specOf, toCoreTask } from "./mapping";
@@ -138,15 +139,19 @@ export class ReconcileRepository {
    * Nodes with dispatch work for this service: tasks to start or to stop there. Only ready
    * nodes: a down node's tasks are the orchestrator's to replace, not dispatch's to reach.
    */
-  async nodesToDispatch(serviceId: string, now: number): Promise<string[]> {
-    const rows = await this.prisma.sql.query<{ nodeId: string }>(
-      `SELECT DISTINCT t."nodeId"::text AS "nodeId" FROM "Task" t JOIN "Node" n ON n.id = t."nodeId"
+  async nodesToDispatch(serviceId: string, now: number): Promise<NodeDispatch[]> {
+    return this.prisma.sql.query<NodeDispatch>(
+      `SELECT t."nodeId"::text AS "nodeId",
+         bool_or((t."desiredState" = ${desiredStateSql("running")} AND t.state = ${taskStateSql("ASSIGNED")})
+           OR (t."desiredState" = ${desiredStateSql("running")} AND t.state = ${taskStateSql("ACCEPTED")} AND t."containerId" IS NULL AND t."updatedAt" < $2::timestamp(3))) AS start,
+         bool_or(t."desiredState" = ${desiredStateSql("shutdown")} AND t.state IN (${STOPPABLE_TASK_STATES.map(taskStateSql).join(", ")})) AS stop
+       FROM "Task" t JOIN "Node" n ON n.id = t."nodeId"
        WHERE t."serviceId" = $1::uuid AND n.status = ${nodeStatusSql("ready")} AND (
          (t."desiredState" = ${desiredStateSql("running")} AND t.state = ${taskStateSql("ASSIGNED")})
          OR (t."desiredState" = ${desiredStateSql("running")} AND t.state = ${taskStateSql("ACCEPTED")} AND t."containerId" IS NULL AND t."updatedAt" < $2::timestamp(3))
-         OR (t."desiredState" = ${desiredStateSql("shutdown")} AND t.state IN (${STOPPABLE_TASK_STATES.map(taskStateSql).join(", ")})))`,
+         OR (t."desiredState" = ${desiredStateSql("shutdown")} AND t.state IN (${STOPPABLE_TASK_STATES.map(taskStateSql).join(", ")})))
+       GROUP BY t."nodeId"`,
       [serviceId, utc(now - STALE_CLAIM_MS)],
     );
-    return rows.map((r) => r.nodeId);
   }
 }

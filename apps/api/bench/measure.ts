@@ -1,0 +1,32 @@
+// What the API benches measure alike: latency percentiles, a process's CPU time, and the
+// machine's load average (the machine is shared: a figure means little without it).
+import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
+
+/** The p-th percentile (nearest rank, 0 < p ≤ 100) of `xs`; NaN for none. Sorts a copy. */
+export function percentile(xs: readonly number[], p: number): number {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+/** p50, p99 and max of `xs`, rounded to 0.1 ms. */
+export function latencySummary(xs: readonly number[]): { p50: number; p99: number; max: number } {
+  const r = (n: number) => Math.round(n * 10) / 10;
+  return { p50: r(percentile(xs, 50)), p99: r(percentile(xs, 99)), max: r(xs.length ? Math.max(...xs) : NaN) };
+}
+
+/** CPU seconds a process has used (Linux /proc), or NaN where that cannot be read. */
+export function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The 1, 5 and 15 minute load averages, two decimals. */
+export function loadAverage(): number[] {
+  return loadavg().map((l) => Math.round(l * 100) / 100);
+}
