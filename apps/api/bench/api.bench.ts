@@ -176,7 +176,8 @@ async function main(): Promise<void> {
         FLOTILLA_QUEUE_PREFIX: prefix,
         FLOTILLA_LOG_LEVEL: process.env.FLOTILLA_LOG_LEVEL ?? "warn",
       },
-      stdio: ["ignore", "inherit", "inherit"],
+      // The API logs to our stderr: stdout carries only the figures, the JSON last.
+      stdio: ["ignore", process.stderr, "inherit"],
       detached: true,
     });
     procs.push(child);

@@ -71,7 +71,8 @@ async function main(): Promise<void> {
       FLOTILLA_HEARTBEAT_MS: String(HEARTBEAT_MS),
       FLOTILLA_LOG_LEVEL: process.env.FLOTILLA_LOG_LEVEL ?? "warn",
     },
-    stdio: ["ignore", "inherit", "inherit"],
+    // The API logs to our stderr: stdout carries only the figures, the JSON last.
+    stdio: ["ignore", process.stderr, "inherit"],
     // Its own process group: a signal meant for the bench's terminal does not reach it first.
     detached: true,
   });
