@@ -221,7 +221,13 @@ describe("overlay networks", () => {
       next = (await r.json()) as NodeNetworkTable;
     }
     expect(next.networks[0].peers).toEqual(["127.0.0.11", "127.0.0.12"]);
-    await converged(api, "web", 3);
+    // The placement change is a new task version: wait for its rolling update to finish, or the
+    // next tests' tables change under them as it replaces the remaining tasks.
+    await until("web's update to complete", async () => {
+      const s = await getJson<ServiceView>(api, "/api/v1/services/web");
+      const l = live(await tasksOf(api, "web"));
+      return l.length === 3 && l.every((t) => t.state === "RUNNING" && t.specVersion === s.taskVersion);
+    });
     const addresses = agents.flatMap((a) =>
       a
         .running()
