@@ -73,8 +73,9 @@ describe("stacks with overlay networks", () => {
     expect(front).toMatchObject({ subnet: "198.19.202.0/24", labels: { "com.docker.stack.namespace": "app" } });
     const apiSvc = await getJson<ServiceView>(api, "/api/v1/services/app_api");
     expect(apiSvc.spec.networks).toEqual([
-      { target: front.id, aliases: ["backend"] },
-      { target: shared.id, aliases: [] },
+      // Its key in the file too, as docker stack deploy: siblings reach it as `api`.
+      { target: front.id, aliases: ["backend", "api"] },
+      { target: shared.id, aliases: ["api"] },
     ]);
     expect(apiSvc.virtualIps.map((v) => v.network)).toEqual(["app_front", "shared"]);
     await converged(api, "app_api", 2);

@@ -160,15 +160,25 @@ export function nextVni(used: readonly number[]): number {
 }
 
 /**
- * The lowest host address of `subnet` that is not the gateway and not in `used`, or undefined
- * when the network is full. The network and broadcast addresses are never given.
+ * The first host address of `subnet` after `after` (wrapping round; from the start without it)
+ * that is not the gateway and not in `used`, or undefined when the network is full. The network
+ * and broadcast addresses are never given. Serial, as swarm's IPAM: an address just freed is
+ * given again only once the rest of the subnet has been, because its container may still hold
+ * it (a removed service's containers run through their stop grace period after its rows are gone).
  */
-export function nextFreeAddress(subnet: string, gateway: string, used: ReadonlySet<string>): string | undefined {
+export function nextFreeAddress(subnet: string, gateway: string, used: ReadonlySet<string>, after?: string): string | undefined {
   const c = parseCidr(subnet);
   if (!c) throw new InvalidError(`subnet ${subnet} is not an IPv4 CIDR`, { field: "subnet" });
   const taken = new Set([...used].map(parseIpv4));
   taken.add(parseIpv4(gateway));
-  for (let ip = c.base + 1; ip < c.base + size(c) - 1; ip++) if (!taken.has(ip)) return formatIpv4(ip);
+  const first = c.base + 1;
+  const hosts = size(c) - 2;
+  const last = after === undefined ? undefined : parseIpv4(after);
+  const start = last !== undefined && last >= first && last < first + hosts ? last + 1 - first : 0;
+  for (let i = 0; i < hosts; i++) {
+    const ip = first + ((start + i) % hosts);
+    if (!taken.has(ip)) return formatIpv4(ip);
+  }
   return undefined;
 }
 

@@ -230,16 +230,16 @@ describe("compose → stack services", () => {
     ]);
     const [db, web] = stack.services;
     expect(web.networks).toEqual([
-      { target: "shop_front", aliases: [] },
-      { target: "shared", aliases: [] },
+      { target: "shop_front", aliases: ["web"] },
+      { target: "shared", aliases: ["web"] },
     ]);
-    expect(db.networks).toEqual([{ target: "shop_front", aliases: ["database"] }]);
+    expect(db.networks).toEqual([{ target: "shop_front", aliases: ["database", "db"] }]);
     expect(db.endpointMode).toBe("dnsrr");
     // As docker: a service naming no network joins STACK_default, made only when one does.
     const plain = parse("services:\n  web:\n    image: x\n  db:\n    image: x\n    networks: [front]\nnetworks:\n  front: {}\n");
     expect(plain.networks.map((n) => n.name)).toEqual(["shop_front", "shop_default"]);
-    expect(plain.services.find((x) => x.name === "shop_web")!.networks).toEqual([{ target: "shop_default", aliases: [] }]);
-    expect(plain.services.find((x) => x.name === "shop_db")!.networks).toEqual([{ target: "shop_front", aliases: [] }]);
+    expect(plain.services.find((x) => x.name === "shop_web")!.networks).toEqual([{ target: "shop_default", aliases: ["web"] }]);
+    expect(plain.services.find((x) => x.name === "shop_db")!.networks).toEqual([{ target: "shop_front", aliases: ["db"] }]);
     const ownDefault = parse(
       "services:\n  web:\n    image: x\nnetworks:\n  default:\n    ipam: { config: [{ subnet: 198.19.202.0/24 }] }\n",
     );

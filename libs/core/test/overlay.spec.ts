@@ -69,6 +69,20 @@ describe("overlay IPAM", () => {
     expect(nextFreeAddress("198.19.200.0/29", "198.19.200.1", new Set([...used, "198.19.200.6"]))).toBeUndefined();
   });
 
+  it("gives addresses serially after the last one given, wrapping round, so a freed one waits its turn", () => {
+    // .3 was just freed (its container may still hold it): the next after .5 is .6, not .3.
+    expect(nextFreeAddress("198.19.200.0/24", "198.19.200.1", new Set(["198.19.200.2", "198.19.200.4"]), "198.19.200.5")).toBe(
+      "198.19.200.6",
+    );
+    // At the end of the subnet it wraps to the first free host address, skipping the gateway.
+    expect(nextFreeAddress("198.19.200.0/29", "198.19.200.1", new Set(["198.19.200.2"]), "198.19.200.6")).toBe("198.19.200.3");
+    expect(nextFreeAddress("198.19.200.0/29", "198.19.200.1", new Set(), "198.19.200.5")).toBe("198.19.200.6");
+    // A last address outside the subnet (a changed network) starts from the beginning.
+    expect(nextFreeAddress("198.19.200.0/29", "198.19.200.1", new Set(), "10.0.0.9")).toBe("198.19.200.2");
+    const full = new Set(["198.19.200.2", "198.19.200.3", "198.19.200.4", "198.19.200.5", "198.19.200.6"]);
+    expect(nextFreeAddress("198.19.200.0/29", "198.19.200.1", full, "198.19.200.3")).toBeUndefined();
+  });
+
   it("never gives an address in use, the gateway, or one outside the subnet's hosts (property)", () => {
     fc.assert(
       fc.property(fc.uniqueArray(fc.integer({ min: 0, max: 255 }), { maxLength: 250 }), fc.integer({ min: 1, max: 254 }), (used, gw) => {

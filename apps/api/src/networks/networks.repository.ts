@@ -106,22 +106,26 @@ export class NetworksRepository {
   }
 
   /**
-   * One address on the network for a service (VIP) or a task: the lowest free host address.
+   * One address on the network for a service (VIP) or a task: the next free host address after
+   * the last one given (see nextFreeAddress).
    * The network's row lock serializes allocations on it; addresses of tasks that have ended are
    * reclaimed first, so a finished task's address is free for the next one.
    */
   private async allocate(tx: Tx, networkId: string, owner: { serviceId: string } | { taskId: string }): Promise<string> {
-    const [net] = await tx.$queryRaw<{ name: string; subnet: string; gateway: string }[]>`
-      SELECT name, subnet, gateway FROM "OverlayNetwork" WHERE id = ${networkId}::uuid FOR NO KEY UPDATE`;
+    const [net] = await tx.$queryRaw<{ name: string; subnet: string; gateway: string; lastAddress: string | null }[]>`
+      SELECT name, subnet, gateway, "lastAddress" FROM "OverlayNetwork" WHERE id = ${networkId}::uuid FOR NO KEY UPDATE`;
     if (!net) throw new NotFoundError("network", networkId);
     await tx.$executeRaw`
       DELETE FROM "OverlayAddress" a USING "Task" t
       WHERE a."networkId" = ${networkId}::uuid AND a."taskId" = t.id AND t.state::text = ANY(${ENDED_STATES}::text[])`;
     const used = await tx.overlayAddress.findMany({ where: { networkId }, select: { ip: true } });
-    const ip = nextFreeAddress(net.subnet, net.gateway, new Set(used.map((u) => u.ip)));
+    // Serial (after the last one given): a removed service's rows go at once while its containers
+    // stop through their grace period still holding their addresses on the wire.
+    const ip = nextFreeAddress(net.subnet, net.gateway, new Set(used.map((u) => u.ip)), net.lastAddress ?? undefined);
     if (!ip)
       throw new ConflictError(`network ${net.name} (${net.subnet}) has no free address left`, { field: "networks", network: net.name });
     await tx.overlayAddress.create({ data: { networkId, ip, ...owner } });
+    await tx.overlayNetwork.update({ where: { id: networkId }, data: { lastAddress: ip } });
     return ip;
   }
 

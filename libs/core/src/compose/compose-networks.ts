@@ -107,8 +107,17 @@ export function withDefaultNetwork(
   return declared;
 }
 
-/** A service's `networks` as attachments (by the networks' cluster names); each must be declared. */
-export function networksOf(entries: unknown, declared: ReadonlyMap<string, StackNetwork>, at: string): NetworkAttachmentInput[] {
+/**
+ * A service's `networks` as attachments (by the networks' cluster names); each must be declared.
+ * As docker stack deploy, the service's key in the file is an alias on each of them: its
+ * siblings reach it by that short name (`db`), not only by its cluster name (`shop_db`).
+ */
+export function networksOf(
+  entries: unknown,
+  declared: ReadonlyMap<string, StackNetwork>,
+  at: string,
+  serviceKey: string,
+): NetworkAttachmentInput[] {
   if (entries === undefined || entries === null) return [];
   const items: [string, unknown][] = Array.isArray(entries)
     ? (entries as unknown[]).map((n) => [String(n), null])
@@ -123,7 +132,7 @@ export function networksOf(entries: unknown, declared: ReadonlyMap<string, Stack
       });
     const o = (options ?? {}) as Record<string, unknown>;
     for (const k of Object.keys(o)) if (!SERVICE_NETWORK_KEYS.has(k) && !k.startsWith("x-")) throw notYet(`${where}.${k}`, k);
-    const aliases = ((o.aliases ?? []) as unknown[]).map(String);
-    return { target: net.name, ...(aliases.length ? { aliases } : {}) };
+    const aliases = [...new Set([...((o.aliases ?? []) as unknown[]).map(String), serviceKey])];
+    return { target: net.name, aliases };
   });
 }

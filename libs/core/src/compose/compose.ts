@@ -181,7 +181,7 @@ function toServiceSpec(
       secrets: secretRefsOf("secret", svc.secrets, declared.secrets, `${at}.secrets`),
       configs: secretRefsOf("config", svc.configs, declared.configs, `${at}.configs`),
       // As docker stack deploy: a service that names no network joins the stack's default one.
-      networks: networksOf(svc.networks === undefined ? ["default"] : svc.networks, declared.networks, `${at}.networks`),
+      networks: networksOf(svc.networks === undefined ? ["default"] : svc.networks, declared.networks, `${at}.networks`, name),
       ...(deploy.endpoint_mode !== undefined ? { endpointMode: deploy.endpoint_mode as "vip" | "dnsrr" } : {}),
       ...(svc.healthcheck !== undefined ? { healthcheck: healthcheckOf(svc.healthcheck, `${at}.healthcheck`) } : {}),
       ...(svc.hostname !== undefined ? { hostname: String(svc.hostname) } : {}),

@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "OverlayNetwork" ADD COLUMN     "lastAddress" TEXT;
