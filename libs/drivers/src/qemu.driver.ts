@@ -19,15 +19,7 @@ import { pollUntil, sleep } from "./poll";
 import { defaultLockDir, ensurePrivateDir } from "./private-dir";
 import { locateGuestImage, type GuestImage } from "./qemu-image";
 import { plumbQemuNetwork, QEMU_TAP, qemuNetnsName, unplumbQemuNetwork } from "./qemu-net";
-import {
-  chooseAccel,
-  consoleTail,
-  kernelCommandLine,
-  macAddress,
-  qemuArgs,
-  SEED_MARKER,
-  type QemuAccel,
-} from "./qemu-plan";
+import { chooseAccel, consoleTail, kernelCommandLine, macAddress, qemuArgs, SEED_MARKER, type QemuAccel } from "./qemu-plan";
 import { qmpCommand } from "./qmp";
 import { parseQemuOptions, qemuOptionSpecs, type QemuOptions } from "./qemu-options";
 
