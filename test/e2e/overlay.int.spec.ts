@@ -1,10 +1,10 @@
 // Overlay networks end to end (issue 14): the control plane's IPAM, VIPs and per-node tables
-// meeting the agents' VXLAN, VIP DNAT and DNS on two netns machines made by ctl. From a task's
+// meeting the agents' VXLAN, VIP DNAT and DNS on three netns machines made by ctl. From a task's
 // container (docker exec over the machine's mTLS env): a service's name resolves to its VIP, the
-// VIP reaches tasks on both machines, tasks.NAME lists every task, dnsrr resolves to the tasks; a
+// VIP reaches tasks on every machine, tasks.NAME lists every task, dnsrr resolves to the tasks; a
 // task scaled away or not yet healthy gets no new connection; a network has devices only where
-// its tasks are and isolates them; a compose stack's services reach each other by name and leave
-// nothing behind; a network in use is not removed. Traffic stays on 198.19.230.0/24 (the
+// its tasks are and isolates them; a compose stack's services reach each other by name, one is
+// updated to another image alone, and nothing is left behind; a network in use is not removed. Traffic stays on 198.19.230.0/24 (the
 // machines' bridge) and the overlay subnets 198.19.231–233.0/24, which this test creates.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -19,7 +19,8 @@ const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
 const BRIDGE = `flov${tag}`.slice(0, 15);
 const GATEWAY = "198.19.230.1";
-const [A, B] = [`ova-${tag}`, `ovb-${tag}`];
+const [A, B, C] = [`ova-${tag}`, `ovb-${tag}`, `ovc-${tag}`];
+const MACHINES = [A, B, C];
 const APPNET = "198.19.231.0/24";
 const LONENET = "198.19.232.0/24";
 const STACKNET = "198.19.233.0/24";
@@ -35,7 +36,7 @@ interface TaskView {
   desiredState: string;
 }
 
-describe.skipIf(!root)("overlay networks across two netns machines", () => {
+describe.skipIf(!root)("overlay networks across three netns machines", () => {
   const base = mkdtempSync(join(tmpdir(), "flotilla-e2e-overlay-"));
   const regPort = 38000 + (process.pid % 4000);
   let lab: NetnsLab;
@@ -97,33 +98,35 @@ describe.skipIf(!root)("overlay networks across two netns machines", () => {
 
   beforeAll(async () => {
     lab = await startNetnsLab({ base, gateway: GATEWAY, bridge: BRIDGE, apiPort: regPort + 1, regPort });
-    for (const m of [A, B]) expect((await lab.createMachine(m, BRIDGE)).code).toBe(0);
-    await until("both machines ready", async () => {
+    for (const m of MACHINES) expect((await lab.createMachine(m, BRIDGE)).code).toBe(0);
+    await until("the machines ready", async () => {
       const nodes = await lab.json<{ hostname: string; status: string }[]>("/api/v1/nodes");
-      return [A, B].every((m) => nodes.some((n) => n.hostname === m && n.status === "ready"));
+      return MACHINES.every((m) => nodes.some((n) => n.hostname === m && n.status === "ready"));
     });
-    for (const m of [A, B]) envs.set(m, await lab.dockerEnv(m));
+    for (const m of MACHINES) envs.set(m, await lab.dockerEnv(m));
+    // A second tag of busybox for the stack's image update.
+    await lab.registry.pushBusybox("busybox:v2");
     await ctl(["network", "create", "--driver", "overlay", "--subnet", APPNET, "appnet"]);
   }, 400_000);
 
   afterAll(async () => {
-    await lab?.stop([A, B]);
-    removeLeftovers([A, B], BRIDGE);
+    await lab?.stop(MACHINES);
+    removeLeftovers(MACHINES, BRIDGE);
     rmSync(base, { recursive: true, force: true });
   });
 
-  it("resolves a service to its VIP, which reaches tasks on both machines; tasks.NAME lists them", { timeout: 240_000 }, async () => {
+  it("resolves a service to its VIP, which reaches tasks on every machine; tasks.NAME lists them", { timeout: 240_000 }, async () => {
     await ctl(["service", "create", "--timeout", "120s", "--name", "api", "--network", "appnet", "--replicas", "4", lab.image, ...WHOAMI]);
     await ctl(["service", "create", "--timeout", "120s", "--name", "client", "--network", "appnet", lab.image, "sleep", "3600"]);
     const api = await running("api", 4);
-    expect(new Set(api.map((t) => t.nodeHostname))).toEqual(new Set([A, B]));
+    expect(new Set(api.map((t) => t.nodeHostname))).toEqual(new Set(MACHINES));
     [client] = await running("client", 1);
     const vip = await vipOf("api", "appnet");
     expect(vip).toMatch(/^198\.19\.231\./);
     expect(await resolve(client, "api")).toEqual([vip]);
     const ips = await Promise.all(api.map((t) => addressOn(t, "198.19.231.")));
     expect(await resolve(client, "tasks.api")).toEqual([...ips].sort());
-    // The kernel takes backends in turn: new connections reach every task, on both machines.
+    // The kernel takes backends in turn: new connections reach every task, on every machine.
     const seen = await until("the VIP to answer from every task", async () => {
       const s = new Set(await hits(client, vip!, 8));
       return s.size === 4 && s;
@@ -181,16 +184,17 @@ describe.skipIf(!root)("overlay networks across two netns machines", () => {
   it("sends VIP traffic only to healthy tasks", { timeout: 180_000 }, async () => {
     // Healthy once /tmp/ready exists; the long start period keeps a task STARTING, not failed.
     const hc = ["--health-cmd", "test -f /tmp/ready", "--health-interval", "1s", "--health-start-period", "10m"];
-    // Global: one task per machine, so one of them is across VXLAN from the client.
+    // Global: one task per machine, so two of them are across VXLAN from the client.
     await ctl(["service", "create", "-d", "--name", "hc", "--network", "appnet", "--mode", "global", ...hc, lab.image, ...WHOAMI]);
-    const starting = await until("two hc tasks STARTING", async () => {
+    const starting = await until("three hc tasks STARTING", async () => {
       const l = (await lab.json<TaskView[]>("/api/v1/tasks?service=hc")).filter((t) => t.state === "STARTING" && t.containerId);
-      return l.length === 2 && l;
+      return l.length === 3 && l;
     });
     const vip = (await vipOf("hc", "appnet"))!;
     // No healthy task yet: nothing answers through the VIP.
     expect(await hits(client, vip, 2)).toEqual(["", ""]);
-    // The task across VXLAN from the client becomes healthy second: its first connections cross.
+    // A task across VXLAN from the client becomes healthy second: its first connections cross.
+    // The third never becomes healthy and never answers.
     const first = starting.find((t) => t.nodeHostname === client.nodeHostname)!;
     const second = starting.find((t) => t !== first)!;
     await exec(first, "touch /tmp/ready");
@@ -200,10 +204,12 @@ describe.skipIf(!root)("overlay networks across two netns machines", () => {
     });
     expect([...seen]).toEqual([hostOf(first)]);
     await exec(second, "touch /tmp/ready");
-    const both = await until("the VIP to answer from both", async () => {
+    const both = await until("the VIP to answer from both healthy tasks", async () => {
       const s = new Set(await hits(client, vip, 6));
       return s.size === 2 && !s.has("") && s;
     });
+    // Enough turns of the round robin for an unhealthy third backend to have shown.
+    expect(new Set(await hits(client, vip, 9))).toEqual(both);
     expect(both).toEqual(new Set([hostOf(first), hostOf(second)]));
     await ctl(["service", "rm", "hc"]);
   });
@@ -228,6 +234,7 @@ describe.skipIf(!root)("overlay networks across two netns machines", () => {
     const vni = await vniOf("lonenet");
     expect(hasVxlan(A, vni)).toBe(true);
     expect(hasVxlan(B, vni)).toBe(false);
+    expect(hasVxlan(C, vni)).toBe(false);
     // The client (appnet only) neither resolves lone nor reaches its address; a task on
     // lonenet does not reach an appnet task either.
     const loneIp = await addressOn(lone, "198.19.232.");
@@ -240,45 +247,52 @@ describe.skipIf(!root)("overlay networks across two netns machines", () => {
     await until("lonenet's devices gone", async () => !hasVxlan(A, vni), 20_000);
   });
 
-  it("deploys a compose stack whose services reach each other by name, updates one, removes it all", { timeout: 240_000 }, async () => {
-    const compose = (greeting: string) =>
-      [
-        "services:",
-        "  web:",
-        `    image: ${lab.image}`,
-        "    command: [sleep, '3600']",
-        "  backend:",
-        `    image: ${lab.image}`,
-        `    environment: { GREETING: ${greeting} }`,
-        // httpd as PID 1 ignores SIGTERM: a short grace period keeps the update quick.
-        "    stop_grace_period: 1s",
-        `    command: [sh, -c, 'mkdir -p /www && echo $$GREETING > /www/index.html && exec httpd -f -p 80 -h /www']`,
-        "networks:",
-        "  default:",
-        `    ipam: { config: [{ subnet: '${STACKNET}' }] }`,
-      ].join("\n");
-    const file = join(base, "compose.yml");
-    writeFileSync(file, compose("hello"));
-    await ctl(["stack", "deploy", "-c", file, "app"]);
-    const [web] = await running("app_web", 1);
-    await running("app_backend", 1);
-    const vip = (await vipOf("app_backend", "app_default"))!;
-    expect(await resolve(web, "backend")).toEqual([vip]);
-    expect(await until("web to reach backend by name", async () => (await hits(web, "backend", 1))[0] === "hello")).toBe(true);
+  it(
+    "deploys a compose stack whose services reach each other by name, updates one's image, removes it all",
+    { timeout: 240_000 },
+    async () => {
+      const compose = (backendImage: string, greeting: string) =>
+        [
+          "services:",
+          "  web:",
+          `    image: ${lab.image}`,
+          "    command: [sleep, '3600']",
+          "  backend:",
+          `    image: ${backendImage}`,
+          `    environment: { GREETING: ${greeting} }`,
+          // httpd as PID 1 ignores SIGTERM: a short grace period keeps the update quick.
+          "    stop_grace_period: 1s",
+          `    command: [sh, -c, 'mkdir -p /www && echo $$GREETING > /www/index.html && exec httpd -f -p 80 -h /www']`,
+          "networks:",
+          "  default:",
+          `    ipam: { config: [{ subnet: '${STACKNET}' }] }`,
+        ].join("\n");
+      const file = join(base, "compose.yml");
+      writeFileSync(file, compose(lab.image, "hello"));
+      await ctl(["stack", "deploy", "-c", file, "app"]);
+      const [web] = await running("app_web", 1);
+      await running("app_backend", 1);
+      const vip = (await vipOf("app_backend", "app_default"))!;
+      expect(await resolve(web, "backend")).toEqual([vip]);
+      expect(await until("web to reach backend by name", async () => (await hits(web, "backend", 1))[0] === "hello")).toBe(true);
 
-    writeFileSync(file, compose("again"));
-    await ctl(["stack", "deploy", "-c", file, "app"]);
-    expect(await until("backend to answer with the new env", async () => (await hits(web, "backend", 1))[0] === "again")).toBe(true);
-    // Only backend changed: web's task is the same container.
-    const [web2] = await running("app_web", 1);
-    expect(web2.containerId).toBe(web.containerId);
+      const v2 = lab.image.replace(/:latest$/, ":v2");
+      writeFileSync(file, compose(v2, "again"));
+      await ctl(["stack", "deploy", "-c", file, "app"]);
+      expect(await until("backend to answer from its new task", async () => (await hits(web, "backend", 1))[0] === "again")).toBe(true);
+      const [backend] = JSON.parse((await ctl(["service", "inspect", "app_backend"])).stdout) as { spec: { image: string } }[];
+      expect(backend.spec.image).toBe(v2);
+      // Only backend changed: web's task is the same container.
+      const [web2] = await running("app_web", 1);
+      expect(web2.containerId).toBe(web.containerId);
 
-    const vni = await vniOf("app_default");
-    await ctl(["stack", "rm", "app"]);
-    await until("the stack's services gone", async () => !(await ctl(["service", "ls"])).stdout.includes("app_"));
-    await until("app_default gone", async () => !(await ctl(["network", "ls"])).stdout.includes("app_default"));
-    await until("app_default's devices gone on both machines", async () => !hasVxlan(A, vni) && !hasVxlan(B, vni), 20_000);
-  });
+      const vni = await vniOf("app_default");
+      await ctl(["stack", "rm", "app"]);
+      await until("the stack's services gone", async () => !(await ctl(["service", "ls"])).stdout.includes("app_"));
+      await until("app_default gone", async () => !(await ctl(["network", "ls"])).stdout.includes("app_default"));
+      await until("app_default's devices gone on every machine", async () => MACHINES.every((m) => !hasVxlan(m, vni)), 20_000);
+    },
+  );
 
   it("refuses to remove a network in use, naming the services; removes it and its devices once free", { timeout: 120_000 }, async () => {
     const vni = await vniOf("appnet");
@@ -290,6 +304,6 @@ describe.skipIf(!root)("overlay networks across two netns machines", () => {
     await ctl(["service", "rm", "api", "client"]);
     await until("appnet removable", async () => (await ctl(["network", "rm", "appnet"], false)).code === 0);
     expect((await ctl(["network", "ls"])).stdout).not.toContain("appnet");
-    await until("appnet's devices gone on both machines", async () => !hasVxlan(A, vni) && !hasVxlan(B, vni), 20_000);
+    await until("appnet's devices gone on every machine", async () => MACHINES.every((m) => !hasVxlan(m, vni)), 20_000);
   });
 });
