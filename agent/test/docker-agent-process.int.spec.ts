@@ -12,7 +12,18 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "../../test/support/registry";
 import { HostNetwork } from "../src/network";
-import { docker, dockerOk, freePort, freeSubnet, HAS_BRIDGE_TOOLS, HAS_DOCKER_CLI, IS_ROOT, leftovers, waitFor } from "./docker-helpers";
+import {
+  docker,
+  dockerOk,
+  freePort,
+  freeSubnet,
+  hostCanBind,
+  HAS_BRIDGE_TOOLS,
+  HAS_DOCKER_CLI,
+  IS_ROOT,
+  leftovers,
+  waitFor,
+} from "./docker-helpers";
 import { pidAlive } from "./support/shim";
 
 const AGENT_DIR = join(__dirname, "..");
@@ -247,20 +258,23 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("flotilla-agent as a process", () =
       // Exits while no agent runs: the next agent finds its exit in the shim's state.json.
       const short = await dockerOk(env, ["run", "-d", "--name", "short", image, "sh", "-c", "sleep 1; exit 6"]);
       await waitFor("done to exit", async () => (await dockerOk(env, ["inspect", "-f", "{{.State.Status}}", "done"])) === "exited");
+      // What a client meets on the published port, in words a failure message can show.
       const get = async () => {
         try {
-          return (await fetch(`http://127.0.0.1:${port}/hostname`, { signal: AbortSignal.timeout(1000) })).ok;
-        } catch {
-          return false;
+          const res = await fetch(`http://127.0.0.1:${port}/hostname`, { signal: AbortSignal.timeout(10_000) });
+          return res.ok ? "ok" : `HTTP ${res.status}`;
+        } catch (e) {
+          return String((e as Error & { cause?: Error }).cause ?? e);
         }
       };
-      await waitFor("the web server", get);
+      await waitFor("the web server", async () => (await get()) === "ok");
+      expect(await hostCanBind(port)).toBe(false); // the agent holds the published port
       const pids = JSON.parse(await dockerOk(env, ["inspect", "--format", "{{json .State.Pid}}", "web"]));
 
       first.child.kill("SIGKILL");
       await new Promise((r) => first.child.once("exit", r));
       expect(pidAlive(pids)).toBe(true);
-      expect(await get()).toBe(true); // the port stays published without the agent
+      expect(await get()).toBe("ok"); // the port stays published without the agent
 
       await waitFor(
         "short to exit without an agent",
@@ -277,12 +291,15 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("flotilla-agent as a process", () =
       expect(rows.sleeper).toBe("running");
       expect(rows.web).toMatch(new RegExp(`^running .*0\\.0\\.0\\.0:${port}->80/tcp`));
       expect(await dockerOk(env, ["inspect", "-f", "{{.State.ExitCode}}", "done"])).toBe("2");
-      expect(await get()).toBe(true);
+      expect(await get()).toBe("ok");
+      // The new agent holds the published port again: no host process can bind it and be shadowed.
+      expect(await hostCanBind(port)).toBe(false);
 
       // The new agent sees exits of adopted containers and can stop them.
       await dockerOk(env, ["stop", "-t", "1", "web", "sleeper"]);
       expect(await dockerOk(env, ["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "web"])).toBe("exited 137");
-      expect(await get()).toBe(false);
+      expect(await get()).toMatch(/ECONNREFUSED/);
+      expect(await hostCanBind(port)).toBe(true);
       await dockerOk(env, ["rm", "web", "sleeper", "done", "short"]);
       expect(leftovers(root, [web, sleeper, done, short], BRIDGE)).toEqual([]);
       second.child.kill("SIGTERM");

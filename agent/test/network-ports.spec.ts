@@ -1,9 +1,18 @@
-// Published-port validation and clash rules (agent/src/network/ports.ts). resolvePorts binds
-// sockets briefly on 127.0.0.1 only.
+// Published-port validation, clash rules and held ports (agent/src/network/ports.ts). Sockets are
+// bound on 127.0.0.1 only.
 import { createServer, type Server } from "node:net";
 import { InvalidError, NotSupportedError } from "@flotilla/core";
 import { afterAll, describe, expect, it } from "vitest";
-import { PortAllocatedError, portsClash, resolvePorts, validatePorts, type PortRequest, type PublishedPort } from "../src/network/ports";
+import {
+  PortAllocatedError,
+  portsClash,
+  rehold,
+  reservePorts,
+  validatePorts,
+  type PortRequest,
+  type PortReservation,
+  type PublishedPort,
+} from "../src/network/ports";
 
 describe("validatePorts", () => {
   it("normalizes: any address is 0.0.0.0, protocol defaults to tcp", () => {
@@ -60,9 +69,27 @@ describe("portsClash", () => {
   });
 });
 
-describe("resolvePorts", () => {
+/** Whether a host process could bind the port now (the check any other program would meet). */
+async function bindable(port: number, host = "127.0.0.1"): Promise<boolean> {
+  const s = createServer();
+  return new Promise((resolve) => {
+    s.once("error", () => resolve(false));
+    s.listen({ port, host, exclusive: true }, () => s.close(() => resolve(true)));
+  });
+}
+
+describe("reservePorts", () => {
   const servers: Server[] = [];
-  afterAll(() => servers.forEach((s) => s.close()));
+  const reservations: PortReservation[] = [];
+  const resolvePorts = async (requests: PublishedPort[], taken: PublishedPort[]) => {
+    const r = await reservePorts(requests, taken);
+    reservations.push(r);
+    return r.ports;
+  };
+  afterAll(async () => {
+    servers.forEach((s) => s.close());
+    await Promise.all(reservations.map((r) => r.release()));
+  });
   const req = (hostPort: number, hostIp = "127.0.0.1", protocol: "tcp" | "udp" = "tcp"): PublishedPort => ({
     hostIp,
     hostPort,
@@ -95,6 +122,42 @@ describe("resolvePorts", () => {
     const out = await resolvePorts([req(0), req(0), req(0, "127.0.0.1", "udp")], []);
     expect(new Set(out.slice(0, 2).map((p) => p.hostPort)).size).toBe(2);
     for (const p of out) expect(p.hostPort).toBeGreaterThan(0);
+  });
+
+  it("holds each port until release: no host process nor second reservation can take it", async () => {
+    const r = await reservePorts([req(0), req(0, "0.0.0.0")], []);
+    const [local, any] = r.ports.map((p) => p.hostPort);
+    expect(await bindable(local)).toBe(false);
+    expect(await bindable(any)).toBe(false);
+    // Another agent on the same kernel knows nothing of our published list: the socket refuses it.
+    await expect(reservePorts([req(local)], [])).rejects.toThrow(`Bind for 127.0.0.1:${local} failed: port is already allocated`);
+    await r.release();
+    await r.release(); // twice is harmless
+    expect(await bindable(local)).toBe(true);
+    expect(await bindable(any)).toBe(true);
+  });
+
+  it("holds nothing when one request of several fails", async () => {
+    const s = createServer();
+    servers.push(s);
+    await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+    const busy = (s.address() as { port: number }).port;
+    const first = await reservePorts([req(0)], []).then(async (r) => (await r.release(), r.ports[0].hostPort));
+    await expect(reservePorts([req(first), req(busy)], [])).rejects.toThrow(PortAllocatedError);
+    expect(await bindable(first)).toBe(true);
+  });
+
+  it("re-holds ports published before, naming those a host process took meanwhile", async () => {
+    const s = createServer();
+    servers.push(s);
+    await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+    const taken = (s.address() as { port: number }).port;
+    const free = await reservePorts([req(0)], []).then(async (r) => (await r.release(), r.ports[0].hostPort));
+    const { reservation, lost } = await rehold([req(free), req(taken)]);
+    expect(lost).toEqual([`127.0.0.1:${taken}/tcp (EADDRINUSE)`]);
+    expect(await bindable(free)).toBe(false);
+    await reservation.release();
+    expect(await bindable(free)).toBe(true);
   });
 
   it("refuses an address this host does not have", async () => {

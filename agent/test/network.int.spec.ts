@@ -306,6 +306,8 @@ describe.skipIf(!isRoot)("HostNetwork", () => {
     sh("ip", "link", "add", "fltntstray", "type", "veth", "peer", "name", "fltntstray1");
     sh("ip", "link", "set", "fltntstray", "master", BRIDGE);
 
+    // The old agent process dies: its sockets (held ports, DNS) go, the kernel state stays.
+    await net.close();
     const restarted = newNetwork();
     await restarted.init();
     const result = await restarted.restore([id("a"), id("b")]);
@@ -334,6 +336,7 @@ describe.skipIf(!isRoot)("HostNetwork", () => {
   it("a live container whose namespace vanished is reported lost and released", async () => {
     const gone = await net.attach(id("gone"), { ports: [] });
     sh("ip", "netns", "del", gone.netnsPath!.split("/").pop()!);
+    await net.close();
     net = newNetwork();
     await net.init();
     const result = await net.restore([id("a"), id("b"), id("gone")]);

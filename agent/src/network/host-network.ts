@@ -30,7 +30,7 @@ import {
   writeSysctl,
 } from "./links";
 import { chainNames, MAX_PREFIX, type ChainNames } from "./nat-rules";
-import { resolvePorts, validatePorts, type PortRequest } from "./ports";
+import { rehold, reservePorts, validatePorts, type PortReservation, type PortRequest } from "./ports";
 import { loadState, removeState, saveState, type EndpointRecord, type NetworkMode, type NetworkState } from "./state-file";
 import type { AddressPool } from "./user-network-spec";
 import { UserNetworks } from "./user-networks";
@@ -113,6 +113,8 @@ export class HostNetwork {
   /** Overlay networks of this node, from the control plane's table (agent/src/overlay). */
   readonly overlay: OverlayNetworks;
   private tail: Promise<unknown> = Promise.resolve();
+  /** Sockets holding each container's published ports (ports.ts says why), by container id. */
+  private readonly heldPorts = new Map<string, PortReservation>();
 
   constructor(private readonly opts: HostNetworkOptions) {
     this.bridge = opts.bridgeName ?? "flt0";
@@ -237,19 +239,17 @@ export class HostNetwork {
         record.macAddress = macForAddress(record.ipAddress);
         record.prefixLen = this.subnet.prefixLen;
         record.gateway = this.gateway;
-        record.ports = await resolvePorts(
-          requested,
-          endpoints.flatMap((e) => e.ports),
-        );
       } else if (mode === "user") {
         record.ipAddress = options.ipAddress!;
-        record.ports = await resolvePorts(
-          requested,
-          Object.values(state.endpoints).flatMap((e) => e.ports),
-        );
       }
       if (record.netns && (await netnsExists(record.netns))) throw new ConflictError(`netns: ${record.netns} already exists`);
       if (record.veth && (await showLink(record.veth))) throw new ConflictError(`veth: ${record.veth} already exists`);
+      if (mode === "bridge" || mode === "user") {
+        const taken = Object.values(state.endpoints).flatMap((e) => e.ports);
+        const reservation = await reservePorts(requested, taken);
+        record.ports = reservation.ports;
+        this.heldPorts.set(containerId, reservation);
+      }
       // Journal first: should the agent die mid-way, restore() finds the pending record and undoes it.
       const lastAddress = state.lastAddress;
       state.endpoints[containerId] = record;
@@ -259,6 +259,7 @@ export class HostNetwork {
       } catch (e) {
         delete state.endpoints[containerId];
         state.lastAddress = lastAddress;
+        await this.releasePorts(containerId);
         throw e;
       }
       try {
@@ -336,6 +337,15 @@ export class HostNetwork {
       }
       const kept = Object.values(state.endpoints);
       for (const id of await firewall.reconcile(kept)) repaired.add(id);
+      for (const r of kept) {
+        if (this.heldPorts.has(r.containerId) || r.ports.length === 0) continue;
+        const { reservation, lost } = await rehold(r.ports);
+        this.heldPorts.set(r.containerId, reservation);
+        if (lost.length > 0)
+          this.opts.log?.(
+            `container ${r.containerId}: another process bound ${lost.join(", ")} while no agent held it; our DNAT rule still takes new connections`,
+          );
+      }
       await this.user.restore(new Set(kept.map((r) => r.containerId)));
       await this.overlay.restore(new Set(kept.map((r) => r.containerId)));
       const ours = new Set(kept.map((r) => r.veth));
@@ -370,6 +380,7 @@ export class HostNetwork {
 
   /** Stops what runs in the agent's process (the user networks' DNS); the kernel state stays. */
   async close(): Promise<void> {
+    for (const id of [...this.heldPorts.keys()]) await this.releasePorts(id);
     await this.user.close();
     await this.overlay.close();
   }
@@ -393,6 +404,7 @@ export class HostNetwork {
       for (const link of await bridgeMembers(this.bridge)) await deleteLink("teardown", link);
       await deleteLink("bridge", this.bridge);
       await removeState(this.opts.stateDir);
+      for (const id of [...this.heldPorts.keys()]) await this.releasePorts(id);
       this.state = undefined;
       this.firewall = undefined;
     });
@@ -403,6 +415,13 @@ export class HostNetwork {
     if (opts.rules && (r.mode === "bridge" || r.mode === "user")) await this.firewall!.removeTagged((id) => id === r.containerId);
     if (r.veth) await deleteLink("veth", r.veth);
     if (r.netns) await deleteNetns(r.netns);
+    await this.releasePorts(r.containerId);
+  }
+
+  private async releasePorts(containerId: string): Promise<void> {
+    const held = this.heldPorts.get(containerId);
+    this.heldPorts.delete(containerId);
+    await held?.release();
   }
 
   /**

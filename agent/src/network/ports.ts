@@ -1,7 +1,7 @@
 /**
- * Published ports: validation of what the user asked for (pure), clash rules, and the probe that
- * asks the kernel whether a host socket already holds a port. Published ports are DNAT rules, not
- * sockets, so the kernel cannot refuse a second publication for us; this module is that check.
+ * Published ports: validation of what the user asked for (pure), clash rules, and the sockets
+ * that hold each published port. Published ports are DNAT rules, not sockets, so the kernel
+ * cannot refuse a second publication for us; this module's held sockets make it refuse.
  */
 import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
@@ -74,15 +74,26 @@ export class PortAllocatedError extends ConflictError {
   }
 }
 
-/** What binding a host port briefly told us: free (with the port bound), or why not. */
-export type ProbeResult = { free: true; port: number } | { free: false; code: string };
+/** A host port held by a socket of ours, so no other process (or agent) can bind it. */
+export interface HeldPort {
+  port: number;
+  release(): Promise<void>;
+}
+
+/** What binding a host port told us: held (with the port bound), or why not. */
+export type HoldResult = ({ free: true } & HeldPort) | { free: false; code: string };
 
 /**
- * Binds hostIp:port (0 = let the kernel choose) for an instant and releases it. EADDRINUSE
- * means a host process already owns it: DNAT would silently steal its traffic, so we refuse
- * as Docker's proxy would. `exclusive` keeps Node's cluster module from sharing a handle.
+ * Binds hostIp:port (0 = let the kernel choose) and keeps it bound until release(). Published
+ * ports are DNAT rules, which the kernel does not know as taken: without this socket, a host
+ * process could bind the port and the kernel could hand it out as an ephemeral port, and each
+ * would be shadowed by our rule. Docker holds such a socket too when its userland proxy is off.
+ * EADDRINUSE means a host process already owns it. `exclusive` keeps Node's cluster module from
+ * sharing a handle. Connections never reach the socket while our DNAT rule is in place; any that
+ * do (an address the rule does not cover) are closed at once. The handle does not keep the
+ * process alive.
  */
-export function probeHostPort(hostIp: string, port: number, protocol: Protocol): Promise<ProbeResult> {
+export function holdHostPort(hostIp: string, port: number, protocol: Protocol): Promise<HoldResult> {
   return new Promise((resolve) => {
     if (protocol === "udp") {
       const sock = createSocket({ type: "udp4" });
@@ -91,53 +102,103 @@ export function probeHostPort(hostIp: string, port: number, protocol: Protocol):
         resolve({ free: false, code: e.code ?? "EUNKNOWN" });
       });
       sock.bind({ address: hostIp, port, exclusive: true }, () => {
-        const bound = sock.address().port;
-        sock.close(() => resolve({ free: true, port: bound }));
+        sock.removeAllListeners("error");
+        sock.on("error", () => undefined);
+        sock.unref();
+        const release = () => new Promise<void>((done) => sock.close(() => done()));
+        resolve({ free: true, port: sock.address().port, release: once(release) });
       });
       return;
     }
-    const server = createServer();
+    const server = createServer((socket) => socket.destroy());
     server.once("error", (e: NodeJS.ErrnoException) => resolve({ free: false, code: e.code ?? "EUNKNOWN" }));
     server.listen({ host: hostIp, port, exclusive: true }, () => {
+      server.removeAllListeners("error");
+      server.on("error", () => undefined);
+      server.unref();
       const addr = server.address();
       const bound = typeof addr === "object" && addr ? addr.port : port;
-      server.close(() => resolve({ free: true, port: bound }));
+      const release = () => new Promise<void>((done) => server.close(() => done()));
+      resolve({ free: true, port: bound, release: once(release) });
     });
   });
 }
 
-/**
- * Resolves the host port of each request against the ports already published (`taken`) and the
- * host's sockets: explicit ports must be free on both, port 0 becomes a free ephemeral port the
- * kernel proposes (retried when it is one we published). Throws PortAllocatedError on a clash,
- * InvalidError when hostIp is not an address of this host.
- */
-export async function resolvePorts(requests: readonly PublishedPort[], taken: readonly PublishedPort[]): Promise<PublishedPort[]> {
-  const out: PublishedPort[] = [];
-  const clashes = (p: Omit<PublishedPort, "containerPort">) => [...taken, ...out].some((t) => portsClash(t, p));
-  for (const req of requests) {
-    if (req.hostPort !== 0) {
-      if (clashes(req)) throw new PortAllocatedError(req.hostIp, req.hostPort, req.protocol);
-      const probe = await probeHostPort(req.hostIp, req.hostPort, req.protocol);
-      if (!probe.free) throw probeError(req, probe.code);
-      out.push(req);
-      continue;
-    }
-    let picked: number | undefined;
-    for (let attempt = 0; attempt < 20 && picked === undefined; attempt++) {
-      const probe = await probeHostPort(req.hostIp, 0, req.protocol);
-      if (!probe.free) throw probeError(req, probe.code);
-      if (!clashes({ ...req, hostPort: probe.port })) picked = probe.port;
-    }
-    if (picked === undefined) {
-      throw new ConflictError(`Bind for ${req.hostIp}:0 failed: no free ephemeral ${req.protocol} port`, { hostIp: req.hostIp });
-    }
-    out.push({ ...req, hostPort: picked });
-  }
-  return out;
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => (done ??= fn());
 }
 
-function probeError(req: PublishedPort, code: string): Error {
+/** Ports resolved for one container, each held by a socket until release(). */
+export interface PortReservation {
+  ports: PublishedPort[];
+  release(): Promise<void>;
+}
+
+/**
+ * Resolves the host port of each request against the ports already published (`taken`) and the
+ * host's sockets, and holds each one: explicit ports must be free on both, port 0 becomes a free
+ * ephemeral port the kernel proposes (retried when it is one we published). Throws
+ * PortAllocatedError on a clash, InvalidError when hostIp is not an address of this host; on any
+ * error nothing stays held.
+ */
+export async function reservePorts(requests: readonly PublishedPort[], taken: readonly PublishedPort[]): Promise<PortReservation> {
+  const out: PublishedPort[] = [];
+  const held: HeldPort[] = [];
+  const release = async () => {
+    await Promise.all(held.map((h) => h.release()));
+  };
+  const clashes = (p: Omit<PublishedPort, "containerPort">) => [...taken, ...out].some((t) => portsClash(t, p));
+  try {
+    for (const req of requests) {
+      if (req.hostPort !== 0) {
+        if (clashes(req)) throw new PortAllocatedError(req.hostIp, req.hostPort, req.protocol);
+        const hold = await holdHostPort(req.hostIp, req.hostPort, req.protocol);
+        if (!hold.free) throw holdError(req, hold.code);
+        held.push(hold);
+        out.push(req);
+        continue;
+      }
+      let picked: HeldPort | undefined;
+      for (let attempt = 0; attempt < 20 && picked === undefined; attempt++) {
+        const hold = await holdHostPort(req.hostIp, 0, req.protocol);
+        if (!hold.free) throw holdError(req, hold.code);
+        if (clashes({ ...req, hostPort: hold.port })) await hold.release();
+        else picked = hold;
+      }
+      if (picked === undefined) {
+        throw new ConflictError(`Bind for ${req.hostIp}:0 failed: no free ephemeral ${req.protocol} port`, { hostIp: req.hostIp });
+      }
+      held.push(picked);
+      out.push({ ...req, hostPort: picked.port });
+    }
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  return { ports: out, release };
+}
+
+/**
+ * Holds ports published before (an adopted container's, after an agent restart). Ports some
+ * other process bound while no agent held them are left out and named in `lost`: their DNAT
+ * rule still wins for new connections, but that process is shadowed.
+ */
+export async function rehold(ports: readonly PublishedPort[]): Promise<{ reservation: PortReservation; lost: string[] }> {
+  const held: HeldPort[] = [];
+  const lost: string[] = [];
+  for (const p of ports) {
+    const hold = await holdHostPort(p.hostIp, p.hostPort, p.protocol);
+    if (hold.free) held.push(hold);
+    else lost.push(`${p.hostIp}:${p.hostPort}/${p.protocol} (${hold.code})`);
+  }
+  const release = async () => {
+    await Promise.all(held.map((h) => h.release()));
+  };
+  return { reservation: { ports: [...ports], release }, lost };
+}
+
+function holdError(req: PublishedPort, code: string): Error {
   if (code === "EADDRINUSE") return new PortAllocatedError(req.hostIp, req.hostPort, req.protocol);
   if (code === "EADDRNOTAVAIL") {
     return new InvalidError(`Bind for ${req.hostIp}:${req.hostPort} failed: cannot assign requested address`, { field: "hostIp" });
