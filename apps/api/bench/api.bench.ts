@@ -5,7 +5,9 @@
 // Reference in the same run: GET /health (no token, one Postgres and one Redis round trip), the
 // cost of a request through the same HTTP stack. Goal: p99 < 50 ms with one process.
 // `--conditional` adds cases whose clients send the ETag they got back (If-None-Match), as the
-// console's browser does: what an unchanged listing costs.
+// console's browser does: what an unchanged listing costs. `--gzip` adds cases whose clients send
+// `Accept-Encoding: gzip` (as browsers and ctl's fetch do) and read the encoded bytes: what a
+// listing costs when the bytes written shrink.
 //
 // Runs the *built* API (`node apps/api/dist/main.js`, or BENCH_API_MAIN to compare another build):
 // tsx does not emit the decorator metadata NestJS needs. Postgres and Redis are the integration
@@ -24,16 +26,18 @@ import { deployMigrations } from "../../../test/support/migrations";
 import { SimAgent } from "../../../test/support/sim-agent";
 import { cpuSeconds, loadAverage, percentile } from "./measure";
 
-const USAGE = `usage: npm run bench:api -- [--json] [--clients N] [--seconds S] [--nodes N] [--services N] [--replicas N] [--conditional]
+const USAGE = `usage: npm run bench:api -- [--json] [--clients N] [--seconds S] [--nodes N] [--services N] [--replicas N] [--conditional] [--gzip]
   --clients    concurrent clients (200)        --seconds   measured seconds per case (8)
   --nodes      simulated agents (50)           --services  services (20)
-  --replicas   replicas per service (20)       --conditional  also measure If-None-Match requests`;
+  --replicas   replicas per service (20)       --conditional  also measure If-None-Match requests
+  --gzip       also measure requests accepting gzip`;
 
 function options() {
   const { values } = parseArgs({
     options: {
       json: { type: "boolean", default: false },
       conditional: { type: "boolean", default: false },
+      gzip: { type: "boolean", default: false },
       clients: { type: "string", default: "200" },
       seconds: { type: "string", default: "8" },
       nodes: { type: "string", default: "50" },
@@ -55,6 +59,7 @@ function options() {
   return {
     json: values.json,
     conditional: values.conditional,
+    gzip: values.gzip,
     clients: num("clients"),
     seconds: num("seconds"),
     nodes: num("nodes"),
@@ -77,7 +82,10 @@ export interface CaseResult {
   path: string;
   processes: number;
   conditional?: boolean;
+  gzip?: boolean;
   requests: number;
+  /** Mean body bytes per 200 answer, as sent (encoded). */
+  bodyBytes?: number;
   rps: number;
   p50Ms: number;
   p99Ms: number;
@@ -90,12 +98,18 @@ export interface CaseResult {
   loadAvg: number[];
 }
 
-/** One keep-alive GET; resolves with the status and the ETag (the body is read and dropped). */
-function get(agent: http.Agent, base: URL, path: string, headers: Record<string, string>): Promise<{ status: number; etag?: string }> {
+/** One keep-alive GET; resolves with the status, the ETag and the body's size (the body is read and dropped). */
+function get(
+  agent: http.Agent,
+  base: URL,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; etag?: string; bytes: number }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ agent, host: base.hostname, port: base.port, path, method: "GET", headers }, (res) => {
-      res.on("data", () => undefined);
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, etag: res.headers.etag }));
+      let bytes = 0;
+      res.on("data", (c: Buffer) => (bytes += c.length));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, etag: res.headers.etag, bytes }));
       res.on("error", reject);
     });
     req.on("error", reject);
@@ -111,11 +125,13 @@ async function load(
   clients: number,
   seconds: number,
   conditional: boolean,
+  gzip: boolean,
 ): Promise<Omit<CaseResult, "path" | "processes" | "apiCpu" | "clientCpu" | "loadAvg">> {
   const agents = urls.map(() => new http.Agent({ keepAlive: true, maxSockets: clients }));
   const latencies: number[] = [];
   let errors = 0;
   let notModified = 0;
+  let bytes = 0;
   const warmupUntil = Date.now() + 1_000;
   const until = warmupUntil + seconds * 1_000;
   const client = async (i: number) => {
@@ -126,13 +142,15 @@ async function load(
       const headers: Record<string, string> = {};
       if (token) headers.authorization = `Bearer ${token}`;
       if (conditional && etag) headers["if-none-match"] = etag;
+      if (gzip) headers["accept-encoding"] = "gzip";
       const s = performance.now();
-      const r = await get(agent, base, path, headers).catch(() => ({ status: 0, etag: undefined }));
+      const r = await get(agent, base, path, headers).catch(() => ({ status: 0, etag: undefined, bytes: 0 }));
       const ms = performance.now() - s;
       if (Date.now() < warmupUntil) continue;
       if (r.status === 200 || r.status === 304) latencies.push(ms);
       else errors++;
       if (r.status === 304) notModified++;
+      if (r.status === 200) bytes += r.bytes;
       if (r.etag) etag = r.etag;
     }
   };
@@ -140,7 +158,9 @@ async function load(
   agents.forEach((a) => a.destroy());
   return {
     ...(conditional ? { conditional: true } : {}),
+    ...(gzip ? { gzip: true } : {}),
     requests: latencies.length,
+    bodyBytes: Math.round(bytes / Math.max(1, latencies.length - notModified)),
     rps: Math.round(latencies.length / seconds),
     p50Ms: Math.round(percentile(latencies, 50) * 10) / 10,
     p99Ms: Math.round(percentile(latencies, 99) * 10) / 10,
@@ -245,13 +265,17 @@ async function main(): Promise<void> {
     };
     const run = async (urls: URL[]) => {
       for (const path of paths) {
-        const variants = o.conditional && path !== "/api/v1/health" ? [false, true] : [false];
-        for (const conditional of variants) {
+        const variants = [{ conditional: false, gzip: false }];
+        if (path !== "/api/v1/health") {
+          if (o.conditional) variants.push({ conditional: true, gzip: false });
+          if (o.gzip) variants.push({ conditional: false, gzip: true });
+        }
+        for (const { conditional, gzip } of variants) {
           const token_ = path === "/api/v1/health" ? undefined : token;
           const r = {
             path: path.replace("/api/v1", ""),
             processes: urls.length,
-            ...(await measured(urls, () => load(urls, path, token_, o.clients, o.seconds, conditional))),
+            ...(await measured(urls, () => load(urls, path, token_, o.clients, o.seconds, conditional, gzip))),
           };
           console.error(JSON.stringify(r));
           cases.push(r);
@@ -261,7 +285,7 @@ async function main(): Promise<void> {
     await run([api1]);
     const api2 = await startRole("api");
     await run([api1, api2]);
-    const one = cases.filter((c) => c.processes === 1 && c.path !== "/health" && !c.conditional);
+    const one = cases.filter((c) => c.processes === 1 && c.path !== "/health" && !c.conditional && !c.gzip);
     console.log(
       JSON.stringify({
         clients: o.clients,

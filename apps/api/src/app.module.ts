@@ -7,6 +7,7 @@ import { PrismaService } from "./database/prisma.service";
 import { RedisConnections } from "./database/redis";
 import { EventsController } from "./events/events.controller";
 import { EventsService } from "./events/events.service";
+import { ListingViews } from "./common/listing-views";
 import { ControlPlaneController } from "./health/control-plane.controller";
 import { HealthController } from "./health/health.controller";
 import { JobHandlers } from "./queues/job-handlers";
@@ -71,6 +72,7 @@ export class CoreModule {
       PrismaService,
       RedisConnections,
       EventsService,
+      ListingViews,
       QueuesService,
       JobHandlers,
       TokensService,

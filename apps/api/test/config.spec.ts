@@ -17,6 +17,7 @@ describe("loadConfig", () => {
       configDir: "/home/u/.config/flotilla",
       heartbeatMs: 5_000,
       dbPoolSize: 20,
+      listingMaxAgeMs: 1_000,
     });
   });
 

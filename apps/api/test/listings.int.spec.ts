@@ -1,6 +1,8 @@
 // The listings ctl and the console poll: ETags with 304 for an unchanged answer, and concurrent
 // requests sharing one query without ever answering from before a write they follow.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import http from "node:http";
+import { gunzipSync } from "node:zlib";
 import type { TestApi } from "./support";
 import type { SimAgent } from "../../../test/support/sim-agent";
 import { converged, send, simNodes, startFastApi } from "./services-support";
@@ -65,6 +67,57 @@ describe("listings", () => {
     const after = await reads(20);
     for (const list of after) expect(list.find((s) => s.name === "etag-web")?.desired).toBe(before.desired + 1);
     expect((await crowd).every((list) => list.some((s) => s.name === "etag-web"))).toBe(true);
+  });
+
+  it("sends the gzip encoding, made once per version, to a client that accepts it; either ETag gets 304", async () => {
+    // Raw HTTP: fetch would decode (and ask for) gzip by itself.
+    const raw = (path: string, headers: Record<string, string>) =>
+      new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+        const u = new URL(api.url + path);
+        const req = http.get(
+          { host: u.hostname, port: u.port, path, headers: { authorization: `Bearer ${api.token}`, ...headers } },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on("data", (c: Buffer) => chunks.push(c));
+            res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+          },
+        );
+        req.on("error", reject);
+      });
+    const plain = await raw("/api/v1/tasks?service=etag-web", {});
+    const zipped = await raw("/api/v1/tasks?service=etag-web", { "accept-encoding": "gzip, deflate, br" });
+    expect(plain.headers["content-encoding"]).toBeUndefined();
+    expect(zipped.headers["content-encoding"]).toBe("gzip");
+    for (const r of [plain, zipped]) expect(r.headers.vary).toBe("accept-encoding");
+    expect(gunzipSync(zipped.body).equals(plain.body)).toBe(true);
+    expect(zipped.body.length).toBeLessThan(plain.body.length);
+    expect(zipped.headers.etag).toBe(`${plain.headers.etag!.slice(0, -1)}-gz"`);
+    // A client that refuses gzip gets the JSON as it is.
+    expect(
+      (await raw("/api/v1/tasks?service=etag-web", { "accept-encoding": "gzip;q=0, identity" })).headers["content-encoding"],
+    ).toBeUndefined();
+    for (const etag of [plain.headers.etag!, zipped.headers.etag!]) {
+      const again = await raw("/api/v1/tasks?service=etag-web", { "accept-encoding": "gzip", "if-none-match": etag });
+      expect(again.status).toBe(304);
+      expect(again.body.length).toBe(0);
+    }
+  });
+
+  it("the OpenAPI document tells the ETag, If-None-Match, 304 and the gzip encoding of each listing", async () => {
+    const doc = (await (await api.fetch("/api/docs-json", { token: null })).json()) as {
+      paths: Record<
+        string,
+        { get: { parameters: { name: string; in: string }[]; responses: Record<string, { headers?: Record<string, unknown> }> } }
+      >;
+    };
+    for (const path of ["/api/v1/services", "/api/v1/nodes", "/api/v1/tasks"]) {
+      const get = doc.paths[path]!.get;
+      expect(get.parameters.filter((p) => p.in === "header").map((p) => p.name)).toEqual(
+        expect.arrayContaining(["If-None-Match", "Accept-Encoding"]),
+      );
+      expect(Object.keys(get.responses)).toEqual(expect.arrayContaining(["200", "304"]));
+      expect(Object.keys(get.responses["200"]!.headers ?? {})).toEqual(expect.arrayContaining(["ETag", "Content-Encoding", "Vary"]));
+    }
   });
 
   it("still answers 404 naming the service for a task listing of an unknown one", async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { SharedReads } from "../src/common/shared-reads";
-import { etagMatches, toListing } from "../src/common/listing";
+import { acceptsGzip, etagMatches, toListing } from "../src/common/listing";
 
 /** A load whose queries finish when the test says so; each answers with its own number. */
 function controlled() {
@@ -88,5 +88,24 @@ describe("listing ETags", () => {
     expect(etagMatches('"other"', etag)).toBe(false);
     expect(etagMatches(undefined, etag)).toBe(false);
     expect(etagMatches("", etag)).toBe(false);
+  });
+});
+
+describe("listing encodings", () => {
+  it.each([
+    ["gzip, deflate", true],
+    ["gzip, deflate, br, zstd", true],
+    ["br;q=1.0, gzip;q=0.8, *;q=0.1", true],
+    ["x-gzip", true],
+    ["*", true],
+    ["identity", false],
+    ["deflate, br", false],
+    ["gzip;q=0", false],
+    ["gzip; q=0.000", false],
+    ["*;q=0", false],
+    ["", false],
+    [undefined, false],
+  ])("Accept-Encoding %j accepts gzip: %s", (header, gzip) => {
+    expect(acceptsGzip(header)).toBe(gzip);
   });
 });

@@ -51,6 +51,7 @@ export * from "./dispatch-work";
 export * from "./engine-url";
 export * from "./registry-mirror";
 export * from "./task-history";
+export * from "./listing-freshness";
 export { parseCompose, composeReferences, commandOf, portOf, STACK_LABEL, type ComposeInput, type ComposeStack } from "./compose/compose";
 export { parseEnvFile, interpolate, interpolateString } from "./compose/compose-interpolate";
 export { validateComposeSchema } from "./compose/compose-schema";

@@ -60,6 +60,8 @@ const schema = z.object({
   // Under load a connection is held for a turn of the event loop besides the query itself, so
   // 10 capped a busy API (1,000 agents beating) near 250 statements a second.
   FLOTILLA_DB_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
+  // 0: every listing request reads (shared among concurrent ones); nothing kept.
+  FLOTILLA_LISTING_MAX_AGE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
   FLOTILLA_AGENT_LISTEN: listenList,
   FLOTILLA_SECRETS_KEY_FILE: z.string().min(1).optional(),
   FLOTILLA_CONSOLE_DIR: z.string().min(1).optional(),
@@ -103,6 +105,12 @@ export interface AppConfig {
   maxHeartbeatsPerSecond: number;
   /** Postgres connections per process. */
   dbPoolSize: number;
+  /**
+   * The longest an API process answers a listing (services, nodes, tasks) from its copy: what
+   * changes without an event (a heartbeat's time) or an event lost on the way shows within it.
+   * A change with an event retires the copy at once (common/listing-views.ts).
+   */
+  listingMaxAgeMs: number;
   /**
    * Extra addresses where machines' agents reach the API (e.g. the netns bridge's gateway),
    * relayed to the API's own listener; bound as soon as each address exists on this host.
@@ -162,6 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, roleOverride?: string): AppCo
     agentMaxBackoffMs: c.FLOTILLA_AGENT_MAX_BACKOFF_MS,
     maxHeartbeatsPerSecond: c.FLOTILLA_MAX_HEARTBEATS_PER_S,
     dbPoolSize: c.FLOTILLA_DB_POOL_SIZE,
+    listingMaxAgeMs: c.FLOTILLA_LISTING_MAX_AGE_MS,
     agentListen: c.FLOTILLA_AGENT_LISTEN,
     secretsKeyFile: c.FLOTILLA_SECRETS_KEY_FILE ?? join(c.FLOTILLA_CONFIG_DIR ?? defaultConfigDir(env), "secrets.key"),
     publicUrls: c.FLOTILLA_PUBLIC_URLS,

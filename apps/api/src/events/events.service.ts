@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from "@nestjs/common";
 import { APP_CONFIG, type AppConfig } from "../config/config";
-import { Observable, Subject } from "rxjs";
+import { BehaviorSubject, Observable, Subject } from "rxjs";
 import { PrismaService } from "../database/prisma.service";
 import { RedisConnections } from "../database/redis";
 import type { Prisma } from "../generated/prisma/client";
@@ -30,6 +30,9 @@ export class EventsService implements OnModuleDestroy {
   private readonly logger = new Logger("events");
   private readonly live = new Subject<FlotillaEvent>();
   private subscribed = false;
+  /** Whether the subscriber is subscribed on a connection that is up (see streamLive). */
+  private readonly delivering = new BehaviorSubject<boolean>(false);
+  private readonly publishedHere = new Subject<readonly FlotillaEvent[]>();
 
   /** One channel per control plane (its queue prefix), so planes sharing a Redis stay apart. */
   private readonly channel: string;
@@ -60,6 +63,9 @@ export class EventsService implements OnModuleDestroy {
    * parses every message.
    */
   async publish(events: readonly FlotillaEvent[]): Promise<void> {
+    // This process's own listeners first, synchronously: before the caller answers its client,
+    // whatever this process keeps about the change is already retired (read-your-writes).
+    if (events.length) this.publishedHere.next(events);
     for (let i = 0; i < events.length; i += PUBLISH_BATCH) {
       const chunk = events.slice(i, i + PUBLISH_BATCH);
       const message = JSON.stringify(chunk.length === 1 ? chunk[0] : chunk);
@@ -90,20 +96,57 @@ export class EventsService implements OnModuleDestroy {
 
   /** The live stream of events published by any process of this control plane. */
   stream(): Observable<FlotillaEvent> {
-    if (!this.subscribed) {
-      this.subscribed = true;
-      const sub = this.redis.open();
-      void sub.subscribe(this.channel);
-      sub.on("message", (_channel: string, message: string) => {
-        const decoded = decodeEventMessage(message);
-        if ("error" in decoded) {
-          this.logger.warn(`ignored a message on ${this.channel}: ${decoded.error} (${message.length} bytes)`);
-          return;
-        }
-        for (const e of decoded.events) this.live.next(e);
-      });
-    }
+    this.subscribe();
     return this.live.asObservable();
+  }
+
+  /** Events this process publishes, as it publishes them (after their commit, before Redis). */
+  published(): Observable<readonly FlotillaEvent[]> {
+    return this.publishedHere.asObservable();
+  }
+
+  /**
+   * Whether stream() is delivering: true once the subscription is confirmed on a connection,
+   * false from the moment that connection drops until the subscription is confirmed again on
+   * the next. Messages published meanwhile are lost (Redis pub/sub keeps nothing), so a
+   * listener that keeps state from the stream reads it again when this turns true.
+   */
+  streamLive(): Observable<boolean> {
+    this.subscribe();
+    return this.delivering.asObservable();
+  }
+
+  private subscribe(): void {
+    if (this.subscribed) return;
+    this.subscribed = true;
+    // Named, so an operator (and the tests) can tell it in CLIENT LIST.
+    const sub = this.redis.open({ connectionName: `${this.channel}:subscriber` });
+    let connection = 0;
+    const confirm = () => {
+      const mine = connection;
+      // ioredis subscribes again by itself after a reconnect, but says nothing when that is
+      // done; a SUBSCRIBE of our own is answered only once the channel is subscribed.
+      sub.subscribe(this.channel).then(
+        () => {
+          if (mine === connection && !this.delivering.value) this.delivering.next(true);
+        },
+        (err: Error) => this.logger.warn(`subscribe to ${this.channel} failed: ${err.message}`),
+      );
+    };
+    sub.on("ready", confirm);
+    sub.on("close", () => {
+      connection++;
+      if (this.delivering.value) this.delivering.next(false);
+    });
+    if (sub.status === "ready") confirm();
+    sub.on("message", (_channel: string, message: string) => {
+      const decoded = decodeEventMessage(message);
+      if ("error" in decoded) {
+        this.logger.warn(`ignored a message on ${this.channel}: ${decoded.error} (${message.length} bytes)`);
+        return;
+      }
+      for (const e of decoded.events) this.live.next(e);
+    });
   }
 
   /** Ends every open event stream, so HTTP can drain on shutdown. */
@@ -113,6 +156,8 @@ export class EventsService implements OnModuleDestroy {
 
   onModuleDestroy(): void {
     this.live.complete();
+    this.delivering.complete();
+    this.publishedHere.complete();
   }
 }
 

@@ -10,7 +10,7 @@ import type { Prisma } from "../generated/prisma/client";
 import { QueuesService } from "../queues/queues.service";
 import { queuedAfterCommit } from "../common/unavailable";
 import { toListing, type Listing } from "../common/listing";
-import { SharedReads } from "../common/shared-reads";
+import { ListingViews } from "../common/listing-views";
 import type { NodeView } from "@flotilla/api-types";
 import { nodeView, TX_OPTIONS } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
@@ -36,13 +36,12 @@ export class NodesService {
     private readonly queues: QueuesService,
     private readonly tasks: TasksRepository,
     @Inject(CLOCK) private readonly clock: Clock,
+    private readonly listings: ListingViews,
   ) {}
 
-  private readonly listings = new SharedReads<Listing>();
-
-  /** list() as JSON with its ETag, one query for all the requests that arrive meanwhile. */
-  listing(): Promise<Listing> {
-    return this.listings.read("", async () => toListing(await this.list()));
+  /** list() as JSON with its ETag: this process's copy while it holds (common/listing-views.ts), else read. */
+  listing(): Listing | Promise<Listing> {
+    return this.listings.read("nodes", "", async () => toListing(await this.list()));
   }
 
   async list(): Promise<NodeView[]> {

@@ -26,7 +26,7 @@ import { SecretsService } from "../secrets/secrets.service";
 import { NetworksRepository } from "../networks/networks.repository";
 import { queuedAfterCommit } from "../common/unavailable";
 import { toListing, type Listing } from "../common/listing";
-import { SharedReads } from "../common/shared-reads";
+import { ListingViews } from "../common/listing-views";
 import { restSpec } from "../common/type-agreement";
 import { previousSpecOf, specOf, TX_OPTIONS, updateStateOf } from "./mapping";
 import type { CreateServiceBody, UpdateServiceBody } from "./service-schemas";
@@ -128,6 +128,7 @@ export class ServicesService {
     private readonly secrets: SecretsService,
     private readonly networks: NetworksRepository,
     @Inject(CLOCK) private readonly clock: Clock,
+    private readonly listings: ListingViews,
   ) {}
 
   async create(body: CreateServiceBody, caller: Caller): Promise<ServiceView> {
@@ -164,11 +165,9 @@ export class ServicesService {
     return view(row, undefined, body.registryAuth ? { serverAddress: body.registryAuth.serverAddress } : null, vips);
   }
 
-  private readonly listings = new SharedReads<Listing>();
-
-  /** list() as JSON with its ETag, one query for all the requests that arrive meanwhile. */
-  listing(): Promise<Listing> {
-    return this.listings.read("", async () => toListing(await this.list()));
+  /** list() as JSON with its ETag: this process's copy while it holds (common/listing-views.ts), else read. */
+  listing(): Listing | Promise<Listing> {
+    return this.listings.read("services", "", async () => toListing(await this.list()));
   }
 
   async list(): Promise<ServiceView[]> {

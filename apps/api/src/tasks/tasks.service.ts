@@ -8,7 +8,7 @@ import type { TaskView } from "@flotilla/api-types";
 import { taskView } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
 import { toListing, type Listing } from "../common/listing";
-import { SharedReads } from "../common/shared-reads";
+import { ListingViews } from "../common/listing-views";
 
 /** Filters of a task listing. */
 export interface TaskFilter {
@@ -25,13 +25,12 @@ export class TasksService {
     private readonly prisma: PrismaService,
     private readonly services: ServicesRepository,
     private readonly nodes: NodesRepository,
+    private readonly listings: ListingViews,
   ) {}
 
-  private readonly listings = new SharedReads<Listing>();
-
-  /** list(f) as JSON with its ETag, one query for all the requests with this filter meanwhile. */
-  listing(f: TaskFilter): Promise<Listing> {
-    return this.listings.read(JSON.stringify([f.service, f.node, f.desiredState]), async () => toListing(await this.list(f)));
+  /** list(f) as JSON with its ETag: this process's copy for this filter while it holds (common/listing-views.ts), else read. */
+  listing(f: TaskFilter): Listing | Promise<Listing> {
+    return this.listings.read("tasks", JSON.stringify([f.service, f.node, f.desiredState]), async () => toListing(await this.list(f)));
   }
 
   async list(f: TaskFilter): Promise<TaskView[]> {

@@ -1,0 +1,104 @@
+// The listings ctl, the console and dashboards poll (services, nodes, tasks), kept per API
+// process as the JSON bytes and ETag of their last read, so a request that finds a servable
+// copy costs a map lookup and a socket write. Whether a copy is servable is core's decision
+// (listing-freshness.ts): its listing's generation unchanged since its read started (events
+// move generations: this process's as it publishes them, the others' from the Redis event
+// channel), the event stream delivering, and the read younger than FLOTILLA_LISTING_MAX_AGE_MS.
+// Bounds, for a change committed before a request is sent:
+//   - made through this process: shown (its event retired the copy before the write answered);
+//   - made elsewhere, with an event: shown once the event arrives (pub/sub: milliseconds);
+//   - without an event, or with an event this process missed: within the max age. A break in
+//     the subscription retires every copy, and nothing is kept until it is confirmed again.
+// Without a servable copy, concurrent requests share one read (SharedReads) that started after
+// each of them arrived.
+import { Inject, Injectable, OnModuleDestroy } from "@nestjs/common";
+import type { Subscription } from "rxjs";
+import {
+  afterEvents,
+  afterStream,
+  copyServable,
+  INITIAL_LISTING_FRESHNESS,
+  LISTING_KINDS,
+  type ListingCopy,
+  type ListingFreshness,
+  type ListingKind,
+} from "@flotilla/core";
+import { APP_CONFIG, type AppConfig } from "../config/config";
+import { EventsService } from "../events/events.service";
+import type { Listing } from "./listing";
+import { SharedReads } from "./shared-reads";
+
+interface Held {
+  listing: Listing;
+  copy: ListingCopy;
+}
+
+// A copy's age is elapsed process time, not the control plane's clock (CLOCK): it bounds a
+// cache, decides nothing, and must not freeze under a test's held clock or jump with the wall.
+const elapsedMs = () => performance.now();
+
+@Injectable()
+export class ListingViews implements OnModuleDestroy {
+  private freshness: ListingFreshness = INITIAL_LISTING_FRESHNESS;
+  /** Per kind, copies by key; emptied whenever the kind's generation moves (none would serve). */
+  private readonly held = new Map<ListingKind, Map<string, Held>>(LISTING_KINDS.map((k) => [k, new Map()]));
+  private readonly reads = new SharedReads<Listing>();
+  private subscriptions: Subscription[] | undefined;
+  private readonly maxAgeMs: number;
+
+  constructor(
+    private readonly events: EventsService,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.maxAgeMs = config.listingMaxAgeMs;
+  }
+
+  /**
+   * The listing of `kind` under `key` (its filters): this process's copy when it may serve,
+   * else `load()`'s result from a read that started after this call.
+   */
+  read(kind: ListingKind, key: string, load: () => Promise<Listing>): Listing | Promise<Listing> {
+    // Subscribed on first use: worker-only processes serve no listings and need no subscriber.
+    if (!this.subscriptions) this.subscribe();
+    const held = this.held.get(kind)!.get(key);
+    if (held && copyServable(held.copy, this.freshness, elapsedMs(), this.maxAgeMs)) return held.listing;
+    return this.reads.read(`${kind}\0${key}`, async () => {
+      const copy: ListingCopy = { kind, generation: this.freshness.generations[kind], readAt: elapsedMs() };
+      const listing = await load();
+      // Kept only if nothing retired it while it was read (else the next request reads again).
+      if (copyServable(copy, this.freshness, elapsedMs(), this.maxAgeMs)) this.held.get(kind)!.set(key, { listing, copy });
+      return listing;
+    });
+  }
+
+  /** How many copies are held (for tests). */
+  get size(): number {
+    return [...this.held.values()].reduce((n, m) => n + m.size, 0);
+  }
+
+  onModuleDestroy(): void {
+    for (const s of this.subscriptions ?? []) s.unsubscribe();
+  }
+
+  private subscribe(): void {
+    this.subscriptions = [
+      this.events.published().subscribe((evs) =>
+        this.move(
+          afterEvents(
+            this.freshness,
+            evs.map((e) => e.kind),
+          ),
+        ),
+      ),
+      this.events.stream().subscribe((e) => this.move(afterEvents(this.freshness, [e.kind]))),
+      this.events.streamLive().subscribe((live) => {
+        if (live !== this.freshness.live) this.move(afterStream(this.freshness, live));
+      }),
+    ];
+  }
+
+  private move(next: ListingFreshness): void {
+    for (const kind of LISTING_KINDS) if (next.generations[kind] !== this.freshness.generations[kind]) this.held.get(kind)!.clear();
+    this.freshness = next;
+  }
+}

@@ -1,0 +1,100 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import {
+  afterEvents,
+  afterStream,
+  copyServable,
+  INITIAL_LISTING_FRESHNESS,
+  LISTING_KINDS,
+  listingsChangedBy,
+  type ListingCopy,
+  type ListingFreshness,
+  type ListingKind,
+} from "../src/listing-freshness";
+
+const live: ListingFreshness = afterStream(INITIAL_LISTING_FRESHNESS, true);
+const copyOf = (f: ListingFreshness, kind: ListingKind, readAt: number): ListingCopy => ({ kind, generation: f.generations[kind], readAt });
+
+describe("listingsChangedBy", () => {
+  it.each([
+    ["task", ["services", "nodes", "tasks"]],
+    ["service", ["services", "tasks"]],
+    ["node", ["nodes", "tasks"]],
+    ["network", ["services"]],
+    ["machine", []],
+    ["token", []],
+    ["secret", []],
+    ["config", []],
+    ["audit", []],
+    // A kind added later and not listed here: every listing, so no change is missed.
+    ["volume", ["services", "nodes", "tasks"]],
+    ["constructor", ["services", "nodes", "tasks"]],
+  ])("%s → %j", (kind, listings) => {
+    expect([...listingsChangedBy(kind)].sort()).toEqual([...listings].sort());
+  });
+});
+
+describe("copyServable", () => {
+  it("serves a copy of the current generation within its age while the stream is live", () => {
+    const c = copyOf(live, "services", 1_000);
+    expect(copyServable(c, live, 1_000, 1_000)).toBe(true);
+    expect(copyServable(c, live, 1_999, 1_000)).toBe(true);
+    expect(copyServable(c, live, 2_000, 1_000)).toBe(false);
+    // A clock that went back: the copy's age is unknown.
+    expect(copyServable(c, live, 999, 1_000)).toBe(false);
+  });
+
+  it("an event of a kind the listing shows retires the copy; others leave it", () => {
+    const services = copyOf(live, "services", 0);
+    const nodes = copyOf(live, "nodes", 0);
+    const tasks = copyOf(live, "tasks", 0);
+    const afterNetwork = afterEvents(live, ["network"]);
+    expect(copyServable(services, afterNetwork, 1, 1_000)).toBe(false);
+    expect(copyServable(nodes, afterNetwork, 1, 1_000)).toBe(true);
+    expect(copyServable(tasks, afterNetwork, 1, 1_000)).toBe(true);
+    const afterAudit = afterEvents(live, ["audit", "token"]);
+    expect(afterAudit).toBe(live);
+    const afterTask = afterEvents(live, ["task"]);
+    for (const c of [services, nodes, tasks]) expect(copyServable(c, afterTask, 1, 1_000)).toBe(false);
+  });
+
+  it("nothing is served while the stream is down, nor what was read before it came back", () => {
+    const c = copyOf(live, "nodes", 0);
+    const down = afterStream(live, false);
+    expect(copyServable(c, down, 1, 1_000)).toBe(false);
+    // Read while down: not servable once it is up again (events may have been missed meanwhile).
+    const readWhileDown = copyOf(down, "nodes", 2);
+    expect(copyServable(readWhileDown, down, 3, 1_000)).toBe(false);
+    const up = afterStream(down, true);
+    expect(copyServable(c, up, 4, 1_000)).toBe(false);
+    expect(copyServable(readWhileDown, up, 4, 1_000)).toBe(false);
+    expect(copyServable(copyOf(up, "nodes", 5), up, 6, 1_000)).toBe(true);
+  });
+
+  it("property: a copy is never served after any event that changes its listing, nor past its age", () => {
+    const step = fc.oneof(
+      fc.record({
+        events: fc.array(fc.constantFrom("task", "service", "node", "network", "machine", "audit", "volume"), { maxLength: 3 }),
+      }),
+      fc.record({ stream: fc.boolean() }),
+    );
+    fc.assert(
+      fc.property(fc.constantFrom(...LISTING_KINDS), fc.array(step, { maxLength: 8 }), fc.nat(3_000), (kind, steps, age) => {
+        const c = copyOf(live, kind, 0);
+        let f = live;
+        let changed = false;
+        for (const s of steps) {
+          if ("events" in s) {
+            f = afterEvents(f, s.events);
+            changed ||= s.events.some((e) => listingsChangedBy(e).includes(kind));
+          } else {
+            f = afterStream(f, s.stream);
+            changed = true;
+          }
+        }
+        const served = copyServable(c, f, age, 1_000);
+        expect(served).toBe(!changed && age < 1_000);
+      }),
+    );
+  });
+});
