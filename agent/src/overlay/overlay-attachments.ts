@@ -3,6 +3,7 @@
 // must be a task address of that network and not another container's. Pure.
 import { DomainError, InvalidError, overlayMac, type NodeNetworkTable } from "@flotilla/core";
 import { inSubnet, ipToInt, isIpv4, parseSubnet } from "../network/ipam";
+import type { UserAttachment } from "../network/user-networks";
 import { overlayVethName } from "./overlay-plan";
 import type { OverlayAttachmentRecord, OverlayContainerRecord } from "./overlay-state";
 
@@ -13,16 +14,8 @@ export interface OverlayRequest {
   ipv4Address: string;
 }
 
-/** A container's interface on an overlay network, for inspect. */
-export interface OverlayAttachment {
-  networkId: string;
-  networkName: string;
-  ipAddress: string;
-  prefixLen: number;
-  gateway: string;
-  macAddress: string;
-  aliases: string[];
-}
+/** A container's interface on an overlay network, for inspect: shaped as one on a user network. */
+export type OverlayAttachment = UserAttachment;
 
 /** Where the container is plugged: the scope of our link names, its namespace, its first free interface index. */
 export interface PlugTarget {
