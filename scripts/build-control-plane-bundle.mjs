@@ -13,19 +13,13 @@
 //   node scripts/build-control-plane-bundle.mjs [--out FILE]   (default apps/api/dist-bundle/flotilla-control-plane.tar.gz)
 //
 // Needs `npx tsc -b` and the console's build first (`npm run build` does both). Migrations are not
-// in it: run `node prisma/migrate.mjs deploy` from a checkout against the primary, as before.
-import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
-import { RUNTIME, nodeRuntime } from "./node-runtime.mjs";
+// in it: run `node prisma/migrate.mjs deploy` from a checkout against the primary, as before. The
+// staging and packing shared with the agent bundle are in scripts/bundle-staging.mjs.
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { bundleForNode, outArgument, packBundle, repo, writeLauncher } from "./bundle-staging.mjs";
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const args = process.argv.slice(2);
-const outIdx = args.indexOf("--out");
-const out = resolve(outIdx >= 0 ? args[outIdx + 1] : join(repo, "apps", "api", "dist-bundle", "flotilla-control-plane.tar.gz"));
+const out = outArgument("apps/api/dist-bundle/flotilla-control-plane.tar.gz");
 const say = (m) => console.error(`build-control-plane-bundle: ${m}`);
 
 const entry = join(repo, "apps/api/dist/main.js");
@@ -40,7 +34,6 @@ for (const [path, how] of [
   }
 }
 const { version } = JSON.parse(readFileSync(join(repo, "apps/api/package.json"), "utf8"));
-const runtime = nodeRuntime(say);
 
 // Optional integrations Nest and others probe for with require() inside try/catch: absent at run
 // time, as they are in the repository's node_modules.
@@ -70,58 +63,37 @@ const swaggerAssets = {
   },
 };
 
-const work = mkdtempSync(join(tmpdir(), "flotilla-cp-bundle-"));
-try {
-  await build({
-    entryPoints: [entry],
-    bundle: true,
-    platform: "node",
-    target: "node20",
-    format: "cjs",
-    outfile: join(work, "api.js"),
-    external: OPTIONAL,
-    plugins: [swaggerAssets],
-    logLevel: "warning",
-    legalComments: "none",
-  });
-  cpSync(consoleDir, join(work, "console"), { recursive: true });
-  const swagger = join(repo, "node_modules/swagger-ui-dist");
-  mkdirSync(join(work, "swagger-ui"));
-  for (const f of [
-    "swagger-ui.css",
-    "swagger-ui-bundle.js",
-    "swagger-ui-standalone-preset.js",
-    "index.css",
-    "favicon-16x16.png",
-    "favicon-32x32.png",
-    "oauth2-redirect.html",
-    "oauth2-redirect.js",
-    "LICENSE",
-  ])
-    copyFileSync(join(swagger, f), join(work, "swagger-ui", f));
-  copyFileSync(join(runtime, "node"), join(work, "node"));
-  chmodSync(join(work, "node"), 0o755);
-  copyFileSync(join(runtime, "LICENSE"), join(work, "NODE_LICENSE"));
-  writeFileSync(
-    join(work, "flotilla-control-plane"),
-    [
-      "#!/bin/sh",
+await packBundle({
+  tool: "build-control-plane-bundle",
+  label: "control plane",
+  version,
+  out,
+  tmpPrefix: "flotilla-cp-bundle-",
+  async stage(work) {
+    await bundleForNode(entry, join(work, "api.js"), { external: OPTIONAL, plugins: [swaggerAssets] });
+    cpSync(consoleDir, join(work, "console"), { recursive: true });
+    const swagger = join(repo, "node_modules/swagger-ui-dist");
+    mkdirSync(join(work, "swagger-ui"));
+    for (const f of [
+      "swagger-ui.css",
+      "swagger-ui-bundle.js",
+      "swagger-ui-standalone-preset.js",
+      "index.css",
+      "favicon-16x16.png",
+      "favicon-32x32.png",
+      "oauth2-redirect.html",
+      "oauth2-redirect.js",
+      "LICENSE",
+    ])
+      copyFileSync(join(swagger, f), join(work, "swagger-ui", f));
+    writeLauncher(work, "flotilla-control-plane", [
       "# Flotilla control-plane launcher (from the control-plane bundle): the bundled Node runs the API.",
       "# Usage: flotilla-control-plane api|worker|all; settings from the environment, as flotilla-api.",
       'here=$(dirname "$(readlink -f "$0")")',
       'FLOTILLA_CONSOLE_DIR="${FLOTILLA_CONSOLE_DIR:-$here/console}"',
       "export FLOTILLA_CONSOLE_DIR",
       'exec "$here/node" "$here/api.js" "$@"',
-      "",
-    ].join("\n"),
-    { mode: 0o755 },
-  );
-  writeFileSync(join(work, "VERSION"), `${version}\n${new Date().toISOString()}\n`);
-  writeFileSync(join(work, "RUNTIME"), `node v${RUNTIME.version} linux-x64\n`);
-  mkdirSync(dirname(out), { recursive: true });
-  const files = ["api.js", "console", "swagger-ui", "node", "NODE_LICENSE", "flotilla-control-plane", "VERSION", "RUNTIME"];
-  execFileSync("sh", ["-c", `tar -cf - -C "$1" ${files.join(" ")} | gzip -1 > "$2.tmp" && mv -f "$2.tmp" "$2"`, "sh", work, out]);
-  say(`wrote ${out} (control plane ${version})`);
-} finally {
-  rmSync(work, { recursive: true, force: true });
-}
+    ]);
+    return ["api.js", "console", "swagger-ui", "node", "NODE_LICENSE", "flotilla-control-plane"];
+  },
+});

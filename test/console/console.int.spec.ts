@@ -273,7 +273,10 @@ describe("web console in a real browser", () => {
     await page.getByLabel("Secrets", { exact: true }).fill("source=db_pass,mode=0400");
     await page.getByLabel("Configs", { exact: true }).fill("source=app.conf,target=/etc/app.conf");
     await page.getByRole("button", { name: "Create service" }).click();
-    await page.getByRole("link", { name: "cache", exact: true }).waitFor();
+    // The link in the form's "created" note: the services table gets one too once its live reload
+    // lands, so an unscoped locator matches one or two links depending on that race.
+    const created = page.getByRole("status").getByRole("link", { name: "cache", exact: true });
+    await created.waitFor();
     const svc = (await (await api.fetch("/api/v1/services/cache")).json()) as {
       spec: { mounts: unknown[]; secrets: unknown[]; configs: unknown[] };
     };
@@ -283,7 +286,7 @@ describe("web console in a real browser", () => {
     ]);
     expect(svc.spec.secrets).toEqual([{ source: "db_pass", target: "/run/secrets/db_pass", uid: "0", gid: "0", mode: 0o400 }]);
     expect(svc.spec.configs).toEqual([{ source: "app.conf", target: "/etc/app.conf", uid: "0", gid: "0", mode: 0o444 }]);
-    await page.getByRole("link", { name: "cache", exact: true }).click();
+    await created.click();
     const summary = page.getByRole("region", { name: "Summary" });
     await until("the summary to show the secret", async () =>
       ((await summary.textContent()) ?? "").includes("db_pass → /run/secrets/db_pass 0400 0:0"),

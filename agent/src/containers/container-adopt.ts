@@ -3,24 +3,11 @@
  * runs are watched again; those whose shim is gone are marked exited with what the shim
  * recorded (or why nothing was), and half-removed ones finish their removal.
  */
-import type { ContainerRecord, ContainerState } from "./container-types";
+import type { ContainerRecord } from "./container-types";
+import { stateAfterExit } from "./container-state";
 import type { ContainerStore } from "./container-store";
 import type { ExitMonitor } from "./exit-monitor";
-import { readShimState, shimAlive, type ShimState } from "./shim-client";
-
-/** The state after an exit: from the shim's record, or `fallbackError` when there is none. */
-export function stateAfterExit(prev: ContainerState, s: ShimState | null, fallbackError: string): ContainerState {
-  return {
-    status: "exited",
-    pid: 0,
-    shimPid: 0,
-    exitCode: s?.exitCode ?? 255,
-    oomKilled: !!s?.oomKilled,
-    error: s ? (s.error ?? "") : fallbackError,
-    startedAt: prev.startedAt,
-    finishedAt: s?.finishedAt ?? new Date().toISOString(),
-  };
-}
+import { readShimState, shimAlive } from "./shim-client";
 
 /**
  * Loads the records and re-adopts running containers (watched by `monitor`); `onDied` hears of

@@ -1,7 +1,7 @@
 /**
  * `docker network connect/disconnect`: a container's user networks changed, live when it runs
  * (an interface plugged or removed in its namespace), in its record either way, so the next
- * start attaches what the record says.
+ * start attaches what the record says; and what a container's exit lets go of.
  */
 import { ConflictError, DomainError, InvalidError, NotSupportedError } from "@flotilla/core";
 import type { EventBus } from "../events/event-bus";
@@ -104,4 +104,17 @@ export async function disconnectContainer(
 /** Names of the containers (any state) connected to a network: they keep it from being removed. */
 export function networkUsers(all: readonly ContainerRecord[], networkId: string): string[] {
   return all.filter((c) => c.networks?.some((x) => x.networkId === networkId)).map((c) => c.name.slice(1));
+}
+
+/**
+ * At a container's exit: its bridge endpoint detached, and its user and overlay interfaces
+ * released. Each failure is logged, not thrown: the exit is recorded whatever the network says.
+ */
+export async function releaseNetworks(network: NetworkPort | null, c: ContainerRecord, log: (msg: string) => void): Promise<void> {
+  if ((c.networkMode !== "bridge" && c.networkMode !== "user") || !network) return;
+  await network.detach(c.id).catch((e) => log(`network detach ${c.id}: ${(e as Error).message}`));
+  if (!c.networks?.length) return;
+  await network.user?.release(c.id).catch((e) => log(`network release ${c.id}: ${(e as Error).message}`));
+  if (c.networks.some((n) => n.driver === "overlay"))
+    await network.overlay?.release(c.id).catch((e) => log(`overlay release ${c.id}: ${(e as Error).message}`));
 }

@@ -3,7 +3,8 @@
  * remove, run through flotilla-shim; exits noticed by ExitMonitor and acted on (restart policy,
  * AutoRemove, waiters, events). Creating is in container-create.ts, starting in
  * container-runner.ts, re-adopting after an agent restart in container-adopt.ts (records persist in
- * ContainerStore), attach-before-start in start-gate.ts, restart timers in restart-timers.ts.
+ * ContainerStore), attach-before-start in start-gate.ts, restart timers in restart-timers.ts, the
+ * run state's moves in container-state.ts.
  */
 import { ConflictError } from "@flotilla/core";
 import { HttpError, NotModifiedError } from "../engine-errors";
@@ -11,7 +12,9 @@ import type { EventBus } from "../events/event-bus";
 import type { ImageStore } from "../images";
 import type { VolumeStore } from "../volumes/volume-store";
 import type { ContainerRecord } from "./container-types";
-import { readopt, stateAfterExit } from "./container-adopt";
+import { readopt } from "./container-adopt";
+import { releaseNetworks } from "./container-networks";
+import { stateAfterExit, stateAfterFailedStart, stateAfterStart } from "./container-state";
 import { ContainerStore } from "./container-store";
 import { createContainer } from "./container-create";
 import type { CreateBody } from "./create-request";
@@ -142,16 +145,7 @@ export class ContainerService {
     try {
       await this.gate.stoppedWorkDone(c.id); // a docker cp into the stopped container finishes first
       const started = await this.runner.run(c, { attachWait: this.gate.held(c.id) });
-      c.state = {
-        status: "running",
-        pid: started.state.pid,
-        shimPid: started.state.shimPid,
-        exitCode: 0,
-        oomKilled: false,
-        error: "",
-        startedAt: started.state.startedAt,
-        finishedAt: c.state.finishedAt,
-      };
+      c.state = stateAfterStart(c.state, started.state);
       c.network = started.network;
       if (isRestart) c.restartCount++;
       await this.store.save(c);
@@ -160,17 +154,9 @@ export class ContainerService {
       this.gate.notify(c.id, true);
     } catch (err) {
       this.gate.notify(c.id, false);
-      const exitCode = (err as { exitCode?: number }).exitCode ?? 125;
-      c.state = {
-        ...c.state,
-        status: c.state.startedAt ? "exited" : "created",
-        pid: 0,
-        shimPid: 0,
-        exitCode,
-        error: (err as Error).message,
-      };
+      c.state = stateAfterFailedStart(c.state, err);
       await this.store.save(c).catch(() => {});
-      this.waiters.settle(c.id, "exit", { StatusCode: exitCode, Error: { Message: (err as Error).message } });
+      this.waiters.settle(c.id, "exit", { StatusCode: c.state.exitCode, Error: { Message: c.state.error } });
       failure = err;
     } finally {
       this.starting.delete(c.id);
@@ -213,14 +199,7 @@ export class ContainerService {
           ? ` (not signalled by this agent: ${s ? `signal ${c.state.exitCode - 128} came from outside` : c.state.error})`
           : "";
       this.log(`container ${c.id.slice(0, 12)} (${c.name.slice(1)}) exited with code ${c.state.exitCode}${outside}`);
-      if ((c.networkMode === "bridge" || c.networkMode === "user") && this.deps.network) {
-        await this.deps.network.detach(c.id).catch((e) => this.log(`network detach ${c.id}: ${(e as Error).message}`));
-        if (c.networks?.length) {
-          await this.deps.network.user?.release(c.id).catch((e) => this.log(`network release ${c.id}: ${(e as Error).message}`));
-          if (c.networks.some((n) => n.driver === "overlay"))
-            await this.deps.network.overlay?.release(c.id).catch((e) => this.log(`overlay release ${c.id}: ${(e as Error).message}`));
-        }
-      }
+      await releaseNetworks(this.deps.network, c, this.log);
       c.network = null;
       const restart = !this.closed && shouldRestart(c, "exit");
       if (restart) c.state.status = "restarting";

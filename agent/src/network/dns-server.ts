@@ -5,6 +5,7 @@
  * the host's namespace, can reach even when they listen on loopback.
  */
 import * as dgram from "node:dgram";
+import * as fs from "node:fs";
 import * as net from "node:net";
 import packet from "dns-packet";
 import type { DnsDecision } from "./dns-names";
@@ -41,6 +42,15 @@ export function upstreamsFromResolvConf(text: string): Upstream[] {
     if (m) out.push({ host: m[1]!, port: 53 });
   }
   return out;
+}
+
+/** The host's resolvers, read at each relay so a changed /etc/resolv.conf is followed. */
+export function hostResolvers(): Upstream[] {
+  try {
+    return upstreamsFromResolvConf(fs.readFileSync("/etc/resolv.conf", "utf8"));
+  } catch {
+    return [];
+  }
 }
 
 interface Listener {

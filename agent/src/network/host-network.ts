@@ -11,24 +11,11 @@ import { ConflictError, InvalidError } from "@flotilla/core";
 import { toNetworkSettings, hexId, type DockerNetworkSettings } from "./docker-shapes";
 import { toEndpoint, type Endpoint } from "./endpoint";
 import { Firewall } from "./firewall";
-import * as fs from "node:fs";
-import { upstreamsFromResolvConf, type Upstream } from "./dns-server";
-import { allocateAddress, intToIp, isIpv4, macForAddress, parseSubnet, type Subnet } from "./ipam";
+import { hostResolvers, type Upstream } from "./dns-server";
+import { planEndpoint, plugEndpoint, replugEndpoint, unplugEndpoint } from "./endpoint-plumbing";
+import { intToIp, isIpv4, parseSubnet, type Subnet } from "./ipam";
 import { Iptables, type IptablesBackend } from "./iptables";
-import {
-  bridgeMembers,
-  checkSubnetFree,
-  createNetns,
-  deleteLink,
-  deleteNetns,
-  ensureBridge,
-  NETNS_DIR,
-  netnsExists,
-  plugVeth,
-  sandboxNames,
-  showLink,
-  writeSysctl,
-} from "./links";
+import { bridgeMembers, checkSubnetFree, deleteLink, ensureBridge, NETNS_DIR, netnsExists, showLink, writeSysctl } from "./links";
 import { chainNames, MAX_PREFIX, type ChainNames } from "./nat-rules";
 import { rehold, reservePorts, validatePorts, type PortReservation, type PortRequest } from "./ports";
 import { loadState, removeState, saveState, type EndpointRecord, type NetworkMode, type NetworkState } from "./state-file";
@@ -220,28 +207,7 @@ export class HostNetwork {
       const { state, firewall } = this.ready();
       if (state.endpoints[containerId])
         throw new ConflictError(`container ${containerId} is already attached to ${mode === "bridge" ? this.bridge : mode} network`);
-      const names = sandboxNames(this.bridge, containerId);
-      const record: EndpointRecord = {
-        containerId,
-        mode,
-        status: "pending",
-        netns: mode === "host" ? null : names.netns,
-        veth: mode === "bridge" ? names.veth : null,
-        ipAddress: "",
-        macAddress: "",
-        prefixLen: 0,
-        gateway: "",
-        ports: [],
-      };
-      if (mode === "bridge") {
-        const endpoints = Object.values(state.endpoints);
-        record.ipAddress = allocateAddress(this.subnet, new Set(endpoints.map((e) => e.ipAddress)), state.lastAddress);
-        record.macAddress = macForAddress(record.ipAddress);
-        record.prefixLen = this.subnet.prefixLen;
-        record.gateway = this.gateway;
-      } else if (mode === "user") {
-        record.ipAddress = options.ipAddress!;
-      }
+      const record = planEndpoint(this, state, containerId, mode, options.ipAddress);
       if (record.netns && (await netnsExists(record.netns))) throw new ConflictError(`netns: ${record.netns} already exists`);
       if (record.veth && (await showLink(record.veth))) throw new ConflictError(`veth: ${record.veth} already exists`);
       if (mode === "bridge" || mode === "user") {
@@ -263,12 +229,10 @@ export class HostNetwork {
         throw e;
       }
       try {
-        if (record.netns) await createNetns(record.netns);
-        if (mode === "bridge") await plugVeth({ ...record, bridge: this.bridge, netns: record.netns!, veth: record.veth! });
-        if (mode === "bridge" || mode === "user") await firewall.addEndpoint(record);
+        await plugEndpoint(record, this.bridge, firewall);
       } catch (e) {
         try {
-          await this.unplug(record);
+          await this.unplug(record, firewall);
         } catch (cleanup) {
           // Keep the pending record: restore() will try again. The first error stays the one
           // thrown (its type maps to the HTTP status); the cleanup failure is added to its text.
@@ -298,7 +262,7 @@ export class HostNetwork {
         await firewall.removeTagged((id) => id === containerId);
         return;
       }
-      await this.unplug(record);
+      await this.unplug(record, firewall);
       delete state.endpoints[containerId];
       await saveState(this.opts.stateDir, state);
     });
@@ -315,7 +279,7 @@ export class HostNetwork {
       const { state, firewall } = this.ready();
       const result: RestoreResult = { adopted: [], repaired: [], collected: [], lost: [] };
       const drop = async (r: EndpointRecord) => {
-        await this.unplug(r);
+        await this.unplug(r, firewall);
         delete state.endpoints[r.containerId];
       };
       const repaired = new Set<string>();
@@ -328,7 +292,7 @@ export class HostNetwork {
           result.lost.push({ containerId: r.containerId, reason: `netns ${r.netns} is gone` });
         } else if (r.mode === "bridge") {
           try {
-            if (await this.replug(r)) repaired.add(r.containerId);
+            if (await replugEndpoint(r, this.bridge)) repaired.add(r.containerId);
           } catch (e) {
             await drop(r);
             result.lost.push({ containerId: r.containerId, reason: (e as Error).message });
@@ -398,7 +362,7 @@ export class HostNetwork {
       const iptables = this.firewall?.iptables ?? (await Iptables.detect(state?.iptables ?? this.opts.iptablesBackend));
       const firewall = new Firewall(iptables, this.firewallChains, this.bridge, this.subnet.cidr);
       if (state?.bridge === this.bridge) {
-        for (const r of Object.values(state.endpoints)) await this.unplug(r, { rules: false });
+        for (const r of Object.values(state.endpoints)) await this.unplug(r, null);
       }
       await firewall.uninstall();
       for (const link of await bridgeMembers(this.bridge)) await deleteLink("teardown", link);
@@ -410,11 +374,9 @@ export class HostNetwork {
     });
   }
 
-  /** Undoes an endpoint, whatever part of it exists: rules, then veth, then namespace. */
-  private async unplug(r: EndpointRecord, opts: { rules: boolean } = { rules: true }): Promise<void> {
-    if (opts.rules && (r.mode === "bridge" || r.mode === "user")) await this.firewall!.removeTagged((id) => id === r.containerId);
-    if (r.veth) await deleteLink("veth", r.veth);
-    if (r.netns) await deleteNetns(r.netns);
+  /** Undoes an endpoint (endpoint-plumbing.ts) and lets its published ports go. */
+  private async unplug(r: EndpointRecord, firewall: Firewall | null): Promise<void> {
+    await unplugEndpoint(r, firewall);
     await this.releasePorts(r.containerId);
   }
 
@@ -422,23 +384,6 @@ export class HostNetwork {
     const held = this.heldPorts.get(containerId);
     this.heldPorts.delete(containerId);
     await held?.release();
-  }
-
-  /**
-   * Re-plugs a live bridge-mode container whose host veth is gone or off the bridge (deleting
-   * either end of a pair deletes both, so a missing host end means eth0 is gone too). Returns
-   * whether anything had to change.
-   */
-  private async replug(r: EndpointRecord): Promise<boolean> {
-    const link = await showLink(r.veth!);
-    if (!link) {
-      await plugVeth({ ...r, bridge: this.bridge, netns: r.netns!, veth: r.veth! });
-      return true;
-    }
-    if (link.master === this.bridge && link.flags?.includes("UP")) return false;
-    await deleteLink("veth", r.veth!);
-    await plugVeth({ ...r, bridge: this.bridge, netns: r.netns!, veth: r.veth! });
-    return true;
   }
 
   private ready(): { state: NetworkState; firewall: Firewall } {
@@ -457,13 +402,4 @@ export class HostNetwork {
 function checkContainerId(id: string): void {
   if (typeof id !== "string" || !CONTAINER_ID.test(id))
     throw new InvalidError(`invalid container id ${JSON.stringify(id)}`, { field: "containerId" });
-}
-
-/** The host's resolvers, read at each relay so a changed /etc/resolv.conf is followed. */
-function hostResolvers(): Upstream[] {
-  try {
-    return upstreamsFromResolvConf(fs.readFileSync("/etc/resolv.conf", "utf8"));
-  } catch {
-    return [];
-  }
 }

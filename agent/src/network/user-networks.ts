@@ -1,21 +1,21 @@
 /**
  * User-defined networks (driver bridge) of one agent: a Linux bridge per network with its own
- * subnet, isolation rules (user-network-rules.ts), an embedded DNS server on the gateway, and the
- * containers' extra interfaces. HostNetwork owns one of these and calls init/restore/teardown;
- * the container runner calls allocate → (HostNetwork.attach) → plug, and release on exit.
+ * subnet, isolation rules (decided by user-network-rules.ts, applied by user-network-iptables.ts),
+ * an embedded DNS server on the gateway, and the containers' extra interfaces. HostNetwork owns
+ * one of these and calls init/restore/teardown; the container runner calls allocate →
+ * (HostNetwork.attach) → plug, and release on exit.
  *
  * Calls are serialized, so address allocation never races and networks.json has one writer.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { ConflictError, DomainError, InvalidError, NotSupportedError } from "@flotilla/core";
+import { ConflictError, DomainError, InvalidError } from "@flotilla/core";
 import { resolveQuery } from "./dns-names";
 import { EmbeddedDns, type Upstream } from "./dns-server";
-import { run } from "./exec";
 import { allocateAddress, inSubnet, intToIp, ipToInt, isIpv4, macForAddress, parseSubnet } from "./ipam";
 import type { Iptables } from "./iptables";
 import { deleteLink, ensureBridge, hostRoutes, plugVeth, sandboxNames, showLink, writeSysctl } from "./links";
-import { deleteOf, type ChainNames, type Table } from "./nat-rules";
-import { dnsRedirectScript, netTagIn, networkRules, ownNetworkRule } from "./user-network-rules";
+import type { ChainNames } from "./nat-rules";
+import { applyNetworkRules, redirectDns, syncNetworkRules } from "./user-network-iptables";
 import { checkSubnet, chooseSubnet, DEFAULT_POOLS, type AddressPool, type NetworkPlan, type TakenPrefix } from "./user-network-spec";
 import {
   loadUserState,
@@ -60,8 +60,6 @@ export interface UserAttachment {
   aliases: string[];
 }
 
-const TABLES: readonly Table[] = ["nat", "filter"];
-
 /** Docker's "network X not found" (404). */
 export function networkNotFound(ref: string): DomainError {
   return new DomainError("not_found", `network ${ref} not found`, { network: ref });
@@ -88,7 +86,7 @@ export class UserNetworks {
       this.iptables = iptables;
       this.state = await loadUserState(this.opts.stateDir);
       for (const n of Object.values(this.state.networks)) await this.makeBridge(n);
-      await this.syncRules();
+      await syncNetworkRules(iptables, this.opts.chains, Object.values(this.state.networks));
     });
   }
 
@@ -151,7 +149,7 @@ export class UserNetworks {
       try {
         await saveUserState(this.opts.stateDir, this.state);
         await this.makeBridge(record);
-        await this.applyRules(record, "add");
+        await applyNetworkRules(this.iptables!, this.opts.chains, record, "add");
       } catch (e) {
         await this.unmake(record).catch(() => undefined);
         delete this.state.networks[id];
@@ -240,7 +238,7 @@ export class UserNetworks {
           ifname: e.ifname,
           defaultRoute: first,
         });
-        if (first) await this.redirectDns(netns, n.gateway, e.ipAddress);
+        if (first) await redirectDns(this.iptables, netns, n.gateway, e.ipAddress, this.opts.dnsPort ?? 53);
         e.status = "ready";
       }
       await saveUserState(this.opts.stateDir, this.state);
@@ -369,44 +367,9 @@ export class UserNetworks {
   /** Undoes a network in the kernel: DNS, rules, member veths, bridge. */
   private async unmake(n: UserNetworkRecord, rules = true): Promise<void> {
     await this.dns.close(n.id);
-    if (rules && this.iptables) await this.applyRules(n, "delete");
+    if (rules && this.iptables) await applyNetworkRules(this.iptables, this.opts.chains, n, "delete");
     for (const e of Object.values(n.endpoints)) await deleteLink("veth", e.veth);
     await deleteLink("bridge", n.bridge);
-  }
-
-  /** Adds or deletes a network's rules, one transaction per table. */
-  private async applyRules(n: UserNetworkRecord, how: "add" | "delete"): Promise<void> {
-    const iptables = this.iptables!;
-    const rules = networkRules(this.opts.chains, n);
-    for (const table of TABLES) {
-      let lines = rules[table];
-      if (how === "delete") {
-        const have = (await iptables.list(table)).rules;
-        lines = have.filter((r) => ownNetworkRule(this.opts.chains, r) && netTagIn(r) === n.id).map(deleteOf);
-      }
-      await iptables.apply(`iptables ${table}`, table, lines);
-    }
-  }
-
-  /** Every network's rules exactly once, and no rules of networks that are gone. */
-  private async syncRules(): Promise<void> {
-    const iptables = this.iptables!;
-    for (const table of TABLES) {
-      const have = (await iptables.list(table)).rules;
-      const lines = have.filter((r) => ownNetworkRule(this.opts.chains, r)).map(deleteOf);
-      for (const n of Object.values(this.state.networks)) lines.push(...networkRules(this.opts.chains, n)[table]);
-      await iptables.apply(`iptables ${table}`, table, lines);
-    }
-  }
-
-  /** 127.0.0.11:53 in the container's namespace → gateway DNS (see dnsRedirectScript). */
-  private async redirectDns(netns: string, gateway: string, containerIp: string): Promise<void> {
-    const iptables = this.iptables;
-    if (!iptables) throw new NotSupportedError("embedded DNS needs iptables");
-    await run("dns", "ip", ["netns", "exec", netns, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet"]);
-    await run("dns", "ip", ["netns", "exec", netns, `${iptables.command}-restore`, "-w"], {
-      input: dnsRedirectScript(gateway, containerIp, this.opts.dnsPort ?? 53),
-    });
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

@@ -1,5 +1,6 @@
 // Overlay networks, agent side: VXLAN segments across nodes from the control plane's table.
-export { OverlayNetworks, type OverlayAttachment, type OverlayNetworksOptions, type OverlayRequest } from "./overlay-networks";
+export { OverlayNetworks, type OverlayNetworksOptions } from "./overlay-networks";
+export type { OverlayAttachment, OverlayRequest } from "./overlay-attachments";
 export { OverlayKernel } from "./overlay-kernel";
 export { checkNetworkTable, type CheckedNetworkTable } from "./overlay-table-check";
 export { overlayAnswer } from "./overlay-dns";

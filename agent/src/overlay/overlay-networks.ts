@@ -5,14 +5,14 @@
  * and answers their DNS names. A table is the whole truth for its version: networks, peers and
  * endpoints it no longer lists are removed. Calls are serialized; overlay.json has one writer.
  */
-import { DomainError, InvalidError, overlayMac, type NodeNetworkTable, type OverlayNetworkView } from "@flotilla/core";
+import type { NodeNetworkTable, OverlayNetworkView } from "@flotilla/core";
 import { basename } from "node:path";
 import { EmbeddedDns, type Upstream } from "../network/dns-server";
 import type { DnsDecision } from "../network/dns-names";
-import { inSubnet, ipToInt, isIpv4, parseSubnet } from "../network/ipam";
+import { planAttachments, toAttachment, type OverlayAttachment, type OverlayRequest } from "./overlay-attachments";
 import { overlayAnswer } from "./overlay-dns";
 import { OverlayKernel } from "./overlay-kernel";
-import { desiredFdb, neighbourBatch, overlayLinkNames, overlayMtu, overlayVethName, vipPlans, type DnsRedirect } from "./overlay-plan";
+import { desiredFdb, neighbourBatch, overlayLinkNames, overlayMtu, vipPlans, type DnsRedirect } from "./overlay-plan";
 import {
   loadOverlayState,
   removeOverlayState,
@@ -36,24 +36,6 @@ export interface OverlayNetworksOptions {
   /** Where the DNS server listens for overlay containers: the default bridge's gateway. Absent: no DNS. */
   dns?: { address: string; port: number; upstreams: () => readonly Upstream[] };
   log?: (msg: string) => void;
-}
-
-/** What a container asks of an overlay network (from its create call's EndpointsConfig). */
-export interface OverlayRequest {
-  networkId: string;
-  aliases: readonly string[];
-  ipv4Address: string;
-}
-
-/** A container's interface on an overlay network, for inspect. */
-export interface OverlayAttachment {
-  networkId: string;
-  networkName: string;
-  ipAddress: string;
-  prefixLen: number;
-  gateway: string;
-  macAddress: string;
-  aliases: string[];
 }
 
 export class OverlayNetworks {
@@ -143,7 +125,7 @@ export class OverlayNetworks {
   /** Containers' overlay interfaces, for inspect. */
   attachments(containerId: string): OverlayAttachment[] {
     const c = this.state.containers[containerId];
-    return (c?.attachments ?? []).map((a) => this.toAttachment(a));
+    return (c?.attachments ?? []).map((a) => toAttachment(a));
   }
 
   /** Attached containers per network id (docker network inspect). */
@@ -172,43 +154,12 @@ export class OverlayNetworks {
       const table = this.state.table;
       const netns = basename(netnsPath);
       const record: OverlayContainerRecord = { containerId, primaryIp: primary.ip, dns: primary.dns && !!this.dns, attachments: [] };
-      const planned: OverlayAttachmentRecord[] = requests.map((r, i) => {
-        const n = table?.networks.find((x) => x.id === r.networkId);
-        if (!n)
-          throw new DomainError(
-            "not_found",
-            `overlay network ${r.networkId} is not in this node's network table (version ${table?.version ?? "none"})`,
-            {
-              field: "NetworkingConfig.EndpointsConfig",
-            },
-          );
-        const ip = r.ipv4Address;
-        const subnet = parseSubnet(n.subnet);
-        if (!isIpv4(ip) || !inSubnet(subnet, ipToInt(ip)) || ip === n.gateway)
-          throw new InvalidError(
-            `overlay network ${n.name}: IPAMConfig.IPv4Address ${JSON.stringify(ip)} is not a task address of ${n.subnet} (the control plane assigns it)`,
-            { field: `EndpointsConfig.${n.name}.IPAMConfig.IPv4Address` },
-          );
-        const other = Object.values(this.state.containers).find(
-          (c) => c.containerId !== containerId && c.attachments.some((a) => a.networkId === n.id && a.ip === ip),
-        );
-        if (other)
-          throw new InvalidError(
-            `overlay network ${n.name}: address ${ip} is already used by container ${other.containerId.slice(0, 12)}`,
-            { field: `EndpointsConfig.${n.name}.IPAMConfig.IPv4Address` },
-          );
-        return {
-          networkId: n.id,
-          networkName: n.name,
-          ip,
-          prefixLen: subnet.prefixLen,
-          mac: overlayMac(ip),
-          aliases: [...r.aliases],
-          ifname: `eth${firstIndex + i}`,
-          veth: overlayVethName(this.opts.scope, n.id, containerId),
-          netns,
-        };
-      });
+      const planned = planAttachments(
+        table,
+        Object.values(this.state.containers),
+        { scope: this.opts.scope, containerId, netns, firstIndex },
+        requests,
+      );
       if (!planned.length) return [];
       const mtu = overlayMtu(await this.kernel.underlayMtu(table!.nodeAddress));
       const prev = this.state.containers[containerId];
@@ -237,7 +188,7 @@ export class OverlayNetworks {
         else delete this.state.containers[containerId];
         throw e;
       }
-      return planned.map((a) => this.toAttachment(a));
+      return planned.map((a) => toAttachment(a));
     });
   }
 
@@ -384,18 +335,6 @@ export class OverlayNetworks {
     await this.kernel.writeContainerRules(netns, vips, dns);
     await this.kernel.containerBatch(netns, neigh);
     this.written.set(c.containerId, signature);
-  }
-
-  private toAttachment(a: OverlayAttachmentRecord): OverlayAttachment {
-    return {
-      networkId: a.networkId,
-      networkName: a.networkName,
-      ipAddress: a.ip,
-      prefixLen: a.prefixLen,
-      gateway: "",
-      macAddress: a.mac,
-      aliases: [...a.aliases],
-    };
   }
 
   private makeKernel(iptables: string): OverlayKernel {

@@ -36,6 +36,7 @@ import { Batcher } from "./batcher";
 import { HEARTBEAT_CONFIG, MISSED_BEATS, type HeartbeatConfig } from "./heartbeat-config";
 import { HeartbeatIntake } from "./intake";
 import { HeartbeatPace } from "./pace";
+import { reconcileLater } from "./reconcile-later";
 import { NodeRegistrations } from "./registrations";
 export const HeartbeatBody = z.object({
   nodeId: z.string().uuid().optional(),
@@ -358,19 +359,13 @@ export class HeartbeatsService {
   private async published(evs: FlotillaEvent[]): Promise<void> {
     await this.events.publish(evs);
     const ended = new Set(evs.filter((e) => isTerminal(e.data.state as TaskState)).map((e) => e.data.serviceId as string));
-    if (ended.size) await this.reconcileLater([...ended, ...(await this.services.servicesWaitingForCapacity())], "task ended");
+    if (ended.size) {
+      const waiting = await this.services.servicesWaitingForCapacity();
+      await reconcileLater(this.queues, this.logger, [...ended, ...waiting], "task ended");
+    }
     const healthy = new Set(evs.filter((e) => e.data.state === "RUNNING").map((e) => e.data.serviceId as string));
     for (const id of ended) healthy.delete(id);
-    if (healthy.size) await this.reconcileLater([...healthy], "task running");
-  }
-
-  /** Asks for reconciles; while Redis is down the sweep does it when it returns. */
-  private async reconcileLater(serviceIds: readonly string[], reason: string): Promise<void> {
-    try {
-      for (const id of new Set(serviceIds)) await this.queues.enqueueReconcile(id, reason);
-    } catch (e) {
-      this.logger.warn(`reconcile (${reason}) left to the sweep: ${(e as Error).message}`);
-    }
+    if (healthy.size) await reconcileLater(this.queues, this.logger, healthy, "task running");
   }
 }
 

@@ -14,6 +14,7 @@ import { EventsService } from "../events/events.service";
 import { QueuesService } from "../queues/queues.service";
 import { ServicesRepository } from "../services/services.repository";
 import { Batcher } from "./batcher";
+import { reconcileLater } from "./reconcile-later";
 
 /** One node to register or make ready. */
 export interface Registration {
@@ -99,11 +100,7 @@ export class NodeRegistrations {
     // New capacity: pending tasks may fit now, global services want a task on the new nodes, and
     // services that asked for it spread onto them.
     const reason = rows.length === 1 ? `node ${rows[0]!.hostname} ready` : `${rows.length} nodes ready`;
-    try {
-      for (const id of await this.services.servicesWaitingForCapacity()) await this.queues.enqueueReconcile(id, reason);
-    } catch (e) {
-      this.logger.warn(`reconcile (${reason}) left to the sweep: ${(e as Error).message}`);
-    }
+    await reconcileLater(this.queues, this.logger, this.services.servicesWaitingForCapacity(), reason);
     try {
       // One check of the auto-rebalanced services, run by a worker (the rebalance queue).
       await this.queues.enqueueAutoRebalance(reason);

@@ -8,10 +8,9 @@
 // noticed from the event stream (every task, service and node change is an event published on
 // Redis to every API process): the cache is dropped and waiting polls re-read at once. Without
 // Redis the polls still re-read every RECHECK_MS.
-import { createHash } from "node:crypto";
 import { Inject, Injectable, OnModuleDestroy } from "@nestjs/common";
-import type { Subscription } from "rxjs";
 import { CLOCK } from "../common/clock";
+import { contentVersion, VersionedTable } from "../common/versioned-table";
 import type { Clock } from "@flotilla/core";
 import { ingressTable, type IngressPort, type MeshBackendTask, type PortConfig, type TaskEndpoint, type TaskState } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
@@ -40,65 +39,39 @@ export function nodeAddress(engineUrl: string | null): string | undefined {
 
 @Injectable()
 export class IngressService implements OnModuleDestroy {
-  private cached: { at: number; table: Promise<IngressTable> } | undefined;
-  private readonly waiters = new Set<() => void>();
-  private changes: Subscription | undefined;
-  private closed = false;
+  private readonly latest: VersionedTable<IngressTable>;
 
   constructor(
     private readonly prisma: PrismaService,
-    private readonly events: EventsService,
-    @Inject(CLOCK) private readonly clock: Clock,
-  ) {}
+    events: EventsService,
+    @Inject(CLOCK) clock: Clock,
+  ) {
+    this.latest = new VersionedTable({
+      now: () => clock.now(),
+      cacheMs: CACHE_MS,
+      recheckMs: RECHECK_MS,
+      maxWaitMs: MAX_INGRESS_WAIT_MS,
+      events: () => events.stream(),
+      kinds: TABLE_EVENTS,
+    });
+  }
 
   /** Answers every waiting poll (with "unchanged"), so shutdown does not wait for them. */
   onModuleDestroy(): void {
-    this.closed = true;
-    this.changes?.unsubscribe();
-    for (const wake of [...this.waiters]) wake();
+    this.latest.close();
   }
 
   /**
    * The table once its version differs from `version`, or undefined when it has not changed
    * within `waitMs` (or the process is shutting down).
    */
-  async waitFor(version: string | undefined, waitMs: number): Promise<IngressTable | undefined> {
-    // Subscribed on first use: worker-only processes never serve polls and need no subscriber.
-    this.changes ??= this.events.stream().subscribe((e) => {
-      if (!TABLE_EVENTS.has(e.kind)) return;
-      this.cached = undefined;
-      for (const wake of [...this.waiters]) wake();
-    });
-    const deadline = this.clock.now() + Math.min(waitMs, MAX_INGRESS_WAIT_MS);
-    for (;;) {
-      const table = await this.table();
-      if (table.version !== version) return table;
-      const left = deadline - this.clock.now();
-      if (left <= 0 || this.closed) return undefined;
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          clearTimeout(timer);
-          this.waiters.delete(wake);
-          resolve();
-        };
-        const timer = setTimeout(wake, Math.min(left, RECHECK_MS));
-        this.waiters.add(wake);
-      });
-    }
+  waitFor(version: string | undefined, waitMs: number): Promise<IngressTable | undefined> {
+    return this.latest.waitFor(() => this.table(), version, waitMs);
   }
 
   /** The current table; concurrent callers within CACHE_MS share one read. */
   table(): Promise<IngressTable> {
-    const now = this.clock.now();
-    if (!this.cached || now - this.cached.at >= CACHE_MS) {
-      const table = this.read();
-      this.cached = { at: now, table };
-      // A failed read must not be served to the next callers.
-      table.catch(() => {
-        if (this.cached?.table === table) this.cached = undefined;
-      });
-    }
-    return this.cached.table;
+    return this.latest.cached(() => this.read());
   }
 
   /** The table for an agent that has `version`: undefined when it is current. */
@@ -125,6 +98,6 @@ export class IngressService implements OnModuleDestroy {
       if (address) tasks.push({ serviceId: r.serviceId, nodeAddress: address, endpoints: r.endpoints });
     }
     const ports = ingressTable(services, tasks);
-    return { version: createHash("sha256").update(JSON.stringify(ports)).digest("hex").slice(0, 16), ports };
+    return { version: contentVersion(ports), ports };
   }
 }

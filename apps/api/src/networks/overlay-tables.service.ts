@@ -8,9 +8,7 @@
 // A change is noticed from the event stream (task, service, node and network events, published
 // on Redis to every API process): waiting polls re-read at once. Without Redis they re-read every
 // RECHECK_MS.
-import { createHash } from "node:crypto";
 import { Inject, Injectable, OnModuleDestroy } from "@nestjs/common";
-import type { Subscription } from "rxjs";
 import {
   ADDRESSED_TASK_STATES,
   nodeNetworkTable,
@@ -27,6 +25,7 @@ import {
 } from "@flotilla/core";
 import { CLOCK } from "../common/clock";
 import { SharedReads } from "../common/shared-reads";
+import { contentVersion, VersionedTable } from "../common/versioned-table";
 import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
 import { nodeAddress } from "../ingress/ingress.service";
@@ -48,27 +47,32 @@ interface Rows {
 
 /** The table with its version: a digest of the content, so equal tables have equal versions. */
 export function versioned(table: Omit<NodeNetworkTable, "version">): NodeNetworkTable {
-  return { version: createHash("sha256").update(JSON.stringify(table)).digest("hex").slice(0, 16), ...table };
+  return { version: contentVersion(table), ...table };
 }
 
 @Injectable()
 export class OverlayTablesService implements OnModuleDestroy {
   private readonly reads = new SharedReads<Rows>();
-  private cached: { at: number; rows: Promise<Rows> } | undefined;
-  private readonly waiters = new Set<() => void>();
-  private changes: Subscription | undefined;
-  private closed = false;
+  /** The rows every node's table is made of; each node's table is computed from them. */
+  private readonly rows: VersionedTable<Rows>;
 
   constructor(
     private readonly prisma: PrismaService,
-    private readonly events: EventsService,
-    @Inject(CLOCK) private readonly clock: Clock,
-  ) {}
+    events: EventsService,
+    @Inject(CLOCK) clock: Clock,
+  ) {
+    this.rows = new VersionedTable({
+      now: () => clock.now(),
+      cacheMs: CACHE_MS,
+      recheckMs: RECHECK_MS,
+      maxWaitMs: MAX_NETWORKS_WAIT_MS,
+      events: () => events.stream(),
+      kinds: TABLE_EVENTS,
+    });
+  }
 
   onModuleDestroy(): void {
-    this.closed = true;
-    this.changes?.unsubscribe();
-    for (const wake of [...this.waiters]) wake();
+    this.rows.close();
   }
 
   /** The node's table, read now. */
@@ -81,58 +85,18 @@ export class OverlayTablesService implements OnModuleDestroy {
    * current. Read at most every CACHE_MS (sooner after a change), however many nodes beat.
    */
   async tableFor(nodeId: string, version: string | undefined): Promise<NodeNetworkTable | undefined> {
-    this.subscribe();
-    const now = this.clock.now();
-    if (!this.cached || now - this.cached.at >= CACHE_MS) {
-      const rows = this.reads.read("", () => this.read());
-      this.cached = { at: now, rows };
-      // A failed read must not be served to the next callers.
-      rows.catch(() => {
-        if (this.cached?.rows === rows) this.cached = undefined;
-      });
-    }
-    const table = versioned(nodeNetworkTable(nodeId, await this.cached.rows));
+    this.rows.watch();
+    const rows = await this.rows.cached(() => this.reads.read("", () => this.read()));
+    const table = versioned(nodeNetworkTable(nodeId, rows));
     return table.version === version ? undefined : table;
-  }
-
-  /** Subscribed on first use: worker-only processes serve neither polls nor heartbeats. */
-  private subscribe(): void {
-    this.changes ??= this.events.stream().subscribe((e) => {
-      if (!TABLE_EVENTS.has(e.kind)) return;
-      this.cached = undefined;
-      for (const wake of [...this.waiters]) wake();
-    });
   }
 
   /**
    * The node's table once its version differs from `version`, or undefined when it has not
    * changed within `waitMs` (or the process is shutting down).
    */
-  async waitFor(nodeId: string, version: string | undefined, waitMs: number): Promise<NodeNetworkTable | undefined> {
-    this.subscribe();
-    const deadline = this.clock.now() + Math.min(waitMs, MAX_NETWORKS_WAIT_MS);
-    for (;;) {
-      // Woken by an event that arrived during the read: read again rather than wait.
-      let changed = false;
-      const mark = () => {
-        changed = true;
-      };
-      this.waiters.add(mark);
-      const table = await this.tableOf(nodeId).finally(() => this.waiters.delete(mark));
-      if (table.version !== version) return table;
-      const left = deadline - this.clock.now();
-      if (left <= 0 || this.closed) return undefined;
-      if (changed) continue;
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          clearTimeout(timer);
-          this.waiters.delete(wake);
-          resolve();
-        };
-        const timer = setTimeout(wake, Math.min(left, RECHECK_MS));
-        this.waiters.add(wake);
-      });
-    }
+  waitFor(nodeId: string, version: string | undefined, waitMs: number): Promise<NodeNetworkTable | undefined> {
+    return this.rows.waitFor(() => this.tableOf(nodeId), version, waitMs);
   }
 
   /** Every row any node's table is made of (networks, attached services, addressed tasks, nodes). */

@@ -1,8 +1,9 @@
-import { useState, type FormEvent } from "react";
-import { seg, ApiError } from "../data/client";
+import { useState } from "react";
+import { ApiError } from "../data/client";
 import { useApi, useResource } from "../data/live";
-import { ConfirmButton } from "../components/confirm";
 import { ErrorNote, useAction } from "../components/feedback";
+import { FormPanel, NameField, TextAreaField } from "../components/form-fields";
+import { RemovableTable } from "../components/removable-table";
 
 interface StackRow {
   name: string;
@@ -20,8 +21,6 @@ interface DeployResult {
 /** Stacks: services deployed together from a compose file (as `ctl stack deploy`). */
 export function Stacks() {
   const stacks = useResource<StackRow[]>("/api/v1/stacks", ["service"]);
-  const api = useApi();
-  const remove = useAction();
   return (
     <>
       <h1 tabIndex={-1}>Stacks</h1>
@@ -29,49 +28,18 @@ export function Stacks() {
         Services deployed together from a compose file, named STACK_SERVICE. Redeploying changes only the services whose definition changed.
       </p>
       <ErrorNote error={stacks.error} />
-      <div className="table-wrap">
-        <table>
-          <caption className="sr-only">Stacks</caption>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Services</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {stacks.data?.length === 0 && (
-              <tr>
-                <td colSpan={3} className="hint">
-                  No stacks yet: deploy one below.
-                </td>
-              </tr>
-            )}
-            {stacks.data?.map((s) => (
-              <tr key={s.name}>
-                <th scope="row">{s.name}</th>
-                <td>{s.services}</td>
-                <td>
-                  <ConfirmButton
-                    question={`Remove stack ${s.name}?`}
-                    detail="Every service of the stack is removed and its containers stopped."
-                    confirmLabel="Remove"
-                    danger
-                    disabled={remove.busy}
-                    aria-label={`Remove stack ${s.name}`}
-                    onConfirm={() =>
-                      void remove.run(() => api.request("DELETE", `/api/v1/stacks/${seg(s.name)}`)).then(() => stacks.reload())
-                    }
-                  >
-                    Remove
-                  </ConfirmButton>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-      <ErrorNote error={remove.error} />
+      <RemovableTable
+        caption="Stacks"
+        noun="stack"
+        columns={["Services"]}
+        items={stacks.data}
+        empty="No stacks yet: deploy one below."
+        name={(s) => s.name}
+        cells={(s) => [s.services]}
+        removeDetail="Every service of the stack is removed and its containers stopped."
+        path="/api/v1/stacks"
+        reload={stacks.reload}
+      />
       <StackDeploy reload={stacks.reload} />
     </>
   );
@@ -86,8 +54,7 @@ function StackDeploy({ reload }: { reload(): Promise<void> }) {
   const [prune, setPrune] = useState(false);
   const [result, setResult] = useState<DeployResult | null>(null);
   const blamed = action.error instanceof ApiError ? action.error.field : undefined;
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
+  const submit = async () => {
     setResult(null);
     let got: DeployResult | undefined;
     const ok = await action.run(async () => {
@@ -104,79 +71,68 @@ function StackDeploy({ reload }: { reload(): Promise<void> }) {
     }
   };
   return (
-    <section aria-labelledby="deploy-stack" className="panel">
-      <h2 id="deploy-stack">Deploy a stack</h2>
-      <form onSubmit={(e) => void submit(e)} className="form" noValidate>
-        <div className="grid">
-          <div className="field">
-            <label htmlFor="st-name">Name</label>
-            <input
-              id="st-name"
-              required
-              value={name}
-              onChange={(e) => setName(e.target.value)}
-              aria-invalid={blamed === "name" ? true : undefined}
-              autoComplete="off"
-              spellCheck={false}
-            />
-          </div>
-          <div className="field wide">
-            <label htmlFor="st-compose">Compose file</label>
-            <textarea
-              id="st-compose"
-              rows={12}
-              value={compose}
-              onChange={(e) => setCompose(e.target.value)}
-              aria-describedby="st-compose-help"
-              aria-invalid={blamed?.startsWith("services") ? true : undefined}
-              spellCheck={false}
-              placeholder={
-                "services:\n  web:\n    image: busybox\n    command: httpd -f -p 80\n    ports: ['8080:80']\n    deploy:\n      replicas: 2"
-              }
-            />
-            <small id="st-compose-help">
-              The Compose specification's services; top-level networks become the stack's overlay networks (STACK_NAME; services that name
-              none join STACK_default). What services do not support yet is refused by name.
-            </small>
-          </div>
-          <div className="field wide">
-            <label htmlFor="st-env">.env</label>
-            <textarea
-              id="st-env"
-              rows={3}
-              value={dotenv}
-              onChange={(e) => setDotenv(e.target.value)}
-              aria-describedby="st-env-help"
-              spellCheck={false}
-              placeholder="TAG=1.2"
-            />
-            <small id="st-env-help">Variables the file interpolates (${"{TAG}"}), one NAME=value per line.</small>
-          </div>
-          <div className="field">
-            <label>
-              <input type="checkbox" checked={prune} onChange={(e) => setPrune(e.target.checked)} /> Remove services the file no longer has
-            </label>
-          </div>
-        </div>
-        <button type="submit" disabled={action.busy}>
-          {action.busy ? "Deploying…" : "Deploy"}
-        </button>
-        <ErrorNote error={action.error} />
-        {result && (
-          <p role="status">
-            Stack {result.name}:{" "}
-            {[
-              ["created", result.created],
-              ["updated", result.updated],
-              ["unchanged", result.unchanged],
-              ["removed", result.removed],
-            ]
-              .filter(([, l]) => (l as string[]).length)
-              .map(([k, l]) => `${k} ${(l as string[]).join(", ")}`)
-              .join("; ")}
-          </p>
-        )}
-      </form>
-    </section>
+    <FormPanel
+      id="deploy-stack"
+      title="Deploy a stack"
+      action={action}
+      submitLabel="Deploy"
+      busyLabel="Deploying…"
+      onSubmit={submit}
+      after={result && <DeploySummary result={result} />}
+    >
+      <NameField id="st-name" value={name} onChange={setName} invalid={blamed === "name"} />
+      <TextAreaField
+        id="st-compose"
+        label="Compose file"
+        wide
+        rows={12}
+        value={compose}
+        onChange={setCompose}
+        help={
+          <>
+            The Compose specification's services; top-level networks become the stack's overlay networks (STACK_NAME; services that name
+            none join STACK_default). What services do not support yet is refused by name.
+          </>
+        }
+        invalid={blamed?.startsWith("services")}
+        spellCheck={false}
+        placeholder={
+          "services:\n  web:\n    image: busybox\n    command: httpd -f -p 80\n    ports: ['8080:80']\n    deploy:\n      replicas: 2"
+        }
+      />
+      <TextAreaField
+        id="st-env"
+        label=".env"
+        wide
+        rows={3}
+        value={dotenv}
+        onChange={setDotenv}
+        help={<>Variables the file interpolates (${"{TAG}"}), one NAME=value per line.</>}
+        spellCheck={false}
+        placeholder="TAG=1.2"
+      />
+      <div className="field">
+        <label>
+          <input type="checkbox" checked={prune} onChange={(e) => setPrune(e.target.checked)} /> Remove services the file no longer has
+        </label>
+      </div>
+    </FormPanel>
+  );
+}
+
+function DeploySummary({ result }: { result: DeployResult }) {
+  return (
+    <p role="status">
+      Stack {result.name}:{" "}
+      {[
+        ["created", result.created],
+        ["updated", result.updated],
+        ["unchanged", result.unchanged],
+        ["removed", result.removed],
+      ]
+        .filter(([, l]) => (l as string[]).length)
+        .map(([k, l]) => `${k} ${(l as string[]).join(", ")}`)
+        .join("; ")}
+    </p>
   );
 }
