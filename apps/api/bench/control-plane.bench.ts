@@ -38,6 +38,8 @@ const SERVICES = count("--services", args.services ?? process.env.BENCH_SERVICES
 const HEARTBEAT_MS = Number(process.env.FLOTILLA_HEARTBEAT_MS ?? 5000);
 const GOAL_MS = REPLICAS > 30_000 ? 90_000 : 60_000;
 const REGISTER_CONCURRENCY = 50;
+// How long to wait for convergence before giving up (a profiling run needs no more than a minute or two).
+const GIVE_UP_MS = count("BENCH_GIVE_UP_MS", process.env.BENCH_GIVE_UP_MS, 10 * GOAL_MS);
 // Extra node options for the spawned API, e.g. BENCH_API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
 const API_NODE_ARGS = (process.env.BENCH_API_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
 
@@ -159,7 +161,7 @@ async function main(): Promise<void> {
       if (line !== last) console.error(line);
       last = line;
       if (running >= REPLICAS) break;
-      if (Date.now() - t0 > 10 * GOAL_MS) throw new Error(`gave up: ${line}`);
+      if (Date.now() - t0 > GIVE_UP_MS) throw new Error(`gave up: ${line}`);
       await new Promise((r) => setTimeout(r, 1000));
     }
     const elapsed = Date.now() - t0;
