@@ -6,6 +6,9 @@
 // not ready at the end (none went down for real: every agent beats throughout). Goal: all
 // running in < 60 s; with more than 30,000 replicas (issue 17's 5,000 nodes / 150,000), < 90 s.
 //
+// BENCH_GIVE_UP_MS (default 10× the goal): past it the figures are reported anyway, allRunningMs null
+// and runningAtGiveUp saying how far it got.
+//
 // Runs the *built* API (`node apps/api/dist/main.js`): tsx does not emit the decorator metadata
 // NestJS needs. Postgres and Redis are the integration tests' stack (started if needed).
 import { spawn, type ChildProcess } from "node:child_process";
@@ -154,14 +157,21 @@ async function main(): Promise<void> {
       });
     }
     let last = "";
+    let running = 0;
+    let gaveUp = false;
     for (;;) {
       const list = (await call("GET", "/api/v1/services").catch(() => [])) as { running: number; desired: number }[];
-      const running = list.reduce((n, s) => n + s.running, 0);
+      running = list.reduce((n, s) => n + s.running, 0);
       const line = `${Math.round((Date.now() - t0) / 1000)}s: ${running}/${REPLICAS} running`;
       if (line !== last) console.error(line);
       last = line;
       if (running >= REPLICAS) break;
-      if (Date.now() - t0 > GIVE_UP_MS) throw new Error(`gave up: ${line}`);
+      // Past the limit the figures are still reported (allRunningMs null), with how many ran.
+      if (Date.now() - t0 > GIVE_UP_MS) {
+        console.error(`gave up: ${line}`);
+        gaveUp = true;
+        break;
+      }
       await new Promise((r) => setTimeout(r, 1000));
     }
     const elapsed = Date.now() - t0;
@@ -184,9 +194,10 @@ async function main(): Promise<void> {
         nodes: NODES,
         replicas: REPLICAS,
         services: SERVICES,
-        allRunningMs: elapsed,
+        allRunningMs: gaveUp ? null : elapsed,
+        ...(gaveUp ? { gaveUpAfterMs: elapsed, runningAtGiveUp: running, tasksPerS: Math.round(running / (elapsed / 1000)) } : {}),
         goalMs: GOAL_MS,
-        goalMet: elapsed < GOAL_MS,
+        goalMet: !gaveUp && elapsed < GOAL_MS,
         ratioToGoal: Math.round((elapsed / GOAL_MS) * 100) / 100,
         containersRunning: containers,
         duplicates: Math.max(0, containers - REPLICAS),
