@@ -91,6 +91,9 @@ async function main(): Promise<void> {
         method,
         headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
         ...(body ? { body: JSON.stringify(body) } : {}),
+      }).catch((e: Error) => {
+        // fetch's own message ("fetch failed") hides what happened on the connection.
+        throw new Error(`${method} ${path}: ${e.message}: ${String((e.cause as Error | undefined)?.message ?? e.cause)}`);
       });
       if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
       return res.json() as Promise<unknown>;
