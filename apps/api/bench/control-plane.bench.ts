@@ -6,6 +6,9 @@
 // not ready at the end (none went down for real: every agent beats throughout). Goal: all
 // running in < 60 s; with more than 30,000 replicas (issue 17's 5,000 nodes / 150,000), < 90 s.
 //
+// BENCH_GIVE_UP_MS (default 10× the goal): past it the figures are reported anyway, allRunningMs null
+// and runningAtGiveUp saying how far it got.
+//
 // Runs the *built* API (`node apps/api/dist/main.js`): tsx does not emit the decorator metadata
 // NestJS needs. Postgres and Redis are the integration tests' stack (started if needed).
 import { spawn, type ChildProcess } from "node:child_process";
@@ -38,6 +41,8 @@ const SERVICES = count("--services", args.services ?? process.env.BENCH_SERVICES
 const HEARTBEAT_MS = Number(process.env.FLOTILLA_HEARTBEAT_MS ?? 5000);
 const GOAL_MS = REPLICAS > 30_000 ? 90_000 : 60_000;
 const REGISTER_CONCURRENCY = 50;
+// How long to wait for convergence before giving up (a profiling run needs no more than a minute or two).
+const GIVE_UP_MS = count("BENCH_GIVE_UP_MS", process.env.BENCH_GIVE_UP_MS, 10 * GOAL_MS);
 // Extra node options for the spawned API, e.g. BENCH_API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
 const API_NODE_ARGS = (process.env.BENCH_API_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
 
@@ -86,6 +91,9 @@ async function main(): Promise<void> {
         method,
         headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
         ...(body ? { body: JSON.stringify(body) } : {}),
+      }).catch((e: Error) => {
+        // fetch's own message ("fetch failed") hides what happened on the connection.
+        throw new Error(`${method} ${path}: ${e.message}: ${String((e.cause as Error | undefined)?.message ?? e.cause)}`);
       });
       if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
       return res.json() as Promise<unknown>;
@@ -152,14 +160,21 @@ async function main(): Promise<void> {
       });
     }
     let last = "";
+    let running = 0;
+    let gaveUp = false;
     for (;;) {
       const list = (await call("GET", "/api/v1/services").catch(() => [])) as { running: number; desired: number }[];
-      const running = list.reduce((n, s) => n + s.running, 0);
+      running = list.reduce((n, s) => n + s.running, 0);
       const line = `${Math.round((Date.now() - t0) / 1000)}s: ${running}/${REPLICAS} running`;
       if (line !== last) console.error(line);
       last = line;
       if (running >= REPLICAS) break;
-      if (Date.now() - t0 > 10 * GOAL_MS) throw new Error(`gave up: ${line}`);
+      // Past the limit the figures are still reported (allRunningMs null), with how many ran.
+      if (Date.now() - t0 > GIVE_UP_MS) {
+        console.error(`gave up: ${line}`);
+        gaveUp = true;
+        break;
+      }
       await new Promise((r) => setTimeout(r, 1000));
     }
     const elapsed = Date.now() - t0;
@@ -182,9 +197,10 @@ async function main(): Promise<void> {
         nodes: NODES,
         replicas: REPLICAS,
         services: SERVICES,
-        allRunningMs: elapsed,
+        allRunningMs: gaveUp ? null : elapsed,
+        ...(gaveUp ? { gaveUpAfterMs: elapsed, runningAtGiveUp: running, tasksPerS: Math.round(running / (elapsed / 1000)) } : {}),
         goalMs: GOAL_MS,
-        goalMet: elapsed < GOAL_MS,
+        goalMet: !gaveUp && elapsed < GOAL_MS,
         ratioToGoal: Math.round((elapsed / GOAL_MS) * 100) / 100,
         containersRunning: containers,
         duplicates: Math.max(0, containers - REPLICAS),

@@ -26,6 +26,7 @@ export {
   portsFilter,
   type FilterReason,
   type FilterResult,
+  liveCountsWithout,
   type LiveCounts,
   type NodeState,
   type ReasonCounts,

@@ -6,7 +6,7 @@ import { isTerminal, isLive } from "./task-state";
 import { EMPTY_PLAN, nextFollowUp, type FollowUp, type StopTask } from "./plan";
 import { reconcileService, type ReconcileResult } from "./reconcile";
 import { schedule, type ScheduleResult, type SpecsByService, type UnassignedTask } from "./scheduler";
-import { heldBy, heldMessage } from "./slot-hold";
+import { heldMessage, slotHolds } from "./slot-hold";
 import { withRebalanceMoves } from "./rebalance";
 import type { LiveCounts } from "./scheduler-filters";
 import type { NodeInfo, ServiceSpec, Task, TaskState } from "./types";
@@ -83,20 +83,24 @@ export function decideReconcile(i: ReconcileDecisionInput): ReconcileDecision {
   // Stop-first: a replacement waits, unscheduled, until its slot's previous task has stopped.
   const nodesById = new Map(i.nodes.map((n) => [n.id, n]));
   const held: UnassignedTask[] = [];
+  const holder = slotHolds(r.tasks, nodesById);
   const free = pending.filter((t) => {
-    const by = heldBy(t, r.tasks, nodesById);
+    const by = holder(t);
     if (by) held.push({ taskId: t.id, reason: heldMessage(by), counts: {} });
     return !by;
   });
-  const scheduled: ScheduleResult = rollback
-    ? { assignments: [], unassigned: [] }
-    : schedule(
-        free.map((t) => ({ id: t.id, serviceId: i.serviceId, ...(t.nodeId ? { nodeId: t.nodeId } : {}) })),
-        i.nodes,
-        r.tasks,
-        i.specs,
-        { now: i.now, liveCounts: i.others },
-      );
+  // Nothing to place (a converged service, a reconcile that only stops): no node accounting to
+  // build, which at 5,000 nodes was most of a reconcile that found nothing to do.
+  const scheduled: ScheduleResult =
+    rollback || free.length === 0
+      ? { assignments: [], unassigned: [] }
+      : schedule(
+          free.map((t) => ({ id: t.id, serviceId: i.serviceId, ...(t.nodeId ? { nodeId: t.nodeId } : {}) })),
+          i.nodes,
+          r.tasks,
+          i.specs,
+          { now: i.now, liveCounts: i.others },
+        );
   const placed: ScheduleResult = rollback ? scheduled : { ...scheduled, unassigned: [...held, ...scheduled.unassigned] };
   const followUp = nextFollowUp(r.plan);
   const byId = new Map(i.tasks.map((t) => [t.id, t]));

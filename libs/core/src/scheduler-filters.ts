@@ -174,6 +174,20 @@ export function countLive(tasks: readonly Task[]): Map<string, Map<string, numbe
   return out;
 }
 
+/**
+ * `counts` without one service's tasks: the other services' load, from counts read for the whole
+ * cluster (so that one aggregate serves every service reconciled at the same moment). Inner maps
+ * without that service are shared with `counts`, not copied.
+ */
+export function liveCountsWithout(counts: LiveCounts, serviceId: string): LiveCounts {
+  const out = new Map<string, ReadonlyMap<string, number>>();
+  for (const [nodeId, perService] of counts) {
+    if (!perService.has(serviceId)) out.set(nodeId, perService);
+    else if (perService.size > 1) out.set(nodeId, new Map([...perService].filter(([id]) => id !== serviceId)));
+  }
+  return out;
+}
+
 /** How far back a failure counts as recent, and from how many a node ranks last for a service. */
 export interface FailureWindow {
   /** Epoch ms; without it every failed task passed in counts as recent. */

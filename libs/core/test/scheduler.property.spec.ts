@@ -2,7 +2,7 @@
 // of the library's filters.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { countLive, isLive, schedule, type NodeInfo, type SchedulableTask, type ServiceSpec, type Task } from "../src";
+import { countLive, isLive, liveCountsWithout, schedule, type NodeInfo, type SchedulableTask, type ServiceSpec, type Task } from "../src";
 import { CPU, GiB, makeTask, NOW, replicated } from "./fixtures";
 
 const CONSTRAINTS = ["node.labels.zone==a", "node.labels.zone!=b", "node.role==worker", "node.role==manager", "node.hostname!=h1"] as const;
@@ -236,6 +236,21 @@ describe("schedule: safety", () => {
         expect(b).toEqual(a);
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it("counts the whole cluster minus one service as that service's others (liveCountsWithout)", () => {
+    fc.assert(
+      fc.property(worldArb(3, 20), (w) => {
+        for (const serviceId of new Set(w.existing.map((t) => t.serviceId))) {
+          const others = countLive(w.existing.filter((t) => t.serviceId !== serviceId));
+          const all = countLive(w.existing);
+          expect(liveCountsWithout(all, serviceId)).toEqual(others);
+          // The input is left as it was (it is shared by every reconcile of the moment).
+          expect(all).toEqual(countLive(w.existing));
+        }
+      }),
+      { numRuns: 200 },
     );
   });
 

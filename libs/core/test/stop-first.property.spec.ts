@@ -5,7 +5,7 @@
 // Both converge on the new version.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decideReconcile, heldBy, type Task, type UpdateOrder } from "../src";
+import { decideReconcile, heldBy, slotHolds, TASK_STATES, type Task, type UpdateOrder } from "../src";
 import { makeNodes, makeTask, NOW, replicated } from "./fixtures";
 import { agentsAct, ON_NODE, reconcileOnce, type World } from "./rollout-sim";
 
@@ -112,6 +112,55 @@ describe("stop-first rolling update", () => {
     expect(heldBy(next, [{ ...stopping, state: "PENDING" }, next], up)).toBeUndefined();
     expect(heldBy(next, [{ ...stopping, slot: 2 }, next], up)).toBeUndefined();
     expect(heldBy(next, [{ ...stopping, desiredState: "running", specVersion: 1 }, next], up)).toBeUndefined();
+  });
+});
+
+describe("slotHolds (heldBy indexed once for a whole list)", () => {
+  // The rule as first written, one scan of the list per task: the index must agree with it.
+  function naive(t: Task, tasks: readonly Task[], down: ReadonlySet<string>): Task | undefined {
+    const same = (a: Task, b: Task) =>
+      a.serviceId === b.serviceId &&
+      (a.slot !== undefined || b.slot !== undefined ? a.slot === b.slot : a.nodeId !== undefined && a.nodeId === b.nodeId);
+    const stoppable = new Set<Task["state"]>(["ASSIGNED", "ACCEPTED", "PREPARING", "STARTING", "RUNNING"]);
+    return tasks.find(
+      (o) =>
+        o.id !== t.id &&
+        o.desiredState === "shutdown" &&
+        stoppable.has(o.state) &&
+        same(o, t) &&
+        o.nodeId !== undefined &&
+        !down.has(o.nodeId),
+    );
+  }
+  const task = fc.record({
+    serviceId: fc.constantFrom("a", "b"),
+    slot: fc.option(fc.integer({ min: 1, max: 3 }), { nil: undefined }),
+    nodeId: fc.option(fc.constantFrom("n1", "n2", "n3", "gone"), { nil: undefined }),
+    state: fc.constantFrom(...TASK_STATES),
+    desiredState: fc.constantFrom("running" as const, "shutdown" as const),
+  });
+
+  it("names the same holder as a scan of the list, for every task", () => {
+    fc.assert(
+      fc.property(fc.array(task, { maxLength: 30 }), fc.subarray(["n1", "n2", "n3"]), (raw, downIds) => {
+        const tasks = raw.map((r, i) =>
+          makeTask(`t${i}`, {
+            serviceId: r.serviceId,
+            state: r.state,
+            desiredState: r.desiredState,
+            ...(r.slot !== undefined ? { slot: r.slot } : {}),
+            ...(r.nodeId !== undefined ? { nodeId: r.nodeId } : {}),
+          }),
+        );
+        const nodes = new Map(makeNodes(3, (i) => ({ status: downIds.includes(`n${i + 1}`) ? "down" : "ready" })).map((n) => [n.id, n]));
+        const down = new Set([...downIds, "gone"]);
+        const holder = slotHolds(tasks, nodes);
+        for (const t of tasks) {
+          expect(holder(t)?.id).toBe(naive(t, tasks, down)?.id);
+          expect(heldBy(t, tasks, nodes)?.id).toBe(naive(t, tasks, down)?.id);
+        }
+      }),
+    );
   });
 });
 

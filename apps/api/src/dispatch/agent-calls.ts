@@ -14,6 +14,17 @@ import type { TaskValuesLoader } from "./task-values";
 /** What dispatch needs of a service. */
 export type ServiceRef = Pick<ServiceRow, "id" | "name" | "spec" | "updateState">;
 
+// A dispatch job reads each service once and launches up to thousands of its tasks: the stored
+// spec is parsed (validated) once per row read, not once per task.
+const parsedSpecs = new WeakMap<ServiceRef, ServiceSpec>();
+
+/** The service's spec, parsed once for this row object. */
+export function refSpec(service: ServiceRef): ServiceSpec {
+  let spec = parsedSpecs.get(service);
+  if (!spec) parsedSpecs.set(service, (spec = specOf(service)));
+  return spec;
+}
+
 /** What dispatch needs of a node: where its agent answers. */
 export type AgentRef = Pick<NodeRow, "hostname" | "engineUrl">;
 
@@ -36,7 +47,7 @@ export class AgentCalls {
     values: TaskValuesLoader,
     attach: (spec: ServiceSpec) => Promise<readonly BodyAttachment[]> = async () => [],
   ): Promise<LaunchOutcome> {
-    const spec = specOf(service);
+    const spec = refSpec(service);
     try {
       // Secrets and configs travel in the create body only (the agent keeps them off its records).
       const { files, registryAuth } = await values.forTask(service.id, spec);

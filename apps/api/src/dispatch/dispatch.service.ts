@@ -26,10 +26,10 @@ import type { Task as TaskRow } from "../generated/prisma/client";
 import { JobHandlers } from "../queues/job-handlers";
 import { QUEUE, type DispatchJob, type DispatchPart, type RemoveContainersJob } from "../queues/queue-names";
 import { QueuesService } from "../queues/queues.service";
-import { ACTIVE_STATES, specOf, toCoreTask } from "../services/mapping";
+import { ACTIVE_STATES, toCoreTask } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
 import { TasksRepository, type LaunchOutcome } from "../tasks/tasks.repository";
-import { AgentCalls, type AgentRef, type ServiceRef } from "./agent-calls";
+import { AgentCalls, refSpec, type AgentRef, type ServiceRef } from "./agent-calls";
 import { EngineClients } from "./engine-clients";
 import { TaskValuesService } from "./task-values";
 import { TaskLogs } from "./task-logs";
@@ -189,7 +189,7 @@ export class DispatchService implements OnModuleInit {
     await inBatches(
       tasks,
       async (task) => {
-        const grace = services.get(task.serviceId) ? specOf(services.get(task.serviceId)!).stopGracePeriodMs : 10_000;
+        const grace = services.get(task.serviceId) ? refSpec(services.get(task.serviceId)!).stopGracePeriodMs : 10_000;
         const r = await agent.stop(task, grace);
         if (r === "unreachable") return;
         // ACCEPTED without a container is a create in flight: its start is stopped on the next pass.

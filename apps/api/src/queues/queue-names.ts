@@ -31,6 +31,15 @@ export const dispatchKey = (nodeId: string, part: DispatchPart) => `dispatch:${p
 /** The provision job of a machine for one operation; repeated requests collapse. */
 export const provisionJobId = (machineId: string, operation: string) => `provision-${operation}-${machineId}`;
 
+/** The reason the sweep gives its reconciles (they leave dispatch of open work to the sweep). */
+export const SWEEP_REASON = "sweep";
+
+/**
+ * Set (with a lifetime of one sweep interval) when a service has been reconciled: the periodic
+ * sweep passes over services reconciled within its last interval.
+ */
+export const reconciledKey = (prefix: string, serviceId: string) => `${prefix}:reconciled:${serviceId}`;
+
 export interface ReconcileJob {
   serviceId: string;
   reason: string;

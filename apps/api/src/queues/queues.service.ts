@@ -9,6 +9,7 @@ import {
   dispatchKey,
   QUEUE,
   provisionJobId,
+  reconciledKey,
   reconcileKey,
   type AutoRebalanceJob,
   type DispatchJob,
@@ -200,6 +201,23 @@ export class QueuesService implements OnModuleDestroy {
     });
     await this.add(QUEUE.provision, job.operation, job, { jobId, removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } });
     return jobId;
+  }
+
+  /**
+   * Notes that a service was just reconciled, for one sweep interval. Best effort: without the
+   * note the sweep reconciles the service once more, which is all it would have done anyway.
+   */
+  async markReconciled(serviceId: string): Promise<void> {
+    await redisCall(() =>
+      this.redis.client.set(reconciledKey(this.config.queuePrefix, serviceId), "1", "PX", this.config.sweepIntervalMs),
+    ).catch(() => undefined);
+  }
+
+  /** Of these services, those reconciled within the last sweep interval (see markReconciled). */
+  async reconciledRecently(serviceIds: readonly string[]): Promise<Set<string>> {
+    if (serviceIds.length === 0) return new Set();
+    const marks = await redisCall(() => this.redis.client.mget(serviceIds.map((id) => reconciledKey(this.config.queuePrefix, id))));
+    return new Set(serviceIds.filter((_, i) => marks[i] !== null));
   }
 
   /** The periodic sweep that reconciles everything, so a lost job only delays a change. */

@@ -3,15 +3,15 @@
 // nodes concerned. It decides nothing itself and never waits on an agent: dispatch is its own
 // jobs (DispatchService), so a dead host cannot hold up another service's reconcile.
 import { Inject, Injectable, Logger, OnModuleInit } from "@nestjs/common";
-import { decideReconcile, type Clock } from "@flotilla/core";
+import { decideReconcile, dispatchTargets, type Clock, type Task } from "@flotilla/core";
 import type { Job } from "bullmq";
 import { randomUUID } from "node:crypto";
 import { CLOCK } from "../common/clock";
 import { EventsService } from "../events/events.service";
 import { JobHandlers } from "../queues/job-handlers";
-import { QUEUE, type ReconcileJob } from "../queues/queue-names";
+import { QUEUE, SWEEP_REASON, type ReconcileJob } from "../queues/queue-names";
 import { QueuesService } from "../queues/queues.service";
-import { previousSpecOf, specOf, toCoreNode, toCoreTask, updateStateOf } from "./mapping";
+import { previousSpecOf, specOf, toCoreTask, updateStateOf } from "./mapping";
 import { ReconcileRepository, StalePlanError, type ReconcileView } from "./reconcile.repository";
 
 /** How one reconcile ended, for logs and tests. */
@@ -39,23 +39,29 @@ export class ReconcileService implements OnModuleInit {
   }
 
   private async handle(job: ReconcileJob): Promise<ReconcileOutcome> {
-    const result = await this.reconcile(job.serviceId);
+    // The sweep dispatches every node with open work itself, right after asking for these.
+    const result = await this.reconcile(job.serviceId, { openWork: job.reason !== SWEEP_REASON });
     // Another reconcile committed first: plan again from what it wrote (the queue keeps exactly
     // one follow-up while this job is active).
     if (result.outcome === "stale") await this.queues.enqueueReconcile(job.serviceId, "stale plan");
+    else await this.queues.markReconciled(job.serviceId);
     return result;
   }
 
-  /** One reconcile of one service; safe to run concurrently with itself (see ReconcileRepository). */
-  async reconcile(serviceId: string): Promise<ReconcileOutcome> {
+  /**
+   * One reconcile of one service; safe to run concurrently with itself (see ReconcileRepository).
+   * `openWork` (default true): when nothing changes, dispatch the service's nodes that still have
+   * work (an agent was unreachable, a claim went stale).
+   */
+  async reconcile(serviceId: string, opts: { openWork?: boolean } = {}): Promise<ReconcileOutcome> {
     const view = await this.repo.load(serviceId);
     if (!view) return { outcome: "gone", created: 0, stopped: 0, pending: 0 };
     const now = this.clock.now();
-    const d = decide(view, now);
+    const tasks = view.tasks.map(toCoreTask);
+    const d = decide(view, tasks, now);
     if (d.followUp) await this.queues.enqueueFollowUp(serviceId, d.followUp.atMs, d.followUp.reason, now);
     if (d.kind === "unchanged") {
-      // Dispatch work may still be open (an agent was unreachable, a claim went stale).
-      await this.dispatch(serviceId, now);
+      if (opts.openWork ?? true) await this.dispatch(serviceId, now);
       return { outcome: "unchanged", created: 0, stopped: 0, pending: d.pending };
     }
     try {
@@ -64,9 +70,12 @@ export class ReconcileService implements OnModuleInit {
       if (e instanceof StalePlanError) return { outcome: "stale", created: 0, stopped: 0, pending: 0 };
       throw e;
     }
-    await this.repo.prune(view, (d.rollback?.update ?? d.result.update)?.failedTaskIds ?? []);
+    await this.repo.prune(view, tasks, (d.rollback?.update ?? d.result.update)?.failedTaskIds ?? []);
     if (d.rollback) await this.queues.enqueueReconcile(serviceId, "automatic rollback");
-    await this.dispatch(serviceId, now);
+    // The nodes this write gave work (core's dispatchTargets); work left open before is the
+    // sweep's to re-dispatch, as it is when nothing changed.
+    const ready = new Set(view.nodes.filter((n) => n.status === "ready").map((n) => n.id));
+    await this.queues.enqueueDispatch(dispatchTargets(tasks, d.result.plan.stop, d.placed.assignments, ready), `service ${serviceId}`);
     this.logger.debug(
       `${view.service.name}: +${d.result.plan.create.length} -${d.result.plan.stop.length}, ${d.placed.unassigned.length} pending`,
     );
@@ -84,7 +93,7 @@ export class ReconcileService implements OnModuleInit {
 }
 
 /** The decision's inputs, from the rows one reconcile read. */
-function decide(view: ReconcileView, now: number) {
+function decide(view: ReconcileView, tasks: readonly Task[], now: number) {
   const { service } = view;
   const previousSpec = previousSpecOf(service);
   const update = updateStateOf(service);
@@ -94,8 +103,8 @@ function decide(view: ReconcileView, now: number) {
     taskVersion: service.taskVersion,
     ...(previousSpec ? { previousSpec } : {}),
     ...(update ? { update } : {}),
-    tasks: view.tasks.map(toCoreTask),
-    nodes: view.nodes.map(toCoreNode),
+    tasks,
+    nodes: view.nodes,
     others: view.others,
     specs: view.specs,
     now,
