@@ -27,6 +27,7 @@ import { QUEUE, type ProvisionJob } from "../queues/queue-names";
 import { agentTokenName, MachineHost } from "./machine-host";
 import { MachinesRepository, type MachineRow } from "./machines.repository";
 import { MachinesService, type Operation } from "./machines.service";
+import { ControlPlaneReplicasService } from "./control-plane-replicas.service";
 
 const JOB_TIMEOUT_MS = 20 * 60_000;
 
@@ -55,6 +56,7 @@ export class MachineJobsService implements OnModuleInit, OnApplicationBootstrap,
     private readonly events: EventsService,
     private readonly nodesService: NodesService,
     private readonly machines: MachinesService,
+    private readonly replicas: ControlPlaneReplicasService,
   ) {}
 
   /**
@@ -130,6 +132,14 @@ export class MachineJobsService implements OnModuleInit, OnApplicationBootstrap,
         if (operation !== "rm") throw e;
         driver = new Proxy({} as Driver, { get: () => () => Promise.reject(e) });
       }
+      if (operation === "control-plane-add" || operation === "control-plane-rm") {
+        // The agent is untouched: the machine goes back to READY, whatever the replica's outcome.
+        const job = { machine, ssh: await driver.getSSH(signal), signal, progress };
+        const result = operation === "control-plane-add" ? await this.replicas.install(job) : await this.replicas.uninstall(job);
+        await this.repo.setState(machine.id, "READY", { action: "state", data: { operation } });
+        await chain;
+        return result;
+      }
       const run = new Run(this.repo, this.host, this.tokens, this.joins, this.nodesService, machine, driver, progress, signal);
       const result = await run.execute(operation, params);
       await chain;
@@ -146,7 +156,8 @@ export class MachineJobsService implements OnModuleInit, OnApplicationBootstrap,
         await this.repo.discard(machine.id, machine.name, err.message, { operation, step: err.step });
       } else if (operation === "create") {
         await this.repo.setState(machine.id, "ERROR", { reason: err.message, action: "failed", data: { operation, step: err.step } });
-      } else if (cause instanceof NotSupportedError && previous) {
+      } else if ((cause instanceof NotSupportedError || operation.startsWith("control-plane-")) && previous) {
+        // A replica that did not install or go leaves the machine (and its agent) as it was.
         await this.repo.setState(machine.id, previous, { reason: err.message, action: "failed", data: { operation, step: err.step } });
       } else if (operation !== "rm" || (await this.repo.findById(machine.id))) {
         await this.repo.setState(machine.id, "ERROR", { reason: err.message, action: "failed", data: { operation, step: err.step } });

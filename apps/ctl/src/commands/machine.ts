@@ -26,6 +26,9 @@ const DONE: Record<string, string> = {
   provision: "READY",
   "regenerate-certs": "READY",
   upgrade: "READY",
+  // `ctl node promote --control-plane` / `ctl node demote`: the machine is READY again after.
+  "control-plane-add": "READY",
+  "control-plane-rm": "READY",
   stop: "STOPPED",
   kill: "STOPPED",
 };
