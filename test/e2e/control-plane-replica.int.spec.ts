@@ -72,7 +72,11 @@ describe.skipIf(!root)("control-plane replica on a manager machine, end to end (
     };
     const made = await ctl(["machine", "create", "-d", "netns", "--netns-cidr", `${GATEWAY}/24`, "--netns-bridge", BRIDGE, NAME]);
     expect(made.code, made.stderr).toBe(0);
-    await until("the machine's node to be ready", async () => (await get<NodeView>(api.url, `/api/v1/nodes/${NAME}`)).status === "ready", 60_000);
+    await until(
+      "the machine's node to be ready",
+      async () => (await get<NodeView>(api.url, `/api/v1/nodes/${NAME}`)).status === "ready",
+      60_000,
+    );
   }, 400_000);
 
   afterAll(async () => {
@@ -100,7 +104,9 @@ describe.skipIf(!root)("control-plane replica on a manager machine, end to end (
     try {
       const missing = await api.fetch(`/api/v1/nodes/${NAME}/control-plane`, { method: "POST" });
       expect(missing.status).toBe(503);
-      expect(((await missing.json()) as { message: string }).message).toMatch(/bundle .* is missing: build it with npm run build:control-plane-bundle/);
+      expect(((await missing.json()) as { message: string }).message).toMatch(
+        /bundle .* is missing: build it with npm run build:control-plane-bundle/,
+      );
     } finally {
       renameSync(`${bundle}.away`, bundle);
     }

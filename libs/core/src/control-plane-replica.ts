@@ -32,9 +32,12 @@ export interface ReplicaAddInput {
  */
 export function checkReplicaAdd(i: ReplicaAddInput): { ip: string } {
   if (i.node.role !== "MANAGER")
-    throw new ConflictError(`node ${i.node.hostname} is a worker: only managers run the control plane (ctl node promote --control-plane does both)`, {
-      field: "role",
-    });
+    throw new ConflictError(
+      `node ${i.node.hostname} is a worker: only managers run the control plane (ctl node promote --control-plane does both)`,
+      {
+        field: "role",
+      },
+    );
   if (!i.machine)
     throw new ConflictError(
       `node ${i.node.hostname} is not a machine Flotilla made (ctl machine create): a control-plane replica is installed over the machine's SSH`,
@@ -45,7 +48,9 @@ export function checkReplicaAdd(i: ReplicaAddInput): { ip: string } {
       state: i.machine.state,
     });
   if (i.existing && i.existing.state !== "failed")
-    throw new ConflictError(`node ${i.node.hostname} already runs a control-plane replica (${i.existing.state})`, { state: i.existing.state });
+    throw new ConflictError(`node ${i.node.hostname} already runs a control-plane replica (${i.existing.state})`, {
+      state: i.existing.state,
+    });
   if (!i.bundle.present)
     throw new UnavailableError(
       `the control-plane bundle ${i.bundle.path} is missing: build it with npm run build:control-plane-bundle (or set FLOTILLA_CONTROL_PLANE_BUNDLE)`,
@@ -62,7 +67,12 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost|0\.0\.0\.0|::)$/i;
  * (127.0.0.1 on a machine is the machine itself, and a netns machine reaches its host by the
  * bridge's gateway address): then the override is required.
  */
-export function replicaConnection(what: "Postgres" | "Redis", own: { url: string; hosts: readonly string[] }, override: string | undefined, setting: string): string {
+export function replicaConnection(
+  what: "Postgres" | "Redis",
+  own: { url: string; hosts: readonly string[] },
+  override: string | undefined,
+  setting: string,
+): string {
   if (override) return override;
   const local = own.hosts.filter((h) => LOOPBACK.test(h.replace(/^\[|\]$/g, "")));
   if (local.length)
@@ -98,8 +108,16 @@ export function mergeReplicaUrls(
   const running = replicas.filter((r) => r.state === "running");
   const merge = (first: readonly string[], more: string[]) => [...new Set([...first, ...more])];
   return {
-    apiUrls: merge(configured.apiUrls, running.map((r) => r.apiUrl)),
-    agentApiUrls: configured.agentApiUrls.length ? merge(configured.agentApiUrls, running.map((r) => r.agentApiUrl)) : [],
+    apiUrls: merge(
+      configured.apiUrls,
+      running.map((r) => r.apiUrl),
+    ),
+    agentApiUrls: configured.agentApiUrls.length
+      ? merge(
+          configured.agentApiUrls,
+          running.map((r) => r.agentApiUrl),
+        )
+      : [],
   };
 }
 

@@ -167,7 +167,10 @@ export async function installControlPlane(o: ReplicaInstall): Promise<{ version:
     const dirs = [...new Set([...files.map((f) => f.path.slice(0, f.path.lastIndexOf("/"))), l.runDir, `${l.dataDir}/machines`])];
     // A CA key left from anything earlier must not be there: the replica issues nothing.
     await S("files", () =>
-      shell.run(`set -e; umask 077; mkdir -p ${dirs.map(q).join(" ")}; rm -f ${q(`${l.certsDir}/ca-key.pem`)}; tar -xf - -C /`, tarOf(files)),
+      shell.run(
+        `set -e; umask 077; mkdir -p ${dirs.map(q).join(" ")}; rm -f ${q(`${l.certsDir}/ca-key.pem`)}; tar -xf - -C /`,
+        tarOf(files),
+      ),
     );
     report("start", `starting the replica (${systemd ? "systemd" : "supervisor"})`, 70);
     await S("start", () =>
@@ -189,7 +192,7 @@ export async function installControlPlane(o: ReplicaInstall): Promise<{ version:
 async function waitForReplica(o: ReplicaInstall, shell: RootShell, l: ControlPlaneLayout): Promise<void> {
   const timeoutMs = o.timeoutMs ?? 60_000;
   const deadline = Date.now() + timeoutMs;
-  let last = "no answer";
+  let last: string;
   for (;;) {
     o.signal?.throwIfAborted();
     try {

@@ -14,7 +14,9 @@ export class ControlPlaneReplicasController {
   constructor(private readonly replicas: ControlPlaneReplicasService) {}
 
   @Get("control-plane/replicas")
-  @ApiOperation({ summary: "The control-plane API replicas installed on manager machines, with their state (installing, running, removing, failed)" })
+  @ApiOperation({
+    summary: "The control-plane API replicas installed on manager machines, with their state (installing, running, removing, failed)",
+  })
   list(): Promise<ControlPlaneReplicaView[]> {
     return this.replicas.list();
   }
@@ -34,7 +36,9 @@ export class ControlPlaneReplicasController {
   @Delete("nodes/:id/control-plane")
   @HttpCode(202)
   @ApiParam(REF)
-  @ApiOperation({ summary: "Stop and remove the node's control-plane replica (its bundle, settings, secrets key and certificates; admin only)" })
+  @ApiOperation({
+    summary: "Stop and remove the node's control-plane replica (its bundle, settings, secrets key and certificates; admin only)",
+  })
   @ApiUnavailable()
   remove(@Param("id") id: string): Promise<OperationAccepted> {
     return this.replicas.remove(id);

@@ -26,10 +26,12 @@ export function loadReplicaConfig(dataDir: string, env: NodeJS.ProcessEnv): Repl
   const inData = join(dataDir, "control-plane", "flotilla-control-plane.tar.gz");
   const inRepo = resolve(__dirname, "..", "..", "..", "..", "apps", "api", "dist-bundle", "flotilla-control-plane.tar.gz");
   const bundle = env.FLOTILLA_CONTROL_PLANE_BUNDLE || (existsSync(inData) ? inData : inRepo);
-  if (!isAbsolute(bundle)) throw new Error(`invalid configuration: FLOTILLA_CONTROL_PLANE_BUNDLE must be an absolute path, got "${bundle}"`);
+  if (!isAbsolute(bundle))
+    throw new Error(`invalid configuration: FLOTILLA_CONTROL_PLANE_BUNDLE must be an absolute path, got "${bundle}"`);
   const number = (key: string, dflt: number, min: number, max: number) => {
     const v = Number(env[key] || dflt);
-    if (!Number.isInteger(v) || v < min || v > max) throw new Error(`invalid configuration: ${key} must be an integer from ${min} to ${max}`);
+    if (!Number.isInteger(v) || v < min || v > max)
+      throw new Error(`invalid configuration: ${key} must be an integer from ${min} to ${max}`);
     return v;
   };
   const url = (key: string, parse: (v: string) => unknown) => {

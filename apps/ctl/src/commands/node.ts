@@ -132,9 +132,13 @@ export function registerNode(program: Command): void {
           continue;
         }
         await follow(c, accepted, "control-plane-add");
-        const replica = (await c.request<ReplicaJson[]>("GET", "/api/v1/control-plane/replicas")).find((x) => x.machine === accepted.machine.name);
+        const replica = (await c.request<ReplicaJson[]>("GET", "/api/v1/control-plane/replicas")).find(
+          (x) => x.machine === accepted.machine.name,
+        );
         out(replica?.apiUrl ?? "");
-        note(`${n.hostname}: control-plane replica at ${replica?.apiUrl ?? "?"} (ctl login again, or add it to FLOTILLA_URL, to fail over to it)`);
+        note(
+          `${n.hostname}: control-plane replica at ${replica?.apiUrl ?? "?"} (ctl login again, or add it to FLOTILLA_URL, to fail over to it)`,
+        );
       }
     });
 
