@@ -114,6 +114,41 @@ describe.skipIf(!root)("control-plane replica on a manager machine, end to end (
     expect((await get<{ state: string }>(api.url, `/api/v1/machines/${NAME}`)).state).toBe("READY");
   });
 
+  it("fails the installation on a machine whose SSH refuses, naming the step; the machine stays ready", async () => {
+    // The machine's sshd refuses every connection from now on (its agent keeps running).
+    const rule = [
+      "netns",
+      "exec",
+      `flt-${NAME}`,
+      "iptables",
+      "-I",
+      "INPUT",
+      "-p",
+      "tcp",
+      "--dport",
+      "22",
+      "-j",
+      "REJECT",
+      "--reject-with",
+      "tcp-reset",
+    ];
+    execFileSync("ip", rule);
+    try {
+      const promoted = await ctl(["node", "promote", "--control-plane", NAME]);
+      expect(promoted.code).toBe(1);
+      expect(promoted.stderr).toMatch(/control-plane-add \S+ failed: control plane \S+: ssh: ssh 198\.19\.244\.\d+:22: connection refused/);
+    } finally {
+      execFileSync(
+        "ip",
+        rule.map((a) => (a === "-I" ? "-D" : a)),
+      );
+    }
+    const [replica] = await get<ControlPlaneReplicaView[]>(api.url, "/api/v1/control-plane/replicas");
+    expect(replica).toMatchObject({ machine: NAME, state: "failed", message: expect.stringMatching(/ssh/) });
+    expect((await get<ControlPlaneView>(api.url, "/api/v1/control-plane")).apiUrls).toEqual([]);
+    expect((await get<{ state: string }>(api.url, `/api/v1/machines/${NAME}`)).state).toBe("READY");
+  }, 120_000);
+
   let replicaUrl = "";
   it("promote --control-plane installs an API replica that answers like the main API and joins the lists", async () => {
     const promoted = await ctl(["node", "promote", "--control-plane", NAME]);
@@ -172,9 +207,16 @@ describe.skipIf(!root)("control-plane replica on a manager machine, end to end (
     expect(login.code, login.stderr).toBe(0);
     expect(login.stderr).toContain(replicaUrl);
     await api.running.close();
+    const closedAt = Date.now();
     const ls = await ctl(["service", "ls"]);
     expect(ls.code, ls.stderr).toBe(0);
     expect(ls.stdout).toContain("via-replica");
+    // The machine's agent learnt the replica from heartbeat replies and now beats there.
+    await until(
+      "the agent's heartbeats to reach the replica",
+      async () => Date.parse((await get<NodeView>(replicaUrl, `/api/v1/nodes/${NAME}`)).lastHeartbeatAt ?? "") > closedAt + 1000,
+      60_000,
+    );
     // The main API comes back (its workers run machine jobs: the replica runs the api role only).
     restarted = await start(api.config, { logger: false });
   }, 120_000);

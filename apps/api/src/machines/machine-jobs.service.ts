@@ -38,7 +38,7 @@ class StepError extends Error {
   ) {
     const msg = original instanceof Error ? original.message : String(original);
     // Provisioner errors already read "provision NAME: step: cause".
-    super(/^(provision|regenerate certs|restart agent|stop agent|upgrade) /.test(msg) ? msg : `${step}: ${msg}`);
+    super(/^(provision|regenerate certs|restart agent|stop agent|upgrade|control plane) /.test(msg) ? msg : `${step}: ${msg}`);
   }
 }
 
