@@ -231,4 +231,18 @@ describe.skipIf(!root)("control-plane replica on a manager machine, end to end (
     expect(existsSync(join(base, "data", "machines", NAME, "root", "flotilla", "control-plane", "etc"))).toBe(false);
     expect(existsSync(join(base, "data", "machines", NAME, "root", "flotilla", "control-plane", "opt"))).toBe(false);
   }, 120_000);
+
+  it("demote --force forgets the replica of a machine that is stopped", async () => {
+    const live = { FLOTILLA_URL: restarted!.url };
+    const promoted = await ctl(["node", "promote", "--control-plane", NAME], live);
+    expect(promoted.code, promoted.stderr).toBe(0);
+    const stopped = await ctl(["machine", "stop", NAME], live);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    const demoted = await ctl(["node", "demote", "--force", NAME], live);
+    expect(demoted.code, demoted.stderr).toBe(0);
+    expect(demoted.stderr).toMatch(/ignoring \(--force\)/);
+    expect(await get<ControlPlaneReplicaView[]>(restarted!.url!, "/api/v1/control-plane/replicas")).toEqual([]);
+    expect((await get<NodeView>(restarted!.url!, `/api/v1/nodes/${NAME}`)).role).toBe("worker");
+    expect((await get<{ state: string }>(restarted!.url!, `/api/v1/machines/${NAME}`)).state).toBe("STOPPED");
+  }, 180_000);
 });

@@ -1,5 +1,5 @@
-import { Controller, Delete, Get, HttpCode, Param, Post } from "@nestjs/common";
-import { ApiBearerAuth, ApiOperation, ApiParam, ApiTags } from "@nestjs/swagger";
+import { Controller, Delete, Get, HttpCode, Param, Post, Query } from "@nestjs/common";
+import { ApiBearerAuth, ApiOperation, ApiParam, ApiQuery, ApiTags } from "@nestjs/swagger";
 import type { ControlPlaneReplicaView, OperationAccepted } from "@flotilla/api-types";
 import { ApiUnavailable } from "../common/api-unavailable";
 import { ControlPlaneReplicasService } from "./control-plane-replicas.service";
@@ -39,8 +39,13 @@ export class ControlPlaneReplicasController {
   @ApiOperation({
     summary: "Stop and remove the node's control-plane replica (its bundle, settings, secrets key and certificates; admin only)",
   })
+  @ApiQuery({
+    name: "force",
+    required: false,
+    description: "1/true: forget the replica even when its machine cannot be reached to remove it",
+  })
   @ApiUnavailable()
-  remove(@Param("id") id: string): Promise<OperationAccepted> {
-    return this.replicas.remove(id);
+  remove(@Param("id") id: string, @Query("force") force?: string): Promise<OperationAccepted> {
+    return this.replicas.remove(id, force === "1" || force === "true");
   }
 }

@@ -21,7 +21,7 @@ import { MachinesService } from "./machines.service";
 /** What the provision worker passes in for one replica operation. */
 export interface ReplicaJob {
   machine: MachineRow;
-  ssh: SshEndpoint;
+  ssh: () => Promise<SshEndpoint>;
   signal: AbortSignal;
   progress: (step: string, message: string, percent: number) => void;
 }
@@ -100,14 +100,17 @@ export class ControlPlaneReplicasService {
     }
   }
 
-  /** Queues the replica's removal (stop, delete its files, forget it). */
-  async remove(nodeRef: string): Promise<OperationAccepted> {
+  /**
+   * Queues the replica's removal (stop, delete its files, forget it). `force`: forget it even when
+   * the machine cannot be reached to remove it (a machine that is gone or down for good).
+   */
+  async remove(nodeRef: string, force = false): Promise<OperationAccepted> {
     const { node, machine } = await this.machineOf(nodeRef);
     if (!machine?.controlPlaneReplica) throw new NotFoundError("control-plane replica on node", node.hostname);
     const before = machine.controlPlaneReplica.state;
     await this.prisma.controlPlaneReplica.update({ where: { machineId: machine.id }, data: { state: "removing" } });
     try {
-      return await this.machines.operate(machine.name, "control-plane-rm");
+      return await this.machines.operate(machine.name, "control-plane-rm", { force });
     } catch (e) {
       await this.prisma.controlPlaneReplica.update({ where: { machineId: machine.id }, data: { state: before } });
       throw e;
@@ -124,7 +127,7 @@ export class ControlPlaneReplicasService {
       new SecretKeys(this.config.secretsKeyFile);
       const ca = await this.host.authority();
       const { version } = await installControlPlane({
-        ssh: job.ssh,
+        ssh: await job.ssh(),
         machineName: job.machine.name,
         signal: job.signal,
         progress: (p) => job.progress(p.step, p.message, p.percent),
@@ -152,21 +155,36 @@ export class ControlPlaneReplicasService {
     }
   }
 
-  /** The provision worker's half of `control-plane-rm`. */
-  async uninstall(job: ReplicaJob): Promise<{ removed: true }> {
+  /** The provision worker's half of `control-plane-rm`; with `force`, a removal that fails is reported and the replica forgotten. */
+  async uninstall(job: ReplicaJob, force = false): Promise<{ removed: true }> {
     try {
       await removeControlPlane({
-        ssh: job.ssh,
+        ssh: await job.ssh(),
         machineName: job.machine.name,
-        signal: job.signal,
+        // Forced: the machine is likely gone or down; trying is bounded, as the agent's revocation is.
+        ...(force ? { signal: AbortSignal.any([job.signal, AbortSignal.timeout(30_000)]), sshTimeoutMs: 10_000 } : { signal: job.signal }),
         progress: (p) => job.progress(p.step, p.message, p.percent),
       });
     } catch (e) {
-      await this.failed(job.machine.id, e);
-      throw e;
+      if (!force) {
+        await this.failed(job.machine.id, e);
+        throw e;
+      }
+      job.progress("remove", `ignoring (--force): ${(e as Error).message}`, 90);
     }
     await this.prisma.controlPlaneReplica.deleteMany({ where: { machineId: job.machine.id } });
     return { removed: true };
+  }
+
+  /**
+   * Before a machine is removed: a generic host outlives its machine, and a replica left running
+   * there would keep the secrets key and serve the API. Best effort and bounded, as the agent's
+   * revocation is; other drivers' hosts go with the machine (the row goes by cascade).
+   */
+  async removeFromSurvivingHost(job: ReplicaJob, driverName: unknown): Promise<void> {
+    if (driverName !== "generic") return;
+    if (!(await this.prisma.controlPlaneReplica.count({ where: { machineId: job.machine.id } }))) return;
+    await this.uninstall(job, true).catch(() => undefined);
   }
 
   private async failed(machineId: string, e: unknown): Promise<void> {

@@ -132,14 +132,18 @@ export class MachineJobsService implements OnModuleInit, OnApplicationBootstrap,
         if (operation !== "rm") throw e;
         driver = new Proxy({} as Driver, { get: () => () => Promise.reject(e) });
       }
+      const replicaJob = { machine, ssh: () => driver.getSSH(signal), signal, progress };
       if (operation === "control-plane-add" || operation === "control-plane-rm") {
-        // The agent is untouched: the machine goes back to READY, whatever the replica's outcome.
-        const job = { machine, ssh: await driver.getSSH(signal), signal, progress };
-        const result = operation === "control-plane-add" ? await this.replicas.install(job) : await this.replicas.uninstall(job);
-        await this.repo.setState(machine.id, "READY", { action: "state", data: { operation } });
+        // The agent is untouched: the machine goes back to the state it had, whatever the replica's outcome.
+        const result =
+          operation === "control-plane-add"
+            ? await this.replicas.install(replicaJob)
+            : await this.replicas.uninstall(replicaJob, params.force === true);
+        await this.repo.setState(machine.id, (params.previousState as MachineState | undefined) ?? "READY", { data: { operation } });
         await chain;
         return result;
       }
+      if (operation === "rm") await this.replicas.removeFromSurvivingHost(replicaJob, driver.driverName);
       const run = new Run(this.repo, this.host, this.tokens, this.joins, this.nodesService, machine, driver, progress, signal);
       const result = await run.execute(operation, params);
       await chain;

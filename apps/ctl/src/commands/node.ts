@@ -145,13 +145,14 @@ export function registerNode(program: Command): void {
   node
     .command("demote <node...>")
     .description("make nodes workers (as ctl node update --role worker), first stopping and removing a control-plane replica they run")
-    .action(async (refs: string[]) => {
+    .option("-f, --force", "forget a control-plane replica whose machine cannot be reached to remove it")
+    .action(async (refs: string[], o: { force?: boolean }) => {
       const c = client();
       for (const r of refs) {
         const current = await c.request<NodeJson>("GET", `/api/v1/nodes/${enc(r)}`);
         const replicas = await c.request<ReplicaJson[]>("GET", "/api/v1/control-plane/replicas");
         if (replicas.some((x) => x.node === current.hostname)) {
-          const accepted = await c.request<Accepted>("DELETE", `/api/v1/nodes/${enc(r)}/control-plane`);
+          const accepted = await c.request<Accepted>("DELETE", `/api/v1/nodes/${enc(r)}/control-plane${o.force ? "?force=1" : ""}`);
           await follow(c, accepted, "control-plane-rm");
           note(`${current.hostname}: control-plane replica removed`);
         }
