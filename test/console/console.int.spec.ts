@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Page } from "playwright-core";
 import type { TestApi } from "../../apps/api/test/support";
+import { PrismaService } from "../../apps/api/src/database/prisma.service";
 import { converged, live, send, simNodes, startFastApi, tasksOf, until } from "../../apps/api/test/services-support";
 import type { SimAgent } from "../support/sim-agent";
 import { openBrowser, type TestBrowser } from "./browser";
@@ -137,6 +138,28 @@ describe("web console in a real browser", () => {
     expect(nodes.find((n) => n.hostname === victim)).toMatchObject({ availability: "drain", labels: { zone: "a" } });
     expect(await page.getByLabel(`Availability of ${victim}`).inputValue()).toBe("drain");
     await shot(page, "nodes");
+  });
+
+  it("shows a manager's control-plane replica on the Nodes page", async () => {
+    // The rows `ctl node promote --control-plane` leaves (test/e2e/control-plane-replica.int.spec.ts
+    // installs a real one); written here for a simulated node, which has no machine to install on.
+    const prisma = api.running.app.get(PrismaService);
+    const host = agents[0].opts.hostname;
+    const machine = await prisma.machine.create({ data: { name: host, driver: "generic", state: "READY", ip: "198.18.0.9" } });
+    await prisma.node.update({ where: { hostname: host }, data: { machineId: machine.id, role: "MANAGER" } });
+    await prisma.controlPlaneReplica.create({
+      data: { machineId: machine.id, apiUrl: "http://198.18.0.9:8080", agentApiUrl: "http://198.18.0.9:8080", state: "running" },
+    });
+    try {
+      await nav(page, "Overview");
+      await nav(page, "Nodes");
+      const replica = page.getByLabel(`Control-plane replica on ${host}`);
+      await replica.waitFor();
+      expect(await replica.textContent()).toBe("control plane http://198.18.0.9:8080 running");
+    } finally {
+      await prisma.machine.delete({ where: { id: machine.id } });
+      await prisma.node.update({ where: { hostname: host }, data: { role: "WORKER" } });
+    }
   });
 
   it("shows the service's tasks and follows its logs", async () => {

@@ -50,6 +50,9 @@ import { StacksService } from "./stacks/stacks.service";
 import { TasksController } from "./tasks/tasks.controller";
 import { TasksService } from "./tasks/tasks.service";
 import { MachineHost } from "./machines/machine-host";
+import { ControlPlaneReplicasController } from "./machines/control-plane-replicas.controller";
+import { ControlPlaneReplicasService } from "./machines/control-plane-replicas.service";
+import { ReplicaUrls } from "./health/replica-urls";
 import { MachineJobsService } from "./machines/machine-jobs.service";
 import { MACHINES_CONFIG, loadMachinesConfig, type MachinesConfig } from "./machines/machines-config";
 import { MachinesController } from "./machines/machines.controller";
@@ -107,6 +110,8 @@ export class CoreModule {
       MachinesService,
       JoinService,
       SecretsService,
+      ControlPlaneReplicasService,
+      ReplicaUrls,
     ];
     return { module: CoreModule, providers, exports: providers };
   }
@@ -130,6 +135,7 @@ export class CoreModule {
     SecretsController,
     NetworksController,
     ConfigsController,
+    ControlPlaneReplicasController,
   ],
   providers: [StacksService, { provide: APP_GUARD, useClass: BearerAuthGuard }, { provide: APP_FILTER, useClass: DomainExceptionFilter }],
 })

@@ -12,6 +12,7 @@ import { MACHINES_CONFIG, type MachinesConfig } from "./machines/machines-config
 import { EventsService } from "./events/events.service";
 import { TokensService } from "./tokens/tokens.service";
 import { relayTarget, startAgentListeners } from "./agent-listener/agent-listener";
+import { ReplicaUrls } from "./health/replica-urls";
 
 const LEVELS: LogLevel[] = ["fatal", "error", "warn", "log", "debug", "verbose"];
 
@@ -53,18 +54,18 @@ export async function start(config: AppConfig, opts: { logger?: ConsoleLogger | 
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger, abortOnError: false });
   setupOpenApi(app);
   // A console served by one replica keeps working through another when its own dies: the other
-  // replicas' origins (FLOTILLA_PUBLIC_URLS) may call this one from a browser. The token still
-  // travels in the Authorization header only; no cookie is involved, so no credentials mode.
-  const origins = [...new Set(config.publicUrls.map((u) => new URL(u).origin))];
-  if (origins.length) {
-    app.enableCors({
-      origin: origins,
-      methods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
-      allowedHeaders: ["authorization", "content-type", "accept", "if-none-match"],
-      exposedHeaders: ["etag"],
-      maxAge: 600,
-    });
-  }
+  // replicas' origins (FLOTILLA_PUBLIC_URLS, and the replicas installed on manager machines, read
+  // as they come and go) may call this one from a browser. The token still travels in the
+  // Authorization header only; no cookie is involved, so no credentials mode.
+  const replicas = app.get(ReplicaUrls);
+  app.enableCors({
+    origin: (origin: string | undefined, cb: (err: Error | null, allow: boolean) => void) =>
+      cb(null, !!origin && replicas.origins().includes(origin)),
+    methods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+    allowedHeaders: ["authorization", "content-type", "accept", "if-none-match"],
+    exposedHeaders: ["etag"],
+    maxAge: 600,
+  });
   installAuditLog(adapter.getInstance(), app.get(EventsService));
   await app.listen(config.port, config.host);
   const address = app.getHttpServer().address();

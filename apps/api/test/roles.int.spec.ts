@@ -86,6 +86,15 @@ describe("operator and viewer tokens", () => {
     expect(((await (await api.fetch("/api/v1/machines")).json()) as unknown[]).length).toBe(0);
   });
 
+  it("an operator adds and removes no control-plane replica (it is given the secrets key); a viewer lists them", async () => {
+    for (const method of ["POST", "DELETE"])
+      await refusedWith(
+        await as(operator, method, "/api/v1/nodes/some-node/control-plane"),
+        "an operator token may not add or remove control-plane replicas: a replica is given the secrets key (admin only)",
+      );
+    expect((await as(viewer, "GET", "/api/v1/control-plane/replicas")).status).toBe(200);
+  });
+
   it("writes an audit event for every mutating request, refused or not, and none for reads", async () => {
     const events = await api.running.app.get(EventsService).since(0n, ["audit"], 1000);
     const summary = events.map((e) => `${e.data.role} ${e.action} ${e.data.status}`);

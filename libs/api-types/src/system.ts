@@ -26,6 +26,24 @@ export interface ControlPlaneView {
   agentApiUrls: string[];
 }
 
+/**
+ * `GET /api/v1/control-plane/replicas`: the API replicas Flotilla installed on manager machines
+ * (`ctl node promote --control-plane`); running ones are in ControlPlaneView's lists.
+ */
+export interface ControlPlaneReplicaView {
+  machine: string;
+  /** The machine's node's hostname; null before its agent registered. */
+  node: string | null;
+  /** As users reach it; also as agents reach it (agentApiUrl). */
+  apiUrl: string;
+  agentApiUrl: string;
+  /** installing | running | removing | failed */
+  state: string;
+  /** The version it runs, or why it failed. */
+  message: string | null;
+  updatedAt: string;
+}
+
 /** `GET /api/v1/tokens` (secrets are never returned). */
 export interface TokenView {
   id: string;

@@ -59,3 +59,4 @@ export { parseEnvFile, interpolate, interpolateString } from "./compose/compose-
 export { validateComposeSchema } from "./compose/compose-schema";
 export type { StackNetwork } from "./compose/compose-networks";
 export * from "./compose/stack-plan";
+export * from "./control-plane-replica";

@@ -5,7 +5,7 @@ import { isIP } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { InvalidError } from "@flotilla/core";
+import { InvalidError, UnavailableError } from "@flotilla/core";
 
 const run = promisify(execFile);
 
@@ -51,6 +51,8 @@ export class CertificateAuthority {
   private constructor(
     readonly dir: string,
     readonly certPem: string,
+    /** False on a control-plane replica given the CA certificate without its key: it issues nothing. */
+    readonly canIssue = true,
   ) {}
 
   get certPath(): string {
@@ -61,12 +63,18 @@ export class CertificateAuthority {
     return join(this.dir, "ca-key.pem");
   }
 
-  /** Opens the CA in `dir`, creating it on first use. */
+  /**
+   * Opens the CA in `dir`, creating it on first use. A certificate without its key (what a
+   * control-plane replica on a machine is given: the key stays with the control plane's workers)
+   * opens a CA that verifies but refuses to issue, naming why; a new CA there would split trust.
+   */
   static async open(dir: string, commonName = "Flotilla CA"): Promise<CertificateAuthority> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const cert = join(dir, "ca.pem");
     const key = join(dir, "ca-key.pem");
-    if (!(await exists(cert)) || !(await exists(key))) {
+    const [haveCert, haveKey] = [await exists(cert), await exists(key)];
+    if (haveCert && !haveKey) return new CertificateAuthority(dir, await readFile(cert, "utf8"), false);
+    if (!haveCert || !haveKey) {
       await openssl(
         [
           "req",
@@ -113,6 +121,12 @@ export class CertificateAuthority {
   }
 
   private async issue(commonName: string, usage: string[], sans: string[], days: number, unit?: string): Promise<KeyPair> {
+    if (!this.canIssue)
+      throw new UnavailableError(
+        `cannot issue a certificate for ${commonName}: this control-plane replica has the CA certificate without its key (${this.keyPath}); ` +
+          "do this through the control plane that holds the key (its workers, or its API's URL)",
+        { reason: "no-ca-key" },
+      );
     const work = await mkdtemp(join(tmpdir(), "flotilla-cert-"));
     try {
       const ext = [

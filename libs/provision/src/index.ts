@@ -8,3 +8,4 @@ export * from "./service";
 export * from "./shell";
 export * from "./bundle";
 export * from "./tar";
+export * from "./control-plane";

@@ -102,10 +102,10 @@ export function renderRunScript(l: AgentLayout, engine: EngineOptions, opts: { c
  * For hosts without systemd: a loop that restarts the agent when it exits (after 1s), records
  * both pids, and on TERM stops the agent before leaving.
  */
-export function renderSupervisor(l: AgentLayout): string {
+export function renderSupervisor(l: Pick<AgentLayout, "runDir" | "runScript" | "logPath">, what = "agent"): string {
   return [
     "#!/bin/sh",
-    "# Written by the Flotilla provisioner: keeps the agent running (no systemd on this host).",
+    `# Written by the Flotilla provisioner: keeps the ${what} running (no systemd on this host).`,
     `run=${q(l.runDir)}`,
     'mkdir -p "$run"',
     'echo $$ > "$run/supervisor.pid"',
@@ -116,7 +116,7 @@ export function renderSupervisor(l: AgentLayout): string {
     "  child=$!",
     '  echo "$child" > "$run/agent.pid"',
     '  wait "$child"',
-    `  echo "flotilla-supervisor: agent exited ($?), restarting in 1s" >>${q(l.logPath)}`,
+    `  echo "flotilla-supervisor: ${what} exited ($?), restarting in 1s" >>${q(l.logPath)}`,
     "  sleep 1",
     "done",
     "",

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
@@ -19,6 +19,19 @@ describe("certificates", () => {
     const again = await CertificateAuthority.open(join(dir, "ca"));
     expect(again.certPem).toBe(ca.certPem);
     expect(new X509Certificate(ca.certPem).ca).toBe(true);
+  });
+
+  it("opens a CA certificate without its key (a control-plane replica's) as one that verifies but refuses to issue", async () => {
+    const replica = join(dir, "replica-certs");
+    mkdirSync(replica);
+    writeFileSync(join(replica, "ca.pem"), ca.certPem);
+    const keyless = await CertificateAuthority.open(replica);
+    expect(keyless.certPem).toBe(ca.certPem);
+    expect(keyless.canIssue).toBe(false);
+    await expect(keyless.issueClient("someone")).rejects.toThrow(/this control-plane replica has the CA certificate without its key/);
+    // No new CA was made beside it: trust stays with the one CA.
+    expect(existsSync(join(replica, "ca-key.pem"))).toBe(false);
+    expect(readFileSync(join(replica, "ca.pem"), "utf8")).toBe(ca.certPem);
   });
 
   it("issues server certificates with the machine's IPs and name as SANs", async () => {

@@ -30,6 +30,8 @@ export const HOST_SHARING_DRIVERS: ReadonlySet<string> = new Set(["netns"]);
 function operatorRefusal(method: string, route: string, body: unknown): string | null {
   if (route.startsWith("/api/v1/tokens")) return "an operator token may not list, create or revoke tokens (admin only)";
   if (route === "/api/v1/secrets/rotate-key") return "an operator token may not rotate the secrets key (admin only)";
+  if (route === "/api/v1/nodes/:id/control-plane")
+    return "an operator token may not add or remove control-plane replicas: a replica is given the secrets key (admin only)";
   if (method === "POST" && route === "/api/v1/machines") {
     const b = (body ?? {}) as { driver?: unknown; options?: unknown };
     if (typeof b.driver === "string" && HOST_SHARING_DRIVERS.has(b.driver)) {

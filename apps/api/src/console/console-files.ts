@@ -46,14 +46,17 @@ const NOT_BUILT =
   "The REST API is at /api/v1, its documentation at /api/docs, and ctl does everything the console does.\n";
 
 export class ConsoleFiles {
-  private readonly csp: string;
-
   constructor(
     readonly root: string = DEFAULT_CONSOLE_DIR,
-    /** The other replicas' origins, which the page may call (its failover). */
-    replicaOrigins: readonly string[] = [],
-  ) {
-    this.csp = consoleCsp(replicaOrigins);
+    /**
+     * The other replicas' origins, which the page may call (its failover): a list, or a function
+     * read at each answer (replicas installed on machines come and go while the process runs).
+     */
+    private readonly replicaOrigins: readonly string[] | (() => readonly string[]) = [],
+  ) {}
+
+  private get csp(): string {
+    return consoleCsp(typeof this.replicaOrigins === "function" ? this.replicaOrigins() : this.replicaOrigins);
   }
 
   /**

@@ -6,6 +6,7 @@ import { ApiExcludeController } from "@nestjs/swagger";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { Public } from "../auth/auth.guard";
 import { APP_CONFIG, type AppConfig } from "../config/config";
+import { ReplicaUrls } from "../health/replica-urls";
 import { ConsoleFiles } from "./console-files";
 
 @ApiExcludeController()
@@ -14,9 +15,9 @@ import { ConsoleFiles } from "./console-files";
 export class ConsoleController {
   private readonly files: ConsoleFiles;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    // Origins only: a CSP source with a path would allow that path alone.
-    this.files = new ConsoleFiles(config.consoleDir, [...new Set(config.publicUrls.map((u) => new URL(u).origin))]);
+  constructor(@Inject(APP_CONFIG) config: AppConfig, @Inject(ReplicaUrls) replicas: ReplicaUrls) {
+    // The configured replicas and those installed on manager machines, as last read.
+    this.files = new ConsoleFiles(config.consoleDir, () => replicas.origins());
   }
 
   @Get()

@@ -1,8 +1,7 @@
 import { Controller, Get, Inject } from "@nestjs/common";
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from "@nestjs/swagger";
 import type { ControlPlaneView } from "@flotilla/api-types";
-import { APP_CONFIG, type AppConfig } from "../config/config";
-import { MACHINES_CONFIG, type MachinesConfig } from "../machines/machines-config";
+import { ReplicaUrls } from "./replica-urls";
 
 /**
  * The control plane's replicas as clients reach them. The console reads it after sign-in and
@@ -12,14 +11,12 @@ import { MACHINES_CONFIG, type MachinesConfig } from "../machines/machines-confi
 @ApiBearerAuth()
 @Controller("api/v1/control-plane")
 export class ControlPlaneController {
-  constructor(
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(MACHINES_CONFIG) private readonly machines: MachinesConfig,
-  ) {}
+  constructor(@Inject(ReplicaUrls) private readonly replicas: ReplicaUrls) {}
 
   @Get()
   @ApiOperation({
-    summary: "The control plane's replica URLs, as users (FLOTILLA_PUBLIC_URLS) and agents (FLOTILLA_AGENT_API_URL) reach them",
+    summary:
+      "The control plane's replica URLs, as users (FLOTILLA_PUBLIC_URLS) and agents (FLOTILLA_AGENT_API_URL) reach them, followed by the running replicas installed on manager machines (ctl node promote --control-plane)",
   })
   @ApiOkResponse({
     description: "Both lists, in order; empty when not configured",
@@ -32,7 +29,9 @@ export class ControlPlaneController {
       },
     },
   })
-  view(): ControlPlaneView {
-    return { apiUrls: [...this.config.publicUrls], agentApiUrls: [...this.machines.agentApiUrls] };
+  async view(): Promise<ControlPlaneView> {
+    // Fresh when Postgres answers; the last lists read otherwise (what clients fail over along).
+    const { apiUrls, agentApiUrls } = await this.replicas.refresh().catch(() => this.replicas.current());
+    return { apiUrls: [...apiUrls], agentApiUrls: [...agentApiUrls] };
   }
 }

@@ -33,6 +33,7 @@ import { IngressService, type IngressTable } from "../ingress/ingress.service";
 import { OverlayTablesService } from "../networks/overlay-tables.service";
 import { TasksRepository } from "../tasks/tasks.repository";
 import { Batcher } from "./batcher";
+import { ReplicaUrls } from "../health/replica-urls";
 import { HEARTBEAT_CONFIG, MISSED_BEATS, type HeartbeatConfig } from "./heartbeat-config";
 import { HeartbeatIntake } from "./intake";
 import { HeartbeatPace } from "./pace";
@@ -151,6 +152,7 @@ export class HeartbeatsService {
     private readonly registrations: NodeRegistrations,
     @Inject(HEARTBEAT_CONFIG) private readonly config: HeartbeatConfig,
     @Inject(CLOCK) private readonly clock: Clock,
+    private readonly replicas: ReplicaUrls,
   ) {}
 
   async beat(hb: HeartbeatBody, reporter: Reporter = { admin: true }): Promise<HeartbeatReply> {
@@ -185,7 +187,8 @@ export class HeartbeatsService {
       maxBackoffMs: this.config.agentMaxBackoffMs,
       ...(ingress ? { ingress } : {}),
       ...(networks ? { networks } : {}),
-      ...(this.config.agentApiUrls.length ? { apiUrls: [...this.config.agentApiUrls] } : {}),
+      // The configured replicas and those installed on manager machines (read every few seconds).
+      ...(this.replicas.current().agentApiUrls.length ? { apiUrls: [...this.replicas.current().agentApiUrls] } : {}),
     };
   }
 

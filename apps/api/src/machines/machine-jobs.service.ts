@@ -27,6 +27,7 @@ import { QUEUE, type ProvisionJob } from "../queues/queue-names";
 import { agentTokenName, MachineHost } from "./machine-host";
 import { MachinesRepository, type MachineRow } from "./machines.repository";
 import { MachinesService, type Operation } from "./machines.service";
+import { ControlPlaneReplicasService } from "./control-plane-replicas.service";
 
 const JOB_TIMEOUT_MS = 20 * 60_000;
 
@@ -37,7 +38,7 @@ class StepError extends Error {
   ) {
     const msg = original instanceof Error ? original.message : String(original);
     // Provisioner errors already read "provision NAME: step: cause".
-    super(/^(provision|regenerate certs|restart agent|stop agent|upgrade) /.test(msg) ? msg : `${step}: ${msg}`);
+    super(/^(provision|regenerate certs|restart agent|stop agent|upgrade|control plane) /.test(msg) ? msg : `${step}: ${msg}`);
   }
 }
 
@@ -55,6 +56,7 @@ export class MachineJobsService implements OnModuleInit, OnApplicationBootstrap,
     private readonly events: EventsService,
     private readonly nodesService: NodesService,
     private readonly machines: MachinesService,
+    private readonly replicas: ControlPlaneReplicasService,
   ) {}
 
   /**
@@ -130,6 +132,18 @@ export class MachineJobsService implements OnModuleInit, OnApplicationBootstrap,
         if (operation !== "rm") throw e;
         driver = new Proxy({} as Driver, { get: () => () => Promise.reject(e) });
       }
+      const replicaJob = { machine, ssh: () => driver.getSSH(signal), signal, progress };
+      if (operation === "control-plane-add" || operation === "control-plane-rm") {
+        // The agent is untouched: the machine goes back to the state it had, whatever the replica's outcome.
+        const result =
+          operation === "control-plane-add"
+            ? await this.replicas.install(replicaJob)
+            : await this.replicas.uninstall(replicaJob, params.force === true);
+        await this.repo.setState(machine.id, (params.previousState as MachineState | undefined) ?? "READY", { data: { operation } });
+        await chain;
+        return result;
+      }
+      if (operation === "rm") await this.replicas.removeFromSurvivingHost(replicaJob, driver.driverName);
       const run = new Run(this.repo, this.host, this.tokens, this.joins, this.nodesService, machine, driver, progress, signal);
       const result = await run.execute(operation, params);
       await chain;
@@ -146,7 +160,8 @@ export class MachineJobsService implements OnModuleInit, OnApplicationBootstrap,
         await this.repo.discard(machine.id, machine.name, err.message, { operation, step: err.step });
       } else if (operation === "create") {
         await this.repo.setState(machine.id, "ERROR", { reason: err.message, action: "failed", data: { operation, step: err.step } });
-      } else if (cause instanceof NotSupportedError && previous) {
+      } else if ((cause instanceof NotSupportedError || operation.startsWith("control-plane-")) && previous) {
+        // A replica that did not install or go leaves the machine (and its agent) as it was.
         await this.repo.setState(machine.id, previous, { reason: err.message, action: "failed", data: { operation, step: err.step } });
       } else if (operation !== "rm" || (await this.repo.findById(machine.id))) {
         await this.repo.setState(machine.id, "ERROR", { reason: err.message, action: "failed", data: { operation, step: err.step } });

@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { parseReplicaUrls } from "@flotilla/core";
 import { defaultLockDir } from "@flotilla/drivers";
+import { loadReplicaConfig, type ReplicaConfig } from "./replica-config";
 
 /** Where machines live on the control plane's host, checked at start-up. */
 export interface MachinesConfig {
@@ -32,6 +33,8 @@ export interface MachinesConfig {
    * that share this host's filesystem (netns) may not bind-mount them.
    */
   controlPlanePaths: string[];
+  /** What `ctl node promote --control-plane` installs, and with which settings (replica-config.ts). */
+  replicas: ReplicaConfig;
 }
 
 export const MACHINES_CONFIG = Symbol("MACHINES_CONFIG");
@@ -82,5 +85,6 @@ export function loadMachinesConfig(configDir: string, env: NodeJS.ProcessEnv = p
     agentApiUrl: agentApiUrls[0],
     agentApiUrls,
     controlPlanePaths,
+    replicas: loadReplicaConfig(dataDir, env),
   };
 }

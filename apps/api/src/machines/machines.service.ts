@@ -32,6 +32,9 @@ export const OPERATIONS = {
   provision: "PROVISIONING",
   "regenerate-certs": "PROVISIONING",
   upgrade: "PROVISIONING",
+  // A control-plane replica on the machine (ControlPlaneReplicasService); its agent is untouched.
+  "control-plane-add": "PROVISIONING",
+  "control-plane-rm": "PROVISIONING",
 } as const satisfies Record<string, MachineState>;
 export type Operation = keyof typeof OPERATIONS;
 

@@ -63,6 +63,12 @@ export class NodesService {
       const data: Prisma.NodeUpdateInput = { labels };
       if (u.availability) data.availability = u.availability.toUpperCase() as "ACTIVE" | "PAUSE" | "DRAIN";
       if (u.role) data.role = u.role === "manager" ? "MANAGER" : "WORKER";
+      // Only managers run the control plane: its replica goes first (ctl node demote does both).
+      if (u.role === "worker" && row.machineId && (await tx.controlPlaneReplica.count({ where: { machineId: row.machineId } })))
+        throw new ConflictError(
+          `node ${row.hostname} runs a control-plane replica: remove it first (ctl node demote does, or DELETE /api/v1/nodes/${row.hostname}/control-plane)`,
+          { field: "role" },
+        );
       const node = await tx.node.update({ where: { id: row.id }, data });
       const evs = await this.events.record(tx, [
         {

@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from "react";
-import type { NodeAvailability, NodeUpdateRequest, NodeView, TaskView } from "@flotilla/api-types";
+import type { ControlPlaneReplicaView, NodeAvailability, NodeUpdateRequest, NodeView, TaskView } from "@flotilla/api-types";
 import { seg } from "../data/client";
 import { useApi, useResource } from "../data/live";
 import { Badge, ErrorNote, useAction } from "../components/feedback";
@@ -9,6 +9,9 @@ import { Link } from "../router";
 export function Nodes() {
   const nodes = useResource<NodeView[]>("/api/v1/nodes", ["node", "task"]);
   const tasks = useResource<TaskView[]>("/api/v1/tasks?desired-state=running", ["task", "node", "service"]);
+  // Control-plane replicas on manager machines (ctl node promote --control-plane); their
+  // installation and removal are machine operations, so machine events say when to re-read.
+  const replicas = useResource<ControlPlaneReplicaView[]>("/api/v1/control-plane/replicas", ["machine", "node"]);
   const byNode = new Map<string, TaskView[]>();
   for (const t of tasks.data ?? []) {
     if (!t.nodeId || !isLive(t)) continue;
@@ -17,7 +20,10 @@ export function Nodes() {
   return (
     <>
       <h1 tabIndex={-1}>Nodes</h1>
-      <p className="hint">Agents that joined the cluster. Drain moves a node's tasks away; pause takes no new ones.</p>
+      <p className="hint">
+        Agents that joined the cluster. Drain moves a node's tasks away; pause takes no new ones. A manager may run a control-plane API
+        replica (<code>ctl node promote --control-plane NODE</code>; <code>ctl node demote NODE</code> removes it).
+      </p>
       <ErrorNote error={nodes.error ?? tasks.error} />
       <div className="table-wrap">
         <table>
@@ -41,7 +47,13 @@ export function Nodes() {
               </tr>
             )}
             {nodes.data?.map((n) => (
-              <NodeRow key={n.id} n={n} tasks={byNode.get(n.id) ?? []} reload={nodes.reload} />
+              <NodeRow
+                key={n.id}
+                n={n}
+                tasks={byNode.get(n.id) ?? []}
+                replica={replicas.data?.find((r) => r.node === n.hostname)}
+                reload={nodes.reload}
+              />
             ))}
           </tbody>
         </table>
@@ -50,7 +62,17 @@ export function Nodes() {
   );
 }
 
-function NodeRow({ n, tasks, reload }: { n: NodeView; tasks: TaskView[]; reload(): Promise<void> }) {
+function NodeRow({
+  n,
+  tasks,
+  replica,
+  reload,
+}: {
+  n: NodeView;
+  tasks: TaskView[];
+  replica?: ControlPlaneReplicaView;
+  reload(): Promise<void>;
+}) {
   const api = useApi();
   const action = useAction();
   // Shown while the change is on its way, so the control does not jump back in the meantime.
@@ -66,6 +88,11 @@ function NodeRow({ n, tasks, reload }: { n: NodeView; tasks: TaskView[]; reload(
       <th scope="row">
         {n.hostname}
         <div className="sub">{n.role}</div>
+        {replica && (
+          <div className="sub" aria-label={`Control-plane replica on ${n.hostname}`} title={replica.message ?? undefined}>
+            control plane {replica.apiUrl} <Badge value={replica.state} />
+          </div>
+        )}
       </th>
       <td>
         <Badge value={n.status} />

@@ -50,6 +50,15 @@ export async function follow(client: ApiClient, accepted: Accepted, operation: s
       throw new CtlError(`${operation} ${name} failed: ${String(e.data.reason ?? "unknown error")}`);
     } else if (e.action === "state" && DONE[operation] && e.data.state === DONE[operation]) {
       return;
+    } else if (
+      e.action === "state" &&
+      operation.startsWith("control-plane-") &&
+      e.data.operation === operation &&
+      e.data.state !== "PROVISIONING"
+    ) {
+      // `ctl node promote --control-plane` / `ctl node demote`: the machine is back in the state
+      // it had (READY, or STOPPED for a forced removal from a stopped machine).
+      return;
     }
   }
 }

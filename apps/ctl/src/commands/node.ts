@@ -1,8 +1,17 @@
 import type { Command } from "commander";
-import type { NodeAvailability, NodeRole, NodeUpdateRequest, NodeView as NodeJson, TaskView as TaskJson } from "@flotilla/api-types";
+import type {
+  ControlPlaneReplicaView as ReplicaJson,
+  NodeAvailability,
+  NodeRole,
+  NodeUpdateRequest,
+  NodeView as NodeJson,
+  OperationAccepted as Accepted,
+  TaskView as TaskJson,
+} from "@flotilla/api-types";
 import { Option } from "commander";
 import { ApiClient, CtlError, loadCtlConfig } from "../client";
 import { json, note, out, table } from "../output";
+import { follow } from "./machine";
 import { taskTable } from "./task-table";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -103,21 +112,54 @@ export function registerNode(program: Command): void {
       note(`${n.hostname}: ${n.availability}`);
     });
 
-  for (const [verb, role] of [
-    ["promote", "manager"],
-    ["demote", "worker"],
-  ] as const) {
-    node
-      .command(`${verb} <node...>`)
-      .description(`make nodes ${role}s (as ctl node update --role ${role}); placement constraints on node.role follow it`)
-      .action(async (refs: string[]) => {
-        const c = client();
-        for (const r of refs) {
-          const n = await c.request<NodeJson>("PATCH", `/api/v1/nodes/${enc(r)}`, { role } satisfies NodeUpdateRequest);
-          note(`${n.hostname}: ${n.role}`);
+  node
+    .command("promote <node...>")
+    .description("make nodes managers (as ctl node update --role manager); placement constraints on node.role follow it")
+    .option(
+      "--control-plane",
+      "also run a control-plane API replica on each node's machine (admin only): installed over the machine's SSH, it joins the same Postgres and Redis and the replica lists",
+    )
+    .option("-d, --detach", "with --control-plane: return once the installation is queued")
+    .action(async (refs: string[], o: { controlPlane?: boolean; detach?: boolean }) => {
+      const c = client();
+      for (const r of refs) {
+        const n = await c.request<NodeJson>("PATCH", `/api/v1/nodes/${enc(r)}`, { role: "manager" } satisfies NodeUpdateRequest);
+        note(`${n.hostname}: ${n.role}`);
+        if (!o.controlPlane) continue;
+        const accepted = await c.request<Accepted>("POST", `/api/v1/nodes/${enc(r)}/control-plane`);
+        if (o.detach) {
+          out(accepted.jobId);
+          continue;
         }
-      });
-  }
+        await follow(c, accepted, "control-plane-add");
+        const replica = (await c.request<ReplicaJson[]>("GET", "/api/v1/control-plane/replicas")).find(
+          (x) => x.machine === accepted.machine.name,
+        );
+        out(replica?.apiUrl ?? "");
+        note(
+          `${n.hostname}: control-plane replica at ${replica?.apiUrl ?? "?"} (ctl login again, or add it to FLOTILLA_URL, to fail over to it)`,
+        );
+      }
+    });
+
+  node
+    .command("demote <node...>")
+    .description("make nodes workers (as ctl node update --role worker), first stopping and removing a control-plane replica they run")
+    .option("-f, --force", "forget a control-plane replica whose machine cannot be reached to remove it")
+    .action(async (refs: string[], o: { force?: boolean }) => {
+      const c = client();
+      for (const r of refs) {
+        const current = await c.request<NodeJson>("GET", `/api/v1/nodes/${enc(r)}`);
+        const replicas = await c.request<ReplicaJson[]>("GET", "/api/v1/control-plane/replicas");
+        if (replicas.some((x) => x.node === current.hostname)) {
+          const accepted = await c.request<Accepted>("DELETE", `/api/v1/nodes/${enc(r)}/control-plane${o.force ? "?force=1" : ""}`);
+          await follow(c, accepted, "control-plane-rm");
+          note(`${current.hostname}: control-plane replica removed`);
+        }
+        const n = await c.request<NodeJson>("PATCH", `/api/v1/nodes/${enc(r)}`, { role: "worker" } satisfies NodeUpdateRequest);
+        note(`${n.hostname}: ${n.role}`);
+      }
+    });
 
   node
     .command("rm <node...>")
