@@ -141,7 +141,7 @@ describe("web console in a real browser", () => {
   });
 
   it("shows a manager's control-plane replica on the Nodes page", async () => {
-    // The rows `ctl node promote --control-plane` leaves (test/e2e/control-plane-replica.int.spec.ts
+    // The rows `ctl node promote --control-plane` leaves (test/replicas/control-plane-replica.int.spec.ts
     // installs a real one); written here for a simulated node, which has no machine to install on.
     const prisma = api.running.app.get(PrismaService);
     const host = agents[0].opts.hostname;

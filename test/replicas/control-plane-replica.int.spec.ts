@@ -3,7 +3,9 @@
 // the machine's network namespace, reaches the test's Postgres and Redis through relays on the
 // bridge's gateway (as a machine reaches its host), answers as the main API does, takes a write
 // the main API sees, carries ctl when the main API is stopped, and `ctl node demote` removes it.
-// Traffic stays on loopback and in 198.19.244.0/24, on a bridge this test makes.
+// Traffic stays on loopback and in 198.19.244.0/24, on a bridge this test makes. It builds one
+// machine only, so it runs in the integration project beside other files rather than in the
+// one-at-a-time e2e project (whose files add up to most of CI's time).
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from "node:fs";
 import type { Server } from "node:net";
@@ -16,7 +18,7 @@ import { start, type Running } from "../../apps/api/src/bootstrap";
 import { createTestDatabase, type TestDatabase } from "../support/database";
 import { testStack } from "../support/stack";
 import { until } from "../support/until";
-import { addBridge, forward, removeLeftovers, run, useMachinesEnv } from "./support";
+import { addBridge, forward, removeLeftovers, run, useMachinesEnv } from "../e2e/support";
 
 const repo = resolve(__dirname, "../..");
 const root = process.getuid?.() === 0;
