@@ -1,10 +1,10 @@
-// End to end with a real virtual machine: the control plane, `ctl machine create -d qemu` (the
+// End to end with real virtual machines: the control plane, `ctl machine create -d qemu` twice (the
 // Flotilla guest image under TCG: works everywhere, and KVM guests hang on this nested host) and a
-// netns machine on the same bridge; on the VM the docker-machine workflow with the real docker
+// netns machine on the same bridge; on a VM the docker-machine workflow with the real docker
 // CLI (`eval $(ctl machine env vm)`, `docker run --rm`, a published port at `ctl machine ip`),
-// pulling from the test registry the VM reaches over the bridge; stop/start keeps the VM's disk
-// and a volume; rm leaves no process, tap, namespace or file. One VM: each boot under TCG costs
-// tens of seconds of a 2-core CI machine.
+// pulling from the test registry the VMs reach over the bridge; a service spread over the three
+// machines with the ingress answering on each; stop/start keeps the VM's disk and a volume; rm
+// leaves no process, tap, namespace or file.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import type { Server } from "node:net";
@@ -57,6 +57,7 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
   const regPort = 40000 + (process.pid % 20000);
   const apiPort = regPort + 1;
   const vm = `vm1-${tag}`;
+  const vm2 = `vm2-${tag}`;
   const nm = `nm1-${tag}`;
   const image = `${GATEWAY}:${regPort}/busybox:latest`;
 
@@ -84,17 +85,19 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
 
   afterAll(async () => {
     if (api) {
-      await ctl(["machine", "rm", "-f", "-y", vm, nm]).catch(() => undefined);
+      await ctl(["machine", "rm", "-f", "-y", vm, vm2, nm]).catch(() => undefined);
       await api.stop();
     }
     forwarder?.close();
     restoreEnv?.();
     await registry?.stop();
     removeLeftovers([nm], BRIDGE);
-    try {
-      execFileSync("ip", ["netns", "del", qemuNetnsName(vm)], { stdio: "ignore" });
-    } catch {
-      // gone already
+    for (const name of [vm, vm2]) {
+      try {
+        execFileSync("ip", ["netns", "del", qemuNetnsName(name)], { stdio: "ignore" });
+      } catch {
+        // gone already
+      }
     }
     rmSync(base, { recursive: true, force: true });
   });
@@ -115,11 +118,11 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
   });
 
   it(
-    "creates a VM and a netns machine; docker run on the VM, a published port, stop/start keeping the disk, rm leaving nothing",
+    "creates two VMs and a netns machine; docker run on a VM, a published port, a service on all three through the ingress, stop/start keeping the disk, rm leaving nothing",
     { timeout: 1_200_000 },
     async () => {
       const net = ["--engine-insecure-registry", `${GATEWAY}:${regPort}`];
-      const [created, other] = await Promise.all([
+      const createVm = (name: string) =>
         ctl([
           "machine",
           "create",
@@ -134,15 +137,19 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
           "--qemu-disk-size",
           "4096",
           ...net,
-          vm,
-        ]),
+          name,
+        ]);
+      const [created, created2, other] = await Promise.all([
+        createVm(vm),
+        createVm(vm2),
         ctl(["machine", "create", "-d", "netns", "--netns-cidr", `${GATEWAY}/24`, "--netns-bridge", BRIDGE, ...net, nm]),
       ]);
       expect(created.code, created.stderr).toBe(0);
       expect(created.stderr).toContain("booting with TCG (software emulation), as asked");
+      expect(created2.code, created2.stderr).toBe(0);
       expect(other.code, other.stderr).toBe(0);
       const ls = await ctl(["machine", "ls", "--format", "{{.Name}} {{.DriverName}} {{.State}}"]);
-      expect(ls.stdout.split("\n").filter(Boolean).sort()).toEqual([`${nm} netns READY`, `${vm} qemu READY`]);
+      expect(ls.stdout.split("\n").filter(Boolean).sort()).toEqual([`${nm} netns READY`, `${vm} qemu READY`, `${vm2} qemu READY`]);
 
       const ip = (await ctl(["machine", "ip", vm])).stdout.trim();
       expect(ip.startsWith(`${SUBNET.prefix}.`)).toBe(true);
@@ -161,6 +168,45 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
         })
         .toBeOneOf([200, 404]); // busybox httpd without an index page: 404 is its answer
       expect((await run("docker", ["rm", "-f", "web"], dockerEnv)).code).toBe(0);
+
+      // A service over the three machines; each machine's ingress port answers.
+      const svc = await ctl([
+        "service",
+        "create",
+        "--name",
+        "spread",
+        "--replicas",
+        "3",
+        "--publish",
+        "8080:80",
+        image,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+      ]);
+      expect(svc.code, svc.stderr).toBe(0);
+      await expect
+        .poll(
+          async () => {
+            const ps = await ctl(["service", "ps", "spread", "--json"]);
+            const tasks = JSON.parse(ps.stdout || "[]") as { state: string; desiredState: string; nodeHostname: string | null }[];
+            return new Set(tasks.filter((t) => t.state === "RUNNING" && t.desiredState === "running").map((t) => t.nodeHostname)).size;
+          },
+          { timeout: 300_000, interval: 2000 },
+        )
+        .toBe(3);
+      for (const machine of [vm, vm2, nm]) {
+        const at = (await ctl(["machine", "ip", machine])).stdout.trim();
+        await expect
+          .poll(async () => (await fetch(`http://${at}:8080/`, { signal: AbortSignal.timeout(10_000) }).catch(() => undefined))?.status, {
+            timeout: 60_000,
+            interval: 1000,
+          })
+          .toBeOneOf([200, 404]);
+      }
+      expect((await ctl(["service", "rm", "spread"])).code).toBe(0);
+
       const write = await run("docker", ["run", "--rm", "-v", "kept:/data", image, "sh", "-c", "echo kept > /data/f"], dockerEnv);
       expect(write.code, write.stderr).toBe(0);
 
@@ -172,14 +218,16 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
       const read = await run("docker", ["run", "--rm", "-v", "kept:/data", image, "cat", "/data/f"], dockerEnv, 300_000);
       expect(read, read.stderr).toMatchObject({ code: 0, stdout: "kept\n" });
 
-      const rm = await ctl(["machine", "rm", "-y", vm, nm]);
+      const rm = await ctl(["machine", "rm", "-y", vm, vm2, nm]);
       expect(rm.code, rm.stderr).toBe(0);
       expect((await ctl(["machine", "ls", "-q"])).stdout).toBe("");
       expect(qemuUnder(base)).toEqual([]);
       const namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
       expect(namespaces).not.toContain(qemuNetnsName(vm));
+      expect(namespaces).not.toContain(qemuNetnsName(vm2));
       expect(namespaces).not.toContain(`flt-${nm}`);
       expect(execFileSync("ip", ["-o", "link"], { encoding: "utf8" })).not.toContain(qemuVethName(vm));
+      expect(execFileSync("ip", ["-o", "link"], { encoding: "utf8" })).not.toContain(qemuVethName(vm2));
       expect(existsSync(join(base, "data", "machines", vm))).toBe(false);
     },
   );
