@@ -16,6 +16,7 @@ import { startTestApi, type TestApi } from "../../apps/api/test/support";
 import { canBootVms, ensureGuestImage } from "../support/guest-image";
 import { freeSubnet24 } from "../support/free-subnet";
 import { startRegistry, type TestRegistry } from "../support/registry";
+import { placementReport, WarningLog } from "./placement-report";
 import { addBridge, forward, parseExports, removeLeftovers, run, useMachinesEnv } from "./support";
 
 const repo = resolve(__dirname, "../..");
@@ -32,6 +33,8 @@ const BRIDGE = `flqe${tag}`.slice(0, 15);
 // Usually 198.19.93.0/24; another if a leftover bridge holds it.
 const SUBNET = freeSubnet24([93, 94, 95, 96, 97]);
 const GATEWAY = SUBNET.gateway;
+// Where the provisioner has a VM's agent log (libs/provision's layout).
+const AGENT_LOG = "/var/log/flotilla-agent.log";
 
 /** Pids of qemu processes whose arguments mention `dir`. */
 function qemuUnder(dir: string): string[] {
@@ -54,6 +57,7 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
   let forwarder: Server | undefined;
   let env: Record<string, string | undefined>;
   let restoreEnv: (() => void) | undefined;
+  const warnings = new WarningLog();
   const regPort = 40000 + (process.pid % 20000);
   const apiPort = regPort + 1;
   const vm = `vm1-${tag}`;
@@ -70,7 +74,10 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
     // the gateway, where the VM and the netns machine reach them.
     addBridge(BRIDGE, GATEWAY);
     restoreEnv = useMachinesEnv(base, `http://${GATEWAY}:${apiPort}`);
-    api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `${GATEWAY}:${apiPort}`, FLOTILLA_HEARTBEAT_MS: "1000" });
+    // The default heartbeat period (5 s: a node is down after 15 s of silence). A TCG guest on a
+    // busy 2-core host answers a beat in seconds, so a 1 s period (down after 3 s) had the VMs
+    // declared down and their tasks moved to the netns machine for good.
+    api = await startTestApi({ FLOTILLA_AGENT_LISTEN: `${GATEWAY}:${apiPort}` }, warnings);
     registry = await startRegistry();
     await registry.pushBusybox("busybox:latest");
     forwarder = await forward(GATEWAY, regPort, Number(registry.host.split(":")[1]));
@@ -121,6 +128,8 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
     "creates two VMs and a netns machine; docker run on a VM, a published port, a service on all three through the ingress, stop/start keeping the disk, rm leaving nothing",
     { timeout: 1_200_000 },
     async () => {
+      const t0 = Date.now();
+      const phase = (what: string) => console.log(`[qemu e2e] ${what} at ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       const net = ["--engine-insecure-registry", `${GATEWAY}:${regPort}`];
       const createVm = (name: string) =>
         ctl([
@@ -148,6 +157,7 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
       expect(created.stderr).toContain("booting with TCG (software emulation), as asked");
       expect(created2.code, created2.stderr).toBe(0);
       expect(other.code, other.stderr).toBe(0);
+      phase("machines created");
       const ls = await ctl(["machine", "ls", "--format", "{{.Name}} {{.DriverName}} {{.State}}"]);
       expect(ls.stdout.split("\n").filter(Boolean).sort()).toEqual([`${nm} netns READY`, `${vm} qemu READY`, `${vm2} qemu READY`]);
 
@@ -159,6 +169,7 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
 
       const hello = await run("docker", ["run", "--rm", image, "echo", "hello", "world"], dockerEnv, 300_000);
       expect(hello, hello.stderr).toMatchObject({ code: 0, stdout: "hello world\n" });
+      phase("docker run on a VM");
       const web = await run("docker", ["run", "-d", "--name", "web", "-p", "8000:80", image, "httpd", "-f", "-p", "80"], dockerEnv);
       expect(web.code, web.stderr).toBe(0);
       await expect
@@ -169,7 +180,18 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
         .toBeOneOf([200, 404]); // busybox httpd without an index page: 404 is its answer
       expect((await run("docker", ["rm", "-f", "web"], dockerEnv)).code).toBe(0);
 
-      // A service over the three machines; each machine's ingress port answers.
+      // A service over the three machines; each machine's ingress port answers. A machine is
+      // READY once its agent answers; its node registers with the agent's first beat, and the
+      // scheduler spreads over the nodes there are (as swarm, it moves nothing when one joins).
+      await expect
+        .poll(
+          async () => {
+            const nodes = JSON.parse((await ctl(["node", "ls", "--json"])).stdout || "[]") as { status: string }[];
+            return nodes.filter((n) => n.status === "ready").length;
+          },
+          { timeout: 120_000, interval: 1000 },
+        )
+        .toBe(3);
       const svc = await ctl([
         "service",
         "create",
@@ -186,7 +208,8 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
         "80",
       ]);
       expect(svc.code, svc.stderr).toBe(0);
-      await expect
+      phase("service created");
+      const spread = expect
         .poll(
           async () => {
             const ps = await ctl(["service", "ps", "spread", "--json"]);
@@ -196,6 +219,13 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
           { timeout: 300_000, interval: 2000 },
         )
         .toBe(3);
+      await spread.catch(async (e: unknown) => {
+        console.log(await placementReport("spread", ctl, api.db.url, warnings.lines));
+        for (const m of [vm, vm2])
+          console.log(`agent log of ${m}:\n${(await ctl(["machine", "ssh", m, "tail", "-n", "60", AGENT_LOG])).stdout}`);
+        throw e;
+      });
+      phase("one task running on each machine");
       for (const machine of [vm, vm2, nm]) {
         const at = (await ctl(["machine", "ip", machine])).stdout.trim();
         await expect
@@ -206,6 +236,7 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
           .toBeOneOf([200, 404]);
       }
       expect((await ctl(["service", "rm", "spread"])).code).toBe(0);
+      phase("each machine's ingress port answered");
 
       const write = await run("docker", ["run", "--rm", "-v", "kept:/data", image, "sh", "-c", "echo kept > /data/f"], dockerEnv);
       expect(write.code, write.stderr).toBe(0);
@@ -218,6 +249,7 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
       const read = await run("docker", ["run", "--rm", "-v", "kept:/data", image, "cat", "/data/f"], dockerEnv, 300_000);
       expect(read, read.stderr).toMatchObject({ code: 0, stdout: "kept\n" });
 
+      phase("stop/start kept the volume");
       const rm = await ctl(["machine", "rm", "-y", vm, vm2, nm]);
       expect(rm.code, rm.stderr).toBe(0);
       expect((await ctl(["machine", "ls", "-q"])).stdout).toBe("");
