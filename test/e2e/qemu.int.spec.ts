@@ -237,6 +237,10 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
       }
       expect((await ctl(["service", "rm", "spread"])).code).toBe(0);
       phase("each machine's ingress port answered");
+      // The second VM has served its purpose: an idle TCG guest still takes CPU the first one's
+      // stop/start needs. Its removal is checked with the others' at the end.
+      const rm2 = await ctl(["machine", "rm", "-y", vm2]);
+      expect(rm2.code, rm2.stderr).toBe(0);
 
       const write = await run("docker", ["run", "--rm", "-v", "kept:/data", image, "sh", "-c", "echo kept > /data/f"], dockerEnv);
       expect(write.code, write.stderr).toBe(0);
@@ -250,7 +254,7 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
       expect(read, read.stderr).toMatchObject({ code: 0, stdout: "kept\n" });
 
       phase("stop/start kept the volume");
-      const rm = await ctl(["machine", "rm", "-y", vm, vm2, nm]);
+      const rm = await ctl(["machine", "rm", "-y", vm, nm]);
       expect(rm.code, rm.stderr).toBe(0);
       expect((await ctl(["machine", "ls", "-q"])).stdout).toBe("");
       expect(qemuUnder(base)).toEqual([]);
@@ -261,6 +265,7 @@ describe.skipIf(!canBootVms() || !haveDocker)("qemu machines end to end: ctl + a
       expect(execFileSync("ip", ["-o", "link"], { encoding: "utf8" })).not.toContain(qemuVethName(vm));
       expect(execFileSync("ip", ["-o", "link"], { encoding: "utf8" })).not.toContain(qemuVethName(vm2));
       expect(existsSync(join(base, "data", "machines", vm))).toBe(false);
+      expect(existsSync(join(base, "data", "machines", vm2))).toBe(false);
     },
   );
 });
