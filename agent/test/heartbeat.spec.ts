@@ -169,21 +169,69 @@ describe("agent heartbeats", () => {
         applied = t.version;
       },
     });
-    await until(() => cp.received.length >= 3);
+    // Beats do not wait for the table to be applied: the ones before it is report no version
+    // (and get it again), the ones after report v1.
+    await until(() => cp.received.at(-1)?.body.ingressVersion === "v1");
     expect(cp.received[0].body).not.toHaveProperty("ingressVersion");
-    expect(cp.received[1].body.ingressVersion).toBe("v1");
-    expect(delivered).toEqual([table("v1")]);
+    expect(delivered[0]).toEqual(table("v1"));
+    expect(new Set(delivered.map((t) => t.version))).toEqual(new Set(["v1"]));
 
     current = "v2";
     await until(() => applied === "v2");
     await until(() => cp.received.at(-1)!.body.ingressVersion === "v2");
-    expect(delivered.map((t) => t.version)).toEqual(["v1", "v2"]);
+    expect([...new Set(delivered.map((t) => t.version))]).toEqual(["v1", "v2"]);
 
     // A table that fails to apply is logged, the beat still counts, and the next reply resends it.
     current = "v3";
     await until(() => delivered.filter((t) => t.version === "v3").length >= 2);
     expect(logs).toContain("heartbeat: ingress table v3 not applied: port 8080: EACCES");
     expect(logs.some((l) => l.startsWith("heartbeat failed"))).toBe(false);
+  });
+
+  it("keeps beating while a reply's table is applied, one at a time, and applies only the newest table that waited", async () => {
+    const table = (version: string): IngressTable => ({ version, ports: [] });
+    let current = "v1";
+    const cp = await controlPlane(() => {
+      const sent = cp.received.at(-1)!.body.ingressVersion;
+      return { status: 200, body: { nodeId: "n", heartbeatMs: 20, ...(sent === current ? {} : { ingress: table(current) }) } };
+    });
+    close = cp.close;
+    // An application that takes as long as the test says: iptables on a slow machine.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let applied: string | undefined;
+    const delivered: string[] = [];
+    let active = 0;
+    let mostActive = 0;
+    hb = startHeartbeats({
+      apiUrl: cp.url,
+      token: "t",
+      engineUrl: "https://198.18.0.2:2376",
+      intervalMs: 20,
+      listContainers: async () => [],
+      resources: { nanoCpus: 1, memoryBytes: 1 },
+      ingressVersion: () => applied,
+      watchIngress: false,
+      onIngress: async (t) => {
+        delivered.push(t.version);
+        mostActive = Math.max(mostActive, ++active);
+        await gate;
+        applied = t.version;
+        active--;
+      },
+    });
+    // The first table is being applied and beats go on at their pace, each getting it again.
+    await until(() => delivered.length === 1 && cp.received.length >= 5);
+    expect(cp.received.every((r) => r.body.ingressVersion === undefined)).toBe(true);
+    // A newer table meanwhile replaces the copies of v1 waiting.
+    current = "v2";
+    const seen = cp.received.length;
+    await until(() => cp.received.length >= seen + 3);
+    expect(delivered).toEqual(["v1"]);
+    release();
+    await until(() => cp.received.at(-1)!.body.ingressVersion === "v2");
+    expect(delivered).toEqual(["v1", "v2"]);
+    expect(mostActive).toBe(1);
   });
 
   it("long-polls GET /api/v1/nodes/ingress: a change arrives at once, not with the next beat", async () => {
@@ -321,9 +369,12 @@ describe("agent heartbeats", () => {
       // The kernel data plane would change this host's own iptables: tests use theirs in netns machines.
       { dataPlane: "proxy" },
     )!;
-    await until(() => cp.received.length >= 3);
+    // The proxy applies the first reply's table beside the beats; from then on they report it.
+    await until(() => cp.received.at(-1)?.body.ingressVersion === "v1");
+    const first = cp.received.findIndex((r) => r.body.ingressVersion === "v1");
+    await until(() => cp.received.length >= first + 3);
     expect(cp.received[0].body).not.toHaveProperty("ingressVersion");
-    expect(cp.received.slice(1).map((r) => r.body.ingressVersion)).toEqual(cp.received.slice(1).map(() => "v1"));
+    expect(cp.received.slice(first).map((r) => r.body.ingressVersion)).toEqual(cp.received.slice(first).map(() => "v1"));
     await hb.stop();
   });
 

@@ -135,6 +135,7 @@ export function heartbeatsFromEnv(
   const choosing = chooseDataPlane({ ...ingressSettings, dataPlane }, containers, log).then((plane) => (ingress = plane));
   choosing.catch((e: Error) => log(`ingress: FLOTILLA_INGRESS=kernel but ${e.message}; published ports are not served`));
   const envUrl = env.FLOTILLA_API_URL!;
+  let refreshing: Promise<void> | undefined;
   const heartbeats = startJoinedHeartbeats(credential, stateDir, {
     apiUrl: startingApiUrl(envUrl, stateDir),
     onApiUrls: (urls) => {
@@ -152,8 +153,13 @@ export function heartbeatsFromEnv(
     labels: parseNodeLabels(env.FLOTILLA_NODE_LABELS),
     listContainers: async () => {
       // Every beat also re-reads which tasks run here, so the kernel mesh drops a local task that
-      // stopped without waiting for the control plane's next table.
-      await ingress?.refresh().catch((e: Error) => log(`ingress: refresh failed: ${e.message}`));
+      // stopped without waiting for the control plane's next table. Not awaited, one at a time:
+      // a refresh waits behind the table being applied and runs iptables itself, seconds on a
+      // slow machine, and a beat held that long would read as the node gone silent.
+      refreshing ??= ingress
+        ?.refresh()
+        .catch((e: Error) => log(`ingress: refresh failed: ${e.message}`))
+        .finally(() => (refreshing = undefined));
       return containers.all().map(toHeartbeatContainer);
     },
     resources: { nanoCpus: facts.ncpu * 1_000_000_000, memoryBytes: facts.memTotal },

@@ -5,8 +5,12 @@
  * retried with exponential backoff (never faster than the interval, at most 60s apart); beats
  * never overlap. A container list that cannot be read skips the beat rather than report none,
  * which the control plane would take as every container gone. Each beat also carries the version
- * of the ingress table the agent serves; a reply with a different table delivers it (the beat
- * waits for it to be applied, so the next one reports the new version).
+ * of the ingress table the agent serves; a reply with a different table delivers it. The beat
+ * does not wait for a table to be applied: applying is iptables work that takes seconds on a slow
+ * machine (a TCG guest on a busy host), and a beat held that long reads as a node gone silent, so
+ * the control plane would declare it down and move its tasks away. Tables from replies are
+ * applied one at a time beside the beats, the newest waiting one replacing an older one; beats
+ * report the version in force, so until a table is applied the replies carry it again.
  */
 import { hostname as osHostname } from "node:os";
 import { parseReplicaUrls } from "@flotilla/core";
@@ -149,6 +153,8 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
   let timer: NodeJS.Timeout | undefined;
   let inFlight: Promise<BeatResult> | undefined;
   const controller = new AbortController();
+  const ingressApplier = options.onIngress ? newestTableApplier("ingress", options.onIngress, log) : undefined;
+  const networksApplier = options.onNetworks ? newestTableApplier("network", options.onNetworks, log) : undefined;
 
   async function send(): Promise<BeatResult> {
     let containers: HeartbeatContainer[];
@@ -225,22 +231,13 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
     } catch {
       return { ok: false, status: res.status, error: "reply is not JSON" };
     }
-    if (ingress && options.onIngress) {
-      // Not a failed beat: the control plane heard us. The version stays the old one, so the
-      // next reply carries the table again.
-      try {
-        await options.onIngress(ingress);
-      } catch (e) {
-        log(`heartbeat: ingress table ${String(ingress.version)} not applied: ${(e as Error).message}`);
-      }
-    }
-    if (networks !== undefined && options.onNetworks) {
-      try {
-        await options.onNetworks(networks);
-      } catch (e) {
-        log(`heartbeat: network table ${String((networks as { version?: unknown }).version)} not applied: ${(e as Error).message}`);
-      }
-    }
+    // Not awaited: see the module comment. A table that fails to apply is logged by the applier;
+    // the version stays the old one, so the next reply carries the table again. A reply to a beat
+    // sent before the table in force was applied may carry that very table: nothing to do then.
+    if (ingress && ingress.version !== options.ingressVersion?.()) ingressApplier?.offer(ingress);
+    const replyNetworksVersion = (networks as { version?: unknown } | null | undefined)?.version;
+    if (networks !== undefined && (replyNetworksVersion === undefined || replyNetworksVersion !== options.networksVersion?.()))
+      networksApplier?.offer(networks);
     return { ok: true, status: res.status };
   }
 
@@ -323,8 +320,59 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
       if (timer) clearTimeout(timer);
       controller.abort(new Error("heartbeats stopped"));
       await inFlight?.catch(() => undefined);
+      // A table being applied finishes first (the caller closes the data plane after stop()).
+      await ingressApplier?.stop();
+      await networksApplier?.stop();
       await watching;
       await watchingNetworks;
+    },
+  };
+}
+
+/** Applies tables one at a time, off the caller's path. */
+export interface TableApplier<T> {
+  /** Applies `table` once the one being applied is done; replaces a table still waiting. */
+  offer(table: T): void;
+  /** Drops a waiting table and resolves when the one being applied is done. */
+  stop(): Promise<void>;
+}
+
+/**
+ * An applier of `what` tables (for log lines: "ingress", "network"): one application at a time,
+ * and of the tables offered meanwhile only the last waits, since each table is whole and a newer
+ * one supersedes it. So a data plane slower than the beats costs at most one waiting table.
+ */
+export function newestTableApplier<T>(
+  what: string,
+  apply: (table: T) => void | Promise<void>,
+  log: (message: string) => void,
+): TableApplier<T> {
+  let waiting: { table: T } | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  async function drain(): Promise<void> {
+    for (let next = waiting; next && !stopped; next = waiting) {
+      waiting = undefined;
+      try {
+        await apply(next.table);
+      } catch (e) {
+        log(
+          `heartbeat: ${what} table ${String((next.table as { version?: unknown } | null)?.version)} not applied: ${(e as Error).message}`,
+        );
+      }
+    }
+    running = undefined;
+  }
+  return {
+    offer(table) {
+      if (stopped) return;
+      waiting = { table };
+      running ??= drain();
+    },
+    async stop() {
+      stopped = true;
+      waiting = undefined;
+      await running;
     },
   };
 }
