@@ -46,6 +46,15 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
+/** A node with nothing running, beating to `apiUrl`; each test adds the options it looks at. */
+const idleNode = (apiUrl: string) => ({
+  apiUrl,
+  token: "t",
+  engineUrl: "https://198.18.0.2:2376",
+  listContainers: async (): Promise<HeartbeatContainer[]> => [],
+  resources: { nanoCpus: 1, memoryBytes: 1 },
+});
+
 describe("agent heartbeats", () => {
   let hb: Heartbeats | undefined;
   let close: (() => Promise<void>) | undefined;
@@ -100,12 +109,8 @@ describe("agent heartbeats", () => {
     close = cp.close;
     const logs: string[] = [];
     hb = startHeartbeats({
-      apiUrl: cp.url,
-      token: "t",
-      engineUrl: "https://198.18.0.2:2376",
+      ...idleNode(cp.url),
       intervalMs: 20,
-      listContainers: async () => [],
-      resources: { nanoCpus: 1, memoryBytes: 1 },
       log: (m) => logs.push(m),
     });
     await until(() => cp.received.length >= 6);
@@ -152,12 +157,8 @@ describe("agent heartbeats", () => {
     const delivered: IngressTable[] = [];
     const logs: string[] = [];
     hb = startHeartbeats({
-      apiUrl: cp.url,
-      token: "t",
-      engineUrl: "https://198.18.0.2:2376",
+      ...idleNode(cp.url),
       intervalMs: 20,
-      listContainers: async () => [],
-      resources: { nanoCpus: 1, memoryBytes: 1 },
       log: (m) => logs.push(m),
       ingressVersion: () => applied,
       // Heartbeat replies alone here; the long poll has its own test.
@@ -204,12 +205,8 @@ describe("agent heartbeats", () => {
     let active = 0;
     let mostActive = 0;
     hb = startHeartbeats({
-      apiUrl: cp.url,
-      token: "t",
-      engineUrl: "https://198.18.0.2:2376",
+      ...idleNode(cp.url),
       intervalMs: 20,
-      listContainers: async () => [],
-      resources: { nanoCpus: 1, memoryBytes: 1 },
       ingressVersion: () => applied,
       watchIngress: false,
       onIngress: async (t) => {
@@ -256,13 +253,9 @@ describe("agent heartbeats", () => {
     };
     let applied: string | undefined;
     hb = startHeartbeats({
-      apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      token: "t",
-      engineUrl: "https://198.18.0.2:2376",
+      ...idleNode(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
       // No beat after the first within the test: tables come by the poll.
       intervalMs: 60_000,
-      listContainers: async () => [],
-      resources: { nanoCpus: 1, memoryBytes: 1 },
       ingressVersion: () => applied,
       onIngress: async (t) => {
         applied = t.version;
@@ -314,12 +307,8 @@ describe("agent heartbeats", () => {
     const applied: string[] = [];
     const start = (watchNetworks: boolean) =>
       startHeartbeats({
-        apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        token: "t",
-        engineUrl: "https://198.18.0.2:2376",
+        ...idleNode(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
         intervalMs: 60_000,
-        listContainers: async () => [],
-        resources: { nanoCpus: 1, memoryBytes: 1 },
         networksVersion: () => applied.at(-1),
         onNetworks: async (t) => {
           applied.push((t as { version: string }).version);
@@ -491,13 +480,9 @@ describe("heartbeat retries", () => {
   it("take the control plane's cap from its reply: its recovery grace counts on it", async () => {
     const cp = await controlPlane(() => ({ status: 200, body: { nodeId: "n", heartbeatMs: 20, maxBackoffMs: 2000 } }));
     const hb = startHeartbeats({
-      apiUrl: cp.url,
-      token: "t",
-      engineUrl: "https://198.18.0.2:2376",
+      ...idleNode(cp.url),
       intervalMs: 20,
       maxBackoffMs: 60_000,
-      listContainers: async () => [],
-      resources: { nanoCpus: 1, memoryBytes: 1 },
     });
     try {
       expect(hb.maxBackoffMs).toBe(60_000);
