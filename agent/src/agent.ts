@@ -16,6 +16,7 @@ import { upgradeHandler } from "./api/attach";
 import { registerBuildRoutes } from "./api/build.routes";
 import { ClientAllowFile, ClientGate } from "./api/client-allow";
 import { registerContainerRoutes } from "./api/containers.routes";
+import { registerLaunchRoutes } from "./api/launch.routes";
 import { registerImageTransferRoutes } from "./api/image-transfer.routes";
 import { registerContainerOpsRoutes } from "./api/container-ops.routes";
 import { registerArchiveRoutes } from "./api/archive.routes";
@@ -179,6 +180,7 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
   });
   registerImageRoutes(router, { images, containers, events });
   registerContainerRoutes(router, { containers, images, volumes });
+  registerLaunchRoutes(router, { containers });
   registerVolumeRoutes(router, { volumes, containers, events });
   registerNetworkRoutes(router, { network, containers, events, started: new Date().toISOString() });
   const builder = new Builder({

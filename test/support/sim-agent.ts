@@ -1,7 +1,8 @@
 // A simulated agent: an in-process HTTP server speaking the Engine API surface engine-client
-// uses (ping, images/create, containers create/start/stop/kill/delete/json/inspect/logs), which
-// only records containers — nothing runs — plus the heartbeat loop a real agent runs. Many of
-// them fit in one test process, so tests and the control-plane bench can run many nodes.
+// uses (ping, images/create, containers create/start/stop/kill/delete/json/inspect/logs, and
+// Flotilla's launch batch), which only records containers — nothing runs — plus the heartbeat
+// loop a real agent runs. Many of them fit in one test process, so tests and the control-plane
+// bench can run many nodes.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { randomBytes } from "node:crypto";
 import { muxFrame } from "@flotilla/engine-client";
@@ -23,6 +24,15 @@ export interface SimContainer {
   ports: Record<string, { HostIp: string; HostPort: string }[]>;
   /** The create call's NetworkingConfig (overlay attachments), as sent. */
   networking?: unknown;
+}
+
+/** The fields of a create body the simulated engine records. */
+interface SimCreateBody {
+  Image: string;
+  Labels?: Record<string, string>;
+  Env?: string[];
+  HostConfig?: { Memory?: number; PortBindings?: Record<string, { HostPort?: string }[]> };
+  NetworkingConfig?: unknown;
 }
 
 /** The routing mesh's table as the control plane last sent it. */
@@ -48,6 +58,8 @@ export interface SimAgentOptions {
   images?: string[];
   /** The loopback address the engine listens on (default 127.0.0.1): distinct nodes, distinct addresses. */
   bindAddress?: string;
+  /** false: an agent from before launch batches (the route answers 404). Default true. */
+  launchBatches?: boolean;
 }
 
 // Simulated nodes all live at 127.0.0.1: dynamic host ports are unique per process, as they
@@ -184,6 +196,36 @@ export class SimAgent {
     }
   }
 
+  /** Records a container as create does; with `adopt`, a name already taken is that container (a launch batch). */
+  private create(name: string, b: SimCreateBody, adopt = false): { id: string } | { status: number; message: string } {
+    const ports = Object.fromEntries(
+      Object.entries(b.HostConfig?.PortBindings ?? {}).map(([key, [binding]]) => [
+        key,
+        [{ HostIp: "0.0.0.0", HostPort: binding?.HostPort || String(nextDynamicPort++) }],
+      ]),
+    );
+    const image = b.Image.includes(":") ? b.Image : `${b.Image}:latest`;
+    if (!this.images.has(image)) return { status: 404, message: `No such image: ${image}` };
+    const taken = this.find(name);
+    if (taken && adopt) return { id: taken.id };
+    if (taken) return { status: 409, message: `Conflict. The container name "/${name}" is already in use` };
+    const id = randomBytes(32).toString("hex");
+    this.containers.set(id, {
+      id,
+      name,
+      image,
+      labels: b.Labels ?? {},
+      state: "created",
+      exitCode: 0,
+      oomKilled: false,
+      env: b.Env ?? [],
+      memory: b.HostConfig?.Memory ?? 0,
+      ports,
+      ...(b.NetworkingConfig !== undefined ? { networking: b.NetworkingConfig } : {}),
+    });
+    return { id };
+  }
+
   private find(ref: string): SimContainer | undefined {
     return this.containers.get(ref) ?? [...this.containers.values()].find((c) => c.name === ref || c.id.startsWith(ref));
   }
@@ -191,7 +233,7 @@ export class SimAgent {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const u = new URL(req.url ?? "/", "http://sim");
     const path = u.pathname.replace(/^\/v\d+\.\d+/, "");
-    this.calls.push(`${req.method} ${path.replace(/\/containers\/(?!create$|json$)[^/]+/, "/containers/{id}")}`);
+    this.calls.push(`${req.method} ${path.replace(/^\/containers\/(?!create$|json$)[^/]+/, "/containers/{id}")}`);
     const body = req.method === "POST" ? await readJson(req) : undefined;
     if (path === "/_ping") return void res.end("OK");
     if (req.method === "POST" && path === "/images/create") {
@@ -201,39 +243,19 @@ export class SimAgent {
       return void res.end(JSON.stringify({ status: `Downloaded ${image}` }) + "\n");
     }
     if (req.method === "POST" && path === "/containers/create") {
-      const b = body as {
-        Image: string;
-        Labels?: Record<string, string>;
-        Env?: string[];
-        HostConfig?: { Memory?: number; PortBindings?: Record<string, { HostPort?: string }[]> };
-        NetworkingConfig?: unknown;
-      };
-      const ports = Object.fromEntries(
-        Object.entries(b.HostConfig?.PortBindings ?? {}).map(([key, [binding]]) => [
-          key,
-          [{ HostIp: "0.0.0.0", HostPort: binding?.HostPort || String(nextDynamicPort++) }],
-        ]),
-      );
-      const image = b.Image.includes(":") ? b.Image : `${b.Image}:latest`;
-      if (!this.images.has(image)) return send(res, 404, { message: `No such image: ${image}` });
-      const name = u.searchParams.get("name") ?? randomBytes(6).toString("hex");
-      if (this.find(name)) return send(res, 409, { message: `Conflict. The container name "/${name}" is already in use` });
-      const id = randomBytes(32).toString("hex");
-      const c: SimContainer = {
-        id,
-        name,
-        image,
-        labels: b.Labels ?? {},
-        state: "created",
-        exitCode: 0,
-        oomKilled: false,
-        env: b.Env ?? [],
-        memory: b.HostConfig?.Memory ?? 0,
-        ports,
-        ...(b.NetworkingConfig !== undefined ? { networking: b.NetworkingConfig } : {}),
-      };
-      this.containers.set(id, c);
-      return send(res, 201, { Id: id, Warnings: [] });
+      const r = this.create(u.searchParams.get("name") ?? randomBytes(6).toString("hex"), body as SimCreateBody);
+      return "message" in r ? send(res, r.status, { message: r.message }) : send(res, 201, { Id: r.id, Warnings: [] });
+    }
+    if (req.method === "POST" && path === "/flotilla/containers/launch" && this.opts.launchBatches !== false) {
+      const launches = (body as { Launches: { Name: string; Config: SimCreateBody }[] }).Launches;
+      const results = launches.map(({ Name, Config }) => {
+        const r = this.create(Name, Config, true);
+        if ("message" in r) return { Name, Status: r.status, Message: r.message };
+        const c = this.containers.get(r.id)!;
+        if (c.state !== "running") Object.assign(c, { state: "running", startedAt: new Date().toISOString(), finishedAt: undefined });
+        return { Name, Id: c.id, Ports: c.ports };
+      });
+      return send(res, 200, { Results: results });
     }
     if (req.method === "GET" && path === "/containers/json") {
       const filters = JSON.parse(u.searchParams.get("filters") ?? "{}") as { label?: string[] };

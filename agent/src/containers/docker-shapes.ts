@@ -56,7 +56,7 @@ function livePorts(c: ContainerRecord): PortBinding[] {
 }
 
 /** NetworkSettings.Ports: every exposed port, with its host bindings while running. */
-function portsMap(c: ContainerRecord): Record<string, Array<{ HostIp: string; HostPort: string }> | null> {
+export function portsMap(c: ContainerRecord): Record<string, Array<{ HostIp: string; HostPort: string }> | null> {
   const out: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
   if (c.networkMode === "host" || c.networkMode === "none") return out;
   for (const key of Object.keys(c.config.ExposedPorts ?? {})) out[key] = null;

@@ -9,7 +9,8 @@
 // BENCH_GIVE_UP_MS (default 10× the goal): past it the figures are reported anyway, allRunningMs null
 // and runningAtGiveUp saying how far it got.
 //
-// Runs the *built* API (`node apps/api/dist/main.js`): tsx does not emit the decorator metadata
+// Runs the *built* API (`node apps/api/dist/main.js`), as an API process and a worker process
+// (BENCH_LAYOUT=all: one process with both roles): tsx does not emit the decorator metadata
 // NestJS needs. Postgres and Redis are the integration tests' stack (started if needed).
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
@@ -45,6 +46,8 @@ const REGISTER_CONCURRENCY = 50;
 const GIVE_UP_MS = count("BENCH_GIVE_UP_MS", process.env.BENCH_GIVE_UP_MS, 10 * GOAL_MS);
 // Extra node options for the spawned API, e.g. BENCH_API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
 const API_NODE_ARGS = (process.env.BENCH_API_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
+const LAYOUT = process.env.BENCH_LAYOUT ?? "split";
+if (LAYOUT !== "split" && LAYOUT !== "all") throw new Error(`invalid BENCH_LAYOUT: split or all (got '${LAYOUT}')`);
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -65,27 +68,37 @@ async function main(): Promise<void> {
   const port = await freePort();
   const configDir = mkdtempSync(join(tmpdir(), "flotilla-bench-"));
   const url = `http://127.0.0.1:${port}`;
-  const api: ChildProcess = spawn(process.execPath, [...API_NODE_ARGS, join(repoRoot, "apps/api/dist/main.js"), "all"], {
-    env: {
-      ...process.env,
-      DATABASE_URL: adminUrl(db),
-      REDIS_URL: redisUrl(),
-      FLOTILLA_PORT: String(port),
-      FLOTILLA_CONFIG_DIR: configDir,
-      FLOTILLA_QUEUE_PREFIX: `bench${randomBytes(3).toString("hex")}`,
-      FLOTILLA_HEARTBEAT_MS: String(HEARTBEAT_MS),
-      FLOTILLA_LOG_LEVEL: process.env.FLOTILLA_LOG_LEVEL ?? "warn",
-    },
-    // The API logs to our stderr: stdout carries only the figures, the JSON last.
-    stdio: ["ignore", process.stderr, "inherit"],
-    // Its own process group: a signal meant for the bench's terminal does not reach it first.
-    detached: true,
-  });
+  const env = {
+    ...process.env,
+    DATABASE_URL: adminUrl(db),
+    REDIS_URL: redisUrl(),
+    FLOTILLA_PORT: String(port),
+    FLOTILLA_CONFIG_DIR: configDir,
+    FLOTILLA_QUEUE_PREFIX: `bench${randomBytes(3).toString("hex")}`,
+    FLOTILLA_HEARTBEAT_MS: String(HEARTBEAT_MS),
+    FLOTILLA_LOG_LEVEL: process.env.FLOTILLA_LOG_LEVEL ?? "warn",
+  };
+  const spawnRole = (role: string): ChildProcess =>
+    spawn(process.execPath, [...API_NODE_ARGS, join(repoRoot, "apps/api/dist/main.js"), role], {
+      env,
+      // The API logs to our stderr: stdout carries only the figures, the JSON last.
+      stdio: ["ignore", process.stderr, "inherit"],
+      // Its own process group: a signal meant for the bench's terminal does not reach it first.
+      detached: true,
+    });
+  // The production layout: the API (requests, heartbeats) and a worker (reconcile, dispatch) in
+  // their own processes, so listings and heartbeats do not wait behind dispatch. BENCH_LAYOUT=all
+  // runs both roles in one process, as `./setup.sh start` does.
+  const api = spawnRole(LAYOUT === "all" ? "all" : "api");
+  const processes = [api];
   const agents: SimAgent[] = [];
   try {
     // The first start writes the admin token just after it starts listening.
     for (let i = 0; i < 150 && !existsSync(join(configDir, "config.json")); i++) await new Promise((r) => setTimeout(r, 200));
     const token = (JSON.parse(readFileSync(join(configDir, "config.json"), "utf8")) as { token: string }).token;
+    // The worker once the API wrote the shared configuration (the secrets key, the CA) it reads.
+    const worker = LAYOUT === "all" ? undefined : spawnRole("worker");
+    if (worker) processes.push(worker);
     const call = async (method: string, path: string, body?: unknown) => {
       const res = await fetch(url + path, {
         method,
@@ -143,6 +156,7 @@ async function main(): Promise<void> {
 
     t0 = Date.now();
     const cpu0 = cpuSeconds(api.pid);
+    const workerCpu0 = cpuSeconds(processes[1]?.pid);
     const beatsBefore = new Map(agents.map((a) => [a, a.heartbeatMs.length]));
     // The simulated agents live in this process: its own event-loop delay is part of every
     // latency measured here, and tells the API's share from the load generator's.
@@ -159,13 +173,22 @@ async function main(): Promise<void> {
         resources: { reservations: { memoryBytes: 16 * 1024 ** 2 } },
       });
     }
+    console.error(`${SERVICES} services created in ${Date.now() - t0} ms`);
+    const progress = new pg.Client({ connectionString: adminUrl(db) });
+    await progress.connect();
     let last = "";
     let running = 0;
     let gaveUp = false;
     for (;;) {
       const list = (await call("GET", "/api/v1/services").catch(() => [])) as { running: number; desired: number }[];
       running = list.reduce((n, s) => n + s.running, 0);
-      const line = `${Math.round((Date.now() - t0) / 1000)}s: ${running}/${REPLICAS} running`;
+      // Where the rest are (from Postgres): tells a slow reconcile from a slow dispatch.
+      const states = (
+        await progress.query<{ state: string; n: number }>(
+          `SELECT state::text, count(*)::int AS n FROM "Task" WHERE state <> 'RUNNING' GROUP BY 1`,
+        )
+      ).rows;
+      const line = `${Math.round((Date.now() - t0) / 1000)}s: ${running}/${REPLICAS} running ${states.map((r) => `${r.state} ${r.n}`).join(", ")}`;
       if (line !== last) console.error(line);
       last = line;
       if (running >= REPLICAS) break;
@@ -178,7 +201,9 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 1000));
     }
     const elapsed = Date.now() - t0;
+    await progress.end();
     const apiCpuS = Math.round((cpuSeconds(api.pid) - cpu0) * 10) / 10;
+    const workerCpuS = processes[1] ? Math.round((cpuSeconds(processes[1].pid) - workerCpu0) * 10) / 10 : null;
     probing = false;
     await probe;
     const containers = agents.reduce((n, a) => n + a.running().length, 0);
@@ -206,8 +231,11 @@ async function main(): Promise<void> {
         duplicates: Math.max(0, containers - REPLICAS),
         nodesMarkedDown: markedDown,
         nodesNotReadyAtEnd: nodeList.filter((n) => n.status !== "ready").length,
-        // The API process's CPU time while it converged: near allRunningMs means it was CPU-bound.
+        layout: LAYOUT,
+        // The API process's CPU time while it converged (with BENCH_LAYOUT=all, the worker's too);
+        // near allRunningMs means it was CPU-bound.
         apiCpuS,
+        workerCpuS,
         apiFailures: failures.length,
         firstFailure: failures[0],
         registerMs,
@@ -227,11 +255,14 @@ async function main(): Promise<void> {
   } finally {
     // The API first: agents gone before it would look like a cluster-wide outage to it, and it
     // would spend its shutdown orphaning and rescheduling every task.
-    if (api.exitCode === null && api.signalCode === null) {
-      const exited = new Promise((r) => api.once("exit", r));
-      api.kill("SIGTERM");
-      await exited;
-    }
+    await Promise.all(
+      processes.map(async (p) => {
+        if (p.exitCode !== null || p.signalCode !== null) return;
+        const exited = new Promise((r) => p.once("exit", r));
+        p.kill("SIGTERM");
+        await exited;
+      }),
+    );
     await Promise.all(agents.map((a) => a.stop()));
     await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
     await admin.end();

@@ -18,6 +18,7 @@ import { TokensService } from "./tokens/tokens.service";
 import { systemClock } from "@flotilla/core";
 import { CLOCK } from "./common/clock";
 import { DispatchService } from "./dispatch/dispatch.service";
+import { DispatchBatches } from "./dispatch/dispatch-batches";
 import { TaskValuesService } from "./dispatch/task-values";
 import { TaskLogs } from "./dispatch/task-logs";
 import { ControlPlaneHealth } from "./health/control-plane-health";
@@ -148,6 +149,7 @@ export class HttpModule {}
     ReconcileService,
     AutoRebalanceService,
     DispatchService,
+    DispatchBatches,
     TaskValuesService,
     TaskLogs,
     NodeMonitorService,

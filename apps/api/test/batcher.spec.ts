@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Batcher } from "../src/heartbeats/batcher";
+import { Batcher } from "../src/common/batcher";
 
 /** A batch function whose batches finish when the test says so. */
 function controlled() {

@@ -1,6 +1,7 @@
 // The batched paths at a size where batching happens: many agents beating at once (their touches
-// share statements), and a service wider than one dispatch chunk (outcomes recorded chunk by
-// chunk while launches continue).
+// share statements), a service wider than one launch batch (outcomes recorded batch by batch
+// while launches continue), and the agents a launch batch cannot serve as it is: one from before
+// batches, one without the image.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrismaService } from "../src/database/prisma.service";
 import type { TestApi } from "./support";
@@ -40,6 +41,15 @@ describe("dispatch and heartbeats at scale", () => {
     expect(events.length).toBe(600);
     expect(events.every((e) => e.n === 1)).toBe(true);
 
+    // A node's containers went a batch per request: none was created alone, and no node got a
+    // request per container (25 each).
+    for (const a of agents) {
+      expect(a.calls.filter((c) => c === "POST /containers/create")).toEqual([]);
+      const launches = a.calls.filter((c) => c === "POST /flotilla/containers/launch").length;
+      expect(launches).toBeGreaterThan(0);
+      expect(launches).toBeLessThan(a.running().length);
+    }
+
     // Every agent's beats went through the shared statements and kept its node ready.
     const nodes = await getJson<{ hostname: string; status: string }[]>(api, "/api/v1/nodes");
     expect(nodes.filter((n) => n.hostname.startsWith("wide-")).every((n) => n.status === "ready")).toBe(true);
@@ -68,5 +78,36 @@ describe("dispatch and heartbeats at scale", () => {
         .map((b) => b.port)
         .sort(),
     ).toEqual(published.sort());
+  });
+
+  it("launches one by one on an agent from before launch batches", async () => {
+    const [old] = await simNodes(api, 1, { prefix: "old", launchBatches: false, labels: { era: "old" } });
+    agents.push(old);
+    const res = await send(api, "POST", "/api/v1/services", {
+      name: "old-agent",
+      image: "busybox",
+      replicas: 3,
+      placement: { constraints: ["node.labels.era == old"] },
+    });
+    expect(res.status).toBe(201);
+    await converged(api, "old-agent", 3);
+    expect(old.running()).toHaveLength(3);
+    expect(old.calls.filter((c) => c === "POST /containers/create")).toHaveLength(3);
+  });
+
+  it("pulls an image the agent lacks once, then launches the batch's containers", async () => {
+    const [bare] = await simNodes(api, 1, { prefix: "bare", images: [], labels: { disk: "empty" } });
+    agents.push(bare);
+    const res = await send(api, "POST", "/api/v1/services", {
+      name: "fresh-image",
+      image: "nginx",
+      replicas: 4,
+      placement: { constraints: ["node.labels.disk == empty"] },
+    });
+    expect(res.status).toBe(201);
+    await converged(api, "fresh-image", 4);
+    expect(bare.running()).toHaveLength(4);
+    expect(bare.calls.filter((c) => c === "POST /images/create")).toHaveLength(1);
+    expect(bare.calls.filter((c) => c === "POST /containers/create")).toEqual([]);
   });
 });

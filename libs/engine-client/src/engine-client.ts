@@ -4,7 +4,7 @@ import http from "node:http";
 import https from "node:https";
 import { LogDemuxer } from "./demux";
 import { EngineConflictError, EngineNotFoundError, EngineUnreachableError, engineError } from "./errors";
-import type { ContainerCreateBody, ContainerInspect, ContainerSummary, EngineClientOptions, LogChunk } from "./types";
+import type { ContainerCreateBody, ContainerInspect, ContainerSummary, EngineClientOptions, LaunchResult, LogChunk } from "./types";
 
 interface Target {
   readonly transport: typeof http | typeof https;
@@ -106,6 +106,32 @@ export class EngineClient {
       if (!(e instanceof EngineNotFoundError)) throw e;
       await this.pullImage(body.Image, registryAuth);
       return (await send()).Id;
+    }
+  }
+
+  /**
+   * Creates and starts many containers in one request (Flotilla agents only; see LaunchRequest).
+   * `null` when the agent does not offer it (an older agent): the caller launches one by one.
+   * Per-container failures come back as results; only an unreachable agent or a failed request
+   * as a whole throws.
+   */
+  async launchContainers(launches: readonly { name: string; body: ContainerCreateBody }[]): Promise<LaunchResult[] | null> {
+    const op = `launch ${launches.length} containers`;
+    try {
+      const { Results } = await this.json<{ Results: LaunchResult[] }>(op, "POST", "/flotilla/containers/launch", {
+        Launches: launches.map((l) => ({ Name: l.name, Config: l.body })),
+      });
+      if (!Array.isArray(Results) || Results.length !== launches.length)
+        throw engineError(
+          op,
+          502,
+          `the agent answered ${Array.isArray(Results) ? Results.length : "no"} results for ${launches.length} launches`,
+        );
+      return Results;
+    } catch (e) {
+      // The route itself is unknown: an agent from before batches.
+      if (e instanceof EngineNotFoundError) return null;
+      throw e;
     }
   }
 

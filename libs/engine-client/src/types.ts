@@ -112,3 +112,36 @@ export interface LogChunk {
   readonly stream: "stdout" | "stderr";
   readonly data: Buffer;
 }
+
+/**
+ * Flotilla agents only (`POST /flotilla/containers/launch`): many task containers created and
+ * started in one request, so a node's dispatch is one round trip instead of three per task.
+ * Creation is idempotent by name: a container already named so (an earlier attempt's) is the
+ * one started and reported, as when a launch is taken over after an unanswered request.
+ */
+export interface LaunchRequest {
+  Launches: { Name: string; Config: ContainerCreateBody }[];
+}
+
+/** What a launch batch says of each container, in the request's order. */
+export type LaunchResult =
+  | {
+      Name: string;
+      Id: string;
+      /** The health check's status right after the start; absent without a health check. */
+      Health?: "starting" | "healthy" | "unhealthy";
+      Ports?: NonNullable<ContainerInspect["NetworkSettings"]>["Ports"];
+    }
+  | {
+      Name: string;
+      /** The HTTP status the single call would have answered (404: no such image; 400: invalid). */
+      Status: number;
+      Message: string;
+      /** The container exists (created, not started): its id, so a retry starts the same one. */
+      Id?: string;
+    };
+
+/** Whether a launch result is a failure. */
+export function launchFailed(r: LaunchResult): r is Extract<LaunchResult, { Status: number }> {
+  return "Status" in r;
+}

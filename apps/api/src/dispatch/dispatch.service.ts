@@ -1,7 +1,8 @@
 // Dispatch: makes one node's agent do what the task rows say, as its own deduplicated job per
-// node (QUEUE.dispatch): ASSIGNED tasks are claimed and started, tasks the orchestrator stopped
-// are stopped (grace period, then kill) and removed; a "remove" job removes containers no task
-// wants (a removed service's, strays). Reconcile only asks for these jobs and never waits on
+// node (QUEUE.dispatch; jobs running at once share their statements, DispatchBatches, and a
+// node's containers are launched a batch per request): ASSIGNED tasks are claimed and started,
+// tasks the orchestrator stopped are stopped (grace period, then kill) and removed; a "remove"
+// job removes containers no task wants (a removed service's, strays). Reconcile only asks for these jobs and never waits on
 // them, so an agent that does not answer holds up its own node's job and nothing else: each call
 // has the engine client's timeout, and after one failure to reach the agent the rest of that
 // job's calls fail at once instead of each waiting out its own timeout. A launch the agent did
@@ -20,39 +21,27 @@ import type { Job } from "bullmq";
 import { CLOCK } from "../common/clock";
 import { PrismaService } from "../database/prisma.service";
 import { NODE_COLUMNS, nodeRow } from "../database/node-rows";
-import { TASK_COLUMNS } from "../database/task-rows";
 import { EventsService } from "../events/events.service";
 import type { Task as TaskRow } from "../generated/prisma/client";
 import { JobHandlers } from "../queues/job-handlers";
 import { QUEUE, type DispatchJob, type DispatchPart, type RemoveContainersJob } from "../queues/queue-names";
 import { QueuesService } from "../queues/queues.service";
-import { ACTIVE_STATES, toCoreTask } from "../services/mapping";
+import { toCoreTask } from "../services/mapping";
 import { ServicesRepository } from "../services/services.repository";
-import { TasksRepository, type LaunchOutcome } from "../tasks/tasks.repository";
-import { AgentCalls, refSpec, type AgentRef, type ServiceRef } from "./agent-calls";
+import { TasksRepository } from "../tasks/tasks.repository";
+import { AgentCalls, inParallel, refSpec, type AgentRef, type ServiceRef } from "./agent-calls";
+import { DispatchBatches } from "./dispatch-batches";
 import { EngineClients } from "./engine-clients";
 import { TaskValuesService } from "./task-values";
 import { TaskLogs } from "./task-logs";
 import { NetworksRepository } from "../networks/networks.repository";
 import type { BodyAttachment } from "./container-body";
-import { nodeStatusSql } from "../database/sql";
 
 export { STALE_CLAIM_MS };
 export type { AgentRef };
 export { containerBody, ingressEndpoints } from "./container-body";
 // Calls to one agent in flight at once; nodes in flight at once is the queue's concurrency.
 const PER_AGENT = 8;
-// Launch outcomes recorded per statement.
-const RECORD_CHUNK = 16;
-
-/** Runs `fn` over items with at most `parallel` in flight. */
-async function inBatches<T>(items: readonly T[], fn: (t: T) => Promise<void>, parallel: number): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(parallel, items.length) }, worker));
-}
 
 @Injectable()
 export class DispatchService implements OnModuleInit {
@@ -69,6 +58,7 @@ export class DispatchService implements OnModuleInit {
     private readonly values: TaskValuesService,
     private readonly taskLogs: TaskLogs,
     private readonly networks: NetworksRepository,
+    private readonly batches: DispatchBatches,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
@@ -82,17 +72,9 @@ export class DispatchService implements OnModuleInit {
 
   /** One node's dispatch: start what is assigned there, stop what is no longer wanted (or only one `part` of that). */
   async runNode(nodeId: string, part?: DispatchPart): Promise<{ started: number; stopped: number; rejected: number }> {
-    // The node (if ready) and its active tasks in one statement: a LEFT JOIN, so a node without
-    // tasks is one row with a null task.
-    const read = await this.prisma.sql.query<TaskRow & { nodeHostname: string; nodeEngineUrl: string | null }>(
-      `SELECT n.hostname AS "nodeHostname", n."engineUrl" AS "nodeEngineUrl", ${TASK_COLUMNS}
-       FROM "Node" n LEFT JOIN "Task" t ON t."nodeId" = n.id AND t.state = ANY($2::"TaskState"[])
-       WHERE n.id = $1::uuid AND n.status = ${nodeStatusSql("ready")}`,
-      [nodeId, [...ACTIVE_STATES]],
-    );
-    if (read.length === 0) return { started: 0, stopped: 0, rejected: 0 };
-    const node: AgentRef = { hostname: read[0].nodeHostname, engineUrl: read[0].nodeEngineUrl };
-    const rows: TaskRow[] = read.filter((r) => r.id !== null).map(({ nodeHostname: _h, nodeEngineUrl: _u, ...t }) => t);
+    const read = await this.batches.node(nodeId);
+    if (!read) return { started: 0, stopped: 0, rejected: 0 };
+    const { node, tasks: rows } = read;
     const byId = new Map(rows.map((t) => [t.id, t]));
     const all = dispatchWork(
       rows.map((t) => ({ task: toCoreTask(t), containerId: t.containerId })),
@@ -100,7 +82,7 @@ export class DispatchService implements OnModuleInit {
     );
     const work = { start: part === "stop" ? [] : all.start, stop: part === "start" ? [] : all.stop };
     const agent = new AgentCalls(node, this.engines);
-    const services = await this.loadServices([...work.start, ...work.stop].map((w) => w.task.serviceId));
+    const services = await this.batches.serviceRefs([...new Set([...work.start, ...work.stop].map((w) => w.task.serviceId))]);
     const launched = await this.startAll(
       agent,
       work.start.map((w) => byId.get(w.task.id)!),
@@ -121,7 +103,7 @@ export class DispatchService implements OnModuleInit {
 
   /**
    * Claims the tasks (only one dispatcher wins each), launches them on the agent, and records
-   * the outcomes a chunk at a time as they come. Returns per service how many started/failed.
+   * the outcomes a batch at a time as they come. Returns per service how many started/failed.
    */
   private async startAll(
     agent: AgentCalls,
@@ -130,36 +112,22 @@ export class DispatchService implements OnModuleInit {
   ): Promise<Map<string, { started: number; rejected: number }>> {
     const counts = new Map<string, { started: number; rejected: number }>();
     if (tasks.length === 0) return counts;
-    const now = this.clock.now();
-    const mine = await this.tasks.claim(
-      tasks.map((t) => t.id),
-      now,
-      now - STALE_CLAIM_MS,
-    );
-    let chunk: LaunchOutcome[] = [];
-    const flush = async () => {
-      const batch = chunk;
-      chunk = [];
-      await this.events.publish(await this.tasks.recordLaunches(batch, this.clock.now()));
-    };
+    const mine = await this.batches.claim(tasks.map((t) => t.id));
     const values = this.values.loader();
-    await inBatches(
-      tasks.filter((t) => mine.has(t.id) && services.has(t.serviceId)),
-      async (task) => {
-        const service = services.get(task.serviceId)!;
-        const outcome = await agent.launch(service, task, values, (spec) => this.attach(task, spec));
-        // Unanswered: nothing to record yet (see AgentCalls.launch).
-        if (outcome.unanswered) return;
-        const c = counts.get(task.serviceId) ?? { started: 0, rejected: 0 };
-        if (outcome.containerId) c.started++;
-        else c.rejected++;
-        counts.set(task.serviceId, c);
-        chunk.push(outcome);
-        if (chunk.length >= RECORD_CHUNK) await flush();
+    await agent.launchAll(
+      tasks.filter((t) => mine.has(t.id) && services.has(t.serviceId)).map((task) => ({ task, service: services.get(task.serviceId)! })),
+      values,
+      (task, spec) => this.attach(task, spec),
+      async (outcomes) => {
+        for (const outcome of outcomes) {
+          const c = counts.get(outcome.task.serviceId) ?? { started: 0, rejected: 0 };
+          if (outcome.containerId) c.started++;
+          else c.rejected++;
+          counts.set(outcome.task.serviceId, c);
+        }
+        await this.batches.record(outcomes);
       },
-      PER_AGENT,
     );
-    await flush();
     return counts;
   }
 
@@ -186,21 +154,17 @@ export class DispatchService implements OnModuleInit {
   /** Stops (grace, then kill) and removes the containers of tasks no longer wanted; records SHUTDOWN. */
   private async stopAll(agent: AgentCalls, tasks: TaskRow[], services: ReadonlyMap<string, ServiceRef>): Promise<Set<string>> {
     const stopped = new Set<string>();
-    await inBatches(
-      tasks,
-      async (task) => {
-        const grace = services.get(task.serviceId) ? refSpec(services.get(task.serviceId)!).stopGracePeriodMs : 10_000;
-        const r = await agent.stop(task, grace);
-        if (r === "unreachable") return;
-        // ACCEPTED without a container is a create in flight: its start is stopped on the next pass.
-        const from = task.containerId ? DISPATCHED_TASK_STATES : (["ASSIGNED"] as const);
-        const evs = await this.tasks.finish(task, [...from], "SHUTDOWN", this.clock.now(), r.exitCode);
-        await this.events.publish(evs);
-        if (r.log) await this.taskLogs.keep(task.id, r.log);
-        if (evs.length) stopped.add(task.serviceId);
-      },
-      PER_AGENT,
-    );
+    await inParallel(tasks, PER_AGENT, async (task) => {
+      const grace = services.get(task.serviceId) ? refSpec(services.get(task.serviceId)!).stopGracePeriodMs : 10_000;
+      const r = await agent.stop(task, grace);
+      if (r === "unreachable") return;
+      // ACCEPTED without a container is a create in flight: its start is stopped on the next pass.
+      const from = task.containerId ? DISPATCHED_TASK_STATES : (["ASSIGNED"] as const);
+      const evs = await this.tasks.finish(task, [...from], "SHUTDOWN", this.clock.now(), r.exitCode);
+      await this.events.publish(evs);
+      if (r.log) await this.taskLogs.keep(task.id, r.log);
+      if (evs.length) stopped.add(task.serviceId);
+    });
     return stopped;
   }
 
@@ -237,27 +201,12 @@ export class DispatchService implements OnModuleInit {
     // A finished task's container (a stray once its task is over) keeps its log with the task.
     const tasks = await this.taskLogs.tasksOf(job.containers);
     let removed = 0;
-    await inBatches(
-      job.containers,
-      async (id) => {
-        const taskId = tasks.get(id);
-        if (await agent.remove(id, job.graceMs, taskId ? (log) => this.taskLogs.keep(taskId, log) : undefined)) removed++;
-      },
-      PER_AGENT,
-    );
+    await inParallel(job.containers, PER_AGENT, async (id) => {
+      const taskId = tasks.get(id);
+      if (await agent.remove(id, job.graceMs, taskId ? (log) => this.taskLogs.keep(taskId, log) : undefined)) removed++;
+    });
     if (removed < job.containers.length)
       throw new Error(`${job.containers.length - removed} of ${job.containers.length} containers on ${node.hostname} not removed`);
     return removed;
-  }
-
-  /** The services of these tasks, read once per job (plain SQL: a job per node is a hot path). */
-  private async loadServices(ids: readonly string[]): Promise<Map<string, ServiceRef>> {
-    const unique = [...new Set(ids)];
-    if (unique.length === 0) return new Map();
-    const rows = await this.prisma.sql.query<ServiceRef>(
-      `SELECT id::text AS id, name, spec, "updateState" FROM "Service" WHERE id = ANY($1::uuid[])`,
-      [unique],
-    );
-    return new Map(rows.map((s) => [s.id, s]));
   }
 }

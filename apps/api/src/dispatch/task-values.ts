@@ -5,6 +5,7 @@
 import { Injectable } from "@nestjs/common";
 import type { SecretKind, ServiceSpec } from "@flotilla/core";
 import type { FlotillaFile } from "@flotilla/engine-client";
+import { Batcher } from "../common/batcher";
 import { SecretsService } from "../secrets/secrets.service";
 
 /** What one launch adds to the container body. */
@@ -19,7 +20,10 @@ export class TaskValuesLoader {
   private readonly cache = new Map<string, Promise<Buffer>>();
   private readonly auths = new Map<string, Promise<string | undefined>>();
 
-  constructor(private readonly secrets: SecretsService) {}
+  constructor(
+    private readonly secrets: SecretsService,
+    private readonly registryAuth: (serviceId: string) => Promise<string | undefined>,
+  ) {}
 
   private value(kind: SecretKind, name: string): Promise<Buffer> {
     const key = `${kind}/${name}`;
@@ -35,7 +39,7 @@ export class TaskValuesLoader {
   async forTask(serviceId: string, spec: Pick<ServiceSpec, "secrets" | "configs">): Promise<TaskValues> {
     let auth = this.auths.get(serviceId);
     if (!auth) {
-      auth = this.secrets.registryAuthHeader(serviceId);
+      auth = this.registryAuth(serviceId);
       this.auths.set(serviceId, auth);
     }
     const registryAuth = await auth.catch((e: unknown) => {
@@ -61,10 +65,20 @@ export class TaskValuesLoader {
 
 @Injectable()
 export class TaskValuesService {
+  // Dispatch jobs of many nodes run at once, each wanting its services' credentials: one read
+  // answers them together (a read per job and service was the worker's busiest query).
+  private readonly registryAuths = new Batcher<string, string | undefined>(
+    async (ids) => {
+      const found = await this.secrets.registryAuthHeaders(ids);
+      return ids.map((id) => found.get(id));
+    },
+    { maxInFlight: 2, maxBatch: 500 },
+  );
+
   constructor(private readonly secrets: SecretsService) {}
 
   /** A loader for one dispatch job. */
   loader(): TaskValuesLoader {
-    return new TaskValuesLoader(this.secrets);
+    return new TaskValuesLoader(this.secrets, (id) => this.registryAuths.call(id));
   }
 }

@@ -32,7 +32,7 @@ import { ServicesRepository } from "../services/services.repository";
 import { IngressService, type IngressTable } from "../ingress/ingress.service";
 import { OverlayTablesService } from "../networks/overlay-tables.service";
 import { TasksRepository } from "../tasks/tasks.repository";
-import { Batcher } from "./batcher";
+import { Batcher } from "../common/batcher";
 import { ReplicaUrls } from "../health/replica-urls";
 import { HEARTBEAT_CONFIG, MISSED_BEATS, type HeartbeatConfig } from "./heartbeat-config";
 import { HeartbeatIntake } from "./intake";

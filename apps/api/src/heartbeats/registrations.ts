@@ -13,7 +13,7 @@ import { insertEvents } from "../events/event-rows";
 import { EventsService } from "../events/events.service";
 import { QueuesService } from "../queues/queues.service";
 import { ServicesRepository } from "../services/services.repository";
-import { Batcher } from "./batcher";
+import { Batcher } from "../common/batcher";
 import { reconcileLater } from "./reconcile-later";
 
 /** One node to register or make ready. */

@@ -11,8 +11,10 @@ import { JobHandlers } from "./job-handlers";
 import { QUEUE, SWEEP_REASON, type QueueName } from "./queue-names";
 import { QueuesService, type NodeDispatch } from "./queues.service";
 
-// Dispatch: nodes served at once (each job talks to one agent, a few calls at a time).
-const CONCURRENCY: Record<QueueName, number> = { reconcile: 8, provision: 4, sweep: 1, dispatch: 16, rebalance: 1 };
+// Dispatch: nodes served at once. Each job waits mostly on its agent (one launch request per
+// batch of containers); their statements go to Postgres together (DispatchBatches), so many
+// jobs at once cost few round trips.
+const CONCURRENCY: Record<QueueName, number> = { reconcile: 8, provision: 4, sweep: 1, dispatch: 64, rebalance: 1 };
 const LOCK_MS = 10_000;
 
 /**

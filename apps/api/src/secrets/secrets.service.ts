@@ -157,8 +157,13 @@ export class SecretsService {
 
   /** A service's credentials as Docker's X-Registry-Auth header (for dispatch only); undefined: anonymous. */
   async registryAuthHeader(serviceId: string): Promise<string | undefined> {
-    const row = await this.prisma.secret.findUnique({ where: { kind_name: { kind: "REGISTRY_AUTH", name: serviceId } } });
-    return row ? this.keys.open(row, registryAad(serviceId)).toString("base64url") : undefined;
+    return (await this.registryAuthHeaders([serviceId])).get(serviceId);
+  }
+
+  /** The X-Registry-Auth values of these services (those given credentials), in one read. */
+  async registryAuthHeaders(serviceIds: readonly string[]): Promise<Map<string, string>> {
+    const rows = await this.prisma.secret.findMany({ where: { kind: "REGISTRY_AUTH", name: { in: [...new Set(serviceIds)] } } });
+    return new Map(rows.map((row) => [row.name, this.keys.open(row, registryAad(row.name)).toString("base64url")]));
   }
 
   /** The registries services pull from with credentials, by service id. */

@@ -1,5 +1,6 @@
-// Adaptive batching of one kind of call (a heartbeat's node touch): at most `maxInFlight`
-// batches run at once, and calls that arrive meanwhile wait to go together in the next one. At
+// Adaptive batching of one kind of call (a heartbeat's node touch, a dispatch job's read): at
+// most `maxInFlight` batches run at once, and calls that arrive meanwhile wait to go together in
+// the next one. At
 // low load every call goes alone and at once; under load batches grow instead of each call
 // queueing its own statement for the database pool — a thousand agents beating every 5 s are
 // 200 calls a second, which as single statements held the pool and the event loop.
@@ -11,9 +12,10 @@ export interface BatcherOptions<I> {
   maxBatch: number;
   /**
    * Calls with the same key never share a batch nor run in two batches at once (two beats of
-   * one node): a later one waits for the earlier one's batch to finish.
+   * one node): a later one waits for the earlier one's batch to finish. Without it, any calls
+   * may go together.
    */
-  key: (item: I) => string;
+  key?: (item: I) => string;
 }
 
 interface Waiting<I, O> {
@@ -47,10 +49,10 @@ export class Batcher<I, O> {
       const keys = new Set<string>();
       // Oldest first; a call whose key is busy keeps its place for a later batch.
       for (const w of this.queue) {
-        const k = this.opts.key(w.item);
-        if (batch.length >= this.opts.maxBatch || this.busyKeys.has(k) || keys.has(k)) rest.push(w);
+        const k = this.opts.key?.(w.item);
+        if (batch.length >= this.opts.maxBatch || (k !== undefined && (this.busyKeys.has(k) || keys.has(k)))) rest.push(w);
         else {
-          keys.add(k);
+          if (k !== undefined) keys.add(k);
           batch.push(w);
         }
       }
