@@ -64,6 +64,26 @@ describe("listings across separate control-plane processes (api A, api B, worker
   const subscriberOf = async (i: number) =>
     redisClientIdsOf(cp.replicas[i]!.child.pid!, (await redis.call("CLIENT", "LIST", "TYPE", "pubsub")) as string, channel());
 
+  /**
+   * Waits until process `i` answers listings from copies, which it does only while its event
+   * subscription is confirmed, reading only its nodes listing: a node label written straight
+   * into Postgres (no event) that its answer lacks was served from a copy.
+   */
+  const servingCopies = async (i: number) => {
+    let probe = 0;
+    await until(
+      `${"AB"[i]} to serve copies again`,
+      async () => {
+        probe++;
+        await db.query(`UPDATE "Node" SET labels = labels || jsonb_build_object('probe', $1::text) WHERE hostname = 'lp-node'`, [
+          String(probe),
+        ]);
+        return (await get<NodeView[]>(i, NODES)).body.find((n) => n.hostname === "lp-node")?.labels.probe !== String(probe);
+      },
+      DEADLINE_MS,
+    );
+  };
+
   beforeAll(async () => {
     const long = { FLOTILLA_LISTING_MAX_AGE_MS: String(MAX_AGE_MS) };
     cp = await startApiReplicas(
@@ -78,10 +98,11 @@ describe("listings across separate control-plane processes (api A, api B, worker
     redis = new IORedis(inject("redisUrl"), { maxRetriesPerRequest: 1 });
     db = new pg.Client({ connectionString: cp.db.url });
     await db.connect();
-    // Beats to A, and to B once A does not answer.
+    // Beats to B (to A if B does not answer): killing A costs it no beat, and B is held stopped
+    // for well under the 3 missed beats that would mark the node down (and move its tasks).
     agent = await new SimAgent({
       hostname: "lp-node",
-      apiUrl: cp.urls.join(","),
+      apiUrl: [cp.urls[B], cp.urls[A]].join(","),
       token: cp.token,
       heartbeatMs: HEARTBEAT_MS,
       images: ["busybox:latest"],
@@ -162,14 +183,15 @@ describe("listings across separate control-plane processes (api A, api B, worker
     } finally {
       b.child.kill("SIGCONT");
     }
-    // B finds its connection gone, subscribes again, and reads again what it kept: it cannot know
-    // what it missed.
-    await seen(
-      "a change made while its subscription was broken",
-      B,
-      async () => (await service(B, "lp-quiet"))?.spec.labels.resync === "1",
-    );
-    await until("B's subscription to be back", async () => (await subscriberOf(B)).length === 1, DEADLINE_MS);
+    const resumed = Date.now();
+    // B finds its connection gone and subscribes on a new one...
+    await until("B to subscribe again", async () => (await subscriberOf(B)).some((id) => id !== subscriber[0]), DEADLINE_MS);
+    // ...and, once that is confirmed, serves copies again: it must not trust what it kept. No
+    // request for B's services listing until then: a read it started while not subscribed would
+    // be a fresh one, and could hide a copy kept from before the break.
+    await servingCopies(B);
+    delays["B resumed until subscribed and serving copies"] = Date.now() - resumed;
+    expect((await service(B, "lp-quiet"))?.spec.labels).toEqual({ resync: "1" });
     // And it follows A's events again.
     await send(A, "PATCH", `${SERVICES}/lp-quiet`, { labels: { resync: "2" } });
     await seen("a change after the resync", B, async () => (await service(B, "lp-quiet"))?.spec.labels.resync === "2");
