@@ -28,7 +28,9 @@ async function main(): Promise<void> {
   // whole control plane first (seconds on a busy machine).
   const { start } = await import("./bootstrap");
   const running = await start(config);
+  // One line once ready, for whoever supervises the process (a worker has no health URL to poll).
   if (running.url) process.stderr.write(`flotilla-api: ${config.role} listening on ${running.url}\n`);
+  else process.stderr.write("flotilla-api: worker running (queue consumers, no HTTP API)\n");
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -29,8 +29,8 @@ export class TokensService {
   private readonly logger = new Logger("tokens");
   /** By token hash: what the database said and when (unknown tokens too, so a flood of bad ones is cheap). */
   private readonly cache = new Map<string, { at: number; token: TokenView | null }>();
-  /** Lookups under way, by token hash. */
-  private readonly lookups = new Map<string, Promise<TokenView | null>>();
+  /** Lookups under way, by token hash, with when each started. */
+  private readonly lookups = new Map<string, { at: number; answer: Promise<TokenView | null> }>();
   private revocations = 0;
 
   constructor(
@@ -47,22 +47,30 @@ export class TokensService {
     const hit = this.cache.get(hash);
     if (hit && now - hit.at < TOKEN_CACHE_TTL_MS) return hit.token;
     // When the entry expires, every request then in flight with this token would look it up:
-    // they share one lookup instead (its answer is as fresh as the cache promises).
-    let pending = this.lookups.get(hash);
-    if (!pending) {
-      const revocations = this.revocations;
-      pending = this.lookup(hash).then((token) => {
+    // they share one lookup instead, while it is younger than the TTL. Its answer is as of when
+    // it started: a slow one (a busy database) must not answer requests that arrive a TTL after
+    // a revoke it may predate, or the TTL would not bound how long a revoked token works.
+    const pending = this.lookups.get(hash);
+    if (pending && now - pending.at < TOKEN_CACHE_TTL_MS) return pending.answer;
+    const revocations = this.revocations;
+    const started = {
+      at: now,
+      answer: this.lookup(hash).then((token) => {
         // A revoke on this replica meanwhile: the answer may predate it, so it is not kept.
         if (revocations !== this.revocations) return token;
+        // Nor over the answer of a lookup that started later.
+        if ((this.cache.get(hash)?.at ?? -Infinity) > now) return token;
         if (this.cache.size >= TOKEN_CACHE_MAX) this.cache.clear();
         this.cache.set(hash, { at: now, token });
         return token;
-      });
-      const forget = () => this.lookups.delete(hash);
-      pending.then(forget, forget);
-      this.lookups.set(hash, pending);
-    }
-    return pending;
+      }),
+    };
+    const forget = () => {
+      if (this.lookups.get(hash) === started) this.lookups.delete(hash);
+    };
+    started.answer.then(forget, forget);
+    this.lookups.set(hash, started);
+    return started.answer;
   }
 
   private async lookup(hash: string): Promise<TokenView | null> {
