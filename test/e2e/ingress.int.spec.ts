@@ -8,14 +8,11 @@
 // 198.19.130.0/24, which this test creates.
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BIND_PROBE } from "../../agent/test/support/network-helpers";
 import { FaultLab, until } from "../faults/lab";
 import { run } from "./support";
 
 const root = process.getuid?.() === 0;
-/** Tries to listen on 0.0.0.0:argv[1]; prints "bound" or the error code. */
-const BIND_PROBE =
-  'const s = require("net").createServer(); s.once("error", (e) => { process.stdout.write(e.code); process.exit(0); });' +
-  's.listen({ port: Number(process.argv[1]), host: "0.0.0.0" }, () => { process.stdout.write("bound"); s.close(); });';
 // Each task serves its container's host name and logs each request with the client's address.
 const WHOAMI = ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -vv -p 80 -h /www"];
 

@@ -10,6 +10,7 @@
 import { execFileSync } from "node:child_process";
 import { createServer } from "node:net";
 import { KernelIngress } from "../../src/ingress";
+import { BIND_PROBE } from "./network-helpers";
 
 const S = (table: string) => execFileSync("iptables", ["-w", "-t", table, "-S"], { encoding: "utf8" });
 const port = (p: number, backends: { host: string; port: number }[], traffic?: "local") => ({
@@ -31,10 +32,7 @@ const localOptions = {
  * error code (EADDRINUSE while the mesh holds it). A process of its own, as an attacker would be.
  */
 function bindFromAnotherProcess(p: number): string {
-  const script =
-    'const s = require("net").createServer(); s.once("error", (e) => { process.stdout.write(e.code); process.exit(0); });' +
-    's.listen({ port: Number(process.argv[1]), host: "0.0.0.0" }, () => { process.stdout.write("bound"); s.close(); });';
-  return execFileSync(process.execPath, ["-e", script, String(p)], { encoding: "utf8" });
+  return execFileSync(process.execPath, ["-e", BIND_PROBE, String(p)], { encoding: "utf8" });
 }
 const binds = (...ports: number[]) => Object.fromEntries(ports.map((p) => [p, bindFromAnotherProcess(p)]));
 

@@ -22,6 +22,15 @@ export function hostCanBind(port: number, host: string): Promise<boolean> {
   });
 }
 
+/**
+ * hostCanBind for a process of its own (`node -e BIND_PROBE PORT`), run where the test process is
+ * not (another network namespace), as any program there would try: prints "bound" or the error
+ * code of listening on 0.0.0.0:PORT.
+ */
+export const BIND_PROBE =
+  'const s = require("net").createServer(); s.once("error", (e) => { process.stdout.write(e.code); process.exit(0); });' +
+  's.listen({ port: Number(process.argv[1]), host: "0.0.0.0" }, () => { process.stdout.write("bound"); s.close(); });';
+
 /** Runs a command, returns stdout; throws with stderr on failure. */
 export function sh(cmd: string, ...args: string[]): string {
   return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
