@@ -12,18 +12,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "../../test/support/registry";
 import { HostNetwork } from "../src/network";
-import {
-  docker,
-  dockerOk,
-  freePort,
-  freeSubnet,
-  hostCanBind,
-  HAS_BRIDGE_TOOLS,
-  HAS_DOCKER_CLI,
-  IS_ROOT,
-  leftovers,
-  waitFor,
-} from "./docker-helpers";
+import { docker, dockerOk, freePort, freeSubnet, HAS_BRIDGE_TOOLS, HAS_DOCKER_CLI, IS_ROOT, leftovers, waitFor } from "./docker-helpers";
+import { hostCanBind } from "./support/network-helpers";
 import { pidAlive } from "./support/shim";
 
 const AGENT_DIR = join(__dirname, "..");
@@ -268,7 +258,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("flotilla-agent as a process", () =
         }
       };
       await waitFor("the web server", async () => (await get()) === "ok");
-      expect(await hostCanBind(port)).toBe(false); // the agent holds the published port
+      expect(await hostCanBind(port, "0.0.0.0")).toBe(false); // the agent holds the published port
       const pids = JSON.parse(await dockerOk(env, ["inspect", "--format", "{{json .State.Pid}}", "web"]));
 
       first.child.kill("SIGKILL");
@@ -293,13 +283,13 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI)("flotilla-agent as a process", () =
       expect(await dockerOk(env, ["inspect", "-f", "{{.State.ExitCode}}", "done"])).toBe("2");
       expect(await get()).toBe("ok");
       // The new agent holds the published port again: no host process can bind it and be shadowed.
-      expect(await hostCanBind(port)).toBe(false);
+      expect(await hostCanBind(port, "0.0.0.0")).toBe(false);
 
       // The new agent sees exits of adopted containers and can stop them.
       await dockerOk(env, ["stop", "-t", "1", "web", "sleeper"]);
       expect(await dockerOk(env, ["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "web"])).toBe("exited 137");
       expect(await get()).toMatch(/ECONNREFUSED/);
-      expect(await hostCanBind(port)).toBe(true);
+      expect(await hostCanBind(port, "0.0.0.0")).toBe(true);
       await dockerOk(env, ["rm", "web", "sleeper", "done", "short"]);
       expect(leftovers(root, [web, sleeper, done, short], BRIDGE)).toEqual([]);
       second.child.kill("SIGTERM");

@@ -168,15 +168,6 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Whether a host process could bind 0.0.0.0:port over TCP now (false while an agent holds it). */
-export function hostCanBind(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once("error", () => resolve(false));
-    s.listen({ port, host: "0.0.0.0", exclusive: true }, () => s.close(() => resolve(true)));
-  });
-}
-
 /** Undoes startTestAgent: the agent's containers removed, the agent closed, its directory gone. */
 export async function stopTestAgent(agent: TestAgent | undefined): Promise<void> {
   if (!agent) return;

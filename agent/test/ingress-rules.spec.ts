@@ -2,7 +2,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { chainNames } from "../src/network/nat-rules";
-import { ingressChains, ingressJumps, ingressRules, planPorts, type IngressPort, type NodeView } from "../src/ingress";
+import { forwardedPorts, ingressChains, ingressJumps, ingressRules, planPorts, type IngressPort, type NodeView } from "../src/ingress";
 
 const C = ingressChains("FLT");
 const ME = "198.19.130.2";
@@ -150,7 +150,23 @@ describe("ingress rules", () => {
           expect(masq).toHaveLength(plan.targets.filter((t) => t.remote).length);
           if (plan.traffic === "local") expect(plan.targets.every((t) => !t.remote)).toBe(true);
         }
+        // Read back (a restarted agent re-holds these): exactly the ports with a rule, not the
+        // backends' ports the masquerade rules name.
+        expect(forwardedPorts(C, rules.nat)).toEqual(rules.plans.filter((p) => p.targets.length > 0).map((p) => p.port));
       }),
     );
+  });
+
+  it("reads back only our DNAT chain's ports from an iptables listing", () => {
+    const listing = [
+      "-A PREROUTING -m addrtype --dst-type LOCAL -j FLT-IDNAT",
+      "-A FLT-IDNAT -p tcp -m tcp --dport 8080 -m statistic --mode nth --every 2 --packet 0 -j DNAT --to-destination 172.31.0.5:80",
+      "-A FLT-IDNAT -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.19.130.3:32771",
+      "-A FLT-IDNAT -p tcp -m tcp --dport 443 -j DNAT --to-destination 198.19.130.3:32772",
+      "-A FLT-IPOST -d 198.19.130.3/32 -p tcp -m tcp --dport 32771 -m conntrack --ctstate DNAT --ctorigdstport 8080 -j MASQUERADE",
+      "-A OTHER-IDNAT -p tcp -m tcp --dport 9999 -j DNAT --to-destination 172.31.0.9:80",
+      "-A FLT-IDNATX -p tcp -m tcp --dport 9998 -j DNAT --to-destination 172.31.0.9:80",
+    ];
+    expect(forwardedPorts(C, listing)).toEqual([443, 8080]);
   });
 });

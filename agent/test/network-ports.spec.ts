@@ -13,6 +13,7 @@ import {
   type PortReservation,
   type PublishedPort,
 } from "../src/network/ports";
+import { hostCanBind } from "./support/network-helpers";
 
 describe("validatePorts", () => {
   it("normalizes: any address is 0.0.0.0, protocol defaults to tcp", () => {
@@ -69,15 +70,6 @@ describe("portsClash", () => {
   });
 });
 
-/** Whether a host process could bind the port now (the check any other program would meet). */
-async function bindable(port: number, host = "127.0.0.1"): Promise<boolean> {
-  const s = createServer();
-  return new Promise((resolve) => {
-    s.once("error", () => resolve(false));
-    s.listen({ port, host, exclusive: true }, () => s.close(() => resolve(true)));
-  });
-}
-
 describe("reservePorts", () => {
   const servers: Server[] = [];
   const reservations: PortReservation[] = [];
@@ -127,14 +119,14 @@ describe("reservePorts", () => {
   it("holds each port until release: no host process nor second reservation can take it", async () => {
     const r = await reservePorts([req(0), req(0, "0.0.0.0")], []);
     const [local, any] = r.ports.map((p) => p.hostPort);
-    expect(await bindable(local)).toBe(false);
-    expect(await bindable(any)).toBe(false);
+    expect(await hostCanBind(local, "127.0.0.1")).toBe(false);
+    expect(await hostCanBind(any, "127.0.0.1")).toBe(false);
     // Another agent on the same kernel knows nothing of our published list: the socket refuses it.
     await expect(reservePorts([req(local)], [])).rejects.toThrow(`Bind for 127.0.0.1:${local} failed: port is already allocated`);
     await r.release();
     await r.release(); // twice is harmless
-    expect(await bindable(local)).toBe(true);
-    expect(await bindable(any)).toBe(true);
+    expect(await hostCanBind(local, "127.0.0.1")).toBe(true);
+    expect(await hostCanBind(any, "127.0.0.1")).toBe(true);
   });
 
   it("holds nothing when one request of several fails", async () => {
@@ -144,7 +136,7 @@ describe("reservePorts", () => {
     const busy = (s.address() as { port: number }).port;
     const first = await reservePorts([req(0)], []).then(async (r) => (await r.release(), r.ports[0].hostPort));
     await expect(reservePorts([req(first), req(busy)], [])).rejects.toThrow(PortAllocatedError);
-    expect(await bindable(first)).toBe(true);
+    expect(await hostCanBind(first, "127.0.0.1")).toBe(true);
   });
 
   it("re-holds ports published before, naming those a host process took meanwhile", async () => {
@@ -155,9 +147,9 @@ describe("reservePorts", () => {
     const free = await reservePorts([req(0)], []).then(async (r) => (await r.release(), r.ports[0].hostPort));
     const { reservation, lost } = await rehold([req(free), req(taken)]);
     expect(lost).toEqual([`127.0.0.1:${taken}/tcp (EADDRINUSE)`]);
-    expect(await bindable(free)).toBe(false);
+    expect(await hostCanBind(free, "127.0.0.1")).toBe(false);
     await reservation.release();
-    expect(await bindable(free)).toBe(true);
+    expect(await hostCanBind(free, "127.0.0.1")).toBe(true);
   });
 
   it("refuses an address this host does not have", async () => {

@@ -1,11 +1,14 @@
 // The ingress mesh in the kernel, end to end (issue 14): two netns machines with real agents and
 // a control plane of their own (the faults lab), busybox httpd services published through the
-// mesh. Every machine answers on a published port, from tasks on both machines, with no socket
-// listening on it (iptables DNAT, not a proxy); a task removed drops out of every machine's
-// answers; traffic=local answers only from the receiving machine's own task and the task's httpd
-// log shows the client's own address. Traffic stays on 198.19.130.0/24, which this test creates.
+// mesh. Every machine answers on a published port, from tasks on both machines, through iptables
+// DNAT (not a proxy), and the agent holds the port with a socket in the machine's own namespace
+// so no process there can bind it (both machines hold it on the test host's one kernel); a task
+// removed drops out of every machine's answers; traffic=local answers only from the receiving
+// machine's own task and the task's httpd log shows the client's own address. Traffic stays on
+// 198.19.130.0/24, which this test creates.
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BIND_PROBE } from "../../agent/test/support/network-helpers";
 import { FaultLab, until } from "../faults/lab";
 import { run } from "./support";
 
@@ -69,7 +72,7 @@ describe.skipIf(!root)("ingress in the kernel across two netns machines", () => 
   };
 
   it(
-    "answers on every machine's published port from the tasks on both, through DNAT rules and no listening socket",
+    "answers on every machine's published port from the tasks on both, through DNAT rules, the port held against other processes",
     { timeout: 200_000 },
     async () => {
       const tasks = await create("web", 2, "8080:80");
@@ -82,7 +85,8 @@ describe.skipIf(!root)("ingress in the kernel across two netns machines", () => 
         }, 30_000);
         expect(seen && new Set(seen)).toEqual(new Set(tasks.keys()));
         expect(inMachine(m, ["iptables", "-w", "-t", "nat", "-S", "FLOTILLA-IDNAT"])).toMatch(/--dport 8080 .*-j DNAT --to-destination/);
-        expect(inMachine(m, ["ss", "-Htln", "sport = :8080"]).trim()).toBe("");
+        // The agent's hold, in the machine's namespace where the rule is: another process there cannot take the port.
+        expect(inMachine(m, [process.execPath, "-e", BIND_PROBE, "8080"])).toBe("EADDRINUSE");
       }
     },
   );

@@ -2,6 +2,7 @@
 export { IngressProxy, type IngressProxyOptions } from "./ingress-proxy";
 export { KernelIngress, interfaceAddresses, type KernelIngressOptions } from "./ingress-kernel";
 export {
+  forwardedPorts,
   ingressChains,
   ingressJumps,
   ingressRules,

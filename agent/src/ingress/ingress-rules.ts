@@ -132,3 +132,16 @@ export function ingressRules(c: IngressChains, ports: readonly IngressPort[], no
   }
   return { nat, filter, plans, errors };
 }
+
+/**
+ * The ingress ports our DNAT chain forwards, read back from `iptables -t nat -S` lines: what a
+ * previous agent (killed, so it never removed them) left in force, ascending, each once.
+ */
+export function forwardedPorts(c: IngressChains, natRules: readonly string[]): number[] {
+  const ports = new Set<number>();
+  for (const rule of natRules) {
+    const m = rule.startsWith(`-A ${c.dnat} `) ? / --dport (\d+)(?: |$)/.exec(rule) : null;
+    if (m) ports.add(Number(m[1]));
+  }
+  return [...ports].sort((a, b) => a - b);
+}

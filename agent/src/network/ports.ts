@@ -129,6 +129,16 @@ function once(fn: () => Promise<void>): () => Promise<void> {
   return () => (done ??= fn());
 }
 
+/**
+ * Releases every port in `held`, read when called (reservePorts adds to the list until it returns).
+ * Each port's release() runs once, so calling this twice is harmless.
+ */
+function releaseAll(held: readonly HeldPort[]): () => Promise<void> {
+  return async () => {
+    await Promise.all(held.map((h) => h.release()));
+  };
+}
+
 /** Ports resolved for one container, each held by a socket until release(). */
 export interface PortReservation {
   ports: PublishedPort[];
@@ -145,9 +155,7 @@ export interface PortReservation {
 export async function reservePorts(requests: readonly PublishedPort[], taken: readonly PublishedPort[]): Promise<PortReservation> {
   const out: PublishedPort[] = [];
   const held: HeldPort[] = [];
-  const release = async () => {
-    await Promise.all(held.map((h) => h.release()));
-  };
+  const release = releaseAll(held);
   const clashes = (p: Omit<PublishedPort, "containerPort">) => [...taken, ...out].some((t) => portsClash(t, p));
   try {
     for (const req of requests) {
@@ -192,10 +200,7 @@ export async function rehold(ports: readonly PublishedPort[]): Promise<{ reserva
     if (hold.free) held.push(hold);
     else lost.push(`${p.hostIp}:${p.hostPort}/${p.protocol} (${hold.code})`);
   }
-  const release = async () => {
-    await Promise.all(held.map((h) => h.release()));
-  };
-  return { reservation: { ports: [...ports], release }, lost };
+  return { reservation: { ports: [...ports], release: releaseAll(held) }, lost };
 }
 
 function holdError(req: PublishedPort, code: string): Error {

@@ -3,11 +3,33 @@
 // namespace. Only loopback and namespaces the tests create (198.18.0.0/15) are ever contacted.
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { request } from "node:http";
+import { createServer } from "node:net";
 import { basename } from "node:path";
 import { promisify } from "node:util";
 import { ipToInt, parseSubnet, prefixesOverlap } from "../../src/network/ipam";
 
 const execFileAsync = promisify(execFile);
+
+/**
+ * Whether a host process could bind host:port over TCP now, the check any other program would
+ * meet: false while an agent's socket holds the port (on that address, or on 0.0.0.0).
+ */
+export function hostCanBind(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", () => resolve(false));
+    s.listen({ port, host, exclusive: true }, () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * hostCanBind for a process of its own (`node -e BIND_PROBE PORT`), run where the test process is
+ * not (another network namespace), as any program there would try: prints "bound" or the error
+ * code of listening on 0.0.0.0:PORT.
+ */
+export const BIND_PROBE =
+  'const s = require("net").createServer(); s.once("error", (e) => { process.stdout.write(e.code); process.exit(0); });' +
+  's.listen({ port: Number(process.argv[1]), host: "0.0.0.0" }, () => { process.stdout.write("bound"); s.close(); });';
 
 /** Runs a command, returns stdout; throws with stderr on failure. */
 export function sh(cmd: string, ...args: string[]): string {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseDriverArgs, renderEnv, renderFormat } from "../src/commands/machine";
+import { renderEnv, renderFormat } from "../src/commands/machine";
+import { parseDriverArgs } from "../src/commands/machine-driver-options";
 
 const vars = {
   DOCKER_TLS_VERIFY: "1",

@@ -13,47 +13,37 @@ import { readFile } from "node:fs/promises";
 import { replicaSettings, UnavailableError, type ReplicaSettingsInput } from "@flotilla/core";
 import { sleep, type SshEndpoint } from "@flotilla/drivers";
 import type { KeyPair } from "./certs";
-import { NETNS_MARKER, renderAgentEnv, renderSupervisor } from "./layout";
+import { NETNS_MARKER, renderAgentEnv, renderSupervisor, serviceLayout, type ServiceLayout } from "./layout";
 import { startSupervisorScript, stopSupervisorScript } from "./service";
 import { openShell, step, type RootShell } from "./shell";
 import { tarOf, type TarFile } from "./tar";
 
-export interface ControlPlaneLayout {
-  netns: boolean;
-  installDir: string;
-  configDir: string;
+export interface ControlPlaneLayout extends ServiceLayout {
   dataDir: string;
-  runDir: string;
-  envPath: string;
   secretsKeyPath: string;
   certsDir: string;
-  runScript: string;
-  supervisor: string;
-  logPath: string;
 }
 
 export const CONTROL_PLANE_UNIT = "flotilla-control-plane.service";
 const UNIT_PATH = `/etc/systemd/system/${CONTROL_PLANE_UNIT}`;
 
 export function controlPlaneLayout(netns: boolean): ControlPlaneLayout {
-  const base = netns ? "/var/lib/flotilla-agent/flotilla/control-plane" : "";
-  const installDir = netns ? `${base}/opt` : "/opt/flotilla-control-plane";
-  const configDir = netns ? `${base}/etc` : "/etc/flotilla-control-plane";
-  const dataDir = netns ? `${base}/data` : "/var/lib/flotilla-control-plane";
-  const runDir = netns ? `${base}/run` : "/run/flotilla-control-plane";
-  return {
+  const base = "/var/lib/flotilla-agent/flotilla/control-plane";
+  const l = serviceLayout(
     netns,
-    installDir,
-    configDir,
-    dataDir,
-    runDir,
-    envPath: `${configDir}/control-plane.env`,
-    secretsKeyPath: `${configDir}/secrets.key`,
-    certsDir: `${dataDir}/certs`,
-    runScript: `${installDir}-run.sh`,
-    supervisor: `${installDir}-supervise.sh`,
-    logPath: netns ? `${base}/control-plane.log` : "/var/log/flotilla-control-plane.log",
-  };
+    {
+      host: {
+        installDir: "/opt/flotilla-control-plane",
+        configDir: "/etc/flotilla-control-plane",
+        runDir: "/run/flotilla-control-plane",
+        logPath: "/var/log/flotilla-control-plane.log",
+      },
+      netns: { installDir: `${base}/opt`, configDir: `${base}/etc`, runDir: `${base}/run`, logPath: `${base}/control-plane.log` },
+    },
+    "control-plane.env",
+  );
+  const dataDir = netns ? `${base}/data` : "/var/lib/flotilla-control-plane";
+  return { ...l, dataDir, secretsKeyPath: `${l.configDir}/secrets.key`, certsDir: `${dataDir}/certs` };
 }
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

@@ -6,48 +6,81 @@
 //                  /opt and /run are shared by every machine on the box), supervisor loop.
 import type { EngineOptions } from "./engine-options";
 
-export interface AgentLayout {
+/**
+ * The paths every service the provisioner installs has (the agent, a control-plane replica): its
+ * bundle, its config and env file, its pid files, the run script the unit and the supervisor
+ * exec, the supervisor itself, and the log the supervisor appends to.
+ */
+export interface ServiceLayout {
   netns: boolean;
   installDir: string;
   configDir: string;
   runDir: string;
-  root: string;
-  socket: string;
-  caPath: string;
-  certPath: string;
-  keyPath: string;
   envPath: string;
-  /** The client certificates the agent accepts (--tlsclients). */
-  clientsPath: string;
   runScript: string;
   supervisor: string;
   logPath: string;
 }
 
+/** Where one service's directories and log go, on an ordinary host or on a netns host. */
+export interface ServicePlaces {
+  installDir: string;
+  configDir: string;
+  runDir: string;
+  logPath: string;
+}
+
+/** A service's layout from its two tables of places; the env file is named within configDir. */
+export function serviceLayout(netns: boolean, places: { host: ServicePlaces; netns: ServicePlaces }, envFile: string): ServiceLayout {
+  const p = netns ? places.netns : places.host;
+  return {
+    netns,
+    ...p,
+    envPath: `${p.configDir}/${envFile}`,
+    // Beside the install dir, not in it: a new bundle replaces installDir whole.
+    runScript: `${p.installDir}-run.sh`,
+    supervisor: `${p.installDir}-supervise.sh`,
+  };
+}
+
+export interface AgentLayout extends ServiceLayout {
+  root: string;
+  socket: string;
+  caPath: string;
+  certPath: string;
+  keyPath: string;
+  /** The client certificates the agent accepts (--tlsclients). */
+  clientsPath: string;
+}
+
 const AGENT_ROOT = "/var/lib/flotilla-agent";
+
 /** Written by the netns driver into each machine's data dir. */
 export const NETNS_MARKER = `${AGENT_ROOT}/.flotilla-netns-host`;
 
 export function agentLayout(netns: boolean): AgentLayout {
-  const base = netns ? `${AGENT_ROOT}/flotilla` : "";
-  const installDir = netns ? `${base}/agent` : "/opt/flotilla/agent";
-  const configDir = netns ? `${base}/etc` : "/etc/flotilla";
-  const runDir = netns ? `${base}/run` : "/run/flotilla";
-  return {
+  const base = `${AGENT_ROOT}/flotilla`;
+  const l = serviceLayout(
     netns,
-    installDir,
-    configDir,
-    runDir,
+    {
+      host: {
+        installDir: "/opt/flotilla/agent",
+        configDir: "/etc/flotilla",
+        runDir: "/run/flotilla",
+        logPath: "/var/log/flotilla-agent.log",
+      },
+      netns: { installDir: `${base}/agent`, configDir: `${base}/etc`, runDir: `${base}/run`, logPath: `${base}/agent.log` },
+    },
+    "agent.env",
+  );
+  return {
+    ...l,
     root: AGENT_ROOT,
-    socket: netns ? `${runDir}/agent.sock` : "/run/flotilla-agent.sock",
-    caPath: `${configDir}/ca.pem`,
-    certPath: `${configDir}/server.pem`,
-    keyPath: `${configDir}/server-key.pem`,
-    envPath: `${configDir}/agent.env`,
-    clientsPath: `${configDir}/clients.allow`,
-    runScript: `${installDir}-run.sh`,
-    supervisor: `${installDir}-supervise.sh`,
-    logPath: netns ? `${base}/agent.log` : "/var/log/flotilla-agent.log",
+    socket: netns ? `${l.runDir}/agent.sock` : "/run/flotilla-agent.sock",
+    caPath: `${l.configDir}/ca.pem`,
+    certPath: `${l.configDir}/server.pem`,
+    keyPath: `${l.configDir}/server-key.pem`,
+    clientsPath: `${l.configDir}/clients.allow`,
   };
 }
 
@@ -102,7 +135,7 @@ export function renderRunScript(l: AgentLayout, engine: EngineOptions, opts: { c
  * For hosts without systemd: a loop that restarts the agent when it exits (after 1s), records
  * both pids, and on TERM stops the agent before leaving.
  */
-export function renderSupervisor(l: Pick<AgentLayout, "runDir" | "runScript" | "logPath">, what = "agent"): string {
+export function renderSupervisor(l: Pick<ServiceLayout, "runDir" | "runScript" | "logPath">, what = "agent"): string {
   return [
     "#!/bin/sh",
     `# Written by the Flotilla provisioner: keeps the ${what} running (no systemd on this host).`,

@@ -3,7 +3,7 @@
 //   init.d    a System V init script plus the supervisor loop (sysvinit hosts such as the Flotilla
 //             guest image): the agent comes back after a reboot
 //   supervisor  the loop alone, started over SSH (netns machines, hosts with neither)
-import type { AgentLayout } from "./layout";
+import type { AgentLayout, ServiceLayout } from "./layout";
 import { renderSupervisor, renderUnit } from "./layout";
 
 export type ServiceKind = "systemd" | "init.d" | "supervisor";
@@ -24,7 +24,7 @@ const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
  * Shell that stops the supervisor loop (its trap stops the agent), waits up to 10 s for both
  * pids, then kills what is left. Never fails.
  */
-export function stopSupervisorScript(l: Pick<AgentLayout, "runDir">): string {
+export function stopSupervisorScript(l: Pick<ServiceLayout, "runDir">): string {
   const pids = `${q(`${l.runDir}/supervisor.pid`)} ${q(`${l.runDir}/agent.pid`)}`;
   return (
     `for f in ${pids}; do [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done; ` +
@@ -35,7 +35,7 @@ export function stopSupervisorScript(l: Pick<AgentLayout, "runDir">): string {
 }
 
 /** Starts the supervisor detached (setsid: it outlives the SSH session or the init script). */
-export function startSupervisorScript(l: Pick<AgentLayout, "runDir" | "supervisor">): string {
+export function startSupervisorScript(l: Pick<ServiceLayout, "runDir" | "supervisor">): string {
   return `mkdir -p ${q(l.runDir)} && setsid ${q(l.supervisor)} </dev/null >/dev/null 2>&1 &`;
 }
 
