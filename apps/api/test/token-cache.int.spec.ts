@@ -1,5 +1,6 @@
 // Two API replicas on one database: each caches token checks for TOKEN_CACHE_TTL_MS, so a
-// revoked token is refused at once by the replica that revoked it and, a TTL later, by every other.
+// revoked token is refused at once by the replica that revoked it, by every other when the
+// revoke's event arrives, and a TTL later at the latest.
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import pg from "pg";
 import { startTestApi, type TestApi } from "./support";
@@ -7,6 +8,8 @@ import { loadConfig } from "../src/config/config";
 import { start, type Running } from "../src/bootstrap";
 import { TOKEN_CACHE_TTL_MS } from "../src/tokens/tokens.service";
 import { until } from "../../../test/support/until";
+import { firstValueFrom, filter } from "rxjs";
+import { EventsService } from "../src/events/events.service";
 
 let a: TestApi;
 // The second replica: same database and queues; the admin token is the first replica's.
@@ -47,6 +50,23 @@ describe("token checks across API replicas", () => {
     const refused = await b.fetch("/api/v1/services", { token: created.token });
     expect(refused.status).toBe(401);
     expect(((await refused.json()) as { message: string }).message).toMatch(/unknown or was revoked/);
+  });
+
+  it("another replica refuses a revoked token as soon as the revoke's event reaches it", async () => {
+    const created = (await (
+      await a.fetch("/api/v1/tokens", { method: "POST", body: JSON.stringify({ name: "evented", role: "viewer" }) })
+    ).json()) as { token: string };
+    expect((await b.fetch("/api/v1/services", { token: created.token })).status).toBe(200);
+    const revoked = firstValueFrom(
+      b.running.app
+        .get(EventsService)
+        .stream()
+        .pipe(filter((e) => e.kind === "token" && e.action === "revoke" && e.data.name === "evented")),
+    );
+    expect((await a.fetch("/api/v1/tokens/evented", { method: "DELETE" })).status).toBe(204);
+    await revoked;
+    // No wait for B's cached answer to expire: the event made B forget it.
+    expect((await b.fetch("/api/v1/services", { token: created.token })).status).toBe(401);
   });
 
   it("a check slower than the TTL answers no request that arrives a TTL after the revoke", async () => {

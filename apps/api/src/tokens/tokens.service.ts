@@ -1,4 +1,5 @@
-import { Inject, Injectable, Logger } from "@nestjs/common";
+import { Inject, Injectable, Logger, OnModuleDestroy } from "@nestjs/common";
+import type { Subscription } from "rxjs";
 import { CLOCK } from "../common/clock";
 import type { Clock } from "@flotilla/core";
 import { ConflictError, NotFoundError } from "@flotilla/core";
@@ -21,17 +22,21 @@ export interface TokenView {
 const LAST_USED_RESOLUTION_MS = 60_000;
 // Every request checks its token: a second's cache spares Postgres a lookup per request, and is
 // the longest a revoked token still works on any replica (each API process caches for itself).
+// A revoke's event reaches the other replicas in milliseconds and they forget the token then;
+// the TTL bounds it when that event is lost (Redis away).
 export const TOKEN_CACHE_TTL_MS = 1_000;
 const TOKEN_CACHE_MAX = 10_000;
 
 @Injectable()
-export class TokensService {
+export class TokensService implements OnModuleDestroy {
   private readonly logger = new Logger("tokens");
   /** By token hash: what the database said and when (unknown tokens too, so a flood of bad ones is cheap). */
   private readonly cache = new Map<string, { at: number; token: TokenView | null }>();
   /** Lookups under way, by token hash, with when each started. */
   private readonly lookups = new Map<string, { at: number; answer: Promise<TokenView | null> }>();
   private revocations = 0;
+  /** Revokes made on other replicas, from the event stream: subscribed at the first check. */
+  private revokes?: Subscription;
 
   constructor(
     private readonly prisma: PrismaService,
@@ -42,6 +47,9 @@ export class TokensService {
 
   /** The token's view if it exists and is not revoked (as of at most TOKEN_CACHE_TTL_MS ago). */
   async verify(secret: string): Promise<TokenView | null> {
+    this.revokes ??= this.events.stream().subscribe((e) => {
+      if (e.kind === "token" && e.action === "revoke") this.forget(String(e.data.name));
+    });
     const hash = hashToken(secret);
     const now = this.clock.now();
     const hit = this.cache.get(hash);
@@ -108,10 +116,21 @@ export class TokensService {
       await tx.apiToken.delete({ where: { id: row.id } });
       return this.events.record(tx, [{ kind: "token", subjectId: row.id, action: "revoke", data: { name } }]);
     });
-    // This replica refuses it at once; the others within TOKEN_CACHE_TTL_MS.
+    // This replica refuses it at once; the others when the event arrives, or within TOKEN_CACHE_TTL_MS.
+    this.forget(name);
+    await this.events.publish(evs);
+  }
+
+  /** Drops what this process knows of a revoked token; lookups under way keep their answer to themselves. */
+  private forget(name: string): void {
     this.revocations++;
     for (const [hash, entry] of this.cache) if (entry.token?.name === name) this.cache.delete(hash);
-    await this.events.publish(evs);
+    // A lookup under way may have read the token before the revoke: later requests look again.
+    this.lookups.clear();
+  }
+
+  onModuleDestroy(): void {
+    this.revokes?.unsubscribe();
   }
 
   /**
