@@ -11,13 +11,23 @@ import { converged, getJson, runningContainers, send, simNodes, startFastApi, un
 describe("dispatch and heartbeats at scale", () => {
   let api: TestApi;
   let agents: SimAgent[];
+  // This file once took 80 s where its tests took 4 s, in runs beside other suites, and not
+  // again when timed: a slow step says which, for the next time.
+  const timed = async <T>(step: string, fn: () => Promise<T>): Promise<T> => {
+    const t = Date.now();
+    try {
+      return await fn();
+    } finally {
+      if (Date.now() - t > 10_000) console.warn(`dispatch-scale: ${step} took ${Date.now() - t} ms`);
+    }
+  };
   beforeAll(async () => {
-    api = await startFastApi();
-    agents = await simNodes(api, 24, { prefix: "wide" });
+    api = await timed("starting the API", () => startFastApi());
+    agents = await timed("starting 24 agents", () => simNodes(api, 24, { prefix: "wide" }));
   });
   afterAll(async () => {
-    await Promise.all((agents ?? []).map((a) => a.stop()));
-    await api?.stop();
+    await timed("stopping the agents", () => Promise.all((agents ?? []).map((a) => a.stop())));
+    await timed("stopping the API", async () => api?.stop());
   });
 
   it("runs a service wider than a dispatch chunk through the dispatcher, one RUNNING event per task", async () => {
