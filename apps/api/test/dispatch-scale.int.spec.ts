@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrismaService } from "../src/database/prisma.service";
 import type { TestApi } from "./support";
-import type { SimAgent } from "../../../test/support/sim-agent";
+import type { SimAgent, SimAgentOptions } from "../../../test/support/sim-agent";
 import { converged, getJson, runningContainers, send, simNodes, startFastApi, until } from "./services-support";
 
 describe("dispatch and heartbeats at scale", () => {
@@ -90,33 +90,29 @@ describe("dispatch and heartbeats at scale", () => {
     ).toEqual(published.sort());
   });
 
-  it("launches one by one on an agent from before launch batches", async () => {
-    const [old] = await simNodes(api, 1, { prefix: "old", launchBatches: false, labels: { era: "old" } });
-    agents.push(old);
+  /** One more agent (labelled `role`) and a service of `replicas` placed on it alone, converged. */
+  async function onOwnAgent(role: string, image: string, replicas: number, opts: Partial<SimAgentOptions>): Promise<SimAgent> {
+    const [agent] = await simNodes(api, 1, { prefix: role, labels: { role }, ...opts });
+    agents.push(agent);
     const res = await send(api, "POST", "/api/v1/services", {
-      name: "old-agent",
-      image: "busybox",
-      replicas: 3,
-      placement: { constraints: ["node.labels.era == old"] },
+      name: role,
+      image,
+      replicas,
+      placement: { constraints: [`node.labels.role == ${role}`] },
     });
     expect(res.status).toBe(201);
-    await converged(api, "old-agent", 3);
-    expect(old.running()).toHaveLength(3);
+    await converged(api, role, replicas);
+    expect(agent.running()).toHaveLength(replicas);
+    return agent;
+  }
+
+  it("launches one by one on an agent from before launch batches", async () => {
+    const old = await onOwnAgent("old-agent", "busybox", 3, { launchBatches: false });
     expect(old.calls.filter((c) => c === "POST /containers/create")).toHaveLength(3);
   });
 
   it("pulls an image the agent lacks once, then launches the batch's containers", async () => {
-    const [bare] = await simNodes(api, 1, { prefix: "bare", images: [], labels: { disk: "empty" } });
-    agents.push(bare);
-    const res = await send(api, "POST", "/api/v1/services", {
-      name: "fresh-image",
-      image: "nginx",
-      replicas: 4,
-      placement: { constraints: ["node.labels.disk == empty"] },
-    });
-    expect(res.status).toBe(201);
-    await converged(api, "fresh-image", 4);
-    expect(bare.running()).toHaveLength(4);
+    const bare = await onOwnAgent("fresh-image", "nginx", 4, { images: [] });
     expect(bare.calls.filter((c) => c === "POST /images/create")).toHaveLength(1);
     expect(bare.calls.filter((c) => c === "POST /containers/create")).toEqual([]);
   });
