@@ -172,6 +172,31 @@ describe.skipIf(!isRoot)("HostNetwork", () => {
     expect(await requestFromNetns(b.netnsPath!, EXT_IP, 8080)).toBe(`EXT ${EXT_HOST_IP}`);
   });
 
+  it("the bridge keeps its MAC as ports come and go, so containers' cached gateway keeps working", async () => {
+    const bridgeMac = () => (JSON.parse(sh("ip", "-j", "link", "show", "dev", BRIDGE)) as { address: string }[])[0].address;
+    const before = bridgeMac();
+    // A port with the lowest MAC there is. A bridge left to the kernel takes the lowest of its
+    // ports' MACs, and gives it up when that port goes: a container that learnt the gateway's
+    // MAC meanwhile keeps sending to the old one (dropped) until it finds its ARP entry stale,
+    // 20 to 50 s later. So d, plugged in while the port is there, must still reach the gateway
+    // (egress through it, to the outside namespace) after the port is gone.
+    sh("ip", "link", "add", "fltntlow", "type", "veth", "peer", "name", "fltntlow1");
+    let d: Endpoint | undefined;
+    try {
+      sh("ip", "link", "set", "fltntlow", "address", "00:00:00:00:00:01");
+      sh("ip", "link", "set", "fltntlow", "master", BRIDGE);
+      sh("ip", "link", "set", "fltntlow", "up");
+      d = await net.attach(id("d"), { ports: [] });
+      expect(await requestFromNetns(d.netnsPath!, EXT_IP, 8080)).toBe(`EXT ${EXT_HOST_IP}`);
+      shQuiet("ip", "link", "del", "fltntlow");
+      expect(await requestFromNetns(d.netnsPath!, EXT_IP, 8080)).toBe(`EXT ${EXT_HOST_IP}`);
+      expect(bridgeMac()).toBe(before);
+    } finally {
+      shQuiet("ip", "link", "del", "fltntlow");
+      if (d) await net.detach(d.containerId);
+    }
+  });
+
   it("a clash fails with Docker's message and allocates nothing", async () => {
     const ours = () => netnsList().filter((n) => n.includes(RUN));
     const before = ours();

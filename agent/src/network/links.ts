@@ -15,6 +15,7 @@ export const NETNS_DIR = "/run/netns";
 
 interface IpLink {
   ifname: string;
+  address?: string;
   master?: string;
   operstate?: string;
   flags?: string[];
@@ -64,6 +65,13 @@ export async function bridgeMembers(bridge: string): Promise<string[]> {
 /**
  * Makes sure the bridge exists, is a bridge, holds the gateway address and is up. A link of that
  * name that is not a bridge is someone else's: ConflictError rather than reusing it.
+ *
+ * The bridge's MAC address is pinned (set explicitly, to the one it has). Left to the kernel, a
+ * bridge takes the lowest MAC of its ports, so it changes whenever a container whose veth has a
+ * lower one is plugged in, or the container whose veth it had is removed; the other containers
+ * keep the old MAC for the gateway in their ARP caches and lose the gateway (the embedded DNS,
+ * egress, published ports) until those entries are found stale: 20 to 50 s. Setting the address
+ * makes the kernel keep it (a user-set bridge address is never recalculated).
  */
 export async function ensureBridge(bridge: string, subnet: Subnet, gateway = intToIp(subnet.gateway)): Promise<void> {
   let link = await showLink(bridge);
@@ -73,6 +81,8 @@ export async function ensureBridge(bridge: string, subnet: Subnet, gateway = int
   } else if (link.linkinfo?.info_kind !== "bridge") {
     throw new ConflictError(`bridge: link ${bridge} exists and is a ${link.linkinfo?.info_kind ?? "device"}, not a bridge`);
   }
+  // The address it has now: for a bridge made by an earlier agent, the one its containers know.
+  if (link?.address) await run("bridge", "ip", ["link", "set", "dev", bridge, "address", link.address]);
   const gw = gateway;
   const has = link?.addr_info?.some((a) => a.family === "inet" && a.local === gw && a.prefixlen === subnet.prefixLen);
   if (!has) await run("bridge", "ip", ["addr", "add", `${gw}/${subnet.prefixLen}`, "dev", bridge]);
