@@ -31,6 +31,9 @@ function target(opts: EngineClientOptions): Target {
   throw new Error(`unsupported engine URL ${opts.url}: use http://, https:// or unix://`);
 }
 
+/** Time a launch batch's request allows per container, beyond the client's timeout. */
+export const LAUNCH_ALLOWANCE_MS = 1_000;
+
 /** Options of a log read. */
 export interface LogOptions {
   readonly follow?: boolean;
@@ -118,9 +121,17 @@ export class EngineClient {
   async launchContainers(launches: readonly { name: string; body: ContainerCreateBody }[]): Promise<LaunchResult[] | null> {
     const op = `launch ${launches.length} containers`;
     try {
-      const { Results } = await this.json<{ Results: LaunchResult[] }>(op, "POST", "/flotilla/containers/launch", {
-        Launches: launches.map((l) => ({ Name: l.name, Config: l.body })),
-      });
+      // One answer for many starts: a busy host's starts take a while each, and an unanswered
+      // launch leaves its tasks claimed until the claim goes stale, so allow for each of them.
+      const timeoutMs = this.timeoutMs + launches.length * LAUNCH_ALLOWANCE_MS;
+      const r = await this.call(
+        op,
+        "POST",
+        "/flotilla/containers/launch",
+        { Launches: launches.map((l) => ({ Name: l.name, Config: l.body })) },
+        timeoutMs,
+      );
+      const { Results } = JSON.parse(r.body.toString("utf8")) as { Results: LaunchResult[] };
       if (!Array.isArray(Results) || Results.length !== launches.length)
         throw engineError(
           op,
