@@ -2,8 +2,10 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
   afterEvents,
+  afterRemoteEvents,
   afterStream,
   copyServable,
+  copyUse,
   INITIAL_LISTING_FRESHNESS,
   LISTING_KINDS,
   listingsChangedBy,
@@ -94,6 +96,56 @@ describe("copyServable", () => {
         }
         const served = copyServable(c, f, age, 1_000);
         expect(served).toBe(!changed && age < 1_000);
+      }),
+    );
+  });
+});
+
+describe("copyUse: other processes' events", () => {
+  const read = (f: ListingFreshness, kind: ListingKind, readAt: number): ListingCopy => ({
+    kind,
+    generation: f.generations[kind],
+    remote: f.remote[kind],
+    readAt,
+  });
+
+  it("a copy another process's event made stale still answers, and asks for a newer read", () => {
+    const c = read(live, "services", 0);
+    expect(copyUse(c, live, 1, 1_000)).toBe("serve");
+    const after = afterRemoteEvents(live, ["task"]);
+    expect(copyUse(c, after, 1, 1_000)).toBe("serve-and-refresh");
+    expect(copyUse(read(after, "services", 2), after, 3, 1_000)).toBe("serve");
+    // Not past its age, nor after this process's own event or a break of the stream.
+    expect(copyUse(c, after, 1_000, 1_000)).toBe("read");
+    expect(copyUse(c, afterEvents(after, ["task"]), 1, 1_000)).toBe("read");
+    expect(copyUse(c, afterStream(after, false), 1, 1_000)).toBe("read");
+  });
+
+  it("an event of a kind the listing does not show leaves it as it was", () => {
+    const c = read(live, "nodes", 0);
+    expect(copyUse(c, afterRemoteEvents(live, ["network", "audit"]), 1, 1_000)).toBe("serve");
+  });
+
+  it("property: served as current only if no event changed its listing since its read; never past its age", () => {
+    const step = fc.record({
+      events: fc.array(fc.constantFrom("task", "service", "node", "network", "machine", "audit"), { maxLength: 3 }),
+      remote: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(fc.constantFrom(...LISTING_KINDS), fc.array(step, { maxLength: 8 }), fc.nat(3_000), (kind, steps, age) => {
+        const c = read(live, kind, 0);
+        let f = live;
+        let local = false;
+        let remote = false;
+        for (const s of steps) {
+          f = s.remote ? afterRemoteEvents(f, s.events) : afterEvents(f, s.events);
+          const changes = s.events.some((e) => listingsChangedBy(e).includes(kind));
+          if (s.remote) remote ||= changes;
+          else local ||= changes;
+        }
+        const use = copyUse(c, f, age, 1_000);
+        if (local || age >= 1_000) expect(use).toBe("read");
+        else expect(use).toBe(remote ? "serve-and-refresh" : "serve");
       }),
     );
   });

@@ -1,12 +1,14 @@
 // The listings ctl, the console and dashboards poll (services, nodes, tasks), kept per API
 // process as the JSON bytes and ETag of their last read, so a request that finds a servable
 // copy costs a map lookup and a socket write. Whether a copy is servable is core's decision
-// (listing-freshness.ts): its listing's generation unchanged since its read started (events
-// move generations: this process's as it publishes them, the others' from the Redis event
-// channel), the event stream delivering, and the read younger than FLOTILLA_LISTING_MAX_AGE_MS.
+// (listing-freshness.ts): its listing's generation unchanged since its read started (this
+// process's events move generations as it publishes them), the event stream delivering, and the
+// read younger than FLOTILLA_LISTING_MAX_AGE_MS. Events from the Redis channel (the others')
+// make a copy stale: it still answers while one read, started after them, replaces it.
 // Bounds, for a change committed before a request is sent:
 //   - made through this process: shown (its event retired the copy before the write answered);
-//   - made elsewhere, with an event: shown once the event arrives (pub/sub: milliseconds);
+//   - made elsewhere, with an event: shown once a read started after the event arrived has
+//     ended (pub/sub: milliseconds, then one read), and within the max age in any case;
 //   - without an event, or with an event this process missed: within the max age. A break in
 //     the subscription retires every copy, and nothing is kept until it is confirmed again.
 // Without a servable copy, concurrent requests share one read (SharedReads) that started after
@@ -15,8 +17,10 @@ import { Inject, Injectable, OnModuleDestroy } from "@nestjs/common";
 import type { Subscription } from "rxjs";
 import {
   afterEvents,
+  afterRemoteEvents,
   afterStream,
   copyServable,
+  copyUse,
   INITIAL_LISTING_FRESHNESS,
   LISTING_KINDS,
   type ListingCopy,
@@ -61,14 +65,24 @@ export class ListingViews implements OnModuleDestroy {
     // Subscribed on first use: worker-only processes serve no listings and need no subscriber.
     if (!this.subscriptions) this.subscribe();
     const held = this.held.get(kind)!.get(key);
-    if (held && copyServable(held.copy, this.freshness, elapsedMs(), this.maxAgeMs)) return held.listing;
-    return this.reads.read(`${kind}\0${key}`, async () => {
-      const copy: ListingCopy = { kind, generation: this.freshness.generations[kind], readAt: elapsedMs() };
+    const use = held ? copyUse(held.copy, this.freshness, elapsedMs(), this.maxAgeMs) : "read";
+    if (use === "serve") return held!.listing;
+    const fresh = this.reads.read(`${kind}\0${key}`, async () => {
+      const copy: ListingCopy = {
+        kind,
+        generation: this.freshness.generations[kind],
+        remote: this.freshness.remote[kind],
+        readAt: elapsedMs(),
+      };
       const listing = await load();
       // Kept only if nothing retired it while it was read (else the next request reads again).
       if (copyServable(copy, this.freshness, elapsedMs(), this.maxAgeMs)) this.held.get(kind)!.set(key, { listing, copy });
       return listing;
     });
+    if (use === "read") return fresh;
+    // The stale copy answers; the read replaces it (a failed one leaves it to its age).
+    fresh.catch(() => undefined);
+    return held!.listing;
   }
 
   /** How many copies are held (for tests). */
@@ -90,7 +104,7 @@ export class ListingViews implements OnModuleDestroy {
           ),
         ),
       ),
-      this.events.stream().subscribe((e) => this.move(afterEvents(this.freshness, [e.kind]))),
+      this.events.stream().subscribe((e) => this.move(afterRemoteEvents(this.freshness, [e.kind]))),
       this.events.streamLive().subscribe((live) => {
         if (live !== this.freshness.live) this.move(afterStream(this.freshness, live));
       }),
