@@ -9,8 +9,8 @@
 // BENCH_GIVE_UP_MS (default 10× the goal): past it the figures are reported anyway, allRunningMs null
 // and runningAtGiveUp saying how far it got.
 //
-// Runs the *built* API (`node apps/api/dist/main.js`), as an API process and a worker process
-// (BENCH_LAYOUT=all: one process with both roles): tsx does not emit the decorator metadata
+// Runs the *built* API (`node apps/api/dist/main.js`), as an API process and BENCH_WORKERS
+// worker processes (default 1; BENCH_LAYOUT=all: one process with both roles): tsx does not emit the decorator metadata
 // NestJS needs. Postgres and Redis are the integration tests' stack (started if needed).
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
@@ -48,6 +48,8 @@ const GIVE_UP_MS = count("BENCH_GIVE_UP_MS", process.env.BENCH_GIVE_UP_MS, 10 * 
 const API_NODE_ARGS = (process.env.BENCH_API_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
 const LAYOUT = process.env.BENCH_LAYOUT ?? "split";
 if (LAYOUT !== "split" && LAYOUT !== "all") throw new Error(`invalid BENCH_LAYOUT: split or all (got '${LAYOUT}')`);
+// Worker processes beside the API (split layout): replicas share the queues' jobs.
+const WORKERS = count("BENCH_WORKERS", process.env.BENCH_WORKERS, 1);
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -97,8 +99,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < 150 && !existsSync(join(configDir, "config.json")); i++) await new Promise((r) => setTimeout(r, 200));
     const token = (JSON.parse(readFileSync(join(configDir, "config.json"), "utf8")) as { token: string }).token;
     // The worker once the API wrote the shared configuration (the secrets key, the CA) it reads.
-    const worker = LAYOUT === "all" ? undefined : spawnRole("worker");
-    if (worker) processes.push(worker);
+    if (LAYOUT === "split") for (let i = 0; i < WORKERS; i++) processes.push(spawnRole("worker"));
     const call = async (method: string, path: string, body?: unknown) => {
       const res = await fetch(url + path, {
         method,
@@ -156,7 +157,9 @@ async function main(): Promise<void> {
 
     t0 = Date.now();
     const cpu0 = cpuSeconds(api.pid);
-    const workerCpu0 = cpuSeconds(processes[1]?.pid);
+    const workers = processes.slice(1);
+    const workersCpu = () => workers.reduce((n, w) => n + cpuSeconds(w.pid), 0);
+    const workerCpu0 = workersCpu();
     const beatsBefore = new Map(agents.map((a) => [a, a.heartbeatMs.length]));
     // The simulated agents live in this process: its own event-loop delay is part of every
     // latency measured here, and tells the API's share from the load generator's.
@@ -203,7 +206,7 @@ async function main(): Promise<void> {
     const elapsed = Date.now() - t0;
     await progress.end();
     const apiCpuS = Math.round((cpuSeconds(api.pid) - cpu0) * 10) / 10;
-    const workerCpuS = processes[1] ? Math.round((cpuSeconds(processes[1].pid) - workerCpu0) * 10) / 10 : null;
+    const workerCpuS = workers.length ? Math.round((workersCpu() - workerCpu0) * 10) / 10 : null;
     probing = false;
     await probe;
     const containers = agents.reduce((n, a) => n + a.running().length, 0);
@@ -232,6 +235,7 @@ async function main(): Promise<void> {
         nodesMarkedDown: markedDown,
         nodesNotReadyAtEnd: nodeList.filter((n) => n.status !== "ready").length,
         layout: LAYOUT,
+        workers: LAYOUT === "split" ? WORKERS : 0,
         // The API process's CPU time while it converged (with BENCH_LAYOUT=all, the worker's too);
         // near allRunningMs means it was CPU-bound.
         apiCpuS,
