@@ -10,8 +10,8 @@
 // and runningAtGiveUp saying how far it got.
 //
 // Runs the *built* API (`node apps/api/dist/main.js`), as an API process and BENCH_WORKERS
-// worker processes (default 1; BENCH_LAYOUT=all: one process with both roles): tsx does not emit the decorator metadata
-// NestJS needs. Postgres and Redis are the integration tests' stack (started if needed).
+// worker processes (default 1; BENCH_LAYOUT=all: one process with both roles): tsx does not
+// emit the decorator metadata NestJS needs. Postgres and Redis are the integration tests' stack (started if needed).
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
