@@ -109,12 +109,14 @@ export function copyServable(copy: ListingCopy, f: ListingFreshness, now: number
 
 /**
  * What a request does with a copy: answer with it; answer with it and have a newer read made
- * (other processes' events came after it: the copy stays servable until that read replaces it);
- * or wait for a read that starts after the request.
+ * (other processes' events came after it, or it is past half its age: the copy stays servable
+ * until that read replaces it, so a steady stream of requests rarely finds it expired); or wait
+ * for a read that starts after the request.
  */
 export type CopyUse = "serve" | "serve-and-refresh" | "read";
 
 export function copyUse(copy: ListingCopy, f: ListingFreshness, now: number, maxAgeMs: number): CopyUse {
   if (!copyServable(copy, f, now, maxAgeMs)) return "read";
-  return copy.remote === undefined || copy.remote === f.remote[copy.kind] ? "serve" : "serve-and-refresh";
+  const remoteChange = copy.remote !== undefined && copy.remote !== f.remote[copy.kind];
+  return remoteChange || now - copy.readAt >= maxAgeMs / 2 ? "serve-and-refresh" : "serve";
 }

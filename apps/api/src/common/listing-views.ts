@@ -4,7 +4,8 @@
 // (listing-freshness.ts): its listing's generation unchanged since its read started (this
 // process's events move generations as it publishes them), the event stream delivering, and the
 // read younger than FLOTILLA_LISTING_MAX_AGE_MS. Events from the Redis channel (the others')
-// make a copy stale: it still answers while one read, started after them, replaces it.
+// make a copy stale: it still answers while one read, started after them, replaces it; so does a
+// copy past half its age, so that one polled steadily is replaced before it expires.
 // Bounds, for a change committed before a request is sent:
 //   - made through this process: shown (its event retired the copy before the write answered);
 //   - made elsewhere, with an event: shown once a read started after the event arrived has
