@@ -124,13 +124,15 @@ export class EngineClient {
       // One answer for many starts: a busy host's starts take a while each, and an unanswered
       // launch leaves its tasks claimed until the claim goes stale, so allow for each of them.
       const timeoutMs = this.timeoutMs + launches.length * LAUNCH_ALLOWANCE_MS;
-      const r = await this.call(
-        op,
-        "POST",
-        "/flotilla/containers/launch",
-        { Launches: launches.map((l) => ({ Name: l.name, Config: l.body })) },
-        timeoutMs,
-      );
+      const body = { Launches: launches.map((l) => ({ Name: l.name, Config: l.body })) };
+      const send = () => this.call(op, "POST", "/flotilla/containers/launch", body, timeoutMs);
+      // A kept-alive connection the agent closed just as this request went out is reset. A launch
+      // is idempotent by name, so it is sent once more on a new connection, rather than leaving
+      // its tasks claimed and unanswered until the claim goes stale.
+      const r = await send().catch((e: unknown) => {
+        if (e instanceof EngineUnreachableError && e.connectionReset) return send();
+        throw e;
+      });
       const { Results } = JSON.parse(r.body.toString("utf8")) as { Results: LaunchResult[] };
       if (!Array.isArray(Results) || Results.length !== launches.length)
         throw engineError(

@@ -47,7 +47,16 @@ export class EngineUnreachableError extends Error {
       code === "SELF_SIGNED_CERT_IN_CHAIN"
     );
   }
+
+  /** The connection was reset or broken under the request (a kept-alive one the agent closed, say). */
+  get connectionReset(): boolean {
+    const code = (this.cause as { code?: unknown } | undefined)?.code;
+    return typeof code === "string" && RESET.has(code);
+  }
 }
+
+/** Ways a connection ends under a request the other side may or may not have acted on. */
+const RESET = new Set(["ECONNRESET", "EPIPE"]);
 
 const NOT_DELIVERED = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "ENOENT"]);
 

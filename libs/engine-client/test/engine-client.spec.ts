@@ -177,3 +177,40 @@ describe("EngineUnreachableError.notDelivered", () => {
     }
   });
 });
+
+describe("launch batches over a connection the agent resets", () => {
+  it("sends a launch once more on a new connection when the first is reset under it", async () => {
+    const { createServer: createTcpServer } = await import("node:net");
+    let connections = 0;
+    const requests: string[] = [];
+    const server = createTcpServer((socket) => {
+      const nth = ++connections;
+      let data = "";
+      socket.on("data", (chunk) => {
+        data += chunk.toString("utf8");
+        const end = data.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const length = Number(/content-length: (\d+)/i.exec(data.slice(0, end))?.[1] ?? 0);
+        if (data.length < end + 4 + length) return;
+        requests.push(data.split("\r\n")[0]!);
+        // The first connection is reset once the whole request arrived, as a kept-alive
+        // connection the agent closed at that moment would be.
+        if (nth === 1) return void socket.resetAndDestroy();
+        const body = JSON.stringify({ Results: [{ Name: "web.1.t1", Id: "c".repeat(64), Ports: {} }] });
+        socket.end(
+          `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+        );
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const client = new EngineClient({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, timeoutMs: 5_000 });
+      const results = await client.launchContainers([{ name: "web.1.t1", body: { Image: "busybox" } }]);
+      expect(results).toEqual([{ Name: "web.1.t1", Id: "c".repeat(64), Ports: {} }]);
+      expect(requests).toEqual(["POST /flotilla/containers/launch HTTP/1.1", "POST /flotilla/containers/launch HTTP/1.1"]);
+      client.close();
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});
