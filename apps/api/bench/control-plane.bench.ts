@@ -142,13 +142,18 @@ async function main(): Promise<void> {
 
     // Listing latency while the control plane works (what ctl and the console feel).
     const latencies: number[] = [];
+    // When each probe was sent (ms from the first service), for the slowest ones' report.
+    const sentAt: number[] = [];
     const failures: string[] = [];
     let probing = true;
     const probe = (async () => {
       while (probing) {
         const s = Date.now();
         await call("GET", "/api/v1/services").then(
-          () => latencies.push(Date.now() - s),
+          () => {
+            latencies.push(Date.now() - s);
+            sentAt.push(s - t0);
+          },
           (e: Error) => failures.push(e.message.slice(0, 200)),
         );
         await new Promise((r) => setTimeout(r, 100));
@@ -205,6 +210,11 @@ async function main(): Promise<void> {
     }
     const elapsed = Date.now() - t0;
     await progress.end();
+    const slowest = latencies
+      .map((ms, i) => ({ ms, atS: Math.round(sentAt[i]! / 100) / 10 }))
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 5);
+    console.error(`slowest listing requests: ${slowest.map((x) => `${x.ms} ms at ${x.atS} s`).join(", ")}`);
     const apiCpuS = Math.round((cpuSeconds(api.pid) - cpu0) * 10) / 10;
     const workerCpuS = workers.length ? Math.round((workersCpu() - workerCpu0) * 10) / 10 : null;
     probing = false;
