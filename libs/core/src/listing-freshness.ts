@@ -11,12 +11,13 @@
 // When the stream comes back after a break, every generation moves: what was missed meanwhile
 // is read again rather than trusted.
 //
-// Other processes' events are counted apart (`remote`): a copy they retire still answers, within
-// its age, while one read started after them replaces it. While a cluster converges the worker's
-// task events arrive every few milliseconds, and retiring copies outright made every listing
-// request its own read of every task (at 150,000 tasks, seconds per request at p99); now the
-// reads are one at a time, and a change made elsewhere shows once a read that started after its
-// event ends. This process's own events still retire copies outright (a client sees its writes).
+// Other processes' task events are counted apart (`remote`): a copy they retire still answers,
+// within its age, while one read started after them replaces it. While a cluster converges the
+// worker's task events arrive every few milliseconds, and retiring copies outright made every
+// listing request its own read of every task (at 150,000 tasks, seconds per request at p99); now
+// the reads are one at a time, and a task's change shows once a read that started after its
+// event ends. This process's own events, and other kinds of event from anywhere (a write through
+// another replica), still retire copies outright.
 
 /** The listings kept per process. */
 export type ListingKind = "services" | "nodes" | "tasks";
@@ -78,10 +79,21 @@ export function afterEvents(f: ListingFreshness, eventKinds: Iterable<string>): 
   return kinds.size ? { ...f, generations: bump(f.generations, kinds) } : f;
 }
 
+// Task events are the stream's flood (every state of every task, the worker's progress rather
+// than a client's write): from the stream they make copies stale. Every other kind (a service,
+// node or network written through another replica) retires copies as it arrives, so a write
+// made through one replica shows on the next read through another.
+const STALE_ONLY: ReadonlySet<string> = new Set(["task"]);
+
 /** After events of these kinds arrived from the stream (another process's, or this one's again). */
 export function afterRemoteEvents(f: ListingFreshness, eventKinds: Iterable<string>): ListingFreshness {
-  const kinds = kindsChangedBy(eventKinds);
-  return kinds.size ? { ...f, remote: bump(f.remote, kinds) } : f;
+  const all = [...eventKinds];
+  const next = afterEvents(
+    f,
+    all.filter((e) => !STALE_ONLY.has(e)),
+  );
+  const kinds = kindsChangedBy(all.filter((e) => STALE_ONLY.has(e)));
+  return kinds.size ? { ...next, remote: bump(next.remote, kinds) } : next;
 }
 
 /**

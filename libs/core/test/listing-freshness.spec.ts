@@ -134,6 +134,14 @@ describe("copyUse: other processes' events", () => {
     expect(copyUse(c, afterRemoteEvents(live, ["network", "audit"]), 1, 1_000)).toBe("serve");
   });
 
+  it("a service, node or network event from elsewhere (a write through another replica) retires the copy", () => {
+    const c = read(live, "services", 0);
+    expect(copyUse(c, afterRemoteEvents(live, ["service"]), 1, 1_000)).toBe("read");
+    expect(copyUse(c, afterRemoteEvents(live, ["network"]), 1, 1_000)).toBe("read");
+    expect(copyUse(c, afterRemoteEvents(live, ["task", "service"]), 1, 1_000)).toBe("read");
+    expect(copyUse(read(live, "nodes", 0), afterRemoteEvents(live, ["node"]), 1, 1_000)).toBe("read");
+  });
+
   it("property: served as current only if no event changed its listing since its read and it is young; never past its age", () => {
     const step = fc.record({
       events: fc.array(fc.constantFrom("task", "service", "node", "network", "machine", "audit"), { maxLength: 3 }),
@@ -147,9 +155,12 @@ describe("copyUse: other processes' events", () => {
         let remote = false;
         for (const s of steps) {
           f = s.remote ? afterRemoteEvents(f, s.events) : afterEvents(f, s.events);
-          const changes = s.events.some((e) => listingsChangedBy(e).includes(kind));
-          if (s.remote) remote ||= changes;
-          else local ||= changes;
+          const changes = (es: string[]) => es.some((e) => listingsChangedBy(e).includes(kind));
+          // From the stream only task events make a copy stale; other kinds retire it.
+          if (s.remote) {
+            remote ||= changes(s.events.filter((e) => e === "task"));
+            local ||= changes(s.events.filter((e) => e !== "task"));
+          } else local ||= changes(s.events);
         }
         const use = copyUse(c, f, age, 1_000);
         if (local || age >= 1_000) expect(use).toBe("read");

@@ -3,13 +3,14 @@
 // copy costs a map lookup and a socket write. Whether a copy is servable is core's decision
 // (listing-freshness.ts): its listing's generation unchanged since its read started (this
 // process's events move generations as it publishes them), the event stream delivering, and the
-// read younger than FLOTILLA_LISTING_MAX_AGE_MS. Events from the Redis channel (the others')
-// make a copy stale: it still answers while one read, started after them, replaces it; so does a
-// copy past half its age, so that one polled steadily is replaced before it expires.
+// read younger than FLOTILLA_LISTING_MAX_AGE_MS. Other processes' task events, from the Redis
+// channel, only make a copy stale (their other events retire it): it still answers while one
+// read, started after them, replaces it; so does a copy past half its age, so that one polled
+// steadily is replaced before it expires.
 // Bounds, for a change committed before a request is sent:
 //   - made through this process: shown (its event retired the copy before the write answered);
-//   - made elsewhere, with an event: shown once a read started after the event arrived has
-//     ended (pub/sub: milliseconds, then one read), and within the max age in any case;
+//   - made elsewhere, with an event: shown once the event arrives (pub/sub: milliseconds); a
+//     task's state, once a read started after its event arrived has ended;
 //   - without an event, or with an event this process missed: within the max age. A break in
 //     the subscription retires every copy, and nothing is kept until it is confirmed again.
 // Without a servable copy, concurrent requests share one read (SharedReads) that started after
