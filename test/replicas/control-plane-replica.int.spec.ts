@@ -7,7 +7,7 @@
 // machine only, so it runs in the integration project beside other files rather than in the
 // one-at-a-time e2e project (whose files add up to most of CI's time).
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import type { Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -208,6 +208,16 @@ describe.skipIf(!root)("control-plane replica on a manager machine, end to end (
     const login = await ctl(["login", "--url", api.url, "--token", api.token]);
     expect(login.code, login.stderr).toBe(0);
     expect(login.stderr).toContain(replicaUrl);
+    // The agent learns the replica from a heartbeat reply: only once it has may the main API go
+    // away (in one CI run it went first, and the agent had nowhere else to beat).
+    const agentLog = join(base, "data", "machines", NAME, "root", "flotilla", "agent.log");
+    const agentSays = () => (existsSync(agentLog) ? readFileSync(agentLog, "utf8") : "");
+    await until(
+      "the agent to learn the replica from a heartbeat reply",
+      async () => /replicas are now/.test(agentSays()) && agentSays().includes(replicaUrl),
+      20_000,
+      async () => agentSays().split("\n").slice(-8),
+    );
     await api.running.close();
     const closedAt = Date.now();
     const ls = await ctl(["service", "ls"]);
