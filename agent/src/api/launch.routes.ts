@@ -11,6 +11,7 @@ import type { ContainerService } from "../containers/container-service";
 import type { CreateBody } from "../containers/create-request";
 import { portsMap } from "../containers/docker-shapes";
 import { NotModifiedError } from "../engine-errors";
+import { runLimited } from "../images/pull";
 import { errorStatus, readJson, sendJson } from "./http-util";
 import type { Router } from "./router";
 
@@ -70,12 +71,14 @@ export function registerLaunchRoutes(router: Router, deps: { containers: Contain
   router.add("POST", "/flotilla/containers/launch", async ({ req, res }) => {
     const launches = launchesOf(await readJson<LaunchBody>(req));
     const results: LaunchResult[] = new Array(launches.length);
-    let next = 0;
-    const worker = async () => {
-      for (let i = next++; i < launches.length; i = next++)
-        results[i] = await launchOne(deps.containers, launches[i].Name, launches[i].Config);
-    };
-    await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, launches.length) }, worker));
+    // launchOne never throws: a failure is that container's result.
+    await runLimited(
+      launches.map((l, i) => ({ ...l, i })),
+      IN_FLIGHT,
+      async ({ Name, Config, i }) => {
+        results[i] = await launchOne(deps.containers, Name, Config);
+      },
+    );
     sendJson(res, 200, { Results: results });
   });
 }

@@ -99,7 +99,7 @@ function parseConfig(bytes: Buffer, shown: string, layerCount: number): ImageCon
 }
 
 /** Runs `work` over `items` with at most `limit` at once; the first failure aborts the rest. */
-async function runLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+export async function runLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   let failure: unknown;
   const worker = async () => {

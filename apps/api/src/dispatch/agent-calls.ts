@@ -146,7 +146,11 @@ export class AgentCalls {
     if (failed.length) await record(failed);
     // One request carries one image pull's credentials: launches are grouped by them.
     const groups = new Map<string | undefined, PreparedLaunch[]>();
-    for (const p of prepared) groups.set(p.registryAuth, [...(groups.get(p.registryAuth) ?? []), p]);
+    for (const p of prepared) {
+      const group = groups.get(p.registryAuth);
+      if (group) group.push(p);
+      else groups.set(p.registryAuth, [p]);
+    }
     for (const group of groups.values())
       for (let i = 0; i < group.length; i += LAUNCH_BATCH)
         await record(await this.launchBatch(group.slice(i, i + LAUNCH_BATCH), values, attach));
