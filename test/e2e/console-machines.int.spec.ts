@@ -12,12 +12,13 @@ import { until } from "../../apps/api/test/services-support";
 import { startTestApi, type TestApi } from "../../apps/api/test/support";
 import { openBrowser, type TestBrowser } from "../console/browser";
 import { addBridge, parseExports, removeLeftovers, run, useMachinesEnv } from "./support";
+import { testBridge } from "../support/leftovers";
 
 const repo = resolve(__dirname, "../..");
 const ARTIFACTS = join(repo, "test-results", "console");
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
-const BRIDGE = `flcn${tag}`.slice(0, 15);
+const BRIDGE = testBridge("flcn");
 const GATEWAY = "198.19.82.1";
 const NAME = `web-ui-${tag}`;
 

@@ -12,6 +12,7 @@ import { HAS_TMUX, Terminal } from "../../agent/test/support/terminal";
 import { freeSubnet24 } from "../support/free-subnet";
 import { startNetnsLab, type NetnsLab } from "./lab";
 import { removeLeftovers, run } from "./support";
+import { testBridge } from "../support/leftovers";
 
 const root = process.getuid?.() === 0;
 const haveDocker = (() => {
@@ -23,7 +24,7 @@ const haveDocker = (() => {
   }
 })();
 const tag = process.pid.toString(36);
-const BRIDGE = `flit${tag}`.slice(0, 15);
+const BRIDGE = testBridge("flit");
 // A /24 no interface uses yet: a crashed or concurrent run's bridge never clashes with this one.
 const SUBNET = freeSubnet24([87, 88, 89]);
 const GATEWAY = SUBNET.gateway;

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApi, type TestApi } from "../../apps/api/test/support";
 import { startRegistry, type TestRegistry } from "../support/registry";
 import { addBridge, forward, parseExports, removeLeftovers, run, useMachinesEnv } from "./support";
+import { testBridge } from "../support/leftovers";
 
 const repo = resolve(__dirname, "../..");
 const root = process.getuid?.() === 0;
@@ -24,7 +25,7 @@ const have = (tool: string) => {
   }
 };
 const tag = process.pid.toString(36);
-const BRIDGE = `flmir${tag}`.slice(0, 15);
+const BRIDGE = testBridge("flmir");
 const GATEWAY = "198.19.150.1";
 
 describe.skipIf(!root || !have("docker") || !have("sshfs"))("machine engine options and mount, end to end (netns)", () => {

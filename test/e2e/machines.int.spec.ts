@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../../apps/api/test/services-support";
 import { startNetnsLab, type NetnsLab } from "./lab";
 import { parseExports, removeLeftovers, run } from "./support";
+import { testBridge } from "../support/leftovers";
 
 const root = process.getuid?.() === 0;
 const haveDocker = (() => {
@@ -22,7 +23,7 @@ const haveDocker = (() => {
   }
 })();
 const tag = process.pid.toString(36);
-const BRIDGE = `fle2${tag}`.slice(0, 15);
+const BRIDGE = testBridge("fle2");
 const GATEWAY = "198.19.80.1";
 
 describe.skipIf(!root || !haveDocker)("machines end to end: ctl + netns + agent + docker CLI", () => {

@@ -14,10 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNetnsLab, type NetnsLab } from "./lab";
 import { removeLeftovers, run } from "./support";
 import { until as pollUntil } from "../support/until";
+import { testBridge } from "../support/leftovers";
 
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
-const BRIDGE = `flov${tag}`.slice(0, 15);
+const BRIDGE = testBridge("flov");
 const GATEWAY = "198.19.230.1";
 const [A, B, C] = [`ova-${tag}`, `ovb-${tag}`, `ovc-${tag}`];
 const MACHINES = [A, B, C];

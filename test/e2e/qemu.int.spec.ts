@@ -18,6 +18,7 @@ import { freeSubnet24 } from "../support/free-subnet";
 import { startRegistry, type TestRegistry } from "../support/registry";
 import { placementReport, WarningLog } from "./placement-report";
 import { addBridge, forward, parseExports, removeLeftovers, run, useMachinesEnv } from "./support";
+import { testBridge } from "../support/leftovers";
 
 const repo = resolve(__dirname, "../..");
 const haveDocker = (() => {
@@ -29,7 +30,7 @@ const haveDocker = (() => {
   }
 })();
 const tag = process.pid.toString(36);
-const BRIDGE = `flqe${tag}`.slice(0, 15);
+const BRIDGE = testBridge("flqe");
 // Usually 198.19.93.0/24; another if a leftover bridge holds it.
 const SUBNET = freeSubnet24([93, 94, 95, 96, 97]);
 const GATEWAY = SUBNET.gateway;

@@ -12,10 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNetnsLab, type NetnsLab } from "./lab";
 import { removeLeftovers, run } from "./support";
 import { until as pollUntil } from "../support/until";
+import { testBridge } from "../support/leftovers";
 
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
-const BRIDGE = `flhc${tag}`.slice(0, 15);
+const BRIDGE = testBridge("flhc");
 const GATEWAY = "198.19.120.1";
 const M = `hc-${tag}`;
 // Each task serves its container's host name (the container id's first 12 characters).

@@ -10,10 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNetnsLab, type NetnsLab } from "./lab";
 import { removeLeftovers, run } from "./support";
 import { until as pollUntil } from "../support/until";
+import { testBridge } from "../support/leftovers";
 
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
-const BRIDGE = `flrb${tag}`.slice(0, 15);
+const BRIDGE = testBridge("flrb");
 const GATEWAY = "198.19.121.1";
 const MACHINES = [`rba-${tag}`, `rbb-${tag}`, `rbc-${tag}`];
 const [A, B, C] = MACHINES;

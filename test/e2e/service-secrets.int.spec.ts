@@ -22,10 +22,11 @@ import { startRegistry, type TestRegistry } from "../support/registry";
 import { startNetnsLab, type NetnsLab } from "./lab";
 import { forward, removeLeftovers, run } from "./support";
 import { until as pollUntil } from "../support/until";
+import { testBridge } from "../support/leftovers";
 
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
-const BRIDGE = `flse${tag}`.slice(0, 15);
+const BRIDGE = testBridge("flse");
 const GATEWAY = "198.19.110.1";
 const M = `sec-${tag}`;
 

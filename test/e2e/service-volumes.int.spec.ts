@@ -10,10 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until as untilShared } from "../support/until";
 import { startNetnsLab, type NetnsLab } from "./lab";
 import { removeLeftovers, run } from "./support";
+import { testBridge } from "../support/leftovers";
 
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
-const BRIDGE = `flvo${tag}`.slice(0, 15);
+const BRIDGE = testBridge("flvo");
 const GATEWAY = "198.19.115.1";
 const M = `vol-${tag}`;
 // Each generation appends its name to the volume's history and to a file on its tmpfs, then

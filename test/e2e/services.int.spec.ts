@@ -14,10 +14,11 @@ import type { TestApi } from "../../apps/api/test/support";
 import { startNetnsLab, type NetnsLab } from "./lab";
 import { removeLeftovers, run } from "./support";
 import { until as pollUntil } from "../support/until";
+import { testBridge } from "../support/leftovers";
 
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
-const BRIDGE = `flsv${tag}`.slice(0, 15);
+const BRIDGE = testBridge("flsv");
 const GATEWAY = "198.19.81.1";
 const MACHINES = [`sva-${tag}`, `svb-${tag}`, `svc-${tag}`];
 const [A, B, C] = MACHINES;

@@ -12,6 +12,7 @@ import { deployMigrations } from "../support/migrations";
 import { startRegistry, type TestRegistry } from "../support/registry";
 import { repoRoot } from "../support/stack";
 import { addBridge, forward, parseExports, removeLeftovers } from "../e2e/support";
+import { testBridge } from "../support/leftovers";
 
 export interface LabSettings {
   /** Names things (machines, bridge, state dir); short. */
@@ -102,7 +103,7 @@ export class FaultLab {
   constructor(readonly settings: LabSettings) {
     this.machines = Array.from({ length: settings.machines }, (_, i) => `f${String.fromCharCode(97 + i)}-${settings.tag}`);
     this.gateway = `198.19.${settings.subnet}.1`;
-    this.bridge = `flf${settings.tag}`.slice(0, 15);
+    this.bridge = testBridge("flf", settings.tag);
     // Postgres runs as `postgres`: its data must be where that user can enter.
     this.dir = mkdtempSync(join("/var/tmp", `flotilla-faults-${settings.tag}-`));
     chmodSync(this.dir, 0o755);

@@ -19,11 +19,12 @@ import { createTestDatabase, type TestDatabase } from "../support/database";
 import { testStack } from "../support/stack";
 import { until } from "../support/until";
 import { addBridge, forward, removeLeftovers, run, useMachinesEnv } from "../e2e/support";
+import { testBridge } from "../support/leftovers";
 
 const repo = resolve(__dirname, "../..");
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
-const BRIDGE = `flcp${tag}`.slice(0, 15);
+const BRIDGE = testBridge("flcp");
 const GATEWAY = "198.19.244.1";
 const NAME = `cp-${tag}`;
 

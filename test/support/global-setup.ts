@@ -5,8 +5,12 @@ import type { TestProject } from "vitest/node";
 import pg from "pg";
 import { adminUrl, redisUrl, stack, TEMPLATE_DB } from "./stack";
 import { deployMigrations } from "./migrations";
+import { reclaimDeadRunBridges } from "./leftovers";
 
 export default async function setup(project: TestProject) {
+  // A run killed mid-way keeps its machines' bridges, whose /24s this run's machines need.
+  const reclaimed = await reclaimDeadRunBridges();
+  if (reclaimed.length) console.log(`global setup: removed bridges left by test runs that are gone: ${reclaimed.join(", ")}`);
   stack("up");
   const admin = new pg.Client({ connectionString: adminUrl() });
   await admin.connect();

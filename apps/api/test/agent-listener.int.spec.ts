@@ -9,6 +9,7 @@ import { relayTarget, startAgentListeners } from "../src/agent-listener/agent-li
 import { loadConfig } from "../src/config/config";
 import { JoinService } from "../src/join/join.service";
 import { startTestApi, type TestApi } from "./support";
+import { testBridge } from "../../../test/support/leftovers";
 
 const root = process.getuid?.() === 0;
 
@@ -105,7 +106,7 @@ describe("agents reach the API through the relay", () => {
 });
 
 describe.skipIf(!root)("the relay waits for its address (the machines' bridge) and survives the bridge going and coming back", () => {
-  const bridge = `flal${process.pid.toString(36)}`.slice(0, 15);
+  const bridge = testBridge("flal");
   const gateway = "198.19.84.1";
   const bridgeUp = () => {
     execFileSync("ip", ["link", "add", bridge, "type", "bridge"]);

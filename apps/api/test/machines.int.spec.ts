@@ -10,11 +10,12 @@ import { MachineHost } from "../src/machines/machine-host";
 import { MachineJobsService } from "../src/machines/machine-jobs.service";
 import { MachinesRepository } from "../src/machines/machines.repository";
 import { startTestApi, type TestApi } from "./support";
+import { testBridge } from "../../../test/support/leftovers";
 
 const repo = resolve(__dirname, "../../..");
 const root = process.getuid?.() === 0;
 const tag = process.pid.toString(36);
-const NETNS = { "netns-cidr": "198.19.79.1/24", "netns-bridge": `flma${tag}`.slice(0, 15) };
+const NETNS = { "netns-cidr": "198.19.79.1/24", "netns-bridge": testBridge("flma") };
 // Agents reach the API through its relay on the bridge's gateway (FLOTILLA_AGENT_LISTEN).
 const AGENT_PORT = 40000 + (process.pid % 20000);
 

@@ -7,10 +7,11 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createExecRunner, getDriver, MachineState, sshConnect, type Driver } from "@flotilla/drivers";
 import { machineProcesses, pinMountNs, vethName, type ProcessIdentity } from "../src/netns-host";
+import { testBridge } from "../../../test/support/leftovers";
 
 const root = process.getuid?.() === 0;
 const suffix = process.pid.toString(36);
-const bridge = `flmt${suffix}`.slice(0, 15);
+const bridge = testBridge("flmt");
 const cidr = "198.19.77.1/24";
 
 function links(): string {

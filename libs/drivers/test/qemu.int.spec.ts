@@ -19,9 +19,10 @@ import {
   type DriverEvent,
 } from "@flotilla/drivers";
 import { canBootVms, ensureGuestImage } from "../../../test/support/guest-image";
+import { testBridge } from "../../../test/support/leftovers";
 
 const suffix = process.pid.toString(36);
-const bridge = `flqt${suffix}`.slice(0, 15);
+const bridge = testBridge("flqt");
 const cidr = "198.19.96.1/24";
 
 describe.skipIf(!canBootVms())("qemu driver (real VM, TCG)", () => {

@@ -23,6 +23,7 @@ import {
   type KeyPair,
 } from "../src";
 import { freeSubnet24 } from "../../../test/support/free-subnet";
+import { testBridge } from "../../../test/support/leftovers";
 
 const repo = resolve(__dirname, "../../..");
 const root = process.getuid?.() === 0;
@@ -54,7 +55,7 @@ describe.skipIf(!root || !haveAgent)("per-machine client certificates (netns hos
     { machineName: name, storeDir: join(base, "machines", name), runner: createExecRunner(), lockDir: join(base, "locks") },
     factory.parseOptions({
       "netns-cidr": `${root ? freeSubnet24([79, 179, 209]).gateway : "198.19.79.1"}/24`,
-      "netns-bridge": `flcc${process.pid.toString(36)}`.slice(0, 15),
+      "netns-bridge": testBridge("flcc"),
     }),
   );
   let ca: CertificateAuthority;

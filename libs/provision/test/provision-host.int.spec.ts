@@ -24,6 +24,7 @@ import {
   type KeyPair,
   type ProvisionProgress,
 } from "../src";
+import { testBridge } from "../../../test/support/leftovers";
 
 const repo = resolve(__dirname, "../../..");
 const root = process.getuid?.() === 0;
@@ -40,7 +41,7 @@ describe.skipIf(!root || !haveAgent || !haveHostTools)("provisioning ordinary ho
   const factory = getDriver("netns");
   const driver: Driver = factory.bind(
     { machineName: name, storeDir: join(base, "machines", name), runner: createExecRunner(), lockDir: join(base, "locks") },
-    factory.parseOptions({ "netns-cidr": "198.19.85.1/24", "netns-bridge": `flph${tag}`.slice(0, 15) }),
+    factory.parseOptions({ "netns-cidr": "198.19.85.1/24", "netns-bridge": testBridge("flph") }),
   );
   // The machine's /var/lib/flotilla-agent, seen from this box.
   const dataDir = join(base, "machines", name, "root");

@@ -25,6 +25,7 @@ import {
   type KeyPair,
 } from "../src";
 import { canBootVms, ensureGuestImage } from "../../../test/support/guest-image";
+import { testBridge } from "../../../test/support/leftovers";
 
 const repo = resolve(__dirname, "../../..");
 const haveAgent = existsSync(join(repo, "agent/shim/build/flotilla-shim"));
@@ -45,7 +46,7 @@ describe.skipIf(!canBootVms() || !haveAgent)("provisioning the Flotilla guest im
     },
     factory.parseOptions({
       "qemu-network-cidr": "198.19.87.1/24",
-      "qemu-bridge": `flqp${suffix}`.slice(0, 15),
+      "qemu-bridge": testBridge("flqp"),
       "qemu-accel": "tcg",
       "qemu-memory": 768,
       "qemu-disk-size": 2048,

@@ -23,6 +23,7 @@ import {
   type KeyPair,
   type ProvisionProgress,
 } from "../src";
+import { testBridge } from "../../../test/support/leftovers";
 
 const repo = resolve(__dirname, "../../..");
 const root = process.getuid?.() === 0;
@@ -48,7 +49,7 @@ describe.skipIf(!root || !haveAgent)("provision over SSH (netns host, real agent
   const factory = getDriver("netns");
   const driver: Driver = factory.bind(
     { machineName: name, storeDir: join(base, "machines", name), runner: createExecRunner(), lockDir: join(base, "locks") },
-    factory.parseOptions({ "netns-cidr": "198.19.78.1/24", "netns-bridge": `flpv${process.pid.toString(36)}`.slice(0, 15) }),
+    factory.parseOptions({ "netns-cidr": "198.19.78.1/24", "netns-bridge": testBridge("flpv") }),
   );
   let ca: CertificateAuthority;
   let client: KeyPair;

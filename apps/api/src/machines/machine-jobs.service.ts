@@ -116,6 +116,12 @@ export class MachineJobsService implements OnModuleInit, OnApplicationBootstrap,
         .then(() => this.repo.progress(machine.id, { step, message, percent: p, operation }))
         .catch((e: Error) => this.logger.warn(`progress event for ${machine.name}: ${e.message}`));
     };
+    // A state event ends `ctl`'s following of the operation: every progress event goes first, or
+    // a last message (such as "ignoring (--force)") would never be shown.
+    const setState: MachinesRepository["setState"] = async (...args) => {
+      await chain;
+      return this.repo.setState(...args);
+    };
     let driverPercent = 5;
     const onDriver = (e: DriverEvent) => {
       driverPercent = Math.min(35, driverPercent + 5);
@@ -139,12 +145,11 @@ export class MachineJobsService implements OnModuleInit, OnApplicationBootstrap,
           operation === "control-plane-add"
             ? await this.replicas.install(replicaJob)
             : await this.replicas.uninstall(replicaJob, params.force === true);
-        await this.repo.setState(machine.id, (params.previousState as MachineState | undefined) ?? "READY", { data: { operation } });
-        await chain;
+        await setState(machine.id, (params.previousState as MachineState | undefined) ?? "READY", { data: { operation } });
         return result;
       }
       if (operation === "rm") await this.replicas.removeFromSurvivingHost(replicaJob, driver.driverName);
-      const run = new Run(this.repo, this.host, this.tokens, this.joins, this.nodesService, machine, driver, progress, signal);
+      const run = new Run(this.repo, setState, this.host, this.tokens, this.joins, this.nodesService, machine, driver, progress, signal);
       const result = await run.execute(operation, params);
       await chain;
       return result;
@@ -175,6 +180,7 @@ export class MachineJobsService implements OnModuleInit, OnApplicationBootstrap,
 class Run {
   constructor(
     private readonly repo: MachinesRepository,
+    private readonly setState: MachinesRepository["setState"],
     private readonly host: MachineHost,
     private readonly tokens: TokensService,
     private readonly joins: JoinService,
@@ -205,11 +211,11 @@ class Run {
         return this.afterBoot();
       case "stop":
         await this.step("stop", () => this.driver.stop(this.signal));
-        await this.repo.setState(this.machine.id, "STOPPED");
+        await this.setState(this.machine.id, "STOPPED");
         return { state: "STOPPED" };
       case "kill":
         await this.step("kill", () => this.driver.kill(this.signal));
-        await this.repo.setState(this.machine.id, "STOPPED");
+        await this.setState(this.machine.id, "STOPPED");
         return { state: "STOPPED" };
       case "rm":
         return this.remove(params.force === true);
@@ -263,7 +269,7 @@ class Run {
     if (ssh.hostKey && !ssh.hostKeyPin)
       await this.repo.hostKeyPin(this.machine, this.host.legacyHostKeyFile(this.machine.name)).pinFirst(ssh.hostKey);
     if (ip !== this.machine.ip || ssh.user !== this.machine.sshUser || ssh.port !== this.machine.sshPort) {
-      const { machine } = await this.repo.setState(this.machine.id, this.machine.state, {
+      const { machine } = await this.setState(this.machine.id, this.machine.state, {
         ip,
         sshUser: ssh.user,
         sshPort: ssh.port,
@@ -297,7 +303,7 @@ class Run {
   }
 
   private async provision({ ip }: { ip: string }): Promise<void> {
-    const { machine } = await this.repo.setState(this.machine.id, "PROVISIONING", { ip });
+    const { machine } = await this.setState(this.machine.id, "PROVISIONING", { ip });
     this.machine = machine;
     const result = await provision({
       ...(await this.target(ip)),
@@ -342,7 +348,7 @@ class Run {
   }
 
   private async ready(agentVersion?: string): Promise<void> {
-    const { machine } = await this.repo.setState(this.machine.id, "READY", agentVersion ? { agentVersion } : {});
+    const { machine } = await this.setState(this.machine.id, "READY", agentVersion ? { agentVersion } : {});
     this.machine = machine;
     await this.repo.linkNode(machine);
   }
