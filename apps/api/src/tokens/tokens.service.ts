@@ -53,13 +53,29 @@ export class TokensService implements OnModuleDestroy {
     const hash = hashToken(secret);
     const now = this.clock.now();
     const hit = this.cache.get(hash);
-    if (hit && now - hit.at < TOKEN_CACHE_TTL_MS) return hit.token;
+    if (hit && now - hit.at < TOKEN_CACHE_TTL_MS) {
+      // Past half its life the entry still answers while one lookup replaces it: a token in
+      // steady use (ctl polling, the console) never waits for Postgres, which under load takes
+      // hundreds of milliseconds; the entry served is never older than the TTL all the same.
+      if (now - hit.at >= TOKEN_CACHE_TTL_MS / 2 && !this.lookups.has(hash)) this.startLookup(hash, now).catch(() => undefined);
+      return hit.token;
+    }
     // When the entry expires, every request then in flight with this token would look it up:
     // they share one lookup instead, while it is younger than the TTL. Its answer is as of when
     // it started: a slow one (a busy database) must not answer requests that arrive a TTL after
     // a revoke it may predate, or the TTL would not bound how long a revoked token works.
     const pending = this.lookups.get(hash);
     if (pending && now - pending.at < TOKEN_CACHE_TTL_MS) return pending.answer;
+    return this.startLookup(hash, now);
+  }
+
+  /** How many lookups are under way (for tests). */
+  get lookupsUnderWay(): number {
+    return this.lookups.size;
+  }
+
+  /** One lookup of the token, shared by the requests that arrive while it is young, cached as of `now`. */
+  private startLookup(hash: string, now: number): Promise<TokenView | null> {
     const revocations = this.revocations;
     const started = {
       at: now,

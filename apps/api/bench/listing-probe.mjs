@@ -1,0 +1,32 @@
+// The control-plane bench's listing client, in a process of its own: `GET <path>` every 100 ms
+// until a line arrives on stdin, then one JSON object on stdout with each request's latency and
+// when it was sent (epoch ms), and the failures. As ctl or the console on another machine, it
+// shares no event loop with the bench's thousands of simulated agents, whose stalls would
+// otherwise be counted as the API's.
+//   node listing-probe.mjs URL TOKEN [PATH]
+const [url, token, path = "/api/v1/services"] = process.argv.slice(2);
+if (!url || !token) {
+  process.stderr.write("usage: node listing-probe.mjs URL TOKEN [PATH]\n");
+  process.exit(2);
+}
+const latencies = [];
+const sentAt = [];
+const failures = [];
+let probing = true;
+process.stdin.once("data", () => (probing = false));
+process.stdin.once("end", () => (probing = false));
+
+while (probing) {
+  const s = Date.now();
+  try {
+    const res = await fetch(url + path, { headers: { authorization: `Bearer ${token}` } });
+    if (!res.ok) throw new Error(`${res.status} ${await res.text()}`);
+    await res.arrayBuffer();
+    latencies.push(Date.now() - s);
+    sentAt.push(s);
+  } catch (e) {
+    failures.push(`GET ${path}: ${String(e.message).slice(0, 200)}`);
+  }
+  await new Promise((r) => setTimeout(r, 100));
+}
+process.stdout.write(JSON.stringify({ latencies, sentAt, failures }) + "\n");
