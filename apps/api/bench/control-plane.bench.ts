@@ -26,6 +26,8 @@ import { adminUrl, redisUrl, repoRoot, stack } from "../../../test/support/stack
 import { deployMigrations } from "../../../test/support/migrations";
 import { SimAgent } from "../../../test/support/sim-agent";
 import { cpuSeconds, latencySummary, loadAverage } from "./measure";
+import { agentTokenName } from "../src/auth/roles";
+import { hashToken, newTokenSecret } from "../src/auth/tokens";
 
 const { values: args } = parseArgs({
   options: { nodes: { type: "string" }, replicas: { type: "string" }, services: { type: "string" }, json: { type: "boolean" } },
@@ -140,6 +142,20 @@ async function main(): Promise<void> {
     const notRegistered = agents.filter((a) => !a.nodeId).length;
     if (notRegistered) throw new Error(`${notRegistered} agents got no node id from their first heartbeat`);
     console.error(`${NODES} nodes registered in ${registerMs} ms`);
+    // From here each agent beats with an agent token of its own, as agents that joined do, so each
+    // beat's token check costs what a real fleet's does (beats are seconds apart; a check is kept
+    // for a second). They registered with the admin token, which is what records an engine URL
+    // for a node without a machine (libs/core engineUrlFor); the machines' join is not simulated:
+    // the tokens are written as it would leave them.
+    const agentTokens = agents.map(() => newTokenSecret());
+    const fixtures = new pg.Client({ connectionString: adminUrl(db) });
+    await fixtures.connect();
+    await fixtures.query(
+      `INSERT INTO "ApiToken" (id, name, hash, role) SELECT gen_random_uuid(), n, h, 'agent' FROM unnest($1::text[], $2::text[]) AS t(n, h)`,
+      [agents.map((a) => agentTokenName(a.opts.hostname)), agentTokens.map(hashToken)],
+    );
+    await fixtures.end();
+    agents.forEach((a, i) => (a.opts.token = agentTokens[i]));
 
     // Listing latency while the control plane works (what ctl and the console feel), measured
     // from a process of its own (listing-probe.mjs): in this one, the simulated agents' work

@@ -9,6 +9,9 @@ import { APP_CONFIG, type AppConfig } from "../config/config";
 import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
 import { hashToken, newTokenSecret } from "../auth/tokens";
+import { Batcher } from "../common/batcher";
+
+type TokenRow = { id: string; name: string; hash: string; role: string; createdAt: Date; lastUsedAt: Date | null };
 
 export interface TokenView {
   id: string;
@@ -35,6 +38,24 @@ export class TokensService implements OnModuleDestroy {
   /** Lookups under way, by token hash, with when each started. */
   private readonly lookups = new Map<string, { at: number; answer: Promise<TokenView | null> }>();
   private revocations = 0;
+  // Lookups and use records go to Postgres in batches: every agent beats with a token of its own,
+  // seconds apart (longer than a check is kept), so 5,000 nodes make hundreds of lookups a second,
+  // which as single statements queue in the pool behind the heartbeats' own writes.
+  private readonly reads = new Batcher<string, TokenRow | null>(
+    async (hashes) => {
+      const rows = await this.prisma.apiToken.findMany({ where: { hash: { in: [...new Set(hashes)] } } });
+      const byHash = new Map(rows.map((r) => [r.hash, r]));
+      return hashes.map((h) => byHash.get(h) ?? null);
+    },
+    { maxInFlight: 2, maxBatch: 500 },
+  );
+  private readonly uses = new Batcher<string, void>(
+    async (ids) => {
+      await this.prisma.apiToken.updateMany({ where: { id: { in: [...new Set(ids)] } }, data: { lastUsedAt: new Date(this.clock.now()) } });
+      return ids.map(() => undefined);
+    },
+    { maxInFlight: 1, maxBatch: 1000 },
+  );
   /** Revokes made on other replicas, from the event stream: subscribed at the first check. */
   private revokes?: Subscription;
 
@@ -98,11 +119,11 @@ export class TokensService implements OnModuleDestroy {
   }
 
   private async lookup(hash: string): Promise<TokenView | null> {
-    const row = await this.prisma.apiToken.findUnique({ where: { hash } });
+    const row = await this.reads.call(hash);
     if (!row) return null;
     const now = this.clock.now();
     if (!row.lastUsedAt || now - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
-      await this.prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date(now) } }).catch(() => undefined);
+      await this.uses.call(row.id).catch(() => undefined);
     }
     return view(row);
   }
