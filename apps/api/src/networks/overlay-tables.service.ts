@@ -87,7 +87,8 @@ export class OverlayTablesService implements OnModuleDestroy {
   async tableFor(nodeId: string, version: string | undefined): Promise<NodeNetworkTable | undefined> {
     this.rows.watch();
     let rows = await this.rows.cached(() => this.reads.read("", () => this.read()));
-    // Rows read before the node registered would give it a table saying it is not: read afresh.
+    // Rows read before the node registered (its event not here yet, e.g. from another replica)
+    // would give it a table saying it is not registered: read afresh.
     if (!rows.nodes.some((n) => n.id === nodeId)) rows = await this.reads.read("", () => this.read());
     const table = versioned(nodeNetworkTable(nodeId, rows));
     return table.version === version ? undefined : table;
