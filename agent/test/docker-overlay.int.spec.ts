@@ -7,7 +7,8 @@
 // the kernel over both nodes), tasks.SERVICE and a dnsrr service through 127.0.0.11; docker
 // network ls/inspect show the overlay read-only and refuse to create or remove one; a network the
 // table does not list is fetched once before the create is refused; an agent restart restores
-// everything from overlay.json; stop detaches. Run under the
+// everything from overlay.json; stop detaches; a table saying the node takes part in no network
+// (no underlay address) removes the overlay and is named when a create is refused. Run under the
 // kernel lock.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -92,6 +93,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_BRIDGE_TOOLS)("overlay netwo
   let httpd: ChildProcess | undefined;
   const dir = fs.mkdtempSync("/tmp/flotilla-dovl-");
   let fetches = 0;
+  const logs: string[] = [];
 
   // HTTP/1.0 by hand over nc: this busybox's wget crashes (SIGSEGV) on every request.
   const httpGet = (host: string) =>
@@ -103,6 +105,7 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_BRIDGE_TOOLS)("overlay netwo
       subnet: "198.19.208.0/24",
       chainPrefix: "FLTOVL",
       dnsUpstreams: [],
+      log: (m) => logs.push(m),
     });
   const create = async (name: string, network: string, ip: string, cmd: string) => {
     const r = await rawRequest(agent.socket, "POST", `/containers/create?name=${name}`, createBody(image, network, ip, cmd));
@@ -279,5 +282,24 @@ describe.skipIf(!IS_ROOT || !HAS_DOCKER_CLI || !HAS_BRIDGE_TOOLS)("overlay netwo
     await dockerOk(env, ["stop", "-t", "1", "client"]);
     expect(network.overlay.attachments(id)).toEqual([]);
     expect(network.overlay.members(NET.id).map((m) => m.ip)).toEqual([IP.w1]);
+  });
+
+  it("a table saying the node takes part in no network removes the overlay, is logged once, and names why a create is refused", async () => {
+    const why = "its engine URL unix:///var/run/docker.sock gives no underlay address";
+    const none = { version: "v3", networks: [], unavailable: why };
+    network.overlay.setFetcher(async () => none);
+    const said = () => logs.filter((l) => l.includes("takes part in no overlay network")).length;
+    await network.overlay.apply(none);
+    await network.overlay.apply(none);
+    expect(said()).toBe(1);
+    expect(network.overlay.version).toBe("v3");
+    expect(network.overlay.networks()).toEqual([]);
+    expect(network.overlay.members(NET.id)).toEqual([]);
+    expect(sh("ip", "link", "show", "dev", overlayLinkNames(BRIDGE, NET.id).vxlan).code).not.toBe(0);
+    const late = await create("after", "ov", IP.late, "exec sleep 1");
+    expect(late.status).toBe(404);
+    expect(late.body.message).toBe(
+      `network ov not found (nor an overlay network of this node's table, version v3: this node takes part in no overlay network: ${why})`,
+    );
   });
 });

@@ -48,6 +48,18 @@ describe("the network table check", () => {
     expect(() => checkNetworkTable(null)).toThrow(InvalidError);
     expect(() => checkNetworkTable({ version: "v", networks: {} })).toThrow(/version and a networks list/);
     expect(() => checkNetworkTable({ version: "v", nodeAddress: "nope", networks: [] })).toThrow(/nodeAddress "nope"/);
+    expect(() => checkNetworkTable({ version: "v", nodeAddress: "", networks: [] })).toThrow(/nodeAddress "" is not an IPv4 address/);
+    // No address is allowed only with no networks: there is nothing to build a tunnel for.
+    expect(() => checkNetworkTable({ version: "v", networks: [view()], unavailable: "x" })).toThrow(/nodeAddress undefined/);
+  });
+
+  it("takes a table without address and networks as the control plane's word that the node takes part in none", () => {
+    const why = "its engine URL unix:///var/run/docker.sock gives no underlay address";
+    expect(checkNetworkTable({ version: "v9", networks: [], unavailable: why })).toEqual({
+      table: { version: "v9", networks: [], unavailable: why },
+      errors: [],
+    });
+    expect(checkNetworkTable({ version: "v9", networks: [] }).table.unavailable).toBe("the control plane gave this node no address");
   });
 
   it("keeps good networks and leaves out bad ones and bad entries, each named", () => {

@@ -141,8 +141,9 @@ async function overlayRequest(
 ): Promise<NonNullable<ContainerRecord["networks"]>[number]> {
   const o = deps.overlayNetworks ? await deps.overlayNetworks.lookup(r.name) : undefined;
   if (!o) {
+    const why = deps.overlayNetworks?.unavailable;
     const table = deps.overlayNetworks
-      ? ` (nor an overlay network of this node's table, version ${deps.overlayNetworks.version ?? "none"})`
+      ? ` (nor an overlay network of this node's table, version ${deps.overlayNetworks.version ?? "none"}${why ? `: this node takes part in no overlay network: ${why}` : ""})`
       : "";
     throw new DomainError("not_found", `network ${r.name} not found${table}`, { field: "NetworkMode" });
   }

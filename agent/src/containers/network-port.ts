@@ -58,6 +58,8 @@ export interface OverlayNetworksPort {
   lookup(ref: string): Promise<{ id: string; name: string; subnet: string } | undefined>;
   /** The version of the table in force (for messages). */
   readonly version: string | undefined;
+  /** Why this node takes part in no overlay network, when its table says so (for messages). */
+  readonly unavailable?: string | undefined;
   /** Plugs the container into the networks (interfaces from eth`firstIndex`); `dns`: 127.0.0.11 → our server. */
   plug(
     containerId: string,

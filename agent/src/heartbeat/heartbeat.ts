@@ -349,25 +349,33 @@ export function newestTableApplier<T>(
 ): TableApplier<T> {
   let waiting: { table: T } | undefined;
   let running: Promise<void> | undefined;
+  // Not `running`: an apply that throws at once ends drain() before offer() stores its promise.
+  let draining = false;
   let stopped = false;
+  // Every reply carries a table not applied yet: its refusal is logged once, not at every beat.
+  let lastRefusal: string | undefined;
   async function drain(): Promise<void> {
     for (let next = waiting; next && !stopped; next = waiting) {
       waiting = undefined;
       try {
         await apply(next.table);
+        lastRefusal = undefined;
       } catch (e) {
-        log(
-          `heartbeat: ${what} table ${String((next.table as { version?: unknown } | null)?.version)} not applied: ${(e as Error).message}`,
-        );
+        const message = `heartbeat: ${what} table ${String((next.table as { version?: unknown } | null)?.version)} not applied: ${(e as Error).message}`;
+        if (message !== lastRefusal) log(message);
+        lastRefusal = message;
       }
     }
+    draining = false;
     running = undefined;
   }
   return {
     offer(table) {
       if (stopped) return;
       waiting = { table };
-      running ??= drain();
+      if (draining) return;
+      draining = true;
+      running = drain();
     },
     async stop() {
       stopped = true;

@@ -5,7 +5,12 @@
  * a change reaches every node within a round trip instead of a heartbeat period. Heartbeat
  * replies still carry the tables, so a control plane without the route (404) or an outage of the
  * poll only costs speed. Several API URLs: the next one after a failure.
+ *
+ * A table refused as no table at all (InvalidError: the same content is refused again) is named
+ * as the version held, so the poll waits for a different table instead of fetching the same one
+ * every heartbeat period, and the refusal is logged once, not at every retry.
  */
+import { InvalidError } from "@flotilla/core";
 
 export interface TableWatchOptions<T extends { version?: unknown }> {
   /** For log lines: "ingress", "networks". */
@@ -42,8 +47,13 @@ export async function watchTable<T extends { version?: unknown }>(o: TableWatchO
   const waitMs = o.waitMs ?? 20_000;
   let current = 0;
   let failing = false;
+  /** The table refused as invalid, while the version applied is still `held`. */
+  let refused: { version: string; held: string | undefined } | undefined;
+  let lastRefusal: string | undefined;
   while (!o.signal.aborted) {
-    const version = o.version();
+    const held = o.version();
+    if (refused && refused.held !== held) refused = undefined;
+    const version = refused?.version ?? held;
     const urls = typeof o.urls === "function" ? o.urls() : o.urls;
     const base = urls[current % urls.length];
     const url = `${base}${o.path}?waitMs=${waitMs}${version !== undefined ? `&version=${encodeURIComponent(version)}` : ""}`;
@@ -88,8 +98,15 @@ export async function watchTable<T extends { version?: unknown }>(o: TableWatchO
     }
     try {
       await o.apply(table);
+      lastRefusal = undefined;
     } catch (e) {
-      o.log(`${o.what} watch: table ${String(table.version)} not applied: ${(e as Error).message}`);
+      const message = `${o.what} watch: table ${String(table.version)} not applied: ${(e as Error).message}`;
+      if (message !== lastRefusal) o.log(message);
+      lastRefusal = message;
+      if (e instanceof InvalidError && typeof table.version === "string") {
+        refused = { version: table.version, held: o.version() };
+        continue;
+      }
     }
     // Not applied in full (a failed restore, a port the proxy could not bind): the control plane
     // would answer again at once, so wait as a heartbeat would before asking again.

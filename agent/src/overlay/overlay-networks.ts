@@ -84,6 +84,11 @@ export class OverlayNetworks {
     return this.state.table?.version;
   }
 
+  /** Why this node takes part in no overlay network, when the table in force says so. */
+  get unavailable(): string | undefined {
+    return this.state.table?.unavailable;
+  }
+
   /** The networks of the table in force. */
   networks(): readonly OverlayNetworkView[] {
     return this.state.table?.networks ?? [];
@@ -116,6 +121,9 @@ export class OverlayNetworks {
     return this.serial(async () => {
       const { table, errors } = checkNetworkTable(raw);
       for (const e of errors) this.log(`overlay: ${e}`);
+      // Said once per change: the table's version stays until the reason does.
+      if (table.unavailable && table.unavailable !== this.state.table?.unavailable)
+        this.log(`overlay: this node takes part in no overlay network: ${table.unavailable}`);
       await this.applyChecked(table);
       await this.syncDns();
       return { errors };
@@ -161,7 +169,8 @@ export class OverlayNetworks {
         requests,
       );
       if (!planned.length) return [];
-      const mtu = overlayMtu(await this.kernel.underlayMtu(table!.nodeAddress));
+      // Planned attachments are on networks of the table, and a table with networks has an address.
+      const mtu = overlayMtu(await this.kernel.underlayMtu(table!.nodeAddress!));
       const prev = this.state.containers[containerId];
       this.state.containers[containerId] = { ...record, attachments: [...(prev?.attachments ?? []), ...planned] };
       try {
@@ -281,7 +290,9 @@ export class OverlayNetworks {
   }
 
   private async applyChecked(table: NodeNetworkTable): Promise<void> {
-    const mtu = overlayMtu(await this.kernel.underlayMtu(table.nodeAddress));
+    // No address comes only with no networks (overlay-table-check.ts): nothing to build then.
+    const address = table.nodeAddress;
+    const mtu = address !== undefined && table.networks.length ? overlayMtu(await this.kernel.underlayMtu(address)) : 0;
     const wanted = new Set(table.networks.map((n) => n.id));
     // Containers on networks that are gone lose those interfaces first, then the devices go.
     for (const c of Object.values(this.state.containers)) {
@@ -301,8 +312,9 @@ export class OverlayNetworks {
     for (const n of table.networks) {
       const names = overlayLinkNames(this.opts.scope, n.id);
       try {
-        await this.kernel.ensureNetwork(names, n.vni, table.nodeAddress, mtu);
-        await this.kernel.syncFdb(names.vxlan, desiredFdb(n, table.nodeAddress));
+        if (address === undefined) throw new Error("the table gives this node no address");
+        await this.kernel.ensureNetwork(names, n.vni, address, mtu);
+        await this.kernel.syncFdb(names.vxlan, desiredFdb(n, address));
         made.push(n.id);
       } catch (e) {
         this.log(`overlay: network ${n.name}: ${(e as Error).message}`);

@@ -102,11 +102,19 @@ function checkNetwork(raw: Record<string, unknown>, errors: string[]): OverlayNe
   };
 }
 
-/** Splits a received table into the networks to serve and what was left out; InvalidError when it is no table at all. */
+/**
+ * Splits a received table into the networks to serve and what was left out; InvalidError when it
+ * is no table at all. A table without nodeAddress and without networks is the control plane
+ * saying this node can take part in none (`unavailable`: why): applied, it removes every overlay.
+ */
 export function checkNetworkTable(raw: unknown): CheckedNetworkTable {
-  const t = raw as { version?: unknown; nodeAddress?: unknown; networks?: unknown } | null;
+  const t = raw as { version?: unknown; nodeAddress?: unknown; networks?: unknown; unavailable?: unknown } | null;
   if (typeof t !== "object" || t === null || typeof t.version !== "string" || !Array.isArray(t.networks))
     throw new InvalidError("network table needs a string version and a networks list", { field: "networks" });
+  if (t.nodeAddress === undefined && t.networks.length === 0) {
+    const why = typeof t.unavailable === "string" && t.unavailable ? t.unavailable : "the control plane gave this node no address";
+    return { table: { version: t.version, networks: [], unavailable: why }, errors: [] };
+  }
   if (typeof t.nodeAddress !== "string" || !isIpv4(t.nodeAddress))
     throw new InvalidError(`network table: nodeAddress ${JSON.stringify(t.nodeAddress)} is not an IPv4 address`, { field: "nodeAddress" });
   const errors: string[] = [];

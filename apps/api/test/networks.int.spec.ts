@@ -50,6 +50,15 @@ describe("overlay networks", () => {
     ...((await res.json()) as { message: string; details: Record<string, unknown> }),
   });
 
+  it("names each node's own address in its table while no network exists yet", async () => {
+    // In one CI run every agent was sent nodeAddress "" before the first network existed, refused
+    // the table and asked again every heartbeat period.
+    const t1 = await table("ovl-1");
+    expect(t1).toMatchObject({ nodeAddress: "127.0.0.11", networks: [] });
+    expect(t1).not.toHaveProperty("unavailable");
+    expect((await table("ovl-2")).nodeAddress).toBe("127.0.0.12");
+  });
+
   it("creates networks with a given subnet or the default pool's next /24, and refuses overlaps and bad input by field", async () => {
     const front = await create({ name: "front", driver: "overlay", subnet: FRONT, labels: { tier: "web" } });
     expect(front.status).toBe(201);
@@ -343,6 +352,26 @@ describe("overlay networks", () => {
     await until("four tasks running", async () => live(await tasksOf(api, "crowd")).filter((t) => t.state === "RUNNING").length === 4);
     expect((await send(api, "DELETE", "/api/v1/services/crowd")).status).toBe(204);
     expect((await send(api, "DELETE", "/api/v1/networks/tiny")).status).toBe(204);
+  });
+
+  it("gives a node whose engine URL has no address no networks and no address, saying why", async () => {
+    // Last: the node registers here with no agent behind it.
+    const beat = await send(api, "POST", "/api/v1/nodes/heartbeat", {
+      hostname: "ovl-unix",
+      engineUrl: "unix:///var/run/docker.sock",
+      resources: { nanoCpus: 4e9, memoryBytes: 8 * 1024 ** 3 },
+      containers: [],
+      networksVersion: "",
+    });
+    expect(beat.status).toBe(200);
+    const why = "its engine URL unix:///var/run/docker.sock gives no underlay address (only an http(s)://<IPv4>:<port> engine URL does)";
+    const fromBeat = ((await beat.json()) as { networks?: NodeNetworkTable }).networks;
+    expect(fromBeat).toEqual({ version: expect.any(String), networks: [], unavailable: why });
+    const t = await table("ovl-unix");
+    expect(t).toEqual(fromBeat);
+    // Unchanged: the poll waits, so its agent is told once.
+    expect((await send(api, "GET", `/api/v1/nodes/networks?node=ovl-unix&waitMs=200&version=${t.version}`)).status).toBe(204);
+    expect((await table("ovl-1")).nodeAddress).toBe("127.0.0.11");
   });
 
   it("is in the OpenAPI document", async () => {

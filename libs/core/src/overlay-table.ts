@@ -58,9 +58,14 @@ export interface OverlayNetworkView {
 export interface NodeNetworkTable {
   /** Opaque; changes whenever the content does. */
   readonly version: string;
-  /** The node's own underlay address, as the other nodes reach it. */
-  readonly nodeAddress: string;
+  /**
+   * The node's own underlay address (IPv4: its VXLAN tunnels end there), as the other nodes reach
+   * it. Absent when the node has none: then `networks` is empty and `unavailable` says why.
+   */
+  readonly nodeAddress?: string;
   readonly networks: readonly OverlayNetworkView[];
+  /** Why the node takes part in no overlay network (it has no IPv4 underlay address); absent when it can. */
+  readonly unavailable?: string;
 }
 
 /*

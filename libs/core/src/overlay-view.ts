@@ -39,6 +39,8 @@ export interface OverlayNodeInfo {
   readonly status: NodeStatus;
   /** The underlay address other nodes reach it at; absent when it has none (a unix-socket engine). */
   readonly address?: string;
+  /** The engine URL it registered with, named when it gives no usable address. */
+  readonly engineUrl?: string;
 }
 
 /**
@@ -52,7 +54,7 @@ const ON_NODE: ReadonlySet<TaskState> = new Set(ADDRESSED_TASK_STATES);
 /** Whether the task takes traffic: RUNNING (healthy, when it has a health check) and wanted. */
 const takesTraffic = (t: OverlayTaskInfo) => t.state === "RUNNING" && t.desiredState === "running";
 
-/** Numeric for IPv4 addresses, then by text (a node address may be a name): a total order. */
+/** Numeric for IPv4 addresses, then by text: a total order. */
 const byIp = (a: string, b: string) => {
   const x = parseIpv4(a);
   const y = parseIpv4(b);
@@ -62,8 +64,26 @@ const byIp = (a: string, b: string) => {
 const byName = <T extends { readonly name: string; readonly id: string }>(a: T, b: T) =>
   a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 
+/** The address a node takes part in overlays with: VXLAN tunnels end at an IPv4 address, never at a name. */
+function overlayAddress(node: OverlayNodeInfo | undefined): string | undefined {
+  return node?.address !== undefined && parseIpv4(node.address) !== undefined ? node.address : undefined;
+}
+
+/** Why `node` (undefined: not among the rows) cannot take part in overlays, naming the networks its tasks wait on. */
+function unavailableReason(nodeId: string, node: OverlayNodeInfo | undefined, waiting: readonly string[]): string {
+  const why = !node
+    ? `node ${nodeId} is not registered`
+    : node.address !== undefined
+      ? `its address ${JSON.stringify(node.address)} (engine URL ${node.engineUrl ?? "unknown"}) is not an IPv4 address, and VXLAN tunnels need one`
+      : `its engine URL ${node.engineUrl ?? "(none)"} gives no underlay address (only an http(s)://<IPv4>:<port> engine URL does)`;
+  return waiting.length ? `${why}; its tasks on ${waiting.join(", ")} cannot be attached` : why;
+}
+
 /**
- * The table of node `nodeId`, without its version (the caller digests the content):
+ * The table of node `nodeId`, without its version (the caller digests the content). A node
+ * without an IPv4 underlay address (a unix-socket or named engine URL), or one the rows do not
+ * list, takes part in no network: its table has no address and no networks, and `unavailable`
+ * says why, so its agent applies that once instead of refusing a table naming no address. Else:
  * - networks: those on which a task on this node (ASSIGNED … RUNNING) has an address;
  * - endpoints: every task on the network that is on a node (ASSIGNED … RUNNING), on this node or
  *   on another READY node with an address;
@@ -82,17 +102,21 @@ export function nodeNetworkTable(
 ): Omit<NodeNetworkTable, "version"> {
   const nodes = new Map(input.nodes.map((n) => [n.id, n]));
   const self = nodes.get(nodeId);
-  // Another node's task is reachable only through a READY node with an address; this node's own
-  // tasks are always listed (the agent attaches them).
-  const reachable = (t: OverlayTaskInfo): OverlayNodeInfo | undefined => {
-    if (!t.nodeId || !ON_NODE.has(t.state)) return undefined;
-    const n = nodes.get(t.nodeId);
-    if (!n) return undefined;
-    if (n.id === nodeId) return n;
-    return n.status === "ready" && n.address ? n : undefined;
-  };
+  const selfAddress = overlayAddress(self);
   const mine = new Set<string>();
   for (const t of input.tasks) if (t.nodeId === nodeId && ON_NODE.has(t.state)) for (const a of t.addresses) mine.add(a.networkId);
+  if (selfAddress === undefined) {
+    const waiting = input.networks.filter((n) => mine.has(n.id)).map((n) => n.name);
+    return { networks: [], unavailable: unavailableReason(nodeId, self, [...new Set(waiting)].sort()) };
+  }
+  // Another node's task is reachable only through a READY node with an address; this node's own
+  // tasks are always listed (the agent attaches them).
+  const reachable = (t: OverlayTaskInfo): string | undefined => {
+    if (!t.nodeId || !ON_NODE.has(t.state)) return undefined;
+    if (t.nodeId === nodeId) return selfAddress;
+    const n = nodes.get(t.nodeId);
+    return n?.status === "ready" ? overlayAddress(n) : undefined;
+  };
 
   const views: OverlayNetworkView[] = [];
   for (const net of input.networks) {
@@ -101,11 +125,11 @@ export function nodeNetworkTable(
     const peers = new Set<string>();
     const backends = new Map<string, string[]>();
     for (const t of input.tasks) {
-      const n = reachable(t);
-      const a = n && t.addresses.find((x) => x.networkId === net.id);
-      if (!n || !a) continue;
-      endpoints.push({ taskId: t.id, serviceId: t.serviceId, ip: a.ip, mac: overlayMac(a.ip), nodeAddress: n.address ?? "" });
-      if (n.id !== nodeId && n.address && n.address !== self?.address) peers.add(n.address);
+      const at = reachable(t);
+      const a = at && t.addresses.find((x) => x.networkId === net.id);
+      if (!at || !a) continue;
+      endpoints.push({ taskId: t.id, serviceId: t.serviceId, ip: a.ip, mac: overlayMac(a.ip), nodeAddress: at });
+      if (at !== selfAddress) peers.add(at);
       if (takesTraffic(t)) backends.set(t.serviceId, [...(backends.get(t.serviceId) ?? []), a.ip]);
     }
     const services = input.services
@@ -134,5 +158,5 @@ export function nodeNetworkTable(
       services,
     });
   }
-  return { nodeAddress: self?.address ?? "", networks: views.sort(byName) };
+  return { nodeAddress: selfAddress, networks: views.sort(byName) };
 }

@@ -202,10 +202,58 @@ describe("nodeNetworkTable", () => {
     expect(nodeNetworkTable("D", { networks: [net], services: [web], tasks, nodes }).networks).toEqual([]);
   });
 
+  it("names the node's own address while it takes part in no network", () => {
+    expect(nodeNetworkTable("A", { networks: [], services: [], tasks: [], nodes })).toEqual({ nodeAddress: "198.19.200.1", networks: [] });
+    expect(nodeNetworkTable("C", { networks: [net], services: [web], tasks: [], nodes })).toEqual({
+      nodeAddress: "198.19.200.3",
+      networks: [],
+    });
+  });
+
+  it("gives a node without an IPv4 address, or one not listed, no address and no networks, saying why", () => {
+    const more: OverlayNodeInfo[] = [
+      ...nodes,
+      { id: "U", status: "ready", engineUrl: "unix:///var/run/docker.sock" },
+      { id: "N", status: "ready", address: "node-n.example", engineUrl: "https://node-n.example:2376" },
+      { id: "E", status: "ready", address: "" },
+    ];
+    const tasks = [
+      task("t1", "s-web", "A", "RUNNING", "10.0.0.3"),
+      task("t2", "s-web", "U", "RUNNING", "10.0.0.4"),
+      task("t3", "s-db", "U", "STARTING", "10.0.1.3", "n2"),
+      task("t4", "s-web", "N", "RUNNING", "10.0.0.5"),
+    ];
+    const rows = { networks: [net, other], services: [web, db], tasks, nodes: more };
+    expect(nodeNetworkTable("U", rows)).toEqual({
+      networks: [],
+      unavailable:
+        "its engine URL unix:///var/run/docker.sock gives no underlay address (only an http(s)://<IPv4>:<port> engine URL does); its tasks on back, front cannot be attached",
+    });
+    expect(nodeNetworkTable("N", rows)).toEqual({
+      networks: [],
+      unavailable:
+        'its address "node-n.example" (engine URL https://node-n.example:2376) is not an IPv4 address, and VXLAN tunnels need one; its tasks on front cannot be attached',
+    });
+    expect(nodeNetworkTable("E", rows)).toEqual({
+      networks: [],
+      unavailable: expect.stringMatching(/^its address "" .* is not an IPv4 address/),
+    });
+    expect(nodeNetworkTable("gone", rows)).toEqual({ networks: [], unavailable: "node gone is not registered" });
+    // The others never list an endpoint or a peer at such a node.
+    const [front] = nodeNetworkTable("A", rows).networks;
+    expect(front.endpoints.map((e) => [e.taskId, e.nodeAddress])).toEqual([["t1", "198.19.200.1"]]);
+    expect(front.peers).toEqual([]);
+  });
+
   it("gives equal tables for the same rows in any order, and never lists a peer without a task there (property)", () => {
     const states: TaskState[] = ["PENDING", "ASSIGNED", "STARTING", "RUNNING", "SHUTDOWN", "FAILED"];
+    const all: OverlayNodeInfo[] = [
+      ...nodes,
+      { id: "U", status: "ready", engineUrl: "unix:///var/run/docker.sock" },
+      { id: "N", status: "ready", address: "node-n.example" },
+    ];
     const arbTask = fc.record({
-      node: fc.constantFrom("A", "B", "C", "D"),
+      node: fc.constantFrom("A", "B", "C", "D", "U", "N"),
       state: fc.constantFrom(...states),
       svc: fc.constantFrom("s-web", "s-db"),
       host: fc.integer({ min: 2, max: 250 }),
@@ -218,10 +266,15 @@ describe("nodeNetworkTable", () => {
             : task(`t${i}`, t.svc, t.node, t.state, `10.0.1.${t.host}`, "n2"),
         );
         const shuffled = [...tasks].sort(() => ((seed = (seed * 1103515245 + 12345) | 0) & 1 ? 1 : -1));
-        for (const node of ["A", "B", "C", "D"]) {
-          const a = nodeNetworkTable(node, { networks: [net, other], services: [web, db], tasks, nodes });
-          const b = nodeNetworkTable(node, { networks: [other, net], services: [db, web], tasks: shuffled, nodes: [...nodes].reverse() });
+        for (const node of ["A", "B", "C", "D", "U", "N"]) {
+          const a = nodeNetworkTable(node, { networks: [net, other], services: [web, db], tasks, nodes: all });
+          const b = nodeNetworkTable(node, { networks: [other, net], services: [db, web], tasks: shuffled, nodes: [...all].reverse() });
           expect(JSON.stringify(b)).toBe(JSON.stringify(a));
+          // Every address a table names is an IPv4 address; a table without its own has no networks.
+          if (a.nodeAddress === undefined) expect(a).toEqual({ networks: [], unavailable: expect.any(String) });
+          else expect(a.nodeAddress).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+          for (const v of a.networks)
+            for (const x of [...v.peers, ...v.endpoints.map((e) => e.nodeAddress)]) expect(x).toMatch(/^198\.19\.200\.\d+$/);
           for (const v of a.networks) {
             expect(
               tasks.some(
@@ -229,7 +282,7 @@ describe("nodeNetworkTable", () => {
               ),
             ).toBe(true);
             for (const p of v.peers) {
-              const peer = nodes.find((n) => n.address === p)!;
+              const peer = all.find((n) => n.address === p)!;
               expect(peer.status).toBe("ready");
               expect(
                 tasks.some(

@@ -42,7 +42,7 @@ export class HeartbeatsController {
   @ApiResponse({
     status: 200,
     description:
-      "the table (libs/core overlay-table.ts NodeNetworkTable): {version, nodeAddress, networks: [{id, name, vni, subnet, gateway, peers, endpoints, services}]}",
+      "the table (libs/core overlay-table.ts NodeNetworkTable): {version, nodeAddress, networks: [{id, name, vni, subnet, gateway, peers, endpoints, services}]}; a node without an IPv4 underlay address gets {version, networks: [], unavailable: <why>} instead",
   })
   @ApiResponse({ status: 204, description: "unchanged within waitMs" })
   async networksTable(

@@ -86,7 +86,10 @@ export class OverlayTablesService implements OnModuleDestroy {
    */
   async tableFor(nodeId: string, version: string | undefined): Promise<NodeNetworkTable | undefined> {
     this.rows.watch();
-    const rows = await this.rows.cached(() => this.reads.read("", () => this.read()));
+    let rows = await this.rows.cached(() => this.reads.read("", () => this.read()));
+    // Rows read before the node registered (its event not here yet, e.g. from another replica)
+    // would give it a table saying it is not registered: read afresh.
+    if (!rows.nodes.some((n) => n.id === nodeId)) rows = await this.reads.read("", () => this.read());
     const table = versioned(nodeNetworkTable(nodeId, rows));
     return table.version === version ? undefined : table;
   }
@@ -101,10 +104,15 @@ export class OverlayTablesService implements OnModuleDestroy {
 
   /** Every row any node's table is made of (networks, attached services, addressed tasks, nodes). */
   private async read(): Promise<Rows> {
+    // The nodes are read even without a network: every node's table names its own address (in
+    // one CI run, a cluster without networks sent each agent nodeAddress "", which it refused).
+    const nodes = await this.prisma.sql.query<{ id: string; status: string; engineUrl: string | null }>(
+      `SELECT id::text AS id, status::text AS status, "engineUrl" FROM "Node"`,
+    );
     const networks = await this.prisma.sql.query<OverlayNetworkInfo>(
       `SELECT id::text AS id, name, vni, subnet, gateway FROM "OverlayNetwork"`,
     );
-    if (networks.length === 0) return { networks, services: [], tasks: [], nodes: [] };
+    if (networks.length === 0) return { networks, services: [], tasks: [], nodes: nodes.map(nodeInfo) };
     const services = await this.prisma.sql.query<{
       id: string;
       name: string;
@@ -132,9 +140,6 @@ export class OverlayTablesService implements OnModuleDestroy {
        GROUP BY t.id`,
       [[...ADDRESSED_TASK_STATES]],
     );
-    const nodes = await this.prisma.sql.query<{ id: string; status: string; engineUrl: string | null }>(
-      `SELECT id::text AS id, status::text AS status, "engineUrl" FROM "Node"`,
-    );
     return {
       networks,
       services: services.map((s) => ({
@@ -152,10 +157,17 @@ export class OverlayTablesService implements OnModuleDestroy {
         desiredState: t.desiredState.toLowerCase() as DesiredState,
         addresses: t.addresses,
       })),
-      nodes: nodes.map((n) => {
-        const address = nodeAddress(n.engineUrl);
-        return { id: n.id, status: n.status.toLowerCase() as NodeStatus, ...(address ? { address } : {}) };
-      }),
+      nodes: nodes.map(nodeInfo),
     };
   }
+}
+
+function nodeInfo(n: { id: string; status: string; engineUrl: string | null }): OverlayNodeInfo {
+  const address = nodeAddress(n.engineUrl);
+  return {
+    id: n.id,
+    status: n.status.toLowerCase() as NodeStatus,
+    ...(address !== undefined ? { address } : {}),
+    ...(n.engineUrl ? { engineUrl: n.engineUrl } : {}),
+  };
 }
