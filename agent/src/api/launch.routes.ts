@@ -11,7 +11,7 @@ import type { ContainerService } from "../containers/container-service";
 import type { CreateBody } from "../containers/create-request";
 import { portsMap } from "../containers/docker-shapes";
 import { NotModifiedError } from "../engine-errors";
-import { runLimited } from "../images/pull";
+import { runLimited } from "../run-limited";
 import { errorStatus, readJson, sendJson } from "./http-util";
 import type { Router } from "./router";
 

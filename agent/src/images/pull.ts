@@ -18,6 +18,7 @@ import { CONFIG_TYPES, LAYER_TYPES, type Descriptor, type ImageConfigJson } from
 import { formatPlatform, pickManifest, type Platform } from "./platform";
 import { byteProgress, layerStatus, shortId, throttled, type ProgressListener } from "./progress";
 import { canonicalReference, canonicalRepository, familiarReference, parseReference, type ImageReference } from "./reference";
+import { runLimited } from "../run-limited";
 import type { Credentials, FetchedManifest, RegistryClient, RequestContext } from "./registry-client";
 import type { Unpacker } from "./unpacker";
 
@@ -96,24 +97,6 @@ function parseConfig(bytes: Buffer, shown: string, layerCount: number): ImageCon
     throw new InvalidError(`${shown}: manifest has ${layerCount} layers but the config lists ${diffIds.length} diff_ids`);
   }
   return config;
-}
-
-/** Runs `work` over `items` with at most `limit` at once; the first failure aborts the rest. */
-export async function runLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: unknown;
-  const worker = async () => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await work(item);
-      } catch (e) {
-        failure ??= e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure;
 }
 
 /** Resolves index → platform manifest (one level of nesting allowed, as OCI permits). */

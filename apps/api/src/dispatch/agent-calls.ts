@@ -73,23 +73,14 @@ export class AgentCalls {
     private readonly engines: EngineClients,
   ) {}
 
-  /** Creates (idempotently: the name is the task's) and starts a task's container. */
-  async launch(
-    service: ServiceRef,
-    task: TaskRow,
-    values: TaskValuesLoader,
-    attach: (spec: ServiceSpec) => Promise<readonly BodyAttachment[]> = async () => [],
-  ): Promise<LaunchOutcome> {
-    const spec = refSpec(service);
+  /**
+   * Creates (idempotently: the name is the task's) and starts a prepared launch's container with
+   * one call each: for an agent from before launch batches.
+   */
+  private async launchOneByOne(p: PreparedLaunch): Promise<LaunchOutcome> {
+    const { task, spec, body, name, registryAuth } = p;
     try {
-      // Secrets and configs travel in the create body only (the agent keeps them off its records).
-      const { files, registryAuth } = await values.forTask(service.id, spec);
-      const attachments = await attach(spec).catch((e: unknown) => {
-        throw new Error(`overlay networks: ${(e as Error).message}`);
-      });
-      const body = { ...containerBody(service, spec, task, attachments), ...(files.length ? { FlotillaFiles: files } : {}) };
       const { containerId, endpoints, starting } = await this.call(async (engine) => {
-        const name = `${taskName(service.name, task)}.${task.id}`;
         let containerId: string;
         try {
           containerId = await engine.createContainer(name, body, registryAuth);
@@ -153,7 +144,7 @@ export class AgentCalls {
     }
     for (const group of groups.values())
       for (let i = 0; i < group.length; i += LAUNCH_BATCH)
-        await record(await this.launchBatch(group.slice(i, i + LAUNCH_BATCH), values, attach));
+        await record(await this.launchBatch(group.slice(i, i + LAUNCH_BATCH)));
   }
 
   /** A launch's create body, or the outcome that it could not be made (a secret gone, no address left). */
@@ -177,18 +168,14 @@ export class AgentCalls {
   }
 
   /** One launch request; images the agent lacks are pulled once and their launches sent again. */
-  private async launchBatch(
-    batch: readonly PreparedLaunch[],
-    values: TaskValuesLoader,
-    attach: (task: TaskRow, spec: ServiceSpec) => Promise<readonly BodyAttachment[]>,
-  ): Promise<LaunchOutcome[]> {
+  private async launchBatch(batch: readonly PreparedLaunch[]): Promise<LaunchOutcome[]> {
     let results: LaunchResult[] | null;
     try {
       results = this.batches ? await this.call((engine) => engine.launchContainers(batch)) : null;
       if (results === null) {
         this.batches = false;
         const outcomes: LaunchOutcome[] = [];
-        for (const p of batch) outcomes.push(await this.launch(p.service, p.task, values, () => attach(p.task, p.spec)));
+        for (const p of batch) outcomes.push(await this.launchOneByOne(p));
         return outcomes.filter((o) => !o.unanswered);
       }
       const missing = batch.filter((p, i) => isMissingImage(results![i]));
