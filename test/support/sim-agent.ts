@@ -79,6 +79,8 @@ export class SimAgent {
   lastHeartbeatStatus?: number;
   /** Round trips of the heartbeats sent (ms), and how many got no answer or an error. */
   readonly heartbeatMs: number[] = [];
+  /** The API's own share of each answered beat (its Server-Timing header), in step with heartbeatMs where the API said it. */
+  readonly heartbeatServerMs: number[] = [];
   heartbeatFailures = 0;
   /** Heartbeats the control plane answered with success. */
   heartbeatsOk = 0;
@@ -170,6 +172,8 @@ export class SimAgent {
       });
       this.lastHeartbeatStatus = res.status;
       this.heartbeatMs.push(Date.now() - sent);
+      const server = /dur=([\d.]+)/.exec(res.headers.get("server-timing") ?? "");
+      if (server) this.heartbeatServerMs.push(Number(server[1]));
       if (!res.ok) this.heartbeatFailures++;
       if (res.status >= 500) this.apiUrlIndex++;
       if (res.ok) {

@@ -174,6 +174,7 @@ async function main(): Promise<void> {
     const workersCpu = () => workers.reduce((n, w) => n + cpuSeconds(w.pid), 0);
     const workerCpu0 = workersCpu();
     const beatsBefore = new Map(agents.map((a) => [a, a.heartbeatMs.length]));
+    const serverBeatsBefore = new Map(agents.map((a) => [a, a.heartbeatServerMs.length]));
     // The simulated agents live in this process: its own event-loop delay is part of every
     // latency measured here, and tells the API's share from the load generator's.
     const lag = monitorEventLoopDelay({ resolution: 20 });
@@ -239,6 +240,9 @@ async function main(): Promise<void> {
     await bench.end();
     // Heartbeats sent from the first service on: what the agents felt while the plane worked.
     const beats = agents.flatMap((a) => a.heartbeatMs.slice(beatsBefore.get(a) ?? 0));
+    // The API's own time over the same beats (Server-Timing): the rest of each round trip is
+    // the bench process (its event-loop stalls, benchLoopDelayMs) and the loopback between.
+    const serverBeats = agents.flatMap((a) => a.heartbeatServerMs.slice(serverBeatsBefore.get(a) ?? 0));
     console.log(
       JSON.stringify({
         nodes: NODES,
@@ -270,6 +274,7 @@ async function main(): Promise<void> {
           failed: agents.reduce((n, a) => n + a.heartbeatFailures, 0) - failedBefore,
           ...latencySummary(beats),
         },
+        heartbeatServerMs: { beats: serverBeats.length, ...latencySummary(serverBeats) },
         // The period agents were told at the end (it grows with the cluster).
         heartbeatPeriodMs: Math.max(...agents.map((a) => a.intervalMs)),
         loadAvg: loadAverage(),

@@ -7,6 +7,7 @@ import type { AppConfig } from "./config/config";
 import { setupOpenApi } from "./openapi";
 import { isIP } from "node:net";
 import { installAuditLog } from "./auth/audit";
+import { installServerTiming } from "./common/server-timing";
 import { MachineHost } from "./machines/machine-host";
 import { MACHINES_CONFIG, type MachinesConfig } from "./machines/machines-config";
 import { EventsService } from "./events/events.service";
@@ -66,6 +67,7 @@ export async function start(config: AppConfig, opts: { logger?: ConsoleLogger | 
     exposedHeaders: ["etag"],
     maxAge: 600,
   });
+  installServerTiming(adapter.getInstance());
   installAuditLog(adapter.getInstance(), app.get(EventsService));
   await app.listen(config.port, config.host);
   const address = app.getHttpServer().address();
