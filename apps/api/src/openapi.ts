@@ -11,7 +11,8 @@ export function buildOpenApi(app: NestFastifyApplication): OpenAPIObject {
         "agent-role tokens may only send their own node's heartbeats. " +
         "Errors are `{ error, message, details }` with 400/401/403/404/409/501/503. " +
         "While Postgres or Redis is unreachable, requests answer 503 naming it: a change Postgres took but Redis could not queue " +
-        "is saved and rolls out when Redis returns; a change Postgres could not take changed nothing.",
+        "is saved and rolls out when Redis returns; a change Postgres could not take changed nothing. " +
+        "Every answer carries `Server-Timing: app;dur=<ms>`, the API's own time over the request.",
     )
     .setVersion(VERSION)
     .addBearerAuth()
