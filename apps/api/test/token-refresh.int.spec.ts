@@ -25,7 +25,11 @@ describe("token checks refresh ahead of expiry", () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    const config = loadConfig({ DATABASE_URL: db.url, REDIS_URL: inject("redisUrl"), FLOTILLA_CONFIG_DIR: mkdtempSync(join(tmpdir(), "flotilla-tok-")) });
+    const config = loadConfig({
+      DATABASE_URL: db.url,
+      REDIS_URL: inject("redisUrl"),
+      FLOTILLA_CONFIG_DIR: mkdtempSync(join(tmpdir(), "flotilla-tok-")),
+    });
     prisma = new PrismaService(config);
     // No revokes arrive in this test: the event stream is one that never delivers.
     const events = { stream: () => NEVER } as unknown as EventsService;

@@ -143,8 +143,7 @@ export class AgentCalls {
       else groups.set(p.registryAuth, [p]);
     }
     for (const group of groups.values())
-      for (let i = 0; i < group.length; i += LAUNCH_BATCH)
-        await record(await this.launchBatch(group.slice(i, i + LAUNCH_BATCH)));
+      for (let i = 0; i < group.length; i += LAUNCH_BATCH) await record(await this.launchBatch(group.slice(i, i + LAUNCH_BATCH)));
   }
 
   /** A launch's create body, or the outcome that it could not be made (a secret gone, no address left). */
