@@ -25,7 +25,7 @@ import pg from "pg";
 import { adminUrl, redisUrl, repoRoot, stack } from "../../../test/support/stack";
 import { deployMigrations } from "../../../test/support/migrations";
 import { SimAgent } from "../../../test/support/sim-agent";
-import { cpuSeconds, latencySummary, loadAverage } from "./measure";
+import { cpuReferenceMs, cpuSeconds, latencySummary, loadAverage } from "./measure";
 import { agentTokenName } from "../src/auth/roles";
 import { hashToken, newTokenSecret } from "../src/auth/tokens";
 
@@ -139,6 +139,8 @@ async function main(): Promise<void> {
     await Promise.all(Array.from({ length: REGISTER_CONCURRENCY }, registering));
     const registerMs = Date.now() - t0;
     const registerLoadAvg = loadAverage();
+    // The machine's speed before the run (nothing but idle beats going on) and after it.
+    const cpuReferenceBefore = cpuReferenceMs();
     const notRegistered = agents.filter((a) => !a.nodeId).length;
     if (notRegistered) throw new Error(`${notRegistered} agents got no node id from their first heartbeat`);
     console.error(`${NODES} nodes registered in ${registerMs} ms`);
@@ -277,6 +279,7 @@ async function main(): Promise<void> {
         heartbeatServerMs: { beats: serverBeats.length, ...latencySummary(serverBeats) },
         // The period agents were told at the end (it grows with the cluster).
         heartbeatPeriodMs: Math.max(...agents.map((a) => a.intervalMs)),
+        cpuReferenceMs: { before: cpuReferenceBefore, after: cpuReferenceMs() },
         loadAvg: loadAverage(),
       }),
     );
