@@ -1,10 +1,11 @@
-// The sweep that global setup runs before each test run, done for real: a bridge and a machine
-// namespace (with a process in it) owned by a pid that has exited are removed; the same kind of
-// bridge owned by a process that runs (this one) is left alone.
+// The sweep that global setup runs before each test run, done for real: a recorded bridge and a
+// machine namespace (with a process in it) owned by a pid that has exited are removed; a recorded
+// bridge owned by a process that runs (this one) is left alone, and so is a bridge nobody
+// recorded, whatever its name (a user's machines' bridge).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import { freeSubnet24 } from "./free-subnet";
-import { bridgeOwner, reclaimDeadRunBridges, testBridge } from "./leftovers";
+import { reclaimDeadRunBridges, testBridge } from "./leftovers";
 
 const root = process.getuid?.() === 0;
 
@@ -21,16 +22,6 @@ function namespaces(): string {
   return execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
 }
 
-describe("test bridge names", () => {
-  it("split into the owner's tag and pid, with both readings of a lettered tag", () => {
-    expect(bridgeOwner(testBridge("fle2", "kcg"))).toEqual({ tag: "kcg", pids: [parseInt("kcg", 36)] });
-    expect(bridgeOwner(testBridge("flf", "i2ab"))).toEqual({ tag: "i2ab", pids: [parseInt("i2ab", 36), parseInt("2ab", 36)] });
-    expect(bridgeOwner("flmir7")).toEqual({ tag: "7", pids: [7] });
-    expect(bridgeOwner("docker0")).toBeUndefined();
-    expect(bridgeOwner("fle2-x")).toBeUndefined();
-  });
-});
-
 describe.skipIf(!root)("reclaiming what dead test runs left", () => {
   const made: string[][] = [];
   afterAll(() => {
@@ -38,16 +29,21 @@ describe.skipIf(!root)("reclaiming what dead test runs left", () => {
   });
 
   it("removes a dead run's bridge, its machines' namespaces and their processes, and keeps a live run's", async () => {
-    const deadTag = exitedPid().toString(36);
-    const dead = testBridge("flmt", deadTag);
+    const deadPid = exitedPid();
+    const deadTag = deadPid.toString(36);
+    const dead = testBridge("flmt", deadTag, deadPid);
     const live = testBridge("flmt");
+    // Named like a test bridge of a dead run, but never recorded: as a user's `flmach0` would be.
+    const unrecorded = `flma${deadTag}`.slice(0, 15);
     const octets = Array.from({ length: 40 }, (_, i) => 200 + i);
     const deadNet = freeSubnet24(octets);
     const liveNet = freeSubnet24(octets.filter((o) => `198.19.${o}` !== deadNet.prefix));
+    const userNet = freeSubnet24(octets.filter((o) => `198.19.${o}` !== deadNet.prefix && `198.19.${o}` !== liveNet.prefix));
     const ns = `flt-m1-${deadTag}`;
     for (const [name, net] of [
       [dead, deadNet],
       [live, liveNet],
+      [unrecorded, userNet],
     ] as const) {
       execFileSync("ip", ["link", "add", name, "type", "bridge"]);
       made.push(["link", "del", name]);
@@ -66,6 +62,8 @@ describe.skipIf(!root)("reclaiming what dead test runs left", () => {
 
     expect(removed).toContain(dead);
     expect(removed).not.toContain(live);
+    expect(removed).not.toContain(unrecorded);
+    expect(links()).toContain(`${unrecorded}:`);
     expect(links()).not.toContain(`${dead}:`);
     expect(links()).toContain(`${live}:`);
     expect(namespaces()).not.toContain(ns);

@@ -1,57 +1,35 @@
 // What a killed test run leaves in the kernel: the bridges its netns machines made (each holding
-// a fixed /24 that the next run's machines need) and those machines' namespaces. A bridge is named
-// `<prefix><tag>`, the tag being its vitest worker's pid in base 36, and its machines' namespaces
-// end in `-<tag>`. Only what belongs to a pid that no longer runs is reclaimed, so a run going on
-// beside this one (another worktree) keeps its own.
+// a fixed /24 that the next run's machines need) and those machines' namespaces. Every test
+// bridge is named by testBridge(), which records it, with the process that owns it, in
+// REGISTRY; the sweep removes only recorded bridges whose owner no longer runs. Nothing else is
+// ever touched: a name alone proves nothing (`flmach0`, the netns driver's default bridge, shares
+// its first letters with test bridges), and a run going on beside this one keeps its own.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { killMachineProcesses } from "../../libs/drivers/src/netns-host";
 
-/** Every test bridge prefix, longest first so that a name splits into prefix and tag one way only. */
-export const TEST_BRIDGE_PREFIXES = [
-  "flmir",
-  "flcp",
-  "flse",
-  "flcn",
-  "flvo",
-  "flhc",
-  "flit",
-  "flov",
-  "flqe",
-  "fle2",
-  "flrb",
-  "flsv",
-  "flmt",
-  "flqt",
-  "flqp",
-  "flcc",
-  "flpv",
-  "flph",
-  "flal",
-  "flma",
-  "flf",
-] as const;
+/** One file per test bridge: `{ pid, tag }` of the process that named it. Cleared by a reboot, as the bridges are. */
+export const REGISTRY = process.env.FLOTILLA_TEST_BRIDGE_REGISTRY ?? "/run/flotilla-test-bridges";
 
-export type TestBridgePrefix = (typeof TEST_BRIDGE_PREFIXES)[number];
-
-/** The bridge a test file's machines use: the prefix names the file, the tag this process. */
-export function testBridge(prefix: TestBridgePrefix, tag = process.pid.toString(36)): string {
-  return `${prefix}${tag}`.slice(0, 15);
+interface Record {
+  pid: number;
+  tag: string;
 }
 
 /**
- * A test bridge's tag (which its machines' names end with) and owning pid; undefined for a name
- * that is not a test bridge's.
+ * The bridge a test file's machines use, `<prefix><tag>` (the tag defaults to this process's pid
+ * in base 36; the file's machines' names end in `-<tag>`), recorded as owned by `owner`.
  */
-export function bridgeOwner(name: string): { tag: string; pids: number[] } | undefined {
-  const prefix = TEST_BRIDGE_PREFIXES.find((p) => name.startsWith(p));
-  if (!prefix) return undefined;
-  const tag = name.slice(prefix.length);
-  if (!/^[0-9a-z]{1,6}$/.test(tag)) return undefined;
-  // The faults lab's ingress and bench runs put a letter before the pid (`i<pid>`, `b<pid>`); a
-  // plain pid may begin with that letter too, so both readings are owners.
-  const readings = /^[ib]./.test(tag) ? [tag, tag.slice(1)] : [tag];
-  return { tag, pids: readings.map((r) => parseInt(r, 36)) };
+export function testBridge(prefix: string, tag = process.pid.toString(36), owner = process.pid): string {
+  const name = `${prefix}${tag}`.slice(0, 15);
+  try {
+    mkdirSync(REGISTRY, { recursive: true });
+    writeFileSync(join(REGISTRY, name), JSON.stringify({ pid: owner, tag } satisfies Record));
+  } catch {
+    // Not root: such a run makes no bridge either.
+  }
+  return name;
 }
 
 function running(pid: number): boolean {
@@ -64,36 +42,58 @@ function running(pid: number): boolean {
   }
 }
 
-function inTestRange(addr: string): boolean {
-  return /^198\.1[89]\./.test(addr);
+function readRecord(file: string): Record | undefined {
+  try {
+    const r = JSON.parse(readFileSync(file, "utf8")) as Partial<Record>;
+    return Number.isSafeInteger(r.pid) && typeof r.tag === "string" ? { pid: r.pid!, tag: r.tag } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The IPv4 addresses on `name`, or undefined when there is no such interface. */
+function addressesOf(name: string): string[] | undefined {
+  try {
+    const [link] = JSON.parse(execFileSync("ip", ["-j", "-4", "addr", "show", "dev", name], { encoding: "utf8", stdio: "pipe" })) as {
+      addr_info?: { local: string }[];
+    }[];
+    return (link?.addr_info ?? []).map((a) => a.local);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
- * Removes the bridges in 198.18.0.0/15 whose owning test process is gone, with their machines'
- * namespaces and every process still in them. Returns the names of the bridges removed.
+ * Removes the recorded test bridges whose owner is gone (kept only if in 198.18.0.0/15, the
+ * tests' range), with their machines' namespaces and every process still in them, and forgets
+ * their records. Returns the names of the bridges removed.
  */
 export async function reclaimDeadRunBridges(): Promise<string[]> {
-  const links = JSON.parse(execFileSync("ip", ["-j", "-4", "addr", "show", "type", "bridge"], { encoding: "utf8" })) as {
-    // Interfaces without an IPv4 address come out as {}.
-    ifname?: string;
-    addr_info?: { local: string }[];
-  }[];
+  let names: string[];
+  try {
+    names = readdirSync(REGISTRY);
+  } catch {
+    return [];
+  }
   const namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" })
     .split("\n")
     .map((l) => l.split(" ")[0])
     .filter(Boolean);
   const removed: string[] = [];
-  for (const link of links) {
-    if (!link.ifname) continue;
-    const owner = bridgeOwner(link.ifname);
-    if (!owner || owner.pids.some(running) || !link.addr_info?.some((a) => inTestRange(a.local))) continue;
-    const { tag } = owner;
-    for (const ns of namespaces.filter((n) => n.startsWith("flt-") && n.endsWith(`-${tag}`))) {
-      await killMachineProcesses(`/run/netns/${ns}`, undefined, "SIGKILL", 0);
-      execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+  for (const name of names) {
+    const file = join(REGISTRY, name);
+    const record = readRecord(file);
+    if (record && running(record.pid)) continue;
+    const addresses = addressesOf(name);
+    if (record && addresses?.some((a) => /^198\.1[89]\./.test(a))) {
+      for (const ns of namespaces.filter((n) => n.startsWith("flt-") && n.endsWith(`-${record.tag}`))) {
+        await killMachineProcesses(`/run/netns/${ns}`, undefined, "SIGKILL", 0);
+        execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+      }
+      execFileSync("ip", ["link", "del", name], { stdio: "ignore" });
+      removed.push(name);
     }
-    execFileSync("ip", ["link", "del", link.ifname], { stdio: "ignore" });
-    removed.push(link.ifname);
+    rmSync(file, { force: true });
   }
   return removed;
 }
