@@ -5,6 +5,7 @@ import { execFile, execFileSync } from "node:child_process";
 import { createServer, connect, type Server } from "node:net";
 import { join } from "node:path";
 import { repoRoot } from "../support/stack";
+export { removeLeftovers } from "../support/leftovers";
 
 export interface Result {
   code: number;
@@ -75,16 +76,4 @@ export function useMachinesEnv(dir: string, agentApiUrl: string): () => void {
       else process.env[k] = saved[k];
     }
   };
-}
-
-/** Deletes what a failed run may leave behind: machines' namespaces and the bridge, each maybe gone already. */
-export function removeLeftovers(machines: readonly string[], bridge?: string): void {
-  const commands = [...machines.map((m) => ["netns", "del", `flt-${m}`]), ...(bridge ? [["link", "del", bridge]] : [])];
-  for (const args of commands) {
-    try {
-      execFileSync("ip", args, { stdio: "ignore" });
-    } catch {
-      // already gone
-    }
-  }
 }

@@ -12,7 +12,7 @@ import { killMachineProcesses } from "../../libs/drivers/src/netns-host";
 /** One file per test bridge: `{ pid, tag }` of the process that named it. Cleared by a reboot, as the bridges are. */
 export const REGISTRY = process.env.FLOTILLA_TEST_BRIDGE_REGISTRY ?? "/run/flotilla-test-bridges";
 
-interface Record {
+interface BridgeRecord {
   pid: number;
   tag: string;
 }
@@ -25,11 +25,23 @@ export function testBridge(prefix: string, tag = process.pid.toString(36), owner
   const name = `${prefix}${tag}`.slice(0, 15);
   try {
     mkdirSync(REGISTRY, { recursive: true });
-    writeFileSync(join(REGISTRY, name), JSON.stringify({ pid: owner, tag } satisfies Record));
+    writeFileSync(join(REGISTRY, name), JSON.stringify({ pid: owner, tag } satisfies BridgeRecord));
   } catch {
     // Not root: such a run makes no bridge either.
   }
   return name;
+}
+
+/** Deletes what a failed run may leave behind: machines' namespaces and the bridge, each maybe gone already. */
+export function removeLeftovers(machines: readonly string[], bridge?: string): void {
+  const commands = [...machines.map((m) => ["netns", "del", `flt-${m}`]), ...(bridge ? [["link", "del", bridge]] : [])];
+  for (const args of commands) {
+    try {
+      execFileSync("ip", args, { stdio: "ignore" });
+    } catch {
+      // already gone
+    }
+  }
 }
 
 function running(pid: number): boolean {
@@ -42,9 +54,9 @@ function running(pid: number): boolean {
   }
 }
 
-function readRecord(file: string): Record | undefined {
+function readRecord(file: string): BridgeRecord | undefined {
   try {
-    const r = JSON.parse(readFileSync(file, "utf8")) as Partial<Record>;
+    const r = JSON.parse(readFileSync(file, "utf8")) as Partial<BridgeRecord>;
     return Number.isSafeInteger(r.pid) && typeof r.tag === "string" ? { pid: r.pid!, tag: r.tag } : undefined;
   } catch {
     return undefined;
@@ -86,11 +98,10 @@ export async function reclaimDeadRunBridges(): Promise<string[]> {
     if (record && running(record.pid)) continue;
     const addresses = addressesOf(name);
     if (record && addresses?.some((a) => /^198\.1[89]\./.test(a))) {
-      for (const ns of namespaces.filter((n) => n.startsWith("flt-") && n.endsWith(`-${record.tag}`))) {
-        await killMachineProcesses(`/run/netns/${ns}`, undefined, "SIGKILL", 0);
-        execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
-      }
-      execFileSync("ip", ["link", "del", name], { stdio: "ignore" });
+      const machines = namespaces.filter((n) => n.startsWith("flt-") && n.endsWith(`-${record.tag}`)).map((n) => n.slice("flt-".length));
+      for (const m of machines) await killMachineProcesses(`/run/netns/flt-${m}`, undefined, "SIGKILL", 0);
+      removeLeftovers(machines, name);
+      if (addressesOf(name) !== undefined) throw new Error(`could not remove ${name}, the bridge of a test run that is gone`);
       removed.push(name);
     }
     rmSync(file, { force: true });

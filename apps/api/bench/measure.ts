@@ -32,14 +32,14 @@ export function loadAverage(): number[] {
   return loadavg().map((l) => Math.round(l * 100) / 100);
 }
 
+let _sink = 0;
+
 /**
  * Milliseconds this process takes over a fixed piece of JavaScript work (JSON and hashing of a
  * task-sized object, as the control plane does all day), the best of three: a yardstick of how
  * fast this machine runs code at that moment. On a shared host the same bench's CPU seconds vary
  * with it; a slow run with a slow yardstick was a slow machine, not slower code.
  */
-let _sink = 0;
-
 export function cpuReferenceMs(): number {
   const sample = { id: "8d0e4f4e-7f3a-4a53-9f0e-1c2b3a4d5e6f", state: "RUNNING", labels: { a: "b", zone: "z1" }, ports: [80, 443] };
   let best = Infinity;
