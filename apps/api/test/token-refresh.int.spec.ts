@@ -1,6 +1,8 @@
 // A token in steady use never waits for Postgres: past half the cache's TTL a check answers from
 // the cache and one lookup replaces the entry. Real Postgres, with the token table locked to
 // stand for a database too busy to answer; the service's clock is held, so ages are exact.
+// This is the TTL alone, as when Postgres's change feed cannot vouch for entries (its session
+// lost): the feed is stopped. token-changes.int covers the feed.
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,6 +36,7 @@ describe("token checks refresh ahead of expiry", () => {
     // No revokes arrive in this test: the event stream is one that never delivers.
     const events = { stream: () => NEVER } as unknown as EventsService;
     tokens = new TokensService(prisma, events, config, { now: () => now });
+    await tokens.changes.stop();
     // Used a moment ago: the check records no use (a write) of its own.
     await prisma.apiToken.create({ data: { name: "steady", role: "viewer", hash: hashToken(secret), lastUsedAt: new Date() } });
     admin = new pg.Client({ connectionString: db.url });
@@ -41,6 +44,7 @@ describe("token checks refresh ahead of expiry", () => {
   });
 
   afterAll(async () => {
+    await tokens?.onModuleDestroy();
     await admin?.end();
     await prisma?.onModuleDestroy();
     await db?.drop();

@@ -50,6 +50,7 @@ export * from "./slot-hold";
 export * from "./rebalance";
 export * from "./dispatch-work";
 export * from "./engine-url";
+export * from "./token-check";
 export * from "./registry-mirror";
 export * from "./task-history";
 export * from "./listing-freshness";

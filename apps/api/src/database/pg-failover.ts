@@ -57,14 +57,17 @@ export class PrimaryLocator {
 }
 
 /**
- * A pool whose connections follow the primary. With one host and target_session_attrs=any it is
- * a plain pg.Pool.
+ * How to open sessions on the primary that follow it after a failover: `new Client(config)`, or
+ * a pool with `Client`. With one host and target_session_attrs=any, plain pg.Client.
  */
-export function failoverPool(target: DatabaseTarget, options: { max: number; connectionTimeoutMillis: number }): pg.Pool {
+export function primarySessions(
+  target: DatabaseTarget,
+  connectionTimeoutMillis: number,
+): { Client: typeof pg.Client; config: pg.ClientConfig } {
   // The URL's other parameters (sslmode, options, …) apply to every host.
-  const base: pg.PoolConfig = { connectionString: target.firstHostUrl, ...options };
-  if (target.hosts.length === 1 && target.targetSessionAttrs === "any") return new pg.Pool(base);
-  const locator = new PrimaryLocator(target, options.connectionTimeoutMillis);
+  const config: pg.ClientConfig = { connectionString: target.firstHostUrl, connectionTimeoutMillis };
+  if (target.hosts.length === 1 && target.targetSessionAttrs === "any") return { Client: pg.Client, config };
+  const locator = new PrimaryLocator(target, connectionTimeoutMillis);
   const readWrite = target.targetSessionAttrs === "read-write";
 
   class FailoverClient extends pg.Client {
@@ -93,7 +96,7 @@ export function failoverPool(target: DatabaseTarget, options: { max: number; con
       }
     }
   }
-  return new pg.Pool({ ...base, Client: FailoverClient });
+  return { Client: FailoverClient, config };
 }
 
 /** Points a client not yet connected at `host`: node-postgres dials this.host/this.port, and its connectionParameters name the server (TLS). */

@@ -3,7 +3,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaClient } from "../generated/prisma/client";
 import { APP_CONFIG, type AppConfig } from "../config/config";
-import { failoverPool } from "./pg-failover";
+import { primarySessions } from "./pg-failover";
 import { Sql } from "./sql";
 
 /**
@@ -14,16 +14,24 @@ import { Sql } from "./sql";
 export class PrismaService extends PrismaClient implements OnModuleDestroy {
   readonly sql: Sql;
   private readonly pool: pg.Pool;
+  private readonly sessions: ReturnType<typeof primarySessions>;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     // Several hosts in DATABASE_URL: connections go to the primary and follow it after a failover.
-    const pool = failoverPool(config.database, { max: config.dbPoolSize, connectionTimeoutMillis: 5_000 });
+    const sessions = primarySessions(config.database, 5_000);
+    const pool = new pg.Pool({ ...sessions.config, max: config.dbPoolSize, Client: sessions.Client });
     // An idle connection that breaks (Postgres restarted) must not crash the process; the next
     // query opens a new one.
     pool.on("error", (e) => new Logger("database").warn(`idle connection failed: ${e.message}`));
     super({ adapter: new PrismaPg(pool) });
     this.pool = pool;
+    this.sessions = sessions;
     this.sql = new Sql(pool);
+  }
+
+  /** A session outside the pool, not yet connected, on the primary (a LISTEN holds its own). */
+  newSession(applicationName: string): pg.Client {
+    return new this.sessions.Client({ ...this.sessions.config, application_name: applicationName });
   }
 
   async onModuleDestroy(): Promise<void> {

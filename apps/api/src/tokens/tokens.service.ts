@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnModuleDestroy } from "@nestjs/common";
 import type { Subscription } from "rxjs";
 import { CLOCK } from "../common/clock";
 import type { Clock } from "@flotilla/core";
-import { ConflictError, NotFoundError } from "@flotilla/core";
+import { cachedTokenCheck, ConflictError, NotFoundError } from "@flotilla/core";
 import { chmodSync, mkdirSync, writeFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { APP_CONFIG, type AppConfig } from "../config/config";
@@ -10,6 +10,7 @@ import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
 import { hashToken, newTokenSecret } from "../auth/tokens";
 import { Batcher } from "../common/batcher";
+import { TokenChangeFeed } from "./token-changes";
 
 type TokenRow = { id: string; name: string; hash: string; role: string; createdAt: Date; lastUsedAt: Date | null };
 
@@ -23,11 +24,13 @@ export interface TokenView {
 
 // Writing lastUsedAt on every request would turn each read into a write; once a minute is plenty.
 const LAST_USED_RESOLUTION_MS = 60_000;
-// Every request checks its token: a second's cache spares Postgres a lookup per request, and is
-// the longest a revoked token still works on any replica (each API process caches for itself).
-// A revoke's event reaches the other replicas in milliseconds and they forget the token then;
-// the TTL bounds it when that event is lost (Redis away).
+// Every request checks its token, and a revoked token must stop working on every replica within
+// a second (each API process caches for itself). A cached check is kept for TOKEN_CACHE_TTL_MS,
+// or, while this process follows the token table's changes (TokenChangeFeed: Postgres announces
+// every revoke to every replica, and proves it is caught up), for WATCHED_TOKEN_MS: agents beat
+// seconds apart, each with its own token, so with the TTL alone every beat was a lookup.
 export const TOKEN_CACHE_TTL_MS = 1_000;
+export const WATCHED_TOKEN_MS = 5 * 60_000;
 const TOKEN_CACHE_MAX = 10_000;
 
 @Injectable()
@@ -58,27 +61,47 @@ export class TokensService implements OnModuleDestroy {
   );
   /** Revokes made on other replicas, from the event stream: subscribed at the first check. */
   private revokes?: Subscription;
+  /** The token table's changes, from Postgres itself: followed from the first check on. */
+  readonly changes: TokenChangeFeed;
 
   constructor(
     private readonly prisma: PrismaService,
     private readonly events: EventsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(CLOCK) private readonly clock: Clock,
-  ) {}
+  ) {
+    this.changes = new TokenChangeFeed(
+      () => prisma.newSession("flotilla-token-changes"),
+      clock,
+      (hash) => this.forgetHash(hash),
+    );
+  }
 
   /** The token's view if it exists and is not revoked (as of at most TOKEN_CACHE_TTL_MS ago). */
   async verify(secret: string): Promise<TokenView | null> {
     this.revokes ??= this.events.stream().subscribe((e) => {
       if (e.kind === "token" && e.action === "revoke") this.forget(String(e.data.name));
     });
+    this.changes.start();
     const hash = hashToken(secret);
     const now = this.clock.now();
     const hit = this.cache.get(hash);
-    if (hit && now - hit.at < TOKEN_CACHE_TTL_MS) {
+    const use =
+      hit &&
+      cachedTokenCheck({
+        now,
+        checkedAt: hit.at,
+        found: hit.token !== null,
+        ttlMs: TOKEN_CACHE_TTL_MS,
+        watchedMs: WATCHED_TOKEN_MS,
+        feed: this.changes.current(),
+      });
+    if (hit && use !== "look-up") {
       // Past half its life the entry still answers while one lookup replaces it: a token in
-      // steady use (ctl polling, the console) never waits for Postgres, which under load takes
-      // hundreds of milliseconds; the entry served is never older than the TTL all the same.
-      if (now - hit.at >= TOKEN_CACHE_TTL_MS / 2 && !this.lookups.has(hash)) this.startLookup(hash, now).catch(() => undefined);
+      // steady use (agents, ctl polling, the console) never waits for Postgres, which under load
+      // takes hundreds of milliseconds. A lookup also records the token's use, once a minute.
+      const refresh = use === "use-and-refresh" || (hit.token !== null && usedLongAgo(hit.token, now));
+      if (refresh && !this.lookups.has(hash)) this.startLookup(hash, now).catch(() => undefined);
       return hit.token;
     }
     // When the entry expires, every request then in flight with this token would look it up:
@@ -123,7 +146,14 @@ export class TokensService implements OnModuleDestroy {
     if (!row) return null;
     const now = this.clock.now();
     if (!row.lastUsedAt || now - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
-      await this.uses.call(row.id).catch(() => undefined);
+      // Kept as written, so the cached entry does not ask for the write again.
+      if (
+        await this.uses.call(row.id).then(
+          () => true,
+          () => false,
+        )
+      )
+        return view({ ...row, lastUsedAt: new Date(now) });
     }
     return view(row);
   }
@@ -166,8 +196,17 @@ export class TokensService implements OnModuleDestroy {
     this.lookups.clear();
   }
 
-  onModuleDestroy(): void {
+  /** Drops the token Postgres announced as changed ("*": the table was emptied), as forget does. */
+  private forgetHash(hash: string): void {
+    this.revocations++;
+    if (hash === "*") this.cache.clear();
+    else this.cache.delete(hash);
+    this.lookups.clear();
+  }
+
+  async onModuleDestroy(): Promise<void> {
     this.revokes?.unsubscribe();
+    await this.changes.stop();
   }
 
   /**
@@ -198,6 +237,10 @@ export function writeCtlConfig(dir: string, content: { url: string; token: strin
   chmodSync(tmp, 0o600);
   renameSync(tmp, file);
   return file;
+}
+
+function usedLongAgo(token: TokenView, now: number): boolean {
+  return token.lastUsedAt === null || now - Date.parse(token.lastUsedAt) > LAST_USED_RESOLUTION_MS;
 }
 
 function view(r: { id: string; name: string; role: string; createdAt: Date; lastUsedAt: Date | null }): TokenView {
