@@ -79,6 +79,66 @@ function unavailableReason(nodeId: string, node: OverlayNodeInfo | undefined, wa
   return waiting.length ? `${why}; its tasks on ${waiting.join(", ")} cannot be attached` : why;
 }
 
+/** The rows every node's table is made of. */
+export interface OverlayRows {
+  readonly networks: readonly OverlayNetworkInfo[];
+  readonly services: readonly OverlayServiceInfo[];
+  readonly tasks: readonly OverlayTaskInfo[];
+  readonly nodes: readonly OverlayNodeInfo[];
+}
+
+/**
+ * Every node's table from one set of rows (see nodeNetworkTable). The rows are indexed once —
+ * nodes by id, tasks on a node by node and by network, services by network — so a node's table
+ * costs what its own networks hold, not a pass over every node and task: with a table asked for
+ * on each node's heartbeat, passes over all rows were O(nodes²) per heartbeat period.
+ */
+export interface NodeNetworkTables {
+  /** Whether the rows list the node. */
+  has(nodeId: string): boolean;
+  /** The node's table, without its version. */
+  table(nodeId: string): Omit<NodeNetworkTable, "version">;
+}
+
+/** A task on a node with its address on one network (the first it has there). */
+interface Attached {
+  readonly task: OverlayTaskInfo;
+  readonly ip: string;
+}
+
+export function nodeNetworkTables(input: OverlayRows): NodeNetworkTables {
+  const nodes = new Map(input.nodes.map((n) => [n.id, n]));
+  // Only tasks on a node (ASSIGNED … RUNNING) hold addresses anyone sees, in the rows' order.
+  const byNode = new Map<string, OverlayTaskInfo[]>();
+  const onNetwork = new Map<string, Attached[]>();
+  for (const t of input.tasks) {
+    if (!t.nodeId || !ON_NODE.has(t.state)) continue;
+    let own = byNode.get(t.nodeId);
+    if (!own) byNode.set(t.nodeId, (own = []));
+    own.push(t);
+    const seen = new Set<string>();
+    for (const a of t.addresses) {
+      if (seen.has(a.networkId)) continue;
+      seen.add(a.networkId);
+      let list = onNetwork.get(a.networkId);
+      if (!list) onNetwork.set(a.networkId, (list = []));
+      list.push({ task: t, ip: a.ip });
+    }
+  }
+  const servicesOn = new Map<string, OverlayServiceInfo[]>();
+  for (const s of input.services)
+    for (const networkId of new Set(s.networks.map((x) => x.networkId))) {
+      let list = servicesOn.get(networkId);
+      if (!list) servicesOn.set(networkId, (list = []));
+      list.push(s);
+    }
+  for (const list of servicesOn.values()) list.sort(byName);
+  return {
+    has: (nodeId) => nodes.has(nodeId),
+    table: (nodeId) => tableOf(nodeId, input.networks, nodes, byNode.get(nodeId) ?? [], onNetwork, servicesOn),
+  };
+}
+
 /**
  * The table of node `nodeId`, without its version (the caller digests the content). A node
  * without an IPv4 underlay address (a unix-socket or named engine URL), or one the rows do not
@@ -90,63 +150,61 @@ function unavailableReason(nodeId: string, node: OverlayNodeInfo | undefined, wa
  * - peers: the addresses of the other READY nodes that have such a task on the network;
  * - services: every service attached to the network, with its VIP (vip mode) and aliases;
  *   backends are the addresses of its RUNNING tasks whose desired state is running.
+ * For many nodes of the same rows, nodeNetworkTables indexes them once.
  */
-export function nodeNetworkTable(
+export function nodeNetworkTable(nodeId: string, input: OverlayRows): Omit<NodeNetworkTable, "version"> {
+  return nodeNetworkTables(input).table(nodeId);
+}
+
+function tableOf(
   nodeId: string,
-  input: {
-    readonly networks: readonly OverlayNetworkInfo[];
-    readonly services: readonly OverlayServiceInfo[];
-    readonly tasks: readonly OverlayTaskInfo[];
-    readonly nodes: readonly OverlayNodeInfo[];
-  },
+  networks: readonly OverlayNetworkInfo[],
+  nodes: ReadonlyMap<string, OverlayNodeInfo>,
+  own: readonly OverlayTaskInfo[],
+  onNetwork: ReadonlyMap<string, readonly Attached[]>,
+  servicesOn: ReadonlyMap<string, readonly OverlayServiceInfo[]>,
 ): Omit<NodeNetworkTable, "version"> {
-  const nodes = new Map(input.nodes.map((n) => [n.id, n]));
   const self = nodes.get(nodeId);
   const selfAddress = overlayAddress(self);
   const mine = new Set<string>();
-  for (const t of input.tasks) if (t.nodeId === nodeId && ON_NODE.has(t.state)) for (const a of t.addresses) mine.add(a.networkId);
+  for (const t of own) for (const a of t.addresses) mine.add(a.networkId);
   if (selfAddress === undefined) {
-    const waiting = input.networks.filter((n) => mine.has(n.id)).map((n) => n.name);
+    const waiting = networks.filter((n) => mine.has(n.id)).map((n) => n.name);
     return { networks: [], unavailable: unavailableReason(nodeId, self, [...new Set(waiting)].sort()) };
   }
   // Another node's task is reachable only through a READY node with an address; this node's own
   // tasks are always listed (the agent attaches them).
   const reachable = (t: OverlayTaskInfo): string | undefined => {
-    if (!t.nodeId || !ON_NODE.has(t.state)) return undefined;
     if (t.nodeId === nodeId) return selfAddress;
-    const n = nodes.get(t.nodeId);
+    const n = nodes.get(t.nodeId!);
     return n?.status === "ready" ? overlayAddress(n) : undefined;
   };
 
   const views: OverlayNetworkView[] = [];
-  for (const net of input.networks) {
+  for (const net of networks) {
     if (!mine.has(net.id)) continue;
     const endpoints: OverlayEndpoint[] = [];
     const peers = new Set<string>();
     const backends = new Map<string, string[]>();
-    for (const t of input.tasks) {
+    for (const { task: t, ip } of onNetwork.get(net.id) ?? []) {
       const at = reachable(t);
-      const a = at && t.addresses.find((x) => x.networkId === net.id);
-      if (!at || !a) continue;
-      endpoints.push({ taskId: t.id, serviceId: t.serviceId, ip: a.ip, mac: overlayMac(a.ip), nodeAddress: at });
+      if (!at) continue;
+      endpoints.push({ taskId: t.id, serviceId: t.serviceId, ip, mac: overlayMac(ip), nodeAddress: at });
       if (at !== selfAddress) peers.add(at);
-      if (takesTraffic(t)) backends.set(t.serviceId, [...(backends.get(t.serviceId) ?? []), a.ip]);
+      if (takesTraffic(t)) backends.set(t.serviceId, [...(backends.get(t.serviceId) ?? []), ip]);
     }
-    const services = input.services
-      .filter((s) => s.networks.some((x) => x.networkId === net.id))
-      .sort(byName)
-      .map((s) => {
-        const vip = s.endpointMode === "vip" ? s.vips.find((v) => v.networkId === net.id)?.ip : undefined;
-        const aliases = s.networks.find((x) => x.networkId === net.id)!.aliases;
-        return {
-          id: s.id,
-          name: s.name,
-          endpointMode: s.endpointMode,
-          ...(vip ? { vip } : {}),
-          aliases: [...new Set(aliases)].sort(),
-          backends: (backends.get(s.id) ?? []).sort(byIp),
-        };
-      });
+    const services = (servicesOn.get(net.id) ?? []).map((s) => {
+      const vip = s.endpointMode === "vip" ? s.vips.find((v) => v.networkId === net.id)?.ip : undefined;
+      const aliases = s.networks.find((x) => x.networkId === net.id)!.aliases;
+      return {
+        id: s.id,
+        name: s.name,
+        endpointMode: s.endpointMode,
+        ...(vip ? { vip } : {}),
+        aliases: [...new Set(aliases)].sort(),
+        backends: (backends.get(s.id) ?? []).sort(byIp),
+      };
+    });
     views.push({
       id: net.id,
       name: net.name,

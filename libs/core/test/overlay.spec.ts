@@ -6,6 +6,7 @@ import {
   nextFreeAddress,
   nextVni,
   nodeNetworkTable,
+  nodeNetworkTables,
   normalizeServiceSpec,
   parseCidr,
   validateNetworkName,
@@ -189,6 +190,19 @@ describe("nodeNetworkTable", () => {
         services: [{ id: "s-db", name: "db", endpointMode: "dnsrr", aliases: [], backends: ["10.0.1.2"] }],
       },
     ]);
+  });
+
+  it("answers every node from rows indexed once, as each node's own table", () => {
+    const tasks = [
+      task("t1", "s-web", "A", "RUNNING", "10.0.0.3"),
+      task("t2", "s-web", "B", "STARTING", "10.0.0.4"),
+      task("t6", "s-db", "D", "RUNNING", "10.0.1.2", "n2"),
+    ];
+    const rows = { networks: [net, other], services: [web, db], tasks, nodes };
+    const tables = nodeNetworkTables(rows);
+    for (const id of ["A", "B", "C", "D", "gone"]) expect(tables.table(id)).toEqual(nodeNetworkTable(id, rows));
+    expect(tables.table("B").networks.map((v) => [v.name, v.peers])).toEqual([["front", ["198.19.200.1"]]]);
+    expect(["A", "C", "gone"].map((id) => tables.has(id))).toEqual([true, true, false]);
   });
 
   it("includes a network for a task only assigned to the node, and drops a task being stopped from the backends", () => {

@@ -21,10 +21,10 @@ import { AGENT_PORT } from "@flotilla/provision";
 import { z } from "zod";
 import { CLOCK } from "../common/clock";
 import { PrismaService } from "../database/prisma.service";
-import { desiredStateSql, nodeStatusSql, utc } from "../database/sql";
+import { desiredStateSql } from "../database/sql";
 import { TASK_COLUMNS } from "../database/task-rows";
 import { EventsService, type FlotillaEvent } from "../events/events.service";
-import type { Node as NodeRow, Task as TaskRow } from "../generated/prisma/client";
+import type { Task as TaskRow } from "../generated/prisma/client";
 import { ControlPlaneHealth } from "../health/control-plane-health";
 import { QueuesService } from "../queues/queues.service";
 import { ACTIVE_STATES, toCoreTask } from "../services/mapping";
@@ -38,6 +38,7 @@ import { HEARTBEAT_CONFIG, MISSED_BEATS, type HeartbeatConfig } from "./heartbea
 import { HeartbeatIntake } from "./intake";
 import { HeartbeatPace } from "./pace";
 import { reconcileLater } from "./reconcile-later";
+import { touchReady, type NodeRef, type Touched, type TouchItem } from "./ready-touch";
 import { NodeRegistrations } from "./registrations";
 export const HeartbeatBody = z.object({
   nodeId: z.string().uuid().optional(),
@@ -88,21 +89,6 @@ export interface HeartbeatReply {
 }
 
 type Reported = HeartbeatBody["containers"][number];
-/** What heartbeat handling needs of a node. */
-type NodeRef = Pick<NodeRow, "id" | "hostname">;
-/** A ready node marked alive, and its active tasks when they were asked for. */
-interface Touched {
-  node: NodeRef;
-  active?: TaskRow[];
-}
-/** One beat as the touch batch takes it. */
-interface TouchItem {
-  hb: HeartbeatBody;
-  withTasks: boolean;
-  reporter: Reporter;
-  /** The period the reply tells the agent, recorded on its node. */
-  periodMs: number;
-}
 // A full fold at least every this many beats, even of identical reports.
 const FULL_FOLD_BEATS = 6;
 // Touch batches in flight at once, and beats per batch at most (see Batcher).
@@ -132,7 +118,7 @@ export class HeartbeatsService {
    * that decide a vanished container are in Postgres).
    */
   private readonly lastReport = new Map<string, { digest: string; at: number; again: boolean }>();
-  private readonly touches = new Batcher<TouchItem, Touched | null>((items) => this.touchReady(items), {
+  private readonly touches = new Batcher<TouchItem, Touched | null>((items) => touchReady(this.prisma.sql, items, this.clock.now()), {
     maxInFlight: TOUCH_BATCHES,
     maxBatch: TOUCH_BATCH_MAX,
     key: (i) => i.hb.hostname,
@@ -214,24 +200,17 @@ export class HeartbeatsService {
   }
 
   /**
-   * The engine URL to record for each beat (libs/core engineUrlFor): null keeps the one on
-   * record. One read of the machines for a whole batch.
+   * The engine URL to record when the beat registers its node (libs/core engineUrlFor): null
+   * keeps the one on record. Ready nodes' beats read the same from their touch statement.
    */
-  private async engineUrls(items: readonly TouchItem[]): Promise<(string | null)[]> {
-    const machines = await this.prisma.sql.query<{ name: string; ip: string | null }>(
-      `SELECT name, ip FROM "Machine" WHERE name = ANY($1::text[])`,
-      [items.map((i) => i.hb.hostname)],
-    );
-    const byName = new Map(machines.map((m) => [m.name, m]));
-    return items.map((i) => {
-      const machine = byName.get(i.hb.hostname);
-      return engineUrlFor({
-        ...(machine ? { machine } : {}),
-        reported: i.hb.engineUrl,
-        reporterIsAdmin: i.reporter.admin,
-        current: null,
-        agentPort: AGENT_PORT,
-      });
+  private async registrationEngineUrl(item: TouchItem): Promise<string | null> {
+    const [machine] = await this.prisma.sql.query<{ ip: string | null }>(`SELECT ip FROM "Machine" WHERE name = $1`, [item.hb.hostname]);
+    return engineUrlFor({
+      ...(machine ? { machine } : {}),
+      reported: item.hb.engineUrl,
+      reporterIsAdmin: item.reporter.admin,
+      current: null,
+      agentPort: AGENT_PORT,
     });
   }
 
@@ -245,55 +224,15 @@ export class HeartbeatsService {
     const touched = await this.touches.call(item);
     if (touched && (!hb.nodeId || touched.node.id === hb.nodeId)) return touched;
     // New, back from DOWN, or a node id that no longer matches (replaced): registered in a batch.
-    const [url] = await this.engineUrls([item]);
     const node = await this.registrations.register({
       hostname: hb.hostname,
       labels: hb.labels,
-      engineUrl: url ?? null,
+      engineUrl: await this.registrationEngineUrl(item),
       nanoCpus: hb.resources.nanoCpus,
       memoryBytes: hb.resources.memoryBytes,
       periodMs: item.periodMs,
     });
     return { node };
-  }
-
-  /**
-   * One statement for a batch of beats from ready nodes: marks them alive and reads the active
-   * tasks of those whose reports are to be folded. Answers null for a node that is not READY
-   * (or unknown): that beat takes the registration path.
-   */
-  private async touchReady(items: TouchItem[]): Promise<(Touched | null)[]> {
-    const urls = await this.engineUrls(items);
-    const rows = await retryDeadlock(() =>
-      this.prisma.sql.query<TaskRow & { node: string; nodeHostname: string }>(
-        `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::boolean[], $8::int[]) AS v(hostname, url, cpu, mem, fold, period)),
-         n AS (
-           UPDATE "Node" AS node SET "engineUrl" = coalesce(v.url, node."engineUrl"), "cpuNanos" = v.cpu, "memoryBytes" = v.mem,
-             "lastHeartbeatAt" = $6::timestamp(3), "updatedAt" = $6::timestamp(3), "heartbeatMs" = v.period
-           FROM v WHERE node.hostname = v.hostname AND node.status = ${nodeStatusSql("ready")}
-           RETURNING node.id, node.hostname, v.fold)
-         SELECT n.id::text AS node, n.hostname AS "nodeHostname", ${TASK_COLUMNS}
-         FROM n LEFT JOIN "Task" t ON n.fold AND t."nodeId" = n.id AND t.state = ANY($7::"TaskState"[])`,
-        [
-          items.map((i) => i.hb.hostname),
-          urls,
-          items.map((i) => i.hb.resources.nanoCpus),
-          items.map((i) => i.hb.resources.memoryBytes),
-          items.map((i) => i.withTasks),
-          utc(this.clock.now()),
-          [...ACTIVE_STATES],
-          items.map((i) => i.periodMs),
-        ],
-      ),
-    );
-    // A LEFT JOIN: a node without tasks (or not asked for them) comes back as one null-task row.
-    const byHost = new Map<string, Touched>();
-    for (const { node, nodeHostname, ...task } of rows) {
-      let t = byHost.get(nodeHostname);
-      if (!t) byHost.set(nodeHostname, (t = { node: { id: node, hostname: nodeHostname }, active: [] }));
-      if (task.id !== null) t.active!.push(task);
-    }
-    return items.map((i) => byHost.get(i.hb.hostname) ?? null);
   }
 
   private activeTasks(nodeId: string): Promise<TaskRow[]> {
@@ -373,13 +312,3 @@ export class HeartbeatsService {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Runs `fn`, once more if Postgres chose it as a deadlock's victim (node rows touched in bulk). */
-async function retryDeadlock<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if ((e as { code?: string }).code !== "40P01") throw e;
-    return fn();
-  }
-}

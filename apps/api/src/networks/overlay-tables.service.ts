@@ -11,7 +11,6 @@
 import { Inject, Injectable, OnModuleDestroy } from "@nestjs/common";
 import {
   ADDRESSED_TASK_STATES,
-  nodeNetworkTable,
   type Clock,
   type DesiredState,
   type EndpointMode,
@@ -25,10 +24,11 @@ import {
 } from "@flotilla/core";
 import { CLOCK } from "../common/clock";
 import { SharedReads } from "../common/shared-reads";
-import { contentVersion, VersionedTable } from "../common/versioned-table";
+import { VersionedTable } from "../common/versioned-table";
 import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
 import { nodeAddress } from "../ingress/ingress.service";
+import { TablesBySnapshot } from "./snapshot-tables";
 
 const RECHECK_MS = 1000;
 // Heartbeat replies (the fallback path, every beat of every node) share one read per CACHE_MS;
@@ -45,16 +45,13 @@ interface Rows {
   nodes: OverlayNodeInfo[];
 }
 
-/** The table with its version: a digest of the content, so equal tables have equal versions. */
-export function versioned(table: Omit<NodeNetworkTable, "version">): NodeNetworkTable {
-  return { version: contentVersion(table), ...table };
-}
-
 @Injectable()
 export class OverlayTablesService implements OnModuleDestroy {
   private readonly reads = new SharedReads<Rows>();
   /** The rows every node's table is made of; each node's table is computed from them. */
   private readonly rows: VersionedTable<Rows>;
+  /** Each node's table, computed once per rows snapshot (shared by every beat and poll reading it). */
+  private readonly tables = new TablesBySnapshot();
 
   constructor(
     private readonly prisma: PrismaService,
@@ -77,7 +74,7 @@ export class OverlayTablesService implements OnModuleDestroy {
 
   /** The node's table, read now. */
   async tableOf(nodeId: string): Promise<NodeNetworkTable> {
-    return versioned(nodeNetworkTable(nodeId, await this.reads.read("", () => this.read())));
+    return this.tables.of(await this.reads.read("", () => this.read())).table(nodeId);
   }
 
   /**
@@ -86,11 +83,11 @@ export class OverlayTablesService implements OnModuleDestroy {
    */
   async tableFor(nodeId: string, version: string | undefined): Promise<NodeNetworkTable | undefined> {
     this.rows.watch();
-    let rows = await this.rows.cached(() => this.reads.read("", () => this.read()));
+    let tables = this.tables.of(await this.rows.cached(() => this.reads.read("", () => this.read())));
     // Rows read before the node registered (its event not here yet, e.g. from another replica)
     // would give it a table saying it is not registered: read afresh.
-    if (!rows.nodes.some((n) => n.id === nodeId)) rows = await this.reads.read("", () => this.read());
-    const table = versioned(nodeNetworkTable(nodeId, rows));
+    if (!tables.has(nodeId)) tables = this.tables.of(await this.reads.read("", () => this.read()));
+    const table = tables.table(nodeId);
     return table.version === version ? undefined : table;
   }
 

@@ -1,0 +1,123 @@
+// A ready node's beat (the steady state at scale) decides its engine URL from what its one touch
+// statement reads: the machine's address, taken on the first beat after it changed; an admin
+// token's reported URL for a node without a machine; never an agent token's. And it is one
+// statement, with a second only when a URL changes: at 5,000 nodes every round trip of a beat
+// shows in its latency.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PrismaService } from "../src/database/prisma.service";
+import type { SqlRunner } from "../src/database/sql";
+import type { HeartbeatBody } from "../src/heartbeats/heartbeats.service";
+import { touchReady, type TouchItem } from "../src/heartbeats/ready-touch";
+import { JoinService } from "../src/join/join.service";
+import type { TestApi } from "./support";
+import { getJson, startFastApi } from "./services-support";
+
+describe("a ready node's beat and its engine URL", () => {
+  let api: TestApi;
+  let prisma: PrismaService;
+
+  beforeAll(async () => {
+    // A long period: no node goes down between the steps, so every beat after the first takes
+    // the ready path this suite is about.
+    api = await startFastApi({ FLOTILLA_HEARTBEAT_MS: "60000", FLOTILLA_AGENT_MAX_BACKOFF_MS: "60000" });
+    prisma = api.running.app.get(PrismaService);
+  });
+  afterAll(async () => {
+    await api?.stop();
+  });
+
+  const agentToken = async (machine: string) => {
+    const { token } = await api.running.app.get(JoinService).issue(machine);
+    const res = await api.fetch("/api/v1/nodes/join", {
+      method: "POST",
+      body: JSON.stringify({ joinToken: token, hostname: machine }),
+      token: null,
+    });
+    return ((await res.json()) as { token: string }).token;
+  };
+  const body = (hostname: string, engineUrl: string): HeartbeatBody => ({
+    hostname,
+    engineUrl,
+    resources: { nanoCpus: 4e9, memoryBytes: 8 * 1024 ** 3 },
+    labels: {},
+    containers: [],
+  });
+  const beat = async (token: string, hostname: string, engineUrl: string) => {
+    const res = await api.fetch("/api/v1/nodes/heartbeat", { method: "POST", token, body: JSON.stringify(body(hostname, engineUrl)) });
+    expect(res.status).toBe(200);
+  };
+  const recorded = async (hostname: string) => {
+    const node = await getJson<{ engineUrl: string | null; status: string }>(api, `/api/v1/nodes/${hostname}`);
+    expect(node.status).toBe("ready");
+    return node.engineUrl;
+  };
+
+  it("takes a machine's new address on the next beat of its ready node, whatever the agent reports", async () => {
+    await prisma.machine.create({ data: { name: "mover", driver: "generic", state: "READY", ip: "127.0.0.1" } });
+    const token = await agentToken("mover");
+    await beat(token, "mover", "https://198.18.250.9:2376"); // registers the node
+    expect(await recorded("mover")).toBe("https://127.0.0.1:2376");
+    await beat(token, "mover", "https://198.18.250.9:2376");
+    expect(await recorded("mover")).toBe("https://127.0.0.1:2376");
+    await prisma.machine.update({ where: { name: "mover" }, data: { ip: "::1" } });
+    await beat(token, "mover", "https://198.18.250.9:2376");
+    expect(await recorded("mover")).toBe("https://[::1]:2376");
+    // A machine whose address its driver no longer knows keeps the URL on record.
+    await prisma.machine.update({ where: { name: "mover" }, data: { ip: null } });
+    await beat(token, "mover", "https://198.18.250.9:2376");
+    expect(await recorded("mover")).toBe("https://[::1]:2376");
+  });
+
+  it("records an admin reporter's new URL for a node without a machine, and never an agent token's", async () => {
+    await beat(api.token, "drifter", "http://127.0.0.1:40001");
+    expect(await recorded("drifter")).toBe("http://127.0.0.1:40001");
+    await beat(api.token, "drifter", "http://127.0.0.1:40002");
+    expect(await recorded("drifter")).toBe("http://127.0.0.1:40002");
+    // An agent token for the same host name (its join token issued, no machine record).
+    await beat(await agentToken("drifter"), "drifter", "http://198.18.250.9:2375");
+    expect(await recorded("drifter")).toBe("http://127.0.0.1:40002");
+  });
+
+  it("is one statement per batch while no URL changes, and one more for the batch's changes", async () => {
+    await prisma.machine.create({ data: { name: "counted", driver: "generic", state: "READY", ip: "127.0.0.3" } });
+    await beat(await agentToken("counted"), "counted", "https://198.18.250.9:2376");
+    await beat(api.token, "counted-sim", "http://127.0.0.1:40003");
+    // The real statements on the real database, counted as they go by.
+    const statements: string[] = [];
+    const counting: SqlRunner = {
+      query: (text, values) => {
+        statements.push(text);
+        return prisma.sql.query(text, values);
+      },
+    };
+    const item = (hostname: string, engineUrl: string, admin: boolean, withTasks = false): TouchItem => ({
+      hb: body(hostname, engineUrl),
+      withTasks,
+      reporter: { admin },
+      periodMs: 60_000,
+    });
+    const touch = async (items: TouchItem[]) => {
+      statements.length = 0;
+      const touched = await touchReady(counting, items, Date.now());
+      expect(touched.map((t) => t?.node.hostname ?? null)).toEqual(items.map((i) => i.hb.hostname));
+      return statements.length;
+    };
+
+    // Steady state, with and without the active tasks read.
+    expect(await touch([item("counted", "https://198.18.250.9:2376", false), item("counted-sim", "http://127.0.0.1:40003", true)])).toBe(1);
+    expect(
+      await touch([item("counted", "https://198.18.250.9:2376", false, true), item("counted-sim", "http://127.0.0.1:40003", true, true)]),
+    ).toBe(1);
+    // Both URLs change: one more statement records them.
+    await prisma.machine.update({ where: { name: "counted" }, data: { ip: "127.0.0.4" } });
+    expect(await touch([item("counted", "https://198.18.250.9:2376", false), item("counted-sim", "http://127.0.0.1:40004", true)])).toBe(2);
+    expect(await recorded("counted")).toBe("https://127.0.0.4:2376");
+    expect(await recorded("counted-sim")).toBe("http://127.0.0.1:40004");
+    // Recorded: back to one.
+    expect(await touch([item("counted", "https://198.18.250.9:2376", false), item("counted-sim", "http://127.0.0.1:40004", true)])).toBe(1);
+    // A node that is not ready (unknown here) is answered null, for the registration path.
+    statements.length = 0;
+    expect(await touchReady(counting, [item("nobody", "http://127.0.0.1:40005", true)], Date.now())).toEqual([null]);
+    expect(statements.length).toBe(1);
+  });
+});
