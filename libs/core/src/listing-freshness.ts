@@ -15,8 +15,11 @@
 // within its age, while one read started after them replaces it. While a cluster converges the
 // worker's task events arrive every few milliseconds, and retiring copies outright made every
 // listing request its own read of every task (at 150,000 tasks, seconds per request at p99); now
-// the reads are one at a time, and a task's change shows once a read that started after its
-// event ends. This process's own events, and other kinds of event from anywhere (a write through
+// the reads are one at a time, and a copy such events made stale is replaced once it has been
+// kept for REMOTE_REFRESH_MS (or a quarter of the max age, if less): back-to-back reads of every
+// task's counts had kept one Postgres backend busy over half the time of a 5,000-node run. A
+// task's change shows once a read that started after its event ends, within REMOTE_REFRESH_MS
+// and a read of it arriving. This process's own events, and other kinds of event from anywhere (a write through
 // another replica), still retire copies outright.
 
 /** The listings kept per process. */
@@ -112,6 +115,8 @@ export interface ListingCopy {
   readonly remote?: number;
   /** Epoch ms when the read started: the copy holds what was committed before then, at least. */
   readonly readAt: number;
+  /** When the read ended and the copy was kept (absent: when it started). */
+  readonly keptAt?: number;
 }
 
 /** Whether a copy may answer a request arriving at `now`. */
@@ -119,16 +124,21 @@ export function copyServable(copy: ListingCopy, f: ListingFreshness, now: number
   return f.live && f.generations[copy.kind] === copy.generation && now - copy.readAt < maxAgeMs && now >= copy.readAt;
 }
 
+/** How long a copy other processes' task events made stale still answers before a read replaces it. */
+export const REMOTE_REFRESH_MS = 250;
+
 /**
  * What a request does with a copy: answer with it; answer with it and have a newer read made
- * (other processes' events came after it, or it is past half its age: the copy stays servable
- * until that read replaces it, so a steady stream of requests rarely finds it expired); or wait
- * for a read that starts after the request.
+ * (other processes' events came after it and it was kept REMOTE_REFRESH_MS ago, or it is
+ * past half its age: the copy stays servable until that read replaces it, so a steady stream of
+ * requests rarely finds it expired); or wait for a read that starts after the request.
  */
 export type CopyUse = "serve" | "serve-and-refresh" | "read";
 
 export function copyUse(copy: ListingCopy, f: ListingFreshness, now: number, maxAgeMs: number): CopyUse {
   if (!copyServable(copy, f, now, maxAgeMs)) return "read";
   const remoteChange = copy.remote !== undefined && copy.remote !== f.remote[copy.kind];
-  return remoteChange || now - copy.readAt >= maxAgeMs / 2 ? "serve-and-refresh" : "serve";
+  const keptFor = now - (copy.keptAt ?? copy.readAt);
+  const refreshAfter = Math.min(REMOTE_REFRESH_MS, maxAgeMs / 4);
+  return (remoteChange && keptFor >= refreshAfter) || now - copy.readAt >= maxAgeMs / 2 ? "serve-and-refresh" : "serve";
 }

@@ -6,6 +6,7 @@ import {
   afterStream,
   copyServable,
   copyUse,
+  REMOTE_REFRESH_MS,
   INITIAL_LISTING_FRESHNESS,
   LISTING_KINDS,
   listingsChangedBy,
@@ -109,16 +110,29 @@ describe("copyUse: other processes' events", () => {
     readAt,
   });
 
-  it("a copy another process's event made stale still answers, and asks for a newer read", () => {
+  it("a copy another process's event made stale still answers, and asks for a newer read once kept REMOTE_REFRESH_MS", () => {
     const c = read(live, "services", 0);
     expect(copyUse(c, live, 1, 1_000)).toBe("serve");
     const after = afterRemoteEvents(live, ["task"]);
-    expect(copyUse(c, after, 1, 1_000)).toBe("serve-and-refresh");
-    expect(copyUse(read(after, "services", 2), after, 3, 1_000)).toBe("serve");
+    expect(copyUse(c, after, 249, 1_000)).toBe("serve");
+    expect(copyUse(c, after, 250, 1_000)).toBe("serve-and-refresh");
+    expect(copyUse(read(after, "services", 2), after, 300, 1_000)).toBe("serve");
     // Not past its age, nor after this process's own event or a break of the stream.
     expect(copyUse(c, after, 1_000, 1_000)).toBe("read");
     expect(copyUse(c, afterEvents(after, ["task"]), 1, 1_000)).toBe("read");
     expect(copyUse(c, afterStream(after, false), 1, 1_000)).toBe("read");
+  });
+
+  it("counts the quarter from when the copy was kept, so a slow read does not make reads back to back", () => {
+    const c = { ...read(live, "services", 0), keptAt: 200 };
+    const after = afterRemoteEvents(live, ["task"]);
+    expect(copyUse(c, after, 449, 1_000)).toBe("serve");
+    expect(copyUse(c, after, 450, 1_000)).toBe("serve-and-refresh");
+    // Half its age still asks for a read whenever it was kept.
+    expect(copyUse({ ...c, keptAt: 499 }, live, 500, 1_000)).toBe("serve-and-refresh");
+    // A long max age does not hold task changes back longer: REMOTE_REFRESH_MS at most.
+    expect(copyUse(c, after, 200 + REMOTE_REFRESH_MS - 1, 60_000)).toBe("serve");
+    expect(copyUse(c, after, 200 + REMOTE_REFRESH_MS, 60_000)).toBe("serve-and-refresh");
   });
 
   it("past half its age a copy still answers, and asks for a newer read", () => {
@@ -164,7 +178,7 @@ describe("copyUse: other processes' events", () => {
         }
         const use = copyUse(c, f, age, 1_000);
         if (local || age >= 1_000) expect(use).toBe("read");
-        else expect(use).toBe(remote || age >= 500 ? "serve-and-refresh" : "serve");
+        else expect(use).toBe((remote && age >= 250) || age >= 500 ? "serve-and-refresh" : "serve");
       }),
     );
   });

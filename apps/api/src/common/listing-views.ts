@@ -5,12 +5,15 @@
 // process's events move generations as it publishes them), the event stream delivering, and the
 // read younger than FLOTILLA_LISTING_MAX_AGE_MS. Other processes' task events, from the Redis
 // channel, only make a copy stale (their other events retire it): it still answers while one
-// read, started after them, replaces it; so does a copy past half its age, so that one polled
-// steadily is replaced before it expires.
+// read, started after them, replaces it, once the copy has been kept 250 ms (core's
+// REMOTE_REFRESH_MS: reads back to back while a cluster converges were a busy Postgres
+// backend); so does a copy
+// past half its age, so that one polled steadily is replaced before it expires.
 // Bounds, for a change committed before a request is sent:
 //   - made through this process: shown (its event retired the copy before the write answered);
 //   - made elsewhere, with an event: shown once the event arrives (pub/sub: milliseconds); a
-//     task's state, once a read started after its event arrived has ended;
+//     task's state, once a read started after its event arrived has ended (within 250 ms of
+//     the copy being kept, and the read's time);
 //   - without an event, or with an event this process missed: within the max age. A break in
 //     the subscription retires every copy, and nothing is kept until it is confirmed again.
 // Without a servable copy, concurrent requests share one read (SharedReads) that started after
@@ -78,7 +81,8 @@ export class ListingViews implements OnModuleDestroy {
       };
       const listing = await load();
       // Kept only if nothing retired it while it was read (else the next request reads again).
-      if (copyServable(copy, this.freshness, elapsedMs(), this.maxAgeMs)) this.held.get(kind)!.set(key, { listing, copy });
+      const keptAt = elapsedMs();
+      if (copyServable(copy, this.freshness, keptAt, this.maxAgeMs)) this.held.get(kind)!.set(key, { listing, copy: { ...copy, keptAt } });
       return listing;
     });
     if (use === "read") return fresh;
