@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrismaService } from "../src/database/prisma.service";
 import type { SqlRunner } from "../src/database/sql";
-import type { HeartbeatBody } from "../src/heartbeats/heartbeats.service";
+import type { HeartbeatBody } from "../src/heartbeats/heartbeat-body";
 import { touchReady, type TouchItem } from "../src/heartbeats/ready-touch";
 import { JoinService } from "../src/join/join.service";
 import type { TestApi } from "./support";

@@ -8,7 +8,8 @@ import { IngressService, MAX_INGRESS_WAIT_MS, type IngressTable } from "../ingre
 import type { FastifyRequest } from "fastify";
 import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiQuery, ApiResponse, ApiTags } from "@nestjs/swagger";
 import { ZodValidationPipe } from "../common/zod-validation.pipe";
-import { HeartbeatBody, HeartbeatsService, type HeartbeatReply } from "./heartbeats.service";
+import { HeartbeatBody } from "./heartbeat-body";
+import { HeartbeatsService, type HeartbeatReply } from "./heartbeats.service";
 
 // Authentication: a bearer token. Provisioned agents use the `agent`-role token they got by
 // trading their one-time join token (POST /api/v1/nodes/join), valid for their own hostname only.

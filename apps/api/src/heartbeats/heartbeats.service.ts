@@ -18,7 +18,6 @@ import {
 import type { NodeNetworkTable } from "@flotilla/core";
 import { TASK_LABELS } from "@flotilla/engine-client";
 import { AGENT_PORT } from "@flotilla/provision";
-import { z } from "zod";
 import { CLOCK } from "../common/clock";
 import { PrismaService } from "../database/prisma.service";
 import { desiredStateSql } from "../database/sql";
@@ -35,38 +34,12 @@ import { TasksRepository } from "../tasks/tasks.repository";
 import { Batcher } from "../common/batcher";
 import { ReplicaUrls } from "../health/replica-urls";
 import { HEARTBEAT_CONFIG, MISSED_BEATS, type HeartbeatConfig } from "./heartbeat-config";
+import { HeartbeatBody, type Reporter } from "./heartbeat-body";
 import { HeartbeatIntake } from "./intake";
 import { HeartbeatPace } from "./pace";
 import { reconcileLater } from "./reconcile-later";
 import { touchReady, type NodeRef, type Touched, type TouchItem } from "./ready-touch";
 import { NodeRegistrations } from "./registrations";
-export const HeartbeatBody = z.object({
-  nodeId: z.string().uuid().optional(),
-  hostname: z.string().min(1).max(253),
-  engineUrl: z.string().regex(/^(https?|unix):\/\//, "must be an http://, https:// or unix:// URL"),
-  resources: z.object({ nanoCpus: z.number().int().min(0), memoryBytes: z.number().int().min(0) }),
-  labels: z.record(z.string(), z.string()).default({}),
-  /** The ingress table the agent applied last: the reply carries a table only when it changed. */
-  ingressVersion: z.string().max(200).optional(),
-  /** The overlay table the agent applied last ("" for none): given, the reply carries the node's table when it changed. */
-  networksVersion: z.string().max(200).optional(),
-  containers: z
-    .array(
-      z.object({
-        id: z.string().min(1),
-        labels: z.record(z.string(), z.string()).default({}),
-        state: z.enum(["created", "running", "exited"]),
-        exitCode: z.number().int().optional(),
-        oomKilled: z.boolean().optional(),
-        health: z.enum(["starting", "healthy", "unhealthy"]).optional(),
-        healthOutput: z.string().max(4096).optional(),
-        startedAt: z.string().optional(),
-        finishedAt: z.string().optional(),
-      }),
-    )
-    .max(100_000),
-});
-export type HeartbeatBody = z.infer<typeof HeartbeatBody>;
 
 /** What an agent learns from a heartbeat. */
 export interface HeartbeatReply {
@@ -104,10 +77,6 @@ function observation(c: Reported): ContainerObservation {
   return { kind: "exited", exitCode: c.exitCode ?? 0 };
 }
 
-/** Who sent a heartbeat: an admin token may name the engine URL of a node without a machine. */
-export interface Reporter {
-  admin: boolean;
-}
 
 @Injectable()
 export class HeartbeatsService {

@@ -9,7 +9,7 @@ import { nodeStatusSql, utc, type SqlRunner } from "../database/sql";
 import { TASK_COLUMNS } from "../database/task-rows";
 import type { Node as NodeRow, Task as TaskRow } from "../generated/prisma/client";
 import { ACTIVE_STATES } from "../services/mapping";
-import type { HeartbeatBody, Reporter } from "./heartbeats.service";
+import type { HeartbeatBody, Reporter } from "./heartbeat-body";
 
 /** What heartbeat handling needs of a node. */
 export type NodeRef = Pick<NodeRow, "id" | "hostname">;
