@@ -77,7 +77,6 @@ function observation(c: Reported): ContainerObservation {
   return { kind: "exited", exitCode: c.exitCode ?? 0 };
 }
 
-
 @Injectable()
 export class HeartbeatsService {
   private readonly logger = new Logger("heartbeats");
