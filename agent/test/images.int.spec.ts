@@ -250,6 +250,22 @@ describe("pull", () => {
     expect((await store.resolve(id)).lowerDirs).toHaveLength(3);
   });
 
+  it("records nothing when cancelled after the last layer's download, before the pull ends", async () => {
+    const { store, root } = await openStore();
+    const controller = new AbortController();
+    let complete = 0;
+    const pulling = store.pull(`${registry.host}/layered`, {
+      signal: controller.signal,
+      onProgress: (m) => {
+        if (m.status === "Pull complete" && ++complete === layered.layers!.length) controller.abort();
+      },
+    });
+    await expect(pulling).rejects.toThrow(/abort/i);
+    await store.settle();
+    expect(await store.list()).toEqual([]);
+    expect(ls(join(root, "layers/sha256"))).toEqual([]);
+  });
+
   it("keeps its images across a reopen", async () => {
     const { store, root } = await openStore();
     const { id } = await store.pull(`${registry.host}/busybox`);

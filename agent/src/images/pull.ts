@@ -198,6 +198,9 @@ export async function pull(deps: PullDeps, input: string, opts: PullOptions = {}
       abort.abort();
       throw e;
     }
+    // Cancelled once the last bytes were in (small layers arrive whole, before a cancel can stop
+    // their reads): nothing is recorded, as for a cancel mid-download.
+    signal.throwIfAborted();
 
     // Blobs are (re)written under the commit lock, so a remove() running alongside cannot delete
     // them between their writing and the index naming them.
