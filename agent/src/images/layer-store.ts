@@ -165,12 +165,24 @@ export class LayerStore {
    */
   async ingest(digest: string, source: AsyncIterable<Buffer>, onBytes?: (n: number) => void): Promise<void> {
     const tmp = join(this.tmpDir, `dl-${digestHex(digest)}-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    // Created before the first byte and closed before it is removed: a stream opening the file
+    // itself could create it after a cancelled download had already cleaned up (CI once found a
+    // dl- file left in tmp after a cancelled pull had returned).
+    let file: fs.FileHandle;
+    try {
+      file = await fs.open(tmp, "wx", 0o600);
+    } catch (e) {
+      // The download is not read: let its source release the connection.
+      await source[Symbol.asyncIterator]().return?.(undefined);
+      throw e;
+    }
     try {
       // A deep buffer: with the default 16 KiB, each 64 KiB piece off the socket waits for its write
       // to come back from the thread pool before the next is read (a 36 MB blob: 160 → 115 ms).
-      await pipeline(counted(source, onBytes ?? (() => {})), createWriteStream(tmp, { mode: 0o600, highWaterMark: 8 << 20 }));
+      await pipeline(counted(source, onBytes ?? (() => {})), file.createWriteStream({ highWaterMark: 8 << 20 }));
       await fs.rename(tmp, this.blobPath(digest));
     } catch (e) {
+      await file.close().catch(() => undefined);
       await fs.rm(tmp, { force: true });
       throw e;
     }
