@@ -2,8 +2,8 @@
 // FLOTILLA_HEARTBEAT_MS, then --replicas replicas (BENCH_REPLICAS; default 30,000, in --services
 // / BENCH_SERVICES services). Reports the time until every task is RUNNING (and its ratio to the
 // goal), the API's latency (p50/p99) for listing requests made during it from a client process
-// of its own (listing-probe.mjs), the agents' heartbeat
-// round trips, the API process's CPU time, containers beyond the replicas (duplicates) and nodes
+// of its own (listing-probe.mjs), the agents' heartbeat round trips (the agents run in
+// BENCH_AGENT_PROCESSES processes of their own, default 2: sim-fleet.ts), the API process's CPU time, containers beyond the replicas (duplicates) and nodes
 // not ready at the end (none went down for real: every agent beats throughout). Goal: all
 // running in < 60 s; with more than 30,000 replicas (issue 17's 5,000 nodes / 150,000), < 90 s.
 //
@@ -16,7 +16,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { monitorEventLoopDelay } from "node:perf_hooks";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -24,7 +23,7 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { adminUrl, redisUrl, repoRoot, stack } from "../../../test/support/stack";
 import { deployMigrations } from "../../../test/support/migrations";
-import { SimAgent } from "../../../test/support/sim-agent";
+import { startFleets, type Fleets } from "./fleets";
 import { cpuReferenceMs, cpuSeconds, latencySummary, loadAverage } from "./measure";
 import { agentTokenName } from "../src/auth/roles";
 import { hashToken, newTokenSecret } from "../src/auth/tokens";
@@ -53,6 +52,8 @@ const LAYOUT = process.env.BENCH_LAYOUT ?? "split";
 if (LAYOUT !== "split" && LAYOUT !== "all") throw new Error(`invalid BENCH_LAYOUT: split or all (got '${LAYOUT}')`);
 // Worker processes beside the API (split layout): replicas share the queues' jobs.
 const WORKERS = count("BENCH_WORKERS", process.env.BENCH_WORKERS, 1);
+// Processes the simulated agents are split between (sim-fleet.ts).
+const AGENT_PROCESSES = count("BENCH_AGENT_PROCESSES", process.env.BENCH_AGENT_PROCESSES, 2);
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -96,7 +97,7 @@ async function main(): Promise<void> {
   // runs both roles in one process, as `./setup.sh start` does.
   const api = spawnRole(LAYOUT === "all" ? "all" : "api");
   const processes = [api];
-  const agents: SimAgent[] = [];
+  let fleets: Fleets | undefined;
   try {
     // The first start writes the admin token just after it starts listening.
     for (let i = 0; i < 150 && !existsSync(join(configDir, "config.json")); i++) await new Promise((r) => setTimeout(r, 200));
@@ -116,48 +117,37 @@ async function main(): Promise<void> {
       return res.json() as Promise<unknown>;
     };
 
+    // The agents, in AGENT_PROCESSES processes of their own (sim-fleet.ts), join concurrently, as
+    // a fleet booting does: REGISTER_CONCURRENCY first beats in flight at a time in all.
+    fleets = startFleets({
+      processes: AGENT_PROCESSES,
+      nodes: NODES,
+      apiUrl: url,
+      token,
+      heartbeatMs: HEARTBEAT_MS,
+      registerConcurrency: REGISTER_CONCURRENCY,
+    });
     let t0 = Date.now();
-    // Agents join concurrently, as a fleet booting does: REGISTER_CONCURRENCY first beats in
-    // flight at a time (one after another, registration time was the sum of their latencies).
-    let nextNode = 1;
-    const registering = async () => {
-      for (let i = nextNode++; i <= NODES; i = nextNode++) {
-        agents.push(
-          await new SimAgent({
-            hostname: `bench-${i}`,
-            apiUrl: url,
-            token,
-            heartbeatMs: HEARTBEAT_MS,
-            images: ["busybox:latest"],
-            labels: { zone: `z${i % 3}` },
-            memoryBytes: 64 * 1024 ** 3,
-            nanoCpus: 64e9,
-          }).start(),
-        );
-      }
-    };
-    await Promise.all(Array.from({ length: REGISTER_CONCURRENCY }, registering));
+    const hostnames = await fleets.register();
     const registerMs = Date.now() - t0;
     const registerLoadAvg = loadAverage();
     // The machine's speed before the run (nothing but idle beats going on) and after it.
     const cpuReferenceBefore = cpuReferenceMs();
-    const notRegistered = agents.filter((a) => !a.nodeId).length;
-    if (notRegistered) throw new Error(`${notRegistered} agents got no node id from their first heartbeat`);
     console.error(`${NODES} nodes registered in ${registerMs} ms`);
     // From here each agent beats with an agent token of its own, as agents that joined do, so each
     // beat's token check costs what a real fleet's does (beats are seconds apart; a check is kept
     // for a second). They registered with the admin token, which is what records an engine URL
     // for a node without a machine (libs/core engineUrlFor); the machines' join is not simulated:
     // the tokens are written as it would leave them.
-    const agentTokens = agents.map(() => newTokenSecret());
+    const agentTokens = hostnames.map(() => newTokenSecret());
     const fixtures = new pg.Client({ connectionString: adminUrl(db) });
     await fixtures.connect();
     await fixtures.query(
       `INSERT INTO "ApiToken" (id, name, hash, role) SELECT gen_random_uuid(), n, h, 'agent' FROM unnest($1::text[], $2::text[]) AS t(n, h)`,
-      [agents.map((a) => agentTokenName(a.opts.hostname)), agentTokens.map(hashToken)],
+      [hostnames.map(agentTokenName), agentTokens.map(hashToken)],
     );
     await fixtures.end();
-    agents.forEach((a, i) => (a.opts.token = agentTokens[i]));
+    await fleets.useTokens(Object.fromEntries(hostnames.map((h, i) => [h, agentTokens[i]])));
 
     // Listing latency while the control plane works (what ctl and the console feel), measured
     // from a process of its own (listing-probe.mjs): in this one, the simulated agents' work
@@ -175,13 +165,10 @@ async function main(): Promise<void> {
     const workers = processes.slice(1).filter((p) => p !== prober);
     const workersCpu = () => workers.reduce((n, w) => n + cpuSeconds(w.pid), 0);
     const workerCpu0 = workersCpu();
-    const beatsBefore = new Map(agents.map((a) => [a, a.heartbeatMs.length]));
-    const serverBeatsBefore = new Map(agents.map((a) => [a, a.heartbeatServerMs.length]));
-    // The simulated agents live in this process: its own event-loop delay is part of every
-    // latency measured here, and tells the API's share from the load generator's.
-    const lag = monitorEventLoopDelay({ resolution: 20 });
-    lag.enable();
-    const failedBefore = agents.reduce((n, a) => n + a.heartbeatFailures, 0);
+    // Heartbeats from the first service on: what the agents felt while the plane worked. Their
+    // processes' event-loop delay is part of every round trip they time, and tells the API's
+    // share from the load generator's.
+    await fleets.mark();
     const per = Math.ceil(REPLICAS / SERVICES);
     for (let i = 1; i <= SERVICES; i++) {
       await call("POST", "/api/v1/services", {
@@ -231,7 +218,8 @@ async function main(): Promise<void> {
     console.error(`slowest listing requests: ${slowest.map((x) => `${x.ms} ms at ${x.atS} s`).join(", ")}`);
     const apiCpuS = Math.round((cpuSeconds(api.pid) - cpu0) * 10) / 10;
     const workerCpuS = workers.length ? Math.round((workersCpu() - workerCpu0) * 10) / 10 : null;
-    const containers = agents.reduce((n, a) => n + a.running().length, 0);
+    const agentReport = await fleets.report();
+    const containers = agentReport.containers;
     const nodeList = (await call("GET", "/api/v1/nodes")) as { status: string }[];
     // Every agent heartbeats throughout: any node marked down meanwhile was marked wrongly.
     const bench = new pg.Client({ connectionString: adminUrl(db) });
@@ -240,11 +228,9 @@ async function main(): Promise<void> {
       (await bench.query(`SELECT count(DISTINCT "subjectId")::int AS n FROM "Event" WHERE kind = 'node' AND action = 'down'`)).rows[0].n,
     );
     await bench.end();
-    // Heartbeats sent from the first service on: what the agents felt while the plane worked.
-    const beats = agents.flatMap((a) => a.heartbeatMs.slice(beatsBefore.get(a) ?? 0));
     // The API's own time over the same beats (Server-Timing): the rest of each round trip is
-    // the bench process (its event-loop stalls, benchLoopDelayMs) and the loopback between.
-    const serverBeats = agents.flatMap((a) => a.heartbeatServerMs.slice(serverBeatsBefore.get(a) ?? 0));
+    // the agents' processes (their event-loop stalls, benchLoopDelayMs) and the loopback between.
+    const { beats, serverBeats } = agentReport;
     console.log(
       JSON.stringify({
         nodes: NODES,
@@ -270,15 +256,13 @@ async function main(): Promise<void> {
         registerMs,
         registerLoadAvg,
         apiLatencyMs: { requests: latencies.length, ...latencySummary(latencies) },
-        benchLoopDelayMs: { p99: Math.round(lag.percentile(99) / 1e6), max: Math.round(lag.max / 1e6) },
-        heartbeatMs: {
-          beats: beats.length,
-          failed: agents.reduce((n, a) => n + a.heartbeatFailures, 0) - failedBefore,
-          ...latencySummary(beats),
-        },
+        // The agents' processes (the worst one's).
+        benchLoopDelayMs: { p99: agentReport.loopP99Ms, max: agentReport.loopMaxMs },
+        agentProcesses: AGENT_PROCESSES,
+        heartbeatMs: { beats: beats.length, failed: agentReport.failed, ...latencySummary(beats) },
         heartbeatServerMs: { beats: serverBeats.length, ...latencySummary(serverBeats) },
         // The period agents were told at the end (it grows with the cluster).
-        heartbeatPeriodMs: Math.max(...agents.map((a) => a.intervalMs)),
+        heartbeatPeriodMs: agentReport.intervalMs,
         cpuReferenceMs: { before: cpuReferenceBefore, after: cpuReferenceMs() },
         loadAvg: loadAverage(),
       }),
@@ -294,7 +278,7 @@ async function main(): Promise<void> {
         await exited;
       }),
     );
-    await Promise.all(agents.map((a) => a.stop()));
+    await fleets?.stop();
     await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
     await admin.end();
   }

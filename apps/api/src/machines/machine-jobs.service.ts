@@ -154,6 +154,7 @@ export class MachineJobsService implements OnModuleInit, OnApplicationBootstrap,
       await chain;
       return result;
     } catch (e) {
+      // The job's progress events first: whoever follows it stops at its final state.
       await chain;
       const err = e instanceof StepError ? e : new StepError(operation, e);
       this.logger.warn(`machine ${machine.name}: ${operation} failed: ${err.message}`);
@@ -164,12 +165,12 @@ export class MachineJobsService implements OnModuleInit, OnApplicationBootstrap,
         await rm(this.host.storeDir(machine.name), { recursive: true, force: true }).catch(() => undefined);
         await this.repo.discard(machine.id, machine.name, err.message, { operation, step: err.step });
       } else if (operation === "create") {
-        await this.repo.setState(machine.id, "ERROR", { reason: err.message, action: "failed", data: { operation, step: err.step } });
+        await setState(machine.id, "ERROR", { reason: err.message, action: "failed", data: { operation, step: err.step } });
       } else if ((cause instanceof NotSupportedError || operation.startsWith("control-plane-")) && previous) {
         // A replica that did not install or go leaves the machine (and its agent) as it was.
-        await this.repo.setState(machine.id, previous, { reason: err.message, action: "failed", data: { operation, step: err.step } });
+        await setState(machine.id, previous, { reason: err.message, action: "failed", data: { operation, step: err.step } });
       } else if (operation !== "rm" || (await this.repo.findById(machine.id))) {
-        await this.repo.setState(machine.id, "ERROR", { reason: err.message, action: "failed", data: { operation, step: err.step } });
+        await setState(machine.id, "ERROR", { reason: err.message, action: "failed", data: { operation, step: err.step } });
       }
       throw new Error(err.message, { cause: e });
     }
