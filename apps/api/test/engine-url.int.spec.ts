@@ -5,10 +5,9 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrismaService } from "../src/database/prisma.service";
-import { JoinService } from "../src/join/join.service";
 import { QUEUE } from "../src/queues/queue-names";
 import { QueuesService } from "../src/queues/queues.service";
-import type { TestApi } from "./support";
+import { agentTokenFor, type TestApi } from "./support";
 import { SimAgent } from "../../../test/support/sim-agent";
 import { getJson, send, startFastApi, until } from "./services-support";
 
@@ -28,15 +27,7 @@ describe("the engine URL the control plane dials", () => {
     await api?.stop();
   });
 
-  const agentToken = async (machine: string) => {
-    const { token } = await api.running.app.get(JoinService).issue(machine);
-    const res = await api.fetch("/api/v1/nodes/join", {
-      method: "POST",
-      body: JSON.stringify({ joinToken: token, hostname: machine }),
-      token: null,
-    });
-    return ((await res.json()) as { token: string }).token;
-  };
+  const agentToken = (machine: string) => agentTokenFor(api, machine);
   const beat = (token: string, hostname: string, containers: unknown[] = []) =>
     api.fetch("/api/v1/nodes/heartbeat", {
       method: "POST",

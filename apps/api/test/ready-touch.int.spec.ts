@@ -8,8 +8,7 @@ import { PrismaService } from "../src/database/prisma.service";
 import type { SqlRunner } from "../src/database/sql";
 import type { HeartbeatBody } from "../src/heartbeats/heartbeat-body";
 import { touchReady, type TouchItem } from "../src/heartbeats/ready-touch";
-import { JoinService } from "../src/join/join.service";
-import type { TestApi } from "./support";
+import { agentTokenFor, type TestApi } from "./support";
 import { getJson, startFastApi } from "./services-support";
 
 describe("a ready node's beat and its engine URL", () => {
@@ -26,15 +25,7 @@ describe("a ready node's beat and its engine URL", () => {
     await api?.stop();
   });
 
-  const agentToken = async (machine: string) => {
-    const { token } = await api.running.app.get(JoinService).issue(machine);
-    const res = await api.fetch("/api/v1/nodes/join", {
-      method: "POST",
-      body: JSON.stringify({ joinToken: token, hostname: machine }),
-      token: null,
-    });
-    return ((await res.json()) as { token: string }).token;
-  };
+  const agentToken = (machine: string) => agentTokenFor(api, machine);
   const body = (hostname: string, engineUrl: string): HeartbeatBody => ({
     hostname,
     engineUrl,

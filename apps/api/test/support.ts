@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { loadConfig, type AppConfig } from "../src/config/config";
 import { start, type Running } from "../src/bootstrap";
+import { JoinService } from "../src/join/join.service";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database";
 
 export interface TestApi {
@@ -64,4 +65,15 @@ export async function startTestApiOn(
     },
   };
   return api;
+}
+
+/** The agent token machine `machine`'s agent gets by trading the join token it was issued, as an agent does. */
+export async function agentTokenFor(api: TestApi, machine: string): Promise<string> {
+  const { token } = await api.running.app.get(JoinService).issue(machine);
+  const res = await api.fetch("/api/v1/nodes/join", {
+    method: "POST",
+    body: JSON.stringify({ joinToken: token, hostname: machine }),
+    token: null,
+  });
+  return ((await res.json()) as { token: string }).token;
 }

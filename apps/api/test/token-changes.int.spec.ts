@@ -15,6 +15,7 @@ import { hashToken, newTokenSecret } from "../src/auth/tokens";
 import { loadConfig } from "../src/config/config";
 import { PrismaService } from "../src/database/prisma.service";
 import type { EventsService } from "../src/events/events.service";
+import { sessionsWaitOnLock, withTokenTableLocked } from "./token-table-lock";
 import { TOKEN_CACHE_TTL_MS, TokensService } from "../src/tokens/tokens.service";
 
 describe("token checks follow Postgres's announcements of token changes", () => {
@@ -78,21 +79,8 @@ describe("token checks follow Postgres's announcements of token changes", () => 
     await until(what, async () => vouchesFor(tokens, now));
   }
 
-  const waitingOnLock = async () =>
-    (
-      await admin.query(
-        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
-      )
-    ).rowCount! > 0;
-
-  async function withTableLocked<T>(fn: () => Promise<T>): Promise<T> {
-    await admin.query(`BEGIN; LOCK TABLE "ApiToken" IN ACCESS EXCLUSIVE MODE`);
-    try {
-      return await fn();
-    } finally {
-      await admin.query("COMMIT");
-    }
-  }
+  const waitingOnLock = () => sessionsWaitOnLock(admin);
+  const withTableLocked = <T>(fn: () => Promise<T>) => withTokenTableLocked(admin, fn);
 
   /** Ends the feeds' LISTEN sessions, as a network cut or a Postgres restart would. */
   async function cutFeeds(): Promise<void> {

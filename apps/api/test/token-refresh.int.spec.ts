@@ -15,6 +15,7 @@ import { hashToken, newTokenSecret } from "../src/auth/tokens";
 import { loadConfig } from "../src/config/config";
 import { PrismaService } from "../src/database/prisma.service";
 import type { EventsService } from "../src/events/events.service";
+import { sessionsWaitOnLock, withTokenTableLocked } from "./token-table-lock";
 import { TOKEN_CACHE_TTL_MS, TokensService } from "../src/tokens/tokens.service";
 
 describe("token checks refresh ahead of expiry", () => {
@@ -50,22 +51,8 @@ describe("token checks refresh ahead of expiry", () => {
     await db?.drop();
   });
 
-  /** Sessions of this database waiting for a lock: a token lookup held up by the test's lock. */
-  const waitingOnLock = async () =>
-    (
-      await admin.query(
-        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
-      )
-    ).rowCount! > 0;
-
-  async function withTableLocked<T>(fn: () => Promise<T>): Promise<T> {
-    await admin.query(`BEGIN; LOCK TABLE "ApiToken" IN ACCESS EXCLUSIVE MODE`);
-    try {
-      return await fn();
-    } finally {
-      await admin.query("COMMIT");
-    }
-  }
+  const waitingOnLock = () => sessionsWaitOnLock(admin);
+  const withTableLocked = <T>(fn: () => Promise<T>) => withTokenTableLocked(admin, fn);
 
   it("answers from the cache past half the TTL while a lookup replaces the entry, so a busy database holds no check", async () => {
     expect((await tokens.verify(secret))?.name).toBe("steady");
