@@ -19,8 +19,8 @@
 // kept for REMOTE_REFRESH_MS (or a quarter of the max age, if less): back-to-back reads of every
 // task's counts had kept one Postgres backend busy over half the time of a 5,000-node run. A
 // task's change shows once a read that started after its event ends, within REMOTE_REFRESH_MS
-// and a read of it arriving. This process's own events, and other kinds of event from anywhere (a write through
-// another replica), still retire copies outright.
+// and a read of it arriving. This process's own events, and other kinds of event from anywhere
+// (a write through another replica), still retire copies outright.
 
 /** The listings kept per process. */
 export type ListingKind = "services" | "nodes" | "tasks";

@@ -7,8 +7,8 @@
 // channel, only make a copy stale (their other events retire it): it still answers while one
 // read, started after them, replaces it, once the copy has been kept 250 ms (core's
 // REMOTE_REFRESH_MS: reads back to back while a cluster converges were a busy Postgres
-// backend); so does a copy
-// past half its age, so that one polled steadily is replaced before it expires.
+// backend); so does a copy past half its age, so that one polled steadily is replaced before it
+// expires.
 // Bounds, for a change committed before a request is sent:
 //   - made through this process: shown (its event retired the copy before the write answered);
 //   - made elsewhere, with an event: shown once the event arrives (pub/sub: milliseconds); a
