@@ -3,8 +3,9 @@
 // / BENCH_SERVICES services). Reports the time until every task is RUNNING (and its ratio to the
 // goal), the API's latency (p50/p99) for listing requests made during it from a client process
 // of its own (listing-probe.mjs), the agents' heartbeat round trips (the agents run in
-// BENCH_AGENT_PROCESSES processes of their own, default 2: sim-fleet.ts), the API process's CPU time, containers beyond the replicas (duplicates) and nodes
-// not ready at the end (none went down for real: every agent beats throughout). Goal: all
+// BENCH_AGENT_PROCESSES processes of their own, default 2: sim-fleet.ts), the API process's CPU
+// time, containers beyond the replicas (duplicates) and nodes not ready at the end (none went
+// down for real: every agent beats throughout). Goal: all
 // running in < 60 s; with more than 30,000 replicas (issue 17's 5,000 nodes / 150,000), < 90 s.
 //
 // BENCH_GIVE_UP_MS (default 10× the goal): past it the figures are reported anyway, allRunningMs null
