@@ -11,10 +11,21 @@ import { JobHandlers } from "./job-handlers";
 import { QUEUE, SWEEP_REASON, type QueueName } from "./queue-names";
 import { QueuesService, type NodeDispatch } from "./queues.service";
 
-// Dispatch: nodes served at once. Each job waits mostly on its agent (one launch request per
-// batch of containers); their statements go to Postgres together (DispatchBatches), so many
-// jobs at once cost few round trips.
-const CONCURRENCY: Record<QueueName, number> = { reconcile: 8, provision: 4, sweep: 1, dispatch: 64, rebalance: 1 };
+// Jobs run at once per queue, by `consumers` BullMQ workers of `each` jobs. Dispatch: nodes
+// served at once; each job waits mostly on its agent (one launch request per batch of
+// containers), and their statements go to Postgres together (DispatchBatches), so many jobs at
+// once cost few round trips. A BullMQ worker claims jobs one round trip after another until it
+// holds its whole concurrency, and starts none of them before that: with 64 in one worker and
+// the event loop busy with reconciles, the first 64 dispatches of a 5,000-node run started
+// 11 s after they were claimed, when their 10 s locks had already lapsed. Eight workers of
+// eight claim side by side, so a claimed job waits for at most eight round trips.
+const CONSUMERS: Record<QueueName, { consumers: number; each: number }> = {
+  reconcile: { consumers: 1, each: 8 },
+  provision: { consumers: 1, each: 4 },
+  sweep: { consumers: 1, each: 1 },
+  dispatch: { consumers: 8, each: 8 },
+  rebalance: { consumers: 1, each: 1 },
+};
 const LOCK_MS = 10_000;
 
 /**
@@ -40,28 +51,33 @@ export class WorkersService implements OnApplicationBootstrap, OnModuleDestroy {
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    for (const name of Object.values(QUEUE)) {
-      const worker = new Worker(name, (job) => this.run(name, job), {
-        connection: this.redis.open(),
-        prefix: this.config.queuePrefix,
-        concurrency: CONCURRENCY[name],
-        // A killed worker's active jobs stay locked until the lock expires and a stall check
-        // runs (BullMQ's defaults: 30 s each). Meanwhile a node's dispatch requests collapse
-        // into the dead job, so its starts waited up to 64 s after an API kill; 10 s locks
-        // (renewed every 5 s while a job runs) checked every 5 s bound that to ~15 s.
-        lockDuration: LOCK_MS,
-        stalledInterval: LOCK_MS / 2,
-      });
-      worker.on("failed", (job, err) => this.logger.warn(`${name} job ${job?.id ?? "?"} failed: ${err.message}`));
-      worker.on("error", (err) => this.logger.error(`${name} worker: ${err.message}`));
-      this.workers.push(worker);
-    }
+    for (const name of Object.values(QUEUE))
+      for (let i = 0; i < CONSUMERS[name].consumers; i++) this.workers.push(this.consumer(name, i === 0));
     // At start the sweep's schedule is there before anything else runs; if Redis is away, the
     // recovery below creates it once Redis answers.
     await this.queues.ensureSweep().catch((e: Error) => this.logger.warn(`sweep schedule not created yet: ${e.message}`));
     this.health.onRecovered((what) => this.restore(what));
     this.selfCheck = setInterval(() => void this.checkSchedule(), Math.min(this.config.sweepIntervalMs, 10_000));
     this.logger.log(`workers started for queues: ${Object.values(QUEUE).join(", ")}`);
+  }
+
+  /** One BullMQ worker on a queue; `checksStalls`: one per queue and process looks for stalled jobs. */
+  private consumer(name: QueueName, checksStalls: boolean): Worker {
+    const worker = new Worker(name, (job) => this.run(name, job), {
+      connection: this.redis.open(),
+      prefix: this.config.queuePrefix,
+      concurrency: CONSUMERS[name].each,
+      // A killed worker's active jobs stay locked until the lock expires and a stall check
+      // runs (BullMQ's defaults: 30 s each). Meanwhile a node's dispatch requests collapse
+      // into the dead job, so its starts waited up to 64 s after an API kill; 10 s locks
+      // (renewed every 5 s while a job runs) checked every 5 s bound that to ~15 s.
+      lockDuration: LOCK_MS,
+      stalledInterval: LOCK_MS / 2,
+      skipStalledCheck: !checksStalls,
+    });
+    worker.on("failed", (job, err) => this.logger.warn(`${name} job ${job?.id ?? "?"} failed: ${err.message}`));
+    worker.on("error", (err) => this.logger.error(`${name} worker: ${err.message}`));
+    return worker;
   }
 
   /** Re-creates the sweep's schedule and sweeps now: nothing Redis held is needed any more. */
