@@ -21,8 +21,13 @@ export interface ReconcileDecisionInput {
   /** The service's tasks as read, with their stored `message`. */
   readonly tasks: readonly Task[];
   readonly nodes: readonly NodeInfo[];
-  /** Other services' live tasks, counted per node and service. */
-  readonly others: LiveCounts;
+  /**
+   * Other services' live tasks, counted per node and service. Absent when not read: a decision
+   * that has something to place then answers `needs-counts`, and is to be made again with them.
+   * Counting every task of the cluster is most of what a reconcile reads, and a service that
+   * only needs checking (the sweep's, a converged one) places nothing.
+   */
+  readonly others?: LiveCounts;
   /** Specs of this service and of those counted in `others`. */
   readonly specs: SpecsByService;
   readonly now: number;
@@ -36,6 +41,7 @@ export interface RollbackDecision {
 }
 
 export type ReconcileDecision =
+  | { readonly kind: "needs-counts" }
   | { readonly kind: "unchanged"; readonly followUp?: FollowUp; readonly pending: number }
   | {
       readonly kind: "write";
@@ -47,8 +53,10 @@ export type ReconcileDecision =
 
 export function decideReconcile(i: ReconcileDecisionInput): ReconcileDecision {
   // A rebalance picks the tasks it moves from the world as it is when it starts.
+  const rebalancing = i.update?.rebalance === true && i.update.targetVersion === i.taskVersion;
+  if (rebalancing && !i.others) return { kind: "needs-counts" };
   const update =
-    i.update?.rebalance && i.update.targetVersion === i.taskVersion
+    i.update && rebalancing && i.others
       ? withRebalanceMoves(i.update, {
           serviceId: i.serviceId,
           tasks: i.tasks,
@@ -91,8 +99,10 @@ export function decideReconcile(i: ReconcileDecisionInput): ReconcileDecision {
   });
   // Nothing to place (a converged service, a reconcile that only stops): no node accounting to
   // build, which at 5,000 nodes was most of a reconcile that found nothing to do.
+  const placing = !rollback && free.length > 0;
+  if (placing && !i.others) return { kind: "needs-counts" };
   const scheduled: ScheduleResult =
-    rollback || free.length === 0
+    !placing || !i.others
       ? { assignments: [], unassigned: [] }
       : schedule(
           free.map((t) => ({ id: t.id, serviceId: i.serviceId, ...(t.nodeId ? { nodeId: t.nodeId } : {}) })),

@@ -23,7 +23,7 @@ const worldArb = fc.record({
   ),
 });
 
-function decide(w: fc.RecordValue<typeof worldArb> extends infer T ? T : never) {
+function decide(w: fc.RecordValue<typeof worldArb> extends infer T ? T : never, counted = true) {
   const nodes = w.nodes.map((n, i) =>
     makeNode(`n${i}`, { status: n.status as NodeInfo["status"], availability: n.availability as NodeInfo["availability"] }),
   );
@@ -49,8 +49,11 @@ function decide(w: fc.RecordValue<typeof worldArb> extends infer T ? T : never) 
       taskVersion: 1,
       tasks,
       nodes,
-      others: new Map(),
-      specs: new Map([["svc", spec]]),
+      ...(counted ? { others: new Map([["n0", new Map([["other", 1]])]]) } : {}),
+      specs: new Map([
+        ["svc", spec],
+        ["other", replicated(1)],
+      ]),
       now: NOW,
       newId: () => `new${n++}`,
     }),
@@ -101,6 +104,38 @@ describe("decideReconcile", () => {
       tasks: [1, 2].map((slot) => ({ slot, node: 0, state: "RUNNING" as const, desired: "running" })),
     });
     expect(scaled.decision.kind === "write" && scaled.decision.placed.assignments.length).toBe(1);
+  });
+});
+
+describe("decideReconcile without the other services' counts", () => {
+  it("decides as it would with them, unless it has tasks to place: then it asks for them", () => {
+    fc.assert(
+      fc.property(worldArb, (w) => {
+        const full = decide(w).decision;
+        const bare = decide(w, false).decision;
+        if (bare.kind === "needs-counts")
+          expect(full.kind === "write" && full.placed.assignments.length + full.placed.unassigned.length).toBeGreaterThan(0);
+        else expect(bare).toEqual(full);
+      }),
+    );
+    const converged = decide(
+      {
+        replicas: 2,
+        nodes: [{ status: "ready", availability: "active" }],
+        tasks: [1, 2].map((slot) => ({ slot, node: 0, state: "RUNNING" as const, desired: "running" })),
+      },
+      false,
+    );
+    expect(converged.decision.kind).toBe("unchanged");
+    const scaled = decide(
+      {
+        replicas: 3,
+        nodes: [{ status: "ready", availability: "active" }],
+        tasks: [1, 2].map((slot) => ({ slot, node: 0, state: "RUNNING" as const, desired: "running" })),
+      },
+      false,
+    );
+    expect(scaled.decision.kind).toBe("needs-counts");
   });
 });
 

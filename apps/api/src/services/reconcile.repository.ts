@@ -37,15 +37,16 @@ export interface ReconcileView {
   /**
    * Live tasks of other services, counted per node and service: they hold reservations and
    * ports. Counted, not listed — with tens of thousands of tasks on the cluster, reading them
-   * all was the largest part of every reconcile.
+   * all was the largest part of every reconcile. Read only for a decision that places tasks
+   * (`withCounts`): at 150,000 tasks one count took up to 1.7 s of a Postgres backend, and the
+   * sweep's reconciles of converged services needed none.
    */
-  others: LiveCounts;
+  others?: LiveCounts;
   specs: Map<string, ServiceSpec>;
 }
 
-/** What every reconcile reads alike: the nodes, and the live tasks per node and service. */
-interface ClusterSnapshot {
-  nodes: readonly NodeInfo[];
+/** The live tasks per node and service, and the specs of the services counted. */
+interface ClusterCounts {
   counts: LiveCounts;
   specs: ReadonlyMap<string, ServiceSpec>;
 }
@@ -62,7 +63,8 @@ export class ReconcileRepository {
    * than it would have read alone. At 5,000 nodes and 30 services of 5,000 replicas, reading and
    * parsing these once per reconcile was most of a reconcile's time.
    */
-  private readonly cluster = new SharedReads<ClusterSnapshot>();
+  private readonly nodes = new SharedReads<readonly NodeInfo[]>();
+  private readonly counts = new SharedReads<ClusterCounts>();
 
   constructor(
     private readonly prisma: PrismaService,
@@ -74,39 +76,41 @@ export class ReconcileRepository {
     // below but the planVersion read here is older, so our write is refused. Never the reverse.
     const service = await this.prisma.service.findUnique({ where: { id: serviceId } });
     if (!service) return null;
-    const [tasks, cluster] = await Promise.all([
+    const [tasks, nodes] = await Promise.all([
       this.prisma.sql.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM "Task" t WHERE t."serviceId" = $1::uuid`, [serviceId]),
-      this.cluster.read("cluster", () => this.readCluster()),
-    ]);
-    // The aggregate counts this service's tasks too: they are listed (tasks) instead.
-    const others = liveCountsWithout(cluster.counts, serviceId);
-    const specs = new Map(cluster.specs);
-    specs.set(service.id, specOf(service));
-    return { service, tasks, nodes: cluster.nodes, others, specs };
-  }
-
-  private async readCluster(): Promise<ClusterSnapshot> {
-    const [nodeRows, counted] = await Promise.all([
-      this.prisma.sql.query<Parameters<typeof nodeRow>[0]>(`SELECT ${NODE_COLUMNS} FROM "Node" n`),
-      // One row per node however many tasks it runs, its counts as JSON (parsed natively, where
-      // a Postgres array of uuids is parsed character by character).
-      this.prisma.sql.query<{ nodeId: string; counts: Record<string, number> }>(
-        `SELECT "nodeId", json_object_agg("serviceId", n) AS counts FROM (
-           SELECT "nodeId"::text AS "nodeId", "serviceId"::text AS "serviceId", count(*)::int AS n FROM "Task"
-           WHERE "nodeId" IS NOT NULL AND "desiredState" = ${desiredStateSql("running")} AND state = ANY($1::"TaskState"[])
-           GROUP BY 1, 2) g
-         GROUP BY 1`,
-        [[...ACTIVE_STATES]],
+      this.nodes.read("nodes", async () =>
+        (await this.prisma.sql.query<Parameters<typeof nodeRow>[0]>(`SELECT ${NODE_COLUMNS} FROM "Node" n`)).map((r) =>
+          toCoreNode(nodeRow(r)),
+        ),
       ),
     ]);
+    return { service, tasks, nodes, specs: new Map([[service.id, specOf(service)]]) };
+  }
+
+  /** The view with the other services' live counts and specs, for a decision that places tasks. */
+  async withCounts(view: ReconcileView): Promise<ReconcileView> {
+    const cluster = await this.counts.read("counts", () => this.readCounts());
+    // The aggregate counts this service's tasks too: they are listed (tasks) instead.
+    const specs = new Map(cluster.specs);
+    specs.set(view.service.id, specOf(view.service));
+    return { ...view, others: liveCountsWithout(cluster.counts, view.service.id), specs };
+  }
+
+  private async readCounts(): Promise<ClusterCounts> {
+    // One row per node however many tasks it runs, its counts as JSON (parsed natively, where a
+    // Postgres array of uuids is parsed character by character).
+    const counted = await this.prisma.sql.query<{ nodeId: string; counts: Record<string, number> }>(
+      `SELECT "nodeId", json_object_agg("serviceId", n) AS counts FROM (
+         SELECT "nodeId"::text AS "nodeId", "serviceId"::text AS "serviceId", count(*)::int AS n FROM "Task"
+         WHERE "nodeId" IS NOT NULL AND "desiredState" = ${desiredStateSql("running")} AND state = ANY($1::"TaskState"[])
+         GROUP BY 1, 2) g
+       GROUP BY 1`,
+      [[...ACTIVE_STATES]],
+    );
     const counts = new Map(counted.map((r) => [r.nodeId, new Map(Object.entries(r.counts))]));
     const ids = [...new Set(counted.flatMap((r) => Object.keys(r.counts)))];
     const specRows = ids.length ? await this.prisma.service.findMany({ where: { id: { in: ids } }, select: { id: true, spec: true } }) : [];
-    return {
-      nodes: nodeRows.map((r) => toCoreNode(nodeRow(r))),
-      counts,
-      specs: new Map(specRows.map((r) => [r.id, specOf(r)])),
-    };
+    return { counts, specs: new Map(specRows.map((r) => [r.id, specOf(r)])) };
   }
 
   /** Deletes the finished tasks libs/core tasksToPrune names (`tasks`: the view's, as core's). Returns how many went. */

@@ -54,11 +54,16 @@ export class ReconcileService implements OnModuleInit {
    * work (an agent was unreachable, a claim went stale).
    */
   async reconcile(serviceId: string, opts: { openWork?: boolean } = {}): Promise<ReconcileOutcome> {
-    const view = await this.repo.load(serviceId);
+    let view = await this.repo.load(serviceId);
     if (!view) return { outcome: "gone", created: 0, stopped: 0, pending: 0 };
     const now = this.clock.now();
     const tasks = view.tasks.map(toCoreTask);
-    const d = decide(view, tasks, now);
+    let d = decide(view, tasks, now);
+    if (d.kind === "needs-counts") {
+      view = await this.repo.withCounts(view);
+      d = decide(view, tasks, now);
+      if (d.kind === "needs-counts") throw new Error("reconcile decision asked for the live counts it was given");
+    }
     if (d.followUp) await this.queues.enqueueFollowUp(serviceId, d.followUp.atMs, d.followUp.reason, now);
     if (d.kind === "unchanged") {
       if (opts.openWork ?? true) await this.dispatch(serviceId, now);
