@@ -3,7 +3,7 @@
 // Flotilla's launch batch), which only records containers — nothing runs — plus the heartbeat
 // loop a real agent runs. Many of them fit in one test process, so tests and the control-plane
 // bench can run many nodes.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { Agent as HttpAgent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { randomBytes } from "node:crypto";
 import { muxFrame } from "@flotilla/engine-client";
 
@@ -60,6 +60,32 @@ export interface SimAgentOptions {
   bindAddress?: string;
   /** false: an agent from before launch batches (the route answers 404). Default true. */
   launchBatches?: boolean;
+  /**
+   * Watch the ingress and overlay network tables as a real agent does: long polls held by the
+   * API (GET /api/v1/nodes/ingress and /nodes/networks, 20 s each, again at once after each
+   * answer), and `networksVersion` in every beat. Default false.
+   */
+  watchTables?: boolean;
+}
+
+// The table watches' connections. Not fetch's: its pool looks for a free connection among all of
+// an origin's, and with thousands of polls held open in one process that search was most of the
+// simulated fleet's CPU (a real agent holds two).
+const watchConnections = new HttpAgent({ keepAlive: true });
+
+/** A long poll's GET over plain HTTP: its status and body. */
+function longPoll(url: string, token: string | undefined, signal: AbortSignal): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: watchConnections, headers: { authorization: `Bearer ${token}` }, signal }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 // Simulated nodes all live at 127.0.0.1: dynamic host ports are unique per process, as they
@@ -90,6 +116,11 @@ export class SimAgent {
   intervalMs: number;
   private apiUrlIndex = 0;
   private stopped = false;
+  /** The overlay network table's version, as the API last sent it (watchTables). */
+  private networksVersion?: string;
+  /** Tables received by the long polls (watchTables). */
+  readonly tablesReceived = { ingress: 0, networks: 0 };
+  private readonly watches = new AbortController();
 
   constructor(readonly opts: SimAgentOptions) {
     this.images = new Set(opts.images ?? []);
@@ -108,8 +139,38 @@ export class SimAgent {
     if (this.opts.apiUrl) {
       await this.heartbeat();
       this.schedule();
+      if (this.opts.watchTables) {
+        void this.watchTable("ingress");
+        void this.watchTable("networks");
+      }
     }
     return this;
+  }
+
+  /** One table's long poll, as the agent's table-watch.ts runs it, until stop(). */
+  private async watchTable(what: "ingress" | "networks"): Promise<void> {
+    const signal = this.watches.signal;
+    const pause = () => new Promise((r) => setTimeout(r, 1_000));
+    while (!signal.aborted) {
+      const version = what === "ingress" ? this.ingress?.version : this.networksVersion;
+      const urls = this.opts.apiUrl!.split(",");
+      const query = new URLSearchParams({
+        waitMs: "20000",
+        ...(version ? { version } : {}),
+        ...(what === "networks" ? { node: this.opts.hostname } : {}),
+      });
+      try {
+        const res = await longPoll(`${urls[this.apiUrlIndex % urls.length]}/api/v1/nodes/${what}?${query}`, this.opts.token, signal);
+        if (res.status === 200) {
+          const table = JSON.parse(res.body) as { version: string };
+          if (what === "ingress") this.ingress = table as SimIngressTable;
+          else this.networksVersion = table.version;
+          this.tablesReceived[what]++;
+        } else if (res.status !== 204) await pause();
+      } catch {
+        if (!signal.aborted) await pause();
+      }
+    }
   }
 
   /** Beats every intervalMs, counted from each beat's start (a slow reply does not slow the pace). */
@@ -151,6 +212,7 @@ export class SimAgent {
       resources: { nanoCpus: this.opts.nanoCpus ?? 4_000_000_000, memoryBytes: this.opts.memoryBytes ?? 8 * 1024 ** 3 },
       labels: this.opts.labels ?? {},
       ...(this.ingress ? { ingressVersion: this.ingress.version } : {}),
+      ...(this.opts.watchTables ? { networksVersion: this.networksVersion ?? "" } : {}),
       containers: [...this.containers.values()].map((c) => ({
         id: c.id,
         labels: c.labels,
@@ -178,7 +240,13 @@ export class SimAgent {
       if (res.status >= 500) this.apiUrlIndex++;
       if (res.ok) {
         this.heartbeatsOk++;
-        const reply = (await res.json()) as { nodeId: string; heartbeatMs?: number; ingress?: SimIngressTable };
+        const reply = (await res.json()) as {
+          nodeId: string;
+          heartbeatMs?: number;
+          ingress?: SimIngressTable;
+          networks?: { version: string };
+        };
+        if (reply.networks) this.networksVersion = reply.networks.version;
         this.nodeId = reply.nodeId;
         if (typeof reply.heartbeatMs === "number" && reply.heartbeatMs > 0) this.intervalMs = reply.heartbeatMs;
         if (reply.ingress) this.ingress = reply.ingress;
@@ -192,6 +260,7 @@ export class SimAgent {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.watches.abort();
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.server) {

@@ -263,6 +263,7 @@ async function main(): Promise<void> {
         // The agents' processes (the worst one's).
         benchLoopDelayMs: { p99: agentReport.loopP99Ms, max: agentReport.loopMaxMs },
         agentProcesses: AGENT_PROCESSES,
+        agentWatch: process.env.BENCH_AGENT_WATCH === "1",
         heartbeatMs: { beats: beats.length, failed: agentReport.failed, ...latencySummary(beats) },
         heartbeatServerMs: { beats: serverBeats.length, ...latencySummary(serverBeats) },
         // The period agents were told at the end (it grows with the cluster).

@@ -44,6 +44,8 @@ async function register(): Promise<{ hostnames: string[] }> {
           labels: { zone: `z${i % 3}` },
           memoryBytes: 64 * 1024 ** 3,
           nanoCpus: 64e9,
+          // BENCH_AGENT_WATCH=1: long polls for the ingress and overlay tables, as real agents hold.
+          watchTables: process.env.BENCH_AGENT_WATCH === "1",
         }).start(),
       );
     }

@@ -142,6 +142,21 @@ describe("agents join with one-time tokens", () => {
     expect((await api.fetch("/api/v1/nodes/networks?waitMs=0&node=j1", { token })).status).toBe(403);
   });
 
+  it("finds a long hostname's node from its agent token (a digest past 46 characters), and only that node", async () => {
+    const prefix = "long-".padEnd(46, "x");
+    const [a, b] = [`${prefix}-first-machine-with-a-long-name`, `${prefix}-second-machine-with-a-long-name`];
+    const tokens: string[] = [];
+    for (const host of [a, b]) {
+      const token = (await join((await joins.issue(host)).token, host)).body.token!;
+      expect((await beat(token, host)).status).toBe(200);
+      tokens.push(token);
+    }
+    const own = await api.fetch("/api/v1/nodes/networks?waitMs=0", { token: tokens[0] });
+    expect(own.status).toBe(200);
+    expect((await api.fetch(`/api/v1/nodes/networks?waitMs=0&node=${a}`, { token: tokens[0] })).status).toBe(200);
+    expect((await api.fetch(`/api/v1/nodes/networks?waitMs=0&node=${b}`, { token: tokens[0] })).status).toBe(403);
+  });
+
   it("replaces the agent's token when it joins again after a re-provisioning; a race spends the token once", async () => {
     const first = (await join((await joins.issue("j5")).token, "j5")).body.token!;
     const second = (await join((await joins.issue("j5")).token, "j5")).body.token!;

@@ -1,5 +1,6 @@
-import { Subject } from "rxjs";
-import { describe, expect, it } from "vitest";
+import { BehaviorSubject, Subject } from "rxjs";
+import type { TableEventScope } from "@flotilla/core";
+import { describe, expect, it, vi } from "vitest";
 import { contentVersion, VersionedTable } from "../src/common/versioned-table";
 
 interface Table {
@@ -8,8 +9,17 @@ interface Table {
 }
 
 /** A table whose reads answer the content the test sets, and count themselves; a clock the test moves. */
-function setup(options: { recheckMs?: number; maxWaitMs?: number; cacheMs?: number } = {}) {
-  const events = new Subject<{ kind: string }>();
+function setup(
+  options: {
+    recheckMs?: number;
+    maxWaitMs?: number;
+    cacheMs?: number;
+    coalesceMs?: number;
+    scope?: (e: { kind: string; subjectId?: string | null; data?: unknown }) => TableEventScope;
+    live?: BehaviorSubject<boolean>;
+  } = {},
+) {
+  const events = new Subject<{ kind: string; subjectId?: string | null; data?: unknown }>();
   let subscriptions = 0;
   const clock = { ms: 1_000_000 };
   const content = { n: 1 };
@@ -35,6 +45,9 @@ function setup(options: { recheckMs?: number; maxWaitMs?: number; cacheMs?: numb
       return events;
     },
     kinds: new Set(["task"]),
+    ...(options.coalesceMs !== undefined ? { coalesceMs: options.coalesceMs } : {}),
+    ...(options.scope ? { scope: options.scope } : {}),
+    ...(options.live ? { streamLive: () => options.live! } : {}),
   });
   return { table, events, clock, content, reads, read, subscriptions: () => subscriptions };
 }
@@ -141,6 +154,79 @@ describe("VersionedTable", () => {
     t.events.next({ kind: "task" });
     expect(await t.table.cached(t.read)).toEqual({ version: "v2", n: 2 });
     expect(t.reads.count).toBe(3);
+  });
+
+  it("wakes waiting polls at the first change, then once per coalesceMs however many changes come", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const t = setup({ coalesceMs: 250 });
+      const polls = Array.from({ length: 3 }, () => t.table.waitFor(t.read, "v1", 30_000));
+      await settle();
+      expect(t.reads.count).toBe(3);
+      // 40 changes 10 ms apart that leave the content as it was (another service's tasks, say).
+      for (let i = 0; i < 40; i++) {
+        t.events.next({ kind: "task" });
+        await settle();
+        await vi.advanceTimersByTimeAsync(10);
+      }
+      // Past the last window (each flush opens one).
+      await vi.advanceTimersByTimeAsync(500);
+      await settle();
+      // Without coalescing each poll would have read again 40 times; here: at the first change,
+      // and at the end of each of the two windows that held changes.
+      expect(t.reads.count).toBe(3 + 3 * 3);
+      t.content.n = 2;
+      t.events.next({ kind: "task" });
+      expect(await Promise.all(polls)).toEqual(Array.from({ length: 3 }, () => ({ version: "v2", n: 2 })));
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("ignores the events its scope rules out", async () => {
+    const t = setup({ scope: (e) => ((e.data as { serviceId?: string } | undefined)?.serviceId === "meshed" ? "all" : "none") });
+    let answer: Table | undefined | "waiting" = "waiting";
+    const poll = t.table.waitFor(t.read, "v1", 30_000).then((a) => (answer = a));
+    await settle();
+    t.content.n = 2;
+    t.events.next({ kind: "task", data: { serviceId: "other" } });
+    await settle();
+    expect(answer).toBe("waiting");
+    expect(t.reads.count).toBe(1);
+    t.events.next({ kind: "task", data: { serviceId: "meshed" } });
+    await poll;
+    expect(answer).toEqual({ version: "v2", n: 2 });
+  });
+
+  it("wakes only the polls of the keys a change names", async () => {
+    const t = setup({ scope: (e) => (e.subjectId ? { nodes: [e.subjectId] } : "all") });
+    const answers: Record<string, Table | undefined | "waiting"> = { a: "waiting", b: "waiting" };
+    const polls = (["a", "b"] as const).map((k) => t.table.waitFor(t.read, "v1", 30_000, k).then((x) => (answers[k] = x)));
+    await settle();
+    t.content.n = 2;
+    t.events.next({ kind: "task", subjectId: "a" });
+    await polls[0];
+    await settle();
+    expect(answers).toEqual({ a: { version: "v2", n: 2 }, b: "waiting" });
+    expect(t.reads.count).toBe(3);
+    t.events.next({ kind: "task" });
+    await polls[1];
+    expect(answers.b).toEqual({ version: "v2", n: 2 });
+  });
+
+  it("does not read again every recheckMs while the stream delivers, and reads again when it comes back", async () => {
+    const live = new BehaviorSubject(true);
+    const t = setup({ recheckMs: 20, live });
+    let answer: Table | undefined | "waiting" = "waiting";
+    const poll = t.table.waitFor(t.read, "v1", 30_000).then((a) => (answer = a));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(t.reads.count).toBe(1);
+    // A break: the change's event is lost; once the stream is back, the poll reads again.
+    live.next(false);
+    t.content.n = 2;
+    live.next(true);
+    await poll;
+    expect(answer).toEqual({ version: "v2", n: 2 });
   });
 
   it("does not serve a failed read to the next callers", async () => {

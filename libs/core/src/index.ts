@@ -61,3 +61,4 @@ export { validateComposeSchema } from "./compose/compose-schema";
 export type { StackNetwork } from "./compose/compose-networks";
 export * from "./compose/stack-plan";
 export * from "./control-plane-replica";
+export * from "./table-events";

@@ -60,10 +60,14 @@ export const AGENT_ROUTES: ReadonlySet<string> = new Set([
   "GET /api/v1/nodes/networks",
 ]);
 
+export const AGENT_TOKEN_PREFIX = "agent-";
+
 /** The API token name of a machine's agent (token names are at most 63 characters). */
 export function agentTokenName(machine: string): string {
-  const name = `agent-${machine}`;
-  return name.length <= 63 ? name : `agent-${machine.slice(0, 46)}-${createHash("sha256").update(machine).digest("hex").slice(0, 10)}`;
+  const name = `${AGENT_TOKEN_PREFIX}${machine}`;
+  return name.length <= 63
+    ? name
+    : `${AGENT_TOKEN_PREFIX}${machine.slice(0, 46)}-${createHash("sha256").update(machine).digest("hex").slice(0, 10)}`;
 }
 
 /**

@@ -2,7 +2,6 @@ import { Body, Controller, ForbiddenException, Get, HttpCode, Post, Query, Req, 
 import type { FastifyReply } from "fastify";
 import { InvalidError, type NodeNetworkTable } from "@flotilla/core";
 import { MAX_NETWORKS_WAIT_MS, OverlayTablesService } from "../networks/overlay-tables.service";
-import { agentTokenName } from "../auth/roles";
 import { NodesRepository } from "../nodes/nodes.repository";
 import { IngressService, MAX_INGRESS_WAIT_MS, type IngressTable } from "../ingress/ingress.service";
 import type { FastifyRequest } from "fastify";
@@ -61,7 +60,7 @@ export class HeartbeatsController {
     let nodeId: string;
     if (req.tokenRole === "agent") {
       // The node is the token's: an agent sees its own table only.
-      const own = (await this.nodes.hostnames()).find((n) => agentTokenName(n.hostname) === req.tokenName);
+      const own = await this.nodes.ofAgentToken(req.tokenName ?? "");
       if (!own)
         throw new InvalidError(`no node has joined as the agent of token "${req.tokenName}" yet: send a heartbeat first`, {
           field: "node",

@@ -6,13 +6,23 @@
 // Two ways out: heartbeat replies (every beat, as a fallback), and the agents' long poll
 // (GET /api/v1/nodes/ingress?version=…), answered as soon as the table differs. A change is
 // noticed from the event stream (every task, service and node change is an event published on
-// Redis to every API process): the cache is dropped and waiting polls re-read at once. Without
-// Redis the polls still re-read every RECHECK_MS.
+// Redis to every API process): the cache is dropped and waiting polls re-read at once, for the
+// events that may change it (core's ingressEventScope: a task's only if its service has ingress
+// ports, a node's only if some service has). Without Redis the polls still re-read every RECHECK_MS.
 import { Inject, Injectable, OnModuleDestroy } from "@nestjs/common";
 import { CLOCK } from "../common/clock";
+import { TableServiceWatch } from "../common/table-services";
 import { contentVersion, VersionedTable } from "../common/versioned-table";
 import type { Clock } from "@flotilla/core";
-import { ingressTable, type IngressPort, type MeshBackendTask, type PortConfig, type TaskEndpoint, type TaskState } from "@flotilla/core";
+import {
+  ingressEventScope,
+  ingressTable,
+  type IngressPort,
+  type MeshBackendTask,
+  type PortConfig,
+  type TaskEndpoint,
+  type TaskState,
+} from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
 
@@ -26,6 +36,8 @@ export interface IngressTable {
 // Without an event (Redis down), a waiting poll sees a change within this plus CACHE_MS.
 const CACHE_MS = 500;
 const RECHECK_MS = 1000;
+// Changes after the first within this long reach waiting polls together, at its end.
+const COALESCE_MS = 250;
 /** Event kinds that can change the table: tasks (state, endpoints), services (ports), nodes (status). */
 const TABLE_EVENTS: ReadonlySet<string> = new Set(["task", "service", "node"]);
 /** Longest wait an agent may ask for. */
@@ -40,6 +52,8 @@ export function nodeAddress(engineUrl: string | null): string | undefined {
 @Injectable()
 export class IngressService implements OnModuleDestroy {
   private readonly latest: VersionedTable<IngressTable>;
+  /** The services with ingress ports: only their tasks' events change the table. */
+  private readonly watched = new TableServiceWatch((event, services) => ingressEventScope(event, services));
 
   constructor(
     private readonly prisma: PrismaService,
@@ -52,7 +66,10 @@ export class IngressService implements OnModuleDestroy {
       recheckMs: RECHECK_MS,
       maxWaitMs: MAX_INGRESS_WAIT_MS,
       events: () => events.stream(),
+      streamLive: () => events.streamLive(),
       kinds: TABLE_EVENTS,
+      scope: this.watched.scope,
+      coalesceMs: COALESCE_MS,
     });
   }
 
@@ -81,9 +98,11 @@ export class IngressService implements OnModuleDestroy {
   }
 
   private async read(): Promise<IngressTable> {
+    const watching = this.watched.reading();
     const services = await this.prisma.$queryRaw<{ id: string; name: string; ports: PortConfig[] }[]>`
       SELECT id::text AS id, name, spec->'ports' AS ports FROM "Service"
       WHERE jsonb_path_exists(spec, '$.ports[*] ? (@.mode == "ingress")')`;
+    watching({ services: services.map((s) => s.id) });
     const rows = services.length
       ? await this.prisma.$queryRaw<{ serviceId: string; endpoints: TaskEndpoint[]; engineUrl: string | null }[]>`
           SELECT t."serviceId"::text AS "serviceId", t.endpoints, n."engineUrl"

@@ -6,11 +6,14 @@
 // and each node's table is computed from them in memory.
 //
 // A change is noticed from the event stream (task, service, node and network events, published
-// on Redis to every API process): waiting polls re-read at once. Without Redis they re-read every
-// RECHECK_MS.
+// on Redis to every API process): waiting polls re-read at once, for the events that may change
+// a table (core's overlayEventScope: a task's only if its service is attached to a network; a
+// node's, while there is no network, only to its own table).
+// Without Redis they re-read every RECHECK_MS.
 import { Inject, Injectable, OnModuleDestroy } from "@nestjs/common";
 import {
   ADDRESSED_TASK_STATES,
+  overlayEventScope,
   type Clock,
   type DesiredState,
   type EndpointMode,
@@ -24,6 +27,7 @@ import {
 } from "@flotilla/core";
 import { CLOCK } from "../common/clock";
 import { SharedReads } from "../common/shared-reads";
+import { TableServiceWatch } from "../common/table-services";
 import { VersionedTable } from "../common/versioned-table";
 import { PrismaService } from "../database/prisma.service";
 import { EventsService } from "../events/events.service";
@@ -31,6 +35,9 @@ import { nodeAddress } from "../ingress/ingress.service";
 import { TablesBySnapshot } from "./snapshot-tables";
 
 const RECHECK_MS = 1000;
+// Changes after the first within this long reach waiting polls together, at its end (a node
+// event each while thousands register).
+const COALESCE_MS = 250;
 // Heartbeat replies (the fallback path, every beat of every node) share one read per CACHE_MS;
 // polls always read after their request arrived.
 const CACHE_MS = 500;
@@ -52,6 +59,8 @@ export class OverlayTablesService implements OnModuleDestroy {
   private readonly rows: VersionedTable<Rows>;
   /** Each node's table, computed once per rows snapshot (shared by every beat and poll reading it). */
   private readonly tables = new TablesBySnapshot();
+  /** The services attached to networks: only their tasks' events change the tables. */
+  private readonly watched = new TableServiceWatch(overlayEventScope);
 
   constructor(
     private readonly prisma: PrismaService,
@@ -64,7 +73,10 @@ export class OverlayTablesService implements OnModuleDestroy {
       recheckMs: RECHECK_MS,
       maxWaitMs: MAX_NETWORKS_WAIT_MS,
       events: () => events.stream(),
+      streamLive: () => events.streamLive(),
       kinds: TABLE_EVENTS,
+      scope: this.watched.scope,
+      coalesceMs: COALESCE_MS,
     });
   }
 
@@ -83,7 +95,7 @@ export class OverlayTablesService implements OnModuleDestroy {
    */
   async tableFor(nodeId: string, version: string | undefined): Promise<NodeNetworkTable | undefined> {
     this.rows.watch();
-    let tables = this.tables.of(await this.rows.cached(() => this.reads.read("", () => this.read())));
+    let tables = this.tables.of(await this.cachedRows());
     // Rows read before the node registered (its event not here yet, e.g. from another replica)
     // would give it a table saying it is not registered: read afresh.
     if (!tables.has(nodeId)) tables = this.tables.of(await this.reads.read("", () => this.read()));
@@ -96,11 +108,31 @@ export class OverlayTablesService implements OnModuleDestroy {
    * changed within `waitMs` (or the process is shutting down).
    */
   waitFor(nodeId: string, version: string | undefined, waitMs: number): Promise<NodeNetworkTable | undefined> {
-    return this.rows.waitFor(() => this.tableOf(nodeId), version, waitMs);
+    // An agent without a table (it just started, or a create names a network it has not heard
+    // of) is answered from rows read after it asked. One that has a table is answered from the
+    // rows heartbeats share (no older than CACHE_MS, dropped by any change that matters):
+    // 5,000 agents re-polling every 20 s had kept a read of every node's row going back to back.
+    return this.rows.waitFor(
+      async () => (version === undefined ? this.tableOf(nodeId) : this.tables.of(await this.cachedRows()).table(nodeId)),
+      version,
+      waitMs,
+      nodeId,
+    );
+  }
+
+  private cachedRows(): Promise<Rows> {
+    return this.rows.cached(() => this.reads.read("", () => this.read()));
   }
 
   /** Every row any node's table is made of (networks, attached services, addressed tasks, nodes). */
   private async read(): Promise<Rows> {
+    const watching = this.watched.reading();
+    const rows = await this.readRows();
+    watching({ services: rows.services.map((s) => s.id), networks: rows.networks.length > 0 });
+    return rows;
+  }
+
+  private async readRows(): Promise<Rows> {
     // The nodes are read even without a network: every node's table names its own address (in
     // one CI run, a cluster without networks sent each agent nodeAddress "", which it refused).
     const nodes = await this.prisma.sql.query<{ id: string; status: string; engineUrl: string | null }>(
