@@ -63,7 +63,7 @@ export interface SimAgentOptions {
   /**
    * Watch the ingress and overlay network tables as a real agent does: long polls held by the
    * API (GET /api/v1/nodes/ingress and /nodes/networks, 20 s each, again at once after each
-   * answer), and `networksVersion` in every beat. Default false.
+   * answer), and `networksVersion` in its beats once it has a table. Default false.
    */
   watchTables?: boolean;
 }
@@ -212,7 +212,8 @@ export class SimAgent {
       resources: { nanoCpus: this.opts.nanoCpus ?? 4_000_000_000, memoryBytes: this.opts.memoryBytes ?? 8 * 1024 ** 3 },
       labels: this.opts.labels ?? {},
       ...(this.ingress ? { ingressVersion: this.ingress.version } : {}),
-      ...(this.opts.watchTables ? { networksVersion: this.networksVersion ?? "" } : {}),
+      // As the agent: the version of the table in force, once it has one.
+      ...(this.networksVersion !== undefined ? { networksVersion: this.networksVersion } : {}),
       containers: [...this.containers.values()].map((c) => ({
         id: c.id,
         labels: c.labels,

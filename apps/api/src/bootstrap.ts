@@ -7,6 +7,7 @@ import type { AppConfig } from "./config/config";
 import { setupOpenApi } from "./openapi";
 import { isIP } from "node:net";
 import { installAuditLog } from "./auth/audit";
+import { LISTEN_BACKLOG } from "./common/listen-backlog";
 import { installServerTiming } from "./common/server-timing";
 import { MachineHost } from "./machines/machine-host";
 import { MACHINES_CONFIG, type MachinesConfig } from "./machines/machines-config";
@@ -69,7 +70,7 @@ export async function start(config: AppConfig, opts: { logger?: ConsoleLogger | 
   });
   installServerTiming(adapter.getInstance());
   installAuditLog(adapter.getInstance(), app.get(EventsService));
-  await app.listen(config.port, config.host);
+  await app.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG });
   const address = app.getHttpServer().address();
   const port = typeof address === "object" && address ? address.port : config.port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;

@@ -9,6 +9,7 @@
 import { Logger } from "@nestjs/common";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
+import { LISTEN_BACKLOG } from "../common/listen-backlog";
 
 export interface ListenAddress {
   host: string;
@@ -100,7 +101,7 @@ export function startAgentListeners(
         };
         server.once("error", onError);
         server.once("listening", onListening);
-        server.listen(address.port, address.host);
+        server.listen(address.port, address.host, LISTEN_BACKLOG);
       };
       attempt();
     });
