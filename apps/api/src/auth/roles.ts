@@ -60,14 +60,28 @@ export const AGENT_ROUTES: ReadonlySet<string> = new Set([
   "GET /api/v1/nodes/networks",
 ]);
 
-export const AGENT_TOKEN_PREFIX = "agent-";
+const AGENT_TOKEN_PREFIX = "agent-";
+const TOKEN_NAME_MAX = 63;
+// A machine name too long for its token's is cut to this many characters, then a digest follows.
+const KEPT_OF_LONG_NAME = 46;
 
 /** The API token name of a machine's agent (token names are at most 63 characters). */
 export function agentTokenName(machine: string): string {
   const name = `${AGENT_TOKEN_PREFIX}${machine}`;
-  return name.length <= 63
+  return name.length <= TOKEN_NAME_MAX
     ? name
-    : `${AGENT_TOKEN_PREFIX}${machine.slice(0, 46)}-${createHash("sha256").update(machine).digest("hex").slice(0, 10)}`;
+    : `${AGENT_TOKEN_PREFIX}${machine.slice(0, KEPT_OF_LONG_NAME)}-${createHash("sha256").update(machine).digest("hex").slice(0, 10)}`;
+}
+
+/**
+ * The machine names an agent token's name may stand for: that very name, or, when the token's
+ * name could be a long name's (cut and digested), any name starting with `cutTo`. Candidates
+ * only: agentTokenName of each says which one it is.
+ */
+export function agentTokenMachines(tokenName: string): { name: string; cutTo?: string } | undefined {
+  if (!tokenName.startsWith(AGENT_TOKEN_PREFIX)) return undefined;
+  const name = tokenName.slice(AGENT_TOKEN_PREFIX.length);
+  return tokenName.length === TOKEN_NAME_MAX ? { name, cutTo: name.slice(0, KEPT_OF_LONG_NAME) } : { name };
 }
 
 /**

@@ -63,7 +63,7 @@ const PARSED_ADDRESSES_MAX = 100_000;
 export class IngressService implements OnModuleDestroy {
   private readonly latest: VersionedTable<IngressTable>;
   /** The services with ingress ports: only their tasks' events change the table. */
-  private readonly watched = new TableServiceWatch((event, services) => ingressEventScope(event, services));
+  private readonly watched = new TableServiceWatch(ingressEventScope);
 
   constructor(
     private readonly prisma: PrismaService,

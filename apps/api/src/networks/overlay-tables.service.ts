@@ -95,11 +95,7 @@ export class OverlayTablesService implements OnModuleDestroy {
    */
   async tableFor(nodeId: string, version: string | undefined): Promise<NodeNetworkTable | undefined> {
     this.rows.watch();
-    let tables = this.tables.of(await this.cachedRows());
-    // Rows read before the node registered (its event not here yet, e.g. from another replica)
-    // would give it a table saying it is not registered: read afresh.
-    if (!tables.has(nodeId)) tables = this.tables.of(await this.reads.read("", () => this.read()));
-    const table = tables.table(nodeId);
+    const table = await this.sharedTableOf(nodeId);
     return table.version === version ? undefined : table;
   }
 
@@ -112,16 +108,16 @@ export class OverlayTablesService implements OnModuleDestroy {
     // of) is answered from rows read after it asked. One that has a table is answered from the
     // rows heartbeats share (no older than CACHE_MS, dropped by any change that matters):
     // 5,000 agents re-polling every 20 s had kept a read of every node's row going back to back.
-    return this.rows.waitFor(
-      async () => (version === undefined ? this.tableOf(nodeId) : this.tables.of(await this.cachedRows()).table(nodeId)),
-      version,
-      waitMs,
-      nodeId,
-    );
+    return this.rows.waitFor(() => (version === undefined ? this.tableOf(nodeId) : this.sharedTableOf(nodeId)), version, waitMs, nodeId);
   }
 
-  private cachedRows(): Promise<Rows> {
-    return this.rows.cached(() => this.reads.read("", () => this.read()));
+  /** The node's table from the rows heartbeats share (read at most every CACHE_MS). */
+  private async sharedTableOf(nodeId: string): Promise<NodeNetworkTable> {
+    let tables = this.tables.of(await this.rows.cached(() => this.reads.read("", () => this.read())));
+    // Rows read before the node registered (its event not here yet, e.g. from another replica)
+    // would give it a table saying it is not registered: read afresh.
+    if (!tables.has(nodeId)) tables = this.tables.of(await this.reads.read("", () => this.read()));
+    return tables.table(nodeId);
   }
 
   /** Every row any node's table is made of (networks, attached services, addressed tasks, nodes). */

@@ -5,7 +5,7 @@ import type { Node as NodeRow, Prisma } from "../generated/prisma/client";
 import { ACTIVE_STATES } from "../services/mapping";
 import { NODE_COLUMNS, nodeRow } from "../database/node-rows";
 import { desiredStateSql } from "../database/sql";
-import { agentTokenName, AGENT_TOKEN_PREFIX } from "../auth/roles";
+import { agentTokenMachines, agentTokenName } from "../auth/roles";
 
 type Tx = Prisma.TransactionClient;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -27,15 +27,16 @@ export class NodesRepository {
   /**
    * The node whose agent token is named `tokenName` (agentTokenName), if one has registered.
    * An indexed read: every agent's long polls ask it, and reading every node's name for each
-   * (as this did) was a scan of 5,000 rows per poll. A long hostname's token name is its first
-   * 46 characters and a digest, so those are the candidates then.
+   * (as this did) was a scan of 5,000 rows per poll. A long hostname's token name is its start
+   * and a digest, so the names with that start are the candidates then (agentTokenMachines).
    */
   async ofAgentToken(tokenName: string): Promise<{ id: string; hostname: string } | undefined> {
-    if (!tokenName.startsWith(AGENT_TOKEN_PREFIX)) return undefined;
-    const rest = tokenName.slice(AGENT_TOKEN_PREFIX.length);
+    const machines = agentTokenMachines(tokenName);
+    if (!machines) return undefined;
     const candidates = await this.prisma.sql.query<{ id: string; hostname: string }>(
-      `SELECT id::text AS id, hostname FROM "Node" WHERE hostname = $1 OR ($2::text IS NOT NULL AND left(hostname, 46) = $2) ORDER BY hostname`,
-      [rest, tokenName.length === 63 ? rest.slice(0, 46) : null],
+      `SELECT id::text AS id, hostname FROM "Node"
+       WHERE hostname = $1 OR ($2::text IS NOT NULL AND left(hostname, length($2)) = $2) ORDER BY hostname`,
+      [machines.name, machines.cutTo ?? null],
     );
     return candidates.find((n) => agentTokenName(n.hostname) === tokenName);
   }
