@@ -60,6 +60,13 @@ function decide(w: fc.RecordValue<typeof worldArb> extends infer T ? T : never, 
   };
 }
 
+/** One ready node running slots 1 and 2 of a service of `replicas`. */
+const twoRunning = (replicas: number) => ({
+  replicas,
+  nodes: [{ status: "ready" as const, availability: "active" as const }],
+  tasks: [1, 2].map((slot) => ({ slot, node: 0, state: "RUNNING" as const, desired: "running" as const })),
+});
+
 describe("decideReconcile", () => {
   it("places tasks only on ready, active nodes", () => {
     fc.assert(
@@ -92,17 +99,9 @@ describe("decideReconcile", () => {
         for (const t of decision.result.tasks) if (isLive(t)) expect(t.slot).toBeLessThanOrEqual(Math.max(w.replicas, 6));
       }),
     );
-    const steady = decide({
-      replicas: 2,
-      nodes: [{ status: "ready", availability: "active" }],
-      tasks: [1, 2].map((slot) => ({ slot, node: 0, state: "RUNNING" as const, desired: "running" })),
-    });
+    const steady = decide(twoRunning(2));
     expect(steady.decision.kind).toBe("unchanged");
-    const scaled = decide({
-      replicas: 3,
-      nodes: [{ status: "ready", availability: "active" }],
-      tasks: [1, 2].map((slot) => ({ slot, node: 0, state: "RUNNING" as const, desired: "running" })),
-    });
+    const scaled = decide(twoRunning(3));
     expect(scaled.decision.kind === "write" && scaled.decision.placed.assignments.length).toBe(1);
   });
 });
@@ -118,23 +117,9 @@ describe("decideReconcile without the other services' counts", () => {
         else expect(bare).toEqual(full);
       }),
     );
-    const converged = decide(
-      {
-        replicas: 2,
-        nodes: [{ status: "ready", availability: "active" }],
-        tasks: [1, 2].map((slot) => ({ slot, node: 0, state: "RUNNING" as const, desired: "running" })),
-      },
-      false,
-    );
+    const converged = decide(twoRunning(2), false);
     expect(converged.decision.kind).toBe("unchanged");
-    const scaled = decide(
-      {
-        replicas: 3,
-        nodes: [{ status: "ready", availability: "active" }],
-        tasks: [1, 2].map((slot) => ({ slot, node: 0, state: "RUNNING" as const, desired: "running" })),
-      },
-      false,
-    );
+    const scaled = decide(twoRunning(3), false);
     expect(scaled.decision.kind).toBe("needs-counts");
   });
 });
