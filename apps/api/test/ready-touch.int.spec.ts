@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrismaService } from "../src/database/prisma.service";
 import type { SqlRunner } from "../src/database/sql";
+import type { FlotillaEvent } from "../src/events/events.service";
 import type { HeartbeatBody } from "../src/heartbeats/heartbeat-body";
 import { touchReady, type TouchItem } from "../src/heartbeats/ready-touch";
 import { agentTokenFor, type TestApi } from "./support";
@@ -87,9 +88,12 @@ describe("a ready node's beat and its engine URL", () => {
       reporter: { admin },
       periodMs: 60_000,
     });
+    const published: FlotillaEvent[] = [];
+    const publish = async (evs: FlotillaEvent[]) => void published.push(...evs);
     const touch = async (items: TouchItem[]) => {
       statements.length = 0;
-      const touched = await touchReady(counting, items, Date.now());
+      published.length = 0;
+      const touched = await touchReady(counting, items, Date.now(), publish);
       expect(touched.map((t) => t?.node.hostname ?? null)).toEqual(items.map((i) => i.hb.hostname));
       return statements.length;
     };
@@ -99,16 +103,44 @@ describe("a ready node's beat and its engine URL", () => {
     expect(
       await touch([item("counted", "https://198.18.250.9:2376", false, true), item("counted-sim", "http://127.0.0.1:40003", true, true)]),
     ).toBe(1);
-    // Both URLs change: one more statement records them.
+    expect(published).toEqual([]);
+    // Both URLs change: one more statement records them, with an event each.
     await prisma.machine.update({ where: { name: "counted" }, data: { ip: "127.0.0.4" } });
     expect(await touch([item("counted", "https://198.18.250.9:2376", false), item("counted-sim", "http://127.0.0.1:40004", true)])).toBe(2);
+    expect(published.map((e) => [e.kind, e.action, e.data])).toEqual([
+      ["node", "address", { hostname: "counted", engineUrl: "https://127.0.0.4:2376" }],
+      ["node", "address", { hostname: "counted-sim", engineUrl: "http://127.0.0.1:40004" }],
+    ]);
     expect(await recorded("counted")).toBe("https://127.0.0.4:2376");
     expect(await recorded("counted-sim")).toBe("http://127.0.0.1:40004");
     // Recorded: back to one.
     expect(await touch([item("counted", "https://198.18.250.9:2376", false), item("counted-sim", "http://127.0.0.1:40004", true)])).toBe(1);
     // A node that is not ready (unknown here) is answered null, for the registration path.
     statements.length = 0;
-    expect(await touchReady(counting, [item("nobody", "http://127.0.0.1:40005", true)], Date.now())).toEqual([null]);
+    expect(await touchReady(counting, [item("nobody", "http://127.0.0.1:40005", true)], Date.now(), publish)).toEqual([null]);
     expect(statements.length).toBe(1);
+  });
+
+  it("wakes the node's waiting table polls when its address changes", async () => {
+    // While the event stream delivers, waiting polls read again only when an event says so: an
+    // address recorded without one reached them only at their deadline (204).
+    await beat(api.token, "hopper", "http://127.0.0.1:40011");
+    const tableOf = async (query: string) => {
+      const res = await api.fetch(`/api/v1/nodes/networks?node=hopper&${query}`);
+      return {
+        status: res.status,
+        table: res.status === 200 ? ((await res.json()) as { version: string; nodeAddress?: string }) : undefined,
+      };
+    };
+    const first = await tableOf("waitMs=0");
+    expect(first.table?.nodeAddress).toBe("127.0.0.1");
+    const asked = Date.now();
+    const waiting = tableOf(`waitMs=15000&version=${first.table!.version}`).then((r) => ({ ...r, afterMs: Date.now() - asked }));
+    await new Promise((r) => setTimeout(r, 300));
+    await beat(api.token, "hopper", "http://127.0.0.2:40011");
+    const answer = await waiting;
+    expect(answer).toMatchObject({ status: 200, table: { nodeAddress: "127.0.0.2" } });
+    // Woken by the change, not answered by the read at its deadline (which finds it too).
+    expect(answer.afterMs).toBeLessThan(7_500);
   });
 });

@@ -14,6 +14,7 @@ function setup(
     recheckMs?: number;
     maxWaitMs?: number;
     cacheMs?: number;
+    liveCacheMs?: number;
     coalesceMs?: number;
     scope?: (e: { kind: string; subjectId?: string | null; data?: unknown }) => TableEventScope;
     live?: BehaviorSubject<boolean>;
@@ -38,6 +39,7 @@ function setup(
   const table = new VersionedTable<Table>({
     now: () => clock.ms,
     cacheMs: options.cacheMs ?? 500,
+    ...(options.liveCacheMs !== undefined ? { liveCacheMs: options.liveCacheMs } : {}),
     recheckMs: options.recheckMs ?? 60_000,
     maxWaitMs: options.maxWaitMs ?? 60_000,
     events: () => {
@@ -227,6 +229,43 @@ describe("VersionedTable", () => {
     live.next(true);
     await poll;
     expect(answer).toEqual({ version: "v2", n: 2 });
+  });
+
+  it("keeps the shared read over a change naming keys, with those keys marked; drops it over any other", async () => {
+    const t = setup({ scope: (e) => (e.subjectId ? { nodes: [e.subjectId] } : "all") });
+    t.table.watch();
+    const first = t.table.cachedWithChanges(t.read);
+    expect(await first.value).toEqual({ version: "v1", n: 1 });
+    t.events.next({ kind: "task", subjectId: "a" });
+    const again = t.table.cachedWithChanges(t.read);
+    expect(again.value).toBe(first.value);
+    expect([...again.changed]).toEqual(["a"]);
+    // Marks made after a caller took the read reach it too: it checks them when it uses the read.
+    t.events.next({ kind: "task", subjectId: "b" });
+    expect([...first.changed]).toEqual(["a", "b"]);
+    t.content.n = 2;
+    t.events.next({ kind: "task" });
+    const after = t.table.cachedWithChanges(t.read);
+    expect(await after.value).toEqual({ version: "v2", n: 2 });
+    expect(after.changed.size).toBe(0);
+    expect(t.reads.count).toBe(2);
+  });
+
+  it("serves one read for liveCacheMs while the stream delivers, for cacheMs while it does not", async () => {
+    const live = new BehaviorSubject(true);
+    const t = setup({ cacheMs: 500, liveCacheMs: 5_000, live });
+    t.table.watch();
+    await t.table.cached(t.read);
+    t.clock.ms += 4_999;
+    await t.table.cached(t.read);
+    expect(t.reads.count).toBe(1);
+    t.clock.ms += 1;
+    await t.table.cached(t.read);
+    expect(t.reads.count).toBe(2);
+    live.next(false);
+    t.clock.ms += 500;
+    await t.table.cached(t.read);
+    expect(t.reads.count).toBe(3);
   });
 
   it("does not serve a failed read to the next callers", async () => {

@@ -96,8 +96,11 @@ export interface OverlayRows {
 export interface NodeNetworkTables {
   /** Whether the rows list the node. */
   has(nodeId: string): boolean;
-  /** The node's table, without its version. */
-  table(nodeId: string): Omit<NodeNetworkTable, "version">;
+  /**
+   * The node's table, without its version. With `self`, that row stands for the node's own (one
+   * read after the others: the node registered or changed since; the rest of the rows still hold).
+   */
+  table(nodeId: string, self?: OverlayNodeInfo): Omit<NodeNetworkTable, "version">;
 }
 
 /** A task on a node with its address on one network (the first it has there). */
@@ -135,7 +138,8 @@ export function nodeNetworkTables(input: OverlayRows): NodeNetworkTables {
   for (const list of servicesOn.values()) list.sort(byName);
   return {
     has: (nodeId) => nodes.has(nodeId),
-    table: (nodeId) => tableOf(nodeId, input.networks, nodes, byNode.get(nodeId) ?? [], onNetwork, servicesOn),
+    table: (nodeId, self) =>
+      tableOf(nodeId, self ?? nodes.get(nodeId), input.networks, nodes, byNode.get(nodeId) ?? [], onNetwork, servicesOn),
   };
 }
 
@@ -158,13 +162,13 @@ export function nodeNetworkTable(nodeId: string, input: OverlayRows): Omit<NodeN
 
 function tableOf(
   nodeId: string,
+  self: OverlayNodeInfo | undefined,
   networks: readonly OverlayNetworkInfo[],
   nodes: ReadonlyMap<string, OverlayNodeInfo>,
   own: readonly OverlayTaskInfo[],
   onNetwork: ReadonlyMap<string, readonly Attached[]>,
   servicesOn: ReadonlyMap<string, readonly OverlayServiceInfo[]>,
 ): Omit<NodeNetworkTable, "version"> {
-  const self = nodes.get(nodeId);
   const selfAddress = overlayAddress(self);
   const mine = new Set<string>();
   for (const t of own) for (const a of t.addresses) mine.add(a.networkId);

@@ -205,6 +205,22 @@ describe("nodeNetworkTable", () => {
     expect(["A", "C", "gone"].map((id) => tables.has(id))).toEqual([true, true, false]);
   });
 
+  it("answers a node from its own row read later as from rows that held that row all along", () => {
+    const tasks = [task("t1", "s-web", "A", "RUNNING", "10.0.0.3"), task("t2", "s-web", "B", "STARTING", "10.0.0.4")];
+    const before = { networks: [net, other], services: [web, db], tasks, nodes: nodes.filter((n) => n.id !== "E") };
+    const joined: OverlayNodeInfo = { id: "E", status: "ready", address: "198.19.200.5" };
+    const after = { ...before, nodes: [...before.nodes, joined] };
+    const tables = nodeNetworkTables(before);
+    expect(tables.table("E").unavailable).toBeDefined();
+    expect(tables.table("E", joined)).toEqual(nodeNetworkTable("E", after));
+    expect(tables.table("E", joined)).toMatchObject({ nodeAddress: "198.19.200.5", networks: [] });
+    // A node whose own row changed (its address): its networks keep the rows' tasks.
+    const moved: OverlayNodeInfo = { id: "B", status: "ready", address: "198.19.201.2" };
+    const withMoved = { ...before, nodes: before.nodes.map((n) => (n.id === "B" ? moved : n)) };
+    expect(tables.table("B", moved)).toEqual(nodeNetworkTable("B", withMoved));
+    expect(tables.table("B", moved).nodeAddress).toBe("198.19.201.2");
+  });
+
   it("includes a network for a task only assigned to the node, and drops a task being stopped from the backends", () => {
     const tasks = [
       task("t1", "s-web", "A", "ASSIGNED", "10.0.0.3"),

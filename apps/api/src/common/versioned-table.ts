@@ -21,6 +21,11 @@ export interface VersionedTableOptions {
   now(): number;
   /** How long one cached read serves the callers of `cached`. */
   cacheMs: number;
+  /**
+   * How long it serves while the event stream is live (default cacheMs): then every change that
+   * matters drops it, and the age limit only bounds what a lost event could cost.
+   */
+  liveCacheMs?: number;
   /** How long a poll waits without a change before reading again, while the events may be missed. */
   recheckMs: number;
   /** Longest wait a poll may ask for. */
@@ -51,7 +56,8 @@ export interface VersionedTableOptions {
 }
 
 export class VersionedTable<C> {
-  private cache: { at: number; value: Promise<C> } | undefined;
+  /** The shared read, and the keys whose content changed since it began (see `changed`). */
+  private cache: { at: number; value: Promise<C>; changed: Set<string> } | undefined;
   /** Polls waiting for any change, and those waiting for their key's. */
   private readonly waiters = new Set<() => void>();
   private readonly keyed = new Map<string, Set<() => void>>();
@@ -80,8 +86,10 @@ export class VersionedTable<C> {
   }
 
   /**
-   * The content changed (for these keys only, if given): the cache is dropped and the waiting
-   * polls concerned read again (see coalesceMs).
+   * The content changed (for these keys only, if given) and the waiting polls concerned read
+   * again (see coalesceMs). The cache is dropped, or for keys only, kept with those keys marked
+   * (`cachedWithChanges`): one node's change (5,000 of them while a fleet registers) no longer
+   * makes every beat and poll of every other node read all the rows again.
    */
   changed(keys?: readonly string[]): void {
     if (this.coalescing) {
@@ -93,7 +101,8 @@ export class VersionedTable<C> {
       }
       return;
     }
-    this.cache = undefined;
+    if (keys) for (const k of keys) this.cache?.changed.add(k);
+    else this.cache = undefined;
     if (keys) for (const k of keys) for (const wake of [...(this.keyed.get(k) ?? [])]) wake();
     else for (const set of this.keyed.values()) for (const wake of [...set]) wake();
     for (const wake of [...this.waiters]) wake();
@@ -119,16 +128,25 @@ export class VersionedTable<C> {
 
   /** `read()`'s result, shared by every caller within `cacheMs` of the read (and until a change). */
   cached(read: () => Promise<C>): Promise<C> {
+    return this.cachedWithChanges(read).value;
+  }
+
+  /**
+   * As `cached`, with the keys whose content changed since that read began (a live set: keys
+   * changed later join it). Their part of the value may be old; everyone else's holds.
+   */
+  cachedWithChanges(read: () => Promise<C>): { value: Promise<C>; changed: ReadonlySet<string> } {
     const now = this.options.now();
-    if (!this.cache || now - this.cache.at >= this.options.cacheMs) {
+    const maxAge = this.live ? (this.options.liveCacheMs ?? this.options.cacheMs) : this.options.cacheMs;
+    if (!this.cache || now - this.cache.at >= maxAge) {
       const value = read();
-      this.cache = { at: now, value };
+      this.cache = { at: now, value, changed: new Set() };
       // A failed read must not be served to the next callers.
       value.catch(() => {
         if (this.cache?.value === value) this.cache = undefined;
       });
     }
-    return this.cache.value;
+    return this.cache;
   }
 
   /**

@@ -32,7 +32,7 @@ export class HeartbeatsController {
   @ApiQuery({
     name: "waitMs",
     required: false,
-    description: `how long to wait for a change, at most ${MAX_NETWORKS_WAIT_MS} (default 20000)`,
+    description: `how long to wait for a change, at most ${MAX_NETWORKS_WAIT_MS} (default 20000). Without version and with no wait (waitMs absent or 0), the table at once from rows read after the request; else from rows shared with the heartbeats, which every change concerning the table replaces`,
   })
   @ApiQuery({
     name: "node",
@@ -72,7 +72,10 @@ export class HeartbeatsController {
       if (!node) throw new InvalidError("node is required (a node id or hostname) unless an agent token asks", { field: "node" });
       nodeId = (await this.nodes.find(node)).id;
     }
-    const table = await this.overlay.waitFor(nodeId, version || undefined, wait);
+    // An agent whose create names a network it has not heard of asks with neither a version nor
+    // a wait: the answer must hold what was written before the create was sent.
+    const atOnce = !version && (waitMs === undefined || wait === 0);
+    const table = atOnce ? await this.overlay.tableOf(nodeId) : await this.overlay.waitFor(nodeId, version || undefined, wait);
     if (!table) reply.status(204);
     return table;
   }

@@ -86,11 +86,14 @@ export class HeartbeatsService {
    * that decide a vanished container are in Postgres).
    */
   private readonly lastReport = new Map<string, { digest: string; at: number; again: boolean }>();
-  private readonly touches = new Batcher<TouchItem, Touched | null>((items) => touchReady(this.prisma.sql, items, this.clock.now()), {
-    maxInFlight: TOUCH_BATCHES,
-    maxBatch: TOUCH_BATCH_MAX,
-    key: (i) => i.hb.hostname,
-  });
+  private readonly touches = new Batcher<TouchItem, Touched | null>(
+    (items) => touchReady(this.prisma.sql, items, this.clock.now(), (evs) => this.events.publish(evs)),
+    {
+      maxInFlight: TOUCH_BATCHES,
+      maxBatch: TOUCH_BATCH_MAX,
+      key: (i) => i.hb.hostname,
+    },
+  );
 
   constructor(
     private readonly prisma: PrismaService,

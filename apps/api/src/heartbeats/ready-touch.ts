@@ -6,6 +6,8 @@
 import { engineUrlFor } from "@flotilla/core";
 import { AGENT_PORT } from "@flotilla/provision";
 import { nodeStatusSql, utc, type SqlRunner } from "../database/sql";
+import { EVENT_RETURNING, eventsFrom, type EventRow } from "../events/event-rows";
+import type { FlotillaEvent } from "../events/events.service";
 import { TASK_COLUMNS } from "../database/task-rows";
 import type { Node as NodeRow, Task as TaskRow } from "../generated/prisma/client";
 import { ACTIVE_STATES } from "../services/mapping";
@@ -34,7 +36,12 @@ export interface TouchItem {
  * unknown): that beat takes the registration path. A second statement runs only for nodes
  * whose engine URL changes (recordEngineUrls): the steady state is one round trip.
  */
-export async function touchReady(sql: SqlRunner, items: readonly TouchItem[], now: number): Promise<(Touched | null)[]> {
+export async function touchReady(
+  sql: SqlRunner,
+  items: readonly TouchItem[],
+  now: number,
+  publish: (evs: FlotillaEvent[]) => Promise<void>,
+): Promise<(Touched | null)[]> {
   const rows = await retryDeadlock(() =>
     sql.query<
       TaskRow & { node: string; nodeHostname: string; nodeEngineUrl: string | null; hasMachine: boolean; machineIp: string | null }
@@ -90,7 +97,7 @@ export async function touchReady(sql: SqlRunner, items: readonly TouchItem[], no
     // null keeps the URL on record.
     if (url !== null && url !== t.engine.current) changed.push({ id: t.node.id, url });
   }
-  if (changed.length) await recordEngineUrls(sql, changed);
+  if (changed.length) await publish(await recordEngineUrls(sql, changed, now));
   return items.map((i) => {
     const t = byHost.get(i.hb.hostname);
     return t ? { node: t.node, active: t.active } : null;
@@ -99,16 +106,25 @@ export async function touchReady(sql: SqlRunner, items: readonly TouchItem[], no
 
 /**
  * Records new engine URLs: the first beat after a machine's address changed, or an admin's
- * heartbeat naming a new one for a node without a machine.
+ * heartbeat naming a new one for a node without a machine. Each with a node `address` event in
+ * the same statement: the tables agents poll name nodes by that address, and learn of changes
+ * from events alone while the event stream delivers.
  */
-async function recordEngineUrls(sql: SqlRunner, changed: readonly { id: string; url: string }[]): Promise<void> {
-  await retryDeadlock(() =>
-    sql.query(
-      `UPDATE "Node" AS node SET "engineUrl" = v.url
-         FROM unnest($1::uuid[], $2::text[]) AS v(id, url) WHERE node.id = v.id`,
-      [changed.map((c) => c.id), changed.map((c) => c.url)],
+async function recordEngineUrls(sql: SqlRunner, changed: readonly { id: string; url: string }[], now: number): Promise<FlotillaEvent[]> {
+  const rows = await retryDeadlock(() =>
+    sql.query<EventRow>(
+      `WITH moved AS (
+         UPDATE "Node" AS node SET "engineUrl" = v.url
+         FROM unnest($1::uuid[], $2::text[]) AS v(id, url) WHERE node.id = v.id AND node."engineUrl" IS DISTINCT FROM v.url
+         RETURNING node.id, node.hostname, node."engineUrl")
+       INSERT INTO "Event" (at, kind, "subjectId", action, data)
+       SELECT $3::timestamp(3), 'node', m.id::text, 'address', jsonb_build_object('hostname', m.hostname, 'engineUrl', m."engineUrl")
+       FROM moved m ORDER BY m.hostname
+       ${EVENT_RETURNING}`,
+      [changed.map((c) => c.id), changed.map((c) => c.url), utc(now)],
     ),
   );
+  return eventsFrom(rows);
 }
 
 /** Runs `fn`, once more if Postgres chose it as a deadlock's victim (node rows touched in bulk). */

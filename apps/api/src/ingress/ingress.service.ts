@@ -33,8 +33,10 @@ export interface IngressTable {
   ports: IngressPort[];
 }
 
-// Without an event (Redis down), a waiting poll sees a change within this plus CACHE_MS.
+// Without an event (Redis down), a waiting poll sees a change within this plus CACHE_MS. While
+// the event stream delivers, every change that matters drops the cache: a read serves longer.
 const CACHE_MS = 500;
+const LIVE_CACHE_MS = 5_000;
 const RECHECK_MS = 1000;
 // Changes after the first within this long reach waiting polls together, at its end.
 const COALESCE_MS = 250;
@@ -73,6 +75,7 @@ export class IngressService implements OnModuleDestroy {
     this.latest = new VersionedTable({
       now: () => clock.now(),
       cacheMs: CACHE_MS,
+      liveCacheMs: LIVE_CACHE_MS,
       recheckMs: RECHECK_MS,
       maxWaitMs: MAX_INGRESS_WAIT_MS,
       events: () => events.stream(),

@@ -1,9 +1,10 @@
 // Each node's overlay network table (libs/core nodeNetworkTable decides; this reads the rows),
 // as the agents receive it: by long poll (GET /api/v1/nodes/networks?version=…) and in heartbeat
 // replies, as the ingress table travels. Unlike the ingress table, every node's differs, so the
-// rows are read once for all the nodes asking at that moment (SharedReads: a read that started
-// after the request, so an agent asking right after its task's addresses were given sees them)
-// and each node's table is computed from them in memory.
+// rows are read once for all the nodes asking (kept until a change that matters, or CACHE_MS /
+// LIVE_CACHE_MS) and each node's table is computed from them in memory. A node those rows lack,
+// or whose own row changed since, reads that row alone. An at-once request (no version, no wait:
+// an agent whose create names a network it has not heard of) reads the rows after it arrived.
 //
 // A change is noticed from the event stream (task, service, node and network events, published
 // on Redis to every API process): waiting polls re-read at once, for the events that may change
@@ -38,9 +39,11 @@ const RECHECK_MS = 1000;
 // Changes after the first within this long reach waiting polls together, at its end (a node
 // event each while thousands register).
 const COALESCE_MS = 250;
-// Heartbeat replies (the fallback path, every beat of every node) share one read per CACHE_MS;
-// polls always read after their request arrived.
+// Heartbeat replies and polls share one read per CACHE_MS, or per LIVE_CACHE_MS while the event
+// stream delivers (every change that matters drops it then); only an at-once request (no wait,
+// no version: an agent asking for a network a create names) reads after it arrived.
 const CACHE_MS = 500;
+const LIVE_CACHE_MS = 5_000;
 const TABLE_EVENTS: ReadonlySet<string> = new Set(["task", "service", "node", "network"]);
 /** Longest wait an agent may ask for. */
 export const MAX_NETWORKS_WAIT_MS = 30_000;
@@ -70,6 +73,7 @@ export class OverlayTablesService implements OnModuleDestroy {
     this.rows = new VersionedTable({
       now: () => clock.now(),
       cacheMs: CACHE_MS,
+      liveCacheMs: LIVE_CACHE_MS,
       recheckMs: RECHECK_MS,
       maxWaitMs: MAX_NETWORKS_WAIT_MS,
       events: () => events.stream(),
@@ -104,20 +108,29 @@ export class OverlayTablesService implements OnModuleDestroy {
    * changed within `waitMs` (or the process is shutting down).
    */
   waitFor(nodeId: string, version: string | undefined, waitMs: number): Promise<NodeNetworkTable | undefined> {
-    // An agent without a table (it just started, or a create names a network it has not heard
-    // of) is answered from rows read after it asked. One that has a table is answered from the
-    // rows heartbeats share (no older than CACHE_MS, dropped by any change that matters):
-    // 5,000 agents re-polling every 20 s had kept a read of every node's row going back to back.
-    return this.rows.waitFor(() => (version === undefined ? this.tableOf(nodeId) : this.sharedTableOf(nodeId)), version, waitMs, nodeId);
+    // Answered from the rows heartbeats share, a first poll too: 5,000 agents starting their
+    // polls at once had kept a read of every node's row going back to back while they registered.
+    return this.rows.waitFor(() => this.sharedTableOf(nodeId), version, waitMs, nodeId);
   }
 
-  /** The node's table from the rows heartbeats share (read at most every CACHE_MS). */
+  /** The node's table from the rows heartbeats share. */
   private async sharedTableOf(nodeId: string): Promise<NodeNetworkTable> {
-    let tables = this.tables.of(await this.rows.cached(() => this.reads.read("", () => this.read())));
-    // Rows read before the node registered (its event not here yet, e.g. from another replica)
-    // would give it a table saying it is not registered: read afresh.
-    if (!tables.has(nodeId)) tables = this.tables.of(await this.reads.read("", () => this.read()));
-    return tables.table(nodeId);
+    const shared = this.rows.cachedWithChanges(() => this.reads.read("", () => this.read()));
+    const tables = this.tables.of(await shared.value);
+    if (tables.has(nodeId) && !shared.changed.has(nodeId)) return tables.table(nodeId);
+    // The node registered or changed since those rows were read (its event came; from another
+    // replica it may not have yet). Only its own row can differ: a change to anyone else's table
+    // drops the shared rows (overlayEventScope). So that row alone is read again.
+    const own = await this.ownRow(nodeId);
+    return own ? tables.tableWith(nodeId, own) : this.tableOf(nodeId);
+  }
+
+  private async ownRow(nodeId: string): Promise<OverlayNodeInfo | undefined> {
+    const [row] = await this.prisma.sql.query<{ id: string; status: string; engineUrl: string | null }>(
+      `SELECT id::text AS id, status::text AS status, "engineUrl" FROM "Node" WHERE id = $1::uuid`,
+      [nodeId],
+    );
+    return row && nodeInfo(row);
   }
 
   /** Every row any node's table is made of (networks, attached services, addressed tasks, nodes). */

@@ -4,7 +4,7 @@
 // nodeNetworkTables) and each node's table and its digest are kept with it, so a beat costs a
 // lookup rather than passes over every node and task. A new snapshot (a re-read) starts afresh;
 // a snapshot no one holds any more is dropped with its tables (WeakMap).
-import { nodeNetworkTables, type NodeNetworkTable, type NodeNetworkTables, type OverlayRows } from "@flotilla/core";
+import { nodeNetworkTables, type NodeNetworkTable, type NodeNetworkTables, type OverlayNodeInfo, type OverlayRows } from "@flotilla/core";
 import { contentVersion } from "../common/versioned-table";
 
 /** The table with its version: a digest of the content, so equal tables have equal versions. */
@@ -18,6 +18,8 @@ export interface SnapshotTables {
   has(nodeId: string): boolean;
   /** The node's table with its version (the same object for the same snapshot and node). */
   table(nodeId: string): NodeNetworkTable;
+  /** The node's table with `self` as its own row (read after the snapshot), not kept. */
+  tableWith(nodeId: string, self: OverlayNodeInfo): NodeNetworkTable;
 }
 
 export class TablesBySnapshot {
@@ -40,5 +42,6 @@ function snapshotTables(tables: NodeNetworkTables): SnapshotTables {
       if (!t) done.set(nodeId, (t = versioned(tables.table(nodeId))));
       return t;
     },
+    tableWith: (nodeId, self) => versioned(tables.table(nodeId, self)),
   };
 }
