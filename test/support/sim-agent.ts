@@ -107,6 +107,8 @@ export class SimAgent {
   readonly heartbeatMs: number[] = [];
   /** The API's own share of each answered beat (its Server-Timing header), in step with heartbeatMs where the API said it. */
   readonly heartbeatServerMs: number[] = [];
+  /** The beats that took a second or more: when each was sent (epoch ms), and the API's share. */
+  readonly slowBeats: { sentAt: number; ms: number; serverMs?: number }[] = [];
   heartbeatFailures = 0;
   /** Heartbeats the control plane answered with success. */
   heartbeatsOk = 0;
@@ -234,9 +236,11 @@ export class SimAgent {
         body: JSON.stringify(body),
       });
       this.lastHeartbeatStatus = res.status;
-      this.heartbeatMs.push(Date.now() - sent);
+      const ms = Date.now() - sent;
+      this.heartbeatMs.push(ms);
       const server = /dur=([\d.]+)/.exec(res.headers.get("server-timing") ?? "");
       if (server) this.heartbeatServerMs.push(Number(server[1]));
+      if (ms >= 1_000) this.slowBeats.push({ sentAt: sent, ms, ...(server ? { serverMs: Number(server[1]) } : {}) });
       if (!res.ok) this.heartbeatFailures++;
       if (res.status >= 500) this.apiUrlIndex++;
       if (res.ok) {

@@ -22,10 +22,10 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import pg from "pg";
-import { adminUrl, redisUrl, repoRoot, stack } from "../../../test/support/stack";
+import { adminUrl, redisUrl, repoRoot, stack, testStack } from "../../../test/support/stack";
 import { deployMigrations } from "../../../test/support/migrations";
 import { startFleets, type Fleets } from "./fleets";
-import { cpuReferenceMs, cpuSeconds, latencySummary, loadAverage } from "./measure";
+import { cpuReferenceMs, cpuSeconds, latencySummary, loadAverage, pidFromFile, treeCpuSeconds } from "./measure";
 import { agentTokenName } from "../src/auth/roles";
 import { hashToken, newTokenSecret } from "../src/auth/tokens";
 
@@ -131,9 +131,26 @@ async function main(): Promise<void> {
       heartbeatMs: HEARTBEAT_MS,
       registerConcurrency: REGISTER_CONCURRENCY,
     });
+    // Where the machine's two cores went, per phase: on one machine the simulated fleet, the
+    // stores and the control plane share them.
+    const fleetPids = fleets.pids();
+    const workerProcesses = processes.slice(1);
+    const cpuByPart = () => ({
+      api: cpuSeconds(api.pid),
+      workers: workerProcesses.reduce((n, p) => n + (p.exitCode === null ? cpuSeconds(p.pid) : 0), 0),
+      agents: fleetPids.reduce((n: number, pid) => n + cpuSeconds(pid), 0),
+      postgres: treeCpuSeconds(pidFromFile(join(testStack.stateDir, "postgres", "postmaster.pid"))),
+      redis: cpuSeconds(pidFromFile(join(testStack.stateDir, "redis", "redis.pid"))),
+    });
+    const cpuSince = (before: ReturnType<typeof cpuByPart>) => {
+      const now = cpuByPart();
+      return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, Math.round((v - before[k as keyof typeof now]) * 10) / 10]));
+    };
+    const cpuAtStart = cpuByPart();
     let t0 = Date.now();
     const hostnames = await fleets.register();
     const registerMs = Date.now() - t0;
+    const registerCpuS = cpuSince(cpuAtStart);
     const registerLoadAvg = loadAverage();
     // The machine's speed before the run (nothing but idle beats going on) and after it.
     const cpuReferenceBefore = cpuReferenceMs();
@@ -165,6 +182,7 @@ async function main(): Promise<void> {
     const probeDone = new Promise<void>((resolve) => prober.on("exit", () => resolve()));
 
     t0 = Date.now();
+    const convergeCpu0 = cpuByPart();
     const cpu0 = cpuSeconds(api.pid);
     const workers = processes.slice(1).filter((p) => p !== prober);
     const workersCpu = () => workers.reduce((n, w) => n + cpuSeconds(w.pid), 0);
@@ -220,9 +238,25 @@ async function main(): Promise<void> {
       .sort((a, b) => b.ms - a.ms)
       .slice(0, 5);
     console.error(`slowest listing requests: ${slowest.map((x) => `${x.ms} ms at ${x.atS} s`).join(", ")}`);
+    const convergeCpuS = cpuSince(convergeCpu0);
     const apiCpuS = Math.round((cpuSeconds(api.pid) - cpu0) * 10) / 10;
     const workerCpuS = workers.length ? Math.round((workersCpu() - workerCpu0) * 10) / 10 : null;
     const agentReport = await fleets.report();
+    // When the slow beats were sent (5 s windows from the first service) and how much of them was
+    // the API's: a burst of slow beats with small API shares is time spent outside the API.
+    const windows = new Map<number, { n: number; worst: number; server: number }>();
+    for (const b of agentReport.slowBeats) {
+      const w = Math.floor((b.sentAt - t0) / 5000) * 5;
+      const x = windows.get(w) ?? { n: 0, worst: 0, server: 0 };
+      windows.set(w, { n: x.n + 1, worst: Math.max(x.worst, b.ms), server: Math.max(x.server, b.serverMs ?? 0) });
+    }
+    if (windows.size)
+      console.error(
+        `beats of 1 s or more, by when sent: ${[...windows]
+          .sort((a, b) => a[0] - b[0])
+          .map(([w, x]) => `${w}s: ${x.n} (worst ${x.worst} ms, API ${Math.round(x.server)} ms)`)
+          .join("; ")}`,
+      );
     const containers = agentReport.containers;
     const nodeList = (await call("GET", "/api/v1/nodes")) as { status: string }[];
     // Every agent heartbeats throughout: any node marked down meanwhile was marked wrongly.
@@ -258,6 +292,9 @@ async function main(): Promise<void> {
         apiFailures: failures.length,
         firstFailure: failures[0],
         registerMs,
+        // CPU seconds per part (api, workers, agents, postgres, redis) while the fleet registered
+        // and while the services converged.
+        cpuS: { register: registerCpuS, converge: convergeCpuS },
         registerLoadAvg,
         apiLatencyMs: { requests: latencies.length, ...latencySummary(latencies) },
         // The agents' processes (the worst one's).

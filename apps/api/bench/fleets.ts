@@ -7,6 +7,8 @@ import { repoRoot } from "../../../test/support/stack";
 export interface FleetReport {
   beats: number[];
   serverBeats: number[];
+  /** Beats of a second or more: sent when (epoch ms), how long, the API's share. */
+  slowBeats: { sentAt: number; ms: number; serverMs?: number }[];
   failed: number;
   containers: number;
   intervalMs: number;
@@ -39,6 +41,10 @@ class Fleet {
       this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.child.send({ id, op, ...extra });
     });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
   get exited(): boolean {
@@ -99,12 +105,18 @@ export class Fleets {
     return {
       beats: parts.flatMap((p) => p.beats),
       serverBeats: parts.flatMap((p) => p.serverBeats),
+      slowBeats: parts.flatMap((p) => p.slowBeats),
       failed: parts.reduce((n, p) => n + p.failed, 0),
       containers: parts.reduce((n, p) => n + p.containers, 0),
       intervalMs: Math.max(...parts.map((p) => p.intervalMs)),
       loopP99Ms: Math.max(...parts.map((p) => p.loopP99Ms)),
       loopMaxMs: Math.max(...parts.map((p) => p.loopMaxMs)),
     };
+  }
+
+  /** The agent processes' pids. */
+  pids(): (number | undefined)[] {
+    return this.fleets.map((f) => f.pid);
   }
 
   async stop(): Promise<void> {

@@ -27,6 +27,39 @@ export function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/**
+ * CPU seconds a server and its children have used: its own, its ended children's, and its live
+ * children's (Postgres: the postmaster and every backend). NaN where that cannot be read.
+ */
+export function treeCpuSeconds(pid: number | undefined): number {
+  const stat = (p: number | string) => readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]!.split(" ");
+  try {
+    const own = stat(pid!);
+    let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+    for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").split(" ").filter(Boolean)) {
+      try {
+        const c = stat(child);
+        ticks += Number(c[11]) + Number(c[12]);
+      } catch {
+        // Ended since the list was read: counted in the parent's children's time.
+      }
+    }
+    return ticks / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The pid a pid file names (its first line), or undefined. */
+export function pidFromFile(path: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(path, "utf8").split("\n")[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The 1, 5 and 15 minute load averages, two decimals. */
 export function loadAverage(): number[] {
   return loadavg().map((l) => Math.round(l * 100) / 100);

@@ -26,6 +26,7 @@ const agents: SimAgent[] = [];
 const beatsBefore = new Map<SimAgent, number>();
 const serverBeatsBefore = new Map<SimAgent, number>();
 let failedBefore = 0;
+let markedAt = Infinity;
 const loop = monitorEventLoopDelay({ resolution: 20 });
 
 async function register(): Promise<{ hostnames: string[] }> {
@@ -62,6 +63,7 @@ function report() {
   return {
     beats,
     serverBeats,
+    slowBeats: agents.flatMap((a) => a.slowBeats.filter((b) => b.sentAt >= markedAt)),
     failed: agents.reduce((n, a) => n + a.heartbeatFailures, 0) - failedBefore,
     containers: agents.reduce((n, a) => n + a.running().length, 0),
     intervalMs: Math.max(...agents.map((a) => a.intervalMs)),
@@ -85,6 +87,7 @@ async function answer(req: Request): Promise<unknown> {
         serverBeatsBefore.set(a, a.heartbeatServerMs.length);
       }
       failedBefore = agents.reduce((n, a) => n + a.heartbeatFailures, 0);
+      markedAt = Date.now();
       loop.enable();
       return {};
     case "report":

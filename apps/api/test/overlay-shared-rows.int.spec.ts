@@ -13,7 +13,7 @@ import { HEARTBEAT_MS, startFastApi, until } from "./services-support";
 describe("overlay tables while nodes register", () => {
   let api: TestApi;
   const agents: SimAgent[] = [];
-  /** Reads of every node's table rows (the networks are read with them). */
+  /** Reads of every node's table rows (the networks' columns are read with them). */
   let fullReads = 0;
 
   beforeAll(async () => {
@@ -21,7 +21,7 @@ describe("overlay tables while nodes register", () => {
     const sql = api.running.app.get(PrismaService).sql;
     const query = sql.query.bind(sql);
     sql.query = ((text: string, values?: unknown[]) => {
-      if (text.includes('FROM "OverlayNetwork"')) fullReads++;
+      if (text.includes('gateway FROM "OverlayNetwork"')) fullReads++;
       return query(text, values);
     }) as typeof sql.query;
   });
@@ -70,6 +70,22 @@ describe("overlay tables while nodes register", () => {
     const t = await table("reg-3", "waitMs=0");
     expect(t.nodeAddress).toBe("127.0.0.43");
     expect(fullReads).toBe(before + 1);
+  });
+
+  it("makes no waiting poll read again for a service created without networks", async () => {
+    // Such a service, and its tasks' events, change no node's table: each creation had woken
+    // every poll of every agent, to read the rows again and compare.
+    const current = await table("reg-4", "waitMs=1000");
+    const before = fullReads;
+    const waiting = api.fetch(`/api/v1/nodes/networks?node=reg-4&waitMs=2000&version=${current.version}`);
+    await new Promise((r) => setTimeout(r, 200));
+    const created = await api.fetch("/api/v1/services", {
+      method: "POST",
+      body: JSON.stringify({ name: "plain", image: "busybox", replicas: 2 }),
+    });
+    expect(created.status).toBe(201);
+    expect((await waiting).status).toBe(204);
+    expect(fullReads).toBe(before);
   });
 
   it("answers a node its new address once it beats with one, and the others from the rows still shared", async () => {

@@ -16,6 +16,8 @@ function setup(
     cacheMs?: number;
     liveCacheMs?: number;
     coalesceMs?: number;
+    earlyShare?: number;
+    random?: () => number;
     scope?: (e: { kind: string; subjectId?: string | null; data?: unknown }) => TableEventScope;
     live?: BehaviorSubject<boolean>;
   } = {},
@@ -48,6 +50,8 @@ function setup(
     },
     kinds: new Set(["task"]),
     ...(options.coalesceMs !== undefined ? { coalesceMs: options.coalesceMs } : {}),
+    ...(options.earlyShare !== undefined ? { earlyShare: options.earlyShare } : {}),
+    ...(options.random ? { random: options.random } : {}),
     ...(options.scope ? { scope: options.scope } : {}),
     ...(options.live ? { streamLive: () => options.live! } : {}),
   });
@@ -102,6 +106,28 @@ describe("VersionedTable", () => {
     t.clock.ms += 60_000;
     expect(await poll).toBeUndefined();
     expect(t.reads.count).toBeGreaterThanOrEqual(3);
+  });
+
+  it("ends an unchanged poll's wait up to earlyShare of it early, as the random draw says", async () => {
+    for (const [draw, endsAt] of [
+      [0, 60_000],
+      [0.5, 52_500],
+      [0.99, 45_150],
+    ] as const) {
+      const t = setup({ recheckMs: 5, earlyShare: 0.25, random: () => draw });
+      let answered = false;
+      const poll = t.table.waitFor(t.read, "v1", 60_000).then((a) => {
+        answered = true;
+        return a;
+      });
+      const start = t.clock.ms;
+      t.clock.ms = start + endsAt - 1;
+      const reads = t.reads.count;
+      while (t.reads.count < reads + 2) await new Promise((r) => setTimeout(r, 5));
+      expect(answered).toBe(false);
+      t.clock.ms = start + endsAt;
+      expect(await poll).toBeUndefined();
+    }
   });
 
   it("sees a change found by a recheck (no event)", async () => {

@@ -54,3 +54,36 @@ export function overlayEventScope(event: TableEvent, services: TableServices, ne
     return !networks && services.settled && typeof event.subjectId === "string" ? { nodes: [event.subjectId] } : "all";
   return tableEventMatters(event, services) ? "all" : "none";
 }
+
+/** What a read of the watched set found: the services a table is made of, and whether any network exists. */
+export interface TableWatched {
+  readonly ids: ReadonlySet<string>;
+  readonly networks: boolean;
+}
+
+/**
+ * The verdict on events held while a service or network event's effect was read (`before` the
+ * set as it was, `after` as read since): a service event matters if its service is in either
+ * (its ports or networks changed, were given, or were taken away), a network event always, and
+ * the others as `scopeOf` judges them against the set read. One service created without ports or
+ * networks had woken every poll of 5,000 agents, and so had every task event until a read.
+ */
+export function heldEventsScope(
+  held: readonly TableEvent[],
+  before: TableWatched,
+  after: TableWatched,
+  scopeOf: (event: TableEvent, services: TableServices, networks: boolean) => TableEventScope,
+): TableEventScope {
+  const nodes = new Set<string>();
+  const services: TableServices = { ids: after.ids, settled: true };
+  for (const event of held) {
+    let scope: TableEventScope;
+    if (event.kind === "network") scope = "all";
+    else if (event.kind === "service")
+      scope = typeof event.subjectId !== "string" || before.ids.has(event.subjectId) || after.ids.has(event.subjectId) ? "all" : "none";
+    else scope = scopeOf(event, services, after.networks);
+    if (scope === "all") return "all";
+    if (scope !== "none") for (const n of scope.nodes) nodes.add(n);
+  }
+  return nodes.size ? { nodes: [...nodes] } : "none";
+}

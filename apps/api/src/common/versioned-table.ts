@@ -53,6 +53,13 @@ export interface VersionedTableOptions {
    * polls woken 5,000 times.
    */
   coalesceMs?: number;
+  /**
+   * A poll's wait ends up to this share of it early, at random (default 0): polls that started
+   * together (a fleet booting) would otherwise come back together every waitMs, thousands at once.
+   */
+  earlyShare?: number;
+  /** In [0, 1); default Math.random. */
+  random?: () => number;
 }
 
 export class VersionedTable<C> {
@@ -160,7 +167,9 @@ export class VersionedTable<C> {
     key?: string,
   ): Promise<T | undefined> {
     this.watch();
-    const deadline = this.options.now() + Math.min(waitMs, this.options.maxWaitMs);
+    const wait = Math.min(waitMs, this.options.maxWaitMs);
+    const early = (this.options.earlyShare ?? 0) * (this.options.random ?? Math.random)();
+    const deadline = this.options.now() + Math.round(wait * (1 - early));
     for (;;) {
       // Woken by a change that arrived during the read: read again rather than wait.
       let changed = false;

@@ -32,7 +32,7 @@ export class HeartbeatsController {
   @ApiQuery({
     name: "waitMs",
     required: false,
-    description: `how long to wait for a change, at most ${MAX_NETWORKS_WAIT_MS} (default 20000). Without version and with no wait (waitMs absent or 0), the table at once from rows read after the request; else from rows shared with the heartbeats, which every change concerning the table replaces`,
+    description: `how long to wait for a change, at most ${MAX_NETWORKS_WAIT_MS} (default 20000); the 204 may come up to a quarter of it early, at random, so polls started together spread out. Without version and with no wait (waitMs absent or 0), the table at once from rows read after the request; else from rows shared with the heartbeats, which every change concerning the table replaces`,
   })
   @ApiQuery({
     name: "node",
@@ -89,7 +89,7 @@ export class HeartbeatsController {
   @ApiQuery({
     name: "waitMs",
     required: false,
-    description: `how long to wait for a change, at most ${MAX_INGRESS_WAIT_MS} (default 20000)`,
+    description: `how long to wait for a change, at most ${MAX_INGRESS_WAIT_MS} (default 20000); the 204 may come up to a quarter of it early, at random, so polls started together spread out`,
   })
   @ApiResponse({ status: 200, description: "the table (the same shape as a heartbeat reply's `ingress`)" })
   @ApiResponse({ status: 204, description: "unchanged within waitMs" })

@@ -40,6 +40,8 @@ const LIVE_CACHE_MS = 5_000;
 const RECHECK_MS = 1000;
 // Changes after the first within this long reach waiting polls together, at its end.
 const COALESCE_MS = 250;
+// A poll unchanged for its whole wait is answered up to this share early: see earlyShare.
+const EARLY_SHARE = 0.25;
 /** Event kinds that can change the table: tasks (state, endpoints), services (ports), nodes (status). */
 const TABLE_EVENTS: ReadonlySet<string> = new Set(["task", "service", "node"]);
 /** Longest wait an agent may ask for. */
@@ -65,7 +67,9 @@ const PARSED_ADDRESSES_MAX = 100_000;
 export class IngressService implements OnModuleDestroy {
   private readonly latest: VersionedTable<IngressTable>;
   /** The services with ingress ports: only their tasks' events change the table. */
-  private readonly watched = new TableServiceWatch(ingressEventScope);
+  private readonly watched = new TableServiceWatch(ingressEventScope, async () => ({
+    services: (await this.ingressServices()).map((s) => s.id),
+  }));
 
   constructor(
     private readonly prisma: PrismaService,
@@ -83,7 +87,9 @@ export class IngressService implements OnModuleDestroy {
       kinds: TABLE_EVENTS,
       scope: this.watched.scope,
       coalesceMs: COALESCE_MS,
+      earlyShare: EARLY_SHARE,
     });
+    this.watched.bind((scope) => this.latest.changed(scope === "all" ? undefined : scope.nodes));
   }
 
   /** Answers every waiting poll (with "unchanged"), so shutdown does not wait for them. */
@@ -112,9 +118,7 @@ export class IngressService implements OnModuleDestroy {
 
   private async read(): Promise<IngressTable> {
     const watching = this.watched.reading();
-    const services = await this.prisma.$queryRaw<{ id: string; name: string; ports: PortConfig[] }[]>`
-      SELECT id::text AS id, name, spec->'ports' AS ports FROM "Service"
-      WHERE jsonb_path_exists(spec, '$.ports[*] ? (@.mode == "ingress")')`;
+    const services = await this.ingressServices();
     watching({ services: services.map((s) => s.id) });
     const rows = services.length
       ? await this.prisma.$queryRaw<{ serviceId: string; endpoints: TaskEndpoint[]; engineUrl: string | null }[]>`
@@ -131,5 +135,12 @@ export class IngressService implements OnModuleDestroy {
     }
     const ports = ingressTable(services, tasks);
     return { version: contentVersion(ports), ports };
+  }
+
+  /** The services with ingress ports. */
+  private ingressServices(): Promise<{ id: string; name: string; ports: PortConfig[] }[]> {
+    return this.prisma.$queryRaw<{ id: string; name: string; ports: PortConfig[] }[]>`
+      SELECT id::text AS id, name, spec->'ports' AS ports FROM "Service"
+      WHERE jsonb_path_exists(spec, '$.ports[*] ? (@.mode == "ingress")')`;
   }
 }

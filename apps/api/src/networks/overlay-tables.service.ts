@@ -39,11 +39,15 @@ const RECHECK_MS = 1000;
 // Changes after the first within this long reach waiting polls together, at its end (a node
 // event each while thousands register).
 const COALESCE_MS = 250;
+// A poll unchanged for its whole wait is answered up to this share early: see earlyShare.
+const EARLY_SHARE = 0.25;
 // Heartbeat replies and polls share one read per CACHE_MS, or per LIVE_CACHE_MS while the event
 // stream delivers (every change that matters drops it then); only an at-once request (no wait,
 // no version: an agent asking for a network a create names) reads after it arrived.
 const CACHE_MS = 500;
 const LIVE_CACHE_MS = 5_000;
+/** A Service row's condition for being attached to an overlay network. */
+const ATTACHED_SERVICE = `jsonb_array_length(coalesce(spec->'networks', '[]'::jsonb)) > 0`;
 const TABLE_EVENTS: ReadonlySet<string> = new Set(["task", "service", "node", "network"]);
 /** Longest wait an agent may ask for. */
 export const MAX_NETWORKS_WAIT_MS = 30_000;
@@ -63,7 +67,13 @@ export class OverlayTablesService implements OnModuleDestroy {
   /** Each node's table, computed once per rows snapshot (shared by every beat and poll reading it). */
   private readonly tables = new TablesBySnapshot();
   /** The services attached to networks: only their tasks' events change the tables. */
-  private readonly watched = new TableServiceWatch(overlayEventScope);
+  private readonly watched = new TableServiceWatch(overlayEventScope, async () => {
+    const [row] = await this.prisma.sql.query<{ services: string[]; networks: boolean }>(
+      `SELECT coalesce((SELECT array_agg(id::text) FROM "Service" WHERE ${ATTACHED_SERVICE}), '{}') AS services,
+         EXISTS (SELECT 1 FROM "OverlayNetwork") AS networks`,
+    );
+    return row!;
+  });
 
   constructor(
     private readonly prisma: PrismaService,
@@ -81,7 +91,9 @@ export class OverlayTablesService implements OnModuleDestroy {
       kinds: TABLE_EVENTS,
       scope: this.watched.scope,
       coalesceMs: COALESCE_MS,
+      earlyShare: EARLY_SHARE,
     });
+    this.watched.bind((scope) => this.rows.changed(scope === "all" ? undefined : scope.nodes));
   }
 
   onModuleDestroy(): void {
@@ -160,7 +172,7 @@ export class OverlayTablesService implements OnModuleDestroy {
     }>(
       `SELECT s.id::text AS id, s.name, s.spec->'networks' AS networks, s.spec->>'endpointMode' AS "endpointMode",
          coalesce((SELECT json_agg(json_build_object('networkId', a."networkId"::text, 'ip', a.ip)) FROM "OverlayAddress" a WHERE a."serviceId" = s.id), '[]') AS vips
-       FROM "Service" s WHERE jsonb_array_length(coalesce(s.spec->'networks', '[]'::jsonb)) > 0`,
+       FROM "Service" s WHERE ${ATTACHED_SERVICE}`,
     );
     const tasks = await this.prisma.sql.query<{
       id: string;
