@@ -62,7 +62,7 @@ export interface SimAgentOptions {
   launchBatches?: boolean;
   /**
    * Watch the ingress and overlay network tables as a real agent does: long polls held by the
-   * API (GET /api/v1/nodes/ingress and /nodes/networks, 20 s each, again at once after each
+   * API (GET /api/v1/nodes/ingress and /nodes/networks, 50 s each, again at once after each
    * answer), and `networksVersion` in its beats once it has a table. Default false.
    */
   watchTables?: boolean;
@@ -157,7 +157,7 @@ export class SimAgent {
       const version = what === "ingress" ? this.ingress?.version : this.networksVersion;
       const urls = this.opts.apiUrl!.split(",");
       const query = new URLSearchParams({
-        waitMs: "20000",
+        waitMs: "50000",
         ...(version ? { version } : {}),
         ...(what === "networks" ? { node: this.opts.hostname } : {}),
       });

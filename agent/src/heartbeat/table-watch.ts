@@ -27,7 +27,10 @@ export interface TableWatchOptions<T extends { version?: unknown }> {
   retryMs: () => number;
   log: (message: string) => void;
   signal: AbortSignal;
-  /** How long the control plane may hold a poll. Default 20000. */
+  /**
+   * How long the control plane may hold a poll. Default 50000: each answer is a new request, and
+   * at 20 s, 5,000 agents' two polls were 500 requests a second of the API's time for nothing.
+   */
   waitMs?: number;
 }
 
@@ -44,7 +47,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
 
 /** Polls until `signal` aborts or the control plane has no such route. Never rejects. */
 export async function watchTable<T extends { version?: unknown }>(o: TableWatchOptions<T>): Promise<void> {
-  const waitMs = o.waitMs ?? 20_000;
+  const waitMs = o.waitMs ?? 50_000;
   let current = 0;
   let failing = false;
   /** The table refused as invalid, while the version applied is still `held`. */

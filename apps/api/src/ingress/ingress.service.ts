@@ -45,7 +45,7 @@ const EARLY_SHARE = 0.25;
 /** Event kinds that can change the table: tasks (state, endpoints), services (ports), nodes (status). */
 const TABLE_EVENTS: ReadonlySet<string> = new Set(["task", "service", "node"]);
 /** Longest wait an agent may ask for. */
-export const MAX_INGRESS_WAIT_MS = 30_000;
+export const MAX_INGRESS_WAIT_MS = 60_000;
 
 /** The host other nodes reach a node's published ports on: its engine URL's, when that is TCP. */
 export function nodeAddress(engineUrl: string | null): string | undefined {

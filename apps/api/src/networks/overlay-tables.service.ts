@@ -50,7 +50,7 @@ const LIVE_CACHE_MS = 5_000;
 const ATTACHED_SERVICE = `jsonb_array_length(coalesce(spec->'networks', '[]'::jsonb)) > 0`;
 const TABLE_EVENTS: ReadonlySet<string> = new Set(["task", "service", "node", "network"]);
 /** Longest wait an agent may ask for. */
-export const MAX_NETWORKS_WAIT_MS = 30_000;
+export const MAX_NETWORKS_WAIT_MS = 60_000;
 
 interface Rows {
   networks: OverlayNetworkInfo[];
