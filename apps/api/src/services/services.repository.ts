@@ -1,10 +1,9 @@
 // Database access for services and their tasks: lookups by id or name, counts for listings, the
 // row lock a spec change takes. Services call these; nothing here decides anything.
 import { Injectable } from "@nestjs/common";
-import { ACTIVE_TASK_STATES, checkPublishedPorts, NotFoundError, type PortConfig, type ServiceSpec, type TaskState } from "@flotilla/core";
+import { ACTIVE_TASK_STATES, checkPublishedPorts, NotFoundError, type PortConfig, type ServiceSpec } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
 import type { Prisma, Service as ServiceRow } from "../generated/prisma/client";
-import { desiredStateSql } from "../database/sql";
 
 type Tx = Prisma.TransactionClient;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -63,17 +62,16 @@ export class ServicesRepository {
   }
 
   /**
-   * Running and live task counts per service id. Plain SQL (see database/sql.ts): listings are
-   * what ctl and the console poll while a large change runs.
+   * Running and live task counts per service id: a row each, kept by triggers on Task
+   * (ServiceTaskCounts), not a count of the tasks. Listings are what ctl and the console poll
+   * while a large change runs.
    */
   async counts(serviceIds: string[]): Promise<Map<string, TaskCounts>> {
     const out = new Map<string, TaskCounts>(serviceIds.map((id) => [id, { running: 0, live: 0 }]));
     if (serviceIds.length === 0) return out;
     const rows = await this.prisma.sql.query<{ serviceId: string; live: number; running: number }>(
-      `SELECT "serviceId"::text AS "serviceId", count(*)::int AS live, (count(*) FILTER (WHERE state = $3::"TaskState"))::int AS running
-       FROM "Task" WHERE "serviceId" = ANY($1::uuid[]) AND "desiredState" = ${desiredStateSql("running")} AND state = ANY($2::"TaskState"[])
-       GROUP BY 1`,
-      [serviceIds, [...ACTIVE_TASK_STATES], "RUNNING" satisfies TaskState],
+      `SELECT "serviceId"::text AS "serviceId", live, running FROM "ServiceTaskCounts" WHERE "serviceId" = ANY($1::uuid[])`,
+      [serviceIds],
     );
     for (const r of rows) out.set(r.serviceId, { live: r.live, running: r.running });
     return out;
