@@ -25,6 +25,7 @@ import pg from "pg";
 import { adminUrl, redisUrl, repoRoot, stack, testStack } from "../../../test/support/stack";
 import { deployMigrations } from "../../../test/support/migrations";
 import { startFleets, type Fleets } from "./fleets";
+import { dropKeys } from "./redis-keys";
 import { cpuReferenceMs, cpuSeconds, latencySummary, loadAverage, pidFromFile, treeCpuSeconds } from "./measure";
 import { agentTokenName } from "../src/auth/roles";
 import { hashToken, newTokenSecret } from "../src/auth/tokens";
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
 
   const port = await freePort();
   const configDir = mkdtempSync(join(tmpdir(), "flotilla-bench-"));
+  const queuePrefix = `bench${randomBytes(3).toString("hex")}`;
   const url = `http://127.0.0.1:${port}`;
   const env = {
     ...process.env,
@@ -84,7 +86,7 @@ async function main(): Promise<void> {
     REDIS_URL: redisUrl(),
     FLOTILLA_PORT: String(port),
     FLOTILLA_CONFIG_DIR: configDir,
-    FLOTILLA_QUEUE_PREFIX: `bench${randomBytes(3).toString("hex")}`,
+    FLOTILLA_QUEUE_PREFIX: queuePrefix,
     FLOTILLA_HEARTBEAT_MS: String(HEARTBEAT_MS),
     FLOTILLA_LOG_LEVEL: process.env.FLOTILLA_LOG_LEVEL ?? "warn",
   };
@@ -329,6 +331,7 @@ async function main(): Promise<void> {
     await fleets?.stop();
     await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
     await admin.end();
+    await dropKeys(redisUrl(), queuePrefix);
   }
 }
 
