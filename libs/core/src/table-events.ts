@@ -25,6 +25,9 @@ export interface TableEvent {
 /** Whose table an event may change: nobody's, everybody's, or only these nodes' own tables. */
 export type TableEventScope = "none" | "all" | { readonly nodes: readonly string[] };
 
+/** A table's rule for its events (ingressEventScope, overlayEventScope). */
+export type TableScopeRule = (event: TableEvent, services: TableServices, networks: boolean) => TableEventScope;
+
 /**
  * Whether the event may change the table: every event but a task's, and a task's when its
  * service is one of the table's (or not known to be: unsettled, or no service named).
@@ -72,7 +75,7 @@ export function heldEventsScope(
   held: readonly TableEvent[],
   before: TableWatched,
   after: TableWatched,
-  scopeOf: (event: TableEvent, services: TableServices, networks: boolean) => TableEventScope,
+  scopeOf: TableScopeRule,
 ): TableEventScope {
   const nodes = new Set<string>();
   const services: TableServices = { ids: after.ids, settled: true };

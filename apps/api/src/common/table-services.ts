@@ -8,15 +8,13 @@
 // without ports or networks wakes no poll. While 30 services were created beside 5,000 agents
 // holding their polls, each creation had woken all 10,000 polls, and so had every task event
 // until the next read, and heartbeats waited behind them in the API's sockets for up to 20 s.
-import { heldEventsScope, type TableEvent, type TableEventScope, type TableServices } from "@flotilla/core";
+import { heldEventsScope, type TableEvent, type TableEventScope, type TableScopeRule } from "@flotilla/core";
 
 /** What a read of the table (or of its watched set alone) found. */
 export interface TableFound {
   services: Iterable<string>;
   networks?: boolean;
 }
-
-type ScopeOf = (event: TableEvent, services: TableServices, networks: boolean) => TableEventScope;
 
 export class TableServiceWatch {
   private changes = 0;
@@ -28,7 +26,7 @@ export class TableServiceWatch {
   private wake?: (scope: Exclude<TableEventScope, "none">) => void;
 
   constructor(
-    private readonly scopeOf: ScopeOf,
+    private readonly scopeOf: TableScopeRule,
     private readonly readWatched?: () => Promise<TableFound>,
   ) {}
 

@@ -82,8 +82,7 @@ export class VersionedTable<C> {
   watch(): void {
     this.watching ??= this.options.events().subscribe((e) => {
       if (!this.options.kinds.has(e.kind)) return;
-      const scope = this.options.scope?.(e) ?? "all";
-      if (scope !== "none") this.changed(scope === "all" ? undefined : scope.nodes);
+      this.changedIn(this.options.scope?.(e) ?? "all");
     });
     this.watchingLive ??= this.options.streamLive?.().subscribe((live) => {
       const back = live && !this.live;
@@ -121,6 +120,11 @@ export class VersionedTable<C> {
         this.held = undefined;
         if (held) this.changed(held === "all" ? undefined : [...held]);
       }, ms);
+  }
+
+  /** What an event's scope says changed: nothing, everyone's content, or these keys' only. */
+  changedIn(scope: TableEventScope): void {
+    if (scope !== "none") this.changed(scope === "all" ? undefined : scope.nodes);
   }
 
   /** Stops watching and answers every waiting poll (with "unchanged"), so shutdown does not wait for them. */

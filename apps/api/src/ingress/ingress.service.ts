@@ -89,7 +89,7 @@ export class IngressService implements OnModuleDestroy {
       coalesceMs: COALESCE_MS,
       earlyShare: EARLY_SHARE,
     });
-    this.watched.bind((scope) => this.latest.changed(scope === "all" ? undefined : scope.nodes));
+    this.watched.bind((scope) => this.latest.changedIn(scope));
   }
 
   /** Answers every waiting poll (with "unchanged"), so shutdown does not wait for them. */

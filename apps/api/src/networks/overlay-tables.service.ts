@@ -93,7 +93,7 @@ export class OverlayTablesService implements OnModuleDestroy {
       coalesceMs: COALESCE_MS,
       earlyShare: EARLY_SHARE,
     });
-    this.watched.bind((scope) => this.rows.changed(scope === "all" ? undefined : scope.nodes));
+    this.watched.bind((scope) => this.rows.changedIn(scope));
   }
 
   onModuleDestroy(): void {
