@@ -5,6 +5,7 @@
 // bench can run many nodes.
 import { Agent as HttpAgent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { randomBytes } from "node:crypto";
+import { jitteredBeatDelayMs } from "@flotilla/core";
 import { muxFrame } from "@flotilla/engine-client";
 
 /** A container as the simulated engine records it. */
@@ -175,13 +176,19 @@ export class SimAgent {
     }
   }
 
-  /** Beats every intervalMs, counted from each beat's start (a slow reply does not slow the pace). */
+  /**
+   * Beats every intervalMs, counted from each beat's start (a slow reply does not slow the pace),
+   * each wait shortened at random as the agent's (jitteredBeatDelayMs).
+   */
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      void this.heartbeat();
-      this.schedule();
-    }, this.intervalMs);
+    this.timer = setTimeout(
+      () => {
+        void this.heartbeat();
+        this.schedule();
+      },
+      jitteredBeatDelayMs(this.intervalMs, Math.random()),
+    );
   }
 
   /** Stops heartbeats (the node looks dead to the control plane) but keeps the engine up. */

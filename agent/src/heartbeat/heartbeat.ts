@@ -2,8 +2,10 @@
  * Heartbeats from the agent to the control plane: `POST <apiUrl>/api/v1/nodes/heartbeat` with the
  * node's identity, resources and containers. The first beat registers the node; the reply's
  * nodeId is sent with every later beat, and its heartbeatMs sets the pace. A failed beat is
- * retried with exponential backoff (never faster than the interval, at most 60s apart); beats
- * never overlap. A container list that cannot be read skips the beat rather than report none,
+ * retried with exponential backoff (from the interval, at most 60s apart); beats never overlap.
+ * Every wait, between beats or retries, is shortened by up to a tenth at random (libs/core
+ * jitteredBeatDelayMs), so that agents once in step drift apart instead of beating as one burst
+ * every period. A container list that cannot be read skips the beat rather than report none,
  * which the control plane would take as every container gone. Each beat also carries the version
  * of the ingress table the agent serves; a reply with a different table delivers it. The beat
  * does not wait for a table to be applied: applying is iptables work that takes seconds on a slow
@@ -13,7 +15,7 @@
  * report the version in force, so until a table is applied the replies carry it again.
  */
 import { hostname as osHostname } from "node:os";
-import { parseReplicaUrls } from "@flotilla/core";
+import { jitteredBeatDelayMs, parseReplicaUrls } from "@flotilla/core";
 import type { IngressTable } from "../ingress/ingress-types";
 import { watchIngress } from "./ingress-watch";
 import { fetchTableNow, watchTable } from "./table-watch";
@@ -259,11 +261,11 @@ export function startHeartbeats(options: HeartbeatOptions): Heartbeats {
     if (r.ok) {
       if (failures > 0) log(`heartbeat: control plane answers again after ${failures} failed beat(s)`);
       failures = 0;
-      schedule(interval);
+      schedule(jitteredBeatDelayMs(interval, Math.random()));
     } else {
       failures++;
       if (failures === 1 || failures % 10 === 0) log(`heartbeat failed (${failures}x): ${r.error}`);
-      schedule(retryDelayMs(failures, interval, maxBackoff));
+      schedule(jitteredBeatDelayMs(retryDelayMs(failures, interval, maxBackoff), Math.random()));
     }
   }
 

@@ -141,3 +141,17 @@ export function heartbeatPeriodMs(p: PacingInput): number {
   const needed = Math.ceil(p.nodes / p.maxBeatsPerSecond) * 1000;
   return Math.max(p.basePeriodMs, Math.min(needed, MAX_STRETCHED_PERIOD_MS));
 }
+
+/** The share by which an agent shortens each wait before a beat or a retry, at random. */
+export const BEAT_JITTER = 0.1;
+
+/**
+ * The wait before an agent's next beat or retry: `ms` shortened by up to BEAT_JITTER, as
+ * `random` (in [0, 1)) says. Agents that once beat together — all retrying after a control-plane
+ * outage, or all answered at the end of a stall — otherwise beat together every period from then
+ * on, and each period their beats arrive as one burst the intake must take at once. Never longer
+ * than `ms`: the node monitor's window, counted in the periods agents are told, still holds.
+ */
+export function jitteredBeatDelayMs(ms: number, random: number): number {
+  return Math.round(ms * (1 - BEAT_JITTER * Math.min(Math.max(random, 0), 1)));
+}
