@@ -9,6 +9,7 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { freePort } from "../support/api-replicas";
 import { createTestDatabase, type TestDatabase } from "../support/database";
+import { testQueuePrefix } from "../support/queue-prefix";
 
 const ROOT = resolve(__dirname, "..", "..");
 
@@ -48,7 +49,7 @@ describe("control-plane bundle", () => {
         FLOTILLA_PORT: String(port),
         FLOTILLA_CONFIG_DIR: join(dir, "ctl"),
         FLOTILLA_DATA_DIR: join(dir, "data"),
-        FLOTILLA_QUEUE_PREFIX: `bundle${port}`,
+        FLOTILLA_QUEUE_PREFIX: testQueuePrefix("bundle"),
       },
       stdio: ["ignore", "ignore", "pipe"],
     });

@@ -12,6 +12,7 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { freePort } from "../support/api-replicas";
 import { createTestDatabase, type TestDatabase } from "../support/database";
+import { testQueuePrefix } from "../support/queue-prefix";
 
 const ROOT = resolve(__dirname, "..", "..");
 const UNITS = join(ROOT, "deploy", "systemd");
@@ -117,7 +118,7 @@ describe("deploy/systemd units", () => {
         FLOTILLA_PORT: String(port),
         FLOTILLA_CONFIG_DIR: join(state, "ctl"),
         FLOTILLA_DATA_DIR: join(state, "data"),
-        FLOTILLA_QUEUE_PREFIX: `units${port}`,
+        FLOTILLA_QUEUE_PREFIX: testQueuePrefix("units"),
       });
       const [exe, ...args] = s.get("ExecStart")![0].split(" ");
       const argv = args.map((a) => a.replace(INSTALL_DIR, ROOT));

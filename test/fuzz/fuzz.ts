@@ -18,6 +18,7 @@ import pg from "pg";
 import { startAgent } from "../../agent/src/agent";
 import { adminUrl, redisUrl, repoRoot, stack } from "../support/stack";
 import { deployMigrations } from "../support/migrations";
+import { dropKeys } from "../support/redis-keys";
 import { startRegistry } from "../support/registry";
 import { hostileArchives, pushLayer } from "./hostile-layers";
 import { engineBody, restCall, type RestCall } from "./arbitraries";
@@ -48,6 +49,7 @@ async function fuzzRest(): Promise<{ requests: number; status5xx: number; sample
   await deployMigrations(adminUrl(db));
   const configDir = fs.mkdtempSync(join(tmpdir(), "flotilla-fuzz-"));
   const port = 20000 + Math.floor(Math.random() * 20000);
+  const queuePrefix = `fuzz${randomBytes(3).toString("hex")}`;
   // Role "api": machine creates are stored and queued, never provisioned (no worker runs).
   const api = spawn(process.execPath, [join(repoRoot, "apps/api/dist/main.js"), "api"], {
     env: {
@@ -56,7 +58,7 @@ async function fuzzRest(): Promise<{ requests: number; status5xx: number; sample
       REDIS_URL: redisUrl(),
       FLOTILLA_PORT: String(port),
       FLOTILLA_CONFIG_DIR: configDir,
-      FLOTILLA_QUEUE_PREFIX: `fuzz${randomBytes(3).toString("hex")}`,
+      FLOTILLA_QUEUE_PREFIX: queuePrefix,
       FLOTILLA_LOG_LEVEL: "error",
       FLOTILLA_DATA_DIR: join(configDir, "data"),
     },
@@ -106,6 +108,7 @@ async function fuzzRest(): Promise<{ requests: number; status5xx: number; sample
     await new Promise((r) => api.once("exit", r));
     await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
     await admin.end();
+    await dropKeys(redisUrl(), `${queuePrefix}:*`);
     fs.rmSync(configDir, { recursive: true, force: true });
   }
 }

@@ -10,6 +10,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestDatabase, type TestDatabase } from "./database";
+import { testQueuePrefix } from "./queue-prefix";
 
 const MAIN = join(__dirname, "..", "..", "apps", "api", "dist", "main.js");
 const START_MS = 60_000;
@@ -97,7 +98,7 @@ export async function startApiReplicas(
   const ports: number[] = [];
   for (const s of specs) ports.push(s.role === "worker" ? 0 : await freePort());
   const urls = ports.filter((p) => p > 0).map((p) => `http://127.0.0.1:${p}`);
-  const queuePrefix = `replicas${ports[0]}`;
+  const queuePrefix = testQueuePrefix("replicas");
   const shared = env(urls);
   const replicas: ApiReplica[] = specs.map((s, i) => ({
     role: s.role,

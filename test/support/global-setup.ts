@@ -6,6 +6,7 @@ import pg from "pg";
 import { adminUrl, redisUrl, stack, TEMPLATE_DB } from "./stack";
 import { deployMigrations } from "./migrations";
 import { reclaimDeadRunBridges } from "./leftovers";
+import { dropDeadRunsKeys, dropRunKeys, testRunId } from "./redis-keys";
 
 export default async function setup(project: TestProject) {
   // A run killed mid-way keeps its machines' bridges, whose /24s this run's machines need.
@@ -22,11 +23,20 @@ export default async function setup(project: TestProject) {
     await admin.end();
   }
   await deployMigrations(adminUrl(TEMPLATE_DB));
+  const dropped = await dropDeadRunsKeys(redisUrl());
+  if (dropped) console.log(`global setup: removed ${dropped} Redis keys of test runs that are gone`);
+  const runId = testRunId();
   project.provide("redisUrl", redisUrl());
+  project.provide("testRunId", runId);
+  return async () => {
+    await dropRunKeys(redisUrl(), runId);
+  };
 }
 
 declare module "vitest" {
   export interface ProvidedContext {
     redisUrl: string;
+    /** Names this run in its queue prefixes (testQueuePrefix), so that its keys are dropped with it. */
+    testRunId: string;
   }
 }

@@ -44,7 +44,7 @@ export function removeLeftovers(machines: readonly string[], bridge?: string): v
   }
 }
 
-function running(pid: number): boolean {
+export function running(pid: number): boolean {
   try {
     // A reused pid counts as running: reclaiming nothing is the safe mistake.
     readFileSync(`/proc/${pid}/stat`);

@@ -25,7 +25,7 @@ import { adminUrl, redisUrl, repoRoot, stack } from "../../../test/support/stack
 import { deployMigrations } from "../../../test/support/migrations";
 import { SimAgent } from "../../../test/support/sim-agent";
 import { cpuSeconds, loadAverage, percentile } from "./measure";
-import { dropKeys } from "./redis-keys";
+import { dropKeys } from "../../../test/support/redis-keys";
 
 const USAGE = `usage: npm run bench:api -- [--json] [--clients N] [--seconds S] [--nodes N] [--services N] [--replicas N] [--conditional] [--gzip]
   --clients    concurrent clients (200)        --seconds   measured seconds per case (8)
@@ -308,7 +308,7 @@ async function main(): Promise<void> {
     await Promise.all(agents.map((a) => a.stop()));
     await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
     await admin.end();
-    await dropKeys(redisUrl(), prefix);
+    await dropKeys(redisUrl(), `${prefix}:*`);
   }
 }
 

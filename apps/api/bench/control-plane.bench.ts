@@ -25,7 +25,7 @@ import pg from "pg";
 import { adminUrl, redisUrl, repoRoot, stack, testStack } from "../../../test/support/stack";
 import { deployMigrations } from "../../../test/support/migrations";
 import { startFleets, type Fleets } from "./fleets";
-import { dropKeys } from "./redis-keys";
+import { dropKeys } from "../../../test/support/redis-keys";
 import { cpuReferenceMs, cpuSeconds, latencySummary, loadAverage, pidFromFile, treeCpuSeconds } from "./measure";
 import { agentTokenName } from "../src/auth/roles";
 import { hashToken, newTokenSecret } from "../src/auth/tokens";
@@ -331,7 +331,7 @@ async function main(): Promise<void> {
     await fleets?.stop();
     await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
     await admin.end();
-    await dropKeys(redisUrl(), queuePrefix);
+    await dropKeys(redisUrl(), `${queuePrefix}:*`);
   }
 }
 

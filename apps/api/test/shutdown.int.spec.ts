@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database";
+import { testQueuePrefix } from "../../../test/support/queue-prefix";
 
 describe("flotilla-api process", () => {
   let db: TestDatabase;
@@ -24,7 +25,7 @@ describe("flotilla-api process", () => {
         REDIS_URL: inject("redisUrl"),
         FLOTILLA_PORT: String(port),
         FLOTILLA_CONFIG_DIR: configDir,
-        FLOTILLA_QUEUE_PREFIX: `shutdown${port}`,
+        FLOTILLA_QUEUE_PREFIX: testQueuePrefix("shutdown"),
       },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -4,11 +4,11 @@ import { inject } from "vitest";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { loadConfig, type AppConfig } from "../src/config/config";
 import { start, type Running } from "../src/bootstrap";
 import { JoinService } from "../src/join/join.service";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database";
+import { testQueuePrefix } from "../../../test/support/queue-prefix";
 
 export interface TestApi {
   config: AppConfig;
@@ -39,7 +39,7 @@ export async function startTestApiOn(
     FLOTILLA_PORT: "0",
     FLOTILLA_CONFIG_DIR: configDir,
     // Each suite gets its own queues in the shared Redis.
-    FLOTILLA_QUEUE_PREFIX: `t${randomBytes(4).toString("hex")}`,
+    FLOTILLA_QUEUE_PREFIX: testQueuePrefix("t"),
     FLOTILLA_LOG_LEVEL: "warn",
     ...env,
   });
