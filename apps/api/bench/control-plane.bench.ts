@@ -180,8 +180,15 @@ async function main(): Promise<void> {
     });
     processes.push(prober);
     let probeOut = "";
-    prober.stdout!.on("data", (d: Buffer) => (probeOut += d.toString()));
+    const probeReady = new Promise<void>((resolve, reject) => {
+      prober.stdout!.on("data", (d: Buffer) => {
+        probeOut += d.toString();
+        if (probeOut.startsWith("ready\n")) resolve();
+      });
+      prober.once("exit", (code) => reject(new Error(`the listing probe exited (${code}) before its first request answered`)));
+    });
     const probeDone = new Promise<void>((resolve) => prober.on("exit", () => resolve()));
+    await probeReady;
 
     t0 = Date.now();
     const convergeCpu0 = cpuByPart();
@@ -240,7 +247,11 @@ async function main(): Promise<void> {
     await progress.end();
     prober.stdin!.end("stop\n");
     await probeDone;
-    const { latencies, sentAt, failures } = JSON.parse(probeOut) as { latencies: number[]; sentAt: number[]; failures: string[] };
+    const { latencies, sentAt, failures } = JSON.parse(probeOut.slice("ready\n".length)) as {
+      latencies: number[];
+      sentAt: number[];
+      failures: string[];
+    };
     const slowest = latencies
       .map((ms, i) => ({ ms, atS: Math.round((sentAt[i]! - t0) / 100) / 10 }))
       .sort((a, b) => b.ms - a.ms)
