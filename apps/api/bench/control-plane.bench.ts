@@ -58,6 +58,8 @@ const WORKERS = count("BENCH_WORKERS", process.env.BENCH_WORKERS, 1);
 // two, most beats over 700 ms came in bursts when an agent process had stalled 250-700 ms (its
 // garbage collections, on cores the control plane also needs) while the API took under 270 ms
 // over them; a process of 1,250 stalls less, and for fewer agents.
+// What listing-probe.mjs prints once its untimed warm-up request is answered.
+const PROBE_READY = "ready\n";
 const AGENT_PROCESSES = count("BENCH_AGENT_PROCESSES", process.env.BENCH_AGENT_PROCESSES, 4);
 
 const freePort = () =>
@@ -183,7 +185,7 @@ async function main(): Promise<void> {
     const probeReady = new Promise<void>((resolve, reject) => {
       prober.stdout!.on("data", (d: Buffer) => {
         probeOut += d.toString();
-        if (probeOut.startsWith("ready\n")) resolve();
+        if (probeOut.startsWith(PROBE_READY)) resolve();
       });
       prober.once("exit", (code) => reject(new Error(`the listing probe exited (${code}) before its first request answered`)));
     });
@@ -247,7 +249,7 @@ async function main(): Promise<void> {
     await progress.end();
     prober.stdin!.end("stop\n");
     await probeDone;
-    const { latencies, sentAt, failures } = JSON.parse(probeOut.slice("ready\n".length)) as {
+    const { latencies, sentAt, failures } = JSON.parse(probeOut.slice(PROBE_READY.length)) as {
       latencies: number[];
       sentAt: number[];
       failures: string[];

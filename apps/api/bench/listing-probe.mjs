@@ -2,10 +2,10 @@
 // then "ready" on stdout, then `GET <path>` every 100 ms until a line arrives on stdin, then one
 // JSON object on stdout with each request's latency and when it was sent (epoch ms), and the
 // failures. The untimed request is this process's warm-up: a process's first fetch loads and
-// compiles its HTTP client (about 100 ms on an idle machine, up to 800 ms while the bench loads
-// it), which as the first timed request was the p99 of the short runs. As ctl or the console on another machine, it
-// shares no event loop with the bench's thousands of simulated agents, whose stalls would
-// otherwise be counted as the API's.
+// compiles its HTTP client (about 100 ms on an idle machine, up to 800 ms under the bench's
+// load), which as the first timed request was the p99 of the short runs. As ctl or the console
+// on another machine, it shares no event loop with the bench's thousands of simulated agents,
+// whose stalls would otherwise be counted as the API's.
 //   node listing-probe.mjs URL TOKEN [PATH]
 const [url, token, path = "/api/v1/services"] = process.argv.slice(2);
 if (!url || !token) {
