@@ -28,14 +28,27 @@ function uint32(n: number): Buffer {
   return b;
 }
 
-/** The raw 32-byte seed and public key of a new ed25519 pair. */
+// RFC 8410's fixed DER for an ed25519 key: these prefixes, then the 32 raw bytes.
+const PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+const SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
+
+/**
+ * The raw 32-byte seed and public key of a new ed25519 pair. Encoded by the key generation itself
+ * rather than exported from its KeyObjects afterwards: Node 20 could deadlock exporting an ed25519
+ * KeyObject as JWK when a garbage collection during the export finalised the job that made the
+ * key (both take the key's mutex; a test worker hung in ExportJWKEdKey under ~KeyGenJob).
+ */
 function newEd25519(): { seed: Buffer; pub: Buffer } {
-  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
-  const jwk = privateKey.export({ format: "jwk" });
-  const pub = Buffer.from(publicKey.export({ format: "jwk" }).x!, "base64url");
-  const seed = Buffer.from(jwk.d!, "base64url");
-  if (pub.length !== 32 || seed.length !== 32) throw new Error(`ed25519: unexpected key sizes ${pub.length}/${seed.length}`);
-  return { seed, pub };
+  const { publicKey, privateKey } = generateKeyPairSync("ed25519", {
+    publicKeyEncoding: { type: "spki", format: "der" },
+    privateKeyEncoding: { type: "pkcs8", format: "der" },
+  });
+  const raw = (der: Buffer, prefix: Buffer, what: string): Buffer => {
+    if (der.length !== prefix.length + 32 || !der.subarray(0, prefix.length).equals(prefix))
+      throw new Error(`ed25519: unexpected ${what} encoding (${der.length} bytes)`);
+    return der.subarray(prefix.length);
+  };
+  return { seed: raw(privateKey, PKCS8_PREFIX, "private key"), pub: raw(publicKey, SPKI_PREFIX, "public key") };
 }
 
 /** A new ed25519 key pair in the formats sshd and ssh2 read. */
