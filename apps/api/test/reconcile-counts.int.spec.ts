@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { liveCountsWithout } from "@flotilla/core";
+import { PrismaService } from "../src/database/prisma.service";
 import { ReconcileRepository } from "../src/services/reconcile.repository";
 import { ReconcileService } from "../src/services/reconcile.service";
 import type { TestApi } from "./support";
@@ -53,5 +55,23 @@ describe("reconcile: the other services' live counts", () => {
     const outcome = await api.running.app.get(ReconcileService).reconcile(hog.id);
     expect(outcome.outcome).toBe("unchanged");
     expect(countReads).toBe(before);
+  });
+
+  it("count each live task of the other services once, on its node, as a plain count of the tasks does", async () => {
+    expect((await send(api, "POST", "/api/v1/services", { name: "spread", image: "busybox", replicas: 5 })).status).toBe(201);
+    await converged(api, "spread", 5);
+    const services = await getJson<{ id: string; name: string }[]>(api, "/api/v1/services");
+    const squeeze = services.find((s) => s.name === "squeeze")!;
+    const rows = await api.running.app.get(PrismaService).sql.query<{ nodeId: string; serviceId: string; n: number }>(
+      `SELECT "nodeId"::text AS "nodeId", "serviceId"::text AS "serviceId", count(*)::int AS n FROM "Task"
+       WHERE "nodeId" IS NOT NULL AND "desiredState" = 'RUNNING' AND state IN ('NEW', 'PENDING', 'ASSIGNED', 'ACCEPTED', 'PREPARING', 'STARTING', 'RUNNING')
+       GROUP BY 1, 2`,
+    );
+    const counted = new Map<string, Map<string, number>>();
+    for (const r of rows) counted.set(r.nodeId, (counted.get(r.nodeId) ?? new Map()).set(r.serviceId, r.n));
+    expect(rows.reduce((sum, r) => sum + r.n, 0)).toBe(7);
+    const repo = api.running.app.get(ReconcileRepository);
+    const view = (await repo.load(squeeze.id))!;
+    expect((await repo.withCounts(view)).others).toEqual(liveCountsWithout(counted, squeeze.id));
   });
 });

@@ -26,6 +26,7 @@ export {
   portsFilter,
   type FilterReason,
   type FilterResult,
+  liveCountsOfNumbered,
   liveCountsWithout,
   type LiveCounts,
   type NodeState,

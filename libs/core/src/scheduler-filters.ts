@@ -175,6 +175,29 @@ export function countLive(tasks: readonly Task[]): Map<string, Map<string, numbe
 }
 
 /**
+ * LiveCounts from a compact form: `services` numbers the services, and each node maps to the
+ * numbers of its live tasks' services, comma-separated, one per task ("3,17,3": two tasks of
+ * service 3). An adapter reads this in one pass grouped by node. A number with no service is an
+ * error rather than a task counted nowhere.
+ */
+export function liveCountsOfNumbered(
+  services: readonly string[],
+  nodes: Readonly<Record<string, string>>,
+): Map<string, Map<string, number>> {
+  const out = new Map<string, Map<string, number>>();
+  for (const [nodeId, list] of Object.entries(nodes)) {
+    const perService = new Map<string, number>();
+    for (const number of list.split(",")) {
+      const serviceId = /^\d+$/.test(number) ? services[Number(number)] : undefined;
+      if (serviceId === undefined) throw new Error(`live counts of node ${nodeId}: no service numbered "${number}"`);
+      perService.set(serviceId, (perService.get(serviceId) ?? 0) + 1);
+    }
+    out.set(nodeId, perService);
+  }
+  return out;
+}
+
+/**
  * `counts` without one service's tasks: the other services' load, from counts read for the whole
  * cluster (so that one aggregate serves every service reconciled at the same moment). Inner maps
  * without that service are shared with `counts`, not copied.

@@ -3,6 +3,7 @@
 // bumps `planVersion`, so of two reconciles planned from the same view only one commits.
 import { Injectable } from "@nestjs/common";
 import {
+  liveCountsOfNumbered,
   liveCountsWithout,
   STALE_CLAIM_MS,
   STOPPABLE_TASK_STATES,
@@ -97,18 +98,21 @@ export class ReconcileRepository {
   }
 
   private async readCounts(): Promise<ClusterCounts> {
-    // One row per node however many tasks it runs, its counts as JSON (parsed natively, where a
-    // Postgres array of uuids is parsed character by character).
-    const counted = await this.prisma.sql.query<{ nodeId: string; counts: Record<string, number> }>(
-      `SELECT "nodeId", json_object_agg("serviceId", n) AS counts FROM (
-         SELECT "nodeId"::text AS "nodeId", "serviceId"::text AS "serviceId", count(*)::int AS n FROM "Task"
-         WHERE "nodeId" IS NOT NULL AND "desiredState" = ${desiredStateSql("running")} AND state = ANY($1::"TaskState"[])
-         GROUP BY 1, 2) g
-       GROUP BY 1`,
+    // One row: the services numbered, and for each node the numbers of its live tasks' services
+    // ("3,17,3"), counted here. Grouping by node alone keeps Postgres's hash table at one entry
+    // per node; grouping by node and service (one entry per task at 30 tasks a node) spilled
+    // to disk and, with 36-character ids in the answer, took up to 1.8 s at 150,000 tasks.
+    const [row] = await this.prisma.sql.query<{ services: string[]; nodes: Record<string, string> }>(
+      `WITH s AS (SELECT id, (row_number() OVER ())::int - 1 AS i FROM "Service")
+       SELECT (SELECT coalesce(json_agg(s.id ORDER BY s.i), '[]') FROM s) AS services,
+         (SELECT coalesce(json_object_agg(c."nodeId", c.services), '{}') FROM (
+            SELECT t."nodeId", string_agg(s.i::text, ',') AS services FROM "Task" t JOIN s ON s.id = t."serviceId"
+            WHERE t."nodeId" IS NOT NULL AND t."desiredState" = ${desiredStateSql("running")} AND t.state = ANY($1::"TaskState"[])
+            GROUP BY t."nodeId") c) AS nodes`,
       [[...ACTIVE_STATES]],
     );
-    const counts = new Map(counted.map((r) => [r.nodeId, new Map(Object.entries(r.counts))]));
-    const ids = [...new Set(counted.flatMap((r) => Object.keys(r.counts)))];
+    const counts = liveCountsOfNumbered(row!.services, row!.nodes);
+    const ids = [...new Set([...counts.values()].flatMap((perService) => [...perService.keys()]))];
     const specRows = ids.length ? await this.prisma.service.findMany({ where: { id: { in: ids } }, select: { id: true, spec: true } }) : [];
     return { counts, specs: new Map(specRows.map((r) => [r.id, specOf(r)])) };
   }
