@@ -299,7 +299,8 @@ app_start() {
   pid_alive "$dir/pid" && return 0
   app_env
   log "starting $role$n$([ "$role" = api ] && echo " on http://127.0.0.1:$(api_port "$n")")"
-  FLOTILLA_PORT=$(api_port "$n") nohup node "$root/apps/api/dist/main.js" "$role" >>"$dir/log" 2>&1 &
+  # A larger young generation, as the systemd units have it (deploy/README.md).
+  FLOTILLA_PORT=$(api_port "$n") nohup node --max-semi-space-size=64 "$root/apps/api/dist/main.js" "$role" >>"$dir/log" 2>&1 &
   echo $! >"$dir/pid"
   [ "$role" = api ] || return 0
   for _ in $(seq 300); do

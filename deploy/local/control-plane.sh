@@ -35,7 +35,8 @@ case "${1:-status}" in
     mkdir -p "$run_dir"
     if running; then echo "control plane: already running (pid $(cat "$pid_file"))" >&2; exit 0; fi
     (cd "$root" && node prisma/migrate.mjs deploy)
-    nohup node "$root/apps/api/dist/main.js" all >>"$log_file" 2>&1 &
+    # A larger young generation, as the systemd units have it (deploy/README.md).
+    nohup node --max-semi-space-size=64 "$root/apps/api/dist/main.js" all >>"$log_file" 2>&1 &
     echo $! >"$pid_file"
     for _ in $(seq 100); do
       if curl -fsS "http://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1; then

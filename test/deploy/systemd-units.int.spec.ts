@@ -90,7 +90,7 @@ describe("deploy/systemd units", () => {
     ["flotilla-worker.service", "worker", ["control-plane.env", "worker.env"]],
   ])("%s runs this repository's build in its role, with settings whose examples are here", (unit, role, envFiles) => {
     const s = serviceSection(join(UNITS, unit));
-    expect(s.get("ExecStart")).toEqual([`/usr/bin/node ${INSTALL_DIR}/apps/api/dist/main.js ${role}`]);
+    expect(s.get("ExecStart")).toEqual([`/usr/bin/node --max-semi-space-size=64 ${INSTALL_DIR}/apps/api/dist/main.js ${role}`]);
     expect(existsSync(join(ROOT, "apps", "api", "dist", "main.js"))).toBe(true);
     const files = s.get("EnvironmentFile")!.map(envFilePath);
     expect(files.map((f) => f.path)).toEqual(envFiles.map((f) => `${ENV_DIR}/${f}`));

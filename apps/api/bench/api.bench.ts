@@ -24,7 +24,7 @@ import pg from "pg";
 import { adminUrl, redisUrl, repoRoot, stack } from "../../../test/support/stack";
 import { deployMigrations } from "../../../test/support/migrations";
 import { SimAgent } from "../../../test/support/sim-agent";
-import { cpuSeconds, loadAverage, percentile } from "./measure";
+import { controlPlaneNodeArgs, cpuSeconds, loadAverage, percentile } from "./measure";
 import { dropKeys } from "../../../test/support/redis-keys";
 
 const USAGE = `usage: npm run bench:api -- [--json] [--clients N] [--seconds S] [--nodes N] [--services N] [--replicas N] [--conditional] [--gzip]
@@ -185,8 +185,7 @@ async function main(): Promise<void> {
   const startRole = async (role: "api" | "worker") => {
     const port = await freePort();
     const main = process.env.BENCH_API_MAIN ?? join(repoRoot, "apps/api/dist/main.js");
-    // Extra node options for the API processes, e.g. BENCH_API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
-    const nodeArgs = role === "api" ? (process.env.BENCH_API_NODE_ARGS ?? "").split(/\s+/).filter(Boolean) : [];
+    const nodeArgs = controlPlaneNodeArgs();
     const child = spawn(process.execPath, [...nodeArgs, main, role], {
       env: {
         ...process.env,

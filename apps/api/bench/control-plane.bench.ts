@@ -26,7 +26,7 @@ import { adminUrl, redisUrl, repoRoot, stack, testStack } from "../../../test/su
 import { deployMigrations } from "../../../test/support/migrations";
 import { startFleets, type Fleets } from "./fleets";
 import { dropKeys } from "../../../test/support/redis-keys";
-import { cpuReferenceMs, cpuSeconds, latencySummary, loadAverage, pidFromFile, treeCpuSeconds } from "./measure";
+import { controlPlaneNodeArgs, cpuReferenceMs, cpuSeconds, latencySummary, loadAverage, pidFromFile, treeCpuSeconds } from "./measure";
 import { agentTokenName } from "../src/auth/roles";
 import { hashToken, newTokenSecret } from "../src/auth/tokens";
 
@@ -48,8 +48,7 @@ const GOAL_MS = REPLICAS > 30_000 ? 90_000 : 60_000;
 const REGISTER_CONCURRENCY = 50;
 // How long to wait for convergence before giving up (a profiling run needs no more than a minute or two).
 const GIVE_UP_MS = count("BENCH_GIVE_UP_MS", process.env.BENCH_GIVE_UP_MS, 10 * GOAL_MS);
-// Extra node options for the spawned API, e.g. BENCH_API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
-const API_NODE_ARGS = (process.env.BENCH_API_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
+const API_NODE_ARGS = controlPlaneNodeArgs();
 const LAYOUT = process.env.BENCH_LAYOUT ?? "split";
 if (LAYOUT !== "split" && LAYOUT !== "all") throw new Error(`invalid BENCH_LAYOUT: split or all (got '${LAYOUT}')`);
 // Worker processes beside the API (split layout): replicas share the queues' jobs.

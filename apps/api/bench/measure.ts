@@ -4,6 +4,15 @@ import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { createHash } from "node:crypto";
 
+/**
+ * The node options the launchers start the control plane's processes with (deploy/systemd,
+ * deploy/local, deploy/ha-local): the benches measure what is deployed. Extra ones for a run come
+ * from BENCH_API_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+ */
+export function controlPlaneNodeArgs(): string[] {
+  return ["--max-semi-space-size=64", ...(process.env.BENCH_API_NODE_ARGS ?? "").split(/\s+/).filter(Boolean)];
+}
+
 /** The p-th percentile (nearest rank, 0 < p ≤ 100) of `xs`; NaN for none. Sorts a copy. */
 export function percentile(xs: readonly number[], p: number): number {
   if (!xs.length) return NaN;
