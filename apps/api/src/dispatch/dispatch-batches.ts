@@ -7,7 +7,7 @@ import { Batcher } from "../common/batcher";
 import { CLOCK } from "../common/clock";
 import { PrismaService } from "../database/prisma.service";
 import { nodeStatusSql } from "../database/sql";
-import { TASK_COLUMNS } from "../database/task-rows";
+import { nodeTasksLateral, TASK_COLUMNS } from "../database/task-rows";
 import { EventsService } from "../events/events.service";
 import type { Task as TaskRow } from "../generated/prisma/client";
 import { ACTIVE_STATES } from "../services/mapping";
@@ -74,7 +74,7 @@ export class DispatchBatches {
     // A LEFT JOIN, so a ready node without tasks is one row with a null task.
     const rows = await this.prisma.sql.query<TaskRow & { nodeRef: string; nodeHostname: string; nodeEngineUrl: string | null }>(
       `SELECT n.id::text AS "nodeRef", n.hostname AS "nodeHostname", n."engineUrl" AS "nodeEngineUrl", ${TASK_COLUMNS}
-       FROM "Node" n LEFT JOIN "Task" t ON t."nodeId" = n.id AND t.state = ANY($2::"TaskState"[])
+       FROM "Node" n LEFT JOIN LATERAL (${nodeTasksLateral("$2")}) t ON true
        WHERE n.id = ANY($1::uuid[]) AND n.status = ${nodeStatusSql("ready")}`,
       [ids, [...ACTIVE_STATES]],
     );

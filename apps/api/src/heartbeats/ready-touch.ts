@@ -8,7 +8,7 @@ import { AGENT_PORT } from "@flotilla/provision";
 import { nodeStatusSql, utc, type SqlRunner } from "../database/sql";
 import { EVENT_RETURNING, eventsFrom, type EventRow } from "../events/event-rows";
 import type { FlotillaEvent } from "../events/events.service";
-import { TASK_COLUMNS } from "../database/task-rows";
+import { nodeTasksLateral, TASK_COLUMNS } from "../database/task-rows";
 import type { Node as NodeRow, Task as TaskRow } from "../generated/prisma/client";
 import { ACTIVE_STATES } from "../services/mapping";
 import type { HeartbeatBody, Reporter } from "./heartbeat-body";
@@ -57,7 +57,7 @@ export async function touchReady(
            RETURNING node.id, node.hostname, node."engineUrl", v.fold, v."hasMachine", v."machineIp")
          SELECT n.id::text AS node, n.hostname AS "nodeHostname", n."engineUrl" AS "nodeEngineUrl", n."hasMachine", n."machineIp",
            ${TASK_COLUMNS}
-         FROM n LEFT JOIN "Task" t ON n.fold AND t."nodeId" = n.id AND t.state = ANY($6::"TaskState"[])`,
+         FROM n LEFT JOIN LATERAL (${nodeTasksLateral("$6", "n.fold")}) t ON true`,
       [
         items.map((i) => i.hb.hostname),
         items.map((i) => i.hb.resources.nanoCpus),

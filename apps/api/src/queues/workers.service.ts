@@ -1,15 +1,15 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from "@nestjs/common";
-import { STALE_CLAIM_MS, STOPPABLE_TASK_STATES, type Clock, type TaskState } from "@flotilla/core";
+import type { Clock } from "@flotilla/core";
 import { Worker, type Job } from "bullmq";
 import { CLOCK } from "../common/clock";
 import { APP_CONFIG, type AppConfig } from "../config/config";
 import { PrismaService } from "../database/prisma.service";
 import { RedisConnections } from "../database/redis";
-import { desiredStateSql, nodeStatusSql, utc } from "../database/sql";
 import { ControlPlaneHealth } from "../health/control-plane-health";
 import { JobHandlers } from "./job-handlers";
 import { QUEUE, SWEEP_REASON, type QueueName } from "./queue-names";
-import { QueuesService, type NodeDispatch } from "./queues.service";
+import { nodesWithDispatchWork } from "../tasks/dispatch-work";
+import { QueuesService } from "./queues.service";
 
 // Jobs run at once per queue, by `consumers` BullMQ workers of `each` jobs. Dispatch: nodes
 // served at once; each job waits mostly on its agent (one launch request per batch of
@@ -120,17 +120,7 @@ export class WorkersService implements OnApplicationBootstrap, OnModuleDestroy {
     const recent = opts.all ? new Set<string>() : await this.queues.reconciledRecently(ids);
     const services = ids.filter((id) => !recent.has(id));
     for (const id of services) await this.queues.enqueueReconcile(id, SWEEP_REASON);
-    const stale = utc(this.clock.now() - STALE_CLAIM_MS);
-    const start = `(t."desiredState" = ${desiredStateSql("running")} AND t.state = $2::"TaskState")
-         OR (t."desiredState" = ${desiredStateSql("running")} AND t.state = $3::"TaskState" AND t."containerId" IS NULL AND t."updatedAt" < $1::timestamp(3))`;
-    const stop = `t."desiredState" = ${desiredStateSql("shutdown")} AND t.state = ANY($4::"TaskState"[])`;
-    const nodes = await this.prisma.sql.query<NodeDispatch>(
-      `SELECT t."nodeId"::text AS "nodeId", bool_or(${start}) AS start, bool_or(${stop}) AS stop
-       FROM "Task" t JOIN "Node" n ON n.id = t."nodeId"
-       WHERE n.status = ${nodeStatusSql("ready")} AND ((${start}) OR (${stop}))
-       GROUP BY t."nodeId"`,
-      [stale, "ASSIGNED" satisfies TaskState, "ACCEPTED" satisfies TaskState, [...STOPPABLE_TASK_STATES]],
-    );
+    const nodes = await nodesWithDispatchWork(this.prisma.sql, this.clock.now());
     await this.queues.enqueueDispatch(nodes, "sweep");
     return { services: services.length, nodes: nodes.length };
   }

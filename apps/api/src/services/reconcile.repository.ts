@@ -5,8 +5,6 @@ import { Injectable } from "@nestjs/common";
 import {
   liveCountsOfNumbered,
   liveCountsWithout,
-  STALE_CLAIM_MS,
-  STOPPABLE_TASK_STATES,
   tasksToPrune,
   type LiveCounts,
   type NodeInfo,
@@ -18,10 +16,11 @@ import {
   type UpdateState,
 } from "@flotilla/core";
 import { PrismaService } from "../database/prisma.service";
-import { type SqlRunner, desiredStateSql, nodeStatusSql, taskStateSql, utc } from "../database/sql";
+import { type SqlRunner, desiredStateSql, utc } from "../database/sql";
 import { NODE_COLUMNS, nodeRow } from "../database/node-rows";
 import { TASK_COLUMNS } from "../database/task-rows";
 import { insertEvents } from "../events/event-rows";
+import { nodesWithDispatchWork } from "../tasks/dispatch-work";
 import type { FlotillaEvent } from "../events/events.service";
 import type { NodeDispatch } from "../queues/queues.service";
 import { TasksRepository } from "../tasks/tasks.repository";
@@ -175,23 +174,8 @@ export class ReconcileRepository {
     if (rows.length === 0) throw new StalePlanError(`service ${service.name} changed while it was being reconciled`);
   }
 
-  /**
-   * Nodes with dispatch work for this service: tasks to start or to stop there. Only ready
-   * nodes: a down node's tasks are the orchestrator's to replace, not dispatch's to reach.
-   */
+  /** Nodes with dispatch work for this service (ready ones: see nodesWithDispatchWork). */
   async nodesToDispatch(serviceId: string, now: number): Promise<NodeDispatch[]> {
-    return this.prisma.sql.query<NodeDispatch>(
-      `SELECT t."nodeId"::text AS "nodeId",
-         bool_or((t."desiredState" = ${desiredStateSql("running")} AND t.state = ${taskStateSql("ASSIGNED")})
-           OR (t."desiredState" = ${desiredStateSql("running")} AND t.state = ${taskStateSql("ACCEPTED")} AND t."containerId" IS NULL AND t."updatedAt" < $2::timestamp(3))) AS start,
-         bool_or(t."desiredState" = ${desiredStateSql("shutdown")} AND t.state IN (${STOPPABLE_TASK_STATES.map(taskStateSql).join(", ")})) AS stop
-       FROM "Task" t JOIN "Node" n ON n.id = t."nodeId"
-       WHERE t."serviceId" = $1::uuid AND n.status = ${nodeStatusSql("ready")} AND (
-         (t."desiredState" = ${desiredStateSql("running")} AND t.state = ${taskStateSql("ASSIGNED")})
-         OR (t."desiredState" = ${desiredStateSql("running")} AND t.state = ${taskStateSql("ACCEPTED")} AND t."containerId" IS NULL AND t."updatedAt" < $2::timestamp(3))
-         OR (t."desiredState" = ${desiredStateSql("shutdown")} AND t.state IN (${STOPPABLE_TASK_STATES.map(taskStateSql).join(", ")})))
-       GROUP BY t."nodeId"`,
-      [serviceId, utc(now - STALE_CLAIM_MS)],
-    );
+    return nodesWithDispatchWork(this.prisma.sql, now, serviceId);
   }
 }
