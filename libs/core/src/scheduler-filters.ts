@@ -184,11 +184,12 @@ export function liveCountsOfNumbered(
   services: readonly string[],
   nodes: Readonly<Record<string, string>>,
 ): Map<string, Map<string, number>> {
+  const byNumber = new Map(services.map((id, i) => [String(i), id]));
   const out = new Map<string, Map<string, number>>();
   for (const [nodeId, list] of Object.entries(nodes)) {
     const perService = new Map<string, number>();
     for (const number of list.split(",")) {
-      const serviceId = /^\d+$/.test(number) ? services[Number(number)] : undefined;
+      const serviceId = byNumber.get(number);
       if (serviceId === undefined) throw new Error(`live counts of node ${nodeId}: no service numbered "${number}"`);
       perService.set(serviceId, (perService.get(serviceId) ?? 0) + 1);
     }
